@@ -1,0 +1,1 @@
+"""hal: hardware abstraction layer for the charge controller (CP, contactors, meter, PLC)."""

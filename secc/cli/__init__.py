@@ -1,0 +1,1 @@
+"""The ``secc`` command. Composition root: nothing imports this package."""

@@ -1,0 +1,58 @@
+"""Entry point of the ``secc`` console script.
+
+Each subcommand lives in its own module and is imported only when it runs, so that
+``secc certs ...`` does not pay for the codec and ``secc exi ...`` does not pay for the
+HAL.  ``certs`` and ``hal`` bring their own command-line modules (``certs.cli``,
+``hal.cli``) because those packages never import :mod:`secc`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name -> (module, help).  The module exposes ``main(argv: list[str], prog: str) -> int``.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "exi": ("secc.cli.exi", "decode and encode ISO 15118-2 / DIN / appHandshake EXI"),
+    "selfcheck": ("secc.cli.selfcheck", "run the codec over the public test vectors"),
+    "certs": ("certs.cli", "certificate toolkit: test PKI, store, verify, CSR, expiry"),
+    "hal": ("hal.cli", "hardware abstraction layer tools: backends, MCU simulator"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="secc", description="ISO 15118-2 SECC stack for Linux charge controllers"
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_module, help_text) in _COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    if not args or args[0] in {"-h", "--help"}:
+        parser.print_help()
+        return 0 if args else 2
+    if args[0] == "--version":
+        from secc import __version__
+
+        print(f"secc {__version__}")
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in _COMMANDS:
+        parser.print_usage(sys.stderr)
+        print(f"secc: error: unknown command {name!r}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(_COMMANDS[name][0])
+    result: int = module.main(rest, prog=f"secc {name}")
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
