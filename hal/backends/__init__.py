@@ -1,0 +1,1 @@
+"""HAL backends.  Import them through :mod:`hal.registry`, which knows their extras."""

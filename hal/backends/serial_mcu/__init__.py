@@ -1,0 +1,1 @@
+"""Safety MCU on a UART: framed protocol (docs/mcu-protocol.md), asyncio link, simulator."""

@@ -1,0 +1,199 @@
+"""asyncio adapter around :class:`~.protocol.HostLink`: a serial port (pyserial) or any fd.
+
+All protocol decisions live in the pure machine; this module reads and writes bytes, runs
+the machine at its deadline, resolves command futures and keeps the latest STATUS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+from collections.abc import Callable
+from typing import Any
+
+from hal.backends.serial_mcu.protocol import (
+    AckResult,
+    BytesIn,
+    Command,
+    CommandDone,
+    CommandFailed,
+    HostAction,
+    HostEvent,
+    HostLink,
+    LinkLost,
+    LinkTiming,
+    LinkUp,
+    McuRebooted,
+    Status,
+    StatusIn,
+    Submit,
+    Tick,
+    Write,
+)
+from hal.types import HalTimeoutError, OperationFailedError, UnavailableError
+
+log = logging.getLogger(__name__)
+
+LinkFact = LinkLost | LinkUp | McuRebooted
+
+
+class McuConnection:
+    """One host-side link to the MCU over an open, raw, non-blocking file descriptor."""
+
+    def __init__(
+        self,
+        fd: int,
+        *,
+        timing: LinkTiming | None = None,
+        rng: random.Random | None = None,
+        closer: Callable[[], None] | None = None,
+    ) -> None:
+        self._fd = fd
+        self._closer = closer
+        self._rng = rng or random.SystemRandom()
+        self._timing = timing or LinkTiming()
+        self._link: HostLink | None = None
+        self._futures: dict[int, asyncio.Future[AckResult]] = {}
+        self._tokens = 0
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._inbox = bytearray()
+        self._status_changed = asyncio.Condition()
+        self.status: Status | None = None
+        self.facts: asyncio.Queue[LinkFact] = asyncio.Queue()
+        self.listeners: list[Callable[[LinkFact], None]] = []
+
+    @classmethod
+    def open_serial(cls, port: str, baudrate: int = 115200, **kwargs: Any) -> McuConnection:
+        """Open ``port`` with pyserial (the ``serial`` extra), raw 8N1, non-blocking."""
+        import serial
+
+        ser = serial.Serial(port, baudrate=baudrate, timeout=0, write_timeout=0)
+        fd = ser.fileno()
+        os.set_blocking(fd, False)
+        return cls(fd, closer=ser.close, **kwargs)
+
+    @property
+    def up(self) -> bool:
+        return self._link is not None and self._link.up
+
+    @property
+    def dropped_frames(self) -> int:
+        return self._link.reader.dropped if self._link else 0
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._link = HostLink(self._rng.getrandbits(16), loop.time(), self._timing)
+        loop.add_reader(self._fd, self._readable)
+        self._task = asyncio.create_task(self._run(), name="mcu-link")
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+            asyncio.get_running_loop().remove_reader(self._fd)
+        for fut in self._futures.values():
+            if not fut.done():
+                fut.set_exception(UnavailableError("MCU link closed"))
+        if self._closer is not None:
+            self._closer()
+            self._closer = None
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self._fd, 4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            log.warning("MCU link read error: %s", exc)
+            return
+        if data:
+            self._inbox.extend(data)
+            self._wake.set()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        link = self._link
+        assert link is not None
+        while True:
+            event: HostEvent = Tick()
+            if self._inbox:
+                event = BytesIn(bytes(self._inbox))
+                self._inbox.clear()
+            await self._perform(link.handle(event, loop.time()))
+            self._wake.clear()
+            if self._inbox:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._wake.wait(), timeout=max(0.0, link.deadline - loop.time())
+                )
+
+    def _submit(self, command: Command) -> asyncio.Future[AckResult]:
+        assert self._link is not None, "start() first"
+        self._tokens += 1
+        fut: asyncio.Future[AckResult] = asyncio.get_running_loop().create_future()
+        self._futures[self._tokens] = fut
+        loop = asyncio.get_running_loop()
+        actions = self._link.handle(Submit(self._tokens, command), loop.time())
+        task = asyncio.ensure_future(self._perform(actions))
+        task.add_done_callback(lambda _t: None)
+        return fut
+
+    async def _perform(self, actions: list[HostAction]) -> None:
+        for action in actions:
+            if isinstance(action, Write):
+                try:
+                    os.write(self._fd, action.data)
+                except (BlockingIOError, InterruptedError):
+                    log.debug("MCU link: write would block, frame dropped (will retry)")
+                except OSError as exc:
+                    log.warning("MCU link write error: %s", exc)
+            elif isinstance(action, StatusIn):
+                self.status = action.status
+                async with self._status_changed:
+                    self._status_changed.notify_all()
+            elif isinstance(action, CommandDone | CommandFailed):
+                fut = self._futures.pop(action.token, None)
+                if fut is None or fut.done():
+                    continue
+                if isinstance(action, CommandDone):
+                    fut.set_result(action.result)
+                else:
+                    fut.set_exception(OperationFailedError(f"MCU command: {action.reason}"))
+            else:
+                log.log(
+                    logging.WARNING if not isinstance(action, LinkUp) else logging.INFO,
+                    "MCU link: %s",
+                    action,
+                )
+                self.facts.put_nowait(action)
+                for listener in self.listeners:
+                    listener(action)
+
+    async def command(self, command: Command, timeout: float = 2.0) -> AckResult:
+        """Send a command and wait for its ACK; HalTimeoutError / OperationFailedError."""
+        fut = self._submit(command)
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise HalTimeoutError(f"MCU did not acknowledge {command} in {timeout} s") from None
+
+    async def wait_status(self, predicate: Callable[[Status], bool], timeout: float) -> Status:
+        """The first STATUS (current or next) for which ``predicate`` holds."""
+
+        def ok() -> bool:
+            return self.status is not None and predicate(self.status)
+
+        async with self._status_changed:
+            try:
+                await asyncio.wait_for(self._status_changed.wait_for(ok), timeout)
+            except TimeoutError:
+                raise HalTimeoutError("MCU status did not reach the expected state") from None
+        assert self.status is not None
+        return self.status

@@ -1,0 +1,563 @@
+"""The host <-> safety-MCU serial protocol (docs/mcu-protocol.md), without any I/O.
+
+Theory of operation
+-------------------
+Bytes are framed with COBS and a 0x00 delimiter, so a receiver resynchronises at the
+next zero after any damage.  A decoded frame is ``type, mcu_epoch, host_session(2), seq,
+payload, CRC-16/CCITT-FALSE``.  Commands from the host are *reliable*: stop-and-wait with
+one command in flight, retransmitted every ``retransmit_s`` until the MCU's ACK for that
+``seq`` arrives, at most ``max_tries`` times.  The MCU executes a given ``seq`` once and
+answers a duplicate with the stored result, so a lost ACK never runs a command twice.
+``mcu_epoch`` (low byte of the MCU's boot id) and ``host_session`` tie a command to one
+MCU lifetime and one host lifetime: frames of another lifetime are ignored, never run.
+
+Both sides send a heartbeat (host: HEARTBEAT, MCU: STATUS) every ``heartbeat_s``.  The MCU
+opens the contactors and drives state F when it hears no valid frame from the host for
+``heartbeat_timeout_s``; the host reports :class:`LinkLost` in the same case.
+
+:class:`HostLink` is the host's machine: ``handle(event, now) -> list[action]`` plus
+``deadline``.  :class:`McuLink` is the MCU's half (used by the simulator and a reference
+for firmware authors).
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections import deque
+from dataclasses import dataclass, field
+
+MAX_FRAME = 64  # decoded bytes, header and CRC included
+HEADER = struct.Struct(">BBHB")
+CRC_LEN = 2
+
+
+class ProtocolError(ValueError):
+    """A frame or message that does not follow the protocol."""
+
+
+# --------------------------------------------------------------------------- CRC and COBS
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no xorout)."""
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc
+
+
+def cobs_encode(data: bytes) -> bytes:
+    out = bytearray()
+    block = bytearray()
+    for byte in data:
+        if byte == 0:
+            out.append(len(block) + 1)
+            out += block
+            block.clear()
+        else:
+            block.append(byte)
+            if len(block) == 254:
+                out.append(255)
+                out += block
+                block.clear()
+    out.append(len(block) + 1)
+    out += block
+    return bytes(out)
+
+
+def cobs_decode(data: bytes) -> bytes:
+    out = bytearray()
+    i = 0
+    while i < len(data):
+        code = data[i]
+        if code == 0:
+            raise ProtocolError("zero byte inside a COBS block")
+        end = i + code
+        if end > len(data) + (1 if code == 1 else 0) or end - 1 > len(data):
+            raise ProtocolError("COBS block runs past the frame")
+        out += data[i + 1 : end]
+        i = end
+        if code != 255 and i < len(data):
+            out.append(0)
+    return bytes(out)
+
+
+# --------------------------------------------------------------------------- messages
+
+
+class CpMode(enum.IntEnum):
+    CONSTANT = 0  # +12 V, no PWM (X1)
+    PWM = 1
+    STATE_F = 2  # -12 V
+
+
+class AckResult(enum.IntEnum):
+    OK = 0
+    REJECTED = 1  # not allowed now (e.g. close while RCD tripped or in safe state)
+    MALFORMED = 2  # unknown type or bad payload
+
+
+@dataclass(frozen=True, slots=True)
+class HostHeartbeat:
+    TYPE = 0x01
+
+
+@dataclass(frozen=True, slots=True)
+class SetCp:
+    mode: CpMode
+    duty_permille: int = 1000
+    TYPE = 0x10
+
+
+@dataclass(frozen=True, slots=True)
+class SetContactors:
+    closed: bool
+    TYPE = 0x11
+
+
+@dataclass(frozen=True, slots=True)
+class SetLock:
+    locked: bool
+    TYPE = 0x12
+
+
+@dataclass(frozen=True, slots=True)
+class RcdTest:
+    TYPE = 0x13
+
+
+@dataclass(frozen=True, slots=True)
+class ClearFaults:
+    TYPE = 0x14
+
+
+@dataclass(frozen=True, slots=True)
+class Configure:
+    heartbeat_timeout_ms: int
+    TYPE = 0x15
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    seq: int
+    result: AckResult
+    TYPE = 0x80
+
+
+FLAG_RCD_TRIPPED = 0x01
+FLAG_SAFE_STATE = 0x02  # heartbeat lost: contactors forced open, CP in F
+FLAG_RCD_TEST_OK = 0x04
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    boot_id: int
+    cp_mv: int
+    cp_mode: CpMode
+    duty_permille: int
+    contactor_cmd: bool
+    contactor_fb: bool
+    lock_fb: int  # 0 unlocked, 1 locked, 2 unknown
+    flags: int
+    residual_da: int  # residual current in 0.1 mA
+    TYPE = 0x81
+    FORMAT = struct.Struct(">IhBHBBBBH")
+
+
+Command = SetCp | SetContactors | SetLock | RcdTest | ClearFaults | Configure
+Message = Command | HostHeartbeat | Ack | Status
+
+_EMPTY: dict[int, type[HostHeartbeat | RcdTest | ClearFaults]] = {
+    HostHeartbeat.TYPE: HostHeartbeat,
+    RcdTest.TYPE: RcdTest,
+    ClearFaults.TYPE: ClearFaults,
+}
+
+
+def encode_payload(msg: Message) -> bytes:
+    match msg:
+        case SetCp(mode=mode, duty_permille=duty):
+            return struct.pack(">BH", int(mode), duty)
+        case SetContactors(closed=b) | SetLock(locked=b):
+            return bytes([1 if b else 0])
+        case Configure(heartbeat_timeout_ms=ms):
+            return struct.pack(">H", ms)
+        case Ack(seq=seq, result=result):
+            return bytes([seq, int(result)])
+        case Status():
+            return Status.FORMAT.pack(
+                msg.boot_id,
+                msg.cp_mv,
+                int(msg.cp_mode),
+                msg.duty_permille,
+                int(msg.contactor_cmd),
+                int(msg.contactor_fb),
+                msg.lock_fb,
+                msg.flags,
+                msg.residual_da,
+            )
+        case _:
+            return b""
+
+
+def _bool(payload: bytes) -> bool:
+    if len(payload) != 1 or payload[0] > 1:
+        raise ProtocolError("boolean payload must be one byte 0 or 1")
+    return payload[0] == 1
+
+
+def decode_payload(mtype: int, payload: bytes) -> Message:
+    """The message of a frame; ProtocolError for unknown types and bad payloads."""
+    try:
+        if mtype in _EMPTY:
+            if payload:
+                raise ProtocolError(f"type 0x{mtype:02x} carries no payload")
+            return _EMPTY[mtype]()
+        if mtype == SetCp.TYPE:
+            if len(payload) != 3:
+                raise ProtocolError("SET_CP needs 3 bytes")
+            mode, duty = struct.unpack(">BH", payload)
+            if duty > 1000:
+                raise ProtocolError(f"duty {duty} per mille out of range")
+            return SetCp(CpMode(mode), duty)
+        if mtype == SetContactors.TYPE:
+            return SetContactors(_bool(payload))
+        if mtype == SetLock.TYPE:
+            return SetLock(_bool(payload))
+        if mtype == Configure.TYPE:
+            if len(payload) != 2:
+                raise ProtocolError("CONFIG needs 2 bytes")
+            return Configure(struct.unpack(">H", payload)[0])
+        if mtype == Ack.TYPE:
+            if len(payload) != 2:
+                raise ProtocolError("ACK needs 2 bytes")
+            return Ack(payload[0], AckResult(payload[1]))
+        if mtype == Status.TYPE:
+            if len(payload) != Status.FORMAT.size:
+                raise ProtocolError(f"STATUS needs {Status.FORMAT.size} bytes")
+            f = Status.FORMAT.unpack(payload)
+            return Status(f[0], f[1], CpMode(f[2]), f[3], bool(f[4]), bool(f[5]), *f[6:])
+    except ValueError as exc:  # enum conversion of an out-of-range value
+        if isinstance(exc, ProtocolError):
+            raise
+        raise ProtocolError(str(exc)) from exc
+    raise ProtocolError(f"unknown message type 0x{mtype:02x}")
+
+
+# --------------------------------------------------------------------------- frames
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    mtype: int
+    epoch: int
+    session: int
+    seq: int
+    payload: bytes = b""
+
+
+def encode_frame(frame: Frame) -> bytes:
+    body = HEADER.pack(frame.mtype, frame.epoch, frame.session, frame.seq) + frame.payload
+    if len(body) + CRC_LEN > MAX_FRAME:
+        raise ProtocolError("frame too long")
+    body += crc16(body).to_bytes(2, "big")
+    return cobs_encode(body) + b"\x00"
+
+
+def parse_frame(encoded: bytes) -> Frame:
+    """One frame from the bytes between two delimiters (delimiter excluded)."""
+    if len(encoded) > MAX_FRAME + 2:
+        raise ProtocolError("frame too long")
+    body = cobs_decode(encoded)
+    if len(body) < HEADER.size + CRC_LEN:
+        raise ProtocolError("frame too short")
+    if crc16(body[:-CRC_LEN]) != int.from_bytes(body[-CRC_LEN:], "big"):
+        raise ProtocolError("CRC mismatch")
+    mtype, epoch, session, seq = HEADER.unpack_from(body)
+    return Frame(mtype, epoch, session, seq, body[HEADER.size : -CRC_LEN])
+
+
+@dataclass(slots=True)
+class FrameReader:
+    """Incremental deframer with a bounded buffer; counts what it throws away."""
+
+    buffer: bytearray = field(default_factory=bytearray)
+    dropped: int = 0
+    overflow: bool = False
+
+    def feed(self, data: bytes) -> list[Frame]:
+        frames: list[Frame] = []
+        for byte in data:
+            if byte != 0:
+                if len(self.buffer) > MAX_FRAME + 2:
+                    self.overflow = True  # skip to the next delimiter
+                    self.buffer.clear()
+                if not self.overflow:
+                    self.buffer.append(byte)
+                continue
+            if self.overflow:
+                self.dropped += 1
+                self.overflow = False
+            elif self.buffer:
+                try:
+                    frames.append(parse_frame(bytes(self.buffer)))
+                except ProtocolError:
+                    self.dropped += 1
+            self.buffer.clear()
+        return frames
+
+
+# --------------------------------------------------------------------------- host machine
+
+
+@dataclass(frozen=True, slots=True)
+class BytesIn:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Submit:
+    token: int  # the caller's handle, echoed in CommandDone / CommandFailed
+    command: Command
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Nothing but the passing of time (the adapter sends it at ``deadline``)."""
+
+
+HostEvent = BytesIn | Submit | Tick
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StatusIn:
+    status: Status
+
+
+@dataclass(frozen=True, slots=True)
+class CommandDone:
+    token: int
+    result: AckResult
+
+
+@dataclass(frozen=True, slots=True)
+class CommandFailed:
+    token: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class McuRebooted:
+    old_boot_id: int
+    new_boot_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class LinkLost:
+    silent_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class LinkUp:
+    boot_id: int
+
+
+HostAction = Write | StatusIn | CommandDone | CommandFailed | McuRebooted | LinkLost | LinkUp
+
+
+@dataclass(frozen=True, slots=True)
+class LinkTiming:
+    heartbeat_s: float = 0.1
+    heartbeat_timeout_s: float = 0.5
+    retransmit_s: float = 0.05
+    max_tries: int = 10
+
+
+@dataclass(slots=True)
+class _InFlight:
+    token: int
+    command: Command
+    seq: int
+    sent_at: float
+    tries: int
+
+
+class HostLink:
+    """The host's half of the link; see the module docstring."""
+
+    def __init__(self, host_session: int, now: float, timing: LinkTiming | None = None) -> None:
+        self.timing = timing or LinkTiming()
+        self.session = host_session & 0xFFFF
+        self.reader = FrameReader()
+        self.boot_id: int | None = None
+        self.up = False
+        self._seq = 0
+        self._queue: deque[Submit] = deque()
+        self._flight: _InFlight | None = None
+        self._last_rx = now
+        self._next_heartbeat = now
+
+    @property
+    def epoch(self) -> int:
+        return (self.boot_id or 0) & 0xFF
+
+    @property
+    def deadline(self) -> float:
+        t = [self._next_heartbeat, self._last_rx + self.timing.heartbeat_timeout_s]
+        if self._flight is not None:
+            t.append(self._flight.sent_at + self.timing.retransmit_s)
+        return min(t)
+
+    def handle(self, event: HostEvent, now: float) -> list[HostAction]:
+        out: list[HostAction] = []
+        if isinstance(event, BytesIn):
+            for frame in self.reader.feed(event.data):
+                self._on_frame(frame, now, out)
+        elif isinstance(event, Submit):
+            self._queue.append(event)
+        self._timers(now, out)
+        self._pump(now, out)
+        return out
+
+    def _frame(self, msg: Message, seq: int) -> bytes:
+        return encode_frame(Frame(msg.TYPE, self.epoch, self.session, seq, encode_payload(msg)))
+
+    def _on_frame(self, frame: Frame, now: float, out: list[HostAction]) -> None:
+        try:
+            msg = decode_payload(frame.mtype, frame.payload)
+        except ProtocolError:
+            self.reader.dropped += 1
+            return
+        if isinstance(msg, Status):
+            self._last_rx = now
+            if self.boot_id is not None and msg.boot_id != self.boot_id:
+                out.append(McuRebooted(self.boot_id, msg.boot_id))
+                self._fail_all("MCU rebooted", out)
+                self._seq = 0
+            if not self.up or msg.boot_id != self.boot_id:
+                self.up = True
+                out.append(LinkUp(msg.boot_id))
+            self.boot_id = msg.boot_id
+            out.append(StatusIn(msg))
+        elif isinstance(msg, Ack):
+            if self.boot_id is None or frame.epoch != self.epoch or frame.session != self.session:
+                return  # another lifetime's ACK
+            self._last_rx = now
+            flight = self._flight
+            if flight is not None and msg.seq == flight.seq:
+                self._flight = None
+                self._seq = (self._seq + 1) & 0xFF
+                out.append(CommandDone(flight.token, msg.result))
+
+    def _fail_all(self, reason: str, out: list[HostAction]) -> None:
+        if self._flight is not None:
+            out.append(CommandFailed(self._flight.token, reason))
+            self._flight = None
+        while self._queue:
+            out.append(CommandFailed(self._queue.popleft().token, reason))
+
+    def _timers(self, now: float, out: list[HostAction]) -> None:
+        silent = now - self._last_rx
+        if self.up and silent >= self.timing.heartbeat_timeout_s:
+            self.up = False
+            out.append(LinkLost(silent))
+        if now >= self._next_heartbeat:
+            out.append(Write(self._frame(HostHeartbeat(), 0)))
+            self._next_heartbeat = now + self.timing.heartbeat_s
+        flight = self._flight
+        if flight is not None and now >= flight.sent_at + self.timing.retransmit_s:
+            if flight.tries >= self.timing.max_tries:
+                self._flight = None
+                # the MCU may have run it: never reuse this seq for another command
+                self._seq = (self._seq + 1) & 0xFF
+                out.append(CommandFailed(flight.token, f"no ACK after {flight.tries} tries"))
+            else:
+                flight.tries += 1
+                flight.sent_at = now
+                out.append(Write(self._frame(flight.command, flight.seq)))
+
+    def _pump(self, now: float, out: list[HostAction]) -> None:
+        if self._flight is not None or not self._queue or self.boot_id is None:
+            return
+        sub = self._queue.popleft()
+        self._flight = _InFlight(sub.token, sub.command, self._seq, now, 1)
+        out.append(Write(self._frame(sub.command, self._seq)))
+
+
+# --------------------------------------------------------------------------- MCU half
+
+
+@dataclass(frozen=True, slots=True)
+class Execute:
+    """The MCU must run ``command`` now and answer :meth:`McuLink.ack` with its result."""
+
+    seq: int
+    command: Command
+
+
+class McuLink:
+    """The MCU's half: dedup by (host session, seq), heartbeat watchdog, frame building."""
+
+    def __init__(self, boot_id: int, now: float, heartbeat_timeout_s: float = 0.5) -> None:
+        self.boot_id = boot_id & 0xFFFFFFFF
+        self.epoch = boot_id & 0xFF
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.reader = FrameReader()
+        self.host_session: int | None = None
+        self.last_seq: int | None = None
+        self.last_result = AckResult.OK
+        self.last_host_rx = now
+        self.heard_host = False
+
+    def host_silent(self, now: float) -> bool:
+        return now - self.last_host_rx >= self.heartbeat_timeout_s
+
+    def receive(self, data: bytes, now: float) -> tuple[list[Execute], list[bytes]]:
+        """Commands to execute (each at most once) and frames to write at once (re-ACKs)."""
+        runs: list[Execute] = []
+        writes: list[bytes] = []
+        for frame in self.reader.feed(data):
+            try:
+                msg = decode_payload(frame.mtype, frame.payload)
+            except ProtocolError:
+                writes.append(self._ack_frame(frame.seq, AckResult.MALFORMED, frame.session))
+                continue
+            if isinstance(msg, Ack | Status):
+                continue  # not ours to receive
+            self.last_host_rx = now
+            self.heard_host = True
+            if isinstance(msg, HostHeartbeat):
+                continue
+            if frame.epoch != self.epoch:
+                continue  # addressed to an earlier boot of this MCU: never run it
+            if frame.session != self.host_session:
+                self.host_session = frame.session  # a new host lifetime
+                self.last_seq = None
+            if frame.seq == self.last_seq:
+                writes.append(self._ack_frame(frame.seq, self.last_result, frame.session))
+                continue
+            if self.last_seq is not None and frame.seq != (self.last_seq + 1) & 0xFF:
+                continue  # stale frame of an abandoned exchange
+            runs.append(Execute(frame.seq, msg))
+        return runs, writes
+
+    def ack(self, seq: int, result: AckResult) -> bytes:
+        self.last_seq = seq
+        self.last_result = result
+        return self._ack_frame(seq, result, self.host_session or 0)
+
+    def _ack_frame(self, seq: int, result: AckResult, session: int) -> bytes:
+        msg = Ack(seq, result)
+        return encode_frame(Frame(Ack.TYPE, self.epoch, session, seq, encode_payload(msg)))
+
+    def status_frame(self, status: Status) -> bytes:
+        payload = encode_payload(status)
+        return encode_frame(Frame(Status.TYPE, self.epoch, self.host_session or 0, 0, payload))

@@ -1,0 +1,299 @@
+"""The simulated board: a first-class backend for ``secc demo``, tests and lab work.
+
+:class:`Plant` is the physical world (the EV's CP resistors, relays with auxiliary
+contacts, the cable lock, the RCD, a DC supply and a meter).  It is synchronous and has
+knobs for fault injection (weld a contactor, make it stick, trip the RCD).  The MCU
+simulator reuses it, so the serial backend and this one behave alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from hal.api import Board
+from hal.types import (
+    ContactorState,
+    ContactorStuckError,
+    ContactorWeldedError,
+    CpState,
+    DcLimits,
+    DcPresent,
+    Duty,
+    HalTimeoutError,
+    IsolationReading,
+    IsolationStatus,
+    LockState,
+    MeterReading,
+    OperationFailedError,
+    PlcState,
+    PlcStatus,
+    RcdStatus,
+)
+
+POLL_S = 0.005
+
+
+@dataclass(slots=True)
+class Plant:
+    """The physical side: what the EV does and how the relays behave."""
+
+    ev_state: CpState = CpState.A  # the state the EV's resistors present
+    duty: Duty | None = field(default_factory=Duty.constant)  # None: EVSE drives -12 V
+    contactor_command: bool = False
+    contactor_welded: bool = False
+    contactor_stuck_open: bool = False
+    lock_command: bool = False
+    lock_jammed: bool = False
+    rcd_tripped: bool = False
+    residual_ma: float = 0.0
+    ev_hlc: bool = True  # the EV answers SLAC (simulated PLC)
+    isolation_ohm: float = 10e6
+    dc_target: tuple[float, float] = (0.0, 0.0)
+    dc_enabled: bool = False
+    load_w: float = 7400.0
+    energy_wh: float = 0.0
+
+    @property
+    def cp_volts(self) -> float:
+        """Positive plateau at the EVSE's measuring point."""
+        if self.duty is None:
+            return -12.0
+        if self.ev_state is CpState.F:
+            return -12.0
+        return self.ev_state.nominal_volts
+
+    @property
+    def contactor_feedback(self) -> ContactorState:
+        if self.contactor_welded:
+            return ContactorState.CLOSED
+        if self.contactor_stuck_open:
+            return ContactorState.OPEN
+        return ContactorState.CLOSED if self.contactor_command else ContactorState.OPEN
+
+    @property
+    def lock_feedback(self) -> LockState:
+        if self.lock_jammed:
+            return LockState.UNKNOWN
+        return LockState.LOCKED if self.lock_command else LockState.UNLOCKED
+
+    def advance(self, seconds: float) -> None:
+        """Integrate the meter over ``seconds`` of charging."""
+        if self.contactor_feedback is ContactorState.CLOSED and self.ev_state.ready:
+            self.energy_wh += self.load_w * seconds / 3600.0
+
+    def trip_rcd(self, residual_ma: float = 30.0) -> None:
+        """An RCD trip physically opens the contactors' coil supply."""
+        self.rcd_tripped = True
+        self.residual_ma = residual_ma
+        self.contactor_command = False
+
+
+async def wait_feedback(
+    read: object, want: ContactorState | LockState, timeout: float, what: str
+) -> None:
+    """Poll ``read()`` until it reports ``want``; the typed error otherwise."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        got = await read()  # type: ignore[operator]
+        if got is want:
+            return
+        if loop.time() >= end:
+            if want is ContactorState.OPEN and got is ContactorState.CLOSED:
+                raise ContactorWeldedError(f"{what}: feedback still closed after {timeout} s")
+            if want is ContactorState.CLOSED and got is ContactorState.OPEN:
+                raise ContactorStuckError(f"{what}: feedback still open after {timeout} s")
+            raise HalTimeoutError(f"{what}: feedback {got.value} instead of {want.value}")
+        await asyncio.sleep(POLL_S)
+
+
+class SimControlPilot:
+    def __init__(self, plant: Plant) -> None:
+        self._plant = plant
+
+    async def read_state(self) -> CpState:
+        return CpState.from_voltage(self._plant.cp_volts)
+
+    async def set_duty(self, duty: Duty) -> None:
+        self._plant.duty = duty
+
+    async def set_state_f(self) -> None:
+        self._plant.duty = None
+
+    async def duty(self) -> Duty | None:
+        return self._plant.duty
+
+
+class SimContactors:
+    def __init__(self, plant: Plant) -> None:
+        self._plant = plant
+
+    async def close(self, timeout: float = 1.0) -> None:
+        if self._plant.rcd_tripped:
+            raise OperationFailedError("RCD tripped: contactors cannot close")
+        self._plant.contactor_command = True
+        await wait_feedback(self.feedback, ContactorState.CLOSED, timeout, "close contactors")
+
+    async def open(self, timeout: float = 1.0) -> None:
+        self._plant.contactor_command = False
+        await wait_feedback(self.feedback, ContactorState.OPEN, timeout, "open contactors")
+
+    async def feedback(self) -> ContactorState:
+        return self._plant.contactor_feedback
+
+
+class SimLock:
+    def __init__(self, plant: Plant) -> None:
+        self._plant = plant
+
+    async def lock(self, timeout: float = 1.0) -> None:
+        self._plant.lock_command = True
+        await wait_feedback(self.state, LockState.LOCKED, timeout, "lock")
+
+    async def unlock(self, timeout: float = 1.0) -> None:
+        self._plant.lock_command = False
+        await wait_feedback(self.state, LockState.UNLOCKED, timeout, "unlock")
+
+    async def state(self) -> LockState:
+        return self._plant.lock_feedback
+
+
+class SimMeter:
+    def __init__(self, plant: Plant) -> None:
+        self._plant = plant
+
+    async def read(self) -> MeterReading:
+        p = self._plant
+        on = p.contactor_feedback is ContactorState.CLOSED and p.ev_state.ready
+        amps = p.load_w / 230.0 if on else 0.0
+        return MeterReading(
+            energy_wh=p.energy_wh,
+            power_w=p.load_w if on else 0.0,
+            voltage_v=(230.0,),
+            current_a=(round(amps, 2),),
+        )
+
+
+class SimRcd:
+    def __init__(self, plant: Plant) -> None:
+        self._plant = plant
+
+    async def read(self) -> RcdStatus:
+        return RcdStatus(tripped=self._plant.rcd_tripped, residual_ma=self._plant.residual_ma)
+
+    async def self_test(self, timeout: float = 2.0) -> bool:
+        return not self._plant.rcd_tripped
+
+
+class SimIsolation:
+    def __init__(self, plant: Plant) -> None:
+        self._plant = plant
+        self._running = False
+
+    async def start(self) -> None:
+        self._running = True
+
+    async def stop(self) -> None:
+        self._running = False
+
+    async def read(self) -> IsolationReading:
+        if not self._running:
+            return IsolationReading(IsolationStatus.INVALID)
+        ohm = self._plant.isolation_ohm
+        # IEC 61851-23: > 500 ohm/V valid, 100..500 ohm/V warning, below fault (at 500 V)
+        status = (
+            IsolationStatus.VALID
+            if ohm > 250e3
+            else IsolationStatus.WARNING
+            if ohm > 50e3
+            else IsolationStatus.FAULT
+        )
+        return IsolationReading(status, ohm)
+
+
+class SimDcSupply:
+    LIMITS = DcLimits(
+        max_voltage_v=920.0,
+        min_voltage_v=150.0,
+        max_current_a=200.0,
+        min_current_a=0.0,
+        max_power_w=150e3,
+    )
+
+    def __init__(self, plant: Plant) -> None:
+        self._plant = plant
+
+    async def set_target(self, voltage_v: float, current_a: float) -> None:
+        lim = self.LIMITS
+        if not (lim.min_voltage_v <= voltage_v <= lim.max_voltage_v) or not (
+            lim.min_current_a <= current_a <= lim.max_current_a
+        ):
+            raise OperationFailedError(f"target {voltage_v} V / {current_a} A outside limits")
+        self._plant.dc_target = (voltage_v, min(current_a, lim.max_power_w / voltage_v))
+
+    async def enable(self, on: bool) -> None:
+        self._plant.dc_enabled = on
+
+    async def present(self) -> DcPresent:
+        v, i = self._plant.dc_target if self._plant.dc_enabled else (0.0, 0.0)
+        return DcPresent(voltage_v=v, current_a=i, enabled=self._plant.dc_enabled)
+
+    async def limits(self) -> DcLimits:
+        return self.LIMITS
+
+
+class SimPlc:
+    """Simulated SLAC: matches at once when the plant's EV speaks HLC and is plugged."""
+
+    def __init__(self, plant: Plant) -> None:
+        self._plant = plant
+        self._status = PlcStatus(PlcState.IDLE)
+
+    async def start_matching(self) -> None:
+        if self._plant.ev_hlc and self._plant.ev_state is not CpState.A:
+            nid = os.urandom(7)
+            self._status = PlcStatus(PlcState.MATCHED, ev_mac=b"\x02" + os.urandom(5), nid=nid)
+        else:
+            self._status = PlcStatus(PlcState.MATCHING)
+
+    async def stop(self) -> None:
+        self._status = PlcStatus(PlcState.IDLE)
+
+    async def status(self) -> PlcStatus:
+        return self._status
+
+    async def wait_outcome(self, timeout: float) -> PlcStatus:
+        if self._status.state is PlcState.MATCHING:
+            await asyncio.sleep(timeout)
+            self._status = PlcStatus(PlcState.FAILED, detail="TT_EVSE_SLAC_init expired")
+        return self._status
+
+
+def build_board(plant: Plant | None = None, name: str = "simulated") -> tuple[Board, Plant]:
+    plant = plant or Plant()
+    board = Board(
+        name=name,
+        control_pilot=SimControlPilot(plant),
+        contactors=SimContactors(plant),
+        lock=SimLock(plant),
+        meter=SimMeter(plant),
+        rcd=SimRcd(plant),
+        isolation=SimIsolation(plant),
+        dc_supply=SimDcSupply(plant),
+        plc=SimPlc(plant),
+    )
+    return board, plant
+
+
+async def open_board(options: Mapping[str, object]) -> Board:
+    """Registry entry point.  Options: ``ev_state`` (A..F), ``ev_hlc`` (bool)."""
+    plant = Plant()
+    if "ev_state" in options:
+        plant.ev_state = CpState(str(options["ev_state"]))
+    if "ev_hlc" in options:
+        plant.ev_hlc = bool(options["ev_hlc"])
+    board, _ = build_board(plant)
+    return board

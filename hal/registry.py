@@ -1,0 +1,117 @@
+"""Backends by name, imported lazily, with a clear error naming a missing extra.
+
+Built-in backends are listed in :data:`BUILTIN`.  Out-of-tree boards register through the
+``secc.hal_backends`` entry-point group; the entry point names an ``open_board`` coroutine
+function ``async def open_board(options: Mapping[str, object]) -> hal.api.Board``::
+
+    [project.entry-points."secc.hal_backends"]
+    myboard = "myboard.hal:open_board"
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import cast
+
+from hal.api import Board
+from hal.types import MissingExtraError, UnavailableError
+
+ENTRY_POINT_GROUP = "secc.hal_backends"
+
+OpenBoard = Callable[[Mapping[str, object]], Awaitable[Board]]
+
+
+@dataclass(frozen=True, slots=True)
+class BackendInfo:
+    name: str
+    target: str  # "module:function"
+    description: str
+    extra: str | None = None  # the pip extra that provides its dependency
+    requires: str | None = None  # the import name of that dependency
+    origin: str = "builtin"
+
+
+BUILTIN: dict[str, BackendInfo] = {
+    "simulated": BackendInfo(
+        "simulated",
+        "hal.backends.simulated:open_board",
+        "simulated plant (EV, relays, meter, RCD, PLC) for demo, tests and lab work",
+    ),
+    "serial-mcu": BackendInfo(
+        "serial-mcu",
+        "hal.backends.serial_mcu.backend:open_board",
+        "safety MCU on a UART (CP, contactors, lock, RCD) speaking docs/mcu-protocol.md",
+        extra="serial",
+        requires="serial",
+    ),
+    "gpiod": BackendInfo(
+        "gpiod",
+        "hal.backends.gpiod_backend:open_board",
+        "relays and feedback on GPIO (libgpiod v2), CP by sysfs PWM and IIO ADC",
+        extra="gpiod",
+        requires="gpiod",
+    ),
+    "slac": BackendInfo(
+        "slac",
+        "hal.backends.slac.link:open_board",
+        "PLC link only: SLAC (ISO 15118-3) over AF_PACKET on the modem's interface",
+    ),
+}
+
+
+def _entry_points() -> dict[str, BackendInfo]:
+    found: dict[str, BackendInfo] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist is not None else "?"
+        found[ep.name] = BackendInfo(
+            ep.name, ep.value, f"out-of-tree backend from {dist}", origin=dist
+        )
+    return found
+
+
+def available() -> dict[str, BackendInfo]:
+    """Every known backend, built-in first; an entry point cannot shadow a built-in."""
+    out = dict(BUILTIN)
+    for name, info in _entry_points().items():
+        out.setdefault(name, info)
+    return out
+
+
+def missing_dependency(info: BackendInfo) -> str | None:
+    """The import name of a missing optional dependency, or None when all is there."""
+    if info.requires is None:
+        return None
+    try:
+        importlib.import_module(info.requires)
+    except ImportError:
+        return info.requires
+    return None
+
+
+def load(name: str) -> OpenBoard:
+    """The ``open_board`` function of a backend; UnavailableError / MissingExtraError otherwise."""
+    info = available().get(name)
+    if info is None:
+        known = ", ".join(sorted(available()))
+        raise UnavailableError(f"unknown HAL backend {name!r} (known: {known})")
+    missing = missing_dependency(info)
+    if missing is not None:
+        raise MissingExtraError(name, info.extra or "?", missing)
+    module_name, _, attr = info.target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        if info.extra and exc.name and exc.name.split(".")[0] == info.requires:
+            raise MissingExtraError(name, info.extra, exc.name) from exc
+        raise UnavailableError(f"HAL backend {name!r} failed to import: {exc}") from exc
+    func = getattr(module, attr, None)
+    if func is None:
+        raise UnavailableError(f"HAL backend {name!r}: {info.target} does not exist")
+    return cast(OpenBoard, func)
+
+
+async def open_board(name: str, options: Mapping[str, object] | None = None) -> Board:
+    return await load(name)(options or {})
