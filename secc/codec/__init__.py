@@ -1,0 +1,197 @@
+"""Schema-informed EXI codec for ISO 15118-2, DIN SPEC 70121 and the appHandshake.
+
+The profile is the one ISO 15118 fixes out of band (EXI-NOTES §2): header byte ``0x80``,
+bit-packed, non-strict grammars, no string-table hits, no grammar learning.  The code
+that does the work is generated from the XSDs (``secc.codec.codegen``) into
+``secc.codec._generated``; this module is the public face::
+
+    msg = decode(data, "iso2")          # -> V2G_Message
+    data = encode(msg)                  # the same bytes for any valid stream
+    frag = encode_fragment(element)     # EXI fragment for xmldsig digests
+
+Every malformed input raises :class:`DecodeError`; every message that cannot be encoded
+raises :class:`EncodeError`; both derive from :class:`CodecError`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+from secc.codec.errors import CodecError, DecodeError, EncodeError
+from secc.codec.exi.bits import BitReader, BitWriter
+from secc.codec.exi.fragment import decode_relaxed, encode_relaxed
+from secc.codec.exi.meta import RootInfo
+
+__all__ = [
+    "SCHEMAS",
+    "CodecError",
+    "DecodeError",
+    "EncodeError",
+    "decode",
+    "decode_document",
+    "decode_fragment",
+    "encode",
+    "encode_fragment",
+    "schema_module",
+]
+
+HEADER = 0x80
+
+# public schema names -> generated module
+SCHEMAS: dict[str, str] = {
+    "apphand": "apphand",
+    "iso2": "iso2",
+    "din": "din",
+    "xmldsig": "xmldsig",
+}
+_ALIASES = {"appHandshake": "apphand", "apphandshake": "apphand", "iso-2": "iso2"}
+_MODULES: dict[str, ModuleType] = {}
+
+
+def schema_module(schema: str) -> ModuleType:
+    """The generated module of a schema name (``apphand``, ``iso2``, ``din``, ``xmldsig``)."""
+    key = _ALIASES.get(schema, schema)
+    if key not in SCHEMAS:
+        raise ValueError(f"unknown schema {schema!r}: use one of {', '.join(SCHEMAS)}")
+    mod = _MODULES.get(key)
+    if mod is None:
+        mod = importlib.import_module(f"secc.codec._generated.{SCHEMAS[key]}")
+        _MODULES[key] = mod
+    return mod
+
+
+def _schema_of(value: object) -> str:
+    module = type(value).__module__
+    prefix = "secc.codec._generated."
+    if not module.startswith(prefix):
+        raise EncodeError(f"{type(value).__name__} is not a generated message class")
+    return module[len(prefix) :]
+
+
+def _code_width(n: int) -> int:
+    return (n - 1).bit_length() if n > 1 else 0
+
+
+def _reader(data: bytes) -> BitReader:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DecodeError(f"expected bytes, got {type(data).__name__}", 0)
+    if len(data) == 0:
+        raise DecodeError("empty input: no EXI header", 0)
+    if data[0] != HEADER:
+        raise DecodeError(
+            f"EXI header {data[0]:#04x}: ISO 15118 streams start with 0x80 "
+            "(no cookie, no options, version 1)",
+            0,
+        )
+    return BitReader(bytes(data), 8)
+
+
+def _pick(
+    roots: tuple[RootInfo, ...], value: object, name: str | None, what: str
+) -> tuple[int, RootInfo]:
+    if name is not None:
+        ns, _, local = name[1:].partition("}") if name.startswith("{") else ("", "", name)
+        hits = [(i, r) for i, r in enumerate(roots) if r.local == local and (not ns or r.ns == ns)]
+    else:
+        hits = [(i, r) for i, r in enumerate(roots) if r.cls is type(value)]
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        raise EncodeError(
+            f"no {what} element {'named ' + name if name else 'for ' + type(value).__name__}"
+        )
+    names = ", ".join(f"{{{r.ns}}}{r.local}" for _, r in hits)
+    raise EncodeError(
+        f"{type(value).__name__} is the type of several {what} elements ({names}): pass name="
+    )
+
+
+def decode_document(data: bytes, schema: str) -> tuple[RootInfo, Any]:
+    """Decode a whole EXI stream; returns the root element's info and its value."""
+    mod = schema_module(schema)
+    roots: tuple[RootInfo, ...] = mod.DOCUMENT
+    r = _reader(data)
+    code = r.bits(_code_width(len(roots) + 1))
+    if code >= len(roots):
+        raise DecodeError("document content SE(*) (an undeclared root) is not supported", 8)
+    root = roots[code]
+    try:
+        value = root.decode(r)
+    except CodecError as e:
+        e.at(root.local)
+        raise
+    return root, value
+
+
+def decode(data: bytes, schema: str) -> Any:
+    """Decode an EXI stream of ``schema``; trailing bytes after ED are ignored."""
+    return decode_document(data, schema)[1]
+
+
+def encode(message: object, schema: str | None = None, name: str | None = None) -> bytes:
+    """Encode ``message`` as a whole EXI stream (header 0x80, padded to the octet)."""
+    mod = schema_module(schema or _schema_of(message))
+    roots: tuple[RootInfo, ...] = mod.DOCUMENT
+    index, root = _pick(roots, message, name, "global")
+    w = BitWriter()
+    w.bits(HEADER, 8)
+    w.bits(index, _code_width(len(roots) + 1))
+    try:
+        root.encode(w, message)
+    except CodecError as e:
+        e.at(root.local)
+        raise
+    return w.getvalue()
+
+
+def encode_fragment(element: object, schema: str | None = None, name: str | None = None) -> bytes:
+    """Encode one element as an EXI fragment (what xmldsig digests and signatures cover).
+
+    Signed ISO 15118-2 elements are fragments of the full ISO-2 schema set
+    (``schema="iso2"``, the default for ISO-2 classes); a SignedInfo is a fragment of
+    xmldsig alone (``schema="xmldsig"``, the default for xmldsig classes).  ``name`` picks
+    the element where a class is the type of several (``"ContractSignatureCertChain"``).
+    """
+    mod = schema_module(schema or _schema_of(element))
+    roots: tuple[RootInfo, ...] = mod.FRAGMENT
+    index, root = _pick(roots, element, name, "fragment")
+    n = len(roots)
+    wbits = _code_width(n + 2)
+    w = BitWriter()
+    w.bits(HEADER, 8)
+    w.bits(index, wbits)
+    try:
+        if root.tinfo == "relaxed":
+            encode_relaxed(w, element, mod, n)
+        else:
+            root.encode(w, element)
+    except CodecError as e:
+        e.at(root.local)
+        raise
+    w.bits(n + 1, wbits)  # ED
+    return w.getvalue()
+
+
+def decode_fragment(data: bytes, schema: str = "iso2") -> tuple[RootInfo, Any]:
+    """Decode an EXI fragment holding one element; returns its info and value."""
+    mod = schema_module(schema)
+    roots: tuple[RootInfo, ...] = mod.FRAGMENT
+    n = len(roots)
+    wbits = _code_width(n + 2)
+    r = _reader(data)
+    code = r.bits(wbits)
+    if code >= n:
+        raise DecodeError("fragment holds no declared element", 8)
+    root = roots[code]
+    try:
+        relaxed = root.tinfo == "relaxed"
+        value = decode_relaxed(r, root, mod, n) if relaxed else root.decode(r)
+    except CodecError as e:
+        e.at(root.local)
+        raise
+    pos = r.pos
+    if r.bits(wbits) != n + 1:
+        raise DecodeError("expected ED after the fragment's element", pos)
+    return root, value

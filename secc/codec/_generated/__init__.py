@@ -1,0 +1,1 @@
+"""Generated EXI codec modules. Do not edit: see secc.codec.codegen."""

@@ -1,0 +1,773 @@
+"""Python source emitter for one schema set (build time only).
+
+Emits, for every complex type, a frozen slotted dataclass, a decode table (per state:
+code width, second-level width, and per code the field it stands for and the next
+state), an encode function and a decode function.  Encode functions are straight-line:
+fields in particle order, each field's event code a constant wherever the state before
+it is known at generation time, a table look-up otherwise.  Decode functions are
+straight-line too: one read of an event code, then the fields in order, each checking
+whether the pending event is its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import keyword
+from dataclasses import dataclass
+from pathlib import Path
+
+from .grammar import Field, GrammarBuilder, State, TypeGrammar, width
+from .xsd import UNBOUNDED, ComplexType, ElementDecl, QName, SchemaSet, SimpleType
+
+ESC, INVALID, ANY_, CHU_ = -2, -3, -4, -5
+DS_NS = "http://www.w3.org/2000/09/xmldsig#"
+
+
+def _pyname_enum(value: str) -> str:
+    name = "".join(c if c.isalnum() or c == "_" else "_" for c in value)
+    if not name or name[0].isdigit():
+        name = "_" + name
+    if keyword.iskeyword(name) or name in {"name", "value"}:
+        name += "_"
+    return name
+
+
+@dataclass
+class ValueCodec:
+    kind: str  # nbit | uint | sint | bool | str | bytes | enum
+    lo: int | None = None
+    hi: int | None = None
+    nbits: int = 0
+    minl: int | None = None
+    maxl: int | None = None
+    enum_cls: str = ""
+    count: int = 0
+    encoding: str = ""  # hex | b64 for bytes
+
+    @property
+    def pytype(self) -> str:
+        return {
+            "nbit": "int",
+            "uint": "int",
+            "sint": "int",
+            "bool": "bool",
+            "str": "str",
+            "bytes": "bytes",
+        }.get(self.kind, self.enum_cls)
+
+
+class Emitter:
+    def __init__(
+        self,
+        schema: SchemaSet,
+        module: str,
+        shared: Emitter | None = None,
+        sources: list[Path] | None = None,
+    ) -> None:
+        self.schema = schema
+        self.module = module
+        self.shared = shared  # the xmldsig emitter whose classes this module imports
+        self.builder = GrammarBuilder(schema)
+        self.sources = sources or []
+        self.class_names: dict[int, str] = {}
+        self.grammars: list[TypeGrammar] = []
+        self.enums: dict[str, tuple[str, ...]] = {}  # class name -> values
+        self.enum_names: dict[int, str] = {}
+        self.lines: list[str] = []
+        self.imported: set[str] = set()
+        self._name_types()
+
+    # -- naming ---------------------------------------------------------------------
+    def _is_shared(self, ct: ComplexType) -> bool:
+        ns = ct.qname[0] if ct.anonymous_of is None else ct.anonymous_of[0]
+        return self.shared is not None and ns == DS_NS
+
+    def _name_types(self) -> None:
+        used: set[str] = set()
+        cts: list[ComplexType] = list(self.schema.complex_types.values())
+        for decl in self.schema.all_element_decls():
+            if decl.complex is not None and decl.complex.anonymous_of is not None:
+                cts.append(decl.complex)
+        seen: set[int] = set()
+        for ct in cts:
+            if id(ct) in seen:
+                continue
+            seen.add(id(ct))
+            if ct.anonymous_of is not None:
+                base = ct.anonymous_of[1]
+            else:
+                base = ct.qname[1]
+                if base.endswith("Type") and len(base) > 4:
+                    base = base[:-4]
+            name = base
+            n = 2
+            while name in used:
+                name = f"{base}{n}"
+                n += 1
+            used.add(name)
+            self.class_names[id(ct)] = name
+        for ct in cts:
+            g = self.builder.grammar(ct, self.class_names[id(ct)])
+            if g not in self.grammars:
+                self.grammars.append(g)
+        for st in self._all_simple():
+            if st.kind == "enum" and id(st) not in self.enum_names:
+                base = st.name[:1].upper() + st.name[1:]
+                if base.endswith("Type") and len(base) > 4:
+                    base = base[:-4]
+                name = base
+                while name in used:
+                    name = name + "Enum"
+                used.add(name)
+                self.enum_names[id(st)] = name
+                self.enums[name] = st.enum
+
+    def _all_simple(self) -> list[SimpleType]:
+        out: list[SimpleType] = []
+        for g in self.grammars:
+            for f in g.fields:
+                if f.simple is not None:
+                    out.append(f.simple)  # type: ignore[arg-type]
+                for d in f.decls:
+                    if d.simple is not None:
+                        out.append(d.simple)
+        for d in self.schema.all_element_decls():
+            if d.simple is not None:
+                out.append(d.simple)
+        return out
+
+    def cls(self, ct: ComplexType) -> str:
+        return self.class_names[id(ct)]
+
+    def value_codec(self, st: SimpleType) -> ValueCodec:
+        if st.kind == "enum":
+            name = self.enum_names[id(st)]
+            return ValueCodec("enum", nbits=width(len(st.enum)), enum_cls=name, count=len(st.enum))
+        if st.kind == "bool":
+            return ValueCodec("bool")
+        if st.kind == "string":
+            return ValueCodec("str", minl=st.min_length, maxl=st.max_length)
+        if st.kind in ("hex", "b64"):
+            return ValueCodec("bytes", minl=st.min_length, maxl=st.max_length, encoding=st.kind)
+        assert st.kind == "int", st
+        lo, hi = st.min, st.max
+        if lo is not None and hi is not None and hi - lo + 1 <= 4096:
+            return ValueCodec("nbit", lo=lo, hi=hi, nbits=width(hi - lo + 1))
+        if lo is not None and lo >= 0:
+            return ValueCodec("uint", lo=lo, hi=hi)
+        return ValueCodec("sint", lo=lo, hi=hi)
+
+    # -- value snippets -------------------------------------------------------------
+    def enc_value(self, vc: ValueCodec, x: str, label: str, ind: str) -> list[str]:
+        out: list[str] = []
+        if vc.kind == "nbit":
+            out.append(
+                f"{ind}if type({x}) is not int or not {vc.lo} <= {x} <= {vc.hi}: "
+                f"raise bad_value({label!r}, {x}, 'is not an integer in [{vc.lo}, {vc.hi}]', w)"
+            )
+            out.append(
+                f"{ind}w.bits({x} - {vc.lo}, {vc.nbits})"
+                if vc.lo
+                else f"{ind}w.bits({x}, {vc.nbits})"
+            )
+        elif vc.kind in ("uint", "sint"):
+            conds = [f"type({x}) is not int"]
+            if vc.lo is not None:
+                conds.append(f"{x} < {vc.lo}")
+            if vc.hi is not None:
+                conds.append(f"{x} > {vc.hi}")
+            out.append(
+                f"{ind}if {' or '.join(conds)}: "
+                f"raise bad_value({label!r}, {x}, 'is not an integer in [{vc.lo}, {vc.hi}]', w)"
+            )
+            out.append(f"{ind}w.{'uint' if vc.kind == 'uint' else 'integer'}({x})")
+        elif vc.kind == "bool":
+            out.append(
+                f"{ind}if type({x}) is not bool: "
+                f"raise bad_value({label!r}, {x}, 'is not a bool', w)"
+            )
+            out.append(f"{ind}w.bits({x}, 1)")
+        elif vc.kind in ("str", "bytes"):
+            t = "str" if vc.kind == "str" else "(bytes, bytearray)"
+            conds = [f"not isinstance({x}, {t})"]
+            if vc.maxl is not None:
+                conds.append(f"len({x}) > {vc.maxl}")
+            what = "characters" if vc.kind == "str" else "octets"
+            out.append(
+                f"{ind}if {' or '.join(conds)}: raise bad_value({label!r}, {x}, "
+                f"'is not a {vc.kind} of at most {vc.maxl} {what}', w)"
+            )
+            out.append(f"{ind}w.{'string' if vc.kind == 'str' else 'binary'}({x})")
+        elif vc.kind == "enum":
+            out.append(f"{ind}_i = _I_{vc.enum_cls}.get({x})")
+            out.append(
+                f"{ind}if _i is None: raise bad_value({label!r}, {x}, "
+                f"'is not a value of {vc.enum_cls}', w)"
+            )
+            if vc.nbits:
+                out.append(f"{ind}w.bits(_i, {vc.nbits})")
+        return out
+
+    def dec_value(self, vc: ValueCodec, label: str) -> tuple[list[str], str]:
+        """Lines that leave the value in ``_x``."""
+        if vc.kind == "nbit":
+            lines = [f"_x = r.bits({vc.nbits}) + {vc.lo}" if vc.lo else f"_x = r.bits({vc.nbits})"]
+            if (1 << vc.nbits) != vc.hi - vc.lo + 1:  # type: ignore[operator]
+                lines.append(
+                    f"if _x > {vc.hi}: raise bad_value({label!r}, _x, 'is above {vc.hi}', r)"
+                )
+            return lines, "_x"
+        if vc.kind == "uint":
+            return ["_x = r.uint()"], "_x"
+        if vc.kind == "sint":
+            return ["_x = r.integer()"], "_x"
+        if vc.kind == "bool":
+            return ["_x = r.bit() == 1"], "_x"
+        if vc.kind == "str":
+            return ["_x = r.string()"], "_x"
+        if vc.kind == "bytes":
+            return ["_x = r.binary()"], "_x"
+        assert vc.kind == "enum"
+        lines = [f"_x = r.bits({vc.nbits})" if vc.nbits else "_x = 0"]
+        if (1 << vc.nbits) != vc.count:
+            lines.append(
+                f"if _x >= {vc.count}: raise bad_value({label!r}, _x, 'is not an index of "
+                f"{vc.enum_cls}', r)"
+            )
+        lines.append(f"_x = _V_{vc.enum_cls}[_x]")
+        return lines, "_x"
+
+    # -- simple elements ------------------------------------------------------------
+    SIMPLE_EE2 = width(6)  # start state of a simple-typed element: EE, xsi:type, xsi:nil,
+    # AT(*), SE(*), CH[untyped] at the second level
+
+    def enc_simple_elem(self, st: SimpleType, x: str, label: str, ind: str) -> list[str]:
+        vc = self.value_codec(st)
+        body = [f"{ind}w.bits(0, 1)"]
+        body += self.enc_value(vc, x, label, ind)
+        body.append(f"{ind}w.bits(0, 1)")
+        if vc.kind in ("str", "bytes"):
+            marker = "EmptyStr" if vc.kind == "str" else "EmptyBytes"
+            inner = [ln.replace(ind, ind + "    ", 1) for ln in body]
+            return [
+                f"{ind}if type({x}) is {marker}:",
+                f"{ind}    w.bits(1, 1); w.bits(0, {self.SIMPLE_EE2})",
+                f"{ind}else:",
+                *inner,
+            ]
+        return body
+
+    def dec_simple_elem(self, st: SimpleType, label: str, ind: str) -> list[str]:
+        vc = self.value_codec(st)
+        kind = vc.kind if vc.kind in ("str", "bytes") else vc.pytype
+        lines, _ = self.dec_value(vc, label)
+        return [
+            f"{ind}if r.bit():",
+            f"{ind}    _x = empty_value(r, {self.SIMPLE_EE2}, {kind!r})",
+            f"{ind}else:",
+            *[f"{ind}    {ln}" for ln in lines],
+            f"{ind}    expect_ee(r)",
+        ]
+
+    # -- per type ---------------------------------------------------------------------
+    def field_pytype(self, f: Field) -> str:
+        if f.kind in ("attr", "value"):
+            t = self.value_codec(f.simple).pytype  # type: ignore[arg-type]
+        else:
+            ts = []
+            for d in f.decls:
+                if d.complex is not None:
+                    ts.append(self.cls(d.complex))
+                else:
+                    assert d.simple is not None
+                    ts.append(self.value_codec(d.simple).pytype)
+            t = " | ".join(dict.fromkeys(ts))
+        if f.repeated:
+            return f"tuple[{t}, ...]"
+        if f.optional_in_model or f.min == 0:
+            return f"{t} | None"
+        return t
+
+    def field_default(self, f: Field) -> str:
+        if f.repeated:
+            return " = ()"
+        if f.optional_in_model or f.min == 0:
+            return " = None"
+        return ""
+
+    def emit_class(self, g: TypeGrammar) -> None:
+        out = self.lines
+        out.append("")
+        out.append("")
+        out.append("@dataclass(frozen=True, slots=True, kw_only=True)")
+        out.append(f"class {g.key}:")
+        ct = g.ctype
+        assert ct is not None
+        if ct.anonymous_of is not None:
+            out.append(f'    """Element {{{ct.anonymous_of[0]}}}{ct.anonymous_of[1]}."""')
+        else:
+            out.append(f'    """{{{ct.qname[0]}}}{ct.qname[1]}."""')
+        if not g.fields:
+            return
+        out.append("")
+        for f in g.fields:
+            out.append(f"    {f.name}: {self.field_pytype(f)}{self.field_default(f)}")
+
+    def _xml_name(self, f: Field) -> str:
+        return f"@{f.qname[1]}" if f.kind == "attr" else (f.qname[1] or "value")
+
+    def emit_tables(self, g: TypeGrammar) -> None:
+        out = self.lines
+        rows = []
+        for s in g.states:
+            entries: list[tuple[int, int, int]] = []
+            for p in s.prods:
+                if p.kind in ("AT", "SE", "CH"):
+                    f = g.fields[p.fid]
+                    mem = 0
+                    if p.kind == "SE":
+                        mem = [d.qname for d in f.decls].index(p.qname)  # type: ignore[arg-type]
+                    entries.append((p.fid, mem, p.target))
+                elif p.kind == "EE":
+                    entries.append((-1, 0, p.target))
+                elif p.kind == "ANY":
+                    entries.append((ANY_, 0, p.target))
+                else:
+                    entries.append((CHU_, 0, p.target))
+            entries.append((ESC, 1 if s.ee_first else 0, 0))
+            while len(entries) < (1 << s.width):
+                entries.append((INVALID, 0, 0))
+            rows.append(f"({s.width}, {s.ee2_width}, {tuple(entries)!r})")
+        out.append("")
+        out.append(f"_DT_{g.key} = ({', '.join(rows)},)")
+        names = tuple(self._xml_name(f) for f in g.fields)
+        out.append(f"_N_{g.key} = {names!r}")
+
+    def _enc_table(self, g: TypeGrammar) -> str:
+        rows = []
+        for s in g.states:
+            d: dict[tuple[int, int], tuple[int, int, int]] = {}
+            for code, p in enumerate(s.prods):
+                if p.kind in ("AT", "SE", "CH"):
+                    f = g.fields[p.fid]
+                    mem = 0
+                    if p.kind == "SE":
+                        mem = [x.qname for x in f.decls].index(p.qname)  # type: ignore[arg-type]
+                    d[(p.fid, mem)] = (code, s.width, p.target)
+            rows.append(repr(d))
+        return f"({', '.join(rows)},)"
+
+    def _ee_table(self, g: TypeGrammar) -> str:
+        vals = []
+        for s in g.states:
+            codes = [i for i, p in enumerate(s.prods) if p.kind == "EE"]
+            vals.append(f"({codes[0]}, {s.width})" if codes else "None")
+        return f"({', '.join(vals)},)"
+
+    @staticmethod
+    def _moves(s: State, fid: int) -> dict[int, tuple[int, int, int]]:
+        out = {}
+        for code, p in enumerate(s.prods):
+            if p.fid == fid and p.kind in ("AT", "SE", "CH"):
+                out[code] = (code, s.width, p.target)
+        return out
+
+    def emit_encoder(self, g: TypeGrammar) -> None:
+        out = self.lines
+        need_table = False
+        body: list[str] = []
+        states = {0}
+        ind = "        "
+        for fid, f in enumerate(g.fields):
+            label = self._xml_name(f)
+            attr = f"v.{f.name}"
+            optional = f.optional_in_model or f.min == 0
+            taken: set[int] = set()
+            if f.repeated:
+                frontier = set(states)
+                while frontier:
+                    nxt = {
+                        t for s in frontier for (_, _, t) in self._moves(g.states[s], fid).values()
+                    } - taken
+                    taken |= nxt
+                    frontier = nxt
+                states = (states | taken) if (optional or f.min == 0) else taken
+            body.append(f"{ind}_p = {label!r}")
+            if f.repeated:
+                body.append(f"{ind}for x in {attr}:")
+                inner = ind + "    "
+                self._enc_event(g, fid, f, None, inner, body)
+                need_table = True
+                self._enc_content(f, "x", label, inner, body)
+                if f.max != UNBOUNDED:
+                    body.append(
+                        f"{ind}if len({attr}) > {f.max}: raise bad_value({label!r}, len({attr}), "
+                        f"'occurrences, more than {f.max}', w)"
+                    )
+                continue
+            for s in states:
+                for _c, (_, _, t) in self._moves(g.states[s], fid).items():
+                    taken.add(t)
+            body.append(f"{ind}x = {attr}")
+            body.append(f"{ind}if x is None:")
+            if optional:
+                body.append(f"{ind}    pass")
+            else:
+                body.append(f"{ind}    raise missing({label!r}, w)")
+            body.append(f"{ind}else:")
+            inner = ind + "    "
+            if f.kind == "value" and self.value_codec(f.simple).kind in ("str", "bytes"):  # type: ignore[arg-type]
+                # an empty value kept in the 2nd-level EE form it arrived in (EXI-NOTES §8)
+                marker = "EmptyStr" if self.value_codec(f.simple).kind == "str" else "EmptyBytes"  # type: ignore[arg-type]
+                body.append(f"{inner}if type(x) is {marker}:")
+                body.append(f"{inner}    e = _ESC_{g.key}[st]")
+                body.append(f"{inner}    w.bits(e[0], e[1]); w.bits(0, e[2])")
+                body.append(f"{inner}    return")
+                out.append(
+                    f"_ESC_{g.key} = "
+                    f"{tuple((len(s.prods), s.width, s.ee2_width) for s in g.states)!r}"
+                )
+            const = None
+            if len(states) == 1 and len(f.decls) <= 1:
+                (s,) = states
+                moves = self._moves(g.states[s], fid)
+                if len(moves) == 1:
+                    const = next(iter(moves.values()))
+            if const is not None:
+                code, wbits, tgt = const
+                if wbits:
+                    body.append(f"{inner}w.bits({code}, {wbits})")
+                body.append(f"{inner}st = {tgt}")
+            else:
+                need_table = True
+                self._enc_event(g, fid, f, None, inner, body)
+            self._enc_content(f, "x", label, inner, body)
+            states = (states | taken) if optional else taken
+        # EE
+        body.append(f"{ind}_p = None")
+        ee_codes = {
+            s: [i for i, p in enumerate(g.states[s].prods) if p.kind == "EE"] for s in states
+        }
+        if len(states) == 1 and all(ee_codes.values()):
+            (s,) = states
+            wbits = g.states[s].width
+            if wbits:
+                body.append(f"{ind}w.bits({ee_codes[s][0]}, {wbits})")
+        else:
+            need_table = True
+            body.append(f"{ind}e = _EE_{g.key}[st]")
+            body.append(
+                f"{ind}if e is None: raise EncodeError('required content is missing', "
+                "w.bit_position)"
+            )
+            body.append(f"{ind}w.bits(e[0], e[1])")
+        if need_table:
+            out.append(f"_ET_{g.key} = {self._enc_table(g)}")
+            out.append(f"_EE_{g.key} = {self._ee_table(g)}")
+        out.append("")
+        out.append("")
+        out.append(f"def _e_{g.key}(w: BitWriter, v: Any) -> None:")
+        out.append("    _p = None")
+        out.append("    st = 0")
+        out.append("    try:")
+        out.extend(body if body else ["        pass"])
+        out.append("    except CodecError as e:")
+        out.append("        if _p is not None: e.at(_p)")
+        out.append("        raise")
+
+    def _enc_event(
+        self, g: TypeGrammar, fid: int, f: Field, _m: object, ind: str, body: list[str]
+    ) -> None:
+        if len(f.decls) > 1:
+            body.append(f"{ind}m = _SM_{g.key}_{fid}.get(type(x))")
+            body.append(
+                f"{ind}if m is None: raise bad_value({self._xml_name(f)!r}, x, "
+                "'is not a member of the substitution group', w)"
+            )
+            key = f"({fid}, m)"
+        else:
+            key = f"({fid}, 0)"
+        body.append(f"{ind}t = _ET_{g.key}[st].get({key})")
+        body.append(f"{ind}if t is None: raise not_allowed({self._xml_name(f)!r}, w)")
+        body.append(f"{ind}w.bits(t[0], t[1])")
+        body.append(f"{ind}st = t[2]")
+
+    def _enc_content(self, f: Field, x: str, label: str, ind: str, body: list[str]) -> None:
+        if f.kind in ("attr", "value"):
+            body.extend(self.enc_value(self.value_codec(f.simple), x, label, ind))  # type: ignore[arg-type]
+            return
+        if len(f.decls) > 1:
+            names = tuple(d.qname[1] for d in f.decls)
+            body.append(f"{ind}_p = {names!r}[m]")
+            body.append(f"{ind}_SE_{self._cur}_{f.name}[m](w, {x})")
+            return
+        d = f.decls[0]
+        if d.complex is not None:
+            c = self.cls(d.complex)
+            body.append(
+                f"{ind}if type({x}) is not {c}: raise bad_value({label!r}, {x}, 'is not a {c}', w)"
+            )
+            body.append(f"{ind}_e_{c}(w, {x})")
+        else:
+            assert d.simple is not None
+            body.extend(self.enc_simple_elem(d.simple, x, label, ind))
+
+    def emit_decoder(self, g: TypeGrammar) -> None:
+        out = self.lines
+        body: list[str] = []
+        ind = "        "
+        body.append(f"{ind}fid, m, nst = ev(r, _DT_{g.key}, 0)")
+        args = []
+        for fid, f in enumerate(g.fields):
+            label = self._xml_name(f)
+            var = f"f{fid}"
+            optional = f.optional_in_model or f.min == 0
+            body.append(f"{ind}_p = {label!r}")
+            if f.repeated:
+                body.append(f"{ind}{var} = []")
+                body.append(f"{ind}while fid == {fid}:")
+                inner = ind + "    "
+                body.append(f"{inner}st = nst")
+                self._dec_content(g, f, fid, inner, body)
+                body.append(f"{inner}{var}.append(_x)")
+                body.append(f"{inner}fid, m, nst = ev(r, _DT_{g.key}, st)")
+                args.append(f"{f.name}=tuple({var})")
+                continue
+            body.append(f"{ind}if fid == {fid}:")
+            inner = ind + "    "
+            body.append(f"{inner}st = nst")
+            self._dec_content(g, f, fid, inner, body)
+            body.append(f"{inner}{var} = _x")
+            body.append(f"{inner}fid, m, nst = ev(r, _DT_{g.key}, st)")
+            if optional:
+                body.append(f"{ind}else:")
+                body.append(f"{inner}{var} = None")
+            elif f.kind == "value":
+                vc = self.value_codec(f.simple)  # type: ignore[arg-type]
+                body.append(f"{ind}elif fid == -1:")
+                if vc.kind in ("str", "bytes"):
+                    marker = "EmptyStr('')" if vc.kind == "str" else "EmptyBytes(b'')"
+                    body.append(f"{inner}{var} = {marker}")
+                else:
+                    body.append(f"{inner}raise missing('value', r)")
+                body.append(f"{ind}else:")
+                body.append(f"{inner}raise unexpected(r, fid, _N_{g.key})")
+            else:
+                body.append(f"{ind}else:")
+                body.append(f"{inner}raise missing({label!r}, r)")
+            args.append(f"{f.name}={var}")
+        body.append(f"{ind}_p = None")
+        body.append(f"{ind}if fid != -1: raise unexpected(r, fid, _N_{g.key})")
+        out.append("")
+        out.append("")
+        out.append(f"def _d_{g.key}(r: BitReader) -> {g.key}:")
+        out.append("    _p = None")
+        out.append("    st = 0")
+        out.append("    try:")
+        out.extend(body)
+        out.append("    except CodecError as e:")
+        out.append("        if _p is not None: e.at(_p)")
+        out.append("        raise")
+        out.append(f"    return {g.key}({', '.join(args)})")
+
+    def _dec_content(self, g: TypeGrammar, f: Field, fid: int, ind: str, body: list[str]) -> None:
+        label = self._xml_name(f)
+        if f.kind in ("attr", "value"):
+            lines, _ = self.dec_value(self.value_codec(f.simple), label)  # type: ignore[arg-type]
+            body.extend(ind + ln for ln in lines)
+            return
+        if len(f.decls) > 1:
+            names = tuple(d.qname[1] for d in f.decls)
+            body.append(f"{ind}_p = {names!r}[m]")
+            body.append(f"{ind}_x = _SD_{g.key}_{f.name}[m](r)")
+            return
+        d = f.decls[0]
+        if d.complex is not None:
+            body.append(f"{ind}_x = _d_{self.cls(d.complex)}(r)")
+        else:
+            assert d.simple is not None
+            body.extend(self.dec_simple_elem(d.simple, label, ind))
+
+    def emit_subst_tables(self, g: TypeGrammar) -> None:
+        for fid, f in enumerate(g.fields):
+            if len(f.decls) <= 1:
+                continue
+            classes = []
+            for d in f.decls:
+                if d.complex is None:
+                    raise ValueError(f"substitution member {d.qname} is simple-typed")
+                classes.append(self.cls(d.complex))
+            if len(set(classes)) != len(classes):
+                raise ValueError(f"substitution group {f.qname}: members share a type")
+            sm = ", ".join(f"{c}: {i}" for i, c in enumerate(classes))
+            self.lines.append(f"_SM_{g.key}_{fid} = {{{sm}}}")
+            self.lines.append(f"_SE_{g.key}_{f.name} = ({', '.join(f'_e_{c}' for c in classes)},)")
+            self.lines.append(f"_SD_{g.key}_{f.name} = ({', '.join(f'_d_{c}' for c in classes)},)")
+
+    # -- metadata for XML / JSON / property tests -----------------------------------------
+    def tinfo(self, st: SimpleType) -> str:
+        vc = self.value_codec(st)
+        if vc.kind in ("nbit", "uint", "sint"):
+            return f"('int', {vc.lo}, {vc.hi})"
+        if vc.kind == "bool":
+            return "('bool',)"
+        if vc.kind == "str":
+            return f"('str', {vc.minl}, {vc.maxl})"
+        if vc.kind == "bytes":
+            return f"('bytes', {vc.minl}, {vc.maxl}, {vc.encoding!r})"
+        return f"('enum', {vc.enum_cls})"
+
+    def field_meta(self, f: Field) -> str:
+        if f.kind in ("attr", "value"):
+            t = self.tinfo(f.simple)  # type: ignore[arg-type]
+        else:
+            members = []
+            for d in f.decls:
+                if d.complex is not None:
+                    members.append(
+                        f"({d.qname[0]!r}, {d.qname[1]!r}, ('class', {self.cls(d.complex)}))"
+                    )
+                else:
+                    members.append(f"({d.qname[0]!r}, {d.qname[1]!r}, {self.tinfo(d.simple)})")  # type: ignore[arg-type]
+            t = f"('elem', ({', '.join(members)},))"
+        opt = f.optional_in_model or f.min == 0
+        return (
+            f"FieldInfo({f.name!r}, {f.kind!r}, {f.qname[0]!r}, {f.qname[1]!r}, {opt!r}, "
+            f"{f.repeated!r}, {f.max if f.repeated else 1}, {t})"
+        )
+
+    # -- whole module -------------------------------------------------------------------
+    def emit(self) -> str:
+        out = self.lines
+        digest = hashlib.sha256()
+        for p in self.sources:
+            digest.update(p.read_bytes())
+        out.append(
+            "# Generated by `python -m secc.codec.codegen` from "
+            + ", ".join(p.name for p in self.sources)
+        )
+        out.append(f"# (sha256 of the schema files: {digest.hexdigest()[:16]}). Do not edit.")
+        out.append("# ruff: noqa")
+        out.append("# mypy: ignore-errors")
+        out.append("from __future__ import annotations")
+        out.append("")
+        out.append("from dataclasses import dataclass")
+        out.append("from enum import StrEnum")
+        out.append("from typing import Any")
+        out.append("")
+        out.append("from secc.codec.errors import CodecError")
+        out.append("from secc.codec.exi.meta import FieldInfo, RootInfo")
+        out.append(
+            "from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, "
+            "EncodeError, bad_value, empty_value, ev, expect_ee, missing, not_allowed, unexpected)"
+        )
+        own = [g for g in self.grammars if not self._is_shared(g.ctype)]  # type: ignore[arg-type]
+        shared = [g for g in self.grammars if self._is_shared(g.ctype)]  # type: ignore[arg-type]
+        if shared:
+            names = []
+            for g in shared:
+                names += [g.key, f"_e_{g.key}", f"_d_{g.key}"]
+            out.append(f"from secc.codec._generated.{self.shared.module} import (")  # type: ignore[union-attr]
+            out.extend(f"    {n}," for n in names)
+            out.append(")")
+        for name, values in self.enums.items():
+            out.append("")
+            out.append("")
+            out.append(f"class {name}(StrEnum):")
+            for v in values:
+                out.append(f"    {_pyname_enum(v)} = {v!r}")
+            out.append("")
+            out.append("")
+            out.append(f"_V_{name} = tuple({name})")
+            out.append(f"_I_{name} = {{v: i for i, v in enumerate(_V_{name})}}")
+        for g in own:
+            self.emit_class(g)
+        for g in own:
+            self._cur = g.key
+            self.emit_tables(g)
+            self.emit_encoder(g)
+            self.emit_decoder(g)
+        for g in own:
+            self.emit_subst_tables(g)
+        # metadata
+        out.append("")
+        out.append("FIELDS: dict[type, tuple[FieldInfo, ...]] = {")
+        for g in own:
+            metas = ", ".join(self.field_meta(f) for f in g.fields)
+            out.append(f"    {g.key}: ({metas}{',' if g.fields else ''}),")
+        out.append("}")
+        out.append("ENCODERS: dict[type, Any] = {")
+        out.extend(f"    {g.key}: _e_{g.key}," for g in own)
+        out.append("}")
+        out.append("DECODERS: dict[type, Any] = {")
+        out.extend(f"    {g.key}: _d_{g.key}," for g in own)
+        out.append("}")
+        if shared:
+            assert self.shared is not None
+            out.append(
+                f"from secc.codec._generated.{self.shared.module} import "
+                "FIELDS as _SF, ENCODERS as _SEN, DECODERS as _SDE"
+            )
+            out.append("FIELDS.update(_SF); ENCODERS.update(_SEN); DECODERS.update(_SDE)")
+        self.emit_roots()
+        return "\n".join(out) + "\n"
+
+    def _elem_root(self, d: ElementDecl, ident: str) -> str:
+        """RootInfo for a global or fragment element."""
+        if d.complex is not None:
+            c = self.cls(d.complex)
+            return f"RootInfo({d.qname[0]!r}, {d.qname[1]!r}, {c}, _e_{c}, _d_{c}, None)"
+        assert d.simple is not None
+        out = self.lines
+        out.append("")
+        out.append("")
+        out.append(f"def _es_{ident}(w: BitWriter, x: Any) -> None:")
+        out.extend(self.enc_simple_elem(d.simple, "x", d.qname[1], "    "))
+        out.append("")
+        out.append("")
+        out.append(f"def _ds_{ident}(r: BitReader) -> Any:")
+        out.extend(self.dec_simple_elem(d.simple, d.qname[1], "    "))
+        out.append("    return _x")
+        return (
+            f"RootInfo({d.qname[0]!r}, {d.qname[1]!r}, None, _es_{ident}, _ds_{ident}, "
+            f"{self.tinfo(d.simple)})"
+        )
+
+    def emit_roots(self) -> None:
+        out = self.lines
+        globals_ = sorted(self.schema.elements.values(), key=lambda d: (d.qname[1], d.qname[0]))
+        roots = [self._elem_root(d, f"g{i}") for i, d in enumerate(globals_)]
+        out.append("")
+        out.append(f"DOCUMENT: tuple[RootInfo, ...] = ({', '.join(roots)},)")
+        # fragment grammar: unique qnames of all element declarations
+        by_q: dict[QName, list[ElementDecl]] = {}
+        for d in self.schema.all_element_decls():
+            by_q.setdefault(d.qname, []).append(d)
+        frags = []
+        for i, q in enumerate(sorted(by_q, key=lambda q: (q[1], q[0]))):
+            decls = by_q[q]
+            kinds = {
+                (
+                    id(d.complex) if d.complex is not None else d.type_qname or id(d.simple),
+                    d.nillable,
+                )
+                for d in decls
+            }
+            if len(kinds) == 1:
+                frags.append(self._elem_root(decls[0], f"f{i}"))
+            else:
+                classes = {self.cls(d.complex) for d in decls if d.complex is not None}
+                c = classes.pop() if len(classes) == 1 else None
+                frags.append(f"RootInfo({q[0]!r}, {q[1]!r}, {c}, None, None, 'relaxed')")
+        out.append("")
+        out.append(f"FRAGMENT: tuple[RootInfo, ...] = ({', '.join(frags)},)")
+        attrs: set[QName] = set()
+        for ct in self.schema.complex_types.values():
+            attrs.update(a.qname for a in ct.attributes)
+        for d in self.schema.all_element_decls():
+            if d.complex is not None:
+                attrs.update(a.qname for a in d.complex.attributes)
+        out.append(
+            f"FRAGMENT_ATTRIBUTES: tuple[tuple[str, str], ...] = "
+            f"{tuple(sorted(attrs, key=lambda q: (q[1], q[0])))!r}"
+        )

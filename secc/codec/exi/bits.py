@@ -1,0 +1,193 @@
+"""Bit-packed EXI reader and writer (EXI 1.0 §7.1 datatypes, bit-packed alignment).
+
+Both classes are deliberately small and hot: the generated codec calls them for every
+event code and value.  The reader never sizes a buffer from a length it has read before
+checking that the input holds that many bits.
+"""
+
+from __future__ import annotations
+
+from secc.codec.errors import DecodeError, EncodeError
+
+
+class BitWriter:
+    """Accumulates bits most-significant first and pads the last byte with zeros."""
+
+    __slots__ = ("acc", "buf", "nacc")
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.acc = 0  # pending bits, fewer than 8 after every call
+        self.nacc = 0
+
+    @property
+    def bit_position(self) -> int:
+        return len(self.buf) * 8 + self.nacc
+
+    def bits(self, value: int, n: int) -> None:
+        acc = (self.acc << n) | value
+        total = self.nacc + n
+        if total >= 8:
+            rem = total & 7
+            self.buf += (acc >> rem).to_bytes(total >> 3, "big")
+            acc &= (1 << rem) - 1
+            total = rem
+        self.acc = acc
+        self.nacc = total
+
+    def uint(self, value: int) -> None:
+        """Unsigned Integer: 7-bit groups, least significant first, MSB = more."""
+        if value < 0x80:
+            self.bits(value, 8)
+            return
+        out = bytearray()
+        while value >= 0x80:
+            out.append((value & 0x7F) | 0x80)
+            value >>= 7
+        out.append(value)
+        self.raw(bytes(out))
+
+    def integer(self, value: int) -> None:
+        """Integer: sign bit, then the magnitude (negative values store -v-1)."""
+        if value < 0:
+            self.bits(1, 1)
+            self.uint(-value - 1)
+        else:
+            self.bits(0, 1)
+            self.uint(value)
+
+    def raw(self, data: bytes) -> None:
+        """Octets at the current bit position (not aligned)."""
+        if not data:
+            return
+        if self.nacc == 0:
+            self.buf += data
+        else:
+            n = len(data) * 8
+            acc = (self.acc << n) | int.from_bytes(data, "big")
+            total = self.nacc + n
+            rem = total & 7
+            self.buf += (acc >> rem).to_bytes(total >> 3, "big")
+            self.acc = acc & ((1 << rem) - 1)
+            self.nacc = rem
+
+    def string(self, value: str) -> None:
+        """String: Unsigned(length + 2) (never a table hit), then code points."""
+        n = len(value)
+        self.uint(n + 2)
+        if value.isascii():
+            self.raw(value.encode("ascii"))
+        else:
+            for ch in value:
+                self.uint(ord(ch))
+
+    def binary(self, value: bytes) -> None:
+        self.uint(len(value))
+        self.raw(value)
+
+    def getvalue(self) -> bytes:
+        if self.nacc:
+            return bytes(self.buf) + bytes([(self.acc << (8 - self.nacc)) & 0xFF])
+        return bytes(self.buf)
+
+
+class BitReader:
+    """Reads bits from ``data``; every read checks the remaining input first."""
+
+    __slots__ = ("data", "end", "pos")
+
+    def __init__(self, data: bytes, bit_offset: int = 0) -> None:
+        self.data = bytes(data)
+        self.pos = bit_offset
+        self.end = len(self.data) * 8
+
+    def _short(self, n: int, what: str) -> DecodeError:
+        return DecodeError(
+            f"input ends inside {what} (needs {n} bits, {self.end - self.pos} left)", self.pos
+        )
+
+    def bits(self, n: int) -> int:
+        p = self.pos
+        q = p + n
+        if q > self.end:
+            raise self._short(n, "an event code or value")
+        start = p >> 3
+        stop = (q + 7) >> 3
+        v = int.from_bytes(self.data[start:stop], "big")
+        self.pos = q
+        return (v >> ((stop << 3) - q)) & ((1 << n) - 1)
+
+    def bit(self) -> int:
+        p = self.pos
+        if p >= self.end:
+            raise self._short(1, "an event code")
+        self.pos = p + 1
+        return (self.data[p >> 3] >> (7 - (p & 7))) & 1
+
+    def uint(self) -> int:
+        result = 0
+        shift = 0
+        while True:
+            b = self.bits(8)
+            result |= (b & 0x7F) << shift
+            if b < 0x80:
+                return result
+            shift += 7
+            if shift > 7 * 20:  # 140 bits: beyond any value the schemas allow
+                raise DecodeError("unsigned integer longer than 20 octets", self.pos)
+
+    def integer(self) -> int:
+        if self.bit():
+            return -self.uint() - 1
+        return self.uint()
+
+    def raw(self, n: int) -> bytes:
+        """n octets at the current bit position."""
+        p = self.pos
+        if p + n * 8 > self.end:
+            raise self._short(n * 8, f"a {n}-octet value")
+        shift = p & 7
+        start = p >> 3
+        self.pos = p + n * 8
+        if shift == 0:
+            return self.data[start : start + n]
+        chunk = int.from_bytes(self.data[start : start + n + 1], "big")
+        return ((chunk >> (8 - shift)) & ((1 << (n * 8)) - 1)).to_bytes(n, "big")
+
+    def string(self) -> str:
+        n = self.uint()
+        if n < 2:
+            raise DecodeError(
+                "string-table hit: ISO 15118 uses no value tables (valuePartitionCapacity=0)",
+                self.pos,
+            )
+        n -= 2
+        if n * 8 > self.end - self.pos:
+            raise self._short(n * 8, f"a string of {n} characters")
+        # ASCII fast path: every code point below 128 is one octet with MSB 0.
+        save = self.pos
+        chunk = self.raw(n)
+        if chunk.isascii():
+            return chunk.decode("ascii")
+        self.pos = save
+        out = []
+        for _ in range(n):
+            cp = self.uint()
+            if cp > 0x10FFFF or 0xD800 <= cp <= 0xDFFF:
+                raise DecodeError(f"invalid code point {cp:#x} in string", self.pos)
+            out.append(chr(cp))
+        return "".join(out)
+
+    def binary(self) -> bytes:
+        n = self.uint()
+        return self.raw(n)
+
+
+def check_range(value: object, lo: int | None, hi: int | None, what: str) -> int:
+    if type(value) is not int and not isinstance(value, int):
+        raise EncodeError(f"{what}: expected an integer, got {type(value).__name__}")
+    if isinstance(value, bool):
+        raise EncodeError(f"{what}: expected an integer, got bool")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise EncodeError(f"{what}: {value} outside its range [{lo}, {hi}]")
+    return value

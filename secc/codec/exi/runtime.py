@@ -1,0 +1,118 @@
+"""Helpers the generated codec modules call (kept tiny: the hot path is in bits.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from secc.codec.errors import DecodeError, EncodeError
+from secc.codec.exi.bits import BitReader, BitWriter
+
+__all__ = [
+    "EE",
+    "ESC",
+    "BitReader",
+    "BitWriter",
+    "DecodeError",
+    "EmptyBytes",
+    "EmptyStr",
+    "EncodeError",
+    "bad_value",
+    "empty_value",
+    "ev",
+    "expect_ee",
+    "missing",
+    "not_allowed",
+    "unexpected",
+]
+
+# special field ids in decode tables
+EE = -1
+ESC = -2
+INVALID = -3
+ANY = -4
+CHU = -5
+
+
+class EmptyStr(str):
+    """An empty string value that arrived as a second-level EE (EXIficient's encoding).
+
+    Decoding keeps the form so that re-encoding gives the same bytes; an encoder given
+    one writes the same form (EXI-NOTES §8).  Plain ``""`` is written as CH("").
+    """
+
+    __slots__ = ()
+
+
+class EmptyBytes(bytes):
+    """The binary counterpart of :class:`EmptyStr`."""
+
+    __slots__ = ()
+
+
+def ev(r: BitReader, table: tuple[Any, ...], st: int) -> tuple[int, int, int]:
+    """Read one event code in state ``st``; returns (field id, member, next state)."""
+    w, ee2, row = table[st]
+    e: tuple[int, int, int] = row[r.bits(w)] if w else row[0]
+    fid = e[0]
+    if fid >= EE:
+        return e
+    if fid == ESC:
+        pos = r.pos
+        code = r.bits(ee2) if ee2 else 0
+        if code == 0 and e[1] == 0:  # e[1] == 0: EE is not first-level here
+            return (EE, 0, st)
+        raise DecodeError(
+            f"second-level event {code} (xsi:type, xsi:nil, undeclared content) is not supported",
+            pos,
+        )
+    if fid == ANY:
+        raise DecodeError("wildcard element content (SE(*)) is not supported", r.pos)
+    if fid == CHU:
+        raise DecodeError("untyped character content in a mixed type is not supported", r.pos)
+    raise DecodeError("invalid event code", r.pos)
+
+
+def empty_value(r: BitReader, ee2: int, kind: str) -> Any:
+    """After the escape bit in a simple element's first state: the 2nd-level EE."""
+    pos = r.pos
+    code = r.bits(ee2)
+    if code != 0:
+        raise DecodeError(f"second-level event {code} in a simple value is not supported", pos)
+    if kind == "str":
+        return EmptyStr("")
+    if kind == "bytes":
+        return EmptyBytes(b"")
+    raise DecodeError(f"empty value for a {kind} element", pos)
+
+
+def expect_ee(r: BitReader) -> None:
+    if r.bit():
+        raise DecodeError("expected the end of a simple element", r.pos - 1)
+
+
+def unexpected(r: BitReader, fid: int, names: tuple[str, ...]) -> DecodeError:
+    if fid >= 0:
+        return DecodeError(f"element {names[fid]} out of order", r.pos)
+    return DecodeError("unexpected event", r.pos)
+
+
+def missing(name: str, w: BitWriter | BitReader) -> Exception:
+    if isinstance(w, BitReader):
+        return DecodeError(f"required element {name} is missing", w.pos)
+    return EncodeError(f"required field {name} is missing", w.bit_position)
+
+
+def not_allowed(name: str, w: BitWriter) -> EncodeError:
+    return EncodeError(
+        f"{name} is not allowed here (a choice already taken, or too many occurrences)",
+        w.bit_position,
+    )
+
+
+def bad_value(name: str, value: object, why: str, w: BitWriter | BitReader) -> Exception:
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    if isinstance(w, BitReader):
+        return DecodeError(f"{name}: {shown} {why}", w.pos)
+    return EncodeError(f"{name}: {shown} {why}", w.bit_position)
