@@ -72,9 +72,7 @@ def _is_pure(name: str) -> bool:
 
 
 def _hits(imports: set[str], prefixes: set[str]) -> set[str]:
-    return {
-        imp for imp in imports for p in prefixes if imp == p or imp.startswith(p + ".")
-    }
+    return {imp for imp in imports for p in prefixes if imp == p or imp.startswith(p + ".")}
 
 
 MODULES = _modules()

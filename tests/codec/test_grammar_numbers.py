@@ -17,7 +17,7 @@ def test_iso2_document_and_fragment_numbers() -> None:
     assert names.index("V2G_Message") == 76
     assert len(iso2.FRAGMENT) == 243  # unique element qnames
     assert len(iso2.FRAGMENT_ATTRIBUTES) == 10
-    assert ("urn:iso:15118:2:2013:MsgDataTypes", "Id") == iso2.FRAGMENT_ATTRIBUTES[4]
+    assert iso2.FRAGMENT_ATTRIBUTES[4] == ("urn:iso:15118:2:2013:MsgDataTypes", "Id")
 
 
 def test_other_schema_numbers() -> None:
