@@ -650,7 +650,7 @@ class PaymentServiceSelectionRes:
 class PaymentDetailsReq:
     """{urn:iso:15118:2:2013:MsgBody}PaymentDetailsReqType."""
 
-    e_maid: str
+    emaid: str
     contract_signature_cert_chain: CertificateChain
 
 
@@ -797,7 +797,7 @@ class CertificateUpdateReq:
 
     id: str
     contract_signature_cert_chain: CertificateChain
-    e_maid: str
+    emaid: str
     list_of_root_certificate_i_ds: ListOfRootCertificateIDs
 
 
@@ -816,8 +816,8 @@ class CertificateUpdateRes:
     sa_provisioning_certificate_chain: CertificateChain
     contract_signature_cert_chain: CertificateChain
     contract_signature_encrypted_private_key: ContractSignatureEncryptedPrivateKey
-    d_hpublickey: DiffieHellmanPublickey
-    e_maid: EMAID
+    dh_public_key: DiffieHellmanPublickey
+    emaid: EMAID
     retry_counter: int | None = None
 
 
@@ -862,8 +862,8 @@ class CertificateInstallationRes:
     sa_provisioning_certificate_chain: CertificateChain
     contract_signature_cert_chain: CertificateChain
     contract_signature_encrypted_private_key: ContractSignatureEncryptedPrivateKey
-    d_hpublickey: DiffieHellmanPublickey
-    e_maid: EMAID
+    dh_public_key: DiffieHellmanPublickey
+    emaid: EMAID
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -929,8 +929,8 @@ class CurrentDemandReq:
     ev_maximum_power_limit: PhysicalValue | None = None
     bulk_charging_complete: bool | None = None
     charging_complete: bool
-    remaining_time_to_full_so_c: PhysicalValue | None = None
-    remaining_time_to_bulk_so_c: PhysicalValue | None = None
+    remaining_time_to_full_soc: PhysicalValue | None = None
+    remaining_time_to_bulk_soc: PhysicalValue | None = None
     ev_target_voltage: PhysicalValue
 
 
@@ -4748,7 +4748,7 @@ def _e_PaymentDetailsReq(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = 'eMAID'
-        x = v.e_maid
+        x = v.emaid
         if x is None:
             raise missing('eMAID', w)
         else:
@@ -4807,7 +4807,7 @@ def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return PaymentDetailsReq(e_maid=f0, contract_signature_cert_chain=f1)
+    return PaymentDetailsReq(emaid=f0, contract_signature_cert_chain=f1)
 
 _DT_CertificateChain = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_CertificateChain = ('@Id', 'Certificate', 'SubCertificates')
@@ -6265,7 +6265,7 @@ def _e_CertificateUpdateReq(w: BitWriter, v: Any) -> None:
             if type(x) is not CertificateChain: raise bad_value('ContractSignatureCertChain', x, 'is not a CertificateChain', w)
             _e_CertificateChain(w, x)
         _p = 'eMAID'
-        x = v.e_maid
+        x = v.emaid
         if x is None:
             raise missing('eMAID', w)
         else:
@@ -6340,7 +6340,7 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return CertificateUpdateReq(id=f0, contract_signature_cert_chain=f1, e_maid=f2, list_of_root_certificate_i_ds=f3)
+    return CertificateUpdateReq(id=f0, contract_signature_cert_chain=f1, emaid=f2, list_of_root_certificate_i_ds=f3)
 
 _DT_ListOfRootCertificateIDs = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 16), (-1, 0, 15), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 17), (-1, 0, 16), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 18), (-1, 0, 17), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 19), (-1, 0, 18), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 20), (-1, 0, 19), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 20), (-2, 1, 0))),)
 _N_ListOfRootCertificateIDs = ('RootCertificateID',)
@@ -6439,7 +6439,7 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
             if type(x) is not ContractSignatureEncryptedPrivateKey: raise bad_value('ContractSignatureEncryptedPrivateKey', x, 'is not a ContractSignatureEncryptedPrivateKey', w)
             _e_ContractSignatureEncryptedPrivateKey(w, x)
         _p = 'DHpublickey'
-        x = v.d_hpublickey
+        x = v.dh_public_key
         if x is None:
             raise missing('DHpublickey', w)
         else:
@@ -6448,7 +6448,7 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
             if type(x) is not DiffieHellmanPublickey: raise bad_value('DHpublickey', x, 'is not a DiffieHellmanPublickey', w)
             _e_DiffieHellmanPublickey(w, x)
         _p = 'eMAID'
-        x = v.e_maid
+        x = v.emaid
         if x is None:
             raise missing('eMAID', w)
         else:
@@ -6552,7 +6552,7 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return CertificateUpdateRes(response_code=f0, sa_provisioning_certificate_chain=f1, contract_signature_cert_chain=f2, contract_signature_encrypted_private_key=f3, d_hpublickey=f4, e_maid=f5, retry_counter=f6)
+    return CertificateUpdateRes(response_code=f0, sa_provisioning_certificate_chain=f1, contract_signature_cert_chain=f2, contract_signature_encrypted_private_key=f3, dh_public_key=f4, emaid=f5, retry_counter=f6)
 
 _DT_ContractSignatureEncryptedPrivateKey = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_ContractSignatureEncryptedPrivateKey = ('@Id', 'value')
@@ -6893,7 +6893,7 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
             if type(x) is not ContractSignatureEncryptedPrivateKey: raise bad_value('ContractSignatureEncryptedPrivateKey', x, 'is not a ContractSignatureEncryptedPrivateKey', w)
             _e_ContractSignatureEncryptedPrivateKey(w, x)
         _p = 'DHpublickey'
-        x = v.d_hpublickey
+        x = v.dh_public_key
         if x is None:
             raise missing('DHpublickey', w)
         else:
@@ -6902,7 +6902,7 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
             if type(x) is not DiffieHellmanPublickey: raise bad_value('DHpublickey', x, 'is not a DiffieHellmanPublickey', w)
             _e_DiffieHellmanPublickey(w, x)
         _p = 'eMAID'
-        x = v.e_maid
+        x = v.emaid
         if x is None:
             raise missing('eMAID', w)
         else:
@@ -6981,7 +6981,7 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return CertificateInstallationRes(response_code=f0, sa_provisioning_certificate_chain=f1, contract_signature_cert_chain=f2, contract_signature_encrypted_private_key=f3, d_hpublickey=f4, e_maid=f5)
+    return CertificateInstallationRes(response_code=f0, sa_provisioning_certificate_chain=f1, contract_signature_cert_chain=f2, contract_signature_encrypted_private_key=f3, dh_public_key=f4, emaid=f5)
 
 _DT_ChargingStatusReq = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
 _N_ChargingStatusReq = ()
@@ -7586,7 +7586,7 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
             w.bits(x, 1)
             w.bits(0, 1)
         _p = 'RemainingTimeToFullSoC'
-        x = v.remaining_time_to_full_so_c
+        x = v.remaining_time_to_full_soc
         if x is None:
             pass
         else:
@@ -7595,7 +7595,7 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
             if type(x) is not PhysicalValue: raise bad_value('RemainingTimeToFullSoC', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'RemainingTimeToBulkSoC'
-        x = v.remaining_time_to_bulk_so_c
+        x = v.remaining_time_to_bulk_soc
         if x is None:
             pass
         else:
@@ -7721,7 +7721,7 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return CurrentDemandReq(dc_ev_status=f0, ev_target_current=f1, ev_maximum_voltage_limit=f2, ev_maximum_current_limit=f3, ev_maximum_power_limit=f4, bulk_charging_complete=f5, charging_complete=f6, remaining_time_to_full_so_c=f7, remaining_time_to_bulk_so_c=f8, ev_target_voltage=f9)
+    return CurrentDemandReq(dc_ev_status=f0, ev_target_current=f1, ev_maximum_voltage_limit=f2, ev_maximum_current_limit=f3, ev_maximum_power_limit=f4, bulk_charging_complete=f5, charging_complete=f6, remaining_time_to_full_soc=f7, remaining_time_to_bulk_soc=f8, ev_target_voltage=f9)
 
 _DT_CurrentDemandRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (3, 2, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 2, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (-2, 0, 0))), (2, 2, ((9, 0, 10), (10, 0, 11), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((10, 0, 11), (-2, 0, 0))), (1, 2, ((11, 0, 12), (-2, 0, 0))), (2, 1, ((12, 0, 13), (13, 0, 14), (-1, 0, 12), (-2, 1, 0))), (2, 1, ((13, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 14), (-2, 1, 0))),)
 _N_CurrentDemandRes = ('ResponseCode', 'DC_EVSEStatus', 'EVSEPresentVoltage', 'EVSEPresentCurrent', 'EVSECurrentLimitAchieved', 'EVSEVoltageLimitAchieved', 'EVSEPowerLimitAchieved', 'EVSEMaximumVoltageLimit', 'EVSEMaximumCurrentLimit', 'EVSEMaximumPowerLimit', 'EVSEID', 'SAScheduleTupleID', 'MeterInfo', 'ReceiptRequired')
@@ -8546,7 +8546,7 @@ FIELDS: dict[type, tuple[FieldInfo, ...]] = {
     SelectedServiceList: (FieldInfo('selected_service', 'elem', 'urn:iso:15118:2:2013:MsgDataTypes', 'SelectedService', False, True, 16, ('elem', (('urn:iso:15118:2:2013:MsgDataTypes', 'SelectedService', ('class', SelectedService)),))),),
     SelectedService: (FieldInfo('service_id', 'elem', 'urn:iso:15118:2:2013:MsgDataTypes', 'ServiceID', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgDataTypes', 'ServiceID', ('int', 0, 65535)),))), FieldInfo('parameter_set_id', 'elem', 'urn:iso:15118:2:2013:MsgDataTypes', 'ParameterSetID', True, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgDataTypes', 'ParameterSetID', ('int', -32768, 32767)),))),),
     PaymentServiceSelectionRes: (FieldInfo('response_code', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ResponseCode', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ResponseCode', ('enum', ResponseCode)),))),),
-    PaymentDetailsReq: (FieldInfo('e_maid', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'eMAID', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'eMAID', ('str', 14, 15)),))), FieldInfo('contract_signature_cert_chain', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ContractSignatureCertChain', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ContractSignatureCertChain', ('class', CertificateChain)),))),),
+    PaymentDetailsReq: (FieldInfo('emaid', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'eMAID', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'eMAID', ('str', 14, 15)),))), FieldInfo('contract_signature_cert_chain', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ContractSignatureCertChain', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ContractSignatureCertChain', ('class', CertificateChain)),))),),
     CertificateChain: (FieldInfo('id', 'attr', 'urn:iso:15118:2:2013:MsgDataTypes', 'Id', True, False, 1, ('str', None, None)), FieldInfo('certificate', 'elem', 'urn:iso:15118:2:2013:MsgDataTypes', 'Certificate', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgDataTypes', 'Certificate', ('bytes', None, 800, 'b64')),))), FieldInfo('sub_certificates', 'elem', 'urn:iso:15118:2:2013:MsgDataTypes', 'SubCertificates', True, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgDataTypes', 'SubCertificates', ('class', SubCertificates)),))),),
     SubCertificates: (FieldInfo('certificate', 'elem', 'urn:iso:15118:2:2013:MsgDataTypes', 'Certificate', False, True, 4, ('elem', (('urn:iso:15118:2:2013:MsgDataTypes', 'Certificate', ('bytes', None, 800, 'b64')),))),),
     PaymentDetailsRes: (FieldInfo('response_code', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ResponseCode', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ResponseCode', ('enum', ResponseCode)),))), FieldInfo('gen_challenge', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'GenChallenge', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'GenChallenge', ('bytes', 16, 16, 'b64')),))), FieldInfo('evse_time_stamp', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVSETimeStamp', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVSETimeStamp', ('int', -9223372036854775808, 9223372036854775807)),))),),
@@ -8563,21 +8563,21 @@ FIELDS: dict[type, tuple[FieldInfo, ...]] = {
     MeteringReceiptRes: (FieldInfo('response_code', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ResponseCode', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ResponseCode', ('enum', ResponseCode)),))), FieldInfo('evse_status', 'elem', 'urn:iso:15118:2:2013:MsgDataTypes', 'EVSEStatus', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgDataTypes', 'AC_EVSEStatus', ('class', AC_EVSEStatus)), ('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVSEStatus', ('class', DC_EVSEStatus)), ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEStatus', ('class', EVSEStatus)),))),),
     SessionStopReq: (FieldInfo('charging_session', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ChargingSession', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ChargingSession', ('enum', ChargingSession)),))),),
     SessionStopRes: (FieldInfo('response_code', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ResponseCode', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ResponseCode', ('enum', ResponseCode)),))),),
-    CertificateUpdateReq: (FieldInfo('id', 'attr', 'urn:iso:15118:2:2013:MsgBody', 'Id', False, False, 1, ('str', None, None)), FieldInfo('contract_signature_cert_chain', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ContractSignatureCertChain', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ContractSignatureCertChain', ('class', CertificateChain)),))), FieldInfo('e_maid', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'eMAID', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'eMAID', ('str', 14, 15)),))), FieldInfo('list_of_root_certificate_i_ds', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ListOfRootCertificateIDs', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ListOfRootCertificateIDs', ('class', ListOfRootCertificateIDs)),))),),
+    CertificateUpdateReq: (FieldInfo('id', 'attr', 'urn:iso:15118:2:2013:MsgBody', 'Id', False, False, 1, ('str', None, None)), FieldInfo('contract_signature_cert_chain', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ContractSignatureCertChain', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ContractSignatureCertChain', ('class', CertificateChain)),))), FieldInfo('emaid', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'eMAID', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'eMAID', ('str', 14, 15)),))), FieldInfo('list_of_root_certificate_i_ds', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ListOfRootCertificateIDs', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ListOfRootCertificateIDs', ('class', ListOfRootCertificateIDs)),))),),
     ListOfRootCertificateIDs: (FieldInfo('root_certificate_id', 'elem', 'urn:iso:15118:2:2013:MsgDataTypes', 'RootCertificateID', False, True, 20, ('elem', (('urn:iso:15118:2:2013:MsgDataTypes', 'RootCertificateID', ('class', X509IssuerSerial)),))),),
-    CertificateUpdateRes: (FieldInfo('response_code', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ResponseCode', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ResponseCode', ('enum', ResponseCode)),))), FieldInfo('sa_provisioning_certificate_chain', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'SAProvisioningCertificateChain', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'SAProvisioningCertificateChain', ('class', CertificateChain)),))), FieldInfo('contract_signature_cert_chain', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ContractSignatureCertChain', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ContractSignatureCertChain', ('class', CertificateChain)),))), FieldInfo('contract_signature_encrypted_private_key', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ContractSignatureEncryptedPrivateKey', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ContractSignatureEncryptedPrivateKey', ('class', ContractSignatureEncryptedPrivateKey)),))), FieldInfo('d_hpublickey', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'DHpublickey', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'DHpublickey', ('class', DiffieHellmanPublickey)),))), FieldInfo('e_maid', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'eMAID', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'eMAID', ('class', EMAID)),))), FieldInfo('retry_counter', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'RetryCounter', True, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'RetryCounter', ('int', -32768, 32767)),))),),
+    CertificateUpdateRes: (FieldInfo('response_code', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ResponseCode', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ResponseCode', ('enum', ResponseCode)),))), FieldInfo('sa_provisioning_certificate_chain', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'SAProvisioningCertificateChain', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'SAProvisioningCertificateChain', ('class', CertificateChain)),))), FieldInfo('contract_signature_cert_chain', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ContractSignatureCertChain', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ContractSignatureCertChain', ('class', CertificateChain)),))), FieldInfo('contract_signature_encrypted_private_key', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ContractSignatureEncryptedPrivateKey', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ContractSignatureEncryptedPrivateKey', ('class', ContractSignatureEncryptedPrivateKey)),))), FieldInfo('dh_public_key', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'DHpublickey', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'DHpublickey', ('class', DiffieHellmanPublickey)),))), FieldInfo('emaid', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'eMAID', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'eMAID', ('class', EMAID)),))), FieldInfo('retry_counter', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'RetryCounter', True, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'RetryCounter', ('int', -32768, 32767)),))),),
     ContractSignatureEncryptedPrivateKey: (FieldInfo('id', 'attr', 'urn:iso:15118:2:2013:MsgDataTypes', 'Id', False, False, 1, ('str', None, None)), FieldInfo('value', 'value', '', '', False, False, 1, ('bytes', None, 48, 'b64')),),
     DiffieHellmanPublickey: (FieldInfo('id', 'attr', 'urn:iso:15118:2:2013:MsgDataTypes', 'Id', False, False, 1, ('str', None, None)), FieldInfo('value', 'value', '', '', False, False, 1, ('bytes', None, 65, 'b64')),),
     EMAID: (FieldInfo('id', 'attr', 'urn:iso:15118:2:2013:MsgDataTypes', 'Id', False, False, 1, ('str', None, None)), FieldInfo('value', 'value', '', '', False, False, 1, ('str', 14, 15)),),
     CertificateInstallationReq: (FieldInfo('id', 'attr', 'urn:iso:15118:2:2013:MsgBody', 'Id', False, False, 1, ('str', None, None)), FieldInfo('oem_provisioning_cert', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'OEMProvisioningCert', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'OEMProvisioningCert', ('bytes', None, 800, 'b64')),))), FieldInfo('list_of_root_certificate_i_ds', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ListOfRootCertificateIDs', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ListOfRootCertificateIDs', ('class', ListOfRootCertificateIDs)),))),),
-    CertificateInstallationRes: (FieldInfo('response_code', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ResponseCode', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ResponseCode', ('enum', ResponseCode)),))), FieldInfo('sa_provisioning_certificate_chain', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'SAProvisioningCertificateChain', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'SAProvisioningCertificateChain', ('class', CertificateChain)),))), FieldInfo('contract_signature_cert_chain', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ContractSignatureCertChain', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ContractSignatureCertChain', ('class', CertificateChain)),))), FieldInfo('contract_signature_encrypted_private_key', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ContractSignatureEncryptedPrivateKey', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ContractSignatureEncryptedPrivateKey', ('class', ContractSignatureEncryptedPrivateKey)),))), FieldInfo('d_hpublickey', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'DHpublickey', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'DHpublickey', ('class', DiffieHellmanPublickey)),))), FieldInfo('e_maid', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'eMAID', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'eMAID', ('class', EMAID)),))),),
+    CertificateInstallationRes: (FieldInfo('response_code', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ResponseCode', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ResponseCode', ('enum', ResponseCode)),))), FieldInfo('sa_provisioning_certificate_chain', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'SAProvisioningCertificateChain', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'SAProvisioningCertificateChain', ('class', CertificateChain)),))), FieldInfo('contract_signature_cert_chain', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ContractSignatureCertChain', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ContractSignatureCertChain', ('class', CertificateChain)),))), FieldInfo('contract_signature_encrypted_private_key', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ContractSignatureEncryptedPrivateKey', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ContractSignatureEncryptedPrivateKey', ('class', ContractSignatureEncryptedPrivateKey)),))), FieldInfo('dh_public_key', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'DHpublickey', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'DHpublickey', ('class', DiffieHellmanPublickey)),))), FieldInfo('emaid', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'eMAID', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'eMAID', ('class', EMAID)),))),),
     ChargingStatusReq: (),
     ChargingStatusRes: (FieldInfo('response_code', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ResponseCode', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ResponseCode', ('enum', ResponseCode)),))), FieldInfo('evseid', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVSEID', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVSEID', ('str', 7, 37)),))), FieldInfo('sa_schedule_tuple_id', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'SAScheduleTupleID', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'SAScheduleTupleID', ('int', 1, 255)),))), FieldInfo('evse_max_current', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVSEMaxCurrent', True, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVSEMaxCurrent', ('class', PhysicalValue)),))), FieldInfo('meter_info', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'MeterInfo', True, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'MeterInfo', ('class', MeterInfo)),))), FieldInfo('receipt_required', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ReceiptRequired', True, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ReceiptRequired', ('bool',)),))), FieldInfo('ac_evse_status', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'AC_EVSEStatus', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'AC_EVSEStatus', ('class', AC_EVSEStatus)),))),),
     CableCheckReq: (FieldInfo('dc_ev_status', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'DC_EVStatus', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'DC_EVStatus', ('class', DC_EVStatus)),))),),
     CableCheckRes: (FieldInfo('response_code', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ResponseCode', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ResponseCode', ('enum', ResponseCode)),))), FieldInfo('dc_evse_status', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'DC_EVSEStatus', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'DC_EVSEStatus', ('class', DC_EVSEStatus)),))), FieldInfo('evse_processing', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVSEProcessing', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVSEProcessing', ('enum', EVSEProcessing)),))),),
     PreChargeReq: (FieldInfo('dc_ev_status', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'DC_EVStatus', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'DC_EVStatus', ('class', DC_EVStatus)),))), FieldInfo('ev_target_voltage', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVTargetVoltage', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVTargetVoltage', ('class', PhysicalValue)),))), FieldInfo('ev_target_current', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVTargetCurrent', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVTargetCurrent', ('class', PhysicalValue)),))),),
     PreChargeRes: (FieldInfo('response_code', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ResponseCode', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ResponseCode', ('enum', ResponseCode)),))), FieldInfo('dc_evse_status', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'DC_EVSEStatus', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'DC_EVSEStatus', ('class', DC_EVSEStatus)),))), FieldInfo('evse_present_voltage', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVSEPresentVoltage', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVSEPresentVoltage', ('class', PhysicalValue)),))),),
-    CurrentDemandReq: (FieldInfo('dc_ev_status', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'DC_EVStatus', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'DC_EVStatus', ('class', DC_EVStatus)),))), FieldInfo('ev_target_current', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVTargetCurrent', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVTargetCurrent', ('class', PhysicalValue)),))), FieldInfo('ev_maximum_voltage_limit', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVMaximumVoltageLimit', True, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVMaximumVoltageLimit', ('class', PhysicalValue)),))), FieldInfo('ev_maximum_current_limit', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVMaximumCurrentLimit', True, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVMaximumCurrentLimit', ('class', PhysicalValue)),))), FieldInfo('ev_maximum_power_limit', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVMaximumPowerLimit', True, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVMaximumPowerLimit', ('class', PhysicalValue)),))), FieldInfo('bulk_charging_complete', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'BulkChargingComplete', True, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'BulkChargingComplete', ('bool',)),))), FieldInfo('charging_complete', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ChargingComplete', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ChargingComplete', ('bool',)),))), FieldInfo('remaining_time_to_full_so_c', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'RemainingTimeToFullSoC', True, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'RemainingTimeToFullSoC', ('class', PhysicalValue)),))), FieldInfo('remaining_time_to_bulk_so_c', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'RemainingTimeToBulkSoC', True, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'RemainingTimeToBulkSoC', ('class', PhysicalValue)),))), FieldInfo('ev_target_voltage', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVTargetVoltage', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVTargetVoltage', ('class', PhysicalValue)),))),),
+    CurrentDemandReq: (FieldInfo('dc_ev_status', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'DC_EVStatus', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'DC_EVStatus', ('class', DC_EVStatus)),))), FieldInfo('ev_target_current', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVTargetCurrent', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVTargetCurrent', ('class', PhysicalValue)),))), FieldInfo('ev_maximum_voltage_limit', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVMaximumVoltageLimit', True, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVMaximumVoltageLimit', ('class', PhysicalValue)),))), FieldInfo('ev_maximum_current_limit', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVMaximumCurrentLimit', True, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVMaximumCurrentLimit', ('class', PhysicalValue)),))), FieldInfo('ev_maximum_power_limit', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVMaximumPowerLimit', True, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVMaximumPowerLimit', ('class', PhysicalValue)),))), FieldInfo('bulk_charging_complete', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'BulkChargingComplete', True, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'BulkChargingComplete', ('bool',)),))), FieldInfo('charging_complete', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ChargingComplete', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ChargingComplete', ('bool',)),))), FieldInfo('remaining_time_to_full_soc', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'RemainingTimeToFullSoC', True, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'RemainingTimeToFullSoC', ('class', PhysicalValue)),))), FieldInfo('remaining_time_to_bulk_soc', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'RemainingTimeToBulkSoC', True, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'RemainingTimeToBulkSoC', ('class', PhysicalValue)),))), FieldInfo('ev_target_voltage', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVTargetVoltage', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVTargetVoltage', ('class', PhysicalValue)),))),),
     CurrentDemandRes: (FieldInfo('response_code', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ResponseCode', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ResponseCode', ('enum', ResponseCode)),))), FieldInfo('dc_evse_status', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'DC_EVSEStatus', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'DC_EVSEStatus', ('class', DC_EVSEStatus)),))), FieldInfo('evse_present_voltage', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVSEPresentVoltage', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVSEPresentVoltage', ('class', PhysicalValue)),))), FieldInfo('evse_present_current', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVSEPresentCurrent', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVSEPresentCurrent', ('class', PhysicalValue)),))), FieldInfo('evse_current_limit_achieved', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVSECurrentLimitAchieved', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVSECurrentLimitAchieved', ('bool',)),))), FieldInfo('evse_voltage_limit_achieved', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVSEVoltageLimitAchieved', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVSEVoltageLimitAchieved', ('bool',)),))), FieldInfo('evse_power_limit_achieved', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVSEPowerLimitAchieved', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVSEPowerLimitAchieved', ('bool',)),))), FieldInfo('evse_maximum_voltage_limit', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVSEMaximumVoltageLimit', True, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVSEMaximumVoltageLimit', ('class', PhysicalValue)),))), FieldInfo('evse_maximum_current_limit', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVSEMaximumCurrentLimit', True, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVSEMaximumCurrentLimit', ('class', PhysicalValue)),))), FieldInfo('evse_maximum_power_limit', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVSEMaximumPowerLimit', True, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVSEMaximumPowerLimit', ('class', PhysicalValue)),))), FieldInfo('evseid', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVSEID', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVSEID', ('str', 7, 37)),))), FieldInfo('sa_schedule_tuple_id', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'SAScheduleTupleID', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'SAScheduleTupleID', ('int', 1, 255)),))), FieldInfo('meter_info', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'MeterInfo', True, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'MeterInfo', ('class', MeterInfo)),))), FieldInfo('receipt_required', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ReceiptRequired', True, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ReceiptRequired', ('bool',)),))),),
     WeldingDetectionReq: (FieldInfo('dc_ev_status', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'DC_EVStatus', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'DC_EVStatus', ('class', DC_EVStatus)),))),),
     WeldingDetectionRes: (FieldInfo('response_code', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'ResponseCode', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'ResponseCode', ('enum', ResponseCode)),))), FieldInfo('dc_evse_status', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'DC_EVSEStatus', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'DC_EVSEStatus', ('class', DC_EVSEStatus)),))), FieldInfo('evse_present_voltage', 'elem', 'urn:iso:15118:2:2013:MsgBody', 'EVSEPresentVoltage', False, False, 1, ('elem', (('urn:iso:15118:2:2013:MsgBody', 'EVSEPresentVoltage', ('class', PhysicalValue)),))),),

@@ -31,8 +31,14 @@ from .xsd import UNBOUNDED, ComplexType, ElementDecl, Particle, QName, SchemaErr
 # -- naming -----------------------------------------------------------------------------
 
 
+# spec words that read better as one word in snake_case
+_WORDS = {"SoC": "Soc", "eMAID": "Emaid", "DHpublickey": "DhPublicKey"}
+
+
 def snake(name: str) -> str:
     """XML local name -> Python field name (EVSEMaxCurrent -> evse_max_current)."""
+    for word, plain in _WORDS.items():
+        name = name.replace(word, plain)
     s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
     s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s)
     s = s.replace("-", "_").lower()
