@@ -1,0 +1,134 @@
+"""What the session core asks the runtime to do.  Frozen, slotted dataclasses; the
+runtime (``secc.runtime.perform``) maps each to the codec + socket, the HAL or the OCPP
+bridge.  Safety-relevant ordering is the core's job: an action list that ends a session
+always has :class:`OpenContactors` before :class:`CloseConnection` and
+:class:`SessionEnded`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from secc.core.events import Schema
+
+
+class EndReason(StrEnum):
+    """Why a session ended (the OCPP bridge maps these to TransactionEvent stoppedReason)."""
+
+    EV_STOP = "ev_stop"  # SessionStopReq Terminate
+    EV_PAUSE = "ev_pause"  # SessionStopReq Pause (the session id may be resumed)
+    SEQUENCE_TIMEOUT = "sequence_timeout"  # V2G_SECC_Sequence_Timeout
+    SEQUENCE_ERROR = "sequence_error"  # a request out of order
+    FAILED_RESPONSE = "failed_response"  # any other FAILED_* answer
+    CONNECTION_LOST = "connection_lost"
+    EVSE_FAULT = "evse_fault"
+    STATION_STOP = "station_stop"  # StopRequested (remote or local)
+    TIMEOUT = "timeout"  # CommunicationSetup, CableCheck, PreCharge limits
+    SHUTDOWN = "shutdown"
+
+
+@dataclass(frozen=True, slots=True)
+class SendResponse:
+    """Encode ``message`` with ``schema`` and write it as one V2GTP frame."""
+
+    message: object
+    schema: Schema
+    name: str  # the body element's name, for traces and logs
+
+
+@dataclass(frozen=True, slots=True)
+class CloseConnection:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CloseContactors:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class OpenContactors:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartIsolationTest:
+    """DC CableCheck: apply the test voltage and start the isolation monitor."""
+
+    voltage: float
+
+
+@dataclass(frozen=True, slots=True)
+class SetDcTarget:
+    """DC PreCharge / CurrentDemand: the power module's target."""
+
+    voltage: float
+    current: float
+
+
+@dataclass(frozen=True, slots=True)
+class StopDcOutput:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAuthorization:
+    """Ask the station (OCPP bridge, local list, HAL RFID) whether charging is allowed.
+
+    ``kind`` is ``eMAID`` for Plug & Charge (``certificate_chain`` holds the contract
+    chain as DER, leaf first, as received in PaymentDetailsReq) or ``ExternalPayment``
+    for EIM.  The answer comes back as :class:`secc.core.events.AuthorizationResult`.
+    """
+
+    kind: str
+    id_token: str
+    certificate_chain: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestCertificate:
+    """Forward a CertificateInstallationReq / CertificateUpdateReq to the back end (OCPP
+    Get15118EVCertificate): ``action`` is ``Install`` or ``Update``; ``exi_request`` the
+    complete EXI stream of the EV's request; ``schema_version`` its namespace."""
+
+    action: str
+    exi_request: bytes
+    schema_version: str = "urn:iso:15118:2:2013:MsgDef"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStarted:
+    session_id: bytes
+    evcc_id: bytes
+    protocol: str  # namespace of the negotiated protocol
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingStateChanged:
+    """Energy transfer started (``charging=True``, after PowerDelivery Start) or stopped."""
+
+    charging: bool
+    soc: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnded:
+    reason: EndReason
+    detail: str = ""
+
+
+Action = (
+    SendResponse
+    | CloseConnection
+    | CloseContactors
+    | OpenContactors
+    | StartIsolationTest
+    | SetDcTarget
+    | StopDcOutput
+    | RequestAuthorization
+    | RequestCertificate
+    | SessionStarted
+    | ChargingStateChanged
+    | SessionEnded
+)

@@ -1,0 +1,119 @@
+"""What the session core is fed: requests from the EV, facts from the EVSE and from the
+OCPP bridge, and time.  Frozen, slotted dataclasses; the runtime builds them, the core
+reads them; nothing here does I/O.
+
+Units: volts, amperes, watts, watt-hours as floats; times as seconds (monotonic ``now``
+is passed to ``handle`` separately, never stored in an event).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Schema(StrEnum):
+    """Which grammar a V2GTP payload was decoded with."""
+
+    APPHAND = "apphand"
+    ISO2 = "iso2"
+    DIN = "din"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestReceived:
+    """A decoded request from the EV (``supportedAppProtocolReq`` or a ``V2G_Message``)."""
+
+    message: object
+    schema: Schema
+
+
+@dataclass(frozen=True, slots=True)
+class TimerExpired:
+    """The deadline the core asked for has passed (the runtime feeds it at ``deadline``)."""
+
+    timer: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLost:
+    """The TCP/TLS connection closed or was reset."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationResult:
+    """Answer to :class:`secc.core.actions.RequestAuthorization`.
+
+    For Plug & Charge both the token and the certificate must be accepted (OCPP 2.0.1
+    C07): ``accepted`` is the conjunction; ``certificate_status`` carries OCPP's
+    AuthorizeCertificateStatusEnumType (``Accepted``, ``CertificateExpired``,
+    ``CertificateRevoked``, ``NoCertificateAvailable``, ``CertChainError``,
+    ``SignatureError``, ``ContractCancelled``) where the CSMS or the local check gave one.
+    """
+
+    accepted: bool
+    id_token: str
+    certificate_status: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateResult:
+    """Answer to :class:`secc.core.actions.RequestCertificate` (OCPP Get15118EVCertificate).
+
+    ``exi_response`` is the complete EXI stream of the CertificateInstallationRes /
+    CertificateUpdateRes the back end produced (the ``exiResponse``, base64-decoded);
+    ``None`` when the back end failed or answered too late.
+    """
+
+    exi_response: bytes | None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EvseStatus:
+    """A snapshot of the EVSE's measured state, fed whenever it changes.
+
+    ``isolation`` uses ISO 15118-2 isolationLevelType names (``Invalid``, ``Valid``,
+    ``Warning``, ``Fault``, ``No_IMD``); ``contactors_closed`` is the feedback, not the
+    command.
+    """
+
+    present_voltage: float = 0.0
+    present_current: float = 0.0
+    isolation: str = "Invalid"
+    contactors_closed: bool = False
+    energy_wh: float = 0.0
+    power_w: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class EvseFault:
+    """A fault the HAL detected (RCD trip, contactor feedback mismatch, CP E/F, MCU silence,
+    isolation fault).  The core opens the contactors and ends the session."""
+
+    kind: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequested:
+    """The station wants the session to end: remote stop from the CSMS, a local stop
+    button, deauthorization.  The core answers the next request with EVSENotification
+    StopCharging and ends the session cleanly."""
+
+    reason: str
+
+
+Event = (
+    RequestReceived
+    | TimerExpired
+    | ConnectionLost
+    | AuthorizationResult
+    | CertificateResult
+    | EvseStatus
+    | EvseFault
+    | StopRequested
+)
