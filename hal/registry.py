@@ -16,12 +16,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import cast
 
-from hal.api import Board
+from hal.api import Board, PlcLink
 from hal.types import MissingExtraError, UnavailableError
 
 ENTRY_POINT_GROUP = "secc.hal_backends"
 
 OpenBoard = Callable[[Mapping[str, object]], Awaitable[Board]]
+OpenPlc = Callable[[Mapping[str, object]], Awaitable[PlcLink]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,7 @@ class BackendInfo:
     extra: str | None = None  # the pip extra that provides its dependency
     requires: str | None = None  # the import name of that dependency
     origin: str = "builtin"
+    kind: str = "board"  # "board": open_board -> Board;  "plc": open_plc -> PlcLink
 
 
 BUILTIN: dict[str, BackendInfo] = {
@@ -56,8 +58,9 @@ BUILTIN: dict[str, BackendInfo] = {
     ),
     "slac": BackendInfo(
         "slac",
-        "hal.backends.slac.link:open_board",
+        "hal.backends.slac.link:open_plc",
         "PLC link only: SLAC (ISO 15118-3) over AF_PACKET on the modem's interface",
+        kind="plc",
     ),
 }
 
@@ -92,11 +95,22 @@ def missing_dependency(info: BackendInfo) -> str | None:
 
 
 def load(name: str) -> OpenBoard:
-    """The ``open_board`` function of a backend; UnavailableError / MissingExtraError otherwise."""
+    """The ``open_board`` function of a backend; UnavailableError / MissingExtraError else."""
+    return cast(OpenBoard, _load(name, "board"))
+
+
+def load_plc(name: str) -> OpenPlc:
+    """The ``open_plc`` function of a PLC backend (``slac``)."""
+    return cast(OpenPlc, _load(name, "plc"))
+
+
+def _load(name: str, kind: str) -> object:
     info = available().get(name)
     if info is None:
         known = ", ".join(sorted(available()))
         raise UnavailableError(f"unknown HAL backend {name!r} (known: {known})")
+    if info.kind != kind:
+        raise UnavailableError(f"HAL backend {name!r} provides a {info.kind}, not a {kind}")
     missing = missing_dependency(info)
     if missing is not None:
         raise MissingExtraError(name, info.extra or "?", missing)
@@ -110,8 +124,22 @@ def load(name: str) -> OpenBoard:
     func = getattr(module, attr, None)
     if func is None:
         raise UnavailableError(f"HAL backend {name!r}: {info.target} does not exist")
-    return cast(OpenBoard, func)
+    return func
 
 
-async def open_board(name: str, options: Mapping[str, object] | None = None) -> Board:
-    return await load(name)(options or {})
+async def open_board(
+    name: str,
+    options: Mapping[str, object] | None = None,
+    *,
+    plc: str | None = None,
+    plc_options: Mapping[str, object] | None = None,
+) -> Board:
+    """Open a board; ``plc`` names a PLC backend that replaces the board's own PLC link."""
+    board = await load(name)(options or {})
+    if plc is not None:
+        try:
+            board.plc = await load_plc(plc)(plc_options or {})
+        except BaseException:
+            await board.aclose()
+            raise
+    return board
