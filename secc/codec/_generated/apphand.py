@@ -10,7 +10,7 @@ from typing import Any
 
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
-from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, expect_ee, missing, not_allowed, unexpected)
+from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, missing, not_allowed, unexpected)
 
 
 class ResponseCode(StrEnum):
@@ -61,8 +61,8 @@ def _e_AppProtocol(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ProtocolNamespace', w)
         else:
-            w.bits(0, 1)
             st = 1
+            w.bits(0, 1)
             if type(x) is EmptyStr:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -75,9 +75,8 @@ def _e_AppProtocol(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('VersionNumberMajor', w)
         else:
-            w.bits(0, 1)
             st = 2
-            w.bits(0, 1)
+            w.bits(0, 2)
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('VersionNumberMajor', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
             w.bits(0, 1)
@@ -86,9 +85,8 @@ def _e_AppProtocol(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('VersionNumberMinor', w)
         else:
-            w.bits(0, 1)
             st = 3
-            w.bits(0, 1)
+            w.bits(0, 2)
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('VersionNumberMinor', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
             w.bits(0, 1)
@@ -97,35 +95,36 @@ def _e_AppProtocol(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SchemaID', w)
         else:
-            w.bits(0, 1)
             st = 4
-            w.bits(0, 1)
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('SchemaID', x, 'is not an integer in [0, 255]', w)
-            w.bits(x, 8)
-            w.bits(0, 1)
+            w.bits((x << 1), 11)
         _p = 'Priority'
         x = v.priority
         if x is None:
             raise missing('Priority', w)
         else:
-            w.bits(0, 1)
             st = 5
-            w.bits(0, 1)
             if type(x) is not int or not 1 <= x <= 20: raise bad_value('Priority', x, 'is not an integer in [1, 20]', w)
-            w.bits(x - 1, 5)
-            w.bits(0, 1)
+            w.bits(((x - 1) << 1), 8)
         _p = None
         w.bits(0, 1)
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_AppProtocol_0 = _DT_AppProtocol[0][2]
+_R_AppProtocol_1 = _DT_AppProtocol[1][2]
+_R_AppProtocol_2 = _DT_AppProtocol[2][2]
+_R_AppProtocol_3 = _DT_AppProtocol[3][2]
+_R_AppProtocol_4 = _DT_AppProtocol[4][2]
+_R_AppProtocol_5 = _DT_AppProtocol[5][2]
 
 
 def _d_AppProtocol(r: BitReader) -> AppProtocol:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_AppProtocol, 0)
+        fid, m, nst = e = _R_AppProtocol_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ProtocolNamespace'
         if fid == 0:
             st = nst
@@ -135,7 +134,8 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
                 _x = r.string()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_AppProtocol, st)
+            fid, m, nst = e = _R_AppProtocol_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ProtocolNamespace', r)
         _p = 'VersionNumberMajor'
@@ -147,7 +147,8 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
                 _x = r.uint()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_AppProtocol, st)
+            fid, m, nst = e = _R_AppProtocol_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('VersionNumberMajor', r)
         _p = 'VersionNumberMinor'
@@ -159,32 +160,48 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
                 _x = r.uint()
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_AppProtocol, st)
+            fid, m, nst = e = _R_AppProtocol_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('VersionNumberMinor', r)
         _p = 'SchemaID'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _x = r.bits(10)
+            if _x >> 9:
+                r.pos -= 10
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.bits(8)
+                    expect_ee(r)
             else:
-                _x = r.bits(8)
-                expect_ee(r)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 255
             f3 = _x
-            fid, m, nst = ev(r, _DT_AppProtocol, st)
+            fid, m, nst = e = _R_AppProtocol_4[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('SchemaID', r)
         _p = 'Priority'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _x = r.bits(7)
+            if _x >> 6:
+                r.pos -= 7
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.bits(5) + 1
+                    if _x > 20: raise bad_value('Priority', _x, 'is above 20', r)
+                    expect_ee(r)
             else:
-                _x = r.bits(5) + 1
+                if _x & 1: expect_ee_failed(r)
+                _x = ((_x >> 1) & 31) + 1
                 if _x > 20: raise bad_value('Priority', _x, 'is above 20', r)
-                expect_ee(r)
             f4 = _x
-            fid, m, nst = ev(r, _DT_AppProtocol, st)
+            fid, m, nst = e = _R_AppProtocol_5[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('Priority', r)
         _p = None
@@ -192,7 +209,13 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return AppProtocol(protocol_namespace=f0, version_number_major=f1, version_number_minor=f2, schema_id=f3, priority=f4)
+    o = _new(AppProtocol)
+    _S_AppProtocol_0(o, f0)
+    _S_AppProtocol_1(o, f1)
+    _S_AppProtocol_2(o, f2)
+    _S_AppProtocol_3(o, f3)
+    _S_AppProtocol_4(o, f4)
+    return o
 
 _DT_supportedAppProtocolReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 16), (-1, 0, 15), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 17), (-1, 0, 16), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 18), (-1, 0, 17), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 19), (-1, 0, 18), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 20), (-1, 0, 19), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 20), (-2, 1, 0))),)
 _N_supportedAppProtocolReq = ('AppProtocol',)
@@ -220,13 +243,15 @@ def _e_supportedAppProtocolReq(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_supportedAppProtocolReq_0 = _DT_supportedAppProtocolReq[0][2]
 
 
 def _d_supportedAppProtocolReq(r: BitReader) -> supportedAppProtocolReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_supportedAppProtocolReq, 0)
+        fid, m, nst = e = _R_supportedAppProtocolReq_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'AppProtocol'
         f0 = []
         while fid == 0:
@@ -239,7 +264,9 @@ def _d_supportedAppProtocolReq(r: BitReader) -> supportedAppProtocolReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return supportedAppProtocolReq(app_protocol=tuple(f0))
+    o = _new(supportedAppProtocolReq)
+    _S_supportedAppProtocolReq_0(o, tuple(f0))
+    return o
 
 _DT_supportedAppProtocolRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((1, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_supportedAppProtocolRes = ('ResponseCode', 'SchemaID')
@@ -256,24 +283,18 @@ def _e_supportedAppProtocolRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ResponseCode', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits(_i, 2)
-            w.bits(0, 1)
+            w.bits((_i << 1), 5)
         _p = 'SchemaID'
         x = v.schema_id
         if x is None:
             pass
         else:
-            w.bits(0, 2)
             st = 2
-            w.bits(0, 1)
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('SchemaID', x, 'is not an integer in [0, 255]', w)
-            w.bits(x, 8)
-            w.bits(0, 1)
+            w.bits((x << 1), 12)
         _p = None
         e = _EE_supportedAppProtocolRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
@@ -281,37 +302,57 @@ def _e_supportedAppProtocolRes(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_supportedAppProtocolRes_0 = _DT_supportedAppProtocolRes[0][2]
+_R_supportedAppProtocolRes_1 = _DT_supportedAppProtocolRes[1][2]
+_R_supportedAppProtocolRes_2 = _DT_supportedAppProtocolRes[2][2]
 
 
 def _d_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_supportedAppProtocolRes, 0)
+        fid, m, nst = e = _R_supportedAppProtocolRes_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'ResponseCode')
+            _x = r.bits(4)
+            if _x >> 3:
+                r.pos -= 4
+                if r.bit():
+                    _x = empty_value(r, 3, 'ResponseCode')
+                else:
+                    _x = r.bits(2)
+                    if _x >= 3: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
+                    _x = _V_ResponseCode[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(2)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 3
                 if _x >= 3: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
-                expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_supportedAppProtocolRes, st)
+            fid, m, nst = e = _R_supportedAppProtocolRes_1[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('ResponseCode', r)
         _p = 'SchemaID'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _x = r.bits(10)
+            if _x >> 9:
+                r.pos -= 10
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.bits(8)
+                    expect_ee(r)
             else:
-                _x = r.bits(8)
-                expect_ee(r)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 255
             f1 = _x
-            fid, m, nst = ev(r, _DT_supportedAppProtocolRes, st)
+            fid, m, nst = e = _R_supportedAppProtocolRes_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = None
@@ -319,7 +360,20 @@ def _d_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return supportedAppProtocolRes(response_code=f0, schema_id=f1)
+    o = _new(supportedAppProtocolRes)
+    _S_supportedAppProtocolRes_0(o, f0)
+    _S_supportedAppProtocolRes_1(o, f1)
+    return o
+
+_new = object.__new__
+_S_AppProtocol_0 = AppProtocol.protocol_namespace.__set__
+_S_AppProtocol_1 = AppProtocol.version_number_major.__set__
+_S_AppProtocol_2 = AppProtocol.version_number_minor.__set__
+_S_AppProtocol_3 = AppProtocol.schema_id.__set__
+_S_AppProtocol_4 = AppProtocol.priority.__set__
+_S_supportedAppProtocolReq_0 = supportedAppProtocolReq.app_protocol.__set__
+_S_supportedAppProtocolRes_0 = supportedAppProtocolRes.response_code.__set__
+_S_supportedAppProtocolRes_1 = supportedAppProtocolRes.schema_id.__set__
 
 FIELDS: dict[type, tuple[FieldInfo, ...]] = {
     AppProtocol: (FieldInfo('protocol_namespace', 'elem', '', 'ProtocolNamespace', False, False, 1, ('elem', (('', 'ProtocolNamespace', ('str', None, 100)),))), FieldInfo('version_number_major', 'elem', '', 'VersionNumberMajor', False, False, 1, ('elem', (('', 'VersionNumberMajor', ('int', 0, 4294967295)),))), FieldInfo('version_number_minor', 'elem', '', 'VersionNumberMinor', False, False, 1, ('elem', (('', 'VersionNumberMinor', ('int', 0, 4294967295)),))), FieldInfo('schema_id', 'elem', '', 'SchemaID', False, False, 1, ('elem', (('', 'SchemaID', ('int', 0, 255)),))), FieldInfo('priority', 'elem', '', 'Priority', False, False, 1, ('elem', (('', 'Priority', ('int', 1, 20)),))),),
@@ -341,19 +395,24 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:15118:2:2010:AppProtocol', '
 
 
 def _es_f1(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not int or not 1 <= x <= 20: raise bad_value('Priority', x, 'is not an integer in [1, 20]', w)
-    w.bits(x - 1, 5)
-    w.bits(0, 1)
+    w.bits(((x - 1) << 1), 7)
 
 
 def _ds_f1(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _x = r.bits(7)
+    if _x >> 6:
+        r.pos -= 7
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.bits(5) + 1
+            if _x > 20: raise bad_value('Priority', _x, 'is above 20', r)
+            expect_ee(r)
     else:
-        _x = r.bits(5) + 1
+        if _x & 1: expect_ee_failed(r)
+        _x = ((_x >> 1) & 31) + 1
         if _x > 20: raise bad_value('Priority', _x, 'is above 20', r)
-        expect_ee(r)
     return _x
 
 
@@ -377,37 +436,47 @@ def _ds_f2(r: BitReader) -> Any:
 
 
 def _es_f3(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     _i = _I_ResponseCode.get(x)
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-    w.bits(_i, 2)
-    w.bits(0, 1)
+    w.bits((_i << 1), 4)
 
 
 def _ds_f3(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'ResponseCode')
+    _x = r.bits(4)
+    if _x >> 3:
+        r.pos -= 4
+        if r.bit():
+            _x = empty_value(r, 3, 'ResponseCode')
+        else:
+            _x = r.bits(2)
+            if _x >= 3: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
+            _x = _V_ResponseCode[_x]
+            expect_ee(r)
     else:
-        _x = r.bits(2)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) & 3
         if _x >= 3: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
         _x = _V_ResponseCode[_x]
-        expect_ee(r)
     return _x
 
 
 def _es_f4(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('SchemaID', x, 'is not an integer in [0, 255]', w)
-    w.bits(x, 8)
-    w.bits(0, 1)
+    w.bits((x << 1), 10)
 
 
 def _ds_f4(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _x = r.bits(10)
+    if _x >> 9:
+        r.pos -= 10
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.bits(8)
+            expect_ee(r)
     else:
-        _x = r.bits(8)
-        expect_ee(r)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) & 255
     return _x
 
 

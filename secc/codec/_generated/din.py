@@ -10,7 +10,7 @@ from typing import Any
 
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
-from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, expect_ee, missing, not_allowed, unexpected)
+from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, missing, not_allowed, unexpected)
 from secc.codec._generated.xmldsig import (
     Signature,
     _e_Signature,
@@ -989,8 +989,8 @@ def _e_SessionSetupReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVCCID', w)
         else:
-            w.bits(0, 1)
             st = 1
+            w.bits(0, 1)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -1003,13 +1003,16 @@ def _e_SessionSetupReq(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_SessionSetupReq_0 = _DT_SessionSetupReq[0][2]
+_R_SessionSetupReq_1 = _DT_SessionSetupReq[1][2]
 
 
 def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_SessionSetupReq, 0)
+        fid, m, nst = e = _R_SessionSetupReq_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVCCID'
         if fid == 0:
             st = nst
@@ -1019,7 +1022,8 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
                 _x = r.binary()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_SessionSetupReq, st)
+            fid, m, nst = e = _R_SessionSetupReq_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('EVCCID', r)
         _p = None
@@ -1027,7 +1031,9 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return SessionSetupReq(evccid=f0)
+    o = _new(SessionSetupReq)
+    _S_SessionSetupReq_0(o, f0)
+    return o
 
 _DT_BodyBase = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
 _N_BodyBase = ()
@@ -1042,13 +1048,15 @@ def _e_BodyBase(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_BodyBase_0 = _DT_BodyBase[0][2]
 
 
 def _d_BodyBase(r: BitReader) -> BodyBase:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_BodyBase, 0)
+        fid, m, nst = e = _R_BodyBase_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_BodyBase)
     except CodecError as e:
@@ -1071,20 +1079,17 @@ def _e_SessionSetupRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ResponseCode', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits(_i, 5)
-            w.bits(0, 1)
+            w.bits((_i << 1), 8)
         _p = 'EVSEID'
         x = v.evseid
         if x is None:
             raise missing('EVSEID', w)
         else:
-            w.bits(0, 1)
             st = 2
+            w.bits(0, 1)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -1097,9 +1102,8 @@ def _e_SessionSetupRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
             st = 3
-            w.bits(0, 1)
+            w.bits(0, 3)
             if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('DateTimeNow', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
             w.integer(x)
             w.bits(0, 1)
@@ -1110,25 +1114,39 @@ def _e_SessionSetupRes(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_SessionSetupRes_0 = _DT_SessionSetupRes[0][2]
+_R_SessionSetupRes_1 = _DT_SessionSetupRes[1][2]
+_R_SessionSetupRes_2 = _DT_SessionSetupRes[2][2]
+_R_SessionSetupRes_3 = _DT_SessionSetupRes[3][2]
 
 
 def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_SessionSetupRes, 0)
+        fid, m, nst = e = _R_SessionSetupRes_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'ResponseCode')
+            _x = r.bits(7)
+            if _x >> 6:
+                r.pos -= 7
+                if r.bit():
+                    _x = empty_value(r, 3, 'ResponseCode')
+                else:
+                    _x = r.bits(5)
+                    if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
+                    _x = _V_ResponseCode[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(5)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 31
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
-                expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_SessionSetupRes, st)
+            fid, m, nst = e = _R_SessionSetupRes_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEID'
@@ -1140,7 +1158,8 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
                 _x = r.binary()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_SessionSetupRes, st)
+            fid, m, nst = e = _R_SessionSetupRes_2[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVSEID', r)
         _p = 'DateTimeNow'
@@ -1152,7 +1171,8 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
                 _x = r.integer()
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_SessionSetupRes, st)
+            fid, m, nst = e = _R_SessionSetupRes_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
         _p = None
@@ -1160,7 +1180,11 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return SessionSetupRes(response_code=f0, evseid=f1, date_time_now=f2)
+    o = _new(SessionSetupRes)
+    _S_SessionSetupRes_0(o, f0)
+    _S_SessionSetupRes_1(o, f1)
+    _S_SessionSetupRes_2(o, f2)
+    return o
 
 _DT_ServiceDiscoveryReq = ((2, 3, ((0, 0, 1), (1, 0, 2), (-1, 0, 0), (-2, 1, 0))), (2, 1, ((1, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_ServiceDiscoveryReq = ('ServiceScope', 'ServiceCategory')
@@ -1177,8 +1201,8 @@ def _e_ServiceDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
             st = 1
+            w.bits(0, 2)
             if type(x) is EmptyStr:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -1195,11 +1219,9 @@ def _e_ServiceDiscoveryReq(w: BitWriter, v: Any) -> None:
             if t is None: raise not_allowed('ServiceCategory', w)
             w.bits(t[0], t[1])
             st = t[2]
-            w.bits(0, 1)
             _i = _I_ServiceCategory.get(x)
             if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
-            w.bits(_i, 2)
-            w.bits(0, 1)
+            w.bits((_i << 1), 4)
         _p = None
         e = _EE_ServiceDiscoveryReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
@@ -1207,13 +1229,17 @@ def _e_ServiceDiscoveryReq(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_ServiceDiscoveryReq_0 = _DT_ServiceDiscoveryReq[0][2]
+_R_ServiceDiscoveryReq_1 = _DT_ServiceDiscoveryReq[1][2]
+_R_ServiceDiscoveryReq_2 = _DT_ServiceDiscoveryReq[2][2]
 
 
 def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_ServiceDiscoveryReq, 0)
+        fid, m, nst = e = _R_ServiceDiscoveryReq_0[r.bits(2)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceScope'
         if fid == 0:
             st = nst
@@ -1223,20 +1249,29 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
                 _x = r.string()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_ServiceDiscoveryReq, st)
+            fid, m, nst = e = _R_ServiceDiscoveryReq_1[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'ServiceCategory'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'ServiceCategory')
+            _x = r.bits(4)
+            if _x >> 3:
+                r.pos -= 4
+                if r.bit():
+                    _x = empty_value(r, 3, 'ServiceCategory')
+                else:
+                    _x = r.bits(2)
+                    _x = _V_ServiceCategory[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(2)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 3
                 _x = _V_ServiceCategory[_x]
-                expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_ServiceDiscoveryReq, st)
+            fid, m, nst = e = _R_ServiceDiscoveryReq_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = None
@@ -1244,7 +1279,10 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return ServiceDiscoveryReq(service_scope=f0, service_category=f1)
+    o = _new(ServiceDiscoveryReq)
+    _S_ServiceDiscoveryReq_0(o, f0)
+    _S_ServiceDiscoveryReq_1(o, f1)
+    return o
 
 _DT_ServiceDiscoveryRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (2, 1, ((3, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_ServiceDiscoveryRes = ('ResponseCode', 'PaymentOptions', 'ChargeService', 'ServiceList')
@@ -1261,13 +1299,10 @@ def _e_ServiceDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ResponseCode', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits(_i, 5)
-            w.bits(0, 1)
+            w.bits((_i << 1), 8)
         _p = 'PaymentOptions'
         x = v.payment_options
         if x is None:
@@ -1302,25 +1337,40 @@ def _e_ServiceDiscoveryRes(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_ServiceDiscoveryRes_0 = _DT_ServiceDiscoveryRes[0][2]
+_R_ServiceDiscoveryRes_1 = _DT_ServiceDiscoveryRes[1][2]
+_R_ServiceDiscoveryRes_2 = _DT_ServiceDiscoveryRes[2][2]
+_R_ServiceDiscoveryRes_3 = _DT_ServiceDiscoveryRes[3][2]
+_R_ServiceDiscoveryRes_4 = _DT_ServiceDiscoveryRes[4][2]
 
 
 def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_ServiceDiscoveryRes, 0)
+        fid, m, nst = e = _R_ServiceDiscoveryRes_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'ResponseCode')
+            _x = r.bits(7)
+            if _x >> 6:
+                r.pos -= 7
+                if r.bit():
+                    _x = empty_value(r, 3, 'ResponseCode')
+                else:
+                    _x = r.bits(5)
+                    if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
+                    _x = _V_ResponseCode[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(5)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 31
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
-                expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_ServiceDiscoveryRes, st)
+            fid, m, nst = e = _R_ServiceDiscoveryRes_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'PaymentOptions'
@@ -1328,7 +1378,8 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             st = nst
             _x = _d_PaymentOptions(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_ServiceDiscoveryRes, st)
+            fid, m, nst = e = _R_ServiceDiscoveryRes_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('PaymentOptions', r)
         _p = 'ChargeService'
@@ -1336,7 +1387,8 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             st = nst
             _x = _d_ServiceCharge(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_ServiceDiscoveryRes, st)
+            fid, m, nst = e = _R_ServiceDiscoveryRes_3[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('ChargeService', r)
         _p = 'ServiceList'
@@ -1344,7 +1396,8 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             st = nst
             _x = _d_ServiceTagList(r)
             f3 = _x
-            fid, m, nst = ev(r, _DT_ServiceDiscoveryRes, st)
+            fid, m, nst = e = _R_ServiceDiscoveryRes_4[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
         _p = None
@@ -1352,7 +1405,12 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return ServiceDiscoveryRes(response_code=f0, payment_options=f1, charge_service=f2, service_list=f3)
+    o = _new(ServiceDiscoveryRes)
+    _S_ServiceDiscoveryRes_0(o, f0)
+    _S_ServiceDiscoveryRes_1(o, f1)
+    _S_ServiceDiscoveryRes_2(o, f2)
+    _S_ServiceDiscoveryRes_3(o, f3)
+    return o
 
 _DT_PaymentOptions = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))),)
 _N_PaymentOptions = ('PaymentOption',)
@@ -1370,11 +1428,9 @@ def _e_PaymentOptions(w: BitWriter, v: Any) -> None:
             if t is None: raise not_allowed('PaymentOption', w)
             w.bits(t[0], t[1])
             st = t[2]
-            w.bits(0, 1)
             _i = _I_PaymentOption.get(x)
             if _i is None: raise bad_value('PaymentOption', x, 'is not a value of PaymentOption', w)
-            w.bits(_i, 1)
-            w.bits(0, 1)
+            w.bits((_i << 1), 3)
         _p = None
         e = _EE_PaymentOptions[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
@@ -1382,23 +1438,32 @@ def _e_PaymentOptions(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_PaymentOptions_0 = _DT_PaymentOptions[0][2]
 
 
 def _d_PaymentOptions(r: BitReader) -> PaymentOptions:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_PaymentOptions, 0)
+        fid, m, nst = e = _R_PaymentOptions_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PaymentOption'
         f0 = []
         while fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'PaymentOption')
+            _x = r.bits(3)
+            if _x >> 2:
+                r.pos -= 3
+                if r.bit():
+                    _x = empty_value(r, 3, 'PaymentOption')
+                else:
+                    _x = r.bits(1)
+                    _x = _V_PaymentOption[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(1)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 1
                 _x = _V_PaymentOption[_x]
-                expect_ee(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_PaymentOptions, st)
         _p = None
@@ -1406,7 +1471,9 @@ def _d_PaymentOptions(r: BitReader) -> PaymentOptions:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return PaymentOptions(payment_option=tuple(f0))
+    o = _new(PaymentOptions)
+    _S_PaymentOptions_0(o, tuple(f0))
+    return o
 
 _DT_ServiceCharge = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_ServiceCharge = ('ServiceTag', 'FreeService', 'EnergyTransferType')
@@ -1430,68 +1497,84 @@ def _e_ServiceCharge(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('FreeService', w)
         else:
-            w.bits(0, 1)
             st = 2
-            w.bits(0, 1)
             if type(x) is not bool: raise bad_value('FreeService', x, 'is not a bool', w)
-            w.bits(x, 1)
-            w.bits(0, 1)
+            w.bits((x << 1), 4)
         _p = 'EnergyTransferType'
         x = v.energy_transfer_type
         if x is None:
             raise missing('EnergyTransferType', w)
         else:
-            w.bits(0, 1)
             st = 3
-            w.bits(0, 1)
             _i = _I_EVSESupportedEnergyTransfer.get(x)
             if _i is None: raise bad_value('EnergyTransferType', x, 'is not a value of EVSESupportedEnergyTransfer', w)
-            w.bits(_i, 4)
-            w.bits(0, 1)
+            w.bits((_i << 1), 7)
         _p = None
         w.bits(0, 1)
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_ServiceCharge_0 = _DT_ServiceCharge[0][2]
+_R_ServiceCharge_1 = _DT_ServiceCharge[1][2]
+_R_ServiceCharge_2 = _DT_ServiceCharge[2][2]
+_R_ServiceCharge_3 = _DT_ServiceCharge[3][2]
 
 
 def _d_ServiceCharge(r: BitReader) -> ServiceCharge:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_ServiceCharge, 0)
+        fid, m, nst = e = _R_ServiceCharge_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceTag'
         if fid == 0:
             st = nst
             _x = _d_ServiceTag(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_ServiceCharge, st)
+            fid, m, nst = e = _R_ServiceCharge_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ServiceTag', r)
         _p = 'FreeService'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'bool')
+            _x = r.bits(3)
+            if _x >> 2:
+                r.pos -= 3
+                if r.bit():
+                    _x = empty_value(r, 3, 'bool')
+                else:
+                    _x = r.bit() == 1
+                    expect_ee(r)
             else:
-                _x = r.bit() == 1
-                expect_ee(r)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = ev(r, _DT_ServiceCharge, st)
+            fid, m, nst = e = _R_ServiceCharge_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('FreeService', r)
         _p = 'EnergyTransferType'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'EVSESupportedEnergyTransfer')
+            _x = r.bits(6)
+            if _x >> 5:
+                r.pos -= 6
+                if r.bit():
+                    _x = empty_value(r, 3, 'EVSESupportedEnergyTransfer')
+                else:
+                    _x = r.bits(4)
+                    if _x >= 10: raise bad_value('EnergyTransferType', _x, 'is not an index of EVSESupportedEnergyTransfer', r)
+                    _x = _V_EVSESupportedEnergyTransfer[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(4)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 15
                 if _x >= 10: raise bad_value('EnergyTransferType', _x, 'is not an index of EVSESupportedEnergyTransfer', r)
                 _x = _V_EVSESupportedEnergyTransfer[_x]
-                expect_ee(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_ServiceCharge, st)
+            fid, m, nst = e = _R_ServiceCharge_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EnergyTransferType', r)
         _p = None
@@ -1499,7 +1582,11 @@ def _d_ServiceCharge(r: BitReader) -> ServiceCharge:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return ServiceCharge(service_tag=f0, free_service=f1, energy_transfer_type=f2)
+    o = _new(ServiceCharge)
+    _S_ServiceCharge_0(o, f0)
+    _S_ServiceCharge_1(o, f1)
+    _S_ServiceCharge_2(o, f2)
+    return o
 
 _DT_Service = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_Service = ('ServiceTag', 'FreeService')
@@ -1523,42 +1610,51 @@ def _e_Service(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('FreeService', w)
         else:
-            w.bits(0, 1)
             st = 2
-            w.bits(0, 1)
             if type(x) is not bool: raise bad_value('FreeService', x, 'is not a bool', w)
-            w.bits(x, 1)
-            w.bits(0, 1)
+            w.bits((x << 1), 4)
         _p = None
         w.bits(0, 1)
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_Service_0 = _DT_Service[0][2]
+_R_Service_1 = _DT_Service[1][2]
+_R_Service_2 = _DT_Service[2][2]
 
 
 def _d_Service(r: BitReader) -> Service:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_Service, 0)
+        fid, m, nst = e = _R_Service_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceTag'
         if fid == 0:
             st = nst
             _x = _d_ServiceTag(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_Service, st)
+            fid, m, nst = e = _R_Service_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ServiceTag', r)
         _p = 'FreeService'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'bool')
+            _x = r.bits(3)
+            if _x >> 2:
+                r.pos -= 3
+                if r.bit():
+                    _x = empty_value(r, 3, 'bool')
+                else:
+                    _x = r.bit() == 1
+                    expect_ee(r)
             else:
-                _x = r.bit() == 1
-                expect_ee(r)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = ev(r, _DT_Service, st)
+            fid, m, nst = e = _R_Service_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('FreeService', r)
         _p = None
@@ -1566,7 +1662,10 @@ def _d_Service(r: BitReader) -> Service:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return Service(service_tag=f0, free_service=f1)
+    o = _new(Service)
+    _S_Service_0(o, f0)
+    _S_Service_1(o, f1)
+    return o
 
 _DT_ServiceTag = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (2, 1, ((3, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_ServiceTag = ('ServiceID', 'ServiceName', 'ServiceCategory', 'ServiceScope')
@@ -1583,9 +1682,8 @@ def _e_ServiceTag(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ServiceID', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
+            w.bits(0, 2)
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
             w.bits(0, 1)
@@ -1594,8 +1692,8 @@ def _e_ServiceTag(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
             st = 2
+            w.bits(0, 2)
             if type(x) is EmptyStr:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -1612,18 +1710,16 @@ def _e_ServiceTag(w: BitWriter, v: Any) -> None:
             if t is None: raise not_allowed('ServiceCategory', w)
             w.bits(t[0], t[1])
             st = t[2]
-            w.bits(0, 1)
             _i = _I_ServiceCategory.get(x)
             if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
-            w.bits(_i, 2)
-            w.bits(0, 1)
+            w.bits((_i << 1), 4)
         _p = 'ServiceScope'
         x = v.service_scope
         if x is None:
             pass
         else:
-            w.bits(0, 2)
             st = 4
+            w.bits(0, 2)
             if type(x) is EmptyStr:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -1638,13 +1734,19 @@ def _e_ServiceTag(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_ServiceTag_0 = _DT_ServiceTag[0][2]
+_R_ServiceTag_1 = _DT_ServiceTag[1][2]
+_R_ServiceTag_2 = _DT_ServiceTag[2][2]
+_R_ServiceTag_3 = _DT_ServiceTag[3][2]
+_R_ServiceTag_4 = _DT_ServiceTag[4][2]
 
 
 def _d_ServiceTag(r: BitReader) -> ServiceTag:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_ServiceTag, 0)
+        fid, m, nst = e = _R_ServiceTag_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
             st = nst
@@ -1654,7 +1756,8 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
                 _x = r.uint()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_ServiceTag, st)
+            fid, m, nst = e = _R_ServiceTag_1[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ServiceID', r)
         _p = 'ServiceName'
@@ -1666,20 +1769,29 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
                 _x = r.string()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_ServiceTag, st)
+            fid, m, nst = e = _R_ServiceTag_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'ServiceCategory'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'ServiceCategory')
+            _x = r.bits(4)
+            if _x >> 3:
+                r.pos -= 4
+                if r.bit():
+                    _x = empty_value(r, 3, 'ServiceCategory')
+                else:
+                    _x = r.bits(2)
+                    _x = _V_ServiceCategory[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(2)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 3
                 _x = _V_ServiceCategory[_x]
-                expect_ee(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_ServiceTag, st)
+            fid, m, nst = e = _R_ServiceTag_3[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('ServiceCategory', r)
         _p = 'ServiceScope'
@@ -1691,7 +1803,8 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
                 _x = r.string()
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = ev(r, _DT_ServiceTag, st)
+            fid, m, nst = e = _R_ServiceTag_4[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
         _p = None
@@ -1699,7 +1812,12 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return ServiceTag(service_id=f0, service_name=f1, service_category=f2, service_scope=f3)
+    o = _new(ServiceTag)
+    _S_ServiceTag_0(o, f0)
+    _S_ServiceTag_1(o, f1)
+    _S_ServiceTag_2(o, f2)
+    _S_ServiceTag_3(o, f3)
+    return o
 
 _DT_ServiceTagList = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))),)
 _N_ServiceTagList = ('Service',)
@@ -1726,13 +1844,15 @@ def _e_ServiceTagList(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_ServiceTagList_0 = _DT_ServiceTagList[0][2]
 
 
 def _d_ServiceTagList(r: BitReader) -> ServiceTagList:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_ServiceTagList, 0)
+        fid, m, nst = e = _R_ServiceTagList_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Service'
         f0 = []
         while fid == 0:
@@ -1745,7 +1865,9 @@ def _d_ServiceTagList(r: BitReader) -> ServiceTagList:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return ServiceTagList(service=tuple(f0))
+    o = _new(ServiceTagList)
+    _S_ServiceTagList_0(o, tuple(f0))
+    return o
 
 _DT_ServiceDetailReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
 _N_ServiceDetailReq = ('ServiceID',)
@@ -1760,9 +1882,8 @@ def _e_ServiceDetailReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ServiceID', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
+            w.bits(0, 2)
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
             w.bits(0, 1)
@@ -1771,13 +1892,16 @@ def _e_ServiceDetailReq(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_ServiceDetailReq_0 = _DT_ServiceDetailReq[0][2]
+_R_ServiceDetailReq_1 = _DT_ServiceDetailReq[1][2]
 
 
 def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_ServiceDetailReq, 0)
+        fid, m, nst = e = _R_ServiceDetailReq_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
             st = nst
@@ -1787,7 +1911,8 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
                 _x = r.uint()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_ServiceDetailReq, st)
+            fid, m, nst = e = _R_ServiceDetailReq_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('ServiceID', r)
         _p = None
@@ -1795,7 +1920,9 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return ServiceDetailReq(service_id=f0)
+    o = _new(ServiceDetailReq)
+    _S_ServiceDetailReq_0(o, f0)
+    return o
 
 _DT_ServiceDetailRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_ServiceDetailRes = ('ResponseCode', 'ServiceID', 'ServiceParameterList')
@@ -1812,21 +1939,17 @@ def _e_ServiceDetailRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ResponseCode', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits(_i, 5)
-            w.bits(0, 1)
+            w.bits((_i << 1), 8)
         _p = 'ServiceID'
         x = v.service_id
         if x is None:
             raise missing('ServiceID', w)
         else:
-            w.bits(0, 1)
             st = 2
-            w.bits(0, 1)
+            w.bits(0, 2)
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
             w.bits(0, 1)
@@ -1846,25 +1969,39 @@ def _e_ServiceDetailRes(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_ServiceDetailRes_0 = _DT_ServiceDetailRes[0][2]
+_R_ServiceDetailRes_1 = _DT_ServiceDetailRes[1][2]
+_R_ServiceDetailRes_2 = _DT_ServiceDetailRes[2][2]
+_R_ServiceDetailRes_3 = _DT_ServiceDetailRes[3][2]
 
 
 def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_ServiceDetailRes, 0)
+        fid, m, nst = e = _R_ServiceDetailRes_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'ResponseCode')
+            _x = r.bits(7)
+            if _x >> 6:
+                r.pos -= 7
+                if r.bit():
+                    _x = empty_value(r, 3, 'ResponseCode')
+                else:
+                    _x = r.bits(5)
+                    if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
+                    _x = _V_ResponseCode[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(5)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 31
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
-                expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_ServiceDetailRes, st)
+            fid, m, nst = e = _R_ServiceDetailRes_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'ServiceID'
@@ -1876,7 +2013,8 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
                 _x = r.uint()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_ServiceDetailRes, st)
+            fid, m, nst = e = _R_ServiceDetailRes_2[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ServiceID', r)
         _p = 'ServiceParameterList'
@@ -1884,7 +2022,8 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
             st = nst
             _x = _d_ServiceParameterList(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_ServiceDetailRes, st)
+            fid, m, nst = e = _R_ServiceDetailRes_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
         _p = None
@@ -1892,7 +2031,11 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return ServiceDetailRes(response_code=f0, service_id=f1, service_parameter_list=f2)
+    o = _new(ServiceDetailRes)
+    _S_ServiceDetailRes_0(o, f0)
+    _S_ServiceDetailRes_1(o, f1)
+    _S_ServiceDetailRes_2(o, f2)
+    return o
 
 _DT_ServiceParameterList = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))),)
 _N_ServiceParameterList = ('ParameterSet',)
@@ -1919,13 +2062,15 @@ def _e_ServiceParameterList(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_ServiceParameterList_0 = _DT_ServiceParameterList[0][2]
 
 
 def _d_ServiceParameterList(r: BitReader) -> ServiceParameterList:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_ServiceParameterList, 0)
+        fid, m, nst = e = _R_ServiceParameterList_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ParameterSet'
         f0 = []
         while fid == 0:
@@ -1938,7 +2083,9 @@ def _d_ServiceParameterList(r: BitReader) -> ServiceParameterList:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return ServiceParameterList(parameter_set=tuple(f0))
+    o = _new(ServiceParameterList)
+    _S_ServiceParameterList_0(o, tuple(f0))
+    return o
 
 _DT_ParameterSet = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))),)
 _N_ParameterSet = ('ParameterSetID', 'Parameter')
@@ -1955,9 +2102,8 @@ def _e_ParameterSet(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ParameterSetID', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
+            w.bits(0, 2)
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ParameterSetID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
             w.bits(0, 1)
@@ -1976,13 +2122,16 @@ def _e_ParameterSet(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_ParameterSet_0 = _DT_ParameterSet[0][2]
+_R_ParameterSet_1 = _DT_ParameterSet[1][2]
 
 
 def _d_ParameterSet(r: BitReader) -> ParameterSet:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_ParameterSet, 0)
+        fid, m, nst = e = _R_ParameterSet_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ParameterSetID'
         if fid == 0:
             st = nst
@@ -1992,7 +2141,8 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
                 _x = r.integer()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_ParameterSet, st)
+            fid, m, nst = e = _R_ParameterSet_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ParameterSetID', r)
         _p = 'Parameter'
@@ -2007,7 +2157,10 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return ParameterSet(parameter_set_id=f0, parameter=tuple(f1))
+    o = _new(ParameterSet)
+    _S_ParameterSet_0(o, f0)
+    _S_ParameterSet_1(o, tuple(f1))
+    return o
 
 _DT_Parameter = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 3, ((1, 0, 2), (-2, 0, 0))), (3, 2, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-2, 0, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))), (1, 1, ((-1, 0, 6), (-2, 1, 0))), (1, 1, ((-1, 0, 7), (-2, 1, 0))), (1, 1, ((-1, 0, 8), (-2, 1, 0))),)
 _N_Parameter = ('@Name', '@ValueType', 'boolValue', 'byteValue', 'shortValue', 'intValue', 'physicalValue', 'stringValue')
@@ -2043,12 +2196,9 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
             st = 3
-            w.bits(0, 1)
             if type(x) is not bool: raise bad_value('boolValue', x, 'is not a bool', w)
-            w.bits(x, 1)
-            w.bits(0, 1)
+            w.bits((x << 1), 6)
         _p = 'byteValue'
         x = v.byte_value
         if x is None:
@@ -2058,10 +2208,8 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
             if t is None: raise not_allowed('byteValue', w)
             w.bits(t[0], t[1])
             st = t[2]
-            w.bits(0, 1)
             if type(x) is not int or not -128 <= x <= 127: raise bad_value('byteValue', x, 'is not an integer in [-128, 127]', w)
-            w.bits(x - -128, 8)
-            w.bits(0, 1)
+            w.bits(((x - -128) << 1), 10)
         _p = 'shortValue'
         x = v.short_value
         if x is None:
@@ -2122,19 +2270,30 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_Parameter_0 = _DT_Parameter[0][2]
+_R_Parameter_1 = _DT_Parameter[1][2]
+_R_Parameter_2 = _DT_Parameter[2][2]
+_R_Parameter_3 = _DT_Parameter[3][2]
+_R_Parameter_4 = _DT_Parameter[4][2]
+_R_Parameter_5 = _DT_Parameter[5][2]
+_R_Parameter_6 = _DT_Parameter[6][2]
+_R_Parameter_7 = _DT_Parameter[7][2]
+_R_Parameter_8 = _DT_Parameter[8][2]
 
 
 def _d_Parameter(r: BitReader) -> Parameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_Parameter, 0)
+        fid, m, nst = e = _R_Parameter_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Name'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = ev(r, _DT_Parameter, st)
+            fid, m, nst = e = _R_Parameter_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 3)
         else:
             raise missing('@Name', r)
         _p = '@ValueType'
@@ -2144,31 +2303,46 @@ def _d_Parameter(r: BitReader) -> Parameter:
             if _x >= 6: raise bad_value('@ValueType', _x, 'is not an index of Value', r)
             _x = _V_Value[_x]
             f1 = _x
-            fid, m, nst = ev(r, _DT_Parameter, st)
+            fid, m, nst = e = _R_Parameter_2[r.bits(3)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('@ValueType', r)
         _p = 'boolValue'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'bool')
+            _x = r.bits(3)
+            if _x >> 2:
+                r.pos -= 3
+                if r.bit():
+                    _x = empty_value(r, 3, 'bool')
+                else:
+                    _x = r.bit() == 1
+                    expect_ee(r)
             else:
-                _x = r.bit() == 1
-                expect_ee(r)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = ev(r, _DT_Parameter, st)
+            fid, m, nst = e = _R_Parameter_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
         _p = 'byteValue'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _x = r.bits(10)
+            if _x >> 9:
+                r.pos -= 10
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.bits(8) + -128
+                    expect_ee(r)
             else:
-                _x = r.bits(8) + -128
-                expect_ee(r)
+                if _x & 1: expect_ee_failed(r)
+                _x = ((_x >> 1) & 255) + -128
             f3 = _x
-            fid, m, nst = ev(r, _DT_Parameter, st)
+            fid, m, nst = e = _R_Parameter_4[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
         _p = 'shortValue'
@@ -2180,7 +2354,8 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 _x = r.integer()
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = ev(r, _DT_Parameter, st)
+            fid, m, nst = e = _R_Parameter_5[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
         _p = 'intValue'
@@ -2192,7 +2367,8 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 _x = r.integer()
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = ev(r, _DT_Parameter, st)
+            fid, m, nst = e = _R_Parameter_6[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
         _p = 'physicalValue'
@@ -2200,7 +2376,8 @@ def _d_Parameter(r: BitReader) -> Parameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f6 = _x
-            fid, m, nst = ev(r, _DT_Parameter, st)
+            fid, m, nst = e = _R_Parameter_7[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
         _p = 'stringValue'
@@ -2212,7 +2389,8 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 _x = r.string()
                 expect_ee(r)
             f7 = _x
-            fid, m, nst = ev(r, _DT_Parameter, st)
+            fid, m, nst = e = _R_Parameter_8[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
         _p = None
@@ -2220,7 +2398,16 @@ def _d_Parameter(r: BitReader) -> Parameter:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return Parameter(name=f0, value_type=f1, bool_value=f2, byte_value=f3, short_value=f4, int_value=f5, physical_value=f6, string_value=f7)
+    o = _new(Parameter)
+    _S_Parameter_0(o, f0)
+    _S_Parameter_1(o, f1)
+    _S_Parameter_2(o, f2)
+    _S_Parameter_3(o, f3)
+    _S_Parameter_4(o, f4)
+    _S_Parameter_5(o, f5)
+    _S_Parameter_6(o, f6)
+    _S_Parameter_7(o, f7)
+    return o
 
 _DT_PhysicalValue = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_PhysicalValue = ('Multiplier', 'Unit', 'Value')
@@ -2237,24 +2424,18 @@ def _e_PhysicalValue(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Multiplier', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
             if type(x) is not int or not -3 <= x <= 3: raise bad_value('Multiplier', x, 'is not an integer in [-3, 3]', w)
-            w.bits(x - -3, 3)
-            w.bits(0, 1)
+            w.bits(((x - -3) << 1), 6)
         _p = 'Unit'
         x = v.unit
         if x is None:
             pass
         else:
-            w.bits(0, 2)
             st = 2
-            w.bits(0, 1)
             _i = _I_UnitSymbol.get(x)
             if _i is None: raise bad_value('Unit', x, 'is not a value of UnitSymbol', w)
-            w.bits(_i, 4)
-            w.bits(0, 1)
+            w.bits((_i << 1), 8)
         _p = 'Value'
         x = v.value
         if x is None:
@@ -2273,38 +2454,60 @@ def _e_PhysicalValue(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_PhysicalValue_0 = _DT_PhysicalValue[0][2]
+_R_PhysicalValue_1 = _DT_PhysicalValue[1][2]
+_R_PhysicalValue_2 = _DT_PhysicalValue[2][2]
+_R_PhysicalValue_3 = _DT_PhysicalValue[3][2]
 
 
 def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_PhysicalValue, 0)
+        fid, m, nst = e = _R_PhysicalValue_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Multiplier'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _x = r.bits(5)
+            if _x >> 4:
+                r.pos -= 5
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.bits(3) + -3
+                    if _x > 3: raise bad_value('Multiplier', _x, 'is above 3', r)
+                    expect_ee(r)
             else:
-                _x = r.bits(3) + -3
+                if _x & 1: expect_ee_failed(r)
+                _x = ((_x >> 1) & 7) + -3
                 if _x > 3: raise bad_value('Multiplier', _x, 'is above 3', r)
-                expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_PhysicalValue, st)
+            fid, m, nst = e = _R_PhysicalValue_1[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Multiplier', r)
         _p = 'Unit'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'UnitSymbol')
+            _x = r.bits(6)
+            if _x >> 5:
+                r.pos -= 6
+                if r.bit():
+                    _x = empty_value(r, 3, 'UnitSymbol')
+                else:
+                    _x = r.bits(4)
+                    if _x >= 10: raise bad_value('Unit', _x, 'is not an index of UnitSymbol', r)
+                    _x = _V_UnitSymbol[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(4)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 15
                 if _x >= 10: raise bad_value('Unit', _x, 'is not an index of UnitSymbol', r)
                 _x = _V_UnitSymbol[_x]
-                expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_PhysicalValue, st)
+            fid, m, nst = e = _R_PhysicalValue_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'Value'
@@ -2316,7 +2519,8 @@ def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
                 _x = r.integer()
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_PhysicalValue, st)
+            fid, m, nst = e = _R_PhysicalValue_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('Value', r)
         _p = None
@@ -2324,7 +2528,11 @@ def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return PhysicalValue(multiplier=f0, unit=f1, value=f2)
+    o = _new(PhysicalValue)
+    _S_PhysicalValue_0(o, f0)
+    _S_PhysicalValue_1(o, f1)
+    _S_PhysicalValue_2(o, f2)
+    return o
 
 _DT_ServicePaymentSelectionReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_ServicePaymentSelectionReq = ('SelectedPaymentOption', 'SelectedServiceList')
@@ -2339,13 +2547,10 @@ def _e_ServicePaymentSelectionReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SelectedPaymentOption', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
             _i = _I_PaymentOption.get(x)
             if _i is None: raise bad_value('SelectedPaymentOption', x, 'is not a value of PaymentOption', w)
-            w.bits(_i, 1)
-            w.bits(0, 1)
+            w.bits((_i << 1), 4)
         _p = 'SelectedServiceList'
         x = v.selected_service_list
         if x is None:
@@ -2360,24 +2565,36 @@ def _e_ServicePaymentSelectionReq(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_ServicePaymentSelectionReq_0 = _DT_ServicePaymentSelectionReq[0][2]
+_R_ServicePaymentSelectionReq_1 = _DT_ServicePaymentSelectionReq[1][2]
+_R_ServicePaymentSelectionReq_2 = _DT_ServicePaymentSelectionReq[2][2]
 
 
 def _d_ServicePaymentSelectionReq(r: BitReader) -> ServicePaymentSelectionReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_ServicePaymentSelectionReq, 0)
+        fid, m, nst = e = _R_ServicePaymentSelectionReq_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SelectedPaymentOption'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'PaymentOption')
+            _x = r.bits(3)
+            if _x >> 2:
+                r.pos -= 3
+                if r.bit():
+                    _x = empty_value(r, 3, 'PaymentOption')
+                else:
+                    _x = r.bits(1)
+                    _x = _V_PaymentOption[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(1)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 1
                 _x = _V_PaymentOption[_x]
-                expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_ServicePaymentSelectionReq, st)
+            fid, m, nst = e = _R_ServicePaymentSelectionReq_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('SelectedPaymentOption', r)
         _p = 'SelectedServiceList'
@@ -2385,7 +2602,8 @@ def _d_ServicePaymentSelectionReq(r: BitReader) -> ServicePaymentSelectionReq:
             st = nst
             _x = _d_SelectedServiceList(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_ServicePaymentSelectionReq, st)
+            fid, m, nst = e = _R_ServicePaymentSelectionReq_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('SelectedServiceList', r)
         _p = None
@@ -2393,7 +2611,10 @@ def _d_ServicePaymentSelectionReq(r: BitReader) -> ServicePaymentSelectionReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return ServicePaymentSelectionReq(selected_payment_option=f0, selected_service_list=f1)
+    o = _new(ServicePaymentSelectionReq)
+    _S_ServicePaymentSelectionReq_0(o, f0)
+    _S_ServicePaymentSelectionReq_1(o, f1)
+    return o
 
 _DT_SelectedServiceList = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))),)
 _N_SelectedServiceList = ('SelectedService',)
@@ -2420,13 +2641,15 @@ def _e_SelectedServiceList(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_SelectedServiceList_0 = _DT_SelectedServiceList[0][2]
 
 
 def _d_SelectedServiceList(r: BitReader) -> SelectedServiceList:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_SelectedServiceList, 0)
+        fid, m, nst = e = _R_SelectedServiceList_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SelectedService'
         f0 = []
         while fid == 0:
@@ -2439,7 +2662,9 @@ def _d_SelectedServiceList(r: BitReader) -> SelectedServiceList:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return SelectedServiceList(selected_service=tuple(f0))
+    o = _new(SelectedServiceList)
+    _S_SelectedServiceList_0(o, tuple(f0))
+    return o
 
 _DT_SelectedService = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((1, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_SelectedService = ('ServiceID', 'ParameterSetID')
@@ -2456,9 +2681,8 @@ def _e_SelectedService(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ServiceID', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
+            w.bits(0, 2)
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
             w.bits(0, 1)
@@ -2467,9 +2691,8 @@ def _e_SelectedService(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
             st = 2
-            w.bits(0, 1)
+            w.bits(0, 3)
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ParameterSetID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
             w.bits(0, 1)
@@ -2480,13 +2703,17 @@ def _e_SelectedService(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_SelectedService_0 = _DT_SelectedService[0][2]
+_R_SelectedService_1 = _DT_SelectedService[1][2]
+_R_SelectedService_2 = _DT_SelectedService[2][2]
 
 
 def _d_SelectedService(r: BitReader) -> SelectedService:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_SelectedService, 0)
+        fid, m, nst = e = _R_SelectedService_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
             st = nst
@@ -2496,7 +2723,8 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
                 _x = r.uint()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_SelectedService, st)
+            fid, m, nst = e = _R_SelectedService_1[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('ServiceID', r)
         _p = 'ParameterSetID'
@@ -2508,7 +2736,8 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
                 _x = r.integer()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_SelectedService, st)
+            fid, m, nst = e = _R_SelectedService_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = None
@@ -2516,7 +2745,10 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return SelectedService(service_id=f0, parameter_set_id=f1)
+    o = _new(SelectedService)
+    _S_SelectedService_0(o, f0)
+    _S_SelectedService_1(o, f1)
+    return o
 
 _DT_ServicePaymentSelectionRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
 _N_ServicePaymentSelectionRes = ('ResponseCode',)
@@ -2531,37 +2763,46 @@ def _e_ServicePaymentSelectionRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ResponseCode', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits(_i, 5)
-            w.bits(0, 1)
+            w.bits((_i << 1), 8)
         _p = None
         w.bits(0, 1)
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_ServicePaymentSelectionRes_0 = _DT_ServicePaymentSelectionRes[0][2]
+_R_ServicePaymentSelectionRes_1 = _DT_ServicePaymentSelectionRes[1][2]
 
 
 def _d_ServicePaymentSelectionRes(r: BitReader) -> ServicePaymentSelectionRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_ServicePaymentSelectionRes, 0)
+        fid, m, nst = e = _R_ServicePaymentSelectionRes_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'ResponseCode')
+            _x = r.bits(7)
+            if _x >> 6:
+                r.pos -= 7
+                if r.bit():
+                    _x = empty_value(r, 3, 'ResponseCode')
+                else:
+                    _x = r.bits(5)
+                    if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
+                    _x = _V_ResponseCode[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(5)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 31
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
-                expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_ServicePaymentSelectionRes, st)
+            fid, m, nst = e = _R_ServicePaymentSelectionRes_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('ResponseCode', r)
         _p = None
@@ -2569,7 +2810,9 @@ def _d_ServicePaymentSelectionRes(r: BitReader) -> ServicePaymentSelectionRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return ServicePaymentSelectionRes(response_code=f0)
+    o = _new(ServicePaymentSelectionRes)
+    _S_ServicePaymentSelectionRes_0(o, f0)
+    return o
 
 _DT_PaymentDetailsReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_PaymentDetailsReq = ('ContractID', 'ContractSignatureCertChain')
@@ -2584,8 +2827,8 @@ def _e_PaymentDetailsReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ContractID', w)
         else:
-            w.bits(0, 1)
             st = 1
+            w.bits(0, 1)
             if type(x) is EmptyStr:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -2607,13 +2850,17 @@ def _e_PaymentDetailsReq(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_PaymentDetailsReq_0 = _DT_PaymentDetailsReq[0][2]
+_R_PaymentDetailsReq_1 = _DT_PaymentDetailsReq[1][2]
+_R_PaymentDetailsReq_2 = _DT_PaymentDetailsReq[2][2]
 
 
 def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_PaymentDetailsReq, 0)
+        fid, m, nst = e = _R_PaymentDetailsReq_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ContractID'
         if fid == 0:
             st = nst
@@ -2623,7 +2870,8 @@ def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
                 _x = r.string()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_PaymentDetailsReq, st)
+            fid, m, nst = e = _R_PaymentDetailsReq_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ContractID', r)
         _p = 'ContractSignatureCertChain'
@@ -2631,7 +2879,8 @@ def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
             st = nst
             _x = _d_CertificateChain(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_PaymentDetailsReq, st)
+            fid, m, nst = e = _R_PaymentDetailsReq_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ContractSignatureCertChain', r)
         _p = None
@@ -2639,7 +2888,10 @@ def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return PaymentDetailsReq(contract_id=f0, contract_signature_cert_chain=f1)
+    o = _new(PaymentDetailsReq)
+    _S_PaymentDetailsReq_0(o, f0)
+    _S_PaymentDetailsReq_1(o, f1)
+    return o
 
 _DT_CertificateChain = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((1, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_CertificateChain = ('Certificate', 'SubCertificates')
@@ -2656,8 +2908,8 @@ def _e_CertificateChain(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Certificate', w)
         else:
-            w.bits(0, 1)
             st = 1
+            w.bits(0, 1)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -2681,13 +2933,17 @@ def _e_CertificateChain(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_CertificateChain_0 = _DT_CertificateChain[0][2]
+_R_CertificateChain_1 = _DT_CertificateChain[1][2]
+_R_CertificateChain_2 = _DT_CertificateChain[2][2]
 
 
 def _d_CertificateChain(r: BitReader) -> CertificateChain:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_CertificateChain, 0)
+        fid, m, nst = e = _R_CertificateChain_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Certificate'
         if fid == 0:
             st = nst
@@ -2697,7 +2953,8 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
                 _x = r.binary()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_CertificateChain, st)
+            fid, m, nst = e = _R_CertificateChain_1[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Certificate', r)
         _p = 'SubCertificates'
@@ -2705,7 +2962,8 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
             st = nst
             _x = _d_SubCertificates(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_CertificateChain, st)
+            fid, m, nst = e = _R_CertificateChain_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = None
@@ -2713,7 +2971,10 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return CertificateChain(certificate=f0, sub_certificates=f1)
+    o = _new(CertificateChain)
+    _S_CertificateChain_0(o, f0)
+    _S_CertificateChain_1(o, f1)
+    return o
 
 _DT_SubCertificates = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))),)
 _N_SubCertificates = ('Certificate',)
@@ -2745,13 +3006,15 @@ def _e_SubCertificates(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_SubCertificates_0 = _DT_SubCertificates[0][2]
 
 
 def _d_SubCertificates(r: BitReader) -> SubCertificates:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_SubCertificates, 0)
+        fid, m, nst = e = _R_SubCertificates_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Certificate'
         f0 = []
         while fid == 0:
@@ -2768,7 +3031,9 @@ def _d_SubCertificates(r: BitReader) -> SubCertificates:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return SubCertificates(certificate=tuple(f0))
+    o = _new(SubCertificates)
+    _S_SubCertificates_0(o, tuple(f0))
+    return o
 
 _DT_PaymentDetailsRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_PaymentDetailsRes = ('ResponseCode', 'GenChallenge', 'DateTimeNow')
@@ -2783,20 +3048,17 @@ def _e_PaymentDetailsRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ResponseCode', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits(_i, 5)
-            w.bits(0, 1)
+            w.bits((_i << 1), 8)
         _p = 'GenChallenge'
         x = v.gen_challenge
         if x is None:
             raise missing('GenChallenge', w)
         else:
-            w.bits(0, 1)
             st = 2
+            w.bits(0, 1)
             if type(x) is EmptyStr:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -2809,9 +3071,8 @@ def _e_PaymentDetailsRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DateTimeNow', w)
         else:
-            w.bits(0, 1)
             st = 3
-            w.bits(0, 1)
+            w.bits(0, 2)
             if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('DateTimeNow', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
             w.integer(x)
             w.bits(0, 1)
@@ -2820,25 +3081,39 @@ def _e_PaymentDetailsRes(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_PaymentDetailsRes_0 = _DT_PaymentDetailsRes[0][2]
+_R_PaymentDetailsRes_1 = _DT_PaymentDetailsRes[1][2]
+_R_PaymentDetailsRes_2 = _DT_PaymentDetailsRes[2][2]
+_R_PaymentDetailsRes_3 = _DT_PaymentDetailsRes[3][2]
 
 
 def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_PaymentDetailsRes, 0)
+        fid, m, nst = e = _R_PaymentDetailsRes_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'ResponseCode')
+            _x = r.bits(7)
+            if _x >> 6:
+                r.pos -= 7
+                if r.bit():
+                    _x = empty_value(r, 3, 'ResponseCode')
+                else:
+                    _x = r.bits(5)
+                    if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
+                    _x = _V_ResponseCode[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(5)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 31
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
-                expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_PaymentDetailsRes, st)
+            fid, m, nst = e = _R_PaymentDetailsRes_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'GenChallenge'
@@ -2850,7 +3125,8 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
                 _x = r.string()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_PaymentDetailsRes, st)
+            fid, m, nst = e = _R_PaymentDetailsRes_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('GenChallenge', r)
         _p = 'DateTimeNow'
@@ -2862,7 +3138,8 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
                 _x = r.integer()
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_PaymentDetailsRes, st)
+            fid, m, nst = e = _R_PaymentDetailsRes_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('DateTimeNow', r)
         _p = None
@@ -2870,7 +3147,11 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return PaymentDetailsRes(response_code=f0, gen_challenge=f1, date_time_now=f2)
+    o = _new(PaymentDetailsRes)
+    _S_PaymentDetailsRes_0(o, f0)
+    _S_PaymentDetailsRes_1(o, f1)
+    _S_PaymentDetailsRes_2(o, f2)
+    return o
 
 _DT_ContractAuthenticationReq = ((2, 3, ((0, 0, 1), (1, 0, 2), (-1, 0, 0), (-2, 1, 0))), (2, 1, ((1, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_ContractAuthenticationReq = ('@Id', 'GenChallenge')
@@ -2914,19 +3195,24 @@ def _e_ContractAuthenticationReq(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_ContractAuthenticationReq_0 = _DT_ContractAuthenticationReq[0][2]
+_R_ContractAuthenticationReq_1 = _DT_ContractAuthenticationReq[1][2]
+_R_ContractAuthenticationReq_2 = _DT_ContractAuthenticationReq[2][2]
 
 
 def _d_ContractAuthenticationReq(r: BitReader) -> ContractAuthenticationReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_ContractAuthenticationReq, 0)
+        fid, m, nst = e = _R_ContractAuthenticationReq_0[r.bits(2)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = ev(r, _DT_ContractAuthenticationReq, st)
+            fid, m, nst = e = _R_ContractAuthenticationReq_1[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'GenChallenge'
@@ -2938,7 +3224,8 @@ def _d_ContractAuthenticationReq(r: BitReader) -> ContractAuthenticationReq:
                 _x = r.string()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_ContractAuthenticationReq, st)
+            fid, m, nst = e = _R_ContractAuthenticationReq_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = None
@@ -2946,7 +3233,10 @@ def _d_ContractAuthenticationReq(r: BitReader) -> ContractAuthenticationReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return ContractAuthenticationReq(id=f0, gen_challenge=f1)
+    o = _new(ContractAuthenticationReq)
+    _S_ContractAuthenticationReq_0(o, f0)
+    _S_ContractAuthenticationReq_1(o, f1)
+    return o
 
 _DT_ContractAuthenticationRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_ContractAuthenticationRes = ('ResponseCode', 'EVSEProcessing')
@@ -2961,62 +3251,77 @@ def _e_ContractAuthenticationRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ResponseCode', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits(_i, 5)
-            w.bits(0, 1)
+            w.bits((_i << 1), 8)
         _p = 'EVSEProcessing'
         x = v.evse_processing
         if x is None:
             raise missing('EVSEProcessing', w)
         else:
-            w.bits(0, 1)
             st = 2
-            w.bits(0, 1)
             _i = _I_EVSEProcessing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
-            w.bits(_i, 1)
-            w.bits(0, 1)
+            w.bits((_i << 1), 4)
         _p = None
         w.bits(0, 1)
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_ContractAuthenticationRes_0 = _DT_ContractAuthenticationRes[0][2]
+_R_ContractAuthenticationRes_1 = _DT_ContractAuthenticationRes[1][2]
+_R_ContractAuthenticationRes_2 = _DT_ContractAuthenticationRes[2][2]
 
 
 def _d_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_ContractAuthenticationRes, 0)
+        fid, m, nst = e = _R_ContractAuthenticationRes_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'ResponseCode')
+            _x = r.bits(7)
+            if _x >> 6:
+                r.pos -= 7
+                if r.bit():
+                    _x = empty_value(r, 3, 'ResponseCode')
+                else:
+                    _x = r.bits(5)
+                    if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
+                    _x = _V_ResponseCode[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(5)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 31
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
-                expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_ContractAuthenticationRes, st)
+            fid, m, nst = e = _R_ContractAuthenticationRes_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'EVSEProcessing')
+            _x = r.bits(3)
+            if _x >> 2:
+                r.pos -= 3
+                if r.bit():
+                    _x = empty_value(r, 3, 'EVSEProcessing')
+                else:
+                    _x = r.bits(1)
+                    _x = _V_EVSEProcessing[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(1)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 1
                 _x = _V_EVSEProcessing[_x]
-                expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_ContractAuthenticationRes, st)
+            fid, m, nst = e = _R_ContractAuthenticationRes_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVSEProcessing', r)
         _p = None
@@ -3024,7 +3329,10 @@ def _d_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return ContractAuthenticationRes(response_code=f0, evse_processing=f1)
+    o = _new(ContractAuthenticationRes)
+    _S_ContractAuthenticationRes_0(o, f0)
+    _S_ContractAuthenticationRes_1(o, f1)
+    return o
 
 _DT_ChargeParameterDiscoveryReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (1, 1, 2), (1, 2, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_ChargeParameterDiscoveryReq = ('EVRequestedEnergyTransferType', 'EVChargeParameter')
@@ -3041,13 +3349,10 @@ def _e_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVRequestedEnergyTransferType', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
             _i = _I_EVRequestedEnergyTransfer.get(x)
             if _i is None: raise bad_value('EVRequestedEnergyTransferType', x, 'is not a value of EVRequestedEnergyTransfer', w)
-            w.bits(_i, 3)
-            w.bits(0, 1)
+            w.bits((_i << 1), 6)
         _p = 'EVChargeParameter'
         x = v.ev_charge_parameter
         if x is None:
@@ -3066,25 +3371,38 @@ def _e_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_ChargeParameterDiscoveryReq_0 = _DT_ChargeParameterDiscoveryReq[0][2]
+_R_ChargeParameterDiscoveryReq_1 = _DT_ChargeParameterDiscoveryReq[1][2]
+_R_ChargeParameterDiscoveryReq_2 = _DT_ChargeParameterDiscoveryReq[2][2]
 
 
 def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_ChargeParameterDiscoveryReq, 0)
+        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVRequestedEnergyTransferType'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'EVRequestedEnergyTransfer')
+            _x = r.bits(5)
+            if _x >> 4:
+                r.pos -= 5
+                if r.bit():
+                    _x = empty_value(r, 3, 'EVRequestedEnergyTransfer')
+                else:
+                    _x = r.bits(3)
+                    if _x >= 6: raise bad_value('EVRequestedEnergyTransferType', _x, 'is not an index of EVRequestedEnergyTransfer', r)
+                    _x = _V_EVRequestedEnergyTransfer[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(3)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 7
                 if _x >= 6: raise bad_value('EVRequestedEnergyTransferType', _x, 'is not an index of EVRequestedEnergyTransfer', r)
                 _x = _V_EVRequestedEnergyTransfer[_x]
-                expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_ChargeParameterDiscoveryReq, st)
+            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVRequestedEnergyTransferType', r)
         _p = 'EVChargeParameter'
@@ -3093,7 +3411,8 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
             _p = ('AC_EVChargeParameter', 'DC_EVChargeParameter', 'EVChargeParameter')[m]
             _x = _SD_ChargeParameterDiscoveryReq_ev_charge_parameter[m](r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_ChargeParameterDiscoveryReq, st)
+            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVChargeParameter', r)
         _p = None
@@ -3101,7 +3420,10 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return ChargeParameterDiscoveryReq(ev_requested_energy_transfer_type=f0, ev_charge_parameter=f1)
+    o = _new(ChargeParameterDiscoveryReq)
+    _S_ChargeParameterDiscoveryReq_0(o, f0)
+    _S_ChargeParameterDiscoveryReq_1(o, f1)
+    return o
 
 _DT_EVChargeParameter = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
 _N_EVChargeParameter = ()
@@ -3116,13 +3438,15 @@ def _e_EVChargeParameter(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_EVChargeParameter_0 = _DT_EVChargeParameter[0][2]
 
 
 def _d_EVChargeParameter(r: BitReader) -> EVChargeParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_EVChargeParameter, 0)
+        fid, m, nst = e = _R_EVChargeParameter_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_EVChargeParameter)
     except CodecError as e:
@@ -3145,25 +3469,19 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ResponseCode', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits(_i, 5)
-            w.bits(0, 1)
+            w.bits((_i << 1), 8)
         _p = 'EVSEProcessing'
         x = v.evse_processing
         if x is None:
             raise missing('EVSEProcessing', w)
         else:
-            w.bits(0, 1)
             st = 2
-            w.bits(0, 1)
             _i = _I_EVSEProcessing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
-            w.bits(_i, 1)
-            w.bits(0, 1)
+            w.bits((_i << 1), 4)
         _p = 'SASchedules'
         x = v.sa_schedules
         if x is None:
@@ -3195,38 +3513,61 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_ChargeParameterDiscoveryRes_0 = _DT_ChargeParameterDiscoveryRes[0][2]
+_R_ChargeParameterDiscoveryRes_1 = _DT_ChargeParameterDiscoveryRes[1][2]
+_R_ChargeParameterDiscoveryRes_2 = _DT_ChargeParameterDiscoveryRes[2][2]
+_R_ChargeParameterDiscoveryRes_3 = _DT_ChargeParameterDiscoveryRes[3][2]
+_R_ChargeParameterDiscoveryRes_4 = _DT_ChargeParameterDiscoveryRes[4][2]
 
 
 def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_ChargeParameterDiscoveryRes, 0)
+        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'ResponseCode')
+            _x = r.bits(7)
+            if _x >> 6:
+                r.pos -= 7
+                if r.bit():
+                    _x = empty_value(r, 3, 'ResponseCode')
+                else:
+                    _x = r.bits(5)
+                    if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
+                    _x = _V_ResponseCode[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(5)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 31
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
-                expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_ChargeParameterDiscoveryRes, st)
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'EVSEProcessing')
+            _x = r.bits(3)
+            if _x >> 2:
+                r.pos -= 3
+                if r.bit():
+                    _x = empty_value(r, 3, 'EVSEProcessing')
+                else:
+                    _x = r.bits(1)
+                    _x = _V_EVSEProcessing[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(1)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 1
                 _x = _V_EVSEProcessing[_x]
-                expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_ChargeParameterDiscoveryRes, st)
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSEProcessing', r)
         _p = 'SASchedules'
@@ -3235,7 +3576,8 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
             _p = ('SAScheduleList', 'SASchedules')[m]
             _x = _SD_ChargeParameterDiscoveryRes_sa_schedules[m](r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_ChargeParameterDiscoveryRes, st)
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_3[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('SASchedules', r)
         _p = 'EVSEChargeParameter'
@@ -3244,7 +3586,8 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
             _p = ('AC_EVSEChargeParameter', 'DC_EVSEChargeParameter', 'EVSEChargeParameter')[m]
             _x = _SD_ChargeParameterDiscoveryRes_evse_charge_parameter[m](r)
             f3 = _x
-            fid, m, nst = ev(r, _DT_ChargeParameterDiscoveryRes, st)
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_4[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVSEChargeParameter', r)
         _p = None
@@ -3252,7 +3595,12 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return ChargeParameterDiscoveryRes(response_code=f0, evse_processing=f1, sa_schedules=f2, evse_charge_parameter=f3)
+    o = _new(ChargeParameterDiscoveryRes)
+    _S_ChargeParameterDiscoveryRes_0(o, f0)
+    _S_ChargeParameterDiscoveryRes_1(o, f1)
+    _S_ChargeParameterDiscoveryRes_2(o, f2)
+    _S_ChargeParameterDiscoveryRes_3(o, f3)
+    return o
 
 _DT_SASchedules = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
 _N_SASchedules = ()
@@ -3267,13 +3615,15 @@ def _e_SASchedules(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_SASchedules_0 = _DT_SASchedules[0][2]
 
 
 def _d_SASchedules(r: BitReader) -> SASchedules:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_SASchedules, 0)
+        fid, m, nst = e = _R_SASchedules_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_SASchedules)
     except CodecError as e:
@@ -3294,13 +3644,15 @@ def _e_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_EVSEChargeParameter_0 = _DT_EVSEChargeParameter[0][2]
 
 
 def _d_EVSEChargeParameter(r: BitReader) -> EVSEChargeParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_EVSEChargeParameter, 0)
+        fid, m, nst = e = _R_EVSEChargeParameter_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_EVSEChargeParameter)
     except CodecError as e:
@@ -3323,12 +3675,9 @@ def _e_PowerDeliveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ReadyToChargeState', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
             if type(x) is not bool: raise bad_value('ReadyToChargeState', x, 'is not a bool', w)
-            w.bits(x, 1)
-            w.bits(0, 1)
+            w.bits((x << 1), 4)
         _p = 'ChargingProfile'
         x = v.charging_profile
         if x is None:
@@ -3358,23 +3707,35 @@ def _e_PowerDeliveryReq(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_PowerDeliveryReq_0 = _DT_PowerDeliveryReq[0][2]
+_R_PowerDeliveryReq_1 = _DT_PowerDeliveryReq[1][2]
+_R_PowerDeliveryReq_2 = _DT_PowerDeliveryReq[2][2]
+_R_PowerDeliveryReq_3 = _DT_PowerDeliveryReq[3][2]
 
 
 def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_PowerDeliveryReq, 0)
+        fid, m, nst = e = _R_PowerDeliveryReq_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ReadyToChargeState'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'bool')
+            _x = r.bits(3)
+            if _x >> 2:
+                r.pos -= 3
+                if r.bit():
+                    _x = empty_value(r, 3, 'bool')
+                else:
+                    _x = r.bit() == 1
+                    expect_ee(r)
             else:
-                _x = r.bit() == 1
-                expect_ee(r)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) == 1
             f0 = _x
-            fid, m, nst = ev(r, _DT_PowerDeliveryReq, st)
+            fid, m, nst = e = _R_PowerDeliveryReq_1[r.bits(3)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('ReadyToChargeState', r)
         _p = 'ChargingProfile'
@@ -3382,7 +3743,8 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
             st = nst
             _x = _d_ChargingProfile(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_PowerDeliveryReq, st)
+            fid, m, nst = e = _R_PowerDeliveryReq_2[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'EVPowerDeliveryParameter'
@@ -3391,7 +3753,8 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
             _p = ('DC_EVPowerDeliveryParameter', 'EVPowerDeliveryParameter')[m]
             _x = _SD_PowerDeliveryReq_ev_power_delivery_parameter[m](r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_PowerDeliveryReq, st)
+            fid, m, nst = e = _R_PowerDeliveryReq_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
         _p = None
@@ -3399,7 +3762,11 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return PowerDeliveryReq(ready_to_charge_state=f0, charging_profile=f1, ev_power_delivery_parameter=f2)
+    o = _new(PowerDeliveryReq)
+    _S_PowerDeliveryReq_0(o, f0)
+    _S_PowerDeliveryReq_1(o, f1)
+    _S_PowerDeliveryReq_2(o, f2)
+    return o
 
 _DT_ChargingProfile = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))),)
 _N_ChargingProfile = ('SAScheduleTupleID', 'ProfileEntry')
@@ -3416,9 +3783,8 @@ def _e_ChargingProfile(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SAScheduleTupleID', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
+            w.bits(0, 2)
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
             w.bits(0, 1)
@@ -3437,13 +3803,16 @@ def _e_ChargingProfile(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_ChargingProfile_0 = _DT_ChargingProfile[0][2]
+_R_ChargingProfile_1 = _DT_ChargingProfile[1][2]
 
 
 def _d_ChargingProfile(r: BitReader) -> ChargingProfile:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_ChargingProfile, 0)
+        fid, m, nst = e = _R_ChargingProfile_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SAScheduleTupleID'
         if fid == 0:
             st = nst
@@ -3453,7 +3822,8 @@ def _d_ChargingProfile(r: BitReader) -> ChargingProfile:
                 _x = r.integer()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_ChargingProfile, st)
+            fid, m, nst = e = _R_ChargingProfile_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('SAScheduleTupleID', r)
         _p = 'ProfileEntry'
@@ -3468,7 +3838,10 @@ def _d_ChargingProfile(r: BitReader) -> ChargingProfile:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return ChargingProfile(sa_schedule_tuple_id=f0, profile_entry=tuple(f1))
+    o = _new(ChargingProfile)
+    _S_ChargingProfile_0(o, f0)
+    _S_ChargingProfile_1(o, tuple(f1))
+    return o
 
 _DT_ProfileEntry = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_ProfileEntry = ('ChargingProfileEntryStart', 'ChargingProfileEntryMaxPower')
@@ -3483,9 +3856,8 @@ def _e_ProfileEntry(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ChargingProfileEntryStart', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
+            w.bits(0, 2)
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('ChargingProfileEntryStart', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
             w.bits(0, 1)
@@ -3494,9 +3866,8 @@ def _e_ProfileEntry(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ChargingProfileEntryMaxPower', w)
         else:
-            w.bits(0, 1)
             st = 2
-            w.bits(0, 1)
+            w.bits(0, 2)
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ChargingProfileEntryMaxPower', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
             w.bits(0, 1)
@@ -3505,13 +3876,17 @@ def _e_ProfileEntry(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_ProfileEntry_0 = _DT_ProfileEntry[0][2]
+_R_ProfileEntry_1 = _DT_ProfileEntry[1][2]
+_R_ProfileEntry_2 = _DT_ProfileEntry[2][2]
 
 
 def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_ProfileEntry, 0)
+        fid, m, nst = e = _R_ProfileEntry_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ChargingProfileEntryStart'
         if fid == 0:
             st = nst
@@ -3521,7 +3896,8 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
                 _x = r.uint()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_ProfileEntry, st)
+            fid, m, nst = e = _R_ProfileEntry_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ChargingProfileEntryStart', r)
         _p = 'ChargingProfileEntryMaxPower'
@@ -3533,7 +3909,8 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
                 _x = r.integer()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_ProfileEntry, st)
+            fid, m, nst = e = _R_ProfileEntry_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ChargingProfileEntryMaxPower', r)
         _p = None
@@ -3541,7 +3918,10 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return ProfileEntry(charging_profile_entry_start=f0, charging_profile_entry_max_power=f1)
+    o = _new(ProfileEntry)
+    _S_ProfileEntry_0(o, f0)
+    _S_ProfileEntry_1(o, f1)
+    return o
 
 _DT_EVPowerDeliveryParameter = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
 _N_EVPowerDeliveryParameter = ()
@@ -3556,13 +3936,15 @@ def _e_EVPowerDeliveryParameter(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_EVPowerDeliveryParameter_0 = _DT_EVPowerDeliveryParameter[0][2]
 
 
 def _d_EVPowerDeliveryParameter(r: BitReader) -> EVPowerDeliveryParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_EVPowerDeliveryParameter, 0)
+        fid, m, nst = e = _R_EVPowerDeliveryParameter_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_EVPowerDeliveryParameter)
     except CodecError as e:
@@ -3585,13 +3967,10 @@ def _e_PowerDeliveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ResponseCode', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits(_i, 5)
-            w.bits(0, 1)
+            w.bits((_i << 1), 8)
         _p = 'EVSEStatus'
         x = v.evse_status
         if x is None:
@@ -3610,25 +3989,38 @@ def _e_PowerDeliveryRes(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_PowerDeliveryRes_0 = _DT_PowerDeliveryRes[0][2]
+_R_PowerDeliveryRes_1 = _DT_PowerDeliveryRes[1][2]
+_R_PowerDeliveryRes_2 = _DT_PowerDeliveryRes[2][2]
 
 
 def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_PowerDeliveryRes, 0)
+        fid, m, nst = e = _R_PowerDeliveryRes_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'ResponseCode')
+            _x = r.bits(7)
+            if _x >> 6:
+                r.pos -= 7
+                if r.bit():
+                    _x = empty_value(r, 3, 'ResponseCode')
+                else:
+                    _x = r.bits(5)
+                    if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
+                    _x = _V_ResponseCode[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(5)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 31
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
-                expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_PowerDeliveryRes, st)
+            fid, m, nst = e = _R_PowerDeliveryRes_1[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEStatus'
@@ -3637,7 +4029,8 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
             _p = ('AC_EVSEStatus', 'DC_EVSEStatus', 'EVSEStatus')[m]
             _x = _SD_PowerDeliveryRes_evse_status[m](r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_PowerDeliveryRes, st)
+            fid, m, nst = e = _R_PowerDeliveryRes_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVSEStatus', r)
         _p = None
@@ -3645,7 +4038,10 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return PowerDeliveryRes(response_code=f0, evse_status=f1)
+    o = _new(PowerDeliveryRes)
+    _S_PowerDeliveryRes_0(o, f0)
+    _S_PowerDeliveryRes_1(o, f1)
+    return o
 
 _DT_EVSEStatus = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
 _N_EVSEStatus = ()
@@ -3660,13 +4056,15 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_EVSEStatus_0 = _DT_EVSEStatus[0][2]
 
 
 def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_EVSEStatus, 0)
+        fid, m, nst = e = _R_EVSEStatus_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_EVSEStatus)
     except CodecError as e:
@@ -3687,13 +4085,15 @@ def _e_ChargingStatusReq(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_ChargingStatusReq_0 = _DT_ChargingStatusReq[0][2]
 
 
 def _d_ChargingStatusReq(r: BitReader) -> ChargingStatusReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_ChargingStatusReq, 0)
+        fid, m, nst = e = _R_ChargingStatusReq_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_ChargingStatusReq)
     except CodecError as e:
@@ -3716,20 +4116,17 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ResponseCode', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits(_i, 5)
-            w.bits(0, 1)
+            w.bits((_i << 1), 8)
         _p = 'EVSEID'
         x = v.evseid
         if x is None:
             raise missing('EVSEID', w)
         else:
-            w.bits(0, 1)
             st = 2
+            w.bits(0, 1)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -3742,9 +4139,8 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SAScheduleTupleID', w)
         else:
-            w.bits(0, 1)
             st = 3
-            w.bits(0, 1)
+            w.bits(0, 2)
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
             w.bits(0, 1)
@@ -3777,10 +4173,8 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
             if t is None: raise not_allowed('ReceiptRequired', w)
             w.bits(t[0], t[1])
             st = t[2]
-            w.bits(0, 1)
             if type(x) is not bool: raise bad_value('ReceiptRequired', x, 'is not a bool', w)
-            w.bits(x, 1)
-            w.bits(0, 1)
+            w.bits((x << 1), 3)
         _p = 'AC_EVSEStatus'
         x = v.ac_evse_status
         if x is None:
@@ -3795,25 +4189,43 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_ChargingStatusRes_0 = _DT_ChargingStatusRes[0][2]
+_R_ChargingStatusRes_1 = _DT_ChargingStatusRes[1][2]
+_R_ChargingStatusRes_2 = _DT_ChargingStatusRes[2][2]
+_R_ChargingStatusRes_3 = _DT_ChargingStatusRes[3][2]
+_R_ChargingStatusRes_4 = _DT_ChargingStatusRes[4][2]
+_R_ChargingStatusRes_5 = _DT_ChargingStatusRes[5][2]
+_R_ChargingStatusRes_6 = _DT_ChargingStatusRes[6][2]
+_R_ChargingStatusRes_7 = _DT_ChargingStatusRes[7][2]
 
 
 def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_ChargingStatusRes, 0)
+        fid, m, nst = e = _R_ChargingStatusRes_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'ResponseCode')
+            _x = r.bits(7)
+            if _x >> 6:
+                r.pos -= 7
+                if r.bit():
+                    _x = empty_value(r, 3, 'ResponseCode')
+                else:
+                    _x = r.bits(5)
+                    if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
+                    _x = _V_ResponseCode[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(5)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 31
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
-                expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_ChargingStatusRes, st)
+            fid, m, nst = e = _R_ChargingStatusRes_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEID'
@@ -3825,7 +4237,8 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
                 _x = r.binary()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_ChargingStatusRes, st)
+            fid, m, nst = e = _R_ChargingStatusRes_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSEID', r)
         _p = 'SAScheduleTupleID'
@@ -3837,7 +4250,8 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
                 _x = r.integer()
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_ChargingStatusRes, st)
+            fid, m, nst = e = _R_ChargingStatusRes_3[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('SAScheduleTupleID', r)
         _p = 'EVSEMaxCurrent'
@@ -3845,7 +4259,8 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = ev(r, _DT_ChargingStatusRes, st)
+            fid, m, nst = e = _R_ChargingStatusRes_4[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
         _p = 'MeterInfo'
@@ -3853,19 +4268,27 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             st = nst
             _x = _d_MeterInfo(r)
             f4 = _x
-            fid, m, nst = ev(r, _DT_ChargingStatusRes, st)
+            fid, m, nst = e = _R_ChargingStatusRes_5[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f4 = None
         _p = 'ReceiptRequired'
         if fid == 5:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'bool')
+            _x = r.bits(3)
+            if _x >> 2:
+                r.pos -= 3
+                if r.bit():
+                    _x = empty_value(r, 3, 'bool')
+                else:
+                    _x = r.bit() == 1
+                    expect_ee(r)
             else:
-                _x = r.bit() == 1
-                expect_ee(r)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) == 1
             f5 = _x
-            fid, m, nst = ev(r, _DT_ChargingStatusRes, st)
+            fid, m, nst = e = _R_ChargingStatusRes_6[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('ReceiptRequired', r)
         _p = 'AC_EVSEStatus'
@@ -3873,7 +4296,8 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             st = nst
             _x = _d_AC_EVSEStatus(r)
             f6 = _x
-            fid, m, nst = ev(r, _DT_ChargingStatusRes, st)
+            fid, m, nst = e = _R_ChargingStatusRes_7[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             raise missing('AC_EVSEStatus', r)
         _p = None
@@ -3881,7 +4305,15 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return ChargingStatusRes(response_code=f0, evseid=f1, sa_schedule_tuple_id=f2, evse_max_current=f3, meter_info=f4, receipt_required=f5, ac_evse_status=f6)
+    o = _new(ChargingStatusRes)
+    _S_ChargingStatusRes_0(o, f0)
+    _S_ChargingStatusRes_1(o, f1)
+    _S_ChargingStatusRes_2(o, f2)
+    _S_ChargingStatusRes_3(o, f3)
+    _S_ChargingStatusRes_4(o, f4)
+    _S_ChargingStatusRes_5(o, f5)
+    _S_ChargingStatusRes_6(o, f6)
+    return o
 
 _DT_MeterInfo = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (3, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((3, 0, 4), (4, 0, 5), (-1, 0, 3), (-2, 1, 0))), (2, 1, ((4, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
 _N_MeterInfo = ('MeterID', 'MeterReading', 'SigMeterReading', 'MeterStatus', 'TMeter')
@@ -3898,8 +4330,8 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterID', w)
         else:
-            w.bits(0, 1)
             st = 1
+            w.bits(0, 1)
             if type(x) is EmptyStr:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -3965,13 +4397,20 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_MeterInfo_0 = _DT_MeterInfo[0][2]
+_R_MeterInfo_1 = _DT_MeterInfo[1][2]
+_R_MeterInfo_2 = _DT_MeterInfo[2][2]
+_R_MeterInfo_3 = _DT_MeterInfo[3][2]
+_R_MeterInfo_4 = _DT_MeterInfo[4][2]
+_R_MeterInfo_5 = _DT_MeterInfo[5][2]
 
 
 def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_MeterInfo, 0)
+        fid, m, nst = e = _R_MeterInfo_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'MeterID'
         if fid == 0:
             st = nst
@@ -3981,7 +4420,8 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = r.string()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_MeterInfo, st)
+            fid, m, nst = e = _R_MeterInfo_1[r.bits(3)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('MeterID', r)
         _p = 'MeterReading'
@@ -3989,7 +4429,8 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_MeterInfo, st)
+            fid, m, nst = e = _R_MeterInfo_2[r.bits(3)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'SigMeterReading'
@@ -4001,7 +4442,8 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = r.binary()
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_MeterInfo, st)
+            fid, m, nst = e = _R_MeterInfo_3[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
         _p = 'MeterStatus'
@@ -4013,7 +4455,8 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = r.integer()
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = ev(r, _DT_MeterInfo, st)
+            fid, m, nst = e = _R_MeterInfo_4[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
         _p = 'TMeter'
@@ -4025,7 +4468,8 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = r.integer()
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = ev(r, _DT_MeterInfo, st)
+            fid, m, nst = e = _R_MeterInfo_5[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
         _p = None
@@ -4033,7 +4477,13 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return MeterInfo(meter_id=f0, meter_reading=f1, sig_meter_reading=f2, meter_status=f3, t_meter=f4)
+    o = _new(MeterInfo)
+    _S_MeterInfo_0(o, f0)
+    _S_MeterInfo_1(o, f1)
+    _S_MeterInfo_2(o, f2)
+    _S_MeterInfo_3(o, f3)
+    _S_MeterInfo_4(o, f4)
+    return o
 
 _DT_AC_EVSEStatus = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_AC_EVSEStatus = ('PowerSwitchClosed', 'RCD', 'NotificationMaxDelay', 'EVSENotification')
@@ -4048,31 +4498,24 @@ def _e_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('PowerSwitchClosed', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
             if type(x) is not bool: raise bad_value('PowerSwitchClosed', x, 'is not a bool', w)
-            w.bits(x, 1)
-            w.bits(0, 1)
+            w.bits((x << 1), 4)
         _p = 'RCD'
         x = v.rcd
         if x is None:
             raise missing('RCD', w)
         else:
-            w.bits(0, 1)
             st = 2
-            w.bits(0, 1)
             if type(x) is not bool: raise bad_value('RCD', x, 'is not a bool', w)
-            w.bits(x, 1)
-            w.bits(0, 1)
+            w.bits((x << 1), 4)
         _p = 'NotificationMaxDelay'
         x = v.notification_max_delay
         if x is None:
             raise missing('NotificationMaxDelay', w)
         else:
-            w.bits(0, 1)
             st = 3
-            w.bits(0, 1)
+            w.bits(0, 2)
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
             w.bits(0, 1)
@@ -4081,47 +4524,64 @@ def _e_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSENotification', w)
         else:
-            w.bits(0, 1)
             st = 4
-            w.bits(0, 1)
             _i = _I_EVSENotification.get(x)
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EVSENotification', w)
-            w.bits(_i, 2)
-            w.bits(0, 1)
+            w.bits((_i << 1), 5)
         _p = None
         w.bits(0, 1)
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_AC_EVSEStatus_0 = _DT_AC_EVSEStatus[0][2]
+_R_AC_EVSEStatus_1 = _DT_AC_EVSEStatus[1][2]
+_R_AC_EVSEStatus_2 = _DT_AC_EVSEStatus[2][2]
+_R_AC_EVSEStatus_3 = _DT_AC_EVSEStatus[3][2]
+_R_AC_EVSEStatus_4 = _DT_AC_EVSEStatus[4][2]
 
 
 def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_AC_EVSEStatus, 0)
+        fid, m, nst = e = _R_AC_EVSEStatus_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PowerSwitchClosed'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'bool')
+            _x = r.bits(3)
+            if _x >> 2:
+                r.pos -= 3
+                if r.bit():
+                    _x = empty_value(r, 3, 'bool')
+                else:
+                    _x = r.bit() == 1
+                    expect_ee(r)
             else:
-                _x = r.bit() == 1
-                expect_ee(r)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) == 1
             f0 = _x
-            fid, m, nst = ev(r, _DT_AC_EVSEStatus, st)
+            fid, m, nst = e = _R_AC_EVSEStatus_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('PowerSwitchClosed', r)
         _p = 'RCD'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'bool')
+            _x = r.bits(3)
+            if _x >> 2:
+                r.pos -= 3
+                if r.bit():
+                    _x = empty_value(r, 3, 'bool')
+                else:
+                    _x = r.bit() == 1
+                    expect_ee(r)
             else:
-                _x = r.bit() == 1
-                expect_ee(r)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = ev(r, _DT_AC_EVSEStatus, st)
+            fid, m, nst = e = _R_AC_EVSEStatus_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('RCD', r)
         _p = 'NotificationMaxDelay'
@@ -4133,21 +4593,31 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
                 _x = r.uint()
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_AC_EVSEStatus, st)
+            fid, m, nst = e = _R_AC_EVSEStatus_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'EVSENotification')
+            _x = r.bits(4)
+            if _x >> 3:
+                r.pos -= 4
+                if r.bit():
+                    _x = empty_value(r, 3, 'EVSENotification')
+                else:
+                    _x = r.bits(2)
+                    if _x >= 3: raise bad_value('EVSENotification', _x, 'is not an index of EVSENotification', r)
+                    _x = _V_EVSENotification[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(2)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 3
                 if _x >= 3: raise bad_value('EVSENotification', _x, 'is not an index of EVSENotification', r)
                 _x = _V_EVSENotification[_x]
-                expect_ee(r)
             f3 = _x
-            fid, m, nst = ev(r, _DT_AC_EVSEStatus, st)
+            fid, m, nst = e = _R_AC_EVSEStatus_4[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVSENotification', r)
         _p = None
@@ -4155,7 +4625,12 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return AC_EVSEStatus(power_switch_closed=f0, rcd=f1, notification_max_delay=f2, evse_notification=f3)
+    o = _new(AC_EVSEStatus)
+    _S_AC_EVSEStatus_0(o, f0)
+    _S_AC_EVSEStatus_1(o, f1)
+    _S_AC_EVSEStatus_2(o, f2)
+    _S_AC_EVSEStatus_3(o, f3)
+    return o
 
 _DT_MeteringReceiptReq = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_MeteringReceiptReq = ('@Id', 'SessionID', 'SAScheduleTupleID', 'MeterInfo')
@@ -4197,9 +4672,8 @@ def _e_MeteringReceiptReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
             st = 3
-            w.bits(0, 1)
+            w.bits(0, 3)
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
             w.bits(0, 1)
@@ -4219,19 +4693,26 @@ def _e_MeteringReceiptReq(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_MeteringReceiptReq_0 = _DT_MeteringReceiptReq[0][2]
+_R_MeteringReceiptReq_1 = _DT_MeteringReceiptReq[1][2]
+_R_MeteringReceiptReq_2 = _DT_MeteringReceiptReq[2][2]
+_R_MeteringReceiptReq_3 = _DT_MeteringReceiptReq[3][2]
+_R_MeteringReceiptReq_4 = _DT_MeteringReceiptReq[4][2]
 
 
 def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_MeteringReceiptReq, 0)
+        fid, m, nst = e = _R_MeteringReceiptReq_0[r.bits(2)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = ev(r, _DT_MeteringReceiptReq, st)
+            fid, m, nst = e = _R_MeteringReceiptReq_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
         _p = 'SessionID'
@@ -4243,7 +4724,8 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
                 _x = r.binary()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_MeteringReceiptReq, st)
+            fid, m, nst = e = _R_MeteringReceiptReq_2[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('SessionID', r)
         _p = 'SAScheduleTupleID'
@@ -4255,7 +4737,8 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
                 _x = r.integer()
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_MeteringReceiptReq, st)
+            fid, m, nst = e = _R_MeteringReceiptReq_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
         _p = 'MeterInfo'
@@ -4263,7 +4746,8 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
             st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
-            fid, m, nst = ev(r, _DT_MeteringReceiptReq, st)
+            fid, m, nst = e = _R_MeteringReceiptReq_4[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('MeterInfo', r)
         _p = None
@@ -4271,7 +4755,12 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return MeteringReceiptReq(id=f0, session_id=f1, sa_schedule_tuple_id=f2, meter_info=f3)
+    o = _new(MeteringReceiptReq)
+    _S_MeteringReceiptReq_0(o, f0)
+    _S_MeteringReceiptReq_1(o, f1)
+    _S_MeteringReceiptReq_2(o, f2)
+    _S_MeteringReceiptReq_3(o, f3)
+    return o
 
 _DT_MeteringReceiptRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_MeteringReceiptRes = ('ResponseCode', 'AC_EVSEStatus')
@@ -4286,13 +4775,10 @@ def _e_MeteringReceiptRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ResponseCode', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits(_i, 5)
-            w.bits(0, 1)
+            w.bits((_i << 1), 8)
         _p = 'AC_EVSEStatus'
         x = v.ac_evse_status
         if x is None:
@@ -4307,25 +4793,38 @@ def _e_MeteringReceiptRes(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_MeteringReceiptRes_0 = _DT_MeteringReceiptRes[0][2]
+_R_MeteringReceiptRes_1 = _DT_MeteringReceiptRes[1][2]
+_R_MeteringReceiptRes_2 = _DT_MeteringReceiptRes[2][2]
 
 
 def _d_MeteringReceiptRes(r: BitReader) -> MeteringReceiptRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_MeteringReceiptRes, 0)
+        fid, m, nst = e = _R_MeteringReceiptRes_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'ResponseCode')
+            _x = r.bits(7)
+            if _x >> 6:
+                r.pos -= 7
+                if r.bit():
+                    _x = empty_value(r, 3, 'ResponseCode')
+                else:
+                    _x = r.bits(5)
+                    if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
+                    _x = _V_ResponseCode[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(5)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 31
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
-                expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_MeteringReceiptRes, st)
+            fid, m, nst = e = _R_MeteringReceiptRes_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'AC_EVSEStatus'
@@ -4333,7 +4832,8 @@ def _d_MeteringReceiptRes(r: BitReader) -> MeteringReceiptRes:
             st = nst
             _x = _d_AC_EVSEStatus(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_MeteringReceiptRes, st)
+            fid, m, nst = e = _R_MeteringReceiptRes_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('AC_EVSEStatus', r)
         _p = None
@@ -4341,7 +4841,10 @@ def _d_MeteringReceiptRes(r: BitReader) -> MeteringReceiptRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return MeteringReceiptRes(response_code=f0, ac_evse_status=f1)
+    o = _new(MeteringReceiptRes)
+    _S_MeteringReceiptRes_0(o, f0)
+    _S_MeteringReceiptRes_1(o, f1)
+    return o
 
 _DT_SessionStop = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
 _N_SessionStop = ()
@@ -4356,13 +4859,15 @@ def _e_SessionStop(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_SessionStop_0 = _DT_SessionStop[0][2]
 
 
 def _d_SessionStop(r: BitReader) -> SessionStop:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_SessionStop, 0)
+        fid, m, nst = e = _R_SessionStop_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_SessionStop)
     except CodecError as e:
@@ -4383,37 +4888,46 @@ def _e_SessionStopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ResponseCode', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits(_i, 5)
-            w.bits(0, 1)
+            w.bits((_i << 1), 8)
         _p = None
         w.bits(0, 1)
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_SessionStopRes_0 = _DT_SessionStopRes[0][2]
+_R_SessionStopRes_1 = _DT_SessionStopRes[1][2]
 
 
 def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_SessionStopRes, 0)
+        fid, m, nst = e = _R_SessionStopRes_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'ResponseCode')
+            _x = r.bits(7)
+            if _x >> 6:
+                r.pos -= 7
+                if r.bit():
+                    _x = empty_value(r, 3, 'ResponseCode')
+                else:
+                    _x = r.bits(5)
+                    if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
+                    _x = _V_ResponseCode[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(5)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 31
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
-                expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_SessionStopRes, st)
+            fid, m, nst = e = _R_SessionStopRes_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('ResponseCode', r)
         _p = None
@@ -4421,7 +4935,9 @@ def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return SessionStopRes(response_code=f0)
+    o = _new(SessionStopRes)
+    _S_SessionStopRes_0(o, f0)
+    return o
 
 _DT_CertificateUpdateReq = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
 _N_CertificateUpdateReq = ('@Id', 'ContractSignatureCertChain', 'ContractID', 'ListOfRootCertificateIDs', 'DHParams')
@@ -4458,8 +4974,8 @@ def _e_CertificateUpdateReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ContractID', w)
         else:
-            w.bits(0, 1)
             st = 3
+            w.bits(0, 1)
             if type(x) is EmptyStr:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -4481,8 +4997,8 @@ def _e_CertificateUpdateReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DHParams', w)
         else:
-            w.bits(0, 1)
             st = 5
+            w.bits(0, 1)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -4495,19 +5011,27 @@ def _e_CertificateUpdateReq(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_CertificateUpdateReq_0 = _DT_CertificateUpdateReq[0][2]
+_R_CertificateUpdateReq_1 = _DT_CertificateUpdateReq[1][2]
+_R_CertificateUpdateReq_2 = _DT_CertificateUpdateReq[2][2]
+_R_CertificateUpdateReq_3 = _DT_CertificateUpdateReq[3][2]
+_R_CertificateUpdateReq_4 = _DT_CertificateUpdateReq[4][2]
+_R_CertificateUpdateReq_5 = _DT_CertificateUpdateReq[5][2]
 
 
 def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_CertificateUpdateReq, 0)
+        fid, m, nst = e = _R_CertificateUpdateReq_0[r.bits(2)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = ev(r, _DT_CertificateUpdateReq, st)
+            fid, m, nst = e = _R_CertificateUpdateReq_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
         _p = 'ContractSignatureCertChain'
@@ -4515,7 +5039,8 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
             st = nst
             _x = _d_CertificateChain(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_CertificateUpdateReq, st)
+            fid, m, nst = e = _R_CertificateUpdateReq_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ContractSignatureCertChain', r)
         _p = 'ContractID'
@@ -4527,7 +5052,8 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
                 _x = r.string()
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_CertificateUpdateReq, st)
+            fid, m, nst = e = _R_CertificateUpdateReq_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('ContractID', r)
         _p = 'ListOfRootCertificateIDs'
@@ -4535,7 +5061,8 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
             st = nst
             _x = _d_ListOfRootCertificateIDs(r)
             f3 = _x
-            fid, m, nst = ev(r, _DT_CertificateUpdateReq, st)
+            fid, m, nst = e = _R_CertificateUpdateReq_4[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('ListOfRootCertificateIDs', r)
         _p = 'DHParams'
@@ -4547,7 +5074,8 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
                 _x = r.binary()
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = ev(r, _DT_CertificateUpdateReq, st)
+            fid, m, nst = e = _R_CertificateUpdateReq_5[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('DHParams', r)
         _p = None
@@ -4555,7 +5083,13 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return CertificateUpdateReq(id=f0, contract_signature_cert_chain=f1, contract_id=f2, list_of_root_certificate_i_ds=f3, dh_params=f4)
+    o = _new(CertificateUpdateReq)
+    _S_CertificateUpdateReq_0(o, f0)
+    _S_CertificateUpdateReq_1(o, f1)
+    _S_CertificateUpdateReq_2(o, f2)
+    _S_CertificateUpdateReq_3(o, f3)
+    _S_CertificateUpdateReq_4(o, f4)
+    return o
 
 _DT_ListOfRootCertificateIDs = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))),)
 _N_ListOfRootCertificateIDs = ('RootCertificateID',)
@@ -4587,13 +5121,15 @@ def _e_ListOfRootCertificateIDs(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_ListOfRootCertificateIDs_0 = _DT_ListOfRootCertificateIDs[0][2]
 
 
 def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_ListOfRootCertificateIDs, 0)
+        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'RootCertificateID'
         f0 = []
         while fid == 0:
@@ -4610,7 +5146,9 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return ListOfRootCertificateIDs(root_certificate_id=tuple(f0))
+    o = _new(ListOfRootCertificateIDs)
+    _S_ListOfRootCertificateIDs_0(o, tuple(f0))
+    return o
 
 _DT_CertificateUpdateRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (1, 1, ((-1, 0, 7), (-2, 1, 0))),)
 _N_CertificateUpdateRes = ('@Id', 'ResponseCode', 'ContractSignatureCertChain', 'ContractSignatureEncryptedPrivateKey', 'DHParams', 'ContractID', 'RetryCounter')
@@ -4634,13 +5172,10 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ResponseCode', w)
         else:
-            w.bits(0, 1)
             st = 2
-            w.bits(0, 1)
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits(_i, 5)
-            w.bits(0, 1)
+            w.bits((_i << 1), 8)
         _p = 'ContractSignatureCertChain'
         x = v.contract_signature_cert_chain
         if x is None:
@@ -4655,8 +5190,8 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ContractSignatureEncryptedPrivateKey', w)
         else:
-            w.bits(0, 1)
             st = 4
+            w.bits(0, 1)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -4669,8 +5204,8 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DHParams', w)
         else:
-            w.bits(0, 1)
             st = 5
+            w.bits(0, 1)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -4683,8 +5218,8 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ContractID', w)
         else:
-            w.bits(0, 1)
             st = 6
+            w.bits(0, 1)
             if type(x) is EmptyStr:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -4697,9 +5232,8 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('RetryCounter', w)
         else:
-            w.bits(0, 1)
             st = 7
-            w.bits(0, 1)
+            w.bits(0, 2)
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('RetryCounter', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
             w.bits(0, 1)
@@ -4708,33 +5242,52 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_CertificateUpdateRes_0 = _DT_CertificateUpdateRes[0][2]
+_R_CertificateUpdateRes_1 = _DT_CertificateUpdateRes[1][2]
+_R_CertificateUpdateRes_2 = _DT_CertificateUpdateRes[2][2]
+_R_CertificateUpdateRes_3 = _DT_CertificateUpdateRes[3][2]
+_R_CertificateUpdateRes_4 = _DT_CertificateUpdateRes[4][2]
+_R_CertificateUpdateRes_5 = _DT_CertificateUpdateRes[5][2]
+_R_CertificateUpdateRes_6 = _DT_CertificateUpdateRes[6][2]
+_R_CertificateUpdateRes_7 = _DT_CertificateUpdateRes[7][2]
 
 
 def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_CertificateUpdateRes, 0)
+        fid, m, nst = e = _R_CertificateUpdateRes_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = ev(r, _DT_CertificateUpdateRes, st)
+            fid, m, nst = e = _R_CertificateUpdateRes_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Id', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'ResponseCode')
+            _x = r.bits(7)
+            if _x >> 6:
+                r.pos -= 7
+                if r.bit():
+                    _x = empty_value(r, 3, 'ResponseCode')
+                else:
+                    _x = r.bits(5)
+                    if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
+                    _x = _V_ResponseCode[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(5)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 31
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
-                expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_CertificateUpdateRes, st)
+            fid, m, nst = e = _R_CertificateUpdateRes_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'ContractSignatureCertChain'
@@ -4742,7 +5295,8 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             st = nst
             _x = _d_CertificateChain(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_CertificateUpdateRes, st)
+            fid, m, nst = e = _R_CertificateUpdateRes_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('ContractSignatureCertChain', r)
         _p = 'ContractSignatureEncryptedPrivateKey'
@@ -4754,7 +5308,8 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
                 _x = r.binary()
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = ev(r, _DT_CertificateUpdateRes, st)
+            fid, m, nst = e = _R_CertificateUpdateRes_4[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('ContractSignatureEncryptedPrivateKey', r)
         _p = 'DHParams'
@@ -4766,7 +5321,8 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
                 _x = r.binary()
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = ev(r, _DT_CertificateUpdateRes, st)
+            fid, m, nst = e = _R_CertificateUpdateRes_5[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('DHParams', r)
         _p = 'ContractID'
@@ -4778,7 +5334,8 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
                 _x = r.string()
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = ev(r, _DT_CertificateUpdateRes, st)
+            fid, m, nst = e = _R_CertificateUpdateRes_6[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('ContractID', r)
         _p = 'RetryCounter'
@@ -4790,7 +5347,8 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
                 _x = r.integer()
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = ev(r, _DT_CertificateUpdateRes, st)
+            fid, m, nst = e = _R_CertificateUpdateRes_7[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             raise missing('RetryCounter', r)
         _p = None
@@ -4798,7 +5356,15 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return CertificateUpdateRes(id=f0, response_code=f1, contract_signature_cert_chain=f2, contract_signature_encrypted_private_key=f3, dh_params=f4, contract_id=f5, retry_counter=f6)
+    o = _new(CertificateUpdateRes)
+    _S_CertificateUpdateRes_0(o, f0)
+    _S_CertificateUpdateRes_1(o, f1)
+    _S_CertificateUpdateRes_2(o, f2)
+    _S_CertificateUpdateRes_3(o, f3)
+    _S_CertificateUpdateRes_4(o, f4)
+    _S_CertificateUpdateRes_5(o, f5)
+    _S_CertificateUpdateRes_6(o, f6)
+    return o
 
 _DT_CertificateInstallationReq = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_CertificateInstallationReq = ('@Id', 'OEMProvisioningCert', 'ListOfRootCertificateIDs', 'DHParams')
@@ -4849,8 +5415,8 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DHParams', w)
         else:
-            w.bits(0, 1)
             st = 4
+            w.bits(0, 1)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -4863,19 +5429,26 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_CertificateInstallationReq_0 = _DT_CertificateInstallationReq[0][2]
+_R_CertificateInstallationReq_1 = _DT_CertificateInstallationReq[1][2]
+_R_CertificateInstallationReq_2 = _DT_CertificateInstallationReq[2][2]
+_R_CertificateInstallationReq_3 = _DT_CertificateInstallationReq[3][2]
+_R_CertificateInstallationReq_4 = _DT_CertificateInstallationReq[4][2]
 
 
 def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_CertificateInstallationReq, 0)
+        fid, m, nst = e = _R_CertificateInstallationReq_0[r.bits(2)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = ev(r, _DT_CertificateInstallationReq, st)
+            fid, m, nst = e = _R_CertificateInstallationReq_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
         _p = 'OEMProvisioningCert'
@@ -4887,7 +5460,8 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
                 _x = r.binary()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_CertificateInstallationReq, st)
+            fid, m, nst = e = _R_CertificateInstallationReq_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('OEMProvisioningCert', r)
         _p = 'ListOfRootCertificateIDs'
@@ -4895,7 +5469,8 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             st = nst
             _x = _d_ListOfRootCertificateIDs(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_CertificateInstallationReq, st)
+            fid, m, nst = e = _R_CertificateInstallationReq_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('ListOfRootCertificateIDs', r)
         _p = 'DHParams'
@@ -4907,7 +5482,8 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
                 _x = r.binary()
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = ev(r, _DT_CertificateInstallationReq, st)
+            fid, m, nst = e = _R_CertificateInstallationReq_4[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('DHParams', r)
         _p = None
@@ -4915,7 +5491,12 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return CertificateInstallationReq(id=f0, oem_provisioning_cert=f1, list_of_root_certificate_i_ds=f2, dh_params=f3)
+    o = _new(CertificateInstallationReq)
+    _S_CertificateInstallationReq_0(o, f0)
+    _S_CertificateInstallationReq_1(o, f1)
+    _S_CertificateInstallationReq_2(o, f2)
+    _S_CertificateInstallationReq_3(o, f3)
+    return o
 
 _DT_CertificateInstallationRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 1, ((-1, 0, 6), (-2, 1, 0))),)
 _N_CertificateInstallationRes = ('@Id', 'ResponseCode', 'ContractSignatureCertChain', 'ContractSignatureEncryptedPrivateKey', 'DHParams', 'ContractID')
@@ -4939,13 +5520,10 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ResponseCode', w)
         else:
-            w.bits(0, 1)
             st = 2
-            w.bits(0, 1)
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits(_i, 5)
-            w.bits(0, 1)
+            w.bits((_i << 1), 8)
         _p = 'ContractSignatureCertChain'
         x = v.contract_signature_cert_chain
         if x is None:
@@ -4960,8 +5538,8 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ContractSignatureEncryptedPrivateKey', w)
         else:
-            w.bits(0, 1)
             st = 4
+            w.bits(0, 1)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -4974,8 +5552,8 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DHParams', w)
         else:
-            w.bits(0, 1)
             st = 5
+            w.bits(0, 1)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -4988,8 +5566,8 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ContractID', w)
         else:
-            w.bits(0, 1)
             st = 6
+            w.bits(0, 1)
             if type(x) is EmptyStr:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -5002,33 +5580,51 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_CertificateInstallationRes_0 = _DT_CertificateInstallationRes[0][2]
+_R_CertificateInstallationRes_1 = _DT_CertificateInstallationRes[1][2]
+_R_CertificateInstallationRes_2 = _DT_CertificateInstallationRes[2][2]
+_R_CertificateInstallationRes_3 = _DT_CertificateInstallationRes[3][2]
+_R_CertificateInstallationRes_4 = _DT_CertificateInstallationRes[4][2]
+_R_CertificateInstallationRes_5 = _DT_CertificateInstallationRes[5][2]
+_R_CertificateInstallationRes_6 = _DT_CertificateInstallationRes[6][2]
 
 
 def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_CertificateInstallationRes, 0)
+        fid, m, nst = e = _R_CertificateInstallationRes_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = ev(r, _DT_CertificateInstallationRes, st)
+            fid, m, nst = e = _R_CertificateInstallationRes_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Id', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'ResponseCode')
+            _x = r.bits(7)
+            if _x >> 6:
+                r.pos -= 7
+                if r.bit():
+                    _x = empty_value(r, 3, 'ResponseCode')
+                else:
+                    _x = r.bits(5)
+                    if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
+                    _x = _V_ResponseCode[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(5)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 31
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
-                expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_CertificateInstallationRes, st)
+            fid, m, nst = e = _R_CertificateInstallationRes_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'ContractSignatureCertChain'
@@ -5036,7 +5632,8 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             st = nst
             _x = _d_CertificateChain(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_CertificateInstallationRes, st)
+            fid, m, nst = e = _R_CertificateInstallationRes_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('ContractSignatureCertChain', r)
         _p = 'ContractSignatureEncryptedPrivateKey'
@@ -5048,7 +5645,8 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
                 _x = r.binary()
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = ev(r, _DT_CertificateInstallationRes, st)
+            fid, m, nst = e = _R_CertificateInstallationRes_4[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('ContractSignatureEncryptedPrivateKey', r)
         _p = 'DHParams'
@@ -5060,7 +5658,8 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
                 _x = r.binary()
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = ev(r, _DT_CertificateInstallationRes, st)
+            fid, m, nst = e = _R_CertificateInstallationRes_5[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('DHParams', r)
         _p = 'ContractID'
@@ -5072,7 +5671,8 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
                 _x = r.string()
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = ev(r, _DT_CertificateInstallationRes, st)
+            fid, m, nst = e = _R_CertificateInstallationRes_6[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('ContractID', r)
         _p = None
@@ -5080,7 +5680,14 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return CertificateInstallationRes(id=f0, response_code=f1, contract_signature_cert_chain=f2, contract_signature_encrypted_private_key=f3, dh_params=f4, contract_id=f5)
+    o = _new(CertificateInstallationRes)
+    _S_CertificateInstallationRes_0(o, f0)
+    _S_CertificateInstallationRes_1(o, f1)
+    _S_CertificateInstallationRes_2(o, f2)
+    _S_CertificateInstallationRes_3(o, f3)
+    _S_CertificateInstallationRes_4(o, f4)
+    _S_CertificateInstallationRes_5(o, f5)
+    return o
 
 _DT_CableCheckReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
 _N_CableCheckReq = ('DC_EVStatus',)
@@ -5104,19 +5711,23 @@ def _e_CableCheckReq(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_CableCheckReq_0 = _DT_CableCheckReq[0][2]
+_R_CableCheckReq_1 = _DT_CableCheckReq[1][2]
 
 
 def _d_CableCheckReq(r: BitReader) -> CableCheckReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_CableCheckReq, 0)
+        fid, m, nst = e = _R_CableCheckReq_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_CableCheckReq, st)
+            fid, m, nst = e = _R_CableCheckReq_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('DC_EVStatus', r)
         _p = None
@@ -5124,7 +5735,9 @@ def _d_CableCheckReq(r: BitReader) -> CableCheckReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return CableCheckReq(dc_ev_status=f0)
+    o = _new(CableCheckReq)
+    _S_CableCheckReq_0(o, f0)
+    return o
 
 _DT_DC_EVStatus = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
 _N_DC_EVStatus = ('EVReady', 'EVCabinConditioning', 'EVRESSConditioning', 'EVErrorCode', 'EVRESSSOC')
@@ -5141,23 +5754,17 @@ def _e_DC_EVStatus(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVReady', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
             if type(x) is not bool: raise bad_value('EVReady', x, 'is not a bool', w)
-            w.bits(x, 1)
-            w.bits(0, 1)
+            w.bits((x << 1), 4)
         _p = 'EVCabinConditioning'
         x = v.ev_cabin_conditioning
         if x is None:
             pass
         else:
-            w.bits(0, 2)
             st = 2
-            w.bits(0, 1)
             if type(x) is not bool: raise bad_value('EVCabinConditioning', x, 'is not a bool', w)
-            w.bits(x, 1)
-            w.bits(0, 1)
+            w.bits((x << 1), 5)
         _p = 'EVRESSConditioning'
         x = v.evress_conditioning
         if x is None:
@@ -5167,10 +5774,8 @@ def _e_DC_EVStatus(w: BitWriter, v: Any) -> None:
             if t is None: raise not_allowed('EVRESSConditioning', w)
             w.bits(t[0], t[1])
             st = t[2]
-            w.bits(0, 1)
             if type(x) is not bool: raise bad_value('EVRESSConditioning', x, 'is not a bool', w)
-            w.bits(x, 1)
-            w.bits(0, 1)
+            w.bits((x << 1), 3)
         _p = 'EVErrorCode'
         x = v.ev_error_code
         if x is None:
@@ -5180,95 +5785,135 @@ def _e_DC_EVStatus(w: BitWriter, v: Any) -> None:
             if t is None: raise not_allowed('EVErrorCode', w)
             w.bits(t[0], t[1])
             st = t[2]
-            w.bits(0, 1)
             _i = _I_DC_EVErrorCode.get(x)
             if _i is None: raise bad_value('EVErrorCode', x, 'is not a value of DC_EVErrorCode', w)
-            w.bits(_i, 4)
-            w.bits(0, 1)
+            w.bits((_i << 1), 6)
         _p = 'EVRESSSOC'
         x = v.evresssoc
         if x is None:
             raise missing('EVRESSSOC', w)
         else:
-            w.bits(0, 1)
             st = 5
-            w.bits(0, 1)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('EVRESSSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits(x, 7)
-            w.bits(0, 1)
+            w.bits((x << 1), 10)
         _p = None
         w.bits(0, 1)
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_DC_EVStatus_0 = _DT_DC_EVStatus[0][2]
+_R_DC_EVStatus_1 = _DT_DC_EVStatus[1][2]
+_R_DC_EVStatus_2 = _DT_DC_EVStatus[2][2]
+_R_DC_EVStatus_3 = _DT_DC_EVStatus[3][2]
+_R_DC_EVStatus_4 = _DT_DC_EVStatus[4][2]
+_R_DC_EVStatus_5 = _DT_DC_EVStatus[5][2]
 
 
 def _d_DC_EVStatus(r: BitReader) -> DC_EVStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_DC_EVStatus, 0)
+        fid, m, nst = e = _R_DC_EVStatus_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVReady'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'bool')
+            _x = r.bits(3)
+            if _x >> 2:
+                r.pos -= 3
+                if r.bit():
+                    _x = empty_value(r, 3, 'bool')
+                else:
+                    _x = r.bit() == 1
+                    expect_ee(r)
             else:
-                _x = r.bit() == 1
-                expect_ee(r)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) == 1
             f0 = _x
-            fid, m, nst = ev(r, _DT_DC_EVStatus, st)
+            fid, m, nst = e = _R_DC_EVStatus_1[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVReady', r)
         _p = 'EVCabinConditioning'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'bool')
+            _x = r.bits(3)
+            if _x >> 2:
+                r.pos -= 3
+                if r.bit():
+                    _x = empty_value(r, 3, 'bool')
+                else:
+                    _x = r.bit() == 1
+                    expect_ee(r)
             else:
-                _x = r.bit() == 1
-                expect_ee(r)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = ev(r, _DT_DC_EVStatus, st)
+            fid, m, nst = e = _R_DC_EVStatus_2[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'EVRESSConditioning'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'bool')
+            _x = r.bits(3)
+            if _x >> 2:
+                r.pos -= 3
+                if r.bit():
+                    _x = empty_value(r, 3, 'bool')
+                else:
+                    _x = r.bit() == 1
+                    expect_ee(r)
             else:
-                _x = r.bit() == 1
-                expect_ee(r)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = ev(r, _DT_DC_EVStatus, st)
+            fid, m, nst = e = _R_DC_EVStatus_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
         _p = 'EVErrorCode'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'DC_EVErrorCode')
+            _x = r.bits(6)
+            if _x >> 5:
+                r.pos -= 6
+                if r.bit():
+                    _x = empty_value(r, 3, 'DC_EVErrorCode')
+                else:
+                    _x = r.bits(4)
+                    if _x >= 12: raise bad_value('EVErrorCode', _x, 'is not an index of DC_EVErrorCode', r)
+                    _x = _V_DC_EVErrorCode[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(4)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 15
                 if _x >= 12: raise bad_value('EVErrorCode', _x, 'is not an index of DC_EVErrorCode', r)
                 _x = _V_DC_EVErrorCode[_x]
-                expect_ee(r)
             f3 = _x
-            fid, m, nst = ev(r, _DT_DC_EVStatus, st)
+            fid, m, nst = e = _R_DC_EVStatus_4[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVErrorCode', r)
         _p = 'EVRESSSOC'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _x = r.bits(9)
+            if _x >> 8:
+                r.pos -= 9
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.bits(7)
+                    if _x > 100: raise bad_value('EVRESSSOC', _x, 'is above 100', r)
+                    expect_ee(r)
             else:
-                _x = r.bits(7)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('EVRESSSOC', _x, 'is above 100', r)
-                expect_ee(r)
             f4 = _x
-            fid, m, nst = ev(r, _DT_DC_EVStatus, st)
+            fid, m, nst = e = _R_DC_EVStatus_5[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('EVRESSSOC', r)
         _p = None
@@ -5276,7 +5921,13 @@ def _d_DC_EVStatus(r: BitReader) -> DC_EVStatus:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return DC_EVStatus(ev_ready=f0, ev_cabin_conditioning=f1, evress_conditioning=f2, ev_error_code=f3, evresssoc=f4)
+    o = _new(DC_EVStatus)
+    _S_DC_EVStatus_0(o, f0)
+    _S_DC_EVStatus_1(o, f1)
+    _S_DC_EVStatus_2(o, f2)
+    _S_DC_EVStatus_3(o, f3)
+    _S_DC_EVStatus_4(o, f4)
+    return o
 
 _DT_EVStatus = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
 _N_EVStatus = ()
@@ -5291,13 +5942,15 @@ def _e_EVStatus(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_EVStatus_0 = _DT_EVStatus[0][2]
 
 
 def _d_EVStatus(r: BitReader) -> EVStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_EVStatus, 0)
+        fid, m, nst = e = _R_EVStatus_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_EVStatus)
     except CodecError as e:
@@ -5318,13 +5971,10 @@ def _e_CableCheckRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ResponseCode', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits(_i, 5)
-            w.bits(0, 1)
+            w.bits((_i << 1), 8)
         _p = 'DC_EVSEStatus'
         x = v.dc_evse_status
         if x is None:
@@ -5339,37 +5989,48 @@ def _e_CableCheckRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEProcessing', w)
         else:
-            w.bits(0, 1)
             st = 3
-            w.bits(0, 1)
             _i = _I_EVSEProcessing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
-            w.bits(_i, 1)
-            w.bits(0, 1)
+            w.bits((_i << 1), 4)
         _p = None
         w.bits(0, 1)
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_CableCheckRes_0 = _DT_CableCheckRes[0][2]
+_R_CableCheckRes_1 = _DT_CableCheckRes[1][2]
+_R_CableCheckRes_2 = _DT_CableCheckRes[2][2]
+_R_CableCheckRes_3 = _DT_CableCheckRes[3][2]
 
 
 def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_CableCheckRes, 0)
+        fid, m, nst = e = _R_CableCheckRes_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'ResponseCode')
+            _x = r.bits(7)
+            if _x >> 6:
+                r.pos -= 7
+                if r.bit():
+                    _x = empty_value(r, 3, 'ResponseCode')
+                else:
+                    _x = r.bits(5)
+                    if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
+                    _x = _V_ResponseCode[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(5)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 31
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
-                expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_CableCheckRes, st)
+            fid, m, nst = e = _R_CableCheckRes_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'DC_EVSEStatus'
@@ -5377,20 +6038,29 @@ def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
             st = nst
             _x = _d_DC_EVSEStatus(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_CableCheckRes, st)
+            fid, m, nst = e = _R_CableCheckRes_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('DC_EVSEStatus', r)
         _p = 'EVSEProcessing'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'EVSEProcessing')
+            _x = r.bits(3)
+            if _x >> 2:
+                r.pos -= 3
+                if r.bit():
+                    _x = empty_value(r, 3, 'EVSEProcessing')
+                else:
+                    _x = r.bits(1)
+                    _x = _V_EVSEProcessing[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(1)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 1
                 _x = _V_EVSEProcessing[_x]
-                expect_ee(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_CableCheckRes, st)
+            fid, m, nst = e = _R_CableCheckRes_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEProcessing', r)
         _p = None
@@ -5398,7 +6068,11 @@ def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return CableCheckRes(response_code=f0, dc_evse_status=f1, evse_processing=f2)
+    o = _new(CableCheckRes)
+    _S_CableCheckRes_0(o, f0)
+    _S_CableCheckRes_1(o, f1)
+    _S_CableCheckRes_2(o, f2)
+    return o
 
 _DT_DC_EVSEStatus = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_DC_EVSEStatus = ('EVSEIsolationStatus', 'EVSEStatusCode', 'NotificationMaxDelay', 'EVSENotification')
@@ -5415,13 +6089,10 @@ def _e_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
             st = 1
-            w.bits(0, 1)
             _i = _I_IsolationLevel.get(x)
             if _i is None: raise bad_value('EVSEIsolationStatus', x, 'is not a value of IsolationLevel', w)
-            w.bits(_i, 2)
-            w.bits(0, 1)
+            w.bits((_i << 1), 6)
         _p = 'EVSEStatusCode'
         x = v.evse_status_code
         if x is None:
@@ -5431,19 +6102,16 @@ def _e_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
             if t is None: raise not_allowed('EVSEStatusCode', w)
             w.bits(t[0], t[1])
             st = t[2]
-            w.bits(0, 1)
             _i = _I_DC_EVSEStatusCode.get(x)
             if _i is None: raise bad_value('EVSEStatusCode', x, 'is not a value of DC_EVSEStatusCode', w)
-            w.bits(_i, 4)
-            w.bits(0, 1)
+            w.bits((_i << 1), 6)
         _p = 'NotificationMaxDelay'
         x = v.notification_max_delay
         if x is None:
             raise missing('NotificationMaxDelay', w)
         else:
-            w.bits(0, 1)
             st = 3
-            w.bits(0, 1)
+            w.bits(0, 2)
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
             w.bits(0, 1)
@@ -5452,50 +6120,70 @@ def _e_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSENotification', w)
         else:
-            w.bits(0, 1)
             st = 4
-            w.bits(0, 1)
             _i = _I_EVSENotification.get(x)
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EVSENotification', w)
-            w.bits(_i, 2)
-            w.bits(0, 1)
+            w.bits((_i << 1), 5)
         _p = None
         w.bits(0, 1)
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_DC_EVSEStatus_0 = _DT_DC_EVSEStatus[0][2]
+_R_DC_EVSEStatus_1 = _DT_DC_EVSEStatus[1][2]
+_R_DC_EVSEStatus_2 = _DT_DC_EVSEStatus[2][2]
+_R_DC_EVSEStatus_3 = _DT_DC_EVSEStatus[3][2]
+_R_DC_EVSEStatus_4 = _DT_DC_EVSEStatus[4][2]
 
 
 def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_DC_EVSEStatus, 0)
+        fid, m, nst = e = _R_DC_EVSEStatus_0[r.bits(2)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEIsolationStatus'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'IsolationLevel')
+            _x = r.bits(4)
+            if _x >> 3:
+                r.pos -= 4
+                if r.bit():
+                    _x = empty_value(r, 3, 'IsolationLevel')
+                else:
+                    _x = r.bits(2)
+                    _x = _V_IsolationLevel[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(2)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 3
                 _x = _V_IsolationLevel[_x]
-                expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_DC_EVSEStatus, st)
+            fid, m, nst = e = _R_DC_EVSEStatus_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
         _p = 'EVSEStatusCode'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'DC_EVSEStatusCode')
+            _x = r.bits(6)
+            if _x >> 5:
+                r.pos -= 6
+                if r.bit():
+                    _x = empty_value(r, 3, 'DC_EVSEStatusCode')
+                else:
+                    _x = r.bits(4)
+                    if _x >= 12: raise bad_value('EVSEStatusCode', _x, 'is not an index of DC_EVSEStatusCode', r)
+                    _x = _V_DC_EVSEStatusCode[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(4)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 15
                 if _x >= 12: raise bad_value('EVSEStatusCode', _x, 'is not an index of DC_EVSEStatusCode', r)
                 _x = _V_DC_EVSEStatusCode[_x]
-                expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_DC_EVSEStatus, st)
+            fid, m, nst = e = _R_DC_EVSEStatus_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSEStatusCode', r)
         _p = 'NotificationMaxDelay'
@@ -5507,21 +6195,31 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
                 _x = r.uint()
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_DC_EVSEStatus, st)
+            fid, m, nst = e = _R_DC_EVSEStatus_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'EVSENotification')
+            _x = r.bits(4)
+            if _x >> 3:
+                r.pos -= 4
+                if r.bit():
+                    _x = empty_value(r, 3, 'EVSENotification')
+                else:
+                    _x = r.bits(2)
+                    if _x >= 3: raise bad_value('EVSENotification', _x, 'is not an index of EVSENotification', r)
+                    _x = _V_EVSENotification[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(2)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 3
                 if _x >= 3: raise bad_value('EVSENotification', _x, 'is not an index of EVSENotification', r)
                 _x = _V_EVSENotification[_x]
-                expect_ee(r)
             f3 = _x
-            fid, m, nst = ev(r, _DT_DC_EVSEStatus, st)
+            fid, m, nst = e = _R_DC_EVSEStatus_4[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVSENotification', r)
         _p = None
@@ -5529,7 +6227,12 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return DC_EVSEStatus(evse_isolation_status=f0, evse_status_code=f1, notification_max_delay=f2, evse_notification=f3)
+    o = _new(DC_EVSEStatus)
+    _S_DC_EVSEStatus_0(o, f0)
+    _S_DC_EVSEStatus_1(o, f1)
+    _S_DC_EVSEStatus_2(o, f2)
+    _S_DC_EVSEStatus_3(o, f3)
+    return o
 
 _DT_PreChargeReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_PreChargeReq = ('DC_EVStatus', 'EVTargetVoltage', 'EVTargetCurrent')
@@ -5571,19 +6274,25 @@ def _e_PreChargeReq(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_PreChargeReq_0 = _DT_PreChargeReq[0][2]
+_R_PreChargeReq_1 = _DT_PreChargeReq[1][2]
+_R_PreChargeReq_2 = _DT_PreChargeReq[2][2]
+_R_PreChargeReq_3 = _DT_PreChargeReq[3][2]
 
 
 def _d_PreChargeReq(r: BitReader) -> PreChargeReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_PreChargeReq, 0)
+        fid, m, nst = e = _R_PreChargeReq_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_PreChargeReq, st)
+            fid, m, nst = e = _R_PreChargeReq_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('DC_EVStatus', r)
         _p = 'EVTargetVoltage'
@@ -5591,7 +6300,8 @@ def _d_PreChargeReq(r: BitReader) -> PreChargeReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_PreChargeReq, st)
+            fid, m, nst = e = _R_PreChargeReq_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetVoltage', r)
         _p = 'EVTargetCurrent'
@@ -5599,7 +6309,8 @@ def _d_PreChargeReq(r: BitReader) -> PreChargeReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_PreChargeReq, st)
+            fid, m, nst = e = _R_PreChargeReq_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVTargetCurrent', r)
         _p = None
@@ -5607,7 +6318,11 @@ def _d_PreChargeReq(r: BitReader) -> PreChargeReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return PreChargeReq(dc_ev_status=f0, ev_target_voltage=f1, ev_target_current=f2)
+    o = _new(PreChargeReq)
+    _S_PreChargeReq_0(o, f0)
+    _S_PreChargeReq_1(o, f1)
+    _S_PreChargeReq_2(o, f2)
+    return o
 
 _DT_PreChargeRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_PreChargeRes = ('ResponseCode', 'DC_EVSEStatus', 'EVSEPresentVoltage')
@@ -5622,13 +6337,10 @@ def _e_PreChargeRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ResponseCode', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits(_i, 5)
-            w.bits(0, 1)
+            w.bits((_i << 1), 8)
         _p = 'DC_EVSEStatus'
         x = v.dc_evse_status
         if x is None:
@@ -5652,25 +6364,39 @@ def _e_PreChargeRes(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_PreChargeRes_0 = _DT_PreChargeRes[0][2]
+_R_PreChargeRes_1 = _DT_PreChargeRes[1][2]
+_R_PreChargeRes_2 = _DT_PreChargeRes[2][2]
+_R_PreChargeRes_3 = _DT_PreChargeRes[3][2]
 
 
 def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_PreChargeRes, 0)
+        fid, m, nst = e = _R_PreChargeRes_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'ResponseCode')
+            _x = r.bits(7)
+            if _x >> 6:
+                r.pos -= 7
+                if r.bit():
+                    _x = empty_value(r, 3, 'ResponseCode')
+                else:
+                    _x = r.bits(5)
+                    if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
+                    _x = _V_ResponseCode[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(5)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 31
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
-                expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_PreChargeRes, st)
+            fid, m, nst = e = _R_PreChargeRes_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'DC_EVSEStatus'
@@ -5678,7 +6404,8 @@ def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
             st = nst
             _x = _d_DC_EVSEStatus(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_PreChargeRes, st)
+            fid, m, nst = e = _R_PreChargeRes_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('DC_EVSEStatus', r)
         _p = 'EVSEPresentVoltage'
@@ -5686,7 +6413,8 @@ def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_PreChargeRes, st)
+            fid, m, nst = e = _R_PreChargeRes_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEPresentVoltage', r)
         _p = None
@@ -5694,7 +6422,11 @@ def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return PreChargeRes(response_code=f0, dc_evse_status=f1, evse_present_voltage=f2)
+    o = _new(PreChargeRes)
+    _S_PreChargeRes_0(o, f0)
+    _S_PreChargeRes_1(o, f1)
+    _S_PreChargeRes_2(o, f2)
+    return o
 
 _DT_CurrentDemandReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (3, 2, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 2, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 2, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (-2, 0, 0))), (2, 2, ((5, 0, 6), (6, 0, 7), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (2, 2, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-2, 0, 0))), (2, 2, ((8, 0, 9), (9, 0, 10), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((9, 0, 10), (-2, 0, 0))), (1, 1, ((-1, 0, 10), (-2, 1, 0))),)
 _N_CurrentDemandReq = ('DC_EVStatus', 'EVTargetCurrent', 'EVMaximumVoltageLimit', 'EVMaximumCurrentLimit', 'EVMaximumPowerLimit', 'BulkChargingComplete', 'ChargingComplete', 'RemainingTimeToFullSoC', 'RemainingTimeToBulkSoC', 'EVTargetVoltage')
@@ -5764,10 +6496,8 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
             if t is None: raise not_allowed('BulkChargingComplete', w)
             w.bits(t[0], t[1])
             st = t[2]
-            w.bits(0, 1)
             if type(x) is not bool: raise bad_value('BulkChargingComplete', x, 'is not a bool', w)
-            w.bits(x, 1)
-            w.bits(0, 1)
+            w.bits((x << 1), 3)
         _p = 'ChargingComplete'
         x = v.charging_complete
         if x is None:
@@ -5777,10 +6507,8 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
             if t is None: raise not_allowed('ChargingComplete', w)
             w.bits(t[0], t[1])
             st = t[2]
-            w.bits(0, 1)
             if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-            w.bits(x, 1)
-            w.bits(0, 1)
+            w.bits((x << 1), 3)
         _p = 'RemainingTimeToFullSoC'
         x = v.remaining_time_to_full_soc
         if x is None:
@@ -5817,19 +6545,32 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_CurrentDemandReq_0 = _DT_CurrentDemandReq[0][2]
+_R_CurrentDemandReq_1 = _DT_CurrentDemandReq[1][2]
+_R_CurrentDemandReq_2 = _DT_CurrentDemandReq[2][2]
+_R_CurrentDemandReq_3 = _DT_CurrentDemandReq[3][2]
+_R_CurrentDemandReq_4 = _DT_CurrentDemandReq[4][2]
+_R_CurrentDemandReq_5 = _DT_CurrentDemandReq[5][2]
+_R_CurrentDemandReq_6 = _DT_CurrentDemandReq[6][2]
+_R_CurrentDemandReq_7 = _DT_CurrentDemandReq[7][2]
+_R_CurrentDemandReq_8 = _DT_CurrentDemandReq[8][2]
+_R_CurrentDemandReq_9 = _DT_CurrentDemandReq[9][2]
+_R_CurrentDemandReq_10 = _DT_CurrentDemandReq[10][2]
 
 
 def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_CurrentDemandReq, 0)
+        fid, m, nst = e = _R_CurrentDemandReq_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_CurrentDemandReq, st)
+            fid, m, nst = e = _R_CurrentDemandReq_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('DC_EVStatus', r)
         _p = 'EVTargetCurrent'
@@ -5837,7 +6578,8 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_CurrentDemandReq, st)
+            fid, m, nst = e = _R_CurrentDemandReq_2[r.bits(3)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetCurrent', r)
         _p = 'EVMaximumVoltageLimit'
@@ -5845,7 +6587,8 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_CurrentDemandReq, st)
+            fid, m, nst = e = _R_CurrentDemandReq_3[r.bits(3)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
         _p = 'EVMaximumCurrentLimit'
@@ -5853,7 +6596,8 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = ev(r, _DT_CurrentDemandReq, st)
+            fid, m, nst = e = _R_CurrentDemandReq_4[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
         _p = 'EVMaximumPowerLimit'
@@ -5861,31 +6605,46 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f4 = _x
-            fid, m, nst = ev(r, _DT_CurrentDemandReq, st)
+            fid, m, nst = e = _R_CurrentDemandReq_5[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f4 = None
         _p = 'BulkChargingComplete'
         if fid == 5:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'bool')
+            _x = r.bits(3)
+            if _x >> 2:
+                r.pos -= 3
+                if r.bit():
+                    _x = empty_value(r, 3, 'bool')
+                else:
+                    _x = r.bit() == 1
+                    expect_ee(r)
             else:
-                _x = r.bit() == 1
-                expect_ee(r)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) == 1
             f5 = _x
-            fid, m, nst = ev(r, _DT_CurrentDemandReq, st)
+            fid, m, nst = e = _R_CurrentDemandReq_6[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             f5 = None
         _p = 'ChargingComplete'
         if fid == 6:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'bool')
+            _x = r.bits(3)
+            if _x >> 2:
+                r.pos -= 3
+                if r.bit():
+                    _x = empty_value(r, 3, 'bool')
+                else:
+                    _x = r.bit() == 1
+                    expect_ee(r)
             else:
-                _x = r.bit() == 1
-                expect_ee(r)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) == 1
             f6 = _x
-            fid, m, nst = ev(r, _DT_CurrentDemandReq, st)
+            fid, m, nst = e = _R_CurrentDemandReq_7[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('ChargingComplete', r)
         _p = 'RemainingTimeToFullSoC'
@@ -5893,7 +6652,8 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f7 = _x
-            fid, m, nst = ev(r, _DT_CurrentDemandReq, st)
+            fid, m, nst = e = _R_CurrentDemandReq_8[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             f7 = None
         _p = 'RemainingTimeToBulkSoC'
@@ -5901,7 +6661,8 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f8 = _x
-            fid, m, nst = ev(r, _DT_CurrentDemandReq, st)
+            fid, m, nst = e = _R_CurrentDemandReq_9[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             f8 = None
         _p = 'EVTargetVoltage'
@@ -5909,7 +6670,8 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f9 = _x
-            fid, m, nst = ev(r, _DT_CurrentDemandReq, st)
+            fid, m, nst = e = _R_CurrentDemandReq_10[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             raise missing('EVTargetVoltage', r)
         _p = None
@@ -5917,7 +6679,18 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return CurrentDemandReq(dc_ev_status=f0, ev_target_current=f1, ev_maximum_voltage_limit=f2, ev_maximum_current_limit=f3, ev_maximum_power_limit=f4, bulk_charging_complete=f5, charging_complete=f6, remaining_time_to_full_soc=f7, remaining_time_to_bulk_soc=f8, ev_target_voltage=f9)
+    o = _new(CurrentDemandReq)
+    _S_CurrentDemandReq_0(o, f0)
+    _S_CurrentDemandReq_1(o, f1)
+    _S_CurrentDemandReq_2(o, f2)
+    _S_CurrentDemandReq_3(o, f3)
+    _S_CurrentDemandReq_4(o, f4)
+    _S_CurrentDemandReq_5(o, f5)
+    _S_CurrentDemandReq_6(o, f6)
+    _S_CurrentDemandReq_7(o, f7)
+    _S_CurrentDemandReq_8(o, f8)
+    _S_CurrentDemandReq_9(o, f9)
+    return o
 
 _DT_CurrentDemandRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (3, 1, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((8, 0, 9), (9, 0, 10), (-1, 0, 8), (-2, 1, 0))), (2, 1, ((9, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 10), (-2, 1, 0))),)
 _N_CurrentDemandRes = ('ResponseCode', 'DC_EVSEStatus', 'EVSEPresentVoltage', 'EVSEPresentCurrent', 'EVSECurrentLimitAchieved', 'EVSEVoltageLimitAchieved', 'EVSEPowerLimitAchieved', 'EVSEMaximumVoltageLimit', 'EVSEMaximumCurrentLimit', 'EVSEMaximumPowerLimit')
@@ -5934,13 +6707,10 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ResponseCode', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits(_i, 5)
-            w.bits(0, 1)
+            w.bits((_i << 1), 8)
         _p = 'DC_EVSEStatus'
         x = v.dc_evse_status
         if x is None:
@@ -5973,34 +6743,25 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSECurrentLimitAchieved', w)
         else:
-            w.bits(0, 1)
             st = 5
-            w.bits(0, 1)
             if type(x) is not bool: raise bad_value('EVSECurrentLimitAchieved', x, 'is not a bool', w)
-            w.bits(x, 1)
-            w.bits(0, 1)
+            w.bits((x << 1), 4)
         _p = 'EVSEVoltageLimitAchieved'
         x = v.evse_voltage_limit_achieved
         if x is None:
             raise missing('EVSEVoltageLimitAchieved', w)
         else:
-            w.bits(0, 1)
             st = 6
-            w.bits(0, 1)
             if type(x) is not bool: raise bad_value('EVSEVoltageLimitAchieved', x, 'is not a bool', w)
-            w.bits(x, 1)
-            w.bits(0, 1)
+            w.bits((x << 1), 4)
         _p = 'EVSEPowerLimitAchieved'
         x = v.evse_power_limit_achieved
         if x is None:
             raise missing('EVSEPowerLimitAchieved', w)
         else:
-            w.bits(0, 1)
             st = 7
-            w.bits(0, 1)
             if type(x) is not bool: raise bad_value('EVSEPowerLimitAchieved', x, 'is not a bool', w)
-            w.bits(x, 1)
-            w.bits(0, 1)
+            w.bits((x << 1), 4)
         _p = 'EVSEMaximumVoltageLimit'
         x = v.evse_maximum_voltage_limit
         if x is None:
@@ -6039,25 +6800,46 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_CurrentDemandRes_0 = _DT_CurrentDemandRes[0][2]
+_R_CurrentDemandRes_1 = _DT_CurrentDemandRes[1][2]
+_R_CurrentDemandRes_2 = _DT_CurrentDemandRes[2][2]
+_R_CurrentDemandRes_3 = _DT_CurrentDemandRes[3][2]
+_R_CurrentDemandRes_4 = _DT_CurrentDemandRes[4][2]
+_R_CurrentDemandRes_5 = _DT_CurrentDemandRes[5][2]
+_R_CurrentDemandRes_6 = _DT_CurrentDemandRes[6][2]
+_R_CurrentDemandRes_7 = _DT_CurrentDemandRes[7][2]
+_R_CurrentDemandRes_8 = _DT_CurrentDemandRes[8][2]
+_R_CurrentDemandRes_9 = _DT_CurrentDemandRes[9][2]
+_R_CurrentDemandRes_10 = _DT_CurrentDemandRes[10][2]
 
 
 def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_CurrentDemandRes, 0)
+        fid, m, nst = e = _R_CurrentDemandRes_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'ResponseCode')
+            _x = r.bits(7)
+            if _x >> 6:
+                r.pos -= 7
+                if r.bit():
+                    _x = empty_value(r, 3, 'ResponseCode')
+                else:
+                    _x = r.bits(5)
+                    if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
+                    _x = _V_ResponseCode[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(5)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 31
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
-                expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_CurrentDemandRes, st)
+            fid, m, nst = e = _R_CurrentDemandRes_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'DC_EVSEStatus'
@@ -6065,7 +6847,8 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_DC_EVSEStatus(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_CurrentDemandRes, st)
+            fid, m, nst = e = _R_CurrentDemandRes_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('DC_EVSEStatus', r)
         _p = 'EVSEPresentVoltage'
@@ -6073,7 +6856,8 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_CurrentDemandRes, st)
+            fid, m, nst = e = _R_CurrentDemandRes_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVSEPresentVoltage', r)
         _p = 'EVSEPresentCurrent'
@@ -6081,43 +6865,65 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = ev(r, _DT_CurrentDemandRes, st)
+            fid, m, nst = e = _R_CurrentDemandRes_4[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVSEPresentCurrent', r)
         _p = 'EVSECurrentLimitAchieved'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'bool')
+            _x = r.bits(3)
+            if _x >> 2:
+                r.pos -= 3
+                if r.bit():
+                    _x = empty_value(r, 3, 'bool')
+                else:
+                    _x = r.bit() == 1
+                    expect_ee(r)
             else:
-                _x = r.bit() == 1
-                expect_ee(r)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) == 1
             f4 = _x
-            fid, m, nst = ev(r, _DT_CurrentDemandRes, st)
+            fid, m, nst = e = _R_CurrentDemandRes_5[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVSECurrentLimitAchieved', r)
         _p = 'EVSEVoltageLimitAchieved'
         if fid == 5:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'bool')
+            _x = r.bits(3)
+            if _x >> 2:
+                r.pos -= 3
+                if r.bit():
+                    _x = empty_value(r, 3, 'bool')
+                else:
+                    _x = r.bit() == 1
+                    expect_ee(r)
             else:
-                _x = r.bit() == 1
-                expect_ee(r)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) == 1
             f5 = _x
-            fid, m, nst = ev(r, _DT_CurrentDemandRes, st)
+            fid, m, nst = e = _R_CurrentDemandRes_6[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVSEVoltageLimitAchieved', r)
         _p = 'EVSEPowerLimitAchieved'
         if fid == 6:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'bool')
+            _x = r.bits(3)
+            if _x >> 2:
+                r.pos -= 3
+                if r.bit():
+                    _x = empty_value(r, 3, 'bool')
+                else:
+                    _x = r.bit() == 1
+                    expect_ee(r)
             else:
-                _x = r.bit() == 1
-                expect_ee(r)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) == 1
             f6 = _x
-            fid, m, nst = ev(r, _DT_CurrentDemandRes, st)
+            fid, m, nst = e = _R_CurrentDemandRes_7[r.bits(3)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             raise missing('EVSEPowerLimitAchieved', r)
         _p = 'EVSEMaximumVoltageLimit'
@@ -6125,7 +6931,8 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f7 = _x
-            fid, m, nst = ev(r, _DT_CurrentDemandRes, st)
+            fid, m, nst = e = _R_CurrentDemandRes_8[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
         _p = 'EVSEMaximumCurrentLimit'
@@ -6133,7 +6940,8 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f8 = _x
-            fid, m, nst = ev(r, _DT_CurrentDemandRes, st)
+            fid, m, nst = e = _R_CurrentDemandRes_9[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
         _p = 'EVSEMaximumPowerLimit'
@@ -6141,7 +6949,8 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f9 = _x
-            fid, m, nst = ev(r, _DT_CurrentDemandRes, st)
+            fid, m, nst = e = _R_CurrentDemandRes_10[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             f9 = None
         _p = None
@@ -6149,7 +6958,18 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return CurrentDemandRes(response_code=f0, dc_evse_status=f1, evse_present_voltage=f2, evse_present_current=f3, evse_current_limit_achieved=f4, evse_voltage_limit_achieved=f5, evse_power_limit_achieved=f6, evse_maximum_voltage_limit=f7, evse_maximum_current_limit=f8, evse_maximum_power_limit=f9)
+    o = _new(CurrentDemandRes)
+    _S_CurrentDemandRes_0(o, f0)
+    _S_CurrentDemandRes_1(o, f1)
+    _S_CurrentDemandRes_2(o, f2)
+    _S_CurrentDemandRes_3(o, f3)
+    _S_CurrentDemandRes_4(o, f4)
+    _S_CurrentDemandRes_5(o, f5)
+    _S_CurrentDemandRes_6(o, f6)
+    _S_CurrentDemandRes_7(o, f7)
+    _S_CurrentDemandRes_8(o, f8)
+    _S_CurrentDemandRes_9(o, f9)
+    return o
 
 _DT_WeldingDetectionReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
 _N_WeldingDetectionReq = ('DC_EVStatus',)
@@ -6173,19 +6993,23 @@ def _e_WeldingDetectionReq(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_WeldingDetectionReq_0 = _DT_WeldingDetectionReq[0][2]
+_R_WeldingDetectionReq_1 = _DT_WeldingDetectionReq[1][2]
 
 
 def _d_WeldingDetectionReq(r: BitReader) -> WeldingDetectionReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_WeldingDetectionReq, 0)
+        fid, m, nst = e = _R_WeldingDetectionReq_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_WeldingDetectionReq, st)
+            fid, m, nst = e = _R_WeldingDetectionReq_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('DC_EVStatus', r)
         _p = None
@@ -6193,7 +7017,9 @@ def _d_WeldingDetectionReq(r: BitReader) -> WeldingDetectionReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return WeldingDetectionReq(dc_ev_status=f0)
+    o = _new(WeldingDetectionReq)
+    _S_WeldingDetectionReq_0(o, f0)
+    return o
 
 _DT_WeldingDetectionRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_WeldingDetectionRes = ('ResponseCode', 'DC_EVSEStatus', 'EVSEPresentVoltage')
@@ -6208,13 +7034,10 @@ def _e_WeldingDetectionRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ResponseCode', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits(_i, 5)
-            w.bits(0, 1)
+            w.bits((_i << 1), 8)
         _p = 'DC_EVSEStatus'
         x = v.dc_evse_status
         if x is None:
@@ -6238,25 +7061,39 @@ def _e_WeldingDetectionRes(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_WeldingDetectionRes_0 = _DT_WeldingDetectionRes[0][2]
+_R_WeldingDetectionRes_1 = _DT_WeldingDetectionRes[1][2]
+_R_WeldingDetectionRes_2 = _DT_WeldingDetectionRes[2][2]
+_R_WeldingDetectionRes_3 = _DT_WeldingDetectionRes[3][2]
 
 
 def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_WeldingDetectionRes, 0)
+        fid, m, nst = e = _R_WeldingDetectionRes_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'ResponseCode')
+            _x = r.bits(7)
+            if _x >> 6:
+                r.pos -= 7
+                if r.bit():
+                    _x = empty_value(r, 3, 'ResponseCode')
+                else:
+                    _x = r.bits(5)
+                    if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
+                    _x = _V_ResponseCode[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(5)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 31
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
-                expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_WeldingDetectionRes, st)
+            fid, m, nst = e = _R_WeldingDetectionRes_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'DC_EVSEStatus'
@@ -6264,7 +7101,8 @@ def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
             st = nst
             _x = _d_DC_EVSEStatus(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_WeldingDetectionRes, st)
+            fid, m, nst = e = _R_WeldingDetectionRes_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('DC_EVSEStatus', r)
         _p = 'EVSEPresentVoltage'
@@ -6272,7 +7110,8 @@ def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_WeldingDetectionRes, st)
+            fid, m, nst = e = _R_WeldingDetectionRes_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEPresentVoltage', r)
         _p = None
@@ -6280,7 +7119,11 @@ def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return WeldingDetectionRes(response_code=f0, dc_evse_status=f1, evse_present_voltage=f2)
+    o = _new(WeldingDetectionRes)
+    _S_WeldingDetectionRes_0(o, f0)
+    _S_WeldingDetectionRes_1(o, f1)
+    _S_WeldingDetectionRes_2(o, f2)
+    return o
 
 _DT_SAScheduleList = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))),)
 _N_SAScheduleList = ('SAScheduleTuple',)
@@ -6307,13 +7150,15 @@ def _e_SAScheduleList(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_SAScheduleList_0 = _DT_SAScheduleList[0][2]
 
 
 def _d_SAScheduleList(r: BitReader) -> SAScheduleList:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_SAScheduleList, 0)
+        fid, m, nst = e = _R_SAScheduleList_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SAScheduleTuple'
         f0 = []
         while fid == 0:
@@ -6326,7 +7171,9 @@ def _d_SAScheduleList(r: BitReader) -> SAScheduleList:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return SAScheduleList(sa_schedule_tuple=tuple(f0))
+    o = _new(SAScheduleList)
+    _S_SAScheduleList_0(o, tuple(f0))
+    return o
 
 _DT_SAScheduleTuple = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_SAScheduleTuple = ('SAScheduleTupleID', 'PMaxSchedule', 'SalesTariff')
@@ -6343,9 +7190,8 @@ def _e_SAScheduleTuple(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SAScheduleTupleID', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
+            w.bits(0, 2)
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
             w.bits(0, 1)
@@ -6374,13 +7220,18 @@ def _e_SAScheduleTuple(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_SAScheduleTuple_0 = _DT_SAScheduleTuple[0][2]
+_R_SAScheduleTuple_1 = _DT_SAScheduleTuple[1][2]
+_R_SAScheduleTuple_2 = _DT_SAScheduleTuple[2][2]
+_R_SAScheduleTuple_3 = _DT_SAScheduleTuple[3][2]
 
 
 def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_SAScheduleTuple, 0)
+        fid, m, nst = e = _R_SAScheduleTuple_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SAScheduleTupleID'
         if fid == 0:
             st = nst
@@ -6390,7 +7241,8 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
                 _x = r.integer()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_SAScheduleTuple, st)
+            fid, m, nst = e = _R_SAScheduleTuple_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('SAScheduleTupleID', r)
         _p = 'PMaxSchedule'
@@ -6398,7 +7250,8 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
             st = nst
             _x = _d_PMaxSchedule(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_SAScheduleTuple, st)
+            fid, m, nst = e = _R_SAScheduleTuple_2[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('PMaxSchedule', r)
         _p = 'SalesTariff'
@@ -6406,7 +7259,8 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
             st = nst
             _x = _d_SalesTariff(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_SAScheduleTuple, st)
+            fid, m, nst = e = _R_SAScheduleTuple_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
         _p = None
@@ -6414,7 +7268,11 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return SAScheduleTuple(sa_schedule_tuple_id=f0, p_max_schedule=f1, sales_tariff=f2)
+    o = _new(SAScheduleTuple)
+    _S_SAScheduleTuple_0(o, f0)
+    _S_SAScheduleTuple_1(o, f1)
+    _S_SAScheduleTuple_2(o, f2)
+    return o
 
 _DT_PMaxSchedule = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))),)
 _N_PMaxSchedule = ('PMaxScheduleID', 'PMaxScheduleEntry')
@@ -6431,9 +7289,8 @@ def _e_PMaxSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('PMaxScheduleID', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
+            w.bits(0, 2)
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('PMaxScheduleID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
             w.bits(0, 1)
@@ -6452,13 +7309,16 @@ def _e_PMaxSchedule(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_PMaxSchedule_0 = _DT_PMaxSchedule[0][2]
+_R_PMaxSchedule_1 = _DT_PMaxSchedule[1][2]
 
 
 def _d_PMaxSchedule(r: BitReader) -> PMaxSchedule:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_PMaxSchedule, 0)
+        fid, m, nst = e = _R_PMaxSchedule_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PMaxScheduleID'
         if fid == 0:
             st = nst
@@ -6468,7 +7328,8 @@ def _d_PMaxSchedule(r: BitReader) -> PMaxSchedule:
                 _x = r.integer()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_PMaxSchedule, st)
+            fid, m, nst = e = _R_PMaxSchedule_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('PMaxScheduleID', r)
         _p = 'PMaxScheduleEntry'
@@ -6483,7 +7344,10 @@ def _d_PMaxSchedule(r: BitReader) -> PMaxSchedule:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return PMaxSchedule(p_max_schedule_id=f0, p_max_schedule_entry=tuple(f1))
+    o = _new(PMaxSchedule)
+    _S_PMaxSchedule_0(o, f0)
+    _S_PMaxSchedule_1(o, tuple(f1))
+    return o
 
 _DT_PMaxScheduleEntry = ((2, 3, ((0, 0, 1), (0, 1, 1), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_PMaxScheduleEntry = ('TimeInterval', 'PMax')
@@ -6513,9 +7377,8 @@ def _e_PMaxScheduleEntry(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('PMax', w)
         else:
-            w.bits(0, 1)
             st = 2
-            w.bits(0, 1)
+            w.bits(0, 2)
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('PMax', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
             w.bits(0, 1)
@@ -6524,20 +7387,25 @@ def _e_PMaxScheduleEntry(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_PMaxScheduleEntry_0 = _DT_PMaxScheduleEntry[0][2]
+_R_PMaxScheduleEntry_1 = _DT_PMaxScheduleEntry[1][2]
+_R_PMaxScheduleEntry_2 = _DT_PMaxScheduleEntry[2][2]
 
 
 def _d_PMaxScheduleEntry(r: BitReader) -> PMaxScheduleEntry:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_PMaxScheduleEntry, 0)
+        fid, m, nst = e = _R_PMaxScheduleEntry_0[r.bits(2)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeInterval'
         if fid == 0:
             st = nst
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _x = _SD_PMaxScheduleEntry_time_interval[m](r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_PMaxScheduleEntry, st)
+            fid, m, nst = e = _R_PMaxScheduleEntry_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TimeInterval', r)
         _p = 'PMax'
@@ -6549,7 +7417,8 @@ def _d_PMaxScheduleEntry(r: BitReader) -> PMaxScheduleEntry:
                 _x = r.integer()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_PMaxScheduleEntry, st)
+            fid, m, nst = e = _R_PMaxScheduleEntry_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('PMax', r)
         _p = None
@@ -6557,7 +7426,10 @@ def _d_PMaxScheduleEntry(r: BitReader) -> PMaxScheduleEntry:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return PMaxScheduleEntry(time_interval=f0, p_max=f1)
+    o = _new(PMaxScheduleEntry)
+    _S_PMaxScheduleEntry_0(o, f0)
+    _S_PMaxScheduleEntry_1(o, f1)
+    return o
 
 _DT_Entry = ((2, 3, ((0, 0, 1), (0, 1, 1), (-2, 0, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
 _N_Entry = ('TimeInterval',)
@@ -6587,20 +7459,24 @@ def _e_Entry(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_Entry_0 = _DT_Entry[0][2]
+_R_Entry_1 = _DT_Entry[1][2]
 
 
 def _d_Entry(r: BitReader) -> Entry:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_Entry, 0)
+        fid, m, nst = e = _R_Entry_0[r.bits(2)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeInterval'
         if fid == 0:
             st = nst
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _x = _SD_Entry_time_interval[m](r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_Entry, st)
+            fid, m, nst = e = _R_Entry_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('TimeInterval', r)
         _p = None
@@ -6608,7 +7484,9 @@ def _d_Entry(r: BitReader) -> Entry:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return Entry(time_interval=f0)
+    o = _new(Entry)
+    _S_Entry_0(o, f0)
+    return o
 
 _DT_Interval = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
 _N_Interval = ()
@@ -6623,13 +7501,15 @@ def _e_Interval(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_Interval_0 = _DT_Interval[0][2]
 
 
 def _d_Interval(r: BitReader) -> Interval:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_Interval, 0)
+        fid, m, nst = e = _R_Interval_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_Interval)
     except CodecError as e:
@@ -6661,9 +7541,8 @@ def _e_SalesTariff(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SalesTariffID', w)
         else:
-            w.bits(0, 1)
             st = 2
-            w.bits(0, 1)
+            w.bits(0, 2)
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SalesTariffID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
             w.bits(0, 1)
@@ -6672,8 +7551,8 @@ def _e_SalesTariff(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
             st = 3
+            w.bits(0, 2)
             if type(x) is EmptyStr:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -6690,10 +7569,8 @@ def _e_SalesTariff(w: BitWriter, v: Any) -> None:
             if t is None: raise not_allowed('NumEPriceLevels', w)
             w.bits(t[0], t[1])
             st = t[2]
-            w.bits(0, 1)
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumEPriceLevels', x, 'is not an integer in [0, 255]', w)
-            w.bits(x, 8)
-            w.bits(0, 1)
+            w.bits((x << 1), 10)
         _p = 'SalesTariffEntry'
         for x in v.sales_tariff_entry:
             t = _ET_SalesTariff[st].get((4, 0))
@@ -6709,19 +7586,26 @@ def _e_SalesTariff(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_SalesTariff_0 = _DT_SalesTariff[0][2]
+_R_SalesTariff_1 = _DT_SalesTariff[1][2]
+_R_SalesTariff_2 = _DT_SalesTariff[2][2]
+_R_SalesTariff_3 = _DT_SalesTariff[3][2]
+_R_SalesTariff_4 = _DT_SalesTariff[4][2]
 
 
 def _d_SalesTariff(r: BitReader) -> SalesTariff:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_SalesTariff, 0)
+        fid, m, nst = e = _R_SalesTariff_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = ev(r, _DT_SalesTariff, st)
+            fid, m, nst = e = _R_SalesTariff_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Id', r)
         _p = 'SalesTariffID'
@@ -6733,7 +7617,8 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
                 _x = r.integer()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_SalesTariff, st)
+            fid, m, nst = e = _R_SalesTariff_2[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('SalesTariffID', r)
         _p = 'SalesTariffDescription'
@@ -6745,19 +7630,27 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
                 _x = r.string()
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_SalesTariff, st)
+            fid, m, nst = e = _R_SalesTariff_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
         _p = 'NumEPriceLevels'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _x = r.bits(10)
+            if _x >> 9:
+                r.pos -= 10
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.bits(8)
+                    expect_ee(r)
             else:
-                _x = r.bits(8)
-                expect_ee(r)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 255
             f3 = _x
-            fid, m, nst = ev(r, _DT_SalesTariff, st)
+            fid, m, nst = e = _R_SalesTariff_4[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('NumEPriceLevels', r)
         _p = 'SalesTariffEntry'
@@ -6772,7 +7665,13 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return SalesTariff(id=f0, sales_tariff_id=f1, sales_tariff_description=f2, num_e_price_levels=f3, sales_tariff_entry=tuple(f4))
+    o = _new(SalesTariff)
+    _S_SalesTariff_0(o, f0)
+    _S_SalesTariff_1(o, f1)
+    _S_SalesTariff_2(o, f2)
+    _S_SalesTariff_3(o, f3)
+    _S_SalesTariff_4(o, tuple(f4))
+    return o
 
 _DT_SalesTariffEntry = ((2, 3, ((0, 0, 1), (0, 1, 1), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((2, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((2, 0, 4), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))),)
 _N_SalesTariffEntry = ('TimeInterval', 'EPriceLevel', 'ConsumptionCost')
@@ -6802,12 +7701,9 @@ def _e_SalesTariffEntry(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EPriceLevel', w)
         else:
-            w.bits(0, 1)
             st = 2
-            w.bits(0, 1)
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('EPriceLevel', x, 'is not an integer in [0, 255]', w)
-            w.bits(x, 8)
-            w.bits(0, 1)
+            w.bits((x << 1), 11)
         _p = 'ConsumptionCost'
         for x in v.consumption_cost:
             t = _ET_SalesTariffEntry[st].get((2, 0))
@@ -6823,32 +7719,44 @@ def _e_SalesTariffEntry(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_SalesTariffEntry_0 = _DT_SalesTariffEntry[0][2]
+_R_SalesTariffEntry_1 = _DT_SalesTariffEntry[1][2]
+_R_SalesTariffEntry_2 = _DT_SalesTariffEntry[2][2]
 
 
 def _d_SalesTariffEntry(r: BitReader) -> SalesTariffEntry:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_SalesTariffEntry, 0)
+        fid, m, nst = e = _R_SalesTariffEntry_0[r.bits(2)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeInterval'
         if fid == 0:
             st = nst
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _x = _SD_SalesTariffEntry_time_interval[m](r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_SalesTariffEntry, st)
+            fid, m, nst = e = _R_SalesTariffEntry_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TimeInterval', r)
         _p = 'EPriceLevel'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _x = r.bits(10)
+            if _x >> 9:
+                r.pos -= 10
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.bits(8)
+                    expect_ee(r)
             else:
-                _x = r.bits(8)
-                expect_ee(r)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 255
             f1 = _x
-            fid, m, nst = ev(r, _DT_SalesTariffEntry, st)
+            fid, m, nst = e = _R_SalesTariffEntry_2[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EPriceLevel', r)
         _p = 'ConsumptionCost'
@@ -6863,7 +7771,11 @@ def _d_SalesTariffEntry(r: BitReader) -> SalesTariffEntry:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return SalesTariffEntry(time_interval=f0, e_price_level=f1, consumption_cost=tuple(f2))
+    o = _new(SalesTariffEntry)
+    _S_SalesTariffEntry_0(o, f0)
+    _S_SalesTariffEntry_1(o, f1)
+    _S_SalesTariffEntry_2(o, tuple(f2))
+    return o
 
 _DT_ConsumptionCost = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((1, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))),)
 _N_ConsumptionCost = ('startValue', 'Cost')
@@ -6880,9 +7792,8 @@ def _e_ConsumptionCost(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('startValue', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
+            w.bits(0, 2)
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('startValue', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
             w.bits(0, 1)
@@ -6901,13 +7812,16 @@ def _e_ConsumptionCost(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_ConsumptionCost_0 = _DT_ConsumptionCost[0][2]
+_R_ConsumptionCost_1 = _DT_ConsumptionCost[1][2]
 
 
 def _d_ConsumptionCost(r: BitReader) -> ConsumptionCost:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_ConsumptionCost, 0)
+        fid, m, nst = e = _R_ConsumptionCost_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'startValue'
         if fid == 0:
             st = nst
@@ -6917,7 +7831,8 @@ def _d_ConsumptionCost(r: BitReader) -> ConsumptionCost:
                 _x = r.uint()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_ConsumptionCost, st)
+            fid, m, nst = e = _R_ConsumptionCost_1[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('startValue', r)
         _p = 'Cost'
@@ -6932,7 +7847,10 @@ def _d_ConsumptionCost(r: BitReader) -> ConsumptionCost:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return ConsumptionCost(start_value=f0, cost=tuple(f1))
+    o = _new(ConsumptionCost)
+    _S_ConsumptionCost_0(o, f0)
+    _S_ConsumptionCost_1(o, tuple(f1))
+    return o
 
 _DT_Cost = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_Cost = ('costKind', 'amount', 'amountMultiplier')
@@ -6949,21 +7867,17 @@ def _e_Cost(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('costKind', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
             _i = _I_CostKind.get(x)
             if _i is None: raise bad_value('costKind', x, 'is not a value of CostKind', w)
-            w.bits(_i, 2)
-            w.bits(0, 1)
+            w.bits((_i << 1), 5)
         _p = 'amount'
         x = v.amount
         if x is None:
             raise missing('amount', w)
         else:
-            w.bits(0, 1)
             st = 2
-            w.bits(0, 1)
+            w.bits(0, 2)
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('amount', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
             w.bits(0, 1)
@@ -6972,12 +7886,9 @@ def _e_Cost(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
             st = 3
-            w.bits(0, 1)
             if type(x) is not int or not -3 <= x <= 3: raise bad_value('amountMultiplier', x, 'is not an integer in [-3, 3]', w)
-            w.bits(x - -3, 3)
-            w.bits(0, 1)
+            w.bits(((x - -3) << 1), 7)
         _p = None
         e = _EE_Cost[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
@@ -6985,25 +7896,39 @@ def _e_Cost(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_Cost_0 = _DT_Cost[0][2]
+_R_Cost_1 = _DT_Cost[1][2]
+_R_Cost_2 = _DT_Cost[2][2]
+_R_Cost_3 = _DT_Cost[3][2]
 
 
 def _d_Cost(r: BitReader) -> Cost:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_Cost, 0)
+        fid, m, nst = e = _R_Cost_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'costKind'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'CostKind')
+            _x = r.bits(4)
+            if _x >> 3:
+                r.pos -= 4
+                if r.bit():
+                    _x = empty_value(r, 3, 'CostKind')
+                else:
+                    _x = r.bits(2)
+                    if _x >= 3: raise bad_value('costKind', _x, 'is not an index of CostKind', r)
+                    _x = _V_CostKind[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(2)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 3
                 if _x >= 3: raise bad_value('costKind', _x, 'is not an index of CostKind', r)
                 _x = _V_CostKind[_x]
-                expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_Cost, st)
+            fid, m, nst = e = _R_Cost_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('costKind', r)
         _p = 'amount'
@@ -7015,20 +7940,29 @@ def _d_Cost(r: BitReader) -> Cost:
                 _x = r.uint()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_Cost, st)
+            fid, m, nst = e = _R_Cost_2[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('amount', r)
         _p = 'amountMultiplier'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _x = r.bits(5)
+            if _x >> 4:
+                r.pos -= 5
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.bits(3) + -3
+                    if _x > 3: raise bad_value('amountMultiplier', _x, 'is above 3', r)
+                    expect_ee(r)
             else:
-                _x = r.bits(3) + -3
+                if _x & 1: expect_ee_failed(r)
+                _x = ((_x >> 1) & 7) + -3
                 if _x > 3: raise bad_value('amountMultiplier', _x, 'is above 3', r)
-                expect_ee(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_Cost, st)
+            fid, m, nst = e = _R_Cost_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
         _p = None
@@ -7036,7 +7970,11 @@ def _d_Cost(r: BitReader) -> Cost:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return Cost(cost_kind=f0, amount=f1, amount_multiplier=f2)
+    o = _new(Cost)
+    _S_Cost_0(o, f0)
+    _S_Cost_1(o, f1)
+    _S_Cost_2(o, f2)
+    return o
 
 _DT_RelativeTimeInterval = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((1, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_RelativeTimeInterval = ('start', 'duration')
@@ -7053,9 +7991,8 @@ def _e_RelativeTimeInterval(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('start', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
+            w.bits(0, 2)
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('start', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
             w.bits(0, 1)
@@ -7064,9 +8001,8 @@ def _e_RelativeTimeInterval(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
             st = 2
-            w.bits(0, 1)
+            w.bits(0, 3)
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('duration', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
             w.bits(0, 1)
@@ -7077,13 +8013,17 @@ def _e_RelativeTimeInterval(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_RelativeTimeInterval_0 = _DT_RelativeTimeInterval[0][2]
+_R_RelativeTimeInterval_1 = _DT_RelativeTimeInterval[1][2]
+_R_RelativeTimeInterval_2 = _DT_RelativeTimeInterval[2][2]
 
 
 def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_RelativeTimeInterval, 0)
+        fid, m, nst = e = _R_RelativeTimeInterval_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'start'
         if fid == 0:
             st = nst
@@ -7093,7 +8033,8 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
                 _x = r.uint()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_RelativeTimeInterval, st)
+            fid, m, nst = e = _R_RelativeTimeInterval_1[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('start', r)
         _p = 'duration'
@@ -7105,7 +8046,8 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
                 _x = r.uint()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_RelativeTimeInterval, st)
+            fid, m, nst = e = _R_RelativeTimeInterval_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = None
@@ -7113,7 +8055,10 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return RelativeTimeInterval(start=f0, duration=f1)
+    o = _new(RelativeTimeInterval)
+    _S_RelativeTimeInterval_0(o, f0)
+    _S_RelativeTimeInterval_1(o, f1)
+    return o
 
 _DT_AC_EVChargeParameter = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
 _N_AC_EVChargeParameter = ('DepartureTime', 'EAmount', 'EVMaxVoltage', 'EVMaxCurrent', 'EVMinCurrent')
@@ -7128,9 +8073,8 @@ def _e_AC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DepartureTime', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
+            w.bits(0, 2)
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
             w.bits(0, 1)
@@ -7175,13 +8119,20 @@ def _e_AC_EVChargeParameter(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_AC_EVChargeParameter_0 = _DT_AC_EVChargeParameter[0][2]
+_R_AC_EVChargeParameter_1 = _DT_AC_EVChargeParameter[1][2]
+_R_AC_EVChargeParameter_2 = _DT_AC_EVChargeParameter[2][2]
+_R_AC_EVChargeParameter_3 = _DT_AC_EVChargeParameter[3][2]
+_R_AC_EVChargeParameter_4 = _DT_AC_EVChargeParameter[4][2]
+_R_AC_EVChargeParameter_5 = _DT_AC_EVChargeParameter[5][2]
 
 
 def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_AC_EVChargeParameter, 0)
+        fid, m, nst = e = _R_AC_EVChargeParameter_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
@@ -7191,7 +8142,8 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
                 _x = r.uint()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_AC_EVChargeParameter, st)
+            fid, m, nst = e = _R_AC_EVChargeParameter_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('DepartureTime', r)
         _p = 'EAmount'
@@ -7199,7 +8151,8 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_AC_EVChargeParameter, st)
+            fid, m, nst = e = _R_AC_EVChargeParameter_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EAmount', r)
         _p = 'EVMaxVoltage'
@@ -7207,7 +8160,8 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_AC_EVChargeParameter, st)
+            fid, m, nst = e = _R_AC_EVChargeParameter_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaxVoltage', r)
         _p = 'EVMaxCurrent'
@@ -7215,7 +8169,8 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = ev(r, _DT_AC_EVChargeParameter, st)
+            fid, m, nst = e = _R_AC_EVChargeParameter_4[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVMaxCurrent', r)
         _p = 'EVMinCurrent'
@@ -7223,7 +8178,8 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f4 = _x
-            fid, m, nst = ev(r, _DT_AC_EVChargeParameter, st)
+            fid, m, nst = e = _R_AC_EVChargeParameter_5[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('EVMinCurrent', r)
         _p = None
@@ -7231,7 +8187,13 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return AC_EVChargeParameter(departure_time=f0, e_amount=f1, ev_max_voltage=f2, ev_max_current=f3, ev_min_current=f4)
+    o = _new(AC_EVChargeParameter)
+    _S_AC_EVChargeParameter_0(o, f0)
+    _S_AC_EVChargeParameter_1(o, f1)
+    _S_AC_EVChargeParameter_2(o, f2)
+    _S_AC_EVChargeParameter_3(o, f3)
+    _S_AC_EVChargeParameter_4(o, f4)
+    return o
 
 _DT_DC_EVChargeParameter = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (3, 1, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((6, 0, 7), (7, 0, 8), (-1, 0, 6), (-2, 1, 0))), (2, 1, ((7, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 8), (-2, 1, 0))),)
 _N_DC_EVChargeParameter = ('DC_EVStatus', 'EVMaximumCurrentLimit', 'EVMaximumPowerLimit', 'EVMaximumVoltageLimit', 'EVEnergyCapacity', 'EVEnergyRequest', 'FullSOC', 'BulkSOC')
@@ -7310,10 +8272,8 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
             if t is None: raise not_allowed('FullSOC', w)
             w.bits(t[0], t[1])
             st = t[2]
-            w.bits(0, 1)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('FullSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits(x, 7)
-            w.bits(0, 1)
+            w.bits((x << 1), 9)
         _p = 'BulkSOC'
         x = v.bulk_soc
         if x is None:
@@ -7323,10 +8283,8 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
             if t is None: raise not_allowed('BulkSOC', w)
             w.bits(t[0], t[1])
             st = t[2]
-            w.bits(0, 1)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('BulkSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits(x, 7)
-            w.bits(0, 1)
+            w.bits((x << 1), 9)
         _p = None
         e = _EE_DC_EVChargeParameter[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
@@ -7334,19 +8292,30 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_DC_EVChargeParameter_0 = _DT_DC_EVChargeParameter[0][2]
+_R_DC_EVChargeParameter_1 = _DT_DC_EVChargeParameter[1][2]
+_R_DC_EVChargeParameter_2 = _DT_DC_EVChargeParameter[2][2]
+_R_DC_EVChargeParameter_3 = _DT_DC_EVChargeParameter[3][2]
+_R_DC_EVChargeParameter_4 = _DT_DC_EVChargeParameter[4][2]
+_R_DC_EVChargeParameter_5 = _DT_DC_EVChargeParameter[5][2]
+_R_DC_EVChargeParameter_6 = _DT_DC_EVChargeParameter[6][2]
+_R_DC_EVChargeParameter_7 = _DT_DC_EVChargeParameter[7][2]
+_R_DC_EVChargeParameter_8 = _DT_DC_EVChargeParameter[8][2]
 
 
 def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_DC_EVChargeParameter, 0)
+        fid, m, nst = e = _R_DC_EVChargeParameter_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_DC_EVChargeParameter, st)
+            fid, m, nst = e = _R_DC_EVChargeParameter_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('DC_EVStatus', r)
         _p = 'EVMaximumCurrentLimit'
@@ -7354,7 +8323,8 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_DC_EVChargeParameter, st)
+            fid, m, nst = e = _R_DC_EVChargeParameter_2[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVMaximumCurrentLimit', r)
         _p = 'EVMaximumPowerLimit'
@@ -7362,7 +8332,8 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_DC_EVChargeParameter, st)
+            fid, m, nst = e = _R_DC_EVChargeParameter_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
         _p = 'EVMaximumVoltageLimit'
@@ -7370,7 +8341,8 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = ev(r, _DT_DC_EVChargeParameter, st)
+            fid, m, nst = e = _R_DC_EVChargeParameter_4[r.bits(3)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVMaximumVoltageLimit', r)
         _p = 'EVEnergyCapacity'
@@ -7378,7 +8350,8 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f4 = _x
-            fid, m, nst = ev(r, _DT_DC_EVChargeParameter, st)
+            fid, m, nst = e = _R_DC_EVChargeParameter_5[r.bits(3)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
         _p = 'EVEnergyRequest'
@@ -7386,33 +8359,50 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f5 = _x
-            fid, m, nst = ev(r, _DT_DC_EVChargeParameter, st)
+            fid, m, nst = e = _R_DC_EVChargeParameter_6[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
         _p = 'FullSOC'
         if fid == 6:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _x = r.bits(9)
+            if _x >> 8:
+                r.pos -= 9
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.bits(7)
+                    if _x > 100: raise bad_value('FullSOC', _x, 'is above 100', r)
+                    expect_ee(r)
             else:
-                _x = r.bits(7)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('FullSOC', _x, 'is above 100', r)
-                expect_ee(r)
             f6 = _x
-            fid, m, nst = ev(r, _DT_DC_EVChargeParameter, st)
+            fid, m, nst = e = _R_DC_EVChargeParameter_7[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
         _p = 'BulkSOC'
         if fid == 7:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _x = r.bits(9)
+            if _x >> 8:
+                r.pos -= 9
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.bits(7)
+                    if _x > 100: raise bad_value('BulkSOC', _x, 'is above 100', r)
+                    expect_ee(r)
             else:
-                _x = r.bits(7)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('BulkSOC', _x, 'is above 100', r)
-                expect_ee(r)
             f7 = _x
-            fid, m, nst = ev(r, _DT_DC_EVChargeParameter, st)
+            fid, m, nst = e = _R_DC_EVChargeParameter_8[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
         _p = None
@@ -7420,7 +8410,16 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return DC_EVChargeParameter(dc_ev_status=f0, ev_maximum_current_limit=f1, ev_maximum_power_limit=f2, ev_maximum_voltage_limit=f3, ev_energy_capacity=f4, ev_energy_request=f5, full_soc=f6, bulk_soc=f7)
+    o = _new(DC_EVChargeParameter)
+    _S_DC_EVChargeParameter_0(o, f0)
+    _S_DC_EVChargeParameter_1(o, f1)
+    _S_DC_EVChargeParameter_2(o, f2)
+    _S_DC_EVChargeParameter_3(o, f3)
+    _S_DC_EVChargeParameter_4(o, f4)
+    _S_DC_EVChargeParameter_5(o, f5)
+    _S_DC_EVChargeParameter_6(o, f6)
+    _S_DC_EVChargeParameter_7(o, f7)
+    return o
 
 _DT_AC_EVSEChargeParameter = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_AC_EVSEChargeParameter = ('AC_EVSEStatus', 'EVSEMaxVoltage', 'EVSEMaxCurrent', 'EVSEMinCurrent')
@@ -7471,19 +8470,26 @@ def _e_AC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_AC_EVSEChargeParameter_0 = _DT_AC_EVSEChargeParameter[0][2]
+_R_AC_EVSEChargeParameter_1 = _DT_AC_EVSEChargeParameter[1][2]
+_R_AC_EVSEChargeParameter_2 = _DT_AC_EVSEChargeParameter[2][2]
+_R_AC_EVSEChargeParameter_3 = _DT_AC_EVSEChargeParameter[3][2]
+_R_AC_EVSEChargeParameter_4 = _DT_AC_EVSEChargeParameter[4][2]
 
 
 def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_AC_EVSEChargeParameter, 0)
+        fid, m, nst = e = _R_AC_EVSEChargeParameter_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'AC_EVSEStatus'
         if fid == 0:
             st = nst
             _x = _d_AC_EVSEStatus(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_AC_EVSEChargeParameter, st)
+            fid, m, nst = e = _R_AC_EVSEChargeParameter_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('AC_EVSEStatus', r)
         _p = 'EVSEMaxVoltage'
@@ -7491,7 +8497,8 @@ def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_AC_EVSEChargeParameter, st)
+            fid, m, nst = e = _R_AC_EVSEChargeParameter_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSEMaxVoltage', r)
         _p = 'EVSEMaxCurrent'
@@ -7499,7 +8506,8 @@ def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_AC_EVSEChargeParameter, st)
+            fid, m, nst = e = _R_AC_EVSEChargeParameter_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVSEMaxCurrent', r)
         _p = 'EVSEMinCurrent'
@@ -7507,7 +8515,8 @@ def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = ev(r, _DT_AC_EVSEChargeParameter, st)
+            fid, m, nst = e = _R_AC_EVSEChargeParameter_4[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVSEMinCurrent', r)
         _p = None
@@ -7515,7 +8524,12 @@ def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return AC_EVSEChargeParameter(ac_evse_status=f0, evse_max_voltage=f1, evse_max_current=f2, evse_min_current=f3)
+    o = _new(AC_EVSEChargeParameter)
+    _S_AC_EVSEChargeParameter_0(o, f0)
+    _S_AC_EVSEChargeParameter_1(o, f1)
+    _S_AC_EVSEChargeParameter_2(o, f2)
+    _S_AC_EVSEChargeParameter_3(o, f3)
+    return o
 
 _DT_DC_EVSEChargeParameter = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (2, 2, ((6, 0, 7), (7, 0, 8), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((7, 0, 8), (-2, 0, 0))), (2, 1, ((8, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 9), (-2, 1, 0))),)
 _N_DC_EVSEChargeParameter = ('DC_EVSEStatus', 'EVSEMaximumCurrentLimit', 'EVSEMaximumPowerLimit', 'EVSEMaximumVoltageLimit', 'EVSEMinimumCurrentLimit', 'EVSEMinimumVoltageLimit', 'EVSECurrentRegulationTolerance', 'EVSEPeakCurrentRipple', 'EVSEEnergyToBeDelivered')
@@ -7619,19 +8633,31 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_DC_EVSEChargeParameter_0 = _DT_DC_EVSEChargeParameter[0][2]
+_R_DC_EVSEChargeParameter_1 = _DT_DC_EVSEChargeParameter[1][2]
+_R_DC_EVSEChargeParameter_2 = _DT_DC_EVSEChargeParameter[2][2]
+_R_DC_EVSEChargeParameter_3 = _DT_DC_EVSEChargeParameter[3][2]
+_R_DC_EVSEChargeParameter_4 = _DT_DC_EVSEChargeParameter[4][2]
+_R_DC_EVSEChargeParameter_5 = _DT_DC_EVSEChargeParameter[5][2]
+_R_DC_EVSEChargeParameter_6 = _DT_DC_EVSEChargeParameter[6][2]
+_R_DC_EVSEChargeParameter_7 = _DT_DC_EVSEChargeParameter[7][2]
+_R_DC_EVSEChargeParameter_8 = _DT_DC_EVSEChargeParameter[8][2]
+_R_DC_EVSEChargeParameter_9 = _DT_DC_EVSEChargeParameter[9][2]
 
 
 def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_DC_EVSEChargeParameter, 0)
+        fid, m, nst = e = _R_DC_EVSEChargeParameter_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVSEStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVSEStatus(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_DC_EVSEChargeParameter, st)
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('DC_EVSEStatus', r)
         _p = 'EVSEMaximumCurrentLimit'
@@ -7639,7 +8665,8 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_DC_EVSEChargeParameter, st)
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_2[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSEMaximumCurrentLimit', r)
         _p = 'EVSEMaximumPowerLimit'
@@ -7647,7 +8674,8 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_DC_EVSEChargeParameter, st)
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
         _p = 'EVSEMaximumVoltageLimit'
@@ -7655,7 +8683,8 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = ev(r, _DT_DC_EVSEChargeParameter, st)
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_4[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVSEMaximumVoltageLimit', r)
         _p = 'EVSEMinimumCurrentLimit'
@@ -7663,7 +8692,8 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f4 = _x
-            fid, m, nst = ev(r, _DT_DC_EVSEChargeParameter, st)
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_5[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVSEMinimumCurrentLimit', r)
         _p = 'EVSEMinimumVoltageLimit'
@@ -7671,7 +8701,8 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f5 = _x
-            fid, m, nst = ev(r, _DT_DC_EVSEChargeParameter, st)
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_6[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVSEMinimumVoltageLimit', r)
         _p = 'EVSECurrentRegulationTolerance'
@@ -7679,7 +8710,8 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f6 = _x
-            fid, m, nst = ev(r, _DT_DC_EVSEChargeParameter, st)
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_7[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             f6 = None
         _p = 'EVSEPeakCurrentRipple'
@@ -7687,7 +8719,8 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f7 = _x
-            fid, m, nst = ev(r, _DT_DC_EVSEChargeParameter, st)
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_8[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             raise missing('EVSEPeakCurrentRipple', r)
         _p = 'EVSEEnergyToBeDelivered'
@@ -7695,7 +8728,8 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f8 = _x
-            fid, m, nst = ev(r, _DT_DC_EVSEChargeParameter, st)
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_9[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
         _p = None
@@ -7703,7 +8737,17 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return DC_EVSEChargeParameter(dc_evse_status=f0, evse_maximum_current_limit=f1, evse_maximum_power_limit=f2, evse_maximum_voltage_limit=f3, evse_minimum_current_limit=f4, evse_minimum_voltage_limit=f5, evse_current_regulation_tolerance=f6, evse_peak_current_ripple=f7, evse_energy_to_be_delivered=f8)
+    o = _new(DC_EVSEChargeParameter)
+    _S_DC_EVSEChargeParameter_0(o, f0)
+    _S_DC_EVSEChargeParameter_1(o, f1)
+    _S_DC_EVSEChargeParameter_2(o, f2)
+    _S_DC_EVSEChargeParameter_3(o, f3)
+    _S_DC_EVSEChargeParameter_4(o, f4)
+    _S_DC_EVSEChargeParameter_5(o, f5)
+    _S_DC_EVSEChargeParameter_6(o, f6)
+    _S_DC_EVSEChargeParameter_7(o, f7)
+    _S_DC_EVSEChargeParameter_8(o, f8)
+    return o
 
 _DT_DC_EVPowerDeliveryParameter = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_DC_EVPowerDeliveryParameter = ('DC_EVStatus', 'BulkChargingComplete', 'ChargingComplete')
@@ -7729,12 +8773,9 @@ def _e_DC_EVPowerDeliveryParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
             st = 2
-            w.bits(0, 1)
             if type(x) is not bool: raise bad_value('BulkChargingComplete', x, 'is not a bool', w)
-            w.bits(x, 1)
-            w.bits(0, 1)
+            w.bits((x << 1), 5)
         _p = 'ChargingComplete'
         x = v.charging_complete
         if x is None:
@@ -7744,52 +8785,70 @@ def _e_DC_EVPowerDeliveryParameter(w: BitWriter, v: Any) -> None:
             if t is None: raise not_allowed('ChargingComplete', w)
             w.bits(t[0], t[1])
             st = t[2]
-            w.bits(0, 1)
             if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-            w.bits(x, 1)
-            w.bits(0, 1)
+            w.bits((x << 1), 3)
         _p = None
         w.bits(0, 1)
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_DC_EVPowerDeliveryParameter_0 = _DT_DC_EVPowerDeliveryParameter[0][2]
+_R_DC_EVPowerDeliveryParameter_1 = _DT_DC_EVPowerDeliveryParameter[1][2]
+_R_DC_EVPowerDeliveryParameter_2 = _DT_DC_EVPowerDeliveryParameter[2][2]
+_R_DC_EVPowerDeliveryParameter_3 = _DT_DC_EVPowerDeliveryParameter[3][2]
 
 
 def _d_DC_EVPowerDeliveryParameter(r: BitReader) -> DC_EVPowerDeliveryParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_DC_EVPowerDeliveryParameter, 0)
+        fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_DC_EVPowerDeliveryParameter, st)
+            fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_1[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('DC_EVStatus', r)
         _p = 'BulkChargingComplete'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'bool')
+            _x = r.bits(3)
+            if _x >> 2:
+                r.pos -= 3
+                if r.bit():
+                    _x = empty_value(r, 3, 'bool')
+                else:
+                    _x = r.bit() == 1
+                    expect_ee(r)
             else:
-                _x = r.bit() == 1
-                expect_ee(r)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = ev(r, _DT_DC_EVPowerDeliveryParameter, st)
+            fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'ChargingComplete'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'bool')
+            _x = r.bits(3)
+            if _x >> 2:
+                r.pos -= 3
+                if r.bit():
+                    _x = empty_value(r, 3, 'bool')
+                else:
+                    _x = r.bit() == 1
+                    expect_ee(r)
             else:
-                _x = r.bit() == 1
-                expect_ee(r)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = ev(r, _DT_DC_EVPowerDeliveryParameter, st)
+            fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('ChargingComplete', r)
         _p = None
@@ -7797,7 +8856,11 @@ def _d_DC_EVPowerDeliveryParameter(r: BitReader) -> DC_EVPowerDeliveryParameter:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return DC_EVPowerDeliveryParameter(dc_ev_status=f0, bulk_charging_complete=f1, charging_complete=f2)
+    o = _new(DC_EVPowerDeliveryParameter)
+    _S_DC_EVPowerDeliveryParameter_0(o, f0)
+    _S_DC_EVPowerDeliveryParameter_1(o, f1)
+    _S_DC_EVPowerDeliveryParameter_2(o, f2)
+    return o
 
 _DT_MessageHeader = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((1, 0, 2), (2, 0, 3), (-1, 0, 1), (-2, 1, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_MessageHeader = ('SessionID', 'Notification', 'Signature')
@@ -7814,8 +8877,8 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SessionID', w)
         else:
-            w.bits(0, 1)
             st = 1
+            w.bits(0, 1)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -7850,13 +8913,18 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_MessageHeader_0 = _DT_MessageHeader[0][2]
+_R_MessageHeader_1 = _DT_MessageHeader[1][2]
+_R_MessageHeader_2 = _DT_MessageHeader[2][2]
+_R_MessageHeader_3 = _DT_MessageHeader[3][2]
 
 
 def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_MessageHeader, 0)
+        fid, m, nst = e = _R_MessageHeader_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SessionID'
         if fid == 0:
             st = nst
@@ -7866,7 +8934,8 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 _x = r.binary()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_MessageHeader, st)
+            fid, m, nst = e = _R_MessageHeader_1[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('SessionID', r)
         _p = 'Notification'
@@ -7874,7 +8943,8 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             st = nst
             _x = _d_Notification(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_MessageHeader, st)
+            fid, m, nst = e = _R_MessageHeader_2[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'Signature'
@@ -7882,7 +8952,8 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             st = nst
             _x = _d_Signature(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_MessageHeader, st)
+            fid, m, nst = e = _R_MessageHeader_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
         _p = None
@@ -7890,7 +8961,11 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return MessageHeader(session_id=f0, notification=f1, signature=f2)
+    o = _new(MessageHeader)
+    _S_MessageHeader_0(o, f0)
+    _S_MessageHeader_1(o, f1)
+    _S_MessageHeader_2(o, f2)
+    return o
 
 _DT_Notification = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((1, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_Notification = ('FaultCode', 'FaultMsg')
@@ -7907,20 +8982,17 @@ def _e_Notification(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('FaultCode', w)
         else:
-            w.bits(0, 1)
             st = 1
-            w.bits(0, 1)
             _i = _I_FaultCode.get(x)
             if _i is None: raise bad_value('FaultCode', x, 'is not a value of FaultCode', w)
-            w.bits(_i, 2)
-            w.bits(0, 1)
+            w.bits((_i << 1), 5)
         _p = 'FaultMsg'
         x = v.fault_msg
         if x is None:
             pass
         else:
-            w.bits(0, 2)
             st = 2
+            w.bits(0, 2)
             if type(x) is EmptyStr:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -7935,25 +9007,38 @@ def _e_Notification(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_Notification_0 = _DT_Notification[0][2]
+_R_Notification_1 = _DT_Notification[1][2]
+_R_Notification_2 = _DT_Notification[2][2]
 
 
 def _d_Notification(r: BitReader) -> Notification:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_Notification, 0)
+        fid, m, nst = e = _R_Notification_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'FaultCode'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'FaultCode')
+            _x = r.bits(4)
+            if _x >> 3:
+                r.pos -= 4
+                if r.bit():
+                    _x = empty_value(r, 3, 'FaultCode')
+                else:
+                    _x = r.bits(2)
+                    if _x >= 3: raise bad_value('FaultCode', _x, 'is not an index of FaultCode', r)
+                    _x = _V_FaultCode[_x]
+                    expect_ee(r)
             else:
-                _x = r.bits(2)
+                if _x & 1: expect_ee_failed(r)
+                _x = (_x >> 1) & 3
                 if _x >= 3: raise bad_value('FaultCode', _x, 'is not an index of FaultCode', r)
                 _x = _V_FaultCode[_x]
-                expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_Notification, st)
+            fid, m, nst = e = _R_Notification_1[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('FaultCode', r)
         _p = 'FaultMsg'
@@ -7965,7 +9050,8 @@ def _d_Notification(r: BitReader) -> Notification:
                 _x = r.string()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_Notification, st)
+            fid, m, nst = e = _R_Notification_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = None
@@ -7973,7 +9059,10 @@ def _d_Notification(r: BitReader) -> Notification:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return Notification(fault_code=f0, fault_msg=f1)
+    o = _new(Notification)
+    _S_Notification_0(o, f0)
+    _S_Notification_1(o, f1)
+    return o
 
 _DT_Body = ((6, 3, ((0, 0, 1), (0, 1, 1), (0, 2, 1), (0, 3, 1), (0, 4, 1), (0, 5, 1), (0, 6, 1), (0, 7, 1), (0, 8, 1), (0, 9, 1), (0, 10, 1), (0, 11, 1), (0, 12, 1), (0, 13, 1), (0, 14, 1), (0, 15, 1), (0, 16, 1), (0, 17, 1), (0, 18, 1), (0, 19, 1), (0, 20, 1), (0, 21, 1), (0, 22, 1), (0, 23, 1), (0, 24, 1), (0, 25, 1), (0, 26, 1), (0, 27, 1), (0, 28, 1), (0, 29, 1), (0, 30, 1), (0, 31, 1), (0, 32, 1), (0, 33, 1), (0, 34, 1), (-1, 0, 0), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
 _N_Body = ('BodyElement',)
@@ -8005,20 +9094,24 @@ def _e_Body(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_Body_0 = _DT_Body[0][2]
+_R_Body_1 = _DT_Body[1][2]
 
 
 def _d_Body(r: BitReader) -> Body:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_Body, 0)
+        fid, m, nst = e = _R_Body_0[r.bits(6)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'BodyElement'
         if fid == 0:
             st = nst
             _p = ('BodyElement', 'CableCheckReq', 'CableCheckRes', 'CertificateInstallationReq', 'CertificateInstallationRes', 'CertificateUpdateReq', 'CertificateUpdateRes', 'ChargeParameterDiscoveryReq', 'ChargeParameterDiscoveryRes', 'ChargingStatusReq', 'ChargingStatusRes', 'ContractAuthenticationReq', 'ContractAuthenticationRes', 'CurrentDemandReq', 'CurrentDemandRes', 'MeteringReceiptReq', 'MeteringReceiptRes', 'PaymentDetailsReq', 'PaymentDetailsRes', 'PowerDeliveryReq', 'PowerDeliveryRes', 'PreChargeReq', 'PreChargeRes', 'ServiceDetailReq', 'ServiceDetailRes', 'ServiceDiscoveryReq', 'ServiceDiscoveryRes', 'ServicePaymentSelectionReq', 'ServicePaymentSelectionRes', 'SessionSetupReq', 'SessionSetupRes', 'SessionStopReq', 'SessionStopRes', 'WeldingDetectionReq', 'WeldingDetectionRes')[m]
             _x = _SD_Body_body_element[m](r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_Body, st)
+            fid, m, nst = e = _R_Body_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = None
@@ -8026,7 +9119,9 @@ def _d_Body(r: BitReader) -> Body:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return Body(body_element=f0)
+    o = _new(Body)
+    _S_Body_0(o, f0)
+    return o
 
 _DT_V2G_Message = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_V2G_Message = ('Header', 'Body')
@@ -8059,19 +9154,24 @@ def _e_V2G_Message(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_V2G_Message_0 = _DT_V2G_Message[0][2]
+_R_V2G_Message_1 = _DT_V2G_Message[1][2]
+_R_V2G_Message_2 = _DT_V2G_Message[2][2]
 
 
 def _d_V2G_Message(r: BitReader) -> V2G_Message:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_V2G_Message, 0)
+        fid, m, nst = e = _R_V2G_Message_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_V2G_Message, st)
+            fid, m, nst = e = _R_V2G_Message_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'Body'
@@ -8079,7 +9179,8 @@ def _d_V2G_Message(r: BitReader) -> V2G_Message:
             st = nst
             _x = _d_Body(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_V2G_Message, st)
+            fid, m, nst = e = _R_V2G_Message_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Body', r)
         _p = None
@@ -8087,7 +9188,10 @@ def _d_V2G_Message(r: BitReader) -> V2G_Message:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return V2G_Message(header=f0, body=f1)
+    o = _new(V2G_Message)
+    _S_V2G_Message_0(o, f0)
+    _S_V2G_Message_1(o, f1)
+    return o
 _SM_ChargeParameterDiscoveryReq_1 = {AC_EVChargeParameter: 0, DC_EVChargeParameter: 1, EVChargeParameter: 2}
 _SE_ChargeParameterDiscoveryReq_ev_charge_parameter = (_e_AC_EVChargeParameter, _e_DC_EVChargeParameter, _e_EVChargeParameter,)
 _SD_ChargeParameterDiscoveryReq_ev_charge_parameter = (_d_AC_EVChargeParameter, _d_DC_EVChargeParameter, _d_EVChargeParameter,)
@@ -8115,6 +9219,230 @@ _SD_SalesTariffEntry_time_interval = (_d_RelativeTimeInterval, _d_Interval,)
 _SM_Body_0 = {BodyBase: 0, CableCheckReq: 1, CableCheckRes: 2, CertificateInstallationReq: 3, CertificateInstallationRes: 4, CertificateUpdateReq: 5, CertificateUpdateRes: 6, ChargeParameterDiscoveryReq: 7, ChargeParameterDiscoveryRes: 8, ChargingStatusReq: 9, ChargingStatusRes: 10, ContractAuthenticationReq: 11, ContractAuthenticationRes: 12, CurrentDemandReq: 13, CurrentDemandRes: 14, MeteringReceiptReq: 15, MeteringReceiptRes: 16, PaymentDetailsReq: 17, PaymentDetailsRes: 18, PowerDeliveryReq: 19, PowerDeliveryRes: 20, PreChargeReq: 21, PreChargeRes: 22, ServiceDetailReq: 23, ServiceDetailRes: 24, ServiceDiscoveryReq: 25, ServiceDiscoveryRes: 26, ServicePaymentSelectionReq: 27, ServicePaymentSelectionRes: 28, SessionSetupReq: 29, SessionSetupRes: 30, SessionStop: 31, SessionStopRes: 32, WeldingDetectionReq: 33, WeldingDetectionRes: 34}
 _SE_Body_body_element = (_e_BodyBase, _e_CableCheckReq, _e_CableCheckRes, _e_CertificateInstallationReq, _e_CertificateInstallationRes, _e_CertificateUpdateReq, _e_CertificateUpdateRes, _e_ChargeParameterDiscoveryReq, _e_ChargeParameterDiscoveryRes, _e_ChargingStatusReq, _e_ChargingStatusRes, _e_ContractAuthenticationReq, _e_ContractAuthenticationRes, _e_CurrentDemandReq, _e_CurrentDemandRes, _e_MeteringReceiptReq, _e_MeteringReceiptRes, _e_PaymentDetailsReq, _e_PaymentDetailsRes, _e_PowerDeliveryReq, _e_PowerDeliveryRes, _e_PreChargeReq, _e_PreChargeRes, _e_ServiceDetailReq, _e_ServiceDetailRes, _e_ServiceDiscoveryReq, _e_ServiceDiscoveryRes, _e_ServicePaymentSelectionReq, _e_ServicePaymentSelectionRes, _e_SessionSetupReq, _e_SessionSetupRes, _e_SessionStop, _e_SessionStopRes, _e_WeldingDetectionReq, _e_WeldingDetectionRes,)
 _SD_Body_body_element = (_d_BodyBase, _d_CableCheckReq, _d_CableCheckRes, _d_CertificateInstallationReq, _d_CertificateInstallationRes, _d_CertificateUpdateReq, _d_CertificateUpdateRes, _d_ChargeParameterDiscoveryReq, _d_ChargeParameterDiscoveryRes, _d_ChargingStatusReq, _d_ChargingStatusRes, _d_ContractAuthenticationReq, _d_ContractAuthenticationRes, _d_CurrentDemandReq, _d_CurrentDemandRes, _d_MeteringReceiptReq, _d_MeteringReceiptRes, _d_PaymentDetailsReq, _d_PaymentDetailsRes, _d_PowerDeliveryReq, _d_PowerDeliveryRes, _d_PreChargeReq, _d_PreChargeRes, _d_ServiceDetailReq, _d_ServiceDetailRes, _d_ServiceDiscoveryReq, _d_ServiceDiscoveryRes, _d_ServicePaymentSelectionReq, _d_ServicePaymentSelectionRes, _d_SessionSetupReq, _d_SessionSetupRes, _d_SessionStop, _d_SessionStopRes, _d_WeldingDetectionReq, _d_WeldingDetectionRes,)
+
+_new = object.__new__
+_S_SessionSetupReq_0 = SessionSetupReq.evccid.__set__
+_S_SessionSetupRes_0 = SessionSetupRes.response_code.__set__
+_S_SessionSetupRes_1 = SessionSetupRes.evseid.__set__
+_S_SessionSetupRes_2 = SessionSetupRes.date_time_now.__set__
+_S_ServiceDiscoveryReq_0 = ServiceDiscoveryReq.service_scope.__set__
+_S_ServiceDiscoveryReq_1 = ServiceDiscoveryReq.service_category.__set__
+_S_ServiceDiscoveryRes_0 = ServiceDiscoveryRes.response_code.__set__
+_S_ServiceDiscoveryRes_1 = ServiceDiscoveryRes.payment_options.__set__
+_S_ServiceDiscoveryRes_2 = ServiceDiscoveryRes.charge_service.__set__
+_S_ServiceDiscoveryRes_3 = ServiceDiscoveryRes.service_list.__set__
+_S_PaymentOptions_0 = PaymentOptions.payment_option.__set__
+_S_ServiceCharge_0 = ServiceCharge.service_tag.__set__
+_S_ServiceCharge_1 = ServiceCharge.free_service.__set__
+_S_ServiceCharge_2 = ServiceCharge.energy_transfer_type.__set__
+_S_Service_0 = Service.service_tag.__set__
+_S_Service_1 = Service.free_service.__set__
+_S_ServiceTag_0 = ServiceTag.service_id.__set__
+_S_ServiceTag_1 = ServiceTag.service_name.__set__
+_S_ServiceTag_2 = ServiceTag.service_category.__set__
+_S_ServiceTag_3 = ServiceTag.service_scope.__set__
+_S_ServiceTagList_0 = ServiceTagList.service.__set__
+_S_ServiceDetailReq_0 = ServiceDetailReq.service_id.__set__
+_S_ServiceDetailRes_0 = ServiceDetailRes.response_code.__set__
+_S_ServiceDetailRes_1 = ServiceDetailRes.service_id.__set__
+_S_ServiceDetailRes_2 = ServiceDetailRes.service_parameter_list.__set__
+_S_ServiceParameterList_0 = ServiceParameterList.parameter_set.__set__
+_S_ParameterSet_0 = ParameterSet.parameter_set_id.__set__
+_S_ParameterSet_1 = ParameterSet.parameter.__set__
+_S_Parameter_0 = Parameter.name.__set__
+_S_Parameter_1 = Parameter.value_type.__set__
+_S_Parameter_2 = Parameter.bool_value.__set__
+_S_Parameter_3 = Parameter.byte_value.__set__
+_S_Parameter_4 = Parameter.short_value.__set__
+_S_Parameter_5 = Parameter.int_value.__set__
+_S_Parameter_6 = Parameter.physical_value.__set__
+_S_Parameter_7 = Parameter.string_value.__set__
+_S_PhysicalValue_0 = PhysicalValue.multiplier.__set__
+_S_PhysicalValue_1 = PhysicalValue.unit.__set__
+_S_PhysicalValue_2 = PhysicalValue.value.__set__
+_S_ServicePaymentSelectionReq_0 = ServicePaymentSelectionReq.selected_payment_option.__set__
+_S_ServicePaymentSelectionReq_1 = ServicePaymentSelectionReq.selected_service_list.__set__
+_S_SelectedServiceList_0 = SelectedServiceList.selected_service.__set__
+_S_SelectedService_0 = SelectedService.service_id.__set__
+_S_SelectedService_1 = SelectedService.parameter_set_id.__set__
+_S_ServicePaymentSelectionRes_0 = ServicePaymentSelectionRes.response_code.__set__
+_S_PaymentDetailsReq_0 = PaymentDetailsReq.contract_id.__set__
+_S_PaymentDetailsReq_1 = PaymentDetailsReq.contract_signature_cert_chain.__set__
+_S_CertificateChain_0 = CertificateChain.certificate.__set__
+_S_CertificateChain_1 = CertificateChain.sub_certificates.__set__
+_S_SubCertificates_0 = SubCertificates.certificate.__set__
+_S_PaymentDetailsRes_0 = PaymentDetailsRes.response_code.__set__
+_S_PaymentDetailsRes_1 = PaymentDetailsRes.gen_challenge.__set__
+_S_PaymentDetailsRes_2 = PaymentDetailsRes.date_time_now.__set__
+_S_ContractAuthenticationReq_0 = ContractAuthenticationReq.id.__set__
+_S_ContractAuthenticationReq_1 = ContractAuthenticationReq.gen_challenge.__set__
+_S_ContractAuthenticationRes_0 = ContractAuthenticationRes.response_code.__set__
+_S_ContractAuthenticationRes_1 = ContractAuthenticationRes.evse_processing.__set__
+_S_ChargeParameterDiscoveryReq_0 = ChargeParameterDiscoveryReq.ev_requested_energy_transfer_type.__set__
+_S_ChargeParameterDiscoveryReq_1 = ChargeParameterDiscoveryReq.ev_charge_parameter.__set__
+_S_ChargeParameterDiscoveryRes_0 = ChargeParameterDiscoveryRes.response_code.__set__
+_S_ChargeParameterDiscoveryRes_1 = ChargeParameterDiscoveryRes.evse_processing.__set__
+_S_ChargeParameterDiscoveryRes_2 = ChargeParameterDiscoveryRes.sa_schedules.__set__
+_S_ChargeParameterDiscoveryRes_3 = ChargeParameterDiscoveryRes.evse_charge_parameter.__set__
+_S_PowerDeliveryReq_0 = PowerDeliveryReq.ready_to_charge_state.__set__
+_S_PowerDeliveryReq_1 = PowerDeliveryReq.charging_profile.__set__
+_S_PowerDeliveryReq_2 = PowerDeliveryReq.ev_power_delivery_parameter.__set__
+_S_ChargingProfile_0 = ChargingProfile.sa_schedule_tuple_id.__set__
+_S_ChargingProfile_1 = ChargingProfile.profile_entry.__set__
+_S_ProfileEntry_0 = ProfileEntry.charging_profile_entry_start.__set__
+_S_ProfileEntry_1 = ProfileEntry.charging_profile_entry_max_power.__set__
+_S_PowerDeliveryRes_0 = PowerDeliveryRes.response_code.__set__
+_S_PowerDeliveryRes_1 = PowerDeliveryRes.evse_status.__set__
+_S_ChargingStatusRes_0 = ChargingStatusRes.response_code.__set__
+_S_ChargingStatusRes_1 = ChargingStatusRes.evseid.__set__
+_S_ChargingStatusRes_2 = ChargingStatusRes.sa_schedule_tuple_id.__set__
+_S_ChargingStatusRes_3 = ChargingStatusRes.evse_max_current.__set__
+_S_ChargingStatusRes_4 = ChargingStatusRes.meter_info.__set__
+_S_ChargingStatusRes_5 = ChargingStatusRes.receipt_required.__set__
+_S_ChargingStatusRes_6 = ChargingStatusRes.ac_evse_status.__set__
+_S_MeterInfo_0 = MeterInfo.meter_id.__set__
+_S_MeterInfo_1 = MeterInfo.meter_reading.__set__
+_S_MeterInfo_2 = MeterInfo.sig_meter_reading.__set__
+_S_MeterInfo_3 = MeterInfo.meter_status.__set__
+_S_MeterInfo_4 = MeterInfo.t_meter.__set__
+_S_AC_EVSEStatus_0 = AC_EVSEStatus.power_switch_closed.__set__
+_S_AC_EVSEStatus_1 = AC_EVSEStatus.rcd.__set__
+_S_AC_EVSEStatus_2 = AC_EVSEStatus.notification_max_delay.__set__
+_S_AC_EVSEStatus_3 = AC_EVSEStatus.evse_notification.__set__
+_S_MeteringReceiptReq_0 = MeteringReceiptReq.id.__set__
+_S_MeteringReceiptReq_1 = MeteringReceiptReq.session_id.__set__
+_S_MeteringReceiptReq_2 = MeteringReceiptReq.sa_schedule_tuple_id.__set__
+_S_MeteringReceiptReq_3 = MeteringReceiptReq.meter_info.__set__
+_S_MeteringReceiptRes_0 = MeteringReceiptRes.response_code.__set__
+_S_MeteringReceiptRes_1 = MeteringReceiptRes.ac_evse_status.__set__
+_S_SessionStopRes_0 = SessionStopRes.response_code.__set__
+_S_CertificateUpdateReq_0 = CertificateUpdateReq.id.__set__
+_S_CertificateUpdateReq_1 = CertificateUpdateReq.contract_signature_cert_chain.__set__
+_S_CertificateUpdateReq_2 = CertificateUpdateReq.contract_id.__set__
+_S_CertificateUpdateReq_3 = CertificateUpdateReq.list_of_root_certificate_i_ds.__set__
+_S_CertificateUpdateReq_4 = CertificateUpdateReq.dh_params.__set__
+_S_ListOfRootCertificateIDs_0 = ListOfRootCertificateIDs.root_certificate_id.__set__
+_S_CertificateUpdateRes_0 = CertificateUpdateRes.id.__set__
+_S_CertificateUpdateRes_1 = CertificateUpdateRes.response_code.__set__
+_S_CertificateUpdateRes_2 = CertificateUpdateRes.contract_signature_cert_chain.__set__
+_S_CertificateUpdateRes_3 = CertificateUpdateRes.contract_signature_encrypted_private_key.__set__
+_S_CertificateUpdateRes_4 = CertificateUpdateRes.dh_params.__set__
+_S_CertificateUpdateRes_5 = CertificateUpdateRes.contract_id.__set__
+_S_CertificateUpdateRes_6 = CertificateUpdateRes.retry_counter.__set__
+_S_CertificateInstallationReq_0 = CertificateInstallationReq.id.__set__
+_S_CertificateInstallationReq_1 = CertificateInstallationReq.oem_provisioning_cert.__set__
+_S_CertificateInstallationReq_2 = CertificateInstallationReq.list_of_root_certificate_i_ds.__set__
+_S_CertificateInstallationReq_3 = CertificateInstallationReq.dh_params.__set__
+_S_CertificateInstallationRes_0 = CertificateInstallationRes.id.__set__
+_S_CertificateInstallationRes_1 = CertificateInstallationRes.response_code.__set__
+_S_CertificateInstallationRes_2 = CertificateInstallationRes.contract_signature_cert_chain.__set__
+_S_CertificateInstallationRes_3 = CertificateInstallationRes.contract_signature_encrypted_private_key.__set__
+_S_CertificateInstallationRes_4 = CertificateInstallationRes.dh_params.__set__
+_S_CertificateInstallationRes_5 = CertificateInstallationRes.contract_id.__set__
+_S_CableCheckReq_0 = CableCheckReq.dc_ev_status.__set__
+_S_DC_EVStatus_0 = DC_EVStatus.ev_ready.__set__
+_S_DC_EVStatus_1 = DC_EVStatus.ev_cabin_conditioning.__set__
+_S_DC_EVStatus_2 = DC_EVStatus.evress_conditioning.__set__
+_S_DC_EVStatus_3 = DC_EVStatus.ev_error_code.__set__
+_S_DC_EVStatus_4 = DC_EVStatus.evresssoc.__set__
+_S_CableCheckRes_0 = CableCheckRes.response_code.__set__
+_S_CableCheckRes_1 = CableCheckRes.dc_evse_status.__set__
+_S_CableCheckRes_2 = CableCheckRes.evse_processing.__set__
+_S_DC_EVSEStatus_0 = DC_EVSEStatus.evse_isolation_status.__set__
+_S_DC_EVSEStatus_1 = DC_EVSEStatus.evse_status_code.__set__
+_S_DC_EVSEStatus_2 = DC_EVSEStatus.notification_max_delay.__set__
+_S_DC_EVSEStatus_3 = DC_EVSEStatus.evse_notification.__set__
+_S_PreChargeReq_0 = PreChargeReq.dc_ev_status.__set__
+_S_PreChargeReq_1 = PreChargeReq.ev_target_voltage.__set__
+_S_PreChargeReq_2 = PreChargeReq.ev_target_current.__set__
+_S_PreChargeRes_0 = PreChargeRes.response_code.__set__
+_S_PreChargeRes_1 = PreChargeRes.dc_evse_status.__set__
+_S_PreChargeRes_2 = PreChargeRes.evse_present_voltage.__set__
+_S_CurrentDemandReq_0 = CurrentDemandReq.dc_ev_status.__set__
+_S_CurrentDemandReq_1 = CurrentDemandReq.ev_target_current.__set__
+_S_CurrentDemandReq_2 = CurrentDemandReq.ev_maximum_voltage_limit.__set__
+_S_CurrentDemandReq_3 = CurrentDemandReq.ev_maximum_current_limit.__set__
+_S_CurrentDemandReq_4 = CurrentDemandReq.ev_maximum_power_limit.__set__
+_S_CurrentDemandReq_5 = CurrentDemandReq.bulk_charging_complete.__set__
+_S_CurrentDemandReq_6 = CurrentDemandReq.charging_complete.__set__
+_S_CurrentDemandReq_7 = CurrentDemandReq.remaining_time_to_full_soc.__set__
+_S_CurrentDemandReq_8 = CurrentDemandReq.remaining_time_to_bulk_soc.__set__
+_S_CurrentDemandReq_9 = CurrentDemandReq.ev_target_voltage.__set__
+_S_CurrentDemandRes_0 = CurrentDemandRes.response_code.__set__
+_S_CurrentDemandRes_1 = CurrentDemandRes.dc_evse_status.__set__
+_S_CurrentDemandRes_2 = CurrentDemandRes.evse_present_voltage.__set__
+_S_CurrentDemandRes_3 = CurrentDemandRes.evse_present_current.__set__
+_S_CurrentDemandRes_4 = CurrentDemandRes.evse_current_limit_achieved.__set__
+_S_CurrentDemandRes_5 = CurrentDemandRes.evse_voltage_limit_achieved.__set__
+_S_CurrentDemandRes_6 = CurrentDemandRes.evse_power_limit_achieved.__set__
+_S_CurrentDemandRes_7 = CurrentDemandRes.evse_maximum_voltage_limit.__set__
+_S_CurrentDemandRes_8 = CurrentDemandRes.evse_maximum_current_limit.__set__
+_S_CurrentDemandRes_9 = CurrentDemandRes.evse_maximum_power_limit.__set__
+_S_WeldingDetectionReq_0 = WeldingDetectionReq.dc_ev_status.__set__
+_S_WeldingDetectionRes_0 = WeldingDetectionRes.response_code.__set__
+_S_WeldingDetectionRes_1 = WeldingDetectionRes.dc_evse_status.__set__
+_S_WeldingDetectionRes_2 = WeldingDetectionRes.evse_present_voltage.__set__
+_S_SAScheduleList_0 = SAScheduleList.sa_schedule_tuple.__set__
+_S_SAScheduleTuple_0 = SAScheduleTuple.sa_schedule_tuple_id.__set__
+_S_SAScheduleTuple_1 = SAScheduleTuple.p_max_schedule.__set__
+_S_SAScheduleTuple_2 = SAScheduleTuple.sales_tariff.__set__
+_S_PMaxSchedule_0 = PMaxSchedule.p_max_schedule_id.__set__
+_S_PMaxSchedule_1 = PMaxSchedule.p_max_schedule_entry.__set__
+_S_PMaxScheduleEntry_0 = PMaxScheduleEntry.time_interval.__set__
+_S_PMaxScheduleEntry_1 = PMaxScheduleEntry.p_max.__set__
+_S_Entry_0 = Entry.time_interval.__set__
+_S_SalesTariff_0 = SalesTariff.id.__set__
+_S_SalesTariff_1 = SalesTariff.sales_tariff_id.__set__
+_S_SalesTariff_2 = SalesTariff.sales_tariff_description.__set__
+_S_SalesTariff_3 = SalesTariff.num_e_price_levels.__set__
+_S_SalesTariff_4 = SalesTariff.sales_tariff_entry.__set__
+_S_SalesTariffEntry_0 = SalesTariffEntry.time_interval.__set__
+_S_SalesTariffEntry_1 = SalesTariffEntry.e_price_level.__set__
+_S_SalesTariffEntry_2 = SalesTariffEntry.consumption_cost.__set__
+_S_ConsumptionCost_0 = ConsumptionCost.start_value.__set__
+_S_ConsumptionCost_1 = ConsumptionCost.cost.__set__
+_S_Cost_0 = Cost.cost_kind.__set__
+_S_Cost_1 = Cost.amount.__set__
+_S_Cost_2 = Cost.amount_multiplier.__set__
+_S_RelativeTimeInterval_0 = RelativeTimeInterval.start.__set__
+_S_RelativeTimeInterval_1 = RelativeTimeInterval.duration.__set__
+_S_AC_EVChargeParameter_0 = AC_EVChargeParameter.departure_time.__set__
+_S_AC_EVChargeParameter_1 = AC_EVChargeParameter.e_amount.__set__
+_S_AC_EVChargeParameter_2 = AC_EVChargeParameter.ev_max_voltage.__set__
+_S_AC_EVChargeParameter_3 = AC_EVChargeParameter.ev_max_current.__set__
+_S_AC_EVChargeParameter_4 = AC_EVChargeParameter.ev_min_current.__set__
+_S_DC_EVChargeParameter_0 = DC_EVChargeParameter.dc_ev_status.__set__
+_S_DC_EVChargeParameter_1 = DC_EVChargeParameter.ev_maximum_current_limit.__set__
+_S_DC_EVChargeParameter_2 = DC_EVChargeParameter.ev_maximum_power_limit.__set__
+_S_DC_EVChargeParameter_3 = DC_EVChargeParameter.ev_maximum_voltage_limit.__set__
+_S_DC_EVChargeParameter_4 = DC_EVChargeParameter.ev_energy_capacity.__set__
+_S_DC_EVChargeParameter_5 = DC_EVChargeParameter.ev_energy_request.__set__
+_S_DC_EVChargeParameter_6 = DC_EVChargeParameter.full_soc.__set__
+_S_DC_EVChargeParameter_7 = DC_EVChargeParameter.bulk_soc.__set__
+_S_AC_EVSEChargeParameter_0 = AC_EVSEChargeParameter.ac_evse_status.__set__
+_S_AC_EVSEChargeParameter_1 = AC_EVSEChargeParameter.evse_max_voltage.__set__
+_S_AC_EVSEChargeParameter_2 = AC_EVSEChargeParameter.evse_max_current.__set__
+_S_AC_EVSEChargeParameter_3 = AC_EVSEChargeParameter.evse_min_current.__set__
+_S_DC_EVSEChargeParameter_0 = DC_EVSEChargeParameter.dc_evse_status.__set__
+_S_DC_EVSEChargeParameter_1 = DC_EVSEChargeParameter.evse_maximum_current_limit.__set__
+_S_DC_EVSEChargeParameter_2 = DC_EVSEChargeParameter.evse_maximum_power_limit.__set__
+_S_DC_EVSEChargeParameter_3 = DC_EVSEChargeParameter.evse_maximum_voltage_limit.__set__
+_S_DC_EVSEChargeParameter_4 = DC_EVSEChargeParameter.evse_minimum_current_limit.__set__
+_S_DC_EVSEChargeParameter_5 = DC_EVSEChargeParameter.evse_minimum_voltage_limit.__set__
+_S_DC_EVSEChargeParameter_6 = DC_EVSEChargeParameter.evse_current_regulation_tolerance.__set__
+_S_DC_EVSEChargeParameter_7 = DC_EVSEChargeParameter.evse_peak_current_ripple.__set__
+_S_DC_EVSEChargeParameter_8 = DC_EVSEChargeParameter.evse_energy_to_be_delivered.__set__
+_S_DC_EVPowerDeliveryParameter_0 = DC_EVPowerDeliveryParameter.dc_ev_status.__set__
+_S_DC_EVPowerDeliveryParameter_1 = DC_EVPowerDeliveryParameter.bulk_charging_complete.__set__
+_S_DC_EVPowerDeliveryParameter_2 = DC_EVPowerDeliveryParameter.charging_complete.__set__
+_S_MessageHeader_0 = MessageHeader.session_id.__set__
+_S_MessageHeader_1 = MessageHeader.notification.__set__
+_S_MessageHeader_2 = MessageHeader.signature.__set__
+_S_Notification_0 = Notification.fault_code.__set__
+_S_Notification_1 = Notification.fault_msg.__set__
+_S_Body_0 = Body.body_element.__set__
+_S_V2G_Message_0 = V2G_Message.header.__set__
+_S_V2G_Message_1 = V2G_Message.body.__set__
 
 FIELDS: dict[type, tuple[FieldInfo, ...]] = {
     SessionSetupReq: (FieldInfo('evccid', 'elem', 'urn:din:70121:2012:MsgBody', 'EVCCID', False, False, 1, ('elem', (('urn:din:70121:2012:MsgBody', 'EVCCID', ('bytes', None, 8, 'hex')),))),),
@@ -8429,51 +9757,64 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:din:70121:2012:MsgDataTypes', 'A
 
 
 def _es_f6(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not bool: raise bad_value('BulkChargingComplete', x, 'is not a bool', w)
-    w.bits(x, 1)
-    w.bits(0, 1)
+    w.bits((x << 1), 3)
 
 
 def _ds_f6(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'bool')
+    _x = r.bits(3)
+    if _x >> 2:
+        r.pos -= 3
+        if r.bit():
+            _x = empty_value(r, 3, 'bool')
+        else:
+            _x = r.bit() == 1
+            expect_ee(r)
     else:
-        _x = r.bit() == 1
-        expect_ee(r)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) == 1
     return _x
 
 
 def _es_f7(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not bool: raise bad_value('BulkChargingComplete', x, 'is not a bool', w)
-    w.bits(x, 1)
-    w.bits(0, 1)
+    w.bits((x << 1), 3)
 
 
 def _ds_f7(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'bool')
+    _x = r.bits(3)
+    if _x >> 2:
+        r.pos -= 3
+        if r.bit():
+            _x = empty_value(r, 3, 'bool')
+        else:
+            _x = r.bit() == 1
+            expect_ee(r)
     else:
-        _x = r.bit() == 1
-        expect_ee(r)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) == 1
     return _x
 
 
 def _es_f8(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('BulkSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits(x, 7)
-    w.bits(0, 1)
+    w.bits((x << 1), 9)
 
 
 def _ds_f8(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _x = r.bits(9)
+    if _x >> 8:
+        r.pos -= 9
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.bits(7)
+            if _x > 100: raise bad_value('BulkSOC', _x, 'is above 100', r)
+            expect_ee(r)
     else:
-        _x = r.bits(7)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) & 127
         if _x > 100: raise bad_value('BulkSOC', _x, 'is above 100', r)
-        expect_ee(r)
     return _x
 
 
@@ -8497,34 +9838,42 @@ def _ds_f12(r: BitReader) -> Any:
 
 
 def _es_f20(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-    w.bits(x, 1)
-    w.bits(0, 1)
+    w.bits((x << 1), 3)
 
 
 def _ds_f20(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'bool')
+    _x = r.bits(3)
+    if _x >> 2:
+        r.pos -= 3
+        if r.bit():
+            _x = empty_value(r, 3, 'bool')
+        else:
+            _x = r.bit() == 1
+            expect_ee(r)
     else:
-        _x = r.bit() == 1
-        expect_ee(r)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) == 1
     return _x
 
 
 def _es_f21(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-    w.bits(x, 1)
-    w.bits(0, 1)
+    w.bits((x << 1), 3)
 
 
 def _ds_f21(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'bool')
+    _x = r.bits(3)
+    if _x >> 2:
+        r.pos -= 3
+        if r.bit():
+            _x = empty_value(r, 3, 'bool')
+        else:
+            _x = r.bit() == 1
+            expect_ee(r)
     else:
-        _x = r.bit() == 1
-        expect_ee(r)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) == 1
     return _x
 
 
@@ -8669,18 +10018,22 @@ def _ds_f48(r: BitReader) -> Any:
 
 
 def _es_f50(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('EPriceLevel', x, 'is not an integer in [0, 255]', w)
-    w.bits(x, 8)
-    w.bits(0, 1)
+    w.bits((x << 1), 10)
 
 
 def _ds_f50(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _x = r.bits(10)
+    if _x >> 9:
+        r.pos -= 10
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.bits(8)
+            expect_ee(r)
     else:
-        _x = r.bits(8)
-        expect_ee(r)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) & 255
     return _x
 
 
@@ -8704,121 +10057,154 @@ def _ds_f51(r: BitReader) -> Any:
 
 
 def _es_f52(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not bool: raise bad_value('EVCabinConditioning', x, 'is not a bool', w)
-    w.bits(x, 1)
-    w.bits(0, 1)
+    w.bits((x << 1), 3)
 
 
 def _ds_f52(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'bool')
+    _x = r.bits(3)
+    if _x >> 2:
+        r.pos -= 3
+        if r.bit():
+            _x = empty_value(r, 3, 'bool')
+        else:
+            _x = r.bit() == 1
+            expect_ee(r)
     else:
-        _x = r.bit() == 1
-        expect_ee(r)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) == 1
     return _x
 
 
 def _es_f56(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     _i = _I_DC_EVErrorCode.get(x)
     if _i is None: raise bad_value('EVErrorCode', x, 'is not a value of DC_EVErrorCode', w)
-    w.bits(_i, 4)
-    w.bits(0, 1)
+    w.bits((_i << 1), 6)
 
 
 def _ds_f56(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'DC_EVErrorCode')
+    _x = r.bits(6)
+    if _x >> 5:
+        r.pos -= 6
+        if r.bit():
+            _x = empty_value(r, 3, 'DC_EVErrorCode')
+        else:
+            _x = r.bits(4)
+            if _x >= 12: raise bad_value('EVErrorCode', _x, 'is not an index of DC_EVErrorCode', r)
+            _x = _V_DC_EVErrorCode[_x]
+            expect_ee(r)
     else:
-        _x = r.bits(4)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) & 15
         if _x >= 12: raise bad_value('EVErrorCode', _x, 'is not an index of DC_EVErrorCode', r)
         _x = _V_DC_EVErrorCode[_x]
-        expect_ee(r)
     return _x
 
 
 def _es_f67(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not bool: raise bad_value('EVRESSConditioning', x, 'is not a bool', w)
-    w.bits(x, 1)
-    w.bits(0, 1)
+    w.bits((x << 1), 3)
 
 
 def _ds_f67(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'bool')
+    _x = r.bits(3)
+    if _x >> 2:
+        r.pos -= 3
+        if r.bit():
+            _x = empty_value(r, 3, 'bool')
+        else:
+            _x = r.bit() == 1
+            expect_ee(r)
     else:
-        _x = r.bit() == 1
-        expect_ee(r)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) == 1
     return _x
 
 
 def _es_f68(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('EVRESSSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits(x, 7)
-    w.bits(0, 1)
+    w.bits((x << 1), 9)
 
 
 def _ds_f68(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _x = r.bits(9)
+    if _x >> 8:
+        r.pos -= 9
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.bits(7)
+            if _x > 100: raise bad_value('EVRESSSOC', _x, 'is above 100', r)
+            expect_ee(r)
     else:
-        _x = r.bits(7)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) & 127
         if _x > 100: raise bad_value('EVRESSSOC', _x, 'is above 100', r)
-        expect_ee(r)
     return _x
 
 
 def _es_f69(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not bool: raise bad_value('EVReady', x, 'is not a bool', w)
-    w.bits(x, 1)
-    w.bits(0, 1)
+    w.bits((x << 1), 3)
 
 
 def _ds_f69(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'bool')
+    _x = r.bits(3)
+    if _x >> 2:
+        r.pos -= 3
+        if r.bit():
+            _x = empty_value(r, 3, 'bool')
+        else:
+            _x = r.bit() == 1
+            expect_ee(r)
     else:
-        _x = r.bit() == 1
-        expect_ee(r)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) == 1
     return _x
 
 
 def _es_f70(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     _i = _I_EVRequestedEnergyTransfer.get(x)
     if _i is None: raise bad_value('EVRequestedEnergyTransferType', x, 'is not a value of EVRequestedEnergyTransfer', w)
-    w.bits(_i, 3)
-    w.bits(0, 1)
+    w.bits((_i << 1), 5)
 
 
 def _ds_f70(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'EVRequestedEnergyTransfer')
+    _x = r.bits(5)
+    if _x >> 4:
+        r.pos -= 5
+        if r.bit():
+            _x = empty_value(r, 3, 'EVRequestedEnergyTransfer')
+        else:
+            _x = r.bits(3)
+            if _x >= 6: raise bad_value('EVRequestedEnergyTransferType', _x, 'is not an index of EVRequestedEnergyTransfer', r)
+            _x = _V_EVRequestedEnergyTransfer[_x]
+            expect_ee(r)
     else:
-        _x = r.bits(3)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) & 7
         if _x >= 6: raise bad_value('EVRequestedEnergyTransferType', _x, 'is not an index of EVRequestedEnergyTransfer', r)
         _x = _V_EVRequestedEnergyTransfer[_x]
-        expect_ee(r)
     return _x
 
 
 def _es_f72(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not bool: raise bad_value('EVSECurrentLimitAchieved', x, 'is not a bool', w)
-    w.bits(x, 1)
-    w.bits(0, 1)
+    w.bits((x << 1), 3)
 
 
 def _ds_f72(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'bool')
+    _x = r.bits(3)
+    if _x >> 2:
+        r.pos -= 3
+        if r.bit():
+            _x = empty_value(r, 3, 'bool')
+        else:
+            _x = r.bit() == 1
+            expect_ee(r)
     else:
-        _x = r.bit() == 1
-        expect_ee(r)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) == 1
     return _x
 
 
@@ -8842,127 +10228,163 @@ def _ds_f75(r: BitReader) -> Any:
 
 
 def _es_f76(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     _i = _I_IsolationLevel.get(x)
     if _i is None: raise bad_value('EVSEIsolationStatus', x, 'is not a value of IsolationLevel', w)
-    w.bits(_i, 2)
-    w.bits(0, 1)
+    w.bits((_i << 1), 4)
 
 
 def _ds_f76(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'IsolationLevel')
+    _x = r.bits(4)
+    if _x >> 3:
+        r.pos -= 4
+        if r.bit():
+            _x = empty_value(r, 3, 'IsolationLevel')
+        else:
+            _x = r.bits(2)
+            _x = _V_IsolationLevel[_x]
+            expect_ee(r)
     else:
-        _x = r.bits(2)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) & 3
         _x = _V_IsolationLevel[_x]
-        expect_ee(r)
     return _x
 
 
 def _es_f89(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     _i = _I_EVSENotification.get(x)
     if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EVSENotification', w)
-    w.bits(_i, 2)
-    w.bits(0, 1)
+    w.bits((_i << 1), 4)
 
 
 def _ds_f89(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'EVSENotification')
+    _x = r.bits(4)
+    if _x >> 3:
+        r.pos -= 4
+        if r.bit():
+            _x = empty_value(r, 3, 'EVSENotification')
+        else:
+            _x = r.bits(2)
+            if _x >= 3: raise bad_value('EVSENotification', _x, 'is not an index of EVSENotification', r)
+            _x = _V_EVSENotification[_x]
+            expect_ee(r)
     else:
-        _x = r.bits(2)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) & 3
         if _x >= 3: raise bad_value('EVSENotification', _x, 'is not an index of EVSENotification', r)
         _x = _V_EVSENotification[_x]
-        expect_ee(r)
     return _x
 
 
 def _es_f91(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not bool: raise bad_value('EVSEPowerLimitAchieved', x, 'is not a bool', w)
-    w.bits(x, 1)
-    w.bits(0, 1)
+    w.bits((x << 1), 3)
 
 
 def _ds_f91(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'bool')
+    _x = r.bits(3)
+    if _x >> 2:
+        r.pos -= 3
+        if r.bit():
+            _x = empty_value(r, 3, 'bool')
+        else:
+            _x = r.bit() == 1
+            expect_ee(r)
     else:
-        _x = r.bit() == 1
-        expect_ee(r)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) == 1
     return _x
 
 
 def _es_f94(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     _i = _I_EVSEProcessing.get(x)
     if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
-    w.bits(_i, 1)
-    w.bits(0, 1)
+    w.bits((_i << 1), 3)
 
 
 def _ds_f94(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'EVSEProcessing')
+    _x = r.bits(3)
+    if _x >> 2:
+        r.pos -= 3
+        if r.bit():
+            _x = empty_value(r, 3, 'EVSEProcessing')
+        else:
+            _x = r.bits(1)
+            _x = _V_EVSEProcessing[_x]
+            expect_ee(r)
     else:
-        _x = r.bits(1)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) & 1
         _x = _V_EVSEProcessing[_x]
-        expect_ee(r)
     return _x
 
 
 def _es_f96(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     _i = _I_DC_EVSEStatusCode.get(x)
     if _i is None: raise bad_value('EVSEStatusCode', x, 'is not a value of DC_EVSEStatusCode', w)
-    w.bits(_i, 4)
-    w.bits(0, 1)
+    w.bits((_i << 1), 6)
 
 
 def _ds_f96(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'DC_EVSEStatusCode')
+    _x = r.bits(6)
+    if _x >> 5:
+        r.pos -= 6
+        if r.bit():
+            _x = empty_value(r, 3, 'DC_EVSEStatusCode')
+        else:
+            _x = r.bits(4)
+            if _x >= 12: raise bad_value('EVSEStatusCode', _x, 'is not an index of DC_EVSEStatusCode', r)
+            _x = _V_DC_EVSEStatusCode[_x]
+            expect_ee(r)
     else:
-        _x = r.bits(4)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) & 15
         if _x >= 12: raise bad_value('EVSEStatusCode', _x, 'is not an index of DC_EVSEStatusCode', r)
         _x = _V_DC_EVSEStatusCode[_x]
-        expect_ee(r)
     return _x
 
 
 def _es_f97(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not bool: raise bad_value('EVSEVoltageLimitAchieved', x, 'is not a bool', w)
-    w.bits(x, 1)
-    w.bits(0, 1)
+    w.bits((x << 1), 3)
 
 
 def _ds_f97(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'bool')
+    _x = r.bits(3)
+    if _x >> 2:
+        r.pos -= 3
+        if r.bit():
+            _x = empty_value(r, 3, 'bool')
+        else:
+            _x = r.bit() == 1
+            expect_ee(r)
     else:
-        _x = r.bit() == 1
-        expect_ee(r)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) == 1
     return _x
 
 
 def _es_f101(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     _i = _I_EVSESupportedEnergyTransfer.get(x)
     if _i is None: raise bad_value('EnergyTransferType', x, 'is not a value of EVSESupportedEnergyTransfer', w)
-    w.bits(_i, 4)
-    w.bits(0, 1)
+    w.bits((_i << 1), 6)
 
 
 def _ds_f101(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'EVSESupportedEnergyTransfer')
+    _x = r.bits(6)
+    if _x >> 5:
+        r.pos -= 6
+        if r.bit():
+            _x = empty_value(r, 3, 'EVSESupportedEnergyTransfer')
+        else:
+            _x = r.bits(4)
+            if _x >= 10: raise bad_value('EnergyTransferType', _x, 'is not an index of EVSESupportedEnergyTransfer', r)
+            _x = _V_EVSESupportedEnergyTransfer[_x]
+            expect_ee(r)
     else:
-        _x = r.bits(4)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) & 15
         if _x >= 10: raise bad_value('EnergyTransferType', _x, 'is not an index of EVSESupportedEnergyTransfer', r)
         _x = _V_EVSESupportedEnergyTransfer[_x]
-        expect_ee(r)
     return _x
 
 
@@ -8986,21 +10408,27 @@ def _ds_f103(r: BitReader) -> Any:
 
 
 def _es_f104(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     _i = _I_FaultCode.get(x)
     if _i is None: raise bad_value('FaultCode', x, 'is not a value of FaultCode', w)
-    w.bits(_i, 2)
-    w.bits(0, 1)
+    w.bits((_i << 1), 4)
 
 
 def _ds_f104(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'FaultCode')
+    _x = r.bits(4)
+    if _x >> 3:
+        r.pos -= 4
+        if r.bit():
+            _x = empty_value(r, 3, 'FaultCode')
+        else:
+            _x = r.bits(2)
+            if _x >= 3: raise bad_value('FaultCode', _x, 'is not an index of FaultCode', r)
+            _x = _V_FaultCode[_x]
+            expect_ee(r)
     else:
-        _x = r.bits(2)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) & 3
         if _x >= 3: raise bad_value('FaultCode', _x, 'is not an index of FaultCode', r)
         _x = _V_FaultCode[_x]
-        expect_ee(r)
     return _x
 
 
@@ -9024,35 +10452,44 @@ def _ds_f105(r: BitReader) -> Any:
 
 
 def _es_f106(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not bool: raise bad_value('FreeService', x, 'is not a bool', w)
-    w.bits(x, 1)
-    w.bits(0, 1)
+    w.bits((x << 1), 3)
 
 
 def _ds_f106(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'bool')
+    _x = r.bits(3)
+    if _x >> 2:
+        r.pos -= 3
+        if r.bit():
+            _x = empty_value(r, 3, 'bool')
+        else:
+            _x = r.bit() == 1
+            expect_ee(r)
     else:
-        _x = r.bit() == 1
-        expect_ee(r)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) == 1
     return _x
 
 
 def _es_f107(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('FullSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits(x, 7)
-    w.bits(0, 1)
+    w.bits((x << 1), 9)
 
 
 def _ds_f107(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _x = r.bits(9)
+    if _x >> 8:
+        r.pos -= 9
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.bits(7)
+            if _x > 100: raise bad_value('FullSOC', _x, 'is above 100', r)
+            expect_ee(r)
     else:
-        _x = r.bits(7)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) & 127
         if _x > 100: raise bad_value('FullSOC', _x, 'is above 100', r)
-        expect_ee(r)
     return _x
 
 
@@ -9222,19 +10659,24 @@ def _ds_f125(r: BitReader) -> Any:
 
 
 def _es_f126(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not int or not -3 <= x <= 3: raise bad_value('Multiplier', x, 'is not an integer in [-3, 3]', w)
-    w.bits(x - -3, 3)
-    w.bits(0, 1)
+    w.bits(((x - -3) << 1), 5)
 
 
 def _ds_f126(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _x = r.bits(5)
+    if _x >> 4:
+        r.pos -= 5
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.bits(3) + -3
+            if _x > 3: raise bad_value('Multiplier', _x, 'is above 3', r)
+            expect_ee(r)
     else:
-        _x = r.bits(3) + -3
+        if _x & 1: expect_ee_failed(r)
+        _x = ((_x >> 1) & 7) + -3
         if _x > 3: raise bad_value('Multiplier', _x, 'is above 3', r)
-        expect_ee(r)
     return _x
 
 
@@ -9255,18 +10697,22 @@ def _ds_f128(r: BitReader) -> Any:
 
 
 def _es_f129(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumEPriceLevels', x, 'is not an integer in [0, 255]', w)
-    w.bits(x, 8)
-    w.bits(0, 1)
+    w.bits((x << 1), 10)
 
 
 def _ds_f129(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _x = r.bits(10)
+    if _x >> 9:
+        r.pos -= 10
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.bits(8)
+            expect_ee(r)
     else:
-        _x = r.bits(8)
-        expect_ee(r)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) & 255
     return _x
 
 
@@ -9395,20 +10841,25 @@ def _ds_f142(r: BitReader) -> Any:
 
 
 def _es_f145(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     _i = _I_PaymentOption.get(x)
     if _i is None: raise bad_value('PaymentOption', x, 'is not a value of PaymentOption', w)
-    w.bits(_i, 1)
-    w.bits(0, 1)
+    w.bits((_i << 1), 3)
 
 
 def _ds_f145(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'PaymentOption')
+    _x = r.bits(3)
+    if _x >> 2:
+        r.pos -= 3
+        if r.bit():
+            _x = empty_value(r, 3, 'PaymentOption')
+        else:
+            _x = r.bits(1)
+            _x = _V_PaymentOption[_x]
+            expect_ee(r)
     else:
-        _x = r.bits(1)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) & 1
         _x = _V_PaymentOption[_x]
-        expect_ee(r)
     return _x
 
 
@@ -9432,18 +10883,22 @@ def _ds_f147(r: BitReader) -> Any:
 
 
 def _es_f150(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not bool: raise bad_value('PowerSwitchClosed', x, 'is not a bool', w)
-    w.bits(x, 1)
-    w.bits(0, 1)
+    w.bits((x << 1), 3)
 
 
 def _ds_f150(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'bool')
+    _x = r.bits(3)
+    if _x >> 2:
+        r.pos -= 3
+        if r.bit():
+            _x = empty_value(r, 3, 'bool')
+        else:
+            _x = r.bit() == 1
+            expect_ee(r)
     else:
-        _x = r.bit() == 1
-        expect_ee(r)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) == 1
     return _x
 
 
@@ -9467,69 +10922,87 @@ def _ds_f154(r: BitReader) -> Any:
 
 
 def _es_f155(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not bool: raise bad_value('RCD', x, 'is not a bool', w)
-    w.bits(x, 1)
-    w.bits(0, 1)
+    w.bits((x << 1), 3)
 
 
 def _ds_f155(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'bool')
+    _x = r.bits(3)
+    if _x >> 2:
+        r.pos -= 3
+        if r.bit():
+            _x = empty_value(r, 3, 'bool')
+        else:
+            _x = r.bit() == 1
+            expect_ee(r)
     else:
-        _x = r.bit() == 1
-        expect_ee(r)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) == 1
     return _x
 
 
 def _es_f157(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not bool: raise bad_value('ReadyToChargeState', x, 'is not a bool', w)
-    w.bits(x, 1)
-    w.bits(0, 1)
+    w.bits((x << 1), 3)
 
 
 def _ds_f157(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'bool')
+    _x = r.bits(3)
+    if _x >> 2:
+        r.pos -= 3
+        if r.bit():
+            _x = empty_value(r, 3, 'bool')
+        else:
+            _x = r.bit() == 1
+            expect_ee(r)
     else:
-        _x = r.bit() == 1
-        expect_ee(r)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) == 1
     return _x
 
 
 def _es_f158(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not bool: raise bad_value('ReceiptRequired', x, 'is not a bool', w)
-    w.bits(x, 1)
-    w.bits(0, 1)
+    w.bits((x << 1), 3)
 
 
 def _ds_f158(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'bool')
+    _x = r.bits(3)
+    if _x >> 2:
+        r.pos -= 3
+        if r.bit():
+            _x = empty_value(r, 3, 'bool')
+        else:
+            _x = r.bit() == 1
+            expect_ee(r)
     else:
-        _x = r.bit() == 1
-        expect_ee(r)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) == 1
     return _x
 
 
 def _es_f163(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     _i = _I_ResponseCode.get(x)
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-    w.bits(_i, 5)
-    w.bits(0, 1)
+    w.bits((_i << 1), 7)
 
 
 def _ds_f163(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'ResponseCode')
+    _x = r.bits(7)
+    if _x >> 6:
+        r.pos -= 7
+        if r.bit():
+            _x = empty_value(r, 3, 'ResponseCode')
+        else:
+            _x = r.bits(5)
+            if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
+            _x = _V_ResponseCode[_x]
+            expect_ee(r)
     else:
-        _x = r.bits(5)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) & 31
         if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
         _x = _V_ResponseCode[_x]
-        expect_ee(r)
     return _x
 
 
@@ -9674,56 +11147,71 @@ def _ds_f178(r: BitReader) -> Any:
 
 
 def _es_f179(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     _i = _I_PaymentOption.get(x)
     if _i is None: raise bad_value('SelectedPaymentOption', x, 'is not a value of PaymentOption', w)
-    w.bits(_i, 1)
-    w.bits(0, 1)
+    w.bits((_i << 1), 3)
 
 
 def _ds_f179(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'PaymentOption')
+    _x = r.bits(3)
+    if _x >> 2:
+        r.pos -= 3
+        if r.bit():
+            _x = empty_value(r, 3, 'PaymentOption')
+        else:
+            _x = r.bits(1)
+            _x = _V_PaymentOption[_x]
+            expect_ee(r)
     else:
-        _x = r.bits(1)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) & 1
         _x = _V_PaymentOption[_x]
-        expect_ee(r)
     return _x
 
 
 def _es_f183(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     _i = _I_ServiceCategory.get(x)
     if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
-    w.bits(_i, 2)
-    w.bits(0, 1)
+    w.bits((_i << 1), 4)
 
 
 def _ds_f183(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'ServiceCategory')
+    _x = r.bits(4)
+    if _x >> 3:
+        r.pos -= 4
+        if r.bit():
+            _x = empty_value(r, 3, 'ServiceCategory')
+        else:
+            _x = r.bits(2)
+            _x = _V_ServiceCategory[_x]
+            expect_ee(r)
     else:
-        _x = r.bits(2)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) & 3
         _x = _V_ServiceCategory[_x]
-        expect_ee(r)
     return _x
 
 
 def _es_f184(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     _i = _I_ServiceCategory.get(x)
     if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
-    w.bits(_i, 2)
-    w.bits(0, 1)
+    w.bits((_i << 1), 4)
 
 
 def _ds_f184(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'ServiceCategory')
+    _x = r.bits(4)
+    if _x >> 3:
+        r.pos -= 4
+        if r.bit():
+            _x = empty_value(r, 3, 'ServiceCategory')
+        else:
+            _x = r.bits(2)
+            _x = _V_ServiceCategory[_x]
+            expect_ee(r)
     else:
-        _x = r.bits(2)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) & 3
         _x = _V_ServiceCategory[_x]
-        expect_ee(r)
     return _x
 
 
@@ -9890,21 +11378,27 @@ def _ds_f214(r: BitReader) -> Any:
 
 
 def _es_f218(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     _i = _I_UnitSymbol.get(x)
     if _i is None: raise bad_value('Unit', x, 'is not a value of UnitSymbol', w)
-    w.bits(_i, 4)
-    w.bits(0, 1)
+    w.bits((_i << 1), 6)
 
 
 def _ds_f218(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'UnitSymbol')
+    _x = r.bits(6)
+    if _x >> 5:
+        r.pos -= 6
+        if r.bit():
+            _x = empty_value(r, 3, 'UnitSymbol')
+        else:
+            _x = r.bits(4)
+            if _x >= 10: raise bad_value('Unit', _x, 'is not an index of UnitSymbol', r)
+            _x = _V_UnitSymbol[_x]
+            expect_ee(r)
     else:
-        _x = r.bits(4)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) & 15
         if _x >= 10: raise bad_value('Unit', _x, 'is not an index of UnitSymbol', r)
         _x = _V_UnitSymbol[_x]
-        expect_ee(r)
     return _x
 
 
@@ -10090,70 +11584,89 @@ def _ds_f233(r: BitReader) -> Any:
 
 
 def _es_f234(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not int or not -3 <= x <= 3: raise bad_value('amountMultiplier', x, 'is not an integer in [-3, 3]', w)
-    w.bits(x - -3, 3)
-    w.bits(0, 1)
+    w.bits(((x - -3) << 1), 5)
 
 
 def _ds_f234(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _x = r.bits(5)
+    if _x >> 4:
+        r.pos -= 5
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.bits(3) + -3
+            if _x > 3: raise bad_value('amountMultiplier', _x, 'is above 3', r)
+            expect_ee(r)
     else:
-        _x = r.bits(3) + -3
+        if _x & 1: expect_ee_failed(r)
+        _x = ((_x >> 1) & 7) + -3
         if _x > 3: raise bad_value('amountMultiplier', _x, 'is above 3', r)
-        expect_ee(r)
     return _x
 
 
 def _es_f235(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not bool: raise bad_value('boolValue', x, 'is not a bool', w)
-    w.bits(x, 1)
-    w.bits(0, 1)
+    w.bits((x << 1), 3)
 
 
 def _ds_f235(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'bool')
+    _x = r.bits(3)
+    if _x >> 2:
+        r.pos -= 3
+        if r.bit():
+            _x = empty_value(r, 3, 'bool')
+        else:
+            _x = r.bit() == 1
+            expect_ee(r)
     else:
-        _x = r.bit() == 1
-        expect_ee(r)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) == 1
     return _x
 
 
 def _es_f236(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     if type(x) is not int or not -128 <= x <= 127: raise bad_value('byteValue', x, 'is not an integer in [-128, 127]', w)
-    w.bits(x - -128, 8)
-    w.bits(0, 1)
+    w.bits(((x - -128) << 1), 10)
 
 
 def _ds_f236(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _x = r.bits(10)
+    if _x >> 9:
+        r.pos -= 10
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.bits(8) + -128
+            expect_ee(r)
     else:
-        _x = r.bits(8) + -128
-        expect_ee(r)
+        if _x & 1: expect_ee_failed(r)
+        _x = ((_x >> 1) & 255) + -128
     return _x
 
 
 def _es_f237(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
     _i = _I_CostKind.get(x)
     if _i is None: raise bad_value('costKind', x, 'is not a value of CostKind', w)
-    w.bits(_i, 2)
-    w.bits(0, 1)
+    w.bits((_i << 1), 4)
 
 
 def _ds_f237(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'CostKind')
+    _x = r.bits(4)
+    if _x >> 3:
+        r.pos -= 4
+        if r.bit():
+            _x = empty_value(r, 3, 'CostKind')
+        else:
+            _x = r.bits(2)
+            if _x >= 3: raise bad_value('costKind', _x, 'is not an index of CostKind', r)
+            _x = _V_CostKind[_x]
+            expect_ee(r)
     else:
-        _x = r.bits(2)
+        if _x & 1: expect_ee_failed(r)
+        _x = (_x >> 1) & 3
         if _x >= 3: raise bad_value('costKind', _x, 'is not an index of CostKind', r)
         _x = _V_CostKind[_x]
-        expect_ee(r)
     return _x
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
-from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, expect_ee, missing, not_allowed, unexpected)
+from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, missing, not_allowed, unexpected)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -273,19 +273,26 @@ def _e_Signature(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_Signature_0 = _DT_Signature[0][2]
+_R_Signature_1 = _DT_Signature[1][2]
+_R_Signature_2 = _DT_Signature[2][2]
+_R_Signature_3 = _DT_Signature[3][2]
+_R_Signature_5 = _DT_Signature[5][2]
 
 
 def _d_Signature(r: BitReader) -> Signature:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_Signature, 0)
+        fid, m, nst = e = _R_Signature_0[r.bits(2)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = ev(r, _DT_Signature, st)
+            fid, m, nst = e = _R_Signature_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
         _p = 'SignedInfo'
@@ -293,7 +300,8 @@ def _d_Signature(r: BitReader) -> Signature:
             st = nst
             _x = _d_SignedInfo(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_Signature, st)
+            fid, m, nst = e = _R_Signature_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('SignedInfo', r)
         _p = 'SignatureValue'
@@ -301,7 +309,8 @@ def _d_Signature(r: BitReader) -> Signature:
             st = nst
             _x = _d_SignatureValue(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_Signature, st)
+            fid, m, nst = e = _R_Signature_3[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('SignatureValue', r)
         _p = 'KeyInfo'
@@ -309,7 +318,8 @@ def _d_Signature(r: BitReader) -> Signature:
             st = nst
             _x = _d_KeyInfo(r)
             f3 = _x
-            fid, m, nst = ev(r, _DT_Signature, st)
+            fid, m, nst = e = _R_Signature_5[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f3 = None
         _p = 'Object'
@@ -324,7 +334,13 @@ def _d_Signature(r: BitReader) -> Signature:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return Signature(id=f0, signed_info=f1, signature_value=f2, key_info=f3, object=tuple(f4))
+    o = _new(Signature)
+    _S_Signature_0(o, f0)
+    _S_Signature_1(o, f1)
+    _S_Signature_2(o, f2)
+    _S_Signature_3(o, f3)
+    _S_Signature_4(o, tuple(f4))
+    return o
 
 _DT_SignedInfo = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (2, 1, ((3, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((3, 0, 5), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))),)
 _N_SignedInfo = ('@Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference')
@@ -380,19 +396,25 @@ def _e_SignedInfo(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_SignedInfo_0 = _DT_SignedInfo[0][2]
+_R_SignedInfo_1 = _DT_SignedInfo[1][2]
+_R_SignedInfo_2 = _DT_SignedInfo[2][2]
+_R_SignedInfo_3 = _DT_SignedInfo[3][2]
 
 
 def _d_SignedInfo(r: BitReader) -> SignedInfo:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_SignedInfo, 0)
+        fid, m, nst = e = _R_SignedInfo_0[r.bits(2)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = ev(r, _DT_SignedInfo, st)
+            fid, m, nst = e = _R_SignedInfo_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
         _p = 'CanonicalizationMethod'
@@ -400,7 +422,8 @@ def _d_SignedInfo(r: BitReader) -> SignedInfo:
             st = nst
             _x = _d_CanonicalizationMethod(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_SignedInfo, st)
+            fid, m, nst = e = _R_SignedInfo_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('CanonicalizationMethod', r)
         _p = 'SignatureMethod'
@@ -408,7 +431,8 @@ def _d_SignedInfo(r: BitReader) -> SignedInfo:
             st = nst
             _x = _d_SignatureMethod(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_SignedInfo, st)
+            fid, m, nst = e = _R_SignedInfo_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('SignatureMethod', r)
         _p = 'Reference'
@@ -423,7 +447,12 @@ def _d_SignedInfo(r: BitReader) -> SignedInfo:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return SignedInfo(id=f0, canonicalization_method=f1, signature_method=f2, reference=tuple(f3))
+    o = _new(SignedInfo)
+    _S_SignedInfo_0(o, f0)
+    _S_SignedInfo_1(o, f1)
+    _S_SignedInfo_2(o, f2)
+    _S_SignedInfo_3(o, tuple(f3))
+    return o
 
 _DT_CanonicalizationMethod = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((-4, 0, 2), (-1, 0, 1), (-5, 0, 1), (-2, 1, 0))), (2, 1, ((-4, 0, 3), (-1, 0, 2), (-5, 0, 2), (-2, 1, 0))), (2, 1, ((-4, 0, 3), (-1, 0, 3), (-5, 0, 3), (-2, 1, 0))),)
 _N_CanonicalizationMethod = ('@Algorithm',)
@@ -447,19 +476,23 @@ def _e_CanonicalizationMethod(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_CanonicalizationMethod_0 = _DT_CanonicalizationMethod[0][2]
+_R_CanonicalizationMethod_1 = _DT_CanonicalizationMethod[1][2]
 
 
 def _d_CanonicalizationMethod(r: BitReader) -> CanonicalizationMethod:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_CanonicalizationMethod, 0)
+        fid, m, nst = e = _R_CanonicalizationMethod_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Algorithm'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = ev(r, _DT_CanonicalizationMethod, st)
+            fid, m, nst = e = _R_CanonicalizationMethod_1[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('@Algorithm', r)
         _p = None
@@ -467,7 +500,9 @@ def _d_CanonicalizationMethod(r: BitReader) -> CanonicalizationMethod:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return CanonicalizationMethod(algorithm=f0)
+    o = _new(CanonicalizationMethod)
+    _S_CanonicalizationMethod_0(o, f0)
+    return o
 
 _DT_SignatureMethod = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (3, 1, ((1, 0, 2), (-4, 0, 3), (-1, 0, 1), (-5, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((-4, 0, 3), (-1, 0, 2), (-5, 0, 2), (-2, 1, 0))), (2, 1, ((-4, 0, 4), (-1, 0, 3), (-5, 0, 3), (-2, 1, 0))), (2, 1, ((-4, 0, 4), (-1, 0, 4), (-5, 0, 4), (-2, 1, 0))),)
 _N_SignatureMethod = ('@Algorithm', 'HMACOutputLength')
@@ -493,9 +528,8 @@ def _e_SignatureMethod(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
             st = 2
-            w.bits(0, 1)
+            w.bits(0, 4)
             if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
             w.integer(x)
             w.bits(0, 1)
@@ -506,19 +540,24 @@ def _e_SignatureMethod(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_SignatureMethod_0 = _DT_SignatureMethod[0][2]
+_R_SignatureMethod_1 = _DT_SignatureMethod[1][2]
+_R_SignatureMethod_2 = _DT_SignatureMethod[2][2]
 
 
 def _d_SignatureMethod(r: BitReader) -> SignatureMethod:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_SignatureMethod, 0)
+        fid, m, nst = e = _R_SignatureMethod_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Algorithm'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = ev(r, _DT_SignatureMethod, st)
+            fid, m, nst = e = _R_SignatureMethod_1[r.bits(3)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('@Algorithm', r)
         _p = 'HMACOutputLength'
@@ -530,7 +569,8 @@ def _d_SignatureMethod(r: BitReader) -> SignatureMethod:
                 _x = r.integer()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_SignatureMethod, st)
+            fid, m, nst = e = _R_SignatureMethod_2[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = None
@@ -538,7 +578,10 @@ def _d_SignatureMethod(r: BitReader) -> SignatureMethod:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return SignatureMethod(algorithm=f0, hmac_output_length=f1)
+    o = _new(SignatureMethod)
+    _S_SignatureMethod_0(o, f0)
+    _S_SignatureMethod_1(o, f1)
+    return o
 
 _DT_Reference = ((3, 4, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 0))), (2, 2, ((3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 1, ((-1, 0, 6), (-2, 1, 0))),)
 _N_Reference = ('@Id', '@Type', '@URI', 'Transforms', 'DigestMethod', 'DigestValue')
@@ -608,8 +651,8 @@ def _e_Reference(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DigestValue', w)
         else:
-            w.bits(0, 1)
             st = 6
+            w.bits(0, 1)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -622,19 +665,28 @@ def _e_Reference(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_Reference_0 = _DT_Reference[0][2]
+_R_Reference_1 = _DT_Reference[1][2]
+_R_Reference_2 = _DT_Reference[2][2]
+_R_Reference_3 = _DT_Reference[3][2]
+_R_Reference_4 = _DT_Reference[4][2]
+_R_Reference_5 = _DT_Reference[5][2]
+_R_Reference_6 = _DT_Reference[6][2]
 
 
 def _d_Reference(r: BitReader) -> Reference:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_Reference, 0)
+        fid, m, nst = e = _R_Reference_0[r.bits(3)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 4)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = ev(r, _DT_Reference, st)
+            fid, m, nst = e = _R_Reference_1[r.bits(3)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 3)
         else:
             f0 = None
         _p = '@Type'
@@ -642,7 +694,8 @@ def _d_Reference(r: BitReader) -> Reference:
             st = nst
             _x = r.string()
             f1 = _x
-            fid, m, nst = ev(r, _DT_Reference, st)
+            fid, m, nst = e = _R_Reference_2[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 3)
         else:
             f1 = None
         _p = '@URI'
@@ -650,7 +703,8 @@ def _d_Reference(r: BitReader) -> Reference:
             st = nst
             _x = r.string()
             f2 = _x
-            fid, m, nst = ev(r, _DT_Reference, st)
+            fid, m, nst = e = _R_Reference_3[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
         _p = 'Transforms'
@@ -658,7 +712,8 @@ def _d_Reference(r: BitReader) -> Reference:
             st = nst
             _x = _d_Transforms(r)
             f3 = _x
-            fid, m, nst = ev(r, _DT_Reference, st)
+            fid, m, nst = e = _R_Reference_4[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
         _p = 'DigestMethod'
@@ -666,7 +721,8 @@ def _d_Reference(r: BitReader) -> Reference:
             st = nst
             _x = _d_DigestMethod(r)
             f4 = _x
-            fid, m, nst = ev(r, _DT_Reference, st)
+            fid, m, nst = e = _R_Reference_5[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('DigestMethod', r)
         _p = 'DigestValue'
@@ -678,7 +734,8 @@ def _d_Reference(r: BitReader) -> Reference:
                 _x = r.binary()
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = ev(r, _DT_Reference, st)
+            fid, m, nst = e = _R_Reference_6[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('DigestValue', r)
         _p = None
@@ -686,7 +743,14 @@ def _d_Reference(r: BitReader) -> Reference:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return Reference(id=f0, type=f1, uri=f2, transforms=f3, digest_method=f4, digest_value=f5)
+    o = _new(Reference)
+    _S_Reference_0(o, f0)
+    _S_Reference_1(o, f1)
+    _S_Reference_2(o, f2)
+    _S_Reference_3(o, f3)
+    _S_Reference_4(o, f4)
+    _S_Reference_5(o, f5)
+    return o
 
 _DT_Transforms = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))),)
 _N_Transforms = ('Transform',)
@@ -713,13 +777,15 @@ def _e_Transforms(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_Transforms_0 = _DT_Transforms[0][2]
 
 
 def _d_Transforms(r: BitReader) -> Transforms:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_Transforms, 0)
+        fid, m, nst = e = _R_Transforms_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Transform'
         f0 = []
         while fid == 0:
@@ -732,7 +798,9 @@ def _d_Transforms(r: BitReader) -> Transforms:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return Transforms(transform=tuple(f0))
+    o = _new(Transforms)
+    _S_Transforms_0(o, tuple(f0))
+    return o
 
 _DT_Transform = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (3, 1, ((1, 0, 3), (-4, 0, 2), (-1, 0, 1), (-5, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((1, 0, 3), (-4, 0, 2), (-1, 0, 2), (-5, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((1, 0, 3), (-4, 0, 2), (-1, 0, 3), (-5, 0, 3), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))),)
 _N_Transform = ('@Algorithm', 'XPath')
@@ -773,19 +841,24 @@ def _e_Transform(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_Transform_0 = _DT_Transform[0][2]
+_R_Transform_1 = _DT_Transform[1][2]
+_R_Transform_3 = _DT_Transform[3][2]
 
 
 def _d_Transform(r: BitReader) -> Transform:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_Transform, 0)
+        fid, m, nst = e = _R_Transform_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Algorithm'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = ev(r, _DT_Transform, st)
+            fid, m, nst = e = _R_Transform_1[r.bits(3)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('@Algorithm', r)
         _p = 'XPath'
@@ -798,13 +871,17 @@ def _d_Transform(r: BitReader) -> Transform:
                 _x = r.string()
                 expect_ee(r)
             f1.append(_x)
-            fid, m, nst = ev(r, _DT_Transform, st)
+            fid, m, nst = e = _R_Transform_3[r.bits(3)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_Transform)
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return Transform(algorithm=f0, x_path=tuple(f1))
+    o = _new(Transform)
+    _S_Transform_0(o, f0)
+    _S_Transform_1(o, tuple(f1))
+    return o
 
 _DT_DigestMethod = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((-4, 0, 2), (-1, 0, 1), (-5, 0, 1), (-2, 1, 0))), (2, 1, ((-4, 0, 3), (-1, 0, 2), (-5, 0, 2), (-2, 1, 0))), (2, 1, ((-4, 0, 3), (-1, 0, 3), (-5, 0, 3), (-2, 1, 0))),)
 _N_DigestMethod = ('@Algorithm',)
@@ -828,19 +905,23 @@ def _e_DigestMethod(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_DigestMethod_0 = _DT_DigestMethod[0][2]
+_R_DigestMethod_1 = _DT_DigestMethod[1][2]
 
 
 def _d_DigestMethod(r: BitReader) -> DigestMethod:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_DigestMethod, 0)
+        fid, m, nst = e = _R_DigestMethod_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Algorithm'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = ev(r, _DT_DigestMethod, st)
+            fid, m, nst = e = _R_DigestMethod_1[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('@Algorithm', r)
         _p = None
@@ -848,7 +929,9 @@ def _d_DigestMethod(r: BitReader) -> DigestMethod:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return DigestMethod(algorithm=f0)
+    o = _new(DigestMethod)
+    _S_DigestMethod_0(o, f0)
+    return o
 
 _DT_SignatureValue = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_SignatureValue = ('@Id', 'value')
@@ -890,19 +973,24 @@ def _e_SignatureValue(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_SignatureValue_0 = _DT_SignatureValue[0][2]
+_R_SignatureValue_1 = _DT_SignatureValue[1][2]
+_R_SignatureValue_2 = _DT_SignatureValue[2][2]
 
 
 def _d_SignatureValue(r: BitReader) -> SignatureValue:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_SignatureValue, 0)
+        fid, m, nst = e = _R_SignatureValue_0[r.bits(2)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = ev(r, _DT_SignatureValue, st)
+            fid, m, nst = e = _R_SignatureValue_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
         _p = 'value'
@@ -910,7 +998,8 @@ def _d_SignatureValue(r: BitReader) -> SignatureValue:
             st = nst
             _x = r.binary()
             f1 = _x
-            fid, m, nst = ev(r, _DT_SignatureValue, st)
+            fid, m, nst = e = _R_SignatureValue_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         elif fid == -1:
             f1 = EmptyBytes(b'')
         else:
@@ -920,7 +1009,10 @@ def _d_SignatureValue(r: BitReader) -> SignatureValue:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return SignatureValue(id=f0, value=f1)
+    o = _new(SignatureValue)
+    _S_SignatureValue_0(o, f0)
+    _S_SignatureValue_1(o, f1)
+    return o
 
 _DT_KeyInfo = ((4, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-4, 0, 9), (-5, 0, 0), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 2, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-4, 0, 9), (-5, 0, 1), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-4, 0, 9), (-1, 0, 2), (-5, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-4, 0, 9), (-1, 0, 3), (-5, 0, 3), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-4, 0, 9), (-1, 0, 4), (-5, 0, 4), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-4, 0, 9), (-1, 0, 5), (-5, 0, 5), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-4, 0, 9), (-1, 0, 6), (-5, 0, 6), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-4, 0, 9), (-1, 0, 7), (-5, 0, 7), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-4, 0, 9), (-1, 0, 8), (-5, 0, 8), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-4, 0, 9), (-1, 0, 9), (-5, 0, 9), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))),)
 _N_KeyInfo = ('@Id', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData')
@@ -1014,19 +1106,30 @@ def _e_KeyInfo(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_KeyInfo_0 = _DT_KeyInfo[0][2]
+_R_KeyInfo_1 = _DT_KeyInfo[1][2]
+_R_KeyInfo_2 = _DT_KeyInfo[2][2]
+_R_KeyInfo_3 = _DT_KeyInfo[3][2]
+_R_KeyInfo_4 = _DT_KeyInfo[4][2]
+_R_KeyInfo_5 = _DT_KeyInfo[5][2]
+_R_KeyInfo_6 = _DT_KeyInfo[6][2]
+_R_KeyInfo_7 = _DT_KeyInfo[7][2]
+_R_KeyInfo_8 = _DT_KeyInfo[8][2]
 
 
 def _d_KeyInfo(r: BitReader) -> KeyInfo:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_KeyInfo, 0)
+        fid, m, nst = e = _R_KeyInfo_0[r.bits(4)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = ev(r, _DT_KeyInfo, st)
+            fid, m, nst = e = _R_KeyInfo_1[r.bits(4)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
         _p = 'KeyName'
@@ -1039,42 +1142,48 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
                 _x = r.string()
                 expect_ee(r)
             f1.append(_x)
-            fid, m, nst = ev(r, _DT_KeyInfo, st)
+            fid, m, nst = e = _R_KeyInfo_2[r.bits(4)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         _p = 'KeyValue'
         f2 = []
         while fid == 2:
             st = nst
             _x = _d_KeyValue(r)
             f2.append(_x)
-            fid, m, nst = ev(r, _DT_KeyInfo, st)
+            fid, m, nst = e = _R_KeyInfo_3[r.bits(4)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         _p = 'RetrievalMethod'
         f3 = []
         while fid == 3:
             st = nst
             _x = _d_RetrievalMethod(r)
             f3.append(_x)
-            fid, m, nst = ev(r, _DT_KeyInfo, st)
+            fid, m, nst = e = _R_KeyInfo_4[r.bits(4)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         _p = 'X509Data'
         f4 = []
         while fid == 4:
             st = nst
             _x = _d_X509Data(r)
             f4.append(_x)
-            fid, m, nst = ev(r, _DT_KeyInfo, st)
+            fid, m, nst = e = _R_KeyInfo_5[r.bits(4)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         _p = 'PGPData'
         f5 = []
         while fid == 5:
             st = nst
             _x = _d_PGPData(r)
             f5.append(_x)
-            fid, m, nst = ev(r, _DT_KeyInfo, st)
+            fid, m, nst = e = _R_KeyInfo_6[r.bits(4)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         _p = 'SPKIData'
         f6 = []
         while fid == 6:
             st = nst
             _x = _d_SPKIData(r)
             f6.append(_x)
-            fid, m, nst = ev(r, _DT_KeyInfo, st)
+            fid, m, nst = e = _R_KeyInfo_7[r.bits(4)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         _p = 'MgmtData'
         f7 = []
         while fid == 7:
@@ -1085,13 +1194,23 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
                 _x = r.string()
                 expect_ee(r)
             f7.append(_x)
-            fid, m, nst = ev(r, _DT_KeyInfo, st)
+            fid, m, nst = e = _R_KeyInfo_8[r.bits(4)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_KeyInfo)
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return KeyInfo(id=f0, key_name=tuple(f1), key_value=tuple(f2), retrieval_method=tuple(f3), x509_data=tuple(f4), pgp_data=tuple(f5), spki_data=tuple(f6), mgmt_data=tuple(f7))
+    o = _new(KeyInfo)
+    _S_KeyInfo_0(o, f0)
+    _S_KeyInfo_1(o, tuple(f1))
+    _S_KeyInfo_2(o, tuple(f2))
+    _S_KeyInfo_3(o, tuple(f3))
+    _S_KeyInfo_4(o, tuple(f4))
+    _S_KeyInfo_5(o, tuple(f5))
+    _S_KeyInfo_6(o, tuple(f6))
+    _S_KeyInfo_7(o, tuple(f7))
+    return o
 
 _DT_KeyValue = ((3, 3, ((0, 0, 1), (1, 0, 2), (-4, 0, 3), (-5, 0, 0), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((-1, 0, 1), (-5, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((-1, 0, 2), (-5, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((-1, 0, 3), (-5, 0, 3), (-2, 1, 0), (-3, 0, 0))),)
 _N_KeyValue = ('DSAKeyValue', 'RSAKeyValue')
@@ -1130,19 +1249,24 @@ def _e_KeyValue(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_KeyValue_0 = _DT_KeyValue[0][2]
+_R_KeyValue_1 = _DT_KeyValue[1][2]
+_R_KeyValue_2 = _DT_KeyValue[2][2]
 
 
 def _d_KeyValue(r: BitReader) -> KeyValue:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_KeyValue, 0)
+        fid, m, nst = e = _R_KeyValue_0[r.bits(3)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DSAKeyValue'
         if fid == 0:
             st = nst
             _x = _d_DSAKeyValue(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_KeyValue, st)
+            fid, m, nst = e = _R_KeyValue_1[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'RSAKeyValue'
@@ -1150,7 +1274,8 @@ def _d_KeyValue(r: BitReader) -> KeyValue:
             st = nst
             _x = _d_RSAKeyValue(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_KeyValue, st)
+            fid, m, nst = e = _R_KeyValue_2[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = None
@@ -1158,7 +1283,10 @@ def _d_KeyValue(r: BitReader) -> KeyValue:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return KeyValue(dsa_key_value=f0, rsa_key_value=f1)
+    o = _new(KeyValue)
+    _S_KeyValue_0(o, f0)
+    _S_KeyValue_1(o, f1)
+    return o
 
 _DT_DSAKeyValue = ((2, 3, ((0, 0, 1), (2, 0, 2), (3, 0, 3), (-2, 0, 0))), (1, 2, ((1, 0, 4), (-2, 0, 0))), (1, 2, ((3, 0, 3), (-2, 0, 0))), (2, 1, ((4, 0, 6), (5, 0, 5), (-1, 0, 3), (-2, 1, 0))), (2, 2, ((2, 0, 2), (3, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (2, 1, ((5, 0, 5), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 7), (-2, 1, 0))),)
 _N_DSAKeyValue = ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter')
@@ -1175,8 +1303,8 @@ def _e_DSAKeyValue(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
             st = 1
+            w.bits(0, 2)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -1237,8 +1365,8 @@ def _e_DSAKeyValue(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
             st = 6
+            w.bits(0, 2)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -1285,13 +1413,22 @@ def _e_DSAKeyValue(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_DSAKeyValue_0 = _DT_DSAKeyValue[0][2]
+_R_DSAKeyValue_1 = _DT_DSAKeyValue[1][2]
+_R_DSAKeyValue_2 = _DT_DSAKeyValue[2][2]
+_R_DSAKeyValue_3 = _DT_DSAKeyValue[3][2]
+_R_DSAKeyValue_4 = _DT_DSAKeyValue[4][2]
+_R_DSAKeyValue_5 = _DT_DSAKeyValue[5][2]
+_R_DSAKeyValue_6 = _DT_DSAKeyValue[6][2]
+_R_DSAKeyValue_7 = _DT_DSAKeyValue[7][2]
 
 
 def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_DSAKeyValue, 0)
+        fid, m, nst = e = _R_DSAKeyValue_0[r.bits(2)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'P'
         if fid == 0:
             st = nst
@@ -1301,7 +1438,8 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_DSAKeyValue, st)
+            fid, m, nst = e = _R_DSAKeyValue_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
         _p = 'Q'
@@ -1313,7 +1451,8 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_DSAKeyValue, st)
+            fid, m, nst = e = _R_DSAKeyValue_4[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f1 = None
         _p = 'G'
@@ -1325,7 +1464,8 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_DSAKeyValue, st)
+            fid, m, nst = e = _R_DSAKeyValue_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f2 = None
         _p = 'Y'
@@ -1337,7 +1477,8 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = ev(r, _DT_DSAKeyValue, st)
+            fid, m, nst = e = _R_DSAKeyValue_3[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('Y', r)
         _p = 'J'
@@ -1349,7 +1490,8 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = ev(r, _DT_DSAKeyValue, st)
+            fid, m, nst = e = _R_DSAKeyValue_6[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f4 = None
         _p = 'Seed'
@@ -1361,7 +1503,8 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = ev(r, _DT_DSAKeyValue, st)
+            fid, m, nst = e = _R_DSAKeyValue_5[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f5 = None
         _p = 'PgenCounter'
@@ -1373,7 +1516,8 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = ev(r, _DT_DSAKeyValue, st)
+            fid, m, nst = e = _R_DSAKeyValue_7[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
         _p = None
@@ -1381,7 +1525,15 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return DSAKeyValue(p=f0, q=f1, g=f2, y=f3, j=f4, seed=f5, pgen_counter=f6)
+    o = _new(DSAKeyValue)
+    _S_DSAKeyValue_0(o, f0)
+    _S_DSAKeyValue_1(o, f1)
+    _S_DSAKeyValue_2(o, f2)
+    _S_DSAKeyValue_3(o, f3)
+    _S_DSAKeyValue_4(o, f4)
+    _S_DSAKeyValue_5(o, f5)
+    _S_DSAKeyValue_6(o, f6)
+    return o
 
 _DT_RSAKeyValue = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_RSAKeyValue = ('Modulus', 'Exponent')
@@ -1396,8 +1548,8 @@ def _e_RSAKeyValue(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Modulus', w)
         else:
-            w.bits(0, 1)
             st = 1
+            w.bits(0, 1)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -1410,8 +1562,8 @@ def _e_RSAKeyValue(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Exponent', w)
         else:
-            w.bits(0, 1)
             st = 2
+            w.bits(0, 1)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -1424,13 +1576,17 @@ def _e_RSAKeyValue(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_RSAKeyValue_0 = _DT_RSAKeyValue[0][2]
+_R_RSAKeyValue_1 = _DT_RSAKeyValue[1][2]
+_R_RSAKeyValue_2 = _DT_RSAKeyValue[2][2]
 
 
 def _d_RSAKeyValue(r: BitReader) -> RSAKeyValue:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_RSAKeyValue, 0)
+        fid, m, nst = e = _R_RSAKeyValue_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Modulus'
         if fid == 0:
             st = nst
@@ -1440,7 +1596,8 @@ def _d_RSAKeyValue(r: BitReader) -> RSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_RSAKeyValue, st)
+            fid, m, nst = e = _R_RSAKeyValue_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Modulus', r)
         _p = 'Exponent'
@@ -1452,7 +1609,8 @@ def _d_RSAKeyValue(r: BitReader) -> RSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_RSAKeyValue, st)
+            fid, m, nst = e = _R_RSAKeyValue_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Exponent', r)
         _p = None
@@ -1460,7 +1618,10 @@ def _d_RSAKeyValue(r: BitReader) -> RSAKeyValue:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return RSAKeyValue(modulus=f0, exponent=f1)
+    o = _new(RSAKeyValue)
+    _S_RSAKeyValue_0(o, f0)
+    _S_RSAKeyValue_1(o, f1)
+    return o
 
 _DT_RetrievalMethod = ((3, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, 0), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-1, 0, 1), (-2, 1, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_RetrievalMethod = ('@Type', '@URI', 'Transforms')
@@ -1510,19 +1671,25 @@ def _e_RetrievalMethod(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_RetrievalMethod_0 = _DT_RetrievalMethod[0][2]
+_R_RetrievalMethod_1 = _DT_RetrievalMethod[1][2]
+_R_RetrievalMethod_2 = _DT_RetrievalMethod[2][2]
+_R_RetrievalMethod_3 = _DT_RetrievalMethod[3][2]
 
 
 def _d_RetrievalMethod(r: BitReader) -> RetrievalMethod:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_RetrievalMethod, 0)
+        fid, m, nst = e = _R_RetrievalMethod_0[r.bits(3)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Type'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = ev(r, _DT_RetrievalMethod, st)
+            fid, m, nst = e = _R_RetrievalMethod_1[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
         _p = '@URI'
@@ -1530,7 +1697,8 @@ def _d_RetrievalMethod(r: BitReader) -> RetrievalMethod:
             st = nst
             _x = r.string()
             f1 = _x
-            fid, m, nst = ev(r, _DT_RetrievalMethod, st)
+            fid, m, nst = e = _R_RetrievalMethod_2[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'Transforms'
@@ -1538,7 +1706,8 @@ def _d_RetrievalMethod(r: BitReader) -> RetrievalMethod:
             st = nst
             _x = _d_Transforms(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_RetrievalMethod, st)
+            fid, m, nst = e = _R_RetrievalMethod_3[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
         _p = None
@@ -1546,7 +1715,11 @@ def _d_RetrievalMethod(r: BitReader) -> RetrievalMethod:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return RetrievalMethod(type=f0, uri=f1, transforms=f2)
+    o = _new(RetrievalMethod)
+    _S_RetrievalMethod_0(o, f0)
+    _S_RetrievalMethod_1(o, f1)
+    _S_RetrievalMethod_2(o, f2)
+    return o
 
 _DT_X509Data = ((3, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-4, 0, 6), (-2, 0, 0), (-3, 0, 0))), (3, 1, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-4, 0, 6), (-1, 0, 1), (-2, 1, 0))), (3, 1, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-4, 0, 6), (-1, 0, 2), (-2, 1, 0))), (3, 1, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-4, 0, 6), (-1, 0, 3), (-2, 1, 0))), (3, 1, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-4, 0, 6), (-1, 0, 4), (-2, 1, 0))), (3, 1, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-4, 0, 6), (-1, 0, 5), (-2, 1, 0))), (3, 1, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-4, 0, 6), (-1, 0, 6), (-2, 1, 0))),)
 _N_X509Data = ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL')
@@ -1625,20 +1798,28 @@ def _e_X509Data(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_X509Data_0 = _DT_X509Data[0][2]
+_R_X509Data_1 = _DT_X509Data[1][2]
+_R_X509Data_2 = _DT_X509Data[2][2]
+_R_X509Data_3 = _DT_X509Data[3][2]
+_R_X509Data_4 = _DT_X509Data[4][2]
+_R_X509Data_5 = _DT_X509Data[5][2]
 
 
 def _d_X509Data(r: BitReader) -> X509Data:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_X509Data, 0)
+        fid, m, nst = e = _R_X509Data_0[r.bits(3)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'X509IssuerSerial'
         f0 = []
         while fid == 0:
             st = nst
             _x = _d_X509IssuerSerial(r)
             f0.append(_x)
-            fid, m, nst = ev(r, _DT_X509Data, st)
+            fid, m, nst = e = _R_X509Data_1[r.bits(3)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         _p = 'X509SKI'
         f1 = []
         while fid == 1:
@@ -1649,7 +1830,8 @@ def _d_X509Data(r: BitReader) -> X509Data:
                 _x = r.binary()
                 expect_ee(r)
             f1.append(_x)
-            fid, m, nst = ev(r, _DT_X509Data, st)
+            fid, m, nst = e = _R_X509Data_2[r.bits(3)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         _p = 'X509SubjectName'
         f2 = []
         while fid == 2:
@@ -1660,7 +1842,8 @@ def _d_X509Data(r: BitReader) -> X509Data:
                 _x = r.string()
                 expect_ee(r)
             f2.append(_x)
-            fid, m, nst = ev(r, _DT_X509Data, st)
+            fid, m, nst = e = _R_X509Data_3[r.bits(3)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         _p = 'X509Certificate'
         f3 = []
         while fid == 3:
@@ -1671,7 +1854,8 @@ def _d_X509Data(r: BitReader) -> X509Data:
                 _x = r.binary()
                 expect_ee(r)
             f3.append(_x)
-            fid, m, nst = ev(r, _DT_X509Data, st)
+            fid, m, nst = e = _R_X509Data_4[r.bits(3)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         _p = 'X509CRL'
         f4 = []
         while fid == 4:
@@ -1682,13 +1866,20 @@ def _d_X509Data(r: BitReader) -> X509Data:
                 _x = r.binary()
                 expect_ee(r)
             f4.append(_x)
-            fid, m, nst = ev(r, _DT_X509Data, st)
+            fid, m, nst = e = _R_X509Data_5[r.bits(3)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_X509Data)
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return X509Data(x509_issuer_serial=tuple(f0), x509_ski=tuple(f1), x509_subject_name=tuple(f2), x509_certificate=tuple(f3), x509_crl=tuple(f4))
+    o = _new(X509Data)
+    _S_X509Data_0(o, tuple(f0))
+    _S_X509Data_1(o, tuple(f1))
+    _S_X509Data_2(o, tuple(f2))
+    _S_X509Data_3(o, tuple(f3))
+    _S_X509Data_4(o, tuple(f4))
+    return o
 
 _DT_X509IssuerSerial = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_X509IssuerSerial = ('X509IssuerName', 'X509SerialNumber')
@@ -1703,8 +1894,8 @@ def _e_X509IssuerSerial(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('X509IssuerName', w)
         else:
-            w.bits(0, 1)
             st = 1
+            w.bits(0, 1)
             if type(x) is EmptyStr:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -1717,9 +1908,8 @@ def _e_X509IssuerSerial(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('X509SerialNumber', w)
         else:
-            w.bits(0, 1)
             st = 2
-            w.bits(0, 1)
+            w.bits(0, 2)
             if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
             w.integer(x)
             w.bits(0, 1)
@@ -1728,13 +1918,17 @@ def _e_X509IssuerSerial(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_X509IssuerSerial_0 = _DT_X509IssuerSerial[0][2]
+_R_X509IssuerSerial_1 = _DT_X509IssuerSerial[1][2]
+_R_X509IssuerSerial_2 = _DT_X509IssuerSerial[2][2]
 
 
 def _d_X509IssuerSerial(r: BitReader) -> X509IssuerSerial:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_X509IssuerSerial, 0)
+        fid, m, nst = e = _R_X509IssuerSerial_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'X509IssuerName'
         if fid == 0:
             st = nst
@@ -1744,7 +1938,8 @@ def _d_X509IssuerSerial(r: BitReader) -> X509IssuerSerial:
                 _x = r.string()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_X509IssuerSerial, st)
+            fid, m, nst = e = _R_X509IssuerSerial_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('X509IssuerName', r)
         _p = 'X509SerialNumber'
@@ -1756,7 +1951,8 @@ def _d_X509IssuerSerial(r: BitReader) -> X509IssuerSerial:
                 _x = r.integer()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_X509IssuerSerial, st)
+            fid, m, nst = e = _R_X509IssuerSerial_2[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('X509SerialNumber', r)
         _p = None
@@ -1764,7 +1960,10 @@ def _d_X509IssuerSerial(r: BitReader) -> X509IssuerSerial:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return X509IssuerSerial(x509_issuer_name=f0, x509_serial_number=f1)
+    o = _new(X509IssuerSerial)
+    _S_X509IssuerSerial_0(o, f0)
+    _S_X509IssuerSerial_1(o, f1)
+    return o
 
 _DT_PGPData = ((2, 3, ((0, 0, 1), (2, 0, 2), (-2, 0, 0), (-3, 0, 0))), (2, 1, ((1, 0, 3), (-4, 0, 4), (-1, 0, 1), (-2, 1, 0))), (2, 1, ((-4, 0, 5), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((-4, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((-4, 0, 6), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((-4, 0, 7), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((-4, 0, 6), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((-4, 0, 7), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))),)
 _N_PGPData = ('PGPKeyID', 'PGPKeyPacket', 'PGPKeyPacket')
@@ -1781,8 +1980,8 @@ def _e_PGPData(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
             st = 1
+            w.bits(0, 2)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -1829,13 +2028,18 @@ def _e_PGPData(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_PGPData_0 = _DT_PGPData[0][2]
+_R_PGPData_1 = _DT_PGPData[1][2]
+_R_PGPData_2 = _DT_PGPData[2][2]
+_R_PGPData_3 = _DT_PGPData[3][2]
 
 
 def _d_PGPData(r: BitReader) -> PGPData:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_PGPData, 0)
+        fid, m, nst = e = _R_PGPData_0[r.bits(2)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PGPKeyID'
         if fid == 0:
             st = nst
@@ -1845,7 +2049,8 @@ def _d_PGPData(r: BitReader) -> PGPData:
                 _x = r.binary()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = ev(r, _DT_PGPData, st)
+            fid, m, nst = e = _R_PGPData_1[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'PGPKeyPacket'
@@ -1857,7 +2062,8 @@ def _d_PGPData(r: BitReader) -> PGPData:
                 _x = r.binary()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = ev(r, _DT_PGPData, st)
+            fid, m, nst = e = _R_PGPData_3[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f1 = None
         _p = 'PGPKeyPacket'
@@ -1869,7 +2075,8 @@ def _d_PGPData(r: BitReader) -> PGPData:
                 _x = r.binary()
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = ev(r, _DT_PGPData, st)
+            fid, m, nst = e = _R_PGPData_2[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f2 = None
         _p = None
@@ -1877,7 +2084,11 @@ def _d_PGPData(r: BitReader) -> PGPData:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return PGPData(pgp_key_id=f0, pgp_key_packet=f1, pgp_key_packet_2=f2)
+    o = _new(PGPData)
+    _S_PGPData_0(o, f0)
+    _S_PGPData_1(o, f1)
+    _S_PGPData_2(o, f2)
+    return o
 
 _DT_SPKIData = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 1), (-4, 0, 2), (-1, 0, 1), (-2, 1, 0))), (2, 1, ((0, 0, 1), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))),)
 _N_SPKIData = ('SPKISexp',)
@@ -1907,13 +2118,16 @@ def _e_SPKIData(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_SPKIData_0 = _DT_SPKIData[0][2]
+_R_SPKIData_1 = _DT_SPKIData[1][2]
 
 
 def _d_SPKIData(r: BitReader) -> SPKIData:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_SPKIData, 0)
+        fid, m, nst = e = _R_SPKIData_0[r.bits(1)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SPKISexp'
         f0 = []
         while fid == 0:
@@ -1924,13 +2138,16 @@ def _d_SPKIData(r: BitReader) -> SPKIData:
                 _x = r.binary()
                 expect_ee(r)
             f0.append(_x)
-            fid, m, nst = ev(r, _DT_SPKIData, st)
+            fid, m, nst = e = _R_SPKIData_1[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_SPKIData)
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return SPKIData(spki_sexp=tuple(f0))
+    o = _new(SPKIData)
+    _S_SPKIData_0(o, tuple(f0))
+    return o
 
 _DT_Object = ((3, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-4, 0, 4), (-1, 0, 0), (-5, 0, 0), (-2, 1, 0), (-3, 0, 0))), (3, 3, ((1, 0, 2), (2, 0, 3), (-4, 0, 4), (-1, 0, 1), (-5, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 2, ((2, 0, 3), (-4, 0, 4), (-1, 0, 2), (-5, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((-4, 0, 4), (-1, 0, 3), (-5, 0, 3), (-2, 1, 0))), (2, 1, ((-4, 0, 4), (-1, 0, 4), (-5, 0, 4), (-2, 1, 0))),)
 _N_Object = ('@Encoding', '@Id', '@MimeType')
@@ -1980,19 +2197,25 @@ def _e_Object(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_Object_0 = _DT_Object[0][2]
+_R_Object_1 = _DT_Object[1][2]
+_R_Object_2 = _DT_Object[2][2]
+_R_Object_3 = _DT_Object[3][2]
 
 
 def _d_Object(r: BitReader) -> Object:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_Object, 0)
+        fid, m, nst = e = _R_Object_0[r.bits(3)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Encoding'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = ev(r, _DT_Object, st)
+            fid, m, nst = e = _R_Object_1[r.bits(3)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 3)
         else:
             f0 = None
         _p = '@Id'
@@ -2000,7 +2223,8 @@ def _d_Object(r: BitReader) -> Object:
             st = nst
             _x = r.string()
             f1 = _x
-            fid, m, nst = ev(r, _DT_Object, st)
+            fid, m, nst = e = _R_Object_2[r.bits(3)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = '@MimeType'
@@ -2008,7 +2232,8 @@ def _d_Object(r: BitReader) -> Object:
             st = nst
             _x = r.string()
             f2 = _x
-            fid, m, nst = ev(r, _DT_Object, st)
+            fid, m, nst = e = _R_Object_3[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
         _p = None
@@ -2016,7 +2241,11 @@ def _d_Object(r: BitReader) -> Object:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return Object(encoding=f0, id=f1, mime_type=f2)
+    o = _new(Object)
+    _S_Object_0(o, f0)
+    _S_Object_1(o, f1)
+    _S_Object_2(o, f2)
+    return o
 
 _DT_Manifest = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))),)
 _N_Manifest = ('@Id', 'Reference')
@@ -2052,19 +2281,23 @@ def _e_Manifest(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_Manifest_0 = _DT_Manifest[0][2]
+_R_Manifest_1 = _DT_Manifest[1][2]
 
 
 def _d_Manifest(r: BitReader) -> Manifest:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_Manifest, 0)
+        fid, m, nst = e = _R_Manifest_0[r.bits(2)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = ev(r, _DT_Manifest, st)
+            fid, m, nst = e = _R_Manifest_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
         _p = 'Reference'
@@ -2079,7 +2312,10 @@ def _d_Manifest(r: BitReader) -> Manifest:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return Manifest(id=f0, reference=tuple(f1))
+    o = _new(Manifest)
+    _S_Manifest_0(o, f0)
+    _S_Manifest_1(o, tuple(f1))
+    return o
 
 _DT_SignatureProperties = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))),)
 _N_SignatureProperties = ('@Id', 'SignatureProperty')
@@ -2115,19 +2351,23 @@ def _e_SignatureProperties(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_SignatureProperties_0 = _DT_SignatureProperties[0][2]
+_R_SignatureProperties_1 = _DT_SignatureProperties[1][2]
 
 
 def _d_SignatureProperties(r: BitReader) -> SignatureProperties:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_SignatureProperties, 0)
+        fid, m, nst = e = _R_SignatureProperties_0[r.bits(2)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = ev(r, _DT_SignatureProperties, st)
+            fid, m, nst = e = _R_SignatureProperties_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
         _p = 'SignatureProperty'
@@ -2142,7 +2382,10 @@ def _d_SignatureProperties(r: BitReader) -> SignatureProperties:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return SignatureProperties(id=f0, signature_property=tuple(f1))
+    o = _new(SignatureProperties)
+    _S_SignatureProperties_0(o, f0)
+    _S_SignatureProperties_1(o, tuple(f1))
+    return o
 
 _DT_SignatureProperty = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 3, ((1, 0, 2), (-2, 0, 0))), (2, 2, ((-4, 0, 3), (-5, 0, 2), (-2, 0, 0), (-3, 0, 0))), (2, 1, ((-4, 0, 3), (-1, 0, 3), (-5, 0, 3), (-2, 1, 0))),)
 _N_SignatureProperty = ('@Id', '@Target')
@@ -2181,19 +2424,24 @@ def _e_SignatureProperty(w: BitWriter, v: Any) -> None:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
+_R_SignatureProperty_0 = _DT_SignatureProperty[0][2]
+_R_SignatureProperty_1 = _DT_SignatureProperty[1][2]
+_R_SignatureProperty_2 = _DT_SignatureProperty[2][2]
 
 
 def _d_SignatureProperty(r: BitReader) -> SignatureProperty:
     _p = None
     st = 0
     try:
-        fid, m, nst = ev(r, _DT_SignatureProperty, 0)
+        fid, m, nst = e = _R_SignatureProperty_0[r.bits(2)]
+        if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = ev(r, _DT_SignatureProperty, st)
+            fid, m, nst = e = _R_SignatureProperty_1[r.bits(1)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 1, 3)
         else:
             f0 = None
         _p = '@Target'
@@ -2201,7 +2449,8 @@ def _d_SignatureProperty(r: BitReader) -> SignatureProperty:
             st = nst
             _x = r.string()
             f1 = _x
-            fid, m, nst = ev(r, _DT_SignatureProperty, st)
+            fid, m, nst = e = _R_SignatureProperty_2[r.bits(2)]
+            if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('@Target', r)
         _p = None
@@ -2209,7 +2458,78 @@ def _d_SignatureProperty(r: BitReader) -> SignatureProperty:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    return SignatureProperty(id=f0, target=f1)
+    o = _new(SignatureProperty)
+    _S_SignatureProperty_0(o, f0)
+    _S_SignatureProperty_1(o, f1)
+    return o
+
+_new = object.__new__
+_S_Signature_0 = Signature.id.__set__
+_S_Signature_1 = Signature.signed_info.__set__
+_S_Signature_2 = Signature.signature_value.__set__
+_S_Signature_3 = Signature.key_info.__set__
+_S_Signature_4 = Signature.object.__set__
+_S_SignedInfo_0 = SignedInfo.id.__set__
+_S_SignedInfo_1 = SignedInfo.canonicalization_method.__set__
+_S_SignedInfo_2 = SignedInfo.signature_method.__set__
+_S_SignedInfo_3 = SignedInfo.reference.__set__
+_S_CanonicalizationMethod_0 = CanonicalizationMethod.algorithm.__set__
+_S_SignatureMethod_0 = SignatureMethod.algorithm.__set__
+_S_SignatureMethod_1 = SignatureMethod.hmac_output_length.__set__
+_S_Reference_0 = Reference.id.__set__
+_S_Reference_1 = Reference.type.__set__
+_S_Reference_2 = Reference.uri.__set__
+_S_Reference_3 = Reference.transforms.__set__
+_S_Reference_4 = Reference.digest_method.__set__
+_S_Reference_5 = Reference.digest_value.__set__
+_S_Transforms_0 = Transforms.transform.__set__
+_S_Transform_0 = Transform.algorithm.__set__
+_S_Transform_1 = Transform.x_path.__set__
+_S_DigestMethod_0 = DigestMethod.algorithm.__set__
+_S_SignatureValue_0 = SignatureValue.id.__set__
+_S_SignatureValue_1 = SignatureValue.value.__set__
+_S_KeyInfo_0 = KeyInfo.id.__set__
+_S_KeyInfo_1 = KeyInfo.key_name.__set__
+_S_KeyInfo_2 = KeyInfo.key_value.__set__
+_S_KeyInfo_3 = KeyInfo.retrieval_method.__set__
+_S_KeyInfo_4 = KeyInfo.x509_data.__set__
+_S_KeyInfo_5 = KeyInfo.pgp_data.__set__
+_S_KeyInfo_6 = KeyInfo.spki_data.__set__
+_S_KeyInfo_7 = KeyInfo.mgmt_data.__set__
+_S_KeyValue_0 = KeyValue.dsa_key_value.__set__
+_S_KeyValue_1 = KeyValue.rsa_key_value.__set__
+_S_DSAKeyValue_0 = DSAKeyValue.p.__set__
+_S_DSAKeyValue_1 = DSAKeyValue.q.__set__
+_S_DSAKeyValue_2 = DSAKeyValue.g.__set__
+_S_DSAKeyValue_3 = DSAKeyValue.y.__set__
+_S_DSAKeyValue_4 = DSAKeyValue.j.__set__
+_S_DSAKeyValue_5 = DSAKeyValue.seed.__set__
+_S_DSAKeyValue_6 = DSAKeyValue.pgen_counter.__set__
+_S_RSAKeyValue_0 = RSAKeyValue.modulus.__set__
+_S_RSAKeyValue_1 = RSAKeyValue.exponent.__set__
+_S_RetrievalMethod_0 = RetrievalMethod.type.__set__
+_S_RetrievalMethod_1 = RetrievalMethod.uri.__set__
+_S_RetrievalMethod_2 = RetrievalMethod.transforms.__set__
+_S_X509Data_0 = X509Data.x509_issuer_serial.__set__
+_S_X509Data_1 = X509Data.x509_ski.__set__
+_S_X509Data_2 = X509Data.x509_subject_name.__set__
+_S_X509Data_3 = X509Data.x509_certificate.__set__
+_S_X509Data_4 = X509Data.x509_crl.__set__
+_S_X509IssuerSerial_0 = X509IssuerSerial.x509_issuer_name.__set__
+_S_X509IssuerSerial_1 = X509IssuerSerial.x509_serial_number.__set__
+_S_PGPData_0 = PGPData.pgp_key_id.__set__
+_S_PGPData_1 = PGPData.pgp_key_packet.__set__
+_S_PGPData_2 = PGPData.pgp_key_packet_2.__set__
+_S_SPKIData_0 = SPKIData.spki_sexp.__set__
+_S_Object_0 = Object.encoding.__set__
+_S_Object_1 = Object.id.__set__
+_S_Object_2 = Object.mime_type.__set__
+_S_Manifest_0 = Manifest.id.__set__
+_S_Manifest_1 = Manifest.reference.__set__
+_S_SignatureProperties_0 = SignatureProperties.id.__set__
+_S_SignatureProperties_1 = SignatureProperties.signature_property.__set__
+_S_SignatureProperty_0 = SignatureProperty.id.__set__
+_S_SignatureProperty_1 = SignatureProperty.target.__set__
 
 FIELDS: dict[type, tuple[FieldInfo, ...]] = {
     Signature: (FieldInfo('id', 'attr', '', 'Id', True, False, 1, ('str', None, None)), FieldInfo('signed_info', 'elem', 'http://www.w3.org/2000/09/xmldsig#', 'SignedInfo', False, False, 1, ('elem', (('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo', ('class', SignedInfo)),))), FieldInfo('signature_value', 'elem', 'http://www.w3.org/2000/09/xmldsig#', 'SignatureValue', False, False, 1, ('elem', (('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue', ('class', SignatureValue)),))), FieldInfo('key_info', 'elem', 'http://www.w3.org/2000/09/xmldsig#', 'KeyInfo', True, False, 1, ('elem', (('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo', ('class', KeyInfo)),))), FieldInfo('object', 'elem', 'http://www.w3.org/2000/09/xmldsig#', 'Object', True, True, -1, ('elem', (('http://www.w3.org/2000/09/xmldsig#', 'Object', ('class', Object)),))),),

@@ -75,6 +75,7 @@ class Emitter:
         self.enum_names: dict[int, str] = {}
         self.lines: list[str] = []
         self.imported: set[str] = set()
+        self._setters: list[str] = []
         self._name_types()
 
     # -- naming ---------------------------------------------------------------------
@@ -241,33 +242,96 @@ class Emitter:
     SIMPLE_EE2 = width(6)  # start state of a simple-typed element: EE, xsi:type, xsi:nil,
     # AT(*), SE(*), CH[untyped] at the second level
 
-    def enc_simple_elem(self, st: SimpleType, x: str, label: str, ind: str) -> list[str]:
+    def enc_simple_elem(
+        self, st: SimpleType, x: str, label: str, ind: str, prefix: tuple[int, int] | None = None
+    ) -> list[str]:
+        """SE's code (``prefix``, when constant), CH, the value, EE."""
         vc = self.value_codec(st)
-        body = [f"{ind}w.bits(0, 1)"]
-        body += self.enc_value(vc, x, label, ind)
-        body.append(f"{ind}w.bits(0, 1)")
+        n = {"nbit": vc.nbits, "enum": vc.nbits, "bool": 1}.get(vc.kind)
+        if n is not None:
+            # fixed width: one write for [code] CH(0) value EE(0)
+            checks = (
+                self.enc_value(vc, x, label, ind)[:-1]
+                if vc.nbits or vc.kind == "bool"
+                else self.enc_value(vc, x, label, ind)
+            )
+            expr = {"nbit": f"({x} - {vc.lo})" if vc.lo else x, "enum": "_i", "bool": x}[vc.kind]
+            if vc.kind == "enum" and not vc.nbits:
+                expr = "0"
+            if vc.kind == "nbit" and not vc.nbits:
+                expr = "0"
+            code, wbits = prefix if prefix else (0, 0)
+            total = wbits + n + 2
+            head = f"{code << (n + 2)} | " if code else ""
+            return [*checks, f"{ind}w.bits({head}({expr} << 1), {total})"]
+        body = []
+        code, wbits = prefix if prefix else (0, 0)
+        if vc.kind in ("str", "bytes") and wbits:
+            body.append(f"{ind}w.bits({code}, {wbits})")
+            code, wbits = 0, 0
+        # [code] CH(0) in one write, then the value, then EE(0)
+        inner = [
+            f"{ind}w.bits({code << 1}, {wbits + 1})",
+            *self.enc_value(vc, x, label, ind),
+            f"{ind}w.bits(0, 1)",
+        ]
         if vc.kind in ("str", "bytes"):
             marker = "EmptyStr" if vc.kind == "str" else "EmptyBytes"
-            inner = [ln.replace(ind, ind + "    ", 1) for ln in body]
             return [
+                *body,
                 f"{ind}if type({x}) is {marker}:",
                 f"{ind}    w.bits(1, 1); w.bits(0, {self.SIMPLE_EE2})",
                 f"{ind}else:",
-                *inner,
+                *[ln.replace(ind, ind + "    ", 1) for ln in inner],
             ]
-        return body
+        return body + inner
 
     def dec_simple_elem(self, st: SimpleType, label: str, ind: str) -> list[str]:
         vc = self.value_codec(st)
         kind = vc.kind if vc.kind in ("str", "bytes") else vc.pytype
         lines, _ = self.dec_value(vc, label)
-        return [
+        slow = [
             f"{ind}if r.bit():",
             f"{ind}    _x = empty_value(r, {self.SIMPLE_EE2}, {kind!r})",
             f"{ind}else:",
             *[f"{ind}    {ln}" for ln in lines],
             f"{ind}    expect_ee(r)",
         ]
+        n = {"nbit": vc.nbits, "enum": vc.nbits, "bool": 1}.get(vc.kind)
+        if n is None:
+            return slow
+        # fixed width: CH (1 bit 0), the value, EE (1 bit 0) in one read
+        total = n + 2
+        fast = [
+            f"{ind}_x = r.bits({total})",
+            f"{ind}if _x >> {n + 1}:",
+            f"{ind}    r.pos -= {total}",
+        ]
+        fast += ["    " + ln for ln in slow]
+        fast.append(f"{ind}else:")
+        fast.append(f"{ind}    if _x & 1: expect_ee_failed(r)")
+        mask = (1 << n) - 1
+        if vc.kind == "bool":
+            fast.append(f"{ind}    _x = (_x >> 1) == 1")
+        elif vc.kind == "nbit":
+            fast.append(
+                f"{ind}    _x = ((_x >> 1) & {mask}) + {vc.lo}"
+                if vc.lo
+                else f"{ind}    _x = (_x >> 1) & {mask}"
+            )
+            if (1 << vc.nbits) != vc.hi - vc.lo + 1:  # type: ignore[operator]
+                fast.append(
+                    f"{ind}    if _x > {vc.hi}: raise bad_value({label!r}, _x, 'is above {vc.hi}', r)"
+                )
+        else:
+            fast.append(f"{ind}    _x = (_x >> 1) & {mask}")
+            if (1 << vc.nbits) != vc.count:
+                fast.append(
+                    f"{ind}    if _x >= {vc.count}: raise bad_value({label!r}, _x, "
+                    f"'is not an index of {vc.enum_cls}', r)"
+                )
+            fast.append(f"{ind}    _x = _V_{vc.enum_cls}[_x]")
+        return fast
 
     # -- per type ---------------------------------------------------------------------
     def field_pytype(self, f: Field) -> str:
@@ -433,15 +497,19 @@ class Emitter:
                 moves = self._moves(g.states[s], fid)
                 if len(moves) == 1:
                     const = next(iter(moves.values()))
+            prefix = None
             if const is not None:
                 code, wbits, tgt = const
-                if wbits:
+                simple_elem = f.kind == "elem" and f.decls[0].simple is not None
+                if simple_elem:
+                    prefix = (code, wbits)
+                elif wbits:
                     body.append(f"{inner}w.bits({code}, {wbits})")
                 body.append(f"{inner}st = {tgt}")
             else:
                 need_table = True
                 self._enc_event(g, fid, f, None, inner, body)
-            self._enc_content(f, "x", label, inner, body)
+            self._enc_content(f, "x", label, inner, body, prefix)
             states = (states | taken) if optional else taken
         # EE
         body.append(f"{ind}_p = None")
@@ -492,7 +560,15 @@ class Emitter:
         body.append(f"{ind}w.bits(t[0], t[1])")
         body.append(f"{ind}st = t[2]")
 
-    def _enc_content(self, f: Field, x: str, label: str, ind: str, body: list[str]) -> None:
+    def _enc_content(
+        self,
+        f: Field,
+        x: str,
+        label: str,
+        ind: str,
+        body: list[str],
+        prefix: tuple[int, int] | None = None,
+    ) -> None:
         if f.kind in ("attr", "value"):
             body.extend(self.enc_value(self.value_codec(f.simple), x, label, ind))  # type: ignore[arg-type]
             return
@@ -510,13 +586,29 @@ class Emitter:
             body.append(f"{ind}_e_{c}(w, {x})")
         else:
             assert d.simple is not None
-            body.extend(self.enc_simple_elem(d.simple, x, label, ind))
+            body.extend(self.enc_simple_elem(d.simple, x, label, ind, prefix))
+
+    def _read_event(self, g: TypeGrammar, states: set[int], ind: str) -> list[str]:
+        """Read the next event code; inline when the state is known at generation time."""
+        if len(states) != 1:
+            return [f"{ind}fid, m, nst = ev(r, _DT_{g.key}, st)"]
+        (s,) = states
+        st = g.states[s]
+        row = f"_R_{g.key}_{s}"
+        self._rows.add((g.key, s))
+        read = f"r.bits({st.width})" if st.width else "0"
+        return [
+            f"{ind}fid, m, nst = e = {row}[{read}]",
+            f"{ind}if fid < -1: fid, m, nst = ev_special(r, e, {s}, {st.ee2_width})",
+        ]
 
     def emit_decoder(self, g: TypeGrammar) -> None:
         out = self.lines
         body: list[str] = []
         ind = "        "
-        body.append(f"{ind}fid, m, nst = ev(r, _DT_{g.key}, 0)")
+        self._rows: set[tuple[str, int]] = set()
+        states = {0}
+        body.extend(self._read_event(g, states, ind))
         args = []
         for fid, f in enumerate(g.fields):
             label = self._xml_name(f)
@@ -524,21 +616,31 @@ class Emitter:
             optional = f.optional_in_model or f.min == 0
             body.append(f"{ind}_p = {label!r}")
             if f.repeated:
+                taken: set[int] = set()
+                frontier = set(states)
+                while frontier:
+                    nxt = {
+                        t for s in frontier for (_, _, t) in self._moves(g.states[s], fid).values()
+                    } - taken
+                    taken |= nxt
+                    frontier = nxt
                 body.append(f"{ind}{var} = []")
                 body.append(f"{ind}while fid == {fid}:")
                 inner = ind + "    "
                 body.append(f"{inner}st = nst")
                 self._dec_content(g, f, fid, inner, body)
                 body.append(f"{inner}{var}.append(_x)")
-                body.append(f"{inner}fid, m, nst = ev(r, _DT_{g.key}, st)")
+                body.extend(self._read_event(g, taken if len(taken) == 1 else {-1, -2}, inner))
                 args.append(f"{f.name}=tuple({var})")
+                states = (states | taken) if (optional or f.min == 0) else taken
                 continue
+            taken = {t for s in states for (_, _, t) in self._moves(g.states[s], fid).values()}
             body.append(f"{ind}if fid == {fid}:")
             inner = ind + "    "
             body.append(f"{inner}st = nst")
             self._dec_content(g, f, fid, inner, body)
             body.append(f"{inner}{var} = _x")
-            body.append(f"{inner}fid, m, nst = ev(r, _DT_{g.key}, st)")
+            body.extend(self._read_event(g, taken, inner))
             if optional:
                 body.append(f"{ind}else:")
                 body.append(f"{inner}{var} = None")
@@ -555,9 +657,12 @@ class Emitter:
             else:
                 body.append(f"{ind}else:")
                 body.append(f"{inner}raise missing({label!r}, r)")
+            states = (states | taken) if optional else taken
             args.append(f"{f.name}={var}")
         body.append(f"{ind}_p = None")
         body.append(f"{ind}if fid != -1: raise unexpected(r, fid, _N_{g.key})")
+        for key, s in sorted(self._rows):
+            out.append(f"_R_{key}_{s} = _DT_{key}[{s}][2]")
         out.append("")
         out.append("")
         out.append(f"def _d_{g.key}(r: BitReader) -> {g.key}:")
@@ -568,7 +673,15 @@ class Emitter:
         out.append("    except CodecError as e:")
         out.append("        if _p is not None: e.at(_p)")
         out.append("        raise")
-        out.append(f"    return {g.key}({', '.join(args)})")
+        if g.fields:
+            out.append(f"    o = _new({g.key})")
+            for i, a in enumerate(args):
+                out.append(f"    _S_{g.key}_{i}(o, {a.split('=', 1)[1]})")
+            out.append("    return o")
+            for i, f in enumerate(g.fields):
+                self._setters.append(f"_S_{g.key}_{i} = {g.key}.{f.name}.__set__")
+        else:
+            out.append(f"    return {g.key}()")
 
     def _dec_content(self, g: TypeGrammar, f: Field, fid: int, ind: str, body: list[str]) -> None:
         label = self._xml_name(f)
@@ -659,7 +772,8 @@ class Emitter:
         out.append("from secc.codec.exi.meta import FieldInfo, RootInfo")
         out.append(
             "from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, "
-            "EncodeError, bad_value, empty_value, ev, expect_ee, missing, not_allowed, unexpected)"
+            "EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, missing, "
+            "not_allowed, unexpected)"
         )
         own = [g for g in self.grammars if not self._is_shared(g.ctype)]  # type: ignore[arg-type]
         shared = [g for g in self.grammars if self._is_shared(g.ctype)]  # type: ignore[arg-type]
@@ -689,6 +803,9 @@ class Emitter:
             self.emit_decoder(g)
         for g in own:
             self.emit_subst_tables(g)
+        out.append("")
+        out.append("_new = object.__new__")
+        out.extend(self._setters)
         # metadata
         out.append("")
         out.append("FIELDS: dict[type, tuple[FieldInfo, ...]] = {")

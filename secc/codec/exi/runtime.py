@@ -19,7 +19,9 @@ __all__ = [
     "bad_value",
     "empty_value",
     "ev",
+    "ev_special",
     "expect_ee",
+    "expect_ee_failed",
     "missing",
     "not_allowed",
     "unexpected",
@@ -53,9 +55,14 @@ def ev(r: BitReader, table: tuple[Any, ...], st: int) -> tuple[int, int, int]:
     """Read one event code in state ``st``; returns (field id, member, next state)."""
     w, ee2, row = table[st]
     e: tuple[int, int, int] = row[r.bits(w)] if w else row[0]
-    fid = e[0]
-    if fid >= EE:
+    if e[0] >= EE:
         return e
+    return ev_special(r, e, st, ee2)
+
+
+def ev_special(r: BitReader, e: tuple[int, int, int], st: int, ee2: int) -> tuple[int, int, int]:
+    """The escape to second-level events, wildcards and invalid codes."""
+    fid = e[0]
     if fid == ESC:
         pos = r.pos
         code = r.bits(ee2) if ee2 else 0
@@ -88,6 +95,10 @@ def empty_value(r: BitReader, ee2: int, kind: str) -> Any:
 def expect_ee(r: BitReader) -> None:
     if r.bit():
         raise DecodeError("expected the end of a simple element", r.pos - 1)
+
+
+def expect_ee_failed(r: BitReader) -> None:
+    raise DecodeError("expected the end of a simple element", r.pos - 1)
 
 
 def unexpected(r: BitReader, fid: int, names: tuple[str, ...]) -> DecodeError:
