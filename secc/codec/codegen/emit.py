@@ -321,7 +321,8 @@ class Emitter:
             )
             if (1 << vc.nbits) != vc.hi - vc.lo + 1:  # type: ignore[operator]
                 fast.append(
-                    f"{ind}    if _x > {vc.hi}: raise bad_value({label!r}, _x, 'is above {vc.hi}', r)"
+                    f"{ind}    if _x > {vc.hi}: "
+                    f"raise bad_value({label!r}, _x, 'is above {vc.hi}', r)"
                 )
         else:
             fast.append(f"{ind}    _x = (_x >> 1) & {mask}")
@@ -772,8 +773,8 @@ class Emitter:
         out.append("from secc.codec.exi.meta import FieldInfo, RootInfo")
         out.append(
             "from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, "
-            "EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, missing, "
-            "not_allowed, unexpected)"
+            "EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, "
+            "missing, not_allowed, unexpected)"
         )
         own = [g for g in self.grammars if not self._is_shared(g.ctype)]  # type: ignore[arg-type]
         shared = [g for g in self.grammars if self._is_shared(g.ctype)]  # type: ignore[arg-type]
