@@ -14,15 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from hal.api import Board
+from hal.backends.feedback import wait_feedback
 from hal.types import (
     ContactorState,
-    ContactorStuckError,
-    ContactorWeldedError,
     CpState,
     DcLimits,
     DcPresent,
     Duty,
-    HalTimeoutError,
     IsolationReading,
     IsolationStatus,
     LockState,
@@ -32,8 +30,6 @@ from hal.types import (
     PlcStatus,
     RcdStatus,
 )
-
-POLL_S = 0.005
 
 
 @dataclass(slots=True)
@@ -89,25 +85,6 @@ class Plant:
         self.rcd_tripped = True
         self.residual_ma = residual_ma
         self.contactor_command = False
-
-
-async def wait_feedback(
-    read: object, want: ContactorState | LockState, timeout: float, what: str
-) -> None:
-    """Poll ``read()`` until it reports ``want``; the typed error otherwise."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while True:
-        got = await read()  # type: ignore[operator]
-        if got is want:
-            return
-        if loop.time() >= end:
-            if want is ContactorState.OPEN and got is ContactorState.CLOSED:
-                raise ContactorWeldedError(f"{what}: feedback still closed after {timeout} s")
-            if want is ContactorState.CLOSED and got is ContactorState.OPEN:
-                raise ContactorStuckError(f"{what}: feedback still open after {timeout} s")
-            raise HalTimeoutError(f"{what}: feedback {got.value} instead of {want.value}")
-        await asyncio.sleep(POLL_S)
 
 
 class SimControlPilot:
