@@ -36,6 +36,8 @@ from hal.types import (
 
 
 async def _run(conn: McuConnection, command: Command, timeout: float = 2.0) -> None:
+    if not conn.up:
+        raise UnavailableError(f"MCU link is down: {command} not sent")
     result = await conn.command(command, timeout)
     if result is not AckResult.OK:
         raise OperationFailedError(f"MCU answered {result.name} to {command}")

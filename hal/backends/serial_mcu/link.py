@@ -78,7 +78,15 @@ class McuConnection:
 
     @property
     def up(self) -> bool:
-        return self._link is not None and self._link.up
+        return self._link is not None and self._link.up and self._task is not None
+
+    def abort(self) -> None:
+        """Stop all I/O at once, without a word to the MCU (as if the host process died);
+        the MCU's watchdog then opens the contactors.  Lab and test use."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+            asyncio.get_running_loop().remove_reader(self._fd)
 
     @property
     def dropped_frames(self) -> int:
