@@ -1,0 +1,233 @@
+"""Source snippets for simple values (build time only): how each EXI datatype of a
+simple type is written and read, and the fused fast paths for fixed-width values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .grammar import width
+from .xsd import SimpleType
+
+
+@dataclass
+class ValueCodec:
+    kind: str  # nbit | uint | sint | bool | str | bytes | enum
+    lo: int | None = None
+    hi: int | None = None
+    nbits: int = 0
+    minl: int | None = None
+    maxl: int | None = None
+    enum_cls: str = ""
+    count: int = 0
+    encoding: str = ""  # hex | b64 for bytes
+
+    @property
+    def pytype(self) -> str:
+        return {
+            "nbit": "int",
+            "uint": "int",
+            "sint": "int",
+            "bool": "bool",
+            "str": "str",
+            "bytes": "bytes",
+        }.get(self.kind, self.enum_cls)
+
+
+class ValueEmitter:
+    """Mixin for :class:`secc.codec.codegen.emit.Emitter`: value encode/decode snippets."""
+
+    enum_names: dict[int, str]
+
+    def value_codec(self, st: SimpleType) -> ValueCodec:
+        if st.kind == "enum":
+            name = self.enum_names[id(st)]
+            return ValueCodec("enum", nbits=width(len(st.enum)), enum_cls=name, count=len(st.enum))
+        if st.kind == "bool":
+            return ValueCodec("bool")
+        if st.kind == "string":
+            return ValueCodec("str", minl=st.min_length, maxl=st.max_length)
+        if st.kind in ("hex", "b64"):
+            return ValueCodec("bytes", minl=st.min_length, maxl=st.max_length, encoding=st.kind)
+        assert st.kind == "int", st
+        lo, hi = st.min, st.max
+        if lo is not None and hi is not None and hi - lo + 1 <= 4096:
+            return ValueCodec("nbit", lo=lo, hi=hi, nbits=width(hi - lo + 1))
+        if lo is not None and lo >= 0:
+            return ValueCodec("uint", lo=lo, hi=hi)
+        return ValueCodec("sint", lo=lo, hi=hi)
+
+    # -- value snippets -------------------------------------------------------------
+    def enc_value(self, vc: ValueCodec, x: str, label: str, ind: str) -> list[str]:
+        out: list[str] = []
+        if vc.kind == "nbit":
+            out.append(
+                f"{ind}if type({x}) is not int or not {vc.lo} <= {x} <= {vc.hi}: "
+                f"raise bad_value({label!r}, {x}, 'is not an integer in [{vc.lo}, {vc.hi}]', w)"
+            )
+            out.append(
+                f"{ind}w.bits({x} - {vc.lo}, {vc.nbits})"
+                if vc.lo
+                else f"{ind}w.bits({x}, {vc.nbits})"
+            )
+        elif vc.kind in ("uint", "sint"):
+            conds = [f"type({x}) is not int"]
+            if vc.lo is not None:
+                conds.append(f"{x} < {vc.lo}")
+            if vc.hi is not None:
+                conds.append(f"{x} > {vc.hi}")
+            out.append(
+                f"{ind}if {' or '.join(conds)}: "
+                f"raise bad_value({label!r}, {x}, 'is not an integer in [{vc.lo}, {vc.hi}]', w)"
+            )
+            out.append(f"{ind}w.{'uint' if vc.kind == 'uint' else 'integer'}({x})")
+        elif vc.kind == "bool":
+            out.append(
+                f"{ind}if type({x}) is not bool: "
+                f"raise bad_value({label!r}, {x}, 'is not a bool', w)"
+            )
+            out.append(f"{ind}w.bits({x}, 1)")
+        elif vc.kind in ("str", "bytes"):
+            t = "str" if vc.kind == "str" else "(bytes, bytearray)"
+            conds = [f"not isinstance({x}, {t})"]
+            if vc.maxl is not None:
+                conds.append(f"len({x}) > {vc.maxl}")
+            what = "characters" if vc.kind == "str" else "octets"
+            out.append(
+                f"{ind}if {' or '.join(conds)}: raise bad_value({label!r}, {x}, "
+                f"'is not a {vc.kind} of at most {vc.maxl} {what}', w)"
+            )
+            out.append(f"{ind}w.{'string' if vc.kind == 'str' else 'binary'}({x})")
+        elif vc.kind == "enum":
+            out.append(f"{ind}_i = _I_{vc.enum_cls}.get({x})")
+            out.append(
+                f"{ind}if _i is None: raise bad_value({label!r}, {x}, "
+                f"'is not a value of {vc.enum_cls}', w)"
+            )
+            if vc.nbits:
+                out.append(f"{ind}w.bits(_i, {vc.nbits})")
+        return out
+
+    def dec_value(self, vc: ValueCodec, label: str) -> tuple[list[str], str]:
+        """Lines that leave the value in ``_x``."""
+        if vc.kind == "nbit":
+            lines = [f"_x = r.bits({vc.nbits}) + {vc.lo}" if vc.lo else f"_x = r.bits({vc.nbits})"]
+            if (1 << vc.nbits) != vc.hi - vc.lo + 1:  # type: ignore[operator]
+                lines.append(
+                    f"if _x > {vc.hi}: raise bad_value({label!r}, _x, 'is above {vc.hi}', r)"
+                )
+            return lines, "_x"
+        if vc.kind == "uint":
+            return ["_x = r.uint()"], "_x"
+        if vc.kind == "sint":
+            return ["_x = r.integer()"], "_x"
+        if vc.kind == "bool":
+            return ["_x = r.bit() == 1"], "_x"
+        if vc.kind == "str":
+            return ["_x = r.string()"], "_x"
+        if vc.kind == "bytes":
+            return ["_x = r.binary()"], "_x"
+        assert vc.kind == "enum"
+        lines = [f"_x = r.bits({vc.nbits})" if vc.nbits else "_x = 0"]
+        if (1 << vc.nbits) != vc.count:
+            lines.append(
+                f"if _x >= {vc.count}: raise bad_value({label!r}, _x, 'is not an index of "
+                f"{vc.enum_cls}', r)"
+            )
+        lines.append(f"_x = _V_{vc.enum_cls}[_x]")
+        return lines, "_x"
+
+    # -- simple elements ------------------------------------------------------------
+    SIMPLE_EE2 = width(6)  # start state of a simple-typed element: EE, xsi:type, xsi:nil,
+    # AT(*), SE(*), CH[untyped] at the second level
+
+    def enc_simple_elem(
+        self, st: SimpleType, x: str, label: str, ind: str, prefix: tuple[int, int] | None = None
+    ) -> list[str]:
+        """SE's code (``prefix``, when constant), CH, the value, EE."""
+        vc = self.value_codec(st)
+        n = {"nbit": vc.nbits, "enum": vc.nbits, "bool": 1}.get(vc.kind)
+        if n is not None:
+            # fixed width: one write for [code] CH(0) value EE(0)
+            checks = (
+                self.enc_value(vc, x, label, ind)[:-1]
+                if vc.nbits or vc.kind == "bool"
+                else self.enc_value(vc, x, label, ind)
+            )
+            expr = {"nbit": f"({x} - {vc.lo})" if vc.lo else x, "enum": "_i", "bool": x}[vc.kind]
+            if vc.kind == "enum" and not vc.nbits:
+                expr = "0"
+            if vc.kind == "nbit" and not vc.nbits:
+                expr = "0"
+            code, wbits = prefix if prefix else (0, 0)
+            total = wbits + n + 2
+            head = f"{code << (n + 2)} | " if code else ""
+            return [*checks, f"{ind}w.bits({head}({expr} << 1), {total})"]
+        body = []
+        code, wbits = prefix if prefix else (0, 0)
+        if vc.kind in ("str", "bytes") and wbits:
+            body.append(f"{ind}w.bits({code}, {wbits})")
+            code, wbits = 0, 0
+        # [code] CH(0) in one write, then the value, then EE(0)
+        inner = [
+            f"{ind}w.bits({code << 1}, {wbits + 1})",
+            *self.enc_value(vc, x, label, ind),
+            f"{ind}w.bits(0, 1)",
+        ]
+        if vc.kind in ("str", "bytes"):
+            marker = "EmptyStr" if vc.kind == "str" else "EmptyBytes"
+            return [
+                *body,
+                f"{ind}if type({x}) is {marker}:",
+                f"{ind}    w.bits(1, 1); w.bits(0, {self.SIMPLE_EE2})",
+                f"{ind}else:",
+                *[ln.replace(ind, ind + "    ", 1) for ln in inner],
+            ]
+        return body + inner
+
+    def dec_simple_elem(self, st: SimpleType, label: str, ind: str) -> list[str]:
+        vc = self.value_codec(st)
+        kind = vc.kind if vc.kind in ("str", "bytes") else vc.pytype
+        lines, _ = self.dec_value(vc, label)
+        slow = [
+            f"{ind}if r.bit():",
+            f"{ind}    _x = empty_value(r, {self.SIMPLE_EE2}, {kind!r})",
+            f"{ind}else:",
+            *[f"{ind}    {ln}" for ln in lines],
+            f"{ind}    expect_ee(r)",
+        ]
+        n = {"nbit": vc.nbits, "enum": vc.nbits, "bool": 1}.get(vc.kind)
+        if n is None:
+            return slow
+        # fixed width: CH (1 bit 0), the value, EE (1 bit 0) in one read
+        total = n + 2
+        fast = [
+            f"{ind}_x = r.bits({total})",
+            f"{ind}if _x >> {n + 1}:",
+            f"{ind}    r.pos -= {total}",
+        ]
+        fast += ["    " + ln for ln in slow]
+        fast.append(f"{ind}else:")
+        fast.append(f"{ind}    if _x & 1: expect_ee_failed(r)")
+        mask = (1 << n) - 1
+        if vc.kind == "bool":
+            fast.append(f"{ind}    _x = (_x >> 1) == 1")
+        elif vc.kind == "nbit":
+            fast.append(
+                f"{ind}    _x = ((_x >> 1) & {mask}) + {vc.lo}"
+                if vc.lo
+                else f"{ind}    _x = (_x >> 1) & {mask}"
+            )
+            if (1 << vc.nbits) != vc.hi - vc.lo + 1:  # type: ignore[operator]
+                fast.append(
+                    f"{ind}    if _x > {vc.hi}: "
+                    f"raise bad_value({label!r}, _x, 'is above {vc.hi}', r)"
+                )
+        else:
+            fast.append(f"{ind}    _x = (_x >> 1) & {mask}")
+            if (1 << vc.nbits) != vc.count:
+                fast.append(
+                    f"{ind}    if _x >= {vc.count}: raise bad_value({label!r}, _x, "
+                    f"'is not an index of {vc.enum_cls}', r)"
+                )
+            fast.append(f"{ind}    _x = _V_{vc.enum_cls}[_x]")
+        return fast
