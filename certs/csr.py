@@ -1,0 +1,164 @@
+"""Certificate signing requests for OCPP 2.0.1 SignCertificate, and their answer.
+
+- ``V2GCertificate``: the SECC leaf, CN = SECC ID (ISO15118Ctrlr.SeccId), O = organization,
+  C = country, DC = CPO; key usage digitalSignature + keyAgreement.
+- ``ChargingStationCertificate``: the OCPP client certificate, CN = the station's serial
+  number, O = the CPO name (security profile 3).
+
+The fresh P-256 key stays in the store (``pending/``) until CertificateSigned brings the
+chain; :func:`accept_certificate_signed` checks the chain against that key and installs both
+atomically. :func:`sign_csr` is a tiny CA for tests and labs (the CSMS side).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from certs._util import CertsError
+from certs.store import InstallRefused, Store, StoreError
+from certs.testpki import Issued, key_usage
+
+CERTIFICATE_TYPES = {"V2GCertificate": "v2g", "ChargingStationCertificate": "csms"}
+MAX_CSR = 16 * 1024
+
+
+class CsrError(CertsError):
+    """A CSR that cannot be made or read."""
+
+
+def build_csr(
+    key: ec.EllipticCurvePrivateKey,
+    certificate_type: str,
+    *,
+    common_name: str,
+    organization: str,
+    country: str | None = None,
+) -> bytes:
+    """A PEM CSR for ``certificate_type`` (OCPP CertificateSigningUseEnumType)."""
+    if certificate_type not in CERTIFICATE_TYPES:
+        raise CsrError(f"certificate type must be one of {sorted(CERTIFICATE_TYPES)}")
+    if not common_name or not organization:
+        raise CsrError("common name and organization are required")
+    attrs = [
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+    ]
+    if country:
+        if len(country) != 2:
+            raise CsrError(f"country must be a 2-letter code, got {country!r}")
+        attrs.append(x509.NameAttribute(NameOID.COUNTRY_NAME, country.upper()))
+    if certificate_type == "V2GCertificate":
+        attrs.append(x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "CPO"))
+    builder = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name(attrs))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(key_usage("digital_signature", "key_agreement"), critical=True)
+    )
+    csr = builder.sign(key, hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def load_csr(data: bytes) -> x509.CertificateSigningRequest:
+    if not data or len(data) > MAX_CSR:
+        raise CsrError(f"{len(data)} bytes is not a CSR")
+    try:
+        if b"-----BEGIN" in data:
+            csr = x509.load_pem_x509_csr(data)
+        else:
+            csr = x509.load_der_x509_csr(data)
+        _ = csr.subject, csr.extensions
+    except ValueError as exc:
+        raise CsrError(f"not a CSR: {exc}") from exc
+    if not csr.is_signature_valid:
+        raise CsrError("the CSR's self-signature does not verify")
+    return csr
+
+
+def request_certificate(
+    store: Store,
+    certificate_type: str,
+    *,
+    common_name: str,
+    organization: str,
+    country: str | None = None,
+) -> bytes:
+    """SignCertificate: a fresh key kept as pending in ``store`` and the PEM CSR to send."""
+    if certificate_type not in CERTIFICATE_TYPES:
+        raise CsrError(f"certificate type must be one of {sorted(CERTIFICATE_TYPES)}")
+    key = store.new_pending_key(CERTIFICATE_TYPES[certificate_type])
+    return build_csr(
+        key, certificate_type, common_name=common_name, organization=organization, country=country
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SignedResult:
+    """The answer to CertificateSigned: "Accepted" or "Rejected" and why."""
+
+    status: str
+    reason: str
+
+
+def accept_certificate_signed(
+    store: Store, certificate_type: str, chain_pem: bytes, *, utc_now: dt.datetime | None
+) -> SignedResult:
+    """CertificateSigned: install the chain if it fits the pending key (atomically)."""
+    use = CERTIFICATE_TYPES.get(certificate_type)
+    if use is None:
+        return SignedResult("Rejected", f"unknown certificate type {certificate_type!r}")
+    try:
+        store.accept_signed_chain(use, chain_pem, utc_now=utc_now)
+    except (InstallRefused, StoreError) as exc:
+        return SignedResult("Rejected", str(exc))
+    return SignedResult("Accepted", f"{certificate_type} installed")
+
+
+def sign_csr(
+    csr_data: bytes,
+    issuer: Issued,
+    utc_now: dt.datetime,
+    *,
+    days: int = 365,
+    ocsp_url: str | None = None,
+) -> x509.Certificate:
+    """Test/lab CA: issue the leaf a CSR asks for (subject and extensions from the CSR)."""
+    csr = load_csr(csr_data)
+    key = csr.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise CsrError("only EC keys are signed")
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(csr.subject)
+        .issuer_name(issuer.certificate.subject)
+        .public_key(key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(utc_now - dt.timedelta(minutes=5))
+        .not_valid_after(utc_now + dt.timedelta(days=days))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), False
+        )
+    )
+    for ext in csr.extensions:
+        builder = builder.add_extension(ext.value, ext.critical)
+    if ocsp_url:
+        from cryptography.x509.oid import AuthorityInformationAccessOID
+
+        builder = builder.add_extension(
+            x509.AuthorityInformationAccess(
+                [
+                    x509.AccessDescription(
+                        AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url)
+                    )
+                ]
+            ),
+            False,
+        )
+    return builder.sign(issuer.key, hashes.SHA256())

@@ -1,0 +1,454 @@
+"""The station's certificate store on disk: the only module of ``certs`` that does file I/O.
+
+Layout (``root`` is e.g. ``/var/lib/secc/certs``)::
+
+    trust/<kind>/<sha256>.pem          trust anchors; kind = v2g | mo | oem | csms | manufacturer
+    trust/<kind>/<sha256>.ocsp.der     cached OCSP response for that certificate
+    leaf/<use>/current -> g<n>         use = v2g (SECC chain) | csms (charging-station client)
+    leaf/<use>/g<n>/chain.pem          leaf first, then the sub-CAs
+    leaf/<use>/g<n>/key.pem            PKCS#8, mode 0600, encrypted when a password file is set
+    leaf/<use>/g<n>/<sha256>.ocsp.der  cached OCSP responses for the chain's certificates
+    pending/<use>.key.pem              fresh key of an outstanding CSR (SignCertificate)
+
+Every file is written atomically (temp file, fsync, rename, fsync of the directory); a leaf
+chain and its key are swapped together by writing a new generation directory and renaming
+the ``current`` symlink, so a crash leaves the old or the new pair, never a mix. Keys are
+0600 in 0700 directories.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from certs._util import (
+    CertificateFormatError,
+    CertsError,
+    fingerprint,
+    is_ca,
+    load_certificate,
+    load_certificates,
+    pem,
+    signed_by,
+)
+from certs.ocsp import CertificateHashData, hash_data
+
+ROOT_KINDS = ("v2g", "mo", "oem", "csms", "manufacturer")
+LEAF_USES = ("v2g", "csms")
+# OCPP 2.0.1 GetCertificateIdUseEnumType / InstallCertificateUseEnumType names.
+OCPP_ROOT_TYPES = {
+    "v2g": "V2GRootCertificate",
+    "mo": "MORootCertificate",
+    "oem": "OEMRootCertificate",
+    "csms": "CSMSRootCertificate",
+    "manufacturer": "ManufacturerRootCertificate",
+}
+OCPP_LEAF_TYPES = {"v2g": "V2GCertificateChain", "csms": "ChargingStationCertificate"}
+KIND_OF_OCPP_TYPE = {v: k for k, v in OCPP_ROOT_TYPES.items()}
+MAX_KEY_FILE = 64 * 1024
+MAX_SUB_CAS = 2
+
+
+class StoreError(CertsError):
+    """A store operation that cannot be done (missing item, bad key, wrong password)."""
+
+
+class InstallRefused(StoreError):  # noqa: N818 - reads as the event it is
+    """A certificate the store will not install; ``str()`` says why."""
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Replace ``path`` by ``data`` atomically: readers see the old or the new content."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+@dataclass(frozen=True, slots=True)
+class InstalledCertificate:
+    """One entry of GetInstalledCertificateIds (plus where it lives)."""
+
+    certificate_type: str
+    hash_data: CertificateHashData
+    child_hash_data: tuple[CertificateHashData, ...]
+    certificate: x509.Certificate
+    path: Path
+
+    def to_ocpp(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "certificateType": self.certificate_type,
+            "certificateHashData": self.hash_data.to_ocpp(),
+        }
+        if self.child_hash_data:
+            out["childCertificateHashData"] = [c.to_ocpp() for c in self.child_hash_data]
+        return out
+
+
+def _now(utc_now: dt.datetime | None) -> dt.datetime:
+    return utc_now if utc_now is not None else dt.datetime.now(dt.UTC)
+
+
+def check_installable_root(data: bytes, utc_now: dt.datetime | None) -> x509.Certificate:
+    """The root certificate in ``data`` or :class:`InstallRefused` saying why not."""
+    try:
+        cert = load_certificate(data)
+    except CertificateFormatError as exc:
+        raise InstallRefused(f"malformed: {exc}") from exc
+    if not is_ca(cert):
+        raise InstallRefused("not a CA certificate (basicConstraints cA is false or missing)")
+    now = _now(utc_now)
+    if cert.not_valid_after_utc < now:
+        raise InstallRefused(f"expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC")
+    if cert.not_valid_before_utc > now:
+        raise InstallRefused(f"not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC")
+    return cert
+
+
+class Store:
+    """A station's certificates and keys under one directory."""
+
+    def __init__(self, root: Path, *, key_password_file: Path | None = None) -> None:
+        self.root = Path(root)
+        self._password_file = key_password_file
+
+    # --- setup -------------------------------------------------------------------------------
+
+    def initialize(self) -> None:
+        """Create the directories (idempotent) and drop debris of interrupted writes."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for kind in ROOT_KINDS:
+            (self.root / "trust" / kind).mkdir(parents=True, exist_ok=True)
+        for private in ("leaf", "pending"):
+            (self.root / private).mkdir(mode=0o700, exist_ok=True)
+            (self.root / private).chmod(0o700)
+        for use in LEAF_USES:
+            (self.root / "leaf" / use).mkdir(mode=0o700, exist_ok=True)
+        for stale in self.root.rglob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+        for use in LEAF_USES:
+            current = self._current_generation(use)
+            for gen in (self.root / "leaf" / use).glob("g*"):
+                complete = (gen / "chain.pem").is_file() and (gen / "key.pem").is_file()
+                if gen.is_dir() and gen != current and not complete:
+                    shutil.rmtree(gen)
+
+    # --- keys --------------------------------------------------------------------------------
+
+    def _password(self) -> bytes | None:
+        if self._password_file is None:
+            return None
+        secret = self._password_file.read_bytes().rstrip(b"\r\n")
+        if not secret:
+            raise StoreError(f"key password file {self._password_file} is empty")
+        return secret
+
+    def _key_bytes(self, key: ec.EllipticCurvePrivateKey) -> bytes:
+        password = self._password()
+        encryption: serialization.KeySerializationEncryption = (
+            serialization.BestAvailableEncryption(password)
+            if password
+            else serialization.NoEncryption()
+        )
+        return key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+        )
+
+    def _load_key(self, path: Path) -> ec.EllipticCurvePrivateKey:
+        data = path.read_bytes()
+        return load_private_key(data, self._password())
+
+    # --- trust anchors -----------------------------------------------------------------------
+
+    def install_root(self, kind: str, data: bytes, *, utc_now: dt.datetime | None) -> Path:
+        """Install a trust anchor; refuses non-CA, expired and malformed certificates."""
+        if kind not in ROOT_KINDS:
+            raise InstallRefused(
+                f"unknown trust anchor kind {kind!r} (one of {', '.join(ROOT_KINDS)})"
+            )
+        cert = check_installable_root(data, utc_now)
+        path = self.root / "trust" / kind / f"{fingerprint(cert)}.pem"
+        if not path.exists():
+            atomic_write(path, pem([cert]), mode=0o644)
+        return path
+
+    def roots(self, kind: str) -> list[x509.Certificate]:
+        return [cert for _path, cert in self._root_files(kind)]
+
+    def _root_files(self, kind: str) -> Iterator[tuple[Path, x509.Certificate]]:
+        directory = self.root / "trust" / kind
+        if not directory.is_dir():
+            return
+        for path in sorted(directory.glob("[!.]*.pem")):
+            try:
+                yield path, load_certificate(path.read_bytes())
+            except CertificateFormatError:
+                continue  # a damaged file is skipped (and shown by `secc certs list`)
+
+    # --- leaf chains -------------------------------------------------------------------------
+
+    def _current_generation(self, use: str) -> Path | None:
+        link = self.root / "leaf" / use / "current"
+        if not link.is_symlink():
+            return None
+        return link.parent / os.readlink(link)
+
+    def leaf_paths(self, use: str) -> tuple[Path, Path]:
+        """(chain.pem, key.pem) of the current leaf, e.g. for ``ssl.load_cert_chain``."""
+        gen = self._current_generation(use)
+        if gen is None:
+            raise StoreError(f"no {use} leaf certificate installed")
+        return gen / "chain.pem", gen / "key.pem"
+
+    def leaf_chain(self, use: str) -> list[x509.Certificate]:
+        chain_path, _ = self.leaf_paths(use)
+        return load_certificates(chain_path.read_bytes())
+
+    def leaf_key(self, use: str) -> ec.EllipticCurvePrivateKey:
+        _, key_path = self.leaf_paths(use)
+        return self._load_key(key_path)
+
+    def install_leaf(
+        self, use: str, chain_data: bytes, key_data: bytes, *, utc_now: dt.datetime | None
+    ) -> Path:
+        """Install a leaf chain with its private key, atomically as a pair."""
+        if use not in LEAF_USES:
+            raise InstallRefused(f"unknown leaf use {use!r} (one of {', '.join(LEAF_USES)})")
+        key = load_private_key(key_data, None, what="private key to install")
+        chain = check_leaf_chain(chain_data, key, utc_now)
+        return self._swap_in(use, chain, key)
+
+    def _swap_in(
+        self, use: str, chain: list[x509.Certificate], key: ec.EllipticCurvePrivateKey
+    ) -> Path:
+        leaf_dir = self.root / "leaf" / use
+        leaf_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
+        previous = self._current_generation(use)
+        gen = leaf_dir / f"g{time.time_ns()}"
+        gen.mkdir(mode=0o700)
+        atomic_write(gen / "key.pem", self._key_bytes(key), mode=0o600)
+        atomic_write(gen / "chain.pem", pem(chain), mode=0o644)
+        link_tmp = leaf_dir / f".current.{os.getpid()}.tmp"
+        link_tmp.unlink(missing_ok=True)
+        os.symlink(gen.name, link_tmp)
+        os.replace(link_tmp, leaf_dir / "current")
+        _fsync_dir(leaf_dir)
+        for old in leaf_dir.glob("g*"):
+            if old not in {gen, previous} and old.is_dir():
+                shutil.rmtree(old)
+        return gen
+
+    def delete_leaf(self, use: str) -> None:
+        link = self.root / "leaf" / use / "current"
+        gen = self._current_generation(use)
+        if gen is None:
+            raise StoreError(f"no {use} leaf certificate installed")
+        link.unlink()
+        _fsync_dir(link.parent)
+        shutil.rmtree(gen, ignore_errors=True)
+
+    # --- CSR keys (SignCertificate → CertificateSigned) --------------------------------------
+
+    def _pending_path(self, use: str) -> Path:
+        if use not in LEAF_USES:
+            raise StoreError(f"unknown leaf use {use!r}")
+        return self.root / "pending" / f"{use}.key.pem"
+
+    def new_pending_key(self, use: str) -> ec.EllipticCurvePrivateKey:
+        """A fresh P-256 key for a CSR, kept until the signed certificate arrives."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        path = self._pending_path(use)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        atomic_write(path, self._key_bytes(key), mode=0o600)
+        return key
+
+    def pending_key(self, use: str) -> ec.EllipticCurvePrivateKey | None:
+        path = self._pending_path(use)
+        return self._load_key(path) if path.exists() else None
+
+    def accept_signed_chain(
+        self, use: str, chain_data: bytes, *, utc_now: dt.datetime | None
+    ) -> Path:
+        """CertificateSigned: the chain must fit the pending key; then install atomically."""
+        key = self.pending_key(use)
+        if key is None:
+            raise InstallRefused(f"no pending {use} key: no CSR outstanding")
+        chain = check_leaf_chain(chain_data, key, utc_now)
+        gen = self._swap_in(use, chain, key)
+        self._pending_path(use).unlink(missing_ok=True)
+        _fsync_dir(self._pending_path(use).parent)
+        return gen
+
+    # --- OCSP cache --------------------------------------------------------------------------
+
+    def _home_of(self, fp: str) -> Path | None:
+        for kind in ROOT_KINDS:
+            if (self.root / "trust" / kind / f"{fp}.pem").exists():
+                return self.root / "trust" / kind
+        for use in LEAF_USES:
+            gen = self._current_generation(use)
+            if gen is not None and any(fingerprint(c) == fp for c in self.leaf_chain(use)):
+                return gen
+        return None
+
+    def store_ocsp_response(self, cert: x509.Certificate, der: bytes) -> Path:
+        fp = fingerprint(cert)
+        home = self._home_of(fp)
+        if home is None:
+            raise StoreError(f"certificate {fp[:16]}… is not in the store")
+        path = home / f"{fp}.ocsp.der"
+        atomic_write(path, der, mode=0o644)
+        return path
+
+    def ocsp_response(self, cert: x509.Certificate) -> bytes | None:
+        fp = fingerprint(cert)
+        home = self._home_of(fp)
+        path = home / f"{fp}.ocsp.der" if home else None
+        return path.read_bytes() if path and path.exists() else None
+
+    # --- OCPP GetInstalledCertificateIds / DeleteCertificate ---------------------------------
+
+    def _issuer_among(
+        self, cert: x509.Certificate, kinds: tuple[str, ...]
+    ) -> x509.Certificate | None:
+        for kind in kinds:
+            for root in self.roots(kind):
+                if root.subject == cert.issuer and signed_by(cert, root):
+                    return root
+        return None
+
+    def list_installed(
+        self, types: tuple[str, ...] | None = None, algorithm: str = "SHA256"
+    ) -> list[InstalledCertificate]:
+        out: list[InstalledCertificate] = []
+        for kind in ROOT_KINDS:
+            ctype = OCPP_ROOT_TYPES[kind]
+            if types and ctype not in types:
+                continue
+            for path, cert in self._root_files(kind):
+                out.append(
+                    InstalledCertificate(ctype, hash_data(cert, cert, algorithm), (), cert, path)
+                )
+        for use in LEAF_USES:
+            ctype = OCPP_LEAF_TYPES[use]
+            if (types and ctype not in types) or self._current_generation(use) is None:
+                continue
+            chain = self.leaf_chain(use)
+            top = self._issuer_among(chain[-1], ("v2g",) if use == "v2g" else ("csms",))
+            issuers: list[x509.Certificate | None] = [*chain[1:], top]
+            hashes_ = [
+                hash_data(c, i, algorithm) if i is not None else None
+                for c, i in zip(chain, issuers, strict=True)
+            ]
+            if hashes_[0] is None:
+                continue  # a lone leaf whose issuer is not in the store: no CertID possible
+            children = tuple(h for h in hashes_[1:] if h is not None)
+            out.append(
+                InstalledCertificate(ctype, hashes_[0], children, chain[0], self.leaf_paths(use)[0])
+            )
+        return out
+
+    def delete(self, wanted: CertificateHashData) -> str:
+        """OCPP DeleteCertificate: "Accepted", "NotFound" or "Failed" (the CSMS client leaf)."""
+        for item in self.list_installed(algorithm=wanted.hash_algorithm):
+            if not item.hash_data.matches(wanted):
+                continue
+            if item.certificate_type == OCPP_LEAF_TYPES["csms"]:
+                return "Failed"  # OCPP: the charging-station certificate is never deleted
+            if item.certificate_type == OCPP_LEAF_TYPES["v2g"]:
+                self.delete_leaf("v2g")
+            else:
+                item.path.unlink()
+                with contextlib.suppress(FileNotFoundError):
+                    item.path.with_suffix(".ocsp.der").unlink()
+                _fsync_dir(item.path.parent)
+            return "Accepted"
+        return "NotFound"
+
+    def all_certificates(self) -> list[tuple[str, x509.Certificate]]:
+        """Every certificate with a label (``trust/v2g``, ``leaf/v2g[0]`` …), for expiry."""
+        out: list[tuple[str, x509.Certificate]] = []
+        for kind in ROOT_KINDS:
+            out += [(f"trust/{kind}", cert) for cert in self.roots(kind)]
+        for use in LEAF_USES:
+            if self._current_generation(use) is not None:
+                out += [(f"leaf/{use}[{i}]", c) for i, c in enumerate(self.leaf_chain(use))]
+        return out
+
+
+def load_private_key(
+    data: bytes, password: bytes | None, *, what: str = "private key"
+) -> ec.EllipticCurvePrivateKey:
+    """A P-256 private key from PEM (PKCS#8 or SEC1, optionally encrypted) or DER."""
+    if not data or len(data) > MAX_KEY_FILE:
+        raise StoreError(f"{what}: {len(data)} bytes is not a key file")
+    try:
+        if b"-----BEGIN" in data:
+            key = serialization.load_pem_private_key(data, password)
+        else:
+            key = serialization.load_der_private_key(data, password)
+    except (ValueError, TypeError) as exc:
+        raise StoreError(f"{what}: cannot load ({exc})") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise StoreError(f"{what}: must be an ECDSA P-256 key")
+    return key
+
+
+def check_leaf_chain(
+    chain_data: bytes, key: ec.EllipticCurvePrivateKey, utc_now: dt.datetime | None
+) -> list[x509.Certificate]:
+    """A leaf chain fit to install: parses, leaf matches ``key``, links, is valid now."""
+    try:
+        chain = load_certificates(chain_data)
+    except CertificateFormatError as exc:
+        raise InstallRefused(f"malformed chain: {exc}") from exc
+    if len(chain) > 1 + MAX_SUB_CAS:
+        raise InstallRefused(f"{len(chain) - 1} sub-CAs; at most {MAX_SUB_CAS} are allowed")
+    leaf = chain[0]
+    if is_ca(leaf):
+        raise InstallRefused("the first certificate is a CA, not a leaf")
+    if leaf.public_key() != key.public_key():
+        raise InstallRefused("the leaf certificate does not belong to the private key")
+    for cert, issuer in itertools.pairwise(chain):
+        if not signed_by(cert, issuer):
+            raise InstallRefused(
+                f"{cert.subject.rfc4514_string()} is not signed by the next certificate"
+            )
+        if not is_ca(issuer):
+            raise InstallRefused(f"{issuer.subject.rfc4514_string()} is not a CA")
+    now = _now(utc_now)
+    for cert in chain:
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            raise InstallRefused(f"{cert.subject.rfc4514_string()} is not valid now")
+    return chain

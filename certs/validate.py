@@ -1,0 +1,305 @@
+"""Certificate chain validation with ISO 15118-2 response codes. Pure: no files, no network.
+
+The station receives a contract chain in PaymentDetailsReq (the leaf and up to two sub-CAs,
+DER) and checks it against the MO and V2G roots it has; every failure maps to the
+ResponseCode a station answers with:
+
+=============================  ================================================================
+FAILED_NoCertificateAvailable  no leaf certificate, or no trust anchor for the chain's issuer
+FAILED_CertChainError          malformed DER, more than 2 sub-CAs, broken issuer/subject link,
+                               basicConstraints / pathLen / key usage violated, not P-256 or not
+                               ecdsa-with-SHA256, eMAID in the leaf differs from the claimed one
+FAILED_CertificateExpired      any certificate of the path (root included) outside its validity
+FAILED_CertificateRevoked      a certificate of the path is revoked (OCSP status from the cache)
+FAILED_SignatureError          a certificate's signature does not verify with its issuer's key
+=============================  ================================================================
+
+The same checks serve the SECC chain, the OEM provisioning chain and the CPS chain of
+CertificateInstallationRes (:data:`PROFILES`). Checks run in a fixed order and the first
+failure is reported: shape, algorithms, validity, links and signatures, trust anchor,
+constraints, key usage, eMAID, revocation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
+
+from certs._util import fingerprint, require_aware
+from certs.emaid import EmaidError, normalize
+
+OK = "OK"
+FAILED_NO_CERTIFICATE_AVAILABLE = "FAILED_NoCertificateAvailable"
+FAILED_CERT_CHAIN_ERROR = "FAILED_CertChainError"
+FAILED_CERTIFICATE_EXPIRED = "FAILED_CertificateExpired"
+FAILED_CERTIFICATE_REVOKED = "FAILED_CertificateRevoked"
+FAILED_SIGNATURE_ERROR = "FAILED_SignatureError"
+MAX_SUB_CAS = 2
+MAX_DER = 2048 * 4  # far above the 800 bytes the schema allows a certificate; bounds parsing
+
+
+@dataclass(frozen=True, slots=True)
+class LeafProfile:
+    """What the leaf of a chain must carry."""
+
+    name: str
+    key_usage: tuple[str, ...]
+    emaid_in_cn: bool = False
+
+
+PROFILES: dict[str, LeafProfile] = {
+    "contract": LeafProfile("contract", ("digital_signature",), emaid_in_cn=True),
+    "secc": LeafProfile("secc", ("digital_signature", "key_agreement")),
+    "oem": LeafProfile("oem", ("digital_signature",)),
+    "cps": LeafProfile("cps", ("digital_signature",)),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ChainVerdict:
+    """The outcome: ``response_code`` is "OK" or the ISO 15118-2 FAILED_* code."""
+
+    response_code: str
+    reason: str
+    chain: tuple[x509.Certificate, ...] = ()
+    root: x509.Certificate | None = None
+    emaid: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.response_code == OK
+
+
+class _Failed(Exception):  # noqa: N818 - internal control flow
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def _describe(cert: x509.Certificate) -> str:
+    cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return repr(str(cn[0].value)) if cn else cert.subject.rfc4514_string()
+
+
+def _parse(data: bytes, what: str) -> x509.Certificate:
+    if not isinstance(data, bytes | bytearray) or not data:
+        raise _Failed(FAILED_CERT_CHAIN_ERROR, f"{what}: empty or not bytes")
+    if len(data) > MAX_DER:
+        raise _Failed(FAILED_CERT_CHAIN_ERROR, f"{what}: {len(data)} bytes is too large")
+    try:
+        cert = x509.load_der_x509_certificate(bytes(data))
+        _ = cert.subject, cert.issuer, cert.extensions
+    except ValueError as exc:
+        raise _Failed(FAILED_CERT_CHAIN_ERROR, f"{what}: malformed DER ({exc})") from exc
+    return cert
+
+
+def _check_algorithms(cert: x509.Certificate) -> None:
+    try:
+        key = cert.public_key()
+    except ValueError as exc:
+        raise _Failed(
+            FAILED_CERT_CHAIN_ERROR, f"{_describe(cert)}: unreadable key ({exc})"
+        ) from exc
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise _Failed(FAILED_CERT_CHAIN_ERROR, f"{_describe(cert)}: key is not ECDSA P-256")
+    if cert.signature_algorithm_oid != SignatureAlgorithmOID.ECDSA_WITH_SHA256:
+        raise _Failed(
+            FAILED_CERT_CHAIN_ERROR,
+            f"{_describe(cert)}: signature algorithm is not ecdsa-with-SHA256",
+        )
+
+
+def _check_validity(cert: x509.Certificate, utc_now: dt.datetime) -> None:
+    if utc_now > cert.not_valid_after_utc:
+        raise _Failed(
+            FAILED_CERTIFICATE_EXPIRED,
+            f"{_describe(cert)} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC",
+        )
+    if utc_now < cert.not_valid_before_utc:
+        raise _Failed(
+            FAILED_CERTIFICATE_EXPIRED,
+            f"{_describe(cert)} is not valid before "
+            f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC",
+        )
+
+
+def _check_signature(cert: x509.Certificate, issuer: x509.Certificate) -> None:
+    if cert.issuer != issuer.subject:
+        raise _Failed(
+            FAILED_CERT_CHAIN_ERROR,
+            f"{_describe(cert)} names issuer {cert.issuer.rfc4514_string()!r}, "
+            f"but the next certificate is {issuer.subject.rfc4514_string()!r}",
+        )
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (InvalidSignature, ValueError, TypeError) as exc:
+        raise _Failed(
+            FAILED_SIGNATURE_ERROR,
+            f"the signature of {_describe(cert)} does not verify "
+            f"with the key of {_describe(issuer)}",
+        ) from exc
+
+
+def _basic_constraints(cert: x509.Certificate) -> x509.BasicConstraints | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _check_constraints(path: list[x509.Certificate], profile: LeafProfile) -> None:
+    """``path`` is leaf, sub-CAs…, root."""
+    leaf_bc = _basic_constraints(path[0])
+    if leaf_bc is not None and leaf_bc.ca:
+        raise _Failed(FAILED_CERT_CHAIN_ERROR, f"leaf {_describe(path[0])} is a CA certificate")
+    for depth, ca in enumerate(path[1:]):
+        bc = _basic_constraints(ca)
+        if bc is None or not bc.ca:
+            raise _Failed(
+                FAILED_CERT_CHAIN_ERROR, f"{_describe(ca)} is not a CA (basicConstraints)"
+            )
+        if bc.path_length is not None and depth > bc.path_length:
+            raise _Failed(
+                FAILED_CERT_CHAIN_ERROR,
+                f"{_describe(ca)} allows {bc.path_length} CA(s) below it, the path has {depth}",
+            )
+        ku = _key_usage(ca)
+        if ku is None or not ku.key_cert_sign:
+            raise _Failed(FAILED_CERT_CHAIN_ERROR, f"{_describe(ca)} lacks keyCertSign key usage")
+    ku = _key_usage(path[0])
+    if ku is None:
+        raise _Failed(FAILED_CERT_CHAIN_ERROR, f"leaf {_describe(path[0])} has no key usage")
+    missing = [name for name in profile.key_usage if not getattr(ku, name)]
+    if missing or ku.key_cert_sign:
+        raise _Failed(
+            FAILED_CERT_CHAIN_ERROR,
+            f"leaf {_describe(path[0])} key usage does not fit a {profile.name} certificate"
+            + (f" (missing {', '.join(missing)})" if missing else " (keyCertSign set)"),
+        )
+
+
+def _check_emaid(leaf: x509.Certificate, claimed: str | None) -> str:
+    cn = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not cn:
+        raise _Failed(FAILED_CERT_CHAIN_ERROR, "contract certificate has no CN (eMAID)")
+    try:
+        in_cert = normalize(str(cn[0].value))
+    except EmaidError as exc:
+        raise _Failed(FAILED_CERT_CHAIN_ERROR, f"contract certificate CN: {exc}") from exc
+    if claimed is not None:
+        try:
+            want = normalize(claimed)
+        except EmaidError as exc:
+            raise _Failed(FAILED_CERT_CHAIN_ERROR, f"claimed eMAID: {exc}") from exc
+        if in_cert[:14] != want[:14] or (len(in_cert) == len(want) == 15 and in_cert != want):
+            raise _Failed(
+                FAILED_CERT_CHAIN_ERROR,
+                f"eMAID {want} does not match the contract certificate's {in_cert}",
+            )
+    return in_cert
+
+
+def _find_root(top: x509.Certificate, roots: Sequence[x509.Certificate]) -> x509.Certificate:
+    named = [r for r in roots if r.subject == top.issuer]
+    if not named:
+        raise _Failed(
+            FAILED_NO_CERTIFICATE_AVAILABLE,
+            f"no trust anchor named {top.issuer.rfc4514_string()!r} is installed",
+        )
+    for root in named:
+        try:
+            top.verify_directly_issued_by(root)
+        except (InvalidSignature, ValueError, TypeError):
+            continue
+        return root
+    raise _Failed(
+        FAILED_SIGNATURE_ERROR,
+        f"the signature of {_describe(top)} does not verify with any installed "
+        f"{top.issuer.rfc4514_string()!r}",
+    )
+
+
+def validate_chain(
+    leaf_der: bytes | None,
+    sub_ca_ders: Sequence[bytes],
+    roots: Sequence[x509.Certificate],
+    utc_now: dt.datetime,
+    *,
+    profile: LeafProfile | str = "contract",
+    claimed_emaid: str | None = None,
+    revoked: Collection[str] = frozenset(),
+) -> ChainVerdict:
+    """Validate leaf + sub-CAs (DER, leaf's issuer first) against ``roots``.
+
+    ``revoked`` holds SHA-256 fingerprints (hex) of certificates known revoked, e.g. from
+    the store's OCSP cache; ``claimed_emaid`` is PaymentDetailsReq.eMAID.
+    """
+    require_aware(utc_now)
+    prof = PROFILES[profile] if isinstance(profile, str) else profile
+    try:
+        if not leaf_der:
+            raise _Failed(FAILED_NO_CERTIFICATE_AVAILABLE, "no leaf certificate was presented")
+        if len(sub_ca_ders) > MAX_SUB_CAS:
+            raise _Failed(
+                FAILED_CERT_CHAIN_ERROR,
+                f"{len(sub_ca_ders)} sub-CA certificates; at most {MAX_SUB_CAS} are allowed",
+            )
+        chain = [_parse(leaf_der, "leaf")]
+        chain += [_parse(d, f"sub-CA {i + 1}") for i, d in enumerate(sub_ca_ders)]
+        for cert in chain:
+            _check_algorithms(cert)
+        for cert in chain:
+            _check_validity(cert, utc_now)
+        for cert, issuer in itertools.pairwise(chain):
+            _check_signature(cert, issuer)
+        root = _find_root(chain[-1], roots)
+        _check_algorithms(root)
+        _check_validity(root, utc_now)
+        path = [*chain, root]
+        _check_constraints(path, prof)
+        emaid = _check_emaid(chain[0], claimed_emaid) if prof.emaid_in_cn else None
+        for cert in path:
+            if fingerprint(cert) in revoked:
+                raise _Failed(FAILED_CERTIFICATE_REVOKED, f"{_describe(cert)} is revoked")
+    except _Failed as failure:
+        return ChainVerdict(failure.code, failure.reason)
+    return ChainVerdict(
+        OK, f"{prof.name} chain of {len(chain)} certificate(s) is valid", tuple(chain), root, emaid
+    )
+
+
+def validate_contract_chain(
+    leaf_der: bytes | None,
+    sub_ca_ders: Sequence[bytes],
+    roots: Sequence[x509.Certificate],
+    utc_now: dt.datetime,
+    *,
+    claimed_emaid: str | None = None,
+    revoked: Collection[str] = frozenset(),
+) -> ChainVerdict:
+    """PaymentDetailsReq: the contract chain against the MO (and V2G) roots."""
+    return validate_chain(
+        leaf_der,
+        sub_ca_ders,
+        roots,
+        utc_now,
+        profile="contract",
+        claimed_emaid=claimed_emaid,
+        revoked=revoked,
+    )
