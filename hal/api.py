@@ -154,4 +154,9 @@ class Board:
 
     async def aclose(self) -> None:
         """Release the hardware; contactors are opened first where possible."""
-        await self.closer()
+        try:
+            await self.closer()
+        finally:
+            plc_close = getattr(self.plc, "aclose", None)
+            if plc_close is not None:
+                await plc_close()

@@ -30,6 +30,7 @@ from hal.types import (
     CpState,
     Duty,
     HalError,
+    IsolationStatus,
     LockState,
     MeterReading,
     OperationFailedError,
@@ -191,6 +192,39 @@ async def check_meter(h: Harness) -> None:
     expect(reading.energy_wh >= 0 and len(reading.voltage_v) >= 1, f"odd reading {reading}")
 
 
+async def check_dc_supply(h: Harness) -> None:
+    dc = h.board.dc_supply
+    if dc is None:
+        raise NotSupportedError("board has no DC supply")
+    lim = await dc.limits()
+    expect(lim.min_voltage_v < lim.max_voltage_v, f"odd limits {lim}")
+    try:
+        await dc.set_target(lim.max_voltage_v + 1, lim.min_current_a)
+    except OperationFailedError:
+        pass
+    else:
+        raise CheckFailedError("a target above max_voltage_v must raise OperationFailedError")
+    volts = (lim.min_voltage_v + lim.max_voltage_v) / 2
+    await dc.set_target(volts, lim.min_current_a)
+    await dc.enable(True)
+    await h.settle()
+    present = await dc.present()
+    expect(present.enabled and abs(present.voltage_v - volts) < 0.05 * volts, f"{present}")
+    await dc.enable(False)
+    expect(not (await dc.present()).enabled, "enable(False): still enabled")
+
+
+async def check_isolation(h: Harness) -> None:
+    imd = h.board.isolation
+    if imd is None:
+        raise NotSupportedError("board has no isolation monitor")
+    await imd.start()
+    await h.settle()
+    reading = await imd.read()
+    expect(reading.status is IsolationStatus.VALID, f"healthy insulation reads {reading}")
+    await imd.stop()
+
+
 CHECKS: dict[str, Check] = {
     "cp_states": check_cp_states,
     "duty": check_duty,
@@ -201,6 +235,8 @@ CHECKS: dict[str, Check] = {
     "rcd": check_rcd,
     "lock": check_lock,
     "meter": check_meter,
+    "dc_supply": check_dc_supply,
+    "isolation": check_isolation,
 }
 
 
