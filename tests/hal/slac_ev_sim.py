@@ -14,6 +14,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 
+from hal.backends.slac import mme
 from hal.backends.slac.link import PACKET_OUTGOING, open_packet_socket
 from hal.backends.slac.mme import (
     BROADCAST,
@@ -113,8 +114,8 @@ class EvBus:
             self.send(frame.src, MODEM_MAC, VsNwInfoCnf(QCA_OUI, len(nets), nets))
             return
         queue = self.inbox.get(frame.dst)
-        if queue is not None and not isinstance(msg, type(None)):
-            queue.put_nowait(msg)  # type: ignore[arg-type]
+        if queue is not None and not isinstance(msg, mme.UnknownMme):
+            queue.put_nowait(msg)
 
     async def _expect(self, ev: EvSpec, kind: type, timeout: float, out: EvOutcome) -> object:
         queue = self.inbox[ev.mac]
@@ -144,8 +145,6 @@ class EvBus:
                 break
         if out.param_cnf is None:
             return out
-        evse = out.param_cnf.forwarding_sta  # ours; the EVSE's MAC comes with later frames
-        del evse
         evse_mac = self.evse_mac or BROADCAST
         for _ in range(3):
             ind = StartAttenCharInd(0, 0, num_sounds, out.param_cnf.time_out, 1, ev.mac, run_id)

@@ -163,3 +163,21 @@ def test_garbage_frames_never_raise(frames: list[bytes]) -> None:
     prefix = EVSE + EV + b"\x88\xe1\x01"
     for i, data in enumerate(frames):
         m.handle(FrameIn(prefix + data), 2.0 + i / 100)
+
+
+def test_matched_ev_starting_over_is_served_again_with_the_same_nmk() -> None:
+    m = ready()
+    param(m, 1.0)
+    profile(m, 1.1, 20)
+    m.handle(Tick(), 1.7)
+    m.handle(frame(EV, EVSE, mme.AttenCharRsp(0, 0, EV, RUN, b"\0" * 17, b"\0" * 17, 0)), 1.8)
+    m.handle(frame(EV, EVSE, match_req()), 1.9)
+    nmk = m.nmk
+    assert m.state is State.MATCHED
+    assert param(m, 5.0, src=bytes.fromhex("02ee00000099")) == []  # a stranger: ignored
+    assert param(m, 5.0) == []  # same RunID repeated: ignored
+    out = param(m, 6.0, run=b"2" * 8)
+    assert any(isinstance(a, SessionDropped) and "restarted" in a.reason for a in out)
+    assert [type(x) for x in sent(out)] == [mme.SlacParamCnf]
+    assert m.state is State.WAITING and m.nmk == nmk
+    assert m.deadline == 6.0 + 0.4

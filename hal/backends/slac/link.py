@@ -157,6 +157,9 @@ class SlacLink:
                 self.last_failure = action.reason
                 self._outcome.set()
             elif isinstance(action, SessionDropped):
+                if self.matcher.state is State.WAITING and self.last_match is not None:
+                    self.last_match = None  # the matched EV started over
+                    self._outcome.clear()
                 log.info("SLAC session of %s dropped: %s", action.ev_mac.hex(":"), action.reason)
                 self.dropped.append(action)
             elif isinstance(action, Ignored):

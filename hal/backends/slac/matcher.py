@@ -252,6 +252,16 @@ class EvseMatcher:
         if isinstance(msg, SlacMatchReq) and self.state is State.MATCHED:
             self._rematch(frame.src, msg, out)
             return
+        if isinstance(msg, SlacParamReq) and self.state is State.MATCHED:
+            m = self.matched
+            if m is None or m.ev_mac != frame.src or m.run_id == msg.run_id:
+                return
+            # the matched car starts SLAC again (its modem lost the network, or its
+            # V2G layer gave up): serve it again with the same NMK, TT_EVSE_SLAC_init anew
+            out.append(SessionDropped(m.ev_mac, m.run_id, "EV restarted SLAC after the match"))
+            self.matched = None
+            self.state = State.WAITING
+            self._init_deadline = now + self.timers.evse_slac_init
         if self.state is not State.WAITING:
             out.append(Ignored(f"{type(msg).__name__} in state {self.state.value}"))
             return
