@@ -8,11 +8,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from hal.backends.simulated import build_board
 from hal.backends.slac.link import SlacLink, open_packet_socket
-from hal.backends.slac.matcher import SlacTimers
+from hal.backends.slac.matcher import SlacTimers, State
 from hal.backends.slac.mme import nid_from_nmk
 from hal.backends.slac.probe import probe
-from hal.types import PlcState
+from hal.charging import ChargingRunner
+from hal.control import Phase
+from hal.types import CpState, Duty, PlcState
 from tests.hal.netns import netns_unavailable, run_in_netns, veth_namespace
 from tests.hal.slac_ev_sim import MODEM_MAC, EvBus, EvSpec
 
@@ -186,5 +189,45 @@ def test_modem_probe_reads_firmware_and_reports_silence(ns: str) -> None:
             sock.close()
         assert not silent.answered
         assert "did not answer" in silent.describe()
+
+    run_in_netns(ns, main)
+
+
+def test_charging_glue_b1_five_percent_slac_then_power_in_c(ns: str) -> None:
+    """B1 -> 5 % -> real SLAC over the veth -> V2G (reported by the test) -> power in C."""
+
+    async def main() -> None:
+        board, plant = build_board()
+        link = SlacLink("evse0", timers=FAST, modem_mac=MODEM_MAC)
+        board.plc = link
+        runner = ChargingRunner(board, poll_s=0.005, slac_timeout_s=5)
+        async with EvBus("ev0") as bus:
+            await runner.start()
+            plant.ev_state = CpState.B
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 3
+            while link.matcher.state is not State.WAITING:
+                assert loop.time() < end
+                await asyncio.sleep(0.005)
+            assert plant.duty == Duty.hlc()
+            outcome = await bus.run_ev(EvSpec(EV1))
+            assert outcome.match_cnf is not None
+            while not runner.control.slac_active or link.last_match is None:
+                assert loop.time() < end
+                await asyncio.sleep(0.005)
+            await runner.hlc_started()
+            await runner.power(True)
+            plant.ev_state = CpState.C
+            while not plant.contactor_command:
+                assert loop.time() < end
+                await asyncio.sleep(0.005)
+            assert runner.control.phase is Phase.HLC
+            plant.ev_state = CpState.A
+            while link.matcher.state is not State.IDLE:
+                assert loop.time() < end
+                await asyncio.sleep(0.005)
+            assert not plant.contactor_command and plant.duty == Duty.constant()
+            await runner.aclose()
+        await board.aclose()
 
     run_in_netns(ns, main)
