@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import random
 import signal
 import sys
@@ -59,7 +58,13 @@ def _backends() -> int:
 
 
 async def _mcu_sim(args: argparse.Namespace) -> int:
-    from hal.backends.serial_mcu.simulator import ByteFaults, McuSimulator, open_pty, serve_fd
+    from hal.backends.serial_mcu.simulator import (
+        ByteFaults,
+        McuSimulator,
+        close_pty,
+        open_pty,
+        serve_fd,
+    )
 
     rng = random.Random(args.seed)
     sim = McuSimulator(
@@ -115,7 +120,7 @@ async def _mcu_sim(args: argparse.Namespace) -> int:
     finally:
         with contextlib.suppress(ValueError, OSError):
             loop.remove_reader(sys.stdin.fileno())
-        os.close(master)
+        close_pty(master)
     print(f"executed {len(sim.executed)} commands, safe-state entries {sim.safe_state_entries}")
     return 0
 

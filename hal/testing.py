@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -326,7 +325,9 @@ class McuSimHarness(PlantHarness):
         await self.board.aclose()
         self.stop.set()
         await self.task
-        os.close(self.master)
+        from hal.backends.serial_mcu.simulator import close_pty
+
+        close_pty(self.master)
 
 
 async def mcu_sim_harness() -> McuSimHarness:

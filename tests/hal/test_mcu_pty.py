@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -16,7 +15,13 @@ from hal.api import Board
 from hal.backends.serial_mcu.backend import board_on, connect
 from hal.backends.serial_mcu.link import McuConnection
 from hal.backends.serial_mcu.protocol import LinkLost, LinkTiming, McuRebooted, SetCp
-from hal.backends.serial_mcu.simulator import ByteFaults, McuSimulator, open_pty, serve_fd
+from hal.backends.serial_mcu.simulator import (
+    ByteFaults,
+    McuSimulator,
+    close_pty,
+    open_pty,
+    serve_fd,
+)
 from hal.types import ContactorState, CpState, Duty, UnavailableError
 
 
@@ -50,7 +55,7 @@ async def rig(
         await board.aclose()
         stop.set()
         await task
-        os.close(master)
+        close_pty(master)
 
 
 def run(main: Callable[[], Awaitable[None]]) -> None:
@@ -148,7 +153,7 @@ def test_registry_opens_the_serial_backend_on_a_port() -> None:
             await board.aclose()
             stop.set()
             await task
-            os.close(master)
+            close_pty(master)
         with pytest.raises(UnavailableError, match="port"):
             await registry.open_board("serial-mcu", {})
 

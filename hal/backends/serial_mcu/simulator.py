@@ -205,15 +205,30 @@ class McuSimulator:
         )
 
 
+_SLAVES: dict[int, int] = {}
+
+
 def open_pty() -> tuple[int, str]:
-    """A pty pair in raw mode: (master fd for the simulator, slave path for the host)."""
+    """A pty pair in raw mode: (master fd for the simulator, slave path for the host).
+
+    The slave stays open here too, so that the master never sees EIO while the host
+    (re)opens the port; :func:`close_pty` closes both.
+    """
     master, slave = os.openpty()
     tty.setraw(slave)
     tty.setraw(master)
     path = os.ttyname(slave)
-    # keep the slave open so the master never sees EIO while the host reopens the port
     os.set_blocking(master, False)
+    _SLAVES[master] = slave
     return master, path
+
+
+def close_pty(master: int) -> None:
+    slave = _SLAVES.pop(master, None)
+    for fd in (master, slave):
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 async def serve_fd(
