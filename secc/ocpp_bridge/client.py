@@ -1,0 +1,413 @@
+"""The station's OCPP 2.0.1 link: a typed client around the ``ocpp`` package over websockets.
+
+Theory of operation
+-------------------
+:meth:`OcppClient.run` loops forever: open the websocket (security profile 1, 2 or 3,
+subprotocol ``ocpp2.0.1``, the station id as the last path segment), send
+BootNotification until the CSMS accepts it (waiting the ``interval`` it names when it
+answers Pending or Rejected), set :attr:`OcppClient.online`, send a StatusNotification
+per connector, then Heartbeat at the CSMS's interval.  When the link drops, ``online`` is
+cleared and the loop reconnects after an exponential backoff with random jitter (OCPP
+RetryBackOffWaitMinimum / RetryBackOffRandomRange).
+
+Calls are made with :meth:`OcppClient.call` on wire-form (camelCase) payloads: the request
+and the response are validated against the OCPP JSON schemas; a CallError raises
+:class:`CallFailed` (the ``ocpp`` package's ``suppress=True`` default would return
+``None``); a response that fails validation raises :class:`MalformedResponse`; each call
+has a deadline and raises ``TimeoutError`` past it, or :class:`NotConnected` when the link
+is down or drops while waiting.  One call is in flight at a time (OCPP-J).
+
+CSMS-initiated calls go to a handler table (action → function of the wire payload)
+returning a :class:`Reply`.  A handler never awaits :meth:`call` (that would block the
+receive loop behind its own answer): follow-up calls go in ``Reply.after``, run as a task
+once the response has been sent (the ``ocpp`` package's ``@after`` semantics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import inspect
+import logging
+import random
+import ssl
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import websockets
+from ocpp.exceptions import InternalError, OCPPError
+from ocpp.exceptions import NotImplementedError as OcppNotImplemented
+from ocpp.messages import Call, CallError, MessageType, unpack, validate_payload
+from ocpp.v201 import ChargePoint
+from websockets.asyncio.client import ClientConnection, connect
+
+from certs._util import pem
+from certs.store import Store, StoreError
+from secc.ocpp_bridge import mapping
+
+log = logging.getLogger(__name__)
+SUBPROTOCOL = "ocpp2.0.1"
+OCPP_VERSION = "2.0.1"
+
+
+class NotConnected(ConnectionError):  # noqa: N818 - reads as the state it reports
+    """No accepted link to the CSMS (or it dropped while a call waited for its answer)."""
+
+
+class CallFailed(Exception):  # noqa: N818 - reads as the CSMS's answer
+    """The CSMS answered with a CallError."""
+
+    def __init__(self, action: str, code: str, description: str) -> None:
+        super().__init__(f"{action}: CSMS answered CallError {code}: {description}")
+        self.action = action
+        self.code = code
+        self.description = description
+
+
+class MalformedResponse(CallFailed):
+    """The CSMS's CallResult does not validate against the OCPP schema."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A handler's answer: the response payload and an optional follow-up coroutine."""
+
+    payload: dict[str, object]
+    after: Callable[[], Awaitable[None]] | None = None
+
+
+Handler = Callable[[dict[str, object]], Reply | Awaitable[Reply]]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """How to reach the CSMS.  ``csms_url`` without the station id (it is appended)."""
+
+    csms_url: str
+    station_id: str
+    security_profile: int = 1
+    basic_auth_password: str | None = None
+    charging_station: Mapping[str, str] = field(
+        default_factory=lambda: {"model": "secc", "vendorName": "secc"}
+    )
+    connectors: tuple[tuple[int, int], ...] = ((1, 1),)  # (evseId, connectorId)
+    call_timeout: float = 30.0
+    open_timeout: float = 10.0
+    backoff_min: float = 1.0  # RetryBackOffWaitMinimum
+    backoff_random: float = 1.0  # RetryBackOffRandomRange
+    backoff_max: float = 60.0
+    boot_retry_default: float = 30.0  # when a Pending/Rejected answer names interval 0
+    ca_pem: bytes | None = None  # CSMS roots; default: the store's csms trust anchors
+    client_chain: Path | None = None  # profile 3; default: the store's csms leaf
+    client_key: Path | None = None
+    key_password: bytes | None = None
+
+    def url(self) -> str:
+        return f"{self.csms_url.rstrip('/')}/{self.station_id}"
+
+
+class TlsMaterial:
+    """Where the TLS trust anchors and the client certificate come from (e.g. the store).
+
+    ``csms_roots_pem()`` returns the CSMS root(s) as PEM; ``client_paths()`` the
+    (chain.pem, key.pem) pair of the charging-station certificate.  Read at every connect,
+    so a certificate installed by CertificateSigned is used from the next reconnect on.
+    """
+
+    def csms_roots_pem(self) -> bytes | None:
+        return None
+
+    def client_paths(self) -> tuple[Path, Path] | None:
+        return None
+
+
+class StoreTls(TlsMaterial):
+    """TLS material from the certificate store (``trust/csms`` and ``leaf/csms``)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def csms_roots_pem(self) -> bytes | None:
+        roots = self.store.roots("csms")
+        return pem(roots) if roots else None
+
+    def client_paths(self) -> tuple[Path, Path] | None:
+        try:
+            return self.store.leaf_paths("csms")
+        except StoreError:
+            return None
+
+
+def ssl_context(config: ClientConfig, material: TlsMaterial | None) -> ssl.SSLContext | None:
+    """The TLS context for profiles 2 and 3 (``None`` for profile 1)."""
+    if config.security_profile == 1:
+        return None
+    if config.security_profile not in (2, 3):
+        raise ValueError(f"security profile must be 1, 2 or 3, not {config.security_profile}")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    roots = config.ca_pem or (material.csms_roots_pem() if material else None)
+    if not roots:
+        raise NotConnected("no CSMS root certificate to verify the CSMS with")
+    ctx.load_verify_locations(cadata=roots.decode("ascii"))
+    if config.security_profile == 3:
+        paths = (
+            (config.client_chain, config.client_key)
+            if config.client_chain and config.client_key
+            else (material.client_paths() if material else None)
+        )
+        if paths is None:
+            raise NotConnected("security profile 3 needs a charging-station certificate")
+        ctx.load_cert_chain(str(paths[0]), str(paths[1]), password=config.key_password)
+    return ctx
+
+
+class _StationCp(ChargePoint):  # type: ignore[misc]
+    """The ``ocpp`` package's ChargePoint with wire-form calls and a handler table."""
+
+    def __init__(self, station_id: str, ws: ClientConnection, client: OcppClient) -> None:
+        super().__init__(station_id, ws, response_timeout=3600)
+        self._client = client
+
+    async def call_raw(
+        self, action: str, payload: dict[str, object], message_id: str
+    ) -> dict[str, object]:
+        call = Call(unique_id=message_id, action=action, payload=payload)
+        await validate_payload(call, OCPP_VERSION)
+        async with self._call_lock:
+            await self._send(call.to_json())
+            response = await self._get_specific_response(message_id, 3600)
+        if response.message_type_id == MessageType.CallError:
+            raise CallFailed(action, str(response.error_code), str(response.error_description))
+        response.action = action
+        try:
+            await validate_payload(response, OCPP_VERSION)
+        except OCPPError as exc:
+            raise MalformedResponse(action, exc.code, str(exc.description)) from exc
+        body = response.payload
+        if not isinstance(body, dict):
+            raise MalformedResponse(action, "FormatViolation", "payload is not an object")
+        return body
+
+    async def route_message(self, raw_msg: str) -> None:
+        try:
+            msg = unpack(raw_msg)
+        except OCPPError as exc:
+            log.warning("%s: unparsable message from the CSMS (%s): %.200s", self.id, exc, raw_msg)
+            return
+        if msg.message_type_id in (MessageType.CallResult, MessageType.CallError):
+            self._response_queue.put_nowait(msg)
+            return
+        await self._client._dispatch(self, msg)
+
+
+class OcppClient:
+    """The station's link to the CSMS (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        handlers: Mapping[str, Handler] | None = None,
+        tls: TlsMaterial | None = None,
+        utc_now: Callable[[], dt.datetime] | None = None,
+        rng: Callable[[], float] = random.random,
+        connector_status: Callable[[int, int], str] | None = None,
+    ) -> None:
+        self.config = config
+        self.handlers: dict[str, Handler] = dict(handlers or {})
+        self.tls = tls
+        self._utc_now = utc_now or (lambda: dt.datetime.now(dt.UTC))
+        self._rng = rng
+        self._connector_status = connector_status or (lambda _e, _c: "Available")
+        self.online = asyncio.Event()
+        self.on_online: list[Callable[[], None]] = []
+        self._cp: _StationCp | None = None
+        self._closed: asyncio.Future[None] | None = None
+        self._ws: ClientConnection | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.heartbeat_interval = 0
+        self.boot_status = ""
+        self.connects = 0
+        self.last_error = ""
+
+    # --- outgoing calls --------------------------------------------------------------------
+
+    async def call(
+        self,
+        action: str,
+        payload: dict[str, object],
+        *,
+        timeout: float | None = None,
+        message_id: str | None = None,
+    ) -> dict[str, object]:
+        """Send one call and return the CSMS's response payload (see module docstring)."""
+        cp, closed = self._cp, self._closed
+        if cp is None or closed is None or closed.done():
+            raise NotConnected(f"{action}: not connected to the CSMS")
+        if action != "BootNotification" and not self.online.is_set():
+            raise NotConnected(f"{action}: BootNotification not accepted yet")
+        limit = self.config.call_timeout if timeout is None else timeout
+        task = asyncio.ensure_future(cp.call_raw(action, payload, message_id or str(uuid.uuid4())))
+        try:
+            waiters: set[asyncio.Future[object]] = {task, closed}  # type: ignore[arg-type]
+            done, _ = await asyncio.wait(waiters, timeout=limit, return_when="FIRST_COMPLETED")
+        except BaseException:
+            task.cancel()
+            raise
+        if task in done:
+            return task.result()
+        task.cancel()
+        if closed.done():
+            raise NotConnected(f"{action}: connection lost while waiting for the answer")
+        raise TimeoutError(f"{action}: no answer from the CSMS within {limit:g} s")
+
+    def spawn(self, coro: Awaitable[None], name: str) -> None:
+        """Run a follow-up as a task (kept referenced, errors logged)."""
+
+        async def wrapped() -> None:
+            try:
+                await coro
+            except (CallFailed, TimeoutError, ConnectionError) as exc:
+                log.warning("%s failed: %s", name, exc)
+
+        task = asyncio.ensure_future(wrapped())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def status_notification(self, evse_id: int, connector_id: int, status: str) -> None:
+        await self.call(
+            "StatusNotification",
+            {
+                "timestamp": mapping.ocpp_timestamp(self._utc_now()),
+                "connectorStatus": status,
+                "evseId": evse_id,
+                "connectorId": connector_id,
+            },
+        )
+
+    async def close(self) -> None:
+        """Close the current connection (the run loop reconnects)."""
+        if self._ws is not None:
+            await self._ws.close()
+
+    # --- incoming calls --------------------------------------------------------------------
+
+    async def _dispatch(self, cp: _StationCp, msg: Call) -> None:
+        handler = self.handlers.get(msg.action)
+        try:
+            if handler is None:
+                raise OcppNotImplemented(details={"cause": f"{msg.action} is not supported"})
+            await validate_payload(msg, OCPP_VERSION)
+            result = handler(dict(msg.payload))
+            reply = await result if inspect.isawaitable(result) else result
+            response = msg.create_call_result(reply.payload)
+            await validate_payload(response, OCPP_VERSION)
+        except OCPPError as exc:
+            log.warning("%s: answering %s with CallError %s", cp.id, msg.action, exc.code)
+            await cp._send(msg.create_call_error(exc).to_json())
+            return
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            log.exception("%s: handler for %s failed", cp.id, msg.action)
+            error = InternalError(description=str(exc)[:200])
+            await cp._send(CallError(msg.unique_id, error.code, error.description, {}).to_json())
+            return
+        await cp._send(response.to_json())
+        if reply.after is not None:
+            self.spawn(reply.after(), f"follow-up of {msg.action}")
+
+    # --- connection life cycle -------------------------------------------------------------
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before reconnect attempt ``attempt`` (0-based), with jitter."""
+        base = min(self.config.backoff_max, self.config.backoff_min * (2 ** min(attempt, 16)))
+        return float(base + self._rng() * self.config.backoff_random)
+
+    def _headers(self) -> dict[str, str]:
+        if self.config.security_profile in (1, 2) and self.config.basic_auth_password is not None:
+            token = f"{self.config.station_id}:{self.config.basic_auth_password}"
+            return {"Authorization": "Basic " + base64.b64encode(token.encode()).decode("ascii")}
+        return {}
+
+    async def run(self) -> None:
+        """Connect, boot, heartbeat; reconnect forever.  Cancel the task to stop."""
+        attempt = 0
+        while True:
+            try:
+                ctx = ssl_context(self.config, self.tls)
+                ws = await connect(
+                    self.config.url(),
+                    subprotocols=[websockets.Subprotocol(SUBPROTOCOL)],
+                    additional_headers=self._headers(),
+                    ssl=ctx,
+                    proxy=None,
+                    open_timeout=self.config.open_timeout,
+                )
+            except (OSError, TimeoutError, websockets.InvalidHandshake, ssl.SSLError) as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                delay = self.backoff(attempt)
+                log.warning(
+                    "CSMS %s unreachable (%s); retry in %.1f s", self.config.url(), exc, delay
+                )
+                attempt += 1
+                await asyncio.sleep(delay)
+                continue
+            attempt = 0
+            self.connects += 1
+            try:
+                await self._session(ws)
+            finally:
+                await ws.close()
+            await asyncio.sleep(self.backoff(0))
+
+    async def _session(self, ws: ClientConnection) -> None:
+        self._ws = ws
+        cp = _StationCp(self.config.station_id, ws, self)
+        closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._cp, self._closed = cp, closed
+        receiver = asyncio.ensure_future(cp.start())
+        worker = asyncio.ensure_future(self._boot_and_heartbeat())
+        try:
+            await asyncio.wait({receiver, worker}, return_when="FIRST_COMPLETED")
+            for task in (receiver, worker):
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    exc = task.exception()
+                    log.warning("CSMS link ended: %s: %s", type(exc).__name__, exc)
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.online.clear()
+            closed.set_result(None)
+            self._cp = self._closed = self._ws = None
+            for task in (receiver, worker):
+                task.cancel()
+            await asyncio.gather(receiver, worker, return_exceptions=True)
+
+    async def _boot_and_heartbeat(self) -> None:
+        while True:
+            response = await self.call(
+                "BootNotification",
+                {"chargingStation": dict(self.config.charging_station), "reason": "PowerUp"},
+            )
+            answer = mapping.boot_answer(response)
+            self.boot_status = answer.status
+            if answer.status == "Accepted":
+                self.heartbeat_interval = answer.interval or 300
+                break
+            wait = answer.interval or self.config.boot_retry_default
+            log.info("BootNotification %s; retry in %d s", answer.status, wait)
+            await asyncio.sleep(wait)
+        self.online.set()
+        for callback in list(self.on_online):
+            callback()
+        for evse_id, connector_id in self.config.connectors:
+            status = self._connector_status(evse_id, connector_id)
+            await self.status_notification(evse_id, connector_id, status)
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                await self.call("Heartbeat", {})
+            except TimeoutError as exc:
+                log.warning("Heartbeat: %s", exc)

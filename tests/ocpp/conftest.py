@@ -1,0 +1,43 @@
+"""Fixtures: a test PKI made by ``secc certs make-test-pki`` (once per session), TLS contexts
+for the test CSMS, and a fresh copy of the station's certificate store per test."""
+
+from __future__ import annotations
+
+import shutil
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from certs.store import Store
+
+
+@pytest.fixture(scope="session")
+def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("ocpp-pki")
+    subprocess.run(
+        [sys.executable, "-m", "secc.cli.main", "certs", "make-test-pki", str(directory / "pki")],
+        check=True,
+        capture_output=True,
+    )
+    return directory / "pki"
+
+
+@pytest.fixture
+def store(pki_dir: Path, tmp_path: Path) -> Store:
+    shutil.copytree(pki_dir / "station", tmp_path / "store", symlinks=True)
+    st = Store(tmp_path / "store")
+    st.initialize()
+    return st
+
+
+def server_context(pki_dir: Path, *, client_auth: bool) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(pki_dir / "csms" / "server_chain.pem", pki_dir / "csms" / "server.key")
+    if client_auth:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(pki_dir / "csms" / "root.pem")
+    return ctx

@@ -1,0 +1,235 @@
+"""A test CSMS on the ``ocpp`` package's server side, over real websockets on loopback.
+
+Behaviour is steered through :class:`Behaviour` (boot answers, Authorize verdicts, slow or
+failing Get15118EVCertificate, CallErrors, malformed answers).  Every TransactionEvent is
+recorded raw (message id + camelCase payload, as it came off the wire) so tests can check
+exactly-once and ordering; :meth:`TestCsms.transaction_stream` deduplicates on
+(transactionId, seqNo) and asserts that any repeat is a byte-identical resend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import websockets
+from ocpp.exceptions import InternalError
+from ocpp.routing import on
+from ocpp.v201 import ChargePoint, call_result
+from websockets.asyncio.server import Server, ServerConnection, serve
+
+NOW = lambda: dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")  # noqa: E731
+
+
+@dataclass
+class Behaviour:
+    boot_statuses: list[str] = field(default_factory=list)  # consumed one per boot; then Accepted
+    boot_interval: int = 300
+    heartbeat_interval: int = 300
+    authorize_status: str = "Accepted"
+    certificate_status: str | None = "Accepted"
+    authorize_error: bool = False
+    authorize_malformed: bool = False
+    authorize_delay: float = 0.0
+    ev_cert_delay: float = 0.0
+    ev_cert_status: str = "Accepted"
+    ev_cert_exi: str = base64.b64encode(b"\x80\x98\x02exi-response").decode()
+    ev_cert_error: bool = False
+    tx_errors: int = 0  # answer this many TransactionEvents with a CallError
+    tx_delay: float = 0.0
+    sign_certificate_status: str = "Accepted"
+    cert_status_ocsp: str = base64.b64encode(b"\x30\x03ocsp").decode()
+
+
+class CsmsStation(ChargePoint):  # type: ignore[misc]
+    def __init__(self, station_id: str, ws: ServerConnection, csms: TestCsms) -> None:
+        super().__init__(station_id, ws, response_timeout=10)
+        self.csms = csms
+        self.b = csms.behaviour
+
+    async def route_message(self, raw_msg: str) -> None:
+        msg = json.loads(raw_msg)
+        if msg[0] == 2:
+            self.csms.calls.append((msg[2], msg[3]))
+            if msg[2] == "TransactionEvent":
+                self.csms.tx_raw.append((msg[1], msg[3]))
+        await super().route_message(raw_msg)
+
+    @on("BootNotification")
+    def on_boot(self, charging_station: dict[str, Any], reason: str, **_: Any) -> Any:
+        status = self.b.boot_statuses.pop(0) if self.b.boot_statuses else "Accepted"
+        self.csms.boots.append(status)
+        interval = self.b.heartbeat_interval if status == "Accepted" else self.b.boot_interval
+        return call_result.BootNotification(current_time=NOW(), interval=interval, status=status)
+
+    @on("Heartbeat")
+    def on_heartbeat(self, **_: Any) -> Any:
+        self.csms.heartbeats += 1
+        return call_result.Heartbeat(current_time=NOW())
+
+    @on("StatusNotification")
+    def on_status(self, **kw: Any) -> Any:
+        return call_result.StatusNotification()
+
+    @on("Authorize", skip_schema_validation=True)
+    async def on_authorize(self, id_token: dict[str, Any], **kw: Any) -> Any:
+        self.csms.authorizations.append({"id_token": id_token, **kw})
+        if self.b.authorize_delay:
+            await asyncio.sleep(self.b.authorize_delay)
+        if self.b.authorize_error:
+            raise InternalError(description="authorization backend down")
+        if self.b.authorize_malformed:
+            return call_result.Authorize(id_token_info={"status": 42})  # type: ignore[arg-type]
+        return call_result.Authorize(
+            id_token_info={"status": self.b.authorize_status},
+            certificate_status=self.b.certificate_status,
+        )
+
+    @on("Get15118EVCertificate", skip_schema_validation=True)
+    async def on_ev_cert(
+        self, iso15118_schema_version: str, action: str, exi_request: str, **_: Any
+    ) -> Any:
+        self.csms.ev_cert_requests.append((iso15118_schema_version, action, exi_request))
+        if self.b.ev_cert_delay:
+            await asyncio.sleep(self.b.ev_cert_delay)
+        if self.b.ev_cert_error:
+            raise InternalError(description="contract certificate pool unreachable")
+        return call_result.Get15118EVCertificate(
+            status=self.b.ev_cert_status, exi_response=self.b.ev_cert_exi
+        )
+
+    @on("TransactionEvent")
+    async def on_tx(self, **kw: Any) -> Any:
+        if self.b.tx_delay:
+            await asyncio.sleep(self.b.tx_delay)
+        if self.b.tx_errors > 0:
+            self.b.tx_errors -= 1
+            raise InternalError(description="database busy")
+        return call_result.TransactionEvent()
+
+    @on("SignCertificate")
+    def on_sign(self, csr: str, certificate_type: str | None = None, **_: Any) -> Any:
+        self.csms.csrs.append((certificate_type, csr))
+        return call_result.SignCertificate(status=self.b.sign_certificate_status)
+
+    @on("GetCertificateStatus")
+    def on_cert_status(self, ocsp_request_data: dict[str, Any], **_: Any) -> Any:
+        self.csms.ocsp_requests.append(ocsp_request_data)
+        return call_result.GetCertificateStatus(
+            status="Accepted", ocsp_result=self.b.cert_status_ocsp
+        )
+
+
+class TestCsms:
+    __test__ = False
+
+    def __init__(
+        self,
+        *,
+        password: str | None = "s3cret-password",
+        ssl_context: ssl.SSLContext | None = None,
+        behaviour: Behaviour | None = None,
+    ) -> None:
+        self.password = password
+        self.ssl_context = ssl_context
+        self.behaviour = behaviour or Behaviour()
+        self.server: Server | None = None
+        self.port = 0
+        self.stations: dict[str, CsmsStation] = {}
+        self.connected = asyncio.Event()
+        self.boots: list[str] = []
+        self.heartbeats = 0
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.tx_raw: list[tuple[str, dict[str, Any]]] = []
+        self.authorizations: list[dict[str, Any]] = []
+        self.ev_cert_requests: list[tuple[str, str, str]] = []
+        self.csrs: list[tuple[str | None, str]] = []
+        self.ocsp_requests: list[dict[str, Any]] = []
+        self.rejected_auth = 0
+        self.peer_certs: list[dict[str, Any]] = []
+
+    @property
+    def url(self) -> str:
+        scheme = "wss" if self.ssl_context else "ws"
+        return f"{scheme}://127.0.0.1:{self.port}/ocpp"
+
+    def _check_auth(self, conn: ServerConnection, request: Any) -> Any:
+        if self.password is None:
+            return None
+        station = request.path.rstrip("/").rsplit("/", 1)[-1]
+        expected = "Basic " + base64.b64encode(f"{station}:{self.password}".encode()).decode()
+        if request.headers.get("Authorization") != expected:
+            self.rejected_auth += 1
+            return conn.respond(401, "bad credentials\n")
+        return None
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        station_id = ws.request.path.rstrip("/").rsplit("/", 1)[-1] if ws.request else "?"
+        ssl_object = ws.transport.get_extra_info("ssl_object")
+        if ssl_object is not None and ssl_object.getpeercert():
+            self.peer_certs.append(ssl_object.getpeercert())
+        cp = CsmsStation(station_id, ws, self)
+        self.stations[station_id] = cp
+        self.connected.set()
+        try:
+            await cp.start()
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            if self.stations.get(station_id) is cp:
+                del self.stations[station_id]
+                self.connected.clear()
+
+    async def start(self, port: int = 0) -> None:
+        self.server = await serve(
+            self._handler,
+            "127.0.0.1",
+            port,
+            subprotocols=[websockets.Subprotocol("ocpp2.0.1")],
+            ssl=self.ssl_context,
+            process_request=self._check_auth,
+        )
+        self.port = self.server.sockets[0].getsockname()[1] if port == 0 else port
+
+    async def stop(self) -> None:
+        """Go down hard: close the listener and every connection."""
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+            self.server = None
+        self.connected.clear()
+
+    async def station(self, station_id: str, timeout: float = 10.0) -> CsmsStation:
+        async def wait() -> CsmsStation:
+            while station_id not in self.stations:
+                await asyncio.sleep(0.02)
+            return self.stations[station_id]
+
+        return await asyncio.wait_for(wait(), timeout)
+
+    def transaction_stream(self) -> list[dict[str, Any]]:
+        """Deduplicated TransactionEvents (by transactionId, seqNo); repeats must be identical."""
+        seen: dict[tuple[str, int], tuple[str, dict[str, Any]]] = {}
+        out: list[dict[str, Any]] = []
+        for message_id, payload in self.tx_raw:
+            key = (payload["transactionInfo"]["transactionId"], payload["seqNo"])
+            if key in seen:
+                assert seen[key] == (message_id, payload), f"resend of {key} differs"
+                continue
+            seen[key] = (message_id, payload)
+            out.append(payload)
+        return out
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    async def loop() -> None:
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(loop(), timeout)
