@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -115,6 +116,9 @@ def main(argv: list[str], prog: str) -> int:
     handler = _HANDLERS[args.cmd]
     try:
         return handler(args)
+    except BrokenPipeError:  # `secc certs list | head`: the reader went away, not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep Python quiet at exit
+        return 0
     except (CertsError, OSError, ValueError) as exc:
         print(f"{prog} {args.cmd}: error: {exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,264 @@
+"""`secc certs ...`: the commands, their output and exit codes (0 ok, 1 failed, 2 usage)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from certs._util import fingerprint, load_certificate, load_certificates, pem
+from certs.cli import main
+from certs.csr import sign_csr
+from certs.emaid import is_valid
+from certs.store import Store, load_private_key
+from certs.testpki import Issued
+
+PROG = "secc certs"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv), PROG)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def pki_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("cli") / "pki"
+    assert (
+        main(["make-test-pki", str(directory), "--second-v2g-root", "--leaf-days", "200"], PROG)
+        == 0
+    )
+    return directory
+
+
+def test_make_test_pki_and_list(capsys: pytest.CaptureFixture[str], pki_root: Path) -> None:
+    store = str(pki_root / "station")
+    code, out, _ = run(capsys, "list", "--store", store)
+    assert code == 0
+    assert out.count("V2GRootCertificate") == 2
+    for kind in (
+        "MORootCertificate",
+        "OEMRootCertificate",
+        "CSMSRootCertificate",
+        "ManufacturerRootCertificate",
+        "V2GCertificateChain",
+        "ChargingStationCertificate",
+    ):
+        assert kind in out
+    code, out, _ = run(capsys, "list", "--store", store, "--json", "--type", "V2GCertificateChain")
+    (entry,) = json.loads(out)
+    assert entry["certificateType"] == "V2GCertificateChain"
+    assert len(entry["childCertificateHashData"]) == 2
+    assert set(entry["certificateHashData"]) == {
+        "hashAlgorithm",
+        "issuerNameHash",
+        "issuerKeyHash",
+        "serialNumber",
+    }
+
+
+def test_inspect(capsys: pytest.CaptureFixture[str], pki_root: Path) -> None:
+    code, out, _ = run(capsys, "inspect", str(pki_root / "mo" / "contract_chain.pem"))
+    assert code == 0
+    assert "certificate 1 of 3" in out and "eMAID       DE8AACA2B3C4D5L (DE-8AA-CA2B3C4D5-L)" in out
+    for field in (
+        "subject",
+        "issuer",
+        "valid",
+        "key         EC secp256r1",
+        "sha256",
+        "hash data",
+        "OCSP",
+    ):
+        assert field in out
+    der_file = pki_root / "leaf.der"
+    cert = load_certificate((pki_root / "v2g" / "secc.pem").read_bytes())
+    der_file.write_bytes(cert.public_bytes(Encoding.DER))
+    code, out, _ = run(capsys, "inspect", str(der_file))
+    assert code == 0 and "DE*ABC*E1234567*1" in out
+    (pki_root / "junk.pem").write_bytes(
+        b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    )
+    code, _, err = run(capsys, "inspect", str(pki_root / "junk.pem"))
+    assert code == 1 and "not a certificate" in err
+    code, _, err = run(capsys, "inspect", str(pki_root / "missing.pem"))
+    assert code == 1 and "No such file" in err
+
+
+def test_verify(capsys: pytest.CaptureFixture[str], pki_root: Path) -> None:
+    store = str(pki_root / "station")
+    chain = str(pki_root / "mo" / "contract_chain.pem")
+    code, out, _ = run(capsys, "verify", "--store", store, chain, "--emaid", "DE-8AA-CA2B3C4D5-L")
+    assert code == 0 and out.startswith("OK")
+    code, _, err = run(capsys, "verify", "--store", store, chain, "--emaid", "DE8AA0012345670")
+    assert code == 1 and err.startswith("FAILED_CertChainError")
+    code, _, err = run(capsys, "verify", "--store", store, chain, "--at", "2045-01-01T00:00:00Z")
+    assert code == 1 and err.startswith("FAILED_CertificateExpired")
+    code, out, _ = run(
+        capsys,
+        "verify",
+        "--store",
+        store,
+        "--profile",
+        "secc",
+        str(pki_root / "v2g2" / "secc_chain.pem"),
+    )
+    assert code == 0, out
+    code, _, err = run(
+        capsys,
+        "verify",
+        "--store",
+        store,
+        "--profile",
+        "secc",
+        str(pki_root / "csms" / "cs_chain.pem"),
+    )
+    assert code == 1 and err.startswith("FAILED_NoCertificateAvailable")
+
+
+def test_csr_install_signed(
+    capsys: pytest.CaptureFixture[str], pki_root: Path, tmp_path: Path
+) -> None:
+    store = str(pki_root / "station")
+    csr_file = tmp_path / "secc.csr"
+    code, out, _ = run(
+        capsys,
+        "csr",
+        "--store",
+        store,
+        "--type",
+        "V2GCertificate",
+        "--cn",
+        "DE*ABC*E1234567*1",
+        "--org",
+        "Test CPO",
+        "--country",
+        "DE",
+        "-o",
+        str(csr_file),
+    )
+    assert code == 0 and "pending" in out
+    sub2 = Issued(
+        "cpo_sub2",
+        load_certificate((pki_root / "v2g" / "sub2.pem").read_bytes()),
+        load_private_key((pki_root / "v2g" / "sub2.key").read_bytes(), None),
+    )
+    leaf = sign_csr(csr_file.read_bytes(), sub2, dt.datetime.now(dt.UTC))
+    chain_file = tmp_path / "signed.pem"
+    chain_file.write_bytes(
+        pem([leaf])
+        + (pki_root / "v2g" / "sub2.pem").read_bytes()
+        + (pki_root / "v2g" / "sub1.pem").read_bytes()
+    )
+    code, out, _ = run(
+        capsys, "install", "--store", store, "--signed", "V2GCertificate", str(chain_file)
+    )
+    assert code == 0 and out.startswith("Accepted")
+    assert Store(Path(store)).leaf_chain("v2g")[0] == leaf
+    code, _, err = run(
+        capsys, "install", "--store", store, "--signed", "V2GCertificate", str(chain_file)
+    )
+    assert code == 1 and "no pending" in err
+
+
+def test_install_root_and_delete(
+    capsys: pytest.CaptureFixture[str], pki_root: Path, tmp_path: Path
+) -> None:
+    store = str(tmp_path / "store")
+    assert run(capsys, "init", "--store", store)[0] == 0
+    code, out, _ = run(
+        capsys, "install", "--store", store, "--root", "mo", str(pki_root / "mo" / "root.pem")
+    )
+    assert code == 0 and "installed mo trust anchor" in out
+    code, _, err = run(
+        capsys, "install", "--store", store, "--root", "v2g", str(pki_root / "v2g" / "secc.pem")
+    )
+    assert code == 1 and "not a CA" in err
+    code, _, _ = run(
+        capsys,
+        "install",
+        "--store",
+        store,
+        "--leaf",
+        "v2g",
+        str(pki_root / "v2g" / "secc_chain.pem"),
+    )
+    assert code == 2  # --leaf needs --key
+    code, out, _ = run(
+        capsys,
+        "install",
+        "--store",
+        store,
+        "--leaf",
+        "v2g",
+        str(pki_root / "v2g" / "secc_chain.pem"),
+        "--key",
+        str(pki_root / "v2g" / "secc.key"),
+    )
+    assert code == 0
+    code, out, _ = run(capsys, "list", "--store", store, "--json")
+    items = json.loads(out)
+    root_hash = next(i for i in items if i["certificateType"] == "MORootCertificate")[
+        "certificateHashData"
+    ]
+    code, out, _ = run(capsys, "delete", "--store", store, "--hash-data", json.dumps(root_hash))
+    assert code == 0 and out.strip() == "Accepted"
+    code, _, err = run(capsys, "delete", "--store", store, "--hash-data", json.dumps(root_hash))
+    assert code == 1 and err.strip() == "NotFound"
+    code, _, _ = run(capsys, "delete", "--store", store, "--hash-data", "{not json")
+    assert code == 2
+    code, _, _ = run(capsys, "delete", "--store", store)
+    assert code == 2
+    leaf_fp = load_certificates((pki_root / "v2g" / "secc_chain.pem").read_bytes())[0]
+    code, out, _ = run(capsys, "delete", "--store", store, "--sha256", fingerprint(leaf_fp))
+    assert code == 0 and out.strip() == "Accepted"
+
+
+def test_expiry_exit_codes(capsys: pytest.CaptureFixture[str], pki_root: Path) -> None:
+    store = str(pki_root / "station")
+    code, out, _ = run(capsys, "expiry", "--store", store)
+    assert code == 0 and "RENEW" not in out
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=185)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    code, out, _ = run(capsys, "expiry", "--store", store, "--at", later)
+    assert code == 1 and "RENEW" in out
+    code, out, _ = run(capsys, "expiry", "--store", store, "--at", later, "--days", "5", "--json")
+    assert code == 0 and not any(e["renewalDue"] for e in json.loads(out))
+
+
+def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([], PROG) == 2
+    assert main(["bogus"], PROG) == 2
+    assert main(["verify"], PROG) == 2
+    assert main(["--help"], PROG) == 0
+    capsys.readouterr()
+
+
+def test_console_script_dispatch(tmp_path: Path) -> None:
+    secc = Path(sys.executable).parent / "secc"
+    assert secc.exists()
+    result = subprocess.run(
+        [str(secc), "certs", "make-test-pki", str(tmp_path / "p")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    cn = load_certificate(
+        (tmp_path / "p" / "mo" / "contract.pem").read_bytes()
+    ).subject.rfc4514_string()
+    assert is_valid(cn.split("CN=")[1])
+    bad = subprocess.run(
+        [str(secc), "certs", "list", "--store", str(tmp_path / "nothing")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 0 and "no certificates installed" in bad.stdout
