@@ -123,12 +123,13 @@ class Duty:
 
     ``1000`` is a constant +12 V (state X1, no PWM); ``50`` (5 %) announces high-level
     communication (ISO 15118-3); 80..970 encode a current limit (IEC 61851-1 Annex A).
+    There is no 0 %: a constant -12 V is state F (``ControlPilot.set_state_f``).
     """
 
     permille: int
 
     def __post_init__(self) -> None:
-        if not 0 <= self.permille <= 1000:
+        if not 1 <= self.permille <= 1000:
             raise ValueError(f"duty out of range: {self.permille} per mille")
 
     @classmethod

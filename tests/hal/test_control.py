@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -165,3 +166,19 @@ def test_contactors_never_closed_outside_c_d_and_every_fault_opens(
             assert any(isinstance(a, ReportFault) and a.fault is event.fault for a in out)
         if isinstance(event, CpChanged) and event.state in (CpState.E, CpState.F):
             assert not closed
+
+
+def test_duty_table() -> None:
+    assert Duty.for_current(6).permille == 100 and Duty.for_current(16).permille == 267
+    assert Duty.for_current(51).permille == 850 and Duty.for_current(80).permille == 960
+    assert Duty(267).amps == 16.0 and Duty(960).amps == 80.0 and Duty.hlc().amps is None
+    assert Duty.hlc().is_hlc and not Duty.constant().is_pwm
+    for bad in (0, 1001):
+        with pytest.raises(ValueError):
+            Duty(bad)
+    with pytest.raises(ValueError):
+        Duty.for_current(5.9)
+    assert CpState.from_voltage(12.0) is CpState.A and CpState.from_voltage(9.1) is CpState.B
+    assert CpState.from_voltage(5.8) is CpState.C and CpState.from_voltage(2.9) is CpState.D
+    assert CpState.from_voltage(0.2) is CpState.E and CpState.from_voltage(-11.8) is CpState.F
+    assert CpState.from_voltage(-5.0) is CpState.E and CpState.from_voltage(14.0) is CpState.E

@@ -314,3 +314,11 @@ def test_command_without_any_ack_fails_after_max_tries_and_seq_is_not_reused() -
     b.submit(2, SetCp(CpMode.CONSTANT, 1000))
     b.run(0.3)
     assert 2 in b.done
+
+
+def test_pwm_duty_outside_1_to_999_is_rejected_not_crashing() -> None:
+    b = bench(9)
+    b.submit(1, SetCp(CpMode.PWM, 0))
+    b.submit(2, SetCp(CpMode.PWM, 1000))
+    b.run(0.3)
+    assert b.done == {1: AckResult.REJECTED, 2: AckResult.REJECTED}

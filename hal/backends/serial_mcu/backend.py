@@ -67,7 +67,11 @@ class McuControlPilot:
         st = _status(self._conn)
         if st.cp_mode is CpMode.STATE_F:
             return None
-        return Duty(st.duty_permille) if st.cp_mode is CpMode.PWM else Duty.constant()
+        if st.cp_mode is CpMode.PWM:
+            if not 1 <= st.duty_permille <= 999:
+                raise OperationFailedError(f"MCU reports PWM with duty {st.duty_permille}")
+            return Duty(st.duty_permille)
+        return Duty.constant()
 
 
 class McuContactors:

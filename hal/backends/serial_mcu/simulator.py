@@ -148,7 +148,7 @@ class McuSimulator:
             case SetCp(mode=CpMode.CONSTANT):
                 p.duty = Duty.constant() if not self.safe else None
             case SetCp(mode=CpMode.PWM, duty_permille=d):
-                if self.safe:
+                if self.safe or not 1 <= d <= 999:
                     return AckResult.REJECTED
                 p.duty = Duty(d)
             case SetCp(mode=CpMode.STATE_F):
