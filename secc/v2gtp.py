@@ -174,8 +174,10 @@ class Framer:
     """Incremental V2GTP framer over a byte stream.
 
     ``feed(chunk)`` returns the frames completed by ``chunk`` (zero, one or several) and
-    raises :class:`FramingError` on the first bad header; after an error the framer is
-    dead and every further ``feed`` raises the same error.  ``close()`` reports a stream
+    raises :class:`FramingError` on the first bad header.  Frames completed before a bad
+    header in the same chunk are still returned; the error is then in :attr:`failed`
+    (check it after handling them) and raised by the next call.  After an error the
+    framer is dead and every further ``feed`` raises the same error.  ``close()`` reports a stream
     that ended inside a frame.  Memory is bounded: at most one header plus
     ``max_payload`` bytes are kept between calls.
     """
@@ -237,7 +239,10 @@ class Framer:
         except FramingError as exc:
             self._error = exc
             self._buffer.clear()
-            raise
+            if not frames:
+                raise
+            # frames completed before the bad header are delivered; the error is in
+            # ``failed`` now and raised by the next call
         return frames
 
     def close(self) -> None:

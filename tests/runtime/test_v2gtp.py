@@ -108,9 +108,11 @@ def test_bad_version_is_reported_on_the_first_byte() -> None:
 
 def test_bad_type_is_reported_after_a_good_frame_in_the_same_chunk() -> None:
     framer = Framer()
+    assert framer.feed(encode_frame(b"ok") + encode_frame(b"x", 0x9001)) == [Frame(0x8001, b"ok")]
+    assert framer.failed is not None and framer.failed.check is HeaderCheck.PAYLOAD_TYPE
     with pytest.raises(FramingError) as info:
-        framer.feed(encode_frame(b"ok") + encode_frame(b"x", 0x9001))
-    assert info.value.check is HeaderCheck.PAYLOAD_TYPE
+        framer.feed(b"")
+    assert info.value is framer.failed
 
 
 def test_maximum_payload_is_inclusive_and_zero_is_allowed() -> None:
@@ -162,6 +164,8 @@ def test_a_bad_header_anywhere_fails_with_a_framing_error(
     try:
         for chunk in data.draw(_chunkings(stream)):
             out += framer.feed(chunk)
+            if framer.failed is not None:
+                raise framer.failed
     except FramingError as exc:
         assert exc.check in {
             HeaderCheck.VERSION,

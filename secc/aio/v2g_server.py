@@ -1,0 +1,395 @@
+"""The V2G TCP/TLS server: accept, (choose the TLS chain,) frame V2GTP, decode EXI, and
+hand each request to a per-connection session handler.
+
+Wiring for the integrator (``secc.runtime``)::
+
+    class CoreHandler:                       # one per connection, made by the factory
+        def __init__(self, conn: V2GConnection) -> None:
+            self.conn, self.session = conn, SeccSession(...)
+        async def request_received(self, conn, event: RequestReceived) -> None:
+            await perform(self.session.handle(event, monotonic()))
+        async def connection_lost(self, conn, event: ConnectionLost) -> None:
+            await perform(self.session.handle(event, monotonic()))
+        async def undecodable(self, conn, payload: bytes, error: DecodeError) -> None:
+            ...                               # e.g. answer FAILED or close
+    # perform(): SendResponse -> await conn.send_message(a.message)   (one write)
+    #            CloseConnection -> await conn.close(a.reason)
+    server = V2GServer(CoreHandler, host="fe80::1%eth1", port=0, tls=TlsSelector(...))
+    await server.start(); advertise server.port through SDP
+
+Schema: the first request of a connection is decoded as appHandshake.  When the handler
+sends a ``supportedAppProtocolReq``'s answer through :meth:`V2GConnection.send_message`,
+the connection switches to the schema of the protocol the answer selected (ISO 15118-2
+or DIN SPEC 70121); a handler can set :attr:`V2GConnection.schema` itself at any time.
+
+Framing errors get the ISO 15118-2 V2GTP handling (see :mod:`secc.v2gtp`): the message
+is discarded, the failed check logged, the connection closed, and the handler told
+through ``connection_lost``.  ``connection_lost`` is called exactly once for every
+connection that ends other than by the handler's own :meth:`V2GConnection.close` (peer
+close, reset, framing error, server shutdown).  Each response is written with one write
+(header + payload): some EVCCs read each message with a single ``read``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from secc import codec
+from secc.aio.clienthello import MAX_HELLO, RECORD_HEADER, ClientHello, ClientHelloError
+from secc.aio.clienthello import scan_client_hello as _scan
+from secc.aio.tls import Selection, TlsSelector
+from secc.core.events import ConnectionLost, RequestReceived, Schema
+from secc.v2gtp import DEFAULT_MAX_PAYLOAD, Framer, FramingError, PayloadType, encode_frame
+
+__all__ = [
+    "PROTOCOL_SCHEMAS",
+    "SessionHandler",
+    "V2GConnection",
+    "V2GServer",
+    "negotiated_schema",
+]
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_SCHEMAS: dict[str, Schema] = {
+    "urn:iso:15118:2:2013:MsgDef": Schema.ISO2,
+    "urn:din:70121:2012:MsgDef": Schema.DIN,
+}
+READ_SIZE = 65536
+
+
+def negotiated_schema(request: Any, response: Any) -> Schema | None:
+    """The schema a ``supportedAppProtocolRes`` selected from its request, or ``None``
+    (Failed_NoNegotiation, no SchemaID, or a protocol this stack does not decode)."""
+    if str(getattr(response, "response_code", "")).startswith("Failed"):
+        return None
+    schema_id = getattr(response, "schema_id", None)
+    for protocol in getattr(request, "app_protocol", ()):
+        if protocol.schema_id == schema_id:
+            return PROTOCOL_SCHEMAS.get(protocol.protocol_namespace)
+    return None
+
+
+class SessionHandler(Protocol):
+    """What the server calls for one connection (see the module docstring)."""
+
+    async def request_received(self, conn: V2GConnection, event: RequestReceived) -> None: ...
+
+    async def connection_lost(self, conn: V2GConnection, event: ConnectionLost) -> None: ...
+
+    async def undecodable(
+        self, conn: V2GConnection, payload: bytes, error: codec.DecodeError
+    ) -> None: ...
+
+
+HandlerFactory = Callable[["V2GConnection"], SessionHandler]
+
+
+class V2GConnection:
+    """One accepted EV connection, as the session handler sees it."""
+
+    def __init__(
+        self,
+        writer: asyncio.StreamWriter,
+        peer: tuple[Any, ...],
+        selection: Selection | None,
+        hello: ClientHello | None,
+    ) -> None:
+        self._writer = writer
+        self.peer = peer
+        self.selection = selection  # the TLS chain served, None on plain TCP
+        self.client_hello = hello  # the peeked ClientHello, if the server looked at it
+        self.schema = Schema.APPHAND  # the schema the next request is decoded with
+        self.closed = False
+        self.close_reason = ""
+        self._last_sap_request: Any = None
+        self.log = logging.LoggerAdapter(log, {"peer": peer})
+
+    @property
+    def tls(self) -> bool:
+        return self.selection is not None
+
+    @property
+    def cipher(self) -> tuple[str, str, int] | None:
+        info = self._writer.get_extra_info("cipher")
+        return info if info is None else (str(info[0]), str(info[1]), int(info[2]))
+
+    async def send(self, payload: bytes, payload_type: int = PayloadType.EXI) -> None:
+        """Write one V2GTP message (header + payload) with one write."""
+        if self.closed:
+            raise ConnectionError(f"connection closed: {self.close_reason}")
+        self._writer.write(encode_frame(payload, payload_type))
+        await self._writer.drain()
+
+    async def send_message(self, message: object) -> None:
+        """Encode ``message`` with the codec and send it; a supportedAppProtocolRes
+        switches :attr:`schema` to the negotiated protocol."""
+        payload = codec.encode(message)
+        if type(message).__name__ == "supportedAppProtocolRes":
+            schema = negotiated_schema(self._last_sap_request, message)
+            if schema is not None:
+                self.schema = schema
+        await self.send(payload)
+
+    async def close(self, reason: str) -> None:
+        """Close the connection (no ``connection_lost`` call follows)."""
+        self._mark_closed(reason)
+        await self._shutdown()
+
+    def _mark_closed(self, reason: str) -> bool:
+        if self.closed:
+            return False
+        self.closed, self.close_reason = True, reason
+        return True
+
+    async def _shutdown(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
+            async with asyncio.timeout(2.0):
+                await self._writer.wait_closed()
+
+
+async def _readable(sock: socket.socket) -> None:
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[None] = loop.create_future()
+
+    def ready() -> None:
+        if not fut.done():
+            fut.set_result(None)
+
+    loop.add_reader(sock.fileno(), ready)
+    try:
+        await fut
+    finally:
+        loop.remove_reader(sock.fileno())
+
+
+async def peek_client_hello(sock: socket.socket) -> ClientHello:
+    """Read the ClientHello at the start of ``sock`` without consuming it (MSG_PEEK;
+    SO_RCVLOWAT makes the loop wait until the bytes it needs are there).  Raises
+    :class:`ClientHelloError` or :class:`ConnectionError`; the caller bounds the time."""
+    need = RECORD_HEADER
+    try:
+        while True:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, need)
+            await _readable(sock)
+            data = sock.recv(MAX_HELLO + 64 * RECORD_HEADER, socket.MSG_PEEK)
+            if len(data) < need:  # readable below the low-water mark: end of stream
+                raise ConnectionError(f"connection ended after {len(data)} ClientHello bytes")
+            got = _scan(data)
+            if isinstance(got, ClientHello):
+                return got
+            need = got.total
+    finally:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+
+
+def _listen_socket(host: str, port: int, interface: str | None) -> socket.socket:
+    infos = socket.getaddrinfo(host, port, socket.AF_INET6, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if interface:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
+        sock.bind(infos[0][4])
+        sock.listen(8)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class V2GServer:
+    """Asyncio TCP or TLS server for V2G sessions (see the module docstring).
+
+    ``host`` is an IPv6 address, link-local with its scope (``fe80::1%eth1``) on a
+    station, ``::1`` in tests; ``port`` 0 picks a free port (read :attr:`port`).
+    ``tls=None`` serves plain TCP.
+    """
+
+    def __init__(
+        self,
+        handler_factory: HandlerFactory,
+        *,
+        host: str = "::1",
+        port: int = 0,
+        interface: str | None = None,
+        tls: TlsSelector | None = None,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        handshake_timeout: float = 10.0,
+    ) -> None:
+        self._factory = handler_factory
+        self._host, self._port, self._interface = host, port, interface
+        self._tls = tls
+        self._max_payload = max_payload
+        self._handshake_timeout = handshake_timeout
+        self._sock: socket.socket | None = None
+        self._accept_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.connections: set[V2GConnection] = set()
+
+    @property
+    def port(self) -> int:
+        if self._sock is None:
+            raise RuntimeError("server not started")
+        return int(self._sock.getsockname()[1])
+
+    @property
+    def sockname(self) -> tuple[Any, ...]:
+        if self._sock is None:
+            raise RuntimeError("server not started")
+        return tuple(self._sock.getsockname())
+
+    async def start(self) -> None:
+        self._sock = _listen_socket(self._host, self._port, self._interface)
+        if self._tls is None:
+            log.info("V2G server on [%s]:%d: TCP without TLS", self._host, self.port)
+        else:
+            log.info(
+                "V2G server on [%s]:%d: TLS 1.2, %d SECC chain(s): %s",
+                self._host,
+                self.port,
+                len(self._tls.chains),
+                ", ".join(c.label() for c in self._tls.chains),
+            )
+        self._accept_task = asyncio.create_task(self._accept_loop(), name="v2g-accept")
+
+    async def __aenter__(self) -> V2GServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._accept_task is not None:
+            self._accept_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._accept_task
+            self._accept_task = None
+        if self._sock is not None:
+            self._sock.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._sock is not None
+        while True:
+            conn_sock, peer = await loop.sock_accept(self._sock)
+            task = asyncio.create_task(self._serve(conn_sock, peer), name=f"v2g-{peer[0]}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _open(
+        self, sock: socket.socket, peer: tuple[Any, ...]
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Selection | None, ClientHello | None]:
+        loop = asyncio.get_running_loop()
+        selection: Selection | None = None
+        hello: ClientHello | None = None
+        if self._tls is not None:
+            selection = self._tls.default
+            if self._tls.needs_client_hello:
+                try:
+                    async with asyncio.timeout(self._handshake_timeout):
+                        hello = await peek_client_hello(sock)
+                    selection = self._tls.select(hello)
+                except ClientHelloError as exc:
+                    # not a TLS ClientHello: the handshake below fails and says so
+                    log.warning("%s: unreadable ClientHello: %s", peer[0], exc)
+            log.debug(
+                "%s: serving chain %s (%s)", peer[0], selection.chain.label(), selection.reason
+            )
+        reader = asyncio.StreamReader(limit=READ_SIZE)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        transport, _ = await loop.connect_accepted_socket(
+            lambda: protocol,
+            sock,
+            ssl=selection.context if selection else None,
+            ssl_handshake_timeout=self._handshake_timeout if selection else None,
+        )
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        return reader, writer, selection, hello
+
+    async def _serve(self, sock: socket.socket, peer: tuple[Any, ...]) -> None:
+        try:
+            reader, writer, selection, hello = await self._open(sock, peer)
+        except (OSError, ssl.SSLError, ConnectionError, TimeoutError) as exc:
+            log.warning(
+                "%s: connection refused during setup: %s", peer[0], exc or type(exc).__name__
+            )
+            sock.close()
+            return
+        except asyncio.CancelledError:
+            sock.close()
+            raise
+        conn = V2GConnection(writer, peer, selection, hello)
+        if selection is not None:
+            conn.log.info("%s: TLS up, %s, chain %s", peer[0], conn.cipher, selection.chain.label())
+        self.connections.add(conn)
+        handler = self._factory(conn)
+        reason = "peer closed the connection"
+        try:
+            reason = await self._read_loop(conn, handler, reader)
+        except asyncio.CancelledError:
+            reason = "server shutdown"
+        except Exception:  # a handler bug must still end in connection_lost
+            log.exception("%s: session handler failed", peer[0])
+            reason = "internal error in the session handler"
+        finally:
+            self.connections.discard(conn)
+            if conn._mark_closed(reason):
+                await conn._shutdown()
+                await asyncio.shield(handler.connection_lost(conn, ConnectionLost(reason)))
+
+    async def _read_loop(
+        self, conn: V2GConnection, handler: SessionHandler, reader: asyncio.StreamReader
+    ) -> str:
+        framer = Framer(self._max_payload, (PayloadType.EXI,))
+        while not conn.closed:
+            try:
+                data = await reader.read(READ_SIZE)
+            except (OSError, ssl.SSLError) as exc:
+                return f"connection error: {exc or type(exc).__name__}"
+            if not data:
+                try:
+                    framer.close()
+                except FramingError as exc:
+                    return f"peer closed the connection inside a message ({exc.detail})"
+                return "peer closed the connection"
+            try:
+                frames = framer.feed(data)
+            except FramingError as exc:
+                # ISO 15118-2 V2GTP handling: discard, close [V2G2-???]
+                conn.log.warning("%s: %s; closing the connection", conn.peer[0], exc)
+                return str(exc)
+            for frame in frames:
+                if conn.closed:
+                    break
+                await self._dispatch(conn, handler, frame.payload)
+            if framer.failed is not None and not conn.closed:
+                conn.log.warning("%s: %s; closing the connection", conn.peer[0], framer.failed)
+                return str(framer.failed)
+        return conn.close_reason
+
+    async def _dispatch(self, conn: V2GConnection, handler: SessionHandler, payload: bytes) -> None:
+        schema = conn.schema
+        try:
+            message = codec.decode(payload, schema.value)
+        except codec.DecodeError as exc:
+            conn.log.warning("%s: undecodable %s payload: %s", conn.peer[0], schema.value, exc)
+            await handler.undecodable(conn, payload, exc)
+            return
+        if schema is Schema.APPHAND:
+            conn._last_sap_request = message
+        await handler.request_received(conn, RequestReceived(message, schema))
