@@ -7,12 +7,20 @@ import hashlib
 from collections.abc import Iterable
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 PEM_MARKER = b"-----BEGIN CERTIFICATE-----"
+# What cryptography raises on certificate bytes it cannot make sense of.
+PARSE_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
 MAX_CERT_FILE = 1 << 20  # a certificate file (PEM chain) larger than 1 MiB is refused
 
 
@@ -37,7 +45,7 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
             certs = [x509.load_der_x509_certificate(data)]
         for cert in certs:  # force parsing of the lazily decoded fields
             _ = cert.subject, cert.issuer, cert.extensions, cert.public_key()
-    except (ValueError, TypeError) as exc:
+    except PARSE_ERRORS as exc:
         raise CertificateFormatError(f"not a certificate in PEM or DER form: {exc}") from exc
     return certs
 
@@ -93,7 +101,7 @@ def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     """True when ``issuer``'s name and key issued ``cert``."""
     try:
         cert.verify_directly_issued_by(issuer)
-    except (InvalidSignature, ValueError, TypeError):
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
         return False
     return True
 

@@ -89,7 +89,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     what = inst.add_mutually_exclusive_group(required=True)
     what.add_argument("--root", choices=("v2g", "mo", "oem", "csms", "manufacturer"))
     what.add_argument("--signed", choices=("V2GCertificate", "ChargingStationCertificate"))
-    what.add_argument("--leaf", choices=("v2g", "csms"))
+    what.add_argument("--leaf", metavar="USE", help="v2g, csms or v2g.<label> (needs --key)")
     inst.add_argument("file", type=Path)
     inst.add_argument("--key", type=Path, help="private key of --leaf")
 

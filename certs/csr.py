@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from certs._util import CertsError
+from certs._util import PARSE_ERRORS, CertsError
 from certs.store import InstallRefused, Store, StoreError
 from certs.testpki import Issued, key_usage
 
@@ -74,7 +74,7 @@ def load_csr(data: bytes) -> x509.CertificateSigningRequest:
         else:
             csr = x509.load_der_x509_csr(data)
         _ = csr.subject, csr.extensions
-    except ValueError as exc:
+    except PARSE_ERRORS as exc:
         raise CsrError(f"not a CSR: {exc}") from exc
     if not csr.is_signature_valid:
         raise CsrError("the CSR's self-signature does not verify")

@@ -19,13 +19,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 
-from certs._util import CertsError, require_aware
+from certs._util import PARSE_ERRORS, CertsError, require_aware
 
 HASH_ALGORITHMS: dict[str, type[hashes.HashAlgorithm]] = {
     "SHA256": hashes.SHA256,
@@ -261,7 +261,7 @@ def judge_response(
             return OcspJudgement("invalid", "the response signature does not verify")
         this_update = single.this_update_utc
         next_update = single.next_update_utc
-    except (ValueError, UnsupportedAlgorithm) as exc:
+    except PARSE_ERRORS as exc:
         return OcspJudgement("invalid", f"malformed response: {exc}")
     if this_update > utc_now + CLOCK_SKEW:
         fresh, why = False, f"thisUpdate {this_update:%Y-%m-%d %H:%M} is in the future"

@@ -5,6 +5,7 @@ Layout (``root`` is e.g. ``/var/lib/secc/certs``)::
     trust/<kind>/<sha256>.pem          trust anchors; kind = v2g | mo | oem | csms | manufacturer
     trust/<kind>/<sha256>.ocsp.der     cached OCSP response for that certificate
     leaf/<use>/current -> g<n>         use = v2g (SECC chain) | csms (charging-station client)
+                                       | v2g.<label> (further SECC chains, one per V2G root)
     leaf/<use>/g<n>/chain.pem          leaf first, then the sub-CAs
     leaf/<use>/g<n>/key.pem            PKCS#8, mode 0600, encrypted when a password file is set
     leaf/<use>/g<n>/<sha256>.ocsp.der  cached OCSP responses for the chain's certificates
@@ -22,6 +23,7 @@ import contextlib
 import datetime as dt
 import itertools
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -47,6 +49,7 @@ from certs.ocsp import CertificateHashData, hash_data
 
 ROOT_KINDS = ("v2g", "mo", "oem", "csms", "manufacturer")
 LEAF_USES = ("v2g", "csms")
+_EXTRA_V2G = re.compile(r"v2g\.[A-Za-z0-9_-]{1,32}")
 # OCPP 2.0.1 GetCertificateIdUseEnumType / InstallCertificateUseEnumType names.
 OCPP_ROOT_TYPES = {
     "v2g": "V2GRootCertificate",
@@ -67,6 +70,17 @@ class StoreError(CertsError):
 
 class InstallRefused(StoreError):  # noqa: N818 - reads as the event it is
     """A certificate the store will not install; ``str()`` says why."""
+
+
+def check_use(use: str) -> str:
+    """``v2g``, ``csms`` or ``v2g.<label>`` (a further SECC chain for another V2G root)."""
+    if use in LEAF_USES or _EXTRA_V2G.fullmatch(use):
+        return use
+    raise InstallRefused(f"unknown leaf use {use!r} (v2g, csms or v2g.<label>)")
+
+
+def ocpp_leaf_type(use: str) -> str:
+    return OCPP_LEAF_TYPES["csms" if use == "csms" else "v2g"]
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -157,7 +171,7 @@ class Store:
             (self.root / "leaf" / use).mkdir(mode=0o700, exist_ok=True)
         for stale in self.root.rglob(".*.tmp"):
             stale.unlink(missing_ok=True)
-        for use in LEAF_USES:
+        for use in self.leaf_uses(installed_only=False):
             current = self._current_generation(use)
             for gen in (self.root / "leaf" / use).glob("g*"):
                 complete = (gen / "chain.pem").is_file() and (gen / "key.pem").is_file()
@@ -218,6 +232,21 @@ class Store:
 
     # --- leaf chains -------------------------------------------------------------------------
 
+    def leaf_uses(self, *, installed_only: bool = True) -> list[str]:
+        """The leaf slots present (``v2g``, ``csms``, ``v2g.<label>`` …), sorted."""
+        base = self.root / "leaf"
+        if not base.is_dir():
+            return []
+        out = []
+        for entry in sorted(base.iterdir()):
+            try:
+                use = check_use(entry.name)
+            except InstallRefused:
+                continue
+            if not installed_only or self._current_generation(use) is not None:
+                out.append(use)
+        return out
+
     def _current_generation(self, use: str) -> Path | None:
         link = self.root / "leaf" / use / "current"
         if not link.is_symlink():
@@ -243,8 +272,7 @@ class Store:
         self, use: str, chain_data: bytes, key_data: bytes, *, utc_now: dt.datetime | None
     ) -> Path:
         """Install a leaf chain with its private key, atomically as a pair."""
-        if use not in LEAF_USES:
-            raise InstallRefused(f"unknown leaf use {use!r} (one of {', '.join(LEAF_USES)})")
+        check_use(use)
         key = load_private_key(key_data, None, what="private key to install")
         chain = check_leaf_chain(chain_data, key, utc_now)
         return self._swap_in(use, chain, key)
@@ -281,9 +309,7 @@ class Store:
     # --- CSR keys (SignCertificate → CertificateSigned) --------------------------------------
 
     def _pending_path(self, use: str) -> Path:
-        if use not in LEAF_USES:
-            raise StoreError(f"unknown leaf use {use!r}")
-        return self.root / "pending" / f"{use}.key.pem"
+        return self.root / "pending" / f"{check_use(use)}.key.pem"
 
     def new_pending_key(self, use: str) -> ec.EllipticCurvePrivateKey:
         """A fresh P-256 key for a CSR, kept until the signed certificate arrives."""
@@ -316,7 +342,7 @@ class Store:
         for kind in ROOT_KINDS:
             if (self.root / "trust" / kind / f"{fp}.pem").exists():
                 return self.root / "trust" / kind
-        for use in LEAF_USES:
+        for use in self.leaf_uses():
             gen = self._current_generation(use)
             if gen is not None and any(fingerprint(c) == fp for c in self.leaf_chain(use)):
                 return gen
@@ -360,12 +386,12 @@ class Store:
                 out.append(
                     InstalledCertificate(ctype, hash_data(cert, cert, algorithm), (), cert, path)
                 )
-        for use in LEAF_USES:
-            ctype = OCPP_LEAF_TYPES[use]
-            if (types and ctype not in types) or self._current_generation(use) is None:
+        for use in self.leaf_uses():
+            ctype = ocpp_leaf_type(use)
+            if types and ctype not in types:
                 continue
             chain = self.leaf_chain(use)
-            top = self._issuer_among(chain[-1], ("v2g",) if use == "v2g" else ("csms",))
+            top = self._issuer_among(chain[-1], ("csms",) if use == "csms" else ("v2g",))
             issuers: list[x509.Certificate | None] = [*chain[1:], top]
             hashes_ = [
                 hash_data(c, i, algorithm) if i is not None else None
@@ -387,7 +413,7 @@ class Store:
             if item.certificate_type == OCPP_LEAF_TYPES["csms"]:
                 return "Failed"  # OCPP: the charging-station certificate is never deleted
             if item.certificate_type == OCPP_LEAF_TYPES["v2g"]:
-                self.delete_leaf("v2g")
+                self.delete_leaf(item.path.parent.parent.name)  # leaf/<use>/g<n>/chain.pem
             else:
                 item.path.unlink()
                 with contextlib.suppress(FileNotFoundError):
@@ -401,9 +427,8 @@ class Store:
         out: list[tuple[str, x509.Certificate]] = []
         for kind in ROOT_KINDS:
             out += [(f"trust/{kind}", cert) for cert in self.roots(kind)]
-        for use in LEAF_USES:
-            if self._current_generation(use) is not None:
-                out += [(f"leaf/{use}[{i}]", c) for i, c in enumerate(self.leaf_chain(use))]
+        for use in self.leaf_uses():
+            out += [(f"leaf/{use}[{i}]", c) for i, c in enumerate(self.leaf_chain(use))]
         return out
 
 

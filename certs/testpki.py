@@ -436,6 +436,10 @@ def write_test_pki(pki: TestPki, directory: Path, *, station_store: bool = True)
         station.install_leaf(
             "v2g", pem(pki.chain(*CHAINS["secc"])), key_pem(pki["secc"].key), utc_now=None
         )
+        if "secc2" in pki.items:
+            station.install_leaf(
+                "v2g.2", pem(pki.chain(*CHAINS["secc2"])), key_pem(pki["secc2"].key), utc_now=None
+            )
         station.install_leaf(
             "csms",
             pem(pki.chain(*CHAINS["cs_client"])),

@@ -28,11 +28,11 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
-from certs._util import fingerprint, require_aware
+from certs._util import PARSE_ERRORS, fingerprint, require_aware
 from certs.emaid import EmaidError, normalize
 
 OK = "OK"
@@ -97,7 +97,7 @@ def _parse(data: bytes, what: str) -> x509.Certificate:
     try:
         cert = x509.load_der_x509_certificate(bytes(data))
         _ = cert.subject, cert.issuer, cert.extensions
-    except ValueError as exc:
+    except PARSE_ERRORS as exc:
         raise _Failed(FAILED_CERT_CHAIN_ERROR, f"{what}: malformed DER ({exc})") from exc
     return cert
 
@@ -105,7 +105,7 @@ def _parse(data: bytes, what: str) -> x509.Certificate:
 def _check_algorithms(cert: x509.Certificate) -> None:
     try:
         key = cert.public_key()
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise _Failed(
             FAILED_CERT_CHAIN_ERROR, f"{_describe(cert)}: unreadable key ({exc})"
         ) from exc
@@ -141,7 +141,7 @@ def _check_signature(cert: x509.Certificate, issuer: x509.Certificate) -> None:
         )
     try:
         cert.verify_directly_issued_by(issuer)
-    except (InvalidSignature, ValueError, TypeError) as exc:
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise _Failed(
             FAILED_SIGNATURE_ERROR,
             f"the signature of {_describe(cert)} does not verify "
@@ -225,7 +225,7 @@ def _find_root(top: x509.Certificate, roots: Sequence[x509.Certificate]) -> x509
     for root in named:
         try:
             top.verify_directly_issued_by(root)
-        except (InvalidSignature, ValueError, TypeError):
+        except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
             continue
         return root
     raise _Failed(

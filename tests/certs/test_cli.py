@@ -52,9 +52,10 @@ def test_make_test_pki_and_list(capsys: pytest.CaptureFixture[str], pki_root: Pa
     ):
         assert kind in out
     code, out, _ = run(capsys, "list", "--store", store, "--json", "--type", "V2GCertificateChain")
-    (entry,) = json.loads(out)
-    assert entry["certificateType"] == "V2GCertificateChain"
-    assert len(entry["childCertificateHashData"]) == 2
+    entries = json.loads(out)  # one SECC chain per V2G root: slots "v2g" and "v2g.2"
+    assert [e["certificateType"] for e in entries] == ["V2GCertificateChain"] * 2
+    assert all(len(e["childCertificateHashData"]) == 2 for e in entries)
+    entry = entries[0]
     assert set(entry["certificateHashData"]) == {
         "hashAlgorithm",
         "issuerNameHash",

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certs._util import pem
@@ -170,7 +171,9 @@ def _index_line(cert: x509.Certificate, revoked_at: dt.datetime | None) -> str:
 
 
 class Responder:
-    def __init__(self, directory: Path, ca: Issued, signer: Issued, entries: str) -> None:
+    def __init__(
+        self, directory: Path, ca: Issued, signer: Issued, entries: str, *extra: str
+    ) -> None:
         self.dir = directory
         directory.mkdir()
         (directory / "index.txt").write_text(entries)
@@ -197,6 +200,7 @@ class Responder:
                     "-nmin",
                     "5",
                     "-ignore_err",
+                    *extra,
                 ],
                 cwd=directory,
                 stdin=subprocess.DEVNULL,
@@ -277,6 +281,9 @@ def responders(
     try:
         started["issuer"] = Responder(base / "issuer", pki["cpo_sub2"], pki["cpo_sub2"], entries)
         started["delegate"] = Responder(base / "delegate", pki["cpo_sub2"], delegate, entries)
+        started["bykey"] = Responder(
+            base / "bykey", pki["cpo_sub2"], pki["cpo_sub2"], entries, "-resp_key_id"
+        )
         started["stranger"] = Responder(base / "stranger", pki["cpo_sub2"], pki["mo_sub2"], entries)
         yield started
     finally:
@@ -285,7 +292,7 @@ def responders(
     assert all(r.proc.poll() is not None for r in started.values())
 
 
-@pytest.mark.parametrize("signer", ["issuer", "delegate"])
+@pytest.mark.parametrize("signer", ["issuer", "delegate", "bykey"])
 @pytest.mark.parametrize("which", ["good", "revoked", "unknown"])
 def test_responder_answers_are_judged(
     pki: TestPki,
@@ -297,6 +304,8 @@ def test_responder_answers_are_judged(
 ) -> None:
     cert = leaves[which].certificate
     der_response = responders[signer].ask(build_request(cert, pki.cert("cpo_sub2")))
+    if signer == "bykey":  # ResponderID byKey rather than byName
+        assert ocsp.load_der_ocsp_response(der_response).responder_key_hash is not None
     verdict = judge_response(der_response, cert, pki.cert("cpo_sub2"), now)
     assert verdict.status == which, verdict.reason
     assert verdict.fresh, verdict.reason

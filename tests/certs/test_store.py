@@ -136,8 +136,6 @@ def test_leaf_refusals(store: Store, pki: TestPki, now: dt.datetime) -> None:
         store.install_leaf(
             "v2g", _chain(pki, "secc"), b"-----BEGIN PRIVATE KEY-----\nxx", utc_now=now
         )
-    with pytest.raises(InstallRefused, match="unknown leaf use"):
-        store.install_leaf("tls", _chain(pki, "secc"), secc_key, utc_now=now)
 
 
 def test_encrypted_keys(tmp_path: Path, pki: TestPki, now: dt.datetime) -> None:
@@ -306,3 +304,19 @@ def test_leaf_pair_swap_survives_kills(tmp_path: Path, pki: TestPki, now: dt.dat
         assert chain[0].public_key() == key.public_key()  # never a chain with the other key
         gens = list((store.root / "leaf" / "v2g").glob("g*"))
         assert len(gens) <= 3
+
+
+def test_one_secc_chain_per_v2g_root(store: Store, pki: TestPki, now: dt.datetime) -> None:
+    store.install_root("v2g", pem([pki.cert("v2g_root")]), utc_now=now)
+    store.install_root("v2g", pem([pki.cert("v2g_root2")]), utc_now=now)
+    store.install_leaf("v2g", _chain(pki, "secc"), key_pem(pki["secc"].key), utc_now=now)
+    store.install_leaf("v2g.2", _chain(pki, "secc2"), key_pem(pki["secc2"].key), utc_now=now)
+    assert store.leaf_uses() == ["v2g", "v2g.2"]
+    chains = store.list_installed(("V2GCertificateChain",))
+    assert [c.certificate for c in chains] == [pki.cert("secc"), pki.cert("secc2")]
+    assert chains[1].child_hash_data[-1] == hash_data(pki.cert("cpo2_sub1"), pki.cert("v2g_root2"))
+    assert store.delete(chains[1].hash_data) == "Accepted"
+    assert store.leaf_uses() == ["v2g"]
+    for bad in ("v2g/../../etc", "v2g.", "tls", "v2g." + "x" * 40):
+        with pytest.raises(InstallRefused, match="unknown leaf use"):
+            store.install_leaf(bad, _chain(pki, "secc"), key_pem(pki["secc"].key), utc_now=now)

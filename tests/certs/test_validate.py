@@ -348,3 +348,18 @@ def test_wrong_input_types(pki: TestPki, now: dt.datetime) -> None:
         validate_contract_chain(
             der(pki.cert("contract")), [], _roots(pki), now.replace(tzinfo=None)
         )
+
+
+def test_duplicate_extension_is_a_chain_error(pki: TestPki, now: dt.datetime) -> None:
+    from asn1crypto import x509 as asn1_x509
+
+    from certs._util import CertificateFormatError, load_certificates
+
+    parsed = asn1_x509.Certificate.load(der(pki.cert("contract")))
+    extensions = parsed["tbs_certificate"]["extensions"]
+    extensions.append(extensions[0])
+    doubled = parsed.dump(force=True)
+    verdict = validate_contract_chain(doubled, _subs(pki), _roots(pki), now)
+    assert verdict.response_code == CHAIN and "malformed" in verdict.reason
+    with pytest.raises(CertificateFormatError):
+        load_certificates(doubled)
