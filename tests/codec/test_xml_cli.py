@@ -21,6 +21,7 @@ from lxml import etree
 
 from secc import codec
 from secc.cli import exi as exi_cli
+from secc.cli import selfcheck
 from secc.codec import xml as cx
 from secc.codec.exi.runtime import EmptyBytes
 
@@ -445,3 +446,93 @@ def test_real_subprocess_exit_codes() -> None:
     assert bad.stderr.count("\n") == 1 and "bit offset" in bad.stderr
     usage = _secc("decode", "--schema", "iso2")
     assert usage.returncode == 2 and "usage:" in usage.stderr
+
+
+# ------------------------------------------------------------------- secc selfcheck
+
+
+def test_selfcheck_passes_on_the_corpus(capsys: pytest.CaptureFixture[str]) -> None:
+    require_vectors()
+    rc = selfcheck.main(["--rounds", "20"], prog="secc selfcheck")
+    out, err = capsys.readouterr()
+    assert rc == 0, out + err
+    assert "selfcheck passed" in out
+    lines = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line[:1].isalpha()}
+    # vectors, identical, refused, digests, signatures, refs, stale
+    assert lines["iso2"][:3] == ["131", "129", "2"]
+    assert lines["din"][:2] == ["109", "109"]
+    assert lines["iso2-fragment"][:4] == ["15", "14", "1", "14"]
+    assert lines["xmldsig-fragment"][4] == "10"
+    assert int(lines["iso2"][5]) >= 16  # Reference digests recomputed in signed messages
+    assert "CurrentDemandReq: decode" in out
+
+
+def test_selfcheck_without_vectors_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = selfcheck.main(["--vectors", str(tmp_path / "none.jsonl")], prog="secc selfcheck")
+    _, err = capsys.readouterr()
+    assert rc == 1 and "is absent" in err
+    assert selfcheck.main(["--rounds", "0"], prog="secc selfcheck") == 2
+    assert selfcheck.main(["--bogus"], prog="secc selfcheck") == 2
+
+
+def _tampered(tmp_path: Path, name_part: str, key: str, edit: Any) -> Path:
+    lines = []
+    for v in require_vectors():
+        if name_part in v["name"] and v["valid"]:
+            v = {**v, key: edit(v[key])}  # noqa: PLW2901
+            name_part = "\0"  # only the first
+        lines.append(json.dumps(v))
+    path = tmp_path / "vectors.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _flip_last_hex(h: str) -> str:
+    return h[:-1] + ("0" if h[-1] != "0" else "1")
+
+
+@pytest.mark.parametrize(
+    ("name_part", "key", "edit", "message"),
+    [
+        ("iso2_CurrentDemandReq", "exi_hex", lambda h: h + "01", "re-encoded bytes differ"),
+        ("xmldsigfrag_", "signature_value_hex", _flip_last_hex, "signature does not verify"),
+        ("iso2frag_eMAID", "digest_sha256_b64", lambda d: "A" + d[1:], "digest differs"),
+        ("iso2_SessionSetupReq", "valid", lambda _: False, "invalid stream decoded"),
+        (
+            "iso2_CurrentDemandReq",
+            "exi_hex",
+            lambda _: "8098ff",
+            "at /V2G_Message/Header (bit offset",
+        ),
+    ],
+)
+def test_selfcheck_fails_on_a_tampered_corpus(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name_part: str,
+    key: str,
+    edit: Any,
+    message: str,
+) -> None:
+    path = _tampered(tmp_path, name_part, key, edit)
+    rc = selfcheck.main(["--vectors", str(path), "--rounds", "5"], prog="secc selfcheck")
+    out, err = capsys.readouterr()
+    assert rc == 1 and "selfcheck FAILED" in err
+    fails = [line for line in out.splitlines() if "FAIL " in line]
+    assert len(fails) == 1 and message in fails[0], out
+
+
+def test_selfcheck_as_a_real_process() -> None:
+    require_vectors()
+    exe = [str(SECC)] if SECC.exists() else [sys.executable, "-m", "secc.cli.main"]
+    done = subprocess.run(
+        [*exe, "selfcheck", "--rounds", "10"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "selfcheck passed" in done.stdout
