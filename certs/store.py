@@ -180,7 +180,8 @@ class Store:
 
     # --- keys --------------------------------------------------------------------------------
 
-    def _password(self) -> bytes | None:
+    def key_password(self) -> bytes | None:
+        """The key password (from the password file), or None; e.g. for ssl.load_cert_chain."""
         if self._password_file is None:
             return None
         secret = self._password_file.read_bytes().rstrip(b"\r\n")
@@ -189,7 +190,7 @@ class Store:
         return secret
 
     def _key_bytes(self, key: ec.EllipticCurvePrivateKey) -> bytes:
-        password = self._password()
+        password = self.key_password()
         encryption: serialization.KeySerializationEncryption = (
             serialization.BestAvailableEncryption(password)
             if password
@@ -201,7 +202,7 @@ class Store:
 
     def _load_key(self, path: Path) -> ec.EllipticCurvePrivateKey:
         data = path.read_bytes()
-        return load_private_key(data, self._password())
+        return load_private_key(data, self.key_password())
 
     # --- trust anchors -----------------------------------------------------------------------
 
