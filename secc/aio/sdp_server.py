@@ -16,7 +16,7 @@ import asyncio
 import logging
 import socket
 import struct
-from typing import Any
+from typing import Any, cast
 
 from secc.sdp import (
     SDP_MULTICAST_ADDRESS,
@@ -64,8 +64,7 @@ class _Protocol(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         self.server._datagram(data, addr)

@@ -78,7 +78,7 @@ def _pem(*certs: x509.Certificate) -> bytes:
 
 
 @dataclass(frozen=True)
-class TestChain:
+class PkiChain:
     chain: SeccChain
     root: x509.Certificate
     root_file: Path  # PEM of the root alone (what an EV trusts)
@@ -87,12 +87,12 @@ class TestChain:
 
 
 @dataclass(frozen=True)
-class TestPki:
-    a: TestChain
-    b: TestChain
+class Pki:
+    a: PkiChain
+    b: PkiChain
 
 
-def make_chain(directory: Path, tag: str) -> TestChain:
+def make_chain(directory: Path, tag: str) -> PkiChain:
     root_key, sub_key, leaf_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
     root_name = _name(f"V2G Root {tag}", f"V2G {tag}", "V2G")
     sub_name = _name(f"CPO Sub-CA {tag}", f"CPO {tag}", "CPO")
@@ -113,10 +113,10 @@ def make_chain(directory: Path, tag: str) -> TestChain:
         )
     )
     root_file.write_bytes(_pem(root))
-    return TestChain(SeccChain(certfile, keyfile, root), root, root_file, sub, leaf)
+    return PkiChain(SeccChain(certfile, keyfile, root), root, root_file, sub, leaf)
 
 
 @pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestPki]:
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
     directory = tmp_path_factory.mktemp("pki")
-    yield TestPki(make_chain(directory, "A"), make_chain(directory, "B"))
+    yield Pki(make_chain(directory, "A"), make_chain(directory, "B"))
