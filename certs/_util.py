@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -136,3 +137,38 @@ def require_aware(utc_now: dt.datetime) -> dt.datetime:
 
 
 SHA256 = hashes.SHA256
+
+
+_ALL_FALSE = dict.fromkeys(
+    (
+        "digital_signature",
+        "content_commitment",
+        "key_encipherment",
+        "data_encipherment",
+        "key_agreement",
+        "key_cert_sign",
+        "crl_sign",
+        "encipher_only",
+        "decipher_only",
+    ),
+    False,
+)
+
+
+def key_usage(*names: str) -> x509.KeyUsage:
+    """A KeyUsage with the named bits set (cryptography's argument names)."""
+    flags = dict(_ALL_FALSE)
+    for name in names:
+        if name not in flags:
+            raise ValueError(f"unknown key usage {name!r}")
+        flags[name] = True
+    return x509.KeyUsage(**flags)
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """A certificate and its private key."""
+
+    name: str
+    certificate: x509.Certificate
+    key: ec.EllipticCurvePrivateKey

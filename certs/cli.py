@@ -193,9 +193,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         url = responder_url(cert)
         if url:
             lines.append(f"  OCSP        {url}")
-        if (issuer is not cert and signed_by(cert, issuer)) or (
-            issuer is cert and signed_by(cert, cert)
-        ):
+        if signed_by(cert, issuer):  # the next one in the file, or itself for a root
             hd = hash_data(cert, issuer)
             lines.append(f"  hash data   {json.dumps(hd.to_ocpp())}")
         print("\n".join(lines))

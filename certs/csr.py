@@ -20,9 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from certs._util import PARSE_ERRORS, CertsError
+from certs._util import PARSE_ERRORS, CertsError, Issued, key_usage
 from certs.store import InstallRefused, Store, StoreError
-from certs.testpki import Issued, key_usage
 
 CERTIFICATE_TYPES = {"V2GCertificate": "v2g", "ChargingStationCertificate": "csms"}
 MAX_CSR = 16 * 1024

@@ -18,14 +18,16 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from asn1crypto import keys
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 
-from certs._util import PARSE_ERRORS, CertsError, require_aware
+from certs._util import PARSE_ERRORS, CertsError, require_aware, signed_by
 
 HASH_ALGORITHMS: dict[str, type[hashes.HashAlgorithm]] = {
     "SHA256": hashes.SHA256,
@@ -174,8 +176,6 @@ def build_request(
     builder = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, HASH_ALGORITHMS[algorithm]())
     if nonce is not None:
         builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
-    from cryptography.hazmat.primitives.serialization import Encoding
-
     return builder.build().public_bytes(Encoding.DER)
 
 
@@ -214,8 +214,6 @@ def _verify_signature(
 
 
 def _is_delegated_responder(responder: x509.Certificate, issuer: x509.Certificate) -> bool:
-    from certs._util import signed_by
-
     if not signed_by(responder, issuer):
         return False
     try:
@@ -313,8 +311,6 @@ def _responder_is(response: ocsp.OCSPResponse, cert: x509.Certificate) -> bool:
     key_hash = response.responder_key_hash
     if key_hash is None:
         return False
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
     # ResponderID byKey: SHA-1 of the subjectPublicKey BIT STRING value (RFC 6960 §4.2.1).
     spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     digest = hashes.Hash(hashes.SHA1())  # noqa: S303 - mandated by RFC 6960
@@ -323,8 +319,6 @@ def _responder_is(response: ocsp.OCSPResponse, cert: x509.Certificate) -> bool:
 
 
 def _spki_bit_string(spki: bytes) -> bytes:
-    from asn1crypto import keys
-
     info = keys.PublicKeyInfo.load(spki)
     bits: bytes = info["public_key"].contents[1:]  # drop the unused-bits octet
     return bits

@@ -31,48 +31,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
+from certs._util import Issued, key_usage
 from certs.emaid import make_emaid, normalize
-
-_ALL_FALSE = dict.fromkeys(
-    (
-        "digital_signature",
-        "content_commitment",
-        "key_encipherment",
-        "data_encipherment",
-        "key_agreement",
-        "key_cert_sign",
-        "crl_sign",
-        "encipher_only",
-        "decipher_only",
-    ),
-    False,
-)
-
-
-def key_usage(*names: str) -> x509.KeyUsage:
-    """A KeyUsage with the named bits set (cryptography's argument names)."""
-    flags = dict(_ALL_FALSE)
-    for name in names:
-        if name not in flags:
-            raise ValueError(f"unknown key usage {name!r}")
-        flags[name] = True
-    return x509.KeyUsage(**flags)
-
 
 CA_USAGE = ("key_cert_sign", "crl_sign")
 SECC_USAGE = ("digital_signature", "key_agreement")
 CONTRACT_USAGE = ("digital_signature", "content_commitment")  # content_commitment = nonRepudiation
 OEM_PROV_USAGE = ("digital_signature", "key_agreement")
 CPS_USAGE = ("digital_signature",)
-
-
-@dataclass(frozen=True, slots=True)
-class Issued:
-    """A certificate and its private key."""
-
-    name: str
-    certificate: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
 
 
 @dataclass(frozen=True, slots=True)
