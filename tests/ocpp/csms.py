@@ -44,7 +44,7 @@ class Behaviour:
     tx_errors: int = 0  # answer this many TransactionEvents with a CallError
     tx_delay: float = 0.0
     sign_certificate_status: str = "Accepted"
-    cert_status_ocsp: str = base64.b64encode(b"\x30\x03ocsp").decode()
+    ocsp_for: Callable[[dict[str, Any]], str | None] = lambda _data: None
 
 
 class CsmsStation(ChargePoint):  # type: ignore[misc]
@@ -121,9 +121,14 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
     @on("GetCertificateStatus")
     def on_cert_status(self, ocsp_request_data: dict[str, Any], **_: Any) -> Any:
         self.csms.ocsp_requests.append(ocsp_request_data)
-        return call_result.GetCertificateStatus(
-            status="Accepted", ocsp_result=self.b.cert_status_ocsp
-        )
+        result = self.b.ocsp_for(ocsp_request_data)
+        status = "Accepted" if result else "Failed"
+        return call_result.GetCertificateStatus(status=status, ocsp_result=result)
+
+    @on("NotifyReport")
+    def on_notify_report(self, **kw: Any) -> Any:
+        self.csms.reports.append(kw)
+        return call_result.NotifyReport()
 
 
 class TestCsms:
@@ -152,6 +157,7 @@ class TestCsms:
         self.csrs: list[tuple[str | None, str]] = []
         self.ocsp_requests: list[dict[str, Any]] = []
         self.rejected_auth = 0
+        self.reports: list[dict[str, Any]] = []
         self.peer_certs: list[dict[str, Any]] = []
 
     @property

@@ -1,0 +1,202 @@
+"""Local authorization data (OCPP local authorization list and authorization cache) and
+the offline decision for Plug & Charge and EIM.
+
+The list and the cache live in SQLite next to the outbox.  The local list is what the CSMS
+sends with SendLocalList (D01); it may hold eMAIDs, for sites whose facility manager
+registers contracts.  The cache holds the CSMS's verdicts from online authorizations
+(C10), each for AuthCacheCtrlr.LifeTime seconds.
+
+:func:`offline_decision` is the policy when the CSMS cannot be asked (OCPP C07 with
+ISO15118Ctrlr.ContractValidationOffline, C12/C13 for the list and cache):
+
+1. Plug & Charge: ContractValidationOffline must be true, and the contract chain must
+   validate locally against the MO roots in the store (``certs.validate``); a failure
+   rejects with the matching certificateStatus.
+2. Then the local list (LocalAuthListCtrlr.Enabled and AuthCtrlr.LocalAuthorizeOffline):
+   an entry decides by its status.
+3. Then the cache (AuthCacheCtrlr.Enabled): an unexpired entry decides by its status.
+4. An id known to neither is accepted only with AuthCtrlr.OfflineTxForUnknownIdEnabled.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from certs import validate
+from secc.core.actions import RequestAuthorization
+from secc.core.events import AuthorizationResult
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS local_list (
+    id_token TEXT NOT NULL, type TEXT NOT NULL, status TEXT NOT NULL,
+    PRIMARY KEY (id_token, type)
+);
+CREATE TABLE IF NOT EXISTS auth_cache (
+    id_token TEXT NOT NULL, type TEXT NOT NULL, status TEXT NOT NULL, expires REAL NOT NULL,
+    PRIMARY KEY (id_token, type)
+);
+CREATE TABLE IF NOT EXISTS auth_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+CERT_STATUS = {
+    validate.FAILED_NO_CERTIFICATE_AVAILABLE: "NoCertificateAvailable",
+    validate.FAILED_CERT_CHAIN_ERROR: "CertChainError",
+    validate.FAILED_CERTIFICATE_EXPIRED: "CertificateExpired",
+    validate.FAILED_CERTIFICATE_REVOKED: "CertificateRevoked",
+    validate.FAILED_SIGNATURE_ERROR: "SignatureError",
+}
+
+
+class AuthStore:
+    """The local authorization list and the authorization cache (SQLite)."""
+
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- local list (D01, D02) ---------------------------------------------------------------
+
+    @property
+    def list_version(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM auth_meta WHERE key = 'version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def list_entries(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM local_list").fetchone()[0])
+
+    def send_local_list(self, payload: Mapping[str, object]) -> dict[str, object]:
+        """SendLocalList: Full replaces, Differential updates (entries without
+        idTokenInfo are removed); a Differential not newer than ours is VersionMismatch."""
+        version = payload.get("versionNumber")
+        update = payload.get("updateType")
+        entries = payload.get("localAuthorizationList") or []
+        if not isinstance(version, int) or update not in {"Full", "Differential"}:
+            return {"status": "Failed"}
+        if update == "Differential" and version <= self.list_version:
+            return {"status": "VersionMismatch"}
+        rows: list[tuple[str, str, str | None]] = []
+        for entry in entries if isinstance(entries, list) else []:
+            token = entry.get("idToken", {})
+            info = entry.get("idTokenInfo")
+            status = info.get("status") if isinstance(info, Mapping) else None
+            rows.append((str(token.get("idToken")), str(token.get("type")), status))
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            if update == "Full":
+                self._db.execute("DELETE FROM local_list")
+            for token, kind, status in rows:
+                if status is None:
+                    self._db.execute(
+                        "DELETE FROM local_list WHERE id_token = ? AND type = ?", (token, kind)
+                    )
+                else:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO local_list VALUES (?, ?, ?)", (token, kind, status)
+                    )
+            self._db.execute("INSERT OR REPLACE INTO auth_meta VALUES ('version', ?)", (version,))
+            self._db.execute("COMMIT")
+        return {"status": "Accepted"}
+
+    def list_status(self, token: str, kind: str) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT status FROM local_list WHERE id_token = ? AND type = ?", (token, kind)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    # --- cache (C10, C11) --------------------------------------------------------------------
+
+    def remember(self, token: str, kind: str, status: str, expires: dt.datetime) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO auth_cache VALUES (?, ?, ?, ?)",
+                (token, kind, status, expires.timestamp()),
+            )
+
+    def cached_status(self, token: str, kind: str, utc_now: dt.datetime) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT status, expires FROM auth_cache WHERE id_token = ? AND type = ?",
+                (token, kind),
+            ).fetchone()
+        if row is None or float(row[1]) < utc_now.timestamp():
+            return None
+        return str(row[0])
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM auth_cache")
+
+
+@dataclass(frozen=True, slots=True)
+class OfflinePolicy:
+    """The device-model variables the offline decision reads."""
+
+    contract_validation_offline: bool = True
+    local_list_enabled: bool = True
+    local_authorize_offline: bool = True
+    cache_enabled: bool = True
+    offline_unknown_allowed: bool = False
+
+
+def offline_decision(
+    request: RequestAuthorization,
+    token_type: str,
+    policy: OfflinePolicy,
+    auth: AuthStore,
+    mo_roots: Sequence[x509.Certificate],
+    utc_now: dt.datetime,
+) -> AuthorizationResult:
+    """Decide without the CSMS (see the module docstring for the order of checks)."""
+    cert_status: str | None = None
+    if request.kind == "eMAID":
+        if not policy.contract_validation_offline:
+            return AuthorizationResult(
+                False, request.id_token, None, "CSMS unreachable and ContractValidationOffline off"
+            )
+        chain = request.certificate_chain
+        verdict = validate.validate_contract_chain(
+            chain[0] if chain else None,
+            chain[1:],
+            mo_roots,
+            utc_now,
+            claimed_emaid=request.id_token,
+        )
+        if not verdict.ok:
+            status = CERT_STATUS.get(verdict.response_code, "CertChainError")
+            return AuthorizationResult(
+                False, request.id_token, status, f"offline: {verdict.reason}"
+            )
+        cert_status = "Accepted"
+    token = request.id_token
+    if policy.local_list_enabled and policy.local_authorize_offline:
+        listed = auth.list_status(token, token_type)
+        if listed is not None:
+            return AuthorizationResult(
+                listed == "Accepted", token, cert_status, f"offline: local list says {listed}"
+            )
+    if policy.cache_enabled:
+        cached = auth.cached_status(token, token_type, utc_now)
+        if cached is not None:
+            return AuthorizationResult(
+                cached == "Accepted", token, cert_status, f"offline: cache says {cached}"
+            )
+    if policy.offline_unknown_allowed:
+        return AuthorizationResult(True, token, cert_status, "offline: unknown id allowed")
+    return AuthorizationResult(False, token, cert_status, "offline: id not in list or cache")

@@ -1,0 +1,565 @@
+"""The OCPP bridge: core actions in, OCPP calls out; CSMS answers and commands back as core
+events and certificate-store changes.
+
+Theory of operation
+-------------------
+The runtime hands every core action to :meth:`Bridge.perform` (non-blocking) and feeds
+meter snapshots with :meth:`Bridge.evse_status`; the bridge answers through the ``emit``
+callback it was given (``AuthorizationResult``, ``CertificateResult``, ``StopRequested``),
+which the runtime puts into the session's inbox.
+
+* ``RequestAuthorization`` → Authorize (eMAID + iso15118CertificateHashData, or the PEM
+  chain) with a deadline; when the CSMS cannot be reached in time the offline policy of
+  :mod:`secc.ocpp_bridge.authorization` decides.  EIM requests wait for a token: one
+  presented by the HAL (:meth:`Bridge.present_token`) or a RequestStartTransaction.
+* ``RequestCertificate`` → Get15118EVCertificate with a deadline inside the EV's budget
+  (``ev_certificate_budget``, default 4.0 s of the core's 4.5 s); a late, failed or
+  malformed answer becomes ``CertificateResult(None, reason)`` in time.
+* ``SessionStarted`` / authorization / ``ChargingStateChanged`` / periodic meter samples /
+  ``SessionEnded`` → TransactionEvent Started / Updated / Ended, each written to the
+  durable outbox first (seqNo and the open transaction committed with it) and delivered
+  in order by its :class:`~secc.ocpp_bridge.queue.Sender`.  Events are processed by one
+  worker task in arrival order; SQLite work runs in a thread.
+* A transaction still open at start-up (the process died) is ended with stoppedReason
+  PowerLoss, triggerReason AbnormalCondition.
+* Station certificates: SignCertificate with a fresh key (retried per
+  CertSigningWaitMinimum / CertSigningRepeatTimes until CertificateSigned arrives),
+  renewal when ``certs.expiry`` says it is due, GetCertificateStatus for the SECC chain's
+  OCSP cache.  CSMS commands are in :mod:`secc.ocpp_bridge.csms_handlers`.
+
+One bridge serves one EVSE (``BridgeConfig.evse_id``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cryptography import x509
+
+from certs import csr as csr_mod
+from certs.expiry import expiry_report
+from certs.ocsp import OcspRequestData, hash_data, judge_response, responder_url
+from certs.store import Store, StoreError
+from secc.core.actions import (
+    Action,
+    ChargingStateChanged,
+    EndReason,
+    RequestAuthorization,
+    RequestCertificate,
+    SessionEnded,
+    SessionStarted,
+)
+from secc.core.events import (
+    AuthorizationResult,
+    CertificateResult,
+    Event,
+    EvseStatus,
+)
+from secc.ocpp_bridge import mapping
+from secc.ocpp_bridge.authorization import AuthStore, OfflinePolicy, offline_decision
+from secc.ocpp_bridge.client import CallFailed, NotConnected, OcppClient
+from secc.ocpp_bridge.device_model import ISO, SEC, DeviceModel
+from secc.ocpp_bridge.mapping import MappingError, MeterSample, TxEvent
+from secc.ocpp_bridge.queue import DurableQueue, QueuedMessage, Rejected, Sender, SenderPolicy
+
+log = logging.getLogger(__name__)
+TX_KEY = "tx"
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeConfig:
+    evse_id: int = 1
+    connector_id: int = 1
+    authorize_with: str = "hash"  # "hash" (iso15118CertificateHashData) or "pem"
+    authorize_timeout: float = 10.0
+    ev_certificate_budget: float = 4.0
+    tx_call_timeout: float = 30.0
+    meter_interval: float | None = None  # None: SampledDataCtrlr.TxUpdatedInterval
+    maintenance_interval: float = 86400.0  # renewal check and OCSP refresh
+    renew_before_days: int = 30
+    sender_policy: SenderPolicy = field(default_factory=SenderPolicy)
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    id_token: str
+    kind: str
+    remote_start_id: int | None = None
+    preauthorized: bool = False
+
+
+class Bridge:
+    def __init__(
+        self,
+        config: BridgeConfig,
+        client: OcppClient,
+        queue: DurableQueue,
+        auth: AuthStore,
+        device_model: DeviceModel,
+        emit: Callable[[Event], None],
+        *,
+        store: Store | None = None,
+        utc_now: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        from secc.ocpp_bridge.csms_handlers import make_handlers
+
+        self.config = config
+        self.client = client
+        self.queue = queue
+        self.auth = auth
+        self.dm = device_model
+        self.store = store
+        self._emit = emit
+        self.utc_now = utc_now or (lambda: dt.datetime.now(dt.UTC))
+        self.sender = Sender(
+            queue,
+            self._send_queued,
+            client.online,
+            policy=config.sender_policy,
+            on_response=self._on_tx_response,
+        )
+        self._work: asyncio.Queue[Callable[[], object]] = asyncio.Queue()
+        self._meter = MeterSample()
+        self._soc: int | None = None
+        self._token: _Token | None = None
+        self._waiting_eim: RequestAuthorization | None = None
+        self._remote_stop = False
+        self._deauthorized = False
+        self._signed: dict[str, asyncio.Event] = {}
+        self.signing: set[str] = set()
+        client.handlers.update(make_handlers(self))
+        client.on_online.append(self._on_online)
+
+    # --- public interface for the runtime ----------------------------------------------------
+
+    async def run(self) -> None:
+        """Run the link, the outbox sender and the periodic work until cancelled."""
+        await self._recover()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.client.run())
+            group.create_task(self.sender.run())
+            group.create_task(self._worker())
+            group.create_task(self._meter_loop())
+            group.create_task(self._maintenance_loop())
+
+    def perform(self, action: Action) -> None:
+        """Take a core action (non-blocking); actions not meant for OCPP are ignored."""
+        if isinstance(action, RequestAuthorization):
+            self.client.spawn(self._authorize(action), "authorization")
+        elif isinstance(action, RequestCertificate):
+            self.client.spawn(self._ev_certificate(action), "Get15118EVCertificate")
+        elif isinstance(action, SessionStarted):
+            self._work.put_nowait(self._tx_started)
+        elif isinstance(action, ChargingStateChanged):
+            self._work.put_nowait(lambda: self._tx_charging(action))
+        elif isinstance(action, SessionEnded):
+            self._work.put_nowait(lambda: self._tx_ended(action))
+
+    def evse_status(self, status: EvseStatus) -> None:
+        """A meter snapshot from the HAL (used for the transaction's meter values)."""
+        self._meter = MeterSample(
+            energy_wh=status.energy_wh,
+            power_w=status.power_w,
+            current_a=status.present_current,
+            voltage_v=status.present_voltage,
+            soc=self._soc,
+        )
+
+    def present_token(self, id_token: str, kind: str = "ISO14443") -> None:
+        """An RFID card (or other EIM token) presented at the station."""
+        self._token = _Token(id_token, kind)
+        if self._waiting_eim is not None:
+            request, self._waiting_eim = self._waiting_eim, None
+            self.client.spawn(self._authorize(request), "authorization")
+
+    def emit(self, event: Event) -> None:
+        self._emit(event)
+
+    @property
+    def transaction(self) -> dict[str, object] | None:
+        tx = self.queue.get_state(TX_KEY)
+        return tx if isinstance(tx, dict) else None
+
+    # --- authorization -----------------------------------------------------------------------
+
+    def _policy(self) -> OfflinePolicy:
+        return OfflinePolicy(
+            contract_validation_offline=self.dm.flag(ISO, "ContractValidationOffline"),
+            local_list_enabled=self.dm.flag("LocalAuthListCtrlr", "Enabled"),
+            local_authorize_offline=self.dm.flag("AuthCtrlr", "LocalAuthorizeOffline"),
+            cache_enabled=self.dm.flag("AuthCacheCtrlr", "Enabled"),
+            offline_unknown_allowed=self.dm.flag("AuthCtrlr", "OfflineTxForUnknownIdEnabled"),
+        )
+
+    def _mo_roots(self) -> list[x509.Certificate]:
+        return self.store.roots("mo") if self.store else []
+
+    def _authorize_payload(self, request: RequestAuthorization) -> dict[str, object]:
+        if request.kind != "eMAID" or not request.certificate_chain:
+            return mapping.authorize_request(request)
+        chain = mapping.load_chain(request.certificate_chain)
+        central = self.dm.flag(ISO, "CentralContractValidationAllowed")
+        if self.config.authorize_with == "pem" and central:
+            return mapping.authorize_request(request, certificate_pem=mapping.pem_chain(chain))
+        entries = mapping.contract_hash_data(chain, self._mo_roots())
+        return mapping.authorize_request(request, hash_data_entries=entries)
+
+    async def _authorize(self, request: RequestAuthorization) -> None:
+        if request.kind == "eMAID" and not self.dm.flag(ISO, "PnCEnabled"):
+            self._result(AuthorizationResult(False, request.id_token, None, "PnCEnabled is false"))
+            return
+        if request.kind != "eMAID":
+            token = self._token
+            if token is None:
+                self._waiting_eim = request  # answered when a token is presented
+                return
+            request = RequestAuthorization(token.kind, token.id_token)
+            if token.preauthorized:
+                self._result(AuthorizationResult(True, token.id_token, None, "remote start"))
+                return
+        kind = mapping.token_type(request)
+        try:
+            payload = self._authorize_payload(request)
+            response = await self.client.call(
+                "Authorize", payload, timeout=self.config.authorize_timeout
+            )
+            result = mapping.authorization_result(request, response)
+        except (NotConnected, TimeoutError) as exc:
+            log.info("Authorize not answered (%s): deciding offline", exc)
+            result = await asyncio.to_thread(
+                offline_decision,
+                request,
+                kind,
+                self._policy(),
+                self.auth,
+                self._mo_roots(),
+                self.utc_now(),
+            )
+        except (CallFailed, MappingError) as exc:
+            result = AuthorizationResult(False, request.id_token, None, f"CSMS error: {exc}")
+        else:
+            info = response.get("idTokenInfo")
+            status = info.get("status") if isinstance(info, dict) else None
+            if isinstance(status, str) and self.dm.flag("AuthCacheCtrlr", "Enabled"):
+                lifetime = dt.timedelta(seconds=self.dm.number("AuthCacheCtrlr", "LifeTime"))
+                cached = "Accepted" if result.accepted else status
+                if status == "Accepted" and not result.accepted:
+                    cached = "Invalid"  # the certificate failed: do not cache the token as good
+                self.auth.remember(request.id_token, kind, cached, self.utc_now() + lifetime)
+        self._result(result, kind)
+
+    def _result(self, result: AuthorizationResult, kind: str = "eMAID") -> None:
+        self._emit(result)
+        self._deauthorized = not result.accepted
+        if result.accepted:
+            self._work.put_nowait(lambda: self._tx_authorized(result.id_token, kind))
+
+    # --- contract certificates in the car (M01, M02) -----------------------------------------
+
+    async def _ev_certificate(self, request: RequestCertificate) -> None:
+        budget = self.config.ev_certificate_budget
+        enabled = self.dm.flag(ISO, "ContractCertificateInstallationEnabled")
+        if not enabled:
+            self._emit(CertificateResult(None, "ContractCertificateInstallationEnabled is false"))
+            return
+        try:
+            payload = mapping.get_15118_ev_certificate_request(request)
+            response = await self.client.call("Get15118EVCertificate", payload, timeout=budget)
+            result = mapping.certificate_result(response)
+        except TimeoutError:
+            result = CertificateResult(None, f"CSMS did not answer within {budget:g} s")
+        except (NotConnected, CallFailed, MappingError) as exc:
+            result = CertificateResult(None, str(exc))
+        self._emit(result)
+
+    # --- transactions -------------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        while True:
+            job = await self._work.get()
+            outcome = job()
+            if asyncio.iscoroutine(outcome):
+                await outcome
+
+    async def _enqueue(
+        self, event_type: str, trigger: str, *, tx: dict[str, object], **fields: object
+    ) -> QueuedMessage:
+        seq = int(str(tx["seq"]))
+        event = TxEvent(
+            event_type,
+            str(tx["id"]),
+            seq,
+            trigger,
+            self.utc_now(),
+            evse_id=self.config.evse_id,
+            connector_id=self.config.connector_id,
+            offline=not self.client.online.is_set(),
+            **fields,  # type: ignore[arg-type]
+        )
+        payload = mapping.transaction_event(event)
+        new_state = None if event_type == "Ended" else {**tx, "seq": seq + 1}
+        message = await asyncio.to_thread(
+            self.queue.enqueue, "TransactionEvent", payload, state={TX_KEY: new_state}
+        )
+        self.sender.wake()
+        return message
+
+    async def _recover(self) -> None:
+        tx = await asyncio.to_thread(lambda: self.transaction)
+        if tx is not None:
+            log.warning("transaction %s was open at start-up: ending it (PowerLoss)", tx["id"])
+            await self._enqueue(
+                "Ended",
+                "AbnormalCondition",
+                tx=tx,
+                stopped_reason="PowerLoss",
+                meter=self._meter,
+                meter_context="Transaction.End",
+            )
+
+    async def _tx_started(self) -> None:
+        if self.transaction is not None:
+            return
+        token = self._token
+        tx: dict[str, object] = {"id": str(uuid.uuid4()), "seq": 0}
+        self._remote_stop = self._deauthorized = False
+        await self._enqueue(
+            "Started",
+            "RemoteStart" if token and token.remote_start_id is not None else "CablePluggedIn",
+            tx=tx,
+            charging_state="EVConnected",
+            remote_start_id=token.remote_start_id if token else None,
+            meter=self._meter,
+            meter_context="Transaction.Begin",
+        )
+
+    async def _tx_authorized(self, id_token: str, kind: str) -> None:
+        tx = self.transaction
+        if tx is not None:
+            await self._enqueue(
+                "Updated", "Authorized", tx=tx, id_token=id_token, id_token_type=kind
+            )
+
+    async def _tx_charging(self, action: ChargingStateChanged) -> None:
+        if action.soc is not None:
+            self._soc = action.soc
+            self._meter = MeterSample(
+                self._meter.energy_wh,
+                self._meter.power_w,
+                self._meter.current_a,
+                self._meter.voltage_v,
+                action.soc,
+            )
+        tx = self.transaction
+        if tx is not None:
+            await self._enqueue(
+                "Updated",
+                "ChargingStateChanged",
+                tx=tx,
+                charging_state="Charging" if action.charging else "EVConnected",
+                meter=self._meter,
+            )
+
+    async def _tx_ended(self, action: SessionEnded) -> None:
+        tx = self.transaction
+        if tx is None:
+            return
+        remote = self._remote_stop
+        reason = mapping.stopped_reason(action.reason, action.detail, remote=remote)
+        if self._deauthorized and action.reason is not EndReason.STATION_STOP:
+            reason = "DeAuthorized"
+        await self._enqueue(
+            "Ended",
+            mapping.end_trigger(action.reason, remote=remote),
+            tx=tx,
+            stopped_reason=reason,
+            charging_state="EVConnected",
+            meter=self._meter,
+            meter_context="Transaction.End",
+        )
+        self._token = None
+        self._soc = None
+
+    async def tx_triggered(self) -> None:
+        """TriggerMessage(TransactionEvent): an Updated event with trigger ``Trigger``."""
+        tx = self.transaction
+        if tx is not None:
+            await self._enqueue("Updated", "Trigger", tx=tx, meter=self._meter)
+
+    async def _meter_loop(self) -> None:
+        while True:
+            interval = self.config.meter_interval
+            if interval is None:
+                interval = float(self.dm.number("SampledDataCtrlr", "TxUpdatedInterval") or 60)
+            await asyncio.sleep(interval)
+            tx = self.transaction
+            if tx is not None:
+                tx_id = str(tx["id"])
+                self._work.put_nowait(lambda tx_id=tx_id: self._periodic(tx_id))  # type: ignore[misc]
+
+    async def _periodic(self, tx_id: str) -> None:
+        tx = self.transaction
+        if tx is not None and tx["id"] == tx_id:
+            await self._enqueue("Updated", "MeterValuePeriodic", tx=tx, meter=self._meter)
+
+    async def _send_queued(
+        self, action: str, payload: dict[str, object], message_id: str
+    ) -> dict[str, object]:
+        try:
+            return await self.client.call(
+                action, payload, timeout=self.config.tx_call_timeout, message_id=message_id
+            )
+        except CallFailed as exc:
+            raise Rejected(str(exc)) from exc
+
+    def _on_tx_response(self, message: QueuedMessage, response: dict[str, object]) -> None:
+        try:
+            status = mapping.transaction_event_response_status(response)
+        except MappingError as exc:
+            log.warning("TransactionEventResponse: %s", exc)
+            return
+        tx = self.transaction
+        info = message.payload.get("transactionInfo")
+        same_tx = (
+            tx is not None and isinstance(info, dict) and info.get("transactionId") == tx["id"]
+        )
+        if (
+            status not in (None, "Accepted")
+            and same_tx
+            and self.dm.flag("TxCtrlr", "StopTxOnInvalidId")
+        ):
+            from secc.core.events import StopRequested
+
+            self._deauthorized = True
+            self._emit(StopRequested(f"CSMS: idToken {status}"))
+
+    # --- station certificates ----------------------------------------------------------------
+
+    def _on_online(self) -> None:
+        self.sender.wake()
+
+    async def sign_certificate(self, certificate_type: str) -> bool:
+        """SignCertificate until CertificateSigned installs a chain (A02/A03, M03)."""
+        if self.store is None or certificate_type in self.signing:
+            return False
+        self.signing.add(certificate_type)
+        try:
+            wait = float(max(1, self.dm.number(SEC, "CertSigningWaitMinimum")))
+            for _attempt in range(self.dm.number(SEC, "CertSigningRepeatTimes") + 1):
+                event = self._signed[certificate_type] = asyncio.Event()
+                request = await asyncio.to_thread(self._csr, certificate_type)
+                response = await self.client.call(
+                    "SignCertificate", {"csr": request, "certificateType": certificate_type}
+                )
+                if response.get("status") == "Accepted":
+                    try:
+                        await asyncio.wait_for(event.wait(), wait)
+                        return True
+                    except TimeoutError:
+                        log.warning("no CertificateSigned within %g s; asking again", wait)
+                else:
+                    await asyncio.sleep(wait)
+                wait *= 2
+            return False
+        finally:
+            self.signing.discard(certificate_type)
+
+    def _csr(self, certificate_type: str) -> str:
+        assert self.store is not None
+        if certificate_type == "V2GCertificate":
+            cn = self.dm.value(ISO, "SeccId") or self.client.config.station_id
+            org = self.dm.value(ISO, "OrganizationName")
+        else:
+            cn = self.client.config.station_id
+            org = self.dm.value(SEC, "OrganizationName")
+        return csr_mod.request_certificate(
+            self.store,
+            certificate_type,
+            common_name=cn,
+            organization=org or "unknown",
+            country=self.dm.value(ISO, "CountryName") or None,
+        ).decode("ascii")
+
+    def certificate_signed(self, certificate_type: str, chain_pem: str) -> csr_mod.SignedResult:
+        if self.store is None:
+            return csr_mod.SignedResult("Rejected", "no certificate store")
+        result = csr_mod.accept_certificate_signed(
+            self.store, certificate_type, chain_pem.encode(), utc_now=self.utc_now()
+        )
+        if result.status == "Accepted" and certificate_type in self._signed:
+            self._signed[certificate_type].set()
+        return result
+
+    async def refresh_ocsp(self) -> int:
+        """GetCertificateStatus for the SECC chain; stores verified answers (M06)."""
+        if self.store is None:
+            return 0
+        try:
+            chain = self.store.leaf_chain("v2g")
+        except StoreError:
+            return 0
+        roots = self.store.roots("v2g")
+        stored = 0
+        for i, cert in enumerate(chain):
+            issuer = (
+                chain[i + 1]
+                if i + 1 < len(chain)
+                else next((r for r in roots if r.subject == cert.issuer), None)
+            )
+            url = responder_url(cert)
+            if issuer is None or not url:
+                continue
+            data = OcspRequestData(hash_data(cert, issuer), url).to_ocpp()
+            response = await self.client.call("GetCertificateStatus", {"ocspRequestData": data})
+            result = response.get("ocspResult")
+            if response.get("status") != "Accepted" or not isinstance(result, str):
+                continue
+            try:
+                der = base64.b64decode(result, validate=True)
+            except ValueError:
+                log.warning("GetCertificateStatus: ocspResult is not base64")
+                continue
+            judgement = judge_response(der, cert, issuer, self.utc_now())
+            if judgement.status in {"good", "revoked"}:
+                await asyncio.to_thread(self.store.store_ocsp_response, cert, der)
+                stored += 1
+            else:
+                log.warning("GetCertificateStatus: %s", judgement.reason)
+        return stored
+
+    def renewal_due(self) -> list[str]:
+        """Certificate types whose leaf is due for renewal (A02/M03 started by the station)."""
+        if self.store is None:
+            return []
+        due = []
+        labels = {"leaf/v2g[0]": "V2GCertificate", "leaf/csms[0]": "ChargingStationCertificate"}
+        report = expiry_report(
+            self.store.all_certificates(),
+            self.utc_now(),
+            renew_before_days=self.config.renew_before_days,
+        )
+        for entry in report:
+            if entry.label in labels and entry.renewal_due:
+                due.append(labels[entry.label])
+        return due
+
+    async def _maintenance_loop(self) -> None:
+        while True:
+            await self.client.online.wait()
+            for certificate_type in await asyncio.to_thread(self.renewal_due):
+                self.client.spawn(self._sign_logged(certificate_type), "SignCertificate")
+            try:
+                await self.refresh_ocsp()
+            except (NotConnected, TimeoutError, CallFailed) as exc:
+                log.warning("OCSP refresh: %s", exc)
+            await asyncio.sleep(self.config.maintenance_interval)
+
+    async def _sign_logged(self, certificate_type: str) -> None:
+        ok = await self.sign_certificate(certificate_type)
+        log.info("%s renewal %s", certificate_type, "done" if ok else "not completed")

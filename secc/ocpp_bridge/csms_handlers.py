@@ -1,0 +1,202 @@
+"""Handlers for CSMS-initiated calls.  Each takes the wire payload and returns a
+:class:`~secc.ocpp_bridge.client.Reply`; follow-up calls (NotifyReport, a triggered
+message, SignCertificate) go into ``Reply.after`` and never run inside the handler.
+
+Supported: GetVariables, SetVariables, GetBaseReport (→ NotifyReport), RequestStartTransaction,
+RequestStopTransaction, TriggerMessage, InstallCertificate, DeleteCertificate,
+GetInstalledCertificateIds, CertificateSigned, SendLocalList, GetLocalListVersion,
+ClearCache.  Anything else is answered with CallError NotImplemented by the client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from certs.ocsp import CertificateHashData, OcspError
+from certs.store import KIND_OF_OCPP_TYPE, InstallRefused, StoreError
+from secc.core.events import StopRequested
+from secc.ocpp_bridge import mapping
+from secc.ocpp_bridge.client import Handler, Reply
+
+if TYPE_CHECKING:
+    from secc.ocpp_bridge.bridge import Bridge
+
+log = logging.getLogger(__name__)
+# GetCertificateIdUseEnumType of OCPP 2.0.1 (the store also knows OEM roots and the
+# charging-station certificate, which 2.0.1 does not list).
+REPORTABLE = {
+    "V2GRootCertificate",
+    "MORootCertificate",
+    "CSMSRootCertificate",
+    "V2GCertificateChain",
+    "ManufacturerRootCertificate",
+}
+Payload = dict[str, object]
+
+
+def _info(reason: str) -> dict[str, object]:
+    return {"reasonCode": "Other" if not reason else reason[:20], "additionalInfo": reason[:512]}
+
+
+def make_handlers(bridge: Bridge) -> dict[str, Handler]:
+    client = bridge.client
+    dm = bridge.dm
+
+    def get_variables(p: Payload) -> Reply:
+        return Reply(dm.get_variables(p))
+
+    def set_variables(p: Payload) -> Reply:
+        return Reply(dm.set_variables(p))
+
+    def get_base_report(p: Payload) -> Reply:
+        request_id = p.get("requestId")
+
+        async def notify() -> None:
+            await client.call(
+                "NotifyReport",
+                {
+                    "requestId": request_id,
+                    "generatedAt": mapping.ocpp_timestamp(bridge.utc_now()),
+                    "seqNo": 0,
+                    "tbc": False,
+                    "reportData": dm.report_data(),
+                },
+            )
+
+        return Reply({"status": "Accepted"}, after=notify)
+
+    def request_start(p: Payload) -> Reply:
+        token = p.get("idToken")
+        remote_id = p.get("remoteStartId")
+        if not isinstance(token, dict) or not isinstance(remote_id, int):
+            return Reply({"status": "Rejected"})
+        if bridge.transaction is not None:
+            return Reply({"status": "Rejected", "statusInfo": _info("transaction ongoing")})
+        from secc.ocpp_bridge.bridge import _Token
+
+        preauthorized = not dm.flag("AuthCtrlr", "AuthorizeRemoteStart")
+        bridge._token = _Token(
+            str(token.get("idToken")), str(token.get("type")), remote_id, preauthorized
+        )
+        if bridge._waiting_eim is not None:
+            request, bridge._waiting_eim = bridge._waiting_eim, None
+            client.spawn(bridge._authorize(request), "authorization")
+        return Reply({"status": "Accepted"})
+
+    def request_stop(p: Payload) -> Reply:
+        tx = bridge.transaction
+        if tx is None or p.get("transactionId") != tx["id"]:
+            return Reply({"status": "Rejected"})
+        bridge._remote_stop = True
+        bridge.emit(StopRequested("RequestStopTransaction from the CSMS"))
+        return Reply({"status": "Accepted"})
+
+    def trigger_message(p: Payload) -> Reply:
+        what = p.get("requestedMessage")
+        follow: Callable[[], Awaitable[None]] | None = None
+        if what == "Heartbeat":
+
+            async def follow() -> None:
+                await client.call("Heartbeat", {})
+
+        elif what == "StatusNotification":
+
+            async def follow() -> None:
+                status = "Occupied" if bridge.transaction else "Available"
+                await client.status_notification(
+                    bridge.config.evse_id, bridge.config.connector_id, status
+                )
+
+        elif what == "TransactionEvent":
+            if bridge.transaction is None:
+                return Reply({"status": "Rejected"})
+            follow = bridge.tx_triggered
+        elif what in {"SignChargingStationCertificate", "SignV2GCertificate"}:
+            if bridge.store is None:
+                return Reply({"status": "Rejected"})
+            kind = (
+                "V2GCertificate" if what == "SignV2GCertificate" else "ChargingStationCertificate"
+            )
+
+            async def follow() -> None:
+                await bridge.sign_certificate(kind)
+
+        elif what == "BootNotification":
+            return Reply({"status": "Rejected", "statusInfo": _info("already accepted")})
+        else:
+            return Reply({"status": "NotImplemented"})
+        return Reply({"status": "Accepted"}, after=follow)
+
+    def install_certificate(p: Payload) -> Reply:
+        kind = KIND_OF_OCPP_TYPE.get(str(p.get("certificateType")))
+        if bridge.store is None or kind is None:
+            return Reply({"status": "Rejected", "statusInfo": _info("unsupported type")})
+        try:
+            bridge.store.install_root(
+                kind, str(p.get("certificate")).encode(), utc_now=bridge.utc_now()
+            )
+        except InstallRefused as exc:
+            return Reply({"status": "Rejected", "statusInfo": _info(str(exc))})
+        except (StoreError, OSError) as exc:
+            return Reply({"status": "Failed", "statusInfo": _info(str(exc))})
+        return Reply({"status": "Accepted"})
+
+    def delete_certificate(p: Payload) -> Reply:
+        data = p.get("certificateHashData")
+        if bridge.store is None or not isinstance(data, dict):
+            return Reply({"status": "Failed"})
+        try:
+            wanted = CertificateHashData.from_ocpp(data)
+        except OcspError as exc:
+            return Reply({"status": "Failed", "statusInfo": _info(str(exc))})
+        return Reply({"status": bridge.store.delete(wanted)})
+
+    def get_installed(p: Payload) -> Reply:
+        if bridge.store is None:
+            return Reply({"status": "NotFound"})
+        types = p.get("certificateType")
+        wanted = tuple(str(t) for t in types) if isinstance(types, list) and types else None
+        items = [
+            i.to_ocpp()
+            for i in bridge.store.list_installed(wanted)
+            if i.certificate_type in REPORTABLE
+        ]
+        if not items:
+            return Reply({"status": "NotFound"})
+        return Reply({"status": "Accepted", "certificateHashDataChain": items})
+
+    def certificate_signed(p: Payload) -> Reply:
+        kind = str(p.get("certificateType") or "ChargingStationCertificate")
+        result = bridge.certificate_signed(kind, str(p.get("certificateChain")))
+        if result.status != "Accepted":
+            log.warning("CertificateSigned refused: %s", result.reason)
+            return Reply({"status": "Rejected", "statusInfo": _info(result.reason)})
+        return Reply({"status": "Accepted"})
+
+    def send_local_list(p: Payload) -> Reply:
+        return Reply(bridge.auth.send_local_list(p))
+
+    def get_local_list_version(p: Payload) -> Reply:
+        return Reply({"versionNumber": bridge.auth.list_version})
+
+    def clear_cache(p: Payload) -> Reply:
+        bridge.auth.clear_cache()
+        return Reply({"status": "Accepted"})
+
+    return {
+        "GetVariables": get_variables,
+        "SetVariables": set_variables,
+        "GetBaseReport": get_base_report,
+        "RequestStartTransaction": request_start,
+        "RequestStopTransaction": request_stop,
+        "TriggerMessage": trigger_message,
+        "InstallCertificate": install_certificate,
+        "DeleteCertificate": delete_certificate,
+        "GetInstalledCertificateIds": get_installed,
+        "CertificateSigned": certificate_signed,
+        "SendLocalList": send_local_list,
+        "GetLocalListVersion": get_local_list_version,
+        "ClearCache": clear_cache,
+    }

@@ -1,0 +1,271 @@
+"""The station's OCPP 2.0.1 device model: the variables a CSMS reads and sets, persisted.
+
+Values are OCPP strings (``"true"``, ``"60"``); typed getters parse them.  Only the
+``Actual`` attribute is kept.  Every change is written to a JSON file atomically (temp
+file, fsync, rename), so a crash leaves the old or the new set, never half of one.
+Values computed from elsewhere (CertificateEntries from the store, the local list's
+Entries) are ReadOnly and supplied by callables.
+
+GetVariables / SetVariables answer per entry with OCPP's statuses: ``Accepted``,
+``Rejected`` (ReadOnly on set, WriteOnly on get, a value of the wrong type or range),
+``UnknownComponent``, ``UnknownVariable``, ``NotSupportedAttributeType``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from certs.store import atomic_write
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (component name, variable name)
+
+
+@dataclass(frozen=True, slots=True)
+class VariableSpec:
+    component: str
+    variable: str
+    data_type: str  # boolean | integer | decimal | string | OptionList
+    default: str
+    mutability: str = "ReadWrite"  # ReadOnly | WriteOnly | ReadWrite
+    min_len: int = 0
+    max_len: int = 1000
+    options: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> Key:
+        return (self.component, self.variable)
+
+
+def _b(c: str, v: str, default: bool, mut: str = "ReadWrite") -> VariableSpec:
+    return VariableSpec(c, v, "boolean", "true" if default else "false", mut)
+
+
+def _i(c: str, v: str, default: int, mut: str = "ReadWrite") -> VariableSpec:
+    return VariableSpec(c, v, "integer", str(default), mut)
+
+
+def _s(c: str, v: str, default: str, mut: str = "ReadWrite", **kw: object) -> VariableSpec:
+    return VariableSpec(c, v, "string", default, mut, **kw)  # type: ignore[arg-type]
+
+
+ISO = "ISO15118Ctrlr"
+SEC = "SecurityCtrlr"
+SPECS: tuple[VariableSpec, ...] = (
+    _b(ISO, "PnCEnabled", True),
+    _b(ISO, "ContractValidationOffline", True),
+    _b(ISO, "CentralContractValidationAllowed", False),
+    _b(ISO, "V2GCertificateInstallationEnabled", True),
+    _b(ISO, "ContractCertificateInstallationEnabled", True),
+    _s(ISO, "SeccId", ""),
+    _s(ISO, "CountryName", "DE", min_len=2, max_len=2),
+    _s(ISO, "OrganizationName", ""),
+    _i(SEC, "SecurityProfile", 1, "ReadOnly"),
+    _s(SEC, "BasicAuthPassword", "", "WriteOnly", min_len=16, max_len=40),
+    _s(SEC, "Identity", ""),
+    _i(SEC, "CertificateEntries", 0, "ReadOnly"),
+    _s(SEC, "OrganizationName", ""),
+    _i(SEC, "CertSigningWaitMinimum", 60),
+    _i(SEC, "CertSigningRepeatTimes", 3),
+    _i("OCPPCommCtrlr", "HeartbeatInterval", 300),
+    _i("OCPPCommCtrlr", "MessageTimeout", 30),
+    _i("OCPPCommCtrlr", "MessageAttemptsTransactionEvent", 3),
+    _i("OCPPCommCtrlr", "MessageAttemptIntervalTransactionEvent", 60),
+    _i("OCPPCommCtrlr", "RetryBackOffWaitMinimum", 1),
+    _i("OCPPCommCtrlr", "RetryBackOffRandomRange", 10),
+    _i("OCPPCommCtrlr", "RetryBackOffRepeatTimes", 8),
+    _b("AuthCtrlr", "Enabled", True),
+    _b("AuthCtrlr", "AuthorizeRemoteStart", False),
+    _b("AuthCtrlr", "LocalAuthorizeOffline", True),
+    _b("AuthCtrlr", "LocalPreAuthorize", False),
+    _b("AuthCtrlr", "OfflineTxForUnknownIdEnabled", False),
+    _b("AuthCacheCtrlr", "Enabled", True),
+    _i("AuthCacheCtrlr", "LifeTime", 86400),
+    _b("LocalAuthListCtrlr", "Enabled", True),
+    _i("LocalAuthListCtrlr", "Entries", 0, "ReadOnly"),
+    _i("SampledDataCtrlr", "TxUpdatedInterval", 60),
+    _s(
+        "SampledDataCtrlr",
+        "TxUpdatedMeasurands",
+        "Energy.Active.Import.Register,Power.Active.Import,Current.Import,Voltage,SoC",
+    ),
+    _b("TxCtrlr", "StopTxOnInvalidId", True),
+    _s("TxCtrlr", "TxStartPoint", "EVConnected", "ReadOnly"),
+    _s("TxCtrlr", "TxStopPoint", "EVConnected", "ReadOnly"),
+    _s("ChargingStation", "Model", "secc", "ReadOnly"),
+    _s("ChargingStation", "VendorName", "secc", "ReadOnly"),
+)
+
+
+class DeviceModel:
+    """The variables of :data:`SPECS`, their values, persistence and the OCPP handlers."""
+
+    def __init__(
+        self,
+        path: Path | None,
+        *,
+        initial: Mapping[Key, str] | None = None,
+        computed: Mapping[Key, Callable[[], str]] | None = None,
+        specs: tuple[VariableSpec, ...] = SPECS,
+    ) -> None:
+        self.path = path
+        self.specs = {s.key: s for s in specs}
+        self.components = {s.component for s in specs}
+        self.computed = dict(computed or {})
+        self.on_change: list[Callable[[Key, str], None]] = []
+        self._values = {s.key: s.default for s in specs}
+        for key, value in (initial or {}).items():
+            self._values[key] = value
+        if path is not None and path.exists():
+            self._load(path)
+
+    def _load(self, path: Path) -> None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            log.error("%s: device model not readable (%s); using defaults", path, exc)
+            return
+        if not isinstance(data, dict):
+            log.error("%s: device model is not a JSON object; using defaults", path)
+            return
+        for name, value in data.items():
+            component, _, variable = str(name).partition("/")
+            key = (component, variable)
+            if key in self.specs and isinstance(value, str):
+                self._values[key] = value
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        data = {f"{c}/{v}": value for (c, v), value in sorted(self._values.items())}
+        atomic_write(self.path, json.dumps(data, indent=1).encode(), mode=0o600)
+
+    # --- typed access for the station ------------------------------------------------------
+
+    def value(self, component: str, variable: str) -> str:
+        key = (component, variable)
+        if key in self.computed:
+            return self.computed[key]()
+        return self._values[key]
+
+    def flag(self, component: str, variable: str) -> bool:
+        return self.value(component, variable) == "true"
+
+    def number(self, component: str, variable: str) -> int:
+        return int(self.value(component, variable))
+
+    def set_local(self, component: str, variable: str, value: str) -> None:
+        """Set a value from the station side (no mutability check), persisted."""
+        problem = self._check(self.specs[(component, variable)], value)
+        if problem:
+            raise ValueError(f"{component}.{variable}: {problem}")
+        self._values[(component, variable)] = value
+        self._save()
+
+    # --- OCPP handlers -----------------------------------------------------------------------
+
+    def _lookup(self, entry: Mapping[str, object]) -> tuple[VariableSpec | None, str | None]:
+        component = entry.get("component")
+        variable = entry.get("variable")
+        cname = component.get("name") if isinstance(component, Mapping) else None
+        vname = variable.get("name") if isinstance(variable, Mapping) else None
+        if cname not in self.components:
+            return None, "UnknownComponent"
+        spec = self.specs.get((str(cname), str(vname)))
+        if spec is None:
+            return None, "UnknownVariable"
+        attr = entry.get("attributeType", "Actual")
+        if attr != "Actual":
+            return None, "NotSupportedAttributeType"
+        return spec, None
+
+    @staticmethod
+    def _echo(entry: Mapping[str, object], status: str) -> dict[str, object]:
+        out: dict[str, object] = {
+            "attributeStatus": status,
+            "component": entry.get("component"),
+            "variable": entry.get("variable"),
+        }
+        if "attributeType" in entry:
+            out["attributeType"] = entry["attributeType"]
+        return out
+
+    def get_variables(self, payload: Mapping[str, object]) -> dict[str, object]:
+        results = []
+        entries = payload.get("getVariableData")
+        for entry in entries if isinstance(entries, list) else []:
+            spec, problem = self._lookup(entry)
+            if spec is None:
+                results.append(self._echo(entry, problem or "Rejected"))
+            elif spec.mutability == "WriteOnly":
+                results.append(self._echo(entry, "Rejected"))
+            else:
+                out = self._echo(entry, "Accepted")
+                out["attributeValue"] = self.value(spec.component, spec.variable)
+                results.append(out)
+        return {"getVariableResult": results}
+
+    def _check(self, spec: VariableSpec, value: str) -> str | None:
+        if spec.data_type == "boolean" and value not in {"true", "false"}:
+            return "expected true or false"
+        if spec.data_type == "integer":
+            try:
+                int(value)
+            except ValueError:
+                return "expected an integer"
+        if spec.data_type == "string" and not spec.min_len <= len(value) <= spec.max_len:
+            return f"length must be {spec.min_len}..{spec.max_len}"
+        return None
+
+    def set_variables(self, payload: Mapping[str, object]) -> dict[str, object]:
+        results = []
+        changed: list[tuple[Key, str]] = []
+        entries = payload.get("setVariableData")
+        for entry in entries if isinstance(entries, list) else []:
+            spec, problem = self._lookup(entry)
+            value = entry.get("attributeValue")
+            if spec is None:
+                results.append(self._echo(entry, problem or "Rejected"))
+                continue
+            if (
+                spec.mutability == "ReadOnly"
+                or spec.key in self.computed
+                or not isinstance(value, str)
+                or self._check(spec, value) is not None
+            ):
+                results.append(self._echo(entry, "Rejected"))
+                continue
+            self._values[spec.key] = value
+            changed.append((spec.key, value))
+            results.append(self._echo(entry, "Accepted"))
+        if changed:
+            self._save()
+            for key, value in changed:
+                for callback in self.on_change:
+                    callback(key, value)
+        return {"setVariableResult": results}
+
+    def report_data(self) -> list[dict[str, object]]:
+        """NotifyReport reportData for a full base report."""
+        out: list[dict[str, object]] = []
+        for spec in self.specs.values():
+            attribute: dict[str, object] = {"type": "Actual", "mutability": spec.mutability}
+            if spec.mutability != "WriteOnly":
+                attribute["value"] = self.value(spec.component, spec.variable)
+            out.append(
+                {
+                    "component": {"name": spec.component},
+                    "variable": {"name": spec.variable},
+                    "variableAttribute": [attribute],
+                    "variableCharacteristics": {
+                        "dataType": spec.data_type,
+                        "supportsMonitoring": False,
+                    },
+                }
+            )
+        return out
