@@ -8,6 +8,7 @@ import asyncio
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -356,5 +357,23 @@ def test_silent_client_is_dropped_after_the_handshake_timeout(pki: Pki) -> None:
             assert await asyncio.wait_for(reader.read(100), 5) == b""  # closed, nothing sent
             writer.close()
             assert handlers.made == []
+
+    run(main)
+
+
+def test_tls_peer_reset_is_reported_as_connection_lost(pki: Pki) -> None:
+    async def main() -> None:
+        handlers = Handlers()
+        async with V2GServer(handlers, tls=TlsSelector([pki.a.chain])) as server:
+            reader, writer = await tls_connect(server, python_client(pki.a.root_file))
+            writer.write(SAP_FRAME)
+            await read_frames(reader, 1)
+            sock = writer.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+            handler = await handlers.first()
+            await asyncio.wait_for(handler.ended.wait(), 5)
+            assert len(handler.lost) == 1 and handler.conn.closed
+            assert "Connection reset by peer" in handler.lost[0].reason
 
     run(main)
