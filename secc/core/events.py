@@ -117,3 +117,13 @@ Event = (
     | EvseFault
     | StopRequested
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingScheduleUpdate:
+    """A charging schedule from the CSMS (OCPP SetChargingProfile / TxProfile) for the next
+    ChargeParameterDiscoveryRes: ``entries`` are (start seconds, max watts, duration
+    seconds or None), ordered by start.  Added by the session core; not part of
+    :data:`Event` so that existing exhaustive matches stay valid."""
+
+    entries: tuple[tuple[int, float, int | None], ...]

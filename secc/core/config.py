@@ -1,0 +1,145 @@
+"""Session configuration: what the station offers and how long it waits.  Frozen data, no I/O.
+
+The runtime builds one :class:`SessionConfig` from the station's TOML (``secc.config``)
+and hands it to every :class:`secc.core.session.SeccSession`.  Timer names follow
+ISO 15118-2 Table 109 / DIN SPEC 70121 (see DESIGN.md §4); every value is overridable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from cryptography import x509
+
+ISO2_NAMESPACE = "urn:iso:15118:2:2013:MsgDef"
+DIN_NAMESPACE = "urn:din:70121:2012:MsgDef"
+
+
+@dataclass(frozen=True, slots=True)
+class Timers:
+    """Station-side time limits in seconds."""
+
+    # V2G_SECC_Sequence_Timeout: the EV's next request must arrive within this time.
+    sequence_timeout: float = 60.0
+    # V2G_SECC_CommunicationSetup_Performance_Time: session start until SessionSetupReq.
+    communication_setup: float = 18.0
+    # CableCheck and PreCharge limits (the EV's V2G_EVCC_CableCheck_Timeout and
+    # V2G_EVCC_PreCharge_Timeout: beyond them the station gives up too).
+    cable_check: float = 40.0
+    pre_charge: float = 7.0
+    # V2G_SECC_Msg_Performance_Time: the station's own answer budget (Table 109).
+    msg_performance: float = 1.5
+    long_msg_performance: float = 4.5  # ServiceDetail, PaymentDetails, PowerDelivery, ...
+    current_demand_performance: float = 0.025
+    # The 4.5 s budget for CertificateInstallation/Update (back-end answer included).
+    certificate_installation: float = 4.5
+    # Contactor feedback must follow the command within this time, else ContactorError.
+    contactor_feedback: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class AcLimits:
+    nominal_voltage: float = 230.0
+    max_current: float = 32.0  # per phase
+    phases: int = 3
+
+    @property
+    def max_power(self) -> float:
+        return self.nominal_voltage * self.max_current * self.phases
+
+
+@dataclass(frozen=True, slots=True)
+class DcLimits:
+    max_voltage: float = 500.0
+    min_voltage: float = 150.0
+    max_current: float = 125.0
+    min_current: float = 0.0
+    max_power: float = 50_000.0
+    peak_current_ripple: float = 2.0
+    current_regulation_tolerance: float = 1.0
+    precharge_tolerance: float = 20.0  # |present - target| volts to count as "reached"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleEntry:
+    """One PMaxScheduleEntry: from ``start`` seconds on, at most ``max_power`` watts."""
+
+    start: int
+    max_power: float
+    duration: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContractVerdict:
+    """Outcome of a contract chain check: ``response_code`` is ``OK`` or a FAILED_* name."""
+
+    response_code: str
+    reason: str = ""
+    emaid: str | None = None
+
+
+class PncVerifier(Protocol):
+    """The crypto the Plug & Charge handlers need (the real one is :mod:`secc.core.pnc_crypto`)."""
+
+    def verify_contract_chain(
+        self, leaf: bytes, sub_cas: Sequence[bytes], emaid: str, utc_now: dt.datetime
+    ) -> ContractVerdict: ...
+
+    def verify_signature(
+        self, signed_info: object, signature_value: bytes, fragments: dict[str, bytes], leaf: bytes
+    ) -> str | None:
+        """None when the signature checks, else the reason it does not."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PncTrust:
+    """Trust anchors for contract chains (MO roots, V2G roots) and known-revoked certs."""
+
+    roots: tuple[x509.Certificate, ...] = ()
+    revoked: frozenset[str] = frozenset()  # SHA-256 fingerprints (hex)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    evse_id: str = "DE*ABC*E1234567*1"
+    energy_modes: tuple[str, ...] = ("AC_three_phase_core", "DC_extended")
+    ac: AcLimits = field(default_factory=AcLimits)
+    dc: DcLimits = field(default_factory=DcLimits)
+    tls: bool = False  # Contract payment (Plug & Charge) is offered only over TLS
+    protocols: tuple[str, ...] = (ISO2_NAMESPACE, DIN_NAMESPACE)
+    pnc_enabled: bool = True
+    certificate_installation: bool = True
+    internet_service: bool = False
+    metering_receipts: bool = False
+    free_service: bool = False  # EIM test stations: no authorization needed
+    meter_id: str | None = "METER-1"
+    timers: Timers = field(default_factory=Timers)
+    trust: PncTrust = field(default_factory=PncTrust)
+    verifier: PncVerifier | None = None  # None: the real certs code (pnc_crypto)
+    sales_tariff: object | None = None  # an iso2.SalesTariff passed through to the EV
+    notification_max_delay: int = 0
+
+    @property
+    def payment_options(self) -> tuple[str, ...]:
+        if self.tls and self.pnc_enabled:
+            return ("Contract", "ExternalPayment")
+        return ("ExternalPayment",)
+
+
+@dataclass(frozen=True, slots=True)
+class PausedSession:
+    """What a paused session leaves behind so that the EV can resume it with its SessionID.
+
+    The runtime keeps it (``SeccSession.paused``) and passes it to the next session of the
+    same connector."""
+
+    session_id: bytes
+    evcc_id: bytes
+    protocol: str
+    payment_option: str
+    emaid: str | None
+    contract_chain: tuple[bytes, ...] = ()

@@ -1,0 +1,174 @@
+"""The mutable facts of one session that handlers read and update, and what they return.
+
+A handler is ``(ctx, request_body, now) -> Reply``: it reads the request and the facts
+here, updates the facts, and returns the response body, the next state and any actions
+(performed before the response is sent).  Handlers raise
+:class:`secc.core.failures.PeerError` to refuse; they never build V2G_Message headers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from secc import codec
+from secc.core.actions import Action, EndReason
+from secc.core.config import PausedSession, ScheduleEntry, SessionConfig
+from secc.core.events import AuthorizationResult, EvseStatus, Schema
+
+
+class State(StrEnum):
+    """Where the session is: named after what it has done last."""
+
+    WAIT_HANDSHAKE = "WaitHandshake"
+    WAIT_SESSION_SETUP = "WaitSessionSetup"
+    SESSION_SETUP = "SessionSetup"
+    SERVICE_DISCOVERY = "ServiceDiscovery"
+    PAYMENT_EIM = "PaymentSelectedEIM"
+    PAYMENT_PNC = "PaymentSelectedContract"
+    CERTIFICATE_WAIT = "CertificateWait"  # waiting for the back end's answer
+    CERTIFICATE_DONE = "CertificateDone"
+    PAYMENT_DETAILS = "PaymentDetails"
+    AUTHORIZATION = "AuthorizationOngoing"
+    AUTHORIZED = "Authorized"
+    AC_READY = "ChargeParameterAC"
+    DC_READY = "ChargeParameterDC"
+    CABLE_CHECK = "CableCheckOngoing"
+    CABLE_CHECK_DONE = "CableCheckDone"
+    PRE_CHARGE = "PreCharge"
+    AC_CHARGING = "ChargingAC"
+    DC_CHARGING = "ChargingDC"
+    AC_STOPPED = "PowerDeliveryStopAC"
+    DC_STOPPED = "PowerDeliveryStopDC"
+    ENDED = "Ended"
+
+
+@dataclass(slots=True)
+class Reply:
+    """A handler's answer.  ``body`` None: no response yet (the session waits for an
+    outside result under a timer the handler named in ``wait``)."""
+
+    body: Any
+    state: State
+    actions: tuple[Action, ...] = ()
+    end: EndReason | None = None
+    wait: tuple[str, float] | None = None  # (timer name, seconds)
+
+
+@dataclass(slots=True)
+class Context:
+    config: SessionConfig
+    random_bytes: Callable[[int], bytes]
+    utc_now: Callable[[], dt.datetime]
+    resume: PausedSession | None = None
+    schema: Schema = Schema.APPHAND
+    protocol: str = ""
+    session_id: bytes = b"\x00"
+    evcc_id: bytes = b""
+    resumed: bool = False
+    payment_option: str | None = None
+    selected_services: tuple[int, ...] = ()
+    energy_mode: str | None = None
+    # authorization
+    auth_requested: bool = False
+    auth_result: AuthorizationResult | None = None
+    emaid: str | None = None
+    contract_chain: tuple[bytes, ...] = ()
+    gen_challenge: bytes | None = None
+    # charge parameters
+    schedules: dict[int, float] = field(default_factory=dict)  # SAScheduleTupleID -> PMax
+    csms_schedule: tuple[ScheduleEntry, ...] | None = None
+    sa_schedule_tuple_id: int = 1
+    ev_max_current: float = 0.0
+    ev_max_voltage: float = 0.0
+    # EVSE facts and commands
+    status: EvseStatus = field(default_factory=EvseStatus)
+    isolation_requested: bool = False
+    isolation_valid: bool = False
+    precharge_target: float | None = None
+    precharge_reached: bool = False
+    contactors_closed: bool = False
+    contactors_closed_at: float = 0.0
+    charging: bool = False
+    stop_requested: str | None = None
+    receipt_due_at: float | None = None
+    started_at: dict[str, float] = field(default_factory=dict)  # per-phase start times
+    pending_request: str | None = None
+    header: Any = None  # the current request's MessageHeader
+
+    @property
+    def mod(self) -> Any:
+        return codec.schema_module(self.schema.value)
+
+    @property
+    def is_dc(self) -> bool:
+        if self.energy_mode is not None:
+            return self.energy_mode.startswith("DC")
+        return not any(m.startswith("AC") for m in self.config.energy_modes)
+
+    @property
+    def is_pnc(self) -> bool:
+        return self.payment_option == "Contract"
+
+    @property
+    def authorized(self) -> bool:
+        if self.config.free_service and not self.is_pnc:
+            return True
+        return self.auth_result is not None and self.auth_result.accepted
+
+    # --- values -------------------------------------------------------------------------
+
+    def pv(self, value: float, unit: str) -> Any:
+        return physical_value(self.mod, value, unit)
+
+    def evse_notification(self) -> Any:
+        n = self.mod.EVSENotification
+        return n.StopCharging if self.stop_requested is not None else n.None_
+
+    def ac_evse_status(self) -> Any:
+        mod = self.mod
+        return mod.AC_EVSEStatus(
+            notification_max_delay=self.config.notification_max_delay,
+            evse_notification=self.evse_notification(),
+            rcd=False,
+        )
+
+    def dc_evse_status(self, *, isolation: bool = True) -> Any:
+        mod = self.mod
+        code = mod.DC_EVSEStatusCode
+        status_code = code.EVSE_Ready
+        if self.stop_requested is not None:
+            status_code = code.EVSE_Shutdown
+        elif self.isolation_requested and not self.isolation_valid:
+            status_code = code.EVSE_IsolationMonitoringActive
+        iso_value = self.status.isolation
+        levels = {m.value for m in mod.IsolationLevel}
+        return mod.DC_EVSEStatus(
+            notification_max_delay=self.config.notification_max_delay,
+            evse_notification=self.evse_notification(),
+            evse_isolation_status=(
+                mod.IsolationLevel(iso_value) if isolation and iso_value in levels else None
+            ),
+            evse_status_code=status_code,
+        )
+
+
+def value_of(pv: Any) -> float:
+    """A PhysicalValue as a float."""
+    return float(pv.value) * 10.0 ** int(pv.multiplier)
+
+
+def physical_value(mod: Any, value: float, unit: str) -> Any:
+    """A PhysicalValue with the smallest multiplier that fits ``value`` in an int16."""
+    multiplier = 0
+    v = value
+    while abs(v) > 32767 and multiplier < 3:
+        multiplier += 1
+        v = value / 10**multiplier
+    while multiplier > -3 and v != round(v) and abs(v * 10) <= 32767:
+        multiplier -= 1
+        v = value / 10**multiplier
+    return mod.PhysicalValue(multiplier=multiplier, unit=mod.UnitSymbol(unit), value=round(v))

@@ -1,0 +1,1 @@
+"""Request handlers, one module per message family: ``(ctx, body, now) -> Reply``."""

@@ -1,0 +1,107 @@
+"""ChargeParameterDiscovery (AC and DC): the EVSE's limits and the SAScheduleList.
+
+The schedule is the CSMS's (``ChargingScheduleUpdate`` facts) when one is known, else one
+PMax entry of the EVSE's maximum power for 24 h; a configured SalesTariff is passed
+through unchanged.  The EV's MaxEntriesSAScheduleTuple caps the entries sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from secc.core.config import ScheduleEntry
+from secc.core.context import Context, Reply, State, value_of
+from secc.core.failures import WrongChargeParameter, WrongEnergyTransferMode
+
+DAY = 86400
+SCHEDULE_TUPLE_ID = 1
+
+
+def schedule_entries(
+    ctx: Context, max_power: float, max_entries: int | None
+) -> list[ScheduleEntry]:
+    entries = list(ctx.csms_schedule or (ScheduleEntry(0, max_power, DAY),))
+    entries = [ScheduleEntry(e.start, min(e.max_power, max_power), e.duration) for e in entries]
+    if max_entries:
+        entries = entries[:max_entries]
+    last = entries[-1]
+    if last.duration is None:
+        entries[-1] = ScheduleEntry(last.start, last.max_power, max(DAY - last.start, 1))
+    return entries
+
+
+def sa_schedule_list(ctx: Context, max_power: float, max_entries: int | None) -> Any:
+    mod = ctx.mod
+    entries = schedule_entries(ctx, max_power, max_entries)
+    ctx.schedules = {SCHEDULE_TUPLE_ID: max(e.max_power for e in entries)}
+    pmax = mod.PMaxSchedule(
+        p_max_schedule_entry=tuple(
+            mod.PMaxScheduleEntry(
+                time_interval=mod.RelativeTimeInterval(start=e.start, duration=e.duration),
+                p_max=ctx.pv(e.max_power, "W"),
+            )
+            for e in entries
+        )
+    )
+    tuple_ = mod.SAScheduleTuple(
+        sa_schedule_tuple_id=SCHEDULE_TUPLE_ID,
+        p_max_schedule=pmax,
+        sales_tariff=ctx.config.sales_tariff,
+    )
+    return mod.SAScheduleList(sa_schedule_tuple=(tuple_,))
+
+
+def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
+    mod = ctx.mod
+    mode = req.requested_energy_transfer_mode.value
+    if mode not in ctx.config.energy_modes:
+        raise WrongEnergyTransferMode(f"{mode} is not offered here")
+    if ctx.energy_mode is not None and ctx.contactors_closed and mode != ctx.energy_mode:
+        raise WrongEnergyTransferMode(f"renegotiation may not change {ctx.energy_mode} to {mode}")
+    param = req.ev_charge_parameter
+    dc = mode.startswith("DC")
+    if dc != (type(param).__name__ == "DC_EVChargeParameter"):
+        raise WrongChargeParameter(f"{type(param).__name__} does not fit {mode}")
+    ctx.energy_mode = mode
+    renegotiating = ctx.contactors_closed
+    max_entries = req.max_entries_sa_schedule_tuple
+    if dc:
+        lim = ctx.config.dc
+        ctx.ev_max_voltage = value_of(param.ev_maximum_voltage_limit)
+        ctx.ev_max_current = value_of(param.ev_maximum_current_limit)
+        if ctx.ev_max_voltage < lim.min_voltage or ctx.ev_max_current <= 0:
+            raise WrongChargeParameter(
+                f"EV limits {ctx.ev_max_voltage} V / {ctx.ev_max_current} A cannot be served"
+            )
+        evse = mod.DC_EVSEChargeParameter(
+            dc_evse_status=ctx.dc_evse_status(),
+            evse_maximum_current_limit=ctx.pv(lim.max_current, "A"),
+            evse_maximum_power_limit=ctx.pv(lim.max_power, "W"),
+            evse_maximum_voltage_limit=ctx.pv(lim.max_voltage, "V"),
+            evse_minimum_current_limit=ctx.pv(lim.min_current, "A"),
+            evse_minimum_voltage_limit=ctx.pv(lim.min_voltage, "V"),
+            evse_current_regulation_tolerance=ctx.pv(lim.current_regulation_tolerance, "A"),
+            evse_peak_current_ripple=ctx.pv(lim.peak_current_ripple, "A"),
+        )
+        schedules = sa_schedule_list(ctx, lim.max_power, max_entries)
+        state = State.PRE_CHARGE if renegotiating else State.DC_READY
+    else:
+        ac = ctx.config.ac
+        ctx.ev_max_current = value_of(param.ev_max_current)
+        ctx.ev_max_voltage = value_of(param.ev_max_voltage)
+        if ctx.ev_max_current <= 0 or value_of(param.ev_min_current) > ac.max_current:
+            raise WrongChargeParameter("the EV's current range does not meet the EVSE's")
+        evse = mod.AC_EVSEChargeParameter(
+            ac_evse_status=ctx.ac_evse_status(),
+            evse_nominal_voltage=ctx.pv(ac.nominal_voltage, "V"),
+            evse_max_current=ctx.pv(ac.max_current, "A"),
+        )
+        schedules = sa_schedule_list(ctx, ac.max_power, max_entries)
+        state = State.AC_READY
+    body = mod.ChargeParameterDiscoveryRes(
+        response_code=mod.ResponseCode.OK,
+        evse_processing=mod.EVSEProcessing.Finished,
+        sa_schedules=schedules,
+        evse_charge_parameter=evse,
+    )
+    return Reply(body, state)

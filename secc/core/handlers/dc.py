@@ -1,0 +1,123 @@
+"""DC: CableCheck, PreCharge, CurrentDemand, WeldingDetection.
+
+CableCheck starts the isolation test once and answers Ongoing until the EVSE reports
+the isolation Valid (or Warning); PreCharge sets the power module's target and records
+whether the present voltage is within ``precharge_tolerance`` of it.  Both give up after
+their limits (``Timers.cable_check`` / ``Timers.pre_charge``), checked on every poll;
+an EV that stops polling meets V2G_SECC_Sequence_Timeout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from secc.core.actions import Action, SetDcTarget, StartIsolationTest
+from secc.core.context import Context, Reply, State, value_of
+from secc.core.failures import PeerError, Timeout, WrongChargeParameter
+from secc.core.handlers.power import check_contactors, meter_info, receipt_required
+
+PRECHARGE_MAX_CURRENT = 2.0  # amperes; IEC 61851-23 limits pre-charge current
+
+
+def cable_check(ctx: Context, req: Any, now: float) -> Reply:
+    mod = ctx.mod
+    actions: tuple[Action, ...] = ()
+    if not ctx.isolation_requested:
+        ctx.isolation_requested = True
+        ctx.started_at["CableCheck"] = now
+        voltage = min(ctx.ev_max_voltage, ctx.config.dc.max_voltage)
+        actions = (StartIsolationTest(voltage=voltage),)
+    elif now - ctx.started_at["CableCheck"] > ctx.config.timers.cable_check:
+        raise Timeout("CableCheck did not finish within its limit")
+    isolation = ctx.status.isolation
+    if isolation == "Fault":
+        raise PeerError("isolation fault")
+    ctx.isolation_valid = isolation in ("Valid", "Warning")
+    processing = mod.EVSEProcessing.Finished if ctx.isolation_valid else mod.EVSEProcessing.Ongoing
+    body = mod.CableCheckRes(
+        response_code=mod.ResponseCode.OK,
+        dc_evse_status=ctx.dc_evse_status(),
+        evse_processing=processing,
+    )
+    return Reply(
+        body, State.CABLE_CHECK_DONE if ctx.isolation_valid else State.CABLE_CHECK, actions
+    )
+
+
+def _target(ctx: Context, voltage: float, current: float) -> tuple[Action, ...]:
+    lim = ctx.config.dc
+    if voltage > lim.max_voltage or voltage > ctx.ev_max_voltage or voltage < 0 or current < 0:
+        raise WrongChargeParameter(f"target {voltage} V / {current} A is outside the limits")
+    return (SetDcTarget(voltage=voltage, current=current),)
+
+
+def pre_charge(ctx: Context, req: Any, now: float) -> Reply:
+    mod = ctx.mod
+    voltage = value_of(req.ev_target_voltage)
+    current = min(value_of(req.ev_target_current), PRECHARGE_MAX_CURRENT)
+    started = ctx.started_at.setdefault("PreCharge", now)
+    if now - started > ctx.config.timers.pre_charge:
+        raise Timeout("PreCharge did not reach the target voltage within its limit")
+    actions = _target(ctx, voltage, current) if voltage != ctx.precharge_target else ()
+    ctx.precharge_target = voltage
+    present = ctx.status.present_voltage
+    ctx.precharge_reached = abs(present - voltage) <= ctx.config.dc.precharge_tolerance
+    body = mod.PreChargeRes(
+        response_code=mod.ResponseCode.OK,
+        dc_evse_status=ctx.dc_evse_status(),
+        evse_present_voltage=ctx.pv(present, "V"),
+    )
+    return Reply(body, State.PRE_CHARGE, actions)
+
+
+def current_demand_fields(
+    ctx: Context, req: Any, now: float
+) -> tuple[dict[str, Any], tuple[Action, ...]]:
+    """The CurrentDemandRes fields ISO and DIN share, and the power module's new target."""
+    mod = ctx.mod
+    check_contactors(ctx, now)
+    lim = ctx.config.dc
+    voltage = value_of(req.ev_target_voltage)
+    current = value_of(req.ev_target_current)
+    current_limited = current >= lim.max_current
+    current = min(current, lim.max_current)
+    power_limited = voltage * current >= lim.max_power
+    if power_limited and voltage > 0:
+        current = lim.max_power / voltage
+    actions = _target(ctx, voltage, current)
+    st = ctx.status
+    fields = {
+        "response_code": mod.ResponseCode.OK,
+        "dc_evse_status": ctx.dc_evse_status(),
+        "evse_present_voltage": ctx.pv(st.present_voltage, "V"),
+        "evse_present_current": ctx.pv(st.present_current, "A"),
+        "evse_current_limit_achieved": current_limited,
+        "evse_voltage_limit_achieved": voltage >= lim.max_voltage,
+        "evse_power_limit_achieved": power_limited,
+        "evse_maximum_voltage_limit": ctx.pv(lim.max_voltage, "V"),
+        "evse_maximum_current_limit": ctx.pv(lim.max_current, "A"),
+        "evse_maximum_power_limit": ctx.pv(lim.max_power, "W"),
+    }
+    return fields, actions
+
+
+def current_demand(ctx: Context, req: Any, now: float) -> Reply:
+    fields, actions = current_demand_fields(ctx, req, now)
+    body = ctx.mod.CurrentDemandRes(
+        **fields,
+        evseid=ctx.config.evse_id,
+        sa_schedule_tuple_id=ctx.sa_schedule_tuple_id,
+        meter_info=meter_info(ctx),
+        receipt_required=receipt_required(ctx, now),
+    )
+    return Reply(body, State.DC_CHARGING, actions)
+
+
+def welding_detection(ctx: Context, req: Any, now: float) -> Reply:
+    mod = ctx.mod
+    body = mod.WeldingDetectionRes(
+        response_code=mod.ResponseCode.OK,
+        dc_evse_status=ctx.dc_evse_status(),
+        evse_present_voltage=ctx.pv(ctx.status.present_voltage, "V"),
+    )
+    return Reply(body, State.DC_STOPPED)

@@ -1,0 +1,83 @@
+"""supportedAppProtocol negotiation and SessionSetup (new or resumed session)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from secc import codec
+from secc.core.actions import EndReason, SessionStarted
+from secc.core.config import DIN_NAMESPACE, ISO2_NAMESPACE
+from secc.core.context import Context, Reply, State
+from secc.core.events import Schema
+
+apphand = codec.schema_module("apphand")
+
+# namespace -> (schema, major, minor) of what this stack implements
+KNOWN: dict[str, tuple[Schema, int, int]] = {
+    ISO2_NAMESPACE: (Schema.ISO2, 2, 0),
+    DIN_NAMESPACE: (Schema.DIN, 2, 0),
+}
+
+
+def supported_app_protocol(ctx: Context, req: Any, now: float) -> Reply:
+    """Pick the EV's highest-priority offer (Priority 1 first) among the enabled protocols.
+
+    Same major version: OK_SuccessfulNegotiation, or ..WithMinorDeviation when the minor
+    differs; nothing usable: Failed_NoNegotiation and the session closes.
+    """
+    rc = apphand.ResponseCode
+    for offer in sorted(req.app_protocol, key=lambda p: p.priority):
+        known = KNOWN.get(offer.protocol_namespace)
+        if known is None or offer.protocol_namespace not in ctx.config.protocols:
+            continue
+        schema, major, minor = known
+        if offer.version_number_major != major:
+            continue
+        ctx.schema = schema
+        ctx.protocol = offer.protocol_namespace
+        code = (
+            rc.OK_SuccessfulNegotiation
+            if offer.version_number_minor == minor
+            else rc.OK_SuccessfulNegotiationWithMinorDeviation
+        )
+        body = apphand.supportedAppProtocolRes(response_code=code, schema_id=offer.schema_id)
+        return Reply(body, State.WAIT_SESSION_SETUP)
+    body = apphand.supportedAppProtocolRes(response_code=rc.Failed_NoNegotiation)
+    return Reply(body, State.ENDED, end=EndReason.FAILED_RESPONSE)
+
+
+def session_setup(ctx: Context, req: Any, now: float) -> Reply:
+    """A new SessionID, or the paused one when the EV presents it [V2G2-???]."""
+    mod = ctx.mod
+    ctx.evcc_id = bytes(req.evccid)
+    asked = bytes(ctx.header.session_id)
+    paused = ctx.resume
+    if paused is not None and asked == paused.session_id and paused.protocol == ctx.protocol:
+        ctx.session_id = paused.session_id
+        ctx.payment_option = paused.payment_option
+        ctx.emaid = paused.emaid
+        ctx.contract_chain = paused.contract_chain
+        ctx.resumed = True
+        code = mod.ResponseCode.OK_OldSessionJoined
+    else:
+        sid = ctx.random_bytes(8)
+        while sid == bytes(8) or (paused is not None and sid == paused.session_id):
+            sid = ctx.random_bytes(8)
+        ctx.session_id = sid
+        code = mod.ResponseCode.OK_NewSessionEstablished
+    started = SessionStarted(ctx.session_id, ctx.evcc_id, ctx.protocol)
+    stamp = int(ctx.utc_now().timestamp())
+    if ctx.schema is Schema.DIN:
+        body = mod.SessionSetupRes(
+            response_code=code, evseid=_din_evse_id(ctx.config.evse_id), date_time_now=stamp
+        )
+    else:
+        body = mod.SessionSetupRes(
+            response_code=code, evseid=ctx.config.evse_id, evse_time_stamp=stamp
+        )
+    return Reply(body, State.SESSION_SETUP, (started,))
+
+
+def _din_evse_id(evse_id: str) -> bytes:
+    """DIN's EVSEID is hexBinary (max 32 octets); the ASCII of the ID, cut to fit."""
+    return evse_id.encode("ascii", "replace")[:32]

@@ -1,0 +1,135 @@
+"""PowerDelivery (Start / Stop / Renegotiate) and AC ChargingStatus.
+
+Contactors close only here, on a PowerDelivery Start that passed every check: schedule
+chosen among those offered, charging profile within it, authorization done and, for DC,
+isolation valid and pre-charge reached [V2G2-???].
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from secc.core.actions import (
+    Action,
+    ChargingStateChanged,
+    CloseContactors,
+    OpenContactors,
+    StopDcOutput,
+)
+from secc.core.context import Context, Reply, State, value_of
+from secc.core.failures import (
+    ChargingProfileInvalid,
+    ContactorError,
+    PowerDeliveryNotApplied,
+    TariffSelectionInvalid,
+)
+
+POWER_TOLERANCE = 1.01  # a charging profile may exceed the schedule's PMax by rounding only
+
+
+def check_contactors(ctx: Context, now: float) -> None:
+    """Feedback must follow the close command within ``timers.contactor_feedback``."""
+    if (
+        ctx.contactors_closed
+        and not ctx.status.contactors_closed
+        and now - ctx.contactors_closed_at > ctx.config.timers.contactor_feedback
+    ):
+        raise ContactorError("contactor feedback reports open while commanded closed")
+
+
+def receipt_required(ctx: Context, now: float) -> bool | None:
+    if not (ctx.config.metering_receipts and ctx.is_pnc):
+        return None
+    return ctx.receipt_due_at is not None and now >= ctx.receipt_due_at
+
+
+def meter_info(ctx: Context) -> Any:
+    if ctx.config.meter_id is None:
+        return None
+    return ctx.mod.MeterInfo(
+        meter_id=ctx.config.meter_id,
+        meter_reading=int(ctx.status.energy_wh),
+        t_meter=int(ctx.utc_now().timestamp()),
+    )
+
+
+def start_checks(ctx: Context, schedule_id: int, profile: Any) -> None:
+    """What a PowerDelivery Start must satisfy before the contactors may close."""
+    if schedule_id not in ctx.schedules:
+        raise TariffSelectionInvalid(f"SAScheduleTupleID {schedule_id} was not offered")
+    if profile is not None:
+        limit = ctx.schedules[schedule_id] * POWER_TOLERANCE
+        last = -1
+        for entry in profile.profile_entry:
+            if entry.charging_profile_entry_start < last:
+                raise ChargingProfileInvalid("ProfileEntry start times go backwards")
+            last = entry.charging_profile_entry_start
+            if value_of(entry.charging_profile_entry_max_power) > limit:
+                raise ChargingProfileInvalid("a ProfileEntry exceeds the schedule's PMax")
+    if not ctx.authorized:
+        raise PowerDeliveryNotApplied("charging is not authorized")
+    if ctx.stop_requested is not None:
+        raise PowerDeliveryNotApplied(f"the station is stopping: {ctx.stop_requested}")
+    if ctx.is_dc and not (ctx.isolation_valid and ctx.precharge_reached):
+        raise PowerDeliveryNotApplied("isolation not valid or pre-charge voltage not reached")
+
+
+def start_actions(ctx: Context, now: float) -> tuple[Action, ...]:
+    actions: list[Action] = []
+    if not ctx.contactors_closed:
+        actions.append(CloseContactors())
+        ctx.contactors_closed = True
+        ctx.contactors_closed_at = now
+    ctx.charging = True
+    if ctx.config.metering_receipts and ctx.is_pnc:
+        ctx.receipt_due_at = now
+    actions.append(ChargingStateChanged(charging=True))
+    return tuple(actions)
+
+
+def stop_actions(ctx: Context, reason: str) -> tuple[Action, ...]:
+    actions: list[Action] = []
+    if ctx.is_dc:
+        actions.append(StopDcOutput())
+    actions.append(OpenContactors(reason))
+    ctx.contactors_closed = False
+    if ctx.charging:
+        actions.append(ChargingStateChanged(charging=False))
+    ctx.charging = False
+    return tuple(actions)
+
+
+def power_delivery(ctx: Context, req: Any, now: float) -> Reply:
+    mod = ctx.mod
+    progress = req.charge_progress.value
+    if progress == "Start":
+        start_checks(ctx, req.sa_schedule_tuple_id, req.charging_profile)
+        ctx.sa_schedule_tuple_id = req.sa_schedule_tuple_id
+        actions = start_actions(ctx, now)
+        state = State.DC_CHARGING if ctx.is_dc else State.AC_CHARGING
+    elif progress == "Stop":
+        actions = stop_actions(ctx, "PowerDelivery Stop")
+        state = State.DC_STOPPED if ctx.is_dc else State.AC_STOPPED
+    else:  # Renegotiate
+        if not ctx.charging:
+            raise PowerDeliveryNotApplied("Renegotiate while not charging")
+        actions = ()
+        state = State.AUTHORIZED
+    status = ctx.dc_evse_status() if ctx.is_dc else ctx.ac_evse_status()
+    body = mod.PowerDeliveryRes(response_code=mod.ResponseCode.OK, evse_status=status)
+    return Reply(body, state, actions)
+
+
+def charging_status(ctx: Context, req: Any, now: float) -> Reply:
+    mod = ctx.mod
+    check_contactors(ctx, now)
+    body = mod.ChargingStatusRes(
+        response_code=mod.ResponseCode.OK,
+        evseid=ctx.config.evse_id,
+        sa_schedule_tuple_id=ctx.sa_schedule_tuple_id,
+        evse_max_current=ctx.pv(ctx.config.ac.max_current, "A"),
+        meter_info=meter_info(ctx),
+        receipt_required=receipt_required(ctx, now),
+        ac_evse_status=ctx.ac_evse_status(),
+    )
+    return Reply(body, State.AC_CHARGING)

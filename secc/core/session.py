@@ -1,0 +1,302 @@
+"""The SECC session: a sans-I/O ISO 15118-2 / DIN SPEC 70121 state machine.
+
+Theory of operation
+-------------------
+One :class:`SeccSession` lives for one V2G communication session (one TCP/TLS
+connection).  The runtime feeds it events through ``handle(event, now)`` and performs the
+actions it returns, in order; it calls ``handle(TimerExpired(...), now)`` when ``now``
+reaches :attr:`SeccSession.deadline`.
+
+- A request is looked up in the legal-transition table (:mod:`secc.core.states`) by the
+  current state and its type.  Absent: FAILED_SequenceError.  Present: its handler
+  returns a :class:`~secc.core.context.Reply` (response body, next state, actions).
+- Handlers refuse by raising :class:`~secc.core.failures.PeerError`; it is caught here,
+  in one place, and answered with the minimal FAILED response of that request type.
+  After any FAILED response the session ends.
+- Ending always emits, in order: StopDcOutput (DC), OpenContactors,
+  ChargingStateChanged(False) if charging, CloseConnection, SessionEnded.  No path ends a
+  session without opening the contactors.
+- Outside work never blocks: authorization is polled by the EV (EVSEProcessing=Ongoing)
+  and answered from the AuthorizationResult fact; certificate installation is the one
+  request whose answer waits (for CertificateResult) under its 4.5 s budget.
+- Timers: V2G_SECC_Sequence_Timeout runs from every response to the next request;
+  CommunicationSetup from the session's start until SessionSetupReq.  The session also
+  checks due timers on every ``handle`` call, so a late runtime loses nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from secc.core.actions import (
+    Action,
+    ChargingStateChanged,
+    CloseConnection,
+    EndReason,
+    OpenContactors,
+    SendResponse,
+    SessionEnded,
+    StopDcOutput,
+)
+from secc.core.config import PausedSession, ScheduleEntry, SessionConfig
+from secc.core.context import Context, Reply, State
+from secc.core.events import (
+    AuthorizationResult,
+    CertificateResult,
+    ChargingScheduleUpdate,
+    ConnectionLost,
+    Event,
+    EvseFault,
+    EvseStatus,
+    RequestReceived,
+    Schema,
+    StopRequested,
+    TimerExpired,
+)
+from secc.core.failures import PeerError, SequenceError, UnknownSession, failed_response
+from secc.core.handlers import pnc
+from secc.core.states import handler_for
+
+log = logging.getLogger(__name__)
+
+SEQUENCE_TIMER = "V2G_SECC_Sequence_Timeout"
+SETUP_TIMER = "V2G_SECC_CommunicationSetup_Performance_Time"
+CERTIFICATE_TIMER = pnc.CERTIFICATE_TIMER
+_BEFORE_SESSION = (State.WAIT_HANDSHAKE, State.WAIT_SESSION_SETUP)
+
+
+class SeccSession:
+    """``handle(event, now) -> list[Action]``, ``deadline``, ``state``; see the module doc."""
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        *,
+        now: float,
+        random_bytes: Callable[[int], bytes],
+        utc_now: Callable[[], dt.datetime],
+        resume: PausedSession | None = None,
+    ) -> None:
+        self.config = config
+        self._ctx = Context(
+            config=config, random_bytes=random_bytes, utc_now=utc_now, resume=resume
+        )
+        self._state = State.WAIT_HANDSHAKE
+        self._timers: dict[str, float] = {SETUP_TIMER: now + config.timers.communication_setup}
+        self.paused: PausedSession | None = None
+        self.end_reason: EndReason | None = None
+
+    # --- read-only views ------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def deadline(self) -> float | None:
+        return min(self._timers.values()) if self._timers else None
+
+    @property
+    def schema(self) -> Schema:
+        """The grammar the next request must be decoded with."""
+        return self._ctx.schema
+
+    @property
+    def session_id(self) -> bytes:
+        return self._ctx.session_id
+
+    @property
+    def context(self) -> Context:
+        """The session's facts (read them; tests and traces use this)."""
+        return self._ctx
+
+    # --- the one entry point --------------------------------------------------------------
+
+    def handle(self, event: Event | ChargingScheduleUpdate, now: float) -> list[Action]:
+        if self._state is State.ENDED:
+            return []
+        due = self._due(now)
+        if due is not None:
+            return self._on_timer(due, now)
+        ctx = self._ctx
+        match event:
+            case RequestReceived():
+                return self._on_request(event, now)
+            case TimerExpired():
+                return []  # stale: the timer was re-armed or cancelled
+            case ConnectionLost(reason=reason):
+                return self._end(EndReason.CONNECTION_LOST, reason)
+            case EvseFault(kind=kind, detail=detail):
+                return self._end(EndReason.EVSE_FAULT, f"{kind}: {detail}" if detail else kind)
+            case EvseStatus():
+                ctx.status = event
+                if event.isolation == "Fault" and ctx.contactors_closed:
+                    return self._end(EndReason.EVSE_FAULT, "isolation fault while charging")
+                return []
+            case AuthorizationResult():
+                ctx.auth_result = event
+                if not event.accepted and ctx.charging:
+                    ctx.stop_requested = event.reason or "deauthorized"
+                return []
+            case CertificateResult():
+                return self._on_certificate(event, now)
+            case StopRequested(reason=reason):
+                if ctx.contactors_closed:
+                    ctx.stop_requested = reason  # EVSENotification=StopCharging
+                    return []
+                return self._end(EndReason.STATION_STOP, reason)
+            case ChargingScheduleUpdate(entries=entries):
+                ctx.csms_schedule = tuple(ScheduleEntry(s, p, d) for s, p, d in entries) or None
+                return []
+        raise TypeError(f"not a session event: {event!r}")
+
+    # --- requests -------------------------------------------------------------------------
+
+    def _on_request(self, event: RequestReceived, now: float) -> list[Action]:
+        ctx = self._ctx
+        schema = event.schema
+        msg: Any = event.message
+        if schema is Schema.APPHAND:
+            body, header = msg, None
+        else:
+            body, header = msg.body.body_element, msg.header
+        name = type(body).__name__
+        handler = handler_for(schema, self._state, name) if schema is ctx.schema else None
+        try:
+            if handler is None:
+                raise SequenceError(f"{name} is not expected in state {self._state}")
+            if (
+                header is not None
+                and self._state not in _BEFORE_SESSION
+                and bytes(header.session_id) != ctx.session_id
+            ):
+                raise UnknownSession(f"SessionID {bytes(header.session_id).hex()}")
+            ctx.header = header
+            reply = handler(ctx, body, now)
+        except PeerError as err:
+            return self._fail(schema, name, err)
+        return self._apply(reply, schema, now)
+
+    def _apply(self, reply: Reply, schema: Schema, now: float) -> list[Action]:
+        actions: list[Action] = list(reply.actions)
+        if self._state is State.WAIT_SESSION_SETUP and reply.state is not State.ENDED:
+            self._timers.pop(SETUP_TIMER, None)
+        self._state = reply.state
+        if reply.body is not None:
+            actions.append(self._send(reply.body, schema))
+            self._timers[SEQUENCE_TIMER] = now + self.config.timers.sequence_timeout
+        else:
+            self._timers.pop(SEQUENCE_TIMER, None)
+            if reply.wait is not None:
+                name, seconds = reply.wait
+                self._timers[name] = now + seconds
+        if reply.end is not None:
+            actions += self._end(reply.end, "")
+        return actions
+
+    def _send(self, body: Any, schema: Schema) -> SendResponse:
+        if schema is Schema.APPHAND:
+            return SendResponse(body, schema, type(body).__name__)
+        mod = self._ctx.mod
+        message = mod.V2G_Message(
+            header=mod.MessageHeader(session_id=self._ctx.session_id),
+            body=mod.Body(body_element=body),
+        )
+        return SendResponse(message, schema, type(body).__name__)
+
+    def _fail(self, schema: Schema, request: str, err: PeerError) -> list[Action]:
+        """The minimal FAILED response (when the request type has one), then the end."""
+        log.info(
+            "session %s: %s answers %s: %s", self._ctx.session_id.hex(), request, err.code, err
+        )
+        actions: list[Action] = []
+        if schema is Schema.APPHAND:
+            from secc.core.handlers.handshake import apphand
+
+            res = apphand.supportedAppProtocolRes(
+                response_code=apphand.ResponseCode.Failed_NoNegotiation
+            )
+            actions.append(SendResponse(res, schema, type(res).__name__))
+        else:
+            body = self._failed_body(schema, request, err.code)
+            if body is not None:
+                saved, self._ctx.schema = self._ctx.schema, schema
+                actions.append(self._send(body, schema))
+                self._ctx.schema = saved
+        return actions + self._end(err.end_reason, f"{err.code}: {err}")
+
+    def _failed_body(self, schema: Schema, request: str, code: str) -> Any:
+        ctx = self._ctx
+        try:
+            return failed_response(
+                schema.value, request, code, dc=ctx.is_dc, evse_id=self.config.evse_id
+            )
+        except (ValueError, AttributeError):
+            return None  # not a request type of that schema: nothing to answer
+
+    # --- outside results and timers -------------------------------------------------------
+
+    def _on_certificate(self, event: CertificateResult, now: float) -> list[Action]:
+        ctx = self._ctx
+        if self._state is not State.CERTIFICATE_WAIT:
+            return []  # too late: the budget ran out and the session answered already
+        self._timers.pop(CERTIFICATE_TIMER, None)
+        request = ctx.pending_request or "CertificateInstallationReq"
+        try:
+            message, state, end = pnc.certificate_result(ctx, event)
+        except PeerError as err:
+            return self._fail(ctx.schema, request, err)
+        self._state = state
+        body = message.body.body_element
+        actions: list[Action] = [SendResponse(message, ctx.schema, type(body).__name__)]
+        self._timers[SEQUENCE_TIMER] = now + self.config.timers.sequence_timeout
+        if end is not None:
+            actions += self._end(end, f"{body.response_code.value} from the back end")
+        return actions
+
+    def _due(self, now: float) -> str | None:
+        due = [(t, name) for name, t in self._timers.items() if t <= now]
+        return min(due)[1] if due else None
+
+    def _on_timer(self, name: str, now: float) -> list[Action]:
+        ctx = self._ctx
+        if name == CERTIFICATE_TIMER and self._state is State.CERTIFICATE_WAIT:
+            body = self._failed_body(
+                ctx.schema, ctx.pending_request or "", "FAILED_NoCertificateAvailable"
+            )
+            actions: list[Action] = [self._send(body, ctx.schema)] if body is not None else []
+            return actions + self._end(EndReason.TIMEOUT, f"{name} ran out")
+        if name == SEQUENCE_TIMER:
+            return self._end(EndReason.SEQUENCE_TIMEOUT, f"{name} ran out in {self._state}")
+        return self._end(EndReason.TIMEOUT, f"{name} ran out in {self._state}")
+
+    # --- the end --------------------------------------------------------------------------
+
+    def _end(self, reason: EndReason, detail: str) -> list[Action]:
+        ctx = self._ctx
+        actions: list[Action] = []
+        if ctx.is_dc and (ctx.isolation_requested or ctx.contactors_closed):
+            actions.append(StopDcOutput())
+        actions.append(OpenContactors(detail or reason.value))
+        ctx.contactors_closed = False
+        if ctx.charging:
+            actions.append(ChargingStateChanged(charging=False))
+            ctx.charging = False
+        actions += [CloseConnection(reason.value), SessionEnded(reason, detail)]
+        self._state = State.ENDED
+        self._timers.clear()
+        self.end_reason = reason
+        if reason is EndReason.EV_PAUSE:
+            self.paused = PausedSession(
+                session_id=ctx.session_id,
+                evcc_id=ctx.evcc_id,
+                protocol=ctx.protocol,
+                payment_option=ctx.payment_option or "ExternalPayment",
+                emaid=ctx.emaid,
+                contract_chain=ctx.contract_chain,
+            )
+        log.info("session %s ended: %s %s", ctx.session_id.hex(), reason.value, detail)
+        return actions

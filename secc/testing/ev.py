@@ -1,0 +1,445 @@
+"""A scripted, sans-I/O EV: given a response, it returns the next request.
+
+The EV knows nothing of sockets or clocks: :meth:`EvSimulator.start` gives the first
+request, :meth:`EvSimulator.receive` consumes a decoded response and gives the next one
+(with the delay before it is sent), or None when the EV is done.  The harness
+(:mod:`secc.testing.harness`) runs it against the core through the codec; the runtime
+can run the same EV over real sockets.
+
+A script chooses the protocol (ISO 15118-2 or DIN SPEC 70121), AC or DC, EIM or
+Plug & Charge, certificate installation, pause/resume; :class:`EvFaults` injects faults:
+requests out of order, silence, a vanishing EV, slow requests, tampered signatures, a
+wrong GenChallenge, bad parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from certs import install_crypto
+from secc import codec
+from secc.core.config import DIN_NAMESPACE, ISO2_NAMESPACE
+from secc.core.context import physical_value, value_of
+from secc.core.events import Schema
+from secc.core.failures import minimal_element
+from secc.testing.pki import Credentials, sign_elements
+
+apphand = codec.schema_module("apphand")
+ISO_SCHEMA_ID = 1
+DIN_SCHEMA_ID = 2
+
+
+@dataclass(frozen=True, slots=True)
+class EvFaults:
+    replace: Mapping[str, str] = field(default_factory=dict)  # send Y where X was due
+    stall_before: str | None = None  # go silent instead of sending this request
+    vanish_before: str | None = None  # drop the connection instead
+    delay: Mapping[str, float] = field(default_factory=dict)  # extra seconds before X
+    tamper_authorization: bool = False  # AuthorizationReq changed after signing
+    wrong_challenge: bool = False
+    bad_metering_signature: bool = False
+    wrong_session_id_at: str | None = None
+    schedule_id: int | None = None  # SAScheduleTupleID to select instead of the offered one
+    profile_power: float | None = None  # ChargingProfile max power (W)
+    requested_mode: str | None = None  # ChargeParameterDiscovery energy mode override
+    payment: str | None = None  # PaymentServiceSelection override
+    ignore_stop_notification: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EvScript:
+    protocol: str = "iso2"  # or "din"
+    energy_mode: str = "AC_three_phase_core"
+    payment: str = "ExternalPayment"
+    charge_loops: int = 3
+    stop: str = "Terminate"  # SessionStopReq ChargingSession: Terminate or Pause
+    resume_session_id: bytes | None = None
+    install_certificate: bool = False
+    credentials: Credentials | None = None
+    evcc_id: bytes = bytes.fromhex("0a0b0c0d0e0f")
+    think_time: float = 0.05
+    poll_interval: float = 0.5
+    loop_interval: float = 0.2
+    target_voltage: float = 400.0
+    target_current: float = 100.0
+    max_voltage: float = 450.0
+    soc: int = 40
+    faults: EvFaults = field(default_factory=EvFaults)
+
+    @property
+    def dc(self) -> bool:
+        return self.energy_mode.startswith("DC")
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """What the EV does next: ``send`` a message after ``delay``, ``stall`` or ``vanish``."""
+
+    message: Any
+    schema: Schema
+    name: str
+    delay: float
+    kind: str = "send"
+
+
+class EvSimulator:
+    def __init__(self, script: EvScript) -> None:
+        self.script = script
+        self.schema = Schema.DIN if script.protocol == "din" else Schema.ISO2
+        self.mod: Any = codec.schema_module(self.schema.value)
+        self.session_id = script.resume_session_id or bytes(1)
+        self.responses: list[tuple[str, str]] = []
+        self.sent: list[str] = []
+        self.done = False
+        self.loops = 0
+        self.stopping = False
+        self.gen_challenge: bytes | None = None
+        self.schedule_id = 1
+        self.meter_info: Any = None
+        self.contract_chain = script.credentials.contract_chain if script.credentials else ()
+        self.contract_key = script.credentials.contract_key if script.credentials else None
+
+    # --- the sans-I/O interface ----------------------------------------------------------
+
+    def start(self) -> Outgoing:
+        return self._out("supportedAppProtocolReq", 0.0)
+
+    def receive(self, message: Any, schema: Schema) -> Outgoing | None:
+        body = message if schema is Schema.APPHAND else message.body.body_element
+        name = type(body).__name__
+        code = body.response_code.value
+        self.responses.append((name, code))
+        if code.upper().startswith("FAILED"):
+            self.done = True
+            return None
+        if schema is not Schema.APPHAND and name == "SessionSetupRes":
+            self.session_id = bytes(message.header.session_id)
+        step = self._after(name, body)
+        if step is None:
+            self.done = True
+            return None
+        nxt, delay = step
+        return self._out(nxt, delay)
+
+    @property
+    def last_code(self) -> str | None:
+        return self.responses[-1][1] if self.responses else None
+
+    # --- sequencing ----------------------------------------------------------------------
+
+    def _after(self, name: str, res: Any) -> tuple[str, float] | None:
+        s = self.script
+        think, poll = s.think_time, s.poll_interval
+        loop = "CurrentDemandReq" if s.dc else "ChargingStatusReq"
+        din = self.schema is Schema.DIN
+        if name == "supportedAppProtocolRes":
+            return "SessionSetupReq", think
+        if name == "SessionSetupRes":
+            return "ServiceDiscoveryReq", think
+        if name == "ServiceDiscoveryRes":
+            if din:
+                return "ServicePaymentSelectionReq", think
+            if s.install_certificate:
+                return "ServiceDetailReq", think
+            return "PaymentServiceSelectionReq", think
+        if name == "ServiceDetailRes":
+            return "PaymentServiceSelectionReq", think
+        if name == "ServicePaymentSelectionRes":
+            return "ContractAuthenticationReq", think
+        if name == "PaymentServiceSelectionRes":
+            if s.payment == "Contract":
+                return (
+                    "CertificateInstallationReq" if s.install_certificate else "PaymentDetailsReq"
+                ), think
+            return "AuthorizationReq", think
+        if name == "CertificateInstallationRes":
+            self._install(res)
+            return "PaymentDetailsReq", think
+        if name == "PaymentDetailsRes":
+            self.gen_challenge = bytes(res.gen_challenge)
+            return "AuthorizationReq", think
+        if name in ("AuthorizationRes", "ContractAuthenticationRes"):
+            if res.evse_processing.value != "Finished":
+                return name[:-3] + "Req", poll
+            return "ChargeParameterDiscoveryReq", think
+        if name == "ChargeParameterDiscoveryRes":
+            if res.evse_processing.value != "Finished":
+                return "ChargeParameterDiscoveryReq", poll
+            if res.sa_schedules is not None:
+                self.schedule_id = res.sa_schedules.sa_schedule_tuple[0].sa_schedule_tuple_id
+            return ("CableCheckReq" if s.dc else "PowerDeliveryReq"), think
+        if name == "CableCheckRes":
+            if res.evse_processing.value != "Finished":
+                return "CableCheckReq", poll
+            return "PreChargeReq", think
+        if name == "PreChargeRes":
+            if abs(value_of(res.evse_present_voltage) - s.target_voltage) > 10:
+                return "PreChargeReq", 0.2
+            return "PowerDeliveryReq", think
+        if name == "PowerDeliveryRes":
+            if not self.stopping:
+                return loop, think
+            if s.dc:
+                return "WeldingDetectionReq", think
+            return "SessionStopReq", think
+        if name in ("ChargingStatusRes", "CurrentDemandRes", "MeteringReceiptRes"):
+            if name != "MeteringReceiptRes":
+                self.loops += 1
+                self.meter_info = getattr(res, "meter_info", None)
+                if getattr(res, "receipt_required", None):
+                    return "MeteringReceiptReq", think
+            status = res.ac_evse_status if name == "ChargingStatusRes" else _status(res)
+            stop_asked = status is not None and status.evse_notification.value == "StopCharging"
+            if self.loops >= s.charge_loops or (
+                stop_asked and not s.faults.ignore_stop_notification
+            ):
+                self.stopping = True
+                return "PowerDeliveryReq", think
+            return loop, s.loop_interval
+        if name == "WeldingDetectionRes":
+            return ("SessionStop" if din else "SessionStopReq"), think
+        return None  # SessionStopRes, or anything unexpected: done
+
+    def _out(self, name: str, delay: float) -> Outgoing:
+        f = self.script.faults
+        if name == f.stall_before:
+            return Outgoing(None, self.schema, name, delay, "stall")
+        if name == f.vanish_before:
+            return Outgoing(None, self.schema, name, delay, "vanish")
+        actual = f.replace.get(name, name)
+        delay += f.delay.get(name, 0.0)
+        self.sent.append(actual)
+        if actual == "supportedAppProtocolReq":
+            return Outgoing(self._handshake(), Schema.APPHAND, actual, delay)
+        body, signature = self._build(actual)
+        sid = bytes(8) if f.wrong_session_id_at == actual else self.session_id
+        msg = self.mod.V2G_Message(
+            header=self.mod.MessageHeader(session_id=sid, signature=signature),
+            body=self.mod.Body(body_element=body),
+        )
+        return Outgoing(msg, self.schema, actual, delay)
+
+    # --- messages ------------------------------------------------------------------------
+
+    def _handshake(self) -> Any:
+        din = apphand.AppProtocol(
+            protocol_namespace=DIN_NAMESPACE,
+            version_number_major=2,
+            version_number_minor=0,
+            schema_id=DIN_SCHEMA_ID,
+            priority=1 if self.schema is Schema.DIN else 2,
+        )
+        if self.schema is Schema.DIN:
+            return apphand.supportedAppProtocolReq(app_protocol=(din,))
+        iso = apphand.AppProtocol(
+            protocol_namespace=ISO2_NAMESPACE,
+            version_number_major=2,
+            version_number_minor=0,
+            schema_id=ISO_SCHEMA_ID,
+            priority=1,
+        )
+        return apphand.supportedAppProtocolReq(app_protocol=(iso, din))
+
+    def pv(self, value: float, unit: str) -> Any:
+        return physical_value(self.mod, value, unit)
+
+    def dc_status(self) -> Any:
+        mod = self.mod
+        return mod.DC_EVStatus(
+            ev_ready=True, ev_error_code=mod.DC_EVErrorCode.NO_ERROR, evresssoc=self.script.soc
+        )
+
+    def _build(self, name: str) -> tuple[Any, Any]:
+        """The request body called ``name`` and its header Signature (or None)."""
+        mod, s, f = self.mod, self.script, self.script.faults
+        din = self.schema is Schema.DIN
+        if name == "SessionSetupReq":
+            return mod.SessionSetupReq(evccid=s.evcc_id), None
+        if name == "ServiceDiscoveryReq":
+            return mod.ServiceDiscoveryReq(), None
+        if name == "ServiceDetailReq":
+            return mod.ServiceDetailReq(service_id=2), None
+        if name in ("PaymentServiceSelectionReq", "ServicePaymentSelectionReq"):
+            services = [mod.SelectedService(service_id=1)]
+            if s.install_certificate and not din:
+                services.append(mod.SelectedService(service_id=2, parameter_set_id=1))
+            option = f.payment or ("ExternalPayment" if din else s.payment)
+            cls = mod.ServicePaymentSelectionReq if din else mod.PaymentServiceSelectionReq
+            return cls(
+                selected_payment_option=mod.PaymentOption(option),
+                selected_service_list=mod.SelectedServiceList(selected_service=tuple(services)),
+            ), None
+        if name == "CertificateInstallationReq":
+            creds = self._creds()
+            root = creds.pki.cert("v2g_root")
+            req = mod.CertificateInstallationReq(
+                id="ID1",
+                oem_provisioning_cert=creds.oem_chain[0],
+                list_of_root_certificate_i_ds=mod.ListOfRootCertificateIDs(
+                    root_certificate_id=(
+                        mod.X509IssuerSerial(
+                            x509_issuer_name=root.issuer.rfc4514_string(),
+                            x509_serial_number=root.serial_number,
+                        ),
+                    )
+                ),
+            )
+            return req, sign_elements([(req, None)], creds.oem_key)
+        if name == "PaymentDetailsReq":
+            leaf, *subs = self.contract_chain or self._creds().contract_chain
+            chain = mod.CertificateChain(
+                certificate=leaf,
+                sub_certificates=mod.SubCertificates(certificate=tuple(subs)) if subs else None,
+            )
+            return mod.PaymentDetailsReq(
+                emaid=self._creds().emaid, contract_signature_cert_chain=chain
+            ), None
+        if name == "AuthorizationReq":
+            if s.payment != "Contract":
+                return mod.AuthorizationReq(), None
+            challenge = self.gen_challenge or bytes(16)
+            if f.wrong_challenge:
+                challenge = bytes(b ^ 0xFF for b in challenge)
+            req = mod.AuthorizationReq(id="ID1", gen_challenge=challenge)
+            signed = req
+            if f.tamper_authorization:
+                signed = mod.AuthorizationReq(id="ID1", gen_challenge=bytes(16))
+            return req, sign_elements([(signed, None)], self._key())
+        if name == "ContractAuthenticationReq":
+            return mod.ContractAuthenticationReq(), None
+        if name == "ChargeParameterDiscoveryReq":
+            mode = f.requested_mode or s.energy_mode
+            if s.dc:
+                param = mod.DC_EVChargeParameter(
+                    dc_ev_status=self.dc_status(),
+                    ev_maximum_current_limit=self.pv(200, "A"),
+                    ev_maximum_power_limit=self.pv(80000, "W"),
+                    ev_maximum_voltage_limit=self.pv(s.max_voltage, "V"),
+                    ev_energy_request=self.pv(40000, "Wh"),
+                )
+            else:
+                param = mod.AC_EVChargeParameter(
+                    e_amount=self.pv(20000, "Wh"),
+                    ev_max_voltage=self.pv(400, "V"),
+                    ev_max_current=self.pv(32, "A"),
+                    ev_min_current=self.pv(6, "A"),
+                )
+            if din:
+                return mod.ChargeParameterDiscoveryReq(
+                    ev_requested_energy_transfer_type=mod.EVRequestedEnergyTransfer(mode),
+                    ev_charge_parameter=param,
+                ), None
+            return mod.ChargeParameterDiscoveryReq(
+                requested_energy_transfer_mode=mod.EnergyTransferMode(mode),
+                ev_charge_parameter=param,
+            ), None
+        if name == "PowerDeliveryReq":
+            return self._power_delivery(), None
+        if name == "ChargingStatusReq":
+            return mod.ChargingStatusReq(), None
+        if name == "MeteringReceiptReq":
+            meter = self.meter_info or mod.MeterInfo(meter_id="METER-1", meter_reading=0)
+            req = mod.MeteringReceiptReq(
+                id="ID2",
+                session_id=self.session_id,
+                sa_schedule_tuple_id=self.schedule_id,
+                meter_info=meter,
+            )
+            signed = req
+            if f.bad_metering_signature:
+                signed = mod.MeteringReceiptReq(
+                    id="ID2",
+                    session_id=self.session_id,
+                    sa_schedule_tuple_id=self.schedule_id,
+                    meter_info=mod.MeterInfo(meter_id=meter.meter_id, meter_reading=999_999),
+                )
+            if s.payment != "Contract":
+                return req, None
+            return req, sign_elements([(signed, None)], self._key())
+        if name == "CableCheckReq":
+            return mod.CableCheckReq(dc_ev_status=self.dc_status()), None
+        if name == "PreChargeReq":
+            return mod.PreChargeReq(
+                dc_ev_status=self.dc_status(),
+                ev_target_voltage=self.pv(s.target_voltage, "V"),
+                ev_target_current=self.pv(1, "A"),
+            ), None
+        if name == "CurrentDemandReq":
+            return mod.CurrentDemandReq(
+                dc_ev_status=self.dc_status(),
+                ev_target_current=self.pv(s.target_current, "A"),
+                ev_maximum_voltage_limit=self.pv(s.max_voltage, "V"),
+                ev_maximum_current_limit=self.pv(200, "A"),
+                charging_complete=False,
+                ev_target_voltage=self.pv(s.target_voltage, "V"),
+            ), None
+        if name == "WeldingDetectionReq":
+            return mod.WeldingDetectionReq(dc_ev_status=self.dc_status()), None
+        if name == "SessionStopReq":
+            return mod.SessionStopReq(charging_session=mod.ChargingSession(s.stop)), None
+        if name == "SessionStop":
+            return mod.SessionStop(), None
+        return minimal_element(self.schema.value, name, dc=s.dc), None
+
+    def _power_delivery(self) -> Any:
+        mod, s, f = self.mod, self.script, self.script.faults
+        dc_param = None
+        if s.dc:
+            dc_param = mod.DC_EVPowerDeliveryParameter(
+                dc_ev_status=self.dc_status(), charging_complete=self.stopping
+            )
+        if self.schema is Schema.DIN:
+            return mod.PowerDeliveryReq(
+                ready_to_charge_state=not self.stopping, ev_power_delivery_parameter=dc_param
+            )
+        progress = mod.ChargeProgress.Stop if self.stopping else mod.ChargeProgress.Start
+        profile = None
+        if not self.stopping:
+            power = f.profile_power if f.profile_power is not None else 11000
+            profile = mod.ChargingProfile(
+                profile_entry=(
+                    mod.ProfileEntry(
+                        charging_profile_entry_start=0,
+                        charging_profile_entry_max_power=self.pv(power, "W"),
+                    ),
+                )
+            )
+        return mod.PowerDeliveryReq(
+            charge_progress=progress,
+            sa_schedule_tuple_id=f.schedule_id or self.schedule_id,
+            charging_profile=profile,
+            ev_power_delivery_parameter=dc_param,
+        )
+
+    # --- Plug & Charge ---------------------------------------------------------------------
+
+    def _creds(self) -> Credentials:
+        if self.script.credentials is None:
+            raise ValueError("a Plug & Charge script needs credentials")
+        return self.script.credentials
+
+    def _key(self) -> ec.EllipticCurvePrivateKey:
+        return self.contract_key or self._creds().contract_key
+
+    def _install(self, res: Any) -> None:
+        """Take the new contract chain and open its private key with the OEM key."""
+        chain = res.contract_signature_cert_chain
+        subs = chain.sub_certificates.certificate if chain.sub_certificates else ()
+        self.contract_chain = (bytes(chain.certificate), *(bytes(c) for c in subs))
+        leaf = x509.load_der_x509_certificate(self.contract_chain[0]).public_key()
+        assert isinstance(leaf, ec.EllipticCurvePublicKey)
+        self.contract_key = install_crypto.open_contract_key(
+            bytes(res.contract_signature_encrypted_private_key.value),
+            bytes(res.dh_public_key.value),
+            self._creds().oem_key,
+            expected_public_key=leaf,
+        )
+
+
+def _status(res: Any) -> Any:
+    return getattr(res, "dc_evse_status", None)
