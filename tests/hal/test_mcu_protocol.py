@@ -322,3 +322,21 @@ def test_pwm_duty_outside_1_to_999_is_rejected_not_crashing() -> None:
     b.submit(2, SetCp(CpMode.PWM, 1000))
     b.run(0.3)
     assert b.done == {1: AckResult.REJECTED, 2: AckResult.REJECTED}
+
+
+def test_host_restart_is_not_mistaken_for_a_duplicate_and_old_frames_are_ignored() -> None:
+    b = bench(10)
+    b.submit(1, SetCp(CpMode.PWM, 101))
+    b.run(0.2)
+    old_session = b.host.session
+    stale = encode_frame(
+        Frame(SetCp.TYPE, b.host.epoch, old_session, 1, encode_payload(SetCp(CpMode.PWM, 666)))
+    )
+    # a new host process: new session, seq 0 again (the old one also used seq 0)
+    b.host = HostLink(old_session ^ 0x5555, b.now, b.host.timing)
+    b.run(0.2)
+    b.submit(2, SetCp(CpMode.PWM, 202))
+    b.run(0.3)
+    b.mcu.feed(stale, b.now)  # a leftover of the dead host, arriving late
+    b.run(0.1)
+    assert executed_duties(b) == [101, 202]

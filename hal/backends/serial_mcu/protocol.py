@@ -4,10 +4,12 @@ Theory of operation
 -------------------
 Bytes are framed with COBS and a 0x00 delimiter, so a receiver resynchronises at the
 next zero after any damage.  A decoded frame is ``type, mcu_epoch, host_session(2), seq,
-payload, CRC-16/CCITT-FALSE``.  Commands from the host are *reliable*: stop-and-wait with
+length, payload, CRC-16/CCITT-FALSE``.  Commands from the host are *reliable*: stop-and-wait with
 one command in flight, retransmitted every ``retransmit_s`` until the MCU's ACK for that
 ``seq`` arrives, at most ``max_tries`` times.  The MCU executes a given ``seq`` once and
-answers a duplicate with the stored result, so a lost ACK never runs a command twice.
+answers a duplicate (the same ``seq`` again) with the stored result, so a lost ACK never
+runs a command twice; any other ``seq`` is a new command (a UART is FIFO, so an old frame
+cannot overtake a newer one, and the host skips the ``seq`` of a command it gave up on).
 ``mcu_epoch`` (low byte of the MCU's boot id) and ``host_session`` tie a command to one
 MCU lifetime and one host lifetime: frames of another lifetime are ignored, never run.
 
@@ -28,7 +30,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 MAX_FRAME = 64  # decoded bytes, header and CRC included
-HEADER = struct.Struct(">BBHB")
+HEADER = struct.Struct(">BBHBB")  # type, mcu_epoch, host_session, seq, payload length
 CRC_LEN = 2
 
 
@@ -260,7 +262,8 @@ class Frame:
 
 
 def encode_frame(frame: Frame) -> bytes:
-    body = HEADER.pack(frame.mtype, frame.epoch, frame.session, frame.seq) + frame.payload
+    head = HEADER.pack(frame.mtype, frame.epoch, frame.session, frame.seq, len(frame.payload))
+    body = head + frame.payload
     if len(body) + CRC_LEN > MAX_FRAME:
         raise ProtocolError("frame too long")
     body += crc16(body).to_bytes(2, "big")
@@ -276,8 +279,12 @@ def parse_frame(encoded: bytes) -> Frame:
         raise ProtocolError("frame too short")
     if crc16(body[:-CRC_LEN]) != int.from_bytes(body[-CRC_LEN:], "big"):
         raise ProtocolError("CRC mismatch")
-    mtype, epoch, session, seq = HEADER.unpack_from(body)
-    return Frame(mtype, epoch, session, seq, body[HEADER.size : -CRC_LEN])
+    mtype, epoch, session, seq, length = HEADER.unpack_from(body)
+    payload = body[HEADER.size : -CRC_LEN]
+    if length != len(payload):
+        # catches a lost trailing zero, which a CRC without final XOR cannot always see
+        raise ProtocolError(f"length field {length} but {len(payload)} payload bytes")
+    return Frame(mtype, epoch, session, seq, payload)
 
 
 @dataclass(slots=True)
@@ -535,17 +542,15 @@ class McuLink:
             self.last_host_rx = now
             self.heard_host = True
             if isinstance(msg, HostHeartbeat):
+                if frame.session != self.host_session:
+                    self.host_session = frame.session  # a new host lifetime announces itself
+                    self.last_seq = None
                 continue
-            if frame.epoch != self.epoch:
-                continue  # addressed to an earlier boot of this MCU: never run it
-            if frame.session != self.host_session:
-                self.host_session = frame.session  # a new host lifetime
-                self.last_seq = None
+            if frame.epoch != self.epoch or frame.session != self.host_session:
+                continue  # for an earlier boot of this MCU or an earlier host: never run it
             if frame.seq == self.last_seq:
                 writes.append(self._ack_frame(frame.seq, self.last_result, frame.session))
                 continue
-            if self.last_seq is not None and frame.seq != (self.last_seq + 1) & 0xFF:
-                continue  # stale frame of an abandoned exchange
             runs.append(Execute(frame.seq, msg))
         return runs, writes
 
