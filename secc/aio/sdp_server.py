@@ -125,6 +125,7 @@ class SdpServer:
     async def aclose(self) -> None:
         if self._protocol is not None and self._protocol.transport is not None:
             self._protocol.transport.close()
+            await asyncio.sleep(0)  # the transport closes its socket on the next loop turn
         self._protocol = None
 
     def _datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:

@@ -35,6 +35,7 @@ __all__ = [
     "TlsSelector",
     "authority_ids",
     "secc_context",
+    "station_tls",
 ]
 
 log = logging.getLogger(__name__)
@@ -157,3 +158,30 @@ class TlsSelector:
             len(hello.trusted_authorities),
         )
         return Selection(self._contexts[0], self.chains[0], "trusted_ca_keys matched nothing")
+
+
+def station_tls(
+    chains: Sequence[SeccChain], *, keylog_file: Path | None = None
+) -> TlsSelector | None:
+    """The station's TLS offer at start: a :class:`TlsSelector` over its SECC chains, or
+    ``None`` (and a warning saying so) when it holds no SECC certificate: then it offers
+    neither TLS nor Plug & Charge, and answers SDP with "no TLS"."""
+    if not chains:
+        log.warning(
+            "no SECC certificate installed: offering no TLS and no Plug & Charge "
+            "(SDP answers Security=none; EIM only)"
+        )
+        return None
+    selector = TlsSelector(chains, keylog_file=keylog_file)
+    log.info(
+        "TLS 1.2 (%s, %s) with %d SECC chain(s) under: %s",
+        CIPHERS,
+        ECDH_CURVE,
+        len(chains),
+        ", ".join(c.label() for c in chains),
+    )
+    if keylog_file is not None:
+        log.warning(
+            "TLS key log enabled (%s): lab use only, sessions can be decrypted", keylog_file
+        )
+    return selector

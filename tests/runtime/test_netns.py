@@ -114,3 +114,25 @@ def test_station_without_certificate_answers_no_tls_and_serves_tcp(pair: LinkPai
     assert ev["response"] == SdpResponse(IPv6Address("fe80::1"), port, Security.NONE)
     assert "cipher" not in ev and ev["reply"].schema_id == 7
     assert not tls and (answered, ignored) == (1, 0)
+
+
+def _all_nodes_users(dev: str) -> int:
+    for line in Path("/proc/thread-self/net/igmp6").read_text().splitlines():
+        fields = line.split()
+        if fields[1] == dev and fields[2] == "ff020000000000000000000000000001":
+            return int(fields[3])
+    return 0
+
+
+def test_sdp_socket_joins_all_nodes_on_its_interface(pair: LinkPair) -> None:
+    # Linux delivers ff02::1 to any bound socket, so the membership is checked directly:
+    # the join adds one user of the group on veth0 (igmp6 of this thread's netns) while the server runs
+    async def main() -> tuple[int, int, int]:
+        before = _all_nodes_users(pair.evse_if)
+        offer = SdpOffer(IPv6Address(pair.evse_addr), tcp_port=50001)
+        async with SdpServer(SdpResponder(offer), interface=pair.evse_if):
+            during = _all_nodes_users(pair.evse_if)
+        return before, during, _all_nodes_users(pair.evse_if)
+
+    before, during, after = run_in_netns(pair.evse, main)
+    assert during == before + 1 and after == before

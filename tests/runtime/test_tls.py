@@ -24,7 +24,7 @@ from secc.aio.clienthello import (
     TrustedAuthority,
     encode_trusted_ca_keys,
 )
-from secc.aio.tls import SeccChain, TlsSelector, authority_ids
+from secc.aio.tls import SeccChain, TlsSelector, authority_ids, station_tls
 from secc.aio.v2g_server import V2GServer
 from tests.runtime.conftest import Pki, PkiChain
 from tests.runtime.test_v2g_server import run
@@ -377,3 +377,16 @@ def test_tls_peer_reset_is_reported_as_connection_lost(pki: Pki) -> None:
             assert "Connection reset by peer" in handler.lost[0].reason
 
     run(main)
+
+
+def test_station_tls_says_what_it_offers(
+    pki: Pki, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="secc.aio.tls")
+    assert station_tls([]) is None
+    assert "no SECC certificate installed: offering no TLS and no Plug & Charge" in caplog.text
+    caplog.clear()
+    selector = station_tls([pki.a.chain, pki.b.chain], keylog_file=tmp_path / "k.log")
+    assert selector is not None and selector.needs_client_hello
+    assert "2 SECC chain(s) under: V2G Root A, V2G Root B" in caplog.text
+    assert "key log enabled" in caplog.text
