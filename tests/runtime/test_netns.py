@@ -126,7 +126,7 @@ def _all_nodes_users(dev: str) -> int:
 
 def test_sdp_socket_joins_all_nodes_on_its_interface(pair: LinkPair) -> None:
     # Linux delivers ff02::1 to any bound socket, so the membership is checked directly:
-    # the join adds one user of the group on veth0 (igmp6 of this thread's netns) while the server runs
+    # the join adds one user of the group on veth0 (igmp6 of this thread's netns)
     async def main() -> tuple[int, int, int]:
         before = _all_nodes_users(pair.evse_if)
         offer = SdpOffer(IPv6Address(pair.evse_addr), tcp_port=50001)
