@@ -340,3 +340,22 @@ def test_host_restart_is_not_mistaken_for_a_duplicate_and_old_frames_are_ignored
     b.mcu.feed(stale, b.now)  # a leftover of the dead host, arriving late
     b.run(0.1)
     assert executed_duties(b) == [101, 202]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.binary(max_size=90), max_size=12), st.booleans())
+def test_both_machines_survive_garbage_and_forged_frames(chunks: list[bytes], forge: bool) -> None:
+    """Random bytes, or well-framed frames with a good CRC but arbitrary content: neither
+    machine raises, and the MCU never runs a command it could not decode."""
+    host = HostLink(1, 0.0)
+    mcu = McuSimulator(rng=random.Random(0))
+    now = 0.0
+    for chunk in chunks:
+        now += 0.01
+        data = chunk
+        if forge:
+            data = encode_frame(Frame(chunk[0] if chunk else 0x81, 0, 1, 0, chunk[1:40]))
+        host.handle(BytesIn(data), now)
+        mcu.feed(data, now)
+    for _boot, _seq, command in mcu.executed:
+        assert decode_payload(command.TYPE, encode_payload(command)) == command

@@ -61,7 +61,7 @@ class McuConnection:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._inbox = bytearray()
-        self._status_changed = asyncio.Condition()
+        self._status_event = asyncio.Event()  # set and replaced at every STATUS
         self.status: Status | None = None
         self.facts: asyncio.Queue[LinkFact] = asyncio.Queue()
         self.listeners: list[Callable[[LinkFact], None]] = []
@@ -133,7 +133,7 @@ class McuConnection:
             if self._inbox:
                 event = BytesIn(bytes(self._inbox))
                 self._inbox.clear()
-            await self._perform(link.handle(event, loop.time()))
+            self._perform(link.handle(event, loop.time()))
             self._wake.clear()
             if self._inbox:
                 continue
@@ -148,12 +148,10 @@ class McuConnection:
         fut: asyncio.Future[AckResult] = asyncio.get_running_loop().create_future()
         self._futures[self._tokens] = fut
         loop = asyncio.get_running_loop()
-        actions = self._link.handle(Submit(self._tokens, command), loop.time())
-        task = asyncio.ensure_future(self._perform(actions))
-        task.add_done_callback(lambda _t: None)
+        self._perform(self._link.handle(Submit(self._tokens, command), loop.time()))
         return fut
 
-    async def _perform(self, actions: list[HostAction]) -> None:
+    def _perform(self, actions: list[HostAction]) -> None:
         for action in actions:
             if isinstance(action, Write):
                 try:
@@ -164,8 +162,8 @@ class McuConnection:
                     log.warning("MCU link write error: %s", exc)
             elif isinstance(action, StatusIn):
                 self.status = action.status
-                async with self._status_changed:
-                    self._status_changed.notify_all()
+                self._status_event.set()
+                self._status_event = asyncio.Event()
             elif isinstance(action, CommandDone | CommandFailed):
                 fut = self._futures.pop(action.token, None)
                 if fut is None or fut.done():
@@ -195,13 +193,12 @@ class McuConnection:
     async def wait_status(self, predicate: Callable[[Status], bool], timeout: float) -> Status:
         """The first STATUS (current or next) for which ``predicate`` holds."""
 
-        def ok() -> bool:
-            return self.status is not None and predicate(self.status)
-
-        async with self._status_changed:
-            try:
-                await asyncio.wait_for(self._status_changed.wait_for(ok), timeout)
-            except TimeoutError:
-                raise HalTimeoutError("MCU status did not reach the expected state") from None
-        assert self.status is not None
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while self.status is None or not predicate(self.status):
+            left = end - loop.time()
+            if left <= 0:
+                raise HalTimeoutError("MCU status did not reach the expected state")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._status_event.wait(), left)
         return self.status
