@@ -42,6 +42,7 @@ class EvFaults:
     delay: Mapping[str, float] = field(default_factory=dict)  # extra seconds before X
     tamper_authorization: bool = False  # AuthorizationReq changed after signing
     wrong_challenge: bool = False
+    unsigned_authorization: bool = False
     bad_metering_signature: bool = False
     wrong_session_id_at: str | None = None
     schedule_id: int | None = None  # SAScheduleTupleID to select instead of the offered one
@@ -284,7 +285,8 @@ class EvSimulator:
                     root_certificate_id=(
                         mod.X509IssuerSerial(
                             x509_issuer_name=root.issuer.rfc4514_string(),
-                            x509_serial_number=root.serial_number,
+                            # the codec reads integers up to 140 bits; a 20-octet serial needs 160
+                            x509_serial_number=root.serial_number % 2**64,
                         ),
                     )
                 ),
@@ -309,6 +311,8 @@ class EvSimulator:
             signed = req
             if f.tamper_authorization:
                 signed = mod.AuthorizationReq(id="ID1", gen_challenge=bytes(16))
+            if f.unsigned_authorization:
+                return req, None
             return req, sign_elements([(signed, None)], self._key())
         if name == "ContractAuthenticationReq":
             return mod.ContractAuthenticationReq(), None
