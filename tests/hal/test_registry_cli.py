@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import signal
 import subprocess
@@ -80,12 +81,43 @@ def test_out_of_tree_backend_through_the_entry_point_group(
     assert asyncio.run(go()) == "acme"
 
 
-def test_gpiod_backend_reports_missing_options() -> None:
+def test_gpiod_backend_names_its_extra_or_its_missing_options() -> None:
+    """With the gpiod bindings installed, missing pin options are named; without them,
+    the missing extra is (CI installs only the test extra, so both paths are real)."""
+
     async def go() -> None:
-        with pytest.raises(UnavailableError, match="contactor_out"):
-            await registry.open_board("gpiod", {})
+        if importlib.util.find_spec("gpiod") is None:
+            with pytest.raises(MissingExtraError, match=r"secc\[gpiod\]"):
+                await registry.open_board("gpiod", {})
+        else:
+            with pytest.raises(UnavailableError, match="contactor_out"):
+                await registry.open_board("gpiod", {})
 
     asyncio.run(go())
+
+
+def test_gpiod_backend_option_errors_over_the_fake_chip(tmp_path: Path) -> None:
+    from hal.backends.gpiod_backend import build_board
+    from hal.backends.simulated import Plant
+    from tests.hal.fake_gpiod import FakeChip, fake_module
+
+    mod = fake_module(FakeChip(Plant()))
+    with pytest.raises(UnavailableError, match="contactor_out"):
+        build_board({}, gpiod_module=mod)
+    with pytest.raises(UnavailableError, match="cp_adc"):
+        build_board({"contactor_out": 5, "contactor_fb": 6}, gpiod_module=mod)
+    with pytest.raises(UnavailableError, match="integer"):
+        build_board({"contactor_out": "5", "contactor_fb": 6}, gpiod_module=mod)
+    (tmp_path / "pwm0").mkdir()
+    options = {
+        "chip": "/dev/gpiochip-missing",
+        "contactor_out": 5,
+        "contactor_fb": 6,
+        "cp_adc": str(tmp_path / "adc"),
+        "pwm_chip": str(tmp_path),
+    }
+    with pytest.raises(UnavailableError, match="gpiochip-missing"):
+        build_board(options, gpiod_module=mod)
 
 
 def test_cli_backends_and_usage(capsys: pytest.CaptureFixture[str]) -> None:
