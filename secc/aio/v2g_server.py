@@ -14,8 +14,14 @@ Wiring for the integrator (``secc.runtime``)::
             ...                               # e.g. answer FAILED or close
     # perform(): SendResponse -> await conn.send_message(a.message)   (one write)
     #            CloseConnection -> await conn.close(a.reason)
-    server = V2GServer(CoreHandler, host="fe80::1%eth1", port=0, tls=TlsSelector(...))
+    server = V2GServer(CoreHandler, host="fe80::1%eth1", interface="eth1", port=0,
+                       tls=station_tls(chains))          # None: plain TCP
     await server.start(); advertise server.port through SDP
+
+Requests of one connection are handed over one at a time, in order (the next is read
+after ``request_received`` returns).  ``send_message`` / ``send`` / ``close`` may also be
+called outside a handler call, e.g. from a per-connection task that feeds the core's
+``deadline`` as TimerExpired and performs the resulting actions.
 
 Schema: the first request of a connection is decoded as appHandshake.  When the handler
 sends a ``supportedAppProtocolReq``'s answer through :meth:`V2GConnection.send_message`,
@@ -26,8 +32,9 @@ Framing errors get the ISO 15118-2 V2GTP handling (see :mod:`secc.v2gtp`): the m
 is discarded, the failed check logged, the connection closed, and the handler told
 through ``connection_lost``.  ``connection_lost`` is called exactly once for every
 connection that ends other than by the handler's own :meth:`V2GConnection.close` (peer
-close, reset, framing error, server shutdown).  Each response is written with one write
-(header + payload): some EVCCs read each message with a single ``read``.
+close, reset, framing error, an exception escaping the handler, server shutdown).
+Each response is written with one write (header + payload): some EVCCs read each
+message with a single ``read``.
 """
 
 from __future__ import annotations
@@ -41,8 +48,13 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from secc import codec
-from secc.aio.clienthello import MAX_HELLO, RECORD_HEADER, ClientHello, ClientHelloError
-from secc.aio.clienthello import scan_client_hello as _scan
+from secc.aio.clienthello import (
+    MAX_HELLO,
+    RECORD_HEADER,
+    ClientHello,
+    ClientHelloError,
+    scan_client_hello,
+)
 from secc.aio.tls import Selection, TlsSelector
 from secc.core.events import ConnectionLost, RequestReceived, Schema
 from secc.v2gtp import DEFAULT_MAX_PAYLOAD, Framer, FramingError, PayloadType, encode_frame
@@ -53,6 +65,7 @@ __all__ = [
     "V2GConnection",
     "V2GServer",
     "negotiated_schema",
+    "peek_client_hello",
 ]
 
 log = logging.getLogger(__name__)
@@ -182,7 +195,7 @@ async def peek_client_hello(sock: socket.socket) -> ClientHello:
             data = sock.recv(MAX_HELLO + 64 * RECORD_HEADER, socket.MSG_PEEK)
             if len(data) < need:  # readable below the low-water mark: end of stream
                 raise ConnectionError(f"connection ended after {len(data)} ClientHello bytes")
-            got = _scan(data)
+            got = scan_client_hello(data)
             if isinstance(got, ClientHello):
                 return got
             need = got.total
