@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import json
 import ssl
@@ -106,8 +107,9 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
 
     @on("TransactionEvent")
     async def on_tx(self, **kw: Any) -> Any:
-        if self.b.tx_delay:
-            await asyncio.sleep(self.b.tx_delay)
+        if self.b.tx_delay:  # cut short when the CSMS goes down
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.csms.stopping.wait(), self.b.tx_delay)
         if self.b.tx_errors > 0:
             self.b.tx_errors -= 1
             raise InternalError(description="database busy")
@@ -148,6 +150,7 @@ class TestCsms:
         self.port = 0
         self.stations: dict[str, CsmsStation] = {}
         self.connected = asyncio.Event()
+        self.stopping = asyncio.Event()
         self.boots: list[str] = []
         self.heartbeats = 0
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -206,9 +209,11 @@ class TestCsms:
     async def stop(self) -> None:
         """Go down hard: close the listener and every connection."""
         if self.server is not None:
+            self.stopping.set()
             self.server.close()
             await self.server.wait_closed()
             self.server = None
+            self.stopping.clear()
         self.connected.clear()
 
     async def station(self, station_id: str, timeout: float = 10.0) -> CsmsStation:
