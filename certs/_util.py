@@ -21,6 +21,7 @@ PARSE_ERRORS: tuple[type[Exception], ...] = (
     UnsupportedAlgorithm,
     x509.DuplicateExtension,
     x509.UnsupportedGeneralNameType,
+    x509.InvalidVersion,
 )
 MAX_CERT_FILE = 1 << 20  # a certificate file (PEM chain) larger than 1 MiB is refused
 

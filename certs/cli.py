@@ -206,20 +206,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     store = _store(args)
     chain = load_certificates(args.file.read_bytes())
     roots = [r for kind in _VERIFY_ROOTS[args.profile] for r in store.roots(kind)]
-    revoked = set()
-    from certs.ocsp import judge_response
-
     now = _utc(args.at)
-    path = [*chain, *roots]
-    for cert in chain:
-        cached = store.ocsp_response(cert)
-        issuer = next((c for c in path if c.subject == cert.issuer and signed_by(cert, c)), None)
-        if (
-            cached
-            and issuer is not None
-            and judge_response(cached, cert, issuer, now).status == "revoked"
-        ):
-            revoked.add(fingerprint(cert))
+    revoked = store.cached_revocations(chain, roots, now)
     verdict = validate_chain(
         der(chain[0]),
         [der(c) for c in chain[1:]],

@@ -72,10 +72,11 @@ def load_csr(data: bytes) -> x509.CertificateSigningRequest:
             csr = x509.load_pem_x509_csr(data)
         else:
             csr = x509.load_der_x509_csr(data)
-        _ = csr.subject, csr.extensions
+        _ = csr.subject, csr.extensions, csr.public_key()
+        signature_ok = csr.is_signature_valid
     except PARSE_ERRORS as exc:
         raise CsrError(f"not a CSR: {exc}") from exc
-    if not csr.is_signature_valid:
+    if not signature_ok:
         raise CsrError("the CSR's self-signature does not verify")
     return csr
 

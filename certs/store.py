@@ -27,7 +27,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +45,7 @@ from certs._util import (
     pem,
     signed_by,
 )
-from certs.ocsp import CertificateHashData, hash_data
+from certs.ocsp import CertificateHashData, hash_data, judge_response
 
 ROOT_KINDS = ("v2g", "mo", "oem", "csms", "manufacturer")
 LEAF_USES = ("v2g", "csms")
@@ -363,6 +363,33 @@ class Store:
         home = self._home_of(fp)
         path = home / f"{fp}.ocsp.der" if home else None
         return path.read_bytes() if path and path.exists() else None
+
+    def cached_revocations(
+        self,
+        chain: Sequence[x509.Certificate],
+        roots: Sequence[x509.Certificate],
+        utc_now: dt.datetime,
+    ) -> set[str]:
+        """Fingerprints of ``chain`` members that a cached, verified OCSP answer calls revoked.
+
+        The result feeds ``validate_chain(..., revoked=...)``. Revocation is final, so a stale
+        "revoked" answer still counts; answers that do not verify are ignored.
+        """
+        path = [*chain, *roots]
+        out: set[str] = set()
+        for cert in chain:
+            cached = self.ocsp_response(cert)
+            if cached is None:
+                continue
+            issuer = next(
+                (c for c in path if c.subject == cert.issuer and signed_by(cert, c)), None
+            )
+            if (
+                issuer is not None
+                and judge_response(cached, cert, issuer, utc_now).status == "revoked"
+            ):
+                out.add(fingerprint(cert))
+        return out
 
     # --- OCPP GetInstalledCertificateIds / DeleteCertificate ---------------------------------
 

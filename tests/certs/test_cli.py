@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import ocsp
 
 from certs._util import fingerprint, load_certificate, load_certificates, pem
 from certs.cli import main
@@ -263,3 +266,77 @@ def test_console_script_dispatch(tmp_path: Path) -> None:
         check=False,
     )
     assert bad.returncode == 0 and "no certificates installed" in bad.stdout
+
+
+def test_verify_uses_cached_ocsp(
+    capsys: pytest.CaptureFixture[str], pki_root: Path, tmp_path: Path
+) -> None:
+    station = tmp_path / "station"
+    shutil.copytree(pki_root / "station", station, symlinks=True)
+    store = Store(station)
+    chain = store.leaf_chain("v2g")
+    chain_file = tmp_path / "secc_chain.pem"
+    chain_file.write_bytes(pem(chain))
+    sub2 = Issued(
+        "cpo_sub2",
+        chain[1],
+        load_private_key((pki_root / "v2g" / "sub2.key").read_bytes(), None),
+    )
+    now = dt.datetime.now(dt.UTC)
+    code, out, _ = run(
+        capsys, "verify", "--store", str(station), "--profile", "secc", str(chain_file)
+    )
+    assert code == 0, out
+
+    def answer(status: ocsp.OCSPCertStatus) -> bytes:
+        builder = ocsp.OCSPResponseBuilder().add_response(
+            cert=chain[0],
+            issuer=sub2.certificate,
+            algorithm=hashes.SHA256(),
+            cert_status=status,
+            this_update=now - dt.timedelta(minutes=1),
+            next_update=now + dt.timedelta(hours=1),
+            revocation_time=now - dt.timedelta(minutes=2)
+            if status == ocsp.OCSPCertStatus.REVOKED
+            else None,
+            revocation_reason=None,
+        )
+        response = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, sub2.certificate).sign(
+            sub2.key, hashes.SHA256()
+        )
+        return response.public_bytes(Encoding.DER)
+
+    store.store_ocsp_response(chain[0], answer(ocsp.OCSPCertStatus.GOOD))
+    assert (
+        run(capsys, "verify", "--store", str(station), "--profile", "secc", str(chain_file))[0] == 0
+    )
+    store.store_ocsp_response(chain[0], answer(ocsp.OCSPCertStatus.REVOKED))
+    code, _, err = run(
+        capsys, "verify", "--store", str(station), "--profile", "secc", str(chain_file)
+    )
+    assert code == 1 and err.startswith("FAILED_CertificateRevoked")
+    # An answer that does not verify (signed by a stranger) is ignored.
+    stranger = Issued(
+        "mo_sub2",
+        load_certificate((pki_root / "mo" / "sub2.pem").read_bytes()),
+        load_private_key((pki_root / "mo" / "sub2.key").read_bytes(), None),
+    )
+    forged = (
+        ocsp.OCSPResponseBuilder()
+        .add_response(
+            cert=chain[0],
+            issuer=sub2.certificate,
+            algorithm=hashes.SHA256(),
+            cert_status=ocsp.OCSPCertStatus.REVOKED,
+            this_update=now,
+            next_update=None,
+            revocation_time=now,
+            revocation_reason=None,
+        )
+        .responder_id(ocsp.OCSPResponderEncoding.HASH, stranger.certificate)
+        .sign(stranger.key, hashes.SHA256())
+    )
+    store.store_ocsp_response(chain[0], forged.public_bytes(Encoding.DER))
+    assert (
+        run(capsys, "verify", "--store", str(station), "--profile", "secc", str(chain_file))[0] == 0
+    )

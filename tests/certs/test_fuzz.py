@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from certs._util import CertificateFormatError, der, load_certificates
+from certs._util import CertificateFormatError, der, load_certificates, pem
+from certs.csr import CsrError, build_csr, load_csr
 from certs.install_crypto import InstallCryptoError, open_contract_key
 from certs.ocsp import judge_response
 from certs.testpki import TestPki
 from certs.validate import validate_contract_chain
 from certs.xmldsig import SignatureError, public_key_from_point
 
+# Mutated certificates make cryptography warn (negative serials, odd attribute lengths).
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+]
 FUZZ = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -82,4 +90,32 @@ def test_public_key_from_point(point: bytes) -> None:
     try:
         public_key_from_point(point)
     except SignatureError:
+        return
+
+
+@FUZZ
+@given(data=st.data())
+def test_load_certificates_pem(pki: TestPki, data: st.DataObject) -> None:
+    """PEM as CertificateSigned / InstallCertificate bring it (chains from a CSMS)."""
+    blob = data.draw(_mutations(pem([pki.cert("secc"), pki.cert("cpo_sub2")])))
+    try:
+        certs = load_certificates(blob)
+    except CertificateFormatError:
+        return
+    assert certs
+
+
+# One fixed CSR: an ECDSA signature's length varies per signing, the strategy must not.
+_CSR = build_csr(
+    ec.generate_private_key(ec.SECP256R1()), "V2GCertificate", common_name="a", organization="b"
+)
+
+
+@FUZZ
+@given(data=st.data())
+def test_load_csr(data: st.DataObject) -> None:
+    blob = data.draw(_mutations(_CSR))
+    try:
+        load_csr(blob)
+    except CsrError:
         return
