@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 
 from hal.api import Board
 from hal.control import (
@@ -64,7 +65,7 @@ class ChargingRunner:
         self.poll_s = poll_s
         self.slac_timeout_s = slac_timeout_s
         self.faults: asyncio.Queue[ReportFault] = asyncio.Queue()
-        self.modes: list[ModeChanged] = []
+        self.modes: deque[ModeChanged] = deque(maxlen=64)
         self._task: asyncio.Task[None] | None = None
         self._slac: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()

@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import tty
+from collections import deque
 from dataclasses import dataclass, field
 
 from hal.backends.serial_mcu.protocol import (
@@ -89,7 +90,8 @@ class McuSimulator:
         self.rng = rng or random.Random()
         self.status_period_s = status_period_s
         self.heartbeat_timeout_s = heartbeat_timeout_s
-        self.executed: list[tuple[int, int, Command]] = []  # (boot_id, seq, command)
+        # (boot_id, seq, command) of every command run, bounded for long lab runs
+        self.executed: deque[tuple[int, int, Command]] = deque(maxlen=100_000)
         self.safe_state_entries = 0
         self.safe_since: float | None = None
         self._boot(now, boot_id)

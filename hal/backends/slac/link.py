@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import socket
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ from hal.types import HalTimeoutError, PlcState, PlcStatus, UnavailableError
 log = logging.getLogger(__name__)
 
 PACKET_OUTGOING = 4  # sll_pkttype of frames this host sent itself
+TRACE_LEN = 512
 
 
 def open_packet_socket(ifname: str) -> socket.socket:
@@ -96,10 +98,10 @@ class SlacLink:
         self.sock = sock
         self.mac = interface_mac(sock)
         self.matcher = EvseMatcher(self.mac, random_bytes, timers, modem_mac=modem_mac)
-        self.trace: list[TraceEntry] = []
+        self.trace: deque[TraceEntry] = deque(maxlen=TRACE_LEN)  # bounded: runs for months
         self.last_match: Matched | None = None
         self.last_failure: str = ""
-        self.dropped: list[SessionDropped] = []
+        self.dropped: deque[SessionDropped] = deque(maxlen=TRACE_LEN)
         self._outcome = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._reading = False
