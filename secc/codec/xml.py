@@ -29,7 +29,9 @@ content, schema validators ignore it, and ``<a/>`` still reads back as plain ``"
 In JSON the second form is ``null`` (no character event at all) and CH("") is ``""``.
 
 Every problem in the input raises :class:`XmlError` naming the element path, never a raw
-Python exception.
+Python exception.  Children are matched to fields in schema order, so one ambiguity
+remains: xmldsig ``PGPData`` declares ``PGPKeyPacket`` in both branches of a choice and a
+lone packet reads back into the first branch (no ISO 15118 message carries PGPData).
 """
 
 from __future__ import annotations
@@ -285,17 +287,9 @@ def to_element(
     return el
 
 
-def to_xml(
-    value: object,
-    *,
-    root: RootInfo | None = None,
-    schema: str | None = None,
-    name: str | None = None,
-    fragment: bool = False,
-) -> str:
-    """Pretty-printed XML text of a decoded value."""
-    el = to_element(value, root=root, schema=schema, name=name, fragment=fragment)
-    text: str = etree.tostring(el, pretty_print=True, encoding="unicode")
+def to_xml(value: object, **where: Any) -> str:
+    """Pretty-printed XML text of a decoded value (keywords as :func:`to_element`)."""
+    text: str = etree.tostring(to_element(value, **where), pretty_print=True, encoding="unicode")
     return text
 
 
@@ -467,7 +461,11 @@ def _class_from(el: etree._Element, cls: type, mod: ModuleType) -> Any:
             why = "out of order or repeated too often" if declared else "not declared here"
             raise XmlError(f"unexpected element {_shown(*key)} ({why})")
         try:
-            found[f.name].append(_member_from(child, member[2], mod))
+            tinfo = member[2]
+            if tinfo[0] == "class":
+                found[f.name].append(_class_from(child, tinfo[1], mod))
+            else:
+                found[f.name].append(_simple_from(child, tinfo))
         except XmlError as e:
             e.at(key[1])
             raise
@@ -477,12 +475,6 @@ def _class_from(el: etree._Element, cls: type, mod: ModuleType) -> Any:
             raise XmlError(f"required element {_shown(f.ns, f.local)} is missing")
         kwargs[f.name] = tuple(items) if f.repeated else (items[0] if items else None)
     return cls(**kwargs)
-
-
-def _member_from(el: etree._Element, tinfo: tuple[Any, ...], mod: ModuleType) -> Any:
-    if tinfo[0] == "class":
-        return _class_from(el, tinfo[1], mod)
-    return _simple_from(el, tinfo)
 
 
 # ------------------------------------------------------------------------------ JSON

@@ -195,6 +195,17 @@ def test_strings_without_an_xml_form_are_refused_but_json_carries_them() -> None
     assert cx.from_json(obj, "iso2")[1] == bad
 
 
+@pytest.mark.parametrize(
+    "text", ["a\rb", "a\r\nb", " x  y ", "<&>\"'", "\t", "\u00a0", "]]>", "\u4e2d\U0001f50c", ""]
+)
+def test_string_edge_cases_survive_xml(text: str) -> None:
+    mod = codec.schema_module("iso2")
+    res = mod.SessionSetupRes(response_code=mod.ResponseCode.OK, evseid=text)
+    assert cx.from_xml(cx.to_xml(res, fragment=True), "iso2", fragment=True)[1] == res
+    param = mod.Parameter(name=text, string_value=text)  # also as an attribute value
+    assert cx.from_xml(cx.to_xml(param, fragment=True), "iso2", fragment=True)[1] == param
+
+
 # ------------------------------------------------------------- clear errors for bad XML
 
 
