@@ -134,6 +134,14 @@ class Bridge:
         self._signed: dict[str, asyncio.Event] = {}
         self.signing: set[str] = set()
         client.handlers.update(make_handlers(self))
+        device_model.computed[("LocalAuthListCtrlr", "Entries")] = lambda: str(auth.list_entries())
+        device_model.computed[(SEC, "SecurityProfile")] = lambda: str(
+            client.config.security_profile
+        )
+        if store is not None:
+            device_model.computed[(SEC, "CertificateEntries")] = lambda: str(
+                len(store.all_certificates())
+            )
         client.on_online.append(self._on_online)
 
     # --- public interface for the runtime ----------------------------------------------------

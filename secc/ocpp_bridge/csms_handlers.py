@@ -19,6 +19,7 @@ from certs.store import KIND_OF_OCPP_TYPE, InstallRefused, StoreError
 from secc.core.events import StopRequested
 from secc.ocpp_bridge import mapping
 from secc.ocpp_bridge.client import Handler, Reply
+from secc.ocpp_bridge.device_model import apply_device_model
 
 if TYPE_CHECKING:
     from secc.ocpp_bridge.bridge import Bridge
@@ -48,7 +49,21 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
         return Reply(dm.get_variables(p))
 
     def set_variables(p: Payload) -> Reply:
-        return Reply(dm.set_variables(p))
+        answer = dm.set_variables(p)
+        results = answer["setVariableResult"]
+        changed = any(
+            r["attributeStatus"] == "Accepted" and r["variable"] == {"name": "BasicAuthPassword"}
+            for r in results  # type: ignore[attr-defined]
+        )
+        if not changed:
+            return Reply(answer)
+
+        async def reconnect() -> None:
+            # A01: the new password is used from the next connection, opened right away
+            client.config = apply_device_model(client.config, dm)
+            await client.close()
+
+        return Reply(answer, after=reconnect)
 
     def get_base_report(p: Payload) -> Reply:
         request_id = p.get("requestId")

@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from certs.store import atomic_write
+from secc.ocpp_bridge.client import ClientConfig
 
 log = logging.getLogger(__name__)
 
@@ -269,3 +270,16 @@ class DeviceModel:
                 }
             )
         return out
+
+
+def apply_device_model(config: ClientConfig, dm: DeviceModel) -> ClientConfig:
+    """The client settings the device model governs: BasicAuthPassword (when set),
+    MessageTimeout and the reconnect backoff (RetryBackOffWaitMinimum / RandomRange)."""
+    password = dm.value(SEC, "BasicAuthPassword") or config.basic_auth_password
+    return replace(
+        config,
+        basic_auth_password=password,
+        call_timeout=float(dm.number("OCPPCommCtrlr", "MessageTimeout")),
+        backoff_min=float(dm.number("OCPPCommCtrlr", "RetryBackOffWaitMinimum")),
+        backoff_random=float(dm.number("OCPPCommCtrlr", "RetryBackOffRandomRange")),
+    )

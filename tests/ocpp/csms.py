@@ -44,6 +44,7 @@ class Behaviour:
     ev_cert_error: bool = False
     tx_errors: int = 0  # answer this many TransactionEvents with a CallError
     tx_delay: float = 0.0
+    tx_malformed: int = 0  # answer this many TransactionEvents with a schema-invalid payload
     sign_certificate_status: str = "Accepted"
     ocsp_for: Callable[[dict[str, Any]], str | None] = lambda _data: None
 
@@ -105,7 +106,7 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
             status=self.b.ev_cert_status, exi_response=self.b.ev_cert_exi
         )
 
-    @on("TransactionEvent")
+    @on("TransactionEvent", skip_schema_validation=True)
     async def on_tx(self, **kw: Any) -> Any:
         if self.b.tx_delay:  # cut short when the CSMS goes down
             with contextlib.suppress(TimeoutError):
@@ -113,6 +114,9 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
         if self.b.tx_errors > 0:
             self.b.tx_errors -= 1
             raise InternalError(description="database busy")
+        if self.b.tx_malformed > 0:
+            self.b.tx_malformed -= 1
+            return call_result.TransactionEvent(total_cost="lots")  # type: ignore[arg-type]
         return call_result.TransactionEvent()
 
     @on("SignCertificate")

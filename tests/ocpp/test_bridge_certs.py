@@ -264,6 +264,7 @@ def test_device_model_over_ocpp_and_persisted(tmp_path: Path) -> None:
         station = build(tmp_path, csms.url)
         async with running(station):
             cp = await csms.station(STATION)
+            csms.password = "0123456789abcdef"  # the CSMS rolls the password (A01)
 
             def entry(component: str, variable: str, **kw: Any) -> dict[str, Any]:
                 return {"component": {"name": component}, "variable": {"name": variable}, **kw}
@@ -297,6 +298,12 @@ def test_device_model_over_ocpp_and_persisted(tmp_path: Path) -> None:
                 "UnknownVariable",
                 "NotSupportedAttributeType",
             ]
+            # the station reconnects with the new password at once
+            await wait_for(lambda: len(csms.boots) == 2)
+            assert csms.rejected_auth == 0
+            assert station.client.config.basic_auth_password == "0123456789abcdef"
+            await asyncio.wait_for(station.client.online.wait(), 10)
+            cp = await csms.station(STATION)
             answer = await cp.call(
                 call.GetVariables(
                     get_variable_data=[

@@ -122,7 +122,7 @@ def test_csms_drops_mid_transaction(tmp_path: Path, pki_dir: Path) -> None:
 
 def test_callerror_retry_remote_stop_and_trigger(tmp_path: Path) -> None:
     async def main() -> None:
-        b = Behaviour(tx_errors=2)
+        b = Behaviour(tx_errors=1, tx_malformed=1)
         csms = TestCsms(behaviour=b)
         await csms.start()
         station = build(tmp_path, csms.url, config=FAST)
@@ -130,7 +130,7 @@ def test_callerror_retry_remote_stop_and_trigger(tmp_path: Path) -> None:
         async with running(station):
             bridge.perform(SessionStarted(b"\x01" * 8, b"\x02" * 6, "urn:iso:15118:2:2013:MsgDef"))
             await wait_for(lambda: len(csms.transaction_stream()) == 1 and len(bridge.queue) == 0)
-            assert len(csms.tx_raw) == 3  # two CallErrors, then accepted: same message
+            assert len(csms.tx_raw) == 3  # a CallError, a malformed answer, then accepted
             assert len({mid for mid, _ in csms.tx_raw}) == 1
             tx_id = bridge.transaction["id"]  # type: ignore[index]
             cp = await csms.station(STATION)
