@@ -70,8 +70,14 @@ def start_checks(ctx: Context, schedule_id: int, profile: Any) -> None:
         raise PowerDeliveryNotApplied("charging is not authorized")
     if ctx.stop_requested is not None:
         raise PowerDeliveryNotApplied(f"the station is stopping: {ctx.stop_requested}")
-    if ctx.is_dc and not (ctx.isolation_valid and ctx.precharge_reached):
-        raise PowerDeliveryNotApplied("isolation not valid or pre-charge voltage not reached")
+    if ctx.is_dc:
+        # the facts now, not as they were at the last CableCheck / PreCharge poll
+        if not ctx.isolation_valid or ctx.status.isolation not in ("Valid", "Warning"):
+            raise PowerDeliveryNotApplied("isolation is not valid")
+        target = ctx.precharge_target
+        tolerance = ctx.config.dc.precharge_tolerance
+        if target is None or abs(ctx.status.present_voltage - target) > tolerance:
+            raise PowerDeliveryNotApplied("the pre-charge voltage is not reached")
 
 
 def start_actions(ctx: Context, now: float) -> tuple[Action, ...]:
