@@ -20,7 +20,9 @@ from secc.codec import xml as cx
 
 from . import strategies as S  # noqa: N812
 
-EXAMPLES = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# big nested messages (SAScheduleList, CertificateInstallationRes) are slow to generate
+RELAXED = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
+EXAMPLES = settings(max_examples=20, deadline=None, suppress_health_check=RELAXED)
 
 ISO2_BODIES = S.body_members("iso2")
 DIN_BODIES = S.body_members("din")
@@ -67,7 +69,7 @@ def test_apphand_roundtrip(root: str, data: st.DataObject) -> None:
     _roundtrip(message, "apphand")
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=RELAXED)
 @given(message=S.messages("iso2"))
 def test_xml_and_json_views_roundtrip(message: Any) -> None:
     obj = json.loads(json.dumps(cx.to_json(message)))
@@ -80,7 +82,7 @@ def test_xml_and_json_views_roundtrip(message: Any) -> None:
     assert cx.from_xml(text, "iso2")[1] == message
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30, deadline=None, suppress_health_check=RELAXED)
 @given(message=S.messages("din"))
 def test_din_xml_view_roundtrip(message: Any) -> None:
     try:
