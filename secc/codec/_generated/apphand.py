@@ -132,6 +132,7 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 100: raise bad_value('ProtocolNamespace', _x, 'is longer than 100 characters', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_AppProtocol_1[r.bits(1)]
@@ -145,6 +146,7 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 4294967295: raise bad_value('VersionNumberMajor', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_AppProtocol_2[r.bits(1)]
@@ -158,6 +160,7 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 4294967295: raise bad_value('VersionNumberMinor', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_AppProtocol_3[r.bits(1)]
@@ -259,6 +262,7 @@ def _d_supportedAppProtocolReq(r: BitReader) -> supportedAppProtocolReq:
             _x = _d_AppProtocol(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_supportedAppProtocolReq, st)
+        if len(f0) < 1: raise missing('AppProtocol', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_supportedAppProtocolReq)
     except CodecError as e:
@@ -431,6 +435,7 @@ def _ds_f2(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'str')
     else:
         _x = r.string()
+        if len(_x) > 100: raise bad_value('ProtocolNamespace', _x, 'is longer than 100 characters', r)
         expect_ee(r)
     return _x
 
@@ -492,6 +497,7 @@ def _ds_f5(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
+        if _x > 4294967295: raise bad_value('VersionNumberMajor', _x, 'is outside [0, 4294967295]', r)
         expect_ee(r)
     return _x
 
@@ -508,6 +514,7 @@ def _ds_f6(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
+        if _x > 4294967295: raise bad_value('VersionNumberMinor', _x, 'is outside [0, 4294967295]', r)
         expect_ee(r)
     return _x
 

@@ -1020,6 +1020,7 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
                 _x = empty_value(r, 3, 'bytes')
             else:
                 _x = r.binary()
+                if len(_x) > 8: raise bad_value('EVCCID', _x, 'is longer than 8 octets', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_SessionSetupReq_1[r.bits(1)]
@@ -1156,6 +1157,7 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
                 _x = empty_value(r, 3, 'bytes')
             else:
                 _x = r.binary()
+                if len(_x) > 32: raise bad_value('EVSEID', _x, 'is longer than 32 octets', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_SessionSetupRes_2[r.bits(2)]
@@ -1169,6 +1171,7 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('DateTimeNow', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_SessionSetupRes_3[r.bits(1)]
@@ -1247,6 +1250,7 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 32: raise bad_value('ServiceScope', _x, 'is longer than 32 characters', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_ServiceDiscoveryReq_1[r.bits(2)]
@@ -1466,6 +1470,7 @@ def _d_PaymentOptions(r: BitReader) -> PaymentOptions:
                 _x = _V_PaymentOption[_x]
             f0.append(_x)
             fid, m, nst = ev(r, _DT_PaymentOptions, st)
+        if len(f0) < 1: raise missing('PaymentOption', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_PaymentOptions)
     except CodecError as e:
@@ -1754,6 +1759,7 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_ServiceTag_1[r.bits(2)]
@@ -1767,6 +1773,7 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 32: raise bad_value('ServiceName', _x, 'is longer than 32 characters', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_ServiceTag_2[r.bits(1)]
@@ -1801,6 +1808,7 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 32: raise bad_value('ServiceScope', _x, 'is longer than 32 characters', r)
                 expect_ee(r)
             f3 = _x
             fid, m, nst = e = _R_ServiceTag_4[r.bits(1)]
@@ -1860,6 +1868,7 @@ def _d_ServiceTagList(r: BitReader) -> ServiceTagList:
             _x = _d_Service(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_ServiceTagList, st)
+        if len(f0) < 1: raise missing('Service', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_ServiceTagList)
     except CodecError as e:
@@ -1909,6 +1918,7 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_ServiceDetailReq_1[r.bits(1)]
@@ -2011,6 +2021,7 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_ServiceDetailRes_2[r.bits(2)]
@@ -2078,6 +2089,7 @@ def _d_ServiceParameterList(r: BitReader) -> ServiceParameterList:
             _x = _d_ParameterSet(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_ServiceParameterList, st)
+        if len(f0) < 1: raise missing('ParameterSet', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_ServiceParameterList)
     except CodecError as e:
@@ -2139,6 +2151,7 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -32768 or _x > 32767: raise bad_value('ParameterSetID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_ParameterSet_1[r.bits(1)]
@@ -2152,6 +2165,7 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
             _x = _d_Parameter(r)
             f1.append(_x)
             fid, m, nst = ev(r, _DT_ParameterSet, st)
+        if len(f1) < 1: raise missing('Parameter', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_ParameterSet)
     except CodecError as e:
@@ -2352,6 +2366,7 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -32768 or _x > 32767: raise bad_value('shortValue', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f4 = _x
             fid, m, nst = e = _R_Parameter_5[r.bits(1)]
@@ -2365,6 +2380,7 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -2147483648 or _x > 2147483647: raise bad_value('intValue', _x, 'is outside [-2147483648, 2147483647]', r)
                 expect_ee(r)
             f5 = _x
             fid, m, nst = e = _R_Parameter_6[r.bits(1)]
@@ -2517,6 +2533,7 @@ def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_PhysicalValue_3[r.bits(1)]
@@ -2657,6 +2674,7 @@ def _d_SelectedServiceList(r: BitReader) -> SelectedServiceList:
             _x = _d_SelectedService(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_SelectedServiceList, st)
+        if len(f0) < 1: raise missing('SelectedService', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_SelectedServiceList)
     except CodecError as e:
@@ -2721,6 +2739,7 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_SelectedService_1[r.bits(2)]
@@ -2734,6 +2753,7 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -32768 or _x > 32767: raise bad_value('ParameterSetID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_SelectedService_2[r.bits(1)]
@@ -2868,6 +2888,7 @@ def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 24: raise bad_value('ContractID', _x, 'is longer than 24 characters', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_PaymentDetailsReq_1[r.bits(1)]
@@ -2951,6 +2972,7 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
                 _x = empty_value(r, 3, 'bytes')
             else:
                 _x = r.binary()
+                if len(_x) > 1200: raise bad_value('Certificate', _x, 'is longer than 1200 octets', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_CertificateChain_1[r.bits(2)]
@@ -3023,9 +3045,11 @@ def _d_SubCertificates(r: BitReader) -> SubCertificates:
                 _x = empty_value(r, 3, 'bytes')
             else:
                 _x = r.binary()
+                if len(_x) > 1200: raise bad_value('Certificate', _x, 'is longer than 1200 octets', r)
                 expect_ee(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_SubCertificates, st)
+        if len(f0) < 1: raise missing('Certificate', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_SubCertificates)
     except CodecError as e:
@@ -3136,6 +3160,7 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('DateTimeNow', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_PaymentDetailsRes_3[r.bits(1)]
@@ -3820,6 +3845,7 @@ def _d_ChargingProfile(r: BitReader) -> ChargingProfile:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -32768 or _x > 32767: raise bad_value('SAScheduleTupleID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_ChargingProfile_1[r.bits(1)]
@@ -3833,6 +3859,7 @@ def _d_ChargingProfile(r: BitReader) -> ChargingProfile:
             _x = _d_ProfileEntry(r)
             f1.append(_x)
             fid, m, nst = ev(r, _DT_ChargingProfile, st)
+        if len(f1) < 1: raise missing('ProfileEntry', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_ChargingProfile)
     except CodecError as e:
@@ -3894,6 +3921,7 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 4294967295: raise bad_value('ChargingProfileEntryStart', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_ProfileEntry_1[r.bits(1)]
@@ -3907,6 +3935,7 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -32768 or _x > 32767: raise bad_value('ChargingProfileEntryMaxPower', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_ProfileEntry_2[r.bits(1)]
@@ -4235,6 +4264,7 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
                 _x = empty_value(r, 3, 'bytes')
             else:
                 _x = r.binary()
+                if len(_x) > 32: raise bad_value('EVSEID', _x, 'is longer than 32 octets', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_ChargingStatusRes_2[r.bits(1)]
@@ -4248,6 +4278,7 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -32768 or _x > 32767: raise bad_value('SAScheduleTupleID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_ChargingStatusRes_3[r.bits(2)]
@@ -4418,6 +4449,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_MeterInfo_1[r.bits(3)]
@@ -4440,6 +4472,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'bytes')
             else:
                 _x = r.binary()
+                if len(_x) > 32: raise bad_value('SigMeterReading', _x, 'is longer than 32 octets', r)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_MeterInfo_3[r.bits(2)]
@@ -4453,6 +4486,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f3 = _x
             fid, m, nst = e = _R_MeterInfo_4[r.bits(2)]
@@ -4466,6 +4500,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('TMeter', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
                 expect_ee(r)
             f4 = _x
             fid, m, nst = e = _R_MeterInfo_5[r.bits(1)]
@@ -4591,6 +4626,7 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 4294967295: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_AC_EVSEStatus_3[r.bits(1)]
@@ -4722,6 +4758,7 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
                 _x = empty_value(r, 3, 'bytes')
             else:
                 _x = r.binary()
+                if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_MeteringReceiptReq_2[r.bits(2)]
@@ -4735,6 +4772,7 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -32768 or _x > 32767: raise bad_value('SAScheduleTupleID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_MeteringReceiptReq_3[r.bits(1)]
@@ -5050,6 +5088,7 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 24: raise bad_value('ContractID', _x, 'is longer than 24 characters', r)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_CertificateUpdateReq_3[r.bits(1)]
@@ -5072,6 +5111,7 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
                 _x = empty_value(r, 3, 'bytes')
             else:
                 _x = r.binary()
+                if len(_x) > 256: raise bad_value('DHParams', _x, 'is longer than 256 octets', r)
                 expect_ee(r)
             f4 = _x
             fid, m, nst = e = _R_CertificateUpdateReq_5[r.bits(1)]
@@ -5138,9 +5178,11 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 40: raise bad_value('RootCertificateID', _x, 'is longer than 40 characters', r)
                 expect_ee(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_ListOfRootCertificateIDs, st)
+        if len(f0) < 1: raise missing('RootCertificateID', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_ListOfRootCertificateIDs)
     except CodecError as e:
@@ -5306,6 +5348,7 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
                 _x = empty_value(r, 3, 'bytes')
             else:
                 _x = r.binary()
+                if len(_x) > 128: raise bad_value('ContractSignatureEncryptedPrivateKey', _x, 'is longer than 128 octets', r)
                 expect_ee(r)
             f3 = _x
             fid, m, nst = e = _R_CertificateUpdateRes_4[r.bits(1)]
@@ -5319,6 +5362,7 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
                 _x = empty_value(r, 3, 'bytes')
             else:
                 _x = r.binary()
+                if len(_x) > 256: raise bad_value('DHParams', _x, 'is longer than 256 octets', r)
                 expect_ee(r)
             f4 = _x
             fid, m, nst = e = _R_CertificateUpdateRes_5[r.bits(1)]
@@ -5332,6 +5376,7 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 24: raise bad_value('ContractID', _x, 'is longer than 24 characters', r)
                 expect_ee(r)
             f5 = _x
             fid, m, nst = e = _R_CertificateUpdateRes_6[r.bits(1)]
@@ -5345,6 +5390,7 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -32768 or _x > 32767: raise bad_value('RetryCounter', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f6 = _x
             fid, m, nst = e = _R_CertificateUpdateRes_7[r.bits(1)]
@@ -5458,6 +5504,7 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
                 _x = empty_value(r, 3, 'bytes')
             else:
                 _x = r.binary()
+                if len(_x) > 1200: raise bad_value('OEMProvisioningCert', _x, 'is longer than 1200 octets', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_CertificateInstallationReq_2[r.bits(1)]
@@ -5480,6 +5527,7 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
                 _x = empty_value(r, 3, 'bytes')
             else:
                 _x = r.binary()
+                if len(_x) > 256: raise bad_value('DHParams', _x, 'is longer than 256 octets', r)
                 expect_ee(r)
             f3 = _x
             fid, m, nst = e = _R_CertificateInstallationReq_4[r.bits(1)]
@@ -5643,6 +5691,7 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
                 _x = empty_value(r, 3, 'bytes')
             else:
                 _x = r.binary()
+                if len(_x) > 128: raise bad_value('ContractSignatureEncryptedPrivateKey', _x, 'is longer than 128 octets', r)
                 expect_ee(r)
             f3 = _x
             fid, m, nst = e = _R_CertificateInstallationRes_4[r.bits(1)]
@@ -5656,6 +5705,7 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
                 _x = empty_value(r, 3, 'bytes')
             else:
                 _x = r.binary()
+                if len(_x) > 256: raise bad_value('DHParams', _x, 'is longer than 256 octets', r)
                 expect_ee(r)
             f4 = _x
             fid, m, nst = e = _R_CertificateInstallationRes_5[r.bits(1)]
@@ -5669,6 +5719,7 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 24: raise bad_value('ContractID', _x, 'is longer than 24 characters', r)
                 expect_ee(r)
             f5 = _x
             fid, m, nst = e = _R_CertificateInstallationRes_6[r.bits(1)]
@@ -6193,6 +6244,7 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 4294967295: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_DC_EVSEStatus_3[r.bits(1)]
@@ -7166,6 +7218,7 @@ def _d_SAScheduleList(r: BitReader) -> SAScheduleList:
             _x = _d_SAScheduleTuple(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_SAScheduleList, st)
+        if len(f0) < 1: raise missing('SAScheduleTuple', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_SAScheduleList)
     except CodecError as e:
@@ -7239,6 +7292,7 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -32768 or _x > 32767: raise bad_value('SAScheduleTupleID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_SAScheduleTuple_1[r.bits(1)]
@@ -7326,6 +7380,7 @@ def _d_PMaxSchedule(r: BitReader) -> PMaxSchedule:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -32768 or _x > 32767: raise bad_value('PMaxScheduleID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_PMaxSchedule_1[r.bits(1)]
@@ -7339,6 +7394,7 @@ def _d_PMaxSchedule(r: BitReader) -> PMaxSchedule:
             _x = _d_PMaxScheduleEntry(r)
             f1.append(_x)
             fid, m, nst = ev(r, _DT_PMaxSchedule, st)
+        if len(f1) < 1: raise missing('PMaxScheduleEntry', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_PMaxSchedule)
     except CodecError as e:
@@ -7415,6 +7471,7 @@ def _d_PMaxScheduleEntry(r: BitReader) -> PMaxScheduleEntry:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -32768 or _x > 32767: raise bad_value('PMax', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_PMaxScheduleEntry_2[r.bits(1)]
@@ -7615,6 +7672,7 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -32768 or _x > 32767: raise bad_value('SalesTariffID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_SalesTariff_2[r.bits(2)]
@@ -7628,6 +7686,7 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 32: raise bad_value('SalesTariffDescription', _x, 'is longer than 32 characters', r)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_SalesTariff_3[r.bits(1)]
@@ -7660,6 +7719,7 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
             _x = _d_SalesTariffEntry(r)
             f4.append(_x)
             fid, m, nst = ev(r, _DT_SalesTariff, st)
+        if len(f4) < 1: raise missing('SalesTariffEntry', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_SalesTariff)
     except CodecError as e:
@@ -7829,6 +7889,7 @@ def _d_ConsumptionCost(r: BitReader) -> ConsumptionCost:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 4294967295: raise bad_value('startValue', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_ConsumptionCost_1[r.bits(2)]
@@ -7938,6 +7999,7 @@ def _d_Cost(r: BitReader) -> Cost:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 4294967295: raise bad_value('amount', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_Cost_2[r.bits(2)]
@@ -8031,6 +8093,7 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 4294967295: raise bad_value('start', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_RelativeTimeInterval_1[r.bits(2)]
@@ -8044,6 +8107,7 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 4294967295: raise bad_value('duration', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_RelativeTimeInterval_2[r.bits(1)]
@@ -8140,6 +8204,7 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_AC_EVChargeParameter_1[r.bits(1)]
@@ -8932,6 +8997,7 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 _x = empty_value(r, 3, 'bytes')
             else:
                 _x = r.binary()
+                if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_MessageHeader_1[r.bits(2)]
@@ -9048,6 +9114,7 @@ def _d_Notification(r: BitReader) -> Notification:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 64: raise bad_value('FaultMsg', _x, 'is longer than 64 characters', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_Notification_2[r.bits(1)]
@@ -9833,6 +9900,7 @@ def _ds_f12(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'bytes')
     else:
         _x = r.binary()
+        if len(_x) > 1200: raise bad_value('Certificate', _x, 'is longer than 1200 octets', r)
         expect_ee(r)
     return _x
 
@@ -9889,6 +9957,7 @@ def _ds_f23(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
+        if _x < -32768 or _x > 32767: raise bad_value('ChargingProfileEntryMaxPower', _x, 'is outside [-32768, 32767]', r)
         expect_ee(r)
     return _x
 
@@ -9905,6 +9974,7 @@ def _ds_f24(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
+        if _x > 4294967295: raise bad_value('ChargingProfileEntryStart', _x, 'is outside [0, 4294967295]', r)
         expect_ee(r)
     return _x
 
@@ -9924,6 +9994,7 @@ def _ds_f30(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'str')
     else:
         _x = r.string()
+        if len(_x) > 24: raise bad_value('ContractID', _x, 'is longer than 24 characters', r)
         expect_ee(r)
     return _x
 
@@ -9943,6 +10014,7 @@ def _ds_f32(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'bytes')
     else:
         _x = r.binary()
+        if len(_x) > 128: raise bad_value('ContractSignatureEncryptedPrivateKey', _x, 'is longer than 128 octets', r)
         expect_ee(r)
     return _x
 
@@ -9962,6 +10034,7 @@ def _ds_f43(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'bytes')
     else:
         _x = r.binary()
+        if len(_x) > 256: raise bad_value('DHParams', _x, 'is longer than 256 octets', r)
         expect_ee(r)
     return _x
 
@@ -9978,6 +10051,7 @@ def _ds_f45(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
+        if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('DateTimeNow', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
         expect_ee(r)
     return _x
 
@@ -9994,6 +10068,7 @@ def _ds_f46(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
+        if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
         expect_ee(r)
     return _x
 
@@ -10052,6 +10127,7 @@ def _ds_f51(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'bytes')
     else:
         _x = r.binary()
+        if len(_x) > 8: raise bad_value('EVCCID', _x, 'is longer than 8 octets', r)
         expect_ee(r)
     return _x
 
@@ -10223,6 +10299,7 @@ def _ds_f75(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'bytes')
     else:
         _x = r.binary()
+        if len(_x) > 32: raise bad_value('EVSEID', _x, 'is longer than 32 octets', r)
         expect_ee(r)
     return _x
 
@@ -10447,6 +10524,7 @@ def _ds_f105(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'str')
     else:
         _x = r.string()
+        if len(_x) > 64: raise bad_value('FaultMsg', _x, 'is longer than 64 characters', r)
         expect_ee(r)
     return _x
 
@@ -10600,6 +10678,7 @@ def _ds_f118(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'str')
     else:
         _x = r.string()
+        if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
         expect_ee(r)
     return _x
 
@@ -10616,6 +10695,7 @@ def _ds_f121(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
+        if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
         expect_ee(r)
     return _x
 
@@ -10692,6 +10772,7 @@ def _ds_f128(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
+        if _x > 4294967295: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 4294967295]', r)
         expect_ee(r)
     return _x
 
@@ -10731,6 +10812,7 @@ def _ds_f130(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'bytes')
     else:
         _x = r.binary()
+        if len(_x) > 1200: raise bad_value('OEMProvisioningCert', _x, 'is longer than 1200 octets', r)
         expect_ee(r)
     return _x
 
@@ -10804,6 +10886,7 @@ def _ds_f136(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
+        if _x < -32768 or _x > 32767: raise bad_value('PMax', _x, 'is outside [-32768, 32767]', r)
         expect_ee(r)
     return _x
 
@@ -10820,6 +10903,7 @@ def _ds_f139(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
+        if _x < -32768 or _x > 32767: raise bad_value('PMaxScheduleID', _x, 'is outside [-32768, 32767]', r)
         expect_ee(r)
     return _x
 
@@ -10836,6 +10920,7 @@ def _ds_f142(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
+        if _x < -32768 or _x > 32767: raise bad_value('ParameterSetID', _x, 'is outside [-32768, 32767]', r)
         expect_ee(r)
     return _x
 
@@ -11018,6 +11103,7 @@ def _ds_f165(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
+        if _x < -32768 or _x > 32767: raise bad_value('RetryCounter', _x, 'is outside [-32768, 32767]', r)
         expect_ee(r)
     return _x
 
@@ -11037,6 +11123,7 @@ def _ds_f166(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'str')
     else:
         _x = r.string()
+        if len(_x) > 40: raise bad_value('RootCertificateID', _x, 'is longer than 40 characters', r)
         expect_ee(r)
     return _x
 
@@ -11053,6 +11140,7 @@ def _ds_f169(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
+        if _x < -32768 or _x > 32767: raise bad_value('SAScheduleTupleID', _x, 'is outside [-32768, 32767]', r)
         expect_ee(r)
     return _x
 
@@ -11069,6 +11157,7 @@ def _ds_f170(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
+        if _x < -32768 or _x > 32767: raise bad_value('SAScheduleTupleID', _x, 'is outside [-32768, 32767]', r)
         expect_ee(r)
     return _x
 
@@ -11107,6 +11196,7 @@ def _ds_f175(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'str')
     else:
         _x = r.string()
+        if len(_x) > 32: raise bad_value('SalesTariffDescription', _x, 'is longer than 32 characters', r)
         expect_ee(r)
     return _x
 
@@ -11123,6 +11213,7 @@ def _ds_f177(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
+        if _x < -32768 or _x > 32767: raise bad_value('SalesTariffID', _x, 'is outside [-32768, 32767]', r)
         expect_ee(r)
     return _x
 
@@ -11227,6 +11318,7 @@ def _ds_f190(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
+        if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
         expect_ee(r)
     return _x
 
@@ -11243,6 +11335,7 @@ def _ds_f191(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
+        if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
         expect_ee(r)
     return _x
 
@@ -11262,6 +11355,7 @@ def _ds_f193(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'str')
     else:
         _x = r.string()
+        if len(_x) > 32: raise bad_value('ServiceName', _x, 'is longer than 32 characters', r)
         expect_ee(r)
     return _x
 
@@ -11281,6 +11375,7 @@ def _ds_f197(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'str')
     else:
         _x = r.string()
+        if len(_x) > 32: raise bad_value('ServiceScope', _x, 'is longer than 32 characters', r)
         expect_ee(r)
     return _x
 
@@ -11300,6 +11395,7 @@ def _ds_f198(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'str')
     else:
         _x = r.string()
+        if len(_x) > 32: raise bad_value('ServiceScope', _x, 'is longer than 32 characters', r)
         expect_ee(r)
     return _x
 
@@ -11319,6 +11415,7 @@ def _ds_f200(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'bytes')
     else:
         _x = r.binary()
+        if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
         expect_ee(r)
     return _x
 
@@ -11338,6 +11435,7 @@ def _ds_f201(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'bytes')
     else:
         _x = r.binary()
+        if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
         expect_ee(r)
     return _x
 
@@ -11357,6 +11455,7 @@ def _ds_f206(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'bytes')
     else:
         _x = r.binary()
+        if len(_x) > 32: raise bad_value('SigMeterReading', _x, 'is longer than 32 octets', r)
         expect_ee(r)
     return _x
 
@@ -11373,6 +11472,7 @@ def _ds_f214(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
+        if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('TMeter', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
         expect_ee(r)
     return _x
 
@@ -11414,6 +11514,7 @@ def _ds_f220(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
+        if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
         expect_ee(r)
     return _x
 
@@ -11579,6 +11680,7 @@ def _ds_f233(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
+        if _x > 4294967295: raise bad_value('amount', _x, 'is outside [0, 4294967295]', r)
         expect_ee(r)
     return _x
 
@@ -11682,6 +11784,7 @@ def _ds_f238(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
+        if _x > 4294967295: raise bad_value('duration', _x, 'is outside [0, 4294967295]', r)
         expect_ee(r)
     return _x
 
@@ -11698,6 +11801,7 @@ def _ds_f239(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
+        if _x < -2147483648 or _x > 2147483647: raise bad_value('intValue', _x, 'is outside [-2147483648, 2147483647]', r)
         expect_ee(r)
     return _x
 
@@ -11714,6 +11818,7 @@ def _ds_f241(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
+        if _x < -32768 or _x > 32767: raise bad_value('shortValue', _x, 'is outside [-32768, 32767]', r)
         expect_ee(r)
     return _x
 
@@ -11730,6 +11835,7 @@ def _ds_f242(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
+        if _x > 4294967295: raise bad_value('start', _x, 'is outside [0, 4294967295]', r)
         expect_ee(r)
     return _x
 
@@ -11746,6 +11852,7 @@ def _ds_f243(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
+        if _x > 4294967295: raise bad_value('startValue', _x, 'is outside [0, 4294967295]', r)
         expect_ee(r)
     return _x
 

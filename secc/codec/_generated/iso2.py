@@ -1072,6 +1072,7 @@ def _d_SAScheduleList(r: BitReader) -> SAScheduleList:
             _x = _d_SAScheduleTuple(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_SAScheduleList, st)
+        if len(f0) < 1: raise missing('SAScheduleTuple', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_SAScheduleList)
     except CodecError as e:
@@ -1228,6 +1229,7 @@ def _d_PMaxSchedule(r: BitReader) -> PMaxSchedule:
             _x = _d_PMaxScheduleEntry(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_PMaxSchedule, st)
+        if len(f0) < 1: raise missing('PMaxScheduleEntry', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_PMaxSchedule)
     except CodecError as e:
@@ -1503,6 +1505,7 @@ def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_PhysicalValue_3[r.bits(1)]
@@ -1641,6 +1644,7 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 32: raise bad_value('SalesTariffDescription', _x, 'is longer than 32 characters', r)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_SalesTariff_3[r.bits(2)]
@@ -1673,6 +1677,7 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
             _x = _d_SalesTariffEntry(r)
             f4.append(_x)
             fid, m, nst = ev(r, _DT_SalesTariff, st)
+        if len(f4) < 1: raise missing('SalesTariffEntry', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_SalesTariff)
     except CodecError as e:
@@ -1852,6 +1857,7 @@ def _d_ConsumptionCost(r: BitReader) -> ConsumptionCost:
             _x = _d_Cost(r)
             f1.append(_x)
             fid, m, nst = ev(r, _DT_ConsumptionCost, st)
+        if len(f1) < 1: raise missing('Cost', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_ConsumptionCost)
     except CodecError as e:
@@ -1948,6 +1954,7 @@ def _d_Cost(r: BitReader) -> Cost:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 4294967295: raise bad_value('amount', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_Cost_2[r.bits(2)]
@@ -2041,6 +2048,7 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 16777214: raise bad_value('start', _x, 'is outside [0, 16777214]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_RelativeTimeInterval_1[r.bits(2)]
@@ -2054,6 +2062,7 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 86400: raise bad_value('duration', _x, 'is outside [0, 86400]', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_RelativeTimeInterval_2[r.bits(1)]
@@ -2120,6 +2129,7 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_EVSEStatus_1[r.bits(1)]
@@ -2218,6 +2228,7 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_AC_EVSEStatus_1[r.bits(1)]
@@ -2381,6 +2392,7 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_DC_EVSEStatus_1[r.bits(1)]
@@ -2636,6 +2648,7 @@ def _d_EVChargeParameter(r: BitReader) -> EVChargeParameter:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_EVChargeParameter_1[r.bits(1)]
@@ -2735,6 +2748,7 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_AC_EVChargeParameter_1[r.bits(1)]
@@ -2924,6 +2938,7 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_DC_EVChargeParameter_1[r.bits(1)]
@@ -3593,6 +3608,7 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
                 _x = empty_value(r, 3, 'bytes')
             else:
                 _x = r.binary()
+                if len(_x) > 6: raise bad_value('EVCCID', _x, 'is longer than 6 octets', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_SessionSetupReq_1[r.bits(1)]
@@ -3700,6 +3716,7 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 37: raise bad_value('EVSEID', _x, 'is longer than 37 characters', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_SessionSetupRes_2[r.bits(2)]
@@ -3713,6 +3730,7 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('EVSETimeStamp', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_SessionSetupRes_3[r.bits(1)]
@@ -3791,6 +3809,7 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 64: raise bad_value('ServiceScope', _x, 'is longer than 64 characters', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_ServiceDiscoveryReq_1[r.bits(2)]
@@ -4011,6 +4030,7 @@ def _d_PaymentOptionList(r: BitReader) -> PaymentOptionList:
                 _x = _V_PaymentOption[_x]
             f0.append(_x)
             fid, m, nst = ev(r, _DT_PaymentOptionList, st)
+        if len(f0) < 1: raise missing('PaymentOption', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_PaymentOptionList)
     except CodecError as e:
@@ -4127,6 +4147,7 @@ def _d_ChargeService(r: BitReader) -> ChargeService:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_ChargeService_1[r.bits(2)]
@@ -4140,6 +4161,7 @@ def _d_ChargeService(r: BitReader) -> ChargeService:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 32: raise bad_value('ServiceName', _x, 'is longer than 32 characters', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_ChargeService_2[r.bits(1)]
@@ -4174,6 +4196,7 @@ def _d_ChargeService(r: BitReader) -> ChargeService:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 64: raise bad_value('ServiceScope', _x, 'is longer than 64 characters', r)
                 expect_ee(r)
             f3 = _x
             fid, m, nst = e = _R_ChargeService_4[r.bits(1)]
@@ -4319,6 +4342,7 @@ def _d_Service(r: BitReader) -> Service:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_Service_1[r.bits(2)]
@@ -4332,6 +4356,7 @@ def _d_Service(r: BitReader) -> Service:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 32: raise bad_value('ServiceName', _x, 'is longer than 32 characters', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_Service_2[r.bits(1)]
@@ -4366,6 +4391,7 @@ def _d_Service(r: BitReader) -> Service:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 64: raise bad_value('ServiceScope', _x, 'is longer than 64 characters', r)
                 expect_ee(r)
             f3 = _x
             fid, m, nst = e = _R_Service_4[r.bits(1)]
@@ -4461,6 +4487,7 @@ def _d_SupportedEnergyTransferMode(r: BitReader) -> SupportedEnergyTransferMode:
                 _x = _V_EnergyTransferMode[_x]
             f0.append(_x)
             fid, m, nst = ev(r, _DT_SupportedEnergyTransferMode, st)
+        if len(f0) < 1: raise missing('EnergyTransferMode', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_SupportedEnergyTransferMode)
     except CodecError as e:
@@ -4512,6 +4539,7 @@ def _d_ServiceList(r: BitReader) -> ServiceList:
             _x = _d_Service(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_ServiceList, st)
+        if len(f0) < 1: raise missing('Service', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_ServiceList)
     except CodecError as e:
@@ -4561,6 +4589,7 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_ServiceDetailReq_1[r.bits(1)]
@@ -4663,6 +4692,7 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_ServiceDetailRes_2[r.bits(2)]
@@ -4731,6 +4761,7 @@ def _d_ServiceParameterList(r: BitReader) -> ServiceParameterList:
             _x = _d_ParameterSet(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_ServiceParameterList, st)
+        if len(f0) < 1: raise missing('ParameterSet', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_ServiceParameterList)
     except CodecError as e:
@@ -4793,6 +4824,7 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -32768 or _x > 32767: raise bad_value('ParameterSetID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_ParameterSet_1[r.bits(1)]
@@ -4806,6 +4838,7 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
             _x = _d_Parameter(r)
             f1.append(_x)
             fid, m, nst = ev(r, _DT_ParameterSet, st)
+        if len(f1) < 1: raise missing('Parameter', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_ParameterSet)
     except CodecError as e:
@@ -4984,6 +5017,7 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -32768 or _x > 32767: raise bad_value('shortValue', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f3 = _x
             fid, m, nst = e = _R_Parameter_4[r.bits(1)]
@@ -4997,6 +5031,7 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -2147483648 or _x > 2147483647: raise bad_value('intValue', _x, 'is outside [-2147483648, 2147483647]', r)
                 expect_ee(r)
             f4 = _x
             fid, m, nst = e = _R_Parameter_5[r.bits(1)]
@@ -5164,6 +5199,7 @@ def _d_SelectedServiceList(r: BitReader) -> SelectedServiceList:
             _x = _d_SelectedService(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_SelectedServiceList, st)
+        if len(f0) < 1: raise missing('SelectedService', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_SelectedServiceList)
     except CodecError as e:
@@ -5228,6 +5264,7 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_SelectedService_1[r.bits(2)]
@@ -5241,6 +5278,7 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -32768 or _x > 32767: raise bad_value('ParameterSetID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_SelectedService_2[r.bits(1)]
@@ -5375,6 +5413,7 @@ def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 15: raise bad_value('eMAID', _x, 'is longer than 15 characters', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_PaymentDetailsReq_1[r.bits(1)]
@@ -5479,6 +5518,7 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
                 _x = empty_value(r, 3, 'bytes')
             else:
                 _x = r.binary()
+                if len(_x) > 800: raise bad_value('Certificate', _x, 'is longer than 800 octets', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_CertificateChain_2[r.bits(2)]
@@ -5553,9 +5593,11 @@ def _d_SubCertificates(r: BitReader) -> SubCertificates:
                 _x = empty_value(r, 3, 'bytes')
             else:
                 _x = r.binary()
+                if len(_x) > 800: raise bad_value('Certificate', _x, 'is longer than 800 octets', r)
                 expect_ee(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_SubCertificates, st)
+        if len(f0) < 1: raise missing('Certificate', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_SubCertificates)
     except CodecError as e:
@@ -5653,6 +5695,7 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
                 _x = empty_value(r, 3, 'bytes')
             else:
                 _x = r.binary()
+                if len(_x) > 16: raise bad_value('GenChallenge', _x, 'is longer than 16 octets', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_PaymentDetailsRes_2[r.bits(1)]
@@ -5666,6 +5709,7 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('EVSETimeStamp', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_PaymentDetailsRes_3[r.bits(1)]
@@ -5752,6 +5796,7 @@ def _d_AuthorizationReq(r: BitReader) -> AuthorizationReq:
                 _x = empty_value(r, 3, 'bytes')
             else:
                 _x = r.binary()
+                if len(_x) > 16: raise bad_value('GenChallenge', _x, 'is longer than 16 octets', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_AuthorizationReq_2[r.bits(1)]
@@ -5935,6 +5980,7 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 65535: raise bad_value('MaxEntriesSAScheduleTuple', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[r.bits(1)]
@@ -6321,6 +6367,7 @@ def _d_ChargingProfile(r: BitReader) -> ChargingProfile:
             _x = _d_ProfileEntry(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_ChargingProfile, st)
+        if len(f0) < 1: raise missing('ProfileEntry', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_ChargingProfile)
     except CodecError as e:
@@ -6393,6 +6440,7 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 4294967295: raise bad_value('ChargingProfileEntryStart', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_ProfileEntry_1[r.bits(1)]
@@ -6619,6 +6667,7 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
                 _x = empty_value(r, 3, 'bytes')
             else:
                 _x = r.binary()
+                if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_MeteringReceiptReq_2[r.bits(2)]
@@ -6771,6 +6820,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_MeterInfo_1[r.bits(3)]
@@ -6784,6 +6834,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
+                if _x > 18446744073709551615: raise bad_value('MeterReading', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_MeterInfo_2[r.bits(3)]
@@ -6797,6 +6848,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'bytes')
             else:
                 _x = r.binary()
+                if len(_x) > 64: raise bad_value('SigMeterReading', _x, 'is longer than 64 octets', r)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_MeterInfo_3[r.bits(2)]
@@ -6810,6 +6862,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f3 = _x
             fid, m, nst = e = _R_MeterInfo_4[r.bits(2)]
@@ -6823,6 +6876,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('TMeter', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
                 expect_ee(r)
             f4 = _x
             fid, m, nst = e = _R_MeterInfo_5[r.bits(1)]
@@ -7151,6 +7205,7 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 15: raise bad_value('eMAID', _x, 'is longer than 15 characters', r)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_CertificateUpdateReq_3[r.bits(1)]
@@ -7220,6 +7275,7 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
             _x = _d_X509IssuerSerial(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_ListOfRootCertificateIDs, st)
+        if len(f0) < 1: raise missing('RootCertificateID', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_ListOfRootCertificateIDs)
     except CodecError as e:
@@ -7401,6 +7457,7 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
+                if _x < -32768 or _x > 32767: raise bad_value('RetryCounter', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f6 = _x
             fid, m, nst = e = _R_CertificateUpdateRes_7[r.bits(1)]
@@ -7482,6 +7539,7 @@ def _d_ContractSignatureEncryptedPrivateKey(r: BitReader) -> ContractSignatureEn
         if fid == 1:
             st = nst
             _x = r.binary()
+            if len(_x) > 48: raise bad_value('value', _x, 'is longer than 48 octets', r)
             f1 = _x
             fid, m, nst = e = _R_ContractSignatureEncryptedPrivateKey_2[r.bits(1)]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
@@ -7559,6 +7617,7 @@ def _d_DiffieHellmanPublickey(r: BitReader) -> DiffieHellmanPublickey:
         if fid == 1:
             st = nst
             _x = r.binary()
+            if len(_x) > 65: raise bad_value('value', _x, 'is longer than 65 octets', r)
             f1 = _x
             fid, m, nst = e = _R_DiffieHellmanPublickey_2[r.bits(1)]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
@@ -7636,6 +7695,7 @@ def _d_EMAID(r: BitReader) -> EMAID:
         if fid == 1:
             st = nst
             _x = r.string()
+            if len(_x) > 15: raise bad_value('value', _x, 'is longer than 15 characters', r)
             f1 = _x
             fid, m, nst = e = _R_EMAID_2[r.bits(1)]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
@@ -7726,6 +7786,7 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
                 _x = empty_value(r, 3, 'bytes')
             else:
                 _x = r.binary()
+                if len(_x) > 800: raise bad_value('OEMProvisioningCert', _x, 'is longer than 800 octets', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_CertificateInstallationReq_2[r.bits(1)]
@@ -8079,6 +8140,7 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 37: raise bad_value('EVSEID', _x, 'is longer than 37 characters', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_ChargingStatusRes_2[r.bits(1)]
@@ -9109,6 +9171,7 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 37: raise bad_value('EVSEID', _x, 'is longer than 37 characters', r)
                 expect_ee(r)
             f10 = _x
             fid, m, nst = e = _R_CurrentDemandRes_11[r.bits(1)]
@@ -9410,6 +9473,7 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 _x = empty_value(r, 3, 'bytes')
             else:
                 _x = r.binary()
+                if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_MessageHeader_1[r.bits(2)]
@@ -9526,6 +9590,7 @@ def _d_Notification(r: BitReader) -> Notification:
                 _x = empty_value(r, 3, 'str')
             else:
                 _x = r.string()
+                if len(_x) > 64: raise bad_value('FaultMsg', _x, 'is longer than 64 characters', r)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_Notification_2[r.bits(1)]
@@ -10336,6 +10401,7 @@ def _ds_f14(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'bytes')
     else:
         _x = r.binary()
+        if len(_x) > 800: raise bad_value('Certificate', _x, 'is longer than 800 octets', r)
         expect_ee(r)
     return _x
 
@@ -10439,6 +10505,7 @@ def _ds_f28(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
+        if _x > 4294967295: raise bad_value('ChargingProfileEntryStart', _x, 'is outside [0, 4294967295]', r)
         expect_ee(r)
     return _x
 
@@ -10478,6 +10545,7 @@ def _ds_f47(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
+        if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
         expect_ee(r)
     return _x
 
@@ -10536,6 +10604,7 @@ def _ds_f52(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'bytes')
     else:
         _x = r.binary()
+        if len(_x) > 6: raise bad_value('EVCCID', _x, 'is longer than 6 octets', r)
         expect_ee(r)
     return _x
 
@@ -10642,6 +10711,7 @@ def _ds_f73(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'str')
     else:
         _x = r.string()
+        if len(_x) > 37: raise bad_value('EVSEID', _x, 'is longer than 37 characters', r)
         expect_ee(r)
     return _x
 
@@ -10778,6 +10848,7 @@ def _ds_f94(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
+        if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('EVSETimeStamp', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
         expect_ee(r)
     return _x
 
@@ -10886,6 +10957,7 @@ def _ds_f103(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'str')
     else:
         _x = r.string()
+        if len(_x) > 64: raise bad_value('FaultMsg', _x, 'is longer than 64 characters', r)
         expect_ee(r)
     return _x
 
@@ -10966,6 +11038,7 @@ def _ds_f107(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'bytes')
     else:
         _x = r.binary()
+        if len(_x) > 16: raise bad_value('GenChallenge', _x, 'is longer than 16 octets', r)
         expect_ee(r)
     return _x
 
@@ -11036,6 +11109,7 @@ def _ds_f116(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
+        if _x > 65535: raise bad_value('MaxEntriesSAScheduleTuple', _x, 'is outside [0, 65535]', r)
         expect_ee(r)
     return _x
 
@@ -11055,6 +11129,7 @@ def _ds_f117(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'str')
     else:
         _x = r.string()
+        if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
         expect_ee(r)
     return _x
 
@@ -11071,6 +11146,7 @@ def _ds_f119(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
+        if _x > 18446744073709551615: raise bad_value('MeterReading', _x, 'is outside [0, 18446744073709551615]', r)
         expect_ee(r)
     return _x
 
@@ -11087,6 +11163,7 @@ def _ds_f120(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
+        if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
         expect_ee(r)
     return _x
 
@@ -11163,6 +11240,7 @@ def _ds_f127(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
+        if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
         expect_ee(r)
     return _x
 
@@ -11202,6 +11280,7 @@ def _ds_f129(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'bytes')
     else:
         _x = r.binary()
+        if len(_x) > 800: raise bad_value('OEMProvisioningCert', _x, 'is longer than 800 octets', r)
         expect_ee(r)
     return _x
 
@@ -11275,6 +11354,7 @@ def _ds_f140(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
+        if _x < -32768 or _x > 32767: raise bad_value('ParameterSetID', _x, 'is outside [-32768, 32767]', r)
         expect_ee(r)
     return _x
 
@@ -11442,6 +11522,7 @@ def _ds_f164(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
+        if _x < -32768 or _x > 32767: raise bad_value('RetryCounter', _x, 'is outside [-32768, 32767]', r)
         expect_ee(r)
     return _x
 
@@ -11524,6 +11605,7 @@ def _ds_f175(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'str')
     else:
         _x = r.string()
+        if len(_x) > 32: raise bad_value('SalesTariffDescription', _x, 'is longer than 32 characters', r)
         expect_ee(r)
     return _x
 
@@ -11650,6 +11732,7 @@ def _ds_f189(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
+        if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
         expect_ee(r)
     return _x
 
@@ -11666,6 +11749,7 @@ def _ds_f190(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
+        if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
         expect_ee(r)
     return _x
 
@@ -11685,6 +11769,7 @@ def _ds_f192(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'str')
     else:
         _x = r.string()
+        if len(_x) > 32: raise bad_value('ServiceName', _x, 'is longer than 32 characters', r)
         expect_ee(r)
     return _x
 
@@ -11704,6 +11789,7 @@ def _ds_f194(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'str')
     else:
         _x = r.string()
+        if len(_x) > 64: raise bad_value('ServiceScope', _x, 'is longer than 64 characters', r)
         expect_ee(r)
     return _x
 
@@ -11723,6 +11809,7 @@ def _ds_f195(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'str')
     else:
         _x = r.string()
+        if len(_x) > 64: raise bad_value('ServiceScope', _x, 'is longer than 64 characters', r)
         expect_ee(r)
     return _x
 
@@ -11742,6 +11829,7 @@ def _ds_f196(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'bytes')
     else:
         _x = r.binary()
+        if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
         expect_ee(r)
     return _x
 
@@ -11761,6 +11849,7 @@ def _ds_f197(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'bytes')
     else:
         _x = r.binary()
+        if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
         expect_ee(r)
     return _x
 
@@ -11780,6 +11869,7 @@ def _ds_f202(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'bytes')
     else:
         _x = r.binary()
+        if len(_x) > 64: raise bad_value('SigMeterReading', _x, 'is longer than 64 octets', r)
         expect_ee(r)
     return _x
 
@@ -11796,6 +11886,7 @@ def _ds_f211(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
+        if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('TMeter', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
         expect_ee(r)
     return _x
 
@@ -11837,6 +11928,7 @@ def _ds_f217(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
+        if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
         expect_ee(r)
     return _x
 
@@ -12002,6 +12094,7 @@ def _ds_f230(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
+        if _x > 4294967295: raise bad_value('amount', _x, 'is outside [0, 4294967295]', r)
         expect_ee(r)
     return _x
 
@@ -12105,6 +12198,7 @@ def _ds_f235(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
+        if _x > 86400: raise bad_value('duration', _x, 'is outside [0, 86400]', r)
         expect_ee(r)
     return _x
 
@@ -12121,6 +12215,7 @@ def _ds_f237(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
+        if _x < -2147483648 or _x > 2147483647: raise bad_value('intValue', _x, 'is outside [-2147483648, 2147483647]', r)
         expect_ee(r)
     return _x
 
@@ -12137,6 +12232,7 @@ def _ds_f239(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
+        if _x < -32768 or _x > 32767: raise bad_value('shortValue', _x, 'is outside [-32768, 32767]', r)
         expect_ee(r)
     return _x
 
@@ -12153,6 +12249,7 @@ def _ds_f240(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
+        if _x > 16777214: raise bad_value('start', _x, 'is outside [0, 16777214]', r)
         expect_ee(r)
     return _x
 

@@ -442,6 +442,7 @@ def _d_SignedInfo(r: BitReader) -> SignedInfo:
             _x = _d_Reference(r)
             f3.append(_x)
             fid, m, nst = ev(r, _DT_SignedInfo, st)
+        if len(f3) < 1: raise missing('Reference', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_SignedInfo)
     except CodecError as e:
@@ -793,6 +794,7 @@ def _d_Transforms(r: BitReader) -> Transforms:
             _x = _d_Transform(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_Transforms, st)
+        if len(f0) < 1: raise missing('Transform', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_Transforms)
     except CodecError as e:
@@ -2140,6 +2142,7 @@ def _d_SPKIData(r: BitReader) -> SPKIData:
             f0.append(_x)
             fid, m, nst = e = _R_SPKIData_1[r.bits(2)]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
+        if len(f0) < 1: raise missing('SPKISexp', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_SPKIData)
     except CodecError as e:
@@ -2307,6 +2310,7 @@ def _d_Manifest(r: BitReader) -> Manifest:
             _x = _d_Reference(r)
             f1.append(_x)
             fid, m, nst = ev(r, _DT_Manifest, st)
+        if len(f1) < 1: raise missing('Reference', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_Manifest)
     except CodecError as e:
@@ -2377,6 +2381,7 @@ def _d_SignatureProperties(r: BitReader) -> SignatureProperties:
             _x = _d_SignatureProperty(r)
             f1.append(_x)
             fid, m, nst = ev(r, _DT_SignatureProperties, st)
+        if len(f1) < 1: raise missing('SignatureProperty', r)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_SignatureProperties)
     except CodecError as e:

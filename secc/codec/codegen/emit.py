@@ -414,6 +414,9 @@ class Emitter(ValueEmitter):
                 self._dec_content(g, f, fid, inner, body)
                 body.append(f"{inner}{var}.append(_x)")
                 body.extend(self._read_event(g, taken if len(taken) == 1 else {-1, -2}, inner))
+                if f.min > 0 and not f.optional_in_model:
+                    # a second-level EE may end the element before the required occurrences
+                    body.append(f"{ind}if len({var}) < {f.min}: raise missing({label!r}, r)")
                 args.append(f"{f.name}=tuple({var})")
                 states = (states | taken) if (optional or f.min == 0) else taken
                 continue

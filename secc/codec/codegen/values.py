@@ -116,16 +116,31 @@ class ValueEmitter:
                     f"if _x > {vc.hi}: raise bad_value({label!r}, _x, 'is above {vc.hi}', r)"
                 )
             return lines, "_x"
-        if vc.kind == "uint":
-            return ["_x = r.uint()"], "_x"
-        if vc.kind == "sint":
-            return ["_x = r.integer()"], "_x"
+        # what decodes must encode: the decoder checks the same facets as the encoder
+        if vc.kind in ("uint", "sint"):
+            lines = ["_x = r.uint()" if vc.kind == "uint" else "_x = r.integer()"]
+            conds = []
+            if vc.lo is not None and (vc.kind == "sint" or vc.lo > 0):
+                conds.append(f"_x < {vc.lo}")
+            if vc.hi is not None:
+                conds.append(f"_x > {vc.hi}")
+            if conds:
+                lines.append(
+                    f"if {' or '.join(conds)}: "
+                    f"raise bad_value({label!r}, _x, 'is outside [{vc.lo}, {vc.hi}]', r)"
+                )
+            return lines, "_x"
         if vc.kind == "bool":
             return ["_x = r.bit() == 1"], "_x"
-        if vc.kind == "str":
-            return ["_x = r.string()"], "_x"
-        if vc.kind == "bytes":
-            return ["_x = r.binary()"], "_x"
+        if vc.kind in ("str", "bytes"):
+            lines = ["_x = r.string()" if vc.kind == "str" else "_x = r.binary()"]
+            if vc.maxl is not None:
+                what = "characters" if vc.kind == "str" else "octets"
+                lines.append(
+                    f"if len(_x) > {vc.maxl}: "
+                    f"raise bad_value({label!r}, _x, 'is longer than {vc.maxl} {what}', r)"
+                )
+            return lines, "_x"
         assert vc.kind == "enum"
         lines = [f"_x = r.bits({vc.nbits})" if vc.nbits else "_x = 0"]
         if (1 << vc.nbits) != vc.count:

@@ -94,4 +94,7 @@ def decode_relaxed(r: BitReader, root: RootInfo, mod: ModuleType, n_elems: int) 
     if value_field is None:
         raise DecodeError(f"{root.local} has no character content", r.pos)
     kwargs[value_field] = text
+    for f in fields:
+        if f.kind == "attr" and not f.optional and f.name not in kwargs:
+            raise DecodeError(f"required attribute {f.local} of {root.local} is missing", r.pos)
     return root.cls(**kwargs)
