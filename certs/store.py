@@ -160,7 +160,10 @@ class Store:
     # --- setup -------------------------------------------------------------------------------
 
     def initialize(self) -> None:
-        """Create the directories (idempotent) and drop debris of interrupted writes."""
+        """Create the directories (idempotent) and drop debris of interrupted writes.
+
+        Call it at start-up, before anything reads the store.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
         for kind in ROOT_KINDS:
             (self.root / "trust" / kind).mkdir(parents=True, exist_ok=True)
@@ -172,10 +175,11 @@ class Store:
         for stale in self.root.rglob(".*.tmp"):
             stale.unlink(missing_ok=True)
         for use in self.leaf_uses(installed_only=False):
+            # At start-up no reader holds an old generation: keep only the current one (an
+            # install killed before its symlink swap leaves a generation nobody points to).
             current = self._current_generation(use)
             for gen in (self.root / "leaf" / use).glob("g*"):
-                complete = (gen / "chain.pem").is_file() and (gen / "key.pem").is_file()
-                if gen.is_dir() and gen != current and not complete:
+                if gen.is_dir() and gen != current:
                     shutil.rmtree(gen)
 
     # --- keys --------------------------------------------------------------------------------

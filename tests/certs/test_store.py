@@ -177,9 +177,13 @@ def test_initialize_cleans_debris(store: Store, pki: TestPki, now: dt.datetime) 
     half = store.root / "leaf" / "v2g" / "g1"
     half.mkdir()
     (half / "key.pem").write_bytes(b"")
+    orphan = store.root / "leaf" / "v2g" / "g2"  # complete, but the swap never happened
+    orphan.mkdir()
+    (orphan / "chain.pem").write_bytes(_chain(pki, "secc2"))
+    (orphan / "key.pem").write_bytes(key_pem(pki["secc2"].key))
     store.initialize()
     assert not (store.root / "trust" / "v2g" / ".abc.pem.x1.tmp").exists()
-    assert not half.exists()
+    assert not half.exists() and not orphan.exists()
     assert store.leaf_chain("v2g")[0] == pki.cert("secc")
 
 
@@ -303,7 +307,7 @@ def test_leaf_pair_swap_survives_kills(tmp_path: Path, pki: TestPki, now: dt.dat
         assert chain in (pki.chain(*CHAINS["secc"]), pki.chain(*CHAINS["secc2"]))
         assert chain[0].public_key() == key.public_key()  # never a chain with the other key
         gens = list((store.root / "leaf" / "v2g").glob("g*"))
-        assert len(gens) <= 3
+        assert gens == [store.leaf_paths("v2g")[0].parent]  # debris of the kill is gone
 
 
 def test_one_secc_chain_per_v2g_root(store: Store, pki: TestPki, now: dt.datetime) -> None:
