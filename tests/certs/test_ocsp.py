@@ -304,9 +304,10 @@ def test_responder_answers_are_judged(
 ) -> None:
     cert = leaves[which].certificate
     der_response = responders[signer].ask(build_request(cert, pki.cert("cpo_sub2")))
+    asked_at = dt.datetime.now(dt.UTC)  # the responder stamps its answers with the real time
     if signer == "bykey":  # ResponderID byKey rather than byName
         assert ocsp.load_der_ocsp_response(der_response).responder_key_hash is not None
-    verdict = judge_response(der_response, cert, pki.cert("cpo_sub2"), now)
+    verdict = judge_response(der_response, cert, pki.cert("cpo_sub2"), asked_at)
     assert verdict.status == which, verdict.reason
     assert verdict.fresh, verdict.reason
     assert verdict.usable == (which != "unknown")
@@ -316,10 +317,12 @@ def test_responder_answers_are_judged(
             seconds=2
         )
     # Stale once nextUpdate (5 minutes, -nmin 5) and the clock skew allowance have passed.
-    later = judge_response(der_response, cert, pki.cert("cpo_sub2"), now + dt.timedelta(hours=1))
+    later = judge_response(
+        der_response, cert, pki.cert("cpo_sub2"), asked_at + dt.timedelta(hours=1)
+    )
     assert later.status == which and not later.fresh and not later.usable
     # The answer is about this certificate only.
-    other = judge_response(der_response, pki.cert("contract"), pki.cert("mo_sub2"), now)
+    other = judge_response(der_response, pki.cert("contract"), pki.cert("mo_sub2"), asked_at)
     assert other.status == "invalid"
 
 
@@ -338,6 +341,7 @@ def test_tampered_and_malformed_responses(
     cert = leaves["good"].certificate
     issuer = pki.cert("cpo_sub2")
     good = responders["issuer"].ask(build_request(cert, issuer))
+    now = dt.datetime.now(dt.UTC)
     # Flip a bit inside the signed thisUpdate time (GeneralizedTime digits): signature must fail.
     stamp = now.strftime("%Y%m%d").encode()
     pos = good.find(stamp)
