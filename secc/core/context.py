@@ -101,7 +101,7 @@ class Context:
 
     @property
     def mod(self) -> Any:
-        return codec.schema_module(self.schema.value)
+        return _MODULES[self.schema]
 
     @property
     def is_dc(self) -> bool:
@@ -144,14 +144,11 @@ class Context:
             status_code = code.EVSE_Shutdown
         elif self.isolation_requested and not self.isolation_valid:
             status_code = code.EVSE_IsolationMonitoringActive
-        iso_value = self.status.isolation
-        levels = {m.value for m in mod.IsolationLevel}
+        level = mod.IsolationLevel._value2member_map_.get(self.status.isolation)
         return mod.DC_EVSEStatus(
             notification_max_delay=self.config.notification_max_delay,
             evse_notification=self.evse_notification(),
-            evse_isolation_status=(
-                mod.IsolationLevel(iso_value) if isolation and iso_value in levels else None
-            ),
+            evse_isolation_status=level if isolation else None,
             evse_status_code=status_code,
         )
 
@@ -161,8 +158,19 @@ def value_of(pv: Any) -> float:
     return float(pv.value) * 10.0 ** int(pv.multiplier)
 
 
+_MODULES: dict[Schema, Any] = {s: codec.schema_module(s.value) for s in Schema}
+_PV_CACHE: dict[tuple[int, float, str], Any] = {}
+_PV_CACHE_LIMIT = 4096
+
+
 def physical_value(mod: Any, value: float, unit: str) -> Any:
-    """A PhysicalValue with the smallest multiplier that fits ``value`` in an int16."""
+    """A PhysicalValue with the smallest multiplier that fits ``value`` in an int16.
+
+    Cached: PhysicalValues are frozen, and the same limits are sent in every loop."""
+    key = (id(mod), value, unit)
+    hit = _PV_CACHE.get(key)
+    if hit is not None:
+        return hit
     multiplier = 0
     v = value
     while abs(v) > 32767 and multiplier < 3:
@@ -171,4 +179,8 @@ def physical_value(mod: Any, value: float, unit: str) -> Any:
     while multiplier > -3 and v != round(v) and abs(v * 10) <= 32767:
         multiplier -= 1
         v = value / 10**multiplier
-    return mod.PhysicalValue(multiplier=multiplier, unit=mod.UnitSymbol(unit), value=round(v))
+    pv = mod.PhysicalValue(multiplier=multiplier, unit=mod.UnitSymbol[unit], value=round(v))
+    if len(_PV_CACHE) >= _PV_CACHE_LIMIT:
+        _PV_CACHE.clear()
+    _PV_CACHE[key] = pv
+    return pv

@@ -127,6 +127,10 @@ class EvSimulator:
         nxt, delay = step
         return self._out(nxt, delay)
 
+    def request(self, name: str) -> Outgoing:
+        """The request ``name`` as this EV would send it now (benches, lab tools)."""
+        return self._out(name, 0.0)
+
     @property
     def last_code(self) -> str | None:
         return self.responses[-1][1] if self.responses else None
