@@ -18,6 +18,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("secc.cli.run", "run the station (SDP, V2G over TCP/TLS, HAL, OCPP) from a config"),
     "demo": ("secc.cli.demo", "a simulated station and EV charging end to end on this machine"),
     "ev": ("secc.cli.ev", "the EV simulator, against a station on the network"),
+    "commission": ("secc.cli.commission", "check and provision a station for Plug & Charge"),
+    "renew": ("secc.cli.renew", "certificate maintenance: renew, refresh OCSP, warn on expiry"),
     "replay": ("secc.cli.replay", "feed a session trace back through the core, report differences"),
     "exi": ("secc.cli.exi", "decode and encode ISO 15118-2 / DIN / appHandshake EXI"),
     "selfcheck": ("secc.cli.selfcheck", "run the codec over the public test vectors"),
