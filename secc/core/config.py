@@ -39,6 +39,22 @@ class Timers:
     # Contactor feedback must follow the command within this time, else ContactorError.
     contactor_feedback: float = 1.0
 
+    def budget(self, request: str) -> float:
+        """V2G_SECC_Msg_Performance_Time for answering ``request`` (Table 109): the runtime
+        measures its answer time against it and logs an overrun."""
+        if request == "CurrentDemandReq":
+            return self.current_demand_performance
+        if request in ("CertificateInstallationReq", "CertificateUpdateReq"):
+            return self.certificate_installation
+        if request in _LONG_BUDGET:
+            return self.long_msg_performance
+        return self.msg_performance
+
+
+_LONG_BUDGET = frozenset(
+    {"ServiceDetailReq", "PaymentDetailsReq", "PowerDeliveryReq", "MeteringReceiptReq"}
+)
+
 
 @dataclass(frozen=True, slots=True)
 class AcLimits:

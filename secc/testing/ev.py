@@ -50,6 +50,9 @@ class EvFaults:
     requested_mode: str | None = None  # ChargeParameterDiscovery energy mode override
     payment: str | None = None  # PaymentServiceSelection override
     ignore_stop_notification: bool = False
+    early_power_delivery: bool = False  # PowerDelivery Start right after the first PreCharge
+    services: tuple[tuple[int, int | None], ...] | None = None  # (ServiceID, ParameterSetID)
+    contract_chain: tuple[bytes, ...] | None = None  # present this chain instead
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,8 @@ class EvScript:
     stop: str = "Terminate"  # SessionStopReq ChargingSession: Terminate or Pause
     resume_session_id: bytes | None = None
     install_certificate: bool = False
+    update_certificate: bool = False
+    renegotiate: bool = False  # one PowerDelivery Renegotiate in the middle of charging
     credentials: Credentials | None = None
     evcc_id: bytes = bytes.fromhex("0a0b0c0d0e0f")
     think_time: float = 0.05
@@ -99,6 +104,8 @@ class EvSimulator:
         self.done = False
         self.loops = 0
         self.stopping = False
+        self.renegotiating = False
+        self.renegotiated = False
         self.gen_challenge: bytes | None = None
         self.schedule_id = 1
         self.meter_info: Any = None
@@ -149,7 +156,7 @@ class EvSimulator:
         if name == "ServiceDiscoveryRes":
             if din:
                 return "ServicePaymentSelectionReq", think
-            if s.install_certificate:
+            if s.install_certificate or s.update_certificate:
                 return "ServiceDetailReq", think
             return "PaymentServiceSelectionReq", think
         if name == "ServiceDetailRes":
@@ -159,11 +166,15 @@ class EvSimulator:
         if name == "PaymentServiceSelectionRes":
             if s.payment == "Contract":
                 return (
-                    "CertificateInstallationReq" if s.install_certificate else "PaymentDetailsReq"
+                    "CertificateInstallationReq"
+                    if s.install_certificate
+                    else "CertificateUpdateReq"
+                    if s.update_certificate
+                    else "PaymentDetailsReq"
                 ), think
             return "AuthorizationReq", think
-        if name == "CertificateInstallationRes":
-            self._install(res)
+        if name in ("CertificateInstallationRes", "CertificateUpdateRes"):
+            self._install(res, update=name == "CertificateUpdateRes")
             return "PaymentDetailsReq", think
         if name == "PaymentDetailsRes":
             self.gen_challenge = bytes(res.gen_challenge)
@@ -177,16 +188,22 @@ class EvSimulator:
                 return "ChargeParameterDiscoveryReq", poll
             if res.sa_schedules is not None:
                 self.schedule_id = res.sa_schedules.sa_schedule_tuple[0].sa_schedule_tuple_id
-            return ("CableCheckReq" if s.dc else "PowerDeliveryReq"), think
+            if self.renegotiated or not s.dc:
+                return "PowerDeliveryReq", think  # after a renegotiation: straight back
+            return "CableCheckReq", think
         if name == "CableCheckRes":
             if res.evse_processing.value != "Finished":
                 return "CableCheckReq", poll
             return "PreChargeReq", think
         if name == "PreChargeRes":
-            if abs(value_of(res.evse_present_voltage) - s.target_voltage) > 10:
+            reached = abs(value_of(res.evse_present_voltage) - s.target_voltage) <= 10
+            if not reached and not s.faults.early_power_delivery:
                 return "PreChargeReq", 0.2
             return "PowerDeliveryReq", think
         if name == "PowerDeliveryRes":
+            if self.renegotiating:
+                self.renegotiating = False
+                return "ChargeParameterDiscoveryReq", think
             if not self.stopping:
                 return loop, think
             if s.dc:
@@ -200,6 +217,9 @@ class EvSimulator:
                     return "MeteringReceiptReq", think
             status = res.ac_evse_status if name == "ChargingStatusRes" else _status(res)
             stop_asked = status is not None and status.evse_notification.value == "StopCharging"
+            if s.renegotiate and not self.renegotiated and self.loops * 2 >= s.charge_loops:
+                self.renegotiating = self.renegotiated = True
+                return "PowerDeliveryReq", think
             if self.loops >= s.charge_loops or (
                 stop_asked and not s.faults.ignore_stop_notification
             ):
@@ -271,8 +291,16 @@ class EvSimulator:
             return mod.ServiceDetailReq(service_id=2), None
         if name in ("PaymentServiceSelectionReq", "ServicePaymentSelectionReq"):
             services = [mod.SelectedService(service_id=1)]
-            if s.install_certificate and not din:
-                services.append(mod.SelectedService(service_id=2, parameter_set_id=1))
+            if (s.install_certificate or s.update_certificate) and not din:
+                services.append(
+                    mod.SelectedService(
+                        service_id=2, parameter_set_id=2 if s.update_certificate else 1
+                    )
+                )
+            if f.services is not None:
+                services = [
+                    mod.SelectedService(service_id=i, parameter_set_id=p) for i, p in f.services
+                ]
             option = f.payment or ("ExternalPayment" if din else s.payment)
             cls = mod.ServicePaymentSelectionReq if din else mod.PaymentServiceSelectionReq
             return cls(
@@ -296,8 +324,30 @@ class EvSimulator:
                 ),
             )
             return req, sign_elements([(req, None)], creds.oem_key)
+        if name == "CertificateUpdateReq":
+            creds = self._creds()
+            leaf, *subs = creds.contract_chain
+            root = creds.pki.cert("v2g_root")
+            req = mod.CertificateUpdateReq(
+                id="ID1",
+                contract_signature_cert_chain=mod.CertificateChain(
+                    id="ID2",
+                    certificate=leaf,
+                    sub_certificates=mod.SubCertificates(certificate=tuple(subs)),
+                ),
+                emaid=creds.emaid,
+                list_of_root_certificate_i_ds=mod.ListOfRootCertificateIDs(
+                    root_certificate_id=(
+                        mod.X509IssuerSerial(
+                            x509_issuer_name=root.issuer.rfc4514_string(),
+                            x509_serial_number=root.serial_number % 2**64,
+                        ),
+                    )
+                ),
+            )
+            return req, sign_elements([(req, None)], creds.contract_key)
         if name == "PaymentDetailsReq":
-            leaf, *subs = self.contract_chain or self._creds().contract_chain
+            leaf, *subs = f.contract_chain or self.contract_chain or self._creds().contract_chain
             chain = mod.CertificateChain(
                 certificate=leaf,
                 sub_certificates=mod.SubCertificates(certificate=tuple(subs)) if subs else None,
@@ -406,8 +456,10 @@ class EvSimulator:
                 ready_to_charge_state=not self.stopping, ev_power_delivery_parameter=dc_param
             )
         progress = mod.ChargeProgress.Stop if self.stopping else mod.ChargeProgress.Start
+        if self.renegotiating:
+            progress = mod.ChargeProgress.Renegotiate
         profile = None
-        if not self.stopping:
+        if not self.stopping and not self.renegotiating:
             power = f.profile_power if f.profile_power is not None else 11000
             profile = mod.ChargingProfile(
                 profile_entry=(
@@ -434,8 +486,9 @@ class EvSimulator:
     def _key(self) -> ec.EllipticCurvePrivateKey:
         return self.contract_key or self._creds().contract_key
 
-    def _install(self, res: Any) -> None:
-        """Take the new contract chain and open its private key with the OEM key."""
+    def _install(self, res: Any, *, update: bool = False) -> None:
+        """Take the new contract chain and open its private key with the OEM key (or, for
+        an update, the old contract key)."""
         chain = res.contract_signature_cert_chain
         subs = chain.sub_certificates.certificate if chain.sub_certificates else ()
         self.contract_chain = (bytes(chain.certificate), *(bytes(c) for c in subs))
@@ -444,7 +497,7 @@ class EvSimulator:
         self.contract_key = install_crypto.open_contract_key(
             bytes(res.contract_signature_encrypted_private_key.value),
             bytes(res.dh_public_key.value),
-            self._creds().oem_key,
+            self._creds().contract_key if update else self._creds().oem_key,
             expected_public_key=leaf,
         )
 

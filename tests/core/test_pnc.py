@@ -173,3 +173,59 @@ def test_bad_metering_receipt_signature(creds: Credentials) -> None:
 def test_unsigned_authorization_is_a_signature_error(creds: Credentials) -> None:
     out = run(creds, energy_mode=AC, faults=EvFaults(unsigned_authorization=True))
     assert_failed(out, "AuthorizationRes", "FAILED_SignatureError")
+
+
+def test_certificate_update_then_charging(creds: Credentials) -> None:
+    clock = FakeClock(utc=START)
+    station = FakeStation(backend=certificate_backend(creds, clock.random_bytes))
+    out = run(creds, energy_mode=DC, update_certificate=True, station=station, clock=clock)
+    assert ("CertificateUpdateRes", "OK") in out.responses
+    forwarded = [a for a in station.requests if isinstance(a, RequestCertificate)]
+    assert forwarded[0].action == "Update"
+    assert out.end is not None and out.end.reason is EndReason.EV_STOP
+
+
+def test_back_end_answer_that_does_not_decode(creds: Credentials) -> None:
+    for garbage in (b"", b"\x80", b"\x81\x02", b"\x80\x98\x02\x10" + bytes(40)):
+        station = FakeStation(backend=lambda _, g=garbage: g)  # type: ignore[misc]
+        out = run(creds, energy_mode=AC, install_certificate=True, station=station)
+        assert_failed(out, "CertificateInstallationRes", "FAILED_NoCertificateAvailable")
+
+
+def test_back_end_answering_the_wrong_message(creds: Credentials) -> None:
+    from secc import codec
+
+    iso2 = codec.schema_module("iso2")
+    wrong = codec.encode(
+        iso2.V2G_Message(
+            header=iso2.MessageHeader(session_id=bytes(8)),
+            body=iso2.Body(body_element=iso2.SessionStopRes(response_code=iso2.ResponseCode.OK)),
+        )
+    )
+    out = run(
+        creds,
+        energy_mode=AC,
+        install_certificate=True,
+        station=FakeStation(backend=lambda _: wrong),
+    )
+    assert_failed(out, "CertificateInstallationRes", "FAILED_NoCertificateAvailable")
+
+
+def test_malformed_contract_certificate_is_a_chain_error(creds: Credentials) -> None:
+    bad = (b"\x30\x03\x02\x01\x01", *creds.contract_chain[1:])
+    out = run(creds, energy_mode=AC, faults=EvFaults(contract_chain=bad))
+    assert_failed(out, "PaymentDetailsRes", "FAILED_CertChainError")
+
+
+def test_chain_with_three_sub_cas_is_a_chain_error(creds: Credentials) -> None:
+    long_chain = (*creds.contract_chain, creds.contract_chain[-1])
+    out = run(creds, energy_mode=AC, faults=EvFaults(contract_chain=long_chain))
+    assert_failed(out, "PaymentDetailsRes", "FAILED_CertChainError")
+
+
+def test_contract_signed_by_another_key_is_a_signature_error(creds: Credentials) -> None:
+    other = make_credentials(START)
+    # the chain is ours, the key signing AuthorizationReq is someone else's
+    forged = dataclasses.replace(creds, contract_key=other.contract_key)
+    out = run(forged, energy_mode=AC)
+    assert_failed(out, "AuthorizationRes", "FAILED_SignatureError")

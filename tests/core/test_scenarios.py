@@ -19,7 +19,7 @@ from secc.core.config import DIN_NAMESPACE, ISO2_NAMESPACE, SessionConfig, Timer
 from secc.core.context import State
 from secc.core.events import ChargingScheduleUpdate, EvseFault, StopRequested
 from secc.testing.clock import FakeClock
-from secc.testing.ev import EvFaults, EvScript
+from secc.testing.ev import EvFaults, EvScript, EvSimulator
 from secc.testing.evse import FakeEvse, FakeStation
 from secc.testing.harness import Outcome, run_session
 
@@ -342,3 +342,131 @@ def test_session_end_always_reports_once() -> None:
     out = run_session(CONFIG, EvScript(energy_mode=AC))
     assert sum(isinstance(a, SessionEnded) for _, a in out.actions) == 1
     assert sum(isinstance(a, CloseConnection) for _, a in out.actions) == 1
+
+
+def test_renegotiation_keeps_the_contactors_closed() -> None:
+    for mode in (AC, DC):
+        out = run_session(CONFIG, EvScript(energy_mode=mode, renegotiate=True, charge_loops=4))
+        names = [n for n, _ in out.responses]
+        assert names.count("ChargeParameterDiscoveryRes") == 2, names
+        assert names.count("PowerDeliveryRes") == 4  # Start, Renegotiate, Start, Stop
+        assert all(c.startswith("OK") for _, c in out.responses)
+        assert out.kinds().count("CloseContactors") == 1
+        ended_cleanly(out, EndReason.EV_STOP)
+
+
+def test_power_delivery_before_precharge_is_not_applied() -> None:
+    out = run_session(CONFIG, EvScript(energy_mode=DC, faults=EvFaults(early_power_delivery=True)))
+    assert out.responses[-1] == ("PowerDeliveryRes", "FAILED_PowerDeliveryNotApplied")
+    assert "CloseContactors" not in out.kinds()
+    ended_cleanly(out, EndReason.FAILED_RESPONSE)
+
+
+def test_service_selection_invalid() -> None:
+    out = run_session(
+        CONFIG, EvScript(energy_mode=AC, faults=EvFaults(services=((1, None), (3, None))))
+    )
+    assert out.responses[-1] == ("PaymentServiceSelectionRes", "FAILED_ServiceSelectionInvalid")
+
+
+def test_no_charge_service_selected() -> None:
+    out = run_session(CONFIG, EvScript(energy_mode=AC, faults=EvFaults(services=((2, 1),))))
+    assert out.responses[-1] == ("PaymentServiceSelectionRes", "FAILED_NoChargeServiceSelected")
+
+
+def test_internet_service_offered_and_detailed() -> None:
+    config = dataclasses.replace(CONFIG, internet_service=True)
+    script = EvScript(energy_mode=AC, faults=EvFaults(services=((1, None), (3, 4))))
+    out = run_session(config, script)
+    assert all(c.startswith("OK") for _, c in out.responses)
+    ended_cleanly(out, EndReason.EV_STOP)
+
+
+def test_minor_version_deviation() -> None:
+    from secc import codec
+    from secc.core.events import RequestReceived, Schema
+    from secc.core.session import SeccSession
+
+    apphand = codec.schema_module("apphand")
+    clock = FakeClock()
+    session = SeccSession(
+        CONFIG, now=clock.now, random_bytes=clock.random_bytes, utc_now=clock.utc_now
+    )
+    offer = apphand.AppProtocol(
+        protocol_namespace=ISO2_NAMESPACE,
+        version_number_major=2,
+        version_number_minor=1,
+        schema_id=7,
+        priority=1,
+    )
+    req = codec.decode(
+        codec.encode(apphand.supportedAppProtocolReq(app_protocol=(offer,))), "apphand"
+    )
+    actions = session.handle(RequestReceived(req, Schema.APPHAND), clock.now)
+    res = actions[0].message
+    assert res.response_code.value == "OK_SuccessfulNegotiationWithMinorDeviation"
+    assert res.schema_id == 7
+    assert session.state is State.WAIT_SESSION_SETUP and session.schema is Schema.ISO2
+
+
+def test_service_discovery_offers_what_the_station_has() -> None:
+    from secc import codec
+    from secc.core.events import RequestReceived, Schema
+    from secc.core.session import SeccSession
+
+    iso2 = codec.schema_module("iso2")
+    config = dataclasses.replace(CONFIG, tls=True, internet_service=True, energy_modes=(DC,))
+    out = run_session(config, EvScript(energy_mode=DC, charge_loops=1))
+    assert out.end is not None
+    sends = [a.message for _, a in out.actions if getattr(a, "name", "") == "ServiceDiscoveryRes"]
+    res = sends[0].body.body_element
+    assert [p.value for p in res.payment_option_list.payment_option] == [
+        "Contract",
+        "ExternalPayment",
+    ]
+    assert [
+        m.value for m in res.charge_service.supported_energy_transfer_mode.energy_transfer_mode
+    ] == [DC]
+    assert sorted(s.service_id for s in res.service_list.service) == [2, 3]
+    # category filter: only the Internet service
+    clock = FakeClock()
+    session = SeccSession(
+        config, now=clock.now, random_bytes=clock.random_bytes, utc_now=clock.utc_now
+    )
+    ev = EvSimulator(EvScript(energy_mode=DC))
+    for name in ("supportedAppProtocolReq", "SessionSetupReq"):
+        step = ev.request(name)
+        acts = session.handle(RequestReceived(step.message, step.schema), clock.now)
+    ev.session_id = acts[-1].message.header.session_id
+    req = iso2.V2G_Message(
+        header=iso2.MessageHeader(session_id=session.session_id),
+        body=iso2.Body(
+            body_element=iso2.ServiceDiscoveryReq(service_category=iso2.ServiceCategory.Internet)
+        ),
+    )
+    actions = session.handle(RequestReceived(req, Schema.ISO2), clock.now)
+    body = actions[0].message.body.body_element
+    assert [s.service_id for s in body.service_list.service] == [3]
+
+
+def test_sales_tariff_is_passed_through() -> None:
+    from secc import codec
+
+    iso2 = codec.schema_module("iso2")
+    tariff = iso2.SalesTariff(
+        id="T1",
+        sales_tariff_id=5,
+        sales_tariff_entry=(
+            iso2.SalesTariffEntry(
+                time_interval=iso2.RelativeTimeInterval(start=0, duration=86400), e_price_level=1
+            ),
+        ),
+    )
+    config = dataclasses.replace(CONFIG, sales_tariff=tariff)
+    out = run_session(config, EvScript(energy_mode=AC, charge_loops=1))
+    res = next(
+        a.message for _, a in out.actions if getattr(a, "name", "") == "ChargeParameterDiscoveryRes"
+    )
+    sent = res.body.body_element.sa_schedules.sa_schedule_tuple[0]
+    assert sent.sales_tariff == tariff
+    ended_cleanly(out, EndReason.EV_STOP)
