@@ -138,6 +138,9 @@ class SessionConfig:
     verifier: PncVerifier | None = None  # None: the real certs code (pnc_crypto)
     sales_tariff: object | None = None  # an iso2.SalesTariff passed through to the EV
     notification_max_delay: int = 0
+    # Seconds ChargeParameterDiscovery answers Ongoing while no CSMS schedule is known
+    # (ISO 15118-2 only); 0: offer the EVSE's own limits at once.
+    schedule_wait: float = 0.0
 
     @property
     def payment_options(self) -> tuple[str, ...]:

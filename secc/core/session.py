@@ -62,9 +62,24 @@ from secc.core.states import handler_for
 
 log = logging.getLogger(__name__)
 
+
+class _SessionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Prefixes every record with the session id (hex; ``-`` before SessionSetup)."""
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(log, {})
+        self.ctx = ctx
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        sid = self.ctx.session_id
+        prefix = sid.hex() if sid != NO_SESSION else "-"
+        return f"[{prefix}] {msg}", kwargs
+
+
 SEQUENCE_TIMER = "V2G_SECC_Sequence_Timeout"
 SETUP_TIMER = "V2G_SECC_CommunicationSetup_Performance_Time"
 CERTIFICATE_TIMER = pnc.CERTIFICATE_TIMER
+NO_SESSION = b"\x00"
 _BEFORE_SESSION = (State.WAIT_HANDSHAKE, State.WAIT_SESSION_SETUP)
 
 
@@ -88,6 +103,7 @@ class SeccSession:
         self._timers: dict[str, float] = {SETUP_TIMER: now + config.timers.communication_setup}
         self.paused: PausedSession | None = None
         self.end_reason: EndReason | None = None
+        self.log = _SessionLog(self._ctx)
 
     # --- read-only views ------------------------------------------------------------------
 
@@ -164,6 +180,7 @@ class SeccSession:
         else:
             body, header = msg.body.body_element, msg.header
         name = type(body).__name__
+        self.log.debug("%s in %s", name, self._state.value)
         handler = handler_for(schema, self._state, name) if schema is ctx.schema else None
         try:
             if handler is None:
@@ -209,9 +226,7 @@ class SeccSession:
 
     def _fail(self, schema: Schema, request: str, err: PeerError) -> list[Action]:
         """The minimal FAILED response (when the request type has one), then the end."""
-        log.info(
-            "session %s: %s answers %s: %s", self._ctx.session_id.hex(), request, err.code, err
-        )
+        self.log.info("%s answered %s: %s", request, err.code, err)
         actions: list[Action] = []
         if schema is Schema.APPHAND:
             from secc.core.handlers.handshake import apphand
@@ -298,5 +313,5 @@ class SeccSession:
                 emaid=ctx.emaid,
                 contract_chain=ctx.contract_chain,
             )
-        log.info("session %s ended: %s %s", ctx.session_id.hex(), reason.value, detail)
+        self.log.info("ended: %s %s", reason.value, detail)
         return actions

@@ -109,6 +109,7 @@ class EvSimulator:
         self.gen_challenge: bytes | None = None
         self.schedule_id = 1
         self.meter_info: Any = None
+        self.pmax = 11000.0  # the profile the EV asks for, capped by the offered PMax
         self.contract_chain = script.credentials.contract_chain if script.credentials else ()
         self.contract_key = script.credentials.contract_key if script.credentials else None
 
@@ -187,7 +188,11 @@ class EvSimulator:
             if res.evse_processing.value != "Finished":
                 return "ChargeParameterDiscoveryReq", poll
             if res.sa_schedules is not None:
-                self.schedule_id = res.sa_schedules.sa_schedule_tuple[0].sa_schedule_tuple_id
+                offer = res.sa_schedules.sa_schedule_tuple[0]
+                self.schedule_id = offer.sa_schedule_tuple_id
+                entries = offer.p_max_schedule.p_max_schedule_entry
+                if self.schema is Schema.ISO2:
+                    self.pmax = min(value_of(e.p_max) for e in entries)
             if self.renegotiated or not s.dc:
                 return "PowerDeliveryReq", think  # after a renegotiation: straight back
             return "CableCheckReq", think
@@ -460,7 +465,7 @@ class EvSimulator:
             progress = mod.ChargeProgress.Renegotiate
         profile = None
         if not self.stopping and not self.renegotiating:
-            power = f.profile_power if f.profile_power is not None else 11000
+            power = f.profile_power if f.profile_power is not None else min(11000.0, self.pmax)
             profile = mod.ChargingProfile(
                 profile_entry=(
                     mod.ProfileEntry(

@@ -470,3 +470,21 @@ def test_sales_tariff_is_passed_through() -> None:
     sent = res.body.body_element.sa_schedules.sa_schedule_tuple[0]
     assert sent.sales_tariff == tariff
     ended_cleanly(out, EndReason.EV_STOP)
+
+
+def test_charge_parameters_wait_for_the_csms_schedule() -> None:
+    config = dataclasses.replace(CONFIG, schedule_wait=10.0)
+    schedule = ChargingScheduleUpdate(((0, 5000.0, 7200),))
+    out = run_session(config, EvScript(energy_mode=AC, charge_loops=1), events=[(8.0, schedule)])
+    codes = [
+        a.message.body.body_element.evse_processing.value
+        for _, a in out.actions
+        if getattr(a, "name", "") == "ChargeParameterDiscoveryRes"
+    ]
+    assert codes[0] == "Ongoing" and codes[-1] == "Finished"
+    assert out.session.context.schedules == {1: 5000.0}
+    ended_cleanly(out, EndReason.EV_STOP)
+    # no schedule: after the wait the EVSE's own limits
+    out = run_session(config, EvScript(energy_mode=DC, charge_loops=1))
+    assert out.session.context.schedules == {1: CONFIG.dc.max_power}
+    ended_cleanly(out, EndReason.EV_STOP)

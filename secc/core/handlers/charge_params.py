@@ -64,6 +64,9 @@ def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
         raise WrongChargeParameter(f"{type(param).__name__} does not fit {mode}")
     ctx.energy_mode = mode
     renegotiating = ctx.contactors_closed
+    waited = now - ctx.started_at.setdefault("ChargeParameterDiscovery", now)
+    if ctx.csms_schedule is None and waited < ctx.config.schedule_wait:
+        return _ongoing(ctx, dc)
     max_entries = req.max_entries_sa_schedule_tuple
     if dc:
         lim = ctx.config.dc
@@ -105,3 +108,31 @@ def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
         evse_charge_parameter=evse,
     )
     return Reply(body, state)
+
+
+def _ongoing(ctx: Context, dc: bool) -> Reply:
+    """Waiting for the CSMS's schedule: Ongoing, no SAScheduleList yet [V2G2-???]."""
+    mod = ctx.mod
+    if dc:
+        lim = ctx.config.dc
+        evse = mod.DC_EVSEChargeParameter(
+            dc_evse_status=ctx.dc_evse_status(),
+            evse_maximum_current_limit=ctx.pv(lim.max_current, "A"),
+            evse_maximum_power_limit=ctx.pv(lim.max_power, "W"),
+            evse_maximum_voltage_limit=ctx.pv(lim.max_voltage, "V"),
+            evse_minimum_current_limit=ctx.pv(lim.min_current, "A"),
+            evse_minimum_voltage_limit=ctx.pv(lim.min_voltage, "V"),
+            evse_peak_current_ripple=ctx.pv(lim.peak_current_ripple, "A"),
+        )
+    else:
+        evse = mod.AC_EVSEChargeParameter(
+            ac_evse_status=ctx.ac_evse_status(),
+            evse_nominal_voltage=ctx.pv(ctx.config.ac.nominal_voltage, "V"),
+            evse_max_current=ctx.pv(ctx.config.ac.max_current, "A"),
+        )
+    body = mod.ChargeParameterDiscoveryRes(
+        response_code=mod.ResponseCode.OK,
+        evse_processing=mod.EVSEProcessing.Ongoing,
+        evse_charge_parameter=evse,
+    )
+    return Reply(body, State.AUTHORIZED)
