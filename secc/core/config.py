@@ -38,6 +38,9 @@ class Timers:
     certificate_installation: float = 4.5
     # Contactor feedback must follow the command within this time, else ContactorError.
     contactor_feedback: float = 1.0
+    # After EVSENotification=StopCharging the EV has this long to stop (PowerDelivery
+    # Stop); then the station opens the contactors and ends the session itself.
+    stop_grace: float = 10.0
 
     def budget(self, request: str) -> float:
         """V2G_SECC_Msg_Performance_Time for answering ``request`` (Table 109): the runtime

@@ -79,6 +79,7 @@ class _SessionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 SEQUENCE_TIMER = "V2G_SECC_Sequence_Timeout"
 SETUP_TIMER = "V2G_SECC_CommunicationSetup_Performance_Time"
 CERTIFICATE_TIMER = pnc.CERTIFICATE_TIMER
+STOP_TIMER = "StopCharging_Grace"
 NO_SESSION = b"\x00"
 _BEFORE_SESSION = (State.WAIT_HANDSHAKE, State.WAIT_SESSION_SETUP)
 
@@ -162,6 +163,7 @@ class SeccSession:
             case StopRequested(reason=reason):
                 if ctx.contactors_closed:
                     ctx.stop_requested = reason  # EVSENotification=StopCharging
+                    self._timers.setdefault(STOP_TIMER, now + self.config.timers.stop_grace)
                     return []
                 return self._end(EndReason.STATION_STOP, reason)
             case ChargingScheduleUpdate(entries=entries):
@@ -202,6 +204,8 @@ class SeccSession:
         if self._state is State.WAIT_SESSION_SETUP and reply.state is not State.ENDED:
             self._timers.pop(SETUP_TIMER, None)
         self._state = reply.state
+        if not self._ctx.contactors_closed:
+            self._timers.pop(STOP_TIMER, None)  # the EV stopped in time
         if reply.body is not None:
             actions.append(self._send(reply.body, schema))
             self._timers[SEQUENCE_TIMER] = now + self.config.timers.sequence_timeout
@@ -286,6 +290,10 @@ class SeccSession:
             return actions + self._end(EndReason.TIMEOUT, f"{name} ran out")
         if name == SEQUENCE_TIMER:
             return self._end(EndReason.SEQUENCE_TIMEOUT, f"{name} ran out in {self._state}")
+        if name == STOP_TIMER:
+            return self._end(
+                EndReason.STATION_STOP, f"the EV ignored StopCharging: {ctx.stop_requested}"
+            )
         return self._end(EndReason.TIMEOUT, f"{name} ran out in {self._state}")
 
     # --- the end --------------------------------------------------------------------------

@@ -488,3 +488,82 @@ def test_charge_parameters_wait_for_the_csms_schedule() -> None:
     out = run_session(config, EvScript(energy_mode=DC, charge_loops=1))
     assert out.session.context.schedules == {1: CONFIG.dc.max_power}
     ended_cleanly(out, EndReason.EV_STOP)
+
+
+def test_ev_ignoring_stop_charging_is_stopped_by_the_station() -> None:
+    faults = EvFaults(ignore_stop_notification=True)
+    out = run_session(
+        CONFIG,
+        EvScript(energy_mode=DC, charge_loops=10_000, faults=faults),
+        events=[(40.0, StopRequested("remote stop"))],
+    )
+    ended_cleanly(out, EndReason.STATION_STOP)
+    end_at = next(t for t, a in out.actions if isinstance(a, SessionEnded))
+    assert end_at - 1000.0 == 40.0 + CONFIG.timers.stop_grace
+    assert out.kinds()[-5:] == [
+        "StopDcOutput",
+        "OpenContactors",
+        "ChargingStateChanged",
+        "CloseConnection",
+        "SessionEnded",
+    ]
+
+
+def test_requests_of_the_wrong_kind_close_without_an_answer() -> None:
+    from secc import codec
+    from secc.core.events import RequestReceived, Schema
+    from secc.core.session import SeccSession
+
+    iso2 = codec.schema_module("iso2")
+    bodies = [
+        None,  # an empty Body
+        iso2.SessionSetupRes(  # a response where a request belongs
+            response_code=iso2.ResponseCode.OK, evseid="DE*ABC*E1234567*1"
+        ),
+    ]
+    for body in bodies:
+        clock = FakeClock()
+        session = SeccSession(
+            CONFIG, now=clock.now, random_bytes=clock.random_bytes, utc_now=clock.utc_now
+        )
+        ev = EvSimulator(EvScript(energy_mode=AC))
+        hello = ev.request("supportedAppProtocolReq")
+        session.handle(RequestReceived(hello.message, hello.schema), clock.now)
+        msg = iso2.V2G_Message(
+            header=iso2.MessageHeader(session_id=bytes(1)), body=iso2.Body(body_element=body)
+        )
+        msg = codec.decode(codec.encode(msg), "iso2")
+        actions = session.handle(RequestReceived(msg, Schema.ISO2), clock.now)
+        kinds = [type(a).__name__ for a in actions]
+        assert kinds == ["OpenContactors", "CloseConnection", "SessionEnded"]
+        assert actions[-1].reason is EndReason.SEQUENCE_ERROR
+    # a DIN message in an ISO session is out of sequence too
+    clock = FakeClock()
+    session = SeccSession(
+        CONFIG, now=clock.now, random_bytes=clock.random_bytes, utc_now=clock.utc_now
+    )
+    din = codec.schema_module("din")
+    msg = din.V2G_Message(
+        header=din.MessageHeader(session_id=bytes(1)),
+        body=din.Body(body_element=din.SessionSetupReq(evccid=bytes(6))),
+    )
+    actions = session.handle(RequestReceived(msg, Schema.DIN), clock.now)
+    assert actions[0].message.body.body_element.response_code.value == "FAILED_SequenceError"
+    assert actions[-1].reason is EndReason.SEQUENCE_ERROR
+
+
+def test_late_and_stray_events_are_harmless() -> None:
+    from secc.core.events import AuthorizationResult, CertificateResult, TimerExpired
+    from secc.core.session import SeccSession
+
+    clock = FakeClock()
+    session = SeccSession(
+        CONFIG, now=clock.now, random_bytes=clock.random_bytes, utc_now=clock.utc_now
+    )
+    assert session.handle(TimerExpired("V2G_SECC_Sequence_Timeout"), clock.now) == []
+    assert session.handle(CertificateResult(b"\x80"), clock.now) == []
+    assert session.handle(AuthorizationResult(True, "tok"), clock.now) == []
+    assert session.deadline == clock.now + CONFIG.timers.communication_setup
+    actions = session.handle(TimerExpired("x"), clock.now + 100)
+    assert [type(a).__name__ for a in actions][-2:] == ["CloseConnection", "SessionEnded"]
+    assert session.handle(TimerExpired("x"), clock.now + 200) == []
