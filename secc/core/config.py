@@ -14,7 +14,19 @@ from typing import Protocol
 
 from cryptography import x509
 
+from secc.errors import ConfigError
+
 ISO2_NAMESPACE = "urn:iso:15118:2:2013:MsgDef"
+ENERGY_MODES = frozenset(
+    {
+        "AC_single_phase_core",
+        "AC_three_phase_core",
+        "DC_core",
+        "DC_extended",
+        "DC_combo_core",
+        "DC_unique",
+    }
+)
 DIN_NAMESPACE = "urn:din:70121:2012:MsgDef"
 
 
@@ -144,6 +156,22 @@ class SessionConfig:
     # Seconds ChargeParameterDiscovery answers Ongoing while no CSMS schedule is known
     # (ISO 15118-2 only); 0: offer the EVSE's own limits at once.
     schedule_wait: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 7 <= len(self.evse_id) <= 37:
+            raise ConfigError(f"evse_id {self.evse_id!r}: ISO 15118-2 wants 7 to 37 characters")
+        unknown = set(self.energy_modes) - ENERGY_MODES
+        if unknown or not self.energy_modes:
+            raise ConfigError(
+                f"energy_modes {self.energy_modes!r}: use some of {', '.join(sorted(ENERGY_MODES))}"
+            )
+        bad = set(self.protocols) - {ISO2_NAMESPACE, DIN_NAMESPACE}
+        if bad or not self.protocols:
+            raise ConfigError(
+                f"protocols {self.protocols!r}: use {ISO2_NAMESPACE} and/or {DIN_NAMESPACE}"
+            )
+        if self.ac.phases not in (1, 3):
+            raise ConfigError(f"ac.phases {self.ac.phases}: 1 or 3")
 
     @property
     def payment_options(self) -> tuple[str, ...]:

@@ -56,3 +56,17 @@ def test_budgets_follow_table_109() -> None:
     assert t.budget("CertificateInstallationReq") == 4.5
     assert t.budget("ChargingStatusReq") == 1.5
     assert Timers(msg_performance=1.0).budget("SessionSetupReq") == 1.0
+
+
+def test_session_config_rejects_what_iso_cannot_carry() -> None:
+    from secc.core.config import SessionConfig
+    from secc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="7 to 37"):
+        SessionConfig(evse_id="DE*1")
+    with pytest.raises(ConfigError, match="energy_modes"):
+        SessionConfig(energy_modes=("AC_four_phase",))
+    with pytest.raises(ConfigError, match="protocols"):
+        SessionConfig(protocols=("urn:iso:15118:20:2022:MsgDef",))
+    assert SessionConfig(tls=True).payment_options == ("Contract", "ExternalPayment")
+    assert SessionConfig(tls=True, pnc_enabled=False).payment_options == ("ExternalPayment",)
