@@ -14,8 +14,9 @@ reaches :attr:`SeccSession.deadline`.
   in one place, and answered with the minimal FAILED response of that request type.
   After any FAILED response the session ends.
 - Ending always emits, in order: StopDcOutput (DC), OpenContactors,
-  ChargingStateChanged(False) if charging, CloseConnection, SessionEnded.  No path ends a
-  session without opening the contactors.
+  ChargingStateChanged(False) if charging, the final response if there is one (a FAILED
+  answer, SessionStopRes), CloseConnection, SessionEnded.  No path ends a session without
+  opening the contactors, and the EVSE is safe before the EV hears the final word.
 - Outside work never blocks: authorization is polled by the EV (EVSEProcessing=Ongoing)
   and answered from the AuthorizationResult fact; certificate installation is the one
   request whose answer waits (for CertificateResult) under its 4.5 s budget.
@@ -206,17 +207,17 @@ class SeccSession:
         self._state = reply.state
         if not self._ctx.contactors_closed:
             self._timers.pop(STOP_TIMER, None)  # the EV stopped in time
-        if reply.body is not None:
-            actions.append(self._send(reply.body, schema))
+        response: list[Action] = [self._send(reply.body, schema)] if reply.body is not None else []
+        if reply.end is not None:
+            return actions + self._end(reply.end, "", response)
+        if response:
             self._timers[SEQUENCE_TIMER] = now + self.config.timers.sequence_timeout
         else:
             self._timers.pop(SEQUENCE_TIMER, None)
             if reply.wait is not None:
                 name, seconds = reply.wait
                 self._timers[name] = now + seconds
-        if reply.end is not None:
-            actions += self._end(reply.end, "")
-        return actions
+        return actions + response
 
     def _send(self, body: Any, schema: Schema) -> SendResponse:
         if schema is Schema.APPHAND:
@@ -245,7 +246,7 @@ class SeccSession:
                 saved, self._ctx.schema = self._ctx.schema, schema
                 actions.append(self._send(body, schema))
                 self._ctx.schema = saved
-        return actions + self._end(err.end_reason, f"{err.code}: {err}")
+        return self._end(err.end_reason, f"{err.code}: {err}", actions)
 
     def _failed_body(self, schema: Schema, request: str, code: str) -> Any:
         ctx = self._ctx
@@ -270,11 +271,11 @@ class SeccSession:
             return self._fail(ctx.schema, request, err)
         self._state = state
         body = message.body.body_element
-        actions: list[Action] = [SendResponse(message, ctx.schema, type(body).__name__)]
-        self._timers[SEQUENCE_TIMER] = now + self.config.timers.sequence_timeout
+        response: list[Action] = [SendResponse(message, ctx.schema, type(body).__name__)]
         if end is not None:
-            actions += self._end(end, f"{body.response_code.value} from the back end")
-        return actions
+            return self._end(end, f"{body.response_code.value} from the back end", response)
+        self._timers[SEQUENCE_TIMER] = now + self.config.timers.sequence_timeout
+        return response
 
     def _due(self, now: float) -> str | None:
         due = [(t, name) for name, t in self._timers.items() if t <= now]
@@ -287,7 +288,7 @@ class SeccSession:
                 ctx.schema, ctx.pending_request or "", "FAILED_NoCertificateAvailable"
             )
             actions: list[Action] = [self._send(body, ctx.schema)] if body is not None else []
-            return actions + self._end(EndReason.TIMEOUT, f"{name} ran out")
+            return self._end(EndReason.TIMEOUT, f"{name} ran out", actions)
         if name == SEQUENCE_TIMER:
             return self._end(EndReason.SEQUENCE_TIMEOUT, f"{name} ran out in {self._state}")
         if name == STOP_TIMER:
@@ -298,7 +299,11 @@ class SeccSession:
 
     # --- the end --------------------------------------------------------------------------
 
-    def _end(self, reason: EndReason, detail: str) -> list[Action]:
+    def _end(
+        self, reason: EndReason, detail: str, last_words: list[Action] | None = None
+    ) -> list[Action]:
+        """Safe state first (DC output off, contactors open), then the final response if
+        any, then the connection closes and the session reports its end."""
         ctx = self._ctx
         actions: list[Action] = []
         if ctx.is_dc and (ctx.isolation_requested or ctx.contactors_closed):
@@ -308,6 +313,7 @@ class SeccSession:
         if ctx.charging:
             actions.append(ChargingStateChanged(charging=False))
             ctx.charging = False
+        actions += last_words or []
         actions += [CloseConnection(reason.value), SessionEnded(reason, detail)]
         self._state = State.ENDED
         self._timers.clear()
