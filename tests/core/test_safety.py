@@ -44,9 +44,11 @@ from secc.core.session import SeccSession
 from secc.testing.clock import FakeClock
 from secc.testing.ev import EvScript, EvSimulator, Outgoing
 from secc.testing.evse import FakeEvse, FakeStation
+from secc.testing.pki import make_credentials
 
 START = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 TOLERANCE = SessionConfig().dc.precharge_tolerance
+CREDS = make_credentials(START)
 ISO_REQUESTS = [
     "SessionSetupReq",
     "ServiceDiscoveryReq",
@@ -184,20 +186,27 @@ def moves(chaos: int) -> st.SearchStrategy[list[tuple[Any, ...]]]:
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    kind=st.sampled_from(["ac", "dc", "din"]),
+    kind=st.sampled_from(["ac", "dc", "din", "ac-pnc", "dc-pnc"]),
     free=st.booleans(),
     steps=st.sampled_from([0, 5, 20, 100]).flatmap(moves),
 )
 def test_safety_invariants(kind: str, free: bool, steps: list[tuple[Any, ...]]) -> None:
-    dc = kind != "ac"
+    dc = kind.startswith(("dc", "din"))
     schema = Schema.DIN if kind == "din" else Schema.ISO2
-    config = SessionConfig(free_service=free)
+    pnc = kind.endswith("pnc")
+    config = SessionConfig(free_service=free, tls=pnc, trust=CREDS.trust, metering_receipts=pnc)
     clock = FakeClock(utc=START)
     session = SeccSession(
         config, now=clock.now, random_bytes=clock.random_bytes, utc_now=clock.utc_now
     )
     mode = "DC_extended" if dc else "AC_three_phase_core"
-    ev = EvSimulator(EvScript(protocol="din" if kind == "din" else "iso2", energy_mode=mode))
+    script = EvScript(
+        protocol="din" if kind == "din" else "iso2",
+        energy_mode=mode,
+        payment="Contract" if pnc else "ExternalPayment",
+        credentials=CREDS if pnc else None,
+    )
+    ev = EvSimulator(script)
     evse, station = FakeEvse(isolation_delay=0.5), FakeStation(auth_delay=0.5)
     monitor = Monitor(dc=dc)
     nxt: list[Outgoing | None] = [ev.start()]
