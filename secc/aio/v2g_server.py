@@ -121,6 +121,7 @@ class V2GConnection:
         self.schema = Schema.APPHAND  # the schema the next request is decoded with
         self.closed = False
         self.close_reason = ""
+        self.last_payload = b""  # the EXI payload of the request being handled (traces)
         self._last_sap_request: Any = None
         self.log = logging.LoggerAdapter(log, {"peer": peer})
 
@@ -397,6 +398,7 @@ class V2GServer:
 
     async def _dispatch(self, conn: V2GConnection, handler: SessionHandler, payload: bytes) -> None:
         schema = conn.schema
+        conn.last_payload = payload
         try:
             message = codec.decode(payload, schema.value)
         except codec.DecodeError as exc:

@@ -1,0 +1,282 @@
+"""The per-connection driver: one :class:`SessionDriver` runs one core session over one
+V2G connection.
+
+Theory of operation
+-------------------
+The V2G server makes a driver for every accepted connection (it is the server's session
+handler).  Everything the core is fed goes through :meth:`SessionDriver.feed`, under one
+lock, so that the actions of one ``handle`` call are performed completely, in order,
+before the next event is handled: requests from the connection, facts from the EVSE
+(status polls, HAL faults), answers of the authorizer / OCPP bridge, and the core's own
+deadline, which a timer task turns into ``TimerExpired``.
+
+Actions go where they belong: ``SendResponse`` is encoded and written as one V2GTP frame
+(the connection then decodes the next request with ``session.schema``),
+``CloseConnection`` closes the socket, contactor / isolation / DC actions go to the
+EVSE's HAL (:class:`SessionHost`), authorization, certificate and transaction actions to
+its backend (local authorizer or OCPP bridge).  Every input and output is written to the
+session trace (:mod:`secc.trace`).  A response slower than the station's budget
+(V2G_SECC_Msg_Performance_Time) is logged as a warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from secc import codec
+from secc.aio.v2g_server import V2GConnection
+from secc.core.actions import Action, CloseConnection, SendResponse, SessionEnded
+from secc.core.config import PausedSession, SessionConfig
+from secc.core.events import (
+    ConnectionLost,
+    Event,
+    EvseStatus,
+    RequestReceived,
+    TimerExpired,
+)
+from secc.core.session import SeccSession
+from secc.trace import Trace, body_of, jsonable, summarize
+
+log = logging.getLogger(__name__)
+
+HAL_ACTIONS = frozenset(
+    {"CloseContactors", "OpenContactors", "StartIsolationTest", "SetDcTarget", "StopDcOutput"}
+)
+
+
+class SessionHost(Protocol):
+    """What a driver needs from its EVSE (:class:`secc.runtime.Evse` implements it)."""
+
+    async def perform_hal(self, action: Action) -> Event | None:
+        """Perform a HAL action; a failure comes back as an EvseFault to feed."""
+        ...
+
+    def perform_backend(self, action: Action) -> None:
+        """Hand an action to the authorizer / OCPP bridge (non-blocking)."""
+        ...
+
+    def session_ended(self, driver: SessionDriver) -> None: ...
+
+
+class SessionAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Prefixes every line with the EVSE and the session id."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        extra = self.extra or {}
+        return f"[{extra.get('evse')} {extra.get('session')}] {msg}", kwargs
+
+
+class SessionDriver:
+    def __init__(
+        self,
+        conn: V2GConnection,
+        config: SessionConfig,
+        host: SessionHost,
+        *,
+        make_trace: Callable[[dict[str, Any]], Trace],
+        random_bytes: Callable[[int], bytes],
+        utc_now: Callable[[], dt.datetime],
+        resume: PausedSession | None = None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        self.conn = conn
+        self.config = config
+        self.host = host
+        self._random_source = random_bytes
+        self.started = loop.time()
+        self.started_utc = utc_now()
+        self.trace = make_trace(
+            {
+                "evse_id": config.evse_id,
+                "peer": str(conn.peer[0]),
+                "tls": conn.tls,
+                "started": self.started_utc.isoformat(),
+                "config": None,  # filled by the maker (it knows the trust roots)
+                "resume": jsonable(resume) if resume is not None else None,
+            }
+        )
+        self.session = SeccSession(
+            config, now=self.started, random_bytes=self._random, utc_now=utc_now, resume=resume
+        )
+        self.log = SessionAdapter(log, {"evse": config.evse_id, "session": "-"})
+        self.ended: SessionEnded | None = None
+        self.done = asyncio.Event()
+        self.last_status: EvseStatus | None = None
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._received_at = self.started
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timer = asyncio.create_task(self._timer_loop(), name=f"timer-{config.evse_id}")
+        self.log.info("connection from %s (%s)", conn.peer[0], "TLS" if conn.tls else "TCP")
+
+    # --- what the V2G server calls ------------------------------------------------------
+
+    async def request_received(self, conn: V2GConnection, event: RequestReceived) -> None:
+        now = asyncio.get_running_loop().time()
+        self._received_at = now
+        body = body_of(event.message)
+        self.trace.write(
+            {
+                "kind": "rx",
+                "t": round(now - self.started, 6),
+                "name": type(body).__name__,
+                "schema": event.schema.value,
+                "exi": conn.last_payload.hex(),
+                "summary": summarize(body),
+            }
+        )
+        await self.feed(event, traced=True)
+
+    async def connection_lost(self, conn: V2GConnection, event: ConnectionLost) -> None:
+        await self.feed(event)
+
+    async def undecodable(
+        self, conn: V2GConnection, payload: bytes, error: codec.DecodeError
+    ) -> None:
+        now = asyncio.get_running_loop().time()
+        self.trace.write(
+            {
+                "kind": "undecodable",
+                "t": round(now - self.started, 6),
+                "exi": payload.hex(),
+                "error": str(error),
+            }
+        )
+        await conn.close("undecodable request")
+        await self.feed(ConnectionLost(f"undecodable request: {error}"))
+
+    # --- the one way into the core ------------------------------------------------------
+
+    async def feed(self, event: Event, *, traced: bool = False) -> None:
+        async with self._lock:
+            if self.ended is not None:
+                return
+            now = asyncio.get_running_loop().time()
+            if not traced:
+                self.trace.write(
+                    {
+                        "kind": "fact",
+                        "t": round(now - self.started, 6),
+                        "event": type(event).__name__,
+                        "fields": jsonable(event),
+                    }
+                )
+            if isinstance(event, EvseStatus):
+                self.last_status = event
+            actions = self.session.handle(event, now)
+            if self.session.session_id and self.log.extra is not None:
+                self.log.extra["session"] = self.session.session_id.hex()  # type: ignore[index]
+            await self._perform(actions, now)
+            self._wake.set()
+
+    def feed_soon(self, event: Event) -> None:
+        """Feed from synchronous code (backend callbacks): a task, kept referenced."""
+        task = asyncio.create_task(self.feed(event))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _perform(self, actions: list[Action], now: float) -> None:
+        t = round(now - self.started, 6)
+        for action in actions:
+            if isinstance(action, SendResponse):
+                await self._send(action, now)
+                continue
+            self.trace.write(
+                {
+                    "kind": "action",
+                    "t": t,
+                    "action": type(action).__name__,
+                    "fields": jsonable(action),
+                }
+            )
+            name = type(action).__name__
+            if isinstance(action, CloseConnection):
+                if not self.conn.closed:
+                    await self.conn.close(action.reason)
+            elif name in HAL_ACTIONS:
+                fault = await self.host.perform_hal(action)
+                if fault is not None:
+                    self.log.error("HAL: %s failed: %s", name, fault)
+                    self.feed_soon(fault)
+            else:
+                self.host.perform_backend(action)
+            if isinstance(action, SessionEnded):
+                self._finish(action)
+
+    async def _send(self, action: SendResponse, now: float) -> None:
+        payload = codec.encode(action.message)
+        if not self.conn.closed:
+            try:
+                await self.conn.send(payload)
+            except (ConnectionError, OSError) as exc:
+                self.log.warning("sending %s failed: %s", action.name, exc)
+            self.conn.schema = self.session.schema
+        sent = asyncio.get_running_loop().time()
+        took = sent - self._received_at
+        self.trace.write(
+            {
+                "kind": "tx",
+                "t": round(now - self.started, 6),
+                "name": action.name,
+                "schema": action.schema.value,
+                "exi": payload.hex(),
+                "summary": summarize(body_of(action.message)),
+                "ms": round(took * 1000, 3),
+            }
+        )
+        budget = self.config.timers.budget(action.name.removesuffix("Res") + "Req")
+        if took > budget:
+            self.log.warning(
+                "%s took %.1f ms, over the %.0f ms budget", action.name, took * 1e3, budget * 1e3
+            )
+
+    def _random(self, n: int) -> bytes:
+        data = self._random_source(n)
+        self.trace.write({"kind": "random", "n": n, "hex": data.hex()})
+        return data
+
+    def _finish(self, ended: SessionEnded) -> None:
+        self.ended = ended
+        self.trace.write(
+            {
+                "kind": "end",
+                "t": round(asyncio.get_running_loop().time() - self.started, 6),
+                "reason": ended.reason.value,
+                "detail": ended.detail,
+            }
+        )
+        self.log.info("session ended: %s %s", ended.reason.value, ended.detail)
+        self.trace.close()
+        self.done.set()
+        self._wake.set()
+        self.host.session_ended(self)
+
+    # --- the core's deadline ------------------------------------------------------------
+
+    async def _timer_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.ended is None:
+            self._wake.clear()
+            deadline = self.session.deadline
+            timeout = None if deadline is None else max(0.0, deadline - loop.time())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+                continue
+            if self.ended is None:
+                await self.feed(TimerExpired("deadline"))
+
+    async def aclose(self, reason: str = "station shutdown") -> None:
+        """End the session (if it still runs) and stop the timer."""
+        if self.ended is None:
+            await self.feed(ConnectionLost(reason))
+        if not self.conn.closed:
+            await self.conn.close(reason)
+        self._timer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._timer

@@ -1,0 +1,226 @@
+"""The station configuration: one TOML file mapped onto frozen dataclasses.
+
+``/etc/secc/secc.toml`` by default (``secc run --config FILE``).  Every key is checked
+at start by :func:`secc.configload.load`: an unknown key or a bad value stops the station
+with the file, the dotted key and the reason.  :func:`session_config` maps one EVSE
+section onto the core's :class:`~secc.core.config.SessionConfig`.  docs/config.md lists
+every key; docs/secc.example.toml is a commented example.
+
+No I/O here except :func:`load_file` (the one reader of the file).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from secc.configload import load
+from secc.core.config import (
+    DIN_NAMESPACE,
+    ISO2_NAMESPACE,
+    AcLimits,
+    DcLimits,
+    PncTrust,
+    SessionConfig,
+    Timers,
+)
+from secc.errors import ConfigError
+
+DEFAULT_PATH = Path("/etc/secc/secc.toml")
+PROTOCOLS = {"iso2": ISO2_NAMESPACE, "din": DIN_NAMESPACE}
+ENERGY_MODES = (
+    "AC_single_phase_core",
+    "AC_three_phase_core",
+    "DC_core",
+    "DC_extended",
+    "DC_combo_core",
+    "DC_unique",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StationSection:
+    name: str = "secc"
+    trace_dir: Path | None = None  # one JSON Lines trace per session; none: no traces
+    tls_keylog: Path | None = None  # NSS key log for Wireshark: lab use only
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class CertsSection:
+    store: Path | None = None  # certs.store.Store root; none: no TLS, no Plug & Charge
+    key_password_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationSection:
+    """Local authorization for stations without a CSMS (OCPP off)."""
+
+    # EIM (ExternalPayment): accept every session (free service / demo) or refuse all.
+    eim: Literal["accept", "reject"] = "accept"
+    # Plug & Charge: accept when the core's own contract chain check against the MO
+    # roots of the store passed (the core asks only then), or refuse all.
+    pnc: Literal["accept", "reject"] = "accept"
+
+
+@dataclass(frozen=True, slots=True)
+class HalSection:
+    backend: str = "simulated"  # hal.registry name: simulated, serial-mcu, gpiod, ...
+    plc: str | None = None  # a PLC backend replacing the board's own (e.g. "slac")
+    # "iec61851": hal.charging.ChargingRunner drives CP / SLAC and the contactors follow
+    # the V2G session; "none": no control pilot (lab links without CP): the runtime
+    # switches the contactors directly.
+    control: Literal["iec61851", "none"] = "iec61851"
+    poll_interval: float = 0.1  # seconds between EVSE status reads during a session
+
+    def __post_init__(self) -> None:
+        if not 0.005 <= self.poll_interval <= 5.0:
+            raise ValueError("hal.poll_interval must be between 0.005 and 5 seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class EvseSection:
+    evse_id: str
+    interface: str | None = None  # PLC interface (eth1); none: loopback / test mode
+    address: str = "::1"  # the address the V2G servers bind and SDP offers
+    tls_port: int = 0  # 0: a free port; -1: no TLS
+    tcp_port: int = -1  # -1: no plain TCP (the default: TLS only); 0: a free port
+    sdp_port: int = 15118
+    energy_modes: tuple[str, ...] = ("AC_three_phase_core",)
+    ac: AcLimits = field(default_factory=AcLimits)
+    dc: DcLimits = field(default_factory=DcLimits)
+    pnc: bool = True
+    certificate_installation: bool = True
+    free_service: bool = False
+    protocols: tuple[Literal["iso2", "din"], ...] = ("iso2", "din")
+    meter_id: str | None = "METER-1"
+    timers: Timers = field(default_factory=Timers)
+    hal: HalSection = field(default_factory=HalSection)
+    # backend options, checked by the backend itself (scalars only)
+    hal_options: tuple[tuple[str, str | int | float | bool], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.evse_id:
+            raise ValueError("evse_id must not be empty")
+        for name in ("tls_port", "tcp_port"):
+            port = getattr(self, name)
+            if not -1 <= port <= 65535:
+                raise ValueError(f"{name} must be -1 (off), 0 (any) or a port number")
+        if self.tls_port == -1 and self.tcp_port == -1:
+            raise ValueError("an EVSE needs tls_port or tcp_port (both are -1)")
+        if not 0 <= self.sdp_port <= 65535:
+            raise ValueError("sdp_port must be a port number (0: any)")
+        for mode in self.energy_modes:
+            if mode not in ENERGY_MODES:
+                raise ValueError(f"energy_modes: unknown mode {mode!r} ({', '.join(ENERGY_MODES)})")
+        if not self.energy_modes:
+            raise ValueError("energy_modes must name at least one mode")
+        if not self.protocols:
+            raise ValueError("protocols must name at least one protocol")
+
+
+@dataclass(frozen=True, slots=True)
+class OcppSection:
+    """The CSMS link (secc.ocpp_bridge); absent: local authorization only."""
+
+    url: str
+    station_id: str
+    security_profile: int = 1
+    database: Path = Path("/var/lib/secc/ocpp.sqlite")
+
+
+@dataclass(frozen=True, slots=True)
+class StationConfig:
+    evse: tuple[EvseSection, ...]
+    station: StationSection = field(default_factory=StationSection)
+    certs: CertsSection = field(default_factory=CertsSection)
+    authorization: AuthorizationSection = field(default_factory=AuthorizationSection)
+    ocpp: OcppSection | None = None
+
+    def __post_init__(self) -> None:
+        if not self.evse:
+            raise ValueError("at least one [[evse]] section is needed")
+        ids = [e.evse_id for e in self.evse]
+        if len(set(ids)) != len(ids):
+            raise ValueError("two [[evse]] sections have the same evse_id")
+        ports = [(e.interface, e.address, p) for e in self.evse for p in (e.tls_port, e.tcp_port)]
+        ports = [p for p in ports if p[2] > 0]
+        if len(set(ports)) != len(ports):
+            raise ValueError("two [[evse]] sections use the same address and TCP port")
+        sdp = [(e.interface, e.address, e.sdp_port) for e in self.evse if e.sdp_port > 0]
+        if len(set(sdp)) != len(sdp):
+            raise ValueError("two [[evse]] sections share interface, address and sdp_port")
+
+
+def _split_hal_options(
+    data: Any, source: str
+) -> tuple[Any, dict[int, tuple[tuple[str, str | int | float | bool], ...]]]:
+    """``[evse.hal.options]`` is a free table for the backend: lift it out of ``hal`` so
+    the strict loader checks the rest; the backend checks the options when it opens."""
+    pairs: dict[int, tuple[tuple[str, str | int | float | bool], ...]] = {}
+    if not isinstance(data, dict) or not isinstance(data.get("evse"), list):
+        return data, pairs
+    sections = []
+    for i, evse in enumerate(data["evse"]):
+        hal = evse.get("hal") if isinstance(evse, dict) else None
+        if isinstance(hal, dict) and "options" in hal:
+            options = hal["options"]
+            if not isinstance(options, dict):
+                raise ConfigError(f"{source}: evse[{i}].hal.options must be a table")
+            for key, value in options.items():
+                if not isinstance(value, (str, int, float, bool)):
+                    raise ConfigError(
+                        f"{source}: evse[{i}].hal.options.{key} must be a string, number or "
+                        f"boolean, not {value!r}"
+                    )
+            pairs[i] = tuple(options.items())
+            evse = {**evse, "hal": {k: v for k, v in hal.items() if k != "options"}}  # noqa: PLW2901
+        if isinstance(evse, dict) and "hal_options" in evse:
+            raise ConfigError(
+                f"{source}: unknown key evse[{i}].hal_options (use [evse.hal.options])"
+            )
+        sections.append(evse)
+    return {**data, "evse": sections}, pairs
+
+
+def parse(data: Any, source: str) -> StationConfig:
+    """Check parsed TOML; raises :class:`ConfigError` naming ``source``, key and reason."""
+    data, pairs = _split_hal_options(data, source)
+    config = load(StationConfig, data, source)
+    if pairs:
+        evses = tuple(replace(e, hal_options=pairs.get(i, ())) for i, e in enumerate(config.evse))
+        config = replace(config, evse=evses)
+    return config
+
+
+def load_file(path: Path) -> StationConfig:
+    """Read and check the station's TOML file."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse(data, str(path))
+
+
+def session_config(evse: EvseSection, *, tls: bool, trust: PncTrust) -> SessionConfig:
+    """The core's view of one EVSE section."""
+    return SessionConfig(
+        evse_id=evse.evse_id,
+        energy_modes=evse.energy_modes,
+        ac=evse.ac,
+        dc=evse.dc,
+        tls=tls,
+        protocols=tuple(PROTOCOLS[p] for p in evse.protocols),
+        pnc_enabled=evse.pnc,
+        certificate_installation=evse.certificate_installation,
+        free_service=evse.free_service,
+        meter_id=evse.meter_id,
+        timers=evse.timers,
+        trust=trust,
+    )

@@ -1,0 +1,519 @@
+"""The composition root: a station of one or more EVSEs, each with its interface, EVSE
+ID, HAL board, SDP server, V2G server(s) and backend (local authorizer or OCPP bridge).
+
+Theory of operation
+-------------------
+:class:`Station` reads the certificate store once (SECC chains for TLS, MO and V2G roots
+for the core's contract checks), then starts every :class:`Evse`.  An EVSE opens its
+board through :mod:`hal.registry` (or takes one given, e.g. the demo's simulated board),
+runs :class:`hal.charging.ChargingRunner` when the board has a control pilot to drive
+(``hal.control = "iec61851"``), serves V2G over TLS and/or TCP and answers SDP with
+their ports.  Each accepted connection gets a :class:`~secc.aio.driver.SessionDriver`
+(one core session).  While a session runs, the EVSE polls the board every
+``hal.poll_interval`` (and at once after each HAL command) and feeds an ``EvseStatus``
+when it changes; HAL faults become ``EvseFault``.  Authorization, certificate and
+transaction actions go to the backend, whose answers come back as events.
+
+Shutdown (SIGTERM in ``secc run``): SDP and V2G servers stop accepting, every session is
+ended (the core opens the contactors), the runner opens the contactors again and the
+board is closed; traces are flushed as each session ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from ipaddress import IPv6Address
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from certs.store import Store, StoreError
+from hal.api import Board
+from hal.charging import ChargingRunner
+from hal.types import ContactorState, HalError
+from secc.aio.driver import SessionDriver
+from secc.aio.sdp_server import SdpServer
+from secc.aio.tls import SeccChain, TlsSelector, station_tls
+from secc.aio.v2g_server import V2GConnection, V2GServer
+from secc.config import AuthorizationSection, EvseSection, StationConfig, session_config
+from secc.core.actions import (
+    Action,
+    CloseContactors,
+    EndReason,
+    OpenContactors,
+    RequestAuthorization,
+    RequestCertificate,
+    SessionEnded,
+    SessionStarted,
+    SetDcTarget,
+    StartIsolationTest,
+    StopDcOutput,
+)
+from secc.core.config import PausedSession, PncTrust, SessionConfig
+from secc.core.events import (
+    AuthorizationResult,
+    CertificateResult,
+    Event,
+    EvseFault,
+    EvseStatus,
+    StopRequested,
+)
+from secc.errors import ConfigError
+from secc.sdp import SdpOffer, SdpResponder
+from secc.trace import Record, Trace, config_record, trace_name
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[Event], None]
+Observer = Callable[[str, Record], None]  # (evse_id, trace record)
+
+
+class Backend(Protocol):
+    """Where authorization, certificate and transaction actions go.  The OCPP bridge
+    (:class:`secc.ocpp_bridge.bridge.Bridge`) has this shape; its answers come back
+    through the ``emit`` callback it was built with."""
+
+    def perform(self, action: Action) -> None: ...
+
+    def evse_status(self, status: EvseStatus) -> None: ...
+
+
+BackendFactory = Callable[[EvseSection, Emit], Backend]
+CertificateBackend = Callable[[RequestCertificate], bytes | None]
+
+
+class LocalBackend:
+    """Authorization without a CSMS: EIM and Plug & Charge by the configured policy (the
+    core asks for PnC only after its own contract chain check against the store's MO
+    roots passed).  Certificate installation needs a back end: ``certificates`` (a lab
+    CPS), else the answer is "no certificate" at once."""
+
+    def __init__(
+        self,
+        policy: AuthorizationSection,
+        emit: Emit,
+        certificates: CertificateBackend | None = None,
+    ) -> None:
+        self.policy = policy
+        self.emit = emit
+        self.certificates = certificates
+
+    def perform(self, action: Action) -> None:
+        match action:
+            case RequestAuthorization(kind=kind, id_token=token):
+                rule = self.policy.pnc if kind == "eMAID" else self.policy.eim
+                accepted = rule == "accept"
+                log.info("local authorization of %s %s: %s", kind, token, rule)
+                result = AuthorizationResult(
+                    accepted=accepted,
+                    id_token=token,
+                    certificate_status=("Accepted" if accepted else None)
+                    if kind == "eMAID"
+                    else None,
+                    reason="" if accepted else f"local policy rejects {kind}",
+                )
+                asyncio.get_running_loop().call_soon(self.emit, result)
+            case RequestCertificate():
+                if self.certificates is None:
+                    result_c = CertificateResult(None, "no certificate back end (no OCPP)")
+                else:
+                    result_c = CertificateResult(self.certificates(action))
+                asyncio.get_running_loop().call_soon(self.emit, result_c)
+            case _:
+                pass
+
+    def evse_status(self, status: EvseStatus) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What the store gives the station at start."""
+
+    chains: tuple[SeccChain, ...]
+    trust: PncTrust
+
+
+def load_credentials(config: StationConfig, utc_now: dt.datetime) -> Credentials:
+    section = config.certs
+    if section.store is None:
+        log.warning("no certificate store configured: no TLS, no Plug & Charge")
+        return Credentials((), PncTrust())
+    if not section.store.is_dir():
+        raise ConfigError(f"certs.store: {section.store} is not a directory")
+    store = Store(section.store, key_password_file=section.key_password_file)
+    try:
+        v2g_roots = store.roots("v2g")
+        mo_roots = store.roots("mo")
+        chains = []
+        for use in store.leaf_uses():
+            if use != "v2g" and not use.startswith("v2g."):
+                continue
+            certfile, keyfile = store.leaf_paths(use)
+            chain = store.leaf_chain(use)
+            root = _root_of(chain, v2g_roots)
+            if root is None:
+                log.error("SECC chain %s: no installed V2G root issued it; not served", use)
+                continue
+            chains.append(SeccChain(certfile, keyfile, root, store.key_password(), name=use))
+    except StoreError as exc:
+        raise ConfigError(f"certs.store: {section.store}: {exc}") from exc
+    return Credentials(tuple(chains), PncTrust(roots=(*mo_roots, *v2g_roots)))
+
+
+def _root_of(
+    chain: list[x509.Certificate], roots: list[x509.Certificate]
+) -> x509.Certificate | None:
+    top = chain[-1]
+    for root in roots:
+        if root.subject == top.issuer:
+            return root
+    return None
+
+
+class Evse:
+    """One charge point: its board, servers and the sessions on them."""
+
+    def __init__(
+        self,
+        section: EvseSection,
+        config: SessionConfig,
+        board: Board,
+        tls: TlsSelector | None,
+        *,
+        backend_factory: BackendFactory,
+        trace_dir: Path | None,
+        observer: Observer | None,
+        utc_now: Callable[[], dt.datetime],
+        random_bytes: Callable[[int], bytes],
+    ) -> None:
+        self.section = section
+        self.config = config
+        self.board = board
+        self.tls = tls
+        self.trace_dir = trace_dir
+        self.observer = observer
+        self.utc_now = utc_now
+        self.random_bytes = random_bytes
+        self.backend = backend_factory(section, self._emit)
+        self.runner: ChargingRunner | None = None
+        if section.hal.control == "iec61851":
+            self.runner = ChargingRunner(board)
+        self.sdp: SdpServer | None = None
+        self.servers: list[V2GServer] = []
+        self.drivers: set[SessionDriver] = set()
+        self.active: SessionDriver | None = None
+        self.paused: PausedSession | None = None
+        self.ended: list[tuple[SessionDriver, SessionEnded]] = []
+        self.trace_files: list[Path] = []
+        self._poke = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def evse_id(self) -> str:
+        return self.section.evse_id
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        s = self.section
+        host = s.address
+        if s.interface and IPv6Address(s.address).is_link_local:
+            host = f"{s.address}%{s.interface}"
+        ports: dict[str, int | None] = {"tls": None, "tcp": None}
+        if self.runner is not None:
+            await self.runner.start()
+        for kind, port in (("tls", s.tls_port), ("tcp", s.tcp_port)):
+            if port < 0 or (kind == "tls" and self.tls is None):
+                continue
+            server = V2GServer(
+                self._make_driver,
+                host=host,
+                port=port,
+                interface=s.interface,
+                tls=self.tls if kind == "tls" else None,
+            )
+            await server.start()
+            self.servers.append(server)
+            ports[kind] = server.port
+        if not self.servers:
+            raise ConfigError(
+                f"evse {s.evse_id}: nothing to serve (TLS needs a SECC chain in the store; "
+                "set tcp_port to serve plain TCP)"
+            )
+        offer = SdpOffer(IPv6Address(s.address), tls_port=ports["tls"], tcp_port=ports["tcp"])
+        self.sdp = SdpServer(
+            SdpResponder(offer),
+            interface=s.interface,
+            host="::" if s.interface else s.address,
+            port=s.sdp_port,
+        )
+        await self.sdp.start()
+        self._tasks.append(asyncio.create_task(self._poll_loop(), name=f"poll-{s.evse_id}"))
+        if self.runner is not None:
+            self._tasks.append(asyncio.create_task(self._fault_loop(), name=f"faults-{s.evse_id}"))
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {("tls" if srv._tls is not None else "tcp"): srv.port for srv in self.servers}
+
+    async def aclose(self) -> None:
+        if self.sdp is not None:
+            await self.sdp.aclose()
+        for driver in list(self.drivers):
+            with contextlib.suppress(Exception):
+                await driver.feed(StopRequested("station shutdown"))
+            await driver.aclose("station shutdown")
+        for server in self.servers:
+            await server.aclose()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.runner is not None:
+            await self.runner.aclose()
+        else:
+            with contextlib.suppress(HalError):
+                await self.board.contactors.open(timeout=0.5)
+        await self.board.aclose()
+
+    # --- sessions -------------------------------------------------------------------------
+
+    def _make_driver(self, conn: V2GConnection) -> SessionDriver:
+        resume, self.paused = self.paused, None
+        driver = SessionDriver(
+            conn,
+            self.config,
+            self,
+            make_trace=self._make_trace,
+            random_bytes=self.random_bytes,
+            utc_now=self.utc_now,
+            resume=resume,
+        )
+        self.drivers.add(driver)
+        self.active = driver
+        self._poke.set()
+        return driver
+
+    def _make_trace(self, header: dict[str, Any]) -> Trace:
+        header["config"] = config_record(self.config)
+        header["trust"] = [c.public_bytes(Encoding.DER).hex() for c in self.config.trust.roots]
+        path = None
+        if self.trace_dir is not None:
+            path = self.trace_dir / trace_name(self.evse_id, self.utc_now(), os.urandom(3).hex())
+            self.trace_files.append(path)
+        observer = None
+        if self.observer is not None:
+            obs, evse_id = self.observer, self.evse_id
+            observer = lambda record: obs(evse_id, record)  # noqa: E731
+        return Trace(path, header, observer=observer)
+
+    def session_ended(self, driver: SessionDriver) -> None:
+        self.drivers.discard(driver)
+        if driver.ended is not None:
+            self.ended.append((driver, driver.ended))
+        if driver.session.paused is not None:
+            self.paused = driver.session.paused
+        if self.active is driver:
+            self.active = None
+        if self.runner is not None and driver.ended is not None:
+            ok = driver.ended.reason in (EndReason.EV_STOP, EndReason.EV_PAUSE)
+            task = asyncio.create_task(
+                self.runner.hlc_finished() if ok else self.runner.hlc_failed(driver.ended.detail)
+            )
+            self._tasks.append(task)
+
+    def _emit(self, event: Event) -> None:
+        if self.active is not None:
+            self.active.feed_soon(event)
+        else:
+            log.info("%s: %s with no session running; dropped", self.evse_id, type(event).__name__)
+
+    # --- HAL ------------------------------------------------------------------------------
+
+    def perform_backend(self, action: Action) -> None:
+        if isinstance(action, SessionStarted) and self.runner is not None:
+            self._tasks.append(asyncio.create_task(self.runner.hlc_started()))
+        self.backend.perform(action)
+
+    async def perform_hal(self, action: Action) -> Event | None:
+        board = self.board
+        try:
+            match action:
+                case CloseContactors():
+                    if self.runner is not None:
+                        await self.runner.power(True)
+                    else:
+                        await board.contactors.close()
+                case OpenContactors():
+                    if self.runner is not None:
+                        await self.runner.power(False)
+                    await board.contactors.open()
+                case StartIsolationTest(voltage=v):
+                    if board.isolation is None or board.dc_supply is None:
+                        return EvseFault("isolation", "no isolation monitor / DC supply")
+                    await board.dc_supply.set_target(v, 0.0)
+                    await board.dc_supply.enable(True)
+                    await board.isolation.start()
+                case SetDcTarget(voltage=v, current=i):
+                    if board.dc_supply is None:
+                        return EvseFault("dc_supply", "the board has no DC supply")
+                    await board.dc_supply.set_target(v, i)
+                    await board.dc_supply.enable(True)
+                case StopDcOutput():
+                    if board.dc_supply is not None:
+                        await board.dc_supply.enable(False)
+                    if board.isolation is not None:
+                        await board.isolation.stop()
+                case _:
+                    pass
+        except HalError as exc:
+            return EvseFault(type(exc).__name__, f"{type(action).__name__}: {exc}")
+        finally:
+            self._poke.set()
+        return None
+
+    async def read_status(self) -> EvseStatus:
+        board = self.board
+        closed = await board.contactors.feedback() is ContactorState.CLOSED
+        voltage = current = energy = power = 0.0
+        isolation = "No_IMD" if board.isolation is None else "Invalid"
+        if board.meter is not None:
+            m = await board.meter.read()
+            energy, power = m.energy_wh, m.power_w
+            voltage = m.voltage_v[0] if m.voltage_v and closed else 0.0
+            current = m.current_a[0] if m.current_a and closed else 0.0
+        if board.dc_supply is not None:
+            present = await board.dc_supply.present()
+            if present.enabled:
+                voltage = present.voltage_v
+                current = present.current_a if closed else 0.0
+        if board.isolation is not None:
+            isolation = (await board.isolation.read()).status.value
+        return EvseStatus(
+            present_voltage=voltage,
+            present_current=current,
+            isolation=isolation,
+            contactors_closed=closed,
+            energy_wh=energy,
+            power_w=power,
+        )
+
+    async def _poll_loop(self) -> None:
+        interval = self.section.hal.poll_interval
+        last: EvseStatus | None = None
+        while True:
+            if self.active is None:
+                self._poke.clear()
+                await self._poke.wait()
+                last = None
+                continue
+            self._poke.clear()
+            try:
+                status = await self.read_status()
+            except HalError as exc:
+                log.warning("%s: reading the board failed: %s", self.evse_id, exc)
+            else:
+                driver = self.active
+                if status != last and driver is not None:
+                    last = status
+                    self.backend.evse_status(status)
+                    await driver.feed(status)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._poke.wait()
+
+    async def _fault_loop(self) -> None:
+        assert self.runner is not None
+        while True:
+            fault = await self.runner.faults.get()
+            if self.active is not None:
+                await self.active.feed(EvseFault(fault.fault.value, fault.detail))
+
+
+class Station:
+    """Every EVSE of one configuration, started and stopped together."""
+
+    def __init__(
+        self,
+        config: StationConfig,
+        *,
+        boards: Mapping[str, Board] | None = None,
+        backend_factory: BackendFactory | None = None,
+        observer: Observer | None = None,
+        utc_now: Callable[[], dt.datetime] | None = None,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self.config = config
+        self._boards = dict(boards or {})
+        self.backend_factory = backend_factory or (
+            lambda section, emit: LocalBackend(config.authorization, emit)
+        )
+        self.observer = observer
+        self.utc_now = utc_now or (lambda: dt.datetime.now(dt.UTC))
+        self.random_bytes = random_bytes
+        self.evses: list[Evse] = []
+
+    def evse(self, evse_id: str) -> Evse:
+        for e in self.evses:
+            if e.evse_id == evse_id:
+                return e
+        raise KeyError(evse_id)
+
+    async def start(self) -> None:
+        from hal import registry
+
+        if self.config.ocpp is not None:
+            raise ConfigError(
+                "ocpp: the OCPP bridge is not wired into the station runtime yet; "
+                "remove the [ocpp] section (local authorization is used without it)"
+            )
+        creds = load_credentials(self.config, self.utc_now())
+        st = self.config.station
+        tls = station_tls(creds.chains, keylog_file=st.tls_keylog) if creds.chains else None
+        try:
+            for section in self.config.evse:
+                board = self._boards.get(section.evse_id)
+                if board is None:
+                    board = await registry.open_board(
+                        section.hal.backend,
+                        dict(section.hal_options),
+                        plc=section.hal.plc,
+                    )
+                evse = Evse(
+                    section,
+                    session_config(section, tls=tls is not None, trust=creds.trust),
+                    board,
+                    tls,
+                    backend_factory=self.backend_factory,
+                    trace_dir=st.trace_dir,
+                    observer=self.observer,
+                    utc_now=self.utc_now,
+                    random_bytes=self.random_bytes,
+                )
+                self.evses.append(evse)
+                await evse.start()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        for evse in self.evses:
+            try:
+                await evse.aclose()
+            except Exception:
+                log.exception("%s: shutdown failed", evse.evse_id)
+
+    async def __aenter__(self) -> Station:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
