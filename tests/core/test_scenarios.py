@@ -51,6 +51,13 @@ def test_ac_eim_full_session() -> None:
     assert out.responses[1][1] == "OK_NewSessionEstablished"
     assert all(c.startswith("OK") for _, c in out.responses)
     assert out.code_of("AuthorizationRes")[-1] == "OK"
+    processing = [
+        a.message.body.body_element.evse_processing.value
+        for _, a in out.actions
+        if getattr(a, "name", "") == "AuthorizationRes"
+    ]
+    assert processing[0] == "Ongoing_WaitingForCustomerInteraction"
+    assert processing[-1] == "Finished"
     assert names.count("ChargingStatusRes") == 3
     assert names[-1] == "SessionStopRes"
     kinds = out.kinds()

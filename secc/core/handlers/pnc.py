@@ -115,9 +115,13 @@ def authorization(ctx: Context, req: Any, now: float) -> Reply:
     if result is not None:
         code = _CERT_STATUS.get(result.certificate_status or "", "FAILED")
         raise NotAuthorized(result.reason or "authorization refused", code=code)
-    body = mod.AuthorizationRes(
-        response_code=mod.ResponseCode.OK, evse_processing=mod.EVSEProcessing.Ongoing
+    # EIM waits for the customer (RFID, app); PnC for the back end's answer
+    processing = (
+        mod.EVSEProcessing.Ongoing
+        if ctx.is_pnc
+        else mod.EVSEProcessing.Ongoing_WaitingForCustomerInteraction
     )
+    body = mod.AuthorizationRes(response_code=mod.ResponseCode.OK, evse_processing=processing)
     return Reply(body, State.AUTHORIZATION, actions)
 
 
