@@ -156,21 +156,26 @@ class SeccSession:
                 return []
             case AuthorizationResult():
                 ctx.auth_result = event
-                if not event.accepted and ctx.charging:
-                    ctx.stop_requested = event.reason or "deauthorized"
+                if not event.accepted and ctx.contactors_closed:
+                    return self._stop(event.reason or "deauthorized", now)
                 return []
             case CertificateResult():
                 return self._on_certificate(event, now)
             case StopRequested(reason=reason):
                 if ctx.contactors_closed:
-                    ctx.stop_requested = reason  # EVSENotification=StopCharging
-                    self._timers.setdefault(STOP_TIMER, now + self.config.timers.stop_grace)
-                    return []
+                    return self._stop(reason, now)
                 return self._end(EndReason.STATION_STOP, reason)
             case ChargingScheduleUpdate(entries=entries):
                 ctx.csms_schedule = tuple(ScheduleEntry(s, p, d) for s, p, d in entries) or None
                 return []
         raise TypeError(f"not a session event: {event!r}")
+
+    def _stop(self, reason: str, now: float) -> list[Action]:
+        """Charging must stop: EVSENotification=StopCharging from now on, and the EV gets
+        ``stop_grace`` seconds to send PowerDelivery Stop."""
+        self._ctx.stop_requested = reason
+        self._timers.setdefault(STOP_TIMER, now + self.config.timers.stop_grace)
+        return []
 
     # --- requests -------------------------------------------------------------------------
 

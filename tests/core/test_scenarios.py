@@ -575,3 +575,14 @@ def test_late_and_stray_events_are_harmless() -> None:
     actions = session.handle(TimerExpired("x"), clock.now + 100)
     assert [type(a).__name__ for a in actions][-2:] == ["CloseConnection", "SessionEnded"]
     assert session.handle(TimerExpired("x"), clock.now + 200) == []
+
+
+def test_deauthorization_while_charging_stops_the_session() -> None:
+    from secc.core.events import AuthorizationResult
+
+    refused = AuthorizationResult(accepted=False, id_token="", reason="deauthorized by the CSMS")
+    out = run_session(
+        CONFIG, EvScript(energy_mode=AC, charge_loops=10_000), events=[(30.0, refused)]
+    )
+    assert out.ev.stopping
+    ended_cleanly(out, EndReason.EV_STOP)
