@@ -143,6 +143,9 @@ class Bridge:
                 len(store.all_certificates())
             )
         client.on_online.append(self._on_online)
+        client.connector_status = lambda _evse, _connector: (
+            "Occupied" if self.transaction is not None else "Available"
+        )
 
     # --- public interface for the runtime ----------------------------------------------------
 
@@ -346,6 +349,16 @@ class Bridge:
             meter=self._meter,
             meter_context="Transaction.Begin",
         )
+        self._connector_changed("Occupied")
+
+    def _connector_changed(self, status: str) -> None:
+        if self.client.online.is_set():
+            self.client.spawn(
+                self.client.status_notification(
+                    self.config.evse_id, self.config.connector_id, status
+                ),
+                "StatusNotification",
+            )
 
     async def _tx_authorized(self, id_token: str, kind: str) -> None:
         tx = self.transaction
@@ -393,6 +406,7 @@ class Bridge:
         )
         self._token = None
         self._soc = None
+        self._connector_changed("Available")
 
     async def tx_triggered(self) -> None:
         """TriggerMessage(TransactionEvent): an Updated event with trigger ``Trigger``."""

@@ -222,7 +222,7 @@ class OcppClient:
         self.tls = tls
         self._utc_now = utc_now or (lambda: dt.datetime.now(dt.UTC))
         self._rng = rng
-        self._connector_status = connector_status or (lambda _e, _c: "Available")
+        self.connector_status = connector_status or (lambda _e, _c: "Available")
         self.online = asyncio.Event()
         self.on_online: list[Callable[[], None]] = []
         self._cp: _StationCp | None = None
@@ -323,7 +323,8 @@ class OcppClient:
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before reconnect attempt ``attempt`` (0-based), with jitter."""
-        base = min(self.config.backoff_max, self.config.backoff_min * (2 ** min(attempt, 16)))
+        floor = max(self.config.backoff_min, 0.05)  # never a tight reconnect loop
+        base = min(self.config.backoff_max, floor * (2 ** min(attempt, 16)))
         return float(base + self._rng() * self.config.backoff_random)
 
     def _headers(self) -> dict[str, str]:
@@ -361,7 +362,9 @@ class OcppClient:
                 await self._session(ws)
             finally:
                 await ws.close()
-            await asyncio.sleep(self.backoff(0))
+            delay = self.backoff(0)
+            log.info("CSMS link closed; reconnecting in %.2f s", delay)
+            await asyncio.sleep(delay)
 
     async def _session(self, ws: ClientConnection) -> None:
         self._ws = ws
@@ -403,7 +406,7 @@ class OcppClient:
         for callback in list(self.on_online):
             callback()
         for evse_id, connector_id in self.config.connectors:
-            status = self._connector_status(evse_id, connector_id)
+            status = self.connector_status(evse_id, connector_id)
             await self.status_notification(evse_id, connector_id, status)
         while True:
             await asyncio.sleep(self.heartbeat_interval)

@@ -10,6 +10,7 @@ ClearCache.  Anything else is answered with CallError NotImplemented by the clie
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from secc.ocpp_bridge.bridge import Bridge
 
 log = logging.getLogger(__name__)
+RECONNECT_GRACE = 0.5  # seconds between answering a password change and reconnecting
 # GetCertificateIdUseEnumType of OCPP 2.0.1 (the store also knows OEM roots and the
 # charging-station certificate, which 2.0.1 does not list).
 REPORTABLE = {
@@ -60,7 +62,9 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
 
         async def reconnect() -> None:
             # A01: the new password is used from the next connection, opened right away
+            # (after a short grace so the CSMS can read our answer and finish its own call)
             client.config = apply_device_model(client.config, dm)
+            await asyncio.sleep(RECONNECT_GRACE)
             await client.close()
 
         return Reply(answer, after=reconnect)

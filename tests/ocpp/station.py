@@ -23,6 +23,10 @@ from secc.ocpp_bridge.device_model import DeviceModel, Key
 from secc.ocpp_bridge.queue import DurableQueue, SenderPolicy
 
 STATION = "CS-SECC-0001"
+FAST_RETRY = {
+    ("OCPPCommCtrlr", "RetryBackOffWaitMinimum"): "0",
+    ("OCPPCommCtrlr", "RetryBackOffRandomRange"): "0",
+}
 FAST_CLIENT = {"backoff_min": 0.05, "backoff_random": 0.05, "backoff_max": 0.3}
 
 
@@ -67,7 +71,7 @@ def build(
         OcppClient(cfg, tls=StoreTls(store) if store else None),
         DurableQueue(directory / "ocpp.sqlite"),
         AuthStore(directory / "auth.sqlite"),
-        DeviceModel(directory / "device_model.json", initial=variables),
+        DeviceModel(directory / "device_model.json", initial={**FAST_RETRY, **(variables or {})}),
         events.append,
         store=store,
     )

@@ -60,6 +60,7 @@ def test_full_plug_and_charge_session(tmp_path: Path, pki_dir: Path, store: Stor
             bridge.perform(SessionEnded(EndReason.EV_STOP))
             await wait_for(lambda: any(e["eventType"] == "Ended" for _, e in csms.tx_raw))
             await wait_for(lambda: len(bridge.queue) == 0)
+            await wait_for(lambda: [a for a, _ in csms.calls].count("StatusNotification") == 3)
         stream = csms.transaction_stream()
         check_stream(stream)
         assert len(csms.tx_raw) == len(stream)  # nothing was sent twice
@@ -81,6 +82,8 @@ def test_full_plug_and_charge_session(tmp_path: Path, pki_dir: Path, store: Stor
         assert ended["transactionInfo"]["stoppedReason"] == "StoppedByEV"
         assert ended["meterValue"][0]["sampledValue"][0]["context"] == "Transaction.End"
         assert not any(e.get("offline") for e in stream)
+        statuses = [p["connectorStatus"] for a, p in csms.calls if a == "StatusNotification"]
+        assert statuses == ["Available", "Occupied", "Available"]
         await csms.stop()
 
     run(main())
