@@ -310,7 +310,7 @@ class OcppClient:
             log.warning("%s: answering %s with CallError %s", cp.id, msg.action, exc.code)
             await cp._send(msg.create_call_error(exc).to_json())
             return
-        except (ValueError, KeyError, TypeError, OSError) as exc:
+        except Exception as exc:  # a handler bug answers InternalError; the link stays up
             log.exception("%s: handler for %s failed", cp.id, msg.action)
             error = InternalError(description=str(exc)[:200])
             await cp._send(CallError(msg.unique_id, error.code, error.description, {}).to_json())

@@ -269,3 +269,40 @@ def test_profile3_without_client_certificate_fails(pki_dir: Path, tmp_path: Path
         assert isinstance(res[0], (asyncio.CancelledError, NotConnected))
 
     run(main())
+
+
+def test_bad_input_from_the_csms_keeps_the_link() -> None:
+    async def main() -> None:
+        csms = TestCsms()
+        await csms.start()
+        client = OcppClient(config(csms))
+
+        def broken(payload: dict[str, object]) -> Reply:
+            raise AttributeError("a bug in a handler")
+
+        client.handlers["TriggerMessage"] = lambda p: Reply({"status": "Accepted"})
+        client.handlers["ClearCache"] = broken
+
+        async def body() -> None:
+            await asyncio.wait_for(client.online.wait(), 10)
+            station = await csms.station("CS-SECC-0001")
+            for raw in ("not json", "[2]", '{"a": 1}', '[9,"x","y",{}]', '[2,"1",5,{}]'):
+                await station._connection.send(raw)
+            with pytest.raises(Exception, match=r"TypeConstraint|FormatViolation|Format"):
+                await station.call(
+                    call.TriggerMessage(requested_message="Bogus"),
+                    suppress=False,
+                    skip_schema_validation=True,
+                )
+            with pytest.raises(Exception, match="InternalError"):
+                await station.call(call.ClearCache(), suppress=False)
+            # still connected, still answering
+            answer = await station.call(
+                call.TriggerMessage(requested_message="Heartbeat"), suppress=False
+            )
+            assert answer.status == "Accepted"
+            assert client.connects == 1
+
+        await with_client(csms, client, body)
+
+    run(main())
