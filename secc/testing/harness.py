@@ -39,6 +39,15 @@ class Outcome:
     clock: FakeClock
     actions: list[tuple[float, Action]] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
+    trace: list[tuple[float, str, str, bytes]] = field(default_factory=list)  # t, dir, name, EXI
+
+    def format_trace(self) -> str:
+        """The message trace, one line per message: seconds, direction, name, code, EXI."""
+        t0 = self.trace[0][0] if self.trace else 0.0
+        lines = []
+        for t, direction, name, exi in self.trace:
+            lines.append(f"{t - t0:9.3f} {direction} {name:<32} {exi.hex()}")
+        return "\n".join(lines)
 
     @property
     def end(self) -> SessionEnded | None:
@@ -88,6 +97,7 @@ def run_session(
             out.actions.append((now, action))
             if isinstance(action, SendResponse):
                 data = codec.encode(action.message)
+                out.trace.append((now, "<-", action.name, data))
                 back = codec.decode(data, action.schema.value)
                 nxt = ev.receive(back, action.schema)
                 if nxt is not None:
@@ -127,6 +137,7 @@ def run_session(
                 continue
             data = codec.encode(step.message)
             out.requests.append(step.name)
+            out.trace.append((clock.now, "->", step.name, data))
             feed(RequestReceived(codec.decode(data, step.schema.value), step.schema))
         elif src == "event":
             _, event = scheduled.pop(0)

@@ -586,3 +586,12 @@ def test_deauthorization_while_charging_stops_the_session() -> None:
     )
     assert out.ev.stopping
     ended_cleanly(out, EndReason.EV_STOP)
+
+
+def test_the_trace_shows_every_message_as_exi() -> None:
+    out = run_session(CONFIG, EvScript(energy_mode=AC, charge_loops=1))
+    lines = out.format_trace().splitlines()
+    assert len(lines) == len(out.requests) + len(out.responses)
+    assert lines[0].split()[1:3] == ["->", "supportedAppProtocolReq"]
+    assert lines[-1].split()[1:3] == ["<-", "SessionStopRes"]
+    assert all(line.split()[-1].startswith("80") for line in lines)
