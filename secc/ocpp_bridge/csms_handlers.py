@@ -5,7 +5,8 @@ message, SignCertificate) go into ``Reply.after`` and never run inside the handl
 Supported: GetVariables, SetVariables, GetBaseReport (→ NotifyReport), RequestStartTransaction,
 RequestStopTransaction, TriggerMessage, InstallCertificate, DeleteCertificate,
 GetInstalledCertificateIds, CertificateSigned, SendLocalList, GetLocalListVersion,
-ClearCache.  Anything else is answered with CallError NotImplemented by the client.
+ClearCache, GetTransactionStatus.  Anything else is answered with CallError NotImplemented
+by the client.
 """
 
 from __future__ import annotations
@@ -200,6 +201,20 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
     def get_local_list_version(p: Payload) -> Reply:
         return Reply({"versionNumber": bridge.auth.list_version})
 
+    def get_transaction_status(p: Payload) -> Reply:
+        wanted = p.get("transactionId")
+        pending = bridge.queue.pending()
+        if wanted is None:
+            return Reply({"messagesInQueue": bool(pending)})
+        tx = bridge.transaction
+        queued = any(
+            isinstance(info := m.payload.get("transactionInfo"), dict)
+            and info.get("transactionId") == wanted
+            for m in pending
+        )
+        ongoing = tx is not None and tx["id"] == wanted
+        return Reply({"ongoingIndicator": ongoing, "messagesInQueue": queued})
+
     def clear_cache(p: Payload) -> Reply:
         bridge.auth.clear_cache()
         return Reply({"status": "Accepted"})
@@ -218,4 +233,5 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
         "SendLocalList": send_local_list,
         "GetLocalListVersion": get_local_list_version,
         "ClearCache": clear_cache,
+        "GetTransactionStatus": get_transaction_status,
     }

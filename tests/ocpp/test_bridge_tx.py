@@ -140,6 +140,10 @@ def test_callerror_retry_remote_stop_and_trigger(tmp_path: Path) -> None:
             answer = await cp.call(call.TriggerMessage(requested_message="TransactionEvent"))
             assert answer.status == "Accepted"
             await wait_for(lambda: any(e["triggerReason"] == "Trigger" for _, e in csms.tx_raw))
+            status = await cp.call(call.GetTransactionStatus(transaction_id=tx_id))
+            assert (status.ongoing_indicator, status.messages_in_queue) == (True, False)
+            status = await cp.call(call.GetTransactionStatus())
+            assert status.messages_in_queue is False
             assert (await cp.call(call.RequestStopTransaction(transaction_id="nope"))).status == (
                 "Rejected"
             )
