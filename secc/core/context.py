@@ -78,6 +78,7 @@ class Context:
     emaid: str | None = None
     contract_chain: tuple[bytes, ...] = ()
     gen_challenge: bytes | None = None
+    challenge_verified: bool = False
     # charge parameters
     schedules: dict[int, float] = field(default_factory=dict)  # SAScheduleTupleID -> PMax
     csms_schedule: tuple[ScheduleEntry, ...] | None = None

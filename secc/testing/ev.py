@@ -43,6 +43,7 @@ class EvFaults:
     tamper_authorization: bool = False  # AuthorizationReq changed after signing
     wrong_challenge: bool = False
     unsigned_authorization: bool = False
+    unsigned_repeats: bool = False  # sign only the first AuthorizationReq
     bad_metering_signature: bool = False
     wrong_session_id_at: str | None = None
     schedule_id: int | None = None  # SAScheduleTupleID to select instead of the offered one
@@ -370,7 +371,8 @@ class EvSimulator:
             signed = req
             if f.tamper_authorization:
                 signed = mod.AuthorizationReq(id="ID1", gen_challenge=bytes(16))
-            if f.unsigned_authorization:
+            repeat = self.sent[:-1].count("AuthorizationReq") > 0
+            if f.unsigned_authorization or (repeat and f.unsigned_repeats):
                 return req, None
             return req, sign_elements([(signed, None)], self._key())
         if name == "ContractAuthenticationReq":

@@ -229,3 +229,10 @@ def test_contract_signed_by_another_key_is_a_signature_error(creds: Credentials)
     forged = dataclasses.replace(creds, contract_key=other.contract_key)
     out = run(forged, energy_mode=AC)
     assert_failed(out, "AuthorizationRes", "FAILED_SignatureError")
+
+
+def test_repeated_authorization_may_come_unsigned(creds: Credentials) -> None:
+    out = run(creds, energy_mode=AC, faults=EvFaults(unsigned_repeats=True))
+    assert len(out.code_of("AuthorizationRes")) > 1  # Ongoing at least once, then Finished
+    assert all(c.startswith("OK") for _, c in out.responses)
+    assert out.end is not None and out.end.reason is EndReason.EV_STOP

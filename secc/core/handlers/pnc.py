@@ -82,6 +82,7 @@ def payment_details(ctx: Context, req: Any, now: float) -> Reply:
     ctx.emaid = verdict.emaid or req.emaid
     ctx.contract_chain = (leaf, *subs)
     ctx.gen_challenge = ctx.random_bytes(16)
+    ctx.challenge_verified = False
     ctx.auth_result = None
     ctx.auth_requested = True
     body = mod.PaymentDetailsRes(
@@ -101,9 +102,15 @@ def authorization(ctx: Context, req: Any, now: float) -> Reply:
     mod = ctx.mod
     actions: tuple[RequestAuthorization, ...] = ()
     if ctx.is_pnc:
-        if req.gen_challenge is None or bytes(req.gen_challenge) != ctx.gen_challenge:
-            raise ChallengeInvalid("GenChallenge differs from the one sent in PaymentDetailsRes")
-        check_signature(ctx, req, SignatureError)
+        # The first AuthorizationReq must be signed over the GenChallenge; EVs differ on
+        # whether they sign the repeats while EVSEProcessing=Ongoing, so a repeat may come
+        # unsigned, but whatever is presented is checked [V2G2-???].
+        repeat = ctx.challenge_verified and ctx.header.signature is None
+        if not repeat:
+            if req.gen_challenge is None or bytes(req.gen_challenge) != ctx.gen_challenge:
+                raise ChallengeInvalid("GenChallenge differs from the one in PaymentDetailsRes")
+            check_signature(ctx, req, SignatureError)
+            ctx.challenge_verified = True
     else:
         actions = request_eim_authorization(ctx)
     result = ctx.auth_result
