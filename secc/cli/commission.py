@@ -1,0 +1,206 @@
+"""``secc commission``: check (and on request provision) a station for Plug & Charge.
+
+Exit status 0 only when the station is Plug & Charge ready (no check FAILed), 1 when not,
+2 on a usage error (bad arguments or answers file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tomllib
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from secc.commission.context import Context
+from secc.commission.model import Answers, Check, Outcome, Status, UseCase
+from secc.commission.runner import Progress, commission
+from secc.config import DEFAULT_PATH
+
+SIGN_ALIASES = {
+    "v2g": "V2GCertificate",
+    "V2GCertificate": "V2GCertificate",
+    "csms": "ChargingStationCertificate",
+    "ChargingStationCertificate": "ChargingStationCertificate",
+}
+COLOURS = {Status.PASS: "32", Status.WARN: "33", Status.FAIL: "31", Status.SKIP: "90"}
+
+
+class UsageError(Exception):
+    pass
+
+
+def _parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Check a station for Plug & Charge readiness and provision what is "
+        "asked for. Stop `secc run` first: the checks switch contactors and use the "
+        "station's OCPP identity.",
+    )
+    p.add_argument("--config", type=Path, default=DEFAULT_PATH, help="station config (TOML)")
+    p.add_argument("--answers", type=Path, help="answers file (TOML or JSON) for fleets")
+    p.add_argument("--non-interactive", action="store_true", help="never ask questions")
+    p.add_argument("--use-case", choices=[u.value for u in UseCase])
+    p.add_argument(
+        "--install-root",
+        action="append",
+        default=[],
+        metavar="KIND=FILE",
+        help="install a trust anchor (kind: v2g, mo, oem, csms, manufacturer)",
+    )
+    p.add_argument(
+        "--sign",
+        action="append",
+        default=[],
+        choices=sorted(SIGN_ALIASES),
+        help="generate a key, send SignCertificate, wait for CertificateSigned",
+    )
+    p.add_argument(
+        "--apply-preset",
+        action="store_true",
+        help="set the ISO15118Ctrlr variables of the use case",
+    )
+    p.add_argument("--seccid", help="ISO15118Ctrlr.SeccId (CN of the SECC certificate)")
+    p.add_argument("--organization", help="OrganizationName for the certificate requests")
+    p.add_argument("--country", help="CountryName (2 letters)")
+    p.add_argument("--state-dir", type=Path, help="secc run's state (device model, local list)")
+    p.add_argument("--only", action="append", default=[], metavar="NAME", help="run these checks")
+    p.add_argument("--no-hal-self-test", action="store_true", help="do not switch contactors/lock")
+    p.add_argument("--no-sdp", action="store_true", help="do not send SDP requests")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the JSON report")
+    p.add_argument("--report", type=Path, metavar="FILE", help="write a .md or .html report")
+    return p
+
+
+def load_answers(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+        data = json.loads(raw) if path.suffix == ".json" else tomllib.loads(raw.decode("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot read the answers: {exc}") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: the answers must be a table / object")
+    known = {f.name for f in fields(Answers)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UsageError(
+            f"{path}: unknown answer {unknown[0]!r} (known: {', '.join(sorted(known))})"
+        )
+    return data
+
+
+def build_answers(args: argparse.Namespace, data: dict[str, Any]) -> Answers:
+    merged = dict(data)
+    for key in ("use_case", "seccid", "organization", "country", "state_dir"):
+        value = getattr(args, key)
+        if value is not None:
+            merged[key] = value
+    if args.apply_preset:
+        merged["apply_preset"] = True
+    if args.no_hal_self_test:
+        merged["hal_self_test"] = False
+    if args.no_sdp:
+        merged["sdp_probe"] = False
+    roots = merged.get("install_roots", {})
+    pairs: list[tuple[str, Path]] = []
+    if isinstance(roots, dict):
+        for kind, files in roots.items():
+            for f in [files] if isinstance(files, str) else files:
+                pairs.append((str(kind), Path(f)))
+    else:
+        raise UsageError("install_roots must be a table of kind = file or [files]")
+    for item in args.install_root:
+        kind, sep, file = item.partition("=")
+        if not sep or not file:
+            raise UsageError(f"--install-root {item!r}: use KIND=FILE")
+        pairs.append((kind, Path(file)))
+    merged["install_roots"] = tuple(pairs)
+    sign = [*merged.get("sign", []), *args.sign]
+    try:
+        merged["sign"] = tuple(dict.fromkeys(SIGN_ALIASES[s] for s in sign))
+    except KeyError as exc:
+        raise UsageError(f"sign: unknown certificate type {exc.args[0]!r}") from exc
+    try:
+        if "use_case" in merged:
+            merged["use_case"] = UseCase(merged["use_case"])
+        if merged.get("state_dir") is not None:
+            merged["state_dir"] = Path(merged["state_dir"])
+        return replace(Answers(), **merged)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"answers: {exc}") from exc
+
+
+def ask(answers: Answers, given_use_case: bool, out: TextIO) -> Answers:
+    """The interactive questions (only on a terminal without --non-interactive)."""
+    if not given_use_case:
+        print("Business use case:", file=out)
+        for i, u in enumerate(UseCase, 1):
+            from secc.commission.model import PRESETS
+
+            print(f"  {i}. {u.value}: {PRESETS[u].description}", file=out)
+        choice = input(f"Choose 1-{len(UseCase)} [1]: ").strip() or "1"
+        if choice.isdigit() and 1 <= int(choice) <= len(UseCase):
+            answers = replace(answers, use_case=list(UseCase)[int(choice) - 1])
+    if answers.hal_self_test:
+        reply = input(
+            "Self-test switches the contactors and the lock. No vehicle plugged in? [y/N] "
+        )
+        if reply.strip().lower() not in {"y", "yes"}:
+            answers = replace(answers, hal_self_test=False)
+    return answers
+
+
+class PrintProgress(Progress):
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tty = out.isatty()
+
+    def start(self, index: int, total: int, title: str) -> None:
+        if self.tty:
+            self.out.write(f"\r\033[K[{index:2}/{total}] {title} ...")
+            self.out.flush()
+
+    def done(self, index: int, total: int, outcome: Outcome) -> None:
+        r = outcome.result
+        word = r.status.value
+        if self.tty:
+            word = f"\033[{COLOURS[r.status]}m{word}\033[0m"
+            self.out.write("\r\033[K")
+        self.out.write(f"{word} {outcome.title}: {r.reason}\n")
+        if r.fix and r.status in {Status.FAIL, Status.WARN}:
+            self.out.write(f"     fix: {r.fix}\n")
+        self.out.flush()
+
+
+def main(argv: list[str], prog: str) -> int:
+    parser = _parser(prog)
+    args = parser.parse_args(argv)
+    try:
+        data = load_answers(args.answers) if args.answers else {}
+        answers = build_answers(args, data)
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    interactive = not args.non_interactive and not args.answers and sys.stdin.isatty()
+    if interactive:
+        answers = ask(answers, args.use_case is not None, sys.stdout)
+    ctx = Context(args.config, answers)
+    wanted = list(args.only)
+
+    def only(check: Check) -> bool:
+        return not wanted or any(check.name.startswith(w) for w in wanted)
+
+    report = asyncio.run(commission(ctx, only=only, progress=PrintProgress(sys.stdout)))
+    if args.json:
+        args.json.write_text(report.json_text())
+    if args.report:
+        text = report.html() if args.report.suffix in {".html", ".htm"} else report.markdown()
+        args.report.write_text(text)
+    verdict = "READY for Plug & Charge" if report.ready else "NOT READY"
+    counts = ", ".join(f"{n} {k}" for k, n in report.counts.items() if n)
+    print(f"{report.station}: {verdict} ({counts})")
+    return 0 if report.ready else 1

@@ -1,0 +1,168 @@
+"""Provisioning on request, then every check in order, with a progress callback."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from certs.store import KIND_OF_OCPP_TYPE, InstallRefused, StoreError
+from secc.commission.context import Context
+from secc.commission.model import Check, Outcome, Result, Status
+from secc.commission.pki_checks import pki_checks
+from secc.commission.report import Report, build_report
+from secc.commission.station_checks import station_checks
+from secc.maintenance import CsrSubject, request_certificate
+from secc.ocpp_bridge.device_model import ISO, SEC
+
+log = logging.getLogger(__name__)
+ROOT_KINDS = set(KIND_OF_OCPP_TYPE.values())
+
+
+class Progress:
+    """Told about each step; the CLI prints, tests collect."""
+
+    def start(self, index: int, total: int, title: str) -> None:
+        pass
+
+    def done(self, index: int, total: int, outcome: Outcome) -> None:
+        pass
+
+
+def all_checks(ctx: Context) -> list[Check]:
+    return station_checks(ctx) + pki_checks(ctx)
+
+
+def _subject(ctx: Context) -> CsrSubject:
+    assert ctx.config is not None and ctx.dm is not None
+    dm, answers, cfg = ctx.dm, ctx.answers, ctx.config
+    station_id = cfg.ocpp.station_id if cfg.ocpp else cfg.station.name
+    return CsrSubject(
+        secc_id=answers.seccid or dm.value(ISO, "SeccId") or cfg.evse[0].evse_id,
+        station_id=station_id,
+        organization=answers.organization
+        or dm.value(ISO, "OrganizationName")
+        or dm.value(SEC, "OrganizationName")
+        or "unknown",
+        country=answers.country or dm.value(ISO, "CountryName") or None,
+    )
+
+
+async def provision(ctx: Context) -> list[Outcome]:
+    """The provisioning steps the answers ask for; each becomes an outcome in the report."""
+    out: list[Outcome] = []
+
+    def note(name: str, title: str, result: Result, started: float) -> None:
+        out.append(Outcome(name, title, result, time.monotonic() - started))
+        ctx.log.append(f"{result.status} {title}: {result.reason}")
+
+    answers = ctx.answers
+    for kind, path in answers.install_roots:
+        started = time.monotonic()
+        title = f"install {kind} root {path}"
+        if ctx.store is None:
+            note(f"provision.root[{kind}]", title, Result.fail("no certificate store", ""), started)
+            continue
+        try:
+            if kind not in ROOT_KINDS:
+                raise InstallRefused(
+                    f"unknown root kind {kind!r} ({', '.join(sorted(ROOT_KINDS))})"
+                )
+            installed = ctx.store.install_root(kind, Path(path).read_bytes(), utc_now=ctx.utc_now())
+            result = Result.ok(f"installed as {installed.name}")
+        except (InstallRefused, StoreError, OSError) as exc:
+            result = Result.fail(str(exc), "give the PEM file of a valid CA certificate")
+        note(f"provision.root[{kind}]", title, result, started)
+    if answers.apply_preset and ctx.dm is not None:
+        started = time.monotonic()
+        preset = answers.preset()
+        values = list(preset.variables)
+        if answers.seccid:
+            values.append((ISO, "SeccId", answers.seccid))
+        if answers.organization:
+            values.append((ISO, "OrganizationName", answers.organization))
+        if answers.country:
+            values.append((ISO, "CountryName", answers.country))
+        try:
+            for component, variable, value in values:
+                ctx.dm.set_local(component, variable, value)
+            result = Result.ok(", ".join(f"{c}.{v}={x}" for c, v, x in values))
+        except (ValueError, OSError) as exc:
+            result = Result.fail(str(exc), "correct the answers")
+        note(
+            "provision.preset", f"set the variables of use case {preset.use_case}", result, started
+        )
+    for certificate_type in answers.sign:
+        started = time.monotonic()
+        title = f"SignCertificate({certificate_type})"
+        link = await ctx.link() if ctx.store is not None else None
+        if link is None or link.boot_status != "Accepted" or ctx.installer is None:
+            why = "no certificate store" if ctx.store is None else "no accepted CSMS link"
+            note(
+                f"provision.sign[{certificate_type}]",
+                title,
+                Result.fail(why, "see the csms check"),
+                started,
+            )
+            continue
+        assert ctx.csms is not None
+        subject = _subject(ctx)
+        outcome = await request_certificate(
+            ctx.csms.client,
+            ctx.store,  # type: ignore[arg-type]
+            ctx.installer,
+            certificate_type,
+            common_name=subject.common_name(certificate_type),
+            organization=subject.organization,
+            country=subject.country,
+            timeout=answers.sign_timeout,
+        )
+        result = (
+            Result.ok(outcome.reason)
+            if outcome.accepted
+            else Result.fail(outcome.reason, "see the CSMS's logs; the previous chain is kept")
+        )
+        note(f"provision.sign[{certificate_type}]", title, result, started)
+    return out
+
+
+async def commission(
+    ctx: Context,
+    *,
+    only: Callable[[Check], bool] | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """Load, provision, check; the report says READY when no step FAILed."""
+    progress = progress or Progress()
+    ctx.load()
+    outcomes: list[Outcome] = []
+    try:
+        if ctx.config is not None:
+            outcomes += await provision(ctx)
+        checks = [c for c in all_checks(ctx) if only is None or only(c)]
+        for i, check in enumerate(checks, 1):
+            progress.start(i, len(checks), check.title)
+            started = time.monotonic()
+            if ctx.config is None and check.name != "config":
+                result = Result.skip("the configuration is not valid")
+            else:
+                result = await _run(check, ctx)
+            outcome = Outcome(check.name, check.title, result, time.monotonic() - started)
+            outcomes.append(outcome)
+            progress.done(i, len(checks), outcome)
+    finally:
+        await ctx.aclose()
+    return build_report(ctx, outcomes)
+
+
+async def _run(check: Check, ctx: Context) -> Result:
+    try:
+        return await check.run(ctx)
+    except Exception as exc:  # one broken check must not lose the whole report
+        log.exception("check %s crashed", check.name)
+        return Result(
+            Status.FAIL,
+            f"the check crashed: {type(exc).__name__}: {exc}",
+            "report this as a bug in secc with the log above",
+        )
