@@ -215,6 +215,7 @@ class Evse:
         self.ended: list[tuple[SessionDriver, SessionEnded]] = []
         self.trace_files: list[Path] = []
         self._poke = asyncio.Event()
+        self._ports: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -243,7 +244,7 @@ class Evse:
             )
             await server.start()
             self.servers.append(server)
-            ports[kind] = server.port
+            ports[kind] = self._ports[kind] = server.port
         if not self.servers:
             raise ConfigError(
                 f"evse {s.evse_id}: nothing to serve (TLS needs a SECC chain in the store; "
@@ -263,7 +264,7 @@ class Evse:
 
     @property
     def ports(self) -> dict[str, int]:
-        return {("tls" if srv._tls is not None else "tcp"): srv.port for srv in self.servers}
+        return dict(self._ports)
 
     async def aclose(self) -> None:
         if self.sdp is not None:

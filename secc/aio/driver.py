@@ -100,8 +100,9 @@ class SessionDriver:
                 "resume": jsonable(resume) if resume is not None else None,
             }
         )
+        self._utc_source = utc_now
         self.session = SeccSession(
-            config, now=self.started, random_bytes=self._random, utc_now=utc_now, resume=resume
+            config, now=self.started, random_bytes=self._random, utc_now=self._utc, resume=resume
         )
         self.log = SessionAdapter(log, {"evse": config.evse_id, "session": "-"})
         self.ended: SessionEnded | None = None
@@ -117,20 +118,17 @@ class SessionDriver:
     # --- what the V2G server calls ------------------------------------------------------
 
     async def request_received(self, conn: V2GConnection, event: RequestReceived) -> None:
-        now = asyncio.get_running_loop().time()
-        self._received_at = now
+        self._received_at = asyncio.get_running_loop().time()
         body = body_of(event.message)
-        self.trace.write(
-            {
-                "kind": "rx",
-                "t": round(now - self.started, 6),
-                "name": type(body).__name__,
-                "schema": event.schema.value,
-                "exi": conn.last_payload.hex(),
-                "summary": summarize(body),
-            }
-        )
-        await self.feed(event, traced=True)
+        record = {
+            "kind": "rx",
+            "t": 0.0,
+            "name": type(body).__name__,
+            "schema": event.schema.value,
+            "exi": conn.last_payload.hex(),
+            "summary": summarize(body),
+        }
+        await self.feed(event, record=record)
 
     async def connection_lost(self, conn: V2GConnection, event: ConnectionLost) -> None:
         await self.feed(event)
@@ -152,20 +150,17 @@ class SessionDriver:
 
     # --- the one way into the core ------------------------------------------------------
 
-    async def feed(self, event: Event, *, traced: bool = False) -> None:
+    async def feed(self, event: Event, *, record: dict[str, Any] | None = None) -> None:
+        """Hand ``event`` to the core and perform its actions (``record``: the trace line
+        of a request, written with the time the core sees)."""
         async with self._lock:
             if self.ended is not None:
                 return
             now = asyncio.get_running_loop().time()
-            if not traced:
-                self.trace.write(
-                    {
-                        "kind": "fact",
-                        "t": round(now - self.started, 6),
-                        "event": type(event).__name__,
-                        "fields": jsonable(event),
-                    }
-                )
+            if record is None:
+                record = {"kind": "fact", "event": type(event).__name__, "fields": jsonable(event)}
+            record["t"] = round(now - self.started, 6)
+            self.trace.write(record)
             if isinstance(event, EvseStatus):
                 self.last_status = event
             actions = self.session.handle(event, now)
@@ -239,6 +234,11 @@ class SessionDriver:
         data = self._random_source(n)
         self.trace.write({"kind": "random", "n": n, "hex": data.hex()})
         return data
+
+    def _utc(self) -> dt.datetime:
+        now = self._utc_source()
+        self.trace.write({"kind": "utc", "iso": now.isoformat()})
+        return now
 
     def _finish(self, ended: SessionEnded) -> None:
         self.ended = ended

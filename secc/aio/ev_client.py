@@ -241,9 +241,12 @@ async def run_ev_sdp(
     sdp_port: int = SDP_PORT,
     cafile: Path | None = None,
     on_step: Callable[[Step], None] | None = None,
+    on_sdp: Callable[[SdpResponse], None] | None = None,
 ) -> EvResult:
     """SDP, then :func:`run_ev` to the address and port the station offered."""
     answer = await discover(security, interface=interface, address=address, port=sdp_port)
+    if on_sdp is not None:
+        on_sdp(answer)
     host = str(answer.address)
     if interface and answer.address.is_link_local:
         host = f"{host}%{interface}"

@@ -1,0 +1,180 @@
+"""``secc ev``: the EV simulator against a station on the network (lab use).
+
+SDP by multicast on ``--interface`` (or unicast to ``--address``), then TLS or TCP to
+the offered port, one full AC or DC session, EIM or Plug & Charge, ISO 15118-2 or DIN
+SPEC 70121; prints a timeline of every exchange.  ``--pki DIR`` is a directory written by
+``secc certs make-test-pki``: the EV trusts its V2G root and holds its contract chain
+and key (and OEM provisioning chain for certificate installation).
+Exit 0 when the session ran to SessionStopRes, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from certs import testpki
+from certs._util import Issued
+from certs.store import StoreError, load_private_key
+from secc.aio.ev_client import EvError, EvResult, Step, run_ev, run_ev_sdp
+from secc.core.config import PncTrust
+from secc.sdp import SDP_PORT, Security
+from secc.testing.ev import EvScript
+from secc.testing.pki import Credentials, der
+
+
+def _fmt(value: Any, unit: str) -> str:
+    return f"{value:g} {unit}" if isinstance(value, int | float) else ""
+
+
+HEADER = f"  {'time':>9}  {'response':<29} {'ResponseCode':<26} {'took':>9}  EVSE"
+
+
+def format_step(step: Step) -> str:
+    """One timeline line: time, response, code, timing, voltage/current/energy."""
+    s = step.summary
+    nested = {k: v for part in s.values() if isinstance(part, dict) for k, v in part.items()}
+    facts = []
+    if "evse_processing" in s:
+        facts.append(s["evse_processing"])
+    for key, unit in (
+        ("evse_present_voltage", "V"),
+        ("evse_present_current", "A"),
+        ("evse_max_current", "A max"),
+        ("evse_maximum_current_limit", "A max"),
+    ):
+        if key in s or key in nested:
+            facts.append(_fmt(s.get(key, nested.get(key)), unit))
+    if "meter_reading" in nested:
+        facts.append(f"{nested['meter_reading']} Wh")
+    if "evse_isolation_status" in nested and step.response.startswith("CableCheck"):
+        facts.append(f"isolation {nested['evse_isolation_status']}")
+    return (
+        f"  {step.at:7.3f} s  {step.response:<29} {step.code:<26} {step.ms:6.1f} ms  "
+        + "  ".join(f for f in facts if f)
+    ).rstrip()
+
+
+def load_credentials(pki_dir: Path, utc_now: dt.datetime) -> Credentials:
+    """The EV's Plug & Charge material from a ``make-test-pki`` directory."""
+
+    def cert(rel: str) -> x509.Certificate:
+        return x509.load_pem_x509_certificate((pki_dir / rel).read_bytes())
+
+    def chain(rel: str) -> tuple[bytes, ...]:
+        return tuple(der(c) for c in x509.load_pem_x509_certificates((pki_dir / rel).read_bytes()))
+
+    def key(rel: str) -> Any:
+        return load_private_key((pki_dir / rel).read_bytes(), None, what=rel)
+
+    v2g_root, mo_root = cert("v2g/root.pem"), cert("mo/root.pem")
+    contract = chain("mo/contract_chain.pem")
+    contract_key = key("mo/contract.key")
+    oem, oem_key = chain("oem/prov_chain.pem"), key("oem/prov.key")
+    leaf = x509.load_der_x509_certificate(contract[0])
+    emaid = str(leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value)
+    items = {"v2g_root": Issued("v2g_root", v2g_root, key("v2g/root.key"))}
+    cps_key = pki_dir / "v2g/cps.key"
+    if cps_key.exists():
+        items["cps"] = Issued("cps", cert("v2g/cps.pem"), key("v2g/cps.key"))
+    pki = testpki.TestPki(testpki.TestPkiOptions(emaid=emaid), items)
+    return Credentials(
+        pki=pki,
+        emaid=emaid,
+        contract_chain=contract,
+        contract_key=contract_key,
+        oem_chain=oem,
+        oem_key=oem_key,
+        trust=PncTrust(roots=(mo_root, v2g_root)),
+    )
+
+
+def script_for(
+    mode: str, payment: str, *, din: bool = False, credentials: Credentials | None = None
+) -> EvScript:
+    return EvScript(
+        protocol="din" if din else "iso2",
+        energy_mode="DC_extended" if mode == "dc" else "AC_three_phase_core",
+        payment="Contract" if payment == "pnc" else "ExternalPayment",
+        credentials=credentials,
+        charge_loops=5,
+        think_time=0.01,
+        poll_interval=0.1,
+        loop_interval=0.1,
+    )
+
+
+def main(argv: list[str], prog: str) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
+    parser.add_argument("--interface", help="PLC interface for SDP multicast (e.g. eth1)")
+    parser.add_argument("--address", help="station address for unicast SDP (e.g. ::1)")
+    parser.add_argument("--sdp-port", type=int, default=SDP_PORT)
+    parser.add_argument("--port", type=int, help="skip SDP: connect to this V2G port")
+    security = parser.add_mutually_exclusive_group()
+    security.add_argument("--tls", dest="tls", action="store_true", default=True)
+    security.add_argument("--tcp", dest="tls", action="store_false")
+    parser.add_argument("--mode", choices=("ac", "dc"), default="ac")
+    parser.add_argument("--payment", choices=("eim", "pnc"), default="eim")
+    parser.add_argument("--din", action="store_true", help="DIN SPEC 70121 instead of ISO 15118-2")
+    parser.add_argument("--pki", type=Path, help="a `secc certs make-test-pki` directory")
+    parser.add_argument("--loops", type=int, default=5, help="charging loop iterations")
+    args = parser.parse_args(argv)
+    if args.interface is None and args.address is None:
+        parser.error("give --interface (SDP multicast) or --address")
+    if args.payment == "pnc" and (args.pki is None or not args.tls):
+        parser.error("--payment pnc needs --tls and --pki")
+    if args.port is not None and args.address is None:
+        parser.error("--port needs --address")
+    creds = None
+    cafile = None
+    if args.pki is not None:
+        try:
+            creds = load_credentials(args.pki, dt.datetime.now(dt.UTC))
+        except (OSError, ValueError, IndexError, StoreError) as exc:
+            print(f"{prog}: cannot read the PKI in {args.pki}: {exc}", file=sys.stderr)
+            return 1
+        cafile = args.pki / "v2g" / "root.pem"
+    script = script_for(args.mode, args.payment, din=args.din, credentials=creds)
+    from dataclasses import replace
+
+    script = replace(script, charge_loops=args.loops)
+    try:
+        print(HEADER)
+        result = asyncio.run(_run(args, script, cafile, lambda s: print(format_step(s))))
+    except EvError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+    print(f"EV: {result.ended} ({'TLS ' + str(result.cipher) if result.tls else 'TCP'})")
+    ok = result.ended == "done" and result.steps and result.steps[-1].code == "OK"
+    return 0 if ok else 1
+
+
+async def _run(
+    args: argparse.Namespace, script: EvScript, cafile: Path | None, show: Callable[[Step], None]
+) -> EvResult:
+    if args.port is not None:
+        return await run_ev(
+            script,
+            host=args.address,
+            port=args.port,
+            tls=args.tls,
+            cafile=cafile,
+            interface=args.interface,
+            on_step=show,
+        )
+    return await run_ev_sdp(
+        script,
+        security=Security.TLS if args.tls else Security.NONE,
+        interface=args.interface,
+        address=args.address,
+        sdp_port=args.sdp_port,
+        cafile=cafile,
+        on_step=show,
+    )
