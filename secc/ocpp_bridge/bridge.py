@@ -470,6 +470,11 @@ class Bridge:
         """SignCertificate until CertificateSigned installs a chain (A02/A03, M03)."""
         if self.store is None or certificate_type in self.signing:
             return False
+        if certificate_type == "V2GCertificate" and not self.dm.flag(
+            ISO, "V2GCertificateInstallationEnabled"
+        ):
+            log.warning("V2GCertificateInstallationEnabled is false: no SignCertificate")
+            return False
         self.signing.add(certificate_type)
         try:
             wait = float(max(1, self.dm.number(SEC, "CertSigningWaitMinimum")))

@@ -134,7 +134,10 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
                 return Reply({"status": "Rejected"})
             follow = bridge.tx_triggered
         elif what in {"SignChargingStationCertificate", "SignV2GCertificate"}:
-            if bridge.store is None:
+            v2g_off = what == "SignV2GCertificate" and not dm.flag(
+                "ISO15118Ctrlr", "V2GCertificateInstallationEnabled"
+            )
+            if bridge.store is None or v2g_off:
                 return Reply({"status": "Rejected"})
             kind = (
                 "V2GCertificate" if what == "SignV2GCertificate" else "ChargingStationCertificate"

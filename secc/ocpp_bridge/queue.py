@@ -170,18 +170,26 @@ class DurableQueue:
         return None if row is None else json.loads(row[0])
 
     def head(self) -> QueuedMessage | None:
-        """The oldest unsent message."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT seq, message_id, action, payload, attempts FROM outbox ORDER BY seq LIMIT 1"
-            ).fetchone()
-        if row is None:
-            return None
-        try:
-            payload = json.loads(row[3])
-        except json.JSONDecodeError as exc:
-            raise QueueError(f"{self.path}: message {row[0]} is damaged: {exc}") from exc
-        return QueuedMessage(int(row[0]), str(row[1]), str(row[2]), payload, int(row[4]))
+        """The oldest unsent message.  A row whose payload no longer parses (storage
+        damage: only ``json.dumps`` output is ever stored) is logged and removed, so one
+        bad sector cannot block every later message."""
+        while True:
+            with self._lock:
+                row = self._db.execute(
+                    "SELECT seq, message_id, action, payload, attempts FROM outbox "
+                    "ORDER BY seq LIMIT 1"
+                ).fetchone()
+            if row is None:
+                return None
+            try:
+                payload = json.loads(row[3])
+                if not isinstance(payload, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError as exc:
+                log.error("%s: dropping damaged message %s: %s", self.path, row[1], exc)
+                self.ack(int(row[0]))
+                continue
+            return QueuedMessage(int(row[0]), str(row[1]), str(row[2]), payload, int(row[4]))
 
     def pending(self) -> list[QueuedMessage]:
         with self._lock:

@@ -146,6 +146,12 @@ def test_sign_v2g_certificate_via_trigger(tmp_path: Path, pki_dir: Path, store: 
             )
             assert good.status == "Accepted"
             await wait_for(lambda: not station.bridge.signing)
+            station.bridge.dm.set_local(
+                "ISO15118Ctrlr", "V2GCertificateInstallationEnabled", "false"
+            )
+            answer = await cp.call(call.TriggerMessage(requested_message="SignV2GCertificate"))
+            assert answer.status == "Rejected"
+            assert not await station.bridge.sign_certificate("V2GCertificate")
         new_leaf = store.leaf_chain("v2g")[0]
         assert new_leaf == leaf != old_leaf
         await csms.stop()

@@ -55,6 +55,18 @@ def test_state_and_message_commit_together(tmp_path: Path) -> None:
     assert q.get_state("bad") is None
 
 
+def test_damaged_row_is_dropped_not_blocking(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite"
+    q = DurableQueue(path)
+    for n in range(3):
+        q.enqueue("TransactionEvent", {"seqNo": n})
+    q._db.execute("UPDATE outbox SET payload = '{\"seqNo\": 0, trunc' WHERE seq = 1")
+    q._db.execute("UPDATE outbox SET payload = '[1, 2]' WHERE seq = 2")
+    head = q.head()
+    assert head is not None and head.payload == {"seqNo": 2}
+    assert len(q) == 1
+
+
 def test_damaged_database_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "q.sqlite"
     path.write_bytes(b"this is not a database" * 100)
