@@ -1,0 +1,119 @@
+"""A test PKI (once per session), a station directory per test (config, a copy of the
+ready certificate store, the state directory with the device model), and a CA helper
+that answers SignCertificate with CertificateSigned through the test CSMS."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from ocpp.v201 import call
+
+from certs.csr import sign_csr
+from certs.store import Store, load_private_key
+from certs.testpki import Issued, build_test_pki, write_test_pki
+from secc.ocpp_bridge.device_model import DeviceModel
+from tests.ocpp.csms import TestCsms
+
+STATION = "CS-SECC-0001"
+EVSE_ID = "DE*ABC*E1234567*1"
+PASSWORD = "s3cret-password-0001"
+
+
+@pytest.fixture(scope="session")
+def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("commission-pki") / "pki"
+    write_test_pki(build_test_pki(dt.datetime.now(dt.UTC)), directory)
+    return directory
+
+
+@dataclass
+class StationDir:
+    root: Path
+    pki: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "secc.toml"
+
+    @property
+    def store_path(self) -> Path:
+        return self.root / "store"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    def store(self) -> Store:
+        return Store(self.store_path)
+
+    def device_model(self) -> DeviceModel:
+        return DeviceModel(self.state / "device_model.json")
+
+    def write_config(
+        self, csms_url: str | None = None, profile: int = 2, extra_evse: str = ""
+    ) -> None:
+        text = f'[certs]\nstore = "{self.store_path}"\n\n[[evse]]\nevse_id = "{EVSE_ID}"\n'
+        text += extra_evse
+        if csms_url is not None:
+            text += (
+                f'\n[ocpp]\nurl = "{csms_url}"\nstation_id = "{STATION}"\n'
+                f'security_profile = {profile}\ndatabase = "{self.state / "ocpp.sqlite"}"\n'
+            )
+        self.config.write_text(text)
+
+
+@pytest.fixture
+def station(pki_dir: Path, tmp_path: Path) -> StationDir:
+    s = StationDir(tmp_path / "station", pki_dir)
+    s.root.mkdir()
+    shutil.copytree(pki_dir / "station", s.store_path, symlinks=True)
+    s.state.mkdir()
+    s.device_model().set_local("SecurityCtrlr", "BasicAuthPassword", PASSWORD)
+    s.write_config()
+    return s
+
+
+def issued(pki_dir: Path, stem: str) -> Issued:
+    cert = x509.load_pem_x509_certificate((pki_dir / f"{stem}.pem").read_bytes())
+    key = load_private_key((pki_dir / f"{stem}.key").read_bytes(), None)
+    return Issued(stem, cert, key)
+
+
+def pem(*certs: x509.Certificate) -> str:
+    return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs)
+
+
+def v2g_chain_for(pki_dir: Path, csr: str, now: dt.datetime | None = None) -> str:
+    """What a CPO CA answers: the leaf for the CSR, then the CPO sub-CAs."""
+    sub2, sub1 = issued(pki_dir, "v2g/sub2"), issued(pki_dir, "v2g/sub1")
+    leaf = sign_csr(csr.encode(), sub2, now or dt.datetime.now(dt.UTC))
+    return pem(leaf, sub2.certificate, sub1.certificate)
+
+
+async def ca_loop(
+    csms: TestCsms, answer: Callable[[str | None, str], str | None], sent: list[Any]
+) -> None:
+    """Answer every CSR the test CSMS records with CertificateSigned(answer(type, csr))."""
+    handled = 0
+    while True:
+        while handled < len(csms.csrs):
+            kind, csr = csms.csrs[handled]
+            handled += 1
+            chain = answer(kind, csr)
+            if chain is None:
+                continue
+            cp = next(iter(csms.stations.values()))
+            result = await cp.call(
+                call.CertificateSigned(certificate_chain=chain, certificate_type=kind)
+            )
+            sent.append(result)
+        await asyncio.sleep(0.02)
