@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ def build(
     config: BridgeConfig | None = None,
     client: Mapping[str, Any] | None = None,
     variables: Mapping[Key, str] | None = None,
+    emit: Callable[[Event], None] | None = None,
 ) -> Station:
     events: list[Event] = []
     cfg = ClientConfig(
@@ -72,7 +73,7 @@ def build(
         DurableQueue(directory / "ocpp.sqlite"),
         AuthStore(directory / "auth.sqlite"),
         DeviceModel(directory / "device_model.json", initial={**FAST_RETRY, **(variables or {})}),
-        events.append,
+        emit or events.append,
         store=store,
     )
     return Station(bridge, events)

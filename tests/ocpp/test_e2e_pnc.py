@@ -1,0 +1,131 @@
+"""End to end: the EV simulator charges with Plug & Charge over TLS against the real station
+runtime (SDP → TLS → core → simulated board) whose backend is the OCPP bridge talking to the
+test CSMS: the CSMS authorizes the contract (hash data, both statuses) and sees the whole
+transaction.  With the CSMS answering Blocked, the EV is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from certs.store import Store
+from hal.backends.simulated import build_board
+from secc.aio.ev_client import run_ev_sdp
+from secc.cli.ev import load_credentials
+from secc.config import CertsSection, EvseSection, HalSection, StationConfig, StationSection
+from secc.core.config import Timers
+from secc.ocpp_bridge.bridge import Bridge
+from secc.runtime import Station
+from secc.sdp import Security
+from secc.testing.ev import EvScript
+from tests.ocpp.csms import Behaviour, TestCsms, wait_for
+from tests.ocpp.station import build
+
+EVSE_ID = "DE*ABC*E1234567*1"
+
+
+def _config(pki_dir: Path) -> StationConfig:
+    section = EvseSection(
+        evse_id=EVSE_ID,
+        address="::1",
+        tls_port=0,
+        tcp_port=-1,
+        sdp_port=0,
+        energy_modes=("AC_three_phase_core",),
+        hal=HalSection(control="none"),
+        timers=Timers(sequence_timeout=10.0),
+    )
+    return StationConfig(
+        station=StationSection(trace_dir=None),
+        certs=CertsSection(store=pki_dir / "station"),
+        evse=(section,),
+    )
+
+
+async def _session(
+    pki_dir: Path, tmp_path: Path, store: Store, behaviour: Behaviour
+) -> tuple[Any, TestCsms, Bridge]:
+    csms = TestCsms(behaviour=behaviour)
+    await csms.start()
+    bridges: list[Bridge] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    def factory(section: EvseSection, emit: Any) -> Bridge:
+        bridge = build(tmp_path, csms.url, store=store, emit=emit).bridge
+        bridges.append(bridge)
+        tasks.append(asyncio.ensure_future(bridge.run()))
+        return bridge
+
+    board, _plant = build_board()
+    script = EvScript(
+        payment="Contract",
+        credentials=load_credentials(pki_dir, dt.datetime.now(dt.UTC)),
+        think_time=0.0,
+        poll_interval=0.05,
+        loop_interval=0.05,
+        charge_loops=3,
+    )
+    try:
+        async with Station(
+            _config(pki_dir), boards={EVSE_ID: board}, backend_factory=factory
+        ) as st:
+            await asyncio.wait_for(bridges[0].client.online.wait(), 10)
+            e = st.evse(EVSE_ID)
+            assert e.sdp is not None
+            result = await run_ev_sdp(
+                script,
+                security=Security.TLS,
+                address="::1",
+                sdp_port=e.sdp.port,
+                cafile=pki_dir / "v2g" / "root.pem",
+            )
+            await wait_for(lambda: bridges[0].transaction is None and not len(bridges[0].queue))
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await csms.stop()
+    return result, csms, bridges[0]
+
+
+def test_ev_charges_with_plug_and_charge_authorized_by_the_csms(
+    pki_dir: Path, tmp_path: Path, store: Store
+) -> None:
+    async def main() -> None:
+        result, csms, _bridge = await _session(pki_dir, tmp_path, store, Behaviour())
+        names = [s.response for s in result.steps]
+        assert result.ended == "done", result.ended
+        assert "PaymentDetailsRes" in names and names.count("ChargingStatusRes") == 3
+        assert all(not s.code.startswith("FAILED") for s in result.steps)
+        auth = csms.authorizations[0]
+        assert auth["id_token"]["type"] == "eMAID"
+        assert len(auth["iso15118_certificate_hash_data"]) == 3
+        stream = csms.transaction_stream()
+        assert [e["seqNo"] for e in stream] == list(range(len(stream)))
+        kinds = [(e["eventType"], e["triggerReason"]) for e in stream]
+        assert kinds[0] == ("Started", "CablePluggedIn")
+        assert ("Updated", "Authorized") in kinds
+        assert ("Updated", "ChargingStateChanged") in kinds
+        assert stream[-1]["eventType"] == "Ended"
+        assert stream[-1]["transactionInfo"]["stoppedReason"] == "StoppedByEV"
+        updated = next(e for e in stream if e["triggerReason"] == "Authorized")
+        assert updated["idToken"]["idToken"] == auth["id_token"]["id_token"]
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_csms_blocks_the_contract(pki_dir: Path, tmp_path: Path, store: Store) -> None:
+    async def main() -> None:
+        result, csms, _bridge = await _session(
+            pki_dir, tmp_path, store, Behaviour(authorize_status="Blocked")
+        )
+        codes = {s.response: s.code for s in result.steps}
+        assert codes.get("AuthorizationRes", "").startswith("FAILED"), codes
+        stream = csms.transaction_stream()
+        assert stream[-1]["eventType"] == "Ended"
+        assert stream[-1]["transactionInfo"]["stoppedReason"] == "DeAuthorized"
+        assert not any(e["triggerReason"] == "Authorized" for e in stream)
+
+    asyncio.run(asyncio.wait_for(main(), 60))
