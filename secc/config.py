@@ -73,6 +73,10 @@ class HalSection:
     # the V2G session; "none": no control pilot (lab links without CP): the runtime
     # switches the contactors directly.
     control: Literal["iec61851", "none"] = "iec61851"
+    # after a failed V2G session or SLAC, fall back to IEC 61851-1 basic charging
+    # (nominal duty; AC only: ignored for an EVSE offering a DC mode)
+    basic_fallback: bool = False
+    hlc_start_timeout: float = 60.0  # 5 % until the V2G session is set up
     poll_interval: float = 0.1  # seconds between EVSE status reads during a session
 
     def __post_init__(self) -> None:
@@ -98,8 +102,9 @@ class EvseSection:
     meter_id: str | None = "METER-1"
     timers: Timers = field(default_factory=Timers)
     hal: HalSection = field(default_factory=HalSection)
-    # backend options, checked by the backend itself (scalars only)
+    # [evse.hal.options] / [evse.hal.plc_options]: checked by the backends themselves
     hal_options: tuple[tuple[str, str | int | float | bool], ...] = ()
+    hal_plc_options: tuple[tuple[str, str | int | float | bool], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.evse_id:
@@ -154,43 +159,50 @@ class StationConfig:
             raise ValueError("two [[evse]] sections share interface, address and sdp_port")
 
 
-def _split_hal_options(
-    data: Any, source: str
-) -> tuple[Any, dict[int, tuple[tuple[str, str | int | float | bool], ...]]]:
-    """``[evse.hal.options]`` is a free table for the backend: lift it out of ``hal`` so
-    the strict loader checks the rest; the backend checks the options when it opens."""
-    pairs: dict[int, tuple[tuple[str, str | int | float | bool], ...]] = {}
+Options = tuple[tuple[str, str | int | float | bool], ...]
+_FREE_TABLES = {"options": "hal_options", "plc_options": "hal_plc_options"}
+
+
+def _split_hal_options(data: Any, source: str) -> tuple[Any, dict[int, dict[str, Options]]]:
+    """``[evse.hal.options]`` and ``[evse.hal.plc_options]`` are free tables for the
+    backends: lift them out of ``hal`` so the strict loader checks the rest; the backend
+    checks its options when it opens."""
+    lifted: dict[int, dict[str, Options]] = {}
     if not isinstance(data, dict) or not isinstance(data.get("evse"), list):
-        return data, pairs
+        return data, lifted
     sections = []
     for i, evse in enumerate(data["evse"]):
         hal = evse.get("hal") if isinstance(evse, dict) else None
-        if isinstance(hal, dict) and "options" in hal:
-            options = hal["options"]
-            if not isinstance(options, dict):
-                raise ConfigError(f"{source}: evse[{i}].hal.options must be a table")
-            for key, value in options.items():
-                if not isinstance(value, (str, int, float, bool)):
-                    raise ConfigError(
-                        f"{source}: evse[{i}].hal.options.{key} must be a string, number or "
-                        f"boolean, not {value!r}"
-                    )
-            pairs[i] = tuple(options.items())
-            evse = {**evse, "hal": {k: v for k, v in hal.items() if k != "options"}}  # noqa: PLW2901
-        if isinstance(evse, dict) and "hal_options" in evse:
-            raise ConfigError(
-                f"{source}: unknown key evse[{i}].hal_options (use [evse.hal.options])"
-            )
+        if isinstance(evse, dict):
+            for field_name in _FREE_TABLES.values():
+                if field_name in evse:
+                    raise ConfigError(f"{source}: unknown key evse[{i}].{field_name}")
+        if isinstance(hal, dict) and any(k in hal for k in _FREE_TABLES):
+            for key, field_name in _FREE_TABLES.items():
+                if key not in hal:
+                    continue
+                options = hal[key]
+                if not isinstance(options, dict):
+                    raise ConfigError(f"{source}: evse[{i}].hal.{key} must be a table")
+                for name, value in options.items():
+                    if not isinstance(value, (str, int, float, bool)):
+                        raise ConfigError(
+                            f"{source}: evse[{i}].hal.{key}.{name} must be a string, number "
+                            f"or boolean, not {value!r}"
+                        )
+                lifted.setdefault(i, {})[field_name] = tuple(options.items())
+            rest = {k: v for k, v in hal.items() if k not in _FREE_TABLES}
+            evse = {**evse, "hal": rest}  # noqa: PLW2901
         sections.append(evse)
-    return {**data, "evse": sections}, pairs
+    return {**data, "evse": sections}, lifted
 
 
 def parse(data: Any, source: str) -> StationConfig:
     """Check parsed TOML; raises :class:`ConfigError` naming ``source``, key and reason."""
-    data, pairs = _split_hal_options(data, source)
+    data, lifted = _split_hal_options(data, source)
     config = load(StationConfig, data, source)
-    if pairs:
-        evses = tuple(replace(e, hal_options=pairs.get(i, ())) for i, e in enumerate(config.evse))
+    if lifted:
+        evses = tuple(replace(e, **lifted.get(i, {})) for i, e in enumerate(config.evse))  # type: ignore[arg-type]
         config = replace(config, evse=evses)
     return config
 

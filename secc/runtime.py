@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from certs.store import Store, StoreError
 from hal.api import Board
 from hal.charging import ChargingRunner
+from hal.control import ControlConfig
 from hal.types import ContactorState, HalError
 from secc.aio.driver import SessionDriver
 from secc.aio.sdp_server import SdpServer
@@ -206,7 +207,13 @@ class Evse:
         self.backend = backend_factory(section, self._emit)
         self.runner: ChargingRunner | None = None
         if section.hal.control == "iec61851":
-            self.runner = ChargingRunner(board)
+            dc = any(m.startswith("DC") for m in section.energy_modes)
+            control = ControlConfig(
+                basic_fallback=section.hal.basic_fallback and not dc,
+                hlc_start_timeout_s=section.hal.hlc_start_timeout,
+            )
+            self.runner = ChargingRunner(board, control)
+        self._closing = False
         self.sdp: SdpServer | None = None
         self.servers: list[V2GServer] = []
         self.drivers: set[SessionDriver] = set()
@@ -267,6 +274,7 @@ class Evse:
         return dict(self._ports)
 
     async def aclose(self) -> None:
+        self._closing = True
         if self.sdp is not None:
             await self.sdp.aclose()
         for driver in list(self.drivers):
@@ -324,7 +332,7 @@ class Evse:
             self.paused = driver.session.paused
         if self.active is driver:
             self.active = None
-        if self.runner is not None and driver.ended is not None:
+        if self.runner is not None and driver.ended is not None and not self._closing:
             ok = driver.ended.reason in (EndReason.EV_STOP, EndReason.EV_PAUSE)
             task = asyncio.create_task(
                 self.runner.hlc_finished() if ok else self.runner.hlc_failed(driver.ended.detail)
@@ -487,6 +495,7 @@ class Station:
                         section.hal.backend,
                         dict(section.hal_options),
                         plc=section.hal.plc,
+                        plc_options=dict(section.hal_plc_options),
                     )
                 evse = Evse(
                     section,

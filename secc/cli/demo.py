@@ -102,6 +102,8 @@ async def _session(
     await _wait_for(lambda: plant.duty == Duty.hlc(), 5.0, "5 % duty")
     say(f"  station: 5 % duty (high-level communication), SLAC matched in {_ms(t0)}")
     plant.ev_state = CpState.C
+    runner = evse.runner
+    await _wait_for(lambda: runner is None or runner.control.cp is CpState.C, 5.0, "CP C")
     say("  EV: CP state C (ready to charge)")
     creds = load_credentials(pki_dir, dt.datetime.now(dt.UTC)) if payment == "pnc" else None
     script = script_for(mode, payment, credentials=creds)
