@@ -42,6 +42,8 @@ class Behaviour:
     ev_cert_status: str = "Accepted"
     ev_cert_exi: str = base64.b64encode(b"\x80\x98\x02exi-response").decode()
     ev_cert_error: bool = False
+    # (schema version, action, exiRequest) -> exiResponse; default: ev_cert_exi
+    ev_cert_answer: Callable[[str, str, str], str] | None = None
     tx_errors: int = 0  # answer this many TransactionEvents with a CallError
     tx_delay: float = 0.0
     tx_malformed: int = 0  # answer this many TransactionEvents with a schema-invalid payload
@@ -102,9 +104,10 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
             await asyncio.sleep(self.b.ev_cert_delay)
         if self.b.ev_cert_error:
             raise InternalError(description="contract certificate pool unreachable")
-        return call_result.Get15118EVCertificate(
-            status=self.b.ev_cert_status, exi_response=self.b.ev_cert_exi
-        )
+        exi = self.b.ev_cert_exi
+        if self.b.ev_cert_answer is not None:
+            exi = self.b.ev_cert_answer(iso15118_schema_version, action, exi_request)
+        return call_result.Get15118EVCertificate(status=self.b.ev_cert_status, exi_response=exi)
 
     @on("TransactionEvent", skip_schema_validation=True)
     async def on_tx(self, **kw: Any) -> Any:

@@ -6,20 +6,29 @@ transaction.  With the CSMS answering Blocked, the EV is refused."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import dataclasses
 import datetime as dt
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from certs.store import Store
+from cryptography import x509
+
+from certs.store import Store, load_private_key
+from certs.testpki import Issued, TestPki
 from hal.backends.simulated import build_board
 from secc.aio.ev_client import run_ev_sdp
 from secc.cli.ev import load_credentials
 from secc.config import CertsSection, EvseSection, HalSection, StationConfig, StationSection
+from secc.core.actions import RequestCertificate
 from secc.core.config import Timers
 from secc.ocpp_bridge.bridge import Bridge
 from secc.runtime import Station
 from secc.sdp import Security
 from secc.testing.ev import EvScript
+from secc.testing.pki import Credentials, certificate_backend
 from tests.ocpp.csms import Behaviour, TestCsms, wait_for
 from tests.ocpp.station import build
 
@@ -44,8 +53,36 @@ def _config(pki_dir: Path) -> StationConfig:
     )
 
 
+def _credentials(pki_dir: Path) -> Credentials:
+    """The EV's material from the make-test-pki directory, with the CPS chain a lab
+    back end needs to answer CertificateInstallationReq."""
+    creds = load_credentials(pki_dir, dt.datetime.now(dt.UTC))
+    items = dict(creds.pki.items)
+    for stem in ("cps", "cps_sub1", "cps_sub2"):
+        cert = x509.load_pem_x509_certificate((pki_dir / "v2g" / f"{stem}.pem").read_bytes())
+        key = load_private_key((pki_dir / "v2g" / f"{stem}.key").read_bytes(), None)
+        items[stem] = Issued(stem, cert, key)
+    return dataclasses.replace(creds, pki=TestPki(creds.pki.options, items))
+
+
+def _cps(creds: Credentials) -> Callable[[str, str, str], str]:
+    backend = certificate_backend(creds, os.urandom)
+
+    def answer(schema: str, action: str, exi_request: str) -> str:
+        exi = backend(RequestCertificate(action, base64.b64decode(exi_request), schema))
+        assert exi is not None
+        return base64.b64encode(exi).decode()
+
+    return answer
+
+
 async def _session(
-    pki_dir: Path, tmp_path: Path, store: Store, behaviour: Behaviour
+    pki_dir: Path,
+    tmp_path: Path,
+    store: Store,
+    behaviour: Behaviour,
+    *,
+    install_certificate: bool = False,
 ) -> tuple[Any, TestCsms, Bridge]:
     csms = TestCsms(behaviour=behaviour)
     await csms.start()
@@ -59,9 +96,13 @@ async def _session(
         return bridge
 
     board, _plant = build_board()
+    creds = _credentials(pki_dir)
+    if install_certificate:
+        behaviour.ev_cert_answer = _cps(creds)
     script = EvScript(
         payment="Contract",
-        credentials=load_credentials(pki_dir, dt.datetime.now(dt.UTC)),
+        install_certificate=install_certificate,
+        credentials=creds,
         think_time=0.0,
         poll_interval=0.05,
         loop_interval=0.05,
@@ -127,5 +168,26 @@ def test_csms_blocks_the_contract(pki_dir: Path, tmp_path: Path, store: Store) -
         assert stream[-1]["eventType"] == "Ended"
         assert stream[-1]["transactionInfo"]["stoppedReason"] == "DeAuthorized"
         assert not any(e["triggerReason"] == "Authorized" for e in stream)
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_contract_certificate_installed_through_the_csms_then_plug_and_charge(
+    pki_dir: Path, tmp_path: Path, store: Store
+) -> None:
+    """M01: CertificateInstallationReq → Get15118EVCertificate → a lab CPS behind the test
+    CSMS answers → CertificateInstallationRes to the EV, which then charges with PnC."""
+
+    async def main() -> None:
+        result, csms, _bridge = await _session(
+            pki_dir, tmp_path, store, Behaviour(), install_certificate=True
+        )
+        names = [s.response for s in result.steps]
+        assert result.ended == "done", result.ended
+        assert "CertificateInstallationRes" in names
+        assert all(not s.code.startswith("FAILED") for s in result.steps)
+        schema, action, _exi = csms.ev_cert_requests[0]
+        assert (schema, action) == ("urn:iso:15118:2:2013:MsgDef", "Install")
+        assert csms.transaction_stream()[-1]["transactionInfo"]["stoppedReason"] == "StoppedByEV"
 
     asyncio.run(asyncio.wait_for(main(), 60))
