@@ -108,6 +108,8 @@ async def ca_loop(
         while handled < len(csms.csrs):
             kind, csr = csms.csrs[handled]
             handled += 1
+            if csms.behaviour.sign_certificate_status != "Accepted":
+                continue  # the CSMS refused the request: no certificate comes
             chain = answer(kind, csr)
             if chain is None:
                 continue
@@ -115,5 +117,5 @@ async def ca_loop(
             result = await cp.call(
                 call.CertificateSigned(certificate_chain=chain, certificate_type=kind)
             )
-            sent.append(result)
+            sent.append((kind, result))
         await asyncio.sleep(0.02)
