@@ -79,10 +79,11 @@ def test_replay_reports_a_changed_fact(
     def isolation_fault(records: list[dict[str, object]]) -> None:
         for r in records:
             fields = r.get("fields")
-            if r.get("event") == "EvseStatus" and isinstance(fields, dict):
-                if fields["isolation"] == "Valid":
-                    fields["isolation"] = "Fault"
-                    return
+            valid = isinstance(fields, dict) and fields.get("isolation") == "Valid"
+            if r.get("event") == "EvseStatus" and valid:
+                assert isinstance(fields, dict)
+                fields["isolation"] = "Fault"
+                return
 
     changed = _rewrite(traces["dc"], tmp_path / "t.jsonl", isolation_fault)
     assert replay([str(changed)], prog="secc replay") == 1
