@@ -324,7 +324,7 @@ class EvSimulator:
                         mod.X509IssuerSerial(
                             x509_issuer_name=root.issuer.rfc4514_string(),
                             # the codec reads integers up to 140 bits; a 20-octet serial needs 160
-                            x509_serial_number=root.serial_number % 2**64,
+                            x509_serial_number=root.serial_number,
                         ),
                     )
                 ),
@@ -346,7 +346,7 @@ class EvSimulator:
                     root_certificate_id=(
                         mod.X509IssuerSerial(
                             x509_issuer_name=root.issuer.rfc4514_string(),
-                            x509_serial_number=root.serial_number % 2**64,
+                            x509_serial_number=root.serial_number,
                         ),
                     )
                 ),

@@ -73,3 +73,13 @@ def test_encoded_bits_follow_the_worked_example() -> None:
     pos += 2 + 1  # SE(Body)
     assert int(bits[pos : pos + 6], 2) == 13
     assert codec.decode(codec.encode(msg), "iso2") == msg
+
+
+def test_x509_serial_number_of_twenty_octets_roundtrips() -> None:
+    """X509SerialNumber is xs:integer: serials up to 20 octets (160 bits) must pass."""
+    ds = codec.schema_module("xmldsig")
+    for serial in (2**159 + 12345, -(2**159), (1 << 160) - 1):
+        value = ds.X509IssuerSerial(x509_issuer_name="CN=V2G Root", x509_serial_number=serial)
+        data = codec.encode_fragment(value, name="X509IssuerSerial")
+        _root, back = codec.decode_fragment(data, "xmldsig")
+        assert back == value

@@ -134,8 +134,8 @@ class BitReader:
             if b < 0x80:
                 return result
             shift += 7
-            if shift > 7 * 20:  # 140 bits: beyond any value the schemas allow
-                raise DecodeError("unsigned integer longer than 20 octets", self.pos)
+            if shift > 7 * 40:  # 287 bits: X509SerialNumber (xs:integer) is up to 160 bits
+                raise DecodeError("unsigned integer longer than 41 groups of 7 bits", self.pos)
 
     def integer(self) -> int:
         if self.bit():
