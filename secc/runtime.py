@@ -26,7 +26,8 @@ import contextlib
 import datetime as dt
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
@@ -72,6 +73,7 @@ from secc.sdp import SdpOffer, SdpResponder
 from secc.trace import Record, Trace, config_record, trace_name
 
 log = logging.getLogger(__name__)
+HISTORY = 16  # ended sessions an EVSE remembers (tests, demo, status)
 
 Emit = Callable[[Event], None]
 Observer = Callable[[str, Record], None]  # (evse_id, trace record)
@@ -219,11 +221,13 @@ class Evse:
         self.drivers: set[SessionDriver] = set()
         self.active: SessionDriver | None = None
         self.paused: PausedSession | None = None
-        self.ended: list[tuple[SessionDriver, SessionEnded]] = []
-        self.trace_files: list[Path] = []
+        # the last sessions' ends and trace files (bounded: a station runs for years)
+        self.ended: deque[tuple[SessionDriver, SessionEnded]] = deque(maxlen=HISTORY)
+        self.trace_files: deque[Path] = deque(maxlen=HISTORY)
         self._poke = asyncio.Event()
         self._ports: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._spawned: set[asyncio.Task[None]] = set()
 
     @property
     def evse_id(self) -> str:
@@ -334,10 +338,14 @@ class Evse:
             self.active = None
         if self.runner is not None and driver.ended is not None and not self._closing:
             ok = driver.ended.reason in (EndReason.EV_STOP, EndReason.EV_PAUSE)
-            task = asyncio.create_task(
+            self._spawn(
                 self.runner.hlc_finished() if ok else self.runner.hlc_failed(driver.ended.detail)
             )
-            self._tasks.append(task)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned.discard)
 
     def _emit(self, event: Event) -> None:
         if self.active is not None:
@@ -349,7 +357,7 @@ class Evse:
 
     def perform_backend(self, action: Action) -> None:
         if isinstance(action, SessionStarted) and self.runner is not None:
-            self._tasks.append(asyncio.create_task(self.runner.hlc_started()))
+            self._spawn(self.runner.hlc_started())
         self.backend.perform(action)
 
     async def perform_hal(self, action: Action) -> Event | None:
