@@ -57,6 +57,7 @@ class Deps:
     interface_info: Callable[[str], system.InterfaceInfo] = system.interface_info
     sdp_query: Callable[[str, int, float], Awaitable[SdpResponse | None]] = system.sdp_query
     probe_modem: Callable[[str], Awaitable[str | None]] = probe_modem
+    udp_port_in_use: Callable[[int], bool] = system.udp_port_in_use
 
 
 @dataclass

@@ -239,8 +239,15 @@ async def check_network(ctx: Context, evse: EvseSection) -> Result:
             f"{answer.security.name} at [{answer.address}]:{answer.port}",
             mac=info.mac,
         )
+    if ctx.deps.udp_port_in_use(port):
+        return Result.fail(
+            f"a program holds UDP {port} on this station but does not answer SDP on {name}",
+            f"find it (`ss -ulpn sport = :{port}`); if it is `secc run`, check that its "
+            f"[[evse]] interface is {name}",
+        )
     from secc.aio.sdp_server import SdpServer
 
+    # bound to the interface and joined to ff02::1 there, as `secc run` does
     offer = SdpOffer(address, tls_port=evse.tls_port if evse.tls_port > 0 else 65535)
     try:
         async with SdpServer(SdpResponder(offer), interface=name, port=port):
@@ -253,7 +260,8 @@ async def check_network(ctx: Context, evse: EvseSection) -> Result:
     if answer is None:
         return Result.fail(
             f"no SDP answer on {name} (UDP {port}, ff02::1)",
-            "check the firewall (UDP 15118 and ICMPv6 must pass) and multicast on the interface",
+            "check the firewall (UDP 15118 and ICMPv6 must pass), multicast on the interface, "
+            "and that the loopback interface lo is up",
         )
     return Result.ok(
         f"{name} up, {address}; SDP works on it (answered by a temporary responder: "

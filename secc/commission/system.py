@@ -96,6 +96,17 @@ def _read(path: Path) -> str:
         return ""
 
 
+def udp_port_in_use(port: int) -> bool:
+    """Whether some socket of this network namespace is bound to UDP ``port``."""
+    for table in ("/proc/net/udp6", "/proc/net/udp"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > 1 and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    return True
+    return False
+
+
 async def sdp_query(interface: str, port: int, timeout: float = 1.0) -> SdpResponse | None:
     """Send an SDP request to ff02::1 on ``interface`` (as an EV does); the first valid
     answer, or None.  Our own host's responder hears it through multicast loopback."""
