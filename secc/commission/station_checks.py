@@ -124,6 +124,18 @@ async def check_hal(ctx: Context, evse: EvseSection) -> Result:
                 )
         await cp.set_duty(Duty.constant())
         done.append("PWM 5 % and 16 A read back")
+        if board.rcd is not None:
+            status = await board.rcd.read()
+            if status.tripped:
+                return Result.fail(
+                    f"the RCD monitor reads tripped ({status.residual_ma:g} mA)",
+                    "find the residual current, then reset the RCD",
+                )
+            if not await board.rcd.self_test(timeout=2.0):
+                return Result.fail(
+                    "the RCD monitor's self-test failed", "replace or rewire the RCD monitor"
+                )
+            done.append("RCD self-test")
         if ctx.answers.hal_self_test:
             await board.contactors.close(timeout=2.0)
             if await board.contactors.feedback() is not ContactorState.CLOSED:
@@ -138,18 +150,6 @@ async def check_hal(ctx: Context, evse: EvseSection) -> Result:
                     raise HalError("cable lock: feedback not LOCKED after lock")
                 await board.lock.unlock(timeout=2.0)
                 done.append("cable lock")
-        if board.rcd is not None:
-            status = await board.rcd.read()
-            if status.tripped:
-                return Result.fail(
-                    f"the RCD monitor reads tripped ({status.residual_ma:g} mA)",
-                    "find the residual current, then reset the RCD",
-                )
-            if not await board.rcd.self_test(timeout=2.0):
-                return Result.fail(
-                    "the RCD monitor's self-test failed", "replace or rewire the RCD monitor"
-                )
-            done.append("RCD self-test")
     except ContactorStuckError as exc:
         return Result.fail(
             f"contactor feedback stays OPEN after close ({exc})",

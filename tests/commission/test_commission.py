@@ -129,6 +129,14 @@ async def _stuck_board(evse: EvseSection) -> Board:
     return board
 
 
+def _board(**faults: Any) -> Callable[[EvseSection], Awaitable[Board]]:
+    async def open_board(evse: EvseSection) -> Board:
+        board, _ = build_board(Plant(**faults))
+        return board
+
+    return open_board
+
+
 def _year_ahead() -> dt.datetime:
     return dt.datetime.now(dt.UTC) + dt.timedelta(days=365)
 
@@ -157,6 +165,18 @@ CASES: dict[str, dict[str, Any]] = {
         "check": "hal[DE*ABC*E1234567*1]",
         "reason": "contactor feedback stays OPEN after close",
         "fix": "auxiliary (feedback) contact wiring",
+    },
+    "contactor welded": {
+        "deps": deps(open_board=_board(contactor_welded=True)),
+        "check": "hal[DE*ABC*E1234567*1]",
+        "reason": "feedback stays CLOSED after open",
+        "fix": "replace the contactor",
+    },
+    "RCD tripped": {
+        "deps": deps(open_board=_board(rcd_tripped=True, residual_ma=30.0)),
+        "check": "hal[DE*ABC*E1234567*1]",
+        "reason": "the RCD monitor reads tripped (30 mA)",
+        "fix": "reset the RCD",
     },
     "clock off by a year": {
         "deps": Deps(utc_now=_year_ahead, clock_sync=lambda: ClockSync(False, "test: unsynced")),
