@@ -88,6 +88,21 @@ def _reader(data: bytes) -> BitReader:
     return BitReader(bytes(data), 8)
 
 
+_BY_CLASS: dict[int, dict[type, list[tuple[int, RootInfo]]]] = {}
+
+
+def _by_class(roots: tuple[RootInfo, ...]) -> dict[type, list[tuple[int, RootInfo]]]:
+    """Class -> the elements of that type, per element table (built once)."""
+    table = _BY_CLASS.get(id(roots))
+    if table is None:
+        table = {}
+        for i, r in enumerate(roots):
+            if r.cls is not None:
+                table.setdefault(r.cls, []).append((i, r))
+        _BY_CLASS[id(roots)] = table
+    return table
+
+
 def _pick(
     roots: tuple[RootInfo, ...], value: object, name: str | None, what: str
 ) -> tuple[int, RootInfo]:
@@ -95,7 +110,7 @@ def _pick(
         ns, _, local = name[1:].partition("}") if name.startswith("{") else ("", "", name)
         hits = [(i, r) for i, r in enumerate(roots) if r.local == local and (not ns or r.ns == ns)]
     else:
-        hits = [(i, r) for i, r in enumerate(roots) if r.cls is type(value)]
+        hits = _by_class(roots).get(type(value), [])
     if len(hits) == 1:
         return hits[0]
     if not hits:

@@ -11,34 +11,42 @@ from secc.codec.errors import DecodeError, EncodeError
 
 
 class BitWriter:
-    """Accumulates bits most-significant first and pads the last byte with zeros."""
+    """Accumulates bits most-significant first and pads the last byte with zeros.
 
-    __slots__ = ("acc", "buf", "nacc")
+    Pending bits live in one integer behind a sentinel 1 bit (so no bit count is kept on
+    the hot path); they move to the byte buffer when raw octets are written or when the
+    integer grows past a few hundred octets, which keeps large messages linear.
+    """
+
+    __slots__ = ("acc", "buf")
+
+    _FLUSH_BITS = 4096
 
     def __init__(self) -> None:
         self.buf = bytearray()
-        self.acc = 0  # pending bits, fewer than 8 after every call
-        self.nacc = 0
+        self.acc = 1  # sentinel 1, then the pending bits
 
     @property
     def bit_position(self) -> int:
-        return len(self.buf) * 8 + self.nacc
+        return len(self.buf) * 8 + self.acc.bit_length() - 1
 
     def bits(self, value: int, n: int) -> None:
-        acc = (self.acc << n) | value
-        total = self.nacc + n
-        if total >= 8:
-            rem = total & 7
-            self.buf += (acc >> rem).to_bytes(total >> 3, "big")
-            acc &= (1 << rem) - 1
-            total = rem
-        self.acc = acc
-        self.nacc = total
+        self.acc = (self.acc << n) | value
+
+    def _flush(self) -> None:
+        """Move the whole octets of the pending bits to the buffer."""
+        acc = self.acc
+        pending = acc.bit_length() - 1
+        whole = pending >> 3
+        if whole:
+            rem = pending & 7
+            self.buf += ((acc >> rem) & ((1 << (whole << 3)) - 1)).to_bytes(whole, "big")
+            self.acc = (1 << rem) | (acc & ((1 << rem) - 1))
 
     def uint(self, value: int) -> None:
         """Unsigned Integer: 7-bit groups, least significant first, MSB = more."""
         if value < 0x80:
-            self.bits(value, 8)
+            self.acc = (self.acc << 8) | value
             return
         out = bytearray()
         while value >= 0x80:
@@ -50,31 +58,31 @@ class BitWriter:
     def integer(self, value: int) -> None:
         """Integer: sign bit, then the magnitude (negative values store -v-1)."""
         if value < 0:
-            self.bits(1, 1)
+            self.acc = (self.acc << 1) | 1
             self.uint(-value - 1)
         else:
-            self.bits(0, 1)
+            self.acc <<= 1
             self.uint(value)
 
     def raw(self, data: bytes) -> None:
         """Octets at the current bit position (not aligned)."""
-        if not data:
+        n = len(data)
+        if n < 16 and self.acc.bit_length() < self._FLUSH_BITS:
+            self.acc = (self.acc << (n << 3)) | int.from_bytes(data, "big")
             return
-        if self.nacc == 0:
+        self._flush()
+        rem = self.acc.bit_length() - 1
+        if rem == 0:
             self.buf += data
-        else:
-            n = len(data) * 8
-            acc = (self.acc << n) | int.from_bytes(data, "big")
-            total = self.nacc + n
-            rem = total & 7
-            self.buf += (acc >> rem).to_bytes(total >> 3, "big")
-            self.acc = acc & ((1 << rem) - 1)
-            self.nacc = rem
+            return
+        # shift the octets behind the rem pending bits; keep the last rem bits pending
+        merged = ((self.acc & ((1 << rem) - 1)) << (n << 3)) | int.from_bytes(data, "big")
+        self.buf += (merged >> rem).to_bytes(n, "big")
+        self.acc = (1 << rem) | (merged & ((1 << rem) - 1))
 
     def string(self, value: str) -> None:
         """String: Unsigned(length + 2) (never a table hit), then code points."""
-        n = len(value)
-        self.uint(n + 2)
+        self.uint(len(value) + 2)
         if value.isascii():
             self.raw(value.encode("ascii"))
         else:
@@ -86,8 +94,10 @@ class BitWriter:
         self.raw(value)
 
     def getvalue(self) -> bytes:
-        if self.nacc:
-            return bytes(self.buf) + bytes([(self.acc << (8 - self.nacc)) & 0xFF])
+        self._flush()
+        rem = self.acc.bit_length() - 1
+        if rem:
+            return bytes(self.buf) + bytes([((self.acc & ((1 << rem) - 1)) << (8 - rem)) & 0xFF])
         return bytes(self.buf)
 
 
