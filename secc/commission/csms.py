@@ -70,7 +70,7 @@ class CsmsLink:
 
     async def connect(self, timeout: float) -> LinkState:
         """Connect and boot; returns as soon as the CSMS answers BootNotification."""
-        if self.state is not None and self.state.boot_status == "Accepted":
+        if self.state is not None:  # one attempt per run: every check sees the same answer
             return self.state
         if self._task is None:
             self._task = asyncio.ensure_future(self.client.run())
@@ -80,6 +80,8 @@ class CsmsLink:
         while loop.time() < deadline and not client.online.is_set():
             if client.boot_status in {"Rejected", "Pending"}:
                 break
+            if client.last_error and not client.connects:
+                break  # the first connection attempt failed: report its reason
             await asyncio.sleep(0.05)
         if client.online.is_set():
             csms_time = await self._csms_time()

@@ -310,3 +310,27 @@ def test_answers_file_for_fleets(station: StationDir) -> None:
     answers.write_text('colour = "blue"\n')
     bad = cli(station, "--answers", str(answers))
     assert bad.returncode == 2 and "unknown answer 'colour'" in bad.stderr
+
+
+def test_security_profile_3_with_and_without_the_station_certificate(station: StationDir) -> None:
+    async def main(client_cert: bool) -> Report:
+        if not client_cert:
+            station.store().delete_leaf("csms")
+        csms = TestCsms(password=None, ssl_context=server_context(station.pki, client_auth=True))
+        await csms.start()
+        station.write_config(csms.url.replace("127.0.0.1", "localhost"), profile=3)
+        try:
+            return await commission(Context(station.config, PRESET, deps()))
+        finally:
+            await csms.stop()
+
+    report = run(main(True))
+    assert report.ready, report.markdown()
+    assert "station certificate" in by_name(report)["certs.csms"].reason
+    assert "security profile 3" in by_name(report)["csms"].reason
+    report = run(main(False))
+    results = by_name(report)
+    assert results["certs.csms"].status is Status.FAIL
+    assert "--sign ChargingStationCertificate" in results["certs.csms"].fix
+    assert results["csms"].status is Status.FAIL
+    assert "needs a charging-station certificate" in results["csms"].reason
