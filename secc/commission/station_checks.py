@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 
+from hal.api import ControlPilot
 from hal.types import (
     ContactorState,
     ContactorStuckError,
@@ -115,7 +117,7 @@ async def check_hal(ctx: Context, evse: EvseSection) -> Result:
         done.append("CP state A")
         for duty in (Duty.hlc(), Duty.for_current(16)):
             await cp.set_duty(duty)
-            got = await cp.duty()
+            got = await _read_back(cp, duty)
             if got != duty:
                 await cp.set_duty(Duty.constant())
                 return Result.fail(
@@ -177,6 +179,18 @@ async def check_hal(ctx: Context, evse: EvseSection) -> Result:
             "(RDC-DD 6 mA DC per IEC 61851-1)",
         )
     return Result.ok("; ".join(done))
+
+
+async def _read_back(cp: ControlPilot, duty: Duty, timeout: float = 1.0) -> Duty | None:
+    """The duty the board reports, polled until it matches (an MCU reports it with its
+    next STATUS) or ``timeout`` passes."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        got = await cp.duty()
+        if got == duty or loop.time() >= deadline:
+            return got
+        await asyncio.sleep(0.02)
 
 
 async def _plc(ctx: Context, evse: EvseSection, board: object) -> str | Result:
