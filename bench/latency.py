@@ -1,14 +1,18 @@
-"""Request -> response latency of the V2G transport alone (secc.aio.v2g_server), over
-TLS 1.2 (ECDHE-ECDSA-AES128-SHA256) or plain TCP on loopback.  Prints p50/p99; asserts
-nothing.
+"""Request -> response latency over TLS 1.2 (ECDHE-ECDSA-AES128-SHA256) or plain TCP on
+loopback.  Prints p50/p99; asserts nothing.
 
-    .venv/bin/python bench/latency.py [--count 2000] [--tcp]
+    .venv/bin/python bench/latency.py [--count 2000] [--tcp] [--no-trace]
+    .venv/bin/python bench/latency.py --transport-only [--count 2000] [--tcp]
 
-Transport-only: the session handler is a trivial echo that answers every
-SessionSetupReq with a precomputed SessionSetupRes, so the figure covers V2GTP framing,
-TLS records, the EXI *decode* of the request and the event loop, not the session core.
-Client and server share one event loop and one CPU core; a separate EV adds the
-scheduling of its own process.  A test PKI is generated in a temporary directory.
+Default: the whole station (``secc.runtime.Station``: driver, session core, codec,
+trace writer, simulated HAL board polled every 100 ms) serves a DC session; the EV
+simulator runs it up to the first CurrentDemandReq, then sends that request ``count``
+times and times each one from the write to the complete response frame.
+``--transport-only``: the session handler is a trivial echo that answers every
+SessionSetupReq with a precomputed SessionSetupRes (V2GTP framing, TLS records, EXI
+*decode* and the event loop only).  Client and server share one event loop and one CPU
+core; a separate EV adds the scheduling of its own process.  A test PKI is generated in
+a temporary directory.
 """
 
 from __future__ import annotations
@@ -132,21 +136,102 @@ async def measure(count: int, use_tls: bool, directory: Path) -> list[float]:
     return samples
 
 
+async def measure_core(count: int, use_tls: bool, directory: Path, trace: bool) -> list[float]:
+    import datetime as dt
+
+    from certs import testpki
+    from hal.backends.simulated import build_board
+    from secc.config import CertsSection, EvseSection, HalSection, StationConfig, StationSection
+    from secc.runtime import Station
+    from secc.testing.ev import EvScript, EvSimulator
+
+    pki = testpki.build_test_pki(dt.datetime.now(dt.UTC))
+    testpki.write_test_pki(pki, directory)
+    evse_id = pki.options.evse_id
+    config = StationConfig(
+        station=StationSection(trace_dir=directory / "traces" if trace else None),
+        certs=CertsSection(store=directory / "station"),
+        evse=(
+            EvseSection(
+                evse_id=evse_id,
+                address="::1",
+                tls_port=0 if use_tls else -1,
+                tcp_port=-1 if use_tls else 0,
+                sdp_port=0,
+                energy_modes=("DC_extended",),
+                hal=HalSection(control="none"),
+            ),
+        ),
+    )
+    client_ctx = None
+    if use_tls:
+        from secc.aio.ev_client import tls_client_context
+
+        client_ctx = tls_client_context(directory / "v2g" / "root.pem")
+    async with Station(config, boards={evse_id: build_board()[0]}) as station:
+        port = station.evses[0].ports["tls" if use_tls else "tcp"]
+        reader, writer = await asyncio.open_connection("::1", port, ssl=client_ctx)
+        framer = Framer()
+
+        async def exchange(frame: bytes) -> bytes:
+            writer.write(frame)
+            while True:
+                got = framer.feed(await reader.read(65536))
+                if got:
+                    return got[0].payload
+
+        ev = EvSimulator(
+            EvScript(energy_mode="DC_extended", think_time=0, poll_interval=0.02, charge_loops=2)
+        )
+        step = ev.start()
+        while step.name != "CurrentDemandReq":
+            await asyncio.sleep(step.delay)
+            payload = await exchange(encode_frame(codec.encode(step.message)))
+            schema = Schema.APPHAND if step.schema is Schema.APPHAND else ev.schema
+            nxt = ev.receive(codec.decode(payload, schema.value), schema)
+            if nxt is None:
+                raise SystemExit(f"session ended before CurrentDemandReq: {ev.responses[-1]}")
+            step = nxt
+        frame = encode_frame(codec.encode(step.message))
+        samples = []
+        for i in range(count + 100):
+            start = time.perf_counter()
+            payload = await exchange(frame)
+            if i >= 100:  # warm-up
+                samples.append(time.perf_counter() - start)
+        res = codec.decode(payload, ev.schema.value).body.body_element
+        if res.response_code.value != "OK":
+            raise SystemExit(f"CurrentDemandRes {res.response_code.value}")
+        writer.close()
+    return samples
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--tcp", action="store_true", help="plain TCP instead of TLS")
+    parser.add_argument("--transport-only", action="store_true", help="echo handler, no core")
+    parser.add_argument("--no-trace", action="store_true", help="station writes no trace")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        samples = asyncio.run(measure(args.count, not args.tcp, Path(tmp)))
+        if args.transport_only:
+            samples = asyncio.run(measure(args.count, not args.tcp, Path(tmp)))
+        else:
+            samples = asyncio.run(
+                measure_core(args.count, not args.tcp, Path(tmp), not args.no_trace)
+            )
     samples.sort()
     us = [s * 1e6 for s in samples]
     p50 = statistics.median(us)
     p99 = us[min(len(us) - 1, int(len(us) * 0.99))]
     print(f"python {sys.version.split()[0]} on {platform.machine()}, {ssl.OPENSSL_VERSION}")
+    if args.transport_only:
+        what = "SessionSetupReq -> SessionSetupRes (transport only, echo handler)"
+    else:
+        trace = "no trace" if args.no_trace else "JSONL trace on"
+        what = f"CurrentDemandReq -> CurrentDemandRes (station runtime + core, {trace})"
     print(
-        f"{'TLS 1.2' if not args.tcp else 'TCP'} SessionSetupReq -> SessionSetupRes, "
-        f"{len(us)} round trips on loopback (transport only, echo handler): "
+        f"{'TLS 1.2' if not args.tcp else 'TCP'} {what}, {len(us)} round trips on loopback: "
         f"p50 {p50:.0f} us, p99 {p99:.0f} us, max {us[-1]:.0f} us"
     )
     return 0

@@ -182,6 +182,18 @@ def _root_of(
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class EndedSession:
+    """What an EVSE remembers of a session that ended (no sockets, no core objects)."""
+
+    evse_id: str
+    session_id: str
+    peer: str
+    tls: bool
+    end: SessionEnded
+    trace: Path | None
+
+
 class Evse:
     """One charge point: its board, servers and the sessions on them."""
 
@@ -222,7 +234,7 @@ class Evse:
         self.active: SessionDriver | None = None
         self.paused: PausedSession | None = None
         # the last sessions' ends and trace files (bounded: a station runs for years)
-        self.ended: deque[tuple[SessionDriver, SessionEnded]] = deque(maxlen=HISTORY)
+        self.ended: deque[EndedSession] = deque(maxlen=HISTORY)
         self.trace_files: deque[Path] = deque(maxlen=HISTORY)
         self._poke = asyncio.Event()
         self._ports: dict[str, int] = {}
@@ -331,7 +343,16 @@ class Evse:
     def session_ended(self, driver: SessionDriver) -> None:
         self.drivers.discard(driver)
         if driver.ended is not None:
-            self.ended.append((driver, driver.ended))
+            self.ended.append(
+                EndedSession(
+                    evse_id=self.evse_id,
+                    session_id=driver.session.session_id.hex(),
+                    peer=str(driver.conn.peer[0]),
+                    tls=driver.conn.tls,
+                    end=driver.ended,
+                    trace=driver.trace.path,
+                )
+            )
         if driver.session.paused is not None:
             self.paused = driver.session.paused
         if self.active is driver:

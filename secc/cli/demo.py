@@ -127,7 +127,7 @@ async def _session(
         return False
     say(f"  EV: {result.ended}, over {f'TLS 1.2 {result.cipher}' if result.tls else 'TCP'}")
     await _wait_for(lambda: evse.active is None, 5.0, "session end")
-    ended = evse.ended[-1][1] if evse.ended else None
+    ended = evse.ended[-1].end if evse.ended else None
     reason = f"{ended.reason.value} {ended.detail}".strip() if ended else "?"
     plant.ev_state = CpState.A
     say(f"  session ended: {reason}; contactors {'closed' if plant.contactor_command else 'open'}")

@@ -42,8 +42,8 @@ def test_session_over_veth_between_namespaces(pki_dir: Path, tmp_path: Path) -> 
                 if e.ended:
                     break
                 await asyncio.sleep(0.02)
-            station_out["ended"] = [end.reason for _, end in e.ended]
-            station_out["peer"] = [d.conn.peer[0] for d, _ in e.ended]
+            station_out["ended"] = [s.end.reason for s in e.ended]
+            station_out["peer"] = [s.peer for s in e.ended]
 
     with link_pair() as pair:
         thread = threading.Thread(target=run_in_netns, args=(pair.evse, station_main), daemon=True)

@@ -28,7 +28,7 @@ LOOP_NAMES = {"ChargingStatusRes", "CurrentDemandRes"}
 
 async def _ended(e: Evse) -> EndReason:
     await wait_until(lambda: bool(e.ended) and e.active is None)
-    return e.ended[-1][1].reason
+    return e.ended[-1].end.reason
 
 
 def _assert_full(result: EvResult, loop: str) -> None:
@@ -273,7 +273,7 @@ def test_two_evses_charge_at_once(pki_dir: Path) -> None:
                 _assert_full(result, loop)
             for i in boards:
                 assert await _ended(st.evse(i)) is EndReason.EV_STOP
-                header = next(iter(st.evse(i).ended))[0].session.config.evse_id
+                header = st.evse(i).ended[0].evse_id
                 assert header == i
 
     run(main)
@@ -302,7 +302,7 @@ def test_shutdown_mid_charge_opens_contactors_and_flushes_trace(
         assert plant.contactor_command
         await station.aclose()
         assert plant.contactor_feedback is ContactorState.OPEN and not plant.dc_enabled
-        assert e.ended and e.ended[-1][1].reason in (
+        assert e.ended and e.ended[-1].end.reason in (
             EndReason.CONNECTION_LOST,
             EndReason.STATION_STOP,
         )
@@ -338,7 +338,7 @@ def test_rcd_trip_while_charging_ends_with_evse_fault(pki_dir: Path) -> None:
             assert plant.contactor_command
             plant.trip_rcd()
             assert await _ended(e) is EndReason.EVSE_FAULT
-            assert "rcd_tripped" in e.ended[-1][1].detail
+            assert "rcd_tripped" in e.ended[-1].end.detail
             assert plant.contactor_feedback is ContactorState.OPEN
             await asyncio.wait_for(ev, 5)
 
