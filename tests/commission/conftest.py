@@ -119,3 +119,39 @@ async def ca_loop(
             )
             sent.append((kind, result))
         await asyncio.sleep(0.02)
+
+
+def ocsp_responder(pki_dir: Path, revoked: bool = False) -> Callable[[dict[str, Any]], str | None]:
+    """The test CSMS's GetCertificateStatus: a signed OCSP answer for each CPO chain member."""
+    import base64
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509 import ocsp
+
+    pairs = [("v2g/secc", "v2g/sub2"), ("v2g/sub2", "v2g/sub1"), ("v2g/sub1", "v2g/root")]
+    by_serial = {}
+    for leaf_stem, issuer_stem in pairs:
+        leaf, issuer = issued(pki_dir, leaf_stem), issued(pki_dir, issuer_stem)
+        by_serial[format(leaf.certificate.serial_number, "x")] = (leaf, issuer)
+
+    def answer(data: dict[str, Any]) -> str | None:
+        now = dt.datetime.now(dt.UTC)
+        leaf, issuer = by_serial[data["serial_number"]]
+        builder = (
+            ocsp.OCSPResponseBuilder()
+            .add_response(
+                cert=leaf.certificate,
+                issuer=issuer.certificate,
+                algorithm=hashes.SHA256(),
+                cert_status=ocsp.OCSPCertStatus.REVOKED if revoked else ocsp.OCSPCertStatus.GOOD,
+                this_update=now - dt.timedelta(minutes=1),
+                next_update=now + dt.timedelta(days=1),
+                revocation_time=now - dt.timedelta(hours=1) if revoked else None,
+                revocation_reason=None,
+            )
+            .responder_id(ocsp.OCSPResponderEncoding.HASH, issuer.certificate)
+        )
+        der = builder.sign(issuer.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+        return base64.b64encode(der).decode()
+
+    return answer

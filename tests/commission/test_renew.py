@@ -81,11 +81,12 @@ async def maintain(
     behaviour: Behaviour | None = None,
     answer: Callable[[str | None, str], str | None],
     sign_timeout: float = 10.0,
+    utc_now: Callable[[], dt.datetime] = nearly_a_year_on,
 ) -> tuple[MaintenanceReport, list[Any], TestCsms]:
     csms = TestCsms(password=PASSWORD, behaviour=behaviour)
     await csms.start()
     store = station.store()
-    installer = SignedInstaller(store, nearly_a_year_on)
+    installer = SignedInstaller(store, utc_now)
     client = OcppClient(
         ClientConfig(csms.url, STATION, basic_auth_password=PASSWORD),
         handlers={"CertificateSigned": installer},
@@ -97,7 +98,7 @@ async def maintain(
     try:
         await asyncio.wait_for(client.online.wait(), 10)
         report = await run_maintenance(
-            client, store, installer, SUBJECT, nearly_a_year_on, sign_timeout=sign_timeout
+            client, store, installer, SUBJECT, utc_now, sign_timeout=sign_timeout
         )
     finally:
         for task in (ca, link):
@@ -248,3 +249,35 @@ def test_secc_renew_cli_online_and_local_only(station: StationDir, tmp_path: Pat
         assert code == 1 and "WARN trust anchor trust/v2g" in out
 
     run(main())
+
+
+def test_ocsp_refresh_fills_the_cache_and_commission_sees_it(station: StationDir) -> None:
+    from secc.commission.context import Context, Deps
+    from secc.commission.model import Answers, Status
+    from secc.commission.pki_checks import check_ocsp
+    from secc.maintenance import ocsp_states
+    from tests.commission.conftest import ocsp_responder
+
+    def now() -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+    async def main(revoked: bool) -> tuple[MaintenanceReport, str]:
+        report, _, csms = await maintain(
+            station,
+            behaviour=Behaviour(ocsp_for=ocsp_responder(station.pki, revoked)),
+            answer=lambda kind, csr: None,
+            utc_now=now,
+        )
+        assert len(csms.ocsp_requests) == 3  # the SECC leaf and both CPO sub-CAs
+        ctx = Context(station.config, Answers(), Deps())
+        ctx.load()
+        result = await check_ocsp(ctx)
+        return report, f"{result.status} {result.reason}"
+
+    assert {s.state for s in ocsp_states(station.store(), now())} == {"missing"}
+    report, verdict = asyncio.run(main(False))
+    assert report.renewals == [] and report.ocsp_stored == 3 and report.ok
+    assert {s.state for s in ocsp_states(station.store(), now())} == {"fresh"}
+    assert verdict == f"{Status.PASS} 3 fresh OCSP answer(s)"
+    _, verdict = asyncio.run(main(True))
+    assert verdict.startswith(f"{Status.FAIL} revoked: ")
