@@ -107,3 +107,39 @@ def test_child_process_notifies_like_under_systemd(tmp_path: Path) -> None:
         subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=30)
         assert fields(sock.recv(4096)) == {"READY": "1", "STATUS": "up"}
         assert sock.recv(4096) == b"STOPPING=1"
+
+
+def test_secc_run_speaks_sd_notify_to_a_fake_systemd(tmp_path: Path) -> None:
+    """`secc run` as systemd starts it (Type=notify, WatchdogSec): READY=1 once it serves,
+    WATCHDOG=1 pings at half the period, STOPPING=1 on SIGTERM, exit status 0."""
+    import signal
+
+    config = tmp_path / "secc.toml"
+    config.write_text(
+        '[[evse]]\nevse_id = "DE*ABC*E1234567*1"\ntls_port = -1\ntcp_port = 0\nsdp_port = 0\n'
+    )
+    path = str(tmp_path / "notify")
+    with listener(path) as sock:
+        sock.settimeout(30)
+        env = {**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "secc.cli.main", "run", "--config", str(config)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            ready = fields(sock.recv(4096))
+            assert ready["READY"] == "1" and "DE*ABC*E1234567*1" in ready.get("STATUS", "")
+            assert sock.recv(4096) == b"WATCHDOG=1"
+            assert sock.recv(4096) == b"WATCHDOG=1"
+            proc.send_signal(signal.SIGTERM)
+            while (message := sock.recv(4096)) == b"WATCHDOG=1":
+                pass
+            assert fields(message)["STOPPING"] == "1"
+            assert proc.wait(30) == 0, proc.stderr.read() if proc.stderr else ""
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
