@@ -30,7 +30,10 @@ async def open_board(evse: EvseSection) -> Board:
     from hal import registry
 
     return await registry.open_board(
-        evse.hal.backend, dict(evse.hal_options), plc=evse.hal.plc, plc_options={}
+        evse.hal.backend,
+        dict(evse.hal_options),
+        plc=evse.hal.plc,
+        plc_options=dict(evse.hal_plc_options),
     )
 
 

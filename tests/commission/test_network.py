@@ -139,3 +139,40 @@ def test_network_and_sdp_on_a_veth_pair(station: StationDir) -> None:
         station.write_config(extra_evse='interface = "plc9"\n')
         missing = commission_in(pair.evse, station)
         assert missing.returncode == 1 and "interface plc9 does not exist" in missing.stdout
+
+
+def test_plc_modem_that_does_not_answer(station: StationDir) -> None:
+    """hal.plc = "slac" on a veth end: the QCA probe (VS_SW_VER over AF_PACKET) gets no
+    answer, as with an absent or unpowered modem."""
+    station.write_config(
+        extra_evse='interface = "veth0"\n[evse.hal]\nplc = "slac"\n'
+        '[evse.hal.plc_options]\ninterface = "veth0"\n'
+    )
+    with link_pair() as pair:
+        done = subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                pair.evse,
+                sys.executable,
+                "-m",
+                "secc.cli.main",
+                "commission",
+                "--config",
+                str(station.config),
+                "--state-dir",
+                str(station.state),
+                "--non-interactive",
+                "--only",
+                "hal",
+                "--no-hal-self-test",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "the PLC modem on veth0 did not answer" in done.stdout
+    assert "`secc hal probe veth0`" in done.stdout
