@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -133,6 +134,8 @@ class Bridge:
         self._deauthorized = False
         self._signed: dict[str, asyncio.Event] = {}
         self.signing: set[str] = set()
+        stored = queue.get_state(TX_KEY)
+        self._tx: dict[str, object] | None = stored if isinstance(stored, dict) else None
         client.handlers.update(make_handlers(self))
         device_model.computed[("LocalAuthListCtrlr", "Entries")] = lambda: str(auth.list_entries())
         device_model.computed[(SEC, "SecurityProfile")] = lambda: str(
@@ -194,8 +197,8 @@ class Bridge:
 
     @property
     def transaction(self) -> dict[str, object] | None:
-        tx = self.queue.get_state(TX_KEY)
-        return tx if isinstance(tx, dict) else None
+        """The open transaction (id, next seqNo), as last committed with the outbox."""
+        return self._tx
 
     # --- authorization -----------------------------------------------------------------------
 
@@ -315,14 +318,16 @@ class Bridge:
         )
         payload = mapping.transaction_event(event)
         new_state = None if event_type == "Ended" else {**tx, "seq": seq + 1}
-        message = await asyncio.to_thread(
+        enqueue = functools.partial(
             self.queue.enqueue, "TransactionEvent", payload, state={TX_KEY: new_state}
         )
+        message = await self.queue.off_loop(enqueue)
+        self._tx = new_state
         self.sender.wake()
         return message
 
     async def _recover(self) -> None:
-        tx = await asyncio.to_thread(lambda: self.transaction)
+        tx = self._tx
         if tx is not None:
             log.warning("transaction %s was open at start-up: ending it (PowerLoss)", tx["id"])
             await self._enqueue(

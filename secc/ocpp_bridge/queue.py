@@ -30,7 +30,9 @@ Durability setting: WAL with ``synchronous=FULL``.  With NORMAL, WAL survives a 
 kill but a power cut may drop the last commits; a charge controller's typical failure is
 exactly a power cut, and the write rate (a few messages per minute per connector) makes
 the extra fsync per commit irrelevant.  SQLite calls run in a worker thread
-(``asyncio.to_thread``) so an fsync on slow flash never stalls the V2G event loop.
+of their own (:meth:`DurableQueue.off_loop`), so an fsync on slow flash never stalls the
+V2G event loop nor the ``ocpp`` package's schema validation (which uses the loop's
+default executor).
 """
 
 from __future__ import annotations
@@ -42,10 +44,13 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -82,6 +87,7 @@ class DurableQueue:
         self.path = Path(path)
         self._new_id = new_id or (lambda: str(uuid.uuid4()))
         self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocpp-queue")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
@@ -96,6 +102,11 @@ class DurableQueue:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        self._executor.shutdown(wait=False)
+
+    async def off_loop(self, fn: Callable[..., T], *args: object) -> T:
+        """Run a (blocking) queue operation in the queue's own worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -251,10 +262,10 @@ class Sender:
     async def run(self) -> None:
         while True:
             await self._online.wait()
-            message = await asyncio.to_thread(self.queue.head)
+            message = await self.queue.off_loop(self.queue.head)
             if message is None:
                 self._wake.clear()
-                if await asyncio.to_thread(len, self.queue) == 0:
+                if await self.queue.off_loop(len, self.queue) == 0:
                     await self._wake.wait()
                 continue
             await self._deliver(message)
@@ -263,7 +274,7 @@ class Sender:
         try:
             response = await self._send(message.action, message.payload, message.message_id)
         except Rejected as exc:
-            attempts = await asyncio.to_thread(self.queue.count_attempt, message.seq)
+            attempts = await self.queue.off_loop(self.queue.count_attempt, message.seq)
             if attempts >= self._policy.max_attempts:
                 log.error(
                     "dropping %s %s after %d CallErrors: %s",
@@ -272,7 +283,7 @@ class Sender:
                     attempts,
                     exc,
                 )
-                await asyncio.to_thread(self.queue.ack, message.seq)
+                await self.queue.off_loop(self.queue.ack, message.seq)
                 self.dropped += 1
             else:
                 await asyncio.sleep(self._policy.retry_interval)
@@ -281,7 +292,7 @@ class Sender:
             log.info("%s %s not delivered yet: %s", message.action, message.message_id, exc)
             await asyncio.sleep(self._policy.link_retry)
             return
-        await asyncio.to_thread(self.queue.ack, message.seq)
+        await self.queue.off_loop(self.queue.ack, message.seq)
         self.delivered += 1
         if self._on_response is not None:
             self._on_response(message, response)

@@ -53,9 +53,14 @@ class Behaviour:
 
 class CsmsStation(ChargePoint):  # type: ignore[misc]
     def __init__(self, station_id: str, ws: ServerConnection, csms: TestCsms) -> None:
-        super().__init__(station_id, ws, response_timeout=10)
+        super().__init__(station_id, ws, response_timeout=20)
         self.csms = csms
         self.b = csms.behaviour
+
+    async def _pause(self, seconds: float) -> None:
+        """A slow answer, cut short when the CSMS goes down."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.csms.stopping.wait(), seconds)
 
     async def route_message(self, raw_msg: str) -> None:
         msg = json.loads(raw_msg)
@@ -85,7 +90,7 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
     async def on_authorize(self, id_token: dict[str, Any], **kw: Any) -> Any:
         self.csms.authorizations.append({"id_token": id_token, **kw})
         if self.b.authorize_delay:
-            await asyncio.sleep(self.b.authorize_delay)
+            await self._pause(self.b.authorize_delay)
         if self.b.authorize_error:
             raise InternalError(description="authorization backend down")
         if self.b.authorize_malformed:
@@ -101,7 +106,7 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
     ) -> Any:
         self.csms.ev_cert_requests.append((iso15118_schema_version, action, exi_request))
         if self.b.ev_cert_delay:
-            await asyncio.sleep(self.b.ev_cert_delay)
+            await self._pause(self.b.ev_cert_delay)
         if self.b.ev_cert_error:
             raise InternalError(description="contract certificate pool unreachable")
         exi = self.b.ev_cert_exi
@@ -111,9 +116,8 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
 
     @on("TransactionEvent", skip_schema_validation=True)
     async def on_tx(self, **kw: Any) -> Any:
-        if self.b.tx_delay:  # cut short when the CSMS goes down
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.csms.stopping.wait(), self.b.tx_delay)
+        if self.b.tx_delay:
+            await self._pause(self.b.tx_delay)
         if self.b.tx_errors > 0:
             self.b.tx_errors -= 1
             raise InternalError(description="database busy")
@@ -245,7 +249,7 @@ class TestCsms:
         return out
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+async def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
     async def loop() -> None:
         while not predicate():
             await asyncio.sleep(0.02)

@@ -191,3 +191,20 @@ def test_contract_certificate_installed_through_the_csms_then_plug_and_charge(
         assert csms.transaction_stream()[-1]["transactionInfo"]["stoppedReason"] == "StoppedByEV"
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_slow_csms_gives_the_ev_a_clean_failure_in_time(
+    pki_dir: Path, tmp_path: Path, store: Store
+) -> None:
+    """Get15118EVCertificate answered after 6 s: the bridge gives up inside the EV's 5 s
+    budget and the EV gets a FAILED CertificateInstallationRes, not a timeout."""
+
+    async def main() -> None:
+        result, csms, _bridge = await _session(
+            pki_dir, tmp_path, store, Behaviour(ev_cert_delay=6.0), install_certificate=True
+        )
+        codes = {s.response: s.code for s in result.steps}
+        assert codes["CertificateInstallationRes"].startswith("FAILED"), codes
+        assert len(csms.ev_cert_requests) == 1
+
+    asyncio.run(asyncio.wait_for(main(), 60))
