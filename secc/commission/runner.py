@@ -85,6 +85,7 @@ async def provision(ctx: Context) -> list[Outcome]:
         if answers.country:
             values.append((ISO, "CountryName", answers.country))
         try:
+            ctx.state_dir().mkdir(parents=True, exist_ok=True)
             for component, variable, value in values:
                 ctx.dm.set_local(component, variable, value)
             result = Result.ok(", ".join(f"{c}.{v}={x}" for c, v, x in values))
@@ -139,7 +140,9 @@ async def commission(
     outcomes: list[Outcome] = []
     try:
         if ctx.config is not None:
-            outcomes += await provision(ctx)
+            for outcome in await provision(ctx):
+                outcomes.append(outcome)
+                progress.done(0, 0, outcome)
         checks = [c for c in all_checks(ctx) if only is None or only(c)]
         for i, check in enumerate(checks, 1):
             progress.start(i, len(checks), check.title)

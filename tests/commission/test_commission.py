@@ -305,6 +305,11 @@ def test_answers_file_for_fleets(station: StationDir) -> None:
     only = ["--only", "config", "--only", "certs", "--only", "pnc", "--only", "provision"]
     done = cli(station, "--answers", str(answers), *only)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "PASS install mo root" in done.stdout  # provisioning steps are listed too
+    leaf = station.pki / "mo" / "contract.pem"
+    refused = cli(station, "--answers", str(answers), *only, "--install-root", f"mo={leaf}")
+    assert refused.returncode == 1
+    assert f"FAIL install mo root {leaf}: not a CA certificate" in refused.stdout
     answers.write_text('use_case = "everything"\n')
     assert cli(station, "--answers", str(answers)).returncode == 2
     answers.write_text('colour = "blue"\n')
