@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography import x509
 
 from certs.store import Store, load_private_key
@@ -83,14 +84,19 @@ async def _session(
     behaviour: Behaviour,
     *,
     install_certificate: bool = False,
+    csms_down: bool = False,
+    variables: dict[tuple[str, str], str] | None = None,
 ) -> tuple[Any, TestCsms, Bridge]:
     csms = TestCsms(behaviour=behaviour)
     await csms.start()
+    port = csms.port
+    if csms_down:
+        await csms.stop()
     bridges: list[Bridge] = []
     tasks: list[asyncio.Task[None]] = []
 
     def factory(section: EvseSection, emit: Any) -> Bridge:
-        bridge = build(tmp_path, csms.url, store=store, emit=emit).bridge
+        bridge = build(tmp_path, csms.url, store=store, emit=emit, variables=variables).bridge
         bridges.append(bridge)
         tasks.append(asyncio.ensure_future(bridge.run()))
         return bridge
@@ -112,7 +118,8 @@ async def _session(
         async with Station(
             _config(pki_dir), boards={EVSE_ID: board}, backend_factory=factory
         ) as st:
-            await asyncio.wait_for(bridges[0].client.online.wait(), 10)
+            if not csms_down:
+                await asyncio.wait_for(bridges[0].client.online.wait(), 10)
             e = st.evse(EVSE_ID)
             assert e.sdp is not None
             result = await run_ev_sdp(
@@ -122,6 +129,9 @@ async def _session(
                 sdp_port=e.sdp.port,
                 cafile=pki_dir / "v2g" / "root.pem",
             )
+            if csms_down:  # the CSMS comes back after the session
+                await wait_for(lambda: bridges[0].transaction is None)
+                await csms.start(port)
             await wait_for(lambda: bridges[0].transaction is None and not len(bridges[0].queue))
     finally:
         for task in tasks:
@@ -206,5 +216,42 @@ def test_slow_csms_gives_the_ev_a_clean_failure_in_time(
         codes = {s.response: s.code for s in result.steps}
         assert codes["CertificateInstallationRes"].startswith("FAILED"), codes
         assert len(csms.ev_cert_requests) == 1
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+@pytest.mark.parametrize("unknown_allowed", [True, False])
+def test_csms_down_offline_policy_and_late_delivery(
+    pki_dir: Path, tmp_path: Path, store: Store, unknown_allowed: bool
+) -> None:
+    """The CSMS is down for the whole session: the contract is validated locally (MO root
+    in the store); an eMAID in neither list nor cache charges only with
+    OfflineTxForUnknownIdEnabled.  When the CSMS is back it gets the whole transaction,
+    every event once, in order, flagged offline."""
+
+    async def main() -> None:
+        flag = "true" if unknown_allowed else "false"
+        result, csms, _bridge = await _session(
+            pki_dir,
+            tmp_path,
+            store,
+            Behaviour(),
+            csms_down=True,
+            variables={("AuthCtrlr", "OfflineTxForUnknownIdEnabled"): flag},
+        )
+        codes = {s.response: s.code for s in result.steps}
+        if unknown_allowed:
+            assert result.ended == "done", result.ended
+            assert not any(c.startswith("FAILED") for c in codes.values())
+        else:
+            assert codes["AuthorizationRes"].startswith("FAILED"), codes
+        assert csms.authorizations == []  # decided offline
+        stream = csms.transaction_stream()
+        assert len(csms.tx_raw) == len(stream)
+        assert [e["seqNo"] for e in stream] == list(range(len(stream)))
+        assert all(e.get("offline") is True for e in stream)
+        assert (stream[0]["eventType"], stream[-1]["eventType"]) == ("Started", "Ended")
+        authorized = [e for e in stream if e["triggerReason"] == "Authorized"]
+        assert len(authorized) == (1 if unknown_allowed else 0)
 
     asyncio.run(asyncio.wait_for(main(), 60))
