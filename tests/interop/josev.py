@@ -171,6 +171,8 @@ class Mode:
     tls: bool
     pnc: bool = False
     cert_install: bool = False
+    # the station's EVSE ID for this mode; DIN: see DIN_EVSE_ID
+    evse_id: str = "DE*ABC*E1234567*1"  # the SECC leaf's CN in make-test-pki
 
     @property
     def energy_transfer_mode(self) -> str:
@@ -190,13 +192,19 @@ class Mode:
         return config
 
 
+# DIN SPEC 70121's EVSEID is hexBinary in DIN SPEC 91286 form ("49*89*6360" is packed as
+# 49 A8 9A 63 60); the peer refuses more than 16 octets (its limit is 32 hex characters),
+# and the core sends the ASCII of the ID, so the DIN mode runs with a short numeric ID.
+# test_din_long_evse_id records what happens with the ISO-style ID.
+DIN_EVSE_ID = "49*89*6360"
+
 MODES: tuple[Mode, ...] = (
     Mode("iso2-ac-eim", "ISO_15118_2", "AC", tls=False),
     Mode("iso2-dc-eim", "ISO_15118_2", "DC", tls=False),
     Mode("iso2-ac-pnc-tls", "ISO_15118_2", "AC", tls=True, pnc=True),
     Mode("iso2-dc-pnc-tls", "ISO_15118_2", "DC", tls=True, pnc=True),
     Mode("iso2-ac-pnc-cert-install", "ISO_15118_2", "AC", tls=True, pnc=True, cert_install=True),
-    Mode("din-dc", "DIN_SPEC_70121", "DC", tls=False),
+    Mode("din-dc", "DIN_SPEC_70121", "DC", tls=False, evse_id=DIN_EVSE_ID),
 )
 
 
