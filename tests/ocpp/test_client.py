@@ -306,3 +306,21 @@ def test_bad_input_from_the_csms_keeps_the_link() -> None:
         await with_client(csms, client, body)
 
     run(main())
+
+
+def test_profile2_refuses_a_csms_it_cannot_verify(pki_dir: Path) -> None:
+    async def main() -> None:
+        csms = TestCsms(ssl_context=server_context(pki_dir, client_auth=False))
+        await csms.start()
+        url = csms.url.replace("127.0.0.1", "localhost")
+        wrong_root = (pki_dir / "v2g" / "root.pem").read_bytes()
+        client = OcppClient(config(csms, csms_url=url, security_profile=2, ca_pem=wrong_root))
+
+        async def body() -> None:
+            await wait_for(lambda: "CERTIFICATE_VERIFY_FAILED" in client.last_error, 5)
+            assert not client.online.is_set()
+            assert not csms.boots
+
+        await with_client(csms, client, body)
+
+    run(main())
