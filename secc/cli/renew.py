@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from certs.store import Store, StoreError
-from secc.commission.csms import CsmsLink
+from secc.commission.csms import CsmsLink, ocpp_state_dir
 from secc.config import DEFAULT_PATH, load_file
 from secc.errors import ConfigError
 from secc.maintenance import (
@@ -116,7 +116,7 @@ def main(argv: list[str], prog: str) -> int:
         failed = bool(due.expired or due.anchors_expiring)
         errors: list[str] = []
     else:
-        state_dir = args.state_dir or config.ocpp.database.parent
+        state_dir = args.state_dir or ocpp_state_dir(config.ocpp)
         dm = DeviceModel(state_dir / "device_model.json")
         outcome = asyncio.run(
             _online(args, store, dm, config.ocpp.station_id, config.evse[0].evse_id)

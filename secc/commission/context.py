@@ -12,7 +12,7 @@ from pathlib import Path
 from certs.store import Store, StoreError
 from hal.api import Board
 from secc.commission import system
-from secc.commission.csms import CsmsLink, LinkState
+from secc.commission.csms import CsmsLink, LinkState, ocpp_state_dir
 from secc.commission.model import Answers
 from secc.config import EvseSection, StationConfig, load_file
 from secc.errors import ConfigError
@@ -110,7 +110,7 @@ class Context:
         if self.answers.state_dir is not None:
             return self.answers.state_dir
         if self.config is not None and self.config.ocpp is not None:
-            return self.config.ocpp.database.parent
+            return ocpp_state_dir(self.config.ocpp)
         return Path("/var/lib/secc")
 
     def utc_now(self) -> dt.datetime:

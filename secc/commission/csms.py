@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 
 from certs.store import Store
 from secc.config import OcppSection
@@ -24,6 +25,30 @@ from secc.ocpp_bridge.client import (
     StoreTls,
 )
 from secc.ocpp_bridge.device_model import DeviceModel, apply_device_model
+
+
+def ocpp_state_dir(ocpp: OcppSection) -> Path:
+    """Where ``secc run`` keeps the OCPP state (device model, local list): ``[ocpp]
+    state_dir``, or the directory of ``[ocpp] database`` in the earlier schema."""
+    state_dir = getattr(ocpp, "state_dir", None)
+    if isinstance(state_dir, Path):
+        return state_dir
+    database = getattr(ocpp, "database", None)
+    if isinstance(database, Path):
+        return database.parent
+    return Path("/var/lib/secc")
+
+
+def ocpp_password(ocpp: OcppSection) -> str | None:
+    """The BasicAuth password from ``[ocpp] basic_auth_password_file`` (when the schema has
+    it), trailing newline stripped; the device model's BasicAuthPassword wins over it."""
+    path = getattr(ocpp, "basic_auth_password_file", None)
+    if not isinstance(path, Path):
+        return None
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n") or None
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +77,7 @@ class CsmsLink:
             backoff_random=0.5,
             backoff_max=2.0,
             open_timeout=10.0,
+            basic_auth_password=ocpp_password(ocpp),
         )
         config = apply_device_model(config, dm)
         handlers = {

@@ -5,6 +5,7 @@ that answers SignCertificate with CertificateSigned through the test CSMS."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import shutil
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from ocpp.v201 import call
 from certs.csr import sign_csr
 from certs.store import Store, load_private_key
 from certs.testpki import Issued, build_test_pki, write_test_pki
+from secc.config import OcppSection
 from secc.ocpp_bridge.device_model import DeviceModel
 from tests.ocpp.csms import TestCsms
 
@@ -64,9 +66,16 @@ class StationDir:
         text = f'[certs]\nstore = "{self.store_path}"\n\n[[evse]]\nevse_id = "{EVSE_ID}"\n'
         text += extra_evse
         if csms_url is not None:
+            # the [ocpp] schema names the state directory (earlier: the database file in it)
+            names = {f.name for f in dataclasses.fields(OcppSection)}
+            where = (
+                f'state_dir = "{self.state}"'
+                if "state_dir" in names
+                else f'database = "{self.state / "ocpp.sqlite"}"'
+            )
             text += (
                 f'\n[ocpp]\nurl = "{csms_url}"\nstation_id = "{STATION}"\n'
-                f'security_profile = {profile}\ndatabase = "{self.state / "ocpp.sqlite"}"\n'
+                f"security_profile = {profile}\n{where}\n"
             )
         self.config.write_text(text)
 
