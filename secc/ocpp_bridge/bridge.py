@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import datetime as dt
 import functools
 import logging
+import sqlite3
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -297,9 +299,12 @@ class Bridge:
     async def _worker(self) -> None:
         while True:
             job = await self._work.get()
-            outcome = job()
-            if asyncio.iscoroutine(outcome):
-                await outcome
+            try:
+                outcome = job()
+                if asyncio.iscoroutine(outcome):
+                    await outcome
+            except (MappingError, sqlite3.Error, OSError) as exc:  # e.g. disk full
+                log.error("transaction event lost: %s", exc)
 
     async def _enqueue(
         self, event_type: str, trigger: str, *, tx: dict[str, object], **fields: object
@@ -375,13 +380,7 @@ class Bridge:
     async def _tx_charging(self, action: ChargingStateChanged) -> None:
         if action.soc is not None:
             self._soc = action.soc
-            self._meter = MeterSample(
-                self._meter.energy_wh,
-                self._meter.power_w,
-                self._meter.current_a,
-                self._meter.voltage_v,
-                action.soc,
-            )
+            self._meter = dataclasses.replace(self._meter, soc=action.soc)
         tx = self.transaction
         if tx is not None:
             await self._enqueue(
@@ -588,7 +587,7 @@ class Bridge:
                 self.client.spawn(self._sign_logged(certificate_type), "SignCertificate")
             try:
                 await self.refresh_ocsp()
-            except (NotConnected, TimeoutError, CallFailed) as exc:
+            except (NotConnected, TimeoutError, CallFailed, StoreError, OSError) as exc:
                 log.warning("OCSP refresh: %s", exc)
             await asyncio.sleep(self.config.maintenance_interval)
 

@@ -273,6 +273,8 @@ class OcppClient:
                 await coro
             except (CallFailed, TimeoutError, ConnectionError) as exc:
                 log.warning("%s failed: %s", name, exc)
+            except Exception:  # a background follow-up must not die silently
+                log.exception("%s failed", name)
 
         task = asyncio.ensure_future(wrapped())
         self._tasks.add(task)
