@@ -339,3 +339,35 @@ def test_security_profile_3_with_and_without_the_station_certificate(station: St
     assert "--sign ChargingStationCertificate" in results["certs.csms"].fix
     assert results["csms"].status is Status.FAIL
     assert "needs a charging-station certificate" in results["csms"].reason
+
+
+def test_password_from_the_config_file(station: StationDir) -> None:
+    import dataclasses
+
+    from secc.config import OcppSection
+
+    if "basic_auth_password_file" not in {f.name for f in dataclasses.fields(OcppSection)}:
+        pytest.skip("this config schema has no [ocpp] basic_auth_password_file")
+    (station.state / "device_model.json").unlink()  # no password in the device model
+    secret = station.root / "password"
+    secret.write_text(PASSWORD + "\n")
+
+    async def main(with_file: bool) -> Report:
+        csms = TestCsms(password=PASSWORD)
+        await csms.start()
+        station.write_config(csms.url, profile=1)
+        if with_file:
+            text = station.config.read_text()
+            station.config.write_text(text + f'basic_auth_password_file = "{secret}"\n')
+        try:
+            only = {"config", "csms"}
+            return await commission(
+                Context(station.config, PRESET, deps()), only=lambda c: c.name in only
+            )
+        finally:
+            await csms.stop()
+
+    refused = by_name(run(main(False)))["csms"]
+    assert refused.status is Status.FAIL and "unreachable" in refused.reason
+    accepted = by_name(run(main(True)))["csms"]
+    assert accepted.status is Status.WARN and "accepted" in accepted.reason  # profile 1 warns
