@@ -130,10 +130,17 @@ class EvseSection:
 class OcppSection:
     """The CSMS link (secc.ocpp_bridge); absent: local authorization only."""
 
-    url: str
+    url: str  # ws:// or wss://, without the station id (it is appended)
     station_id: str
     security_profile: int = 1
-    database: Path = Path("/var/lib/secc/ocpp.sqlite")
+    basic_auth_password_file: Path | None = None  # profiles 1 and 2
+    state_dir: Path = Path("/var/lib/secc/ocpp")  # outbox, auth cache, device model
+
+    def __post_init__(self) -> None:
+        if self.security_profile not in (1, 2, 3):
+            raise ValueError("ocpp.security_profile must be 1, 2 or 3")
+        if not self.url.startswith(("ws://", "wss://")):
+            raise ValueError(f"ocpp.url must start with ws:// or wss://, not {self.url!r}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -476,6 +476,77 @@ class Evse:
                 await self.active.feed(EvseFault(fault.fault.value, fault.detail))
 
 
+class OcppBackends:
+    """The ``[ocpp]`` section: an OCPP 2.0.1 bridge (:mod:`secc.ocpp_bridge`) as the
+    backend of the station's EVSE.  A bridge serves one EVSE over one CSMS connection,
+    so a station with ``[ocpp]`` has exactly one ``[[evse]]`` for now."""
+
+    def __init__(self, config: StationConfig) -> None:
+        assert config.ocpp is not None
+        if len(config.evse) != 1:
+            raise ConfigError(
+                "ocpp: one OCPP connection serves one [[evse]] for now "
+                f"({len(config.evse)} configured)"
+            )
+        self.section = config.ocpp
+        self.certs = config.certs
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closers: list[Callable[[], None]] = []
+
+    def __call__(self, evse: EvseSection, emit: Emit) -> Backend:
+        from secc.ocpp_bridge.authorization import AuthStore
+        from secc.ocpp_bridge.bridge import Bridge, BridgeConfig
+        from secc.ocpp_bridge.client import ClientConfig, OcppClient, StoreTls
+        from secc.ocpp_bridge.device_model import DeviceModel
+        from secc.ocpp_bridge.queue import DurableQueue
+
+        s = self.section
+        password = None
+        if s.basic_auth_password_file is not None:
+            try:
+                password = s.basic_auth_password_file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"ocpp.basic_auth_password_file: {s.basic_auth_password_file}: {exc.strerror}"
+                ) from exc
+        store = None
+        if self.certs.store is not None:
+            store = Store(self.certs.store, key_password_file=self.certs.key_password_file)
+        client = OcppClient(
+            ClientConfig(
+                csms_url=s.url,
+                station_id=s.station_id,
+                security_profile=s.security_profile,
+                basic_auth_password=password,
+            ),
+            tls=StoreTls(store) if store is not None and s.url.startswith("wss://") else None,
+        )
+        queue = DurableQueue(s.state_dir / "outbox.sqlite")
+        auth = AuthStore(s.state_dir / "auth.sqlite")
+        self._closers += [queue.close, auth.close]
+        bridge = Bridge(
+            BridgeConfig(evse_id=1),
+            client,
+            queue,
+            auth,
+            DeviceModel(s.state_dir / "device_model.json"),
+            emit,
+            store=store,
+        )
+        self._tasks.append(asyncio.create_task(bridge.run(), name="ocpp-bridge"))
+        log.info(
+            "OCPP 2.0.1 to %s as %s (security profile %d)", s.url, s.station_id, s.security_profile
+        )
+        return bridge
+
+    async def aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for close in self._closers:
+            close()
+
+
 class Station:
     """Every EVSE of one configuration, started and stopped together."""
 
@@ -491,6 +562,8 @@ class Station:
     ) -> None:
         self.config = config
         self._boards = dict(boards or {})
+        self._custom_backend = backend_factory is not None
+        self._ocpp: OcppBackends | None = None
         self.backend_factory = backend_factory or (
             lambda section, emit: LocalBackend(config.authorization, emit)
         )
@@ -508,11 +581,10 @@ class Station:
     async def start(self) -> None:
         from hal import registry
 
-        if self.config.ocpp is not None:
-            raise ConfigError(
-                "ocpp: the OCPP bridge is not wired into the station runtime yet; "
-                "remove the [ocpp] section (local authorization is used without it)"
-            )
+        if self.config.ocpp is not None and not self._custom_backend:
+            ocpp = OcppBackends(self.config)
+            self._ocpp = ocpp
+            self.backend_factory = ocpp
         creds = load_credentials(self.config, self.utc_now())
         st = self.config.station
         tls = station_tls(creds.chains, keylog_file=st.tls_keylog) if creds.chains else None
@@ -549,6 +621,8 @@ class Station:
                 await evse.aclose()
             except Exception:
                 log.exception("%s: shutdown failed", evse.evse_id)
+        if self._ocpp is not None:
+            await self._ocpp.aclose()
 
     async def __aenter__(self) -> Station:
         await self.start()
