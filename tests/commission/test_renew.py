@@ -281,3 +281,34 @@ def test_ocsp_refresh_fills_the_cache_and_commission_sees_it(station: StationDir
     assert verdict == f"{Status.PASS} 3 fresh OCSP answer(s)"
     _, verdict = asyncio.run(main(True))
     assert verdict.startswith(f"{Status.FAIL} revoked: ")
+
+
+def test_installer_refuses_bad_input_and_keeps_the_chain(station: StationDir) -> None:
+    """CertificateSigned bytes come from the CSMS: truncated, oversized, empty, wrong type,
+    an unknown certificate type, no CSR outstanding: each refused with a reason."""
+    from certs.csr import request_certificate
+
+    store = station.store()
+    before = store.leaf_chain("v2g")
+    installer = SignedInstaller(store, lambda: dt.datetime.now(dt.UTC))
+    csr = request_certificate(store, "V2GCertificate", common_name=EVSE_ID, organization="X")
+    good = v2g_chain_for(station.pki, csr.decode())
+    cases = {
+        "truncated": good[: len(good) // 2],
+        "oversized": good + "A" * (2 << 20),
+        "empty": "",
+        "not PEM": "\x30\x82\x01",
+    }
+    for name, chain in cases.items():
+        outcome = installer.install("V2GCertificate", chain)
+        assert not outcome.accepted and outcome.reason, (name, outcome)
+        # the truncated chain parses up to its last whole block, then fails the path check
+        assert ("malformed" in outcome.reason) != (name == "truncated"), (name, outcome)
+    reply = installer({"certificateType": "V2GCertificate", "certificateChain": 42})
+    assert reply.payload["status"] == "Rejected"
+    assert not installer.install("SomethingElse", good).accepted
+    assert store.leaf_chain("v2g") == before
+    assert installer.install("V2GCertificate", good).accepted  # the real one still fits
+    assert store.leaf_chain("v2g") != before
+    again = installer.install("V2GCertificate", good)  # no CSR outstanding any more
+    assert not again.accepted and "no pending" in again.reason
