@@ -31,7 +31,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -41,18 +41,23 @@ from hal.api import Board
 from hal.charging import ChargingRunner
 from hal.control import ControlConfig
 from hal.types import ContactorState, HalError
+from secc.aio.backends import (
+    Backend,
+    BackendFactory,
+    CertificateBackend,
+    LocalBackend,
+    OcppBackends,
+)
 from secc.aio.driver import SessionDriver
 from secc.aio.sdp_server import SdpServer
 from secc.aio.tls import SeccChain, TlsSelector, station_tls
 from secc.aio.v2g_server import V2GConnection, V2GServer
-from secc.config import AuthorizationSection, EvseSection, StationConfig, session_config
+from secc.config import EvseSection, StationConfig, session_config
 from secc.core.actions import (
     Action,
     CloseContactors,
     EndReason,
     OpenContactors,
-    RequestAuthorization,
-    RequestCertificate,
     SessionEnded,
     SessionStarted,
     SetDcTarget,
@@ -61,8 +66,6 @@ from secc.core.actions import (
 )
 from secc.core.config import PausedSession, PncTrust, SessionConfig
 from secc.core.events import (
-    AuthorizationResult,
-    CertificateResult,
     Event,
     EvseFault,
     EvseStatus,
@@ -73,68 +76,20 @@ from secc.sdp import SdpOffer, SdpResponder
 from secc.trace import Record, Trace, config_record, trace_name
 
 log = logging.getLogger(__name__)
+__all__ = [
+    "Backend",
+    "BackendFactory",
+    "CertificateBackend",
+    "EndedSession",
+    "Evse",
+    "LocalBackend",
+    "OcppBackends",
+    "Station",
+    "load_credentials",
+]
 HISTORY = 16  # ended sessions an EVSE remembers (tests, demo, status)
 
-Emit = Callable[[Event], None]
 Observer = Callable[[str, Record], None]  # (evse_id, trace record)
-
-
-class Backend(Protocol):
-    """Where authorization, certificate and transaction actions go.  The OCPP bridge
-    (:class:`secc.ocpp_bridge.bridge.Bridge`) has this shape; its answers come back
-    through the ``emit`` callback it was built with."""
-
-    def perform(self, action: Action) -> None: ...
-
-    def evse_status(self, status: EvseStatus) -> None: ...
-
-
-BackendFactory = Callable[[EvseSection, Emit], Backend]
-CertificateBackend = Callable[[RequestCertificate], bytes | None]
-
-
-class LocalBackend:
-    """Authorization without a CSMS: EIM and Plug & Charge by the configured policy (the
-    core asks for PnC only after its own contract chain check against the store's MO
-    roots passed).  Certificate installation needs a back end: ``certificates`` (a lab
-    CPS), else the answer is "no certificate" at once."""
-
-    def __init__(
-        self,
-        policy: AuthorizationSection,
-        emit: Emit,
-        certificates: CertificateBackend | None = None,
-    ) -> None:
-        self.policy = policy
-        self.emit = emit
-        self.certificates = certificates
-
-    def perform(self, action: Action) -> None:
-        match action:
-            case RequestAuthorization(kind=kind, id_token=token):
-                rule = self.policy.pnc if kind == "eMAID" else self.policy.eim
-                accepted = rule == "accept"
-                log.info("local authorization of %s %s: %s", kind, token, rule)
-                result = AuthorizationResult(
-                    accepted=accepted,
-                    id_token=token,
-                    certificate_status=("Accepted" if accepted else None)
-                    if kind == "eMAID"
-                    else None,
-                    reason="" if accepted else f"local policy rejects {kind}",
-                )
-                asyncio.get_running_loop().call_soon(self.emit, result)
-            case RequestCertificate():
-                if self.certificates is None:
-                    result_c = CertificateResult(None, "no certificate back end (no OCPP)")
-                else:
-                    result_c = CertificateResult(self.certificates(action))
-                asyncio.get_running_loop().call_soon(self.emit, result_c)
-            case _:
-                pass
-
-    def evse_status(self, status: EvseStatus) -> None:
-        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,77 +429,6 @@ class Evse:
             fault = await self.runner.faults.get()
             if self.active is not None:
                 await self.active.feed(EvseFault(fault.fault.value, fault.detail))
-
-
-class OcppBackends:
-    """The ``[ocpp]`` section: an OCPP 2.0.1 bridge (:mod:`secc.ocpp_bridge`) as the
-    backend of the station's EVSE.  A bridge serves one EVSE over one CSMS connection,
-    so a station with ``[ocpp]`` has exactly one ``[[evse]]`` for now."""
-
-    def __init__(self, config: StationConfig) -> None:
-        assert config.ocpp is not None
-        if len(config.evse) != 1:
-            raise ConfigError(
-                "ocpp: one OCPP connection serves one [[evse]] for now "
-                f"({len(config.evse)} configured)"
-            )
-        self.section = config.ocpp
-        self.certs = config.certs
-        self._tasks: list[asyncio.Task[None]] = []
-        self._closers: list[Callable[[], None]] = []
-
-    def __call__(self, evse: EvseSection, emit: Emit) -> Backend:
-        from secc.ocpp_bridge.authorization import AuthStore
-        from secc.ocpp_bridge.bridge import Bridge, BridgeConfig
-        from secc.ocpp_bridge.client import ClientConfig, OcppClient, StoreTls
-        from secc.ocpp_bridge.device_model import DeviceModel
-        from secc.ocpp_bridge.queue import DurableQueue
-
-        s = self.section
-        password = None
-        if s.basic_auth_password_file is not None:
-            try:
-                password = s.basic_auth_password_file.read_text().strip()
-            except OSError as exc:
-                raise ConfigError(
-                    f"ocpp.basic_auth_password_file: {s.basic_auth_password_file}: {exc.strerror}"
-                ) from exc
-        store = None
-        if self.certs.store is not None:
-            store = Store(self.certs.store, key_password_file=self.certs.key_password_file)
-        client = OcppClient(
-            ClientConfig(
-                csms_url=s.url,
-                station_id=s.station_id,
-                security_profile=s.security_profile,
-                basic_auth_password=password,
-            ),
-            tls=StoreTls(store) if store is not None and s.url.startswith("wss://") else None,
-        )
-        queue = DurableQueue(s.state_dir / "outbox.sqlite")
-        auth = AuthStore(s.state_dir / "auth.sqlite")
-        self._closers += [queue.close, auth.close]
-        bridge = Bridge(
-            BridgeConfig(evse_id=1),
-            client,
-            queue,
-            auth,
-            DeviceModel(s.state_dir / "device_model.json"),
-            emit,
-            store=store,
-        )
-        self._tasks.append(asyncio.create_task(bridge.run(), name="ocpp-bridge"))
-        log.info(
-            "OCPP 2.0.1 to %s as %s (security profile %d)", s.url, s.station_id, s.security_profile
-        )
-        return bridge
-
-    async def aclose(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for close in self._closers:
-            close()
 
 
 class Station:
