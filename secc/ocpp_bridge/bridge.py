@@ -518,14 +518,17 @@ class Bridge:
         ).decode("ascii")
 
     def certificate_signed(self, certificate_type: str, chain_pem: str) -> csr_mod.SignedResult:
+        """CertificateSigned: checked (V2G: full path to a V2G root, DC=CPO), installed
+        atomically with the pending key, checked again in a TLS context, rolled back on
+        failure (:class:`secc.maintenance.SignedInstaller`)."""
+        from secc.maintenance import SignedInstaller
+
         if self.store is None:
             return csr_mod.SignedResult("Rejected", "no certificate store")
-        result = csr_mod.accept_certificate_signed(
-            self.store, certificate_type, chain_pem.encode(), utc_now=self.utc_now()
-        )
-        if result.status == "Accepted" and certificate_type in self._signed:
+        outcome = SignedInstaller(self.store, self.utc_now).install(certificate_type, chain_pem)
+        if outcome.accepted and certificate_type in self._signed:
             self._signed[certificate_type].set()
-        return result
+        return csr_mod.SignedResult("Accepted" if outcome.accepted else "Rejected", outcome.reason)
 
     async def refresh_ocsp(self) -> int:
         """GetCertificateStatus for the SECC chain; stores verified answers (M06)."""

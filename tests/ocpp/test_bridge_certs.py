@@ -138,6 +138,17 @@ def test_sign_v2g_certificate_via_trigger(tmp_path: Path, pki_dir: Path, store: 
                 )
             )
             assert bad.status == "Rejected"
+            # the right key but issued under the MO hierarchy: no path to a V2G root
+            mo2, mo1 = issued(pki_dir, "mo/sub2"), issued(pki_dir, "mo/sub1")
+            foreign = sign_csr(csr.encode(), mo2, NOW)
+            bad = await cp.call(
+                call.CertificateSigned(
+                    certificate_chain=pem(foreign, mo2.certificate, mo1.certificate),
+                    certificate_type="V2GCertificate",
+                )
+            )
+            assert bad.status == "Rejected"
+            assert store.leaf_chain("v2g")[0] == old_leaf
             good = await cp.call(
                 call.CertificateSigned(
                     certificate_chain=pem(leaf, sub2.certificate, sub1.certificate),
