@@ -92,6 +92,19 @@ def load_answers(path: Path) -> dict[str, Any]:
     return data
 
 
+def _typed(key: str, value: object, default: object) -> object:
+    """``value`` checked against the type of the answer's default (bool, int, float, str)."""
+    kind = type(default)
+    if kind not in (bool, int, float, str):
+        return value
+    ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not ok:
+        raise UsageError(f"answers: {key} must be {kind.__name__}, not {value!r}")
+    return value
+
+
 def build_answers(args: argparse.Namespace, data: dict[str, Any]) -> Answers:
     merged = dict(data)
     for key in ("use_case", "seccid", "organization", "country", "state_dir"):
@@ -104,14 +117,22 @@ def build_answers(args: argparse.Namespace, data: dict[str, Any]) -> Answers:
         merged["hal_self_test"] = False
     if args.no_sdp:
         merged["sdp_probe"] = False
+    sign = merged.get("sign", [])
+    if not isinstance(sign, list | tuple) or not all(isinstance(x, str) for x in sign):
+        raise UsageError(f"answers: sign must be a list of certificate types, not {sign!r}")
+    for key in ("use_case", "seccid", "organization", "country", "state_dir"):
+        if merged.get(key) is not None and not isinstance(merged[key], str | Path):
+            raise UsageError(f"answers: {key} must be a string, not {merged[key]!r}")
     roots = merged.get("install_roots", {})
     pairs: list[tuple[str, Path]] = []
     if isinstance(roots, dict):
         for kind, files in roots.items():
-            for f in [files] if isinstance(files, str) else files:
-                pairs.append((str(kind), Path(f)))
+            listed = [files] if isinstance(files, str) else files
+            if not isinstance(listed, list) or not all(isinstance(f, str) for f in listed):
+                raise UsageError(f"install_roots.{kind} must be a file name or a list of them")
+            pairs += [(str(kind), Path(f)) for f in listed]
     else:
-        raise UsageError("install_roots must be a table of kind = file or [files]")
+        raise UsageError("answers: install_roots must be a table of kind = file or [files]")
     for item in args.install_root:
         kind, sep, file = item.partition("=")
         if not sep or not file:
@@ -123,6 +144,9 @@ def build_answers(args: argparse.Namespace, data: dict[str, Any]) -> Answers:
         merged["sign"] = tuple(dict.fromkeys(SIGN_ALIASES[s] for s in sign))
     except KeyError as exc:
         raise UsageError(f"sign: unknown certificate type {exc.args[0]!r}") from exc
+    defaults = Answers()
+    for key, value in list(merged.items()):
+        merged[key] = _typed(key, value, getattr(defaults, key))
     try:
         if "use_case" in merged:
             merged["use_case"] = UseCase(merged["use_case"])

@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -310,11 +311,35 @@ def test_answers_file_for_fleets(station: StationDir) -> None:
     refused = cli(station, "--answers", str(answers), *only, "--install-root", f"mo={leaf}")
     assert refused.returncode == 1
     assert f"FAIL install mo root {leaf}: not a CA certificate" in refused.stdout
-    answers.write_text('use_case = "everything"\n')
-    assert cli(station, "--answers", str(answers)).returncode == 2
-    answers.write_text('colour = "blue"\n')
-    bad = cli(station, "--answers", str(answers))
-    assert bad.returncode == 2 and "unknown answer 'colour'" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('use_case = "everything"\n', "'everything' is not a valid UseCase"),
+        ('csms_timeout = "soon"\n', "csms_timeout must be float"),
+        ("apply_preset = 1\n", "apply_preset must be bool"),
+        ("sign = 3\n", "sign must be a list"),
+        ('sign = ["Everything"]\n', "unknown certificate type 'Everything'"),
+        ("seccid = 7\n", "seccid must be a string"),
+        ("[install_roots]\nmo = 5\n", "install_roots.mo must be a file name"),
+        ("install_roots = 1\n", "install_roots must be a table"),
+        ("use_case = [\n", "cannot read the answers"),
+        ('colour = "blue"\n', "unknown answer 'colour'"),
+    ],
+)
+def test_bad_answers_are_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    from secc.cli.commission import main
+
+    answers = tmp_path / "answers.toml"
+    answers.write_text(text)
+    code = main(
+        ["--config", str(tmp_path / "none.toml"), "--answers", str(answers)], "secc commission"
+    )
+    assert code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_security_profile_3_with_and_without_the_station_certificate(station: StationDir) -> None:
