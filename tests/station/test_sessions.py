@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 from hal.backends.simulated import Plant, build_board
 from hal.types import ContactorState, CpState, Duty
+from secc import codec
 from secc.aio.ev_client import EvResult, Step, run_ev, run_ev_sdp
 from secc.cli.ev import load_credentials
 from secc.cli.replay import main as replay_main
@@ -20,7 +22,8 @@ from secc.core.actions import EndReason
 from secc.core.config import Timers
 from secc.runtime import Evse, Station
 from secc.sdp import Security
-from secc.testing.ev import EvFaults
+from secc.testing.ev import EvFaults, EvSimulator
+from secc.v2gtp import Framer, encode_frame
 from tests.station.conftest import EVSE_ID, evse, run, script, station_config, wait_until
 
 LOOP_NAMES = {"ChargingStatusRes", "CurrentDemandRes"}
@@ -343,3 +346,56 @@ def test_rcd_trip_while_charging_ends_with_evse_fault(pki_dir: Path) -> None:
             await asyncio.wait_for(ev, 5)
 
     run(main)
+
+
+def test_undecodable_request_ends_the_session(pki_dir: Path, tmp_path: Path) -> None:
+    """Garbage EXI after the handshake: the connection closes, the session ends (contactors
+    open) and the trace keeps the bytes."""
+    board, plant = build_board()
+
+    async def main() -> None:
+        async with Station(
+            station_config(pki_dir, tmp_path, evse()), boards={EVSE_ID: board}
+        ) as st:
+            e = st.evse(EVSE_ID)
+            reader, writer = await asyncio.open_connection("::1", e.ports["tcp"])
+            sap = EvSimulator(script("ac")).start()
+            writer.write(encode_frame(codec.encode(sap.message)))
+            framer = Framer()
+            while not framer.feed(await reader.read(1000)):
+                pass
+            writer.write(encode_frame(b"\x80\x98\xff\xff\xff"))
+            assert await asyncio.wait_for(reader.read(1000), 5) == b""  # closed by the station
+            assert await _ended(e) is EndReason.CONNECTION_LOST
+            assert "undecodable" in e.ended[-1].end.detail
+            assert plant.contactor_feedback is ContactorState.OPEN
+            writer.close()
+
+    run(main)
+    records = [json.loads(line) for line in next(tmp_path.glob("*.jsonl")).read_text().splitlines()]
+    bad = [r for r in records if r["kind"] == "undecodable"]
+    assert bad and bad[0]["exi"] == "8098ffffff"
+
+
+def test_secc_ev_cli_against_a_station(pki_dir: Path) -> None:
+    """`secc ev` (a subprocess) charges DC with Plug & Charge over TLS at a station here."""
+    board, _ = build_board()
+
+    async def main() -> tuple[int, str]:
+        async with Station(station_config(pki_dir, None, evse()), boards={EVSE_ID: board}) as st:
+            e = st.evse(EVSE_ID)
+            assert e.sdp is not None
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "secc.cli.main", "ev", "--address", "::1",
+                "--sdp-port", str(e.sdp.port), "--tls", "--mode", "dc", "--payment", "pnc",
+                "--pki", str(pki_dir), "--loops", "2",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            out, _ = await asyncio.wait_for(proc.communicate(), 30)
+            assert await _ended(e) is EndReason.EV_STOP
+            return proc.returncode or 0, out.decode()
+
+    code, out = run(main, timeout=40)
+    assert code == 0, out
+    assert "PaymentDetailsRes" in out and out.count("CurrentDemandRes") == 2
+    assert "EV: done (TLS ECDHE-ECDSA-AES128-SHA256)" in out
