@@ -11,12 +11,13 @@ import asyncio
 import json
 import sys
 import tomllib
+from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from secc.commission.context import Context
-from secc.commission.model import Answers, Check, Outcome, Status, UseCase
+from secc.commission.model import PRESETS, Answers, Check, Outcome, Status, UseCase
 from secc.commission.runner import Progress, commission
 from secc.config import DEFAULT_PATH
 
@@ -157,19 +158,22 @@ def build_answers(args: argparse.Namespace, data: dict[str, Any]) -> Answers:
         raise UsageError(f"answers: {exc}") from exc
 
 
-def ask(answers: Answers, given_use_case: bool, out: TextIO) -> Answers:
+def ask(
+    answers: Answers,
+    given_use_case: bool,
+    out: TextIO,
+    read: Callable[[str], str] = input,
+) -> Answers:
     """The interactive questions (only on a terminal without --non-interactive)."""
     if not given_use_case:
         print("Business use case:", file=out)
         for i, u in enumerate(UseCase, 1):
-            from secc.commission.model import PRESETS
-
             print(f"  {i}. {u.value}: {PRESETS[u].description}", file=out)
-        choice = input(f"Choose 1-{len(UseCase)} [1]: ").strip() or "1"
+        choice = read(f"Choose 1-{len(UseCase)} [1]: ").strip() or "1"
         if choice.isdigit() and 1 <= int(choice) <= len(UseCase):
             answers = replace(answers, use_case=list(UseCase)[int(choice) - 1])
     if answers.hal_self_test:
-        reply = input(
+        reply = read(
             "Self-test switches the contactors and the lock. No vehicle plugged in? [y/N] "
         )
         if reply.strip().lower() not in {"y", "yes"}:

@@ -88,3 +88,16 @@ def test_a_crashing_check_is_a_fail_and_the_rest_still_runs(station: StationDir)
     hal = results["hal[DE*ABC*E1234567*1]"]
     assert hal.status is Status.FAIL and "crashed: RuntimeError: driver bug" in hal.reason
     assert results["certs.secc"].status is Status.PASS
+
+
+def test_interactive_questions() -> None:
+    from secc.cli.commission import ask
+    from secc.commission.model import UseCase
+
+    replies = iter(["2", "n"])
+    out = io.StringIO()
+    answers = ask(Answers(), False, out, read=lambda prompt: next(replies))
+    assert answers.use_case is UseCase.PRIVATE_MO and not answers.hal_self_test
+    assert "private-emaid" in out.getvalue()
+    answers = ask(Answers(), True, out, read=lambda prompt: "y")
+    assert answers.use_case is UseCase.PUBLIC and answers.hal_self_test

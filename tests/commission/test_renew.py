@@ -312,3 +312,22 @@ def test_installer_refuses_bad_input_and_keeps_the_chain(station: StationDir) ->
     assert store.leaf_chain("v2g") != before
     again = installer.install("V2GCertificate", good)  # no CSR outstanding any more
     assert not again.accepted and "no pending" in again.reason
+
+
+def test_rollback_when_the_installed_chain_does_not_load(station: StationDir) -> None:
+    """The after-install check fails (here: forced, standing in for a TLS library that
+    refuses the new files): the previous chain and key go back into service."""
+    from certs.csr import request_certificate
+
+    class Unlucky(SignedInstaller):
+        def _postcheck(self, use: str) -> str | None:
+            return "the installed chain does not load for TLS: forced for the test"
+
+    store = station.store()
+    old_leaf = store.leaf_chain("v2g")[0]
+    installer = Unlucky(store, lambda: dt.datetime.now(dt.UTC))
+    csr = request_certificate(store, "V2GCertificate", common_name=EVSE_ID, organization="X")
+    outcome = installer.install("V2GCertificate", v2g_chain_for(station.pki, csr.decode()))
+    assert not outcome.accepted and "previous chain is back in service" in outcome.reason
+    assert store.leaf_chain("v2g")[0] == old_leaf
+    assert asyncio.run(serve_once(store)) == old_leaf  # and its key still matches
