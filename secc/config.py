@@ -44,6 +44,7 @@ ENERGY_MODES = (
 class StationSection:
     name: str = "secc"
     trace_dir: Path | None = None  # one JSON Lines trace per session; none: no traces
+    pcap: bool = False  # also a .pcap beside each trace (needs trace_dir)
     tls_keylog: Path | None = None  # NSS key log for Wireshark: lab use only
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

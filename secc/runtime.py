@@ -73,7 +73,7 @@ from secc.core.events import (
 )
 from secc.errors import ConfigError
 from secc.sdp import SdpOffer, SdpResponder
-from secc.trace import Record, Trace, config_record, trace_name
+from secc.trace import Pcap, Record, Trace, config_record, trace_name
 
 log = logging.getLogger(__name__)
 __all__ = [
@@ -161,6 +161,7 @@ class Evse:
         *,
         backend_factory: BackendFactory,
         trace_dir: Path | None,
+        pcap: bool = False,
         observer: Observer | None,
         utc_now: Callable[[], dt.datetime],
         random_bytes: Callable[[int], bytes],
@@ -170,6 +171,7 @@ class Evse:
         self.board = board
         self.tls = tls
         self.trace_dir = trace_dir
+        self.pcap = pcap
         self.observer = observer
         self.utc_now = utc_now
         self.random_bytes = random_bytes
@@ -286,14 +288,23 @@ class Evse:
         header["config"] = config_record(self.config)
         header["trust"] = [c.public_bytes(Encoding.DER).hex() for c in self.config.trust.roots]
         path = None
+        pcap = None
         if self.trace_dir is not None:
             path = self.trace_dir / trace_name(self.evse_id, self.utc_now(), os.urandom(3).hex())
             self.trace_files.append(path)
+            if self.pcap:
+                station = (str(header["station"][0]), int(header["station"][1]))
+                peer = (str(header["peer"]), int(header["peer_port"]))
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    pcap = Pcap(path.with_suffix(".pcap"), station, peer)
+                except OSError as exc:
+                    log.error("%s: cannot write the pcap: %s", self.evse_id, exc)
         observer = None
         if self.observer is not None:
             obs, evse_id = self.observer, self.evse_id
             observer = lambda record: obs(evse_id, record)  # noqa: E731
-        return Trace(path, header, observer=observer)
+        return Trace(path, header, observer=observer, pcap=pcap)
 
     def session_ended(self, driver: SessionDriver) -> None:
         self.drivers.discard(driver)
@@ -489,6 +500,7 @@ class Station:
                     tls,
                     backend_factory=self.backend_factory,
                     trace_dir=st.trace_dir,
+                    pcap=st.pcap,
                     observer=self.observer,
                     utc_now=self.utc_now,
                     random_bytes=self.random_bytes,

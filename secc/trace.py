@@ -23,7 +23,10 @@ import datetime as dt
 import enum
 import json
 import logging
+import struct
+import time
 from collections.abc import Callable, Iterator
+from ipaddress import IPv6Address
 from pathlib import Path
 from typing import IO, Any
 
@@ -115,9 +118,11 @@ class Trace:
         header: Record,
         *,
         observer: Callable[[Record], None] | None = None,
+        pcap: Pcap | None = None,
     ) -> None:
         self.path = path
         self.observer = observer
+        self.pcap = pcap
         self._file: IO[str] | None = None
         if path is not None:
             try:
@@ -138,8 +143,15 @@ class Trace:
         if self.observer is not None:
             self.observer(record)
 
+    def packet(self, direction: str, frame: bytes) -> None:
+        """A whole V2GTP message for the pcap (``rx``: from the EV, ``tx``: to it)."""
+        if self.pcap is not None:
+            self.pcap.packet(direction, frame)
+
     def close(self) -> None:
         self._close_file()
+        if self.pcap is not None:
+            self.pcap.close()
 
     def _close_file(self) -> None:
         if self._file is not None:
@@ -148,6 +160,58 @@ class Trace:
                 file.close()
             except OSError as exc:
                 log.error("session trace %s: %s", self.path, exc)
+
+
+class Pcap:
+    """A pcap beside the trace: every V2GTP message as one IPv6/TCP segment between the
+    EV and the station (synthetic headers, sequence numbers counted per direction, no
+    handshake), so Wireshark's V2G dissectors can show the session (decrypted: the
+    payload is written as the application saw it, also for TLS sessions)."""
+
+    LINKTYPE_IPV6 = 229
+
+    def __init__(self, path: Path, station: tuple[str, int], peer: tuple[str, int]) -> None:
+        self.path = path
+        self._file: IO[bytes] | None = path.open("wb")
+        self._file.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 229))
+        self._ends = {
+            "tx": (_ip(station[0]), station[1], _ip(peer[0]), peer[1]),
+            "rx": (_ip(peer[0]), peer[1], _ip(station[0]), station[1]),
+        }
+        self._seq = {"tx": 1, "rx": 1}
+
+    def packet(self, direction: str, data: bytes) -> None:
+        if self._file is None:
+            return
+        src, sport, dst, dport = self._ends[direction]
+        other = "rx" if direction == "tx" else "tx"
+        seq, ack = self._seq[direction], self._seq[other]
+        self._seq[direction] = (seq + len(data)) % 2**32
+        tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, 0x18, 65535, 0, 0)
+        ip6 = struct.pack("!IHBB", 6 << 28, len(tcp) + len(data), 6, 64) + src + dst
+        packet = ip6 + tcp + data
+        now = time.time()
+        header = struct.pack("<IIII", int(now), int(now % 1 * 1e6), len(packet), len(packet))
+        try:
+            self._file.write(header + packet)
+        except OSError as exc:
+            log.error("pcap %s: %s; no further packets", self.path, exc)
+            self.close()
+
+    def close(self) -> None:
+        if self._file is not None:
+            file, self._file = self._file, None
+            try:
+                file.close()
+            except OSError as exc:
+                log.error("pcap %s: %s", self.path, exc)
+
+
+def _ip(address: str) -> bytes:
+    try:
+        return IPv6Address(address.split("%", maxsplit=1)[0]).packed
+    except ValueError:
+        return bytes(16)
 
 
 def trace_name(evse_id: str, started: dt.datetime, session_id: str = "") -> str:

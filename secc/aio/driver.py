@@ -41,6 +41,7 @@ from secc.core.events import (
 )
 from secc.core.session import SeccSession
 from secc.trace import Trace, body_of, jsonable, summarize
+from secc.v2gtp import encode_frame
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,8 @@ class SessionDriver:
             {
                 "evse_id": config.evse_id,
                 "peer": str(conn.peer[0]),
+                "peer_port": int(conn.peer[1]),
+                "station": list(conn.sockname or ("::", 0))[:2],
                 "tls": conn.tls,
                 "started": self.started_utc.isoformat(),
                 "config": None,  # filled by the maker (it knows the trust roots)
@@ -128,6 +131,7 @@ class SessionDriver:
             "exi": conn.last_payload.hex(),
             "summary": summarize(body),
         }
+        self.trace.packet("rx", encode_frame(conn.last_payload))
         await self.feed(event, record=record)
 
     async def connection_lost(self, conn: V2GConnection, event: ConnectionLost) -> None:
@@ -206,6 +210,7 @@ class SessionDriver:
     async def _send(self, action: SendResponse, now: float) -> None:
         payload = codec.encode(action.message)
         if not self.conn.closed:
+            self.trace.packet("tx", encode_frame(payload))
             try:
                 await self.conn.send(payload)
             except (ConnectionError, OSError) as exc:

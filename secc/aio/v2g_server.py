@@ -130,6 +130,12 @@ class V2GConnection:
         return self.selection is not None
 
     @property
+    def sockname(self) -> tuple[Any, ...] | None:
+        """The station's end of the connection (address, port, ...)."""
+        name = self._writer.get_extra_info("sockname")
+        return tuple(name) if name is not None else None
+
+    @property
     def cipher(self) -> tuple[str, str, int] | None:
         info = self._writer.get_extra_info("cipher")
         return info if info is None else (str(info[0]), str(info[1]), int(info[2]))

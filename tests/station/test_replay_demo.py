@@ -156,3 +156,51 @@ def test_secc_demo(tmp_path: Path) -> None:
     assert len(traces) == 2 and all(str(t) in out for t in traces)
     for t in traces:
         assert replay([str(t)], prog="secc replay") == 0
+
+
+def test_pcap_beside_the_trace(pki_dir: Path, tmp_path: Path) -> None:
+    """`station.pcap`: every V2GTP message of the trace is in the pcap as one IPv6/TCP
+    segment in the right direction, with contiguous sequence numbers."""
+    import struct
+
+    from secc.config import StationSection
+    from secc.v2gtp import Framer
+
+    async def main() -> None:
+        config = station_config(pki_dir, tmp_path, evse())
+        config = type(config)(
+            evse=config.evse,
+            certs=config.certs,
+            station=StationSection(trace_dir=tmp_path, pcap=True),
+        )
+        async with Station(config, boards={EVSE_ID: build_board()[0]}) as station:
+            e = station.evse(EVSE_ID)
+            await run_ev(script("dc"), host="::1", port=e.ports["tls"], tls=True,
+                         cafile=pki_dir / "v2g" / "root.pem")  # fmt: skip
+            await wait_until(lambda: bool(e.ended))
+
+    run(main)
+    trace = next(tmp_path.glob("*.jsonl"))
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    expected = [(r["kind"], r["exi"]) for r in records if r["kind"] in ("rx", "tx")]
+    data = trace.with_suffix(".pcap").read_bytes()
+    magic, _, _, _, _, _, linktype = struct.unpack("<IHHiIII", data[:24])
+    assert magic == 0xA1B2C3D4 and linktype == 229
+    offset, got, seq = 24, [], {}
+    while offset < len(data):
+        _, _, length, _ = struct.unpack("<IIII", data[offset : offset + 16])
+        packet = data[offset + 16 : offset + 16 + length]
+        offset += 16 + length
+        assert packet[0] >> 4 == 6 and packet[6] == 6  # IPv6, next header TCP
+        src, dst = packet[8:24], packet[24:40]
+        assert src == dst == bytes(15) + b"\x01"  # ::1 both ends on loopback
+        sport, dport, number = struct.unpack("!HHI", packet[40:48])
+        payload = packet[60:]
+        direction = "tx" if sport == records[0]["station"][1] else "rx"
+        assert {sport, dport} == {records[0]["station"][1], records[0]["peer_port"]}
+        assert seq.get(direction, 1) == number
+        seq[direction] = number + len(payload)
+        frames = Framer().feed(payload)
+        assert len(frames) == 1
+        got.append((direction, frames[0].payload.hex()))
+    assert got == expected
