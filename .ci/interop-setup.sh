@@ -23,16 +23,27 @@ java_ok() {
 java_ok || need+=(openjdk-17-jre-headless)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# Debian's python3 creates venvs only with python3-venv (ensurepip) installed
+if [ ! -x "$VENV/bin/python" ] && ! "$PYTHON" -c 'import ensurepip' >/dev/null 2>&1; then
+    need+=(python3-venv)
+fi
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
         say "missing ${need[*]} and cannot install them (needs root and apt-get)" >&2
         exit 1
     fi
-    say "apt-get install ${need[*]}"
     apt-get update -qq
+    # Debian 12 has openjdk-17; releases without it get their default JRE (>= 17 too)
+    for i in "${!need[@]}"; do
+        if [ "${need[$i]}" = openjdk-17-jre-headless ] \
+            && ! apt-cache show openjdk-17-jre-headless >/dev/null 2>&1; then
+            need[$i]=default-jre-headless
+        fi
+    done
+    say "apt-get install ${need[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
 else
-    say "java, ip and openssl already present"
+    say "java, ip, openssl and venv support already present"
 fi
 java -version 2>&1 | head -n 1 | sed 's/^/interop-setup: /'
 

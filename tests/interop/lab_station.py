@@ -25,9 +25,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from certs import testpki
+from secc.aio.backends import Emit, LocalBackend
 from secc.config import EvseSection, load_file
 from secc.core.config import PncTrust
-from secc.runtime import Emit, LocalBackend, Station
+from secc.runtime import Station
 from secc.testing.pki import Credentials, certificate_backend, der
 
 

@@ -26,7 +26,7 @@ from tests.runtime.netns import LinkPair
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
 
 READY_BOUND = 15.0  # spawn -> first SDP answer
-EVCC_BOUND = 40.0  # one whole session, the EVCC's exit included
+EVCC_BOUND = 35.0  # one whole session, the EVCC's exit included
 
 
 def _station(mode: Mode, pair: LinkPair, pki: SharedPki, tmp_path: Path) -> Station:
