@@ -269,6 +269,14 @@ class Evse:
     # --- sessions -------------------------------------------------------------------------
 
     def _make_driver(self, conn: V2GConnection) -> SessionDriver:
+        """A new connection starts a new session.  One session per EVSE at a time: a
+        session still running (e.g. a half-open connection of an EV that reconnected) is
+        ended first, which opens the contactors."""
+        old = self.active
+        if old is not None and old.ended is None:
+            log.warning("%s: new connection from %s: ending the running session", self.evse_id,
+                        conn.peer[0])  # fmt: skip
+            self._spawn(old.aclose("superseded by a new connection"))
         resume, self.paused = self.paused, None
         driver = SessionDriver(
             conn,

@@ -399,3 +399,30 @@ def test_secc_ev_cli_against_a_station(pki_dir: Path) -> None:
     assert code == 0, out
     assert "PaymentDetailsRes" in out and out.count("CurrentDemandRes") == 2
     assert "EV: done (TLS ECDHE-ECDSA-AES128-SHA256)" in out
+
+
+def test_a_new_connection_ends_the_running_session(pki_dir: Path) -> None:
+    """One session per EVSE: an EV that reconnects while its old connection still looks
+    open gets a new session; the old one ends and the contactors open in between."""
+    board, plant = build_board()
+
+    async def main() -> None:
+        async with Station(station_config(pki_dir, None, evse()), boards={EVSE_ID: board}) as st:
+            e = st.evse(EVSE_ID)
+            first = EvResult(ev=None)  # type: ignore[arg-type]
+            old = asyncio.create_task(
+                run_ev(script("ac", charge_loops=10_000), host="::1", port=e.ports["tcp"],
+                       tls=False, result=first)
+            )  # fmt: skip
+            await wait_until(lambda: any(s.response == "ChargingStatusRes" for s in first.steps))
+            assert plant.contactor_command
+            second = await run_ev(script("dc"), host="::1", port=e.ports["tcp"], tls=False)
+            _assert_full(second, "CurrentDemandRes")
+            await asyncio.wait_for(old, 5)
+            assert "closed" in first.ended
+            reasons = [s.end.reason for s in e.ended]
+            assert reasons == [EndReason.CONNECTION_LOST, EndReason.EV_STOP]
+            assert "superseded" in e.ended[0].end.detail
+            assert plant.contactor_feedback is ContactorState.OPEN
+
+    run(main)
