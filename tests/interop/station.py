@@ -154,31 +154,87 @@ control = "none"
 """
 
 
+OCPP_PORT = 9017  # the test CSMS on the station namespace's loopback
+
+
+def _ocpp_toml(workdir: Path) -> str:
+    return f"""
+[ocpp]
+url = "ws://127.0.0.1:{OCPP_PORT}/ocpp"
+station_id = "interop-station"
+security_profile = 1
+basic_auth_password_file = "{workdir / "ocpp-password"}"
+state_dir = "{workdir / "ocpp-state"}"
+"""
+
+
+def _wait_for_tcp(ns: str, host: str, port: int, timeout: float) -> None:
+    def probe() -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.create_connection((host, port), timeout=0.5):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"nothing listens on {host}:{port} in {ns}") from None
+                time.sleep(0.1)
+
+    call_in_netns(ns, probe, timeout=timeout + 5)
+
+
 @dataclass
 class SeccRunStation:
-    """``secc run`` in the station namespace; with ``lab_cps`` the same runtime and TOML
-    through :mod:`tests.interop.lab_station`, which adds a certificate back end."""
+    """``secc run`` in the station namespace.  With ``ocpp`` the TOML gets an ``[ocpp]``
+    section and the test CSMS (:mod:`tests.interop.csms_proc`) runs beside it on the
+    namespace's loopback, answering Get15118EVCertificate with the lab CPS."""
 
     pair: LinkPair
     pki: SharedPki
     workdir: Path
     evse_id: str = "DE*ABC*E1234567*1"
-    lab_cps: bool = False
+    ocpp: bool = False
     name: str = "secc run"
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "traces").mkdir(exist_ok=True)
-        self.config = self.workdir / "secc.toml"
-        self.config.write_text(station_toml(self.pair, self.pki, self.workdir, self.evse_id))
-        if self.lab_cps:
-            self.name = "secc runtime + lab CPS"
-            python = os.environ.get("SECC_PYTHON", str(REPO / ".venv/bin/python"))
-            command = [python, "-m", "tests.interop.lab_station", "--pki", str(self.pki.source)]
-        else:
-            command = [os.environ.get("SECC_BIN", str(REPO / ".venv/bin/secc")), "run"]
-        command += ["--config", str(self.config)]
+        python = os.environ.get("SECC_PYTHON", str(REPO / ".venv/bin/python"))
         env = {k: v for k, v in os.environ.items() if k not in {"NOTIFY_SOCKET"}}
+        toml = station_toml(self.pair, self.pki, self.workdir, self.evse_id)
+        self.csms: subprocess.Popen[bytes] | None = None
+        if self.ocpp:
+            from tests.interop.csms_proc import PASSWORD
+
+            self.name = "secc run + OCPP CSMS"
+            (self.workdir / "ocpp-password").write_text(PASSWORD + "\n")
+            toml += _ocpp_toml(self.workdir)
+            with (self.workdir / "csms.log").open("wb") as out:
+                self.csms = subprocess.Popen(
+                    [
+                        "ip",
+                        "netns",
+                        "exec",
+                        self.pair.evse,
+                        python,
+                        "-m",
+                        "tests.interop.csms_proc",
+                        "--port",
+                        str(OCPP_PORT),
+                        "--pki",
+                        str(self.pki.source),
+                    ],
+                    cwd=REPO,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            _wait_for_tcp(self.pair.evse, "127.0.0.1", OCPP_PORT, 15.0)
+        self.config = self.workdir / "secc.toml"
+        self.config.write_text(toml)
+        secc = os.environ.get("SECC_BIN", str(REPO / ".venv/bin/secc"))
+        command = [secc, "run", "--config", str(self.config)]
         with (self.workdir / "secc.log").open("wb") as out:
             self.proc = subprocess.Popen(
                 ["ip", "netns", "exec", self.pair.evse, *command],
@@ -203,7 +259,11 @@ class SeccRunStation:
         return _group_rss_mib(self.proc.pid)
 
     def log(self) -> str:
-        return (self.workdir / "secc.log").read_text(errors="replace")
+        text = (self.workdir / "secc.log").read_text(errors="replace")
+        if self.csms is not None:
+            csms = (self.workdir / "csms.log").read_text(errors="replace")
+            text += "\n--- test CSMS:\n" + csms[-2000:]
+        return text
 
     def traces(self) -> list[list[dict[str, object]]]:
         from secc.trace import read_trace
@@ -231,7 +291,14 @@ class SeccRunStation:
         answered = [str(r.get("name")) for r in trace if r.get("kind") == "tx"]
         if len(answered) < len(received):
             problems.append(f"station answered {len(answered)} of {len(received)} requests")
+        if self.csms is not None:
+            csms = (self.workdir / "csms.log").read_text(errors="replace")
+            for mark in ("Get15118EVCertificate Install answered", '"Authorize"'):
+                if mark not in csms:
+                    problems.append(f"the test CSMS log lacks {mark}")
         return problems
 
     def stop(self) -> None:
         stop_group(self.proc)
+        if self.csms is not None:
+            stop_group(self.csms)

@@ -33,9 +33,9 @@ def _station(mode: Mode, pair: LinkPair, pki: SharedPki, tmp_path: Path) -> Stat
     where = workdir(tmp_path, "station")
     if station_kind() == "josev":
         return JosevStation(pair, pki, where)
-    # secc run has no certificate back end without OCPP (not wired yet): the installation
-    # mode runs the same runtime and TOML with the lab CPS added (tests/interop/lab_station)
-    return SeccRunStation(pair, pki, where, evse_id=mode.evse_id, lab_cps=mode.cert_install)
+    # certificate installation needs a back end: secc run with [ocpp] and the test CSMS
+    # playing the certificate provisioning service
+    return SeccRunStation(pair, pki, where, evse_id=mode.evse_id, ocpp=mode.cert_install)
 
 
 def _ms(values: list[float]) -> str:

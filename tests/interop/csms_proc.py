@@ -1,19 +1,18 @@
-"""``python -m tests.interop.lab_station --config FILE --pki DIR``: the station runtime of
-``secc run`` (same TOML, same :class:`secc.runtime.Station`) plus a lab certificate
-provisioning service, for the certificate-installation interop mode.
+"""``python -m tests.interop.csms_proc --port P --pki DIR``: the test CSMS of
+``tests/ocpp/csms.py`` as a process in the station namespace, for the
+certificate-installation interop mode through ``secc run`` with ``[ocpp]``.
 
-``secc run`` without OCPP answers CertificateInstallationReq with
-FAILED_NoCertificateAvailable (no back end); the OCPP bridge is not wired into it yet.
-This runner gives the local authorizer the test CPS of the ``make-test-pki`` directory
-(:func:`secc.testing.pki.certificate_backend`: the contract chain and key of ``mo/``,
-sealed for the EV's OEM provisioning key, signed by the CPS leaf of ``v2g/``), which is
-the part a CSMS would play.  Runs until SIGTERM, like ``secc run``.
+It accepts the boot, authorizes every contract, and answers Get15118EVCertificate as a
+certificate provisioning service would: the contract chain and key of the make-test-pki
+directory, the key sealed for the EV's OEM provisioning key, signed by the CPS leaf
+(:func:`secc.testing.pki.certificate_backend`).  Runs until SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import logging
 import os
 import signal
@@ -25,11 +24,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from certs import testpki
-from secc.aio.backends import Emit, LocalBackend
-from secc.config import EvseSection, load_file
+from secc.core.actions import RequestCertificate
 from secc.core.config import PncTrust
-from secc.runtime import Station
 from secc.testing.pki import Credentials, certificate_backend, der
+from tests.ocpp.csms import Behaviour, TestCsms
+
+PASSWORD = "interop-basic-auth"
 
 
 def credentials(pki_dir: Path) -> Credentials:
@@ -66,38 +66,43 @@ def credentials(pki_dir: Path) -> Credentials:
     )
 
 
-async def serve(config_file: Path, pki_dir: Path) -> int:
-    config = load_file(config_file)
-    cps = certificate_backend(credentials(pki_dir), os.urandom)
+async def serve(port: int, pki_dir: Path) -> int:
+    backend = certificate_backend(credentials(pki_dir), os.urandom)
+    log = logging.getLogger("csms")
 
-    def backend(section: EvseSection, emit: Emit) -> LocalBackend:
-        return LocalBackend(config.authorization, emit, certificates=cps)
+    def answer(schema: str, action: str, exi_request: str) -> str:
+        exi = backend(RequestCertificate(action, base64.b64decode(exi_request), schema))
+        if exi is None:
+            raise RuntimeError("the lab CPS made no answer")
+        log.info("Get15118EVCertificate %s answered (%d bytes of EXI)", action, len(exi))
+        return base64.b64encode(exi).decode()
 
+    csms = TestCsms(password=PASSWORD, behaviour=Behaviour(ev_cert_answer=answer))
+    await csms.start(port)
+    log.info("CSMS listening on %s", csms.url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    station = Station(config, backend_factory=backend)
-    await station.start()
-    logging.getLogger("lab_station").info("ready, with the lab CPS of %s", pki_dir)
     try:
         await stop.wait()
     finally:
-        await station.aclose()
+        log.info("calls: %s", ", ".join(name for name, _payload in csms.calls) or "none")
+        await csms.stop()
     return 0
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.interop.lab_station")
-    parser.add_argument("--config", type=Path, required=True)
+    parser = argparse.ArgumentParser(prog="python -m tests.interop.csms_proc")
+    parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--pki", type=Path, required=True, help="a make-test-pki directory")
     args = parser.parse_args()
     logging.basicConfig(
-        level=logging.DEBUG,
+        level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    return asyncio.run(serve(args.config, args.pki))
+    return asyncio.run(serve(args.port, args.pki))
 
 
 if __name__ == "__main__":
