@@ -30,7 +30,15 @@ from typing import Any, Protocol
 
 from secc import codec
 from secc.aio.v2g_server import V2GConnection
-from secc.core.actions import Action, CloseConnection, SendResponse, SessionEnded
+from secc.core.actions import (
+    Action,
+    CloseConnection,
+    EndReason,
+    OpenContactors,
+    SendResponse,
+    SessionEnded,
+    StopDcOutput,
+)
 from secc.core.config import PausedSession, SessionConfig
 from secc.core.events import (
     ConnectionLost,
@@ -167,11 +175,30 @@ class SessionDriver:
             self.trace.write(record)
             if isinstance(event, EvseStatus):
                 self.last_status = event
-            actions = self.session.handle(event, now)
-            if self.session.session_id and self.log.extra is not None:
-                self.log.extra["session"] = self.session.session_id.hex()  # type: ignore[index]
-            await self._perform(actions, now)
+            try:
+                actions = self.session.handle(event, now)
+                if self.session.session_id and self.log.extra is not None:
+                    self.log.extra["session"] = self.session.session_id.hex()  # type: ignore[index]
+                await self._perform(actions, now)
+            except Exception as exc:  # a bug must still end in open contactors
+                self.log.exception("internal error handling %s", type(event).__name__)
+                await self._fail_safe(f"internal error: {type(exc).__name__}: {exc}", now)
             self._wake.set()
+
+    async def _fail_safe(self, reason: str, now: float) -> None:
+        """End the session after an internal error: through the core if it still can,
+        else by opening the contactors and closing the connection directly."""
+        try:
+            await self._perform(self.session.handle(ConnectionLost(reason), now), now)
+        except Exception:
+            self.log.exception("the core could not end the session; opening contactors")
+        if self.ended is None:
+            for action in (StopDcOutput(), OpenContactors(reason)):
+                with contextlib.suppress(Exception):
+                    await self.host.perform_hal(action)
+            with contextlib.suppress(Exception):
+                await self.conn.close(reason)
+            self._finish(SessionEnded(EndReason.CONNECTION_LOST, reason))
 
     def feed_soon(self, event: Event) -> None:
         """Feed from synchronous code (backend callbacks): a task, kept referenced."""

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -424,5 +425,38 @@ def test_a_new_connection_ends_the_running_session(pki_dir: Path) -> None:
             assert reasons == [EndReason.CONNECTION_LOST, EndReason.EV_STOP]
             assert "superseded" in e.ended[0].end.detail
             assert plant.contactor_feedback is ContactorState.OPEN
+
+    run(main)
+
+
+class _BuggyContactors:
+    """A backend bug: closing raises something that is not a HalError."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def close(self, timeout: float = 1.0) -> None:
+        raise RuntimeError("driver bug")
+
+    async def open(self, timeout: float = 1.0) -> None:
+        await self.inner.open(timeout)
+
+    async def feedback(self) -> ContactorState:
+        result: ContactorState = await self.inner.feedback()
+        return result
+
+
+def test_an_internal_error_ends_the_session_with_open_contactors(pki_dir: Path) -> None:
+    board, plant = build_board()
+    board.contactors = _BuggyContactors(board.contactors)
+
+    async def main() -> None:
+        async with Station(station_config(pki_dir, None, evse()), boards={EVSE_ID: board}) as st:
+            e = st.evse(EVSE_ID)
+            result = await run_ev(script("dc"), host="::1", port=e.ports["tcp"], tls=False)
+            assert "closed" in result.ended
+            assert await _ended(e) is EndReason.CONNECTION_LOST
+            assert "internal error: RuntimeError: driver bug" in e.ended[-1].end.detail
+            assert plant.contactor_feedback is ContactorState.OPEN and not plant.dc_enabled
 
     run(main)
