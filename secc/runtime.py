@@ -432,6 +432,8 @@ class Evse:
                 status = await self.read_status()
             except HalError as exc:
                 log.warning("%s: reading the board failed: %s", self.evse_id, exc)
+            except Exception:  # a backend bug must not stop the status polls
+                log.exception("%s: reading the board failed", self.evse_id)
             else:
                 driver = self.active
                 if status != last and driver is not None:
