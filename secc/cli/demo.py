@@ -189,8 +189,9 @@ async def demo(directory: Path) -> int:
 
 def main(argv: list[str], prog: str) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
-    parser.add_argument("--dir", type=Path, help="work directory (default: a new temp dir)")
-    parser.add_argument("--keep", action="store_true", help="keep the temp dir (default: kept)")
+    parser.add_argument(
+        "--dir", type=Path, help="work directory (default: a new temp dir, kept afterwards)"
+    )
     parser.add_argument("--clean", action="store_true", help="remove the work directory after")
     parser.add_argument("-v", "--verbose", action="store_true", help="station logs on stderr")
     args = parser.parse_args(argv)
