@@ -15,6 +15,7 @@ from secc.cli.ev import load_credentials
 from secc.config import parse
 from secc.core.actions import EndReason
 from secc.errors import ConfigError
+from secc.ocpp_bridge.bridge import Bridge
 from secc.runtime import Station
 from secc.sdp import Security
 from tests.ocpp.csms import TestCsms
@@ -51,8 +52,10 @@ def test_pnc_session_authorized_and_reported_by_the_csms(pki_dir: Path, tmp_path
         try:
             config = parse(_config(pki_dir, tmp_path, csms.url), "secc.toml")
             async with Station(config, boards={EVSE_ID: build_board()[0]}) as station:
-                await asyncio.wait_for(csms.connected.wait(), 10)
                 e = station.evse(EVSE_ID)
+                bridge = e.backend
+                assert isinstance(bridge, Bridge)  # the [ocpp] section made it
+                await asyncio.wait_for(bridge.client.online.wait(), 10)
                 assert e.sdp is not None
                 creds = load_credentials(pki_dir, dt.datetime.now(dt.UTC))
                 result = await run_ev_sdp(
