@@ -8,6 +8,7 @@ ISO 15118-2 Table 109 / DIN SPEC 70121 (see DESIGN.md §4); every value is overr
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -134,9 +135,15 @@ class PncTrust:
     revoked: frozenset[str] = frozenset()  # SHA-256 fingerprints (hex)
 
 
+_DIN_EVSE_ID = re.compile(r"[0-9*]{1,32}")
+
+
 @dataclass(frozen=True, slots=True)
 class SessionConfig:
     evse_id: str = "DE*ABC*E1234567*1"
+    # DIN SPEC 70121 sends a DIN SPEC 91286 EVSE ID ("49*89*6360"), packed into hexBinary;
+    # None: derive it from evse_id when that is digits and '*' only, else send 0x00.
+    din_evse_id: str | None = None
     energy_modes: tuple[str, ...] = ("AC_three_phase_core", "DC_extended")
     ac: AcLimits = field(default_factory=AcLimits)
     dc: DcLimits = field(default_factory=DcLimits)
@@ -160,6 +167,11 @@ class SessionConfig:
     def __post_init__(self) -> None:
         if not 7 <= len(self.evse_id) <= 37:
             raise ConfigError(f"evse_id {self.evse_id!r}: ISO 15118-2 wants 7 to 37 characters")
+        if self.din_evse_id is not None and not _DIN_EVSE_ID.fullmatch(self.din_evse_id):
+            raise ConfigError(
+                f"din_evse_id {self.din_evse_id!r}: a DIN SPEC 91286 EVSE ID of digits and "
+                "'*' (at most 32 of them), e.g. 49*89*6360"
+            )
         unknown = set(self.energy_modes) - ENERGY_MODES
         if unknown or not self.energy_modes:
             raise ConfigError(

@@ -6,7 +6,7 @@ from typing import Any
 
 from secc import codec
 from secc.core.actions import EndReason, SessionStarted
-from secc.core.config import DIN_NAMESPACE, ISO2_NAMESPACE
+from secc.core.config import DIN_NAMESPACE, ISO2_NAMESPACE, SessionConfig
 from secc.core.context import Context, Reply, State
 from secc.core.events import Schema
 
@@ -69,7 +69,7 @@ def session_setup(ctx: Context, req: Any, now: float) -> Reply:
     stamp = int(ctx.utc_now().timestamp())
     if ctx.schema is Schema.DIN:
         body = mod.SessionSetupRes(
-            response_code=code, evseid=_din_evse_id(ctx.config.evse_id), date_time_now=stamp
+            response_code=code, evseid=din_evse_id(ctx.config), date_time_now=stamp
         )
     else:
         body = mod.SessionSetupRes(
@@ -78,6 +78,17 @@ def session_setup(ctx: Context, req: Any, now: float) -> Reply:
     return Reply(body, State.SESSION_SETUP, (started,))
 
 
-def _din_evse_id(evse_id: str) -> bytes:
-    """DIN's EVSEID is hexBinary (max 32 octets); the ASCII of the ID, cut to fit."""
-    return evse_id.encode("ascii", "replace")[:32]
+def din_evse_id(config: SessionConfig) -> bytes:
+    """DIN's EVSEID (hexBinary): the DIN SPEC 91286 EVSE ID packed one character per
+    nibble, digits as themselves and '*' as 0xA, an odd count padded with 0xF
+    ("49*89*6360" -> 49 A8 9A 63 60); an ID that is not of that form (ISO 15118-2's
+    "DE*ABC*E1234567*1") is sent as 0x00, "no EVSE ID" [V2G-DC-???]."""
+    text = config.din_evse_id
+    if text is None:
+        text = config.evse_id.lstrip("+")
+        if not text or len(text) > 32 or text.strip("0123456789*"):
+            return b"\x00"
+    nibbles = "".join("A" if c == "*" else c for c in text)
+    if len(nibbles) % 2:
+        nibbles += "F"
+    return bytes.fromhex(nibbles)
