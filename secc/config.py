@@ -108,8 +108,8 @@ class EvseSection:
     hal_plc_options: tuple[tuple[str, str | int | float | bool], ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.evse_id:
-            raise ValueError("evse_id must not be empty")
+        if not 7 <= len(self.evse_id) <= 37:
+            raise ValueError(f"evse_id {self.evse_id!r}: ISO 15118-2 wants 7 to 37 characters")
         for name in ("tls_port", "tcp_port"):
             port = getattr(self, name)
             if not -1 <= port <= 65535:

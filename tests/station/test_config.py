@@ -37,26 +37,59 @@ BASE = {"evse": [{"evse_id": "DE*ABC*E1*1"}]}
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"evse": [{"evse_id": "X", "colour": "red"}]}, "unknown key evse[0].colour"),
+        ({"evse": [{"evse_id": "DE*ABC*E1*1", "colour": "red"}]}, "unknown key evse[0].colour"),
         ({**BASE, "station": {"trace_dri": "/x"}}, "unknown key station.trace_dri"),
-        ({"evse": [{"evse_id": "X", "tls_port": "443"}]}, "evse[0].tls_port must be an integer"),
-        ({"evse": [{"evse_id": "X", "tls_port": 70000}]}, "tls_port must be -1"),
-        ({"evse": [{"evse_id": "X", "tls_port": -1, "tcp_port": -1}]}, "needs tls_port or tcp"),
-        ({"evse": [{"evse_id": "X", "energy_modes": ["AC_warp"]}]}, "unknown mode 'AC_warp'"),
-        ({"evse": [{"evse_id": "X", "protocols": ["iso20"]}]}, "evse[0].protocols[0] must be"),
-        ({"evse": [{"evse_id": "X", "ac": {"max_current": "32"}}]}, "evse[0].ac.max_current"),
-        ({"evse": [{"evse_id": "X", "timers": {"sequense": 1}}]}, "unknown key evse[0].timers"),
-        ({"evse": [{"evse_id": "X", "hal": {"control": "cp"}}]}, "evse[0].hal.control"),
-        ({"evse": [{"evse_id": "X", "hal": {"poll_interval": 0}}]}, "poll_interval"),
-        ({"evse": [{"evse_id": "X", "hal": {"options": 3}}]}, "hal.options must be a table"),
-        ({"evse": [{"evse_id": "X", "hal": {"options": {"a": [1]}}}]}, "hal.options.a must"),
-        ({"evse": [{"evse_id": "X", "hal_options": {}}]}, "unknown key evse[0].hal_options"),
+        (
+            {"evse": [{"evse_id": "DE*ABC*E1*1", "tls_port": "443"}]},
+            "evse[0].tls_port must be an integer",
+        ),
+        ({"evse": [{"evse_id": "DE*ABC*E1*1", "tls_port": 70000}]}, "tls_port must be -1"),
+        (
+            {"evse": [{"evse_id": "DE*ABC*E1*1", "tls_port": -1, "tcp_port": -1}]},
+            "needs tls_port or tcp",
+        ),
+        (
+            {"evse": [{"evse_id": "DE*ABC*E1*1", "energy_modes": ["AC_warp"]}]},
+            "unknown mode 'AC_warp'",
+        ),
+        (
+            {"evse": [{"evse_id": "DE*ABC*E1*1", "protocols": ["iso20"]}]},
+            "evse[0].protocols[0] must be",
+        ),
+        (
+            {"evse": [{"evse_id": "DE*ABC*E1*1", "ac": {"max_current": "32"}}]},
+            "evse[0].ac.max_current",
+        ),
+        (
+            {"evse": [{"evse_id": "DE*ABC*E1*1", "timers": {"sequense": 1}}]},
+            "unknown key evse[0].timers",
+        ),
+        ({"evse": [{"evse_id": "DE*ABC*E1*1", "hal": {"control": "cp"}}]}, "evse[0].hal.control"),
+        ({"evse": [{"evse_id": "DE*ABC*E1*1", "hal": {"poll_interval": 0}}]}, "poll_interval"),
+        (
+            {"evse": [{"evse_id": "DE*ABC*E1*1", "hal": {"options": 3}}]},
+            "hal.options must be a table",
+        ),
+        (
+            {"evse": [{"evse_id": "DE*ABC*E1*1", "hal": {"options": {"a": [1]}}}]},
+            "hal.options.a must",
+        ),
+        (
+            {"evse": [{"evse_id": "DE*ABC*E1*1", "hal_options": {}}]},
+            "unknown key evse[0].hal_options",
+        ),
         ({"evse": []}, "at least one [[evse]]"),
+        ({"evse": [{"evse_id": "DE*1"}]}, "evse[0]: evse_id 'DE*1': ISO 15118-2 wants 7 to 37"),
         ({"station": {}}, "missing required key evse"),
         ({"evse": [{"tls_port": 0}]}, "missing required key evse[0].evse_id"),
-        ({"evse": [{"evse_id": "X"}, {"evse_id": "X"}]}, "same evse_id"),
+        ({"evse": [{"evse_id": "DE*ABC*E1*1"}, {"evse_id": "DE*ABC*E1*1"}]}, "same evse_id"),
         (
-            {"evse": [{"evse_id": "X", "tls_port": 1000}, {"evse_id": "Y", "tls_port": 1000}]},
+            {
+                "evse": [
+                    {"evse_id": "DE*ABC*E1*1", "tls_port": 1000},
+                    {"evse_id": "DE*ABC*E1*2", "tls_port": 1000},
+                ]
+            },
             "same address and TCP port",
         ),
         ({**BASE, "authorization": {"eim": "maybe"}}, "authorization.eim must be one of"),
@@ -86,7 +119,7 @@ def test_file_errors(tmp_path: Path) -> None:
 
 def test_secc_run_refuses_a_bad_config_before_starting(tmp_path: Path) -> None:
     config = tmp_path / "secc.toml"
-    config.write_text('[[evse]]\nevse_id = "X"\nmax_curent = 3\n')
+    config.write_text('[[evse]]\nevse_id = "DE*ABC*E1*1"\nmax_curent = 3\n')
     done = subprocess.run(
         [sys.executable, "-m", "secc.cli.main", "run", "--config", str(config)],
         capture_output=True,
