@@ -138,26 +138,43 @@ class TlsSelector:
         """Only a station with several chains has to look at the ClientHello."""
         return len(self.chains) > 1
 
+    def _fresh(self, index: int, reason: str) -> Selection:
+        """A new context for each connection: OpenSSL's server session cache lives in the
+        context and grew by one session per handshake (about 67 KB per TLS session in
+        bench/footprint.py); ISO 15118-2 sessions are long and rare enough that loading
+        the chain again (about a millisecond) costs nothing, and a renewed certificate in
+        the store is served from the next session on.  Falls back to the context built at
+        start if the files cannot be read now (e.g. mid-rename)."""
+        chain = self.chains[index]
+        try:
+            ctx = secc_context(chain, keylog_file=self.keylog_file)
+        except (OSError, ssl.SSLError, ValueError) as e:
+            log.warning(
+                "reloading SECC chain %s failed (%s): serving the one loaded at start",
+                chain.label(),
+                e,
+            )
+            ctx = self._contexts[index]
+        return Selection(ctx, chain, reason)
+
     @property
     def default(self) -> Selection:
-        return Selection(self._contexts[0], self.chains[0], "default chain")
+        return self._fresh(0, "default chain")
 
     def select(self, hello: ClientHello | None) -> Selection:
         if hello is None or hello.trusted_authorities is None:
-            return Selection(self._contexts[0], self.chains[0], "no trusted_ca_keys")
+            return self._fresh(0, "no trusted_ca_keys")
         for authority in hello.trusted_authorities:
-            for ctx, chain, ids in zip(self._contexts, self.chains, self._ids, strict=True):
+            for index, ids in enumerate(self._ids):
                 if authority in ids:
-                    return Selection(
-                        ctx, chain, f"trusted_ca_keys {authority.identifier_type.name}"
-                    )
+                    return self._fresh(index, f"trusted_ca_keys {authority.identifier_type.name}")
         log.info(
             "trusted_ca_keys names none of the %d installed V2G roots (%d identifiers); "
             "serving the default chain",
             len(self.chains),
             len(hello.trusted_authorities),
         )
-        return Selection(self._contexts[0], self.chains[0], "trusted_ca_keys matched nothing")
+        return self._fresh(0, "trusted_ca_keys matched nothing")
 
 
 def station_tls(

@@ -41,7 +41,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import random
 import socket
 import ssl
 from collections.abc import Callable
@@ -211,7 +213,27 @@ async def peek_client_hello(sock: socket.socket) -> ClientHello:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
 
 
+# ISO 15118-2 wants the SECC's TCP port in the dynamic range [V2G2-???]; EVs drop SDP
+# answers naming a lower port (seen with the iso15118 EVCC), and the kernel's ephemeral
+# range on Linux starts at 32768, so port 0 is resolved here, not by the kernel.
+DYNAMIC_PORTS = range(49152, 65536)
+_PORT_TRIES = 64
+
+
 def _listen_socket(host: str, port: int, interface: str | None) -> socket.socket:
+    if port:
+        return _bind(host, port, interface)
+    rng = random.SystemRandom()
+    for _ in range(_PORT_TRIES):
+        try:
+            return _bind(host, rng.choice(DYNAMIC_PORTS), interface)
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise
+    raise OSError(errno.EADDRINUSE, f"no free port in {DYNAMIC_PORTS} after {_PORT_TRIES} tries")
+
+
+def _bind(host: str, port: int, interface: str | None) -> socket.socket:
     infos = socket.getaddrinfo(host, port, socket.AF_INET6, socket.SOCK_STREAM)
     sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
     try:
@@ -231,8 +253,8 @@ class V2GServer:
     """Asyncio TCP or TLS server for V2G sessions (see the module docstring).
 
     ``host`` is an IPv6 address, link-local with its scope (``fe80::1%eth1``) on a
-    station, ``::1`` in tests; ``port`` 0 picks a free port (read :attr:`port`).
-    ``tls=None`` serves plain TCP.
+    station, ``::1`` in tests; ``port`` 0 picks a free port in the dynamic range
+    49152-65535 (read :attr:`port`).  ``tls=None`` serves plain TCP.
     """
 
     def __init__(

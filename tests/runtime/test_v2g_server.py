@@ -292,3 +292,17 @@ def test_negotiated_schema() -> None:
         negotiated_schema(None, apphand.supportedAppProtocolRes(response_code=ok, schema_id=7))
         is None
     )
+
+
+def test_port_zero_is_in_the_dynamic_range() -> None:
+    """EVs drop SDP answers naming a port below 49152: port 0 is chosen in 49152-65535."""
+    from secc.aio.v2g_server import DYNAMIC_PORTS, _listen_socket
+
+    socks = [_listen_socket("::1", 0, None) for _ in range(20)]
+    try:
+        ports = {s.getsockname()[1] for s in socks}
+        assert all(p in DYNAMIC_PORTS for p in ports)
+        assert len(ports) == 20
+    finally:
+        for s in socks:
+            s.close()
