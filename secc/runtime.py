@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import os
 from collections import deque
@@ -121,7 +122,16 @@ def load_credentials(config: StationConfig, utc_now: dt.datetime) -> Credentials
             if root is None:
                 log.error("SECC chain %s: no installed V2G root issued it; not served", use)
                 continue
-            chains.append(SeccChain(certfile, keyfile, root, store.key_password(), name=use))
+            chains.append(
+                SeccChain(
+                    certfile,
+                    keyfile,
+                    root,
+                    store.key_password(),
+                    name=use,
+                    locate=functools.partial(store.leaf_paths, use),
+                )
+            )
     except StoreError as exc:
         raise ConfigError(f"certs.store: {section.store}: {exc}") from exc
     return Credentials(tuple(chains), PncTrust(roots=(*mo_roots, *v2g_roots)))

@@ -18,13 +18,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import ssl
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from certs._util import CertsError
 from secc.aio.clienthello import ClientHello, IdentifierType, TrustedAuthority
 
 __all__ = [
@@ -57,6 +58,9 @@ class SeccChain:
     root: x509.Certificate
     password: bytes | None = None
     name: str = ""  # for logs, e.g. the root's CN
+    # where the chain's current files are (the certificate store's current generation),
+    # asked at every new connection so that a renewed certificate is served at once
+    locate: Callable[[], tuple[Path, Path]] | None = field(default=None, compare=False)
 
     def label(self) -> str:
         if self.name:
@@ -147,8 +151,13 @@ class TlsSelector:
         start if the files cannot be read now (e.g. mid-rename)."""
         chain = self.chains[index]
         try:
+            if chain.locate is not None:
+                certfile, keyfile = chain.locate()
+                if (certfile, keyfile) != (chain.certfile, chain.keyfile):
+                    log.info("SECC chain %s: serving the renewed %s", chain.label(), certfile)
+                    chain = replace(chain, certfile=certfile, keyfile=keyfile)
             ctx = secc_context(chain, keylog_file=self.keylog_file)
-        except (OSError, ssl.SSLError, ValueError) as e:
+        except (OSError, ssl.SSLError, ValueError, CertsError) as e:
             log.warning(
                 "reloading SECC chain %s failed (%s): serving the one loaded at start",
                 chain.label(),
