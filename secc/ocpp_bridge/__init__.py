@@ -9,5 +9,5 @@
 - :mod:`~secc.ocpp_bridge.authorization`: local list, cache and the offline policy.
 - :mod:`~secc.ocpp_bridge.bridge` and :mod:`~secc.ocpp_bridge.csms_handlers`: the flows.
 
-``USECASES.md`` beside this file lists the supported use cases and shows the wiring.
+``docs/ocpp.md`` lists the supported use cases and shows the wiring.
 """
