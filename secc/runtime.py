@@ -276,6 +276,11 @@ class Evse:
                 await self.board.contactors.open(timeout=0.5)
         await self.board.aclose()
 
+    @property
+    def healthy(self) -> bool:
+        """Its servers accept connections and its HAL loops still run."""
+        return all(s.serving for s in self.servers) and not any(t.done() for t in self._tasks)
+
     # --- sessions -------------------------------------------------------------------------
 
     def _make_driver(self, conn: V2GConnection) -> SessionDriver:
@@ -486,6 +491,11 @@ class Station:
         self.utc_now = utc_now or (lambda: dt.datetime.now(dt.UTC))
         self.random_bytes = random_bytes
         self.evses: list[Evse] = []
+
+    @property
+    def healthy(self) -> bool:
+        """Every EVSE serves (the systemd watchdog is fed only while this holds)."""
+        return bool(self.evses) and all(e.healthy for e in self.evses)
 
     def evse(self, evse_id: str) -> Evse:
         for e in self.evses:

@@ -311,6 +311,11 @@ class V2GServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    @property
+    def serving(self) -> bool:
+        """True while the accept loop runs (False before start, after close, or if it died)."""
+        return self._accept_task is not None and not self._accept_task.done()
+
     async def aclose(self) -> None:
         if self._accept_task is not None:
             self._accept_task.cancel()

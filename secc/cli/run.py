@@ -16,12 +16,12 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
 from secc.config import DEFAULT_PATH, StationConfig, load_file
 from secc.errors import ConfigError
+from secc.sdnotify import Notifier, watchdog_loop
 
 log = logging.getLogger("secc.run")
 
@@ -32,28 +32,6 @@ def setup_logging(level: str) -> None:
     else:
         fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr, force=True)
-
-
-def sd_notify(message: str) -> bool:
-    """Send ``message`` to systemd's notification socket, if there is one."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return False
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.sendto(message.encode(), address)
-    except OSError as exc:
-        log.warning("sd_notify(%s) failed: %s", message.split("\n", maxsplit=1)[0], exc)
-        return False
-    return True
-
-
-async def _watchdog(interval: float) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        sd_notify("WATCHDOG=1")
 
 
 async def serve(config: StationConfig) -> int:
@@ -83,21 +61,20 @@ async def serve(config: StationConfig) -> int:
             sdp,
             ports,
         )
-    sd_notify("READY=1\nSTATUS=serving " + ", ".join(e.evse_id for e in station.evses))
-    watchdog: asyncio.Task[None] | None = None
-    usec = os.environ.get("WATCHDOG_USEC", "")
-    if usec.isdigit() and int(usec) > 0:
-        watchdog = asyncio.create_task(_watchdog(int(usec) / 2e6))
+    notifier = Notifier.from_environment()
+    notifier.ready("serving " + ", ".join(e.evse_id for e in station.evses))
+    # the watchdog is fed only while every EVSE serves: a wedged station gets restarted
+    watchdog = asyncio.create_task(watchdog_loop(notifier, healthy=lambda: station.healthy))
     try:
         await stop.wait()
         log.info("stopping: opening contactors, closing sessions")
-        sd_notify("STOPPING=1")
+        notifier.stopping()
     finally:
-        if watchdog is not None:
-            watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watchdog
+        watchdog.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watchdog
         await station.aclose()
+        notifier.close()
     log.info("stopped")
     return 0
 
