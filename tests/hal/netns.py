@@ -1,30 +1,24 @@
-"""Network-namespace helpers for the SLAC tests: a veth pair inside a private namespace."""
+"""Network-namespace helpers for the SLAC tests: a veth pair inside one private namespace
+(both ends in it: the EVSE matcher on one, the EV simulator on the other).  Entering a
+namespace and the availability check are shared with the runtime tests
+(:mod:`tests.runtime.netns`, whose pairs span two namespaces)."""
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import itertools
 import os
-import shutil
 import subprocess
-import threading
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from tests.runtime.netns import call_in_netns, netns_unavailable
+
+__all__ = ["netns_unavailable", "run_in_netns", "veth_namespace"]
+
 T = TypeVar("T")
-CLONE_NEWNET = 0x40000000
 _counter = itertools.count()
-
-
-def netns_unavailable() -> str | None:
-    """Why namespace tests cannot run here, or None."""
-    if os.geteuid() != 0:
-        return "needs root to create network namespaces"
-    if shutil.which("ip") is None:
-        return "needs iproute2 (ip)"
-    return None
 
 
 def _ip(*args: str) -> None:
@@ -47,25 +41,5 @@ def veth_namespace(left: str = "evse0", right: str = "ev0") -> Iterator[str]:
 
 
 def run_in_netns(name: str, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run ``asyncio.run(main())`` in a thread that has entered namespace ``name``."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    result: list[T] = []
-    error: list[BaseException] = []
-
-    def body() -> None:
-        try:
-            with open(f"/var/run/netns/{name}", "rb") as f:
-                if libc.setns(f.fileno(), CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns failed")
-            result.append(asyncio.run(main()))
-        except BaseException as exc:
-            error.append(exc)
-
-    thread = threading.Thread(target=body, name=f"netns-{name}")
-    thread.start()
-    thread.join(timeout=120)
-    if thread.is_alive():
-        raise TimeoutError("namespace test did not finish in 120 s")
-    if error:
-        raise error[0]
-    return result[0]
+    """``asyncio.run(main())`` in a thread that has entered namespace ``name``."""
+    return call_in_netns(name, lambda: asyncio.run(main()), timeout=120)
