@@ -151,6 +151,9 @@ class Board:
     dc_supply: DcSupply | None = None
     plc: PlcLink | None = None
     closer: Callable[[], Awaitable[None]] = field(default=_nothing, repr=False)
+    # the board controller's firmware as it reports it (serial-mcu: the MCU's INFO answer),
+    # None when the backend has no such controller or it does not say
+    firmware_version: str | None = None
 
     async def aclose(self) -> None:
         """Release the hardware; contactors are opened first where possible."""

@@ -34,6 +34,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     sim.add_argument("--duplicate", type=float, default=0.0, help="byte duplication probability")
     sim.add_argument("--reorder", type=float, default=0.0, help="swap probability per chunk")
     sim.add_argument("--seed", type=int, default=None)
+    sim.add_argument(
+        "--firmware", default="sim-1.0.0", help="version string the MCU reports (GET_INFO)"
+    )
+    sim.add_argument(
+        "--hardware-id", type=lambda v: int(v, 0), default=0x53494D31, help="u32, e.g. 0x1234"
+    )
+    sim.add_argument("--no-info", action="store_true", help="act as firmware predating GET_INFO")
     sim.add_argument("--duration", type=float, default=None, help="exit after N seconds")
 
     conf = sub.add_parser("conformance", help="run hal.testing against an in-tree harness")
@@ -71,6 +78,8 @@ async def _mcu_sim(args: argparse.Namespace) -> int:
         status_period_s=args.status_ms / 1000,
         heartbeat_timeout_s=args.heartbeat_ms / 1000,
         rng=rng,
+        firmware=None if args.no_info else args.firmware,
+        hardware_id=args.hardware_id,
     )
     sim.plant.ev_state = CpState(args.ev_state)
 

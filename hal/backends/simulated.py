@@ -261,6 +261,7 @@ def build_board(plant: Plant | None = None, name: str = "simulated") -> tuple[Bo
         isolation=SimIsolation(plant),
         dc_supply=SimDcSupply(plant),
         plc=SimPlc(plant),
+        firmware_version="simulated",
     )
     return board, plant
 

@@ -105,7 +105,7 @@ async def check_hal(ctx: Context, evse: EvseSection) -> Result:
     ctx.firmware[f"{evse.evse_id} board ({backend})"] = (
         str(firmware) if firmware else "not reported by the backend"
     )
-    done: list[str] = []
+    done: list[str] = [f"board firmware {firmware}"] if firmware else []
     try:
         cp = board.control_pilot
         state = await cp.read_state()

@@ -23,7 +23,8 @@ from secc.config import EvseSection
 from tests.commission.conftest import StationDir
 
 
-async def self_test(station: StationDir, plant: Plant) -> Result:
+async def self_test(station: StationDir, plant: Plant) -> tuple[Result, dict[str, str]]:
+    """The HAL check's result and the report's firmware section."""
     harness = McuSimHarness(plant)
     await harness.start()
     harness.board.plc = SimPlc(plant)  # the MCU has no PLC; a station pairs it with one
@@ -42,20 +43,27 @@ async def self_test(station: StationDir, plant: Plant) -> Result:
 
         close_pty(harness.master)
     (outcome,) = report.outcomes
-    return outcome.result
+    assert harness.sim.info is not None
+    assert harness.board.firmware_version == harness.sim.info.firmware
+    return outcome.result, dict(report.firmware)
 
 
 @pytest.mark.parametrize("stuck", [False, True])
 def test_self_test_over_the_serial_mcu(station: StationDir, stuck: bool) -> None:
-    result = asyncio.run(
+    result, firmware = asyncio.run(
         asyncio.wait_for(self_test(station, Plant(contactor_stuck_open=stuck)), 60)
     )
+    # the MCU simulator's GET_INFO answer reaches the report (default "sim-1.0.0")
+    # (the station's config names its own backend; the board here is the serial-mcu one)
+    (board_key,) = [k for k in firmware if k.startswith("DE*ABC*E1234567*1 board (")]
+    assert firmware[board_key] == "sim-1.0.0"
     if stuck:
         assert result.status is Status.FAIL
         assert "contactor feedback stays OPEN after close" in result.reason
     else:
         assert result.status is Status.PASS, result
         assert "contactors close/open with feedback" in result.reason
+        assert result.reason.startswith("board firmware sim-1.0.0; CP state A")
 
 
 class Tty(io.StringIO):

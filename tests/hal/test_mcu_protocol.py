@@ -14,6 +14,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hal.backends.serial_mcu.framing import (
+    Frame,
+    FrameReader,
+    ProtocolError,
+    cobs_decode,
+    cobs_encode,
+    crc16,
+    encode_frame,
+    parse_frame,
+)
 from hal.backends.serial_mcu.protocol import (
     Ack,
     AckResult,
@@ -21,14 +31,11 @@ from hal.backends.serial_mcu.protocol import (
     CommandDone,
     CommandFailed,
     CpMode,
-    Frame,
-    FrameReader,
     HostLink,
     LinkLost,
     LinkTiming,
     LinkUp,
     McuRebooted,
-    ProtocolError,
     SetContactors,
     SetCp,
     Status,
@@ -36,13 +43,8 @@ from hal.backends.serial_mcu.protocol import (
     Submit,
     Tick,
     Write,
-    cobs_decode,
-    cobs_encode,
-    crc16,
     decode_payload,
-    encode_frame,
     encode_payload,
-    parse_frame,
 )
 from hal.backends.serial_mcu.simulator import ByteFaults, McuSimulator
 from hal.types import CpState

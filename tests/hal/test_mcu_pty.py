@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -14,7 +15,14 @@ from hal import registry
 from hal.api import Board
 from hal.backends.serial_mcu.backend import board_on, connect
 from hal.backends.serial_mcu.link import McuConnection
-from hal.backends.serial_mcu.protocol import LinkLost, LinkTiming, McuRebooted, SetCp
+from hal.backends.serial_mcu.protocol import (
+    PROTOCOL_VERSION,
+    Info,
+    LinkLost,
+    LinkTiming,
+    McuRebooted,
+    SetCp,
+)
 from hal.backends.serial_mcu.simulator import (
     ByteFaults,
     McuSimulator,
@@ -39,8 +47,9 @@ async def rig(
     heartbeat_ms: int = 300,
     faults: tuple[ByteFaults, ByteFaults] | None = None,
     timing: LinkTiming | None = None,
+    sim: McuSimulator | None = None,
 ) -> AsyncIterator[Rig]:
-    sim = McuSimulator(status_period_s=0.02, heartbeat_timeout_s=heartbeat_ms / 1000)
+    sim = sim or McuSimulator(status_period_s=0.02, heartbeat_timeout_s=heartbeat_ms / 1000)
     master, path = open_pty()
     stop = asyncio.Event()
     fin, fout = faults or (None, None)
@@ -158,3 +167,65 @@ def test_registry_opens_the_serial_backend_on_a_port() -> None:
             await registry.open_board("serial-mcu", {})
 
     run(main)
+
+
+# ------------------------------------------------------------------ GET_INFO over the pty
+
+
+def test_board_reports_the_mcu_firmware_version() -> None:
+    async def main() -> None:
+        sim = McuSimulator(status_period_s=0.02, firmware="1.4.2", hardware_id=0xCAFE0001)
+        async with rig(sim=sim) as r:
+            assert r.board.firmware_version == "1.4.2"
+            assert r.conn.info == Info(PROTOCOL_VERSION, 0xCAFE0001, "1.4.2")
+
+    run(main)
+
+
+def test_firmware_version_arrives_through_a_faulty_serial_line() -> None:
+    async def main() -> None:
+        mk = lambda seed: ByteFaults(drop=0.01, corrupt=0.01, rng=random.Random(seed))  # noqa: E731
+        timing = LinkTiming(heartbeat_s=0.05, heartbeat_timeout_s=1.0, max_tries=30)
+        sim = McuSimulator(status_period_s=0.02, heartbeat_timeout_s=1.0, firmware="3.2.1-lab")
+        async with rig(heartbeat_ms=1000, faults=(mk(3), mk(4)), timing=timing, sim=sim) as r:
+            assert r.board.firmware_version == "3.2.1-lab"
+            for _ in range(15):
+                info = await r.conn.query_info(timeout=5.0)
+                assert info is not None and info.firmware == "3.2.1-lab"
+            assert r.conn.dropped_frames + r.sim.link.reader.dropped > 0
+
+    run(main)
+
+
+def test_mcu_without_get_info_gives_no_version_a_log_line_and_a_working_board(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        sim = McuSimulator(status_period_s=0.02, firmware=None)
+        async with rig(sim=sim) as r:
+            assert r.board.firmware_version is None and r.conn.info is None
+            await r.board.control_pilot.set_duty(Duty.hlc())
+            assert r.sim.plant.duty == Duty.hlc()
+
+    with caplog.at_level(logging.INFO, logger="hal.backends.serial_mcu"):
+        run(main)
+    assert "MCU firmware version unknown: the MCU answered GET_INFO with ACK(MALFORMED)" in (
+        caplog.text
+    )
+
+
+def test_malformed_version_string_is_a_clear_error_and_the_board_works(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from tests.hal.test_mcu_info import BadInfoMcu, info_payload
+
+    async def main() -> None:
+        sim = BadInfoMcu(info_payload(b"v" * 40), status_period_s=0.02)
+        async with rig(sim=sim) as r:
+            assert r.board.firmware_version is None
+            await r.board.control_pilot.set_duty(Duty.for_current(16))
+            assert r.sim.plant.duty == Duty.for_current(16)
+
+    with caplog.at_level(logging.INFO, logger="hal.backends.serial_mcu"):
+        run(main)
+    assert "malformed INFO: firmware version of 40 bytes (1..32 allowed)" in caplog.text

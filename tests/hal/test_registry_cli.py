@@ -138,7 +138,10 @@ def test_cli_probe_without_interface_fails_cleanly(capsys: pytest.CaptureFixture
 def test_cli_mcu_sim_on_a_pty_for_lab_engineers() -> None:
     code = "import sys; from hal.cli import main; sys.exit(main(sys.argv[1:], 'secc hal'))"
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, "mcu-sim", "--pty", "--status-ms", "20", "--duration", "20"],
+        [
+            *(sys.executable, "-c", code, "mcu-sim", "--pty"),
+            *("--status-ms", "20", "--duration", "20", "--firmware", "1.4.2"),
+        ],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -153,6 +156,7 @@ def test_cli_mcu_sim_on_a_pty_for_lab_engineers() -> None:
             conn = McuConnection.open_serial(path)
             await connect(conn, 500)
             board = await board_on(conn)
+            assert board.firmware_version == "1.4.2"  # the GET_INFO answer
             assert await board.control_pilot.read_state() is CpState.A
             assert proc.stdin is not None and proc.stdout is not None
             proc.stdin.write("C\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 
 from hal.api import Board
@@ -33,6 +34,8 @@ from hal.types import (
     RcdStatus,
     UnavailableError,
 )
+
+log = logging.getLogger(__name__)
 
 
 async def _run(conn: McuConnection, command: Command, timeout: float = 2.0) -> None:
@@ -153,13 +156,15 @@ async def board_on(conn: McuConnection, name: str = "serial-mcu") -> Board:
         lock=McuLock(conn),
         rcd=McuRcd(conn),
         closer=closer,
+        firmware_version=conn.info.firmware if conn.info is not None else None,
     )
 
 
 async def connect(
     conn: McuConnection, heartbeat_timeout_ms: int | None = None, timeout: float = 3.0
 ) -> None:
-    """Start the link, wait for the MCU's first STATUS, configure its watchdog."""
+    """Start the link, wait for the MCU's first STATUS, configure its watchdog, ask for the
+    firmware version (GET_INFO; a failure to get it is logged, not fatal)."""
     await conn.start()
     try:
         await conn.wait_status(lambda _s: True, timeout)
@@ -168,6 +173,10 @@ async def connect(
         raise UnavailableError(f"no STATUS from the MCU within {timeout} s") from None
     if heartbeat_timeout_ms is not None:
         await _run(conn, Configure(heartbeat_timeout_ms))
+    try:
+        await conn.query_info()
+    except (HalTimeoutError, OperationFailedError) as exc:
+        log.warning("MCU firmware version unknown: GET_INFO failed: %s", exc)
 
 
 async def open_board(options: Mapping[str, object]) -> Board:

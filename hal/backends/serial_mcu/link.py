@@ -20,9 +20,11 @@ from hal.backends.serial_mcu.protocol import (
     Command,
     CommandDone,
     CommandFailed,
+    GetInfo,
     HostAction,
     HostEvent,
     HostLink,
+    Info,
     LinkLost,
     LinkTiming,
     LinkUp,
@@ -56,13 +58,14 @@ class McuConnection:
         self._rng = rng or random.SystemRandom()
         self._timing = timing or LinkTiming()
         self._link: HostLink | None = None
-        self._futures: dict[int, asyncio.Future[AckResult]] = {}
+        self._futures: dict[int, asyncio.Future[CommandDone]] = {}
         self._tokens = 0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._inbox = bytearray()
         self._status_event = asyncio.Event()  # set and replaced at every STATUS
         self.status: Status | None = None
+        self.info: Info | None = None  # the MCU's answer to GET_INFO (query_info)
         self.facts: asyncio.Queue[LinkFact] = asyncio.Queue()
         self.listeners: list[Callable[[LinkFact], None]] = []
 
@@ -142,10 +145,10 @@ class McuConnection:
                     self._wake.wait(), timeout=max(0.0, link.deadline - loop.time())
                 )
 
-    def _submit(self, command: Command) -> asyncio.Future[AckResult]:
+    def _submit(self, command: Command) -> asyncio.Future[CommandDone]:
         assert self._link is not None, "start() first"
         self._tokens += 1
-        fut: asyncio.Future[AckResult] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[CommandDone] = asyncio.get_running_loop().create_future()
         self._futures[self._tokens] = fut
         loop = asyncio.get_running_loop()
         self._perform(self._link.handle(Submit(self._tokens, command), loop.time()))
@@ -169,7 +172,7 @@ class McuConnection:
                 if fut is None or fut.done():
                     continue
                 if isinstance(action, CommandDone):
-                    fut.set_result(action.result)
+                    fut.set_result(action)
                 else:
                     fut.set_exception(OperationFailedError(f"MCU command: {action.reason}"))
             else:
@@ -184,11 +187,44 @@ class McuConnection:
 
     async def command(self, command: Command, timeout: float = 2.0) -> AckResult:
         """Send a command and wait for its ACK; HalTimeoutError / OperationFailedError."""
+        return (await self._answer(command, timeout)).result
+
+    async def _answer(self, command: Command, timeout: float) -> CommandDone:
         fut = self._submit(command)
         try:
             return await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             raise HalTimeoutError(f"MCU did not acknowledge {command} in {timeout} s") from None
+
+    async def query_info(self, timeout: float = 2.0) -> Info | None:
+        """Ask the MCU for its firmware version, protocol version and hardware id (GET_INFO)
+        and keep the answer in :attr:`info`.  None, with a log line, when the firmware does
+        not know GET_INFO (it answers ACK(MALFORMED)) or its INFO is malformed; the link
+        keeps working either way.  HalTimeoutError / OperationFailedError as :meth:`command`
+        when the link itself fails."""
+        try:
+            done = await self._answer(GetInfo(), timeout)
+        except OperationFailedError as exc:
+            if "malformed INFO" not in str(exc):
+                raise
+            log.error("MCU firmware version unknown: %s", exc)
+            self.info = None
+            return None
+        self.info = done.info
+        if done.info is None:
+            log.warning(
+                "MCU firmware version unknown: the MCU answered GET_INFO with ACK(%s) "
+                "(firmware predating protocol version 1?)",
+                done.result.name,
+            )
+        else:
+            log.info(
+                "MCU firmware %s, protocol %d, hardware id 0x%08x",
+                done.info.firmware,
+                done.info.protocol,
+                done.info.hardware_id,
+            )
+        return done.info
 
     async def wait_status(self, predicate: Callable[[Status], bool], timeout: float) -> Status:
         """The first STATUS (current or next) for which ``predicate`` holds."""

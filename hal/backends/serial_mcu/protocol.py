@@ -17,6 +17,10 @@ Both sides send a heartbeat (host: HEARTBEAT, MCU: STATUS) every ``heartbeat_s``
 opens the contactors and drives state F when it hears no valid frame from the host for
 ``heartbeat_timeout_s``; the host reports :class:`LinkLost` in the same case.
 
+``GET_INFO`` is a command like the others whose answer is an ``INFO`` frame (firmware
+version, protocol version, hardware id) instead of an ACK; an MCU that predates it answers
+``ACK(MALFORMED)`` as for any unknown type, and the host then knows no version.
+
 :class:`HostLink` is the host's machine: ``handle(event, now) -> list[action]`` plus
 ``deadline``.  :class:`McuLink` is the MCU's half (used by the simulator and a reference
 for firmware authors).
@@ -27,64 +31,17 @@ from __future__ import annotations
 import enum
 import struct
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-MAX_FRAME = 64  # decoded bytes, header and CRC included
-HEADER = struct.Struct(">BBHBB")  # type, mcu_epoch, host_session, seq, payload length
-CRC_LEN = 2
+from hal.backends.serial_mcu.framing import (
+    Frame,
+    FrameReader,
+    ProtocolError,
+    encode_frame,
+)
 
-
-class ProtocolError(ValueError):
-    """A frame or message that does not follow the protocol."""
-
-
-# --------------------------------------------------------------------------- CRC and COBS
-
-
-def crc16(data: bytes) -> int:
-    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no xorout)."""
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
-    return crc
-
-
-def cobs_encode(data: bytes) -> bytes:
-    out = bytearray()
-    block = bytearray()
-    for byte in data:
-        if byte == 0:
-            out.append(len(block) + 1)
-            out += block
-            block.clear()
-        else:
-            block.append(byte)
-            if len(block) == 254:
-                out.append(255)
-                out += block
-                block.clear()
-    out.append(len(block) + 1)
-    out += block
-    return bytes(out)
-
-
-def cobs_decode(data: bytes) -> bytes:
-    out = bytearray()
-    i = 0
-    while i < len(data):
-        code = data[i]
-        if code == 0:
-            raise ProtocolError("zero byte inside a COBS block")
-        end = i + code
-        if end > len(data) + (1 if code == 1 else 0) or end - 1 > len(data):
-            raise ProtocolError("COBS block runs past the frame")
-        out += data[i + 1 : end]
-        i = end
-        if code != 255 and i < len(data):
-            out.append(0)
-    return bytes(out)
+PROTOCOL_VERSION = 1  # 1: GET_INFO / INFO exist; an MCU without them speaks "version 0"
+FIRMWARE_MAX = 32  # bytes of the INFO firmware version string
 
 
 # --------------------------------------------------------------------------- messages
@@ -143,6 +100,38 @@ class Configure:
 
 
 @dataclass(frozen=True, slots=True)
+class GetInfo:
+    """Ask the MCU who it is; answered with :class:`Info` (or ACK(MALFORMED) by old firmware)."""
+
+    host_protocol: int = PROTOCOL_VERSION
+    TYPE = 0x16
+
+
+def _check_firmware(raw: bytes) -> str:
+    if not 1 <= len(raw) <= FIRMWARE_MAX:
+        raise ProtocolError(f"firmware version of {len(raw)} bytes (1..{FIRMWARE_MAX} allowed)")
+    if any(not 0x20 <= b <= 0x7E for b in raw):
+        raise ProtocolError(f"firmware version {raw!r} is not printable ASCII")
+    return raw.decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class Info:
+    """The MCU's answer to GET_INFO; the frame's ``seq`` is the GET_INFO's."""
+
+    protocol: int  # the MCU's protocol version (PROTOCOL_VERSION)
+    hardware_id: int  # u32, board / MCU identity chosen by the firmware author
+    firmware: str  # 1..FIRMWARE_MAX printable ASCII bytes, e.g. "1.4.2"
+    TYPE = 0x82
+    HEAD = struct.Struct(">BIB")  # protocol, hardware_id, firmware length
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.protocol <= 0xFF or not 0 <= self.hardware_id <= 0xFFFFFFFF:
+            raise ProtocolError("INFO protocol must fit u8 and hardware_id u32")
+        _check_firmware(self.firmware.encode("utf-8"))  # a non-ASCII byte is refused there
+
+
+@dataclass(frozen=True, slots=True)
 class Ack:
     seq: int
     result: AckResult
@@ -169,8 +158,8 @@ class Status:
     FORMAT = struct.Struct(">IhBHBBBBH")
 
 
-Command = SetCp | SetContactors | SetLock | RcdTest | ClearFaults | Configure
-Message = Command | HostHeartbeat | Ack | Status
+Command = SetCp | SetContactors | SetLock | RcdTest | ClearFaults | Configure | GetInfo
+Message = Command | HostHeartbeat | Ack | Status | Info
 
 _EMPTY: dict[int, type[HostHeartbeat | RcdTest | ClearFaults]] = {
     HostHeartbeat.TYPE: HostHeartbeat,
@@ -189,6 +178,10 @@ def encode_payload(msg: Message) -> bytes:
             return struct.pack(">H", ms)
         case Ack(seq=seq, result=result):
             return bytes([seq, int(result)])
+        case GetInfo(host_protocol=version):
+            return bytes([version])
+        case Info(protocol=version, hardware_id=hw, firmware=fw):
+            return Info.HEAD.pack(version, hw, len(fw)) + fw.encode("ascii")
         case Status():
             return Status.FORMAT.pack(
                 msg.boot_id,
@@ -233,6 +226,18 @@ def decode_payload(mtype: int, payload: bytes) -> Message:
             if len(payload) != 2:
                 raise ProtocolError("CONFIG needs 2 bytes")
             return Configure(struct.unpack(">H", payload)[0])
+        if mtype == GetInfo.TYPE:
+            if len(payload) != 1:
+                raise ProtocolError("GET_INFO needs 1 byte")
+            return GetInfo(payload[0])
+        if mtype == Info.TYPE:
+            if len(payload) < Info.HEAD.size:
+                raise ProtocolError(f"INFO needs at least {Info.HEAD.size} bytes")
+            version, hw, n = Info.HEAD.unpack_from(payload)
+            raw = payload[Info.HEAD.size :]
+            if n != len(raw):
+                raise ProtocolError(f"INFO firmware length {n} but {len(raw)} bytes follow")
+            return Info(version, hw, _check_firmware(raw))
         if mtype == Ack.TYPE:
             if len(payload) != 2:
                 raise ProtocolError("ACK needs 2 bytes")
@@ -247,74 +252,6 @@ def decode_payload(mtype: int, payload: bytes) -> Message:
             raise
         raise ProtocolError(str(exc)) from exc
     raise ProtocolError(f"unknown message type 0x{mtype:02x}")
-
-
-# --------------------------------------------------------------------------- frames
-
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    mtype: int
-    epoch: int
-    session: int
-    seq: int
-    payload: bytes = b""
-
-
-def encode_frame(frame: Frame) -> bytes:
-    head = HEADER.pack(frame.mtype, frame.epoch, frame.session, frame.seq, len(frame.payload))
-    body = head + frame.payload
-    if len(body) + CRC_LEN > MAX_FRAME:
-        raise ProtocolError("frame too long")
-    body += crc16(body).to_bytes(2, "big")
-    return cobs_encode(body) + b"\x00"
-
-
-def parse_frame(encoded: bytes) -> Frame:
-    """One frame from the bytes between two delimiters (delimiter excluded)."""
-    if len(encoded) > MAX_FRAME + 2:
-        raise ProtocolError("frame too long")
-    body = cobs_decode(encoded)
-    if len(body) < HEADER.size + CRC_LEN:
-        raise ProtocolError("frame too short")
-    if crc16(body[:-CRC_LEN]) != int.from_bytes(body[-CRC_LEN:], "big"):
-        raise ProtocolError("CRC mismatch")
-    mtype, epoch, session, seq, length = HEADER.unpack_from(body)
-    payload = body[HEADER.size : -CRC_LEN]
-    if length != len(payload):
-        # catches a lost trailing zero, which a CRC without final XOR cannot always see
-        raise ProtocolError(f"length field {length} but {len(payload)} payload bytes")
-    return Frame(mtype, epoch, session, seq, payload)
-
-
-@dataclass(slots=True)
-class FrameReader:
-    """Incremental deframer with a bounded buffer; counts what it throws away."""
-
-    buffer: bytearray = field(default_factory=bytearray)
-    dropped: int = 0
-    overflow: bool = False
-
-    def feed(self, data: bytes) -> list[Frame]:
-        frames: list[Frame] = []
-        for byte in data:
-            if byte != 0:
-                if len(self.buffer) > MAX_FRAME + 2:
-                    self.overflow = True  # skip to the next delimiter
-                    self.buffer.clear()
-                if not self.overflow:
-                    self.buffer.append(byte)
-                continue
-            if self.overflow:
-                self.dropped += 1
-                self.overflow = False
-            elif self.buffer:
-                try:
-                    frames.append(parse_frame(bytes(self.buffer)))
-                except ProtocolError:
-                    self.dropped += 1
-            self.buffer.clear()
-        return frames
 
 
 # --------------------------------------------------------------------------- host machine
@@ -353,6 +290,7 @@ class StatusIn:
 class CommandDone:
     token: int
     result: AckResult
+    info: Info | None = None  # the answer to GET_INFO
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,8 +378,20 @@ class HostLink:
     def _on_frame(self, frame: Frame, now: float, out: list[HostAction]) -> None:
         try:
             msg = decode_payload(frame.mtype, frame.payload)
-        except ProtocolError:
+        except ProtocolError as exc:
             self.reader.dropped += 1
+            flight = self._flight
+            if (
+                frame.mtype == Info.TYPE
+                and flight is not None
+                and isinstance(flight.command, GetInfo)
+                and self._ours(frame)
+                and frame.seq == flight.seq
+            ):  # a CRC-valid but malformed INFO: the MCU's bug, resending won't cure it
+                self._last_rx = now
+                self._flight = None
+                self._seq = (self._seq + 1) & 0xFF
+                out.append(CommandFailed(flight.token, f"malformed INFO: {exc}"))
             return
         if isinstance(msg, Status):
             self._last_rx = now
@@ -454,15 +404,28 @@ class HostLink:
                 out.append(LinkUp(msg.boot_id))
             self.boot_id = msg.boot_id
             out.append(StatusIn(msg))
-        elif isinstance(msg, Ack):
-            if self.boot_id is None or frame.epoch != self.epoch or frame.session != self.session:
-                return  # another lifetime's ACK
+        elif isinstance(msg, Ack | Info):
+            if not self._ours(frame):
+                return  # another lifetime's answer
             self._last_rx = now
             flight = self._flight
-            if flight is not None and msg.seq == flight.seq:
-                self._flight = None
-                self._seq = (self._seq + 1) & 0xFF
+            seq = msg.seq if isinstance(msg, Ack) else frame.seq
+            if flight is None or seq != flight.seq:
+                return
+            if isinstance(msg, Info) and not isinstance(flight.command, GetInfo):
+                return  # an INFO answers GET_INFO only
+            self._flight = None
+            self._seq = (self._seq + 1) & 0xFF
+            if isinstance(msg, Info):
+                out.append(CommandDone(flight.token, AckResult.OK, msg))
+            else:
                 out.append(CommandDone(flight.token, msg.result))
+
+    def _ours(self, frame: Frame) -> bool:
+        """From the current MCU boot and for this host lifetime."""
+        return (
+            self.boot_id is not None and frame.epoch == self.epoch and frame.session == self.session
+        )
 
     def _fail_all(self, reason: str, out: list[HostAction]) -> None:
         if self._flight is not None:
@@ -513,7 +476,15 @@ class Execute:
 class McuLink:
     """The MCU's half: dedup by (host session, seq), heartbeat watchdog, frame building."""
 
-    def __init__(self, boot_id: int, now: float, heartbeat_timeout_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        boot_id: int,
+        now: float,
+        heartbeat_timeout_s: float = 0.5,
+        *,
+        answers_info: bool = True,
+    ) -> None:
+        self.answers_info = answers_info  # False: firmware predating GET_INFO (tests, labs)
         self.boot_id = boot_id & 0xFFFFFFFF
         self.epoch = boot_id & 0xFF
         self.heartbeat_timeout_s = heartbeat_timeout_s
@@ -521,6 +492,7 @@ class McuLink:
         self.host_session: int | None = None
         self.last_seq: int | None = None
         self.last_result = AckResult.OK
+        self.last_reply = b""  # the frame that answered last_seq, resent for a duplicate
         self.last_host_rx = now
         self.heard_host = False
 
@@ -534,10 +506,12 @@ class McuLink:
         for frame in self.reader.feed(data):
             try:
                 msg = decode_payload(frame.mtype, frame.payload)
+                if isinstance(msg, GetInfo) and not self.answers_info:
+                    raise ProtocolError("unknown message type 0x16")
             except ProtocolError:
                 writes.append(self._ack_frame(frame.seq, AckResult.MALFORMED, frame.session))
                 continue
-            if isinstance(msg, Ack | Status):
+            if isinstance(msg, Ack | Status | Info):
                 continue  # not ours to receive
             self.last_host_rx = now
             self.heard_host = True
@@ -549,7 +523,7 @@ class McuLink:
             if frame.epoch != self.epoch or frame.session != self.host_session:
                 continue  # for an earlier boot of this MCU or an earlier host: never run it
             if frame.seq == self.last_seq:
-                writes.append(self._ack_frame(frame.seq, self.last_result, frame.session))
+                writes.append(self.last_reply)
                 continue
             runs.append(Execute(frame.seq, msg))
         return runs, writes
@@ -557,7 +531,18 @@ class McuLink:
     def ack(self, seq: int, result: AckResult) -> bytes:
         self.last_seq = seq
         self.last_result = result
-        return self._ack_frame(seq, result, self.host_session or 0)
+        self.last_reply = self._ack_frame(seq, result, self.host_session or 0)
+        return self.last_reply
+
+    def info(self, seq: int, info: Info) -> bytes:
+        """The answer to the GET_INFO with ``seq`` (instead of :meth:`ack`)."""
+        payload = encode_payload(info)
+        self.last_seq = seq
+        self.last_result = AckResult.OK
+        self.last_reply = encode_frame(
+            Frame(Info.TYPE, self.epoch, self.host_session or 0, seq, payload)
+        )
+        return self.last_reply
 
     def _ack_frame(self, seq: int, result: AckResult, session: int) -> bytes:
         msg = Ack(seq, result)

@@ -21,11 +21,14 @@ from hal.backends.serial_mcu.protocol import (
     FLAG_RCD_TEST_OK,
     FLAG_RCD_TRIPPED,
     FLAG_SAFE_STATE,
+    PROTOCOL_VERSION,
     AckResult,
     ClearFaults,
     Command,
     Configure,
     CpMode,
+    GetInfo,
+    Info,
     McuLink,
     RcdTest,
     SetContactors,
@@ -85,7 +88,11 @@ class McuSimulator:
         status_period_s: float = 0.1,
         heartbeat_timeout_s: float = 0.5,
         rng: random.Random | None = None,
+        firmware: str | None = "sim-1.0.0",
+        hardware_id: int = 0x53494D31,
     ) -> None:
+        # firmware None: a firmware predating GET_INFO (answers it ACK(MALFORMED))
+        self.info = None if firmware is None else Info(PROTOCOL_VERSION, hardware_id, firmware)
         self.plant = plant or Plant()
         self.rng = rng or random.Random()
         self.status_period_s = status_period_s
@@ -98,7 +105,9 @@ class McuSimulator:
 
     def _boot(self, now: float, boot_id: int | None) -> None:
         self.boot_id = boot_id if boot_id is not None else self.rng.getrandbits(32)
-        self.link = McuLink(self.boot_id, now, self.heartbeat_timeout_s)
+        self.link = McuLink(
+            self.boot_id, now, self.heartbeat_timeout_s, answers_info=self.info is not None
+        )
         self.safe = False
         self.rcd_test_ok = False
         self._next_status = now
@@ -122,9 +131,11 @@ class McuSimulator:
         runs, writes = self.link.receive(data, now)
         out = bytearray(b"".join(writes))
         for run in runs:
-            result = self._execute(run.command)
             self.executed.append((self.boot_id, run.seq, run.command))
-            out += self.link.ack(run.seq, result)
+            if isinstance(run.command, GetInfo) and self.info is not None:
+                out += self.link.info(run.seq, self.info)
+                continue
+            out += self.link.ack(run.seq, self._execute(run.command))
         out += self.tick(now)
         return bytes(out)
 
