@@ -229,3 +229,21 @@ def test_malformed_version_string_is_a_clear_error_and_the_board_works(
     with caplog.at_level(logging.INFO, logger="hal.backends.serial_mcu"):
         run(main)
     assert "malformed INFO: firmware version of 40 bytes (1..32 allowed)" in caplog.text
+
+
+def test_firmware_version_is_asked_again_after_an_mcu_reboot() -> None:
+    """A firmware update ends in a reboot: the board then shows the new version."""
+
+    async def main() -> None:
+        sim = McuSimulator(status_period_s=0.02, firmware="1.4.2")
+        async with rig(sim=sim) as r:
+            assert r.board.firmware_version == "1.4.2"
+            r.sim.info = Info(PROTOCOL_VERSION, 0x53494D31, "1.5.0")
+            r.sim.reset(asyncio.get_running_loop().time())
+            while r.board.firmware_version != "1.5.0":
+                await asyncio.sleep(0.02)  # bounded by run()'s 30 s
+            assert r.conn.info is not None and r.conn.info.firmware == "1.5.0"
+            await r.board.control_pilot.set_duty(Duty.hlc())  # and it works as before
+            assert r.sim.plant.duty == Duty.hlc()
+
+    run(main)

@@ -15,6 +15,7 @@ from hal.backends.serial_mcu.protocol import (
     Command,
     Configure,
     CpMode,
+    Info,
     LinkTiming,
     RcdTest,
     SetContactors,
@@ -149,7 +150,7 @@ async def board_on(conn: McuConnection, name: str = "serial-mcu") -> Board:
         finally:
             await conn.aclose()
 
-    return Board(
+    board = Board(
         name=name,
         control_pilot=McuControlPilot(conn),
         contactors=McuContactors(conn),
@@ -158,6 +159,12 @@ async def board_on(conn: McuConnection, name: str = "serial-mcu") -> Board:
         closer=closer,
         firmware_version=conn.info.firmware if conn.info is not None else None,
     )
+
+    def on_info(info: Info | None) -> None:  # asked again after an MCU reboot
+        board.firmware_version = info.firmware if info is not None else None
+
+    conn.info_listeners.append(on_info)
+    return board
 
 
 async def connect(

@@ -35,7 +35,7 @@ from hal.backends.serial_mcu.protocol import (
     Tick,
     Write,
 )
-from hal.types import HalTimeoutError, OperationFailedError, UnavailableError
+from hal.types import HalError, HalTimeoutError, OperationFailedError, UnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,9 @@ class McuConnection:
         self._status_event = asyncio.Event()  # set and replaced at every STATUS
         self.status: Status | None = None
         self.info: Info | None = None  # the MCU's answer to GET_INFO (query_info)
+        # called with the new answer when the version is asked again after an MCU reboot
+        self.info_listeners: list[Callable[[Info | None], None]] = []
+        self._info_task: asyncio.Task[None] | None = None
         self.facts: asyncio.Queue[LinkFact] = asyncio.Queue()
         self.listeners: list[Callable[[LinkFact], None]] = []
 
@@ -86,6 +89,8 @@ class McuConnection:
     def abort(self) -> None:
         """Stop all I/O at once, without a word to the MCU (as if the host process died);
         the MCU's watchdog then opens the contactors.  Lab and test use."""
+        if self._info_task is not None:
+            self._info_task.cancel()
         if self._task is not None:
             self._task.cancel()
             self._task = None
@@ -102,6 +107,10 @@ class McuConnection:
         self._task = asyncio.create_task(self._run(), name="mcu-link")
 
     async def aclose(self) -> None:
+        if self._info_task is not None:
+            self._info_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._info_task
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -184,6 +193,10 @@ class McuConnection:
                 self.facts.put_nowait(action)
                 for listener in self.listeners:
                     listener(action)
+                if isinstance(action, McuRebooted):  # maybe a firmware update: ask again
+                    if self._info_task is not None:
+                        self._info_task.cancel()
+                    self._info_task = asyncio.create_task(self._requery(), name="mcu-info")
 
     async def command(self, command: Command, timeout: float = 2.0) -> AckResult:
         """Send a command and wait for its ACK; HalTimeoutError / OperationFailedError."""
@@ -195,6 +208,15 @@ class McuConnection:
             return await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             raise HalTimeoutError(f"MCU did not acknowledge {command} in {timeout} s") from None
+
+    async def _requery(self) -> None:
+        self.info = None
+        try:
+            await self.query_info()
+        except HalError as exc:
+            log.warning("MCU firmware version unknown after the reboot: GET_INFO failed: %s", exc)
+        for listener in self.info_listeners:
+            listener(self.info)
 
     async def query_info(self, timeout: float = 2.0) -> Info | None:
         """Ask the MCU for its firmware version, protocol version and hardware id (GET_INFO)
