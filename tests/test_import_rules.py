@@ -1,7 +1,7 @@
 """The dependency rules of the architecture (README "Architecture"), checked on the AST.
 
-1. Pure modules (codec, v2gtp, sdp, core, and the HAL protocol/mme/matcher modules) use no
-   asyncio, socket, ssl, time, threading, select, subprocess or os.environ.
+1. Pure modules (codec, v2gtp, sdp, core, and the HAL protocol/framing/mme/matcher/control
+   modules) use no asyncio, socket, ssl, time, threading, select, subprocess or os.environ.
 2. The core may import pure ``certs`` modules and ``hal.types``; never ``certs.store`` nor a
    HAL backend.
 3. ``hal`` and ``certs`` never import ``secc``.
@@ -68,7 +68,7 @@ def _is_pure(name: str) -> bool:
     if name.startswith(("secc.codec", "secc.core")) or name in {"secc.v2gtp", "secc.sdp"}:
         return True
     leaf = name.rpartition(".")[2]
-    return name.startswith("hal.") and leaf in {"protocol", "mme", "matcher"}
+    return name.startswith("hal.") and leaf in {"protocol", "framing", "mme", "matcher", "control"}
 
 
 def _hits(imports: set[str], prefixes: set[str]) -> set[str]:
