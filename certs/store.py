@@ -255,6 +255,13 @@ class Store:
     def _current_generation(self, use: str) -> Path | None:
         link = self.root / "leaf" / use / "current"
         if not link.is_symlink():
+            if link.exists():
+                # a store copied without its symlinks (cp -r, copytree): refuse loudly
+                # rather than run without the chain (a station would offer no TLS)
+                raise StoreError(
+                    f"{link} is not a symlink: the store was copied without symlinks; "
+                    "copy it with `cp -a` or `rsync -a`, or re-install the leaf"
+                )
             return None
         return link.parent / os.readlink(link)
 

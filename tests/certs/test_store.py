@@ -324,3 +324,20 @@ def test_one_secc_chain_per_v2g_root(store: Store, pki: TestPki, now: dt.datetim
     for bad in ("v2g/../../etc", "v2g.", "tls", "v2g." + "x" * 40):
         with pytest.raises(InstallRefused, match="unknown leaf use"):
             store.install_leaf(bad, _chain(pki, "secc"), key_pem(pki["secc"].key), utc_now=now)
+
+
+def test_store_copied_without_symlinks_is_refused_loudly(tmp_path: Path) -> None:
+    """`cp -r` of a store turns leaf/<use>/current into a directory: say so instead of
+    running without the chain (a station would silently offer no TLS)."""
+    import shutil
+
+    from certs import testpki
+
+    pki = testpki.build_test_pki(dt.datetime.now(dt.UTC))
+    testpki.write_test_pki(pki, tmp_path / "pki")
+    shutil.copytree(tmp_path / "pki" / "station", tmp_path / "copy", symlinks=False)
+    copy = Store(tmp_path / "copy")
+    with pytest.raises(StoreError, match="copied without symlinks"):
+        copy.leaf_paths("v2g")
+    good = Store(tmp_path / "pki" / "station")
+    assert good.leaf_paths("v2g")[0].exists()
