@@ -10,67 +10,12 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
+from certs.testpki import CA_USAGE, SECC_USAGE, Issued, issue_certificate, make_name
 from secc.aio.tls import SeccChain
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-
-
-def _name(cn: str, org: str, dc: str | None = None) -> x509.Name:
-    attrs = [
-        x509.NameAttribute(NameOID.COMMON_NAME, cn),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
-    ]
-    if dc:
-        attrs.append(x509.NameAttribute(NameOID.DOMAIN_COMPONENT, dc))
-    return x509.Name(attrs)
-
-
-def _issue(
-    subject: x509.Name,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: x509.Name,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    *,
-    ca: bool,
-    path_len: int | None = None,
-) -> x509.Certificate:
-    usage = dict.fromkeys(
-        (
-            "digital_signature",
-            "content_commitment",
-            "key_encipherment",
-            "data_encipherment",
-            "key_agreement",
-            "key_cert_sign",
-            "crl_sign",
-            "encipher_only",
-            "decipher_only",
-        ),
-        False,
-    )
-    if ca:
-        usage.update(key_cert_sign=True, crl_sign=True)
-    else:
-        usage.update(digital_signature=True, key_agreement=True)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - dt.timedelta(days=1))
-        .not_valid_after(NOW + dt.timedelta(days=3650))
-        .add_extension(
-            x509.BasicConstraints(ca=ca, path_length=path_len if ca else None), critical=True
-        )
-        .add_extension(x509.KeyUsage(**usage), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    )
-    return builder.sign(issuer_key, hashes.SHA256())
 
 
 def _pem(*certs: x509.Certificate) -> bytes:
@@ -93,13 +38,30 @@ class Pki:
 
 
 def make_chain(directory: Path, tag: str) -> PkiChain:
-    root_key, sub_key, leaf_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
-    root_name = _name(f"V2G Root {tag}", f"V2G {tag}", "V2G")
-    sub_name = _name(f"CPO Sub-CA {tag}", f"CPO {tag}", "CPO")
-    root = _issue(root_name, root_key, root_name, root_key, ca=True, path_len=2)
-    sub = _issue(sub_name, sub_key, root_name, root_key, ca=True, path_len=0)
-    leaf = _issue(
-        _name(f"DE*ABC*E{tag}", f"CPO {tag}", "CPO"), leaf_key, sub_name, sub_key, ca=False
+    """V2G root -> CPO sub-CA -> SECC leaf, built with the test PKI's certificate maker."""
+
+    def issue(
+        name: str, subject: x509.Name, issuer: Issued | None, ca: bool, path_len: int | None
+    ) -> Issued:
+        return issue_certificate(
+            name=name,
+            subject=subject,
+            issuer=issuer,
+            not_before=NOW - dt.timedelta(days=1),
+            not_after=NOW + dt.timedelta(days=3650),
+            ca=ca,
+            path_len=path_len,
+            usage=CA_USAGE if ca else SECC_USAGE,
+        )
+
+    root_i = issue("root", make_name(f"V2G Root {tag}", f"V2G {tag}", dc="V2G"), None, True, 2)
+    sub_i = issue("sub", make_name(f"CPO Sub-CA {tag}", f"CPO {tag}", dc="CPO"), root_i, True, 0)
+    leaf_i = issue("leaf", make_name(f"DE*ABC*E{tag}", f"CPO {tag}", dc="CPO"), sub_i, False, None)
+    root, sub, leaf, leaf_key = (
+        root_i.certificate,
+        sub_i.certificate,
+        leaf_i.certificate,
+        leaf_i.key,
     )
     certfile = directory / f"secc_{tag}.pem"
     keyfile = directory / f"secc_{tag}.key"
