@@ -20,7 +20,7 @@ from secc.core.failures import (
     WrongChargeParameter,
     WrongEnergyTransferMode,
 )
-from secc.core.handlers import dc, power, setup
+from secc.core.handlers import charge_params, dc, power, setup
 
 DIN_PMAX_LIMIT = 32767  # PMax is a short in DIN
 
@@ -101,15 +101,7 @@ def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
             ),
         )
     )
-    evse = mod.DC_EVSEChargeParameter(
-        dc_evse_status=ctx.dc_evse_status(),
-        evse_maximum_current_limit=ctx.pv(lim.max_current, "A"),
-        evse_maximum_power_limit=ctx.pv(lim.max_power, "W"),
-        evse_maximum_voltage_limit=ctx.pv(lim.max_voltage, "V"),
-        evse_minimum_current_limit=ctx.pv(lim.min_current, "A"),
-        evse_minimum_voltage_limit=ctx.pv(lim.min_voltage, "V"),
-        evse_peak_current_ripple=ctx.pv(lim.peak_current_ripple, "A"),
-    )
+    evse = charge_params.dc_evse_charge_parameter(ctx, tolerance=False)
     body = mod.ChargeParameterDiscoveryRes(
         response_code=mod.ResponseCode.OK,
         evse_processing=mod.EVSEProcessing.Finished,

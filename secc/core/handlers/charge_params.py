@@ -76,16 +76,7 @@ def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
             raise WrongChargeParameter(
                 f"EV limits {ctx.ev_max_voltage} V / {ctx.ev_max_current} A cannot be served"
             )
-        evse = mod.DC_EVSEChargeParameter(
-            dc_evse_status=ctx.dc_evse_status(),
-            evse_maximum_current_limit=ctx.pv(lim.max_current, "A"),
-            evse_maximum_power_limit=ctx.pv(lim.max_power, "W"),
-            evse_maximum_voltage_limit=ctx.pv(lim.max_voltage, "V"),
-            evse_minimum_current_limit=ctx.pv(lim.min_current, "A"),
-            evse_minimum_voltage_limit=ctx.pv(lim.min_voltage, "V"),
-            evse_current_regulation_tolerance=ctx.pv(lim.current_regulation_tolerance, "A"),
-            evse_peak_current_ripple=ctx.pv(lim.peak_current_ripple, "A"),
-        )
+        evse = dc_evse_charge_parameter(ctx, tolerance=True)
         schedules = sa_schedule_list(ctx, lim.max_power, max_entries)
         state = State.PRE_CHARGE if renegotiating else State.DC_READY
     else:
@@ -136,3 +127,21 @@ def _ongoing(ctx: Context, dc: bool) -> Reply:
         evse_charge_parameter=evse,
     )
     return Reply(body, State.AUTHORIZED)
+
+
+def dc_evse_charge_parameter(ctx: Context, *, tolerance: bool) -> Any:
+    """The EVSE's DC limits as DC_EVSEChargeParameter (ISO-2 and DIN share the type's
+    shape; the station sends EVSECurrentRegulationTolerance under ISO-2 only)."""
+    lim = ctx.config.dc
+    return ctx.mod.DC_EVSEChargeParameter(
+        dc_evse_status=ctx.dc_evse_status(),
+        evse_maximum_current_limit=ctx.pv(lim.max_current, "A"),
+        evse_maximum_power_limit=ctx.pv(lim.max_power, "W"),
+        evse_maximum_voltage_limit=ctx.pv(lim.max_voltage, "V"),
+        evse_minimum_current_limit=ctx.pv(lim.min_current, "A"),
+        evse_minimum_voltage_limit=ctx.pv(lim.min_voltage, "V"),
+        evse_current_regulation_tolerance=(
+            ctx.pv(lim.current_regulation_tolerance, "A") if tolerance else None
+        ),
+        evse_peak_current_ripple=ctx.pv(lim.peak_current_ripple, "A"),
+    )
