@@ -247,9 +247,14 @@ _FAULT_REASON = {
 }
 
 
+# Ends that answer the CSMS's RequestStopTransaction: the station stopped, or the EV sent
+# SessionStopReq after the station told it to stop (EVSENotification StopCharging).
+_REMOTE_ENDS = frozenset({EndReason.STATION_STOP, EndReason.EV_STOP})
+
+
 def stopped_reason(reason: EndReason, detail: str = "", *, remote: bool = False) -> str:
     """ReasonEnumType for a session's end; ``remote`` when the CSMS asked for the stop."""
-    if reason is EndReason.STATION_STOP and remote:
+    if reason in _REMOTE_ENDS and remote:
         return "Remote"
     if reason is EndReason.EVSE_FAULT:
         return _FAULT_REASON.get(detail, "Other")
@@ -257,7 +262,7 @@ def stopped_reason(reason: EndReason, detail: str = "", *, remote: bool = False)
 
 
 def end_trigger(reason: EndReason, *, remote: bool = False) -> str:
-    if reason is EndReason.STATION_STOP and remote:
+    if reason in _REMOTE_ENDS and remote:
         return "RemoteStop"
     return END_TRIGGER[reason]
 

@@ -204,6 +204,10 @@ def test_transaction_events_are_schema_valid() -> None:
             )
             valid_request("TransactionEvent", ended)
     assert mapping.stopped_reason(EndReason.STATION_STOP, remote=True) == "Remote"
+    # the EV's SessionStopReq in answer to the station's stop request after RequestStop
+    assert mapping.stopped_reason(EndReason.EV_STOP, remote=True) == "Remote"
+    assert mapping.end_trigger(EndReason.EV_STOP, remote=True) == "RemoteStop"
+    assert mapping.end_trigger(EndReason.EV_STOP) != "RemoteStop"
     assert mapping.stopped_reason(EndReason.EVSE_FAULT, "ground_fault") == "GroundFault"
     assert mapping.stopped_reason(EndReason.EV_STOP) == "StoppedByEV"
     assert "meterValue" not in mapping.transaction_event(
