@@ -8,13 +8,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from certs.store import Store
 from secc.config import AuthorizationSection, EvseSection, StationConfig
 from secc.core.actions import Action, RequestAuthorization, RequestCertificate
 from secc.core.events import AuthorizationResult, CertificateResult, Event, EvseStatus
 from secc.errors import ConfigError
+
+if TYPE_CHECKING:
+    from secc.ocpp_bridge.bridge import Bridge
 
 log = logging.getLogger(__name__)
 
@@ -80,23 +83,50 @@ class LocalBackend:
 
 
 class OcppBackends:
-    """The ``[ocpp]`` section: an OCPP 2.0.1 bridge (:mod:`secc.ocpp_bridge`) as the
-    backend of the station's EVSE.  A bridge serves one EVSE over one CSMS connection,
-    so a station with ``[ocpp]`` has exactly one ``[[evse]]`` for now."""
+    """The ``[ocpp]`` section: one OCPP 2.0.1 connection (:mod:`secc.ocpp_bridge`) for the
+    whole station, one bridge per ``[[evse]]`` as its backend.  The ``[[evse]]`` sections
+    are OCPP evseId 1..n in config order (connectorId 1 each); the first bridge built
+    owns the link, the outbox, the device model, the auth cache and the certificate
+    store, the others share them (``Bridge(primary=...)``)."""
 
     def __init__(self, config: StationConfig) -> None:
         assert config.ocpp is not None
-        if len(config.evse) != 1:
-            raise ConfigError(
-                "ocpp: one OCPP connection serves one [[evse]] for now "
-                f"({len(config.evse)} configured)"
-            )
         self.section = config.ocpp
         self.certs = config.certs
+        self.evses = config.evse
+        self._primary: Bridge | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closers: list[Callable[[], None]] = []
 
+    def evse_number(self, evse: EvseSection) -> int:
+        """The OCPP evseId of an ``[[evse]]`` section: its place in the config, from 1."""
+        for i, section in enumerate(self.evses, start=1):
+            if section is evse or section.evse_id == evse.evse_id:
+                return i
+        raise ConfigError(f"evse {evse.evse_id}: not in the station's [[evse]] sections")
+
     def __call__(self, evse: EvseSection, emit: Emit) -> Backend:
+        from secc.ocpp_bridge.bridge import Bridge, BridgeConfig
+
+        evse_id = self.evse_number(evse)
+        primary = self._primary
+        if primary is None:
+            bridge = self._primary = self._station_bridge(evse_id, emit)
+        else:
+            bridge = Bridge(
+                BridgeConfig(evse_id=evse_id),
+                primary.client,
+                primary.queue,
+                primary.auth,
+                primary.dm,
+                emit,
+                store=primary.store,
+                primary=primary,
+            )
+        self._tasks.append(asyncio.create_task(bridge.run(), name=f"ocpp-bridge-{evse_id}"))
+        return bridge
+
+    def _station_bridge(self, evse_id: int, emit: Emit) -> Bridge:
         from secc.ocpp_bridge.authorization import AuthStore
         from secc.ocpp_bridge.bridge import Bridge, BridgeConfig
         from secc.ocpp_bridge.client import ClientConfig, OcppClient, StoreTls
@@ -121,6 +151,7 @@ class OcppBackends:
                 station_id=s.station_id,
                 security_profile=s.security_profile,
                 basic_auth_password=password,
+                connectors=tuple((i, 1) for i in range(1, len(self.evses) + 1)),
             ),
             tls=StoreTls(store) if store is not None and s.url.startswith("wss://") else None,
         )
@@ -128,7 +159,7 @@ class OcppBackends:
         auth = AuthStore(s.state_dir / "auth.sqlite")
         self._closers += [queue.close, auth.close]
         bridge = Bridge(
-            BridgeConfig(evse_id=1),
+            BridgeConfig(evse_id=evse_id),
             client,
             queue,
             auth,
@@ -136,9 +167,12 @@ class OcppBackends:
             emit,
             store=store,
         )
-        self._tasks.append(asyncio.create_task(bridge.run(), name="ocpp-bridge"))
         log.info(
-            "OCPP 2.0.1 to %s as %s (security profile %d)", s.url, s.station_id, s.security_profile
+            "OCPP 2.0.1 to %s as %s (security profile %d, %d EVSE)",
+            s.url,
+            s.station_id,
+            s.security_profile,
+            len(self.evses),
         )
         return bridge
 

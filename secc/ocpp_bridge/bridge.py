@@ -27,7 +27,12 @@ which the runtime puts into the session's inbox.
   renewal when ``certs.expiry`` says it is due, GetCertificateStatus for the SECC chain's
   OCSP cache.  CSMS commands are in :mod:`secc.ocpp_bridge.csms_handlers`.
 
-One bridge serves one EVSE (``BridgeConfig.evse_id``).
+One OCPP connection serves the whole station: the first bridge built (the *primary*)
+owns the link, the outbox sender, the CSMS handlers and the certificate work; a bridge
+built with ``primary=`` serves one more EVSE (``BridgeConfig.evse_id``) over the same
+client, outbox, device model, auth store and certificate store.  Each EVSE keeps its own
+token, open transaction and seqNo counter (outbox state key ``tx`` for EVSE 1,
+``tx/<evseId>`` for the others); CSMS commands are routed by evseId / transactionId.
 """
 
 from __future__ import annotations
@@ -109,6 +114,7 @@ class Bridge:
         *,
         store: Store | None = None,
         utc_now: Callable[[], dt.datetime] | None = None,
+        primary: Bridge | None = None,
     ) -> None:
         from secc.ocpp_bridge.csms_handlers import make_handlers
 
@@ -120,12 +126,22 @@ class Bridge:
         self.store = store
         self._emit = emit
         self.utc_now = utc_now or (lambda: dt.datetime.now(dt.UTC))
-        self.sender = Sender(
-            queue,
-            self._send_queued,
-            client.online,
-            policy=config.sender_policy,
-            on_response=self._on_tx_response,
+        self.primary = primary or self
+        self.evses: dict[int, Bridge] = self.primary.evses if primary is not None else {}
+        if config.evse_id in self.evses:
+            raise ValueError(f"EVSE {config.evse_id} already has a bridge")
+        self.evses[config.evse_id] = self
+        self._tx_key = TX_KEY if config.evse_id == 1 else f"{TX_KEY}/{config.evse_id}"
+        self.sender: Sender = (
+            primary.sender
+            if primary is not None
+            else Sender(
+                queue,
+                self._send_queued,
+                client.online,
+                policy=config.sender_policy,
+                on_response=self._on_tx_response,
+            )
         )
         self._work: asyncio.Queue[Callable[[], object]] = asyncio.Queue()
         self._meter = MeterSample()
@@ -136,8 +152,10 @@ class Bridge:
         self._deauthorized = False
         self._signed: dict[str, asyncio.Event] = {}
         self.signing: set[str] = set()
-        stored = queue.get_state(TX_KEY)
+        stored = queue.get_state(self._tx_key)
         self._tx: dict[str, object] | None = stored if isinstance(stored, dict) else None
+        if primary is not None:
+            return  # the station-level parts belong to the primary
         client.handlers.update(make_handlers(self))
         device_model.computed[("LocalAuthListCtrlr", "Entries")] = lambda: str(auth.list_entries())
         device_model.computed[(SEC, "SecurityProfile")] = lambda: str(
@@ -148,21 +166,25 @@ class Bridge:
                 len(store.all_certificates())
             )
         client.on_online.append(self._on_online)
-        client.connector_status = lambda _evse, _connector: (
-            "Occupied" if self.transaction is not None else "Available"
+        client.connector_status = lambda evse, _connector: (
+            "Occupied"
+            if (b := self.evses.get(evse)) is not None and b.transaction is not None
+            else "Available"
         )
 
     # --- public interface for the runtime ----------------------------------------------------
 
     async def run(self) -> None:
-        """Run the link, the outbox sender and the periodic work until cancelled."""
+        """Run this EVSE's transaction work (and, on the primary, the link, the outbox
+        sender and the certificate maintenance) until cancelled."""
         await self._recover()
         async with asyncio.TaskGroup() as group:
-            group.create_task(self.client.run())
-            group.create_task(self.sender.run())
+            if self.primary is self:
+                group.create_task(self.client.run())
+                group.create_task(self.sender.run())
+                group.create_task(self._maintenance_loop())
             group.create_task(self._worker())
             group.create_task(self._meter_loop())
-            group.create_task(self._maintenance_loop())
 
     def perform(self, action: Action) -> None:
         """Take a core action (non-blocking); actions not meant for OCPP are ignored."""
@@ -324,7 +346,7 @@ class Bridge:
         payload = mapping.transaction_event(event)
         new_state = None if event_type == "Ended" else {**tx, "seq": seq + 1}
         enqueue = functools.partial(
-            self.queue.enqueue, "TransactionEvent", payload, state={TX_KEY: new_state}
+            self.queue.enqueue, "TransactionEvent", payload, state={self._tx_key: new_state}
         )
         message = await self.queue.off_loop(enqueue)
         self._tx = new_state
@@ -450,20 +472,26 @@ class Bridge:
         except MappingError as exc:
             log.warning("TransactionEventResponse: %s", exc)
             return
-        tx = self.transaction
         info = message.payload.get("transactionInfo")
-        same_tx = (
-            tx is not None and isinstance(info, dict) and info.get("transactionId") == tx["id"]
-        )
+        tx_id = info.get("transactionId") if isinstance(info, dict) else None
+        owner = self.by_transaction(tx_id)  # the EVSE whose transaction is still open
         if (
             status not in (None, "Accepted")
-            and same_tx
+            and owner is not None
             and self.dm.flag("TxCtrlr", "StopTxOnInvalidId")
         ):
             from secc.core.events import StopRequested
 
-            self._deauthorized = True
-            self._emit(StopRequested(f"CSMS: idToken {status}"))
+            owner._deauthorized = True
+            owner._emit(StopRequested(f"CSMS: idToken {status}"))
+
+    def by_transaction(self, transaction_id: object) -> Bridge | None:
+        """The station's EVSE bridge whose open transaction has this id."""
+        for bridge in self.evses.values():
+            tx = bridge.transaction
+            if tx is not None and tx["id"] == transaction_id:
+                return bridge
+        return None
 
     # --- station certificates ----------------------------------------------------------------
 

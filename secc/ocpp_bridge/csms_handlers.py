@@ -7,6 +7,10 @@ RequestStopTransaction, TriggerMessage, InstallCertificate, DeleteCertificate,
 GetInstalledCertificateIds, CertificateSigned, SendLocalList, GetLocalListVersion,
 ClearCache, GetTransactionStatus.  Anything else is answered with CallError NotImplemented
 by the client.
+
+``bridge`` is the station's primary bridge; per-EVSE commands are routed to
+``bridge.evses`` by evseId (RequestStartTransaction, TriggerMessage's ``evse``) or by
+transactionId (RequestStopTransaction, GetTransactionStatus).
 """
 
 from __future__ import annotations
@@ -44,9 +48,23 @@ def _info(reason: str) -> dict[str, object]:
     return {"reasonCode": "Other" if not reason else reason[:20], "additionalInfo": reason[:512]}
 
 
+def _evse_of(p: Payload) -> int | None:
+    evse = p.get("evse")
+    evse_id = evse.get("id") if isinstance(evse, dict) else None
+    return evse_id if isinstance(evse_id, int) else None
+
+
 def make_handlers(bridge: Bridge) -> dict[str, Handler]:
     client = bridge.client
     dm = bridge.dm
+    evses = bridge.evses  # evseId -> Bridge, shared by all EVSEs of the station
+
+    def start_target(evse_id: object) -> Bridge | None:
+        if isinstance(evse_id, int):
+            return evses.get(evse_id)
+        free = [b for b in evses.values() if b.transaction is None]
+        waiting = [b for b in free if b._waiting_eim is not None]
+        return (waiting or free)[0] if free else None
 
     def get_variables(p: Payload) -> Reply:
         return Reply(dm.get_variables(p))
@@ -92,30 +110,37 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
         remote_id = p.get("remoteStartId")
         if not isinstance(token, dict) or not isinstance(remote_id, int):
             return Reply({"status": "Rejected"})
-        if bridge.transaction is not None:
+        target = start_target(p.get("evseId"))
+        if target is None and isinstance(p.get("evseId"), int):
+            return Reply({"status": "Rejected", "statusInfo": _info("unknown evseId")})
+        if target is None or target.transaction is not None:
             return Reply({"status": "Rejected", "statusInfo": _info("transaction ongoing")})
         from secc.ocpp_bridge.bridge import _Token
 
         preauthorized = not dm.flag("AuthCtrlr", "AuthorizeRemoteStart")
-        bridge._token = _Token(
+        target._token = _Token(
             str(token.get("idToken")), str(token.get("type")), remote_id, preauthorized
         )
-        if bridge._waiting_eim is not None:
-            request, bridge._waiting_eim = bridge._waiting_eim, None
-            client.spawn(bridge._authorize(request), "authorization")
+        if target._waiting_eim is not None:
+            request, target._waiting_eim = target._waiting_eim, None
+            client.spawn(target._authorize(request), "authorization")
         return Reply({"status": "Accepted"})
 
     def request_stop(p: Payload) -> Reply:
-        tx = bridge.transaction
-        if tx is None or p.get("transactionId") != tx["id"]:
+        owner = bridge.by_transaction(p.get("transactionId"))
+        if owner is None:
             return Reply({"status": "Rejected"})
-        bridge._remote_stop = True
-        bridge.emit(StopRequested("RequestStopTransaction from the CSMS"))
+        owner._remote_stop = True
+        owner.emit(StopRequested("RequestStopTransaction from the CSMS"))
         return Reply({"status": "Accepted"})
 
     def trigger_message(p: Payload) -> Reply:
         what = p.get("requestedMessage")
         follow: Callable[[], Awaitable[None]] | None = None
+        wanted = _evse_of(p)
+        if wanted is not None and wanted not in evses:
+            return Reply({"status": "Rejected", "statusInfo": _info("unknown evse")})
+        targets = [evses[wanted]] if wanted is not None else list(evses.values())
         if what == "Heartbeat":
 
             async def follow() -> None:
@@ -124,15 +149,20 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
         elif what == "StatusNotification":
 
             async def follow() -> None:
-                status = "Occupied" if bridge.transaction else "Available"
-                await client.status_notification(
-                    bridge.config.evse_id, bridge.config.connector_id, status
-                )
+                for b in targets:
+                    status = "Occupied" if b.transaction else "Available"
+                    await client.status_notification(
+                        b.config.evse_id, b.config.connector_id, status
+                    )
 
         elif what == "TransactionEvent":
-            if bridge.transaction is None:
+            open_tx = [b for b in targets if b.transaction is not None]
+            if not open_tx:
                 return Reply({"status": "Rejected"})
-            follow = bridge.tx_triggered
+
+            async def follow() -> None:
+                for b in open_tx:
+                    await b.tx_triggered()
         elif what in {"SignChargingStationCertificate", "SignV2GCertificate"}:
             v2g_off = what == "SignV2GCertificate" and not dm.flag(
                 "ISO15118Ctrlr", "V2GCertificateInstallationEnabled"
@@ -209,13 +239,12 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
         pending = bridge.queue.pending()
         if wanted is None:
             return Reply({"messagesInQueue": bool(pending)})
-        tx = bridge.transaction
         queued = any(
             isinstance(info := m.payload.get("transactionInfo"), dict)
             and info.get("transactionId") == wanted
             for m in pending
         )
-        ongoing = tx is not None and tx["id"] == wanted
+        ongoing = bridge.by_transaction(wanted) is not None
         return Reply({"ongoingIndicator": ongoing, "messagesInQueue": queued})
 
     def clear_cache(p: Payload) -> Reply:

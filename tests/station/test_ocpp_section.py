@@ -82,16 +82,6 @@ def test_pnc_session_authorized_and_reported_by_the_csms(pki_dir: Path, tmp_path
     run(main, timeout=60)
 
 
-def test_ocpp_section_needs_one_evse(pki_dir: Path, tmp_path: Path) -> None:
-    config = parse(_config(pki_dir, tmp_path, "ws://127.0.0.1:9/ocpp", evses=2), "secc.toml")
-
-    async def main() -> None:
-        with pytest.raises(ConfigError, match="one OCPP connection serves one"):
-            await Station(config).start()
-
-    run(main)
-
-
 @pytest.mark.parametrize(
     ("change", "message"),
     [
