@@ -85,11 +85,7 @@ def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
         ctx.ev_max_voltage = value_of(param.ev_max_voltage)
         if ctx.ev_max_current <= 0 or value_of(param.ev_min_current) > ac.max_current:
             raise WrongChargeParameter("the EV's current range does not meet the EVSE's")
-        evse = mod.AC_EVSEChargeParameter(
-            ac_evse_status=ctx.ac_evse_status(),
-            evse_nominal_voltage=ctx.pv(ac.nominal_voltage, "V"),
-            evse_max_current=ctx.pv(ac.max_current, "A"),
-        )
+        evse = ac_evse_charge_parameter(ctx)
         schedules = sa_schedule_list(ctx, ac.max_power, max_entries)
         state = State.AC_READY
     body = mod.ChargeParameterDiscoveryRes(
@@ -104,23 +100,7 @@ def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
 def _ongoing(ctx: Context, dc: bool) -> Reply:
     """Waiting for the CSMS's schedule: Ongoing, no SAScheduleList yet [V2G2-???]."""
     mod = ctx.mod
-    if dc:
-        lim = ctx.config.dc
-        evse = mod.DC_EVSEChargeParameter(
-            dc_evse_status=ctx.dc_evse_status(),
-            evse_maximum_current_limit=ctx.pv(lim.max_current, "A"),
-            evse_maximum_power_limit=ctx.pv(lim.max_power, "W"),
-            evse_maximum_voltage_limit=ctx.pv(lim.max_voltage, "V"),
-            evse_minimum_current_limit=ctx.pv(lim.min_current, "A"),
-            evse_minimum_voltage_limit=ctx.pv(lim.min_voltage, "V"),
-            evse_peak_current_ripple=ctx.pv(lim.peak_current_ripple, "A"),
-        )
-    else:
-        evse = mod.AC_EVSEChargeParameter(
-            ac_evse_status=ctx.ac_evse_status(),
-            evse_nominal_voltage=ctx.pv(ctx.config.ac.nominal_voltage, "V"),
-            evse_max_current=ctx.pv(ctx.config.ac.max_current, "A"),
-        )
+    evse = dc_evse_charge_parameter(ctx, tolerance=False) if dc else ac_evse_charge_parameter(ctx)
     body = mod.ChargeParameterDiscoveryRes(
         response_code=mod.ResponseCode.OK,
         evse_processing=mod.EVSEProcessing.Ongoing,
@@ -144,4 +124,14 @@ def dc_evse_charge_parameter(ctx: Context, *, tolerance: bool) -> Any:
             ctx.pv(lim.current_regulation_tolerance, "A") if tolerance else None
         ),
         evse_peak_current_ripple=ctx.pv(lim.peak_current_ripple, "A"),
+    )
+
+
+def ac_evse_charge_parameter(ctx: Context) -> Any:
+    """The EVSE's AC limits as AC_EVSEChargeParameter."""
+    ac = ctx.config.ac
+    return ctx.mod.AC_EVSEChargeParameter(
+        ac_evse_status=ctx.ac_evse_status(),
+        evse_nominal_voltage=ctx.pv(ac.nominal_voltage, "V"),
+        evse_max_current=ctx.pv(ac.max_current, "A"),
     )
