@@ -68,6 +68,18 @@ def pem(certs: Iterable[x509.Certificate]) -> bytes:
     return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
 
 
+def key_pem(key: ec.EllipticCurvePrivateKey, password: bytes | None = None) -> bytes:
+    """PEM PKCS#8, encrypted when ``password`` is given."""
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
+    )
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+
+
 def fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 fingerprint of the DER encoding as lower-case hex."""
     return hashlib.sha256(der(cert)).hexdigest()

@@ -40,6 +40,7 @@ from certs._util import (
     CertsError,
     fingerprint,
     is_ca,
+    key_pem,
     load_certificate,
     load_certificates,
     pem,
@@ -194,15 +195,7 @@ class Store:
         return secret
 
     def _key_bytes(self, key: ec.EllipticCurvePrivateKey) -> bytes:
-        password = self.key_password()
-        encryption: serialization.KeySerializationEncryption = (
-            serialization.BestAvailableEncryption(password)
-            if password
-            else serialization.NoEncryption()
-        )
-        return key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-        )
+        return key_pem(key, self.key_password())
 
     def _load_key(self, path: Path) -> ec.EllipticCurvePrivateKey:
         data = path.read_bytes()

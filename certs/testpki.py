@@ -27,11 +27,11 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-from certs._util import Issued, key_usage
+from certs._util import Issued, key_pem, key_usage
 from certs.emaid import make_emaid, normalize
 
 CA_USAGE = ("key_cert_sign", "crl_sign")
@@ -347,17 +347,6 @@ CHAIN_FILES: dict[str, tuple[str, str]] = {
     "csms/server_chain.pem": ("csms", "csms_server"),
     "csms/cs_chain.pem": ("csms", "cs_client"),
 }
-
-
-def key_pem(key: ec.EllipticCurvePrivateKey, password: bytes | None = None) -> bytes:
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(password)
-        if password
-        else serialization.NoEncryption()
-    )
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-    )
 
 
 def write_test_pki(pki: TestPki, directory: Path, *, station_store: bool = True) -> list[Path]:

@@ -27,10 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from certs import csr as csr_mod
-from certs._util import CertsError, der, domain_component, load_certificates, pem
+from certs._util import CertsError, der, domain_component, key_pem, load_certificates, pem
 from certs.expiry import ExpiryEntry, expiry_report
 from certs.ocsp import OcspRequestData, hash_data, judge_response, responder_url
 from certs.store import Store, StoreError
@@ -127,12 +126,7 @@ class SignedInstaller:
             key = self.store.leaf_key(use)
         except StoreError:
             return None
-        key_pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        return pem(chain), key_pem
+        return pem(chain), key_pem(key)
 
     def _postcheck(self, use: str) -> str | None:
         try:
