@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-from certs._util import Issued, key_pem, key_usage
+from certs._util import Issued, key_pem, key_usage, load_certificate
 from certs.emaid import make_emaid, normalize
 
 CA_USAGE = ("key_cert_sign", "crl_sign")
@@ -347,6 +347,16 @@ CHAIN_FILES: dict[str, tuple[str, str]] = {
     "csms/server_chain.pem": ("csms", "csms_server"),
     "csms/cs_chain.pem": ("csms", "cs_client"),
 }
+
+
+def read_issued(directory: Path, stem: str) -> Issued:
+    """A certificate and its key as :func:`write_test_pki` wrote them (``v2g/sub2``:
+    ``v2g/sub2.pem`` and ``v2g/sub2.key``), e.g. to issue more certificates from a CA."""
+    from certs.store import load_private_key
+
+    cert = load_certificate((directory / f"{stem}.pem").read_bytes())
+    key = load_private_key((directory / f"{stem}.key").read_bytes(), None)
+    return Issued(stem, cert, key)
 
 
 def write_test_pki(pki: TestPki, directory: Path, *, station_store: bool = True) -> list[Path]:

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from ocpp.v201 import call
 
 from certs.csr import sign_csr
-from certs.store import Store, load_private_key
-from certs.testpki import Issued, build_test_pki, write_test_pki
+from certs.store import Store
+from certs.testpki import build_test_pki, read_issued, write_test_pki
 from secc.config import OcppSection
 from secc.ocpp_bridge.device_model import DeviceModel
 from tests.ocpp.csms import TestCsms
@@ -91,19 +91,13 @@ def station(pki_dir: Path, tmp_path: Path) -> StationDir:
     return s
 
 
-def issued(pki_dir: Path, stem: str) -> Issued:
-    cert = x509.load_pem_x509_certificate((pki_dir / f"{stem}.pem").read_bytes())
-    key = load_private_key((pki_dir / f"{stem}.key").read_bytes(), None)
-    return Issued(stem, cert, key)
-
-
 def pem(*certs: x509.Certificate) -> str:
     return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs)
 
 
 def v2g_chain_for(pki_dir: Path, csr: str, now: dt.datetime | None = None) -> str:
     """What a CPO CA answers: the leaf for the CSR, then the CPO sub-CAs."""
-    sub2, sub1 = issued(pki_dir, "v2g/sub2"), issued(pki_dir, "v2g/sub1")
+    sub2, sub1 = read_issued(pki_dir, "v2g/sub2"), read_issued(pki_dir, "v2g/sub1")
     leaf = sign_csr(csr.encode(), sub2, now or dt.datetime.now(dt.UTC))
     return pem(leaf, sub2.certificate, sub1.certificate)
 
@@ -140,7 +134,7 @@ def ocsp_responder(pki_dir: Path, revoked: bool = False) -> Callable[[dict[str, 
     pairs = [("v2g/secc", "v2g/sub2"), ("v2g/sub2", "v2g/sub1"), ("v2g/sub1", "v2g/root")]
     by_serial = {}
     for leaf_stem, issuer_stem in pairs:
-        leaf, issuer = issued(pki_dir, leaf_stem), issued(pki_dir, issuer_stem)
+        leaf, issuer = read_issued(pki_dir, leaf_stem), read_issued(pki_dir, issuer_stem)
         by_serial[format(leaf.certificate.serial_number, "x")] = (leaf, issuer)
 
     def answer(data: dict[str, Any]) -> str | None:

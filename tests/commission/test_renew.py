@@ -18,6 +18,7 @@ from typing import Any
 from cryptography import x509
 
 from certs.store import Store
+from certs.testpki import read_issued
 from secc.aio.tls import SeccChain, secc_context
 from secc.maintenance import (
     CsrSubject,
@@ -33,7 +34,6 @@ from tests.commission.conftest import (
     STATION,
     StationDir,
     ca_loop,
-    issued,
     pem,
     v2g_chain_for,
 )
@@ -180,7 +180,7 @@ def test_chain_outside_the_v2g_pki_keeps_the_old_chain(station: StationDir) -> N
     from certs.csr import sign_csr
 
     def wrong_ca(kind: str | None, csr: str) -> str:
-        mo_sub2, mo_sub1 = issued(station.pki, "mo/sub2"), issued(station.pki, "mo/sub1")
+        mo_sub2, mo_sub1 = read_issued(station.pki, "mo/sub2"), read_issued(station.pki, "mo/sub1")
         leaf = sign_csr(csr.encode(), mo_sub2, dt.datetime.now(dt.UTC))
         return pem(leaf, mo_sub2.certificate, mo_sub1.certificate)
 

@@ -20,8 +20,8 @@ from ocpp.v201 import call
 
 from certs.csr import sign_csr
 from certs.ocsp import hash_data
-from certs.store import Store, load_private_key
-from certs.testpki import Issued
+from certs.store import Store
+from certs.testpki import read_issued
 from secc.ocpp_bridge.bridge import BridgeConfig
 from secc.ocpp_bridge.device_model import DeviceModel
 from tests.ocpp.conftest import server_context
@@ -33,12 +33,6 @@ NOW = dt.datetime.now(dt.UTC)
 
 def run(coro: Awaitable[None]) -> None:
     asyncio.run(asyncio.wait_for(coro, 60))  # type: ignore[arg-type]
-
-
-def issued(pki_dir: Path, stem: str) -> Issued:
-    cert = x509.load_pem_x509_certificate((pki_dir / f"{stem}.pem").read_bytes())
-    key = load_private_key((pki_dir / f"{stem}.key").read_bytes(), None)
-    return Issued(stem, cert, key)
 
 
 def pem(*certs: x509.Certificate) -> str:
@@ -126,11 +120,11 @@ def test_sign_v2g_certificate_via_trigger(tmp_path: Path, pki_dir: Path, store: 
             await wait_for(lambda: len(csms.csrs) == 1)
             kind, csr = csms.csrs[0]
             assert kind == "V2GCertificate"
-            sub2, sub1 = issued(pki_dir, "v2g/sub2"), issued(pki_dir, "v2g/sub1")
+            sub2, sub1 = read_issued(pki_dir, "v2g/sub2"), read_issued(pki_dir, "v2g/sub1")
             leaf = sign_csr(csr.encode(), sub2, NOW)
             assert leaf.subject.rfc4514_string().startswith("DC=CPO")
             # a chain for another key is refused, the store keeps the old leaf
-            wrong = issued(pki_dir, "v2g/secc").certificate
+            wrong = read_issued(pki_dir, "v2g/secc").certificate
             bad = await cp.call(
                 call.CertificateSigned(
                     certificate_chain=pem(wrong, sub2.certificate, sub1.certificate),
@@ -139,7 +133,7 @@ def test_sign_v2g_certificate_via_trigger(tmp_path: Path, pki_dir: Path, store: 
             )
             assert bad.status == "Rejected"
             # the right key but issued under the MO hierarchy: no path to a V2G root
-            mo2, mo1 = issued(pki_dir, "mo/sub2"), issued(pki_dir, "mo/sub1")
+            mo2, mo1 = read_issued(pki_dir, "mo/sub2"), read_issued(pki_dir, "mo/sub1")
             foreign = sign_csr(csr.encode(), mo2, NOW)
             bad = await cp.call(
                 call.CertificateSigned(
@@ -195,7 +189,7 @@ def test_charging_station_certificate_renewal_switches_tls(
         async with running(station):
             await wait_for(lambda: len(csms.csrs) == 2)
             requests = dict(csms.csrs)
-            root = issued(pki_dir, "csms/root")
+            root = read_issued(pki_dir, "csms/root")
             leaf = sign_csr(requests["ChargingStationCertificate"].encode(), root, NOW)
             cp = await csms.station(STATION)
             answer = await cp.call(
@@ -221,7 +215,7 @@ def ocsp_answer(pki_dir: Path, status: ocsp.OCSPCertStatus) -> Any:
     pairs = [("v2g/secc", "v2g/sub2"), ("v2g/sub2", "v2g/sub1"), ("v2g/sub1", "v2g/root")]
     by_serial = {}
     for leaf_stem, issuer_stem in pairs:
-        leaf, issuer = issued(pki_dir, leaf_stem), issued(pki_dir, issuer_stem)
+        leaf, issuer = read_issued(pki_dir, leaf_stem), read_issued(pki_dir, issuer_stem)
         by_serial[format(leaf.certificate.serial_number, "x")] = (leaf, issuer)
 
     def answer(data: dict[str, Any]) -> str | None:
@@ -264,7 +258,7 @@ def test_get_certificate_status_fills_the_ocsp_cache(
                 {
                     **data,
                     "serial_number": format(
-                        issued(pki_dir, "v2g/sub1").certificate.serial_number, "x"
+                        read_issued(pki_dir, "v2g/sub1").certificate.serial_number, "x"
                     ),
                 }
             )

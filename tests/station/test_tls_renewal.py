@@ -14,18 +14,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from certs.csr import sign_csr
-from certs.store import Store, load_private_key
-from certs.testpki import Issued, key_pem, new_key
+from certs.store import Store
+from certs.testpki import key_pem, new_key, read_issued
 from hal.backends.simulated import build_board
 from secc.runtime import Station
 
 from .conftest import EVSE_ID, evse, run, station_config
-
-
-def _issued(pki_dir: Path, stem: str) -> Issued:
-    cert = x509.load_pem_x509_certificate((pki_dir / f"{stem}.pem").read_bytes())
-    key = load_private_key((pki_dir / f"{stem}.key").read_bytes(), None)
-    return Issued(stem, cert, key)
 
 
 async def _served_leaf(port: int, root: Path) -> x509.Certificate:
@@ -57,7 +51,7 @@ def test_renewed_secc_certificate_is_served_at_the_next_session(
             assert e.tls is not None
             old = await _served_leaf(server.port, root)
             # renew: a fresh key and a leaf from CPO Sub-CA 2, installed into the store
-            sub2, sub1 = _issued(pki_dir, "v2g/sub2"), _issued(pki_dir, "v2g/sub1")
+            sub2, sub1 = read_issued(pki_dir, "v2g/sub2"), read_issued(pki_dir, "v2g/sub1")
             key = new_key()
             now = dt.datetime.now(dt.UTC)
             csr = (
