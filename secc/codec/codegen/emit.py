@@ -50,7 +50,6 @@ class Emitter(ValueEmitter):
         self.enums: dict[str, tuple[str, ...]] = {}  # class name -> values
         self.enum_names: dict[int, str] = {}
         self.lines: list[str] = []
-        self.imported: set[str] = set()
         self._setters: list[str] = []
         self._name_types()
 
@@ -243,7 +242,7 @@ class Emitter(ValueEmitter):
             if f.repeated:
                 body.append(f"{ind}for x in {attr}:")
                 inner = ind + "    "
-                self._enc_event(g, fid, f, None, inner, body)
+                self._enc_event(g, fid, f, inner, body)
                 need_table = True
                 self._enc_content(f, "x", label, inner, body)
                 if f.max != UNBOUNDED:
@@ -291,7 +290,7 @@ class Emitter(ValueEmitter):
                 body.append(f"{inner}st = {tgt}")
             else:
                 need_table = True
-                self._enc_event(g, fid, f, None, inner, body)
+                self._enc_event(g, fid, f, inner, body)
             self._enc_content(f, "x", label, inner, body, prefix)
             states = (states | taken) if optional else taken
         # EE
@@ -326,9 +325,7 @@ class Emitter(ValueEmitter):
         out.append("        if _p is not None: e.at(_p)")
         out.append("        raise")
 
-    def _enc_event(
-        self, g: TypeGrammar, fid: int, f: Field, _m: object, ind: str, body: list[str]
-    ) -> None:
+    def _enc_event(self, g: TypeGrammar, fid: int, f: Field, ind: str, body: list[str]) -> None:
         if len(f.decls) > 1:
             body.append(f"{ind}m = _SM_{g.key}_{fid}.get(type(x))")
             body.append(

@@ -298,8 +298,6 @@ class GrammarBuilder:
             e = body(loop)
             nfa.eps[e].append(loop)
             cur = loop
-        if p.min == 0 and copies_needed == 0:
-            pass
         return cur
 
     def _determinize(self, nfa: _NFA, start: int, final: int, mixed: bool) -> list[State]:
