@@ -45,13 +45,21 @@ SCHEMAS: dict[str, str] = {
     "iso2": "iso2",
     "din": "din",
     "xmldsig": "xmldsig",
+    "iso20-common": "iso20_common",
+    "iso20-ac": "iso20_ac",
+    "iso20-dc": "iso20_dc",
+    "iso20-wpt": "iso20_wpt",
+    "iso20-acdp": "iso20_acdp",
 }
 _ALIASES = {"appHandshake": "apphand", "apphandshake": "apphand", "iso-2": "iso2"}
+# the generated module names (what _schema_of finds) name their schema too
+_ALIASES.update({module: name for name, module in SCHEMAS.items() if module != name})
 _MODULES: dict[str, ModuleType] = {}
 
 
 def schema_module(schema: str) -> ModuleType:
-    """The generated module of a schema name (``apphand``, ``iso2``, ``din``, ``xmldsig``)."""
+    """The generated module of a schema name (``apphand``, ``iso2``, ``din``, ``xmldsig``,
+    ``iso20-common``, ``iso20-ac``, ``iso20-dc``, ``iso20-wpt``, ``iso20-acdp``)."""
     key = _ALIASES.get(schema, schema)
     if key not in SCHEMAS:
         raise ValueError(f"unknown schema {schema!r}: use one of {', '.join(SCHEMAS)}")

@@ -28,6 +28,11 @@ SETS = {
     "apphand": "V2G_CI_AppProtocol.xsd",
     "iso2": "iso15118_2/V2G_CI_MsgDef.xsd",
     "din": "din_spec/V2G_CI_MsgDef.xsd",
+    "iso20_common": "iso15118_20/V2G_CI_CommonMessages.xsd",
+    "iso20_ac": "iso15118_20/V2G_CI_AC.xsd",
+    "iso20_dc": "iso15118_20/V2G_CI_DC.xsd",
+    "iso20_wpt": "iso15118_20/V2G_CI_WPT.xsd",
+    "iso20_acdp": "iso15118_20/V2G_CI_ACDP.xsd",
 }
 
 
@@ -58,7 +63,7 @@ def generate(schemas: Path) -> dict[str, str]:
         schema = load(root)
         sources = sorted(set(_schema_files(root)))
         em = Emitter(
-            schema, module, shared=shared if module in ("iso2", "din") else None, sources=sources
+            schema, module, shared=shared if module != "xmldsig" else None, sources=sources
         )
         out[module] = em.emit()
         if module == "xmldsig":
