@@ -61,9 +61,14 @@ DEFAULT_MAX_PAYLOAD = 65536
 
 
 class PayloadType(IntEnum):
-    """V2GTP payload types of ISO 15118-2 Table 10."""
+    """V2GTP payload types (ISO 15118-2 Table 10, ISO 15118-20 Table 13)."""
 
     EXI = 0x8001  # EXI encoded V2G message (SAP, ISO 15118-2, DIN 70121)
+    ISO20_COMMON = 0x8002  # ISO 15118-20 CommonMessages
+    ISO20_AC = 0x8003
+    ISO20_DC = 0x8004
+    ISO20_ACDP = 0x8005
+    ISO20_WPT = 0x8006
     SDP_REQUEST = 0x9000
     SDP_RESPONSE = 0x9001
 

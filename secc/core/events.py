@@ -18,6 +18,12 @@ class Schema(StrEnum):
     APPHAND = "apphand"
     ISO2 = "iso2"
     DIN = "din"
+    # ISO 15118-20: one schema per V2GTP payload type (secc.v2gtp.PayloadType)
+    ISO20_COMMON = "iso20-common"
+    ISO20_AC = "iso20-ac"
+    ISO20_DC = "iso20-dc"
+    ISO20_ACDP = "iso20-acdp"
+    ISO20_WPT = "iso20-wpt"
 
 
 @dataclass(frozen=True, slots=True)
