@@ -4,7 +4,9 @@ DIN is DC only and External Payment only in practice; the machine is the ISO one
 (:mod:`secc.core.states` ``DIN`` table) with DIN's message types: ServicePaymentSelection,
 ContractAuthentication, PowerDelivery(ReadyToChargeState), a shorter CurrentDemandRes.
 CableCheck, PreCharge, WeldingDetection, SessionSetup and SessionStop share the ISO
-handlers (the fields they use are the same).
+handlers (the fields they use are the same). Refusals use DIN's ResponseCodes; a shared
+handler's -2-only code is answered with DIN's equivalent
+(:func:`secc.core.failures.response_code`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from typing import Any
 
 from secc.core.context import Context, Reply, State, value_of
 from secc.core.failures import (
-    NoChargeServiceSelected,
     NotAuthorized,
     PaymentSelectionInvalid,
     ServiceSelectionInvalid,
@@ -23,6 +24,7 @@ from secc.core.failures import (
 from secc.core.handlers import charge_params, dc, power, setup
 
 DIN_PMAX_LIMIT = 32767  # PMax is a short in DIN
+WRONG_TRANSFER_TYPE = "FAILED_WrongEnergyTransferType"  # -2's FAILED_WrongEnergyTransferMode
 
 
 def service_discovery(ctx: Context, req: Any, now: float) -> Reply:
@@ -50,7 +52,8 @@ def service_payment_selection(ctx: Context, req: Any, now: float) -> Reply:
         raise PaymentSelectionInvalid("DIN SPEC 70121 sessions use External Payment")
     ids = tuple(s.service_id for s in req.selected_service_list.selected_service)
     if setup.CHARGE_SERVICE_ID not in ids:
-        raise NoChargeServiceSelected("the charge service was not selected")
+        # DIN has no FAILED_NoChargeServiceSelected
+        raise ServiceSelectionInvalid("the charge service was not selected")
     if any(i != setup.CHARGE_SERVICE_ID for i in ids):
         raise ServiceSelectionInvalid(f"services {ids} were not offered")
     ctx.payment_option = "ExternalPayment"
@@ -78,7 +81,7 @@ def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
     mod = ctx.mod
     mode = req.ev_requested_energy_transfer_type.value
     if not mode.startswith("DC") or mode not in ctx.config.energy_modes:
-        raise WrongEnergyTransferMode(f"{mode} is not offered here")
+        raise WrongEnergyTransferMode(f"{mode} is not offered here", code=WRONG_TRANSFER_TYPE)
     param = req.ev_charge_parameter
     if type(param).__name__ != "DC_EVChargeParameter":
         raise WrongChargeParameter(f"{type(param).__name__} in a DC session")

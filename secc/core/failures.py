@@ -132,13 +132,42 @@ def response_name(request_name: str) -> str:
     raise ValueError(f"{request_name} is not a request type")
 
 
+# A refusal named in one standard's terms, answered in a schema that lacks that code:
+# DIN SPEC 70121 spells one differently and has no NoChargeServiceSelected, ContactorError,
+# CertificateRevoked or CertificateNotAllowedAtThisEVSE; ISO 15118-2 lacks DIN's two.
+_EQUIVALENT: dict[str, dict[str, str]] = {
+    "din": {
+        "FAILED_WrongEnergyTransferMode": "FAILED_WrongEnergyTransferType",
+        "FAILED_NoChargeServiceSelected": "FAILED_ServiceSelectionInvalid",
+        "FAILED_CertificateRevoked": "FAILED_CertChainError",
+        "FAILED_CertificateNotAllowedAtThisEVSE": "FAILED_CertChainError",
+    },
+    "iso2": {"FAILED_WrongEnergyTransferType": "FAILED_WrongEnergyTransferMode"},
+}
+
+
+def response_code(schema: str, code: str) -> str:
+    """The ResponseCode ``schema`` answers refusal ``code`` with: the same name when the
+    schema has it, else its equivalent, else plain ``FAILED`` (a refusal always reaches the
+    EV as a code its schema can carry)."""
+    values = {c.value for c in codec.schema_module(schema).ResponseCode}
+    if code in values:
+        return code
+    alias = _EQUIVALENT.get(schema, {}).get(code)
+    if alias is not None and alias in values:
+        return alias
+    return "FAILED"
+
+
 def failed_response(
     schema: str, request_name: str, code: str, *, dc: bool, evse_id: str = "ZZ00000"
 ) -> Any:
-    """The minimal response body of ``request_name`` carrying ResponseCode ``code``."""
+    """The minimal response body of ``request_name`` carrying ResponseCode ``code`` (or the
+    schema's equivalent, :func:`response_code`)."""
     mod = codec.schema_module(schema)
     cls = getattr(mod, response_name(request_name))
-    return _fill(mod, cls, dc, evse_id, {"response_code": mod.ResponseCode(code)})
+    answer = mod.ResponseCode(response_code(schema, code))
+    return _fill(mod, cls, dc, evse_id, {"response_code": answer})
 
 
 def minimal_element(schema: str, class_name: str, *, dc: bool = True) -> Any:

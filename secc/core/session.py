@@ -235,9 +235,10 @@ class SeccSession:
         return SendResponse(message, schema, type(body).__name__)
 
     def _fail(self, schema: Schema, request: str, err: PeerError) -> list[Action]:
-        """The minimal FAILED response (when the request type has one), then the end."""
-        self.log.info("%s answered %s: %s", request, err.code, err)
+        """The minimal FAILED response (when the request type has one), then the end.
+        The log and the end name the code the EV actually got."""
         actions: list[Action] = []
+        answered = "nothing"
         if schema is Schema.APPHAND:
             from secc.core.handlers.handshake import apphand
 
@@ -245,13 +246,16 @@ class SeccSession:
                 response_code=apphand.ResponseCode.Failed_NoNegotiation
             )
             actions.append(SendResponse(res, schema, type(res).__name__))
+            answered = res.response_code.value
         else:
             body = self._failed_body(schema, request, err.code)
             if body is not None:
                 saved, self._ctx.schema = self._ctx.schema, schema
                 actions.append(self._send(body, schema))
                 self._ctx.schema = saved
-        return self._end(err.end_reason, f"{err.code}: {err}", actions)
+                answered = body.response_code.value
+        self.log.info("%s answered %s: %s", request, answered, err)
+        return self._end(err.end_reason, f"{answered}: {err}", actions)
 
     def _failed_body(self, schema: Schema, request: str, code: str) -> Any:
         ctx = self._ctx
