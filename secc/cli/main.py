@@ -27,6 +27,9 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "hal": ("hal.cli", "hardware abstraction layer tools: backends, MCU simulator"),
 }
 
+# optional dependencies a subcommand may need -> the extra that installs them
+_EXTRAS = {"lxml": "xml"}
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -55,7 +58,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print(f"secc: error: unknown command {name!r}", file=sys.stderr)
         return 2
-    module = importlib.import_module(_COMMANDS[name][0])
+    try:
+        module = importlib.import_module(_COMMANDS[name][0])
+    except ModuleNotFoundError as exc:
+        if exc.name not in _EXTRAS:
+            raise
+        print(
+            f"secc {name}: needs {exc.name}, which is not installed: "
+            f"pip install 'secc[{_EXTRAS[exc.name]}]'",
+            file=sys.stderr,
+        )
+        return 2
     result: int = module.main(rest, prog=f"secc {name}")
     return result
 

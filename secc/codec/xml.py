@@ -44,7 +44,12 @@ from enum import Enum
 from types import ModuleType
 from typing import Any
 
-from lxml import etree
+try:
+    from lxml import etree
+except ModuleNotFoundError as exc:  # an extra: a charge controller installs without it
+    raise ModuleNotFoundError(
+        "the XML view needs lxml: pip install 'secc[xml]'", name="lxml"
+    ) from exc
 
 from secc.codec import schema_module
 from secc.codec.errors import CodecError

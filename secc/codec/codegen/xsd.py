@@ -13,7 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lxml import etree
+try:
+    from lxml import etree
+except ModuleNotFoundError as exc:  # an extra: a charge controller installs without it
+    raise ModuleNotFoundError(
+        "the codec generator needs lxml: pip install 'secc[xml]'", name="lxml"
+    ) from exc
 
 XS = "http://www.w3.org/2001/XMLSchema"
 _XS = "{" + XS + "}"
