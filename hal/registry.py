@@ -6,6 +6,10 @@ function ``async def open_board(options: Mapping[str, object]) -> hal.api.Board`
 
     [project.entry-points."secc.hal_backends"]
     myboard = "myboard.hal:open_board"
+
+Every built-in backend refuses an option it does not know (:func:`check_options`): a typo
+such as ``baud`` for ``baudrate`` stops the station instead of being ignored.  The option
+names live here, so the configuration loader checks them without importing the backend.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class BackendInfo:
     requires: str | None = None  # the import name of that dependency
     origin: str = "builtin"
     kind: str = "board"  # "board": open_board -> Board;  "plc": open_plc -> PlcLink
+    options: frozenset[str] | None = None  # the option names it takes; None: it checks itself
 
 
 BUILTIN: dict[str, BackendInfo] = {
@@ -41,6 +46,7 @@ BUILTIN: dict[str, BackendInfo] = {
         "simulated",
         "hal.backends.simulated:open_board",
         "simulated plant (EV, relays, meter, RCD, PLC) for demo, tests and lab work",
+        options=frozenset({"ev_state", "ev_hlc"}),
     ),
     "serial-mcu": BackendInfo(
         "serial-mcu",
@@ -48,6 +54,7 @@ BUILTIN: dict[str, BackendInfo] = {
         "safety MCU on a UART (CP, contactors, lock, RCD) speaking docs/mcu-protocol.md",
         extra="serial",
         requires="serial",
+        options=frozenset({"port", "baudrate", "heartbeat_timeout_ms"}),
     ),
     "gpiod": BackendInfo(
         "gpiod",
@@ -55,14 +62,56 @@ BUILTIN: dict[str, BackendInfo] = {
         "relays and feedback on GPIO (libgpiod v2), CP by sysfs PWM and IIO ADC",
         extra="gpiod",
         requires="gpiod",
+        options=frozenset(
+            {
+                "chip",
+                "contactor_out",
+                "contactor_fb",
+                "lock_out",
+                "lock_fb",
+                "rcd_in",
+                "active_low",
+                "pwm_chip",
+                "pwm_channel",
+                "pwm_period_ns",
+                "cp_adc",
+                "cp_adc_scale",
+                "cp_adc_offset",
+            }
+        ),
     ),
     "slac": BackendInfo(
         "slac",
         "hal.backends.slac.link:open_plc",
         "PLC link only: SLAC (ISO 15118-3) over AF_PACKET on the modem's interface",
         kind="plc",
+        options=frozenset({"interface", "slac_init_s"}),
     ),
 }
+
+
+class UnknownOptionError(UnavailableError):
+    """An option the backend does not take (``option``; ``known``: the ones it does)."""
+
+    def __init__(self, backend: str, option: str, known: frozenset[str]) -> None:
+        super().__init__(
+            f"HAL backend {backend!r} has no option {option!r} "
+            f"(its options: {', '.join(sorted(known)) or 'none'})"
+        )
+        self.backend = backend
+        self.option = option
+        self.known = known
+
+
+def check_options(name: str, options: Mapping[str, object]) -> None:
+    """Refuse an option backend ``name`` does not know (built-ins; a plug-in checks its
+    own).  Raises :class:`UnknownOptionError` naming the first unknown option."""
+    info = BUILTIN.get(name)
+    if info is None or info.options is None:
+        return
+    unknown = sorted(set(options) - info.options)
+    if unknown:
+        raise UnknownOptionError(name, unknown[0], info.options)
 
 
 def _entry_points() -> dict[str, BackendInfo]:

@@ -68,7 +68,8 @@ class AuthorizationSection:
 
 @dataclass(frozen=True, slots=True)
 class HalSection:
-    backend: str = "simulated"  # hal.registry name: simulated, serial-mcu, gpiod, ...
+    # hal.registry name: simulated, serial-mcu, gpiod, ...; a file must name it (parse)
+    backend: str = "simulated"
     plc: str | None = None  # a PLC backend replacing the board's own (e.g. "slac")
     # "iec61851": hal.charging.ChargingRunner drives CP / SLAC and the contactors follow
     # the V2G session; "none": no control pilot (lab links without CP): the runtime
@@ -97,15 +98,19 @@ class EvseSection:
     ac: AcLimits = field(default_factory=AcLimits)
     dc: DcLimits = field(default_factory=DcLimits)
     pnc: bool = True
-    certificate_installation: bool = True
+    certificate_installation: bool = True  # from a file: false without [ocpp] (no back end)
     free_service: bool = False
     protocols: tuple[Literal["iso2", "din"], ...] = ("iso2", "din")
     meter_id: str | None = "METER-1"
     timers: Timers = field(default_factory=Timers)
     hal: HalSection = field(default_factory=HalSection)
     # [evse.hal.options] / [evse.hal.plc_options]: checked by the backends themselves
-    hal_options: tuple[tuple[str, str | int | float | bool], ...] = ()
-    hal_plc_options: tuple[tuple[str, str | int | float | bool], ...] = ()
+    hal_options: tuple[tuple[str, str | int | float | bool], ...] = field(
+        default=(), metadata={"internal": True}
+    )
+    hal_plc_options: tuple[tuple[str, str | int | float | bool], ...] = field(
+        default=(), metadata={"internal": True}
+    )
 
     def __post_init__(self) -> None:
         if not 7 <= len(self.evse_id) <= 37:
@@ -205,12 +210,67 @@ def _split_hal_options(data: Any, source: str) -> tuple[Any, dict[int, dict[str,
     return {**data, "evse": sections}, lifted
 
 
+def _explicit(data: Any, i: int, *path: str) -> Any:
+    """The value the file itself gives ``evse[i].<path>`` (None: not in the file)."""
+    node = (
+        data["evse"][i] if isinstance(data, dict) and isinstance(data.get("evse"), list) else None
+    )
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _check_hal(config: StationConfig, raw: Any, source: str) -> None:
+    """The file names each EVSE's HAL backend (no default: a misplaced key must not run a
+    station on the simulated plant), a known one, with options it takes."""
+    from hal import registry
+
+    known = registry.available()
+    for i, evse in enumerate(config.evse):
+        for key, name, kind, table, options in (
+            ("backend", _explicit(raw, i, "hal", "backend"), "board", "options", evse.hal_options),
+            ("plc", evse.hal.plc, "plc", "plc_options", evse.hal_plc_options),
+        ):
+            names = ", ".join(sorted(n for n, b in known.items() if b.kind == kind))
+            if key == "backend" and name is None:
+                raise ConfigError(
+                    f"{source}: missing required key evse[{i}].hal.backend "
+                    f"(the [evse.hal] table names the board: {names})"
+                )
+            if name is None:
+                continue
+            info = known.get(name)
+            if info is None or info.kind != kind:
+                raise ConfigError(
+                    f"{source}: evse[{i}].hal.{key}: no {kind} backend {name!r} (known: {names})"
+                )
+            try:
+                registry.check_options(name, dict(options))
+            except registry.UnknownOptionError as exc:
+                raise ConfigError(
+                    f"{source}: unknown key evse[{i}].hal.{table}.{exc.option} "
+                    f"(the {name} backend takes: {', '.join(sorted(exc.known)) or 'none'})"
+                ) from exc
+
+
 def parse(data: Any, source: str) -> StationConfig:
     """Check parsed TOML; raises :class:`ConfigError` naming ``source``, key and reason."""
+    raw = data
     data, lifted = _split_hal_options(data, source)
     config = load(StationConfig, data, source)
     if lifted:
         evses = tuple(replace(e, **lifted.get(i, {})) for i, e in enumerate(config.evse))  # type: ignore[arg-type]
+        config = replace(config, evse=evses)
+    _check_hal(config, raw, source)
+    if config.ocpp is None:
+        # certificate installation needs a back end: the CSMS (Get15118EVCertificate)
+        for i in range(len(config.evse)):
+            if _explicit(raw, i, "certificate_installation") is True:
+                raise ConfigError(
+                    f"{source}: evse[{i}].certificate_installation = true needs a certificate "
+                    "back end: an [ocpp] section (or set it to false)"
+                )
+        evses = tuple(replace(e, certificate_installation=False) for e in config.evse)
         config = replace(config, evse=evses)
     return config
 

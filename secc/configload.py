@@ -29,7 +29,8 @@ def load(cls: type[T], data: Any, source: str, prefix: str = "") -> T:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: {prefix or 'the file'} must be a table")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    # a field marked ``metadata={"internal": True}`` is filled by the caller, not the file
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
         known = ", ".join(sorted(fields))

@@ -27,6 +27,7 @@ from typing import Any
 
 from hal.api import Board
 from hal.backends.feedback import wait_feedback
+from hal.registry import check_options
 from hal.types import (
     ContactorState,
     CpState,
@@ -195,6 +196,7 @@ def _import_gpiod() -> ModuleType:
 
 def build_board(options: Mapping[str, object], gpiod_module: Any = None) -> Board:
     """The board from ``options``; ``gpiod_module`` replaces ``gpiod`` (tests, fakes)."""
+    check_options("gpiod", options)
     mod = gpiod_module if gpiod_module is not None else _import_gpiod()
     chip = str(options.get("chip", "/dev/gpiochip0"))
     c_out, c_fb = _int(options, "contactor_out"), _int(options, "contactor_fb")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from hal.api import Board
 from hal.backends.feedback import wait_feedback
+from hal.registry import check_options
 from hal.types import (
     ContactorState,
     CpState,
@@ -268,6 +269,7 @@ def build_board(plant: Plant | None = None, name: str = "simulated") -> tuple[Bo
 
 async def open_board(options: Mapping[str, object]) -> Board:
     """Registry entry point.  Options: ``ev_state`` (A..F), ``ev_hlc`` (bool)."""
+    check_options("simulated", options)
     plant = Plant()
     if "ev_state" in options:
         plant.ev_state = CpState(str(options["ev_state"]))

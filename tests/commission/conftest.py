@@ -65,6 +65,8 @@ class StationDir:
     ) -> None:
         text = f'[certs]\nstore = "{self.store_path}"\n\n[[evse]]\nevse_id = "{EVSE_ID}"\n'
         text += extra_evse
+        if "[evse.hal]" not in extra_evse:  # the backend has no default
+            text += '[evse.hal]\nbackend = "simulated"\n'
         if csms_url is not None:
             # the [ocpp] schema names the state directory (earlier: the database file in it)
             names = {f.name for f in dataclasses.fields(OcppSection)}

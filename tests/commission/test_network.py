@@ -145,7 +145,7 @@ def test_plc_modem_that_does_not_answer(station: StationDir) -> None:
     """hal.plc = "slac" on a veth end: the QCA probe (VS_SW_VER over AF_PACKET) gets no
     answer, as with an absent or unpowered modem."""
     station.write_config(
-        extra_evse='interface = "veth0"\n[evse.hal]\nplc = "slac"\n'
+        extra_evse='interface = "veth0"\n[evse.hal]\nbackend = "simulated"\nplc = "slac"\n'
         '[evse.hal.plc_options]\ninterface = "veth0"\n'
     )
     with link_pair() as pair:

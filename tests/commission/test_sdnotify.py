@@ -117,6 +117,7 @@ def test_secc_run_speaks_sd_notify_to_a_fake_systemd(tmp_path: Path) -> None:
     config = tmp_path / "secc.toml"
     config.write_text(
         '[[evse]]\nevse_id = "DE*ABC*E1234567*1"\ntls_port = -1\ntcp_port = 0\nsdp_port = 0\n'
+        '[evse.hal]\nbackend = "simulated"\n'
     )
     path = str(tmp_path / "notify")
     with listener(path) as sock:

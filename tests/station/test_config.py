@@ -21,7 +21,7 @@ def test_example_loads_and_maps_onto_the_core() -> None:
     assert [e.evse_id for e in config.evse] == ["DE*ABC*E1234567*1", "DE*ABC*E1234567*2"]
     ac, dc = config.evse
     assert dict(ac.hal_options) == {"port": "/dev/ttyS1"}
-    assert ac.hal.backend == "serial-mcu" and dc.hal.backend == "simulated"
+    assert ac.hal.backend == "serial-mcu" and dc.hal.backend == "serial-mcu"
     assert config.station.trace_dir == Path("/var/log/secc/traces")
     core = session_config(ac, tls=True, trust=PncTrust())
     assert core.evse_id == ac.evse_id and core.tls and core.pnc_enabled

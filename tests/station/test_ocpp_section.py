@@ -38,7 +38,7 @@ def _config(pki_dir: Path, tmp_path: Path, url: str, evses: int = 1) -> dict[str
                 "evse_id": EVSE_ID[:-1] + str(i + 1),
                 "address": "::1",
                 "sdp_port": 0,
-                "hal": {"control": "none"},
+                "hal": {"backend": "simulated", "control": "none"},
             }
             for i in range(evses)
         ],

@@ -23,6 +23,7 @@ from hal.backends.serial_mcu.protocol import (
     SetLock,
     Status,
 )
+from hal.registry import check_options
 from hal.types import (
     ContactorState,
     ContactorStuckError,
@@ -188,6 +189,7 @@ async def connect(
 
 async def open_board(options: Mapping[str, object]) -> Board:
     """Options: ``port`` (required), ``baudrate`` (115200), ``heartbeat_timeout_ms`` (500)."""
+    check_options("serial-mcu", options)
     port = options.get("port")
     if not isinstance(port, str):
         raise UnavailableError("serial-mcu backend needs the option port = '/dev/ttyXXX'")

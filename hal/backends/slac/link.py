@@ -33,6 +33,7 @@ from hal.backends.slac.matcher import (
     Tick,
 )
 from hal.backends.slac.mme import ETHERTYPE_HOMEPLUG, QCA_LOCAL_MAC, MmeError, decode
+from hal.registry import check_options
 from hal.types import HalTimeoutError, PlcState, PlcStatus, UnavailableError
 
 log = logging.getLogger(__name__)
@@ -210,6 +211,7 @@ class SlacLink:
 
 async def open_plc(options: Mapping[str, object]) -> SlacLink:
     """Registry entry point.  Options: ``interface`` (required), ``slac_init_s``."""
+    check_options("slac", options)
     ifname = options.get("interface")
     if not isinstance(ifname, str):
         raise UnavailableError("slac backend needs the option interface = 'eth1'")
