@@ -146,7 +146,7 @@ tcp_port = {TCP_PORT}
 energy_modes = ["AC_three_phase_core", "DC_extended"]
 protocols = ["iso2", "din"]
 pnc = true
-certificate_installation = true
+# certificate_installation: on with the [ocpp] section (the CSMS delivers), off without
 
 [evse.hal]
 backend = "simulated"
