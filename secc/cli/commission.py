@@ -1,7 +1,9 @@
 """``secc commission``: check (and on request provision) a station for Plug & Charge.
 
-Exit status 0 only when the station is Plug & Charge ready (no check FAILed), 1 when not,
-2 on a usage error (bad arguments or answers file).
+Exit status 0 only when the station is Plug & Charge ready (every check ran, none
+FAILed), 1 when a step FAILed, 2 on a usage error (bad arguments or answers file, an
+``--only`` that names no check), 3 when ``--only`` left checks out and the ones that ran
+passed: a partial run gives no readiness verdict.
 """
 
 from __future__ import annotations
@@ -185,10 +187,17 @@ class PrintProgress(Progress):
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self.tty = out.isatty()
+        self.line = ""
 
     def start(self, index: int, total: int, title: str) -> None:
+        self.line = f"[{index:2}/{total}] {title}" if total else f"[provision] {title}"
         if self.tty:
-            self.out.write(f"\r\033[K[{index:2}/{total}] {title} ...")
+            self.out.write(f"\r\033[K{self.line} ...")
+            self.out.flush()
+
+    def waiting(self, what: str) -> None:
+        if self.tty:
+            self.out.write(f"\r\033[K{self.line}: {what} ...")
             self.out.flush()
 
     def done(self, index: int, total: int, outcome: Outcome) -> None:
@@ -218,17 +227,32 @@ def main(argv: list[str], prog: str) -> int:
         answers = ask(answers, args.use_case is not None, sys.stdout)
     ctx = Context(args.config, answers)
     wanted = list(args.only)
+    seen: list[str] = []
+    matched: set[str] = set()
 
     def only(check: Check) -> bool:
-        return not wanted or any(check.name.startswith(w) for w in wanted)
+        seen.append(check.name)
+        hits = {w for w in wanted if check.name.startswith(w)}
+        matched.update(hits)
+        return not wanted or bool(hits)
 
     report = asyncio.run(commission(ctx, only=only, progress=PrintProgress(sys.stdout)))
+    steps = [o.name for o in report.outcomes]  # provisioning steps run whatever --only says
+    unknown = [w for w in wanted if w not in matched and not any(s.startswith(w) for s in steps)]
+    if unknown and seen:
+        print(
+            f"{prog}: error: --only {unknown[0]!r} names no check "
+            f"(the checks: {', '.join(dict.fromkeys(seen))})",
+            file=sys.stderr,
+        )
+        return 2
     if args.json:
         args.json.write_text(report.json_text())
     if args.report:
         text = report.html() if args.report.suffix in {".html", ".htm"} else report.markdown()
         args.report.write_text(text)
-    verdict = "READY for Plug & Charge" if report.ready else "NOT READY"
     counts = ", ".join(f"{n} {k}" for k, n in report.counts.items() if n)
-    print(f"{report.station}: {verdict} ({counts})")
-    return 0 if report.ready else 1
+    print(f"{report.station}: {report.verdict} ({counts})")
+    if report.ready:
+        return 0
+    return 3 if report.partial and not report.failed else 1

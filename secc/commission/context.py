@@ -78,6 +78,8 @@ class Context:
     csms: CsmsLink | None = None
     firmware: dict[str, str] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)  # provisioning steps done
+    # told what the running step waits for (the progress line says it): "the CSMS ..."
+    waiting: Callable[[str], None] = lambda what: None
     _boards: dict[str, Board] = field(default_factory=dict)
 
     def load(self) -> None:
@@ -127,7 +129,14 @@ class Context:
             return None
         if self.csms is None:
             self.csms = CsmsLink(self.config.ocpp, self.store, self.dm, self.installer)
+        if self.csms.state is None:
+            self.waiting(f"connecting to the CSMS {self.config.ocpp.url}")
         return await self.csms.connect(self.answers.csms_timeout)
+
+    @property
+    def has_csms(self) -> bool:
+        """An [ocpp] section is configured (fixes through the CSMS make sense)."""
+        return self.config is not None and self.config.ocpp is not None
 
     async def aclose(self) -> None:
         for board in self._boards.values():

@@ -18,6 +18,15 @@ NO_STORE = Result.fail(
 )
 
 
+# without a CSMS the station's certificates come from files: a CSR, your CA, the chain
+NEW_SECC_LOCALLY = "`secc certs csr`, have it signed, then `secc certs install --leaf v2g`"
+
+
+def _fix(ctx: Context, csms: str, local: str) -> str:
+    """A fix through the CSMS, offered only when an [ocpp] section configures one."""
+    return f"{csms}, or {local}" if ctx.has_csms else local
+
+
 def _days(ctx: Context, cert: x509.Certificate) -> int:
     return (cert.not_valid_after_utc - ctx.utc_now()).days
 
@@ -119,8 +128,8 @@ async def check_v2g_roots(ctx: Context) -> Result:
     if not roots:
         return Result.fail(
             "no V2G root certificate installed: no EV can validate the station",
-            "install the V2G root(s) of your PKI: secc commission --install-root v2g=FILE, "
-            "or InstallCertificate(V2GRootCertificate) from the CSMS",
+            "install the V2G root(s) of your PKI: secc commission --install-root v2g=FILE"
+            + (", or InstallCertificate(V2GRootCertificate) from the CSMS" if ctx.has_csms else ""),
         )
     soonest = min(roots, key=lambda c: c.not_valid_after_utc)
     days = _days(ctx, soonest)
@@ -147,8 +156,11 @@ async def check_secc_certificate(ctx: Context) -> Result:
     if not uses:
         return Result.fail(
             "no SECC certificate installed: no TLS, no Plug & Charge",
-            "secc commission --sign V2GCertificate (SignCertificate via the CSMS), or "
-            "`secc certs install --leaf v2g chain.pem --key key.pem`",
+            _fix(
+                ctx,
+                "secc commission --sign V2GCertificate (SignCertificate via the CSMS)",
+                "`secc certs install --leaf v2g chain.pem --key key.pem`",
+            ),
         )
     summaries = []
     due = []
@@ -167,8 +179,11 @@ async def check_secc_certificate(ctx: Context) -> Result:
             when = expired[0].not_valid_after_utc if expired else leaf.not_valid_after_utc
             return Result.fail(
                 f"SECC certificate ({use}) expired on {when:%Y-%m-%d}: {verdict.reason}",
-                "renew it: secc commission --sign V2GCertificate (or `secc renew`); if the "
-                "date looks wrong, fix the clock first",
+                "renew it: "
+                + _fix(
+                    ctx, "secc commission --sign V2GCertificate (or `secc renew`)", NEW_SECC_LOCALLY
+                )
+                + "; if the date looks wrong, fix the clock first",
             )
         if not verdict.ok:
             return Result.fail(
@@ -178,7 +193,8 @@ async def check_secc_certificate(ctx: Context) -> Result:
         if domain_component(leaf.subject) != "CPO":
             return Result.fail(
                 f"SECC certificate ({use}) lacks DC=CPO: {leaf.subject.rfc4514_string()}",
-                "request a SECC certificate with DC=CPO (secc commission --sign V2GCertificate)",
+                "request a SECC certificate with DC=CPO: "
+                + _fix(ctx, "secc commission --sign V2GCertificate", NEW_SECC_LOCALLY),
             )
         days = _days(ctx, leaf)
         if days <= ctx.answers.renew_before_days:
@@ -186,7 +202,9 @@ async def check_secc_certificate(ctx: Context) -> Result:
         summaries.append(f"{use}: {leaf.subject.rfc4514_string()}, {days} days left")
     if due:
         return Result.warn(
-            "; ".join(summaries), "renewal due: `secc renew` (" + ", ".join(due) + ")"
+            "; ".join(summaries),
+            f"renewal due ({', '.join(due)}): "
+            + ("`secc renew`" if ctx.has_csms else NEW_SECC_LOCALLY),
         )
     return Result.ok("; ".join(summaries))
 
@@ -199,7 +217,8 @@ async def check_ocsp(ctx: Context) -> Result:
     if revoked:
         return Result.fail(
             f"revoked: {revoked[0].subject} ({revoked[0].detail})",
-            "request a new SECC certificate (secc commission --sign V2GCertificate)",
+            "a new SECC certificate: "
+            + _fix(ctx, "secc commission --sign V2GCertificate", NEW_SECC_LOCALLY),
         )
     with_responder = [s for s in states if s.state != "no responder"]
     if not with_responder:
@@ -207,7 +226,11 @@ async def check_ocsp(ctx: Context) -> Result:
     missing = [s for s in with_responder if s.state in {"missing", "stale"}]
     if missing:
         text = "; ".join(f"{s.label} {s.state}" for s in missing)
-        fix = "`secc renew` fetches them (GetCertificateStatus through the CSMS)"
+        fix = (
+            "`secc renew` fetches them (GetCertificateStatus through the CSMS)"
+            if ctx.has_csms
+            else "none without a CSMS: the station gets OCSP answers through OCPP only"
+        )
         if ctx.answers.ocsp_required:
             return Result.fail(f"OCSP answers not fresh: {text}", fix)
         return Result.warn(f"OCSP answers not fresh: {text}", fix)
@@ -232,6 +255,13 @@ async def check_mo_roots(ctx: Context) -> Result:
                 "no MO roots: contracts cannot be validated while the CSMS is unreachable",
                 "install the MO roots of the operators you accept, or set "
                 "ISO15118Ctrlr.ContractValidationOffline to false",
+            )
+        if not ctx.has_csms:
+            return Result.warn(
+                "no MO roots and no CSMS: only contracts issued under an installed V2G root "
+                "can be validated",
+                "install the MO roots of the operators you accept: "
+                "secc commission --install-root mo=FILE",
             )
         return Result.ok("no MO roots (contracts are validated by the CSMS)")
     names = ", ".join(r.subject.rfc4514_string() for r in roots)
@@ -261,8 +291,8 @@ async def check_pnc(ctx: Context) -> Result:
     if wrong:
         return Result.fail(
             "; ".join(wrong),
-            f"secc commission --use-case {preset.use_case} --apply-preset (sets the variables), "
-            "or SetVariables from the CSMS",
+            f"secc commission --use-case {preset.use_case} --apply-preset (sets the variables)"
+            + (", or SetVariables from the CSMS" if ctx.has_csms else ""),
         )
     if preset.needs_local_list:
         path = ctx.state_dir() / "auth.sqlite"
@@ -276,7 +306,10 @@ async def check_pnc(ctx: Context) -> Result:
         if entries == 0:
             return Result.fail(
                 "no eMAIDs in the local authorization list",
-                "send them from the CSMS with SendLocalList (idToken type eMAID)",
+                "send them from the CSMS with SendLocalList (idToken type eMAID)"
+                if ctx.has_csms
+                else "the local list comes from a CSMS (SendLocalList): without [ocpp], use "
+                "--use-case private-mo (the facility's MO root) instead",
             )
         return Result.ok(f"{preset.description}; {entries} local list entries")
     return Result.ok(preset.description)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import re
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -66,18 +67,42 @@ class Report:
     firmware: tuple[tuple[str, str], ...]
     software: str = f"secc {__version__}"
     counts: dict[str, int] = field(default_factory=dict)
+    not_run: tuple[str, ...] = ()  # checks left out (--only): no readiness verdict then
+
+    @property
+    def failed(self) -> bool:
+        return any(o.result.status is Status.FAIL for o in self.outcomes)
+
+    @property
+    def partial(self) -> bool:
+        """Only some checks ran: the report cannot say the station is ready."""
+        return bool(self.not_run)
 
     @property
     def ready(self) -> bool:
-        """Plug & Charge ready: every step ran and none FAILed."""
-        return bool(self.outcomes) and all(
-            o.result.status is not Status.FAIL for o in self.outcomes
-        )
+        """Plug & Charge ready: every check ran and none FAILed."""
+        return bool(self.outcomes) and not self.partial and not self.failed
+
+    @property
+    def verdict(self) -> str:
+        if self.ready:
+            return "READY for Plug & Charge"
+        if self.partial and not self.failed:
+            ran = len(self.outcomes)
+            return (
+                f"PARTIAL: the {ran} step(s) asked for passed; {len(self.not_run)} check(s) "
+                "not run, so no Plug & Charge verdict"
+            )
+        return "NOT READY"
 
     def to_json(self) -> dict[str, object]:
         return {
             "ready": self.ready,
-            "verdict": "READY" if self.ready else "NOT READY",
+            "verdict": "READY"
+            if self.ready
+            else ("PARTIAL" if self.partial and not self.failed else "NOT READY"),
+            "partial": self.partial,
+            "notRun": list(self.not_run),
             "generated": self.generated,
             "station": self.station,
             "useCase": self.use_case,
@@ -93,16 +118,19 @@ class Report:
         return json.dumps(self.to_json(), indent=2) + "\n"
 
     def markdown(self) -> str:
-        verdict = "READY for Plug & Charge" if self.ready else "NOT READY"
         out = [
-            f"# Commissioning report: {self.station}",
+            f"# Commissioning report: {_md(self.station)}",
             "",
-            f"**{verdict}** ({_counts(self.counts)})",
+            f"**{_md(self.verdict)}** ({_counts(self.counts)})",
             "",
             f"- generated: {self.generated}",
-            f"- use case: {self.use_case}",
-            f"- software: {self.software}",
-            f"- config: `{self.config_path}` (SHA-256 `{self.config_digest}`)",
+            f"- use case: {_md(self.use_case)}",
+            f"- software: {_md(self.software)}",
+            f"- config: {_code(self.config_path)} (SHA-256 `{self.config_digest}`)",
+        ]
+        if self.not_run:
+            out.append(f"- not run: {_md(', '.join(self.not_run))}")
+        out += [
             "",
             "## Checks",
             "",
@@ -120,7 +148,7 @@ class Report:
             ]
             for i in self.inventory:
                 out.append(
-                    f"| {i.label} | {_md(i.subject)} | {_md(i.issuer)} | {i.not_after} | "
+                    f"| {_md(i.label)} | {_md(i.subject)} | {_md(i.issuer)} | {i.not_after} | "
                     f"{i.days_left} | `{i.sha256}` |"
                 )
         else:
@@ -130,8 +158,9 @@ class Report:
         return "\n".join(out) + "\n"
 
     def html(self) -> str:
-        e = html.escape
-        verdict = "READY for Plug &amp; Charge" if self.ready else "NOT READY"
+        e = _html
+        verdict = e(self.verdict)
+        not_run = f"<li>not run: {e(', '.join(self.not_run))}</li>" if self.not_run else ""
         rows = "".join(
             f"<tr class='{o.result.status.lower()}'><td>{o.result.status}</td><td>{e(o.title)}</td>"
             f"<td>{e(o.result.reason)}</td><td>{e(o.result.fix)}</td></tr>"
@@ -152,8 +181,9 @@ class Report:
             f"<h1>Commissioning report: {e(self.station)}</h1>"
             f"<p><b>{verdict}</b> ({e(_counts(self.counts))})</p><ul>"
             f"<li>generated: {e(self.generated)}</li><li>use case: {e(self.use_case)}</li>"
-            f"<li>software: {e(self.software)}</li><li>config: <code>{e(self.config_path)}"
-            f"</code> SHA-256 <code>{self.config_digest}</code></li></ul>"
+            f"<li>software: {e(self.software)}</li><li>config: <code>"
+            f"{html.escape(self.config_path)}</code> SHA-256 <code>{self.config_digest}</code>"
+            f"</li>{not_run}</ul>"
             "<h2>Checks</h2><table><tr><th>status</th><th>check</th><th>result</th>"
             f"<th>fix</th></tr>{rows}</table>"
             "<h2>Certificates</h2><table><tr><th>slot</th><th>subject</th><th>issuer</th>"
@@ -166,11 +196,40 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {k}" for k, n in counts.items() if n)
 
 
+# Texts (reasons, fixes, subjects) are plain text where `...` marks a command or a file.
+_CODE = re.compile(r"`([^`\n]+)`")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~#])")
+
+
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Plain text for a Markdown table cell: ``*``, ``_``, ``|``, ... are escaped (an EVSE
+    ID ``DE*ABC*E1234567*1`` must not turn italic); `...` spans stay code spans."""
+    out, last = [], 0
+    for m in _CODE.finditer(text):
+        out.append(_MD_SPECIAL.sub(r"\\\1", text[last : m.start()]))
+        out.append(_code(m[1]))
+        last = m.end()
+    out.append(_MD_SPECIAL.sub(r"\\\1", text[last:]))
+    return "".join(out).replace("\n", " ")
 
 
-def build_report(ctx: Context, outcomes: list[Outcome]) -> Report:
+def _code(text: str) -> str:
+    """A Markdown code span for ``text`` (its ``|`` escaped: tables split on it)."""
+    return "`" + text.replace("|", "\\|") + "`"
+
+
+def _html(text: str) -> str:
+    """Plain text for HTML: escaped, `...` spans become <code>."""
+    out, last = [], 0
+    for m in _CODE.finditer(text):
+        out.append(html.escape(text[last : m.start()]))
+        out.append(f"<code>{html.escape(m[1])}</code>")
+        last = m.end()
+    out.append(html.escape(text[last:]))
+    return "".join(out)
+
+
+def build_report(ctx: Context, outcomes: list[Outcome], not_run: tuple[str, ...] = ()) -> Report:
     now = ctx.utc_now()
     inventory: tuple[InventoryItem, ...] = ()
     if ctx.store is not None:
@@ -189,4 +248,5 @@ def build_report(ctx: Context, outcomes: list[Outcome]) -> Report:
         inventory=inventory,
         firmware=tuple(sorted(ctx.firmware.items())),
         counts=counts,
+        not_run=not_run,
     )

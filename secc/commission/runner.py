@@ -29,9 +29,18 @@ class Progress:
     def done(self, index: int, total: int, outcome: Outcome) -> None:
         pass
 
+    def waiting(self, what: str) -> None:
+        """The step last started waits for something slow (``what``: the CSMS)."""
+
 
 def all_checks(ctx: Context) -> list[Check]:
-    return station_checks(ctx) + pki_checks(ctx)
+    """Every check in order.  The CSMS check runs right after the configuration: it opens
+    the link the clock check (the CSMS's time) and the certificate checks use, so the
+    wait for the CSMS happens under its own name."""
+    checks = station_checks(ctx) + pki_checks(ctx)
+    csms = [c for c in checks if c.name == "csms"]
+    rest = [c for c in checks if c.name != "csms"]
+    return rest[:1] + csms + rest[1:]
 
 
 def _subject(ctx: Context) -> CsrSubject:
@@ -49,9 +58,10 @@ def _subject(ctx: Context) -> CsrSubject:
     )
 
 
-async def provision(ctx: Context) -> list[Outcome]:
+async def provision(ctx: Context, progress: Progress | None = None) -> list[Outcome]:
     """The provisioning steps the answers ask for; each becomes an outcome in the report."""
     out: list[Outcome] = []
+    progress = progress or Progress()
 
     def note(name: str, title: str, result: Result, started: float) -> None:
         out.append(Outcome(name, title, result, time.monotonic() - started))
@@ -61,6 +71,7 @@ async def provision(ctx: Context) -> list[Outcome]:
     for kind, path in answers.install_roots:
         started = time.monotonic()
         title = f"install {kind} root {path}"
+        progress.start(0, 0, title)
         if ctx.store is None:
             note(f"provision.root[{kind}]", title, Result.fail("no certificate store", ""), started)
             continue
@@ -77,6 +88,7 @@ async def provision(ctx: Context) -> list[Outcome]:
     if answers.apply_preset and ctx.dm is not None:
         started = time.monotonic()
         preset = answers.preset()
+        progress.start(0, 0, f"set the variables of use case {preset.use_case}")
         values = list(preset.variables)
         if answers.seccid:
             values.append((ISO, "SeccId", answers.seccid))
@@ -97,6 +109,20 @@ async def provision(ctx: Context) -> list[Outcome]:
     for certificate_type in answers.sign:
         started = time.monotonic()
         title = f"SignCertificate({certificate_type})"
+        progress.start(0, 0, title)
+        if not ctx.has_csms:
+            leaf = "v2g" if certificate_type == "V2GCertificate" else "csms"
+            note(
+                f"provision.sign[{certificate_type}]",
+                title,
+                Result.fail(
+                    "no [ocpp] section: SignCertificate needs a CSMS",
+                    f"make a CSR (`secc certs csr`), have it signed by your CA and install "
+                    f"the chain (`secc certs install --leaf {leaf}`)",
+                ),
+                started,
+            )
+            continue
         link = await ctx.link() if ctx.store is not None else None
         if link is None or link.boot_status != "Accepted" or ctx.installer is None:
             why = "no certificate store" if ctx.store is None else "no accepted CSMS link"
@@ -138,12 +164,16 @@ async def commission(
     progress = progress or Progress()
     ctx.load()
     outcomes: list[Outcome] = []
+    not_run: list[str] = []
+    ctx.waiting = progress.waiting
     try:
         if ctx.config is not None:
-            for outcome in await provision(ctx):
+            for outcome in await provision(ctx, progress):
                 outcomes.append(outcome)
                 progress.done(0, 0, outcome)
-        checks = [c for c in all_checks(ctx) if only is None or only(c)]
+        every = all_checks(ctx)
+        checks = [c for c in every if only is None or only(c)]
+        not_run = [c.name for c in every if c not in checks]
         for i, check in enumerate(checks, 1):
             progress.start(i, len(checks), check.title)
             started = time.monotonic()
@@ -156,7 +186,7 @@ async def commission(
             progress.done(i, len(checks), outcome)
     finally:
         await ctx.aclose()
-    return build_report(ctx, outcomes)
+    return build_report(ctx, outcomes, not_run=tuple(not_run))
 
 
 async def _run(check: Check, ctx: Context) -> Result:

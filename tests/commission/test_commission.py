@@ -280,12 +280,17 @@ def test_cli_exit_code_follows_readiness_and_writes_reports(station: StationDir)
     args = ["--use-case", "private-mo", "--apply-preset", *only]
     md, js = station.root / "report.md", station.root / "report.json"
     ok = cli(station, *args, "--report", str(md), "--json", str(js))
-    assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "READY for Plug & Charge" in ok.stdout
+    # only a part was checked: the ones asked for passed, but that is no verdict (exit 3)
+    assert ok.returncode == 3, ok.stdout + ok.stderr
+    assert "READY for Plug & Charge" not in ok.stdout + md.read_text()
+    assert "PARTIAL: the" in ok.stdout and "no Plug & Charge verdict" in ok.stdout
     assert "PASS HAL self-test" in ok.stdout  # plain lines when piped
     assert "\033[" not in ok.stdout
-    assert json.loads(js.read_text())["ready"] is True
+    data = json.loads(js.read_text())
+    assert data["ready"] is False and data["verdict"] == "PARTIAL" and data["partial"] is True
+    assert "clock" in data["notRun"] and "csms" in data["notRun"]
     assert "| PASS | SECC certificate and chain |" in md.read_text()
+    assert "- not run: csms, clock" in md.read_text()
     _remove_v2g_roots(station)
     html = station.root / "report.html"
     bad = cli(station, *args, "--report", str(html))
@@ -305,7 +310,7 @@ def test_answers_file_for_fleets(station: StationDir) -> None:
     )
     only = ["--only", "config", "--only", "certs", "--only", "pnc", "--only", "provision"]
     done = cli(station, "--answers", str(answers), *only)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 3, done.stdout + done.stderr  # partial: passed, no verdict
     assert "PASS install mo root" in done.stdout  # provisioning steps are listed too
     leaf = station.pki / "mo" / "contract.pem"
     refused = cli(station, "--answers", str(answers), *only, "--install-root", f"mo={leaf}")

@@ -76,7 +76,7 @@ def test_network_and_sdp_on_a_veth_pair(station: StationDir) -> None:
         # a station has its loopback up (answers to its own address travel over it)
         subprocess.run(["ip", "-n", pair.evse, "link", "set", "lo", "up"], check=True)
         done = commission_in(pair.evse, station)
-        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.returncode == 3, done.stdout + done.stderr  # --only: passed, partial
         assert "PASS Network and SDP" in done.stdout
         assert (
             "veth0 up, fe80::1; SDP works on it (answered by a temporary responder" in done.stdout
@@ -90,7 +90,7 @@ def test_network_and_sdp_on_a_veth_pair(station: StationDir) -> None:
         try:
             assert server.stdout is not None and server.stdout.readline().strip() == "up"
             done = commission_in(pair.evse, station)
-            assert done.returncode == 0, done.stdout + done.stderr
+            assert done.returncode == 3, done.stdout + done.stderr  # --only: passed, partial
             assert "SDP answered by the running station: TLS at [fe80::1]:49152" in done.stdout
             # from the EV side of the link, that server answers
             ev = subprocess.run(
