@@ -25,6 +25,7 @@ from certs import testpki
 from hal.backends.simulated import Plant, build_board
 from hal.types import CpState, Duty
 from secc.aio.ev_client import EvError, run_ev_sdp
+from secc.cli._help import summary
 from secc.cli.ev import HEADER, format_step, load_credentials, script_for
 from secc.config import CertsSection, EvseSection, HalSection, StationConfig, StationSection
 from secc.core.actions import EndReason
@@ -188,7 +189,7 @@ async def demo(directory: Path) -> int:
 
 
 def main(argv: list[str], prog: str) -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=prog, description=summary(__doc__))
     parser.add_argument(
         "--dir", type=Path, help="work directory (default: a new temp dir, kept afterwards)"
     )

@@ -24,6 +24,7 @@ from certs import testpki
 from certs._util import Issued
 from certs.store import StoreError, load_private_key
 from secc.aio.ev_client import EvError, EvResult, Step, run_ev, run_ev_sdp
+from secc.cli._help import summary
 from secc.core.config import PncTrust
 from secc.sdp import SDP_PORT, Security
 from secc.testing.ev import EvScript
@@ -112,7 +113,7 @@ def script_for(
 
 
 def main(argv: list[str], prog: str) -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=prog, description=summary(__doc__))
     parser.add_argument("--interface", help="PLC interface for SDP multicast (e.g. eth1)")
     parser.add_argument("--address", help="station address for unicast SDP (e.g. ::1)")
     parser.add_argument("--sdp-port", type=int, default=SDP_PORT)

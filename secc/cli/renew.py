@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from certs.store import Store, StoreError
+from secc.cli._help import summary
 from secc.commission.csms import CsmsLink, ocpp_state_dir
 from secc.config import DEFAULT_PATH, load_file
 from secc.errors import ConfigError
@@ -35,7 +36,7 @@ from secc.ocpp_bridge.device_model import ISO, SEC, DeviceModel
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=prog, description=summary(__doc__))
     p.add_argument("--config", type=Path, default=DEFAULT_PATH)
     p.add_argument("--local-only", action="store_true", help="report and warn; no CSMS")
     p.add_argument("--renew-before-days", type=int, default=30)

@@ -23,6 +23,7 @@ from typing import Any
 from cryptography import x509
 
 from secc import codec
+from secc.cli._help import summary
 from secc.core.actions import Action, SendResponse
 from secc.core.config import (
     AcLimits,
@@ -183,7 +184,7 @@ def _show(item: tuple[str, str, Any] | None) -> str:
 
 
 def main(argv: list[str], prog: str) -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=prog, description=summary(__doc__))
     parser.add_argument("trace", type=Path, help="a session trace (.jsonl)")
     args = parser.parse_args(argv)
     try:

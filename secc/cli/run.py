@@ -21,6 +21,7 @@ import signal
 import sys
 from pathlib import Path
 
+from secc.cli._help import summary
 from secc.config import DEFAULT_PATH, StationConfig, load_file
 from secc.errors import ConfigError
 from secc.sdnotify import Notifier, watchdog_loop
@@ -101,7 +102,7 @@ async def serve(config: StationConfig) -> int:
 
 
 def main(argv: list[str], prog: str) -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=prog, description=summary(__doc__))
     parser.add_argument(
         "--config", type=Path, default=DEFAULT_PATH, help=f"station TOML (default {DEFAULT_PATH})"
     )
