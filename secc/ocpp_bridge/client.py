@@ -15,7 +15,14 @@ and the response are validated against the OCPP JSON schemas; a CallError raises
 :class:`CallFailed` (the ``ocpp`` package's ``suppress=True`` default would return
 ``None``); a response that fails validation raises :class:`MalformedResponse`; each call
 has a deadline and raises ``TimeoutError`` past it, or :class:`NotConnected` when the link
-is down or drops while waiting.  One call is in flight at a time (OCPP-J).
+is down or drops while waiting.
+
+One CALL is outstanding at a time (OCPP-J, part 4 §4.1.1), in the order they were made.
+A caller's deadline may be shorter than the CSMS's time to answer (the EV cannot wait
+30 s for Authorize or Get15118EVCertificate): the caller then gets ``TimeoutError`` in
+time, but the CALL stays outstanding on the wire until the CSMS answers it (the late
+answer is discarded) or MessageTimeout (``ClientConfig.call_timeout``) passes; only then
+is the next CALL sent.
 
 CSMS-initiated calls go to a handler table (action → function of the wire payload)
 returning a :class:`Reply`.  A handler never awaits :meth:`call` (that would block the
@@ -173,13 +180,14 @@ class _StationCp(ChargePoint):  # type: ignore[misc]
         self._client = client
 
     async def call_raw(
-        self, action: str, payload: dict[str, object], message_id: str
+        self, action: str, payload: dict[str, object], message_id: str, wire_timeout: float
     ) -> dict[str, object]:
+        """Send one CALL and wait for its answer; the lock keeps one CALL outstanding."""
         call = Call(unique_id=message_id, action=action, payload=payload)
         await validate_payload(call, OCPP_VERSION)
         async with self._call_lock:
             await self._send(call.to_json())
-            response = await self._get_specific_response(message_id, 3600)
+            response = await self._get_specific_response(message_id, wire_timeout)
         if response.message_type_id == MessageType.CallError:
             raise CallFailed(action, str(response.error_code), str(response.error_description))
         response.action = action
@@ -229,6 +237,7 @@ class OcppClient:
         self._closed: asyncio.Future[None] | None = None
         self._ws: ClientConnection | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._late: set[asyncio.Future[dict[str, object]]] = set()  # CALLs past their caller
         self.heartbeat_interval = 0
         self.boot_status = ""
         self.connects = 0
@@ -251,7 +260,10 @@ class OcppClient:
         if action != "BootNotification" and not self.online.is_set():
             raise NotConnected(f"{action}: BootNotification not accepted yet")
         limit = self.config.call_timeout if timeout is None else timeout
-        task = asyncio.ensure_future(cp.call_raw(action, payload, message_id or str(uuid.uuid4())))
+        wire = max(limit, self.config.call_timeout)  # how long the CALL stays outstanding
+        task = asyncio.ensure_future(
+            cp.call_raw(action, payload, message_id or str(uuid.uuid4()), wire)
+        )
         try:
             waiters: set[asyncio.Future[object]] = {task, closed}  # type: ignore[arg-type]
             done, _ = await asyncio.wait(waiters, timeout=limit, return_when="FIRST_COMPLETED")
@@ -260,10 +272,19 @@ class OcppClient:
             raise
         if task in done:
             return task.result()
-        task.cancel()
         if closed.done():
+            task.cancel()
             raise NotConnected(f"{action}: connection lost while waiting for the answer")
+        # The caller's deadline passed: the CALL stays outstanding until the CSMS answers
+        # or MessageTimeout passes (one outstanding CALL, in order); its answer is dropped.
+        self._late.add(task)
+        task.add_done_callback(self._late_done)
         raise TimeoutError(f"{action}: no answer from the CSMS within {limit:g} s")
+
+    def _late_done(self, task: asyncio.Future[dict[str, object]]) -> None:
+        self._late.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.info("late answer: %s", task.exception())
 
     def spawn(self, coro: Awaitable[None], name: str) -> None:
         """Run a follow-up as a task (kept referenced, errors logged)."""
@@ -386,7 +407,7 @@ class OcppClient:
             self.online.clear()
             closed.set_result(None)
             self._cp = self._closed = self._ws = None
-            for task in (receiver, worker):
+            for task in (receiver, worker, *self._late):
                 task.cancel()
             await asyncio.gather(receiver, worker, return_exceptions=True)
 
