@@ -105,7 +105,8 @@ class ClientConfig:
     open_timeout: float = 10.0
     backoff_min: float = 1.0  # RetryBackOffWaitMinimum
     backoff_random: float = 1.0  # RetryBackOffRandomRange
-    backoff_max: float = 60.0
+    backoff_max: float = 3600.0
+    backoff_repeat: int = 8  # RetryBackOffRepeatTimes: how often the wait doubles
     boot_retry_default: float = 30.0  # when a Pending/Rejected answer names interval 0
     ca_pem: bytes | None = None  # CSMS roots; default: the store's csms trust anchors
     client_chain: Path | None = None  # profile 3; default: the store's csms leaf
@@ -239,6 +240,8 @@ class OcppClient:
         self._tasks: set[asyncio.Task[None]] = set()
         self._late: set[asyncio.Future[dict[str, object]]] = set()  # CALLs past their caller
         self.heartbeat_interval = 0
+        self._heartbeat_changed = asyncio.Event()
+        self._booted = False  # a BootNotification was accepted since the process started
         self.boot_status = ""
         self.connects = 0
         self.last_error = ""
@@ -347,7 +350,8 @@ class OcppClient:
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before reconnect attempt ``attempt`` (0-based), with jitter."""
         floor = max(self.config.backoff_min, 0.05)  # never a tight reconnect loop
-        base = min(self.config.backoff_max, floor * (2 ** min(attempt, 16)))
+        doublings = min(attempt, self.config.backoff_repeat, 16)
+        base = min(self.config.backoff_max, floor * (2**doublings))
         return float(base + self._rng() * self.config.backoff_random)
 
     def _headers(self) -> dict[str, str]:
@@ -413,13 +417,16 @@ class OcppClient:
 
     async def _boot_and_heartbeat(self) -> None:
         while True:
+            # PowerUp once per process; a reconnect is no boot (BootReasonEnumType)
+            reason = "Unknown" if self._booted else "PowerUp"
             response = await self.call(
                 "BootNotification",
-                {"chargingStation": dict(self.config.charging_station), "reason": "PowerUp"},
+                {"chargingStation": dict(self.config.charging_station), "reason": reason},
             )
             answer = mapping.boot_answer(response)
             self.boot_status = answer.status
             if answer.status == "Accepted":
+                self._booted = True
                 self.heartbeat_interval = answer.interval or 300
                 break
             wait = answer.interval or self.config.boot_retry_default
@@ -432,8 +439,19 @@ class OcppClient:
             status = self.connector_status(evse_id, connector_id)
             await self.status_notification(evse_id, connector_id, status)
         while True:
-            await asyncio.sleep(self.heartbeat_interval)
+            self._heartbeat_changed.clear()
+            period = self.heartbeat_interval if self.heartbeat_interval > 0 else None
+            try:  # a new interval (SetVariables HeartbeatInterval) starts a new wait
+                await asyncio.wait_for(self._heartbeat_changed.wait(), period)
+                continue
+            except TimeoutError:
+                pass
             try:
                 await self.call("Heartbeat", {})
             except TimeoutError as exc:
                 log.warning("Heartbeat: %s", exc)
+
+    def set_heartbeat_interval(self, seconds: int) -> None:
+        """OCPPCommCtrlr.HeartbeatInterval changed: heartbeat at the new interval now."""
+        self.heartbeat_interval = max(0, seconds)
+        self._heartbeat_changed.set()

@@ -57,6 +57,7 @@ def _s(c: str, v: str, default: str, mut: str = "ReadWrite", **kw: object) -> Va
 
 ISO = "ISO15118Ctrlr"
 SEC = "SecurityCtrlr"
+COMM = "OCPPCommCtrlr"
 SPECS: tuple[VariableSpec, ...] = (
     _b(ISO, "PnCEnabled", True),
     _b(ISO, "ContractValidationOffline", True),
@@ -68,7 +69,7 @@ SPECS: tuple[VariableSpec, ...] = (
     _s(ISO, "OrganizationName", ""),
     _i(SEC, "SecurityProfile", 1, "ReadOnly"),
     _s(SEC, "BasicAuthPassword", "", "WriteOnly", min_len=16, max_len=40),
-    _s(SEC, "Identity", ""),
+    _s(SEC, "Identity", "", "ReadOnly"),  # the station id of the [ocpp] section
     _i(SEC, "CertificateEntries", 0, "ReadOnly"),
     _s(SEC, "OrganizationName", ""),
     _i(SEC, "CertSigningWaitMinimum", 60),
@@ -83,7 +84,7 @@ SPECS: tuple[VariableSpec, ...] = (
     _b("AuthCtrlr", "Enabled", True),
     _b("AuthCtrlr", "AuthorizeRemoteStart", False),
     _b("AuthCtrlr", "LocalAuthorizeOffline", True),
-    _b("AuthCtrlr", "LocalPreAuthorize", False),
+    _b("AuthCtrlr", "LocalPreAuthorize", False, "ReadOnly"),  # not implemented
     _b("AuthCtrlr", "OfflineTxForUnknownIdEnabled", False),
     _b("AuthCacheCtrlr", "Enabled", True),
     _i("AuthCacheCtrlr", "LifeTime", 86400),
@@ -274,12 +275,14 @@ class DeviceModel:
 
 def apply_device_model(config: ClientConfig, dm: DeviceModel) -> ClientConfig:
     """The client settings the device model governs: BasicAuthPassword (when set),
-    MessageTimeout and the reconnect backoff (RetryBackOffWaitMinimum / RandomRange)."""
+    MessageTimeout and the reconnect backoff (RetryBackOffWaitMinimum / RandomRange /
+    RepeatTimes).  The bridge applies it when it is built and after every change."""
     password = dm.value(SEC, "BasicAuthPassword") or config.basic_auth_password
     return replace(
         config,
         basic_auth_password=password,
-        call_timeout=float(dm.number("OCPPCommCtrlr", "MessageTimeout")),
-        backoff_min=float(dm.number("OCPPCommCtrlr", "RetryBackOffWaitMinimum")),
-        backoff_random=float(dm.number("OCPPCommCtrlr", "RetryBackOffRandomRange")),
+        call_timeout=float(max(1, dm.number(COMM, "MessageTimeout"))),
+        backoff_min=float(dm.number(COMM, "RetryBackOffWaitMinimum")),
+        backoff_random=float(dm.number(COMM, "RetryBackOffRandomRange")),
+        backoff_repeat=max(0, dm.number(COMM, "RetryBackOffRepeatTimes")),
     )
