@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import logging
@@ -137,6 +138,20 @@ def load_credentials(config: StationConfig, utc_now: dt.datetime) -> Credentials
     return Credentials(tuple(chains), PncTrust(roots=(*mo_roots, *v2g_roots)))
 
 
+def load_trust(config: StationConfig) -> PncTrust | None:
+    """The contract trust anchors as the store holds them now: read for every new
+    session, so roots installed or deleted over OCPP (M04, M05) apply to the next one.
+    ``None`` (keep the previous trust) when the store cannot be read."""
+    if config.certs.store is None:
+        return None
+    try:
+        store = Store(config.certs.store, key_password_file=config.certs.key_password_file)
+        return PncTrust(roots=(*store.roots("mo"), *store.roots("v2g")))
+    except (StoreError, OSError) as exc:
+        log.error("certs.store: cannot read the trust anchors (%s); keeping the last ones", exc)
+        return None
+
+
 def _root_of(
     chain: list[x509.Certificate], roots: list[x509.Certificate]
 ) -> x509.Certificate | None:
@@ -186,6 +201,7 @@ class Evse:
         self.utc_now = utc_now
         self.random_bytes = random_bytes
         self.backend = backend_factory(section, self._emit)
+        self.trust_source: Callable[[], PncTrust | None] | None = None  # per-session roots
         self.runner: ChargingRunner | None = None
         if section.hal.control == "iec61851":
             dc = any(m.startswith("DC") for m in section.energy_modes)
@@ -293,6 +309,9 @@ class Evse:
                         conn.peer[0])  # fmt: skip
             self._spawn(old.aclose("superseded by a new connection"))
         resume, self.paused = self.paused, None
+        trust = self.trust_source() if self.trust_source is not None else None
+        if trust is not None and trust != self.config.trust:
+            self.config = dataclasses.replace(self.config, trust=trust)
         driver = SessionDriver(
             conn,
             self.config,
@@ -535,6 +554,7 @@ class Station:
                     utc_now=self.utc_now,
                     random_bytes=self.random_bytes,
                 )
+                evse.trust_source = functools.partial(load_trust, self.config)
                 self.evses.append(evse)
                 await evse.start()
         except BaseException:
