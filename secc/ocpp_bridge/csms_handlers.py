@@ -20,6 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from certs._util import signed_by
 from certs.ocsp import CertificateHashData, OcspError
 from certs.store import KIND_OF_OCPP_TYPE, InstallRefused, StoreError
 from secc.core.events import StopRequested
@@ -255,6 +256,10 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
             wanted = CertificateHashData.from_ocpp(data)
         except OcspError as exc:
             return Reply({"status": "Failed", "statusInfo": _info(str(exc))})
+        in_use = _in_use(bridge, wanted)
+        if in_use:
+            log.warning("DeleteCertificate refused: %s", in_use)
+            return Reply({"status": "Failed", "statusInfo": _info(in_use)})
         return Reply({"status": bridge.store.delete(wanted)})
 
     def get_installed(p: Payload) -> Reply:
@@ -326,6 +331,35 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
 
 
 STRUCTURE = ("EVSE", "Connector")
+
+
+def _in_use(bridge: Bridge, wanted: CertificateHashData) -> str:
+    """Why deleting this certificate would cut the station off ("" when it would not):
+    the SECC chain it serves to EVs, the V2G root that chain leads to (without it the
+    chain is not served: a restart would have nothing to serve), the last CSMS root
+    while the link uses TLS.  OCPP M04 lets the station answer Failed."""
+    store = bridge.store
+    assert store is not None
+    items = store.list_installed(algorithm=wanted.hash_algorithm)
+    item = next((i for i in items if i.hash_data.matches(wanted)), None)
+    if item is None:
+        return ""
+    if item.certificate_type == "V2GCertificateChain":
+        return "the SECC certificate chain in use"
+    if item.certificate_type == "V2GRootCertificate":
+        for use in store.leaf_uses():
+            if use == "v2g" or use.startswith("v2g."):
+                top = store.leaf_chain(use)[-1]
+                if top.issuer == item.certificate.subject and signed_by(top, item.certificate):
+                    return "the V2G root of the SECC certificate chain in use"
+    tls_link = bridge.client.config.security_profile > 1
+    if (
+        item.certificate_type == "CSMSRootCertificate"
+        and tls_link
+        and len(store.roots("csms")) <= 1
+    ):
+        return "the only CSMS root of the TLS link"
+    return ""
 
 
 def _component_name(entry: object) -> object:
