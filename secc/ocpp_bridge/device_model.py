@@ -123,6 +123,7 @@ class DeviceModel:
         self._values = {s.key: s.default for s in specs}
         for key, value in (initial or {}).items():
             self._values[key] = value
+        self._explicit: set[Key] = set()  # set by the CSMS or the station: persisted
         if path is not None and path.exists():
             self._load(path)
 
@@ -138,13 +139,16 @@ class DeviceModel:
         for name, value in data.items():
             component, _, variable = str(name).partition("/")
             key = (component, variable)
-            if key in self.specs and isinstance(value, str):
+            # a stored spec default is no choice (files of older versions stored every
+            # variable): the configured default (``initial``) stays in force then
+            if key in self.specs and isinstance(value, str) and value != self.specs[key].default:
                 self._values[key] = value
+                self._explicit.add(key)
 
     def _save(self) -> None:
         if self.path is None:
             return
-        data = {f"{c}/{v}": value for (c, v), value in sorted(self._values.items())}
+        data = {f"{c}/{v}": self._values[(c, v)] for c, v in sorted(self._explicit)}
         atomic_write(self.path, json.dumps(data, indent=1).encode(), mode=0o600)
 
     # --- typed access for the station ------------------------------------------------------
@@ -167,6 +171,7 @@ class DeviceModel:
         if problem:
             raise ValueError(f"{component}.{variable}: {problem}")
         self._values[(component, variable)] = value
+        self._explicit.add((component, variable))
         self._save()
 
     # --- OCPP handlers -----------------------------------------------------------------------
@@ -243,6 +248,7 @@ class DeviceModel:
                 results.append(self._echo(entry, "Rejected"))
                 continue
             self._values[spec.key] = value
+            self._explicit.add(spec.key)
             changed.append((spec.key, value))
             results.append(self._echo(entry, "Accepted"))
         if changed:
@@ -271,6 +277,21 @@ class DeviceModel:
                 }
             )
         return out
+
+
+def iso15118_defaults(section: object) -> dict[Key, str]:
+    """ISO15118Ctrlr SeccId / OrganizationName / CountryName from the ``[ocpp]`` section
+    (:class:`secc.config.OcppSection`), the defaults until the CSMS sets them."""
+    out: dict[Key, str] = {}
+    for attr, variable in (
+        ("secc_id", "SeccId"),
+        ("organization_name", "OrganizationName"),
+        ("country_name", "CountryName"),
+    ):
+        value = getattr(section, attr, None)
+        if isinstance(value, str) and value:
+            out[(ISO, variable)] = value
+    return out
 
 
 def apply_device_model(config: ClientConfig, dm: DeviceModel) -> ClientConfig:
