@@ -276,6 +276,13 @@ class Bridge:
         return mapping.authorize_request(request, hash_data_entries=entries)
 
     async def _authorize(self, request: RequestAuthorization) -> None:
+        if not self.dm.flag("AuthCtrlr", "Enabled"):  # C01: no authorization at all
+            token = self._token if request.kind != "eMAID" else None
+            value = token.id_token if token is not None else request.id_token
+            kind = token.kind if token is not None else mapping.token_type(request)
+            result = AuthorizationResult(True, value, None, "AuthCtrlr.Enabled is false")
+            self._result(result, mapping.token_type(RequestAuthorization(kind, value)))
+            return
         if request.kind == "eMAID" and not self.dm.flag(ISO, "PnCEnabled"):
             self._result(AuthorizationResult(False, request.id_token, None, "PnCEnabled is false"))
             return
@@ -362,6 +369,10 @@ class Bridge:
         self, event_type: str, trigger: str, *, tx: dict[str, object], **fields: object
     ) -> QueuedMessage:
         seq = int(str(tx["seq"]))
+        if "meter" in fields and "measurands" not in fields:
+            which = {"Started": "TxStartedMeasurands", "Ended": "TxEndedMeasurands"}
+            variable = which.get(event_type, "TxUpdatedMeasurands")
+            fields["measurands"] = self.dm.members("SampledDataCtrlr", variable)
         event = TxEvent(
             event_type,
             str(tx["id"]),
@@ -429,7 +440,7 @@ class Bridge:
         transaction that had started before it (F01: the cable first)."""
         tx = self.transaction
         self._authorized = True
-        if tx is None:
+        if tx is None or not id_token:  # no token to report (AuthCtrlr.Enabled false)
             return
         late_remote = remote_start_id is not None and tx.get("remoteStartId") is None
         await self._enqueue(

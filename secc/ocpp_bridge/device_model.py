@@ -31,7 +31,7 @@ Key = tuple[str, str]  # (component name, variable name)
 class VariableSpec:
     component: str
     variable: str
-    data_type: str  # boolean | integer | decimal | string | OptionList
+    data_type: str  # boolean | integer | decimal | string | OptionList | MemberList
     default: str
     mutability: str = "ReadWrite"  # ReadOnly | WriteOnly | ReadWrite
     min_len: int = 0
@@ -55,6 +55,14 @@ def _s(c: str, v: str, default: str, mut: str = "ReadWrite", **kw: object) -> Va
     return VariableSpec(c, v, "string", default, mut, **kw)  # type: ignore[arg-type]
 
 
+# the measurands the station can sample (secc.ocpp_bridge.mapping.meter_value)
+MEASURANDS = (
+    "Energy.Active.Import.Register",
+    "Power.Active.Import",
+    "Current.Import",
+    "Voltage",
+    "SoC",
+)
 ISO = "ISO15118Ctrlr"
 SEC = "SecurityCtrlr"
 COMM = "OCPPCommCtrlr"
@@ -91,10 +99,11 @@ SPECS: tuple[VariableSpec, ...] = (
     _b("LocalAuthListCtrlr", "Enabled", True),
     _i("LocalAuthListCtrlr", "Entries", 0, "ReadOnly"),
     _i("SampledDataCtrlr", "TxUpdatedInterval", 60),
-    _s(
-        "SampledDataCtrlr",
-        "TxUpdatedMeasurands",
-        "Energy.Active.Import.Register,Power.Active.Import,Current.Import,Voltage,SoC",
+    *(
+        VariableSpec(
+            "SampledDataCtrlr", name, "MemberList", ",".join(MEASURANDS), options=MEASURANDS
+        )
+        for name in ("TxStartedMeasurands", "TxUpdatedMeasurands", "TxEndedMeasurands")
     ),
     _b("TxCtrlr", "StopTxOnInvalidId", True),
     _s("TxCtrlr", "TxStartPoint", "EVConnected", "ReadOnly"),
@@ -165,6 +174,10 @@ class DeviceModel:
     def number(self, component: str, variable: str) -> int:
         return int(self.value(component, variable))
 
+    def members(self, component: str, variable: str) -> frozenset[str]:
+        """A MemberList variable's members."""
+        return frozenset(m for m in self.value(component, variable).split(",") if m)
+
     def set_local(self, component: str, variable: str, value: str) -> None:
         """Set a value from the station side (no mutability check), persisted."""
         problem = self._check(self.specs[(component, variable)], value)
@@ -227,6 +240,10 @@ class DeviceModel:
                 return "expected an integer"
         if spec.data_type == "string" and not spec.min_len <= len(value) <= spec.max_len:
             return f"length must be {spec.min_len}..{spec.max_len}"
+        if spec.data_type == "MemberList":
+            unknown = [m for m in value.split(",") if m and m not in spec.options]
+            if unknown:
+                return f"not supported: {', '.join(unknown)}"
         return None
 
     def set_variables(self, payload: Mapping[str, object]) -> dict[str, object]:

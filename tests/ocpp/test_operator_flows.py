@@ -257,3 +257,54 @@ def test_deauthorized_trigger_labels_boot_reason_data_transfer_report(tmp_path: 
         }
 
     run(main())
+
+
+def test_measurands_and_authorization_switch_take_effect(tmp_path: Path) -> None:
+    """SampledDataCtrlr.TxUpdatedMeasurands / TxEndedMeasurands select the measurands
+    sent; a measurand the station does not have is Rejected.  AuthCtrlr.Enabled=false:
+    the session is authorized without a token and without Authorize (C01)."""
+
+    async def main() -> None:
+        csms = TestCsms()
+        await csms.start()
+        station = build(tmp_path, csms.url, config=FAST)
+        bridge = station.bridge
+        async with running(station):
+            cp = await csms.station(STATION)
+            answer = await cp.call(
+                call.SetVariables(
+                    set_variable_data=[
+                        _set("SampledDataCtrlr", "TxUpdatedMeasurands", "Power.Active.Import"),
+                        _set(
+                            "SampledDataCtrlr", "TxEndedMeasurands", "Energy.Active.Import.Register"
+                        ),
+                        _set("SampledDataCtrlr", "TxStartedMeasurands", "Frequency"),
+                        _set("AuthCtrlr", "Enabled", "false"),
+                    ]
+                )
+            )
+            statuses = [r["attribute_status"] for r in answer.set_variable_result]
+            assert statuses == ["Accepted", "Accepted", "Rejected", "Accepted"]
+            bridge.evse_status(EvseStatus(230.0, 16.0, energy_wh=500.0, power_w=3680.0))
+            bridge.perform(PLUG)
+            bridge.perform(RequestAuthorization("ExternalPayment", ""))
+            assert (await station.next_event(AuthorizationResult)).accepted
+            await wait_for(lambda: bridge.transaction is not None)
+            triggered = await cp.call(call.TriggerMessage(requested_message="TransactionEvent"))
+            assert triggered.status == "Accepted"
+            await wait_for(lambda: any(p["triggerReason"] == "Trigger" for _, p in csms.tx_raw))
+            bridge.perform(SessionEnded(EndReason.EV_STOP))
+            await wait_for(lambda: bridge.transaction is None and len(bridge.queue) == 0)
+        await csms.stop()
+        assert not csms.authorizations
+        stream = csms.transaction_stream()
+
+        def measurands(event: dict[str, Any]) -> set[str]:
+            return {v["measurand"] for v in event["meterValue"][0]["sampledValue"]}
+
+        trigger = next(e for e in stream if e["triggerReason"] == "Trigger")
+        assert measurands(trigger) == {"Power.Active.Import"}
+        assert measurands(stream[-1]) == {"Energy.Active.Import.Register"}
+        assert len(measurands(stream[0])) == 4  # the default TxStartedMeasurands
+
+    run(main())
