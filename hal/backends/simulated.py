@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -30,6 +31,7 @@ from hal.types import (
     PlcState,
     PlcStatus,
     RcdStatus,
+    TokenRead,
 )
 
 
@@ -57,6 +59,8 @@ class Plant:
     # the power delivered since the previous read
     clock: Callable[[], float] | None = None
     _last_read: float | None = None
+    # tokens presented at the station's reader and not read yet (present_token)
+    tokens: deque[TokenRead] = field(default_factory=deque)
 
     @property
     def cp_volts(self) -> float:
@@ -103,6 +107,10 @@ class Plant:
         if self._last_read is not None:
             self.advance(now - self._last_read)
         self._last_read = now
+
+    def present_token(self, id_token: str, kind: str = "ISO14443") -> None:
+        """A customer holds a card (or types a code) at the reader."""
+        self.tokens.append(TokenRead(id_token, kind))
 
     def trip_rcd(self, residual_ma: float = 30.0) -> None:
         """An RCD trip physically opens the contactors' coil supply."""
@@ -254,6 +262,23 @@ class SimDcSupply:
         return self.LIMITS
 
 
+class SimTokenReader:
+    """The reader of the simulated plant: returns what :meth:`Plant.present_token` put."""
+
+    POLL_S = 0.05
+
+    def __init__(self, plant: Plant) -> None:
+        self._plant = plant
+
+    def present(self, id_token: str, kind: str = "ISO14443") -> None:
+        self._plant.present_token(id_token, kind)
+
+    async def read(self) -> TokenRead:
+        while not self._plant.tokens:
+            await asyncio.sleep(self.POLL_S)
+        return self._plant.tokens.popleft()
+
+
 class SimPlc:
     """Simulated SLAC: matches at once when the plant's EV speaks HLC and is plugged."""
 
@@ -293,6 +318,7 @@ def build_board(plant: Plant | None = None, name: str = "simulated") -> tuple[Bo
         isolation=SimIsolation(plant),
         dc_supply=SimDcSupply(plant),
         plc=SimPlc(plant),
+        token_reader=SimTokenReader(plant),
         firmware_version="simulated",
     )
     return board, plant
