@@ -267,6 +267,8 @@ class Evse:
         self._tasks.append(asyncio.create_task(self._poll_loop(), name=f"poll-{s.evse_id}"))
         if self.runner is not None:
             self._tasks.append(asyncio.create_task(self._fault_loop(), name=f"faults-{s.evse_id}"))
+        if self.board.token_reader is not None:
+            self._tasks.append(asyncio.create_task(self._token_loop(), name=f"tokens-{s.evse_id}"))
 
     @property
     def ports(self) -> dict[str, int]:
@@ -484,6 +486,25 @@ class Evse:
             fault = await self.runner.faults.get()
             if self.active is not None:
                 await self.active.feed(EvseFault(fault.fault.value, fault.detail))
+
+
+    async def _token_loop(self) -> None:
+        """Tokens from the board's reader (RFID) go to the backend (OCPP C01: Authorize)."""
+        reader = self.board.token_reader
+        assert reader is not None
+        while True:
+            try:
+                token = await reader.read()
+            except HalError as exc:
+                log.warning("%s: token reader: %s", self.evse_id, exc)
+                await asyncio.sleep(1.0)
+                continue
+            present = getattr(self.backend, "present_token", None)
+            if present is None:
+                log.info("%s: token %s ignored (no OCPP backend)", self.evse_id, token.kind)
+                continue
+            log.info("%s: %s token presented", self.evse_id, token.kind)
+            present(token.id_token, token.kind)
 
 
 class Station:

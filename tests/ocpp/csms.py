@@ -130,7 +130,8 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
         """What the CSMS's token database says about an IdTokenType."""
         if self.b.known_tokens is None:
             return self.b.authorize_status
-        key = (str(token.get("idToken")), str(token.get("type")))
+        value = token.get("idToken", token.get("id_token"))  # wire or snake_case form
+        key = (str(value), str(token.get("type")))
         return self.b.known_tokens.get(key, "Unknown")
 
     @on("BootNotification")

@@ -2,7 +2,8 @@
 ``OcppBackends``), the EV simulator and the test CSMS: trust-store changes over OCPP take
 effect for the next session (M04, M05); the SECC chain in use cannot be deleted remotely
 (the station keeps serving and its OCPP link); identity from the TOML in BootNotification
-and the V2G certificate request; the simulated plant's meter under `secc run`."""
+and the V2G certificate request; the simulated plant's meter under `secc run`; an RFID card
+at the board's reader authorizes an EIM session (C01)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from secc.ocpp_bridge.bridge import Bridge
 from secc.runtime import Evse, Station
 from secc.sdp import Security
 from secc.testing.ev import EvScript
-from tests.ocpp.csms import TestCsms, wait_for
+from tests.ocpp.csms import Behaviour, TestCsms, wait_for
 
 STATION = "CS-SECC-0001"
 EVSE_ID = "DE*ABC*E1234567*1"
@@ -39,6 +40,7 @@ def config(
     *,
     ocpp: dict[str, object] | None = None,
     hal: dict[str, object] | None = None,
+    tcp_port: int = -1,
 ) -> StationConfig:
     password = tmp_path / "password"
     password.write_text("s3cret-password\n")
@@ -57,7 +59,7 @@ def config(
                     "evse_id": EVSE_ID,
                     "address": "::1",
                     "sdp_port": 0,
-                    "tcp_port": -1,
+                    "tcp_port": tcp_port,
                     "energy_modes": ["AC_three_phase_core"],
                     "hal": {"control": "none", **(hal or {})},
                 }
@@ -250,5 +252,57 @@ def test_meter_advances_under_secc_run_with_the_simulated_plant(
             if v["measurand"] == "Energy.Active.Import.Register"
         ]
         assert energy and energy[0] > 0, end["meterValue"]
+
+    run(main())
+
+
+def test_rfid_card_at_the_reader_authorizes_an_eim_session(
+    pki_dir: Path, tmp_path: Path, store: Store
+) -> None:
+    """The board `secc run` opens has a token reader; a card presented while the EV waits
+    in EIM authorization is sent in Authorize with its type (ISO14443), the EV charges and
+    the transaction carries the same token."""
+
+    async def main() -> None:
+        card = "04A1B2C3D4E5F6"
+        csms = TestCsms(behaviour=Behaviour(known_tokens={(card, "ISO14443"): "Accepted"}))
+        await csms.start()
+        hal = {"backend": "simulated", "options": {"ev_state": "C"}}
+        try:
+            cfg = config(tmp_path, store.root, csms.url, hal=hal, tcp_port=0)
+            async with Station(cfg) as station:
+                evse = station.evse(EVSE_ID)
+                bridge = evse.backend
+                assert isinstance(bridge, Bridge)
+                reader = evse.board.token_reader
+                assert reader is not None
+                await asyncio.wait_for(bridge.client.online.wait(), 10)
+                assert evse.sdp is not None
+                script = EvScript(
+                    payment="ExternalPayment",
+                    think_time=0.0,
+                    poll_interval=0.05,
+                    loop_interval=0.05,
+                    charge_loops=3,
+                )
+                ev = asyncio.ensure_future(
+                    run_ev_sdp(
+                        script, security=Security.NONE, address="::1", sdp_port=evse.sdp.port
+                    )
+                )
+                await wait_for(lambda: bridge._waiting_eim is not None)  # the EV waits
+                assert not csms.authorizations
+                reader.present(card)  # type: ignore[attr-defined]
+                result = await asyncio.wait_for(ev, 30)
+                assert result.ended == "done", result.ended
+                assert dict(result.codes)["PowerDeliveryRes"] == "OK", result.codes
+                await wait_for(lambda: bridge.transaction is None and not len(bridge.queue))
+        finally:
+            await csms.stop()
+        assert [a["id_token"] for a in csms.authorizations] == [
+            {"id_token": card, "type": "ISO14443"}
+        ]
+        tokens = [e["idToken"] for e in csms.transaction_stream() if "idToken" in e]
+        assert tokens == [{"idToken": card, "type": "ISO14443"}]
 
     run(main())
