@@ -274,7 +274,10 @@ class OcppClient:
             task.cancel()
             raise
         if task in done:
-            return task.result()
+            try:
+                return task.result()
+            except websockets.ConnectionClosed as exc:  # the link dropped while sending
+                raise NotConnected(f"{action}: connection lost ({exc})") from exc
         if closed.done():
             task.cancel()
             raise NotConnected(f"{action}: connection lost while waiting for the answer")
