@@ -16,10 +16,16 @@ It enforces OCPP 2.0.1 rules a production CSMS enforces, written from the specif
   type; with ``Behaviour.known_tokens`` the CSMS is a token database that answers
   Authorize and TransactionEvent idTokenInfo by that pair (Unknown when absent);
 * the charging-station password (A01) is the one last accepted in SetVariables: a
-  connection with another one is refused with HTTP 401.  Every TransactionEvent is
-recorded raw (message id + camelCase payload, as it came off the wire) so tests can check
-exactly-once and ordering; :meth:`TestCsms.transaction_stream` deduplicates on
-(transactionId, seqNo) and asserts that any repeat is a byte-identical resend.
+  connection with another one is refused with HTTP 401;
+* settings are in force as reported (B05/B06): a variable this CSMS set and got Accepted,
+  and HeartbeatInterval from its BootNotification answer (B01), must read back the same
+  in GetVariables; a TransactionEvent answered with a CallError is tried at most
+  MessageAttemptsTransactionEvent times once this CSMS has set that variable (E13).
+
+Every TransactionEvent is recorded raw (message id + camelCase payload, as it came off
+the wire) so tests can check exactly-once and ordering;
+:meth:`TestCsms.transaction_stream` deduplicates on (transactionId, seqNo) and asserts
+that any repeat is a byte-identical resend.
 """
 
 from __future__ import annotations
@@ -139,7 +145,34 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
         status = self.b.boot_statuses.pop(0) if self.b.boot_statuses else "Accepted"
         self.csms.boots.append(status)
         interval = self.b.heartbeat_interval if status == "Accepted" else self.b.boot_interval
+        if status == "Accepted":  # B01: the station adopts this interval
+            self.csms.expected[("OCPPCommCtrlr", "HeartbeatInterval")] = str(interval)
         return call_result.BootNotification(current_time=NOW(), interval=interval, status=status)
+
+    async def call(self, payload: Any, *args: Any, **kwargs: Any) -> Any:
+        """The CSMS's own calls, checked: what SetVariables got Accepted is in force
+        (the password for the next connection, GetVariables reads it back)."""
+        response = await super().call(payload, *args, **kwargs)
+        if isinstance(payload, call.SetVariables) and response is not None:
+            for asked, result in zip(
+                payload.set_variable_data, response.set_variable_result, strict=True
+            ):
+                if result["attribute_status"] != "Accepted":
+                    continue
+                key = (asked["component"]["name"], asked["variable"]["name"])
+                self.csms.expected[key] = str(asked["attribute_value"])
+                if key == ("SecurityCtrlr", "BasicAuthPassword"):
+                    self.csms.password = str(asked["attribute_value"])
+        if isinstance(payload, call.GetVariables) and response is not None:
+            for result in response.get_variable_result:
+                key = (result["component"]["name"], result["variable"]["name"])
+                value = result.get("attribute_value")
+                wanted = self.csms.expected.get(key)
+                if value is not None and wanted is not None and value != wanted:
+                    self.csms.violations.append(
+                        f"GetVariables reports {key} = {value!r}, but {wanted!r} is in force"
+                    )
+        return response
 
     @on("Heartbeat")
     def on_heartbeat(self, **_: Any) -> Any:
@@ -180,10 +213,20 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
 
     @on("TransactionEvent", skip_schema_validation=True)
     async def on_tx(self, **kw: Any) -> Any:
+        info = kw.get("transaction_info") or {}
+        key = (str(info.get("transaction_id")), int(kw.get("seq_no", -1)))
+        failed = self.csms.tx_failures.get(key, 0)
+        attempts = self.csms.expected.get(("OCPPCommCtrlr", "MessageAttemptsTransactionEvent"))
+        if attempts is not None and failed >= int(attempts):
+            self.csms.violations.append(
+                f"TransactionEvent {key} tried again after {failed} CallErrors "
+                f"(MessageAttemptsTransactionEvent {attempts})"
+            )
         if self.b.tx_delay:
             await self._pause(self.b.tx_delay)
         if self.b.tx_errors > 0:
             self.b.tx_errors -= 1
+            self.csms.tx_failures[key] = failed + 1
             raise InternalError(description="database busy")
         if self.b.tx_malformed > 0:
             self.b.tx_malformed -= 1
@@ -211,10 +254,7 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
                 ]
             )
         )
-        status = str(answer.set_variable_result[0]["attribute_status"])
-        if status == "Accepted":
-            self.csms.password = password
-        return status
+        return str(answer.set_variable_result[0]["attribute_status"])
 
     async def remote_start(
         self, id_token: str, kind: str, remote_start_id: int, evse_id: int | None = 1
@@ -282,6 +322,9 @@ class TestCsms:
         self.violations: list[str] = []
         TestCsms.instances.append(self)
         self.token_types: dict[str, str] = {}  # idToken -> type, as first seen / issued
+        # (component, variable) -> value in force: what this CSMS set (Accepted) or decided
+        self.expected: dict[tuple[str, str], str] = {}
+        self.tx_failures: dict[tuple[str, int], int] = {}  # (txId, seqNo) -> CallErrors sent
 
     @property
     def url(self) -> str:
