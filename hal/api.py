@@ -24,6 +24,7 @@ from hal.types import (
     MeterReading,
     PlcStatus,
     RcdStatus,
+    TokenRead,
 )
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "Meter",
     "PlcLink",
     "RcdMonitor",
+    "TokenReader",
 ]
 
 
@@ -133,6 +135,15 @@ class RcdMonitor(Protocol):
     async def self_test(self, timeout: float = 2.0) -> bool: ...
 
 
+@runtime_checkable
+class TokenReader(Protocol):
+    """An identification reader (RFID, key pad): the tokens customers present (OCPP C01)."""
+
+    async def read(self) -> TokenRead:
+        """Wait for the next token presented; each presentation is returned once."""
+        ...
+
+
 async def _nothing() -> None:
     return None
 
@@ -150,6 +161,7 @@ class Board:
     isolation: IsolationMonitor | None = None
     dc_supply: DcSupply | None = None
     plc: PlcLink | None = None
+    token_reader: TokenReader | None = None
     closer: Callable[[], Awaitable[None]] = field(default=_nothing, repr=False)
     # the board controller's firmware as it reports it (serial-mcu: the MCU's INFO answer),
     # None when the backend has no such controller or it does not say

@@ -98,8 +98,17 @@ async def _mcu_sim(args: argparse.Namespace) -> int:
         loop.call_later(args.duration, stop.set)
 
     def command(line: str) -> None:
-        word = line.strip()
+        word, *rest = line.split() or [""]
         p = sim.plant
+        if word == "card" and 1 <= len(rest) <= 2:  # card UID [ISO14443|ISO15693|KeyCode]
+            try:
+                kind = rest[1] if len(rest) == 2 else "ISO14443"
+                p.present_token(rest[0] if kind == "KeyCode" else rest[0].upper(), kind)
+            except ValueError as exc:
+                print(f"bad card: {exc}", flush=True)
+                return
+            print(f"card {rest[0]} presented", flush=True)
+            return
         if word in {"A", "B", "C", "D", "E"}:
             p.ev_state = CpState(word)
         elif word == "rcd":

@@ -29,6 +29,7 @@ __all__ = [
     "PlcState",
     "PlcStatus",
     "RcdStatus",
+    "TokenRead",
     "UnavailableError",
 ]
 
@@ -192,6 +193,34 @@ class MeterReading:
     voltage_v: tuple[float, ...]  # per phase (L1, L2, L3) or a single DC value
     current_a: tuple[float, ...]
     signed: bytes | None = None  # optional signed meter value (e.g. OCMF), opaque here
+
+
+# OCPP 2.0.1 IdTokenEnumType values a reader at the station can produce
+TOKEN_KINDS = ("ISO14443", "ISO15693", "KeyCode", "Local", "MacAddress")
+TOKEN_MAX = 36  # OCPP IdTokenType.idToken maxLength
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRead:
+    """An identification token presented at the station (EIM: an RFID card, a key code).
+
+    ``id_token`` is what the CSMS knows the token by: for ISO 14443 / 15693 cards the
+    UID in upper-case hex ("04A1B2C3D4E5F6"); ``kind`` is its OCPP IdTokenEnumType.
+    """
+
+    id_token: str
+    kind: str = "ISO14443"
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.id_token) <= TOKEN_MAX or not self.id_token.isprintable():
+            raise ValueError(f"token id must be 1..{TOKEN_MAX} printable characters")
+        if self.kind not in TOKEN_KINDS:
+            raise ValueError(f"token kind {self.kind!r} is not one of {', '.join(TOKEN_KINDS)}")
+
+    @classmethod
+    def from_uid(cls, uid: bytes, kind: str = "ISO14443") -> TokenRead:
+        """A card UID as read by the reader (4, 7 or 10 bytes for ISO 14443)."""
+        return cls(uid.hex().upper(), kind)
 
 
 @dataclass(frozen=True, slots=True)

@@ -141,12 +141,30 @@ class OcppSection:
     security_profile: int = 1
     basic_auth_password_file: Path | None = None  # profiles 1 and 2
     state_dir: Path = Path("/var/lib/secc/ocpp")  # outbox, auth cache, device model
+    # BootNotification chargingStation (OCPP lengths: 50, 20, 25, 50)
+    vendor_name: str = "secc"
+    model: str = "secc"
+    serial_number: str | None = None
+    firmware_version: str | None = None
+    # ISO15118Ctrlr defaults for the V2G certificate request (until the CSMS sets them)
+    secc_id: str | None = None  # SeccId (CN); none: station_id
+    organization_name: str | None = None  # OrganizationName (O)
+    country_name: str | None = None  # CountryName (C), two letters
 
     def __post_init__(self) -> None:
         if self.security_profile not in (1, 2, 3):
             raise ValueError("ocpp.security_profile must be 1, 2 or 3")
         if not self.url.startswith(("ws://", "wss://")):
             raise ValueError(f"ocpp.url must start with ws:// or wss://, not {self.url!r}")
+        for name, most in (("vendor_name", 50), ("model", 20), ("serial_number", 25),
+                           ("firmware_version", 50)):  # fmt: skip
+            value = getattr(self, name)
+            if value is not None and not 1 <= len(value) <= most:
+                raise ValueError(f"ocpp.{name} must be 1 to {most} characters")
+        if self.country_name is not None and not (
+            len(self.country_name) == 2 and self.country_name.isalpha()
+        ):
+            raise ValueError("ocpp.country_name must be a two-letter country code")
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import logging
@@ -137,6 +138,20 @@ def load_credentials(config: StationConfig, utc_now: dt.datetime) -> Credentials
     return Credentials(tuple(chains), PncTrust(roots=(*mo_roots, *v2g_roots)))
 
 
+def load_trust(config: StationConfig) -> PncTrust | None:
+    """The contract trust anchors as the store holds them now: read for every new
+    session, so roots installed or deleted over OCPP (M04, M05) apply to the next one.
+    ``None`` (keep the previous trust) when the store cannot be read."""
+    if config.certs.store is None:
+        return None
+    try:
+        store = Store(config.certs.store, key_password_file=config.certs.key_password_file)
+        return PncTrust(roots=(*store.roots("mo"), *store.roots("v2g")))
+    except (StoreError, OSError) as exc:
+        log.error("certs.store: cannot read the trust anchors (%s); keeping the last ones", exc)
+        return None
+
+
 def _root_of(
     chain: list[x509.Certificate], roots: list[x509.Certificate]
 ) -> x509.Certificate | None:
@@ -186,6 +201,7 @@ class Evse:
         self.utc_now = utc_now
         self.random_bytes = random_bytes
         self.backend = backend_factory(section, self._emit)
+        self.trust_source: Callable[[], PncTrust | None] | None = None  # per-session roots
         self.runner: ChargingRunner | None = None
         if section.hal.control == "iec61851":
             dc = any(m.startswith("DC") for m in section.energy_modes)
@@ -251,6 +267,8 @@ class Evse:
         self._tasks.append(asyncio.create_task(self._poll_loop(), name=f"poll-{s.evse_id}"))
         if self.runner is not None:
             self._tasks.append(asyncio.create_task(self._fault_loop(), name=f"faults-{s.evse_id}"))
+        if self.board.token_reader is not None:
+            self._tasks.append(asyncio.create_task(self._token_loop(), name=f"tokens-{s.evse_id}"))
 
     @property
     def ports(self) -> dict[str, int]:
@@ -293,6 +311,9 @@ class Evse:
                         conn.peer[0])  # fmt: skip
             self._spawn(old.aclose("superseded by a new connection"))
         resume, self.paused = self.paused, None
+        trust = self.trust_source() if self.trust_source is not None else None
+        if trust is not None and trust != self.config.trust:
+            self.config = dataclasses.replace(self.config, trust=trust)
         driver = SessionDriver(
             conn,
             self.config,
@@ -467,6 +488,25 @@ class Evse:
                 await self.active.feed(EvseFault(fault.fault.value, fault.detail))
 
 
+    async def _token_loop(self) -> None:
+        """Tokens from the board's reader (RFID) go to the backend (OCPP C01: Authorize)."""
+        reader = self.board.token_reader
+        assert reader is not None
+        while True:
+            try:
+                token = await reader.read()
+            except HalError as exc:
+                log.warning("%s: token reader: %s", self.evse_id, exc)
+                await asyncio.sleep(1.0)
+                continue
+            present = getattr(self.backend, "present_token", None)
+            if present is None:
+                log.info("%s: token %s ignored (no OCPP backend)", self.evse_id, token.kind)
+                continue
+            log.info("%s: %s token presented", self.evse_id, token.kind)
+            present(token.id_token, token.kind)
+
+
 class Station:
     """Every EVSE of one configuration, started and stopped together."""
 
@@ -535,6 +575,7 @@ class Station:
                     utc_now=self.utc_now,
                     random_bytes=self.random_bytes,
                 )
+                evse.trust_source = functools.partial(load_trust, self.config)
                 self.evses.append(evse)
                 await evse.start()
         except BaseException:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from hal.api import Board
@@ -30,6 +32,7 @@ from hal.types import (
     PlcState,
     PlcStatus,
     RcdStatus,
+    TokenRead,
 )
 
 
@@ -52,6 +55,13 @@ class Plant:
     dc_enabled: bool = False
     load_w: float = 7400.0
     energy_wh: float = 0.0
+    # None: the meter integrates only in advance() (tests, the demo drive the clock);
+    # a monotonic clock (``open_board``, i.e. `secc run`): every meter read integrates
+    # the power delivered since the previous read
+    clock: Callable[[], float] | None = None
+    _last_read: float | None = None
+    # tokens presented at the station's reader and not read yet (present_token)
+    tokens: deque[TokenRead] = field(default_factory=deque)
 
     @property
     def cp_volts(self) -> float:
@@ -76,10 +86,32 @@ class Plant:
             return LockState.UNKNOWN
         return LockState.LOCKED if self.lock_command else LockState.UNLOCKED
 
+    @property
+    def power_w(self) -> float:
+        """The power flowing now: the DC supply's output while it is enabled, else the
+        AC load while the contactors are closed and the EV is ready."""
+        if self.contactor_feedback is not ContactorState.CLOSED:
+            return 0.0
+        if self.dc_enabled:
+            return self.dc_target[0] * self.dc_target[1]
+        return self.load_w if self.ev_state.ready else 0.0
+
     def advance(self, seconds: float) -> None:
-        """Integrate the meter over ``seconds`` of charging."""
-        if self.contactor_feedback is ContactorState.CLOSED and self.ev_state.ready:
-            self.energy_wh += self.load_w * seconds / 3600.0
+        """Integrate the meter over ``seconds`` at the power flowing now."""
+        self.energy_wh += self.power_w * max(0.0, seconds) / 3600.0
+
+    def tick(self) -> None:
+        """With a ``clock``: integrate the meter up to now."""
+        if self.clock is None:
+            return
+        now = self.clock()
+        if self._last_read is not None:
+            self.advance(now - self._last_read)
+        self._last_read = now
+
+    def present_token(self, id_token: str, kind: str = "ISO14443") -> None:
+        """A customer holds a card (or types a code) at the reader."""
+        self.tokens.append(TokenRead(id_token, kind))
 
     def trip_rcd(self, residual_ma: float = 30.0) -> None:
         """An RCD trip physically opens the contactors' coil supply."""
@@ -145,7 +177,15 @@ class SimMeter:
 
     async def read(self) -> MeterReading:
         p = self._plant
+        p.tick()
         on = p.contactor_feedback is ContactorState.CLOSED and p.ev_state.ready
+        if p.dc_enabled:
+            return MeterReading(
+                energy_wh=p.energy_wh,
+                power_w=p.power_w,
+                voltage_v=(p.dc_target[0],),
+                current_a=(round(p.dc_target[1], 2),),
+            )
         amps = p.load_w / 230.0 if on else 0.0
         return MeterReading(
             energy_wh=p.energy_wh,
@@ -223,6 +263,23 @@ class SimDcSupply:
         return self.LIMITS
 
 
+class SimTokenReader:
+    """The reader of the simulated plant: returns what :meth:`Plant.present_token` put."""
+
+    POLL_S = 0.05
+
+    def __init__(self, plant: Plant) -> None:
+        self._plant = plant
+
+    def present(self, id_token: str, kind: str = "ISO14443") -> None:
+        self._plant.present_token(id_token, kind)
+
+    async def read(self) -> TokenRead:
+        while not self._plant.tokens:
+            await asyncio.sleep(self.POLL_S)
+        return self._plant.tokens.popleft()
+
+
 class SimPlc:
     """Simulated SLAC: matches at once when the plant's EV speaks HLC and is plugged."""
 
@@ -262,15 +319,17 @@ def build_board(plant: Plant | None = None, name: str = "simulated") -> tuple[Bo
         isolation=SimIsolation(plant),
         dc_supply=SimDcSupply(plant),
         plc=SimPlc(plant),
+        token_reader=SimTokenReader(plant),
         firmware_version="simulated",
     )
     return board, plant
 
 
 async def open_board(options: Mapping[str, object]) -> Board:
-    """Registry entry point.  Options: ``ev_state`` (A..F), ``ev_hlc`` (bool)."""
+    """Registry entry point (`secc run`).  Options: ``ev_state`` (A..F), ``ev_hlc``
+    (bool).  The meter runs on the monotonic clock."""
     check_options("simulated", options)
-    plant = Plant()
+    plant = Plant(clock=time.monotonic)
     if "ev_state" in options:
         plant.ev_state = CpState(str(options["ev_state"]))
     if "ev_hlc" in options:

@@ -17,7 +17,7 @@ from secc.core.events import AuthorizationResult, CertificateResult, Event, Evse
 from secc.errors import ConfigError
 
 if TYPE_CHECKING:
-    from secc.ocpp_bridge.bridge import Bridge
+    from secc.ocpp_bridge.bridge import Bridge, BridgeConfig
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +109,14 @@ class OcppBackends:
         from secc.ocpp_bridge.bridge import Bridge, BridgeConfig
 
         evse_id = self.evse_number(evse)
+        dc = any(mode.startswith("DC") for mode in evse.energy_modes)
+        bridge_config = BridgeConfig(evse_id=evse_id, connector_type="cCCS2" if dc else "cType2")
         primary = self._primary
         if primary is None:
-            bridge = self._primary = self._station_bridge(evse_id, emit)
+            bridge = self._primary = self._station_bridge(bridge_config, emit)
         else:
             bridge = Bridge(
-                BridgeConfig(evse_id=evse_id),
+                bridge_config,
                 primary.client,
                 primary.queue,
                 primary.auth,
@@ -126,11 +128,11 @@ class OcppBackends:
         self._tasks.append(asyncio.create_task(bridge.run(), name=f"ocpp-bridge-{evse_id}"))
         return bridge
 
-    def _station_bridge(self, evse_id: int, emit: Emit) -> Bridge:
+    def _station_bridge(self, bridge_config: BridgeConfig, emit: Emit) -> Bridge:
         from secc.ocpp_bridge.authorization import AuthStore
-        from secc.ocpp_bridge.bridge import Bridge, BridgeConfig
+        from secc.ocpp_bridge.bridge import Bridge
         from secc.ocpp_bridge.client import ClientConfig, OcppClient, StoreTls
-        from secc.ocpp_bridge.device_model import DeviceModel
+        from secc.ocpp_bridge.device_model import DeviceModel, iso15118_defaults
         from secc.ocpp_bridge.queue import DurableQueue
 
         s = self.section
@@ -145,6 +147,11 @@ class OcppBackends:
         store = None
         if self.certs.store is not None:
             store = Store(self.certs.store, key_password_file=self.certs.key_password_file)
+        identity = {"vendorName": s.vendor_name, "model": s.model}
+        if s.serial_number is not None:
+            identity["serialNumber"] = s.serial_number
+        if s.firmware_version is not None:
+            identity["firmwareVersion"] = s.firmware_version
         client = OcppClient(
             ClientConfig(
                 csms_url=s.url,
@@ -152,6 +159,7 @@ class OcppBackends:
                 security_profile=s.security_profile,
                 basic_auth_password=password,
                 connectors=tuple((i, 1) for i in range(1, len(self.evses) + 1)),
+                charging_station=identity,
             ),
             tls=StoreTls(store) if store is not None and s.url.startswith("wss://") else None,
         )
@@ -159,11 +167,11 @@ class OcppBackends:
         auth = AuthStore(s.state_dir / "auth.sqlite")
         self._closers += [queue.close, auth.close]
         bridge = Bridge(
-            BridgeConfig(evse_id=evse_id),
+            bridge_config,
             client,
             queue,
             auth,
-            DeviceModel(s.state_dir / "device_model.json"),
+            DeviceModel(s.state_dir / "device_model.json", initial=iso15118_defaults(s)),
             emit,
             store=store,
         )

@@ -32,7 +32,7 @@ from secc.maintenance import (
     plan,
     run_maintenance,
 )
-from secc.ocpp_bridge.device_model import ISO, SEC, DeviceModel
+from secc.ocpp_bridge.device_model import ISO, SEC, DeviceModel, iso15118_defaults
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -118,7 +118,7 @@ def main(argv: list[str], prog: str) -> int:
         errors: list[str] = []
     else:
         state_dir = args.state_dir or ocpp_state_dir(config.ocpp)
-        dm = DeviceModel(state_dir / "device_model.json")
+        dm = DeviceModel(state_dir / "device_model.json", initial=iso15118_defaults(config.ocpp))
         outcome = asyncio.run(
             _online(args, store, dm, config.ocpp.station_id, config.evse[0].evse_id)
         )

@@ -46,7 +46,7 @@ import logging
 import sqlite3
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cryptography import x509
 
@@ -57,7 +57,6 @@ from certs.store import Store, StoreError
 from secc.core.actions import (
     Action,
     ChargingStateChanged,
-    EndReason,
     RequestAuthorization,
     RequestCertificate,
     SessionEnded,
@@ -72,7 +71,7 @@ from secc.core.events import (
 from secc.ocpp_bridge import mapping
 from secc.ocpp_bridge.authorization import AuthStore, OfflinePolicy, offline_decision
 from secc.ocpp_bridge.client import CallFailed, NotConnected, OcppClient
-from secc.ocpp_bridge.device_model import ISO, SEC, DeviceModel
+from secc.ocpp_bridge.device_model import COMM, ISO, SEC, DeviceModel, apply_device_model
 from secc.ocpp_bridge.mapping import MappingError, MeterSample, TxEvent
 from secc.ocpp_bridge.queue import DurableQueue, QueuedMessage, Rejected, Sender, SenderPolicy
 
@@ -87,11 +86,11 @@ class BridgeConfig:
     authorize_with: str = "hash"  # "hash" (iso15118CertificateHashData) or "pem"
     authorize_timeout: float = 10.0
     ev_certificate_budget: float = 4.0
-    tx_call_timeout: float = 30.0
     meter_interval: float | None = None  # None: SampledDataCtrlr.TxUpdatedInterval
     maintenance_interval: float = 86400.0  # renewal check and OCSP refresh
     renew_before_days: int = 30
-    sender_policy: SenderPolicy = field(default_factory=SenderPolicy)
+    link_retry: float = 1.0  # pause after a timeout / lost link before resending
+    connector_type: str = "cType2"  # ConnectorEnumType-like label for the Connector report
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,14 +138,16 @@ class Bridge:
                 queue,
                 self._send_queued,
                 client.online,
-                policy=config.sender_policy,
+                policy=self._sender_policy,
                 on_response=self._on_tx_response,
             )
         )
         self._work: asyncio.Queue[Callable[[], object]] = asyncio.Queue()
+        self._meter_wake = asyncio.Event()
         self._meter = MeterSample()
         self._soc: int | None = None
         self._token: _Token | None = None
+        self._authorized = False  # the open transaction's token is authorized
         self._waiting_eim: RequestAuthorization | None = None
         self._remote_stop = False
         self._deauthorized = False
@@ -157,6 +158,15 @@ class Bridge:
         if primary is not None:
             return  # the station-level parts belong to the primary
         client.handlers.update(make_handlers(self))
+        # the device model is in force from the first connection on (A01, B05)
+        client.config = apply_device_model(client.config, device_model)
+        device_model.on_change.append(self._variable_changed)
+        identity = client.config.charging_station
+        device_model.computed[("ChargingStation", "Model")] = lambda: str(identity.get("model"))
+        device_model.computed[("ChargingStation", "VendorName")] = lambda: str(
+            identity.get("vendorName")
+        )
+        device_model.computed[(SEC, "Identity")] = lambda: client.config.station_id
         device_model.computed[("LocalAuthListCtrlr", "Entries")] = lambda: str(auth.list_entries())
         device_model.computed[(SEC, "SecurityProfile")] = lambda: str(
             client.config.security_profile
@@ -171,6 +181,23 @@ class Bridge:
             if (b := self.evses.get(evse)) is not None and b.transaction is not None
             else "Available"
         )
+
+    def _sender_policy(self) -> SenderPolicy:
+        return SenderPolicy(
+            max_attempts=max(1, self.dm.number(COMM, "MessageAttemptsTransactionEvent")),
+            retry_interval=float(self.dm.number(COMM, "MessageAttemptIntervalTransactionEvent")),
+            link_retry=self.config.link_retry,
+        )
+
+    def _variable_changed(self, key: tuple[str, str], value: str) -> None:
+        """A variable the CSMS set: apply what the running station uses."""
+        if key[0] in (COMM, SEC):
+            self.client.config = apply_device_model(self.client.config, self.dm)
+        if key == (COMM, "HeartbeatInterval"):
+            self.client.set_heartbeat_interval(int(value))
+        if key == ("SampledDataCtrlr", "TxUpdatedInterval"):
+            for bridge in self.evses.values():
+                bridge._meter_wake.set()
 
     # --- public interface for the runtime ----------------------------------------------------
 
@@ -249,6 +276,13 @@ class Bridge:
         return mapping.authorize_request(request, hash_data_entries=entries)
 
     async def _authorize(self, request: RequestAuthorization) -> None:
+        if not self.dm.flag("AuthCtrlr", "Enabled"):  # C01: no authorization at all
+            token = self._token if request.kind != "eMAID" else None
+            value = token.id_token if token is not None else request.id_token
+            kind = token.kind if token is not None else mapping.token_type(request)
+            result = AuthorizationResult(True, value, None, "AuthCtrlr.Enabled is false")
+            self._result(result, mapping.token_type(RequestAuthorization(kind, value)))
+            return
         if request.kind == "eMAID" and not self.dm.flag(ISO, "PnCEnabled"):
             self._result(AuthorizationResult(False, request.id_token, None, "PnCEnabled is false"))
             return
@@ -259,7 +293,8 @@ class Bridge:
                 return
             request = RequestAuthorization(token.kind, token.id_token)
             if token.preauthorized:
-                self._result(AuthorizationResult(True, token.id_token, None, "remote start"))
+                result = AuthorizationResult(True, token.id_token, None, "remote start")
+                self._result(result, mapping.token_type(request))
                 return
         kind = mapping.token_type(request)
         try:
@@ -296,7 +331,9 @@ class Bridge:
         self._emit(result)
         self._deauthorized = not result.accepted
         if result.accepted:
-            self._work.put_nowait(lambda: self._tx_authorized(result.id_token, kind))
+            token = self._token if kind != "eMAID" else None
+            remote = token.remote_start_id if token is not None else None
+            self._work.put_nowait(lambda: self._tx_authorized(result.id_token, kind, remote))
 
     # --- contract certificates in the car (M01, M02) -----------------------------------------
 
@@ -332,6 +369,10 @@ class Bridge:
         self, event_type: str, trigger: str, *, tx: dict[str, object], **fields: object
     ) -> QueuedMessage:
         seq = int(str(tx["seq"]))
+        if "meter" in fields and "measurands" not in fields:
+            which = {"Started": "TxStartedMeasurands", "Ended": "TxEndedMeasurands"}
+            variable = which.get(event_type, "TxUpdatedMeasurands")
+            fields["measurands"] = self.dm.members("SampledDataCtrlr", variable)
         event = TxEvent(
             event_type,
             str(tx["id"]),
@@ -371,7 +412,9 @@ class Bridge:
             return
         token = self._token
         tx: dict[str, object] = {"id": str(uuid.uuid4()), "seq": 0}
-        self._remote_stop = self._deauthorized = False
+        if token is not None and token.remote_start_id is not None:
+            tx["remoteStartId"] = token.remote_start_id
+        self._remote_stop = self._deauthorized = self._authorized = False
         await self._enqueue(
             "Started",
             "RemoteStart" if token and token.remote_start_id is not None else "CablePluggedIn",
@@ -392,12 +435,22 @@ class Bridge:
                 "StatusNotification",
             )
 
-    async def _tx_authorized(self, id_token: str, kind: str) -> None:
+    async def _tx_authorized(self, id_token: str, kind: str, remote_start_id: int | None) -> None:
+        """Updated with the token; RemoteStart when a RequestStartTransaction authorized a
+        transaction that had started before it (F01: the cable first)."""
         tx = self.transaction
-        if tx is not None:
-            await self._enqueue(
-                "Updated", "Authorized", tx=tx, id_token=id_token, id_token_type=kind
-            )
+        self._authorized = True
+        if tx is None or not id_token:  # no token to report (AuthCtrlr.Enabled false)
+            return
+        late_remote = remote_start_id is not None and tx.get("remoteStartId") is None
+        await self._enqueue(
+            "Updated",
+            "RemoteStart" if late_remote else "Authorized",
+            tx=tx,
+            id_token=id_token,
+            id_token_type=kind,
+            remote_start_id=remote_start_id if late_remote else None,
+        )
 
     async def _tx_charging(self, action: ChargingStateChanged) -> None:
         if action.soc is not None:
@@ -419,11 +472,12 @@ class Bridge:
             return
         remote = self._remote_stop
         reason = mapping.stopped_reason(action.reason, action.detail, remote=remote)
-        if self._deauthorized and action.reason is not EndReason.STATION_STOP:
-            reason = "DeAuthorized"
+        trigger = mapping.end_trigger(action.reason, remote=remote)
+        if self._deauthorized and not remote:  # E05: the CSMS (or Authorize) refused the id
+            reason, trigger = "DeAuthorized", "Deauthorized"
         await self._enqueue(
             "Ended",
-            mapping.end_trigger(action.reason, remote=remote),
+            trigger,
             tx=tx,
             stopped_reason=reason,
             charging_state="EVConnected",
@@ -431,6 +485,7 @@ class Bridge:
             meter_context="Transaction.End",
         )
         self._token = None
+        self._authorized = False
         self._soc = None
         self._connector_changed("Available")
 
@@ -438,14 +493,21 @@ class Bridge:
         """TriggerMessage(TransactionEvent): an Updated event with trigger ``Trigger``."""
         tx = self.transaction
         if tx is not None:
-            await self._enqueue("Updated", "Trigger", tx=tx, meter=self._meter)
+            await self._enqueue(
+                "Updated", "Trigger", tx=tx, meter=self._meter, meter_context="Trigger"
+            )
 
     async def _meter_loop(self) -> None:
         while True:
             interval = self.config.meter_interval
             if interval is None:
                 interval = float(self.dm.number("SampledDataCtrlr", "TxUpdatedInterval") or 60)
-            await asyncio.sleep(interval)
+            self._meter_wake.clear()
+            try:  # a new TxUpdatedInterval starts a new wait
+                await asyncio.wait_for(self._meter_wake.wait(), interval)
+                continue
+            except TimeoutError:
+                pass
             tx = self.transaction
             if tx is not None:
                 tx_id = str(tx["id"])
@@ -460,9 +522,7 @@ class Bridge:
         self, action: str, payload: dict[str, object], message_id: str
     ) -> dict[str, object]:
         try:
-            return await self.client.call(
-                action, payload, timeout=self.config.tx_call_timeout, message_id=message_id
-            )
+            return await self.client.call(action, payload, message_id=message_id)
         except CallFailed as exc:
             raise Rejected(str(exc)) from exc
 
@@ -496,6 +556,10 @@ class Bridge:
     # --- station certificates ----------------------------------------------------------------
 
     def _on_online(self) -> None:
+        # B01: the heartbeat interval of the CSMS's answer is the one in force (and reported)
+        interval = str(self.client.heartbeat_interval)
+        if self.dm.value(COMM, "HeartbeatInterval") != interval:
+            self.dm.set_local(COMM, "HeartbeatInterval", interval)
         self.sender.wake()
 
     async def sign_certificate(self, certificate_type: str) -> bool:

@@ -15,7 +15,14 @@ and the response are validated against the OCPP JSON schemas; a CallError raises
 :class:`CallFailed` (the ``ocpp`` package's ``suppress=True`` default would return
 ``None``); a response that fails validation raises :class:`MalformedResponse`; each call
 has a deadline and raises ``TimeoutError`` past it, or :class:`NotConnected` when the link
-is down or drops while waiting.  One call is in flight at a time (OCPP-J).
+is down or drops while waiting.
+
+One CALL is outstanding at a time (OCPP-J, part 4 §4.1.1), in the order they were made.
+A caller's deadline may be shorter than the CSMS's time to answer (the EV cannot wait
+30 s for Authorize or Get15118EVCertificate): the caller then gets ``TimeoutError`` in
+time, but the CALL stays outstanding on the wire until the CSMS answers it (the late
+answer is discarded) or MessageTimeout (``ClientConfig.call_timeout``) passes; only then
+is the next CALL sent.
 
 CSMS-initiated calls go to a handler table (action → function of the wire payload)
 returning a :class:`Reply`.  A handler never awaits :meth:`call` (that would block the
@@ -98,7 +105,8 @@ class ClientConfig:
     open_timeout: float = 10.0
     backoff_min: float = 1.0  # RetryBackOffWaitMinimum
     backoff_random: float = 1.0  # RetryBackOffRandomRange
-    backoff_max: float = 60.0
+    backoff_max: float = 3600.0
+    backoff_repeat: int = 8  # RetryBackOffRepeatTimes: how often the wait doubles
     boot_retry_default: float = 30.0  # when a Pending/Rejected answer names interval 0
     ca_pem: bytes | None = None  # CSMS roots; default: the store's csms trust anchors
     client_chain: Path | None = None  # profile 3; default: the store's csms leaf
@@ -173,13 +181,14 @@ class _StationCp(ChargePoint):  # type: ignore[misc]
         self._client = client
 
     async def call_raw(
-        self, action: str, payload: dict[str, object], message_id: str
+        self, action: str, payload: dict[str, object], message_id: str, wire_timeout: float
     ) -> dict[str, object]:
+        """Send one CALL and wait for its answer; the lock keeps one CALL outstanding."""
         call = Call(unique_id=message_id, action=action, payload=payload)
         await validate_payload(call, OCPP_VERSION)
         async with self._call_lock:
             await self._send(call.to_json())
-            response = await self._get_specific_response(message_id, 3600)
+            response = await self._get_specific_response(message_id, wire_timeout)
         if response.message_type_id == MessageType.CallError:
             raise CallFailed(action, str(response.error_code), str(response.error_description))
         response.action = action
@@ -229,7 +238,10 @@ class OcppClient:
         self._closed: asyncio.Future[None] | None = None
         self._ws: ClientConnection | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._late: set[asyncio.Future[dict[str, object]]] = set()  # CALLs past their caller
         self.heartbeat_interval = 0
+        self._heartbeat_changed = asyncio.Event()
+        self._booted = False  # a BootNotification was accepted since the process started
         self.boot_status = ""
         self.connects = 0
         self.last_error = ""
@@ -251,7 +263,10 @@ class OcppClient:
         if action != "BootNotification" and not self.online.is_set():
             raise NotConnected(f"{action}: BootNotification not accepted yet")
         limit = self.config.call_timeout if timeout is None else timeout
-        task = asyncio.ensure_future(cp.call_raw(action, payload, message_id or str(uuid.uuid4())))
+        wire = max(limit, self.config.call_timeout)  # how long the CALL stays outstanding
+        task = asyncio.ensure_future(
+            cp.call_raw(action, payload, message_id or str(uuid.uuid4()), wire)
+        )
         try:
             waiters: set[asyncio.Future[object]] = {task, closed}  # type: ignore[arg-type]
             done, _ = await asyncio.wait(waiters, timeout=limit, return_when="FIRST_COMPLETED")
@@ -259,11 +274,23 @@ class OcppClient:
             task.cancel()
             raise
         if task in done:
-            return task.result()
-        task.cancel()
+            try:
+                return task.result()
+            except websockets.ConnectionClosed as exc:  # the link dropped while sending
+                raise NotConnected(f"{action}: connection lost ({exc})") from exc
         if closed.done():
+            task.cancel()
             raise NotConnected(f"{action}: connection lost while waiting for the answer")
+        # The caller's deadline passed: the CALL stays outstanding until the CSMS answers
+        # or MessageTimeout passes (one outstanding CALL, in order); its answer is dropped.
+        self._late.add(task)
+        task.add_done_callback(self._late_done)
         raise TimeoutError(f"{action}: no answer from the CSMS within {limit:g} s")
+
+    def _late_done(self, task: asyncio.Future[dict[str, object]]) -> None:
+        self._late.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.info("late answer: %s", task.exception())
 
     def spawn(self, coro: Awaitable[None], name: str) -> None:
         """Run a follow-up as a task (kept referenced, errors logged)."""
@@ -326,7 +353,8 @@ class OcppClient:
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before reconnect attempt ``attempt`` (0-based), with jitter."""
         floor = max(self.config.backoff_min, 0.05)  # never a tight reconnect loop
-        base = min(self.config.backoff_max, floor * (2 ** min(attempt, 16)))
+        doublings = min(attempt, self.config.backoff_repeat, 16)
+        base = min(self.config.backoff_max, floor * (2**doublings))
         return float(base + self._rng() * self.config.backoff_random)
 
     def _headers(self) -> dict[str, str]:
@@ -386,19 +414,22 @@ class OcppClient:
             self.online.clear()
             closed.set_result(None)
             self._cp = self._closed = self._ws = None
-            for task in (receiver, worker):
+            for task in (receiver, worker, *self._late):
                 task.cancel()
             await asyncio.gather(receiver, worker, return_exceptions=True)
 
     async def _boot_and_heartbeat(self) -> None:
         while True:
+            # PowerUp once per process; a reconnect is no boot (BootReasonEnumType)
+            reason = "Unknown" if self._booted else "PowerUp"
             response = await self.call(
                 "BootNotification",
-                {"chargingStation": dict(self.config.charging_station), "reason": "PowerUp"},
+                {"chargingStation": dict(self.config.charging_station), "reason": reason},
             )
             answer = mapping.boot_answer(response)
             self.boot_status = answer.status
             if answer.status == "Accepted":
+                self._booted = True
                 self.heartbeat_interval = answer.interval or 300
                 break
             wait = answer.interval or self.config.boot_retry_default
@@ -411,8 +442,19 @@ class OcppClient:
             status = self.connector_status(evse_id, connector_id)
             await self.status_notification(evse_id, connector_id, status)
         while True:
-            await asyncio.sleep(self.heartbeat_interval)
+            self._heartbeat_changed.clear()
+            period = self.heartbeat_interval if self.heartbeat_interval > 0 else None
+            try:  # a new interval (SetVariables HeartbeatInterval) starts a new wait
+                await asyncio.wait_for(self._heartbeat_changed.wait(), period)
+                continue
+            except TimeoutError:
+                pass
             try:
                 await self.call("Heartbeat", {})
             except TimeoutError as exc:
                 log.warning("Heartbeat: %s", exc)
+
+    def set_heartbeat_interval(self, seconds: int) -> None:
+        """OCPPCommCtrlr.HeartbeatInterval changed: heartbeat at the new interval now."""
+        self.heartbeat_interval = max(0, seconds)
+        self._heartbeat_changed.set()

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from certs._util import signed_by
 from certs.ocsp import CertificateHashData, OcspError
 from certs.store import KIND_OF_OCPP_TYPE, InstallRefused, StoreError
 from secc.core.events import StopRequested
@@ -59,22 +60,70 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
     dm = bridge.dm
     evses = bridge.evses  # evseId -> Bridge, shared by all EVSEs of the station
 
+    def startable(b: Bridge) -> bool:
+        """No transaction, or one still waiting for its authorization (F01)."""
+        return b.transaction is None or not b._authorized
+
     def start_target(evse_id: object) -> Bridge | None:
         if isinstance(evse_id, int):
             return evses.get(evse_id)
-        free = [b for b in evses.values() if b.transaction is None]
-        waiting = [b for b in free if b._waiting_eim is not None]
+        free = [b for b in evses.values() if startable(b)]
+        waiting = [b for b in free if b._waiting_eim is not None or b.transaction is not None]
         return (waiting or free)[0] if free else None
 
     def get_variables(p: Payload) -> Reply:
-        return Reply(dm.get_variables(p))
+        entries = p.get("getVariableData")
+        entries = entries if isinstance(entries, list) else []
+        ours = [e for e in entries if _component_name(e) in STRUCTURE]
+        answer = dm.get_variables({"getVariableData": [e for e in entries if e not in ours]})
+        results = answer["getVariableResult"]
+        assert isinstance(results, list)
+        known = {(c, ev, cn, v): value for c, ev, cn, v, value, *_ in structure_variables(bridge)}
+        for entry in ours:
+            component = entry.get("component", {})
+            evse = component.get("evse") if isinstance(component, dict) else None
+            evse = evse if isinstance(evse, dict) else {}
+            variable = entry.get("variable", {})
+            key = (
+                _component_name(entry),
+                evse.get("id"),
+                evse.get("connectorId"),
+                variable.get("name") if isinstance(variable, dict) else None,
+            )
+            out: dict[str, object] = {
+                "attributeStatus": "Accepted",
+                "component": entry.get("component"),
+                "variable": entry.get("variable"),
+            }
+            if entry.get("attributeType", "Actual") != "Actual":
+                out["attributeStatus"] = "NotSupportedAttributeType"
+            elif key in known:
+                out["attributeValue"] = known[key]
+            elif not any(k[:3] == key[:3] for k in known):
+                out["attributeStatus"] = "UnknownComponent"
+            else:
+                out["attributeStatus"] = "UnknownVariable"
+            results.append(out)
+        return Reply(answer)
 
     def set_variables(p: Payload) -> Reply:
-        answer = dm.set_variables(p)
+        entries = p.get("setVariableData")
+        entries = entries if isinstance(entries, list) else []
+        ours = [e for e in entries if _component_name(e) in STRUCTURE]
+        answer = dm.set_variables({"setVariableData": [e for e in entries if e not in ours]})
         results = answer["setVariableResult"]
+        assert isinstance(results, list)
+        for entry in ours:  # the EVSE / Connector variables are ReadOnly
+            results.append(
+                {
+                    "attributeStatus": "Rejected",
+                    "component": entry.get("component"),
+                    "variable": entry.get("variable"),
+                }
+            )
         changed = any(
             r["attributeStatus"] == "Accepted" and r["variable"] == {"name": "BasicAuthPassword"}
-            for r in results  # type: ignore[attr-defined]
+            for r in results
         )
         if not changed:
             return Reply(answer)
@@ -99,7 +148,7 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
                     "generatedAt": mapping.ocpp_timestamp(bridge.utc_now()),
                     "seqNo": 0,
                     "tbc": False,
-                    "reportData": dm.report_data(),
+                    "reportData": dm.report_data() + structure_report(bridge),
                 },
             )
 
@@ -112,9 +161,9 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
             return Reply({"status": "Rejected"})
         target = start_target(p.get("evseId"))
         if target is None and isinstance(p.get("evseId"), int):
-            return Reply({"status": "Rejected", "statusInfo": _info("unknown evseId")})
-        if target is None or target.transaction is not None:
-            return Reply({"status": "Rejected", "statusInfo": _info("transaction ongoing")})
+            return Reply({"status": "Rejected", "statusInfo": _info("UnknownEvse")})
+        if target is None or not startable(target):
+            return Reply({"status": "Rejected", "statusInfo": _info("TxInProgress")})
         from secc.ocpp_bridge.bridge import _Token
 
         preauthorized = not dm.flag("AuthCtrlr", "AuthorizeRemoteStart")
@@ -124,7 +173,10 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
         if target._waiting_eim is not None:
             request, target._waiting_eim = target._waiting_eim, None
             client.spawn(target._authorize(request), "authorization")
-        return Reply({"status": "Accepted"})
+        answer: dict[str, object] = {"status": "Accepted"}
+        if target.transaction is not None:  # F01: the cable first; the running transaction
+            answer["transactionId"] = target.transaction["id"]
+        return Reply(answer)
 
     def request_stop(p: Payload) -> Reply:
         owner = bridge.by_transaction(p.get("transactionId"))
@@ -204,6 +256,10 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
             wanted = CertificateHashData.from_ocpp(data)
         except OcspError as exc:
             return Reply({"status": "Failed", "statusInfo": _info(str(exc))})
+        in_use = _in_use(bridge, wanted)
+        if in_use:
+            log.warning("DeleteCertificate refused: %s", in_use)
+            return Reply({"status": "Failed", "statusInfo": _info(in_use)})
         return Reply({"status": bridge.store.delete(wanted)})
 
     def get_installed(p: Payload) -> Reply:
@@ -251,6 +307,10 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
         bridge.auth.clear_cache()
         return Reply({"status": "Accepted"})
 
+    def data_transfer(p: Payload) -> Reply:
+        # P01: no vendor-specific extension is implemented
+        return Reply({"status": "UnknownVendorId"})
+
     return {
         "GetVariables": get_variables,
         "SetVariables": set_variables,
@@ -266,4 +326,80 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
         "GetLocalListVersion": get_local_list_version,
         "ClearCache": clear_cache,
         "GetTransactionStatus": get_transaction_status,
+        "DataTransfer": data_transfer,
     }
+
+
+STRUCTURE = ("EVSE", "Connector")
+
+
+def _in_use(bridge: Bridge, wanted: CertificateHashData) -> str:
+    """Why deleting this certificate would cut the station off ("" when it would not):
+    the SECC chain it serves to EVs, the V2G root that chain leads to (without it the
+    chain is not served: a restart would have nothing to serve), the last CSMS root
+    while the link uses TLS.  OCPP M04 lets the station answer Failed."""
+    store = bridge.store
+    assert store is not None
+    items = store.list_installed(algorithm=wanted.hash_algorithm)
+    item = next((i for i in items if i.hash_data.matches(wanted)), None)
+    if item is None:
+        return ""
+    if item.certificate_type == "V2GCertificateChain":
+        return "the SECC certificate chain in use"
+    if item.certificate_type == "V2GRootCertificate":
+        for use in store.leaf_uses():
+            if use == "v2g" or use.startswith("v2g."):
+                top = store.leaf_chain(use)[-1]
+                if top.issuer == item.certificate.subject and signed_by(top, item.certificate):
+                    return "the V2G root of the SECC certificate chain in use"
+    tls_link = bridge.client.config.security_profile > 1
+    if (
+        item.certificate_type == "CSMSRootCertificate"
+        and tls_link
+        and len(store.roots("csms")) <= 1
+    ):
+        return "the only CSMS root of the TLS link"
+    return ""
+
+
+def _component_name(entry: object) -> object:
+    component = entry.get("component") if isinstance(entry, dict) else None
+    return component.get("name") if isinstance(component, dict) else None
+
+
+def structure_variables(
+    bridge: Bridge,
+) -> list[tuple[str, int, int | None, str, str, str]]:
+    """The EVSE and Connector components (OCPP 2.0.1 part 2, 2.2 "Charging Station
+    structure"): (component, evseId, connectorId or None, variable, value, dataType),
+    all ReadOnly."""
+    out: list[tuple[str, int, int | None, str, str, str]] = []
+    for evse_id, b in sorted(bridge.evses.items()):
+        state = "Occupied" if b.transaction is not None else "Available"
+        connector = b.config.connector_id
+        out += [
+            ("EVSE", evse_id, None, "AvailabilityState", state, "OptionList"),
+            ("EVSE", evse_id, None, "Available", "true", "boolean"),
+            ("Connector", evse_id, connector, "AvailabilityState", state, "OptionList"),
+            ("Connector", evse_id, connector, "Available", "true", "boolean"),
+            ("Connector", evse_id, connector, "ConnectorType", b.config.connector_type, "string"),
+        ]
+    return out
+
+
+def structure_report(bridge: Bridge) -> list[dict[str, object]]:
+    """NotifyReport reportData for the EVSE and Connector components."""
+    out: list[dict[str, object]] = []
+    for component, evse_id, connector_id, variable, value, data_type in structure_variables(bridge):
+        evse: dict[str, object] = {"id": evse_id}
+        if connector_id is not None:
+            evse["connectorId"] = connector_id
+        out.append(
+            {
+                "component": {"name": component, "evse": evse},
+                "variable": {"name": variable},
+                "variableAttribute": [{"type": "Actual", "value": value, "mutability": "ReadOnly"}],
+                "variableCharacteristics": {"dataType": data_type, "supportsMonitoring": False},
+            }
+        )
+    return out

@@ -31,7 +31,7 @@ Key = tuple[str, str]  # (component name, variable name)
 class VariableSpec:
     component: str
     variable: str
-    data_type: str  # boolean | integer | decimal | string | OptionList
+    data_type: str  # boolean | integer | decimal | string | OptionList | MemberList
     default: str
     mutability: str = "ReadWrite"  # ReadOnly | WriteOnly | ReadWrite
     min_len: int = 0
@@ -55,8 +55,17 @@ def _s(c: str, v: str, default: str, mut: str = "ReadWrite", **kw: object) -> Va
     return VariableSpec(c, v, "string", default, mut, **kw)  # type: ignore[arg-type]
 
 
+# the measurands the station can sample (secc.ocpp_bridge.mapping.meter_value)
+MEASURANDS = (
+    "Energy.Active.Import.Register",
+    "Power.Active.Import",
+    "Current.Import",
+    "Voltage",
+    "SoC",
+)
 ISO = "ISO15118Ctrlr"
 SEC = "SecurityCtrlr"
+COMM = "OCPPCommCtrlr"
 SPECS: tuple[VariableSpec, ...] = (
     _b(ISO, "PnCEnabled", True),
     _b(ISO, "ContractValidationOffline", True),
@@ -68,7 +77,7 @@ SPECS: tuple[VariableSpec, ...] = (
     _s(ISO, "OrganizationName", ""),
     _i(SEC, "SecurityProfile", 1, "ReadOnly"),
     _s(SEC, "BasicAuthPassword", "", "WriteOnly", min_len=16, max_len=40),
-    _s(SEC, "Identity", ""),
+    _s(SEC, "Identity", "", "ReadOnly"),  # the station id of the [ocpp] section
     _i(SEC, "CertificateEntries", 0, "ReadOnly"),
     _s(SEC, "OrganizationName", ""),
     _i(SEC, "CertSigningWaitMinimum", 60),
@@ -83,17 +92,18 @@ SPECS: tuple[VariableSpec, ...] = (
     _b("AuthCtrlr", "Enabled", True),
     _b("AuthCtrlr", "AuthorizeRemoteStart", False),
     _b("AuthCtrlr", "LocalAuthorizeOffline", True),
-    _b("AuthCtrlr", "LocalPreAuthorize", False),
+    _b("AuthCtrlr", "LocalPreAuthorize", False, "ReadOnly"),  # not implemented
     _b("AuthCtrlr", "OfflineTxForUnknownIdEnabled", False),
     _b("AuthCacheCtrlr", "Enabled", True),
     _i("AuthCacheCtrlr", "LifeTime", 86400),
     _b("LocalAuthListCtrlr", "Enabled", True),
     _i("LocalAuthListCtrlr", "Entries", 0, "ReadOnly"),
     _i("SampledDataCtrlr", "TxUpdatedInterval", 60),
-    _s(
-        "SampledDataCtrlr",
-        "TxUpdatedMeasurands",
-        "Energy.Active.Import.Register,Power.Active.Import,Current.Import,Voltage,SoC",
+    *(
+        VariableSpec(
+            "SampledDataCtrlr", name, "MemberList", ",".join(MEASURANDS), options=MEASURANDS
+        )
+        for name in ("TxStartedMeasurands", "TxUpdatedMeasurands", "TxEndedMeasurands")
     ),
     _b("TxCtrlr", "StopTxOnInvalidId", True),
     _s("TxCtrlr", "TxStartPoint", "EVConnected", "ReadOnly"),
@@ -122,6 +132,7 @@ class DeviceModel:
         self._values = {s.key: s.default for s in specs}
         for key, value in (initial or {}).items():
             self._values[key] = value
+        self._explicit: set[Key] = set()  # set by the CSMS or the station: persisted
         if path is not None and path.exists():
             self._load(path)
 
@@ -137,13 +148,16 @@ class DeviceModel:
         for name, value in data.items():
             component, _, variable = str(name).partition("/")
             key = (component, variable)
-            if key in self.specs and isinstance(value, str):
+            # a stored spec default is no choice (files of older versions stored every
+            # variable): the configured default (``initial``) stays in force then
+            if key in self.specs and isinstance(value, str) and value != self.specs[key].default:
                 self._values[key] = value
+                self._explicit.add(key)
 
     def _save(self) -> None:
         if self.path is None:
             return
-        data = {f"{c}/{v}": value for (c, v), value in sorted(self._values.items())}
+        data = {f"{c}/{v}": self._values[(c, v)] for c, v in sorted(self._explicit)}
         atomic_write(self.path, json.dumps(data, indent=1).encode(), mode=0o600)
 
     # --- typed access for the station ------------------------------------------------------
@@ -160,12 +174,17 @@ class DeviceModel:
     def number(self, component: str, variable: str) -> int:
         return int(self.value(component, variable))
 
+    def members(self, component: str, variable: str) -> frozenset[str]:
+        """A MemberList variable's members."""
+        return frozenset(m for m in self.value(component, variable).split(",") if m)
+
     def set_local(self, component: str, variable: str, value: str) -> None:
         """Set a value from the station side (no mutability check), persisted."""
         problem = self._check(self.specs[(component, variable)], value)
         if problem:
             raise ValueError(f"{component}.{variable}: {problem}")
         self._values[(component, variable)] = value
+        self._explicit.add((component, variable))
         self._save()
 
     # --- OCPP handlers -----------------------------------------------------------------------
@@ -221,6 +240,10 @@ class DeviceModel:
                 return "expected an integer"
         if spec.data_type == "string" and not spec.min_len <= len(value) <= spec.max_len:
             return f"length must be {spec.min_len}..{spec.max_len}"
+        if spec.data_type == "MemberList":
+            unknown = [m for m in value.split(",") if m and m not in spec.options]
+            if unknown:
+                return f"not supported: {', '.join(unknown)}"
         return None
 
     def set_variables(self, payload: Mapping[str, object]) -> dict[str, object]:
@@ -242,6 +265,7 @@ class DeviceModel:
                 results.append(self._echo(entry, "Rejected"))
                 continue
             self._values[spec.key] = value
+            self._explicit.add(spec.key)
             changed.append((spec.key, value))
             results.append(self._echo(entry, "Accepted"))
         if changed:
@@ -272,14 +296,31 @@ class DeviceModel:
         return out
 
 
+def iso15118_defaults(section: object) -> dict[Key, str]:
+    """ISO15118Ctrlr SeccId / OrganizationName / CountryName from the ``[ocpp]`` section
+    (:class:`secc.config.OcppSection`), the defaults until the CSMS sets them."""
+    out: dict[Key, str] = {}
+    for attr, variable in (
+        ("secc_id", "SeccId"),
+        ("organization_name", "OrganizationName"),
+        ("country_name", "CountryName"),
+    ):
+        value = getattr(section, attr, None)
+        if isinstance(value, str) and value:
+            out[(ISO, variable)] = value
+    return out
+
+
 def apply_device_model(config: ClientConfig, dm: DeviceModel) -> ClientConfig:
     """The client settings the device model governs: BasicAuthPassword (when set),
-    MessageTimeout and the reconnect backoff (RetryBackOffWaitMinimum / RandomRange)."""
+    MessageTimeout and the reconnect backoff (RetryBackOffWaitMinimum / RandomRange /
+    RepeatTimes).  The bridge applies it when it is built and after every change."""
     password = dm.value(SEC, "BasicAuthPassword") or config.basic_auth_password
     return replace(
         config,
         basic_auth_password=password,
-        call_timeout=float(dm.number("OCPPCommCtrlr", "MessageTimeout")),
-        backoff_min=float(dm.number("OCPPCommCtrlr", "RetryBackOffWaitMinimum")),
-        backoff_random=float(dm.number("OCPPCommCtrlr", "RetryBackOffRandomRange")),
+        call_timeout=float(max(1, dm.number(COMM, "MessageTimeout"))),
+        backoff_min=float(dm.number(COMM, "RetryBackOffWaitMinimum")),
+        backoff_random=float(dm.number(COMM, "RetryBackOffRandomRange")),
+        backoff_repeat=max(0, dm.number(COMM, "RetryBackOffRepeatTimes")),
     )

@@ -287,12 +287,18 @@ _MEASURANDS = (
 )
 
 
-def meter_value(sample: MeterSample, when: dt.datetime, context: str) -> dict[str, object] | None:
-    """MeterValueType for one sample (``None`` when nothing is known)."""
+def meter_value(
+    sample: MeterSample,
+    when: dt.datetime,
+    context: str,
+    measurands: frozenset[str] | None = None,
+) -> dict[str, object] | None:
+    """MeterValueType for one sample (``None`` when nothing is known); ``measurands``
+    selects (SampledDataCtrlr.Tx*Measurands), ``None`` sends all known."""
     sampled: list[dict[str, object]] = []
     for attr, measurand, unit in _MEASURANDS:
         value = getattr(sample, attr)
-        if value is None:
+        if value is None or (measurands is not None and measurand not in measurands):
             continue
         entry: dict[str, object] = {
             "value": round(float(value), 3),
@@ -326,6 +332,7 @@ class TxEvent:
     remote_start_id: int | None = None
     meter: MeterSample | None = None
     meter_context: str = "Sample.Periodic"
+    measurands: frozenset[str] | None = None  # None: every known measurand
     offline: bool = False
 
 
@@ -356,7 +363,7 @@ def transaction_event(event: TxEvent) -> dict[str, object]:
     if event.id_token is not None:
         payload["idToken"] = id_token(event.id_token, event.id_token_type)
     if event.meter is not None:
-        value = meter_value(event.meter, event.when, event.meter_context)
+        value = meter_value(event.meter, event.when, event.meter_context, event.measurands)
         if value is not None:
             payload["meterValue"] = [value]
     return payload

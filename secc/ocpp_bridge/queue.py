@@ -243,13 +243,19 @@ class Sender:
         send: SendFn,
         online: asyncio.Event,
         *,
-        policy: SenderPolicy | None = None,
+        policy: SenderPolicy | Callable[[], SenderPolicy] | None = None,
         on_response: Callable[[QueuedMessage, dict[str, object]], None] | None = None,
     ) -> None:
+        """``policy`` may be a callable, read at every use (the device model's
+        MessageAttemptsTransactionEvent / MessageAttemptIntervalTransactionEvent)."""
         self.queue = queue
         self._send = send
         self._online = online
-        self._policy = policy or SenderPolicy()
+        if policy is None or isinstance(policy, SenderPolicy):
+            fixed = policy or SenderPolicy()
+            self._policy_of: Callable[[], SenderPolicy] = lambda: fixed
+        else:
+            self._policy_of = policy
         self._on_response = on_response
         self._wake = asyncio.Event()
         self.delivered = 0
@@ -269,6 +275,10 @@ class Sender:
                     await self._wake.wait()
                 continue
             await self._deliver(message)
+
+    @property
+    def _policy(self) -> SenderPolicy:
+        return self._policy_of()
 
     async def _deliver(self, message: QueuedMessage) -> None:
         try:

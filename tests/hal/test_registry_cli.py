@@ -164,6 +164,12 @@ def test_cli_mcu_sim_on_a_pty_for_lab_engineers() -> None:
             assert "status" in await asyncio.to_thread(proc.stdout.readline)
             await asyncio.sleep(0.1)
             assert await board.control_pilot.read_state() is CpState.C
+            proc.stdin.write("card 04a1b2c3\n")  # a card at the MCU's reader
+            proc.stdin.flush()
+            assert "presented" in await asyncio.to_thread(proc.stdout.readline)
+            assert board.token_reader is not None
+            read = await asyncio.wait_for(board.token_reader.read(), 5)
+            assert (read.id_token, read.kind) == ("04A1B2C3", "ISO14443")
             await board.contactors.close()
             await board.aclose()
 

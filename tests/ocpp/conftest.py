@@ -7,11 +7,23 @@ import shutil
 import ssl
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from certs.store import Store
+from tests.ocpp.csms import TestCsms
+
+
+@pytest.fixture(autouse=True)
+def csms_rules() -> Iterator[None]:
+    """Every test CSMS of a test must end without a protocol violation by the station."""
+    TestCsms.instances.clear()
+    yield
+    found = [v for csms in TestCsms.instances for v in csms.violations]
+    TestCsms.instances.clear()
+    assert not found, "the station broke OCPP rules:\n" + "\n".join(found)
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,31 @@
 """A test CSMS on the ``ocpp`` package's server side, over real websockets on loopback.
 
 Behaviour is steered through :class:`Behaviour` (boot answers, Authorize verdicts, slow or
-failing Get15118EVCertificate, CallErrors, malformed answers).  Every TransactionEvent is
-recorded raw (message id + camelCase payload, as it came off the wire) so tests can check
-exactly-once and ordering; :meth:`TestCsms.transaction_stream` deduplicates on
-(transactionId, seqNo) and asserts that any repeat is a byte-identical resend.
+failing Get15118EVCertificate, CallErrors, malformed answers).
+
+It enforces OCPP 2.0.1 rules a production CSMS enforces, written from the specification
+(each breach is appended to :attr:`TestCsms.violations`, which tests assert empty):
+
+* every CALL the station sends validates against the request's JSON schema (the schemas
+  shipped in ``ocpp/v201/schemas``);
+* OCPP-J (part 4, 4.1.1 "synchronicity"): a sender has at most one outstanding CALL; the
+  station must not send a CALL while one of its CALLs is unanswered.  CALLs are handled
+  concurrently here (a slow answer must not hide a second CALL behind it);
+* an IdToken is the pair (idToken, type) (IdTokenType): a TransactionEvent carrying a
+  token the CSMS saw in Authorize or issued in RequestStartTransaction must carry the same
+  type; with ``Behaviour.known_tokens`` the CSMS is a token database that answers
+  Authorize and TransactionEvent idTokenInfo by that pair (Unknown when absent);
+* the charging-station password (A01) is the one last accepted in SetVariables: a
+  connection with another one is refused with HTTP 401;
+* settings are in force as reported (B05/B06): a variable this CSMS set and got Accepted,
+  and HeartbeatInterval from its BootNotification answer (B01), must read back the same
+  in GetVariables; a TransactionEvent answered with a CallError is tried at most
+  MessageAttemptsTransactionEvent times once this CSMS has set that variable (E13).
+
+Every TransactionEvent is recorded raw (message id + camelCase payload, as it came off
+the wire) so tests can check exactly-once and ordering;
+:meth:`TestCsms.transaction_stream` deduplicates on (transactionId, seqNo) and asserts
+that any repeat is a byte-identical resend.
 """
 
 from __future__ import annotations
@@ -20,9 +41,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import websockets
-from ocpp.exceptions import InternalError
+from ocpp.exceptions import InternalError, OCPPError
+from ocpp.messages import Call, validate_payload
 from ocpp.routing import on
-from ocpp.v201 import ChargePoint, call_result
+from ocpp.v201 import ChargePoint, call, call_result
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 NOW = lambda: dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")  # noqa: E731
@@ -49,6 +71,8 @@ class Behaviour:
     tx_malformed: int = 0  # answer this many TransactionEvents with a schema-invalid payload
     sign_certificate_status: str = "Accepted"
     ocsp_for: Callable[[dict[str, Any]], str | None] = lambda _data: None
+    # a token database: (idToken, type) -> status; None: every token is Accepted
+    known_tokens: dict[tuple[str, str], str] | None = None
 
 
 class CsmsStation(ChargePoint):  # type: ignore[misc]
@@ -56,6 +80,8 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
         super().__init__(station_id, ws, response_timeout=20)
         self.csms = csms
         self.b = csms.behaviour
+        self.outstanding: str | None = None  # the station's CALL being answered
+        self._handlers: set[asyncio.Future[None]] = set()
 
     async def _pause(self, seconds: float) -> None:
         """A slow answer, cut short when the CSMS goes down."""
@@ -64,18 +90,89 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
 
     async def route_message(self, raw_msg: str) -> None:
         msg = json.loads(raw_msg)
-        if msg[0] == 2:
-            self.csms.calls.append((msg[2], msg[3]))
-            if msg[2] == "TransactionEvent":
-                self.csms.tx_raw.append((msg[1], msg[3]))
-        await super().route_message(raw_msg)
+        if msg[0] != 2:
+            await super().route_message(raw_msg)
+            return
+        self.csms.calls.append((msg[2], msg[3]))
+        if msg[2] == "TransactionEvent":
+            self.csms.tx_raw.append((msg[1], msg[3]))
+        if self.outstanding is not None:
+            self.csms.violations.append(
+                f"{msg[2]} sent while {self.outstanding} is still unanswered"
+            )
+        self.outstanding = f"{msg[2]} {msg[1]}"
+        try:
+            await validate_payload(Call(msg[1], msg[2], msg[3]), "2.0.1")
+        except OCPPError as exc:
+            self.csms.violations.append(f"{msg[2]} violates its schema: {exc}")
+        self._check_tokens(msg[2], msg[3])
+        task = asyncio.ensure_future(self._answer(raw_msg, self.outstanding))
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
+
+    async def _answer(self, raw_msg: str, outstanding: str) -> None:
+        try:
+            await super().route_message(raw_msg)
+        except websockets.ConnectionClosed:
+            pass  # the link went down before the answer
+        finally:
+            if self.outstanding == outstanding:
+                self.outstanding = None
+
+    def _check_tokens(self, action: str, payload: dict[str, Any]) -> None:
+        token = payload.get("idToken")
+        if not isinstance(token, dict):
+            return
+        value, kind = token.get("idToken"), token.get("type")
+        if action == "Authorize":
+            self.csms.token_types.setdefault(value, kind)
+        known = self.csms.token_types.get(value)
+        if action == "TransactionEvent" and known is not None and known != kind:
+            self.csms.violations.append(
+                f"TransactionEvent carries idToken {value} as {kind}, known as {known}"
+            )
+
+    def token_status(self, token: dict[str, Any]) -> str:
+        """What the CSMS's token database says about an IdTokenType."""
+        if self.b.known_tokens is None:
+            return self.b.authorize_status
+        value = token.get("idToken", token.get("id_token"))  # wire or snake_case form
+        key = (str(value), str(token.get("type")))
+        return self.b.known_tokens.get(key, "Unknown")
 
     @on("BootNotification")
     def on_boot(self, charging_station: dict[str, Any], reason: str, **_: Any) -> Any:
         status = self.b.boot_statuses.pop(0) if self.b.boot_statuses else "Accepted"
         self.csms.boots.append(status)
         interval = self.b.heartbeat_interval if status == "Accepted" else self.b.boot_interval
+        if status == "Accepted":  # B01: the station adopts this interval
+            self.csms.expected[("OCPPCommCtrlr", "HeartbeatInterval")] = str(interval)
         return call_result.BootNotification(current_time=NOW(), interval=interval, status=status)
+
+    async def call(self, payload: Any, *args: Any, **kwargs: Any) -> Any:
+        """The CSMS's own calls, checked: what SetVariables got Accepted is in force
+        (the password for the next connection, GetVariables reads it back)."""
+        response = await super().call(payload, *args, **kwargs)
+        if isinstance(payload, call.SetVariables) and response is not None:
+            for asked, result in zip(
+                payload.set_variable_data, response.set_variable_result, strict=True
+            ):
+                if result["attribute_status"] != "Accepted":
+                    continue
+                key = (asked["component"]["name"], asked["variable"]["name"])
+                self.csms.expected[key] = str(asked["attribute_value"])
+                if key == ("SecurityCtrlr", "BasicAuthPassword"):
+                    self.csms.password = str(asked["attribute_value"])
+        if isinstance(payload, call.GetVariables) and response is not None:
+            for result in response.get_variable_result:
+                key = (result["component"]["name"], result["variable"]["name"])
+                value = result.get("attribute_value")
+                wanted = self.csms.expected.get(key)
+                if value is not None and wanted is not None and value != wanted:
+                    self.csms.violations.append(
+                        f"GetVariables reports {key} = {value!r}, but {wanted!r} is in force"
+                    )
+        return response
 
     @on("Heartbeat")
     def on_heartbeat(self, **_: Any) -> Any:
@@ -96,7 +193,7 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
         if self.b.authorize_malformed:
             return call_result.Authorize(id_token_info={"status": 42})  # type: ignore[arg-type]
         return call_result.Authorize(
-            id_token_info={"status": self.b.authorize_status},
+            id_token_info={"status": self.token_status(id_token)},
             certificate_status=self.b.certificate_status,
         )
 
@@ -116,15 +213,63 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
 
     @on("TransactionEvent", skip_schema_validation=True)
     async def on_tx(self, **kw: Any) -> Any:
+        info = kw.get("transaction_info") or {}
+        key = (str(info.get("transaction_id")), int(kw.get("seq_no", -1)))
+        failed = self.csms.tx_failures.get(key, 0)
+        attempts = self.csms.expected.get(("OCPPCommCtrlr", "MessageAttemptsTransactionEvent"))
+        if attempts is not None and failed >= int(attempts):
+            self.csms.violations.append(
+                f"TransactionEvent {key} tried again after {failed} CallErrors "
+                f"(MessageAttemptsTransactionEvent {attempts})"
+            )
         if self.b.tx_delay:
             await self._pause(self.b.tx_delay)
         if self.b.tx_errors > 0:
             self.b.tx_errors -= 1
+            self.csms.tx_failures[key] = failed + 1
             raise InternalError(description="database busy")
         if self.b.tx_malformed > 0:
             self.b.tx_malformed -= 1
             return call_result.TransactionEvent(total_cost="lots")  # type: ignore[arg-type]
+        token = kw.get("id_token")
+        if isinstance(token, dict) and self.b.known_tokens is not None:
+            wire = {"idToken": token.get("id_token"), "type": token.get("type")}
+            return call_result.TransactionEvent(id_token_info={"status": self.token_status(wire)})
         return call_result.TransactionEvent()
+
+    @on("DataTransfer")
+    def on_data_transfer(self, vendor_id: str, **_: Any) -> Any:
+        return call_result.DataTransfer(status="UnknownVendorId")
+
+    async def set_password(self, password: str) -> str:
+        """A01: SetVariables BasicAuthPassword; once Accepted it is the only one accepted."""
+        answer = await self.call(
+            call.SetVariables(
+                set_variable_data=[
+                    {
+                        "component": {"name": "SecurityCtrlr"},
+                        "variable": {"name": "BasicAuthPassword"},
+                        "attribute_value": password,
+                    }
+                ]
+            )
+        )
+        return str(answer.set_variable_result[0]["attribute_status"])
+
+    async def remote_start(
+        self, id_token: str, kind: str, remote_start_id: int, evse_id: int | None = 1
+    ) -> Any:
+        """F01/F02: RequestStartTransaction; the token becomes one the CSMS issued."""
+        self.csms.token_types[id_token] = kind
+        if self.b.known_tokens is not None:
+            self.b.known_tokens[(id_token, kind)] = "Accepted"
+        return await self.call(
+            call.RequestStartTransaction(
+                id_token={"id_token": id_token, "type": kind},
+                remote_start_id=remote_start_id,
+                evse_id=evse_id,
+            )
+        )
 
     @on("SignCertificate")
     def on_sign(self, csr: str, certificate_type: str | None = None, **_: Any) -> Any:
@@ -146,6 +291,7 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
 
 class TestCsms:
     __test__ = False
+    instances: list[TestCsms] = []  # every CSMS made in the current test (conftest checks)
 
     def __init__(
         self,
@@ -173,6 +319,12 @@ class TestCsms:
         self.rejected_auth = 0
         self.reports: list[dict[str, Any]] = []
         self.peer_certs: list[dict[str, Any]] = []
+        self.violations: list[str] = []
+        TestCsms.instances.append(self)
+        self.token_types: dict[str, str] = {}  # idToken -> type, as first seen / issued
+        # (component, variable) -> value in force: what this CSMS set (Accepted) or decided
+        self.expected: dict[tuple[str, str], str] = {}
+        self.tx_failures: dict[tuple[str, int], int] = {}  # (txId, seqNo) -> CallErrors sent
 
     @property
     def url(self) -> str:

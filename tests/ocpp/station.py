@@ -20,12 +20,13 @@ from secc.ocpp_bridge.authorization import AuthStore
 from secc.ocpp_bridge.bridge import Bridge, BridgeConfig
 from secc.ocpp_bridge.client import ClientConfig, OcppClient, StoreTls
 from secc.ocpp_bridge.device_model import DeviceModel, Key
-from secc.ocpp_bridge.queue import DurableQueue, SenderPolicy
+from secc.ocpp_bridge.queue import DurableQueue
 
 STATION = "CS-SECC-0001"
 FAST_RETRY = {
     ("OCPPCommCtrlr", "RetryBackOffWaitMinimum"): "0",
     ("OCPPCommCtrlr", "RetryBackOffRandomRange"): "0",
+    ("OCPPCommCtrlr", "MessageAttemptIntervalTransactionEvent"): "0",
 }
 FAST_CLIENT = {"backoff_min": 0.05, "backoff_random": 0.05, "backoff_max": 0.3}
 
@@ -68,7 +69,7 @@ def build(
         **{**FAST_CLIENT, **(client or {})},
     )
     bridge = Bridge(
-        config or BridgeConfig(sender_policy=SenderPolicy(3, 0.05, 0.05), meter_interval=3600),
+        config or BridgeConfig(link_retry=0.05, meter_interval=3600),
         OcppClient(cfg, tls=StoreTls(store) if store else None),
         DurableQueue(directory / "ocpp.sqlite"),
         AuthStore(directory / "auth.sqlite"),

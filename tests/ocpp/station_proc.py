@@ -15,12 +15,11 @@ from pathlib import Path
 from secc.core.actions import ChargingStateChanged, RequestAuthorization, SessionStarted
 from secc.core.events import EvseStatus
 from secc.ocpp_bridge.bridge import BridgeConfig
-from secc.ocpp_bridge.queue import SenderPolicy
 from tests.ocpp.station import build
 
 
 async def main(directory: Path, url: str, mode: str) -> None:
-    config = BridgeConfig(sender_policy=SenderPolicy(3, 0.05, 0.05), meter_interval=0.1)
+    config = BridgeConfig(link_retry=0.05, meter_interval=0.1)
     station = build(directory, url, config=config)
     bridge = station.bridge
     task = asyncio.ensure_future(bridge.run())

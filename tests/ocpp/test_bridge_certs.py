@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import ssl
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from ocpp.v201 import call
 
@@ -355,3 +357,85 @@ def test_device_model_damaged_file_falls_back_to_defaults(tmp_path: Path) -> Non
     dm = DeviceModel(path)
     assert not dm.flag("ISO15118Ctrlr", "PnCEnabled")
     assert dm.value("ISO15118Ctrlr", "SeccId") == ""
+
+
+def _csms_ca(directory: Path) -> tuple[str, ssl.SSLContext]:
+    """A second CSMS PKI (root + server certificate for localhost): the root's PEM and a
+    server context presenting the new server certificate."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "CSMS Root 2")])
+    start = NOW - dt.timedelta(days=1)
+    root = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(name)
+        .public_key(server_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    (directory / "server2.pem").write_text(pem(server))
+    (directory / "server2.key").write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(directory / "server2.pem", directory / "server2.key")
+    return pem(root), ctx
+
+
+def test_csms_roots_over_a_tls_link(tmp_path: Path, pki_dir: Path, store: Store) -> None:
+    """Security profile 2: deleting the only CSMS root is refused (the link would be
+    lost for good); a CSMS root installed over OCPP is used from the next connection,
+    so the CSMS can move to a server certificate under it."""
+
+    async def main() -> None:
+        csms = TestCsms(ssl_context=server_context(pki_dir, client_auth=False))
+        await csms.start()
+        port = csms.port
+        url = csms.url.replace("127.0.0.1", "localhost")
+        station = build(tmp_path, url, store=store, client={"security_profile": 2})
+        async with running(station):
+            cp = await csms.station(STATION)
+            listed = await cp.call(
+                call.GetInstalledCertificateIds(certificate_type=["CSMSRootCertificate"])
+            )
+            (only,) = listed.certificate_hash_data_chain
+            refused = await cp.call(
+                call.DeleteCertificate(certificate_hash_data=only["certificate_hash_data"])
+            )
+            assert refused.status == "Failed"
+            root2, ctx2 = _csms_ca(tmp_path)
+            installed = await cp.call(
+                call.InstallCertificate(certificate_type="CSMSRootCertificate", certificate=root2)
+            )
+            assert installed.status == "Accepted"
+            # the CSMS moves to a server certificate under the new root
+            await csms.stop()
+            csms.ssl_context = ctx2
+            await csms.start(port)
+            await wait_for(lambda: station.client.connects >= 2 and station.client.online.is_set())
+        await csms.stop()
+
+    run(main())

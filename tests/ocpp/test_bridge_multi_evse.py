@@ -14,17 +14,16 @@ import pytest
 from secc.core.actions import SessionStarted
 from secc.core.events import Event
 from secc.ocpp_bridge.bridge import Bridge, BridgeConfig
-from secc.ocpp_bridge.queue import SenderPolicy
 from tests.ocpp.csms import TestCsms, wait_for
 from tests.ocpp.station import Station, build
 
-FAST = BridgeConfig(sender_policy=SenderPolicy(3, 0.05, 0.05), meter_interval=3600)
+FAST = BridgeConfig(link_retry=0.05, meter_interval=3600)
 
 
 def second(station: Station, events: list[Event]) -> Bridge:
     primary = station.bridge
     return Bridge(
-        BridgeConfig(evse_id=2, sender_policy=FAST.sender_policy, meter_interval=3600),
+        BridgeConfig(evse_id=2, link_retry=0.05, meter_interval=3600),
         primary.client,
         primary.queue,
         primary.auth,

@@ -21,11 +21,10 @@ from secc.core.actions import (
 )
 from secc.core.events import AuthorizationResult, EvseStatus, StopRequested
 from secc.ocpp_bridge.bridge import BridgeConfig
-from secc.ocpp_bridge.queue import SenderPolicy
 from tests.ocpp.csms import Behaviour, TestCsms, wait_for
 from tests.ocpp.station import STATION, build, contract_request, running
 
-FAST = BridgeConfig(sender_policy=SenderPolicy(3, 0.05, 0.05), meter_interval=0.2)
+FAST = BridgeConfig(link_retry=0.05, meter_interval=0.2)
 
 
 def run(coro: Awaitable[None]) -> None:

@@ -34,6 +34,7 @@ from hal.types import (
     LockState,
     OperationFailedError,
     RcdStatus,
+    TokenRead,
     UnavailableError,
 )
 
@@ -46,6 +47,16 @@ async def _run(conn: McuConnection, command: Command, timeout: float = 2.0) -> N
     result = await conn.command(command, timeout)
     if result is not AckResult.OK:
         raise OperationFailedError(f"MCU answered {result.name} to {command}")
+
+
+class McuTokenReader:
+    """The RFID reader wired to the MCU: its CARD reads (docs/mcu-protocol.md)."""
+
+    def __init__(self, conn: McuConnection) -> None:
+        self._conn = conn
+
+    async def read(self) -> TokenRead:
+        return await self._conn.cards.get()
 
 
 def _status(conn: McuConnection) -> Status:
@@ -157,6 +168,7 @@ async def board_on(conn: McuConnection, name: str = "serial-mcu") -> Board:
         contactors=McuContactors(conn),
         lock=McuLock(conn),
         rcd=McuRcd(conn),
+        token_reader=McuTokenReader(conn),
         closer=closer,
         firmware_version=conn.info.firmware if conn.info is not None else None,
     )

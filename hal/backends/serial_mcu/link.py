@@ -17,6 +17,7 @@ from typing import Any
 from hal.backends.serial_mcu.protocol import (
     AckResult,
     BytesIn,
+    CardIn,
     Command,
     CommandDone,
     CommandFailed,
@@ -35,7 +36,13 @@ from hal.backends.serial_mcu.protocol import (
     Tick,
     Write,
 )
-from hal.types import HalError, HalTimeoutError, OperationFailedError, UnavailableError
+from hal.types import (
+    HalError,
+    HalTimeoutError,
+    OperationFailedError,
+    TokenRead,
+    UnavailableError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +77,7 @@ class McuConnection:
         self.info_listeners: list[Callable[[Info | None], None]] = []
         self._info_task: asyncio.Task[None] | None = None
         self.facts: asyncio.Queue[LinkFact] = asyncio.Queue()
+        self.cards: asyncio.Queue[TokenRead] = asyncio.Queue()  # the MCU reader's reads
         self.listeners: list[Callable[[LinkFact], None]] = []
 
     @classmethod
@@ -172,6 +180,11 @@ class McuConnection:
                     log.debug("MCU link: write would block, frame dropped (will retry)")
                 except OSError as exc:
                     log.warning("MCU link write error: %s", exc)
+            elif isinstance(action, CardIn):
+                try:
+                    self.cards.put_nowait(action.card.token())
+                except ValueError as exc:  # e.g. a key code longer than OCPP allows
+                    log.warning("MCU card read not usable: %s", exc)
             elif isinstance(action, StatusIn):
                 self.status = action.status
                 self._status_event.set()

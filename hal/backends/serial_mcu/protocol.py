@@ -21,6 +21,12 @@ opens the contactors and drives state F when it hears no valid frame from the ho
 version, protocol version, hardware id) instead of an ACK; an MCU that predates it answers
 ``ACK(MALFORMED)`` as for any unknown type, and the host then knows no version.
 
+``CARD`` (protocol version 2) carries a card read by the MCU's RFID reader to the host:
+the MCU numbers each read (``read_id``), keeps it until the host answers ``CARD_ACK`` with
+that number and resends it with every STATUS until then; the host reports each
+(MCU boot, read_id) once and acknowledges every copy, so a lost frame in either direction
+neither loses nor doubles a read.
+
 :class:`HostLink` is the host's machine: ``handle(event, now) -> list[action]`` plus
 ``deadline``.  :class:`McuLink` is the MCU's half (used by the simulator and a reference
 for firmware authors).
@@ -39,9 +45,12 @@ from hal.backends.serial_mcu.framing import (
     ProtocolError,
     encode_frame,
 )
+from hal.types import TokenRead
 
-PROTOCOL_VERSION = 1  # 1: GET_INFO / INFO exist; an MCU without them speaks "version 0"
+PROTOCOL_VERSION = 2  # 1: GET_INFO / INFO; 2: CARD / CARD_ACK; no GET_INFO: "version 0"
 FIRMWARE_MAX = 32  # bytes of the INFO firmware version string
+CARD_UID_MAX = 16  # bytes of a CARD's UID (ISO 14443: 4, 7 or 10; ISO 15693: 8)
+CARD_PENDING_MAX = 8  # reads an MCU keeps while the host does not acknowledge them
 
 
 # --------------------------------------------------------------------------- messages
@@ -138,6 +147,46 @@ class Ack:
     TYPE = 0x80
 
 
+class CardKind(enum.IntEnum):
+    ISO14443 = 0  # UID bytes
+    ISO15693 = 1  # UID bytes
+    KEY_CODE = 2  # printable ASCII typed on a key pad
+
+
+@dataclass(frozen=True, slots=True)
+class CardRead:
+    """A card (or key code) the MCU's reader read; sent until :class:`CardAck`."""
+
+    read_id: int  # u8, counts reads since the MCU's boot
+    kind: CardKind
+    uid: bytes  # 1..CARD_UID_MAX bytes
+    TYPE = 0x83
+    HEAD = struct.Struct(">BBB")  # read_id, kind, uid length
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.read_id <= 0xFF:
+            raise ProtocolError("CARD read_id must fit u8")
+        if not 1 <= len(self.uid) <= CARD_UID_MAX:
+            raise ProtocolError(f"CARD uid of {len(self.uid)} bytes (1..{CARD_UID_MAX})")
+        if self.kind is CardKind.KEY_CODE and any(not 0x21 <= b <= 0x7E for b in self.uid):
+            raise ProtocolError("CARD key code is not printable ASCII")
+
+    def token(self) -> TokenRead:
+        """The token as OCPP knows it (UID in upper-case hex, or the key code)."""
+        if self.kind is CardKind.KEY_CODE:
+            return TokenRead(self.uid.decode("ascii"), "KeyCode")
+        kind = "ISO14443" if self.kind is CardKind.ISO14443 else "ISO15693"
+        return TokenRead.from_uid(self.uid, kind)
+
+
+@dataclass(frozen=True, slots=True)
+class CardAck:
+    """The host got the CARD with ``read_id`` (sent for every copy; not a command)."""
+
+    read_id: int
+    TYPE = 0x17
+
+
 FLAG_RCD_TRIPPED = 0x01
 FLAG_SAFE_STATE = 0x02  # heartbeat lost: contactors forced open, CP in F
 FLAG_RCD_TEST_OK = 0x04
@@ -159,7 +208,7 @@ class Status:
 
 
 Command = SetCp | SetContactors | SetLock | RcdTest | ClearFaults | Configure | GetInfo
-Message = Command | HostHeartbeat | Ack | Status | Info
+Message = Command | HostHeartbeat | Ack | Status | Info | CardRead | CardAck
 
 _EMPTY: dict[int, type[HostHeartbeat | RcdTest | ClearFaults]] = {
     HostHeartbeat.TYPE: HostHeartbeat,
@@ -182,6 +231,10 @@ def encode_payload(msg: Message) -> bytes:
             return bytes([version])
         case Info(protocol=version, hardware_id=hw, firmware=fw):
             return Info.HEAD.pack(version, hw, len(fw)) + fw.encode("ascii")
+        case CardRead(read_id=read_id, kind=kind, uid=uid):
+            return CardRead.HEAD.pack(read_id, int(kind), len(uid)) + uid
+        case CardAck(read_id=read_id):
+            return bytes([read_id])
         case Status():
             return Status.FORMAT.pack(
                 msg.boot_id,
@@ -238,6 +291,18 @@ def decode_payload(mtype: int, payload: bytes) -> Message:
             if n != len(raw):
                 raise ProtocolError(f"INFO firmware length {n} but {len(raw)} bytes follow")
             return Info(version, hw, _check_firmware(raw))
+        if mtype == CardRead.TYPE:
+            if len(payload) < CardRead.HEAD.size:
+                raise ProtocolError(f"CARD needs at least {CardRead.HEAD.size} bytes")
+            read_id, kind, n = CardRead.HEAD.unpack_from(payload)
+            uid = payload[CardRead.HEAD.size :]
+            if n != len(uid):
+                raise ProtocolError(f"CARD uid length {n} but {len(uid)} bytes follow")
+            return CardRead(read_id, CardKind(kind), uid)
+        if mtype == CardAck.TYPE:
+            if len(payload) != 1:
+                raise ProtocolError("CARD_ACK needs 1 byte")
+            return CardAck(payload[0])
         if mtype == Ack.TYPE:
             if len(payload) != 2:
                 raise ProtocolError("ACK needs 2 bytes")
@@ -315,7 +380,16 @@ class LinkUp:
     boot_id: int
 
 
-HostAction = Write | StatusIn | CommandDone | CommandFailed | McuRebooted | LinkLost | LinkUp
+@dataclass(frozen=True, slots=True)
+class CardIn:
+    """A card read, reported once per (MCU boot, read_id)."""
+
+    card: CardRead
+
+
+HostAction = (
+    Write | StatusIn | CommandDone | CommandFailed | McuRebooted | LinkLost | LinkUp | CardIn
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +423,7 @@ class HostLink:
         self._flight: _InFlight | None = None
         self._last_rx = now
         self._next_heartbeat = now
+        self._last_card: tuple[int, int] | None = None  # (boot_id, read_id) reported last
 
     @property
     def epoch(self) -> int:
@@ -404,6 +479,16 @@ class HostLink:
                 out.append(LinkUp(msg.boot_id))
             self.boot_id = msg.boot_id
             out.append(StatusIn(msg))
+        elif isinstance(msg, CardRead):
+            if self.boot_id is None or frame.epoch != self.epoch:
+                return  # before the first STATUS or from an earlier boot: it is resent
+            self._last_rx = now
+            ack = CardAck(msg.read_id)
+            payload = encode_payload(ack)
+            out.append(Write(encode_frame(Frame(ack.TYPE, self.epoch, self.session, 0, payload))))
+            if self._last_card != (self.boot_id, msg.read_id):
+                self._last_card = (self.boot_id, msg.read_id)
+                out.append(CardIn(msg))
         elif isinstance(msg, Ack | Info):
             if not self._ours(frame):
                 return  # another lifetime's answer
@@ -495,6 +580,26 @@ class McuLink:
         self.last_reply = b""  # the frame that answered last_seq, resent for a duplicate
         self.last_host_rx = now
         self.heard_host = False
+        self.cards: deque[CardRead] = deque()  # reads the host has not acknowledged
+        self._read_id = 0
+
+    def card(self, kind: CardKind, uid: bytes) -> bytes:
+        """A new read: kept until the host acknowledges it; returns its first frame.
+        Beyond CARD_PENDING_MAX unacknowledged reads the oldest is given up."""
+        read = CardRead(self._read_id, kind, uid)
+        self._read_id = (self._read_id + 1) & 0xFF
+        if len(self.cards) >= CARD_PENDING_MAX:
+            self.cards.popleft()
+        self.cards.append(read)
+        return self.card_frame() or b""
+
+    def card_frame(self) -> bytes | None:
+        """The oldest unacknowledged read's frame (resent with every STATUS)."""
+        if not self.cards:
+            return None
+        payload = encode_payload(self.cards[0])
+        session = self.host_session or 0
+        return encode_frame(Frame(CardRead.TYPE, self.epoch, session, 0, payload))
 
     def host_silent(self, now: float) -> bool:
         return now - self.last_host_rx >= self.heartbeat_timeout_s
@@ -511,10 +616,18 @@ class McuLink:
             except ProtocolError:
                 writes.append(self._ack_frame(frame.seq, AckResult.MALFORMED, frame.session))
                 continue
-            if isinstance(msg, Ack | Status | Info):
+            if isinstance(msg, Ack | Status | Info | CardRead):
                 continue  # not ours to receive
             self.last_host_rx = now
             self.heard_host = True
+            if isinstance(msg, CardAck):
+                head = self.cards[0] if self.cards else None
+                if frame.epoch == self.epoch and head is not None and head.read_id == msg.read_id:
+                    self.cards.popleft()
+                    following = self.card_frame()
+                    if following is not None:
+                        writes.append(following)
+                continue
             if isinstance(msg, HostHeartbeat):
                 if frame.session != self.host_session:
                     self.host_session = frame.session  # a new host lifetime announces itself

@@ -23,6 +23,7 @@ from hal.backends.serial_mcu.protocol import (
     FLAG_SAFE_STATE,
     PROTOCOL_VERSION,
     AckResult,
+    CardKind,
     ClearFaults,
     Command,
     Configure,
@@ -37,7 +38,7 @@ from hal.backends.serial_mcu.protocol import (
     Status,
 )
 from hal.backends.simulated import Plant
-from hal.types import ContactorState, Duty, LockState
+from hal.types import ContactorState, Duty, LockState, TokenRead
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +143,16 @@ class McuSimulator:
     def tick(self, now: float) -> bytes:
         if not self.safe and self.link.heard_host and self.link.host_silent(now):
             self._enter_safe_state(now)
+        out = bytearray()
+        while self.plant.tokens:  # the reader read a card: report it at once
+            out += self.link.card(*_card(self.plant.tokens.popleft()))
         if now < self._next_status:
-            return b""
+            return bytes(out)
         self._next_status = now + self.status_period_s
-        return self.link.status_frame(self.status())
+        out += self.link.status_frame(self.status())
+        if self.link.cards:  # reads the host has not acknowledged: again
+            out += self.link.card_frame() or b""
+        return bytes(out)
 
     def _enter_safe_state(self, now: float) -> None:
         log.warning("MCU: host silent for %.3f s: opening contactors", self.heartbeat_timeout_s)
@@ -216,6 +223,17 @@ class McuSimulator:
             flags=flags,
             residual_da=min(0xFFFF, round(p.residual_ma * 10)),
         )
+
+
+def _card(token: TokenRead) -> tuple[CardKind, bytes]:
+    """How the simulated reader puts a token on the wire."""
+    if token.kind == "KeyCode":
+        return CardKind.KEY_CODE, token.id_token.encode("ascii")
+    kind = CardKind.ISO15693 if token.kind == "ISO15693" else CardKind.ISO14443
+    try:
+        return kind, bytes.fromhex(token.id_token)
+    except ValueError:  # not a UID in hex: send its bytes
+        return kind, token.id_token.encode("ascii")
 
 
 _SLAVES: dict[int, int] = {}
