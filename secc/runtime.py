@@ -487,7 +487,6 @@ class Evse:
             if self.active is not None:
                 await self.active.feed(EvseFault(fault.fault.value, fault.detail))
 
-
     async def _token_loop(self) -> None:
         """Tokens from the board's reader (RFID) go to the backend (OCPP C01: Authorize)."""
         reader = self.board.token_reader
