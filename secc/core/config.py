@@ -29,6 +29,15 @@ ENERGY_MODES = frozenset(
     }
 )
 DIN_NAMESPACE = "urn:din:70121:2012:MsgDef"
+# ISO 15118-20: the EV offers one namespace per energy transfer family in
+# supportedAppProtocolReq (version 1.0); the messages then use the CommonMessages, AC
+# and DC schemas over V2GTP payload types 0x8002-0x8004.
+ISO20_AC_NAMESPACE = "urn:iso:std:iso:15118:-20:AC"
+ISO20_DC_NAMESPACE = "urn:iso:std:iso:15118:-20:DC"
+ISO20_NAMESPACES = frozenset({ISO20_AC_NAMESPACE, ISO20_DC_NAMESPACE})
+PROTOCOLS = frozenset({ISO2_NAMESPACE, DIN_NAMESPACE}) | ISO20_NAMESPACES
+# ISO 15118-20 control modes (ServiceDetail parameter ControlMode 1 and 2)
+CONTROL_MODES = ("Scheduled", "Dynamic")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +63,15 @@ class Timers:
     # After EVSENotification=StopCharging the EV has this long to stop (PowerDelivery
     # Stop); then the station opens the contactors and ends the session itself.
     stop_grace: float = 10.0
+    # ISO 15118-20: how long the station keeps answering EVSEProcessing=Ongoing
+    # (Authorization, ScheduleExchange, DC_CableCheck: the EV's V2G_EVCC_Ongoing_Timeout)
+    # before it gives up and ends the session.
+    ongoing: float = 60.0
 
     def budget(self, request: str) -> float:
         """V2G_SECC_Msg_Performance_Time for answering ``request`` (Table 109): the runtime
         measures its answer time against it and logs an overrun."""
-        if request == "CurrentDemandReq":
+        if request in ("CurrentDemandReq", "DC_ChargeLoopReq", "AC_ChargeLoopReq"):
             return self.current_demand_performance
         if request in ("CertificateInstallationReq", "CertificateUpdateReq"):
             return self.certificate_installation
@@ -68,7 +81,13 @@ class Timers:
 
 
 _LONG_BUDGET = frozenset(
-    {"ServiceDetailReq", "PaymentDetailsReq", "PowerDeliveryReq", "MeteringReceiptReq"}
+    {
+        "ServiceDetailReq",
+        "PaymentDetailsReq",
+        "PowerDeliveryReq",
+        "MeteringReceiptReq",
+        "ScheduleExchangeReq",
+    }
 )
 
 
@@ -163,6 +182,14 @@ class SessionConfig:
     # Seconds ChargeParameterDiscovery answers Ongoing while no CSMS schedule is known
     # (ISO 15118-2 only); 0: offer the EVSE's own limits at once.
     schedule_wait: float = 0.0
+    # ISO 15118-20 is offered only over TLS 1.3 ([V2G20-2356]): the transport sets tls13
+    # per connection when TLS 1.3 was negotiated; iso20_allow_tcp lets a lab run -20
+    # over plain TCP.  Without either, the -20 namespaces in ``protocols`` are ignored.
+    tls13: bool = False
+    iso20_allow_tcp: bool = False
+    # The -20 control modes offered in ServiceDetail (a parameter set each), subset of
+    # CONTROL_MODES.
+    iso20_control_modes: tuple[str, ...] = CONTROL_MODES
 
     def __post_init__(self) -> None:
         if not 7 <= len(self.evse_id) <= 37:
@@ -177,13 +204,23 @@ class SessionConfig:
             raise ConfigError(
                 f"energy_modes {self.energy_modes!r}: use some of {', '.join(sorted(ENERGY_MODES))}"
             )
-        bad = set(self.protocols) - {ISO2_NAMESPACE, DIN_NAMESPACE}
+        bad = set(self.protocols) - PROTOCOLS
         if bad or not self.protocols:
             raise ConfigError(
-                f"protocols {self.protocols!r}: use {ISO2_NAMESPACE} and/or {DIN_NAMESPACE}"
+                f"protocols {self.protocols!r}: use some of {', '.join(sorted(PROTOCOLS))}"
+            )
+        modes = self.iso20_control_modes
+        if not modes or set(modes) - set(CONTROL_MODES) or len(set(modes)) != len(modes):
+            raise ConfigError(
+                f"iso20_control_modes {modes!r}: use Scheduled and/or Dynamic (no repeats)"
             )
         if self.ac.phases not in (1, 3):
             raise ConfigError(f"ac.phases {self.ac.phases}: 1 or 3")
+
+    @property
+    def iso20_allowed(self) -> bool:
+        """-20 may be negotiated on this connection (TLS 1.3, or the lab switch)."""
+        return self.tls13 or self.iso20_allow_tcp
 
     @property
     def payment_options(self) -> tuple[str, ...]:
