@@ -5,8 +5,8 @@ come from each field's ``tinfo``; a substitution group picks one member (never t
 abstract head: every head in these schemas is abstract); optional fields are sometimes
 absent.  Sizes stay small: at most 3 items per repeated field, 10 characters per string
 and 16 octets per binary value unless the facet is smaller; characters include non-ASCII
-code points (any code point except surrogates, which a ``str`` can hold but no encoder
-should be fed).
+code points (any XML 1.0 character: EXI strings carry XML character data, so the codec
+refuses the C0 controls but TAB/LF/CR, U+FFFE/U+FFFF and lone surrogates).
 
 What the metadata does not say is how the schema's ``xs:choice`` groups were flattened
 into optional fields (``ParameterType``: exactly one of boolValue, byteValue, ...).  That
@@ -31,8 +31,9 @@ MAX_ITEMS = 3
 MAX_CHARS = 10
 MAX_OCTETS = 16
 
-# any code point but the surrogates: ASCII, Latin-1, CJK, emoji all show up
-CHARACTERS = st.characters(blacklist_categories=("Cs",))
+# any XML 1.0 character: ASCII, Latin-1, CJK, emoji all show up
+NOT_XML = "".join(chr(c) for c in range(0x20) if c not in (0x9, 0xA, 0xD)) + "\ufffe\uffff"
+CHARACTERS = st.characters(blacklist_categories=("Cs",), blacklist_characters=NOT_XML)
 
 
 def _members(f: FieldInfo) -> list[tuple[str, str, tuple[Any, ...]]]:

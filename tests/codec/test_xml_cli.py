@@ -507,7 +507,10 @@ def _flip_last_hex(h: str) -> str:
 @pytest.mark.parametrize(
     ("name_part", "key", "edit", "message"),
     [
-        ("iso2_CurrentDemandReq", "exi_hex", lambda h: h + "01", "re-encoded bytes differ"),
+        # a 1 in the padding bits (not checked: only whole octets after it are) decodes
+        ("iso2_CurrentDemandReq", "exi_hex", _flip_last_hex, "re-encoded bytes differ"),
+        # a non-zero octet after the padded end is refused
+        ("iso2_CurrentDemandReq", "exi_hex", lambda h: h + "01", "not all zero"),
         ("xmldsigfrag_", "signature_value_hex", _flip_last_hex, "signature does not verify"),
         ("iso2frag_eMAID", "digest_sha256_b64", lambda d: "A" + d[1:], "digest differs"),
         ("iso2_SessionSetupReq", "valid", lambda _: False, "invalid stream decoded"),
