@@ -1,7 +1,8 @@
 """XML and JSON views of decoded EXI values, driven only by the ``FIELDS`` metadata.
 
 The generated modules describe every class field by field (``secc.codec.exi.meta``), so one
-walker serves all 100-odd classes of ISO-2, DIN, the appHandshake and xmldsig::
+walker serves every class of ISO-2, DIN, the appHandshake, xmldsig and the five ISO 15118-20
+schema sets (CommonMessages, AC, DC, WPT, ACDP; CommonTypes for the shared types)::
 
     root, msg = decode_document(data, "iso2")
     text = to_xml(msg, root=root)           # pretty-printed, namespaced XML
@@ -11,7 +12,8 @@ walker serves all 100-odd classes of ISO-2, DIN, the appHandshake and xmldsig::
 
 XML: element qnames come from the metadata, attributes are qualified as the schema
 qualifies them (ISO-2 ``v2gci_b:Id``, xmldsig ``Id``), prefixes are fixed
-(:data:`PREFIXES`).  Values use the XSD lexical forms: hexBinary in uppercase hex,
+(:data:`PREFIXES`; -20: ``v2gci_cm``, ``v2gci_ct``, ``v2gci_ac``, ``v2gci_dc``,
+``v2gci_wpt``, ``v2gci_acdp``).  Values use the XSD lexical forms: hexBinary in uppercase hex,
 base64Binary in base64, booleans ``true``/``false``, enumerations by value.
 
 JSON: one key naming the root element; element local names as keys (a substitution group
@@ -73,6 +75,12 @@ PREFIXES: dict[str, str] = {
     "urn:din:70121:2012:MsgBody": "v2gdin_b",
     "urn:din:70121:2012:MsgDataTypes": "v2gdin_t",
     "urn:iso:15118:2:2010:AppProtocol": "v2gapp",
+    "urn:iso:std:iso:15118:-20:CommonMessages": "v2gci_cm",
+    "urn:iso:std:iso:15118:-20:CommonTypes": "v2gci_ct",
+    "urn:iso:std:iso:15118:-20:AC": "v2gci_ac",
+    "urn:iso:std:iso:15118:-20:DC": "v2gci_dc",
+    "urn:iso:std:iso:15118:-20:WPT": "v2gci_wpt",
+    "urn:iso:std:iso:15118:-20:ACDP": "v2gci_acdp",
     "http://www.w3.org/2000/09/xmldsig#": "xmlsig",
 }
 _NSMAP: dict[str, str] = {prefix: ns for ns, prefix in PREFIXES.items()}
