@@ -344,12 +344,13 @@ class V2GServer:
             log.info("V2G server on [%s]:%d: TCP without TLS", self._host, self.port)
         else:
             log.info(
-                "V2G server on [%s]:%d: TLS 1.2, %d SECC chain(s): %s",
+                "V2G server on [%s]:%d: %s, SECC chain(s): %s",
                 self._host,
                 self.port,
-                len(self._tls.chains),
-                ", ".join(c.label() for c in self._tls.chains),
-            )
+                "TLS 1.2 and 1.3" if self._tls.tls13 and self._tls.chains else
+                "TLS 1.3" if self._tls.tls13 else "TLS 1.2",
+                ", ".join(self._tls.labels()),
+            )  # fmt: skip
         self._accept_task = asyncio.create_task(self._accept_loop(), name="v2g-accept")
 
     async def __aenter__(self) -> V2GServer:
