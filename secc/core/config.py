@@ -96,6 +96,7 @@ class AcLimits:
     nominal_voltage: float = 230.0
     max_current: float = 32.0  # per phase
     phases: int = 3
+    nominal_frequency: float = 50.0  # hertz (ISO 15118-20 EVSENominalFrequency)
 
     @property
     def max_power(self) -> float:
@@ -167,7 +168,13 @@ class SessionConfig:
     ac: AcLimits = field(default_factory=AcLimits)
     dc: DcLimits = field(default_factory=DcLimits)
     tls: bool = False  # Contract payment (Plug & Charge) is offered only over TLS
-    protocols: tuple[str, ...] = (ISO2_NAMESPACE, DIN_NAMESPACE)
+    # -20 is selected only where iso20_allowed (TLS 1.3 or the lab switch)
+    protocols: tuple[str, ...] = (
+        ISO2_NAMESPACE,
+        DIN_NAMESPACE,
+        ISO20_AC_NAMESPACE,
+        ISO20_DC_NAMESPACE,
+    )
     pnc_enabled: bool = True
     certificate_installation: bool = True
     internet_service: bool = False
@@ -190,6 +197,11 @@ class SessionConfig:
     # The -20 control modes offered in ServiceDetail (a parameter set each), subset of
     # CONTROL_MODES.
     iso20_control_modes: tuple[str, ...] = CONTROL_MODES
+    # SessionStop(ServiceRenegotiation) back to ServiceDiscovery; off: the station answers
+    # FAILED_NoServiceRenegotiationSupported (and says so in ServiceDiscoveryRes).
+    iso20_service_renegotiation: bool = True
+    # PowerDelivery(Standby) in the charge loop; off: WARNING_StandbyNotAllowed.
+    iso20_standby: bool = True
 
     def __post_init__(self) -> None:
         if not 7 <= len(self.evse_id) <= 37:

@@ -9,6 +9,7 @@ state.
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any
 
 from secc.core import din
@@ -100,11 +101,11 @@ DIN: dict[State, dict[str, Handler]] = {
 TABLES: dict[Schema, dict[State, dict[str, Handler]]] = {Schema.ISO2: ISO2, Schema.DIN: DIN}
 
 
-def handler_for(schema: Schema, state: State, request: str) -> Handler | None:
+def handler_for(schema: Schema, state: StrEnum, request: str) -> Handler | None:
     """The handler of ``request`` in ``state``, or None: a sequence error."""
     if state is State.WAIT_HANDSHAKE:
         return HANDSHAKE.get(request) if schema is Schema.APPHAND else None
     table = TABLES.get(schema)
-    if table is None:
+    if table is None or not isinstance(state, State):
         return None
     return table.get(state, {}).get(request)
