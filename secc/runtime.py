@@ -302,7 +302,7 @@ class Evse:
             conn,
             config,
             self,
-            make_trace=self._make_trace,
+            make_trace=lambda header: self._make_trace(header, config),
             random_bytes=self.random_bytes,
             utc_now=self.utc_now,
             resume=resume,
@@ -312,8 +312,8 @@ class Evse:
         self._poke.set()
         return driver
 
-    def _make_trace(self, header: dict[str, Any]) -> Trace:
-        header["config"] = config_record(self.config)
+    def _make_trace(self, header: dict[str, Any], config: SessionConfig) -> Trace:
+        header["config"] = config_record(config)  # this connection's (tls13 set per connection)
         header["trust"] = [c.public_bytes(Encoding.DER).hex() for c in self.config.trust.roots]
         path = None
         pcap = None
