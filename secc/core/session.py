@@ -195,18 +195,19 @@ class SeccSession:
         ctx = self._ctx
         schema = event.schema
         msg: Any = event.message
-        if self._iso20 is not (schema in ISO20_SCHEMAS):
+        apphand = schema is Schema.APPHAND
+        if not apphand and self._iso20 is not (schema in ISO20_SCHEMAS):
             # the other family's grammar: nothing to answer it with that the EV reads
             name = type(msg).__name__
             return self._end(
                 EndReason.SEQUENCE_ERROR, f"{schema.value} {name} is not expected in {self._state}"
             )
-        if self._iso20:
+        if self._iso20 and not apphand:
             body, header = msg, msg.header
             name = type(body).__name__
             handler = iso20_states.handler_for(ctx.is_dc, schema, self._state, name)
         else:
-            if schema is Schema.APPHAND:
+            if apphand:
                 body, header = msg, None
             else:
                 body, header = msg.body.body_element, msg.header

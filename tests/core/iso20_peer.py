@@ -13,7 +13,7 @@ from typing import Any
 from secc import codec
 from secc.core.actions import Action, SendResponse
 from secc.core.config import ISO20_AC_NAMESPACE, ISO20_DC_NAMESPACE, SessionConfig
-from secc.core.events import EvseStatus, RequestReceived, Schema
+from secc.core.events import AuthorizationResult, EvseStatus, RequestReceived, Schema
 from secc.core.session import SeccSession
 from secc.testing.clock import FakeClock
 
@@ -253,8 +253,8 @@ class Ev:
                 ev_minimum_energy_request=rn(D, 5_000, 1),
                 ev_maximum_charge_power=rn(D, 100_000, 1),
                 ev_minimum_charge_power=rn(D, 0),
-                ev_maximum_charge_current=rn(D, current),
-                ev_maximum_voltage=rn(D, voltage),
+                ev_maximum_charge_current=rn(D, 200),
+                ev_maximum_voltage=rn(D, 450),
                 ev_minimum_voltage=rn(D, 200),
             )
         else:
@@ -265,7 +265,7 @@ class Ev:
             D.DC_ChargeLoopReq(
                 header=self.hdr(D),
                 meter_info_requested=True,
-                ev_present_voltage=rn(D, voltage - 5),
+                ev_present_voltage=rn(D, 395),
                 cl_req_control_mode=mode,
             )
         )
@@ -298,3 +298,65 @@ class Ev:
         return self.send(
             C.SessionStopReq(header=self.hdr(C), charging_session=C.ChargingSession(what))
         )
+
+
+# --- getting a session somewhere ----------------------------------------------------------
+
+
+def service_id(ev: Ev) -> int:
+    return 2 if ev.dc else 1
+
+
+def to_authorized(ev: Ev) -> None:
+    assert ev.handshake().response_code.value == "OK_SuccessfulNegotiation"
+    assert ev.session_setup().response_code.value == "OK_NewSessionEstablished"
+    assert ev.authorization_setup().response_code.value == "OK"
+    ev.feed(AuthorizationResult(accepted=True, id_token="TAG1"))
+    res = ev.authorization()
+    assert (res.response_code.value, res.evse_processing.value) == ("OK", "Finished")
+
+
+def to_scheduled(ev: Ev, dynamic: bool) -> Any:
+    """Service selected, charge parameters and ScheduleExchange done."""
+    assert ev.service_discovery().response_code.value == "OK"
+    assert ev.service_detail(service_id(ev)).response_code.value == "OK"
+    assert ev.service_selection(service_id(ev), 2 if dynamic else 1).response_code.value == "OK"
+    assert ev.charge_parameters().response_code.value == "OK"
+    res = ev.schedule_exchange(dynamic)
+    assert (res.response_code.value, res.evse_processing.value) == ("OK", "Finished")
+    return res
+
+
+def to_precharged(ev: Ev, target: float = 395.0) -> None:
+    ev.evse(isolation="Invalid")  # the monitor has not measured yet
+    assert ev.cable_check().evse_processing.value == "Ongoing"
+    ev.evse(isolation="Valid")
+    assert ev.cable_check().evse_processing.value == "Finished"
+    assert ev.pre_charge(target).response_code.value == "OK"
+    ev.evse(isolation="Valid", present_voltage=target)
+    assert ev.pre_charge(target, target).response_code.value == "OK"
+
+
+def start(ev: Ev, dynamic: bool) -> Any:
+    res = ev.power_delivery("Start", None if dynamic else 1, 20_000)
+    if res.response_code.value == "OK":
+        saved = ev.last  # the PowerDelivery answer's actions stay what ``last`` shows
+        ev.evse(
+            isolation="Valid" if ev.dc else "Invalid",
+            present_voltage=395.0 if ev.dc else 230.0,
+            contactors_closed=True,
+        )
+        ev.last = saved
+    return res
+
+
+def to_loop(ev: Ev, dynamic: bool) -> None:
+    to_authorized(ev)
+    to_scheduled(ev, dynamic)
+    if ev.dc:
+        to_precharged(ev)
+    assert start(ev, dynamic).response_code.value == "OK"
+
+
+def loop(ev: Ev, dynamic: bool) -> Any:
+    return ev.dc_loop(dynamic) if ev.dc else ev.ac_loop(dynamic)
