@@ -112,7 +112,7 @@ def _signed_info(xd: Any, uri: str, digest: bytes) -> Any:
             algorithm="http://www.w3.org/TR/canonical-exi/"
         ),
         signature_method=xd.SignatureMethod(
-            algorithm="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
+            algorithm="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512"
         ),
         reference=(
             xd.Reference(
@@ -120,7 +120,7 @@ def _signed_info(xd: Any, uri: str, digest: bytes) -> Any:
                 transforms=xd.Transforms(
                     transform=(xd.Transform(algorithm="http://www.w3.org/TR/canonical-exi/"),)
                 ),
-                digest_method=xd.DigestMethod(algorithm="http://www.w3.org/2001/04/xmlenc#sha256"),
+                digest_method=xd.DigestMethod(algorithm="http://www.w3.org/2001/04/xmlenc#sha512"),
                 digest_value=digest,
             ),
         ),
@@ -131,23 +131,24 @@ def _signed_info(xd: Any, uri: str, digest: bytes) -> Any:
 @given(data=st.data())
 def test_signed_authorization_req_verifies_after_decoding(data: st.DataObject) -> None:
     """The EV's side and the SECC's side of a -20 PnC AuthorizationReq: digest the
-    fragment, sign the SignedInfo fragment (raw r||s), put both in the header, encode the
-    message; after decoding, re-encoding the two fragments gives what was signed."""
+    fragment (SHA-512), sign the SignedInfo fragment (ECDSA P-521, raw r||s), put both in
+    the header, encode the message; after decoding, re-encoding the two fragments gives
+    what was signed."""
     mod = codec.schema_module("iso20-common")
     xd = codec.schema_module("xmldsig")
     pnc = data.draw(S.instances("iso20-common", mod.PnC_AReqAuthorizationMode))
-    digest = hashlib.sha256(codec.encode_fragment(pnc)).digest()
+    digest = hashlib.sha512(codec.encode_fragment(pnc)).digest()
     signed_info = _signed_info(xd, "#" + pnc.id, digest)
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = ec.generate_private_key(ec.SECP521R1())
     r, s = decode_dss_signature(
-        key.sign(codec.encode_fragment(signed_info), ec.ECDSA(hashes.SHA256()))
+        key.sign(codec.encode_fragment(signed_info), ec.ECDSA(hashes.SHA512()))
     )
     header = S.minimal("iso20-common", mod.MessageHeader)
     header = dataclasses.replace(
         header,
         signature=xd.Signature(
             signed_info=signed_info,
-            signature_value=xd.SignatureValue(value=r.to_bytes(32, "big") + s.to_bytes(32, "big")),
+            signature_value=xd.SignatureValue(value=r.to_bytes(66, "big") + s.to_bytes(66, "big")),
         ),
     )
     req = mod.AuthorizationReq(
@@ -162,7 +163,7 @@ def test_signed_authorization_req_verifies_after_decoding(data: st.DataObject) -
     ref = sig.signed_info.reference[0]
     element = got.pn_c_a_req_authorization_mode
     assert ref.uri == "#" + element.id
-    assert hashlib.sha256(codec.encode_fragment(element)).digest() == ref.digest_value
+    assert hashlib.sha512(codec.encode_fragment(element)).digest() == ref.digest_value
     rs = sig.signature_value.value
-    der = encode_dss_signature(int.from_bytes(rs[:32], "big"), int.from_bytes(rs[32:], "big"))
-    key.public_key().verify(der, codec.encode_fragment(sig.signed_info), ec.ECDSA(hashes.SHA256()))
+    der = encode_dss_signature(int.from_bytes(rs[:66], "big"), int.from_bytes(rs[66:], "big"))
+    key.public_key().verify(der, codec.encode_fragment(sig.signed_info), ec.ECDSA(hashes.SHA512()))
