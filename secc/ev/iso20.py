@@ -181,7 +181,7 @@ class Ev20Simulator:
         try:
             if name != self._awaiting:
                 raise Ev20Error(f"expected {self._awaiting}, the station sent {name}")
-            if code.upper().startswith("FAILED"):
+            if code.upper().startswith("FAILED") and schema is not Schema.APPHAND:
                 raise Ev20Error(f"{name}: {code}")
             if schema is not Schema.APPHAND:
                 sid = bytes(message.header.session_id)
@@ -222,8 +222,9 @@ class Ev20Simulator:
         think, poll = s.think_time, s.poll_interval
         finished = getattr(getattr(res, "evse_processing", None), "value", "Finished")
         if name == "supportedAppProtocolRes":
-            if not res.response_code.value.startswith("OK") or res.schema_id != SCHEMA_ID:
-                raise Ev20Error(f"the station does not speak {s.namespace}")
+            code = res.response_code.value
+            if not code.startswith("OK") or res.schema_id != SCHEMA_ID:
+                raise Ev20Error(f"the station does not speak {s.namespace} ({code})")
             return "SessionSetupReq", think
         if name == "SessionSetupRes":
             return "AuthorizationSetupReq", think

@@ -6,7 +6,6 @@ of every frame, and a TLS 1.2-only server refused."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import ssl
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
@@ -16,7 +15,6 @@ from typing import Any, TypeVar
 
 import pytest
 
-from certs import testpki
 from secc import codec
 from secc.aio.ev_client import EvError, EvResult, run_ev
 from secc.cli.ev import main as ev_main
@@ -33,13 +31,6 @@ TYPES = {
 }
 SCHEMAS = {int(t): s for s, t in TYPES.items()}
 T = TypeVar("T")
-
-
-@pytest.fixture(scope="module")
-def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("pki20")
-    testpki.write_test_pki(testpki.build_test_pki(dt.datetime.now(dt.UTC)), directory)
-    return directory
 
 
 def server_context(pki_dir: Path, version: ssl.TLSVersion) -> ssl.SSLContext:
