@@ -37,7 +37,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from secc import codec
 from secc.core.actions import (
     Action,
     ChargingStateChanged,
@@ -68,7 +67,7 @@ from secc.core.handlers import pnc
 from secc.core.iso20 import states as iso20_states
 from secc.core.iso20.common import BEFORE_SESSION as ISO20_BEFORE_SESSION
 from secc.core.iso20.common import ISO20_SCHEMAS, SCHEMA_OF_MODULE, Iso20State
-from secc.core.iso20.common import header as iso20_header
+from secc.core.iso20.common import failed_body as iso20_failed_body
 from secc.core.states import handler_for
 
 log = logging.getLogger(__name__)
@@ -289,15 +288,7 @@ class SeccSession:
         ctx = self._ctx
         try:
             if self._iso20:
-                mod = codec.schema_module(schema.value)
-                return failed_response(
-                    schema.value,
-                    request,
-                    code,
-                    dc=ctx.is_dc,
-                    evse_id=self.config.evse_id,
-                    header=iso20_header(ctx, mod),
-                )
+                return iso20_failed_body(ctx, schema, request, code)
             return failed_response(
                 schema.value, request, code, dc=ctx.is_dc, evse_id=self.config.evse_id
             )

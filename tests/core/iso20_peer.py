@@ -130,7 +130,8 @@ class Ev:
                         id="id1",
                         gen_challenge=bytes(16),
                         contract_certificate_chain=C.ContractCertificateChain(
-                            certificate=b"\x30\x00", sub_certificates=C.SubCertificates()
+                            certificate=b"\x30\x00",
+                            sub_certificates=C.SubCertificates(certificate=(b"\x30\x00",)),
                         ),
                     ),
                 )

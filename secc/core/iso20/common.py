@@ -7,12 +7,14 @@ so a response is built with the module of its own schema (``COMMON``, ``AC``, ``
 
 from __future__ import annotations
 
+import dataclasses
 from enum import StrEnum
 from typing import Any
 
 from secc import codec
 from secc.core.context import Context
 from secc.core.events import Schema
+from secc.core.failures import failed_response
 
 COMMON: Any = codec.schema_module(Schema.ISO20_COMMON.value)
 AC: Any = codec.schema_module(Schema.ISO20_AC.value)
@@ -129,3 +131,42 @@ def power_cap(ctx: Context) -> float:
     if ctx.csms_schedule:
         limit = min(limit, ctx.csms_schedule[0].max_power)
     return limit
+
+
+def failed_body(ctx: Context, schema: Schema, request: str, code: str) -> Any:
+    """The minimal response of ``request`` with ResponseCode ``code``, or None when there
+    is none to give (a request of a schema this station does not run: ACDP, WPT).
+
+    The generic filler of :mod:`secc.core.failures` knows required fields; a few -20
+    responses also require one branch of a choice, which it cannot see: added here."""
+    if schema not in _ANSWERED:
+        return None
+    mod = codec.schema_module(schema.value)
+    body = failed_response(
+        schema.value,
+        request,
+        code,
+        dc=ctx.is_dc,
+        evse_id=ctx.config.evse_id,
+        header=header(ctx, mod),
+    )
+    name = type(body).__name__
+    if name == "AuthorizationSetupRes":
+        body = dataclasses.replace(
+            body, eim_as_res_authorization_mode=mod.EIM_ASResAuthorizationMode()
+        )
+    elif name == "ScheduleExchangeRes":
+        body = dataclasses.replace(body, dynamic_se_res_control_mode=mod.Dynamic_SEResControlMode())
+    elif name == "ServiceDetailRes":
+        parameter = mod.Parameter(name="ControlMode", int_value=0)
+        sets = (mod.ParameterSet(parameter_set_id=0, parameter=(parameter,)),)
+        body = dataclasses.replace(
+            body, service_parameter_list=mod.ServiceParameterList(parameter_set=sets)
+        )
+    elif name == "CertificateInstallationRes":
+        data = dataclasses.replace(body.signed_installation_data, secp521_encrypted_private_key=b"")
+        body = dataclasses.replace(body, signed_installation_data=data)
+    return body
+
+
+_ANSWERED = frozenset({Schema.ISO20_COMMON, Schema.ISO20_AC, Schema.ISO20_DC})

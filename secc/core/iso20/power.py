@@ -39,31 +39,32 @@ def schedule_exchange(ctx: Context, req: Any, now: float) -> Reply:
     if ctx.csms_schedule is None and now - started < ctx.config.schedule_wait:
         if now - started > ctx.config.timers.ongoing:
             raise Timeout("no schedule within the Ongoing limit")
+        # the control mode is a required choice even while Ongoing: a provisional one
         body = COMMON.ScheduleExchangeRes(
             header=header(ctx, COMMON),
             response_code=rc.OK,
             evse_processing=COMMON.Processing.Ongoing,
+            **_control_mode(ctx, scheduled, req),
         )
         state = Iso20State.RENEGOTIATION if renegotiating else Iso20State.SCHEDULE_ONGOING
         return Reply(body, state)
     del ctx.started_at[SCHEDULE_TIMER_KEY]
-    if scheduled:
-        tuple_ = _schedule_tuple(ctx, min(req.maximum_supporting_points, MAX_ENTRIES))
-        mode = {
-            "scheduled_se_res_control_mode": COMMON.Scheduled_SEResControlMode(
-                schedule_tuple=(tuple_,)
-            )
-        }
-    else:
-        ctx.schedules = {}
-        mode = {"dynamic_se_res_control_mode": COMMON.Dynamic_SEResControlMode()}
     body = COMMON.ScheduleExchangeRes(
         header=header(ctx, COMMON),
         response_code=rc.OK,
         evse_processing=COMMON.Processing.Finished,
-        **mode,
+        **_control_mode(ctx, scheduled, req),
     )
     return Reply(body, Iso20State.RESCHEDULED if renegotiating else Iso20State.SCHEDULED)
+
+
+def _control_mode(ctx: Context, scheduled: bool, req: Any) -> dict[str, Any]:
+    if scheduled:
+        tuple_ = _schedule_tuple(ctx, min(req.maximum_supporting_points, MAX_ENTRIES))
+        mode = COMMON.Scheduled_SEResControlMode(schedule_tuple=(tuple_,))
+        return {"scheduled_se_res_control_mode": mode}
+    ctx.schedules = {}
+    return {"dynamic_se_res_control_mode": COMMON.Dynamic_SEResControlMode()}
 
 
 def _schedule_tuple(ctx: Context, points: int) -> Any:
