@@ -82,7 +82,7 @@ class Ev20Script:
     # timers: how long the EV waits for the SECC to finish a step
     ongoing_timeout: float = 60.0  # Authorization, ScheduleExchange, WeldingDetection
     cable_check_timeout: float = 40.0
-    precharge_timeout: float = 7.0
+    precharge_timeout: float = 10.0  # V2G_EVCC_PreCharge_Timeout of -20 (-2: 7 s)
 
     def __post_init__(self) -> None:
         if self.mode not in ("ac", "dc"):

@@ -89,12 +89,13 @@ def test_station_stop_reaches_the_ev_as_terminate() -> None:
 def test_power_module_that_never_precharges_ends_the_session() -> None:
     """The fake power module ramps at 0 V/s: the EV gives up after its PreCharge timeout
     and neither side waits forever."""
-    out = run_session(CONFIG, script("dc", "scheduled"), evse=FakeEvse(ramp=0.0), max_time=120)
+    ev_script = script("dc", "scheduled", precharge_timeout=5.0)  # inside the station's 7 s
+    out = run_session(CONFIG, ev_script, evse=FakeEvse(ramp=0.0), max_time=120)
     ev = out.ev
     assert isinstance(ev, Ev20Simulator)
     assert ev.done
     assert out.end is not None
     assert "PowerDeliveryReq" not in out.requests
-    assert ev.error == "PreCharge not finished within 7 s: the EV gives up"
+    assert ev.error == "PreCharge not finished within 5 s: the EV gives up"
     # the EV went silent: the station ends the session on its own timer
     assert out.end.reason in (EndReason.SEQUENCE_TIMEOUT, EndReason.TIMEOUT)
