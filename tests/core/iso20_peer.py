@@ -6,6 +6,7 @@ response encoded and decoded back.  Test code, not a product EV (that is secc.ev
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from secc import codec
 from secc.core.actions import Action, SendResponse
 from secc.core.config import ISO20_AC_NAMESPACE, ISO20_DC_NAMESPACE, SessionConfig
+from secc.core.context import State
 from secc.core.events import AuthorizationResult, EvseStatus, RequestReceived, Schema
 from secc.core.session import SeccSession
 from secc.testing.clock import FakeClock
@@ -50,6 +52,8 @@ class Ev:
     session_id: bytes = bytes(8)
     actions: list[Action] = field(default_factory=list)
     last: list[Action] = field(default_factory=list)
+    # (dc, state) -> a copy of the session the first time it was in that state
+    snapshots: dict[tuple[bool, Any], SeccSession] | None = None
     session: SeccSession = field(init=False)
 
     def __post_init__(self) -> None:
@@ -70,6 +74,11 @@ class Ev:
         out = self.session.handle(event, self.clock.now)
         self.actions += out
         self.last = out
+        if self.snapshots is not None:
+            session = self.session
+            key = (session.context.is_dc, session.state)
+            if session.state is not State.ENDED and key not in self.snapshots:
+                self.snapshots[key] = copy.deepcopy(session, {id(session.config): session.config})
         return out
 
     def send_raw(self, msg: Any, schema: Schema) -> Any:
