@@ -154,6 +154,9 @@ def main(argv: list[str], prog: str) -> int:
     )
     parser.add_argument("--pki", type=Path, help="a `secc certs make-test-pki` directory")
     parser.add_argument("--loops", type=int, default=5, help="charging loop iterations")
+    parser.add_argument(
+        "--energy", type=float, help="ISO 15118-20: charge until the meter shows this many Wh"
+    )
     args = parser.parse_args(argv)
     if args.interface is None and args.address is None:
         parser.error("give --interface (SDP multicast) or --address")
@@ -164,6 +167,8 @@ def main(argv: list[str], prog: str) -> int:
     if args.din:
         args.protocol = "din"
     iso20 = args.protocol == "iso20"
+    if args.energy is not None and (not iso20 or args.energy <= 0):
+        parser.error("--energy needs --protocol iso20 and a positive number of Wh")
     if iso20 and args.payment == "pnc":
         parser.error("--protocol iso20 supports --payment eim only (no -20 Plug & Charge yet)")
     creds = None
@@ -180,7 +185,9 @@ def main(argv: list[str], prog: str) -> int:
             return 1
     script: EvScript | Ev20Script
     if iso20:
-        script = script20_for(args.mode, args.control, loops=args.loops)
+        script = replace(
+            script20_for(args.mode, args.control, loops=args.loops), energy_wh=args.energy
+        )
     else:
         script = replace(
             script_for(args.mode, args.payment, din=args.protocol == "din", credentials=creds),

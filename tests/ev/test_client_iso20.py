@@ -182,3 +182,23 @@ def test_secc_ev_cli_iso20(pki_dir: Path, control: str, capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert "AC_ChargeLoopRes" in out and "SessionStopRes" in out
     assert "EV: done (TLSv1.3 " in out
+
+
+def test_secc_ev_cli_charges_until_the_energy(capsys: pytest.CaptureFixture[str]) -> None:
+    secc = SpecSecc(energy_per_loop=100)
+
+    async def main() -> int:
+        async with spec_server(secc, []) as port:
+            argv = ["--protocol", "iso20", "--mode", "dc", "--tcp", "--energy", "250"]
+            argv += ["--address", "::1", "--port", str(port), "--loops", "99"]
+            return await asyncio.to_thread(ev_main, argv, "secc ev")
+
+    assert run(main()) == 0
+    out = capsys.readouterr().out
+    assert out.count("DC_ChargeLoopRes") == 3  # 100, 200, 300 Wh
+    assert "300 Wh" in out and "EV: done (TCP)" in out
+
+
+def test_secc_ev_cli_energy_is_for_iso20_only() -> None:
+    with pytest.raises(SystemExit):
+        ev_main(["--address", "::1", "--energy", "100"], "secc ev")
