@@ -277,6 +277,8 @@ class Ev20Simulator:
         if name == "PowerDeliveryRes":
             if not self.stopping:
                 self._notice(res.evse_status)
+                if self.stopping:  # Terminate or Pause already with the start: stop again
+                    return "PowerDeliveryReq", think
                 return ("DC" if s.dc else "AC") + "_ChargeLoopReq", think
             if s.dc:
                 return "DC_WeldingDetectionReq", think

@@ -31,6 +31,7 @@ class SpecSecc:
     precharge_ceiling: float | None = None  # the EVSE never gets above this
     welding_voltage: float = 30.0
     terminate_at_loop: int | None = None  # EVSENotification Terminate in this loop's answer
+    terminate_at_power_delivery: bool = False  # ... in the first PowerDeliveryRes
     fail: dict[str, str] = field(default_factory=dict)  # response -> ResponseCode
     wrong_response: dict[str, str] = field(default_factory=dict)  # answer X with Y's type
     energy_per_loop: int = 100  # Wh the meter grows per charge loop
@@ -155,6 +156,12 @@ class SpecSecc:
                 self.voltage = min(self.voltage, self.precharge_ceiling)
             return {"evse_present_voltage": rational(DC, self.voltage)}
         if res == "PowerDeliveryRes":
+            if self.terminate_at_power_delivery and n == 1:
+                return {
+                    "evse_status": C.EVSEStatus(
+                        notification_max_delay=0, evse_notification=C.EvseNotification.Terminate
+                    )
+                }
             return {}
         if res in ("DC_ChargeLoopRes", "AC_ChargeLoopRes"):
             self.loops += 1

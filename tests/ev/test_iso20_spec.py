@@ -204,3 +204,10 @@ def test_rational_numbers() -> None:
         assert -32768 <= r.value <= 32767
         assert value_of(r) == pytest.approx(x, rel=1e-4)
     assert AC.RationalNumber is not DC.RationalNumber  # each set has its own types
+
+
+def test_terminate_with_the_power_delivery_start_stops_at_once() -> None:
+    secc = SpecSecc(terminate_at_power_delivery=True)
+    ev = run(Ev20Script(mode="ac"), secc)
+    assert ev.error is None and ev.loops == 0 and ev.stop_kind == "Terminate"
+    assert secc.seen[-3:] == ["PowerDeliveryReq", "PowerDeliveryReq", "SessionStopReq"]
