@@ -32,6 +32,8 @@ class SpecSecc:
     welding_voltage: float = 30.0
     terminate_at_loop: int | None = None  # EVSENotification Terminate in this loop's answer
     terminate_at_power_delivery: bool = False  # ... in the first PowerDeliveryRes
+    notification: str = "Terminate"  # what terminate_at_loop notifies (or "Pause")
+    last: Any = None  # the last request
     fail: dict[str, str] = field(default_factory=dict)  # response -> ResponseCode
     wrong_response: dict[str, str] = field(default_factory=dict)  # answer X with Y's type
     energy_per_loop: int = 100  # Wh the meter grows per charge loop
@@ -43,6 +45,7 @@ class SpecSecc:
     def answer(self, req: Any, schema: Schema) -> tuple[Any, Schema]:
         name = type(req).__name__
         self.seen.append(name)
+        self.last = req
         n = self.counts[name] = self.counts.get(name, 0) + 1
         if schema is Schema.APPHAND:
             ours = [p for p in req.app_protocol if p.protocol_namespace.startswith("urn:iso:std")]
@@ -165,7 +168,7 @@ class SpecSecc:
             return {}
         if res in ("DC_ChargeLoopRes", "AC_ChargeLoopRes"):
             self.loops += 1
-            note = "Terminate" if self.loops == self.terminate_at_loop else "ExitStandby"
+            note = self.notification if self.loops == self.terminate_at_loop else "ExitStandby"
             out = {
                 "evse_status": mod.EVSEStatus(
                     notification_max_delay=0, evse_notification=mod.EvseNotification(note)

@@ -211,3 +211,11 @@ def test_terminate_with_the_power_delivery_start_stops_at_once() -> None:
     ev = run(Ev20Script(mode="ac"), secc)
     assert ev.error is None and ev.loops == 0 and ev.stop_kind == "Terminate"
     assert secc.seen[-3:] == ["PowerDeliveryReq", "PowerDeliveryReq", "SessionStopReq"]
+
+
+def test_pause_notification_ends_with_session_stop_pause() -> None:
+    secc = SpecSecc(terminate_at_loop=1, notification="Pause")
+    ev = run(Ev20Script(mode="ac", charge_loops=5), secc)
+    assert ev.error is None and ev.loops == 1
+    assert secc.seen[-1] == "SessionStopReq"
+    assert secc.last.charging_session is C.ChargingSession.Pause
