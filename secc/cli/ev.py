@@ -160,17 +160,17 @@ def main(argv: list[str], prog: str) -> int:
     args = parser.parse_args(argv)
     if args.interface is None and args.address is None:
         parser.error("give --interface (SDP multicast) or --address")
+    if args.din:
+        args.protocol = "din"
+    iso20 = args.protocol == "iso20"
+    if iso20 and args.payment == "pnc":
+        parser.error("--protocol iso20 supports --payment eim only (no -20 Plug & Charge yet)")
     if args.payment == "pnc" and (args.pki is None or not args.tls):
         parser.error("--payment pnc needs --tls and --pki")
     if args.port is not None and args.address is None:
         parser.error("--port needs --address")
-    if args.din:
-        args.protocol = "din"
-    iso20 = args.protocol == "iso20"
     if args.energy is not None and (not iso20 or args.energy <= 0):
         parser.error("--energy needs --protocol iso20 and a positive number of Wh")
-    if iso20 and args.payment == "pnc":
-        parser.error("--protocol iso20 supports --payment eim only (no -20 Plug & Charge yet)")
     creds = None
     cafile = None
     if args.pki is not None:

@@ -202,3 +202,9 @@ def test_secc_ev_cli_charges_until_the_energy(capsys: pytest.CaptureFixture[str]
 def test_secc_ev_cli_energy_is_for_iso20_only() -> None:
     with pytest.raises(SystemExit):
         ev_main(["--address", "::1", "--energy", "100"], "secc ev")
+
+
+def test_secc_ev_cli_iso20_is_eim_only(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        ev_main(["--address", "::1", "--protocol", "iso20", "--payment", "pnc"], "secc ev")
+    assert "supports --payment eim only" in capsys.readouterr().err

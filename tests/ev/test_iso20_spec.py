@@ -219,3 +219,17 @@ def test_pause_notification_ends_with_session_stop_pause() -> None:
     assert ev.error is None and ev.loops == 1
     assert secc.seen[-1] == "SessionStopReq"
     assert secc.last.charging_session is C.ChargingSession.Pause
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"mode": "wpt"}, "mode 'wpt': use 'ac' or 'dc'"),
+        ({"control": "smart"}, "control 'smart': use 'scheduled' or 'dynamic'"),
+        ({"stop": "Later"}, "stop 'Later': use 'Terminate' or 'Pause'"),
+        ({"charge_loops": 0}, "charge_loops must be at least 1"),
+    ],
+)
+def test_bad_scripts_are_refused(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Ev20Script(**changes)  # type: ignore[arg-type]
