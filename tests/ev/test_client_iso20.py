@@ -208,3 +208,26 @@ def test_secc_ev_cli_iso20_is_eim_only(capsys: pytest.CaptureFixture[str]) -> No
     with pytest.raises(SystemExit):
         ev_main(["--address", "::1", "--protocol", "iso20", "--payment", "pnc"], "secc ev")
     assert "supports --payment eim only" in capsys.readouterr().err
+
+
+def test_tls13_presents_the_vehicle_certificate_when_asked(pki_dir: Path) -> None:
+    """A station that requires a client certificate (mutual TLS) gets the EV's chain."""
+    secc, seen = SpecSecc(), list[int]()
+
+    async def main() -> EvResult:
+        ctx = server_context(pki_dir, ssl.TLSVersion.TLSv1_3)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(pki_dir / "oem" / "root.pem")
+        async with spec_server(secc, seen, ctx) as port:
+            return await run_ev(
+                script20_for("dc", "scheduled", loops=1),
+                host="::1",
+                port=port,
+                tls=True,
+                cafile=pki_dir / "v2g20" / "root.pem",
+                client_cert=(pki_dir / "oem" / "prov_chain.pem", pki_dir / "oem" / "prov.key"),
+            )
+
+    result = run(main())
+    assert result.ended == "done", result.ended
+    assert secc.seen[-1] == "SessionStopReq"
