@@ -151,7 +151,7 @@ class EvseSection:
             for p in iso20:
                 if not any(m.startswith(families[p]) for m in self.energy_modes):
                     raise ValueError(
-                        f"protocols: {p} needs an {families[p]}_* mode in energy_modes"
+                        f"protocols: {p} needs one of the {families[p]}_* modes in energy_modes"
                     )
             if self.tls_port == -1 and not self.iso20_allow_tcp:
                 raise ValueError(

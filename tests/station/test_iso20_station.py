@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import sys
 from pathlib import Path
 
 import pytest
 
 from hal.backends.simulated import build_board
+from secc import codec
+from secc.codec._generated import apphand, iso20_common, iso20_dc
 from secc.core.actions import EndReason
 from secc.runtime import Evse, Station
+from secc.v2gtp import Framer, PayloadType, encode_frame
 from tests.station.conftest import EVSE_ID, evse, run, station_config, wait_until
 
 ALL = ("iso20-dc", "iso20-ac", "iso2", "din")
@@ -110,3 +114,115 @@ def test_iso2_ev_at_an_iso20_evse_gets_iso2(pki_dir: Path, tmp_path: Path) -> No
     assert "CurrentDemandRes" in out and "TLSv1.2" in out, out
     rx = [r for r in _trace(tmp_path) if r.get("kind") == "rx"]
     assert {r["schema"] for r in rx[1:]} == {"iso2"}
+
+
+# --- the TLS 1.3 gate and the payload types, with a hand-made EV --------------------------
+
+ISO20_DC_NS = "urn:iso:std:iso:15118:-20:DC"
+
+
+def _sap_iso20_only() -> bytes:
+    sap = apphand.supportedAppProtocolReq(
+        app_protocol=(
+            apphand.AppProtocol(
+                protocol_namespace=ISO20_DC_NS,
+                version_number_major=1,
+                version_number_minor=0,
+                schema_id=5,
+                priority=1,
+            ),
+        )
+    )
+    return encode_frame(codec.encode(sap))
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, frame: bytes
+) -> tuple[int, bytes]:
+    writer.write(frame)
+    framer = Framer(allowed_types=list(PayloadType))
+    while True:
+        data = await asyncio.wait_for(reader.read(65536), 10)
+        assert data, "the station closed the connection"
+        frames = framer.feed(data)
+        if frames:
+            return frames[0].payload_type, frames[0].payload
+
+
+def _tls_client(pki_dir: Path, tls12: bool) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_verify_locations(str(pki_dir / "v2g/root.pem"))
+    ctx.load_verify_locations(str(pki_dir / "v2g20/root.pem"))
+    if tls12:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+@pytest.mark.parametrize(
+    ("transport", "allow_tcp", "negotiated"),
+    [
+        ("tls13", False, True),
+        ("tls12", False, False),  # never -20 over TLS 1.2
+        ("tcp", False, False),
+        ("tcp", True, True),  # lab switch
+    ],
+)
+def test_iso20_only_over_tls13_or_the_lab_switch(
+    pki_dir: Path, transport: str, allow_tcp: bool, negotiated: bool
+) -> None:
+    board, _ = build_board()
+    section = evse(protocols=ALL, iso20_allow_tcp=allow_tcp)
+
+    async def main() -> list[tuple[int, object]]:
+        async with Station(station_config(pki_dir, None, section), boards={EVSE_ID: board}) as st:
+            e = st.evse(EVSE_ID)
+            if transport == "tcp":
+                reader, writer = await asyncio.open_connection("::1", e.ports["tcp"])
+            else:
+                reader, writer = await asyncio.open_connection(
+                    "::1",
+                    e.ports["tls"],
+                    ssl=_tls_client(pki_dir, transport == "tls12"),
+                    server_hostname=None,
+                )
+                want = "TLSv1.3" if transport == "tls13" else "TLSv1.2"
+                assert writer.get_extra_info("ssl_object").version() == want
+            out: list[tuple[int, object]] = []
+            ptype, payload = await _exchange(reader, writer, _sap_iso20_only())
+            out.append((ptype, codec.decode(payload, "apphand")))
+            if negotiated:
+                setup = iso20_common.SessionSetupReq(
+                    header=iso20_common.MessageHeader(session_id=b"\x00", time_stamp=1),
+                    evccid="WMIV1234567890ABC",
+                )
+                ptype, payload = await _exchange(
+                    reader, writer, encode_frame(codec.encode(setup), 0x8002)
+                )
+                res = codec.decode(payload, "iso20-common")
+                out.append((ptype, res))
+                # a DC message out of sequence: answered in the DC schema's payload type
+                cable = iso20_dc.DC_CableCheckReq(
+                    header=iso20_dc.MessageHeader(session_id=res.header.session_id, time_stamp=2)
+                )
+                ptype, payload = await _exchange(
+                    reader, writer, encode_frame(codec.encode(cable), 0x8004)
+                )
+                out.append((ptype, codec.decode(payload, "iso20-dc")))
+            writer.close()
+            return out
+
+    answers = run(main, timeout=40)
+    ptype, sap_res = answers[0]
+    assert ptype == 0x8001 and isinstance(sap_res, apphand.supportedAppProtocolRes)
+    if not negotiated:
+        assert sap_res.response_code is apphand.ResponseCode.Failed_NoNegotiation
+        return
+    assert sap_res.response_code is apphand.ResponseCode.OK_SuccessfulNegotiation
+    assert sap_res.schema_id == 5
+    ptype, setup_res = answers[1]
+    assert ptype == 0x8002 and isinstance(setup_res, iso20_common.SessionSetupRes)
+    assert setup_res.response_code is iso20_common.ResponseCode.OK_NewSessionEstablished
+    ptype, cable_res = answers[2]
+    assert ptype == 0x8004 and isinstance(cable_res, iso20_dc.DC_CableCheckRes)
+    assert cable_res.response_code is iso20_dc.ResponseCode.FAILED_SequenceError
