@@ -7,7 +7,7 @@ connection).  The runtime feeds it events through ``handle(event, now)`` and per
 actions it returns, in order; it calls ``handle(TimerExpired(...), now)`` when ``now``
 reaches :attr:`SeccSession.deadline`.
 
-- A request is looked up in the legal-transition table (:mod:`secc.core.states`; for
+- A request is looked up in the legal-transition table (:mod:`secc.core.iso2.states`; for
   ISO 15118-20 :mod:`secc.core.iso20.states`) by the current state and its type.
   Absent: FAILED_SequenceError.  A message of the other family (a -20 message before
   -20 was negotiated, a -2/DIN one after) is not answered: the session closes.  Present: its handler
@@ -63,12 +63,12 @@ from secc.core.events import (
     TimerExpired,
 )
 from secc.core.failures import PeerError, SequenceError, UnknownSession, failed_response
-from secc.core.handlers import pnc
+from secc.core.iso2 import pnc
+from secc.core.iso2.states import handler_for
 from secc.core.iso20 import states as iso20_states
 from secc.core.iso20.common import BEFORE_SESSION as ISO20_BEFORE_SESSION
 from secc.core.iso20.common import ISO20_SCHEMAS, SCHEMA_OF_MODULE, Iso20State
 from secc.core.iso20.common import failed_body as iso20_failed_body
-from secc.core.states import handler_for
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +270,7 @@ class SeccSession:
         self.log.info("%s answered %s: %s", request, err.code, err)
         actions: list[Action] = []
         if schema is Schema.APPHAND:
-            from secc.core.handlers.handshake import apphand
+            from secc.core.handshake import apphand
 
             res = apphand.supportedAppProtocolRes(
                 response_code=apphand.ResponseCode.Failed_NoNegotiation

@@ -38,7 +38,7 @@ from secc.core.events import (
     StopRequested,
     TimerExpired,
 )
-from secc.core.handlers.dc import PRECHARGE_MAX_CURRENT
+from secc.core.iso2.dc import PRECHARGE_MAX_CURRENT
 from secc.testing.evse import FakeEvse, FakeStation
 from tests.core.iso20_peer import Ev, config, num
 from tests.core.test_iso20_legality import request, request_types

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
-from secc.core import din
+from secc.core import handshake
 from secc.core.context import Context, Reply, State
 from secc.core.events import Schema
-from secc.core.handlers import charge_params, dc, handshake, pnc, power, setup, stop
+from secc.core.iso2 import charge_params, dc, din, pnc, power, session_setup, setup, stop
 
 Handler = Callable[[Context, Any, float], Reply]
 
@@ -23,7 +23,7 @@ HANDSHAKE = {"supportedAppProtocolReq": handshake.supported_app_protocol}
 
 ISO2: dict[State, dict[str, Handler]] = {
     State.WAIT_HANDSHAKE: {},
-    State.WAIT_SESSION_SETUP: {"SessionSetupReq": handshake.session_setup},
+    State.WAIT_SESSION_SETUP: {"SessionSetupReq": session_setup.session_setup},
     State.SESSION_SETUP: {"ServiceDiscoveryReq": setup.service_discovery},
     State.SERVICE_DISCOVERY: {
         "ServiceDetailReq": setup.service_detail,
@@ -77,7 +77,7 @@ ISO2: dict[State, dict[str, Handler]] = {
 
 DIN: dict[State, dict[str, Handler]] = {
     State.WAIT_HANDSHAKE: {},
-    State.WAIT_SESSION_SETUP: {"SessionSetupReq": handshake.session_setup},
+    State.WAIT_SESSION_SETUP: {"SessionSetupReq": session_setup.session_setup},
     State.SESSION_SETUP: {"ServiceDiscoveryReq": din.service_discovery},
     State.SERVICE_DISCOVERY: {"ServicePaymentSelectionReq": din.service_payment_selection},
     State.PAYMENT_EIM: {"ContractAuthenticationReq": din.contract_authentication},

@@ -11,7 +11,7 @@ from typing import Any
 
 from secc.core.context import Context, Reply
 from secc.core.failures import ServiceSelectionInvalid, WrongChargeParameter
-from secc.core.handlers.power import check_contactors
+from secc.core.iso2.power import check_contactors
 from secc.core.iso20.common import AC, Iso20State, evse_status, header, number, power_cap
 from secc.core.iso20.common import rational as rn
 

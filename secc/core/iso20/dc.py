@@ -1,7 +1,7 @@
 """-20 DC: DC_ChargeParameterDiscovery, DC_CableCheck, DC_PreCharge, DC_ChargeLoop,
 DC_WeldingDetection (schema ``iso20-dc``, payload type 0x8004).
 
-Cable check and pre-charge work as in ISO 15118-2 (:mod:`secc.core.handlers.dc`): the
+Cable check and pre-charge work as in ISO 15118-2 (:mod:`secc.core.iso2.dc`): the
 isolation test starts once and the answer is Ongoing until the EVSE reports the isolation
 valid, within ``timers.cable_check``; pre-charge sets the power module's target at a
 limited current within ``timers.pre_charge``.  In the loop the scheduled mode follows the
@@ -21,8 +21,8 @@ from secc.core.failures import (
     Timeout,
     WrongChargeParameter,
 )
-from secc.core.handlers.dc import PRECHARGE_MAX_CURRENT, _target
-from secc.core.handlers.power import check_contactors
+from secc.core.iso2.dc import PRECHARGE_MAX_CURRENT, _target
+from secc.core.iso2.power import check_contactors
 from secc.core.iso20.common import DC, Iso20State, evse_status, header, number, power_cap
 from secc.core.iso20.common import rational as rn
 

@@ -15,7 +15,7 @@ from typing import Any
 from secc.core.actions import Action, ChargingStateChanged, OpenContactors, StopDcOutput
 from secc.core.context import Context, Reply
 from secc.core.failures import PeerError, PowerDeliveryNotApplied, SequenceError, Timeout
-from secc.core.handlers.power import POWER_TOLERANCE, start_actions, stop_actions
+from secc.core.iso2.power import POWER_TOLERANCE, start_actions, stop_actions
 from secc.core.iso20.common import COMMON, Iso20State, evse_status, header, number, power_cap
 from secc.core.iso20.common import rational as rn
 

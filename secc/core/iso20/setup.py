@@ -22,7 +22,7 @@ from secc.core.failures import (
     ServiceSelectionInvalid,
     Timeout,
 )
-from secc.core.handlers.setup import request_eim_authorization
+from secc.core.iso2.setup import request_eim_authorization
 from secc.core.iso20.common import (
     COMMON,
     CONTROL_MODE_VALUE,
