@@ -9,9 +9,11 @@ reaches :attr:`SeccSession.deadline`.
 
 - A request is looked up in the legal-transition table (:mod:`secc.core.iso2.states`; for
   ISO 15118-20 :mod:`secc.core.iso20.states`) by the current state and its type.
-  Absent: FAILED_SequenceError.  A message of the other family (a -20 message before
-  -20 was negotiated, a -2/DIN one after) is not answered: the session closes.  Present: its handler
-  returns a :class:`~secc.core.context.Reply` (response body, next state, actions).
+  Absent: FAILED_SequenceError.  Present: its handler returns a
+  :class:`~secc.core.context.Reply` (response body, next state, actions).  A message of
+  the other family (a -20 message before -20 was negotiated, a -2/DIN one after) gets
+  no answer the EV could read: the session closes (a repeated supportedAppProtocolReq is
+  answered Failed_NoNegotiation, as ever).
 - Handlers refuse by raising :class:`~secc.core.failures.PeerError`; it is caught here,
   in one place, and answered with the minimal FAILED response of that request type.
   After any FAILED response the session ends.

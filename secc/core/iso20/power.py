@@ -6,6 +6,8 @@ Contactors close only on a PowerDelivery Start that passed every check (the offe
 schedule, a profile within it, authorization, no station stop pending, for DC a valid
 isolation and the pre-charge voltage reached), the same rule as ISO 15118-2.
 Standby stops the power (DC output off; AC contactors open) until a new Start.
+ScheduleRenegotiation leaves the power as it is (contactors closed, the last DC target)
+while the EV runs ScheduleExchange again; a PowerDelivery Start returns to the loop.
 """
 
 from __future__ import annotations
