@@ -105,6 +105,7 @@ async def _session(
     security: Security,
     pki_dir: Path,
     out: list[str],
+    summary: list[str],
     iso20_control: str | None = None,
 ) -> bool:
     def say(line: str) -> None:
@@ -144,6 +145,7 @@ async def _session(
         )
     except EvError as exc:
         say(f"  EV failed: {exc}")
+        summary.append(f"  {title:<40} EVSE {evse.evse_id}  FAILED: {exc}")
         return False
     tls = f"{(result.tls_version or 'TLS').replace('v', ' ')} {result.cipher}"
     say(f"  EV: {result.ended}, over {tls if result.tls else 'TCP'}")
@@ -154,7 +156,12 @@ async def _session(
     say(f"  session ended: {reason}; contactors {'closed' if plant.contactor_command else 'open'}")
     say(f"  energy {plant.energy_wh:.1f} Wh; EV unplugged: CP state A")
     out.extend(str(p) for p in evse.trace_files)
-    return ended is not None and ended.reason is EndReason.EV_STOP and result.ended == "done"
+    ok = ended is not None and ended.reason is EndReason.EV_STOP and result.ended == "done"
+    summary.append(
+        f"  {title:<40} EVSE {evse.evse_id}  {'ok' if ok else 'FAILED'}: {reason}, "
+        f"{len(result.steps)} exchanges, {plant.energy_wh:.1f} Wh"
+    )
+    return ok
 
 
 def _ms(t0: float) -> str:
@@ -177,9 +184,10 @@ async def demo(directory: Path) -> int:
     print(f"station ready in {_ms(start)} (PKI generated and installed included)", flush=True)
     physics = asyncio.create_task(_physics([plant_ac, plant_dc, plant_20]))
     traces: list[str] = []
+    summary: list[str] = []
     try:
         ok_ac = await _session(
-            "AC, Plug & Charge, TLS",
+            "ISO 15118-2: AC, Plug & Charge, TLS 1.2",
             station.evse(evse_ids[0]),
             plant_ac,
             mode="ac",
@@ -187,9 +195,10 @@ async def demo(directory: Path) -> int:
             security=Security.TLS,
             pki_dir=directory / "pki",
             out=traces,
+            summary=summary,
         )
         ok_dc = await _session(
-            "DC, EIM, TCP",
+            "ISO 15118-2: DC, EIM, TCP",
             station.evse(evse_ids[1]),
             plant_dc,
             mode="dc",
@@ -197,9 +206,10 @@ async def demo(directory: Path) -> int:
             security=Security.NONE,
             pki_dir=directory / "pki",
             out=traces,
+            summary=summary,
         )
         ok_20 = await _session(
-            "DC, ISO 15118-20, EIM, TLS 1.3",
+            "ISO 15118-20: DC, EIM, TLS 1.3",
             station.evse(evse_ids[2]),
             plant_20,
             mode="dc",
@@ -207,6 +217,7 @@ async def demo(directory: Path) -> int:
             security=Security.TLS,
             pki_dir=directory / "pki",
             out=traces,
+            summary=summary,
             iso20_control="dynamic",
         )
     finally:
@@ -217,6 +228,9 @@ async def demo(directory: Path) -> int:
     print("\ntraces (JSON Lines; `secc replay FILE` feeds one back through the core):")
     for path in traces:
         print(f"  {path}")
+    print("\nsummary:")
+    for line in summary:
+        print(line)
     ok = ok_ac and ok_dc and ok_20
     print(f"\n{'all 3 sessions charged and ended normally' if ok else 'a session FAILED'}")
     return 0 if ok else 1

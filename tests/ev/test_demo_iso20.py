@@ -23,8 +23,10 @@ def test_demo_runs_an_iso20_dc_session(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    _, iso20 = out.split("== DC, ISO 15118-20, EIM, TLS 1.3: EVSE DE*ABC*E1234567*3 ==")
-    iso20 = iso20.split("traces (JSON Lines")[0]
+    _, iso20 = out.split("== ISO 15118-20: DC, EIM, TLS 1.3: EVSE DE*ABC*E1234567*3 ==")
+    iso20, summary = iso20.split("traces (JSON Lines")
+    row = r"ISO 15118-20: DC, EIM, TLS 1\.3 +EVSE DE\*ABC\*E1234567\*3  ok: ev_stop, "
+    assert re.search(row, summary), summary
     steps = [line.split()[2] for line in iso20.splitlines() if STEP.match(line)]
     for name in (
         "SessionSetupRes",
