@@ -7,7 +7,7 @@ for ISO 15118-2 / DIN SPEC 70121 (an :class:`~secc.testing.ev.EvScript`),
 
 For lab engineers (``secc ev``), the demo, the station tests and the benches.  For -2
 the TLS client offers TLS 1.2 with the ISO 15118-2 suite only; for -20 it speaks TLS 1.3
-only ([V2G20-2356]) and may present a vehicle certificate (``client_cert``).  Either way
+only (as -20 requires) and may present a vehicle certificate (``client_cert``).  Either way
 it checks the SECC chain against the V2G root it is given (``cafile``); Python's ssl
 cannot send ``trusted_ca_keys``.  -20 messages travel in the payload type of their
 schema (0x8002 CommonMessages, 0x8003 AC, 0x8004 DC; the handshake stays 0x8001) and each

@@ -1,6 +1,6 @@
 """A sans-I/O ISO 15118-20 EV: given a response, it returns the next request.
 
-Written from ISO 15118-20's message sequence (clause 8.8, the XSDs in
+Written from ISO 15118-20's message sequence (and the XSDs in
 ``V2G_CI_CommonMessages.xsd``, ``V2G_CI_AC.xsd``, ``V2G_CI_DC.xsd``)::
 
     supportedAppProtocol (the -20 AC or DC namespace, major 1, minor 0)
