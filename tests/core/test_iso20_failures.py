@@ -295,9 +295,18 @@ def test_pnc_is_refused_with_authorization_selection_invalid() -> None:
     res = ev.authorization(pnc=True)
     assert res.response_code.value == "WARNING_AuthorizationSelectionInvalid"
     assert res.evse_processing.value == "Finished"
-    assert ev.session.state is Iso20State.AUTHORIZATION_SETUP
+    assert ev.session.state is Iso20State.AUTHORIZATION_RESELECT
     ev.feed(AuthorizationResult(accepted=True, id_token="TAG1"))
     assert ev.authorization().response_code.value == "OK"  # EIM after all
+    # the same invalid selection twice: the EV is stuck, the station closes
+    stuck = Ev(dc=False)
+    stuck.handshake()
+    stuck.session_setup()
+    stuck.authorization_setup()
+    stuck.authorization(pnc=True)
+    res = stuck.authorization(pnc=True)
+    assert res.response_code.value == "FAILED_SequenceError"
+    assert_failed_end(stuck, EndReason.SEQUENCE_ERROR)
 
 
 def test_eim_refused_is_a_warning_then_only_session_stop() -> None:

@@ -66,6 +66,7 @@ def snapshots() -> dict[tuple[bool, Any], SeccSession]:
         refused.handshake()
         refused.session_setup()
         refused.authorization_setup()
+        refused.authorization(pnc=True)  # not offered: one more AuthorizationReq may come
         refused.feed(AuthorizationResult(accepted=False, id_token="TAG9"))
         refused.authorization()
     return seen

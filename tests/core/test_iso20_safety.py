@@ -124,10 +124,12 @@ def plan(dc: bool, dynamic: bool, loops: int, standby: bool) -> list[tuple[str, 
         ("charge_parameters", ()),
         ("schedule_exchange", (dynamic,)),
     ]
-    if dc:
-        steps += [("cable_check", ()), ("pre_charge", (395.0,))]
     start = ("power_delivery", ("Start", None if dynamic else 1, 10_000))
     loop = ("dc_loop" if dc else "ac_loop", (dynamic,))
+    if dc:
+        steps += [("cable_check", ()), ("pre_charge", (395.0,))]
+        if standby:  # DC may also park in standby right after pre-charge
+            steps += [("power_delivery", ("Standby",)), loop]
     steps += [start] + [loop] * loops
     if standby:
         steps += [("power_delivery", ("Standby",)), loop, ("power_delivery", ("Start",)), loop]
@@ -268,5 +270,6 @@ def test_the_monitor_accepts_a_normal_session() -> None:
                 assert res is not None and res.response_code.value.startswith("OK"), (method, res)
                 if step_done(method, args, res):
                     break
-        assert monitor.closes == (1 if dc else 2) and monitor.loops == 5 and monitor.ended
+        assert monitor.closes == (1 if dc else 2) and monitor.loops == (6 if dc else 5)
+        assert monitor.ended
         assert codec.encode  # the peer encodes and decodes every message

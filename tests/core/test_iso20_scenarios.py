@@ -402,3 +402,34 @@ def test_unknown_session_id() -> None:
     res = ev.service_discovery()
     assert res.response_code.value == "FAILED_UnknownSession"
     assert_safe_end(ev, EndReason.FAILED_RESPONSE)
+
+
+def test_dc_standby_right_after_pre_charge() -> None:
+    """The EV may park in standby once pre-charged: the contactors stay open, the
+    pre-charge output holds the voltage, and the Start closes them then."""
+    ev = Ev(dc=True)
+    to_authorized(ev)
+    to_scheduled(ev, dynamic=True)
+    to_precharged(ev)
+    res = ev.power_delivery("Standby")
+    assert res.response_code.value == "OK" and kinds(ev.last) == [SendResponse]
+    assert ev.session.state is Iso20State.STANDBY
+    assert loop(ev, True).response_code.value == "OK"
+    assert not any(isinstance(a, SetDcTarget) for a in ev.last)
+    res = start(ev, True)
+    assert res.response_code.value == "OK"
+    assert kinds(ev.last) == [CloseContactors, ChargingStateChanged, SendResponse]
+    loop(ev, True)
+    assert isinstance(ev.last[0], SetDcTarget) and ev.last[0].current > 2.0
+
+
+def test_schedule_renegotiation_out_of_standby() -> None:
+    ev = Ev(dc=False)
+    to_loop(ev, dynamic=False)
+    ev.power_delivery("Standby")
+    assert ev.power_delivery("ScheduleRenegotiation").response_code.value == "OK"
+    assert ev.schedule_exchange(dynamic=False).evse_processing.value == "Finished"
+    assert ev.session.state is Iso20State.RESCHEDULED
+    res = ev.power_delivery("Start", 1, 10_000)
+    assert res.response_code.value == "OK"
+    assert kinds(ev.last) == [CloseContactors, ChargingStateChanged, SendResponse]

@@ -47,6 +47,7 @@ class Iso20State(StrEnum):
     SESSION_SETUP = "20:SessionSetup"
     AUTHORIZATION_SETUP = "20:AuthorizationSetup"
     AUTHORIZATION = "20:AuthorizationOngoing"
+    AUTHORIZATION_RESELECT = "20:AuthorizationSelectionInvalid"  # one more AuthorizationReq
     AUTHORIZATION_REFUSED = "20:AuthorizationRefused"  # only SessionStop may follow
     AUTHORIZED = "20:Authorized"  # ServiceDiscovery next (also after ServiceRenegotiation)
     SERVICE_DISCOVERY = "20:ServiceDiscovery"

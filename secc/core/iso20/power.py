@@ -5,7 +5,8 @@ the CSMS schedule when one is known; dynamic mode leaves the power to the charge
 Contactors close only on a PowerDelivery Start that passed every check (the offered
 schedule, a profile within it, authorization, no station stop pending, for DC a valid
 isolation and the pre-charge voltage reached), the same rule as ISO 15118-2.
-Standby stops the power (DC output off; AC contactors open) until a new Start.
+Standby (from the loop, or for DC right after pre-charge) stops the power (DC output
+off; AC contactors open) until a new Start.
 ScheduleRenegotiation leaves the power as it is (contactors closed, the last DC target)
 while the EV runs ScheduleExchange again; a PowerDelivery Start returns to the loop.
 """
@@ -36,7 +37,7 @@ def schedule_exchange(ctx: Context, req: Any, now: float) -> Reply:
     given = req.scheduled_se_req_control_mode if scheduled else req.dynamic_se_req_control_mode
     if given is None:
         raise PeerError(f"ScheduleExchangeReq is not of the selected {ctx.control_mode} mode")
-    renegotiating = ctx.contactors_closed
+    renegotiating = ctx.charging or ctx.standby  # ScheduleRenegotiation from the loop
     started = ctx.started_at.setdefault(SCHEDULE_TIMER_KEY, now)
     if ctx.csms_schedule is None and now - started < ctx.config.schedule_wait:
         if now - started > ctx.config.timers.ongoing:
@@ -113,14 +114,14 @@ def power_delivery(ctx: Context, req: Any, now: float, state: Iso20State) -> Rep
         actions = stop_actions(ctx, "PowerDelivery Stop")
         ctx.standby = False
         next_state = Iso20State.STOPPED
-    elif state is Iso20State.CHARGE_LOOP and req.charge_progress is cp.Standby:
+    elif req.charge_progress is cp.Standby and state in _STANDBY_FROM:
         if ctx.config.iso20_standby:
-            actions = _standby(ctx)
+            actions = _standby(ctx) if state is Iso20State.CHARGE_LOOP else _standby_precharged(ctx)
             next_state = Iso20State.STANDBY
         else:
             code = rc.WARNING_StandbyNotAllowed
-            next_state = Iso20State.CHARGE_LOOP
-    elif state is Iso20State.CHARGE_LOOP and req.charge_progress is cp.ScheduleRenegotiation:
+            next_state = state
+    elif req.charge_progress is cp.ScheduleRenegotiation and state in _RENEGOTIATE_FROM:
         next_state = Iso20State.RENEGOTIATION
     elif progress == "Start" and state is not Iso20State.CHARGE_LOOP:
         if req.ev_processing is COMMON.Processing.Ongoing:
@@ -139,6 +140,18 @@ def power_delivery(ctx: Context, req: Any, now: float, state: Iso20State) -> Rep
         header=header(ctx, COMMON), response_code=code, evse_status=evse_status(ctx, COMMON)
     )
     return Reply(body, next_state, actions)
+
+
+_STANDBY_FROM = frozenset({Iso20State.CHARGE_LOOP, Iso20State.PRE_CHARGE})
+_RENEGOTIATE_FROM = frozenset({Iso20State.CHARGE_LOOP, Iso20State.STANDBY})
+
+
+def _standby_precharged(ctx: Context) -> tuple[Action, ...]:
+    """DC standby straight after pre-charge: the contactors were never closed, and the
+    pre-charge output (at most its current limit, into open contactors) keeps the voltage
+    the next Start needs."""
+    ctx.standby = True
+    return ()
 
 
 def _standby(ctx: Context) -> tuple[Action, ...]:

@@ -74,7 +74,10 @@ def authorization_setup(ctx: Context, req: Any, now: float) -> Reply:
 
 def authorization(ctx: Context, req: Any, now: float) -> Reply:
     """EIM: Ongoing_WaitingForCustomerInteraction until the AuthorizationResult arrives,
-    for at most ``timers.ongoing`` seconds."""
+    for at most ``timers.ongoing`` seconds; then OK, or WARNING_EIMAuthorizationFailure
+    (Finished) when refused.  A service not offered (PnC, for now) is
+    WARNING_AuthorizationSelectionInvalid, after which the next request must be an
+    AuthorizationReq selecting an offered service [V2G20-2209]."""
     rc = COMMON.ResponseCode
     processing = COMMON.Processing
     if (
@@ -82,7 +85,7 @@ def authorization(ctx: Context, req: Any, now: float) -> Reply:
         or req.eim_a_req_authorization_mode is None
     ):
         body = _authorization_res(ctx, rc.WARNING_AuthorizationSelectionInvalid)
-        return Reply(body, Iso20State.AUTHORIZATION_SETUP)
+        return Reply(body, Iso20State.AUTHORIZATION_RESELECT)
     actions = request_eim_authorization(ctx)
     if ctx.authorized:
         return Reply(_authorization_res(ctx, rc.OK), Iso20State.AUTHORIZED, actions)
@@ -94,6 +97,18 @@ def authorization(ctx: Context, req: Any, now: float) -> Reply:
         raise Timeout("no authorization within the Ongoing limit")
     body = _authorization_res(ctx, rc.OK, processing.Ongoing_WaitingForCustomerInteraction)
     return Reply(body, Iso20State.AUTHORIZATION, actions)
+
+
+def authorization_reselect(ctx: Context, req: Any, now: float) -> Reply:
+    """The AuthorizationReq after WARNING_AuthorizationSelectionInvalid: the same invalid
+    selection again is a sequence error, so that an EV stuck on it cannot hold the
+    station."""
+    if (
+        req.selected_authorization_service is not COMMON.Authorization.EIM
+        or req.eim_a_req_authorization_mode is None
+    ):
+        raise SequenceError("the authorization service was not offered, again")
+    return authorization(ctx, req, now)
 
 
 def _authorization_res(ctx: Context, code: Any, processing: Any = None) -> Any:

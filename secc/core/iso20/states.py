@@ -38,6 +38,7 @@ _COMMON: dict[S, dict[str, Entry]] = {
     S.SESSION_SETUP: {"AuthorizationSetupReq": (C, setup.authorization_setup)},
     S.AUTHORIZATION_SETUP: {"AuthorizationReq": (C, setup.authorization), **STOP},
     S.AUTHORIZATION: {"AuthorizationReq": (C, setup.authorization), **STOP},
+    S.AUTHORIZATION_RESELECT: {"AuthorizationReq": (C, setup.authorization_reselect)},
     S.AUTHORIZATION_REFUSED: STOP,
     S.AUTHORIZED: {"ServiceDiscoveryReq": (C, setup.service_discovery), **STOP},
     S.SERVICE_DISCOVERY: {
