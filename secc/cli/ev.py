@@ -39,7 +39,7 @@ def _fmt(value: Any, unit: str) -> str:
     return f"{value:g} {unit}" if isinstance(value, int | float) else ""
 
 
-HEADER = f"  {'time':>9}  {'response':<29} {'ResponseCode':<26} {'took':>9}  EVSE"
+HEADER = f"  {'time':>9}  {'response':<30} {'ResponseCode':<26} {'took':>9}  EVSE"
 
 
 def format_step(step: Step) -> str:
@@ -66,7 +66,7 @@ def format_step(step: Step) -> str:
     if "evse_isolation_status" in nested and step.response.startswith("CableCheck"):
         facts.append(f"isolation {nested['evse_isolation_status']}")
     return (
-        f"  {step.at:7.3f} s  {step.response:<29} {step.code:<26} {step.ms:6.1f} ms  "
+        f"  {step.at:7.3f} s  {step.response:<30} {step.code:<26} {step.ms:6.1f} ms  "
         + "  ".join(f for f in facts if f)
     ).rstrip()
 
