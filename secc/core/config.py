@@ -46,6 +46,9 @@ class Timers:
 
     # V2G_SECC_Sequence_Timeout: the EV's next request must arrive within this time.
     sequence_timeout: float = 60.0
+    # ISO 15118-20 shortens it after AC_ChargeLoopRes / DC_ChargeLoopRes (the contactors
+    # are closed): a silent EV must not hold the power for a minute.
+    charge_loop_sequence_timeout: float = 0.5
     # V2G_SECC_CommunicationSetup_Performance_Time: session start until SessionSetupReq.
     communication_setup: float = 18.0
     # CableCheck and PreCharge limits (the EV's V2G_EVCC_CableCheck_Timeout and

@@ -27,7 +27,8 @@ reaches :attr:`SeccSession.deadline`.
 - One engine serves every family: the appHandshake decides which table and which
   message shape (-2/DIN bodies in a V2G_Message; -20 root elements with their own
   header, each response sent in the schema of its own set) the session uses after it.
-- Timers: V2G_SECC_Sequence_Timeout runs from every response to the next request;
+- Timers: V2G_SECC_Sequence_Timeout runs from every response to the next request (for
+  ISO 15118-20 only ``charge_loop_sequence_timeout`` after a charge-loop response);
   CommunicationSetup from the session's start until SessionSetupReq.  The session also
   checks due timers on every ``handle`` call, so a late runtime loses nothing.
 """
@@ -70,6 +71,7 @@ from secc.core.iso2.states import handler_for
 from secc.core.iso20 import states as iso20_states
 from secc.core.iso20.common import BEFORE_SESSION as ISO20_BEFORE_SESSION
 from secc.core.iso20.common import ISO20_SCHEMAS, SCHEMA_OF_MODULE, Iso20State
+from secc.core.iso20.common import LOOP_RESPONSES as ISO20_LOOP_RESPONSES
 from secc.core.iso20.common import failed_body as iso20_failed_body
 
 log = logging.getLogger(__name__)
@@ -247,7 +249,11 @@ class SeccSession:
         if reply.end is not None:
             return actions + self._end(reply.end, "", response)
         if response:
-            self._timers[SEQUENCE_TIMER] = now + self.config.timers.sequence_timeout
+            timers = self.config.timers
+            seconds = timers.sequence_timeout
+            if self._iso20 and type(reply.body).__name__ in ISO20_LOOP_RESPONSES:
+                seconds = timers.charge_loop_sequence_timeout
+            self._timers[SEQUENCE_TIMER] = now + seconds
         else:
             self._timers.pop(SEQUENCE_TIMER, None)
             if reply.wait is not None:

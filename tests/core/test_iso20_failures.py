@@ -356,11 +356,26 @@ def test_sequence_timeout_in_the_loop_opens_everything() -> None:
     ev = Ev(dc=True)
     to_loop(ev, dynamic=False)
     loop(ev, False)
-    assert ev.session.deadline == ev.clock.now + Timers().sequence_timeout
+    # after a charge-loop response the EV has 0.5 s, not the 60 s of other messages
+    assert ev.session.deadline == ev.clock.now + Timers().charge_loop_sequence_timeout
+    ev.clock.advance(0.4)
+    assert loop(ev, False).response_code.value == "OK"
     ev.clock.advance_to(ev.session.deadline)
     ev.feed(TimerExpired("V2G_SECC_Sequence_Timeout"))
     k = kinds(ev.last)
     assert k == [StopDcOutput, OpenContactors, type(ev.last[2]), CloseConnection, SessionEnded]
+    assert ev.last[-1].reason is EndReason.SEQUENCE_TIMEOUT
+
+
+def test_sequence_timeout_after_other_responses_is_the_baseline() -> None:
+    ev = Ev(dc=False)
+    to_loop(ev, dynamic=True)  # the last response: PowerDeliveryRes
+    assert ev.session.deadline == ev.clock.now + Timers().sequence_timeout
+    ev.power_delivery("Standby")
+    loop(ev, True)  # a loop response in standby: still the charge-loop limit
+    assert ev.session.deadline == ev.clock.now + Timers().charge_loop_sequence_timeout
+    ev.clock.advance(0.6)
+    ev.feed(TimerExpired("V2G_SECC_Sequence_Timeout"))
     assert ev.last[-1].reason is EndReason.SEQUENCE_TIMEOUT
 
 

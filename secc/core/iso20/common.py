@@ -67,6 +67,8 @@ class Iso20State(StrEnum):
 
 
 BEFORE_SESSION = frozenset({Iso20State.WAIT_SESSION_SETUP})
+# after these the EV's next request is due within Timers.charge_loop_sequence_timeout
+LOOP_RESPONSES = frozenset({"AC_ChargeLoopRes", "DC_ChargeLoopRes"})
 
 _RN_CACHE: dict[tuple[int, float], Any] = {}
 _RN_CACHE_LIMIT = 4096
