@@ -216,6 +216,12 @@ def unknown_session(ev: Ev) -> Any:
     return ev.service_discovery()
 
 
+def pause_in_dynamic_mode(ev: Ev) -> Any:
+    to_loop(ev, dynamic=True)
+    ev.power_delivery("Stop")
+    return ev.session_stop("Pause")
+
+
 def out_of_order(ev: Ev) -> Any:
     to_authorized(ev)
     return ev.charge_parameters()
@@ -242,6 +248,7 @@ FAILED: dict[str, tuple[Callable[[Ev], Any], str]] = {
     "select_vas": (select_a_vas, "FAILED_ServiceSelectionInvalid"),
     "unknown_session": (unknown_session, "FAILED_UnknownSession"),
     "out_of_order": (out_of_order, "FAILED_SequenceError"),
+    "pause_dynamic": (pause_in_dynamic_mode, "FAILED_PauseNotAllowed"),
 }
 
 

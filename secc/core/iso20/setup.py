@@ -201,13 +201,17 @@ def service_selection(ctx: Context, req: Any, now: float) -> Reply:
 
 
 def session_stop(ctx: Context, req: Any, now: float) -> Reply:
-    """Terminate, Pause (the SessionID may be resumed), or ServiceRenegotiation: back to
-    ServiceDiscovery with the service, schedule and DC preparation forgotten."""
+    """Terminate, Pause (the SessionID may be resumed; in dynamic mode only after the
+    station asked for it, which it never does: FAILED_PauseNotAllowed), or
+    ServiceRenegotiation: back to ServiceDiscovery with the service, schedule and DC
+    preparation forgotten."""
     cs = COMMON.ChargingSession
     body = COMMON.SessionStopRes(header=header(ctx, COMMON), response_code=COMMON.ResponseCode.OK)
     if req.charging_session is cs.Terminate:
         return Reply(body, State.ENDED, end=EndReason.EV_STOP)
     if req.charging_session is cs.Pause:
+        if ctx.control_mode == "Dynamic":  # only the SECC may pause a dynamic session
+            raise PeerError("the EV may not pause in dynamic mode", code="FAILED_PauseNotAllowed")
         return Reply(body, State.ENDED, end=EndReason.EV_PAUSE)
     if not ctx.authorized:
         raise SequenceError("ServiceRenegotiation without an authorized session")
