@@ -50,6 +50,7 @@ from lxml import etree
 
 from secc.codec import schema_module
 from secc.codec.errors import CodecError
+from secc.codec.exi.bits import not_xml_char
 from secc.codec.exi.meta import FieldInfo, RootInfo
 from secc.codec.exi.runtime import EmptyBytes, EmptyStr
 
@@ -88,8 +89,6 @@ _XSI = "http://www.w3.org/2001/XMLSchema-instance"
 EMPTY_PI_TARGET = "secc-exi"
 _EMPTY_PI_TEXT = "empty-ee"
 _INT = re.compile(r"[+-]?[0-9]+")
-# XML 1.0 Char production
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class XmlError(CodecError):
@@ -182,11 +181,9 @@ def _lexical(value: object, tinfo: tuple[Any, ...]) -> str:
             raise XmlError(f"{_brief(value)} is not a {tinfo[1].__name__}") from None
         return str(member.value)
     if kind == "str" and isinstance(value, str):
-        bad = _NOT_XML.search(value)
+        bad = not_xml_char(value)  # the codec refuses these too (EXI carries XML text)
         if bad:
-            raise XmlError(
-                f"character U+{ord(bad.group()):04X} has no XML 1.0 form (use the JSON form)"
-            )
+            raise XmlError(f"character U+{ord(bad):04X} has no XML 1.0 form")
         return value
     if kind == "bytes" and isinstance(value, (bytes, bytearray)):
         if tinfo[3] == "hex":
