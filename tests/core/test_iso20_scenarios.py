@@ -104,7 +104,7 @@ def test_a_whole_session(dc: bool, dynamic: bool) -> None:
             assert isinstance(target, SetDcTarget)
             if dynamic:  # the EV's maximum within the station's limits (125 A, 450 V)
                 assert (target.voltage, target.current) == (450.0, 125.0)
-                assert res.evse_current_limit_achieved is False or res.evse_current_limit_achieved
+                assert res.evse_current_limit_achieved is True  # the EV wants 200 A
                 assert num(res.cl_res_control_mode.evse_maximum_charge_current) == 125.0
             else:
                 assert (target.voltage, target.current) == (400.0, 100.0)
