@@ -260,3 +260,9 @@ class PausedSession:
     payment_option: str
     emaid: str | None
     contract_chain: tuple[bytes, ...] = ()
+    # ISO 15118-20: a resumed session goes straight to ChargeParameterDiscovery
+    # ([V2G20-2097], [V2G20-2098]): the authorization and the selected service carry over.
+    authorized: bool = False
+    service_id: int | None = None
+    parameter_set_id: int | None = None
+    control_mode: str | None = None

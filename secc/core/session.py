@@ -372,6 +372,10 @@ class SeccSession:
                 payment_option=ctx.payment_option or "ExternalPayment",
                 emaid=ctx.emaid,
                 contract_chain=ctx.contract_chain,
+                authorized=ctx.authorized,
+                service_id=ctx.service_id,
+                parameter_set_id=ctx.parameter_set_id,
+                control_mode=ctx.control_mode,
             )
         self.log.info("ended: %s %s", reason.value, detail)
         return actions

@@ -29,7 +29,6 @@ from secc.core.config import (
 )
 from secc.core.context import State
 from secc.core.events import (
-    AuthorizationResult,
     ChargingScheduleUpdate,
     RequestReceived,
     Schema,
@@ -172,13 +171,14 @@ def test_pause_and_resume_joins_the_old_session() -> None:
     res = again.session_setup()
     assert res.response_code.value == "OK_OldSessionJoined"
     assert bytes(res.header.session_id) == paused.session_id
-    # and it charges again
-    assert again.authorization_setup().response_code.value == "OK"
-    again.feed(AuthorizationResult(accepted=True, id_token="TAG1"))
-    assert again.authorization().evse_processing.value == "Finished"
-    to_scheduled(again, False)
+    # authorization and service carry over: straight to ChargeParameterDiscovery
+    assert again.session.state is Iso20State.SERVICE_SELECTED
+    assert again.charge_parameters().response_code.value == "OK"
+    res = again.schedule_exchange(False)
+    assert (res.response_code.value, res.evse_processing.value) == ("OK", "Finished")
     to_precharged(again)
     assert start(again, False).response_code.value == "OK"
+    assert CloseContactors in kinds(again.last)
     # a different SessionID gets a new session
     other = Ev(dc=True, resume=paused)
     other.handshake()
@@ -207,6 +207,31 @@ def test_service_renegotiation_goes_back_to_service_discovery(dc: bool) -> None:
     ev.power_delivery("Stop")
     ev.session_stop()
     assert_safe_end(ev, EndReason.EV_STOP)
+
+
+def test_service_renegotiation_from_pre_charge_switches_the_output_off() -> None:
+    ev = Ev(dc=True)
+    to_authorized(ev)
+    to_scheduled(ev, dynamic=False)
+    to_precharged(ev)
+    res = ev.session_stop("ServiceRenegotiation")
+    assert res.response_code.value == "OK"
+    assert kinds(ev.last) == [StopDcOutput, SendResponse]
+    assert ev.session.state is Iso20State.AUTHORIZED
+
+
+def test_a_paused_session_that_had_no_service_starts_over() -> None:
+    ev = Ev(dc=False)
+    to_authorized(ev)
+    assert ev.session_stop("Pause").response_code.value == "OK"
+    paused = ev.session.paused
+    assert paused is not None and paused.service_id is None and paused.authorized
+    again = Ev(dc=False, resume=paused)
+    again.handshake()
+    again.session_id = paused.session_id
+    assert again.session_setup().response_code.value == "OK_OldSessionJoined"
+    assert again.session.state is Iso20State.SESSION_SETUP
+    assert again.authorization_setup().response_code.value == "OK"
 
 
 def test_service_renegotiation_refused_when_switched_off() -> None:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from secc.core.actions import EndReason, SessionStarted
+from secc.core.actions import Action, EndReason, SessionStarted, StopDcOutput
 from secc.core.context import Context, Reply, State
+from secc.core.events import AuthorizationResult
 from secc.core.failures import (
     PeerError,
     SequenceError,
@@ -39,16 +40,27 @@ AUTH_TIMER_KEY = "Authorization"
 
 
 def session_setup(ctx: Context, req: Any, now: float) -> Reply:
-    """A new SessionID, or the paused one when the EV presents it (OK_OldSessionJoined)."""
+    """A new SessionID, or the paused one when the EV presents it (OK_OldSessionJoined);
+    a joined session that was authorized with a service selected resumes at
+    ChargeParameterDiscovery."""
     rc = COMMON.ResponseCode
     ctx.evcc_id = req.evccid.encode()
     asked = bytes(req.header.session_id)
     paused = ctx.resume
+    state = Iso20State.SESSION_SETUP
     if paused is not None and asked == paused.session_id and paused.protocol == ctx.protocol:
         ctx.session_id = paused.session_id
         ctx.payment_option = paused.payment_option
         ctx.resumed = True
         code = rc.OK_OldSessionJoined
+        if paused.authorized and paused.service_id is not None:
+            # the authorization and the service hold for the whole service session: the EV
+            # goes on with ChargeParameterDiscovery [V2G20-2097] [V2G20-2098]
+            ctx.auth_result = AuthorizationResult(True, "", reason="resumed session")
+            ctx.service_id = paused.service_id
+            ctx.parameter_set_id = paused.parameter_set_id
+            ctx.control_mode = paused.control_mode
+            state = Iso20State.SERVICE_SELECTED
     else:
         ctx.session_id = ctx.new_session_id()
         code = rc.OK_NewSessionEstablished
@@ -56,7 +68,7 @@ def session_setup(ctx: Context, req: Any, now: float) -> Reply:
         header=header(ctx, COMMON), response_code=code, evseid=ctx.config.evse_id
     )
     started = SessionStarted(ctx.session_id, ctx.evcc_id, ctx.protocol)
-    return Reply(body, Iso20State.SESSION_SETUP, (started,))
+    return Reply(body, state, (started,))
 
 
 def authorization_setup(ctx: Context, req: Any, now: float) -> Reply:
@@ -219,6 +231,9 @@ def session_stop(ctx: Context, req: Any, now: float) -> Reply:
         raise PeerError(
             "service renegotiation is not supported", code="FAILED_NoServiceRenegotiationSupported"
         )
+    # a DC output still on from the cable check or pre-charge goes off now
+    dc_on = ctx.is_dc and (ctx.isolation_requested or ctx.precharge_target is not None)
+    actions: tuple[Action, ...] = (StopDcOutput(),) if dc_on else ()
     ctx.service_id = ctx.parameter_set_id = None
     ctx.control_mode = None
     ctx.schedules = {}
@@ -227,4 +242,4 @@ def session_stop(ctx: Context, req: Any, now: float) -> Reply:
     ctx.precharge_reached = False
     ctx.standby = False
     ctx.started_at.clear()
-    return Reply(body, Iso20State.AUTHORIZED)
+    return Reply(body, Iso20State.AUTHORIZED, actions)

@@ -4,7 +4,8 @@ The one place that says which -20 request may come when (ISO 15118-20 §8.8 mess
 sequencing) and with which payload type: a request of the right name in the wrong schema
 (an AC message in a DC session, a DC message in an AC payload) is as illegal as one out of
 order.  Anything absent is FAILED_SequenceError and the session closes; the legality test
-walks these same tables.
+walks these same tables.  SessionStopReq may come in every state from SessionSetup until
+the first PowerDelivery Start [V2G20-2644], and after a PowerDelivery Stop.
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ SCHEDULE: dict[str, Entry] = {"ScheduleExchangeReq": (C, power.schedule_exchange
 
 _COMMON: dict[S, dict[str, Entry]] = {
     S.WAIT_SESSION_SETUP: {"SessionSetupReq": (C, setup.session_setup)},
-    S.SESSION_SETUP: {"AuthorizationSetupReq": (C, setup.authorization_setup)},
+    S.SESSION_SETUP: {"AuthorizationSetupReq": (C, setup.authorization_setup), **STOP},
     S.AUTHORIZATION_SETUP: {"AuthorizationReq": (C, setup.authorization), **STOP},
     S.AUTHORIZATION: {"AuthorizationReq": (C, setup.authorization), **STOP},
-    S.AUTHORIZATION_RESELECT: {"AuthorizationReq": (C, setup.authorization_reselect)},
+    S.AUTHORIZATION_RESELECT: {"AuthorizationReq": (C, setup.authorization_reselect), **STOP},
     S.AUTHORIZATION_REFUSED: STOP,
     S.AUTHORIZED: {"ServiceDiscoveryReq": (C, setup.service_discovery), **STOP},
     S.SERVICE_DISCOVERY: {
@@ -73,11 +74,12 @@ DC_TABLE: dict[S, dict[str, Entry]] = {
         **STOP,
     },
     S.SCHEDULED: {"DC_CableCheckReq": (D, dc.cable_check), **STOP},
-    S.CABLE_CHECK: {"DC_CableCheckReq": (D, dc.cable_check)},
-    S.CABLE_CHECK_DONE: {"DC_PreChargeReq": (D, dc.pre_charge)},
+    S.CABLE_CHECK: {"DC_CableCheckReq": (D, dc.cable_check), **STOP},
+    S.CABLE_CHECK_DONE: {"DC_PreChargeReq": (D, dc.pre_charge), **STOP},
     S.PRE_CHARGE: {
         "DC_PreChargeReq": (D, dc.pre_charge),
         "PowerDeliveryReq": _power_delivery(S.PRE_CHARGE),
+        **STOP,
     },
     S.CHARGE_LOOP: {**_COMMON[S.CHARGE_LOOP], "DC_ChargeLoopReq": (D, dc.charge_loop)},
     S.STANDBY: {**_COMMON[S.STANDBY], "DC_ChargeLoopReq": (D, dc.charge_loop)},
