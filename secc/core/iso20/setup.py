@@ -4,9 +4,11 @@ ServiceDetail, ServiceSelection and SessionStop.
 Authorization offers EIM only (Plug & Charge over -20 comes with PnC_AReq signatures and
 certificate installation later): AuthorizationSetupRes lists EIM, and an AuthorizationReq
 selecting PnC is answered WARNING_AuthorizationSelectionInvalid; the EV may then select
-EIM or stop.  A refused EIM authorization is WARNING_EIMAuthorizationFailure, after which
-only SessionStop is legal.  ServiceDiscovery offers the one energy transfer service of
-the negotiated namespace (AC or DC), with one parameter set per control mode offered.
+EIM (the same invalid choice again is a sequence error) or stop.  A refused EIM
+authorization is WARNING_EIMAuthorizationFailure, after which only SessionStop is legal.
+A paused session the EV resumes keeps its authorization and service selection.
+ServiceDiscovery offers the one energy transfer service of the negotiated namespace (AC
+or DC), with one parameter set per control mode offered.
 """
 
 from __future__ import annotations
