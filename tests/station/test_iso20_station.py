@@ -226,3 +226,29 @@ def test_iso20_only_over_tls13_or_the_lab_switch(
     ptype, cable_res = answers[2]
     assert ptype == 0x8004 and isinstance(cable_res, iso20_dc.DC_CableCheckRes)
     assert cable_res.response_code is iso20_dc.ResponseCode.FAILED_SequenceError
+
+
+def test_iso20_trace_replays(pki_dir: Path, tmp_path: Path) -> None:
+    """The trace records the session's own config (TLS 1.3 negotiated), so `secc replay`
+    feeds the -20 session back through the core with the same decisions."""
+    from secc.cli.replay import main as replay
+
+    board, _ = build_board()
+    section = evse(protocols=ALL, iso20_control_modes=("dynamic",))
+
+    async def main() -> int:
+        async with Station(
+            station_config(pki_dir, tmp_path, section), boards={EVSE_ID: board}
+        ) as st:
+            e = st.evse(EVSE_ID)
+            code, out = await _secc_ev(
+                e, pki_dir, "--tls", "--protocol", "iso20", "--mode", "dc", "--control", "dynamic"
+            )
+            assert code == 0, out
+            await _ended(e)
+            return code
+
+    run(main, timeout=60)
+    (path,) = tmp_path.glob("*.jsonl")
+    assert _trace(tmp_path)[0]["config"]["tls13"] is True
+    assert replay([str(path)], prog="secc replay") == 0
