@@ -17,8 +17,9 @@ TLS 1.3 was really negotiated (``SessionConfig.tls13``).  Limits of Python's ``s
 OpenSSL's defaults stay (suites AES-256-GCM, ChaCha20-Poly1305, AES-128-GCM with the
 server's order preferred, i.e. AES-256-GCM first; groups x25519, secp256r1, x448,
 secp521r1, secp384r1; the signature follows from the leaf key: a P-521 leaf signs with
-ecdsa_secp521r1_sha512).  No client certificate is requested yet: mutual authentication
-with the EV's OEM chain comes with the -20 OEM PKI.
+ecdsa_secp521r1_sha512); a connection that ends up with TLS_AES_128_GCM_SHA256 (an EV
+offering only that suite) is closed right after the handshake.  No client certificate is
+requested yet: mutual authentication with the EV's OEM chain comes with the -20 OEM PKI.
 
 A station may hold SECC chains under several V2G roots.  The EV may name the roots it
 trusts in the ClientHello's ``trusted_ca_keys`` extension; :class:`TlsSelector` picks the
@@ -49,6 +50,7 @@ __all__ = [
     "CIPHERS",
     "ECDH_CURVE",
     "TLS13",
+    "TLS13_SUITES",
     "SeccChain",
     "Selection",
     "TlsSelector",
@@ -64,6 +66,10 @@ CIPHERS = "ECDHE-ECDSA-AES128-SHA256"
 CIPHER_SUITE_ID = 0xC023  # TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256
 ECDH_CURVE = "prime256v1"
 TLS13 = 0x0304  # supported_versions value of TLS 1.3
+# ISO 15118-20 TLS 1.3 cipher suites [V2G20-2458]; OpenSSL also enables
+# TLS_AES_128_GCM_SHA256, which Python's ssl cannot switch off: a connection that
+# negotiated it is closed right after the handshake (Selection.refusal)
+TLS13_SUITES = ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +164,13 @@ class Selection:
     chain: SeccChain
     reason: str
     tls13: bool = False  # the ISO 15118-20 context (TLS 1.3 only, -20 chain)
+
+    def refusal(self, cipher: tuple[str, str, int] | None) -> str | None:
+        """Why a completed handshake is outside the profile (None: it is not)."""
+        if self.tls13 and (cipher is None or cipher[0] not in TLS13_SUITES):
+            name = cipher[0] if cipher else None
+            return f"TLS 1.3 cipher suite {name} is not one of ISO 15118-20's {TLS13_SUITES}"
+        return None
 
 
 def _ids_of(chains: Sequence[SeccChain]) -> list[set[TrustedAuthority]]:

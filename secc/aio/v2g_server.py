@@ -432,6 +432,12 @@ class V2GServer:
         conn = V2GConnection(writer, peer, selection, hello)
         if selection is not None:
             conn.log.info("%s: TLS up, %s, chain %s", peer[0], conn.cipher, selection.chain.label())
+            refusal = selection.refusal(conn.cipher)
+            if refusal is not None:  # a suite OpenSSL allows but the profile does not
+                conn.log.warning("%s: %s; closing the connection", peer[0], refusal)
+                conn._mark_closed(refusal)
+                await conn._shutdown()
+                return
         self.connections.add(conn)
         handler = self._factory(conn)
         reason = "peer closed the connection"

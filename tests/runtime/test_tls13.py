@@ -185,3 +185,25 @@ def test_iso20_suites_groups_and_signature_with_openssl(chains: Chains) -> None:
     assert "Server Temp Key: ECDH, secp521r1" in done["aes256"].stderr
     assert "Ciphersuite: TLS_CHACHA20_POLY1305_SHA256" in done["chacha"].stderr
     assert "Server Temp Key: X448" in done["chacha"].stderr
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="needs the openssl command line tool")
+def test_a_suite_outside_iso20_is_closed_after_the_handshake(chains: Chains) -> None:
+    """OpenSSL also enables TLS_AES_128_GCM_SHA256 and Python's ssl cannot switch it off:
+    an EV that offers only that suite completes the handshake, and the station closes
+    the connection before any V2G message, without a session."""
+    root = str(chains.base / "v2g20/root.pem")
+
+    async def main() -> tuple[subprocess.CompletedProcess[str], int]:
+        handlers = Handlers()
+        async with V2GServer(handlers, tls=both(chains)) as server:
+            done = await asyncio.to_thread(
+                _s_client, server.port, "-tls1_3", "-CAfile", root,
+                "-ciphersuites", "TLS_AES_128_GCM_SHA256",
+            )  # fmt: skip
+            return done, len(handlers.made)
+
+    done, sessions = run(main)
+    text = done.stdout + done.stderr
+    assert "Ciphersuite: TLS_AES_128_GCM_SHA256" in text, text  # the handshake completed
+    assert sessions == 0  # ... and no session handler was ever made
