@@ -207,3 +207,59 @@ def test_a_suite_outside_iso20_is_closed_after_the_handshake(chains: Chains) -> 
     text = done.stdout + done.stderr
     assert "Ciphersuite: TLS_AES_128_GCM_SHA256" in text, text  # the handshake completed
     assert sessions == 0  # ... and no session handler was ever made
+
+
+def _ed448_chain(directory: Path) -> SeccChain:
+    """An Ed448 V2G root and SECC leaf (the -20 alternative to P-521)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed448
+
+    from certs._util import key_pem, key_usage
+    from certs.testpki import make_name
+
+    root_key, leaf_key = ed448.Ed448PrivateKey.generate(), ed448.Ed448PrivateKey.generate()
+    root_name = make_name("V2G Root CA Ed448", "Test V2G", "DE", "V2G")
+    now = dt.datetime.now(dt.UTC)
+
+    def build(subject: x509.Name, key: ed448.Ed448PublicKey, ca: bool) -> x509.Certificate:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(root_name)
+            .public_key(key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .add_extension(
+                key_usage(*(("key_cert_sign", "crl_sign") if ca else ("digital_signature",))),
+                critical=True,
+            )
+            .sign(root_key, None)
+        )
+
+    root = build(root_name, root_key.public_key(), True)
+    leaf = build(
+        make_name("DE*ABC*E1234567*1", "Test CPO", "DE", "CPO"), leaf_key.public_key(), False
+    )
+    (directory / "root.pem").write_bytes(root.public_bytes(serialization.Encoding.PEM))
+    (directory / "chain.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    (directory / "key.pem").write_bytes(key_pem(leaf_key))
+    return SeccChain(directory / "chain.pem", directory / "key.pem", root, name="ed448")
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="needs the openssl command line tool")
+def test_ed448_iso20_chain_signs_with_ed448(chains: Chains, tmp_path: Path) -> None:
+    ed = _ed448_chain(tmp_path)
+
+    async def main() -> subprocess.CompletedProcess[str]:
+        selector = TlsSelector([chains.iso2], iso20_chains=[ed])
+        async with V2GServer(Handlers(), tls=selector) as server:
+            return await asyncio.to_thread(
+                _s_client, server.port, "-tls1_3", "-CAfile", str(tmp_path / "root.pem"),
+                "-verify_return_error",
+            )  # fmt: skip
+
+    text = (done := run(main)).stdout + done.stderr
+    assert "Protocol version: TLSv1.3" in text and "Verification: OK" in text, text
+    assert "Signature type: ed448" in text, text
