@@ -252,3 +252,66 @@ def test_iso20_trace_replays(pki_dir: Path, tmp_path: Path) -> None:
     (path,) = tmp_path.glob("*.jsonl")
     assert _trace(tmp_path)[0]["config"]["tls13"] is True
     assert replay([str(path)], prog="secc replay") == 0
+
+
+def _sap(*entries: tuple[str, int, int, int]) -> bytes:
+    """(namespace, major, schema id, priority) entries."""
+    sap = apphand.supportedAppProtocolReq(
+        app_protocol=tuple(
+            apphand.AppProtocol(
+                protocol_namespace=ns,
+                version_number_major=major,
+                version_number_minor=0,
+                schema_id=schema_id,
+                priority=priority,
+            )
+            for ns, major, schema_id, priority in entries
+        )
+    )
+    return encode_frame(codec.encode(sap))
+
+
+ISO2_NS = "urn:iso:15118:2:2013:MsgDef"
+DIN_NS = "urn:din:70121:2012:MsgDef"
+
+
+@pytest.mark.parametrize(
+    ("transport", "priorities", "chosen"),
+    [
+        ("tls13", (1, 2, 3), 10),  # -20 first: -20
+        ("tls13", (2, 1, 3), 20),  # the EV prefers -2: -2, though -20 is offered
+        ("tls12", (1, 2, 3), 20),  # -20 is never chosen over TLS 1.2: the EV's next, -2
+        ("tcp", (1, 3, 2), 30),  # plain TCP: no -20 (no lab switch); DIN before -2
+    ],
+)
+def test_the_ev_priorities_choose_among_what_the_evse_offers(
+    pki_dir: Path, transport: str, priorities: tuple[int, int, int], chosen: int
+) -> None:
+    """An EV offering -20 DC, -2 and DIN: the station picks by the EV's priorities among
+    the protocols its EVSE offers and the connection allows."""
+    board, _ = build_board()
+    section = evse(protocols=ALL)
+    p20, p2, pdin = priorities
+    frame = _sap((ISO20_DC_NS, 1, 10, p20), (ISO2_NS, 2, 20, p2), (DIN_NS, 2, 30, pdin))
+
+    async def main() -> object:
+        async with Station(station_config(pki_dir, None, section), boards={EVSE_ID: board}) as st:
+            e = st.evse(EVSE_ID)
+            if transport == "tcp":
+                reader, writer = await asyncio.open_connection("::1", e.ports["tcp"])
+            else:
+                reader, writer = await asyncio.open_connection(
+                    "::1",
+                    e.ports["tls"],
+                    ssl=_tls_client(pki_dir, transport == "tls12"),
+                    server_hostname=None,
+                )
+            ptype, payload = await _exchange(reader, writer, frame)
+            writer.close()
+            assert ptype == 0x8001
+            return codec.decode(payload, "apphand")
+
+    res = run(main, timeout=40)
+    assert isinstance(res, apphand.supportedAppProtocolRes)
+    assert res.response_code is apphand.ResponseCode.OK_SuccessfulNegotiation
+    assert res.schema_id == chosen
