@@ -173,7 +173,10 @@ def test_iso20_protocols_map_onto_the_core() -> None:
             {"protocols": ["iso2", "iso2"]},
             "evse[0]: protocols ['iso2', 'iso2'] names a protocol twice",
         ),
-        ({"protocols": ["iso20-dc"]}, "evse[0]: protocols: iso20-dc needs one of the DC_* modes in energy_modes"),
+        (
+            {"protocols": ["iso20-dc"]},
+            "evse[0]: protocols: iso20-dc needs one of the DC_* modes in energy_modes",
+        ),
         (
             {"protocols": ["iso20-ac"], "tls_port": -1, "tcp_port": 0},
             "need TLS 1.3 (tls_port) or, in a lab, iso20_allow_tcp",
