@@ -5,7 +5,9 @@ station handles most, or that are the largest.  Prints figures; asserts nothing.
 
 Messages are built from the generated classes with every optional field filled
 (``--minimal`` leaves them out); the CertificateInstallationRes carries a full chain
-(three 800-octet certificates for each chain and an encrypted private key).
+(three 800-octet certificates for each chain and an encrypted private key).  The ISO
+15118-20 charge loop (DC_ChargeLoopReq in the dynamic and the scheduled control mode,
+DC_ChargeLoopRes, AC_ChargeLoopReq) stands next to the -2 CurrentDemandReq it replaces.
 """
 
 from __future__ import annotations
@@ -20,17 +22,25 @@ from typing import Any
 from secc import codec
 
 iso2 = codec.schema_module("iso2")
+iso20_dc = codec.schema_module("iso20-dc")
+iso20_ac = codec.schema_module("iso20-ac")
 
 
-def fill(cls: type, *, minimal: bool = False, prefer: dict[str, str] | None = None) -> Any:
+def fill(
+    cls: type,
+    *,
+    minimal: bool = False,
+    prefer: dict[str, str] | None = None,
+    mod: Any = iso2,
+) -> Any:
     """An instance of ``cls`` with every field set (optional ones unless ``minimal``)."""
     prefer = prefer or {}
     kwargs: dict[str, Any] = {}
     taken_choice = False
-    for f in iso2.FIELDS[cls]:
+    for f in mod.FIELDS[cls]:
         if f.optional and minimal:
             continue
-        value = _value(f, minimal, prefer)
+        value = _value(f, minimal, prefer, mod)
         if value is None:
             continue
         if f.optional and f.kind == "elem" and _is_choice_alternative(cls, f):
@@ -45,19 +55,26 @@ def _is_choice_alternative(cls: type, f: Any) -> bool:
     return cls.__name__ == "Parameter"
 
 
-def _value(f: Any, minimal: bool, prefer: dict[str, str]) -> Any:
+def _value(f: Any, minimal: bool, prefer: dict[str, str], mod: Any) -> Any:
     t = f.tinfo
     if f.kind == "elem":
         members = t[1]
         pick = next((m for m in members if m[1] == prefer.get(f.local)), None)
         if pick is None:
-            concrete = [m for m in members if m[2][0] != "class" or m[2][1].__name__ != "BodyBase"]
+            # not an abstract head (BodyBase, the -20 CLReqControlMode named like the field)
+            group = len(members) > 1
+            concrete = [
+                m
+                for m in members
+                if m[2][0] != "class"
+                or (m[2][1].__name__ != "BodyBase" and not (group and m[1] == f.local))
+            ]
             pick = concrete[0]
         t = pick[2]
         if t[0] == "class":
             if t[1].__name__ in {"Signature", "SignedInfo"}:
                 return None
-            return fill(t[1], minimal=minimal, prefer=prefer)
+            return fill(t[1], minimal=minimal, prefer=prefer, mod=mod)
     kind = t[0]
     if kind == "int":
         lo, hi = t[1], t[2]
@@ -103,9 +120,14 @@ def cert_installation_res() -> Any:
     )
 
 
-def cases(minimal: bool) -> list[tuple[str, Any]]:
+def cases(minimal: bool) -> list[tuple[str, Any, str]]:
     dc = {"EVChargeParameter": "DC_EVChargeParameter"}
-    return [
+    dyn = {"CLReqControlMode": "Dynamic_DC_CLReqControlMode"}
+    sch = {"CLReqControlMode": "Scheduled_DC_CLReqControlMode"}
+    dyn_res = {"CLResControlMode": "Dynamic_DC_CLResControlMode"}
+    ac_dyn = {"CLReqControlMode": "Dynamic_AC_CLReqControlMode"}
+    dcm, acm = iso20_dc, iso20_ac
+    iso2_cases = [
         ("SessionSetupReq", message(fill(iso2.SessionSetupReq, minimal=minimal))),
         (
             "ChargeParameterDiscoveryReq (DC)",
@@ -115,6 +137,29 @@ def cases(minimal: bool) -> list[tuple[str, Any]]:
         ("ChargingStatusRes", message(fill(iso2.ChargingStatusRes, minimal=minimal))),
         ("CertificateInstallationRes (full chain)", message(cert_installation_res())),
     ]
+    iso20_cases = [
+        (
+            "-20 DC_ChargeLoopReq (dynamic)",
+            fill(dcm.DC_ChargeLoopReq, minimal=minimal, prefer=dyn, mod=dcm),
+            "iso20-dc",
+        ),
+        (
+            "-20 DC_ChargeLoopReq (scheduled)",
+            fill(dcm.DC_ChargeLoopReq, minimal=minimal, prefer=sch, mod=dcm),
+            "iso20-dc",
+        ),
+        (
+            "-20 DC_ChargeLoopRes (dynamic)",
+            fill(dcm.DC_ChargeLoopRes, minimal=minimal, prefer=dyn_res, mod=dcm),
+            "iso20-dc",
+        ),
+        (
+            "-20 AC_ChargeLoopReq (dynamic)",
+            fill(acm.AC_ChargeLoopReq, minimal=minimal, prefer=ac_dyn, mod=acm),
+            "iso20-ac",
+        ),
+    ]
+    return [(name, msg, "iso2") for name, msg in iso2_cases] + iso20_cases
 
 
 def main() -> int:
@@ -125,13 +170,13 @@ def main() -> int:
     args = parser.parse_args()
     print(f"python {platform.python_version()} on {platform.machine()}, {platform.processor()}")
     print(f"{'message':42} {'bytes':>6} {'encode us':>10} {'decode us':>10}")
-    for name, msg in cases(args.minimal):
+    for name, msg, schema in cases(args.minimal):
         data = codec.encode(msg)
-        assert codec.decode(data, "iso2") == msg
+        assert codec.decode(data, schema) == msg
         number = max(1, args.number // (1 + len(data) // 200))
         enc = timeit.repeat(lambda m=msg: codec.encode(m), number=number, repeat=args.repeat)
         dec = timeit.repeat(
-            lambda d=data: codec.decode(d, "iso2"), number=number, repeat=args.repeat
+            lambda d=data, s=schema: codec.decode(d, s), number=number, repeat=args.repeat
         )
         enc_us = statistics.median(enc) / number * 1e6
         dec_us = statistics.median(dec) / number * 1e6

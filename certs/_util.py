@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.x509.oid import NameOID
 
 PEM_MARKER = b"-----BEGIN CERTIFICATE-----"
@@ -68,7 +68,11 @@ def pem(certs: Iterable[x509.Certificate]) -> bytes:
     return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
 
 
-def key_pem(key: ec.EllipticCurvePrivateKey, password: bytes | None = None) -> bytes:
+# An ISO 15118-2 key is ECDSA P-256; an ISO 15118-20 key ECDSA P-521 or Ed448.
+PrivateKey = ec.EllipticCurvePrivateKey | ed448.Ed448PrivateKey
+
+
+def key_pem(key: PrivateKey, password: bytes | None = None) -> bytes:
     """PEM PKCS#8, encrypted when ``password`` is given."""
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(password)
@@ -132,6 +136,8 @@ def key_description(cert: x509.Certificate) -> str:
     key = cert.public_key()
     if isinstance(key, ec.EllipticCurvePublicKey):
         return f"EC {key.curve.name} ({key.curve.key_size} bit)"
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "Ed448"
     size = getattr(key, "key_size", None)
     return f"{type(key).__name__.removesuffix('PublicKey').lstrip('_')} {size or ''}".strip()
 

@@ -56,6 +56,11 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     mk.add_argument("--leaf-days", type=int, default=365)
     mk.add_argument("--root-days", type=int, default=3650)
     mk.add_argument("--second-v2g-root", action="store_true", help="add a second V2G hierarchy")
+    mk.add_argument(
+        "--no-iso20",
+        action="store_true",
+        help="leave out the ISO 15118-20 V2G hierarchy (P-521) and its SECC chain",
+    )
     mk.add_argument("--ocsp-url", default="http://127.0.0.1:8888", help="AIA OCSP base URL")
     mk.add_argument("--no-station-store", action="store_true")
 
@@ -89,7 +94,12 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     what = inst.add_mutually_exclusive_group(required=True)
     what.add_argument("--root", choices=("v2g", "mo", "oem", "csms", "manufacturer"))
     what.add_argument("--signed", choices=("V2GCertificate", "ChargingStationCertificate"))
-    what.add_argument("--leaf", metavar="USE", help="v2g, csms or v2g.<label> (needs --key)")
+    what.add_argument(
+        "--leaf",
+        metavar="USE",
+        help="v2g, csms, v2g.<label>, or v2g20 (ISO 15118-20 SECC chain: P-521 or Ed448 key); "
+        "needs --key",
+    )
     inst.add_argument("file", type=Path)
     inst.add_argument("--key", type=Path, help="private key of --leaf")
 
@@ -138,6 +148,7 @@ def _cmd_make_test_pki(args: argparse.Namespace) -> int:
         leaf_days=args.leaf_days,
         root_days=args.root_days,
         second_v2g_root=args.second_v2g_root,
+        iso20=not args.no_iso20,
         ocsp_base_url=args.ocsp_url.rstrip("/"),
         **({"emaid": args.emaid} if args.emaid else {}),
     )
@@ -147,6 +158,8 @@ def _cmd_make_test_pki(args: argparse.Namespace) -> int:
     written = write_test_pki(pki, args.dir, station_store=not args.no_station_store)
     print(f"test PKI in {args.dir}: {len(pki.items)} certificates, {len(written)} files")
     print(f"  SECC leaf CN {opts.evse_id}, contract eMAID {pki.options.emaid}")
+    if opts.iso20:
+        print("  ISO 15118-20: V2G root and SECC chain (P-521, SHA-512) in v2g20/")
     if not args.no_station_store:
         print(f"  station store: {args.dir / 'station'}")
     return 0

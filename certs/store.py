@@ -6,6 +6,8 @@ Layout (``root`` is e.g. ``/var/lib/secc/certs``)::
     trust/<kind>/<sha256>.ocsp.der     cached OCSP response for that certificate
     leaf/<use>/current -> g<n>         use = v2g (SECC chain) | csms (charging-station client)
                                        | v2g.<label> (further SECC chains, one per V2G root)
+                                       | v2g20 (the ISO 15118-20 SECC chain: P-521 or
+                                       Ed448, served over TLS 1.3) | v2g20.<label>
     leaf/<use>/g<n>/chain.pem          leaf first, then the sub-CAs
     leaf/<use>/g<n>/key.pem            PKCS#8, mode 0600, encrypted when a password file is set
     leaf/<use>/g<n>/<sha256>.ocsp.der  cached OCSP responses for the chain's certificates
@@ -33,11 +35,12 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed448
 
 from certs._util import (
     CertificateFormatError,
     CertsError,
+    PrivateKey,
     fingerprint,
     is_ca,
     key_pem,
@@ -49,8 +52,12 @@ from certs._util import (
 from certs.ocsp import CertificateHashData, hash_data, judge_response
 
 ROOT_KINDS = ("v2g", "mo", "oem", "csms", "manufacturer")
-LEAF_USES = ("v2g", "csms")
-_EXTRA_V2G = re.compile(r"v2g\.[A-Za-z0-9_-]{1,32}")
+LEAF_USES = ("v2g", "csms", "v2g20")
+_EXTRA_V2G = re.compile(r"v2g(20)?\.[A-Za-z0-9_-]{1,32}")
+# the keys a leaf of each use may have: ISO 15118-2 (and OCPP) P-256; ISO 15118-20 P-521
+# or Ed448 [V2G20-2674, V2G20-2319]
+ISO2_KEYS = ("secp256r1",)
+ISO20_KEYS = ("secp521r1", "ed448")
 # OCPP 2.0.1 GetCertificateIdUseEnumType / InstallCertificateUseEnumType names.
 OCPP_ROOT_TYPES = {
     "v2g": "V2GRootCertificate",
@@ -74,10 +81,23 @@ class InstallRefused(StoreError):  # noqa: N818 - reads as the event it is
 
 
 def check_use(use: str) -> str:
-    """``v2g``, ``csms`` or ``v2g.<label>`` (a further SECC chain for another V2G root)."""
+    """``v2g``, ``csms``, ``v2g.<label>`` (a further SECC chain for another V2G root),
+    ``v2g20`` or ``v2g20.<label>`` (ISO 15118-20 SECC chains)."""
     if use in LEAF_USES or _EXTRA_V2G.fullmatch(use):
         return use
-    raise InstallRefused(f"unknown leaf use {use!r} (v2g, csms or v2g.<label>)")
+    raise InstallRefused(
+        f"unknown leaf use {use!r} (v2g, csms, v2g.<label>, v2g20 or v2g20.<label>)"
+    )
+
+
+def is_iso20_use(use: str) -> bool:
+    """An ISO 15118-20 SECC chain (``v2g20``, ``v2g20.<label>``)."""
+    return use == "v2g20" or use.startswith("v2g20.")
+
+
+def key_kinds(use: str) -> tuple[str, ...]:
+    """The key kinds a leaf of ``use`` may have (curve names, ``ed448``)."""
+    return ISO20_KEYS if is_iso20_use(use) else ISO2_KEYS
 
 
 def ocpp_leaf_type(use: str) -> str:
@@ -194,12 +214,15 @@ class Store:
             raise StoreError(f"key password file {self._password_file} is empty")
         return secret
 
-    def _key_bytes(self, key: ec.EllipticCurvePrivateKey) -> bytes:
+    def _key_bytes(self, key: PrivateKey) -> bytes:
         return key_pem(key, self.key_password())
 
     def _load_key(self, path: Path) -> ec.EllipticCurvePrivateKey:
         data = path.read_bytes()
         return load_private_key(data, self.key_password())
+
+    def _load_any_key(self, path: Path, use: str) -> PrivateKey:
+        return load_leaf_key(path.read_bytes(), self.key_password(), key_kinds(use))
 
     # --- trust anchors -----------------------------------------------------------------------
 
@@ -270,21 +293,25 @@ class Store:
         return load_certificates(chain_path.read_bytes())
 
     def leaf_key(self, use: str) -> ec.EllipticCurvePrivateKey:
+        """The P-256 key of an ISO 15118-2 / OCPP leaf (see :meth:`leaf_key_any`)."""
         _, key_path = self.leaf_paths(use)
         return self._load_key(key_path)
+
+    def leaf_key_any(self, use: str) -> PrivateKey:
+        """The key of any leaf, of the kinds its use allows (P-521 / Ed448 for -20)."""
+        _, key_path = self.leaf_paths(use)
+        return self._load_any_key(key_path, use)
 
     def install_leaf(
         self, use: str, chain_data: bytes, key_data: bytes, *, utc_now: dt.datetime | None
     ) -> Path:
         """Install a leaf chain with its private key, atomically as a pair."""
         check_use(use)
-        key = load_private_key(key_data, None, what="private key to install")
+        key = load_leaf_key(key_data, None, key_kinds(use), what="private key to install")
         chain = check_leaf_chain(chain_data, key, utc_now)
         return self._swap_in(use, chain, key)
 
-    def _swap_in(
-        self, use: str, chain: list[x509.Certificate], key: ec.EllipticCurvePrivateKey
-    ) -> Path:
+    def _swap_in(self, use: str, chain: list[x509.Certificate], key: PrivateKey) -> Path:
         leaf_dir = self.root / "leaf" / use
         leaf_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
         previous = self._current_generation(use)
@@ -468,6 +495,27 @@ def load_private_key(
     data: bytes, password: bytes | None, *, what: str = "private key"
 ) -> ec.EllipticCurvePrivateKey:
     """A P-256 private key from PEM (PKCS#8 or SEC1, optionally encrypted) or DER."""
+    key = load_leaf_key(data, password, ISO2_KEYS, what=what)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return key
+
+
+def _kind(key: object) -> str | None:
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key.curve.name
+    if isinstance(key, ed448.Ed448PrivateKey):
+        return "ed448"
+    return None
+
+
+_KIND_NAMES = {"secp256r1": "ECDSA P-256", "secp521r1": "ECDSA P-521", "ed448": "Ed448"}
+
+
+def load_leaf_key(
+    data: bytes, password: bytes | None, kinds: Sequence[str], *, what: str = "private key"
+) -> PrivateKey:
+    """A private key of one of ``kinds`` (``secp256r1``, ``secp521r1``, ``ed448``) from
+    PEM (PKCS#8 or SEC1, optionally encrypted) or DER."""
     if not data or len(data) > MAX_KEY_FILE:
         raise StoreError(f"{what}: {len(data)} bytes is not a key file")
     try:
@@ -477,13 +525,15 @@ def load_private_key(
             key = serialization.load_der_private_key(data, password)
     except (ValueError, TypeError) as exc:
         raise StoreError(f"{what}: cannot load ({exc})") from exc
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-        raise StoreError(f"{what}: must be an ECDSA P-256 key")
+    if _kind(key) not in kinds:
+        wanted = " or ".join(_KIND_NAMES.get(k, k) for k in kinds)
+        raise StoreError(f"{what}: must be an {wanted} key")
+    assert isinstance(key, (ec.EllipticCurvePrivateKey, ed448.Ed448PrivateKey))
     return key
 
 
 def check_leaf_chain(
-    chain_data: bytes, key: ec.EllipticCurvePrivateKey, utc_now: dt.datetime | None
+    chain_data: bytes, key: PrivateKey, utc_now: dt.datetime | None
 ) -> list[x509.Certificate]:
     """A leaf chain fit to install: parses, leaf matches ``key``, links, is valid now."""
     try:

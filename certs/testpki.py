@@ -12,7 +12,14 @@ profiles; lifetimes are options, the defaults stay inside the profiles' limits [
                  (CN = station serial number, O = CPO; OCPP security profile 3)
     manufacturer root (firmware signing trust anchor)
 
-Optionally a second V2G root with its own CPO sub-CAs and SECC leaf (multi-root stations).
+ISO 15118-20 has its own V2G hierarchy: the -20 certificate profiles use ECDSA P-521 with
+SHA-512 (or Ed448) from the root down [V2G20-2674], so a P-256 -2 root cannot anchor it:
+
+    V2G root (-20) ─► CPO Sub-CA 1 ─► CPO Sub-CA 2 ─► SECC leaf (P-521, SHA-512; served over
+                                                       TLS 1.3 to -20 EVs)
+
+(-20 OEM and contract chains are not made yet.)  Optionally a second V2G root with its own
+CPO sub-CAs and SECC leaf (multi-root stations).
 :func:`build_test_pki` is pure (time injected); :func:`write_test_pki` writes the files and
 a ready station store.
 """
@@ -63,6 +70,7 @@ class TestPkiOptions:
     leaf_days: int = 365
     contract_days: int = 730
     second_v2g_root: bool = False
+    iso20: bool = True  # the ISO 15118-20 V2G hierarchy and SECC chain (P-521)
     ocsp_base_url: str = "http://127.0.0.1:8888"
 
 
@@ -94,6 +102,7 @@ CHAINS: dict[str, tuple[str, ...]] = {
     "csms_server": ("csms_server",),
     "cs_client": ("cs_client",),
     "secc2": ("secc2", "cpo2_sub2", "cpo2_sub1"),
+    "secc20": ("secc20", "cpo20_sub2", "cpo20_sub1"),
 }
 ROOT_OF: dict[str, str] = {
     "secc": "v2g_root",
@@ -103,11 +112,13 @@ ROOT_OF: dict[str, str] = {
     "csms_server": "csms_root",
     "cs_client": "csms_root",
     "secc2": "v2g_root2",
+    "secc20": "v2g20_root",
 }
 
 
-def new_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
+def new_key(curve: ec.EllipticCurve | None = None) -> ec.EllipticCurvePrivateKey:
+    """P-256 (ISO 15118-2) unless ``curve`` says otherwise (P-521 for ISO 15118-20)."""
+    return ec.generate_private_key(curve or ec.SECP256R1())
 
 
 def make_name(
@@ -197,7 +208,9 @@ def build_test_pki(utc_now: dt.datetime, options: TestPkiOptions | None = None) 
         items[issued.name] = issued
         return issued
 
-    def root(name: str, cn: str, org: str, dc: str | None, path_len: int | None) -> Issued:
+    def root(
+        name: str, cn: str, org: str, dc: str | None, path_len: int | None, **kw: object
+    ) -> Issued:
         return add(
             issue_certificate(
                 name=name,
@@ -208,10 +221,13 @@ def build_test_pki(utc_now: dt.datetime, options: TestPkiOptions | None = None) 
                 ca=True,
                 path_len=path_len,
                 usage=CA_USAGE,
+                **kw,  # type: ignore[arg-type]
             )
         )
 
-    def sub_ca(name: str, cn: str, org: str, dc: str | None, issuer: Issued, level: int) -> Issued:
+    def sub_ca(
+        name: str, cn: str, org: str, dc: str | None, issuer: Issued, level: int, **kw: object
+    ) -> Issued:
         return add(
             issue_certificate(
                 name=name,
@@ -223,6 +239,7 @@ def build_test_pki(utc_now: dt.datetime, options: TestPkiOptions | None = None) 
                 path_len=1 if level == 1 else 0,
                 usage=CA_USAGE,
                 ocsp_url=f"{opt.ocsp_base_url}/{issuer.name}",
+                **kw,  # type: ignore[arg-type]
             )
         )
 
@@ -264,6 +281,23 @@ def build_test_pki(utc_now: dt.datetime, options: TestPkiOptions | None = None) 
     if opt.second_v2g_root:
         v2g2 = root("v2g_root2", "V2G Root CA 2", f"{opt.v2g_name} 2", "V2G", 2)
         cpo_branch("2", v2g2)
+
+    if opt.iso20:
+        # ISO 15118-20: P-521 keys, ECDSA with SHA-512 at every level
+        def p521() -> dict[str, object]:
+            return {"key": new_key(ec.SECP521R1()), "hash_algorithm": hashes.SHA512()}
+
+        r20 = root("v2g20_root", "V2G Root CA 20", f"{opt.v2g_name} 20", "V2G", 2, **p521())
+        s1 = sub_ca("cpo20_sub1", "CPO Sub-CA 1 20", opt.cpo_name, "V2G", r20, 1, **p521())
+        s2 = sub_ca("cpo20_sub2", "CPO Sub-CA 2 20", opt.cpo_name, "V2G", s1, 2, **p521())
+        leaf(
+            "secc20",
+            make_name(opt.evse_id, opt.cpo_name, opt.country, "CPO"),
+            s2,
+            SECC_USAGE,
+            opt.leaf_days,
+            **p521(),
+        )
 
     cps1 = sub_ca("cps_sub1", "CPS Sub-CA 1", opt.v2g_name, "V2G", v2g, 1)
     cps2 = sub_ca("cps_sub2", "CPS Sub-CA 2", opt.v2g_name, "V2G", cps1, 2)
@@ -333,6 +367,7 @@ LAYOUT: dict[str, dict[str, str]] = {
         "cps": "cps",
     },
     "v2g2": {"root": "v2g_root2", "sub1": "cpo2_sub1", "sub2": "cpo2_sub2", "secc": "secc2"},
+    "v2g20": {"root": "v2g20_root", "sub1": "cpo20_sub1", "sub2": "cpo20_sub2", "secc": "secc20"},
     "mo": {"root": "mo_root", "sub1": "mo_sub1", "sub2": "mo_sub2", "contract": "contract"},
     "oem": {"root": "oem_root", "sub1": "oem_sub1", "sub2": "oem_sub2", "prov": "oem_prov"},
     "csms": {"root": "csms_root", "server": "csms_server", "cs": "cs_client"},
@@ -342,6 +377,7 @@ CHAIN_FILES: dict[str, tuple[str, str]] = {
     "v2g/secc_chain.pem": ("v2g", "secc"),
     "v2g/cps_chain.pem": ("v2g", "cps"),
     "v2g2/secc_chain.pem": ("v2g2", "secc2"),
+    "v2g20/secc_chain.pem": ("v2g20", "secc20"),
     "mo/contract_chain.pem": ("mo", "contract"),
     "oem/prov_chain.pem": ("oem", "oem_prov"),
     "csms/server_chain.pem": ("csms", "csms_server"),
@@ -352,10 +388,11 @@ CHAIN_FILES: dict[str, tuple[str, str]] = {
 def read_issued(directory: Path, stem: str) -> Issued:
     """A certificate and its key as :func:`write_test_pki` wrote them (``v2g/sub2``:
     ``v2g/sub2.pem`` and ``v2g/sub2.key``), e.g. to issue more certificates from a CA."""
-    from certs.store import load_private_key
+    from certs.store import ISO2_KEYS, load_leaf_key
 
     cert = load_certificate((directory / f"{stem}.pem").read_bytes())
-    key = load_private_key((directory / f"{stem}.key").read_bytes(), None)
+    key = load_leaf_key((directory / f"{stem}.key").read_bytes(), None, (*ISO2_KEYS, "secp521r1"))
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
     return Issued(stem, cert, key)
 
 
@@ -363,7 +400,7 @@ def write_test_pki(pki: TestPki, directory: Path, *, station_store: bool = True)
     """Write every certificate (.pem), key (.key, mode 0600) and chain; returns the paths.
 
     With ``station_store`` a ready store for the station is created in ``directory/station``
-    (all trust anchors, the SECC chain and key, the CSMS client chain and key).
+    (all trust anchors, the SECC chains and keys (-2 and -20), the CSMS client chain and key).
     """
     from certs import store as store_mod  # the one module that does file I/O
     from certs._util import pem
@@ -391,6 +428,7 @@ def write_test_pki(pki: TestPki, directory: Path, *, station_store: bool = True)
         for kind, item in (
             ("v2g", "v2g_root"),
             ("v2g", "v2g_root2"),
+            ("v2g", "v2g20_root"),
             ("mo", "mo_root"),
             ("oem", "oem_root"),
             ("csms", "csms_root"),
@@ -404,6 +442,13 @@ def write_test_pki(pki: TestPki, directory: Path, *, station_store: bool = True)
         if "secc2" in pki.items:
             station.install_leaf(
                 "v2g.2", pem(pki.chain(*CHAINS["secc2"])), key_pem(pki["secc2"].key), utc_now=None
+            )
+        if "secc20" in pki.items:
+            station.install_leaf(
+                "v2g20",
+                pem(pki.chain(*CHAINS["secc20"])),
+                key_pem(pki["secc20"].key),
+                utc_now=None,
             )
         station.install_leaf(
             "csms",

@@ -20,6 +20,8 @@ from secc.configload import load
 from secc.core.config import (
     DIN_NAMESPACE,
     ISO2_NAMESPACE,
+    ISO20_AC_NAMESPACE,
+    ISO20_DC_NAMESPACE,
     AcLimits,
     DcLimits,
     PncTrust,
@@ -29,7 +31,15 @@ from secc.core.config import (
 from secc.errors import ConfigError
 
 DEFAULT_PATH = Path("/etc/secc/secc.toml")
-PROTOCOLS = {"iso2": ISO2_NAMESPACE, "din": DIN_NAMESPACE}
+# the names of [[evse]] protocols: what the EVSE offers in the appHandshake (the EV's
+# priorities choose among them)
+PROTOCOLS = {
+    "iso20-dc": ISO20_DC_NAMESPACE,
+    "iso20-ac": ISO20_AC_NAMESPACE,
+    "iso2": ISO2_NAMESPACE,
+    "din": DIN_NAMESPACE,
+}
+CONTROL_MODES = {"scheduled": "Scheduled", "dynamic": "Dynamic"}
 ENERGY_MODES = (
     "AC_single_phase_core",
     "AC_three_phase_core",
@@ -100,7 +110,11 @@ class EvseSection:
     pnc: bool = True
     certificate_installation: bool = True  # from a file: false without [ocpp] (no back end)
     free_service: bool = False
-    protocols: tuple[Literal["iso2", "din"], ...] = ("iso2", "din")
+    protocols: tuple[Literal["iso20-dc", "iso20-ac", "iso2", "din"], ...] = ("iso2", "din")
+    # ISO 15118-20 runs over TLS 1.3 only; true lets it run over plain TCP too (lab use)
+    iso20_allow_tcp: bool = False
+    # the -20 control modes offered (ServiceDetail parameter sets), in this order
+    iso20_control_modes: tuple[Literal["scheduled", "dynamic"], ...] = ("scheduled", "dynamic")
     meter_id: str | None = "METER-1"
     timers: Timers = field(default_factory=Timers)
     hal: HalSection = field(default_factory=HalSection)
@@ -130,6 +144,29 @@ class EvseSection:
             raise ValueError("energy_modes must name at least one mode")
         if not self.protocols:
             raise ValueError("protocols must name at least one protocol")
+        if len(set(self.protocols)) != len(self.protocols):
+            raise ValueError(f"protocols {list(self.protocols)} names a protocol twice")
+        if not self.iso20_control_modes or len(set(self.iso20_control_modes)) != len(
+            self.iso20_control_modes
+        ):
+            raise ValueError("iso20_control_modes must name scheduled and/or dynamic, once each")
+        if self.offers_iso20:
+            iso20 = [p for p in self.protocols if p.startswith("iso20-")]
+            families = {"iso20-ac": "AC", "iso20-dc": "DC"}
+            for p in iso20:
+                if not any(m.startswith(families[p]) for m in self.energy_modes):
+                    raise ValueError(
+                        f"protocols: {p} needs one of the {families[p]}_* modes in energy_modes"
+                    )
+            if self.tls_port == -1 and not self.iso20_allow_tcp:
+                raise ValueError(
+                    f"protocols {iso20} need TLS 1.3 (tls_port) or, in a lab, iso20_allow_tcp"
+                )
+
+    @property
+    def offers_iso20(self) -> bool:
+        """The EVSE offers ISO 15118-20 (AC or DC)."""
+        return any(p.startswith("iso20-") for p in self.protocols)
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +352,8 @@ def session_config(evse: EvseSection, *, tls: bool, trust: PncTrust) -> SessionC
         dc=evse.dc,
         tls=tls,
         protocols=tuple(PROTOCOLS[p] for p in evse.protocols),
+        iso20_allow_tcp=evse.iso20_allow_tcp,
+        iso20_control_modes=tuple(CONTROL_MODES[m] for m in evse.iso20_control_modes),
         pnc_enabled=evse.pnc,
         certificate_installation=evse.certificate_installation,
         free_service=evse.free_service,

@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import datetime as dt
 import functools
 import logging
 import os
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from certs.store import Store, StoreError
+from certs.store import Store, StoreError, is_iso20_use
 from hal.api import Board
 from hal.charging import ChargingRunner
 from hal.control import ControlConfig
@@ -100,6 +99,7 @@ class Credentials:
 
     chains: tuple[SeccChain, ...]
     trust: PncTrust
+    iso20_chains: tuple[SeccChain, ...] = ()  # ISO 15118-20 SECC chains (TLS 1.3)
 
 
 def load_credentials(config: StationConfig, utc_now: dt.datetime) -> Credentials:
@@ -113,9 +113,11 @@ def load_credentials(config: StationConfig, utc_now: dt.datetime) -> Credentials
     try:
         v2g_roots = store.roots("v2g")
         mo_roots = store.roots("mo")
-        chains = []
+        chains: list[SeccChain] = []
+        iso20_chains: list[SeccChain] = []
         for use in store.leaf_uses():
-            if use != "v2g" and not use.startswith("v2g."):
+            iso20 = is_iso20_use(use)
+            if use != "v2g" and not use.startswith("v2g.") and not iso20:
                 continue
             certfile, keyfile = store.leaf_paths(use)
             chain = store.leaf_chain(use)
@@ -123,7 +125,7 @@ def load_credentials(config: StationConfig, utc_now: dt.datetime) -> Credentials
             if root is None:
                 log.error("SECC chain %s: no installed V2G root issued it; not served", use)
                 continue
-            chains.append(
+            (iso20_chains if iso20 else chains).append(
                 SeccChain(
                     certfile,
                     keyfile,
@@ -135,7 +137,7 @@ def load_credentials(config: StationConfig, utc_now: dt.datetime) -> Credentials
             )
     except StoreError as exc:
         raise ConfigError(f"certs.store: {section.store}: {exc}") from exc
-    return Credentials(tuple(chains), PncTrust(roots=(*mo_roots, *v2g_roots)))
+    return Credentials(tuple(chains), PncTrust(roots=(*mo_roots, *v2g_roots)), tuple(iso20_chains))
 
 
 def load_trust(config: StationConfig) -> PncTrust | None:
@@ -313,12 +315,14 @@ class Evse:
         resume, self.paused = self.paused, None
         trust = self.trust_source() if self.trust_source is not None else None
         if trust is not None and trust != self.config.trust:
-            self.config = dataclasses.replace(self.config, trust=trust)
+            self.config = replace(self.config, trust=trust)
+        # ISO 15118-20 may be chosen only on a TLS 1.3 connection (or TCP in a lab)
+        config = replace(self.config, tls13=conn.tls_version == "TLSv1.3")
         driver = SessionDriver(
             conn,
-            self.config,
+            config,
             self,
-            make_trace=self._make_trace,
+            make_trace=lambda header: self._make_trace(header, config),
             random_bytes=self.random_bytes,
             utc_now=self.utc_now,
             resume=resume,
@@ -328,8 +332,8 @@ class Evse:
         self._poke.set()
         return driver
 
-    def _make_trace(self, header: dict[str, Any]) -> Trace:
-        header["config"] = config_record(self.config)
+    def _make_trace(self, header: dict[str, Any], config: SessionConfig) -> Trace:
+        header["config"] = config_record(config)  # this connection's (tls13 set per connection)
         header["trust"] = [c.public_bytes(Encoding.DER).hex() for c in self.config.trust.roots]
         path = None
         pcap = None
@@ -551,7 +555,7 @@ class Station:
             self.backend_factory = ocpp
         creds = load_credentials(self.config, self.utc_now())
         st = self.config.station
-        tls = station_tls(creds.chains, keylog_file=st.tls_keylog) if creds.chains else None
+        tls = station_tls(creds.chains, keylog_file=st.tls_keylog, iso20_chains=creds.iso20_chains)
         try:
             for section in self.config.evse:
                 board = self._boards.get(section.evse_id)
@@ -562,11 +566,29 @@ class Station:
                         plc=section.hal.plc,
                         plc_options=dict(section.hal_plc_options),
                     )
+                # TLS 1.3 (ISO 15118-20) only for an EVSE offering -20
+                evse_tls = None if tls is None else tls.for_evse(offer_tls13=section.offers_iso20)
+                if evse_tls is not None and not evse_tls.usable:
+                    log.warning(
+                        "%s: only ISO 15118-20 SECC chains are installed and it does not offer "
+                        "-20: no TLS",
+                        section.evse_id,
+                    )
+                    evse_tls = None
+                elif section.offers_iso20 and (evse_tls is None or not evse_tls.tls13):
+                    log.warning(
+                        "%s: offers ISO 15118-20 but no -20 SECC chain is installed (store slot "
+                        "v2g20): -20 needs TLS 1.3 with it%s",
+                        section.evse_id,
+                        "; iso20_allow_tcp: plain TCP only (lab)"
+                        if section.iso20_allow_tcp
+                        else "",
+                    )
                 evse = Evse(
                     section,
-                    session_config(section, tls=tls is not None, trust=creds.trust),
+                    session_config(section, tls=evse_tls is not None, trust=creds.trust),
                     board,
-                    tls,
+                    evse_tls,
                     backend_factory=self.backend_factory,
                     trace_dir=st.trace_dir,
                     pcap=st.pcap,

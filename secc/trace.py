@@ -105,6 +105,9 @@ def config_record(config: SessionConfig) -> dict[str, Any]:
         "meter_id",
         "timers",
         "notification_max_delay",
+        "tls13",
+        "iso20_allow_tcp",
+        "iso20_control_modes",
     )
     return {k: jsonable(getattr(config, k)) for k in keep}
 

@@ -9,8 +9,12 @@ Every V2GTP message is a generic header followed by the payload::
 
 Payload types used by ISO 15118-2 and DIN SPEC 70121: ``0x8001`` EXI encoded V2G message
 (appHandshake, ISO 15118-2 and DIN messages alike), ``0x9000`` SDP request, ``0x9001`` SDP
-response.  ``0x8002``-``0x8FFF`` and ``0x9002``-``0x9FFF`` are reserved,
-``0xA000``-``0xFFFF`` manufacturer specific; a receiver supports none of them here.
+response.  ISO 15118-20 keeps ``0x8001`` for the appHandshake and adds one type per
+schema of its messages (Table 13): ``0x8002`` CommonMessages, ``0x8003`` AC, ``0x8004``
+DC, ``0x8005`` ACDP, ``0x8006`` WPT.  Which types a receiver supports depends on what was
+negotiated (a -20 type before the handshake chose -20 is refused): :class:`Framer` takes
+the set and :meth:`Framer.allow` changes it between reads.  ``0xA000``-``0xFFFF`` are
+manufacturer specific; a receiver supports none of them here.
 
 Header checks, in the order the standard's processing figure applies them [V2G2-???]:
 protocol version and its inverse, payload type known to the receiving entity, payload
@@ -202,6 +206,15 @@ class Framer:
         self._expected: int | None = None  # payload length once the header is checked
         self._ptype = 0
         self._error: FramingError | None = None
+
+    def allow(self, allowed_types: Iterable[int]) -> None:
+        """Change the payload types accepted from the next header on (e.g. after the
+        appHandshake selected ISO 15118-20)."""
+        self._allowed = frozenset(int(t) for t in allowed_types)
+
+    @property
+    def allowed_types(self) -> frozenset[int]:
+        return self._allowed
 
     @property
     def buffered(self) -> int:

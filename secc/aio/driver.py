@@ -11,7 +11,9 @@ before the next event is handled: requests from the connection, facts from the E
 deadline, which a timer task turns into ``TimerExpired``.
 
 Actions go where they belong: ``SendResponse`` is encoded and written as one V2GTP frame
-(the connection then decodes the next request with ``session.schema``),
+with the payload type of its schema (0x8001 for appHandshake, ISO 15118-2 and DIN,
+0x8002-0x8006 for the ISO 15118-20 schemas; the connection then decodes the next request
+with ``session.schema``, or an ISO 15118-20 frame with the schema of its payload type),
 ``CloseConnection`` closes the socket, contactor / isolation / DC actions go to the
 EVSE's HAL (:class:`SessionHost`), authorization, certificate and transaction actions to
 its backend (local authorizer or OCPP bridge).  Every input and output is written to the
@@ -29,7 +31,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from secc import codec
-from secc.aio.v2g_server import V2GConnection
+from secc.aio.v2g_server import PAYLOAD_TYPES, V2GConnection
 from secc.core.actions import (
     Action,
     CloseConnection,
@@ -139,7 +141,7 @@ class SessionDriver:
             "exi": conn.last_payload.hex(),
             "summary": summarize(body),
         }
-        self.trace.packet("rx", encode_frame(conn.last_payload))
+        self.trace.packet("rx", encode_frame(conn.last_payload, conn.last_payload_type))
         await self.feed(event, record=record)
 
     async def connection_lost(self, conn: V2GConnection, event: ConnectionLost) -> None:
@@ -236,10 +238,11 @@ class SessionDriver:
 
     async def _send(self, action: SendResponse, now: float) -> None:
         payload = codec.encode(action.message)
+        payload_type = PAYLOAD_TYPES[action.schema]
         if not self.conn.closed:
-            self.trace.packet("tx", encode_frame(payload))
+            self.trace.packet("tx", encode_frame(payload, payload_type))
             try:
-                await self.conn.send(payload)
+                await self.conn.send(payload, payload_type)
             except (ConnectionError, OSError) as exc:
                 self.log.warning("sending %s failed: %s", action.name, exc)
             self.conn.schema = self.session.schema

@@ -1,10 +1,17 @@
 """The EV simulator over real sockets: SDP discovery (UDP, multicast to ``ff02::1`` on an
-interface or unicast to a given address), then TCP or TLS 1.2 to the offered port, V2GTP
-framing, and the sans-I/O :class:`secc.testing.ev.EvSimulator` deciding each request.
+interface or unicast to a given address), then TCP or TLS to the offered port, V2GTP
+framing, and a sans-I/O EV deciding each request: :class:`secc.testing.ev.EvSimulator`
+for ISO 15118-2 / DIN SPEC 70121 (an :class:`~secc.testing.ev.EvScript`),
+:class:`secc.ev.iso20.Ev20Simulator` for ISO 15118-20 (an
+:class:`~secc.ev.iso20.Ev20Script`).
 
-For lab engineers (``secc ev``), the demo, the station tests and the benches.  The TLS
-client offers the ISO 15118-2 suite only and checks the SECC chain against the V2G root
-it is given (``cafile``); Python's ssl cannot send ``trusted_ca_keys``.
+For lab engineers (``secc ev``), the demo, the station tests and the benches.  For -2
+the TLS client offers TLS 1.2 with the ISO 15118-2 suite only; for -20 it speaks TLS 1.3
+only (as -20 requires) and may present a vehicle certificate (``client_cert``).  Either way
+it checks the SECC chain against the V2G root it is given (``cafile``); Python's ssl
+cannot send ``trusted_ca_keys``.  -20 messages travel in the payload type of their
+schema (0x8002 CommonMessages, 0x8003 AC, 0x8004 DC; the handshake stays 0x8001) and each
+response is decoded with the schema of the payload type it arrived in.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Any
 from secc import codec
 from secc.aio.tls import CIPHERS
 from secc.core.events import Schema
+from secc.ev.iso20 import Ev20Script, Ev20Simulator
 from secc.sdp import (
     SDP_MULTICAST_ADDRESS,
     SDP_PORT,
@@ -32,10 +40,30 @@ from secc.sdp import (
 )
 from secc.testing.ev import EvScript, EvSimulator, Outgoing
 from secc.trace import body_of, summarize
-from secc.v2gtp import Framer, encode_frame
+from secc.v2gtp import Frame, Framer, FramingError, PayloadType, encode_frame
 
 SDP_TIMEOUT = 0.25  # ISO 15118-2 TT_SDP_Request [V2G2-???]: retry after 250 ms
 SDP_RETRIES = 50
+
+
+# the V2GTP payload type each schema travels in (ISO 15118-20 Table 13), and back
+PAYLOAD_TYPES: dict[Schema, PayloadType] = {
+    Schema.APPHAND: PayloadType.EXI,
+    Schema.ISO2: PayloadType.EXI,
+    Schema.DIN: PayloadType.EXI,
+    Schema.ISO20_COMMON: PayloadType.ISO20_COMMON,
+    Schema.ISO20_AC: PayloadType.ISO20_AC,
+    Schema.ISO20_DC: PayloadType.ISO20_DC,
+}
+ISO20_SCHEMAS = {int(t): s for s, t in PAYLOAD_TYPES.items() if t is not PayloadType.EXI}
+
+AnyScript = EvScript | Ev20Script
+AnyEv = EvSimulator | Ev20Simulator
+
+
+def make_ev(script: AnyScript) -> AnyEv:
+    """The sans-I/O EV for ``script``: -20 for an Ev20Script, else -2 / DIN."""
+    return Ev20Simulator(script) if isinstance(script, Ev20Script) else EvSimulator(script)
 
 
 class EvError(Exception):
@@ -56,10 +84,11 @@ class Step:
 
 @dataclass(slots=True)
 class EvResult:
-    ev: EvSimulator
+    ev: AnyEv
     sdp: SdpResponse | None = None
     tls: bool = False
     cipher: str | None = None
+    tls_version: str | None = None
     steps: list[Step] = field(default_factory=list)
     ended: str = ""  # why the EV stopped: "done", "vanished", "closed by the station", ...
 
@@ -104,11 +133,24 @@ async def discover(
         sock.close()
 
 
-def tls_client_context(cafile: Path | None) -> ssl.SSLContext:
+def tls_client_context(
+    cafile: Path | None,
+    *,
+    iso20: bool = False,
+    client_cert: tuple[Path, Path] | None = None,
+) -> ssl.SSLContext:
+    """TLS 1.2 with the ISO 15118-2 suite, or TLS 1.3 only for ISO 15118-20; trusts
+    ``cafile`` (the V2G root) or nothing is checked when it is None; ``client_cert``
+    (certificate chain PEM, key PEM) is presented when the station asks for one."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_ciphers(CIPHERS)
+    if iso20:
+        ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    else:
+        ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_ciphers(CIPHERS)
     ctx.check_hostname = False  # the SECC certificate names the EVSE, not a host
+    if client_cert is not None:
+        ctx.load_cert_chain(str(client_cert[0]), str(client_cert[1]))
     if cafile is None:
         ctx.verify_mode = ssl.CERT_NONE
     else:
@@ -119,14 +161,14 @@ def tls_client_context(cafile: Path | None) -> ssl.SSLContext:
 class _Link:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
-        self.framer = Framer()
+        self.framer = Framer(allowed_types=(int(t) for t in set(PAYLOAD_TYPES.values())))
 
-    async def exchange(self, payload: bytes, timeout: float) -> bytes | None:
-        self.writer.write(encode_frame(payload))
+    async def exchange(self, payload: bytes, timeout: float, payload_type: int) -> Frame | None:
+        self.writer.write(encode_frame(payload, payload_type))
         await self.writer.drain()
         return await self.receive(timeout)
 
-    async def receive(self, timeout: float) -> bytes | None:
+    async def receive(self, timeout: float) -> Frame | None:
         async with asyncio.timeout(timeout):
             while True:
                 data = await self.reader.read(65536)
@@ -134,7 +176,7 @@ class _Link:
                     return None
                 frames = self.framer.feed(data)
                 if frames:
-                    return frames[0].payload
+                    return frames[0]
 
     def reset(self) -> None:
         """Vanish: close with a TCP reset (SO_LINGER 0), as a car that loses power does."""
@@ -152,7 +194,7 @@ class _Link:
 
 
 async def run_ev(
-    script: EvScript,
+    script: AnyScript,
     *,
     host: str,
     port: int,
@@ -162,20 +204,21 @@ async def run_ev(
     response_timeout: float = 10.0,
     on_step: Callable[[Step], None] | None = None,
     result: EvResult | None = None,
+    client_cert: tuple[Path, Path] | None = None,
 ) -> EvResult:
     """Run one V2G session against ``[host]:port``; returns what the EV saw."""
-    ev = EvSimulator(script)
+    ev = make_ev(script)
+    iso20 = isinstance(ev, Ev20Simulator)
     out = result or EvResult(ev)
     out.ev, out.tls = ev, tls
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     if interface and host.startswith("fe80") and "%" not in host:
         host = f"{host}%{interface}"
+    ctx = tls_client_context(cafile, iso20=iso20, client_cert=client_cert) if tls else None
     try:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(
-                host, port, ssl=tls_client_context(cafile) if tls else None, server_hostname=None
-            ),
+            asyncio.open_connection(host, port, ssl=ctx, server_hostname=None),
             timeout=response_timeout,
         )
     except (OSError, ssl.SSLError, TimeoutError) as exc:
@@ -183,6 +226,7 @@ async def run_ev(
     link = _Link(reader, writer)
     cipher = writer.get_extra_info("cipher")
     out.cipher = cipher[0] if cipher else None
+    out.tls_version = cipher[1] if cipher else None
     step: Outgoing | None = ev.start()
     try:
         while step is not None:
@@ -193,23 +237,44 @@ async def run_ev(
                 out.ended = f"vanished before {step.name}"
                 return out
             if step.kind == "stall":
-                data = await link.receive(response_timeout * 10)
+                await link.receive(response_timeout * 10)
                 out.ended = f"stalled before {step.name}; station closed the connection"
                 return out
             sent = loop.time()
+            payload_type = int(PAYLOAD_TYPES[step.schema])
             try:
-                data = await link.exchange(codec.encode(step.message), response_timeout)
+                frame = await link.exchange(
+                    codec.encode(step.message), response_timeout, payload_type
+                )
             except TimeoutError:
                 out.ended = f"no answer to {step.name} within {response_timeout} s"
+                return out
+            except FramingError as exc:
+                out.ended = f"bad V2GTP frame in answer to {step.name}: {exc}"
                 return out
             except (ConnectionError, OSError, ssl.SSLError) as exc:
                 out.ended = f"connection lost after {step.name}: {exc}"
                 return out
-            if data is None:
+            if frame is None:
                 out.ended = f"station closed the connection after {step.name}"
                 return out
-            schema = Schema.APPHAND if step.schema is Schema.APPHAND else ev.schema
-            message = codec.decode(data, schema.value)
+            if step.schema is Schema.APPHAND:
+                schema = Schema.APPHAND
+            elif iso20:
+                if frame.payload_type not in ISO20_SCHEMAS:
+                    out.ended = (
+                        f"answer to {step.name} in payload type {frame.payload_type:#06x}, "
+                        "not an ISO 15118-20 one"
+                    )
+                    return out
+                schema = ISO20_SCHEMAS[frame.payload_type]
+            else:
+                schema = ev.schema
+            try:
+                message = codec.decode(frame.payload, schema.value)
+            except codec.DecodeError as exc:
+                out.ended = f"undecodable answer to {step.name} ({schema.value}): {exc}"
+                return out
             body = body_of(message)
             now = loop.time()
             code = getattr(body, "response_code", None)
@@ -224,8 +289,12 @@ async def run_ev(
             out.steps.append(record)
             if on_step is not None:
                 on_step(record)
-            step = ev.receive(message, schema)
-        out.ended = "done"
+            if isinstance(ev, Ev20Simulator):
+                step = ev.receive(message, schema, now)
+            else:
+                step = ev.receive(message, schema)
+        error = getattr(ev, "error", None)
+        out.ended = f"EV gave up: {error}" if error else "done"
         return out
     finally:
         if not out.ended.startswith("vanished"):
@@ -233,7 +302,7 @@ async def run_ev(
 
 
 async def run_ev_sdp(
-    script: EvScript,
+    script: AnyScript,
     *,
     security: Security,
     interface: str | None = None,
@@ -242,6 +311,7 @@ async def run_ev_sdp(
     cafile: Path | None = None,
     on_step: Callable[[Step], None] | None = None,
     on_sdp: Callable[[SdpResponse], None] | None = None,
+    client_cert: tuple[Path, Path] | None = None,
 ) -> EvResult:
     """SDP, then :func:`run_ev` to the address and port the station offered."""
     answer = await discover(security, interface=interface, address=address, port=sdp_port)
@@ -250,7 +320,7 @@ async def run_ev_sdp(
     host = str(answer.address)
     if interface and answer.address.is_link_local:
         host = f"{host}%{interface}"
-    result = EvResult(EvSimulator(script), sdp=answer)
+    result = EvResult(make_ev(script), sdp=answer)
     return await run_ev(
         script,
         host=host,
@@ -259,4 +329,5 @@ async def run_ev_sdp(
         cafile=cafile,
         on_step=on_step,
         result=result,
+        client_cert=client_cert,
     )

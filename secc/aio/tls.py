@@ -1,8 +1,25 @@
-"""TLS for the SECC (ISO 15118-2 §7.7.4): contexts and the trusted_ca_keys chain choice.
+"""TLS for the SECC (ISO 15118-2 §7.7.4, ISO 15118-20 §7.7.3): contexts and the choice of
+protocol version and chain per connection.
 
-The profile: TLS 1.2 only, cipher suite TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256 (OpenSSL
-name ``ECDHE-ECDSA-AES128-SHA256``), key exchange on secp256r1, no client authentication;
-the server sends the SECC leaf and its sub-CAs, never the V2G root [V2G2-???].
+ISO 15118-2 profile: TLS 1.2 only, cipher suite TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256
+(OpenSSL name ``ECDHE-ECDSA-AES128-SHA256``), key exchange on secp256r1, no client
+authentication; the server sends the SECC leaf and its sub-CAs, never the V2G root.
+
+ISO 15118-20 requires TLS 1.3 (never 1.2) with its own SECC chain (a P-521 or Ed448 leaf
+under a -20 V2G root), cipher suites TLS_AES_256_GCM_SHA384 and
+TLS_CHACHA20_POLY1305_SHA256 [V2G20-2458], key exchange on secp521r1 or x448 and
+signatures ecdsa_secp521r1_sha512 or ed448 [V2G20-2319, V2G20-2674].  One TLS port serves
+both: the station peeks at the ClientHello, and when it offers TLS 1.3 (supported_versions)
+and the EVSE offers -20, the connection gets a TLS 1.3-only context with the -20 chain;
+otherwise the TLS 1.2-only ISO 15118-2 context.  The session then negotiates -20 only if
+TLS 1.3 was really negotiated (``SessionConfig.tls13``).  Limits of Python's ``ssl``
+(3.11): it cannot restrict the TLS 1.3 suites, groups or signature algorithms, so
+OpenSSL's defaults stay (suites AES-256-GCM, ChaCha20-Poly1305, AES-128-GCM with the
+server's order preferred, i.e. AES-256-GCM first; groups x25519, secp256r1, x448,
+secp521r1, secp384r1; the signature follows from the leaf key: a P-521 leaf signs with
+ecdsa_secp521r1_sha512); a connection that ends up with TLS_AES_128_GCM_SHA256 (an EV
+offering only that suite) is closed right after the handshake.  No client certificate is
+requested yet: mutual authentication with the EV's OEM chain comes with the -20 OEM PKI.
 
 A station may hold SECC chains under several V2G roots.  The EV may name the roots it
 trusts in the ClientHello's ``trusted_ca_keys`` extension; :class:`TlsSelector` picks the
@@ -24,6 +41,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from certs._util import CertsError
 from secc.aio.clienthello import ClientHello, IdentifierType, TrustedAuthority
@@ -31,11 +49,14 @@ from secc.aio.clienthello import ClientHello, IdentifierType, TrustedAuthority
 __all__ = [
     "CIPHERS",
     "ECDH_CURVE",
+    "TLS13",
+    "TLS13_SUITES",
     "SeccChain",
     "Selection",
     "TlsSelector",
     "authority_ids",
     "secc_context",
+    "secc_context13",
     "station_tls",
 ]
 
@@ -44,6 +65,11 @@ log = logging.getLogger(__name__)
 CIPHERS = "ECDHE-ECDSA-AES128-SHA256"
 CIPHER_SUITE_ID = 0xC023  # TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256
 ECDH_CURVE = "prime256v1"
+TLS13 = 0x0304  # supported_versions value of TLS 1.3
+# ISO 15118-20 TLS 1.3 cipher suites [V2G20-2458]; OpenSSL also enables
+# TLS_AES_128_GCM_SHA256, which Python's ssl cannot switch off: a connection that
+# negotiated it is closed right after the handshake (Selection.refusal)
+TLS13_SUITES = ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +102,13 @@ def authority_ids(cert: x509.Certificate) -> set[TrustedAuthority]:
     )
     # the subjectPublicKey BIT STRING's content: for EC keys the encoded point, which is
     # the tail of the SubjectPublicKeyInfo DER after its algorithm identifier
-    point = cert.public_key().public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-    )
+    key = cert.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        point = key.public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+    else:  # Ed448 (ISO 15118-20): the raw public key is the BIT STRING's content
+        point = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     assert spki.endswith(point)
     return {
         TrustedAuthority(IdentifierType.KEY_SHA1_HASH, hashlib.sha1(point).digest()),  # noqa: S324
@@ -105,6 +135,24 @@ def secc_context(chain: SeccChain, *, keylog_file: Path | None = None) -> ssl.SS
     return ctx
 
 
+def secc_context13(chain: SeccChain, *, keylog_file: Path | None = None) -> ssl.SSLContext:
+    """A server context for ISO 15118-20: TLS 1.3 only, serving the -20 ``chain``."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    ctx.verify_mode = ssl.CERT_NONE  # the EV's OEM chain is not checked yet (see above)
+    ctx.options |= (
+        ssl.OP_NO_COMPRESSION
+        | ssl.OP_NO_RENEGOTIATION
+        | ssl.OP_NO_TICKET
+        | ssl.OP_CIPHER_SERVER_PREFERENCE
+    )
+    ctx.load_cert_chain(str(chain.certfile), str(chain.keyfile), password=chain.password)
+    if keylog_file is not None:
+        ctx.keylog_filename = str(keylog_file)
+    return ctx
+
+
 def _chain_cas(certfile: Path) -> list[x509.Certificate]:
     certs = x509.load_pem_x509_certificates(certfile.read_bytes())
     return certs[1:]  # the leaf is not a CA the EV could name
@@ -115,32 +163,97 @@ class Selection:
     context: ssl.SSLContext
     chain: SeccChain
     reason: str
+    tls13: bool = False  # the ISO 15118-20 context (TLS 1.3 only, -20 chain)
+
+    def refusal(self, cipher: tuple[str, str, int] | None) -> str | None:
+        """Why a completed handshake is outside the profile (None: it is not)."""
+        if self.tls13 and (cipher is None or cipher[0] not in TLS13_SUITES):
+            name = cipher[0] if cipher else None
+            return f"TLS 1.3 cipher suite {name} is not one of ISO 15118-20's {TLS13_SUITES}"
+        return None
+
+
+def _ids_of(chains: Sequence[SeccChain]) -> list[set[TrustedAuthority]]:
+    out = []
+    for c in chains:
+        ids = authority_ids(c.root)
+        for ca in _chain_cas(c.certfile):
+            ids |= authority_ids(ca)
+        out.append(ids)
+    return out
 
 
 @dataclass(slots=True)
 class TlsSelector:
-    """The station's TLS contexts, one per SECC chain, and the choice among them."""
+    """The station's TLS contexts, one per SECC chain, and the choice among them:
+    ``chains`` are the ISO 15118-2 chains (TLS 1.2), ``iso20_chains`` the ISO 15118-20
+    ones (TLS 1.3), offered only while ``offer_tls13`` (the EVSE offers -20)."""
 
     chains: Sequence[SeccChain]
     keylog_file: Path | None = None
+    iso20_chains: Sequence[SeccChain] = ()
+    offer_tls13: bool = True
     _contexts: list[ssl.SSLContext] = field(init=False)
     _ids: list[set[TrustedAuthority]] = field(init=False)
+    _contexts13: list[ssl.SSLContext] = field(init=False)
+    _ids13: list[set[TrustedAuthority]] = field(init=False)
 
     def __post_init__(self) -> None:
-        if not self.chains:
+        if not self.chains and not self.iso20_chains:
             raise ValueError("TLS needs at least one SECC chain")
         self._contexts = [secc_context(c, keylog_file=self.keylog_file) for c in self.chains]
-        self._ids = []
-        for c in self.chains:
-            ids = authority_ids(c.root)
-            for ca in _chain_cas(c.certfile):
-                ids |= authority_ids(ca)
-            self._ids.append(ids)
+        self._ids = _ids_of(self.chains)
+        self._contexts13 = [
+            secc_context13(c, keylog_file=self.keylog_file) for c in self.iso20_chains
+        ]
+        self._ids13 = _ids_of(self.iso20_chains)
+
+    def for_evse(self, *, offer_tls13: bool) -> TlsSelector:
+        """The same chains for an EVSE that does (not) offer ISO 15118-20."""
+        if offer_tls13 == self.offer_tls13:
+            return self
+        return TlsSelector(self.chains, self.keylog_file, self.iso20_chains, offer_tls13)
+
+    @property
+    def tls13(self) -> bool:
+        """TLS 1.3 (ISO 15118-20) is offered: a -20 chain and an EVSE offering -20."""
+        return self.offer_tls13 and bool(self.iso20_chains)
+
+    @property
+    def usable(self) -> bool:
+        """Some connection can be served (a -2 chain, or -20 offered with its chain)."""
+        return bool(self.chains) or self.tls13
 
     @property
     def needs_client_hello(self) -> bool:
-        """Only a station with several chains has to look at the ClientHello."""
-        return len(self.chains) > 1
+        """A station with several chains, or offering TLS 1.3 beside 1.2, has to look at
+        the ClientHello."""
+        return len(self.chains) > 1 or self.tls13
+
+    def labels(self) -> list[str]:
+        out = [c.label() for c in self.chains]
+        if self.tls13:
+            out += [f"{c.label()} (TLS 1.3)" for c in self.iso20_chains]
+        return out
+
+    def _fresh13(self, index: int, reason: str) -> Selection:
+        """As :meth:`_fresh`, for the ISO 15118-20 chains (TLS 1.3)."""
+        chain = self.iso20_chains[index]
+        try:
+            if chain.locate is not None:
+                certfile, keyfile = chain.locate()
+                if (certfile, keyfile) != (chain.certfile, chain.keyfile):
+                    log.info("SECC chain %s: serving the renewed %s", chain.label(), certfile)
+                    chain = replace(chain, certfile=certfile, keyfile=keyfile)
+            ctx = secc_context13(chain, keylog_file=self.keylog_file)
+        except (OSError, ssl.SSLError, ValueError, CertsError) as e:
+            log.warning(
+                "reloading SECC chain %s failed (%s): serving the one loaded at start",
+                chain.label(),
+                e,
+            )
+            ctx = self._contexts13[index]
+        return Selection(ctx, chain, reason, tls13=True)
 
     def _fresh(self, index: int, reason: str) -> Selection:
         """A new context for each connection: OpenSSL's server session cache lives in the
@@ -168,9 +281,15 @@ class TlsSelector:
 
     @property
     def default(self) -> Selection:
+        if not self.chains:  # a -20-only station: TLS 1.3 or nothing
+            return self._fresh13(0, "default chain (TLS 1.3 only)")
         return self._fresh(0, "default chain")
 
     def select(self, hello: ClientHello | None) -> Selection:
+        if self.tls13 and hello is not None and hello.offers_version(TLS13):
+            return self._select13(hello)
+        if not self.chains:
+            return self._fresh13(0, "TLS 1.3 not offered by the EV; only -20 chains installed")
         if hello is None or hello.trusted_authorities is None:
             return self._fresh(0, "no trusted_ca_keys")
         for authority in hello.trusted_authorities:
@@ -185,27 +304,46 @@ class TlsSelector:
         )
         return self._fresh(0, "trusted_ca_keys matched nothing")
 
+    def _select13(self, hello: ClientHello) -> Selection:
+        for authority in hello.trusted_authorities or ():
+            for index, ids in enumerate(self._ids13):
+                if authority in ids:
+                    return self._fresh13(
+                        index, f"TLS 1.3, trusted_ca_keys {authority.identifier_type.name}"
+                    )
+        return self._fresh13(0, "TLS 1.3 offered")
+
 
 def station_tls(
-    chains: Sequence[SeccChain], *, keylog_file: Path | None = None
+    chains: Sequence[SeccChain],
+    *,
+    keylog_file: Path | None = None,
+    iso20_chains: Sequence[SeccChain] = (),
 ) -> TlsSelector | None:
     """The station's TLS offer at start: a :class:`TlsSelector` over its SECC chains, or
     ``None`` (and a warning saying so) when it holds no SECC certificate: then it offers
     neither TLS nor Plug & Charge, and answers SDP with "no TLS"."""
-    if not chains:
+    if not chains and not iso20_chains:
         log.warning(
             "no SECC certificate installed: offering no TLS and no Plug & Charge "
             "(SDP answers Security=none; EIM only)"
         )
         return None
-    selector = TlsSelector(chains, keylog_file=keylog_file)
-    log.info(
-        "TLS 1.2 (%s, %s) with %d SECC chain(s) under: %s",
-        CIPHERS,
-        ECDH_CURVE,
-        len(chains),
-        ", ".join(c.label() for c in chains),
-    )
+    selector = TlsSelector(chains, keylog_file=keylog_file, iso20_chains=iso20_chains)
+    if chains:
+        log.info(
+            "TLS 1.2 (%s, %s) with %d SECC chain(s) under: %s",
+            CIPHERS,
+            ECDH_CURVE,
+            len(chains),
+            ", ".join(c.label() for c in chains),
+        )
+    if iso20_chains:
+        log.info(
+            "TLS 1.3 for ISO 15118-20 with %d SECC chain(s): %s",
+            len(iso20_chains),
+            ", ".join(c.label() for c in iso20_chains),
+        )
     if keylog_file is not None:
         log.warning(
             "TLS key log enabled (%s): lab use only, sessions can be decrypted", keylog_file

@@ -25,8 +25,12 @@ called outside a handler call, e.g. from a per-connection task that feeds the co
 
 Schema: the first request of a connection is decoded as appHandshake.  When the handler
 sends a ``supportedAppProtocolReq``'s answer through :meth:`V2GConnection.send_message`,
-the connection switches to the schema of the protocol the answer selected (ISO 15118-2
-or DIN SPEC 70121); a handler can set :attr:`V2GConnection.schema` itself at any time.
+the connection switches to the schema of the protocol the answer selected (ISO 15118-2,
+DIN SPEC 70121, or ISO 15118-20's CommonMessages); a handler can set
+:attr:`V2GConnection.schema` itself at any time.  Payload types follow the schema
+(:data:`PAYLOAD_TYPES`): until ISO 15118-20 is negotiated only 0x8001 is accepted, after
+it only 0x8002-0x8006, and each -20 frame is decoded with the schema of its payload type
+(0x8003 AC, 0x8004 DC, ...); a frame of another type is a V2GTP payload type error.
 
 Framing errors get the ISO 15118-2 V2GTP handling (see :mod:`secc.v2gtp`): the message
 is discarded, the failed check logged, the connection closed, and the handler told
@@ -62,6 +66,8 @@ from secc.core.events import ConnectionLost, RequestReceived, Schema
 from secc.v2gtp import DEFAULT_MAX_PAYLOAD, Framer, FramingError, PayloadType, encode_frame
 
 __all__ = [
+    "ISO20_SCHEMAS",
+    "PAYLOAD_TYPES",
     "PROTOCOL_SCHEMAS",
     "SessionHandler",
     "V2GConnection",
@@ -75,8 +81,30 @@ log = logging.getLogger(__name__)
 PROTOCOL_SCHEMAS: dict[str, Schema] = {
     "urn:iso:15118:2:2013:MsgDef": Schema.ISO2,
     "urn:din:70121:2012:MsgDef": Schema.DIN,
+    # ISO 15118-20: whatever family was chosen, the session starts with CommonMessages
+    "urn:iso:std:iso:15118:-20:AC": Schema.ISO20_COMMON,
+    "urn:iso:std:iso:15118:-20:DC": Schema.ISO20_COMMON,
+}
+# the V2GTP payload type each schema's messages travel in (ISO 15118-20 Table 13)
+PAYLOAD_TYPES: dict[Schema, PayloadType] = {
+    Schema.APPHAND: PayloadType.EXI,
+    Schema.ISO2: PayloadType.EXI,
+    Schema.DIN: PayloadType.EXI,
+    Schema.ISO20_COMMON: PayloadType.ISO20_COMMON,
+    Schema.ISO20_AC: PayloadType.ISO20_AC,
+    Schema.ISO20_DC: PayloadType.ISO20_DC,
+    Schema.ISO20_ACDP: PayloadType.ISO20_ACDP,
+    Schema.ISO20_WPT: PayloadType.ISO20_WPT,
+}
+ISO20_SCHEMAS: dict[int, Schema] = {
+    int(t): s for s, t in PAYLOAD_TYPES.items() if t is not PayloadType.EXI
 }
 READ_SIZE = 65536
+_EXI_ONLY = frozenset({int(PayloadType.EXI)})
+_ISO20_TYPES = frozenset(
+    int(t) for t in (PayloadType.ISO20_COMMON, PayloadType.ISO20_AC, PayloadType.ISO20_DC,
+                     PayloadType.ISO20_ACDP, PayloadType.ISO20_WPT)
+)  # fmt: skip
 
 
 def negotiated_schema(request: Any, response: Any) -> Schema | None:
@@ -124,12 +152,31 @@ class V2GConnection:
         self.closed = False
         self.close_reason = ""
         self.last_payload = b""  # the EXI payload of the request being handled (traces)
+        self.last_payload_type = int(PayloadType.EXI)
         self._last_sap_request: Any = None
         self.log = logging.LoggerAdapter(log, {"peer": peer})
 
     @property
     def tls(self) -> bool:
         return self.selection is not None
+
+    @property
+    def tls_version(self) -> str | None:
+        """The negotiated TLS version (``TLSv1.2``, ``TLSv1.3``), None on plain TCP."""
+        ssl_object = self._writer.get_extra_info("ssl_object")
+        return None if ssl_object is None else ssl_object.version()
+
+    @property
+    def payload_types(self) -> frozenset[int]:
+        """The V2GTP payload types accepted now: 0x8001 until ISO 15118-20 is
+        negotiated, 0x8002-0x8006 after."""
+        if self.schema in PAYLOAD_TYPES and PAYLOAD_TYPES[self.schema] is not PayloadType.EXI:
+            return _ISO20_TYPES
+        return _EXI_ONLY
+
+    def schema_of(self, payload_type: int) -> Schema:
+        """The schema a frame of ``payload_type`` is decoded with."""
+        return ISO20_SCHEMAS.get(payload_type, self.schema)
 
     @property
     def sockname(self) -> tuple[Any, ...] | None:
@@ -149,15 +196,16 @@ class V2GConnection:
         self._writer.write(encode_frame(payload, payload_type))
         await self._writer.drain()
 
-    async def send_message(self, message: object) -> None:
-        """Encode ``message`` with the codec and send it; a supportedAppProtocolRes
-        switches :attr:`schema` to the negotiated protocol."""
+    async def send_message(self, message: object, schema: Schema | None = None) -> None:
+        """Encode ``message`` with the codec and send it (with the payload type of
+        ``schema``, 0x8001 when not given); a supportedAppProtocolRes switches
+        :attr:`schema` to the negotiated protocol."""
         payload = codec.encode(message)
         if type(message).__name__ == "supportedAppProtocolRes":
-            schema = negotiated_schema(self._last_sap_request, message)
-            if schema is not None:
-                self.schema = schema
-        await self.send(payload)
+            negotiated = negotiated_schema(self._last_sap_request, message)
+            if negotiated is not None:
+                self.schema = negotiated
+        await self.send(payload, PayloadType.EXI if schema is None else PAYLOAD_TYPES[schema])
 
     async def close(self, reason: str) -> None:
         """Close the connection (no ``connection_lost`` call follows)."""
@@ -296,12 +344,13 @@ class V2GServer:
             log.info("V2G server on [%s]:%d: TCP without TLS", self._host, self.port)
         else:
             log.info(
-                "V2G server on [%s]:%d: TLS 1.2, %d SECC chain(s): %s",
+                "V2G server on [%s]:%d: %s, SECC chain(s): %s",
                 self._host,
                 self.port,
-                len(self._tls.chains),
-                ", ".join(c.label() for c in self._tls.chains),
-            )
+                "TLS 1.2 and 1.3" if self._tls.tls13 and self._tls.chains else
+                "TLS 1.3" if self._tls.tls13 else "TLS 1.2",
+                ", ".join(self._tls.labels()),
+            )  # fmt: skip
         self._accept_task = asyncio.create_task(self._accept_loop(), name="v2g-accept")
 
     async def __aenter__(self) -> V2GServer:
@@ -383,6 +432,12 @@ class V2GServer:
         conn = V2GConnection(writer, peer, selection, hello)
         if selection is not None:
             conn.log.info("%s: TLS up, %s, chain %s", peer[0], conn.cipher, selection.chain.label())
+            refusal = selection.refusal(conn.cipher)
+            if refusal is not None:  # a suite OpenSSL allows but the profile does not
+                conn.log.warning("%s: %s; closing the connection", peer[0], refusal)
+                conn._mark_closed(refusal)
+                await conn._shutdown()
+                return
         self.connections.add(conn)
         handler = self._factory(conn)
         reason = "peer closed the connection"
@@ -402,8 +457,9 @@ class V2GServer:
     async def _read_loop(
         self, conn: V2GConnection, handler: SessionHandler, reader: asyncio.StreamReader
     ) -> str:
-        framer = Framer(self._max_payload, (PayloadType.EXI,))
+        framer = Framer(self._max_payload, conn.payload_types)
         while not conn.closed:
+            framer.allow(conn.payload_types)  # the negotiated protocol's types
             try:
                 data = await reader.read(READ_SIZE)
             except (OSError, ssl.SSLError) as exc:
@@ -423,15 +479,22 @@ class V2GServer:
             for frame in frames:
                 if conn.closed:
                     break
-                await self._dispatch(conn, handler, frame.payload)
+                await self._dispatch(conn, handler, frame.payload, frame.payload_type)
             if framer.failed is not None and not conn.closed:
                 conn.log.warning("%s: %s; closing the connection", conn.peer[0], framer.failed)
                 return str(framer.failed)
         return conn.close_reason
 
-    async def _dispatch(self, conn: V2GConnection, handler: SessionHandler, payload: bytes) -> None:
-        schema = conn.schema
+    async def _dispatch(
+        self,
+        conn: V2GConnection,
+        handler: SessionHandler,
+        payload: bytes,
+        payload_type: int = PayloadType.EXI,
+    ) -> None:
+        schema = conn.schema_of(payload_type)
         conn.last_payload = payload
+        conn.last_payload_type = payload_type
         try:
             message = codec.decode(payload, schema.value)
         except codec.DecodeError as exc:

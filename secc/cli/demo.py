@@ -1,11 +1,12 @@
 """``secc demo``: a simulated station and EV charging end to end on this machine.
 
 Unprivileged, over loopback: a test PKI is generated into a temporary directory and
-installed into a certificate store; a station with two EVSEs starts on ``::1`` (EVSE 1:
-AC over TLS with Plug & Charge, EVSE 2: DC over plain TCP with EIM), each on the
-simulated HAL board; the built-in EV plugs in (CP B), waits for the 5 % duty, finds the
-station by SDP and charges; the timeline of every exchange is printed, then where the
-session traces are.  Exit 0 when both sessions ran to a normal end.
+installed into a certificate store; a station with three EVSEs starts on ``::1`` (EVSE 1:
+ISO 15118-2 AC over TLS 1.2 with Plug & Charge, EVSE 2: ISO 15118-2 DC over plain TCP
+with EIM, EVSE 3: ISO 15118-20 DC over TLS 1.3 with EIM and dynamic control), each on
+the simulated HAL board; the built-in EV plugs in (CP B), waits for the 5 % duty, finds
+the station by SDP and charges; the timeline of every exchange is printed, then where
+the session traces are.  Exit 0 when every session ran to a normal end.
 """
 
 from __future__ import annotations
@@ -26,15 +27,17 @@ from hal.backends.simulated import Plant, build_board
 from hal.types import CpState, Duty
 from secc.aio.ev_client import EvError, run_ev_sdp
 from secc.cli._help import summary
-from secc.cli.ev import HEADER, format_step, load_credentials, script_for
+from secc.cli.ev import HEADER, format_step, load_credentials, script20_for, script_for
 from secc.config import CertsSection, EvseSection, HalSection, StationConfig, StationSection
 from secc.core.actions import EndReason
 from secc.core.config import DcLimits
+from secc.ev.iso20 import Ev20Script
 from secc.runtime import Evse, Station
 from secc.sdp import Security
+from secc.testing.ev import EvScript
 
 
-def demo_config(directory: Path, evse_ids: tuple[str, str]) -> StationConfig:
+def demo_config(directory: Path, evse_ids: tuple[str, str, str]) -> StationConfig:
     hal = HalSection(backend="simulated", control="iec61851")
     return StationConfig(
         station=StationSection(name="secc-demo", trace_dir=directory / "traces"),
@@ -56,6 +59,17 @@ def demo_config(directory: Path, evse_ids: tuple[str, str]) -> StationConfig:
                 tcp_port=0,
                 sdp_port=0,
                 energy_modes=("DC_extended",),
+                dc=DcLimits(max_voltage=500, max_current=125, max_power=50_000),
+                hal=hal,
+            ),
+            EvseSection(
+                evse_id=evse_ids[2],
+                address="::1",
+                tls_port=0,
+                tcp_port=-1,
+                sdp_port=0,
+                energy_modes=("DC_extended",),
+                protocols=("iso20-dc",),
                 dc=DcLimits(max_voltage=500, max_current=125, max_power=50_000),
                 hal=hal,
             ),
@@ -92,6 +106,8 @@ async def _session(
     security: Security,
     pki_dir: Path,
     out: list[str],
+    summary: list[str],
+    iso20_control: str | None = None,
 ) -> bool:
     def say(line: str) -> None:
         print(line, flush=True)
@@ -107,9 +123,14 @@ async def _session(
     await _wait_for(lambda: runner is None or runner.control.cp is CpState.C, 5.0, "CP C")
     say("  EV: CP state C (ready to charge)")
     creds = load_credentials(pki_dir, dt.datetime.now(dt.UTC)) if payment == "pnc" else None
-    script = script_for(mode, payment, credentials=creds)
+    script: EvScript | Ev20Script = script_for(mode, payment, credentials=creds)
+    root = pki_dir / "v2g" / "root.pem"
     if creds is not None:
-        say(f"  EV: Plug & Charge with contract {creds.emaid}, trusting {pki_dir / 'v2g/root.pem'}")
+        say(f"  EV: Plug & Charge with contract {creds.emaid}, trusting {root}")
+    if iso20_control is not None:
+        script = script20_for(mode, iso20_control)
+        root = pki_dir / "v2g20" / "root.pem"
+        say(f"  EV: ISO 15118-20 {mode.upper()}, {iso20_control} control, trusting {root}")
     assert evse.sdp is not None
     try:
         result = await run_ev_sdp(
@@ -117,7 +138,7 @@ async def _session(
             security=security,
             address=evse.section.address,
             sdp_port=evse.sdp.port,
-            cafile=pki_dir / "v2g" / "root.pem",
+            cafile=root,
             on_step=lambda step: say(format_step(step)),
             on_sdp=lambda a: say(
                 f"  SDP: {a.security.name} offered at [{a.address}]:{a.port}\n{HEADER}"
@@ -125,8 +146,10 @@ async def _session(
         )
     except EvError as exc:
         say(f"  EV failed: {exc}")
+        summary.append(f"  {title:<40} EVSE {evse.evse_id}  FAILED: {exc}")
         return False
-    say(f"  EV: {result.ended}, over {f'TLS 1.2 {result.cipher}' if result.tls else 'TCP'}")
+    tls = f"{(result.tls_version or 'TLS').replace('v', ' ')} {result.cipher}"
+    say(f"  EV: {result.ended}, over {tls if result.tls else 'TCP'}")
     await _wait_for(lambda: evse.active is None, 5.0, "session end")
     ended = evse.ended[-1].end if evse.ended else None
     reason = f"{ended.reason.value} {ended.detail}".strip() if ended else "?"
@@ -134,7 +157,12 @@ async def _session(
     say(f"  session ended: {reason}; contactors {'closed' if plant.contactor_command else 'open'}")
     say(f"  energy {plant.energy_wh:.1f} Wh; EV unplugged: CP state A")
     out.extend(str(p) for p in evse.trace_files)
-    return ended is not None and ended.reason is EndReason.EV_STOP and result.ended == "done"
+    ok = ended is not None and ended.reason is EndReason.EV_STOP and result.ended == "done"
+    summary.append(
+        f"  {title:<40} EVSE {evse.evse_id}  {'ok' if ok else 'FAILED'}: {reason}, "
+        f"{len(result.steps)} exchanges, {plant.energy_wh:.1f} Wh"
+    )
+    return ok
 
 
 def _ms(t0: float) -> str:
@@ -146,17 +174,21 @@ async def demo(directory: Path) -> int:
     print(f"secc demo: test PKI, station and EV in {directory}", flush=True)
     pki = testpki.build_test_pki(dt.datetime.now(dt.UTC))
     testpki.write_test_pki(pki, directory / "pki")
-    evse_ids = (pki.options.evse_id, pki.options.evse_id[:-1] + "2")
+    evse_ids = (pki.options.evse_id, pki.options.evse_id[:-1] + "2", pki.options.evse_id[:-1] + "3")
     config = demo_config(directory, evse_ids)
     (board_ac, plant_ac), (board_dc, plant_dc) = build_board(), build_board()
-    station = Station(config, boards={evse_ids[0]: board_ac, evse_ids[1]: board_dc})
+    board_20, plant_20 = build_board()
+    station = Station(
+        config, boards={evse_ids[0]: board_ac, evse_ids[1]: board_dc, evse_ids[2]: board_20}
+    )
     await station.start()
     print(f"station ready in {_ms(start)} (PKI generated and installed included)", flush=True)
-    physics = asyncio.create_task(_physics([plant_ac, plant_dc]))
+    physics = asyncio.create_task(_physics([plant_ac, plant_dc, plant_20]))
     traces: list[str] = []
+    summary: list[str] = []
     try:
         ok_ac = await _session(
-            "AC, Plug & Charge, TLS",
+            "ISO 15118-2: AC, Plug & Charge, TLS 1.2",
             station.evse(evse_ids[0]),
             plant_ac,
             mode="ac",
@@ -164,9 +196,10 @@ async def demo(directory: Path) -> int:
             security=Security.TLS,
             pki_dir=directory / "pki",
             out=traces,
+            summary=summary,
         )
         ok_dc = await _session(
-            "DC, EIM, TCP",
+            "ISO 15118-2: DC, EIM, TCP",
             station.evse(evse_ids[1]),
             plant_dc,
             mode="dc",
@@ -174,6 +207,19 @@ async def demo(directory: Path) -> int:
             security=Security.NONE,
             pki_dir=directory / "pki",
             out=traces,
+            summary=summary,
+        )
+        ok_20 = await _session(
+            "ISO 15118-20: DC, EIM, TLS 1.3",
+            station.evse(evse_ids[2]),
+            plant_20,
+            mode="dc",
+            payment="eim",
+            security=Security.TLS,
+            pki_dir=directory / "pki",
+            out=traces,
+            summary=summary,
+            iso20_control="dynamic",
         )
     finally:
         physics.cancel()
@@ -183,8 +229,11 @@ async def demo(directory: Path) -> int:
     print("\ntraces (JSON Lines; `secc replay FILE` feeds one back through the core):")
     for path in traces:
         print(f"  {path}")
-    ok = ok_ac and ok_dc
-    print(f"\n{'both sessions charged and ended normally' if ok else 'a session FAILED'}")
+    print("\nsummary:")
+    for line in summary:
+        print(line)
+    ok = ok_ac and ok_dc and ok_20
+    print(f"\n{'all 3 sessions charged and ended normally' if ok else 'a session FAILED'}")
     return 0 if ok else 1
 
 

@@ -1,11 +1,12 @@
 """``secc ev``: the EV simulator against a station on the network (lab use).
 
 SDP by multicast on ``--interface`` (or unicast to ``--address``), then TLS or TCP to
-the offered port, one full AC or DC session, EIM or Plug & Charge, ISO 15118-2 or DIN
-SPEC 70121; prints a timeline of every exchange.  ``--pki DIR`` is a directory written by
-``secc certs make-test-pki``: the EV trusts its V2G root and holds its contract chain
-and key (and OEM provisioning chain for certificate installation).
-Exit 0 when the session ran to SessionStopRes, 1 otherwise.
+the offered port, one full AC or DC session, EIM or Plug & Charge, ISO 15118-2, DIN
+SPEC 70121 or ISO 15118-20 (``--protocol iso20``: EIM, ``--control scheduled|dynamic``,
+TLS 1.3); prints a timeline of every exchange.  ``--pki DIR`` is a directory written by
+``secc certs make-test-pki``: the EV trusts its V2G root (``v2g20/root.pem`` for -20)
+and holds its contract chain and key (and OEM provisioning chain for certificate
+installation).  Exit 0 when the session ran to SessionStopRes, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import datetime as dt
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +28,19 @@ from certs.store import StoreError, load_private_key
 from secc.aio.ev_client import EvError, EvResult, Step, run_ev, run_ev_sdp
 from secc.cli._help import summary
 from secc.core.config import PncTrust
+from secc.ev.iso20 import Ev20Script
 from secc.sdp import SDP_PORT, Security
 from secc.testing.ev import EvScript
 from secc.testing.pki import Credentials, der
 
 
 def _fmt(value: Any, unit: str) -> str:
+    if isinstance(value, dict) and set(value) == {"exponent", "value"}:  # -20 RationalNumber
+        value = value["value"] * 10.0 ** value["exponent"]
     return f"{value:g} {unit}" if isinstance(value, int | float) else ""
 
 
-HEADER = f"  {'time':>9}  {'response':<29} {'ResponseCode':<26} {'took':>9}  EVSE"
+HEADER = f"  {'time':>9}  {'response':<30} {'ResponseCode':<26} {'took':>9}  EVSE"
 
 
 def format_step(step: Step) -> str:
@@ -55,10 +60,14 @@ def format_step(step: Step) -> str:
             facts.append(_fmt(s.get(key, nested.get(key)), unit))
     if "meter_reading" in nested:
         facts.append(f"{nested['meter_reading']} Wh")
+    if "charged_energy_reading_wh" in nested:
+        facts.append(f"{nested['charged_energy_reading_wh']} Wh")
+    if "evse_notification" in nested and nested["evse_notification"] != "ExitStandby":
+        facts.append(str(nested["evse_notification"]))
     if "evse_isolation_status" in nested and step.response.startswith("CableCheck"):
         facts.append(f"isolation {nested['evse_isolation_status']}")
     return (
-        f"  {step.at:7.3f} s  {step.response:<29} {step.code:<26} {step.ms:6.1f} ms  "
+        f"  {step.at:7.3f} s  {step.response:<30} {step.code:<26} {step.ms:6.1f} ms  "
         + "  ".join(f for f in facts if f)
     ).rstrip()
 
@@ -112,6 +121,19 @@ def script_for(
     )
 
 
+def script20_for(mode: str, control: str, *, loops: int = 5) -> Ev20Script:
+    """The -20 EV of ``secc ev --protocol iso20`` and the demo (lab pacing)."""
+    return Ev20Script(
+        mode=mode,
+        control=control,
+        charge_loops=loops,
+        think_time=0.01,
+        poll_interval=0.1,
+        loop_interval=0.1,
+        precharge_interval=0.05,
+    )
+
+
 def main(argv: list[str], prog: str) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=summary(__doc__))
     parser.add_argument("--interface", help="PLC interface for SDP multicast (e.g. eth1)")
@@ -123,42 +145,72 @@ def main(argv: list[str], prog: str) -> int:
     security.add_argument("--tcp", dest="tls", action="store_false")
     parser.add_argument("--mode", choices=("ac", "dc"), default="ac")
     parser.add_argument("--payment", choices=("eim", "pnc"), default="eim")
-    parser.add_argument("--din", action="store_true", help="DIN SPEC 70121 instead of ISO 15118-2")
+    parser.add_argument("--protocol", choices=("iso2", "din", "iso20"), default="iso2")
+    parser.add_argument("--din", action="store_true", help="same as --protocol din")
+    parser.add_argument(
+        "--control",
+        choices=("scheduled", "dynamic"),
+        default="scheduled",
+        help="ISO 15118-20 control mode",
+    )
     parser.add_argument("--pki", type=Path, help="a `secc certs make-test-pki` directory")
     parser.add_argument("--loops", type=int, default=5, help="charging loop iterations")
+    parser.add_argument(
+        "--energy", type=float, help="ISO 15118-20: charge until the meter shows this many Wh"
+    )
     args = parser.parse_args(argv)
     if args.interface is None and args.address is None:
         parser.error("give --interface (SDP multicast) or --address")
+    if args.din:
+        args.protocol = "din"
+    iso20 = args.protocol == "iso20"
+    if iso20 and args.payment == "pnc":
+        parser.error("--protocol iso20 supports --payment eim only (no -20 Plug & Charge yet)")
     if args.payment == "pnc" and (args.pki is None or not args.tls):
         parser.error("--payment pnc needs --tls and --pki")
     if args.port is not None and args.address is None:
         parser.error("--port needs --address")
+    if args.energy is not None and (not iso20 or args.energy <= 0):
+        parser.error("--energy needs --protocol iso20 and a positive number of Wh")
     creds = None
     cafile = None
     if args.pki is not None:
+        cafile = args.pki / ("v2g20" if iso20 else "v2g") / "root.pem"
         try:
-            creds = load_credentials(args.pki, dt.datetime.now(dt.UTC))
+            if iso20:  # EIM only: the EV needs just the -20 V2G root
+                cafile.read_bytes()
+            else:
+                creds = load_credentials(args.pki, dt.datetime.now(dt.UTC))
         except (OSError, ValueError, IndexError, StoreError) as exc:
             print(f"{prog}: cannot read the PKI in {args.pki}: {exc}", file=sys.stderr)
             return 1
-        cafile = args.pki / "v2g" / "root.pem"
-    script = script_for(args.mode, args.payment, din=args.din, credentials=creds)
-    from dataclasses import replace
-
-    script = replace(script, charge_loops=args.loops)
+    script: EvScript | Ev20Script
+    if iso20:
+        script = replace(
+            script20_for(args.mode, args.control, loops=args.loops), energy_wh=args.energy
+        )
+    else:
+        script = replace(
+            script_for(args.mode, args.payment, din=args.protocol == "din", credentials=creds),
+            charge_loops=args.loops,
+        )
     try:
         print(HEADER)
         result = asyncio.run(_run(args, script, cafile, lambda s: print(format_step(s))))
     except EvError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
-    print(f"EV: {result.ended} ({'TLS ' + str(result.cipher) if result.tls else 'TCP'})")
+    tls = f"{result.tls_version or 'TLS'} {result.cipher}"
+    print(f"EV: {result.ended} ({tls if result.tls else 'TCP'})")
     ok = result.ended == "done" and result.steps and result.steps[-1].code == "OK"
     return 0 if ok else 1
 
 
 async def _run(
-    args: argparse.Namespace, script: EvScript, cafile: Path | None, show: Callable[[Step], None]
+    args: argparse.Namespace,
+    script: EvScript | Ev20Script,
+    cafile: Path | None,
+    show: Callable[[Step], None],
 ) -> EvResult:
     if args.port is not None:
         return await run_ev(

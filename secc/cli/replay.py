@@ -72,6 +72,8 @@ def _config(header: Record) -> SessionConfig:
     c["timers"] = Timers(**c["timers"])
     c["energy_modes"] = tuple(c["energy_modes"])
     c["protocols"] = tuple(c["protocols"])
+    if "iso20_control_modes" in c:  # traces before ISO 15118-20 lack the -20 keys
+        c["iso20_control_modes"] = tuple(c["iso20_control_modes"])
     roots = tuple(x509.load_der_x509_certificate(bytes.fromhex(h)) for h in header.get("trust", []))
     return SessionConfig(**c, trust=PncTrust(roots=roots))
 

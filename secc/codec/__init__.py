@@ -96,6 +96,26 @@ def _reader(data: bytes) -> BitReader:
     return BitReader(bytes(data), 8)
 
 
+def _check_end(r: BitReader) -> None:
+    """After ED: the stream is padded to the octet; whole octets after that must be zero.
+
+    Real EVs append a zero octet (a Tesla does, in DIN and ISO-2) and are accepted; any
+    other content after the end is not a stream the schema describes (trailing garbage,
+    a second message run together with the first) and is refused.  One integer mask.
+    """
+    rest = r.end - ((r.pos + 7) & ~7)
+    if rest > 0 and r.val & ((1 << rest) - 1):
+        first = r.end - rest
+        while not (r.val >> (r.end - first - 8)) & 0xFF:
+            first += 8
+        raise DecodeError(
+            f"{rest // 8} octets after the end of the stream, not all zero "
+            f"(octet {first // 8} is {(r.val >> (r.end - first - 8)) & 0xFF:#04x}); "
+            "only trailing zero octets are tolerated",
+            first,
+        )
+
+
 _BY_CLASS: dict[int, dict[type, list[tuple[int, RootInfo]]]] = {}
 
 
@@ -145,11 +165,13 @@ def decode_document(data: bytes, schema: str) -> tuple[RootInfo, Any]:
     except CodecError as e:
         e.at(root.local)
         raise
+    _check_end(r)
     return root, value
 
 
 def decode(data: bytes, schema: str) -> Any:
-    """Decode an EXI stream of ``schema``; trailing bytes after ED are ignored."""
+    """Decode an EXI stream of ``schema``; zero octets after the padded end are ignored,
+    any other trailing content is a :class:`DecodeError`."""
     return decode_document(data, schema)[1]
 
 
@@ -217,4 +239,5 @@ def decode_fragment(data: bytes, schema: str = "iso2") -> tuple[RootInfo, Any]:
     pos = r.pos
     if r.bits(wbits) != n + 1:
         raise DecodeError("expected ED after the fragment's element", pos)
+    _check_end(r)
     return root, value

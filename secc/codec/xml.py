@@ -1,7 +1,8 @@
 """XML and JSON views of decoded EXI values, driven only by the ``FIELDS`` metadata.
 
 The generated modules describe every class field by field (``secc.codec.exi.meta``), so one
-walker serves all 100-odd classes of ISO-2, DIN, the appHandshake and xmldsig::
+walker serves every class of ISO-2, DIN, the appHandshake, xmldsig and the five ISO 15118-20
+schema sets (CommonMessages, AC, DC, WPT, ACDP; CommonTypes for the shared types)::
 
     root, msg = decode_document(data, "iso2")
     text = to_xml(msg, root=root)           # pretty-printed, namespaced XML
@@ -11,7 +12,8 @@ walker serves all 100-odd classes of ISO-2, DIN, the appHandshake and xmldsig::
 
 XML: element qnames come from the metadata, attributes are qualified as the schema
 qualifies them (ISO-2 ``v2gci_b:Id``, xmldsig ``Id``), prefixes are fixed
-(:data:`PREFIXES`).  Values use the XSD lexical forms: hexBinary in uppercase hex,
+(:data:`PREFIXES`; -20: ``v2gci_cm``, ``v2gci_ct``, ``v2gci_ac``, ``v2gci_dc``,
+``v2gci_wpt``, ``v2gci_acdp``).  Values use the XSD lexical forms: hexBinary in uppercase hex,
 base64Binary in base64, booleans ``true``/``false``, enumerations by value.
 
 JSON: one key naming the root element; element local names as keys (a substitution group
@@ -53,6 +55,7 @@ except ModuleNotFoundError as exc:  # an extra: a charge controller installs wit
 
 from secc.codec import schema_module
 from secc.codec.errors import CodecError
+from secc.codec.exi.bits import not_xml_char
 from secc.codec.exi.meta import FieldInfo, RootInfo
 from secc.codec.exi.runtime import EmptyBytes, EmptyStr
 
@@ -78,6 +81,12 @@ PREFIXES: dict[str, str] = {
     "urn:din:70121:2012:MsgBody": "v2gdin_b",
     "urn:din:70121:2012:MsgDataTypes": "v2gdin_t",
     "urn:iso:15118:2:2010:AppProtocol": "v2gapp",
+    "urn:iso:std:iso:15118:-20:CommonMessages": "v2gci_cm",
+    "urn:iso:std:iso:15118:-20:CommonTypes": "v2gci_ct",
+    "urn:iso:std:iso:15118:-20:AC": "v2gci_ac",
+    "urn:iso:std:iso:15118:-20:DC": "v2gci_dc",
+    "urn:iso:std:iso:15118:-20:WPT": "v2gci_wpt",
+    "urn:iso:std:iso:15118:-20:ACDP": "v2gci_acdp",
     "http://www.w3.org/2000/09/xmldsig#": "xmlsig",
 }
 _NSMAP: dict[str, str] = {prefix: ns for ns, prefix in PREFIXES.items()}
@@ -85,8 +94,6 @@ _XSI = "http://www.w3.org/2001/XMLSchema-instance"
 EMPTY_PI_TARGET = "secc-exi"
 _EMPTY_PI_TEXT = "empty-ee"
 _INT = re.compile(r"[+-]?[0-9]+")
-# XML 1.0 Char production
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class XmlError(CodecError):
@@ -179,11 +186,9 @@ def _lexical(value: object, tinfo: tuple[Any, ...]) -> str:
             raise XmlError(f"{_brief(value)} is not a {tinfo[1].__name__}") from None
         return str(member.value)
     if kind == "str" and isinstance(value, str):
-        bad = _NOT_XML.search(value)
+        bad = not_xml_char(value)  # the codec refuses these too (EXI carries XML text)
         if bad:
-            raise XmlError(
-                f"character U+{ord(bad.group()):04X} has no XML 1.0 form (use the JSON form)"
-            )
+            raise XmlError(f"character U+{ord(bad):04X} has no XML 1.0 form")
         return value
     if kind == "bytes" and isinstance(value, (bytes, bytearray)):
         if tinfo[3] == "hex":

@@ -29,6 +29,15 @@ ENERGY_MODES = frozenset(
     }
 )
 DIN_NAMESPACE = "urn:din:70121:2012:MsgDef"
+# ISO 15118-20: the EV offers one namespace per energy transfer family in
+# supportedAppProtocolReq (version 1.0); the messages then use the CommonMessages, AC
+# and DC schemas over V2GTP payload types 0x8002-0x8004.
+ISO20_AC_NAMESPACE = "urn:iso:std:iso:15118:-20:AC"
+ISO20_DC_NAMESPACE = "urn:iso:std:iso:15118:-20:DC"
+ISO20_NAMESPACES = frozenset({ISO20_AC_NAMESPACE, ISO20_DC_NAMESPACE})
+PROTOCOLS = frozenset({ISO2_NAMESPACE, DIN_NAMESPACE}) | ISO20_NAMESPACES
+# ISO 15118-20 control modes (ServiceDetail parameter ControlMode 1 and 2)
+CONTROL_MODES = ("Scheduled", "Dynamic")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +46,9 @@ class Timers:
 
     # V2G_SECC_Sequence_Timeout: the EV's next request must arrive within this time.
     sequence_timeout: float = 60.0
+    # ISO 15118-20 shortens it after AC_ChargeLoopRes / DC_ChargeLoopRes (the contactors
+    # are closed): a silent EV must not hold the power for a minute.
+    charge_loop_sequence_timeout: float = 0.5
     # V2G_SECC_CommunicationSetup_Performance_Time: session start until SessionSetupReq.
     communication_setup: float = 18.0
     # CableCheck and PreCharge limits (the EV's V2G_EVCC_CableCheck_Timeout and
@@ -47,6 +59,7 @@ class Timers:
     msg_performance: float = 1.5
     long_msg_performance: float = 4.5  # ServiceDetail, PaymentDetails, PowerDelivery, ...
     current_demand_performance: float = 0.025
+    charge_loop_performance: float = 0.25  # ISO 15118-20 AC/DC_ChargeLoopReq
     # The 4.5 s budget for CertificateInstallation/Update (back-end answer included).
     certificate_installation: float = 4.5
     # Contactor feedback must follow the command within this time, else ContactorError.
@@ -54,12 +67,18 @@ class Timers:
     # After EVSENotification=StopCharging the EV has this long to stop (PowerDelivery
     # Stop); then the station opens the contactors and ends the session itself.
     stop_grace: float = 10.0
+    # ISO 15118-20: how long the station keeps answering EVSEProcessing=Ongoing
+    # (Authorization, ScheduleExchange, DC_CableCheck: the EV's V2G_EVCC_Ongoing_Timeout)
+    # before it gives up and ends the session.
+    ongoing: float = 60.0
 
     def budget(self, request: str) -> float:
         """V2G_SECC_Msg_Performance_Time for answering ``request`` (Table 109): the runtime
         measures its answer time against it and logs an overrun."""
         if request == "CurrentDemandReq":
             return self.current_demand_performance
+        if request in ("DC_ChargeLoopReq", "AC_ChargeLoopReq"):
+            return self.charge_loop_performance
         if request in ("CertificateInstallationReq", "CertificateUpdateReq"):
             return self.certificate_installation
         if request in _LONG_BUDGET:
@@ -68,7 +87,13 @@ class Timers:
 
 
 _LONG_BUDGET = frozenset(
-    {"ServiceDetailReq", "PaymentDetailsReq", "PowerDeliveryReq", "MeteringReceiptReq"}
+    {
+        "ServiceDetailReq",
+        "PaymentDetailsReq",
+        "PowerDeliveryReq",
+        "MeteringReceiptReq",
+        "ScheduleExchangeReq",
+    }
 )
 
 
@@ -77,6 +102,7 @@ class AcLimits:
     nominal_voltage: float = 230.0
     max_current: float = 32.0  # per phase
     phases: int = 3
+    nominal_frequency: float = 50.0  # hertz (ISO 15118-20 EVSENominalFrequency)
 
     @property
     def max_power(self) -> float:
@@ -148,7 +174,13 @@ class SessionConfig:
     ac: AcLimits = field(default_factory=AcLimits)
     dc: DcLimits = field(default_factory=DcLimits)
     tls: bool = False  # Contract payment (Plug & Charge) is offered only over TLS
-    protocols: tuple[str, ...] = (ISO2_NAMESPACE, DIN_NAMESPACE)
+    # -20 is selected only where iso20_allowed (TLS 1.3 or the lab switch)
+    protocols: tuple[str, ...] = (
+        ISO2_NAMESPACE,
+        DIN_NAMESPACE,
+        ISO20_AC_NAMESPACE,
+        ISO20_DC_NAMESPACE,
+    )
     pnc_enabled: bool = True
     certificate_installation: bool = True
     internet_service: bool = False
@@ -163,6 +195,19 @@ class SessionConfig:
     # Seconds ChargeParameterDiscovery answers Ongoing while no CSMS schedule is known
     # (ISO 15118-2 only); 0: offer the EVSE's own limits at once.
     schedule_wait: float = 0.0
+    # ISO 15118-20 is offered only over TLS 1.3 ([V2G20-2356]): the transport sets tls13
+    # per connection when TLS 1.3 was negotiated; iso20_allow_tcp lets a lab run -20
+    # over plain TCP.  Without either, the -20 namespaces in ``protocols`` are ignored.
+    tls13: bool = False
+    iso20_allow_tcp: bool = False
+    # The -20 control modes offered in ServiceDetail (a parameter set each), subset of
+    # CONTROL_MODES.
+    iso20_control_modes: tuple[str, ...] = CONTROL_MODES
+    # SessionStop(ServiceRenegotiation) back to ServiceDiscovery; off: the station answers
+    # FAILED_NoServiceRenegotiationSupported (and says so in ServiceDiscoveryRes).
+    iso20_service_renegotiation: bool = True
+    # PowerDelivery(Standby) in the charge loop; off: WARNING_StandbyNotAllowed.
+    iso20_standby: bool = True
 
     def __post_init__(self) -> None:
         if not 7 <= len(self.evse_id) <= 37:
@@ -177,13 +222,23 @@ class SessionConfig:
             raise ConfigError(
                 f"energy_modes {self.energy_modes!r}: use some of {', '.join(sorted(ENERGY_MODES))}"
             )
-        bad = set(self.protocols) - {ISO2_NAMESPACE, DIN_NAMESPACE}
+        bad = set(self.protocols) - PROTOCOLS
         if bad or not self.protocols:
             raise ConfigError(
-                f"protocols {self.protocols!r}: use {ISO2_NAMESPACE} and/or {DIN_NAMESPACE}"
+                f"protocols {self.protocols!r}: use some of {', '.join(sorted(PROTOCOLS))}"
+            )
+        modes = self.iso20_control_modes
+        if not modes or set(modes) - set(CONTROL_MODES) or len(set(modes)) != len(modes):
+            raise ConfigError(
+                f"iso20_control_modes {modes!r}: use Scheduled and/or Dynamic (no repeats)"
             )
         if self.ac.phases not in (1, 3):
             raise ConfigError(f"ac.phases {self.ac.phases}: 1 or 3")
+
+    @property
+    def iso20_allowed(self) -> bool:
+        """-20 may be negotiated on this connection (TLS 1.3, or the lab switch)."""
+        return self.tls13 or self.iso20_allow_tcp
 
     @property
     def payment_options(self) -> tuple[str, ...]:
@@ -205,3 +260,9 @@ class PausedSession:
     payment_option: str
     emaid: str | None
     contract_chain: tuple[bytes, ...] = ()
+    # ISO 15118-20: a resumed session goes straight to ChargeParameterDiscovery
+    # ([V2G20-2097], [V2G20-2098]): the authorization and the selected service carry over.
+    authorized: bool = False
+    service_id: int | None = None
+    parameter_set_id: int | None = None
+    control_mode: str | None = None

@@ -12,12 +12,15 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from secc import codec
 from secc.core.actions import Action, EndReason
 from secc.core.config import PausedSession, ScheduleEntry, SessionConfig
 from secc.core.events import AuthorizationResult, EvseStatus, Schema
+
+if TYPE_CHECKING:
+    from secc.core.iso20.common import Iso20State
 
 
 class State(StrEnum):
@@ -52,7 +55,7 @@ class Reply:
     outside result under a timer the handler named in ``wait``)."""
 
     body: Any
-    state: State
+    state: State | Iso20State  # Iso20State: the -20 machine (it ends in State.ENDED)
     actions: tuple[Action, ...] = ()
     end: EndReason | None = None
     wait: tuple[str, float] | None = None  # (timer name, seconds)
@@ -85,6 +88,7 @@ class Context:
     sa_schedule_tuple_id: int = 1
     ev_max_current: float = 0.0
     ev_max_voltage: float = 0.0
+    ev_max_power: float = 0.0
     # EVSE facts and commands
     status: EvseStatus = field(default_factory=EvseStatus)
     isolation_requested: bool = False
@@ -99,6 +103,19 @@ class Context:
     started_at: dict[str, float] = field(default_factory=dict)  # per-phase start times
     pending_request: str | None = None
     header: Any = None  # the current request's MessageHeader
+    # ISO 15118-20: the selected energy transfer service and its parameter set
+    service_id: int | None = None
+    parameter_set_id: int | None = None
+    control_mode: str | None = None  # "Scheduled" or "Dynamic" (config.CONTROL_MODES)
+    standby: bool = False
+
+    def new_session_id(self) -> bytes:
+        """A fresh 8-byte SessionID: never all zeros, never the paused session's."""
+        paused = self.resume
+        sid = self.random_bytes(8)
+        while sid == bytes(8) or (paused is not None and sid == paused.session_id):
+            sid = self.random_bytes(8)
+        return sid
 
     @property
     def mod(self) -> Any:

@@ -160,14 +160,25 @@ def response_code(schema: str, code: str) -> str:
 
 
 def failed_response(
-    schema: str, request_name: str, code: str, *, dc: bool, evse_id: str = "ZZ00000"
+    schema: str,
+    request_name: str,
+    code: str,
+    *,
+    dc: bool,
+    evse_id: str = "ZZ00000",
+    header: Any = None,
 ) -> Any:
     """The minimal response body of ``request_name`` carrying ResponseCode ``code`` (or the
-    schema's equivalent, :func:`response_code`)."""
+    schema's equivalent, :func:`response_code`).
+
+    ``header``: the MessageHeader of an ISO 15118-20 response (its messages carry it in
+    the root element; the caller builds it with the module of ``schema``)."""
     mod = codec.schema_module(schema)
     cls = getattr(mod, response_name(request_name))
-    answer = mod.ResponseCode(response_code(schema, code))
-    return _fill(mod, cls, dc, evse_id, {"response_code": answer})
+    preset: dict[str, Any] = {"response_code": mod.ResponseCode(response_code(schema, code))}
+    if header is not None:
+        preset["header"] = header
+    return _fill(mod, cls, dc, evse_id, preset)
 
 
 def minimal_element(schema: str, class_name: str, *, dc: bool = True) -> Any:
@@ -201,9 +212,14 @@ def _value(mod: Any, f: Any, dc: bool, evse_id: str) -> Any:
         members = [m[2] for m in t[1]]
         concrete = [m for m in members if m[0] != "class" or m[1].__name__ not in _ABSTRACT]
         kind = "DC_" if dc else "AC_"
+        classes = [m for m in concrete if m[0] == "class"]
+        # an ISO 15118-20 choice of control modes: the plain scheduled one of the family
         pick = next(
-            (m for m in concrete if m[0] == "class" and m[1].__name__.startswith(kind)),
-            concrete[0],
+            (m for m in classes if m[1].__name__.startswith(kind)),
+            next(
+                (m for m in classes if m[1].__name__.startswith("Scheduled_" + kind)),
+                concrete[0],
+            ),
         )
         t = pick
     kind = t[0]

@@ -1,4 +1,4 @@
-"""The SECC session: a sans-I/O ISO 15118-2 / DIN SPEC 70121 state machine.
+"""The SECC session: a sans-I/O ISO 15118-2 / DIN SPEC 70121 / ISO 15118-20 state machine.
 
 Theory of operation
 -------------------
@@ -7,9 +7,13 @@ connection).  The runtime feeds it events through ``handle(event, now)`` and per
 actions it returns, in order; it calls ``handle(TimerExpired(...), now)`` when ``now``
 reaches :attr:`SeccSession.deadline`.
 
-- A request is looked up in the legal-transition table (:mod:`secc.core.states`) by the
-  current state and its type.  Absent: FAILED_SequenceError.  Present: its handler
-  returns a :class:`~secc.core.context.Reply` (response body, next state, actions).
+- A request is looked up in the legal-transition table (:mod:`secc.core.iso2.states`; for
+  ISO 15118-20 :mod:`secc.core.iso20.states`) by the current state and its type.
+  Absent: FAILED_SequenceError.  Present: its handler returns a
+  :class:`~secc.core.context.Reply` (response body, next state, actions).  A message of
+  the other family (a -20 message before -20 was negotiated, a -2/DIN one after) gets
+  no answer the EV could read: the session closes (a repeated supportedAppProtocolReq is
+  answered Failed_NoNegotiation, as ever).
 - Handlers refuse by raising :class:`~secc.core.failures.PeerError`; it is caught here,
   in one place, and answered with the minimal FAILED response of that request type.
   After any FAILED response the session ends.
@@ -20,7 +24,11 @@ reaches :attr:`SeccSession.deadline`.
 - Outside work never blocks: authorization is polled by the EV (EVSEProcessing=Ongoing)
   and answered from the AuthorizationResult fact; certificate installation is the one
   request whose answer waits (for CertificateResult) under its 4.5 s budget.
-- Timers: V2G_SECC_Sequence_Timeout runs from every response to the next request;
+- One engine serves every family: the appHandshake decides which table and which
+  message shape (-2/DIN bodies in a V2G_Message; -20 root elements with their own
+  header, each response sent in the schema of its own set) the session uses after it.
+- Timers: V2G_SECC_Sequence_Timeout runs from every response to the next request (for
+  ISO 15118-20 only ``charge_loop_sequence_timeout`` after a charge-loop response);
   CommunicationSetup from the session's start until SessionSetupReq.  The session also
   checks due timers on every ``handle`` call, so a late runtime loses nothing.
 """
@@ -58,8 +66,13 @@ from secc.core.events import (
     TimerExpired,
 )
 from secc.core.failures import PeerError, SequenceError, UnknownSession, failed_response
-from secc.core.handlers import pnc
-from secc.core.states import handler_for
+from secc.core.iso2 import pnc
+from secc.core.iso2.states import handler_for
+from secc.core.iso20 import states as iso20_states
+from secc.core.iso20.common import BEFORE_SESSION as ISO20_BEFORE_SESSION
+from secc.core.iso20.common import ISO20_SCHEMAS, SCHEMA_OF_MODULE, Iso20State
+from secc.core.iso20.common import LOOP_RESPONSES as ISO20_LOOP_RESPONSES
+from secc.core.iso20.common import failed_body as iso20_failed_body
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +95,7 @@ SETUP_TIMER = "V2G_SECC_CommunicationSetup_Performance_Time"
 CERTIFICATE_TIMER = pnc.CERTIFICATE_TIMER
 STOP_TIMER = "StopCharging_Grace"
 NO_SESSION = b"\x00"
-_BEFORE_SESSION = (State.WAIT_HANDSHAKE, State.WAIT_SESSION_SETUP)
+_BEFORE_SESSION = frozenset({State.WAIT_HANDSHAKE, State.WAIT_SESSION_SETUP}) | ISO20_BEFORE_SESSION
 
 
 class SeccSession:
@@ -101,7 +114,8 @@ class SeccSession:
         self._ctx = Context(
             config=config, random_bytes=random_bytes, utc_now=utc_now, resume=resume
         )
-        self._state = State.WAIT_HANDSHAKE
+        self._state: State | Iso20State = State.WAIT_HANDSHAKE
+        self._iso20 = False  # ISO 15118-20 negotiated: its table and message shape
         self._timers: dict[str, float] = {SETUP_TIMER: now + config.timers.communication_setup}
         self.paused: PausedSession | None = None
         self.end_reason: EndReason | None = None
@@ -110,7 +124,8 @@ class SeccSession:
     # --- read-only views ------------------------------------------------------------------
 
     @property
-    def state(self) -> State:
+    def state(self) -> State | Iso20State:
+        """A :class:`State` (-2/DIN, and ENDED for all), or an :class:`Iso20State`."""
         return self._state
 
     @property
@@ -183,13 +198,25 @@ class SeccSession:
         ctx = self._ctx
         schema = event.schema
         msg: Any = event.message
-        if schema is Schema.APPHAND:
-            body, header = msg, None
+        apphand = schema is Schema.APPHAND
+        if not apphand and self._iso20 is not (schema in ISO20_SCHEMAS):
+            # the other family's grammar: nothing to answer it with that the EV reads
+            name = type(msg).__name__
+            return self._end(
+                EndReason.SEQUENCE_ERROR, f"{schema.value} {name} is not expected in {self._state}"
+            )
+        if self._iso20 and not apphand:
+            body, header = msg, msg.header
+            name = type(body).__name__
+            handler = iso20_states.handler_for(ctx.is_dc, schema, self._state, name)
         else:
-            body, header = msg.body.body_element, msg.header
-        name = type(body).__name__
+            if apphand:
+                body, header = msg, None
+            else:
+                body, header = msg.body.body_element, msg.header
+            name = type(body).__name__
+            handler = handler_for(schema, self._state, name) if schema is ctx.schema else None
         self.log.debug("%s in %s", name, self._state.value)
-        handler = handler_for(schema, self._state, name) if schema is ctx.schema else None
         try:
             if handler is None:
                 raise SequenceError(f"{name} is not expected in state {self._state}")
@@ -207,8 +234,14 @@ class SeccSession:
 
     def _apply(self, reply: Reply, schema: Schema, now: float) -> list[Action]:
         actions: list[Action] = list(reply.actions)
-        if self._state is State.WAIT_SESSION_SETUP and reply.state is not State.ENDED:
+        if (
+            self._state in _BEFORE_SESSION
+            and reply.state not in _BEFORE_SESSION
+            and reply.state is not State.ENDED
+        ):
             self._timers.pop(SETUP_TIMER, None)
+        if self._state is State.WAIT_HANDSHAKE and self._ctx.schema is Schema.ISO20_COMMON:
+            self._iso20 = True
         self._state = reply.state
         if not self._ctx.contactors_closed:
             self._timers.pop(STOP_TIMER, None)  # the EV stopped in time
@@ -216,7 +249,11 @@ class SeccSession:
         if reply.end is not None:
             return actions + self._end(reply.end, "", response)
         if response:
-            self._timers[SEQUENCE_TIMER] = now + self.config.timers.sequence_timeout
+            timers = self.config.timers
+            seconds = timers.sequence_timeout
+            if self._iso20 and type(reply.body).__name__ in ISO20_LOOP_RESPONSES:
+                seconds = timers.charge_loop_sequence_timeout
+            self._timers[SEQUENCE_TIMER] = now + seconds
         else:
             self._timers.pop(SEQUENCE_TIMER, None)
             if reply.wait is not None:
@@ -227,6 +264,8 @@ class SeccSession:
     def _send(self, body: Any, schema: Schema) -> SendResponse:
         if schema is Schema.APPHAND:
             return SendResponse(body, schema, type(body).__name__)
+        if self._iso20:  # a root element with its header, in the schema of its own set
+            return SendResponse(body, SCHEMA_OF_MODULE[type(body).__module__], type(body).__name__)
         mod = self._ctx.mod
         message = mod.V2G_Message(
             header=mod.MessageHeader(session_id=self._ctx.session_id),
@@ -240,7 +279,7 @@ class SeccSession:
         actions: list[Action] = []
         answered = "nothing"
         if schema is Schema.APPHAND:
-            from secc.core.handlers.handshake import apphand
+            from secc.core.handshake import apphand
 
             res = apphand.supportedAppProtocolRes(
                 response_code=apphand.ResponseCode.Failed_NoNegotiation
@@ -260,6 +299,8 @@ class SeccSession:
     def _failed_body(self, schema: Schema, request: str, code: str) -> Any:
         ctx = self._ctx
         try:
+            if self._iso20:
+                return iso20_failed_body(ctx, schema, request, code)
             return failed_response(
                 schema.value, request, code, dc=ctx.is_dc, evse_id=self.config.evse_id
             )
@@ -335,6 +376,10 @@ class SeccSession:
                 payment_option=ctx.payment_option or "ExternalPayment",
                 emaid=ctx.emaid,
                 contract_chain=ctx.contract_chain,
+                authorized=ctx.authorized,
+                service_id=ctx.service_id,
+                parameter_set_id=ctx.parameter_set_id,
+                control_mode=ctx.control_mode,
             )
         self.log.info("ended: %s %s", reason.value, detail)
         return actions

@@ -23,6 +23,7 @@ from secc.core.events import (
     TimerExpired,
 )
 from secc.core.session import SeccSession
+from secc.ev.iso20 import Ev20Script, Ev20Simulator
 from secc.testing.clock import FakeClock
 from secc.testing.ev import EvScript, EvSimulator, Outgoing
 from secc.testing.evse import FakeEvse, FakeStation
@@ -33,7 +34,7 @@ Check = Callable[[SeccSession, Event | ChargingScheduleUpdate, list[Action]], No
 @dataclass(slots=True)
 class Outcome:
     session: SeccSession
-    ev: EvSimulator
+    ev: EvSimulator | Ev20Simulator
     evse: FakeEvse
     station: FakeStation
     clock: FakeClock
@@ -67,7 +68,7 @@ class Outcome:
 
 def run_session(
     config: SessionConfig,
-    script: EvScript,
+    script: EvScript | Ev20Script,
     *,
     clock: FakeClock | None = None,
     evse: FakeEvse | None = None,
@@ -82,7 +83,11 @@ def run_session(
     session = SeccSession(
         config, now=t0, random_bytes=clock.random_bytes, utc_now=clock.utc_now, resume=resume
     )
-    ev = EvSimulator(script)
+    ev: EvSimulator | Ev20Simulator
+    if isinstance(script, Ev20Script):  # ISO 15118-20: the EV's time stamps follow the clock
+        ev = Ev20Simulator(script, utc_now=lambda: clock.utc_now().timestamp())
+    else:
+        ev = EvSimulator(script)
     out = Outcome(session, ev, evse or FakeEvse(), station or FakeStation(), clock)
     first = ev.start()
     pending: list[tuple[float, Outgoing]] = [(t0 + first.delay, first)]
@@ -99,7 +104,10 @@ def run_session(
                 data = codec.encode(action.message)
                 out.trace.append((now, "<-", action.name, data))
                 back = codec.decode(data, action.schema.value)
-                nxt = ev.receive(back, action.schema)
+                if isinstance(ev, Ev20Simulator):
+                    nxt = ev.receive(back, action.schema, now)
+                else:
+                    nxt = ev.receive(back, action.schema)
                 if nxt is not None:
                     pending.append((now + nxt.delay, nxt))
             else:

@@ -44,7 +44,8 @@ def test_make_test_pki_and_list(capsys: pytest.CaptureFixture[str], pki_root: Pa
     store = str(pki_root / "station")
     code, out, _ = run(capsys, "list", "--store", store)
     assert code == 0
-    assert out.count("V2GRootCertificate") == 2
+    # the -2 root, the second -2 root, the ISO 15118-20 root (P-521)
+    assert out.count("V2GRootCertificate") == 3
     for kind in (
         "MORootCertificate",
         "OEMRootCertificate",
@@ -55,8 +56,8 @@ def test_make_test_pki_and_list(capsys: pytest.CaptureFixture[str], pki_root: Pa
     ):
         assert kind in out
     code, out, _ = run(capsys, "list", "--store", store, "--json", "--type", "V2GCertificateChain")
-    entries = json.loads(out)  # one SECC chain per V2G root: slots "v2g" and "v2g.2"
-    assert [e["certificateType"] for e in entries] == ["V2GCertificateChain"] * 2
+    entries = json.loads(out)  # one SECC chain per V2G root: slots "v2g", "v2g.2", "v2g20"
+    assert [e["certificateType"] for e in entries] == ["V2GCertificateChain"] * 3
     assert all(len(e["childCertificateHashData"]) == 2 for e in entries)
     entry = entries[0]
     assert set(entry["certificateHashData"]) == {

@@ -22,6 +22,7 @@ CHAINS = [
     ("v2g/secc_chain.pem", "v2g/root.pem"),
     ("v2g/cps_chain.pem", "v2g/root.pem"),
     ("v2g2/secc_chain.pem", "v2g2/root.pem"),
+    ("v2g20/secc_chain.pem", "v2g20/root.pem"),
     ("mo/contract_chain.pem", "mo/root.pem"),
     ("oem/prov_chain.pem", "oem/root.pem"),
     ("csms/server_chain.pem", "csms/root.pem"),
@@ -63,7 +64,7 @@ def test_openssl_verifies_every_chain(
     assert f"{leaf}: OK" in result.stdout
 
 
-@pytest.mark.parametrize(("chain_file", "root_file"), CHAINS[:5])
+@pytest.mark.parametrize(("chain_file", "root_file"), CHAINS[:6])
 def test_partial_chains(pki_dir: Path, tmp_path: Path, chain_file: str, root_file: str) -> None:
     """Sub-CA 2 alone as trust anchor verifies with -partial_chain, and only with it;
     the chain without the root's trust fails."""
@@ -101,27 +102,36 @@ def _ku(cert: x509.Certificate) -> x509.KeyUsage:
     return ext.value
 
 
+ISO20_ITEMS = ("v2g20_root", "cpo20_sub1", "cpo20_sub2", "secc20")
+
+
 def test_profiles(pki: TestPki) -> None:
     for name, issued in pki.items.items():
         cert = issued.certificate
         key = cert.public_key()
-        assert isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1", name
+        # ISO 15118-2: P-256 with SHA-256; ISO 15118-20: P-521 with SHA-512 throughout
+        curve, digest = ("secp521r1", "sha512") if name in ISO20_ITEMS else ("secp256r1", "sha256")
+        assert isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == curve, name
         assert cert.signature_hash_algorithm is not None
-        assert cert.signature_hash_algorithm.name == "sha256", name
+        assert cert.signature_hash_algorithm.name == digest, name
         assert cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
-    for prefix in ("cpo", "mo", "oem", "cps", "cpo2"):
+    assert set(ISO20_ITEMS) <= set(pki.items)
+    for prefix in ("cpo", "mo", "oem", "cps", "cpo2", "cpo20"):
         assert _bc(pki.cert(f"{prefix}_sub1")).path_length == 1
         assert _bc(pki.cert(f"{prefix}_sub2")).path_length == 0
         for level in ("sub1", "sub2"):
             ku = _ku(pki.cert(f"{prefix}_{level}"))
             assert ku.key_cert_sign and ku.crl_sign and not ku.digital_signature
-    for root in ("v2g_root", "mo_root", "oem_root", "v2g_root2"):
+    for root in ("v2g_root", "mo_root", "oem_root", "v2g_root2", "v2g20_root"):
         assert _bc(pki.cert(root)).ca and _bc(pki.cert(root)).path_length == 2
     secc = pki.cert("secc")
     assert not _bc(secc).ca
     assert secc.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "DE*ABC*E1234567*1"
     assert domain_component(secc.subject) == "CPO"
     assert _ku(secc).digital_signature and _ku(secc).key_agreement
+    secc20 = pki.cert("secc20")
+    assert secc20.subject == secc.subject and not _bc(secc20).ca
+    assert _ku(secc20).digital_signature
     contract = pki.cert("contract")
     cn = str(contract.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
     assert is_valid(cn, require_check_digit=True) and len(cn) == 15

@@ -5,8 +5,8 @@ come from each field's ``tinfo``; a substitution group picks one member (never t
 abstract head: every head in these schemas is abstract); optional fields are sometimes
 absent.  Sizes stay small: at most 3 items per repeated field, 10 characters per string
 and 16 octets per binary value unless the facet is smaller; characters include non-ASCII
-code points (any code point except surrogates, which a ``str`` can hold but no encoder
-should be fed).
+code points (any XML 1.0 character: EXI strings carry XML character data, so the codec
+refuses the C0 controls but TAB/LF/CR, U+FFFE/U+FFFF and lone surrogates).
 
 What the metadata does not say is how the schema's ``xs:choice`` groups were flattened
 into optional fields (``ParameterType``: exactly one of boolValue, byteValue, ...).  That
@@ -31,8 +31,9 @@ MAX_ITEMS = 3
 MAX_CHARS = 10
 MAX_OCTETS = 16
 
-# any code point but the surrogates: ASCII, Latin-1, CJK, emoji all show up
-CHARACTERS = st.characters(blacklist_categories=("Cs",))
+# any XML 1.0 character: ASCII, Latin-1, CJK, emoji all show up
+NOT_XML = "".join(chr(c) for c in range(0x20) if c not in (0x9, 0xA, 0xD)) + "\ufffe\uffff"
+CHARACTERS = st.characters(blacklist_categories=("Cs",), blacklist_characters=NOT_XML)
 
 
 def _members(f: FieldInfo) -> list[tuple[str, str, tuple[Any, ...]]]:
@@ -108,6 +109,8 @@ def _one(f: FieldInfo, mod: ModuleType, schema: str) -> Any:
 # optional fields the encoder refuses on their own (they need a partner the metadata does
 # not name, like xmldsig DSAKeyValue's P and Q): no strategy is offered for such a class
 _LONERS: dict[tuple[str, type], tuple[str, ...]] = {}
+# required repeated fields whose minimum count is above 1: (schema, class) -> {field: n}
+_LEAST: dict[tuple[str, type], dict[str, int]] = {}
 
 
 @cache
@@ -121,6 +124,18 @@ def _analysis(schema: str, cls: type) -> tuple[dict[str, Any], tuple[tuple[str, 
     def ok(extra: dict[str, Any]) -> bool:
         return _encodes(mod, schema, cls(**base, **extra))
 
+    # a required repeated element with minOccurs > 1 (-20 WPT PulseSequenceOrder: 2): the
+    # metadata has no minimum count, so grow the minimal instance's count until it encodes
+    least: dict[str, int] = {}
+    for f in fields:
+        if f.repeated and not f.optional and not ok({}):
+            for n in range(2, 9):
+                trial = {**base, f.name: base[f.name] * n}
+                if _encodes(mod, schema, cls(**trial)):
+                    base[f.name] = trial[f.name]
+                    least[f.name] = n
+                    break
+    _LEAST[schema, cls] = least
     choices: list[tuple[str, ...]] = []
     required = not ok({})
     if required:
@@ -184,7 +199,7 @@ def instances(
     for f in fields:
         if f.name in in_choice:
             continue
-        values = _field_values(f, schema, skip)
+        values = _field_values(f, schema, skip, least=_LEAST[schema, cls].get(f.name, 1))
         if values is None:  # only skipped classes fit here: leave the field absent
             continue
         parts[f.name] = st.one_of(st.none(), values) if f.optional and not f.repeated else values
@@ -203,7 +218,12 @@ def instances(
 
 
 def _field_values(
-    f: FieldInfo, schema: str, skip: frozenset[type], *, at_least_one: bool = False
+    f: FieldInfo,
+    schema: str,
+    skip: frozenset[type],
+    *,
+    at_least_one: bool = False,
+    least: int = 1,
 ) -> st.SearchStrategy[Any] | None:
     if f.kind != "elem":
         item: st.SearchStrategy[Any] = simple_values(f.tinfo)
@@ -222,7 +242,8 @@ def _field_values(
     if not f.repeated:
         return item
     cap = MAX_ITEMS if f.max < 0 else min(f.max, MAX_ITEMS)
-    low = 1 if (at_least_one or not f.optional) else 0
+    low = least if (at_least_one or not f.optional) else 0
+    cap = max(cap, low)
     return st.lists(item, min_size=low, max_size=cap).map(tuple)
 
 
@@ -252,3 +273,27 @@ def messages(schema: str, body_cls: type | None = None) -> st.SearchStrategy[Any
 
 def field_names(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
+
+
+ISO20_SCHEMAS = ("iso20-common", "iso20-ac", "iso20-dc", "iso20-wpt", "iso20-acdp")
+
+
+def iso20_messages(schema: str) -> list[tuple[str, type]]:
+    """(element name, class) of every ISO 15118-20 message of a schema set: the global
+    elements of its own namespace named ...Req / ...Res (no V2G_Message wrapper in -20)."""
+    mod = codec.schema_module(schema)
+    roots: tuple[RootInfo, ...] = mod.DOCUMENT
+    own = {r.ns for r in roots if r.local.endswith(("Req", "Res"))}
+    assert len(own) == 1, own
+    return [
+        (r.local, r.cls)
+        for r in roots
+        if r.ns in own and r.cls is not None and r.local.endswith(("Req", "Res"))
+    ]
+
+
+def iso20_message(schema: str, cls: type) -> st.SearchStrategy[Any]:
+    """Random valid -20 messages of ``cls``; a header Signature comes without KeyInfo, as
+    in :func:`messages`."""
+    mod = codec.schema_module(schema)
+    return instances(schema, cls, frozenset({mod.KeyInfo}))

@@ -3,10 +3,14 @@ sequences (small and large: the writer flushes its pending integer at 4096 bits)
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from secc.codec import DecodeError, EncodeError
 from secc.codec.exi.bits import BitReader, BitWriter
+
+from .strategies import CHARACTERS
 
 ops = st.lists(
     st.one_of(
@@ -17,7 +21,7 @@ ops = st.lists(
         st.tuples(st.just("integer"), st.integers(-(2**100), 2**100), st.just(0)),
         st.tuples(st.just("raw"), st.binary(max_size=40), st.just(0)),
         st.tuples(st.just("raw"), st.binary(min_size=500, max_size=700), st.just(0)),
-        st.tuples(st.just("string"), st.text(max_size=12), st.just(0)),
+        st.tuples(st.just("string"), st.text(CHARACTERS, max_size=12), st.just(0)),
     ),
     max_size=60,
 )
@@ -73,3 +77,27 @@ def test_writer_matches_model_and_reader_reads_back(
         else:
             assert getattr(r, op)() == value
     assert r.pos == len(expected)
+
+
+@pytest.mark.parametrize(
+    "text", ["\x1b", "ab\x00", "x\x1f", "\x0b", "\u00e9\x08", "\ufffe", "\u20ac\uffff"]
+)
+def test_characters_outside_xml_1_0_are_refused_both_ways(text: str) -> None:
+    """EXI strings carry XML character data: the C0 controls but TAB/LF/CR and
+    U+FFFE/U+FFFF are not XML 1.0 Chars, on the ASCII path and the code-point path."""
+    with pytest.raises(EncodeError, match=r"not an XML 1\.0 character"):
+        BitWriter().string(text)
+    # the same string written code point by code point, as a foreign encoder would
+    w = BitWriter()
+    w.uint(len(text) + 2)
+    for ch in text:
+        w.uint(ord(ch))
+    with pytest.raises(DecodeError, match=r"U\+[0-9A-F]{4} in a string is not an XML 1\.0"):
+        BitReader(w.getvalue()).string()
+
+
+@pytest.mark.parametrize("text", ["\t\n\r", "\x7f\x85", "\ud7ff\ue000\ufffd", "\U0010ffff"])
+def test_xml_characters_at_the_edges_pass(text: str) -> None:
+    w = BitWriter()
+    w.string(text)
+    assert BitReader(w.getvalue()).string() == text

@@ -58,7 +58,8 @@ def test_unsupported_xsd_is_refused(tmp_path: Path) -> None:
 
 def test_regenerates_from_the_iso15118_wheel(tmp_path: Path) -> None:
     """On a machine without ../shared the generator fetches the XSDs from the `iso15118`
-    wheel on PyPI (pip download --no-deps): the result must be the committed code."""
+    wheel on PyPI (pip download --no-deps): the result must be the committed code, for
+    every module, the five ISO 15118-20 ones (from iso15118_20/) included."""
     from secc.codec.codegen.__main__ import fetch_schemas
 
     try:
@@ -67,7 +68,17 @@ def test_regenerates_from_the_iso15118_wheel(tmp_path: Path) -> None:
         if os.environ.get("CI"):
             raise
         pytest.skip(f"PyPI not reachable for the iso15118 wheel: {e}")
+    iso20 = sorted(p.name for p in (schemas / "iso15118_20").glob("*.xsd"))
+    assert iso20 == [
+        "V2G_CI_AC.xsd",
+        "V2G_CI_ACDP.xsd",
+        "V2G_CI_CommonMessages.xsd",
+        "V2G_CI_CommonTypes.xsd",
+        "V2G_CI_DC.xsd",
+        "V2G_CI_WPT.xsd",
+    ]
     fresh = generate(schemas)
+    assert set(fresh) == set(MODULES)
     stale = [
         name
         for name, text in fresh.items()

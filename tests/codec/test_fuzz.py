@@ -25,11 +25,12 @@ from hypothesis import strategies as st
 from secc import codec
 from secc.codec.exi.bits import BitWriter
 
-from .vectors import CODEC_SCHEMA, load_vectors, require_vectors
+from .vectors import CODEC_SCHEMA, ISO20_VECTORS, load_vectors, require_vectors
 
 TIME_BOUND_S = 1.0
 MEMORY_BOUND = 20 * 1024 * 1024
 SCHEMAS = ("iso2", "din", "apphand", "xmldsig")
+ISO20 = ("iso20-common", "iso20-ac", "iso20-dc", "iso20-wpt", "iso20-acdp")
 
 
 def decode_or_error(data: bytes, schema: str, fragment: bool, *, measure: bool = False) -> bool:
@@ -59,7 +60,7 @@ def decode_or_error(data: bytes, schema: str, fragment: bool, *, measure: bool =
 @pytest.fixture(scope="module", autouse=True)
 def _warm_up() -> None:
     # import every generated module first: the first decode pays for it, not a fuzz input
-    for schema in SCHEMAS:
+    for schema in SCHEMAS + ISO20:
         codec.schema_module(schema)
 
 
@@ -339,3 +340,53 @@ def test_oversized_string_is_refused() -> None:
     w.bits(len(roots) + 1, width)
     with pytest.raises(codec.DecodeError, match="longer than 37 characters"):
         codec.decode_fragment(w.getvalue(), "iso2")
+
+
+# ------------------------------------------------------------------- ISO 15118-20
+
+
+def _iso20_valid() -> list[dict[str, Any]]:
+    return [v for v in load_vectors(ISO20_VECTORS) if v["valid"] and v["schema"] != "apphand"]
+
+
+@pytest.mark.parametrize("message", ["DC_ChargeLoopReq", "ServiceDiscoveryRes", "AC_ChargeLoopRes"])
+def test_iso20_every_prefix_is_refused(message: str) -> None:
+    v = next((v for v in _iso20_valid() if v["message"] == message), None)
+    if v is None:
+        pytest.skip(f"{ISO20_VECTORS} is absent")
+    data, schema = bytes.fromhex(v["exi_hex"]), v["schema"]
+    assert len(codec.encode(codec.decode(data, schema))) == len(data)
+    for n in range(len(data)):
+        assert not decode_or_error(data[:n], schema, False, measure=n % 31 == 0), n
+    assert decode_or_error(data, schema, False)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_iso20_mutated_vectors_give_only_decode_errors(seed: int) -> None:
+    found = _iso20_valid()
+    if not found:
+        pytest.skip(f"{ISO20_VECTORS} is absent")
+    rng = random.Random(seed)
+    others = [bytes.fromhex(v["exi_hex"]) for v in found]
+    decoded = refused = 0
+    for i in range(4000):
+        v = rng.choice(found)
+        mutated = _mutate(rng, bytes.fromhex(v["exi_hex"]), others)
+        schema, fragment = v["schema"], False
+        if i % 3 == 0:  # also against another -20 set, as a document or a fragment
+            schema, fragment = rng.choice(ISO20), rng.random() < 0.4
+        if decode_or_error(mutated, schema, fragment, measure=i % 250 == 0):
+            decoded += 1
+        else:
+            refused += 1
+    assert refused > decoded > 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.binary(min_size=0, max_size=64),
+    schema=st.sampled_from(ISO20),
+    fragment=st.booleans(),
+)
+def test_iso20_random_streams(body: bytes, schema: str, fragment: bool) -> None:
+    decode_or_error(b"\x80" + body, schema, fragment)

@@ -25,7 +25,7 @@ from secc.cli import selfcheck
 from secc.codec import xml as cx
 from secc.codec.exi.runtime import EmptyBytes
 
-from .vectors import CODEC_SCHEMA, REPO, require_vectors, vectors
+from .vectors import CODEC_SCHEMA, ISO20_VECTORS, REPO, require_vectors, vectors
 
 DOCUMENT_SCHEMAS = ("iso2", "din", "appHandshake")
 FRAGMENT_SCHEMAS = ("iso2-fragment", "xmldsig-fragment")
@@ -193,6 +193,9 @@ def test_strings_without_an_xml_form_are_refused_but_json_carries_them() -> None
         cx.to_xml(bad)
     obj = json.loads(json.dumps(cx.to_json(bad)))
     assert cx.from_json(obj, "iso2")[1] == bad
+    # but no EXI stream carries it: EXI strings are XML character data
+    with pytest.raises(codec.EncodeError, match=r"U\+0001 .*not an XML 1\.0 character"):
+        codec.encode(bad)
 
 
 @pytest.mark.parametrize(
@@ -507,7 +510,10 @@ def _flip_last_hex(h: str) -> str:
 @pytest.mark.parametrize(
     ("name_part", "key", "edit", "message"),
     [
-        ("iso2_CurrentDemandReq", "exi_hex", lambda h: h + "01", "re-encoded bytes differ"),
+        # a 1 in the padding bits (not checked: only whole octets after it are) decodes
+        ("iso2_CurrentDemandReq", "exi_hex", _flip_last_hex, "re-encoded bytes differ"),
+        # a non-zero octet after the padded end is refused
+        ("iso2_CurrentDemandReq", "exi_hex", lambda h: h + "01", "not all zero"),
         ("xmldsigfrag_", "signature_value_hex", _flip_last_hex, "signature does not verify"),
         ("iso2frag_eMAID", "digest_sha256_b64", lambda d: "A" + d[1:], "digest differs"),
         ("iso2_SessionSetupReq", "valid", lambda _: False, "invalid stream decoded"),
@@ -547,3 +553,171 @@ def test_selfcheck_as_a_real_process() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "selfcheck passed" in done.stdout
+
+
+# ------------------------------------------------------------------- ISO 15118-20
+
+ISO20_SCHEMAS = ("iso20-common", "iso20-ac", "iso20-dc", "apphand")
+PAYLOAD_TYPE = {
+    "iso20-common": 0x8002,
+    "iso20-ac": 0x8003,
+    "iso20-dc": 0x8004,
+    "iso20-acdp": 0x8005,
+    "iso20-wpt": 0x8006,
+    "apphand": 0x8001,
+}
+ISO20_NS = "urn:iso:std:iso:15118:-20:"
+
+
+def _frame(ptype: int, data: bytes) -> str:
+    return (b"\x01\xfe" + ptype.to_bytes(2, "big") + len(data).to_bytes(4, "big") + data).hex()
+
+
+def _iso20_vector(message: str) -> dict[str, Any]:
+    for v in require_vectors(ISO20_VECTORS):
+        if v["valid"] and v.get("message") == message:
+            return v
+    raise AssertionError(f"no -20 vector {message}")
+
+
+@pytest.mark.parametrize("v", vectors(*ISO20_SCHEMAS, path=ISO20_VECTORS))
+def test_iso20_cli_round_trips_with_schema_from_the_frame_and_the_root(
+    v: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """decode (schema from the V2GTP payload type) -> XML / JSON -> encode (schema from the
+    root element): the same bytes; and the same output as with --schema given."""
+    schema = CODEC_SCHEMA[v["schema"]]
+    data = bytes.fromhex(v["exi_hex"])
+    framed = _frame(PAYLOAD_TYPE[schema], data)
+    for extra, suffix in (((), "xml"), (("--json",), "json")):
+        rc, plain, err = _run(capsys, "decode", "--schema", schema, *extra, v["exi_hex"])
+        assert rc == 0 and err == "", err
+        if schema == "apphand":  # 0x8001 is shared with ISO-2 and DIN: --schema says which
+            rc, out, err = _run(capsys, "decode", "--schema", schema, *extra, framed)
+            assert "(from --schema)" in err
+        else:
+            rc, out, err = _run(capsys, "decode", *extra, framed)
+            assert err == (
+                f"secc exi: V2GTP payload type {PAYLOAD_TYPE[schema]:04x}: schema {schema}"
+                " (from the payload type)\n"
+            )
+        assert rc == 0 and out == plain
+        path = tmp_path / f"m.{suffix}"
+        if suffix == "json":
+            # the JSON root key is a local name (ISO-2 declares an AuthorizationRes too):
+            # "{namespace}local" names the schema, as the XML root's namespace does
+            obj = json.loads(out)
+            ((key, body),) = obj.items()
+            root, _ = codec.decode_document(data, schema)
+            out = json.dumps({f"{{{root.ns}}}{key}": body})
+        path.write_text(out, encoding="utf-8")
+        rc, out, err = _run(capsys, "encode", str(path))
+        assert rc == 0, err
+        assert bytes.fromhex(out.strip()) == data, suffix
+        rc, out, err = _run(capsys, "encode", "--v2gtp", str(path))
+        assert rc == 0 and out.strip() == framed
+
+
+def test_iso20_xml_uses_the_iso20_namespaces(capsys: pytest.CaptureFixture[str]) -> None:
+    v = _iso20_vector("DC_ChargeLoopReq")
+    rc, out, _ = _run(capsys, "decode", "--schema", "iso20-dc", v["exi_hex"])
+    assert rc == 0
+    root = etree.fromstring(out.encode())
+    assert root.tag == f"{{{ISO20_NS}DC}}DC_ChargeLoopReq"
+    assert root.nsmap[root.prefix] == f"{ISO20_NS}DC" and root.prefix == "v2gci_dc"
+    header = root[0]
+    assert header.tag == f"{{{ISO20_NS}CommonTypes}}Header" and header.prefix == "v2gci_ct"
+    v = _iso20_vector("SessionSetupReq")
+    rc, out, _ = _run(capsys, "decode", "--schema", "iso20-common", v["exi_hex"])
+    assert etree.fromstring(out.encode()).prefix == "v2gci_cm"
+
+
+def test_iso20_schema_sets_without_public_vectors_through_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """WPT and ACDP (and the -20 messages no public vector covers): minimal messages
+    through encode (schema from the root) and decode (schema from the payload type)."""
+    from . import strategies as S  # noqa: N812
+
+    for schema in S.ISO20_SCHEMAS:
+        for name, cls in S.iso20_messages(schema):
+            data = codec.encode(S.minimal(schema, cls), schema, name=name)
+            rc, xml, err = _run(capsys, "decode", _frame(PAYLOAD_TYPE[schema], data))
+            assert rc == 0 and f"schema {schema} (from the payload type)" in err, err
+            assert f"{name}" in xml.splitlines()[0]
+            path = tmp_path / "m.xml"
+            path.write_text(xml, encoding="utf-8")
+            rc, out, err = _run(capsys, "encode", str(path))
+            assert rc == 0 and bytes.fromhex(out.strip()) == data, (name, err)
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        # --schema contradicting the payload type
+        (["decode", "--schema", "iso20-ac", "01fe8004000000018000"], 1, "carries iso20-dc, not"),
+        (["decode", "--schema", "iso20-dc", "01fe8001000000018000"], 1, "does not carry iso20"),
+        (["decode", "--schema", "iso2", "01fe8002000000018000"], 1, "carries iso20-common"),
+        # 0x8001 alone does not say which schema
+        (["decode", "01fe8001000000018000"], 2, "pass --schema apphand, iso2 or din"),
+        # neither a header nor --schema
+        (["decode", "8000"], 2, "--schema is required"),
+        (["decode", "01fe8007000000018000"], 1, "payload type 8007 is not an EXI message"),
+        (["decode", "--schema", "iso20-wpt", "01fe80"], 1, "V2GTP header truncated"),
+        (["decode", "--schema", "iso20-nope", "80"], 2, "invalid choice"),
+    ],
+)
+def test_iso20_cli_errors(
+    argv: list[str], code: int, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, err = _run(capsys, *argv)
+    assert rc == code and out == ""
+    # one line, after argparse's usage lines for its own errors
+    assert message in err.splitlines()[-1], err
+    assert "invalid choice" in err or err.count("\n") == 1, err
+
+
+def test_iso20_decode_error_in_a_frame_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    data = bytes.fromhex(_iso20_vector("DC_ChargeLoopReq")["exi_hex"])
+    rc, out, err = _run(capsys, "decode", _frame(0x8004, data + b"\x07"))
+    assert (rc, out) == (1, "")
+    assert err.startswith("secc exi decode: 1 octets after the end of the stream, not all zero")
+    assert err.count("\n") == 1
+
+
+def test_encode_schema_from_the_root_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "m.xml"
+    # a root no schema declares
+    path.write_text(f'<x:Nope xmlns:x="{ISO20_NS}DC"/>')
+    rc, out, err = _run(capsys, "encode", str(path))
+    assert (rc, out) == (1, "") and "is not a global element of any schema" in err
+    # an xmldsig root is global in every set that imports xmldsig: --schema must say
+    path.write_text(f'<ds:Signature xmlns:ds="{DSIG}"/>')
+    rc, out, err = _run(capsys, "encode", str(path))
+    assert (rc, out) == (2, "") and "pass --schema" in err
+    # JSON: the root key's local name; the -20 control-mode heads are in every set
+    path.write_text('{"CLReqControlMode": {}}')
+    rc, out, err = _run(capsys, "encode", str(path))
+    assert (rc, out) == (2, "") and "iso20-common, iso20-ac" in err
+    path.write_text('{"AuthorizationRes": {}}')  # ISO-2 and -20 CommonMessages
+    rc, out, err = _run(capsys, "encode", str(path))
+    assert (rc, out) == (2, "") and "of iso2, iso20-common: pass --schema" in err
+    path.write_text("<unclosed")
+    rc, out, err = _run(capsys, "encode", str(path))
+    assert (rc, out) == (1, "") and "not well-formed XML" in err
+
+
+def test_iso20_real_subprocess() -> None:
+    v = _iso20_vector("DC_ChargeLoopRes")
+    framed = _frame(0x8004, bytes.fromhex(v["exi_hex"]))
+    dec = _secc("decode", framed)
+    assert dec.returncode == 0, dec.stderr
+    assert "schema iso20-dc (from the payload type)" in dec.stderr
+    enc = _secc("encode", "--v2gtp", "-", stdin=dec.stdout)
+    assert enc.returncode == 0, enc.stderr
+    assert enc.stdout.strip() == framed
+    dec = _secc("decode", "--json", framed)
+    enc = _secc("encode", "-", stdin=dec.stdout)  # DC_ChargeLoopRes: only in iso20-dc
+    assert enc.stdout.strip() == v["exi_hex"], enc.stderr

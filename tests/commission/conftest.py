@@ -20,7 +20,7 @@ from ocpp.v201 import call
 
 from certs.csr import sign_csr
 from certs.store import Store
-from certs.testpki import build_test_pki, read_issued, write_test_pki
+from certs.testpki import TestPkiOptions, build_test_pki, read_issued, write_test_pki
 from secc.config import OcppSection
 from secc.ocpp_bridge.device_model import DeviceModel
 from tests.ocpp.csms import TestCsms
@@ -33,7 +33,8 @@ PASSWORD = "s3cret-password-0001"
 @pytest.fixture(scope="session")
 def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("commission-pki") / "pki"
-    write_test_pki(build_test_pki(dt.datetime.now(dt.UTC)), directory)
+    # an ISO 15118-2 station (no -20 chain: the OCPP/renewal checks count its CPO chain)
+    write_test_pki(build_test_pki(dt.datetime.now(dt.UTC), TestPkiOptions(iso20=False)), directory)
     return directory
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from secc.core.config import SessionConfig
-from secc.core.handlers.handshake import din_evse_id
+from secc.core.iso2.session_setup import din_evse_id
 from secc.errors import ConfigError
 
 

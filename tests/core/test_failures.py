@@ -55,6 +55,9 @@ def test_budgets_follow_table_109() -> None:
     assert t.budget("PowerDeliveryReq") == 4.5
     assert t.budget("CertificateInstallationReq") == 4.5
     assert t.budget("ChargingStatusReq") == 1.5
+    # ISO 15118-20 Tables 216/217: 0.25 s for a charge loop, 1.5 s for the DC sub-steps
+    assert t.budget("DC_ChargeLoopReq") == t.budget("AC_ChargeLoopReq") == 0.25
+    assert t.budget("DC_CableCheckReq") == t.budget("DC_PreChargeReq") == 1.5
     assert Timers(msg_performance=1.0).budget("SessionSetupReq") == 1.0
 
 

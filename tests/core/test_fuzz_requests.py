@@ -17,7 +17,7 @@ from secc import codec
 from secc.core.actions import CloseConnection, OpenContactors, SendResponse, SessionEnded
 from secc.core.context import State
 from secc.core.events import RequestReceived, Schema
-from secc.core.states import TABLES
+from secc.core.iso2.states import TABLES
 from tests.codec.strategies import messages
 from tests.core.test_legality import SNAPSHOTS
 

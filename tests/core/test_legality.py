@@ -22,8 +22,8 @@ from secc.core.config import SessionConfig
 from secc.core.context import State
 from secc.core.events import RequestReceived, Schema
 from secc.core.failures import minimal_element, response_name
+from secc.core.iso2.states import TABLES
 from secc.core.session import SeccSession
-from secc.core.states import TABLES
 from secc.testing.clock import FakeClock
 from secc.testing.ev import EvScript
 from secc.testing.evse import FakeStation

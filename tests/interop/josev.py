@@ -149,6 +149,11 @@ def josev_pki(source: Path, target: Path) -> SharedPki:
                     serialization.NoEncryption(),
                 )
             )
+    # the EV's trust store for TLS (its one V2G root file, PEM): the -2 root and, when the
+    # test PKI has one, the ISO 15118-20 root (P-521) that anchors the -20 SECC chain
+    iso20_root = source / "v2g20" / "root.pem"
+    if iso20_root.exists():
+        (certs / "v2gRootCACert.pem").write_bytes(pems["v2gRootCA"] + iso20_root.read_bytes())
     (certs / "cpoCertChain.pem").write_bytes(
         pems["seccLeaf"] + pems["cpoSubCA2"] + pems["cpoSubCA1"]
     )
@@ -166,13 +171,31 @@ def josev_pki(source: Path, target: Path) -> SharedPki:
 @dataclass(frozen=True, slots=True)
 class Mode:
     name: str
-    protocol: str  # Josev's Protocol enum name: ISO_15118_2 or DIN_SPEC_70121
+    # Josev's Protocol enum name the appHandshake must choose: ISO_15118_2,
+    # DIN_SPEC_70121, ISO_15118_20_AC or ISO_15118_20_DC
+    protocol: str
     energy: str  # "AC" or "DC"
     tls: bool
     pnc: bool = False
     cert_install: bool = False
     # the station's EVSE ID for this mode; DIN: see DIN_EVSE_ID
     evse_id: str = "DE*ABC*E1234567*1"  # the SECC leaf's CN in make-test-pki
+    # what the EV offers (its priority order); empty: just ``protocol``
+    offered: tuple[str, ...] = ()
+    tls13: bool = False  # the EV offers TLS 1.3 (ENABLE_TLS_1_3): needed for -20
+    # ISO 15118-20 control mode the station offers (the peer takes the first offered)
+    control: str | None = None
+    # the station's [[evse]] protocols
+    station_protocols: tuple[str, ...] = ("iso2", "din")
+    # The peer numbers its appHandshake priorities in the order of a Python set of the
+    # configured names (iso15118.shared.utils.load_requested_protocols intersects sets),
+    # so the order depends on the string hash seed; a fixed PYTHONHASHSEED makes it
+    # deterministic (e.g. 14: -20 AC, -2, DIN; 5: -20 DC, -2, DIN).
+    hash_seed: int | None = None
+
+    @property
+    def iso20(self) -> bool:
+        return self.protocol.startswith("ISO_15118_20")
 
     @property
     def energy_transfer_mode(self) -> str:
@@ -180,14 +203,14 @@ class Mode:
 
     def evcc_config(self, loop_cycles: int = 10) -> dict[str, object]:
         config: dict[str, object] = {
-            "supportedProtocols": [self.protocol],
+            "supportedProtocols": list(self.offered or (self.protocol,)),
             "energyTransferMode": self.energy_transfer_mode,
             "isCertInstallNeeded": self.cert_install,
             "useTls": self.tls,
             "enforceTls": self.tls,
             "chargeLoopCycle": loop_cycles,
         }
-        if self.protocol == "ISO_15118_2":
+        if self.protocol == "ISO_15118_2" or self.iso20:
             config["supportedEnergyServices"] = [self.energy]
         return config
 
@@ -251,6 +274,8 @@ def run_evcc(
             "EVCC_CONFIG_PATH": str(config),
             "MESSAGE_LOG_JSON": "True",
             "MESSAGE_LOG_EXI": "True",
+            "ENABLE_TLS_1_3": "True" if mode.tls13 else "False",
+            **({"PYTHONHASHSEED": str(mode.hash_seed)} if mode.hash_seed is not None else {}),
         },
     )
     cmd = ["ip", "netns", "exec", ns, str(josev_python()), "-m", "iso15118.evcc.main"]
@@ -313,6 +338,7 @@ _SDP = re.compile(r"^SDPResponse received: .*Security: (\w+)")
 _CHOSEN = re.compile(r"^Chosen protocol: (\w+)")
 _REASON = re.compile(r"^Reason: (.*)$")
 _PAYMENT = re.compile(r'"SelectedPaymentOption": ?"(\w+)"')
+_AUTHORIZATION = re.compile(r'"SelectedAuthorizationService": ?"(\w+)"')
 # what the EVCC logs after a SessionStopRes OK: ISO 15118-2 / DIN SPEC 70121
 SUCCESS_REASONS = ("Communication session terminated", "Communication session stopped successfully")
 _REASON_IN_LOG = re.compile(r" - iso15118[\w.]* \(\d+\): Reason: (.*)$", re.MULTILINE)
@@ -425,6 +451,25 @@ def parse_evcc_log(text: str) -> EvccLog:
 
 def required_requests(mode: Mode) -> tuple[str, ...]:
     """Requests the EV must have had answered for ``mode`` to count as exercised."""
+    if mode.iso20:
+        family = "DC" if mode.energy == "DC" else "AC"
+        names = [
+            "SessionSetupReq",
+            "AuthorizationSetupReq",
+            "AuthorizationReq",
+            "ServiceDiscoveryReq",
+            "ServiceDetailReq",
+            "ServiceSelectionReq",
+            f"{family}_ChargeParameterDiscoveryReq",
+            "ScheduleExchangeReq",
+        ]
+        if family == "DC":
+            names += ["DC_CableCheckReq", "DC_PreChargeReq"]
+        names += ["PowerDeliveryReq", f"{family}_ChargeLoopReq"]
+        if family == "DC":
+            names.append("DC_WeldingDetectionReq")
+        names.append("SessionStopReq")
+        return tuple(names)
     if mode.protocol == "DIN_SPEC_70121":
         return (
             "SessionSetupReq",
@@ -480,6 +525,10 @@ def evcc_verdict(run: EvccRun) -> EvccVerdict:
         want_payment = "Contract" if mode.pnc else "ExternalPayment"
         if log.payment != want_payment:
             problems.append(f"SelectedPaymentOption {log.payment!r}, wanted {want_payment}")
+    if mode.iso20:
+        chosen = _AUTHORIZATION.search(run.log)
+        if chosen is None or chosen[1] != "EIM":
+            problems.append(f"SelectedAuthorizationService {chosen and chosen[1]!r}, wanted EIM")
     for e in log.exchanges:
         if e.response is None:
             problems.append(f"{e.request}: no response")

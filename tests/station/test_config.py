@@ -137,3 +137,57 @@ def test_secc_run_refuses_a_bad_config_before_starting(tmp_path: Path) -> None:
         check=False,
     )
     assert ok.returncode == 0 and "OK, 2 EVSE(s)" in ok.stdout
+
+
+def test_iso20_protocols_map_onto_the_core() -> None:
+    from secc.core.config import ISO20_AC_NAMESPACE, ISO20_DC_NAMESPACE
+
+    data = {
+        "evse": [
+            {
+                "evse_id": "DE*ABC*E1*1",
+                "energy_modes": ["AC_three_phase_core", "DC_extended"],
+                "protocols": ["iso20-dc", "iso20-ac", "iso2", "din"],
+                "iso20_control_modes": ["dynamic", "scheduled"],
+                "iso20_allow_tcp": True,
+            }
+        ]
+    }
+    (evse,) = parse(data, "secc.toml").evse
+    assert evse.offers_iso20
+    core = session_config(evse, tls=True, trust=PncTrust())
+    assert core.protocols == (ISO20_DC_NAMESPACE, ISO20_AC_NAMESPACE, ISO2_NAMESPACE, DIN_NAMESPACE)
+    assert core.iso20_control_modes == ("Dynamic", "Scheduled")
+    assert core.iso20_allow_tcp and not core.tls13  # tls13 is set per connection
+    (plain,) = parse(BASE, "secc.toml").evse
+    assert (
+        not plain.offers_iso20
+        and not session_config(plain, tls=True, trust=PncTrust()).iso20_allow_tcp
+    )
+
+
+@pytest.mark.parametrize(
+    ("evse", "message"),
+    [
+        (
+            {"protocols": ["iso2", "iso2"]},
+            "evse[0]: protocols ['iso2', 'iso2'] names a protocol twice",
+        ),
+        (
+            {"protocols": ["iso20-dc"]},
+            "evse[0]: protocols: iso20-dc needs one of the DC_* modes in energy_modes",
+        ),
+        (
+            {"protocols": ["iso20-ac"], "tls_port": -1, "tcp_port": 0},
+            "need TLS 1.3 (tls_port) or, in a lab, iso20_allow_tcp",
+        ),
+        ({"iso20_control_modes": ["static"]}, "evse[0].iso20_control_modes[0] must be one of"),
+        ({"iso20_control_modes": []}, "iso20_control_modes must name scheduled and/or dynamic"),
+        ({"iso20_allow_tcp": "yes"}, "evse[0].iso20_allow_tcp must be"),
+    ],
+)
+def test_iso20_mistakes_name_file_and_key(evse: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse({"evse": [{"evse_id": "DE*ABC*E1*1", **evse}]}, "/etc/secc/secc.toml")
+    assert str(info.value).startswith("/etc/secc/secc.toml: ")
+    assert message in str(info.value)

@@ -399,7 +399,7 @@ def test_secc_ev_cli_against_a_station(pki_dir: Path) -> None:
     code, out = run(main, timeout=40)
     assert code == 0, out
     assert "PaymentDetailsRes" in out and out.count("CurrentDemandRes") == 2
-    assert "EV: done (TLS ECDHE-ECDSA-AES128-SHA256)" in out
+    assert "EV: done (TLSv1.2 ECDHE-ECDSA-AES128-SHA256)" in out
 
 
 def test_a_new_connection_ends_the_running_session(pki_dir: Path) -> None:

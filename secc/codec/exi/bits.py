@@ -7,7 +7,22 @@ checking that the input holds that many bits.
 
 from __future__ import annotations
 
+import re
+
 from secc.codec.errors import DecodeError, EncodeError
+
+# EXI strings carry XML character data, so every character must match the XML 1.0 Char
+# production (#x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]).
+# ASCII text only needs the control-character test; one precompiled search per string.
+_NOT_XML_ASCII = re.compile(b"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_NOT_XML_ASCII_STR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def not_xml_char(value: str) -> str | None:
+    """The first character of ``value`` that XML 1.0 does not allow, or None."""
+    bad = (_NOT_XML_ASCII_STR if value.isascii() else _NOT_XML).search(value)
+    return bad.group() if bad else None
 
 
 class BitWriter:
@@ -81,11 +96,20 @@ class BitWriter:
         self.acc = (1 << rem) | (merged & ((1 << rem) - 1))
 
     def string(self, value: str) -> None:
-        """String: Unsigned(length + 2) (never a table hit), then code points."""
-        self.uint(len(value) + 2)
+        """String: Unsigned(length + 2) (never a table hit), then code points.
+
+        Characters outside the XML 1.0 Char production are refused: the decoder refuses
+        them too, and no XML peer could represent them.
+        """
         if value.isascii():
+            if _NOT_XML_ASCII_STR.search(value):
+                raise _not_xml(value, self.bit_position, EncodeError)
+            self.uint(len(value) + 2)
             self.raw(value.encode("ascii"))
         else:
+            if _NOT_XML.search(value):
+                raise _not_xml(value, self.bit_position, EncodeError)
+            self.uint(len(value) + 2)
             for ch in value:
                 self.uint(ord(ch))
 
@@ -179,6 +203,8 @@ class BitReader:
         save = self.pos
         chunk = self.raw(n)
         if chunk.isascii():
+            if _NOT_XML_ASCII.search(chunk):
+                raise _not_xml(chunk.decode("ascii"), save, DecodeError)
             return chunk.decode("ascii")
         self.pos = save
         out = []
@@ -187,11 +213,25 @@ class BitReader:
             if cp > 0x10FFFF or 0xD800 <= cp <= 0xDFFF:
                 raise DecodeError(f"invalid code point {cp:#x} in string", self.pos)
             out.append(chr(cp))
-        return "".join(out)
+        text = "".join(out)
+        if _NOT_XML.search(text):
+            raise _not_xml(text, save, DecodeError)
+        return text
 
     def binary(self) -> bytes:
         n = self.uint()
         return self.raw(n)
+
+
+def _not_xml(
+    value: str, offset: int, error: type[DecodeError] | type[EncodeError]
+) -> DecodeError | EncodeError:
+    bad = not_xml_char(value) or "?"
+    return error(
+        f"character U+{ord(bad):04X} in a string is not an XML 1.0 character "
+        "(EXI strings carry XML character data)",
+        offset,
+    )
 
 
 def check_range(value: object, lo: int | None, hi: int | None, what: str) -> int:

@@ -115,7 +115,8 @@ def missing(name: str, w: BitWriter | BitReader) -> Exception:
 
 def not_allowed(name: str, w: BitWriter) -> EncodeError:
     return EncodeError(
-        f"{name} is not allowed here (a choice already taken, or too many occurrences)",
+        f"{name} is not allowed here (a choice already taken, too many occurrences, or"
+        " too few of a repeated element before it)",
         w.bit_position,
     )
 

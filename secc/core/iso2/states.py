@@ -9,12 +9,13 @@ state.
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any
 
-from secc.core import din
+from secc.core import handshake
 from secc.core.context import Context, Reply, State
 from secc.core.events import Schema
-from secc.core.handlers import charge_params, dc, handshake, pnc, power, setup, stop
+from secc.core.iso2 import charge_params, dc, din, pnc, power, session_setup, setup, stop
 
 Handler = Callable[[Context, Any, float], Reply]
 
@@ -22,7 +23,7 @@ HANDSHAKE = {"supportedAppProtocolReq": handshake.supported_app_protocol}
 
 ISO2: dict[State, dict[str, Handler]] = {
     State.WAIT_HANDSHAKE: {},
-    State.WAIT_SESSION_SETUP: {"SessionSetupReq": handshake.session_setup},
+    State.WAIT_SESSION_SETUP: {"SessionSetupReq": session_setup.session_setup},
     State.SESSION_SETUP: {"ServiceDiscoveryReq": setup.service_discovery},
     State.SERVICE_DISCOVERY: {
         "ServiceDetailReq": setup.service_detail,
@@ -76,7 +77,7 @@ ISO2: dict[State, dict[str, Handler]] = {
 
 DIN: dict[State, dict[str, Handler]] = {
     State.WAIT_HANDSHAKE: {},
-    State.WAIT_SESSION_SETUP: {"SessionSetupReq": handshake.session_setup},
+    State.WAIT_SESSION_SETUP: {"SessionSetupReq": session_setup.session_setup},
     State.SESSION_SETUP: {"ServiceDiscoveryReq": din.service_discovery},
     State.SERVICE_DISCOVERY: {"ServicePaymentSelectionReq": din.service_payment_selection},
     State.PAYMENT_EIM: {"ContractAuthenticationReq": din.contract_authentication},
@@ -100,11 +101,11 @@ DIN: dict[State, dict[str, Handler]] = {
 TABLES: dict[Schema, dict[State, dict[str, Handler]]] = {Schema.ISO2: ISO2, Schema.DIN: DIN}
 
 
-def handler_for(schema: Schema, state: State, request: str) -> Handler | None:
+def handler_for(schema: Schema, state: StrEnum, request: str) -> Handler | None:
     """The handler of ``request`` in ``state``, or None: a sequence error."""
     if state is State.WAIT_HANDSHAKE:
         return HANDSHAKE.get(request) if schema is Schema.APPHAND else None
     table = TABLES.get(schema)
-    if table is None:
+    if table is None or not isinstance(state, State):
         return None
     return table.get(state, {}).get(request)

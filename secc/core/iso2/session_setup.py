@@ -1,49 +1,13 @@
-"""supportedAppProtocol negotiation and SessionSetup (new or resumed session)."""
+"""ISO 15118-2 / DIN SPEC 70121 SessionSetup (new or resumed session) and DIN's EVSEID."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from secc import codec
-from secc.core.actions import EndReason, SessionStarted
-from secc.core.config import DIN_NAMESPACE, ISO2_NAMESPACE, SessionConfig
+from secc.core.actions import SessionStarted
+from secc.core.config import SessionConfig
 from secc.core.context import Context, Reply, State
 from secc.core.events import Schema
-
-apphand = codec.schema_module("apphand")
-
-# namespace -> (schema, major, minor) of what this stack implements
-KNOWN: dict[str, tuple[Schema, int, int]] = {
-    ISO2_NAMESPACE: (Schema.ISO2, 2, 0),
-    DIN_NAMESPACE: (Schema.DIN, 2, 0),
-}
-
-
-def supported_app_protocol(ctx: Context, req: Any, now: float) -> Reply:
-    """Pick the EV's highest-priority offer (Priority 1 first) among the enabled protocols.
-
-    Same major version: OK_SuccessfulNegotiation, or ..WithMinorDeviation when the minor
-    differs; nothing usable: Failed_NoNegotiation and the session closes.
-    """
-    rc = apphand.ResponseCode
-    for offer in sorted(req.app_protocol, key=lambda p: p.priority):
-        known = KNOWN.get(offer.protocol_namespace)
-        if known is None or offer.protocol_namespace not in ctx.config.protocols:
-            continue
-        schema, major, minor = known
-        if offer.version_number_major != major:
-            continue
-        ctx.schema = schema
-        ctx.protocol = offer.protocol_namespace
-        code = (
-            rc.OK_SuccessfulNegotiation
-            if offer.version_number_minor == minor
-            else rc.OK_SuccessfulNegotiationWithMinorDeviation
-        )
-        body = apphand.supportedAppProtocolRes(response_code=code, schema_id=offer.schema_id)
-        return Reply(body, State.WAIT_SESSION_SETUP)
-    body = apphand.supportedAppProtocolRes(response_code=rc.Failed_NoNegotiation)
-    return Reply(body, State.ENDED, end=EndReason.FAILED_RESPONSE)
 
 
 def session_setup(ctx: Context, req: Any, now: float) -> Reply:
@@ -60,10 +24,7 @@ def session_setup(ctx: Context, req: Any, now: float) -> Reply:
         ctx.resumed = True
         code = mod.ResponseCode.OK_OldSessionJoined
     else:
-        sid = ctx.random_bytes(8)
-        while sid == bytes(8) or (paused is not None and sid == paused.session_id):
-            sid = ctx.random_bytes(8)
-        ctx.session_id = sid
+        ctx.session_id = ctx.new_session_id()
         code = mod.ResponseCode.OK_NewSessionEstablished
     started = SessionStarted(ctx.session_id, ctx.evcc_id, ctx.protocol)
     stamp = int(ctx.utc_now().timestamp())

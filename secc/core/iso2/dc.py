@@ -14,7 +14,7 @@ from typing import Any
 from secc.core.actions import Action, SetDcTarget, StartIsolationTest
 from secc.core.context import Context, Reply, State, value_of
 from secc.core.failures import PeerError, Timeout, WrongChargeParameter
-from secc.core.handlers.power import check_contactors, meter_info, receipt_required
+from secc.core.iso2.power import check_contactors, meter_info, receipt_required
 
 PRECHARGE_MAX_CURRENT = 2.0  # amperes; IEC 61851-23 limits pre-charge current
 

@@ -1,7 +1,7 @@
 """DIN SPEC 70121 handlers where DIN's messages differ from ISO 15118-2's.
 
 DIN is DC only and External Payment only in practice; the machine is the ISO one
-(:mod:`secc.core.states` ``DIN`` table) with DIN's message types: ServicePaymentSelection,
+(:mod:`secc.core.iso2.states` ``DIN`` table) with DIN's message types: ServicePaymentSelection,
 ContractAuthentication, PowerDelivery(ReadyToChargeState), a shorter CurrentDemandRes.
 CableCheck, PreCharge, WeldingDetection, SessionSetup and SessionStop share the ISO
 handlers (the fields they use are the same). Refusals use DIN's ResponseCodes; a shared
@@ -21,7 +21,7 @@ from secc.core.failures import (
     WrongChargeParameter,
     WrongEnergyTransferMode,
 )
-from secc.core.handlers import charge_params, dc, power, setup
+from secc.core.iso2 import charge_params, dc, power, setup
 
 DIN_PMAX_LIMIT = 32767  # PMax is a short in DIN
 WRONG_TRANSFER_TYPE = "FAILED_WrongEnergyTransferType"  # -2's FAILED_WrongEnergyTransferMode

@@ -26,7 +26,7 @@ from secc.core.failures import (
     SignatureError,
     UnknownSession,
 )
-from secc.core.handlers.setup import request_eim_authorization
+from secc.core.iso2.setup import request_eim_authorization
 
 CERTIFICATE_TIMER = "V2G_SECC_CertificateInstallation_Performance_Time"
 

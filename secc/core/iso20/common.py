@@ -1,0 +1,175 @@
+"""What the -20 handlers share: the states, the schema modules, RationalNumbers, headers.
+
+-20 messages have no V2G_Message wrapper: every request and response is a root element
+with its own ``header``.  Each schema module has its own copy of the CommonTypes classes,
+so a response is built with the module of its own schema (``COMMON``, ``AC``, ``DC``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from enum import StrEnum
+from typing import Any
+
+from secc import codec
+from secc.core.context import Context
+from secc.core.events import Schema
+from secc.core.failures import failed_response
+
+COMMON: Any = codec.schema_module(Schema.ISO20_COMMON.value)
+AC: Any = codec.schema_module(Schema.ISO20_AC.value)
+DC: Any = codec.schema_module(Schema.ISO20_DC.value)
+
+# the schema a generated class belongs to: a response is sent with its own payload type
+ISO20_SCHEMAS = frozenset(
+    {Schema.ISO20_COMMON, Schema.ISO20_AC, Schema.ISO20_DC, Schema.ISO20_ACDP, Schema.ISO20_WPT}
+)
+SCHEMA_OF_MODULE: dict[str, Schema] = {
+    codec.schema_module(s.value).__name__: s for s in ISO20_SCHEMAS
+}
+
+# Energy transfer services (ISO 15118-20 Table 204) this stack implements
+SERVICE_AC = 1
+SERVICE_DC = 2
+ENERGY_SERVICES = frozenset(range(1, 8))  # AC, DC, WPT, DC_ACDP and the BPT variants
+# ServiceDetail parameter set per control mode (ParameterSetID -> ControlMode)
+PARAMETER_SETS = {1: "Scheduled", 2: "Dynamic"}
+CONTROL_MODE_VALUE = {"Scheduled": 1, "Dynamic": 2}
+MOBILITY_NEEDS_BY_EVCC = 1
+NO_PRICING = 0
+
+
+class Iso20State(StrEnum):
+    """Where a -20 session is: named after what it has done last (ENDED is the shared
+    :attr:`secc.core.context.State.ENDED`)."""
+
+    WAIT_SESSION_SETUP = "20:WaitSessionSetup"
+    SESSION_SETUP = "20:SessionSetup"
+    AUTHORIZATION_SETUP = "20:AuthorizationSetup"
+    AUTHORIZATION = "20:AuthorizationOngoing"
+    AUTHORIZATION_RESELECT = "20:AuthorizationSelectionInvalid"  # one more AuthorizationReq
+    AUTHORIZATION_REFUSED = "20:AuthorizationRefused"  # only SessionStop may follow
+    AUTHORIZED = "20:Authorized"  # ServiceDiscovery next (also after ServiceRenegotiation)
+    SERVICE_DISCOVERY = "20:ServiceDiscovery"
+    SERVICE_SELECTED = "20:ServiceSelected"
+    CHARGE_PARAMETERS = "20:ChargeParameterDiscovery"
+    SCHEDULE_ONGOING = "20:ScheduleExchangeOngoing"
+    SCHEDULED = "20:ScheduleExchanged"
+    CABLE_CHECK = "20:CableCheckOngoing"
+    CABLE_CHECK_DONE = "20:CableCheckDone"
+    PRE_CHARGE = "20:PreCharge"
+    CHARGE_LOOP = "20:ChargeLoop"
+    STANDBY = "20:Standby"
+    RENEGOTIATION = "20:ScheduleRenegotiation"  # ScheduleExchange while the contactors stay closed
+    RESCHEDULED = "20:Rescheduled"  # PowerDelivery Start back into the loop
+    STOPPED = "20:PowerDeliveryStop"
+    WELDING_DETECTION = "20:WeldingDetection"
+
+
+BEFORE_SESSION = frozenset({Iso20State.WAIT_SESSION_SETUP})
+# after these the EV's next request is due within Timers.charge_loop_sequence_timeout
+LOOP_RESPONSES = frozenset({"AC_ChargeLoopRes", "DC_ChargeLoopRes"})
+
+_RN_CACHE: dict[tuple[int, float], Any] = {}
+_RN_CACHE_LIMIT = 4096
+
+
+def rational(mod: Any, value: float) -> Any:
+    """A RationalNumber (int16 value, int8 exponent) for ``value``, exact to three decimals
+    where it fits.  Cached: the same limits go out in every loop."""
+    key = (id(mod), value)
+    hit = _RN_CACHE.get(key)
+    if hit is not None:
+        return hit
+    exponent = 0
+    v = value
+    while abs(v) > 32767 and exponent < 127:
+        exponent += 1
+        v = value / 10**exponent
+    while exponent > -3 and v != round(v) and abs(v * 10) <= 32767:
+        exponent -= 1
+        v = value / 10**exponent
+    rn = mod.RationalNumber(exponent=exponent, value=round(v))
+    if len(_RN_CACHE) >= _RN_CACHE_LIMIT:
+        _RN_CACHE.clear()
+    _RN_CACHE[key] = rn
+    return rn
+
+
+def number(rn: Any) -> float:
+    """A RationalNumber as a float."""
+    return float(rn.value) * 10.0 ** int(rn.exponent)
+
+
+def header(ctx: Context, mod: Any) -> Any:
+    """The response MessageHeader: the session's ID and the station's time (seconds)."""
+    sid = ctx.session_id if len(ctx.session_id) == 8 else bytes(8)
+    return mod.MessageHeader(session_id=sid, time_stamp=int(ctx.utc_now().timestamp()))
+
+
+def evse_status(ctx: Context, mod: Any) -> Any:
+    """EVSEStatus only when the station has something to say: Terminate after a stop
+    request (-20 has no "None" notification; the element is left out instead)."""
+    if ctx.stop_requested is None:
+        return None
+    return mod.EVSEStatus(
+        notification_max_delay=ctx.config.notification_max_delay,
+        evse_notification=mod.EvseNotification.Terminate,
+    )
+
+
+def offered_service(ctx: Context) -> int:
+    """The energy transfer service of this session: AC or DC, by the negotiated namespace."""
+    return SERVICE_DC if ctx.is_dc else SERVICE_AC
+
+
+def offered_parameter_sets(ctx: Context) -> dict[int, str]:
+    modes = ctx.config.iso20_control_modes
+    return {pid: mode for pid, mode in PARAMETER_SETS.items() if mode in modes}
+
+
+def power_cap(ctx: Context) -> float:
+    """The station's power limit now: its own maximum, the CSMS schedule's first entry."""
+    limit = ctx.config.dc.max_power if ctx.is_dc else ctx.config.ac.max_power
+    if ctx.csms_schedule:
+        limit = min(limit, ctx.csms_schedule[0].max_power)
+    return limit
+
+
+def failed_body(ctx: Context, schema: Schema, request: str, code: str) -> Any:
+    """The minimal response of ``request`` with ResponseCode ``code``, or None when there
+    is none to give (a request of a schema this station does not run: ACDP, WPT).
+
+    The generic filler of :mod:`secc.core.failures` knows required fields; a few -20
+    responses also require one branch of a choice, which it cannot see: added here."""
+    if schema not in _ANSWERED:
+        return None
+    mod = codec.schema_module(schema.value)
+    body = failed_response(
+        schema.value,
+        request,
+        code,
+        dc=ctx.is_dc,
+        evse_id=ctx.config.evse_id,
+        header=header(ctx, mod),
+    )
+    name = type(body).__name__
+    if name == "AuthorizationSetupRes":
+        body = dataclasses.replace(
+            body, eim_as_res_authorization_mode=mod.EIM_ASResAuthorizationMode()
+        )
+    elif name == "ScheduleExchangeRes":
+        body = dataclasses.replace(body, dynamic_se_res_control_mode=mod.Dynamic_SEResControlMode())
+    elif name == "ServiceDetailRes":
+        parameter = mod.Parameter(name="ControlMode", int_value=0)
+        sets = (mod.ParameterSet(parameter_set_id=0, parameter=(parameter,)),)
+        body = dataclasses.replace(
+            body, service_parameter_list=mod.ServiceParameterList(parameter_set=sets)
+        )
+    elif name == "CertificateInstallationRes":
+        data = dataclasses.replace(body.signed_installation_data, secp521_encrypted_private_key=b"")
+        body = dataclasses.replace(body, signed_installation_data=data)
+    return body
+
+
+_ANSWERED = frozenset({Schema.ISO20_COMMON, Schema.ISO20_AC, Schema.ISO20_DC})

@@ -1,0 +1,174 @@
+"""-20 DC: DC_ChargeParameterDiscovery, DC_CableCheck, DC_PreCharge, DC_ChargeLoop,
+DC_WeldingDetection (schema ``iso20-dc``, payload type 0x8004).
+
+Cable check and pre-charge work as in ISO 15118-2 (:mod:`secc.core.iso2.dc`): the
+isolation test starts once and the answer is Ongoing until the EVSE reports the isolation
+valid, within ``timers.cable_check``; pre-charge sets the power module's target at a
+limited current within ``timers.pre_charge``.  In the loop the scheduled mode follows the
+EV's target within the station's limits; the dynamic mode has no EV target, so the
+station charges at the EV's maximum within its own limits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from secc.core.actions import Action, StartIsolationTest
+from secc.core.context import Context, Reply
+from secc.core.failures import (
+    PeerError,
+    ServiceSelectionInvalid,
+    Timeout,
+    WrongChargeParameter,
+)
+from secc.core.iso2.dc import PRECHARGE_MAX_CURRENT, _target
+from secc.core.iso2.power import check_contactors
+from secc.core.iso20.common import DC, Iso20State, evse_status, header, number, power_cap
+from secc.core.iso20.common import rational as rn
+
+_SCHEDULED = DC.Scheduled_DC_CLReqControlMode
+_DYNAMIC = DC.Dynamic_DC_CLReqControlMode
+_SCHEDULED_RES = DC.Scheduled_DC_CLResControlMode()
+
+
+def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
+    """The EV's limits must overlap the station's (voltage) and be of the selected,
+    unidirectional service; else FAILED_WrongChargeParameter."""
+    ev = req.dc_cpd_req_energy_transfer_mode
+    if type(ev) is not DC.DC_CPDReqEnergyTransferMode:
+        raise WrongChargeParameter("bidirectional parameters for the DC service")
+    lim = ctx.config.dc
+    ev_max_v, ev_min_v = number(ev.ev_maximum_voltage), number(ev.ev_minimum_voltage)
+    if ev_max_v < lim.min_voltage or ev_min_v > lim.max_voltage or ev_max_v < ev_min_v:
+        raise WrongChargeParameter(
+            f"EV voltage {ev_min_v}-{ev_max_v} V outside {lim.min_voltage}-{lim.max_voltage} V"
+        )
+    ctx.ev_max_voltage = ev_max_v
+    ctx.ev_max_current = number(ev.ev_maximum_charge_current)
+    ctx.ev_max_power = number(ev.ev_maximum_charge_power)
+    mode = DC.DC_CPDResEnergyTransferMode(
+        evse_maximum_charge_power=rn(DC, lim.max_power),
+        evse_minimum_charge_power=rn(DC, 0.0),
+        evse_maximum_charge_current=rn(DC, lim.max_current),
+        evse_minimum_charge_current=rn(DC, lim.min_current),
+        evse_maximum_voltage=rn(DC, lim.max_voltage),
+        evse_minimum_voltage=rn(DC, lim.min_voltage),
+    )
+    body = DC.DC_ChargeParameterDiscoveryRes(
+        header=header(ctx, DC),
+        response_code=DC.ResponseCode.OK,
+        dc_cpd_res_energy_transfer_mode=mode,
+    )
+    return Reply(body, Iso20State.CHARGE_PARAMETERS)
+
+
+def cable_check(ctx: Context, req: Any, now: float) -> Reply:
+    actions: tuple[Action, ...] = ()
+    if not ctx.isolation_requested:
+        ctx.isolation_requested = True
+        ctx.started_at["CableCheck"] = now
+        voltage = min(ctx.ev_max_voltage, ctx.config.dc.max_voltage)
+        actions = (StartIsolationTest(voltage=voltage),)
+    elif now - ctx.started_at["CableCheck"] > ctx.config.timers.cable_check:
+        raise Timeout("DC_CableCheck did not finish within its limit")
+    isolation = ctx.status.isolation
+    if isolation == "Fault":
+        raise PeerError("isolation fault")
+    ctx.isolation_valid = isolation in ("Valid", "Warning")
+    processing = DC.Processing
+    body = DC.DC_CableCheckRes(
+        header=header(ctx, DC),
+        response_code=DC.ResponseCode.OK,
+        evse_processing=processing.Finished if ctx.isolation_valid else processing.Ongoing,
+    )
+    state = Iso20State.CABLE_CHECK_DONE if ctx.isolation_valid else Iso20State.CABLE_CHECK
+    return Reply(body, state, actions)
+
+
+def pre_charge(ctx: Context, req: Any, now: float) -> Reply:
+    voltage = number(req.ev_target_voltage)
+    started = ctx.started_at.setdefault("PreCharge", now)
+    if now - started > ctx.config.timers.pre_charge:
+        raise Timeout("DC_PreCharge did not reach the target voltage within its limit")
+    actions = (
+        _target(ctx, voltage, PRECHARGE_MAX_CURRENT) if voltage != ctx.precharge_target else ()
+    )
+    ctx.precharge_target = voltage
+    present = ctx.status.present_voltage
+    ctx.precharge_reached = abs(present - voltage) <= ctx.config.dc.precharge_tolerance
+    body = DC.DC_PreChargeRes(
+        header=header(ctx, DC),
+        response_code=DC.ResponseCode.OK,
+        evse_present_voltage=rn(DC, present),
+    )
+    return Reply(body, Iso20State.PRE_CHARGE, actions)
+
+
+def charge_loop(ctx: Context, req: Any, now: float) -> Reply:
+    """The power module's new target (none in standby) and the present values.  A loop
+    request of the other control mode (or a BPT one) is FAILED_ServiceSelectionInvalid."""
+    check_contactors(ctx, now)
+    lim = ctx.config.dc
+    mode = req.cl_req_control_mode
+    kind = type(mode)
+    scheduled = ctx.control_mode == "Scheduled"
+    if kind is not (_SCHEDULED if scheduled else _DYNAMIC):
+        raise ServiceSelectionInvalid(f"{kind.__name__} in a {ctx.control_mode} session")
+    cap = min(lim.max_power, power_cap(ctx))
+    if scheduled:
+        voltage = number(mode.ev_target_voltage)
+        current = number(mode.ev_target_current)
+        cap = min(cap, ctx.schedules.get(ctx.sa_schedule_tuple_id, cap))
+    else:
+        voltage = min(number(mode.ev_maximum_voltage), lim.max_voltage)
+        current = number(mode.ev_maximum_charge_current)
+        cap = min(cap, number(mode.ev_maximum_charge_power))
+    current_limited = current >= lim.max_current
+    current = min(current, lim.max_current)
+    reference = max(number(req.ev_present_voltage), voltage if scheduled else 0.0)
+    power_limited = reference > 0 and reference * current >= cap
+    if power_limited:
+        current = cap / reference
+    actions: tuple[Action, ...] = () if ctx.standby else _target(ctx, voltage, current)
+    st = ctx.status
+    if scheduled:
+        res_mode = _SCHEDULED_RES
+    else:
+        res_mode = DC.Dynamic_DC_CLResControlMode(
+            evse_maximum_charge_power=rn(DC, cap),
+            evse_minimum_charge_power=rn(DC, 0.0),
+            evse_maximum_charge_current=rn(DC, lim.max_current),
+            evse_maximum_voltage=rn(DC, lim.max_voltage),
+        )
+    body = DC.DC_ChargeLoopRes(
+        header=header(ctx, DC),
+        response_code=DC.ResponseCode.OK,
+        evse_status=evse_status(ctx, DC),
+        meter_info=_meter_info(ctx) if req.meter_info_requested else None,
+        evse_present_current=rn(DC, st.present_current),
+        evse_present_voltage=rn(DC, st.present_voltage),
+        evse_power_limit_achieved=power_limited,
+        evse_current_limit_achieved=current_limited,
+        evse_voltage_limit_achieved=voltage >= lim.max_voltage,
+        cl_res_control_mode=res_mode,
+    )
+    return Reply(body, Iso20State.STANDBY if ctx.standby else Iso20State.CHARGE_LOOP, actions)
+
+
+def _meter_info(ctx: Context) -> Any:
+    if ctx.config.meter_id is None:
+        return None
+    return DC.MeterInfo(
+        meter_id=ctx.config.meter_id,
+        charged_energy_reading_wh=int(ctx.status.energy_wh),
+        meter_timestamp=int(ctx.utc_now().timestamp()),
+    )
+
+
+def welding_detection(ctx: Context, req: Any, now: float) -> Reply:
+    body = DC.DC_WeldingDetectionRes(
+        header=header(ctx, DC),
+        response_code=DC.ResponseCode.OK,
+        evse_present_voltage=rn(DC, ctx.status.present_voltage),
+    )
+    return Reply(body, Iso20State.WELDING_DETECTION)

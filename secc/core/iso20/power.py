@@ -1,0 +1,217 @@
+"""-20 ScheduleExchange and PowerDelivery (Start, Stop, Standby, ScheduleRenegotiation).
+
+Scheduled mode offers one ScheduleTuple (ID 1) built from the station's limits, cut by
+the CSMS schedule when one is known; dynamic mode leaves the power to the charge loop.
+Contactors close only on a PowerDelivery Start that passed every check (the offered
+schedule, a profile within it, authorization, no station stop pending, for DC a valid
+isolation and the pre-charge voltage reached), the same rule as ISO 15118-2.
+Standby (from the loop, or for DC right after pre-charge) stops the power (DC output
+off; AC contactors open) until a new Start.
+ScheduleRenegotiation leaves the power as it is (contactors closed, the last DC target)
+while the EV runs ScheduleExchange again; a PowerDelivery Start returns to the loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from secc.core.actions import Action, ChargingStateChanged, OpenContactors, StopDcOutput
+from secc.core.context import Context, Reply
+from secc.core.failures import PeerError, PowerDeliveryNotApplied, SequenceError, Timeout
+from secc.core.iso2.power import POWER_TOLERANCE, start_actions, stop_actions
+from secc.core.iso20.common import COMMON, Iso20State, evse_status, header, number, power_cap
+from secc.core.iso20.common import rational as rn
+
+SCHEDULE_TUPLE_ID = 1
+DAY = 86400
+MAX_ENTRIES = 1024  # PowerScheduleEntry maxOccurs
+SCHEDULE_TIMER_KEY = "ScheduleExchange"
+
+
+def schedule_exchange(ctx: Context, req: Any, now: float) -> Reply:
+    """Ongoing while the CSMS schedule is awaited (``schedule_wait``), then the
+    schedule of the selected control mode.  A request of the other control mode is
+    FAILED (the EV must keep to the parameter set it selected)."""
+    rc = COMMON.ResponseCode
+    scheduled = ctx.control_mode == "Scheduled"
+    given = req.scheduled_se_req_control_mode if scheduled else req.dynamic_se_req_control_mode
+    if given is None:
+        raise PeerError(f"ScheduleExchangeReq is not of the selected {ctx.control_mode} mode")
+    renegotiating = ctx.charging or ctx.standby  # ScheduleRenegotiation from the loop
+    started = ctx.started_at.setdefault(SCHEDULE_TIMER_KEY, now)
+    if ctx.csms_schedule is None and now - started < ctx.config.schedule_wait:
+        if now - started > ctx.config.timers.ongoing:
+            raise Timeout("no schedule within the Ongoing limit")
+        # the control mode is a required choice even while Ongoing: a provisional one
+        body = COMMON.ScheduleExchangeRes(
+            header=header(ctx, COMMON),
+            response_code=rc.OK,
+            evse_processing=COMMON.Processing.Ongoing,
+            **_control_mode(ctx, scheduled, req),
+        )
+        state = Iso20State.RENEGOTIATION if renegotiating else Iso20State.SCHEDULE_ONGOING
+        return Reply(body, state)
+    del ctx.started_at[SCHEDULE_TIMER_KEY]
+    body = COMMON.ScheduleExchangeRes(
+        header=header(ctx, COMMON),
+        response_code=rc.OK,
+        evse_processing=COMMON.Processing.Finished,
+        **_control_mode(ctx, scheduled, req),
+    )
+    return Reply(body, Iso20State.RESCHEDULED if renegotiating else Iso20State.SCHEDULED)
+
+
+def _control_mode(ctx: Context, scheduled: bool, req: Any) -> dict[str, Any]:
+    if scheduled:
+        tuple_ = _schedule_tuple(ctx, min(req.maximum_supporting_points, MAX_ENTRIES))
+        mode = COMMON.Scheduled_SEResControlMode(schedule_tuple=(tuple_,))
+        return {"scheduled_se_res_control_mode": mode}
+    ctx.schedules = {}
+    return {"dynamic_se_res_control_mode": COMMON.Dynamic_SEResControlMode()}
+
+
+def _schedule_tuple(ctx: Context, points: int) -> Any:
+    """ScheduleTuple 1: the station's maximum power (cut by the CSMS schedule's entries)
+    for 24 hours, at most ``points`` entries."""
+    own = ctx.config.dc.max_power if ctx.is_dc else ctx.config.ac.max_power
+    entries: list[tuple[int, float]] = []  # (duration, watts)
+    csms = ctx.csms_schedule or ()
+    for i, entry in enumerate(csms):
+        if i + 1 < len(csms):
+            duration = csms[i + 1].start - entry.start
+        else:
+            duration = entry.duration or max(DAY - entry.start, 1)
+        if duration > 0:
+            entries.append((duration, min(own, entry.max_power)))
+    if not entries:
+        entries = [(DAY, own)]
+    entries = entries[:points]
+    ctx.schedules = {SCHEDULE_TUPLE_ID: max(w for _, w in entries)}
+    ctx.sa_schedule_tuple_id = SCHEDULE_TUPLE_ID
+    schedule = COMMON.PowerSchedule(
+        time_anchor=int(ctx.utc_now().timestamp()),
+        power_schedule_entries=COMMON.PowerScheduleEntryList(
+            power_schedule_entry=tuple(
+                COMMON.PowerScheduleEntry(duration=d, power=rn(COMMON, w)) for d, w in entries
+            )
+        ),
+    )
+    return COMMON.ScheduleTuple(
+        schedule_tuple_id=SCHEDULE_TUPLE_ID,
+        charging_schedule=COMMON.ChargingSchedule(power_schedule=schedule),
+    )
+
+
+def power_delivery(ctx: Context, req: Any, now: float, state: Iso20State) -> Reply:
+    """The four ChargeProgress values; which may come depends on ``state`` (the table
+    lists PowerDeliveryReq wherever one of them is legal)."""
+    progress = req.charge_progress.value
+    cp = COMMON.ChargeProgress
+    rc = COMMON.ResponseCode
+    code = rc.OK
+    actions: tuple[Action, ...] = ()
+    if progress == "Stop":
+        actions = stop_actions(ctx, "PowerDelivery Stop")
+        ctx.standby = False
+        next_state = Iso20State.STOPPED
+    elif req.charge_progress is cp.Standby and state in _STANDBY_FROM:
+        if ctx.config.iso20_standby:
+            actions = _standby(ctx) if state is Iso20State.CHARGE_LOOP else _standby_precharged(ctx)
+            next_state = Iso20State.STANDBY
+        else:
+            code = rc.WARNING_StandbyNotAllowed
+            next_state = state
+    elif req.charge_progress is cp.ScheduleRenegotiation and state in _RENEGOTIATE_FROM:
+        next_state = Iso20State.RENEGOTIATION
+    elif progress == "Start" and state is not Iso20State.CHARGE_LOOP:
+        if req.ev_processing is COMMON.Processing.Ongoing:
+            next_state = state  # the EV is not ready yet: it asks again
+        else:
+            _start_checks(ctx, req)
+            was_charging = ctx.charging  # back from a schedule renegotiation
+            actions = start_actions(ctx, now)
+            if was_charging:
+                actions = tuple(a for a in actions if not isinstance(a, ChargingStateChanged))
+            ctx.standby = False
+            next_state = Iso20State.CHARGE_LOOP
+    else:
+        raise SequenceError(f"PowerDelivery {progress} in {state}")
+    body = COMMON.PowerDeliveryRes(
+        header=header(ctx, COMMON), response_code=code, evse_status=evse_status(ctx, COMMON)
+    )
+    return Reply(body, next_state, actions)
+
+
+_STANDBY_FROM = frozenset({Iso20State.CHARGE_LOOP, Iso20State.PRE_CHARGE})
+_RENEGOTIATE_FROM = frozenset({Iso20State.CHARGE_LOOP, Iso20State.STANDBY})
+
+
+def _standby_precharged(ctx: Context) -> tuple[Action, ...]:
+    """DC standby straight after pre-charge: the contactors were never closed, and the
+    pre-charge output (at most its current limit, into open contactors) keeps the voltage
+    the next Start needs."""
+    ctx.standby = True
+    return ()
+
+
+def _standby(ctx: Context) -> tuple[Action, ...]:
+    """No power in standby: DC output off (contactors stay closed, so no new pre-charge is
+    needed to resume); AC contactors open (the next Start closes them again)."""
+    actions: list[Action] = []
+    if ctx.is_dc:
+        actions.append(StopDcOutput())
+    else:
+        actions.append(OpenContactors("PowerDelivery Standby"))
+        ctx.contactors_closed = False
+    if ctx.charging:
+        actions.append(ChargingStateChanged(charging=False))
+        ctx.charging = False
+    ctx.standby = True
+    return tuple(actions)
+
+
+def _start_checks(ctx: Context, req: Any) -> None:
+    """The schedule and profile (scheduled mode), then what the EVSE must be ready for."""
+    profile = req.ev_power_profile
+    if req.bpt_channel_selection is COMMON.ChannelSelection.Discharge:
+        raise PowerDeliveryNotApplied("bidirectional power transfer was not selected")
+    if ctx.control_mode == "Scheduled":
+        chosen = ctx.sa_schedule_tuple_id
+        if profile is not None:
+            if profile.scheduled_evppt_control_mode is None:
+                raise PeerError(
+                    "EVPowerProfile not of the scheduled mode", code="FAILED_EVPowerProfileInvalid"
+                )
+            chosen = profile.scheduled_evppt_control_mode.selected_schedule_tuple_id
+        if chosen not in ctx.schedules:
+            raise PeerError(
+                f"ScheduleTupleID {chosen} was not offered", code="FAILED_ScheduleSelectionInvalid"
+            )
+        ctx.sa_schedule_tuple_id = chosen
+        limit = ctx.schedules[chosen] * POWER_TOLERANCE
+    else:
+        if profile is not None and profile.dynamic_evppt_control_mode is None:
+            raise PeerError(
+                "EVPowerProfile not of the dynamic mode", code="FAILED_EVPowerProfileInvalid"
+            )
+        limit = power_cap(ctx) * POWER_TOLERANCE
+    if profile is not None:
+        for entry in profile.ev_power_profile_entries.ev_power_profile_entry:
+            if number(entry.power) > limit:
+                raise PeerError(
+                    "an EVPowerProfile entry exceeds the schedule",
+                    code="FAILED_EVPowerProfileViolation",
+                )
+    if not ctx.authorized:
+        raise PowerDeliveryNotApplied("charging is not authorized")
+    if ctx.stop_requested is not None:
+        raise PowerDeliveryNotApplied(f"the station is stopping: {ctx.stop_requested}")
+    if ctx.is_dc and not ctx.contactors_closed:
+        if not ctx.isolation_valid or ctx.status.isolation not in ("Valid", "Warning"):
+            raise PowerDeliveryNotApplied("isolation is not valid")
+        target = ctx.precharge_target
+        tolerance = ctx.config.dc.precharge_tolerance
+        if target is None or abs(ctx.status.present_voltage - target) > tolerance:
+            raise PowerDeliveryNotApplied("the pre-charge voltage is not reached")
+    if ctx.is_dc and ctx.contactors_closed and ctx.status.isolation not in ("Valid", "Warning"):
+        raise PowerDeliveryNotApplied("isolation is not valid")

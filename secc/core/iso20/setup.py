@@ -1,0 +1,247 @@
+"""-20 SessionSetup, AuthorizationSetup, Authorization (EIM), ServiceDiscovery,
+ServiceDetail, ServiceSelection and SessionStop.
+
+Authorization offers EIM only (Plug & Charge over -20 comes with PnC_AReq signatures and
+certificate installation later): AuthorizationSetupRes lists EIM, and an AuthorizationReq
+selecting PnC is answered WARNING_AuthorizationSelectionInvalid; the EV may then select
+EIM (the same invalid choice again is a sequence error) or stop.  A refused EIM
+authorization is WARNING_EIMAuthorizationFailure, after which only SessionStop is legal.
+A paused session the EV resumes keeps its authorization and service selection.
+ServiceDiscovery offers the one energy transfer service of the negotiated namespace (AC
+or DC), with one parameter set per control mode offered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from secc.core.actions import Action, EndReason, SessionStarted, StopDcOutput
+from secc.core.context import Context, Reply, State
+from secc.core.events import AuthorizationResult
+from secc.core.failures import (
+    PeerError,
+    SequenceError,
+    ServiceIdInvalid,
+    ServiceSelectionInvalid,
+    Timeout,
+)
+from secc.core.iso2.setup import request_eim_authorization
+from secc.core.iso20.common import (
+    COMMON,
+    CONTROL_MODE_VALUE,
+    ENERGY_SERVICES,
+    MOBILITY_NEEDS_BY_EVCC,
+    NO_PRICING,
+    Iso20State,
+    header,
+    offered_parameter_sets,
+    offered_service,
+)
+
+AUTH_TIMER_KEY = "Authorization"
+
+
+def session_setup(ctx: Context, req: Any, now: float) -> Reply:
+    """A new SessionID, or the paused one when the EV presents it (OK_OldSessionJoined);
+    a joined session that was authorized with a service selected resumes at
+    ChargeParameterDiscovery."""
+    rc = COMMON.ResponseCode
+    ctx.evcc_id = req.evccid.encode()
+    asked = bytes(req.header.session_id)
+    paused = ctx.resume
+    state = Iso20State.SESSION_SETUP
+    if paused is not None and asked == paused.session_id and paused.protocol == ctx.protocol:
+        ctx.session_id = paused.session_id
+        ctx.payment_option = paused.payment_option
+        ctx.resumed = True
+        code = rc.OK_OldSessionJoined
+        if paused.authorized and paused.service_id is not None:
+            # the authorization and the service hold for the whole service session: the EV
+            # goes on with ChargeParameterDiscovery [V2G20-2097] [V2G20-2098]
+            ctx.auth_result = AuthorizationResult(True, "", reason="resumed session")
+            ctx.service_id = paused.service_id
+            ctx.parameter_set_id = paused.parameter_set_id
+            ctx.control_mode = paused.control_mode
+            state = Iso20State.SERVICE_SELECTED
+    else:
+        ctx.session_id = ctx.new_session_id()
+        code = rc.OK_NewSessionEstablished
+    body = COMMON.SessionSetupRes(
+        header=header(ctx, COMMON), response_code=code, evseid=ctx.config.evse_id
+    )
+    started = SessionStarted(ctx.session_id, ctx.evcc_id, ctx.protocol)
+    return Reply(body, state, (started,))
+
+
+def authorization_setup(ctx: Context, req: Any, now: float) -> Reply:
+    """EIM is the one authorization service offered (no certificate installation)."""
+    ctx.payment_option = "ExternalPayment"
+    body = COMMON.AuthorizationSetupRes(
+        header=header(ctx, COMMON),
+        response_code=COMMON.ResponseCode.OK,
+        authorization_services=(COMMON.Authorization.EIM,),
+        certificate_installation_service=False,
+        eim_as_res_authorization_mode=COMMON.EIM_ASResAuthorizationMode(),
+    )
+    return Reply(body, Iso20State.AUTHORIZATION_SETUP)
+
+
+def authorization(ctx: Context, req: Any, now: float) -> Reply:
+    """EIM: Ongoing_WaitingForCustomerInteraction until the AuthorizationResult arrives,
+    for at most ``timers.ongoing`` seconds; then OK, or WARNING_EIMAuthorizationFailure
+    (Finished) when refused.  A service not offered (PnC, for now) is
+    WARNING_AuthorizationSelectionInvalid, after which the next request must be an
+    AuthorizationReq selecting an offered service [V2G20-2209]."""
+    rc = COMMON.ResponseCode
+    processing = COMMON.Processing
+    if (
+        req.selected_authorization_service is not COMMON.Authorization.EIM
+        or req.eim_a_req_authorization_mode is None
+    ):
+        body = _authorization_res(ctx, rc.WARNING_AuthorizationSelectionInvalid)
+        return Reply(body, Iso20State.AUTHORIZATION_RESELECT)
+    actions = request_eim_authorization(ctx)
+    if ctx.authorized:
+        return Reply(_authorization_res(ctx, rc.OK), Iso20State.AUTHORIZED, actions)
+    if ctx.auth_result is not None:
+        body = _authorization_res(ctx, rc.WARNING_EIMAuthorizationFailure)
+        return Reply(body, Iso20State.AUTHORIZATION_REFUSED, actions)
+    started = ctx.started_at.setdefault(AUTH_TIMER_KEY, now)
+    if now - started > ctx.config.timers.ongoing:
+        raise Timeout("no authorization within the Ongoing limit")
+    body = _authorization_res(ctx, rc.OK, processing.Ongoing_WaitingForCustomerInteraction)
+    return Reply(body, Iso20State.AUTHORIZATION, actions)
+
+
+def authorization_reselect(ctx: Context, req: Any, now: float) -> Reply:
+    """The AuthorizationReq after WARNING_AuthorizationSelectionInvalid: the same invalid
+    selection again is a sequence error, so that an EV stuck on it cannot hold the
+    station."""
+    if (
+        req.selected_authorization_service is not COMMON.Authorization.EIM
+        or req.eim_a_req_authorization_mode is None
+    ):
+        raise SequenceError("the authorization service was not offered, again")
+    return authorization(ctx, req, now)
+
+
+def _authorization_res(ctx: Context, code: Any, processing: Any = None) -> Any:
+    return COMMON.AuthorizationRes(
+        header=header(ctx, COMMON),
+        response_code=code,
+        evse_processing=processing or COMMON.Processing.Finished,
+    )
+
+
+def service_discovery(ctx: Context, req: Any, now: float) -> Reply:
+    """The session's energy transfer service; no value-added services.  The EV's
+    SupportedServiceIDs filter is a hint: the one service this session can run is listed
+    whatever it says (the list must not be empty)."""
+    service = COMMON.Service(service_id=offered_service(ctx), free_service=ctx.config.free_service)
+    body = COMMON.ServiceDiscoveryRes(
+        header=header(ctx, COMMON),
+        response_code=COMMON.ResponseCode.OK,
+        service_renegotiation_supported=ctx.config.iso20_service_renegotiation,
+        energy_transfer_service_list=COMMON.ServiceList(service=(service,)),
+    )
+    return Reply(body, Iso20State.SERVICE_DISCOVERY)
+
+
+def service_detail(ctx: Context, req: Any, now: float) -> Reply:
+    """The parameter sets of the offered service; any other ServiceID is
+    FAILED_ServiceIDInvalid."""
+    if req.service_id != offered_service(ctx):
+        raise ServiceIdInvalid(f"ServiceID {req.service_id} is not offered")
+    sets = tuple(
+        COMMON.ParameterSet(parameter_set_id=pid, parameter=_parameters(ctx, mode))
+        for pid, mode in offered_parameter_sets(ctx).items()
+    )
+    body = COMMON.ServiceDetailRes(
+        header=header(ctx, COMMON),
+        response_code=COMMON.ResponseCode.OK,
+        service_id=req.service_id,
+        service_parameter_list=COMMON.ServiceParameterList(parameter_set=sets),
+    )
+    return Reply(body, Iso20State.SERVICE_DISCOVERY)
+
+
+def _parameters(ctx: Context, mode: str) -> tuple[Any, ...]:
+    """Table 205 (AC) / 207 (DC): Connector, ControlMode, [EVSENominalVoltage],
+    MobilityNeedsMode, Pricing."""
+    p = COMMON.Parameter
+    config = ctx.config
+    if ctx.is_dc:
+        connector = 2 if "DC_extended" in config.energy_modes else 1  # Extended / Core
+    else:
+        connector = 2 if config.ac.phases == 3 else 1  # three / single phase
+    params = [
+        p(name="Connector", int_value=connector),
+        p(name="ControlMode", int_value=CONTROL_MODE_VALUE[mode]),
+    ]
+    if not ctx.is_dc:
+        params.append(p(name="EVSENominalVoltage", int_value=int(config.ac.nominal_voltage)))
+    params += [
+        p(name="MobilityNeedsMode", int_value=MOBILITY_NEEDS_BY_EVCC),
+        p(name="Pricing", int_value=NO_PRICING),
+    ]
+    return tuple(params)
+
+
+def service_selection(ctx: Context, req: Any, now: float) -> Reply:
+    """The EV's choice must be the offered energy service with an offered parameter set:
+    not an energy transfer service at all is FAILED_NoEnergyTransferServiceSelected, any
+    other mismatch (and any value-added service: none is offered) is
+    FAILED_ServiceSelectionInvalid."""
+    chosen = req.selected_energy_transfer_service
+    if chosen.service_id not in ENERGY_SERVICES:
+        raise PeerError(
+            f"ServiceID {chosen.service_id} is not an energy transfer service",
+            code="FAILED_NoEnergyTransferServiceSelected",
+        )
+    if chosen.service_id != offered_service(ctx):
+        raise ServiceSelectionInvalid(f"ServiceID {chosen.service_id} is not offered")
+    mode = offered_parameter_sets(ctx).get(chosen.parameter_set_id)
+    if mode is None:
+        raise ServiceSelectionInvalid(f"ParameterSetID {chosen.parameter_set_id} is not offered")
+    if req.selected_vas_list is not None and req.selected_vas_list.selected_service:
+        raise ServiceSelectionInvalid("no value-added service is offered")
+    ctx.service_id = chosen.service_id
+    ctx.parameter_set_id = chosen.parameter_set_id
+    ctx.control_mode = mode
+    body = COMMON.ServiceSelectionRes(
+        header=header(ctx, COMMON), response_code=COMMON.ResponseCode.OK
+    )
+    return Reply(body, Iso20State.SERVICE_SELECTED)
+
+
+def session_stop(ctx: Context, req: Any, now: float) -> Reply:
+    """Terminate, Pause (the SessionID may be resumed; in dynamic mode only after the
+    station asked for it, which it never does: FAILED_PauseNotAllowed), or
+    ServiceRenegotiation: back to ServiceDiscovery with the service, schedule and DC
+    preparation forgotten."""
+    cs = COMMON.ChargingSession
+    body = COMMON.SessionStopRes(header=header(ctx, COMMON), response_code=COMMON.ResponseCode.OK)
+    if req.charging_session is cs.Terminate:
+        return Reply(body, State.ENDED, end=EndReason.EV_STOP)
+    if req.charging_session is cs.Pause:
+        if ctx.control_mode == "Dynamic":  # only the SECC may pause a dynamic session
+            raise PeerError("the EV may not pause in dynamic mode", code="FAILED_PauseNotAllowed")
+        return Reply(body, State.ENDED, end=EndReason.EV_PAUSE)
+    if not ctx.authorized:
+        raise SequenceError("ServiceRenegotiation without an authorized session")
+    if not ctx.config.iso20_service_renegotiation:
+        raise PeerError(
+            "service renegotiation is not supported", code="FAILED_NoServiceRenegotiationSupported"
+        )
+    # a DC output still on from the cable check or pre-charge goes off now
+    dc_on = ctx.is_dc and (ctx.isolation_requested or ctx.precharge_target is not None)
+    actions: tuple[Action, ...] = (StopDcOutput(),) if dc_on else ()
+    ctx.service_id = ctx.parameter_set_id = None
+    ctx.control_mode = None
+    ctx.schedules = {}
+    ctx.isolation_requested = ctx.isolation_valid = False
+    ctx.precharge_target = None
+    ctx.precharge_reached = False
+    ctx.standby = False
+    ctx.started_at.clear()
+    return Reply(body, Iso20State.AUTHORIZED, actions)

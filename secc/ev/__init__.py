@@ -1,0 +1,6 @@
+"""The EV simulator as a product for lab engineers: sans-I/O EVs that decide each request
+from the last response (``secc ev``, ``secc demo`` and the benches run them over sockets).
+
+The ISO 15118-2 / DIN SPEC 70121 EV lives in :mod:`secc.testing.ev`; the ISO 15118-20 EV
+is :class:`secc.ev.iso20.Ev20Simulator`.
+"""

@@ -1,0 +1,98 @@
+"""ISO 15118-20 across the veth pair with the second peer: this project's own EV simulator
+(`secc ev --protocol iso20`, written from the standard in secc/ev) in the EV namespace
+against `secc run` in the station namespace, over TLS 1.3, EIM, in all four modes the
+independent EVCC cannot finish (see test_josev_iso20.py) and the one it can: SDP by
+multicast on veth1, TLS 1.3 with the -20 chain, the whole session to SessionStop.  Prints
+the same figures as the Josev modes (EV-seen time per exchange, session time, station
+RSS before and after)."""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.interop.conftest import SUMMARY, station_kind, workdir
+from tests.interop.josev import REPO, SharedPki
+from tests.interop.station import SeccRunStation
+from tests.interop.test_josev_evcc import READY_BOUND
+from tests.runtime.netns import LinkPair
+
+pytestmark = [pytest.mark.interop, pytest.mark.netns]
+
+STATION_PROTOCOLS = ("iso20-dc", "iso20-ac", "iso2", "din")
+EV_BOUND = 60.0
+LOOPS = 10
+# one timeline line of `secc ev`: time, response, code, the EV-seen time of the exchange
+_STEP = re.compile(r"^\s*([\d.]+) s\s+(\S+)\s+(\S+)\s+([\d.]+) ms")
+
+
+def _secc_ev(pair: LinkPair, pki: SharedPki, where: Path, *args: str) -> tuple[int, str, float]:
+    secc = os.environ.get("SECC_BIN", str(REPO / ".venv/bin/secc"))
+    command = [
+        "ip", "netns", "exec", pair.ev, secc, "ev", "--interface", pair.ev_if, "--tls",
+        "--protocol", "iso20", "--pki", str(pki.source), "--loops", str(LOOPS), *args,
+    ]  # fmt: skip
+    start = time.monotonic()
+    done = subprocess.run(
+        command, cwd=where, capture_output=True, text=True, timeout=EV_BOUND, check=False
+    )
+    return done.returncode, done.stdout + done.stderr, time.monotonic() - start
+
+
+@pytest.mark.parametrize("control", ["scheduled", "dynamic"])
+@pytest.mark.parametrize("energy", ["ac", "dc"])
+def test_secc_ev_iso20_over_tls13(
+    energy: str, control: str, link: LinkPair, shared_pki: SharedPki, tmp_path: Path
+) -> None:
+    if station_kind() == "josev":
+        pytest.skip("the reference SECC is not configured for -20 here")
+    station = SeccRunStation(
+        link,
+        shared_pki,
+        workdir(tmp_path, "station"),
+        protocols=STATION_PROTOCOLS,
+        control_modes=(control,),
+    )
+    try:
+        ready = station.wait_ready(READY_BOUND)
+        idle = station.rss_mib()
+        code, out, elapsed = _secc_ev(
+            link, shared_pki, workdir(tmp_path, "ev"), "--mode", energy, "--control", control
+        )
+        after = station.rss_mib()
+    finally:
+        station.stop()
+    steps = [m for m in map(_STEP.match, out.splitlines()) if m is not None]
+    took = [float(m[4]) for m in steps]
+    span = float(steps[-1][1]) - float(steps[0][1]) if len(steps) > 1 else 0.0
+    problems = []
+    if code != 0:
+        problems.append(f"secc ev exited with {code}")
+    if "TLSv1.3" not in out:
+        problems.append("the EV did not report TLS 1.3")
+    names = [m[2] for m in steps]
+    loop = f"{energy.upper()}_ChargeLoopRes"
+    if not names or names[-1] != "SessionStopRes" or names.count(loop) != LOOPS:
+        problems.append(f"responses {names}")
+    failed = [(m[2], m[3]) for m in steps if m[3].startswith("FAILED")]
+    if failed:
+        problems.append(f"failed answers {failed}")
+    trace = station.traces()
+    ends = [r for t in trace for r in t if r.get("kind") == "end"]
+    if [e.get("reason") for e in ends] != ["ev_stop"]:
+        problems.append(f"station ends {ends}")
+    median = statistics.median(took) if took else 0.0
+    SUMMARY.append(
+        f"iso20-{energy}-{control}-eim-tls13 (secc ev) vs secc run: "
+        f"{'ok' if not problems else 'FAILED'}; {len(steps)} req/res in {span:.1f} s "
+        f"(EV run {elapsed:.1f} s); EV-seen exchange median {median:.1f} ms, "
+        f"max {max(took, default=0.0):.1f} ms; station ready {ready:.2f} s, "
+        f"RSS idle {idle:.0f} MiB, after {after:.0f} MiB"
+    )
+    assert not problems, "; ".join(problems) + "\n" + out[-3000:] + station.log()[-3000:]
