@@ -27,6 +27,7 @@ from secc.core.config import (
     Timers,
 )
 from secc.errors import ConfigError
+from secc.limits import Limits, TraceLimits
 
 DEFAULT_PATH = Path("/etc/secc/secc.toml")
 PROTOCOLS = {"iso2": ISO2_NAMESPACE, "din": DIN_NAMESPACE}
@@ -47,6 +48,7 @@ class StationSection:
     pcap: bool = False  # also a .pcap beside each trace (needs trace_dir)
     tls_keylog: Path | None = None  # NSS key log for Wireshark: lab use only
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    traces: TraceLimits = field(default_factory=TraceLimits)  # [station.traces]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,7 @@ class EvseSection:
     protocols: tuple[Literal["iso2", "din"], ...] = ("iso2", "din")
     meter_id: str | None = "METER-1"
     timers: Timers = field(default_factory=Timers)
+    limits: Limits = field(default_factory=Limits)  # [evse.limits]: docs/security.md
     hal: HalSection = field(default_factory=HalSection)
     # [evse.hal.options] / [evse.hal.plc_options]: checked by the backends themselves
     hal_options: tuple[tuple[str, str | int | float | bool], ...] = ()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import logging
@@ -42,6 +43,7 @@ from hal.api import Board
 from hal.charging import ChargingRunner
 from hal.control import ControlConfig
 from hal.types import ContactorState, HalError
+from secc.aio.admission import Admission
 from secc.aio.backends import (
     Backend,
     BackendFactory,
@@ -147,6 +149,31 @@ def _root_of(
     return None
 
 
+def server_limits(admission: Admission) -> dict[str, Any]:
+    """The V2GServer arguments that enforce an EVSE's ``[evse.limits]``."""
+    limits = admission.limits
+    return {
+        "admission": admission,
+        "handshake_timeout": limits.handshake_timeout,
+        "accept_stall": limits.accept_stall,
+    }
+
+
+def connection_config(config: SessionConfig, conn: V2GConnection, backend: Any) -> SessionConfig:
+    """What one connection's session offers: Contract payment only over TLS (the plain
+    TCP port is EIM only), the certificate service only when the backend can serve it."""
+    changes: dict[str, Any] = {}
+    if config.tls != conn.tls:
+        changes["tls"] = conn.tls
+    if (
+        config.certificate_installation
+        and isinstance(backend, LocalBackend)
+        and backend.certificates is None
+    ):
+        changes["certificate_installation"] = False
+    return dataclasses.replace(config, **changes) if changes else config
+
+
 @dataclass(frozen=True, slots=True)
 class EndedSession:
     """What an EVSE remembers of a session that ended (no sockets, no core objects)."""
@@ -195,6 +222,7 @@ class Evse:
             )
             self.runner = ChargingRunner(board, control)
         self._closing = False
+        self.admission = Admission(section.limits)  # both servers' connections together
         self.sdp: SdpServer | None = None
         self.servers: list[V2GServer] = []
         self.drivers: set[SessionDriver] = set()
@@ -231,6 +259,7 @@ class Evse:
                 port=port,
                 interface=s.interface,
                 tls=self.tls if kind == "tls" else None,
+                **server_limits(self.admission),
             )
             await server.start()
             self.servers.append(server)
@@ -284,31 +313,45 @@ class Evse:
     # --- sessions -------------------------------------------------------------------------
 
     def _make_driver(self, conn: V2GConnection) -> SessionDriver:
-        """A new connection starts a new session.  One session per EVSE at a time: a
-        session still running (e.g. a half-open connection of an EV that reconnected) is
-        ended first, which opens the contactors."""
-        old = self.active
-        if old is not None and old.ended is None:
-            log.warning("%s: new connection from %s: ending the running session", self.evse_id,
-                        conn.peer[0])  # fmt: skip
-            self._spawn(old.aclose("superseded by a new connection"))
-        resume, self.paused = self.paused, None
+        """A new connection starts a new session, which gets the EVSE (HAL, backend,
+        status) only when its SessionSetupReq claims it (:meth:`claim`): a connection
+        alone never touches a running session."""
+        config = connection_config(self.config, conn, self.backend)
         driver = SessionDriver(
             conn,
-            self.config,
+            config,
             self,
-            make_trace=self._make_trace,
+            make_trace=functools.partial(self._make_trace, config=config),
             random_bytes=self.random_bytes,
             utc_now=self.utc_now,
-            resume=resume,
+            resume=self.paused,
         )
         self.drivers.add(driver)
-        self.active = driver
-        self._poke.set()
         return driver
 
-    def _make_trace(self, header: dict[str, Any]) -> Trace:
-        header["config"] = config_record(self.config)
+    def claim(self, driver: SessionDriver, evcc_id: bytes) -> bool:
+        """A SessionSetupReq asks for the EVSE: granted when no session runs, or when
+        the running one is the same EV's (EVCCID) and it has gone silent (a half-open
+        connection of an EV that reconnected); that one is then ended."""
+        old = self.active
+        if old is not None and old is not driver and old.ended is None:
+            silence = self.section.limits.replace_after_silence
+            if old.evcc_id != evcc_id or old.silent_for < silence:
+                log.warning("%s: SessionSetupReq from %s (EVCCID %s) refused: the session "
+                            "of EVCCID %s runs", self.evse_id, driver.conn.peer[0],
+                            evcc_id.hex(), (old.evcc_id or b"").hex())  # fmt: skip
+                return False
+            log.warning("%s: EVCCID %s set up a new session: ending its silent one",
+                        self.evse_id, evcc_id.hex())  # fmt: skip
+            self._spawn(old.aclose("replaced by a new session of the same EV"))
+        self.paused = None  # the session took the paused one (or started afresh)
+        driver.claimed = True
+        self.active = driver
+        self._poke.set()
+        return True
+
+    def _make_trace(self, header: dict[str, Any], config: SessionConfig | None = None) -> Trace:
+        header["config"] = config_record(config or self.config)
         header["trust"] = [c.public_bytes(Encoding.DER).hex() for c in self.config.trust.roots]
         path = None
         pcap = None
@@ -342,10 +385,11 @@ class Evse:
                     trace=driver.trace.path,
                 )
             )
+        if self.active is not driver:
+            return  # never claimed the EVSE, or replaced: the running session owns it
         if driver.session.paused is not None:
             self.paused = driver.session.paused
-        if self.active is driver:
-            self.active = None
+        self.active = None
         if self.runner is not None and driver.ended is not None and not self._closing:
             ok = driver.ended.reason in (EndReason.EV_STOP, EndReason.EV_PAUSE)
             self._spawn(

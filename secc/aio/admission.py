@@ -1,0 +1,98 @@
+"""Connection admission for one EVSE: bounds the connections and TLS handshakes its V2G
+servers hold at once, so that a flood of idle connects can neither exhaust the
+process's file descriptors and memory nor lock the EV out.
+
+Policy (the numbers are :class:`secc.limits.Limits`): a new connection always gets in
+when it can: beyond ``max_handshakes`` pending handshakes the oldest pending one is
+dropped; beyond ``max_connections`` the oldest connection without a running session is
+dropped (pending handshakes first).  A connection whose session runs (past
+SessionSetup) is never dropped; when every slot holds one, the new connection is
+refused.  Dropping the oldest rather than refusing the newest means an attacker holding
+idle connections cannot keep a real EV out: its connection pushes them out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from secc.limits import Limits
+
+__all__ = ["Admission", "Ticket"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False, slots=True)
+class Ticket:
+    """One admitted connection."""
+
+    task: asyncio.Task[None]
+    peer: str
+    pending: bool = True  # TLS handshake (or ClientHello) not done yet
+    protected: Callable[[], bool] = field(default=lambda: False)
+
+
+class Admission:
+    """Shared by the servers of one EVSE (see the module docstring)."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self.tickets: list[Ticket] = []  # oldest first
+        self.dropped = 0
+        self.refused = 0
+        self._last_log = 0.0
+
+    @property
+    def pending(self) -> int:
+        return sum(1 for t in self.tickets if t.pending)
+
+    def arrive(self, task: asyncio.Task[None], peer: str, *, tls: bool) -> Ticket | None:
+        """Admit a new connection (dropping older ones as the policy says), or None."""
+        victims: list[Ticket] = []
+        limits = self.limits
+        live = [t for t in self.tickets if not t.task.done()]
+        if tls:
+            pending = [t for t in live if t.pending]
+            while len(pending) >= limits.max_handshakes:
+                victims.append(pending.pop(0))
+        rest = [t for t in live if t not in victims]
+        while len(rest) >= limits.max_connections:
+            candidates = [t for t in rest if t.pending] or [t for t in rest if not t.protected()]
+            if not candidates:
+                self.refused += 1
+                self._note(f"refused a connection from {peer}: every slot holds a session")
+                return None
+            victims.append(candidates[0])
+            rest.remove(candidates[0])
+        for victim in victims:
+            self.dropped += 1
+            victim.task.cancel()
+            self.tickets.remove(victim)
+        if victims:
+            self._note(
+                f"connection limit: dropped {len(victims)} older connection(s) "
+                f"({', '.join(v.peer for v in victims)}) for {peer}"
+            )
+        ticket = Ticket(task, peer, pending=tls)
+        self.tickets.append(ticket)
+        return ticket
+
+    def opened(self, ticket: Ticket, protected: Callable[[], bool]) -> None:
+        """The connection is up (TLS done): it no longer counts as a handshake."""
+        ticket.pending = False
+        ticket.protected = protected
+
+    def leave(self, ticket: Ticket) -> None:
+        if ticket in self.tickets:
+            self.tickets.remove(ticket)
+
+    def _note(self, text: str) -> None:
+        """One warning at most every 10 s (a flood must not fill the log)."""
+        now = time.monotonic()
+        if now - self._last_log >= 10.0:
+            self._last_log = now
+            log.warning("%s (%d dropped, %d refused so far)", text, self.dropped, self.refused)
