@@ -75,6 +75,7 @@ from secc.core.events import (
     StopRequested,
 )
 from secc.errors import ConfigError
+from secc.limits import TraceLimits
 from secc.sdp import SdpOffer, SdpResponder
 from secc.trace import Pcap, Record, Trace, config_record, trace_name
 
@@ -202,8 +203,10 @@ class Evse:
         observer: Observer | None,
         utc_now: Callable[[], dt.datetime],
         random_bytes: Callable[[int], bytes],
+        trace_limits: TraceLimits | None = None,
     ) -> None:
         self.section = section
+        self.trace_limits = trace_limits or TraceLimits()
         self.config = config
         self.board = board
         self.tls = tls
@@ -370,7 +373,7 @@ class Evse:
         if self.observer is not None:
             obs, evse_id = self.observer, self.evse_id
             observer = lambda record: obs(evse_id, record)  # noqa: E731
-        return Trace(path, header, observer=observer, pcap=pcap)
+        return Trace(path, header, observer=observer, pcap=pcap, limits=self.trace_limits)
 
     def session_ended(self, driver: SessionDriver) -> None:
         self.drivers.discard(driver)
@@ -578,6 +581,7 @@ class Station:
                     observer=self.observer,
                     utc_now=self.utc_now,
                     random_bytes=self.random_bytes,
+                    trace_limits=st.traces,
                 )
                 self.evses.append(evse)
                 await evse.start()

@@ -14,6 +14,9 @@ idle connections cannot keep a real EV out: its connection pushes them out.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -45,6 +48,8 @@ class Admission:
         self.dropped = 0
         self.refused = 0
         self._last_log = 0.0
+        self._trimmed_at = self._churn = 0  # connections ended, at the last collection
+        self._trim_time = 0.0
 
     @property
     def pending(self) -> int:
@@ -89,6 +94,15 @@ class Admission:
     def leave(self, ticket: Ticket) -> None:
         if ticket in self.tickets:
             self.tickets.remove(ticket)
+        self._churn += 1
+        now = time.monotonic()
+        if self._churn - self._trimmed_at >= 8 and now - self._trim_time >= 0.5:
+            # under a flood: dropped connections sit in reference cycles (a cancelled
+            # task's traceback holds its transport and the transport's 256 KiB TLS
+            # buffer) until the cyclic GC runs; collect them and give the heap back
+            self._trimmed_at, self._trim_time = self._churn, now
+            gc.collect()
+            trim_heap()
 
     def _note(self, text: str) -> None:
         """One warning at most every 10 s (a flood must not fill the log)."""
@@ -96,3 +110,19 @@ class Admission:
         if now - self._last_log >= 10.0:
             self._last_log = now
             log.warning("%s (%d dropped, %d refused so far)", text, self.dropped, self.refused)
+
+
+_libc: ctypes.CDLL | None = None
+
+
+def trim_heap() -> bool:
+    """glibc's ``malloc_trim(0)``: return free heap pages to the system (each TLS
+    connect allocates an OpenSSL context and buffers; a flood of them leaves the heap
+    fragmented).  A no-op elsewhere."""
+    global _libc
+    try:
+        if _libc is None:
+            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(_libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False

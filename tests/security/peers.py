@@ -46,12 +46,14 @@ def tls_client(root: Path) -> ssl.SSLContext:
     return ctx
 
 
-async def idle_connects(port: int, count: int, host: str = "::1") -> list[asyncio.StreamWriter]:
+async def idle_connects(
+    port: int, count: int, host: str = "::1", timeout: float = 2.0
+) -> list[asyncio.StreamWriter]:
     """``count`` bare TCP connects that send nothing (the caller closes them)."""
     writers = []
     for _ in range(count):
         with contextlib.suppress(OSError, TimeoutError):
-            async with asyncio.timeout(2):
+            async with asyncio.timeout(timeout):
                 _, writer = await asyncio.open_connection(host, port)
                 writers.append(writer)
     return writers
