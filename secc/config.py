@@ -79,6 +79,10 @@ class HalSection:
     # after a failed V2G session or SLAC, fall back to IEC 61851-1 basic charging
     # (nominal duty; AC only: ignored for an EVSE offering a DC mode)
     basic_fallback: bool = False
+    # after a session the station refused (authorization, contract, payment): false: no
+    # basic charging until unplug; true: nominal duty, contactors only on an authorization
+    # of its own (ChargingRunner.power(True), e.g. from an RFID reader)
+    basic_after_refusal: bool = False
     hlc_start_timeout: float = 60.0  # 5 % until the V2G session is set up
     poll_interval: float = 0.1  # seconds between EVSE status reads during a session
 

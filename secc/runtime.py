@@ -150,6 +150,27 @@ def _root_of(
     return None
 
 
+TECHNICAL_ENDS = frozenset(
+    {
+        EndReason.CONNECTION_LOST,
+        EndReason.SEQUENCE_TIMEOUT,
+        EndReason.SEQUENCE_ERROR,
+        EndReason.TIMEOUT,
+    }
+)
+
+
+def technical_failure(ended: SessionEnded) -> bool:
+    """Whether a session failed for technical reasons (the link, the EV's protocol or
+    timing), where IEC 61851 basic charging may take over (``basic_fallback``); a
+    session the station refused (a FAILED_* answer: authorization, contract, payment,
+    energy mode; a stop by the station or the CSMS; a fault) never falls back."""
+    if ended.reason in TECHNICAL_ENDS:
+        return True
+    # the handshake found no common protocol: the EV cannot talk to this station
+    return ended.reason is EndReason.FAILED_RESPONSE and "NoNegotiation" in ended.detail
+
+
 def server_limits(admission: Admission) -> dict[str, Any]:
     """The V2GServer arguments that enforce an EVSE's ``[evse.limits]``."""
     limits = admission.limits
@@ -222,6 +243,7 @@ class Evse:
             control = ControlConfig(
                 basic_fallback=section.hal.basic_fallback and not dc,
                 hlc_start_timeout_s=section.hal.hlc_start_timeout,
+                basic_after_refusal=section.hal.basic_after_refusal,
             )
             self.runner = ChargingRunner(board, control)
         self._closing = False
@@ -395,8 +417,11 @@ class Evse:
         self.active = None
         if self.runner is not None and driver.ended is not None and not self._closing:
             ok = driver.ended.reason in (EndReason.EV_STOP, EndReason.EV_PAUSE)
+            refused = not technical_failure(driver.ended)
             self._spawn(
-                self.runner.hlc_finished() if ok else self.runner.hlc_failed(driver.ended.detail)
+                self.runner.hlc_finished()
+                if ok
+                else self.runner.hlc_failed(driver.ended.detail, refused=refused)
             )
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
