@@ -273,7 +273,11 @@ class SessionDriver:
                 self._finish(action)
 
     async def _send(self, action: SendResponse, now: float) -> None:
-        payload = codec.encode(action.message)
+        try:
+            payload = codec.encode(action.message)
+        except codec.EncodeError as exc:
+            await self._unencodable(action, exc)
+            return
         if not self.conn.closed:
             self.trace.packet("tx", encode_frame(payload))
             try:
@@ -299,6 +303,16 @@ class SessionDriver:
             self.log.warning(
                 "%s took %.1f ms, over the %.0f ms budget", action.name, took * 1e3, budget * 1e3
             )
+
+    async def _unencodable(self, action: SendResponse, exc: codec.EncodeError) -> None:
+        """A response the codec cannot encode (e.g. it echoes peer content): no answer,
+        a clean close, one log line; the session ends through ConnectionLost."""
+        why = f"cannot encode {action.name}: {exc}"
+        self.log.warning("%s; closing the connection", why)
+        self.trace.write({"kind": "unencodable", "name": action.name, "error": str(exc)})
+        if not self.conn.closed:
+            await self.conn.close(why)
+        self.feed_soon(ConnectionLost(why))
 
     def _random(self, n: int) -> bytes:
         data = self._random_source(n)
