@@ -22,7 +22,7 @@ from secc.codec._generated import xmldsig
 from secc.config import AuthorizationSection
 from secc.core.events import Schema
 from secc.runtime import Station
-from secc.testing.ev import EvSimulator
+from secc.testing.ev import EvSimulator, Outgoing
 from secc.v2gtp import encode_frame
 from tests.security.peers import exchange, tls_client
 from tests.station.conftest import EVSE_ID, evse, run, script, station_config
@@ -74,7 +74,7 @@ def test_certificate_installation_with_empty_key_info(
             )
             ctx = tls_client(pki_dir / "v2g" / "root.pem")
             reader, writer = await asyncio.open_connection("::1", e.ports["tls"], ssl=ctx)
-            step = ev.start()
+            step: Outgoing | None = ev.start()
             while step is not None and step.name != "CertificateInstallationReq":
                 payload = await exchange(reader, writer, encode_frame(codec.encode(step.message)))
                 assert payload is not None, f"closed after {step.name}"
