@@ -7,8 +7,9 @@ interface (SO_BINDTODEVICE) and joins the all-nodes group ``ff02::1`` on it
 nothing from other interfaces.  Answers go by unicast to the request's source address
 and port (with its scope id).  Malformed or foreign datagrams are ignored and counted.
 Logging is rate-limited (:class:`LogBudget`): anyone on the link can send datagrams as
-fast as it likes, so at most a few lines per window are written and the rest summed up.  In tests ``interface=None, host="::1", port=<free port>`` serves a
-unicast request on loopback.
+fast as it likes, so at most a few lines per window are written and the rest summed up.
+In tests ``interface=None, host="::1", port=<free port>`` serves a unicast request on
+loopback.
 """
 
 from __future__ import annotations
