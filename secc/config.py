@@ -84,6 +84,9 @@ class HalSection:
     # of its own (ChargingRunner.power(True), e.g. from an RFID reader)
     basic_after_refusal: bool = False
     hlc_start_timeout: float = 60.0  # 5 % until the V2G session is set up
+    slac_retries: int = 2  # SLAC attempts after the first (an X1 pause before each)
+    slac_retry_pause: float = 4.0  # seconds of X1 between SLAC attempts
+    slac_wait: float = 50.0  # seconds the control waits for one SLAC outcome
     poll_interval: float = 0.1  # seconds between EVSE status reads during a session
 
     def __post_init__(self) -> None:

@@ -244,8 +244,10 @@ class Evse:
                 basic_fallback=section.hal.basic_fallback and not dc,
                 hlc_start_timeout_s=section.hal.hlc_start_timeout,
                 basic_after_refusal=section.hal.basic_after_refusal,
+                slac_retries=section.hal.slac_retries,
+                slac_retry_pause_s=section.hal.slac_retry_pause,
             )
-            self.runner = ChargingRunner(board, control)
+            self.runner = ChargingRunner(board, control, slac_timeout_s=section.hal.slac_wait)
         self._closing = False
         self.admission = Admission(section.limits)  # both servers' connections together
         self.sdp: SdpServer | None = None

@@ -209,11 +209,24 @@ class SlacLink:
 
 
 async def open_plc(options: Mapping[str, object]) -> SlacLink:
-    """Registry entry point.  Options: ``interface`` (required), ``slac_init_s``."""
+    """Registry entry point.  Options: ``interface`` (required), ``slac_init_s``,
+    ``modem_mac`` (where CM_SET_KEY.REQ goes; default the QCA local address
+    00:b0:52:00:00:01), ``max_sessions`` (live SLAC sessions at once, 1..64)."""
     ifname = options.get("interface")
     if not isinstance(ifname, str):
         raise UnavailableError("slac backend needs the option interface = 'eth1'")
     init = options.get("slac_init_s", 50.0)
     if not isinstance(init, int | float) or not 20.0 <= float(init) <= 50.0:
         raise UnavailableError("slac_init_s must lie in 20..50 s (TT_EVSE_SLAC_init)")
-    return SlacLink(ifname, timers=SlacTimers(evse_slac_init=float(init)))
+    modem = options.get("modem_mac", QCA_LOCAL_MAC.hex(":"))
+    try:
+        modem_mac = bytes.fromhex(str(modem).replace(":", ""))
+    except ValueError:
+        modem_mac = b""
+    if len(modem_mac) != 6:
+        raise UnavailableError(f"modem_mac {modem!r}: six hex bytes, e.g. 00:b0:52:00:00:01")
+    sessions = options.get("max_sessions", 8)
+    if not isinstance(sessions, int) or not 1 <= sessions <= 64:
+        raise UnavailableError("max_sessions must lie in 1..64")
+    timers = SlacTimers(evse_slac_init=float(init), max_sessions=sessions)
+    return SlacLink(ifname, timers=timers, modem_mac=modem_mac)

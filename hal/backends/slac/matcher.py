@@ -19,6 +19,14 @@ modem's CM_ATTEN_PROFILE.IND, one per sound it hears.  When TT_EVSE_SLAC_init ha
 and no session is alive, the outcome is :class:`Failed`; the caller decides on a retry
 (new CP cycle) or basic charging.  Time (``now``) and randomness (``random_bytes``) are
 injected: ``handle(event, now) -> list[action]`` plus ``deadline``.
+
+Hostile frames (anyone on the PLC link can send MMEs): CM_ATTEN_PROFILE.IND counts only
+from the EVSE's own modem (its MAC learned from CM_SET_KEY.CNF) and only with all 58
+groups; CM_SLAC_PARAM.REQ is answered only when addressed to the EVSE host or broadcast,
+with MMV 1 (HomePlug AV 1.1); at most ``max_sessions`` sessions live at once (the
+per-frame cost grows with them): a new one replaces the oldest that never sounded, else
+it is ignored.  ``Stop`` (unplug) re-keys the modem with a fresh NMK, so that the EV that
+left keeps no access to the EVSE's network.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from dataclasses import dataclass, field
 from hal.backends.slac.mme import (
     APPLICATION_TYPE_PEV_EVSE,
     BROADCAST,
+    MMV_AV11,
     NUM_GROUPS,
     QCA_LOCAL_MAC,
     RESP_TYPE_OTHER_GP_STATION,
@@ -72,6 +81,7 @@ class SlacTimers:
     atten_char_tries: int = 3  # first CM_ATTEN_CHAR.IND + C_EV_match_retry (2)
     set_key_timeout: float = 1.0
     set_key_tries: int = 3
+    max_sessions: int = 8  # live (EV MAC, RunID) sessions at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +197,7 @@ class EvseMatcher:
         self._key_deadline = float("inf")
         self._key_tries = 0
         self._nonce = b""
+        self.modem_src: bytes | None = None  # the local modem's MAC, from CM_SET_KEY.CNF
 
     @property
     def deadline(self) -> float:
@@ -203,6 +214,8 @@ class EvseMatcher:
         if isinstance(event, Start):
             self._start(now, out)
         elif isinstance(event, Stop):
+            if self.state is not State.IDLE:
+                self._rekey(out)
             self.state = State.IDLE
             self.sessions.clear()
             self.matched = None
@@ -228,6 +241,14 @@ class EvseMatcher:
         req = SetKeyReq(1, self._nonce, b"\x00" * 4, 4, 0, 0, 0, self.nid, 1, self.nmk)
         out.append(self._send(self.modem_mac, req))
 
+    def _rekey(self, out: list[Action]) -> None:
+        """A fresh NMK for the modem (no answer awaited): the EV that left is locked out."""
+        self.nmk = self._random(16)
+        self.nid = nid_from_nmk(self.nmk)
+        self._nonce = self._random(4)
+        req = SetKeyReq(1, self._nonce, b"\x00" * 4, 4, 0, 0, 0, self.nid, 1, self.nmk)
+        out.append(self._send(self.modem_mac, req))
+
     def _send(self, dst: bytes, msg: Message) -> Send:
         return Send(encode(MmeFrame(dst, self.mac, msg)))
 
@@ -246,6 +267,7 @@ class EvseMatcher:
             if self.state is State.SET_KEY and msg.your_nonce in (self._nonce, b"\x00" * 4):
                 if msg.result == 0:
                     self.state = State.WAITING
+                    self.modem_src = frame.src
                 else:
                     self._fail(f"modem refused CM_SET_KEY (result {msg.result})", out)
             return
@@ -266,6 +288,9 @@ class EvseMatcher:
             out.append(Ignored(f"{type(msg).__name__} in state {self.state.value}"))
             return
         if isinstance(msg, SlacParamReq):
+            if frame.dst not in (self.mac, BROADCAST) or frame.mmv != MMV_AV11:
+                out.append(Ignored("CM_SLAC_PARAM.REQ not to this EVSE or not MMV 1"))
+                return
             self._param(frame.src, msg, now, out)
         elif isinstance(msg, StartAttenCharInd | MnbcSoundInd):
             s = self.sessions.get((frame.src, msg.run_id))
@@ -274,7 +299,12 @@ class EvseMatcher:
             if s is not None and s.phase is Phase.PARAM_SENT:
                 self._sounding(s, now)
         elif isinstance(msg, AttenProfileInd):
-            self._profile(msg, now, out)
+            if self.modem_src is not None and frame.src != self.modem_src:
+                out.append(Ignored("CM_ATTEN_PROFILE.IND not from the EVSE's modem"))
+            elif msg.num_groups != NUM_GROUPS or len(msg.aag) != NUM_GROUPS:
+                out.append(Ignored(f"CM_ATTEN_PROFILE.IND with {msg.num_groups} groups"))
+            else:
+                self._profile(msg, now, out)
         elif isinstance(msg, AttenCharRsp):
             s = self.sessions.get((frame.src, msg.run_id))
             if s is not None and s.phase is Phase.ATTEN_SENT:
@@ -303,6 +333,12 @@ class EvseMatcher:
         if s is None:
             for old in [o for o in self.sessions.values() if o.ev_mac == src]:
                 self._drop(old, "EV restarted with a new RunID", out)
+            if len(self.sessions) >= self.timers.max_sessions:
+                idle = [o for o in self.sessions.values() if o.phase is Phase.PARAM_SENT]
+                if not idle:
+                    out.append(Ignored("CM_SLAC_PARAM.REQ: session limit reached"))
+                    return
+                self._drop(idle[0], "session limit: replaced by a newer EV", out)
             s = Session(src, msg.run_id, Phase.PARAM_SENT, now + self.timers.match_sequence)
             self.sessions[key] = s
         elif s.phase is not Phase.PARAM_SENT:
