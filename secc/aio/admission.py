@@ -18,6 +18,8 @@ import ctypes
 import ctypes.util
 import gc
 import logging
+import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +39,8 @@ class Ticket:
     peer: str
     pending: bool = True  # TLS handshake (or ClientHello) not done yet
     protected: Callable[[], bool] = field(default=lambda: False)
+    handshake_error: ssl.SSLError | None = None  # why the TLS handshake failed
+    spare: socket.socket | None = None  # a second descriptor until TLS is up (alerts)
 
 
 class Admission:
@@ -90,6 +94,9 @@ class Admission:
         """The connection is up (TLS done): it no longer counts as a handshake."""
         ticket.pending = False
         ticket.protected = protected
+        if ticket.spare is not None:
+            ticket.spare.close()
+            ticket.spare = None
 
     def leave(self, ticket: Ticket) -> None:
         if ticket in self.tickets:
@@ -126,3 +133,35 @@ def trim_heap() -> bool:
         return bool(_libc.malloc_trim(0))
     except (OSError, AttributeError):
         return False
+
+
+# TLS alert descriptions (RFC 5246 §7.2)
+HANDSHAKE_FAILURE = 40
+PROTOCOL_VERSION = 70
+_VERSION_REASONS = ("UNSUPPORTED_PROTOCOL", "VERSION_TOO_LOW", "VERSION_TOO_HIGH")
+# failures on the ClientHello, before the server has sent anything: a plaintext alert
+_HELLO_REASONS = (*_VERSION_REASONS, "NO_SHARED_CIPHER", "NO_SHARED_GROUP", "NO_SUITABLE")
+
+
+def duplicate(sock: socket.socket) -> socket.socket | None:
+    """A second descriptor of ``sock`` (None when the process has none left)."""
+    try:
+        return sock.dup()
+    except OSError:
+        return None
+
+
+def send_alert(sock: socket.socket, error: ssl.SSLError | None) -> None:
+    """End a refused TLS handshake the way TLS says: a fatal alert record
+    (``protocol_version`` or ``handshake_failure``) when OpenSSL refused the ClientHello;
+    then close ``sock`` (a duplicate descriptor of the connection)."""
+    try:
+        reason = str(getattr(error, "reason", "") or "") if error is not None else ""
+        if error is not None and reason.startswith(_HELLO_REASONS):
+            code = PROTOCOL_VERSION if reason.startswith(_VERSION_REASONS) else HANDSHAKE_FAILURE
+            sock.setblocking(False)
+            sock.send(bytes((0x15, 0x03, 0x03, 0x00, 0x02, 0x02, code)))
+    except OSError:
+        pass  # the peer is gone already
+    finally:
+        sock.close()

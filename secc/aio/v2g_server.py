@@ -50,7 +50,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from secc import codec
-from secc.aio.admission import Admission, Ticket
+from secc.aio.admission import Admission, Ticket, duplicate, send_alert
 from secc.aio.clienthello import (
     MAX_HELLO,
     RECORD_HEADER,
@@ -378,11 +378,23 @@ class V2GServer:
             sock.close()
             return
         self._tickets[task] = ticket
+        # asyncio drops the alert OpenSSL queues when a handshake fails: keep a second
+        # descriptor of the socket to send one ourselves (secc.aio.admission.send_alert)
+        ticket.spare = duplicate(sock) if self._tls is not None else None
         try:
             await self._serve(sock, peer)
         finally:
             self._tickets.pop(task, None)
             self._admission.leave(ticket)
+            if ticket.spare is not None:
+                send_alert(ticket.spare, ticket.handshake_error)
+                ticket.spare = None
+
+    def _setup_failed(self, exc: BaseException) -> None:
+        task = asyncio.current_task()
+        ticket = self._tickets.get(task) if task is not None else None
+        if ticket is not None and isinstance(exc, ssl.SSLError):
+            ticket.handshake_error = exc
 
     def _opened(self, handler: SessionHandler) -> None:
         task = asyncio.current_task()
@@ -427,6 +439,7 @@ class V2GServer:
             log.warning(
                 "%s: connection refused during setup: %s", peer[0], exc or type(exc).__name__
             )
+            self._setup_failed(exc)
             sock.close()
             return
         except asyncio.CancelledError:

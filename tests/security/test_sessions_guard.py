@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +154,30 @@ def test_a_stream_whose_root_is_not_a_message_ends_cleanly(
 def test_limits_validate() -> None:
     with pytest.raises(ValueError, match="max_handshakes"):
         Limits(max_connections=2, max_handshakes=3)
+
+
+@pytest.mark.parametrize("offer", ["tls13_only", "other_suite"])
+def test_refused_handshake_ends_with_a_tls_alert(pki_dir: Path, offer: str) -> None:
+    """An EV offering only TLS 1.3, or only a suite outside ISO 15118-2, gets a fatal
+    TLS alert (protocol_version / handshake_failure), not a bare reset."""
+    board, _plant = build_board()
+    errors: list[str] = []
+
+    async def main() -> None:
+        async with Station(station_config(pki_dir, None, evse()), boards={EVSE_ID: board}) as st:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+            if offer == "tls13_only":
+                ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+            else:
+                ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+                ctx.set_ciphers("ECDHE-RSA-AES128-GCM-SHA256")
+            try:
+                async with asyncio.timeout(10):
+                    await asyncio.open_connection("::1", st.evse(EVSE_ID).ports["tls"], ssl=ctx)
+            except (ssl.SSLError, OSError) as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+    run(main)
+    expected = "ALERT_PROTOCOL_VERSION" if offer == "tls13_only" else "ALERT_HANDSHAKE_FAILURE"
+    assert len(errors) == 1 and expected in errors[0], errors
