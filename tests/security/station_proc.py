@@ -4,6 +4,7 @@ descriptors and resident memory from /proc."""
 
 from __future__ import annotations
 
+import os
 import re
 import resource
 import subprocess
@@ -57,7 +58,7 @@ class StationProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.sdp_port = self.tls_port = self.tcp_port = 0
 
-    def start(self, nofile: int | None = None) -> None:
+    def start(self, nofile: int | None = None, env: dict[str, str] | None = None) -> None:
         def limit() -> None:  # in the child, before exec
             if nofile is not None:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
@@ -68,6 +69,7 @@ class StationProcess:
                 stderr=err,
                 stdout=subprocess.DEVNULL,
                 preexec_fn=limit,  # noqa: PLW1509 - no threads in the test process here
+                env={**os.environ, **(env or {})},
             )
         end = time.monotonic() + 30
         while time.monotonic() < end:

@@ -8,6 +8,7 @@ loopback; descriptors come from /proc/<pid>/fd, resident memory from /proc/<pid>
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from pathlib import Path
 
@@ -112,4 +113,46 @@ def test_accept_survives_emfile(pki_dir: Path, tmp_path: Path) -> None:
         assert _wait(lambda: station.fds() <= fds0 + 2), (fds0, station.fds())
         assert _charge(station, pki_dir).ended == "done"
     finally:
+        assert station.stop() == 0, station.text()
+
+
+def test_watchdog_withheld_while_accept_fails_and_resumed_after(
+    pki_dir: Path, tmp_path: Path
+) -> None:
+    """accept() failing for longer than [evse.limits] accept_stall makes the EVSE
+    unhealthy: ``secc run`` stops WATCHDOG=1 (systemd would restart it); once
+    descriptors are free the server accepts again and the pings resume."""
+    notify_path = tmp_path / "notify"
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(notify_path))
+    extra = "[evse.limits]\naccept_stall = 1.0\nhandshake_timeout = 60.0\n"
+    station = StationProcess(tmp_path, pki_dir, evse_extra=extra)
+    station.start(env={"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "200000"})
+
+    def pinged_within(seconds: float) -> bool:
+        notify.settimeout(seconds)
+        try:
+            while True:
+                if notify.recv(4096).decode() == "WATCHDOG=1":
+                    return True
+        except TimeoutError:
+            return False
+
+    try:
+        assert pinged_within(10)
+        fds0 = station.fds()
+        station.set_nofile(fds0 + 3)
+
+        async def flood() -> None:
+            held = await idle_connects(station.tls_port, 12, timeout=0.3)
+            # pending handshakes hold the descriptors; accept() keeps failing
+            assert _wait(lambda: not pinged_within(0.8), timeout=15)
+            station.set_nofile(1024)
+            await close_all(held)
+
+        asyncio.run(asyncio.wait_for(flood(), 60))
+        assert pinged_within(10), station.text()
+        assert _charge(station, pki_dir).ended == "done"
+    finally:
+        notify.close()
         assert station.stop() == 0, station.text()
