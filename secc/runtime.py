@@ -375,7 +375,27 @@ class Evse:
         driver.claimed = True
         self.active = driver
         self._poke.set()
+        if self.board.plc is not None:
+            self._spawn(self._trace_link(driver))
         return True
+
+    async def _trace_link(self, driver: SessionDriver) -> None:
+        """The PLC link as the session starts (SLAC match, D-LINK_READY) in its trace."""
+        assert self.board.plc is not None
+        try:
+            status = await self.board.plc.status()
+        except HalError as exc:
+            driver.trace.write({"kind": "link", "error": str(exc)})
+            return
+        driver.trace.write(
+            {
+                "kind": "link",
+                "state": status.state.value,
+                "ev_mac": status.ev_mac.hex(":") if status.ev_mac else None,
+                "nid": status.nid.hex() if status.nid else None,
+                "detail": status.detail,
+            }
+        )
 
     def _make_trace(self, header: dict[str, Any], config: SessionConfig | None = None) -> Trace:
         header["config"] = config_record(config or self.config)

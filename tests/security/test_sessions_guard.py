@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import ssl
 from pathlib import Path
@@ -181,3 +182,23 @@ def test_refused_handshake_ends_with_a_tls_alert(pki_dir: Path, offer: str) -> N
     run(main)
     expected = "ALERT_PROTOCOL_VERSION" if offer == "tls13_only" else "ALERT_HANDSHAKE_FAILURE"
     assert len(errors) == 1 and expected in errors[0], errors
+
+
+def test_the_session_trace_records_the_plc_link(pki_dir: Path, tmp_path: Path) -> None:
+    """The PLC link's state when the session starts (SLAC match, link confirmation)
+    is written to the session trace."""
+    board, _plant = build_board()
+
+    async def main() -> None:
+        config = station_config(pki_dir, tmp_path, evse())
+        async with Station(config, boards={EVSE_ID: board}) as st:
+            e = st.evse(EVSE_ID)
+            result = await run_ev(script("ac"), host="::1", port=e.ports["tcp"], tls=False)
+            assert result.ended == "done"
+            await wait_until(lambda: bool(e.ended))
+
+    run(main)
+    (trace,) = tmp_path.glob("*.jsonl")
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    links = [r for r in records if r["kind"] == "link"]
+    assert len(links) == 1 and "state" in links[0], links

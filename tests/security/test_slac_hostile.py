@@ -9,12 +9,15 @@ from hal.backends.slac import mme
 from hal.backends.slac.matcher import (
     EvseMatcher,
     FrameIn,
+    LinkReady,
+    LinkUnconfirmed,
     Matched,
     Send,
     SlacTimers,
     Start,
     State,
     Stop,
+    Tick,
 )
 from hal.backends.slac.mme import BROADCAST, MmeFrame, decode, encode
 
@@ -105,3 +108,45 @@ def test_unplug_rekeys_the_modem() -> None:
     out = m.handle(Stop(), 5.0)
     (req,) = sent(out)
     assert isinstance(req, mme.SetKeyReq) and req.new_key != old and req.new_key == m.nmk
+
+
+def _matched() -> EvseMatcher:
+    m = ready()
+    t = 1.0
+    m.handle(frame(EV, BROADCAST, mme.SlacParamReq(0, 0, RUN)), t)
+    for i in range(10):
+        m.handle(profile(MODEM), t + 0.01 * (i + 1))
+    m.handle(frame(EV, EVSE, mme.AttenCharRsp(0, 0, EV, RUN, b"\0" * 17, b"\0" * 17, 0)), 1.2)
+    req = mme.SlacMatchReq(0, 0, 0x3E, b"\0" * 17, EV, b"\0" * 17, EVSE, RUN, b"\0" * 8)
+    out = m.handle(frame(EV, EVSE, req), 1.3)
+    assert any(isinstance(a, Matched) for a in out)
+    assert any(isinstance(x, mme.VsNwInfoReq) for x in sent(out))  # the link check starts
+    return m
+
+
+def _nw_info(nid: bytes, stations: tuple[bytes, ...]) -> mme.VsNwInfoCnf:
+    return mme.VsNwInfoCnf(mme.QCA_OUI, 1, ((nid, stations),))
+
+
+def test_link_ready_only_when_the_modem_reports_a_station_in_the_nid() -> None:
+    m = _matched()
+    ev_modem = bytes.fromhex("00b052ee0001")
+    # an intruder's answer, and the modem's answer for another network, do not count
+    m.handle(frame(INTRUDER, EVSE, _nw_info(m.nid, (ev_modem,)), mmv=0), 1.4)
+    m.handle(frame(MODEM, EVSE, _nw_info(b"\x01" * 7, (ev_modem,)), mmv=0), 1.5)
+    assert m.link == "unconfirmed"
+    out = m.handle(frame(MODEM, EVSE, _nw_info(m.nid, (ev_modem,)), mmv=0), 1.6)
+    assert LinkReady(m.nid, (ev_modem,)) in out and m.link == "ready"
+
+
+def test_link_not_confirmed_when_the_ev_never_joins() -> None:
+    m = _matched()
+    polls = 0
+    out: list[object] = []
+    t = 1.3
+    while m.link == "unconfirmed" and t < 20:
+        t = m.deadline
+        out = list(m.handle(Tick(), t))
+        polls += sum(isinstance(x, mme.VsNwInfoReq) for x in sent(out))
+    assert any(isinstance(a, LinkUnconfirmed) for a in out)
+    assert m.link == "not confirmed" and polls >= 5

@@ -23,6 +23,8 @@ from hal.backends.slac.matcher import (
     Failed,
     FrameIn,
     Ignored,
+    LinkReady,
+    LinkUnconfirmed,
     Matched,
     Send,
     SessionDropped,
@@ -164,6 +166,11 @@ class SlacLink:
                     self._outcome.clear()
                 log.info("SLAC session of %s dropped: %s", action.ev_mac.hex(":"), action.reason)
                 self.dropped.append(action)
+            elif isinstance(action, LinkReady):
+                log.info("SLAC link ready: %d station(s) in NID %s", len(action.stations),
+                         action.nid.hex())  # fmt: skip
+            elif isinstance(action, LinkUnconfirmed):
+                log.warning("SLAC link not confirmed: %s", action.reason)
             elif isinstance(action, Ignored):
                 log.debug("SLAC ignored a frame: %s", action.reason)
 
@@ -184,7 +191,8 @@ class SlacLink:
         state = self.matcher.state
         if state is State.MATCHED and self.last_match is not None:
             m = self.last_match
-            return PlcStatus(PlcState.MATCHED, ev_mac=m.ev_mac, nid=m.nid)
+            detail = f"link {self.matcher.link}"  # ready / unconfirmed / not confirmed
+            return PlcStatus(PlcState.MATCHED, ev_mac=m.ev_mac, nid=m.nid, detail=detail)
         if state is State.FAILED:
             return PlcStatus(PlcState.FAILED, detail=self.last_failure)
         if state is State.IDLE:

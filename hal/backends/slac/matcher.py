@@ -27,6 +27,12 @@ with MMV 1 (HomePlug AV 1.1); at most ``max_sessions`` sessions live at once (th
 per-frame cost grows with them): a new one replaces the oldest that never sounded, else
 it is ignored.  ``Stop`` (unplug) re-keys the modem with a fresh NMK, so that the EV that
 left keeps no access to the EVSE's network.
+
+After CM_SLAC_MATCH.CNF the matcher confirms that the EV joined (D-LINK_READY): it asks
+the modem for its network info (QCA VS_NW_INFO, every ``link_poll`` seconds) until a
+station shows up in the EVSE's NID (:class:`LinkReady`) or ``link_confirm`` runs out
+(:class:`LinkUnconfirmed`: the EV never joined, or the modem does not answer vendor
+requests).
 """
 
 from __future__ import annotations
@@ -60,6 +66,8 @@ from hal.backends.slac.mme import (
     StartAttenCharInd,
     ValidateCnf,
     ValidateReq,
+    VsNwInfoCnf,
+    VsNwInfoReq,
     decode,
     encode,
     nid_from_nmk,
@@ -82,6 +90,8 @@ class SlacTimers:
     set_key_timeout: float = 1.0
     set_key_tries: int = 3
     max_sessions: int = 8  # live (EV MAC, RunID) sessions at once
+    link_confirm: float = 5.0  # after the match: the EV's modem must show up in the NID
+    link_poll: float = 0.5  # VS_NW_INFO.REQ interval meanwhile
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,13 +143,26 @@ class SessionDropped:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkReady:
+    """D-LINK_READY: the modem reports stations in the EVSE's network after the match."""
+
+    nid: bytes
+    stations: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkUnconfirmed:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Ignored:
     """A frame that was not acted upon (bad bytes, wrong state); for the trace."""
 
     reason: str
 
 
-Action = Send | Matched | Failed | SessionDropped | Ignored
+Action = Send | Matched | Failed | SessionDropped | Ignored | LinkReady | LinkUnconfirmed
 
 
 class State(enum.Enum):
@@ -198,6 +221,9 @@ class EvseMatcher:
         self._key_tries = 0
         self._nonce = b""
         self.modem_src: bytes | None = None  # the local modem's MAC, from CM_SET_KEY.CNF
+        self.link = "none"  # after a match: "unconfirmed", then "ready" or "not confirmed"
+        self._link_deadline = float("inf")
+        self._link_poll = float("inf")
 
     @property
     def deadline(self) -> float:
@@ -205,6 +231,8 @@ class EvseMatcher:
         if self.state is State.WAITING:
             times.append(self._init_deadline)
             times += [s.deadline for s in self.sessions.values()]
+        if self.state is State.MATCHED and self.link == "unconfirmed":
+            times += [self._link_poll, self._link_deadline]
         return min(times)
 
     # ------------------------------------------------------------------ entry point
@@ -271,6 +299,9 @@ class EvseMatcher:
                 else:
                     self._fail(f"modem refused CM_SET_KEY (result {msg.result})", out)
             return
+        if isinstance(msg, VsNwInfoCnf):
+            self._nw_info(frame.src, msg, out)
+            return
         if isinstance(msg, SlacMatchReq) and self.state is State.MATCHED:
             self._rematch(frame.src, msg, out)
             return
@@ -317,7 +348,10 @@ class EvseMatcher:
             # validation (BCB toggles) is not offered  [V2G3-???]
             out.append(self._send(frame.src, ValidateCnf(0, 0, VALIDATE_NOT_REQUIRED)))
         elif isinstance(msg, SlacMatchReq):
-            self._match(frame.src, msg, out)
+            if self._match(frame.src, msg, out):
+                self.link = "unconfirmed"
+                self._link_deadline = now + self.timers.link_confirm
+                self._ask_link(now, out)
         else:
             out.append(Ignored(f"unexpected {type(msg).__name__}"))
 
@@ -411,14 +445,14 @@ class EvseMatcher:
             self.nmk,
         )
 
-    def _match(self, src: bytes, msg: SlacMatchReq, out: list[Action]) -> None:
+    def _match(self, src: bytes, msg: SlacMatchReq, out: list[Action]) -> bool:
         s = self.sessions.get((src, msg.run_id))
         if s is None or s.phase not in (Phase.ATTEN_SENT, Phase.WAIT_MATCH):
             out.append(Ignored("CM_SLAC_MATCH.REQ for no live session (late or unknown)"))
-            return
+            return False
         if msg.pev_mac != src or msg.evse_mac not in (self.mac, b"\x00" * 6):
             out.append(Ignored("CM_SLAC_MATCH.REQ with foreign MAC addresses"))
-            return
+            return False
         out.append(self._send(src, self._match_cnf(s, msg)))
         for other in [o for o in self.sessions.values() if o is not s]:
             self._drop(other, "another EV matched", out)
@@ -426,6 +460,23 @@ class EvseMatcher:
         self.matched = s
         self.state = State.MATCHED
         out.append(Matched(s.ev_mac, s.run_id, self.nmk, self.nid))
+        return True
+
+    def _ask_link(self, now: float, out: list[Action]) -> None:
+        self._link_poll = now + self.timers.link_poll
+        out.append(self._send(self.modem_mac, VsNwInfoReq()))
+
+    def _nw_info(self, src: bytes, msg: VsNwInfoCnf, out: list[Action]) -> None:
+        if self.state is not State.MATCHED or self.link != "unconfirmed":
+            return
+        if self.modem_src is not None and src != self.modem_src:
+            out.append(Ignored("VS_NW_INFO.CNF not from the EVSE's modem"))
+            return
+        for nid, stations in msg.networks:
+            if nid == self.nid and stations:
+                self.link = "ready"
+                out.append(LinkReady(nid, stations))
+                return
 
     def _rematch(self, src: bytes, msg: SlacMatchReq, out: list[Action]) -> None:
         s = self.matched
@@ -444,6 +495,18 @@ class EvseMatcher:
         out.append(Failed(reason))
 
     def _timers(self, now: float, out: list[Action]) -> None:
+        if self.state is State.MATCHED and self.link == "unconfirmed":
+            if now >= self._link_deadline:
+                self.link = "not confirmed"
+                out.append(
+                    LinkUnconfirmed(
+                        f"no station in NID {self.nid.hex()} within {self.timers.link_confirm} s"
+                        " of the match (or the modem gives no network info)"
+                    )
+                )
+            elif now >= self._link_poll:
+                self._ask_link(now, out)
+            return
         if self.state is State.SET_KEY and now >= self._key_deadline:
             if self._key_tries >= self.timers.set_key_tries:
                 self._fail("no CM_SET_KEY.CNF from the modem", out)
