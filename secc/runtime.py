@@ -164,11 +164,10 @@ def technical_failure(ended: SessionEnded) -> bool:
     """Whether a session failed for technical reasons (the link, the EV's protocol or
     timing), where IEC 61851 basic charging may take over (``basic_fallback``); a
     session the station refused (a FAILED_* answer: authorization, contract, payment,
-    energy mode; a stop by the station or the CSMS; a fault) never falls back."""
-    if ended.reason in TECHNICAL_ENDS:
-        return True
-    # the handshake found no common protocol: the EV cannot talk to this station
-    return ended.reason is EndReason.FAILED_RESPONSE and "NoNegotiation" in ended.detail
+    energy mode; a stop by the station or the CSMS; a fault) never falls back.  A
+    connection that fails before SessionSetup (no common protocol, say) never claimed
+    the EVSE and does not drive the control: ``hlc_start_timeout`` covers that EV."""
+    return ended.reason in TECHNICAL_ENDS
 
 
 def server_limits(admission: Admission) -> dict[str, Any]:
