@@ -25,7 +25,7 @@ from certs._util import (
     signed_by,
 )
 from certs.ocsp import CertificateHashData, OcspError, hash_data, responder_url
-from certs.store import Store
+from certs.store import Store, atomic_write
 
 DEFAULT_STORE = Path("/var/lib/secc/certs")
 _VERIFY_ROOTS = {"contract": ("mo", "v2g"), "secc": ("v2g",), "oem": ("oem",), "cps": ("v2g",)}
@@ -244,7 +244,7 @@ def _cmd_csr(args: argparse.Namespace) -> int:
         store, args.type, common_name=args.cn, organization=args.org, country=args.country
     )
     if args.output:
-        args.output.write_bytes(pem)
+        atomic_write(args.output, pem)  # a reader sees the old or the new CSR, never half
         print(f"CSR written to {args.output}; the key waits in {store.root / 'pending'}")
     else:
         sys.stdout.write(pem.decode())

@@ -92,8 +92,10 @@ class ChargingRunner:
     async def hlc_finished(self) -> None:
         await self.feed(HlcFinished())
 
-    async def hlc_failed(self, reason: str) -> None:
-        await self.feed(HlcFailed(reason))
+    async def hlc_failed(self, reason: str, *, refused: bool = False) -> None:
+        """The V2G session failed; ``refused``: the station refused the EV (authorization,
+        contract, payment), which never falls back to basic charging by itself."""
+        await self.feed(HlcFailed(reason, refused))
 
     async def power(self, on: bool) -> None:
         await self.feed(PowerRequest(on))

@@ -34,6 +34,10 @@ class ControlConfig:
     slac_retries: int = 2
     slac_retry_pause_s: float = 4.0  # X1 before trying SLAC again  [V2G3-???]
     basic_needs_authorization: bool = False
+    # after a session *refused* (authorization, contract, payment: HlcFailed(refused=True))
+    # basic charging is never automatic: False blocks the EVSE until unplug; True offers
+    # nominal duty but closes only on its own authorization (PowerRequest(on=True))
+    basic_after_refusal: bool = False
 
 
 # ----------------------------------------------------------------- events
@@ -67,6 +71,7 @@ class HlcFinished:
 @dataclass(frozen=True, slots=True)
 class HlcFailed:
     reason: str
+    refused: bool = False  # the station refused the EV (not a technical failure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +205,12 @@ class ChargingControl:
                 self.slac_active = True
             case SlacFailed(reason=reason) if self.phase is Phase.HLC_WAIT:
                 self._slac_failed(reason, now, out)
+            case HlcStarted() if self.phase in (Phase.DONE, Phase.BLOCKED):
+                # a paused session resumed, or a new session after a failed one: HLC again
+                if self.phase is Phase.BLOCKED:
+                    out.append(SetDuty(Duty.hlc()))
+                self.hlc_started = True
+                self._go(Phase.HLC, "V2G session set up again", out)
             case HlcStarted() if self.phase is Phase.HLC_WAIT:
                 self.hlc_started = True
                 self._deadline = float("inf")
@@ -208,6 +219,13 @@ class ChargingControl:
                 self.want_power = False
                 self._sync(out)
                 self._go(Phase.DONE, "V2G session ended", out)
+            case HlcFailed(reason=reason, refused=True) if self.phase in (
+                Phase.HLC_WAIT,
+                Phase.HLC,
+            ):
+                self.want_power = False
+                self._sync(out)
+                self._refused(reason, out)
             case HlcFailed(reason=reason) if self.phase in (Phase.HLC_WAIT, Phase.HLC):
                 self.want_power = False
                 self._sync(out)
@@ -326,6 +344,18 @@ class ChargingControl:
         else:
             out.append(SetDuty(Duty.constant()))
             self._go(Phase.BLOCKED, reason, out)
+
+    def _refused(self, reason: str, out: list[Action]) -> None:
+        """The station refused this EV: basic charging would bypass that decision."""
+        self._stop_slac(out)
+        self._deadline = float("inf")
+        if self.config.basic_fallback and self.config.basic_after_refusal:
+            out.append(SetDuty(Duty.for_current(self.config.max_current_a)))
+            self.want_power = False  # its own authorization must come (PowerRequest)
+            self._go(Phase.BASIC, f"basic charging after refusal, unauthorized: {reason}", out)
+        else:
+            out.append(SetDuty(Duty.constant()))
+            self._go(Phase.BLOCKED, f"refused: {reason}", out)
 
     def _basic(self, reason: str, out: list[Action]) -> None:
         out.append(SetDuty(Duty.for_current(self.config.max_current_a)))

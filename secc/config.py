@@ -29,6 +29,7 @@ from secc.core.config import (
     Timers,
 )
 from secc.errors import ConfigError
+from secc.limits import Limits, TraceLimits
 
 DEFAULT_PATH = Path("/etc/secc/secc.toml")
 # the names of [[evse]] protocols: what the EVSE offers in the appHandshake (the EV's
@@ -57,6 +58,7 @@ class StationSection:
     pcap: bool = False  # also a .pcap beside each trace (needs trace_dir)
     tls_keylog: Path | None = None  # NSS key log for Wireshark: lab use only
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    traces: TraceLimits = field(default_factory=TraceLimits)  # [station.traces]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,14 @@ class HalSection:
     # after a failed V2G session or SLAC, fall back to IEC 61851-1 basic charging
     # (nominal duty; AC only: ignored for an EVSE offering a DC mode)
     basic_fallback: bool = False
+    # after a session the station refused (authorization, contract, payment): false: no
+    # basic charging until unplug; true: nominal duty, contactors only on an authorization
+    # of its own (ChargingRunner.power(True), e.g. from an RFID reader)
+    basic_after_refusal: bool = False
     hlc_start_timeout: float = 60.0  # 5 % until the V2G session is set up
+    slac_retries: int = 2  # SLAC attempts after the first (an X1 pause before each)
+    slac_retry_pause: float = 4.0  # seconds of X1 between SLAC attempts
+    slac_wait: float = 50.0  # seconds the control waits for one SLAC outcome
     poll_interval: float = 0.1  # seconds between EVSE status reads during a session
 
     def __post_init__(self) -> None:
@@ -117,6 +126,7 @@ class EvseSection:
     iso20_control_modes: tuple[Literal["scheduled", "dynamic"], ...] = ("scheduled", "dynamic")
     meter_id: str | None = "METER-1"
     timers: Timers = field(default_factory=Timers)
+    limits: Limits = field(default_factory=Limits)  # [evse.limits]: docs/security.md
     hal: HalSection = field(default_factory=HalSection)
     # [evse.hal.options] / [evse.hal.plc_options]: checked by the backends themselves
     hal_options: tuple[tuple[str, str | int | float | bool], ...] = field(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import logging
@@ -42,6 +43,7 @@ from hal.api import Board
 from hal.charging import ChargingRunner
 from hal.control import ControlConfig
 from hal.types import ContactorState, HalError
+from secc.aio.admission import Admission
 from secc.aio.backends import (
     Backend,
     BackendFactory,
@@ -73,6 +75,7 @@ from secc.core.events import (
     StopRequested,
 )
 from secc.errors import ConfigError
+from secc.limits import TraceLimits
 from secc.sdp import SdpOffer, SdpResponder
 from secc.trace import Pcap, Record, Trace, config_record, trace_name
 
@@ -164,6 +167,55 @@ def _root_of(
     return None
 
 
+TECHNICAL_ENDS = frozenset(
+    {
+        EndReason.CONNECTION_LOST,
+        EndReason.SEQUENCE_TIMEOUT,
+        EndReason.SEQUENCE_ERROR,
+        EndReason.TIMEOUT,
+    }
+)
+
+
+def technical_failure(ended: SessionEnded) -> bool:
+    """Whether a session failed for technical reasons (the link, the EV's protocol or
+    timing), where IEC 61851 basic charging may take over (``basic_fallback``); a
+    session the station refused (a FAILED_* answer: authorization, contract, payment,
+    energy mode; a stop by the station or the CSMS; a fault) never falls back.  A
+    connection that fails before SessionSetup (no common protocol, say) never claimed
+    the EVSE and does not drive the control: ``hlc_start_timeout`` covers that EV."""
+    return ended.reason in TECHNICAL_ENDS
+
+
+def server_limits(admission: Admission) -> dict[str, Any]:
+    """The V2GServer arguments that enforce an EVSE's ``[evse.limits]``."""
+    limits = admission.limits
+    return {
+        "admission": admission,
+        "handshake_timeout": limits.handshake_timeout,
+        "accept_stall": limits.accept_stall,
+    }
+
+
+def connection_config(config: SessionConfig, conn: V2GConnection, backend: Any) -> SessionConfig:
+    """What one connection's session offers: Contract payment only over TLS (the plain
+    TCP port is EIM only), ISO 15118-20 only over TLS 1.3 (``tls13``), the certificate
+    service only when the backend can serve it."""
+    changes: dict[str, Any] = {}
+    if config.tls != conn.tls:
+        changes["tls"] = conn.tls
+    # ISO 15118-20 may be chosen only on a TLS 1.3 connection (or TCP in a lab)
+    if config.tls13 != (conn.tls_version == "TLSv1.3"):
+        changes["tls13"] = conn.tls_version == "TLSv1.3"
+    if (
+        config.certificate_installation
+        and isinstance(backend, LocalBackend)
+        and backend.certificates is None
+    ):
+        changes["certificate_installation"] = False
+    return dataclasses.replace(config, **changes) if changes else config
+
+
 @dataclass(frozen=True, slots=True)
 class EndedSession:
     """What an EVSE remembers of a session that ended (no sockets, no core objects)."""
@@ -192,8 +244,10 @@ class Evse:
         observer: Observer | None,
         utc_now: Callable[[], dt.datetime],
         random_bytes: Callable[[int], bytes],
+        trace_limits: TraceLimits | None = None,
     ) -> None:
         self.section = section
+        self.trace_limits = trace_limits or TraceLimits()
         self.config = config
         self.board = board
         self.tls = tls
@@ -210,9 +264,13 @@ class Evse:
             control = ControlConfig(
                 basic_fallback=section.hal.basic_fallback and not dc,
                 hlc_start_timeout_s=section.hal.hlc_start_timeout,
+                basic_after_refusal=section.hal.basic_after_refusal,
+                slac_retries=section.hal.slac_retries,
+                slac_retry_pause_s=section.hal.slac_retry_pause,
             )
-            self.runner = ChargingRunner(board, control)
+            self.runner = ChargingRunner(board, control, slac_timeout_s=section.hal.slac_wait)
         self._closing = False
+        self.admission = Admission(section.limits)  # both servers' connections together
         self.sdp: SdpServer | None = None
         self.servers: list[V2GServer] = []
         self.drivers: set[SessionDriver] = set()
@@ -249,6 +307,7 @@ class Evse:
                 port=port,
                 interface=s.interface,
                 tls=self.tls if kind == "tls" else None,
+                **server_limits(self.admission),
             )
             await server.start()
             self.servers.append(server)
@@ -304,36 +363,68 @@ class Evse:
     # --- sessions -------------------------------------------------------------------------
 
     def _make_driver(self, conn: V2GConnection) -> SessionDriver:
-        """A new connection starts a new session.  One session per EVSE at a time: a
-        session still running (e.g. a half-open connection of an EV that reconnected) is
-        ended first, which opens the contactors."""
-        old = self.active
-        if old is not None and old.ended is None:
-            log.warning("%s: new connection from %s: ending the running session", self.evse_id,
-                        conn.peer[0])  # fmt: skip
-            self._spawn(old.aclose("superseded by a new connection"))
-        resume, self.paused = self.paused, None
+        """A new connection starts a new session, which gets the EVSE (HAL, backend,
+        status) only when its SessionSetupReq claims it (:meth:`claim`): a connection
+        alone never touches a running session."""
         trust = self.trust_source() if self.trust_source is not None else None
         if trust is not None and trust != self.config.trust:
             self.config = replace(self.config, trust=trust)
-        # ISO 15118-20 may be chosen only on a TLS 1.3 connection (or TCP in a lab)
-        config = replace(self.config, tls13=conn.tls_version == "TLSv1.3")
+        config = connection_config(self.config, conn, self.backend)
         driver = SessionDriver(
             conn,
             config,
             self,
-            make_trace=lambda header: self._make_trace(header, config),
+            make_trace=functools.partial(self._make_trace, config=config),
             random_bytes=self.random_bytes,
             utc_now=self.utc_now,
-            resume=resume,
+            resume=self.paused,
         )
         self.drivers.add(driver)
-        self.active = driver
-        self._poke.set()
         return driver
 
-    def _make_trace(self, header: dict[str, Any], config: SessionConfig) -> Trace:
-        header["config"] = config_record(config)  # this connection's (tls13 set per connection)
+    def claim(self, driver: SessionDriver, evcc_id: bytes) -> bool:
+        """A SessionSetupReq asks for the EVSE: granted when no session runs, or when
+        the running one is the same EV's (EVCCID) and it has gone silent (a half-open
+        connection of an EV that reconnected); that one is then ended."""
+        old = self.active
+        if old is not None and old is not driver and old.ended is None:
+            silence = self.section.limits.replace_after_silence
+            if old.evcc_id != evcc_id or old.silent_for < silence:
+                log.warning("%s: SessionSetupReq from %s (EVCCID %s) refused: the session "
+                            "of EVCCID %s runs", self.evse_id, driver.conn.peer[0],
+                            evcc_id.hex(), (old.evcc_id or b"").hex())  # fmt: skip
+                return False
+            log.warning("%s: EVCCID %s set up a new session: ending its silent one",
+                        self.evse_id, evcc_id.hex())  # fmt: skip
+            self._spawn(old.aclose("replaced by a new session of the same EV"))
+        self.paused = None  # the session took the paused one (or started afresh)
+        driver.claimed = True
+        self.active = driver
+        self._poke.set()
+        if self.board.plc is not None:
+            self._spawn(self._trace_link(driver))
+        return True
+
+    async def _trace_link(self, driver: SessionDriver) -> None:
+        """The PLC link as the session starts (SLAC match, D-LINK_READY) in its trace."""
+        assert self.board.plc is not None
+        try:
+            status = await self.board.plc.status()
+        except HalError as exc:
+            driver.trace.write({"kind": "link", "error": str(exc)})
+            return
+        driver.trace.write(
+            {
+                "kind": "link",
+                "state": status.state.value,
+                "ev_mac": status.ev_mac.hex(":") if status.ev_mac else None,
+                "nid": status.nid.hex() if status.nid else None,
+                "detail": status.detail,
+            }
+        )
+
+    def _make_trace(self, header: dict[str, Any], config: SessionConfig | None = None) -> Trace:
+        header["config"] = config_record(config or self.config)
         header["trust"] = [c.public_bytes(Encoding.DER).hex() for c in self.config.trust.roots]
         path = None
         pcap = None
@@ -352,7 +443,7 @@ class Evse:
         if self.observer is not None:
             obs, evse_id = self.observer, self.evse_id
             observer = lambda record: obs(evse_id, record)  # noqa: E731
-        return Trace(path, header, observer=observer, pcap=pcap)
+        return Trace(path, header, observer=observer, pcap=pcap, limits=self.trace_limits)
 
     def session_ended(self, driver: SessionDriver) -> None:
         self.drivers.discard(driver)
@@ -367,14 +458,18 @@ class Evse:
                     trace=driver.trace.path,
                 )
             )
+        if self.active is not driver:
+            return  # never claimed the EVSE, or replaced: the running session owns it
         if driver.session.paused is not None:
             self.paused = driver.session.paused
-        if self.active is driver:
-            self.active = None
+        self.active = None
         if self.runner is not None and driver.ended is not None and not self._closing:
             ok = driver.ended.reason in (EndReason.EV_STOP, EndReason.EV_PAUSE)
+            refused = not technical_failure(driver.ended)
             self._spawn(
-                self.runner.hlc_finished() if ok else self.runner.hlc_failed(driver.ended.detail)
+                self.runner.hlc_finished()
+                if ok
+                else self.runner.hlc_failed(driver.ended.detail, refused=refused)
             )
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -595,6 +690,7 @@ class Station:
                     observer=self.observer,
                     utc_now=self.utc_now,
                     random_bytes=self.random_bytes,
+                    trace_limits=st.traces,
                 )
                 evse.trust_source = functools.partial(load_trust, self.config)
                 self.evses.append(evse)

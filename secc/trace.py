@@ -14,6 +14,12 @@ session).  Every further line is one input to or output of the core, in order, w
 
 ``summary`` is a small decoded view for humans (response code, EVSEProcessing,
 voltages, currents, meter reading); the EXI hex is the truth.
+
+Bounds (``[station.traces]``, :class:`secc.limits.TraceLimits`): a trace file is created
+only when the connection carries a message (an idle connect writes nothing); creating
+one removes the oldest traces beyond ``max_files`` / ``max_bytes``; a trace stops
+growing at ``max_file_bytes`` with a ``truncated`` record.  So connects from outside
+cannot fill the disk.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from secc.core.config import SessionConfig
+from secc.limits import TraceLimits
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +119,44 @@ def config_record(config: SessionConfig) -> dict[str, Any]:
     return {k: jsonable(getattr(config, k)) for k in keep}
 
 
+# records that make a connection worth a trace file (it carried a message)
+MATERIALIZE = frozenset({"rx", "undecodable", "refused"})
+_EARLY_RECORDS = 256  # records kept in memory before that (header, facts, actions)
+
+
+def prune(directory: Path, limits: TraceLimits) -> int:
+    """Make room for one more trace in ``directory``: remove the oldest trace and pcap
+    files beyond ``limits``; returns how many were removed."""
+    try:
+        entries = []
+        for path in directory.iterdir():
+            if path.suffix in (".jsonl", ".pcap"):
+                st = path.stat()
+                entries.append((st.st_mtime, path.name, path, st.st_size))
+    except OSError as exc:
+        log.error("trace directory %s: %s", directory, exc)
+        return 0
+    entries.sort()
+    count = len(entries) + 1  # with the one about to be written
+    total = sum(e[3] for e in entries)
+    removed = 0
+    for _mtime, _name, path, size in entries:
+        if count <= limits.max_files and total <= limits.max_bytes - limits.max_file_bytes:
+            break
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.error("cannot remove the old trace %s: %s", path, exc)
+            continue
+        count, total, removed = count - 1, total - size, removed + 1
+    return removed
+
+
 class Trace:
-    """Writes one session's trace; ``observer`` (if given) sees every record too."""
+    """Writes one session's trace; ``observer`` (if given) sees every record too.  The
+    file is created at the first message (see the module docstring)."""
 
     def __init__(
         self,
@@ -122,24 +165,54 @@ class Trace:
         *,
         observer: Callable[[Record], None] | None = None,
         pcap: Pcap | None = None,
+        limits: TraceLimits | None = None,
     ) -> None:
         self.path = path
         self.observer = observer
         self.pcap = pcap
+        self.limits = limits or TraceLimits()
         self._file: IO[str] | None = None
-        if path is not None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = path.open("w", encoding="utf-8")
-            except OSError as exc:
-                log.error("cannot write the session trace %s: %s", path, exc)
-                self.path = None
+        self._early: list[str] | None = [] if path is not None else None
+        self._written = 0
         self.write({"kind": "session", **header})
 
+    def _materialize(self) -> None:
+        """Create the file (pruning old ones first) and write the records kept so far."""
+        early, self._early = self._early, None
+        assert self.path is not None and early is not None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            prune(self.path.parent, self.limits)
+            self._file = self.path.open("w", encoding="utf-8")
+        except OSError as exc:
+            log.error("cannot write the session trace %s: %s", self.path, exc)
+            self.path = None
+            return
+        for line in early:
+            self._put(line)
+
+    def _put(self, line: str) -> None:
+        if self._file is None:
+            return
+        if self._written + len(line) > self.limits.max_file_bytes:
+            line = json.dumps({"kind": "truncated", "bytes": self._written}) + "\n"
+            self._file.write(line)
+            log.warning("session trace %s reached %d bytes; truncated", self.path, self._written)
+            self._close_file()
+            return
+        self._file.write(line)
+        self._written += len(line)
+
     def write(self, record: Record) -> None:
-        if self._file is not None:
+        line = json.dumps(record, separators=(",", ":")) + "\n"
+        if self._early is not None:
+            if len(self._early) < _EARLY_RECORDS:
+                self._early.append(line)
+            if record.get("kind") in MATERIALIZE:
+                self._materialize()
+        elif self._file is not None:
             try:
-                self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+                self._put(line)
             except OSError as exc:
                 log.error("session trace %s: %s; no further records", self.path, exc)
                 self._close_file()
@@ -152,6 +225,8 @@ class Trace:
             self.pcap.packet(direction, frame)
 
     def close(self) -> None:
+        if self._early is not None:  # no message ever: no file
+            self._early, self.path = None, None
         self._close_file()
         if self.pcap is not None:
             self.pcap.close()
@@ -175,8 +250,8 @@ class Pcap:
 
     def __init__(self, path: Path, station: tuple[str, int], peer: tuple[str, int]) -> None:
         self.path = path
-        self._file: IO[bytes] | None = path.open("wb")
-        self._file.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 229))
+        self._file: IO[bytes] | None = None
+        self._opened = False  # the file is created with the first packet
         self._ends = {
             "tx": (_ip(station[0]), station[1], _ip(peer[0]), peer[1]),
             "rx": (_ip(peer[0]), peer[1], _ip(station[0]), station[1]),
@@ -184,6 +259,14 @@ class Pcap:
         self._seq = {"tx": 1, "rx": 1}
 
     def packet(self, direction: str, data: bytes) -> None:
+        if not self._opened:
+            self._opened = True
+            try:
+                self._file = self.path.open("wb")
+                self._file.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 229))
+            except OSError as exc:
+                log.error("cannot write the pcap %s: %s", self.path, exc)
+                self._file = None
         if self._file is None:
             return
         src, sport, dst, dport = self._ends[direction]
@@ -202,6 +285,7 @@ class Pcap:
             self.close()
 
     def close(self) -> None:
+        self._opened = True  # nothing after the close
         if self._file is not None:
             file, self._file = self._file, None
             try:

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from secc import codec
+from secc.aio.session_guard import root_error, session_setup_evcc_id
 from secc.aio.v2g_server import PAYLOAD_TYPES, V2GConnection
 from secc.core.actions import (
     Action,
@@ -126,11 +127,46 @@ class SessionDriver:
         self._received_at = self.started
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer = asyncio.create_task(self._timer_loop(), name=f"timer-{config.evse_id}")
+        # the EVSE's HAL and backend are this session's only once its SessionSetupReq
+        # claimed the EVSE (Evse.claim); hosts without ``claim`` give them at once
+        self.claimed = not hasattr(host, "claim")
+        self.evcc_id: bytes | None = None
         self.log.info("connection from %s (%s)", conn.peer[0], "TLS" if conn.tls else "TCP")
 
     # --- what the V2G server calls ------------------------------------------------------
 
+    @property
+    def protected(self) -> bool:
+        """The EVSE's running session: connection limits never drop it."""
+        return self.claimed and self.ended is None
+
+    @property
+    def silent_for(self) -> float:
+        """Seconds since the EV's last request (or the connection, before any)."""
+        return asyncio.get_running_loop().time() - self._received_at
+
+    async def _refuse(self, conn: V2GConnection, why: str, payload: bytes) -> None:
+        """End this connection cleanly, with one log line, before the core sees it."""
+        self.log.warning("%s: %s; closing the connection", conn.peer[0], why)
+        now = asyncio.get_running_loop().time()
+        self.trace.write(
+            {"kind": "refused", "t": round(now - self.started, 6), "exi": payload.hex(), "why": why}
+        )
+        await conn.close(why)
+        await self.feed(ConnectionLost(why))
+
     async def request_received(self, conn: V2GConnection, event: RequestReceived) -> None:
+        error = root_error(event)
+        if error is not None:
+            await self._refuse(conn, error, conn.last_payload)
+            return
+        evcc_id = session_setup_evcc_id(event)
+        if evcc_id is not None and not self.claimed:
+            self.evcc_id = evcc_id
+            if not self.host.claim(self, evcc_id):  # type: ignore[attr-defined]
+                why = "another EV's session is running on this EVSE"
+                await self._refuse(conn, why, conn.last_payload)
+                return
         self._received_at = asyncio.get_running_loop().time()
         body = body_of(event.message)
         record = {
@@ -226,6 +262,8 @@ class SessionDriver:
             if isinstance(action, CloseConnection):
                 if not self.conn.closed:
                     await self.conn.close(action.reason)
+            elif not self.claimed:
+                pass  # a connection that never set up a session leaves the EVSE alone
             elif name in HAL_ACTIONS:
                 fault = await self.host.perform_hal(action)
                 if fault is not None:
@@ -237,7 +275,11 @@ class SessionDriver:
                 self._finish(action)
 
     async def _send(self, action: SendResponse, now: float) -> None:
-        payload = codec.encode(action.message)
+        try:
+            payload = codec.encode(action.message)
+        except codec.EncodeError as exc:
+            await self._unencodable(action, exc)
+            return
         payload_type = PAYLOAD_TYPES[action.schema]
         if not self.conn.closed:
             self.trace.packet("tx", encode_frame(payload, payload_type))
@@ -264,6 +306,16 @@ class SessionDriver:
             self.log.warning(
                 "%s took %.1f ms, over the %.0f ms budget", action.name, took * 1e3, budget * 1e3
             )
+
+    async def _unencodable(self, action: SendResponse, exc: codec.EncodeError) -> None:
+        """A response the codec cannot encode (e.g. it echoes peer content): no answer,
+        a clean close, one log line; the session ends through ConnectionLost."""
+        why = f"cannot encode {action.name}: {exc}"
+        self.log.warning("%s; closing the connection", why)
+        self.trace.write({"kind": "unencodable", "name": action.name, "error": str(exc)})
+        if not self.conn.closed:
+            await self.conn.close(why)
+        self.feed_soon(ConnectionLost(why))
 
     def _random(self, n: int) -> bytes:
         data = self._random_source(n)

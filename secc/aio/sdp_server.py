@@ -5,9 +5,11 @@ On a station: ``SdpServer(responder, interface="eth1")`` binds ``[::]:15118`` to
 interface (SO_BINDTODEVICE) and joins the all-nodes group ``ff02::1`` on it
 (IPV6_JOIN_GROUP with the interface index), so it hears the EV's multicast request and
 nothing from other interfaces.  Answers go by unicast to the request's source address
-and port (with its scope id).  Malformed or foreign datagrams are ignored with a log
-line and counted.  In tests ``interface=None, host="::1", port=<free port>`` serves a
-unicast request on loopback.
+and port (with its scope id).  Malformed or foreign datagrams are ignored and counted.
+Logging is rate-limited (:class:`LogBudget`): anyone on the link can send datagrams as
+fast as it likes, so at most a few lines per window are written and the rest summed up.
+In tests ``interface=None, host="::1", port=<free port>`` serves a unicast request on
+loopback.
 """
 
 from __future__ import annotations
@@ -58,6 +60,28 @@ def open_sdp_socket(
     return sock
 
 
+class LogBudget:
+    """At most ``lines`` log lines per ``window`` seconds; what is held back is counted
+    and reported in one line when the next window opens."""
+
+    def __init__(self, lines: int = 5, window: float = 10.0) -> None:
+        self.lines, self.window = lines, window
+        self._start = float("-inf")
+        self._used = 0
+        self.suppressed = 0
+
+    def allow(self, now: float) -> bool:
+        if now - self._start >= self.window:
+            if self.suppressed:
+                log.info("SDP: %d more datagram(s) in the last window not logged", self.suppressed)
+            self._start, self._used, self.suppressed = now, 0, 0
+        if self._used < self.lines:
+            self._used += 1
+            return True
+        self.suppressed += 1
+        return False
+
+
 class _Protocol(asyncio.DatagramProtocol):
     def __init__(self, server: SdpServer) -> None:
         self.server = server
@@ -89,6 +113,7 @@ class SdpServer:
         self.answered = 0
         self.ignored = 0
         self.last_ignored: str | None = None
+        self.log_budget = LogBudget()
         self._protocol: _Protocol | None = None
 
     @property
@@ -135,6 +160,8 @@ class SdpServer:
                 assert self._protocol is not None and self._protocol.transport is not None
                 self._protocol.transport.sendto(action.data, action.destination)  # type: ignore[arg-type]
                 self.answered += 1
+                if not self.log_budget.allow(now):
+                    continue
                 log.info(
                     "SDP request from %s (%s): answered %s port %d",
                     addr[0],
@@ -145,4 +172,6 @@ class SdpServer:
             elif isinstance(action, Ignored):
                 self.ignored += 1
                 self.last_ignored = action.reason
+                if not self.log_budget.allow(now):
+                    continue
                 log.info("SDP: ignored datagram from %s: %s", addr[0], action.reason)

@@ -54,6 +54,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from secc import codec
+from secc.aio.admission import Admission, Ticket, duplicate, send_alert
 from secc.aio.clienthello import (
     MAX_HELLO,
     RECORD_HEADER,
@@ -315,6 +316,8 @@ class V2GServer:
         tls: TlsSelector | None = None,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         handshake_timeout: float = 10.0,
+        admission: Admission | None = None,
+        accept_stall: float = 30.0,
     ) -> None:
         self._factory = handler_factory
         self._host, self._port, self._interface = host, port, interface
@@ -325,6 +328,11 @@ class V2GServer:
         self._accept_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.connections: set[V2GConnection] = set()
+        self._admission = admission or Admission()
+        self._tickets: dict[asyncio.Task[Any], Ticket] = {}
+        self._accept_stall = accept_stall
+        self._accept_backoff = 0.05
+        self.accept_failing_since: float | None = None  # loop time of the first failure
 
     @property
     def port(self) -> int:
@@ -362,8 +370,12 @@ class V2GServer:
 
     @property
     def serving(self) -> bool:
-        """True while the accept loop runs (False before start, after close, or if it died)."""
-        return self._accept_task is not None and not self._accept_task.done()
+        """True while the accept loop runs and accepts (False before start, after close,
+        if it died, or while accept() has failed for longer than ``accept_stall``)."""
+        if self._accept_task is None or self._accept_task.done():
+            return False
+        since = self.accept_failing_since
+        return since is None or asyncio.get_running_loop().time() - since < self._accept_stall
 
     async def aclose(self) -> None:
         if self._accept_task is not None:
@@ -382,10 +394,62 @@ class V2GServer:
         loop = asyncio.get_running_loop()
         assert self._sock is not None
         while True:
-            conn_sock, peer = await loop.sock_accept(self._sock)
-            task = asyncio.create_task(self._serve(conn_sock, peer), name=f"v2g-{peer[0]}")
+            try:
+                conn_sock, peer = await loop.sock_accept(self._sock)
+            except OSError as exc:
+                await self._accept_failed(exc)
+                continue
+            self.accept_failing_since = None
+            task = asyncio.create_task(self._admitted(conn_sock, peer), name=f"v2g-{peer[0]}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def _accept_failed(self, exc: OSError) -> None:
+        """accept() failed (EMFILE, ENFILE, ENOBUFS, ENOMEM, ECONNABORTED, ...): never
+        stop accepting; back off (50 ms doubling to 2 s) and retry.  Health turns false
+        when it lasts (:attr:`serving`)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self.accept_failing_since is None:
+            self.accept_failing_since = now
+            self._accept_backoff = 0.05
+            log.error("V2G server [%s]:%d: accept failed: %s; retrying", self._host, self.port, exc)
+        else:
+            self._accept_backoff = min(2.0, self._accept_backoff * 2)
+        await asyncio.sleep(self._accept_backoff)
+
+    async def _admitted(self, sock: socket.socket, peer: tuple[Any, ...]) -> None:
+        """:meth:`_serve` under the EVSE's connection limits (:mod:`secc.aio.admission`)."""
+        task = asyncio.current_task()
+        assert task is not None
+        ticket = self._admission.arrive(task, str(peer[0]), tls=self._tls is not None)
+        if ticket is None:
+            sock.close()
+            return
+        self._tickets[task] = ticket
+        # asyncio drops the alert OpenSSL queues when a handshake fails: keep a second
+        # descriptor of the socket to send one ourselves (secc.aio.admission.send_alert)
+        ticket.spare = duplicate(sock) if self._tls is not None else None
+        try:
+            await self._serve(sock, peer)
+        finally:
+            self._tickets.pop(task, None)
+            self._admission.leave(ticket)
+            if ticket.spare is not None:
+                send_alert(ticket.spare, ticket.handshake_error)
+                ticket.spare = None
+
+    def _setup_failed(self, exc: BaseException) -> None:
+        task = asyncio.current_task()
+        ticket = self._tickets.get(task) if task is not None else None
+        if ticket is not None and isinstance(exc, ssl.SSLError):
+            ticket.handshake_error = exc
+
+    def _opened(self, handler: SessionHandler) -> None:
+        task = asyncio.current_task()
+        ticket = self._tickets.get(task) if task is not None else None
+        if ticket is not None:
+            self._admission.opened(ticket, lambda: bool(getattr(handler, "protected", False)))
 
     async def _open(
         self, sock: socket.socket, peer: tuple[Any, ...]
@@ -424,6 +488,7 @@ class V2GServer:
             log.warning(
                 "%s: connection refused during setup: %s", peer[0], exc or type(exc).__name__
             )
+            self._setup_failed(exc)
             sock.close()
             return
         except asyncio.CancelledError:
@@ -440,6 +505,7 @@ class V2GServer:
                 return
         self.connections.add(conn)
         handler = self._factory(conn)
+        self._opened(handler)
         reason = "peer closed the connection"
         try:
             reason = await self._read_loop(conn, handler, reader)

@@ -40,6 +40,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from secc import codec
 from secc.core.actions import (
     Action,
     ChargingStateChanged,
@@ -230,6 +231,8 @@ class SeccSession:
             reply = handler(ctx, body, now)
         except PeerError as err:
             return self._fail(schema, name, err)
+        except codec.CodecError as exc:  # decodable peer content the codec cannot re-encode
+            return self._fail(schema, name, PeerError(f"the request cannot be re-encoded: {exc}"))
         return self._apply(reply, schema, now)
 
     def _apply(self, reply: Reply, schema: Schema, now: float) -> list[Action]:

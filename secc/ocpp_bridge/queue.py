@@ -135,7 +135,8 @@ class DurableQueue:
                 self._write_state(state or {})
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite already rolled back on a full disk
+                    self._db.execute("ROLLBACK")
                 raise
         seq = cur.lastrowid
         assert seq is not None
@@ -159,7 +160,8 @@ class DurableQueue:
                 self._write_state(state)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite already rolled back on a full disk
+                    self._db.execute("ROLLBACK")
                 raise
 
     def ack(self, seq: int) -> None:

@@ -21,6 +21,7 @@ from secc.cli.replay import main as replay_main
 from secc.config import AuthorizationSection, HalSection
 from secc.core.actions import EndReason
 from secc.core.config import Timers
+from secc.limits import Limits
 from secc.runtime import Evse, Station
 from secc.sdp import Security
 from secc.testing.ev import EvFaults, EvSimulator
@@ -402,28 +403,33 @@ def test_secc_ev_cli_against_a_station(pki_dir: Path) -> None:
     assert "EV: done (TLSv1.2 ECDHE-ECDSA-AES128-SHA256)" in out
 
 
-def test_a_new_connection_ends_the_running_session(pki_dir: Path) -> None:
+def test_a_reconnecting_ev_replaces_its_silent_session(pki_dir: Path) -> None:
     """One session per EVSE: an EV that reconnects while its old connection still looks
-    open gets a new session; the old one ends and the contactors open in between."""
+    open (silent) gets a new session by its SessionSetupReq (same EVCCID); the old one
+    ends and the contactors open in between.  A connection alone ends nothing
+    (tests/security/test_sessions_guard.py)."""
     board, plant = build_board()
 
     async def main() -> None:
-        async with Station(station_config(pki_dir, None, evse()), boards={EVSE_ID: board}) as st:
+        limits = Limits(replace_after_silence=0.5)
+        config = station_config(pki_dir, None, evse(limits=limits))
+        async with Station(config, boards={EVSE_ID: board}) as st:
             e = st.evse(EVSE_ID)
             first = EvResult(ev=None)  # type: ignore[arg-type]
+            silent = script("ac", faults=EvFaults(stall_before="ChargingStatusReq"))
             old = asyncio.create_task(
-                run_ev(script("ac", charge_loops=10_000), host="::1", port=e.ports["tcp"],
-                       tls=False, result=first)
-            )  # fmt: skip
-            await wait_until(lambda: any(s.response == "ChargingStatusRes" for s in first.steps))
+                run_ev(silent, host="::1", port=e.ports["tcp"], tls=False, result=first)
+            )
+            await wait_until(lambda: any(s.response == "PowerDeliveryRes" for s in first.steps))
             assert plant.contactor_command
+            await asyncio.sleep(0.6)  # the old connection has been silent long enough
             second = await run_ev(script("dc"), host="::1", port=e.ports["tcp"], tls=False)
             _assert_full(second, "CurrentDemandRes")
             await asyncio.wait_for(old, 5)
             assert "closed" in first.ended
             reasons = [s.end.reason for s in e.ended]
             assert reasons == [EndReason.CONNECTION_LOST, EndReason.EV_STOP]
-            assert "superseded" in e.ended[0].end.detail
+            assert "replaced" in e.ended[0].end.detail
             assert plant.contactor_feedback is ContactorState.OPEN
 
     run(main)

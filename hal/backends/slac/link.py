@@ -23,6 +23,8 @@ from hal.backends.slac.matcher import (
     Failed,
     FrameIn,
     Ignored,
+    LinkReady,
+    LinkUnconfirmed,
     Matched,
     Send,
     SessionDropped,
@@ -165,6 +167,11 @@ class SlacLink:
                     self._outcome.clear()
                 log.info("SLAC session of %s dropped: %s", action.ev_mac.hex(":"), action.reason)
                 self.dropped.append(action)
+            elif isinstance(action, LinkReady):
+                log.info("SLAC link ready: %d station(s) in NID %s", len(action.stations),
+                         action.nid.hex())  # fmt: skip
+            elif isinstance(action, LinkUnconfirmed):
+                log.warning("SLAC link not confirmed: %s", action.reason)
             elif isinstance(action, Ignored):
                 log.debug("SLAC ignored a frame: %s", action.reason)
 
@@ -185,7 +192,8 @@ class SlacLink:
         state = self.matcher.state
         if state is State.MATCHED and self.last_match is not None:
             m = self.last_match
-            return PlcStatus(PlcState.MATCHED, ev_mac=m.ev_mac, nid=m.nid)
+            detail = f"link {self.matcher.link}"  # ready / unconfirmed / not confirmed
+            return PlcStatus(PlcState.MATCHED, ev_mac=m.ev_mac, nid=m.nid, detail=detail)
         if state is State.FAILED:
             return PlcStatus(PlcState.FAILED, detail=self.last_failure)
         if state is State.IDLE:
@@ -210,7 +218,9 @@ class SlacLink:
 
 
 async def open_plc(options: Mapping[str, object]) -> SlacLink:
-    """Registry entry point.  Options: ``interface`` (required), ``slac_init_s``."""
+    """Registry entry point.  Options: ``interface`` (required), ``slac_init_s``,
+    ``modem_mac`` (where CM_SET_KEY.REQ goes; default the QCA local address
+    00:b0:52:00:00:01), ``max_sessions`` (live SLAC sessions at once, 1..64)."""
     check_options("slac", options)
     ifname = options.get("interface")
     if not isinstance(ifname, str):
@@ -218,4 +228,15 @@ async def open_plc(options: Mapping[str, object]) -> SlacLink:
     init = options.get("slac_init_s", 50.0)
     if not isinstance(init, int | float) or not 20.0 <= float(init) <= 50.0:
         raise UnavailableError("slac_init_s must lie in 20..50 s (TT_EVSE_SLAC_init)")
-    return SlacLink(ifname, timers=SlacTimers(evse_slac_init=float(init)))
+    modem = options.get("modem_mac", QCA_LOCAL_MAC.hex(":"))
+    try:
+        modem_mac = bytes.fromhex(str(modem).replace(":", ""))
+    except ValueError:
+        modem_mac = b""
+    if len(modem_mac) != 6:
+        raise UnavailableError(f"modem_mac {modem!r}: six hex bytes, e.g. 00:b0:52:00:00:01")
+    sessions = options.get("max_sessions", 8)
+    if not isinstance(sessions, int) or not 1 <= sessions <= 64:
+        raise UnavailableError("max_sessions must lie in 1..64")
+    timers = SlacTimers(evse_slac_init=float(init), max_sessions=sessions)
+    return SlacLink(ifname, timers=timers, modem_mac=modem_mac)

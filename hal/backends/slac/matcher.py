@@ -19,6 +19,20 @@ modem's CM_ATTEN_PROFILE.IND, one per sound it hears.  When TT_EVSE_SLAC_init ha
 and no session is alive, the outcome is :class:`Failed`; the caller decides on a retry
 (new CP cycle) or basic charging.  Time (``now``) and randomness (``random_bytes``) are
 injected: ``handle(event, now) -> list[action]`` plus ``deadline``.
+
+Hostile frames (anyone on the PLC link can send MMEs): CM_ATTEN_PROFILE.IND counts only
+from the EVSE's own modem (its MAC learned from CM_SET_KEY.CNF) and only with all 58
+groups; CM_SLAC_PARAM.REQ is answered only when addressed to the EVSE host or broadcast,
+with MMV 1 (HomePlug AV 1.1); at most ``max_sessions`` sessions live at once (the
+per-frame cost grows with them): a new one replaces the oldest that never sounded, else
+it is ignored.  ``Stop`` (unplug) re-keys the modem with a fresh NMK, so that the EV that
+left keeps no access to the EVSE's network.
+
+After CM_SLAC_MATCH.CNF the matcher confirms that the EV joined (D-LINK_READY): it asks
+the modem for its network info (QCA VS_NW_INFO, every ``link_poll`` seconds) until a
+station shows up in the EVSE's NID (:class:`LinkReady`) or ``link_confirm`` runs out
+(:class:`LinkUnconfirmed`: the EV never joined, or the modem does not answer vendor
+requests).
 """
 
 from __future__ import annotations
@@ -30,6 +44,7 @@ from dataclasses import dataclass, field
 from hal.backends.slac.mme import (
     APPLICATION_TYPE_PEV_EVSE,
     BROADCAST,
+    MMV_AV11,
     NUM_GROUPS,
     QCA_LOCAL_MAC,
     RESP_TYPE_OTHER_GP_STATION,
@@ -51,6 +66,8 @@ from hal.backends.slac.mme import (
     StartAttenCharInd,
     ValidateCnf,
     ValidateReq,
+    VsNwInfoCnf,
+    VsNwInfoReq,
     decode,
     encode,
     nid_from_nmk,
@@ -72,6 +89,9 @@ class SlacTimers:
     atten_char_tries: int = 3  # first CM_ATTEN_CHAR.IND + C_EV_match_retry (2)
     set_key_timeout: float = 1.0
     set_key_tries: int = 3
+    max_sessions: int = 8  # live (EV MAC, RunID) sessions at once
+    link_confirm: float = 5.0  # after the match: the EV's modem must show up in the NID
+    link_poll: float = 0.5  # VS_NW_INFO.REQ interval meanwhile
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,13 +143,26 @@ class SessionDropped:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkReady:
+    """D-LINK_READY: the modem reports stations in the EVSE's network after the match."""
+
+    nid: bytes
+    stations: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkUnconfirmed:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Ignored:
     """A frame that was not acted upon (bad bytes, wrong state); for the trace."""
 
     reason: str
 
 
-Action = Send | Matched | Failed | SessionDropped | Ignored
+Action = Send | Matched | Failed | SessionDropped | Ignored | LinkReady | LinkUnconfirmed
 
 
 class State(enum.Enum):
@@ -187,6 +220,10 @@ class EvseMatcher:
         self._key_deadline = float("inf")
         self._key_tries = 0
         self._nonce = b""
+        self.modem_src: bytes | None = None  # the local modem's MAC, from CM_SET_KEY.CNF
+        self.link = "none"  # after a match: "unconfirmed", then "ready" or "not confirmed"
+        self._link_deadline = float("inf")
+        self._link_poll = float("inf")
 
     @property
     def deadline(self) -> float:
@@ -194,6 +231,8 @@ class EvseMatcher:
         if self.state is State.WAITING:
             times.append(self._init_deadline)
             times += [s.deadline for s in self.sessions.values()]
+        if self.state is State.MATCHED and self.link == "unconfirmed":
+            times += [self._link_poll, self._link_deadline]
         return min(times)
 
     # ------------------------------------------------------------------ entry point
@@ -203,6 +242,8 @@ class EvseMatcher:
         if isinstance(event, Start):
             self._start(now, out)
         elif isinstance(event, Stop):
+            if self.state is not State.IDLE:
+                self._rekey(out)
             self.state = State.IDLE
             self.sessions.clear()
             self.matched = None
@@ -228,6 +269,14 @@ class EvseMatcher:
         req = SetKeyReq(1, self._nonce, b"\x00" * 4, 4, 0, 0, 0, self.nid, 1, self.nmk)
         out.append(self._send(self.modem_mac, req))
 
+    def _rekey(self, out: list[Action]) -> None:
+        """A fresh NMK for the modem (no answer awaited): the EV that left is locked out."""
+        self.nmk = self._random(16)
+        self.nid = nid_from_nmk(self.nmk)
+        self._nonce = self._random(4)
+        req = SetKeyReq(1, self._nonce, b"\x00" * 4, 4, 0, 0, 0, self.nid, 1, self.nmk)
+        out.append(self._send(self.modem_mac, req))
+
     def _send(self, dst: bytes, msg: Message) -> Send:
         return Send(encode(MmeFrame(dst, self.mac, msg)))
 
@@ -246,8 +295,12 @@ class EvseMatcher:
             if self.state is State.SET_KEY and msg.your_nonce in (self._nonce, b"\x00" * 4):
                 if msg.result == 0:
                     self.state = State.WAITING
+                    self.modem_src = frame.src
                 else:
                     self._fail(f"modem refused CM_SET_KEY (result {msg.result})", out)
+            return
+        if isinstance(msg, VsNwInfoCnf):
+            self._nw_info(frame.src, msg, out)
             return
         if isinstance(msg, SlacMatchReq) and self.state is State.MATCHED:
             self._rematch(frame.src, msg, out)
@@ -266,6 +319,9 @@ class EvseMatcher:
             out.append(Ignored(f"{type(msg).__name__} in state {self.state.value}"))
             return
         if isinstance(msg, SlacParamReq):
+            if frame.dst not in (self.mac, BROADCAST) or frame.mmv != MMV_AV11:
+                out.append(Ignored("CM_SLAC_PARAM.REQ not to this EVSE or not MMV 1"))
+                return
             self._param(frame.src, msg, now, out)
         elif isinstance(msg, StartAttenCharInd | MnbcSoundInd):
             s = self.sessions.get((frame.src, msg.run_id))
@@ -274,7 +330,12 @@ class EvseMatcher:
             if s is not None and s.phase is Phase.PARAM_SENT:
                 self._sounding(s, now)
         elif isinstance(msg, AttenProfileInd):
-            self._profile(msg, now, out)
+            if self.modem_src is not None and frame.src != self.modem_src:
+                out.append(Ignored("CM_ATTEN_PROFILE.IND not from the EVSE's modem"))
+            elif msg.num_groups != NUM_GROUPS or len(msg.aag) != NUM_GROUPS:
+                out.append(Ignored(f"CM_ATTEN_PROFILE.IND with {msg.num_groups} groups"))
+            else:
+                self._profile(msg, now, out)
         elif isinstance(msg, AttenCharRsp):
             s = self.sessions.get((frame.src, msg.run_id))
             if s is not None and s.phase is Phase.ATTEN_SENT:
@@ -287,7 +348,10 @@ class EvseMatcher:
             # validation (BCB toggles) is not offered  [V2G3-???]
             out.append(self._send(frame.src, ValidateCnf(0, 0, VALIDATE_NOT_REQUIRED)))
         elif isinstance(msg, SlacMatchReq):
-            self._match(frame.src, msg, out)
+            if self._match(frame.src, msg, out):
+                self.link = "unconfirmed"
+                self._link_deadline = now + self.timers.link_confirm
+                self._ask_link(now, out)
         else:
             out.append(Ignored(f"unexpected {type(msg).__name__}"))
 
@@ -303,6 +367,12 @@ class EvseMatcher:
         if s is None:
             for old in [o for o in self.sessions.values() if o.ev_mac == src]:
                 self._drop(old, "EV restarted with a new RunID", out)
+            if len(self.sessions) >= self.timers.max_sessions:
+                idle = [o for o in self.sessions.values() if o.phase is Phase.PARAM_SENT]
+                if not idle:
+                    out.append(Ignored("CM_SLAC_PARAM.REQ: session limit reached"))
+                    return
+                self._drop(idle[0], "session limit: replaced by a newer EV", out)
             s = Session(src, msg.run_id, Phase.PARAM_SENT, now + self.timers.match_sequence)
             self.sessions[key] = s
         elif s.phase is not Phase.PARAM_SENT:
@@ -375,14 +445,14 @@ class EvseMatcher:
             self.nmk,
         )
 
-    def _match(self, src: bytes, msg: SlacMatchReq, out: list[Action]) -> None:
+    def _match(self, src: bytes, msg: SlacMatchReq, out: list[Action]) -> bool:
         s = self.sessions.get((src, msg.run_id))
         if s is None or s.phase not in (Phase.ATTEN_SENT, Phase.WAIT_MATCH):
             out.append(Ignored("CM_SLAC_MATCH.REQ for no live session (late or unknown)"))
-            return
+            return False
         if msg.pev_mac != src or msg.evse_mac not in (self.mac, b"\x00" * 6):
             out.append(Ignored("CM_SLAC_MATCH.REQ with foreign MAC addresses"))
-            return
+            return False
         out.append(self._send(src, self._match_cnf(s, msg)))
         for other in [o for o in self.sessions.values() if o is not s]:
             self._drop(other, "another EV matched", out)
@@ -390,6 +460,23 @@ class EvseMatcher:
         self.matched = s
         self.state = State.MATCHED
         out.append(Matched(s.ev_mac, s.run_id, self.nmk, self.nid))
+        return True
+
+    def _ask_link(self, now: float, out: list[Action]) -> None:
+        self._link_poll = now + self.timers.link_poll
+        out.append(self._send(self.modem_mac, VsNwInfoReq()))
+
+    def _nw_info(self, src: bytes, msg: VsNwInfoCnf, out: list[Action]) -> None:
+        if self.state is not State.MATCHED or self.link != "unconfirmed":
+            return
+        if self.modem_src is not None and src != self.modem_src:
+            out.append(Ignored("VS_NW_INFO.CNF not from the EVSE's modem"))
+            return
+        for nid, stations in msg.networks:
+            if nid == self.nid and stations:
+                self.link = "ready"
+                out.append(LinkReady(nid, stations))
+                return
 
     def _rematch(self, src: bytes, msg: SlacMatchReq, out: list[Action]) -> None:
         s = self.matched
@@ -408,6 +495,18 @@ class EvseMatcher:
         out.append(Failed(reason))
 
     def _timers(self, now: float, out: list[Action]) -> None:
+        if self.state is State.MATCHED and self.link == "unconfirmed":
+            if now >= self._link_deadline:
+                self.link = "not confirmed"
+                out.append(
+                    LinkUnconfirmed(
+                        f"no station in NID {self.nid.hex()} within {self.timers.link_confirm} s"
+                        " of the match (or the modem gives no network info)"
+                    )
+                )
+            elif now >= self._link_poll:
+                self._ask_link(now, out)
+            return
         if self.state is State.SET_KEY and now >= self._key_deadline:
             if self._key_tries >= self.timers.set_key_tries:
                 self._fail("no CM_SET_KEY.CNF from the modem", out)
