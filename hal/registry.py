@@ -85,7 +85,7 @@ BUILTIN: dict[str, BackendInfo] = {
         "hal.backends.slac.link:open_plc",
         "PLC link only: SLAC (ISO 15118-3) over AF_PACKET on the modem's interface",
         kind="plc",
-        options=frozenset({"interface", "slac_init_s"}),
+        options=frozenset({"interface", "slac_init_s", "modem_mac", "max_sessions"}),
     ),
 }
 
