@@ -131,8 +131,7 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 100: raise bad_value('ProtocolNamespace', _x, 'is longer than 100 characters', r)
+                _x = r.string(100)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_AppProtocol_1[r.bits(1)]
@@ -434,8 +433,7 @@ def _ds_f2(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 100: raise bad_value('ProtocolNamespace', _x, 'is longer than 100 characters', r)
+        _x = r.string(100)
         expect_ee(r)
     return _x
 

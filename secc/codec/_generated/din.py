@@ -1019,8 +1019,7 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 8: raise bad_value('EVCCID', _x, 'is longer than 8 octets', r)
+                _x = r.binary(8)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_SessionSetupReq_1[r.bits(1)]
@@ -1156,8 +1155,7 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 32: raise bad_value('EVSEID', _x, 'is longer than 32 octets', r)
+                _x = r.binary(32)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_SessionSetupRes_2[r.bits(2)]
@@ -1249,8 +1247,7 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 32: raise bad_value('ServiceScope', _x, 'is longer than 32 characters', r)
+                _x = r.string(32)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_ServiceDiscoveryReq_1[r.bits(2)]
@@ -1772,8 +1769,7 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 32: raise bad_value('ServiceName', _x, 'is longer than 32 characters', r)
+                _x = r.string(32)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_ServiceTag_2[r.bits(1)]
@@ -1807,8 +1803,7 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 32: raise bad_value('ServiceScope', _x, 'is longer than 32 characters', r)
+                _x = r.string(32)
                 expect_ee(r)
             f3 = _x
             fid, m, nst = e = _R_ServiceTag_4[r.bits(1)]
@@ -2887,8 +2882,7 @@ def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 24: raise bad_value('ContractID', _x, 'is longer than 24 characters', r)
+                _x = r.string(24)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_PaymentDetailsReq_1[r.bits(1)]
@@ -2971,8 +2965,7 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 1200: raise bad_value('Certificate', _x, 'is longer than 1200 octets', r)
+                _x = r.binary(1200)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_CertificateChain_1[r.bits(2)]
@@ -3044,8 +3037,7 @@ def _d_SubCertificates(r: BitReader) -> SubCertificates:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 1200: raise bad_value('Certificate', _x, 'is longer than 1200 octets', r)
+                _x = r.binary(1200)
                 expect_ee(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_SubCertificates, st)
@@ -4263,8 +4255,7 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 32: raise bad_value('EVSEID', _x, 'is longer than 32 octets', r)
+                _x = r.binary(32)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_ChargingStatusRes_2[r.bits(1)]
@@ -4448,8 +4439,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
+                _x = r.string(32)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_MeterInfo_1[r.bits(3)]
@@ -4471,8 +4461,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 32: raise bad_value('SigMeterReading', _x, 'is longer than 32 octets', r)
+                _x = r.binary(32)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_MeterInfo_3[r.bits(2)]
@@ -4757,8 +4746,7 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+                _x = r.binary(8)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_MeteringReceiptReq_2[r.bits(2)]
@@ -5087,8 +5075,7 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 24: raise bad_value('ContractID', _x, 'is longer than 24 characters', r)
+                _x = r.string(24)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_CertificateUpdateReq_3[r.bits(1)]
@@ -5110,8 +5097,7 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('DHParams', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f4 = _x
             fid, m, nst = e = _R_CertificateUpdateReq_5[r.bits(1)]
@@ -5177,8 +5163,7 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 40: raise bad_value('RootCertificateID', _x, 'is longer than 40 characters', r)
+                _x = r.string(40)
                 expect_ee(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_ListOfRootCertificateIDs, st)
@@ -5347,8 +5332,7 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 128: raise bad_value('ContractSignatureEncryptedPrivateKey', _x, 'is longer than 128 octets', r)
+                _x = r.binary(128)
                 expect_ee(r)
             f3 = _x
             fid, m, nst = e = _R_CertificateUpdateRes_4[r.bits(1)]
@@ -5361,8 +5345,7 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('DHParams', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f4 = _x
             fid, m, nst = e = _R_CertificateUpdateRes_5[r.bits(1)]
@@ -5375,8 +5358,7 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 24: raise bad_value('ContractID', _x, 'is longer than 24 characters', r)
+                _x = r.string(24)
                 expect_ee(r)
             f5 = _x
             fid, m, nst = e = _R_CertificateUpdateRes_6[r.bits(1)]
@@ -5503,8 +5485,7 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 1200: raise bad_value('OEMProvisioningCert', _x, 'is longer than 1200 octets', r)
+                _x = r.binary(1200)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_CertificateInstallationReq_2[r.bits(1)]
@@ -5526,8 +5507,7 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('DHParams', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f3 = _x
             fid, m, nst = e = _R_CertificateInstallationReq_4[r.bits(1)]
@@ -5690,8 +5670,7 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 128: raise bad_value('ContractSignatureEncryptedPrivateKey', _x, 'is longer than 128 octets', r)
+                _x = r.binary(128)
                 expect_ee(r)
             f3 = _x
             fid, m, nst = e = _R_CertificateInstallationRes_4[r.bits(1)]
@@ -5704,8 +5683,7 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('DHParams', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f4 = _x
             fid, m, nst = e = _R_CertificateInstallationRes_5[r.bits(1)]
@@ -5718,8 +5696,7 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 24: raise bad_value('ContractID', _x, 'is longer than 24 characters', r)
+                _x = r.string(24)
                 expect_ee(r)
             f5 = _x
             fid, m, nst = e = _R_CertificateInstallationRes_6[r.bits(1)]
@@ -7685,8 +7662,7 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 32: raise bad_value('SalesTariffDescription', _x, 'is longer than 32 characters', r)
+                _x = r.string(32)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_SalesTariff_3[r.bits(1)]
@@ -8996,8 +8972,7 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+                _x = r.binary(8)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_MessageHeader_1[r.bits(2)]
@@ -9113,8 +9088,7 @@ def _d_Notification(r: BitReader) -> Notification:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 64: raise bad_value('FaultMsg', _x, 'is longer than 64 characters', r)
+                _x = r.string(64)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_Notification_2[r.bits(1)]
@@ -9899,8 +9873,7 @@ def _ds_f12(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 1200: raise bad_value('Certificate', _x, 'is longer than 1200 octets', r)
+        _x = r.binary(1200)
         expect_ee(r)
     return _x
 
@@ -9993,8 +9966,7 @@ def _ds_f30(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 24: raise bad_value('ContractID', _x, 'is longer than 24 characters', r)
+        _x = r.string(24)
         expect_ee(r)
     return _x
 
@@ -10013,8 +9985,7 @@ def _ds_f32(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 128: raise bad_value('ContractSignatureEncryptedPrivateKey', _x, 'is longer than 128 octets', r)
+        _x = r.binary(128)
         expect_ee(r)
     return _x
 
@@ -10033,8 +10004,7 @@ def _ds_f43(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 256: raise bad_value('DHParams', _x, 'is longer than 256 octets', r)
+        _x = r.binary(256)
         expect_ee(r)
     return _x
 
@@ -10126,8 +10096,7 @@ def _ds_f51(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 8: raise bad_value('EVCCID', _x, 'is longer than 8 octets', r)
+        _x = r.binary(8)
         expect_ee(r)
     return _x
 
@@ -10298,8 +10267,7 @@ def _ds_f75(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 32: raise bad_value('EVSEID', _x, 'is longer than 32 octets', r)
+        _x = r.binary(32)
         expect_ee(r)
     return _x
 
@@ -10523,8 +10491,7 @@ def _ds_f105(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 64: raise bad_value('FaultMsg', _x, 'is longer than 64 characters', r)
+        _x = r.string(64)
         expect_ee(r)
     return _x
 
@@ -10677,8 +10644,7 @@ def _ds_f118(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
+        _x = r.string(32)
         expect_ee(r)
     return _x
 
@@ -10811,8 +10777,7 @@ def _ds_f130(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 1200: raise bad_value('OEMProvisioningCert', _x, 'is longer than 1200 octets', r)
+        _x = r.binary(1200)
         expect_ee(r)
     return _x
 
@@ -11122,8 +11087,7 @@ def _ds_f166(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 40: raise bad_value('RootCertificateID', _x, 'is longer than 40 characters', r)
+        _x = r.string(40)
         expect_ee(r)
     return _x
 
@@ -11195,8 +11159,7 @@ def _ds_f175(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 32: raise bad_value('SalesTariffDescription', _x, 'is longer than 32 characters', r)
+        _x = r.string(32)
         expect_ee(r)
     return _x
 
@@ -11354,8 +11317,7 @@ def _ds_f193(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 32: raise bad_value('ServiceName', _x, 'is longer than 32 characters', r)
+        _x = r.string(32)
         expect_ee(r)
     return _x
 
@@ -11374,8 +11336,7 @@ def _ds_f197(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 32: raise bad_value('ServiceScope', _x, 'is longer than 32 characters', r)
+        _x = r.string(32)
         expect_ee(r)
     return _x
 
@@ -11394,8 +11355,7 @@ def _ds_f198(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 32: raise bad_value('ServiceScope', _x, 'is longer than 32 characters', r)
+        _x = r.string(32)
         expect_ee(r)
     return _x
 
@@ -11414,8 +11374,7 @@ def _ds_f200(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+        _x = r.binary(8)
         expect_ee(r)
     return _x
 
@@ -11434,8 +11393,7 @@ def _ds_f201(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+        _x = r.binary(8)
         expect_ee(r)
     return _x
 
@@ -11454,8 +11412,7 @@ def _ds_f206(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 32: raise bad_value('SigMeterReading', _x, 'is longer than 32 octets', r)
+        _x = r.binary(32)
         expect_ee(r)
     return _x
 

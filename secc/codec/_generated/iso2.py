@@ -1643,8 +1643,7 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 32: raise bad_value('SalesTariffDescription', _x, 'is longer than 32 characters', r)
+                _x = r.string(32)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_SalesTariff_3[r.bits(2)]
@@ -3607,8 +3606,7 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 6: raise bad_value('EVCCID', _x, 'is longer than 6 octets', r)
+                _x = r.binary(6)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_SessionSetupReq_1[r.bits(1)]
@@ -3715,8 +3713,7 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 37: raise bad_value('EVSEID', _x, 'is longer than 37 characters', r)
+                _x = r.string(37)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_SessionSetupRes_2[r.bits(2)]
@@ -3808,8 +3805,7 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 64: raise bad_value('ServiceScope', _x, 'is longer than 64 characters', r)
+                _x = r.string(64)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_ServiceDiscoveryReq_1[r.bits(2)]
@@ -4160,8 +4156,7 @@ def _d_ChargeService(r: BitReader) -> ChargeService:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 32: raise bad_value('ServiceName', _x, 'is longer than 32 characters', r)
+                _x = r.string(32)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_ChargeService_2[r.bits(1)]
@@ -4195,8 +4190,7 @@ def _d_ChargeService(r: BitReader) -> ChargeService:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 64: raise bad_value('ServiceScope', _x, 'is longer than 64 characters', r)
+                _x = r.string(64)
                 expect_ee(r)
             f3 = _x
             fid, m, nst = e = _R_ChargeService_4[r.bits(1)]
@@ -4355,8 +4349,7 @@ def _d_Service(r: BitReader) -> Service:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 32: raise bad_value('ServiceName', _x, 'is longer than 32 characters', r)
+                _x = r.string(32)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_Service_2[r.bits(1)]
@@ -4390,8 +4383,7 @@ def _d_Service(r: BitReader) -> Service:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 64: raise bad_value('ServiceScope', _x, 'is longer than 64 characters', r)
+                _x = r.string(64)
                 expect_ee(r)
             f3 = _x
             fid, m, nst = e = _R_Service_4[r.bits(1)]
@@ -5412,8 +5404,7 @@ def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 15: raise bad_value('eMAID', _x, 'is longer than 15 characters', r)
+                _x = r.string(15)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_PaymentDetailsReq_1[r.bits(1)]
@@ -5517,8 +5508,7 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 800: raise bad_value('Certificate', _x, 'is longer than 800 octets', r)
+                _x = r.binary(800)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_CertificateChain_2[r.bits(2)]
@@ -5592,8 +5582,7 @@ def _d_SubCertificates(r: BitReader) -> SubCertificates:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 800: raise bad_value('Certificate', _x, 'is longer than 800 octets', r)
+                _x = r.binary(800)
                 expect_ee(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_SubCertificates, st)
@@ -5694,8 +5683,7 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 16: raise bad_value('GenChallenge', _x, 'is longer than 16 octets', r)
+                _x = r.binary(16)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_PaymentDetailsRes_2[r.bits(1)]
@@ -5795,8 +5783,7 @@ def _d_AuthorizationReq(r: BitReader) -> AuthorizationReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 16: raise bad_value('GenChallenge', _x, 'is longer than 16 octets', r)
+                _x = r.binary(16)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_AuthorizationReq_2[r.bits(1)]
@@ -6666,8 +6653,7 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+                _x = r.binary(8)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_MeteringReceiptReq_2[r.bits(2)]
@@ -6819,8 +6805,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
+                _x = r.string(32)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_MeterInfo_1[r.bits(3)]
@@ -6847,8 +6832,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 64: raise bad_value('SigMeterReading', _x, 'is longer than 64 octets', r)
+                _x = r.binary(64)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_MeterInfo_3[r.bits(2)]
@@ -7204,8 +7188,7 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 15: raise bad_value('eMAID', _x, 'is longer than 15 characters', r)
+                _x = r.string(15)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_CertificateUpdateReq_3[r.bits(1)]
@@ -7538,8 +7521,7 @@ def _d_ContractSignatureEncryptedPrivateKey(r: BitReader) -> ContractSignatureEn
         _p = 'value'
         if fid == 1:
             st = nst
-            _x = r.binary()
-            if len(_x) > 48: raise bad_value('value', _x, 'is longer than 48 octets', r)
+            _x = r.binary(48)
             f1 = _x
             fid, m, nst = e = _R_ContractSignatureEncryptedPrivateKey_2[r.bits(1)]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
@@ -7616,8 +7598,7 @@ def _d_DiffieHellmanPublickey(r: BitReader) -> DiffieHellmanPublickey:
         _p = 'value'
         if fid == 1:
             st = nst
-            _x = r.binary()
-            if len(_x) > 65: raise bad_value('value', _x, 'is longer than 65 octets', r)
+            _x = r.binary(65)
             f1 = _x
             fid, m, nst = e = _R_DiffieHellmanPublickey_2[r.bits(1)]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
@@ -7694,8 +7675,7 @@ def _d_EMAID(r: BitReader) -> EMAID:
         _p = 'value'
         if fid == 1:
             st = nst
-            _x = r.string()
-            if len(_x) > 15: raise bad_value('value', _x, 'is longer than 15 characters', r)
+            _x = r.string(15)
             f1 = _x
             fid, m, nst = e = _R_EMAID_2[r.bits(1)]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
@@ -7785,8 +7765,7 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 800: raise bad_value('OEMProvisioningCert', _x, 'is longer than 800 octets', r)
+                _x = r.binary(800)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_CertificateInstallationReq_2[r.bits(1)]
@@ -8139,8 +8118,7 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 37: raise bad_value('EVSEID', _x, 'is longer than 37 characters', r)
+                _x = r.string(37)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_ChargingStatusRes_2[r.bits(1)]
@@ -9170,8 +9148,7 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 37: raise bad_value('EVSEID', _x, 'is longer than 37 characters', r)
+                _x = r.string(37)
                 expect_ee(r)
             f10 = _x
             fid, m, nst = e = _R_CurrentDemandRes_11[r.bits(1)]
@@ -9472,8 +9449,7 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+                _x = r.binary(8)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_MessageHeader_1[r.bits(2)]
@@ -9589,8 +9565,7 @@ def _d_Notification(r: BitReader) -> Notification:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 64: raise bad_value('FaultMsg', _x, 'is longer than 64 characters', r)
+                _x = r.string(64)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_Notification_2[r.bits(1)]
@@ -10400,8 +10375,7 @@ def _ds_f14(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 800: raise bad_value('Certificate', _x, 'is longer than 800 octets', r)
+        _x = r.binary(800)
         expect_ee(r)
     return _x
 
@@ -10603,8 +10577,7 @@ def _ds_f52(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 6: raise bad_value('EVCCID', _x, 'is longer than 6 octets', r)
+        _x = r.binary(6)
         expect_ee(r)
     return _x
 
@@ -10710,8 +10683,7 @@ def _ds_f73(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 37: raise bad_value('EVSEID', _x, 'is longer than 37 characters', r)
+        _x = r.string(37)
         expect_ee(r)
     return _x
 
@@ -10956,8 +10928,7 @@ def _ds_f103(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 64: raise bad_value('FaultMsg', _x, 'is longer than 64 characters', r)
+        _x = r.string(64)
         expect_ee(r)
     return _x
 
@@ -11037,8 +11008,7 @@ def _ds_f107(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 16: raise bad_value('GenChallenge', _x, 'is longer than 16 octets', r)
+        _x = r.binary(16)
         expect_ee(r)
     return _x
 
@@ -11128,8 +11098,7 @@ def _ds_f117(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
+        _x = r.string(32)
         expect_ee(r)
     return _x
 
@@ -11279,8 +11248,7 @@ def _ds_f129(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 800: raise bad_value('OEMProvisioningCert', _x, 'is longer than 800 octets', r)
+        _x = r.binary(800)
         expect_ee(r)
     return _x
 
@@ -11604,8 +11572,7 @@ def _ds_f175(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 32: raise bad_value('SalesTariffDescription', _x, 'is longer than 32 characters', r)
+        _x = r.string(32)
         expect_ee(r)
     return _x
 
@@ -11768,8 +11735,7 @@ def _ds_f192(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 32: raise bad_value('ServiceName', _x, 'is longer than 32 characters', r)
+        _x = r.string(32)
         expect_ee(r)
     return _x
 
@@ -11788,8 +11754,7 @@ def _ds_f194(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 64: raise bad_value('ServiceScope', _x, 'is longer than 64 characters', r)
+        _x = r.string(64)
         expect_ee(r)
     return _x
 
@@ -11808,8 +11773,7 @@ def _ds_f195(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 64: raise bad_value('ServiceScope', _x, 'is longer than 64 characters', r)
+        _x = r.string(64)
         expect_ee(r)
     return _x
 
@@ -11828,8 +11792,7 @@ def _ds_f196(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+        _x = r.binary(8)
         expect_ee(r)
     return _x
 
@@ -11848,8 +11811,7 @@ def _ds_f197(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+        _x = r.binary(8)
         expect_ee(r)
     return _x
 
@@ -11868,8 +11830,7 @@ def _ds_f202(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 64: raise bad_value('SigMeterReading', _x, 'is longer than 64 octets', r)
+        _x = r.binary(64)
         expect_ee(r)
     return _x
 

@@ -964,8 +964,7 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+                _x = r.binary(8)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_MessageHeader_1[r.bits(1)]
@@ -2974,8 +2973,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
+                _x = r.string(32)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_MeterInfo_1[r.bits(1)]
@@ -3044,8 +3042,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 64: raise bad_value('MeterSignature', _x, 'is longer than 64 octets', r)
+                _x = r.binary(64)
                 expect_ee(r)
             f5 = _x
             fid, m, nst = e = _R_MeterInfo_6[r.bits(2)]
@@ -8286,8 +8283,7 @@ def _ds_f95(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
+        _x = r.string(32)
         expect_ee(r)
     return _x
 
@@ -8326,8 +8322,7 @@ def _ds_f98(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 64: raise bad_value('MeterSignature', _x, 'is longer than 64 octets', r)
+        _x = r.binary(64)
         expect_ee(r)
     return _x
 
@@ -8688,8 +8683,7 @@ def _ds_f129(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+        _x = r.binary(8)
         expect_ee(r)
     return _x
 

@@ -1308,8 +1308,7 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 255: raise bad_value('EVCCID', _x, 'is longer than 255 characters', r)
+                _x = r.string(255)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_SessionSetupReq_2[r.bits(1)]
@@ -1494,8 +1493,7 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+                _x = r.binary(8)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_MessageHeader_1[r.bits(1)]
@@ -1631,8 +1629,7 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 255: raise bad_value('EVSEID', _x, 'is longer than 255 characters', r)
+                _x = r.string(255)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_SessionSetupRes_3[r.bits(1)]
@@ -2063,8 +2060,7 @@ def _d_PnC_ASResAuthorizationMode(r: BitReader) -> PnC_ASResAuthorizationMode:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 16: raise bad_value('GenChallenge', _x, 'is longer than 16 octets', r)
+                _x = r.binary(16)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_PnC_ASResAuthorizationMode_1[r.bits(2)]
@@ -2137,8 +2133,7 @@ def _d_SupportedProvidersList(r: BitReader) -> SupportedProvidersList:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 80: raise bad_value('ProviderID', _x, 'is longer than 80 characters', r)
+                _x = r.string(80)
                 expect_ee(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_SupportedProvidersList, st)
@@ -2381,8 +2376,7 @@ def _d_PnC_AReqAuthorizationMode(r: BitReader) -> PnC_AReqAuthorizationMode:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 16: raise bad_value('GenChallenge', _x, 'is longer than 16 octets', r)
+                _x = r.binary(16)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_PnC_AReqAuthorizationMode_2[r.bits(1)]
@@ -2462,8 +2456,7 @@ def _d_ContractCertificateChain(r: BitReader) -> ContractCertificateChain:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 1600: raise bad_value('Certificate', _x, 'is longer than 1600 octets', r)
+                _x = r.binary(1600)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_ContractCertificateChain_1[r.bits(1)]
@@ -2536,8 +2529,7 @@ def _d_SubCertificates(r: BitReader) -> SubCertificates:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 1600: raise bad_value('Certificate', _x, 'is longer than 1600 octets', r)
+                _x = r.binary(1600)
                 expect_ee(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_SubCertificates, st)
@@ -3549,8 +3541,7 @@ def _d_Parameter(r: BitReader) -> Parameter:
         _p = '@Name'
         if fid == 0:
             st = nst
-            _x = r.string()
-            if len(_x) > 80: raise bad_value('@Name', _x, 'is longer than 80 characters', r)
+            _x = r.string(80)
             f0 = _x
             fid, m, nst = e = _R_Parameter_1[r.bits(3)]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
@@ -3637,8 +3628,7 @@ def _d_Parameter(r: BitReader) -> Parameter:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 80: raise bad_value('finiteString', _x, 'is longer than 80 characters', r)
+                _x = r.string(80)
                 expect_ee(r)
             f6 = _x
             fid, m, nst = e = _R_Parameter_7[r.bits(1)]
@@ -4928,8 +4918,7 @@ def _d_EVAbsolutePriceSchedule(r: BitReader) -> EVAbsolutePriceSchedule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 3: raise bad_value('Currency', _x, 'is longer than 3 characters', r)
+                _x = r.string(3)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_EVAbsolutePriceSchedule_2[r.bits(1)]
@@ -4942,8 +4931,7 @@ def _d_EVAbsolutePriceSchedule(r: BitReader) -> EVAbsolutePriceSchedule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 255: raise bad_value('PriceAlgorithm', _x, 'is longer than 255 characters', r)
+                _x = r.string(255)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_EVAbsolutePriceSchedule_3[r.bits(1)]
@@ -5772,8 +5760,7 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 160: raise bad_value('PriceScheduleDescription', _x, 'is longer than 160 characters', r)
+                _x = r.string(160)
                 expect_ee(r)
             f3 = _x
             fid, m, nst = e = _R_AbsolutePriceSchedule_4[r.bits(1)]
@@ -5786,8 +5773,7 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 3: raise bad_value('Currency', _x, 'is longer than 3 characters', r)
+                _x = r.string(3)
                 expect_ee(r)
             f4 = _x
             fid, m, nst = e = _R_AbsolutePriceSchedule_5[r.bits(1)]
@@ -5800,8 +5786,7 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 3: raise bad_value('Language', _x, 'is longer than 3 characters', r)
+                _x = r.string(3)
                 expect_ee(r)
             f5 = _x
             fid, m, nst = e = _R_AbsolutePriceSchedule_6[r.bits(1)]
@@ -5814,8 +5799,7 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 255: raise bad_value('PriceAlgorithm', _x, 'is longer than 255 characters', r)
+                _x = r.string(255)
                 expect_ee(r)
             f6 = _x
             fid, m, nst = e = _R_AbsolutePriceSchedule_7[r.bits(3)]
@@ -5994,8 +5978,7 @@ def _d_PriceSchedule(r: BitReader) -> PriceSchedule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 160: raise bad_value('PriceScheduleDescription', _x, 'is longer than 160 characters', r)
+                _x = r.string(160)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_PriceSchedule_3[r.bits(1)]
@@ -6195,8 +6178,7 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 80: raise bad_value('TaxRuleName', _x, 'is longer than 80 characters', r)
+                _x = r.string(80)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_TaxRule_2[r.bits(1)]
@@ -6817,8 +6799,7 @@ def _d_OverstayRule(r: BitReader) -> OverstayRule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 160: raise bad_value('OverstayRuleDescription', _x, 'is longer than 160 characters', r)
+                _x = r.string(160)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_OverstayRule_1[r.bits(1)]
@@ -6979,8 +6960,7 @@ def _d_AdditionalService(r: BitReader) -> AdditionalService:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 80: raise bad_value('ServiceName', _x, 'is longer than 80 characters', r)
+                _x = r.string(80)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_AdditionalService_1[r.bits(1)]
@@ -7145,8 +7125,7 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 160: raise bad_value('PriceScheduleDescription', _x, 'is longer than 160 characters', r)
+                _x = r.string(160)
                 expect_ee(r)
             f3 = _x
             fid, m, nst = e = _R_PriceLevelSchedule_4[r.bits(1)]
@@ -8724,8 +8703,7 @@ def _d_SignedMeteringData(r: BitReader) -> SignedMeteringData:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+                _x = r.binary(8)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_SignedMeteringData_2[r.bits(1)]
@@ -8924,8 +8902,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
+                _x = r.string(32)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_MeterInfo_1[r.bits(1)]
@@ -8994,8 +8971,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 64: raise bad_value('MeterSignature', _x, 'is longer than 64 octets', r)
+                _x = r.binary(64)
                 expect_ee(r)
             f5 = _x
             fid, m, nst = e = _R_MeterInfo_6[r.bits(2)]
@@ -9640,8 +9616,7 @@ def _d_SessionStopReq(r: BitReader) -> SessionStopReq:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 80: raise bad_value('EVTerminationCode', _x, 'is longer than 80 characters', r)
+                _x = r.string(80)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_SessionStopReq_3[r.bits(2)]
@@ -9654,8 +9629,7 @@ def _d_SessionStopReq(r: BitReader) -> SessionStopReq:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 160: raise bad_value('EVTerminationExplanation', _x, 'is longer than 160 characters', r)
+                _x = r.string(160)
                 expect_ee(r)
             f3 = _x
             fid, m, nst = e = _R_SessionStopReq_4[r.bits(1)]
@@ -9977,8 +9951,7 @@ def _d_SignedCertificateChain(r: BitReader) -> SignedCertificateChain:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 1600: raise bad_value('Certificate', _x, 'is longer than 1600 octets', r)
+                _x = r.binary(1600)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_SignedCertificateChain_2[r.bits(2)]
@@ -10104,8 +10077,7 @@ def _d_EMAIDList(r: BitReader) -> EMAIDList:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 255: raise bad_value('EMAID', _x, 'is longer than 255 characters', r)
+                _x = r.string(255)
                 expect_ee(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_EMAIDList, st)
@@ -10363,8 +10335,7 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 1600: raise bad_value('Certificate', _x, 'is longer than 1600 octets', r)
+                _x = r.binary(1600)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_CertificateChain_1[r.bits(2)]
@@ -10555,8 +10526,7 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 133: raise bad_value('DHPublicKey', _x, 'is longer than 133 octets', r)
+                _x = r.binary(133)
                 expect_ee(r)
             f3 = _x
             fid, m, nst = e = _R_SignedInstallationData_4[r.bits(2)]
@@ -10569,8 +10539,7 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 94: raise bad_value('SECP521_EncryptedPrivateKey', _x, 'is longer than 94 octets', r)
+                _x = r.binary(94)
                 expect_ee(r)
             f4 = _x
             fid, m, nst = e = _R_SignedInstallationData_7[r.bits(1)]
@@ -10583,8 +10552,7 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 84: raise bad_value('X448_EncryptedPrivateKey', _x, 'is longer than 84 octets', r)
+                _x = r.binary(84)
                 expect_ee(r)
             f5 = _x
             fid, m, nst = e = _R_SignedInstallationData_5[r.bits(1)]
@@ -10597,8 +10565,7 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 206: raise bad_value('TPM_EncryptedPrivateKey', _x, 'is longer than 206 octets', r)
+                _x = r.binary(206)
                 expect_ee(r)
             f6 = _x
             fid, m, nst = e = _R_SignedInstallationData_6[r.bits(1)]
@@ -13367,8 +13334,7 @@ def _ds_f26(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 1600: raise bad_value('Certificate', _x, 'is longer than 1600 octets', r)
+        _x = r.binary(1600)
         expect_ee(r)
     return _x
 
@@ -13509,8 +13475,7 @@ def _ds_f38(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 3: raise bad_value('Currency', _x, 'is longer than 3 characters', r)
+        _x = r.string(3)
         expect_ee(r)
     return _x
 
@@ -13529,8 +13494,7 @@ def _ds_f39(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 133: raise bad_value('DHPublicKey', _x, 'is longer than 133 octets', r)
+        _x = r.binary(133)
         expect_ee(r)
     return _x
 
@@ -13676,8 +13640,7 @@ def _ds_f57(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 255: raise bad_value('EMAID', _x, 'is longer than 255 characters', r)
+        _x = r.string(255)
         expect_ee(r)
     return _x
 
@@ -13696,8 +13659,7 @@ def _ds_f59(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 255: raise bad_value('EVCCID', _x, 'is longer than 255 characters', r)
+        _x = r.string(255)
         expect_ee(r)
     return _x
 
@@ -13814,8 +13776,7 @@ def _ds_f80(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 255: raise bad_value('EVSEID', _x, 'is longer than 255 characters', r)
+        _x = r.string(255)
         expect_ee(r)
     return _x
 
@@ -13884,8 +13845,7 @@ def _ds_f87(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 80: raise bad_value('EVTerminationCode', _x, 'is longer than 80 characters', r)
+        _x = r.string(80)
         expect_ee(r)
     return _x
 
@@ -13904,8 +13864,7 @@ def _ds_f88(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 160: raise bad_value('EVTerminationExplanation', _x, 'is longer than 160 characters', r)
+        _x = r.string(160)
         expect_ee(r)
     return _x
 
@@ -14002,8 +13961,7 @@ def _ds_f96(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 16: raise bad_value('GenChallenge', _x, 'is longer than 16 octets', r)
+        _x = r.binary(16)
         expect_ee(r)
     return _x
 
@@ -14116,8 +14074,7 @@ def _ds_f105(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 3: raise bad_value('Language', _x, 'is longer than 3 characters', r)
+        _x = r.string(3)
         expect_ee(r)
     return _x
 
@@ -14200,8 +14157,7 @@ def _ds_f112(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
+        _x = r.string(32)
         expect_ee(r)
     return _x
 
@@ -14240,8 +14196,7 @@ def _ds_f116(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 64: raise bad_value('MeterSignature', _x, 'is longer than 64 octets', r)
+        _x = r.binary(64)
         expect_ee(r)
     return _x
 
@@ -14430,8 +14385,7 @@ def _ds_f136(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 160: raise bad_value('OverstayRuleDescription', _x, 'is longer than 160 characters', r)
+        _x = r.string(160)
         expect_ee(r)
     return _x
 
@@ -14664,8 +14618,7 @@ def _ds_f165(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 255: raise bad_value('PriceAlgorithm', _x, 'is longer than 255 characters', r)
+        _x = r.string(255)
         expect_ee(r)
     return _x
 
@@ -14704,8 +14657,7 @@ def _ds_f173(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 160: raise bad_value('PriceScheduleDescription', _x, 'is longer than 160 characters', r)
+        _x = r.string(160)
         expect_ee(r)
     return _x
 
@@ -14741,8 +14693,7 @@ def _ds_f176(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 80: raise bad_value('ProviderID', _x, 'is longer than 80 characters', r)
+        _x = r.string(80)
         expect_ee(r)
     return _x
 
@@ -14896,8 +14847,7 @@ def _ds_f190(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 94: raise bad_value('SECP521_EncryptedPrivateKey', _x, 'is longer than 94 octets', r)
+        _x = r.binary(94)
         expect_ee(r)
     return _x
 
@@ -15028,8 +14978,7 @@ def _ds_f214(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 80: raise bad_value('ServiceName', _x, 'is longer than 80 characters', r)
+        _x = r.string(80)
         expect_ee(r)
     return _x
 
@@ -15068,8 +15017,7 @@ def _ds_f219(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+        _x = r.binary(8)
         expect_ee(r)
     return _x
 
@@ -15088,8 +15036,7 @@ def _ds_f220(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+        _x = r.binary(8)
         expect_ee(r)
     return _x
 
@@ -15125,8 +15072,7 @@ def _ds_f237(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 206: raise bad_value('TPM_EncryptedPrivateKey', _x, 'is longer than 206 octets', r)
+        _x = r.binary(206)
         expect_ee(r)
     return _x
 
@@ -15294,8 +15240,7 @@ def _ds_f249(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 80: raise bad_value('TaxRuleName', _x, 'is longer than 80 characters', r)
+        _x = r.string(80)
         expect_ee(r)
     return _x
 
@@ -15416,8 +15361,7 @@ def _ds_f264(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 84: raise bad_value('X448_EncryptedPrivateKey', _x, 'is longer than 84 octets', r)
+        _x = r.binary(84)
         expect_ee(r)
     return _x
 
@@ -15625,8 +15569,7 @@ def _ds_f277(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 80: raise bad_value('finiteString', _x, 'is longer than 80 characters', r)
+        _x = r.string(80)
         expect_ee(r)
     return _x
 

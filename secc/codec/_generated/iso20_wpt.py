@@ -1010,8 +1010,7 @@ def _d_WPT_FinePositioningSetupReq(r: BitReader) -> WPT_FinePositioningSetupReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('VendorSpecificDataContainer', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f6.append(_x)
             fid, m, nst = ev(r, _DT_WPT_FinePositioningSetupReq, st)
@@ -1208,8 +1207,7 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+                _x = r.binary(8)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_MessageHeader_1[r.bits(1)]
@@ -2426,8 +2424,7 @@ def _d_WPT_FinePositioningSetupRes(r: BitReader) -> WPT_FinePositioningSetupRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('VendorSpecificDataContainer', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f6.append(_x)
             fid, m, nst = ev(r, _DT_WPT_FinePositioningSetupRes, st)
@@ -2684,8 +2681,7 @@ def _d_WPT_FinePositioningReq(r: BitReader) -> WPT_FinePositioningReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('VendorSpecificDataContainer', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f3.append(_x)
             fid, m, nst = ev(r, _DT_WPT_FinePositioningReq, st)
@@ -3417,8 +3413,7 @@ def _d_WPT_FinePositioningRes(r: BitReader) -> WPT_FinePositioningRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('VendorSpecificDataContainer', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f3.append(_x)
             fid, m, nst = ev(r, _DT_WPT_FinePositioningRes, st)
@@ -3604,8 +3599,7 @@ def _d_WPT_PairingReq(r: BitReader) -> WPT_PairingReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('VendorSpecificDataContainer', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f4.append(_x)
             fid, m, nst = ev(r, _DT_WPT_PairingReq, st)
@@ -3800,8 +3794,7 @@ def _d_WPT_PairingRes(r: BitReader) -> WPT_PairingRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('VendorSpecificDataContainer', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f5.append(_x)
             fid, m, nst = ev(r, _DT_WPT_PairingRes, st)
@@ -3966,8 +3959,7 @@ def _d_AlternativeSECC(r: BitReader) -> AlternativeSECC:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 255: raise bad_value('SSID', _x, 'is longer than 255 characters', r)
+                _x = r.string(255)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_AlternativeSECC_1[r.bits(3)]
@@ -3980,8 +3972,7 @@ def _d_AlternativeSECC(r: BitReader) -> AlternativeSECC:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 12: raise bad_value('BSSID', _x, 'is longer than 12 characters', r)
+                _x = r.string(12)
                 expect_ee(r)
             f1 = _x
             fid, m, nst = e = _R_AlternativeSECC_2[r.bits(2)]
@@ -3994,8 +3985,7 @@ def _d_AlternativeSECC(r: BitReader) -> AlternativeSECC:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 39: raise bad_value('IPAddress', _x, 'is longer than 39 characters', r)
+                _x = r.string(39)
                 expect_ee(r)
             f2 = _x
             fid, m, nst = e = _R_AlternativeSECC_3[r.bits(2)]
@@ -4210,8 +4200,7 @@ def _d_WPT_ChargeParameterDiscoveryReq(r: BitReader) -> WPT_ChargeParameterDisco
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('VendorSpecificDataContainer', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f6.append(_x)
             fid, m, nst = ev(r, _DT_WPT_ChargeParameterDiscoveryReq, st)
@@ -4536,8 +4525,7 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('SDManufacturerSpecificDataContainer', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f9.append(_x)
             fid, m, nst = ev(r, _DT_WPT_ChargeParameterDiscoveryRes, st)
@@ -4797,8 +4785,7 @@ def _d_WPT_AlignmentCheckReq(r: BitReader) -> WPT_AlignmentCheckReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('VendorSpecificDataContainer', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f4.append(_x)
             fid, m, nst = ev(r, _DT_WPT_AlignmentCheckReq, st)
@@ -4987,8 +4974,7 @@ def _d_WPT_AlignmentCheckRes(r: BitReader) -> WPT_AlignmentCheckRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('VendorSpecificDataContainer', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f5.append(_x)
             fid, m, nst = ev(r, _DT_WPT_AlignmentCheckRes, st)
@@ -5231,8 +5217,7 @@ def _d_WPT_ChargeLoopReq(r: BitReader) -> WPT_ChargeLoopReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('ManufacturerSpecificDataContainer', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f8.append(_x)
             fid, m, nst = ev(r, _DT_WPT_ChargeLoopReq, st)
@@ -6120,8 +6105,7 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('ManufacturerSpecificDataContainer', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f12.append(_x)
             fid, m, nst = ev(r, _DT_WPT_ChargeLoopRes, st)
@@ -6530,8 +6514,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
+                _x = r.string(32)
                 expect_ee(r)
             f0 = _x
             fid, m, nst = e = _R_MeterInfo_1[r.bits(1)]
@@ -6600,8 +6583,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 64: raise bad_value('MeterSignature', _x, 'is longer than 64 octets', r)
+                _x = r.binary(64)
                 expect_ee(r)
             f5 = _x
             fid, m, nst = e = _R_MeterInfo_6[r.bits(2)]
@@ -7967,8 +7949,7 @@ def _ds_f7(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 12: raise bad_value('BSSID', _x, 'is longer than 12 characters', r)
+        _x = r.string(12)
         expect_ee(r)
     return _x
 
@@ -8345,8 +8326,7 @@ def _ds_f54(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 39: raise bad_value('IPAddress', _x, 'is longer than 39 characters', r)
+        _x = r.string(39)
         expect_ee(r)
     return _x
 
@@ -8440,8 +8420,7 @@ def _ds_f67(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 256: raise bad_value('ManufacturerSpecificDataContainer', _x, 'is longer than 256 octets', r)
+        _x = r.binary(256)
         expect_ee(r)
     return _x
 
@@ -8482,8 +8461,7 @@ def _ds_f69(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
+        _x = r.string(32)
         expect_ee(r)
     return _x
 
@@ -8522,8 +8500,7 @@ def _ds_f72(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 64: raise bad_value('MeterSignature', _x, 'is longer than 64 octets', r)
+        _x = r.binary(64)
         expect_ee(r)
     return _x
 
@@ -9068,8 +9045,7 @@ def _ds_f121(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 256: raise bad_value('SDManufacturerSpecificDataContainer', _x, 'is longer than 256 octets', r)
+        _x = r.binary(256)
         expect_ee(r)
     return _x
 
@@ -9200,8 +9176,7 @@ def _ds_f137(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 255: raise bad_value('SSID', _x, 'is longer than 255 characters', r)
+        _x = r.string(255)
         expect_ee(r)
     return _x
 
@@ -9239,8 +9214,7 @@ def _ds_f139(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+        _x = r.binary(8)
         expect_ee(r)
     return _x
 
@@ -9383,8 +9357,7 @@ def _ds_f163(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 256: raise bad_value('VendorSpecificDataContainer', _x, 'is longer than 256 octets', r)
+        _x = r.binary(256)
         expect_ee(r)
     return _x
 

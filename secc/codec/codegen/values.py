@@ -133,14 +133,9 @@ class ValueEmitter:
         if vc.kind == "bool":
             return ["_x = r.bit() == 1"], "_x"
         if vc.kind in ("str", "bytes"):
-            lines = ["_x = r.string()" if vc.kind == "str" else "_x = r.binary()"]
-            if vc.maxl is not None:
-                what = "characters" if vc.kind == "str" else "octets"
-                lines.append(
-                    f"if len(_x) > {vc.maxl}: "
-                    f"raise bad_value({label!r}, _x, 'is longer than {vc.maxl} {what}', r)"
-                )
-            return lines, "_x"
+            # the reader checks maxLength before it reads a character
+            arg = "" if vc.maxl is None else str(vc.maxl)
+            return [f"_x = r.{'string' if vc.kind == 'str' else 'binary'}({arg})"], "_x"
         assert vc.kind == "enum"
         lines = [f"_x = r.bits({vc.nbits})" if vc.nbits else "_x = 0"]
         if (1 << vc.nbits) != vc.count:
