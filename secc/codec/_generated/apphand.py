@@ -277,7 +277,7 @@ _ET_supportedAppProtocolRes = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2)}, {},)
 _EE_supportedAppProtocolRes = (None, (1, 2), (0, 1),)
 
 
-def _e_supportedAppProtocolRes(w: BitWriter, v: Any) -> None:
+def _eg_supportedAppProtocolRes(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -310,7 +310,7 @@ _R_supportedAppProtocolRes_1 = _DT_supportedAppProtocolRes[1][2]
 _R_supportedAppProtocolRes_2 = _DT_supportedAppProtocolRes[2][2]
 
 
-def _d_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
+def _dg_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
     _p = None
     st = 0
     try:
@@ -367,6 +367,36 @@ def _d_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
     _S_supportedAppProtocolRes_0(o, f0)
     _S_supportedAppProtocolRes_1(o, f1)
     return o
+
+
+def _e_supportedAppProtocolRes(w: BitWriter, v: Any) -> None:
+    """Fused fast path (one write); the generic _eg_supportedAppProtocolRes otherwise."""
+    x0 = v.response_code
+    i0 = _I_ResponseCode.get(x0)
+    x1 = v.schema_id
+    if (i0 is not None) and (type(x1) is int and 0 <= x1 <= 255):
+        w.bits((i0 << 14) | (x1 << 2), 18)
+        return
+    _eg_supportedAppProtocolRes(w, v)
+
+
+def _d_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
+    """Fused fast path (one read); the generic _dg_supportedAppProtocolRes otherwise."""
+    _s = r.pos
+    try:
+        _x = r.bits(18)
+        if _x & 0x33c03 == 0x0:
+            a0 = (_x >> 14) & 0x3
+            a1 = (_x >> 2) & 0xff
+            if a0 < 3:
+                o = _new(supportedAppProtocolRes)
+                _S_supportedAppProtocolRes_0(o, _V_ResponseCode[a0])
+                _S_supportedAppProtocolRes_1(o, a1)
+                return o
+    except CodecError:
+        pass
+    r.rewind(_s)
+    return _dg_supportedAppProtocolRes(r)
 
 _new = object.__new__
 _S_AppProtocol_0 = AppProtocol.protocol_namespace.__set__

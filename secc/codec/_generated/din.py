@@ -1877,7 +1877,7 @@ _DT_ServiceDetailReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2
 _N_ServiceDetailReq = ('ServiceID',)
 
 
-def _e_ServiceDetailReq(w: BitWriter, v: Any) -> None:
+def _eg_ServiceDetailReq(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -1900,7 +1900,7 @@ _R_ServiceDetailReq_0 = _DT_ServiceDetailReq[0][2]
 _R_ServiceDetailReq_1 = _DT_ServiceDetailReq[1][2]
 
 
-def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
+def _dg_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     _p = None
     st = 0
     try:
@@ -1928,6 +1928,34 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     o = _new(ServiceDetailReq)
     _S_ServiceDetailReq_0(o, f0)
     return o
+
+
+def _e_ServiceDetailReq(w: BitWriter, v: Any) -> None:
+    """Fused fast path (one write); the generic _eg_ServiceDetailReq otherwise."""
+    x0 = v.service_id
+    if (type(x0) is int and 0 <= x0 and x0 <= 65535):
+        w.bits(0, 2)
+        w.uint(x0)
+        w.bits(0, 2)
+        return
+    _eg_ServiceDetailReq(w, v)
+
+
+def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
+    """Fused fast path (one read); the generic _dg_ServiceDetailReq otherwise."""
+    _s = r.pos
+    try:
+        _x = r.bits(2)
+        if _x & 0x3 == 0x0:
+            _v = r.uint()
+            if _v <= 65535 and r.bits(2) == 0:
+                o = _new(ServiceDetailReq)
+                _S_ServiceDetailReq_0(o, _v)
+                return o
+    except CodecError:
+        pass
+    r.rewind(_s)
+    return _dg_ServiceDetailReq(r)
 
 _DT_ServiceDetailRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_ServiceDetailRes = ('ResponseCode', 'ServiceID', 'ServiceParameterList')
@@ -2426,7 +2454,7 @@ _ET_PhysicalValue = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3)}
 _EE_PhysicalValue = (None, None, None, (0, 1),)
 
 
-def _e_PhysicalValue(w: BitWriter, v: Any) -> None:
+def _eg_PhysicalValue(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -2471,7 +2499,7 @@ _R_PhysicalValue_2 = _DT_PhysicalValue[2][2]
 _R_PhysicalValue_3 = _DT_PhysicalValue[3][2]
 
 
-def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
+def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
     _p = None
     st = 0
     try:
@@ -2545,6 +2573,42 @@ def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
     _S_PhysicalValue_1(o, f1)
     _S_PhysicalValue_2(o, f2)
     return o
+
+
+def _e_PhysicalValue(w: BitWriter, v: Any) -> None:
+    """Fused fast path (one write); the generic _eg_PhysicalValue otherwise."""
+    x0 = v.multiplier
+    x1 = v.unit
+    i1 = _I_UnitSymbol.get(x1)
+    x2 = v.value
+    if (type(x0) is int and -3 <= x0 <= 3) and (i1 is not None) and (type(x2) is int and -32768 <= x2 and x2 <= 32767):
+        w.bits(((x0 - -3) << 12) | (i1 << 4) | (x2 < 0), 17)
+        w.uint(-x2 - 1 if x2 < 0 else x2)
+        w.bits(0, 2)
+        return
+    _eg_PhysicalValue(w, v)
+
+
+def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
+    """Fused fast path (one read); the generic _dg_PhysicalValue otherwise."""
+    _s = r.pos
+    try:
+        _x = r.bits(17)
+        if _x & 0x18f0e == 0x0:
+            a0 = (_x >> 12) & 0x7
+            a1 = (_x >> 4) & 0xf
+            _v = r.uint()
+            if _x & 1: _v = -_v - 1
+            if a0 <= 6 and a1 < 10 and -32768 <= _v and _v <= 32767 and r.bits(2) == 0:
+                o = _new(PhysicalValue)
+                _S_PhysicalValue_0(o, a0 + -3)
+                _S_PhysicalValue_1(o, _V_UnitSymbol[a1])
+                _S_PhysicalValue_2(o, _v)
+                return o
+    except CodecError:
+        pass
+    r.rewind(_s)
+    return _dg_PhysicalValue(r)
 
 _DT_ServicePaymentSelectionReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_ServicePaymentSelectionReq = ('SelectedPaymentOption', 'SelectedServiceList')
@@ -2769,7 +2833,7 @@ _DT_ServicePaymentSelectionRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 
 _N_ServicePaymentSelectionRes = ('ResponseCode',)
 
 
-def _e_ServicePaymentSelectionRes(w: BitWriter, v: Any) -> None:
+def _eg_ServicePaymentSelectionRes(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -2791,7 +2855,7 @@ _R_ServicePaymentSelectionRes_0 = _DT_ServicePaymentSelectionRes[0][2]
 _R_ServicePaymentSelectionRes_1 = _DT_ServicePaymentSelectionRes[1][2]
 
 
-def _d_ServicePaymentSelectionRes(r: BitReader) -> ServicePaymentSelectionRes:
+def _dg_ServicePaymentSelectionRes(r: BitReader) -> ServicePaymentSelectionRes:
     _p = None
     st = 0
     try:
@@ -2828,6 +2892,33 @@ def _d_ServicePaymentSelectionRes(r: BitReader) -> ServicePaymentSelectionRes:
     o = _new(ServicePaymentSelectionRes)
     _S_ServicePaymentSelectionRes_0(o, f0)
     return o
+
+
+def _e_ServicePaymentSelectionRes(w: BitWriter, v: Any) -> None:
+    """Fused fast path (one write); the generic _eg_ServicePaymentSelectionRes otherwise."""
+    x0 = v.response_code
+    i0 = _I_ResponseCode.get(x0)
+    if (i0 is not None):
+        w.bits((i0 << 2), 9)
+        return
+    _eg_ServicePaymentSelectionRes(w, v)
+
+
+def _d_ServicePaymentSelectionRes(r: BitReader) -> ServicePaymentSelectionRes:
+    """Fused fast path (one read); the generic _dg_ServicePaymentSelectionRes otherwise."""
+    _s = r.pos
+    try:
+        _x = r.bits(9)
+        if _x & 0x183 == 0x0:
+            a0 = (_x >> 2) & 0x1f
+            if a0 < 23:
+                o = _new(ServicePaymentSelectionRes)
+                _S_ServicePaymentSelectionRes_0(o, _V_ResponseCode[a0])
+                return o
+    except CodecError:
+        pass
+    r.rewind(_s)
+    return _dg_ServicePaymentSelectionRes(r)
 
 _DT_PaymentDetailsReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_PaymentDetailsReq = ('ContractID', 'ContractSignatureCertChain')
@@ -3259,7 +3350,7 @@ _DT_ContractAuthenticationRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0,
 _N_ContractAuthenticationRes = ('ResponseCode', 'EVSEProcessing')
 
 
-def _e_ContractAuthenticationRes(w: BitWriter, v: Any) -> None:
+def _eg_ContractAuthenticationRes(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -3291,7 +3382,7 @@ _R_ContractAuthenticationRes_1 = _DT_ContractAuthenticationRes[1][2]
 _R_ContractAuthenticationRes_2 = _DT_ContractAuthenticationRes[2][2]
 
 
-def _d_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
+def _dg_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
     _p = None
     st = 0
     try:
@@ -3350,6 +3441,37 @@ def _d_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
     _S_ContractAuthenticationRes_0(o, f0)
     _S_ContractAuthenticationRes_1(o, f1)
     return o
+
+
+def _e_ContractAuthenticationRes(w: BitWriter, v: Any) -> None:
+    """Fused fast path (one write); the generic _eg_ContractAuthenticationRes otherwise."""
+    x0 = v.response_code
+    i0 = _I_ResponseCode.get(x0)
+    x1 = v.evse_processing
+    i1 = _I_EVSEProcessing.get(x1)
+    if (i0 is not None) and (i1 is not None):
+        w.bits((i0 << 6) | (i1 << 2), 13)
+        return
+    _eg_ContractAuthenticationRes(w, v)
+
+
+def _d_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
+    """Fused fast path (one read); the generic _dg_ContractAuthenticationRes otherwise."""
+    _s = r.pos
+    try:
+        _x = r.bits(13)
+        if _x & 0x183b == 0x0:
+            a0 = (_x >> 6) & 0x1f
+            a1 = (_x >> 2) & 0x1
+            if a0 < 23:
+                o = _new(ContractAuthenticationRes)
+                _S_ContractAuthenticationRes_0(o, _V_ResponseCode[a0])
+                _S_ContractAuthenticationRes_1(o, _V_EVSEProcessing[a1])
+                return o
+    except CodecError:
+        pass
+    r.rewind(_s)
+    return _dg_ContractAuthenticationRes(r)
 
 _DT_ChargeParameterDiscoveryReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (1, 1, 2), (1, 2, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_ChargeParameterDiscoveryReq = ('EVRequestedEnergyTransferType', 'EVChargeParameter')
@@ -4905,7 +5027,7 @@ _DT_SessionStopRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 
 _N_SessionStopRes = ('ResponseCode',)
 
 
-def _e_SessionStopRes(w: BitWriter, v: Any) -> None:
+def _eg_SessionStopRes(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -4927,7 +5049,7 @@ _R_SessionStopRes_0 = _DT_SessionStopRes[0][2]
 _R_SessionStopRes_1 = _DT_SessionStopRes[1][2]
 
 
-def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
+def _dg_SessionStopRes(r: BitReader) -> SessionStopRes:
     _p = None
     st = 0
     try:
@@ -4964,6 +5086,33 @@ def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
     o = _new(SessionStopRes)
     _S_SessionStopRes_0(o, f0)
     return o
+
+
+def _e_SessionStopRes(w: BitWriter, v: Any) -> None:
+    """Fused fast path (one write); the generic _eg_SessionStopRes otherwise."""
+    x0 = v.response_code
+    i0 = _I_ResponseCode.get(x0)
+    if (i0 is not None):
+        w.bits((i0 << 2), 9)
+        return
+    _eg_SessionStopRes(w, v)
+
+
+def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
+    """Fused fast path (one read); the generic _dg_SessionStopRes otherwise."""
+    _s = r.pos
+    try:
+        _x = r.bits(9)
+        if _x & 0x183 == 0x0:
+            a0 = (_x >> 2) & 0x1f
+            if a0 < 23:
+                o = _new(SessionStopRes)
+                _S_SessionStopRes_0(o, _V_ResponseCode[a0])
+                return o
+    except CodecError:
+        pass
+    r.rewind(_s)
+    return _dg_SessionStopRes(r)
 
 _DT_CertificateUpdateReq = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
 _N_CertificateUpdateReq = ('@Id', 'ContractSignatureCertChain', 'ContractID', 'ListOfRootCertificateIDs', 'DHParams')
@@ -5773,7 +5922,7 @@ _ET_DC_EVStatus = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3), (
 _EE_DC_EVStatus = (None, None, None, None, None, (0, 1),)
 
 
-def _e_DC_EVStatus(w: BitWriter, v: Any) -> None:
+def _eg_DC_EVStatus(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -5837,7 +5986,7 @@ _R_DC_EVStatus_4 = _DT_DC_EVStatus[4][2]
 _R_DC_EVStatus_5 = _DT_DC_EVStatus[5][2]
 
 
-def _d_DC_EVStatus(r: BitReader) -> DC_EVStatus:
+def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
     _p = None
     st = 0
     try:
@@ -5956,6 +6105,45 @@ def _d_DC_EVStatus(r: BitReader) -> DC_EVStatus:
     _S_DC_EVStatus_3(o, f3)
     _S_DC_EVStatus_4(o, f4)
     return o
+
+
+def _e_DC_EVStatus(w: BitWriter, v: Any) -> None:
+    """Fused fast path (one write); the generic _eg_DC_EVStatus otherwise."""
+    x0 = v.ev_ready
+    x1 = v.ev_cabin_conditioning
+    x2 = v.evress_conditioning
+    x3 = v.ev_error_code
+    i3 = _I_DC_EVErrorCode.get(x3)
+    x4 = v.evresssoc
+    if (type(x0) is bool) and (type(x1) is bool) and (type(x2) is bool) and (i3 is not None) and (type(x4) is int and 0 <= x4 <= 100):
+        w.bits((x0 << 29) | (x1 << 24) | (x2 << 19) | (i3 << 12) | (x4 << 2), 32)
+        return
+    _eg_DC_EVStatus(w, v)
+
+
+def _d_DC_EVStatus(r: BitReader) -> DC_EVStatus:
+    """Fused fast path (one read); the generic _dg_DC_EVStatus otherwise."""
+    _s = r.pos
+    try:
+        _x = r.bits(32)
+        if _x & 0xdef70e03 == 0x0:
+            a0 = (_x >> 29) & 0x1
+            a1 = (_x >> 24) & 0x1
+            a2 = (_x >> 19) & 0x1
+            a3 = (_x >> 12) & 0xf
+            a4 = (_x >> 2) & 0x7f
+            if a3 < 12 and a4 <= 100:
+                o = _new(DC_EVStatus)
+                _S_DC_EVStatus_0(o, a0 == 1)
+                _S_DC_EVStatus_1(o, a1 == 1)
+                _S_DC_EVStatus_2(o, a2 == 1)
+                _S_DC_EVStatus_3(o, _V_DC_EVErrorCode[a3])
+                _S_DC_EVStatus_4(o, a4)
+                return o
+    except CodecError:
+        pass
+    r.rewind(_s)
+    return _dg_DC_EVStatus(r)
 
 _DT_EVStatus = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
 _N_EVStatus = ()

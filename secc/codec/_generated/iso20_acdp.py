@@ -1846,7 +1846,7 @@ _DT_RationalNumber = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0
 _N_RationalNumber = ('Exponent', 'Value')
 
 
-def _e_RationalNumber(w: BitWriter, v: Any) -> None:
+def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -1878,7 +1878,7 @@ _R_RationalNumber_1 = _DT_RationalNumber[1][2]
 _R_RationalNumber_2 = _DT_RationalNumber[2][2]
 
 
-def _d_RationalNumber(r: BitReader) -> RationalNumber:
+def _dg_RationalNumber(r: BitReader) -> RationalNumber:
     _p = None
     st = 0
     try:
@@ -1926,6 +1926,38 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
     _S_RationalNumber_0(o, f0)
     _S_RationalNumber_1(o, f1)
     return o
+
+
+def _e_RationalNumber(w: BitWriter, v: Any) -> None:
+    """Fused fast path (one write); the generic _eg_RationalNumber otherwise."""
+    x0 = v.exponent
+    x1 = v.value
+    if (type(x0) is int and -128 <= x0 <= 127) and (type(x1) is int and -32768 <= x1 and x1 <= 32767):
+        w.bits(((x0 - -128) << 4) | (x1 < 0), 14)
+        w.uint(-x1 - 1 if x1 < 0 else x1)
+        w.bits(0, 2)
+        return
+    _eg_RationalNumber(w, v)
+
+
+def _d_RationalNumber(r: BitReader) -> RationalNumber:
+    """Fused fast path (one read); the generic _dg_RationalNumber otherwise."""
+    _s = r.pos
+    try:
+        _x = r.bits(14)
+        if _x & 0x300e == 0x0:
+            a0 = (_x >> 4) & 0xff
+            _v = r.uint()
+            if _x & 1: _v = -_v - 1
+            if -32768 <= _v and _v <= 32767 and r.bits(2) == 0:
+                o = _new(RationalNumber)
+                _S_RationalNumber_0(o, a0 + -128)
+                _S_RationalNumber_1(o, _v)
+                return o
+    except CodecError:
+        pass
+    r.rewind(_s)
+    return _dg_RationalNumber(r)
 
 _DT_ACDP_SystemStatusRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (1, 2, ((7, 0, 8), (-2, 0, 0))), (1, 2, ((8, 0, 9), (-2, 0, 0))), (1, 2, ((9, 0, 10), (-2, 0, 0))), (1, 2, ((10, 0, 11), (-2, 0, 0))), (1, 1, ((-1, 0, 11), (-2, 1, 0))),)
 _N_ACDP_SystemStatusRes = ('Header', 'ResponseCode', 'EVSEMechanicalChargingDeviceStatus', 'EVSEReadyToCharge', 'EVSEIsolationStatus', 'EVSEDisabled', 'EVSEUtilityInterruptEvent', 'EVSEEmergencyShutdown', 'EVSEMalfunction', 'EVInChargePosition', 'EVAssociationStatus')

@@ -3654,7 +3654,7 @@ _DT_RationalNumber = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0
 _N_RationalNumber = ('Exponent', 'Value')
 
 
-def _e_RationalNumber(w: BitWriter, v: Any) -> None:
+def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -3686,7 +3686,7 @@ _R_RationalNumber_1 = _DT_RationalNumber[1][2]
 _R_RationalNumber_2 = _DT_RationalNumber[2][2]
 
 
-def _d_RationalNumber(r: BitReader) -> RationalNumber:
+def _dg_RationalNumber(r: BitReader) -> RationalNumber:
     _p = None
     st = 0
     try:
@@ -3734,6 +3734,38 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
     _S_RationalNumber_0(o, f0)
     _S_RationalNumber_1(o, f1)
     return o
+
+
+def _e_RationalNumber(w: BitWriter, v: Any) -> None:
+    """Fused fast path (one write); the generic _eg_RationalNumber otherwise."""
+    x0 = v.exponent
+    x1 = v.value
+    if (type(x0) is int and -128 <= x0 <= 127) and (type(x1) is int and -32768 <= x1 and x1 <= 32767):
+        w.bits(((x0 - -128) << 4) | (x1 < 0), 14)
+        w.uint(-x1 - 1 if x1 < 0 else x1)
+        w.bits(0, 2)
+        return
+    _eg_RationalNumber(w, v)
+
+
+def _d_RationalNumber(r: BitReader) -> RationalNumber:
+    """Fused fast path (one read); the generic _dg_RationalNumber otherwise."""
+    _s = r.pos
+    try:
+        _x = r.bits(14)
+        if _x & 0x300e == 0x0:
+            a0 = (_x >> 4) & 0xff
+            _v = r.uint()
+            if _x & 1: _v = -_v - 1
+            if -32768 <= _v and _v <= 32767 and r.bits(2) == 0:
+                o = _new(RationalNumber)
+                _S_RationalNumber_0(o, a0 + -128)
+                _S_RationalNumber_1(o, _v)
+                return o
+    except CodecError:
+        pass
+    r.rewind(_s)
+    return _dg_RationalNumber(r)
 
 _DT_ServiceSelectionReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_ServiceSelectionReq = ('Header', 'SelectedEnergyTransferService', 'SelectedVASList')
@@ -9364,7 +9396,7 @@ _DT_Scheduled_SMDTControlMode = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0
 _N_Scheduled_SMDTControlMode = ('SelectedScheduleTupleID',)
 
 
-def _e_Scheduled_SMDTControlMode(w: BitWriter, v: Any) -> None:
+def _eg_Scheduled_SMDTControlMode(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -9387,7 +9419,7 @@ _R_Scheduled_SMDTControlMode_0 = _DT_Scheduled_SMDTControlMode[0][2]
 _R_Scheduled_SMDTControlMode_1 = _DT_Scheduled_SMDTControlMode[1][2]
 
 
-def _d_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
+def _dg_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
     _p = None
     st = 0
     try:
@@ -9415,6 +9447,34 @@ def _d_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
     o = _new(Scheduled_SMDTControlMode)
     _S_Scheduled_SMDTControlMode_0(o, f0)
     return o
+
+
+def _e_Scheduled_SMDTControlMode(w: BitWriter, v: Any) -> None:
+    """Fused fast path (one write); the generic _eg_Scheduled_SMDTControlMode otherwise."""
+    x0 = v.selected_schedule_tuple_id
+    if (type(x0) is int and 1 <= x0 and x0 <= 4294967295):
+        w.bits(0, 2)
+        w.uint(x0)
+        w.bits(0, 2)
+        return
+    _eg_Scheduled_SMDTControlMode(w, v)
+
+
+def _d_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
+    """Fused fast path (one read); the generic _dg_Scheduled_SMDTControlMode otherwise."""
+    _s = r.pos
+    try:
+        _x = r.bits(2)
+        if _x & 0x3 == 0x0:
+            _v = r.uint()
+            if 1 <= _v and _v <= 4294967295 and r.bits(2) == 0:
+                o = _new(Scheduled_SMDTControlMode)
+                _S_Scheduled_SMDTControlMode_0(o, _v)
+                return o
+    except CodecError:
+        pass
+    r.rewind(_s)
+    return _dg_Scheduled_SMDTControlMode(r)
 
 _DT_MeteringConfirmationRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_MeteringConfirmationRes = ('Header', 'ResponseCode')

@@ -16,7 +16,7 @@ import keyword
 from pathlib import Path
 
 from .grammar import Field, GrammarBuilder, State, TypeGrammar
-from .values import ValueEmitter
+from .values import ValueCodec, ValueEmitter
 from .xsd import UNBOUNDED, ComplexType, ElementDecl, QName, SchemaSet, SimpleType
 
 ESC, INVALID, ANY_, CHU_ = -2, -3, -4, -5
@@ -484,6 +484,212 @@ class Emitter(ValueEmitter):
             assert d.simple is not None
             body.extend(self.dec_simple_elem(d.simple, label, ind))
 
+    def _add_fused(self, g: TypeGrammar) -> None:
+        """Where the type has a fixed layout, the generic functions just emitted become
+        ``_eg_X`` / ``_dg_X`` and fused ``_e_X`` / ``_d_X`` fall back to them."""
+        if self._fused_plan(g) is None:
+            return
+        for prefix in ("_e", "_d"):
+            head = f"def {prefix}_{g.key}("
+            i = max(i for i, ln in enumerate(self.lines) if ln.startswith(head))
+            self.lines[i] = self.lines[i].replace(head, f"def {prefix}g_{g.key}(", 1)
+        self.emit_fused_encoder(g)
+        self.emit_fused_decoder(g)
+
+    # -- fused fast paths for fixed-layout types ---------------------------------------
+    def _fused_plan(
+        self, g: TypeGrammar
+    ) -> tuple[list[tuple[int, Field, int, int, ValueCodec]], int, int] | None:
+        """The layout of a type made only of simple elements (all present, in order): per
+        field its event code and width and value codec, then the EE code and its width.
+
+        Only fixed-width values (nbit, enum, bool) qualify, and one integer (uint/sint) as
+        the last field.  Optional fields are taken as present: the fast path is for the
+        common case, the generic decoder/encoder handles every other stream and value.
+        """
+        if not g.fields:
+            return None
+        states = {0}
+        steps = []
+        for fid, f in enumerate(g.fields):
+            if f.repeated or f.kind != "elem" or len(f.decls) != 1 or f.decls[0].simple is None:
+                return None
+            if len(states) != 1:
+                return None
+            (s,) = states
+            moves = self._moves(g.states[s], fid)
+            if len(moves) != 1:
+                return None
+            code, wbits, tgt = next(iter(moves.values()))
+            vc = self.value_codec(f.decls[0].simple)
+            if vc.kind not in ("nbit", "enum", "bool", "uint", "sint"):
+                return None
+            if vc.kind in ("uint", "sint") and fid != len(g.fields) - 1:
+                return None
+            steps.append((fid, f, code, wbits, vc))
+            states = {tgt}
+        (s,) = states
+        ee = [i for i, p in enumerate(g.states[s].prods) if p.kind == "EE"]
+        if not ee:
+            return None
+        return steps, ee[0], g.states[s].width
+
+    @staticmethod
+    def _fixed_bits(vc: ValueCodec) -> int:
+        return 1 if vc.kind == "bool" else vc.nbits
+
+    def _fused_layout(
+        self, plan: tuple[list[tuple[int, Field, int, int, ValueCodec]], int, int]
+    ) -> tuple[int, int, int, list[tuple[int, int, ValueCodec]], bool]:
+        """(total bits, mask, expected, [(shift, width, vc) per field], integer tail)
+        of the first read: event codes, CH and EE bits are fixed (mask/expected), values
+        are extracted; an integer last field ends the read after its sign bit."""
+        steps, ee_code, ee_w = plan
+        items: list[tuple[str, int, int, ValueCodec | None]] = []  # (kind, width, value, vc)
+        tail = steps[-1][4].kind in ("uint", "sint")
+        for _fid, _f, code, wbits, vc in steps:
+            items.append(("fix", wbits, code, None))
+            items.append(("fix", 1, 0, None))  # CH
+            if vc.kind in ("uint", "sint"):
+                if vc.kind == "sint":
+                    items.append(("val", 1, 0, vc))  # the sign
+                else:
+                    items.append(("val", 0, 0, vc))
+                break
+            items.append(("val", self._fixed_bits(vc), 0, vc))
+            items.append(("fix", 1, 0, None))  # EE of the simple element
+        if not tail:
+            items.append(("fix", ee_w, ee_code, None))
+        total = sum(w for _, w, _, _ in items)
+        mask = expected = 0
+        fields: list[tuple[int, int, ValueCodec]] = []
+        pos = total
+        for kind, w, value, item_vc in items:
+            pos -= w
+            if kind == "fix":
+                mask |= ((1 << w) - 1) << pos
+                expected |= value << pos
+            else:
+                assert item_vc is not None
+                fields.append((pos, w, item_vc))
+        return total, mask, expected, fields, tail
+
+    def emit_fused_decoder(self, g: TypeGrammar) -> bool:
+        """``_d_X``: one read for the whole fixed layout (an integer last field adds its
+        octets and the closing bits); anything else rewinds and runs ``_dg_X``."""
+        plan = self._fused_plan(g)
+        if plan is None:
+            return False
+        steps, ee_code, ee_w = plan
+        total, mask, expected, fields, tail = self._fused_layout(plan)
+        out = self.lines
+        out.append("")
+        out.append("")
+        out.append(f"def _d_{g.key}(r: BitReader) -> {g.key}:")
+        out.append(f'    """Fused fast path (one read); the generic _dg_{g.key} otherwise."""')
+        out.append("    _s = r.pos")
+        out.append("    try:")
+        out.append(f"        _x = r.bits({total})")
+        out.append(f"        if _x & {mask:#x} == {expected:#x}:")
+        ind = "            "
+        conds = []
+        vals = []
+        for i, (shift, w, vc) in enumerate(fields):
+            if vc.kind in ("uint", "sint"):
+                continue
+            src = f"(_x >> {shift}) & {(1 << w) - 1:#x}" if w else "0"
+            out.append(f"{ind}a{i} = {src}")
+            if vc.kind == "nbit":
+                if (1 << vc.nbits) != vc.hi - vc.lo + 1:  # type: ignore[operator]
+                    conds.append(f"a{i} <= {vc.hi - vc.lo}")  # type: ignore[operator]
+                vals.append(f"a{i} + {vc.lo}" if vc.lo else f"a{i}")
+            elif vc.kind == "enum":
+                if (1 << vc.nbits) != vc.count:
+                    conds.append(f"a{i} < {vc.count}")
+                vals.append(f"_V_{vc.enum_cls}[a{i}]")
+            else:
+                vals.append(f"a{i} == 1")
+        if tail:
+            shift, w, vc = fields[-1]
+            out.append(f"{ind}_v = r.uint()")
+            if vc.kind == "sint":
+                out.append(f"{ind}if _x & 1: _v = -_v - 1")
+            rng = []
+            if vc.lo is not None and (vc.kind == "sint" or vc.lo > 0):
+                rng.append(f"{vc.lo} <= _v")
+            if vc.hi is not None:
+                rng.append(f"_v <= {vc.hi}")
+            conds.extend(rng)
+            # the EE of the integer element (0) and the type's EE code
+            conds.append(f"r.bits({1 + ee_w}) == {ee_code}")
+            vals.append("_v")
+        if conds:
+            out.append(f"{ind}if {' and '.join(conds)}:")
+            ind += "    "
+        out.append(f"{ind}o = _new({g.key})")
+        for (fid, _f, _c, _w, _vc), val in zip(steps, vals, strict=True):
+            out.append(f"{ind}_S_{g.key}_{fid}(o, {val})")
+        out.append(f"{ind}return o")
+        out.append("    except CodecError:")
+        out.append("        pass")
+        out.append("    r.rewind(_s)")
+        out.append(f"    return _dg_{g.key}(r)")
+        return True
+
+    def emit_fused_encoder(self, g: TypeGrammar) -> bool:
+        """``_e_X``: every value checked, then one write for the fixed layout (an integer
+        last field adds its octets and the closing bits); anything else (an absent or
+        invalid value) runs the generic ``_eg_X``, which raises the precise error."""
+        plan = self._fused_plan(g)
+        if plan is None:
+            return False
+        steps, ee_code, ee_w = plan
+        total, _mask, expected, fields, tail = self._fused_layout(plan)
+        out = self.lines
+        out.append("")
+        out.append("")
+        out.append(f"def _e_{g.key}(w: BitWriter, v: Any) -> None:")
+        out.append(f'    """Fused fast path (one write); the generic _eg_{g.key} otherwise."""')
+        conds = []
+        parts = [f"{expected:#x}"] if expected else []
+        for i, ((_fid, f, _c, _w, vc), (shift, _fw, _)) in enumerate(
+            zip(steps, fields, strict=True)
+        ):
+            out.append(f"    x{i} = v.{f.name}")
+            if vc.kind == "nbit":
+                conds.append(f"type(x{i}) is int and {vc.lo} <= x{i} <= {vc.hi}")
+                val = f"(x{i} - {vc.lo})" if vc.lo else f"x{i}"
+            elif vc.kind == "enum":
+                out.append(f"    i{i} = _I_{vc.enum_cls}.get(x{i})")
+                conds.append(f"i{i} is not None")
+                val = f"i{i}"
+            elif vc.kind == "bool":
+                conds.append(f"type(x{i}) is bool")
+                val = f"x{i}"
+            else:
+                c = [f"type(x{i}) is int"]
+                if vc.lo is not None:
+                    c.append(f"{vc.lo} <= x{i}")
+                if vc.hi is not None:
+                    c.append(f"x{i} <= {vc.hi}")
+                conds.append(" and ".join(c))
+                val = f"(x{i} < 0)" if vc.kind == "sint" else ""
+            if val and (vc.kind != "nbit" or vc.nbits) and (vc.kind != "enum" or vc.nbits):
+                parts.append(f"({val} << {shift})" if shift else val)
+        out.append(f"    if {' and '.join(f'({c})' for c in conds)}:")
+        out.append(f"        w.bits({' | '.join(parts) or '0'}, {total})")
+        if tail:
+            i = len(steps) - 1
+            vc = steps[-1][4]
+            if vc.kind == "sint":
+                out.append(f"        w.uint(-x{i} - 1 if x{i} < 0 else x{i})")
+            else:
+                out.append(f"        w.uint(x{i})")
+            out.append(f"        w.bits({ee_code}, {1 + ee_w})")
+        out.append("        return")
+        out.append(f"    _eg_{g.key}(w, v)")
+        return True
+
     def emit_subst_tables(self, g: TypeGrammar) -> None:
         for fid, f in enumerate(g.fields):
             if len(f.decls) <= 1:
@@ -584,6 +790,7 @@ class Emitter(ValueEmitter):
             self.emit_tables(g)
             self.emit_encoder(g)
             self.emit_decoder(g)
+            self._add_fused(g)
         for g in own:
             self.emit_subst_tables(g)
         out.append("")

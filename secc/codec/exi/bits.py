@@ -133,6 +133,11 @@ class BitReader:
         self.val = int.from_bytes(self.data[start:stop], "big")
         self.wend = stop << 3
 
+    def rewind(self, p: int) -> None:
+        """Back to bit ``p`` (a fused fast path that did not match), window included."""
+        self.pos = p
+        self._move(p)
+
     def _short(self, n: int, what: str) -> DecodeError:
         return DecodeError(
             f"input ends inside {what} (needs {n} bits, {self.end - self.pos} left)", self.pos
