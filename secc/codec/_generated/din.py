@@ -1216,10 +1216,9 @@ def _e_ServiceDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ServiceDiscoveryReq[st].get((1, 0))
-            if t is None: raise not_allowed('ServiceCategory', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 2); st = 2
+            else: raise not_allowed('ServiceCategory', w)
             _i = _I_ServiceCategory.get(x)
             if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
             w.bits((_i << 1), 4)
@@ -1708,10 +1707,9 @@ def _e_ServiceTag(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ServiceCategory', w)
         else:
-            t = _ET_ServiceTag[st].get((2, 0))
-            if t is None: raise not_allowed('ServiceCategory', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 1); st = 3
+            else: raise not_allowed('ServiceCategory', w)
             _i = _I_ServiceCategory.get(x)
             if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
             w.bits((_i << 1), 4)
@@ -1945,10 +1943,18 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     """Fused fast path (one read); the generic _dg_ServiceDetailReq otherwise."""
     _s = r.pos
     try:
-        _x = r.bits(2)
+        _y = r.peek(20)
+        _x = _y >> 18
         if _x & 0x3 == 0x0:
-            _v = r.uint()
-            if _v <= 65535 and r.bits(2) == 0:
+            _v = (_y >> 10) & 0xFF
+            if _v < 0x80:
+                _t = (_y >> 8) & 0x3; _q = _s + 12
+            else:
+                _g = (_y >> 2) & 0xFF
+                _v = (_v & 0x7F) | (_g << 7)
+                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 20
+            if _t == 0 and _q <= r.end and _v <= 65535:
+                r.pos = _q
                 o = _new(ServiceDetailReq)
                 _S_ServiceDetailReq_0(o, _v)
                 return o
@@ -2241,10 +2247,9 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Parameter[st].get((3, 0))
-            if t is None: raise not_allowed('byteValue', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 3); st = 4
+            elif st == 3: raise not_allowed('byteValue', w)
+            else: raise not_allowed('byteValue', w)
             if type(x) is not int or not -128 <= x <= 127: raise bad_value('byteValue', x, 'is not an integer in [-128, 127]', w)
             w.bits(((x - -128) << 1), 10)
         _p = 'shortValue'
@@ -2252,10 +2257,10 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Parameter[st].get((4, 0))
-            if t is None: raise not_allowed('shortValue', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(2, 3); st = 5
+            elif st == 3: raise not_allowed('shortValue', w)
+            elif st == 4: raise not_allowed('shortValue', w)
+            else: raise not_allowed('shortValue', w)
             w.bits(0, 1)
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('shortValue', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
@@ -2265,10 +2270,11 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Parameter[st].get((5, 0))
-            if t is None: raise not_allowed('intValue', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(3, 3); st = 6
+            elif st == 3: raise not_allowed('intValue', w)
+            elif st == 4: raise not_allowed('intValue', w)
+            elif st == 5: raise not_allowed('intValue', w)
+            else: raise not_allowed('intValue', w)
             w.bits(0, 1)
             if type(x) is not int or x < -2147483648 or x > 2147483647: raise bad_value('intValue', x, 'is not an integer in [-2147483648, 2147483647]', w)
             w.integer(x)
@@ -2450,8 +2456,6 @@ def _d_Parameter(r: BitReader) -> Parameter:
 
 _DT_PhysicalValue = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_PhysicalValue = ('Multiplier', 'Unit', 'Value')
-_ET_PhysicalValue = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3)}, {(2, 0): (0, 1, 3)}, {},)
-_EE_PhysicalValue = (None, None, None, (0, 1),)
 
 
 def _eg_PhysicalValue(w: BitWriter, v: Any) -> None:
@@ -2480,10 +2484,9 @@ def _eg_PhysicalValue(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Value', w)
         else:
-            t = _ET_PhysicalValue[st].get((2, 0))
-            if t is None: raise not_allowed('Value', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 1); st = 3
+            else: raise not_allowed('Value', w)
             w.bits(0, 1)
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
@@ -2593,13 +2596,21 @@ def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
     """Fused fast path (one read); the generic _dg_PhysicalValue otherwise."""
     _s = r.pos
     try:
-        _x = r.bits(17)
+        _y = r.peek(35)
+        _x = _y >> 18
         if _x & 0x18f0e == 0x0:
             a0 = (_x >> 12) & 0x7
             a1 = (_x >> 4) & 0xf
-            _v = r.uint()
+            _v = (_y >> 10) & 0xFF
+            if _v < 0x80:
+                _t = (_y >> 8) & 0x3; _q = _s + 27
+            else:
+                _g = (_y >> 2) & 0xFF
+                _v = (_v & 0x7F) | (_g << 7)
+                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 35
             if _x & 1: _v = -_v - 1
-            if a0 <= 6 and a1 < 10 and -32768 <= _v and _v <= 32767 and r.bits(2) == 0:
+            if a0 <= 6 and a1 < 10 and _t == 0 and _q <= r.end and -32768 <= _v and _v <= 32767:
+                r.pos = _q
                 o = _new(PhysicalValue)
                 _S_PhysicalValue_0(o, a0 + -3)
                 _S_PhysicalValue_1(o, _V_UnitSymbol[a1])
@@ -3285,10 +3296,9 @@ def _e_ContractAuthenticationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ContractAuthenticationReq[st].get((1, 0))
-            if t is None: raise not_allowed('GenChallenge', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 2); st = 2
+            else: raise not_allowed('GenChallenge', w)
             if type(x) is EmptyStr:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -4246,8 +4256,6 @@ def _d_ChargingStatusReq(r: BitReader) -> ChargingStatusReq:
 
 _DT_ChargingStatusRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (2, 2, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-2, 0, 0))), (2, 2, ((4, 0, 5), (5, 0, 6), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (1, 1, ((-1, 0, 7), (-2, 1, 0))),)
 _N_ChargingStatusRes = ('ResponseCode', 'EVSEID', 'SAScheduleTupleID', 'EVSEMaxCurrent', 'MeterInfo', 'ReceiptRequired', 'AC_EVSEStatus')
-_ET_ChargingStatusRes = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 2, 4), (4, 0): (1, 2, 5), (5, 0): (2, 2, 6)}, {(4, 0): (0, 2, 5), (5, 0): (1, 2, 6)}, {(5, 0): (0, 1, 6)}, {(6, 0): (0, 1, 7)}, {},)
-_EE_ChargingStatusRes = (None, None, None, None, None, None, None, (0, 1),)
 
 
 def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
@@ -4301,10 +4309,9 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ChargingStatusRes[st].get((4, 0))
-            if t is None: raise not_allowed('MeterInfo', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.bits(1, 2); st = 5
+            elif st == 4: w.bits(0, 2); st = 5
+            else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
         _p = 'ReceiptRequired'
@@ -4312,10 +4319,10 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ReceiptRequired', w)
         else:
-            t = _ET_ChargingStatusRes[st].get((5, 0))
-            if t is None: raise not_allowed('ReceiptRequired', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.bits(2, 2); st = 6
+            elif st == 4: w.bits(1, 2); st = 6
+            elif st == 5: w.bits(0, 1); st = 6
+            else: raise not_allowed('ReceiptRequired', w)
             if type(x) is not bool: raise bad_value('ReceiptRequired', x, 'is not a bool', w)
             w.bits((x << 1), 3)
         _p = 'AC_EVSEStatus'
@@ -4497,10 +4504,9 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((2, 0))
-            if t is None: raise not_allowed('SigMeterReading', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 3); st = 3
+            elif st == 2: w.bits(0, 3); st = 3
+            else: raise not_allowed('SigMeterReading', w)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -4513,10 +4519,10 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((3, 0))
-            if t is None: raise not_allowed('MeterStatus', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(2, 3); st = 4
+            elif st == 2: w.bits(1, 3); st = 4
+            elif st == 3: w.bits(0, 2); st = 4
+            else: raise not_allowed('MeterStatus', w)
             w.bits(0, 1)
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
@@ -4526,10 +4532,11 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((4, 0))
-            if t is None: raise not_allowed('TMeter', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(3, 3); st = 5
+            elif st == 2: w.bits(2, 3); st = 5
+            elif st == 3: w.bits(1, 2); st = 5
+            elif st == 4: w.bits(0, 2); st = 5
+            else: raise not_allowed('TMeter', w)
             w.bits(0, 1)
             if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('TMeter', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
             w.integer(x)
@@ -4781,8 +4788,6 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
 
 _DT_MeteringReceiptReq = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_MeteringReceiptReq = ('@Id', 'SessionID', 'SAScheduleTupleID', 'MeterInfo')
-_ET_MeteringReceiptReq = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 2, 3), (3, 0): (1, 2, 4)}, {(3, 0): (0, 1, 4)}, {},)
-_EE_MeteringReceiptReq = (None, None, None, None, (0, 1),)
 
 
 def _e_MeteringReceiptReq(w: BitWriter, v: Any) -> None:
@@ -4803,10 +4808,9 @@ def _e_MeteringReceiptReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SessionID', w)
         else:
-            t = _ET_MeteringReceiptReq[st].get((1, 0))
-            if t is None: raise not_allowed('SessionID', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('SessionID', w)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -4829,10 +4833,9 @@ def _e_MeteringReceiptReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterInfo', w)
         else:
-            t = _ET_MeteringReceiptReq[st].get((3, 0))
-            if t is None: raise not_allowed('MeterInfo', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 1); st = 4
+            else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
         _p = None
@@ -5116,8 +5119,6 @@ def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
 
 _DT_CertificateUpdateReq = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
 _N_CertificateUpdateReq = ('@Id', 'ContractSignatureCertChain', 'ContractID', 'ListOfRootCertificateIDs', 'DHParams')
-_ET_CertificateUpdateReq = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 1, 4)}, {(4, 0): (0, 1, 5)}, {},)
-_EE_CertificateUpdateReq = (None, None, None, None, None, (0, 1),)
 
 
 def _e_CertificateUpdateReq(w: BitWriter, v: Any) -> None:
@@ -5138,10 +5139,9 @@ def _e_CertificateUpdateReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ContractSignatureCertChain', w)
         else:
-            t = _ET_CertificateUpdateReq[st].get((1, 0))
-            if t is None: raise not_allowed('ContractSignatureCertChain', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('ContractSignatureCertChain', w)
             if type(x) is not CertificateChain: raise bad_value('ContractSignatureCertChain', x, 'is not a CertificateChain', w)
             _e_CertificateChain(w, x)
         _p = 'ContractID'
@@ -5545,8 +5545,6 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
 
 _DT_CertificateInstallationReq = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_CertificateInstallationReq = ('@Id', 'OEMProvisioningCert', 'ListOfRootCertificateIDs', 'DHParams')
-_ET_CertificateInstallationReq = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 1, 4)}, {},)
-_EE_CertificateInstallationReq = (None, None, None, None, (0, 1),)
 
 
 def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
@@ -5567,10 +5565,9 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('OEMProvisioningCert', w)
         else:
-            t = _ET_CertificateInstallationReq[st].get((1, 0))
-            if t is None: raise not_allowed('OEMProvisioningCert', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('OEMProvisioningCert', w)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -5918,8 +5915,6 @@ def _d_CableCheckReq(r: BitReader) -> CableCheckReq:
 
 _DT_DC_EVStatus = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
 _N_DC_EVStatus = ('EVReady', 'EVCabinConditioning', 'EVRESSConditioning', 'EVErrorCode', 'EVRESSSOC')
-_ET_DC_EVStatus = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3), (3, 0): (2, 2, 4)}, {(2, 0): (0, 2, 3), (3, 0): (1, 2, 4)}, {(3, 0): (0, 1, 4)}, {(4, 0): (0, 1, 5)}, {},)
-_EE_DC_EVStatus = (None, None, None, None, None, (0, 1),)
 
 
 def _eg_DC_EVStatus(w: BitWriter, v: Any) -> None:
@@ -5947,10 +5942,9 @@ def _eg_DC_EVStatus(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DC_EVStatus[st].get((2, 0))
-            if t is None: raise not_allowed('EVRESSConditioning', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('EVRESSConditioning', w)
             if type(x) is not bool: raise bad_value('EVRESSConditioning', x, 'is not a bool', w)
             w.bits((x << 1), 3)
         _p = 'EVErrorCode'
@@ -5958,10 +5952,10 @@ def _eg_DC_EVStatus(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVErrorCode', w)
         else:
-            t = _ET_DC_EVStatus[st].get((3, 0))
-            if t is None: raise not_allowed('EVErrorCode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(2, 2); st = 4
+            elif st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 1); st = 4
+            else: raise not_allowed('EVErrorCode', w)
             _i = _I_DC_EVErrorCode.get(x)
             if _i is None: raise bad_value('EVErrorCode', x, 'is not a value of DC_EVErrorCode', w)
             w.bits((_i << 1), 6)
@@ -6292,8 +6286,6 @@ def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
 
 _DT_DC_EVSEStatus = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_DC_EVSEStatus = ('EVSEIsolationStatus', 'EVSEStatusCode', 'NotificationMaxDelay', 'EVSENotification')
-_ET_DC_EVSEStatus = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 1, 4)}, {},)
-_EE_DC_EVSEStatus = (None, None, None, None, (0, 1),)
 
 
 def _e_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
@@ -6314,10 +6306,9 @@ def _e_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEStatusCode', w)
         else:
-            t = _ET_DC_EVSEStatus[st].get((1, 0))
-            if t is None: raise not_allowed('EVSEStatusCode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('EVSEStatusCode', w)
             _i = _I_DC_EVSEStatusCode.get(x)
             if _i is None: raise bad_value('EVSEStatusCode', x, 'is not a value of DC_EVSEStatusCode', w)
             w.bits((_i << 1), 6)
@@ -6687,10 +6678,9 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_CurrentDemandReq[st].get((3, 0))
-            if t is None: raise not_allowed('EVMaximumCurrentLimit', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 3); st = 4
+            elif st == 3: w.bits(0, 3); st = 4
+            else: raise not_allowed('EVMaximumCurrentLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVMaximumCurrentLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'EVMaximumPowerLimit'
@@ -6698,10 +6688,10 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_CurrentDemandReq[st].get((4, 0))
-            if t is None: raise not_allowed('EVMaximumPowerLimit', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(2, 3); st = 5
+            elif st == 3: w.bits(1, 3); st = 5
+            elif st == 4: w.bits(0, 2); st = 5
+            else: raise not_allowed('EVMaximumPowerLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVMaximumPowerLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'BulkChargingComplete'
@@ -6709,10 +6699,11 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_CurrentDemandReq[st].get((5, 0))
-            if t is None: raise not_allowed('BulkChargingComplete', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(3, 3); st = 6
+            elif st == 3: w.bits(2, 3); st = 6
+            elif st == 4: w.bits(1, 2); st = 6
+            elif st == 5: w.bits(0, 2); st = 6
+            else: raise not_allowed('BulkChargingComplete', w)
             if type(x) is not bool: raise bad_value('BulkChargingComplete', x, 'is not a bool', w)
             w.bits((x << 1), 3)
         _p = 'ChargingComplete'
@@ -6740,10 +6731,9 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_CurrentDemandReq[st].get((8, 0))
-            if t is None: raise not_allowed('RemainingTimeToBulkSoC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.bits(1, 2); st = 9
+            elif st == 8: w.bits(0, 2); st = 9
+            else: raise not_allowed('RemainingTimeToBulkSoC', w)
             if type(x) is not PhysicalValue: raise bad_value('RemainingTimeToBulkSoC', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'EVTargetVoltage'
@@ -6751,10 +6741,10 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetVoltage', w)
         else:
-            t = _ET_CurrentDemandReq[st].get((9, 0))
-            if t is None: raise not_allowed('EVTargetVoltage', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.bits(2, 2); st = 10
+            elif st == 8: w.bits(1, 2); st = 10
+            elif st == 9: w.bits(0, 1); st = 10
+            else: raise not_allowed('EVTargetVoltage', w)
             if type(x) is not PhysicalValue: raise bad_value('EVTargetVoltage', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
@@ -6993,10 +6983,9 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_CurrentDemandRes[st].get((8, 0))
-            if t is None: raise not_allowed('EVSEMaximumCurrentLimit', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.bits(1, 3); st = 9
+            elif st == 8: w.bits(0, 2); st = 9
+            else: raise not_allowed('EVSEMaximumCurrentLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaximumCurrentLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'EVSEMaximumPowerLimit'
@@ -7004,10 +6993,10 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_CurrentDemandRes[st].get((9, 0))
-            if t is None: raise not_allowed('EVSEMaximumPowerLimit', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.bits(2, 3); st = 10
+            elif st == 8: w.bits(1, 2); st = 10
+            elif st == 9: w.bits(0, 2); st = 10
+            else: raise not_allowed('EVSEMaximumPowerLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaximumPowerLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
@@ -7787,10 +7776,9 @@ def _e_SalesTariff(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('NumEPriceLevels', w)
         else:
-            t = _ET_SalesTariff[st].get((3, 0))
-            if t is None: raise not_allowed('NumEPriceLevels', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 1); st = 4
+            else: raise not_allowed('NumEPriceLevels', w)
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumEPriceLevels', x, 'is not an integer in [0, 255]', w)
             w.bits((x << 1), 10)
         _p = 'SalesTariffEntry'
@@ -8466,10 +8454,9 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumVoltageLimit', w)
         else:
-            t = _ET_DC_EVChargeParameter[st].get((3, 0))
-            if t is None: raise not_allowed('EVMaximumVoltageLimit', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 1); st = 4
+            else: raise not_allowed('EVMaximumVoltageLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVMaximumVoltageLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'EVEnergyCapacity'
@@ -8486,10 +8473,9 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DC_EVChargeParameter[st].get((5, 0))
-            if t is None: raise not_allowed('EVEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 4: w.bits(1, 3); st = 6
+            elif st == 5: w.bits(0, 3); st = 6
+            else: raise not_allowed('EVEnergyRequest', w)
             if type(x) is not PhysicalValue: raise bad_value('EVEnergyRequest', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'FullSOC'
@@ -8497,10 +8483,10 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DC_EVChargeParameter[st].get((6, 0))
-            if t is None: raise not_allowed('FullSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 4: w.bits(2, 3); st = 7
+            elif st == 5: w.bits(1, 3); st = 7
+            elif st == 6: w.bits(0, 2); st = 7
+            else: raise not_allowed('FullSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('FullSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'BulkSOC'
@@ -8508,10 +8494,11 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DC_EVChargeParameter[st].get((7, 0))
-            if t is None: raise not_allowed('BulkSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 4: w.bits(3, 3); st = 8
+            elif st == 5: w.bits(2, 3); st = 8
+            elif st == 6: w.bits(1, 2); st = 8
+            elif st == 7: w.bits(0, 2); st = 8
+            else: raise not_allowed('BulkSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('BulkSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = None
@@ -8802,10 +8789,9 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumVoltageLimit', w)
         else:
-            t = _ET_DC_EVSEChargeParameter[st].get((3, 0))
-            if t is None: raise not_allowed('EVSEMaximumVoltageLimit', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 1); st = 4
+            else: raise not_allowed('EVSEMaximumVoltageLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaximumVoltageLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'EVSEMinimumCurrentLimit'
@@ -8840,10 +8826,9 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEPeakCurrentRipple', w)
         else:
-            t = _ET_DC_EVSEChargeParameter[st].get((7, 0))
-            if t is None: raise not_allowed('EVSEPeakCurrentRipple', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.bits(1, 2); st = 8
+            elif st == 7: w.bits(0, 1); st = 8
+            else: raise not_allowed('EVSEPeakCurrentRipple', w)
             if type(x) is not PhysicalValue: raise bad_value('EVSEPeakCurrentRipple', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'EVSEEnergyToBeDelivered'
@@ -8980,8 +8965,6 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
 
 _DT_DC_EVPowerDeliveryParameter = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_DC_EVPowerDeliveryParameter = ('DC_EVStatus', 'BulkChargingComplete', 'ChargingComplete')
-_ET_DC_EVPowerDeliveryParameter = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3)}, {(2, 0): (0, 1, 3)}, {},)
-_EE_DC_EVPowerDeliveryParameter = (None, None, None, (0, 1),)
 
 
 def _e_DC_EVPowerDeliveryParameter(w: BitWriter, v: Any) -> None:
@@ -9010,10 +8993,9 @@ def _e_DC_EVPowerDeliveryParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ChargingComplete', w)
         else:
-            t = _ET_DC_EVPowerDeliveryParameter[st].get((2, 0))
-            if t is None: raise not_allowed('ChargingComplete', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 1); st = 3
+            else: raise not_allowed('ChargingComplete', w)
             if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
             w.bits((x << 1), 3)
         _p = None
@@ -9129,10 +9111,9 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_MessageHeader[st].get((2, 0))
-            if t is None: raise not_allowed('Signature', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('Signature', w)
             if type(x) is not Signature: raise bad_value('Signature', x, 'is not a Signature', w)
             _e_Signature(w, x)
         _p = None

@@ -1542,13 +1542,21 @@ def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
     """Fused fast path (one read); the generic _dg_PhysicalValue otherwise."""
     _s = r.pos
     try:
-        _x = r.bits(15)
+        _y = r.peek(33)
+        _x = _y >> 18
         if _x & 0x638e == 0x0:
             a0 = (_x >> 10) & 0x7
             a1 = (_x >> 4) & 0x7
-            _v = r.uint()
+            _v = (_y >> 10) & 0xFF
+            if _v < 0x80:
+                _t = (_y >> 8) & 0x3; _q = _s + 25
+            else:
+                _g = (_y >> 2) & 0xFF
+                _v = (_v & 0x7F) | (_g << 7)
+                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 33
             if _x & 1: _v = -_v - 1
-            if a0 <= 6 and a1 < 7 and -32768 <= _v and _v <= 32767 and r.bits(2) == 0:
+            if a0 <= 6 and a1 < 7 and _t == 0 and _q <= r.end and -32768 <= _v and _v <= 32767:
+                r.pos = _q
                 o = _new(PhysicalValue)
                 _S_PhysicalValue_0(o, a0 + -3)
                 _S_PhysicalValue_1(o, _V_UnitSymbol[a1])
@@ -1583,10 +1591,9 @@ def _e_SalesTariff(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SalesTariffID', w)
         else:
-            t = _ET_SalesTariff[st].get((1, 0))
-            if t is None: raise not_allowed('SalesTariffID', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('SalesTariffID', w)
             if type(x) is not int or not 1 <= x <= 255: raise bad_value('SalesTariffID', x, 'is not an integer in [1, 255]', w)
             w.bits(((x - 1) << 1), 10)
         _p = 'SalesTariffDescription'
@@ -1608,10 +1615,9 @@ def _e_SalesTariff(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_SalesTariff[st].get((3, 0))
-            if t is None: raise not_allowed('NumEPriceLevels', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 2); st = 4
+            else: raise not_allowed('NumEPriceLevels', w)
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumEPriceLevels', x, 'is not an integer in [0, 255]', w)
             w.bits((x << 1), 10)
         _p = 'SalesTariffEntry'
@@ -2354,8 +2360,6 @@ def _d_EVStatus(r: BitReader) -> EVStatus:
 
 _DT_DC_EVSEStatus = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_DC_EVSEStatus = ('NotificationMaxDelay', 'EVSENotification', 'EVSEIsolationStatus', 'EVSEStatusCode')
-_ET_DC_EVSEStatus = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 2, 3), (3, 0): (1, 2, 4)}, {(3, 0): (0, 1, 4)}, {},)
-_EE_DC_EVSEStatus = (None, None, None, None, (0, 1),)
 
 
 def _e_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
@@ -2395,10 +2399,9 @@ def _e_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEStatusCode', w)
         else:
-            t = _ET_DC_EVSEStatus[st].get((3, 0))
-            if t is None: raise not_allowed('EVSEStatusCode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 1); st = 4
+            else: raise not_allowed('EVSEStatusCode', w)
             _i = _I_DC_EVSEStatusCode.get(x)
             if _i is None: raise bad_value('EVSEStatusCode', x, 'is not a value of DC_EVSEStatusCode', w)
             w.bits((_i << 1), 6)
@@ -2748,10 +2751,18 @@ def _d_EVChargeParameter(r: BitReader) -> EVChargeParameter:
     """Fused fast path (one read); the generic _dg_EVChargeParameter otherwise."""
     _s = r.pos
     try:
-        _x = r.bits(3)
+        _y = r.peek(21)
+        _x = _y >> 18
         if _x & 0x7 == 0x0:
-            _v = r.uint()
-            if _v <= 4294967295 and r.bits(2) == 0:
+            _v = (_y >> 10) & 0xFF
+            if _v < 0x80:
+                _t = (_y >> 8) & 0x3; _q = _s + 13
+            else:
+                _g = (_y >> 2) & 0xFF
+                _v = (_v & 0x7F) | (_g << 7)
+                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 21
+            if _t == 0 and _q <= r.end and _v <= 4294967295:
+                r.pos = _q
                 o = _new(EVChargeParameter)
                 _S_EVChargeParameter_0(o, _v)
                 return o
@@ -2762,8 +2773,6 @@ def _d_EVChargeParameter(r: BitReader) -> EVChargeParameter:
 
 _DT_AC_EVChargeParameter = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
 _N_AC_EVChargeParameter = ('DepartureTime', 'EAmount', 'EVMaxVoltage', 'EVMaxCurrent', 'EVMinCurrent')
-_ET_AC_EVChargeParameter = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 1, 4)}, {(4, 0): (0, 1, 5)}, {},)
-_EE_AC_EVChargeParameter = (None, None, None, None, None, (0, 1),)
 
 
 def _e_AC_EVChargeParameter(w: BitWriter, v: Any) -> None:
@@ -2785,10 +2794,9 @@ def _e_AC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EAmount', w)
         else:
-            t = _ET_AC_EVChargeParameter[st].get((1, 0))
-            if t is None: raise not_allowed('EAmount', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('EAmount', w)
             if type(x) is not PhysicalValue: raise bad_value('EAmount', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'EVMaxVoltage'
@@ -2925,10 +2933,9 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DC_EVStatus', w)
         else:
-            t = _ET_DC_EVChargeParameter[st].get((1, 0))
-            if t is None: raise not_allowed('DC_EVStatus', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('DC_EVStatus', w)
             if type(x) is not DC_EVStatus: raise bad_value('DC_EVStatus', x, 'is not a DC_EVStatus', w)
             _e_DC_EVStatus(w, x)
         _p = 'EVMaximumCurrentLimit'
@@ -2954,10 +2961,9 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumVoltageLimit', w)
         else:
-            t = _ET_DC_EVChargeParameter[st].get((4, 0))
-            if t is None: raise not_allowed('EVMaximumVoltageLimit', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.bits(1, 2); st = 5
+            elif st == 4: w.bits(0, 1); st = 5
+            else: raise not_allowed('EVMaximumVoltageLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVMaximumVoltageLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'EVEnergyCapacity'
@@ -2974,10 +2980,9 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DC_EVChargeParameter[st].get((6, 0))
-            if t is None: raise not_allowed('EVEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.bits(1, 3); st = 7
+            elif st == 6: w.bits(0, 3); st = 7
+            else: raise not_allowed('EVEnergyRequest', w)
             if type(x) is not PhysicalValue: raise bad_value('EVEnergyRequest', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'FullSOC'
@@ -2985,10 +2990,10 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DC_EVChargeParameter[st].get((7, 0))
-            if t is None: raise not_allowed('FullSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.bits(2, 3); st = 8
+            elif st == 6: w.bits(1, 3); st = 8
+            elif st == 7: w.bits(0, 2); st = 8
+            else: raise not_allowed('FullSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('FullSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'BulkSOC'
@@ -2996,10 +3001,11 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DC_EVChargeParameter[st].get((8, 0))
-            if t is None: raise not_allowed('BulkSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.bits(3, 3); st = 9
+            elif st == 6: w.bits(2, 3); st = 9
+            elif st == 7: w.bits(1, 2); st = 9
+            elif st == 8: w.bits(0, 2); st = 9
+            else: raise not_allowed('BulkSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('BulkSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = None
@@ -3351,10 +3357,9 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEPeakCurrentRipple', w)
         else:
-            t = _ET_DC_EVSEChargeParameter[st].get((7, 0))
-            if t is None: raise not_allowed('EVSEPeakCurrentRipple', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.bits(1, 2); st = 7
+            elif st == 8: w.bits(0, 1); st = 7
+            else: raise not_allowed('EVSEPeakCurrentRipple', w)
             if type(x) is not PhysicalValue: raise bad_value('EVSEPeakCurrentRipple', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'EVSEEnergyToBeDelivered'
@@ -3520,8 +3525,6 @@ def _d_EVPowerDeliveryParameter(r: BitReader) -> EVPowerDeliveryParameter:
 
 _DT_DC_EVPowerDeliveryParameter = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_DC_EVPowerDeliveryParameter = ('DC_EVStatus', 'BulkChargingComplete', 'ChargingComplete')
-_ET_DC_EVPowerDeliveryParameter = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3)}, {(2, 0): (0, 1, 3)}, {},)
-_EE_DC_EVPowerDeliveryParameter = (None, None, None, (0, 1),)
 
 
 def _e_DC_EVPowerDeliveryParameter(w: BitWriter, v: Any) -> None:
@@ -3550,10 +3553,9 @@ def _e_DC_EVPowerDeliveryParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ChargingComplete', w)
         else:
-            t = _ET_DC_EVPowerDeliveryParameter[st].get((2, 0))
-            if t is None: raise not_allowed('ChargingComplete', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 1); st = 3
+            else: raise not_allowed('ChargingComplete', w)
             if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
             w.bits((x << 1), 3)
         _p = None
@@ -3871,10 +3873,9 @@ def _e_ServiceDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ServiceDiscoveryReq[st].get((1, 0))
-            if t is None: raise not_allowed('ServiceCategory', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 2); st = 2
+            else: raise not_allowed('ServiceCategory', w)
             _i = _I_ServiceCategory.get(x)
             if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
             w.bits((_i << 1), 4)
@@ -4135,8 +4136,6 @@ def _d_PaymentOptionList(r: BitReader) -> PaymentOptionList:
 
 _DT_ChargeService = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (2, 2, ((3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 1, ((-1, 0, 6), (-2, 1, 0))),)
 _N_ChargeService = ('ServiceID', 'ServiceName', 'ServiceCategory', 'ServiceScope', 'FreeService', 'SupportedEnergyTransferMode')
-_ET_ChargeService = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 2, 4), (4, 0): (1, 2, 5)}, {(4, 0): (0, 1, 5)}, {(5, 0): (0, 1, 6)}, {},)
-_EE_ChargeService = (None, None, None, None, None, None, (0, 1),)
 
 
 def _e_ChargeService(w: BitWriter, v: Any) -> None:
@@ -4172,10 +4171,9 @@ def _e_ChargeService(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ServiceCategory', w)
         else:
-            t = _ET_ChargeService[st].get((2, 0))
-            if t is None: raise not_allowed('ServiceCategory', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 1); st = 3
+            else: raise not_allowed('ServiceCategory', w)
             _i = _I_ServiceCategory.get(x)
             if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
             w.bits((_i << 1), 4)
@@ -4198,10 +4196,9 @@ def _e_ChargeService(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('FreeService', w)
         else:
-            t = _ET_ChargeService[st].get((4, 0))
-            if t is None: raise not_allowed('FreeService', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.bits(1, 2); st = 5
+            elif st == 4: w.bits(0, 1); st = 5
+            else: raise not_allowed('FreeService', w)
             if type(x) is not bool: raise bad_value('FreeService', x, 'is not a bool', w)
             w.bits((x << 1), 3)
         _p = 'SupportedEnergyTransferMode'
@@ -4338,8 +4335,6 @@ def _d_ChargeService(r: BitReader) -> ChargeService:
 
 _DT_Service = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (2, 2, ((3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
 _N_Service = ('ServiceID', 'ServiceName', 'ServiceCategory', 'ServiceScope', 'FreeService')
-_ET_Service = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 2, 4), (4, 0): (1, 2, 5)}, {(4, 0): (0, 1, 5)}, {},)
-_EE_Service = (None, None, None, None, None, (0, 1),)
 
 
 def _e_Service(w: BitWriter, v: Any) -> None:
@@ -4375,10 +4370,9 @@ def _e_Service(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ServiceCategory', w)
         else:
-            t = _ET_Service[st].get((2, 0))
-            if t is None: raise not_allowed('ServiceCategory', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 1); st = 3
+            else: raise not_allowed('ServiceCategory', w)
             _i = _I_ServiceCategory.get(x)
             if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
             w.bits((_i << 1), 4)
@@ -4401,10 +4395,9 @@ def _e_Service(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('FreeService', w)
         else:
-            t = _ET_Service[st].get((4, 0))
-            if t is None: raise not_allowed('FreeService', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.bits(1, 2); st = 5
+            elif st == 4: w.bits(0, 1); st = 5
+            else: raise not_allowed('FreeService', w)
             if type(x) is not bool: raise bad_value('FreeService', x, 'is not a bool', w)
             w.bits((x << 1), 3)
         _p = None
@@ -4710,10 +4703,18 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     """Fused fast path (one read); the generic _dg_ServiceDetailReq otherwise."""
     _s = r.pos
     try:
-        _x = r.bits(2)
+        _y = r.peek(20)
+        _x = _y >> 18
         if _x & 0x3 == 0x0:
-            _v = r.uint()
-            if _v <= 65535 and r.bits(2) == 0:
+            _v = (_y >> 10) & 0xFF
+            if _v < 0x80:
+                _t = (_y >> 8) & 0x3; _q = _s + 12
+            else:
+                _g = (_y >> 2) & 0xFF
+                _v = (_v & 0x7F) | (_g << 7)
+                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 20
+            if _t == 0 and _q <= r.end and _v <= 65535:
+                r.pos = _q
                 o = _new(ServiceDetailReq)
                 _S_ServiceDetailReq_0(o, _v)
                 return o
@@ -4998,10 +4999,9 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Parameter[st].get((2, 0))
-            if t is None: raise not_allowed('byteValue', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 3); st = 3
+            elif st == 2: raise not_allowed('byteValue', w)
+            else: raise not_allowed('byteValue', w)
             if type(x) is not int or not -128 <= x <= 127: raise bad_value('byteValue', x, 'is not an integer in [-128, 127]', w)
             w.bits(((x - -128) << 1), 10)
         _p = 'shortValue'
@@ -5009,10 +5009,10 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Parameter[st].get((3, 0))
-            if t is None: raise not_allowed('shortValue', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(2, 3); st = 4
+            elif st == 2: raise not_allowed('shortValue', w)
+            elif st == 3: raise not_allowed('shortValue', w)
+            else: raise not_allowed('shortValue', w)
             w.bits(0, 1)
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('shortValue', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
@@ -5022,10 +5022,11 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Parameter[st].get((4, 0))
-            if t is None: raise not_allowed('intValue', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(3, 3); st = 5
+            elif st == 2: raise not_allowed('intValue', w)
+            elif st == 3: raise not_allowed('intValue', w)
+            elif st == 4: raise not_allowed('intValue', w)
+            else: raise not_allowed('intValue', w)
             w.bits(0, 1)
             if type(x) is not int or x < -2147483648 or x > 2147483647: raise bad_value('intValue', x, 'is not an integer in [-2147483648, 2147483647]', w)
             w.integer(x)
@@ -5606,10 +5607,9 @@ def _e_CertificateChain(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Certificate', w)
         else:
-            t = _ET_CertificateChain[st].get((1, 0))
-            if t is None: raise not_allowed('Certificate', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('Certificate', w)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -5891,10 +5891,9 @@ def _e_AuthorizationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AuthorizationReq[st].get((1, 0))
-            if t is None: raise not_allowed('GenChallenge', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 2); st = 2
+            else: raise not_allowed('GenChallenge', w)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -6106,10 +6105,9 @@ def _e_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('RequestedEnergyTransferMode', w)
         else:
-            t = _ET_ChargeParameterDiscoveryReq[st].get((1, 0))
-            if t is None: raise not_allowed('RequestedEnergyTransferMode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('RequestedEnergyTransferMode', w)
             _i = _I_EnergyTransferMode.get(x)
             if _i is None: raise bad_value('RequestedEnergyTransferMode', x, 'is not a value of EnergyTransferMode', w)
             w.bits((_i << 1), 5)
@@ -6751,8 +6749,6 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
 
 _DT_MeteringReceiptReq = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_MeteringReceiptReq = ('@Id', 'SessionID', 'SAScheduleTupleID', 'MeterInfo')
-_ET_MeteringReceiptReq = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 2, 3), (3, 0): (1, 2, 4)}, {(3, 0): (0, 1, 4)}, {},)
-_EE_MeteringReceiptReq = (None, None, None, None, (0, 1),)
 
 
 def _e_MeteringReceiptReq(w: BitWriter, v: Any) -> None:
@@ -6773,10 +6769,9 @@ def _e_MeteringReceiptReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SessionID', w)
         else:
-            t = _ET_MeteringReceiptReq[st].get((1, 0))
-            if t is None: raise not_allowed('SessionID', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('SessionID', w)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -6797,10 +6792,9 @@ def _e_MeteringReceiptReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterInfo', w)
         else:
-            t = _ET_MeteringReceiptReq[st].get((3, 0))
-            if t is None: raise not_allowed('MeterInfo', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 1); st = 4
+            else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
         _p = None
@@ -6924,10 +6918,9 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((2, 0))
-            if t is None: raise not_allowed('SigMeterReading', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 3); st = 3
+            elif st == 2: w.bits(0, 3); st = 3
+            else: raise not_allowed('SigMeterReading', w)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -6940,10 +6933,10 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((3, 0))
-            if t is None: raise not_allowed('MeterStatus', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(2, 3); st = 4
+            elif st == 2: w.bits(1, 3); st = 4
+            elif st == 3: w.bits(0, 2); st = 4
+            else: raise not_allowed('MeterStatus', w)
             w.bits(0, 1)
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
@@ -6953,10 +6946,11 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((4, 0))
-            if t is None: raise not_allowed('TMeter', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(3, 3); st = 5
+            elif st == 2: w.bits(2, 3); st = 5
+            elif st == 3: w.bits(1, 2); st = 5
+            elif st == 4: w.bits(0, 2); st = 5
+            else: raise not_allowed('TMeter', w)
             w.bits(0, 1)
             if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('TMeter', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
             w.integer(x)
@@ -8223,8 +8217,6 @@ def _d_ChargingStatusReq(r: BitReader) -> ChargingStatusReq:
 
 _DT_ChargingStatusRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (3, 2, ((3, 0, 5), (4, 0, 6), (5, 0, 7), (6, 0, 4), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))), (2, 2, ((4, 0, 6), (5, 0, 7), (6, 0, 4), (-2, 0, 0))), (2, 2, ((5, 0, 7), (6, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((6, 0, 4), (-2, 0, 0))),)
 _N_ChargingStatusRes = ('ResponseCode', 'EVSEID', 'SAScheduleTupleID', 'EVSEMaxCurrent', 'MeterInfo', 'ReceiptRequired', 'AC_EVSEStatus')
-_ET_ChargingStatusRes = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 3, 5), (4, 0): (1, 3, 6), (5, 0): (2, 3, 7), (6, 0): (3, 3, 4)}, {}, {(4, 0): (0, 2, 6), (5, 0): (1, 2, 7), (6, 0): (2, 2, 4)}, {(5, 0): (0, 2, 7), (6, 0): (1, 2, 4)}, {(6, 0): (0, 1, 4)},)
-_EE_ChargingStatusRes = (None, None, None, None, (0, 1), None, None, None,)
 
 
 def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
@@ -8276,10 +8268,9 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ChargingStatusRes[st].get((4, 0))
-            if t is None: raise not_allowed('MeterInfo', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.bits(1, 3); st = 6
+            elif st == 5: w.bits(0, 2); st = 6
+            else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
         _p = 'ReceiptRequired'
@@ -8287,10 +8278,10 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ChargingStatusRes[st].get((5, 0))
-            if t is None: raise not_allowed('ReceiptRequired', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.bits(2, 3); st = 7
+            elif st == 5: w.bits(1, 2); st = 7
+            elif st == 6: w.bits(0, 2); st = 7
+            else: raise not_allowed('ReceiptRequired', w)
             if type(x) is not bool: raise bad_value('ReceiptRequired', x, 'is not a bool', w)
             w.bits((x << 1), 3)
         _p = 'AC_EVSEStatus'
@@ -8298,10 +8289,11 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('AC_EVSEStatus', w)
         else:
-            t = _ET_ChargingStatusRes[st].get((6, 0))
-            if t is None: raise not_allowed('AC_EVSEStatus', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.bits(3, 3); st = 4
+            elif st == 5: w.bits(2, 2); st = 4
+            elif st == 6: w.bits(1, 2); st = 4
+            elif st == 7: w.bits(0, 1); st = 4
+            else: raise not_allowed('AC_EVSEStatus', w)
             if type(x) is not AC_EVSEStatus: raise bad_value('AC_EVSEStatus', x, 'is not a AC_EVSEStatus', w)
             _e_AC_EVSEStatus(w, x)
         _p = None
@@ -8847,10 +8839,9 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_CurrentDemandReq[st].get((3, 0))
-            if t is None: raise not_allowed('EVMaximumCurrentLimit', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 3); st = 4
+            elif st == 3: w.bits(0, 3); st = 4
+            else: raise not_allowed('EVMaximumCurrentLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVMaximumCurrentLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'EVMaximumPowerLimit'
@@ -8858,10 +8849,10 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_CurrentDemandReq[st].get((4, 0))
-            if t is None: raise not_allowed('EVMaximumPowerLimit', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(2, 3); st = 5
+            elif st == 3: w.bits(1, 3); st = 5
+            elif st == 4: w.bits(0, 2); st = 5
+            else: raise not_allowed('EVMaximumPowerLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVMaximumPowerLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'BulkChargingComplete'
@@ -8869,10 +8860,11 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_CurrentDemandReq[st].get((5, 0))
-            if t is None: raise not_allowed('BulkChargingComplete', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(3, 3); st = 6
+            elif st == 3: w.bits(2, 3); st = 6
+            elif st == 4: w.bits(1, 2); st = 6
+            elif st == 5: w.bits(0, 2); st = 6
+            else: raise not_allowed('BulkChargingComplete', w)
             if type(x) is not bool: raise bad_value('BulkChargingComplete', x, 'is not a bool', w)
             w.bits((x << 1), 3)
         _p = 'ChargingComplete'
@@ -8900,10 +8892,9 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_CurrentDemandReq[st].get((8, 0))
-            if t is None: raise not_allowed('RemainingTimeToBulkSoC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.bits(1, 2); st = 9
+            elif st == 8: w.bits(0, 2); st = 9
+            else: raise not_allowed('RemainingTimeToBulkSoC', w)
             if type(x) is not PhysicalValue: raise bad_value('RemainingTimeToBulkSoC', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'EVTargetVoltage'
@@ -8911,10 +8902,10 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetVoltage', w)
         else:
-            t = _ET_CurrentDemandReq[st].get((9, 0))
-            if t is None: raise not_allowed('EVTargetVoltage', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.bits(2, 2); st = 10
+            elif st == 8: w.bits(1, 2); st = 10
+            elif st == 9: w.bits(0, 1); st = 10
+            else: raise not_allowed('EVTargetVoltage', w)
             if type(x) is not PhysicalValue: raise bad_value('EVTargetVoltage', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
@@ -9153,10 +9144,9 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_CurrentDemandRes[st].get((8, 0))
-            if t is None: raise not_allowed('EVSEMaximumCurrentLimit', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.bits(1, 3); st = 9
+            elif st == 8: w.bits(0, 2); st = 9
+            else: raise not_allowed('EVSEMaximumCurrentLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaximumCurrentLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'EVSEMaximumPowerLimit'
@@ -9164,10 +9154,10 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_CurrentDemandRes[st].get((9, 0))
-            if t is None: raise not_allowed('EVSEMaximumPowerLimit', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.bits(2, 3); st = 10
+            elif st == 8: w.bits(1, 2); st = 10
+            elif st == 9: w.bits(0, 2); st = 10
+            else: raise not_allowed('EVSEMaximumPowerLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaximumPowerLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'EVSEID'
@@ -9175,10 +9165,11 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEID', w)
         else:
-            t = _ET_CurrentDemandRes[st].get((10, 0))
-            if t is None: raise not_allowed('EVSEID', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.bits(3, 3); st = 11
+            elif st == 8: w.bits(2, 2); st = 11
+            elif st == 9: w.bits(1, 2); st = 11
+            elif st == 10: w.bits(0, 1); st = 11
+            else: raise not_allowed('EVSEID', w)
             if type(x) is EmptyStr:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -9208,10 +9199,9 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_CurrentDemandRes[st].get((13, 0))
-            if t is None: raise not_allowed('ReceiptRequired', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 12: w.bits(1, 2); st = 14
+            elif st == 13: w.bits(0, 2); st = 14
+            else: raise not_allowed('ReceiptRequired', w)
             if type(x) is not bool: raise bad_value('ReceiptRequired', x, 'is not a bool', w)
             w.bits((x << 1), 3)
         _p = None
@@ -9654,10 +9644,9 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_MessageHeader[st].get((2, 0))
-            if t is None: raise not_allowed('Signature', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('Signature', w)
             if type(x) is not Signature: raise bad_value('Signature', x, 'is not a Signature', w)
             _e_Signature(w, x)
         _p = None

@@ -1038,10 +1038,9 @@ def _e_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AC_CPDReqEnergyTransferMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVMaximumChargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('EVMaximumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumChargePower'
@@ -1049,10 +1048,10 @@ def _e_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumChargePower', w)
         else:
-            t = _ET_AC_CPDReqEnergyTransferMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVMinimumChargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(2, 2); st = 4
+            elif st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 1); st = 4
+            else: raise not_allowed('EVMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumChargePower_L2'
@@ -1069,10 +1068,9 @@ def _e_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AC_CPDReqEnergyTransferMode[st].get((5, 0))
-            if t is None: raise not_allowed('EVMinimumChargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 4: w.bits(1, 2); st = 5
+            elif st == 6: w.bits(0, 2); st = 5
+            else: raise not_allowed('EVMinimumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
@@ -1267,12 +1265,20 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
     """Fused fast path (one read); the generic _dg_RationalNumber otherwise."""
     _s = r.pos
     try:
-        _x = r.bits(14)
+        _y = r.peek(32)
+        _x = _y >> 18
         if _x & 0x300e == 0x0:
             a0 = (_x >> 4) & 0xff
-            _v = r.uint()
+            _v = (_y >> 10) & 0xFF
+            if _v < 0x80:
+                _t = (_y >> 8) & 0x3; _q = _s + 24
+            else:
+                _g = (_y >> 2) & 0xFF
+                _v = (_v & 0x7F) | (_g << 7)
+                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 32
             if _x & 1: _v = -_v - 1
-            if -32768 <= _v and _v <= 32767 and r.bits(2) == 0:
+            if _t == 0 and _q <= r.end and -32768 <= _v and _v <= 32767:
+                r.pos = _q
                 o = _new(RationalNumber)
                 _S_RationalNumber_0(o, a0 + -128)
                 _S_RationalNumber_1(o, _v)
@@ -1594,10 +1600,9 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AC_CPDResEnergyTransferMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVSEMaximumChargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('EVSEMaximumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEMinimumChargePower'
@@ -1605,10 +1610,10 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumChargePower', w)
         else:
-            t = _ET_AC_CPDResEnergyTransferMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVSEMinimumChargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(2, 2); st = 4
+            elif st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 1); st = 4
+            else: raise not_allowed('EVSEMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEMinimumChargePower_L2'
@@ -1625,10 +1630,9 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AC_CPDResEnergyTransferMode[st].get((5, 0))
-            if t is None: raise not_allowed('EVSEMinimumChargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 4: w.bits(1, 2); st = 5
+            elif st == 7: w.bits(0, 2); st = 5
+            else: raise not_allowed('EVSEMinimumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSENominalFrequency'
@@ -1636,10 +1640,10 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSENominalFrequency', w)
         else:
-            t = _ET_AC_CPDResEnergyTransferMode[st].get((6, 0))
-            if t is None: raise not_allowed('EVSENominalFrequency', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 4: w.bits(2, 2); st = 6
+            elif st == 5: w.bits(0, 1); st = 6
+            elif st == 7: w.bits(1, 2); st = 6
+            else: raise not_allowed('EVSENominalFrequency', w)
             if type(x) is not RationalNumber: raise bad_value('EVSENominalFrequency', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'MaximumPowerAsymmetry'
@@ -1656,10 +1660,9 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AC_CPDResEnergyTransferMode[st].get((8, 0))
-            if t is None: raise not_allowed('EVSEPowerRampLimitation', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.bits(1, 3); st = 11
+            elif st == 10: w.bits(0, 3); st = 11
+            else: raise not_allowed('EVSEPowerRampLimitation', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEPowerRampLimitation', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEPresentActivePower'
@@ -1667,10 +1670,10 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AC_CPDResEnergyTransferMode[st].get((9, 0))
-            if t is None: raise not_allowed('EVSEPresentActivePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.bits(2, 3); st = 12
+            elif st == 10: w.bits(1, 3); st = 12
+            elif st == 11: w.bits(0, 3); st = 12
+            else: raise not_allowed('EVSEPresentActivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEPresentActivePower_L2'
@@ -1678,10 +1681,11 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AC_CPDResEnergyTransferMode[st].get((10, 0))
-            if t is None: raise not_allowed('EVSEPresentActivePower_L2', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.bits(3, 3); st = 8
+            elif st == 10: w.bits(2, 3); st = 8
+            elif st == 11: w.bits(1, 3); st = 8
+            elif st == 12: w.bits(0, 2); st = 8
+            else: raise not_allowed('EVSEPresentActivePower_L2', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEPresentActivePower_L3'
@@ -1884,10 +1888,9 @@ def _e_AC_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterInfoRequested', w)
         else:
-            t = _ET_AC_ChargeLoopReq[st].get((2, 0))
-            if t is None: raise not_allowed('MeterInfoRequested', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 1); st = 3
+            else: raise not_allowed('MeterInfoRequested', w)
             if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
             w.bits((x << 1), 3)
         _p = 'CLReqControlMode'
@@ -1982,8 +1985,6 @@ def _d_AC_ChargeLoopReq(r: BitReader) -> AC_ChargeLoopReq:
 
 _DT_ChargeLoopReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_ChargeLoopReq = ('Header', 'DisplayParameters', 'MeterInfoRequested')
-_ET_ChargeLoopReq = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3)}, {(2, 0): (0, 1, 3)}, {},)
-_EE_ChargeLoopReq = (None, None, None, (0, 1),)
 
 
 def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
@@ -2013,10 +2014,9 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterInfoRequested', w)
         else:
-            t = _ET_ChargeLoopReq[st].get((2, 0))
-            if t is None: raise not_allowed('MeterInfoRequested', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 1); st = 3
+            else: raise not_allowed('MeterInfoRequested', w)
             if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
             w.bits((x << 1), 3)
         _p = None
@@ -2107,10 +2107,9 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 4); st = 2
+            elif st == 1: w.bits(0, 4); st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'TargetSOC'
@@ -2118,10 +2117,10 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 4); st = 3
+            elif st == 1: w.bits(1, 4); st = 3
+            elif st == 2: w.bits(0, 4); st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'MaximumSOC'
@@ -2129,10 +2128,11 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((3, 0))
-            if t is None: raise not_allowed('MaximumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(3, 4); st = 4
+            elif st == 1: w.bits(2, 4); st = 4
+            elif st == 2: w.bits(1, 4); st = 4
+            elif st == 3: w.bits(0, 4); st = 4
+            else: raise not_allowed('MaximumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'RemainingTimeToMinimumSOC'
@@ -2466,10 +2466,9 @@ def _e_AC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AC_ChargeLoopRes[st].get((3, 0))
-            if t is None: raise not_allowed('MeterInfo', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 4); st = 4
+            elif st == 3: w.bits(0, 4); st = 4
+            else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
         _p = 'Receipt'
@@ -2477,10 +2476,10 @@ def _e_AC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AC_ChargeLoopRes[st].get((4, 0))
-            if t is None: raise not_allowed('Receipt', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(2, 4); st = 5
+            elif st == 3: w.bits(1, 4); st = 5
+            elif st == 4: w.bits(0, 3); st = 5
+            else: raise not_allowed('Receipt', w)
             if type(x) is not Receipt: raise bad_value('Receipt', x, 'is not a Receipt', w)
             _e_Receipt(w, x)
         _p = 'EVSETargetFrequency'
@@ -2488,10 +2487,11 @@ def _e_AC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AC_ChargeLoopRes[st].get((5, 0))
-            if t is None: raise not_allowed('EVSETargetFrequency', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(3, 4); st = 6
+            elif st == 3: w.bits(2, 4); st = 6
+            elif st == 4: w.bits(1, 3); st = 6
+            elif st == 5: w.bits(0, 3); st = 6
+            else: raise not_allowed('EVSETargetFrequency', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetFrequency', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'CLResControlMode'
@@ -2663,10 +2663,9 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ChargeLoopRes[st].get((3, 0))
-            if t is None: raise not_allowed('MeterInfo', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 3); st = 4
+            elif st == 3: w.bits(0, 2); st = 4
+            else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
         _p = 'Receipt'
@@ -2674,10 +2673,10 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ChargeLoopRes[st].get((4, 0))
-            if t is None: raise not_allowed('Receipt', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(2, 3); st = 5
+            elif st == 3: w.bits(1, 2); st = 5
+            elif st == 4: w.bits(0, 2); st = 5
+            else: raise not_allowed('Receipt', w)
             if type(x) is not Receipt: raise bad_value('Receipt', x, 'is not a Receipt', w)
             _e_Receipt(w, x)
         _p = None
@@ -2912,10 +2911,9 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((3, 0))
-            if t is None: raise not_allowed('CapacitiveEnergyReadingVARh', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 3); st = 4
+            elif st == 3: w.bits(0, 3); st = 4
+            else: raise not_allowed('CapacitiveEnergyReadingVARh', w)
             w.bits(0, 1)
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
@@ -2925,10 +2923,10 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((4, 0))
-            if t is None: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(2, 3); st = 5
+            elif st == 3: w.bits(1, 3); st = 5
+            elif st == 4: w.bits(0, 3); st = 5
+            else: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
             w.bits(0, 1)
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
@@ -2938,10 +2936,11 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((5, 0))
-            if t is None: raise not_allowed('MeterSignature', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(3, 3); st = 6
+            elif st == 3: w.bits(2, 3); st = 6
+            elif st == 4: w.bits(1, 3); st = 6
+            elif st == 5: w.bits(0, 3); st = 6
+            else: raise not_allowed('MeterSignature', w)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -3159,10 +3158,9 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((2, 0))
-            if t is None: raise not_allowed('OccupancyCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 3); st = 3
+            elif st == 2: w.bits(0, 3); st = 3
+            else: raise not_allowed('OccupancyCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OccupancyCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'AdditionalServicesCosts'
@@ -3170,10 +3168,10 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((3, 0))
-            if t is None: raise not_allowed('AdditionalServicesCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(2, 3); st = 4
+            elif st == 2: w.bits(1, 3); st = 4
+            elif st == 3: w.bits(0, 3); st = 4
+            else: raise not_allowed('AdditionalServicesCosts', w)
             if type(x) is not DetailedCost: raise bad_value('AdditionalServicesCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'OverstayCosts'
@@ -3181,10 +3179,11 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((4, 0))
-            if t is None: raise not_allowed('OverstayCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(3, 3); st = 5
+            elif st == 2: w.bits(2, 3); st = 5
+            elif st == 3: w.bits(1, 3); st = 5
+            elif st == 4: w.bits(0, 2); st = 5
+            else: raise not_allowed('OverstayCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OverstayCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'TaxCosts'
@@ -3467,10 +3466,9 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_AC_CPDReqEnergyTransferMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVMaximumChargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('EVMaximumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumChargePower'
@@ -3478,10 +3476,10 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumChargePower', w)
         else:
-            t = _ET_BPT_AC_CPDReqEnergyTransferMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVMinimumChargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(2, 2); st = 4
+            elif st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 1); st = 4
+            else: raise not_allowed('EVMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumChargePower_L2'
@@ -3498,10 +3496,9 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_AC_CPDReqEnergyTransferMode[st].get((5, 0))
-            if t is None: raise not_allowed('EVMinimumChargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 4: w.bits(1, 2); st = 5
+            elif st == 7: w.bits(0, 2); st = 5
+            else: raise not_allowed('EVMinimumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumDischargePower'
@@ -3509,10 +3506,10 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumDischargePower', w)
         else:
-            t = _ET_BPT_AC_CPDReqEnergyTransferMode[st].get((6, 0))
-            if t is None: raise not_allowed('EVMaximumDischargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 4: w.bits(2, 2); st = 6
+            elif st == 5: w.bits(0, 1); st = 6
+            elif st == 7: w.bits(1, 2); st = 6
+            else: raise not_allowed('EVMaximumDischargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumDischargePower_L2'
@@ -3529,10 +3526,9 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_AC_CPDReqEnergyTransferMode[st].get((8, 0))
-            if t is None: raise not_allowed('EVMaximumDischargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.bits(1, 2); st = 9
+            elif st == 8: w.bits(0, 2); st = 9
+            else: raise not_allowed('EVMaximumDischargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumDischargePower'
@@ -3540,10 +3536,10 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumDischargePower', w)
         else:
-            t = _ET_BPT_AC_CPDReqEnergyTransferMode[st].get((9, 0))
-            if t is None: raise not_allowed('EVMinimumDischargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.bits(2, 2); st = 10
+            elif st == 8: w.bits(1, 2); st = 10
+            elif st == 9: w.bits(0, 1); st = 10
+            else: raise not_allowed('EVMinimumDischargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumDischargePower_L2'
@@ -3560,10 +3556,9 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_AC_CPDReqEnergyTransferMode[st].get((11, 0))
-            if t is None: raise not_allowed('EVMinimumDischargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 10: w.bits(1, 2); st = 12
+            elif st == 11: w.bits(0, 2); st = 12
+            else: raise not_allowed('EVMinimumDischargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
@@ -3755,10 +3750,9 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_AC_CPDResEnergyTransferMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVSEMaximumChargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('EVSEMaximumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEMinimumChargePower'
@@ -3766,10 +3760,10 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumChargePower', w)
         else:
-            t = _ET_BPT_AC_CPDResEnergyTransferMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVSEMinimumChargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(2, 2); st = 4
+            elif st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 1); st = 4
+            else: raise not_allowed('EVSEMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEMinimumChargePower_L2'
@@ -3786,10 +3780,9 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_AC_CPDResEnergyTransferMode[st].get((5, 0))
-            if t is None: raise not_allowed('EVSEMinimumChargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 4: w.bits(1, 2); st = 5
+            elif st == 7: w.bits(0, 2); st = 5
+            else: raise not_allowed('EVSEMinimumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSENominalFrequency'
@@ -3797,10 +3790,10 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSENominalFrequency', w)
         else:
-            t = _ET_BPT_AC_CPDResEnergyTransferMode[st].get((6, 0))
-            if t is None: raise not_allowed('EVSENominalFrequency', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 4: w.bits(2, 2); st = 6
+            elif st == 5: w.bits(0, 1); st = 6
+            elif st == 7: w.bits(1, 2); st = 6
+            else: raise not_allowed('EVSENominalFrequency', w)
             if type(x) is not RationalNumber: raise bad_value('EVSENominalFrequency', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'MaximumPowerAsymmetry'
@@ -3817,10 +3810,9 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_AC_CPDResEnergyTransferMode[st].get((8, 0))
-            if t is None: raise not_allowed('EVSEPowerRampLimitation', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.bits(1, 3); st = 12
+            elif st == 11: w.bits(0, 3); st = 12
+            else: raise not_allowed('EVSEPowerRampLimitation', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEPowerRampLimitation', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEPresentActivePower'
@@ -3828,10 +3820,10 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_AC_CPDResEnergyTransferMode[st].get((9, 0))
-            if t is None: raise not_allowed('EVSEPresentActivePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.bits(2, 3); st = 13
+            elif st == 11: w.bits(1, 3); st = 13
+            elif st == 12: w.bits(0, 3); st = 13
+            else: raise not_allowed('EVSEPresentActivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEPresentActivePower_L2'
@@ -3839,10 +3831,11 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_AC_CPDResEnergyTransferMode[st].get((10, 0))
-            if t is None: raise not_allowed('EVSEPresentActivePower_L2', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.bits(3, 3); st = 8
+            elif st == 11: w.bits(2, 3); st = 8
+            elif st == 12: w.bits(1, 3); st = 8
+            elif st == 13: w.bits(0, 2); st = 8
+            else: raise not_allowed('EVSEPresentActivePower_L2', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEPresentActivePower_L3'
@@ -3881,10 +3874,9 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_AC_CPDResEnergyTransferMode[st].get((14, 0))
-            if t is None: raise not_allowed('EVSEMaximumDischargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 10: w.bits(1, 2); st = 14
+            elif st == 16: w.bits(0, 2); st = 14
+            else: raise not_allowed('EVSEMaximumDischargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumDischargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEMinimumDischargePower'
@@ -3892,10 +3884,10 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumDischargePower', w)
         else:
-            t = _ET_BPT_AC_CPDResEnergyTransferMode[st].get((15, 0))
-            if t is None: raise not_allowed('EVSEMinimumDischargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 10: w.bits(2, 2); st = 15
+            elif st == 14: w.bits(0, 1); st = 15
+            elif st == 16: w.bits(1, 2); st = 15
+            else: raise not_allowed('EVSEMinimumDischargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEMinimumDischargePower_L2'
@@ -3912,10 +3904,9 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_AC_CPDResEnergyTransferMode[st].get((17, 0))
-            if t is None: raise not_allowed('EVSEMinimumDischargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 15: w.bits(1, 2); st = 18
+            elif st == 17: w.bits(0, 2); st = 18
+            else: raise not_allowed('EVSEMinimumDischargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumDischargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
@@ -4164,10 +4155,9 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_AC_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVMaximumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 4); st = 2
+            elif st == 1: w.bits(0, 4); st = 2
+            else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumEnergyRequest'
@@ -4175,10 +4165,10 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_AC_CLReqControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVMinimumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 4); st = 3
+            elif st == 1: w.bits(1, 4); st = 3
+            elif st == 2: w.bits(0, 4); st = 3
+            else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumChargePower'
@@ -4186,10 +4176,11 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_AC_CLReqControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVMaximumChargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(3, 4); st = 4
+            elif st == 1: w.bits(2, 4); st = 4
+            elif st == 2: w.bits(1, 4); st = 4
+            elif st == 3: w.bits(0, 3); st = 4
+            else: raise not_allowed('EVMaximumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumChargePower_L2'
@@ -4272,10 +4263,9 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_AC_CLReqControlMode[st].get((11, 0))
-            if t is None: raise not_allowed('EVPresentActivePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 10: w.bits(1, 3); st = 12
+            elif st == 11: w.bits(0, 3); st = 12
+            else: raise not_allowed('EVPresentActivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentReactivePower'
@@ -4283,10 +4273,10 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_AC_CLReqControlMode[st].get((12, 0))
-            if t is None: raise not_allowed('EVPresentReactivePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 10: w.bits(2, 3); st = 13
+            elif st == 11: w.bits(1, 3); st = 13
+            elif st == 12: w.bits(0, 3); st = 13
+            else: raise not_allowed('EVPresentReactivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentReactivePower_L2'
@@ -4294,10 +4284,11 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_AC_CLReqControlMode[st].get((13, 0))
-            if t is None: raise not_allowed('EVPresentReactivePower_L2', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 10: w.bits(3, 3); st = 14
+            elif st == 11: w.bits(2, 3); st = 14
+            elif st == 12: w.bits(1, 3); st = 14
+            elif st == 13: w.bits(0, 2); st = 14
+            else: raise not_allowed('EVPresentReactivePower_L2', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentReactivePower_L3'
@@ -4524,10 +4515,9 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVMaximumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 3); st = 2
+            elif st == 1: w.bits(0, 2); st = 2
+            else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumEnergyRequest'
@@ -4535,10 +4525,10 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_CLReqControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVMinimumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 3); st = 3
+            elif st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
@@ -4622,10 +4612,9 @@ def _e_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_AC_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVSETargetActivePower_L2', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 4); st = 2
+            elif st == 1: w.bits(0, 4); st = 2
+            else: raise not_allowed('EVSETargetActivePower_L2', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSETargetActivePower_L3'
@@ -4633,10 +4622,10 @@ def _e_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_AC_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVSETargetActivePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 4); st = 3
+            elif st == 1: w.bits(1, 4); st = 3
+            elif st == 2: w.bits(0, 4); st = 3
+            else: raise not_allowed('EVSETargetActivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSETargetReactivePower'
@@ -4644,10 +4633,11 @@ def _e_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_AC_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVSETargetReactivePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(3, 4); st = 4
+            elif st == 1: w.bits(2, 4); st = 4
+            elif st == 2: w.bits(1, 4); st = 4
+            elif st == 3: w.bits(0, 3); st = 4
+            else: raise not_allowed('EVSETargetReactivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSETargetReactivePower_L2'
@@ -4881,10 +4871,9 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVMaximumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 4); st = 2
+            elif st == 1: w.bits(0, 4); st = 2
+            else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumEnergyRequest'
@@ -4892,10 +4881,10 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVMinimumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 4); st = 3
+            elif st == 1: w.bits(1, 4); st = 3
+            elif st == 2: w.bits(0, 4); st = 3
+            else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumChargePower'
@@ -4903,10 +4892,11 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVMaximumChargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(3, 4); st = 4
+            elif st == 1: w.bits(2, 4); st = 4
+            elif st == 2: w.bits(1, 4); st = 4
+            elif st == 3: w.bits(0, 3); st = 4
+            else: raise not_allowed('EVMaximumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumChargePower_L2'
@@ -4989,10 +4979,9 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((11, 0))
-            if t is None: raise not_allowed('EVPresentActivePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 10: w.bits(1, 4); st = 16
+            elif st == 15: w.bits(0, 4); st = 16
+            else: raise not_allowed('EVPresentActivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentReactivePower'
@@ -5000,10 +4989,10 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((12, 0))
-            if t is None: raise not_allowed('EVPresentReactivePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 10: w.bits(2, 4); st = 17
+            elif st == 15: w.bits(1, 4); st = 17
+            elif st == 16: w.bits(0, 4); st = 17
+            else: raise not_allowed('EVPresentReactivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentReactivePower_L2'
@@ -5011,10 +5000,11 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((13, 0))
-            if t is None: raise not_allowed('EVPresentReactivePower_L2', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 10: w.bits(3, 4); st = 18
+            elif st == 15: w.bits(2, 4); st = 18
+            elif st == 16: w.bits(1, 4); st = 18
+            elif st == 17: w.bits(0, 4); st = 18
+            else: raise not_allowed('EVPresentReactivePower_L2', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentReactivePower_L3'
@@ -5373,10 +5363,9 @@ def _e_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_AC_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVSETargetActivePower_L2', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 4); st = 2
+            elif st == 1: w.bits(0, 4); st = 2
+            else: raise not_allowed('EVSETargetActivePower_L2', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSETargetActivePower_L3'
@@ -5384,10 +5373,10 @@ def _e_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_AC_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVSETargetActivePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 4); st = 3
+            elif st == 1: w.bits(1, 4); st = 3
+            elif st == 2: w.bits(0, 4); st = 3
+            else: raise not_allowed('EVSETargetActivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSETargetReactivePower'
@@ -5395,10 +5384,11 @@ def _e_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_AC_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVSETargetReactivePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(3, 4); st = 4
+            elif st == 1: w.bits(2, 4); st = 4
+            elif st == 2: w.bits(1, 4); st = 4
+            elif st == 3: w.bits(0, 3); st = 4
+            else: raise not_allowed('EVSETargetReactivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSETargetReactivePower_L2'
@@ -5604,10 +5594,9 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            t = _ET_Dynamic_AC_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVTargetEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumEnergyRequest'
@@ -5651,10 +5640,9 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_AC_CLReqControlMode[st].get((6, 0))
-            if t is None: raise not_allowed('EVMaximumChargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.bits(1, 2); st = 6
+            elif st == 8: w.bits(0, 2); st = 6
+            else: raise not_allowed('EVMaximumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumChargePower'
@@ -5662,10 +5650,10 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumChargePower', w)
         else:
-            t = _ET_Dynamic_AC_CLReqControlMode[st].get((7, 0))
-            if t is None: raise not_allowed('EVMinimumChargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.bits(2, 2); st = 7
+            elif st == 6: w.bits(0, 1); st = 7
+            elif st == 8: w.bits(1, 2); st = 7
+            else: raise not_allowed('EVMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumChargePower_L2'
@@ -5682,10 +5670,9 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_AC_CLReqControlMode[st].get((9, 0))
-            if t is None: raise not_allowed('EVMinimumChargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.bits(1, 2); st = 10
+            elif st == 9: w.bits(0, 2); st = 10
+            else: raise not_allowed('EVMinimumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentActivePower'
@@ -5693,10 +5680,10 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPresentActivePower', w)
         else:
-            t = _ET_Dynamic_AC_CLReqControlMode[st].get((10, 0))
-            if t is None: raise not_allowed('EVPresentActivePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.bits(2, 2); st = 11
+            elif st == 9: w.bits(1, 2); st = 11
+            elif st == 10: w.bits(0, 1); st = 11
+            else: raise not_allowed('EVPresentActivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentActivePower_L2'
@@ -5713,10 +5700,9 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_AC_CLReqControlMode[st].get((12, 0))
-            if t is None: raise not_allowed('EVPresentActivePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 11: w.bits(1, 2); st = 13
+            elif st == 12: w.bits(0, 2); st = 13
+            else: raise not_allowed('EVPresentActivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentReactivePower'
@@ -5724,10 +5710,10 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPresentReactivePower', w)
         else:
-            t = _ET_Dynamic_AC_CLReqControlMode[st].get((13, 0))
-            if t is None: raise not_allowed('EVPresentReactivePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 11: w.bits(2, 2); st = 14
+            elif st == 12: w.bits(1, 2); st = 14
+            elif st == 13: w.bits(0, 1); st = 14
+            else: raise not_allowed('EVPresentReactivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentReactivePower_L2'
@@ -5744,10 +5730,9 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_AC_CLReqControlMode[st].get((15, 0))
-            if t is None: raise not_allowed('EVPresentReactivePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 14: w.bits(1, 2); st = 16
+            elif st == 15: w.bits(0, 2); st = 16
+            else: raise not_allowed('EVPresentReactivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
@@ -5957,8 +5942,6 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
 
 _DT_Dynamic_CLReqControlMode = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_Dynamic_CLReqControlMode = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest')
-_ET_Dynamic_CLReqControlMode = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 1, 4)}, {},)
-_EE_Dynamic_CLReqControlMode = (None, None, None, None, (0, 1),)
 
 
 def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
@@ -5980,10 +5963,9 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            t = _ET_Dynamic_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVTargetEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumEnergyRequest'
@@ -6100,10 +6082,9 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_AC_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 3); st = 2
+            elif st == 1: w.bits(0, 3); st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'TargetSOC'
@@ -6111,10 +6092,10 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_AC_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 3); st = 3
+            elif st == 1: w.bits(1, 3); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'AckMaxDelay'
@@ -6122,10 +6103,11 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_AC_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('AckMaxDelay', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(3, 3); st = 4
+            elif st == 1: w.bits(2, 3); st = 4
+            elif st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 2); st = 4
+            else: raise not_allowed('AckMaxDelay', w)
             w.bits(0, 1)
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
@@ -6155,10 +6137,9 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_AC_CLResControlMode[st].get((6, 0))
-            if t is None: raise not_allowed('EVSETargetActivePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.bits(1, 4); st = 7
+            elif st == 6: w.bits(0, 4); st = 7
+            else: raise not_allowed('EVSETargetActivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSETargetReactivePower'
@@ -6166,10 +6147,10 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_AC_CLResControlMode[st].get((7, 0))
-            if t is None: raise not_allowed('EVSETargetReactivePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.bits(2, 4); st = 8
+            elif st == 6: w.bits(1, 4); st = 8
+            elif st == 7: w.bits(0, 3); st = 8
+            else: raise not_allowed('EVSETargetReactivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSETargetReactivePower_L2'
@@ -6177,10 +6158,11 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_AC_CLResControlMode[st].get((8, 0))
-            if t is None: raise not_allowed('EVSETargetReactivePower_L2', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.bits(3, 4); st = 9
+            elif st == 6: w.bits(2, 4); st = 9
+            elif st == 7: w.bits(1, 3); st = 9
+            elif st == 8: w.bits(0, 3); st = 9
+            else: raise not_allowed('EVSETargetReactivePower_L2', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSETargetReactivePower_L3'
@@ -6453,10 +6435,9 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 3); st = 2
+            elif st == 1: w.bits(0, 3); st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'TargetSOC'
@@ -6464,10 +6445,10 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 3); st = 3
+            elif st == 1: w.bits(1, 3); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'AckMaxDelay'
@@ -6475,10 +6456,11 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('AckMaxDelay', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(3, 3); st = 4
+            elif st == 1: w.bits(2, 3); st = 4
+            elif st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 2); st = 4
+            else: raise not_allowed('AckMaxDelay', w)
             w.bits(0, 1)
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
@@ -6610,10 +6592,9 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVTargetEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumEnergyRequest'
@@ -6657,10 +6638,9 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((6, 0))
-            if t is None: raise not_allowed('EVMaximumChargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.bits(1, 2); st = 6
+            elif st == 8: w.bits(0, 2); st = 6
+            else: raise not_allowed('EVMaximumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumChargePower'
@@ -6668,10 +6648,10 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumChargePower', w)
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((7, 0))
-            if t is None: raise not_allowed('EVMinimumChargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.bits(2, 2); st = 7
+            elif st == 6: w.bits(0, 1); st = 7
+            elif st == 8: w.bits(1, 2); st = 7
+            else: raise not_allowed('EVMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumChargePower_L2'
@@ -6688,10 +6668,9 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((9, 0))
-            if t is None: raise not_allowed('EVMinimumChargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.bits(1, 2); st = 10
+            elif st == 9: w.bits(0, 2); st = 10
+            else: raise not_allowed('EVMinimumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentActivePower'
@@ -6699,10 +6678,10 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPresentActivePower', w)
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((10, 0))
-            if t is None: raise not_allowed('EVPresentActivePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.bits(2, 2); st = 11
+            elif st == 9: w.bits(1, 2); st = 11
+            elif st == 10: w.bits(0, 1); st = 11
+            else: raise not_allowed('EVPresentActivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentActivePower_L2'
@@ -6719,10 +6698,9 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((12, 0))
-            if t is None: raise not_allowed('EVPresentActivePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 11: w.bits(1, 2); st = 13
+            elif st == 12: w.bits(0, 2); st = 13
+            else: raise not_allowed('EVPresentActivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentReactivePower'
@@ -6730,10 +6708,10 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPresentReactivePower', w)
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((13, 0))
-            if t is None: raise not_allowed('EVPresentReactivePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 11: w.bits(2, 2); st = 14
+            elif st == 12: w.bits(1, 2); st = 14
+            elif st == 13: w.bits(0, 1); st = 14
+            else: raise not_allowed('EVPresentReactivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentReactivePower_L2'
@@ -6750,10 +6728,9 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((15, 0))
-            if t is None: raise not_allowed('EVPresentReactivePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 14: w.bits(1, 2); st = 17
+            elif st == 16: w.bits(0, 2); st = 17
+            else: raise not_allowed('EVPresentReactivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumDischargePower'
@@ -6761,10 +6738,10 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumDischargePower', w)
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((16, 0))
-            if t is None: raise not_allowed('EVMaximumDischargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 14: w.bits(2, 2); st = 15
+            elif st == 16: w.bits(1, 2); st = 15
+            elif st == 17: w.bits(0, 1); st = 15
+            else: raise not_allowed('EVMaximumDischargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumDischargePower_L2'
@@ -6781,10 +6758,9 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((18, 0))
-            if t is None: raise not_allowed('EVMaximumDischargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 15: w.bits(1, 2); st = 19
+            elif st == 18: w.bits(0, 2); st = 19
+            else: raise not_allowed('EVMaximumDischargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumDischargePower'
@@ -6792,10 +6768,10 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumDischargePower', w)
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((19, 0))
-            if t is None: raise not_allowed('EVMinimumDischargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 15: w.bits(2, 2); st = 20
+            elif st == 18: w.bits(1, 2); st = 20
+            elif st == 19: w.bits(0, 1); st = 20
+            else: raise not_allowed('EVMinimumDischargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumDischargePower_L2'
@@ -6812,10 +6788,9 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((21, 0))
-            if t is None: raise not_allowed('EVMinimumDischargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 20: w.bits(1, 3); st = 22
+            elif st == 21: w.bits(0, 3); st = 22
+            else: raise not_allowed('EVMinimumDischargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumV2XEnergyRequest'
@@ -6823,10 +6798,10 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((22, 0))
-            if t is None: raise not_allowed('EVMaximumV2XEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 20: w.bits(2, 3); st = 23
+            elif st == 21: w.bits(1, 3); st = 23
+            elif st == 22: w.bits(0, 2); st = 23
+            else: raise not_allowed('EVMaximumV2XEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumV2XEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumV2XEnergyRequest'
@@ -6834,10 +6809,11 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((23, 0))
-            if t is None: raise not_allowed('EVMinimumV2XEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 20: w.bits(3, 3); st = 24
+            elif st == 21: w.bits(2, 3); st = 24
+            elif st == 22: w.bits(1, 2); st = 24
+            elif st == 23: w.bits(0, 2); st = 24
+            else: raise not_allowed('EVMinimumV2XEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumV2XEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
@@ -7158,10 +7134,9 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 3); st = 2
+            elif st == 1: w.bits(0, 3); st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'TargetSOC'
@@ -7169,10 +7144,10 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 3); st = 3
+            elif st == 1: w.bits(1, 3); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'AckMaxDelay'
@@ -7180,10 +7155,11 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('AckMaxDelay', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(3, 3); st = 4
+            elif st == 1: w.bits(2, 3); st = 4
+            elif st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 2); st = 4
+            else: raise not_allowed('AckMaxDelay', w)
             w.bits(0, 1)
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
@@ -7213,10 +7189,9 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((6, 0))
-            if t is None: raise not_allowed('EVSETargetActivePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.bits(1, 4); st = 7
+            elif st == 6: w.bits(0, 4); st = 7
+            else: raise not_allowed('EVSETargetActivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSETargetReactivePower'
@@ -7224,10 +7199,10 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((7, 0))
-            if t is None: raise not_allowed('EVSETargetReactivePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.bits(2, 4); st = 8
+            elif st == 6: w.bits(1, 4); st = 8
+            elif st == 7: w.bits(0, 3); st = 8
+            else: raise not_allowed('EVSETargetReactivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSETargetReactivePower_L2'
@@ -7235,10 +7210,11 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((8, 0))
-            if t is None: raise not_allowed('EVSETargetReactivePower_L2', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.bits(3, 4); st = 9
+            elif st == 6: w.bits(2, 4); st = 9
+            elif st == 7: w.bits(1, 3); st = 9
+            elif st == 8: w.bits(0, 3); st = 9
+            else: raise not_allowed('EVSETargetReactivePower_L2', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSETargetReactivePower_L3'

@@ -1824,10 +1824,9 @@ def _e_AuthorizationSetupRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('CertificateInstallationService', w)
         else:
-            t = _ET_AuthorizationSetupRes[st].get((3, 0))
-            if t is None: raise not_allowed('CertificateInstallationService', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.bits(1, 2); st = 5
+            elif st == 4: w.bits(0, 1); st = 5
+            else: raise not_allowed('CertificateInstallationService', w)
             if type(x) is not bool: raise bad_value('CertificateInstallationService', x, 'is not a bool', w)
             w.bits((x << 1), 3)
         _p = 'EIM_ASResAuthorizationMode'
@@ -1844,10 +1843,9 @@ def _e_AuthorizationSetupRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AuthorizationSetupRes[st].get((5, 0))
-            if t is None: raise not_allowed('PnC_ASResAuthorizationMode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.bits(1, 2); st = 7
+            elif st == 6: raise not_allowed('PnC_ASResAuthorizationMode', w)
+            else: raise not_allowed('PnC_ASResAuthorizationMode', w)
             if type(x) is not PnC_ASResAuthorizationMode: raise bad_value('PnC_ASResAuthorizationMode', x, 'is not a PnC_ASResAuthorizationMode', w)
             _e_PnC_ASResAuthorizationMode(w, x)
         _p = None
@@ -2189,10 +2187,9 @@ def _e_AuthorizationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AuthorizationReq[st].get((3, 0))
-            if t is None: raise not_allowed('PnC_AReqAuthorizationMode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 2); st = 4
+            elif st == 3: raise not_allowed('PnC_AReqAuthorizationMode', w)
+            else: raise not_allowed('PnC_AReqAuthorizationMode', w)
             if type(x) is not PnC_AReqAuthorizationMode: raise bad_value('PnC_AReqAuthorizationMode', x, 'is not a PnC_AReqAuthorizationMode', w)
             _e_PnC_AReqAuthorizationMode(w, x)
         _p = None
@@ -3456,10 +3453,9 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Parameter[st].get((2, 0))
-            if t is None: raise not_allowed('byteValue', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 3); st = 3
+            elif st == 2: raise not_allowed('byteValue', w)
+            else: raise not_allowed('byteValue', w)
             if type(x) is not int or not -128 <= x <= 127: raise bad_value('byteValue', x, 'is not an integer in [-128, 127]', w)
             w.bits(((x - -128) << 1), 10)
         _p = 'shortValue'
@@ -3467,10 +3463,10 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Parameter[st].get((3, 0))
-            if t is None: raise not_allowed('shortValue', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(2, 3); st = 4
+            elif st == 2: raise not_allowed('shortValue', w)
+            elif st == 3: raise not_allowed('shortValue', w)
+            else: raise not_allowed('shortValue', w)
             w.bits(0, 1)
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('shortValue', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
@@ -3480,10 +3476,11 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Parameter[st].get((4, 0))
-            if t is None: raise not_allowed('intValue', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(3, 3); st = 5
+            elif st == 2: raise not_allowed('intValue', w)
+            elif st == 3: raise not_allowed('intValue', w)
+            elif st == 4: raise not_allowed('intValue', w)
+            else: raise not_allowed('intValue', w)
             w.bits(0, 1)
             if type(x) is not int or x < -2147483648 or x > 2147483647: raise bad_value('intValue', x, 'is not an integer in [-2147483648, 2147483647]', w)
             w.integer(x)
@@ -3752,12 +3749,20 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
     """Fused fast path (one read); the generic _dg_RationalNumber otherwise."""
     _s = r.pos
     try:
-        _x = r.bits(14)
+        _y = r.peek(32)
+        _x = _y >> 18
         if _x & 0x300e == 0x0:
             a0 = (_x >> 4) & 0xff
-            _v = r.uint()
+            _v = (_y >> 10) & 0xFF
+            if _v < 0x80:
+                _t = (_y >> 8) & 0x3; _q = _s + 24
+            else:
+                _g = (_y >> 2) & 0xFF
+                _v = (_v & 0x7F) | (_g << 7)
+                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 32
             if _x & 1: _v = -_v - 1
-            if -32768 <= _v and _v <= 32767 and r.bits(2) == 0:
+            if _t == 0 and _q <= r.end and -32768 <= _v and _v <= 32767:
+                r.pos = _q
                 o = _new(RationalNumber)
                 _S_RationalNumber_0(o, a0 + -128)
                 _S_RationalNumber_1(o, _v)
@@ -4120,10 +4125,9 @@ def _e_ScheduleExchangeReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ScheduleExchangeReq[st].get((3, 0))
-            if t is None: raise not_allowed('Scheduled_SEReqControlMode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 2); st = 4
+            elif st == 3: raise not_allowed('Scheduled_SEReqControlMode', w)
+            else: raise not_allowed('Scheduled_SEReqControlMode', w)
             if type(x) is not Scheduled_SEReqControlMode: raise bad_value('Scheduled_SEReqControlMode', x, 'is not a Scheduled_SEReqControlMode', w)
             _e_Scheduled_SEReqControlMode(w, x)
         _p = None
@@ -4239,10 +4243,9 @@ def _e_Dynamic_SEReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_SEReqControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'EVTargetEnergyRequest'
@@ -4250,10 +4253,10 @@ def _e_Dynamic_SEReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            t = _ET_Dynamic_SEReqControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVTargetEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(2, 2); st = 4
+            elif st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 1); st = 4
+            else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumEnergyRequest'
@@ -4288,10 +4291,9 @@ def _e_Dynamic_SEReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_SEReqControlMode[st].get((7, 0))
-            if t is None: raise not_allowed('EVMinimumV2XEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.bits(1, 2); st = 8
+            elif st == 7: w.bits(0, 2); st = 8
+            else: raise not_allowed('EVMinimumV2XEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumV2XEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
@@ -4460,10 +4462,9 @@ def _e_Scheduled_SEReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_SEReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVTargetEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 3); st = 2
+            elif st == 1: w.bits(0, 3); st = 2
+            else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumEnergyRequest'
@@ -4471,10 +4472,10 @@ def _e_Scheduled_SEReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_SEReqControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVMaximumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 3); st = 3
+            elif st == 1: w.bits(1, 3); st = 3
+            elif st == 2: w.bits(0, 3); st = 3
+            else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumEnergyRequest'
@@ -4482,10 +4483,11 @@ def _e_Scheduled_SEReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_SEReqControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVMinimumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(3, 3); st = 4
+            elif st == 1: w.bits(2, 3); st = 4
+            elif st == 2: w.bits(1, 3); st = 4
+            elif st == 3: w.bits(0, 2); st = 4
+            else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVEnergyOffer'
@@ -5241,10 +5243,9 @@ def _e_ScheduleExchangeRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ScheduleExchangeRes[st].get((4, 0))
-            if t is None: raise not_allowed('Dynamic_SEResControlMode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.bits(1, 2); st = 4
+            elif st == 6: w.bits(0, 2); st = 4
+            else: raise not_allowed('Dynamic_SEResControlMode', w)
             if type(x) is not Dynamic_SEResControlMode: raise bad_value('Dynamic_SEResControlMode', x, 'is not a Dynamic_SEResControlMode', w)
             _e_Dynamic_SEResControlMode(w, x)
         _p = 'Scheduled_SEResControlMode'
@@ -5252,10 +5253,10 @@ def _e_ScheduleExchangeRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ScheduleExchangeRes[st].get((5, 0))
-            if t is None: raise not_allowed('Scheduled_SEResControlMode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.bits(2, 2); st = 5
+            elif st == 4: raise not_allowed('Scheduled_SEResControlMode', w)
+            elif st == 6: w.bits(1, 2); st = 5
+            else: raise not_allowed('Scheduled_SEResControlMode', w)
             if type(x) is not Scheduled_SEResControlMode: raise bad_value('Scheduled_SEResControlMode', x, 'is not a Scheduled_SEResControlMode', w)
             _e_Scheduled_SEResControlMode(w, x)
         _p = None
@@ -5411,10 +5412,9 @@ def _e_Dynamic_SEResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_SEResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 3); st = 2
+            elif st == 1: w.bits(0, 3); st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'TargetSOC'
@@ -5422,10 +5422,10 @@ def _e_Dynamic_SEResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_SEResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 3); st = 3
+            elif st == 1: w.bits(1, 3); st = 3
+            elif st == 2: w.bits(0, 3); st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'AbsolutePriceSchedule'
@@ -5433,10 +5433,11 @@ def _e_Dynamic_SEResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_SEResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('AbsolutePriceSchedule', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(3, 3); st = 4
+            elif st == 1: w.bits(2, 3); st = 4
+            elif st == 2: w.bits(1, 3); st = 4
+            elif st == 3: w.bits(0, 2); st = 4
+            else: raise not_allowed('AbsolutePriceSchedule', w)
             if type(x) is not AbsolutePriceSchedule: raise bad_value('AbsolutePriceSchedule', x, 'is not a AbsolutePriceSchedule', w)
             _e_AbsolutePriceSchedule(w, x)
         _p = 'PriceLevelSchedule'
@@ -5582,10 +5583,9 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('TimeAnchor', w)
         else:
-            t = _ET_AbsolutePriceSchedule[st].get((1, 0))
-            if t is None: raise not_allowed('TimeAnchor', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('TimeAnchor', w)
             w.bits(0, 1)
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
@@ -5619,10 +5619,9 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Currency', w)
         else:
-            t = _ET_AbsolutePriceSchedule[st].get((4, 0))
-            if t is None: raise not_allowed('Currency', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.bits(1, 2); st = 5
+            elif st == 4: w.bits(0, 1); st = 5
+            else: raise not_allowed('Currency', w)
             if type(x) is EmptyStr:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -5672,10 +5671,9 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AbsolutePriceSchedule[st].get((8, 0))
-            if t is None: raise not_allowed('MaximumCost', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.bits(1, 3); st = 9
+            elif st == 8: w.bits(0, 2); st = 9
+            else: raise not_allowed('MaximumCost', w)
             if type(x) is not RationalNumber: raise bad_value('MaximumCost', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'TaxRules'
@@ -5683,10 +5681,10 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AbsolutePriceSchedule[st].get((9, 0))
-            if t is None: raise not_allowed('TaxRules', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.bits(2, 3); st = 10
+            elif st == 8: w.bits(1, 2); st = 10
+            elif st == 9: w.bits(0, 2); st = 10
+            else: raise not_allowed('TaxRules', w)
             if type(x) is not TaxRuleList: raise bad_value('TaxRules', x, 'is not a TaxRuleList', w)
             _e_TaxRuleList(w, x)
         _p = 'PriceRuleStacks'
@@ -5694,10 +5692,11 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('PriceRuleStacks', w)
         else:
-            t = _ET_AbsolutePriceSchedule[st].get((10, 0))
-            if t is None: raise not_allowed('PriceRuleStacks', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.bits(3, 3); st = 11
+            elif st == 8: w.bits(2, 2); st = 11
+            elif st == 9: w.bits(1, 2); st = 11
+            elif st == 10: w.bits(0, 1); st = 11
+            else: raise not_allowed('PriceRuleStacks', w)
             if type(x) is not PriceRuleStackList: raise bad_value('PriceRuleStacks', x, 'is not a PriceRuleStackList', w)
             _e_PriceRuleStackList(w, x)
         _p = 'OverstayRules'
@@ -5714,10 +5713,9 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AbsolutePriceSchedule[st].get((12, 0))
-            if t is None: raise not_allowed('AdditionalSelectedServices', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 11: w.bits(1, 2); st = 13
+            elif st == 12: w.bits(0, 2); st = 13
+            else: raise not_allowed('AdditionalSelectedServices', w)
             if type(x) is not AdditionalServiceList: raise bad_value('AdditionalSelectedServices', x, 'is not a AdditionalServiceList', w)
             _e_AdditionalServiceList(w, x)
         _p = None
@@ -6082,8 +6080,6 @@ def _d_TaxRuleList(r: BitReader) -> TaxRuleList:
 
 _DT_TaxRule = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (2, 2, ((3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (1, 2, ((7, 0, 8), (-2, 0, 0))), (1, 1, ((-1, 0, 8), (-2, 1, 0))),)
 _N_TaxRule = ('TaxRuleID', 'TaxRuleName', 'TaxRate', 'TaxIncludedInPrice', 'AppliesToEnergyFee', 'AppliesToParkingFee', 'AppliesToOverstayFee', 'AppliesMinimumMaximumCost')
-_ET_TaxRule = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 2, 4), (4, 0): (1, 2, 5)}, {(4, 0): (0, 1, 5)}, {(5, 0): (0, 1, 6)}, {(6, 0): (0, 1, 7)}, {(7, 0): (0, 1, 8)}, {},)
-_EE_TaxRule = (None, None, None, None, None, None, None, None, (0, 1),)
 
 
 def _e_TaxRule(w: BitWriter, v: Any) -> None:
@@ -6119,10 +6115,9 @@ def _e_TaxRule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('TaxRate', w)
         else:
-            t = _ET_TaxRule[st].get((2, 0))
-            if t is None: raise not_allowed('TaxRate', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 1); st = 3
+            else: raise not_allowed('TaxRate', w)
             if type(x) is not RationalNumber: raise bad_value('TaxRate', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'TaxIncludedInPrice'
@@ -6138,10 +6133,9 @@ def _e_TaxRule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('AppliesToEnergyFee', w)
         else:
-            t = _ET_TaxRule[st].get((4, 0))
-            if t is None: raise not_allowed('AppliesToEnergyFee', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.bits(1, 2); st = 5
+            elif st == 4: w.bits(0, 1); st = 5
+            else: raise not_allowed('AppliesToEnergyFee', w)
             if type(x) is not bool: raise bad_value('AppliesToEnergyFee', x, 'is not a bool', w)
             w.bits((x << 1), 3)
         _p = 'AppliesToParkingFee'
@@ -6500,10 +6494,9 @@ def _e_PriceRule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_PriceRule[st].get((2, 0))
-            if t is None: raise not_allowed('ParkingFeePeriod', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 3); st = 3
+            elif st == 2: w.bits(0, 3); st = 3
+            else: raise not_allowed('ParkingFeePeriod', w)
             w.bits(0, 1)
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('ParkingFeePeriod', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
@@ -6513,10 +6506,10 @@ def _e_PriceRule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_PriceRule[st].get((3, 0))
-            if t is None: raise not_allowed('CarbonDioxideEmission', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(2, 3); st = 4
+            elif st == 2: w.bits(1, 3); st = 4
+            elif st == 3: w.bits(0, 2); st = 4
+            else: raise not_allowed('CarbonDioxideEmission', w)
             w.bits(0, 1)
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('CarbonDioxideEmission', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
@@ -6526,10 +6519,11 @@ def _e_PriceRule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_PriceRule[st].get((4, 0))
-            if t is None: raise not_allowed('RenewableGenerationPercentage', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(3, 3); st = 5
+            elif st == 2: w.bits(2, 3); st = 5
+            elif st == 3: w.bits(1, 2); st = 5
+            elif st == 4: w.bits(0, 2); st = 5
+            else: raise not_allowed('RenewableGenerationPercentage', w)
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('RenewableGenerationPercentage', x, 'is not an integer in [0, 255]', w)
             w.bits((x << 1), 10)
         _p = 'PowerRangeStart'
@@ -6676,10 +6670,9 @@ def _e_OverstayRuleList(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_OverstayRuleList[st].get((1, 0))
-            if t is None: raise not_allowed('OverstayPowerThreshold', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 2); st = 2
+            else: raise not_allowed('OverstayPowerThreshold', w)
             if type(x) is not RationalNumber: raise bad_value('OverstayPowerThreshold', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'OverstayRule'
@@ -6753,8 +6746,6 @@ def _d_OverstayRuleList(r: BitReader) -> OverstayRuleList:
 
 _DT_OverstayRule = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_OverstayRule = ('OverstayRuleDescription', 'StartTime', 'OverstayFee', 'OverstayFeePeriod')
-_ET_OverstayRule = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 1, 4)}, {},)
-_EE_OverstayRule = (None, None, None, None, (0, 1),)
 
 
 def _e_OverstayRule(w: BitWriter, v: Any) -> None:
@@ -6780,10 +6771,9 @@ def _e_OverstayRule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('StartTime', w)
         else:
-            t = _ET_OverstayRule[st].get((1, 0))
-            if t is None: raise not_allowed('StartTime', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('StartTime', w)
             w.bits(0, 1)
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('StartTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
@@ -7020,8 +7010,6 @@ def _d_AdditionalService(r: BitReader) -> AdditionalService:
 
 _DT_PriceLevelSchedule = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (2, 2, ((3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 1, ((-1, 0, 6), (-2, 1, 0))),)
 _N_PriceLevelSchedule = ('@Id', 'TimeAnchor', 'PriceScheduleID', 'PriceScheduleDescription', 'NumberOfPriceLevels', 'PriceLevelScheduleEntries')
-_ET_PriceLevelSchedule = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 2, 4), (4, 0): (1, 2, 5)}, {(4, 0): (0, 1, 5)}, {(5, 0): (0, 1, 6)}, {},)
-_EE_PriceLevelSchedule = (None, None, None, None, None, None, (0, 1),)
 
 
 def _e_PriceLevelSchedule(w: BitWriter, v: Any) -> None:
@@ -7042,10 +7030,9 @@ def _e_PriceLevelSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('TimeAnchor', w)
         else:
-            t = _ET_PriceLevelSchedule[st].get((1, 0))
-            if t is None: raise not_allowed('TimeAnchor', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('TimeAnchor', w)
             w.bits(0, 1)
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
@@ -7079,10 +7066,9 @@ def _e_PriceLevelSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('NumberOfPriceLevels', w)
         else:
-            t = _ET_PriceLevelSchedule[st].get((4, 0))
-            if t is None: raise not_allowed('NumberOfPriceLevels', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.bits(1, 2); st = 5
+            elif st == 4: w.bits(0, 1); st = 5
+            else: raise not_allowed('NumberOfPriceLevels', w)
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumberOfPriceLevels', x, 'is not an integer in [0, 255]', w)
             w.bits((x << 1), 10)
         _p = 'PriceLevelScheduleEntries'
@@ -7528,10 +7514,9 @@ def _e_ChargingSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ChargingSchedule[st].get((2, 0))
-            if t is None: raise not_allowed('PriceLevelSchedule', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: raise not_allowed('PriceLevelSchedule', w)
+            else: raise not_allowed('PriceLevelSchedule', w)
             if type(x) is not PriceLevelSchedule: raise bad_value('PriceLevelSchedule', x, 'is not a PriceLevelSchedule', w)
             _e_PriceLevelSchedule(w, x)
         _p = None
@@ -7593,8 +7578,6 @@ def _d_ChargingSchedule(r: BitReader) -> ChargingSchedule:
 
 _DT_PowerSchedule = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_PowerSchedule = ('TimeAnchor', 'AvailableEnergy', 'PowerTolerance', 'PowerScheduleEntries')
-_ET_PowerSchedule = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3), (3, 0): (2, 2, 4)}, {(2, 0): (0, 2, 3), (3, 0): (1, 2, 4)}, {(3, 0): (0, 1, 4)}, {},)
-_EE_PowerSchedule = (None, None, None, None, (0, 1),)
 
 
 def _e_PowerSchedule(w: BitWriter, v: Any) -> None:
@@ -7625,10 +7608,9 @@ def _e_PowerSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_PowerSchedule[st].get((2, 0))
-            if t is None: raise not_allowed('PowerTolerance', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('PowerTolerance', w)
             if type(x) is not RationalNumber: raise bad_value('PowerTolerance', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'PowerScheduleEntries'
@@ -7636,10 +7618,10 @@ def _e_PowerSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('PowerScheduleEntries', w)
         else:
-            t = _ET_PowerSchedule[st].get((3, 0))
-            if t is None: raise not_allowed('PowerScheduleEntries', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(2, 2); st = 4
+            elif st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 1); st = 4
+            else: raise not_allowed('PowerScheduleEntries', w)
             if type(x) is not PowerScheduleEntryList: raise bad_value('PowerScheduleEntries', x, 'is not a PowerScheduleEntryList', w)
             _e_PowerScheduleEntryList(w, x)
         _p = None
@@ -7808,10 +7790,9 @@ def _e_PowerScheduleEntry(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_PowerScheduleEntry[st].get((3, 0))
-            if t is None: raise not_allowed('Power_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 2); st = 4
+            else: raise not_allowed('Power_L3', w)
             if type(x) is not RationalNumber: raise bad_value('Power_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
@@ -7938,10 +7919,9 @@ def _e_PowerDeliveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_PowerDeliveryReq[st].get((4, 0))
-            if t is None: raise not_allowed('BPT_ChannelSelection', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.bits(1, 2); st = 5
+            elif st == 4: w.bits(0, 2); st = 5
+            else: raise not_allowed('BPT_ChannelSelection', w)
             _i = _I_ChannelSelection.get(x)
             if _i is None: raise bad_value('BPT_ChannelSelection', x, 'is not a value of ChannelSelection', w)
             w.bits((_i << 1), 3)
@@ -8064,8 +8044,6 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
 
 _DT_EVPowerProfile = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_EVPowerProfile = ('TimeAnchor', 'Dynamic_EVPPTControlMode', 'Scheduled_EVPPTControlMode', 'EVPowerProfileEntries')
-_ET_EVPowerProfile = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3)}, {(3, 0): (0, 1, 4)}, {(3, 0): (0, 1, 4)}, {},)
-_EE_EVPowerProfile = (None, None, None, None, (0, 1),)
 
 
 def _e_EVPowerProfile(w: BitWriter, v: Any) -> None:
@@ -8096,10 +8074,9 @@ def _e_EVPowerProfile(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_EVPowerProfile[st].get((2, 0))
-            if t is None: raise not_allowed('Scheduled_EVPPTControlMode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: raise not_allowed('Scheduled_EVPPTControlMode', w)
+            else: raise not_allowed('Scheduled_EVPPTControlMode', w)
             if type(x) is not Scheduled_EVPPTControlMode: raise bad_value('Scheduled_EVPPTControlMode', x, 'is not a Scheduled_EVPPTControlMode', w)
             _e_Scheduled_EVPPTControlMode(w, x)
         _p = 'EVPowerProfileEntries'
@@ -8107,10 +8084,10 @@ def _e_EVPowerProfile(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPowerProfileEntries', w)
         else:
-            t = _ET_EVPowerProfile[st].get((3, 0))
-            if t is None: raise not_allowed('EVPowerProfileEntries', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: raise not_allowed('EVPowerProfileEntries', w)
+            elif st == 2: w.bits(0, 1); st = 4
+            elif st == 3: w.bits(0, 1); st = 4
+            else: raise not_allowed('EVPowerProfileEntries', w)
             if type(x) is not EVPowerProfileEntryList: raise bad_value('EVPowerProfileEntries', x, 'is not a EVPowerProfileEntryList', w)
             _e_EVPowerProfileEntryList(w, x)
         _p = None
@@ -8681,10 +8658,9 @@ def _e_SignedMeteringData(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_SignedMeteringData[st].get((4, 0))
-            if t is None: raise not_allowed('Dynamic_SMDTControlMode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.bits(1, 2); st = 4
+            elif st == 6: w.bits(0, 2); st = 4
+            else: raise not_allowed('Dynamic_SMDTControlMode', w)
             if type(x) is not Dynamic_SMDTControlMode: raise bad_value('Dynamic_SMDTControlMode', x, 'is not a Dynamic_SMDTControlMode', w)
             _e_Dynamic_SMDTControlMode(w, x)
         _p = 'Scheduled_SMDTControlMode'
@@ -8692,10 +8668,10 @@ def _e_SignedMeteringData(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_SignedMeteringData[st].get((5, 0))
-            if t is None: raise not_allowed('Scheduled_SMDTControlMode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.bits(2, 2); st = 5
+            elif st == 4: raise not_allowed('Scheduled_SMDTControlMode', w)
+            elif st == 6: w.bits(1, 2); st = 5
+            else: raise not_allowed('Scheduled_SMDTControlMode', w)
             if type(x) is not Scheduled_SMDTControlMode: raise bad_value('Scheduled_SMDTControlMode', x, 'is not a Scheduled_SMDTControlMode', w)
             _e_Scheduled_SMDTControlMode(w, x)
         _p = None
@@ -8841,10 +8817,9 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((3, 0))
-            if t is None: raise not_allowed('CapacitiveEnergyReadingVARh', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 3); st = 4
+            elif st == 3: w.bits(0, 3); st = 4
+            else: raise not_allowed('CapacitiveEnergyReadingVARh', w)
             w.bits(0, 1)
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
@@ -8854,10 +8829,10 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((4, 0))
-            if t is None: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(2, 3); st = 5
+            elif st == 3: w.bits(1, 3); st = 5
+            elif st == 4: w.bits(0, 3); st = 5
+            else: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
             w.bits(0, 1)
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
@@ -8867,10 +8842,11 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((5, 0))
-            if t is None: raise not_allowed('MeterSignature', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(3, 3); st = 6
+            elif st == 3: w.bits(2, 3); st = 6
+            elif st == 4: w.bits(1, 3); st = 6
+            elif st == 5: w.bits(0, 3); st = 6
+            else: raise not_allowed('MeterSignature', w)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -9088,10 +9064,9 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((2, 0))
-            if t is None: raise not_allowed('OccupancyCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 3); st = 3
+            elif st == 2: w.bits(0, 3); st = 3
+            else: raise not_allowed('OccupancyCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OccupancyCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'AdditionalServicesCosts'
@@ -9099,10 +9074,10 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((3, 0))
-            if t is None: raise not_allowed('AdditionalServicesCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(2, 3); st = 4
+            elif st == 2: w.bits(1, 3); st = 4
+            elif st == 3: w.bits(0, 3); st = 4
+            else: raise not_allowed('AdditionalServicesCosts', w)
             if type(x) is not DetailedCost: raise bad_value('AdditionalServicesCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'OverstayCosts'
@@ -9110,10 +9085,11 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((4, 0))
-            if t is None: raise not_allowed('OverstayCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(3, 3); st = 5
+            elif st == 2: w.bits(2, 3); st = 5
+            elif st == 3: w.bits(1, 3); st = 5
+            elif st == 4: w.bits(0, 2); st = 5
+            else: raise not_allowed('OverstayCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OverstayCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'TaxCosts'
@@ -9464,10 +9440,18 @@ def _d_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
     """Fused fast path (one read); the generic _dg_Scheduled_SMDTControlMode otherwise."""
     _s = r.pos
     try:
-        _x = r.bits(2)
+        _y = r.peek(20)
+        _x = _y >> 18
         if _x & 0x3 == 0x0:
-            _v = r.uint()
-            if 1 <= _v and _v <= 4294967295 and r.bits(2) == 0:
+            _v = (_y >> 10) & 0xFF
+            if _v < 0x80:
+                _t = (_y >> 8) & 0x3; _q = _s + 12
+            else:
+                _g = (_y >> 2) & 0xFF
+                _v = (_v & 0x7F) | (_g << 7)
+                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 20
+            if _t == 0 and _q <= r.end and 1 <= _v and _v <= 4294967295:
+                r.pos = _q
                 o = _new(Scheduled_SMDTControlMode)
                 _S_Scheduled_SMDTControlMode_0(o, _v)
                 return o
@@ -9607,10 +9591,9 @@ def _e_SessionStopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_SessionStopReq[st].get((3, 0))
-            if t is None: raise not_allowed('EVTerminationExplanation', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 2); st = 4
+            else: raise not_allowed('EVTerminationExplanation', w)
             if type(x) is EmptyStr:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -10491,10 +10474,9 @@ def _e_SignedInstallationData(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_SignedInstallationData[st].get((5, 0))
-            if t is None: raise not_allowed('X448_EncryptedPrivateKey', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 4: w.bits(1, 2); st = 5
+            elif st == 7: raise not_allowed('X448_EncryptedPrivateKey', w)
+            else: raise not_allowed('X448_EncryptedPrivateKey', w)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -10507,10 +10489,10 @@ def _e_SignedInstallationData(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_SignedInstallationData[st].get((6, 0))
-            if t is None: raise not_allowed('TPM_EncryptedPrivateKey', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 4: w.bits(2, 2); st = 6
+            elif st == 5: raise not_allowed('TPM_EncryptedPrivateKey', w)
+            elif st == 7: raise not_allowed('TPM_EncryptedPrivateKey', w)
+            else: raise not_allowed('TPM_EncryptedPrivateKey', w)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -10699,10 +10681,9 @@ def _e_VehicleCheckInReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_VehicleCheckInReq[st].get((4, 0))
-            if t is None: raise not_allowed('DeviceOffset', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.bits(1, 3); st = 5
+            elif st == 4: w.bits(0, 2); st = 5
+            else: raise not_allowed('DeviceOffset', w)
             w.bits(0, 1)
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('DeviceOffset', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
@@ -10712,10 +10693,10 @@ def _e_VehicleCheckInReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_VehicleCheckInReq[st].get((5, 0))
-            if t is None: raise not_allowed('VehicleTravel', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.bits(2, 3); st = 6
+            elif st == 4: w.bits(1, 2); st = 6
+            elif st == 5: w.bits(0, 2); st = 6
+            else: raise not_allowed('VehicleTravel', w)
             w.bits(0, 1)
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('VehicleTravel', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
@@ -10896,10 +10877,9 @@ def _e_VehicleCheckInRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_VehicleCheckInRes[st].get((3, 0))
-            if t is None: raise not_allowed('DeviceLocation', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 3); st = 4
+            elif st == 3: w.bits(0, 2); st = 4
+            else: raise not_allowed('DeviceLocation', w)
             w.bits(0, 1)
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('DeviceLocation', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
@@ -10909,10 +10889,10 @@ def _e_VehicleCheckInRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_VehicleCheckInRes[st].get((4, 0))
-            if t is None: raise not_allowed('TargetDistance', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(2, 3); st = 5
+            elif st == 3: w.bits(1, 2); st = 5
+            elif st == 4: w.bits(0, 2); st = 5
+            else: raise not_allowed('TargetDistance', w)
             w.bits(0, 1)
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('TargetDistance', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
@@ -11387,8 +11367,6 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
 
 _DT_ChargeLoopReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_ChargeLoopReq = ('Header', 'DisplayParameters', 'MeterInfoRequested')
-_ET_ChargeLoopReq = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3)}, {(2, 0): (0, 1, 3)}, {},)
-_EE_ChargeLoopReq = (None, None, None, (0, 1),)
 
 
 def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
@@ -11418,10 +11396,9 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterInfoRequested', w)
         else:
-            t = _ET_ChargeLoopReq[st].get((2, 0))
-            if t is None: raise not_allowed('MeterInfoRequested', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 1); st = 3
+            else: raise not_allowed('MeterInfoRequested', w)
             if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
             w.bits((x << 1), 3)
         _p = None
@@ -11512,10 +11489,9 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 4); st = 2
+            elif st == 1: w.bits(0, 4); st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'TargetSOC'
@@ -11523,10 +11499,10 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 4); st = 3
+            elif st == 1: w.bits(1, 4); st = 3
+            elif st == 2: w.bits(0, 4); st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'MaximumSOC'
@@ -11534,10 +11510,11 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((3, 0))
-            if t is None: raise not_allowed('MaximumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(3, 4); st = 4
+            elif st == 1: w.bits(2, 4); st = 4
+            elif st == 2: w.bits(1, 4); st = 4
+            elif st == 3: w.bits(0, 4); st = 4
+            else: raise not_allowed('MaximumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'RemainingTimeToMinimumSOC'
@@ -11871,10 +11848,9 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ChargeLoopRes[st].get((3, 0))
-            if t is None: raise not_allowed('MeterInfo', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 3); st = 4
+            elif st == 3: w.bits(0, 2); st = 4
+            else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
         _p = 'Receipt'
@@ -11882,10 +11858,10 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ChargeLoopRes[st].get((4, 0))
-            if t is None: raise not_allowed('Receipt', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(2, 3); st = 5
+            elif st == 3: w.bits(1, 2); st = 5
+            elif st == 4: w.bits(0, 2); st = 5
+            else: raise not_allowed('Receipt', w)
             if type(x) is not Receipt: raise bad_value('Receipt', x, 'is not a Receipt', w)
             _e_Receipt(w, x)
         _p = None
@@ -12005,10 +11981,9 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVMaximumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 3); st = 2
+            elif st == 1: w.bits(0, 2); st = 2
+            else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumEnergyRequest'
@@ -12016,10 +11991,10 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_CLReqControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVMinimumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 3); st = 3
+            elif st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
@@ -12110,8 +12085,6 @@ def _d_Scheduled_CLResControlMode(r: BitReader) -> Scheduled_CLResControlMode:
 
 _DT_Dynamic_CLReqControlMode = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_Dynamic_CLReqControlMode = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest')
-_ET_Dynamic_CLReqControlMode = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 1, 4)}, {},)
-_EE_Dynamic_CLReqControlMode = (None, None, None, None, (0, 1),)
 
 
 def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
@@ -12133,10 +12106,9 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            t = _ET_Dynamic_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVTargetEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumEnergyRequest'
@@ -12253,10 +12225,9 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 3); st = 2
+            elif st == 1: w.bits(0, 3); st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'TargetSOC'
@@ -12264,10 +12235,10 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 3); st = 3
+            elif st == 1: w.bits(1, 3); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'AckMaxDelay'
@@ -12275,10 +12246,11 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('AckMaxDelay', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(3, 3); st = 4
+            elif st == 1: w.bits(2, 3); st = 4
+            elif st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 2); st = 4
+            else: raise not_allowed('AckMaxDelay', w)
             w.bits(0, 1)
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)

@@ -1305,12 +1305,20 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
     """Fused fast path (one read); the generic _dg_RationalNumber otherwise."""
     _s = r.pos
     try:
-        _x = r.bits(14)
+        _y = r.peek(32)
+        _x = _y >> 18
         if _x & 0x300e == 0x0:
             a0 = (_x >> 4) & 0xff
-            _v = r.uint()
+            _v = (_y >> 10) & 0xFF
+            if _v < 0x80:
+                _t = (_y >> 8) & 0x3; _q = _s + 24
+            else:
+                _g = (_y >> 2) & 0xFF
+                _v = (_v & 0x7F) | (_g << 7)
+                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 32
             if _x & 1: _v = -_v - 1
-            if -32768 <= _v and _v <= 32767 and r.bits(2) == 0:
+            if _t == 0 and _q <= r.end and -32768 <= _v and _v <= 32767:
+                r.pos = _q
                 o = _new(RationalNumber)
                 _S_RationalNumber_0(o, a0 + -128)
                 _S_RationalNumber_1(o, _v)
@@ -2202,10 +2210,9 @@ def _e_DC_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterInfoRequested', w)
         else:
-            t = _ET_DC_ChargeLoopReq[st].get((2, 0))
-            if t is None: raise not_allowed('MeterInfoRequested', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 1); st = 3
+            else: raise not_allowed('MeterInfoRequested', w)
             if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
             w.bits((x << 1), 3)
         _p = 'EVPresentVoltage'
@@ -2320,8 +2327,6 @@ def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
 
 _DT_ChargeLoopReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_ChargeLoopReq = ('Header', 'DisplayParameters', 'MeterInfoRequested')
-_ET_ChargeLoopReq = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3)}, {(2, 0): (0, 1, 3)}, {},)
-_EE_ChargeLoopReq = (None, None, None, (0, 1),)
 
 
 def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
@@ -2351,10 +2356,9 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterInfoRequested', w)
         else:
-            t = _ET_ChargeLoopReq[st].get((2, 0))
-            if t is None: raise not_allowed('MeterInfoRequested', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 1); st = 3
+            else: raise not_allowed('MeterInfoRequested', w)
             if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
             w.bits((x << 1), 3)
         _p = None
@@ -2445,10 +2449,9 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 4); st = 2
+            elif st == 1: w.bits(0, 4); st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'TargetSOC'
@@ -2456,10 +2459,10 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 4); st = 3
+            elif st == 1: w.bits(1, 4); st = 3
+            elif st == 2: w.bits(0, 4); st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'MaximumSOC'
@@ -2467,10 +2470,11 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((3, 0))
-            if t is None: raise not_allowed('MaximumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(3, 4); st = 4
+            elif st == 1: w.bits(2, 4); st = 4
+            elif st == 2: w.bits(1, 4); st = 4
+            elif st == 3: w.bits(0, 4); st = 4
+            else: raise not_allowed('MaximumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'RemainingTimeToMinimumSOC'
@@ -2804,10 +2808,9 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DC_ChargeLoopRes[st].get((3, 0))
-            if t is None: raise not_allowed('MeterInfo', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 3); st = 5
+            elif st == 4: w.bits(0, 2); st = 5
+            else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
         _p = 'Receipt'
@@ -2815,10 +2818,10 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DC_ChargeLoopRes[st].get((4, 0))
-            if t is None: raise not_allowed('Receipt', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(2, 3); st = 6
+            elif st == 4: w.bits(1, 2); st = 6
+            elif st == 5: w.bits(0, 2); st = 6
+            else: raise not_allowed('Receipt', w)
             if type(x) is not Receipt: raise bad_value('Receipt', x, 'is not a Receipt', w)
             _e_Receipt(w, x)
         _p = 'EVSEPresentCurrent'
@@ -2826,10 +2829,11 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEPresentCurrent', w)
         else:
-            t = _ET_DC_ChargeLoopRes[st].get((5, 0))
-            if t is None: raise not_allowed('EVSEPresentCurrent', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(3, 3); st = 3
+            elif st == 4: w.bits(2, 2); st = 3
+            elif st == 5: w.bits(1, 2); st = 3
+            elif st == 6: w.bits(0, 1); st = 3
+            else: raise not_allowed('EVSEPresentCurrent', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEPresentVoltage'
@@ -3108,10 +3112,9 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ChargeLoopRes[st].get((3, 0))
-            if t is None: raise not_allowed('MeterInfo', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 3); st = 4
+            elif st == 3: w.bits(0, 2); st = 4
+            else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
         _p = 'Receipt'
@@ -3119,10 +3122,10 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ChargeLoopRes[st].get((4, 0))
-            if t is None: raise not_allowed('Receipt', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(2, 3); st = 5
+            elif st == 3: w.bits(1, 2); st = 5
+            elif st == 4: w.bits(0, 2); st = 5
+            else: raise not_allowed('Receipt', w)
             if type(x) is not Receipt: raise bad_value('Receipt', x, 'is not a Receipt', w)
             _e_Receipt(w, x)
         _p = None
@@ -3357,10 +3360,9 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((3, 0))
-            if t is None: raise not_allowed('CapacitiveEnergyReadingVARh', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 3); st = 4
+            elif st == 3: w.bits(0, 3); st = 4
+            else: raise not_allowed('CapacitiveEnergyReadingVARh', w)
             w.bits(0, 1)
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
@@ -3370,10 +3372,10 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((4, 0))
-            if t is None: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(2, 3); st = 5
+            elif st == 3: w.bits(1, 3); st = 5
+            elif st == 4: w.bits(0, 3); st = 5
+            else: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
             w.bits(0, 1)
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
@@ -3383,10 +3385,11 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((5, 0))
-            if t is None: raise not_allowed('MeterSignature', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(3, 3); st = 6
+            elif st == 3: w.bits(2, 3); st = 6
+            elif st == 4: w.bits(1, 3); st = 6
+            elif st == 5: w.bits(0, 3); st = 6
+            else: raise not_allowed('MeterSignature', w)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -3604,10 +3607,9 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((2, 0))
-            if t is None: raise not_allowed('OccupancyCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 3); st = 3
+            elif st == 2: w.bits(0, 3); st = 3
+            else: raise not_allowed('OccupancyCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OccupancyCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'AdditionalServicesCosts'
@@ -3615,10 +3617,10 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((3, 0))
-            if t is None: raise not_allowed('AdditionalServicesCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(2, 3); st = 4
+            elif st == 2: w.bits(1, 3); st = 4
+            elif st == 3: w.bits(0, 3); st = 4
+            else: raise not_allowed('AdditionalServicesCosts', w)
             if type(x) is not DetailedCost: raise bad_value('AdditionalServicesCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'OverstayCosts'
@@ -3626,10 +3628,11 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((4, 0))
-            if t is None: raise not_allowed('OverstayCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(3, 3); st = 5
+            elif st == 2: w.bits(2, 3); st = 5
+            elif st == 3: w.bits(1, 3); st = 5
+            elif st == 4: w.bits(0, 2); st = 5
+            else: raise not_allowed('OverstayCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OverstayCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'TaxCosts'
@@ -4069,8 +4072,6 @@ def _d_DC_WeldingDetectionRes(r: BitReader) -> DC_WeldingDetectionRes:
 
 _DT_BPT_DC_CPDReqEnergyTransferMode = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (2, 2, ((6, 0, 8), (7, 0, 7), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((8, 0, 9), (-2, 0, 0))), (1, 2, ((7, 0, 7), (-2, 0, 0))), (1, 2, ((9, 0, 10), (-2, 0, 0))), (1, 2, ((10, 0, 11), (-2, 0, 0))), (1, 1, ((-1, 0, 11), (-2, 1, 0))),)
 _N_BPT_DC_CPDReqEnergyTransferMode = ('EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMinimumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage', 'TargetSOC', 'EVMaximumDischargePower', 'EVMinimumDischargePower', 'EVMaximumDischargeCurrent', 'EVMinimumDischargeCurrent')
-_ET_BPT_DC_CPDReqEnergyTransferMode = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 1, 4)}, {(4, 0): (0, 1, 5)}, {(5, 0): (0, 1, 6)}, {(6, 0): (0, 2, 8), (7, 0): (1, 2, 7)}, {(8, 0): (0, 1, 9)}, {(7, 0): (0, 1, 7)}, {(9, 0): (0, 1, 10)}, {(10, 0): (0, 1, 11)}, {},)
-_EE_BPT_DC_CPDReqEnergyTransferMode = (None, None, None, None, None, None, None, None, None, None, None, (0, 1),)
 
 
 def _e_BPT_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
@@ -4144,10 +4145,9 @@ def _e_BPT_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumDischargePower', w)
         else:
-            t = _ET_BPT_DC_CPDReqEnergyTransferMode[st].get((7, 0))
-            if t is None: raise not_allowed('EVMaximumDischargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.bits(1, 2); st = 7
+            elif st == 8: w.bits(0, 1); st = 7
+            else: raise not_allowed('EVMaximumDischargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumDischargePower'
@@ -4334,8 +4334,6 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
 
 _DT_BPT_DC_CPDResEnergyTransferMode = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (2, 2, ((6, 0, 8), (7, 0, 7), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((8, 0, 9), (-2, 0, 0))), (1, 2, ((7, 0, 7), (-2, 0, 0))), (1, 2, ((9, 0, 10), (-2, 0, 0))), (1, 2, ((10, 0, 11), (-2, 0, 0))), (1, 1, ((-1, 0, 11), (-2, 1, 0))),)
 _N_BPT_DC_CPDResEnergyTransferMode = ('EVSEMaximumChargePower', 'EVSEMinimumChargePower', 'EVSEMaximumChargeCurrent', 'EVSEMinimumChargeCurrent', 'EVSEMaximumVoltage', 'EVSEMinimumVoltage', 'EVSEPowerRampLimitation', 'EVSEMaximumDischargePower', 'EVSEMinimumDischargePower', 'EVSEMaximumDischargeCurrent', 'EVSEMinimumDischargeCurrent')
-_ET_BPT_DC_CPDResEnergyTransferMode = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 1, 4)}, {(4, 0): (0, 1, 5)}, {(5, 0): (0, 1, 6)}, {(6, 0): (0, 2, 8), (7, 0): (1, 2, 7)}, {(8, 0): (0, 1, 9)}, {(7, 0): (0, 1, 7)}, {(9, 0): (0, 1, 10)}, {(10, 0): (0, 1, 11)}, {},)
-_EE_BPT_DC_CPDResEnergyTransferMode = (None, None, None, None, None, None, None, None, None, None, None, (0, 1),)
 
 
 def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
@@ -4410,10 +4408,9 @@ def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumDischargePower', w)
         else:
-            t = _ET_BPT_DC_CPDResEnergyTransferMode[st].get((7, 0))
-            if t is None: raise not_allowed('EVSEMaximumDischargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.bits(1, 2); st = 7
+            elif st == 8: w.bits(0, 1); st = 7
+            else: raise not_allowed('EVSEMaximumDischargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEMinimumDischargePower'
@@ -4610,10 +4607,9 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_DC_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVMaximumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 3); st = 2
+            elif st == 1: w.bits(0, 2); st = 2
+            else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumEnergyRequest'
@@ -4621,10 +4617,10 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_DC_CLReqControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVMinimumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 3); st = 3
+            elif st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVTargetCurrent'
@@ -4632,10 +4628,11 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetCurrent', w)
         else:
-            t = _ET_Scheduled_DC_CLReqControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVTargetCurrent', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(3, 3); st = 4
+            elif st == 1: w.bits(2, 2); st = 4
+            elif st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 1); st = 4
+            else: raise not_allowed('EVTargetCurrent', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVTargetVoltage'
@@ -4661,10 +4658,9 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_DC_CLReqControlMode[st].get((6, 0))
-            if t is None: raise not_allowed('EVMinimumChargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.bits(1, 3); st = 8
+            elif st == 7: w.bits(0, 3); st = 8
+            else: raise not_allowed('EVMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumChargeCurrent'
@@ -4672,10 +4668,10 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_DC_CLReqControlMode[st].get((7, 0))
-            if t is None: raise not_allowed('EVMaximumChargeCurrent', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.bits(2, 3); st = 9
+            elif st == 7: w.bits(1, 3); st = 9
+            elif st == 8: w.bits(0, 3); st = 9
+            else: raise not_allowed('EVMaximumChargeCurrent', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumVoltage'
@@ -4683,10 +4679,11 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_DC_CLReqControlMode[st].get((8, 0))
-            if t is None: raise not_allowed('EVMaximumVoltage', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.bits(3, 3); st = 10
+            elif st == 7: w.bits(2, 3); st = 10
+            elif st == 8: w.bits(1, 3); st = 10
+            elif st == 9: w.bits(0, 2); st = 10
+            else: raise not_allowed('EVMaximumVoltage', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumVoltage'
@@ -4858,10 +4855,9 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVMaximumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 3); st = 2
+            elif st == 1: w.bits(0, 2); st = 2
+            else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumEnergyRequest'
@@ -4869,10 +4865,10 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_CLReqControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVMinimumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 3); st = 3
+            elif st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
@@ -4956,10 +4952,9 @@ def _e_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_DC_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVSEMinimumChargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 3); st = 2
+            elif st == 1: w.bits(0, 3); st = 2
+            else: raise not_allowed('EVSEMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEMaximumChargeCurrent'
@@ -4967,10 +4962,10 @@ def _e_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_DC_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVSEMaximumChargeCurrent', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 3); st = 3
+            elif st == 1: w.bits(1, 3); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('EVSEMaximumChargeCurrent', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEMaximumVoltage'
@@ -4978,10 +4973,11 @@ def _e_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_DC_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVSEMaximumVoltage', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(3, 3); st = 4
+            elif st == 1: w.bits(2, 3); st = 4
+            elif st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 2); st = 4
+            else: raise not_allowed('EVSEMaximumVoltage', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
@@ -5105,10 +5101,9 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_DC_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVMaximumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 3); st = 2
+            elif st == 1: w.bits(0, 2); st = 2
+            else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumEnergyRequest'
@@ -5116,10 +5111,10 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_DC_CLReqControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVMinimumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 3); st = 3
+            elif st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVTargetCurrent'
@@ -5127,10 +5122,11 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetCurrent', w)
         else:
-            t = _ET_BPT_Scheduled_DC_CLReqControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVTargetCurrent', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(3, 3); st = 4
+            elif st == 1: w.bits(2, 2); st = 4
+            elif st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 1); st = 4
+            else: raise not_allowed('EVTargetCurrent', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVTargetVoltage'
@@ -5156,10 +5152,9 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_DC_CLReqControlMode[st].get((6, 0))
-            if t is None: raise not_allowed('EVMinimumChargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.bits(1, 4); st = 7
+            elif st == 6: w.bits(0, 4); st = 7
+            else: raise not_allowed('EVMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumChargeCurrent'
@@ -5167,10 +5162,10 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_DC_CLReqControlMode[st].get((7, 0))
-            if t is None: raise not_allowed('EVMaximumChargeCurrent', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.bits(2, 4); st = 8
+            elif st == 6: w.bits(1, 4); st = 8
+            elif st == 7: w.bits(0, 3); st = 8
+            else: raise not_allowed('EVMaximumChargeCurrent', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumVoltage'
@@ -5178,10 +5173,11 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_DC_CLReqControlMode[st].get((8, 0))
-            if t is None: raise not_allowed('EVMaximumVoltage', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.bits(3, 4); st = 9
+            elif st == 6: w.bits(2, 4); st = 9
+            elif st == 7: w.bits(1, 3); st = 9
+            elif st == 8: w.bits(0, 3); st = 9
+            else: raise not_allowed('EVMaximumVoltage', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumVoltage'
@@ -5419,10 +5415,9 @@ def _e_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_DC_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVSEMinimumChargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 4); st = 2
+            elif st == 1: w.bits(0, 4); st = 2
+            else: raise not_allowed('EVSEMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEMaximumChargeCurrent'
@@ -5430,10 +5425,10 @@ def _e_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_DC_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVSEMaximumChargeCurrent', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 4); st = 3
+            elif st == 1: w.bits(1, 4); st = 3
+            elif st == 2: w.bits(0, 3); st = 3
+            else: raise not_allowed('EVSEMaximumChargeCurrent', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEMaximumVoltage'
@@ -5441,10 +5436,11 @@ def _e_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_DC_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVSEMaximumVoltage', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(3, 4); st = 4
+            elif st == 1: w.bits(2, 4); st = 4
+            elif st == 2: w.bits(1, 3); st = 4
+            elif st == 3: w.bits(0, 3); st = 4
+            else: raise not_allowed('EVSEMaximumVoltage', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEMaximumDischargePower'
@@ -5605,8 +5601,6 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
 
 _DT_Dynamic_DC_CLReqControlMode = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (1, 2, ((7, 0, 8), (-2, 0, 0))), (1, 2, ((8, 0, 9), (-2, 0, 0))), (1, 1, ((-1, 0, 9), (-2, 1, 0))),)
 _N_Dynamic_DC_CLReqControlMode = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage')
-_ET_Dynamic_DC_CLReqControlMode = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 1, 4)}, {(4, 0): (0, 1, 5)}, {(5, 0): (0, 1, 6)}, {(6, 0): (0, 1, 7)}, {(7, 0): (0, 1, 8)}, {(8, 0): (0, 1, 9)}, {},)
-_EE_Dynamic_DC_CLReqControlMode = (None, None, None, None, None, None, None, None, None, (0, 1),)
 
 
 def _e_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
@@ -5628,10 +5622,9 @@ def _e_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            t = _ET_Dynamic_DC_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVTargetEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumEnergyRequest'
@@ -5825,8 +5818,6 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
 
 _DT_Dynamic_CLReqControlMode = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_Dynamic_CLReqControlMode = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest')
-_ET_Dynamic_CLReqControlMode = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 1, 4)}, {},)
-_EE_Dynamic_CLReqControlMode = (None, None, None, None, (0, 1),)
 
 
 def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
@@ -5848,10 +5839,9 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            t = _ET_Dynamic_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVTargetEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumEnergyRequest'
@@ -5968,10 +5958,9 @@ def _e_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_DC_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 3); st = 2
+            elif st == 1: w.bits(0, 3); st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'TargetSOC'
@@ -5979,10 +5968,10 @@ def _e_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_DC_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 3); st = 3
+            elif st == 1: w.bits(1, 3); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'AckMaxDelay'
@@ -5990,10 +5979,11 @@ def _e_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_DC_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('AckMaxDelay', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(3, 3); st = 4
+            elif st == 1: w.bits(2, 3); st = 4
+            elif st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 2); st = 4
+            else: raise not_allowed('AckMaxDelay', w)
             w.bits(0, 1)
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
@@ -6205,10 +6195,9 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 3); st = 2
+            elif st == 1: w.bits(0, 3); st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'TargetSOC'
@@ -6216,10 +6205,10 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 3); st = 3
+            elif st == 1: w.bits(1, 3); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'AckMaxDelay'
@@ -6227,10 +6216,11 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('AckMaxDelay', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(3, 3); st = 4
+            elif st == 1: w.bits(2, 3); st = 4
+            elif st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 2); st = 4
+            else: raise not_allowed('AckMaxDelay', w)
             w.bits(0, 1)
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
@@ -6362,10 +6352,9 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            t = _ET_BPT_Dynamic_DC_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVTargetEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumEnergyRequest'
@@ -6472,10 +6461,9 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_DC_CLReqControlMode[st].get((13, 0))
-            if t is None: raise not_allowed('EVMinimumV2XEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 12: w.bits(1, 2); st = 14
+            elif st == 13: w.bits(0, 2); st = 14
+            else: raise not_allowed('EVMinimumV2XEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumV2XEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
@@ -6686,10 +6674,9 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_DC_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 3); st = 2
+            elif st == 1: w.bits(0, 3); st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'TargetSOC'
@@ -6697,10 +6684,10 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_DC_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 3); st = 3
+            elif st == 1: w.bits(1, 3); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'AckMaxDelay'
@@ -6708,10 +6695,11 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_DC_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('AckMaxDelay', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(3, 3); st = 4
+            elif st == 1: w.bits(2, 3); st = 4
+            elif st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 2); st = 4
+            else: raise not_allowed('AckMaxDelay', w)
             w.bits(0, 1)
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)

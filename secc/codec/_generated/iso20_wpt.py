@@ -1473,10 +1473,9 @@ def _e_WPT_LF_SystemSetupData(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_WPT_LF_SystemSetupData[st].get((1, 0))
-            if t is None: raise not_allowed('LF_ReceiverSetupData', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: raise not_allowed('LF_ReceiverSetupData', w)
+            else: raise not_allowed('LF_ReceiverSetupData', w)
             if type(x) is not WPT_LF_ReceiverData: raise bad_value('LF_ReceiverSetupData', x, 'is not a WPT_LF_ReceiverData', w)
             _e_WPT_LF_ReceiverData(w, x)
         _p = None
@@ -1750,12 +1749,20 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
     """Fused fast path (one read); the generic _dg_RationalNumber otherwise."""
     _s = r.pos
     try:
-        _x = r.bits(14)
+        _y = r.peek(32)
+        _x = _y >> 18
         if _x & 0x300e == 0x0:
             a0 = (_x >> 4) & 0xff
-            _v = r.uint()
+            _v = (_y >> 10) & 0xFF
+            if _v < 0x80:
+                _t = (_y >> 8) & 0x3; _q = _s + 24
+            else:
+                _g = (_y >> 2) & 0xFF
+                _v = (_v & 0x7F) | (_g << 7)
+                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 32
             if _x & 1: _v = -_v - 1
-            if -32768 <= _v and _v <= 32767 and r.bits(2) == 0:
+            if _t == 0 and _q <= r.end and -32768 <= _v and _v <= 32767:
+                r.pos = _q
                 o = _new(RationalNumber)
                 _S_RationalNumber_0(o, a0 + -128)
                 _S_RationalNumber_1(o, _v)
@@ -2850,10 +2857,9 @@ def _e_WPT_LF_DataPackage(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_WPT_LF_DataPackage[st].get((2, 0))
-            if t is None: raise not_allowed('LF_RxData', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: raise not_allowed('LF_RxData', w)
+            else: raise not_allowed('LF_RxData', w)
             if type(x) is not WPT_LF_RxDataList: raise bad_value('LF_RxData', x, 'is not a WPT_LF_RxDataList', w)
             _e_WPT_LF_RxDataList(w, x)
         _p = None
@@ -3514,10 +3520,9 @@ def _e_WPT_PairingReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVResultCode', w)
         else:
-            t = _ET_WPT_PairingReq[st].get((3, 0))
-            if t is None: raise not_allowed('EVResultCode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 1); st = 4
+            else: raise not_allowed('EVResultCode', w)
             _i = _I_WPT_EVResult.get(x)
             if _i is None: raise bad_value('EVResultCode', x, 'is not a value of WPT_EVResult', w)
             w.bits((_i << 1), 4)
@@ -3700,10 +3705,9 @@ def _e_WPT_PairingRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_WPT_PairingRes[st].get((4, 0))
-            if t is None: raise not_allowed('AlternativeSECCList', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.bits(1, 3); st = 5
+            elif st == 4: w.bits(0, 2); st = 5
+            else: raise not_allowed('AlternativeSECCList', w)
             if type(x) is not AlternativeSECCList: raise bad_value('AlternativeSECCList', x, 'is not a AlternativeSECCList', w)
             _e_AlternativeSECCList(w, x)
         _p = 'VendorSpecificDataContainer'
@@ -3925,10 +3929,9 @@ def _e_AlternativeSECC(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AlternativeSECC[st].get((1, 0))
-            if t is None: raise not_allowed('BSSID', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 3); st = 2
+            elif st == 1: w.bits(0, 3); st = 2
+            else: raise not_allowed('BSSID', w)
             if type(x) is EmptyStr:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -3941,10 +3944,10 @@ def _e_AlternativeSECC(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AlternativeSECC[st].get((2, 0))
-            if t is None: raise not_allowed('IPAddress', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 3); st = 3
+            elif st == 1: w.bits(1, 3); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('IPAddress', w)
             if type(x) is EmptyStr:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -3957,10 +3960,11 @@ def _e_AlternativeSECC(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AlternativeSECC[st].get((3, 0))
-            if t is None: raise not_allowed('Port', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(3, 3); st = 4
+            elif st == 1: w.bits(2, 3); st = 4
+            elif st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 2); st = 4
+            else: raise not_allowed('Port', w)
             w.bits(0, 1)
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('Port', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
@@ -4705,10 +4709,9 @@ def _e_WPT_AlignmentCheckReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVResultCode', w)
         else:
-            t = _ET_WPT_AlignmentCheckReq[st].get((3, 0))
-            if t is None: raise not_allowed('EVResultCode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 1); st = 4
+            else: raise not_allowed('EVResultCode', w)
             _i = _I_WPT_EVResult.get(x)
             if _i is None: raise bad_value('EVResultCode', x, 'is not a value of WPT_EVResult', w)
             w.bits((_i << 1), 4)
@@ -4885,10 +4888,9 @@ def _e_WPT_AlignmentCheckRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_WPT_AlignmentCheckRes[st].get((4, 0))
-            if t is None: raise not_allowed('SupplyDeviceCurrent', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.bits(1, 3); st = 5
+            elif st == 4: w.bits(0, 2); st = 5
+            else: raise not_allowed('SupplyDeviceCurrent', w)
             if type(x) is not RationalNumber: raise bad_value('SupplyDeviceCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'VendorSpecificDataContainer'
@@ -5057,10 +5059,9 @@ def _e_WPT_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterInfoRequested', w)
         else:
-            t = _ET_WPT_ChargeLoopReq[st].get((2, 0))
-            if t is None: raise not_allowed('MeterInfoRequested', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 1); st = 3
+            else: raise not_allowed('MeterInfoRequested', w)
             if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
             w.bits((x << 1), 3)
         _p = 'EVPCPowerRequest'
@@ -5104,10 +5105,9 @@ def _e_WPT_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_WPT_ChargeLoopReq[st].get((7, 0))
-            if t is None: raise not_allowed('EVPCPowerControlParameter', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.bits(1, 3); st = 8
+            elif st == 7: w.bits(0, 2); st = 8
+            else: raise not_allowed('EVPCPowerControlParameter', w)
             if type(x) is not WPT_EVPCPowerControlParameter: raise bad_value('EVPCPowerControlParameter', x, 'is not a WPT_EVPCPowerControlParameter', w)
             _e_WPT_EVPCPowerControlParameter(w, x)
         _p = 'ManufacturerSpecificDataContainer'
@@ -5272,8 +5272,6 @@ def _d_WPT_ChargeLoopReq(r: BitReader) -> WPT_ChargeLoopReq:
 
 _DT_ChargeLoopReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_ChargeLoopReq = ('Header', 'DisplayParameters', 'MeterInfoRequested')
-_ET_ChargeLoopReq = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3)}, {(2, 0): (0, 1, 3)}, {},)
-_EE_ChargeLoopReq = (None, None, None, (0, 1),)
 
 
 def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
@@ -5303,10 +5301,9 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterInfoRequested', w)
         else:
-            t = _ET_ChargeLoopReq[st].get((2, 0))
-            if t is None: raise not_allowed('MeterInfoRequested', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 1); st = 3
+            else: raise not_allowed('MeterInfoRequested', w)
             if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
             w.bits((x << 1), 3)
         _p = None
@@ -5397,10 +5394,9 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 4); st = 2
+            elif st == 1: w.bits(0, 4); st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'TargetSOC'
@@ -5408,10 +5404,10 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 4); st = 3
+            elif st == 1: w.bits(1, 4); st = 3
+            elif st == 2: w.bits(0, 4); st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'MaximumSOC'
@@ -5419,10 +5415,11 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((3, 0))
-            if t is None: raise not_allowed('MaximumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(3, 4); st = 4
+            elif st == 1: w.bits(2, 4); st = 4
+            elif st == 2: w.bits(1, 4); st = 4
+            elif st == 3: w.bits(0, 4); st = 4
+            else: raise not_allowed('MaximumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'RemainingTimeToMinimumSOC'
@@ -5866,10 +5863,9 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_WPT_ChargeLoopRes[st].get((3, 0))
-            if t is None: raise not_allowed('MeterInfo', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 3); st = 5
+            elif st == 4: w.bits(0, 2); st = 5
+            else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
         _p = 'Receipt'
@@ -5877,10 +5873,10 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_WPT_ChargeLoopRes[st].get((4, 0))
-            if t is None: raise not_allowed('Receipt', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(2, 3); st = 6
+            elif st == 4: w.bits(1, 2); st = 6
+            elif st == 5: w.bits(0, 2); st = 6
+            else: raise not_allowed('Receipt', w)
             if type(x) is not Receipt: raise bad_value('Receipt', x, 'is not a Receipt', w)
             _e_Receipt(w, x)
         _p = 'EVPCPowerRequest'
@@ -5888,10 +5884,11 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPCPowerRequest', w)
         else:
-            t = _ET_WPT_ChargeLoopRes[st].get((5, 0))
-            if t is None: raise not_allowed('EVPCPowerRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(3, 3); st = 3
+            elif st == 4: w.bits(2, 2); st = 3
+            elif st == 5: w.bits(1, 2); st = 3
+            elif st == 6: w.bits(0, 1); st = 3
+            else: raise not_allowed('EVPCPowerRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVPCPowerRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'SDPowerInput'
@@ -5908,10 +5905,9 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SPCMaxOutputPowerLimit', w)
         else:
-            t = _ET_WPT_ChargeLoopRes[st].get((7, 0))
-            if t is None: raise not_allowed('SPCMaxOutputPowerLimit', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.bits(1, 2); st = 8
+            elif st == 7: w.bits(0, 1); st = 8
+            else: raise not_allowed('SPCMaxOutputPowerLimit', w)
             if type(x) is not RationalNumber: raise bad_value('SPCMaxOutputPowerLimit', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'SPCMinOutputPowerLimit'
@@ -5946,10 +5942,9 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_WPT_ChargeLoopRes[st].get((11, 0))
-            if t is None: raise not_allowed('SPCPowerControlParameter', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 10: w.bits(1, 3); st = 12
+            elif st == 11: w.bits(0, 2); st = 12
+            else: raise not_allowed('SPCPowerControlParameter', w)
             if type(x) is not WPT_SPCPowerControlParameter: raise bad_value('SPCPowerControlParameter', x, 'is not a WPT_SPCPowerControlParameter', w)
             _e_WPT_SPCPowerControlParameter(w, x)
         _p = 'ManufacturerSpecificDataContainer'
@@ -6204,10 +6199,9 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ChargeLoopRes[st].get((3, 0))
-            if t is None: raise not_allowed('MeterInfo', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 3); st = 4
+            elif st == 3: w.bits(0, 2); st = 4
+            else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
         _p = 'Receipt'
@@ -6215,10 +6209,10 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ChargeLoopRes[st].get((4, 0))
-            if t is None: raise not_allowed('Receipt', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(2, 3); st = 5
+            elif st == 3: w.bits(1, 2); st = 5
+            elif st == 4: w.bits(0, 2); st = 5
+            else: raise not_allowed('Receipt', w)
             if type(x) is not Receipt: raise bad_value('Receipt', x, 'is not a Receipt', w)
             _e_Receipt(w, x)
         _p = None
@@ -6453,10 +6447,9 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((3, 0))
-            if t is None: raise not_allowed('CapacitiveEnergyReadingVARh', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(1, 3); st = 4
+            elif st == 3: w.bits(0, 3); st = 4
+            else: raise not_allowed('CapacitiveEnergyReadingVARh', w)
             w.bits(0, 1)
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
@@ -6466,10 +6459,10 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((4, 0))
-            if t is None: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(2, 3); st = 5
+            elif st == 3: w.bits(1, 3); st = 5
+            elif st == 4: w.bits(0, 3); st = 5
+            else: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
             w.bits(0, 1)
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
@@ -6479,10 +6472,11 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((5, 0))
-            if t is None: raise not_allowed('MeterSignature', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.bits(3, 3); st = 6
+            elif st == 3: w.bits(2, 3); st = 6
+            elif st == 4: w.bits(1, 3); st = 6
+            elif st == 5: w.bits(0, 3); st = 6
+            else: raise not_allowed('MeterSignature', w)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -6700,10 +6694,9 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((2, 0))
-            if t is None: raise not_allowed('OccupancyCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(1, 3); st = 3
+            elif st == 2: w.bits(0, 3); st = 3
+            else: raise not_allowed('OccupancyCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OccupancyCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'AdditionalServicesCosts'
@@ -6711,10 +6704,10 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((3, 0))
-            if t is None: raise not_allowed('AdditionalServicesCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(2, 3); st = 4
+            elif st == 2: w.bits(1, 3); st = 4
+            elif st == 3: w.bits(0, 3); st = 4
+            else: raise not_allowed('AdditionalServicesCosts', w)
             if type(x) is not DetailedCost: raise bad_value('AdditionalServicesCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'OverstayCosts'
@@ -6722,10 +6715,11 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((4, 0))
-            if t is None: raise not_allowed('OverstayCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.bits(3, 3); st = 5
+            elif st == 2: w.bits(2, 3); st = 5
+            elif st == 3: w.bits(1, 3); st = 5
+            elif st == 4: w.bits(0, 2); st = 5
+            else: raise not_allowed('OverstayCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OverstayCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'TaxCosts'
@@ -7049,10 +7043,9 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVMaximumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 3); st = 2
+            elif st == 1: w.bits(0, 2); st = 2
+            else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumEnergyRequest'
@@ -7060,10 +7053,10 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_CLReqControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVMinimumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 3); st = 3
+            elif st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
@@ -7154,8 +7147,6 @@ def _d_Scheduled_CLResControlMode(r: BitReader) -> Scheduled_CLResControlMode:
 
 _DT_Dynamic_CLReqControlMode = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_Dynamic_CLReqControlMode = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest')
-_ET_Dynamic_CLReqControlMode = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 1, 4)}, {},)
-_EE_Dynamic_CLReqControlMode = (None, None, None, None, (0, 1),)
 
 
 def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
@@ -7177,10 +7168,9 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            t = _ET_Dynamic_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVTargetEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumEnergyRequest'
@@ -7297,10 +7287,9 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 3); st = 2
+            elif st == 1: w.bits(0, 3); st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'TargetSOC'
@@ -7308,10 +7297,10 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 3); st = 3
+            elif st == 1: w.bits(1, 3); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
             w.bits((x << 1), 9)
         _p = 'AckMaxDelay'
@@ -7319,10 +7308,11 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('AckMaxDelay', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(3, 3); st = 4
+            elif st == 1: w.bits(2, 3); st = 4
+            elif st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 2); st = 4
+            else: raise not_allowed('AckMaxDelay', w)
             w.bits(0, 1)
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)

@@ -234,10 +234,9 @@ def _e_Signature(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SignedInfo', w)
         else:
-            t = _ET_Signature[st].get((1, 0))
-            if t is None: raise not_allowed('SignedInfo', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('SignedInfo', w)
             if type(x) is not SignedInfo: raise bad_value('SignedInfo', x, 'is not a SignedInfo', w)
             _e_SignedInfo(w, x)
         _p = 'SignatureValue'
@@ -366,10 +365,9 @@ def _e_SignedInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('CanonicalizationMethod', w)
         else:
-            t = _ET_SignedInfo[st].get((1, 0))
-            if t is None: raise not_allowed('CanonicalizationMethod', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('CanonicalizationMethod', w)
             if type(x) is not CanonicalizationMethod: raise bad_value('CanonicalizationMethod', x, 'is not a CanonicalizationMethod', w)
             _e_CanonicalizationMethod(w, x)
         _p = 'SignatureMethod'
@@ -608,10 +606,9 @@ def _e_Reference(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Reference[st].get((1, 0))
-            if t is None: raise not_allowed('@Type', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 3); st = 2
+            elif st == 1: w.bits(0, 3); st = 2
+            else: raise not_allowed('@Type', w)
             if not isinstance(x, str): raise bad_value('@Type', x, 'is not a str of at most None characters', w)
             w.string(x)
         _p = '@URI'
@@ -619,10 +616,10 @@ def _e_Reference(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Reference[st].get((2, 0))
-            if t is None: raise not_allowed('@URI', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 3); st = 3
+            elif st == 1: w.bits(1, 3); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('@URI', w)
             if not isinstance(x, str): raise bad_value('@URI', x, 'is not a str of at most None characters', w)
             w.string(x)
         _p = 'Transforms'
@@ -630,10 +627,11 @@ def _e_Reference(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Reference[st].get((3, 0))
-            if t is None: raise not_allowed('Transforms', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(3, 3); st = 4
+            elif st == 1: w.bits(2, 3); st = 4
+            elif st == 2: w.bits(1, 2); st = 4
+            elif st == 3: w.bits(0, 2); st = 4
+            else: raise not_allowed('Transforms', w)
             if type(x) is not Transforms: raise bad_value('Transforms', x, 'is not a Transforms', w)
             _e_Transforms(w, x)
         _p = 'DigestMethod'
@@ -938,8 +936,6 @@ def _d_DigestMethod(r: BitReader) -> DigestMethod:
 _DT_SignatureValue = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_SignatureValue = ('@Id', 'value')
 _ESC_SignatureValue = ((2, 2, 3), (1, 1, 2), (1, 1, 1))
-_ET_SignatureValue = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {},)
-_EE_SignatureValue = (None, None, (0, 1),)
 
 
 def _e_SignatureValue(w: BitWriter, v: Any) -> None:
@@ -964,10 +960,9 @@ def _e_SignatureValue(w: BitWriter, v: Any) -> None:
                 e = _ESC_SignatureValue[st]
                 w.bits(e[0], e[1]); w.bits(0, e[2])
                 return
-            t = _ET_SignatureValue[st].get((1, 0))
-            if t is None: raise not_allowed('value', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('value', w)
             if not isinstance(x, (bytes, bytearray)): raise bad_value('value', x, 'is not a bytes of at most None octets', w)
             w.binary(x)
         _p = None
@@ -1238,10 +1233,9 @@ def _e_KeyValue(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_KeyValue[st].get((1, 0))
-            if t is None: raise not_allowed('RSAKeyValue', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 3); st = 2
+            elif st == 1: raise not_allowed('RSAKeyValue', w)
+            else: raise not_allowed('RSAKeyValue', w)
             if type(x) is not RSAKeyValue: raise bad_value('RSAKeyValue', x, 'is not a RSAKeyValue', w)
             _e_RSAKeyValue(w, x)
         _p = None
@@ -1319,10 +1313,9 @@ def _e_DSAKeyValue(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DSAKeyValue[st].get((1, 0))
-            if t is None: raise not_allowed('Q', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: raise not_allowed('Q', w)
+            elif st == 1: w.bits(0, 1); st = 4
+            else: raise not_allowed('Q', w)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -1335,10 +1328,10 @@ def _e_DSAKeyValue(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DSAKeyValue[st].get((2, 0))
-            if t is None: raise not_allowed('G', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: raise not_allowed('G', w)
+            elif st == 4: w.bits(0, 2); st = 2
+            else: raise not_allowed('G', w)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -1351,10 +1344,11 @@ def _e_DSAKeyValue(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Y', w)
         else:
-            t = _ET_DSAKeyValue[st].get((3, 0))
-            if t is None: raise not_allowed('Y', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 2); st = 3
+            elif st == 1: raise not_allowed('Y', w)
+            elif st == 2: w.bits(0, 1); st = 3
+            elif st == 4: w.bits(1, 2); st = 3
+            else: raise not_allowed('Y', w)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -1381,10 +1375,9 @@ def _e_DSAKeyValue(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DSAKeyValue[st].get((5, 0))
-            if t is None: raise not_allowed('Seed', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.bits(1, 2); st = 5
+            elif st == 6: w.bits(0, 2); st = 5
+            else: raise not_allowed('Seed', w)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -1397,10 +1390,10 @@ def _e_DSAKeyValue(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DSAKeyValue[st].get((6, 0))
-            if t is None: raise not_allowed('PgenCounter', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: raise not_allowed('PgenCounter', w)
+            elif st == 5: w.bits(0, 1); st = 7
+            elif st == 6: raise not_allowed('PgenCounter', w)
+            else: raise not_allowed('PgenCounter', w)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -1649,10 +1642,9 @@ def _e_RetrievalMethod(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_RetrievalMethod[st].get((1, 0))
-            if t is None: raise not_allowed('@URI', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 3); st = 2
+            elif st == 1: w.bits(0, 2); st = 2
+            else: raise not_allowed('@URI', w)
             if not isinstance(x, str): raise bad_value('@URI', x, 'is not a str of at most None characters', w)
             w.string(x)
         _p = 'Transforms'
@@ -1660,10 +1652,10 @@ def _e_RetrievalMethod(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_RetrievalMethod[st].get((2, 0))
-            if t is None: raise not_allowed('Transforms', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 3); st = 3
+            elif st == 1: w.bits(1, 2); st = 3
+            elif st == 2: w.bits(0, 2); st = 3
+            else: raise not_allowed('Transforms', w)
             if type(x) is not Transforms: raise bad_value('Transforms', x, 'is not a Transforms', w)
             _e_Transforms(w, x)
         _p = None
@@ -1996,10 +1988,9 @@ def _e_PGPData(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_PGPData[st].get((1, 0))
-            if t is None: raise not_allowed('PGPKeyPacket', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: raise not_allowed('PGPKeyPacket', w)
+            elif st == 1: w.bits(0, 2); st = 3
+            else: raise not_allowed('PGPKeyPacket', w)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -2012,10 +2003,10 @@ def _e_PGPData(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_PGPData[st].get((2, 0))
-            if t is None: raise not_allowed('PGPKeyPacket', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: raise not_allowed('PGPKeyPacket', w)
+            elif st == 3: raise not_allowed('PGPKeyPacket', w)
+            else: raise not_allowed('PGPKeyPacket', w)
             if type(x) is EmptyBytes:
                 w.bits(1, 1); w.bits(0, 3)
             else:
@@ -2176,10 +2167,9 @@ def _e_Object(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Object[st].get((1, 0))
-            if t is None: raise not_allowed('@Id', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 3); st = 2
+            elif st == 1: w.bits(0, 3); st = 2
+            else: raise not_allowed('@Id', w)
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
         _p = '@MimeType'
@@ -2187,10 +2177,10 @@ def _e_Object(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Object[st].get((2, 0))
-            if t is None: raise not_allowed('@MimeType', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(2, 3); st = 3
+            elif st == 1: w.bits(1, 3); st = 3
+            elif st == 2: w.bits(0, 3); st = 3
+            else: raise not_allowed('@MimeType', w)
             if not isinstance(x, str): raise bad_value('@MimeType', x, 'is not a str of at most None characters', w)
             w.string(x)
         _p = None
@@ -2416,10 +2406,9 @@ def _e_SignatureProperty(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Target', w)
         else:
-            t = _ET_SignatureProperty[st].get((1, 0))
-            if t is None: raise not_allowed('@Target', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.bits(1, 2); st = 2
+            elif st == 1: w.bits(0, 1); st = 2
+            else: raise not_allowed('@Target', w)
             if not isinstance(x, str): raise bad_value('@Target', x, 'is not a str of at most None characters', w)
             w.string(x)
         _p = None

@@ -288,6 +288,22 @@ class Emitter(ValueEmitter):
                 elif wbits:
                     body.append(f"{inner}w.bits({code}, {wbits})")
                 body.append(f"{inner}st = {tgt}")
+            elif (
+                len(f.decls) <= 1
+                and len(states) <= 4
+                and all(len(self._moves(g.states[s], fid)) <= 1 for s in states)
+            ):
+                # a few possible states: compare st instead of a table look-up
+                for i, s in enumerate(sorted(states)):
+                    moves = self._moves(g.states[s], fid)
+                    kw = "if" if i == 0 else "elif"
+                    if not moves:
+                        body.append(f"{inner}{kw} st == {s}: raise not_allowed({label!r}, w)")
+                        continue
+                    ((code, wbits, tgt),) = moves.values()
+                    write = f"w.bits({code}, {wbits}); " if wbits else ""
+                    body.append(f"{inner}{kw} st == {s}: {write}st = {tgt}")
+                body.append(f"{inner}else: raise not_allowed({label!r}, w)")
             else:
                 need_table = True
                 self._enc_event(g, fid, f, inner, body)
@@ -589,7 +605,13 @@ class Emitter(ValueEmitter):
         out.append(f'    """Fused fast path (one read); the generic _dg_{g.key} otherwise."""')
         out.append("    _s = r.pos")
         out.append("    try:")
-        out.append(f"        _x = r.bits({total})")
+        k = 1 + ee_w  # after an integer: its EE (0) and the type's EE code
+        if tail:
+            # one peek: the fixed head, up to two octet groups of the integer, the EE bits
+            out.append(f"        _y = r.peek({total + 16 + k})")
+            out.append(f"        _x = _y >> {16 + k}")
+        else:
+            out.append(f"        _x = r.bits({total})")
         out.append(f"        if _x & {mask:#x} == {expected:#x}:")
         ind = "            "
         conds = []
@@ -611,21 +633,30 @@ class Emitter(ValueEmitter):
                 vals.append(f"a{i} == 1")
         if tail:
             shift, w, vc = fields[-1]
-            out.append(f"{ind}_v = r.uint()")
+            km = (1 << k) - 1
+            out.append(f"{ind}_v = (_y >> {8 + k}) & 0xFF")
+            out.append(f"{ind}if _v < 0x80:")
+            out.append(f"{ind}    _t = (_y >> 8) & {km:#x}; _q = _s + {total + 8 + k}")
+            out.append(f"{ind}else:")
+            out.append(f"{ind}    _g = (_y >> {k}) & 0xFF")
+            out.append(f"{ind}    _v = (_v & 0x7F) | (_g << 7)")
+            out.append(
+                f"{ind}    _t = _y & {km:#x} if _g < 0x80 else -1; _q = _s + {total + 16 + k}"
+            )
             if vc.kind == "sint":
                 out.append(f"{ind}if _x & 1: _v = -_v - 1")
-            rng = []
+            conds.append(f"_t == {ee_code}")
+            conds.append("_q <= r.end")
             if vc.lo is not None and (vc.kind == "sint" or vc.lo > 0):
-                rng.append(f"{vc.lo} <= _v")
+                conds.append(f"{vc.lo} <= _v")
             if vc.hi is not None:
-                rng.append(f"_v <= {vc.hi}")
-            conds.extend(rng)
-            # the EE of the integer element (0) and the type's EE code
-            conds.append(f"r.bits({1 + ee_w}) == {ee_code}")
+                conds.append(f"_v <= {vc.hi}")
             vals.append("_v")
         if conds:
             out.append(f"{ind}if {' and '.join(conds)}:")
             ind += "    "
+        if tail:
+            out.append(f"{ind}r.pos = _q")
         out.append(f"{ind}o = _new({g.key})")
         for (fid, _f, _c, _w, _vc), val in zip(steps, vals, strict=True):
             out.append(f"{ind}_S_{g.key}_{fid}(o, {val})")

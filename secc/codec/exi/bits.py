@@ -48,6 +48,18 @@ class BitWriter:
         if value < 0x80:
             self.acc = (self.acc << 8) | value
             return
+        if value < 0x4000:  # two groups, computed (no bytearray for small integers)
+            self.acc = (self.acc << 16) | ((value & 0x7F) << 8) | 0x8000 | (value >> 7)
+            return
+        if value < 0x200000:
+            self.acc = (
+                (self.acc << 24)
+                | ((value & 0x7F) << 16)
+                | 0x808000
+                | (((value >> 7) & 0x7F) << 8)
+                | (value >> 14)
+            )
+            return
         out = bytearray()
         while value >= 0x80:
             out.append((value & 0x7F) | 0x80)
@@ -150,6 +162,17 @@ class BitReader:
                 raise self._short(n, "an event code or value")
             self._move(q)
         self.pos = q
+        return (self.val >> (self.wend - q)) & ((1 << n) - 1)
+
+    def peek(self, n: int) -> int:
+        """The next n bits without moving ``pos``; zero bits past the end of the input
+        (a fused fast path checks ``pos + used <= end`` before it takes them)."""
+        q = self.pos + n
+        if q > self.wend:
+            if self.wend < self.end:
+                self._move(q)
+            if q > self.wend:
+                return (self.val << (q - self.wend)) & ((1 << n) - 1)
         return (self.val >> (self.wend - q)) & ((1 << n) - 1)
 
     def bit(self) -> int:
