@@ -130,13 +130,18 @@ class BitReader:
     WINDOW = 128  # octets
 
     def __init__(self, data: bytes, bit_offset: int = 0) -> None:
-        self.data = bytes(data)
+        data = self.data = bytes(data)
+        n = len(data)
         self.pos = bit_offset
-        self.end = len(self.data) * 8
-        self.val = 0
-        self.wend = 0  # the bit position just after the window
-        if bit_offset <= self.end:
-            self._move(bit_offset)
+        self.end = n << 3
+        if n <= self.WINDOW:  # most messages: the window is the whole input
+            self.val = int.from_bytes(data, "big")
+            self.wend = n << 3  # the bit position just after the window
+        else:
+            self.val = 0
+            self.wend = 0
+            if bit_offset <= self.end:
+                self._move(bit_offset)
 
     def _move(self, q: int) -> None:
         """Window from the octet of ``pos`` to at least the bit before ``q``."""
