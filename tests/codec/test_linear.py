@@ -16,29 +16,28 @@ iso2 = codec.schema_module("iso2")
 ds = codec.schema_module("xmldsig")
 
 
+_POS = BitReader.pos  # the slot's descriptor
+
+
 class CountingReader(BitReader):
-    """A BitReader that counts its reads and records the largest window integer."""
+    """A BitReader that counts its reads and records the largest window integer.
 
-    def __init__(self, data: bytes, bit_offset: int = 0) -> None:
-        self.reads = 0
-        self.widest = 0
-        super().__init__(data, bit_offset)
+    Every read moves ``pos`` once, whether the generated code reads the window inline or
+    calls a method: a property over the slot counts them."""
 
-    def bits(self, n: int) -> int:
+    reads = 0
+    widest = 0
+
+    @property  # type: ignore[override]
+    def pos(self) -> int:
+        return _POS.__get__(self)  # type: ignore[no-any-return]
+
+    @pos.setter
+    def pos(self, value: int) -> None:
+        _POS.__set__(self, value)
         self.reads += 1
-        value = super().bits(n)
-        self.widest = max(self.widest, self.val.bit_length())
-        return value
-
-    def bit(self) -> int:
-        self.reads += 1
-        value = super().bit()
-        self.widest = max(self.widest, self.val.bit_length())
-        return value
-
-    def raw(self, n: int) -> bytes:
-        self.reads += 1
-        return super().raw(n)
+        width = BitReader.val.__get__(self).bit_length() if hasattr(self, "val") else 0
+        self.widest = max(self.widest, width)
 
 
 def signed_header_message(references: int) -> bytes:

@@ -123,7 +123,10 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AppProtocol_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AppProtocol_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ProtocolNamespace'
         if fid == 0:
@@ -134,7 +137,10 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
                 _x = r.string(100)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_AppProtocol_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AppProtocol_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ProtocolNamespace', r)
@@ -148,7 +154,10 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
                 if _x > 4294967295: raise bad_value('VersionNumberMajor', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_AppProtocol_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AppProtocol_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('VersionNumberMajor', r)
@@ -162,14 +171,19 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
                 if _x > 4294967295: raise bad_value('VersionNumberMinor', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_AppProtocol_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AppProtocol_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('VersionNumberMinor', r)
         _p = 'SchemaID'
         if fid == 3:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -181,14 +195,19 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f3 = _x
-            fid, m, nst = e = _R_AppProtocol_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AppProtocol_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('SchemaID', r)
         _p = 'Priority'
         if fid == 4:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -202,7 +221,10 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
                 _x = ((_x >> 1) & 31) + 1
                 if _x > 20: raise bad_value('Priority', _x, 'is above 20', r)
             f4 = _x
-            fid, m, nst = e = _R_AppProtocol_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AppProtocol_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('Priority', r)
@@ -252,7 +274,10 @@ def _d_supportedAppProtocolReq(r: BitReader) -> supportedAppProtocolReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_supportedAppProtocolReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_supportedAppProtocolReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'AppProtocol'
         f0 = []
@@ -314,12 +339,17 @@ def _dg_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_supportedAppProtocolRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_supportedAppProtocolRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -335,14 +365,19 @@ def _dg_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
                 if _x >= 3: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_supportedAppProtocolRes_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_supportedAppProtocolRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('ResponseCode', r)
         _p = 'SchemaID'
         if fid == 1:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -354,7 +389,10 @@ def _dg_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f1 = _x
-            fid, m, nst = e = _R_supportedAppProtocolRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_supportedAppProtocolRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -433,7 +471,9 @@ def _es_f1(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f1(r: BitReader) -> Any:
-    _x = r.bits(7)
+    _q = r.pos + 7
+    if _q > r.wend: _x = r.bits(7)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
     if _x >> 6:
         r.pos -= 7
         if r.bit():
@@ -475,7 +515,9 @@ def _es_f3(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f3(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -499,7 +541,9 @@ def _es_f4(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f4(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():

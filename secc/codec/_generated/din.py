@@ -1011,7 +1011,10 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SessionSetupReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SessionSetupReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVCCID'
         if fid == 0:
@@ -1022,7 +1025,10 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
                 _x = r.binary(8)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_SessionSetupReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionSetupReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('EVCCID', r)
@@ -1055,7 +1061,10 @@ def _d_BodyBase(r: BitReader) -> BodyBase:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BodyBase_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_BodyBase_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_BodyBase)
@@ -1124,12 +1133,17 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SessionSetupRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SessionSetupRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -1145,7 +1159,10 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_SessionSetupRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionSetupRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -1158,7 +1175,10 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
                 _x = r.binary(32)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_SessionSetupRes_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SessionSetupRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVSEID', r)
@@ -1172,7 +1192,10 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
                 if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('DateTimeNow', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_SessionSetupRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionSetupRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -1238,7 +1261,10 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceDiscoveryReq_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_ServiceDiscoveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceScope'
         if fid == 0:
@@ -1249,14 +1275,19 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
                 _x = r.string(32)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ServiceDiscoveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'ServiceCategory'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -1270,7 +1301,10 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
                 _x = (_x >> 1) & 3
                 _x = _V_ServiceCategory[_x]
             f1 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDiscoveryReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -1348,12 +1382,17 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceDiscoveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceDiscoveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -1369,7 +1408,10 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDiscoveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -1378,7 +1420,10 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             st = nst
             _x = _d_PaymentOptions(r)
             f1 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDiscoveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('PaymentOptions', r)
@@ -1387,7 +1432,10 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             st = nst
             _x = _d_ServiceCharge(r)
             f2 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ServiceDiscoveryRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('ChargeService', r)
@@ -1396,7 +1444,10 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             st = nst
             _x = _d_ServiceTagList(r)
             f3 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDiscoveryRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -1445,13 +1496,18 @@ def _d_PaymentOptions(r: BitReader) -> PaymentOptions:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PaymentOptions_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PaymentOptions_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PaymentOption'
         f0 = []
         while fid == 0:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -1525,21 +1581,29 @@ def _d_ServiceCharge(r: BitReader) -> ServiceCharge:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceCharge_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceCharge_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceTag'
         if fid == 0:
             st = nst
             _x = _d_ServiceTag(r)
             f0 = _x
-            fid, m, nst = e = _R_ServiceCharge_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceCharge_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ServiceTag', r)
         _p = 'FreeService'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -1551,14 +1615,19 @@ def _d_ServiceCharge(r: BitReader) -> ServiceCharge:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = e = _R_ServiceCharge_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceCharge_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('FreeService', r)
         _p = 'EnergyTransferType'
         if fid == 2:
             st = nst
-            _x = r.bits(6)
+            _q = r.pos + 6
+            if _q > r.wend: _x = r.bits(6)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
             if _x >> 5:
                 r.pos -= 6
                 if r.bit():
@@ -1574,7 +1643,10 @@ def _d_ServiceCharge(r: BitReader) -> ServiceCharge:
                 if _x >= 10: raise bad_value('EnergyTransferType', _x, 'is not an index of EVSESupportedEnergyTransfer', r)
                 _x = _V_EVSESupportedEnergyTransfer[_x]
             f2 = _x
-            fid, m, nst = e = _R_ServiceCharge_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceCharge_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EnergyTransferType', r)
@@ -1628,21 +1700,29 @@ def _d_Service(r: BitReader) -> Service:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Service_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Service_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceTag'
         if fid == 0:
             st = nst
             _x = _d_ServiceTag(r)
             f0 = _x
-            fid, m, nst = e = _R_Service_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Service_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ServiceTag', r)
         _p = 'FreeService'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -1654,7 +1734,10 @@ def _d_Service(r: BitReader) -> Service:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = e = _R_Service_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Service_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('FreeService', r)
@@ -1745,7 +1828,10 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceTag_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceTag_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
@@ -1757,7 +1843,10 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
                 if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ServiceTag_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ServiceTag_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ServiceID', r)
@@ -1770,14 +1859,19 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
                 _x = r.string(32)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_ServiceTag_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceTag_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'ServiceCategory'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -1791,7 +1885,10 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
                 _x = (_x >> 1) & 3
                 _x = _V_ServiceCategory[_x]
             f2 = _x
-            fid, m, nst = e = _R_ServiceTag_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ServiceTag_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('ServiceCategory', r)
@@ -1804,7 +1901,10 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
                 _x = r.string(32)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_ServiceTag_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceTag_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -1852,7 +1952,10 @@ def _d_ServiceTagList(r: BitReader) -> ServiceTagList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceTagList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceTagList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Service'
         f0 = []
@@ -1902,7 +2005,10 @@ def _dg_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceDetailReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceDetailReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
@@ -1914,7 +2020,10 @@ def _dg_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
                 if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ServiceDetailReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDetailReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('ServiceID', r)
@@ -2018,12 +2127,17 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceDetailRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceDetailRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -2039,7 +2153,10 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_ServiceDetailRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDetailRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -2053,7 +2170,10 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
                 if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_ServiceDetailRes_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ServiceDetailRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ServiceID', r)
@@ -2062,7 +2182,10 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
             st = nst
             _x = _d_ServiceParameterList(r)
             f2 = _x
-            fid, m, nst = e = _R_ServiceDetailRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDetailRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -2109,7 +2232,10 @@ def _d_ServiceParameterList(r: BitReader) -> ServiceParameterList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceParameterList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceParameterList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ParameterSet'
         f0 = []
@@ -2171,7 +2297,10 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ParameterSet_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ParameterSet_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ParameterSetID'
         if fid == 0:
@@ -2183,7 +2312,10 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
                 if _x < -32768 or _x > 32767: raise bad_value('ParameterSetID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ParameterSet_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ParameterSet_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ParameterSetID', r)
@@ -2328,14 +2460,20 @@ def _d_Parameter(r: BitReader) -> Parameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Parameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Parameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Name'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_Parameter_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 3)
         else:
             raise missing('@Name', r)
@@ -2346,14 +2484,19 @@ def _d_Parameter(r: BitReader) -> Parameter:
             if _x >= 6: raise bad_value('@ValueType', _x, 'is not an index of Value', r)
             _x = _V_Value[_x]
             f1 = _x
-            fid, m, nst = e = _R_Parameter_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Parameter_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('@ValueType', r)
         _p = 'boolValue'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2365,14 +2508,19 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_Parameter_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
         _p = 'byteValue'
         if fid == 3:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -2384,7 +2532,10 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 255) + -128
             f3 = _x
-            fid, m, nst = e = _R_Parameter_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -2398,7 +2549,10 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 if _x < -32768 or _x > 32767: raise bad_value('shortValue', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_Parameter_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -2412,7 +2566,10 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 if _x < -2147483648 or _x > 2147483647: raise bad_value('intValue', _x, 'is outside [-2147483648, 2147483647]', r)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_Parameter_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -2421,7 +2578,10 @@ def _d_Parameter(r: BitReader) -> Parameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f6 = _x
-            fid, m, nst = e = _R_Parameter_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -2434,7 +2594,10 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 _x = r.string()
                 expect_ee(r)
             f7 = _x
-            fid, m, nst = e = _R_Parameter_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -2506,12 +2669,17 @@ def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PhysicalValue_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PhysicalValue_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Multiplier'
         if fid == 0:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -2525,14 +2693,19 @@ def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
                 _x = ((_x >> 1) & 7) + -3
                 if _x > 3: raise bad_value('Multiplier', _x, 'is above 3', r)
             f0 = _x
-            fid, m, nst = e = _R_PhysicalValue_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PhysicalValue_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Multiplier', r)
         _p = 'Unit'
         if fid == 1:
             st = nst
-            _x = r.bits(6)
+            _q = r.pos + 6
+            if _q > r.wend: _x = r.bits(6)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
             if _x >> 5:
                 r.pos -= 6
                 if r.bit():
@@ -2548,7 +2721,10 @@ def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
                 if _x >= 10: raise bad_value('Unit', _x, 'is not an index of UnitSymbol', r)
                 _x = _V_UnitSymbol[_x]
             f1 = _x
-            fid, m, nst = e = _R_PhysicalValue_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PhysicalValue_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -2562,7 +2738,10 @@ def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
                 if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_PhysicalValue_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PhysicalValue_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('Value', r)
@@ -2661,12 +2840,17 @@ def _d_ServicePaymentSelectionReq(r: BitReader) -> ServicePaymentSelectionReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServicePaymentSelectionReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServicePaymentSelectionReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SelectedPaymentOption'
         if fid == 0:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2680,7 +2864,10 @@ def _d_ServicePaymentSelectionReq(r: BitReader) -> ServicePaymentSelectionReq:
                 _x = (_x >> 1) & 1
                 _x = _V_PaymentOption[_x]
             f0 = _x
-            fid, m, nst = e = _R_ServicePaymentSelectionReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServicePaymentSelectionReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('SelectedPaymentOption', r)
@@ -2689,7 +2876,10 @@ def _d_ServicePaymentSelectionReq(r: BitReader) -> ServicePaymentSelectionReq:
             st = nst
             _x = _d_SelectedServiceList(r)
             f1 = _x
-            fid, m, nst = e = _R_ServicePaymentSelectionReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServicePaymentSelectionReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('SelectedServiceList', r)
@@ -2735,7 +2925,10 @@ def _d_SelectedServiceList(r: BitReader) -> SelectedServiceList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SelectedServiceList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SelectedServiceList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SelectedService'
         f0 = []
@@ -2800,7 +2993,10 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SelectedService_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SelectedService_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
@@ -2812,7 +3008,10 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
                 if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_SelectedService_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SelectedService_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('ServiceID', r)
@@ -2826,7 +3025,10 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
                 if _x < -32768 or _x > 32767: raise bad_value('ParameterSetID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_SelectedService_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SelectedService_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -2870,12 +3072,17 @@ def _dg_ServicePaymentSelectionRes(r: BitReader) -> ServicePaymentSelectionRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServicePaymentSelectionRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServicePaymentSelectionRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -2891,7 +3098,10 @@ def _dg_ServicePaymentSelectionRes(r: BitReader) -> ServicePaymentSelectionRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_ServicePaymentSelectionRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServicePaymentSelectionRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('ResponseCode', r)
@@ -2976,7 +3186,10 @@ def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PaymentDetailsReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PaymentDetailsReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ContractID'
         if fid == 0:
@@ -2987,7 +3200,10 @@ def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
                 _x = r.string(24)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_PaymentDetailsReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PaymentDetailsReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ContractID', r)
@@ -2996,7 +3212,10 @@ def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
             st = nst
             _x = _d_CertificateChain(r)
             f1 = _x
-            fid, m, nst = e = _R_PaymentDetailsReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PaymentDetailsReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ContractSignatureCertChain', r)
@@ -3059,7 +3278,10 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CertificateChain_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CertificateChain_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Certificate'
         if fid == 0:
@@ -3070,7 +3292,10 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
                 _x = r.binary(1200)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_CertificateChain_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CertificateChain_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Certificate', r)
@@ -3079,7 +3304,10 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
             st = nst
             _x = _d_SubCertificates(r)
             f1 = _x
-            fid, m, nst = e = _R_CertificateChain_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateChain_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -3130,7 +3358,10 @@ def _d_SubCertificates(r: BitReader) -> SubCertificates:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SubCertificates_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SubCertificates_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Certificate'
         f0 = []
@@ -3209,12 +3440,17 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PaymentDetailsRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PaymentDetailsRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -3230,7 +3466,10 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_PaymentDetailsRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PaymentDetailsRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -3243,7 +3482,10 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
                 _x = r.string()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_PaymentDetailsRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PaymentDetailsRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('GenChallenge', r)
@@ -3257,7 +3499,10 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
                 if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('DateTimeNow', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_PaymentDetailsRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PaymentDetailsRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('DateTimeNow', r)
@@ -3322,14 +3567,20 @@ def _d_ContractAuthenticationReq(r: BitReader) -> ContractAuthenticationReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ContractAuthenticationReq_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_ContractAuthenticationReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_ContractAuthenticationReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ContractAuthenticationReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -3342,7 +3593,10 @@ def _d_ContractAuthenticationReq(r: BitReader) -> ContractAuthenticationReq:
                 _x = r.string()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_ContractAuthenticationReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ContractAuthenticationReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -3396,12 +3650,17 @@ def _dg_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ContractAuthenticationRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ContractAuthenticationRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -3417,14 +3676,19 @@ def _dg_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_ContractAuthenticationRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ContractAuthenticationRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -3438,7 +3702,10 @@ def _dg_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
                 _x = (_x >> 1) & 1
                 _x = _V_EVSEProcessing[_x]
             f1 = _x
-            fid, m, nst = e = _R_ContractAuthenticationRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ContractAuthenticationRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVSEProcessing', r)
@@ -3529,12 +3796,17 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVRequestedEnergyTransferType'
         if fid == 0:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -3550,7 +3822,10 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
                 if _x >= 6: raise bad_value('EVRequestedEnergyTransferType', _x, 'is not an index of EVRequestedEnergyTransfer', r)
                 _x = _V_EVRequestedEnergyTransfer[_x]
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVRequestedEnergyTransferType', r)
@@ -3560,7 +3835,10 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
             _p = ('AC_EVChargeParameter', 'DC_EVChargeParameter', 'EVChargeParameter')[m]
             _x = _SD_ChargeParameterDiscoveryReq_ev_charge_parameter[m](r)
             f1 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVChargeParameter', r)
@@ -3594,7 +3872,10 @@ def _d_EVChargeParameter(r: BitReader) -> EVChargeParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVChargeParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVChargeParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_EVChargeParameter)
@@ -3673,12 +3954,17 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -3694,14 +3980,19 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -3715,7 +4006,10 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
                 _x = (_x >> 1) & 1
                 _x = _V_EVSEProcessing[_x]
             f1 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSEProcessing', r)
@@ -3725,7 +4019,10 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
             _p = ('SAScheduleList', 'SASchedules')[m]
             _x = _SD_ChargeParameterDiscoveryRes_sa_schedules[m](r)
             f2 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('SASchedules', r)
@@ -3735,7 +4032,10 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
             _p = ('AC_EVSEChargeParameter', 'DC_EVSEChargeParameter', 'EVSEChargeParameter')[m]
             _x = _SD_ChargeParameterDiscoveryRes_evse_charge_parameter[m](r)
             f3 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVSEChargeParameter', r)
@@ -3771,7 +4071,10 @@ def _d_SASchedules(r: BitReader) -> SASchedules:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SASchedules_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SASchedules_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_SASchedules)
@@ -3800,7 +4103,10 @@ def _d_EVSEChargeParameter(r: BitReader) -> EVSEChargeParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVSEChargeParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVSEChargeParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_EVSEChargeParameter)
@@ -3866,12 +4172,17 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PowerDeliveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PowerDeliveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ReadyToChargeState'
         if fid == 0:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -3883,7 +4194,10 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f0 = _x
-            fid, m, nst = e = _R_PowerDeliveryReq_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_PowerDeliveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('ReadyToChargeState', r)
@@ -3892,7 +4206,10 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
             st = nst
             _x = _d_ChargingProfile(r)
             f1 = _x
-            fid, m, nst = e = _R_PowerDeliveryReq_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PowerDeliveryReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -3902,7 +4219,10 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
             _p = ('DC_EVPowerDeliveryParameter', 'EVPowerDeliveryParameter')[m]
             _x = _SD_PowerDeliveryReq_ev_power_delivery_parameter[m](r)
             f2 = _x
-            fid, m, nst = e = _R_PowerDeliveryReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerDeliveryReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -3960,7 +4280,10 @@ def _d_ChargingProfile(r: BitReader) -> ChargingProfile:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargingProfile_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargingProfile_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SAScheduleTupleID'
         if fid == 0:
@@ -3972,7 +4295,10 @@ def _d_ChargingProfile(r: BitReader) -> ChargingProfile:
                 if _x < -32768 or _x > 32767: raise bad_value('SAScheduleTupleID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargingProfile_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargingProfile_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('SAScheduleTupleID', r)
@@ -4036,7 +4362,10 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ProfileEntry_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ProfileEntry_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ChargingProfileEntryStart'
         if fid == 0:
@@ -4048,7 +4377,10 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
                 if _x > 4294967295: raise bad_value('ChargingProfileEntryStart', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ProfileEntry_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ProfileEntry_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ChargingProfileEntryStart', r)
@@ -4062,7 +4394,10 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
                 if _x < -32768 or _x > 32767: raise bad_value('ChargingProfileEntryMaxPower', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_ProfileEntry_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ProfileEntry_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ChargingProfileEntryMaxPower', r)
@@ -4096,7 +4431,10 @@ def _d_EVPowerDeliveryParameter(r: BitReader) -> EVPowerDeliveryParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVPowerDeliveryParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVPowerDeliveryParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_EVPowerDeliveryParameter)
@@ -4151,12 +4489,17 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PowerDeliveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PowerDeliveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -4172,7 +4515,10 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_PowerDeliveryRes_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PowerDeliveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -4182,7 +4528,10 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
             _p = ('AC_EVSEStatus', 'DC_EVSEStatus', 'EVSEStatus')[m]
             _x = _SD_PowerDeliveryRes_evse_status[m](r)
             f1 = _x
-            fid, m, nst = e = _R_PowerDeliveryRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerDeliveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVSEStatus', r)
@@ -4216,7 +4565,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVSEStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVSEStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_EVSEStatus)
@@ -4245,7 +4597,10 @@ def _d_ChargingStatusReq(r: BitReader) -> ChargingStatusReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargingStatusReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargingStatusReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_ChargingStatusReq)
@@ -4353,12 +4708,17 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargingStatusRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargingStatusRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -4374,7 +4734,10 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_ChargingStatusRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargingStatusRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -4387,7 +4750,10 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
                 _x = r.binary(32)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_ChargingStatusRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargingStatusRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSEID', r)
@@ -4401,7 +4767,10 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
                 if _x < -32768 or _x > 32767: raise bad_value('SAScheduleTupleID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_ChargingStatusRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargingStatusRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('SAScheduleTupleID', r)
@@ -4410,7 +4779,10 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = e = _R_ChargingStatusRes_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargingStatusRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -4419,14 +4791,19 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             st = nst
             _x = _d_MeterInfo(r)
             f4 = _x
-            fid, m, nst = e = _R_ChargingStatusRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargingStatusRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f4 = None
         _p = 'ReceiptRequired'
         if fid == 5:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -4438,7 +4815,10 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f5 = _x
-            fid, m, nst = e = _R_ChargingStatusRes_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargingStatusRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('ReceiptRequired', r)
@@ -4447,7 +4827,10 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             st = nst
             _x = _d_AC_EVSEStatus(r)
             f6 = _x
-            fid, m, nst = e = _R_ChargingStatusRes_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargingStatusRes_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             raise missing('AC_EVSEStatus', r)
@@ -4560,7 +4943,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MeterInfo_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MeterInfo_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'MeterID'
         if fid == 0:
@@ -4571,7 +4957,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = r.string(32)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MeterInfo_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('MeterID', r)
@@ -4580,7 +4969,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = e = _R_MeterInfo_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -4593,7 +4985,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = r.binary(32)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_MeterInfo_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -4607,7 +5002,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_MeterInfo_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -4621,7 +5019,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('TMeter', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_MeterInfo_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeterInfo_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -4697,12 +5098,17 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AC_EVSEStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AC_EVSEStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PowerSwitchClosed'
         if fid == 0:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -4714,14 +5120,19 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f0 = _x
-            fid, m, nst = e = _R_AC_EVSEStatus_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVSEStatus_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('PowerSwitchClosed', r)
         _p = 'RCD'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -4733,7 +5144,10 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = e = _R_AC_EVSEStatus_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVSEStatus_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('RCD', r)
@@ -4747,14 +5161,19 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
                 if _x > 4294967295: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_AC_EVSEStatus_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVSEStatus_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 3:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -4770,7 +5189,10 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
                 if _x >= 3: raise bad_value('EVSENotification', _x, 'is not an index of EVSENotification', r)
                 _x = _V_EVSENotification[_x]
             f3 = _x
-            fid, m, nst = e = _R_AC_EVSEStatus_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVSEStatus_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVSENotification', r)
@@ -4854,14 +5276,20 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MeteringReceiptReq_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_MeteringReceiptReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_MeteringReceiptReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeteringReceiptReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -4874,7 +5302,10 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
                 _x = r.binary(8)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_MeteringReceiptReq_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeteringReceiptReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('SessionID', r)
@@ -4888,7 +5319,10 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
                 if _x < -32768 or _x > 32767: raise bad_value('SAScheduleTupleID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_MeteringReceiptReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeteringReceiptReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -4897,7 +5331,10 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
             st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
-            fid, m, nst = e = _R_MeteringReceiptReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeteringReceiptReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('MeterInfo', r)
@@ -4953,12 +5390,17 @@ def _d_MeteringReceiptRes(r: BitReader) -> MeteringReceiptRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MeteringReceiptRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MeteringReceiptRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -4974,7 +5416,10 @@ def _d_MeteringReceiptRes(r: BitReader) -> MeteringReceiptRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_MeteringReceiptRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeteringReceiptRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -4983,7 +5428,10 @@ def _d_MeteringReceiptRes(r: BitReader) -> MeteringReceiptRes:
             st = nst
             _x = _d_AC_EVSEStatus(r)
             f1 = _x
-            fid, m, nst = e = _R_MeteringReceiptRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeteringReceiptRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('AC_EVSEStatus', r)
@@ -5017,7 +5465,10 @@ def _d_SessionStop(r: BitReader) -> SessionStop:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SessionStop_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SessionStop_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_SessionStop)
@@ -5056,12 +5507,17 @@ def _dg_SessionStopRes(r: BitReader) -> SessionStopRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SessionStopRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SessionStopRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -5077,7 +5533,10 @@ def _dg_SessionStopRes(r: BitReader) -> SessionStopRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_SessionStopRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionStopRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('ResponseCode', r)
@@ -5198,14 +5657,20 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CertificateUpdateReq_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_CertificateUpdateReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_CertificateUpdateReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -5214,7 +5679,10 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
             st = nst
             _x = _d_CertificateChain(r)
             f1 = _x
-            fid, m, nst = e = _R_CertificateUpdateReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ContractSignatureCertChain', r)
@@ -5227,7 +5695,10 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
                 _x = r.string(24)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_CertificateUpdateReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('ContractID', r)
@@ -5236,7 +5707,10 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
             st = nst
             _x = _d_ListOfRootCertificateIDs(r)
             f3 = _x
-            fid, m, nst = e = _R_CertificateUpdateReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('ListOfRootCertificateIDs', r)
@@ -5249,7 +5723,10 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
                 _x = r.binary(256)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_CertificateUpdateReq_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateReq_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('DHParams', r)
@@ -5303,7 +5780,10 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'RootCertificateID'
         f0 = []
@@ -5432,21 +5912,29 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CertificateUpdateRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CertificateUpdateRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_CertificateUpdateRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Id', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -5462,7 +5950,10 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_CertificateUpdateRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -5471,7 +5962,10 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             st = nst
             _x = _d_CertificateChain(r)
             f2 = _x
-            fid, m, nst = e = _R_CertificateUpdateRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('ContractSignatureCertChain', r)
@@ -5484,7 +5978,10 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
                 _x = r.binary(128)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_CertificateUpdateRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('ContractSignatureEncryptedPrivateKey', r)
@@ -5497,7 +5994,10 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
                 _x = r.binary(256)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_CertificateUpdateRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('DHParams', r)
@@ -5510,7 +6010,10 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
                 _x = r.string(24)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_CertificateUpdateRes_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('ContractID', r)
@@ -5524,7 +6027,10 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
                 if _x < -32768 or _x > 32767: raise bad_value('RetryCounter', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_CertificateUpdateRes_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateRes_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             raise missing('RetryCounter', r)
@@ -5614,14 +6120,20 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CertificateInstallationReq_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_CertificateInstallationReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_CertificateInstallationReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -5634,7 +6146,10 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
                 _x = r.binary(1200)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_CertificateInstallationReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('OEMProvisioningCert', r)
@@ -5643,7 +6158,10 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             st = nst
             _x = _d_ListOfRootCertificateIDs(r)
             f2 = _x
-            fid, m, nst = e = _R_CertificateInstallationReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('ListOfRootCertificateIDs', r)
@@ -5656,7 +6174,10 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
                 _x = r.binary(256)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_CertificateInstallationReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('DHParams', r)
@@ -5767,21 +6288,29 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CertificateInstallationRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CertificateInstallationRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Id', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -5797,7 +6326,10 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -5806,7 +6338,10 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             st = nst
             _x = _d_CertificateChain(r)
             f2 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('ContractSignatureCertChain', r)
@@ -5819,7 +6354,10 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
                 _x = r.binary(128)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('ContractSignatureEncryptedPrivateKey', r)
@@ -5832,7 +6370,10 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
                 _x = r.binary(256)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('DHParams', r)
@@ -5845,7 +6386,10 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
                 _x = r.string(24)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('ContractID', r)
@@ -5893,14 +6437,20 @@ def _d_CableCheckReq(r: BitReader) -> CableCheckReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CableCheckReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CableCheckReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
-            fid, m, nst = e = _R_CableCheckReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CableCheckReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('DC_EVStatus', r)
@@ -5984,12 +6534,17 @@ def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_EVStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_EVStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVReady'
         if fid == 0:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -6001,14 +6556,19 @@ def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f0 = _x
-            fid, m, nst = e = _R_DC_EVStatus_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVStatus_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVReady', r)
         _p = 'EVCabinConditioning'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -6020,14 +6580,19 @@ def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = e = _R_DC_EVStatus_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVStatus_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'EVRESSConditioning'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -6039,14 +6604,19 @@ def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_DC_EVStatus_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVStatus_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
         _p = 'EVErrorCode'
         if fid == 3:
             st = nst
-            _x = r.bits(6)
+            _q = r.pos + 6
+            if _q > r.wend: _x = r.bits(6)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
             if _x >> 5:
                 r.pos -= 6
                 if r.bit():
@@ -6062,14 +6632,19 @@ def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
                 if _x >= 12: raise bad_value('EVErrorCode', _x, 'is not an index of DC_EVErrorCode', r)
                 _x = _V_DC_EVErrorCode[_x]
             f3 = _x
-            fid, m, nst = e = _R_DC_EVStatus_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVStatus_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVErrorCode', r)
         _p = 'EVRESSSOC'
         if fid == 4:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -6083,7 +6658,10 @@ def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('EVRESSSOC', _x, 'is above 100', r)
             f4 = _x
-            fid, m, nst = e = _R_DC_EVStatus_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVStatus_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('EVRESSSOC', r)
@@ -6159,7 +6737,10 @@ def _d_EVStatus(r: BitReader) -> EVStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_EVStatus)
@@ -6218,12 +6799,17 @@ def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CableCheckRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CableCheckRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -6239,7 +6825,10 @@ def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_CableCheckRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CableCheckRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -6248,14 +6837,19 @@ def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
             st = nst
             _x = _d_DC_EVSEStatus(r)
             f1 = _x
-            fid, m, nst = e = _R_CableCheckRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CableCheckRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('DC_EVSEStatus', r)
         _p = 'EVSEProcessing'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -6269,7 +6863,10 @@ def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
                 _x = (_x >> 1) & 1
                 _x = _V_EVSEProcessing[_x]
             f2 = _x
-            fid, m, nst = e = _R_CableCheckRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CableCheckRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEProcessing', r)
@@ -6347,12 +6944,17 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_EVSEStatus_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_DC_EVSEStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEIsolationStatus'
         if fid == 0:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -6366,14 +6968,19 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
                 _x = (_x >> 1) & 3
                 _x = _V_IsolationLevel[_x]
             f0 = _x
-            fid, m, nst = e = _R_DC_EVSEStatus_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEStatus_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
         _p = 'EVSEStatusCode'
         if fid == 1:
             st = nst
-            _x = r.bits(6)
+            _q = r.pos + 6
+            if _q > r.wend: _x = r.bits(6)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
             if _x >> 5:
                 r.pos -= 6
                 if r.bit():
@@ -6389,7 +6996,10 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
                 if _x >= 12: raise bad_value('EVSEStatusCode', _x, 'is not an index of DC_EVSEStatusCode', r)
                 _x = _V_DC_EVSEStatusCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_DC_EVSEStatus_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEStatus_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSEStatusCode', r)
@@ -6403,14 +7013,19 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
                 if _x > 4294967295: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_DC_EVSEStatus_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEStatus_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 3:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -6426,7 +7041,10 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
                 if _x >= 3: raise bad_value('EVSENotification', _x, 'is not an index of EVSENotification', r)
                 _x = _V_EVSENotification[_x]
             f3 = _x
-            fid, m, nst = e = _R_DC_EVSEStatus_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEStatus_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVSENotification', r)
@@ -6492,14 +7110,20 @@ def _d_PreChargeReq(r: BitReader) -> PreChargeReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PreChargeReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PreChargeReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
-            fid, m, nst = e = _R_PreChargeReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PreChargeReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('DC_EVStatus', r)
@@ -6508,7 +7132,10 @@ def _d_PreChargeReq(r: BitReader) -> PreChargeReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = e = _R_PreChargeReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PreChargeReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetVoltage', r)
@@ -6517,7 +7144,10 @@ def _d_PreChargeReq(r: BitReader) -> PreChargeReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_PreChargeReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PreChargeReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVTargetCurrent', r)
@@ -6582,12 +7212,17 @@ def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PreChargeRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PreChargeRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -6603,7 +7238,10 @@ def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_PreChargeRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PreChargeRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -6612,7 +7250,10 @@ def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
             st = nst
             _x = _d_DC_EVSEStatus(r)
             f1 = _x
-            fid, m, nst = e = _R_PreChargeRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PreChargeRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('DC_EVSEStatus', r)
@@ -6621,7 +7262,10 @@ def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_PreChargeRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PreChargeRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEPresentVoltage', r)
@@ -6769,14 +7413,20 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CurrentDemandReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CurrentDemandReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('DC_EVStatus', r)
@@ -6785,7 +7435,10 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_CurrentDemandReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetCurrent', r)
@@ -6794,7 +7447,10 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_CurrentDemandReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -6803,7 +7459,10 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CurrentDemandReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -6812,14 +7471,19 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f4 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CurrentDemandReq_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f4 = None
         _p = 'BulkChargingComplete'
         if fid == 5:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -6831,14 +7495,19 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f5 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandReq_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             f5 = None
         _p = 'ChargingComplete'
         if fid == 6:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -6850,7 +7519,10 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f6 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CurrentDemandReq_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('ChargingComplete', r)
@@ -6859,7 +7531,10 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f7 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CurrentDemandReq_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             f7 = None
@@ -6868,7 +7543,10 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f8 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandReq_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             f8 = None
@@ -6877,7 +7555,10 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f9 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandReq_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             raise missing('EVTargetVoltage', r)
@@ -7023,12 +7704,17 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CurrentDemandRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CurrentDemandRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -7044,7 +7730,10 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -7053,7 +7742,10 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_DC_EVSEStatus(r)
             f1 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('DC_EVSEStatus', r)
@@ -7062,7 +7754,10 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVSEPresentVoltage', r)
@@ -7071,14 +7766,19 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVSEPresentCurrent', r)
         _p = 'EVSECurrentLimitAchieved'
         if fid == 4:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -7090,14 +7790,19 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f4 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVSECurrentLimitAchieved', r)
         _p = 'EVSEVoltageLimitAchieved'
         if fid == 5:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -7109,14 +7814,19 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f5 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVSEVoltageLimitAchieved', r)
         _p = 'EVSEPowerLimitAchieved'
         if fid == 6:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -7128,7 +7838,10 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f6 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_7[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_CurrentDemandRes_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             raise missing('EVSEPowerLimitAchieved', r)
@@ -7137,7 +7850,10 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f7 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CurrentDemandRes_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -7146,7 +7862,10 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f8 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_9[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CurrentDemandRes_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
@@ -7155,7 +7874,10 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f9 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandRes_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             f9 = None
@@ -7207,14 +7929,20 @@ def _d_WeldingDetectionReq(r: BitReader) -> WeldingDetectionReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WeldingDetectionReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WeldingDetectionReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
-            fid, m, nst = e = _R_WeldingDetectionReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WeldingDetectionReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('DC_EVStatus', r)
@@ -7277,12 +8005,17 @@ def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WeldingDetectionRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WeldingDetectionRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -7298,7 +8031,10 @@ def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_WeldingDetectionRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WeldingDetectionRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -7307,7 +8043,10 @@ def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
             st = nst
             _x = _d_DC_EVSEStatus(r)
             f1 = _x
-            fid, m, nst = e = _R_WeldingDetectionRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WeldingDetectionRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('DC_EVSEStatus', r)
@@ -7316,7 +8055,10 @@ def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_WeldingDetectionRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WeldingDetectionRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEPresentVoltage', r)
@@ -7363,7 +8105,10 @@ def _d_SAScheduleList(r: BitReader) -> SAScheduleList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SAScheduleList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SAScheduleList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SAScheduleTuple'
         f0 = []
@@ -7437,7 +8182,10 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SAScheduleTuple_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SAScheduleTuple_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SAScheduleTupleID'
         if fid == 0:
@@ -7449,7 +8197,10 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
                 if _x < -32768 or _x > 32767: raise bad_value('SAScheduleTupleID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_SAScheduleTuple_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SAScheduleTuple_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('SAScheduleTupleID', r)
@@ -7458,7 +8209,10 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
             st = nst
             _x = _d_PMaxSchedule(r)
             f1 = _x
-            fid, m, nst = e = _R_SAScheduleTuple_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SAScheduleTuple_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('PMaxSchedule', r)
@@ -7467,7 +8221,10 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
             st = nst
             _x = _d_SalesTariff(r)
             f2 = _x
-            fid, m, nst = e = _R_SAScheduleTuple_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SAScheduleTuple_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -7525,7 +8282,10 @@ def _d_PMaxSchedule(r: BitReader) -> PMaxSchedule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PMaxSchedule_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PMaxSchedule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PMaxScheduleID'
         if fid == 0:
@@ -7537,7 +8297,10 @@ def _d_PMaxSchedule(r: BitReader) -> PMaxSchedule:
                 if _x < -32768 or _x > 32767: raise bad_value('PMaxScheduleID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_PMaxSchedule_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PMaxSchedule_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('PMaxScheduleID', r)
@@ -7606,7 +8369,10 @@ def _d_PMaxScheduleEntry(r: BitReader) -> PMaxScheduleEntry:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PMaxScheduleEntry_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_PMaxScheduleEntry_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeInterval'
         if fid == 0:
@@ -7614,7 +8380,10 @@ def _d_PMaxScheduleEntry(r: BitReader) -> PMaxScheduleEntry:
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _x = _SD_PMaxScheduleEntry_time_interval[m](r)
             f0 = _x
-            fid, m, nst = e = _R_PMaxScheduleEntry_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PMaxScheduleEntry_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TimeInterval', r)
@@ -7628,7 +8397,10 @@ def _d_PMaxScheduleEntry(r: BitReader) -> PMaxScheduleEntry:
                 if _x < -32768 or _x > 32767: raise bad_value('PMax', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_PMaxScheduleEntry_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PMaxScheduleEntry_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('PMax', r)
@@ -7678,7 +8450,10 @@ def _d_Entry(r: BitReader) -> Entry:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Entry_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_Entry_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeInterval'
         if fid == 0:
@@ -7686,7 +8461,10 @@ def _d_Entry(r: BitReader) -> Entry:
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _x = _SD_Entry_time_interval[m](r)
             f0 = _x
-            fid, m, nst = e = _R_Entry_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Entry_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('TimeInterval', r)
@@ -7719,7 +8497,10 @@ def _d_Interval(r: BitReader) -> Interval:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Interval_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Interval_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_Interval)
@@ -7807,14 +8588,20 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SalesTariff_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SalesTariff_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_SalesTariff_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SalesTariff_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Id', r)
@@ -7828,7 +8615,10 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
                 if _x < -32768 or _x > 32767: raise bad_value('SalesTariffID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_SalesTariff_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SalesTariff_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('SalesTariffID', r)
@@ -7841,14 +8631,19 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
                 _x = r.string(32)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_SalesTariff_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SalesTariff_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
         _p = 'NumEPriceLevels'
         if fid == 3:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -7860,7 +8655,10 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f3 = _x
-            fid, m, nst = e = _R_SalesTariff_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SalesTariff_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('NumEPriceLevels', r)
@@ -7940,7 +8738,10 @@ def _d_SalesTariffEntry(r: BitReader) -> SalesTariffEntry:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SalesTariffEntry_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_SalesTariffEntry_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeInterval'
         if fid == 0:
@@ -7948,14 +8749,19 @@ def _d_SalesTariffEntry(r: BitReader) -> SalesTariffEntry:
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _x = _SD_SalesTariffEntry_time_interval[m](r)
             f0 = _x
-            fid, m, nst = e = _R_SalesTariffEntry_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SalesTariffEntry_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TimeInterval', r)
         _p = 'EPriceLevel'
         if fid == 1:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -7967,7 +8773,10 @@ def _d_SalesTariffEntry(r: BitReader) -> SalesTariffEntry:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f1 = _x
-            fid, m, nst = e = _R_SalesTariffEntry_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SalesTariffEntry_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EPriceLevel', r)
@@ -8032,7 +8841,10 @@ def _d_ConsumptionCost(r: BitReader) -> ConsumptionCost:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ConsumptionCost_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ConsumptionCost_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'startValue'
         if fid == 0:
@@ -8044,7 +8856,10 @@ def _d_ConsumptionCost(r: BitReader) -> ConsumptionCost:
                 if _x > 4294967295: raise bad_value('startValue', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ConsumptionCost_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ConsumptionCost_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('startValue', r)
@@ -8119,12 +8934,17 @@ def _d_Cost(r: BitReader) -> Cost:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Cost_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Cost_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'costKind'
         if fid == 0:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -8140,7 +8960,10 @@ def _d_Cost(r: BitReader) -> Cost:
                 if _x >= 3: raise bad_value('costKind', _x, 'is not an index of CostKind', r)
                 _x = _V_CostKind[_x]
             f0 = _x
-            fid, m, nst = e = _R_Cost_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Cost_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('costKind', r)
@@ -8154,14 +8977,19 @@ def _d_Cost(r: BitReader) -> Cost:
                 if _x > 4294967295: raise bad_value('amount', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_Cost_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Cost_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('amount', r)
         _p = 'amountMultiplier'
         if fid == 2:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -8175,7 +9003,10 @@ def _d_Cost(r: BitReader) -> Cost:
                 _x = ((_x >> 1) & 7) + -3
                 if _x > 3: raise bad_value('amountMultiplier', _x, 'is above 3', r)
             f2 = _x
-            fid, m, nst = e = _R_Cost_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Cost_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -8236,7 +9067,10 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_RelativeTimeInterval_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_RelativeTimeInterval_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'start'
         if fid == 0:
@@ -8248,7 +9082,10 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
                 if _x > 4294967295: raise bad_value('start', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_RelativeTimeInterval_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_RelativeTimeInterval_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('start', r)
@@ -8262,7 +9099,10 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
                 if _x > 4294967295: raise bad_value('duration', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_RelativeTimeInterval_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RelativeTimeInterval_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -8347,7 +9187,10 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AC_EVChargeParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AC_EVChargeParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -8359,7 +9202,10 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_AC_EVChargeParameter_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVChargeParameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('DepartureTime', r)
@@ -8368,7 +9214,10 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = e = _R_AC_EVChargeParameter_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVChargeParameter_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EAmount', r)
@@ -8377,7 +9226,10 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_AC_EVChargeParameter_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVChargeParameter_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaxVoltage', r)
@@ -8386,7 +9238,10 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = e = _R_AC_EVChargeParameter_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVChargeParameter_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVMaxCurrent', r)
@@ -8395,7 +9250,10 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f4 = _x
-            fid, m, nst = e = _R_AC_EVChargeParameter_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVChargeParameter_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('EVMinCurrent', r)
@@ -8523,14 +9381,20 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_EVChargeParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_EVChargeParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVChargeParameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('DC_EVStatus', r)
@@ -8539,7 +9403,10 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVChargeParameter_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVMaximumCurrentLimit', r)
@@ -8548,7 +9415,10 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVChargeParameter_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -8557,7 +9427,10 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DC_EVChargeParameter_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVMaximumVoltageLimit', r)
@@ -8566,7 +9439,10 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f4 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DC_EVChargeParameter_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -8575,14 +9451,19 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f5 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVChargeParameter_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
         _p = 'FullSOC'
         if fid == 6:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -8596,14 +9477,19 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('FullSOC', _x, 'is above 100', r)
             f6 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVChargeParameter_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
         _p = 'BulkSOC'
         if fid == 7:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -8617,7 +9503,10 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('BulkSOC', _x, 'is above 100', r)
             f7 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVChargeParameter_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -8697,14 +9586,20 @@ def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AC_EVSEChargeParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AC_EVSEChargeParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'AC_EVSEStatus'
         if fid == 0:
             st = nst
             _x = _d_AC_EVSEStatus(r)
             f0 = _x
-            fid, m, nst = e = _R_AC_EVSEChargeParameter_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVSEChargeParameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('AC_EVSEStatus', r)
@@ -8713,7 +9608,10 @@ def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = e = _R_AC_EVSEChargeParameter_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVSEChargeParameter_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSEMaxVoltage', r)
@@ -8722,7 +9620,10 @@ def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_AC_EVSEChargeParameter_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVSEChargeParameter_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVSEMaxCurrent', r)
@@ -8731,7 +9632,10 @@ def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = e = _R_AC_EVSEChargeParameter_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVSEChargeParameter_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVSEMinCurrent', r)
@@ -8863,14 +9767,20 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_EVSEChargeParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_EVSEChargeParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVSEStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVSEStatus(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('DC_EVSEStatus', r)
@@ -8879,7 +9789,10 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSEMaximumCurrentLimit', r)
@@ -8888,7 +9801,10 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -8897,7 +9813,10 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVSEMaximumVoltageLimit', r)
@@ -8906,7 +9825,10 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f4 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVSEMinimumCurrentLimit', r)
@@ -8915,7 +9837,10 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f5 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVSEMinimumVoltageLimit', r)
@@ -8924,7 +9849,10 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f6 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             f6 = None
@@ -8933,7 +9861,10 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f7 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             raise missing('EVSEPeakCurrentRipple', r)
@@ -8942,7 +9873,10 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f8 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
@@ -9013,21 +9947,29 @@ def _d_DC_EVPowerDeliveryParameter(r: BitReader) -> DC_EVPowerDeliveryParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('DC_EVStatus', r)
         _p = 'BulkChargingComplete'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -9039,14 +9981,19 @@ def _d_DC_EVPowerDeliveryParameter(r: BitReader) -> DC_EVPowerDeliveryParameter:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'ChargingComplete'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -9058,7 +10005,10 @@ def _d_DC_EVPowerDeliveryParameter(r: BitReader) -> DC_EVPowerDeliveryParameter:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('ChargingComplete', r)
@@ -9133,7 +10083,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MessageHeader_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MessageHeader_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SessionID'
         if fid == 0:
@@ -9144,7 +10097,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 _x = r.binary(8)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MessageHeader_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MessageHeader_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('SessionID', r)
@@ -9153,7 +10109,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             st = nst
             _x = _d_Notification(r)
             f1 = _x
-            fid, m, nst = e = _R_MessageHeader_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MessageHeader_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -9162,7 +10121,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             st = nst
             _x = _d_Signature(r)
             f2 = _x
-            fid, m, nst = e = _R_MessageHeader_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MessageHeader_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -9226,12 +10188,17 @@ def _d_Notification(r: BitReader) -> Notification:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Notification_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Notification_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'FaultCode'
         if fid == 0:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -9247,7 +10214,10 @@ def _d_Notification(r: BitReader) -> Notification:
                 if _x >= 3: raise bad_value('FaultCode', _x, 'is not an index of FaultCode', r)
                 _x = _V_FaultCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_Notification_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Notification_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('FaultCode', r)
@@ -9260,7 +10230,10 @@ def _d_Notification(r: BitReader) -> Notification:
                 _x = r.string(64)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_Notification_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Notification_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -9312,7 +10285,10 @@ def _d_Body(r: BitReader) -> Body:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Body_0[r.bits(6)]
+        _q = r.pos + 6
+        if _q > r.wend: _c = r.bits(6)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3f
+        fid, m, nst = e = _R_Body_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'BodyElement'
         if fid == 0:
@@ -9320,7 +10296,10 @@ def _d_Body(r: BitReader) -> Body:
             _p = ('BodyElement', 'CableCheckReq', 'CableCheckRes', 'CertificateInstallationReq', 'CertificateInstallationRes', 'CertificateUpdateReq', 'CertificateUpdateRes', 'ChargeParameterDiscoveryReq', 'ChargeParameterDiscoveryRes', 'ChargingStatusReq', 'ChargingStatusRes', 'ContractAuthenticationReq', 'ContractAuthenticationRes', 'CurrentDemandReq', 'CurrentDemandRes', 'MeteringReceiptReq', 'MeteringReceiptRes', 'PaymentDetailsReq', 'PaymentDetailsRes', 'PowerDeliveryReq', 'PowerDeliveryRes', 'PreChargeReq', 'PreChargeRes', 'ServiceDetailReq', 'ServiceDetailRes', 'ServiceDiscoveryReq', 'ServiceDiscoveryRes', 'ServicePaymentSelectionReq', 'ServicePaymentSelectionRes', 'SessionSetupReq', 'SessionSetupRes', 'SessionStopReq', 'SessionStopRes', 'WeldingDetectionReq', 'WeldingDetectionRes')[m]
             _x = _SD_Body_body_element[m](r)
             f0 = _x
-            fid, m, nst = e = _R_Body_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Body_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -9373,14 +10352,20 @@ def _d_V2G_Message(r: BitReader) -> V2G_Message:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2G_Message_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2G_Message_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2G_Message_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2G_Message_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -9389,7 +10374,10 @@ def _d_V2G_Message(r: BitReader) -> V2G_Message:
             st = nst
             _x = _d_Body(r)
             f1 = _x
-            fid, m, nst = e = _R_V2G_Message_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2G_Message_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Body', r)
@@ -9972,7 +10960,9 @@ def _es_f6(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f6(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -9992,7 +10982,9 @@ def _es_f7(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f7(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10012,7 +11004,9 @@ def _es_f8(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f8(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -10053,7 +11047,9 @@ def _es_f20(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f20(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10073,7 +11069,9 @@ def _es_f21(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f21(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10237,7 +11235,9 @@ def _es_f50(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f50(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -10276,7 +11276,9 @@ def _es_f52(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f52(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10297,7 +11299,9 @@ def _es_f56(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f56(r: BitReader) -> Any:
-    _x = r.bits(6)
+    _q = r.pos + 6
+    if _q > r.wend: _x = r.bits(6)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
     if _x >> 5:
         r.pos -= 6
         if r.bit():
@@ -10321,7 +11325,9 @@ def _es_f67(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f67(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10341,7 +11347,9 @@ def _es_f68(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f68(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -10363,7 +11371,9 @@ def _es_f69(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f69(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10384,7 +11394,9 @@ def _es_f70(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f70(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -10408,7 +11420,9 @@ def _es_f72(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f72(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10448,7 +11462,9 @@ def _es_f76(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f76(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -10471,7 +11487,9 @@ def _es_f89(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f89(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -10495,7 +11513,9 @@ def _es_f91(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f91(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10516,7 +11536,9 @@ def _es_f94(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f94(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10539,7 +11561,9 @@ def _es_f96(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f96(r: BitReader) -> Any:
-    _x = r.bits(6)
+    _q = r.pos + 6
+    if _q > r.wend: _x = r.bits(6)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
     if _x >> 5:
         r.pos -= 6
         if r.bit():
@@ -10563,7 +11587,9 @@ def _es_f97(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f97(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10584,7 +11610,9 @@ def _es_f101(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f101(r: BitReader) -> Any:
-    _x = r.bits(6)
+    _q = r.pos + 6
+    if _q > r.wend: _x = r.bits(6)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
     if _x >> 5:
         r.pos -= 6
         if r.bit():
@@ -10628,7 +11656,9 @@ def _es_f104(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f104(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -10671,7 +11701,9 @@ def _es_f106(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f106(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10691,7 +11723,9 @@ def _es_f107(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f107(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -10879,7 +11913,9 @@ def _es_f126(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f126(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -10918,7 +11954,9 @@ def _es_f129(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f129(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -11066,7 +12104,9 @@ def _es_f145(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f145(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -11107,7 +12147,9 @@ def _es_f150(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f150(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -11146,7 +12188,9 @@ def _es_f155(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f155(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -11166,7 +12210,9 @@ def _es_f157(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f157(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -11186,7 +12232,9 @@ def _es_f158(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f158(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -11207,7 +12255,9 @@ def _es_f163(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f163(r: BitReader) -> Any:
-    _x = r.bits(7)
+    _q = r.pos + 7
+    if _q > r.wend: _x = r.bits(7)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
     if _x >> 6:
         r.pos -= 7
         if r.bit():
@@ -11376,7 +12426,9 @@ def _es_f179(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f179(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -11399,7 +12451,9 @@ def _es_f183(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f183(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -11422,7 +12476,9 @@ def _es_f184(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f184(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -11610,7 +12666,9 @@ def _es_f218(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f218(r: BitReader) -> Any:
-    _x = r.bits(6)
+    _q = r.pos + 6
+    if _q > r.wend: _x = r.bits(6)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
     if _x >> 5:
         r.pos -= 6
         if r.bit():
@@ -11817,7 +12875,9 @@ def _es_f234(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f234(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -11839,7 +12899,9 @@ def _es_f235(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f235(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -11859,7 +12921,9 @@ def _es_f236(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f236(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -11880,7 +12944,9 @@ def _es_f237(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f237(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():

@@ -1021,7 +1021,10 @@ def _d_SASchedules(r: BitReader) -> SASchedules:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SASchedules_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SASchedules_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_SASchedules)
@@ -1063,7 +1066,10 @@ def _d_SAScheduleList(r: BitReader) -> SAScheduleList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SAScheduleList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SAScheduleList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SAScheduleTuple'
         f0 = []
@@ -1135,12 +1141,17 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SAScheduleTuple_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SAScheduleTuple_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SAScheduleTupleID'
         if fid == 0:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -1154,7 +1165,10 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
                 _x = ((_x >> 1) & 255) + 1
                 if _x > 255: raise bad_value('SAScheduleTupleID', _x, 'is above 255', r)
             f0 = _x
-            fid, m, nst = e = _R_SAScheduleTuple_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SAScheduleTuple_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('SAScheduleTupleID', r)
@@ -1163,7 +1177,10 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
             st = nst
             _x = _d_PMaxSchedule(r)
             f1 = _x
-            fid, m, nst = e = _R_SAScheduleTuple_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SAScheduleTuple_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('PMaxSchedule', r)
@@ -1172,7 +1189,10 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
             st = nst
             _x = _d_SalesTariff(r)
             f2 = _x
-            fid, m, nst = e = _R_SAScheduleTuple_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SAScheduleTuple_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -1220,7 +1240,10 @@ def _d_PMaxSchedule(r: BitReader) -> PMaxSchedule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PMaxSchedule_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PMaxSchedule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PMaxScheduleEntry'
         f0 = []
@@ -1285,7 +1308,10 @@ def _d_PMaxScheduleEntry(r: BitReader) -> PMaxScheduleEntry:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PMaxScheduleEntry_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_PMaxScheduleEntry_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeInterval'
         if fid == 0:
@@ -1293,7 +1319,10 @@ def _d_PMaxScheduleEntry(r: BitReader) -> PMaxScheduleEntry:
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _x = _SD_PMaxScheduleEntry_time_interval[m](r)
             f0 = _x
-            fid, m, nst = e = _R_PMaxScheduleEntry_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PMaxScheduleEntry_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TimeInterval', r)
@@ -1302,7 +1331,10 @@ def _d_PMaxScheduleEntry(r: BitReader) -> PMaxScheduleEntry:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = e = _R_PMaxScheduleEntry_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PMaxScheduleEntry_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('PMax', r)
@@ -1352,7 +1384,10 @@ def _d_Entry(r: BitReader) -> Entry:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Entry_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_Entry_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeInterval'
         if fid == 0:
@@ -1360,7 +1395,10 @@ def _d_Entry(r: BitReader) -> Entry:
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _x = _SD_Entry_time_interval[m](r)
             f0 = _x
-            fid, m, nst = e = _R_Entry_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Entry_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('TimeInterval', r)
@@ -1393,7 +1431,10 @@ def _d_Interval(r: BitReader) -> Interval:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Interval_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Interval_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_Interval)
@@ -1452,12 +1493,17 @@ def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PhysicalValue_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PhysicalValue_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Multiplier'
         if fid == 0:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -1471,14 +1517,19 @@ def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
                 _x = ((_x >> 1) & 7) + -3
                 if _x > 3: raise bad_value('Multiplier', _x, 'is above 3', r)
             f0 = _x
-            fid, m, nst = e = _R_PhysicalValue_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PhysicalValue_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Multiplier', r)
         _p = 'Unit'
         if fid == 1:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -1494,7 +1545,10 @@ def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
                 if _x >= 7: raise bad_value('Unit', _x, 'is not an index of UnitSymbol', r)
                 _x = _V_UnitSymbol[_x]
             f1 = _x
-            fid, m, nst = e = _R_PhysicalValue_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PhysicalValue_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('Unit', r)
@@ -1508,7 +1562,10 @@ def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
                 if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_PhysicalValue_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PhysicalValue_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('Value', r)
@@ -1647,21 +1704,29 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SalesTariff_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_SalesTariff_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_SalesTariff_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SalesTariff_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
         _p = 'SalesTariffID'
         if fid == 1:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -1675,7 +1740,10 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
                 _x = ((_x >> 1) & 255) + 1
                 if _x > 255: raise bad_value('SalesTariffID', _x, 'is above 255', r)
             f1 = _x
-            fid, m, nst = e = _R_SalesTariff_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SalesTariff_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('SalesTariffID', r)
@@ -1688,14 +1756,19 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
                 _x = r.string(32)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_SalesTariff_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SalesTariff_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
         _p = 'NumEPriceLevels'
         if fid == 3:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -1707,7 +1780,10 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f3 = _x
-            fid, m, nst = e = _R_SalesTariff_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SalesTariff_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -1788,7 +1864,10 @@ def _d_SalesTariffEntry(r: BitReader) -> SalesTariffEntry:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SalesTariffEntry_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_SalesTariffEntry_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeInterval'
         if fid == 0:
@@ -1796,14 +1875,19 @@ def _d_SalesTariffEntry(r: BitReader) -> SalesTariffEntry:
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _x = _SD_SalesTariffEntry_time_interval[m](r)
             f0 = _x
-            fid, m, nst = e = _R_SalesTariffEntry_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SalesTariffEntry_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('TimeInterval', r)
         _p = 'EPriceLevel'
         if fid == 1:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -1815,7 +1899,10 @@ def _d_SalesTariffEntry(r: BitReader) -> SalesTariffEntry:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f1 = _x
-            fid, m, nst = e = _R_SalesTariffEntry_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SalesTariffEntry_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -1880,14 +1967,20 @@ def _d_ConsumptionCost(r: BitReader) -> ConsumptionCost:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ConsumptionCost_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ConsumptionCost_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'startValue'
         if fid == 0:
             st = nst
             _x = _d_PhysicalValue(r)
             f0 = _x
-            fid, m, nst = e = _R_ConsumptionCost_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ConsumptionCost_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('startValue', r)
@@ -1963,12 +2056,17 @@ def _d_Cost(r: BitReader) -> Cost:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Cost_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Cost_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'costKind'
         if fid == 0:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -1984,7 +2082,10 @@ def _d_Cost(r: BitReader) -> Cost:
                 if _x >= 3: raise bad_value('costKind', _x, 'is not an index of CostKind', r)
                 _x = _V_CostKind[_x]
             f0 = _x
-            fid, m, nst = e = _R_Cost_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Cost_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('costKind', r)
@@ -1998,14 +2099,19 @@ def _d_Cost(r: BitReader) -> Cost:
                 if _x > 4294967295: raise bad_value('amount', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_Cost_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Cost_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('amount', r)
         _p = 'amountMultiplier'
         if fid == 2:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -2019,7 +2125,10 @@ def _d_Cost(r: BitReader) -> Cost:
                 _x = ((_x >> 1) & 7) + -3
                 if _x > 3: raise bad_value('amountMultiplier', _x, 'is above 3', r)
             f2 = _x
-            fid, m, nst = e = _R_Cost_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Cost_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -2080,7 +2189,10 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_RelativeTimeInterval_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_RelativeTimeInterval_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'start'
         if fid == 0:
@@ -2092,7 +2204,10 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
                 if _x > 16777214: raise bad_value('start', _x, 'is outside [0, 16777214]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_RelativeTimeInterval_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_RelativeTimeInterval_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('start', r)
@@ -2106,7 +2221,10 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
                 if _x > 86400: raise bad_value('duration', _x, 'is outside [0, 86400]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_RelativeTimeInterval_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RelativeTimeInterval_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -2161,7 +2279,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVSEStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVSEStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NotificationMaxDelay'
         if fid == 0:
@@ -2173,14 +2294,19 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_EVSEStatus_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVSEStatus_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -2196,7 +2322,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 if _x >= 3: raise bad_value('EVSENotification', _x, 'is not an index of EVSENotification', r)
                 _x = _V_EVSENotification[_x]
             f1 = _x
-            fid, m, nst = e = _R_EVSEStatus_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVSEStatus_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVSENotification', r)
@@ -2260,7 +2389,10 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AC_EVSEStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AC_EVSEStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NotificationMaxDelay'
         if fid == 0:
@@ -2272,14 +2404,19 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
                 if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_AC_EVSEStatus_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVSEStatus_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -2295,14 +2432,19 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
                 if _x >= 3: raise bad_value('EVSENotification', _x, 'is not an index of EVSENotification', r)
                 _x = _V_EVSENotification[_x]
             f1 = _x
-            fid, m, nst = e = _R_AC_EVSEStatus_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVSEStatus_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSENotification', r)
         _p = 'RCD'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2314,7 +2456,10 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_AC_EVSEStatus_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVSEStatus_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('RCD', r)
@@ -2349,7 +2494,10 @@ def _d_EVStatus(r: BitReader) -> EVStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_EVStatus)
@@ -2421,7 +2569,10 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_EVSEStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_EVSEStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NotificationMaxDelay'
         if fid == 0:
@@ -2433,14 +2584,19 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
                 if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_EVSEStatus_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEStatus_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -2456,14 +2612,19 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
                 if _x >= 3: raise bad_value('EVSENotification', _x, 'is not an index of EVSENotification', r)
                 _x = _V_EVSENotification[_x]
             f1 = _x
-            fid, m, nst = e = _R_DC_EVSEStatus_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVSEStatus_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSENotification', r)
         _p = 'EVSEIsolationStatus'
         if fid == 2:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -2479,14 +2640,19 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
                 if _x >= 5: raise bad_value('EVSEIsolationStatus', _x, 'is not an index of IsolationLevel', r)
                 _x = _V_IsolationLevel[_x]
             f2 = _x
-            fid, m, nst = e = _R_DC_EVSEStatus_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEStatus_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
         _p = 'EVSEStatusCode'
         if fid == 3:
             st = nst
-            _x = r.bits(6)
+            _q = r.pos + 6
+            if _q > r.wend: _x = r.bits(6)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
             if _x >> 5:
                 r.pos -= 6
                 if r.bit():
@@ -2502,7 +2668,10 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
                 if _x >= 12: raise bad_value('EVSEStatusCode', _x, 'is not an index of DC_EVSEStatusCode', r)
                 _x = _V_DC_EVSEStatusCode[_x]
             f3 = _x
-            fid, m, nst = e = _R_DC_EVSEStatus_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEStatus_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVSEStatusCode', r)
@@ -2566,12 +2735,17 @@ def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_EVStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_EVStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVReady'
         if fid == 0:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2583,14 +2757,19 @@ def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f0 = _x
-            fid, m, nst = e = _R_DC_EVStatus_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVStatus_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVReady', r)
         _p = 'EVErrorCode'
         if fid == 1:
             st = nst
-            _x = r.bits(6)
+            _q = r.pos + 6
+            if _q > r.wend: _x = r.bits(6)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
             if _x >> 5:
                 r.pos -= 6
                 if r.bit():
@@ -2606,14 +2785,19 @@ def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
                 if _x >= 12: raise bad_value('EVErrorCode', _x, 'is not an index of DC_EVErrorCode', r)
                 _x = _V_DC_EVErrorCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_DC_EVStatus_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVStatus_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVErrorCode', r)
         _p = 'EVRESSSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2627,7 +2811,10 @@ def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('EVRESSSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_DC_EVStatus_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVStatus_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVRESSSOC', r)
@@ -2710,7 +2897,10 @@ def _dg_EVChargeParameter(r: BitReader) -> EVChargeParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVChargeParameter_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_EVChargeParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -2722,7 +2912,10 @@ def _dg_EVChargeParameter(r: BitReader) -> EVChargeParameter:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_EVChargeParameter_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVChargeParameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -2843,7 +3036,10 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AC_EVChargeParameter_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_AC_EVChargeParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -2855,7 +3051,10 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_AC_EVChargeParameter_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVChargeParameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -2864,7 +3063,10 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = e = _R_AC_EVChargeParameter_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVChargeParameter_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EAmount', r)
@@ -2873,7 +3075,10 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_AC_EVChargeParameter_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVChargeParameter_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaxVoltage', r)
@@ -2882,7 +3087,10 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = e = _R_AC_EVChargeParameter_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVChargeParameter_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVMaxCurrent', r)
@@ -2891,7 +3099,10 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f4 = _x
-            fid, m, nst = e = _R_AC_EVChargeParameter_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVChargeParameter_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('EVMinCurrent', r)
@@ -3031,7 +3242,10 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_EVChargeParameter_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_DC_EVChargeParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -3043,7 +3257,10 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVChargeParameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -3052,7 +3269,10 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             st = nst
             _x = _d_DC_EVStatus(r)
             f1 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVChargeParameter_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('DC_EVStatus', r)
@@ -3061,7 +3281,10 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVChargeParameter_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaximumCurrentLimit', r)
@@ -3070,7 +3293,10 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVChargeParameter_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -3079,7 +3305,10 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f4 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DC_EVChargeParameter_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('EVMaximumVoltageLimit', r)
@@ -3088,7 +3317,10 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f5 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DC_EVChargeParameter_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -3097,14 +3329,19 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f6 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVChargeParameter_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
         _p = 'FullSOC'
         if fid == 7:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -3118,14 +3355,19 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('FullSOC', _x, 'is above 100', r)
             f7 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVChargeParameter_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
         _p = 'BulkSOC'
         if fid == 8:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -3139,7 +3381,10 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('BulkSOC', _x, 'is above 100', r)
             f8 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVChargeParameter_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
@@ -3180,7 +3425,10 @@ def _d_EVSEChargeParameter(r: BitReader) -> EVSEChargeParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVSEChargeParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVSEChargeParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_EVSEChargeParameter)
@@ -3239,14 +3487,20 @@ def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AC_EVSEChargeParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AC_EVSEChargeParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'AC_EVSEStatus'
         if fid == 0:
             st = nst
             _x = _d_AC_EVSEStatus(r)
             f0 = _x
-            fid, m, nst = e = _R_AC_EVSEChargeParameter_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVSEChargeParameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('AC_EVSEStatus', r)
@@ -3255,7 +3509,10 @@ def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = e = _R_AC_EVSEChargeParameter_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVSEChargeParameter_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSENominalVoltage', r)
@@ -3264,7 +3521,10 @@ def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_AC_EVSEChargeParameter_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVSEChargeParameter_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEMaxCurrent', r)
@@ -3394,14 +3654,20 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_EVSEChargeParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_EVSEChargeParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVSEStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVSEStatus(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('DC_EVSEStatus', r)
@@ -3410,7 +3676,10 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSEMaximumCurrentLimit', r)
@@ -3419,7 +3688,10 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVSEMaximumPowerLimit', r)
@@ -3428,7 +3700,10 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVSEMaximumVoltageLimit', r)
@@ -3437,7 +3712,10 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f4 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVSEMinimumCurrentLimit', r)
@@ -3446,7 +3724,10 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f5 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVSEMinimumVoltageLimit', r)
@@ -3455,7 +3736,10 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f6 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             f6 = None
@@ -3464,7 +3748,10 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f7 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             raise missing('EVSEPeakCurrentRipple', r)
@@ -3473,7 +3760,10 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f8 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
@@ -3514,7 +3804,10 @@ def _d_EVPowerDeliveryParameter(r: BitReader) -> EVPowerDeliveryParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVPowerDeliveryParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVPowerDeliveryParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_EVPowerDeliveryParameter)
@@ -3573,21 +3866,29 @@ def _d_DC_EVPowerDeliveryParameter(r: BitReader) -> DC_EVPowerDeliveryParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('DC_EVStatus', r)
         _p = 'BulkChargingComplete'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -3599,14 +3900,19 @@ def _d_DC_EVPowerDeliveryParameter(r: BitReader) -> DC_EVPowerDeliveryParameter:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'ChargingComplete'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -3618,7 +3924,10 @@ def _d_DC_EVPowerDeliveryParameter(r: BitReader) -> DC_EVPowerDeliveryParameter:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('ChargingComplete', r)
@@ -3653,7 +3962,10 @@ def _d_BodyBase(r: BitReader) -> BodyBase:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BodyBase_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_BodyBase_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_BodyBase)
@@ -3697,7 +4009,10 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SessionSetupReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SessionSetupReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVCCID'
         if fid == 0:
@@ -3708,7 +4023,10 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
                 _x = r.binary(6)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_SessionSetupReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionSetupReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('EVCCID', r)
@@ -3781,12 +4099,17 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SessionSetupRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SessionSetupRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -3802,7 +4125,10 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
                 if _x >= 26: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_SessionSetupRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionSetupRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -3815,7 +4141,10 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
                 _x = r.string(37)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_SessionSetupRes_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SessionSetupRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVSEID', r)
@@ -3829,7 +4158,10 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
                 if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('EVSETimeStamp', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_SessionSetupRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionSetupRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -3895,7 +4227,10 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceDiscoveryReq_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_ServiceDiscoveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceScope'
         if fid == 0:
@@ -3906,14 +4241,19 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
                 _x = r.string(64)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ServiceDiscoveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'ServiceCategory'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -3927,7 +4267,10 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
                 _x = (_x >> 1) & 3
                 _x = _V_ServiceCategory[_x]
             f1 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDiscoveryReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -4005,12 +4348,17 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceDiscoveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceDiscoveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -4026,7 +4374,10 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
                 if _x >= 26: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDiscoveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -4035,7 +4386,10 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             st = nst
             _x = _d_PaymentOptionList(r)
             f1 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDiscoveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('PaymentOptionList', r)
@@ -4044,7 +4398,10 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             st = nst
             _x = _d_ChargeService(r)
             f2 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ServiceDiscoveryRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('ChargeService', r)
@@ -4053,7 +4410,10 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             st = nst
             _x = _d_ServiceList(r)
             f3 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDiscoveryRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -4103,13 +4463,18 @@ def _d_PaymentOptionList(r: BitReader) -> PaymentOptionList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PaymentOptionList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PaymentOptionList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PaymentOption'
         f0 = []
         while fid == 0:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -4228,7 +4593,10 @@ def _d_ChargeService(r: BitReader) -> ChargeService:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeService_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeService_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
@@ -4240,7 +4608,10 @@ def _d_ChargeService(r: BitReader) -> ChargeService:
                 if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeService_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeService_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ServiceID', r)
@@ -4253,14 +4624,19 @@ def _d_ChargeService(r: BitReader) -> ChargeService:
                 _x = r.string(32)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_ChargeService_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeService_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'ServiceCategory'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -4274,7 +4650,10 @@ def _d_ChargeService(r: BitReader) -> ChargeService:
                 _x = (_x >> 1) & 3
                 _x = _V_ServiceCategory[_x]
             f2 = _x
-            fid, m, nst = e = _R_ChargeService_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeService_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('ServiceCategory', r)
@@ -4287,14 +4666,19 @@ def _d_ChargeService(r: BitReader) -> ChargeService:
                 _x = r.string(64)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_ChargeService_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeService_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
         _p = 'FreeService'
         if fid == 4:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -4306,7 +4690,10 @@ def _d_ChargeService(r: BitReader) -> ChargeService:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f4 = _x
-            fid, m, nst = e = _R_ChargeService_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeService_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('FreeService', r)
@@ -4315,7 +4702,10 @@ def _d_ChargeService(r: BitReader) -> ChargeService:
             st = nst
             _x = _d_SupportedEnergyTransferMode(r)
             f5 = _x
-            fid, m, nst = e = _R_ChargeService_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeService_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('SupportedEnergyTransferMode', r)
@@ -4417,7 +4807,10 @@ def _d_Service(r: BitReader) -> Service:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Service_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Service_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
@@ -4429,7 +4822,10 @@ def _d_Service(r: BitReader) -> Service:
                 if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Service_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Service_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ServiceID', r)
@@ -4442,14 +4838,19 @@ def _d_Service(r: BitReader) -> Service:
                 _x = r.string(32)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_Service_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Service_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'ServiceCategory'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -4463,7 +4864,10 @@ def _d_Service(r: BitReader) -> Service:
                 _x = (_x >> 1) & 3
                 _x = _V_ServiceCategory[_x]
             f2 = _x
-            fid, m, nst = e = _R_Service_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Service_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('ServiceCategory', r)
@@ -4476,14 +4880,19 @@ def _d_Service(r: BitReader) -> Service:
                 _x = r.string(64)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_Service_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Service_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
         _p = 'FreeService'
         if fid == 4:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -4495,7 +4904,10 @@ def _d_Service(r: BitReader) -> Service:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f4 = _x
-            fid, m, nst = e = _R_Service_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Service_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('FreeService', r)
@@ -4546,13 +4958,18 @@ def _d_SupportedEnergyTransferMode(r: BitReader) -> SupportedEnergyTransferMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SupportedEnergyTransferMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SupportedEnergyTransferMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EnergyTransferMode'
         f0 = []
         while fid == 0:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -4612,7 +5029,10 @@ def _d_ServiceList(r: BitReader) -> ServiceList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Service'
         f0 = []
@@ -4662,7 +5082,10 @@ def _dg_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceDetailReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceDetailReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
@@ -4674,7 +5097,10 @@ def _dg_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
                 if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ServiceDetailReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDetailReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('ServiceID', r)
@@ -4778,12 +5204,17 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceDetailRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceDetailRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -4799,7 +5230,10 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
                 if _x >= 26: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_ServiceDetailRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDetailRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -4813,7 +5247,10 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
                 if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_ServiceDetailRes_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ServiceDetailRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ServiceID', r)
@@ -4822,7 +5259,10 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
             st = nst
             _x = _d_ServiceParameterList(r)
             f2 = _x
-            fid, m, nst = e = _R_ServiceDetailRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDetailRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -4870,7 +5310,10 @@ def _d_ServiceParameterList(r: BitReader) -> ServiceParameterList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceParameterList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceParameterList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ParameterSet'
         f0 = []
@@ -4933,7 +5376,10 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ParameterSet_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ParameterSet_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ParameterSetID'
         if fid == 0:
@@ -4945,7 +5391,10 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
                 if _x < -32768 or _x > 32767: raise bad_value('ParameterSetID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ParameterSet_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ParameterSet_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ParameterSetID', r)
@@ -5079,21 +5528,29 @@ def _d_Parameter(r: BitReader) -> Parameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Parameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Parameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Name'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_Parameter_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Parameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Name', r)
         _p = 'boolValue'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -5105,14 +5562,19 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = e = _R_Parameter_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'byteValue'
         if fid == 2:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -5124,7 +5586,10 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 255) + -128
             f2 = _x
-            fid, m, nst = e = _R_Parameter_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -5138,7 +5603,10 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 if _x < -32768 or _x > 32767: raise bad_value('shortValue', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_Parameter_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -5152,7 +5620,10 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 if _x < -2147483648 or _x > 2147483647: raise bad_value('intValue', _x, 'is outside [-2147483648, 2147483647]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_Parameter_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -5161,7 +5632,10 @@ def _d_Parameter(r: BitReader) -> Parameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f5 = _x
-            fid, m, nst = e = _R_Parameter_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -5174,7 +5648,10 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 _x = r.string()
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_Parameter_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -5233,12 +5710,17 @@ def _d_PaymentServiceSelectionReq(r: BitReader) -> PaymentServiceSelectionReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PaymentServiceSelectionReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PaymentServiceSelectionReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SelectedPaymentOption'
         if fid == 0:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -5252,7 +5734,10 @@ def _d_PaymentServiceSelectionReq(r: BitReader) -> PaymentServiceSelectionReq:
                 _x = (_x >> 1) & 1
                 _x = _V_PaymentOption[_x]
             f0 = _x
-            fid, m, nst = e = _R_PaymentServiceSelectionReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PaymentServiceSelectionReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('SelectedPaymentOption', r)
@@ -5261,7 +5746,10 @@ def _d_PaymentServiceSelectionReq(r: BitReader) -> PaymentServiceSelectionReq:
             st = nst
             _x = _d_SelectedServiceList(r)
             f1 = _x
-            fid, m, nst = e = _R_PaymentServiceSelectionReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PaymentServiceSelectionReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('SelectedServiceList', r)
@@ -5308,7 +5796,10 @@ def _d_SelectedServiceList(r: BitReader) -> SelectedServiceList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SelectedServiceList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SelectedServiceList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SelectedService'
         f0 = []
@@ -5373,7 +5864,10 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SelectedService_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SelectedService_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
@@ -5385,7 +5879,10 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
                 if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_SelectedService_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SelectedService_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('ServiceID', r)
@@ -5399,7 +5896,10 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
                 if _x < -32768 or _x > 32767: raise bad_value('ParameterSetID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_SelectedService_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SelectedService_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -5443,12 +5943,17 @@ def _dg_PaymentServiceSelectionRes(r: BitReader) -> PaymentServiceSelectionRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PaymentServiceSelectionRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PaymentServiceSelectionRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -5464,7 +5969,10 @@ def _dg_PaymentServiceSelectionRes(r: BitReader) -> PaymentServiceSelectionRes:
                 if _x >= 26: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_PaymentServiceSelectionRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PaymentServiceSelectionRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('ResponseCode', r)
@@ -5549,7 +6057,10 @@ def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PaymentDetailsReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PaymentDetailsReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'eMAID'
         if fid == 0:
@@ -5560,7 +6071,10 @@ def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
                 _x = r.string(15)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_PaymentDetailsReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PaymentDetailsReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('eMAID', r)
@@ -5569,7 +6083,10 @@ def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
             st = nst
             _x = _d_CertificateChain(r)
             f1 = _x
-            fid, m, nst = e = _R_PaymentDetailsReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PaymentDetailsReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ContractSignatureCertChain', r)
@@ -5643,14 +6160,20 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CertificateChain_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_CertificateChain_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_CertificateChain_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateChain_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -5663,7 +6186,10 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
                 _x = r.binary(800)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_CertificateChain_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CertificateChain_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Certificate', r)
@@ -5672,7 +6198,10 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
             st = nst
             _x = _d_SubCertificates(r)
             f2 = _x
-            fid, m, nst = e = _R_CertificateChain_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateChain_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -5725,7 +6254,10 @@ def _d_SubCertificates(r: BitReader) -> SubCertificates:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SubCertificates_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SubCertificates_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Certificate'
         f0 = []
@@ -5804,12 +6336,17 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PaymentDetailsRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PaymentDetailsRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -5825,7 +6362,10 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
                 if _x >= 26: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_PaymentDetailsRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PaymentDetailsRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -5838,7 +6378,10 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
                 _x = r.binary(16)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_PaymentDetailsRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PaymentDetailsRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('GenChallenge', r)
@@ -5852,7 +6395,10 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
                 if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('EVSETimeStamp', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_PaymentDetailsRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PaymentDetailsRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSETimeStamp', r)
@@ -5917,14 +6463,20 @@ def _d_AuthorizationReq(r: BitReader) -> AuthorizationReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AuthorizationReq_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_AuthorizationReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_AuthorizationReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AuthorizationReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -5937,7 +6489,10 @@ def _d_AuthorizationReq(r: BitReader) -> AuthorizationReq:
                 _x = r.binary(16)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_AuthorizationReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -5991,12 +6546,17 @@ def _dg_AuthorizationRes(r: BitReader) -> AuthorizationRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AuthorizationRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AuthorizationRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -6012,14 +6572,19 @@ def _dg_AuthorizationRes(r: BitReader) -> AuthorizationRes:
                 if _x >= 26: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_AuthorizationRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -6035,7 +6600,10 @@ def _dg_AuthorizationRes(r: BitReader) -> AuthorizationRes:
                 if _x >= 3: raise bad_value('EVSEProcessing', _x, 'is not an index of EVSEProcessing', r)
                 _x = _V_EVSEProcessing[_x]
             f1 = _x
-            fid, m, nst = e = _R_AuthorizationRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVSEProcessing', r)
@@ -6139,7 +6707,10 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'MaxEntriesSAScheduleTuple'
         if fid == 0:
@@ -6151,14 +6722,19 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
                 if _x > 65535: raise bad_value('MaxEntriesSAScheduleTuple', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
         _p = 'RequestedEnergyTransferMode'
         if fid == 1:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -6174,7 +6750,10 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
                 if _x >= 6: raise bad_value('RequestedEnergyTransferMode', _x, 'is not an index of EnergyTransferMode', r)
                 _x = _V_EnergyTransferMode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('RequestedEnergyTransferMode', r)
@@ -6184,7 +6763,10 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
             _p = ('AC_EVChargeParameter', 'DC_EVChargeParameter', 'EVChargeParameter')[m]
             _x = _SD_ChargeParameterDiscoveryReq_ev_charge_parameter[m](r)
             f2 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVChargeParameter', r)
@@ -6269,12 +6851,17 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -6290,14 +6877,19 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
                 if _x >= 26: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -6313,7 +6905,10 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
                 if _x >= 3: raise bad_value('EVSEProcessing', _x, 'is not an index of EVSEProcessing', r)
                 _x = _V_EVSEProcessing[_x]
             f1 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSEProcessing', r)
@@ -6323,7 +6918,10 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
             _p = ('SAScheduleList', 'SASchedules')[m]
             _x = _SD_ChargeParameterDiscoveryRes_sa_schedules[m](r)
             f2 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -6333,7 +6931,10 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
             _p = ('AC_EVSEChargeParameter', 'DC_EVSEChargeParameter', 'EVSEChargeParameter')[m]
             _x = _SD_ChargeParameterDiscoveryRes_evse_charge_parameter[m](r)
             f3 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVSEChargeParameter', r)
@@ -6416,12 +7017,17 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PowerDeliveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PowerDeliveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ChargeProgress'
         if fid == 0:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -6437,14 +7043,19 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
                 if _x >= 3: raise bad_value('ChargeProgress', _x, 'is not an index of ChargeProgress', r)
                 _x = _V_ChargeProgress[_x]
             f0 = _x
-            fid, m, nst = e = _R_PowerDeliveryReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerDeliveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ChargeProgress', r)
         _p = 'SAScheduleTupleID'
         if fid == 1:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -6458,7 +7069,10 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
                 _x = ((_x >> 1) & 255) + 1
                 if _x > 255: raise bad_value('SAScheduleTupleID', _x, 'is above 255', r)
             f1 = _x
-            fid, m, nst = e = _R_PowerDeliveryReq_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_PowerDeliveryReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('SAScheduleTupleID', r)
@@ -6467,7 +7081,10 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
             st = nst
             _x = _d_ChargingProfile(r)
             f2 = _x
-            fid, m, nst = e = _R_PowerDeliveryReq_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PowerDeliveryReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -6477,7 +7094,10 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
             _p = ('DC_EVPowerDeliveryParameter', 'EVPowerDeliveryParameter')[m]
             _x = _SD_PowerDeliveryReq_ev_power_delivery_parameter[m](r)
             f3 = _x
-            fid, m, nst = e = _R_PowerDeliveryReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerDeliveryReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -6526,7 +7146,10 @@ def _d_ChargingProfile(r: BitReader) -> ChargingProfile:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargingProfile_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargingProfile_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ProfileEntry'
         f0 = []
@@ -6599,7 +7222,10 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ProfileEntry_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ProfileEntry_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ChargingProfileEntryStart'
         if fid == 0:
@@ -6611,7 +7237,10 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
                 if _x > 4294967295: raise bad_value('ChargingProfileEntryStart', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ProfileEntry_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ProfileEntry_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ChargingProfileEntryStart', r)
@@ -6620,14 +7249,19 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = e = _R_ProfileEntry_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ProfileEntry_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ChargingProfileEntryMaxPower', r)
         _p = 'ChargingProfileEntryMaxNumberOfPhasesInUse'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -6641,7 +7275,10 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
                 _x = ((_x >> 1) & 3) + 1
                 if _x > 3: raise bad_value('ChargingProfileEntryMaxNumberOfPhasesInUse', _x, 'is above 3', r)
             f2 = _x
-            fid, m, nst = e = _R_ProfileEntry_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ProfileEntry_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -6702,12 +7339,17 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PowerDeliveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PowerDeliveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -6723,7 +7365,10 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
                 if _x >= 26: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_PowerDeliveryRes_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PowerDeliveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -6733,7 +7378,10 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
             _p = ('AC_EVSEStatus', 'DC_EVSEStatus', 'EVSEStatus')[m]
             _x = _SD_PowerDeliveryRes_evse_status[m](r)
             f1 = _x
-            fid, m, nst = e = _R_PowerDeliveryRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerDeliveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVSEStatus', r)
@@ -6813,14 +7461,20 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MeteringReceiptReq_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_MeteringReceiptReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_MeteringReceiptReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeteringReceiptReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -6833,14 +7487,19 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
                 _x = r.binary(8)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_MeteringReceiptReq_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeteringReceiptReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('SessionID', r)
         _p = 'SAScheduleTupleID'
         if fid == 2:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -6854,7 +7513,10 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
                 _x = ((_x >> 1) & 255) + 1
                 if _x > 255: raise bad_value('SAScheduleTupleID', _x, 'is above 255', r)
             f2 = _x
-            fid, m, nst = e = _R_MeteringReceiptReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeteringReceiptReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -6863,7 +7525,10 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
             st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
-            fid, m, nst = e = _R_MeteringReceiptReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeteringReceiptReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('MeterInfo', r)
@@ -6974,7 +7639,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MeterInfo_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MeterInfo_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'MeterID'
         if fid == 0:
@@ -6985,7 +7653,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = r.string(32)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MeterInfo_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('MeterID', r)
@@ -6999,7 +7670,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('MeterReading', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_MeterInfo_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -7012,7 +7686,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = r.binary(64)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_MeterInfo_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -7026,7 +7703,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_MeterInfo_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -7040,7 +7720,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('TMeter', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_MeterInfo_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeterInfo_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -7103,12 +7786,17 @@ def _d_MeteringReceiptRes(r: BitReader) -> MeteringReceiptRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MeteringReceiptRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MeteringReceiptRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -7124,7 +7812,10 @@ def _d_MeteringReceiptRes(r: BitReader) -> MeteringReceiptRes:
                 if _x >= 26: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_MeteringReceiptRes_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeteringReceiptRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -7134,7 +7825,10 @@ def _d_MeteringReceiptRes(r: BitReader) -> MeteringReceiptRes:
             _p = ('AC_EVSEStatus', 'DC_EVSEStatus', 'EVSEStatus')[m]
             _x = _SD_MeteringReceiptRes_evse_status[m](r)
             f1 = _x
-            fid, m, nst = e = _R_MeteringReceiptRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeteringReceiptRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVSEStatus', r)
@@ -7178,12 +7872,17 @@ def _dg_SessionStopReq(r: BitReader) -> SessionStopReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SessionStopReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SessionStopReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ChargingSession'
         if fid == 0:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -7197,7 +7896,10 @@ def _dg_SessionStopReq(r: BitReader) -> SessionStopReq:
                 _x = (_x >> 1) & 1
                 _x = _V_ChargingSession[_x]
             f0 = _x
-            fid, m, nst = e = _R_SessionStopReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionStopReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('ChargingSession', r)
@@ -7266,12 +7968,17 @@ def _dg_SessionStopRes(r: BitReader) -> SessionStopRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SessionStopRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SessionStopRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -7287,7 +7994,10 @@ def _dg_SessionStopRes(r: BitReader) -> SessionStopRes:
                 if _x >= 26: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_SessionStopRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionStopRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('ResponseCode', r)
@@ -7392,14 +8102,20 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CertificateUpdateReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CertificateUpdateReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_CertificateUpdateReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Id', r)
@@ -7408,7 +8124,10 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
             st = nst
             _x = _d_CertificateChain(r)
             f1 = _x
-            fid, m, nst = e = _R_CertificateUpdateReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ContractSignatureCertChain', r)
@@ -7421,7 +8140,10 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
                 _x = r.string(15)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_CertificateUpdateReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('eMAID', r)
@@ -7430,7 +8152,10 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
             st = nst
             _x = _d_ListOfRootCertificateIDs(r)
             f3 = _x
-            fid, m, nst = e = _R_CertificateUpdateReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('ListOfRootCertificateIDs', r)
@@ -7479,7 +8204,10 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'RootCertificateID'
         f0 = []
@@ -7593,12 +8321,17 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CertificateUpdateRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CertificateUpdateRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -7614,7 +8347,10 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
                 if _x >= 26: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_CertificateUpdateRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -7623,7 +8359,10 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             st = nst
             _x = _d_CertificateChain(r)
             f1 = _x
-            fid, m, nst = e = _R_CertificateUpdateRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('SAProvisioningCertificateChain', r)
@@ -7632,7 +8371,10 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             st = nst
             _x = _d_CertificateChain(r)
             f2 = _x
-            fid, m, nst = e = _R_CertificateUpdateRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('ContractSignatureCertChain', r)
@@ -7641,7 +8383,10 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             st = nst
             _x = _d_ContractSignatureEncryptedPrivateKey(r)
             f3 = _x
-            fid, m, nst = e = _R_CertificateUpdateRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('ContractSignatureEncryptedPrivateKey', r)
@@ -7650,7 +8395,10 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             st = nst
             _x = _d_DiffieHellmanPublickey(r)
             f4 = _x
-            fid, m, nst = e = _R_CertificateUpdateRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('DHpublickey', r)
@@ -7659,7 +8407,10 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             st = nst
             _x = _d_EMAID(r)
             f5 = _x
-            fid, m, nst = e = _R_CertificateUpdateRes_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CertificateUpdateRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('eMAID', r)
@@ -7673,7 +8424,10 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
                 if _x < -32768 or _x > 32767: raise bad_value('RetryCounter', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_CertificateUpdateRes_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateRes_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -7737,14 +8491,20 @@ def _d_ContractSignatureEncryptedPrivateKey(r: BitReader) -> ContractSignatureEn
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ContractSignatureEncryptedPrivateKey_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ContractSignatureEncryptedPrivateKey_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_ContractSignatureEncryptedPrivateKey_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ContractSignatureEncryptedPrivateKey_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Id', r)
@@ -7753,7 +8513,10 @@ def _d_ContractSignatureEncryptedPrivateKey(r: BitReader) -> ContractSignatureEn
             st = nst
             _x = r.binary(48)
             f1 = _x
-            fid, m, nst = e = _R_ContractSignatureEncryptedPrivateKey_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ContractSignatureEncryptedPrivateKey_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         elif fid == -1:
             f1 = EmptyBytes(b'')
@@ -7814,14 +8577,20 @@ def _d_DiffieHellmanPublickey(r: BitReader) -> DiffieHellmanPublickey:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DiffieHellmanPublickey_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DiffieHellmanPublickey_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_DiffieHellmanPublickey_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DiffieHellmanPublickey_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Id', r)
@@ -7830,7 +8599,10 @@ def _d_DiffieHellmanPublickey(r: BitReader) -> DiffieHellmanPublickey:
             st = nst
             _x = r.binary(65)
             f1 = _x
-            fid, m, nst = e = _R_DiffieHellmanPublickey_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DiffieHellmanPublickey_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         elif fid == -1:
             f1 = EmptyBytes(b'')
@@ -7891,14 +8663,20 @@ def _d_EMAID(r: BitReader) -> EMAID:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EMAID_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EMAID_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_EMAID_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EMAID_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Id', r)
@@ -7907,7 +8685,10 @@ def _d_EMAID(r: BitReader) -> EMAID:
             st = nst
             _x = r.string(15)
             f1 = _x
-            fid, m, nst = e = _R_EMAID_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EMAID_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         elif fid == -1:
             f1 = EmptyStr('')
@@ -7978,14 +8759,20 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CertificateInstallationReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CertificateInstallationReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_CertificateInstallationReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Id', r)
@@ -7998,7 +8785,10 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
                 _x = r.binary(800)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_CertificateInstallationReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('OEMProvisioningCert', r)
@@ -8007,7 +8797,10 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             st = nst
             _x = _d_ListOfRootCertificateIDs(r)
             f2 = _x
-            fid, m, nst = e = _R_CertificateInstallationReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('ListOfRootCertificateIDs', r)
@@ -8102,12 +8895,17 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CertificateInstallationRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CertificateInstallationRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -8123,7 +8921,10 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
                 if _x >= 26: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -8132,7 +8933,10 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             st = nst
             _x = _d_CertificateChain(r)
             f1 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('SAProvisioningCertificateChain', r)
@@ -8141,7 +8945,10 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             st = nst
             _x = _d_CertificateChain(r)
             f2 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('ContractSignatureCertChain', r)
@@ -8150,7 +8957,10 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             st = nst
             _x = _d_ContractSignatureEncryptedPrivateKey(r)
             f3 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('ContractSignatureEncryptedPrivateKey', r)
@@ -8159,7 +8969,10 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             st = nst
             _x = _d_DiffieHellmanPublickey(r)
             f4 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('DHpublickey', r)
@@ -8168,7 +8981,10 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             st = nst
             _x = _d_EMAID(r)
             f5 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('eMAID', r)
@@ -8206,7 +9022,10 @@ def _d_ChargingStatusReq(r: BitReader) -> ChargingStatusReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargingStatusReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargingStatusReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_ChargingStatusReq)
@@ -8315,12 +9134,17 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargingStatusRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargingStatusRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -8336,7 +9160,10 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
                 if _x >= 26: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_ChargingStatusRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargingStatusRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -8349,14 +9176,19 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
                 _x = r.string(37)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_ChargingStatusRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargingStatusRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSEID', r)
         _p = 'SAScheduleTupleID'
         if fid == 2:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -8370,7 +9202,10 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
                 _x = ((_x >> 1) & 255) + 1
                 if _x > 255: raise bad_value('SAScheduleTupleID', _x, 'is above 255', r)
             f2 = _x
-            fid, m, nst = e = _R_ChargingStatusRes_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_ChargingStatusRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('SAScheduleTupleID', r)
@@ -8379,7 +9214,10 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = e = _R_ChargingStatusRes_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargingStatusRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f3 = None
@@ -8388,14 +9226,19 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             st = nst
             _x = _d_MeterInfo(r)
             f4 = _x
-            fid, m, nst = e = _R_ChargingStatusRes_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargingStatusRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             f4 = None
         _p = 'ReceiptRequired'
         if fid == 5:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -8407,7 +9250,10 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f5 = _x
-            fid, m, nst = e = _R_ChargingStatusRes_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargingStatusRes_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             f5 = None
@@ -8416,7 +9262,10 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             st = nst
             _x = _d_AC_EVSEStatus(r)
             f6 = _x
-            fid, m, nst = e = _R_ChargingStatusRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargingStatusRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('AC_EVSEStatus', r)
@@ -8465,14 +9314,20 @@ def _d_CableCheckReq(r: BitReader) -> CableCheckReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CableCheckReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CableCheckReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
-            fid, m, nst = e = _R_CableCheckReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CableCheckReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('DC_EVStatus', r)
@@ -8535,12 +9390,17 @@ def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CableCheckRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CableCheckRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -8556,7 +9416,10 @@ def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
                 if _x >= 26: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_CableCheckRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CableCheckRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -8565,14 +9428,19 @@ def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
             st = nst
             _x = _d_DC_EVSEStatus(r)
             f1 = _x
-            fid, m, nst = e = _R_CableCheckRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CableCheckRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('DC_EVSEStatus', r)
         _p = 'EVSEProcessing'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -8588,7 +9456,10 @@ def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
                 if _x >= 3: raise bad_value('EVSEProcessing', _x, 'is not an index of EVSEProcessing', r)
                 _x = _V_EVSEProcessing[_x]
             f2 = _x
-            fid, m, nst = e = _R_CableCheckRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CableCheckRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEProcessing', r)
@@ -8653,14 +9524,20 @@ def _d_PreChargeReq(r: BitReader) -> PreChargeReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PreChargeReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PreChargeReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
-            fid, m, nst = e = _R_PreChargeReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PreChargeReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('DC_EVStatus', r)
@@ -8669,7 +9546,10 @@ def _d_PreChargeReq(r: BitReader) -> PreChargeReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = e = _R_PreChargeReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PreChargeReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetVoltage', r)
@@ -8678,7 +9558,10 @@ def _d_PreChargeReq(r: BitReader) -> PreChargeReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_PreChargeReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PreChargeReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVTargetCurrent', r)
@@ -8743,12 +9626,17 @@ def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PreChargeRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PreChargeRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -8764,7 +9652,10 @@ def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
                 if _x >= 26: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_PreChargeRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PreChargeRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -8773,7 +9664,10 @@ def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
             st = nst
             _x = _d_DC_EVSEStatus(r)
             f1 = _x
-            fid, m, nst = e = _R_PreChargeRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PreChargeRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('DC_EVSEStatus', r)
@@ -8782,7 +9676,10 @@ def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_PreChargeRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PreChargeRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEPresentVoltage', r)
@@ -8930,14 +9827,20 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CurrentDemandReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CurrentDemandReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('DC_EVStatus', r)
@@ -8946,7 +9849,10 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_CurrentDemandReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetCurrent', r)
@@ -8955,7 +9861,10 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_CurrentDemandReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -8964,7 +9873,10 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CurrentDemandReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -8973,14 +9885,19 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f4 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CurrentDemandReq_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f4 = None
         _p = 'BulkChargingComplete'
         if fid == 5:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -8992,14 +9909,19 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f5 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandReq_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             f5 = None
         _p = 'ChargingComplete'
         if fid == 6:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -9011,7 +9933,10 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f6 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CurrentDemandReq_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('ChargingComplete', r)
@@ -9020,7 +9945,10 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f7 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CurrentDemandReq_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             f7 = None
@@ -9029,7 +9957,10 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f8 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandReq_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             f8 = None
@@ -9038,7 +9969,10 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f9 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandReq_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             raise missing('EVTargetVoltage', r)
@@ -9232,12 +10166,17 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CurrentDemandRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CurrentDemandRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -9253,7 +10192,10 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
                 if _x >= 26: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -9262,7 +10204,10 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_DC_EVSEStatus(r)
             f1 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('DC_EVSEStatus', r)
@@ -9271,7 +10216,10 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVSEPresentVoltage', r)
@@ -9280,14 +10228,19 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVSEPresentCurrent', r)
         _p = 'EVSECurrentLimitAchieved'
         if fid == 4:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -9299,14 +10252,19 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f4 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVSECurrentLimitAchieved', r)
         _p = 'EVSEVoltageLimitAchieved'
         if fid == 5:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -9318,14 +10276,19 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f5 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVSEVoltageLimitAchieved', r)
         _p = 'EVSEPowerLimitAchieved'
         if fid == 6:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -9337,7 +10300,10 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f6 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_7[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_CurrentDemandRes_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('EVSEPowerLimitAchieved', r)
@@ -9346,7 +10312,10 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f7 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CurrentDemandRes_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             f7 = None
@@ -9355,7 +10324,10 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f8 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_9[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CurrentDemandRes_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             f8 = None
@@ -9364,7 +10336,10 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f9 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandRes_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 2)
         else:
             f9 = None
@@ -9377,14 +10352,19 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
                 _x = r.string(37)
                 expect_ee(r)
             f10 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_11[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandRes_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 2)
         else:
             raise missing('EVSEID', r)
         _p = 'SAScheduleTupleID'
         if fid == 11:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -9398,7 +10378,10 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
                 _x = ((_x >> 1) & 255) + 1
                 if _x > 255: raise bad_value('SAScheduleTupleID', _x, 'is above 255', r)
             f11 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_12[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CurrentDemandRes_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 1)
         else:
             raise missing('SAScheduleTupleID', r)
@@ -9407,14 +10390,19 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_MeterInfo(r)
             f12 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_13[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CurrentDemandRes_13[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 13, 1)
         else:
             f12 = None
         _p = 'ReceiptRequired'
         if fid == 13:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -9426,7 +10414,10 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f13 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_14[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandRes_14[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 14, 1)
         else:
             f13 = None
@@ -9482,14 +10473,20 @@ def _d_WeldingDetectionReq(r: BitReader) -> WeldingDetectionReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WeldingDetectionReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WeldingDetectionReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
-            fid, m, nst = e = _R_WeldingDetectionReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WeldingDetectionReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('DC_EVStatus', r)
@@ -9552,12 +10549,17 @@ def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WeldingDetectionRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WeldingDetectionRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -9573,7 +10575,10 @@ def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
                 if _x >= 26: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_WeldingDetectionRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WeldingDetectionRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -9582,7 +10587,10 @@ def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
             st = nst
             _x = _d_DC_EVSEStatus(r)
             f1 = _x
-            fid, m, nst = e = _R_WeldingDetectionRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WeldingDetectionRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('DC_EVSEStatus', r)
@@ -9591,7 +10599,10 @@ def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_WeldingDetectionRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WeldingDetectionRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEPresentVoltage', r)
@@ -9666,7 +10677,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MessageHeader_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MessageHeader_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SessionID'
         if fid == 0:
@@ -9677,7 +10691,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 _x = r.binary(8)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MessageHeader_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MessageHeader_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('SessionID', r)
@@ -9686,7 +10703,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             st = nst
             _x = _d_Notification(r)
             f1 = _x
-            fid, m, nst = e = _R_MessageHeader_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MessageHeader_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -9695,7 +10715,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             st = nst
             _x = _d_Signature(r)
             f2 = _x
-            fid, m, nst = e = _R_MessageHeader_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MessageHeader_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -9759,12 +10782,17 @@ def _d_Notification(r: BitReader) -> Notification:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Notification_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Notification_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'FaultCode'
         if fid == 0:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -9780,7 +10808,10 @@ def _d_Notification(r: BitReader) -> Notification:
                 if _x >= 3: raise bad_value('FaultCode', _x, 'is not an index of FaultCode', r)
                 _x = _V_FaultCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_Notification_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Notification_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('FaultCode', r)
@@ -9793,7 +10824,10 @@ def _d_Notification(r: BitReader) -> Notification:
                 _x = r.string(64)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_Notification_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Notification_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -9845,7 +10879,10 @@ def _d_Body(r: BitReader) -> Body:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Body_0[r.bits(6)]
+        _q = r.pos + 6
+        if _q > r.wend: _c = r.bits(6)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3f
+        fid, m, nst = e = _R_Body_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'BodyElement'
         if fid == 0:
@@ -9853,7 +10890,10 @@ def _d_Body(r: BitReader) -> Body:
             _p = ('AuthorizationReq', 'AuthorizationRes', 'BodyElement', 'CableCheckReq', 'CableCheckRes', 'CertificateInstallationReq', 'CertificateInstallationRes', 'CertificateUpdateReq', 'CertificateUpdateRes', 'ChargeParameterDiscoveryReq', 'ChargeParameterDiscoveryRes', 'ChargingStatusReq', 'ChargingStatusRes', 'CurrentDemandReq', 'CurrentDemandRes', 'MeteringReceiptReq', 'MeteringReceiptRes', 'PaymentDetailsReq', 'PaymentDetailsRes', 'PaymentServiceSelectionReq', 'PaymentServiceSelectionRes', 'PowerDeliveryReq', 'PowerDeliveryRes', 'PreChargeReq', 'PreChargeRes', 'ServiceDetailReq', 'ServiceDetailRes', 'ServiceDiscoveryReq', 'ServiceDiscoveryRes', 'SessionSetupReq', 'SessionSetupRes', 'SessionStopReq', 'SessionStopRes', 'WeldingDetectionReq', 'WeldingDetectionRes')[m]
             _x = _SD_Body_body_element[m](r)
             f0 = _x
-            fid, m, nst = e = _R_Body_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Body_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -9906,14 +10946,20 @@ def _d_V2G_Message(r: BitReader) -> V2G_Message:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2G_Message_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2G_Message_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2G_Message_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2G_Message_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -9922,7 +10968,10 @@ def _d_V2G_Message(r: BitReader) -> V2G_Message:
             st = nst
             _x = _d_Body(r)
             f1 = _x
-            fid, m, nst = e = _R_V2G_Message_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2G_Message_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Body', r)
@@ -10530,7 +11579,9 @@ def _es_f8(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f8(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10550,7 +11601,9 @@ def _es_f9(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f9(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10570,7 +11623,9 @@ def _es_f10(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f10(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -10612,7 +11667,9 @@ def _es_f21(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f21(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -10636,7 +11693,9 @@ def _es_f23(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f23(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10656,7 +11715,9 @@ def _es_f24(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f24(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10676,7 +11737,9 @@ def _es_f26(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f26(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -10716,7 +11779,9 @@ def _es_f29(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f29(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10774,7 +11839,9 @@ def _es_f51(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f51(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -10814,7 +11881,9 @@ def _es_f56(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f56(r: BitReader) -> Any:
-    _x = r.bits(6)
+    _q = r.pos + 6
+    if _q > r.wend: _x = r.bits(6)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
     if _x >> 5:
         r.pos -= 6
         if r.bit():
@@ -10838,7 +11907,9 @@ def _es_f67(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f67(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -10860,7 +11931,9 @@ def _es_f68(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f68(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10880,7 +11953,9 @@ def _es_f70(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f70(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10920,7 +11995,9 @@ def _es_f74(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f74(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -10945,7 +12022,9 @@ def _es_f86(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f86(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -10969,7 +12048,9 @@ def _es_f88(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f88(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10990,7 +12071,9 @@ def _es_f91(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f91(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -11015,7 +12098,9 @@ def _es_f93(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f93(r: BitReader) -> Any:
-    _x = r.bits(6)
+    _q = r.pos + 6
+    if _q > r.wend: _x = r.bits(6)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
     if _x >> 5:
         r.pos -= 6
         if r.bit():
@@ -11056,7 +12141,9 @@ def _es_f95(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f95(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -11077,7 +12164,9 @@ def _es_f99(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f99(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -11121,7 +12210,9 @@ def _es_f102(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f102(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -11164,7 +12255,9 @@ def _es_f104(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f104(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -11184,7 +12277,9 @@ def _es_f105(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f105(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -11406,7 +12501,9 @@ def _es_f125(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f125(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -11445,7 +12542,9 @@ def _es_f128(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f128(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -11559,7 +12658,9 @@ def _es_f143(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f143(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -11619,7 +12720,9 @@ def _es_f154(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f154(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -11639,7 +12742,9 @@ def _es_f156(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f156(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -11660,7 +12765,9 @@ def _es_f161(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f161(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -11685,7 +12792,9 @@ def _es_f162(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f162(r: BitReader) -> Any:
-    _x = r.bits(7)
+    _q = r.pos + 7
+    if _q > r.wend: _x = r.bits(7)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
     if _x >> 6:
         r.pos -= 7
         if r.bit():
@@ -11726,7 +12835,9 @@ def _es_f169(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f169(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -11748,7 +12859,9 @@ def _es_f170(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f170(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -11808,7 +12921,9 @@ def _es_f177(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f177(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -11850,7 +12965,9 @@ def _es_f179(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f179(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -11873,7 +12990,9 @@ def _es_f183(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f183(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -11896,7 +13015,9 @@ def _es_f184(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f184(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -12084,7 +13205,9 @@ def _es_f215(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f215(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -12291,7 +13414,9 @@ def _es_f231(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f231(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -12313,7 +13438,9 @@ def _es_f232(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f232(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -12333,7 +13460,9 @@ def _es_f233(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f233(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -12354,7 +13483,9 @@ def _es_f234(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f234(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():

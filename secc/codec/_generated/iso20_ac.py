@@ -631,7 +631,10 @@ def _d_CLReqControlMode(r: BitReader) -> CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CLReqControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_CLReqControlMode)
@@ -660,7 +663,10 @@ def _d_CLResControlMode(r: BitReader) -> CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CLResControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_CLResControlMode)
@@ -715,14 +721,20 @@ def _d_AC_ChargeParameterDiscoveryReq(r: BitReader) -> AC_ChargeParameterDiscove
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AC_ChargeParameterDiscoveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AC_ChargeParameterDiscoveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_AC_ChargeParameterDiscoveryReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_ChargeParameterDiscoveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -732,7 +744,10 @@ def _d_AC_ChargeParameterDiscoveryReq(r: BitReader) -> AC_ChargeParameterDiscove
             _p = ('AC_CPDReqEnergyTransferMode', 'BPT_AC_CPDReqEnergyTransferMode')[m]
             _x = _SD_AC_ChargeParameterDiscoveryReq_ac_cpd_req_energy_transfer_mode[m](r)
             f1 = _x
-            fid, m, nst = e = _R_AC_ChargeParameterDiscoveryReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_ChargeParameterDiscoveryReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('AC_CPDReqEnergyTransferMode', r)
@@ -776,14 +791,20 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -826,14 +847,20 @@ def _d_V2GRequest(r: BitReader) -> V2GRequest:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GRequest_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GRequest_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GRequest_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GRequest_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -876,14 +903,20 @@ def _d_V2GMessage(r: BitReader) -> V2GMessage:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GMessage_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GMessage_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GMessage_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GMessage_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -956,7 +989,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MessageHeader_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MessageHeader_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SessionID'
         if fid == 0:
@@ -967,7 +1003,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 _x = r.binary(8)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MessageHeader_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MessageHeader_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('SessionID', r)
@@ -981,7 +1020,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 if _x > 18446744073709551615: raise bad_value('TimeStamp', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_MessageHeader_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MessageHeader_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('TimeStamp', r)
@@ -990,7 +1032,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             st = nst
             _x = _d_Signature(r)
             f2 = _x
-            fid, m, nst = e = _R_MessageHeader_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MessageHeader_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -1093,14 +1138,20 @@ def _d_AC_CPDReqEnergyTransferMode(r: BitReader) -> AC_CPDReqEnergyTransferMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVMaximumChargePower'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVMaximumChargePower', r)
@@ -1109,7 +1160,10 @@ def _d_AC_CPDReqEnergyTransferMode(r: BitReader) -> AC_CPDReqEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -1118,7 +1172,10 @@ def _d_AC_CPDReqEnergyTransferMode(r: BitReader) -> AC_CPDReqEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -1127,7 +1184,10 @@ def _d_AC_CPDReqEnergyTransferMode(r: BitReader) -> AC_CPDReqEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVMinimumChargePower', r)
@@ -1136,7 +1196,10 @@ def _d_AC_CPDReqEnergyTransferMode(r: BitReader) -> AC_CPDReqEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f4 = None
@@ -1145,7 +1208,10 @@ def _d_AC_CPDReqEnergyTransferMode(r: BitReader) -> AC_CPDReqEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f5 = None
@@ -1203,12 +1269,17 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_RationalNumber_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_RationalNumber_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Exponent'
         if fid == 0:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -1220,7 +1291,10 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 255) + -128
             f0 = _x
-            fid, m, nst = e = _R_RationalNumber_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RationalNumber_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Exponent', r)
@@ -1234,7 +1308,10 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
                 if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_RationalNumber_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RationalNumber_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Value', r)
@@ -1344,21 +1421,29 @@ def _d_AC_ChargeParameterDiscoveryRes(r: BitReader) -> AC_ChargeParameterDiscove
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AC_ChargeParameterDiscoveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AC_ChargeParameterDiscoveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_AC_ChargeParameterDiscoveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_ChargeParameterDiscoveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1374,7 +1459,10 @@ def _d_AC_ChargeParameterDiscoveryRes(r: BitReader) -> AC_ChargeParameterDiscove
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_AC_ChargeParameterDiscoveryRes_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_ChargeParameterDiscoveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -1384,7 +1472,10 @@ def _d_AC_ChargeParameterDiscoveryRes(r: BitReader) -> AC_ChargeParameterDiscove
             _p = ('AC_CPDResEnergyTransferMode', 'BPT_AC_CPDResEnergyTransferMode')[m]
             _x = _SD_AC_ChargeParameterDiscoveryRes_ac_cpd_res_energy_transfer_mode[m](r)
             f2 = _x
-            fid, m, nst = e = _R_AC_ChargeParameterDiscoveryRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_ChargeParameterDiscoveryRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('AC_CPDResEnergyTransferMode', r)
@@ -1439,21 +1530,29 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1469,7 +1568,10 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -1523,21 +1625,29 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GResponse_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GResponse_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GResponse_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GResponse_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1553,7 +1663,10 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_V2GResponse_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GResponse_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -1725,14 +1838,20 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEMaximumChargePower'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVSEMaximumChargePower', r)
@@ -1741,7 +1860,10 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -1750,7 +1872,10 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -1759,7 +1884,10 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVSEMinimumChargePower', r)
@@ -1768,7 +1896,10 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             f4 = None
@@ -1777,7 +1908,10 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f5 = None
@@ -1786,7 +1920,10 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('EVSENominalFrequency', r)
@@ -1795,7 +1932,10 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_10[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             f7 = None
@@ -1804,7 +1944,10 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_11[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             f8 = None
@@ -1813,7 +1956,10 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_12[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 1)
         else:
             f9 = None
@@ -1822,7 +1968,10 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f10 = None
@@ -1831,7 +1980,10 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
-            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f11 = None
@@ -1922,14 +2074,20 @@ def _d_AC_ChargeLoopReq(r: BitReader) -> AC_ChargeLoopReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AC_ChargeLoopReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AC_ChargeLoopReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_AC_ChargeLoopReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_ChargeLoopReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -1938,14 +2096,19 @@ def _d_AC_ChargeLoopReq(r: BitReader) -> AC_ChargeLoopReq:
             st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
-            fid, m, nst = e = _R_AC_ChargeLoopReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_ChargeLoopReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -1957,7 +2120,10 @@ def _d_AC_ChargeLoopReq(r: BitReader) -> AC_ChargeLoopReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_AC_ChargeLoopReq_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_AC_ChargeLoopReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('MeterInfoRequested', r)
@@ -1967,7 +2133,10 @@ def _d_AC_ChargeLoopReq(r: BitReader) -> AC_ChargeLoopReq:
             _p = ('BPT_Dynamic_AC_CLReqControlMode', 'BPT_Scheduled_AC_CLReqControlMode', 'CLReqControlMode', 'Dynamic_AC_CLReqControlMode', 'Scheduled_AC_CLReqControlMode')[m]
             _x = _SD_AC_ChargeLoopReq_cl_req_control_mode[m](r)
             f3 = _x
-            fid, m, nst = e = _R_AC_ChargeLoopReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_ChargeLoopReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('CLReqControlMode', r)
@@ -2034,14 +2203,20 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeLoopReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeLoopReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -2050,14 +2225,19 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
             st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2069,7 +2249,10 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('MeterInfoRequested', r)
@@ -2231,12 +2414,17 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DisplayParameters_0[r.bits(4)]
+        _q = r.pos + 4
+        if _q > r.wend: _c = r.bits(4)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+        fid, m, nst = e = _R_DisplayParameters_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PresentSOC'
         if fid == 0:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2250,14 +2438,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
             f0 = _x
-            fid, m, nst = e = _R_DisplayParameters_1[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2271,14 +2464,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_DisplayParameters_2[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2292,14 +2490,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_DisplayParameters_3[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
         _p = 'MaximumSOC'
         if fid == 3:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2313,7 +2516,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
             f3 = _x
-            fid, m, nst = e = _R_DisplayParameters_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -2327,7 +2533,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_DisplayParameters_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -2341,7 +2550,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_DisplayParameters_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -2355,14 +2567,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_DisplayParameters_7[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
         _p = 'ChargingComplete'
         if fid == 7:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2374,7 +2591,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f7 = _x
-            fid, m, nst = e = _R_DisplayParameters_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DisplayParameters_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -2383,14 +2603,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_DisplayParameters_9[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DisplayParameters_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
         _p = 'InletHot'
         if fid == 9:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2402,7 +2627,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f9 = _x
-            fid, m, nst = e = _R_DisplayParameters_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DisplayParameters_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             f9 = None
@@ -2526,21 +2754,29 @@ def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AC_ChargeLoopRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AC_ChargeLoopRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_AC_ChargeLoopRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_ChargeLoopRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -2556,7 +2792,10 @@ def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_AC_ChargeLoopRes_2[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_AC_ChargeLoopRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -2565,7 +2804,10 @@ def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
             st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
-            fid, m, nst = e = _R_AC_ChargeLoopRes_3[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_AC_ChargeLoopRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -2574,7 +2816,10 @@ def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
             st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
-            fid, m, nst = e = _R_AC_ChargeLoopRes_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_AC_ChargeLoopRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -2583,7 +2828,10 @@ def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
             st = nst
             _x = _d_Receipt(r)
             f4 = _x
-            fid, m, nst = e = _R_AC_ChargeLoopRes_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_AC_ChargeLoopRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f4 = None
@@ -2592,7 +2840,10 @@ def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_AC_ChargeLoopRes_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_AC_ChargeLoopRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             f5 = None
@@ -2602,7 +2853,10 @@ def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
             _p = ('BPT_Dynamic_AC_CLResControlMode', 'BPT_Scheduled_AC_CLResControlMode', 'CLResControlMode', 'Dynamic_AC_CLResControlMode', 'Scheduled_AC_CLResControlMode')[m]
             _x = _SD_AC_ChargeLoopRes_cl_res_control_mode[m](r)
             f6 = _x
-            fid, m, nst = e = _R_AC_ChargeLoopRes_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_ChargeLoopRes_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             raise missing('CLResControlMode', r)
@@ -2698,21 +2952,29 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeLoopRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeLoopRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -2728,7 +2990,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_ChargeLoopRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -2737,7 +3002,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -2746,7 +3014,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -2755,7 +3026,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_Receipt(r)
             f4 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -2813,7 +3087,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVSEStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVSEStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NotificationMaxDelay'
         if fid == 0:
@@ -2825,14 +3102,19 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_EVSEStatus_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVSEStatus_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 1:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -2848,7 +3130,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 if _x >= 6: raise bad_value('EVSENotification', _x, 'is not an index of EvseNotification', r)
                 _x = _V_EvseNotification[_x]
             f1 = _x
-            fid, m, nst = e = _R_EVSEStatus_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVSEStatus_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVSENotification', r)
@@ -2996,7 +3281,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MeterInfo_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MeterInfo_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'MeterID'
         if fid == 0:
@@ -3007,7 +3295,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = r.string(32)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MeterInfo_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeterInfo_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('MeterID', r)
@@ -3021,7 +3312,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_MeterInfo_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ChargedEnergyReadingWh', r)
@@ -3035,7 +3329,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_MeterInfo_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -3049,7 +3346,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_MeterInfo_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -3063,7 +3363,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_MeterInfo_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -3076,7 +3379,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = r.binary(64)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_MeterInfo_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -3090,7 +3396,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_MeterInfo_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -3104,7 +3413,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('MeterTimestamp', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f7 = _x
-            fid, m, nst = e = _R_MeterInfo_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeterInfo_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -3214,7 +3526,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Receipt_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Receipt_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
@@ -3226,7 +3541,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
                 if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Receipt_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('TimeAnchor', r)
@@ -3235,7 +3553,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f1 = _x
-            fid, m, nst = e = _R_Receipt_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -3244,7 +3565,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f2 = _x
-            fid, m, nst = e = _R_Receipt_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -3253,7 +3577,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f3 = _x
-            fid, m, nst = e = _R_Receipt_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Receipt_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -3262,7 +3589,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f4 = _x
-            fid, m, nst = e = _R_Receipt_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Receipt_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -3327,14 +3657,20 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DetailedCost_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DetailedCost_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Amount'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_DetailedCost_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedCost_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Amount', r)
@@ -3343,7 +3679,10 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_DetailedCost_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedCost_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('CostPerUnit', r)
@@ -3398,7 +3737,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DetailedTax_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DetailedTax_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TaxRuleID'
         if fid == 0:
@@ -3410,7 +3752,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
                 if _x < 1 or _x > 4294967295: raise bad_value('TaxRuleID', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_DetailedTax_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedTax_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TaxRuleID', r)
@@ -3419,7 +3764,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_DetailedTax_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedTax_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Amount', r)
@@ -3587,14 +3935,20 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVMaximumChargePower'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVMaximumChargePower', r)
@@ -3603,7 +3957,10 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -3612,7 +3969,10 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -3621,7 +3981,10 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVMinimumChargePower', r)
@@ -3630,7 +3993,10 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             f4 = None
@@ -3639,7 +4005,10 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f5 = None
@@ -3648,7 +4017,10 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVMaximumDischargePower', r)
@@ -3657,7 +4029,10 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             f7 = None
@@ -3666,7 +4041,10 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             f8 = None
@@ -3675,7 +4053,10 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_10[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             raise missing('EVMinimumDischargePower', r)
@@ -3684,7 +4065,10 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_11[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             f10 = None
@@ -3693,7 +4077,10 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_12[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 1)
         else:
             f11 = None
@@ -3941,14 +4328,20 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEMaximumChargePower'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVSEMaximumChargePower', r)
@@ -3957,7 +4350,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -3966,7 +4362,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -3975,7 +4374,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVSEMinimumChargePower', r)
@@ -3984,7 +4386,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             f4 = None
@@ -3993,7 +4398,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f5 = None
@@ -4002,7 +4410,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVSENominalFrequency', r)
@@ -4011,7 +4422,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_11[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 2)
         else:
             f7 = None
@@ -4020,7 +4434,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_12[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 2)
         else:
             f8 = None
@@ -4029,7 +4446,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_13[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_13[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 13, 2)
         else:
             f9 = None
@@ -4038,7 +4458,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             f10 = None
@@ -4047,7 +4470,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             f11 = None
@@ -4056,7 +4482,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_10[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 2)
         else:
             raise missing('EVSEMaximumDischargePower', r)
@@ -4065,7 +4494,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f13 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_16[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_16[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 16, 2)
         else:
             f13 = None
@@ -4074,7 +4506,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f14 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_14[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_14[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 14, 2)
         else:
             f14 = None
@@ -4083,7 +4518,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f15 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_15[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_15[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 15, 1)
         else:
             raise missing('EVSEMinimumDischargePower', r)
@@ -4092,7 +4530,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f16 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_17[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_17[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 17, 1)
         else:
             f16 = None
@@ -4101,7 +4542,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f17 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_18[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_18[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 18, 1)
         else:
             f17 = None
@@ -4331,14 +4775,20 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_0[r.bits(4)]
+        _q = r.pos + 4
+        if _q > r.wend: _c = r.bits(4)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+        fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_1[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -4347,7 +4797,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_2[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -4356,7 +4809,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -4365,7 +4821,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -4374,7 +4833,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f4 = None
@@ -4383,7 +4845,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             f5 = None
@@ -4392,7 +4857,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             f6 = None
@@ -4401,7 +4869,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             f7 = None
@@ -4410,7 +4881,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             f8 = None
@@ -4419,7 +4893,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_10[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             raise missing('EVPresentActivePower', r)
@@ -4428,7 +4905,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_11[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             f10 = None
@@ -4437,7 +4917,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_12[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 1)
         else:
             f11 = None
@@ -4446,7 +4929,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_13[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_13[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 13, 1)
         else:
             f12 = None
@@ -4455,7 +4941,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f13 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_14[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_14[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 14, 1)
         else:
             f13 = None
@@ -4464,7 +4953,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f14 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_15[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_15[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 15, 1)
         else:
             f14 = None
@@ -4548,14 +5040,20 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_CLReqControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Scheduled_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -4564,7 +5062,10 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -4573,7 +5074,10 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -4718,14 +5222,20 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_0[r.bits(4)]
+        _q = r.pos + 4
+        if _q > r.wend: _c = r.bits(4)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+        fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSETargetActivePower'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_1[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -4734,7 +5244,10 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_2[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -4743,7 +5256,10 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -4752,7 +5268,10 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -4761,7 +5280,10 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -4770,7 +5292,10 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -4779,7 +5304,10 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -4788,7 +5316,10 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -4797,7 +5328,10 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
@@ -4838,7 +5372,10 @@ def _d_Scheduled_CLResControlMode(r: BitReader) -> Scheduled_CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_CLResControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Scheduled_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_Scheduled_CLResControlMode)
@@ -5119,14 +5656,20 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_0[r.bits(4)]
+        _q = r.pos + 4
+        if _q > r.wend: _c = r.bits(4)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+        fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_1[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -5135,7 +5678,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_2[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -5144,7 +5690,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -5153,7 +5702,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -5162,7 +5714,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f4 = None
@@ -5171,7 +5726,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             f5 = None
@@ -5180,7 +5738,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             f6 = None
@@ -5189,7 +5750,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             f7 = None
@@ -5198,7 +5762,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             f8 = None
@@ -5207,7 +5774,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_10[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             raise missing('EVPresentActivePower', r)
@@ -5216,7 +5786,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_15[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_15[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 15, 1)
         else:
             f10 = None
@@ -5225,7 +5798,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_16[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_16[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 16, 1)
         else:
             f11 = None
@@ -5234,7 +5810,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_17[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_17[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 17, 1)
         else:
             f12 = None
@@ -5243,7 +5822,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f13 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_18[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_18[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 18, 1)
         else:
             f13 = None
@@ -5252,7 +5834,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f14 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_19[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_19[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 19, 1)
         else:
             f14 = None
@@ -5261,7 +5846,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f15 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_20[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_20[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 20, 1)
         else:
             f15 = None
@@ -5270,7 +5858,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f16 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_21[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_21[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 21, 1)
         else:
             f16 = None
@@ -5279,7 +5870,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f17 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_11[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             f17 = None
@@ -5288,7 +5882,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f18 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_12[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 1)
         else:
             f18 = None
@@ -5297,7 +5894,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f19 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_13[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_13[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 13, 1)
         else:
             f19 = None
@@ -5306,7 +5906,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f20 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_14[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_14[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 14, 1)
         else:
             f20 = None
@@ -5469,14 +6072,20 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_0[r.bits(4)]
+        _q = r.pos + 4
+        if _q > r.wend: _c = r.bits(4)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+        fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSETargetActivePower'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_1[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -5485,7 +6094,10 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_2[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -5494,7 +6106,10 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -5503,7 +6118,10 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -5512,7 +6130,10 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -5521,7 +6142,10 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -5530,7 +6154,10 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -5539,7 +6166,10 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -5548,7 +6178,10 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
@@ -5765,7 +6398,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -5777,7 +6413,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -5786,7 +6425,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetEnergyRequest', r)
@@ -5795,7 +6437,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaximumEnergyRequest', r)
@@ -5804,7 +6449,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVMinimumEnergyRequest', r)
@@ -5813,7 +6461,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVMaximumChargePower', r)
@@ -5822,7 +6473,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             f5 = None
@@ -5831,7 +6485,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             f6 = None
@@ -5840,7 +6497,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('EVMinimumChargePower', r)
@@ -5849,7 +6509,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_9[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             f8 = None
@@ -5858,7 +6521,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 2)
         else:
             f9 = None
@@ -5867,7 +6533,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_11[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 2)
         else:
             raise missing('EVPresentActivePower', r)
@@ -5876,7 +6545,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_12[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 2)
         else:
             f11 = None
@@ -5885,7 +6557,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_13[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_13[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 13, 2)
         else:
             f12 = None
@@ -5894,7 +6569,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f13 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_14[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_14[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 14, 1)
         else:
             raise missing('EVPresentReactivePower', r)
@@ -5903,7 +6581,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f14 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_15[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_15[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 15, 1)
         else:
             f14 = None
@@ -5912,7 +6593,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f15 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_16[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_16[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 16, 1)
         else:
             f15 = None
@@ -6002,7 +6686,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_CLReqControlMode_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_Dynamic_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -6014,7 +6701,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -6023,7 +6713,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetEnergyRequest', r)
@@ -6032,7 +6725,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaximumEnergyRequest', r)
@@ -6041,7 +6737,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVMinimumEnergyRequest', r)
@@ -6236,7 +6935,10 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -6248,14 +6950,19 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -6269,14 +6976,19 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -6290,7 +7002,10 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -6304,7 +7019,10 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
                 if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -6313,7 +7031,10 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_5[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('EVSETargetActivePower', r)
@@ -6322,7 +7043,10 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_6[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -6331,7 +7055,10 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_7[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -6340,7 +7067,10 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_8[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -6349,7 +7079,10 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_9[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
@@ -6358,7 +7091,10 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_10[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             f9 = None
@@ -6367,7 +7103,10 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_11[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             f10 = None
@@ -6376,7 +7115,10 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_12[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 1)
         else:
             f11 = None
@@ -6385,7 +7127,10 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_13[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_13[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 13, 1)
         else:
             f12 = None
@@ -6483,7 +7228,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_CLResControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Dynamic_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -6495,14 +7243,19 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -6516,14 +7269,19 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -6537,7 +7295,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -6551,7 +7312,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -6854,7 +7618,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -6866,7 +7633,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -6875,7 +7645,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetEnergyRequest', r)
@@ -6884,7 +7657,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaximumEnergyRequest', r)
@@ -6893,7 +7669,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVMinimumEnergyRequest', r)
@@ -6902,7 +7681,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVMaximumChargePower', r)
@@ -6911,7 +7693,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             f5 = None
@@ -6920,7 +7705,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             f6 = None
@@ -6929,7 +7717,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('EVMinimumChargePower', r)
@@ -6938,7 +7729,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_9[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             f8 = None
@@ -6947,7 +7741,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 2)
         else:
             f9 = None
@@ -6956,7 +7753,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_11[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 2)
         else:
             raise missing('EVPresentActivePower', r)
@@ -6965,7 +7765,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_12[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 2)
         else:
             f11 = None
@@ -6974,7 +7777,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_13[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_13[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 13, 2)
         else:
             f12 = None
@@ -6983,7 +7789,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f13 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_14[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_14[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 14, 2)
         else:
             raise missing('EVPresentReactivePower', r)
@@ -6992,7 +7801,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f14 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_16[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_16[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 16, 2)
         else:
             f14 = None
@@ -7001,7 +7813,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f15 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_17[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_17[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 17, 2)
         else:
             f15 = None
@@ -7010,7 +7825,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f16 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_15[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_15[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 15, 2)
         else:
             raise missing('EVMaximumDischargePower', r)
@@ -7019,7 +7837,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f17 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_18[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_18[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 18, 2)
         else:
             f17 = None
@@ -7028,7 +7849,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f18 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_19[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_19[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 19, 2)
         else:
             f18 = None
@@ -7037,7 +7861,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f19 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_20[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_20[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 20, 1)
         else:
             raise missing('EVMinimumDischargePower', r)
@@ -7046,7 +7873,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f20 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_21[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_21[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 21, 1)
         else:
             f20 = None
@@ -7055,7 +7885,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f21 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_22[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_22[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 22, 1)
         else:
             f21 = None
@@ -7064,7 +7897,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f22 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_23[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_23[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 23, 1)
         else:
             f22 = None
@@ -7073,7 +7909,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f23 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_24[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_24[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 24, 1)
         else:
             f23 = None
@@ -7288,7 +8127,10 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -7300,14 +8142,19 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -7321,14 +8168,19 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -7342,7 +8194,10 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -7356,7 +8211,10 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
                 if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -7365,7 +8223,10 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_5[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('EVSETargetActivePower', r)
@@ -7374,7 +8235,10 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_6[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -7383,7 +8247,10 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_7[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -7392,7 +8259,10 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_8[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -7401,7 +8271,10 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_9[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
@@ -7410,7 +8283,10 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_10[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             f9 = None
@@ -7419,7 +8295,10 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_11[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             f10 = None
@@ -7428,7 +8307,10 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_12[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 1)
         else:
             f11 = None
@@ -7437,7 +8319,10 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_13[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_13[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 13, 1)
         else:
             f12 = None
@@ -7495,7 +8380,10 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'RootCertificateID'
         f0 = []
@@ -8048,7 +8936,9 @@ def _es_f23(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f23(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -8105,7 +8995,9 @@ def _es_f67(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f67(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -8148,7 +9040,9 @@ def _es_f83(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f83(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -8203,7 +9097,9 @@ def _es_f87(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f87(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -8261,7 +9157,9 @@ def _es_f94(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f94(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -8302,7 +9200,9 @@ def _es_f97(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f97(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -8394,7 +9294,9 @@ def _es_f102(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f102(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -8528,7 +9430,9 @@ def _es_f113(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f113(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -8621,7 +9525,9 @@ def _es_f121(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f121(r: BitReader) -> Any:
-    _x = r.bits(8)
+    _q = r.pos + 8
+    if _q > r.wend: _x = r.bits(8)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
     if _x >> 7:
         r.pos -= 8
         if r.bit():
@@ -8702,7 +9608,9 @@ def _es_f136(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f136(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():

@@ -504,7 +504,10 @@ def _d_CLReqControlMode(r: BitReader) -> CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CLReqControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_CLReqControlMode)
@@ -533,7 +536,10 @@ def _d_CLResControlMode(r: BitReader) -> CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CLResControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_CLResControlMode)
@@ -590,21 +596,29 @@ def _d_ACDP_VehiclePositioningReq(r: BitReader) -> ACDP_VehiclePositioningReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ACDP_VehiclePositioningReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ACDP_VehiclePositioningReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ACDP_VehiclePositioningReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_VehiclePositioningReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'EVMobilityStatus'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -616,14 +630,19 @@ def _d_ACDP_VehiclePositioningReq(r: BitReader) -> ACDP_VehiclePositioningReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = e = _R_ACDP_VehiclePositioningReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_VehiclePositioningReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVMobilityStatus', r)
         _p = 'EVPositioningSupport'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -635,7 +654,10 @@ def _d_ACDP_VehiclePositioningReq(r: BitReader) -> ACDP_VehiclePositioningReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_ACDP_VehiclePositioningReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_VehiclePositioningReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVPositioningSupport', r)
@@ -680,14 +702,20 @@ def _d_V2GRequest(r: BitReader) -> V2GRequest:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GRequest_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GRequest_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GRequest_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GRequest_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -730,14 +758,20 @@ def _d_V2GMessage(r: BitReader) -> V2GMessage:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GMessage_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GMessage_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GMessage_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GMessage_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -810,7 +844,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MessageHeader_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MessageHeader_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SessionID'
         if fid == 0:
@@ -821,7 +858,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 _x = r.binary(8)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MessageHeader_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MessageHeader_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('SessionID', r)
@@ -835,7 +875,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 if _x > 18446744073709551615: raise bad_value('TimeStamp', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_MessageHeader_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MessageHeader_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('TimeStamp', r)
@@ -844,7 +887,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             st = nst
             _x = _d_Signature(r)
             f2 = _x
-            fid, m, nst = e = _R_MessageHeader_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MessageHeader_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -971,21 +1017,29 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ACDP_VehiclePositioningRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ACDP_VehiclePositioningRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1001,14 +1055,19 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -1024,14 +1083,19 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
                 if _x >= 3: raise bad_value('EVSEProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f2 = _x
-            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVSEProcessing', r)
         _p = 'EVSEPositioningSupport'
         if fid == 3:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -1043,7 +1107,10 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f3 = _x
-            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVSEPositioningSupport', r)
@@ -1057,7 +1124,10 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
                 if _x < -32768 or _x > 32767: raise bad_value('EVRelativeXDeviation', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVRelativeXDeviation', r)
@@ -1071,7 +1141,10 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
                 if _x < -32768 or _x > 32767: raise bad_value('EVRelativeYDeviation', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVRelativeYDeviation', r)
@@ -1085,7 +1158,10 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
                 if _x < -32768 or _x > 32767: raise bad_value('ContactWindowXc', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('ContactWindowXc', r)
@@ -1099,14 +1175,19 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
                 if _x < -32768 or _x > 32767: raise bad_value('ContactWindowYc', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f7 = _x
-            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             raise missing('ContactWindowYc', r)
         _p = 'EVInChargePosition'
         if fid == 8:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -1118,7 +1199,10 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f8 = _x
-            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             raise missing('EVInChargePosition', r)
@@ -1179,21 +1263,29 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GResponse_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GResponse_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GResponse_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GResponse_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1209,7 +1301,10 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_V2GResponse_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GResponse_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -1263,21 +1358,29 @@ def _d_ACDP_ConnectReq(r: BitReader) -> ACDP_ConnectReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ACDP_ConnectReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ACDP_ConnectReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ACDP_ConnectReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_ConnectReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'EVElectricalChargingDeviceStatus'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -1291,7 +1394,10 @@ def _d_ACDP_ConnectReq(r: BitReader) -> ACDP_ConnectReq:
                 _x = (_x >> 1) & 3
                 _x = _V_ElectricalChargingDeviceStatus[_x]
             f1 = _x
-            fid, m, nst = e = _R_ACDP_ConnectReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_ConnectReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVElectricalChargingDeviceStatus', r)
@@ -1375,21 +1481,29 @@ def _d_ACDP_ConnectRes(r: BitReader) -> ACDP_ConnectRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ACDP_ConnectRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ACDP_ConnectRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ACDP_ConnectRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_ConnectRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1405,14 +1519,19 @@ def _d_ACDP_ConnectRes(r: BitReader) -> ACDP_ConnectRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ACDP_ConnectRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_ConnectRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -1428,14 +1547,19 @@ def _d_ACDP_ConnectRes(r: BitReader) -> ACDP_ConnectRes:
                 if _x >= 3: raise bad_value('EVSEProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f2 = _x
-            fid, m, nst = e = _R_ACDP_ConnectRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_ConnectRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVSEProcessing', r)
         _p = 'EVSEElectricalChargingDeviceStatus'
         if fid == 3:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -1449,14 +1573,19 @@ def _d_ACDP_ConnectRes(r: BitReader) -> ACDP_ConnectRes:
                 _x = (_x >> 1) & 3
                 _x = _V_ElectricalChargingDeviceStatus[_x]
             f3 = _x
-            fid, m, nst = e = _R_ACDP_ConnectRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_ConnectRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVSEElectricalChargingDeviceStatus', r)
         _p = 'EVSEMechanicalChargingDeviceStatus'
         if fid == 4:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -1472,7 +1601,10 @@ def _d_ACDP_ConnectRes(r: BitReader) -> ACDP_ConnectRes:
                 if _x >= 3: raise bad_value('EVSEMechanicalChargingDeviceStatus', _x, 'is not an index of MechanicalChargingDeviceStatus', r)
                 _x = _V_MechanicalChargingDeviceStatus[_x]
             f4 = _x
-            fid, m, nst = e = _R_ACDP_ConnectRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_ConnectRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('EVSEMechanicalChargingDeviceStatus', r)
@@ -1529,14 +1661,20 @@ def _d_ACDP_SystemStatusReq(r: BitReader) -> ACDP_SystemStatusReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ACDP_SystemStatusReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ACDP_SystemStatusReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -1545,7 +1683,10 @@ def _d_ACDP_SystemStatusReq(r: BitReader) -> ACDP_SystemStatusReq:
             st = nst
             _x = _d_EVTechnicalStatus(r)
             f1 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVTechnicalStatus', r)
@@ -1672,12 +1813,17 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVTechnicalStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVTechnicalStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVReadyToCharge'
         if fid == 0:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -1689,14 +1835,19 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f0 = _x
-            fid, m, nst = e = _R_EVTechnicalStatus_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVTechnicalStatus_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVReadyToCharge', r)
         _p = 'EVImmobilizationRequest'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -1708,14 +1859,19 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = e = _R_EVTechnicalStatus_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_EVTechnicalStatus_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVImmobilizationRequest', r)
         _p = 'EVImmobilized'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -1727,7 +1883,10 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_EVTechnicalStatus_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_EVTechnicalStatus_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -1736,14 +1895,19 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_EVTechnicalStatus_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_EVTechnicalStatus_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
         _p = 'EVCPStatus'
         if fid == 4:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -1759,14 +1923,19 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
                 if _x >= 5: raise bad_value('EVCPStatus', _x, 'is not an index of CpStatus', r)
                 _x = _V_CpStatus[_x]
             f4 = _x
-            fid, m, nst = e = _R_EVTechnicalStatus_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_EVTechnicalStatus_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
         _p = 'EVSOC'
         if fid == 5:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -1780,14 +1949,19 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('EVSOC', _x, 'is above 100', r)
             f5 = _x
-            fid, m, nst = e = _R_EVTechnicalStatus_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_EVTechnicalStatus_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
         _p = 'EVErrorCode'
         if fid == 6:
             st = nst
-            _x = r.bits(6)
+            _q = r.pos + 6
+            if _q > r.wend: _x = r.bits(6)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
             if _x >> 5:
                 r.pos -= 6
                 if r.bit():
@@ -1803,14 +1977,19 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
                 if _x >= 10: raise bad_value('EVErrorCode', _x, 'is not an index of ErrorCode', r)
                 _x = _V_ErrorCode[_x]
             f6 = _x
-            fid, m, nst = e = _R_EVTechnicalStatus_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_EVTechnicalStatus_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
         _p = 'EVTimeout'
         if fid == 7:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -1822,7 +2001,10 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f7 = _x
-            fid, m, nst = e = _R_EVTechnicalStatus_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVTechnicalStatus_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -1882,12 +2064,17 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_RationalNumber_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_RationalNumber_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Exponent'
         if fid == 0:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -1899,7 +2086,10 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 255) + -128
             f0 = _x
-            fid, m, nst = e = _R_RationalNumber_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RationalNumber_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Exponent', r)
@@ -1913,7 +2103,10 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
                 if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_RationalNumber_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RationalNumber_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Value', r)
@@ -2090,21 +2283,29 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ACDP_SystemStatusRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ACDP_SystemStatusRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -2120,14 +2321,19 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEMechanicalChargingDeviceStatus'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -2143,14 +2349,19 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
                 if _x >= 3: raise bad_value('EVSEMechanicalChargingDeviceStatus', _x, 'is not an index of MechanicalChargingDeviceStatus', r)
                 _x = _V_MechanicalChargingDeviceStatus[_x]
             f2 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVSEMechanicalChargingDeviceStatus', r)
         _p = 'EVSEReadyToCharge'
         if fid == 3:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2162,14 +2373,19 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f3 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVSEReadyToCharge', r)
         _p = 'EVSEIsolationStatus'
         if fid == 4:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -2183,14 +2399,19 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
                 _x = (_x >> 1) & 3
                 _x = _V_IsolationStatus[_x]
             f4 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVSEIsolationStatus', r)
         _p = 'EVSEDisabled'
         if fid == 5:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2202,14 +2423,19 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f5 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusRes_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVSEDisabled', r)
         _p = 'EVSEUtilityInterruptEvent'
         if fid == 6:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2221,14 +2447,19 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f6 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusRes_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusRes_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('EVSEUtilityInterruptEvent', r)
         _p = 'EVSEEmergencyShutdown'
         if fid == 7:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2240,14 +2471,19 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f7 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusRes_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusRes_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             raise missing('EVSEEmergencyShutdown', r)
         _p = 'EVSEMalfunction'
         if fid == 8:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2259,14 +2495,19 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f8 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusRes_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusRes_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             raise missing('EVSEMalfunction', r)
         _p = 'EVInChargePosition'
         if fid == 9:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2278,14 +2519,19 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f9 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusRes_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusRes_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 2)
         else:
             raise missing('EVInChargePosition', r)
         _p = 'EVAssociationStatus'
         if fid == 10:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2297,7 +2543,10 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f10 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusRes_11[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusRes_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             raise missing('EVAssociationStatus', r)
@@ -2350,14 +2599,20 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -2410,21 +2665,29 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -2440,7 +2703,10 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -2505,14 +2771,20 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeLoopReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeLoopReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -2521,14 +2793,19 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
             st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2540,7 +2817,10 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('MeterInfoRequested', r)
@@ -2702,12 +2982,17 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DisplayParameters_0[r.bits(4)]
+        _q = r.pos + 4
+        if _q > r.wend: _c = r.bits(4)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+        fid, m, nst = e = _R_DisplayParameters_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PresentSOC'
         if fid == 0:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2721,14 +3006,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
             f0 = _x
-            fid, m, nst = e = _R_DisplayParameters_1[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2742,14 +3032,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_DisplayParameters_2[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2763,14 +3058,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_DisplayParameters_3[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
         _p = 'MaximumSOC'
         if fid == 3:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2784,7 +3084,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
             f3 = _x
-            fid, m, nst = e = _R_DisplayParameters_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -2798,7 +3101,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_DisplayParameters_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -2812,7 +3118,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_DisplayParameters_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -2826,14 +3135,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_DisplayParameters_7[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
         _p = 'ChargingComplete'
         if fid == 7:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2845,7 +3159,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f7 = _x
-            fid, m, nst = e = _R_DisplayParameters_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DisplayParameters_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -2854,14 +3171,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_DisplayParameters_9[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DisplayParameters_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
         _p = 'InletHot'
         if fid == 9:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2873,7 +3195,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f9 = _x
-            fid, m, nst = e = _R_DisplayParameters_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DisplayParameters_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             f9 = None
@@ -2972,21 +3297,29 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeLoopRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeLoopRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -3002,7 +3335,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_ChargeLoopRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -3011,7 +3347,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -3020,7 +3359,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -3029,7 +3371,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_Receipt(r)
             f4 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -3087,7 +3432,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVSEStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVSEStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NotificationMaxDelay'
         if fid == 0:
@@ -3099,14 +3447,19 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_EVSEStatus_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVSEStatus_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 1:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -3122,7 +3475,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 if _x >= 6: raise bad_value('EVSENotification', _x, 'is not an index of EvseNotification', r)
                 _x = _V_EvseNotification[_x]
             f1 = _x
-            fid, m, nst = e = _R_EVSEStatus_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVSEStatus_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVSENotification', r)
@@ -3270,7 +3626,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MeterInfo_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MeterInfo_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'MeterID'
         if fid == 0:
@@ -3281,7 +3640,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = r.string(32)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MeterInfo_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeterInfo_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('MeterID', r)
@@ -3295,7 +3657,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_MeterInfo_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ChargedEnergyReadingWh', r)
@@ -3309,7 +3674,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_MeterInfo_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -3323,7 +3691,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_MeterInfo_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -3337,7 +3708,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_MeterInfo_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -3350,7 +3724,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = r.binary(64)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_MeterInfo_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -3364,7 +3741,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_MeterInfo_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -3378,7 +3758,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('MeterTimestamp', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f7 = _x
-            fid, m, nst = e = _R_MeterInfo_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeterInfo_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -3488,7 +3871,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Receipt_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Receipt_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
@@ -3500,7 +3886,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
                 if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Receipt_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('TimeAnchor', r)
@@ -3509,7 +3898,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f1 = _x
-            fid, m, nst = e = _R_Receipt_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -3518,7 +3910,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f2 = _x
-            fid, m, nst = e = _R_Receipt_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -3527,7 +3922,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f3 = _x
-            fid, m, nst = e = _R_Receipt_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Receipt_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -3536,7 +3934,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f4 = _x
-            fid, m, nst = e = _R_Receipt_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Receipt_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -3601,14 +4002,20 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DetailedCost_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DetailedCost_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Amount'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_DetailedCost_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedCost_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Amount', r)
@@ -3617,7 +4024,10 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_DetailedCost_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedCost_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('CostPerUnit', r)
@@ -3672,7 +4082,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DetailedTax_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DetailedTax_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TaxRuleID'
         if fid == 0:
@@ -3684,7 +4097,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
                 if _x < 1 or _x > 4294967295: raise bad_value('TaxRuleID', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_DetailedTax_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedTax_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TaxRuleID', r)
@@ -3693,7 +4109,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_DetailedTax_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedTax_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Amount', r)
@@ -3764,14 +4183,20 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_CLReqControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Scheduled_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -3780,7 +4205,10 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -3789,7 +4217,10 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -3824,7 +4255,10 @@ def _d_Scheduled_CLResControlMode(r: BitReader) -> Scheduled_CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_CLResControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Scheduled_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_Scheduled_CLResControlMode)
@@ -3895,7 +4329,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_CLReqControlMode_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_Dynamic_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -3907,7 +4344,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -3916,7 +4356,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetEnergyRequest', r)
@@ -3925,7 +4368,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaximumEnergyRequest', r)
@@ -3934,7 +4380,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVMinimumEnergyRequest', r)
@@ -4023,7 +4472,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_CLResControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Dynamic_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -4035,14 +4487,19 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -4056,14 +4513,19 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -4077,7 +4539,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -4091,7 +4556,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -4140,7 +4608,10 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'RootCertificateID'
         f0 = []
@@ -4510,7 +4981,9 @@ def _es_f19(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f19(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -4600,7 +5073,9 @@ def _es_f28(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f28(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -4621,7 +5096,9 @@ def _es_f29(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f29(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -4646,7 +5123,9 @@ def _es_f30(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f30(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -4669,7 +5148,9 @@ def _es_f31(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f31(r: BitReader) -> Any:
-    _x = r.bits(6)
+    _q = r.pos + 6
+    if _q > r.wend: _x = r.bits(6)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
     if _x >> 5:
         r.pos -= 6
         if r.bit():
@@ -4693,7 +5174,9 @@ def _es_f32(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f32(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -4713,7 +5196,9 @@ def _es_f33(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f33(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -4733,7 +5218,9 @@ def _es_f34(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f34(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -4753,7 +5240,9 @@ def _es_f37(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f37(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -4773,7 +5262,9 @@ def _es_f38(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f38(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -4793,7 +5284,9 @@ def _es_f39(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f39(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -4847,7 +5340,9 @@ def _es_f42(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f42(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -4868,7 +5363,9 @@ def _es_f43(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f43(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -4890,7 +5387,9 @@ def _es_f44(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f44(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -4911,7 +5410,9 @@ def _es_f45(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f45(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -4933,7 +5434,9 @@ def _es_f46(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f46(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -4954,7 +5457,9 @@ def _es_f47(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f47(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -4979,7 +5484,9 @@ def _es_f48(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f48(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -5003,7 +5510,9 @@ def _es_f49(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f49(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -5024,7 +5533,9 @@ def _es_f50(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f50(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -5048,7 +5559,9 @@ def _es_f51(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f51(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -5068,7 +5581,9 @@ def _es_f53(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f53(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -5088,7 +5603,9 @@ def _es_f54(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f54(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -5110,7 +5627,9 @@ def _es_f57(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f57(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -5149,7 +5668,9 @@ def _es_f61(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f61(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -5204,7 +5725,9 @@ def _es_f65(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f65(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -5262,7 +5785,9 @@ def _es_f71(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f71(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -5303,7 +5828,9 @@ def _es_f74(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f74(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -5395,7 +5922,9 @@ def _es_f79(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f79(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -5529,7 +6058,9 @@ def _es_f90(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f90(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -5622,7 +6153,9 @@ def _es_f98(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f98(r: BitReader) -> Any:
-    _x = r.bits(8)
+    _q = r.pos + 8
+    if _q > r.wend: _x = r.bits(8)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
     if _x >> 7:
         r.pos -= 8
         if r.bit():
@@ -5703,7 +6236,9 @@ def _es_f111(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f111(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():

@@ -1208,7 +1208,10 @@ def _d_CLReqControlMode(r: BitReader) -> CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CLReqControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_CLReqControlMode)
@@ -1237,7 +1240,10 @@ def _d_CLResControlMode(r: BitReader) -> CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CLResControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_CLResControlMode)
@@ -1291,14 +1297,20 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SessionSetupReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SessionSetupReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_SessionSetupReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionSetupReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -1311,7 +1323,10 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
                 _x = r.string(255)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_SessionSetupReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionSetupReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVCCID', r)
@@ -1355,14 +1370,20 @@ def _d_V2GRequest(r: BitReader) -> V2GRequest:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GRequest_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GRequest_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GRequest_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GRequest_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -1405,14 +1426,20 @@ def _d_V2GMessage(r: BitReader) -> V2GMessage:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GMessage_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GMessage_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GMessage_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GMessage_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -1485,7 +1512,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MessageHeader_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MessageHeader_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SessionID'
         if fid == 0:
@@ -1496,7 +1526,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 _x = r.binary(8)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MessageHeader_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MessageHeader_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('SessionID', r)
@@ -1510,7 +1543,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 if _x > 18446744073709551615: raise bad_value('TimeStamp', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_MessageHeader_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MessageHeader_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('TimeStamp', r)
@@ -1519,7 +1555,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             st = nst
             _x = _d_Signature(r)
             f2 = _x
-            fid, m, nst = e = _R_MessageHeader_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MessageHeader_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -1589,21 +1628,29 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SessionSetupRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SessionSetupRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_SessionSetupRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionSetupRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1619,7 +1666,10 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_SessionSetupRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionSetupRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -1632,7 +1682,10 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
                 _x = r.string(255)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_SessionSetupRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionSetupRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEID', r)
@@ -1687,21 +1740,29 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GResponse_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GResponse_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GResponse_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GResponse_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1717,7 +1778,10 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_V2GResponse_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GResponse_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -1761,14 +1825,20 @@ def _d_AuthorizationSetupReq(r: BitReader) -> AuthorizationSetupReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AuthorizationSetupReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AuthorizationSetupReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_AuthorizationSetupReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationSetupReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -1867,21 +1937,29 @@ def _d_AuthorizationSetupRes(r: BitReader) -> AuthorizationSetupRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AuthorizationSetupRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AuthorizationSetupRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_AuthorizationSetupRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationSetupRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1897,7 +1975,10 @@ def _d_AuthorizationSetupRes(r: BitReader) -> AuthorizationSetupRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_AuthorizationSetupRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationSetupRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -1905,7 +1986,9 @@ def _d_AuthorizationSetupRes(r: BitReader) -> AuthorizationSetupRes:
         f2 = []
         while fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -1924,7 +2007,9 @@ def _d_AuthorizationSetupRes(r: BitReader) -> AuthorizationSetupRes:
         _p = 'CertificateInstallationService'
         if fid == 3:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -1936,7 +2021,10 @@ def _d_AuthorizationSetupRes(r: BitReader) -> AuthorizationSetupRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f3 = _x
-            fid, m, nst = e = _R_AuthorizationSetupRes_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AuthorizationSetupRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('CertificateInstallationService', r)
@@ -1945,7 +2033,10 @@ def _d_AuthorizationSetupRes(r: BitReader) -> AuthorizationSetupRes:
             st = nst
             _x = _d_EIM_ASResAuthorizationMode(r)
             f4 = _x
-            fid, m, nst = e = _R_AuthorizationSetupRes_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationSetupRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f4 = None
@@ -1954,7 +2045,10 @@ def _d_AuthorizationSetupRes(r: BitReader) -> AuthorizationSetupRes:
             st = nst
             _x = _d_PnC_ASResAuthorizationMode(r)
             f5 = _x
-            fid, m, nst = e = _R_AuthorizationSetupRes_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationSetupRes_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f5 = None
@@ -1992,7 +2086,10 @@ def _d_EIM_ASResAuthorizationMode(r: BitReader) -> EIM_ASResAuthorizationMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EIM_ASResAuthorizationMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EIM_ASResAuthorizationMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_EIM_ASResAuthorizationMode)
@@ -2050,7 +2147,10 @@ def _d_PnC_ASResAuthorizationMode(r: BitReader) -> PnC_ASResAuthorizationMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PnC_ASResAuthorizationMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PnC_ASResAuthorizationMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'GenChallenge'
         if fid == 0:
@@ -2061,7 +2161,10 @@ def _d_PnC_ASResAuthorizationMode(r: BitReader) -> PnC_ASResAuthorizationMode:
                 _x = r.binary(16)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_PnC_ASResAuthorizationMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PnC_ASResAuthorizationMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('GenChallenge', r)
@@ -2070,7 +2173,10 @@ def _d_PnC_ASResAuthorizationMode(r: BitReader) -> PnC_ASResAuthorizationMode:
             st = nst
             _x = _d_SupportedProvidersList(r)
             f1 = _x
-            fid, m, nst = e = _R_PnC_ASResAuthorizationMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PnC_ASResAuthorizationMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -2122,7 +2228,10 @@ def _d_SupportedProvidersList(r: BitReader) -> SupportedProvidersList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SupportedProvidersList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SupportedProvidersList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ProviderID'
         f0 = []
@@ -2210,21 +2319,29 @@ def _d_AuthorizationReq(r: BitReader) -> AuthorizationReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AuthorizationReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AuthorizationReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_AuthorizationReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'SelectedAuthorizationService'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2238,7 +2355,10 @@ def _d_AuthorizationReq(r: BitReader) -> AuthorizationReq:
                 _x = (_x >> 1) & 1
                 _x = _V_Authorization[_x]
             f1 = _x
-            fid, m, nst = e = _R_AuthorizationReq_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AuthorizationReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('SelectedAuthorizationService', r)
@@ -2247,7 +2367,10 @@ def _d_AuthorizationReq(r: BitReader) -> AuthorizationReq:
             st = nst
             _x = _d_EIM_AReqAuthorizationMode(r)
             f2 = _x
-            fid, m, nst = e = _R_AuthorizationReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -2256,7 +2379,10 @@ def _d_AuthorizationReq(r: BitReader) -> AuthorizationReq:
             st = nst
             _x = _d_PnC_AReqAuthorizationMode(r)
             f3 = _x
-            fid, m, nst = e = _R_AuthorizationReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -2292,7 +2418,10 @@ def _d_EIM_AReqAuthorizationMode(r: BitReader) -> EIM_AReqAuthorizationMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EIM_AReqAuthorizationMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EIM_AReqAuthorizationMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_EIM_AReqAuthorizationMode)
@@ -2356,14 +2485,20 @@ def _d_PnC_AReqAuthorizationMode(r: BitReader) -> PnC_AReqAuthorizationMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PnC_AReqAuthorizationMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PnC_AReqAuthorizationMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_PnC_AReqAuthorizationMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PnC_AReqAuthorizationMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Id', r)
@@ -2376,7 +2511,10 @@ def _d_PnC_AReqAuthorizationMode(r: BitReader) -> PnC_AReqAuthorizationMode:
                 _x = r.binary(16)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_PnC_AReqAuthorizationMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PnC_AReqAuthorizationMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('GenChallenge', r)
@@ -2385,7 +2523,10 @@ def _d_PnC_AReqAuthorizationMode(r: BitReader) -> PnC_AReqAuthorizationMode:
             st = nst
             _x = _d_ContractCertificateChain(r)
             f2 = _x
-            fid, m, nst = e = _R_PnC_AReqAuthorizationMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PnC_AReqAuthorizationMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('ContractCertificateChain', r)
@@ -2445,7 +2586,10 @@ def _d_ContractCertificateChain(r: BitReader) -> ContractCertificateChain:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ContractCertificateChain_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ContractCertificateChain_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Certificate'
         if fid == 0:
@@ -2456,7 +2600,10 @@ def _d_ContractCertificateChain(r: BitReader) -> ContractCertificateChain:
                 _x = r.binary(1600)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ContractCertificateChain_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ContractCertificateChain_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Certificate', r)
@@ -2465,7 +2612,10 @@ def _d_ContractCertificateChain(r: BitReader) -> ContractCertificateChain:
             st = nst
             _x = _d_SubCertificates(r)
             f1 = _x
-            fid, m, nst = e = _R_ContractCertificateChain_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ContractCertificateChain_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('SubCertificates', r)
@@ -2517,7 +2667,10 @@ def _d_SubCertificates(r: BitReader) -> SubCertificates:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SubCertificates_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SubCertificates_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Certificate'
         f0 = []
@@ -2590,21 +2743,29 @@ def _d_AuthorizationRes(r: BitReader) -> AuthorizationRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AuthorizationRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AuthorizationRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_AuthorizationRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -2620,14 +2781,19 @@ def _d_AuthorizationRes(r: BitReader) -> AuthorizationRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_AuthorizationRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -2643,7 +2809,10 @@ def _d_AuthorizationRes(r: BitReader) -> AuthorizationRes:
                 if _x >= 3: raise bad_value('EVSEProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f2 = _x
-            fid, m, nst = e = _R_AuthorizationRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEProcessing', r)
@@ -2702,14 +2871,20 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceDiscoveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceDiscoveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ServiceDiscoveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -2718,7 +2893,10 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
             st = nst
             _x = _d_ServiceIDList(r)
             f1 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDiscoveryReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -2767,7 +2945,10 @@ def _d_ServiceIDList(r: BitReader) -> ServiceIDList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceIDList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceIDList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         f0 = []
@@ -2864,21 +3045,29 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceDiscoveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceDiscoveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDiscoveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -2894,14 +3083,19 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDiscoveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'ServiceRenegotiationSupported'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2913,7 +3107,10 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDiscoveryRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('ServiceRenegotiationSupported', r)
@@ -2922,7 +3119,10 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             st = nst
             _x = _d_ServiceList(r)
             f3 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryRes_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ServiceDiscoveryRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EnergyTransferServiceList', r)
@@ -2931,7 +3131,10 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             st = nst
             _x = _d_ServiceList(r)
             f4 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDiscoveryRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -2981,7 +3184,10 @@ def _d_ServiceList(r: BitReader) -> ServiceList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Service'
         f0 = []
@@ -3040,7 +3246,10 @@ def _d_Service(r: BitReader) -> Service:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Service_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Service_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
@@ -3052,14 +3261,19 @@ def _d_Service(r: BitReader) -> Service:
                 if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Service_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Service_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ServiceID', r)
         _p = 'FreeService'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -3071,7 +3285,10 @@ def _d_Service(r: BitReader) -> Service:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = e = _R_Service_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Service_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('FreeService', r)
@@ -3126,14 +3343,20 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceDetailReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceDetailReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ServiceDetailReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDetailReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -3147,7 +3370,10 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
                 if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_ServiceDetailReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDetailReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ServiceID', r)
@@ -3222,21 +3448,29 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceDetailRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceDetailRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ServiceDetailRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDetailRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -3252,7 +3486,10 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ServiceDetailRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDetailRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -3266,7 +3503,10 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
                 if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_ServiceDetailRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDetailRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('ServiceID', r)
@@ -3275,7 +3515,10 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
             st = nst
             _x = _d_ServiceParameterList(r)
             f3 = _x
-            fid, m, nst = e = _R_ServiceDetailRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDetailRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('ServiceParameterList', r)
@@ -3324,7 +3567,10 @@ def _d_ServiceParameterList(r: BitReader) -> ServiceParameterList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceParameterList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceParameterList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ParameterSet'
         f0 = []
@@ -3387,7 +3633,10 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ParameterSet_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ParameterSet_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ParameterSetID'
         if fid == 0:
@@ -3399,7 +3648,10 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
                 if _x > 65535: raise bad_value('ParameterSetID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ParameterSet_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ParameterSet_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ParameterSetID', r)
@@ -3533,21 +3785,29 @@ def _d_Parameter(r: BitReader) -> Parameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Parameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Parameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Name'
         if fid == 0:
             st = nst
             _x = r.string(80)
             f0 = _x
-            fid, m, nst = e = _R_Parameter_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Parameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Name', r)
         _p = 'boolValue'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -3559,14 +3819,19 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = e = _R_Parameter_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'byteValue'
         if fid == 2:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -3578,7 +3843,10 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 255) + -128
             f2 = _x
-            fid, m, nst = e = _R_Parameter_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -3592,7 +3860,10 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 if _x < -32768 or _x > 32767: raise bad_value('shortValue', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_Parameter_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -3606,7 +3877,10 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 if _x < -2147483648 or _x > 2147483647: raise bad_value('intValue', _x, 'is outside [-2147483648, 2147483647]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_Parameter_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -3615,7 +3889,10 @@ def _d_Parameter(r: BitReader) -> Parameter:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_Parameter_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -3628,7 +3905,10 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 _x = r.string(80)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_Parameter_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -3687,12 +3967,17 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_RationalNumber_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_RationalNumber_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Exponent'
         if fid == 0:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -3704,7 +3989,10 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 255) + -128
             f0 = _x
-            fid, m, nst = e = _R_RationalNumber_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RationalNumber_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Exponent', r)
@@ -3718,7 +4006,10 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
                 if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_RationalNumber_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RationalNumber_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Value', r)
@@ -3826,14 +4117,20 @@ def _d_ServiceSelectionReq(r: BitReader) -> ServiceSelectionReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceSelectionReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceSelectionReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ServiceSelectionReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceSelectionReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -3842,7 +4139,10 @@ def _d_ServiceSelectionReq(r: BitReader) -> ServiceSelectionReq:
             st = nst
             _x = _d_SelectedService(r)
             f1 = _x
-            fid, m, nst = e = _R_ServiceSelectionReq_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ServiceSelectionReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('SelectedEnergyTransferService', r)
@@ -3851,7 +4151,10 @@ def _d_ServiceSelectionReq(r: BitReader) -> ServiceSelectionReq:
             st = nst
             _x = _d_SelectedServiceList(r)
             f2 = _x
-            fid, m, nst = e = _R_ServiceSelectionReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceSelectionReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -3908,7 +4211,10 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SelectedService_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SelectedService_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
@@ -3920,7 +4226,10 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
                 if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_SelectedService_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SelectedService_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ServiceID', r)
@@ -3934,7 +4243,10 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
                 if _x > 65535: raise bad_value('ParameterSetID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_SelectedService_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SelectedService_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ParameterSetID', r)
@@ -3981,7 +4293,10 @@ def _d_SelectedServiceList(r: BitReader) -> SelectedServiceList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SelectedServiceList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SelectedServiceList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SelectedService'
         f0 = []
@@ -4040,21 +4355,29 @@ def _d_ServiceSelectionRes(r: BitReader) -> ServiceSelectionRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceSelectionRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceSelectionRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ServiceSelectionRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceSelectionRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -4070,7 +4393,10 @@ def _d_ServiceSelectionRes(r: BitReader) -> ServiceSelectionRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ServiceSelectionRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceSelectionRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -4148,21 +4474,29 @@ def _d_ScheduleExchangeReq(r: BitReader) -> ScheduleExchangeReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ScheduleExchangeReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ScheduleExchangeReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ScheduleExchangeReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ScheduleExchangeReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'MaximumSupportingPoints'
         if fid == 1:
             st = nst
-            _x = r.bits(12)
+            _q = r.pos + 12
+            if _q > r.wend: _x = r.bits(12)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xfff
             if _x >> 11:
                 r.pos -= 12
                 if r.bit():
@@ -4176,7 +4510,10 @@ def _d_ScheduleExchangeReq(r: BitReader) -> ScheduleExchangeReq:
                 _x = ((_x >> 1) & 1023) + 12
                 if _x > 1024: raise bad_value('MaximumSupportingPoints', _x, 'is above 1024', r)
             f1 = _x
-            fid, m, nst = e = _R_ScheduleExchangeReq_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ScheduleExchangeReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('MaximumSupportingPoints', r)
@@ -4185,7 +4522,10 @@ def _d_ScheduleExchangeReq(r: BitReader) -> ScheduleExchangeReq:
             st = nst
             _x = _d_Dynamic_SEReqControlMode(r)
             f2 = _x
-            fid, m, nst = e = _R_ScheduleExchangeReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ScheduleExchangeReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -4194,7 +4534,10 @@ def _d_ScheduleExchangeReq(r: BitReader) -> ScheduleExchangeReq:
             st = nst
             _x = _d_Scheduled_SEReqControlMode(r)
             f3 = _x
-            fid, m, nst = e = _R_ScheduleExchangeReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ScheduleExchangeReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -4318,7 +4661,10 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_SEReqControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Dynamic_SEReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -4330,14 +4676,19 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_SEReqControlMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_SEReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('DepartureTime', r)
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -4351,14 +4702,19 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_SEReqControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_SEReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -4372,7 +4728,10 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_SEReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_SEReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -4381,7 +4740,10 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_SEReqControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_SEReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVTargetEnergyRequest', r)
@@ -4390,7 +4752,10 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_Dynamic_SEReqControlMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_SEReqControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVMaximumEnergyRequest', r)
@@ -4399,7 +4764,10 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_Dynamic_SEReqControlMode_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_SEReqControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('EVMinimumEnergyRequest', r)
@@ -4408,7 +4776,10 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_Dynamic_SEReqControlMode_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_SEReqControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -4417,7 +4788,10 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_Dynamic_SEReqControlMode_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_SEReqControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -4520,7 +4894,10 @@ def _d_Scheduled_SEReqControlMode(r: BitReader) -> Scheduled_SEReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_SEReqControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Scheduled_SEReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -4532,7 +4909,10 @@ def _d_Scheduled_SEReqControlMode(r: BitReader) -> Scheduled_SEReqControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Scheduled_SEReqControlMode_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_SEReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -4541,7 +4921,10 @@ def _d_Scheduled_SEReqControlMode(r: BitReader) -> Scheduled_SEReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Scheduled_SEReqControlMode_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_SEReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -4550,7 +4933,10 @@ def _d_Scheduled_SEReqControlMode(r: BitReader) -> Scheduled_SEReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Scheduled_SEReqControlMode_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_SEReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -4559,7 +4945,10 @@ def _d_Scheduled_SEReqControlMode(r: BitReader) -> Scheduled_SEReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Scheduled_SEReqControlMode_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_SEReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -4568,7 +4957,10 @@ def _d_Scheduled_SEReqControlMode(r: BitReader) -> Scheduled_SEReqControlMode:
             st = nst
             _x = _d_EVEnergyOffer(r)
             f4 = _x
-            fid, m, nst = e = _R_Scheduled_SEReqControlMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_SEReqControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -4625,14 +5017,20 @@ def _d_EVEnergyOffer(r: BitReader) -> EVEnergyOffer:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVEnergyOffer_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVEnergyOffer_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVPowerSchedule'
         if fid == 0:
             st = nst
             _x = _d_EVPowerSchedule(r)
             f0 = _x
-            fid, m, nst = e = _R_EVEnergyOffer_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVEnergyOffer_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVPowerSchedule', r)
@@ -4641,7 +5039,10 @@ def _d_EVEnergyOffer(r: BitReader) -> EVEnergyOffer:
             st = nst
             _x = _d_EVAbsolutePriceSchedule(r)
             f1 = _x
-            fid, m, nst = e = _R_EVEnergyOffer_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVEnergyOffer_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVAbsolutePriceSchedule', r)
@@ -4696,7 +5097,10 @@ def _d_EVPowerSchedule(r: BitReader) -> EVPowerSchedule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVPowerSchedule_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVPowerSchedule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
@@ -4708,7 +5112,10 @@ def _d_EVPowerSchedule(r: BitReader) -> EVPowerSchedule:
                 if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_EVPowerSchedule_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVPowerSchedule_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TimeAnchor', r)
@@ -4717,7 +5124,10 @@ def _d_EVPowerSchedule(r: BitReader) -> EVPowerSchedule:
             st = nst
             _x = _d_EVPowerScheduleEntryList(r)
             f1 = _x
-            fid, m, nst = e = _R_EVPowerSchedule_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVPowerSchedule_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVPowerScheduleEntries', r)
@@ -4764,7 +5174,10 @@ def _d_EVPowerScheduleEntryList(r: BitReader) -> EVPowerScheduleEntryList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVPowerScheduleEntryList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVPowerScheduleEntryList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVPowerScheduleEntry'
         f0 = []
@@ -4824,7 +5237,10 @@ def _d_EVPowerScheduleEntry(r: BitReader) -> EVPowerScheduleEntry:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVPowerScheduleEntry_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVPowerScheduleEntry_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Duration'
         if fid == 0:
@@ -4836,7 +5252,10 @@ def _d_EVPowerScheduleEntry(r: BitReader) -> EVPowerScheduleEntry:
                 if _x > 4294967295: raise bad_value('Duration', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_EVPowerScheduleEntry_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVPowerScheduleEntry_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Duration', r)
@@ -4845,7 +5264,10 @@ def _d_EVPowerScheduleEntry(r: BitReader) -> EVPowerScheduleEntry:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_EVPowerScheduleEntry_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVPowerScheduleEntry_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Power', r)
@@ -4930,7 +5352,10 @@ def _d_EVAbsolutePriceSchedule(r: BitReader) -> EVAbsolutePriceSchedule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVAbsolutePriceSchedule_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVAbsolutePriceSchedule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
@@ -4942,7 +5367,10 @@ def _d_EVAbsolutePriceSchedule(r: BitReader) -> EVAbsolutePriceSchedule:
                 if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_EVAbsolutePriceSchedule_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVAbsolutePriceSchedule_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TimeAnchor', r)
@@ -4955,7 +5383,10 @@ def _d_EVAbsolutePriceSchedule(r: BitReader) -> EVAbsolutePriceSchedule:
                 _x = r.string(3)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_EVAbsolutePriceSchedule_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVAbsolutePriceSchedule_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('Currency', r)
@@ -4968,7 +5399,10 @@ def _d_EVAbsolutePriceSchedule(r: BitReader) -> EVAbsolutePriceSchedule:
                 _x = r.string(255)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_EVAbsolutePriceSchedule_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVAbsolutePriceSchedule_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('PriceAlgorithm', r)
@@ -4977,7 +5411,10 @@ def _d_EVAbsolutePriceSchedule(r: BitReader) -> EVAbsolutePriceSchedule:
             st = nst
             _x = _d_EVPriceRuleStackList(r)
             f3 = _x
-            fid, m, nst = e = _R_EVAbsolutePriceSchedule_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVAbsolutePriceSchedule_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVPriceRuleStacks', r)
@@ -5026,7 +5463,10 @@ def _d_EVPriceRuleStackList(r: BitReader) -> EVPriceRuleStackList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVPriceRuleStackList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVPriceRuleStackList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVPriceRuleStack'
         f0 = []
@@ -5089,7 +5529,10 @@ def _d_EVPriceRuleStack(r: BitReader) -> EVPriceRuleStack:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVPriceRuleStack_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVPriceRuleStack_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Duration'
         if fid == 0:
@@ -5101,7 +5544,10 @@ def _d_EVPriceRuleStack(r: BitReader) -> EVPriceRuleStack:
                 if _x > 4294967295: raise bad_value('Duration', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_EVPriceRuleStack_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVPriceRuleStack_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Duration', r)
@@ -5163,14 +5609,20 @@ def _d_EVPriceRule(r: BitReader) -> EVPriceRule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVPriceRule_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVPriceRule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EnergyFee'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_EVPriceRule_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVPriceRule_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EnergyFee', r)
@@ -5179,7 +5631,10 @@ def _d_EVPriceRule(r: BitReader) -> EVPriceRule:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_EVPriceRule_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVPriceRule_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('PowerRangeStart', r)
@@ -5279,21 +5734,29 @@ def _d_ScheduleExchangeRes(r: BitReader) -> ScheduleExchangeRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ScheduleExchangeRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ScheduleExchangeRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ScheduleExchangeRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ScheduleExchangeRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -5309,14 +5772,19 @@ def _d_ScheduleExchangeRes(r: BitReader) -> ScheduleExchangeRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ScheduleExchangeRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ScheduleExchangeRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -5332,14 +5800,19 @@ def _d_ScheduleExchangeRes(r: BitReader) -> ScheduleExchangeRes:
                 if _x >= 3: raise bad_value('EVSEProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f2 = _x
-            fid, m, nst = e = _R_ScheduleExchangeRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ScheduleExchangeRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVSEProcessing', r)
         _p = 'GoToPause'
         if fid == 3:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -5351,7 +5824,10 @@ def _d_ScheduleExchangeRes(r: BitReader) -> ScheduleExchangeRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f3 = _x
-            fid, m, nst = e = _R_ScheduleExchangeRes_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ScheduleExchangeRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             f3 = None
@@ -5360,7 +5836,10 @@ def _d_ScheduleExchangeRes(r: BitReader) -> ScheduleExchangeRes:
             st = nst
             _x = _d_Dynamic_SEResControlMode(r)
             f4 = _x
-            fid, m, nst = e = _R_ScheduleExchangeRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ScheduleExchangeRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f4 = None
@@ -5369,7 +5848,10 @@ def _d_ScheduleExchangeRes(r: BitReader) -> ScheduleExchangeRes:
             st = nst
             _x = _d_Scheduled_SEResControlMode(r)
             f5 = _x
-            fid, m, nst = e = _R_ScheduleExchangeRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ScheduleExchangeRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f5 = None
@@ -5470,7 +5952,10 @@ def _d_Dynamic_SEResControlMode(r: BitReader) -> Dynamic_SEResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_SEResControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Dynamic_SEResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -5482,14 +5967,19 @@ def _d_Dynamic_SEResControlMode(r: BitReader) -> Dynamic_SEResControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_SEResControlMode_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_SEResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -5503,14 +5993,19 @@ def _d_Dynamic_SEResControlMode(r: BitReader) -> Dynamic_SEResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_SEResControlMode_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_SEResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -5524,7 +6019,10 @@ def _d_Dynamic_SEResControlMode(r: BitReader) -> Dynamic_SEResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_SEResControlMode_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_SEResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -5533,7 +6031,10 @@ def _d_Dynamic_SEResControlMode(r: BitReader) -> Dynamic_SEResControlMode:
             st = nst
             _x = _d_AbsolutePriceSchedule(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_SEResControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_SEResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -5542,7 +6043,10 @@ def _d_Dynamic_SEResControlMode(r: BitReader) -> Dynamic_SEResControlMode:
             st = nst
             _x = _d_PriceLevelSchedule(r)
             f4 = _x
-            fid, m, nst = e = _R_Dynamic_SEResControlMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_SEResControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -5745,14 +6249,20 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AbsolutePriceSchedule_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_AbsolutePriceSchedule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AbsolutePriceSchedule_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -5766,7 +6276,10 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
                 if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AbsolutePriceSchedule_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('TimeAnchor', r)
@@ -5780,7 +6293,10 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
                 if _x < 1 or _x > 4294967295: raise bad_value('PriceScheduleID', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AbsolutePriceSchedule_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('PriceScheduleID', r)
@@ -5793,7 +6309,10 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
                 _x = r.string(160)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AbsolutePriceSchedule_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -5806,7 +6325,10 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
                 _x = r.string(3)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AbsolutePriceSchedule_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('Currency', r)
@@ -5819,7 +6341,10 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
                 _x = r.string(3)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AbsolutePriceSchedule_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('Language', r)
@@ -5832,7 +6357,10 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
                 _x = r.string(255)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_7[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_AbsolutePriceSchedule_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('PriceAlgorithm', r)
@@ -5841,7 +6369,10 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AbsolutePriceSchedule_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             f7 = None
@@ -5850,7 +6381,10 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_9[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AbsolutePriceSchedule_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             f8 = None
@@ -5859,7 +6393,10 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             st = nst
             _x = _d_TaxRuleList(r)
             f9 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AbsolutePriceSchedule_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 2)
         else:
             f9 = None
@@ -5868,7 +6405,10 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             st = nst
             _x = _d_PriceRuleStackList(r)
             f10 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_11[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AbsolutePriceSchedule_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             raise missing('PriceRuleStacks', r)
@@ -5877,7 +6417,10 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             st = nst
             _x = _d_OverstayRuleList(r)
             f11 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_12[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AbsolutePriceSchedule_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 1)
         else:
             f11 = None
@@ -5886,7 +6429,10 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             st = nst
             _x = _d_AdditionalServiceList(r)
             f12 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_13[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AbsolutePriceSchedule_13[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 13, 1)
         else:
             f12 = None
@@ -5972,7 +6518,10 @@ def _d_PriceSchedule(r: BitReader) -> PriceSchedule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PriceSchedule_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PriceSchedule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
@@ -5984,7 +6533,10 @@ def _d_PriceSchedule(r: BitReader) -> PriceSchedule:
                 if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_PriceSchedule_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PriceSchedule_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TimeAnchor', r)
@@ -5998,7 +6550,10 @@ def _d_PriceSchedule(r: BitReader) -> PriceSchedule:
                 if _x < 1 or _x > 4294967295: raise bad_value('PriceScheduleID', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_PriceSchedule_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PriceSchedule_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('PriceScheduleID', r)
@@ -6011,7 +6566,10 @@ def _d_PriceSchedule(r: BitReader) -> PriceSchedule:
                 _x = r.string(160)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_PriceSchedule_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PriceSchedule_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -6059,7 +6617,10 @@ def _d_TaxRuleList(r: BitReader) -> TaxRuleList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_TaxRuleList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_TaxRuleList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TaxRule'
         f0 = []
@@ -6182,7 +6743,10 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_TaxRule_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_TaxRule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TaxRuleID'
         if fid == 0:
@@ -6194,7 +6758,10 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
                 if _x < 1 or _x > 4294967295: raise bad_value('TaxRuleID', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_TaxRule_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_TaxRule_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TaxRuleID', r)
@@ -6207,7 +6774,10 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
                 _x = r.string(80)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_TaxRule_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_TaxRule_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -6216,14 +6786,19 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_TaxRule_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_TaxRule_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('TaxRate', r)
         _p = 'TaxIncludedInPrice'
         if fid == 3:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -6235,14 +6810,19 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f3 = _x
-            fid, m, nst = e = _R_TaxRule_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_TaxRule_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
         _p = 'AppliesToEnergyFee'
         if fid == 4:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -6254,14 +6834,19 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f4 = _x
-            fid, m, nst = e = _R_TaxRule_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_TaxRule_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('AppliesToEnergyFee', r)
         _p = 'AppliesToParkingFee'
         if fid == 5:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -6273,14 +6858,19 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f5 = _x
-            fid, m, nst = e = _R_TaxRule_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_TaxRule_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('AppliesToParkingFee', r)
         _p = 'AppliesToOverstayFee'
         if fid == 6:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -6292,14 +6882,19 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f6 = _x
-            fid, m, nst = e = _R_TaxRule_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_TaxRule_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('AppliesToOverstayFee', r)
         _p = 'AppliesMinimumMaximumCost'
         if fid == 7:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -6311,7 +6906,10 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f7 = _x
-            fid, m, nst = e = _R_TaxRule_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_TaxRule_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             raise missing('AppliesMinimumMaximumCost', r)
@@ -6364,7 +6962,10 @@ def _d_PriceRuleStackList(r: BitReader) -> PriceRuleStackList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PriceRuleStackList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PriceRuleStackList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PriceRuleStack'
         f0 = []
@@ -6427,7 +7028,10 @@ def _d_PriceRuleStack(r: BitReader) -> PriceRuleStack:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PriceRuleStack_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PriceRuleStack_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Duration'
         if fid == 0:
@@ -6439,7 +7043,10 @@ def _d_PriceRuleStack(r: BitReader) -> PriceRuleStack:
                 if _x > 4294967295: raise bad_value('Duration', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_PriceRuleStack_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PriceRuleStack_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Duration', r)
@@ -6555,14 +7162,20 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PriceRule_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PriceRule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EnergyFee'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_PriceRule_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_PriceRule_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EnergyFee', r)
@@ -6571,7 +7184,10 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_PriceRule_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_PriceRule_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -6585,7 +7201,10 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
                 if _x > 4294967295: raise bad_value('ParkingFeePeriod', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_PriceRule_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PriceRule_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -6599,14 +7218,19 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
                 if _x > 65535: raise bad_value('CarbonDioxideEmission', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_PriceRule_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PriceRule_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
         _p = 'RenewableGenerationPercentage'
         if fid == 4:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -6618,7 +7242,10 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f4 = _x
-            fid, m, nst = e = _R_PriceRule_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PriceRule_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f4 = None
@@ -6627,7 +7254,10 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_PriceRule_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PriceRule_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('PowerRangeStart', r)
@@ -6700,7 +7330,10 @@ def _d_OverstayRuleList(r: BitReader) -> OverstayRuleList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_OverstayRuleList_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_OverstayRuleList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'OverstayTimeThreshold'
         if fid == 0:
@@ -6712,7 +7345,10 @@ def _d_OverstayRuleList(r: BitReader) -> OverstayRuleList:
                 if _x > 4294967295: raise bad_value('OverstayTimeThreshold', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_OverstayRuleList_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_OverstayRuleList_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -6721,7 +7357,10 @@ def _d_OverstayRuleList(r: BitReader) -> OverstayRuleList:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_OverstayRuleList_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_OverstayRuleList_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -6813,7 +7452,10 @@ def _d_OverstayRule(r: BitReader) -> OverstayRule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_OverstayRule_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_OverstayRule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'OverstayRuleDescription'
         if fid == 0:
@@ -6824,7 +7466,10 @@ def _d_OverstayRule(r: BitReader) -> OverstayRule:
                 _x = r.string(160)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_OverstayRule_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_OverstayRule_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -6838,7 +7483,10 @@ def _d_OverstayRule(r: BitReader) -> OverstayRule:
                 if _x > 4294967295: raise bad_value('StartTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_OverstayRule_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_OverstayRule_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('StartTime', r)
@@ -6847,7 +7495,10 @@ def _d_OverstayRule(r: BitReader) -> OverstayRule:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_OverstayRule_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_OverstayRule_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('OverstayFee', r)
@@ -6861,7 +7512,10 @@ def _d_OverstayRule(r: BitReader) -> OverstayRule:
                 if _x > 4294967295: raise bad_value('OverstayFeePeriod', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_OverstayRule_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_OverstayRule_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('OverstayFeePeriod', r)
@@ -6910,7 +7564,10 @@ def _d_AdditionalServiceList(r: BitReader) -> AdditionalServiceList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AdditionalServiceList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AdditionalServiceList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'AdditionalService'
         f0 = []
@@ -6974,7 +7631,10 @@ def _d_AdditionalService(r: BitReader) -> AdditionalService:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AdditionalService_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AdditionalService_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceName'
         if fid == 0:
@@ -6985,7 +7645,10 @@ def _d_AdditionalService(r: BitReader) -> AdditionalService:
                 _x = r.string(80)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_AdditionalService_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AdditionalService_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ServiceName', r)
@@ -6994,7 +7657,10 @@ def _d_AdditionalService(r: BitReader) -> AdditionalService:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_AdditionalService_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AdditionalService_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ServiceFee', r)
@@ -7098,14 +7764,20 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PriceLevelSchedule_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_PriceLevelSchedule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_PriceLevelSchedule_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PriceLevelSchedule_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -7119,7 +7791,10 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
                 if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_PriceLevelSchedule_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PriceLevelSchedule_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('TimeAnchor', r)
@@ -7133,7 +7808,10 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
                 if _x < 1 or _x > 4294967295: raise bad_value('PriceScheduleID', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_PriceLevelSchedule_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PriceLevelSchedule_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('PriceScheduleID', r)
@@ -7146,14 +7824,19 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
                 _x = r.string(160)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_PriceLevelSchedule_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PriceLevelSchedule_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
         _p = 'NumberOfPriceLevels'
         if fid == 4:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -7165,7 +7848,10 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f4 = _x
-            fid, m, nst = e = _R_PriceLevelSchedule_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PriceLevelSchedule_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('NumberOfPriceLevels', r)
@@ -7174,7 +7860,10 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
             st = nst
             _x = _d_PriceLevelScheduleEntryList(r)
             f5 = _x
-            fid, m, nst = e = _R_PriceLevelSchedule_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PriceLevelSchedule_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('PriceLevelScheduleEntries', r)
@@ -7225,7 +7914,10 @@ def _d_PriceLevelScheduleEntryList(r: BitReader) -> PriceLevelScheduleEntryList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PriceLevelScheduleEntryList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PriceLevelScheduleEntryList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PriceLevelScheduleEntry'
         f0 = []
@@ -7284,7 +7976,10 @@ def _d_PriceLevelScheduleEntry(r: BitReader) -> PriceLevelScheduleEntry:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PriceLevelScheduleEntry_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PriceLevelScheduleEntry_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Duration'
         if fid == 0:
@@ -7296,14 +7991,19 @@ def _d_PriceLevelScheduleEntry(r: BitReader) -> PriceLevelScheduleEntry:
                 if _x > 4294967295: raise bad_value('Duration', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_PriceLevelScheduleEntry_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PriceLevelScheduleEntry_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Duration', r)
         _p = 'PriceLevel'
         if fid == 1:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -7315,7 +8015,10 @@ def _d_PriceLevelScheduleEntry(r: BitReader) -> PriceLevelScheduleEntry:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f1 = _x
-            fid, m, nst = e = _R_PriceLevelScheduleEntry_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PriceLevelScheduleEntry_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('PriceLevel', r)
@@ -7362,7 +8065,10 @@ def _d_Scheduled_SEResControlMode(r: BitReader) -> Scheduled_SEResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_SEResControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Scheduled_SEResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ScheduleTuple'
         f0 = []
@@ -7436,7 +8142,10 @@ def _d_ScheduleTuple(r: BitReader) -> ScheduleTuple:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ScheduleTuple_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ScheduleTuple_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ScheduleTupleID'
         if fid == 0:
@@ -7448,7 +8157,10 @@ def _d_ScheduleTuple(r: BitReader) -> ScheduleTuple:
                 if _x < 1 or _x > 4294967295: raise bad_value('ScheduleTupleID', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ScheduleTuple_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ScheduleTuple_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ScheduleTupleID', r)
@@ -7457,7 +8169,10 @@ def _d_ScheduleTuple(r: BitReader) -> ScheduleTuple:
             st = nst
             _x = _d_ChargingSchedule(r)
             f1 = _x
-            fid, m, nst = e = _R_ScheduleTuple_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ScheduleTuple_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ChargingSchedule', r)
@@ -7466,7 +8181,10 @@ def _d_ScheduleTuple(r: BitReader) -> ScheduleTuple:
             st = nst
             _x = _d_ChargingSchedule(r)
             f2 = _x
-            fid, m, nst = e = _R_ScheduleTuple_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ScheduleTuple_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -7536,14 +8254,20 @@ def _d_ChargingSchedule(r: BitReader) -> ChargingSchedule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargingSchedule_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargingSchedule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PowerSchedule'
         if fid == 0:
             st = nst
             _x = _d_PowerSchedule(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargingSchedule_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargingSchedule_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('PowerSchedule', r)
@@ -7552,7 +8276,10 @@ def _d_ChargingSchedule(r: BitReader) -> ChargingSchedule:
             st = nst
             _x = _d_AbsolutePriceSchedule(r)
             f1 = _x
-            fid, m, nst = e = _R_ChargingSchedule_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargingSchedule_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -7561,7 +8288,10 @@ def _d_ChargingSchedule(r: BitReader) -> ChargingSchedule:
             st = nst
             _x = _d_PriceLevelSchedule(r)
             f2 = _x
-            fid, m, nst = e = _R_ChargingSchedule_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargingSchedule_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -7640,7 +8370,10 @@ def _d_PowerSchedule(r: BitReader) -> PowerSchedule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PowerSchedule_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PowerSchedule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
@@ -7652,7 +8385,10 @@ def _d_PowerSchedule(r: BitReader) -> PowerSchedule:
                 if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_PowerSchedule_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PowerSchedule_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TimeAnchor', r)
@@ -7661,7 +8397,10 @@ def _d_PowerSchedule(r: BitReader) -> PowerSchedule:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_PowerSchedule_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PowerSchedule_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -7670,7 +8409,10 @@ def _d_PowerSchedule(r: BitReader) -> PowerSchedule:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_PowerSchedule_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerSchedule_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -7679,7 +8421,10 @@ def _d_PowerSchedule(r: BitReader) -> PowerSchedule:
             st = nst
             _x = _d_PowerScheduleEntryList(r)
             f3 = _x
-            fid, m, nst = e = _R_PowerSchedule_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerSchedule_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('PowerScheduleEntries', r)
@@ -7728,7 +8473,10 @@ def _d_PowerScheduleEntryList(r: BitReader) -> PowerScheduleEntryList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PowerScheduleEntryList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PowerScheduleEntryList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PowerScheduleEntry'
         f0 = []
@@ -7813,7 +8561,10 @@ def _d_PowerScheduleEntry(r: BitReader) -> PowerScheduleEntry:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PowerScheduleEntry_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PowerScheduleEntry_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Duration'
         if fid == 0:
@@ -7825,7 +8576,10 @@ def _d_PowerScheduleEntry(r: BitReader) -> PowerScheduleEntry:
                 if _x > 4294967295: raise bad_value('Duration', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_PowerScheduleEntry_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerScheduleEntry_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Duration', r)
@@ -7834,7 +8588,10 @@ def _d_PowerScheduleEntry(r: BitReader) -> PowerScheduleEntry:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_PowerScheduleEntry_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PowerScheduleEntry_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Power', r)
@@ -7843,7 +8600,10 @@ def _d_PowerScheduleEntry(r: BitReader) -> PowerScheduleEntry:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_PowerScheduleEntry_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PowerScheduleEntry_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -7852,7 +8612,10 @@ def _d_PowerScheduleEntry(r: BitReader) -> PowerScheduleEntry:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_PowerScheduleEntry_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerScheduleEntry_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -7944,21 +8707,29 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PowerDeliveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PowerDeliveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_PowerDeliveryReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerDeliveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'EVProcessing'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -7974,14 +8745,19 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
                 if _x >= 3: raise bad_value('EVProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f1 = _x
-            fid, m, nst = e = _R_PowerDeliveryReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerDeliveryReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVProcessing', r)
         _p = 'ChargeProgress'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -7995,7 +8771,10 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
                 _x = (_x >> 1) & 3
                 _x = _V_ChargeProgress[_x]
             f2 = _x
-            fid, m, nst = e = _R_PowerDeliveryReq_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PowerDeliveryReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('ChargeProgress', r)
@@ -8004,14 +8783,19 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
             st = nst
             _x = _d_EVPowerProfile(r)
             f3 = _x
-            fid, m, nst = e = _R_PowerDeliveryReq_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PowerDeliveryReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
         _p = 'BPT_ChannelSelection'
         if fid == 4:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -8025,7 +8809,10 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
                 _x = (_x >> 1) & 1
                 _x = _V_ChannelSelection[_x]
             f4 = _x
-            fid, m, nst = e = _R_PowerDeliveryReq_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerDeliveryReq_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -8106,7 +8893,10 @@ def _d_EVPowerProfile(r: BitReader) -> EVPowerProfile:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVPowerProfile_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVPowerProfile_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
@@ -8118,7 +8908,10 @@ def _d_EVPowerProfile(r: BitReader) -> EVPowerProfile:
                 if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_EVPowerProfile_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_EVPowerProfile_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TimeAnchor', r)
@@ -8127,7 +8920,10 @@ def _d_EVPowerProfile(r: BitReader) -> EVPowerProfile:
             st = nst
             _x = _d_Dynamic_EVPPTControlMode(r)
             f1 = _x
-            fid, m, nst = e = _R_EVPowerProfile_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVPowerProfile_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -8136,7 +8932,10 @@ def _d_EVPowerProfile(r: BitReader) -> EVPowerProfile:
             st = nst
             _x = _d_Scheduled_EVPPTControlMode(r)
             f2 = _x
-            fid, m, nst = e = _R_EVPowerProfile_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVPowerProfile_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -8145,7 +8944,10 @@ def _d_EVPowerProfile(r: BitReader) -> EVPowerProfile:
             st = nst
             _x = _d_EVPowerProfileEntryList(r)
             f3 = _x
-            fid, m, nst = e = _R_EVPowerProfile_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVPowerProfile_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVPowerProfileEntries', r)
@@ -8181,7 +8983,10 @@ def _d_Dynamic_EVPPTControlMode(r: BitReader) -> Dynamic_EVPPTControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_EVPPTControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Dynamic_EVPPTControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_Dynamic_EVPPTControlMode)
@@ -8235,7 +9040,10 @@ def _d_Scheduled_EVPPTControlMode(r: BitReader) -> Scheduled_EVPPTControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_EVPPTControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Scheduled_EVPPTControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SelectedScheduleTupleID'
         if fid == 0:
@@ -8247,14 +9055,19 @@ def _d_Scheduled_EVPPTControlMode(r: BitReader) -> Scheduled_EVPPTControlMode:
                 if _x < 1 or _x > 4294967295: raise bad_value('SelectedScheduleTupleID', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Scheduled_EVPPTControlMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_EVPPTControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('SelectedScheduleTupleID', r)
         _p = 'PowerToleranceAcceptance'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -8268,7 +9081,10 @@ def _d_Scheduled_EVPPTControlMode(r: BitReader) -> Scheduled_EVPPTControlMode:
                 _x = (_x >> 1) & 1
                 _x = _V_PowerToleranceAcceptance[_x]
             f1 = _x
-            fid, m, nst = e = _R_Scheduled_EVPPTControlMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_EVPPTControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -8315,7 +9131,10 @@ def _d_EVPowerProfileEntryList(r: BitReader) -> EVPowerProfileEntryList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVPowerProfileEntryList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVPowerProfileEntryList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVPowerProfileEntry'
         f0 = []
@@ -8388,21 +9207,29 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PowerDeliveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PowerDeliveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_PowerDeliveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerDeliveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -8418,7 +9245,10 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_PowerDeliveryRes_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PowerDeliveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -8427,7 +9257,10 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
             st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
-            fid, m, nst = e = _R_PowerDeliveryRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerDeliveryRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -8483,7 +9316,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVSEStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVSEStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NotificationMaxDelay'
         if fid == 0:
@@ -8495,14 +9331,19 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_EVSEStatus_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVSEStatus_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 1:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -8518,7 +9359,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 if _x >= 6: raise bad_value('EVSENotification', _x, 'is not an index of EvseNotification', r)
                 _x = _V_EvseNotification[_x]
             f1 = _x
-            fid, m, nst = e = _R_EVSEStatus_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVSEStatus_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVSENotification', r)
@@ -8572,14 +9416,20 @@ def _d_MeteringConfirmationReq(r: BitReader) -> MeteringConfirmationReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MeteringConfirmationReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MeteringConfirmationReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_MeteringConfirmationReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeteringConfirmationReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -8588,7 +9438,10 @@ def _d_MeteringConfirmationReq(r: BitReader) -> MeteringConfirmationReq:
             st = nst
             _x = _d_SignedMeteringData(r)
             f1 = _x
-            fid, m, nst = e = _R_MeteringConfirmationReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeteringConfirmationReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('SignedMeteringData', r)
@@ -8694,14 +9547,20 @@ def _d_SignedMeteringData(r: BitReader) -> SignedMeteringData:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SignedMeteringData_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SignedMeteringData_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_SignedMeteringData_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedMeteringData_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Id', r)
@@ -8714,7 +9573,10 @@ def _d_SignedMeteringData(r: BitReader) -> SignedMeteringData:
                 _x = r.binary(8)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_SignedMeteringData_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedMeteringData_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('SessionID', r)
@@ -8723,7 +9585,10 @@ def _d_SignedMeteringData(r: BitReader) -> SignedMeteringData:
             st = nst
             _x = _d_MeterInfo(r)
             f2 = _x
-            fid, m, nst = e = _R_SignedMeteringData_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SignedMeteringData_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('MeterInfo', r)
@@ -8732,7 +9597,10 @@ def _d_SignedMeteringData(r: BitReader) -> SignedMeteringData:
             st = nst
             _x = _d_Receipt(r)
             f3 = _x
-            fid, m, nst = e = _R_SignedMeteringData_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SignedMeteringData_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             f3 = None
@@ -8741,7 +9609,10 @@ def _d_SignedMeteringData(r: BitReader) -> SignedMeteringData:
             st = nst
             _x = _d_Dynamic_SMDTControlMode(r)
             f4 = _x
-            fid, m, nst = e = _R_SignedMeteringData_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedMeteringData_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f4 = None
@@ -8750,7 +9621,10 @@ def _d_SignedMeteringData(r: BitReader) -> SignedMeteringData:
             st = nst
             _x = _d_Scheduled_SMDTControlMode(r)
             f5 = _x
-            fid, m, nst = e = _R_SignedMeteringData_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedMeteringData_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f5 = None
@@ -8902,7 +9776,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MeterInfo_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MeterInfo_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'MeterID'
         if fid == 0:
@@ -8913,7 +9790,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = r.string(32)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MeterInfo_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeterInfo_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('MeterID', r)
@@ -8927,7 +9807,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_MeterInfo_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ChargedEnergyReadingWh', r)
@@ -8941,7 +9824,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_MeterInfo_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -8955,7 +9841,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_MeterInfo_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -8969,7 +9858,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_MeterInfo_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -8982,7 +9874,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = r.binary(64)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_MeterInfo_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -8996,7 +9891,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_MeterInfo_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -9010,7 +9908,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('MeterTimestamp', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f7 = _x
-            fid, m, nst = e = _R_MeterInfo_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeterInfo_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -9120,7 +10021,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Receipt_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Receipt_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
@@ -9132,7 +10036,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
                 if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Receipt_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('TimeAnchor', r)
@@ -9141,7 +10048,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f1 = _x
-            fid, m, nst = e = _R_Receipt_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -9150,7 +10060,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f2 = _x
-            fid, m, nst = e = _R_Receipt_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -9159,7 +10072,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f3 = _x
-            fid, m, nst = e = _R_Receipt_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Receipt_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -9168,7 +10084,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f4 = _x
-            fid, m, nst = e = _R_Receipt_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Receipt_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -9233,14 +10152,20 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DetailedCost_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DetailedCost_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Amount'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_DetailedCost_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedCost_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Amount', r)
@@ -9249,7 +10174,10 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_DetailedCost_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedCost_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('CostPerUnit', r)
@@ -9304,7 +10232,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DetailedTax_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DetailedTax_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TaxRuleID'
         if fid == 0:
@@ -9316,7 +10247,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
                 if _x < 1 or _x > 4294967295: raise bad_value('TaxRuleID', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_DetailedTax_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedTax_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TaxRuleID', r)
@@ -9325,7 +10259,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_DetailedTax_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedTax_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Amount', r)
@@ -9359,7 +10296,10 @@ def _d_Dynamic_SMDTControlMode(r: BitReader) -> Dynamic_SMDTControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_SMDTControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Dynamic_SMDTControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_Dynamic_SMDTControlMode)
@@ -9399,7 +10339,10 @@ def _dg_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_SMDTControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Scheduled_SMDTControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SelectedScheduleTupleID'
         if fid == 0:
@@ -9411,7 +10354,10 @@ def _dg_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
                 if _x < 1 or _x > 4294967295: raise bad_value('SelectedScheduleTupleID', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Scheduled_SMDTControlMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_SMDTControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('SelectedScheduleTupleID', r)
@@ -9500,21 +10446,29 @@ def _d_MeteringConfirmationRes(r: BitReader) -> MeteringConfirmationRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MeteringConfirmationRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MeteringConfirmationRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_MeteringConfirmationRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeteringConfirmationRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -9530,7 +10484,10 @@ def _d_MeteringConfirmationRes(r: BitReader) -> MeteringConfirmationRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_MeteringConfirmationRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeteringConfirmationRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -9619,21 +10576,29 @@ def _d_SessionStopReq(r: BitReader) -> SessionStopReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SessionStopReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SessionStopReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_SessionStopReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionStopReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ChargingSession'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -9649,7 +10614,10 @@ def _d_SessionStopReq(r: BitReader) -> SessionStopReq:
                 if _x >= 3: raise bad_value('ChargingSession', _x, 'is not an index of ChargingSession', r)
                 _x = _V_ChargingSession[_x]
             f1 = _x
-            fid, m, nst = e = _R_SessionStopReq_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SessionStopReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ChargingSession', r)
@@ -9662,7 +10630,10 @@ def _d_SessionStopReq(r: BitReader) -> SessionStopReq:
                 _x = r.string(80)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_SessionStopReq_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SessionStopReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -9675,7 +10646,10 @@ def _d_SessionStopReq(r: BitReader) -> SessionStopReq:
                 _x = r.string(160)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_SessionStopReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionStopReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -9731,21 +10705,29 @@ def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SessionStopRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SessionStopRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_SessionStopRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionStopRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -9761,7 +10743,10 @@ def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_SessionStopRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionStopRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -9848,14 +10833,20 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CertificateInstallationReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CertificateInstallationReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_CertificateInstallationReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -9864,7 +10855,10 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             st = nst
             _x = _d_SignedCertificateChain(r)
             f1 = _x
-            fid, m, nst = e = _R_CertificateInstallationReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('OEMProvisioningCertificateChain', r)
@@ -9873,14 +10867,19 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             st = nst
             _x = _d_ListOfRootCertificateIDs(r)
             f2 = _x
-            fid, m, nst = e = _R_CertificateInstallationReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('ListOfRootCertificateIDs', r)
         _p = 'MaximumContractCertificateChains'
         if fid == 3:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -9892,7 +10891,10 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f3 = _x
-            fid, m, nst = e = _R_CertificateInstallationReq_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CertificateInstallationReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('MaximumContractCertificateChains', r)
@@ -9901,7 +10903,10 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             st = nst
             _x = _d_EMAIDList(r)
             f4 = _x
-            fid, m, nst = e = _R_CertificateInstallationReq_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationReq_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -9977,14 +10982,20 @@ def _d_SignedCertificateChain(r: BitReader) -> SignedCertificateChain:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SignedCertificateChain_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SignedCertificateChain_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_SignedCertificateChain_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedCertificateChain_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Id', r)
@@ -9997,7 +11008,10 @@ def _d_SignedCertificateChain(r: BitReader) -> SignedCertificateChain:
                 _x = r.binary(1600)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_SignedCertificateChain_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SignedCertificateChain_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Certificate', r)
@@ -10006,7 +11020,10 @@ def _d_SignedCertificateChain(r: BitReader) -> SignedCertificateChain:
             st = nst
             _x = _d_SubCertificates(r)
             f2 = _x
-            fid, m, nst = e = _R_SignedCertificateChain_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedCertificateChain_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -10054,7 +11071,10 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'RootCertificateID'
         f0 = []
@@ -10111,7 +11131,10 @@ def _d_EMAIDList(r: BitReader) -> EMAIDList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EMAIDList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EMAIDList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EMAID'
         f0 = []
@@ -10213,21 +11236,29 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CertificateInstallationRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CertificateInstallationRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -10243,14 +11274,19 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -10266,7 +11302,10 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
                 if _x >= 3: raise bad_value('EVSEProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f2 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVSEProcessing', r)
@@ -10275,7 +11314,10 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             st = nst
             _x = _d_CertificateChain(r)
             f3 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('CPSCertificateChain', r)
@@ -10284,14 +11326,19 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             st = nst
             _x = _d_SignedInstallationData(r)
             f4 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('SignedInstallationData', r)
         _p = 'RemainingContractCertificateChains'
         if fid == 5:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -10303,7 +11350,10 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f5 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('RemainingContractCertificateChains', r)
@@ -10370,7 +11420,10 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CertificateChain_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CertificateChain_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Certificate'
         if fid == 0:
@@ -10381,7 +11434,10 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
                 _x = r.binary(1600)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_CertificateChain_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CertificateChain_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Certificate', r)
@@ -10390,7 +11446,10 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
             st = nst
             _x = _d_SubCertificates(r)
             f1 = _x
-            fid, m, nst = e = _R_CertificateChain_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateChain_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -10521,14 +11580,20 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SignedInstallationData_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SignedInstallationData_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_SignedInstallationData_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedInstallationData_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Id', r)
@@ -10537,14 +11602,19 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
             st = nst
             _x = _d_ContractCertificateChain(r)
             f1 = _x
-            fid, m, nst = e = _R_SignedInstallationData_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedInstallationData_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ContractCertificateChain', r)
         _p = 'ECDHCurve'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -10558,7 +11628,10 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
                 _x = (_x >> 1) & 1
                 _x = _V_EcdhCurve[_x]
             f2 = _x
-            fid, m, nst = e = _R_SignedInstallationData_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedInstallationData_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('ECDHCurve', r)
@@ -10571,7 +11644,10 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
                 _x = r.binary(133)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_SignedInstallationData_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SignedInstallationData_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('DHPublicKey', r)
@@ -10584,7 +11660,10 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
                 _x = r.binary(94)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_SignedInstallationData_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedInstallationData_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f4 = None
@@ -10597,7 +11676,10 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
                 _x = r.binary(84)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_SignedInstallationData_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedInstallationData_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f5 = None
@@ -10610,7 +11692,10 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
                 _x = r.binary(206)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_SignedInstallationData_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedInstallationData_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f6 = None
@@ -10721,21 +11806,29 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_VehicleCheckInReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_VehicleCheckInReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_VehicleCheckInReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_VehicleCheckInReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'EVCheckInStatus'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -10751,14 +11844,19 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
                 if _x >= 3: raise bad_value('EVCheckInStatus', _x, 'is not an index of EvCheckInStatus', r)
                 _x = _V_EvCheckInStatus[_x]
             f1 = _x
-            fid, m, nst = e = _R_VehicleCheckInReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_VehicleCheckInReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVCheckInStatus', r)
         _p = 'ParkingMethod'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -10774,7 +11872,10 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
                 if _x >= 3: raise bad_value('ParkingMethod', _x, 'is not an index of ParkingMethod', r)
                 _x = _V_ParkingMethod[_x]
             f2 = _x
-            fid, m, nst = e = _R_VehicleCheckInReq_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_VehicleCheckInReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('ParkingMethod', r)
@@ -10788,7 +11889,10 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
                 if _x < -32768 or _x > 32767: raise bad_value('VehicleFrame', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_VehicleCheckInReq_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_VehicleCheckInReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -10802,7 +11906,10 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
                 if _x < -32768 or _x > 32767: raise bad_value('DeviceOffset', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_VehicleCheckInReq_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_VehicleCheckInReq_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -10816,7 +11923,10 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
                 if _x < -32768 or _x > 32767: raise bad_value('VehicleTravel', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_VehicleCheckInReq_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_VehicleCheckInReq_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -10916,21 +12026,29 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_VehicleCheckInRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_VehicleCheckInRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_VehicleCheckInRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_VehicleCheckInRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -10946,7 +12064,10 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_VehicleCheckInRes_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_VehicleCheckInRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -10960,7 +12081,10 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
                 if _x < -32768 or _x > 32767: raise bad_value('ParkingSpace', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_VehicleCheckInRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_VehicleCheckInRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -10974,7 +12098,10 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
                 if _x < -32768 or _x > 32767: raise bad_value('DeviceLocation', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_VehicleCheckInRes_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_VehicleCheckInRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -10988,7 +12115,10 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
                 if _x < -32768 or _x > 32767: raise bad_value('TargetDistance', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_VehicleCheckInRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_VehicleCheckInRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -11056,21 +12186,29 @@ def _d_VehicleCheckOutReq(r: BitReader) -> VehicleCheckOutReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_VehicleCheckOutReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_VehicleCheckOutReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_VehicleCheckOutReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_VehicleCheckOutReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'EVCheckOutStatus'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -11086,7 +12224,10 @@ def _d_VehicleCheckOutReq(r: BitReader) -> VehicleCheckOutReq:
                 if _x >= 3: raise bad_value('EVCheckOutStatus', _x, 'is not an index of EvCheckOutStatus', r)
                 _x = _V_EvCheckOutStatus[_x]
             f1 = _x
-            fid, m, nst = e = _R_VehicleCheckOutReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_VehicleCheckOutReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVCheckOutStatus', r)
@@ -11100,7 +12241,10 @@ def _d_VehicleCheckOutReq(r: BitReader) -> VehicleCheckOutReq:
                 if _x > 18446744073709551615: raise bad_value('CheckOutTime', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_VehicleCheckOutReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_VehicleCheckOutReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('CheckOutTime', r)
@@ -11165,21 +12309,29 @@ def _d_VehicleCheckOutRes(r: BitReader) -> VehicleCheckOutRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_VehicleCheckOutRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_VehicleCheckOutRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_VehicleCheckOutRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_VehicleCheckOutRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -11195,14 +12347,19 @@ def _d_VehicleCheckOutRes(r: BitReader) -> VehicleCheckOutRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_VehicleCheckOutRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_VehicleCheckOutRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSECheckOutStatus'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -11216,7 +12373,10 @@ def _d_VehicleCheckOutRes(r: BitReader) -> VehicleCheckOutRes:
                 _x = (_x >> 1) & 1
                 _x = _V_EvseCheckOutStatus[_x]
             f2 = _x
-            fid, m, nst = e = _R_VehicleCheckOutRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_VehicleCheckOutRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSECheckOutStatus', r)
@@ -11261,14 +12421,20 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -11321,21 +12487,29 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -11351,7 +12525,10 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -11416,14 +12593,20 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeLoopReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeLoopReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -11432,14 +12615,19 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
             st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -11451,7 +12639,10 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('MeterInfoRequested', r)
@@ -11613,12 +12804,17 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DisplayParameters_0[r.bits(4)]
+        _q = r.pos + 4
+        if _q > r.wend: _c = r.bits(4)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+        fid, m, nst = e = _R_DisplayParameters_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PresentSOC'
         if fid == 0:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -11632,14 +12828,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
             f0 = _x
-            fid, m, nst = e = _R_DisplayParameters_1[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -11653,14 +12854,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_DisplayParameters_2[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -11674,14 +12880,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_DisplayParameters_3[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
         _p = 'MaximumSOC'
         if fid == 3:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -11695,7 +12906,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
             f3 = _x
-            fid, m, nst = e = _R_DisplayParameters_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -11709,7 +12923,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_DisplayParameters_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -11723,7 +12940,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_DisplayParameters_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -11737,14 +12957,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_DisplayParameters_7[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
         _p = 'ChargingComplete'
         if fid == 7:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -11756,7 +12981,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f7 = _x
-            fid, m, nst = e = _R_DisplayParameters_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DisplayParameters_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -11765,14 +12993,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_DisplayParameters_9[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DisplayParameters_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
         _p = 'InletHot'
         if fid == 9:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -11784,7 +13017,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f9 = _x
-            fid, m, nst = e = _R_DisplayParameters_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DisplayParameters_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             f9 = None
@@ -11883,21 +13119,29 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeLoopRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeLoopRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -11913,7 +13157,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_ChargeLoopRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -11922,7 +13169,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -11931,7 +13181,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -11940,7 +13193,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_Receipt(r)
             f4 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -12014,14 +13270,20 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_CLReqControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Scheduled_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -12030,7 +13292,10 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -12039,7 +13304,10 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -12074,7 +13342,10 @@ def _d_Scheduled_CLResControlMode(r: BitReader) -> Scheduled_CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_CLResControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Scheduled_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_Scheduled_CLResControlMode)
@@ -12145,7 +13416,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_CLReqControlMode_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_Dynamic_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -12157,7 +13431,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -12166,7 +13443,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetEnergyRequest', r)
@@ -12175,7 +13455,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaximumEnergyRequest', r)
@@ -12184,7 +13467,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVMinimumEnergyRequest', r)
@@ -12273,7 +13559,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_CLResControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Dynamic_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -12285,14 +13574,19 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -12306,14 +13600,19 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -12327,7 +13626,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -12341,7 +13643,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -12399,7 +13704,10 @@ def _d_TargetPosition(r: BitReader) -> TargetPosition:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_TargetPosition_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_TargetPosition_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TargetOffsetX'
         if fid == 0:
@@ -12411,7 +13719,10 @@ def _d_TargetPosition(r: BitReader) -> TargetPosition:
                 if _x > 65535: raise bad_value('TargetOffsetX', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_TargetPosition_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_TargetPosition_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TargetOffsetX', r)
@@ -12425,7 +13736,10 @@ def _d_TargetPosition(r: BitReader) -> TargetPosition:
                 if _x > 65535: raise bad_value('TargetOffsetY', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_TargetPosition_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_TargetPosition_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('TargetOffsetY', r)
@@ -13164,7 +14478,9 @@ def _es_f6(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f6(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -13184,7 +14500,9 @@ def _es_f7(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f7(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -13204,7 +14522,9 @@ def _es_f8(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f8(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -13224,7 +14544,9 @@ def _es_f9(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f9(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -13245,7 +14567,9 @@ def _es_f12(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f12(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -13268,7 +14592,9 @@ def _es_f16(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f16(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -13377,7 +14703,9 @@ def _es_f29(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f29(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -13398,7 +14726,9 @@ def _es_f30(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f30(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -13437,7 +14767,9 @@ def _es_f32(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f32(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -13458,7 +14790,9 @@ def _es_f34(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f34(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -13642,7 +14976,9 @@ def _es_f54(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f54(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -13703,7 +15039,9 @@ def _es_f60(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f60(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -13728,7 +15066,9 @@ def _es_f61(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f61(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -13753,7 +15093,9 @@ def _es_f78(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f78(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -13778,7 +15120,9 @@ def _es_f79(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f79(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -13820,7 +15164,9 @@ def _es_f81(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f81(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -13845,7 +15191,9 @@ def _es_f82(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f82(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -13926,7 +15274,9 @@ def _es_f93(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f93(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -13946,7 +15296,9 @@ def _es_f94(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f94(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -14004,7 +15356,9 @@ def _es_f97(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f97(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -14040,7 +15394,9 @@ def _es_f100(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f100(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -14117,7 +15473,9 @@ def _es_f108(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f108(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -14137,7 +15495,9 @@ def _es_f110(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f110(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -14159,7 +15519,9 @@ def _es_f111(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f111(r: BitReader) -> Any:
-    _x = r.bits(12)
+    _q = r.pos + 12
+    if _q > r.wend: _x = r.bits(12)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xfff
     if _x >> 11:
         r.pos -= 12
         if r.bit():
@@ -14200,7 +15562,9 @@ def _es_f115(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f115(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -14292,7 +15656,9 @@ def _es_f123(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f123(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -14314,7 +15680,9 @@ def _es_f124(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f124(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -14372,7 +15740,9 @@ def _es_f127(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f127(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -14537,7 +15907,9 @@ def _es_f148(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f148(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -14598,7 +15970,9 @@ def _es_f161(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f161(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -14620,7 +15994,9 @@ def _es_f164(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f164(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -14661,7 +16037,9 @@ def _es_f166(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f166(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -14755,7 +16133,9 @@ def _es_f182(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f182(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -14826,7 +16206,9 @@ def _es_f186(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f186(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -14847,7 +16229,9 @@ def _es_f187(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f187(r: BitReader) -> Any:
-    _x = r.bits(8)
+    _q = r.pos + 8
+    if _q > r.wend: _x = r.bits(8)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
     if _x >> 7:
         r.pos -= 8
         if r.bit():
@@ -14946,7 +16330,9 @@ def _es_f202(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f202(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -15021,7 +16407,9 @@ def _es_f216(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f216(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -15166,7 +16554,9 @@ def _es_f241(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f241(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -15188,7 +16578,9 @@ def _es_f242(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f242(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -15210,7 +16602,9 @@ def _es_f244(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f244(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -15553,7 +16947,9 @@ def _es_f275(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f275(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -15573,7 +16969,9 @@ def _es_f276(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f276(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():

@@ -644,7 +644,10 @@ def _d_CLReqControlMode(r: BitReader) -> CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CLReqControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_CLReqControlMode)
@@ -673,7 +676,10 @@ def _d_CLResControlMode(r: BitReader) -> CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CLResControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_CLResControlMode)
@@ -728,14 +734,20 @@ def _d_DC_ChargeParameterDiscoveryReq(r: BitReader) -> DC_ChargeParameterDiscove
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_ChargeParameterDiscoveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_ChargeParameterDiscoveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_ChargeParameterDiscoveryReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_ChargeParameterDiscoveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -745,7 +757,10 @@ def _d_DC_ChargeParameterDiscoveryReq(r: BitReader) -> DC_ChargeParameterDiscove
             _p = ('BPT_DC_CPDReqEnergyTransferMode', 'DC_CPDReqEnergyTransferMode')[m]
             _x = _SD_DC_ChargeParameterDiscoveryReq_dc_cpd_req_energy_transfer_mode[m](r)
             f1 = _x
-            fid, m, nst = e = _R_DC_ChargeParameterDiscoveryReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeParameterDiscoveryReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('DC_CPDReqEnergyTransferMode', r)
@@ -789,14 +804,20 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -839,14 +860,20 @@ def _d_V2GRequest(r: BitReader) -> V2GRequest:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GRequest_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GRequest_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GRequest_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GRequest_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -889,14 +916,20 @@ def _d_V2GMessage(r: BitReader) -> V2GMessage:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GMessage_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GMessage_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GMessage_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GMessage_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -969,7 +1002,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MessageHeader_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MessageHeader_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SessionID'
         if fid == 0:
@@ -980,7 +1016,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 _x = r.binary(8)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MessageHeader_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MessageHeader_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('SessionID', r)
@@ -994,7 +1033,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 if _x > 18446744073709551615: raise bad_value('TimeStamp', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_MessageHeader_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MessageHeader_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('TimeStamp', r)
@@ -1003,7 +1045,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             st = nst
             _x = _d_Signature(r)
             f2 = _x
-            fid, m, nst = e = _R_MessageHeader_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MessageHeader_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -1111,14 +1156,20 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVMaximumChargePower'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVMaximumChargePower', r)
@@ -1127,7 +1178,10 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVMinimumChargePower', r)
@@ -1136,7 +1190,10 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaximumChargeCurrent', r)
@@ -1145,7 +1202,10 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVMinimumChargeCurrent', r)
@@ -1154,7 +1214,10 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVMaximumVoltage', r)
@@ -1163,14 +1226,19 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('EVMinimumVoltage', r)
         _p = 'TargetSOC'
         if fid == 6:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -1184,7 +1252,10 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f6 = _x
-            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -1243,12 +1314,17 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_RationalNumber_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_RationalNumber_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Exponent'
         if fid == 0:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -1260,7 +1336,10 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 255) + -128
             f0 = _x
-            fid, m, nst = e = _R_RationalNumber_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RationalNumber_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Exponent', r)
@@ -1274,7 +1353,10 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
                 if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_RationalNumber_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RationalNumber_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Value', r)
@@ -1384,21 +1466,29 @@ def _d_DC_ChargeParameterDiscoveryRes(r: BitReader) -> DC_ChargeParameterDiscove
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_ChargeParameterDiscoveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_ChargeParameterDiscoveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_ChargeParameterDiscoveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeParameterDiscoveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1414,7 +1504,10 @@ def _d_DC_ChargeParameterDiscoveryRes(r: BitReader) -> DC_ChargeParameterDiscove
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_DC_ChargeParameterDiscoveryRes_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_ChargeParameterDiscoveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -1424,7 +1517,10 @@ def _d_DC_ChargeParameterDiscoveryRes(r: BitReader) -> DC_ChargeParameterDiscove
             _p = ('BPT_DC_CPDResEnergyTransferMode', 'DC_CPDResEnergyTransferMode')[m]
             _x = _SD_DC_ChargeParameterDiscoveryRes_dc_cpd_res_energy_transfer_mode[m](r)
             f2 = _x
-            fid, m, nst = e = _R_DC_ChargeParameterDiscoveryRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeParameterDiscoveryRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('DC_CPDResEnergyTransferMode', r)
@@ -1479,21 +1575,29 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1509,7 +1613,10 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -1563,21 +1670,29 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GResponse_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GResponse_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GResponse_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GResponse_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1593,7 +1708,10 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_V2GResponse_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GResponse_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -1701,14 +1819,20 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEMaximumChargePower'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVSEMaximumChargePower', r)
@@ -1717,7 +1841,10 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSEMinimumChargePower', r)
@@ -1726,7 +1853,10 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVSEMaximumChargeCurrent', r)
@@ -1735,7 +1865,10 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVSEMinimumChargeCurrent', r)
@@ -1744,7 +1877,10 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVSEMaximumVoltage', r)
@@ -1753,7 +1889,10 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('EVSEMinimumVoltage', r)
@@ -1762,7 +1901,10 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -1811,14 +1953,20 @@ def _d_DC_CableCheckReq(r: BitReader) -> DC_CableCheckReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_CableCheckReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_CableCheckReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_CableCheckReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CableCheckReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -1881,21 +2029,29 @@ def _d_DC_CableCheckRes(r: BitReader) -> DC_CableCheckRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_CableCheckRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_CableCheckRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_CableCheckRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CableCheckRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1911,14 +2067,19 @@ def _d_DC_CableCheckRes(r: BitReader) -> DC_CableCheckRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_DC_CableCheckRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CableCheckRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -1934,7 +2095,10 @@ def _d_DC_CableCheckRes(r: BitReader) -> DC_CableCheckRes:
                 if _x >= 3: raise bad_value('EVSEProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f2 = _x
-            fid, m, nst = e = _R_DC_CableCheckRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CableCheckRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEProcessing', r)
@@ -2009,21 +2173,29 @@ def _d_DC_PreChargeReq(r: BitReader) -> DC_PreChargeReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_PreChargeReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_PreChargeReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_PreChargeReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_PreChargeReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'EVProcessing'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -2039,7 +2211,10 @@ def _d_DC_PreChargeReq(r: BitReader) -> DC_PreChargeReq:
                 if _x >= 3: raise bad_value('EVProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f1 = _x
-            fid, m, nst = e = _R_DC_PreChargeReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_PreChargeReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVProcessing', r)
@@ -2048,7 +2223,10 @@ def _d_DC_PreChargeReq(r: BitReader) -> DC_PreChargeReq:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_DC_PreChargeReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_PreChargeReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVPresentVoltage', r)
@@ -2057,7 +2235,10 @@ def _d_DC_PreChargeReq(r: BitReader) -> DC_PreChargeReq:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_DC_PreChargeReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_PreChargeReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVTargetVoltage', r)
@@ -2123,21 +2304,29 @@ def _d_DC_PreChargeRes(r: BitReader) -> DC_PreChargeRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_PreChargeRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_PreChargeRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_PreChargeRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_PreChargeRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -2153,7 +2342,10 @@ def _d_DC_PreChargeRes(r: BitReader) -> DC_PreChargeRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_DC_PreChargeRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_PreChargeRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -2162,7 +2354,10 @@ def _d_DC_PreChargeRes(r: BitReader) -> DC_PreChargeRes:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_DC_PreChargeRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_PreChargeRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEPresentVoltage', r)
@@ -2254,14 +2449,20 @@ def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_ChargeLoopReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_ChargeLoopReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_ChargeLoopReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -2270,14 +2471,19 @@ def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
             st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeLoopReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2289,7 +2495,10 @@ def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeLoopReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('MeterInfoRequested', r)
@@ -2298,7 +2507,10 @@ def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopReq_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DC_ChargeLoopReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVPresentVoltage', r)
@@ -2308,7 +2520,10 @@ def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
             _p = ('BPT_Dynamic_DC_CLReqControlMode', 'BPT_Scheduled_DC_CLReqControlMode', 'CLReqControlMode', 'Dynamic_DC_CLReqControlMode', 'Scheduled_DC_CLReqControlMode')[m]
             _x = _SD_DC_ChargeLoopReq_cl_req_control_mode[m](r)
             f4 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopReq_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeLoopReq_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('CLReqControlMode', r)
@@ -2376,14 +2591,20 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeLoopReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeLoopReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -2392,14 +2613,19 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
             st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2411,7 +2637,10 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('MeterInfoRequested', r)
@@ -2573,12 +2802,17 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DisplayParameters_0[r.bits(4)]
+        _q = r.pos + 4
+        if _q > r.wend: _c = r.bits(4)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+        fid, m, nst = e = _R_DisplayParameters_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PresentSOC'
         if fid == 0:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2592,14 +2826,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
             f0 = _x
-            fid, m, nst = e = _R_DisplayParameters_1[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2613,14 +2852,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_DisplayParameters_2[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2634,14 +2878,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_DisplayParameters_3[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
         _p = 'MaximumSOC'
         if fid == 3:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2655,7 +2904,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
             f3 = _x
-            fid, m, nst = e = _R_DisplayParameters_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -2669,7 +2921,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_DisplayParameters_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -2683,7 +2938,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_DisplayParameters_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -2697,14 +2955,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_DisplayParameters_7[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
         _p = 'ChargingComplete'
         if fid == 7:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2716,7 +2979,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f7 = _x
-            fid, m, nst = e = _R_DisplayParameters_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DisplayParameters_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -2725,14 +2991,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_DisplayParameters_9[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DisplayParameters_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
         _p = 'InletHot'
         if fid == 9:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2744,7 +3015,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f9 = _x
-            fid, m, nst = e = _R_DisplayParameters_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DisplayParameters_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             f9 = None
@@ -2905,21 +3179,29 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_ChargeLoopRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_ChargeLoopRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeLoopRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -2935,7 +3217,10 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopRes_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DC_ChargeLoopRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -2944,7 +3229,10 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopRes_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_ChargeLoopRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f2 = None
@@ -2953,7 +3241,10 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopRes_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_ChargeLoopRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f3 = None
@@ -2962,7 +3253,10 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             st = nst
             _x = _d_Receipt(r)
             f4 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopRes_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeLoopRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             f4 = None
@@ -2971,7 +3265,10 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeLoopRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVSEPresentCurrent', r)
@@ -2980,14 +3277,19 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopRes_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeLoopRes_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('EVSEPresentVoltage', r)
         _p = 'EVSEPowerLimitAchieved'
         if fid == 7:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2999,14 +3301,19 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f7 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopRes_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeLoopRes_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             raise missing('EVSEPowerLimitAchieved', r)
         _p = 'EVSECurrentLimitAchieved'
         if fid == 8:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -3018,14 +3325,19 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f8 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopRes_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeLoopRes_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             raise missing('EVSECurrentLimitAchieved', r)
         _p = 'EVSEVoltageLimitAchieved'
         if fid == 9:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -3037,7 +3349,10 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f9 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopRes_10[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DC_ChargeLoopRes_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 2)
         else:
             raise missing('EVSEVoltageLimitAchieved', r)
@@ -3047,7 +3362,10 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             _p = ('BPT_Dynamic_DC_CLResControlMode', 'BPT_Scheduled_DC_CLResControlMode', 'CLResControlMode', 'Dynamic_DC_CLResControlMode', 'Scheduled_DC_CLResControlMode')[m]
             _x = _SD_DC_ChargeLoopRes_cl_res_control_mode[m](r)
             f10 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopRes_11[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeLoopRes_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             raise missing('CLResControlMode', r)
@@ -3147,21 +3465,29 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeLoopRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeLoopRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -3177,7 +3503,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_ChargeLoopRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -3186,7 +3515,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -3195,7 +3527,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -3204,7 +3539,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_Receipt(r)
             f4 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -3262,7 +3600,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVSEStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVSEStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NotificationMaxDelay'
         if fid == 0:
@@ -3274,14 +3615,19 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_EVSEStatus_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVSEStatus_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 1:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -3297,7 +3643,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 if _x >= 6: raise bad_value('EVSENotification', _x, 'is not an index of EvseNotification', r)
                 _x = _V_EvseNotification[_x]
             f1 = _x
-            fid, m, nst = e = _R_EVSEStatus_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVSEStatus_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVSENotification', r)
@@ -3445,7 +3794,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MeterInfo_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MeterInfo_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'MeterID'
         if fid == 0:
@@ -3456,7 +3808,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = r.string(32)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MeterInfo_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeterInfo_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('MeterID', r)
@@ -3470,7 +3825,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_MeterInfo_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ChargedEnergyReadingWh', r)
@@ -3484,7 +3842,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_MeterInfo_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -3498,7 +3859,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_MeterInfo_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -3512,7 +3876,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_MeterInfo_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -3525,7 +3892,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = r.binary(64)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_MeterInfo_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -3539,7 +3909,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_MeterInfo_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -3553,7 +3926,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('MeterTimestamp', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f7 = _x
-            fid, m, nst = e = _R_MeterInfo_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeterInfo_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -3663,7 +4039,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Receipt_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Receipt_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
@@ -3675,7 +4054,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
                 if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Receipt_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('TimeAnchor', r)
@@ -3684,7 +4066,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f1 = _x
-            fid, m, nst = e = _R_Receipt_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -3693,7 +4078,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f2 = _x
-            fid, m, nst = e = _R_Receipt_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -3702,7 +4090,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f3 = _x
-            fid, m, nst = e = _R_Receipt_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Receipt_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -3711,7 +4102,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f4 = _x
-            fid, m, nst = e = _R_Receipt_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Receipt_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -3776,14 +4170,20 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DetailedCost_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DetailedCost_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Amount'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_DetailedCost_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedCost_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Amount', r)
@@ -3792,7 +4192,10 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_DetailedCost_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedCost_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('CostPerUnit', r)
@@ -3847,7 +4250,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DetailedTax_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DetailedTax_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TaxRuleID'
         if fid == 0:
@@ -3859,7 +4265,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
                 if _x < 1 or _x > 4294967295: raise bad_value('TaxRuleID', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_DetailedTax_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedTax_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TaxRuleID', r)
@@ -3868,7 +4277,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_DetailedTax_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedTax_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Amount', r)
@@ -3922,21 +4334,29 @@ def _d_DC_WeldingDetectionReq(r: BitReader) -> DC_WeldingDetectionReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_WeldingDetectionReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_WeldingDetectionReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_WeldingDetectionReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_WeldingDetectionReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'EVProcessing'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -3952,7 +4372,10 @@ def _d_DC_WeldingDetectionReq(r: BitReader) -> DC_WeldingDetectionReq:
                 if _x >= 3: raise bad_value('EVProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f1 = _x
-            fid, m, nst = e = _R_DC_WeldingDetectionReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_WeldingDetectionReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVProcessing', r)
@@ -4016,21 +4439,29 @@ def _d_DC_WeldingDetectionRes(r: BitReader) -> DC_WeldingDetectionRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_WeldingDetectionRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_WeldingDetectionRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_WeldingDetectionRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_WeldingDetectionRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -4046,7 +4477,10 @@ def _d_DC_WeldingDetectionRes(r: BitReader) -> DC_WeldingDetectionRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_DC_WeldingDetectionRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_WeldingDetectionRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -4055,7 +4489,10 @@ def _d_DC_WeldingDetectionRes(r: BitReader) -> DC_WeldingDetectionRes:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_DC_WeldingDetectionRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_WeldingDetectionRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEPresentVoltage', r)
@@ -4200,14 +4637,20 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVMaximumChargePower'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVMaximumChargePower', r)
@@ -4216,7 +4659,10 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVMinimumChargePower', r)
@@ -4225,7 +4671,10 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaximumChargeCurrent', r)
@@ -4234,7 +4683,10 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVMinimumChargeCurrent', r)
@@ -4243,7 +4695,10 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVMaximumVoltage', r)
@@ -4252,14 +4707,19 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVMinimumVoltage', r)
         _p = 'TargetSOC'
         if fid == 6:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -4273,7 +4733,10 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f6 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             f6 = None
@@ -4282,7 +4745,10 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('EVMaximumDischargePower', r)
@@ -4291,7 +4757,10 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             raise missing('EVMinimumDischargePower', r)
@@ -4300,7 +4769,10 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 2)
         else:
             raise missing('EVMaximumDischargeCurrent', r)
@@ -4309,7 +4781,10 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_11[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             raise missing('EVMinimumDischargeCurrent', r)
@@ -4463,14 +4938,20 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEMaximumChargePower'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVSEMaximumChargePower', r)
@@ -4479,7 +4960,10 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSEMinimumChargePower', r)
@@ -4488,7 +4972,10 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVSEMaximumChargeCurrent', r)
@@ -4497,7 +4984,10 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVSEMinimumChargeCurrent', r)
@@ -4506,7 +4996,10 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVSEMaximumVoltage', r)
@@ -4515,7 +5008,10 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVSEMinimumVoltage', r)
@@ -4524,7 +5020,10 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             f6 = None
@@ -4533,7 +5032,10 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('EVSEMaximumDischargePower', r)
@@ -4542,7 +5044,10 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             raise missing('EVSEMinimumDischargePower', r)
@@ -4551,7 +5056,10 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 2)
         else:
             raise missing('EVSEMaximumDischargeCurrent', r)
@@ -4560,7 +5068,10 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_11[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             raise missing('EVSEMinimumDischargeCurrent', r)
@@ -4721,14 +5232,20 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -4737,7 +5254,10 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -4746,7 +5266,10 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -4755,7 +5278,10 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVTargetCurrent', r)
@@ -4764,7 +5290,10 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('EVTargetVoltage', r)
@@ -4773,7 +5302,10 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_7[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f5 = None
@@ -4782,7 +5314,10 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_8[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f6 = None
@@ -4791,7 +5326,10 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_9[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f7 = None
@@ -4800,7 +5338,10 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_10[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             f8 = None
@@ -4809,7 +5350,10 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f9 = None
@@ -4888,14 +5432,20 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_CLReqControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Scheduled_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -4904,7 +5454,10 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -4913,7 +5466,10 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -4998,14 +5554,20 @@ def _d_Scheduled_DC_CLResControlMode(r: BitReader) -> Scheduled_DC_CLResControlM
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_DC_CLResControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Scheduled_DC_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEMaximumChargePower'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLResControlMode_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_DC_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -5014,7 +5576,10 @@ def _d_Scheduled_DC_CLResControlMode(r: BitReader) -> Scheduled_DC_CLResControlM
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLResControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_DC_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -5023,7 +5588,10 @@ def _d_Scheduled_DC_CLResControlMode(r: BitReader) -> Scheduled_DC_CLResControlM
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLResControlMode_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_DC_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -5032,7 +5600,10 @@ def _d_Scheduled_DC_CLResControlMode(r: BitReader) -> Scheduled_DC_CLResControlM
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLResControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_DC_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -5068,7 +5639,10 @@ def _d_Scheduled_CLResControlMode(r: BitReader) -> Scheduled_CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_CLResControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Scheduled_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_Scheduled_CLResControlMode)
@@ -5251,14 +5825,20 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -5267,7 +5847,10 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -5276,7 +5859,10 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -5285,7 +5871,10 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVTargetCurrent', r)
@@ -5294,7 +5883,10 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_5[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('EVTargetVoltage', r)
@@ -5303,7 +5895,10 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_6[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -5312,7 +5907,10 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_7[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -5321,7 +5919,10 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_8[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -5330,7 +5931,10 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_9[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
@@ -5339,7 +5943,10 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_10[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             f9 = None
@@ -5348,7 +5955,10 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_11[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             f10 = None
@@ -5357,7 +5967,10 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_12[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 1)
         else:
             f11 = None
@@ -5366,7 +5979,10 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_13[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_13[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 13, 1)
         else:
             f12 = None
@@ -5509,14 +6125,20 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_0[r.bits(4)]
+        _q = r.pos + 4
+        if _q > r.wend: _c = r.bits(4)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+        fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEMaximumChargePower'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_1[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -5525,7 +6147,10 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -5534,7 +6159,10 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -5543,7 +6171,10 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -5552,7 +6183,10 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -5561,7 +6195,10 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -5570,7 +6207,10 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -5579,7 +6219,10 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -5711,7 +6354,10 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -5723,7 +6369,10 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -5732,7 +6381,10 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetEnergyRequest', r)
@@ -5741,7 +6393,10 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaximumEnergyRequest', r)
@@ -5750,7 +6405,10 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVMinimumEnergyRequest', r)
@@ -5759,7 +6417,10 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVMaximumChargePower', r)
@@ -5768,7 +6429,10 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVMinimumChargePower', r)
@@ -5777,7 +6441,10 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('EVMaximumChargeCurrent', r)
@@ -5786,7 +6453,10 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             raise missing('EVMaximumVoltage', r)
@@ -5795,7 +6465,10 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             raise missing('EVMinimumVoltage', r)
@@ -5878,7 +6551,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_CLReqControlMode_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_Dynamic_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -5890,7 +6566,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -5899,7 +6578,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetEnergyRequest', r)
@@ -5908,7 +6590,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaximumEnergyRequest', r)
@@ -5917,7 +6602,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVMinimumEnergyRequest', r)
@@ -6046,7 +6734,10 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -6058,14 +6749,19 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -6079,14 +6775,19 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -6100,7 +6801,10 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -6114,7 +6818,10 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
                 if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -6123,7 +6830,10 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVSEMaximumChargePower', r)
@@ -6132,7 +6842,10 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVSEMinimumChargePower', r)
@@ -6141,7 +6854,10 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('EVSEMaximumChargeCurrent', r)
@@ -6150,7 +6866,10 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             raise missing('EVSEMaximumVoltage', r)
@@ -6243,7 +6962,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_CLResControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Dynamic_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -6255,14 +6977,19 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -6276,14 +7003,19 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -6297,7 +7029,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -6311,7 +7046,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -6494,7 +7232,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -6506,7 +7247,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -6515,7 +7259,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetEnergyRequest', r)
@@ -6524,7 +7271,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaximumEnergyRequest', r)
@@ -6533,7 +7283,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVMinimumEnergyRequest', r)
@@ -6542,7 +7295,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVMaximumChargePower', r)
@@ -6551,7 +7307,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVMinimumChargePower', r)
@@ -6560,7 +7319,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('EVMaximumChargeCurrent', r)
@@ -6569,7 +7331,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             raise missing('EVMaximumVoltage', r)
@@ -6578,7 +7343,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             raise missing('EVMinimumVoltage', r)
@@ -6587,7 +7355,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 2)
         else:
             raise missing('EVMaximumDischargePower', r)
@@ -6596,7 +7367,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_11[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 2)
         else:
             raise missing('EVMinimumDischargePower', r)
@@ -6605,7 +7379,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_12[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 1)
         else:
             raise missing('EVMaximumDischargeCurrent', r)
@@ -6614,7 +7391,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_13[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_13[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 13, 1)
         else:
             f12 = None
@@ -6623,7 +7403,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f13 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_14[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_14[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 14, 1)
         else:
             f13 = None
@@ -6802,7 +7585,10 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -6814,14 +7600,19 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -6835,14 +7626,19 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -6856,7 +7652,10 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -6870,7 +7669,10 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
                 if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -6879,7 +7681,10 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVSEMaximumChargePower', r)
@@ -6888,7 +7693,10 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVSEMinimumChargePower', r)
@@ -6897,7 +7705,10 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('EVSEMaximumChargeCurrent', r)
@@ -6906,7 +7717,10 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             raise missing('EVSEMaximumVoltage', r)
@@ -6915,7 +7729,10 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             raise missing('EVSEMaximumDischargePower', r)
@@ -6924,7 +7741,10 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 2)
         else:
             raise missing('EVSEMinimumDischargePower', r)
@@ -6933,7 +7753,10 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_11[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 2)
         else:
             raise missing('EVSEMaximumDischargeCurrent', r)
@@ -6942,7 +7765,10 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_12[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 1)
         else:
             raise missing('EVSEMinimumVoltage', r)
@@ -6999,7 +7825,10 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'RootCertificateID'
         f0 = []
@@ -7537,7 +8366,9 @@ def _es_f17(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f17(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -7594,7 +8425,9 @@ def _es_f53(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f53(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -7618,7 +8451,9 @@ def _es_f54(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f54(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -7639,7 +8474,9 @@ def _es_f65(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f65(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -7663,7 +8500,9 @@ def _es_f66(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f66(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -7684,7 +8523,9 @@ def _es_f70(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f70(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -7708,7 +8549,9 @@ def _es_f72(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f72(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -7747,7 +8590,9 @@ def _es_f78(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f78(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -7802,7 +8647,9 @@ def _es_f82(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f82(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -7860,7 +8707,9 @@ def _es_f88(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f88(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -7901,7 +8750,9 @@ def _es_f91(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f91(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -7993,7 +8844,9 @@ def _es_f96(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f96(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -8127,7 +8980,9 @@ def _es_f107(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f107(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -8220,7 +9075,9 @@ def _es_f115(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f115(r: BitReader) -> Any:
-    _x = r.bits(8)
+    _q = r.pos + 8
+    if _q > r.wend: _x = r.bits(8)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
     if _x >> 7:
         r.pos -= 8
         if r.bit():
@@ -8301,7 +9158,9 @@ def _es_f130(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f130(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -8323,7 +9182,9 @@ def _es_f131(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f131(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():

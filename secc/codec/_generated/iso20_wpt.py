@@ -779,7 +779,10 @@ def _d_CLReqControlMode(r: BitReader) -> CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CLReqControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_CLReqControlMode)
@@ -808,7 +811,10 @@ def _d_CLResControlMode(r: BitReader) -> CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CLResControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_CLResControlMode)
@@ -928,21 +934,29 @@ def _d_WPT_FinePositioningSetupReq(r: BitReader) -> WPT_FinePositioningSetupReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_FinePositioningSetupReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_FinePositioningSetupReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'EVProcessing'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -958,7 +972,10 @@ def _d_WPT_FinePositioningSetupReq(r: BitReader) -> WPT_FinePositioningSetupReq:
                 if _x >= 3: raise bad_value('EVProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f1 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVProcessing', r)
@@ -967,7 +984,10 @@ def _d_WPT_FinePositioningSetupReq(r: BitReader) -> WPT_FinePositioningSetupReq:
             st = nst
             _x = _d_WPT_FinePositioningMethodList(r)
             f2 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVDeviceFinePositioningMethodList', r)
@@ -976,7 +996,10 @@ def _d_WPT_FinePositioningSetupReq(r: BitReader) -> WPT_FinePositioningSetupReq:
             st = nst
             _x = _d_WPT_PairingMethodList(r)
             f3 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVDevicePairingMethodList', r)
@@ -985,7 +1008,10 @@ def _d_WPT_FinePositioningSetupReq(r: BitReader) -> WPT_FinePositioningSetupReq:
             st = nst
             _x = _d_WPT_AlignmentCheckMethodList(r)
             f4 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVDeviceAlignmentCheckMethodList', r)
@@ -999,7 +1025,10 @@ def _d_WPT_FinePositioningSetupReq(r: BitReader) -> WPT_FinePositioningSetupReq:
                 if _x > 65535: raise bad_value('NaturalOffset', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('NaturalOffset', r)
@@ -1019,7 +1048,10 @@ def _d_WPT_FinePositioningSetupReq(r: BitReader) -> WPT_FinePositioningSetupReq:
             st = nst
             _x = _d_WPT_LF_SystemSetupData(r)
             f7 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -1069,14 +1101,20 @@ def _d_V2GRequest(r: BitReader) -> V2GRequest:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GRequest_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GRequest_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GRequest_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GRequest_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -1119,14 +1157,20 @@ def _d_V2GMessage(r: BitReader) -> V2GMessage:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GMessage_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GMessage_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GMessage_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GMessage_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -1199,7 +1243,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MessageHeader_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MessageHeader_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SessionID'
         if fid == 0:
@@ -1210,7 +1257,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 _x = r.binary(8)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MessageHeader_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MessageHeader_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('SessionID', r)
@@ -1224,7 +1274,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 if _x > 18446744073709551615: raise bad_value('TimeStamp', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_MessageHeader_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MessageHeader_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('TimeStamp', r)
@@ -1233,7 +1286,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             st = nst
             _x = _d_Signature(r)
             f2 = _x
-            fid, m, nst = e = _R_MessageHeader_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MessageHeader_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -1282,13 +1338,18 @@ def _d_WPT_FinePositioningMethodList(r: BitReader) -> WPT_FinePositioningMethodL
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_FinePositioningMethodList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_FinePositioningMethodList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'WPT_FinePositioningMethod'
         f0 = []
         while fid == 0:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -1349,13 +1410,18 @@ def _d_WPT_PairingMethodList(r: BitReader) -> WPT_PairingMethodList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_PairingMethodList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_PairingMethodList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'WPT_PairingMethod'
         f0 = []
         while fid == 0:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -1416,13 +1482,18 @@ def _d_WPT_AlignmentCheckMethodList(r: BitReader) -> WPT_AlignmentCheckMethodLis
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_AlignmentCheckMethodList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_AlignmentCheckMethodList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'WPT_AlignmentCheckMethod'
         f0 = []
         while fid == 0:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -1494,14 +1565,20 @@ def _d_WPT_LF_SystemSetupData(r: BitReader) -> WPT_LF_SystemSetupData:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_LF_SystemSetupData_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_WPT_LF_SystemSetupData_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'LF_TransmitterSetupData'
         if fid == 0:
             st = nst
             _x = _d_WPT_LF_TransmitterData(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_LF_SystemSetupData_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_SystemSetupData_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -1510,7 +1587,10 @@ def _d_WPT_LF_SystemSetupData(r: BitReader) -> WPT_LF_SystemSetupData:
             st = nst
             _x = _d_WPT_LF_ReceiverData(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_LF_SystemSetupData_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_SystemSetupData_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -1588,12 +1668,17 @@ def _d_WPT_LF_TransmitterData(r: BitReader) -> WPT_LF_TransmitterData:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_LF_TransmitterData_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_LF_TransmitterData_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NumberOfTransmitters'
         if fid == 0:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -1605,7 +1690,10 @@ def _d_WPT_LF_TransmitterData(r: BitReader) -> WPT_LF_TransmitterData:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f0 = _x
-            fid, m, nst = e = _R_WPT_LF_TransmitterData_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_TransmitterData_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('NumberOfTransmitters', r)
@@ -1614,7 +1702,10 @@ def _d_WPT_LF_TransmitterData(r: BitReader) -> WPT_LF_TransmitterData:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_LF_TransmitterData_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_TransmitterData_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('SignalFrequency', r)
@@ -1631,7 +1722,10 @@ def _d_WPT_LF_TransmitterData(r: BitReader) -> WPT_LF_TransmitterData:
             st = nst
             _x = _d_WPT_TxRxPackageSpecData(r)
             f3 = _x
-            fid, m, nst = e = _R_WPT_LF_TransmitterData_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_TransmitterData_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f3 = None
@@ -1687,12 +1781,17 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_RationalNumber_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_RationalNumber_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Exponent'
         if fid == 0:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -1704,7 +1803,10 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 255) + -128
             f0 = _x
-            fid, m, nst = e = _R_RationalNumber_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RationalNumber_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Exponent', r)
@@ -1718,7 +1820,10 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
                 if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_RationalNumber_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RationalNumber_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Value', r)
@@ -1823,7 +1928,10 @@ def _d_WPT_TxRxSpecData(r: BitReader) -> WPT_TxRxSpecData:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_TxRxSpecData_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_TxRxSpecData_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TxRxIdentifier'
         if fid == 0:
@@ -1835,7 +1943,10 @@ def _d_WPT_TxRxSpecData(r: BitReader) -> WPT_TxRxSpecData:
                 if _x < 1 or _x > 4294967295: raise bad_value('TxRxIdentifier', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_TxRxSpecData_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_TxRxSpecData_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TxRxIdentifier', r)
@@ -1844,7 +1955,10 @@ def _d_WPT_TxRxSpecData(r: BitReader) -> WPT_TxRxSpecData:
             st = nst
             _x = _d_WPT_CoordinateXYZ(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_TxRxSpecData_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_TxRxSpecData_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('TxRxPosition', r)
@@ -1853,7 +1967,10 @@ def _d_WPT_TxRxSpecData(r: BitReader) -> WPT_TxRxSpecData:
             st = nst
             _x = _d_WPT_CoordinateXYZ(r)
             f2 = _x
-            fid, m, nst = e = _R_WPT_TxRxSpecData_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_TxRxSpecData_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('TxRxOrientation', r)
@@ -1921,7 +2038,10 @@ def _d_WPT_CoordinateXYZ(r: BitReader) -> WPT_CoordinateXYZ:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_CoordinateXYZ_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_CoordinateXYZ_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Coord_X'
         if fid == 0:
@@ -1933,7 +2053,10 @@ def _d_WPT_CoordinateXYZ(r: BitReader) -> WPT_CoordinateXYZ:
                 if _x < -32768 or _x > 32767: raise bad_value('Coord_X', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_CoordinateXYZ_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_CoordinateXYZ_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Coord_X', r)
@@ -1947,7 +2070,10 @@ def _d_WPT_CoordinateXYZ(r: BitReader) -> WPT_CoordinateXYZ:
                 if _x < -32768 or _x > 32767: raise bad_value('Coord_Y', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_CoordinateXYZ_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_CoordinateXYZ_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('Coord_Y', r)
@@ -1961,7 +2087,10 @@ def _d_WPT_CoordinateXYZ(r: BitReader) -> WPT_CoordinateXYZ:
                 if _x < -32768 or _x > 32767: raise bad_value('Coord_Z', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_WPT_CoordinateXYZ_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_CoordinateXYZ_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('Coord_Z', r)
@@ -2043,7 +2172,10 @@ def _d_WPT_TxRxPackageSpecData(r: BitReader) -> WPT_TxRxPackageSpecData:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_TxRxPackageSpecData_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_TxRxPackageSpecData_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PulseSequenceOrder'
         f0 = []
@@ -2063,7 +2195,10 @@ def _d_WPT_TxRxPackageSpecData(r: BitReader) -> WPT_TxRxPackageSpecData:
                 if _x > 65535: raise bad_value('PulseSeparationTime', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_TxRxPackageSpecData_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_TxRxPackageSpecData_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('PulseSeparationTime', r)
@@ -2077,7 +2212,10 @@ def _d_WPT_TxRxPackageSpecData(r: BitReader) -> WPT_TxRxPackageSpecData:
                 if _x > 65535: raise bad_value('PulseDuration', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_WPT_TxRxPackageSpecData_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_TxRxPackageSpecData_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('PulseDuration', r)
@@ -2091,7 +2229,10 @@ def _d_WPT_TxRxPackageSpecData(r: BitReader) -> WPT_TxRxPackageSpecData:
                 if _x > 65535: raise bad_value('PackageSeparationTime', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_WPT_TxRxPackageSpecData_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_TxRxPackageSpecData_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             raise missing('PackageSeparationTime', r)
@@ -2149,7 +2290,10 @@ def _d_WPT_TxRxPulseOrder(r: BitReader) -> WPT_TxRxPulseOrder:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_TxRxPulseOrder_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_TxRxPulseOrder_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'IndexNumber'
         if fid == 0:
@@ -2161,7 +2305,10 @@ def _d_WPT_TxRxPulseOrder(r: BitReader) -> WPT_TxRxPulseOrder:
                 if _x > 65535: raise bad_value('IndexNumber', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_TxRxPulseOrder_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_TxRxPulseOrder_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('IndexNumber', r)
@@ -2175,7 +2322,10 @@ def _d_WPT_TxRxPulseOrder(r: BitReader) -> WPT_TxRxPulseOrder:
                 if _x < 1 or _x > 4294967295: raise bad_value('TxRxIdentifier', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_TxRxPulseOrder_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_TxRxPulseOrder_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('TxRxIdentifier', r)
@@ -2231,12 +2381,17 @@ def _d_WPT_LF_ReceiverData(r: BitReader) -> WPT_LF_ReceiverData:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_LF_ReceiverData_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_LF_ReceiverData_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NumberOfReceivers'
         if fid == 0:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -2248,7 +2403,10 @@ def _d_WPT_LF_ReceiverData(r: BitReader) -> WPT_LF_ReceiverData:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f0 = _x
-            fid, m, nst = e = _R_WPT_LF_ReceiverData_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_ReceiverData_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('NumberOfReceivers', r)
@@ -2381,21 +2539,29 @@ def _d_WPT_FinePositioningSetupRes(r: BitReader) -> WPT_FinePositioningSetupRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_FinePositioningSetupRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_FinePositioningSetupRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -2411,7 +2577,10 @@ def _d_WPT_FinePositioningSetupRes(r: BitReader) -> WPT_FinePositioningSetupRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -2420,7 +2589,10 @@ def _d_WPT_FinePositioningSetupRes(r: BitReader) -> WPT_FinePositioningSetupRes:
             st = nst
             _x = _d_WPT_FinePositioningMethodList(r)
             f2 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('PrimaryDeviceFinePositioningMethodList', r)
@@ -2429,7 +2601,10 @@ def _d_WPT_FinePositioningSetupRes(r: BitReader) -> WPT_FinePositioningSetupRes:
             st = nst
             _x = _d_WPT_PairingMethodList(r)
             f3 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('PrimaryDevicePairingMethodList', r)
@@ -2438,7 +2613,10 @@ def _d_WPT_FinePositioningSetupRes(r: BitReader) -> WPT_FinePositioningSetupRes:
             st = nst
             _x = _d_WPT_AlignmentCheckMethodList(r)
             f4 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('PrimaryDeviceAlignmentCheckMethodList', r)
@@ -2452,7 +2630,10 @@ def _d_WPT_FinePositioningSetupRes(r: BitReader) -> WPT_FinePositioningSetupRes:
                 if _x > 65535: raise bad_value('NaturalOffset', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('NaturalOffset', r)
@@ -2472,7 +2653,10 @@ def _d_WPT_FinePositioningSetupRes(r: BitReader) -> WPT_FinePositioningSetupRes:
             st = nst
             _x = _d_WPT_LF_SystemSetupData(r)
             f7 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -2532,21 +2716,29 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GResponse_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GResponse_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GResponse_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GResponse_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -2562,7 +2754,10 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_V2GResponse_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GResponse_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -2656,21 +2851,29 @@ def _d_WPT_FinePositioningReq(r: BitReader) -> WPT_FinePositioningReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_FinePositioningReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_FinePositioningReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'EVProcessing'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -2686,14 +2889,19 @@ def _d_WPT_FinePositioningReq(r: BitReader) -> WPT_FinePositioningReq:
                 if _x >= 3: raise bad_value('EVProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f1 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVProcessing', r)
         _p = 'EVResultCode'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -2709,7 +2917,10 @@ def _d_WPT_FinePositioningReq(r: BitReader) -> WPT_FinePositioningReq:
                 if _x >= 3: raise bad_value('EVResultCode', _x, 'is not an index of WPT_EVResult', r)
                 _x = _V_WPT_EVResult[_x]
             f2 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningReq_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_FinePositioningReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVResultCode', r)
@@ -2729,7 +2940,10 @@ def _d_WPT_FinePositioningReq(r: BitReader) -> WPT_FinePositioningReq:
             st = nst
             _x = _d_WPT_LF_DataPackageList(r)
             f4 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningReq_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningReq_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -2785,12 +2999,17 @@ def _d_WPT_LF_DataPackageList(r: BitReader) -> WPT_LF_DataPackageList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_LF_DataPackageList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_LF_DataPackageList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NumPackages'
         if fid == 0:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -2802,7 +3021,10 @@ def _d_WPT_LF_DataPackageList(r: BitReader) -> WPT_LF_DataPackageList:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f0 = _x
-            fid, m, nst = e = _R_WPT_LF_DataPackageList_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_DataPackageList_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('NumPackages', r)
@@ -2811,7 +3033,10 @@ def _d_WPT_LF_DataPackageList(r: BitReader) -> WPT_LF_DataPackageList:
             st = nst
             _x = _d_WPT_LF_DataPackage(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_LF_DataPackageList_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_DataPackageList_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('WPT_LF_DataPackage', r)
@@ -2879,12 +3104,17 @@ def _d_WPT_LF_DataPackage(r: BitReader) -> WPT_LF_DataPackage:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_LF_DataPackage_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_LF_DataPackage_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PackageIndex'
         if fid == 0:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -2896,7 +3126,10 @@ def _d_WPT_LF_DataPackage(r: BitReader) -> WPT_LF_DataPackage:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f0 = _x
-            fid, m, nst = e = _R_WPT_LF_DataPackage_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_LF_DataPackage_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('PackageIndex', r)
@@ -2905,7 +3138,10 @@ def _d_WPT_LF_DataPackage(r: BitReader) -> WPT_LF_DataPackage:
             st = nst
             _x = _d_WPT_LF_TxDataList(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_LF_DataPackage_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_DataPackage_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -2914,7 +3150,10 @@ def _d_WPT_LF_DataPackage(r: BitReader) -> WPT_LF_DataPackage:
             st = nst
             _x = _d_WPT_LF_RxDataList(r)
             f2 = _x
-            fid, m, nst = e = _R_WPT_LF_DataPackage_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_DataPackage_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -2959,14 +3198,20 @@ def _d_WPT_LF_TxDataList(r: BitReader) -> WPT_LF_TxDataList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_LF_TxDataList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_LF_TxDataList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'WPT_LF_TxDataList'
         if fid == 0:
             st = nst
             _x = _d_WPT_LF_TxData(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_LF_TxDataList_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_TxDataList_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('WPT_LF_TxDataList', r)
@@ -3020,7 +3265,10 @@ def _d_WPT_LF_TxData(r: BitReader) -> WPT_LF_TxData:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_LF_TxData_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_LF_TxData_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TxIdentifier'
         if fid == 0:
@@ -3032,7 +3280,10 @@ def _d_WPT_LF_TxData(r: BitReader) -> WPT_LF_TxData:
                 if _x < 1 or _x > 4294967295: raise bad_value('TxIdentifier', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_LF_TxData_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_TxData_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TxIdentifier', r)
@@ -3041,7 +3292,10 @@ def _d_WPT_LF_TxData(r: BitReader) -> WPT_LF_TxData:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_LF_TxData_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_TxData_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EIRP', r)
@@ -3085,14 +3339,20 @@ def _d_WPT_LF_RxDataList(r: BitReader) -> WPT_LF_RxDataList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_LF_RxDataList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_LF_RxDataList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'WPT_LF_RxDataList'
         if fid == 0:
             st = nst
             _x = _d_WPT_LF_RxData(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_LF_RxDataList_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_RxDataList_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('WPT_LF_RxDataList', r)
@@ -3146,7 +3406,10 @@ def _d_WPT_LF_RxData(r: BitReader) -> WPT_LF_RxData:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_LF_RxData_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_LF_RxData_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'RxIdentifier'
         if fid == 0:
@@ -3158,7 +3421,10 @@ def _d_WPT_LF_RxData(r: BitReader) -> WPT_LF_RxData:
                 if _x < 1 or _x > 4294967295: raise bad_value('RxIdentifier', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_LF_RxData_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_RxData_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('RxIdentifier', r)
@@ -3167,7 +3433,10 @@ def _d_WPT_LF_RxData(r: BitReader) -> WPT_LF_RxData:
             st = nst
             _x = _d_WPT_LF_RxRSSIList(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_LF_RxData_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_RxData_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('RSSIData', r)
@@ -3211,14 +3480,20 @@ def _d_WPT_LF_RxRSSIList(r: BitReader) -> WPT_LF_RxRSSIList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_LF_RxRSSIList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_LF_RxRSSIList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'RSSIDataList'
         if fid == 0:
             st = nst
             _x = _d_WPT_LF_RxRSSI(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_LF_RxRSSIList_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_RxRSSIList_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('RSSIDataList', r)
@@ -3272,7 +3547,10 @@ def _d_WPT_LF_RxRSSI(r: BitReader) -> WPT_LF_RxRSSI:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_LF_RxRSSI_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_LF_RxRSSI_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TxIdentifier'
         if fid == 0:
@@ -3284,7 +3562,10 @@ def _d_WPT_LF_RxRSSI(r: BitReader) -> WPT_LF_RxRSSI:
                 if _x < 1 or _x > 4294967295: raise bad_value('TxIdentifier', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_LF_RxRSSI_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_RxRSSI_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TxIdentifier', r)
@@ -3293,7 +3574,10 @@ def _d_WPT_LF_RxRSSI(r: BitReader) -> WPT_LF_RxRSSI:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_LF_RxRSSI_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_RxRSSI_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('RSSI', r)
@@ -3387,21 +3671,29 @@ def _d_WPT_FinePositioningRes(r: BitReader) -> WPT_FinePositioningRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_FinePositioningRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_FinePositioningRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -3417,14 +3709,19 @@ def _d_WPT_FinePositioningRes(r: BitReader) -> WPT_FinePositioningRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -3440,7 +3737,10 @@ def _d_WPT_FinePositioningRes(r: BitReader) -> WPT_FinePositioningRes:
                 if _x >= 3: raise bad_value('EVSEProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f2 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_FinePositioningRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEProcessing', r)
@@ -3460,7 +3760,10 @@ def _d_WPT_FinePositioningRes(r: BitReader) -> WPT_FinePositioningRes:
             st = nst
             _x = _d_WPT_LF_DataPackageList(r)
             f4 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -3558,21 +3861,29 @@ def _d_WPT_PairingReq(r: BitReader) -> WPT_PairingReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_PairingReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_PairingReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_PairingReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_PairingReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'EVProcessing'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -3588,7 +3899,10 @@ def _d_WPT_PairingReq(r: BitReader) -> WPT_PairingReq:
                 if _x >= 3: raise bad_value('EVProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f1 = _x
-            fid, m, nst = e = _R_WPT_PairingReq_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_PairingReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVProcessing', r)
@@ -3602,14 +3916,19 @@ def _d_WPT_PairingReq(r: BitReader) -> WPT_PairingReq:
                 if _x < 1 or _x > 4294967295: raise bad_value('ObservedIDCode', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_WPT_PairingReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_PairingReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
         _p = 'EVResultCode'
         if fid == 3:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -3625,7 +3944,10 @@ def _d_WPT_PairingReq(r: BitReader) -> WPT_PairingReq:
                 if _x >= 3: raise bad_value('EVResultCode', _x, 'is not an index of WPT_EVResult', r)
                 _x = _V_WPT_EVResult[_x]
             f3 = _x
-            fid, m, nst = e = _R_WPT_PairingReq_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_PairingReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVResultCode', r)
@@ -3743,21 +4065,29 @@ def _d_WPT_PairingRes(r: BitReader) -> WPT_PairingRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_PairingRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_PairingRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_PairingRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_PairingRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -3773,14 +4103,19 @@ def _d_WPT_PairingRes(r: BitReader) -> WPT_PairingRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_WPT_PairingRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_PairingRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -3796,7 +4131,10 @@ def _d_WPT_PairingRes(r: BitReader) -> WPT_PairingRes:
                 if _x >= 3: raise bad_value('EVSEProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f2 = _x
-            fid, m, nst = e = _R_WPT_PairingRes_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_WPT_PairingRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEProcessing', r)
@@ -3810,7 +4148,10 @@ def _d_WPT_PairingRes(r: BitReader) -> WPT_PairingRes:
                 if _x < 1 or _x > 4294967295: raise bad_value('ObservedIDCode', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_WPT_PairingRes_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_PairingRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -3819,7 +4160,10 @@ def _d_WPT_PairingRes(r: BitReader) -> WPT_PairingRes:
             st = nst
             _x = _d_AlternativeSECCList(r)
             f4 = _x
-            fid, m, nst = e = _R_WPT_PairingRes_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_PairingRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -3881,7 +4225,10 @@ def _d_AlternativeSECCList(r: BitReader) -> AlternativeSECCList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AlternativeSECCList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AlternativeSECCList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'AlternativeSECC'
         f0 = []
@@ -3987,7 +4334,10 @@ def _d_AlternativeSECC(r: BitReader) -> AlternativeSECC:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AlternativeSECC_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_AlternativeSECC_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SSID'
         if fid == 0:
@@ -3998,7 +4348,10 @@ def _d_AlternativeSECC(r: BitReader) -> AlternativeSECC:
                 _x = r.string(255)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_AlternativeSECC_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_AlternativeSECC_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -4011,7 +4364,10 @@ def _d_AlternativeSECC(r: BitReader) -> AlternativeSECC:
                 _x = r.string(12)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_AlternativeSECC_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AlternativeSECC_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -4024,7 +4380,10 @@ def _d_AlternativeSECC(r: BitReader) -> AlternativeSECC:
                 _x = r.string(39)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_AlternativeSECC_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AlternativeSECC_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -4038,7 +4397,10 @@ def _d_AlternativeSECC(r: BitReader) -> AlternativeSECC:
                 if _x > 65535: raise bad_value('Port', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_AlternativeSECC_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AlternativeSECC_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -4153,14 +4515,20 @@ def _d_WPT_ChargeParameterDiscoveryReq(r: BitReader) -> WPT_ChargeParameterDisco
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -4169,7 +4537,10 @@ def _d_WPT_ChargeParameterDiscoveryReq(r: BitReader) -> WPT_ChargeParameterDisco
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVPCMaxReceivablePower', r)
@@ -4183,7 +4554,10 @@ def _d_WPT_ChargeParameterDiscoveryReq(r: BitReader) -> WPT_ChargeParameterDisco
                 if _x > 65535: raise bad_value('SDMaxGroundClearence', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('SDMaxGroundClearence', r)
@@ -4197,7 +4571,10 @@ def _d_WPT_ChargeParameterDiscoveryReq(r: BitReader) -> WPT_ChargeParameterDisco
                 if _x > 65535: raise bad_value('SDMinGroundClearence', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('SDMinGroundClearence', r)
@@ -4206,14 +4583,19 @@ def _d_WPT_ChargeParameterDiscoveryReq(r: BitReader) -> WPT_ChargeParameterDisco
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVPCNaturalFrequency', r)
         _p = 'EVPCDeviceLocalControl'
         if fid == 5:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -4225,7 +4607,10 @@ def _d_WPT_ChargeParameterDiscoveryReq(r: BitReader) -> WPT_ChargeParameterDisco
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f5 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('EVPCDeviceLocalControl', r)
@@ -4285,14 +4670,20 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -4435,21 +4826,29 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -4465,14 +4864,19 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'PDInputPowerClass'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -4486,7 +4890,10 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
                 _x = (_x >> 1) & 3
                 _x = _V_WPT_PowerClass[_x]
             f2 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('PDInputPowerClass', r)
@@ -4495,7 +4902,10 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('SDMinOutputPower', r)
@@ -4504,7 +4914,10 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('SDMaxOutputPower', r)
@@ -4518,7 +4931,10 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
                 if _x > 65535: raise bad_value('SDMaxGroundClearanceSupport', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('SDMaxGroundClearanceSupport', r)
@@ -4532,7 +4948,10 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
                 if _x > 65535: raise bad_value('SDMinGroundClearanceSupport', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('SDMinGroundClearanceSupport', r)
@@ -4541,7 +4960,10 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             raise missing('PDMinCoilCurrent', r)
@@ -4550,7 +4972,10 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_9[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             raise missing('PDMaxCoilCurrent', r)
@@ -4623,21 +5048,29 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -4653,7 +5086,10 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -4747,21 +5183,29 @@ def _d_WPT_AlignmentCheckReq(r: BitReader) -> WPT_AlignmentCheckReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_AlignmentCheckReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_AlignmentCheckReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_AlignmentCheckReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_AlignmentCheckReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'EVProcessing'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -4777,7 +5221,10 @@ def _d_WPT_AlignmentCheckReq(r: BitReader) -> WPT_AlignmentCheckReq:
                 if _x >= 3: raise bad_value('EVProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f1 = _x
-            fid, m, nst = e = _R_WPT_AlignmentCheckReq_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_AlignmentCheckReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVProcessing', r)
@@ -4786,14 +5233,19 @@ def _d_WPT_AlignmentCheckReq(r: BitReader) -> WPT_AlignmentCheckReq:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_WPT_AlignmentCheckReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_AlignmentCheckReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
         _p = 'EVResultCode'
         if fid == 3:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -4809,7 +5261,10 @@ def _d_WPT_AlignmentCheckReq(r: BitReader) -> WPT_AlignmentCheckReq:
                 if _x >= 3: raise bad_value('EVResultCode', _x, 'is not an index of WPT_EVResult', r)
                 _x = _V_WPT_EVResult[_x]
             f3 = _x
-            fid, m, nst = e = _R_WPT_AlignmentCheckReq_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_AlignmentCheckReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVResultCode', r)
@@ -4926,21 +5381,29 @@ def _d_WPT_AlignmentCheckRes(r: BitReader) -> WPT_AlignmentCheckRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_AlignmentCheckRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_AlignmentCheckRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_AlignmentCheckRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_AlignmentCheckRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -4956,14 +5419,19 @@ def _d_WPT_AlignmentCheckRes(r: BitReader) -> WPT_AlignmentCheckRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_WPT_AlignmentCheckRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_AlignmentCheckRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -4979,7 +5447,10 @@ def _d_WPT_AlignmentCheckRes(r: BitReader) -> WPT_AlignmentCheckRes:
                 if _x >= 3: raise bad_value('EVSEProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f2 = _x
-            fid, m, nst = e = _R_WPT_AlignmentCheckRes_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_WPT_AlignmentCheckRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEProcessing', r)
@@ -4988,7 +5459,10 @@ def _d_WPT_AlignmentCheckRes(r: BitReader) -> WPT_AlignmentCheckRes:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_WPT_AlignmentCheckRes_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_AlignmentCheckRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -4997,7 +5471,10 @@ def _d_WPT_AlignmentCheckRes(r: BitReader) -> WPT_AlignmentCheckRes:
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_WPT_AlignmentCheckRes_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_AlignmentCheckRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -5146,14 +5623,20 @@ def _d_WPT_ChargeLoopReq(r: BitReader) -> WPT_ChargeLoopReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_ChargeLoopReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_ChargeLoopReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_ChargeLoopReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -5162,14 +5645,19 @@ def _d_WPT_ChargeLoopReq(r: BitReader) -> WPT_ChargeLoopReq:
             st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeLoopReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -5181,7 +5669,10 @@ def _d_WPT_ChargeLoopReq(r: BitReader) -> WPT_ChargeLoopReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeLoopReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('MeterInfoRequested', r)
@@ -5190,7 +5681,10 @@ def _d_WPT_ChargeLoopReq(r: BitReader) -> WPT_ChargeLoopReq:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeLoopReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVPCPowerRequest', r)
@@ -5199,14 +5693,19 @@ def _d_WPT_ChargeLoopReq(r: BitReader) -> WPT_ChargeLoopReq:
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopReq_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeLoopReq_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVPCPowerOutput', r)
         _p = 'EVPCChargeDiagnostics'
         if fid == 5:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -5220,7 +5719,10 @@ def _d_WPT_ChargeLoopReq(r: BitReader) -> WPT_ChargeLoopReq:
                 _x = (_x >> 1) & 3
                 _x = _V_WPT_EVPCChargeDiagnostics[_x]
             f5 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopReq_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_WPT_ChargeLoopReq_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('EVPCChargeDiagnostics', r)
@@ -5229,7 +5731,10 @@ def _d_WPT_ChargeLoopReq(r: BitReader) -> WPT_ChargeLoopReq:
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopReq_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_ChargeLoopReq_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -5238,7 +5743,10 @@ def _d_WPT_ChargeLoopReq(r: BitReader) -> WPT_ChargeLoopReq:
             st = nst
             _x = _d_WPT_EVPCPowerControlParameter(r)
             f7 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopReq_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_ChargeLoopReq_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -5321,14 +5829,20 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeLoopReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeLoopReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -5337,14 +5851,19 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
             st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -5356,7 +5875,10 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('MeterInfoRequested', r)
@@ -5518,12 +6040,17 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DisplayParameters_0[r.bits(4)]
+        _q = r.pos + 4
+        if _q > r.wend: _c = r.bits(4)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+        fid, m, nst = e = _R_DisplayParameters_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PresentSOC'
         if fid == 0:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -5537,14 +6064,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
             f0 = _x
-            fid, m, nst = e = _R_DisplayParameters_1[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -5558,14 +6090,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_DisplayParameters_2[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -5579,14 +6116,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_DisplayParameters_3[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
         _p = 'MaximumSOC'
         if fid == 3:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -5600,7 +6142,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
             f3 = _x
-            fid, m, nst = e = _R_DisplayParameters_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -5614,7 +6159,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_DisplayParameters_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -5628,7 +6176,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_DisplayParameters_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -5642,14 +6193,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_DisplayParameters_7[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
         _p = 'ChargingComplete'
         if fid == 7:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -5661,7 +6217,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f7 = _x
-            fid, m, nst = e = _R_DisplayParameters_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DisplayParameters_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -5670,14 +6229,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_DisplayParameters_9[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DisplayParameters_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
         _p = 'InletHot'
         if fid == 9:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -5689,7 +6253,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f9 = _x
-            fid, m, nst = e = _R_DisplayParameters_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DisplayParameters_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             f9 = None
@@ -5771,14 +6338,20 @@ def _d_WPT_EVPCPowerControlParameter(r: BitReader) -> WPT_EVPCPowerControlParame
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_EVPCPowerControlParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_EVPCPowerControlParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVPCCoilCurrentRequest'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_EVPCPowerControlParameter_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_EVPCPowerControlParameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVPCCoilCurrentRequest', r)
@@ -5787,7 +6360,10 @@ def _d_WPT_EVPCPowerControlParameter(r: BitReader) -> WPT_EVPCPowerControlParame
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_EVPCPowerControlParameter_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_EVPCPowerControlParameter_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVPCCoilCurrentInformation', r)
@@ -5796,7 +6372,10 @@ def _d_WPT_EVPCPowerControlParameter(r: BitReader) -> WPT_EVPCPowerControlParame
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_WPT_EVPCPowerControlParameter_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_EVPCPowerControlParameter_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVPCCurrentOutputInformation', r)
@@ -5805,7 +6384,10 @@ def _d_WPT_EVPCPowerControlParameter(r: BitReader) -> WPT_EVPCPowerControlParame
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_WPT_EVPCPowerControlParameter_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_EVPCPowerControlParameter_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVPCVoltageOutputInformation', r)
@@ -5987,21 +6569,29 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_ChargeLoopRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_ChargeLoopRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeLoopRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -6017,7 +6607,10 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopRes_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_WPT_ChargeLoopRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -6026,7 +6619,10 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
             st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopRes_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_ChargeLoopRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f2 = None
@@ -6035,7 +6631,10 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
             st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopRes_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_ChargeLoopRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f3 = None
@@ -6044,7 +6643,10 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
             st = nst
             _x = _d_Receipt(r)
             f4 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopRes_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeLoopRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             f4 = None
@@ -6053,7 +6655,10 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_ChargeLoopRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVPCPowerRequest', r)
@@ -6062,7 +6667,10 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopRes_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeLoopRes_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             f6 = None
@@ -6071,7 +6679,10 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopRes_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeLoopRes_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             raise missing('SPCMaxOutputPowerLimit', r)
@@ -6080,14 +6691,19 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopRes_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeLoopRes_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             raise missing('SPCMinOutputPowerLimit', r)
         _p = 'SPCChargeDiagnostics'
         if fid == 9:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -6103,7 +6719,10 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
                 if _x >= 6: raise bad_value('SPCChargeDiagnostics', _x, 'is not an index of WPT_SPCChargeDiagnostics', r)
                 _x = _V_WPT_SPCChargeDiagnostics[_x]
             f9 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopRes_10[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_WPT_ChargeLoopRes_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             raise missing('SPCChargeDiagnostics', r)
@@ -6112,7 +6731,10 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopRes_11[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_ChargeLoopRes_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             f10 = None
@@ -6121,7 +6743,10 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
             st = nst
             _x = _d_WPT_SPCPowerControlParameter(r)
             f11 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopRes_12[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_ChargeLoopRes_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 1)
         else:
             f11 = None
@@ -6234,21 +6859,29 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeLoopRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeLoopRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -6264,7 +6897,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_ChargeLoopRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -6273,7 +6909,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -6282,7 +6921,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -6291,7 +6933,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_Receipt(r)
             f4 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -6349,7 +6994,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVSEStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVSEStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NotificationMaxDelay'
         if fid == 0:
@@ -6361,14 +7009,19 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_EVSEStatus_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVSEStatus_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 1:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -6384,7 +7037,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 if _x >= 6: raise bad_value('EVSENotification', _x, 'is not an index of EvseNotification', r)
                 _x = _V_EvseNotification[_x]
             f1 = _x
-            fid, m, nst = e = _R_EVSEStatus_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVSEStatus_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVSENotification', r)
@@ -6532,7 +7188,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MeterInfo_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MeterInfo_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'MeterID'
         if fid == 0:
@@ -6543,7 +7202,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = r.string(32)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MeterInfo_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeterInfo_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('MeterID', r)
@@ -6557,7 +7219,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_MeterInfo_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ChargedEnergyReadingWh', r)
@@ -6571,7 +7236,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_MeterInfo_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -6585,7 +7253,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_MeterInfo_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -6599,7 +7270,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_MeterInfo_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -6612,7 +7286,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = r.binary(64)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_MeterInfo_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -6626,7 +7303,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_MeterInfo_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -6640,7 +7320,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('MeterTimestamp', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f7 = _x
-            fid, m, nst = e = _R_MeterInfo_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeterInfo_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -6750,7 +7433,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Receipt_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Receipt_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
@@ -6762,7 +7448,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
                 if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Receipt_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('TimeAnchor', r)
@@ -6771,7 +7460,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f1 = _x
-            fid, m, nst = e = _R_Receipt_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -6780,7 +7472,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f2 = _x
-            fid, m, nst = e = _R_Receipt_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -6789,7 +7484,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f3 = _x
-            fid, m, nst = e = _R_Receipt_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Receipt_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -6798,7 +7496,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f4 = _x
-            fid, m, nst = e = _R_Receipt_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Receipt_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -6863,14 +7564,20 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DetailedCost_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DetailedCost_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Amount'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_DetailedCost_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedCost_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Amount', r)
@@ -6879,7 +7586,10 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_DetailedCost_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedCost_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('CostPerUnit', r)
@@ -6934,7 +7644,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DetailedTax_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DetailedTax_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TaxRuleID'
         if fid == 0:
@@ -6946,7 +7659,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
                 if _x < 1 or _x > 4294967295: raise bad_value('TaxRuleID', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_DetailedTax_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedTax_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TaxRuleID', r)
@@ -6955,7 +7671,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_DetailedTax_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedTax_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Amount', r)
@@ -6999,14 +7718,20 @@ def _d_WPT_SPCPowerControlParameter(r: BitReader) -> WPT_SPCPowerControlParamete
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_SPCPowerControlParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_SPCPowerControlParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SPCPrimaryDeviceCoilCurrentInformation'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_SPCPowerControlParameter_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_SPCPowerControlParameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('SPCPrimaryDeviceCoilCurrentInformation', r)
@@ -7076,14 +7801,20 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_CLReqControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Scheduled_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -7092,7 +7823,10 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -7101,7 +7835,10 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -7136,7 +7873,10 @@ def _d_Scheduled_CLResControlMode(r: BitReader) -> Scheduled_CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_CLResControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Scheduled_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_Scheduled_CLResControlMode)
@@ -7207,7 +7947,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_CLReqControlMode_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_Dynamic_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -7219,7 +7962,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -7228,7 +7974,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetEnergyRequest', r)
@@ -7237,7 +7986,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaximumEnergyRequest', r)
@@ -7246,7 +7998,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVMinimumEnergyRequest', r)
@@ -7335,7 +8090,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_CLResControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Dynamic_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -7347,14 +8105,19 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -7368,14 +8131,19 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -7389,7 +8157,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -7403,7 +8174,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -7452,7 +8226,10 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'RootCertificateID'
         f0 = []
@@ -8016,7 +8793,9 @@ def _es_f14(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f14(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -8124,7 +8903,9 @@ def _es_f30(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f30(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -8146,7 +8927,9 @@ def _es_f34(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f34(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -8167,7 +8950,9 @@ def _es_f42(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f42(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -8192,7 +8977,9 @@ def _es_f43(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f43(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -8217,7 +9004,9 @@ def _es_f44(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f44(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -8242,7 +9031,9 @@ def _es_f45(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f45(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -8285,7 +9076,9 @@ def _es_f50(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f50(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -8376,7 +9169,9 @@ def _es_f56(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f56(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -8453,7 +9248,9 @@ def _es_f68(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f68(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -8494,7 +9291,9 @@ def _es_f71(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f71(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -8586,7 +9385,9 @@ def _es_f76(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f76(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -8661,7 +9462,9 @@ def _es_f80(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f80(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -8681,7 +9484,9 @@ def _es_f81(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f81(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -8701,7 +9506,9 @@ def _es_f82(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f82(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -8758,7 +9565,9 @@ def _es_f88(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f88(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -8818,7 +9627,9 @@ def _es_f94(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f94(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -8891,7 +9702,9 @@ def _es_f99(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f99(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -9018,7 +9831,9 @@ def _es_f116(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f116(r: BitReader) -> Any:
-    _x = r.bits(8)
+    _q = r.pos + 8
+    if _q > r.wend: _x = r.bits(8)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
     if _x >> 7:
         r.pos -= 8
         if r.bit():
@@ -9147,7 +9962,9 @@ def _es_f129(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f129(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -9247,7 +10064,9 @@ def _es_f149(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f149(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -9391,7 +10210,9 @@ def _es_f164(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f164(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -9416,7 +10237,9 @@ def _es_f171(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f171(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -9441,7 +10264,9 @@ def _es_f180(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f180(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():

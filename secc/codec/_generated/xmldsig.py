@@ -283,14 +283,20 @@ def _d_Signature(r: BitReader) -> Signature:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Signature_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_Signature_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_Signature_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Signature_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -299,7 +305,10 @@ def _d_Signature(r: BitReader) -> Signature:
             st = nst
             _x = _d_SignedInfo(r)
             f1 = _x
-            fid, m, nst = e = _R_Signature_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Signature_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('SignedInfo', r)
@@ -308,7 +317,10 @@ def _d_Signature(r: BitReader) -> Signature:
             st = nst
             _x = _d_SignatureValue(r)
             f2 = _x
-            fid, m, nst = e = _R_Signature_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Signature_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('SignatureValue', r)
@@ -317,7 +329,10 @@ def _d_Signature(r: BitReader) -> Signature:
             st = nst
             _x = _d_KeyInfo(r)
             f3 = _x
-            fid, m, nst = e = _R_Signature_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Signature_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f3 = None
@@ -404,14 +419,20 @@ def _d_SignedInfo(r: BitReader) -> SignedInfo:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SignedInfo_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_SignedInfo_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_SignedInfo_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedInfo_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -420,7 +441,10 @@ def _d_SignedInfo(r: BitReader) -> SignedInfo:
             st = nst
             _x = _d_CanonicalizationMethod(r)
             f1 = _x
-            fid, m, nst = e = _R_SignedInfo_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedInfo_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('CanonicalizationMethod', r)
@@ -429,7 +453,10 @@ def _d_SignedInfo(r: BitReader) -> SignedInfo:
             st = nst
             _x = _d_SignatureMethod(r)
             f2 = _x
-            fid, m, nst = e = _R_SignedInfo_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedInfo_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('SignatureMethod', r)
@@ -483,14 +510,20 @@ def _d_CanonicalizationMethod(r: BitReader) -> CanonicalizationMethod:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CanonicalizationMethod_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CanonicalizationMethod_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Algorithm'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_CanonicalizationMethod_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CanonicalizationMethod_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('@Algorithm', r)
@@ -548,14 +581,20 @@ def _d_SignatureMethod(r: BitReader) -> SignatureMethod:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SignatureMethod_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SignatureMethod_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Algorithm'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_SignatureMethod_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_SignatureMethod_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('@Algorithm', r)
@@ -568,7 +607,10 @@ def _d_SignatureMethod(r: BitReader) -> SignatureMethod:
                 _x = r.integer()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_SignatureMethod_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SignatureMethod_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -677,14 +719,20 @@ def _d_Reference(r: BitReader) -> Reference:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Reference_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Reference_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 4)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_Reference_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Reference_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 3)
         else:
             f0 = None
@@ -693,7 +741,10 @@ def _d_Reference(r: BitReader) -> Reference:
             st = nst
             _x = r.string()
             f1 = _x
-            fid, m, nst = e = _R_Reference_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Reference_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 3)
         else:
             f1 = None
@@ -702,7 +753,10 @@ def _d_Reference(r: BitReader) -> Reference:
             st = nst
             _x = r.string()
             f2 = _x
-            fid, m, nst = e = _R_Reference_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Reference_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -711,7 +765,10 @@ def _d_Reference(r: BitReader) -> Reference:
             st = nst
             _x = _d_Transforms(r)
             f3 = _x
-            fid, m, nst = e = _R_Reference_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Reference_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -720,7 +777,10 @@ def _d_Reference(r: BitReader) -> Reference:
             st = nst
             _x = _d_DigestMethod(r)
             f4 = _x
-            fid, m, nst = e = _R_Reference_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Reference_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('DigestMethod', r)
@@ -733,7 +793,10 @@ def _d_Reference(r: BitReader) -> Reference:
                 _x = r.binary()
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_Reference_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Reference_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('DigestValue', r)
@@ -783,7 +846,10 @@ def _d_Transforms(r: BitReader) -> Transforms:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Transforms_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Transforms_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Transform'
         f0 = []
@@ -850,14 +916,20 @@ def _d_Transform(r: BitReader) -> Transform:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Transform_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Transform_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Algorithm'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_Transform_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Transform_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('@Algorithm', r)
@@ -871,7 +943,10 @@ def _d_Transform(r: BitReader) -> Transform:
                 _x = r.string()
                 expect_ee(r)
             f1.append(_x)
-            fid, m, nst = e = _R_Transform_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Transform_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_Transform)
@@ -913,14 +988,20 @@ def _d_DigestMethod(r: BitReader) -> DigestMethod:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DigestMethod_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DigestMethod_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Algorithm'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_DigestMethod_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DigestMethod_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('@Algorithm', r)
@@ -979,14 +1060,20 @@ def _d_SignatureValue(r: BitReader) -> SignatureValue:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SignatureValue_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_SignatureValue_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_SignatureValue_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignatureValue_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -995,7 +1082,10 @@ def _d_SignatureValue(r: BitReader) -> SignatureValue:
             st = nst
             _x = r.binary()
             f1 = _x
-            fid, m, nst = e = _R_SignatureValue_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignatureValue_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         elif fid == -1:
             f1 = EmptyBytes(b'')
@@ -1118,14 +1208,20 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_KeyInfo_0[r.bits(4)]
+        _q = r.pos + 4
+        if _q > r.wend: _c = r.bits(4)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+        fid, m, nst = e = _R_KeyInfo_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_KeyInfo_1[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_KeyInfo_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -1139,7 +1235,10 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
                 _x = r.string()
                 expect_ee(r)
             f1.append(_x)
-            fid, m, nst = e = _R_KeyInfo_2[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_KeyInfo_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         _p = 'KeyValue'
         f2 = []
@@ -1147,7 +1246,10 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
             st = nst
             _x = _d_KeyValue(r)
             f2.append(_x)
-            fid, m, nst = e = _R_KeyInfo_3[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_KeyInfo_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         _p = 'RetrievalMethod'
         f3 = []
@@ -1155,7 +1257,10 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
             st = nst
             _x = _d_RetrievalMethod(r)
             f3.append(_x)
-            fid, m, nst = e = _R_KeyInfo_4[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_KeyInfo_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         _p = 'X509Data'
         f4 = []
@@ -1163,7 +1268,10 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
             st = nst
             _x = _d_X509Data(r)
             f4.append(_x)
-            fid, m, nst = e = _R_KeyInfo_5[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_KeyInfo_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         _p = 'PGPData'
         f5 = []
@@ -1171,7 +1279,10 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
             st = nst
             _x = _d_PGPData(r)
             f5.append(_x)
-            fid, m, nst = e = _R_KeyInfo_6[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_KeyInfo_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         _p = 'SPKIData'
         f6 = []
@@ -1179,7 +1290,10 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
             st = nst
             _x = _d_SPKIData(r)
             f6.append(_x)
-            fid, m, nst = e = _R_KeyInfo_7[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_KeyInfo_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         _p = 'MgmtData'
         f7 = []
@@ -1191,7 +1305,10 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
                 _x = r.string()
                 expect_ee(r)
             f7.append(_x)
-            fid, m, nst = e = _R_KeyInfo_8[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_KeyInfo_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_KeyInfo)
@@ -1254,14 +1371,20 @@ def _d_KeyValue(r: BitReader) -> KeyValue:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_KeyValue_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_KeyValue_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DSAKeyValue'
         if fid == 0:
             st = nst
             _x = _d_DSAKeyValue(r)
             f0 = _x
-            fid, m, nst = e = _R_KeyValue_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_KeyValue_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -1270,7 +1393,10 @@ def _d_KeyValue(r: BitReader) -> KeyValue:
             st = nst
             _x = _d_RSAKeyValue(r)
             f1 = _x
-            fid, m, nst = e = _R_KeyValue_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_KeyValue_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -1422,7 +1548,10 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DSAKeyValue_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_DSAKeyValue_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'P'
         if fid == 0:
@@ -1433,7 +1562,10 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_DSAKeyValue_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DSAKeyValue_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -1446,7 +1578,10 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_DSAKeyValue_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DSAKeyValue_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f1 = None
@@ -1459,7 +1594,10 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_DSAKeyValue_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DSAKeyValue_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f2 = None
@@ -1472,7 +1610,10 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_DSAKeyValue_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DSAKeyValue_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('Y', r)
@@ -1485,7 +1626,10 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_DSAKeyValue_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DSAKeyValue_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f4 = None
@@ -1498,7 +1642,10 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_DSAKeyValue_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DSAKeyValue_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f5 = None
@@ -1511,7 +1658,10 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_DSAKeyValue_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DSAKeyValue_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -1580,7 +1730,10 @@ def _d_RSAKeyValue(r: BitReader) -> RSAKeyValue:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_RSAKeyValue_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_RSAKeyValue_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Modulus'
         if fid == 0:
@@ -1591,7 +1744,10 @@ def _d_RSAKeyValue(r: BitReader) -> RSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_RSAKeyValue_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RSAKeyValue_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Modulus', r)
@@ -1604,7 +1760,10 @@ def _d_RSAKeyValue(r: BitReader) -> RSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_RSAKeyValue_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RSAKeyValue_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Exponent', r)
@@ -1675,14 +1834,20 @@ def _d_RetrievalMethod(r: BitReader) -> RetrievalMethod:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_RetrievalMethod_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_RetrievalMethod_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Type'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_RetrievalMethod_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_RetrievalMethod_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -1691,7 +1856,10 @@ def _d_RetrievalMethod(r: BitReader) -> RetrievalMethod:
             st = nst
             _x = r.string()
             f1 = _x
-            fid, m, nst = e = _R_RetrievalMethod_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_RetrievalMethod_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -1700,7 +1868,10 @@ def _d_RetrievalMethod(r: BitReader) -> RetrievalMethod:
             st = nst
             _x = _d_Transforms(r)
             f2 = _x
-            fid, m, nst = e = _R_RetrievalMethod_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RetrievalMethod_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -1804,7 +1975,10 @@ def _d_X509Data(r: BitReader) -> X509Data:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_X509Data_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_X509Data_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'X509IssuerSerial'
         f0 = []
@@ -1812,7 +1986,10 @@ def _d_X509Data(r: BitReader) -> X509Data:
             st = nst
             _x = _d_X509IssuerSerial(r)
             f0.append(_x)
-            fid, m, nst = e = _R_X509Data_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_X509Data_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         _p = 'X509SKI'
         f1 = []
@@ -1824,7 +2001,10 @@ def _d_X509Data(r: BitReader) -> X509Data:
                 _x = r.binary()
                 expect_ee(r)
             f1.append(_x)
-            fid, m, nst = e = _R_X509Data_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_X509Data_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         _p = 'X509SubjectName'
         f2 = []
@@ -1836,7 +2016,10 @@ def _d_X509Data(r: BitReader) -> X509Data:
                 _x = r.string()
                 expect_ee(r)
             f2.append(_x)
-            fid, m, nst = e = _R_X509Data_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_X509Data_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         _p = 'X509Certificate'
         f3 = []
@@ -1848,7 +2031,10 @@ def _d_X509Data(r: BitReader) -> X509Data:
                 _x = r.binary()
                 expect_ee(r)
             f3.append(_x)
-            fid, m, nst = e = _R_X509Data_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_X509Data_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         _p = 'X509CRL'
         f4 = []
@@ -1860,7 +2046,10 @@ def _d_X509Data(r: BitReader) -> X509Data:
                 _x = r.binary()
                 expect_ee(r)
             f4.append(_x)
-            fid, m, nst = e = _R_X509Data_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_X509Data_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_X509Data)
@@ -1921,7 +2110,10 @@ def _d_X509IssuerSerial(r: BitReader) -> X509IssuerSerial:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_X509IssuerSerial_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_X509IssuerSerial_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'X509IssuerName'
         if fid == 0:
@@ -1932,7 +2124,10 @@ def _d_X509IssuerSerial(r: BitReader) -> X509IssuerSerial:
                 _x = r.string()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_X509IssuerSerial_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_X509IssuerSerial_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('X509IssuerName', r)
@@ -1945,7 +2140,10 @@ def _d_X509IssuerSerial(r: BitReader) -> X509IssuerSerial:
                 _x = r.integer()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_X509IssuerSerial_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_X509IssuerSerial_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('X509SerialNumber', r)
@@ -2031,7 +2229,10 @@ def _d_PGPData(r: BitReader) -> PGPData:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PGPData_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_PGPData_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PGPKeyID'
         if fid == 0:
@@ -2042,7 +2243,10 @@ def _d_PGPData(r: BitReader) -> PGPData:
                 _x = r.binary()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_PGPData_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PGPData_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -2055,7 +2259,10 @@ def _d_PGPData(r: BitReader) -> PGPData:
                 _x = r.binary()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_PGPData_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PGPData_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f1 = None
@@ -2068,7 +2275,10 @@ def _d_PGPData(r: BitReader) -> PGPData:
                 _x = r.binary()
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_PGPData_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PGPData_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f2 = None
@@ -2119,7 +2329,10 @@ def _d_SPKIData(r: BitReader) -> SPKIData:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SPKIData_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SPKIData_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SPKISexp'
         f0 = []
@@ -2131,7 +2344,10 @@ def _d_SPKIData(r: BitReader) -> SPKIData:
                 _x = r.binary()
                 expect_ee(r)
             f0.append(_x)
-            fid, m, nst = e = _R_SPKIData_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SPKIData_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         if len(f0) < 1: raise missing('SPKISexp', r)
         _p = None
@@ -2200,14 +2416,20 @@ def _d_Object(r: BitReader) -> Object:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Object_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Object_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Encoding'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_Object_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Object_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 3)
         else:
             f0 = None
@@ -2216,7 +2438,10 @@ def _d_Object(r: BitReader) -> Object:
             st = nst
             _x = r.string()
             f1 = _x
-            fid, m, nst = e = _R_Object_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Object_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -2225,7 +2450,10 @@ def _d_Object(r: BitReader) -> Object:
             st = nst
             _x = r.string()
             f2 = _x
-            fid, m, nst = e = _R_Object_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Object_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -2282,14 +2510,20 @@ def _d_Manifest(r: BitReader) -> Manifest:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Manifest_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_Manifest_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_Manifest_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Manifest_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -2353,14 +2587,20 @@ def _d_SignatureProperties(r: BitReader) -> SignatureProperties:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SignatureProperties_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_SignatureProperties_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_SignatureProperties_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignatureProperties_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -2427,14 +2667,20 @@ def _d_SignatureProperty(r: BitReader) -> SignatureProperty:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SignatureProperty_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_SignatureProperty_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_SignatureProperty_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignatureProperty_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 3)
         else:
             f0 = None
@@ -2443,7 +2689,10 @@ def _d_SignatureProperty(r: BitReader) -> SignatureProperty:
             st = nst
             _x = r.string()
             f1 = _x
-            fid, m, nst = e = _R_SignatureProperty_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SignatureProperty_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('@Target', r)

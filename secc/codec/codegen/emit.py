@@ -16,7 +16,7 @@ import keyword
 from pathlib import Path
 
 from .grammar import Field, GrammarBuilder, State, TypeGrammar
-from .values import ValueCodec, ValueEmitter
+from .values import ValueCodec, ValueEmitter, inline_bits
 from .xsd import UNBOUNDED, ComplexType, ElementDecl, QName, SchemaSet, SimpleType
 
 ESC, INVALID, ANY_, CHU_ = -2, -3, -4, -5
@@ -392,9 +392,14 @@ class Emitter(ValueEmitter):
         st = g.states[s]
         row = f"_R_{g.key}_{s}"
         self._rows.add((g.key, s))
-        read = f"r.bits({st.width})" if st.width else "0"
+        if not st.width:
+            return [
+                f"{ind}fid, m, nst = e = {row}[0]",
+                f"{ind}if fid < -1: fid, m, nst = ev_special(r, e, {s}, {st.ee2_width})",
+            ]
         return [
-            f"{ind}fid, m, nst = e = {row}[{read}]",
+            *inline_bits("_c", st.width, ind),
+            f"{ind}fid, m, nst = e = {row}[_c]",
             f"{ind}if fid < -1: fid, m, nst = ev_special(r, e, {s}, {st.ee2_width})",
         ]
 

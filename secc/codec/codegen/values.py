@@ -9,6 +9,16 @@ from .grammar import width
 from .xsd import SimpleType
 
 
+def inline_bits(var: str, n: int, ind: str) -> list[str]:
+    """``var = r.bits(n)`` without the call where the window holds the bits (a method call
+    costs several times the shift and mask); ``r.bits`` moves the window or raises."""
+    return [
+        f"{ind}_q = r.pos + {n}",
+        f"{ind}if _q > r.wend: {var} = r.bits({n})",
+        f"{ind}else: r.pos = _q; {var} = (r.val >> (r.wend - _q)) & {(1 << n) - 1:#x}",
+    ]
+
+
 @dataclass
 class ValueCodec:
     kind: str  # nbit | uint | sint | bool | str | bytes | enum
@@ -211,7 +221,7 @@ class ValueEmitter:
         # fixed width: CH (1 bit 0), the value, EE (1 bit 0) in one read
         total = n + 2
         fast = [
-            f"{ind}_x = r.bits({total})",
+            *inline_bits("_x", total, ind),
             f"{ind}if _x >> {n + 1}:",
             f"{ind}    r.pos -= {total}",
         ]
