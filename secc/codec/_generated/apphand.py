@@ -62,34 +62,34 @@ def _e_AppProtocol(w: BitWriter, v: Any) -> None:
             raise missing('ProtocolNamespace', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 100: raise bad_value('ProtocolNamespace', x, 'is not a str of at most 100 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'VersionNumberMajor'
         x = v.version_number_major
         if x is None:
             raise missing('VersionNumberMajor', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('VersionNumberMajor', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'VersionNumberMinor'
         x = v.version_number_minor
         if x is None:
             raise missing('VersionNumberMinor', w)
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('VersionNumberMinor', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'SchemaID'
         x = v.schema_id
         if x is None:
@@ -97,7 +97,7 @@ def _e_AppProtocol(w: BitWriter, v: Any) -> None:
         else:
             st = 4
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('SchemaID', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 11)
+            w.acc = (w.acc << 11) | (x << 1)
         _p = 'Priority'
         x = v.priority
         if x is None:
@@ -105,9 +105,9 @@ def _e_AppProtocol(w: BitWriter, v: Any) -> None:
         else:
             st = 5
             if type(x) is not int or not 1 <= x <= 20: raise bad_value('Priority', x, 'is not an integer in [1, 20]', w)
-            w.bits(((x - 1) << 1), 8)
+            w.acc = (w.acc << 8) | ((x - 1) << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -255,7 +255,7 @@ def _e_supportedAppProtocolReq(w: BitWriter, v: Any) -> None:
         for x in v.app_protocol:
             t = _ET_supportedAppProtocolReq[st].get((0, 0))
             if t is None: raise not_allowed('AppProtocol', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not AppProtocol: raise bad_value('AppProtocol', x, 'is not a AppProtocol', w)
             _e_AppProtocol(w, x)
@@ -263,7 +263,7 @@ def _e_supportedAppProtocolReq(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_supportedAppProtocolReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -314,7 +314,7 @@ def _eg_supportedAppProtocolRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'SchemaID'
         x = v.schema_id
         if x is None:
@@ -322,11 +322,11 @@ def _eg_supportedAppProtocolRes(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('SchemaID', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 12)
+            w.acc = (w.acc << 12) | (x << 1)
         _p = None
         e = _EE_supportedAppProtocolRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -413,7 +413,7 @@ def _e_supportedAppProtocolRes(w: BitWriter, v: Any) -> None:
     i0 = _I_ResponseCode.get(x0)
     x1 = v.schema_id
     if (i0 is not None) and (type(x1) is int and 0 <= x1 <= 255):
-        w.bits((i0 << 14) | (x1 << 2), 18)
+        w.acc = (w.acc << 18) | (i0 << 14) | (x1 << 2)
         return
     _eg_supportedAppProtocolRes(w, v)
 
@@ -467,7 +467,7 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:15118:2:2010:AppProtocol', '
 
 def _es_f1(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 1 <= x <= 20: raise bad_value('Priority', x, 'is not an integer in [1, 20]', w)
-    w.bits(((x - 1) << 1), 7)
+    w.acc = (w.acc << 7) | ((x - 1) << 1)
 
 
 def _ds_f1(r: BitReader) -> Any:
@@ -491,12 +491,12 @@ def _ds_f1(r: BitReader) -> Any:
 
 def _es_f2(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 100: raise bad_value('ProtocolNamespace', x, 'is not a str of at most 100 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f2(r: BitReader) -> Any:
@@ -511,7 +511,7 @@ def _ds_f2(r: BitReader) -> Any:
 def _es_f3(w: BitWriter, x: Any) -> None:
     _i = _I_ResponseCode.get(x)
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f3(r: BitReader) -> Any:
@@ -537,7 +537,7 @@ def _ds_f3(r: BitReader) -> Any:
 
 def _es_f4(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('SchemaID', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f4(r: BitReader) -> Any:
@@ -558,10 +558,10 @@ def _ds_f4(r: BitReader) -> Any:
 
 
 def _es_f5(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('VersionNumberMajor', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f5(r: BitReader) -> Any:
@@ -575,10 +575,10 @@ def _ds_f5(r: BitReader) -> Any:
 
 
 def _es_f6(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('VersionNumberMinor', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f6(r: BitReader) -> Any:

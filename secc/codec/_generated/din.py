@@ -990,16 +990,16 @@ def _e_SessionSetupReq(w: BitWriter, v: Any) -> None:
             raise missing('EVCCID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('EVCCID', x, 'is not a bytes of at most 8 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1050,7 +1050,7 @@ def _e_BodyBase(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1091,35 +1091,35 @@ def _e_SessionSetupRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEID'
         x = v.evseid
         if x is None:
             raise missing('EVSEID', w)
         else:
             st = 2
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 32: raise bad_value('EVSEID', x, 'is not a bytes of at most 32 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'DateTimeNow'
         x = v.date_time_now
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('DateTimeNow', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_SessionSetupRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1226,29 +1226,29 @@ def _e_ServiceDiscoveryReq(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 32: raise bad_value('ServiceScope', x, 'is not a str of at most 32 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ServiceCategory'
         x = v.service_category
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 2); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 2; st = 2
             else: raise not_allowed('ServiceCategory', w)
             _i = _I_ServiceCategory.get(x)
             if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = None
         e = _EE_ServiceDiscoveryReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1336,13 +1336,13 @@ def _e_ServiceDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'PaymentOptions'
         x = v.payment_options
         if x is None:
             raise missing('PaymentOptions', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not PaymentOptions: raise bad_value('PaymentOptions', x, 'is not a PaymentOptions', w)
             _e_PaymentOptions(w, x)
@@ -1351,7 +1351,7 @@ def _e_ServiceDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ChargeService', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not ServiceCharge: raise bad_value('ChargeService', x, 'is not a ServiceCharge', w)
             _e_ServiceCharge(w, x)
@@ -1360,14 +1360,14 @@ def _e_ServiceDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 4
             if type(x) is not ServiceTagList: raise bad_value('ServiceList', x, 'is not a ServiceTagList', w)
             _e_ServiceTagList(w, x)
         _p = None
         e = _EE_ServiceDiscoveryRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1477,15 +1477,15 @@ def _e_PaymentOptions(w: BitWriter, v: Any) -> None:
         for x in v.payment_option:
             t = _ET_PaymentOptions[st].get((0, 0))
             if t is None: raise not_allowed('PaymentOption', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _i = _I_PaymentOption.get(x)
             if _i is None: raise bad_value('PaymentOption', x, 'is not a value of PaymentOption', w)
-            w.bits((_i << 1), 3)
+            w.acc = (w.acc << 3) | (_i << 1)
         _p = None
         e = _EE_PaymentOptions[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1545,7 +1545,7 @@ def _e_ServiceCharge(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ServiceTag', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not ServiceTag: raise bad_value('ServiceTag', x, 'is not a ServiceTag', w)
             _e_ServiceTag(w, x)
@@ -1556,7 +1556,7 @@ def _e_ServiceCharge(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not bool: raise bad_value('FreeService', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EnergyTransferType'
         x = v.energy_transfer_type
         if x is None:
@@ -1565,9 +1565,9 @@ def _e_ServiceCharge(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_EVSESupportedEnergyTransfer.get(x)
             if _i is None: raise bad_value('EnergyTransferType', x, 'is not a value of EVSESupportedEnergyTransfer', w)
-            w.bits((_i << 1), 7)
+            w.acc = (w.acc << 7) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1674,7 +1674,7 @@ def _e_Service(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ServiceTag', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not ServiceTag: raise bad_value('ServiceTag', x, 'is not a ServiceTag', w)
             _e_ServiceTag(w, x)
@@ -1685,9 +1685,9 @@ def _e_Service(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not bool: raise bad_value('FreeService', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1767,53 +1767,53 @@ def _e_ServiceTag(w: BitWriter, v: Any) -> None:
             raise missing('ServiceID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ServiceName'
         x = v.service_name
         if x is None:
             pass
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 32: raise bad_value('ServiceName', x, 'is not a str of at most 32 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ServiceCategory'
         x = v.service_category
         if x is None:
             raise missing('ServiceCategory', w)
         else:
-            if st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 1); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
             else: raise not_allowed('ServiceCategory', w)
             _i = _I_ServiceCategory.get(x)
             if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = 'ServiceScope'
         x = v.service_scope
         if x is None:
             pass
         else:
             st = 4
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 32: raise bad_value('ServiceScope', x, 'is not a str of at most 32 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_ServiceTag[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1934,14 +1934,14 @@ def _e_ServiceTagList(w: BitWriter, v: Any) -> None:
         for x in v.service:
             t = _ET_ServiceTagList[st].get((0, 0))
             if t is None: raise not_allowed('Service', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not Service: raise bad_value('Service', x, 'is not a Service', w)
             _e_Service(w, x)
         _p = None
         e = _EE_ServiceTagList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1988,12 +1988,12 @@ def _eg_ServiceDetailReq(w: BitWriter, v: Any) -> None:
             raise missing('ServiceID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2041,9 +2041,9 @@ def _e_ServiceDetailReq(w: BitWriter, v: Any) -> None:
     """Fused fast path (one write); the generic _eg_ServiceDetailReq otherwise."""
     x0 = v.service_id
     if (type(x0) is int and 0 <= x0 and x0 <= 65535):
-        w.bits(0, 2)
+        w.acc <<= 2
         w.uint(x0)
-        w.bits(0, 2)
+        w.acc <<= 2
         return
     _eg_ServiceDetailReq(w, v)
 
@@ -2090,30 +2090,30 @@ def _e_ServiceDetailRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'ServiceID'
         x = v.service_id
         if x is None:
             raise missing('ServiceID', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ServiceParameterList'
         x = v.service_parameter_list
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not ServiceParameterList: raise bad_value('ServiceParameterList', x, 'is not a ServiceParameterList', w)
             _e_ServiceParameterList(w, x)
         _p = None
         e = _EE_ServiceDetailRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2214,14 +2214,14 @@ def _e_ServiceParameterList(w: BitWriter, v: Any) -> None:
         for x in v.parameter_set:
             t = _ET_ServiceParameterList[st].get((0, 0))
             if t is None: raise not_allowed('ParameterSet', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not ParameterSet: raise bad_value('ParameterSet', x, 'is not a ParameterSet', w)
             _e_ParameterSet(w, x)
         _p = None
         e = _EE_ServiceParameterList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2270,22 +2270,22 @@ def _e_ParameterSet(w: BitWriter, v: Any) -> None:
             raise missing('ParameterSetID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ParameterSetID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Parameter'
         for x in v.parameter:
             t = _ET_ParameterSet[st].get((1, 0))
             if t is None: raise not_allowed('Parameter', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not Parameter: raise bad_value('Parameter', x, 'is not a Parameter', w)
             _e_Parameter(w, x)
         _p = None
         e = _EE_ParameterSet[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2352,7 +2352,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Name', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Name', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -2361,11 +2361,11 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@ValueType', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             _i = _I_Value.get(x)
             if _i is None: raise bad_value('@ValueType', x, 'is not a value of Value', w)
-            w.bits(_i, 3)
+            w.acc = (w.acc << 3) | _i
         _p = 'boolValue'
         x = v.bool_value
         if x is None:
@@ -2373,44 +2373,44 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             if type(x) is not bool: raise bad_value('boolValue', x, 'is not a bool', w)
-            w.bits((x << 1), 6)
+            w.acc = (w.acc << 6) | (x << 1)
         _p = 'byteValue'
         x = v.byte_value
         if x is None:
             pass
         else:
-            if st == 2: w.bits(1, 3); st = 4
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
             elif st == 3: raise not_allowed('byteValue', w)
             else: raise not_allowed('byteValue', w)
             if type(x) is not int or not -128 <= x <= 127: raise bad_value('byteValue', x, 'is not an integer in [-128, 127]', w)
-            w.bits(((x - -128) << 1), 10)
+            w.acc = (w.acc << 10) | ((x - -128) << 1)
         _p = 'shortValue'
         x = v.short_value
         if x is None:
             pass
         else:
-            if st == 2: w.bits(2, 3); st = 5
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
             elif st == 3: raise not_allowed('shortValue', w)
             elif st == 4: raise not_allowed('shortValue', w)
             else: raise not_allowed('shortValue', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('shortValue', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'intValue'
         x = v.int_value
         if x is None:
             pass
         else:
-            if st == 2: w.bits(3, 3); st = 6
+            if st == 2: w.acc = (w.acc << 3) | 3; st = 6
             elif st == 3: raise not_allowed('intValue', w)
             elif st == 4: raise not_allowed('intValue', w)
             elif st == 5: raise not_allowed('intValue', w)
             else: raise not_allowed('intValue', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < -2147483648 or x > 2147483647: raise bad_value('intValue', x, 'is not an integer in [-2147483648, 2147483647]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'physicalValue'
         x = v.physical_value
         if x is None:
@@ -2418,7 +2418,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Parameter[st].get((6, 0))
             if t is None: raise not_allowed('physicalValue', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not PhysicalValue: raise bad_value('physicalValue', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -2429,19 +2429,19 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Parameter[st].get((7, 0))
             if t is None: raise not_allowed('stringValue', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str): raise bad_value('stringValue', x, 'is not a str of at most None characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_Parameter[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2632,7 +2632,7 @@ def _eg_PhysicalValue(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not -3 <= x <= 3: raise bad_value('Multiplier', x, 'is not an integer in [-3, 3]', w)
-            w.bits(((x - -3) << 1), 6)
+            w.acc = (w.acc << 6) | ((x - -3) << 1)
         _p = 'Unit'
         x = v.unit
         if x is None:
@@ -2641,21 +2641,21 @@ def _eg_PhysicalValue(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_UnitSymbol.get(x)
             if _i is None: raise bad_value('Unit', x, 'is not a value of UnitSymbol', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'Value'
         x = v.value
         if x is None:
             raise missing('Value', w)
         else:
-            if st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 1); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
             else: raise not_allowed('Value', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2764,9 +2764,9 @@ def _e_PhysicalValue(w: BitWriter, v: Any) -> None:
     i1 = _I_UnitSymbol.get(x1)
     x2 = v.value
     if (type(x0) is int and -3 <= x0 <= 3) and (i1 is not None) and (type(x2) is int and -32768 <= x2 and x2 <= 32767):
-        w.bits(((x0 - -3) << 12) | (i1 << 4) | (x2 < 0), 17)
+        w.acc = (w.acc << 17) | ((x0 - -3) << 12) | (i1 << 4) | (x2 < 0)
         w.uint(-x2 - 1 if x2 < 0 else x2)
-        w.bits(0, 2)
+        w.acc <<= 2
         return
     _eg_PhysicalValue(w, v)
 
@@ -2816,18 +2816,18 @@ def _e_ServicePaymentSelectionReq(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_PaymentOption.get(x)
             if _i is None: raise bad_value('SelectedPaymentOption', x, 'is not a value of PaymentOption', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = 'SelectedServiceList'
         x = v.selected_service_list
         if x is None:
             raise missing('SelectedServiceList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not SelectedServiceList: raise bad_value('SelectedServiceList', x, 'is not a SelectedServiceList', w)
             _e_SelectedServiceList(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2907,14 +2907,14 @@ def _e_SelectedServiceList(w: BitWriter, v: Any) -> None:
         for x in v.selected_service:
             t = _ET_SelectedServiceList[st].get((0, 0))
             if t is None: raise not_allowed('SelectedService', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not SelectedService: raise bad_value('SelectedService', x, 'is not a SelectedService', w)
             _e_SelectedService(w, x)
         _p = None
         e = _EE_SelectedServiceList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2963,24 +2963,24 @@ def _e_SelectedService(w: BitWriter, v: Any) -> None:
             raise missing('ServiceID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ParameterSetID'
         x = v.parameter_set_id
         if x is None:
             pass
         else:
             st = 2
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ParameterSetID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_SelectedService[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3058,9 +3058,9 @@ def _eg_ServicePaymentSelectionRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3120,7 +3120,7 @@ def _e_ServicePaymentSelectionRes(w: BitWriter, v: Any) -> None:
     x0 = v.response_code
     i0 = _I_ResponseCode.get(x0)
     if (i0 is not None):
-        w.bits((i0 << 2), 9)
+        w.acc = (w.acc << 9) | (i0 << 2)
         return
     _eg_ServicePaymentSelectionRes(w, v)
 
@@ -3155,25 +3155,25 @@ def _e_PaymentDetailsReq(w: BitWriter, v: Any) -> None:
             raise missing('ContractID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 24: raise bad_value('ContractID', x, 'is not a str of at most 24 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ContractSignatureCertChain'
         x = v.contract_signature_cert_chain
         if x is None:
             raise missing('ContractSignatureCertChain', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not CertificateChain: raise bad_value('ContractSignatureCertChain', x, 'is not a CertificateChain', w)
             _e_CertificateChain(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3245,27 +3245,27 @@ def _e_CertificateChain(w: BitWriter, v: Any) -> None:
             raise missing('Certificate', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 1200: raise bad_value('Certificate', x, 'is not a bytes of at most 1200 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'SubCertificates'
         x = v.sub_certificates
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not SubCertificates: raise bad_value('SubCertificates', x, 'is not a SubCertificates', w)
             _e_SubCertificates(w, x)
         _p = None
         e = _EE_CertificateChain[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3335,19 +3335,19 @@ def _e_SubCertificates(w: BitWriter, v: Any) -> None:
         for x in v.certificate:
             t = _ET_SubCertificates[st].get((0, 0))
             if t is None: raise not_allowed('Certificate', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 1200: raise bad_value('Certificate', x, 'is not a bytes of at most 1200 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_SubCertificates[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3400,33 +3400,33 @@ def _e_PaymentDetailsRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'GenChallenge'
         x = v.gen_challenge
         if x is None:
             raise missing('GenChallenge', w)
         else:
             st = 2
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str): raise bad_value('GenChallenge', x, 'is not a str of at most None characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'DateTimeNow'
         x = v.date_time_now
         if x is None:
             raise missing('DateTimeNow', w)
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('DateTimeNow', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3532,7 +3532,7 @@ def _e_ContractAuthenticationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -3541,20 +3541,20 @@ def _e_ContractAuthenticationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 2); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 2; st = 2
             else: raise not_allowed('GenChallenge', w)
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str): raise bad_value('GenChallenge', x, 'is not a str of at most None characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_ContractAuthenticationReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3626,7 +3626,7 @@ def _eg_ContractAuthenticationRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEProcessing'
         x = v.evse_processing
         if x is None:
@@ -3635,9 +3635,9 @@ def _eg_ContractAuthenticationRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_EVSEProcessing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3727,7 +3727,7 @@ def _e_ContractAuthenticationRes(w: BitWriter, v: Any) -> None:
     x1 = v.evse_processing
     i1 = _I_EVSEProcessing.get(x1)
     if (i0 is not None) and (i1 is not None):
-        w.bits((i0 << 6) | (i1 << 2), 13)
+        w.acc = (w.acc << 13) | (i0 << 6) | (i1 << 2)
         return
     _eg_ContractAuthenticationRes(w, v)
 
@@ -3768,7 +3768,7 @@ def _e_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_EVRequestedEnergyTransfer.get(x)
             if _i is None: raise bad_value('EVRequestedEnergyTransferType', x, 'is not a value of EVRequestedEnergyTransfer', w)
-            w.bits((_i << 1), 6)
+            w.acc = (w.acc << 6) | (_i << 1)
         _p = 'EVChargeParameter'
         x = v.ev_charge_parameter
         if x is None:
@@ -3778,12 +3778,12 @@ def _e_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('EVChargeParameter', x, 'is not a member of the substitution group', w)
             t = _ET_ChargeParameterDiscoveryReq[st].get((1, m))
             if t is None: raise not_allowed('EVChargeParameter', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('AC_EVChargeParameter', 'DC_EVChargeParameter', 'EVChargeParameter')[m]
             _SE_ChargeParameterDiscoveryReq_ev_charge_parameter[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3861,7 +3861,7 @@ def _e_EVChargeParameter(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3902,7 +3902,7 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEProcessing'
         x = v.evse_processing
         if x is None:
@@ -3911,7 +3911,7 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_EVSEProcessing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = 'SASchedules'
         x = v.sa_schedules
         if x is None:
@@ -3921,7 +3921,7 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('SASchedules', x, 'is not a member of the substitution group', w)
             t = _ET_ChargeParameterDiscoveryRes[st].get((2, m))
             if t is None: raise not_allowed('SASchedules', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('SAScheduleList', 'SASchedules')[m]
             _SE_ChargeParameterDiscoveryRes_sa_schedules[m](w, x)
@@ -3934,12 +3934,12 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('EVSEChargeParameter', x, 'is not a member of the substitution group', w)
             t = _ET_ChargeParameterDiscoveryRes[st].get((3, m))
             if t is None: raise not_allowed('EVSEChargeParameter', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('AC_EVSEChargeParameter', 'DC_EVSEChargeParameter', 'EVSEChargeParameter')[m]
             _SE_ChargeParameterDiscoveryRes_evse_charge_parameter[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4060,7 +4060,7 @@ def _e_SASchedules(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4092,7 +4092,7 @@ def _e_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4132,13 +4132,13 @@ def _e_PowerDeliveryReq(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not bool: raise bad_value('ReadyToChargeState', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'ChargingProfile'
         x = v.charging_profile
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 2
             if type(x) is not ChargingProfile: raise bad_value('ChargingProfile', x, 'is not a ChargingProfile', w)
             _e_ChargingProfile(w, x)
@@ -4151,14 +4151,14 @@ def _e_PowerDeliveryReq(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('EVPowerDeliveryParameter', x, 'is not a member of the substitution group', w)
             t = _ET_PowerDeliveryReq[st].get((2, m))
             if t is None: raise not_allowed('EVPowerDeliveryParameter', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('DC_EVPowerDeliveryParameter', 'EVPowerDeliveryParameter')[m]
             _SE_PowerDeliveryReq_ev_power_delivery_parameter[m](w, x)
         _p = None
         e = _EE_PowerDeliveryReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4253,22 +4253,22 @@ def _e_ChargingProfile(w: BitWriter, v: Any) -> None:
             raise missing('SAScheduleTupleID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ProfileEntry'
         for x in v.profile_entry:
             t = _ET_ChargingProfile[st].get((1, 0))
             if t is None: raise not_allowed('ProfileEntry', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not ProfileEntry: raise bad_value('ProfileEntry', x, 'is not a ProfileEntry', w)
             _e_ProfileEntry(w, x)
         _p = None
         e = _EE_ChargingProfile[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4334,22 +4334,22 @@ def _e_ProfileEntry(w: BitWriter, v: Any) -> None:
             raise missing('ChargingProfileEntryStart', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('ChargingProfileEntryStart', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ChargingProfileEntryMaxPower'
         x = v.charging_profile_entry_max_power
         if x is None:
             raise missing('ChargingProfileEntryMaxPower', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ChargingProfileEntryMaxPower', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4420,7 +4420,7 @@ def _e_EVPowerDeliveryParameter(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4461,7 +4461,7 @@ def _e_PowerDeliveryRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEStatus'
         x = v.evse_status
         if x is None:
@@ -4471,12 +4471,12 @@ def _e_PowerDeliveryRes(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('EVSEStatus', x, 'is not a member of the substitution group', w)
             t = _ET_PowerDeliveryRes[st].get((1, m))
             if t is None: raise not_allowed('EVSEStatus', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('AC_EVSEStatus', 'DC_EVSEStatus', 'EVSEStatus')[m]
             _SE_PowerDeliveryRes_evse_status[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4554,7 +4554,7 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4586,7 +4586,7 @@ def _e_ChargingStatusReq(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4625,37 +4625,37 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEID'
         x = v.evseid
         if x is None:
             raise missing('EVSEID', w)
         else:
             st = 2
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 32: raise bad_value('EVSEID', x, 'is not a bytes of at most 32 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'SAScheduleTupleID'
         x = v.sa_schedule_tuple_id
         if x is None:
             raise missing('SAScheduleTupleID', w)
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSEMaxCurrent'
         x = v.evse_max_current
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 4
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaxCurrent', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -4664,8 +4664,8 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 3: w.bits(1, 2); st = 5
-            elif st == 4: w.bits(0, 2); st = 5
+            if st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
@@ -4674,23 +4674,23 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ReceiptRequired', w)
         else:
-            if st == 3: w.bits(2, 2); st = 6
-            elif st == 4: w.bits(1, 2); st = 6
-            elif st == 5: w.bits(0, 1); st = 6
+            if st == 3: w.acc = (w.acc << 2) | 2; st = 6
+            elif st == 4: w.acc = (w.acc << 2) | 1; st = 6
+            elif st == 5: w.acc <<= 1; st = 6
             else: raise not_allowed('ReceiptRequired', w)
             if type(x) is not bool: raise bad_value('ReceiptRequired', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'AC_EVSEStatus'
         x = v.ac_evse_status
         if x is None:
             raise missing('AC_EVSEStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 7
             if type(x) is not AC_EVSEStatus: raise bad_value('AC_EVSEStatus', x, 'is not a AC_EVSEStatus', w)
             _e_AC_EVSEStatus(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4865,20 +4865,20 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             raise missing('MeterID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'MeterReading'
         x = v.meter_reading
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 2
             if type(x) is not PhysicalValue: raise bad_value('MeterReading', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -4887,47 +4887,47 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 1: w.bits(1, 3); st = 3
-            elif st == 2: w.bits(0, 3); st = 3
+            if st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 3; st = 3
             else: raise not_allowed('SigMeterReading', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 32: raise bad_value('SigMeterReading', x, 'is not a bytes of at most 32 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'MeterStatus'
         x = v.meter_status
         if x is None:
             pass
         else:
-            if st == 1: w.bits(2, 3); st = 4
-            elif st == 2: w.bits(1, 3); st = 4
-            elif st == 3: w.bits(0, 2); st = 4
+            if st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('MeterStatus', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'TMeter'
         x = v.t_meter
         if x is None:
             pass
         else:
-            if st == 1: w.bits(3, 3); st = 5
-            elif st == 2: w.bits(2, 3); st = 5
-            elif st == 3: w.bits(1, 2); st = 5
-            elif st == 4: w.bits(0, 2); st = 5
+            if st == 1: w.acc = (w.acc << 3) | 3; st = 5
+            elif st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('TMeter', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('TMeter', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_MeterInfo[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5054,7 +5054,7 @@ def _e_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not bool: raise bad_value('PowerSwitchClosed', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'RCD'
         x = v.rcd
         if x is None:
@@ -5062,17 +5062,17 @@ def _e_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not bool: raise bad_value('RCD', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'NotificationMaxDelay'
         x = v.notification_max_delay
         if x is None:
             raise missing('NotificationMaxDelay', w)
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
         if x is None:
@@ -5081,9 +5081,9 @@ def _e_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 4
             _i = _I_EVSENotification.get(x)
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EVSENotification', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5221,7 +5221,7 @@ def _e_MeteringReceiptReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -5230,38 +5230,38 @@ def _e_MeteringReceiptReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SessionID', w)
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('SessionID', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'SAScheduleTupleID'
         x = v.sa_schedule_tuple_id
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MeterInfo'
         x = v.meter_info
         if x is None:
             raise missing('MeterInfo', w)
         else:
-            if st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 1); st = 4
+            if st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
             else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5366,18 +5366,18 @@ def _e_MeteringReceiptRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'AC_EVSEStatus'
         x = v.ac_evse_status
         if x is None:
             raise missing('AC_EVSEStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not AC_EVSEStatus: raise bad_value('AC_EVSEStatus', x, 'is not a AC_EVSEStatus', w)
             _e_AC_EVSEStatus(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5454,7 +5454,7 @@ def _e_SessionStop(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5493,9 +5493,9 @@ def _eg_SessionStopRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5555,7 +5555,7 @@ def _e_SessionStopRes(w: BitWriter, v: Any) -> None:
     x0 = v.response_code
     i0 = _I_ResponseCode.get(x0)
     if (i0 is not None):
-        w.bits((i0 << 2), 9)
+        w.acc = (w.acc << 9) | (i0 << 2)
         return
     _eg_SessionStopRes(w, v)
 
@@ -5589,7 +5589,7 @@ def _e_CertificateUpdateReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -5598,8 +5598,8 @@ def _e_CertificateUpdateReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ContractSignatureCertChain', w)
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('ContractSignatureCertChain', w)
             if type(x) is not CertificateChain: raise bad_value('ContractSignatureCertChain', x, 'is not a CertificateChain', w)
             _e_CertificateChain(w, x)
@@ -5609,20 +5609,20 @@ def _e_CertificateUpdateReq(w: BitWriter, v: Any) -> None:
             raise missing('ContractID', w)
         else:
             st = 3
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 24: raise bad_value('ContractID', x, 'is not a str of at most 24 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ListOfRootCertificateIDs'
         x = v.list_of_root_certificate_i_ds
         if x is None:
             raise missing('ListOfRootCertificateIDs', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not ListOfRootCertificateIDs: raise bad_value('ListOfRootCertificateIDs', x, 'is not a ListOfRootCertificateIDs', w)
             _e_ListOfRootCertificateIDs(w, x)
@@ -5632,16 +5632,16 @@ def _e_CertificateUpdateReq(w: BitWriter, v: Any) -> None:
             raise missing('DHParams', w)
         else:
             st = 5
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('DHParams', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5757,19 +5757,19 @@ def _e_ListOfRootCertificateIDs(w: BitWriter, v: Any) -> None:
         for x in v.root_certificate_id:
             t = _ET_ListOfRootCertificateIDs[st].get((0, 0))
             if t is None: raise not_allowed('RootCertificateID', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 40: raise bad_value('RootCertificateID', x, 'is not a str of at most 40 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_ListOfRootCertificateIDs[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5819,7 +5819,7 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Id', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -5831,13 +5831,13 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'ContractSignatureCertChain'
         x = v.contract_signature_cert_chain
         if x is None:
             raise missing('ContractSignatureCertChain', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not CertificateChain: raise bad_value('ContractSignatureCertChain', x, 'is not a CertificateChain', w)
             _e_CertificateChain(w, x)
@@ -5847,54 +5847,54 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
             raise missing('ContractSignatureEncryptedPrivateKey', w)
         else:
             st = 4
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 128: raise bad_value('ContractSignatureEncryptedPrivateKey', x, 'is not a bytes of at most 128 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'DHParams'
         x = v.dh_params
         if x is None:
             raise missing('DHParams', w)
         else:
             st = 5
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('DHParams', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ContractID'
         x = v.contract_id
         if x is None:
             raise missing('ContractID', w)
         else:
             st = 6
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 24: raise bad_value('ContractID', x, 'is not a str of at most 24 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'RetryCounter'
         x = v.retry_counter
         if x is None:
             raise missing('RetryCounter', w)
         else:
             st = 7
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('RetryCounter', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6062,7 +6062,7 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -6071,22 +6071,22 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('OEMProvisioningCert', w)
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('OEMProvisioningCert', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 1200: raise bad_value('OEMProvisioningCert', x, 'is not a bytes of at most 1200 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ListOfRootCertificateIDs'
         x = v.list_of_root_certificate_i_ds
         if x is None:
             raise missing('ListOfRootCertificateIDs', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not ListOfRootCertificateIDs: raise bad_value('ListOfRootCertificateIDs', x, 'is not a ListOfRootCertificateIDs', w)
             _e_ListOfRootCertificateIDs(w, x)
@@ -6096,16 +6096,16 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
             raise missing('DHParams', w)
         else:
             st = 4
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('DHParams', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6206,7 +6206,7 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Id', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -6218,13 +6218,13 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'ContractSignatureCertChain'
         x = v.contract_signature_cert_chain
         if x is None:
             raise missing('ContractSignatureCertChain', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not CertificateChain: raise bad_value('ContractSignatureCertChain', x, 'is not a CertificateChain', w)
             _e_CertificateChain(w, x)
@@ -6234,44 +6234,44 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
             raise missing('ContractSignatureEncryptedPrivateKey', w)
         else:
             st = 4
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 128: raise bad_value('ContractSignatureEncryptedPrivateKey', x, 'is not a bytes of at most 128 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'DHParams'
         x = v.dh_params
         if x is None:
             raise missing('DHParams', w)
         else:
             st = 5
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('DHParams', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ContractID'
         x = v.contract_id
         if x is None:
             raise missing('ContractID', w)
         else:
             st = 6
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 24: raise bad_value('ContractID', x, 'is not a str of at most 24 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6420,12 +6420,12 @@ def _e_CableCheckReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DC_EVStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not DC_EVStatus: raise bad_value('DC_EVStatus', x, 'is not a DC_EVStatus', w)
             _e_DC_EVStatus(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6478,7 +6478,7 @@ def _eg_DC_EVStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not bool: raise bad_value('EVReady', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVCabinConditioning'
         x = v.ev_cabin_conditioning
         if x is None:
@@ -6486,29 +6486,29 @@ def _eg_DC_EVStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not bool: raise bad_value('EVCabinConditioning', x, 'is not a bool', w)
-            w.bits((x << 1), 5)
+            w.acc = (w.acc << 5) | (x << 1)
         _p = 'EVRESSConditioning'
         x = v.evress_conditioning
         if x is None:
             pass
         else:
-            if st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('EVRESSConditioning', w)
             if type(x) is not bool: raise bad_value('EVRESSConditioning', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'EVErrorCode'
         x = v.ev_error_code
         if x is None:
             raise missing('EVErrorCode', w)
         else:
-            if st == 1: w.bits(2, 2); st = 4
-            elif st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 1); st = 4
+            if st == 1: w.acc = (w.acc << 2) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
             else: raise not_allowed('EVErrorCode', w)
             _i = _I_DC_EVErrorCode.get(x)
             if _i is None: raise bad_value('EVErrorCode', x, 'is not a value of DC_EVErrorCode', w)
-            w.bits((_i << 1), 6)
+            w.acc = (w.acc << 6) | (_i << 1)
         _p = 'EVRESSSOC'
         x = v.evresssoc
         if x is None:
@@ -6516,9 +6516,9 @@ def _eg_DC_EVStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 5
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('EVRESSSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 10)
+            w.acc = (w.acc << 10) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6688,7 +6688,7 @@ def _e_DC_EVStatus(w: BitWriter, v: Any) -> None:
     i3 = _I_DC_EVErrorCode.get(x3)
     x4 = v.evresssoc
     if (type(x0) is bool) and (type(x1) is bool) and (type(x2) is bool) and (i3 is not None) and (type(x4) is int and 0 <= x4 <= 100):
-        w.bits((x0 << 29) | (x1 << 24) | (x2 << 19) | (i3 << 12) | (x4 << 2), 32)
+        w.acc = (w.acc << 32) | (x0 << 29) | (x1 << 24) | (x2 << 19) | (i3 << 12) | (x4 << 2)
         return
     _eg_DC_EVStatus(w, v)
 
@@ -6726,7 +6726,7 @@ def _e_EVStatus(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6765,13 +6765,13 @@ def _e_CableCheckRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'DC_EVSEStatus'
         x = v.dc_evse_status
         if x is None:
             raise missing('DC_EVSEStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not DC_EVSEStatus: raise bad_value('DC_EVSEStatus', x, 'is not a DC_EVSEStatus', w)
             _e_DC_EVSEStatus(w, x)
@@ -6783,9 +6783,9 @@ def _e_CableCheckRes(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_EVSEProcessing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6897,28 +6897,28 @@ def _e_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_IsolationLevel.get(x)
             if _i is None: raise bad_value('EVSEIsolationStatus', x, 'is not a value of IsolationLevel', w)
-            w.bits((_i << 1), 6)
+            w.acc = (w.acc << 6) | (_i << 1)
         _p = 'EVSEStatusCode'
         x = v.evse_status_code
         if x is None:
             raise missing('EVSEStatusCode', w)
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('EVSEStatusCode', w)
             _i = _I_DC_EVSEStatusCode.get(x)
             if _i is None: raise bad_value('EVSEStatusCode', x, 'is not a value of DC_EVSEStatusCode', w)
-            w.bits((_i << 1), 6)
+            w.acc = (w.acc << 6) | (_i << 1)
         _p = 'NotificationMaxDelay'
         x = v.notification_max_delay
         if x is None:
             raise missing('NotificationMaxDelay', w)
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
         if x is None:
@@ -6927,9 +6927,9 @@ def _e_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 4
             _i = _I_EVSENotification.get(x)
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EVSENotification', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7073,7 +7073,7 @@ def _e_PreChargeReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DC_EVStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not DC_EVStatus: raise bad_value('DC_EVStatus', x, 'is not a DC_EVStatus', w)
             _e_DC_EVStatus(w, x)
@@ -7082,7 +7082,7 @@ def _e_PreChargeReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not PhysicalValue: raise bad_value('EVTargetVoltage', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -7091,12 +7091,12 @@ def _e_PreChargeReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVTargetCurrent', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7178,13 +7178,13 @@ def _e_PreChargeRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'DC_EVSEStatus'
         x = v.dc_evse_status
         if x is None:
             raise missing('DC_EVSEStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not DC_EVSEStatus: raise bad_value('DC_EVSEStatus', x, 'is not a DC_EVSEStatus', w)
             _e_DC_EVSEStatus(w, x)
@@ -7193,12 +7193,12 @@ def _e_PreChargeRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEPresentVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVSEPresentVoltage', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7295,7 +7295,7 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DC_EVStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not DC_EVStatus: raise bad_value('DC_EVStatus', x, 'is not a DC_EVStatus', w)
             _e_DC_EVStatus(w, x)
@@ -7304,7 +7304,7 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not PhysicalValue: raise bad_value('EVTargetCurrent', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -7313,7 +7313,7 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVMaximumVoltageLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -7322,8 +7322,8 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 2: w.bits(1, 3); st = 4
-            elif st == 3: w.bits(0, 3); st = 4
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
             else: raise not_allowed('EVMaximumCurrentLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVMaximumCurrentLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -7332,9 +7332,9 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 2: w.bits(2, 3); st = 5
-            elif st == 3: w.bits(1, 3); st = 5
-            elif st == 4: w.bits(0, 2); st = 5
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('EVMaximumPowerLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVMaximumPowerLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -7343,13 +7343,13 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 2: w.bits(3, 3); st = 6
-            elif st == 3: w.bits(2, 3); st = 6
-            elif st == 4: w.bits(1, 2); st = 6
-            elif st == 5: w.bits(0, 2); st = 6
+            if st == 2: w.acc = (w.acc << 3) | 3; st = 6
+            elif st == 3: w.acc = (w.acc << 3) | 2; st = 6
+            elif st == 4: w.acc = (w.acc << 2) | 1; st = 6
+            elif st == 5: w.acc <<= 2; st = 6
             else: raise not_allowed('BulkChargingComplete', w)
             if type(x) is not bool: raise bad_value('BulkChargingComplete', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'ChargingComplete'
         x = v.charging_complete
         if x is None:
@@ -7357,16 +7357,16 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_CurrentDemandReq[st].get((6, 0))
             if t is None: raise not_allowed('ChargingComplete', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'RemainingTimeToFullSoC'
         x = v.remaining_time_to_full_soc
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 8
             if type(x) is not PhysicalValue: raise bad_value('RemainingTimeToFullSoC', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -7375,8 +7375,8 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 7: w.bits(1, 2); st = 9
-            elif st == 8: w.bits(0, 2); st = 9
+            if st == 7: w.acc = (w.acc << 2) | 1; st = 9
+            elif st == 8: w.acc <<= 2; st = 9
             else: raise not_allowed('RemainingTimeToBulkSoC', w)
             if type(x) is not PhysicalValue: raise bad_value('RemainingTimeToBulkSoC', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -7385,14 +7385,14 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetVoltage', w)
         else:
-            if st == 7: w.bits(2, 2); st = 10
-            elif st == 8: w.bits(1, 2); st = 10
-            elif st == 9: w.bits(0, 1); st = 10
+            if st == 7: w.acc = (w.acc << 2) | 2; st = 10
+            elif st == 8: w.acc = (w.acc << 2) | 1; st = 10
+            elif st == 9: w.acc <<= 1; st = 10
             else: raise not_allowed('EVTargetVoltage', w)
             if type(x) is not PhysicalValue: raise bad_value('EVTargetVoltage', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7598,13 +7598,13 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'DC_EVSEStatus'
         x = v.dc_evse_status
         if x is None:
             raise missing('DC_EVSEStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not DC_EVSEStatus: raise bad_value('DC_EVSEStatus', x, 'is not a DC_EVSEStatus', w)
             _e_DC_EVSEStatus(w, x)
@@ -7613,7 +7613,7 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEPresentVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVSEPresentVoltage', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -7622,7 +7622,7 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEPresentCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not PhysicalValue: raise bad_value('EVSEPresentCurrent', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -7633,7 +7633,7 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         else:
             st = 5
             if type(x) is not bool: raise bad_value('EVSECurrentLimitAchieved', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVSEVoltageLimitAchieved'
         x = v.evse_voltage_limit_achieved
         if x is None:
@@ -7641,7 +7641,7 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         else:
             st = 6
             if type(x) is not bool: raise bad_value('EVSEVoltageLimitAchieved', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVSEPowerLimitAchieved'
         x = v.evse_power_limit_achieved
         if x is None:
@@ -7649,13 +7649,13 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         else:
             st = 7
             if type(x) is not bool: raise bad_value('EVSEPowerLimitAchieved', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVSEMaximumVoltageLimit'
         x = v.evse_maximum_voltage_limit
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 8
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaximumVoltageLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -7664,8 +7664,8 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 7: w.bits(1, 3); st = 9
-            elif st == 8: w.bits(0, 2); st = 9
+            if st == 7: w.acc = (w.acc << 3) | 1; st = 9
+            elif st == 8: w.acc <<= 2; st = 9
             else: raise not_allowed('EVSEMaximumCurrentLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaximumCurrentLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -7674,16 +7674,16 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 7: w.bits(2, 3); st = 10
-            elif st == 8: w.bits(1, 2); st = 10
-            elif st == 9: w.bits(0, 2); st = 10
+            if st == 7: w.acc = (w.acc << 3) | 2; st = 10
+            elif st == 8: w.acc = (w.acc << 2) | 1; st = 10
+            elif st == 9: w.acc <<= 2; st = 10
             else: raise not_allowed('EVSEMaximumPowerLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaximumPowerLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
         e = _EE_CurrentDemandRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7912,12 +7912,12 @@ def _e_WeldingDetectionReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DC_EVStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not DC_EVStatus: raise bad_value('DC_EVStatus', x, 'is not a DC_EVStatus', w)
             _e_DC_EVStatus(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7971,13 +7971,13 @@ def _e_WeldingDetectionRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'DC_EVSEStatus'
         x = v.dc_evse_status
         if x is None:
             raise missing('DC_EVSEStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not DC_EVSEStatus: raise bad_value('DC_EVSEStatus', x, 'is not a DC_EVSEStatus', w)
             _e_DC_EVSEStatus(w, x)
@@ -7986,12 +7986,12 @@ def _e_WeldingDetectionRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEPresentVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVSEPresentVoltage', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8087,14 +8087,14 @@ def _e_SAScheduleList(w: BitWriter, v: Any) -> None:
         for x in v.sa_schedule_tuple:
             t = _ET_SAScheduleList[st].get((0, 0))
             if t is None: raise not_allowed('SAScheduleTuple', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not SAScheduleTuple: raise bad_value('SAScheduleTuple', x, 'is not a SAScheduleTuple', w)
             _e_SAScheduleTuple(w, x)
         _p = None
         e = _EE_SAScheduleList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8143,16 +8143,16 @@ def _e_SAScheduleTuple(w: BitWriter, v: Any) -> None:
             raise missing('SAScheduleTupleID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PMaxSchedule'
         x = v.p_max_schedule
         if x is None:
             raise missing('PMaxSchedule', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not PMaxSchedule: raise bad_value('PMaxSchedule', x, 'is not a PMaxSchedule', w)
             _e_PMaxSchedule(w, x)
@@ -8161,14 +8161,14 @@ def _e_SAScheduleTuple(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not SalesTariff: raise bad_value('SalesTariff', x, 'is not a SalesTariff', w)
             _e_SalesTariff(w, x)
         _p = None
         e = _EE_SAScheduleTuple[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8255,22 +8255,22 @@ def _e_PMaxSchedule(w: BitWriter, v: Any) -> None:
             raise missing('PMaxScheduleID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('PMaxScheduleID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PMaxScheduleEntry'
         for x in v.p_max_schedule_entry:
             t = _ET_PMaxSchedule[st].get((1, 0))
             if t is None: raise not_allowed('PMaxScheduleEntry', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not PMaxScheduleEntry: raise bad_value('PMaxScheduleEntry', x, 'is not a PMaxScheduleEntry', w)
             _e_PMaxScheduleEntry(w, x)
         _p = None
         e = _EE_PMaxSchedule[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8341,7 +8341,7 @@ def _e_PMaxScheduleEntry(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('TimeInterval', x, 'is not a member of the substitution group', w)
             t = _ET_PMaxScheduleEntry[st].get((0, m))
             if t is None: raise not_allowed('TimeInterval', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _SE_PMaxScheduleEntry_time_interval[m](w, x)
@@ -8351,12 +8351,12 @@ def _e_PMaxScheduleEntry(w: BitWriter, v: Any) -> None:
             raise missing('PMax', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('PMax', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8433,12 +8433,12 @@ def _e_Entry(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('TimeInterval', x, 'is not a member of the substitution group', w)
             t = _ET_Entry[st].get((0, m))
             if t is None: raise not_allowed('TimeInterval', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _SE_Entry_time_interval[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8486,7 +8486,7 @@ def _e_Interval(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8524,7 +8524,7 @@ def _e_SalesTariff(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Id', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -8534,46 +8534,46 @@ def _e_SalesTariff(w: BitWriter, v: Any) -> None:
             raise missing('SalesTariffID', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SalesTariffID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'SalesTariffDescription'
         x = v.sales_tariff_description
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 32: raise bad_value('SalesTariffDescription', x, 'is not a str of at most 32 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'NumEPriceLevels'
         x = v.num_e_price_levels
         if x is None:
             raise missing('NumEPriceLevels', w)
         else:
-            if st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 1); st = 4
+            if st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
             else: raise not_allowed('NumEPriceLevels', w)
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumEPriceLevels', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 10)
+            w.acc = (w.acc << 10) | (x << 1)
         _p = 'SalesTariffEntry'
         for x in v.sales_tariff_entry:
             t = _ET_SalesTariff[st].get((4, 0))
             if t is None: raise not_allowed('SalesTariffEntry', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not SalesTariffEntry: raise bad_value('SalesTariffEntry', x, 'is not a SalesTariffEntry', w)
             _e_SalesTariffEntry(w, x)
         _p = None
         e = _EE_SalesTariff[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8702,7 +8702,7 @@ def _e_SalesTariffEntry(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('TimeInterval', x, 'is not a member of the substitution group', w)
             t = _ET_SalesTariffEntry[st].get((0, m))
             if t is None: raise not_allowed('TimeInterval', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _SE_SalesTariffEntry_time_interval[m](w, x)
@@ -8713,19 +8713,19 @@ def _e_SalesTariffEntry(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('EPriceLevel', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 11)
+            w.acc = (w.acc << 11) | (x << 1)
         _p = 'ConsumptionCost'
         for x in v.consumption_cost:
             t = _ET_SalesTariffEntry[st].get((2, 0))
             if t is None: raise not_allowed('ConsumptionCost', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not ConsumptionCost: raise bad_value('ConsumptionCost', x, 'is not a ConsumptionCost', w)
             _e_ConsumptionCost(w, x)
         _p = None
         e = _EE_SalesTariffEntry[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8814,22 +8814,22 @@ def _e_ConsumptionCost(w: BitWriter, v: Any) -> None:
             raise missing('startValue', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('startValue', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Cost'
         for x in v.cost:
             t = _ET_ConsumptionCost[st].get((1, 0))
             if t is None: raise not_allowed('Cost', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not Cost: raise bad_value('Cost', x, 'is not a Cost', w)
             _e_Cost(w, x)
         _p = None
         e = _EE_ConsumptionCost[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8898,17 +8898,17 @@ def _e_Cost(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_CostKind.get(x)
             if _i is None: raise bad_value('costKind', x, 'is not a value of CostKind', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'amount'
         x = v.amount
         if x is None:
             raise missing('amount', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('amount', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'amountMultiplier'
         x = v.amount_multiplier
         if x is None:
@@ -8916,11 +8916,11 @@ def _e_Cost(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             if type(x) is not int or not -3 <= x <= 3: raise bad_value('amountMultiplier', x, 'is not an integer in [-3, 3]', w)
-            w.bits(((x - -3) << 1), 7)
+            w.acc = (w.acc << 7) | ((x - -3) << 1)
         _p = None
         e = _EE_Cost[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9037,24 +9037,24 @@ def _e_RelativeTimeInterval(w: BitWriter, v: Any) -> None:
             raise missing('start', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('start', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'duration'
         x = v.duration
         if x is None:
             pass
         else:
             st = 2
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('duration', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_RelativeTimeInterval[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9130,16 +9130,16 @@ def _e_AC_EVChargeParameter(w: BitWriter, v: Any) -> None:
             raise missing('DepartureTime', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EAmount'
         x = v.e_amount
         if x is None:
             raise missing('EAmount', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not PhysicalValue: raise bad_value('EAmount', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9148,7 +9148,7 @@ def _e_AC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaxVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVMaxVoltage', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9157,7 +9157,7 @@ def _e_AC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaxCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not PhysicalValue: raise bad_value('EVMaxCurrent', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9166,12 +9166,12 @@ def _e_AC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not PhysicalValue: raise bad_value('EVMinCurrent', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9285,7 +9285,7 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DC_EVStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not DC_EVStatus: raise bad_value('DC_EVStatus', x, 'is not a DC_EVStatus', w)
             _e_DC_EVStatus(w, x)
@@ -9294,7 +9294,7 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumCurrentLimit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not PhysicalValue: raise bad_value('EVMaximumCurrentLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9303,7 +9303,7 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVMaximumPowerLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9312,8 +9312,8 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumVoltageLimit', w)
         else:
-            if st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 1); st = 4
+            if st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
             else: raise not_allowed('EVMaximumVoltageLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVMaximumVoltageLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9322,7 +9322,7 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 5
             if type(x) is not PhysicalValue: raise bad_value('EVEnergyCapacity', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9331,8 +9331,8 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 4: w.bits(1, 3); st = 6
-            elif st == 5: w.bits(0, 3); st = 6
+            if st == 4: w.acc = (w.acc << 3) | 1; st = 6
+            elif st == 5: w.acc <<= 3; st = 6
             else: raise not_allowed('EVEnergyRequest', w)
             if type(x) is not PhysicalValue: raise bad_value('EVEnergyRequest', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9341,28 +9341,28 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 4: w.bits(2, 3); st = 7
-            elif st == 5: w.bits(1, 3); st = 7
-            elif st == 6: w.bits(0, 2); st = 7
+            if st == 4: w.acc = (w.acc << 3) | 2; st = 7
+            elif st == 5: w.acc = (w.acc << 3) | 1; st = 7
+            elif st == 6: w.acc <<= 2; st = 7
             else: raise not_allowed('FullSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('FullSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'BulkSOC'
         x = v.bulk_soc
         if x is None:
             pass
         else:
-            if st == 4: w.bits(3, 3); st = 8
-            elif st == 5: w.bits(2, 3); st = 8
-            elif st == 6: w.bits(1, 2); st = 8
-            elif st == 7: w.bits(0, 2); st = 8
+            if st == 4: w.acc = (w.acc << 3) | 3; st = 8
+            elif st == 5: w.acc = (w.acc << 3) | 2; st = 8
+            elif st == 6: w.acc = (w.acc << 2) | 1; st = 8
+            elif st == 7: w.acc <<= 2; st = 8
             else: raise not_allowed('BulkSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('BulkSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = None
         e = _EE_DC_EVChargeParameter[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9539,7 +9539,7 @@ def _e_AC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('AC_EVSEStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not AC_EVSEStatus: raise bad_value('AC_EVSEStatus', x, 'is not a AC_EVSEStatus', w)
             _e_AC_EVSEStatus(w, x)
@@ -9548,7 +9548,7 @@ def _e_AC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaxVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaxVoltage', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9557,7 +9557,7 @@ def _e_AC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaxCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaxCurrent', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9566,12 +9566,12 @@ def _e_AC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not PhysicalValue: raise bad_value('EVSEMinCurrent', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9666,7 +9666,7 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DC_EVSEStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not DC_EVSEStatus: raise bad_value('DC_EVSEStatus', x, 'is not a DC_EVSEStatus', w)
             _e_DC_EVSEStatus(w, x)
@@ -9675,7 +9675,7 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumCurrentLimit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaximumCurrentLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9684,7 +9684,7 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaximumPowerLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9693,8 +9693,8 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumVoltageLimit', w)
         else:
-            if st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 1); st = 4
+            if st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
             else: raise not_allowed('EVSEMaximumVoltageLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaximumVoltageLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9703,7 +9703,7 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumCurrentLimit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not PhysicalValue: raise bad_value('EVSEMinimumCurrentLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9712,7 +9712,7 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumVoltageLimit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not PhysicalValue: raise bad_value('EVSEMinimumVoltageLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9721,7 +9721,7 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 7
             if type(x) is not PhysicalValue: raise bad_value('EVSECurrentRegulationTolerance', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9730,8 +9730,8 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEPeakCurrentRipple', w)
         else:
-            if st == 6: w.bits(1, 2); st = 8
-            elif st == 7: w.bits(0, 1); st = 8
+            if st == 6: w.acc = (w.acc << 2) | 1; st = 8
+            elif st == 7: w.acc <<= 1; st = 8
             else: raise not_allowed('EVSEPeakCurrentRipple', w)
             if type(x) is not PhysicalValue: raise bad_value('EVSEPeakCurrentRipple', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9740,14 +9740,14 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 9
             if type(x) is not PhysicalValue: raise bad_value('EVSEEnergyToBeDelivered', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
         e = _EE_DC_EVSEChargeParameter[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9910,7 +9910,7 @@ def _e_DC_EVPowerDeliveryParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DC_EVStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not DC_EVStatus: raise bad_value('DC_EVStatus', x, 'is not a DC_EVStatus', w)
             _e_DC_EVStatus(w, x)
@@ -9921,19 +9921,19 @@ def _e_DC_EVPowerDeliveryParameter(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not bool: raise bad_value('BulkChargingComplete', x, 'is not a bool', w)
-            w.bits((x << 1), 5)
+            w.acc = (w.acc << 5) | (x << 1)
         _p = 'ChargingComplete'
         x = v.charging_complete
         if x is None:
             raise missing('ChargingComplete', w)
         else:
-            if st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 1); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
             else: raise not_allowed('ChargingComplete', w)
             if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10039,20 +10039,20 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
             raise missing('SessionID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'Notification'
         x = v.notification
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not Notification: raise bad_value('Notification', x, 'is not a Notification', w)
             _e_Notification(w, x)
@@ -10061,15 +10061,15 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('Signature', w)
             if type(x) is not Signature: raise bad_value('Signature', x, 'is not a Signature', w)
             _e_Signature(w, x)
         _p = None
         e = _EE_MessageHeader[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10157,25 +10157,25 @@ def _e_Notification(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_FaultCode.get(x)
             if _i is None: raise bad_value('FaultCode', x, 'is not a value of FaultCode', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'FaultMsg'
         x = v.fault_msg
         if x is None:
             pass
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 64: raise bad_value('FaultMsg', x, 'is not a str of at most 64 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_Notification[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10266,14 +10266,14 @@ def _e_Body(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('BodyElement', x, 'is not a member of the substitution group', w)
             t = _ET_Body[st].get((0, m))
             if t is None: raise not_allowed('BodyElement', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('BodyElement', 'CableCheckReq', 'CableCheckRes', 'CertificateInstallationReq', 'CertificateInstallationRes', 'CertificateUpdateReq', 'CertificateUpdateRes', 'ChargeParameterDiscoveryReq', 'ChargeParameterDiscoveryRes', 'ChargingStatusReq', 'ChargingStatusRes', 'ContractAuthenticationReq', 'ContractAuthenticationRes', 'CurrentDemandReq', 'CurrentDemandRes', 'MeteringReceiptReq', 'MeteringReceiptRes', 'PaymentDetailsReq', 'PaymentDetailsRes', 'PowerDeliveryReq', 'PowerDeliveryRes', 'PreChargeReq', 'PreChargeRes', 'ServiceDetailReq', 'ServiceDetailRes', 'ServiceDiscoveryReq', 'ServiceDiscoveryRes', 'ServicePaymentSelectionReq', 'ServicePaymentSelectionRes', 'SessionSetupReq', 'SessionSetupRes', 'SessionStopReq', 'SessionStopRes', 'WeldingDetectionReq', 'WeldingDetectionRes')[m]
             _SE_Body_body_element[m](w, x)
         _p = None
         e = _EE_Body[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10325,7 +10325,7 @@ def _e_V2G_Message(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -10334,12 +10334,12 @@ def _e_V2G_Message(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Body', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not Body: raise bad_value('Body', x, 'is not a Body', w)
             _e_Body(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10897,12 +10897,12 @@ FIELDS.update(_SF); ENCODERS.update(_SEN); DECODERS.update(_SDE)
 
 def _es_g26(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g26(r: BitReader) -> Any:
@@ -10916,12 +10916,12 @@ def _ds_g26(r: BitReader) -> Any:
 
 def _es_g34(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g34(r: BitReader) -> Any:
@@ -10935,12 +10935,12 @@ def _ds_g34(r: BitReader) -> Any:
 
 def _es_g39(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g39(r: BitReader) -> Any:
@@ -10956,7 +10956,7 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:din:70121:2012:MsgDataTypes', 'A
 
 def _es_f6(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('BulkChargingComplete', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f6(r: BitReader) -> Any:
@@ -10978,7 +10978,7 @@ def _ds_f6(r: BitReader) -> Any:
 
 def _es_f7(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('BulkChargingComplete', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f7(r: BitReader) -> Any:
@@ -11000,7 +11000,7 @@ def _ds_f7(r: BitReader) -> Any:
 
 def _es_f8(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('BulkSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f8(r: BitReader) -> Any:
@@ -11024,12 +11024,12 @@ def _ds_f8(r: BitReader) -> Any:
 
 def _es_f12(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 1200: raise bad_value('Certificate', x, 'is not a bytes of at most 1200 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f12(r: BitReader) -> Any:
@@ -11043,7 +11043,7 @@ def _ds_f12(r: BitReader) -> Any:
 
 def _es_f20(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f20(r: BitReader) -> Any:
@@ -11065,7 +11065,7 @@ def _ds_f20(r: BitReader) -> Any:
 
 def _es_f21(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f21(r: BitReader) -> Any:
@@ -11086,10 +11086,10 @@ def _ds_f21(r: BitReader) -> Any:
 
 
 def _es_f23(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ChargingProfileEntryMaxPower', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f23(r: BitReader) -> Any:
@@ -11103,10 +11103,10 @@ def _ds_f23(r: BitReader) -> Any:
 
 
 def _es_f24(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('ChargingProfileEntryStart', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f24(r: BitReader) -> Any:
@@ -11121,12 +11121,12 @@ def _ds_f24(r: BitReader) -> Any:
 
 def _es_f30(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 24: raise bad_value('ContractID', x, 'is not a str of at most 24 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f30(r: BitReader) -> Any:
@@ -11140,12 +11140,12 @@ def _ds_f30(r: BitReader) -> Any:
 
 def _es_f32(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 128: raise bad_value('ContractSignatureEncryptedPrivateKey', x, 'is not a bytes of at most 128 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f32(r: BitReader) -> Any:
@@ -11159,12 +11159,12 @@ def _ds_f32(r: BitReader) -> Any:
 
 def _es_f43(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('DHParams', x, 'is not a bytes of at most 256 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f43(r: BitReader) -> Any:
@@ -11177,10 +11177,10 @@ def _ds_f43(r: BitReader) -> Any:
 
 
 def _es_f45(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('DateTimeNow', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f45(r: BitReader) -> Any:
@@ -11194,10 +11194,10 @@ def _ds_f45(r: BitReader) -> Any:
 
 
 def _es_f46(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f46(r: BitReader) -> Any:
@@ -11212,12 +11212,12 @@ def _ds_f46(r: BitReader) -> Any:
 
 def _es_f48(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f48(r: BitReader) -> Any:
@@ -11231,7 +11231,7 @@ def _ds_f48(r: BitReader) -> Any:
 
 def _es_f50(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('EPriceLevel', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f50(r: BitReader) -> Any:
@@ -11253,12 +11253,12 @@ def _ds_f50(r: BitReader) -> Any:
 
 def _es_f51(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('EVCCID', x, 'is not a bytes of at most 8 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f51(r: BitReader) -> Any:
@@ -11272,7 +11272,7 @@ def _ds_f51(r: BitReader) -> Any:
 
 def _es_f52(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVCabinConditioning', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f52(r: BitReader) -> Any:
@@ -11295,7 +11295,7 @@ def _ds_f52(r: BitReader) -> Any:
 def _es_f56(w: BitWriter, x: Any) -> None:
     _i = _I_DC_EVErrorCode.get(x)
     if _i is None: raise bad_value('EVErrorCode', x, 'is not a value of DC_EVErrorCode', w)
-    w.bits((_i << 1), 6)
+    w.acc = (w.acc << 6) | (_i << 1)
 
 
 def _ds_f56(r: BitReader) -> Any:
@@ -11321,7 +11321,7 @@ def _ds_f56(r: BitReader) -> Any:
 
 def _es_f67(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVRESSConditioning', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f67(r: BitReader) -> Any:
@@ -11343,7 +11343,7 @@ def _ds_f67(r: BitReader) -> Any:
 
 def _es_f68(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('EVRESSSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f68(r: BitReader) -> Any:
@@ -11367,7 +11367,7 @@ def _ds_f68(r: BitReader) -> Any:
 
 def _es_f69(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVReady', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f69(r: BitReader) -> Any:
@@ -11390,7 +11390,7 @@ def _ds_f69(r: BitReader) -> Any:
 def _es_f70(w: BitWriter, x: Any) -> None:
     _i = _I_EVRequestedEnergyTransfer.get(x)
     if _i is None: raise bad_value('EVRequestedEnergyTransferType', x, 'is not a value of EVRequestedEnergyTransfer', w)
-    w.bits((_i << 1), 5)
+    w.acc = (w.acc << 5) | (_i << 1)
 
 
 def _ds_f70(r: BitReader) -> Any:
@@ -11416,7 +11416,7 @@ def _ds_f70(r: BitReader) -> Any:
 
 def _es_f72(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVSECurrentLimitAchieved', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f72(r: BitReader) -> Any:
@@ -11438,12 +11438,12 @@ def _ds_f72(r: BitReader) -> Any:
 
 def _es_f75(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 32: raise bad_value('EVSEID', x, 'is not a bytes of at most 32 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f75(r: BitReader) -> Any:
@@ -11458,7 +11458,7 @@ def _ds_f75(r: BitReader) -> Any:
 def _es_f76(w: BitWriter, x: Any) -> None:
     _i = _I_IsolationLevel.get(x)
     if _i is None: raise bad_value('EVSEIsolationStatus', x, 'is not a value of IsolationLevel', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f76(r: BitReader) -> Any:
@@ -11483,7 +11483,7 @@ def _ds_f76(r: BitReader) -> Any:
 def _es_f89(w: BitWriter, x: Any) -> None:
     _i = _I_EVSENotification.get(x)
     if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EVSENotification', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f89(r: BitReader) -> Any:
@@ -11509,7 +11509,7 @@ def _ds_f89(r: BitReader) -> Any:
 
 def _es_f91(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVSEPowerLimitAchieved', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f91(r: BitReader) -> Any:
@@ -11532,7 +11532,7 @@ def _ds_f91(r: BitReader) -> Any:
 def _es_f94(w: BitWriter, x: Any) -> None:
     _i = _I_EVSEProcessing.get(x)
     if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
-    w.bits((_i << 1), 3)
+    w.acc = (w.acc << 3) | (_i << 1)
 
 
 def _ds_f94(r: BitReader) -> Any:
@@ -11557,7 +11557,7 @@ def _ds_f94(r: BitReader) -> Any:
 def _es_f96(w: BitWriter, x: Any) -> None:
     _i = _I_DC_EVSEStatusCode.get(x)
     if _i is None: raise bad_value('EVSEStatusCode', x, 'is not a value of DC_EVSEStatusCode', w)
-    w.bits((_i << 1), 6)
+    w.acc = (w.acc << 6) | (_i << 1)
 
 
 def _ds_f96(r: BitReader) -> Any:
@@ -11583,7 +11583,7 @@ def _ds_f96(r: BitReader) -> Any:
 
 def _es_f97(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVSEVoltageLimitAchieved', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f97(r: BitReader) -> Any:
@@ -11606,7 +11606,7 @@ def _ds_f97(r: BitReader) -> Any:
 def _es_f101(w: BitWriter, x: Any) -> None:
     _i = _I_EVSESupportedEnergyTransfer.get(x)
     if _i is None: raise bad_value('EnergyTransferType', x, 'is not a value of EVSESupportedEnergyTransfer', w)
-    w.bits((_i << 1), 6)
+    w.acc = (w.acc << 6) | (_i << 1)
 
 
 def _ds_f101(r: BitReader) -> Any:
@@ -11632,12 +11632,12 @@ def _ds_f101(r: BitReader) -> Any:
 
 def _es_f103(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f103(r: BitReader) -> Any:
@@ -11652,7 +11652,7 @@ def _ds_f103(r: BitReader) -> Any:
 def _es_f104(w: BitWriter, x: Any) -> None:
     _i = _I_FaultCode.get(x)
     if _i is None: raise bad_value('FaultCode', x, 'is not a value of FaultCode', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f104(r: BitReader) -> Any:
@@ -11678,12 +11678,12 @@ def _ds_f104(r: BitReader) -> Any:
 
 def _es_f105(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 64: raise bad_value('FaultMsg', x, 'is not a str of at most 64 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f105(r: BitReader) -> Any:
@@ -11697,7 +11697,7 @@ def _ds_f105(r: BitReader) -> Any:
 
 def _es_f106(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('FreeService', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f106(r: BitReader) -> Any:
@@ -11719,7 +11719,7 @@ def _ds_f106(r: BitReader) -> Any:
 
 def _es_f107(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('FullSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f107(r: BitReader) -> Any:
@@ -11743,12 +11743,12 @@ def _ds_f107(r: BitReader) -> Any:
 
 def _es_f108(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f108(r: BitReader) -> Any:
@@ -11762,12 +11762,12 @@ def _ds_f108(r: BitReader) -> Any:
 
 def _es_f109(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('GenChallenge', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f109(r: BitReader) -> Any:
@@ -11780,10 +11780,10 @@ def _ds_f109(r: BitReader) -> Any:
 
 
 def _es_f110(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f110(r: BitReader) -> Any:
@@ -11797,12 +11797,12 @@ def _ds_f110(r: BitReader) -> Any:
 
 def _es_f112(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f112(r: BitReader) -> Any:
@@ -11816,12 +11816,12 @@ def _ds_f112(r: BitReader) -> Any:
 
 def _es_f114(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f114(r: BitReader) -> Any:
@@ -11835,12 +11835,12 @@ def _ds_f114(r: BitReader) -> Any:
 
 def _es_f118(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f118(r: BitReader) -> Any:
@@ -11853,10 +11853,10 @@ def _ds_f118(r: BitReader) -> Any:
 
 
 def _es_f121(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f121(r: BitReader) -> Any:
@@ -11871,12 +11871,12 @@ def _ds_f121(r: BitReader) -> Any:
 
 def _es_f124(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f124(r: BitReader) -> Any:
@@ -11890,12 +11890,12 @@ def _ds_f124(r: BitReader) -> Any:
 
 def _es_f125(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f125(r: BitReader) -> Any:
@@ -11909,7 +11909,7 @@ def _ds_f125(r: BitReader) -> Any:
 
 def _es_f126(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not -3 <= x <= 3: raise bad_value('Multiplier', x, 'is not an integer in [-3, 3]', w)
-    w.bits(((x - -3) << 1), 5)
+    w.acc = (w.acc << 5) | ((x - -3) << 1)
 
 
 def _ds_f126(r: BitReader) -> Any:
@@ -11932,10 +11932,10 @@ def _ds_f126(r: BitReader) -> Any:
 
 
 def _es_f128(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f128(r: BitReader) -> Any:
@@ -11950,7 +11950,7 @@ def _ds_f128(r: BitReader) -> Any:
 
 def _es_f129(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumEPriceLevels', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f129(r: BitReader) -> Any:
@@ -11972,12 +11972,12 @@ def _ds_f129(r: BitReader) -> Any:
 
 def _es_f130(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 1200: raise bad_value('OEMProvisioningCert', x, 'is not a bytes of at most 1200 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f130(r: BitReader) -> Any:
@@ -11991,12 +11991,12 @@ def _ds_f130(r: BitReader) -> Any:
 
 def _es_f132(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f132(r: BitReader) -> Any:
@@ -12010,12 +12010,12 @@ def _ds_f132(r: BitReader) -> Any:
 
 def _es_f134(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f134(r: BitReader) -> Any:
@@ -12029,12 +12029,12 @@ def _ds_f134(r: BitReader) -> Any:
 
 def _es_f135(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f135(r: BitReader) -> Any:
@@ -12047,10 +12047,10 @@ def _ds_f135(r: BitReader) -> Any:
 
 
 def _es_f136(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('PMax', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f136(r: BitReader) -> Any:
@@ -12064,10 +12064,10 @@ def _ds_f136(r: BitReader) -> Any:
 
 
 def _es_f139(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('PMaxScheduleID', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f139(r: BitReader) -> Any:
@@ -12081,10 +12081,10 @@ def _ds_f139(r: BitReader) -> Any:
 
 
 def _es_f142(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ParameterSetID', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f142(r: BitReader) -> Any:
@@ -12100,7 +12100,7 @@ def _ds_f142(r: BitReader) -> Any:
 def _es_f145(w: BitWriter, x: Any) -> None:
     _i = _I_PaymentOption.get(x)
     if _i is None: raise bad_value('PaymentOption', x, 'is not a value of PaymentOption', w)
-    w.bits((_i << 1), 3)
+    w.acc = (w.acc << 3) | (_i << 1)
 
 
 def _ds_f145(r: BitReader) -> Any:
@@ -12124,12 +12124,12 @@ def _ds_f145(r: BitReader) -> Any:
 
 def _es_f147(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f147(r: BitReader) -> Any:
@@ -12143,7 +12143,7 @@ def _ds_f147(r: BitReader) -> Any:
 
 def _es_f150(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('PowerSwitchClosed', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f150(r: BitReader) -> Any:
@@ -12165,12 +12165,12 @@ def _ds_f150(r: BitReader) -> Any:
 
 def _es_f154(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f154(r: BitReader) -> Any:
@@ -12184,7 +12184,7 @@ def _ds_f154(r: BitReader) -> Any:
 
 def _es_f155(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('RCD', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f155(r: BitReader) -> Any:
@@ -12206,7 +12206,7 @@ def _ds_f155(r: BitReader) -> Any:
 
 def _es_f157(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('ReadyToChargeState', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f157(r: BitReader) -> Any:
@@ -12228,7 +12228,7 @@ def _ds_f157(r: BitReader) -> Any:
 
 def _es_f158(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('ReceiptRequired', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f158(r: BitReader) -> Any:
@@ -12251,7 +12251,7 @@ def _ds_f158(r: BitReader) -> Any:
 def _es_f163(w: BitWriter, x: Any) -> None:
     _i = _I_ResponseCode.get(x)
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-    w.bits((_i << 1), 7)
+    w.acc = (w.acc << 7) | (_i << 1)
 
 
 def _ds_f163(r: BitReader) -> Any:
@@ -12276,10 +12276,10 @@ def _ds_f163(r: BitReader) -> Any:
 
 
 def _es_f165(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('RetryCounter', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f165(r: BitReader) -> Any:
@@ -12294,12 +12294,12 @@ def _ds_f165(r: BitReader) -> Any:
 
 def _es_f166(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 40: raise bad_value('RootCertificateID', x, 'is not a str of at most 40 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f166(r: BitReader) -> Any:
@@ -12312,10 +12312,10 @@ def _ds_f166(r: BitReader) -> Any:
 
 
 def _es_f169(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f169(r: BitReader) -> Any:
@@ -12329,10 +12329,10 @@ def _ds_f169(r: BitReader) -> Any:
 
 
 def _es_f170(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f170(r: BitReader) -> Any:
@@ -12347,12 +12347,12 @@ def _ds_f170(r: BitReader) -> Any:
 
 def _es_f173(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f173(r: BitReader) -> Any:
@@ -12366,12 +12366,12 @@ def _ds_f173(r: BitReader) -> Any:
 
 def _es_f175(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 32: raise bad_value('SalesTariffDescription', x, 'is not a str of at most 32 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f175(r: BitReader) -> Any:
@@ -12384,10 +12384,10 @@ def _ds_f175(r: BitReader) -> Any:
 
 
 def _es_f177(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SalesTariffID', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f177(r: BitReader) -> Any:
@@ -12402,12 +12402,12 @@ def _ds_f177(r: BitReader) -> Any:
 
 def _es_f178(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f178(r: BitReader) -> Any:
@@ -12422,7 +12422,7 @@ def _ds_f178(r: BitReader) -> Any:
 def _es_f179(w: BitWriter, x: Any) -> None:
     _i = _I_PaymentOption.get(x)
     if _i is None: raise bad_value('SelectedPaymentOption', x, 'is not a value of PaymentOption', w)
-    w.bits((_i << 1), 3)
+    w.acc = (w.acc << 3) | (_i << 1)
 
 
 def _ds_f179(r: BitReader) -> Any:
@@ -12447,7 +12447,7 @@ def _ds_f179(r: BitReader) -> Any:
 def _es_f183(w: BitWriter, x: Any) -> None:
     _i = _I_ServiceCategory.get(x)
     if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f183(r: BitReader) -> Any:
@@ -12472,7 +12472,7 @@ def _ds_f183(r: BitReader) -> Any:
 def _es_f184(w: BitWriter, x: Any) -> None:
     _i = _I_ServiceCategory.get(x)
     if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f184(r: BitReader) -> Any:
@@ -12495,10 +12495,10 @@ def _ds_f184(r: BitReader) -> Any:
 
 
 def _es_f190(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f190(r: BitReader) -> Any:
@@ -12512,10 +12512,10 @@ def _ds_f190(r: BitReader) -> Any:
 
 
 def _es_f191(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f191(r: BitReader) -> Any:
@@ -12530,12 +12530,12 @@ def _ds_f191(r: BitReader) -> Any:
 
 def _es_f193(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 32: raise bad_value('ServiceName', x, 'is not a str of at most 32 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f193(r: BitReader) -> Any:
@@ -12549,12 +12549,12 @@ def _ds_f193(r: BitReader) -> Any:
 
 def _es_f197(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 32: raise bad_value('ServiceScope', x, 'is not a str of at most 32 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f197(r: BitReader) -> Any:
@@ -12568,12 +12568,12 @@ def _ds_f197(r: BitReader) -> Any:
 
 def _es_f198(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 32: raise bad_value('ServiceScope', x, 'is not a str of at most 32 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f198(r: BitReader) -> Any:
@@ -12587,12 +12587,12 @@ def _ds_f198(r: BitReader) -> Any:
 
 def _es_f200(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f200(r: BitReader) -> Any:
@@ -12606,12 +12606,12 @@ def _ds_f200(r: BitReader) -> Any:
 
 def _es_f201(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f201(r: BitReader) -> Any:
@@ -12625,12 +12625,12 @@ def _ds_f201(r: BitReader) -> Any:
 
 def _es_f206(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 32: raise bad_value('SigMeterReading', x, 'is not a bytes of at most 32 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f206(r: BitReader) -> Any:
@@ -12643,10 +12643,10 @@ def _ds_f206(r: BitReader) -> Any:
 
 
 def _es_f214(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('TMeter', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f214(r: BitReader) -> Any:
@@ -12662,7 +12662,7 @@ def _ds_f214(r: BitReader) -> Any:
 def _es_f218(w: BitWriter, x: Any) -> None:
     _i = _I_UnitSymbol.get(x)
     if _i is None: raise bad_value('Unit', x, 'is not a value of UnitSymbol', w)
-    w.bits((_i << 1), 6)
+    w.acc = (w.acc << 6) | (_i << 1)
 
 
 def _ds_f218(r: BitReader) -> Any:
@@ -12687,10 +12687,10 @@ def _ds_f218(r: BitReader) -> Any:
 
 
 def _es_f220(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f220(r: BitReader) -> Any:
@@ -12705,12 +12705,12 @@ def _ds_f220(r: BitReader) -> Any:
 
 def _es_f223(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f223(r: BitReader) -> Any:
@@ -12724,12 +12724,12 @@ def _ds_f223(r: BitReader) -> Any:
 
 def _es_f224(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f224(r: BitReader) -> Any:
@@ -12743,12 +12743,12 @@ def _ds_f224(r: BitReader) -> Any:
 
 def _es_f226(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f226(r: BitReader) -> Any:
@@ -12762,12 +12762,12 @@ def _ds_f226(r: BitReader) -> Any:
 
 def _es_f228(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f228(r: BitReader) -> Any:
@@ -12780,10 +12780,10 @@ def _ds_f228(r: BitReader) -> Any:
 
 
 def _es_f229(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f229(r: BitReader) -> Any:
@@ -12797,12 +12797,12 @@ def _ds_f229(r: BitReader) -> Any:
 
 def _es_f230(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f230(r: BitReader) -> Any:
@@ -12816,12 +12816,12 @@ def _ds_f230(r: BitReader) -> Any:
 
 def _es_f231(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f231(r: BitReader) -> Any:
@@ -12835,12 +12835,12 @@ def _ds_f231(r: BitReader) -> Any:
 
 def _es_f232(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f232(r: BitReader) -> Any:
@@ -12853,10 +12853,10 @@ def _ds_f232(r: BitReader) -> Any:
 
 
 def _es_f233(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('amount', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f233(r: BitReader) -> Any:
@@ -12871,7 +12871,7 @@ def _ds_f233(r: BitReader) -> Any:
 
 def _es_f234(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not -3 <= x <= 3: raise bad_value('amountMultiplier', x, 'is not an integer in [-3, 3]', w)
-    w.bits(((x - -3) << 1), 5)
+    w.acc = (w.acc << 5) | ((x - -3) << 1)
 
 
 def _ds_f234(r: BitReader) -> Any:
@@ -12895,7 +12895,7 @@ def _ds_f234(r: BitReader) -> Any:
 
 def _es_f235(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('boolValue', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f235(r: BitReader) -> Any:
@@ -12917,7 +12917,7 @@ def _ds_f235(r: BitReader) -> Any:
 
 def _es_f236(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not -128 <= x <= 127: raise bad_value('byteValue', x, 'is not an integer in [-128, 127]', w)
-    w.bits(((x - -128) << 1), 10)
+    w.acc = (w.acc << 10) | ((x - -128) << 1)
 
 
 def _ds_f236(r: BitReader) -> Any:
@@ -12940,7 +12940,7 @@ def _ds_f236(r: BitReader) -> Any:
 def _es_f237(w: BitWriter, x: Any) -> None:
     _i = _I_CostKind.get(x)
     if _i is None: raise bad_value('costKind', x, 'is not a value of CostKind', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f237(r: BitReader) -> Any:
@@ -12965,10 +12965,10 @@ def _ds_f237(r: BitReader) -> Any:
 
 
 def _es_f238(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('duration', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f238(r: BitReader) -> Any:
@@ -12982,10 +12982,10 @@ def _ds_f238(r: BitReader) -> Any:
 
 
 def _es_f239(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -2147483648 or x > 2147483647: raise bad_value('intValue', x, 'is not an integer in [-2147483648, 2147483647]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f239(r: BitReader) -> Any:
@@ -12999,10 +12999,10 @@ def _ds_f239(r: BitReader) -> Any:
 
 
 def _es_f241(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('shortValue', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f241(r: BitReader) -> Any:
@@ -13016,10 +13016,10 @@ def _ds_f241(r: BitReader) -> Any:
 
 
 def _es_f242(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('start', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f242(r: BitReader) -> Any:
@@ -13033,10 +13033,10 @@ def _ds_f242(r: BitReader) -> Any:
 
 
 def _es_f243(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('startValue', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f243(r: BitReader) -> Any:
@@ -13051,12 +13051,12 @@ def _ds_f243(r: BitReader) -> Any:
 
 def _es_f244(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('stringValue', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f244(r: BitReader) -> Any:

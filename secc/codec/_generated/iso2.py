@@ -1010,7 +1010,7 @@ def _e_SASchedules(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1047,7 +1047,7 @@ def _e_SAScheduleList(w: BitWriter, v: Any) -> None:
         for x in v.sa_schedule_tuple:
             t = _ET_SAScheduleList[st].get((0, 0))
             if t is None: raise not_allowed('SAScheduleTuple', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not SAScheduleTuple: raise bad_value('SAScheduleTuple', x, 'is not a SAScheduleTuple', w)
             _e_SAScheduleTuple(w, x)
@@ -1055,7 +1055,7 @@ def _e_SAScheduleList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_SAScheduleList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1105,13 +1105,13 @@ def _e_SAScheduleTuple(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not 1 <= x <= 255: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [1, 255]', w)
-            w.bits(((x - 1) << 1), 11)
+            w.acc = (w.acc << 11) | ((x - 1) << 1)
         _p = 'PMaxSchedule'
         x = v.p_max_schedule
         if x is None:
             raise missing('PMaxSchedule', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not PMaxSchedule: raise bad_value('PMaxSchedule', x, 'is not a PMaxSchedule', w)
             _e_PMaxSchedule(w, x)
@@ -1120,14 +1120,14 @@ def _e_SAScheduleTuple(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not SalesTariff: raise bad_value('SalesTariff', x, 'is not a SalesTariff', w)
             _e_SalesTariff(w, x)
         _p = None
         e = _EE_SAScheduleTuple[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1221,7 +1221,7 @@ def _e_PMaxSchedule(w: BitWriter, v: Any) -> None:
         for x in v.p_max_schedule_entry:
             t = _ET_PMaxSchedule[st].get((0, 0))
             if t is None: raise not_allowed('PMaxScheduleEntry', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not PMaxScheduleEntry: raise bad_value('PMaxScheduleEntry', x, 'is not a PMaxScheduleEntry', w)
             _e_PMaxScheduleEntry(w, x)
@@ -1229,7 +1229,7 @@ def _e_PMaxSchedule(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_PMaxSchedule[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1281,7 +1281,7 @@ def _e_PMaxScheduleEntry(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('TimeInterval', x, 'is not a member of the substitution group', w)
             t = _ET_PMaxScheduleEntry[st].get((0, m))
             if t is None: raise not_allowed('TimeInterval', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _SE_PMaxScheduleEntry_time_interval[m](w, x)
@@ -1290,12 +1290,12 @@ def _e_PMaxScheduleEntry(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('PMax', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not PhysicalValue: raise bad_value('PMax', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1367,12 +1367,12 @@ def _e_Entry(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('TimeInterval', x, 'is not a member of the substitution group', w)
             t = _ET_Entry[st].get((0, m))
             if t is None: raise not_allowed('TimeInterval', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _SE_Entry_time_interval[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1420,7 +1420,7 @@ def _e_Interval(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1458,7 +1458,7 @@ def _eg_PhysicalValue(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not -3 <= x <= 3: raise bad_value('Multiplier', x, 'is not an integer in [-3, 3]', w)
-            w.bits(((x - -3) << 1), 6)
+            w.acc = (w.acc << 6) | ((x - -3) << 1)
         _p = 'Unit'
         x = v.unit
         if x is None:
@@ -1467,19 +1467,19 @@ def _eg_PhysicalValue(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_UnitSymbol.get(x)
             if _i is None: raise bad_value('Unit', x, 'is not a value of UnitSymbol', w)
-            w.bits((_i << 1), 6)
+            w.acc = (w.acc << 6) | (_i << 1)
         _p = 'Value'
         x = v.value
         if x is None:
             raise missing('Value', w)
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1588,9 +1588,9 @@ def _e_PhysicalValue(w: BitWriter, v: Any) -> None:
     i1 = _I_UnitSymbol.get(x1)
     x2 = v.value
     if (type(x0) is int and -3 <= x0 <= 3) and (i1 is not None) and (type(x2) is int and -32768 <= x2 and x2 <= 32767):
-        w.bits(((x0 - -3) << 10) | (i1 << 4) | (x2 < 0), 15)
+        w.acc = (w.acc << 15) | ((x0 - -3) << 10) | (i1 << 4) | (x2 < 0)
         w.uint(-x2 - 1 if x2 < 0 else x2)
-        w.bits(0, 2)
+        w.acc <<= 2
         return
     _eg_PhysicalValue(w, v)
 
@@ -1639,7 +1639,7 @@ def _e_SalesTariff(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -1648,40 +1648,40 @@ def _e_SalesTariff(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SalesTariffID', w)
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('SalesTariffID', w)
             if type(x) is not int or not 1 <= x <= 255: raise bad_value('SalesTariffID', x, 'is not an integer in [1, 255]', w)
-            w.bits(((x - 1) << 1), 10)
+            w.acc = (w.acc << 10) | ((x - 1) << 1)
         _p = 'SalesTariffDescription'
         x = v.sales_tariff_description
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 32: raise bad_value('SalesTariffDescription', x, 'is not a str of at most 32 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'NumEPriceLevels'
         x = v.num_e_price_levels
         if x is None:
             pass
         else:
-            if st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 2); st = 4
+            if st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('NumEPriceLevels', w)
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumEPriceLevels', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 10)
+            w.acc = (w.acc << 10) | (x << 1)
         _p = 'SalesTariffEntry'
         for x in v.sales_tariff_entry:
             t = _ET_SalesTariff[st].get((4, 0))
             if t is None: raise not_allowed('SalesTariffEntry', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not SalesTariffEntry: raise bad_value('SalesTariffEntry', x, 'is not a SalesTariffEntry', w)
             _e_SalesTariffEntry(w, x)
@@ -1689,7 +1689,7 @@ def _e_SalesTariff(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_SalesTariff[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1827,7 +1827,7 @@ def _e_SalesTariffEntry(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('TimeInterval', x, 'is not a member of the substitution group', w)
             t = _ET_SalesTariffEntry[st].get((0, m))
             if t is None: raise not_allowed('TimeInterval', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _SE_SalesTariffEntry_time_interval[m](w, x)
@@ -1838,12 +1838,12 @@ def _e_SalesTariffEntry(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('EPriceLevel', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 12)
+            w.acc = (w.acc << 12) | (x << 1)
         _p = 'ConsumptionCost'
         for x in v.consumption_cost:
             t = _ET_SalesTariffEntry[st].get((2, 0))
             if t is None: raise not_allowed('ConsumptionCost', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not ConsumptionCost: raise bad_value('ConsumptionCost', x, 'is not a ConsumptionCost', w)
             _e_ConsumptionCost(w, x)
@@ -1851,7 +1851,7 @@ def _e_SalesTariffEntry(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_SalesTariffEntry[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1939,7 +1939,7 @@ def _e_ConsumptionCost(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('startValue', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not PhysicalValue: raise bad_value('startValue', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -1947,7 +1947,7 @@ def _e_ConsumptionCost(w: BitWriter, v: Any) -> None:
         for x in v.cost:
             t = _ET_ConsumptionCost[st].get((1, 0))
             if t is None: raise not_allowed('Cost', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not Cost: raise bad_value('Cost', x, 'is not a Cost', w)
             _e_Cost(w, x)
@@ -1955,7 +1955,7 @@ def _e_ConsumptionCost(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_ConsumptionCost[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2020,17 +2020,17 @@ def _e_Cost(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_CostKind.get(x)
             if _i is None: raise bad_value('costKind', x, 'is not a value of CostKind', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'amount'
         x = v.amount
         if x is None:
             raise missing('amount', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('amount', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'amountMultiplier'
         x = v.amount_multiplier
         if x is None:
@@ -2038,11 +2038,11 @@ def _e_Cost(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             if type(x) is not int or not -3 <= x <= 3: raise bad_value('amountMultiplier', x, 'is not an integer in [-3, 3]', w)
-            w.bits(((x - -3) << 1), 7)
+            w.acc = (w.acc << 7) | ((x - -3) << 1)
         _p = None
         e = _EE_Cost[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2159,24 +2159,24 @@ def _e_RelativeTimeInterval(w: BitWriter, v: Any) -> None:
             raise missing('start', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 16777214: raise bad_value('start', x, 'is not an integer in [0, 16777214]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'duration'
         x = v.duration
         if x is None:
             pass
         else:
             st = 2
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 86400: raise bad_value('duration', x, 'is not an integer in [0, 86400]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_RelativeTimeInterval[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2252,10 +2252,10 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('NotificationMaxDelay', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
         if x is None:
@@ -2264,9 +2264,9 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_EVSENotification.get(x)
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EVSENotification', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2353,10 +2353,10 @@ def _e_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('NotificationMaxDelay', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
         if x is None:
@@ -2365,7 +2365,7 @@ def _e_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_EVSENotification.get(x)
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EVSENotification', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'RCD'
         x = v.rcd
         if x is None:
@@ -2373,9 +2373,9 @@ def _e_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             if type(x) is not bool: raise bad_value('RCD', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2483,7 +2483,7 @@ def _e_EVStatus(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2520,10 +2520,10 @@ def _e_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('NotificationMaxDelay', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
         if x is None:
@@ -2532,7 +2532,7 @@ def _e_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_EVSENotification.get(x)
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EVSENotification', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVSEIsolationStatus'
         x = v.evse_isolation_status
         if x is None:
@@ -2541,20 +2541,20 @@ def _e_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_IsolationLevel.get(x)
             if _i is None: raise bad_value('EVSEIsolationStatus', x, 'is not a value of IsolationLevel', w)
-            w.bits((_i << 1), 7)
+            w.acc = (w.acc << 7) | (_i << 1)
         _p = 'EVSEStatusCode'
         x = v.evse_status_code
         if x is None:
             raise missing('EVSEStatusCode', w)
         else:
-            if st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 1); st = 4
+            if st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
             else: raise not_allowed('EVSEStatusCode', w)
             _i = _I_DC_EVSEStatusCode.get(x)
             if _i is None: raise bad_value('EVSEStatusCode', x, 'is not a value of DC_EVSEStatusCode', w)
-            w.bits((_i << 1), 6)
+            w.acc = (w.acc << 6) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2702,7 +2702,7 @@ def _eg_DC_EVStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not bool: raise bad_value('EVReady', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVErrorCode'
         x = v.ev_error_code
         if x is None:
@@ -2711,7 +2711,7 @@ def _eg_DC_EVStatus(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_DC_EVErrorCode.get(x)
             if _i is None: raise bad_value('EVErrorCode', x, 'is not a value of DC_EVErrorCode', w)
-            w.bits((_i << 1), 7)
+            w.acc = (w.acc << 7) | (_i << 1)
         _p = 'EVRESSSOC'
         x = v.evresssoc
         if x is None:
@@ -2719,9 +2719,9 @@ def _eg_DC_EVStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('EVRESSSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 10)
+            w.acc = (w.acc << 10) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2837,7 +2837,7 @@ def _e_DC_EVStatus(w: BitWriter, v: Any) -> None:
     i1 = _I_DC_EVErrorCode.get(x1)
     x2 = v.evresssoc
     if (type(x0) is bool) and (i1 is not None) and (type(x2) is int and 0 <= x2 <= 100):
-        w.bits((x0 << 19) | (i1 << 12) | (x2 << 2), 22)
+        w.acc = (w.acc << 22) | (x0 << 19) | (i1 << 12) | (x2 << 2)
         return
     _eg_DC_EVStatus(w, v)
 
@@ -2878,14 +2878,14 @@ def _eg_EVChargeParameter(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_EVChargeParameter[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2933,9 +2933,9 @@ def _e_EVChargeParameter(w: BitWriter, v: Any) -> None:
     """Fused fast path (one write); the generic _eg_EVChargeParameter otherwise."""
     x0 = v.departure_time
     if (type(x0) is int and 0 <= x0 and x0 <= 4294967295):
-        w.bits(0, 3)
+        w.acc <<= 3
         w.uint(x0)
-        w.bits(0, 2)
+        w.acc <<= 2
         return
     _eg_EVChargeParameter(w, v)
 
@@ -2978,17 +2978,17 @@ def _e_AC_EVChargeParameter(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EAmount'
         x = v.e_amount
         if x is None:
             raise missing('EAmount', w)
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('EAmount', w)
             if type(x) is not PhysicalValue: raise bad_value('EAmount', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -2997,7 +2997,7 @@ def _e_AC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaxVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVMaxVoltage', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -3006,7 +3006,7 @@ def _e_AC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaxCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not PhysicalValue: raise bad_value('EVMaxCurrent', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -3015,12 +3015,12 @@ def _e_AC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not PhysicalValue: raise bad_value('EVMinCurrent', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3135,17 +3135,17 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'DC_EVStatus'
         x = v.dc_ev_status
         if x is None:
             raise missing('DC_EVStatus', w)
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('DC_EVStatus', w)
             if type(x) is not DC_EVStatus: raise bad_value('DC_EVStatus', x, 'is not a DC_EVStatus', w)
             _e_DC_EVStatus(w, x)
@@ -3154,7 +3154,7 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumCurrentLimit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVMaximumCurrentLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -3163,7 +3163,7 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 4
             if type(x) is not PhysicalValue: raise bad_value('EVMaximumPowerLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -3172,8 +3172,8 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumVoltageLimit', w)
         else:
-            if st == 3: w.bits(1, 2); st = 5
-            elif st == 4: w.bits(0, 1); st = 5
+            if st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 1; st = 5
             else: raise not_allowed('EVMaximumVoltageLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVMaximumVoltageLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -3182,7 +3182,7 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 6
             if type(x) is not PhysicalValue: raise bad_value('EVEnergyCapacity', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -3191,8 +3191,8 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 5: w.bits(1, 3); st = 7
-            elif st == 6: w.bits(0, 3); st = 7
+            if st == 5: w.acc = (w.acc << 3) | 1; st = 7
+            elif st == 6: w.acc <<= 3; st = 7
             else: raise not_allowed('EVEnergyRequest', w)
             if type(x) is not PhysicalValue: raise bad_value('EVEnergyRequest', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -3201,28 +3201,28 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 5: w.bits(2, 3); st = 8
-            elif st == 6: w.bits(1, 3); st = 8
-            elif st == 7: w.bits(0, 2); st = 8
+            if st == 5: w.acc = (w.acc << 3) | 2; st = 8
+            elif st == 6: w.acc = (w.acc << 3) | 1; st = 8
+            elif st == 7: w.acc <<= 2; st = 8
             else: raise not_allowed('FullSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('FullSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'BulkSOC'
         x = v.bulk_soc
         if x is None:
             pass
         else:
-            if st == 5: w.bits(3, 3); st = 9
-            elif st == 6: w.bits(2, 3); st = 9
-            elif st == 7: w.bits(1, 2); st = 9
-            elif st == 8: w.bits(0, 2); st = 9
+            if st == 5: w.acc = (w.acc << 3) | 3; st = 9
+            elif st == 6: w.acc = (w.acc << 3) | 2; st = 9
+            elif st == 7: w.acc = (w.acc << 2) | 1; st = 9
+            elif st == 8: w.acc <<= 2; st = 9
             else: raise not_allowed('BulkSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('BulkSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = None
         e = _EE_DC_EVChargeParameter[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3414,7 +3414,7 @@ def _e_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3450,7 +3450,7 @@ def _e_AC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('AC_EVSEStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not AC_EVSEStatus: raise bad_value('AC_EVSEStatus', x, 'is not a AC_EVSEStatus', w)
             _e_AC_EVSEStatus(w, x)
@@ -3459,7 +3459,7 @@ def _e_AC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSENominalVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not PhysicalValue: raise bad_value('EVSENominalVoltage', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -3468,12 +3468,12 @@ def _e_AC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaxCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaxCurrent', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3554,7 +3554,7 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DC_EVSEStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not DC_EVSEStatus: raise bad_value('DC_EVSEStatus', x, 'is not a DC_EVSEStatus', w)
             _e_DC_EVSEStatus(w, x)
@@ -3563,7 +3563,7 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumCurrentLimit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaximumCurrentLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -3572,7 +3572,7 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumPowerLimit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaximumPowerLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -3581,7 +3581,7 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumVoltageLimit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaximumVoltageLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -3590,7 +3590,7 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumCurrentLimit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not PhysicalValue: raise bad_value('EVSEMinimumCurrentLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -3599,7 +3599,7 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumVoltageLimit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not PhysicalValue: raise bad_value('EVSEMinimumVoltageLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -3608,7 +3608,7 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 8
             if type(x) is not PhysicalValue: raise bad_value('EVSECurrentRegulationTolerance', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -3617,8 +3617,8 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEPeakCurrentRipple', w)
         else:
-            if st == 6: w.bits(1, 2); st = 7
-            elif st == 8: w.bits(0, 1); st = 7
+            if st == 6: w.acc = (w.acc << 2) | 1; st = 7
+            elif st == 8: w.acc <<= 1; st = 7
             else: raise not_allowed('EVSEPeakCurrentRipple', w)
             if type(x) is not PhysicalValue: raise bad_value('EVSEPeakCurrentRipple', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -3627,14 +3627,14 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 9
             if type(x) is not PhysicalValue: raise bad_value('EVSEEnergyToBeDelivered', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
         e = _EE_DC_EVSEChargeParameter[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3793,7 +3793,7 @@ def _e_EVPowerDeliveryParameter(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3829,7 +3829,7 @@ def _e_DC_EVPowerDeliveryParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DC_EVStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not DC_EVStatus: raise bad_value('DC_EVStatus', x, 'is not a DC_EVStatus', w)
             _e_DC_EVStatus(w, x)
@@ -3840,19 +3840,19 @@ def _e_DC_EVPowerDeliveryParameter(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not bool: raise bad_value('BulkChargingComplete', x, 'is not a bool', w)
-            w.bits((x << 1), 5)
+            w.acc = (w.acc << 5) | (x << 1)
         _p = 'ChargingComplete'
         x = v.charging_complete
         if x is None:
             raise missing('ChargingComplete', w)
         else:
-            if st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 1); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
             else: raise not_allowed('ChargingComplete', w)
             if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3951,7 +3951,7 @@ def _e_BodyBase(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3988,16 +3988,16 @@ def _e_SessionSetupReq(w: BitWriter, v: Any) -> None:
             raise missing('EVCCID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 6: raise bad_value('EVCCID', x, 'is not a bytes of at most 6 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4057,35 +4057,35 @@ def _e_SessionSetupRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEID'
         x = v.evseid
         if x is None:
             raise missing('EVSEID', w)
         else:
             st = 2
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 37: raise bad_value('EVSEID', x, 'is not a str of at most 37 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'EVSETimeStamp'
         x = v.evse_time_stamp
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('EVSETimeStamp', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_SessionSetupRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4192,29 +4192,29 @@ def _e_ServiceDiscoveryReq(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 64: raise bad_value('ServiceScope', x, 'is not a str of at most 64 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ServiceCategory'
         x = v.service_category
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 2); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 2; st = 2
             else: raise not_allowed('ServiceCategory', w)
             _i = _I_ServiceCategory.get(x)
             if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = None
         e = _EE_ServiceDiscoveryReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4302,13 +4302,13 @@ def _e_ServiceDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'PaymentOptionList'
         x = v.payment_option_list
         if x is None:
             raise missing('PaymentOptionList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not PaymentOptionList: raise bad_value('PaymentOptionList', x, 'is not a PaymentOptionList', w)
             _e_PaymentOptionList(w, x)
@@ -4317,7 +4317,7 @@ def _e_ServiceDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ChargeService', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not ChargeService: raise bad_value('ChargeService', x, 'is not a ChargeService', w)
             _e_ChargeService(w, x)
@@ -4326,14 +4326,14 @@ def _e_ServiceDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 4
             if type(x) is not ServiceList: raise bad_value('ServiceList', x, 'is not a ServiceList', w)
             _e_ServiceList(w, x)
         _p = None
         e = _EE_ServiceDiscoveryRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4443,16 +4443,16 @@ def _e_PaymentOptionList(w: BitWriter, v: Any) -> None:
         for x in v.payment_option:
             t = _ET_PaymentOptionList[st].get((0, 0))
             if t is None: raise not_allowed('PaymentOption', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _i = _I_PaymentOption.get(x)
             if _i is None: raise bad_value('PaymentOption', x, 'is not a value of PaymentOption', w)
-            w.bits((_i << 1), 3)
+            w.acc = (w.acc << 3) | (_i << 1)
         if len(v.payment_option) > 2: raise bad_value('PaymentOption', len(v.payment_option), 'occurrences, more than 2', w)
         _p = None
         e = _EE_PaymentOptionList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4513,70 +4513,70 @@ def _e_ChargeService(w: BitWriter, v: Any) -> None:
             raise missing('ServiceID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ServiceName'
         x = v.service_name
         if x is None:
             pass
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 32: raise bad_value('ServiceName', x, 'is not a str of at most 32 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ServiceCategory'
         x = v.service_category
         if x is None:
             raise missing('ServiceCategory', w)
         else:
-            if st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 1); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
             else: raise not_allowed('ServiceCategory', w)
             _i = _I_ServiceCategory.get(x)
             if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = 'ServiceScope'
         x = v.service_scope
         if x is None:
             pass
         else:
             st = 4
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 64: raise bad_value('ServiceScope', x, 'is not a str of at most 64 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'FreeService'
         x = v.free_service
         if x is None:
             raise missing('FreeService', w)
         else:
-            if st == 3: w.bits(1, 2); st = 5
-            elif st == 4: w.bits(0, 1); st = 5
+            if st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 1; st = 5
             else: raise not_allowed('FreeService', w)
             if type(x) is not bool: raise bad_value('FreeService', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'SupportedEnergyTransferMode'
         x = v.supported_energy_transfer_mode
         if x is None:
             raise missing('SupportedEnergyTransferMode', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not SupportedEnergyTransferMode: raise bad_value('SupportedEnergyTransferMode', x, 'is not a SupportedEnergyTransferMode', w)
             _e_SupportedEnergyTransferMode(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4737,61 +4737,61 @@ def _e_Service(w: BitWriter, v: Any) -> None:
             raise missing('ServiceID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ServiceName'
         x = v.service_name
         if x is None:
             pass
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 32: raise bad_value('ServiceName', x, 'is not a str of at most 32 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ServiceCategory'
         x = v.service_category
         if x is None:
             raise missing('ServiceCategory', w)
         else:
-            if st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 1); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
             else: raise not_allowed('ServiceCategory', w)
             _i = _I_ServiceCategory.get(x)
             if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = 'ServiceScope'
         x = v.service_scope
         if x is None:
             pass
         else:
             st = 4
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 64: raise bad_value('ServiceScope', x, 'is not a str of at most 64 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'FreeService'
         x = v.free_service
         if x is None:
             raise missing('FreeService', w)
         else:
-            if st == 3: w.bits(1, 2); st = 5
-            elif st == 4: w.bits(0, 1); st = 5
+            if st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 1; st = 5
             else: raise not_allowed('FreeService', w)
             if type(x) is not bool: raise bad_value('FreeService', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4938,16 +4938,16 @@ def _e_SupportedEnergyTransferMode(w: BitWriter, v: Any) -> None:
         for x in v.energy_transfer_mode:
             t = _ET_SupportedEnergyTransferMode[st].get((0, 0))
             if t is None: raise not_allowed('EnergyTransferMode', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _i = _I_EnergyTransferMode.get(x)
             if _i is None: raise bad_value('EnergyTransferMode', x, 'is not a value of EnergyTransferMode', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         if len(v.energy_transfer_mode) > 6: raise bad_value('EnergyTransferMode', len(v.energy_transfer_mode), 'occurrences, more than 6', w)
         _p = None
         e = _EE_SupportedEnergyTransferMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5010,7 +5010,7 @@ def _e_ServiceList(w: BitWriter, v: Any) -> None:
         for x in v.service:
             t = _ET_ServiceList[st].get((0, 0))
             if t is None: raise not_allowed('Service', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not Service: raise bad_value('Service', x, 'is not a Service', w)
             _e_Service(w, x)
@@ -5018,7 +5018,7 @@ def _e_ServiceList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_ServiceList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5065,12 +5065,12 @@ def _eg_ServiceDetailReq(w: BitWriter, v: Any) -> None:
             raise missing('ServiceID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5118,9 +5118,9 @@ def _e_ServiceDetailReq(w: BitWriter, v: Any) -> None:
     """Fused fast path (one write); the generic _eg_ServiceDetailReq otherwise."""
     x0 = v.service_id
     if (type(x0) is int and 0 <= x0 and x0 <= 65535):
-        w.bits(0, 2)
+        w.acc <<= 2
         w.uint(x0)
-        w.bits(0, 2)
+        w.acc <<= 2
         return
     _eg_ServiceDetailReq(w, v)
 
@@ -5167,30 +5167,30 @@ def _e_ServiceDetailRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'ServiceID'
         x = v.service_id
         if x is None:
             raise missing('ServiceID', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ServiceParameterList'
         x = v.service_parameter_list
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not ServiceParameterList: raise bad_value('ServiceParameterList', x, 'is not a ServiceParameterList', w)
             _e_ServiceParameterList(w, x)
         _p = None
         e = _EE_ServiceDetailRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5291,7 +5291,7 @@ def _e_ServiceParameterList(w: BitWriter, v: Any) -> None:
         for x in v.parameter_set:
             t = _ET_ServiceParameterList[st].get((0, 0))
             if t is None: raise not_allowed('ParameterSet', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not ParameterSet: raise bad_value('ParameterSet', x, 'is not a ParameterSet', w)
             _e_ParameterSet(w, x)
@@ -5299,7 +5299,7 @@ def _e_ServiceParameterList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_ServiceParameterList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5348,15 +5348,15 @@ def _e_ParameterSet(w: BitWriter, v: Any) -> None:
             raise missing('ParameterSetID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ParameterSetID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Parameter'
         for x in v.parameter:
             t = _ET_ParameterSet[st].get((1, 0))
             if t is None: raise not_allowed('Parameter', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not Parameter: raise bad_value('Parameter', x, 'is not a Parameter', w)
             _e_Parameter(w, x)
@@ -5364,7 +5364,7 @@ def _e_ParameterSet(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_ParameterSet[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5431,7 +5431,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Name', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Name', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -5442,44 +5442,44 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not bool: raise bad_value('boolValue', x, 'is not a bool', w)
-            w.bits((x << 1), 6)
+            w.acc = (w.acc << 6) | (x << 1)
         _p = 'byteValue'
         x = v.byte_value
         if x is None:
             pass
         else:
-            if st == 1: w.bits(1, 3); st = 3
+            if st == 1: w.acc = (w.acc << 3) | 1; st = 3
             elif st == 2: raise not_allowed('byteValue', w)
             else: raise not_allowed('byteValue', w)
             if type(x) is not int or not -128 <= x <= 127: raise bad_value('byteValue', x, 'is not an integer in [-128, 127]', w)
-            w.bits(((x - -128) << 1), 10)
+            w.acc = (w.acc << 10) | ((x - -128) << 1)
         _p = 'shortValue'
         x = v.short_value
         if x is None:
             pass
         else:
-            if st == 1: w.bits(2, 3); st = 4
+            if st == 1: w.acc = (w.acc << 3) | 2; st = 4
             elif st == 2: raise not_allowed('shortValue', w)
             elif st == 3: raise not_allowed('shortValue', w)
             else: raise not_allowed('shortValue', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('shortValue', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'intValue'
         x = v.int_value
         if x is None:
             pass
         else:
-            if st == 1: w.bits(3, 3); st = 5
+            if st == 1: w.acc = (w.acc << 3) | 3; st = 5
             elif st == 2: raise not_allowed('intValue', w)
             elif st == 3: raise not_allowed('intValue', w)
             elif st == 4: raise not_allowed('intValue', w)
             else: raise not_allowed('intValue', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < -2147483648 or x > 2147483647: raise bad_value('intValue', x, 'is not an integer in [-2147483648, 2147483647]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'physicalValue'
         x = v.physical_value
         if x is None:
@@ -5487,7 +5487,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Parameter[st].get((5, 0))
             if t is None: raise not_allowed('physicalValue', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not PhysicalValue: raise bad_value('physicalValue', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -5498,19 +5498,19 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Parameter[st].get((6, 0))
             if t is None: raise not_allowed('stringValue', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str): raise bad_value('stringValue', x, 'is not a str of at most None characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_Parameter[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5686,18 +5686,18 @@ def _e_PaymentServiceSelectionReq(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_PaymentOption.get(x)
             if _i is None: raise bad_value('SelectedPaymentOption', x, 'is not a value of PaymentOption', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = 'SelectedServiceList'
         x = v.selected_service_list
         if x is None:
             raise missing('SelectedServiceList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not SelectedServiceList: raise bad_value('SelectedServiceList', x, 'is not a SelectedServiceList', w)
             _e_SelectedServiceList(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5777,7 +5777,7 @@ def _e_SelectedServiceList(w: BitWriter, v: Any) -> None:
         for x in v.selected_service:
             t = _ET_SelectedServiceList[st].get((0, 0))
             if t is None: raise not_allowed('SelectedService', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not SelectedService: raise bad_value('SelectedService', x, 'is not a SelectedService', w)
             _e_SelectedService(w, x)
@@ -5785,7 +5785,7 @@ def _e_SelectedServiceList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_SelectedServiceList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5834,24 +5834,24 @@ def _e_SelectedService(w: BitWriter, v: Any) -> None:
             raise missing('ServiceID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ParameterSetID'
         x = v.parameter_set_id
         if x is None:
             pass
         else:
             st = 2
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ParameterSetID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_SelectedService[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5929,9 +5929,9 @@ def _eg_PaymentServiceSelectionRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5991,7 +5991,7 @@ def _e_PaymentServiceSelectionRes(w: BitWriter, v: Any) -> None:
     x0 = v.response_code
     i0 = _I_ResponseCode.get(x0)
     if (i0 is not None):
-        w.bits((i0 << 2), 9)
+        w.acc = (w.acc << 9) | (i0 << 2)
         return
     _eg_PaymentServiceSelectionRes(w, v)
 
@@ -6026,25 +6026,25 @@ def _e_PaymentDetailsReq(w: BitWriter, v: Any) -> None:
             raise missing('eMAID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 15: raise bad_value('eMAID', x, 'is not a str of at most 15 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ContractSignatureCertChain'
         x = v.contract_signature_cert_chain
         if x is None:
             raise missing('ContractSignatureCertChain', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not CertificateChain: raise bad_value('ContractSignatureCertChain', x, 'is not a CertificateChain', w)
             _e_CertificateChain(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6115,7 +6115,7 @@ def _e_CertificateChain(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -6124,29 +6124,29 @@ def _e_CertificateChain(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Certificate', w)
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('Certificate', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 800: raise bad_value('Certificate', x, 'is not a bytes of at most 800 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'SubCertificates'
         x = v.sub_certificates
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not SubCertificates: raise bad_value('SubCertificates', x, 'is not a SubCertificates', w)
             _e_SubCertificates(w, x)
         _p = None
         e = _EE_CertificateChain[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6230,20 +6230,20 @@ def _e_SubCertificates(w: BitWriter, v: Any) -> None:
         for x in v.certificate:
             t = _ET_SubCertificates[st].get((0, 0))
             if t is None: raise not_allowed('Certificate', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 800: raise bad_value('Certificate', x, 'is not a bytes of at most 800 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.certificate) > 4: raise bad_value('Certificate', len(v.certificate), 'occurrences, more than 4', w)
         _p = None
         e = _EE_SubCertificates[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6296,33 +6296,33 @@ def _e_PaymentDetailsRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'GenChallenge'
         x = v.gen_challenge
         if x is None:
             raise missing('GenChallenge', w)
         else:
             st = 2
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 16: raise bad_value('GenChallenge', x, 'is not a bytes of at most 16 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'EVSETimeStamp'
         x = v.evse_time_stamp
         if x is None:
             raise missing('EVSETimeStamp', w)
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('EVSETimeStamp', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6428,7 +6428,7 @@ def _e_AuthorizationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -6437,20 +6437,20 @@ def _e_AuthorizationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 2); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 2; st = 2
             else: raise not_allowed('GenChallenge', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 16: raise bad_value('GenChallenge', x, 'is not a bytes of at most 16 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_AuthorizationReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6522,7 +6522,7 @@ def _eg_AuthorizationRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEProcessing'
         x = v.evse_processing
         if x is None:
@@ -6531,9 +6531,9 @@ def _eg_AuthorizationRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_EVSEProcessing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6625,7 +6625,7 @@ def _e_AuthorizationRes(w: BitWriter, v: Any) -> None:
     x1 = v.evse_processing
     i1 = _I_EVSEProcessing.get(x1)
     if (i0 is not None) and (i1 is not None):
-        w.bits((i0 << 7) | (i1 << 2), 14)
+        w.acc = (w.acc << 14) | (i0 << 7) | (i1 << 2)
         return
     _eg_AuthorizationRes(w, v)
 
@@ -6664,21 +6664,21 @@ def _e_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('MaxEntriesSAScheduleTuple', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RequestedEnergyTransferMode'
         x = v.requested_energy_transfer_mode
         if x is None:
             raise missing('RequestedEnergyTransferMode', w)
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('RequestedEnergyTransferMode', w)
             _i = _I_EnergyTransferMode.get(x)
             if _i is None: raise bad_value('RequestedEnergyTransferMode', x, 'is not a value of EnergyTransferMode', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVChargeParameter'
         x = v.ev_charge_parameter
         if x is None:
@@ -6688,12 +6688,12 @@ def _e_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('EVChargeParameter', x, 'is not a member of the substitution group', w)
             t = _ET_ChargeParameterDiscoveryReq[st].get((2, m))
             if t is None: raise not_allowed('EVChargeParameter', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('AC_EVChargeParameter', 'DC_EVChargeParameter', 'EVChargeParameter')[m]
             _SE_ChargeParameterDiscoveryReq_ev_charge_parameter[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6799,7 +6799,7 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEProcessing'
         x = v.evse_processing
         if x is None:
@@ -6808,7 +6808,7 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_EVSEProcessing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'SASchedules'
         x = v.sa_schedules
         if x is None:
@@ -6818,7 +6818,7 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('SASchedules', x, 'is not a member of the substitution group', w)
             t = _ET_ChargeParameterDiscoveryRes[st].get((2, m))
             if t is None: raise not_allowed('SASchedules', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('SAScheduleList', 'SASchedules')[m]
             _SE_ChargeParameterDiscoveryRes_sa_schedules[m](w, x)
@@ -6831,12 +6831,12 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('EVSEChargeParameter', x, 'is not a member of the substitution group', w)
             t = _ET_ChargeParameterDiscoveryRes[st].get((3, m))
             if t is None: raise not_allowed('EVSEChargeParameter', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('AC_EVSEChargeParameter', 'DC_EVSEChargeParameter', 'EVSEChargeParameter')[m]
             _SE_ChargeParameterDiscoveryRes_evse_charge_parameter[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6968,7 +6968,7 @@ def _e_PowerDeliveryReq(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ChargeProgress.get(x)
             if _i is None: raise bad_value('ChargeProgress', x, 'is not a value of ChargeProgress', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'SAScheduleTupleID'
         x = v.sa_schedule_tuple_id
         if x is None:
@@ -6976,13 +6976,13 @@ def _e_PowerDeliveryReq(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not int or not 1 <= x <= 255: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [1, 255]', w)
-            w.bits(((x - 1) << 1), 11)
+            w.acc = (w.acc << 11) | ((x - 1) << 1)
         _p = 'ChargingProfile'
         x = v.charging_profile
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 3
             if type(x) is not ChargingProfile: raise bad_value('ChargingProfile', x, 'is not a ChargingProfile', w)
             _e_ChargingProfile(w, x)
@@ -6995,14 +6995,14 @@ def _e_PowerDeliveryReq(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('EVPowerDeliveryParameter', x, 'is not a member of the substitution group', w)
             t = _ET_PowerDeliveryReq[st].get((3, m))
             if t is None: raise not_allowed('EVPowerDeliveryParameter', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('DC_EVPowerDeliveryParameter', 'EVPowerDeliveryParameter')[m]
             _SE_PowerDeliveryReq_ev_power_delivery_parameter[m](w, x)
         _p = None
         e = _EE_PowerDeliveryReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7127,7 +7127,7 @@ def _e_ChargingProfile(w: BitWriter, v: Any) -> None:
         for x in v.profile_entry:
             t = _ET_ChargingProfile[st].get((0, 0))
             if t is None: raise not_allowed('ProfileEntry', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not ProfileEntry: raise bad_value('ProfileEntry', x, 'is not a ProfileEntry', w)
             _e_ProfileEntry(w, x)
@@ -7135,7 +7135,7 @@ def _e_ChargingProfile(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_ChargingProfile[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7184,16 +7184,16 @@ def _e_ProfileEntry(w: BitWriter, v: Any) -> None:
             raise missing('ChargingProfileEntryStart', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('ChargingProfileEntryStart', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ChargingProfileEntryMaxPower'
         x = v.charging_profile_entry_max_power
         if x is None:
             raise missing('ChargingProfileEntryMaxPower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not PhysicalValue: raise bad_value('ChargingProfileEntryMaxPower', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -7204,11 +7204,11 @@ def _e_ProfileEntry(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             if type(x) is not int or not 1 <= x <= 3: raise bad_value('ChargingProfileEntryMaxNumberOfPhasesInUse', x, 'is not an integer in [1, 3]', w)
-            w.bits(((x - 1) << 1), 6)
+            w.acc = (w.acc << 6) | ((x - 1) << 1)
         _p = None
         e = _EE_ProfileEntry[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7311,7 +7311,7 @@ def _e_PowerDeliveryRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEStatus'
         x = v.evse_status
         if x is None:
@@ -7321,12 +7321,12 @@ def _e_PowerDeliveryRes(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('EVSEStatus', x, 'is not a member of the substitution group', w)
             t = _ET_PowerDeliveryRes[st].get((1, m))
             if t is None: raise not_allowed('EVSEStatus', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('AC_EVSEStatus', 'DC_EVSEStatus', 'EVSEStatus')[m]
             _SE_PowerDeliveryRes_evse_status[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7408,7 +7408,7 @@ def _e_MeteringReceiptReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -7417,16 +7417,16 @@ def _e_MeteringReceiptReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SessionID', w)
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('SessionID', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'SAScheduleTupleID'
         x = v.sa_schedule_tuple_id
         if x is None:
@@ -7434,19 +7434,19 @@ def _e_MeteringReceiptReq(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             if type(x) is not int or not 1 <= x <= 255: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [1, 255]', w)
-            w.bits(((x - 1) << 1), 12)
+            w.acc = (w.acc << 12) | ((x - 1) << 1)
         _p = 'MeterInfo'
         x = v.meter_info
         if x is None:
             raise missing('MeterInfo', w)
         else:
-            if st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 1); st = 4
+            if st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
             else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7560,70 +7560,70 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             raise missing('MeterID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'MeterReading'
         x = v.meter_reading
         if x is None:
             pass
         else:
             st = 2
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterReading', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'SigMeterReading'
         x = v.sig_meter_reading
         if x is None:
             pass
         else:
-            if st == 1: w.bits(1, 3); st = 3
-            elif st == 2: w.bits(0, 3); st = 3
+            if st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 3; st = 3
             else: raise not_allowed('SigMeterReading', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('SigMeterReading', x, 'is not a bytes of at most 64 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'MeterStatus'
         x = v.meter_status
         if x is None:
             pass
         else:
-            if st == 1: w.bits(2, 3); st = 4
-            elif st == 2: w.bits(1, 3); st = 4
-            elif st == 3: w.bits(0, 2); st = 4
+            if st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('MeterStatus', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'TMeter'
         x = v.t_meter
         if x is None:
             pass
         else:
-            if st == 1: w.bits(3, 3); st = 5
-            elif st == 2: w.bits(2, 3); st = 5
-            elif st == 3: w.bits(1, 2); st = 5
-            elif st == 4: w.bits(0, 2); st = 5
+            if st == 1: w.acc = (w.acc << 3) | 3; st = 5
+            elif st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('TMeter', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('TMeter', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_MeterInfo[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7758,7 +7758,7 @@ def _e_MeteringReceiptRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEStatus'
         x = v.evse_status
         if x is None:
@@ -7768,12 +7768,12 @@ def _e_MeteringReceiptRes(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('EVSEStatus', x, 'is not a member of the substitution group', w)
             t = _ET_MeteringReceiptRes[st].get((1, m))
             if t is None: raise not_allowed('EVSEStatus', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('AC_EVSEStatus', 'DC_EVSEStatus', 'EVSEStatus')[m]
             _SE_MeteringReceiptRes_evse_status[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7858,9 +7858,9 @@ def _eg_SessionStopReq(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ChargingSession.get(x)
             if _i is None: raise bad_value('ChargingSession', x, 'is not a value of ChargingSession', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7918,7 +7918,7 @@ def _e_SessionStopReq(w: BitWriter, v: Any) -> None:
     x0 = v.charging_session
     i0 = _I_ChargingSession.get(x0)
     if (i0 is not None):
-        w.bits((i0 << 2), 5)
+        w.acc = (w.acc << 5) | (i0 << 2)
         return
     _eg_SessionStopReq(w, v)
 
@@ -7954,9 +7954,9 @@ def _eg_SessionStopRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8016,7 +8016,7 @@ def _e_SessionStopRes(w: BitWriter, v: Any) -> None:
     x0 = v.response_code
     i0 = _I_ResponseCode.get(x0)
     if (i0 is not None):
-        w.bits((i0 << 2), 9)
+        w.acc = (w.acc << 9) | (i0 << 2)
         return
     _eg_SessionStopRes(w, v)
 
@@ -8050,7 +8050,7 @@ def _e_CertificateUpdateReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Id', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -8059,7 +8059,7 @@ def _e_CertificateUpdateReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ContractSignatureCertChain', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not CertificateChain: raise bad_value('ContractSignatureCertChain', x, 'is not a CertificateChain', w)
             _e_CertificateChain(w, x)
@@ -8069,25 +8069,25 @@ def _e_CertificateUpdateReq(w: BitWriter, v: Any) -> None:
             raise missing('eMAID', w)
         else:
             st = 3
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 15: raise bad_value('eMAID', x, 'is not a str of at most 15 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ListOfRootCertificateIDs'
         x = v.list_of_root_certificate_i_ds
         if x is None:
             raise missing('ListOfRootCertificateIDs', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not ListOfRootCertificateIDs: raise bad_value('ListOfRootCertificateIDs', x, 'is not a ListOfRootCertificateIDs', w)
             _e_ListOfRootCertificateIDs(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8185,7 +8185,7 @@ def _e_ListOfRootCertificateIDs(w: BitWriter, v: Any) -> None:
         for x in v.root_certificate_id:
             t = _ET_ListOfRootCertificateIDs[st].get((0, 0))
             if t is None: raise not_allowed('RootCertificateID', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not X509IssuerSerial: raise bad_value('RootCertificateID', x, 'is not a X509IssuerSerial', w)
             _e_X509IssuerSerial(w, x)
@@ -8193,7 +8193,7 @@ def _e_ListOfRootCertificateIDs(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_ListOfRootCertificateIDs[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8244,13 +8244,13 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'SAProvisioningCertificateChain'
         x = v.sa_provisioning_certificate_chain
         if x is None:
             raise missing('SAProvisioningCertificateChain', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not CertificateChain: raise bad_value('SAProvisioningCertificateChain', x, 'is not a CertificateChain', w)
             _e_CertificateChain(w, x)
@@ -8259,7 +8259,7 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ContractSignatureCertChain', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not CertificateChain: raise bad_value('ContractSignatureCertChain', x, 'is not a CertificateChain', w)
             _e_CertificateChain(w, x)
@@ -8268,7 +8268,7 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ContractSignatureEncryptedPrivateKey', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not ContractSignatureEncryptedPrivateKey: raise bad_value('ContractSignatureEncryptedPrivateKey', x, 'is not a ContractSignatureEncryptedPrivateKey', w)
             _e_ContractSignatureEncryptedPrivateKey(w, x)
@@ -8277,7 +8277,7 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DHpublickey', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not DiffieHellmanPublickey: raise bad_value('DHpublickey', x, 'is not a DiffieHellmanPublickey', w)
             _e_DiffieHellmanPublickey(w, x)
@@ -8286,7 +8286,7 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('eMAID', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not EMAID: raise bad_value('eMAID', x, 'is not a EMAID', w)
             _e_EMAID(w, x)
@@ -8296,14 +8296,14 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 7
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('RetryCounter', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_CertificateUpdateRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8460,7 +8460,7 @@ def _e_ContractSignatureEncryptedPrivateKey(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Id', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -8471,14 +8471,14 @@ def _e_ContractSignatureEncryptedPrivateKey(w: BitWriter, v: Any) -> None:
         else:
             if type(x) is EmptyBytes:
                 e = _ESC_ContractSignatureEncryptedPrivateKey[st]
-                w.bits(e[0], e[1]); w.bits(0, e[2])
+                w.acc = (w.acc << e[1]) | e[0]; w.acc <<= e[2]
                 return
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if not isinstance(x, (bytes, bytearray)) or len(x) > 48: raise bad_value('value', x, 'is not a bytes of at most 48 octets', w)
             w.binary(x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8546,7 +8546,7 @@ def _e_DiffieHellmanPublickey(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Id', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -8557,14 +8557,14 @@ def _e_DiffieHellmanPublickey(w: BitWriter, v: Any) -> None:
         else:
             if type(x) is EmptyBytes:
                 e = _ESC_DiffieHellmanPublickey[st]
-                w.bits(e[0], e[1]); w.bits(0, e[2])
+                w.acc = (w.acc << e[1]) | e[0]; w.acc <<= e[2]
                 return
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if not isinstance(x, (bytes, bytearray)) or len(x) > 65: raise bad_value('value', x, 'is not a bytes of at most 65 octets', w)
             w.binary(x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8632,7 +8632,7 @@ def _e_EMAID(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Id', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -8643,14 +8643,14 @@ def _e_EMAID(w: BitWriter, v: Any) -> None:
         else:
             if type(x) is EmptyStr:
                 e = _ESC_EMAID[st]
-                w.bits(e[0], e[1]); w.bits(0, e[2])
+                w.acc = (w.acc << e[1]) | e[0]; w.acc <<= e[2]
                 return
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if not isinstance(x, str) or len(x) > 15: raise bad_value('value', x, 'is not a str of at most 15 characters', w)
             w.string(x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8717,7 +8717,7 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Id', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -8727,25 +8727,25 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
             raise missing('OEMProvisioningCert', w)
         else:
             st = 2
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 800: raise bad_value('OEMProvisioningCert', x, 'is not a bytes of at most 800 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ListOfRootCertificateIDs'
         x = v.list_of_root_certificate_i_ds
         if x is None:
             raise missing('ListOfRootCertificateIDs', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not ListOfRootCertificateIDs: raise bad_value('ListOfRootCertificateIDs', x, 'is not a ListOfRootCertificateIDs', w)
             _e_ListOfRootCertificateIDs(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8831,13 +8831,13 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'SAProvisioningCertificateChain'
         x = v.sa_provisioning_certificate_chain
         if x is None:
             raise missing('SAProvisioningCertificateChain', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not CertificateChain: raise bad_value('SAProvisioningCertificateChain', x, 'is not a CertificateChain', w)
             _e_CertificateChain(w, x)
@@ -8846,7 +8846,7 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ContractSignatureCertChain', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not CertificateChain: raise bad_value('ContractSignatureCertChain', x, 'is not a CertificateChain', w)
             _e_CertificateChain(w, x)
@@ -8855,7 +8855,7 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ContractSignatureEncryptedPrivateKey', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not ContractSignatureEncryptedPrivateKey: raise bad_value('ContractSignatureEncryptedPrivateKey', x, 'is not a ContractSignatureEncryptedPrivateKey', w)
             _e_ContractSignatureEncryptedPrivateKey(w, x)
@@ -8864,7 +8864,7 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DHpublickey', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not DiffieHellmanPublickey: raise bad_value('DHpublickey', x, 'is not a DiffieHellmanPublickey', w)
             _e_DiffieHellmanPublickey(w, x)
@@ -8873,12 +8873,12 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('eMAID', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not EMAID: raise bad_value('eMAID', x, 'is not a EMAID', w)
             _e_EMAID(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9011,7 +9011,7 @@ def _e_ChargingStatusReq(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9050,21 +9050,21 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEID'
         x = v.evseid
         if x is None:
             raise missing('EVSEID', w)
         else:
             st = 2
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 37: raise bad_value('EVSEID', x, 'is not a str of at most 37 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'SAScheduleTupleID'
         x = v.sa_schedule_tuple_id
         if x is None:
@@ -9072,13 +9072,13 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             if type(x) is not int or not 1 <= x <= 255: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [1, 255]', w)
-            w.bits(((x - 1) << 1), 11)
+            w.acc = (w.acc << 11) | ((x - 1) << 1)
         _p = 'EVSEMaxCurrent'
         x = v.evse_max_current
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 5
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaxCurrent', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9087,8 +9087,8 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 3: w.bits(1, 3); st = 6
-            elif st == 5: w.bits(0, 2); st = 6
+            if st == 3: w.acc = (w.acc << 3) | 1; st = 6
+            elif st == 5: w.acc <<= 2; st = 6
             else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
@@ -9097,26 +9097,26 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 3: w.bits(2, 3); st = 7
-            elif st == 5: w.bits(1, 2); st = 7
-            elif st == 6: w.bits(0, 2); st = 7
+            if st == 3: w.acc = (w.acc << 3) | 2; st = 7
+            elif st == 5: w.acc = (w.acc << 2) | 1; st = 7
+            elif st == 6: w.acc <<= 2; st = 7
             else: raise not_allowed('ReceiptRequired', w)
             if type(x) is not bool: raise bad_value('ReceiptRequired', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'AC_EVSEStatus'
         x = v.ac_evse_status
         if x is None:
             raise missing('AC_EVSEStatus', w)
         else:
-            if st == 3: w.bits(3, 3); st = 4
-            elif st == 5: w.bits(2, 2); st = 4
-            elif st == 6: w.bits(1, 2); st = 4
-            elif st == 7: w.bits(0, 1); st = 4
+            if st == 3: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 5: w.acc = (w.acc << 2) | 2; st = 4
+            elif st == 6: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 7: w.acc <<= 1; st = 4
             else: raise not_allowed('AC_EVSEStatus', w)
             if type(x) is not AC_EVSEStatus: raise bad_value('AC_EVSEStatus', x, 'is not a AC_EVSEStatus', w)
             _e_AC_EVSEStatus(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9297,12 +9297,12 @@ def _e_CableCheckReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DC_EVStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not DC_EVStatus: raise bad_value('DC_EVStatus', x, 'is not a DC_EVStatus', w)
             _e_DC_EVStatus(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9356,13 +9356,13 @@ def _e_CableCheckRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'DC_EVSEStatus'
         x = v.dc_evse_status
         if x is None:
             raise missing('DC_EVSEStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not DC_EVSEStatus: raise bad_value('DC_EVSEStatus', x, 'is not a DC_EVSEStatus', w)
             _e_DC_EVSEStatus(w, x)
@@ -9374,9 +9374,9 @@ def _e_CableCheckRes(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_EVSEProcessing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9487,7 +9487,7 @@ def _e_PreChargeReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DC_EVStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not DC_EVStatus: raise bad_value('DC_EVStatus', x, 'is not a DC_EVStatus', w)
             _e_DC_EVStatus(w, x)
@@ -9496,7 +9496,7 @@ def _e_PreChargeReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not PhysicalValue: raise bad_value('EVTargetVoltage', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9505,12 +9505,12 @@ def _e_PreChargeReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVTargetCurrent', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9592,13 +9592,13 @@ def _e_PreChargeRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'DC_EVSEStatus'
         x = v.dc_evse_status
         if x is None:
             raise missing('DC_EVSEStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not DC_EVSEStatus: raise bad_value('DC_EVSEStatus', x, 'is not a DC_EVSEStatus', w)
             _e_DC_EVSEStatus(w, x)
@@ -9607,12 +9607,12 @@ def _e_PreChargeRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEPresentVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVSEPresentVoltage', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9709,7 +9709,7 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DC_EVStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not DC_EVStatus: raise bad_value('DC_EVStatus', x, 'is not a DC_EVStatus', w)
             _e_DC_EVStatus(w, x)
@@ -9718,7 +9718,7 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not PhysicalValue: raise bad_value('EVTargetCurrent', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9727,7 +9727,7 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVMaximumVoltageLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9736,8 +9736,8 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 2: w.bits(1, 3); st = 4
-            elif st == 3: w.bits(0, 3); st = 4
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
             else: raise not_allowed('EVMaximumCurrentLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVMaximumCurrentLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9746,9 +9746,9 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 2: w.bits(2, 3); st = 5
-            elif st == 3: w.bits(1, 3); st = 5
-            elif st == 4: w.bits(0, 2); st = 5
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('EVMaximumPowerLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVMaximumPowerLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9757,13 +9757,13 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 2: w.bits(3, 3); st = 6
-            elif st == 3: w.bits(2, 3); st = 6
-            elif st == 4: w.bits(1, 2); st = 6
-            elif st == 5: w.bits(0, 2); st = 6
+            if st == 2: w.acc = (w.acc << 3) | 3; st = 6
+            elif st == 3: w.acc = (w.acc << 3) | 2; st = 6
+            elif st == 4: w.acc = (w.acc << 2) | 1; st = 6
+            elif st == 5: w.acc <<= 2; st = 6
             else: raise not_allowed('BulkChargingComplete', w)
             if type(x) is not bool: raise bad_value('BulkChargingComplete', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'ChargingComplete'
         x = v.charging_complete
         if x is None:
@@ -9771,16 +9771,16 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_CurrentDemandReq[st].get((6, 0))
             if t is None: raise not_allowed('ChargingComplete', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'RemainingTimeToFullSoC'
         x = v.remaining_time_to_full_soc
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 8
             if type(x) is not PhysicalValue: raise bad_value('RemainingTimeToFullSoC', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9789,8 +9789,8 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 7: w.bits(1, 2); st = 9
-            elif st == 8: w.bits(0, 2); st = 9
+            if st == 7: w.acc = (w.acc << 2) | 1; st = 9
+            elif st == 8: w.acc <<= 2; st = 9
             else: raise not_allowed('RemainingTimeToBulkSoC', w)
             if type(x) is not PhysicalValue: raise bad_value('RemainingTimeToBulkSoC', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -9799,14 +9799,14 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetVoltage', w)
         else:
-            if st == 7: w.bits(2, 2); st = 10
-            elif st == 8: w.bits(1, 2); st = 10
-            elif st == 9: w.bits(0, 1); st = 10
+            if st == 7: w.acc = (w.acc << 2) | 2; st = 10
+            elif st == 8: w.acc = (w.acc << 2) | 1; st = 10
+            elif st == 9: w.acc <<= 1; st = 10
             else: raise not_allowed('EVTargetVoltage', w)
             if type(x) is not PhysicalValue: raise bad_value('EVTargetVoltage', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10012,13 +10012,13 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'DC_EVSEStatus'
         x = v.dc_evse_status
         if x is None:
             raise missing('DC_EVSEStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not DC_EVSEStatus: raise bad_value('DC_EVSEStatus', x, 'is not a DC_EVSEStatus', w)
             _e_DC_EVSEStatus(w, x)
@@ -10027,7 +10027,7 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEPresentVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVSEPresentVoltage', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -10036,7 +10036,7 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEPresentCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not PhysicalValue: raise bad_value('EVSEPresentCurrent', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -10047,7 +10047,7 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         else:
             st = 5
             if type(x) is not bool: raise bad_value('EVSECurrentLimitAchieved', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVSEVoltageLimitAchieved'
         x = v.evse_voltage_limit_achieved
         if x is None:
@@ -10055,7 +10055,7 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         else:
             st = 6
             if type(x) is not bool: raise bad_value('EVSEVoltageLimitAchieved', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVSEPowerLimitAchieved'
         x = v.evse_power_limit_achieved
         if x is None:
@@ -10063,13 +10063,13 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         else:
             st = 7
             if type(x) is not bool: raise bad_value('EVSEPowerLimitAchieved', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVSEMaximumVoltageLimit'
         x = v.evse_maximum_voltage_limit
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 8
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaximumVoltageLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -10078,8 +10078,8 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 7: w.bits(1, 3); st = 9
-            elif st == 8: w.bits(0, 2); st = 9
+            if st == 7: w.acc = (w.acc << 3) | 1; st = 9
+            elif st == 8: w.acc <<= 2; st = 9
             else: raise not_allowed('EVSEMaximumCurrentLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaximumCurrentLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -10088,9 +10088,9 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 7: w.bits(2, 3); st = 10
-            elif st == 8: w.bits(1, 2); st = 10
-            elif st == 9: w.bits(0, 2); st = 10
+            if st == 7: w.acc = (w.acc << 3) | 2; st = 10
+            elif st == 8: w.acc = (w.acc << 2) | 1; st = 10
+            elif st == 9: w.acc <<= 2; st = 10
             else: raise not_allowed('EVSEMaximumPowerLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaximumPowerLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -10099,18 +10099,18 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEID', w)
         else:
-            if st == 7: w.bits(3, 3); st = 11
-            elif st == 8: w.bits(2, 2); st = 11
-            elif st == 9: w.bits(1, 2); st = 11
-            elif st == 10: w.bits(0, 1); st = 11
+            if st == 7: w.acc = (w.acc << 3) | 3; st = 11
+            elif st == 8: w.acc = (w.acc << 2) | 2; st = 11
+            elif st == 9: w.acc = (w.acc << 2) | 1; st = 11
+            elif st == 10: w.acc <<= 1; st = 11
             else: raise not_allowed('EVSEID', w)
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 37: raise bad_value('EVSEID', x, 'is not a str of at most 37 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'SAScheduleTupleID'
         x = v.sa_schedule_tuple_id
         if x is None:
@@ -10118,13 +10118,13 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         else:
             st = 12
             if type(x) is not int or not 1 <= x <= 255: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [1, 255]', w)
-            w.bits(((x - 1) << 1), 11)
+            w.acc = (w.acc << 11) | ((x - 1) << 1)
         _p = 'MeterInfo'
         x = v.meter_info
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 13
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
@@ -10133,15 +10133,15 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 12: w.bits(1, 2); st = 14
-            elif st == 13: w.bits(0, 2); st = 14
+            if st == 12: w.acc = (w.acc << 2) | 1; st = 14
+            elif st == 13: w.acc <<= 2; st = 14
             else: raise not_allowed('ReceiptRequired', w)
             if type(x) is not bool: raise bad_value('ReceiptRequired', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = None
         e = _EE_CurrentDemandRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10456,12 +10456,12 @@ def _e_WeldingDetectionReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DC_EVStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not DC_EVStatus: raise bad_value('DC_EVStatus', x, 'is not a DC_EVStatus', w)
             _e_DC_EVStatus(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10515,13 +10515,13 @@ def _e_WeldingDetectionRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'DC_EVSEStatus'
         x = v.dc_evse_status
         if x is None:
             raise missing('DC_EVSEStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not DC_EVSEStatus: raise bad_value('DC_EVSEStatus', x, 'is not a DC_EVSEStatus', w)
             _e_DC_EVSEStatus(w, x)
@@ -10530,12 +10530,12 @@ def _e_WeldingDetectionRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEPresentVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVSEPresentVoltage', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10633,20 +10633,20 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
             raise missing('SessionID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'Notification'
         x = v.notification
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not Notification: raise bad_value('Notification', x, 'is not a Notification', w)
             _e_Notification(w, x)
@@ -10655,15 +10655,15 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('Signature', w)
             if type(x) is not Signature: raise bad_value('Signature', x, 'is not a Signature', w)
             _e_Signature(w, x)
         _p = None
         e = _EE_MessageHeader[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10751,25 +10751,25 @@ def _e_Notification(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_FaultCode.get(x)
             if _i is None: raise bad_value('FaultCode', x, 'is not a value of FaultCode', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'FaultMsg'
         x = v.fault_msg
         if x is None:
             pass
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 64: raise bad_value('FaultMsg', x, 'is not a str of at most 64 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_Notification[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10860,14 +10860,14 @@ def _e_Body(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('BodyElement', x, 'is not a member of the substitution group', w)
             t = _ET_Body[st].get((0, m))
             if t is None: raise not_allowed('BodyElement', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('AuthorizationReq', 'AuthorizationRes', 'BodyElement', 'CableCheckReq', 'CableCheckRes', 'CertificateInstallationReq', 'CertificateInstallationRes', 'CertificateUpdateReq', 'CertificateUpdateRes', 'ChargeParameterDiscoveryReq', 'ChargeParameterDiscoveryRes', 'ChargingStatusReq', 'ChargingStatusRes', 'CurrentDemandReq', 'CurrentDemandRes', 'MeteringReceiptReq', 'MeteringReceiptRes', 'PaymentDetailsReq', 'PaymentDetailsRes', 'PaymentServiceSelectionReq', 'PaymentServiceSelectionRes', 'PowerDeliveryReq', 'PowerDeliveryRes', 'PreChargeReq', 'PreChargeRes', 'ServiceDetailReq', 'ServiceDetailRes', 'ServiceDiscoveryReq', 'ServiceDiscoveryRes', 'SessionSetupReq', 'SessionSetupRes', 'SessionStopReq', 'SessionStopRes', 'WeldingDetectionReq', 'WeldingDetectionRes')[m]
             _SE_Body_body_element[m](w, x)
         _p = None
         e = _EE_Body[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10919,7 +10919,7 @@ def _e_V2G_Message(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -10928,12 +10928,12 @@ def _e_V2G_Message(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Body', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not Body: raise bad_value('Body', x, 'is not a Body', w)
             _e_Body(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -11516,12 +11516,12 @@ FIELDS.update(_SF); ENCODERS.update(_SEN); DECODERS.update(_SDE)
 
 def _es_g26(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g26(r: BitReader) -> Any:
@@ -11535,12 +11535,12 @@ def _ds_g26(r: BitReader) -> Any:
 
 def _es_g34(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g34(r: BitReader) -> Any:
@@ -11554,12 +11554,12 @@ def _ds_g34(r: BitReader) -> Any:
 
 def _es_g39(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g39(r: BitReader) -> Any:
@@ -11575,7 +11575,7 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:15118:2:2013:MsgDataTypes', 
 
 def _es_f8(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('BulkChargingComplete', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f8(r: BitReader) -> Any:
@@ -11597,7 +11597,7 @@ def _ds_f8(r: BitReader) -> Any:
 
 def _es_f9(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('BulkChargingComplete', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f9(r: BitReader) -> Any:
@@ -11619,7 +11619,7 @@ def _ds_f9(r: BitReader) -> Any:
 
 def _es_f10(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('BulkSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f10(r: BitReader) -> Any:
@@ -11643,12 +11643,12 @@ def _ds_f10(r: BitReader) -> Any:
 
 def _es_f14(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 800: raise bad_value('Certificate', x, 'is not a bytes of at most 800 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f14(r: BitReader) -> Any:
@@ -11663,7 +11663,7 @@ def _ds_f14(r: BitReader) -> Any:
 def _es_f21(w: BitWriter, x: Any) -> None:
     _i = _I_ChargeProgress.get(x)
     if _i is None: raise bad_value('ChargeProgress', x, 'is not a value of ChargeProgress', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f21(r: BitReader) -> Any:
@@ -11689,7 +11689,7 @@ def _ds_f21(r: BitReader) -> Any:
 
 def _es_f23(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f23(r: BitReader) -> Any:
@@ -11711,7 +11711,7 @@ def _ds_f23(r: BitReader) -> Any:
 
 def _es_f24(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f24(r: BitReader) -> Any:
@@ -11733,7 +11733,7 @@ def _ds_f24(r: BitReader) -> Any:
 
 def _es_f26(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 1 <= x <= 3: raise bad_value('ChargingProfileEntryMaxNumberOfPhasesInUse', x, 'is not an integer in [1, 3]', w)
-    w.bits(((x - 1) << 1), 4)
+    w.acc = (w.acc << 4) | ((x - 1) << 1)
 
 
 def _ds_f26(r: BitReader) -> Any:
@@ -11756,10 +11756,10 @@ def _ds_f26(r: BitReader) -> Any:
 
 
 def _es_f28(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('ChargingProfileEntryStart', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f28(r: BitReader) -> Any:
@@ -11775,7 +11775,7 @@ def _ds_f28(r: BitReader) -> Any:
 def _es_f29(w: BitWriter, x: Any) -> None:
     _i = _I_ChargingSession.get(x)
     if _i is None: raise bad_value('ChargingSession', x, 'is not a value of ChargingSession', w)
-    w.bits((_i << 1), 3)
+    w.acc = (w.acc << 3) | (_i << 1)
 
 
 def _ds_f29(r: BitReader) -> Any:
@@ -11798,10 +11798,10 @@ def _ds_f29(r: BitReader) -> Any:
 
 
 def _es_f47(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f47(r: BitReader) -> Any:
@@ -11816,12 +11816,12 @@ def _ds_f47(r: BitReader) -> Any:
 
 def _es_f49(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f49(r: BitReader) -> Any:
@@ -11835,7 +11835,7 @@ def _ds_f49(r: BitReader) -> Any:
 
 def _es_f51(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('EPriceLevel', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f51(r: BitReader) -> Any:
@@ -11857,12 +11857,12 @@ def _ds_f51(r: BitReader) -> Any:
 
 def _es_f52(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 6: raise bad_value('EVCCID', x, 'is not a bytes of at most 6 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f52(r: BitReader) -> Any:
@@ -11877,7 +11877,7 @@ def _ds_f52(r: BitReader) -> Any:
 def _es_f56(w: BitWriter, x: Any) -> None:
     _i = _I_DC_EVErrorCode.get(x)
     if _i is None: raise bad_value('EVErrorCode', x, 'is not a value of DC_EVErrorCode', w)
-    w.bits((_i << 1), 6)
+    w.acc = (w.acc << 6) | (_i << 1)
 
 
 def _ds_f56(r: BitReader) -> Any:
@@ -11903,7 +11903,7 @@ def _ds_f56(r: BitReader) -> Any:
 
 def _es_f67(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('EVRESSSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f67(r: BitReader) -> Any:
@@ -11927,7 +11927,7 @@ def _ds_f67(r: BitReader) -> Any:
 
 def _es_f68(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVReady', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f68(r: BitReader) -> Any:
@@ -11949,7 +11949,7 @@ def _ds_f68(r: BitReader) -> Any:
 
 def _es_f70(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVSECurrentLimitAchieved', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f70(r: BitReader) -> Any:
@@ -11971,12 +11971,12 @@ def _ds_f70(r: BitReader) -> Any:
 
 def _es_f73(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 37: raise bad_value('EVSEID', x, 'is not a str of at most 37 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f73(r: BitReader) -> Any:
@@ -11991,7 +11991,7 @@ def _ds_f73(r: BitReader) -> Any:
 def _es_f74(w: BitWriter, x: Any) -> None:
     _i = _I_IsolationLevel.get(x)
     if _i is None: raise bad_value('EVSEIsolationStatus', x, 'is not a value of IsolationLevel', w)
-    w.bits((_i << 1), 5)
+    w.acc = (w.acc << 5) | (_i << 1)
 
 
 def _ds_f74(r: BitReader) -> Any:
@@ -12018,7 +12018,7 @@ def _ds_f74(r: BitReader) -> Any:
 def _es_f86(w: BitWriter, x: Any) -> None:
     _i = _I_EVSENotification.get(x)
     if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EVSENotification', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f86(r: BitReader) -> Any:
@@ -12044,7 +12044,7 @@ def _ds_f86(r: BitReader) -> Any:
 
 def _es_f88(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVSEPowerLimitAchieved', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f88(r: BitReader) -> Any:
@@ -12067,7 +12067,7 @@ def _ds_f88(r: BitReader) -> Any:
 def _es_f91(w: BitWriter, x: Any) -> None:
     _i = _I_EVSEProcessing.get(x)
     if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f91(r: BitReader) -> Any:
@@ -12094,7 +12094,7 @@ def _ds_f91(r: BitReader) -> Any:
 def _es_f93(w: BitWriter, x: Any) -> None:
     _i = _I_DC_EVSEStatusCode.get(x)
     if _i is None: raise bad_value('EVSEStatusCode', x, 'is not a value of DC_EVSEStatusCode', w)
-    w.bits((_i << 1), 6)
+    w.acc = (w.acc << 6) | (_i << 1)
 
 
 def _ds_f93(r: BitReader) -> Any:
@@ -12119,10 +12119,10 @@ def _ds_f93(r: BitReader) -> Any:
 
 
 def _es_f94(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('EVSETimeStamp', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f94(r: BitReader) -> Any:
@@ -12137,7 +12137,7 @@ def _ds_f94(r: BitReader) -> Any:
 
 def _es_f95(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVSEVoltageLimitAchieved', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f95(r: BitReader) -> Any:
@@ -12160,7 +12160,7 @@ def _ds_f95(r: BitReader) -> Any:
 def _es_f99(w: BitWriter, x: Any) -> None:
     _i = _I_EnergyTransferMode.get(x)
     if _i is None: raise bad_value('EnergyTransferMode', x, 'is not a value of EnergyTransferMode', w)
-    w.bits((_i << 1), 5)
+    w.acc = (w.acc << 5) | (_i << 1)
 
 
 def _ds_f99(r: BitReader) -> Any:
@@ -12186,12 +12186,12 @@ def _ds_f99(r: BitReader) -> Any:
 
 def _es_f101(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f101(r: BitReader) -> Any:
@@ -12206,7 +12206,7 @@ def _ds_f101(r: BitReader) -> Any:
 def _es_f102(w: BitWriter, x: Any) -> None:
     _i = _I_FaultCode.get(x)
     if _i is None: raise bad_value('FaultCode', x, 'is not a value of FaultCode', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f102(r: BitReader) -> Any:
@@ -12232,12 +12232,12 @@ def _ds_f102(r: BitReader) -> Any:
 
 def _es_f103(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 64: raise bad_value('FaultMsg', x, 'is not a str of at most 64 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f103(r: BitReader) -> Any:
@@ -12251,7 +12251,7 @@ def _ds_f103(r: BitReader) -> Any:
 
 def _es_f104(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('FreeService', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f104(r: BitReader) -> Any:
@@ -12273,7 +12273,7 @@ def _ds_f104(r: BitReader) -> Any:
 
 def _es_f105(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('FullSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f105(r: BitReader) -> Any:
@@ -12297,12 +12297,12 @@ def _ds_f105(r: BitReader) -> Any:
 
 def _es_f106(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f106(r: BitReader) -> Any:
@@ -12316,12 +12316,12 @@ def _ds_f106(r: BitReader) -> Any:
 
 def _es_f107(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 16: raise bad_value('GenChallenge', x, 'is not a bytes of at most 16 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f107(r: BitReader) -> Any:
@@ -12334,10 +12334,10 @@ def _ds_f107(r: BitReader) -> Any:
 
 
 def _es_f108(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f108(r: BitReader) -> Any:
@@ -12351,12 +12351,12 @@ def _ds_f108(r: BitReader) -> Any:
 
 def _es_f110(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f110(r: BitReader) -> Any:
@@ -12370,12 +12370,12 @@ def _ds_f110(r: BitReader) -> Any:
 
 def _es_f112(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f112(r: BitReader) -> Any:
@@ -12388,10 +12388,10 @@ def _ds_f112(r: BitReader) -> Any:
 
 
 def _es_f116(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('MaxEntriesSAScheduleTuple', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f116(r: BitReader) -> Any:
@@ -12406,12 +12406,12 @@ def _ds_f116(r: BitReader) -> Any:
 
 def _es_f117(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f117(r: BitReader) -> Any:
@@ -12424,10 +12424,10 @@ def _ds_f117(r: BitReader) -> Any:
 
 
 def _es_f119(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterReading', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f119(r: BitReader) -> Any:
@@ -12441,10 +12441,10 @@ def _ds_f119(r: BitReader) -> Any:
 
 
 def _es_f120(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f120(r: BitReader) -> Any:
@@ -12459,12 +12459,12 @@ def _ds_f120(r: BitReader) -> Any:
 
 def _es_f123(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f123(r: BitReader) -> Any:
@@ -12478,12 +12478,12 @@ def _ds_f123(r: BitReader) -> Any:
 
 def _es_f124(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f124(r: BitReader) -> Any:
@@ -12497,7 +12497,7 @@ def _ds_f124(r: BitReader) -> Any:
 
 def _es_f125(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not -3 <= x <= 3: raise bad_value('Multiplier', x, 'is not an integer in [-3, 3]', w)
-    w.bits(((x - -3) << 1), 5)
+    w.acc = (w.acc << 5) | ((x - -3) << 1)
 
 
 def _ds_f125(r: BitReader) -> Any:
@@ -12520,10 +12520,10 @@ def _ds_f125(r: BitReader) -> Any:
 
 
 def _es_f127(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f127(r: BitReader) -> Any:
@@ -12538,7 +12538,7 @@ def _ds_f127(r: BitReader) -> Any:
 
 def _es_f128(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumEPriceLevels', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f128(r: BitReader) -> Any:
@@ -12560,12 +12560,12 @@ def _ds_f128(r: BitReader) -> Any:
 
 def _es_f129(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 800: raise bad_value('OEMProvisioningCert', x, 'is not a bytes of at most 800 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f129(r: BitReader) -> Any:
@@ -12579,12 +12579,12 @@ def _ds_f129(r: BitReader) -> Any:
 
 def _es_f131(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f131(r: BitReader) -> Any:
@@ -12598,12 +12598,12 @@ def _ds_f131(r: BitReader) -> Any:
 
 def _es_f133(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f133(r: BitReader) -> Any:
@@ -12617,12 +12617,12 @@ def _ds_f133(r: BitReader) -> Any:
 
 def _es_f134(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f134(r: BitReader) -> Any:
@@ -12635,10 +12635,10 @@ def _ds_f134(r: BitReader) -> Any:
 
 
 def _es_f140(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ParameterSetID', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f140(r: BitReader) -> Any:
@@ -12654,7 +12654,7 @@ def _ds_f140(r: BitReader) -> Any:
 def _es_f143(w: BitWriter, x: Any) -> None:
     _i = _I_PaymentOption.get(x)
     if _i is None: raise bad_value('PaymentOption', x, 'is not a value of PaymentOption', w)
-    w.bits((_i << 1), 3)
+    w.acc = (w.acc << 3) | (_i << 1)
 
 
 def _ds_f143(r: BitReader) -> Any:
@@ -12678,12 +12678,12 @@ def _ds_f143(r: BitReader) -> Any:
 
 def _es_f147(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f147(r: BitReader) -> Any:
@@ -12697,12 +12697,12 @@ def _ds_f147(r: BitReader) -> Any:
 
 def _es_f153(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f153(r: BitReader) -> Any:
@@ -12716,7 +12716,7 @@ def _ds_f153(r: BitReader) -> Any:
 
 def _es_f154(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('RCD', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f154(r: BitReader) -> Any:
@@ -12738,7 +12738,7 @@ def _ds_f154(r: BitReader) -> Any:
 
 def _es_f156(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('ReceiptRequired', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f156(r: BitReader) -> Any:
@@ -12761,7 +12761,7 @@ def _ds_f156(r: BitReader) -> Any:
 def _es_f161(w: BitWriter, x: Any) -> None:
     _i = _I_EnergyTransferMode.get(x)
     if _i is None: raise bad_value('RequestedEnergyTransferMode', x, 'is not a value of EnergyTransferMode', w)
-    w.bits((_i << 1), 5)
+    w.acc = (w.acc << 5) | (_i << 1)
 
 
 def _ds_f161(r: BitReader) -> Any:
@@ -12788,7 +12788,7 @@ def _ds_f161(r: BitReader) -> Any:
 def _es_f162(w: BitWriter, x: Any) -> None:
     _i = _I_ResponseCode.get(x)
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-    w.bits((_i << 1), 7)
+    w.acc = (w.acc << 7) | (_i << 1)
 
 
 def _ds_f162(r: BitReader) -> Any:
@@ -12813,10 +12813,10 @@ def _ds_f162(r: BitReader) -> Any:
 
 
 def _es_f164(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('RetryCounter', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f164(r: BitReader) -> Any:
@@ -12831,7 +12831,7 @@ def _ds_f164(r: BitReader) -> Any:
 
 def _es_f169(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 1 <= x <= 255: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [1, 255]', w)
-    w.bits(((x - 1) << 1), 10)
+    w.acc = (w.acc << 10) | ((x - 1) << 1)
 
 
 def _ds_f169(r: BitReader) -> Any:
@@ -12855,7 +12855,7 @@ def _ds_f169(r: BitReader) -> Any:
 
 def _es_f170(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 1 <= x <= 255: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [1, 255]', w)
-    w.bits(((x - 1) << 1), 10)
+    w.acc = (w.acc << 10) | ((x - 1) << 1)
 
 
 def _ds_f170(r: BitReader) -> Any:
@@ -12879,12 +12879,12 @@ def _ds_f170(r: BitReader) -> Any:
 
 def _es_f173(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f173(r: BitReader) -> Any:
@@ -12898,12 +12898,12 @@ def _ds_f173(r: BitReader) -> Any:
 
 def _es_f175(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 32: raise bad_value('SalesTariffDescription', x, 'is not a str of at most 32 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f175(r: BitReader) -> Any:
@@ -12917,7 +12917,7 @@ def _ds_f175(r: BitReader) -> Any:
 
 def _es_f177(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 1 <= x <= 255: raise bad_value('SalesTariffID', x, 'is not an integer in [1, 255]', w)
-    w.bits(((x - 1) << 1), 10)
+    w.acc = (w.acc << 10) | ((x - 1) << 1)
 
 
 def _ds_f177(r: BitReader) -> Any:
@@ -12941,12 +12941,12 @@ def _ds_f177(r: BitReader) -> Any:
 
 def _es_f178(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f178(r: BitReader) -> Any:
@@ -12961,7 +12961,7 @@ def _ds_f178(r: BitReader) -> Any:
 def _es_f179(w: BitWriter, x: Any) -> None:
     _i = _I_PaymentOption.get(x)
     if _i is None: raise bad_value('SelectedPaymentOption', x, 'is not a value of PaymentOption', w)
-    w.bits((_i << 1), 3)
+    w.acc = (w.acc << 3) | (_i << 1)
 
 
 def _ds_f179(r: BitReader) -> Any:
@@ -12986,7 +12986,7 @@ def _ds_f179(r: BitReader) -> Any:
 def _es_f183(w: BitWriter, x: Any) -> None:
     _i = _I_ServiceCategory.get(x)
     if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f183(r: BitReader) -> Any:
@@ -13011,7 +13011,7 @@ def _ds_f183(r: BitReader) -> Any:
 def _es_f184(w: BitWriter, x: Any) -> None:
     _i = _I_ServiceCategory.get(x)
     if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f184(r: BitReader) -> Any:
@@ -13034,10 +13034,10 @@ def _ds_f184(r: BitReader) -> Any:
 
 
 def _es_f189(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f189(r: BitReader) -> Any:
@@ -13051,10 +13051,10 @@ def _ds_f189(r: BitReader) -> Any:
 
 
 def _es_f190(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f190(r: BitReader) -> Any:
@@ -13069,12 +13069,12 @@ def _ds_f190(r: BitReader) -> Any:
 
 def _es_f192(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 32: raise bad_value('ServiceName', x, 'is not a str of at most 32 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f192(r: BitReader) -> Any:
@@ -13088,12 +13088,12 @@ def _ds_f192(r: BitReader) -> Any:
 
 def _es_f194(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 64: raise bad_value('ServiceScope', x, 'is not a str of at most 64 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f194(r: BitReader) -> Any:
@@ -13107,12 +13107,12 @@ def _ds_f194(r: BitReader) -> Any:
 
 def _es_f195(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 64: raise bad_value('ServiceScope', x, 'is not a str of at most 64 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f195(r: BitReader) -> Any:
@@ -13126,12 +13126,12 @@ def _ds_f195(r: BitReader) -> Any:
 
 def _es_f196(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f196(r: BitReader) -> Any:
@@ -13145,12 +13145,12 @@ def _ds_f196(r: BitReader) -> Any:
 
 def _es_f197(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f197(r: BitReader) -> Any:
@@ -13164,12 +13164,12 @@ def _ds_f197(r: BitReader) -> Any:
 
 def _es_f202(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('SigMeterReading', x, 'is not a bytes of at most 64 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f202(r: BitReader) -> Any:
@@ -13182,10 +13182,10 @@ def _ds_f202(r: BitReader) -> Any:
 
 
 def _es_f211(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('TMeter', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f211(r: BitReader) -> Any:
@@ -13201,7 +13201,7 @@ def _ds_f211(r: BitReader) -> Any:
 def _es_f215(w: BitWriter, x: Any) -> None:
     _i = _I_UnitSymbol.get(x)
     if _i is None: raise bad_value('Unit', x, 'is not a value of UnitSymbol', w)
-    w.bits((_i << 1), 5)
+    w.acc = (w.acc << 5) | (_i << 1)
 
 
 def _ds_f215(r: BitReader) -> Any:
@@ -13226,10 +13226,10 @@ def _ds_f215(r: BitReader) -> Any:
 
 
 def _es_f217(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f217(r: BitReader) -> Any:
@@ -13244,12 +13244,12 @@ def _ds_f217(r: BitReader) -> Any:
 
 def _es_f220(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f220(r: BitReader) -> Any:
@@ -13263,12 +13263,12 @@ def _ds_f220(r: BitReader) -> Any:
 
 def _es_f221(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f221(r: BitReader) -> Any:
@@ -13282,12 +13282,12 @@ def _ds_f221(r: BitReader) -> Any:
 
 def _es_f223(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f223(r: BitReader) -> Any:
@@ -13301,12 +13301,12 @@ def _ds_f223(r: BitReader) -> Any:
 
 def _es_f225(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f225(r: BitReader) -> Any:
@@ -13319,10 +13319,10 @@ def _ds_f225(r: BitReader) -> Any:
 
 
 def _es_f226(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f226(r: BitReader) -> Any:
@@ -13336,12 +13336,12 @@ def _ds_f226(r: BitReader) -> Any:
 
 def _es_f227(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f227(r: BitReader) -> Any:
@@ -13355,12 +13355,12 @@ def _ds_f227(r: BitReader) -> Any:
 
 def _es_f228(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f228(r: BitReader) -> Any:
@@ -13374,12 +13374,12 @@ def _ds_f228(r: BitReader) -> Any:
 
 def _es_f229(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f229(r: BitReader) -> Any:
@@ -13392,10 +13392,10 @@ def _ds_f229(r: BitReader) -> Any:
 
 
 def _es_f230(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('amount', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f230(r: BitReader) -> Any:
@@ -13410,7 +13410,7 @@ def _ds_f230(r: BitReader) -> Any:
 
 def _es_f231(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not -3 <= x <= 3: raise bad_value('amountMultiplier', x, 'is not an integer in [-3, 3]', w)
-    w.bits(((x - -3) << 1), 5)
+    w.acc = (w.acc << 5) | ((x - -3) << 1)
 
 
 def _ds_f231(r: BitReader) -> Any:
@@ -13434,7 +13434,7 @@ def _ds_f231(r: BitReader) -> Any:
 
 def _es_f232(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('boolValue', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f232(r: BitReader) -> Any:
@@ -13456,7 +13456,7 @@ def _ds_f232(r: BitReader) -> Any:
 
 def _es_f233(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not -128 <= x <= 127: raise bad_value('byteValue', x, 'is not an integer in [-128, 127]', w)
-    w.bits(((x - -128) << 1), 10)
+    w.acc = (w.acc << 10) | ((x - -128) << 1)
 
 
 def _ds_f233(r: BitReader) -> Any:
@@ -13479,7 +13479,7 @@ def _ds_f233(r: BitReader) -> Any:
 def _es_f234(w: BitWriter, x: Any) -> None:
     _i = _I_CostKind.get(x)
     if _i is None: raise bad_value('costKind', x, 'is not a value of CostKind', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f234(r: BitReader) -> Any:
@@ -13504,10 +13504,10 @@ def _ds_f234(r: BitReader) -> Any:
 
 
 def _es_f235(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 86400: raise bad_value('duration', x, 'is not an integer in [0, 86400]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f235(r: BitReader) -> Any:
@@ -13521,10 +13521,10 @@ def _ds_f235(r: BitReader) -> Any:
 
 
 def _es_f237(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -2147483648 or x > 2147483647: raise bad_value('intValue', x, 'is not an integer in [-2147483648, 2147483647]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f237(r: BitReader) -> Any:
@@ -13538,10 +13538,10 @@ def _ds_f237(r: BitReader) -> Any:
 
 
 def _es_f239(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('shortValue', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f239(r: BitReader) -> Any:
@@ -13555,10 +13555,10 @@ def _ds_f239(r: BitReader) -> Any:
 
 
 def _es_f240(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 16777214: raise bad_value('start', x, 'is not an integer in [0, 16777214]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f240(r: BitReader) -> Any:
@@ -13573,12 +13573,12 @@ def _ds_f240(r: BitReader) -> Any:
 
 def _es_f242(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('stringValue', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f242(r: BitReader) -> Any:

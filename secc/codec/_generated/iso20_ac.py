@@ -620,7 +620,7 @@ def _e_CLReqControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -652,7 +652,7 @@ def _e_CLResControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -690,7 +690,7 @@ def _e_AC_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -703,12 +703,12 @@ def _e_AC_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('AC_CPDReqEnergyTransferMode', x, 'is not a member of the substitution group', w)
             t = _ET_AC_ChargeParameterDiscoveryReq[st].get((1, m))
             if t is None: raise not_allowed('AC_CPDReqEnergyTransferMode', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('AC_CPDReqEnergyTransferMode', 'BPT_AC_CPDReqEnergyTransferMode')[m]
             _SE_AC_ChargeParameterDiscoveryReq_ac_cpd_req_energy_transfer_mode[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -774,12 +774,12 @@ def _e_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -830,12 +830,12 @@ def _e_V2GRequest(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -886,12 +886,12 @@ def _e_V2GMessage(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -945,37 +945,37 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
             raise missing('SessionID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'TimeStamp'
         x = v.time_stamp
         if x is None:
             raise missing('TimeStamp', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Signature'
         x = v.signature
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not Signature: raise bad_value('Signature', x, 'is not a Signature', w)
             _e_Signature(w, x)
         _p = None
         e = _EE_MessageHeader[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1065,7 +1065,7 @@ def _e_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1074,7 +1074,7 @@ def _e_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1083,8 +1083,8 @@ def _e_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('EVMaximumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1093,9 +1093,9 @@ def _e_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumChargePower', w)
         else:
-            if st == 1: w.bits(2, 2); st = 4
-            elif st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 1); st = 4
+            if st == 1: w.acc = (w.acc << 2) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
             else: raise not_allowed('EVMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1104,7 +1104,7 @@ def _e_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1113,15 +1113,15 @@ def _e_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 4: w.bits(1, 2); st = 5
-            elif st == 6: w.bits(0, 2); st = 5
+            if st == 4: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 6: w.acc <<= 2; st = 5
             else: raise not_allowed('EVMinimumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_AC_CPDReqEnergyTransferMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1244,19 +1244,19 @@ def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
-            w.bits(((x - -128) << 1), 11)
+            w.acc = (w.acc << 11) | ((x - -128) << 1)
         _p = 'Value'
         x = v.value
         if x is None:
             raise missing('Value', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1331,9 +1331,9 @@ def _e_RationalNumber(w: BitWriter, v: Any) -> None:
     x0 = v.exponent
     x1 = v.value
     if (type(x0) is int and -128 <= x0 <= 127) and (type(x1) is int and -32768 <= x1 and x1 <= 32767):
-        w.bits(((x0 - -128) << 4) | (x1 < 0), 14)
+        w.acc = (w.acc << 14) | ((x0 - -128) << 4) | (x1 < 0)
         w.uint(-x1 - 1 if x1 < 0 else x1)
-        w.bits(0, 2)
+        w.acc <<= 2
         return
     _eg_RationalNumber(w, v)
 
@@ -1380,7 +1380,7 @@ def _e_AC_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1392,7 +1392,7 @@ def _e_AC_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'AC_CPDResEnergyTransferMode'
         x = v.ac_cpd_res_energy_transfer_mode
         if x is None:
@@ -1402,12 +1402,12 @@ def _e_AC_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('AC_CPDResEnergyTransferMode', x, 'is not a member of the substitution group', w)
             t = _ET_AC_ChargeParameterDiscoveryRes[st].get((2, m))
             if t is None: raise not_allowed('AC_CPDResEnergyTransferMode', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('AC_CPDResEnergyTransferMode', 'BPT_AC_CPDResEnergyTransferMode')[m]
             _SE_AC_ChargeParameterDiscoveryRes_ac_cpd_res_energy_transfer_mode[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1503,7 +1503,7 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1515,9 +1515,9 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1598,7 +1598,7 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1610,9 +1610,9 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1695,7 +1695,7 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1704,7 +1704,7 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1713,8 +1713,8 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('EVSEMaximumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1723,9 +1723,9 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumChargePower', w)
         else:
-            if st == 1: w.bits(2, 2); st = 4
-            elif st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 1); st = 4
+            if st == 1: w.acc = (w.acc << 2) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
             else: raise not_allowed('EVSEMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1734,7 +1734,7 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 7
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1743,8 +1743,8 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 4: w.bits(1, 2); st = 5
-            elif st == 7: w.bits(0, 2); st = 5
+            if st == 4: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 7: w.acc <<= 2; st = 5
             else: raise not_allowed('EVSEMinimumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1753,9 +1753,9 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSENominalFrequency', w)
         else:
-            if st == 4: w.bits(2, 2); st = 6
-            elif st == 5: w.bits(0, 1); st = 6
-            elif st == 7: w.bits(1, 2); st = 6
+            if st == 4: w.acc = (w.acc << 2) | 2; st = 6
+            elif st == 5: w.acc <<= 1; st = 6
+            elif st == 7: w.acc = (w.acc << 2) | 1; st = 6
             else: raise not_allowed('EVSENominalFrequency', w)
             if type(x) is not RationalNumber: raise bad_value('EVSENominalFrequency', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1764,7 +1764,7 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 10
             if type(x) is not RationalNumber: raise bad_value('MaximumPowerAsymmetry', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1773,8 +1773,8 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 6: w.bits(1, 3); st = 11
-            elif st == 10: w.bits(0, 3); st = 11
+            if st == 6: w.acc = (w.acc << 3) | 1; st = 11
+            elif st == 10: w.acc <<= 3; st = 11
             else: raise not_allowed('EVSEPowerRampLimitation', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEPowerRampLimitation', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1783,9 +1783,9 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 6: w.bits(2, 3); st = 12
-            elif st == 10: w.bits(1, 3); st = 12
-            elif st == 11: w.bits(0, 3); st = 12
+            if st == 6: w.acc = (w.acc << 3) | 2; st = 12
+            elif st == 10: w.acc = (w.acc << 3) | 1; st = 12
+            elif st == 11: w.acc <<= 3; st = 12
             else: raise not_allowed('EVSEPresentActivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1794,10 +1794,10 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 6: w.bits(3, 3); st = 8
-            elif st == 10: w.bits(2, 3); st = 8
-            elif st == 11: w.bits(1, 3); st = 8
-            elif st == 12: w.bits(0, 2); st = 8
+            if st == 6: w.acc = (w.acc << 3) | 3; st = 8
+            elif st == 10: w.acc = (w.acc << 3) | 2; st = 8
+            elif st == 11: w.acc = (w.acc << 3) | 1; st = 8
+            elif st == 12: w.acc <<= 2; st = 8
             else: raise not_allowed('EVSEPresentActivePower_L2', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1808,14 +1808,14 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_AC_CPDResEnergyTransferMode[st].get((11, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_AC_CPDResEnergyTransferMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2022,7 +2022,7 @@ def _e_AC_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2031,7 +2031,7 @@ def _e_AC_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not DisplayParameters: raise bad_value('DisplayParameters', x, 'is not a DisplayParameters', w)
             _e_DisplayParameters(w, x)
@@ -2040,11 +2040,11 @@ def _e_AC_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterInfoRequested', w)
         else:
-            if st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 1); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
             else: raise not_allowed('MeterInfoRequested', w)
             if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'CLReqControlMode'
         x = v.cl_req_control_mode
         if x is None:
@@ -2054,12 +2054,12 @@ def _e_AC_ChargeLoopReq(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('CLReqControlMode', x, 'is not a member of the substitution group', w)
             t = _ET_AC_ChargeLoopReq[st].get((3, m))
             if t is None: raise not_allowed('CLReqControlMode', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('BPT_Dynamic_AC_CLReqControlMode', 'BPT_Scheduled_AC_CLReqControlMode', 'CLReqControlMode', 'Dynamic_AC_CLReqControlMode', 'Scheduled_AC_CLReqControlMode')[m]
             _SE_AC_ChargeLoopReq_cl_req_control_mode[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2165,7 +2165,7 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2174,7 +2174,7 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not DisplayParameters: raise bad_value('DisplayParameters', x, 'is not a DisplayParameters', w)
             _e_DisplayParameters(w, x)
@@ -2183,13 +2183,13 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterInfoRequested', w)
         else:
-            if st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 1); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
             else: raise not_allowed('MeterInfoRequested', w)
             if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2284,40 +2284,40 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 13)
+            w.acc = (w.acc << 13) | (x << 1)
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 4); st = 2
-            elif st == 1: w.bits(0, 4); st = 2
+            if st == 0: w.acc = (w.acc << 4) | 1; st = 2
+            elif st == 1: w.acc <<= 4; st = 2
             else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 4); st = 3
-            elif st == 1: w.bits(1, 4); st = 3
-            elif st == 2: w.bits(0, 4); st = 3
+            if st == 0: w.acc = (w.acc << 4) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 4) | 1; st = 3
+            elif st == 2: w.acc <<= 4; st = 3
             else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'MaximumSOC'
         x = v.maximum_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(3, 4); st = 4
-            elif st == 1: w.bits(2, 4); st = 4
-            elif st == 2: w.bits(1, 4); st = 4
-            elif st == 3: w.bits(0, 4); st = 4
+            if st == 0: w.acc = (w.acc << 4) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 4) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 4) | 1; st = 4
+            elif st == 3: w.acc <<= 4; st = 4
             else: raise not_allowed('MaximumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'RemainingTimeToMinimumSOC'
         x = v.remaining_time_to_minimum_soc
         if x is None:
@@ -2325,12 +2325,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((4, 0))
             if t is None: raise not_allowed('RemainingTimeToMinimumSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RemainingTimeToTargetSOC'
         x = v.remaining_time_to_target_soc
         if x is None:
@@ -2338,12 +2338,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((5, 0))
             if t is None: raise not_allowed('RemainingTimeToTargetSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RemainingTimeToMaximumSOC'
         x = v.remaining_time_to_maximum_soc
         if x is None:
@@ -2351,12 +2351,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((6, 0))
             if t is None: raise not_allowed('RemainingTimeToMaximumSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ChargingComplete'
         x = v.charging_complete
         if x is None:
@@ -2364,10 +2364,10 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((7, 0))
             if t is None: raise not_allowed('ChargingComplete', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'BatteryEnergyCapacity'
         x = v.battery_energy_capacity
         if x is None:
@@ -2375,7 +2375,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((8, 0))
             if t is None: raise not_allowed('BatteryEnergyCapacity', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('BatteryEnergyCapacity', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -2386,14 +2386,14 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((9, 0))
             if t is None: raise not_allowed('InletHot', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not bool: raise bad_value('InletHot', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = None
         e = _EE_DisplayParameters[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2667,7 +2667,7 @@ def _e_AC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2679,13 +2679,13 @@ def _e_AC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
         x = v.evse_status
         if x is None:
             pass
         else:
-            w.bits(0, 4)
+            w.acc <<= 4
             st = 3
             if type(x) is not EVSEStatus: raise bad_value('EVSEStatus', x, 'is not a EVSEStatus', w)
             _e_EVSEStatus(w, x)
@@ -2694,8 +2694,8 @@ def _e_AC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 2: w.bits(1, 4); st = 4
-            elif st == 3: w.bits(0, 4); st = 4
+            if st == 2: w.acc = (w.acc << 4) | 1; st = 4
+            elif st == 3: w.acc <<= 4; st = 4
             else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
@@ -2704,9 +2704,9 @@ def _e_AC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 2: w.bits(2, 4); st = 5
-            elif st == 3: w.bits(1, 4); st = 5
-            elif st == 4: w.bits(0, 3); st = 5
+            if st == 2: w.acc = (w.acc << 4) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 4) | 1; st = 5
+            elif st == 4: w.acc <<= 3; st = 5
             else: raise not_allowed('Receipt', w)
             if type(x) is not Receipt: raise bad_value('Receipt', x, 'is not a Receipt', w)
             _e_Receipt(w, x)
@@ -2715,10 +2715,10 @@ def _e_AC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 2: w.bits(3, 4); st = 6
-            elif st == 3: w.bits(2, 4); st = 6
-            elif st == 4: w.bits(1, 3); st = 6
-            elif st == 5: w.bits(0, 3); st = 6
+            if st == 2: w.acc = (w.acc << 4) | 3; st = 6
+            elif st == 3: w.acc = (w.acc << 4) | 2; st = 6
+            elif st == 4: w.acc = (w.acc << 3) | 1; st = 6
+            elif st == 5: w.acc <<= 3; st = 6
             else: raise not_allowed('EVSETargetFrequency', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetFrequency', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -2731,12 +2731,12 @@ def _e_AC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('CLResControlMode', x, 'is not a member of the substitution group', w)
             t = _ET_AC_ChargeLoopRes[st].get((6, m))
             if t is None: raise not_allowed('CLResControlMode', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('BPT_Dynamic_AC_CLResControlMode', 'BPT_Scheduled_AC_CLResControlMode', 'CLResControlMode', 'Dynamic_AC_CLResControlMode', 'Scheduled_AC_CLResControlMode')[m]
             _SE_AC_ChargeLoopRes_cl_res_control_mode[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2890,7 +2890,7 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2902,13 +2902,13 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
         x = v.evse_status
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 3
             if type(x) is not EVSEStatus: raise bad_value('EVSEStatus', x, 'is not a EVSEStatus', w)
             _e_EVSEStatus(w, x)
@@ -2917,8 +2917,8 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 2: w.bits(1, 3); st = 4
-            elif st == 3: w.bits(0, 2); st = 4
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
@@ -2927,16 +2927,16 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 2: w.bits(2, 3); st = 5
-            elif st == 3: w.bits(1, 2); st = 5
-            elif st == 4: w.bits(0, 2); st = 5
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('Receipt', w)
             if type(x) is not Receipt: raise bad_value('Receipt', x, 'is not a Receipt', w)
             _e_Receipt(w, x)
         _p = None
         e = _EE_ChargeLoopRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3060,10 +3060,10 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('NotificationMaxDelay', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
         if x is None:
@@ -3072,9 +3072,9 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_EvseNotification.get(x)
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
-            w.bits((_i << 1), 6)
+            w.acc = (w.acc << 6) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3163,76 +3163,76 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             raise missing('MeterID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ChargedEnergyReadingWh'
         x = v.charged_energy_reading_wh
         if x is None:
             raise missing('ChargedEnergyReadingWh', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'BPT_DischargedEnergyReadingWh'
         x = v.bpt_discharged_energy_reading_wh
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'CapacitiveEnergyReadingVARh'
         x = v.capacitive_energy_reading_va_rh
         if x is None:
             pass
         else:
-            if st == 2: w.bits(1, 3); st = 4
-            elif st == 3: w.bits(0, 3); st = 4
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
             else: raise not_allowed('CapacitiveEnergyReadingVARh', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'BPT_InductiveEnergyReadingVARh'
         x = v.bpt_inductive_energy_reading_va_rh
         if x is None:
             pass
         else:
-            if st == 2: w.bits(2, 3); st = 5
-            elif st == 3: w.bits(1, 3); st = 5
-            elif st == 4: w.bits(0, 3); st = 5
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 3; st = 5
             else: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MeterSignature'
         x = v.meter_signature
         if x is None:
             pass
         else:
-            if st == 2: w.bits(3, 3); st = 6
-            elif st == 3: w.bits(2, 3); st = 6
-            elif st == 4: w.bits(1, 3); st = 6
-            elif st == 5: w.bits(0, 3); st = 6
+            if st == 2: w.acc = (w.acc << 3) | 3; st = 6
+            elif st == 3: w.acc = (w.acc << 3) | 2; st = 6
+            elif st == 4: w.acc = (w.acc << 3) | 1; st = 6
+            elif st == 5: w.acc <<= 3; st = 6
             else: raise not_allowed('MeterSignature', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'MeterStatus'
         x = v.meter_status
         if x is None:
@@ -3240,12 +3240,12 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_MeterInfo[st].get((6, 0))
             if t is None: raise not_allowed('MeterStatus', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MeterTimestamp'
         x = v.meter_timestamp
         if x is None:
@@ -3253,16 +3253,16 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_MeterInfo[st].get((7, 0))
             if t is None: raise not_allowed('MeterTimestamp', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_MeterInfo[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3452,16 +3452,16 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
             raise missing('TimeAnchor', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EnergyCosts'
         x = v.energy_costs
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 2
             if type(x) is not DetailedCost: raise bad_value('EnergyCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
@@ -3470,8 +3470,8 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 1: w.bits(1, 3); st = 3
-            elif st == 2: w.bits(0, 3); st = 3
+            if st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 3; st = 3
             else: raise not_allowed('OccupancyCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OccupancyCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
@@ -3480,9 +3480,9 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 1: w.bits(2, 3); st = 4
-            elif st == 2: w.bits(1, 3); st = 4
-            elif st == 3: w.bits(0, 3); st = 4
+            if st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
             else: raise not_allowed('AdditionalServicesCosts', w)
             if type(x) is not DetailedCost: raise bad_value('AdditionalServicesCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
@@ -3491,10 +3491,10 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 1: w.bits(3, 3); st = 5
-            elif st == 2: w.bits(2, 3); st = 5
-            elif st == 3: w.bits(1, 3); st = 5
-            elif st == 4: w.bits(0, 2); st = 5
+            if st == 1: w.acc = (w.acc << 3) | 3; st = 5
+            elif st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('OverstayCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OverstayCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
@@ -3502,7 +3502,7 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         for x in v.tax_costs:
             t = _ET_Receipt[st].get((5, 0))
             if t is None: raise not_allowed('TaxCosts', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not DetailedTax: raise bad_value('TaxCosts', x, 'is not a DetailedTax', w)
             _e_DetailedTax(w, x)
@@ -3510,7 +3510,7 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_Receipt[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3630,7 +3630,7 @@ def _e_DetailedCost(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Amount', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('Amount', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3639,12 +3639,12 @@ def _e_DetailedCost(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('CostPerUnit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('CostPerUnit', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3710,21 +3710,21 @@ def _e_DetailedTax(w: BitWriter, v: Any) -> None:
             raise missing('TaxRuleID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Amount'
         x = v.amount
         if x is None:
             raise missing('Amount', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('Amount', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3796,7 +3796,7 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3805,7 +3805,7 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3814,8 +3814,8 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('EVMaximumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3824,9 +3824,9 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumChargePower', w)
         else:
-            if st == 1: w.bits(2, 2); st = 4
-            elif st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 1); st = 4
+            if st == 1: w.acc = (w.acc << 2) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
             else: raise not_allowed('EVMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3835,7 +3835,7 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 7
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3844,8 +3844,8 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 4: w.bits(1, 2); st = 5
-            elif st == 7: w.bits(0, 2); st = 5
+            if st == 4: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 7: w.acc <<= 2; st = 5
             else: raise not_allowed('EVMinimumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3854,9 +3854,9 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumDischargePower', w)
         else:
-            if st == 4: w.bits(2, 2); st = 6
-            elif st == 5: w.bits(0, 1); st = 6
-            elif st == 7: w.bits(1, 2); st = 6
+            if st == 4: w.acc = (w.acc << 2) | 2; st = 6
+            elif st == 5: w.acc <<= 1; st = 6
+            elif st == 7: w.acc = (w.acc << 2) | 1; st = 6
             else: raise not_allowed('EVMaximumDischargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3865,7 +3865,7 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 8
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3874,8 +3874,8 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 6: w.bits(1, 2); st = 9
-            elif st == 8: w.bits(0, 2); st = 9
+            if st == 6: w.acc = (w.acc << 2) | 1; st = 9
+            elif st == 8: w.acc <<= 2; st = 9
             else: raise not_allowed('EVMaximumDischargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3884,9 +3884,9 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumDischargePower', w)
         else:
-            if st == 6: w.bits(2, 2); st = 10
-            elif st == 8: w.bits(1, 2); st = 10
-            elif st == 9: w.bits(0, 1); st = 10
+            if st == 6: w.acc = (w.acc << 2) | 2; st = 10
+            elif st == 8: w.acc = (w.acc << 2) | 1; st = 10
+            elif st == 9: w.acc <<= 1; st = 10
             else: raise not_allowed('EVMinimumDischargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3895,7 +3895,7 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 11
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3904,15 +3904,15 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 10: w.bits(1, 2); st = 12
-            elif st == 11: w.bits(0, 2); st = 12
+            if st == 10: w.acc = (w.acc << 2) | 1; st = 12
+            elif st == 11: w.acc <<= 2; st = 12
             else: raise not_allowed('EVMinimumDischargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_BPT_AC_CPDReqEnergyTransferMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4119,7 +4119,7 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4128,7 +4128,7 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4137,8 +4137,8 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('EVSEMaximumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4147,9 +4147,9 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumChargePower', w)
         else:
-            if st == 1: w.bits(2, 2); st = 4
-            elif st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 1); st = 4
+            if st == 1: w.acc = (w.acc << 2) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
             else: raise not_allowed('EVSEMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4158,7 +4158,7 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 7
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4167,8 +4167,8 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 4: w.bits(1, 2); st = 5
-            elif st == 7: w.bits(0, 2); st = 5
+            if st == 4: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 7: w.acc <<= 2; st = 5
             else: raise not_allowed('EVSEMinimumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4177,9 +4177,9 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSENominalFrequency', w)
         else:
-            if st == 4: w.bits(2, 2); st = 6
-            elif st == 5: w.bits(0, 1); st = 6
-            elif st == 7: w.bits(1, 2); st = 6
+            if st == 4: w.acc = (w.acc << 2) | 2; st = 6
+            elif st == 5: w.acc <<= 1; st = 6
+            elif st == 7: w.acc = (w.acc << 2) | 1; st = 6
             else: raise not_allowed('EVSENominalFrequency', w)
             if type(x) is not RationalNumber: raise bad_value('EVSENominalFrequency', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4188,7 +4188,7 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 11
             if type(x) is not RationalNumber: raise bad_value('MaximumPowerAsymmetry', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4197,8 +4197,8 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 6: w.bits(1, 3); st = 12
-            elif st == 11: w.bits(0, 3); st = 12
+            if st == 6: w.acc = (w.acc << 3) | 1; st = 12
+            elif st == 11: w.acc <<= 3; st = 12
             else: raise not_allowed('EVSEPowerRampLimitation', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEPowerRampLimitation', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4207,9 +4207,9 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 6: w.bits(2, 3); st = 13
-            elif st == 11: w.bits(1, 3); st = 13
-            elif st == 12: w.bits(0, 3); st = 13
+            if st == 6: w.acc = (w.acc << 3) | 2; st = 13
+            elif st == 11: w.acc = (w.acc << 3) | 1; st = 13
+            elif st == 12: w.acc <<= 3; st = 13
             else: raise not_allowed('EVSEPresentActivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4218,10 +4218,10 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 6: w.bits(3, 3); st = 8
-            elif st == 11: w.bits(2, 3); st = 8
-            elif st == 12: w.bits(1, 3); st = 8
-            elif st == 13: w.bits(0, 2); st = 8
+            if st == 6: w.acc = (w.acc << 3) | 3; st = 8
+            elif st == 11: w.acc = (w.acc << 3) | 2; st = 8
+            elif st == 12: w.acc = (w.acc << 3) | 1; st = 8
+            elif st == 13: w.acc <<= 2; st = 8
             else: raise not_allowed('EVSEPresentActivePower_L2', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4232,7 +4232,7 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_AC_CPDResEnergyTransferMode[st].get((11, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4243,7 +4243,7 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_AC_CPDResEnergyTransferMode[st].get((12, 0))
             if t is None: raise not_allowed('EVSEMaximumDischargePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4252,7 +4252,7 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 16
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumDischargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4261,8 +4261,8 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 10: w.bits(1, 2); st = 14
-            elif st == 16: w.bits(0, 2); st = 14
+            if st == 10: w.acc = (w.acc << 2) | 1; st = 14
+            elif st == 16: w.acc <<= 2; st = 14
             else: raise not_allowed('EVSEMaximumDischargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumDischargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4271,9 +4271,9 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumDischargePower', w)
         else:
-            if st == 10: w.bits(2, 2); st = 15
-            elif st == 14: w.bits(0, 1); st = 15
-            elif st == 16: w.bits(1, 2); st = 15
+            if st == 10: w.acc = (w.acc << 2) | 2; st = 15
+            elif st == 14: w.acc <<= 1; st = 15
+            elif st == 16: w.acc = (w.acc << 2) | 1; st = 15
             else: raise not_allowed('EVSEMinimumDischargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4282,7 +4282,7 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 17
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumDischargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4291,15 +4291,15 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 15: w.bits(1, 2); st = 18
-            elif st == 17: w.bits(0, 2); st = 18
+            if st == 15: w.acc = (w.acc << 2) | 1; st = 18
+            elif st == 17: w.acc <<= 2; st = 18
             else: raise not_allowed('EVSEMinimumDischargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumDischargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_BPT_AC_CPDResEnergyTransferMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4590,7 +4590,7 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 4)
+            w.acc <<= 4
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4599,8 +4599,8 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 4); st = 2
-            elif st == 1: w.bits(0, 4); st = 2
+            if st == 0: w.acc = (w.acc << 4) | 1; st = 2
+            elif st == 1: w.acc <<= 4; st = 2
             else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4609,9 +4609,9 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 4); st = 3
-            elif st == 1: w.bits(1, 4); st = 3
-            elif st == 2: w.bits(0, 4); st = 3
+            if st == 0: w.acc = (w.acc << 4) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 4) | 1; st = 3
+            elif st == 2: w.acc <<= 4; st = 3
             else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4620,10 +4620,10 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(3, 4); st = 4
-            elif st == 1: w.bits(2, 4); st = 4
-            elif st == 2: w.bits(1, 4); st = 4
-            elif st == 3: w.bits(0, 3); st = 4
+            if st == 0: w.acc = (w.acc << 4) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 4) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 4) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
             else: raise not_allowed('EVMaximumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4634,7 +4634,7 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_AC_CLReqControlMode[st].get((4, 0))
             if t is None: raise not_allowed('EVMaximumChargePower_L2', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4645,7 +4645,7 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_AC_CLReqControlMode[st].get((5, 0))
             if t is None: raise not_allowed('EVMaximumChargePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4656,7 +4656,7 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_AC_CLReqControlMode[st].get((6, 0))
             if t is None: raise not_allowed('EVMinimumChargePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4667,7 +4667,7 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_AC_CLReqControlMode[st].get((7, 0))
             if t is None: raise not_allowed('EVMinimumChargePower_L2', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4678,7 +4678,7 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_AC_CLReqControlMode[st].get((8, 0))
             if t is None: raise not_allowed('EVMinimumChargePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4689,7 +4689,7 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_AC_CLReqControlMode[st].get((9, 0))
             if t is None: raise not_allowed('EVPresentActivePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4698,7 +4698,7 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 11
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4707,8 +4707,8 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 10: w.bits(1, 3); st = 12
-            elif st == 11: w.bits(0, 3); st = 12
+            if st == 10: w.acc = (w.acc << 3) | 1; st = 12
+            elif st == 11: w.acc <<= 3; st = 12
             else: raise not_allowed('EVPresentActivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4717,9 +4717,9 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 10: w.bits(2, 3); st = 13
-            elif st == 11: w.bits(1, 3); st = 13
-            elif st == 12: w.bits(0, 3); st = 13
+            if st == 10: w.acc = (w.acc << 3) | 2; st = 13
+            elif st == 11: w.acc = (w.acc << 3) | 1; st = 13
+            elif st == 12: w.acc <<= 3; st = 13
             else: raise not_allowed('EVPresentReactivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4728,10 +4728,10 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 10: w.bits(3, 3); st = 14
-            elif st == 11: w.bits(2, 3); st = 14
-            elif st == 12: w.bits(1, 3); st = 14
-            elif st == 13: w.bits(0, 2); st = 14
+            if st == 10: w.acc = (w.acc << 3) | 3; st = 14
+            elif st == 11: w.acc = (w.acc << 3) | 2; st = 14
+            elif st == 12: w.acc = (w.acc << 3) | 1; st = 14
+            elif st == 13: w.acc <<= 2; st = 14
             else: raise not_allowed('EVPresentReactivePower_L2', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4742,14 +4742,14 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_AC_CLReqControlMode[st].get((14, 0))
             if t is None: raise not_allowed('EVPresentReactivePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_Scheduled_AC_CLReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4998,7 +4998,7 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5007,8 +5007,8 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 3); st = 2
-            elif st == 1: w.bits(0, 2); st = 2
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 2; st = 2
             else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5017,16 +5017,16 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 3); st = 3
-            elif st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_Scheduled_CLReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5107,7 +5107,7 @@ def _e_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 4)
+            w.acc <<= 4
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5116,8 +5116,8 @@ def _e_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 4); st = 2
-            elif st == 1: w.bits(0, 4); st = 2
+            if st == 0: w.acc = (w.acc << 4) | 1; st = 2
+            elif st == 1: w.acc <<= 4; st = 2
             else: raise not_allowed('EVSETargetActivePower_L2', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5126,9 +5126,9 @@ def _e_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 4); st = 3
-            elif st == 1: w.bits(1, 4); st = 3
-            elif st == 2: w.bits(0, 4); st = 3
+            if st == 0: w.acc = (w.acc << 4) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 4) | 1; st = 3
+            elif st == 2: w.acc <<= 4; st = 3
             else: raise not_allowed('EVSETargetActivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5137,10 +5137,10 @@ def _e_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(3, 4); st = 4
-            elif st == 1: w.bits(2, 4); st = 4
-            elif st == 2: w.bits(1, 4); st = 4
-            elif st == 3: w.bits(0, 3); st = 4
+            if st == 0: w.acc = (w.acc << 4) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 4) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 4) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
             else: raise not_allowed('EVSETargetReactivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5151,7 +5151,7 @@ def _e_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_AC_CLResControlMode[st].get((4, 0))
             if t is None: raise not_allowed('EVSETargetReactivePower_L2', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5162,7 +5162,7 @@ def _e_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_AC_CLResControlMode[st].get((5, 0))
             if t is None: raise not_allowed('EVSETargetReactivePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5173,7 +5173,7 @@ def _e_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_AC_CLResControlMode[st].get((6, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5184,7 +5184,7 @@ def _e_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_AC_CLResControlMode[st].get((7, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower_L2', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5195,14 +5195,14 @@ def _e_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_AC_CLResControlMode[st].get((8, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_Scheduled_AC_CLResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5361,7 +5361,7 @@ def _e_Scheduled_CLResControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5399,7 +5399,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 4)
+            w.acc <<= 4
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5408,8 +5408,8 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 4); st = 2
-            elif st == 1: w.bits(0, 4); st = 2
+            if st == 0: w.acc = (w.acc << 4) | 1; st = 2
+            elif st == 1: w.acc <<= 4; st = 2
             else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5418,9 +5418,9 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 4); st = 3
-            elif st == 1: w.bits(1, 4); st = 3
-            elif st == 2: w.bits(0, 4); st = 3
+            if st == 0: w.acc = (w.acc << 4) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 4) | 1; st = 3
+            elif st == 2: w.acc <<= 4; st = 3
             else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5429,10 +5429,10 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(3, 4); st = 4
-            elif st == 1: w.bits(2, 4); st = 4
-            elif st == 2: w.bits(1, 4); st = 4
-            elif st == 3: w.bits(0, 3); st = 4
+            if st == 0: w.acc = (w.acc << 4) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 4) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 4) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
             else: raise not_allowed('EVMaximumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5443,7 +5443,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((4, 0))
             if t is None: raise not_allowed('EVMaximumChargePower_L2', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5454,7 +5454,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((5, 0))
             if t is None: raise not_allowed('EVMaximumChargePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5465,7 +5465,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((6, 0))
             if t is None: raise not_allowed('EVMinimumChargePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5476,7 +5476,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((7, 0))
             if t is None: raise not_allowed('EVMinimumChargePower_L2', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5487,7 +5487,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((8, 0))
             if t is None: raise not_allowed('EVMinimumChargePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5498,7 +5498,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((9, 0))
             if t is None: raise not_allowed('EVPresentActivePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5507,7 +5507,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 4)
+            w.acc <<= 4
             st = 15
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5516,8 +5516,8 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 10: w.bits(1, 4); st = 16
-            elif st == 15: w.bits(0, 4); st = 16
+            if st == 10: w.acc = (w.acc << 4) | 1; st = 16
+            elif st == 15: w.acc <<= 4; st = 16
             else: raise not_allowed('EVPresentActivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5526,9 +5526,9 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 10: w.bits(2, 4); st = 17
-            elif st == 15: w.bits(1, 4); st = 17
-            elif st == 16: w.bits(0, 4); st = 17
+            if st == 10: w.acc = (w.acc << 4) | 2; st = 17
+            elif st == 15: w.acc = (w.acc << 4) | 1; st = 17
+            elif st == 16: w.acc <<= 4; st = 17
             else: raise not_allowed('EVPresentReactivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5537,10 +5537,10 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 10: w.bits(3, 4); st = 18
-            elif st == 15: w.bits(2, 4); st = 18
-            elif st == 16: w.bits(1, 4); st = 18
-            elif st == 17: w.bits(0, 4); st = 18
+            if st == 10: w.acc = (w.acc << 4) | 3; st = 18
+            elif st == 15: w.acc = (w.acc << 4) | 2; st = 18
+            elif st == 16: w.acc = (w.acc << 4) | 1; st = 18
+            elif st == 17: w.acc <<= 4; st = 18
             else: raise not_allowed('EVPresentReactivePower_L2', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5551,7 +5551,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((14, 0))
             if t is None: raise not_allowed('EVPresentReactivePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5562,7 +5562,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((15, 0))
             if t is None: raise not_allowed('EVMaximumDischargePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5573,7 +5573,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((16, 0))
             if t is None: raise not_allowed('EVMaximumDischargePower_L2', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5584,7 +5584,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((17, 0))
             if t is None: raise not_allowed('EVMaximumDischargePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5595,7 +5595,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((18, 0))
             if t is None: raise not_allowed('EVMinimumDischargePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5606,7 +5606,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((19, 0))
             if t is None: raise not_allowed('EVMinimumDischargePower_L2', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5617,14 +5617,14 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((20, 0))
             if t is None: raise not_allowed('EVMinimumDischargePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_BPT_Scheduled_AC_CLReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5957,7 +5957,7 @@ def _e_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 4)
+            w.acc <<= 4
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5966,8 +5966,8 @@ def _e_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 4); st = 2
-            elif st == 1: w.bits(0, 4); st = 2
+            if st == 0: w.acc = (w.acc << 4) | 1; st = 2
+            elif st == 1: w.acc <<= 4; st = 2
             else: raise not_allowed('EVSETargetActivePower_L2', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5976,9 +5976,9 @@ def _e_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 4); st = 3
-            elif st == 1: w.bits(1, 4); st = 3
-            elif st == 2: w.bits(0, 4); st = 3
+            if st == 0: w.acc = (w.acc << 4) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 4) | 1; st = 3
+            elif st == 2: w.acc <<= 4; st = 3
             else: raise not_allowed('EVSETargetActivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5987,10 +5987,10 @@ def _e_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(3, 4); st = 4
-            elif st == 1: w.bits(2, 4); st = 4
-            elif st == 2: w.bits(1, 4); st = 4
-            elif st == 3: w.bits(0, 3); st = 4
+            if st == 0: w.acc = (w.acc << 4) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 4) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 4) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
             else: raise not_allowed('EVSETargetReactivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6001,7 +6001,7 @@ def _e_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLResControlMode[st].get((4, 0))
             if t is None: raise not_allowed('EVSETargetReactivePower_L2', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6012,7 +6012,7 @@ def _e_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLResControlMode[st].get((5, 0))
             if t is None: raise not_allowed('EVSETargetReactivePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6023,7 +6023,7 @@ def _e_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLResControlMode[st].get((6, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6034,7 +6034,7 @@ def _e_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLResControlMode[st].get((7, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower_L2', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6045,14 +6045,14 @@ def _e_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLResControlMode[st].get((8, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_BPT_Scheduled_AC_CLResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6218,17 +6218,17 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6237,7 +6237,7 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6246,7 +6246,7 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6255,7 +6255,7 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6264,7 +6264,7 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 8
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6273,8 +6273,8 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 5: w.bits(1, 2); st = 6
-            elif st == 8: w.bits(0, 2); st = 6
+            if st == 5: w.acc = (w.acc << 2) | 1; st = 6
+            elif st == 8: w.acc <<= 2; st = 6
             else: raise not_allowed('EVMaximumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6283,9 +6283,9 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumChargePower', w)
         else:
-            if st == 5: w.bits(2, 2); st = 7
-            elif st == 6: w.bits(0, 1); st = 7
-            elif st == 8: w.bits(1, 2); st = 7
+            if st == 5: w.acc = (w.acc << 2) | 2; st = 7
+            elif st == 6: w.acc <<= 1; st = 7
+            elif st == 8: w.acc = (w.acc << 2) | 1; st = 7
             else: raise not_allowed('EVMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6294,7 +6294,7 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 9
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6303,8 +6303,8 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 7: w.bits(1, 2); st = 10
-            elif st == 9: w.bits(0, 2); st = 10
+            if st == 7: w.acc = (w.acc << 2) | 1; st = 10
+            elif st == 9: w.acc <<= 2; st = 10
             else: raise not_allowed('EVMinimumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6313,9 +6313,9 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPresentActivePower', w)
         else:
-            if st == 7: w.bits(2, 2); st = 11
-            elif st == 9: w.bits(1, 2); st = 11
-            elif st == 10: w.bits(0, 1); st = 11
+            if st == 7: w.acc = (w.acc << 2) | 2; st = 11
+            elif st == 9: w.acc = (w.acc << 2) | 1; st = 11
+            elif st == 10: w.acc <<= 1; st = 11
             else: raise not_allowed('EVPresentActivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6324,7 +6324,7 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 12
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6333,8 +6333,8 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 11: w.bits(1, 2); st = 13
-            elif st == 12: w.bits(0, 2); st = 13
+            if st == 11: w.acc = (w.acc << 2) | 1; st = 13
+            elif st == 12: w.acc <<= 2; st = 13
             else: raise not_allowed('EVPresentActivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6343,9 +6343,9 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPresentReactivePower', w)
         else:
-            if st == 11: w.bits(2, 2); st = 14
-            elif st == 12: w.bits(1, 2); st = 14
-            elif st == 13: w.bits(0, 1); st = 14
+            if st == 11: w.acc = (w.acc << 2) | 2; st = 14
+            elif st == 12: w.acc = (w.acc << 2) | 1; st = 14
+            elif st == 13: w.acc <<= 1; st = 14
             else: raise not_allowed('EVPresentReactivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6354,7 +6354,7 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 15
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6363,15 +6363,15 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 14: w.bits(1, 2); st = 16
-            elif st == 15: w.bits(0, 2); st = 16
+            if st == 14: w.acc = (w.acc << 2) | 1; st = 16
+            elif st == 15: w.acc <<= 2; st = 16
             else: raise not_allowed('EVPresentReactivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_Dynamic_AC_CLReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6638,17 +6638,17 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6657,7 +6657,7 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6666,12 +6666,12 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6772,45 +6772,45 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 3); st = 2
-            elif st == 1: w.bits(0, 3); st = 2
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 3); st = 3
-            elif st == 1: w.bits(1, 3); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
         if x is None:
             pass
         else:
-            if st == 0: w.bits(3, 3); st = 4
-            elif st == 1: w.bits(2, 3); st = 4
-            elif st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 2); st = 4
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('AckMaxDelay', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSETargetActivePower'
         x = v.evse_target_active_power
         if x is None:
@@ -6818,7 +6818,7 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Dynamic_AC_CLResControlMode[st].get((4, 0))
             if t is None: raise not_allowed('EVSETargetActivePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6827,7 +6827,7 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 4)
+            w.acc <<= 4
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6836,8 +6836,8 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 5: w.bits(1, 4); st = 7
-            elif st == 6: w.bits(0, 4); st = 7
+            if st == 5: w.acc = (w.acc << 4) | 1; st = 7
+            elif st == 6: w.acc <<= 4; st = 7
             else: raise not_allowed('EVSETargetActivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6846,9 +6846,9 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 5: w.bits(2, 4); st = 8
-            elif st == 6: w.bits(1, 4); st = 8
-            elif st == 7: w.bits(0, 3); st = 8
+            if st == 5: w.acc = (w.acc << 4) | 2; st = 8
+            elif st == 6: w.acc = (w.acc << 4) | 1; st = 8
+            elif st == 7: w.acc <<= 3; st = 8
             else: raise not_allowed('EVSETargetReactivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6857,10 +6857,10 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 5: w.bits(3, 4); st = 9
-            elif st == 6: w.bits(2, 4); st = 9
-            elif st == 7: w.bits(1, 3); st = 9
-            elif st == 8: w.bits(0, 3); st = 9
+            if st == 5: w.acc = (w.acc << 4) | 3; st = 9
+            elif st == 6: w.acc = (w.acc << 4) | 2; st = 9
+            elif st == 7: w.acc = (w.acc << 3) | 1; st = 9
+            elif st == 8: w.acc <<= 3; st = 9
             else: raise not_allowed('EVSETargetReactivePower_L2', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6871,7 +6871,7 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Dynamic_AC_CLResControlMode[st].get((9, 0))
             if t is None: raise not_allowed('EVSETargetReactivePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6882,7 +6882,7 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Dynamic_AC_CLResControlMode[st].get((10, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6893,7 +6893,7 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Dynamic_AC_CLResControlMode[st].get((11, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower_L2', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6904,14 +6904,14 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Dynamic_AC_CLResControlMode[st].get((12, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_Dynamic_AC_CLResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7171,49 +7171,49 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 3); st = 2
-            elif st == 1: w.bits(0, 3); st = 2
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 3); st = 3
-            elif st == 1: w.bits(1, 3); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
         if x is None:
             pass
         else:
-            if st == 0: w.bits(3, 3); st = 4
-            elif st == 1: w.bits(2, 3); st = 4
-            elif st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 2); st = 4
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('AckMaxDelay', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_Dynamic_CLResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7347,17 +7347,17 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7366,7 +7366,7 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7375,7 +7375,7 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7384,7 +7384,7 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7393,7 +7393,7 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 8
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7402,8 +7402,8 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 5: w.bits(1, 2); st = 6
-            elif st == 8: w.bits(0, 2); st = 6
+            if st == 5: w.acc = (w.acc << 2) | 1; st = 6
+            elif st == 8: w.acc <<= 2; st = 6
             else: raise not_allowed('EVMaximumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7412,9 +7412,9 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumChargePower', w)
         else:
-            if st == 5: w.bits(2, 2); st = 7
-            elif st == 6: w.bits(0, 1); st = 7
-            elif st == 8: w.bits(1, 2); st = 7
+            if st == 5: w.acc = (w.acc << 2) | 2; st = 7
+            elif st == 6: w.acc <<= 1; st = 7
+            elif st == 8: w.acc = (w.acc << 2) | 1; st = 7
             else: raise not_allowed('EVMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7423,7 +7423,7 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 9
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7432,8 +7432,8 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 7: w.bits(1, 2); st = 10
-            elif st == 9: w.bits(0, 2); st = 10
+            if st == 7: w.acc = (w.acc << 2) | 1; st = 10
+            elif st == 9: w.acc <<= 2; st = 10
             else: raise not_allowed('EVMinimumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7442,9 +7442,9 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPresentActivePower', w)
         else:
-            if st == 7: w.bits(2, 2); st = 11
-            elif st == 9: w.bits(1, 2); st = 11
-            elif st == 10: w.bits(0, 1); st = 11
+            if st == 7: w.acc = (w.acc << 2) | 2; st = 11
+            elif st == 9: w.acc = (w.acc << 2) | 1; st = 11
+            elif st == 10: w.acc <<= 1; st = 11
             else: raise not_allowed('EVPresentActivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7453,7 +7453,7 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 12
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7462,8 +7462,8 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 11: w.bits(1, 2); st = 13
-            elif st == 12: w.bits(0, 2); st = 13
+            if st == 11: w.acc = (w.acc << 2) | 1; st = 13
+            elif st == 12: w.acc <<= 2; st = 13
             else: raise not_allowed('EVPresentActivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7472,9 +7472,9 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPresentReactivePower', w)
         else:
-            if st == 11: w.bits(2, 2); st = 14
-            elif st == 12: w.bits(1, 2); st = 14
-            elif st == 13: w.bits(0, 1); st = 14
+            if st == 11: w.acc = (w.acc << 2) | 2; st = 14
+            elif st == 12: w.acc = (w.acc << 2) | 1; st = 14
+            elif st == 13: w.acc <<= 1; st = 14
             else: raise not_allowed('EVPresentReactivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7483,7 +7483,7 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 16
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7492,8 +7492,8 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 14: w.bits(1, 2); st = 17
-            elif st == 16: w.bits(0, 2); st = 17
+            if st == 14: w.acc = (w.acc << 2) | 1; st = 17
+            elif st == 16: w.acc <<= 2; st = 17
             else: raise not_allowed('EVPresentReactivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7502,9 +7502,9 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumDischargePower', w)
         else:
-            if st == 14: w.bits(2, 2); st = 15
-            elif st == 16: w.bits(1, 2); st = 15
-            elif st == 17: w.bits(0, 1); st = 15
+            if st == 14: w.acc = (w.acc << 2) | 2; st = 15
+            elif st == 16: w.acc = (w.acc << 2) | 1; st = 15
+            elif st == 17: w.acc <<= 1; st = 15
             else: raise not_allowed('EVMaximumDischargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7513,7 +7513,7 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 18
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7522,8 +7522,8 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 15: w.bits(1, 2); st = 19
-            elif st == 18: w.bits(0, 2); st = 19
+            if st == 15: w.acc = (w.acc << 2) | 1; st = 19
+            elif st == 18: w.acc <<= 2; st = 19
             else: raise not_allowed('EVMaximumDischargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7532,9 +7532,9 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumDischargePower', w)
         else:
-            if st == 15: w.bits(2, 2); st = 20
-            elif st == 18: w.bits(1, 2); st = 20
-            elif st == 19: w.bits(0, 1); st = 20
+            if st == 15: w.acc = (w.acc << 2) | 2; st = 20
+            elif st == 18: w.acc = (w.acc << 2) | 1; st = 20
+            elif st == 19: w.acc <<= 1; st = 20
             else: raise not_allowed('EVMinimumDischargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7543,7 +7543,7 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 21
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7552,8 +7552,8 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 20: w.bits(1, 3); st = 22
-            elif st == 21: w.bits(0, 3); st = 22
+            if st == 20: w.acc = (w.acc << 3) | 1; st = 22
+            elif st == 21: w.acc <<= 3; st = 22
             else: raise not_allowed('EVMinimumDischargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7562,9 +7562,9 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 20: w.bits(2, 3); st = 23
-            elif st == 21: w.bits(1, 3); st = 23
-            elif st == 22: w.bits(0, 2); st = 23
+            if st == 20: w.acc = (w.acc << 3) | 2; st = 23
+            elif st == 21: w.acc = (w.acc << 3) | 1; st = 23
+            elif st == 22: w.acc <<= 2; st = 23
             else: raise not_allowed('EVMaximumV2XEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumV2XEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7573,17 +7573,17 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 20: w.bits(3, 3); st = 24
-            elif st == 21: w.bits(2, 3); st = 24
-            elif st == 22: w.bits(1, 2); st = 24
-            elif st == 23: w.bits(0, 2); st = 24
+            if st == 20: w.acc = (w.acc << 3) | 3; st = 24
+            elif st == 21: w.acc = (w.acc << 3) | 2; st = 24
+            elif st == 22: w.acc = (w.acc << 2) | 1; st = 24
+            elif st == 23: w.acc <<= 2; st = 24
             else: raise not_allowed('EVMinimumV2XEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumV2XEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_BPT_Dynamic_AC_CLReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7964,45 +7964,45 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 3); st = 2
-            elif st == 1: w.bits(0, 3); st = 2
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 3); st = 3
-            elif st == 1: w.bits(1, 3); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
         if x is None:
             pass
         else:
-            if st == 0: w.bits(3, 3); st = 4
-            elif st == 1: w.bits(2, 3); st = 4
-            elif st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 2); st = 4
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('AckMaxDelay', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSETargetActivePower'
         x = v.evse_target_active_power
         if x is None:
@@ -8010,7 +8010,7 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((4, 0))
             if t is None: raise not_allowed('EVSETargetActivePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -8019,7 +8019,7 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 4)
+            w.acc <<= 4
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -8028,8 +8028,8 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 5: w.bits(1, 4); st = 7
-            elif st == 6: w.bits(0, 4); st = 7
+            if st == 5: w.acc = (w.acc << 4) | 1; st = 7
+            elif st == 6: w.acc <<= 4; st = 7
             else: raise not_allowed('EVSETargetActivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -8038,9 +8038,9 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 5: w.bits(2, 4); st = 8
-            elif st == 6: w.bits(1, 4); st = 8
-            elif st == 7: w.bits(0, 3); st = 8
+            if st == 5: w.acc = (w.acc << 4) | 2; st = 8
+            elif st == 6: w.acc = (w.acc << 4) | 1; st = 8
+            elif st == 7: w.acc <<= 3; st = 8
             else: raise not_allowed('EVSETargetReactivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -8049,10 +8049,10 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 5: w.bits(3, 4); st = 9
-            elif st == 6: w.bits(2, 4); st = 9
-            elif st == 7: w.bits(1, 3); st = 9
-            elif st == 8: w.bits(0, 3); st = 9
+            if st == 5: w.acc = (w.acc << 4) | 3; st = 9
+            elif st == 6: w.acc = (w.acc << 4) | 2; st = 9
+            elif st == 7: w.acc = (w.acc << 3) | 1; st = 9
+            elif st == 8: w.acc <<= 3; st = 9
             else: raise not_allowed('EVSETargetReactivePower_L2', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -8063,7 +8063,7 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((9, 0))
             if t is None: raise not_allowed('EVSETargetReactivePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -8074,7 +8074,7 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((10, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -8085,7 +8085,7 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((11, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower_L2', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -8096,14 +8096,14 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((12, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_BPT_Dynamic_AC_CLResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8361,7 +8361,7 @@ def _e_ListOfRootCertificateIDs(w: BitWriter, v: Any) -> None:
         for x in v.root_certificate_id:
             t = _ET_ListOfRootCertificateIDs[st].get((0, 0))
             if t is None: raise not_allowed('RootCertificateID', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not X509IssuerSerial: raise bad_value('RootCertificateID', x, 'is not a X509IssuerSerial', w)
             _e_X509IssuerSerial(w, x)
@@ -8369,7 +8369,7 @@ def _e_ListOfRootCertificateIDs(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_ListOfRootCertificateIDs[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8788,12 +8788,12 @@ FIELDS.update(_SF); ENCODERS.update(_SEN); DECODERS.update(_SDE)
 
 def _es_g17(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g17(r: BitReader) -> Any:
@@ -8807,12 +8807,12 @@ def _ds_g17(r: BitReader) -> Any:
 
 def _es_g21(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g21(r: BitReader) -> Any:
@@ -8826,12 +8826,12 @@ def _ds_g21(r: BitReader) -> Any:
 
 def _es_g24(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g24(r: BitReader) -> Any:
@@ -8846,10 +8846,10 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:std:iso:15118:-20:AC', 'AC_C
 
 
 def _es_f6(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f6(r: BitReader) -> Any:
@@ -8863,10 +8863,10 @@ def _ds_f6(r: BitReader) -> Any:
 
 
 def _es_f11(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f11(r: BitReader) -> Any:
@@ -8880,10 +8880,10 @@ def _ds_f11(r: BitReader) -> Any:
 
 
 def _es_f14(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f14(r: BitReader) -> Any:
@@ -8897,10 +8897,10 @@ def _ds_f14(r: BitReader) -> Any:
 
 
 def _es_f21(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f21(r: BitReader) -> Any:
@@ -8914,10 +8914,10 @@ def _ds_f21(r: BitReader) -> Any:
 
 
 def _es_f22(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f22(r: BitReader) -> Any:
@@ -8932,7 +8932,7 @@ def _ds_f22(r: BitReader) -> Any:
 
 def _es_f23(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f23(r: BitReader) -> Any:
@@ -8953,10 +8953,10 @@ def _ds_f23(r: BitReader) -> Any:
 
 
 def _es_f26(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f26(r: BitReader) -> Any:
@@ -8971,12 +8971,12 @@ def _ds_f26(r: BitReader) -> Any:
 
 def _es_f28(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f28(r: BitReader) -> Any:
@@ -8991,7 +8991,7 @@ def _ds_f28(r: BitReader) -> Any:
 def _es_f67(w: BitWriter, x: Any) -> None:
     _i = _I_EvseNotification.get(x)
     if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
-    w.bits((_i << 1), 5)
+    w.acc = (w.acc << 5) | (_i << 1)
 
 
 def _ds_f67(r: BitReader) -> Any:
@@ -9017,12 +9017,12 @@ def _ds_f67(r: BitReader) -> Any:
 
 def _es_f82(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f82(r: BitReader) -> Any:
@@ -9036,7 +9036,7 @@ def _ds_f82(r: BitReader) -> Any:
 
 def _es_f83(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
-    w.bits(((x - -128) << 1), 10)
+    w.acc = (w.acc << 10) | ((x - -128) << 1)
 
 
 def _ds_f83(r: BitReader) -> Any:
@@ -9058,12 +9058,12 @@ def _ds_f83(r: BitReader) -> Any:
 
 def _es_f84(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f84(r: BitReader) -> Any:
@@ -9076,10 +9076,10 @@ def _ds_f84(r: BitReader) -> Any:
 
 
 def _es_f85(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f85(r: BitReader) -> Any:
@@ -9093,7 +9093,7 @@ def _ds_f85(r: BitReader) -> Any:
 
 def _es_f87(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('InletHot', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f87(r: BitReader) -> Any:
@@ -9115,12 +9115,12 @@ def _ds_f87(r: BitReader) -> Any:
 
 def _es_f88(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f88(r: BitReader) -> Any:
@@ -9134,12 +9134,12 @@ def _ds_f88(r: BitReader) -> Any:
 
 def _es_f90(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f90(r: BitReader) -> Any:
@@ -9153,7 +9153,7 @@ def _ds_f90(r: BitReader) -> Any:
 
 def _es_f94(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f94(r: BitReader) -> Any:
@@ -9177,12 +9177,12 @@ def _ds_f94(r: BitReader) -> Any:
 
 def _es_f95(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f95(r: BitReader) -> Any:
@@ -9196,7 +9196,7 @@ def _ds_f95(r: BitReader) -> Any:
 
 def _es_f97(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f97(r: BitReader) -> Any:
@@ -9218,12 +9218,12 @@ def _ds_f97(r: BitReader) -> Any:
 
 def _es_f98(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f98(r: BitReader) -> Any:
@@ -9236,10 +9236,10 @@ def _ds_f98(r: BitReader) -> Any:
 
 
 def _es_f99(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f99(r: BitReader) -> Any:
@@ -9253,10 +9253,10 @@ def _ds_f99(r: BitReader) -> Any:
 
 
 def _es_f100(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f100(r: BitReader) -> Any:
@@ -9271,12 +9271,12 @@ def _ds_f100(r: BitReader) -> Any:
 
 def _es_f101(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f101(r: BitReader) -> Any:
@@ -9290,7 +9290,7 @@ def _ds_f101(r: BitReader) -> Any:
 
 def _es_f102(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f102(r: BitReader) -> Any:
@@ -9314,12 +9314,12 @@ def _ds_f102(r: BitReader) -> Any:
 
 def _es_f103(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f103(r: BitReader) -> Any:
@@ -9332,10 +9332,10 @@ def _ds_f103(r: BitReader) -> Any:
 
 
 def _es_f104(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f104(r: BitReader) -> Any:
@@ -9350,12 +9350,12 @@ def _ds_f104(r: BitReader) -> Any:
 
 def _es_f108(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f108(r: BitReader) -> Any:
@@ -9369,12 +9369,12 @@ def _ds_f108(r: BitReader) -> Any:
 
 def _es_f110(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f110(r: BitReader) -> Any:
@@ -9388,12 +9388,12 @@ def _ds_f110(r: BitReader) -> Any:
 
 def _es_f111(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f111(r: BitReader) -> Any:
@@ -9407,12 +9407,12 @@ def _ds_f111(r: BitReader) -> Any:
 
 def _es_f112(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f112(r: BitReader) -> Any:
@@ -9426,7 +9426,7 @@ def _ds_f112(r: BitReader) -> Any:
 
 def _es_f113(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f113(r: BitReader) -> Any:
@@ -9450,12 +9450,12 @@ def _ds_f113(r: BitReader) -> Any:
 
 def _es_f114(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f114(r: BitReader) -> Any:
@@ -9468,10 +9468,10 @@ def _ds_f114(r: BitReader) -> Any:
 
 
 def _es_f118(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f118(r: BitReader) -> Any:
@@ -9485,10 +9485,10 @@ def _ds_f118(r: BitReader) -> Any:
 
 
 def _es_f119(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f119(r: BitReader) -> Any:
@@ -9502,10 +9502,10 @@ def _ds_f119(r: BitReader) -> Any:
 
 
 def _es_f120(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f120(r: BitReader) -> Any:
@@ -9521,7 +9521,7 @@ def _ds_f120(r: BitReader) -> Any:
 def _es_f121(w: BitWriter, x: Any) -> None:
     _i = _I_ResponseCode.get(x)
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-    w.bits((_i << 1), 8)
+    w.acc = (w.acc << 8) | (_i << 1)
 
 
 def _ds_f121(r: BitReader) -> Any:
@@ -9547,12 +9547,12 @@ def _ds_f121(r: BitReader) -> Any:
 
 def _es_f125(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f125(r: BitReader) -> Any:
@@ -9566,12 +9566,12 @@ def _ds_f125(r: BitReader) -> Any:
 
 def _es_f128(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f128(r: BitReader) -> Any:
@@ -9585,12 +9585,12 @@ def _ds_f128(r: BitReader) -> Any:
 
 def _es_f129(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f129(r: BitReader) -> Any:
@@ -9604,7 +9604,7 @@ def _ds_f129(r: BitReader) -> Any:
 
 def _es_f136(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f136(r: BitReader) -> Any:
@@ -9627,10 +9627,10 @@ def _ds_f136(r: BitReader) -> Any:
 
 
 def _es_f138(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f138(r: BitReader) -> Any:
@@ -9644,10 +9644,10 @@ def _ds_f138(r: BitReader) -> Any:
 
 
 def _es_f139(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f139(r: BitReader) -> Any:
@@ -9661,10 +9661,10 @@ def _ds_f139(r: BitReader) -> Any:
 
 
 def _es_f140(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f140(r: BitReader) -> Any:
@@ -9678,10 +9678,10 @@ def _ds_f140(r: BitReader) -> Any:
 
 
 def _es_f143(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f143(r: BitReader) -> Any:
@@ -9696,12 +9696,12 @@ def _ds_f143(r: BitReader) -> Any:
 
 def _es_f144(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f144(r: BitReader) -> Any:
@@ -9715,12 +9715,12 @@ def _ds_f144(r: BitReader) -> Any:
 
 def _es_f145(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f145(r: BitReader) -> Any:
@@ -9734,12 +9734,12 @@ def _ds_f145(r: BitReader) -> Any:
 
 def _es_f147(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f147(r: BitReader) -> Any:
@@ -9753,12 +9753,12 @@ def _ds_f147(r: BitReader) -> Any:
 
 def _es_f149(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f149(r: BitReader) -> Any:
@@ -9771,10 +9771,10 @@ def _ds_f149(r: BitReader) -> Any:
 
 
 def _es_f150(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f150(r: BitReader) -> Any:
@@ -9788,12 +9788,12 @@ def _ds_f150(r: BitReader) -> Any:
 
 def _es_f151(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f151(r: BitReader) -> Any:
@@ -9807,12 +9807,12 @@ def _ds_f151(r: BitReader) -> Any:
 
 def _es_f152(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f152(r: BitReader) -> Any:
@@ -9826,12 +9826,12 @@ def _ds_f152(r: BitReader) -> Any:
 
 def _es_f153(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f153(r: BitReader) -> Any:

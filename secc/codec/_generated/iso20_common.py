@@ -1197,7 +1197,7 @@ def _e_CLReqControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1229,7 +1229,7 @@ def _e_CLResControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1265,7 +1265,7 @@ def _e_SessionSetupReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1275,16 +1275,16 @@ def _e_SessionSetupReq(w: BitWriter, v: Any) -> None:
             raise missing('EVCCID', w)
         else:
             st = 2
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 255: raise bad_value('EVCCID', x, 'is not a str of at most 255 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1353,12 +1353,12 @@ def _e_V2GRequest(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1409,12 +1409,12 @@ def _e_V2GMessage(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1468,37 +1468,37 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
             raise missing('SessionID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'TimeStamp'
         x = v.time_stamp
         if x is None:
             raise missing('TimeStamp', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Signature'
         x = v.signature
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not Signature: raise bad_value('Signature', x, 'is not a Signature', w)
             _e_Signature(w, x)
         _p = None
         e = _EE_MessageHeader[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1586,7 +1586,7 @@ def _e_SessionSetupRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1598,23 +1598,23 @@ def _e_SessionSetupRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEID'
         x = v.evseid
         if x is None:
             raise missing('EVSEID', w)
         else:
             st = 3
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 255: raise bad_value('EVSEID', x, 'is not a str of at most 255 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1713,7 +1713,7 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1725,9 +1725,9 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1808,12 +1808,12 @@ def _e_AuthorizationSetupReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1866,7 +1866,7 @@ def _e_AuthorizationSetupRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1878,33 +1878,33 @@ def _e_AuthorizationSetupRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'AuthorizationServices'
         for x in v.authorization_services:
             t = _ET_AuthorizationSetupRes[st].get((2, 0))
             if t is None: raise not_allowed('AuthorizationServices', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _i = _I_Authorization.get(x)
             if _i is None: raise bad_value('AuthorizationServices', x, 'is not a value of Authorization', w)
-            w.bits((_i << 1), 3)
+            w.acc = (w.acc << 3) | (_i << 1)
         if len(v.authorization_services) > 2: raise bad_value('AuthorizationServices', len(v.authorization_services), 'occurrences, more than 2', w)
         _p = 'CertificateInstallationService'
         x = v.certificate_installation_service
         if x is None:
             raise missing('CertificateInstallationService', w)
         else:
-            if st == 3: w.bits(1, 2); st = 5
-            elif st == 4: w.bits(0, 1); st = 5
+            if st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 1; st = 5
             else: raise not_allowed('CertificateInstallationService', w)
             if type(x) is not bool: raise bad_value('CertificateInstallationService', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'EIM_ASResAuthorizationMode'
         x = v.eim_as_res_authorization_mode
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 6
             if type(x) is not EIM_ASResAuthorizationMode: raise bad_value('EIM_ASResAuthorizationMode', x, 'is not a EIM_ASResAuthorizationMode', w)
             _e_EIM_ASResAuthorizationMode(w, x)
@@ -1913,7 +1913,7 @@ def _e_AuthorizationSetupRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 5: w.bits(1, 2); st = 7
+            if st == 5: w.acc = (w.acc << 2) | 1; st = 7
             elif st == 6: raise not_allowed('PnC_ASResAuthorizationMode', w)
             else: raise not_allowed('PnC_ASResAuthorizationMode', w)
             if type(x) is not PnC_ASResAuthorizationMode: raise bad_value('PnC_ASResAuthorizationMode', x, 'is not a PnC_ASResAuthorizationMode', w)
@@ -1921,7 +1921,7 @@ def _e_AuthorizationSetupRes(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_AuthorizationSetupRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2075,7 +2075,7 @@ def _e_EIM_ASResAuthorizationMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2114,27 +2114,27 @@ def _e_PnC_ASResAuthorizationMode(w: BitWriter, v: Any) -> None:
             raise missing('GenChallenge', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 16: raise bad_value('GenChallenge', x, 'is not a bytes of at most 16 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'SupportedProviders'
         x = v.supported_providers
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not SupportedProvidersList: raise bad_value('SupportedProviders', x, 'is not a SupportedProvidersList', w)
             _e_SupportedProvidersList(w, x)
         _p = None
         e = _EE_PnC_ASResAuthorizationMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2204,20 +2204,20 @@ def _e_SupportedProvidersList(w: BitWriter, v: Any) -> None:
         for x in v.provider_id:
             t = _ET_SupportedProvidersList[st].get((0, 0))
             if t is None: raise not_allowed('ProviderID', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 80: raise bad_value('ProviderID', x, 'is not a str of at most 80 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.provider_id) > 128: raise bad_value('ProviderID', len(v.provider_id), 'occurrences, more than 128', w)
         _p = None
         e = _EE_SupportedProvidersList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2269,7 +2269,7 @@ def _e_AuthorizationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2281,13 +2281,13 @@ def _e_AuthorizationReq(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_Authorization.get(x)
             if _i is None: raise bad_value('SelectedAuthorizationService', x, 'is not a value of Authorization', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = 'EIM_AReqAuthorizationMode'
         x = v.eim_a_req_authorization_mode
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not EIM_AReqAuthorizationMode: raise bad_value('EIM_AReqAuthorizationMode', x, 'is not a EIM_AReqAuthorizationMode', w)
             _e_EIM_AReqAuthorizationMode(w, x)
@@ -2296,7 +2296,7 @@ def _e_AuthorizationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 2: w.bits(1, 2); st = 4
+            if st == 2: w.acc = (w.acc << 2) | 1; st = 4
             elif st == 3: raise not_allowed('PnC_AReqAuthorizationMode', w)
             else: raise not_allowed('PnC_AReqAuthorizationMode', w)
             if type(x) is not PnC_AReqAuthorizationMode: raise bad_value('PnC_AReqAuthorizationMode', x, 'is not a PnC_AReqAuthorizationMode', w)
@@ -2304,7 +2304,7 @@ def _e_AuthorizationReq(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_AuthorizationReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2407,7 +2407,7 @@ def _e_EIM_AReqAuthorizationMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2443,7 +2443,7 @@ def _e_PnC_AReqAuthorizationMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Id', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -2453,25 +2453,25 @@ def _e_PnC_AReqAuthorizationMode(w: BitWriter, v: Any) -> None:
             raise missing('GenChallenge', w)
         else:
             st = 2
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 16: raise bad_value('GenChallenge', x, 'is not a bytes of at most 16 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ContractCertificateChain'
         x = v.contract_certificate_chain
         if x is None:
             raise missing('ContractCertificateChain', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not ContractCertificateChain: raise bad_value('ContractCertificateChain', x, 'is not a ContractCertificateChain', w)
             _e_ContractCertificateChain(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2555,25 +2555,25 @@ def _e_ContractCertificateChain(w: BitWriter, v: Any) -> None:
             raise missing('Certificate', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 1600: raise bad_value('Certificate', x, 'is not a bytes of at most 1600 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'SubCertificates'
         x = v.sub_certificates
         if x is None:
             raise missing('SubCertificates', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not SubCertificates: raise bad_value('SubCertificates', x, 'is not a SubCertificates', w)
             _e_SubCertificates(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2643,20 +2643,20 @@ def _e_SubCertificates(w: BitWriter, v: Any) -> None:
         for x in v.certificate:
             t = _ET_SubCertificates[st].get((0, 0))
             if t is None: raise not_allowed('Certificate', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 1600: raise bad_value('Certificate', x, 'is not a bytes of at most 1600 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.certificate) > 3: raise bad_value('Certificate', len(v.certificate), 'occurrences, more than 3', w)
         _p = None
         e = _EE_SubCertificates[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2706,7 +2706,7 @@ def _e_AuthorizationRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2718,7 +2718,7 @@ def _e_AuthorizationRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
         x = v.evse_processing
         if x is None:
@@ -2727,9 +2727,9 @@ def _e_AuthorizationRes(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2842,7 +2842,7 @@ def _e_ServiceDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2851,14 +2851,14 @@ def _e_ServiceDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not ServiceIDList: raise bad_value('SupportedServiceIDs', x, 'is not a ServiceIDList', w)
             _e_ServiceIDList(w, x)
         _p = None
         e = _EE_ServiceDiscoveryReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2924,17 +2924,17 @@ def _e_ServiceIDList(w: BitWriter, v: Any) -> None:
         for x in v.service_id:
             t = _ET_ServiceIDList[st].get((0, 0))
             if t is None: raise not_allowed('ServiceID', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         if len(v.service_id) > 16: raise bad_value('ServiceID', len(v.service_id), 'occurrences, more than 16', w)
         _p = None
         e = _EE_ServiceIDList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2987,7 +2987,7 @@ def _e_ServiceDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2999,7 +2999,7 @@ def _e_ServiceDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'ServiceRenegotiationSupported'
         x = v.service_renegotiation_supported
         if x is None:
@@ -3007,13 +3007,13 @@ def _e_ServiceDiscoveryRes(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             if type(x) is not bool: raise bad_value('ServiceRenegotiationSupported', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EnergyTransferServiceList'
         x = v.energy_transfer_service_list
         if x is None:
             raise missing('EnergyTransferServiceList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not ServiceList: raise bad_value('EnergyTransferServiceList', x, 'is not a ServiceList', w)
             _e_ServiceList(w, x)
@@ -3022,14 +3022,14 @@ def _e_ServiceDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 5
             if type(x) is not ServiceList: raise bad_value('VASList', x, 'is not a ServiceList', w)
             _e_ServiceList(w, x)
         _p = None
         e = _EE_ServiceDiscoveryRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3165,7 +3165,7 @@ def _e_ServiceList(w: BitWriter, v: Any) -> None:
         for x in v.service:
             t = _ET_ServiceList[st].get((0, 0))
             if t is None: raise not_allowed('Service', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not Service: raise bad_value('Service', x, 'is not a Service', w)
             _e_Service(w, x)
@@ -3173,7 +3173,7 @@ def _e_ServiceList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_ServiceList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3220,10 +3220,10 @@ def _e_Service(w: BitWriter, v: Any) -> None:
             raise missing('ServiceID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'FreeService'
         x = v.free_service
         if x is None:
@@ -3231,9 +3231,9 @@ def _e_Service(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not bool: raise bad_value('FreeService', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3315,7 +3315,7 @@ def _e_ServiceDetailReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -3325,12 +3325,12 @@ def _e_ServiceDetailReq(w: BitWriter, v: Any) -> None:
             raise missing('ServiceID', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3400,7 +3400,7 @@ def _e_ServiceDetailRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -3412,28 +3412,28 @@ def _e_ServiceDetailRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'ServiceID'
         x = v.service_id
         if x is None:
             raise missing('ServiceID', w)
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ServiceParameterList'
         x = v.service_parameter_list
         if x is None:
             raise missing('ServiceParameterList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not ServiceParameterList: raise bad_value('ServiceParameterList', x, 'is not a ServiceParameterList', w)
             _e_ServiceParameterList(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3548,7 +3548,7 @@ def _e_ServiceParameterList(w: BitWriter, v: Any) -> None:
         for x in v.parameter_set:
             t = _ET_ServiceParameterList[st].get((0, 0))
             if t is None: raise not_allowed('ParameterSet', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not ParameterSet: raise bad_value('ParameterSet', x, 'is not a ParameterSet', w)
             _e_ParameterSet(w, x)
@@ -3556,7 +3556,7 @@ def _e_ServiceParameterList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_ServiceParameterList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3605,15 +3605,15 @@ def _e_ParameterSet(w: BitWriter, v: Any) -> None:
             raise missing('ParameterSetID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ParameterSetID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Parameter'
         for x in v.parameter:
             t = _ET_ParameterSet[st].get((1, 0))
             if t is None: raise not_allowed('Parameter', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not Parameter: raise bad_value('Parameter', x, 'is not a Parameter', w)
             _e_Parameter(w, x)
@@ -3621,7 +3621,7 @@ def _e_ParameterSet(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_ParameterSet[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3688,7 +3688,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Name', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str) or len(x) > 80: raise bad_value('@Name', x, 'is not a str of at most 80 characters', w)
             w.string(x)
@@ -3699,44 +3699,44 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not bool: raise bad_value('boolValue', x, 'is not a bool', w)
-            w.bits((x << 1), 6)
+            w.acc = (w.acc << 6) | (x << 1)
         _p = 'byteValue'
         x = v.byte_value
         if x is None:
             pass
         else:
-            if st == 1: w.bits(1, 3); st = 3
+            if st == 1: w.acc = (w.acc << 3) | 1; st = 3
             elif st == 2: raise not_allowed('byteValue', w)
             else: raise not_allowed('byteValue', w)
             if type(x) is not int or not -128 <= x <= 127: raise bad_value('byteValue', x, 'is not an integer in [-128, 127]', w)
-            w.bits(((x - -128) << 1), 10)
+            w.acc = (w.acc << 10) | ((x - -128) << 1)
         _p = 'shortValue'
         x = v.short_value
         if x is None:
             pass
         else:
-            if st == 1: w.bits(2, 3); st = 4
+            if st == 1: w.acc = (w.acc << 3) | 2; st = 4
             elif st == 2: raise not_allowed('shortValue', w)
             elif st == 3: raise not_allowed('shortValue', w)
             else: raise not_allowed('shortValue', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('shortValue', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'intValue'
         x = v.int_value
         if x is None:
             pass
         else:
-            if st == 1: w.bits(3, 3); st = 5
+            if st == 1: w.acc = (w.acc << 3) | 3; st = 5
             elif st == 2: raise not_allowed('intValue', w)
             elif st == 3: raise not_allowed('intValue', w)
             elif st == 4: raise not_allowed('intValue', w)
             else: raise not_allowed('intValue', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < -2147483648 or x > 2147483647: raise bad_value('intValue', x, 'is not an integer in [-2147483648, 2147483647]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'rationalNumber'
         x = v.rational_number
         if x is None:
@@ -3744,7 +3744,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Parameter[st].get((5, 0))
             if t is None: raise not_allowed('rationalNumber', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('rationalNumber', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3755,19 +3755,19 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Parameter[st].get((6, 0))
             if t is None: raise not_allowed('finiteString', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 80: raise bad_value('finiteString', x, 'is not a str of at most 80 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_Parameter[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3942,19 +3942,19 @@ def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
-            w.bits(((x - -128) << 1), 11)
+            w.acc = (w.acc << 11) | ((x - -128) << 1)
         _p = 'Value'
         x = v.value
         if x is None:
             raise missing('Value', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4029,9 +4029,9 @@ def _e_RationalNumber(w: BitWriter, v: Any) -> None:
     x0 = v.exponent
     x1 = v.value
     if (type(x0) is int and -128 <= x0 <= 127) and (type(x1) is int and -32768 <= x1 and x1 <= 32767):
-        w.bits(((x0 - -128) << 4) | (x1 < 0), 14)
+        w.acc = (w.acc << 14) | ((x0 - -128) << 4) | (x1 < 0)
         w.uint(-x1 - 1 if x1 < 0 else x1)
-        w.bits(0, 2)
+        w.acc <<= 2
         return
     _eg_RationalNumber(w, v)
 
@@ -4078,7 +4078,7 @@ def _e_ServiceSelectionReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -4087,7 +4087,7 @@ def _e_ServiceSelectionReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SelectedEnergyTransferService', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not SelectedService: raise bad_value('SelectedEnergyTransferService', x, 'is not a SelectedService', w)
             _e_SelectedService(w, x)
@@ -4096,14 +4096,14 @@ def _e_ServiceSelectionReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not SelectedServiceList: raise bad_value('SelectedVASList', x, 'is not a SelectedServiceList', w)
             _e_SelectedServiceList(w, x)
         _p = None
         e = _EE_ServiceSelectionReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4183,22 +4183,22 @@ def _e_SelectedService(w: BitWriter, v: Any) -> None:
             raise missing('ServiceID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ParameterSetID'
         x = v.parameter_set_id
         if x is None:
             raise missing('ParameterSetID', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ParameterSetID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4274,7 +4274,7 @@ def _e_SelectedServiceList(w: BitWriter, v: Any) -> None:
         for x in v.selected_service:
             t = _ET_SelectedServiceList[st].get((0, 0))
             if t is None: raise not_allowed('SelectedService', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not SelectedService: raise bad_value('SelectedService', x, 'is not a SelectedService', w)
             _e_SelectedService(w, x)
@@ -4282,7 +4282,7 @@ def _e_SelectedServiceList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_SelectedServiceList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4328,7 +4328,7 @@ def _e_ServiceSelectionRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -4340,9 +4340,9 @@ def _e_ServiceSelectionRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4425,7 +4425,7 @@ def _e_ScheduleExchangeReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -4436,13 +4436,13 @@ def _e_ScheduleExchangeReq(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not int or not 12 <= x <= 1024: raise bad_value('MaximumSupportingPoints', x, 'is not an integer in [12, 1024]', w)
-            w.bits(((x - 12) << 1), 13)
+            w.acc = (w.acc << 13) | ((x - 12) << 1)
         _p = 'Dynamic_SEReqControlMode'
         x = v.dynamic_se_req_control_mode
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not Dynamic_SEReqControlMode: raise bad_value('Dynamic_SEReqControlMode', x, 'is not a Dynamic_SEReqControlMode', w)
             _e_Dynamic_SEReqControlMode(w, x)
@@ -4451,7 +4451,7 @@ def _e_ScheduleExchangeReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 2: w.bits(1, 2); st = 4
+            if st == 2: w.acc = (w.acc << 2) | 1; st = 4
             elif st == 3: raise not_allowed('Scheduled_SEReqControlMode', w)
             else: raise not_allowed('Scheduled_SEReqControlMode', w)
             if type(x) is not Scheduled_SEReqControlMode: raise bad_value('Scheduled_SEReqControlMode', x, 'is not a Scheduled_SEReqControlMode', w)
@@ -4459,7 +4459,7 @@ def _e_ScheduleExchangeReq(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_ScheduleExchangeReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4569,10 +4569,10 @@ def _e_Dynamic_SEReqControlMode(w: BitWriter, v: Any) -> None:
             raise missing('DepartureTime', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
@@ -4580,25 +4580,25 @@ def _e_Dynamic_SEReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 11)
+            w.acc = (w.acc << 11) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            if st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            if st == 1: w.bits(2, 2); st = 4
-            elif st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 1); st = 4
+            if st == 1: w.acc = (w.acc << 2) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
             else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4607,7 +4607,7 @@ def _e_Dynamic_SEReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4616,7 +4616,7 @@ def _e_Dynamic_SEReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4625,7 +4625,7 @@ def _e_Dynamic_SEReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 7
             if type(x) is not RationalNumber: raise bad_value('EVMaximumV2XEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4634,15 +4634,15 @@ def _e_Dynamic_SEReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 6: w.bits(1, 2); st = 8
-            elif st == 7: w.bits(0, 2); st = 8
+            if st == 6: w.acc = (w.acc << 2) | 1; st = 8
+            elif st == 7: w.acc <<= 2; st = 8
             else: raise not_allowed('EVMinimumV2XEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumV2XEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_Dynamic_SEReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4827,17 +4827,17 @@ def _e_Scheduled_SEReqControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 3); st = 2
-            elif st == 1: w.bits(0, 3); st = 2
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4846,9 +4846,9 @@ def _e_Scheduled_SEReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 3); st = 3
-            elif st == 1: w.bits(1, 3); st = 3
-            elif st == 2: w.bits(0, 3); st = 3
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 3; st = 3
             else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4857,10 +4857,10 @@ def _e_Scheduled_SEReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(3, 3); st = 4
-            elif st == 1: w.bits(2, 3); st = 4
-            elif st == 2: w.bits(1, 3); st = 4
-            elif st == 3: w.bits(0, 2); st = 4
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4871,14 +4871,14 @@ def _e_Scheduled_SEReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_SEReqControlMode[st].get((4, 0))
             if t is None: raise not_allowed('EVEnergyOffer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not EVEnergyOffer: raise bad_value('EVEnergyOffer', x, 'is not a EVEnergyOffer', w)
             _e_EVEnergyOffer(w, x)
         _p = None
         e = _EE_Scheduled_SEReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4990,7 +4990,7 @@ def _e_EVEnergyOffer(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPowerSchedule', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not EVPowerSchedule: raise bad_value('EVPowerSchedule', x, 'is not a EVPowerSchedule', w)
             _e_EVPowerSchedule(w, x)
@@ -4999,12 +4999,12 @@ def _e_EVEnergyOffer(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVAbsolutePriceSchedule', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not EVAbsolutePriceSchedule: raise bad_value('EVAbsolutePriceSchedule', x, 'is not a EVAbsolutePriceSchedule', w)
             _e_EVAbsolutePriceSchedule(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5070,21 +5070,21 @@ def _e_EVPowerSchedule(w: BitWriter, v: Any) -> None:
             raise missing('TimeAnchor', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVPowerScheduleEntries'
         x = v.ev_power_schedule_entries
         if x is None:
             raise missing('EVPowerScheduleEntries', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not EVPowerScheduleEntryList: raise bad_value('EVPowerScheduleEntries', x, 'is not a EVPowerScheduleEntryList', w)
             _e_EVPowerScheduleEntryList(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5155,7 +5155,7 @@ def _e_EVPowerScheduleEntryList(w: BitWriter, v: Any) -> None:
         for x in v.ev_power_schedule_entry:
             t = _ET_EVPowerScheduleEntryList[st].get((0, 0))
             if t is None: raise not_allowed('EVPowerScheduleEntry', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not EVPowerScheduleEntry: raise bad_value('EVPowerScheduleEntry', x, 'is not a EVPowerScheduleEntry', w)
             _e_EVPowerScheduleEntry(w, x)
@@ -5163,7 +5163,7 @@ def _e_EVPowerScheduleEntryList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_EVPowerScheduleEntryList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5210,21 +5210,21 @@ def _e_EVPowerScheduleEntry(w: BitWriter, v: Any) -> None:
             raise missing('Duration', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('Duration', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Power'
         x = v.power
         if x is None:
             raise missing('Power', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('Power', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5295,49 +5295,49 @@ def _e_EVAbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
             raise missing('TimeAnchor', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Currency'
         x = v.currency
         if x is None:
             raise missing('Currency', w)
         else:
             st = 2
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 3: raise bad_value('Currency', x, 'is not a str of at most 3 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'PriceAlgorithm'
         x = v.price_algorithm
         if x is None:
             raise missing('PriceAlgorithm', w)
         else:
             st = 3
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 255: raise bad_value('PriceAlgorithm', x, 'is not a str of at most 255 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'EVPriceRuleStacks'
         x = v.ev_price_rule_stacks
         if x is None:
             raise missing('EVPriceRuleStacks', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not EVPriceRuleStackList: raise bad_value('EVPriceRuleStacks', x, 'is not a EVPriceRuleStackList', w)
             _e_EVPriceRuleStackList(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5444,7 +5444,7 @@ def _e_EVPriceRuleStackList(w: BitWriter, v: Any) -> None:
         for x in v.ev_price_rule_stack:
             t = _ET_EVPriceRuleStackList[st].get((0, 0))
             if t is None: raise not_allowed('EVPriceRuleStack', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not EVPriceRuleStack: raise bad_value('EVPriceRuleStack', x, 'is not a EVPriceRuleStack', w)
             _e_EVPriceRuleStack(w, x)
@@ -5452,7 +5452,7 @@ def _e_EVPriceRuleStackList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_EVPriceRuleStackList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5501,15 +5501,15 @@ def _e_EVPriceRuleStack(w: BitWriter, v: Any) -> None:
             raise missing('Duration', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('Duration', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVPriceRule'
         for x in v.ev_price_rule:
             t = _ET_EVPriceRuleStack[st].get((1, 0))
             if t is None: raise not_allowed('EVPriceRule', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not EVPriceRule: raise bad_value('EVPriceRule', x, 'is not a EVPriceRule', w)
             _e_EVPriceRule(w, x)
@@ -5517,7 +5517,7 @@ def _e_EVPriceRuleStack(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_EVPriceRuleStack[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5582,7 +5582,7 @@ def _e_EVPriceRule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EnergyFee', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EnergyFee', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5591,12 +5591,12 @@ def _e_EVPriceRule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('PowerRangeStart', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('PowerRangeStart', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5663,7 +5663,7 @@ def _e_ScheduleExchangeRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -5675,7 +5675,7 @@ def _e_ScheduleExchangeRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
         x = v.evse_processing
         if x is None:
@@ -5684,7 +5684,7 @@ def _e_ScheduleExchangeRes(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'GoToPause'
         x = v.go_to_pause
         if x is None:
@@ -5692,14 +5692,14 @@ def _e_ScheduleExchangeRes(w: BitWriter, v: Any) -> None:
         else:
             st = 6
             if type(x) is not bool: raise bad_value('GoToPause', x, 'is not a bool', w)
-            w.bits((x << 1), 5)
+            w.acc = (w.acc << 5) | (x << 1)
         _p = 'Dynamic_SEResControlMode'
         x = v.dynamic_se_res_control_mode
         if x is None:
             pass
         else:
-            if st == 3: w.bits(1, 2); st = 4
-            elif st == 6: w.bits(0, 2); st = 4
+            if st == 3: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 6: w.acc <<= 2; st = 4
             else: raise not_allowed('Dynamic_SEResControlMode', w)
             if type(x) is not Dynamic_SEResControlMode: raise bad_value('Dynamic_SEResControlMode', x, 'is not a Dynamic_SEResControlMode', w)
             _e_Dynamic_SEResControlMode(w, x)
@@ -5708,16 +5708,16 @@ def _e_ScheduleExchangeRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 3: w.bits(2, 2); st = 5
+            if st == 3: w.acc = (w.acc << 2) | 2; st = 5
             elif st == 4: raise not_allowed('Scheduled_SEResControlMode', w)
-            elif st == 6: w.bits(1, 2); st = 5
+            elif st == 6: w.acc = (w.acc << 2) | 1; st = 5
             else: raise not_allowed('Scheduled_SEResControlMode', w)
             if type(x) is not Scheduled_SEResControlMode: raise bad_value('Scheduled_SEResControlMode', x, 'is not a Scheduled_SEResControlMode', w)
             _e_Scheduled_SEResControlMode(w, x)
         _p = None
         e = _EE_ScheduleExchangeRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5885,40 +5885,40 @@ def _e_Dynamic_SEResControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 3); st = 2
-            elif st == 1: w.bits(0, 3); st = 2
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 3); st = 3
-            elif st == 1: w.bits(1, 3); st = 3
-            elif st == 2: w.bits(0, 3); st = 3
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 3; st = 3
             else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'AbsolutePriceSchedule'
         x = v.absolute_price_schedule
         if x is None:
             pass
         else:
-            if st == 0: w.bits(3, 3); st = 4
-            elif st == 1: w.bits(2, 3); st = 4
-            elif st == 2: w.bits(1, 3); st = 4
-            elif st == 3: w.bits(0, 2); st = 4
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('AbsolutePriceSchedule', w)
             if type(x) is not AbsolutePriceSchedule: raise bad_value('AbsolutePriceSchedule', x, 'is not a AbsolutePriceSchedule', w)
             _e_AbsolutePriceSchedule(w, x)
@@ -5929,14 +5929,14 @@ def _e_Dynamic_SEResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Dynamic_SEResControlMode[st].get((4, 0))
             if t is None: raise not_allowed('PriceLevelSchedule', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not PriceLevelSchedule: raise bad_value('PriceLevelSchedule', x, 'is not a PriceLevelSchedule', w)
             _e_PriceLevelSchedule(w, x)
         _p = None
         e = _EE_Dynamic_SEResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6078,7 +6078,7 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -6087,86 +6087,86 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('TimeAnchor', w)
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('TimeAnchor', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PriceScheduleID'
         x = v.price_schedule_id
         if x is None:
             raise missing('PriceScheduleID', w)
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('PriceScheduleID', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PriceScheduleDescription'
         x = v.price_schedule_description
         if x is None:
             pass
         else:
             st = 4
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 160: raise bad_value('PriceScheduleDescription', x, 'is not a str of at most 160 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'Currency'
         x = v.currency
         if x is None:
             raise missing('Currency', w)
         else:
-            if st == 3: w.bits(1, 2); st = 5
-            elif st == 4: w.bits(0, 1); st = 5
+            if st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 1; st = 5
             else: raise not_allowed('Currency', w)
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 3: raise bad_value('Currency', x, 'is not a str of at most 3 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'Language'
         x = v.language
         if x is None:
             raise missing('Language', w)
         else:
             st = 6
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 3: raise bad_value('Language', x, 'is not a str of at most 3 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'PriceAlgorithm'
         x = v.price_algorithm
         if x is None:
             raise missing('PriceAlgorithm', w)
         else:
             st = 7
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 255: raise bad_value('PriceAlgorithm', x, 'is not a str of at most 255 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'MinimumCost'
         x = v.minimum_cost
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 8
             if type(x) is not RationalNumber: raise bad_value('MinimumCost', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6175,8 +6175,8 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 7: w.bits(1, 3); st = 9
-            elif st == 8: w.bits(0, 2); st = 9
+            if st == 7: w.acc = (w.acc << 3) | 1; st = 9
+            elif st == 8: w.acc <<= 2; st = 9
             else: raise not_allowed('MaximumCost', w)
             if type(x) is not RationalNumber: raise bad_value('MaximumCost', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6185,9 +6185,9 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 7: w.bits(2, 3); st = 10
-            elif st == 8: w.bits(1, 2); st = 10
-            elif st == 9: w.bits(0, 2); st = 10
+            if st == 7: w.acc = (w.acc << 3) | 2; st = 10
+            elif st == 8: w.acc = (w.acc << 2) | 1; st = 10
+            elif st == 9: w.acc <<= 2; st = 10
             else: raise not_allowed('TaxRules', w)
             if type(x) is not TaxRuleList: raise bad_value('TaxRules', x, 'is not a TaxRuleList', w)
             _e_TaxRuleList(w, x)
@@ -6196,10 +6196,10 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('PriceRuleStacks', w)
         else:
-            if st == 7: w.bits(3, 3); st = 11
-            elif st == 8: w.bits(2, 2); st = 11
-            elif st == 9: w.bits(1, 2); st = 11
-            elif st == 10: w.bits(0, 1); st = 11
+            if st == 7: w.acc = (w.acc << 3) | 3; st = 11
+            elif st == 8: w.acc = (w.acc << 2) | 2; st = 11
+            elif st == 9: w.acc = (w.acc << 2) | 1; st = 11
+            elif st == 10: w.acc <<= 1; st = 11
             else: raise not_allowed('PriceRuleStacks', w)
             if type(x) is not PriceRuleStackList: raise bad_value('PriceRuleStacks', x, 'is not a PriceRuleStackList', w)
             _e_PriceRuleStackList(w, x)
@@ -6208,7 +6208,7 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 12
             if type(x) is not OverstayRuleList: raise bad_value('OverstayRules', x, 'is not a OverstayRuleList', w)
             _e_OverstayRuleList(w, x)
@@ -6217,15 +6217,15 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 11: w.bits(1, 2); st = 13
-            elif st == 12: w.bits(0, 2); st = 13
+            if st == 11: w.acc = (w.acc << 2) | 1; st = 13
+            elif st == 12: w.acc <<= 2; st = 13
             else: raise not_allowed('AdditionalSelectedServices', w)
             if type(x) is not AdditionalServiceList: raise bad_value('AdditionalSelectedServices', x, 'is not a AdditionalServiceList', w)
             _e_AdditionalServiceList(w, x)
         _p = None
         e = _EE_AbsolutePriceSchedule[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6473,38 +6473,38 @@ def _e_PriceSchedule(w: BitWriter, v: Any) -> None:
             raise missing('TimeAnchor', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PriceScheduleID'
         x = v.price_schedule_id
         if x is None:
             raise missing('PriceScheduleID', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('PriceScheduleID', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PriceScheduleDescription'
         x = v.price_schedule_description
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 160: raise bad_value('PriceScheduleDescription', x, 'is not a str of at most 160 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_PriceSchedule[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6598,7 +6598,7 @@ def _e_TaxRuleList(w: BitWriter, v: Any) -> None:
         for x in v.tax_rule:
             t = _ET_TaxRuleList[st].get((0, 0))
             if t is None: raise not_allowed('TaxRule', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not TaxRule: raise bad_value('TaxRule', x, 'is not a TaxRule', w)
             _e_TaxRule(w, x)
@@ -6606,7 +6606,7 @@ def _e_TaxRuleList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_TaxRuleList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6653,31 +6653,31 @@ def _e_TaxRule(w: BitWriter, v: Any) -> None:
             raise missing('TaxRuleID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'TaxRuleName'
         x = v.tax_rule_name
         if x is None:
             pass
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 80: raise bad_value('TaxRuleName', x, 'is not a str of at most 80 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'TaxRate'
         x = v.tax_rate
         if x is None:
             raise missing('TaxRate', w)
         else:
-            if st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 1); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
             else: raise not_allowed('TaxRate', w)
             if type(x) is not RationalNumber: raise bad_value('TaxRate', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6688,17 +6688,17 @@ def _e_TaxRule(w: BitWriter, v: Any) -> None:
         else:
             st = 4
             if type(x) is not bool: raise bad_value('TaxIncludedInPrice', x, 'is not a bool', w)
-            w.bits((x << 1), 5)
+            w.acc = (w.acc << 5) | (x << 1)
         _p = 'AppliesToEnergyFee'
         x = v.applies_to_energy_fee
         if x is None:
             raise missing('AppliesToEnergyFee', w)
         else:
-            if st == 3: w.bits(1, 2); st = 5
-            elif st == 4: w.bits(0, 1); st = 5
+            if st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 1; st = 5
             else: raise not_allowed('AppliesToEnergyFee', w)
             if type(x) is not bool: raise bad_value('AppliesToEnergyFee', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'AppliesToParkingFee'
         x = v.applies_to_parking_fee
         if x is None:
@@ -6706,7 +6706,7 @@ def _e_TaxRule(w: BitWriter, v: Any) -> None:
         else:
             st = 6
             if type(x) is not bool: raise bad_value('AppliesToParkingFee', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'AppliesToOverstayFee'
         x = v.applies_to_overstay_fee
         if x is None:
@@ -6714,7 +6714,7 @@ def _e_TaxRule(w: BitWriter, v: Any) -> None:
         else:
             st = 7
             if type(x) is not bool: raise bad_value('AppliesToOverstayFee', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'AppliesMinimumMaximumCost'
         x = v.applies_minimum_maximum_cost
         if x is None:
@@ -6722,9 +6722,9 @@ def _e_TaxRule(w: BitWriter, v: Any) -> None:
         else:
             st = 8
             if type(x) is not bool: raise bad_value('AppliesMinimumMaximumCost', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6943,7 +6943,7 @@ def _e_PriceRuleStackList(w: BitWriter, v: Any) -> None:
         for x in v.price_rule_stack:
             t = _ET_PriceRuleStackList[st].get((0, 0))
             if t is None: raise not_allowed('PriceRuleStack', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not PriceRuleStack: raise bad_value('PriceRuleStack', x, 'is not a PriceRuleStack', w)
             _e_PriceRuleStack(w, x)
@@ -6951,7 +6951,7 @@ def _e_PriceRuleStackList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_PriceRuleStackList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7000,15 +7000,15 @@ def _e_PriceRuleStack(w: BitWriter, v: Any) -> None:
             raise missing('Duration', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('Duration', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PriceRule'
         for x in v.price_rule:
             t = _ET_PriceRuleStack[st].get((1, 0))
             if t is None: raise not_allowed('PriceRule', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not PriceRule: raise bad_value('PriceRule', x, 'is not a PriceRule', w)
             _e_PriceRule(w, x)
@@ -7016,7 +7016,7 @@ def _e_PriceRuleStack(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_PriceRuleStack[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7083,7 +7083,7 @@ def _e_PriceRule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EnergyFee', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EnergyFee', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7092,7 +7092,7 @@ def _e_PriceRule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 2
             if type(x) is not RationalNumber: raise bad_value('ParkingFee', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7101,38 +7101,38 @@ def _e_PriceRule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 1: w.bits(1, 3); st = 3
-            elif st == 2: w.bits(0, 3); st = 3
+            if st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 3; st = 3
             else: raise not_allowed('ParkingFeePeriod', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('ParkingFeePeriod', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'CarbonDioxideEmission'
         x = v.carbon_dioxide_emission
         if x is None:
             pass
         else:
-            if st == 1: w.bits(2, 3); st = 4
-            elif st == 2: w.bits(1, 3); st = 4
-            elif st == 3: w.bits(0, 2); st = 4
+            if st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('CarbonDioxideEmission', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('CarbonDioxideEmission', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RenewableGenerationPercentage'
         x = v.renewable_generation_percentage
         if x is None:
             pass
         else:
-            if st == 1: w.bits(3, 3); st = 5
-            elif st == 2: w.bits(2, 3); st = 5
-            elif st == 3: w.bits(1, 2); st = 5
-            elif st == 4: w.bits(0, 2); st = 5
+            if st == 1: w.acc = (w.acc << 3) | 3; st = 5
+            elif st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('RenewableGenerationPercentage', w)
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('RenewableGenerationPercentage', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 10)
+            w.acc = (w.acc << 10) | (x << 1)
         _p = 'PowerRangeStart'
         x = v.power_range_start
         if x is None:
@@ -7140,12 +7140,12 @@ def _e_PriceRule(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_PriceRule[st].get((5, 0))
             if t is None: raise not_allowed('PowerRangeStart', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('PowerRangeStart', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7291,17 +7291,17 @@ def _e_OverstayRuleList(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('OverstayTimeThreshold', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'OverstayPowerThreshold'
         x = v.overstay_power_threshold
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 2); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 2; st = 2
             else: raise not_allowed('OverstayPowerThreshold', w)
             if type(x) is not RationalNumber: raise bad_value('OverstayPowerThreshold', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7309,7 +7309,7 @@ def _e_OverstayRuleList(w: BitWriter, v: Any) -> None:
         for x in v.overstay_rule:
             t = _ET_OverstayRuleList[st].get((2, 0))
             if t is None: raise not_allowed('OverstayRule', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not OverstayRule: raise bad_value('OverstayRule', x, 'is not a OverstayRule', w)
             _e_OverstayRule(w, x)
@@ -7317,7 +7317,7 @@ def _e_OverstayRuleList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_OverstayRuleList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7397,32 +7397,32 @@ def _e_OverstayRule(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 160: raise bad_value('OverstayRuleDescription', x, 'is not a str of at most 160 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'StartTime'
         x = v.start_time
         if x is None:
             raise missing('StartTime', w)
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('StartTime', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('StartTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'OverstayFee'
         x = v.overstay_fee
         if x is None:
             raise missing('OverstayFee', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('OverstayFee', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7432,12 +7432,12 @@ def _e_OverstayRule(w: BitWriter, v: Any) -> None:
             raise missing('OverstayFeePeriod', w)
         else:
             st = 4
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('OverstayFeePeriod', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7545,7 +7545,7 @@ def _e_AdditionalServiceList(w: BitWriter, v: Any) -> None:
         for x in v.additional_service:
             t = _ET_AdditionalServiceList[st].get((0, 0))
             if t is None: raise not_allowed('AdditionalService', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not AdditionalService: raise bad_value('AdditionalService', x, 'is not a AdditionalService', w)
             _e_AdditionalService(w, x)
@@ -7553,7 +7553,7 @@ def _e_AdditionalServiceList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_AdditionalServiceList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7600,25 +7600,25 @@ def _e_AdditionalService(w: BitWriter, v: Any) -> None:
             raise missing('ServiceName', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 80: raise bad_value('ServiceName', x, 'is not a str of at most 80 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ServiceFee'
         x = v.service_fee
         if x is None:
             raise missing('ServiceFee', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('ServiceFee', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7687,7 +7687,7 @@ def _e_PriceLevelSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -7696,58 +7696,58 @@ def _e_PriceLevelSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('TimeAnchor', w)
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('TimeAnchor', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PriceScheduleID'
         x = v.price_schedule_id
         if x is None:
             raise missing('PriceScheduleID', w)
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('PriceScheduleID', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PriceScheduleDescription'
         x = v.price_schedule_description
         if x is None:
             pass
         else:
             st = 4
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 160: raise bad_value('PriceScheduleDescription', x, 'is not a str of at most 160 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'NumberOfPriceLevels'
         x = v.number_of_price_levels
         if x is None:
             raise missing('NumberOfPriceLevels', w)
         else:
-            if st == 3: w.bits(1, 2); st = 5
-            elif st == 4: w.bits(0, 1); st = 5
+            if st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 1; st = 5
             else: raise not_allowed('NumberOfPriceLevels', w)
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumberOfPriceLevels', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 10)
+            w.acc = (w.acc << 10) | (x << 1)
         _p = 'PriceLevelScheduleEntries'
         x = v.price_level_schedule_entries
         if x is None:
             raise missing('PriceLevelScheduleEntries', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not PriceLevelScheduleEntryList: raise bad_value('PriceLevelScheduleEntries', x, 'is not a PriceLevelScheduleEntryList', w)
             _e_PriceLevelScheduleEntryList(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7895,7 +7895,7 @@ def _e_PriceLevelScheduleEntryList(w: BitWriter, v: Any) -> None:
         for x in v.price_level_schedule_entry:
             t = _ET_PriceLevelScheduleEntryList[st].get((0, 0))
             if t is None: raise not_allowed('PriceLevelScheduleEntry', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not PriceLevelScheduleEntry: raise bad_value('PriceLevelScheduleEntry', x, 'is not a PriceLevelScheduleEntry', w)
             _e_PriceLevelScheduleEntry(w, x)
@@ -7903,7 +7903,7 @@ def _e_PriceLevelScheduleEntryList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_PriceLevelScheduleEntryList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7950,10 +7950,10 @@ def _e_PriceLevelScheduleEntry(w: BitWriter, v: Any) -> None:
             raise missing('Duration', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('Duration', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PriceLevel'
         x = v.price_level
         if x is None:
@@ -7961,9 +7961,9 @@ def _e_PriceLevelScheduleEntry(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('PriceLevel', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 11)
+            w.acc = (w.acc << 11) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8046,7 +8046,7 @@ def _e_Scheduled_SEResControlMode(w: BitWriter, v: Any) -> None:
         for x in v.schedule_tuple:
             t = _ET_Scheduled_SEResControlMode[st].get((0, 0))
             if t is None: raise not_allowed('ScheduleTuple', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not ScheduleTuple: raise bad_value('ScheduleTuple', x, 'is not a ScheduleTuple', w)
             _e_ScheduleTuple(w, x)
@@ -8054,7 +8054,7 @@ def _e_Scheduled_SEResControlMode(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_Scheduled_SEResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8103,16 +8103,16 @@ def _e_ScheduleTuple(w: BitWriter, v: Any) -> None:
             raise missing('ScheduleTupleID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('ScheduleTupleID', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ChargingSchedule'
         x = v.charging_schedule
         if x is None:
             raise missing('ChargingSchedule', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not ChargingSchedule: raise bad_value('ChargingSchedule', x, 'is not a ChargingSchedule', w)
             _e_ChargingSchedule(w, x)
@@ -8121,14 +8121,14 @@ def _e_ScheduleTuple(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not ChargingSchedule: raise bad_value('DischargingSchedule', x, 'is not a ChargingSchedule', w)
             _e_ChargingSchedule(w, x)
         _p = None
         e = _EE_ScheduleTuple[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8214,7 +8214,7 @@ def _e_ChargingSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('PowerSchedule', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not PowerSchedule: raise bad_value('PowerSchedule', x, 'is not a PowerSchedule', w)
             _e_PowerSchedule(w, x)
@@ -8223,7 +8223,7 @@ def _e_ChargingSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not AbsolutePriceSchedule: raise bad_value('AbsolutePriceSchedule', x, 'is not a AbsolutePriceSchedule', w)
             _e_AbsolutePriceSchedule(w, x)
@@ -8232,7 +8232,7 @@ def _e_ChargingSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 1: w.bits(1, 2); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
             elif st == 2: raise not_allowed('PriceLevelSchedule', w)
             else: raise not_allowed('PriceLevelSchedule', w)
             if type(x) is not PriceLevelSchedule: raise bad_value('PriceLevelSchedule', x, 'is not a PriceLevelSchedule', w)
@@ -8240,7 +8240,7 @@ def _e_ChargingSchedule(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_ChargingSchedule[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8320,16 +8320,16 @@ def _e_PowerSchedule(w: BitWriter, v: Any) -> None:
             raise missing('TimeAnchor', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'AvailableEnergy'
         x = v.available_energy
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not RationalNumber: raise bad_value('AvailableEnergy', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -8338,8 +8338,8 @@ def _e_PowerSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('PowerTolerance', w)
             if type(x) is not RationalNumber: raise bad_value('PowerTolerance', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -8348,14 +8348,14 @@ def _e_PowerSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('PowerScheduleEntries', w)
         else:
-            if st == 1: w.bits(2, 2); st = 4
-            elif st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 1); st = 4
+            if st == 1: w.acc = (w.acc << 2) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
             else: raise not_allowed('PowerScheduleEntries', w)
             if type(x) is not PowerScheduleEntryList: raise bad_value('PowerScheduleEntries', x, 'is not a PowerScheduleEntryList', w)
             _e_PowerScheduleEntryList(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8454,7 +8454,7 @@ def _e_PowerScheduleEntryList(w: BitWriter, v: Any) -> None:
         for x in v.power_schedule_entry:
             t = _ET_PowerScheduleEntryList[st].get((0, 0))
             if t is None: raise not_allowed('PowerScheduleEntry', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not PowerScheduleEntry: raise bad_value('PowerScheduleEntry', x, 'is not a PowerScheduleEntry', w)
             _e_PowerScheduleEntry(w, x)
@@ -8462,7 +8462,7 @@ def _e_PowerScheduleEntryList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_PowerScheduleEntryList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8511,16 +8511,16 @@ def _e_PowerScheduleEntry(w: BitWriter, v: Any) -> None:
             raise missing('Duration', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('Duration', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Power'
         x = v.power
         if x is None:
             raise missing('Power', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('Power', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -8529,7 +8529,7 @@ def _e_PowerScheduleEntry(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not RationalNumber: raise bad_value('Power_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -8538,15 +8538,15 @@ def _e_PowerScheduleEntry(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 2); st = 4
+            if st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('Power_L3', w)
             if type(x) is not RationalNumber: raise bad_value('Power_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_PowerScheduleEntry[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8646,7 +8646,7 @@ def _e_PowerDeliveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -8658,7 +8658,7 @@ def _e_PowerDeliveryReq(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'ChargeProgress'
         x = v.charge_progress
         if x is None:
@@ -8667,13 +8667,13 @@ def _e_PowerDeliveryReq(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_ChargeProgress.get(x)
             if _i is None: raise bad_value('ChargeProgress', x, 'is not a value of ChargeProgress', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVPowerProfile'
         x = v.ev_power_profile
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 4
             if type(x) is not EVPowerProfile: raise bad_value('EVPowerProfile', x, 'is not a EVPowerProfile', w)
             _e_EVPowerProfile(w, x)
@@ -8682,16 +8682,16 @@ def _e_PowerDeliveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 3: w.bits(1, 2); st = 5
-            elif st == 4: w.bits(0, 2); st = 5
+            if st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('BPT_ChannelSelection', w)
             _i = _I_ChannelSelection.get(x)
             if _i is None: raise bad_value('BPT_ChannelSelection', x, 'is not a value of ChannelSelection', w)
-            w.bits((_i << 1), 3)
+            w.acc = (w.acc << 3) | (_i << 1)
         _p = None
         e = _EE_PowerDeliveryReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8843,16 +8843,16 @@ def _e_EVPowerProfile(w: BitWriter, v: Any) -> None:
             raise missing('TimeAnchor', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Dynamic_EVPPTControlMode'
         x = v.dynamic_evppt_control_mode
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not Dynamic_EVPPTControlMode: raise bad_value('Dynamic_EVPPTControlMode', x, 'is not a Dynamic_EVPPTControlMode', w)
             _e_Dynamic_EVPPTControlMode(w, x)
@@ -8861,7 +8861,7 @@ def _e_EVPowerProfile(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 1: w.bits(1, 2); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
             elif st == 2: raise not_allowed('Scheduled_EVPPTControlMode', w)
             else: raise not_allowed('Scheduled_EVPPTControlMode', w)
             if type(x) is not Scheduled_EVPPTControlMode: raise bad_value('Scheduled_EVPPTControlMode', x, 'is not a Scheduled_EVPPTControlMode', w)
@@ -8872,13 +8872,13 @@ def _e_EVPowerProfile(w: BitWriter, v: Any) -> None:
             raise missing('EVPowerProfileEntries', w)
         else:
             if st == 1: raise not_allowed('EVPowerProfileEntries', w)
-            elif st == 2: w.bits(0, 1); st = 4
-            elif st == 3: w.bits(0, 1); st = 4
+            elif st == 2: w.acc <<= 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
             else: raise not_allowed('EVPowerProfileEntries', w)
             if type(x) is not EVPowerProfileEntryList: raise bad_value('EVPowerProfileEntries', x, 'is not a EVPowerProfileEntryList', w)
             _e_EVPowerProfileEntryList(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8972,7 +8972,7 @@ def _e_Dynamic_EVPPTControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9011,10 +9011,10 @@ def _e_Scheduled_EVPPTControlMode(w: BitWriter, v: Any) -> None:
             raise missing('SelectedScheduleTupleID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('SelectedScheduleTupleID', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PowerToleranceAcceptance'
         x = v.power_tolerance_acceptance
         if x is None:
@@ -9023,11 +9023,11 @@ def _e_Scheduled_EVPPTControlMode(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_PowerToleranceAcceptance.get(x)
             if _i is None: raise bad_value('PowerToleranceAcceptance', x, 'is not a value of PowerToleranceAcceptance', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = None
         e = _EE_Scheduled_EVPPTControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9112,7 +9112,7 @@ def _e_EVPowerProfileEntryList(w: BitWriter, v: Any) -> None:
         for x in v.ev_power_profile_entry:
             t = _ET_EVPowerProfileEntryList[st].get((0, 0))
             if t is None: raise not_allowed('EVPowerProfileEntry', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not PowerScheduleEntry: raise bad_value('EVPowerProfileEntry', x, 'is not a PowerScheduleEntry', w)
             _e_PowerScheduleEntry(w, x)
@@ -9120,7 +9120,7 @@ def _e_EVPowerProfileEntryList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_EVPowerProfileEntryList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9168,7 +9168,7 @@ def _e_PowerDeliveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -9180,20 +9180,20 @@ def _e_PowerDeliveryRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
         x = v.evse_status
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not EVSEStatus: raise bad_value('EVSEStatus', x, 'is not a EVSEStatus', w)
             _e_EVSEStatus(w, x)
         _p = None
         e = _EE_PowerDeliveryRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9289,10 +9289,10 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('NotificationMaxDelay', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
         if x is None:
@@ -9301,9 +9301,9 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_EvseNotification.get(x)
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
-            w.bits((_i << 1), 6)
+            w.acc = (w.acc << 6) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9389,7 +9389,7 @@ def _e_MeteringConfirmationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -9398,12 +9398,12 @@ def _e_MeteringConfirmationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SignedMeteringData', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not SignedMeteringData: raise bad_value('SignedMeteringData', x, 'is not a SignedMeteringData', w)
             _e_SignedMeteringData(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9470,7 +9470,7 @@ def _e_SignedMeteringData(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Id', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -9480,20 +9480,20 @@ def _e_SignedMeteringData(w: BitWriter, v: Any) -> None:
             raise missing('SessionID', w)
         else:
             st = 2
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'MeterInfo'
         x = v.meter_info
         if x is None:
             raise missing('MeterInfo', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
@@ -9502,7 +9502,7 @@ def _e_SignedMeteringData(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 6
             if type(x) is not Receipt: raise bad_value('Receipt', x, 'is not a Receipt', w)
             _e_Receipt(w, x)
@@ -9511,8 +9511,8 @@ def _e_SignedMeteringData(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 3: w.bits(1, 2); st = 4
-            elif st == 6: w.bits(0, 2); st = 4
+            if st == 3: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 6: w.acc <<= 2; st = 4
             else: raise not_allowed('Dynamic_SMDTControlMode', w)
             if type(x) is not Dynamic_SMDTControlMode: raise bad_value('Dynamic_SMDTControlMode', x, 'is not a Dynamic_SMDTControlMode', w)
             _e_Dynamic_SMDTControlMode(w, x)
@@ -9521,16 +9521,16 @@ def _e_SignedMeteringData(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 3: w.bits(2, 2); st = 5
+            if st == 3: w.acc = (w.acc << 2) | 2; st = 5
             elif st == 4: raise not_allowed('Scheduled_SMDTControlMode', w)
-            elif st == 6: w.bits(1, 2); st = 5
+            elif st == 6: w.acc = (w.acc << 2) | 1; st = 5
             else: raise not_allowed('Scheduled_SMDTControlMode', w)
             if type(x) is not Scheduled_SMDTControlMode: raise bad_value('Scheduled_SMDTControlMode', x, 'is not a Scheduled_SMDTControlMode', w)
             _e_Scheduled_SMDTControlMode(w, x)
         _p = None
         e = _EE_SignedMeteringData[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9658,76 +9658,76 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             raise missing('MeterID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ChargedEnergyReadingWh'
         x = v.charged_energy_reading_wh
         if x is None:
             raise missing('ChargedEnergyReadingWh', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'BPT_DischargedEnergyReadingWh'
         x = v.bpt_discharged_energy_reading_wh
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'CapacitiveEnergyReadingVARh'
         x = v.capacitive_energy_reading_va_rh
         if x is None:
             pass
         else:
-            if st == 2: w.bits(1, 3); st = 4
-            elif st == 3: w.bits(0, 3); st = 4
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
             else: raise not_allowed('CapacitiveEnergyReadingVARh', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'BPT_InductiveEnergyReadingVARh'
         x = v.bpt_inductive_energy_reading_va_rh
         if x is None:
             pass
         else:
-            if st == 2: w.bits(2, 3); st = 5
-            elif st == 3: w.bits(1, 3); st = 5
-            elif st == 4: w.bits(0, 3); st = 5
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 3; st = 5
             else: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MeterSignature'
         x = v.meter_signature
         if x is None:
             pass
         else:
-            if st == 2: w.bits(3, 3); st = 6
-            elif st == 3: w.bits(2, 3); st = 6
-            elif st == 4: w.bits(1, 3); st = 6
-            elif st == 5: w.bits(0, 3); st = 6
+            if st == 2: w.acc = (w.acc << 3) | 3; st = 6
+            elif st == 3: w.acc = (w.acc << 3) | 2; st = 6
+            elif st == 4: w.acc = (w.acc << 3) | 1; st = 6
+            elif st == 5: w.acc <<= 3; st = 6
             else: raise not_allowed('MeterSignature', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'MeterStatus'
         x = v.meter_status
         if x is None:
@@ -9735,12 +9735,12 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_MeterInfo[st].get((6, 0))
             if t is None: raise not_allowed('MeterStatus', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MeterTimestamp'
         x = v.meter_timestamp
         if x is None:
@@ -9748,16 +9748,16 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_MeterInfo[st].get((7, 0))
             if t is None: raise not_allowed('MeterTimestamp', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_MeterInfo[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9947,16 +9947,16 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
             raise missing('TimeAnchor', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EnergyCosts'
         x = v.energy_costs
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 2
             if type(x) is not DetailedCost: raise bad_value('EnergyCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
@@ -9965,8 +9965,8 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 1: w.bits(1, 3); st = 3
-            elif st == 2: w.bits(0, 3); st = 3
+            if st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 3; st = 3
             else: raise not_allowed('OccupancyCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OccupancyCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
@@ -9975,9 +9975,9 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 1: w.bits(2, 3); st = 4
-            elif st == 2: w.bits(1, 3); st = 4
-            elif st == 3: w.bits(0, 3); st = 4
+            if st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
             else: raise not_allowed('AdditionalServicesCosts', w)
             if type(x) is not DetailedCost: raise bad_value('AdditionalServicesCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
@@ -9986,10 +9986,10 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 1: w.bits(3, 3); st = 5
-            elif st == 2: w.bits(2, 3); st = 5
-            elif st == 3: w.bits(1, 3); st = 5
-            elif st == 4: w.bits(0, 2); st = 5
+            if st == 1: w.acc = (w.acc << 3) | 3; st = 5
+            elif st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('OverstayCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OverstayCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
@@ -9997,7 +9997,7 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         for x in v.tax_costs:
             t = _ET_Receipt[st].get((5, 0))
             if t is None: raise not_allowed('TaxCosts', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not DetailedTax: raise bad_value('TaxCosts', x, 'is not a DetailedTax', w)
             _e_DetailedTax(w, x)
@@ -10005,7 +10005,7 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_Receipt[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10125,7 +10125,7 @@ def _e_DetailedCost(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Amount', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('Amount', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -10134,12 +10134,12 @@ def _e_DetailedCost(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('CostPerUnit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('CostPerUnit', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10205,21 +10205,21 @@ def _e_DetailedTax(w: BitWriter, v: Any) -> None:
             raise missing('TaxRuleID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Amount'
         x = v.amount
         if x is None:
             raise missing('Amount', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('Amount', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10285,7 +10285,7 @@ def _e_Dynamic_SMDTControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10322,12 +10322,12 @@ def _eg_Scheduled_SMDTControlMode(w: BitWriter, v: Any) -> None:
             raise missing('SelectedScheduleTupleID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('SelectedScheduleTupleID', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10375,9 +10375,9 @@ def _e_Scheduled_SMDTControlMode(w: BitWriter, v: Any) -> None:
     """Fused fast path (one write); the generic _eg_Scheduled_SMDTControlMode otherwise."""
     x0 = v.selected_schedule_tuple_id
     if (type(x0) is int and 1 <= x0 and x0 <= 4294967295):
-        w.bits(0, 2)
+        w.acc <<= 2
         w.uint(x0)
-        w.bits(0, 2)
+        w.acc <<= 2
         return
     _eg_Scheduled_SMDTControlMode(w, v)
 
@@ -10419,7 +10419,7 @@ def _e_MeteringConfirmationRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -10431,9 +10431,9 @@ def _e_MeteringConfirmationRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10516,7 +10516,7 @@ def _e_SessionStopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -10528,40 +10528,40 @@ def _e_SessionStopReq(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ChargingSession.get(x)
             if _i is None: raise bad_value('ChargingSession', x, 'is not a value of ChargingSession', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVTerminationCode'
         x = v.ev_termination_code
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 80: raise bad_value('EVTerminationCode', x, 'is not a str of at most 80 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'EVTerminationExplanation'
         x = v.ev_termination_explanation
         if x is None:
             pass
         else:
-            if st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 2); st = 4
+            if st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('EVTerminationExplanation', w)
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 160: raise bad_value('EVTerminationExplanation', x, 'is not a str of at most 160 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_SessionStopReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10678,7 +10678,7 @@ def _e_SessionStopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -10690,9 +10690,9 @@ def _e_SessionStopRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10775,7 +10775,7 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -10784,7 +10784,7 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('OEMProvisioningCertificateChain', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not SignedCertificateChain: raise bad_value('OEMProvisioningCertificateChain', x, 'is not a SignedCertificateChain', w)
             _e_SignedCertificateChain(w, x)
@@ -10793,7 +10793,7 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ListOfRootCertificateIDs', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not ListOfRootCertificateIDs: raise bad_value('ListOfRootCertificateIDs', x, 'is not a ListOfRootCertificateIDs', w)
             _e_ListOfRootCertificateIDs(w, x)
@@ -10804,20 +10804,20 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
         else:
             st = 4
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('MaximumContractCertificateChains', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 11)
+            w.acc = (w.acc << 11) | (x << 1)
         _p = 'PrioritizedEMAIDs'
         x = v.prioritized_emai_ds
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 5
             if type(x) is not EMAIDList: raise bad_value('PrioritizedEMAIDs', x, 'is not a EMAIDList', w)
             _e_EMAIDList(w, x)
         _p = None
         e = _EE_CertificateInstallationReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10938,7 +10938,7 @@ def _e_SignedCertificateChain(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Id', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -10948,27 +10948,27 @@ def _e_SignedCertificateChain(w: BitWriter, v: Any) -> None:
             raise missing('Certificate', w)
         else:
             st = 2
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 1600: raise bad_value('Certificate', x, 'is not a bytes of at most 1600 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'SubCertificates'
         x = v.sub_certificates
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not SubCertificates: raise bad_value('SubCertificates', x, 'is not a SubCertificates', w)
             _e_SubCertificates(w, x)
         _p = None
         e = _EE_SignedCertificateChain[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -11052,7 +11052,7 @@ def _e_ListOfRootCertificateIDs(w: BitWriter, v: Any) -> None:
         for x in v.root_certificate_id:
             t = _ET_ListOfRootCertificateIDs[st].get((0, 0))
             if t is None: raise not_allowed('RootCertificateID', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not X509IssuerSerial: raise bad_value('RootCertificateID', x, 'is not a X509IssuerSerial', w)
             _e_X509IssuerSerial(w, x)
@@ -11060,7 +11060,7 @@ def _e_ListOfRootCertificateIDs(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_ListOfRootCertificateIDs[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -11107,20 +11107,20 @@ def _e_EMAIDList(w: BitWriter, v: Any) -> None:
         for x in v.emaid:
             t = _ET_EMAIDList[st].get((0, 0))
             if t is None: raise not_allowed('EMAID', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 255: raise bad_value('EMAID', x, 'is not a str of at most 255 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.emaid) > 8: raise bad_value('EMAID', len(v.emaid), 'occurrences, more than 8', w)
         _p = None
         e = _EE_EMAIDList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -11170,7 +11170,7 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -11182,7 +11182,7 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
         x = v.evse_processing
         if x is None:
@@ -11191,13 +11191,13 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'CPSCertificateChain'
         x = v.cps_certificate_chain
         if x is None:
             raise missing('CPSCertificateChain', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not CertificateChain: raise bad_value('CPSCertificateChain', x, 'is not a CertificateChain', w)
             _e_CertificateChain(w, x)
@@ -11206,7 +11206,7 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SignedInstallationData', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not SignedInstallationData: raise bad_value('SignedInstallationData', x, 'is not a SignedInstallationData', w)
             _e_SignedInstallationData(w, x)
@@ -11217,9 +11217,9 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
         else:
             st = 6
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('RemainingContractCertificateChains', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 11)
+            w.acc = (w.acc << 11) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -11387,27 +11387,27 @@ def _e_CertificateChain(w: BitWriter, v: Any) -> None:
             raise missing('Certificate', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 1600: raise bad_value('Certificate', x, 'is not a bytes of at most 1600 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'SubCertificates'
         x = v.sub_certificates
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not SubCertificates: raise bad_value('SubCertificates', x, 'is not a SubCertificates', w)
             _e_SubCertificates(w, x)
         _p = None
         e = _EE_CertificateChain[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -11478,7 +11478,7 @@ def _e_SignedInstallationData(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Id', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -11487,7 +11487,7 @@ def _e_SignedInstallationData(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ContractCertificateChain', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not ContractCertificateChain: raise bad_value('ContractCertificateChain', x, 'is not a ContractCertificateChain', w)
             _e_ContractCertificateChain(w, x)
@@ -11499,70 +11499,70 @@ def _e_SignedInstallationData(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_EcdhCurve.get(x)
             if _i is None: raise bad_value('ECDHCurve', x, 'is not a value of EcdhCurve', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = 'DHPublicKey'
         x = v.dh_public_key
         if x is None:
             raise missing('DHPublicKey', w)
         else:
             st = 4
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 133: raise bad_value('DHPublicKey', x, 'is not a bytes of at most 133 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'SECP521_EncryptedPrivateKey'
         x = v.secp521_encrypted_private_key
         if x is None:
             pass
         else:
             st = 7
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 94: raise bad_value('SECP521_EncryptedPrivateKey', x, 'is not a bytes of at most 94 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'X448_EncryptedPrivateKey'
         x = v.x448_encrypted_private_key
         if x is None:
             pass
         else:
-            if st == 4: w.bits(1, 2); st = 5
+            if st == 4: w.acc = (w.acc << 2) | 1; st = 5
             elif st == 7: raise not_allowed('X448_EncryptedPrivateKey', w)
             else: raise not_allowed('X448_EncryptedPrivateKey', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 84: raise bad_value('X448_EncryptedPrivateKey', x, 'is not a bytes of at most 84 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'TPM_EncryptedPrivateKey'
         x = v.tpm_encrypted_private_key
         if x is None:
             pass
         else:
-            if st == 4: w.bits(2, 2); st = 6
+            if st == 4: w.acc = (w.acc << 2) | 2; st = 6
             elif st == 5: raise not_allowed('TPM_EncryptedPrivateKey', w)
             elif st == 7: raise not_allowed('TPM_EncryptedPrivateKey', w)
             else: raise not_allowed('TPM_EncryptedPrivateKey', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 206: raise bad_value('TPM_EncryptedPrivateKey', x, 'is not a bytes of at most 206 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_SignedInstallationData[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -11729,7 +11729,7 @@ def _e_VehicleCheckInReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -11741,7 +11741,7 @@ def _e_VehicleCheckInReq(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_EvCheckInStatus.get(x)
             if _i is None: raise bad_value('EVCheckInStatus', x, 'is not a value of EvCheckInStatus', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'ParkingMethod'
         x = v.parking_method
         if x is None:
@@ -11750,46 +11750,46 @@ def _e_VehicleCheckInReq(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_ParkingMethod.get(x)
             if _i is None: raise bad_value('ParkingMethod', x, 'is not a value of ParkingMethod', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'VehicleFrame'
         x = v.vehicle_frame
         if x is None:
             pass
         else:
             st = 4
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('VehicleFrame', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'DeviceOffset'
         x = v.device_offset
         if x is None:
             pass
         else:
-            if st == 3: w.bits(1, 3); st = 5
-            elif st == 4: w.bits(0, 2); st = 5
+            if st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('DeviceOffset', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('DeviceOffset', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'VehicleTravel'
         x = v.vehicle_travel
         if x is None:
             pass
         else:
-            if st == 3: w.bits(2, 3); st = 6
-            elif st == 4: w.bits(1, 2); st = 6
-            elif st == 5: w.bits(0, 2); st = 6
+            if st == 3: w.acc = (w.acc << 3) | 2; st = 6
+            elif st == 4: w.acc = (w.acc << 2) | 1; st = 6
+            elif st == 5: w.acc <<= 2; st = 6
             else: raise not_allowed('VehicleTravel', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('VehicleTravel', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_VehicleCheckInReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -11959,7 +11959,7 @@ def _e_VehicleCheckInRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -11971,46 +11971,46 @@ def _e_VehicleCheckInRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'ParkingSpace'
         x = v.parking_space
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ParkingSpace', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'DeviceLocation'
         x = v.device_location
         if x is None:
             pass
         else:
-            if st == 2: w.bits(1, 3); st = 4
-            elif st == 3: w.bits(0, 2); st = 4
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('DeviceLocation', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('DeviceLocation', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'TargetDistance'
         x = v.target_distance
         if x is None:
             pass
         else:
-            if st == 2: w.bits(2, 3); st = 5
-            elif st == 3: w.bits(1, 2); st = 5
-            elif st == 4: w.bits(0, 2); st = 5
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('TargetDistance', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('TargetDistance', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_VehicleCheckInRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -12148,7 +12148,7 @@ def _e_VehicleCheckOutReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -12160,19 +12160,19 @@ def _e_VehicleCheckOutReq(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_EvCheckOutStatus.get(x)
             if _i is None: raise bad_value('EVCheckOutStatus', x, 'is not a value of EvCheckOutStatus', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'CheckOutTime'
         x = v.check_out_time
         if x is None:
             raise missing('CheckOutTime', w)
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CheckOutTime', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -12272,7 +12272,7 @@ def _e_VehicleCheckOutRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -12284,7 +12284,7 @@ def _e_VehicleCheckOutRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSECheckOutStatus'
         x = v.evse_check_out_status
         if x is None:
@@ -12293,9 +12293,9 @@ def _e_VehicleCheckOutRes(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_EvseCheckOutStatus.get(x)
             if _i is None: raise bad_value('EVSECheckOutStatus', x, 'is not a value of EvseCheckOutStatus', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -12404,12 +12404,12 @@ def _e_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -12460,7 +12460,7 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -12472,9 +12472,9 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -12555,7 +12555,7 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -12564,7 +12564,7 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not DisplayParameters: raise bad_value('DisplayParameters', x, 'is not a DisplayParameters', w)
             _e_DisplayParameters(w, x)
@@ -12573,13 +12573,13 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterInfoRequested', w)
         else:
-            if st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 1); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
             else: raise not_allowed('MeterInfoRequested', w)
             if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -12674,40 +12674,40 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 13)
+            w.acc = (w.acc << 13) | (x << 1)
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 4); st = 2
-            elif st == 1: w.bits(0, 4); st = 2
+            if st == 0: w.acc = (w.acc << 4) | 1; st = 2
+            elif st == 1: w.acc <<= 4; st = 2
             else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 4); st = 3
-            elif st == 1: w.bits(1, 4); st = 3
-            elif st == 2: w.bits(0, 4); st = 3
+            if st == 0: w.acc = (w.acc << 4) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 4) | 1; st = 3
+            elif st == 2: w.acc <<= 4; st = 3
             else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'MaximumSOC'
         x = v.maximum_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(3, 4); st = 4
-            elif st == 1: w.bits(2, 4); st = 4
-            elif st == 2: w.bits(1, 4); st = 4
-            elif st == 3: w.bits(0, 4); st = 4
+            if st == 0: w.acc = (w.acc << 4) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 4) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 4) | 1; st = 4
+            elif st == 3: w.acc <<= 4; st = 4
             else: raise not_allowed('MaximumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'RemainingTimeToMinimumSOC'
         x = v.remaining_time_to_minimum_soc
         if x is None:
@@ -12715,12 +12715,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((4, 0))
             if t is None: raise not_allowed('RemainingTimeToMinimumSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RemainingTimeToTargetSOC'
         x = v.remaining_time_to_target_soc
         if x is None:
@@ -12728,12 +12728,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((5, 0))
             if t is None: raise not_allowed('RemainingTimeToTargetSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RemainingTimeToMaximumSOC'
         x = v.remaining_time_to_maximum_soc
         if x is None:
@@ -12741,12 +12741,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((6, 0))
             if t is None: raise not_allowed('RemainingTimeToMaximumSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ChargingComplete'
         x = v.charging_complete
         if x is None:
@@ -12754,10 +12754,10 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((7, 0))
             if t is None: raise not_allowed('ChargingComplete', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'BatteryEnergyCapacity'
         x = v.battery_energy_capacity
         if x is None:
@@ -12765,7 +12765,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((8, 0))
             if t is None: raise not_allowed('BatteryEnergyCapacity', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('BatteryEnergyCapacity', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -12776,14 +12776,14 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((9, 0))
             if t is None: raise not_allowed('InletHot', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not bool: raise bad_value('InletHot', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = None
         e = _EE_DisplayParameters[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -13057,7 +13057,7 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -13069,13 +13069,13 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
         x = v.evse_status
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 3
             if type(x) is not EVSEStatus: raise bad_value('EVSEStatus', x, 'is not a EVSEStatus', w)
             _e_EVSEStatus(w, x)
@@ -13084,8 +13084,8 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 2: w.bits(1, 3); st = 4
-            elif st == 3: w.bits(0, 2); st = 4
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
@@ -13094,16 +13094,16 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 2: w.bits(2, 3); st = 5
-            elif st == 3: w.bits(1, 2); st = 5
-            elif st == 4: w.bits(0, 2); st = 5
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('Receipt', w)
             if type(x) is not Receipt: raise bad_value('Receipt', x, 'is not a Receipt', w)
             _e_Receipt(w, x)
         _p = None
         e = _EE_ChargeLoopRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -13228,7 +13228,7 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -13237,8 +13237,8 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 3); st = 2
-            elif st == 1: w.bits(0, 2); st = 2
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 2; st = 2
             else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -13247,16 +13247,16 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 3); st = 3
-            elif st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_Scheduled_CLReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -13331,7 +13331,7 @@ def _e_Scheduled_CLResControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -13368,17 +13368,17 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -13387,7 +13387,7 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -13396,12 +13396,12 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -13502,49 +13502,49 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 3); st = 2
-            elif st == 1: w.bits(0, 3); st = 2
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 3); st = 3
-            elif st == 1: w.bits(1, 3); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
         if x is None:
             pass
         else:
-            if st == 0: w.bits(3, 3); st = 4
-            elif st == 1: w.bits(2, 3); st = 4
-            elif st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 2); st = 4
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('AckMaxDelay', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_Dynamic_CLResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -13676,22 +13676,22 @@ def _e_TargetPosition(w: BitWriter, v: Any) -> None:
             raise missing('TargetOffsetX', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('TargetOffsetX', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'TargetOffsetY'
         x = v.target_offset_y
         if x is None:
             raise missing('TargetOffsetY', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('TargetOffsetY', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -14398,12 +14398,12 @@ FIELDS.update(_SF); ENCODERS.update(_SEN); DECODERS.update(_SDE)
 
 def _es_g11(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g11(r: BitReader) -> Any:
@@ -14417,12 +14417,12 @@ def _ds_g11(r: BitReader) -> Any:
 
 def _es_g13(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g13(r: BitReader) -> Any:
@@ -14436,12 +14436,12 @@ def _ds_g13(r: BitReader) -> Any:
 
 def _es_g18(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g18(r: BitReader) -> Any:
@@ -14456,10 +14456,10 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:std:iso:15118:-20:CommonMess
 
 
 def _es_f1(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f1(r: BitReader) -> Any:
@@ -14474,7 +14474,7 @@ def _ds_f1(r: BitReader) -> Any:
 
 def _es_f6(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('AppliesMinimumMaximumCost', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f6(r: BitReader) -> Any:
@@ -14496,7 +14496,7 @@ def _ds_f6(r: BitReader) -> Any:
 
 def _es_f7(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('AppliesToEnergyFee', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f7(r: BitReader) -> Any:
@@ -14518,7 +14518,7 @@ def _ds_f7(r: BitReader) -> Any:
 
 def _es_f8(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('AppliesToOverstayFee', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f8(r: BitReader) -> Any:
@@ -14540,7 +14540,7 @@ def _ds_f8(r: BitReader) -> Any:
 
 def _es_f9(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('AppliesToParkingFee', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f9(r: BitReader) -> Any:
@@ -14563,7 +14563,7 @@ def _ds_f9(r: BitReader) -> Any:
 def _es_f12(w: BitWriter, x: Any) -> None:
     _i = _I_Authorization.get(x)
     if _i is None: raise bad_value('AuthorizationServices', x, 'is not a value of Authorization', w)
-    w.bits((_i << 1), 3)
+    w.acc = (w.acc << 3) | (_i << 1)
 
 
 def _ds_f12(r: BitReader) -> Any:
@@ -14588,7 +14588,7 @@ def _ds_f12(r: BitReader) -> Any:
 def _es_f16(w: BitWriter, x: Any) -> None:
     _i = _I_ChannelSelection.get(x)
     if _i is None: raise bad_value('BPT_ChannelSelection', x, 'is not a value of ChannelSelection', w)
-    w.bits((_i << 1), 3)
+    w.acc = (w.acc << 3) | (_i << 1)
 
 
 def _ds_f16(r: BitReader) -> Any:
@@ -14611,10 +14611,10 @@ def _ds_f16(r: BitReader) -> Any:
 
 
 def _es_f17(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f17(r: BitReader) -> Any:
@@ -14628,10 +14628,10 @@ def _ds_f17(r: BitReader) -> Any:
 
 
 def _es_f18(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f18(r: BitReader) -> Any:
@@ -14645,10 +14645,10 @@ def _ds_f18(r: BitReader) -> Any:
 
 
 def _es_f24(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f24(r: BitReader) -> Any:
@@ -14662,10 +14662,10 @@ def _ds_f24(r: BitReader) -> Any:
 
 
 def _es_f25(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('CarbonDioxideEmission', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f25(r: BitReader) -> Any:
@@ -14680,12 +14680,12 @@ def _ds_f25(r: BitReader) -> Any:
 
 def _es_f26(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 1600: raise bad_value('Certificate', x, 'is not a bytes of at most 1600 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f26(r: BitReader) -> Any:
@@ -14699,7 +14699,7 @@ def _ds_f26(r: BitReader) -> Any:
 
 def _es_f29(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('CertificateInstallationService', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f29(r: BitReader) -> Any:
@@ -14722,7 +14722,7 @@ def _ds_f29(r: BitReader) -> Any:
 def _es_f30(w: BitWriter, x: Any) -> None:
     _i = _I_ChargeProgress.get(x)
     if _i is None: raise bad_value('ChargeProgress', x, 'is not a value of ChargeProgress', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f30(r: BitReader) -> Any:
@@ -14745,10 +14745,10 @@ def _ds_f30(r: BitReader) -> Any:
 
 
 def _es_f31(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f31(r: BitReader) -> Any:
@@ -14763,7 +14763,7 @@ def _ds_f31(r: BitReader) -> Any:
 
 def _es_f32(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f32(r: BitReader) -> Any:
@@ -14786,7 +14786,7 @@ def _ds_f32(r: BitReader) -> Any:
 def _es_f34(w: BitWriter, x: Any) -> None:
     _i = _I_ChargingSession.get(x)
     if _i is None: raise bad_value('ChargingSession', x, 'is not a value of ChargingSession', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f34(r: BitReader) -> Any:
@@ -14811,10 +14811,10 @@ def _ds_f34(r: BitReader) -> Any:
 
 
 def _es_f35(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CheckOutTime', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f35(r: BitReader) -> Any:
@@ -14829,12 +14829,12 @@ def _ds_f35(r: BitReader) -> Any:
 
 def _es_f38(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 3: raise bad_value('Currency', x, 'is not a str of at most 3 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f38(r: BitReader) -> Any:
@@ -14848,12 +14848,12 @@ def _ds_f38(r: BitReader) -> Any:
 
 def _es_f39(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 133: raise bad_value('DHPublicKey', x, 'is not a bytes of at most 133 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f39(r: BitReader) -> Any:
@@ -14866,10 +14866,10 @@ def _ds_f39(r: BitReader) -> Any:
 
 
 def _es_f41(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f41(r: BitReader) -> Any:
@@ -14883,10 +14883,10 @@ def _ds_f41(r: BitReader) -> Any:
 
 
 def _es_f42(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f42(r: BitReader) -> Any:
@@ -14900,10 +14900,10 @@ def _ds_f42(r: BitReader) -> Any:
 
 
 def _es_f43(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('DeviceLocation', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f43(r: BitReader) -> Any:
@@ -14917,10 +14917,10 @@ def _ds_f43(r: BitReader) -> Any:
 
 
 def _es_f44(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('DeviceOffset', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f44(r: BitReader) -> Any:
@@ -14935,12 +14935,12 @@ def _ds_f44(r: BitReader) -> Any:
 
 def _es_f46(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f46(r: BitReader) -> Any:
@@ -14953,10 +14953,10 @@ def _ds_f46(r: BitReader) -> Any:
 
 
 def _es_f49(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('Duration', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f49(r: BitReader) -> Any:
@@ -14972,7 +14972,7 @@ def _ds_f49(r: BitReader) -> Any:
 def _es_f54(w: BitWriter, x: Any) -> None:
     _i = _I_EcdhCurve.get(x)
     if _i is None: raise bad_value('ECDHCurve', x, 'is not a value of EcdhCurve', w)
-    w.bits((_i << 1), 3)
+    w.acc = (w.acc << 3) | (_i << 1)
 
 
 def _ds_f54(r: BitReader) -> Any:
@@ -14996,12 +14996,12 @@ def _ds_f54(r: BitReader) -> Any:
 
 def _es_f57(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 255: raise bad_value('EMAID', x, 'is not a str of at most 255 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f57(r: BitReader) -> Any:
@@ -15015,12 +15015,12 @@ def _ds_f57(r: BitReader) -> Any:
 
 def _es_f59(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 255: raise bad_value('EVCCID', x, 'is not a str of at most 255 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f59(r: BitReader) -> Any:
@@ -15035,7 +15035,7 @@ def _ds_f59(r: BitReader) -> Any:
 def _es_f60(w: BitWriter, x: Any) -> None:
     _i = _I_EvCheckInStatus.get(x)
     if _i is None: raise bad_value('EVCheckInStatus', x, 'is not a value of EvCheckInStatus', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f60(r: BitReader) -> Any:
@@ -15062,7 +15062,7 @@ def _ds_f60(r: BitReader) -> Any:
 def _es_f61(w: BitWriter, x: Any) -> None:
     _i = _I_EvCheckOutStatus.get(x)
     if _i is None: raise bad_value('EVCheckOutStatus', x, 'is not a value of EvCheckOutStatus', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f61(r: BitReader) -> Any:
@@ -15089,7 +15089,7 @@ def _ds_f61(r: BitReader) -> Any:
 def _es_f78(w: BitWriter, x: Any) -> None:
     _i = _I_Processing.get(x)
     if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f78(r: BitReader) -> Any:
@@ -15116,7 +15116,7 @@ def _ds_f78(r: BitReader) -> Any:
 def _es_f79(w: BitWriter, x: Any) -> None:
     _i = _I_EvseCheckOutStatus.get(x)
     if _i is None: raise bad_value('EVSECheckOutStatus', x, 'is not a value of EvseCheckOutStatus', w)
-    w.bits((_i << 1), 3)
+    w.acc = (w.acc << 3) | (_i << 1)
 
 
 def _ds_f79(r: BitReader) -> Any:
@@ -15140,12 +15140,12 @@ def _ds_f79(r: BitReader) -> Any:
 
 def _es_f80(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 255: raise bad_value('EVSEID', x, 'is not a str of at most 255 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f80(r: BitReader) -> Any:
@@ -15160,7 +15160,7 @@ def _ds_f80(r: BitReader) -> Any:
 def _es_f81(w: BitWriter, x: Any) -> None:
     _i = _I_EvseNotification.get(x)
     if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
-    w.bits((_i << 1), 5)
+    w.acc = (w.acc << 5) | (_i << 1)
 
 
 def _ds_f81(r: BitReader) -> Any:
@@ -15187,7 +15187,7 @@ def _ds_f81(r: BitReader) -> Any:
 def _es_f82(w: BitWriter, x: Any) -> None:
     _i = _I_Processing.get(x)
     if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f82(r: BitReader) -> Any:
@@ -15213,12 +15213,12 @@ def _ds_f82(r: BitReader) -> Any:
 
 def _es_f87(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 80: raise bad_value('EVTerminationCode', x, 'is not a str of at most 80 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f87(r: BitReader) -> Any:
@@ -15232,12 +15232,12 @@ def _ds_f87(r: BitReader) -> Any:
 
 def _es_f88(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 160: raise bad_value('EVTerminationExplanation', x, 'is not a str of at most 160 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f88(r: BitReader) -> Any:
@@ -15251,12 +15251,12 @@ def _ds_f88(r: BitReader) -> Any:
 
 def _es_f92(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f92(r: BitReader) -> Any:
@@ -15270,7 +15270,7 @@ def _ds_f92(r: BitReader) -> Any:
 
 def _es_f93(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
-    w.bits(((x - -128) << 1), 10)
+    w.acc = (w.acc << 10) | ((x - -128) << 1)
 
 
 def _ds_f93(r: BitReader) -> Any:
@@ -15292,7 +15292,7 @@ def _ds_f93(r: BitReader) -> Any:
 
 def _es_f94(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('FreeService', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f94(r: BitReader) -> Any:
@@ -15314,12 +15314,12 @@ def _ds_f94(r: BitReader) -> Any:
 
 def _es_f95(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f95(r: BitReader) -> Any:
@@ -15333,12 +15333,12 @@ def _ds_f95(r: BitReader) -> Any:
 
 def _es_f96(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 16: raise bad_value('GenChallenge', x, 'is not a bytes of at most 16 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f96(r: BitReader) -> Any:
@@ -15352,7 +15352,7 @@ def _ds_f96(r: BitReader) -> Any:
 
 def _es_f97(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('GoToPause', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f97(r: BitReader) -> Any:
@@ -15373,10 +15373,10 @@ def _ds_f97(r: BitReader) -> Any:
 
 
 def _es_f98(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f98(r: BitReader) -> Any:
@@ -15390,7 +15390,7 @@ def _ds_f98(r: BitReader) -> Any:
 
 def _es_f100(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('InletHot', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f100(r: BitReader) -> Any:
@@ -15412,12 +15412,12 @@ def _ds_f100(r: BitReader) -> Any:
 
 def _es_f101(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f101(r: BitReader) -> Any:
@@ -15431,12 +15431,12 @@ def _ds_f101(r: BitReader) -> Any:
 
 def _es_f103(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f103(r: BitReader) -> Any:
@@ -15450,12 +15450,12 @@ def _ds_f103(r: BitReader) -> Any:
 
 def _es_f105(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 3: raise bad_value('Language', x, 'is not a str of at most 3 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f105(r: BitReader) -> Any:
@@ -15469,7 +15469,7 @@ def _ds_f105(r: BitReader) -> Any:
 
 def _es_f108(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('MaximumContractCertificateChains', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f108(r: BitReader) -> Any:
@@ -15491,7 +15491,7 @@ def _ds_f108(r: BitReader) -> Any:
 
 def _es_f110(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f110(r: BitReader) -> Any:
@@ -15515,7 +15515,7 @@ def _ds_f110(r: BitReader) -> Any:
 
 def _es_f111(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 12 <= x <= 1024: raise bad_value('MaximumSupportingPoints', x, 'is not an integer in [12, 1024]', w)
-    w.bits(((x - 12) << 1), 12)
+    w.acc = (w.acc << 12) | ((x - 12) << 1)
 
 
 def _ds_f111(r: BitReader) -> Any:
@@ -15539,12 +15539,12 @@ def _ds_f111(r: BitReader) -> Any:
 
 def _es_f112(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f112(r: BitReader) -> Any:
@@ -15558,7 +15558,7 @@ def _ds_f112(r: BitReader) -> Any:
 
 def _es_f115(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f115(r: BitReader) -> Any:
@@ -15580,12 +15580,12 @@ def _ds_f115(r: BitReader) -> Any:
 
 def _es_f116(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f116(r: BitReader) -> Any:
@@ -15598,10 +15598,10 @@ def _ds_f116(r: BitReader) -> Any:
 
 
 def _es_f117(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f117(r: BitReader) -> Any:
@@ -15615,10 +15615,10 @@ def _ds_f117(r: BitReader) -> Any:
 
 
 def _es_f118(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f118(r: BitReader) -> Any:
@@ -15633,12 +15633,12 @@ def _ds_f118(r: BitReader) -> Any:
 
 def _es_f121(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f121(r: BitReader) -> Any:
@@ -15652,7 +15652,7 @@ def _ds_f121(r: BitReader) -> Any:
 
 def _es_f123(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f123(r: BitReader) -> Any:
@@ -15676,7 +15676,7 @@ def _ds_f123(r: BitReader) -> Any:
 
 def _es_f124(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f124(r: BitReader) -> Any:
@@ -15700,12 +15700,12 @@ def _ds_f124(r: BitReader) -> Any:
 
 def _es_f125(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f125(r: BitReader) -> Any:
@@ -15718,10 +15718,10 @@ def _ds_f125(r: BitReader) -> Any:
 
 
 def _es_f126(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f126(r: BitReader) -> Any:
@@ -15736,7 +15736,7 @@ def _ds_f126(r: BitReader) -> Any:
 
 def _es_f127(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumberOfPriceLevels', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f127(r: BitReader) -> Any:
@@ -15757,10 +15757,10 @@ def _ds_f127(r: BitReader) -> Any:
 
 
 def _es_f133(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('OverstayFeePeriod', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f133(r: BitReader) -> Any:
@@ -15775,12 +15775,12 @@ def _ds_f133(r: BitReader) -> Any:
 
 def _es_f136(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 160: raise bad_value('OverstayRuleDescription', x, 'is not a str of at most 160 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f136(r: BitReader) -> Any:
@@ -15793,10 +15793,10 @@ def _ds_f136(r: BitReader) -> Any:
 
 
 def _es_f138(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('OverstayTimeThreshold', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f138(r: BitReader) -> Any:
@@ -15811,12 +15811,12 @@ def _ds_f138(r: BitReader) -> Any:
 
 def _es_f139(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f139(r: BitReader) -> Any:
@@ -15830,12 +15830,12 @@ def _ds_f139(r: BitReader) -> Any:
 
 def _es_f141(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f141(r: BitReader) -> Any:
@@ -15849,12 +15849,12 @@ def _ds_f141(r: BitReader) -> Any:
 
 def _es_f142(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f142(r: BitReader) -> Any:
@@ -15867,10 +15867,10 @@ def _ds_f142(r: BitReader) -> Any:
 
 
 def _es_f145(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('ParameterSetID', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f145(r: BitReader) -> Any:
@@ -15884,10 +15884,10 @@ def _ds_f145(r: BitReader) -> Any:
 
 
 def _es_f147(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('ParkingFeePeriod', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f147(r: BitReader) -> Any:
@@ -15903,7 +15903,7 @@ def _ds_f147(r: BitReader) -> Any:
 def _es_f148(w: BitWriter, x: Any) -> None:
     _i = _I_ParkingMethod.get(x)
     if _i is None: raise bad_value('ParkingMethod', x, 'is not a value of ParkingMethod', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f148(r: BitReader) -> Any:
@@ -15928,10 +15928,10 @@ def _ds_f148(r: BitReader) -> Any:
 
 
 def _es_f149(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ParkingSpace', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f149(r: BitReader) -> Any:
@@ -15946,12 +15946,12 @@ def _ds_f149(r: BitReader) -> Any:
 
 def _es_f150(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f150(r: BitReader) -> Any:
@@ -15966,7 +15966,7 @@ def _ds_f150(r: BitReader) -> Any:
 def _es_f161(w: BitWriter, x: Any) -> None:
     _i = _I_PowerToleranceAcceptance.get(x)
     if _i is None: raise bad_value('PowerToleranceAcceptance', x, 'is not a value of PowerToleranceAcceptance', w)
-    w.bits((_i << 1), 3)
+    w.acc = (w.acc << 3) | (_i << 1)
 
 
 def _ds_f161(r: BitReader) -> Any:
@@ -15990,7 +15990,7 @@ def _ds_f161(r: BitReader) -> Any:
 
 def _es_f164(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f164(r: BitReader) -> Any:
@@ -16014,12 +16014,12 @@ def _ds_f164(r: BitReader) -> Any:
 
 def _es_f165(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 255: raise bad_value('PriceAlgorithm', x, 'is not a str of at most 255 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f165(r: BitReader) -> Any:
@@ -16033,7 +16033,7 @@ def _ds_f165(r: BitReader) -> Any:
 
 def _es_f166(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('PriceLevel', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f166(r: BitReader) -> Any:
@@ -16055,12 +16055,12 @@ def _ds_f166(r: BitReader) -> Any:
 
 def _es_f173(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 160: raise bad_value('PriceScheduleDescription', x, 'is not a str of at most 160 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f173(r: BitReader) -> Any:
@@ -16073,10 +16073,10 @@ def _ds_f173(r: BitReader) -> Any:
 
 
 def _es_f174(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('PriceScheduleID', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f174(r: BitReader) -> Any:
@@ -16091,12 +16091,12 @@ def _ds_f174(r: BitReader) -> Any:
 
 def _es_f176(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 80: raise bad_value('ProviderID', x, 'is not a str of at most 80 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f176(r: BitReader) -> Any:
@@ -16110,12 +16110,12 @@ def _ds_f176(r: BitReader) -> Any:
 
 def _es_f177(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f177(r: BitReader) -> Any:
@@ -16129,7 +16129,7 @@ def _ds_f177(r: BitReader) -> Any:
 
 def _es_f182(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('RemainingContractCertificateChains', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f182(r: BitReader) -> Any:
@@ -16150,10 +16150,10 @@ def _ds_f182(r: BitReader) -> Any:
 
 
 def _es_f183(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f183(r: BitReader) -> Any:
@@ -16167,10 +16167,10 @@ def _ds_f183(r: BitReader) -> Any:
 
 
 def _es_f184(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f184(r: BitReader) -> Any:
@@ -16184,10 +16184,10 @@ def _ds_f184(r: BitReader) -> Any:
 
 
 def _es_f185(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f185(r: BitReader) -> Any:
@@ -16202,7 +16202,7 @@ def _ds_f185(r: BitReader) -> Any:
 
 def _es_f186(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('RenewableGenerationPercentage', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f186(r: BitReader) -> Any:
@@ -16225,7 +16225,7 @@ def _ds_f186(r: BitReader) -> Any:
 def _es_f187(w: BitWriter, x: Any) -> None:
     _i = _I_ResponseCode.get(x)
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-    w.bits((_i << 1), 8)
+    w.acc = (w.acc << 8) | (_i << 1)
 
 
 def _ds_f187(r: BitReader) -> Any:
@@ -16251,12 +16251,12 @@ def _ds_f187(r: BitReader) -> Any:
 
 def _es_f190(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 94: raise bad_value('SECP521_EncryptedPrivateKey', x, 'is not a bytes of at most 94 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f190(r: BitReader) -> Any:
@@ -16270,12 +16270,12 @@ def _ds_f190(r: BitReader) -> Any:
 
 def _es_f192(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f192(r: BitReader) -> Any:
@@ -16288,10 +16288,10 @@ def _ds_f192(r: BitReader) -> Any:
 
 
 def _es_f196(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('ScheduleTupleID', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f196(r: BitReader) -> Any:
@@ -16306,12 +16306,12 @@ def _ds_f196(r: BitReader) -> Any:
 
 def _es_f201(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f201(r: BitReader) -> Any:
@@ -16326,7 +16326,7 @@ def _ds_f201(r: BitReader) -> Any:
 def _es_f202(w: BitWriter, x: Any) -> None:
     _i = _I_Authorization.get(x)
     if _i is None: raise bad_value('SelectedAuthorizationService', x, 'is not a value of Authorization', w)
-    w.bits((_i << 1), 3)
+    w.acc = (w.acc << 3) | (_i << 1)
 
 
 def _ds_f202(r: BitReader) -> Any:
@@ -16349,10 +16349,10 @@ def _ds_f202(r: BitReader) -> Any:
 
 
 def _es_f204(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('SelectedScheduleTupleID', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f204(r: BitReader) -> Any:
@@ -16366,10 +16366,10 @@ def _ds_f204(r: BitReader) -> Any:
 
 
 def _es_f213(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f213(r: BitReader) -> Any:
@@ -16384,12 +16384,12 @@ def _ds_f213(r: BitReader) -> Any:
 
 def _es_f214(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 80: raise bad_value('ServiceName', x, 'is not a str of at most 80 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f214(r: BitReader) -> Any:
@@ -16403,7 +16403,7 @@ def _ds_f214(r: BitReader) -> Any:
 
 def _es_f216(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('ServiceRenegotiationSupported', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f216(r: BitReader) -> Any:
@@ -16425,12 +16425,12 @@ def _ds_f216(r: BitReader) -> Any:
 
 def _es_f219(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f219(r: BitReader) -> Any:
@@ -16444,12 +16444,12 @@ def _ds_f219(r: BitReader) -> Any:
 
 def _es_f220(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f220(r: BitReader) -> Any:
@@ -16462,10 +16462,10 @@ def _ds_f220(r: BitReader) -> Any:
 
 
 def _es_f233(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('StartTime', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f233(r: BitReader) -> Any:
@@ -16480,12 +16480,12 @@ def _ds_f233(r: BitReader) -> Any:
 
 def _es_f237(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 206: raise bad_value('TPM_EncryptedPrivateKey', x, 'is not a bytes of at most 206 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f237(r: BitReader) -> Any:
@@ -16498,10 +16498,10 @@ def _ds_f237(r: BitReader) -> Any:
 
 
 def _es_f238(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('TargetDistance', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f238(r: BitReader) -> Any:
@@ -16515,10 +16515,10 @@ def _ds_f238(r: BitReader) -> Any:
 
 
 def _es_f239(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('TargetOffsetX', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f239(r: BitReader) -> Any:
@@ -16532,10 +16532,10 @@ def _ds_f239(r: BitReader) -> Any:
 
 
 def _es_f240(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('TargetOffsetY', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f240(r: BitReader) -> Any:
@@ -16550,7 +16550,7 @@ def _ds_f240(r: BitReader) -> Any:
 
 def _es_f241(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f241(r: BitReader) -> Any:
@@ -16574,7 +16574,7 @@ def _ds_f241(r: BitReader) -> Any:
 
 def _es_f242(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f242(r: BitReader) -> Any:
@@ -16598,7 +16598,7 @@ def _ds_f242(r: BitReader) -> Any:
 
 def _es_f244(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('TaxIncludedInPrice', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f244(r: BitReader) -> Any:
@@ -16619,10 +16619,10 @@ def _ds_f244(r: BitReader) -> Any:
 
 
 def _es_f247(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f247(r: BitReader) -> Any:
@@ -16636,10 +16636,10 @@ def _ds_f247(r: BitReader) -> Any:
 
 
 def _es_f248(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f248(r: BitReader) -> Any:
@@ -16654,12 +16654,12 @@ def _ds_f248(r: BitReader) -> Any:
 
 def _es_f249(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 80: raise bad_value('TaxRuleName', x, 'is not a str of at most 80 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f249(r: BitReader) -> Any:
@@ -16672,10 +16672,10 @@ def _ds_f249(r: BitReader) -> Any:
 
 
 def _es_f251(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f251(r: BitReader) -> Any:
@@ -16689,10 +16689,10 @@ def _ds_f251(r: BitReader) -> Any:
 
 
 def _es_f252(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f252(r: BitReader) -> Any:
@@ -16706,10 +16706,10 @@ def _ds_f252(r: BitReader) -> Any:
 
 
 def _es_f253(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f253(r: BitReader) -> Any:
@@ -16723,10 +16723,10 @@ def _ds_f253(r: BitReader) -> Any:
 
 
 def _es_f257(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f257(r: BitReader) -> Any:
@@ -16740,10 +16740,10 @@ def _ds_f257(r: BitReader) -> Any:
 
 
 def _es_f262(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('VehicleFrame', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f262(r: BitReader) -> Any:
@@ -16757,10 +16757,10 @@ def _ds_f262(r: BitReader) -> Any:
 
 
 def _es_f263(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('VehicleTravel', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f263(r: BitReader) -> Any:
@@ -16775,12 +16775,12 @@ def _ds_f263(r: BitReader) -> Any:
 
 def _es_f264(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 84: raise bad_value('X448_EncryptedPrivateKey', x, 'is not a bytes of at most 84 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f264(r: BitReader) -> Any:
@@ -16794,12 +16794,12 @@ def _ds_f264(r: BitReader) -> Any:
 
 def _es_f265(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f265(r: BitReader) -> Any:
@@ -16813,12 +16813,12 @@ def _ds_f265(r: BitReader) -> Any:
 
 def _es_f266(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f266(r: BitReader) -> Any:
@@ -16832,12 +16832,12 @@ def _ds_f266(r: BitReader) -> Any:
 
 def _es_f268(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f268(r: BitReader) -> Any:
@@ -16851,12 +16851,12 @@ def _ds_f268(r: BitReader) -> Any:
 
 def _es_f270(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f270(r: BitReader) -> Any:
@@ -16869,10 +16869,10 @@ def _ds_f270(r: BitReader) -> Any:
 
 
 def _es_f271(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f271(r: BitReader) -> Any:
@@ -16886,12 +16886,12 @@ def _ds_f271(r: BitReader) -> Any:
 
 def _es_f272(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f272(r: BitReader) -> Any:
@@ -16905,12 +16905,12 @@ def _ds_f272(r: BitReader) -> Any:
 
 def _es_f273(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f273(r: BitReader) -> Any:
@@ -16924,12 +16924,12 @@ def _ds_f273(r: BitReader) -> Any:
 
 def _es_f274(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f274(r: BitReader) -> Any:
@@ -16943,7 +16943,7 @@ def _ds_f274(r: BitReader) -> Any:
 
 def _es_f275(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('boolValue', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f275(r: BitReader) -> Any:
@@ -16965,7 +16965,7 @@ def _ds_f275(r: BitReader) -> Any:
 
 def _es_f276(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not -128 <= x <= 127: raise bad_value('byteValue', x, 'is not an integer in [-128, 127]', w)
-    w.bits(((x - -128) << 1), 10)
+    w.acc = (w.acc << 10) | ((x - -128) << 1)
 
 
 def _ds_f276(r: BitReader) -> Any:
@@ -16987,12 +16987,12 @@ def _ds_f276(r: BitReader) -> Any:
 
 def _es_f277(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 80: raise bad_value('finiteString', x, 'is not a str of at most 80 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f277(r: BitReader) -> Any:
@@ -17005,10 +17005,10 @@ def _ds_f277(r: BitReader) -> Any:
 
 
 def _es_f278(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -2147483648 or x > 2147483647: raise bad_value('intValue', x, 'is not an integer in [-2147483648, 2147483647]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f278(r: BitReader) -> Any:
@@ -17022,10 +17022,10 @@ def _ds_f278(r: BitReader) -> Any:
 
 
 def _es_f280(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('shortValue', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f280(r: BitReader) -> Any:

@@ -633,7 +633,7 @@ def _e_CLReqControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -665,7 +665,7 @@ def _e_CLResControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -703,7 +703,7 @@ def _e_DC_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -716,12 +716,12 @@ def _e_DC_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('DC_CPDReqEnergyTransferMode', x, 'is not a member of the substitution group', w)
             t = _ET_DC_ChargeParameterDiscoveryReq[st].get((1, m))
             if t is None: raise not_allowed('DC_CPDReqEnergyTransferMode', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('BPT_DC_CPDReqEnergyTransferMode', 'DC_CPDReqEnergyTransferMode')[m]
             _SE_DC_ChargeParameterDiscoveryReq_dc_cpd_req_energy_transfer_mode[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -787,12 +787,12 @@ def _e_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -843,12 +843,12 @@ def _e_V2GRequest(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -899,12 +899,12 @@ def _e_V2GMessage(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -958,37 +958,37 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
             raise missing('SessionID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'TimeStamp'
         x = v.time_stamp
         if x is None:
             raise missing('TimeStamp', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Signature'
         x = v.signature
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not Signature: raise bad_value('Signature', x, 'is not a Signature', w)
             _e_Signature(w, x)
         _p = None
         e = _EE_MessageHeader[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1078,7 +1078,7 @@ def _e_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1087,7 +1087,7 @@ def _e_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1096,7 +1096,7 @@ def _e_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumChargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1105,7 +1105,7 @@ def _e_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumChargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1114,7 +1114,7 @@ def _e_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1123,7 +1123,7 @@ def _e_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVMinimumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1134,11 +1134,11 @@ def _e_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         else:
             st = 7
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 11)
+            w.acc = (w.acc << 11) | (x << 1)
         _p = None
         e = _EE_DC_CPDReqEnergyTransferMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1289,19 +1289,19 @@ def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
-            w.bits(((x - -128) << 1), 11)
+            w.acc = (w.acc << 11) | ((x - -128) << 1)
         _p = 'Value'
         x = v.value
         if x is None:
             raise missing('Value', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1376,9 +1376,9 @@ def _e_RationalNumber(w: BitWriter, v: Any) -> None:
     x0 = v.exponent
     x1 = v.value
     if (type(x0) is int and -128 <= x0 <= 127) and (type(x1) is int and -32768 <= x1 and x1 <= 32767):
-        w.bits(((x0 - -128) << 4) | (x1 < 0), 14)
+        w.acc = (w.acc << 14) | ((x0 - -128) << 4) | (x1 < 0)
         w.uint(-x1 - 1 if x1 < 0 else x1)
-        w.bits(0, 2)
+        w.acc <<= 2
         return
     _eg_RationalNumber(w, v)
 
@@ -1425,7 +1425,7 @@ def _e_DC_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1437,7 +1437,7 @@ def _e_DC_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'DC_CPDResEnergyTransferMode'
         x = v.dc_cpd_res_energy_transfer_mode
         if x is None:
@@ -1447,12 +1447,12 @@ def _e_DC_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('DC_CPDResEnergyTransferMode', x, 'is not a member of the substitution group', w)
             t = _ET_DC_ChargeParameterDiscoveryRes[st].get((2, m))
             if t is None: raise not_allowed('DC_CPDResEnergyTransferMode', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('BPT_DC_CPDResEnergyTransferMode', 'DC_CPDResEnergyTransferMode')[m]
             _SE_DC_ChargeParameterDiscoveryRes_dc_cpd_res_energy_transfer_mode[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1548,7 +1548,7 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1560,9 +1560,9 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1643,7 +1643,7 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1655,9 +1655,9 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1740,7 +1740,7 @@ def _e_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1749,7 +1749,7 @@ def _e_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1758,7 +1758,7 @@ def _e_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumChargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1767,7 +1767,7 @@ def _e_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumChargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1776,7 +1776,7 @@ def _e_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1785,7 +1785,7 @@ def _e_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1794,14 +1794,14 @@ def _e_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 7
             if type(x) is not RationalNumber: raise bad_value('EVSEPowerRampLimitation', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_DC_CPDResEnergyTransferMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1936,12 +1936,12 @@ def _e_DC_CableCheckReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1992,7 +1992,7 @@ def _e_DC_CableCheckRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2004,7 +2004,7 @@ def _e_DC_CableCheckRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
         x = v.evse_processing
         if x is None:
@@ -2013,9 +2013,9 @@ def _e_DC_CableCheckRes(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2126,7 +2126,7 @@ def _e_DC_PreChargeReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2138,13 +2138,13 @@ def _e_DC_PreChargeReq(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVPresentVoltage'
         x = v.ev_present_voltage
         if x is None:
             raise missing('EVPresentVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVPresentVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -2153,12 +2153,12 @@ def _e_DC_PreChargeReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVTargetVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2267,7 +2267,7 @@ def _e_DC_PreChargeRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2279,18 +2279,18 @@ def _e_DC_PreChargeRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEPresentVoltage'
         x = v.evse_present_voltage
         if x is None:
             raise missing('EVSEPresentVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2387,7 +2387,7 @@ def _e_DC_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2396,7 +2396,7 @@ def _e_DC_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not DisplayParameters: raise bad_value('DisplayParameters', x, 'is not a DisplayParameters', w)
             _e_DisplayParameters(w, x)
@@ -2405,17 +2405,17 @@ def _e_DC_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterInfoRequested', w)
         else:
-            if st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 1); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
             else: raise not_allowed('MeterInfoRequested', w)
             if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'EVPresentVoltage'
         x = v.ev_present_voltage
         if x is None:
             raise missing('EVPresentVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVPresentVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -2428,12 +2428,12 @@ def _e_DC_ChargeLoopReq(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('CLReqControlMode', x, 'is not a member of the substitution group', w)
             t = _ET_DC_ChargeLoopReq[st].get((4, m))
             if t is None: raise not_allowed('CLReqControlMode', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('BPT_Dynamic_DC_CLReqControlMode', 'BPT_Scheduled_DC_CLReqControlMode', 'CLReqControlMode', 'Dynamic_DC_CLReqControlMode', 'Scheduled_DC_CLReqControlMode')[m]
             _SE_DC_ChargeLoopReq_cl_req_control_mode[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2553,7 +2553,7 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2562,7 +2562,7 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not DisplayParameters: raise bad_value('DisplayParameters', x, 'is not a DisplayParameters', w)
             _e_DisplayParameters(w, x)
@@ -2571,13 +2571,13 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterInfoRequested', w)
         else:
-            if st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 1); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
             else: raise not_allowed('MeterInfoRequested', w)
             if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2672,40 +2672,40 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 13)
+            w.acc = (w.acc << 13) | (x << 1)
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 4); st = 2
-            elif st == 1: w.bits(0, 4); st = 2
+            if st == 0: w.acc = (w.acc << 4) | 1; st = 2
+            elif st == 1: w.acc <<= 4; st = 2
             else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 4); st = 3
-            elif st == 1: w.bits(1, 4); st = 3
-            elif st == 2: w.bits(0, 4); st = 3
+            if st == 0: w.acc = (w.acc << 4) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 4) | 1; st = 3
+            elif st == 2: w.acc <<= 4; st = 3
             else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'MaximumSOC'
         x = v.maximum_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(3, 4); st = 4
-            elif st == 1: w.bits(2, 4); st = 4
-            elif st == 2: w.bits(1, 4); st = 4
-            elif st == 3: w.bits(0, 4); st = 4
+            if st == 0: w.acc = (w.acc << 4) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 4) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 4) | 1; st = 4
+            elif st == 3: w.acc <<= 4; st = 4
             else: raise not_allowed('MaximumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'RemainingTimeToMinimumSOC'
         x = v.remaining_time_to_minimum_soc
         if x is None:
@@ -2713,12 +2713,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((4, 0))
             if t is None: raise not_allowed('RemainingTimeToMinimumSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RemainingTimeToTargetSOC'
         x = v.remaining_time_to_target_soc
         if x is None:
@@ -2726,12 +2726,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((5, 0))
             if t is None: raise not_allowed('RemainingTimeToTargetSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RemainingTimeToMaximumSOC'
         x = v.remaining_time_to_maximum_soc
         if x is None:
@@ -2739,12 +2739,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((6, 0))
             if t is None: raise not_allowed('RemainingTimeToMaximumSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ChargingComplete'
         x = v.charging_complete
         if x is None:
@@ -2752,10 +2752,10 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((7, 0))
             if t is None: raise not_allowed('ChargingComplete', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'BatteryEnergyCapacity'
         x = v.battery_energy_capacity
         if x is None:
@@ -2763,7 +2763,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((8, 0))
             if t is None: raise not_allowed('BatteryEnergyCapacity', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('BatteryEnergyCapacity', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -2774,14 +2774,14 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((9, 0))
             if t is None: raise not_allowed('InletHot', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not bool: raise bad_value('InletHot', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = None
         e = _EE_DisplayParameters[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3055,7 +3055,7 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -3067,13 +3067,13 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
         x = v.evse_status
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 4
             if type(x) is not EVSEStatus: raise bad_value('EVSEStatus', x, 'is not a EVSEStatus', w)
             _e_EVSEStatus(w, x)
@@ -3082,8 +3082,8 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 2: w.bits(1, 3); st = 5
-            elif st == 4: w.bits(0, 2); st = 5
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
@@ -3092,9 +3092,9 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 2: w.bits(2, 3); st = 6
-            elif st == 4: w.bits(1, 2); st = 6
-            elif st == 5: w.bits(0, 2); st = 6
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 6
+            elif st == 4: w.acc = (w.acc << 2) | 1; st = 6
+            elif st == 5: w.acc <<= 2; st = 6
             else: raise not_allowed('Receipt', w)
             if type(x) is not Receipt: raise bad_value('Receipt', x, 'is not a Receipt', w)
             _e_Receipt(w, x)
@@ -3103,10 +3103,10 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEPresentCurrent', w)
         else:
-            if st == 2: w.bits(3, 3); st = 3
-            elif st == 4: w.bits(2, 2); st = 3
-            elif st == 5: w.bits(1, 2); st = 3
-            elif st == 6: w.bits(0, 1); st = 3
+            if st == 2: w.acc = (w.acc << 3) | 3; st = 3
+            elif st == 4: w.acc = (w.acc << 2) | 2; st = 3
+            elif st == 5: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 6: w.acc <<= 1; st = 3
             else: raise not_allowed('EVSEPresentCurrent', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3115,7 +3115,7 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEPresentVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 7
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3126,7 +3126,7 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         else:
             st = 8
             if type(x) is not bool: raise bad_value('EVSEPowerLimitAchieved', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVSECurrentLimitAchieved'
         x = v.evse_current_limit_achieved
         if x is None:
@@ -3134,7 +3134,7 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         else:
             st = 9
             if type(x) is not bool: raise bad_value('EVSECurrentLimitAchieved', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVSEVoltageLimitAchieved'
         x = v.evse_voltage_limit_achieved
         if x is None:
@@ -3142,7 +3142,7 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         else:
             st = 10
             if type(x) is not bool: raise bad_value('EVSEVoltageLimitAchieved', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'CLResControlMode'
         x = v.cl_res_control_mode
         if x is None:
@@ -3152,12 +3152,12 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('CLResControlMode', x, 'is not a member of the substitution group', w)
             t = _ET_DC_ChargeLoopRes[st].get((10, m))
             if t is None: raise not_allowed('CLResControlMode', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('BPT_Dynamic_DC_CLResControlMode', 'BPT_Scheduled_DC_CLResControlMode', 'CLResControlMode', 'Dynamic_DC_CLResControlMode', 'Scheduled_DC_CLResControlMode')[m]
             _SE_DC_ChargeLoopRes_cl_res_control_mode[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3403,7 +3403,7 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -3415,13 +3415,13 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
         x = v.evse_status
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 3
             if type(x) is not EVSEStatus: raise bad_value('EVSEStatus', x, 'is not a EVSEStatus', w)
             _e_EVSEStatus(w, x)
@@ -3430,8 +3430,8 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 2: w.bits(1, 3); st = 4
-            elif st == 3: w.bits(0, 2); st = 4
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
@@ -3440,16 +3440,16 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 2: w.bits(2, 3); st = 5
-            elif st == 3: w.bits(1, 2); st = 5
-            elif st == 4: w.bits(0, 2); st = 5
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('Receipt', w)
             if type(x) is not Receipt: raise bad_value('Receipt', x, 'is not a Receipt', w)
             _e_Receipt(w, x)
         _p = None
         e = _EE_ChargeLoopRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3573,10 +3573,10 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('NotificationMaxDelay', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
         if x is None:
@@ -3585,9 +3585,9 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_EvseNotification.get(x)
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
-            w.bits((_i << 1), 6)
+            w.acc = (w.acc << 6) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3676,76 +3676,76 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             raise missing('MeterID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ChargedEnergyReadingWh'
         x = v.charged_energy_reading_wh
         if x is None:
             raise missing('ChargedEnergyReadingWh', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'BPT_DischargedEnergyReadingWh'
         x = v.bpt_discharged_energy_reading_wh
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'CapacitiveEnergyReadingVARh'
         x = v.capacitive_energy_reading_va_rh
         if x is None:
             pass
         else:
-            if st == 2: w.bits(1, 3); st = 4
-            elif st == 3: w.bits(0, 3); st = 4
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
             else: raise not_allowed('CapacitiveEnergyReadingVARh', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'BPT_InductiveEnergyReadingVARh'
         x = v.bpt_inductive_energy_reading_va_rh
         if x is None:
             pass
         else:
-            if st == 2: w.bits(2, 3); st = 5
-            elif st == 3: w.bits(1, 3); st = 5
-            elif st == 4: w.bits(0, 3); st = 5
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 3; st = 5
             else: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MeterSignature'
         x = v.meter_signature
         if x is None:
             pass
         else:
-            if st == 2: w.bits(3, 3); st = 6
-            elif st == 3: w.bits(2, 3); st = 6
-            elif st == 4: w.bits(1, 3); st = 6
-            elif st == 5: w.bits(0, 3); st = 6
+            if st == 2: w.acc = (w.acc << 3) | 3; st = 6
+            elif st == 3: w.acc = (w.acc << 3) | 2; st = 6
+            elif st == 4: w.acc = (w.acc << 3) | 1; st = 6
+            elif st == 5: w.acc <<= 3; st = 6
             else: raise not_allowed('MeterSignature', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'MeterStatus'
         x = v.meter_status
         if x is None:
@@ -3753,12 +3753,12 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_MeterInfo[st].get((6, 0))
             if t is None: raise not_allowed('MeterStatus', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MeterTimestamp'
         x = v.meter_timestamp
         if x is None:
@@ -3766,16 +3766,16 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_MeterInfo[st].get((7, 0))
             if t is None: raise not_allowed('MeterTimestamp', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_MeterInfo[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3965,16 +3965,16 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
             raise missing('TimeAnchor', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EnergyCosts'
         x = v.energy_costs
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 2
             if type(x) is not DetailedCost: raise bad_value('EnergyCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
@@ -3983,8 +3983,8 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 1: w.bits(1, 3); st = 3
-            elif st == 2: w.bits(0, 3); st = 3
+            if st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 3; st = 3
             else: raise not_allowed('OccupancyCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OccupancyCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
@@ -3993,9 +3993,9 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 1: w.bits(2, 3); st = 4
-            elif st == 2: w.bits(1, 3); st = 4
-            elif st == 3: w.bits(0, 3); st = 4
+            if st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
             else: raise not_allowed('AdditionalServicesCosts', w)
             if type(x) is not DetailedCost: raise bad_value('AdditionalServicesCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
@@ -4004,10 +4004,10 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 1: w.bits(3, 3); st = 5
-            elif st == 2: w.bits(2, 3); st = 5
-            elif st == 3: w.bits(1, 3); st = 5
-            elif st == 4: w.bits(0, 2); st = 5
+            if st == 1: w.acc = (w.acc << 3) | 3; st = 5
+            elif st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('OverstayCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OverstayCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
@@ -4015,7 +4015,7 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         for x in v.tax_costs:
             t = _ET_Receipt[st].get((5, 0))
             if t is None: raise not_allowed('TaxCosts', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not DetailedTax: raise bad_value('TaxCosts', x, 'is not a DetailedTax', w)
             _e_DetailedTax(w, x)
@@ -4023,7 +4023,7 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_Receipt[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4143,7 +4143,7 @@ def _e_DetailedCost(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Amount', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('Amount', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4152,12 +4152,12 @@ def _e_DetailedCost(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('CostPerUnit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('CostPerUnit', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4223,21 +4223,21 @@ def _e_DetailedTax(w: BitWriter, v: Any) -> None:
             raise missing('TaxRuleID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Amount'
         x = v.amount
         if x is None:
             raise missing('Amount', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('Amount', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4307,7 +4307,7 @@ def _e_DC_WeldingDetectionReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -4319,9 +4319,9 @@ def _e_DC_WeldingDetectionReq(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4402,7 +4402,7 @@ def _e_DC_WeldingDetectionRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -4414,18 +4414,18 @@ def _e_DC_WeldingDetectionRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEPresentVoltage'
         x = v.evse_present_voltage
         if x is None:
             raise missing('EVSEPresentVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4520,7 +4520,7 @@ def _e_BPT_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4529,7 +4529,7 @@ def _e_BPT_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4538,7 +4538,7 @@ def _e_BPT_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumChargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4547,7 +4547,7 @@ def _e_BPT_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumChargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4556,7 +4556,7 @@ def _e_BPT_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4565,7 +4565,7 @@ def _e_BPT_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVMinimumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4576,14 +4576,14 @@ def _e_BPT_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         else:
             st = 8
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 11)
+            w.acc = (w.acc << 11) | (x << 1)
         _p = 'EVMaximumDischargePower'
         x = v.ev_maximum_discharge_power
         if x is None:
             raise missing('EVMaximumDischargePower', w)
         else:
-            if st == 6: w.bits(1, 2); st = 7
-            elif st == 8: w.bits(0, 1); st = 7
+            if st == 6: w.acc = (w.acc << 2) | 1; st = 7
+            elif st == 8: w.acc <<= 1; st = 7
             else: raise not_allowed('EVMaximumDischargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4592,7 +4592,7 @@ def _e_BPT_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumDischargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 9
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4601,7 +4601,7 @@ def _e_BPT_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumDischargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 10
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4610,12 +4610,12 @@ def _e_BPT_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumDischargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 11
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4820,7 +4820,7 @@ def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4829,7 +4829,7 @@ def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4838,7 +4838,7 @@ def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumChargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4847,7 +4847,7 @@ def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumChargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4856,7 +4856,7 @@ def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4865,7 +4865,7 @@ def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4874,7 +4874,7 @@ def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 8
             if type(x) is not RationalNumber: raise bad_value('EVSEPowerRampLimitation', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4883,8 +4883,8 @@ def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumDischargePower', w)
         else:
-            if st == 6: w.bits(1, 2); st = 7
-            elif st == 8: w.bits(0, 1); st = 7
+            if st == 6: w.acc = (w.acc << 2) | 1; st = 7
+            elif st == 8: w.acc <<= 1; st = 7
             else: raise not_allowed('EVSEMaximumDischargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4893,7 +4893,7 @@ def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumDischargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 9
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4902,7 +4902,7 @@ def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumDischargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 10
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumDischargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4911,12 +4911,12 @@ def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumDischargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 11
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumDischargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5109,7 +5109,7 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5118,8 +5118,8 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 3); st = 2
-            elif st == 1: w.bits(0, 2); st = 2
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 2; st = 2
             else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5128,9 +5128,9 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 3); st = 3
-            elif st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5139,10 +5139,10 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetCurrent', w)
         else:
-            if st == 0: w.bits(3, 3); st = 4
-            elif st == 1: w.bits(2, 2); st = 4
-            elif st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 1); st = 4
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 2) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
             else: raise not_allowed('EVTargetCurrent', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5151,7 +5151,7 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVTargetVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5160,7 +5160,7 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 7
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5169,8 +5169,8 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 5: w.bits(1, 3); st = 8
-            elif st == 7: w.bits(0, 3); st = 8
+            if st == 5: w.acc = (w.acc << 3) | 1; st = 8
+            elif st == 7: w.acc <<= 3; st = 8
             else: raise not_allowed('EVMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5179,9 +5179,9 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 5: w.bits(2, 3); st = 9
-            elif st == 7: w.bits(1, 3); st = 9
-            elif st == 8: w.bits(0, 3); st = 9
+            if st == 5: w.acc = (w.acc << 3) | 2; st = 9
+            elif st == 7: w.acc = (w.acc << 3) | 1; st = 9
+            elif st == 8: w.acc <<= 3; st = 9
             else: raise not_allowed('EVMaximumChargeCurrent', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5190,10 +5190,10 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 5: w.bits(3, 3); st = 10
-            elif st == 7: w.bits(2, 3); st = 10
-            elif st == 8: w.bits(1, 3); st = 10
-            elif st == 9: w.bits(0, 2); st = 10
+            if st == 5: w.acc = (w.acc << 3) | 3; st = 10
+            elif st == 7: w.acc = (w.acc << 3) | 2; st = 10
+            elif st == 8: w.acc = (w.acc << 3) | 1; st = 10
+            elif st == 9: w.acc <<= 2; st = 10
             else: raise not_allowed('EVMaximumVoltage', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5204,14 +5204,14 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_DC_CLReqControlMode[st].get((9, 0))
             if t is None: raise not_allowed('EVMinimumVoltage', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMinimumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_Scheduled_DC_CLReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5390,7 +5390,7 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5399,8 +5399,8 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 3); st = 2
-            elif st == 1: w.bits(0, 2); st = 2
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 2; st = 2
             else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5409,16 +5409,16 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 3); st = 3
-            elif st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_Scheduled_CLReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5499,7 +5499,7 @@ def _e_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5508,8 +5508,8 @@ def _e_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 3); st = 2
-            elif st == 1: w.bits(0, 3); st = 2
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('EVSEMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5518,9 +5518,9 @@ def _e_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 3); st = 3
-            elif st == 1: w.bits(1, 3); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('EVSEMaximumChargeCurrent', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5529,17 +5529,17 @@ def _e_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(3, 3); st = 4
-            elif st == 1: w.bits(2, 3); st = 4
-            elif st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 2); st = 4
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('EVSEMaximumVoltage', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_Scheduled_DC_CLResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5628,7 +5628,7 @@ def _e_Scheduled_CLResControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5666,7 +5666,7 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5675,8 +5675,8 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 3); st = 2
-            elif st == 1: w.bits(0, 2); st = 2
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 2; st = 2
             else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5685,9 +5685,9 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 3); st = 3
-            elif st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5696,10 +5696,10 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetCurrent', w)
         else:
-            if st == 0: w.bits(3, 3); st = 4
-            elif st == 1: w.bits(2, 2); st = 4
-            elif st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 1); st = 4
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 2) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
             else: raise not_allowed('EVTargetCurrent', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5708,7 +5708,7 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVTargetVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5717,7 +5717,7 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 4)
+            w.acc <<= 4
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5726,8 +5726,8 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 5: w.bits(1, 4); st = 7
-            elif st == 6: w.bits(0, 4); st = 7
+            if st == 5: w.acc = (w.acc << 4) | 1; st = 7
+            elif st == 6: w.acc <<= 4; st = 7
             else: raise not_allowed('EVMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5736,9 +5736,9 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 5: w.bits(2, 4); st = 8
-            elif st == 6: w.bits(1, 4); st = 8
-            elif st == 7: w.bits(0, 3); st = 8
+            if st == 5: w.acc = (w.acc << 4) | 2; st = 8
+            elif st == 6: w.acc = (w.acc << 4) | 1; st = 8
+            elif st == 7: w.acc <<= 3; st = 8
             else: raise not_allowed('EVMaximumChargeCurrent', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5747,10 +5747,10 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 5: w.bits(3, 4); st = 9
-            elif st == 6: w.bits(2, 4); st = 9
-            elif st == 7: w.bits(1, 3); st = 9
-            elif st == 8: w.bits(0, 3); st = 9
+            if st == 5: w.acc = (w.acc << 4) | 3; st = 9
+            elif st == 6: w.acc = (w.acc << 4) | 2; st = 9
+            elif st == 7: w.acc = (w.acc << 3) | 1; st = 9
+            elif st == 8: w.acc <<= 3; st = 9
             else: raise not_allowed('EVMaximumVoltage', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5761,7 +5761,7 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_DC_CLReqControlMode[st].get((9, 0))
             if t is None: raise not_allowed('EVMinimumVoltage', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMinimumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5772,7 +5772,7 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_DC_CLReqControlMode[st].get((10, 0))
             if t is None: raise not_allowed('EVMaximumDischargePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5783,7 +5783,7 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_DC_CLReqControlMode[st].get((11, 0))
             if t is None: raise not_allowed('EVMinimumDischargePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5794,14 +5794,14 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_DC_CLReqControlMode[st].get((12, 0))
             if t is None: raise not_allowed('EVMaximumDischargeCurrent', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_BPT_Scheduled_DC_CLReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6022,7 +6022,7 @@ def _e_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 4)
+            w.acc <<= 4
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6031,8 +6031,8 @@ def _e_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 4); st = 2
-            elif st == 1: w.bits(0, 4); st = 2
+            if st == 0: w.acc = (w.acc << 4) | 1; st = 2
+            elif st == 1: w.acc <<= 4; st = 2
             else: raise not_allowed('EVSEMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6041,9 +6041,9 @@ def _e_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 4); st = 3
-            elif st == 1: w.bits(1, 4); st = 3
-            elif st == 2: w.bits(0, 3); st = 3
+            if st == 0: w.acc = (w.acc << 4) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 4) | 1; st = 3
+            elif st == 2: w.acc <<= 3; st = 3
             else: raise not_allowed('EVSEMaximumChargeCurrent', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6052,10 +6052,10 @@ def _e_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(3, 4); st = 4
-            elif st == 1: w.bits(2, 4); st = 4
-            elif st == 2: w.bits(1, 3); st = 4
-            elif st == 3: w.bits(0, 3); st = 4
+            if st == 0: w.acc = (w.acc << 4) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 4) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
             else: raise not_allowed('EVSEMaximumVoltage', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6066,7 +6066,7 @@ def _e_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_DC_CLResControlMode[st].get((4, 0))
             if t is None: raise not_allowed('EVSEMaximumDischargePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6077,7 +6077,7 @@ def _e_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_DC_CLResControlMode[st].get((5, 0))
             if t is None: raise not_allowed('EVSEMinimumDischargePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6088,7 +6088,7 @@ def _e_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_DC_CLResControlMode[st].get((6, 0))
             if t is None: raise not_allowed('EVSEMaximumDischargeCurrent', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumDischargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6099,14 +6099,14 @@ def _e_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_DC_CLResControlMode[st].get((7, 0))
             if t is None: raise not_allowed('EVSEMinimumVoltage', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_BPT_Scheduled_DC_CLResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6256,17 +6256,17 @@ def _e_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6275,7 +6275,7 @@ def _e_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6284,7 +6284,7 @@ def _e_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6293,7 +6293,7 @@ def _e_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6302,7 +6302,7 @@ def _e_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6311,7 +6311,7 @@ def _e_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumChargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 7
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6320,7 +6320,7 @@ def _e_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 8
             if type(x) is not RationalNumber: raise bad_value('EVMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6329,12 +6329,12 @@ def _e_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 9
             if type(x) is not RationalNumber: raise bad_value('EVMinimumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6503,17 +6503,17 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6522,7 +6522,7 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6531,12 +6531,12 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6637,45 +6637,45 @@ def _e_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 3); st = 2
-            elif st == 1: w.bits(0, 3); st = 2
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 3); st = 3
-            elif st == 1: w.bits(1, 3); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
         if x is None:
             pass
         else:
-            if st == 0: w.bits(3, 3); st = 4
-            elif st == 1: w.bits(2, 3); st = 4
-            elif st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 2); st = 4
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('AckMaxDelay', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSEMaximumChargePower'
         x = v.evse_maximum_charge_power
         if x is None:
@@ -6683,7 +6683,7 @@ def _e_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Dynamic_DC_CLResControlMode[st].get((4, 0))
             if t is None: raise not_allowed('EVSEMaximumChargePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6692,7 +6692,7 @@ def _e_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6701,7 +6701,7 @@ def _e_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumChargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 7
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6710,12 +6710,12 @@ def _e_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 8
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6905,49 +6905,49 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 3); st = 2
-            elif st == 1: w.bits(0, 3); st = 2
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 3); st = 3
-            elif st == 1: w.bits(1, 3); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
         if x is None:
             pass
         else:
-            if st == 0: w.bits(3, 3); st = 4
-            elif st == 1: w.bits(2, 3); st = 4
-            elif st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 2); st = 4
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('AckMaxDelay', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_Dynamic_CLResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7081,17 +7081,17 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7100,7 +7100,7 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7109,7 +7109,7 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7118,7 +7118,7 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7127,7 +7127,7 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7136,7 +7136,7 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumChargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 7
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7145,7 +7145,7 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 8
             if type(x) is not RationalNumber: raise bad_value('EVMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7154,7 +7154,7 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 9
             if type(x) is not RationalNumber: raise bad_value('EVMinimumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7163,7 +7163,7 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumDischargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 10
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7172,7 +7172,7 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumDischargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 11
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7181,7 +7181,7 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumDischargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 12
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7190,7 +7190,7 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 13
             if type(x) is not RationalNumber: raise bad_value('EVMaximumV2XEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7199,15 +7199,15 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 12: w.bits(1, 2); st = 14
-            elif st == 13: w.bits(0, 2); st = 14
+            if st == 12: w.acc = (w.acc << 2) | 1; st = 14
+            elif st == 13: w.acc <<= 2; st = 14
             else: raise not_allowed('EVMinimumV2XEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumV2XEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_BPT_Dynamic_DC_CLReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7448,45 +7448,45 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 3); st = 2
-            elif st == 1: w.bits(0, 3); st = 2
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 3); st = 3
-            elif st == 1: w.bits(1, 3); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
         if x is None:
             pass
         else:
-            if st == 0: w.bits(3, 3); st = 4
-            elif st == 1: w.bits(2, 3); st = 4
-            elif st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 2); st = 4
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('AckMaxDelay', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSEMaximumChargePower'
         x = v.evse_maximum_charge_power
         if x is None:
@@ -7494,7 +7494,7 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Dynamic_DC_CLResControlMode[st].get((4, 0))
             if t is None: raise not_allowed('EVSEMaximumChargePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7503,7 +7503,7 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7512,7 +7512,7 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumChargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 7
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7521,7 +7521,7 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 8
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7530,7 +7530,7 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumDischargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 9
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7539,7 +7539,7 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumDischargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 10
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7548,7 +7548,7 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumDischargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 11
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumDischargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7557,12 +7557,12 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 12
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7806,7 +7806,7 @@ def _e_ListOfRootCertificateIDs(w: BitWriter, v: Any) -> None:
         for x in v.root_certificate_id:
             t = _ET_ListOfRootCertificateIDs[st].get((0, 0))
             if t is None: raise not_allowed('RootCertificateID', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not X509IssuerSerial: raise bad_value('RootCertificateID', x, 'is not a X509IssuerSerial', w)
             _e_X509IssuerSerial(w, x)
@@ -7814,7 +7814,7 @@ def _e_ListOfRootCertificateIDs(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_ListOfRootCertificateIDs[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8218,12 +8218,12 @@ FIELDS.update(_SF); ENCODERS.update(_SEN); DECODERS.update(_SDE)
 
 def _es_g23(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g23(r: BitReader) -> Any:
@@ -8237,12 +8237,12 @@ def _ds_g23(r: BitReader) -> Any:
 
 def _es_g27(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g27(r: BitReader) -> Any:
@@ -8256,12 +8256,12 @@ def _ds_g27(r: BitReader) -> Any:
 
 def _es_g30(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g30(r: BitReader) -> Any:
@@ -8276,10 +8276,10 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:std:iso:15118:-20:DC', 'BPT_
 
 
 def _es_f0(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f0(r: BitReader) -> Any:
@@ -8293,10 +8293,10 @@ def _ds_f0(r: BitReader) -> Any:
 
 
 def _es_f5(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f5(r: BitReader) -> Any:
@@ -8310,10 +8310,10 @@ def _ds_f5(r: BitReader) -> Any:
 
 
 def _es_f8(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f8(r: BitReader) -> Any:
@@ -8327,10 +8327,10 @@ def _ds_f8(r: BitReader) -> Any:
 
 
 def _es_f15(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f15(r: BitReader) -> Any:
@@ -8344,10 +8344,10 @@ def _ds_f15(r: BitReader) -> Any:
 
 
 def _es_f16(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f16(r: BitReader) -> Any:
@@ -8362,7 +8362,7 @@ def _ds_f16(r: BitReader) -> Any:
 
 def _es_f17(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f17(r: BitReader) -> Any:
@@ -8383,10 +8383,10 @@ def _ds_f17(r: BitReader) -> Any:
 
 
 def _es_f32(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f32(r: BitReader) -> Any:
@@ -8401,12 +8401,12 @@ def _ds_f32(r: BitReader) -> Any:
 
 def _es_f34(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f34(r: BitReader) -> Any:
@@ -8421,7 +8421,7 @@ def _ds_f34(r: BitReader) -> Any:
 def _es_f53(w: BitWriter, x: Any) -> None:
     _i = _I_Processing.get(x)
     if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f53(r: BitReader) -> Any:
@@ -8447,7 +8447,7 @@ def _ds_f53(r: BitReader) -> Any:
 
 def _es_f54(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVSECurrentLimitAchieved', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f54(r: BitReader) -> Any:
@@ -8470,7 +8470,7 @@ def _ds_f54(r: BitReader) -> Any:
 def _es_f65(w: BitWriter, x: Any) -> None:
     _i = _I_EvseNotification.get(x)
     if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
-    w.bits((_i << 1), 5)
+    w.acc = (w.acc << 5) | (_i << 1)
 
 
 def _ds_f65(r: BitReader) -> Any:
@@ -8496,7 +8496,7 @@ def _ds_f65(r: BitReader) -> Any:
 
 def _es_f66(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVSEPowerLimitAchieved', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f66(r: BitReader) -> Any:
@@ -8519,7 +8519,7 @@ def _ds_f66(r: BitReader) -> Any:
 def _es_f70(w: BitWriter, x: Any) -> None:
     _i = _I_Processing.get(x)
     if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f70(r: BitReader) -> Any:
@@ -8545,7 +8545,7 @@ def _ds_f70(r: BitReader) -> Any:
 
 def _es_f72(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVSEVoltageLimitAchieved', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f72(r: BitReader) -> Any:
@@ -8567,12 +8567,12 @@ def _ds_f72(r: BitReader) -> Any:
 
 def _es_f77(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f77(r: BitReader) -> Any:
@@ -8586,7 +8586,7 @@ def _ds_f77(r: BitReader) -> Any:
 
 def _es_f78(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
-    w.bits(((x - -128) << 1), 10)
+    w.acc = (w.acc << 10) | ((x - -128) << 1)
 
 
 def _ds_f78(r: BitReader) -> Any:
@@ -8608,12 +8608,12 @@ def _ds_f78(r: BitReader) -> Any:
 
 def _es_f79(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f79(r: BitReader) -> Any:
@@ -8626,10 +8626,10 @@ def _ds_f79(r: BitReader) -> Any:
 
 
 def _es_f80(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f80(r: BitReader) -> Any:
@@ -8643,7 +8643,7 @@ def _ds_f80(r: BitReader) -> Any:
 
 def _es_f82(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('InletHot', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f82(r: BitReader) -> Any:
@@ -8665,12 +8665,12 @@ def _ds_f82(r: BitReader) -> Any:
 
 def _es_f83(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f83(r: BitReader) -> Any:
@@ -8684,12 +8684,12 @@ def _ds_f83(r: BitReader) -> Any:
 
 def _es_f85(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f85(r: BitReader) -> Any:
@@ -8703,7 +8703,7 @@ def _ds_f85(r: BitReader) -> Any:
 
 def _es_f88(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f88(r: BitReader) -> Any:
@@ -8727,12 +8727,12 @@ def _ds_f88(r: BitReader) -> Any:
 
 def _es_f89(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f89(r: BitReader) -> Any:
@@ -8746,7 +8746,7 @@ def _ds_f89(r: BitReader) -> Any:
 
 def _es_f91(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f91(r: BitReader) -> Any:
@@ -8768,12 +8768,12 @@ def _ds_f91(r: BitReader) -> Any:
 
 def _es_f92(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f92(r: BitReader) -> Any:
@@ -8786,10 +8786,10 @@ def _ds_f92(r: BitReader) -> Any:
 
 
 def _es_f93(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f93(r: BitReader) -> Any:
@@ -8803,10 +8803,10 @@ def _ds_f93(r: BitReader) -> Any:
 
 
 def _es_f94(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f94(r: BitReader) -> Any:
@@ -8821,12 +8821,12 @@ def _ds_f94(r: BitReader) -> Any:
 
 def _es_f95(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f95(r: BitReader) -> Any:
@@ -8840,7 +8840,7 @@ def _ds_f95(r: BitReader) -> Any:
 
 def _es_f96(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f96(r: BitReader) -> Any:
@@ -8864,12 +8864,12 @@ def _ds_f96(r: BitReader) -> Any:
 
 def _es_f97(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f97(r: BitReader) -> Any:
@@ -8882,10 +8882,10 @@ def _ds_f97(r: BitReader) -> Any:
 
 
 def _es_f98(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f98(r: BitReader) -> Any:
@@ -8900,12 +8900,12 @@ def _ds_f98(r: BitReader) -> Any:
 
 def _es_f102(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f102(r: BitReader) -> Any:
@@ -8919,12 +8919,12 @@ def _ds_f102(r: BitReader) -> Any:
 
 def _es_f104(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f104(r: BitReader) -> Any:
@@ -8938,12 +8938,12 @@ def _ds_f104(r: BitReader) -> Any:
 
 def _es_f105(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f105(r: BitReader) -> Any:
@@ -8957,12 +8957,12 @@ def _ds_f105(r: BitReader) -> Any:
 
 def _es_f106(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f106(r: BitReader) -> Any:
@@ -8976,7 +8976,7 @@ def _ds_f106(r: BitReader) -> Any:
 
 def _es_f107(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f107(r: BitReader) -> Any:
@@ -9000,12 +9000,12 @@ def _ds_f107(r: BitReader) -> Any:
 
 def _es_f108(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f108(r: BitReader) -> Any:
@@ -9018,10 +9018,10 @@ def _ds_f108(r: BitReader) -> Any:
 
 
 def _es_f112(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f112(r: BitReader) -> Any:
@@ -9035,10 +9035,10 @@ def _ds_f112(r: BitReader) -> Any:
 
 
 def _es_f113(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f113(r: BitReader) -> Any:
@@ -9052,10 +9052,10 @@ def _ds_f113(r: BitReader) -> Any:
 
 
 def _es_f114(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f114(r: BitReader) -> Any:
@@ -9071,7 +9071,7 @@ def _ds_f114(r: BitReader) -> Any:
 def _es_f115(w: BitWriter, x: Any) -> None:
     _i = _I_ResponseCode.get(x)
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-    w.bits((_i << 1), 8)
+    w.acc = (w.acc << 8) | (_i << 1)
 
 
 def _ds_f115(r: BitReader) -> Any:
@@ -9097,12 +9097,12 @@ def _ds_f115(r: BitReader) -> Any:
 
 def _es_f119(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f119(r: BitReader) -> Any:
@@ -9116,12 +9116,12 @@ def _ds_f119(r: BitReader) -> Any:
 
 def _es_f122(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f122(r: BitReader) -> Any:
@@ -9135,12 +9135,12 @@ def _ds_f122(r: BitReader) -> Any:
 
 def _es_f123(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f123(r: BitReader) -> Any:
@@ -9154,7 +9154,7 @@ def _ds_f123(r: BitReader) -> Any:
 
 def _es_f130(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f130(r: BitReader) -> Any:
@@ -9178,7 +9178,7 @@ def _ds_f130(r: BitReader) -> Any:
 
 def _es_f131(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f131(r: BitReader) -> Any:
@@ -9201,10 +9201,10 @@ def _ds_f131(r: BitReader) -> Any:
 
 
 def _es_f133(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f133(r: BitReader) -> Any:
@@ -9218,10 +9218,10 @@ def _ds_f133(r: BitReader) -> Any:
 
 
 def _es_f134(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f134(r: BitReader) -> Any:
@@ -9235,10 +9235,10 @@ def _ds_f134(r: BitReader) -> Any:
 
 
 def _es_f135(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f135(r: BitReader) -> Any:
@@ -9252,10 +9252,10 @@ def _ds_f135(r: BitReader) -> Any:
 
 
 def _es_f138(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f138(r: BitReader) -> Any:
@@ -9270,12 +9270,12 @@ def _ds_f138(r: BitReader) -> Any:
 
 def _es_f139(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f139(r: BitReader) -> Any:
@@ -9289,12 +9289,12 @@ def _ds_f139(r: BitReader) -> Any:
 
 def _es_f140(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f140(r: BitReader) -> Any:
@@ -9308,12 +9308,12 @@ def _ds_f140(r: BitReader) -> Any:
 
 def _es_f142(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f142(r: BitReader) -> Any:
@@ -9327,12 +9327,12 @@ def _ds_f142(r: BitReader) -> Any:
 
 def _es_f144(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f144(r: BitReader) -> Any:
@@ -9345,10 +9345,10 @@ def _ds_f144(r: BitReader) -> Any:
 
 
 def _es_f145(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f145(r: BitReader) -> Any:
@@ -9362,12 +9362,12 @@ def _ds_f145(r: BitReader) -> Any:
 
 def _es_f146(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f146(r: BitReader) -> Any:
@@ -9381,12 +9381,12 @@ def _ds_f146(r: BitReader) -> Any:
 
 def _es_f147(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f147(r: BitReader) -> Any:
@@ -9400,12 +9400,12 @@ def _ds_f147(r: BitReader) -> Any:
 
 def _es_f148(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f148(r: BitReader) -> Any:

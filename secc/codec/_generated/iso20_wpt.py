@@ -768,7 +768,7 @@ def _e_CLReqControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -800,7 +800,7 @@ def _e_CLResControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -838,7 +838,7 @@ def _e_WPT_FinePositioningSetupReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -850,13 +850,13 @@ def _e_WPT_FinePositioningSetupReq(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVDeviceFinePositioningMethodList'
         x = v.ev_device_fine_positioning_method_list
         if x is None:
             raise missing('EVDeviceFinePositioningMethodList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not WPT_FinePositioningMethodList: raise bad_value('EVDeviceFinePositioningMethodList', x, 'is not a WPT_FinePositioningMethodList', w)
             _e_WPT_FinePositioningMethodList(w, x)
@@ -865,7 +865,7 @@ def _e_WPT_FinePositioningSetupReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVDevicePairingMethodList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not WPT_PairingMethodList: raise bad_value('EVDevicePairingMethodList', x, 'is not a WPT_PairingMethodList', w)
             _e_WPT_PairingMethodList(w, x)
@@ -874,7 +874,7 @@ def _e_WPT_FinePositioningSetupReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVDeviceAlignmentCheckMethodList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not WPT_AlignmentCheckMethodList: raise bad_value('EVDeviceAlignmentCheckMethodList', x, 'is not a WPT_AlignmentCheckMethodList', w)
             _e_WPT_AlignmentCheckMethodList(w, x)
@@ -884,23 +884,23 @@ def _e_WPT_FinePositioningSetupReq(w: BitWriter, v: Any) -> None:
             raise missing('NaturalOffset', w)
         else:
             st = 6
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('NaturalOffset', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'VendorSpecificDataContainer'
         for x in v.vendor_specific_data_container:
             t = _ET_WPT_FinePositioningSetupReq[st].get((6, 0))
             if t is None: raise not_allowed('VendorSpecificDataContainer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
         _p = 'LF_SystemSetupData'
         x = v.lf_system_setup_data
@@ -909,14 +909,14 @@ def _e_WPT_FinePositioningSetupReq(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_WPT_FinePositioningSetupReq[st].get((7, 0))
             if t is None: raise not_allowed('LF_SystemSetupData', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not WPT_LF_SystemSetupData: raise bad_value('LF_SystemSetupData', x, 'is not a WPT_LF_SystemSetupData', w)
             _e_WPT_LF_SystemSetupData(w, x)
         _p = None
         e = _EE_WPT_FinePositioningSetupReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1084,12 +1084,12 @@ def _e_V2GRequest(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1140,12 +1140,12 @@ def _e_V2GMessage(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1199,37 +1199,37 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
             raise missing('SessionID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'TimeStamp'
         x = v.time_stamp
         if x is None:
             raise missing('TimeStamp', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Signature'
         x = v.signature
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not Signature: raise bad_value('Signature', x, 'is not a Signature', w)
             _e_Signature(w, x)
         _p = None
         e = _EE_MessageHeader[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1318,16 +1318,16 @@ def _e_WPT_FinePositioningMethodList(w: BitWriter, v: Any) -> None:
         for x in v.wpt_fine_positioning_method:
             t = _ET_WPT_FinePositioningMethodList[st].get((0, 0))
             if t is None: raise not_allowed('WPT_FinePositioningMethod', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _i = _I_WPT_FinePositioningMethod.get(x)
             if _i is None: raise bad_value('WPT_FinePositioningMethod', x, 'is not a value of WPT_FinePositioningMethod', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         if len(v.wpt_fine_positioning_method) > 8: raise bad_value('WPT_FinePositioningMethod', len(v.wpt_fine_positioning_method), 'occurrences, more than 8', w)
         _p = None
         e = _EE_WPT_FinePositioningMethodList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1390,16 +1390,16 @@ def _e_WPT_PairingMethodList(w: BitWriter, v: Any) -> None:
         for x in v.wpt_pairing_method:
             t = _ET_WPT_PairingMethodList[st].get((0, 0))
             if t is None: raise not_allowed('WPT_PairingMethod', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _i = _I_WPT_PairingMethod.get(x)
             if _i is None: raise bad_value('WPT_PairingMethod', x, 'is not a value of WPT_PairingMethod', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         if len(v.wpt_pairing_method) > 8: raise bad_value('WPT_PairingMethod', len(v.wpt_pairing_method), 'occurrences, more than 8', w)
         _p = None
         e = _EE_WPT_PairingMethodList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1462,16 +1462,16 @@ def _e_WPT_AlignmentCheckMethodList(w: BitWriter, v: Any) -> None:
         for x in v.wpt_alignment_check_method:
             t = _ET_WPT_AlignmentCheckMethodList[st].get((0, 0))
             if t is None: raise not_allowed('WPT_AlignmentCheckMethod', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _i = _I_WPT_AlignmentCheckMethod.get(x)
             if _i is None: raise bad_value('WPT_AlignmentCheckMethod', x, 'is not a value of WPT_AlignmentCheckMethod', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         if len(v.wpt_alignment_check_method) > 8: raise bad_value('WPT_AlignmentCheckMethod', len(v.wpt_alignment_check_method), 'occurrences, more than 8', w)
         _p = None
         e = _EE_WPT_AlignmentCheckMethodList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1535,7 +1535,7 @@ def _e_WPT_LF_SystemSetupData(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if type(x) is not WPT_LF_TransmitterData: raise bad_value('LF_TransmitterSetupData', x, 'is not a WPT_LF_TransmitterData', w)
             _e_WPT_LF_TransmitterData(w, x)
@@ -1544,7 +1544,7 @@ def _e_WPT_LF_SystemSetupData(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 2); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
             elif st == 1: raise not_allowed('LF_ReceiverSetupData', w)
             else: raise not_allowed('LF_ReceiverSetupData', w)
             if type(x) is not WPT_LF_ReceiverData: raise bad_value('LF_ReceiverSetupData', x, 'is not a WPT_LF_ReceiverData', w)
@@ -1552,7 +1552,7 @@ def _e_WPT_LF_SystemSetupData(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_WPT_LF_SystemSetupData[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1621,13 +1621,13 @@ def _e_WPT_LF_TransmitterData(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumberOfTransmitters', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 11)
+            w.acc = (w.acc << 11) | (x << 1)
         _p = 'SignalFrequency'
         x = v.signal_frequency
         if x is None:
             raise missing('SignalFrequency', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('SignalFrequency', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1635,7 +1635,7 @@ def _e_WPT_LF_TransmitterData(w: BitWriter, v: Any) -> None:
         for x in v.tx_spec_data:
             t = _ET_WPT_LF_TransmitterData[st].get((2, 0))
             if t is None: raise not_allowed('TxSpecData', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not WPT_TxRxSpecData: raise bad_value('TxSpecData', x, 'is not a WPT_TxRxSpecData', w)
             _e_WPT_TxRxSpecData(w, x)
@@ -1647,14 +1647,14 @@ def _e_WPT_LF_TransmitterData(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_WPT_LF_TransmitterData[st].get((3, 0))
             if t is None: raise not_allowed('TxPackageSpecData', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not WPT_TxRxPackageSpecData: raise bad_value('TxPackageSpecData', x, 'is not a WPT_TxRxPackageSpecData', w)
             _e_WPT_TxRxPackageSpecData(w, x)
         _p = None
         e = _EE_WPT_LF_TransmitterData[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1756,19 +1756,19 @@ def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
-            w.bits(((x - -128) << 1), 11)
+            w.acc = (w.acc << 11) | ((x - -128) << 1)
         _p = 'Value'
         x = v.value
         if x is None:
             raise missing('Value', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1843,9 +1843,9 @@ def _e_RationalNumber(w: BitWriter, v: Any) -> None:
     x0 = v.exponent
     x1 = v.value
     if (type(x0) is int and -128 <= x0 <= 127) and (type(x1) is int and -32768 <= x1 and x1 <= 32767):
-        w.bits(((x0 - -128) << 4) | (x1 < 0), 14)
+        w.acc = (w.acc << 14) | ((x0 - -128) << 4) | (x1 < 0)
         w.uint(-x1 - 1 if x1 < 0 else x1)
-        w.bits(0, 2)
+        w.acc <<= 2
         return
     _eg_RationalNumber(w, v)
 
@@ -1891,16 +1891,16 @@ def _e_WPT_TxRxSpecData(w: BitWriter, v: Any) -> None:
             raise missing('TxRxIdentifier', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TxRxIdentifier', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'TxRxPosition'
         x = v.tx_rx_position
         if x is None:
             raise missing('TxRxPosition', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not WPT_CoordinateXYZ: raise bad_value('TxRxPosition', x, 'is not a WPT_CoordinateXYZ', w)
             _e_WPT_CoordinateXYZ(w, x)
@@ -1909,12 +1909,12 @@ def _e_WPT_TxRxSpecData(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('TxRxOrientation', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not WPT_CoordinateXYZ: raise bad_value('TxRxOrientation', x, 'is not a WPT_CoordinateXYZ', w)
             _e_WPT_CoordinateXYZ(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1999,32 +1999,32 @@ def _e_WPT_CoordinateXYZ(w: BitWriter, v: Any) -> None:
             raise missing('Coord_X', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Coord_X', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Coord_Y'
         x = v.coord_y
         if x is None:
             raise missing('Coord_Y', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Coord_Y', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Coord_Z'
         x = v.coord_z
         if x is None:
             raise missing('Coord_Z', w)
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Coord_Z', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2119,7 +2119,7 @@ def _e_WPT_TxRxPackageSpecData(w: BitWriter, v: Any) -> None:
         for x in v.pulse_sequence_order:
             t = _ET_WPT_TxRxPackageSpecData[st].get((0, 0))
             if t is None: raise not_allowed('PulseSequenceOrder', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not WPT_TxRxPulseOrder: raise bad_value('PulseSequenceOrder', x, 'is not a WPT_TxRxPulseOrder', w)
             _e_WPT_TxRxPulseOrder(w, x)
@@ -2131,34 +2131,34 @@ def _e_WPT_TxRxPackageSpecData(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_WPT_TxRxPackageSpecData[st].get((1, 0))
             if t is None: raise not_allowed('PulseSeparationTime', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('PulseSeparationTime', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PulseDuration'
         x = v.pulse_duration
         if x is None:
             raise missing('PulseDuration', w)
         else:
             st = 6
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('PulseDuration', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PackageSeparationTime'
         x = v.package_separation_time
         if x is None:
             raise missing('PackageSeparationTime', w)
         else:
             st = 8
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('PackageSeparationTime', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2262,22 +2262,22 @@ def _e_WPT_TxRxPulseOrder(w: BitWriter, v: Any) -> None:
             raise missing('IndexNumber', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('IndexNumber', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'TxRxIdentifier'
         x = v.tx_rx_identifier
         if x is None:
             raise missing('TxRxIdentifier', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TxRxIdentifier', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2356,12 +2356,12 @@ def _e_WPT_LF_ReceiverData(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumberOfReceivers', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 11)
+            w.acc = (w.acc << 11) | (x << 1)
         _p = 'RxSpecData'
         for x in v.rx_spec_data:
             t = _ET_WPT_LF_ReceiverData[st].get((1, 0))
             if t is None: raise not_allowed('RxSpecData', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not WPT_TxRxSpecData: raise bad_value('RxSpecData', x, 'is not a WPT_TxRxSpecData', w)
             _e_WPT_TxRxSpecData(w, x)
@@ -2369,7 +2369,7 @@ def _e_WPT_LF_ReceiverData(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_WPT_LF_ReceiverData[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2443,7 +2443,7 @@ def _e_WPT_FinePositioningSetupRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2455,13 +2455,13 @@ def _e_WPT_FinePositioningSetupRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'PrimaryDeviceFinePositioningMethodList'
         x = v.primary_device_fine_positioning_method_list
         if x is None:
             raise missing('PrimaryDeviceFinePositioningMethodList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not WPT_FinePositioningMethodList: raise bad_value('PrimaryDeviceFinePositioningMethodList', x, 'is not a WPT_FinePositioningMethodList', w)
             _e_WPT_FinePositioningMethodList(w, x)
@@ -2470,7 +2470,7 @@ def _e_WPT_FinePositioningSetupRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('PrimaryDevicePairingMethodList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not WPT_PairingMethodList: raise bad_value('PrimaryDevicePairingMethodList', x, 'is not a WPT_PairingMethodList', w)
             _e_WPT_PairingMethodList(w, x)
@@ -2479,7 +2479,7 @@ def _e_WPT_FinePositioningSetupRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('PrimaryDeviceAlignmentCheckMethodList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not WPT_AlignmentCheckMethodList: raise bad_value('PrimaryDeviceAlignmentCheckMethodList', x, 'is not a WPT_AlignmentCheckMethodList', w)
             _e_WPT_AlignmentCheckMethodList(w, x)
@@ -2489,23 +2489,23 @@ def _e_WPT_FinePositioningSetupRes(w: BitWriter, v: Any) -> None:
             raise missing('NaturalOffset', w)
         else:
             st = 6
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('NaturalOffset', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'VendorSpecificDataContainer'
         for x in v.vendor_specific_data_container:
             t = _ET_WPT_FinePositioningSetupRes[st].get((6, 0))
             if t is None: raise not_allowed('VendorSpecificDataContainer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
         _p = 'LF_SystemSetupData'
         x = v.lf_system_setup_data
@@ -2514,14 +2514,14 @@ def _e_WPT_FinePositioningSetupRes(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_WPT_FinePositioningSetupRes[st].get((7, 0))
             if t is None: raise not_allowed('LF_SystemSetupData', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not WPT_LF_SystemSetupData: raise bad_value('LF_SystemSetupData', x, 'is not a WPT_LF_SystemSetupData', w)
             _e_WPT_LF_SystemSetupData(w, x)
         _p = None
         e = _EE_WPT_FinePositioningSetupRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2689,7 +2689,7 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2701,9 +2701,9 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2786,7 +2786,7 @@ def _e_WPT_FinePositioningReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2798,7 +2798,7 @@ def _e_WPT_FinePositioningReq(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVResultCode'
         x = v.ev_result_code
         if x is None:
@@ -2807,20 +2807,20 @@ def _e_WPT_FinePositioningReq(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_WPT_EVResult.get(x)
             if _i is None: raise bad_value('EVResultCode', x, 'is not a value of WPT_EVResult', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'VendorSpecificDataContainer'
         for x in v.vendor_specific_data_container:
             t = _ET_WPT_FinePositioningReq[st].get((3, 0))
             if t is None: raise not_allowed('VendorSpecificDataContainer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
         _p = 'WPT_LF_DataPackageList'
         x = v.wpt_lf_data_package_list
@@ -2829,14 +2829,14 @@ def _e_WPT_FinePositioningReq(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_WPT_FinePositioningReq[st].get((4, 0))
             if t is None: raise not_allowed('WPT_LF_DataPackageList', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not WPT_LF_DataPackageList: raise bad_value('WPT_LF_DataPackageList', x, 'is not a WPT_LF_DataPackageList', w)
             _e_WPT_LF_DataPackageList(w, x)
         _p = None
         e = _EE_WPT_FinePositioningReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2975,18 +2975,18 @@ def _e_WPT_LF_DataPackageList(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumPackages', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 11)
+            w.acc = (w.acc << 11) | (x << 1)
         _p = 'WPT_LF_DataPackage'
         x = v.wpt_lf_data_package
         if x is None:
             raise missing('WPT_LF_DataPackage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not WPT_LF_DataPackage: raise bad_value('WPT_LF_DataPackage', x, 'is not a WPT_LF_DataPackage', w)
             _e_WPT_LF_DataPackage(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3067,13 +3067,13 @@ def _e_WPT_LF_DataPackage(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('PackageIndex', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 11)
+            w.acc = (w.acc << 11) | (x << 1)
         _p = 'LF_TxData'
         x = v.lf_tx_data
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not WPT_LF_TxDataList: raise bad_value('LF_TxData', x, 'is not a WPT_LF_TxDataList', w)
             _e_WPT_LF_TxDataList(w, x)
@@ -3082,7 +3082,7 @@ def _e_WPT_LF_DataPackage(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 1: w.bits(1, 2); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
             elif st == 2: raise not_allowed('LF_RxData', w)
             else: raise not_allowed('LF_RxData', w)
             if type(x) is not WPT_LF_RxDataList: raise bad_value('LF_RxData', x, 'is not a WPT_LF_RxDataList', w)
@@ -3090,7 +3090,7 @@ def _e_WPT_LF_DataPackage(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_WPT_LF_DataPackage[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3181,12 +3181,12 @@ def _e_WPT_LF_TxDataList(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('WPT_LF_TxDataList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not WPT_LF_TxData: raise bad_value('WPT_LF_TxDataList', x, 'is not a WPT_LF_TxData', w)
             _e_WPT_LF_TxData(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3238,21 +3238,21 @@ def _e_WPT_LF_TxData(w: BitWriter, v: Any) -> None:
             raise missing('TxIdentifier', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TxIdentifier', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EIRP'
         x = v.eirp
         if x is None:
             raise missing('EIRP', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('EIRP', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3322,12 +3322,12 @@ def _e_WPT_LF_RxDataList(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('WPT_LF_RxDataList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not WPT_LF_RxData: raise bad_value('WPT_LF_RxDataList', x, 'is not a WPT_LF_RxData', w)
             _e_WPT_LF_RxData(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3379,21 +3379,21 @@ def _e_WPT_LF_RxData(w: BitWriter, v: Any) -> None:
             raise missing('RxIdentifier', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('RxIdentifier', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RSSIData'
         x = v.rssi_data
         if x is None:
             raise missing('RSSIData', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not WPT_LF_RxRSSIList: raise bad_value('RSSIData', x, 'is not a WPT_LF_RxRSSIList', w)
             _e_WPT_LF_RxRSSIList(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3463,12 +3463,12 @@ def _e_WPT_LF_RxRSSIList(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('RSSIDataList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not WPT_LF_RxRSSI: raise bad_value('RSSIDataList', x, 'is not a WPT_LF_RxRSSI', w)
             _e_WPT_LF_RxRSSI(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3520,21 +3520,21 @@ def _e_WPT_LF_RxRSSI(w: BitWriter, v: Any) -> None:
             raise missing('TxIdentifier', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TxIdentifier', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RSSI'
         x = v.rssi
         if x is None:
             raise missing('RSSI', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('RSSI', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3606,7 +3606,7 @@ def _e_WPT_FinePositioningRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -3618,7 +3618,7 @@ def _e_WPT_FinePositioningRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
         x = v.evse_processing
         if x is None:
@@ -3627,20 +3627,20 @@ def _e_WPT_FinePositioningRes(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'VendorSpecificDataContainer'
         for x in v.vendor_specific_data_container:
             t = _ET_WPT_FinePositioningRes[st].get((3, 0))
             if t is None: raise not_allowed('VendorSpecificDataContainer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
         _p = 'WPT_LF_DataPackageList'
         x = v.wpt_lf_data_package_list
@@ -3649,14 +3649,14 @@ def _e_WPT_FinePositioningRes(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_WPT_FinePositioningRes[st].get((4, 0))
             if t is None: raise not_allowed('WPT_LF_DataPackageList', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not WPT_LF_DataPackageList: raise bad_value('WPT_LF_DataPackageList', x, 'is not a WPT_LF_DataPackageList', w)
             _e_WPT_LF_DataPackageList(w, x)
         _p = None
         e = _EE_WPT_FinePositioningRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3795,7 +3795,7 @@ def _e_WPT_PairingReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -3807,46 +3807,46 @@ def _e_WPT_PairingReq(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'ObservedIDCode'
         x = v.observed_id_code
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('ObservedIDCode', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVResultCode'
         x = v.ev_result_code
         if x is None:
             raise missing('EVResultCode', w)
         else:
-            if st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 1); st = 4
+            if st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
             else: raise not_allowed('EVResultCode', w)
             _i = _I_WPT_EVResult.get(x)
             if _i is None: raise bad_value('EVResultCode', x, 'is not a value of WPT_EVResult', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = 'VendorSpecificDataContainer'
         for x in v.vendor_specific_data_container:
             t = _ET_WPT_PairingReq[st].get((4, 0))
             if t is None: raise not_allowed('VendorSpecificDataContainer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
         _p = None
         e = _EE_WPT_PairingReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3990,7 +3990,7 @@ def _e_WPT_PairingRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -4002,7 +4002,7 @@ def _e_WPT_PairingRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
         x = v.evse_processing
         if x is None:
@@ -4011,24 +4011,24 @@ def _e_WPT_PairingRes(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'ObservedIDCode'
         x = v.observed_id_code
         if x is None:
             pass
         else:
             st = 4
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('ObservedIDCode', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'AlternativeSECCList'
         x = v.alternative_secc_list
         if x is None:
             pass
         else:
-            if st == 3: w.bits(1, 3); st = 5
-            elif st == 4: w.bits(0, 2); st = 5
+            if st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('AlternativeSECCList', w)
             if type(x) is not AlternativeSECCList: raise bad_value('AlternativeSECCList', x, 'is not a AlternativeSECCList', w)
             _e_AlternativeSECCList(w, x)
@@ -4036,20 +4036,20 @@ def _e_WPT_PairingRes(w: BitWriter, v: Any) -> None:
         for x in v.vendor_specific_data_container:
             t = _ET_WPT_PairingRes[st].get((5, 0))
             if t is None: raise not_allowed('VendorSpecificDataContainer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
         _p = None
         e = _EE_WPT_PairingRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4206,7 +4206,7 @@ def _e_AlternativeSECCList(w: BitWriter, v: Any) -> None:
         for x in v.alternative_secc:
             t = _ET_AlternativeSECCList[st].get((0, 0))
             if t is None: raise not_allowed('AlternativeSECC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not AlternativeSECC: raise bad_value('AlternativeSECC', x, 'is not a AlternativeSECC', w)
             _e_AlternativeSECC(w, x)
@@ -4214,7 +4214,7 @@ def _e_AlternativeSECCList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_AlternativeSECCList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4263,63 +4263,63 @@ def _e_AlternativeSECC(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 255: raise bad_value('SSID', x, 'is not a str of at most 255 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'BSSID'
         x = v.bssid
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 3); st = 2
-            elif st == 1: w.bits(0, 3); st = 2
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('BSSID', w)
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 12: raise bad_value('BSSID', x, 'is not a str of at most 12 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'IPAddress'
         x = v.ip_address
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 3); st = 3
-            elif st == 1: w.bits(1, 3); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('IPAddress', w)
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 39: raise bad_value('IPAddress', x, 'is not a str of at most 39 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'Port'
         x = v.port
         if x is None:
             pass
         else:
-            if st == 0: w.bits(3, 3); st = 4
-            elif st == 1: w.bits(2, 3); st = 4
-            elif st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 2); st = 4
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('Port', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('Port', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_AlternativeSECC[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4431,7 +4431,7 @@ def _e_WPT_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -4440,7 +4440,7 @@ def _e_WPT_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPCMaxReceivablePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('EVPCMaxReceivablePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4450,26 +4450,26 @@ def _e_WPT_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
             raise missing('SDMaxGroundClearence', w)
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('SDMaxGroundClearence', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'SDMinGroundClearence'
         x = v.sd_min_ground_clearence
         if x is None:
             raise missing('SDMinGroundClearence', w)
         else:
             st = 4
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('SDMinGroundClearence', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVPCNaturalFrequency'
         x = v.evpc_natural_frequency
         if x is None:
             raise missing('EVPCNaturalFrequency', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVPCNaturalFrequency', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4480,25 +4480,25 @@ def _e_WPT_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
         else:
             st = 6
             if type(x) is not bool: raise bad_value('EVPCDeviceLocalControl', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'VendorSpecificDataContainer'
         for x in v.vendor_specific_data_container:
             t = _ET_WPT_ChargeParameterDiscoveryReq[st].get((6, 0))
             if t is None: raise not_allowed('VendorSpecificDataContainer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
         _p = None
         e = _EE_WPT_ChargeParameterDiscoveryReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4653,12 +4653,12 @@ def _e_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4711,7 +4711,7 @@ def _e_WPT_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -4723,7 +4723,7 @@ def _e_WPT_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'PDInputPowerClass'
         x = v.pd_input_power_class
         if x is None:
@@ -4732,13 +4732,13 @@ def _e_WPT_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_WPT_PowerClass.get(x)
             if _i is None: raise bad_value('PDInputPowerClass', x, 'is not a value of WPT_PowerClass', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'SDMinOutputPower'
         x = v.sd_min_output_power
         if x is None:
             raise missing('SDMinOutputPower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('SDMinOutputPower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4747,7 +4747,7 @@ def _e_WPT_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SDMaxOutputPower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('SDMaxOutputPower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4757,26 +4757,26 @@ def _e_WPT_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('SDMaxGroundClearanceSupport', w)
         else:
             st = 6
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('SDMaxGroundClearanceSupport', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'SDMinGroundClearanceSupport'
         x = v.sd_min_ground_clearance_support
         if x is None:
             raise missing('SDMinGroundClearanceSupport', w)
         else:
             st = 7
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('SDMinGroundClearanceSupport', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PDMinCoilCurrent'
         x = v.pd_min_coil_current
         if x is None:
             raise missing('PDMinCoilCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 8
             if type(x) is not RationalNumber: raise bad_value('PDMinCoilCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4785,7 +4785,7 @@ def _e_WPT_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('PDMaxCoilCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 9
             if type(x) is not RationalNumber: raise bad_value('PDMaxCoilCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4793,20 +4793,20 @@ def _e_WPT_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
         for x in v.sd_manufacturer_specific_data_container:
             t = _ET_WPT_ChargeParameterDiscoveryRes[st].get((9, 0))
             if t is None: raise not_allowed('SDManufacturerSpecificDataContainer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('SDManufacturerSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.sd_manufacturer_specific_data_container) > 16: raise bad_value('SDManufacturerSpecificDataContainer', len(v.sd_manufacturer_specific_data_container), 'occurrences, more than 16', w)
         _p = None
         e = _EE_WPT_ChargeParameterDiscoveryRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5021,7 +5021,7 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -5033,9 +5033,9 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5118,7 +5118,7 @@ def _e_WPT_AlignmentCheckReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -5130,13 +5130,13 @@ def _e_WPT_AlignmentCheckReq(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'TargetCoilCurrent'
         x = v.target_coil_current
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not RationalNumber: raise bad_value('TargetCoilCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5145,30 +5145,30 @@ def _e_WPT_AlignmentCheckReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVResultCode', w)
         else:
-            if st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 1); st = 4
+            if st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
             else: raise not_allowed('EVResultCode', w)
             _i = _I_WPT_EVResult.get(x)
             if _i is None: raise bad_value('EVResultCode', x, 'is not a value of WPT_EVResult', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = 'VendorSpecificDataContainer'
         for x in v.vendor_specific_data_container:
             t = _ET_WPT_AlignmentCheckReq[st].get((4, 0))
             if t is None: raise not_allowed('VendorSpecificDataContainer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
         _p = None
         e = _EE_WPT_AlignmentCheckReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5307,7 +5307,7 @@ def _e_WPT_AlignmentCheckRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -5319,7 +5319,7 @@ def _e_WPT_AlignmentCheckRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
         x = v.evse_processing
         if x is None:
@@ -5328,13 +5328,13 @@ def _e_WPT_AlignmentCheckRes(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'PowerTransmitted'
         x = v.power_transmitted
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 4
             if type(x) is not RationalNumber: raise bad_value('PowerTransmitted', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5343,8 +5343,8 @@ def _e_WPT_AlignmentCheckRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 3: w.bits(1, 3); st = 5
-            elif st == 4: w.bits(0, 2); st = 5
+            if st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('SupplyDeviceCurrent', w)
             if type(x) is not RationalNumber: raise bad_value('SupplyDeviceCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5352,20 +5352,20 @@ def _e_WPT_AlignmentCheckRes(w: BitWriter, v: Any) -> None:
         for x in v.vendor_specific_data_container:
             t = _ET_WPT_AlignmentCheckRes[st].get((5, 0))
             if t is None: raise not_allowed('VendorSpecificDataContainer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
         _p = None
         e = _EE_WPT_AlignmentCheckRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5518,7 +5518,7 @@ def _e_WPT_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -5527,7 +5527,7 @@ def _e_WPT_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not DisplayParameters: raise bad_value('DisplayParameters', x, 'is not a DisplayParameters', w)
             _e_DisplayParameters(w, x)
@@ -5536,17 +5536,17 @@ def _e_WPT_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterInfoRequested', w)
         else:
-            if st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 1); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
             else: raise not_allowed('MeterInfoRequested', w)
             if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'EVPCPowerRequest'
         x = v.evpc_power_request
         if x is None:
             raise missing('EVPCPowerRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVPCPowerRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5555,7 +5555,7 @@ def _e_WPT_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPCPowerOutput', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVPCPowerOutput', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5567,13 +5567,13 @@ def _e_WPT_ChargeLoopReq(w: BitWriter, v: Any) -> None:
             st = 6
             _i = _I_WPT_EVPCChargeDiagnostics.get(x)
             if _i is None: raise bad_value('EVPCChargeDiagnostics', x, 'is not a value of WPT_EVPCChargeDiagnostics', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVPCOperatingFrequency'
         x = v.evpc_operating_frequency
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 7
             if type(x) is not RationalNumber: raise bad_value('EVPCOperatingFrequency', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5582,8 +5582,8 @@ def _e_WPT_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 6: w.bits(1, 3); st = 8
-            elif st == 7: w.bits(0, 2); st = 8
+            if st == 6: w.acc = (w.acc << 3) | 1; st = 8
+            elif st == 7: w.acc <<= 2; st = 8
             else: raise not_allowed('EVPCPowerControlParameter', w)
             if type(x) is not WPT_EVPCPowerControlParameter: raise bad_value('EVPCPowerControlParameter', x, 'is not a WPT_EVPCPowerControlParameter', w)
             _e_WPT_EVPCPowerControlParameter(w, x)
@@ -5591,20 +5591,20 @@ def _e_WPT_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         for x in v.manufacturer_specific_data_container:
             t = _ET_WPT_ChargeLoopReq[st].get((8, 0))
             if t is None: raise not_allowed('ManufacturerSpecificDataContainer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('ManufacturerSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.manufacturer_specific_data_container) > 16: raise bad_value('ManufacturerSpecificDataContainer', len(v.manufacturer_specific_data_container), 'occurrences, more than 16', w)
         _p = None
         e = _EE_WPT_ChargeLoopReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5791,7 +5791,7 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -5800,7 +5800,7 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not DisplayParameters: raise bad_value('DisplayParameters', x, 'is not a DisplayParameters', w)
             _e_DisplayParameters(w, x)
@@ -5809,13 +5809,13 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterInfoRequested', w)
         else:
-            if st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 1); st = 3
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
             else: raise not_allowed('MeterInfoRequested', w)
             if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5910,40 +5910,40 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 13)
+            w.acc = (w.acc << 13) | (x << 1)
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 4); st = 2
-            elif st == 1: w.bits(0, 4); st = 2
+            if st == 0: w.acc = (w.acc << 4) | 1; st = 2
+            elif st == 1: w.acc <<= 4; st = 2
             else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 4); st = 3
-            elif st == 1: w.bits(1, 4); st = 3
-            elif st == 2: w.bits(0, 4); st = 3
+            if st == 0: w.acc = (w.acc << 4) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 4) | 1; st = 3
+            elif st == 2: w.acc <<= 4; st = 3
             else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'MaximumSOC'
         x = v.maximum_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(3, 4); st = 4
-            elif st == 1: w.bits(2, 4); st = 4
-            elif st == 2: w.bits(1, 4); st = 4
-            elif st == 3: w.bits(0, 4); st = 4
+            if st == 0: w.acc = (w.acc << 4) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 4) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 4) | 1; st = 4
+            elif st == 3: w.acc <<= 4; st = 4
             else: raise not_allowed('MaximumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'RemainingTimeToMinimumSOC'
         x = v.remaining_time_to_minimum_soc
         if x is None:
@@ -5951,12 +5951,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((4, 0))
             if t is None: raise not_allowed('RemainingTimeToMinimumSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RemainingTimeToTargetSOC'
         x = v.remaining_time_to_target_soc
         if x is None:
@@ -5964,12 +5964,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((5, 0))
             if t is None: raise not_allowed('RemainingTimeToTargetSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RemainingTimeToMaximumSOC'
         x = v.remaining_time_to_maximum_soc
         if x is None:
@@ -5977,12 +5977,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((6, 0))
             if t is None: raise not_allowed('RemainingTimeToMaximumSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ChargingComplete'
         x = v.charging_complete
         if x is None:
@@ -5990,10 +5990,10 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((7, 0))
             if t is None: raise not_allowed('ChargingComplete', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'BatteryEnergyCapacity'
         x = v.battery_energy_capacity
         if x is None:
@@ -6001,7 +6001,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((8, 0))
             if t is None: raise not_allowed('BatteryEnergyCapacity', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('BatteryEnergyCapacity', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6012,14 +6012,14 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((9, 0))
             if t is None: raise not_allowed('InletHot', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not bool: raise bad_value('InletHot', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = None
         e = _EE_DisplayParameters[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6291,7 +6291,7 @@ def _e_WPT_EVPCPowerControlParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPCCoilCurrentRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVPCCoilCurrentRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6300,7 +6300,7 @@ def _e_WPT_EVPCPowerControlParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPCCoilCurrentInformation', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('EVPCCoilCurrentInformation', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6309,7 +6309,7 @@ def _e_WPT_EVPCPowerControlParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPCCurrentOutputInformation', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVPCCurrentOutputInformation', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6318,12 +6318,12 @@ def _e_WPT_EVPCPowerControlParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPCVoltageOutputInformation', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVPCVoltageOutputInformation', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6418,7 +6418,7 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -6430,13 +6430,13 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
         x = v.evse_status
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 4
             if type(x) is not EVSEStatus: raise bad_value('EVSEStatus', x, 'is not a EVSEStatus', w)
             _e_EVSEStatus(w, x)
@@ -6445,8 +6445,8 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 2: w.bits(1, 3); st = 5
-            elif st == 4: w.bits(0, 2); st = 5
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
@@ -6455,9 +6455,9 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 2: w.bits(2, 3); st = 6
-            elif st == 4: w.bits(1, 2); st = 6
-            elif st == 5: w.bits(0, 2); st = 6
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 6
+            elif st == 4: w.acc = (w.acc << 2) | 1; st = 6
+            elif st == 5: w.acc <<= 2; st = 6
             else: raise not_allowed('Receipt', w)
             if type(x) is not Receipt: raise bad_value('Receipt', x, 'is not a Receipt', w)
             _e_Receipt(w, x)
@@ -6466,10 +6466,10 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPCPowerRequest', w)
         else:
-            if st == 2: w.bits(3, 3); st = 3
-            elif st == 4: w.bits(2, 2); st = 3
-            elif st == 5: w.bits(1, 2); st = 3
-            elif st == 6: w.bits(0, 1); st = 3
+            if st == 2: w.acc = (w.acc << 3) | 3; st = 3
+            elif st == 4: w.acc = (w.acc << 2) | 2; st = 3
+            elif st == 5: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 6: w.acc <<= 1; st = 3
             else: raise not_allowed('EVPCPowerRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVPCPowerRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6478,7 +6478,7 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 7
             if type(x) is not RationalNumber: raise bad_value('SDPowerInput', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6487,8 +6487,8 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SPCMaxOutputPowerLimit', w)
         else:
-            if st == 3: w.bits(1, 2); st = 8
-            elif st == 7: w.bits(0, 1); st = 8
+            if st == 3: w.acc = (w.acc << 2) | 1; st = 8
+            elif st == 7: w.acc <<= 1; st = 8
             else: raise not_allowed('SPCMaxOutputPowerLimit', w)
             if type(x) is not RationalNumber: raise bad_value('SPCMaxOutputPowerLimit', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6497,7 +6497,7 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SPCMinOutputPowerLimit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 9
             if type(x) is not RationalNumber: raise bad_value('SPCMinOutputPowerLimit', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6509,13 +6509,13 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             st = 10
             _i = _I_WPT_SPCChargeDiagnostics.get(x)
             if _i is None: raise bad_value('SPCChargeDiagnostics', x, 'is not a value of WPT_SPCChargeDiagnostics', w)
-            w.bits((_i << 1), 6)
+            w.acc = (w.acc << 6) | (_i << 1)
         _p = 'SPCOperatingFrequency'
         x = v.spc_operating_frequency
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 11
             if type(x) is not RationalNumber: raise bad_value('SPCOperatingFrequency', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6524,8 +6524,8 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 10: w.bits(1, 3); st = 12
-            elif st == 11: w.bits(0, 2); st = 12
+            if st == 10: w.acc = (w.acc << 3) | 1; st = 12
+            elif st == 11: w.acc <<= 2; st = 12
             else: raise not_allowed('SPCPowerControlParameter', w)
             if type(x) is not WPT_SPCPowerControlParameter: raise bad_value('SPCPowerControlParameter', x, 'is not a WPT_SPCPowerControlParameter', w)
             _e_WPT_SPCPowerControlParameter(w, x)
@@ -6533,20 +6533,20 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         for x in v.manufacturer_specific_data_container:
             t = _ET_WPT_ChargeLoopRes[st].get((12, 0))
             if t is None: raise not_allowed('ManufacturerSpecificDataContainer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('ManufacturerSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.manufacturer_specific_data_container) > 16: raise bad_value('ManufacturerSpecificDataContainer', len(v.manufacturer_specific_data_container), 'occurrences, more than 16', w)
         _p = None
         e = _EE_WPT_ChargeLoopRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6797,7 +6797,7 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -6809,13 +6809,13 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
         x = v.evse_status
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 3
             if type(x) is not EVSEStatus: raise bad_value('EVSEStatus', x, 'is not a EVSEStatus', w)
             _e_EVSEStatus(w, x)
@@ -6824,8 +6824,8 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 2: w.bits(1, 3); st = 4
-            elif st == 3: w.bits(0, 2); st = 4
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
@@ -6834,16 +6834,16 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 2: w.bits(2, 3); st = 5
-            elif st == 3: w.bits(1, 2); st = 5
-            elif st == 4: w.bits(0, 2); st = 5
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('Receipt', w)
             if type(x) is not Receipt: raise bad_value('Receipt', x, 'is not a Receipt', w)
             _e_Receipt(w, x)
         _p = None
         e = _EE_ChargeLoopRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6967,10 +6967,10 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('NotificationMaxDelay', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
         if x is None:
@@ -6979,9 +6979,9 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_EvseNotification.get(x)
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
-            w.bits((_i << 1), 6)
+            w.acc = (w.acc << 6) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7070,76 +7070,76 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             raise missing('MeterID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ChargedEnergyReadingWh'
         x = v.charged_energy_reading_wh
         if x is None:
             raise missing('ChargedEnergyReadingWh', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'BPT_DischargedEnergyReadingWh'
         x = v.bpt_discharged_energy_reading_wh
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'CapacitiveEnergyReadingVARh'
         x = v.capacitive_energy_reading_va_rh
         if x is None:
             pass
         else:
-            if st == 2: w.bits(1, 3); st = 4
-            elif st == 3: w.bits(0, 3); st = 4
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
             else: raise not_allowed('CapacitiveEnergyReadingVARh', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'BPT_InductiveEnergyReadingVARh'
         x = v.bpt_inductive_energy_reading_va_rh
         if x is None:
             pass
         else:
-            if st == 2: w.bits(2, 3); st = 5
-            elif st == 3: w.bits(1, 3); st = 5
-            elif st == 4: w.bits(0, 3); st = 5
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 3; st = 5
             else: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MeterSignature'
         x = v.meter_signature
         if x is None:
             pass
         else:
-            if st == 2: w.bits(3, 3); st = 6
-            elif st == 3: w.bits(2, 3); st = 6
-            elif st == 4: w.bits(1, 3); st = 6
-            elif st == 5: w.bits(0, 3); st = 6
+            if st == 2: w.acc = (w.acc << 3) | 3; st = 6
+            elif st == 3: w.acc = (w.acc << 3) | 2; st = 6
+            elif st == 4: w.acc = (w.acc << 3) | 1; st = 6
+            elif st == 5: w.acc <<= 3; st = 6
             else: raise not_allowed('MeterSignature', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'MeterStatus'
         x = v.meter_status
         if x is None:
@@ -7147,12 +7147,12 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_MeterInfo[st].get((6, 0))
             if t is None: raise not_allowed('MeterStatus', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MeterTimestamp'
         x = v.meter_timestamp
         if x is None:
@@ -7160,16 +7160,16 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_MeterInfo[st].get((7, 0))
             if t is None: raise not_allowed('MeterTimestamp', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_MeterInfo[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7359,16 +7359,16 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
             raise missing('TimeAnchor', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EnergyCosts'
         x = v.energy_costs
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 2
             if type(x) is not DetailedCost: raise bad_value('EnergyCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
@@ -7377,8 +7377,8 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 1: w.bits(1, 3); st = 3
-            elif st == 2: w.bits(0, 3); st = 3
+            if st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 3; st = 3
             else: raise not_allowed('OccupancyCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OccupancyCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
@@ -7387,9 +7387,9 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 1: w.bits(2, 3); st = 4
-            elif st == 2: w.bits(1, 3); st = 4
-            elif st == 3: w.bits(0, 3); st = 4
+            if st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
             else: raise not_allowed('AdditionalServicesCosts', w)
             if type(x) is not DetailedCost: raise bad_value('AdditionalServicesCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
@@ -7398,10 +7398,10 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 1: w.bits(3, 3); st = 5
-            elif st == 2: w.bits(2, 3); st = 5
-            elif st == 3: w.bits(1, 3); st = 5
-            elif st == 4: w.bits(0, 2); st = 5
+            if st == 1: w.acc = (w.acc << 3) | 3; st = 5
+            elif st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('OverstayCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OverstayCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
@@ -7409,7 +7409,7 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         for x in v.tax_costs:
             t = _ET_Receipt[st].get((5, 0))
             if t is None: raise not_allowed('TaxCosts', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not DetailedTax: raise bad_value('TaxCosts', x, 'is not a DetailedTax', w)
             _e_DetailedTax(w, x)
@@ -7417,7 +7417,7 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_Receipt[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7537,7 +7537,7 @@ def _e_DetailedCost(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Amount', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('Amount', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7546,12 +7546,12 @@ def _e_DetailedCost(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('CostPerUnit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('CostPerUnit', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7617,21 +7617,21 @@ def _e_DetailedTax(w: BitWriter, v: Any) -> None:
             raise missing('TaxRuleID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Amount'
         x = v.amount
         if x is None:
             raise missing('Amount', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('Amount', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7701,12 +7701,12 @@ def _e_WPT_SPCPowerControlParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SPCPrimaryDeviceCoilCurrentInformation', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('SPCPrimaryDeviceCoilCurrentInformation', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7759,7 +7759,7 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7768,8 +7768,8 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 3); st = 2
-            elif st == 1: w.bits(0, 2); st = 2
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 2; st = 2
             else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7778,16 +7778,16 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 3); st = 3
-            elif st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_Scheduled_CLReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7862,7 +7862,7 @@ def _e_Scheduled_CLResControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7899,17 +7899,17 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7918,7 +7918,7 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7927,12 +7927,12 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8033,49 +8033,49 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 3); st = 2
-            elif st == 1: w.bits(0, 3); st = 2
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 3); st = 3
-            elif st == 1: w.bits(1, 3); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
         if x is None:
             pass
         else:
-            if st == 0: w.bits(3, 3); st = 4
-            elif st == 1: w.bits(2, 3); st = 4
-            elif st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 2); st = 4
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('AckMaxDelay', w)
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_Dynamic_CLResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8207,7 +8207,7 @@ def _e_ListOfRootCertificateIDs(w: BitWriter, v: Any) -> None:
         for x in v.root_certificate_id:
             t = _ET_ListOfRootCertificateIDs[st].get((0, 0))
             if t is None: raise not_allowed('RootCertificateID', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not X509IssuerSerial: raise bad_value('RootCertificateID', x, 'is not a X509IssuerSerial', w)
             _e_X509IssuerSerial(w, x)
@@ -8215,7 +8215,7 @@ def _e_ListOfRootCertificateIDs(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_ListOfRootCertificateIDs[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8626,12 +8626,12 @@ FIELDS.update(_SF); ENCODERS.update(_SEN); DECODERS.update(_SDE)
 
 def _es_g5(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g5(r: BitReader) -> Any:
@@ -8645,12 +8645,12 @@ def _ds_g5(r: BitReader) -> Any:
 
 def _es_g7(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g7(r: BitReader) -> Any:
@@ -8664,12 +8664,12 @@ def _ds_g7(r: BitReader) -> Any:
 
 def _es_g10(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g10(r: BitReader) -> Any:
@@ -8684,10 +8684,10 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:std:iso:15118:-20:CommonType
 
 
 def _es_f0(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f0(r: BitReader) -> Any:
@@ -8701,10 +8701,10 @@ def _ds_f0(r: BitReader) -> Any:
 
 
 def _es_f5(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f5(r: BitReader) -> Any:
@@ -8718,10 +8718,10 @@ def _ds_f5(r: BitReader) -> Any:
 
 
 def _es_f6(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f6(r: BitReader) -> Any:
@@ -8736,12 +8736,12 @@ def _ds_f6(r: BitReader) -> Any:
 
 def _es_f7(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 12: raise bad_value('BSSID', x, 'is not a str of at most 12 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f7(r: BitReader) -> Any:
@@ -8754,10 +8754,10 @@ def _ds_f7(r: BitReader) -> Any:
 
 
 def _es_f12(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f12(r: BitReader) -> Any:
@@ -8771,10 +8771,10 @@ def _ds_f12(r: BitReader) -> Any:
 
 
 def _es_f13(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f13(r: BitReader) -> Any:
@@ -8789,7 +8789,7 @@ def _ds_f13(r: BitReader) -> Any:
 
 def _es_f14(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f14(r: BitReader) -> Any:
@@ -8810,10 +8810,10 @@ def _ds_f14(r: BitReader) -> Any:
 
 
 def _es_f15(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Coord_X', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f15(r: BitReader) -> Any:
@@ -8827,10 +8827,10 @@ def _ds_f15(r: BitReader) -> Any:
 
 
 def _es_f16(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Coord_Y', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f16(r: BitReader) -> Any:
@@ -8844,10 +8844,10 @@ def _ds_f16(r: BitReader) -> Any:
 
 
 def _es_f17(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Coord_Z', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f17(r: BitReader) -> Any:
@@ -8861,10 +8861,10 @@ def _ds_f17(r: BitReader) -> Any:
 
 
 def _es_f20(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f20(r: BitReader) -> Any:
@@ -8879,12 +8879,12 @@ def _ds_f20(r: BitReader) -> Any:
 
 def _es_f22(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f22(r: BitReader) -> Any:
@@ -8899,7 +8899,7 @@ def _ds_f22(r: BitReader) -> Any:
 def _es_f30(w: BitWriter, x: Any) -> None:
     _i = _I_WPT_EVPCChargeDiagnostics.get(x)
     if _i is None: raise bad_value('EVPCChargeDiagnostics', x, 'is not a value of WPT_EVPCChargeDiagnostics', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f30(r: BitReader) -> Any:
@@ -8923,7 +8923,7 @@ def _ds_f30(r: BitReader) -> Any:
 
 def _es_f34(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVPCDeviceLocalControl', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f34(r: BitReader) -> Any:
@@ -8946,7 +8946,7 @@ def _ds_f34(r: BitReader) -> Any:
 def _es_f42(w: BitWriter, x: Any) -> None:
     _i = _I_Processing.get(x)
     if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f42(r: BitReader) -> Any:
@@ -8973,7 +8973,7 @@ def _ds_f42(r: BitReader) -> Any:
 def _es_f43(w: BitWriter, x: Any) -> None:
     _i = _I_WPT_EVResult.get(x)
     if _i is None: raise bad_value('EVResultCode', x, 'is not a value of WPT_EVResult', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f43(r: BitReader) -> Any:
@@ -9000,7 +9000,7 @@ def _ds_f43(r: BitReader) -> Any:
 def _es_f44(w: BitWriter, x: Any) -> None:
     _i = _I_EvseNotification.get(x)
     if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
-    w.bits((_i << 1), 5)
+    w.acc = (w.acc << 5) | (_i << 1)
 
 
 def _ds_f44(r: BitReader) -> Any:
@@ -9027,7 +9027,7 @@ def _ds_f44(r: BitReader) -> Any:
 def _es_f45(w: BitWriter, x: Any) -> None:
     _i = _I_Processing.get(x)
     if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f45(r: BitReader) -> Any:
@@ -9053,12 +9053,12 @@ def _ds_f45(r: BitReader) -> Any:
 
 def _es_f49(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f49(r: BitReader) -> Any:
@@ -9072,7 +9072,7 @@ def _ds_f49(r: BitReader) -> Any:
 
 def _es_f50(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
-    w.bits(((x - -128) << 1), 10)
+    w.acc = (w.acc << 10) | ((x - -128) << 1)
 
 
 def _ds_f50(r: BitReader) -> Any:
@@ -9094,12 +9094,12 @@ def _ds_f50(r: BitReader) -> Any:
 
 def _es_f51(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f51(r: BitReader) -> Any:
@@ -9112,10 +9112,10 @@ def _ds_f51(r: BitReader) -> Any:
 
 
 def _es_f52(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f52(r: BitReader) -> Any:
@@ -9129,12 +9129,12 @@ def _ds_f52(r: BitReader) -> Any:
 
 def _es_f54(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 39: raise bad_value('IPAddress', x, 'is not a str of at most 39 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f54(r: BitReader) -> Any:
@@ -9147,10 +9147,10 @@ def _ds_f54(r: BitReader) -> Any:
 
 
 def _es_f55(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('IndexNumber', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f55(r: BitReader) -> Any:
@@ -9165,7 +9165,7 @@ def _ds_f55(r: BitReader) -> Any:
 
 def _es_f56(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('InletHot', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f56(r: BitReader) -> Any:
@@ -9187,12 +9187,12 @@ def _ds_f56(r: BitReader) -> Any:
 
 def _es_f57(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f57(r: BitReader) -> Any:
@@ -9206,12 +9206,12 @@ def _ds_f57(r: BitReader) -> Any:
 
 def _es_f59(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f59(r: BitReader) -> Any:
@@ -9225,12 +9225,12 @@ def _ds_f59(r: BitReader) -> Any:
 
 def _es_f67(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('ManufacturerSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f67(r: BitReader) -> Any:
@@ -9244,7 +9244,7 @@ def _ds_f67(r: BitReader) -> Any:
 
 def _es_f68(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f68(r: BitReader) -> Any:
@@ -9268,12 +9268,12 @@ def _ds_f68(r: BitReader) -> Any:
 
 def _es_f69(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f69(r: BitReader) -> Any:
@@ -9287,7 +9287,7 @@ def _ds_f69(r: BitReader) -> Any:
 
 def _es_f71(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f71(r: BitReader) -> Any:
@@ -9309,12 +9309,12 @@ def _ds_f71(r: BitReader) -> Any:
 
 def _es_f72(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f72(r: BitReader) -> Any:
@@ -9327,10 +9327,10 @@ def _ds_f72(r: BitReader) -> Any:
 
 
 def _es_f73(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f73(r: BitReader) -> Any:
@@ -9344,10 +9344,10 @@ def _ds_f73(r: BitReader) -> Any:
 
 
 def _es_f74(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f74(r: BitReader) -> Any:
@@ -9362,12 +9362,12 @@ def _ds_f74(r: BitReader) -> Any:
 
 def _es_f75(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f75(r: BitReader) -> Any:
@@ -9381,7 +9381,7 @@ def _ds_f75(r: BitReader) -> Any:
 
 def _es_f76(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f76(r: BitReader) -> Any:
@@ -9405,12 +9405,12 @@ def _ds_f76(r: BitReader) -> Any:
 
 def _es_f77(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f77(r: BitReader) -> Any:
@@ -9423,10 +9423,10 @@ def _ds_f77(r: BitReader) -> Any:
 
 
 def _es_f78(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('NaturalOffset', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f78(r: BitReader) -> Any:
@@ -9440,10 +9440,10 @@ def _ds_f78(r: BitReader) -> Any:
 
 
 def _es_f79(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f79(r: BitReader) -> Any:
@@ -9458,7 +9458,7 @@ def _ds_f79(r: BitReader) -> Any:
 
 def _es_f80(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumPackages', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f80(r: BitReader) -> Any:
@@ -9480,7 +9480,7 @@ def _ds_f80(r: BitReader) -> Any:
 
 def _es_f81(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumberOfReceivers', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f81(r: BitReader) -> Any:
@@ -9502,7 +9502,7 @@ def _ds_f81(r: BitReader) -> Any:
 
 def _es_f82(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumberOfTransmitters', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f82(r: BitReader) -> Any:
@@ -9523,10 +9523,10 @@ def _ds_f82(r: BitReader) -> Any:
 
 
 def _es_f84(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('ObservedIDCode', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f84(r: BitReader) -> Any:
@@ -9541,12 +9541,12 @@ def _ds_f84(r: BitReader) -> Any:
 
 def _es_f87(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f87(r: BitReader) -> Any:
@@ -9561,7 +9561,7 @@ def _ds_f87(r: BitReader) -> Any:
 def _es_f88(w: BitWriter, x: Any) -> None:
     _i = _I_WPT_PowerClass.get(x)
     if _i is None: raise bad_value('PDInputPowerClass', x, 'is not a value of WPT_PowerClass', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f88(r: BitReader) -> Any:
@@ -9585,12 +9585,12 @@ def _ds_f88(r: BitReader) -> Any:
 
 def _es_f92(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f92(r: BitReader) -> Any:
@@ -9604,12 +9604,12 @@ def _ds_f92(r: BitReader) -> Any:
 
 def _es_f93(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f93(r: BitReader) -> Any:
@@ -9623,7 +9623,7 @@ def _ds_f93(r: BitReader) -> Any:
 
 def _es_f94(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('PackageIndex', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f94(r: BitReader) -> Any:
@@ -9644,10 +9644,10 @@ def _ds_f94(r: BitReader) -> Any:
 
 
 def _es_f95(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('PackageSeparationTime', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f95(r: BitReader) -> Any:
@@ -9662,12 +9662,12 @@ def _ds_f95(r: BitReader) -> Any:
 
 def _es_f96(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f96(r: BitReader) -> Any:
@@ -9680,10 +9680,10 @@ def _ds_f96(r: BitReader) -> Any:
 
 
 def _es_f97(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('Port', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f97(r: BitReader) -> Any:
@@ -9698,7 +9698,7 @@ def _ds_f97(r: BitReader) -> Any:
 
 def _es_f99(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f99(r: BitReader) -> Any:
@@ -9721,10 +9721,10 @@ def _ds_f99(r: BitReader) -> Any:
 
 
 def _es_f103(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('PulseDuration', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f103(r: BitReader) -> Any:
@@ -9738,10 +9738,10 @@ def _ds_f103(r: BitReader) -> Any:
 
 
 def _es_f104(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('PulseSeparationTime', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f104(r: BitReader) -> Any:
@@ -9756,12 +9756,12 @@ def _ds_f104(r: BitReader) -> Any:
 
 def _es_f106(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f106(r: BitReader) -> Any:
@@ -9774,10 +9774,10 @@ def _ds_f106(r: BitReader) -> Any:
 
 
 def _es_f113(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f113(r: BitReader) -> Any:
@@ -9791,10 +9791,10 @@ def _ds_f113(r: BitReader) -> Any:
 
 
 def _es_f114(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f114(r: BitReader) -> Any:
@@ -9808,10 +9808,10 @@ def _ds_f114(r: BitReader) -> Any:
 
 
 def _es_f115(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f115(r: BitReader) -> Any:
@@ -9827,7 +9827,7 @@ def _ds_f115(r: BitReader) -> Any:
 def _es_f116(w: BitWriter, x: Any) -> None:
     _i = _I_ResponseCode.get(x)
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-    w.bits((_i << 1), 8)
+    w.acc = (w.acc << 8) | (_i << 1)
 
 
 def _ds_f116(r: BitReader) -> Any:
@@ -9852,10 +9852,10 @@ def _ds_f116(r: BitReader) -> Any:
 
 
 def _es_f119(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('RxIdentifier', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f119(r: BitReader) -> Any:
@@ -9870,12 +9870,12 @@ def _ds_f119(r: BitReader) -> Any:
 
 def _es_f121(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('SDManufacturerSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f121(r: BitReader) -> Any:
@@ -9888,10 +9888,10 @@ def _ds_f121(r: BitReader) -> Any:
 
 
 def _es_f122(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('SDMaxGroundClearanceSupport', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f122(r: BitReader) -> Any:
@@ -9905,10 +9905,10 @@ def _ds_f122(r: BitReader) -> Any:
 
 
 def _es_f123(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('SDMaxGroundClearence', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f123(r: BitReader) -> Any:
@@ -9922,10 +9922,10 @@ def _ds_f123(r: BitReader) -> Any:
 
 
 def _es_f125(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('SDMinGroundClearanceSupport', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f125(r: BitReader) -> Any:
@@ -9939,10 +9939,10 @@ def _ds_f125(r: BitReader) -> Any:
 
 
 def _es_f126(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('SDMinGroundClearence', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f126(r: BitReader) -> Any:
@@ -9958,7 +9958,7 @@ def _ds_f126(r: BitReader) -> Any:
 def _es_f129(w: BitWriter, x: Any) -> None:
     _i = _I_WPT_SPCChargeDiagnostics.get(x)
     if _i is None: raise bad_value('SPCChargeDiagnostics', x, 'is not a value of WPT_SPCChargeDiagnostics', w)
-    w.bits((_i << 1), 5)
+    w.acc = (w.acc << 5) | (_i << 1)
 
 
 def _ds_f129(r: BitReader) -> Any:
@@ -9984,12 +9984,12 @@ def _ds_f129(r: BitReader) -> Any:
 
 def _es_f136(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f136(r: BitReader) -> Any:
@@ -10003,12 +10003,12 @@ def _ds_f136(r: BitReader) -> Any:
 
 def _es_f137(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 255: raise bad_value('SSID', x, 'is not a str of at most 255 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f137(r: BitReader) -> Any:
@@ -10022,12 +10022,12 @@ def _ds_f137(r: BitReader) -> Any:
 
 def _es_f138(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f138(r: BitReader) -> Any:
@@ -10041,12 +10041,12 @@ def _ds_f138(r: BitReader) -> Any:
 
 def _es_f139(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f139(r: BitReader) -> Any:
@@ -10060,7 +10060,7 @@ def _ds_f139(r: BitReader) -> Any:
 
 def _es_f149(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f149(r: BitReader) -> Any:
@@ -10083,10 +10083,10 @@ def _ds_f149(r: BitReader) -> Any:
 
 
 def _es_f151(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f151(r: BitReader) -> Any:
@@ -10100,10 +10100,10 @@ def _ds_f151(r: BitReader) -> Any:
 
 
 def _es_f152(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f152(r: BitReader) -> Any:
@@ -10117,10 +10117,10 @@ def _ds_f152(r: BitReader) -> Any:
 
 
 def _es_f153(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f153(r: BitReader) -> Any:
@@ -10134,10 +10134,10 @@ def _ds_f153(r: BitReader) -> Any:
 
 
 def _es_f156(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TxIdentifier', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f156(r: BitReader) -> Any:
@@ -10151,10 +10151,10 @@ def _ds_f156(r: BitReader) -> Any:
 
 
 def _es_f158(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TxRxIdentifier', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f158(r: BitReader) -> Any:
@@ -10168,10 +10168,10 @@ def _ds_f158(r: BitReader) -> Any:
 
 
 def _es_f162(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f162(r: BitReader) -> Any:
@@ -10186,12 +10186,12 @@ def _ds_f162(r: BitReader) -> Any:
 
 def _es_f163(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f163(r: BitReader) -> Any:
@@ -10206,7 +10206,7 @@ def _ds_f163(r: BitReader) -> Any:
 def _es_f164(w: BitWriter, x: Any) -> None:
     _i = _I_WPT_AlignmentCheckMethod.get(x)
     if _i is None: raise bad_value('WPT_AlignmentCheckMethod', x, 'is not a value of WPT_AlignmentCheckMethod', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f164(r: BitReader) -> Any:
@@ -10233,7 +10233,7 @@ def _ds_f164(r: BitReader) -> Any:
 def _es_f171(w: BitWriter, x: Any) -> None:
     _i = _I_WPT_FinePositioningMethod.get(x)
     if _i is None: raise bad_value('WPT_FinePositioningMethod', x, 'is not a value of WPT_FinePositioningMethod', w)
-    w.bits((_i << 1), 5)
+    w.acc = (w.acc << 5) | (_i << 1)
 
 
 def _ds_f171(r: BitReader) -> Any:
@@ -10260,7 +10260,7 @@ def _ds_f171(r: BitReader) -> Any:
 def _es_f180(w: BitWriter, x: Any) -> None:
     _i = _I_WPT_PairingMethod.get(x)
     if _i is None: raise bad_value('WPT_PairingMethod', x, 'is not a value of WPT_PairingMethod', w)
-    w.bits((_i << 1), 5)
+    w.acc = (w.acc << 5) | (_i << 1)
 
 
 def _ds_f180(r: BitReader) -> Any:
@@ -10286,12 +10286,12 @@ def _ds_f180(r: BitReader) -> Any:
 
 def _es_f183(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f183(r: BitReader) -> Any:
@@ -10305,12 +10305,12 @@ def _ds_f183(r: BitReader) -> Any:
 
 def _es_f184(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f184(r: BitReader) -> Any:
@@ -10324,12 +10324,12 @@ def _ds_f184(r: BitReader) -> Any:
 
 def _es_f186(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f186(r: BitReader) -> Any:
@@ -10343,12 +10343,12 @@ def _ds_f186(r: BitReader) -> Any:
 
 def _es_f188(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f188(r: BitReader) -> Any:
@@ -10361,10 +10361,10 @@ def _ds_f188(r: BitReader) -> Any:
 
 
 def _es_f189(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f189(r: BitReader) -> Any:
@@ -10378,12 +10378,12 @@ def _ds_f189(r: BitReader) -> Any:
 
 def _es_f190(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f190(r: BitReader) -> Any:
@@ -10397,12 +10397,12 @@ def _ds_f190(r: BitReader) -> Any:
 
 def _es_f191(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f191(r: BitReader) -> Any:
@@ -10416,12 +10416,12 @@ def _ds_f191(r: BitReader) -> Any:
 
 def _es_f192(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f192(r: BitReader) -> Any:

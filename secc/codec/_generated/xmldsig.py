@@ -225,7 +225,7 @@ def _e_Signature(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -234,8 +234,8 @@ def _e_Signature(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SignedInfo', w)
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('SignedInfo', w)
             if type(x) is not SignedInfo: raise bad_value('SignedInfo', x, 'is not a SignedInfo', w)
             _e_SignedInfo(w, x)
@@ -244,7 +244,7 @@ def _e_Signature(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SignatureValue', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not SignatureValue: raise bad_value('SignatureValue', x, 'is not a SignatureValue', w)
             _e_SignatureValue(w, x)
@@ -253,7 +253,7 @@ def _e_Signature(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 5
             if type(x) is not KeyInfo: raise bad_value('KeyInfo', x, 'is not a KeyInfo', w)
             _e_KeyInfo(w, x)
@@ -261,14 +261,14 @@ def _e_Signature(w: BitWriter, v: Any) -> None:
         for x in v.object:
             t = _ET_Signature[st].get((4, 0))
             if t is None: raise not_allowed('Object', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not Object: raise bad_value('Object', x, 'is not a Object', w)
             _e_Object(w, x)
         _p = None
         e = _EE_Signature[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -371,7 +371,7 @@ def _e_SignedInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -380,8 +380,8 @@ def _e_SignedInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('CanonicalizationMethod', w)
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('CanonicalizationMethod', w)
             if type(x) is not CanonicalizationMethod: raise bad_value('CanonicalizationMethod', x, 'is not a CanonicalizationMethod', w)
             _e_CanonicalizationMethod(w, x)
@@ -390,7 +390,7 @@ def _e_SignedInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SignatureMethod', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not SignatureMethod: raise bad_value('SignatureMethod', x, 'is not a SignatureMethod', w)
             _e_SignatureMethod(w, x)
@@ -398,14 +398,14 @@ def _e_SignedInfo(w: BitWriter, v: Any) -> None:
         for x in v.reference:
             t = _ET_SignedInfo[st].get((3, 0))
             if t is None: raise not_allowed('Reference', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not Reference: raise bad_value('Reference', x, 'is not a Reference', w)
             _e_Reference(w, x)
         _p = None
         e = _EE_SignedInfo[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -493,12 +493,12 @@ def _e_CanonicalizationMethod(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Algorithm', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Algorithm', x, 'is not a str of at most None characters', w)
             w.string(x)
         _p = None
-        w.bits(1, 2)
+        w.acc = (w.acc << 2) | 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -551,7 +551,7 @@ def _e_SignatureMethod(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Algorithm', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Algorithm', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -561,14 +561,14 @@ def _e_SignatureMethod(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 2
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_SignatureMethod[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -639,7 +639,7 @@ def _e_Reference(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -648,8 +648,8 @@ def _e_Reference(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 3); st = 2
-            elif st == 1: w.bits(0, 3); st = 2
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('@Type', w)
             if not isinstance(x, str): raise bad_value('@Type', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -658,9 +658,9 @@ def _e_Reference(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 3); st = 3
-            elif st == 1: w.bits(1, 3); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('@URI', w)
             if not isinstance(x, str): raise bad_value('@URI', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -669,10 +669,10 @@ def _e_Reference(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(3, 3); st = 4
-            elif st == 1: w.bits(2, 3); st = 4
-            elif st == 2: w.bits(1, 2); st = 4
-            elif st == 3: w.bits(0, 2); st = 4
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('Transforms', w)
             if type(x) is not Transforms: raise bad_value('Transforms', x, 'is not a Transforms', w)
             _e_Transforms(w, x)
@@ -683,7 +683,7 @@ def _e_Reference(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Reference[st].get((4, 0))
             if t is None: raise not_allowed('DigestMethod', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not DigestMethod: raise bad_value('DigestMethod', x, 'is not a DigestMethod', w)
             _e_DigestMethod(w, x)
@@ -693,16 +693,16 @@ def _e_Reference(w: BitWriter, v: Any) -> None:
             raise missing('DigestValue', w)
         else:
             st = 6
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -828,14 +828,14 @@ def _e_Transforms(w: BitWriter, v: Any) -> None:
         for x in v.transform:
             t = _ET_Transforms[st].get((0, 0))
             if t is None: raise not_allowed('Transform', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not Transform: raise bad_value('Transform', x, 'is not a Transform', w)
             _e_Transform(w, x)
         _p = None
         e = _EE_Transforms[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -883,7 +883,7 @@ def _e_Transform(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Algorithm', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Algorithm', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -891,19 +891,19 @@ def _e_Transform(w: BitWriter, v: Any) -> None:
         for x in v.x_path:
             t = _ET_Transform[st].get((1, 0))
             if t is None: raise not_allowed('XPath', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_Transform[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -971,12 +971,12 @@ def _e_DigestMethod(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Algorithm', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Algorithm', x, 'is not a str of at most None characters', w)
             w.string(x)
         _p = None
-        w.bits(1, 2)
+        w.acc = (w.acc << 2) | 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1028,7 +1028,7 @@ def _e_SignatureValue(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -1039,15 +1039,15 @@ def _e_SignatureValue(w: BitWriter, v: Any) -> None:
         else:
             if type(x) is EmptyBytes:
                 e = _ESC_SignatureValue[st]
-                w.bits(e[0], e[1]); w.bits(0, e[2])
+                w.acc = (w.acc << e[1]) | e[0]; w.acc <<= e[2]
                 return
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('value', w)
             if not isinstance(x, (bytes, bytearray)): raise bad_value('value', x, 'is not a bytes of at most None octets', w)
             w.binary(x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1116,7 +1116,7 @@ def _e_KeyInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 4)
+            w.acc <<= 4
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -1124,20 +1124,20 @@ def _e_KeyInfo(w: BitWriter, v: Any) -> None:
         for x in v.key_name:
             t = _ET_KeyInfo[st].get((1, 0))
             if t is None: raise not_allowed('KeyName', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'KeyValue'
         for x in v.key_value:
             t = _ET_KeyInfo[st].get((2, 0))
             if t is None: raise not_allowed('KeyValue', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not KeyValue: raise bad_value('KeyValue', x, 'is not a KeyValue', w)
             _e_KeyValue(w, x)
@@ -1145,7 +1145,7 @@ def _e_KeyInfo(w: BitWriter, v: Any) -> None:
         for x in v.retrieval_method:
             t = _ET_KeyInfo[st].get((3, 0))
             if t is None: raise not_allowed('RetrievalMethod', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RetrievalMethod: raise bad_value('RetrievalMethod', x, 'is not a RetrievalMethod', w)
             _e_RetrievalMethod(w, x)
@@ -1153,7 +1153,7 @@ def _e_KeyInfo(w: BitWriter, v: Any) -> None:
         for x in v.x509_data:
             t = _ET_KeyInfo[st].get((4, 0))
             if t is None: raise not_allowed('X509Data', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not X509Data: raise bad_value('X509Data', x, 'is not a X509Data', w)
             _e_X509Data(w, x)
@@ -1161,7 +1161,7 @@ def _e_KeyInfo(w: BitWriter, v: Any) -> None:
         for x in v.pgp_data:
             t = _ET_KeyInfo[st].get((5, 0))
             if t is None: raise not_allowed('PGPData', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not PGPData: raise bad_value('PGPData', x, 'is not a PGPData', w)
             _e_PGPData(w, x)
@@ -1169,7 +1169,7 @@ def _e_KeyInfo(w: BitWriter, v: Any) -> None:
         for x in v.spki_data:
             t = _ET_KeyInfo[st].get((6, 0))
             if t is None: raise not_allowed('SPKIData', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not SPKIData: raise bad_value('SPKIData', x, 'is not a SPKIData', w)
             _e_SPKIData(w, x)
@@ -1177,19 +1177,19 @@ def _e_KeyInfo(w: BitWriter, v: Any) -> None:
         for x in v.mgmt_data:
             t = _ET_KeyInfo[st].get((7, 0))
             if t is None: raise not_allowed('MgmtData', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_KeyInfo[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1341,7 +1341,7 @@ def _e_KeyValue(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 1
             if type(x) is not DSAKeyValue: raise bad_value('DSAKeyValue', x, 'is not a DSAKeyValue', w)
             _e_DSAKeyValue(w, x)
@@ -1350,7 +1350,7 @@ def _e_KeyValue(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 3); st = 2
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
             elif st == 1: raise not_allowed('RSAKeyValue', w)
             else: raise not_allowed('RSAKeyValue', w)
             if type(x) is not RSAKeyValue: raise bad_value('RSAKeyValue', x, 'is not a RSAKeyValue', w)
@@ -1358,7 +1358,7 @@ def _e_KeyValue(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_KeyValue[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1426,111 +1426,111 @@ def _e_DSAKeyValue(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'Q'
         x = v.q
         if x is None:
             pass
         else:
             if st == 0: raise not_allowed('Q', w)
-            elif st == 1: w.bits(0, 1); st = 4
+            elif st == 1: w.acc <<= 1; st = 4
             else: raise not_allowed('Q', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'G'
         x = v.g
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 2); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
             elif st == 1: raise not_allowed('G', w)
-            elif st == 4: w.bits(0, 2); st = 2
+            elif st == 4: w.acc <<= 2; st = 2
             else: raise not_allowed('G', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'Y'
         x = v.y
         if x is None:
             raise missing('Y', w)
         else:
-            if st == 0: w.bits(2, 2); st = 3
+            if st == 0: w.acc = (w.acc << 2) | 2; st = 3
             elif st == 1: raise not_allowed('Y', w)
-            elif st == 2: w.bits(0, 1); st = 3
-            elif st == 4: w.bits(1, 2); st = 3
+            elif st == 2: w.acc <<= 1; st = 3
+            elif st == 4: w.acc = (w.acc << 2) | 1; st = 3
             else: raise not_allowed('Y', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'J'
         x = v.j
         if x is None:
             pass
         else:
             st = 6
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'Seed'
         x = v.seed
         if x is None:
             pass
         else:
-            if st == 3: w.bits(1, 2); st = 5
-            elif st == 6: w.bits(0, 2); st = 5
+            if st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 6: w.acc <<= 2; st = 5
             else: raise not_allowed('Seed', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'PgenCounter'
         x = v.pgen_counter
         if x is None:
             pass
         else:
             if st == 3: raise not_allowed('PgenCounter', w)
-            elif st == 5: w.bits(0, 1); st = 7
+            elif st == 5: w.acc <<= 1; st = 7
             elif st == 6: raise not_allowed('PgenCounter', w)
             else: raise not_allowed('PgenCounter', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_DSAKeyValue[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1694,30 +1694,30 @@ def _e_RSAKeyValue(w: BitWriter, v: Any) -> None:
             raise missing('Modulus', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'Exponent'
         x = v.exponent
         if x is None:
             raise missing('Exponent', w)
         else:
             st = 2
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1792,7 +1792,7 @@ def _e_RetrievalMethod(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 1
             if not isinstance(x, str): raise bad_value('@Type', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -1801,8 +1801,8 @@ def _e_RetrievalMethod(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 3); st = 2
-            elif st == 1: w.bits(0, 2); st = 2
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 2; st = 2
             else: raise not_allowed('@URI', w)
             if not isinstance(x, str): raise bad_value('@URI', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -1811,16 +1811,16 @@ def _e_RetrievalMethod(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 3); st = 3
-            elif st == 1: w.bits(1, 2); st = 3
-            elif st == 2: w.bits(0, 2); st = 3
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('Transforms', w)
             if type(x) is not Transforms: raise bad_value('Transforms', x, 'is not a Transforms', w)
             _e_Transforms(w, x)
         _p = None
         e = _EE_RetrievalMethod[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1900,7 +1900,7 @@ def _e_X509Data(w: BitWriter, v: Any) -> None:
         for x in v.x509_issuer_serial:
             t = _ET_X509Data[st].get((0, 0))
             if t is None: raise not_allowed('X509IssuerSerial', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not X509IssuerSerial: raise bad_value('X509IssuerSerial', x, 'is not a X509IssuerSerial', w)
             _e_X509IssuerSerial(w, x)
@@ -1908,58 +1908,58 @@ def _e_X509Data(w: BitWriter, v: Any) -> None:
         for x in v.x509_ski:
             t = _ET_X509Data[st].get((1, 0))
             if t is None: raise not_allowed('X509SKI', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'X509SubjectName'
         for x in v.x509_subject_name:
             t = _ET_X509Data[st].get((2, 0))
             if t is None: raise not_allowed('X509SubjectName', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'X509Certificate'
         for x in v.x509_certificate:
             t = _ET_X509Data[st].get((3, 0))
             if t is None: raise not_allowed('X509Certificate', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'X509CRL'
         for x in v.x509_crl:
             t = _ET_X509Data[st].get((4, 0))
             if t is None: raise not_allowed('X509CRL', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_X509Data[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2078,26 +2078,26 @@ def _e_X509IssuerSerial(w: BitWriter, v: Any) -> None:
             raise missing('X509IssuerName', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'X509SerialNumber'
         x = v.x509_serial_number
         if x is None:
             raise missing('X509SerialNumber', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2173,49 +2173,49 @@ def _e_PGPData(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'PGPKeyPacket'
         x = v.pgp_key_packet
         if x is None:
             pass
         else:
             if st == 0: raise not_allowed('PGPKeyPacket', w)
-            elif st == 1: w.bits(0, 2); st = 3
+            elif st == 1: w.acc <<= 2; st = 3
             else: raise not_allowed('PGPKeyPacket', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'PGPKeyPacket'
         x = v.pgp_key_packet_2
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 2); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
             elif st == 1: raise not_allowed('PGPKeyPacket', w)
             elif st == 3: raise not_allowed('PGPKeyPacket', w)
             else: raise not_allowed('PGPKeyPacket', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_PGPData[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2307,17 +2307,17 @@ def _e_SPKIData(w: BitWriter, v: Any) -> None:
         for x in v.spki_sexp:
             t = _ET_SPKIData[st].get((0, 0))
             if t is None: raise not_allowed('SPKISexp', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
-        w.bits(2, 2)
+        w.acc = (w.acc << 2) | 2
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2374,7 +2374,7 @@ def _e_Object(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 1
             if not isinstance(x, str): raise bad_value('@Encoding', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -2383,8 +2383,8 @@ def _e_Object(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(1, 3); st = 2
-            elif st == 1: w.bits(0, 3); st = 2
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('@Id', w)
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -2393,16 +2393,16 @@ def _e_Object(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            if st == 0: w.bits(2, 3); st = 3
-            elif st == 1: w.bits(1, 3); st = 3
-            elif st == 2: w.bits(0, 3); st = 3
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 3; st = 3
             else: raise not_allowed('@MimeType', w)
             if not isinstance(x, str): raise bad_value('@MimeType', x, 'is not a str of at most None characters', w)
             w.string(x)
         _p = None
         e = _EE_Object[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2483,7 +2483,7 @@ def _e_Manifest(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -2491,14 +2491,14 @@ def _e_Manifest(w: BitWriter, v: Any) -> None:
         for x in v.reference:
             t = _ET_Manifest[st].get((1, 0))
             if t is None: raise not_allowed('Reference', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not Reference: raise bad_value('Reference', x, 'is not a Reference', w)
             _e_Reference(w, x)
         _p = None
         e = _EE_Manifest[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2560,7 +2560,7 @@ def _e_SignatureProperties(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -2568,14 +2568,14 @@ def _e_SignatureProperties(w: BitWriter, v: Any) -> None:
         for x in v.signature_property:
             t = _ET_SignatureProperties[st].get((1, 0))
             if t is None: raise not_allowed('SignatureProperty', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not SignatureProperty: raise bad_value('SignatureProperty', x, 'is not a SignatureProperty', w)
             _e_SignatureProperty(w, x)
         _p = None
         e = _EE_SignatureProperties[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2637,7 +2637,7 @@ def _e_SignatureProperty(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -2646,15 +2646,15 @@ def _e_SignatureProperty(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Target', w)
         else:
-            if st == 0: w.bits(1, 2); st = 2
-            elif st == 1: w.bits(0, 1); st = 2
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('@Target', w)
             if not isinstance(x, str): raise bad_value('@Target', x, 'is not a str of at most None characters', w)
             w.string(x)
         _p = None
         e = _EE_SignatureProperty[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2850,12 +2850,12 @@ DECODERS: dict[type, Any] = {
 
 def _es_g3(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g3(r: BitReader) -> Any:
@@ -2869,12 +2869,12 @@ def _ds_g3(r: BitReader) -> Any:
 
 def _es_g5(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g5(r: BitReader) -> Any:
@@ -2888,12 +2888,12 @@ def _ds_g5(r: BitReader) -> Any:
 
 def _es_g8(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g8(r: BitReader) -> Any:
@@ -2909,12 +2909,12 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('http://www.w3.org/2000/09/xmldsig#',
 
 def _es_f3(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f3(r: BitReader) -> Any:
@@ -2928,12 +2928,12 @@ def _ds_f3(r: BitReader) -> Any:
 
 def _es_f4(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f4(r: BitReader) -> Any:
@@ -2947,12 +2947,12 @@ def _ds_f4(r: BitReader) -> Any:
 
 def _es_f5(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f5(r: BitReader) -> Any:
@@ -2965,10 +2965,10 @@ def _ds_f5(r: BitReader) -> Any:
 
 
 def _es_f6(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f6(r: BitReader) -> Any:
@@ -2982,12 +2982,12 @@ def _ds_f6(r: BitReader) -> Any:
 
 def _es_f7(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f7(r: BitReader) -> Any:
@@ -3001,12 +3001,12 @@ def _ds_f7(r: BitReader) -> Any:
 
 def _es_f9(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f9(r: BitReader) -> Any:
@@ -3020,12 +3020,12 @@ def _ds_f9(r: BitReader) -> Any:
 
 def _es_f12(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f12(r: BitReader) -> Any:
@@ -3039,12 +3039,12 @@ def _ds_f12(r: BitReader) -> Any:
 
 def _es_f13(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f13(r: BitReader) -> Any:
@@ -3058,12 +3058,12 @@ def _ds_f13(r: BitReader) -> Any:
 
 def _es_f15(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f15(r: BitReader) -> Any:
@@ -3077,12 +3077,12 @@ def _ds_f15(r: BitReader) -> Any:
 
 def _es_f17(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f17(r: BitReader) -> Any:
@@ -3096,12 +3096,12 @@ def _ds_f17(r: BitReader) -> Any:
 
 def _es_f18(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f18(r: BitReader) -> Any:
@@ -3115,12 +3115,12 @@ def _ds_f18(r: BitReader) -> Any:
 
 def _es_f19(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f19(r: BitReader) -> Any:
@@ -3134,12 +3134,12 @@ def _ds_f19(r: BitReader) -> Any:
 
 def _es_f20(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f20(r: BitReader) -> Any:
@@ -3153,12 +3153,12 @@ def _ds_f20(r: BitReader) -> Any:
 
 def _es_f25(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f25(r: BitReader) -> Any:
@@ -3172,12 +3172,12 @@ def _ds_f25(r: BitReader) -> Any:
 
 def _es_f26(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f26(r: BitReader) -> Any:
@@ -3191,12 +3191,12 @@ def _ds_f26(r: BitReader) -> Any:
 
 def _es_f35(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f35(r: BitReader) -> Any:
@@ -3210,12 +3210,12 @@ def _ds_f35(r: BitReader) -> Any:
 
 def _es_f36(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f36(r: BitReader) -> Any:
@@ -3229,12 +3229,12 @@ def _ds_f36(r: BitReader) -> Any:
 
 def _es_f38(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f38(r: BitReader) -> Any:
@@ -3248,12 +3248,12 @@ def _ds_f38(r: BitReader) -> Any:
 
 def _es_f40(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f40(r: BitReader) -> Any:
@@ -3266,10 +3266,10 @@ def _ds_f40(r: BitReader) -> Any:
 
 
 def _es_f41(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f41(r: BitReader) -> Any:
@@ -3283,12 +3283,12 @@ def _ds_f41(r: BitReader) -> Any:
 
 def _es_f42(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f42(r: BitReader) -> Any:
@@ -3302,12 +3302,12 @@ def _ds_f42(r: BitReader) -> Any:
 
 def _es_f43(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f43(r: BitReader) -> Any:
@@ -3321,12 +3321,12 @@ def _ds_f43(r: BitReader) -> Any:
 
 def _es_f44(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f44(r: BitReader) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import keyword
+import re
 from pathlib import Path
 
 from .grammar import Field, GrammarBuilder, State, TypeGrammar
@@ -30,6 +31,25 @@ def _pyname_enum(value: str) -> str:
     if keyword.iskeyword(name) or name in {"name", "value"}:
         name += "_"
     return name
+
+
+_WRITE = re.compile(r"w\.bits\((.+?), (\d+|[et]\[\d\])\)")
+
+
+def _inline_writes(line: str) -> str:
+    """``w.bits(v, n)`` as the statement it stands for, ``w.acc = (w.acc << n) | v``: the
+    writer's pending bits are one integer, and a method call costs several times the
+    shift (first arguments never hold ", ", so the lazy match ends at the width)."""
+    if "w.bits(" not in line:
+        return line
+
+    def one(m: re.Match[str]) -> str:
+        value, n = m.group(1), m.group(2)
+        if value == "0":
+            return f"w.acc <<= {n}"
+        return f"w.acc = (w.acc << {n}) | {value}"
+
+    return _WRITE.sub(one, line)
 
 
 class Emitter(ValueEmitter):
@@ -853,7 +873,7 @@ class Emitter(ValueEmitter):
             )
             out.append("FIELDS.update(_SF); ENCODERS.update(_SEN); DECODERS.update(_SDE)")
         self.emit_roots()
-        return "\n".join(out) + "\n"
+        return "\n".join(_inline_writes(ln) for ln in out) + "\n"
 
     def _elem_root(self, d: ElementDecl, ident: str) -> str:
         """RootInfo for a global or fragment element."""
