@@ -422,7 +422,9 @@ def _d_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
     """Fused fast path (one read); the generic _dg_supportedAppProtocolRes otherwise."""
     _s = r.pos
     try:
-        _x = r.bits(18)
+        _q = r.pos + 18
+        if _q > r.wend: _x = r.bits(18)
+        else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ffff
         if _x & 0x33c03 == 0x0:
             a0 = (_x >> 14) & 0x3
             a1 = (_x >> 2) & 0xff

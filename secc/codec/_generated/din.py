@@ -2052,7 +2052,9 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     """Fused fast path (one read); the generic _dg_ServiceDetailReq otherwise."""
     _s = r.pos
     try:
-        _y = r.peek(20)
+        _q = _s + 20
+        if _q > r.wend: _y = r.peek(20)
+        else: _y = (r.val >> (r.wend - _q)) & 0xfffff
         _x = _y >> 18
         if _x & 0x3 == 0x0:
             _v = (_y >> 10) & 0xFF
@@ -2775,7 +2777,9 @@ def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
     """Fused fast path (one read); the generic _dg_PhysicalValue otherwise."""
     _s = r.pos
     try:
-        _y = r.peek(35)
+        _q = _s + 35
+        if _q > r.wend: _y = r.peek(35)
+        else: _y = (r.val >> (r.wend - _q)) & 0x7ffffffff
         _x = _y >> 18
         if _x & 0x18f0e == 0x0:
             a0 = (_x >> 12) & 0x7
@@ -3129,7 +3133,9 @@ def _d_ServicePaymentSelectionRes(r: BitReader) -> ServicePaymentSelectionRes:
     """Fused fast path (one read); the generic _dg_ServicePaymentSelectionRes otherwise."""
     _s = r.pos
     try:
-        _x = r.bits(9)
+        _q = r.pos + 9
+        if _q > r.wend: _x = r.bits(9)
+        else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
         if _x & 0x183 == 0x0:
             a0 = (_x >> 2) & 0x1f
             if a0 < 23:
@@ -3736,7 +3742,9 @@ def _d_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
     """Fused fast path (one read); the generic _dg_ContractAuthenticationRes otherwise."""
     _s = r.pos
     try:
-        _x = r.bits(13)
+        _q = r.pos + 13
+        if _q > r.wend: _x = r.bits(13)
+        else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1fff
         if _x & 0x183b == 0x0:
             a0 = (_x >> 6) & 0x1f
             a1 = (_x >> 2) & 0x1
@@ -5564,7 +5572,9 @@ def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
     """Fused fast path (one read); the generic _dg_SessionStopRes otherwise."""
     _s = r.pos
     try:
-        _x = r.bits(9)
+        _q = r.pos + 9
+        if _q > r.wend: _x = r.bits(9)
+        else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
         if _x & 0x183 == 0x0:
             a0 = (_x >> 2) & 0x1f
             if a0 < 23:
@@ -6697,7 +6707,9 @@ def _d_DC_EVStatus(r: BitReader) -> DC_EVStatus:
     """Fused fast path (one read); the generic _dg_DC_EVStatus otherwise."""
     _s = r.pos
     try:
-        _x = r.bits(32)
+        _q = r.pos + 32
+        if _q > r.wend: _x = r.bits(32)
+        else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xffffffff
         if _x & 0xdef70e03 == 0x0:
             a0 = (_x >> 29) & 0x1
             a1 = (_x >> 24) & 0x1

@@ -1599,7 +1599,9 @@ def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
     """Fused fast path (one read); the generic _dg_PhysicalValue otherwise."""
     _s = r.pos
     try:
-        _y = r.peek(33)
+        _q = _s + 33
+        if _q > r.wend: _y = r.peek(33)
+        else: _y = (r.val >> (r.wend - _q)) & 0x1ffffffff
         _x = _y >> 18
         if _x & 0x638e == 0x0:
             a0 = (_x >> 10) & 0x7
@@ -2846,7 +2848,9 @@ def _d_DC_EVStatus(r: BitReader) -> DC_EVStatus:
     """Fused fast path (one read); the generic _dg_DC_EVStatus otherwise."""
     _s = r.pos
     try:
-        _x = r.bits(22)
+        _q = r.pos + 22
+        if _q > r.wend: _x = r.bits(22)
+        else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3fffff
         if _x & 0x370e03 == 0x0:
             a0 = (_x >> 19) & 0x1
             a1 = (_x >> 12) & 0xf
@@ -2944,7 +2948,9 @@ def _d_EVChargeParameter(r: BitReader) -> EVChargeParameter:
     """Fused fast path (one read); the generic _dg_EVChargeParameter otherwise."""
     _s = r.pos
     try:
-        _y = r.peek(21)
+        _q = _s + 21
+        if _q > r.wend: _y = r.peek(21)
+        else: _y = (r.val >> (r.wend - _q)) & 0x1fffff
         _x = _y >> 18
         if _x & 0x7 == 0x0:
             _v = (_y >> 10) & 0xFF
@@ -5129,7 +5135,9 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     """Fused fast path (one read); the generic _dg_ServiceDetailReq otherwise."""
     _s = r.pos
     try:
-        _y = r.peek(20)
+        _q = _s + 20
+        if _q > r.wend: _y = r.peek(20)
+        else: _y = (r.val >> (r.wend - _q)) & 0xfffff
         _x = _y >> 18
         if _x & 0x3 == 0x0:
             _v = (_y >> 10) & 0xFF
@@ -6000,7 +6008,9 @@ def _d_PaymentServiceSelectionRes(r: BitReader) -> PaymentServiceSelectionRes:
     """Fused fast path (one read); the generic _dg_PaymentServiceSelectionRes otherwise."""
     _s = r.pos
     try:
-        _x = r.bits(9)
+        _q = r.pos + 9
+        if _q > r.wend: _x = r.bits(9)
+        else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
         if _x & 0x183 == 0x0:
             a0 = (_x >> 2) & 0x1f
             if a0 < 26:
@@ -6634,7 +6644,9 @@ def _d_AuthorizationRes(r: BitReader) -> AuthorizationRes:
     """Fused fast path (one read); the generic _dg_AuthorizationRes otherwise."""
     _s = r.pos
     try:
-        _x = r.bits(14)
+        _q = r.pos + 14
+        if _q > r.wend: _x = r.bits(14)
+        else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3fff
         if _x & 0x3073 == 0x0:
             a0 = (_x >> 7) & 0x1f
             a1 = (_x >> 2) & 0x3
@@ -7927,7 +7939,9 @@ def _d_SessionStopReq(r: BitReader) -> SessionStopReq:
     """Fused fast path (one read); the generic _dg_SessionStopReq otherwise."""
     _s = r.pos
     try:
-        _x = r.bits(5)
+        _q = r.pos + 5
+        if _q > r.wend: _x = r.bits(5)
+        else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
         if _x & 0x1b == 0x0:
             a0 = (_x >> 2) & 0x1
             o = _new(SessionStopReq)
@@ -8025,7 +8039,9 @@ def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
     """Fused fast path (one read); the generic _dg_SessionStopRes otherwise."""
     _s = r.pos
     try:
-        _x = r.bits(9)
+        _q = r.pos + 9
+        if _q > r.wend: _x = r.bits(9)
+        else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
         if _x & 0x183 == 0x0:
             a0 = (_x >> 2) & 0x1f
             if a0 < 26:

@@ -4040,7 +4040,9 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
     """Fused fast path (one read); the generic _dg_RationalNumber otherwise."""
     _s = r.pos
     try:
-        _y = r.peek(32)
+        _q = _s + 32
+        if _q > r.wend: _y = r.peek(32)
+        else: _y = (r.val >> (r.wend - _q)) & 0xffffffff
         _x = _y >> 18
         if _x & 0x300e == 0x0:
             a0 = (_x >> 4) & 0xff
@@ -10386,7 +10388,9 @@ def _d_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
     """Fused fast path (one read); the generic _dg_Scheduled_SMDTControlMode otherwise."""
     _s = r.pos
     try:
-        _y = r.peek(20)
+        _q = _s + 20
+        if _q > r.wend: _y = r.peek(20)
+        else: _y = (r.val >> (r.wend - _q)) & 0xfffff
         _x = _y >> 18
         if _x & 0x3 == 0x0:
             _v = (_y >> 10) & 0xFF

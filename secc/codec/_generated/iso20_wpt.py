@@ -1854,7 +1854,9 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
     """Fused fast path (one read); the generic _dg_RationalNumber otherwise."""
     _s = r.pos
     try:
-        _y = r.peek(32)
+        _q = _s + 32
+        if _q > r.wend: _y = r.peek(32)
+        else: _y = (r.val >> (r.wend - _q)) & 0xffffffff
         _x = _y >> 18
         if _x & 0x300e == 0x0:
             a0 = (_x >> 4) & 0xff

@@ -633,10 +633,13 @@ class Emitter(ValueEmitter):
         k = 1 + ee_w  # after an integer: its EE (0) and the type's EE code
         if tail:
             # one peek: the fixed head, up to two octet groups of the integer, the EE bits
-            out.append(f"        _y = r.peek({total + 16 + k})")
+            n = total + 16 + k
+            out.append(f"        _q = _s + {n}")
+            out.append(f"        if _q > r.wend: _y = r.peek({n})")
+            out.append(f"        else: _y = (r.val >> (r.wend - _q)) & {(1 << n) - 1:#x}")
             out.append(f"        _x = _y >> {16 + k}")
         else:
-            out.append(f"        _x = r.bits({total})")
+            out.extend(inline_bits("_x", total, "        "))
         out.append(f"        if _x & {mask:#x} == {expected:#x}:")
         ind = "            "
         conds = []
