@@ -417,6 +417,8 @@ def _e_supportedAppProtocolRes(w: BitWriter, v: Any) -> None:
         return
     _eg_supportedAppProtocolRes(w, v)
 
+_C_supportedAppProtocolRes: dict[int, supportedAppProtocolRes] = {}  # bit pattern -> decoded value
+
 
 def _d_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
     """Fused fast path (one read); the generic _dg_supportedAppProtocolRes otherwise."""
@@ -425,6 +427,9 @@ def _d_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
         _q = r.pos + 18
         if _q > r.wend: _x = r.bits(18)
         else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ffff
+        o = _C_supportedAppProtocolRes.get(_x)
+        if o is not None: return o
+        _k = _x
         if _x & 0x33c03 == 0x0:
             a0 = (_x >> 14) & 0x3
             a1 = (_x >> 2) & 0xff
@@ -432,6 +437,8 @@ def _d_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
                 o = _new(supportedAppProtocolRes)
                 _S_supportedAppProtocolRes_0(o, _V_ResponseCode[a0])
                 _S_supportedAppProtocolRes_1(o, a1)
+                if len(_C_supportedAppProtocolRes) >= 256: _C_supportedAppProtocolRes.clear()
+                _C_supportedAppProtocolRes[_k] = o
                 return o
     except CodecError:
         pass

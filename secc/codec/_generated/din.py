@@ -2047,6 +2047,8 @@ def _e_ServiceDetailReq(w: BitWriter, v: Any) -> None:
         return
     _eg_ServiceDetailReq(w, v)
 
+_C_ServiceDetailReq: dict[int, ServiceDetailReq] = {}  # bit pattern -> decoded value
+
 
 def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     """Fused fast path (one read); the generic _dg_ServiceDetailReq otherwise."""
@@ -2055,6 +2057,12 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
         _q = _s + 20
         if _q > r.wend: _y = r.peek(20)
         else: _y = (r.val >> (r.wend - _q)) & 0xfffff
+        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 20
+        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 12
+        o = _C_ServiceDetailReq.get(_k)
+        if o is not None and _q <= r.end:
+            r.pos = _q
+            return o
         _x = _y >> 18
         if _x & 0x3 == 0x0:
             _v = (_y >> 10) & 0xFF
@@ -2068,6 +2076,8 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
                 r.pos = _q
                 o = _new(ServiceDetailReq)
                 _S_ServiceDetailReq_0(o, _v)
+                if len(_C_ServiceDetailReq) >= 256: _C_ServiceDetailReq.clear()
+                _C_ServiceDetailReq[_k] = o
                 return o
     except CodecError:
         pass
@@ -2772,6 +2782,8 @@ def _e_PhysicalValue(w: BitWriter, v: Any) -> None:
         return
     _eg_PhysicalValue(w, v)
 
+_C_PhysicalValue: dict[int, PhysicalValue] = {}  # bit pattern -> decoded value
+
 
 def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
     """Fused fast path (one read); the generic _dg_PhysicalValue otherwise."""
@@ -2780,6 +2792,12 @@ def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
         _q = _s + 35
         if _q > r.wend: _y = r.peek(35)
         else: _y = (r.val >> (r.wend - _q)) & 0x7ffffffff
+        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 35
+        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 27
+        o = _C_PhysicalValue.get(_k)
+        if o is not None and _q <= r.end:
+            r.pos = _q
+            return o
         _x = _y >> 18
         if _x & 0x18f0e == 0x0:
             a0 = (_x >> 12) & 0x7
@@ -2798,6 +2816,8 @@ def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
                 _S_PhysicalValue_0(o, a0 + -3)
                 _S_PhysicalValue_1(o, _V_UnitSymbol[a1])
                 _S_PhysicalValue_2(o, _v)
+                if len(_C_PhysicalValue) >= 256: _C_PhysicalValue.clear()
+                _C_PhysicalValue[_k] = o
                 return o
     except CodecError:
         pass
@@ -3128,6 +3148,8 @@ def _e_ServicePaymentSelectionRes(w: BitWriter, v: Any) -> None:
         return
     _eg_ServicePaymentSelectionRes(w, v)
 
+_C_ServicePaymentSelectionRes: dict[int, ServicePaymentSelectionRes] = {}  # bit pattern -> decoded value
+
 
 def _d_ServicePaymentSelectionRes(r: BitReader) -> ServicePaymentSelectionRes:
     """Fused fast path (one read); the generic _dg_ServicePaymentSelectionRes otherwise."""
@@ -3136,11 +3158,16 @@ def _d_ServicePaymentSelectionRes(r: BitReader) -> ServicePaymentSelectionRes:
         _q = r.pos + 9
         if _q > r.wend: _x = r.bits(9)
         else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
+        o = _C_ServicePaymentSelectionRes.get(_x)
+        if o is not None: return o
+        _k = _x
         if _x & 0x183 == 0x0:
             a0 = (_x >> 2) & 0x1f
             if a0 < 23:
                 o = _new(ServicePaymentSelectionRes)
                 _S_ServicePaymentSelectionRes_0(o, _V_ResponseCode[a0])
+                if len(_C_ServicePaymentSelectionRes) >= 256: _C_ServicePaymentSelectionRes.clear()
+                _C_ServicePaymentSelectionRes[_k] = o
                 return o
     except CodecError:
         pass
@@ -3737,6 +3764,8 @@ def _e_ContractAuthenticationRes(w: BitWriter, v: Any) -> None:
         return
     _eg_ContractAuthenticationRes(w, v)
 
+_C_ContractAuthenticationRes: dict[int, ContractAuthenticationRes] = {}  # bit pattern -> decoded value
+
 
 def _d_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
     """Fused fast path (one read); the generic _dg_ContractAuthenticationRes otherwise."""
@@ -3745,6 +3774,9 @@ def _d_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
         _q = r.pos + 13
         if _q > r.wend: _x = r.bits(13)
         else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1fff
+        o = _C_ContractAuthenticationRes.get(_x)
+        if o is not None: return o
+        _k = _x
         if _x & 0x183b == 0x0:
             a0 = (_x >> 6) & 0x1f
             a1 = (_x >> 2) & 0x1
@@ -3752,6 +3784,8 @@ def _d_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
                 o = _new(ContractAuthenticationRes)
                 _S_ContractAuthenticationRes_0(o, _V_ResponseCode[a0])
                 _S_ContractAuthenticationRes_1(o, _V_EVSEProcessing[a1])
+                if len(_C_ContractAuthenticationRes) >= 256: _C_ContractAuthenticationRes.clear()
+                _C_ContractAuthenticationRes[_k] = o
                 return o
     except CodecError:
         pass
@@ -5567,6 +5601,8 @@ def _e_SessionStopRes(w: BitWriter, v: Any) -> None:
         return
     _eg_SessionStopRes(w, v)
 
+_C_SessionStopRes: dict[int, SessionStopRes] = {}  # bit pattern -> decoded value
+
 
 def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
     """Fused fast path (one read); the generic _dg_SessionStopRes otherwise."""
@@ -5575,11 +5611,16 @@ def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
         _q = r.pos + 9
         if _q > r.wend: _x = r.bits(9)
         else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
+        o = _C_SessionStopRes.get(_x)
+        if o is not None: return o
+        _k = _x
         if _x & 0x183 == 0x0:
             a0 = (_x >> 2) & 0x1f
             if a0 < 23:
                 o = _new(SessionStopRes)
                 _S_SessionStopRes_0(o, _V_ResponseCode[a0])
+                if len(_C_SessionStopRes) >= 256: _C_SessionStopRes.clear()
+                _C_SessionStopRes[_k] = o
                 return o
     except CodecError:
         pass
@@ -6702,6 +6743,8 @@ def _e_DC_EVStatus(w: BitWriter, v: Any) -> None:
         return
     _eg_DC_EVStatus(w, v)
 
+_C_DC_EVStatus: dict[int, DC_EVStatus] = {}  # bit pattern -> decoded value
+
 
 def _d_DC_EVStatus(r: BitReader) -> DC_EVStatus:
     """Fused fast path (one read); the generic _dg_DC_EVStatus otherwise."""
@@ -6710,6 +6753,9 @@ def _d_DC_EVStatus(r: BitReader) -> DC_EVStatus:
         _q = r.pos + 32
         if _q > r.wend: _x = r.bits(32)
         else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xffffffff
+        o = _C_DC_EVStatus.get(_x)
+        if o is not None: return o
+        _k = _x
         if _x & 0xdef70e03 == 0x0:
             a0 = (_x >> 29) & 0x1
             a1 = (_x >> 24) & 0x1
@@ -6723,6 +6769,8 @@ def _d_DC_EVStatus(r: BitReader) -> DC_EVStatus:
                 _S_DC_EVStatus_2(o, a2 == 1)
                 _S_DC_EVStatus_3(o, _V_DC_EVErrorCode[a3])
                 _S_DC_EVStatus_4(o, a4)
+                if len(_C_DC_EVStatus) >= 256: _C_DC_EVStatus.clear()
+                _C_DC_EVStatus[_k] = o
                 return o
     except CodecError:
         pass

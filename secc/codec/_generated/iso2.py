@@ -1594,6 +1594,8 @@ def _e_PhysicalValue(w: BitWriter, v: Any) -> None:
         return
     _eg_PhysicalValue(w, v)
 
+_C_PhysicalValue: dict[int, PhysicalValue] = {}  # bit pattern -> decoded value
+
 
 def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
     """Fused fast path (one read); the generic _dg_PhysicalValue otherwise."""
@@ -1602,6 +1604,12 @@ def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
         _q = _s + 33
         if _q > r.wend: _y = r.peek(33)
         else: _y = (r.val >> (r.wend - _q)) & 0x1ffffffff
+        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 33
+        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 25
+        o = _C_PhysicalValue.get(_k)
+        if o is not None and _q <= r.end:
+            r.pos = _q
+            return o
         _x = _y >> 18
         if _x & 0x638e == 0x0:
             a0 = (_x >> 10) & 0x7
@@ -1620,6 +1628,8 @@ def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
                 _S_PhysicalValue_0(o, a0 + -3)
                 _S_PhysicalValue_1(o, _V_UnitSymbol[a1])
                 _S_PhysicalValue_2(o, _v)
+                if len(_C_PhysicalValue) >= 256: _C_PhysicalValue.clear()
+                _C_PhysicalValue[_k] = o
                 return o
     except CodecError:
         pass
@@ -2843,6 +2853,8 @@ def _e_DC_EVStatus(w: BitWriter, v: Any) -> None:
         return
     _eg_DC_EVStatus(w, v)
 
+_C_DC_EVStatus: dict[int, DC_EVStatus] = {}  # bit pattern -> decoded value
+
 
 def _d_DC_EVStatus(r: BitReader) -> DC_EVStatus:
     """Fused fast path (one read); the generic _dg_DC_EVStatus otherwise."""
@@ -2851,6 +2863,9 @@ def _d_DC_EVStatus(r: BitReader) -> DC_EVStatus:
         _q = r.pos + 22
         if _q > r.wend: _x = r.bits(22)
         else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3fffff
+        o = _C_DC_EVStatus.get(_x)
+        if o is not None: return o
+        _k = _x
         if _x & 0x370e03 == 0x0:
             a0 = (_x >> 19) & 0x1
             a1 = (_x >> 12) & 0xf
@@ -2860,6 +2875,8 @@ def _d_DC_EVStatus(r: BitReader) -> DC_EVStatus:
                 _S_DC_EVStatus_0(o, a0 == 1)
                 _S_DC_EVStatus_1(o, _V_DC_EVErrorCode[a1])
                 _S_DC_EVStatus_2(o, a2)
+                if len(_C_DC_EVStatus) >= 256: _C_DC_EVStatus.clear()
+                _C_DC_EVStatus[_k] = o
                 return o
     except CodecError:
         pass
@@ -2943,6 +2960,8 @@ def _e_EVChargeParameter(w: BitWriter, v: Any) -> None:
         return
     _eg_EVChargeParameter(w, v)
 
+_C_EVChargeParameter: dict[int, EVChargeParameter] = {}  # bit pattern -> decoded value
+
 
 def _d_EVChargeParameter(r: BitReader) -> EVChargeParameter:
     """Fused fast path (one read); the generic _dg_EVChargeParameter otherwise."""
@@ -2951,6 +2970,12 @@ def _d_EVChargeParameter(r: BitReader) -> EVChargeParameter:
         _q = _s + 21
         if _q > r.wend: _y = r.peek(21)
         else: _y = (r.val >> (r.wend - _q)) & 0x1fffff
+        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 21
+        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 13
+        o = _C_EVChargeParameter.get(_k)
+        if o is not None and _q <= r.end:
+            r.pos = _q
+            return o
         _x = _y >> 18
         if _x & 0x7 == 0x0:
             _v = (_y >> 10) & 0xFF
@@ -2964,6 +2989,8 @@ def _d_EVChargeParameter(r: BitReader) -> EVChargeParameter:
                 r.pos = _q
                 o = _new(EVChargeParameter)
                 _S_EVChargeParameter_0(o, _v)
+                if len(_C_EVChargeParameter) >= 256: _C_EVChargeParameter.clear()
+                _C_EVChargeParameter[_k] = o
                 return o
     except CodecError:
         pass
@@ -5130,6 +5157,8 @@ def _e_ServiceDetailReq(w: BitWriter, v: Any) -> None:
         return
     _eg_ServiceDetailReq(w, v)
 
+_C_ServiceDetailReq: dict[int, ServiceDetailReq] = {}  # bit pattern -> decoded value
+
 
 def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     """Fused fast path (one read); the generic _dg_ServiceDetailReq otherwise."""
@@ -5138,6 +5167,12 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
         _q = _s + 20
         if _q > r.wend: _y = r.peek(20)
         else: _y = (r.val >> (r.wend - _q)) & 0xfffff
+        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 20
+        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 12
+        o = _C_ServiceDetailReq.get(_k)
+        if o is not None and _q <= r.end:
+            r.pos = _q
+            return o
         _x = _y >> 18
         if _x & 0x3 == 0x0:
             _v = (_y >> 10) & 0xFF
@@ -5151,6 +5186,8 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
                 r.pos = _q
                 o = _new(ServiceDetailReq)
                 _S_ServiceDetailReq_0(o, _v)
+                if len(_C_ServiceDetailReq) >= 256: _C_ServiceDetailReq.clear()
+                _C_ServiceDetailReq[_k] = o
                 return o
     except CodecError:
         pass
@@ -6003,6 +6040,8 @@ def _e_PaymentServiceSelectionRes(w: BitWriter, v: Any) -> None:
         return
     _eg_PaymentServiceSelectionRes(w, v)
 
+_C_PaymentServiceSelectionRes: dict[int, PaymentServiceSelectionRes] = {}  # bit pattern -> decoded value
+
 
 def _d_PaymentServiceSelectionRes(r: BitReader) -> PaymentServiceSelectionRes:
     """Fused fast path (one read); the generic _dg_PaymentServiceSelectionRes otherwise."""
@@ -6011,11 +6050,16 @@ def _d_PaymentServiceSelectionRes(r: BitReader) -> PaymentServiceSelectionRes:
         _q = r.pos + 9
         if _q > r.wend: _x = r.bits(9)
         else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
+        o = _C_PaymentServiceSelectionRes.get(_x)
+        if o is not None: return o
+        _k = _x
         if _x & 0x183 == 0x0:
             a0 = (_x >> 2) & 0x1f
             if a0 < 26:
                 o = _new(PaymentServiceSelectionRes)
                 _S_PaymentServiceSelectionRes_0(o, _V_ResponseCode[a0])
+                if len(_C_PaymentServiceSelectionRes) >= 256: _C_PaymentServiceSelectionRes.clear()
+                _C_PaymentServiceSelectionRes[_k] = o
                 return o
     except CodecError:
         pass
@@ -6639,6 +6683,8 @@ def _e_AuthorizationRes(w: BitWriter, v: Any) -> None:
         return
     _eg_AuthorizationRes(w, v)
 
+_C_AuthorizationRes: dict[int, AuthorizationRes] = {}  # bit pattern -> decoded value
+
 
 def _d_AuthorizationRes(r: BitReader) -> AuthorizationRes:
     """Fused fast path (one read); the generic _dg_AuthorizationRes otherwise."""
@@ -6647,6 +6693,9 @@ def _d_AuthorizationRes(r: BitReader) -> AuthorizationRes:
         _q = r.pos + 14
         if _q > r.wend: _x = r.bits(14)
         else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3fff
+        o = _C_AuthorizationRes.get(_x)
+        if o is not None: return o
+        _k = _x
         if _x & 0x3073 == 0x0:
             a0 = (_x >> 7) & 0x1f
             a1 = (_x >> 2) & 0x3
@@ -6654,6 +6703,8 @@ def _d_AuthorizationRes(r: BitReader) -> AuthorizationRes:
                 o = _new(AuthorizationRes)
                 _S_AuthorizationRes_0(o, _V_ResponseCode[a0])
                 _S_AuthorizationRes_1(o, _V_EVSEProcessing[a1])
+                if len(_C_AuthorizationRes) >= 256: _C_AuthorizationRes.clear()
+                _C_AuthorizationRes[_k] = o
                 return o
     except CodecError:
         pass
@@ -7934,6 +7985,8 @@ def _e_SessionStopReq(w: BitWriter, v: Any) -> None:
         return
     _eg_SessionStopReq(w, v)
 
+_C_SessionStopReq: dict[int, SessionStopReq] = {}  # bit pattern -> decoded value
+
 
 def _d_SessionStopReq(r: BitReader) -> SessionStopReq:
     """Fused fast path (one read); the generic _dg_SessionStopReq otherwise."""
@@ -7942,10 +7995,15 @@ def _d_SessionStopReq(r: BitReader) -> SessionStopReq:
         _q = r.pos + 5
         if _q > r.wend: _x = r.bits(5)
         else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
+        o = _C_SessionStopReq.get(_x)
+        if o is not None: return o
+        _k = _x
         if _x & 0x1b == 0x0:
             a0 = (_x >> 2) & 0x1
             o = _new(SessionStopReq)
             _S_SessionStopReq_0(o, _V_ChargingSession[a0])
+            if len(_C_SessionStopReq) >= 256: _C_SessionStopReq.clear()
+            _C_SessionStopReq[_k] = o
             return o
     except CodecError:
         pass
@@ -8034,6 +8092,8 @@ def _e_SessionStopRes(w: BitWriter, v: Any) -> None:
         return
     _eg_SessionStopRes(w, v)
 
+_C_SessionStopRes: dict[int, SessionStopRes] = {}  # bit pattern -> decoded value
+
 
 def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
     """Fused fast path (one read); the generic _dg_SessionStopRes otherwise."""
@@ -8042,11 +8102,16 @@ def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
         _q = r.pos + 9
         if _q > r.wend: _x = r.bits(9)
         else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
+        o = _C_SessionStopRes.get(_x)
+        if o is not None: return o
+        _k = _x
         if _x & 0x183 == 0x0:
             a0 = (_x >> 2) & 0x1f
             if a0 < 26:
                 o = _new(SessionStopRes)
                 _S_SessionStopRes_0(o, _V_ResponseCode[a0])
+                if len(_C_SessionStopRes) >= 256: _C_SessionStopRes.clear()
+                _C_SessionStopRes[_k] = o
                 return o
     except CodecError:
         pass

@@ -4035,6 +4035,8 @@ def _e_RationalNumber(w: BitWriter, v: Any) -> None:
         return
     _eg_RationalNumber(w, v)
 
+_C_RationalNumber: dict[int, RationalNumber] = {}  # bit pattern -> decoded value
+
 
 def _d_RationalNumber(r: BitReader) -> RationalNumber:
     """Fused fast path (one read); the generic _dg_RationalNumber otherwise."""
@@ -4043,6 +4045,12 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
         _q = _s + 32
         if _q > r.wend: _y = r.peek(32)
         else: _y = (r.val >> (r.wend - _q)) & 0xffffffff
+        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 32
+        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 24
+        o = _C_RationalNumber.get(_k)
+        if o is not None and _q <= r.end:
+            r.pos = _q
+            return o
         _x = _y >> 18
         if _x & 0x300e == 0x0:
             a0 = (_x >> 4) & 0xff
@@ -4059,6 +4067,8 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
                 o = _new(RationalNumber)
                 _S_RationalNumber_0(o, a0 + -128)
                 _S_RationalNumber_1(o, _v)
+                if len(_C_RationalNumber) >= 256: _C_RationalNumber.clear()
+                _C_RationalNumber[_k] = o
                 return o
     except CodecError:
         pass
@@ -10383,6 +10393,8 @@ def _e_Scheduled_SMDTControlMode(w: BitWriter, v: Any) -> None:
         return
     _eg_Scheduled_SMDTControlMode(w, v)
 
+_C_Scheduled_SMDTControlMode: dict[int, Scheduled_SMDTControlMode] = {}  # bit pattern -> decoded value
+
 
 def _d_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
     """Fused fast path (one read); the generic _dg_Scheduled_SMDTControlMode otherwise."""
@@ -10391,6 +10403,12 @@ def _d_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
         _q = _s + 20
         if _q > r.wend: _y = r.peek(20)
         else: _y = (r.val >> (r.wend - _q)) & 0xfffff
+        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 20
+        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 12
+        o = _C_Scheduled_SMDTControlMode.get(_k)
+        if o is not None and _q <= r.end:
+            r.pos = _q
+            return o
         _x = _y >> 18
         if _x & 0x3 == 0x0:
             _v = (_y >> 10) & 0xFF
@@ -10404,6 +10422,8 @@ def _d_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
                 r.pos = _q
                 o = _new(Scheduled_SMDTControlMode)
                 _S_Scheduled_SMDTControlMode_0(o, _v)
+                if len(_C_Scheduled_SMDTControlMode) >= 256: _C_Scheduled_SMDTControlMode.clear()
+                _C_Scheduled_SMDTControlMode[_k] = o
                 return o
     except CodecError:
         pass

@@ -1382,6 +1382,8 @@ def _e_RationalNumber(w: BitWriter, v: Any) -> None:
         return
     _eg_RationalNumber(w, v)
 
+_C_RationalNumber: dict[int, RationalNumber] = {}  # bit pattern -> decoded value
+
 
 def _d_RationalNumber(r: BitReader) -> RationalNumber:
     """Fused fast path (one read); the generic _dg_RationalNumber otherwise."""
@@ -1390,6 +1392,12 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
         _q = _s + 32
         if _q > r.wend: _y = r.peek(32)
         else: _y = (r.val >> (r.wend - _q)) & 0xffffffff
+        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 32
+        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 24
+        o = _C_RationalNumber.get(_k)
+        if o is not None and _q <= r.end:
+            r.pos = _q
+            return o
         _x = _y >> 18
         if _x & 0x300e == 0x0:
             a0 = (_x >> 4) & 0xff
@@ -1406,6 +1414,8 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
                 o = _new(RationalNumber)
                 _S_RationalNumber_0(o, a0 + -128)
                 _S_RationalNumber_1(o, _v)
+                if len(_C_RationalNumber) >= 256: _C_RationalNumber.clear()
+                _C_RationalNumber[_k] = o
                 return o
     except CodecError:
         pass

@@ -615,6 +615,8 @@ class Emitter(ValueEmitter):
                 fields.append((pos, w, item_vc))
         return total, mask, expected, fields, tail
 
+    FUSED_CACHE = 256  # decoded values kept per fixed-layout type (frozen, so shareable)
+
     def emit_fused_decoder(self, g: TypeGrammar) -> bool:
         """``_d_X``: one read for the whole fixed layout (an integer last field adds its
         octets and the closing bits); anything else rewinds and runs ``_dg_X``."""
@@ -624,6 +626,8 @@ class Emitter(ValueEmitter):
         steps, ee_code, ee_w = plan
         total, mask, expected, fields, tail = self._fused_layout(plan)
         out = self.lines
+        out.append("")
+        out.append(f"_C_{g.key}: dict[int, {g.key}] = {{}}  # bit pattern -> decoded value")
         out.append("")
         out.append("")
         out.append(f"def _d_{g.key}(r: BitReader) -> {g.key}:")
@@ -637,9 +641,19 @@ class Emitter(ValueEmitter):
             out.append(f"        _q = _s + {n}")
             out.append(f"        if _q > r.wend: _y = r.peek({n})")
             out.append(f"        else: _y = (r.val >> (r.wend - _q)) & {(1 << n) - 1:#x}")
+            # a bit pattern decoded before gives the same (frozen) object again
+            out.append(f"        if (_y >> {8 + k}) & 0x80: _k = _y << 1; _q = _s + {n}")
+            out.append(f"        else: _k = ((_y >> 8) << 1) | 1; _q = _s + {total + 8 + k}")
+            out.append(f"        o = _C_{g.key}.get(_k)")
+            out.append("        if o is not None and _q <= r.end:")
+            out.append("            r.pos = _q")
+            out.append("            return o")
             out.append(f"        _x = _y >> {16 + k}")
         else:
             out.extend(inline_bits("_x", total, "        "))
+            out.append(f"        o = _C_{g.key}.get(_x)")
+            out.append("        if o is not None: return o")
+            out.append("        _k = _x")
         out.append(f"        if _x & {mask:#x} == {expected:#x}:")
         ind = "            "
         conds = []
@@ -688,6 +702,8 @@ class Emitter(ValueEmitter):
         out.append(f"{ind}o = _new({g.key})")
         for (fid, _f, _c, _w, _vc), val in zip(steps, vals, strict=True):
             out.append(f"{ind}_S_{g.key}_{fid}(o, {val})")
+        out.append(f"{ind}if len(_C_{g.key}) >= {self.FUSED_CACHE}: _C_{g.key}.clear()")
+        out.append(f"{ind}_C_{g.key}[_k] = o")
         out.append(f"{ind}return o")
         out.append("    except CodecError:")
         out.append("        pass")
