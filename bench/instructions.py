@@ -25,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 # name -> (target, figure before issue 17: this script at commit 5710fd6, same machine)
 TARGETS: dict[str, tuple[int | None, int | None]] = {
     "decode CurrentDemandReq": (116_000, 331_102),
+    "decode CurrentDemandReq, cold caches": (None, 331_102),
     "encode CurrentDemandReq": (107_000, 195_913),
     "decode CurrentDemandRes": (None, 409_492),
     "encode CurrentDemandRes": (None, 254_565),
@@ -45,6 +46,20 @@ def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
         import exi  # bench/exi.py
 
         return exi.message(exi.fill(exi.iso2.CurrentDemandReq))
+
+    def cdreq_distinct() -> Any:
+        """All optionals, every PhysicalValue different (no hit inside the message)."""
+        import dataclasses
+
+        import exi
+
+        body = exi.fill(exi.iso2.CurrentDemandReq)
+        pvs = {
+            f.name: dataclasses.replace(getattr(body, f.name), value=401 + i)
+            for i, f in enumerate(dataclasses.fields(body))
+            if type(getattr(body, f.name)) is exi.iso2.PhysicalValue
+        }
+        return exi.message(dataclasses.replace(body, **pvs))
 
     def cdres() -> Any:
         import exi
@@ -75,6 +90,27 @@ def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
 
         return setup
 
+    def cold(build: Callable[[], Any]) -> Callable[[], Callable[[], Any]]:
+        """Decoding with the fused decoders' value caches emptied before each call."""
+
+        def setup() -> Callable[[], Any]:
+            data = codec.encode(build())
+            caches = [
+                v
+                for s in ("iso2", "xmldsig")
+                for k, v in vars(codec.schema_module(s)).items()
+                if k.startswith("_C_") and isinstance(v, dict)
+            ]
+
+            def call() -> Any:
+                for c in caches:
+                    c.clear()
+                return codec.decode(data, "iso2")
+
+            return call
+
+        return setup
+
     def round_trip() -> Callable[[], Any]:
         import session as bench_session  # bench/session.py
 
@@ -98,6 +134,7 @@ def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
 
     return {
         "decode CurrentDemandReq": dec(cdreq),
+        "decode CurrentDemandReq, cold caches": cold(cdreq_distinct),
         "encode CurrentDemandReq": enc(cdreq),
         "decode CurrentDemandRes": dec(cdres),
         "encode CurrentDemandRes": enc(cdres),
