@@ -407,13 +407,24 @@ def _dg_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
     return o
 
 
+_EC_supportedAppProtocolRes: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
 def _e_supportedAppProtocolRes(w: BitWriter, v: Any) -> None:
     """Fused fast path (one write); the generic _eg_supportedAppProtocolRes otherwise."""
+    _c = _EC_supportedAppProtocolRes.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
     x0 = v.response_code
     i0 = _I_ResponseCode.get(x0)
     x1 = v.schema_id
     if (i0 is not None) and (type(x1) is int and 0 <= x1 <= 255):
-        w.acc = (w.acc << 18) | (i0 << 14) | (x1 << 2)
+        _b = (i0 << 14) | (x1 << 2)
+        _n = 18
+        if len(_EC_supportedAppProtocolRes) >= 256: _EC_supportedAppProtocolRes.clear()
+        _EC_supportedAppProtocolRes[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
         return
     _eg_supportedAppProtocolRes(w, v)
 

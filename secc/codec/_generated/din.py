@@ -2037,13 +2037,32 @@ def _dg_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     return o
 
 
+_EC_ServiceDetailReq: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
 def _e_ServiceDetailReq(w: BitWriter, v: Any) -> None:
     """Fused fast path (one write); the generic _eg_ServiceDetailReq otherwise."""
+    _c = _EC_ServiceDetailReq.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
     x0 = v.service_id
     if (type(x0) is int and 0 <= x0 and x0 <= 65535):
-        w.acc <<= 2
-        w.uint(x0)
-        w.acc <<= 2
+        _u = x0
+        if _u < 0x80:
+            _b = ((0) << 10) | (_u << 2) | 0
+            _n = 12
+        elif _u < 0x4000:
+            _b = ((0) << 18) | ((((_u & 0x7F) << 8) | 0x8000 | (_u >> 7)) << 2) | 0
+            _n = 20
+        else:
+            w.acc <<= 2
+            w.uint(_u)
+            w.acc <<= 2
+            return
+        if len(_EC_ServiceDetailReq) >= 256: _EC_ServiceDetailReq.clear()
+        _EC_ServiceDetailReq[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
         return
     _eg_ServiceDetailReq(w, v)
 
@@ -2769,16 +2788,35 @@ def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
     return o
 
 
+_EC_PhysicalValue: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
 def _e_PhysicalValue(w: BitWriter, v: Any) -> None:
     """Fused fast path (one write); the generic _eg_PhysicalValue otherwise."""
+    _c = _EC_PhysicalValue.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
     x0 = v.multiplier
     x1 = v.unit
     i1 = _I_UnitSymbol.get(x1)
     x2 = v.value
     if (type(x0) is int and -3 <= x0 <= 3) and (i1 is not None) and (type(x2) is int and -32768 <= x2 and x2 <= 32767):
-        w.acc = (w.acc << 17) | ((x0 - -3) << 12) | (i1 << 4) | (x2 < 0)
-        w.uint(-x2 - 1 if x2 < 0 else x2)
-        w.acc <<= 2
+        _u = (-x2 - 1 if x2 < 0 else x2)
+        if _u < 0x80:
+            _b = ((((x0 - -3) << 12) | (i1 << 4) | (x2 < 0)) << 10) | (_u << 2) | 0
+            _n = 27
+        elif _u < 0x4000:
+            _b = ((((x0 - -3) << 12) | (i1 << 4) | (x2 < 0)) << 18) | ((((_u & 0x7F) << 8) | 0x8000 | (_u >> 7)) << 2) | 0
+            _n = 35
+        else:
+            w.acc = (w.acc << 17) | ((x0 - -3) << 12) | (i1 << 4) | (x2 < 0)
+            w.uint(_u)
+            w.acc <<= 2
+            return
+        if len(_EC_PhysicalValue) >= 256: _EC_PhysicalValue.clear()
+        _EC_PhysicalValue[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
         return
     _eg_PhysicalValue(w, v)
 
@@ -3139,12 +3177,23 @@ def _dg_ServicePaymentSelectionRes(r: BitReader) -> ServicePaymentSelectionRes:
     return o
 
 
+_EC_ServicePaymentSelectionRes: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
 def _e_ServicePaymentSelectionRes(w: BitWriter, v: Any) -> None:
     """Fused fast path (one write); the generic _eg_ServicePaymentSelectionRes otherwise."""
+    _c = _EC_ServicePaymentSelectionRes.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
     x0 = v.response_code
     i0 = _I_ResponseCode.get(x0)
     if (i0 is not None):
-        w.acc = (w.acc << 9) | (i0 << 2)
+        _b = (i0 << 2)
+        _n = 9
+        if len(_EC_ServicePaymentSelectionRes) >= 256: _EC_ServicePaymentSelectionRes.clear()
+        _EC_ServicePaymentSelectionRes[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
         return
     _eg_ServicePaymentSelectionRes(w, v)
 
@@ -3753,14 +3802,25 @@ def _dg_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
     return o
 
 
+_EC_ContractAuthenticationRes: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
 def _e_ContractAuthenticationRes(w: BitWriter, v: Any) -> None:
     """Fused fast path (one write); the generic _eg_ContractAuthenticationRes otherwise."""
+    _c = _EC_ContractAuthenticationRes.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
     x0 = v.response_code
     i0 = _I_ResponseCode.get(x0)
     x1 = v.evse_processing
     i1 = _I_EVSEProcessing.get(x1)
     if (i0 is not None) and (i1 is not None):
-        w.acc = (w.acc << 13) | (i0 << 6) | (i1 << 2)
+        _b = (i0 << 6) | (i1 << 2)
+        _n = 13
+        if len(_EC_ContractAuthenticationRes) >= 256: _EC_ContractAuthenticationRes.clear()
+        _EC_ContractAuthenticationRes[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
         return
     _eg_ContractAuthenticationRes(w, v)
 
@@ -5592,12 +5652,23 @@ def _dg_SessionStopRes(r: BitReader) -> SessionStopRes:
     return o
 
 
+_EC_SessionStopRes: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
 def _e_SessionStopRes(w: BitWriter, v: Any) -> None:
     """Fused fast path (one write); the generic _eg_SessionStopRes otherwise."""
+    _c = _EC_SessionStopRes.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
     x0 = v.response_code
     i0 = _I_ResponseCode.get(x0)
     if (i0 is not None):
-        w.acc = (w.acc << 9) | (i0 << 2)
+        _b = (i0 << 2)
+        _n = 9
+        if len(_EC_SessionStopRes) >= 256: _EC_SessionStopRes.clear()
+        _EC_SessionStopRes[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
         return
     _eg_SessionStopRes(w, v)
 
@@ -6730,8 +6801,15 @@ def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
     return o
 
 
+_EC_DC_EVStatus: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
 def _e_DC_EVStatus(w: BitWriter, v: Any) -> None:
     """Fused fast path (one write); the generic _eg_DC_EVStatus otherwise."""
+    _c = _EC_DC_EVStatus.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
     x0 = v.ev_ready
     x1 = v.ev_cabin_conditioning
     x2 = v.evress_conditioning
@@ -6739,7 +6817,11 @@ def _e_DC_EVStatus(w: BitWriter, v: Any) -> None:
     i3 = _I_DC_EVErrorCode.get(x3)
     x4 = v.evresssoc
     if (type(x0) is bool) and (type(x1) is bool) and (type(x2) is bool) and (i3 is not None) and (type(x4) is int and 0 <= x4 <= 100):
-        w.acc = (w.acc << 32) | (x0 << 29) | (x1 << 24) | (x2 << 19) | (i3 << 12) | (x4 << 2)
+        _b = (x0 << 29) | (x1 << 24) | (x2 << 19) | (i3 << 12) | (x4 << 2)
+        _n = 32
+        if len(_EC_DC_EVStatus) >= 256: _EC_DC_EVStatus.clear()
+        _EC_DC_EVStatus[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
         return
     _eg_DC_EVStatus(w, v)
 

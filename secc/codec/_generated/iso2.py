@@ -1581,16 +1581,35 @@ def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
     return o
 
 
+_EC_PhysicalValue: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
 def _e_PhysicalValue(w: BitWriter, v: Any) -> None:
     """Fused fast path (one write); the generic _eg_PhysicalValue otherwise."""
+    _c = _EC_PhysicalValue.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
     x0 = v.multiplier
     x1 = v.unit
     i1 = _I_UnitSymbol.get(x1)
     x2 = v.value
     if (type(x0) is int and -3 <= x0 <= 3) and (i1 is not None) and (type(x2) is int and -32768 <= x2 and x2 <= 32767):
-        w.acc = (w.acc << 15) | ((x0 - -3) << 10) | (i1 << 4) | (x2 < 0)
-        w.uint(-x2 - 1 if x2 < 0 else x2)
-        w.acc <<= 2
+        _u = (-x2 - 1 if x2 < 0 else x2)
+        if _u < 0x80:
+            _b = ((((x0 - -3) << 10) | (i1 << 4) | (x2 < 0)) << 10) | (_u << 2) | 0
+            _n = 25
+        elif _u < 0x4000:
+            _b = ((((x0 - -3) << 10) | (i1 << 4) | (x2 < 0)) << 18) | ((((_u & 0x7F) << 8) | 0x8000 | (_u >> 7)) << 2) | 0
+            _n = 33
+        else:
+            w.acc = (w.acc << 15) | ((x0 - -3) << 10) | (i1 << 4) | (x2 < 0)
+            w.uint(_u)
+            w.acc <<= 2
+            return
+        if len(_EC_PhysicalValue) >= 256: _EC_PhysicalValue.clear()
+        _EC_PhysicalValue[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
         return
     _eg_PhysicalValue(w, v)
 
@@ -2842,14 +2861,25 @@ def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
     return o
 
 
+_EC_DC_EVStatus: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
 def _e_DC_EVStatus(w: BitWriter, v: Any) -> None:
     """Fused fast path (one write); the generic _eg_DC_EVStatus otherwise."""
+    _c = _EC_DC_EVStatus.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
     x0 = v.ev_ready
     x1 = v.ev_error_code
     i1 = _I_DC_EVErrorCode.get(x1)
     x2 = v.evresssoc
     if (type(x0) is bool) and (i1 is not None) and (type(x2) is int and 0 <= x2 <= 100):
-        w.acc = (w.acc << 22) | (x0 << 19) | (i1 << 12) | (x2 << 2)
+        _b = (x0 << 19) | (i1 << 12) | (x2 << 2)
+        _n = 22
+        if len(_EC_DC_EVStatus) >= 256: _EC_DC_EVStatus.clear()
+        _EC_DC_EVStatus[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
         return
     _eg_DC_EVStatus(w, v)
 
@@ -2950,13 +2980,32 @@ def _dg_EVChargeParameter(r: BitReader) -> EVChargeParameter:
     return o
 
 
+_EC_EVChargeParameter: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
 def _e_EVChargeParameter(w: BitWriter, v: Any) -> None:
     """Fused fast path (one write); the generic _eg_EVChargeParameter otherwise."""
+    _c = _EC_EVChargeParameter.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
     x0 = v.departure_time
     if (type(x0) is int and 0 <= x0 and x0 <= 4294967295):
-        w.acc <<= 3
-        w.uint(x0)
-        w.acc <<= 2
+        _u = x0
+        if _u < 0x80:
+            _b = ((0) << 10) | (_u << 2) | 0
+            _n = 13
+        elif _u < 0x4000:
+            _b = ((0) << 18) | ((((_u & 0x7F) << 8) | 0x8000 | (_u >> 7)) << 2) | 0
+            _n = 21
+        else:
+            w.acc <<= 3
+            w.uint(_u)
+            w.acc <<= 2
+            return
+        if len(_EC_EVChargeParameter) >= 256: _EC_EVChargeParameter.clear()
+        _EC_EVChargeParameter[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
         return
     _eg_EVChargeParameter(w, v)
 
@@ -5147,13 +5196,32 @@ def _dg_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     return o
 
 
+_EC_ServiceDetailReq: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
 def _e_ServiceDetailReq(w: BitWriter, v: Any) -> None:
     """Fused fast path (one write); the generic _eg_ServiceDetailReq otherwise."""
+    _c = _EC_ServiceDetailReq.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
     x0 = v.service_id
     if (type(x0) is int and 0 <= x0 and x0 <= 65535):
-        w.acc <<= 2
-        w.uint(x0)
-        w.acc <<= 2
+        _u = x0
+        if _u < 0x80:
+            _b = ((0) << 10) | (_u << 2) | 0
+            _n = 12
+        elif _u < 0x4000:
+            _b = ((0) << 18) | ((((_u & 0x7F) << 8) | 0x8000 | (_u >> 7)) << 2) | 0
+            _n = 20
+        else:
+            w.acc <<= 2
+            w.uint(_u)
+            w.acc <<= 2
+            return
+        if len(_EC_ServiceDetailReq) >= 256: _EC_ServiceDetailReq.clear()
+        _EC_ServiceDetailReq[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
         return
     _eg_ServiceDetailReq(w, v)
 
@@ -6031,12 +6099,23 @@ def _dg_PaymentServiceSelectionRes(r: BitReader) -> PaymentServiceSelectionRes:
     return o
 
 
+_EC_PaymentServiceSelectionRes: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
 def _e_PaymentServiceSelectionRes(w: BitWriter, v: Any) -> None:
     """Fused fast path (one write); the generic _eg_PaymentServiceSelectionRes otherwise."""
+    _c = _EC_PaymentServiceSelectionRes.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
     x0 = v.response_code
     i0 = _I_ResponseCode.get(x0)
     if (i0 is not None):
-        w.acc = (w.acc << 9) | (i0 << 2)
+        _b = (i0 << 2)
+        _n = 9
+        if len(_EC_PaymentServiceSelectionRes) >= 256: _EC_PaymentServiceSelectionRes.clear()
+        _EC_PaymentServiceSelectionRes[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
         return
     _eg_PaymentServiceSelectionRes(w, v)
 
@@ -6672,14 +6751,25 @@ def _dg_AuthorizationRes(r: BitReader) -> AuthorizationRes:
     return o
 
 
+_EC_AuthorizationRes: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
 def _e_AuthorizationRes(w: BitWriter, v: Any) -> None:
     """Fused fast path (one write); the generic _eg_AuthorizationRes otherwise."""
+    _c = _EC_AuthorizationRes.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
     x0 = v.response_code
     i0 = _I_ResponseCode.get(x0)
     x1 = v.evse_processing
     i1 = _I_EVSEProcessing.get(x1)
     if (i0 is not None) and (i1 is not None):
-        w.acc = (w.acc << 14) | (i0 << 7) | (i1 << 2)
+        _b = (i0 << 7) | (i1 << 2)
+        _n = 14
+        if len(_EC_AuthorizationRes) >= 256: _EC_AuthorizationRes.clear()
+        _EC_AuthorizationRes[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
         return
     _eg_AuthorizationRes(w, v)
 
@@ -7976,12 +8066,23 @@ def _dg_SessionStopReq(r: BitReader) -> SessionStopReq:
     return o
 
 
+_EC_SessionStopReq: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
 def _e_SessionStopReq(w: BitWriter, v: Any) -> None:
     """Fused fast path (one write); the generic _eg_SessionStopReq otherwise."""
+    _c = _EC_SessionStopReq.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
     x0 = v.charging_session
     i0 = _I_ChargingSession.get(x0)
     if (i0 is not None):
-        w.acc = (w.acc << 5) | (i0 << 2)
+        _b = (i0 << 2)
+        _n = 5
+        if len(_EC_SessionStopReq) >= 256: _EC_SessionStopReq.clear()
+        _EC_SessionStopReq[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
         return
     _eg_SessionStopReq(w, v)
 
@@ -8083,12 +8184,23 @@ def _dg_SessionStopRes(r: BitReader) -> SessionStopRes:
     return o
 
 
+_EC_SessionStopRes: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
 def _e_SessionStopRes(w: BitWriter, v: Any) -> None:
     """Fused fast path (one write); the generic _eg_SessionStopRes otherwise."""
+    _c = _EC_SessionStopRes.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
     x0 = v.response_code
     i0 = _I_ResponseCode.get(x0)
     if (i0 is not None):
-        w.acc = (w.acc << 9) | (i0 << 2)
+        _b = (i0 << 2)
+        _n = 9
+        if len(_EC_SessionStopRes) >= 256: _EC_SessionStopRes.clear()
+        _EC_SessionStopRes[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
         return
     _eg_SessionStopRes(w, v)
 

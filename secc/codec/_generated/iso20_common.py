@@ -4024,14 +4024,33 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
     return o
 
 
+_EC_RationalNumber: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
 def _e_RationalNumber(w: BitWriter, v: Any) -> None:
     """Fused fast path (one write); the generic _eg_RationalNumber otherwise."""
+    _c = _EC_RationalNumber.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
     x0 = v.exponent
     x1 = v.value
     if (type(x0) is int and -128 <= x0 <= 127) and (type(x1) is int and -32768 <= x1 and x1 <= 32767):
-        w.acc = (w.acc << 14) | ((x0 - -128) << 4) | (x1 < 0)
-        w.uint(-x1 - 1 if x1 < 0 else x1)
-        w.acc <<= 2
+        _u = (-x1 - 1 if x1 < 0 else x1)
+        if _u < 0x80:
+            _b = ((((x0 - -128) << 4) | (x1 < 0)) << 10) | (_u << 2) | 0
+            _n = 24
+        elif _u < 0x4000:
+            _b = ((((x0 - -128) << 4) | (x1 < 0)) << 18) | ((((_u & 0x7F) << 8) | 0x8000 | (_u >> 7)) << 2) | 0
+            _n = 32
+        else:
+            w.acc = (w.acc << 14) | ((x0 - -128) << 4) | (x1 < 0)
+            w.uint(_u)
+            w.acc <<= 2
+            return
+        if len(_EC_RationalNumber) >= 256: _EC_RationalNumber.clear()
+        _EC_RationalNumber[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
         return
     _eg_RationalNumber(w, v)
 
@@ -10383,13 +10402,32 @@ def _dg_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
     return o
 
 
+_EC_Scheduled_SMDTControlMode: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
 def _e_Scheduled_SMDTControlMode(w: BitWriter, v: Any) -> None:
     """Fused fast path (one write); the generic _eg_Scheduled_SMDTControlMode otherwise."""
+    _c = _EC_Scheduled_SMDTControlMode.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
     x0 = v.selected_schedule_tuple_id
     if (type(x0) is int and 1 <= x0 and x0 <= 4294967295):
-        w.acc <<= 2
-        w.uint(x0)
-        w.acc <<= 2
+        _u = x0
+        if _u < 0x80:
+            _b = ((0) << 10) | (_u << 2) | 0
+            _n = 12
+        elif _u < 0x4000:
+            _b = ((0) << 18) | ((((_u & 0x7F) << 8) | 0x8000 | (_u >> 7)) << 2) | 0
+            _n = 20
+        else:
+            w.acc <<= 2
+            w.uint(_u)
+            w.acc <<= 2
+            return
+        if len(_EC_Scheduled_SMDTControlMode) >= 256: _EC_Scheduled_SMDTControlMode.clear()
+        _EC_Scheduled_SMDTControlMode[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
         return
     _eg_Scheduled_SMDTControlMode(w, v)
 

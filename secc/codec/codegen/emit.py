@@ -751,18 +751,54 @@ class Emitter(ValueEmitter):
                 val = f"(x{i} < 0)" if vc.kind == "sint" else ""
             if val and (vc.kind != "nbit" or vc.nbits) and (vc.kind != "enum" or vc.nbits):
                 parts.append(f"({val} << {shift})" if shift else val)
+        head = " | ".join(parts) or "0"
+        cache = f"_EC_{g.key}"
+        store = [
+            f"        if len({cache}) >= {self.FUSED_CACHE}: {cache}.clear()",
+            f"        {cache}[id(v)] = (v, _b, _n)",
+            "        w.acc = (w.acc << _n) | _b",
+            "        return",
+        ]
         out.append(f"    if {' and '.join(f'({c})' for c in conds)}:")
-        out.append(f"        w.bits({' | '.join(parts) or '0'}, {total})")
         if tail:
             i = len(steps) - 1
             vc = steps[-1][4]
-            if vc.kind == "sint":
-                out.append(f"        w.uint(-x{i} - 1 if x{i} < 0 else x{i})")
-            else:
-                out.append(f"        w.uint(x{i})")
-            out.append(f"        w.bits({ee_code}, {1 + ee_w})")
-        out.append("        return")
+            k = 1 + ee_w
+            u = f"(-x{i} - 1 if x{i} < 0 else x{i})" if vc.kind == "sint" else f"x{i}"
+            out.append(f"        _u = {u}")
+            out.append("        if _u < 0x80:")
+            out.append(f"            _b = (({head}) << {8 + k}) | (_u << {k}) | {ee_code}")
+            out.append(f"            _n = {total + 8 + k}")
+            out.append("        elif _u < 0x4000:")
+            out.append(
+                f"            _b = (({head}) << {16 + k}) | ((((_u & 0x7F) << 8) | 0x8000 | "
+                f"(_u >> 7)) << {k}) | {ee_code}"
+            )
+            out.append(f"            _n = {total + 16 + k}")
+            out.append("        else:")
+            out.append(f"            w.bits({head}, {total})")
+            out.append("            w.uint(_u)")
+            out.append(f"            w.bits({ee_code}, {k})")
+            out.append("            return")
+        else:
+            out.append(f"        _b = {head}")
+            out.append(f"        _n = {total}")
+        out.extend(store)
         out.append(f"    _eg_{g.key}(w, v)")
+        # the encoder's cache: the bits of a value encoded before (held, so its id stays)
+        i = max(i for i, ln in enumerate(out) if ln.startswith(f"def _e_{g.key}("))
+        out[i:i] = [
+            f"{cache}: dict[int, tuple[Any, int, int]] = {{}}  # id -> (value, bits, width)",
+            "",
+            "",
+        ]
+        out.insert(
+            i + 5,
+            f"    _c = {cache}.get(id(v))\n"
+            "    if _c is not None and _c[0] is v:\n"
+            "        w.acc = (w.acc << _c[2]) | _c[1]\n"
+            "        return",
+        )
         return True
 
     def emit_subst_tables(self, g: TypeGrammar) -> None:
