@@ -56,6 +56,22 @@ def fix_mmap_threshold(threshold: int = 128 * 1024) -> bool:
         return False
 
 
+def settle(config: StationConfig) -> None:
+    """After SDP-ready: import the codec of each protocol an EVSE offers (and no other:
+    the core imports schema modules lazily), then move every object that lives as long
+    as the process out of the garbage collector's reach (``gc.freeze``), so that no
+    collection during a session walks the generated codec's classes and tables."""
+    import gc
+
+    from secc import codec
+
+    for name in ["apphand", *sorted({p for e in config.evse for p in e.protocols})]:
+        if name in codec.SCHEMAS:
+            codec.schema_module(name)
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(config: StationConfig) -> int:
     from secc.runtime import Station
 
@@ -85,6 +101,7 @@ async def serve(config: StationConfig) -> int:
         )
     notifier = Notifier.from_environment()
     notifier.ready("serving " + ", ".join(e.evse_id for e in station.evses))
+    settle(config)
     # the watchdog is fed only while every EVSE serves: a wedged station gets restarted
     watchdog = asyncio.create_task(watchdog_loop(notifier, healthy=lambda: station.healthy))
     try:

@@ -176,7 +176,16 @@ def value_of(pv: Any) -> float:
     return float(pv.value) * 10.0 ** int(pv.multiplier)
 
 
-_MODULES: dict[Schema, Any] = {s: codec.schema_module(s.value) for s in Schema}
+class _Modules(dict[Schema, Any]):
+    """Schema -> generated module, imported on first use: a station imports only the
+    schema families its EVSEs are asked for (each costs start-up time and memory)."""
+
+    def __missing__(self, schema: Schema) -> Any:
+        mod = self[schema] = codec.schema_module(schema.value)
+        return mod
+
+
+_MODULES: dict[Schema, Any] = _Modules()
 _PV_CACHE: dict[tuple[int, float, str], Any] = {}
 _PV_CACHE_LIMIT = 4096
 

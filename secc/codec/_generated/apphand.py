@@ -62,34 +62,34 @@ def _e_AppProtocol(w: BitWriter, v: Any) -> None:
             raise missing('ProtocolNamespace', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 100: raise bad_value('ProtocolNamespace', x, 'is not a str of at most 100 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'VersionNumberMajor'
         x = v.version_number_major
         if x is None:
             raise missing('VersionNumberMajor', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('VersionNumberMajor', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'VersionNumberMinor'
         x = v.version_number_minor
         if x is None:
             raise missing('VersionNumberMinor', w)
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('VersionNumberMinor', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'SchemaID'
         x = v.schema_id
         if x is None:
@@ -97,7 +97,7 @@ def _e_AppProtocol(w: BitWriter, v: Any) -> None:
         else:
             st = 4
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('SchemaID', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 11)
+            w.acc = (w.acc << 11) | (x << 1)
         _p = 'Priority'
         x = v.priority
         if x is None:
@@ -105,9 +105,9 @@ def _e_AppProtocol(w: BitWriter, v: Any) -> None:
         else:
             st = 5
             if type(x) is not int or not 1 <= x <= 20: raise bad_value('Priority', x, 'is not an integer in [1, 20]', w)
-            w.bits(((x - 1) << 1), 8)
+            w.acc = (w.acc << 8) | ((x - 1) << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -123,7 +123,10 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AppProtocol_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AppProtocol_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ProtocolNamespace'
         if fid == 0:
@@ -131,11 +134,13 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 100: raise bad_value('ProtocolNamespace', _x, 'is longer than 100 characters', r)
+                _x = r.string(100)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_AppProtocol_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AppProtocol_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ProtocolNamespace', r)
@@ -149,7 +154,10 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
                 if _x > 4294967295: raise bad_value('VersionNumberMajor', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_AppProtocol_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AppProtocol_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('VersionNumberMajor', r)
@@ -163,14 +171,19 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
                 if _x > 4294967295: raise bad_value('VersionNumberMinor', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_AppProtocol_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AppProtocol_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('VersionNumberMinor', r)
         _p = 'SchemaID'
         if fid == 3:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -182,14 +195,19 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f3 = _x
-            fid, m, nst = e = _R_AppProtocol_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AppProtocol_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('SchemaID', r)
         _p = 'Priority'
         if fid == 4:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -203,7 +221,10 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
                 _x = ((_x >> 1) & 31) + 1
                 if _x > 20: raise bad_value('Priority', _x, 'is above 20', r)
             f4 = _x
-            fid, m, nst = e = _R_AppProtocol_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AppProtocol_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('Priority', r)
@@ -234,7 +255,7 @@ def _e_supportedAppProtocolReq(w: BitWriter, v: Any) -> None:
         for x in v.app_protocol:
             t = _ET_supportedAppProtocolReq[st].get((0, 0))
             if t is None: raise not_allowed('AppProtocol', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not AppProtocol: raise bad_value('AppProtocol', x, 'is not a AppProtocol', w)
             _e_AppProtocol(w, x)
@@ -242,7 +263,7 @@ def _e_supportedAppProtocolReq(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_supportedAppProtocolReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -253,7 +274,10 @@ def _d_supportedAppProtocolReq(r: BitReader) -> supportedAppProtocolReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_supportedAppProtocolReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_supportedAppProtocolReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'AppProtocol'
         f0 = []
@@ -278,7 +302,7 @@ _ET_supportedAppProtocolRes = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2)}, {},)
 _EE_supportedAppProtocolRes = (None, (1, 2), (0, 1),)
 
 
-def _e_supportedAppProtocolRes(w: BitWriter, v: Any) -> None:
+def _eg_supportedAppProtocolRes(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -290,7 +314,7 @@ def _e_supportedAppProtocolRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'SchemaID'
         x = v.schema_id
         if x is None:
@@ -298,11 +322,11 @@ def _e_supportedAppProtocolRes(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('SchemaID', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 12)
+            w.acc = (w.acc << 12) | (x << 1)
         _p = None
         e = _EE_supportedAppProtocolRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -311,16 +335,21 @@ _R_supportedAppProtocolRes_1 = _DT_supportedAppProtocolRes[1][2]
 _R_supportedAppProtocolRes_2 = _DT_supportedAppProtocolRes[2][2]
 
 
-def _d_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
+def _dg_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_supportedAppProtocolRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_supportedAppProtocolRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -336,14 +365,19 @@ def _d_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
                 if _x >= 3: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_supportedAppProtocolRes_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_supportedAppProtocolRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('ResponseCode', r)
         _p = 'SchemaID'
         if fid == 1:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -355,7 +389,10 @@ def _d_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f1 = _x
-            fid, m, nst = e = _R_supportedAppProtocolRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_supportedAppProtocolRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -368,6 +405,56 @@ def _d_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
     _S_supportedAppProtocolRes_0(o, f0)
     _S_supportedAppProtocolRes_1(o, f1)
     return o
+
+
+_EC_supportedAppProtocolRes: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_supportedAppProtocolRes(w: BitWriter, v: Any) -> None:
+    """Fused fast path (one write); the generic _eg_supportedAppProtocolRes otherwise."""
+    _c = _EC_supportedAppProtocolRes.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    x0 = v.response_code
+    i0 = _I_ResponseCode.get(x0)
+    x1 = v.schema_id
+    if (i0 is not None) and (type(x1) is int and 0 <= x1 <= 255):
+        _b = (i0 << 14) | (x1 << 2)
+        _n = 18
+        if len(_EC_supportedAppProtocolRes) >= 256: _EC_supportedAppProtocolRes.clear()
+        _EC_supportedAppProtocolRes[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
+        return
+    _eg_supportedAppProtocolRes(w, v)
+
+_C_supportedAppProtocolRes: dict[int, supportedAppProtocolRes] = {}  # bit pattern -> decoded value
+
+
+def _d_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
+    """Fused fast path (one read); the generic _dg_supportedAppProtocolRes otherwise."""
+    _s = r.pos
+    try:
+        _q = r.pos + 18
+        if _q > r.wend: _x = r.bits(18)
+        else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ffff
+        o = _C_supportedAppProtocolRes.get(_x)
+        if o is not None: return o
+        _k = _x
+        if _x & 0x33c03 == 0x0:
+            a0 = (_x >> 14) & 0x3
+            a1 = (_x >> 2) & 0xff
+            if a0 < 3:
+                o = _new(supportedAppProtocolRes)
+                _S_supportedAppProtocolRes_0(o, _V_ResponseCode[a0])
+                _S_supportedAppProtocolRes_1(o, a1)
+                if len(_C_supportedAppProtocolRes) >= 256: _C_supportedAppProtocolRes.clear()
+                _C_supportedAppProtocolRes[_k] = o
+                return o
+    except CodecError:
+        pass
+    r.rewind(_s)
+    return _dg_supportedAppProtocolRes(r)
 
 _new = object.__new__
 _S_AppProtocol_0 = AppProtocol.protocol_namespace.__set__
@@ -400,11 +487,13 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:15118:2:2010:AppProtocol', '
 
 def _es_f1(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 1 <= x <= 20: raise bad_value('Priority', x, 'is not an integer in [1, 20]', w)
-    w.bits(((x - 1) << 1), 7)
+    w.acc = (w.acc << 7) | ((x - 1) << 1)
 
 
 def _ds_f1(r: BitReader) -> Any:
-    _x = r.bits(7)
+    _q = r.pos + 7
+    if _q > r.wend: _x = r.bits(7)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
     if _x >> 6:
         r.pos -= 7
         if r.bit():
@@ -422,20 +511,19 @@ def _ds_f1(r: BitReader) -> Any:
 
 def _es_f2(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 100: raise bad_value('ProtocolNamespace', x, 'is not a str of at most 100 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f2(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 100: raise bad_value('ProtocolNamespace', _x, 'is longer than 100 characters', r)
+        _x = r.string(100)
         expect_ee(r)
     return _x
 
@@ -443,11 +531,13 @@ def _ds_f2(r: BitReader) -> Any:
 def _es_f3(w: BitWriter, x: Any) -> None:
     _i = _I_ResponseCode.get(x)
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f3(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -467,11 +557,13 @@ def _ds_f3(r: BitReader) -> Any:
 
 def _es_f4(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('SchemaID', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f4(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -486,10 +578,10 @@ def _ds_f4(r: BitReader) -> Any:
 
 
 def _es_f5(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('VersionNumberMajor', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f5(r: BitReader) -> Any:
@@ -503,10 +595,10 @@ def _ds_f5(r: BitReader) -> Any:
 
 
 def _es_f6(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('VersionNumberMinor', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f6(r: BitReader) -> Any:

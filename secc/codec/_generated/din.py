@@ -990,16 +990,16 @@ def _e_SessionSetupReq(w: BitWriter, v: Any) -> None:
             raise missing('EVCCID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('EVCCID', x, 'is not a bytes of at most 8 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1011,7 +1011,10 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SessionSetupReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SessionSetupReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVCCID'
         if fid == 0:
@@ -1019,11 +1022,13 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 8: raise bad_value('EVCCID', _x, 'is longer than 8 octets', r)
+                _x = r.binary(8)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_SessionSetupReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionSetupReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('EVCCID', r)
@@ -1045,7 +1050,7 @@ def _e_BodyBase(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1056,7 +1061,10 @@ def _d_BodyBase(r: BitReader) -> BodyBase:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BodyBase_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_BodyBase_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_BodyBase)
@@ -1083,35 +1091,35 @@ def _e_SessionSetupRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEID'
         x = v.evseid
         if x is None:
             raise missing('EVSEID', w)
         else:
             st = 2
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 32: raise bad_value('EVSEID', x, 'is not a bytes of at most 32 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'DateTimeNow'
         x = v.date_time_now
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('DateTimeNow', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_SessionSetupRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1125,12 +1133,17 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SessionSetupRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SessionSetupRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -1146,7 +1159,10 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_SessionSetupRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionSetupRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -1156,11 +1172,13 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 32: raise bad_value('EVSEID', _x, 'is longer than 32 octets', r)
+                _x = r.binary(32)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_SessionSetupRes_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SessionSetupRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVSEID', r)
@@ -1174,7 +1192,10 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
                 if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('DateTimeNow', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_SessionSetupRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionSetupRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -1205,30 +1226,29 @@ def _e_ServiceDiscoveryReq(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 32: raise bad_value('ServiceScope', x, 'is not a str of at most 32 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ServiceCategory'
         x = v.service_category
         if x is None:
             pass
         else:
-            t = _ET_ServiceDiscoveryReq[st].get((1, 0))
-            if t is None: raise not_allowed('ServiceCategory', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 2; st = 2
+            else: raise not_allowed('ServiceCategory', w)
             _i = _I_ServiceCategory.get(x)
             if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = None
         e = _EE_ServiceDiscoveryReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1241,7 +1261,10 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceDiscoveryReq_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_ServiceDiscoveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceScope'
         if fid == 0:
@@ -1249,18 +1272,22 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 32: raise bad_value('ServiceScope', _x, 'is longer than 32 characters', r)
+                _x = r.string(32)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ServiceDiscoveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'ServiceCategory'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -1274,7 +1301,10 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
                 _x = (_x >> 1) & 3
                 _x = _V_ServiceCategory[_x]
             f1 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDiscoveryReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -1306,13 +1336,13 @@ def _e_ServiceDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'PaymentOptions'
         x = v.payment_options
         if x is None:
             raise missing('PaymentOptions', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not PaymentOptions: raise bad_value('PaymentOptions', x, 'is not a PaymentOptions', w)
             _e_PaymentOptions(w, x)
@@ -1321,7 +1351,7 @@ def _e_ServiceDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ChargeService', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not ServiceCharge: raise bad_value('ChargeService', x, 'is not a ServiceCharge', w)
             _e_ServiceCharge(w, x)
@@ -1330,14 +1360,14 @@ def _e_ServiceDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 4
             if type(x) is not ServiceTagList: raise bad_value('ServiceList', x, 'is not a ServiceTagList', w)
             _e_ServiceTagList(w, x)
         _p = None
         e = _EE_ServiceDiscoveryRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1352,12 +1382,17 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceDiscoveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceDiscoveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -1373,7 +1408,10 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDiscoveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -1382,7 +1420,10 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             st = nst
             _x = _d_PaymentOptions(r)
             f1 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDiscoveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('PaymentOptions', r)
@@ -1391,7 +1432,10 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             st = nst
             _x = _d_ServiceCharge(r)
             f2 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ServiceDiscoveryRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('ChargeService', r)
@@ -1400,7 +1444,10 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             st = nst
             _x = _d_ServiceTagList(r)
             f3 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDiscoveryRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -1430,15 +1477,15 @@ def _e_PaymentOptions(w: BitWriter, v: Any) -> None:
         for x in v.payment_option:
             t = _ET_PaymentOptions[st].get((0, 0))
             if t is None: raise not_allowed('PaymentOption', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _i = _I_PaymentOption.get(x)
             if _i is None: raise bad_value('PaymentOption', x, 'is not a value of PaymentOption', w)
-            w.bits((_i << 1), 3)
+            w.acc = (w.acc << 3) | (_i << 1)
         _p = None
         e = _EE_PaymentOptions[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1449,13 +1496,18 @@ def _d_PaymentOptions(r: BitReader) -> PaymentOptions:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PaymentOptions_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PaymentOptions_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PaymentOption'
         f0 = []
         while fid == 0:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -1493,7 +1545,7 @@ def _e_ServiceCharge(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ServiceTag', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not ServiceTag: raise bad_value('ServiceTag', x, 'is not a ServiceTag', w)
             _e_ServiceTag(w, x)
@@ -1504,7 +1556,7 @@ def _e_ServiceCharge(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not bool: raise bad_value('FreeService', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EnergyTransferType'
         x = v.energy_transfer_type
         if x is None:
@@ -1513,9 +1565,9 @@ def _e_ServiceCharge(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_EVSESupportedEnergyTransfer.get(x)
             if _i is None: raise bad_value('EnergyTransferType', x, 'is not a value of EVSESupportedEnergyTransfer', w)
-            w.bits((_i << 1), 7)
+            w.acc = (w.acc << 7) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1529,21 +1581,29 @@ def _d_ServiceCharge(r: BitReader) -> ServiceCharge:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceCharge_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceCharge_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceTag'
         if fid == 0:
             st = nst
             _x = _d_ServiceTag(r)
             f0 = _x
-            fid, m, nst = e = _R_ServiceCharge_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceCharge_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ServiceTag', r)
         _p = 'FreeService'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -1555,14 +1615,19 @@ def _d_ServiceCharge(r: BitReader) -> ServiceCharge:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = e = _R_ServiceCharge_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceCharge_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('FreeService', r)
         _p = 'EnergyTransferType'
         if fid == 2:
             st = nst
-            _x = r.bits(6)
+            _q = r.pos + 6
+            if _q > r.wend: _x = r.bits(6)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
             if _x >> 5:
                 r.pos -= 6
                 if r.bit():
@@ -1578,7 +1643,10 @@ def _d_ServiceCharge(r: BitReader) -> ServiceCharge:
                 if _x >= 10: raise bad_value('EnergyTransferType', _x, 'is not an index of EVSESupportedEnergyTransfer', r)
                 _x = _V_EVSESupportedEnergyTransfer[_x]
             f2 = _x
-            fid, m, nst = e = _R_ServiceCharge_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceCharge_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EnergyTransferType', r)
@@ -1606,7 +1674,7 @@ def _e_Service(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ServiceTag', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not ServiceTag: raise bad_value('ServiceTag', x, 'is not a ServiceTag', w)
             _e_ServiceTag(w, x)
@@ -1617,9 +1685,9 @@ def _e_Service(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not bool: raise bad_value('FreeService', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1632,21 +1700,29 @@ def _d_Service(r: BitReader) -> Service:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Service_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Service_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceTag'
         if fid == 0:
             st = nst
             _x = _d_ServiceTag(r)
             f0 = _x
-            fid, m, nst = e = _R_Service_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Service_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ServiceTag', r)
         _p = 'FreeService'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -1658,7 +1734,10 @@ def _d_Service(r: BitReader) -> Service:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = e = _R_Service_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Service_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('FreeService', r)
@@ -1688,54 +1767,53 @@ def _e_ServiceTag(w: BitWriter, v: Any) -> None:
             raise missing('ServiceID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ServiceName'
         x = v.service_name
         if x is None:
             pass
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 32: raise bad_value('ServiceName', x, 'is not a str of at most 32 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ServiceCategory'
         x = v.service_category
         if x is None:
             raise missing('ServiceCategory', w)
         else:
-            t = _ET_ServiceTag[st].get((2, 0))
-            if t is None: raise not_allowed('ServiceCategory', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
+            else: raise not_allowed('ServiceCategory', w)
             _i = _I_ServiceCategory.get(x)
             if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = 'ServiceScope'
         x = v.service_scope
         if x is None:
             pass
         else:
             st = 4
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 32: raise bad_value('ServiceScope', x, 'is not a str of at most 32 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_ServiceTag[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1750,7 +1828,10 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceTag_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceTag_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
@@ -1762,7 +1843,10 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
                 if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ServiceTag_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ServiceTag_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ServiceID', r)
@@ -1772,18 +1856,22 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 32: raise bad_value('ServiceName', _x, 'is longer than 32 characters', r)
+                _x = r.string(32)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_ServiceTag_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceTag_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'ServiceCategory'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -1797,7 +1885,10 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
                 _x = (_x >> 1) & 3
                 _x = _V_ServiceCategory[_x]
             f2 = _x
-            fid, m, nst = e = _R_ServiceTag_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ServiceTag_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('ServiceCategory', r)
@@ -1807,11 +1898,13 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 32: raise bad_value('ServiceScope', _x, 'is longer than 32 characters', r)
+                _x = r.string(32)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_ServiceTag_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceTag_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -1841,14 +1934,14 @@ def _e_ServiceTagList(w: BitWriter, v: Any) -> None:
         for x in v.service:
             t = _ET_ServiceTagList[st].get((0, 0))
             if t is None: raise not_allowed('Service', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not Service: raise bad_value('Service', x, 'is not a Service', w)
             _e_Service(w, x)
         _p = None
         e = _EE_ServiceTagList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1859,7 +1952,10 @@ def _d_ServiceTagList(r: BitReader) -> ServiceTagList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceTagList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceTagList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Service'
         f0 = []
@@ -1882,7 +1978,7 @@ _DT_ServiceDetailReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2
 _N_ServiceDetailReq = ('ServiceID',)
 
 
-def _e_ServiceDetailReq(w: BitWriter, v: Any) -> None:
+def _eg_ServiceDetailReq(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -1892,12 +1988,12 @@ def _e_ServiceDetailReq(w: BitWriter, v: Any) -> None:
             raise missing('ServiceID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1905,11 +2001,14 @@ _R_ServiceDetailReq_0 = _DT_ServiceDetailReq[0][2]
 _R_ServiceDetailReq_1 = _DT_ServiceDetailReq[1][2]
 
 
-def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
+def _dg_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceDetailReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceDetailReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
@@ -1921,7 +2020,10 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
                 if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ServiceDetailReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDetailReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('ServiceID', r)
@@ -1933,6 +2035,73 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     o = _new(ServiceDetailReq)
     _S_ServiceDetailReq_0(o, f0)
     return o
+
+
+_EC_ServiceDetailReq: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_ServiceDetailReq(w: BitWriter, v: Any) -> None:
+    """Fused fast path (one write); the generic _eg_ServiceDetailReq otherwise."""
+    _c = _EC_ServiceDetailReq.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    x0 = v.service_id
+    if (type(x0) is int and 0 <= x0 and x0 <= 65535):
+        _u = x0
+        if _u < 0x80:
+            _b = ((0) << 10) | (_u << 2) | 0
+            _n = 12
+        elif _u < 0x4000:
+            _b = ((0) << 18) | ((((_u & 0x7F) << 8) | 0x8000 | (_u >> 7)) << 2) | 0
+            _n = 20
+        else:
+            w.acc <<= 2
+            w.uint(_u)
+            w.acc <<= 2
+            return
+        if len(_EC_ServiceDetailReq) >= 256: _EC_ServiceDetailReq.clear()
+        _EC_ServiceDetailReq[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
+        return
+    _eg_ServiceDetailReq(w, v)
+
+_C_ServiceDetailReq: dict[int, ServiceDetailReq] = {}  # bit pattern -> decoded value
+
+
+def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
+    """Fused fast path (one read); the generic _dg_ServiceDetailReq otherwise."""
+    _s = r.pos
+    try:
+        _q = _s + 20
+        if _q > r.wend: _y = r.peek(20)
+        else: _y = (r.val >> (r.wend - _q)) & 0xfffff
+        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 20
+        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 12
+        o = _C_ServiceDetailReq.get(_k)
+        if o is not None and _q <= r.end:
+            r.pos = _q
+            return o
+        _x = _y >> 18
+        if _x & 0x3 == 0x0:
+            _v = (_y >> 10) & 0xFF
+            if _v < 0x80:
+                _t = (_y >> 8) & 0x3; _q = _s + 12
+            else:
+                _g = (_y >> 2) & 0xFF
+                _v = (_v & 0x7F) | (_g << 7)
+                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 20
+            if _t == 0 and _q <= r.end and _v <= 65535:
+                r.pos = _q
+                o = _new(ServiceDetailReq)
+                _S_ServiceDetailReq_0(o, _v)
+                if len(_C_ServiceDetailReq) >= 256: _C_ServiceDetailReq.clear()
+                _C_ServiceDetailReq[_k] = o
+                return o
+    except CodecError:
+        pass
+    r.rewind(_s)
+    return _dg_ServiceDetailReq(r)
 
 _DT_ServiceDetailRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_ServiceDetailRes = ('ResponseCode', 'ServiceID', 'ServiceParameterList')
@@ -1952,30 +2121,30 @@ def _e_ServiceDetailRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'ServiceID'
         x = v.service_id
         if x is None:
             raise missing('ServiceID', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ServiceParameterList'
         x = v.service_parameter_list
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not ServiceParameterList: raise bad_value('ServiceParameterList', x, 'is not a ServiceParameterList', w)
             _e_ServiceParameterList(w, x)
         _p = None
         e = _EE_ServiceDetailRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1989,12 +2158,17 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceDetailRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceDetailRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -2010,7 +2184,10 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_ServiceDetailRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDetailRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -2024,7 +2201,10 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
                 if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_ServiceDetailRes_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ServiceDetailRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ServiceID', r)
@@ -2033,7 +2213,10 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
             st = nst
             _x = _d_ServiceParameterList(r)
             f2 = _x
-            fid, m, nst = e = _R_ServiceDetailRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDetailRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -2062,14 +2245,14 @@ def _e_ServiceParameterList(w: BitWriter, v: Any) -> None:
         for x in v.parameter_set:
             t = _ET_ServiceParameterList[st].get((0, 0))
             if t is None: raise not_allowed('ParameterSet', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not ParameterSet: raise bad_value('ParameterSet', x, 'is not a ParameterSet', w)
             _e_ParameterSet(w, x)
         _p = None
         e = _EE_ServiceParameterList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2080,7 +2263,10 @@ def _d_ServiceParameterList(r: BitReader) -> ServiceParameterList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceParameterList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceParameterList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ParameterSet'
         f0 = []
@@ -2115,22 +2301,22 @@ def _e_ParameterSet(w: BitWriter, v: Any) -> None:
             raise missing('ParameterSetID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ParameterSetID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Parameter'
         for x in v.parameter:
             t = _ET_ParameterSet[st].get((1, 0))
             if t is None: raise not_allowed('Parameter', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not Parameter: raise bad_value('Parameter', x, 'is not a Parameter', w)
             _e_Parameter(w, x)
         _p = None
         e = _EE_ParameterSet[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2142,7 +2328,10 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ParameterSet_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ParameterSet_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ParameterSetID'
         if fid == 0:
@@ -2154,7 +2343,10 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
                 if _x < -32768 or _x > 32767: raise bad_value('ParameterSetID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ParameterSet_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ParameterSet_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ParameterSetID', r)
@@ -2191,7 +2383,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Name', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Name', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -2200,11 +2392,11 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@ValueType', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             _i = _I_Value.get(x)
             if _i is None: raise bad_value('@ValueType', x, 'is not a value of Value', w)
-            w.bits(_i, 3)
+            w.acc = (w.acc << 3) | _i
         _p = 'boolValue'
         x = v.bool_value
         if x is None:
@@ -2212,44 +2404,44 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             if type(x) is not bool: raise bad_value('boolValue', x, 'is not a bool', w)
-            w.bits((x << 1), 6)
+            w.acc = (w.acc << 6) | (x << 1)
         _p = 'byteValue'
         x = v.byte_value
         if x is None:
             pass
         else:
-            t = _ET_Parameter[st].get((3, 0))
-            if t is None: raise not_allowed('byteValue', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: raise not_allowed('byteValue', w)
+            else: raise not_allowed('byteValue', w)
             if type(x) is not int or not -128 <= x <= 127: raise bad_value('byteValue', x, 'is not an integer in [-128, 127]', w)
-            w.bits(((x - -128) << 1), 10)
+            w.acc = (w.acc << 10) | ((x - -128) << 1)
         _p = 'shortValue'
         x = v.short_value
         if x is None:
             pass
         else:
-            t = _ET_Parameter[st].get((4, 0))
-            if t is None: raise not_allowed('shortValue', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: raise not_allowed('shortValue', w)
+            elif st == 4: raise not_allowed('shortValue', w)
+            else: raise not_allowed('shortValue', w)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('shortValue', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'intValue'
         x = v.int_value
         if x is None:
             pass
         else:
-            t = _ET_Parameter[st].get((5, 0))
-            if t is None: raise not_allowed('intValue', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 2: w.acc = (w.acc << 3) | 3; st = 6
+            elif st == 3: raise not_allowed('intValue', w)
+            elif st == 4: raise not_allowed('intValue', w)
+            elif st == 5: raise not_allowed('intValue', w)
+            else: raise not_allowed('intValue', w)
+            w.acc <<= 1
             if type(x) is not int or x < -2147483648 or x > 2147483647: raise bad_value('intValue', x, 'is not an integer in [-2147483648, 2147483647]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'physicalValue'
         x = v.physical_value
         if x is None:
@@ -2257,7 +2449,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Parameter[st].get((6, 0))
             if t is None: raise not_allowed('physicalValue', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not PhysicalValue: raise bad_value('physicalValue', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -2268,19 +2460,19 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Parameter[st].get((7, 0))
             if t is None: raise not_allowed('stringValue', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str): raise bad_value('stringValue', x, 'is not a str of at most None characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_Parameter[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2299,14 +2491,20 @@ def _d_Parameter(r: BitReader) -> Parameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Parameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Parameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Name'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_Parameter_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 3)
         else:
             raise missing('@Name', r)
@@ -2317,14 +2515,19 @@ def _d_Parameter(r: BitReader) -> Parameter:
             if _x >= 6: raise bad_value('@ValueType', _x, 'is not an index of Value', r)
             _x = _V_Value[_x]
             f1 = _x
-            fid, m, nst = e = _R_Parameter_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Parameter_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('@ValueType', r)
         _p = 'boolValue'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2336,14 +2539,19 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_Parameter_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
         _p = 'byteValue'
         if fid == 3:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -2355,7 +2563,10 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 255) + -128
             f3 = _x
-            fid, m, nst = e = _R_Parameter_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -2369,7 +2580,10 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 if _x < -32768 or _x > 32767: raise bad_value('shortValue', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_Parameter_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -2383,7 +2597,10 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 if _x < -2147483648 or _x > 2147483647: raise bad_value('intValue', _x, 'is outside [-2147483648, 2147483647]', r)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_Parameter_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -2392,7 +2609,10 @@ def _d_Parameter(r: BitReader) -> Parameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f6 = _x
-            fid, m, nst = e = _R_Parameter_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -2405,7 +2625,10 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 _x = r.string()
                 expect_ee(r)
             f7 = _x
-            fid, m, nst = e = _R_Parameter_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -2427,11 +2650,9 @@ def _d_Parameter(r: BitReader) -> Parameter:
 
 _DT_PhysicalValue = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_PhysicalValue = ('Multiplier', 'Unit', 'Value')
-_ET_PhysicalValue = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3)}, {(2, 0): (0, 1, 3)}, {},)
-_EE_PhysicalValue = (None, None, None, (0, 1),)
 
 
-def _e_PhysicalValue(w: BitWriter, v: Any) -> None:
+def _eg_PhysicalValue(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -2442,7 +2663,7 @@ def _e_PhysicalValue(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not -3 <= x <= 3: raise bad_value('Multiplier', x, 'is not an integer in [-3, 3]', w)
-            w.bits(((x - -3) << 1), 6)
+            w.acc = (w.acc << 6) | ((x - -3) << 1)
         _p = 'Unit'
         x = v.unit
         if x is None:
@@ -2451,22 +2672,21 @@ def _e_PhysicalValue(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_UnitSymbol.get(x)
             if _i is None: raise bad_value('Unit', x, 'is not a value of UnitSymbol', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'Value'
         x = v.value
         if x is None:
             raise missing('Value', w)
         else:
-            t = _ET_PhysicalValue[st].get((2, 0))
-            if t is None: raise not_allowed('Value', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
+            else: raise not_allowed('Value', w)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2476,16 +2696,21 @@ _R_PhysicalValue_2 = _DT_PhysicalValue[2][2]
 _R_PhysicalValue_3 = _DT_PhysicalValue[3][2]
 
 
-def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
+def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PhysicalValue_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PhysicalValue_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Multiplier'
         if fid == 0:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -2499,14 +2724,19 @@ def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
                 _x = ((_x >> 1) & 7) + -3
                 if _x > 3: raise bad_value('Multiplier', _x, 'is above 3', r)
             f0 = _x
-            fid, m, nst = e = _R_PhysicalValue_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PhysicalValue_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Multiplier', r)
         _p = 'Unit'
         if fid == 1:
             st = nst
-            _x = r.bits(6)
+            _q = r.pos + 6
+            if _q > r.wend: _x = r.bits(6)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
             if _x >> 5:
                 r.pos -= 6
                 if r.bit():
@@ -2522,7 +2752,10 @@ def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
                 if _x >= 10: raise bad_value('Unit', _x, 'is not an index of UnitSymbol', r)
                 _x = _V_UnitSymbol[_x]
             f1 = _x
-            fid, m, nst = e = _R_PhysicalValue_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PhysicalValue_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -2536,7 +2769,10 @@ def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
                 if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_PhysicalValue_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PhysicalValue_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('Value', r)
@@ -2550,6 +2786,81 @@ def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
     _S_PhysicalValue_1(o, f1)
     _S_PhysicalValue_2(o, f2)
     return o
+
+
+_EC_PhysicalValue: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_PhysicalValue(w: BitWriter, v: Any) -> None:
+    """Fused fast path (one write); the generic _eg_PhysicalValue otherwise."""
+    _c = _EC_PhysicalValue.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    x0 = v.multiplier
+    x1 = v.unit
+    i1 = _I_UnitSymbol.get(x1)
+    x2 = v.value
+    if (type(x0) is int and -3 <= x0 <= 3) and (i1 is not None) and (type(x2) is int and -32768 <= x2 and x2 <= 32767):
+        _u = (-x2 - 1 if x2 < 0 else x2)
+        if _u < 0x80:
+            _b = ((((x0 - -3) << 12) | (i1 << 4) | (x2 < 0)) << 10) | (_u << 2) | 0
+            _n = 27
+        elif _u < 0x4000:
+            _b = ((((x0 - -3) << 12) | (i1 << 4) | (x2 < 0)) << 18) | ((((_u & 0x7F) << 8) | 0x8000 | (_u >> 7)) << 2) | 0
+            _n = 35
+        else:
+            w.acc = (w.acc << 17) | ((x0 - -3) << 12) | (i1 << 4) | (x2 < 0)
+            w.uint(_u)
+            w.acc <<= 2
+            return
+        if len(_EC_PhysicalValue) >= 256: _EC_PhysicalValue.clear()
+        _EC_PhysicalValue[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
+        return
+    _eg_PhysicalValue(w, v)
+
+_C_PhysicalValue: dict[int, PhysicalValue] = {}  # bit pattern -> decoded value
+
+
+def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
+    """Fused fast path (one read); the generic _dg_PhysicalValue otherwise."""
+    _s = r.pos
+    try:
+        _q = _s + 35
+        if _q > r.wend: _y = r.peek(35)
+        else: _y = (r.val >> (r.wend - _q)) & 0x7ffffffff
+        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 35
+        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 27
+        o = _C_PhysicalValue.get(_k)
+        if o is not None and _q <= r.end:
+            r.pos = _q
+            return o
+        _x = _y >> 18
+        if _x & 0x18f0e == 0x0:
+            a0 = (_x >> 12) & 0x7
+            a1 = (_x >> 4) & 0xf
+            _v = (_y >> 10) & 0xFF
+            if _v < 0x80:
+                _t = (_y >> 8) & 0x3; _q = _s + 27
+            else:
+                _g = (_y >> 2) & 0xFF
+                _v = (_v & 0x7F) | (_g << 7)
+                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 35
+            if _x & 1: _v = -_v - 1
+            if a0 <= 6 and a1 < 10 and _t == 0 and _q <= r.end and -32768 <= _v and _v <= 32767:
+                r.pos = _q
+                o = _new(PhysicalValue)
+                _S_PhysicalValue_0(o, a0 + -3)
+                _S_PhysicalValue_1(o, _V_UnitSymbol[a1])
+                _S_PhysicalValue_2(o, _v)
+                if len(_C_PhysicalValue) >= 256: _C_PhysicalValue.clear()
+                _C_PhysicalValue[_k] = o
+                return o
+    except CodecError:
+        pass
+    r.rewind(_s)
+    return _dg_PhysicalValue(r)
 
 _DT_ServicePaymentSelectionReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_ServicePaymentSelectionReq = ('SelectedPaymentOption', 'SelectedServiceList')
@@ -2567,18 +2878,18 @@ def _e_ServicePaymentSelectionReq(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_PaymentOption.get(x)
             if _i is None: raise bad_value('SelectedPaymentOption', x, 'is not a value of PaymentOption', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = 'SelectedServiceList'
         x = v.selected_service_list
         if x is None:
             raise missing('SelectedServiceList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not SelectedServiceList: raise bad_value('SelectedServiceList', x, 'is not a SelectedServiceList', w)
             _e_SelectedServiceList(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2591,12 +2902,17 @@ def _d_ServicePaymentSelectionReq(r: BitReader) -> ServicePaymentSelectionReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServicePaymentSelectionReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServicePaymentSelectionReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SelectedPaymentOption'
         if fid == 0:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2610,7 +2926,10 @@ def _d_ServicePaymentSelectionReq(r: BitReader) -> ServicePaymentSelectionReq:
                 _x = (_x >> 1) & 1
                 _x = _V_PaymentOption[_x]
             f0 = _x
-            fid, m, nst = e = _R_ServicePaymentSelectionReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServicePaymentSelectionReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('SelectedPaymentOption', r)
@@ -2619,7 +2938,10 @@ def _d_ServicePaymentSelectionReq(r: BitReader) -> ServicePaymentSelectionReq:
             st = nst
             _x = _d_SelectedServiceList(r)
             f1 = _x
-            fid, m, nst = e = _R_ServicePaymentSelectionReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServicePaymentSelectionReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('SelectedServiceList', r)
@@ -2647,14 +2969,14 @@ def _e_SelectedServiceList(w: BitWriter, v: Any) -> None:
         for x in v.selected_service:
             t = _ET_SelectedServiceList[st].get((0, 0))
             if t is None: raise not_allowed('SelectedService', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not SelectedService: raise bad_value('SelectedService', x, 'is not a SelectedService', w)
             _e_SelectedService(w, x)
         _p = None
         e = _EE_SelectedServiceList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2665,7 +2987,10 @@ def _d_SelectedServiceList(r: BitReader) -> SelectedServiceList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SelectedServiceList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SelectedServiceList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SelectedService'
         f0 = []
@@ -2700,24 +3025,24 @@ def _e_SelectedService(w: BitWriter, v: Any) -> None:
             raise missing('ServiceID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ParameterSetID'
         x = v.parameter_set_id
         if x is None:
             pass
         else:
             st = 2
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ParameterSetID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_SelectedService[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2730,7 +3055,10 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SelectedService_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SelectedService_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
@@ -2742,7 +3070,10 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
                 if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_SelectedService_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SelectedService_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('ServiceID', r)
@@ -2756,7 +3087,10 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
                 if _x < -32768 or _x > 32767: raise bad_value('ParameterSetID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_SelectedService_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SelectedService_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -2774,7 +3108,7 @@ _DT_ServicePaymentSelectionRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 
 _N_ServicePaymentSelectionRes = ('ResponseCode',)
 
 
-def _e_ServicePaymentSelectionRes(w: BitWriter, v: Any) -> None:
+def _eg_ServicePaymentSelectionRes(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -2786,9 +3120,9 @@ def _e_ServicePaymentSelectionRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2796,16 +3130,21 @@ _R_ServicePaymentSelectionRes_0 = _DT_ServicePaymentSelectionRes[0][2]
 _R_ServicePaymentSelectionRes_1 = _DT_ServicePaymentSelectionRes[1][2]
 
 
-def _d_ServicePaymentSelectionRes(r: BitReader) -> ServicePaymentSelectionRes:
+def _dg_ServicePaymentSelectionRes(r: BitReader) -> ServicePaymentSelectionRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServicePaymentSelectionRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServicePaymentSelectionRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -2821,7 +3160,10 @@ def _d_ServicePaymentSelectionRes(r: BitReader) -> ServicePaymentSelectionRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_ServicePaymentSelectionRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServicePaymentSelectionRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('ResponseCode', r)
@@ -2833,6 +3175,53 @@ def _d_ServicePaymentSelectionRes(r: BitReader) -> ServicePaymentSelectionRes:
     o = _new(ServicePaymentSelectionRes)
     _S_ServicePaymentSelectionRes_0(o, f0)
     return o
+
+
+_EC_ServicePaymentSelectionRes: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_ServicePaymentSelectionRes(w: BitWriter, v: Any) -> None:
+    """Fused fast path (one write); the generic _eg_ServicePaymentSelectionRes otherwise."""
+    _c = _EC_ServicePaymentSelectionRes.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    x0 = v.response_code
+    i0 = _I_ResponseCode.get(x0)
+    if (i0 is not None):
+        _b = (i0 << 2)
+        _n = 9
+        if len(_EC_ServicePaymentSelectionRes) >= 256: _EC_ServicePaymentSelectionRes.clear()
+        _EC_ServicePaymentSelectionRes[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
+        return
+    _eg_ServicePaymentSelectionRes(w, v)
+
+_C_ServicePaymentSelectionRes: dict[int, ServicePaymentSelectionRes] = {}  # bit pattern -> decoded value
+
+
+def _d_ServicePaymentSelectionRes(r: BitReader) -> ServicePaymentSelectionRes:
+    """Fused fast path (one read); the generic _dg_ServicePaymentSelectionRes otherwise."""
+    _s = r.pos
+    try:
+        _q = r.pos + 9
+        if _q > r.wend: _x = r.bits(9)
+        else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
+        o = _C_ServicePaymentSelectionRes.get(_x)
+        if o is not None: return o
+        _k = _x
+        if _x & 0x183 == 0x0:
+            a0 = (_x >> 2) & 0x1f
+            if a0 < 23:
+                o = _new(ServicePaymentSelectionRes)
+                _S_ServicePaymentSelectionRes_0(o, _V_ResponseCode[a0])
+                if len(_C_ServicePaymentSelectionRes) >= 256: _C_ServicePaymentSelectionRes.clear()
+                _C_ServicePaymentSelectionRes[_k] = o
+                return o
+    except CodecError:
+        pass
+    r.rewind(_s)
+    return _dg_ServicePaymentSelectionRes(r)
 
 _DT_PaymentDetailsReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_PaymentDetailsReq = ('ContractID', 'ContractSignatureCertChain')
@@ -2848,25 +3237,25 @@ def _e_PaymentDetailsReq(w: BitWriter, v: Any) -> None:
             raise missing('ContractID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 24: raise bad_value('ContractID', x, 'is not a str of at most 24 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ContractSignatureCertChain'
         x = v.contract_signature_cert_chain
         if x is None:
             raise missing('ContractSignatureCertChain', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not CertificateChain: raise bad_value('ContractSignatureCertChain', x, 'is not a CertificateChain', w)
             _e_CertificateChain(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2879,7 +3268,10 @@ def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PaymentDetailsReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PaymentDetailsReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ContractID'
         if fid == 0:
@@ -2887,11 +3279,13 @@ def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 24: raise bad_value('ContractID', _x, 'is longer than 24 characters', r)
+                _x = r.string(24)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_PaymentDetailsReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PaymentDetailsReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ContractID', r)
@@ -2900,7 +3294,10 @@ def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
             st = nst
             _x = _d_CertificateChain(r)
             f1 = _x
-            fid, m, nst = e = _R_PaymentDetailsReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PaymentDetailsReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ContractSignatureCertChain', r)
@@ -2930,27 +3327,27 @@ def _e_CertificateChain(w: BitWriter, v: Any) -> None:
             raise missing('Certificate', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 1200: raise bad_value('Certificate', x, 'is not a bytes of at most 1200 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'SubCertificates'
         x = v.sub_certificates
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not SubCertificates: raise bad_value('SubCertificates', x, 'is not a SubCertificates', w)
             _e_SubCertificates(w, x)
         _p = None
         e = _EE_CertificateChain[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2963,7 +3360,10 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CertificateChain_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CertificateChain_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Certificate'
         if fid == 0:
@@ -2971,11 +3371,13 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 1200: raise bad_value('Certificate', _x, 'is longer than 1200 octets', r)
+                _x = r.binary(1200)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_CertificateChain_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CertificateChain_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Certificate', r)
@@ -2984,7 +3386,10 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
             st = nst
             _x = _d_SubCertificates(r)
             f1 = _x
-            fid, m, nst = e = _R_CertificateChain_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateChain_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -3012,19 +3417,19 @@ def _e_SubCertificates(w: BitWriter, v: Any) -> None:
         for x in v.certificate:
             t = _ET_SubCertificates[st].get((0, 0))
             if t is None: raise not_allowed('Certificate', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 1200: raise bad_value('Certificate', x, 'is not a bytes of at most 1200 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_SubCertificates[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3035,7 +3440,10 @@ def _d_SubCertificates(r: BitReader) -> SubCertificates:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SubCertificates_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SubCertificates_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Certificate'
         f0 = []
@@ -3044,8 +3452,7 @@ def _d_SubCertificates(r: BitReader) -> SubCertificates:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 1200: raise bad_value('Certificate', _x, 'is longer than 1200 octets', r)
+                _x = r.binary(1200)
                 expect_ee(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_SubCertificates, st)
@@ -3075,33 +3482,33 @@ def _e_PaymentDetailsRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'GenChallenge'
         x = v.gen_challenge
         if x is None:
             raise missing('GenChallenge', w)
         else:
             st = 2
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str): raise bad_value('GenChallenge', x, 'is not a str of at most None characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'DateTimeNow'
         x = v.date_time_now
         if x is None:
             raise missing('DateTimeNow', w)
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('DateTimeNow', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3115,12 +3522,17 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PaymentDetailsRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PaymentDetailsRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -3136,7 +3548,10 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_PaymentDetailsRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PaymentDetailsRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -3149,7 +3564,10 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
                 _x = r.string()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_PaymentDetailsRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PaymentDetailsRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('GenChallenge', r)
@@ -3163,7 +3581,10 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
                 if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('DateTimeNow', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_PaymentDetailsRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PaymentDetailsRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('DateTimeNow', r)
@@ -3193,7 +3614,7 @@ def _e_ContractAuthenticationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -3202,21 +3623,20 @@ def _e_ContractAuthenticationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ContractAuthenticationReq[st].get((1, 0))
-            if t is None: raise not_allowed('GenChallenge', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 2; st = 2
+            else: raise not_allowed('GenChallenge', w)
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str): raise bad_value('GenChallenge', x, 'is not a str of at most None characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_ContractAuthenticationReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3229,14 +3649,20 @@ def _d_ContractAuthenticationReq(r: BitReader) -> ContractAuthenticationReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ContractAuthenticationReq_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_ContractAuthenticationReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_ContractAuthenticationReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ContractAuthenticationReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -3249,7 +3675,10 @@ def _d_ContractAuthenticationReq(r: BitReader) -> ContractAuthenticationReq:
                 _x = r.string()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_ContractAuthenticationReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ContractAuthenticationReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -3267,7 +3696,7 @@ _DT_ContractAuthenticationRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0,
 _N_ContractAuthenticationRes = ('ResponseCode', 'EVSEProcessing')
 
 
-def _e_ContractAuthenticationRes(w: BitWriter, v: Any) -> None:
+def _eg_ContractAuthenticationRes(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -3279,7 +3708,7 @@ def _e_ContractAuthenticationRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEProcessing'
         x = v.evse_processing
         if x is None:
@@ -3288,9 +3717,9 @@ def _e_ContractAuthenticationRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_EVSEProcessing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3299,16 +3728,21 @@ _R_ContractAuthenticationRes_1 = _DT_ContractAuthenticationRes[1][2]
 _R_ContractAuthenticationRes_2 = _DT_ContractAuthenticationRes[2][2]
 
 
-def _d_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
+def _dg_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ContractAuthenticationRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ContractAuthenticationRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -3324,14 +3758,19 @@ def _d_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_ContractAuthenticationRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ContractAuthenticationRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -3345,7 +3784,10 @@ def _d_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
                 _x = (_x >> 1) & 1
                 _x = _V_EVSEProcessing[_x]
             f1 = _x
-            fid, m, nst = e = _R_ContractAuthenticationRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ContractAuthenticationRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVSEProcessing', r)
@@ -3358,6 +3800,57 @@ def _d_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
     _S_ContractAuthenticationRes_0(o, f0)
     _S_ContractAuthenticationRes_1(o, f1)
     return o
+
+
+_EC_ContractAuthenticationRes: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_ContractAuthenticationRes(w: BitWriter, v: Any) -> None:
+    """Fused fast path (one write); the generic _eg_ContractAuthenticationRes otherwise."""
+    _c = _EC_ContractAuthenticationRes.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    x0 = v.response_code
+    i0 = _I_ResponseCode.get(x0)
+    x1 = v.evse_processing
+    i1 = _I_EVSEProcessing.get(x1)
+    if (i0 is not None) and (i1 is not None):
+        _b = (i0 << 6) | (i1 << 2)
+        _n = 13
+        if len(_EC_ContractAuthenticationRes) >= 256: _EC_ContractAuthenticationRes.clear()
+        _EC_ContractAuthenticationRes[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
+        return
+    _eg_ContractAuthenticationRes(w, v)
+
+_C_ContractAuthenticationRes: dict[int, ContractAuthenticationRes] = {}  # bit pattern -> decoded value
+
+
+def _d_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
+    """Fused fast path (one read); the generic _dg_ContractAuthenticationRes otherwise."""
+    _s = r.pos
+    try:
+        _q = r.pos + 13
+        if _q > r.wend: _x = r.bits(13)
+        else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1fff
+        o = _C_ContractAuthenticationRes.get(_x)
+        if o is not None: return o
+        _k = _x
+        if _x & 0x183b == 0x0:
+            a0 = (_x >> 6) & 0x1f
+            a1 = (_x >> 2) & 0x1
+            if a0 < 23:
+                o = _new(ContractAuthenticationRes)
+                _S_ContractAuthenticationRes_0(o, _V_ResponseCode[a0])
+                _S_ContractAuthenticationRes_1(o, _V_EVSEProcessing[a1])
+                if len(_C_ContractAuthenticationRes) >= 256: _C_ContractAuthenticationRes.clear()
+                _C_ContractAuthenticationRes[_k] = o
+                return o
+    except CodecError:
+        pass
+    r.rewind(_s)
+    return _dg_ContractAuthenticationRes(r)
 
 _DT_ChargeParameterDiscoveryReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (1, 1, 2), (1, 2, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_ChargeParameterDiscoveryReq = ('EVRequestedEnergyTransferType', 'EVChargeParameter')
@@ -3377,7 +3870,7 @@ def _e_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_EVRequestedEnergyTransfer.get(x)
             if _i is None: raise bad_value('EVRequestedEnergyTransferType', x, 'is not a value of EVRequestedEnergyTransfer', w)
-            w.bits((_i << 1), 6)
+            w.acc = (w.acc << 6) | (_i << 1)
         _p = 'EVChargeParameter'
         x = v.ev_charge_parameter
         if x is None:
@@ -3387,12 +3880,12 @@ def _e_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('EVChargeParameter', x, 'is not a member of the substitution group', w)
             t = _ET_ChargeParameterDiscoveryReq[st].get((1, m))
             if t is None: raise not_allowed('EVChargeParameter', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('AC_EVChargeParameter', 'DC_EVChargeParameter', 'EVChargeParameter')[m]
             _SE_ChargeParameterDiscoveryReq_ev_charge_parameter[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3405,12 +3898,17 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVRequestedEnergyTransferType'
         if fid == 0:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -3426,7 +3924,10 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
                 if _x >= 6: raise bad_value('EVRequestedEnergyTransferType', _x, 'is not an index of EVRequestedEnergyTransfer', r)
                 _x = _V_EVRequestedEnergyTransfer[_x]
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVRequestedEnergyTransferType', r)
@@ -3436,7 +3937,10 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
             _p = ('AC_EVChargeParameter', 'DC_EVChargeParameter', 'EVChargeParameter')[m]
             _x = _SD_ChargeParameterDiscoveryReq_ev_charge_parameter[m](r)
             f1 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVChargeParameter', r)
@@ -3459,7 +3963,7 @@ def _e_EVChargeParameter(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3470,7 +3974,10 @@ def _d_EVChargeParameter(r: BitReader) -> EVChargeParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVChargeParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVChargeParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_EVChargeParameter)
@@ -3497,7 +4004,7 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEProcessing'
         x = v.evse_processing
         if x is None:
@@ -3506,7 +4013,7 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_EVSEProcessing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = 'SASchedules'
         x = v.sa_schedules
         if x is None:
@@ -3516,7 +4023,7 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('SASchedules', x, 'is not a member of the substitution group', w)
             t = _ET_ChargeParameterDiscoveryRes[st].get((2, m))
             if t is None: raise not_allowed('SASchedules', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('SAScheduleList', 'SASchedules')[m]
             _SE_ChargeParameterDiscoveryRes_sa_schedules[m](w, x)
@@ -3529,12 +4036,12 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('EVSEChargeParameter', x, 'is not a member of the substitution group', w)
             t = _ET_ChargeParameterDiscoveryRes[st].get((3, m))
             if t is None: raise not_allowed('EVSEChargeParameter', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('AC_EVSEChargeParameter', 'DC_EVSEChargeParameter', 'EVSEChargeParameter')[m]
             _SE_ChargeParameterDiscoveryRes_evse_charge_parameter[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3549,12 +4056,17 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -3570,14 +4082,19 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -3591,7 +4108,10 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
                 _x = (_x >> 1) & 1
                 _x = _V_EVSEProcessing[_x]
             f1 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSEProcessing', r)
@@ -3601,7 +4121,10 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
             _p = ('SAScheduleList', 'SASchedules')[m]
             _x = _SD_ChargeParameterDiscoveryRes_sa_schedules[m](r)
             f2 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('SASchedules', r)
@@ -3611,7 +4134,10 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
             _p = ('AC_EVSEChargeParameter', 'DC_EVSEChargeParameter', 'EVSEChargeParameter')[m]
             _x = _SD_ChargeParameterDiscoveryRes_evse_charge_parameter[m](r)
             f3 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVSEChargeParameter', r)
@@ -3636,7 +4162,7 @@ def _e_SASchedules(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3647,7 +4173,10 @@ def _d_SASchedules(r: BitReader) -> SASchedules:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SASchedules_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SASchedules_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_SASchedules)
@@ -3665,7 +4194,7 @@ def _e_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3676,7 +4205,10 @@ def _d_EVSEChargeParameter(r: BitReader) -> EVSEChargeParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVSEChargeParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVSEChargeParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_EVSEChargeParameter)
@@ -3702,13 +4234,13 @@ def _e_PowerDeliveryReq(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not bool: raise bad_value('ReadyToChargeState', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'ChargingProfile'
         x = v.charging_profile
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 2
             if type(x) is not ChargingProfile: raise bad_value('ChargingProfile', x, 'is not a ChargingProfile', w)
             _e_ChargingProfile(w, x)
@@ -3721,14 +4253,14 @@ def _e_PowerDeliveryReq(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('EVPowerDeliveryParameter', x, 'is not a member of the substitution group', w)
             t = _ET_PowerDeliveryReq[st].get((2, m))
             if t is None: raise not_allowed('EVPowerDeliveryParameter', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('DC_EVPowerDeliveryParameter', 'EVPowerDeliveryParameter')[m]
             _SE_PowerDeliveryReq_ev_power_delivery_parameter[m](w, x)
         _p = None
         e = _EE_PowerDeliveryReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3742,12 +4274,17 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PowerDeliveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PowerDeliveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ReadyToChargeState'
         if fid == 0:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -3759,7 +4296,10 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f0 = _x
-            fid, m, nst = e = _R_PowerDeliveryReq_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_PowerDeliveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('ReadyToChargeState', r)
@@ -3768,7 +4308,10 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
             st = nst
             _x = _d_ChargingProfile(r)
             f1 = _x
-            fid, m, nst = e = _R_PowerDeliveryReq_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PowerDeliveryReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -3778,7 +4321,10 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
             _p = ('DC_EVPowerDeliveryParameter', 'EVPowerDeliveryParameter')[m]
             _x = _SD_PowerDeliveryReq_ev_power_delivery_parameter[m](r)
             f2 = _x
-            fid, m, nst = e = _R_PowerDeliveryReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerDeliveryReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -3809,22 +4355,22 @@ def _e_ChargingProfile(w: BitWriter, v: Any) -> None:
             raise missing('SAScheduleTupleID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ProfileEntry'
         for x in v.profile_entry:
             t = _ET_ChargingProfile[st].get((1, 0))
             if t is None: raise not_allowed('ProfileEntry', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not ProfileEntry: raise bad_value('ProfileEntry', x, 'is not a ProfileEntry', w)
             _e_ProfileEntry(w, x)
         _p = None
         e = _EE_ChargingProfile[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3836,7 +4382,10 @@ def _d_ChargingProfile(r: BitReader) -> ChargingProfile:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargingProfile_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargingProfile_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SAScheduleTupleID'
         if fid == 0:
@@ -3848,7 +4397,10 @@ def _d_ChargingProfile(r: BitReader) -> ChargingProfile:
                 if _x < -32768 or _x > 32767: raise bad_value('SAScheduleTupleID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargingProfile_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargingProfile_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('SAScheduleTupleID', r)
@@ -3884,22 +4436,22 @@ def _e_ProfileEntry(w: BitWriter, v: Any) -> None:
             raise missing('ChargingProfileEntryStart', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('ChargingProfileEntryStart', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ChargingProfileEntryMaxPower'
         x = v.charging_profile_entry_max_power
         if x is None:
             raise missing('ChargingProfileEntryMaxPower', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ChargingProfileEntryMaxPower', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3912,7 +4464,10 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ProfileEntry_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ProfileEntry_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ChargingProfileEntryStart'
         if fid == 0:
@@ -3924,7 +4479,10 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
                 if _x > 4294967295: raise bad_value('ChargingProfileEntryStart', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ProfileEntry_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ProfileEntry_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ChargingProfileEntryStart', r)
@@ -3938,7 +4496,10 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
                 if _x < -32768 or _x > 32767: raise bad_value('ChargingProfileEntryMaxPower', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_ProfileEntry_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ProfileEntry_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ChargingProfileEntryMaxPower', r)
@@ -3961,7 +4522,7 @@ def _e_EVPowerDeliveryParameter(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3972,7 +4533,10 @@ def _d_EVPowerDeliveryParameter(r: BitReader) -> EVPowerDeliveryParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVPowerDeliveryParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVPowerDeliveryParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_EVPowerDeliveryParameter)
@@ -3999,7 +4563,7 @@ def _e_PowerDeliveryRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEStatus'
         x = v.evse_status
         if x is None:
@@ -4009,12 +4573,12 @@ def _e_PowerDeliveryRes(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('EVSEStatus', x, 'is not a member of the substitution group', w)
             t = _ET_PowerDeliveryRes[st].get((1, m))
             if t is None: raise not_allowed('EVSEStatus', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('AC_EVSEStatus', 'DC_EVSEStatus', 'EVSEStatus')[m]
             _SE_PowerDeliveryRes_evse_status[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4027,12 +4591,17 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PowerDeliveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PowerDeliveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -4048,7 +4617,10 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_PowerDeliveryRes_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PowerDeliveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -4058,7 +4630,10 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
             _p = ('AC_EVSEStatus', 'DC_EVSEStatus', 'EVSEStatus')[m]
             _x = _SD_PowerDeliveryRes_evse_status[m](r)
             f1 = _x
-            fid, m, nst = e = _R_PowerDeliveryRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerDeliveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVSEStatus', r)
@@ -4081,7 +4656,7 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4092,7 +4667,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVSEStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVSEStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_EVSEStatus)
@@ -4110,7 +4688,7 @@ def _e_ChargingStatusReq(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4121,7 +4699,10 @@ def _d_ChargingStatusReq(r: BitReader) -> ChargingStatusReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargingStatusReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargingStatusReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_ChargingStatusReq)
@@ -4132,8 +4713,6 @@ def _d_ChargingStatusReq(r: BitReader) -> ChargingStatusReq:
 
 _DT_ChargingStatusRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (2, 2, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-2, 0, 0))), (2, 2, ((4, 0, 5), (5, 0, 6), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (1, 1, ((-1, 0, 7), (-2, 1, 0))),)
 _N_ChargingStatusRes = ('ResponseCode', 'EVSEID', 'SAScheduleTupleID', 'EVSEMaxCurrent', 'MeterInfo', 'ReceiptRequired', 'AC_EVSEStatus')
-_ET_ChargingStatusRes = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 2, 4), (4, 0): (1, 2, 5), (5, 0): (2, 2, 6)}, {(4, 0): (0, 2, 5), (5, 0): (1, 2, 6)}, {(5, 0): (0, 1, 6)}, {(6, 0): (0, 1, 7)}, {},)
-_EE_ChargingStatusRes = (None, None, None, None, None, None, None, (0, 1),)
 
 
 def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
@@ -4148,37 +4727,37 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEID'
         x = v.evseid
         if x is None:
             raise missing('EVSEID', w)
         else:
             st = 2
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 32: raise bad_value('EVSEID', x, 'is not a bytes of at most 32 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'SAScheduleTupleID'
         x = v.sa_schedule_tuple_id
         if x is None:
             raise missing('SAScheduleTupleID', w)
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSEMaxCurrent'
         x = v.evse_max_current
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 4
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaxCurrent', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -4187,10 +4766,9 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ChargingStatusRes[st].get((4, 0))
-            if t is None: raise not_allowed('MeterInfo', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
+            else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
         _p = 'ReceiptRequired'
@@ -4198,23 +4776,23 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ReceiptRequired', w)
         else:
-            t = _ET_ChargingStatusRes[st].get((5, 0))
-            if t is None: raise not_allowed('ReceiptRequired', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.acc = (w.acc << 2) | 2; st = 6
+            elif st == 4: w.acc = (w.acc << 2) | 1; st = 6
+            elif st == 5: w.acc <<= 1; st = 6
+            else: raise not_allowed('ReceiptRequired', w)
             if type(x) is not bool: raise bad_value('ReceiptRequired', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'AC_EVSEStatus'
         x = v.ac_evse_status
         if x is None:
             raise missing('AC_EVSEStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 7
             if type(x) is not AC_EVSEStatus: raise bad_value('AC_EVSEStatus', x, 'is not a AC_EVSEStatus', w)
             _e_AC_EVSEStatus(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4232,12 +4810,17 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargingStatusRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargingStatusRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -4253,7 +4836,10 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_ChargingStatusRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargingStatusRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -4263,11 +4849,13 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 32: raise bad_value('EVSEID', _x, 'is longer than 32 octets', r)
+                _x = r.binary(32)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_ChargingStatusRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargingStatusRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSEID', r)
@@ -4281,7 +4869,10 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
                 if _x < -32768 or _x > 32767: raise bad_value('SAScheduleTupleID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_ChargingStatusRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargingStatusRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('SAScheduleTupleID', r)
@@ -4290,7 +4881,10 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = e = _R_ChargingStatusRes_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargingStatusRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -4299,14 +4893,19 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             st = nst
             _x = _d_MeterInfo(r)
             f4 = _x
-            fid, m, nst = e = _R_ChargingStatusRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargingStatusRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f4 = None
         _p = 'ReceiptRequired'
         if fid == 5:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -4318,7 +4917,10 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f5 = _x
-            fid, m, nst = e = _R_ChargingStatusRes_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargingStatusRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('ReceiptRequired', r)
@@ -4327,7 +4929,10 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             st = nst
             _x = _d_AC_EVSEStatus(r)
             f6 = _x
-            fid, m, nst = e = _R_ChargingStatusRes_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargingStatusRes_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             raise missing('AC_EVSEStatus', r)
@@ -4362,20 +4967,20 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             raise missing('MeterID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'MeterReading'
         x = v.meter_reading
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 2
             if type(x) is not PhysicalValue: raise bad_value('MeterReading', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -4384,47 +4989,47 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((2, 0))
-            if t is None: raise not_allowed('SigMeterReading', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 3; st = 3
+            else: raise not_allowed('SigMeterReading', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 32: raise bad_value('SigMeterReading', x, 'is not a bytes of at most 32 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'MeterStatus'
         x = v.meter_status
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((3, 0))
-            if t is None: raise not_allowed('MeterStatus', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
+            else: raise not_allowed('MeterStatus', w)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'TMeter'
         x = v.t_meter
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((4, 0))
-            if t is None: raise not_allowed('TMeter', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 1: w.acc = (w.acc << 3) | 3; st = 5
+            elif st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
+            else: raise not_allowed('TMeter', w)
+            w.acc <<= 1
             if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('TMeter', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_MeterInfo[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4440,7 +5045,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MeterInfo_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MeterInfo_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'MeterID'
         if fid == 0:
@@ -4448,11 +5056,13 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
+                _x = r.string(32)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MeterInfo_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('MeterID', r)
@@ -4461,7 +5071,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = e = _R_MeterInfo_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -4471,11 +5084,13 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 32: raise bad_value('SigMeterReading', _x, 'is longer than 32 octets', r)
+                _x = r.binary(32)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_MeterInfo_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -4489,7 +5104,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_MeterInfo_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -4503,7 +5121,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('TMeter', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_MeterInfo_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeterInfo_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -4535,7 +5156,7 @@ def _e_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not bool: raise bad_value('PowerSwitchClosed', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'RCD'
         x = v.rcd
         if x is None:
@@ -4543,17 +5164,17 @@ def _e_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not bool: raise bad_value('RCD', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'NotificationMaxDelay'
         x = v.notification_max_delay
         if x is None:
             raise missing('NotificationMaxDelay', w)
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
         if x is None:
@@ -4562,9 +5183,9 @@ def _e_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 4
             _i = _I_EVSENotification.get(x)
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EVSENotification', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4579,12 +5200,17 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AC_EVSEStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AC_EVSEStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PowerSwitchClosed'
         if fid == 0:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -4596,14 +5222,19 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f0 = _x
-            fid, m, nst = e = _R_AC_EVSEStatus_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVSEStatus_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('PowerSwitchClosed', r)
         _p = 'RCD'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -4615,7 +5246,10 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = e = _R_AC_EVSEStatus_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVSEStatus_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('RCD', r)
@@ -4629,14 +5263,19 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
                 if _x > 4294967295: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_AC_EVSEStatus_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVSEStatus_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 3:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -4652,7 +5291,10 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
                 if _x >= 3: raise bad_value('EVSENotification', _x, 'is not an index of EVSENotification', r)
                 _x = _V_EVSENotification[_x]
             f3 = _x
-            fid, m, nst = e = _R_AC_EVSEStatus_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVSEStatus_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVSENotification', r)
@@ -4670,8 +5312,6 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
 
 _DT_MeteringReceiptReq = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_MeteringReceiptReq = ('@Id', 'SessionID', 'SAScheduleTupleID', 'MeterInfo')
-_ET_MeteringReceiptReq = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 2, 3), (3, 0): (1, 2, 4)}, {(3, 0): (0, 1, 4)}, {},)
-_EE_MeteringReceiptReq = (None, None, None, None, (0, 1),)
 
 
 def _e_MeteringReceiptReq(w: BitWriter, v: Any) -> None:
@@ -4683,7 +5323,7 @@ def _e_MeteringReceiptReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -4692,40 +5332,38 @@ def _e_MeteringReceiptReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SessionID', w)
         else:
-            t = _ET_MeteringReceiptReq[st].get((1, 0))
-            if t is None: raise not_allowed('SessionID', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
+            else: raise not_allowed('SessionID', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'SAScheduleTupleID'
         x = v.sa_schedule_tuple_id
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MeterInfo'
         x = v.meter_info
         if x is None:
             raise missing('MeterInfo', w)
         else:
-            t = _ET_MeteringReceiptReq[st].get((3, 0))
-            if t is None: raise not_allowed('MeterInfo', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
+            else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4740,14 +5378,20 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MeteringReceiptReq_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_MeteringReceiptReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_MeteringReceiptReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeteringReceiptReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -4757,11 +5401,13 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+                _x = r.binary(8)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_MeteringReceiptReq_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeteringReceiptReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('SessionID', r)
@@ -4775,7 +5421,10 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
                 if _x < -32768 or _x > 32767: raise bad_value('SAScheduleTupleID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_MeteringReceiptReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeteringReceiptReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -4784,7 +5433,10 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
             st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
-            fid, m, nst = e = _R_MeteringReceiptReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeteringReceiptReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('MeterInfo', r)
@@ -4816,18 +5468,18 @@ def _e_MeteringReceiptRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'AC_EVSEStatus'
         x = v.ac_evse_status
         if x is None:
             raise missing('AC_EVSEStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not AC_EVSEStatus: raise bad_value('AC_EVSEStatus', x, 'is not a AC_EVSEStatus', w)
             _e_AC_EVSEStatus(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4840,12 +5492,17 @@ def _d_MeteringReceiptRes(r: BitReader) -> MeteringReceiptRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MeteringReceiptRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MeteringReceiptRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -4861,7 +5518,10 @@ def _d_MeteringReceiptRes(r: BitReader) -> MeteringReceiptRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_MeteringReceiptRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeteringReceiptRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -4870,7 +5530,10 @@ def _d_MeteringReceiptRes(r: BitReader) -> MeteringReceiptRes:
             st = nst
             _x = _d_AC_EVSEStatus(r)
             f1 = _x
-            fid, m, nst = e = _R_MeteringReceiptRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeteringReceiptRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('AC_EVSEStatus', r)
@@ -4893,7 +5556,7 @@ def _e_SessionStop(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4904,7 +5567,10 @@ def _d_SessionStop(r: BitReader) -> SessionStop:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SessionStop_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SessionStop_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_SessionStop)
@@ -4917,7 +5583,7 @@ _DT_SessionStopRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 
 _N_SessionStopRes = ('ResponseCode',)
 
 
-def _e_SessionStopRes(w: BitWriter, v: Any) -> None:
+def _eg_SessionStopRes(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -4929,9 +5595,9 @@ def _e_SessionStopRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4939,16 +5605,21 @@ _R_SessionStopRes_0 = _DT_SessionStopRes[0][2]
 _R_SessionStopRes_1 = _DT_SessionStopRes[1][2]
 
 
-def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
+def _dg_SessionStopRes(r: BitReader) -> SessionStopRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SessionStopRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SessionStopRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -4964,7 +5635,10 @@ def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_SessionStopRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionStopRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('ResponseCode', r)
@@ -4977,10 +5651,55 @@ def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
     _S_SessionStopRes_0(o, f0)
     return o
 
+
+_EC_SessionStopRes: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_SessionStopRes(w: BitWriter, v: Any) -> None:
+    """Fused fast path (one write); the generic _eg_SessionStopRes otherwise."""
+    _c = _EC_SessionStopRes.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    x0 = v.response_code
+    i0 = _I_ResponseCode.get(x0)
+    if (i0 is not None):
+        _b = (i0 << 2)
+        _n = 9
+        if len(_EC_SessionStopRes) >= 256: _EC_SessionStopRes.clear()
+        _EC_SessionStopRes[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
+        return
+    _eg_SessionStopRes(w, v)
+
+_C_SessionStopRes: dict[int, SessionStopRes] = {}  # bit pattern -> decoded value
+
+
+def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
+    """Fused fast path (one read); the generic _dg_SessionStopRes otherwise."""
+    _s = r.pos
+    try:
+        _q = r.pos + 9
+        if _q > r.wend: _x = r.bits(9)
+        else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
+        o = _C_SessionStopRes.get(_x)
+        if o is not None: return o
+        _k = _x
+        if _x & 0x183 == 0x0:
+            a0 = (_x >> 2) & 0x1f
+            if a0 < 23:
+                o = _new(SessionStopRes)
+                _S_SessionStopRes_0(o, _V_ResponseCode[a0])
+                if len(_C_SessionStopRes) >= 256: _C_SessionStopRes.clear()
+                _C_SessionStopRes[_k] = o
+                return o
+    except CodecError:
+        pass
+    r.rewind(_s)
+    return _dg_SessionStopRes(r)
+
 _DT_CertificateUpdateReq = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
 _N_CertificateUpdateReq = ('@Id', 'ContractSignatureCertChain', 'ContractID', 'ListOfRootCertificateIDs', 'DHParams')
-_ET_CertificateUpdateReq = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 1, 4)}, {(4, 0): (0, 1, 5)}, {},)
-_EE_CertificateUpdateReq = (None, None, None, None, None, (0, 1),)
 
 
 def _e_CertificateUpdateReq(w: BitWriter, v: Any) -> None:
@@ -4992,7 +5711,7 @@ def _e_CertificateUpdateReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -5001,10 +5720,9 @@ def _e_CertificateUpdateReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ContractSignatureCertChain', w)
         else:
-            t = _ET_CertificateUpdateReq[st].get((1, 0))
-            if t is None: raise not_allowed('ContractSignatureCertChain', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
+            else: raise not_allowed('ContractSignatureCertChain', w)
             if type(x) is not CertificateChain: raise bad_value('ContractSignatureCertChain', x, 'is not a CertificateChain', w)
             _e_CertificateChain(w, x)
         _p = 'ContractID'
@@ -5013,20 +5731,20 @@ def _e_CertificateUpdateReq(w: BitWriter, v: Any) -> None:
             raise missing('ContractID', w)
         else:
             st = 3
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 24: raise bad_value('ContractID', x, 'is not a str of at most 24 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ListOfRootCertificateIDs'
         x = v.list_of_root_certificate_i_ds
         if x is None:
             raise missing('ListOfRootCertificateIDs', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not ListOfRootCertificateIDs: raise bad_value('ListOfRootCertificateIDs', x, 'is not a ListOfRootCertificateIDs', w)
             _e_ListOfRootCertificateIDs(w, x)
@@ -5036,16 +5754,16 @@ def _e_CertificateUpdateReq(w: BitWriter, v: Any) -> None:
             raise missing('DHParams', w)
         else:
             st = 5
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('DHParams', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5061,14 +5779,20 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CertificateUpdateReq_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_CertificateUpdateReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_CertificateUpdateReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -5077,7 +5801,10 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
             st = nst
             _x = _d_CertificateChain(r)
             f1 = _x
-            fid, m, nst = e = _R_CertificateUpdateReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ContractSignatureCertChain', r)
@@ -5087,11 +5814,13 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 24: raise bad_value('ContractID', _x, 'is longer than 24 characters', r)
+                _x = r.string(24)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_CertificateUpdateReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('ContractID', r)
@@ -5100,7 +5829,10 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
             st = nst
             _x = _d_ListOfRootCertificateIDs(r)
             f3 = _x
-            fid, m, nst = e = _R_CertificateUpdateReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('ListOfRootCertificateIDs', r)
@@ -5110,11 +5842,13 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('DHParams', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_CertificateUpdateReq_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateReq_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('DHParams', r)
@@ -5145,19 +5879,19 @@ def _e_ListOfRootCertificateIDs(w: BitWriter, v: Any) -> None:
         for x in v.root_certificate_id:
             t = _ET_ListOfRootCertificateIDs[st].get((0, 0))
             if t is None: raise not_allowed('RootCertificateID', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 40: raise bad_value('RootCertificateID', x, 'is not a str of at most 40 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_ListOfRootCertificateIDs[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5168,7 +5902,10 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'RootCertificateID'
         f0 = []
@@ -5177,8 +5914,7 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 40: raise bad_value('RootCertificateID', _x, 'is longer than 40 characters', r)
+                _x = r.string(40)
                 expect_ee(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_ListOfRootCertificateIDs, st)
@@ -5205,7 +5941,7 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Id', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -5217,13 +5953,13 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'ContractSignatureCertChain'
         x = v.contract_signature_cert_chain
         if x is None:
             raise missing('ContractSignatureCertChain', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not CertificateChain: raise bad_value('ContractSignatureCertChain', x, 'is not a CertificateChain', w)
             _e_CertificateChain(w, x)
@@ -5233,54 +5969,54 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
             raise missing('ContractSignatureEncryptedPrivateKey', w)
         else:
             st = 4
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 128: raise bad_value('ContractSignatureEncryptedPrivateKey', x, 'is not a bytes of at most 128 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'DHParams'
         x = v.dh_params
         if x is None:
             raise missing('DHParams', w)
         else:
             st = 5
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('DHParams', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ContractID'
         x = v.contract_id
         if x is None:
             raise missing('ContractID', w)
         else:
             st = 6
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 24: raise bad_value('ContractID', x, 'is not a str of at most 24 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'RetryCounter'
         x = v.retry_counter
         if x is None:
             raise missing('RetryCounter', w)
         else:
             st = 7
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('RetryCounter', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5298,21 +6034,29 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CertificateUpdateRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CertificateUpdateRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_CertificateUpdateRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Id', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -5328,7 +6072,10 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_CertificateUpdateRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -5337,7 +6084,10 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             st = nst
             _x = _d_CertificateChain(r)
             f2 = _x
-            fid, m, nst = e = _R_CertificateUpdateRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('ContractSignatureCertChain', r)
@@ -5347,11 +6097,13 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 128: raise bad_value('ContractSignatureEncryptedPrivateKey', _x, 'is longer than 128 octets', r)
+                _x = r.binary(128)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_CertificateUpdateRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('ContractSignatureEncryptedPrivateKey', r)
@@ -5361,11 +6113,13 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('DHParams', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_CertificateUpdateRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('DHParams', r)
@@ -5375,11 +6129,13 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 24: raise bad_value('ContractID', _x, 'is longer than 24 characters', r)
+                _x = r.string(24)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_CertificateUpdateRes_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('ContractID', r)
@@ -5393,7 +6149,10 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
                 if _x < -32768 or _x > 32767: raise bad_value('RetryCounter', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_CertificateUpdateRes_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateUpdateRes_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             raise missing('RetryCounter', r)
@@ -5414,8 +6173,6 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
 
 _DT_CertificateInstallationReq = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_CertificateInstallationReq = ('@Id', 'OEMProvisioningCert', 'ListOfRootCertificateIDs', 'DHParams')
-_ET_CertificateInstallationReq = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 1, 4)}, {},)
-_EE_CertificateInstallationReq = (None, None, None, None, (0, 1),)
 
 
 def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
@@ -5427,7 +6184,7 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -5436,23 +6193,22 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('OEMProvisioningCert', w)
         else:
-            t = _ET_CertificateInstallationReq[st].get((1, 0))
-            if t is None: raise not_allowed('OEMProvisioningCert', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
+            else: raise not_allowed('OEMProvisioningCert', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 1200: raise bad_value('OEMProvisioningCert', x, 'is not a bytes of at most 1200 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ListOfRootCertificateIDs'
         x = v.list_of_root_certificate_i_ds
         if x is None:
             raise missing('ListOfRootCertificateIDs', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not ListOfRootCertificateIDs: raise bad_value('ListOfRootCertificateIDs', x, 'is not a ListOfRootCertificateIDs', w)
             _e_ListOfRootCertificateIDs(w, x)
@@ -5462,16 +6218,16 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
             raise missing('DHParams', w)
         else:
             st = 4
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('DHParams', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5486,14 +6242,20 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CertificateInstallationReq_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_CertificateInstallationReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_CertificateInstallationReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -5503,11 +6265,13 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 1200: raise bad_value('OEMProvisioningCert', _x, 'is longer than 1200 octets', r)
+                _x = r.binary(1200)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_CertificateInstallationReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('OEMProvisioningCert', r)
@@ -5516,7 +6280,10 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             st = nst
             _x = _d_ListOfRootCertificateIDs(r)
             f2 = _x
-            fid, m, nst = e = _R_CertificateInstallationReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('ListOfRootCertificateIDs', r)
@@ -5526,11 +6293,13 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('DHParams', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_CertificateInstallationReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('DHParams', r)
@@ -5559,7 +6328,7 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Id', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -5571,13 +6340,13 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'ContractSignatureCertChain'
         x = v.contract_signature_cert_chain
         if x is None:
             raise missing('ContractSignatureCertChain', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not CertificateChain: raise bad_value('ContractSignatureCertChain', x, 'is not a CertificateChain', w)
             _e_CertificateChain(w, x)
@@ -5587,44 +6356,44 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
             raise missing('ContractSignatureEncryptedPrivateKey', w)
         else:
             st = 4
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 128: raise bad_value('ContractSignatureEncryptedPrivateKey', x, 'is not a bytes of at most 128 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'DHParams'
         x = v.dh_params
         if x is None:
             raise missing('DHParams', w)
         else:
             st = 5
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('DHParams', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ContractID'
         x = v.contract_id
         if x is None:
             raise missing('ContractID', w)
         else:
             st = 6
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 24: raise bad_value('ContractID', x, 'is not a str of at most 24 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5641,21 +6410,29 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CertificateInstallationRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CertificateInstallationRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Id', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -5671,7 +6448,10 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -5680,7 +6460,10 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             st = nst
             _x = _d_CertificateChain(r)
             f2 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('ContractSignatureCertChain', r)
@@ -5690,11 +6473,13 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 128: raise bad_value('ContractSignatureEncryptedPrivateKey', _x, 'is longer than 128 octets', r)
+                _x = r.binary(128)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('ContractSignatureEncryptedPrivateKey', r)
@@ -5704,11 +6489,13 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('DHParams', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('DHParams', r)
@@ -5718,11 +6505,13 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 24: raise bad_value('ContractID', _x, 'is longer than 24 characters', r)
+                _x = r.string(24)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('ContractID', r)
@@ -5753,12 +6542,12 @@ def _e_CableCheckReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DC_EVStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not DC_EVStatus: raise bad_value('DC_EVStatus', x, 'is not a DC_EVStatus', w)
             _e_DC_EVStatus(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5770,14 +6559,20 @@ def _d_CableCheckReq(r: BitReader) -> CableCheckReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CableCheckReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CableCheckReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
-            fid, m, nst = e = _R_CableCheckReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CableCheckReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('DC_EVStatus', r)
@@ -5792,11 +6587,9 @@ def _d_CableCheckReq(r: BitReader) -> CableCheckReq:
 
 _DT_DC_EVStatus = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
 _N_DC_EVStatus = ('EVReady', 'EVCabinConditioning', 'EVRESSConditioning', 'EVErrorCode', 'EVRESSSOC')
-_ET_DC_EVStatus = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3), (3, 0): (2, 2, 4)}, {(2, 0): (0, 2, 3), (3, 0): (1, 2, 4)}, {(3, 0): (0, 1, 4)}, {(4, 0): (0, 1, 5)}, {},)
-_EE_DC_EVStatus = (None, None, None, None, None, (0, 1),)
 
 
-def _e_DC_EVStatus(w: BitWriter, v: Any) -> None:
+def _eg_DC_EVStatus(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -5807,7 +6600,7 @@ def _e_DC_EVStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not bool: raise bad_value('EVReady', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVCabinConditioning'
         x = v.ev_cabin_conditioning
         if x is None:
@@ -5815,30 +6608,29 @@ def _e_DC_EVStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not bool: raise bad_value('EVCabinConditioning', x, 'is not a bool', w)
-            w.bits((x << 1), 5)
+            w.acc = (w.acc << 5) | (x << 1)
         _p = 'EVRESSConditioning'
         x = v.evress_conditioning
         if x is None:
             pass
         else:
-            t = _ET_DC_EVStatus[st].get((2, 0))
-            if t is None: raise not_allowed('EVRESSConditioning', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('EVRESSConditioning', w)
             if type(x) is not bool: raise bad_value('EVRESSConditioning', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'EVErrorCode'
         x = v.ev_error_code
         if x is None:
             raise missing('EVErrorCode', w)
         else:
-            t = _ET_DC_EVStatus[st].get((3, 0))
-            if t is None: raise not_allowed('EVErrorCode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
+            else: raise not_allowed('EVErrorCode', w)
             _i = _I_DC_EVErrorCode.get(x)
             if _i is None: raise bad_value('EVErrorCode', x, 'is not a value of DC_EVErrorCode', w)
-            w.bits((_i << 1), 6)
+            w.acc = (w.acc << 6) | (_i << 1)
         _p = 'EVRESSSOC'
         x = v.evresssoc
         if x is None:
@@ -5846,9 +6638,9 @@ def _e_DC_EVStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 5
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('EVRESSSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 10)
+            w.acc = (w.acc << 10) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5860,16 +6652,21 @@ _R_DC_EVStatus_4 = _DT_DC_EVStatus[4][2]
 _R_DC_EVStatus_5 = _DT_DC_EVStatus[5][2]
 
 
-def _d_DC_EVStatus(r: BitReader) -> DC_EVStatus:
+def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_EVStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_EVStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVReady'
         if fid == 0:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -5881,14 +6678,19 @@ def _d_DC_EVStatus(r: BitReader) -> DC_EVStatus:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f0 = _x
-            fid, m, nst = e = _R_DC_EVStatus_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVStatus_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVReady', r)
         _p = 'EVCabinConditioning'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -5900,14 +6702,19 @@ def _d_DC_EVStatus(r: BitReader) -> DC_EVStatus:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = e = _R_DC_EVStatus_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVStatus_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'EVRESSConditioning'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -5919,14 +6726,19 @@ def _d_DC_EVStatus(r: BitReader) -> DC_EVStatus:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_DC_EVStatus_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVStatus_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
         _p = 'EVErrorCode'
         if fid == 3:
             st = nst
-            _x = r.bits(6)
+            _q = r.pos + 6
+            if _q > r.wend: _x = r.bits(6)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
             if _x >> 5:
                 r.pos -= 6
                 if r.bit():
@@ -5942,14 +6754,19 @@ def _d_DC_EVStatus(r: BitReader) -> DC_EVStatus:
                 if _x >= 12: raise bad_value('EVErrorCode', _x, 'is not an index of DC_EVErrorCode', r)
                 _x = _V_DC_EVErrorCode[_x]
             f3 = _x
-            fid, m, nst = e = _R_DC_EVStatus_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVStatus_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVErrorCode', r)
         _p = 'EVRESSSOC'
         if fid == 4:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -5963,7 +6780,10 @@ def _d_DC_EVStatus(r: BitReader) -> DC_EVStatus:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('EVRESSSOC', _x, 'is above 100', r)
             f4 = _x
-            fid, m, nst = e = _R_DC_EVStatus_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVStatus_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('EVRESSSOC', r)
@@ -5980,6 +6800,65 @@ def _d_DC_EVStatus(r: BitReader) -> DC_EVStatus:
     _S_DC_EVStatus_4(o, f4)
     return o
 
+
+_EC_DC_EVStatus: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_DC_EVStatus(w: BitWriter, v: Any) -> None:
+    """Fused fast path (one write); the generic _eg_DC_EVStatus otherwise."""
+    _c = _EC_DC_EVStatus.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    x0 = v.ev_ready
+    x1 = v.ev_cabin_conditioning
+    x2 = v.evress_conditioning
+    x3 = v.ev_error_code
+    i3 = _I_DC_EVErrorCode.get(x3)
+    x4 = v.evresssoc
+    if (type(x0) is bool) and (type(x1) is bool) and (type(x2) is bool) and (i3 is not None) and (type(x4) is int and 0 <= x4 <= 100):
+        _b = (x0 << 29) | (x1 << 24) | (x2 << 19) | (i3 << 12) | (x4 << 2)
+        _n = 32
+        if len(_EC_DC_EVStatus) >= 256: _EC_DC_EVStatus.clear()
+        _EC_DC_EVStatus[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
+        return
+    _eg_DC_EVStatus(w, v)
+
+_C_DC_EVStatus: dict[int, DC_EVStatus] = {}  # bit pattern -> decoded value
+
+
+def _d_DC_EVStatus(r: BitReader) -> DC_EVStatus:
+    """Fused fast path (one read); the generic _dg_DC_EVStatus otherwise."""
+    _s = r.pos
+    try:
+        _q = r.pos + 32
+        if _q > r.wend: _x = r.bits(32)
+        else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xffffffff
+        o = _C_DC_EVStatus.get(_x)
+        if o is not None: return o
+        _k = _x
+        if _x & 0xdef70e03 == 0x0:
+            a0 = (_x >> 29) & 0x1
+            a1 = (_x >> 24) & 0x1
+            a2 = (_x >> 19) & 0x1
+            a3 = (_x >> 12) & 0xf
+            a4 = (_x >> 2) & 0x7f
+            if a3 < 12 and a4 <= 100:
+                o = _new(DC_EVStatus)
+                _S_DC_EVStatus_0(o, a0 == 1)
+                _S_DC_EVStatus_1(o, a1 == 1)
+                _S_DC_EVStatus_2(o, a2 == 1)
+                _S_DC_EVStatus_3(o, _V_DC_EVErrorCode[a3])
+                _S_DC_EVStatus_4(o, a4)
+                if len(_C_DC_EVStatus) >= 256: _C_DC_EVStatus.clear()
+                _C_DC_EVStatus[_k] = o
+                return o
+    except CodecError:
+        pass
+    r.rewind(_s)
+    return _dg_DC_EVStatus(r)
+
 _DT_EVStatus = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
 _N_EVStatus = ()
 
@@ -5989,7 +6868,7 @@ def _e_EVStatus(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6000,7 +6879,10 @@ def _d_EVStatus(r: BitReader) -> EVStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_EVStatus)
@@ -6025,13 +6907,13 @@ def _e_CableCheckRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'DC_EVSEStatus'
         x = v.dc_evse_status
         if x is None:
             raise missing('DC_EVSEStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not DC_EVSEStatus: raise bad_value('DC_EVSEStatus', x, 'is not a DC_EVSEStatus', w)
             _e_DC_EVSEStatus(w, x)
@@ -6043,9 +6925,9 @@ def _e_CableCheckRes(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_EVSEProcessing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6059,12 +6941,17 @@ def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CableCheckRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CableCheckRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -6080,7 +6967,10 @@ def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_CableCheckRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CableCheckRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -6089,14 +6979,19 @@ def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
             st = nst
             _x = _d_DC_EVSEStatus(r)
             f1 = _x
-            fid, m, nst = e = _R_CableCheckRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CableCheckRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('DC_EVSEStatus', r)
         _p = 'EVSEProcessing'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -6110,7 +7005,10 @@ def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
                 _x = (_x >> 1) & 1
                 _x = _V_EVSEProcessing[_x]
             f2 = _x
-            fid, m, nst = e = _R_CableCheckRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CableCheckRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEProcessing', r)
@@ -6127,8 +7025,6 @@ def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
 
 _DT_DC_EVSEStatus = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_DC_EVSEStatus = ('EVSEIsolationStatus', 'EVSEStatusCode', 'NotificationMaxDelay', 'EVSENotification')
-_ET_DC_EVSEStatus = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 1, 4)}, {},)
-_EE_DC_EVSEStatus = (None, None, None, None, (0, 1),)
 
 
 def _e_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
@@ -6143,29 +7039,28 @@ def _e_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_IsolationLevel.get(x)
             if _i is None: raise bad_value('EVSEIsolationStatus', x, 'is not a value of IsolationLevel', w)
-            w.bits((_i << 1), 6)
+            w.acc = (w.acc << 6) | (_i << 1)
         _p = 'EVSEStatusCode'
         x = v.evse_status_code
         if x is None:
             raise missing('EVSEStatusCode', w)
         else:
-            t = _ET_DC_EVSEStatus[st].get((1, 0))
-            if t is None: raise not_allowed('EVSEStatusCode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
+            else: raise not_allowed('EVSEStatusCode', w)
             _i = _I_DC_EVSEStatusCode.get(x)
             if _i is None: raise bad_value('EVSEStatusCode', x, 'is not a value of DC_EVSEStatusCode', w)
-            w.bits((_i << 1), 6)
+            w.acc = (w.acc << 6) | (_i << 1)
         _p = 'NotificationMaxDelay'
         x = v.notification_max_delay
         if x is None:
             raise missing('NotificationMaxDelay', w)
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
         if x is None:
@@ -6174,9 +7069,9 @@ def _e_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 4
             _i = _I_EVSENotification.get(x)
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EVSENotification', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6191,12 +7086,17 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_EVSEStatus_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_DC_EVSEStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEIsolationStatus'
         if fid == 0:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -6210,14 +7110,19 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
                 _x = (_x >> 1) & 3
                 _x = _V_IsolationLevel[_x]
             f0 = _x
-            fid, m, nst = e = _R_DC_EVSEStatus_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEStatus_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
         _p = 'EVSEStatusCode'
         if fid == 1:
             st = nst
-            _x = r.bits(6)
+            _q = r.pos + 6
+            if _q > r.wend: _x = r.bits(6)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
             if _x >> 5:
                 r.pos -= 6
                 if r.bit():
@@ -6233,7 +7138,10 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
                 if _x >= 12: raise bad_value('EVSEStatusCode', _x, 'is not an index of DC_EVSEStatusCode', r)
                 _x = _V_DC_EVSEStatusCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_DC_EVSEStatus_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEStatus_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSEStatusCode', r)
@@ -6247,14 +7155,19 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
                 if _x > 4294967295: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_DC_EVSEStatus_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEStatus_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 3:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -6270,7 +7183,10 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
                 if _x >= 3: raise bad_value('EVSENotification', _x, 'is not an index of EVSENotification', r)
                 _x = _V_EVSENotification[_x]
             f3 = _x
-            fid, m, nst = e = _R_DC_EVSEStatus_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEStatus_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVSENotification', r)
@@ -6299,7 +7215,7 @@ def _e_PreChargeReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DC_EVStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not DC_EVStatus: raise bad_value('DC_EVStatus', x, 'is not a DC_EVStatus', w)
             _e_DC_EVStatus(w, x)
@@ -6308,7 +7224,7 @@ def _e_PreChargeReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not PhysicalValue: raise bad_value('EVTargetVoltage', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -6317,12 +7233,12 @@ def _e_PreChargeReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVTargetCurrent', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6336,14 +7252,20 @@ def _d_PreChargeReq(r: BitReader) -> PreChargeReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PreChargeReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PreChargeReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
-            fid, m, nst = e = _R_PreChargeReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PreChargeReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('DC_EVStatus', r)
@@ -6352,7 +7274,10 @@ def _d_PreChargeReq(r: BitReader) -> PreChargeReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = e = _R_PreChargeReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PreChargeReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetVoltage', r)
@@ -6361,7 +7286,10 @@ def _d_PreChargeReq(r: BitReader) -> PreChargeReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_PreChargeReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PreChargeReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVTargetCurrent', r)
@@ -6392,13 +7320,13 @@ def _e_PreChargeRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'DC_EVSEStatus'
         x = v.dc_evse_status
         if x is None:
             raise missing('DC_EVSEStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not DC_EVSEStatus: raise bad_value('DC_EVSEStatus', x, 'is not a DC_EVSEStatus', w)
             _e_DC_EVSEStatus(w, x)
@@ -6407,12 +7335,12 @@ def _e_PreChargeRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEPresentVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVSEPresentVoltage', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6426,12 +7354,17 @@ def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PreChargeRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PreChargeRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -6447,7 +7380,10 @@ def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_PreChargeRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PreChargeRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -6456,7 +7392,10 @@ def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
             st = nst
             _x = _d_DC_EVSEStatus(r)
             f1 = _x
-            fid, m, nst = e = _R_PreChargeRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PreChargeRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('DC_EVSEStatus', r)
@@ -6465,7 +7404,10 @@ def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_PreChargeRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PreChargeRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEPresentVoltage', r)
@@ -6495,7 +7437,7 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DC_EVStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not DC_EVStatus: raise bad_value('DC_EVStatus', x, 'is not a DC_EVStatus', w)
             _e_DC_EVStatus(w, x)
@@ -6504,7 +7446,7 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not PhysicalValue: raise bad_value('EVTargetCurrent', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -6513,7 +7455,7 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVMaximumVoltageLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -6522,10 +7464,9 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_CurrentDemandReq[st].get((3, 0))
-            if t is None: raise not_allowed('EVMaximumCurrentLimit', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
+            else: raise not_allowed('EVMaximumCurrentLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVMaximumCurrentLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'EVMaximumPowerLimit'
@@ -6533,10 +7474,10 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_CurrentDemandReq[st].get((4, 0))
-            if t is None: raise not_allowed('EVMaximumPowerLimit', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
+            else: raise not_allowed('EVMaximumPowerLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVMaximumPowerLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'BulkChargingComplete'
@@ -6544,12 +7485,13 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_CurrentDemandReq[st].get((5, 0))
-            if t is None: raise not_allowed('BulkChargingComplete', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 3; st = 6
+            elif st == 3: w.acc = (w.acc << 3) | 2; st = 6
+            elif st == 4: w.acc = (w.acc << 2) | 1; st = 6
+            elif st == 5: w.acc <<= 2; st = 6
+            else: raise not_allowed('BulkChargingComplete', w)
             if type(x) is not bool: raise bad_value('BulkChargingComplete', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'ChargingComplete'
         x = v.charging_complete
         if x is None:
@@ -6557,16 +7499,16 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_CurrentDemandReq[st].get((6, 0))
             if t is None: raise not_allowed('ChargingComplete', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'RemainingTimeToFullSoC'
         x = v.remaining_time_to_full_soc
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 8
             if type(x) is not PhysicalValue: raise bad_value('RemainingTimeToFullSoC', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -6575,10 +7517,9 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_CurrentDemandReq[st].get((8, 0))
-            if t is None: raise not_allowed('RemainingTimeToBulkSoC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.acc = (w.acc << 2) | 1; st = 9
+            elif st == 8: w.acc <<= 2; st = 9
+            else: raise not_allowed('RemainingTimeToBulkSoC', w)
             if type(x) is not PhysicalValue: raise bad_value('RemainingTimeToBulkSoC', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'EVTargetVoltage'
@@ -6586,14 +7527,14 @@ def _e_CurrentDemandReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetVoltage', w)
         else:
-            t = _ET_CurrentDemandReq[st].get((9, 0))
-            if t is None: raise not_allowed('EVTargetVoltage', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.acc = (w.acc << 2) | 2; st = 10
+            elif st == 8: w.acc = (w.acc << 2) | 1; st = 10
+            elif st == 9: w.acc <<= 1; st = 10
+            else: raise not_allowed('EVTargetVoltage', w)
             if type(x) is not PhysicalValue: raise bad_value('EVTargetVoltage', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6614,14 +7555,20 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CurrentDemandReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CurrentDemandReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('DC_EVStatus', r)
@@ -6630,7 +7577,10 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_CurrentDemandReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetCurrent', r)
@@ -6639,7 +7589,10 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_CurrentDemandReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -6648,7 +7601,10 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CurrentDemandReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -6657,14 +7613,19 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f4 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CurrentDemandReq_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f4 = None
         _p = 'BulkChargingComplete'
         if fid == 5:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -6676,14 +7637,19 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f5 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandReq_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             f5 = None
         _p = 'ChargingComplete'
         if fid == 6:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -6695,7 +7661,10 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f6 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CurrentDemandReq_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('ChargingComplete', r)
@@ -6704,7 +7673,10 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f7 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CurrentDemandReq_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             f7 = None
@@ -6713,7 +7685,10 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f8 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandReq_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             f8 = None
@@ -6722,7 +7697,10 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             st = nst
             _x = _d_PhysicalValue(r)
             f9 = _x
-            fid, m, nst = e = _R_CurrentDemandReq_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandReq_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             raise missing('EVTargetVoltage', r)
@@ -6762,13 +7740,13 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'DC_EVSEStatus'
         x = v.dc_evse_status
         if x is None:
             raise missing('DC_EVSEStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not DC_EVSEStatus: raise bad_value('DC_EVSEStatus', x, 'is not a DC_EVSEStatus', w)
             _e_DC_EVSEStatus(w, x)
@@ -6777,7 +7755,7 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEPresentVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVSEPresentVoltage', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -6786,7 +7764,7 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEPresentCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not PhysicalValue: raise bad_value('EVSEPresentCurrent', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -6797,7 +7775,7 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         else:
             st = 5
             if type(x) is not bool: raise bad_value('EVSECurrentLimitAchieved', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVSEVoltageLimitAchieved'
         x = v.evse_voltage_limit_achieved
         if x is None:
@@ -6805,7 +7783,7 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         else:
             st = 6
             if type(x) is not bool: raise bad_value('EVSEVoltageLimitAchieved', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVSEPowerLimitAchieved'
         x = v.evse_power_limit_achieved
         if x is None:
@@ -6813,13 +7791,13 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         else:
             st = 7
             if type(x) is not bool: raise bad_value('EVSEPowerLimitAchieved', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVSEMaximumVoltageLimit'
         x = v.evse_maximum_voltage_limit
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 8
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaximumVoltageLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -6828,10 +7806,9 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_CurrentDemandRes[st].get((8, 0))
-            if t is None: raise not_allowed('EVSEMaximumCurrentLimit', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.acc = (w.acc << 3) | 1; st = 9
+            elif st == 8: w.acc <<= 2; st = 9
+            else: raise not_allowed('EVSEMaximumCurrentLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaximumCurrentLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'EVSEMaximumPowerLimit'
@@ -6839,16 +7816,16 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_CurrentDemandRes[st].get((9, 0))
-            if t is None: raise not_allowed('EVSEMaximumPowerLimit', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.acc = (w.acc << 3) | 2; st = 10
+            elif st == 8: w.acc = (w.acc << 2) | 1; st = 10
+            elif st == 9: w.acc <<= 2; st = 10
+            else: raise not_allowed('EVSEMaximumPowerLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaximumPowerLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
         e = _EE_CurrentDemandRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6869,12 +7846,17 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CurrentDemandRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CurrentDemandRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -6890,7 +7872,10 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -6899,7 +7884,10 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_DC_EVSEStatus(r)
             f1 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('DC_EVSEStatus', r)
@@ -6908,7 +7896,10 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVSEPresentVoltage', r)
@@ -6917,14 +7908,19 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVSEPresentCurrent', r)
         _p = 'EVSECurrentLimitAchieved'
         if fid == 4:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -6936,14 +7932,19 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f4 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVSECurrentLimitAchieved', r)
         _p = 'EVSEVoltageLimitAchieved'
         if fid == 5:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -6955,14 +7956,19 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f5 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVSEVoltageLimitAchieved', r)
         _p = 'EVSEPowerLimitAchieved'
         if fid == 6:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -6974,7 +7980,10 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f6 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_7[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_CurrentDemandRes_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             raise missing('EVSEPowerLimitAchieved', r)
@@ -6983,7 +7992,10 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f7 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CurrentDemandRes_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -6992,7 +8004,10 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f8 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_9[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CurrentDemandRes_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
@@ -7001,7 +8016,10 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f9 = _x
-            fid, m, nst = e = _R_CurrentDemandRes_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CurrentDemandRes_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             f9 = None
@@ -7036,12 +8054,12 @@ def _e_WeldingDetectionReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DC_EVStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not DC_EVStatus: raise bad_value('DC_EVStatus', x, 'is not a DC_EVStatus', w)
             _e_DC_EVStatus(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7053,14 +8071,20 @@ def _d_WeldingDetectionReq(r: BitReader) -> WeldingDetectionReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WeldingDetectionReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WeldingDetectionReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
-            fid, m, nst = e = _R_WeldingDetectionReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WeldingDetectionReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('DC_EVStatus', r)
@@ -7089,13 +8113,13 @@ def _e_WeldingDetectionRes(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 8)
+            w.acc = (w.acc << 8) | (_i << 1)
         _p = 'DC_EVSEStatus'
         x = v.dc_evse_status
         if x is None:
             raise missing('DC_EVSEStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not DC_EVSEStatus: raise bad_value('DC_EVSEStatus', x, 'is not a DC_EVSEStatus', w)
             _e_DC_EVSEStatus(w, x)
@@ -7104,12 +8128,12 @@ def _e_WeldingDetectionRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEPresentVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVSEPresentVoltage', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7123,12 +8147,17 @@ def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WeldingDetectionRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WeldingDetectionRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
             st = nst
-            _x = r.bits(7)
+            _q = r.pos + 7
+            if _q > r.wend: _x = r.bits(7)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
             if _x >> 6:
                 r.pos -= 7
                 if r.bit():
@@ -7144,7 +8173,10 @@ def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
                 if _x >= 23: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_WeldingDetectionRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WeldingDetectionRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ResponseCode', r)
@@ -7153,7 +8185,10 @@ def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
             st = nst
             _x = _d_DC_EVSEStatus(r)
             f1 = _x
-            fid, m, nst = e = _R_WeldingDetectionRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WeldingDetectionRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('DC_EVSEStatus', r)
@@ -7162,7 +8197,10 @@ def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_WeldingDetectionRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WeldingDetectionRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEPresentVoltage', r)
@@ -7191,14 +8229,14 @@ def _e_SAScheduleList(w: BitWriter, v: Any) -> None:
         for x in v.sa_schedule_tuple:
             t = _ET_SAScheduleList[st].get((0, 0))
             if t is None: raise not_allowed('SAScheduleTuple', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not SAScheduleTuple: raise bad_value('SAScheduleTuple', x, 'is not a SAScheduleTuple', w)
             _e_SAScheduleTuple(w, x)
         _p = None
         e = _EE_SAScheduleList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7209,7 +8247,10 @@ def _d_SAScheduleList(r: BitReader) -> SAScheduleList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SAScheduleList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SAScheduleList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SAScheduleTuple'
         f0 = []
@@ -7244,16 +8285,16 @@ def _e_SAScheduleTuple(w: BitWriter, v: Any) -> None:
             raise missing('SAScheduleTupleID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PMaxSchedule'
         x = v.p_max_schedule
         if x is None:
             raise missing('PMaxSchedule', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not PMaxSchedule: raise bad_value('PMaxSchedule', x, 'is not a PMaxSchedule', w)
             _e_PMaxSchedule(w, x)
@@ -7262,14 +8303,14 @@ def _e_SAScheduleTuple(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not SalesTariff: raise bad_value('SalesTariff', x, 'is not a SalesTariff', w)
             _e_SalesTariff(w, x)
         _p = None
         e = _EE_SAScheduleTuple[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7283,7 +8324,10 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SAScheduleTuple_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SAScheduleTuple_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SAScheduleTupleID'
         if fid == 0:
@@ -7295,7 +8339,10 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
                 if _x < -32768 or _x > 32767: raise bad_value('SAScheduleTupleID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_SAScheduleTuple_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SAScheduleTuple_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('SAScheduleTupleID', r)
@@ -7304,7 +8351,10 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
             st = nst
             _x = _d_PMaxSchedule(r)
             f1 = _x
-            fid, m, nst = e = _R_SAScheduleTuple_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SAScheduleTuple_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('PMaxSchedule', r)
@@ -7313,7 +8363,10 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
             st = nst
             _x = _d_SalesTariff(r)
             f2 = _x
-            fid, m, nst = e = _R_SAScheduleTuple_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SAScheduleTuple_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -7344,22 +8397,22 @@ def _e_PMaxSchedule(w: BitWriter, v: Any) -> None:
             raise missing('PMaxScheduleID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('PMaxScheduleID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PMaxScheduleEntry'
         for x in v.p_max_schedule_entry:
             t = _ET_PMaxSchedule[st].get((1, 0))
             if t is None: raise not_allowed('PMaxScheduleEntry', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not PMaxScheduleEntry: raise bad_value('PMaxScheduleEntry', x, 'is not a PMaxScheduleEntry', w)
             _e_PMaxScheduleEntry(w, x)
         _p = None
         e = _EE_PMaxSchedule[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7371,7 +8424,10 @@ def _d_PMaxSchedule(r: BitReader) -> PMaxSchedule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PMaxSchedule_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PMaxSchedule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PMaxScheduleID'
         if fid == 0:
@@ -7383,7 +8439,10 @@ def _d_PMaxSchedule(r: BitReader) -> PMaxSchedule:
                 if _x < -32768 or _x > 32767: raise bad_value('PMaxScheduleID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_PMaxSchedule_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PMaxSchedule_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('PMaxScheduleID', r)
@@ -7424,7 +8483,7 @@ def _e_PMaxScheduleEntry(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('TimeInterval', x, 'is not a member of the substitution group', w)
             t = _ET_PMaxScheduleEntry[st].get((0, m))
             if t is None: raise not_allowed('TimeInterval', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _SE_PMaxScheduleEntry_time_interval[m](w, x)
@@ -7434,12 +8493,12 @@ def _e_PMaxScheduleEntry(w: BitWriter, v: Any) -> None:
             raise missing('PMax', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('PMax', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7452,7 +8511,10 @@ def _d_PMaxScheduleEntry(r: BitReader) -> PMaxScheduleEntry:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PMaxScheduleEntry_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_PMaxScheduleEntry_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeInterval'
         if fid == 0:
@@ -7460,7 +8522,10 @@ def _d_PMaxScheduleEntry(r: BitReader) -> PMaxScheduleEntry:
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _x = _SD_PMaxScheduleEntry_time_interval[m](r)
             f0 = _x
-            fid, m, nst = e = _R_PMaxScheduleEntry_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PMaxScheduleEntry_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TimeInterval', r)
@@ -7474,7 +8539,10 @@ def _d_PMaxScheduleEntry(r: BitReader) -> PMaxScheduleEntry:
                 if _x < -32768 or _x > 32767: raise bad_value('PMax', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_PMaxScheduleEntry_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PMaxScheduleEntry_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('PMax', r)
@@ -7507,12 +8575,12 @@ def _e_Entry(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('TimeInterval', x, 'is not a member of the substitution group', w)
             t = _ET_Entry[st].get((0, m))
             if t is None: raise not_allowed('TimeInterval', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _SE_Entry_time_interval[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7524,7 +8592,10 @@ def _d_Entry(r: BitReader) -> Entry:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Entry_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_Entry_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeInterval'
         if fid == 0:
@@ -7532,7 +8603,10 @@ def _d_Entry(r: BitReader) -> Entry:
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _x = _SD_Entry_time_interval[m](r)
             f0 = _x
-            fid, m, nst = e = _R_Entry_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Entry_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('TimeInterval', r)
@@ -7554,7 +8628,7 @@ def _e_Interval(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7565,7 +8639,10 @@ def _d_Interval(r: BitReader) -> Interval:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Interval_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Interval_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_Interval)
@@ -7589,7 +8666,7 @@ def _e_SalesTariff(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Id', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -7599,47 +8676,46 @@ def _e_SalesTariff(w: BitWriter, v: Any) -> None:
             raise missing('SalesTariffID', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SalesTariffID', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'SalesTariffDescription'
         x = v.sales_tariff_description
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 32: raise bad_value('SalesTariffDescription', x, 'is not a str of at most 32 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'NumEPriceLevels'
         x = v.num_e_price_levels
         if x is None:
             raise missing('NumEPriceLevels', w)
         else:
-            t = _ET_SalesTariff[st].get((3, 0))
-            if t is None: raise not_allowed('NumEPriceLevels', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
+            else: raise not_allowed('NumEPriceLevels', w)
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumEPriceLevels', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 10)
+            w.acc = (w.acc << 10) | (x << 1)
         _p = 'SalesTariffEntry'
         for x in v.sales_tariff_entry:
             t = _ET_SalesTariff[st].get((4, 0))
             if t is None: raise not_allowed('SalesTariffEntry', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not SalesTariffEntry: raise bad_value('SalesTariffEntry', x, 'is not a SalesTariffEntry', w)
             _e_SalesTariffEntry(w, x)
         _p = None
         e = _EE_SalesTariff[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7654,14 +8730,20 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SalesTariff_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SalesTariff_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_SalesTariff_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SalesTariff_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Id', r)
@@ -7675,7 +8757,10 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
                 if _x < -32768 or _x > 32767: raise bad_value('SalesTariffID', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_SalesTariff_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SalesTariff_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('SalesTariffID', r)
@@ -7685,18 +8770,22 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 32: raise bad_value('SalesTariffDescription', _x, 'is longer than 32 characters', r)
+                _x = r.string(32)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_SalesTariff_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SalesTariff_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
         _p = 'NumEPriceLevels'
         if fid == 3:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -7708,7 +8797,10 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f3 = _x
-            fid, m, nst = e = _R_SalesTariff_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SalesTariff_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('NumEPriceLevels', r)
@@ -7752,7 +8844,7 @@ def _e_SalesTariffEntry(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('TimeInterval', x, 'is not a member of the substitution group', w)
             t = _ET_SalesTariffEntry[st].get((0, m))
             if t is None: raise not_allowed('TimeInterval', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _SE_SalesTariffEntry_time_interval[m](w, x)
@@ -7763,19 +8855,19 @@ def _e_SalesTariffEntry(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('EPriceLevel', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 11)
+            w.acc = (w.acc << 11) | (x << 1)
         _p = 'ConsumptionCost'
         for x in v.consumption_cost:
             t = _ET_SalesTariffEntry[st].get((2, 0))
             if t is None: raise not_allowed('ConsumptionCost', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not ConsumptionCost: raise bad_value('ConsumptionCost', x, 'is not a ConsumptionCost', w)
             _e_ConsumptionCost(w, x)
         _p = None
         e = _EE_SalesTariffEntry[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7788,7 +8880,10 @@ def _d_SalesTariffEntry(r: BitReader) -> SalesTariffEntry:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SalesTariffEntry_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_SalesTariffEntry_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeInterval'
         if fid == 0:
@@ -7796,14 +8891,19 @@ def _d_SalesTariffEntry(r: BitReader) -> SalesTariffEntry:
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _x = _SD_SalesTariffEntry_time_interval[m](r)
             f0 = _x
-            fid, m, nst = e = _R_SalesTariffEntry_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SalesTariffEntry_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TimeInterval', r)
         _p = 'EPriceLevel'
         if fid == 1:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -7815,7 +8915,10 @@ def _d_SalesTariffEntry(r: BitReader) -> SalesTariffEntry:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f1 = _x
-            fid, m, nst = e = _R_SalesTariffEntry_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SalesTariffEntry_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EPriceLevel', r)
@@ -7853,22 +8956,22 @@ def _e_ConsumptionCost(w: BitWriter, v: Any) -> None:
             raise missing('startValue', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('startValue', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Cost'
         for x in v.cost:
             t = _ET_ConsumptionCost[st].get((1, 0))
             if t is None: raise not_allowed('Cost', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not Cost: raise bad_value('Cost', x, 'is not a Cost', w)
             _e_Cost(w, x)
         _p = None
         e = _EE_ConsumptionCost[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7880,7 +8983,10 @@ def _d_ConsumptionCost(r: BitReader) -> ConsumptionCost:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ConsumptionCost_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ConsumptionCost_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'startValue'
         if fid == 0:
@@ -7892,7 +8998,10 @@ def _d_ConsumptionCost(r: BitReader) -> ConsumptionCost:
                 if _x > 4294967295: raise bad_value('startValue', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ConsumptionCost_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ConsumptionCost_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('startValue', r)
@@ -7931,17 +9040,17 @@ def _e_Cost(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_CostKind.get(x)
             if _i is None: raise bad_value('costKind', x, 'is not a value of CostKind', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'amount'
         x = v.amount
         if x is None:
             raise missing('amount', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('amount', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'amountMultiplier'
         x = v.amount_multiplier
         if x is None:
@@ -7949,11 +9058,11 @@ def _e_Cost(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             if type(x) is not int or not -3 <= x <= 3: raise bad_value('amountMultiplier', x, 'is not an integer in [-3, 3]', w)
-            w.bits(((x - -3) << 1), 7)
+            w.acc = (w.acc << 7) | ((x - -3) << 1)
         _p = None
         e = _EE_Cost[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7967,12 +9076,17 @@ def _d_Cost(r: BitReader) -> Cost:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Cost_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Cost_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'costKind'
         if fid == 0:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -7988,7 +9102,10 @@ def _d_Cost(r: BitReader) -> Cost:
                 if _x >= 3: raise bad_value('costKind', _x, 'is not an index of CostKind', r)
                 _x = _V_CostKind[_x]
             f0 = _x
-            fid, m, nst = e = _R_Cost_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Cost_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('costKind', r)
@@ -8002,14 +9119,19 @@ def _d_Cost(r: BitReader) -> Cost:
                 if _x > 4294967295: raise bad_value('amount', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_Cost_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Cost_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('amount', r)
         _p = 'amountMultiplier'
         if fid == 2:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -8023,7 +9145,10 @@ def _d_Cost(r: BitReader) -> Cost:
                 _x = ((_x >> 1) & 7) + -3
                 if _x > 3: raise bad_value('amountMultiplier', _x, 'is above 3', r)
             f2 = _x
-            fid, m, nst = e = _R_Cost_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Cost_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -8054,24 +9179,24 @@ def _e_RelativeTimeInterval(w: BitWriter, v: Any) -> None:
             raise missing('start', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('start', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'duration'
         x = v.duration
         if x is None:
             pass
         else:
             st = 2
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('duration', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_RelativeTimeInterval[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8084,7 +9209,10 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_RelativeTimeInterval_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_RelativeTimeInterval_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'start'
         if fid == 0:
@@ -8096,7 +9224,10 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
                 if _x > 4294967295: raise bad_value('start', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_RelativeTimeInterval_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_RelativeTimeInterval_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('start', r)
@@ -8110,7 +9241,10 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
                 if _x > 4294967295: raise bad_value('duration', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_RelativeTimeInterval_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RelativeTimeInterval_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -8138,16 +9272,16 @@ def _e_AC_EVChargeParameter(w: BitWriter, v: Any) -> None:
             raise missing('DepartureTime', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EAmount'
         x = v.e_amount
         if x is None:
             raise missing('EAmount', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not PhysicalValue: raise bad_value('EAmount', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -8156,7 +9290,7 @@ def _e_AC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaxVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVMaxVoltage', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -8165,7 +9299,7 @@ def _e_AC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaxCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not PhysicalValue: raise bad_value('EVMaxCurrent', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -8174,12 +9308,12 @@ def _e_AC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not PhysicalValue: raise bad_value('EVMinCurrent', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8195,7 +9329,10 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AC_EVChargeParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AC_EVChargeParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -8207,7 +9344,10 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_AC_EVChargeParameter_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVChargeParameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('DepartureTime', r)
@@ -8216,7 +9356,10 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = e = _R_AC_EVChargeParameter_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVChargeParameter_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EAmount', r)
@@ -8225,7 +9368,10 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_AC_EVChargeParameter_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVChargeParameter_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaxVoltage', r)
@@ -8234,7 +9380,10 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = e = _R_AC_EVChargeParameter_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVChargeParameter_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVMaxCurrent', r)
@@ -8243,7 +9392,10 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f4 = _x
-            fid, m, nst = e = _R_AC_EVChargeParameter_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVChargeParameter_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('EVMinCurrent', r)
@@ -8275,7 +9427,7 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DC_EVStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not DC_EVStatus: raise bad_value('DC_EVStatus', x, 'is not a DC_EVStatus', w)
             _e_DC_EVStatus(w, x)
@@ -8284,7 +9436,7 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumCurrentLimit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not PhysicalValue: raise bad_value('EVMaximumCurrentLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -8293,7 +9445,7 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVMaximumPowerLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -8302,10 +9454,9 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumVoltageLimit', w)
         else:
-            t = _ET_DC_EVChargeParameter[st].get((3, 0))
-            if t is None: raise not_allowed('EVMaximumVoltageLimit', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
+            else: raise not_allowed('EVMaximumVoltageLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVMaximumVoltageLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'EVEnergyCapacity'
@@ -8313,7 +9464,7 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 5
             if type(x) is not PhysicalValue: raise bad_value('EVEnergyCapacity', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -8322,10 +9473,9 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DC_EVChargeParameter[st].get((5, 0))
-            if t is None: raise not_allowed('EVEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 4: w.acc = (w.acc << 3) | 1; st = 6
+            elif st == 5: w.acc <<= 3; st = 6
+            else: raise not_allowed('EVEnergyRequest', w)
             if type(x) is not PhysicalValue: raise bad_value('EVEnergyRequest', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'FullSOC'
@@ -8333,27 +9483,28 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DC_EVChargeParameter[st].get((6, 0))
-            if t is None: raise not_allowed('FullSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 4: w.acc = (w.acc << 3) | 2; st = 7
+            elif st == 5: w.acc = (w.acc << 3) | 1; st = 7
+            elif st == 6: w.acc <<= 2; st = 7
+            else: raise not_allowed('FullSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('FullSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'BulkSOC'
         x = v.bulk_soc
         if x is None:
             pass
         else:
-            t = _ET_DC_EVChargeParameter[st].get((7, 0))
-            if t is None: raise not_allowed('BulkSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 4: w.acc = (w.acc << 3) | 3; st = 8
+            elif st == 5: w.acc = (w.acc << 3) | 2; st = 8
+            elif st == 6: w.acc = (w.acc << 2) | 1; st = 8
+            elif st == 7: w.acc <<= 2; st = 8
+            else: raise not_allowed('BulkSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('BulkSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = None
         e = _EE_DC_EVChargeParameter[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8372,14 +9523,20 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_EVChargeParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_EVChargeParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVChargeParameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('DC_EVStatus', r)
@@ -8388,7 +9545,10 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVChargeParameter_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVMaximumCurrentLimit', r)
@@ -8397,7 +9557,10 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVChargeParameter_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -8406,7 +9569,10 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DC_EVChargeParameter_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVMaximumVoltageLimit', r)
@@ -8415,7 +9581,10 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f4 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DC_EVChargeParameter_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -8424,14 +9593,19 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f5 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVChargeParameter_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
         _p = 'FullSOC'
         if fid == 6:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -8445,14 +9619,19 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('FullSOC', _x, 'is above 100', r)
             f6 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVChargeParameter_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
         _p = 'BulkSOC'
         if fid == 7:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -8466,7 +9645,10 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('BulkSOC', _x, 'is above 100', r)
             f7 = _x
-            fid, m, nst = e = _R_DC_EVChargeParameter_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVChargeParameter_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -8499,7 +9681,7 @@ def _e_AC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('AC_EVSEStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not AC_EVSEStatus: raise bad_value('AC_EVSEStatus', x, 'is not a AC_EVSEStatus', w)
             _e_AC_EVSEStatus(w, x)
@@ -8508,7 +9690,7 @@ def _e_AC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaxVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaxVoltage', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -8517,7 +9699,7 @@ def _e_AC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaxCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaxCurrent', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -8526,12 +9708,12 @@ def _e_AC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not PhysicalValue: raise bad_value('EVSEMinCurrent', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8546,14 +9728,20 @@ def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AC_EVSEChargeParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AC_EVSEChargeParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'AC_EVSEStatus'
         if fid == 0:
             st = nst
             _x = _d_AC_EVSEStatus(r)
             f0 = _x
-            fid, m, nst = e = _R_AC_EVSEChargeParameter_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVSEChargeParameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('AC_EVSEStatus', r)
@@ -8562,7 +9750,10 @@ def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = e = _R_AC_EVSEChargeParameter_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVSEChargeParameter_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSEMaxVoltage', r)
@@ -8571,7 +9762,10 @@ def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_AC_EVSEChargeParameter_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVSEChargeParameter_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVSEMaxCurrent', r)
@@ -8580,7 +9774,10 @@ def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = e = _R_AC_EVSEChargeParameter_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_EVSEChargeParameter_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVSEMinCurrent', r)
@@ -8611,7 +9808,7 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DC_EVSEStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not DC_EVSEStatus: raise bad_value('DC_EVSEStatus', x, 'is not a DC_EVSEStatus', w)
             _e_DC_EVSEStatus(w, x)
@@ -8620,7 +9817,7 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumCurrentLimit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaximumCurrentLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -8629,7 +9826,7 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaximumPowerLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -8638,10 +9835,9 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumVoltageLimit', w)
         else:
-            t = _ET_DC_EVSEChargeParameter[st].get((3, 0))
-            if t is None: raise not_allowed('EVSEMaximumVoltageLimit', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
+            else: raise not_allowed('EVSEMaximumVoltageLimit', w)
             if type(x) is not PhysicalValue: raise bad_value('EVSEMaximumVoltageLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'EVSEMinimumCurrentLimit'
@@ -8649,7 +9845,7 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumCurrentLimit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not PhysicalValue: raise bad_value('EVSEMinimumCurrentLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -8658,7 +9854,7 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumVoltageLimit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not PhysicalValue: raise bad_value('EVSEMinimumVoltageLimit', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -8667,7 +9863,7 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 7
             if type(x) is not PhysicalValue: raise bad_value('EVSECurrentRegulationTolerance', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
@@ -8676,10 +9872,9 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEPeakCurrentRipple', w)
         else:
-            t = _ET_DC_EVSEChargeParameter[st].get((7, 0))
-            if t is None: raise not_allowed('EVSEPeakCurrentRipple', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.acc = (w.acc << 2) | 1; st = 8
+            elif st == 7: w.acc <<= 1; st = 8
+            else: raise not_allowed('EVSEPeakCurrentRipple', w)
             if type(x) is not PhysicalValue: raise bad_value('EVSEPeakCurrentRipple', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = 'EVSEEnergyToBeDelivered'
@@ -8687,14 +9882,14 @@ def _e_DC_EVSEChargeParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 9
             if type(x) is not PhysicalValue: raise bad_value('EVSEEnergyToBeDelivered', x, 'is not a PhysicalValue', w)
             _e_PhysicalValue(w, x)
         _p = None
         e = _EE_DC_EVSEChargeParameter[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8714,14 +9909,20 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_EVSEChargeParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_EVSEChargeParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVSEStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVSEStatus(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('DC_EVSEStatus', r)
@@ -8730,7 +9931,10 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSEMaximumCurrentLimit', r)
@@ -8739,7 +9943,10 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -8748,7 +9955,10 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVSEMaximumVoltageLimit', r)
@@ -8757,7 +9967,10 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f4 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVSEMinimumCurrentLimit', r)
@@ -8766,7 +9979,10 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f5 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVSEMinimumVoltageLimit', r)
@@ -8775,7 +9991,10 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f6 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             f6 = None
@@ -8784,7 +10003,10 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f7 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             raise missing('EVSEPeakCurrentRipple', r)
@@ -8793,7 +10015,10 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             st = nst
             _x = _d_PhysicalValue(r)
             f8 = _x
-            fid, m, nst = e = _R_DC_EVSEChargeParameter_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVSEChargeParameter_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
@@ -8816,8 +10041,6 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
 
 _DT_DC_EVPowerDeliveryParameter = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_DC_EVPowerDeliveryParameter = ('DC_EVStatus', 'BulkChargingComplete', 'ChargingComplete')
-_ET_DC_EVPowerDeliveryParameter = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3)}, {(2, 0): (0, 1, 3)}, {},)
-_EE_DC_EVPowerDeliveryParameter = (None, None, None, (0, 1),)
 
 
 def _e_DC_EVPowerDeliveryParameter(w: BitWriter, v: Any) -> None:
@@ -8829,7 +10052,7 @@ def _e_DC_EVPowerDeliveryParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('DC_EVStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not DC_EVStatus: raise bad_value('DC_EVStatus', x, 'is not a DC_EVStatus', w)
             _e_DC_EVStatus(w, x)
@@ -8840,20 +10063,19 @@ def _e_DC_EVPowerDeliveryParameter(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not bool: raise bad_value('BulkChargingComplete', x, 'is not a bool', w)
-            w.bits((x << 1), 5)
+            w.acc = (w.acc << 5) | (x << 1)
         _p = 'ChargingComplete'
         x = v.charging_complete
         if x is None:
             raise missing('ChargingComplete', w)
         else:
-            t = _ET_DC_EVPowerDeliveryParameter[st].get((2, 0))
-            if t is None: raise not_allowed('ChargingComplete', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
+            else: raise not_allowed('ChargingComplete', w)
             if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8867,21 +10089,29 @@ def _d_DC_EVPowerDeliveryParameter(r: BitReader) -> DC_EVPowerDeliveryParameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
             st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('DC_EVStatus', r)
         _p = 'BulkChargingComplete'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -8893,14 +10123,19 @@ def _d_DC_EVPowerDeliveryParameter(r: BitReader) -> DC_EVPowerDeliveryParameter:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'ChargingComplete'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -8912,7 +10147,10 @@ def _d_DC_EVPowerDeliveryParameter(r: BitReader) -> DC_EVPowerDeliveryParameter:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_EVPowerDeliveryParameter_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('ChargingComplete', r)
@@ -8943,20 +10181,20 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
             raise missing('SessionID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'Notification'
         x = v.notification
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not Notification: raise bad_value('Notification', x, 'is not a Notification', w)
             _e_Notification(w, x)
@@ -8965,16 +10203,15 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_MessageHeader[st].get((2, 0))
-            if t is None: raise not_allowed('Signature', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('Signature', w)
             if type(x) is not Signature: raise bad_value('Signature', x, 'is not a Signature', w)
             _e_Signature(w, x)
         _p = None
         e = _EE_MessageHeader[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8988,7 +10225,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MessageHeader_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MessageHeader_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SessionID'
         if fid == 0:
@@ -8996,11 +10236,13 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+                _x = r.binary(8)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MessageHeader_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MessageHeader_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('SessionID', r)
@@ -9009,7 +10251,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             st = nst
             _x = _d_Notification(r)
             f1 = _x
-            fid, m, nst = e = _R_MessageHeader_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MessageHeader_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -9018,7 +10263,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             st = nst
             _x = _d_Signature(r)
             f2 = _x
-            fid, m, nst = e = _R_MessageHeader_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MessageHeader_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -9051,25 +10299,25 @@ def _e_Notification(w: BitWriter, v: Any) -> None:
             st = 1
             _i = _I_FaultCode.get(x)
             if _i is None: raise bad_value('FaultCode', x, 'is not a value of FaultCode', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'FaultMsg'
         x = v.fault_msg
         if x is None:
             pass
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 64: raise bad_value('FaultMsg', x, 'is not a str of at most 64 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_Notification[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9082,12 +10330,17 @@ def _d_Notification(r: BitReader) -> Notification:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Notification_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Notification_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'FaultCode'
         if fid == 0:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -9103,7 +10356,10 @@ def _d_Notification(r: BitReader) -> Notification:
                 if _x >= 3: raise bad_value('FaultCode', _x, 'is not an index of FaultCode', r)
                 _x = _V_FaultCode[_x]
             f0 = _x
-            fid, m, nst = e = _R_Notification_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Notification_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('FaultCode', r)
@@ -9113,11 +10369,13 @@ def _d_Notification(r: BitReader) -> Notification:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 64: raise bad_value('FaultMsg', _x, 'is longer than 64 characters', r)
+                _x = r.string(64)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_Notification_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Notification_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -9150,14 +10408,14 @@ def _e_Body(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('BodyElement', x, 'is not a member of the substitution group', w)
             t = _ET_Body[st].get((0, m))
             if t is None: raise not_allowed('BodyElement', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('BodyElement', 'CableCheckReq', 'CableCheckRes', 'CertificateInstallationReq', 'CertificateInstallationRes', 'CertificateUpdateReq', 'CertificateUpdateRes', 'ChargeParameterDiscoveryReq', 'ChargeParameterDiscoveryRes', 'ChargingStatusReq', 'ChargingStatusRes', 'ContractAuthenticationReq', 'ContractAuthenticationRes', 'CurrentDemandReq', 'CurrentDemandRes', 'MeteringReceiptReq', 'MeteringReceiptRes', 'PaymentDetailsReq', 'PaymentDetailsRes', 'PowerDeliveryReq', 'PowerDeliveryRes', 'PreChargeReq', 'PreChargeRes', 'ServiceDetailReq', 'ServiceDetailRes', 'ServiceDiscoveryReq', 'ServiceDiscoveryRes', 'ServicePaymentSelectionReq', 'ServicePaymentSelectionRes', 'SessionSetupReq', 'SessionSetupRes', 'SessionStopReq', 'SessionStopRes', 'WeldingDetectionReq', 'WeldingDetectionRes')[m]
             _SE_Body_body_element[m](w, x)
         _p = None
         e = _EE_Body[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9169,7 +10427,10 @@ def _d_Body(r: BitReader) -> Body:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Body_0[r.bits(6)]
+        _q = r.pos + 6
+        if _q > r.wend: _c = r.bits(6)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3f
+        fid, m, nst = e = _R_Body_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'BodyElement'
         if fid == 0:
@@ -9177,7 +10438,10 @@ def _d_Body(r: BitReader) -> Body:
             _p = ('BodyElement', 'CableCheckReq', 'CableCheckRes', 'CertificateInstallationReq', 'CertificateInstallationRes', 'CertificateUpdateReq', 'CertificateUpdateRes', 'ChargeParameterDiscoveryReq', 'ChargeParameterDiscoveryRes', 'ChargingStatusReq', 'ChargingStatusRes', 'ContractAuthenticationReq', 'ContractAuthenticationRes', 'CurrentDemandReq', 'CurrentDemandRes', 'MeteringReceiptReq', 'MeteringReceiptRes', 'PaymentDetailsReq', 'PaymentDetailsRes', 'PowerDeliveryReq', 'PowerDeliveryRes', 'PreChargeReq', 'PreChargeRes', 'ServiceDetailReq', 'ServiceDetailRes', 'ServiceDiscoveryReq', 'ServiceDiscoveryRes', 'ServicePaymentSelectionReq', 'ServicePaymentSelectionRes', 'SessionSetupReq', 'SessionSetupRes', 'SessionStopReq', 'SessionStopRes', 'WeldingDetectionReq', 'WeldingDetectionRes')[m]
             _x = _SD_Body_body_element[m](r)
             f0 = _x
-            fid, m, nst = e = _R_Body_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Body_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -9203,7 +10467,7 @@ def _e_V2G_Message(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -9212,12 +10476,12 @@ def _e_V2G_Message(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Body', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not Body: raise bad_value('Body', x, 'is not a Body', w)
             _e_Body(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9230,14 +10494,20 @@ def _d_V2G_Message(r: BitReader) -> V2G_Message:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2G_Message_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2G_Message_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2G_Message_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2G_Message_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -9246,7 +10516,10 @@ def _d_V2G_Message(r: BitReader) -> V2G_Message:
             st = nst
             _x = _d_Body(r)
             f1 = _x
-            fid, m, nst = e = _R_V2G_Message_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2G_Message_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Body', r)
@@ -9766,12 +11039,12 @@ FIELDS.update(_SF); ENCODERS.update(_SEN); DECODERS.update(_SDE)
 
 def _es_g26(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g26(r: BitReader) -> Any:
@@ -9785,12 +11058,12 @@ def _ds_g26(r: BitReader) -> Any:
 
 def _es_g34(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g34(r: BitReader) -> Any:
@@ -9804,12 +11077,12 @@ def _ds_g34(r: BitReader) -> Any:
 
 def _es_g39(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g39(r: BitReader) -> Any:
@@ -9825,11 +11098,13 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:din:70121:2012:MsgDataTypes', 'A
 
 def _es_f6(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('BulkChargingComplete', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f6(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -9845,11 +11120,13 @@ def _ds_f6(r: BitReader) -> Any:
 
 def _es_f7(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('BulkChargingComplete', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f7(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -9865,11 +11142,13 @@ def _ds_f7(r: BitReader) -> Any:
 
 def _es_f8(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('BulkSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f8(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -9887,31 +11166,32 @@ def _ds_f8(r: BitReader) -> Any:
 
 def _es_f12(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 1200: raise bad_value('Certificate', x, 'is not a bytes of at most 1200 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f12(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 1200: raise bad_value('Certificate', _x, 'is longer than 1200 octets', r)
+        _x = r.binary(1200)
         expect_ee(r)
     return _x
 
 
 def _es_f20(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f20(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -9927,11 +11207,13 @@ def _ds_f20(r: BitReader) -> Any:
 
 def _es_f21(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f21(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -9946,10 +11228,10 @@ def _ds_f21(r: BitReader) -> Any:
 
 
 def _es_f23(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ChargingProfileEntryMaxPower', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f23(r: BitReader) -> Any:
@@ -9963,10 +11245,10 @@ def _ds_f23(r: BitReader) -> Any:
 
 
 def _es_f24(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('ChargingProfileEntryStart', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f24(r: BitReader) -> Any:
@@ -9981,69 +11263,66 @@ def _ds_f24(r: BitReader) -> Any:
 
 def _es_f30(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 24: raise bad_value('ContractID', x, 'is not a str of at most 24 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f30(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 24: raise bad_value('ContractID', _x, 'is longer than 24 characters', r)
+        _x = r.string(24)
         expect_ee(r)
     return _x
 
 
 def _es_f32(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 128: raise bad_value('ContractSignatureEncryptedPrivateKey', x, 'is not a bytes of at most 128 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f32(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 128: raise bad_value('ContractSignatureEncryptedPrivateKey', _x, 'is longer than 128 octets', r)
+        _x = r.binary(128)
         expect_ee(r)
     return _x
 
 
 def _es_f43(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('DHParams', x, 'is not a bytes of at most 256 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f43(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 256: raise bad_value('DHParams', _x, 'is longer than 256 octets', r)
+        _x = r.binary(256)
         expect_ee(r)
     return _x
 
 
 def _es_f45(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('DateTimeNow', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f45(r: BitReader) -> Any:
@@ -10057,10 +11336,10 @@ def _ds_f45(r: BitReader) -> Any:
 
 
 def _es_f46(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f46(r: BitReader) -> Any:
@@ -10075,12 +11354,12 @@ def _ds_f46(r: BitReader) -> Any:
 
 def _es_f48(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f48(r: BitReader) -> Any:
@@ -10094,11 +11373,13 @@ def _ds_f48(r: BitReader) -> Any:
 
 def _es_f50(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('EPriceLevel', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f50(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -10114,31 +11395,32 @@ def _ds_f50(r: BitReader) -> Any:
 
 def _es_f51(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('EVCCID', x, 'is not a bytes of at most 8 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f51(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 8: raise bad_value('EVCCID', _x, 'is longer than 8 octets', r)
+        _x = r.binary(8)
         expect_ee(r)
     return _x
 
 
 def _es_f52(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVCabinConditioning', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f52(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10155,11 +11437,13 @@ def _ds_f52(r: BitReader) -> Any:
 def _es_f56(w: BitWriter, x: Any) -> None:
     _i = _I_DC_EVErrorCode.get(x)
     if _i is None: raise bad_value('EVErrorCode', x, 'is not a value of DC_EVErrorCode', w)
-    w.bits((_i << 1), 6)
+    w.acc = (w.acc << 6) | (_i << 1)
 
 
 def _ds_f56(r: BitReader) -> Any:
-    _x = r.bits(6)
+    _q = r.pos + 6
+    if _q > r.wend: _x = r.bits(6)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
     if _x >> 5:
         r.pos -= 6
         if r.bit():
@@ -10179,11 +11463,13 @@ def _ds_f56(r: BitReader) -> Any:
 
 def _es_f67(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVRESSConditioning', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f67(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10199,11 +11485,13 @@ def _ds_f67(r: BitReader) -> Any:
 
 def _es_f68(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('EVRESSSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f68(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -10221,11 +11509,13 @@ def _ds_f68(r: BitReader) -> Any:
 
 def _es_f69(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVReady', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f69(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10242,11 +11532,13 @@ def _ds_f69(r: BitReader) -> Any:
 def _es_f70(w: BitWriter, x: Any) -> None:
     _i = _I_EVRequestedEnergyTransfer.get(x)
     if _i is None: raise bad_value('EVRequestedEnergyTransferType', x, 'is not a value of EVRequestedEnergyTransfer', w)
-    w.bits((_i << 1), 5)
+    w.acc = (w.acc << 5) | (_i << 1)
 
 
 def _ds_f70(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -10266,11 +11558,13 @@ def _ds_f70(r: BitReader) -> Any:
 
 def _es_f72(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVSECurrentLimitAchieved', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f72(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10286,20 +11580,19 @@ def _ds_f72(r: BitReader) -> Any:
 
 def _es_f75(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 32: raise bad_value('EVSEID', x, 'is not a bytes of at most 32 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f75(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 32: raise bad_value('EVSEID', _x, 'is longer than 32 octets', r)
+        _x = r.binary(32)
         expect_ee(r)
     return _x
 
@@ -10307,11 +11600,13 @@ def _ds_f75(r: BitReader) -> Any:
 def _es_f76(w: BitWriter, x: Any) -> None:
     _i = _I_IsolationLevel.get(x)
     if _i is None: raise bad_value('EVSEIsolationStatus', x, 'is not a value of IsolationLevel', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f76(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -10330,11 +11625,13 @@ def _ds_f76(r: BitReader) -> Any:
 def _es_f89(w: BitWriter, x: Any) -> None:
     _i = _I_EVSENotification.get(x)
     if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EVSENotification', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f89(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -10354,11 +11651,13 @@ def _ds_f89(r: BitReader) -> Any:
 
 def _es_f91(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVSEPowerLimitAchieved', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f91(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10375,11 +11674,13 @@ def _ds_f91(r: BitReader) -> Any:
 def _es_f94(w: BitWriter, x: Any) -> None:
     _i = _I_EVSEProcessing.get(x)
     if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
-    w.bits((_i << 1), 3)
+    w.acc = (w.acc << 3) | (_i << 1)
 
 
 def _ds_f94(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10398,11 +11699,13 @@ def _ds_f94(r: BitReader) -> Any:
 def _es_f96(w: BitWriter, x: Any) -> None:
     _i = _I_DC_EVSEStatusCode.get(x)
     if _i is None: raise bad_value('EVSEStatusCode', x, 'is not a value of DC_EVSEStatusCode', w)
-    w.bits((_i << 1), 6)
+    w.acc = (w.acc << 6) | (_i << 1)
 
 
 def _ds_f96(r: BitReader) -> Any:
-    _x = r.bits(6)
+    _q = r.pos + 6
+    if _q > r.wend: _x = r.bits(6)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
     if _x >> 5:
         r.pos -= 6
         if r.bit():
@@ -10422,11 +11725,13 @@ def _ds_f96(r: BitReader) -> Any:
 
 def _es_f97(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVSEVoltageLimitAchieved', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f97(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10443,11 +11748,13 @@ def _ds_f97(r: BitReader) -> Any:
 def _es_f101(w: BitWriter, x: Any) -> None:
     _i = _I_EVSESupportedEnergyTransfer.get(x)
     if _i is None: raise bad_value('EnergyTransferType', x, 'is not a value of EVSESupportedEnergyTransfer', w)
-    w.bits((_i << 1), 6)
+    w.acc = (w.acc << 6) | (_i << 1)
 
 
 def _ds_f101(r: BitReader) -> Any:
-    _x = r.bits(6)
+    _q = r.pos + 6
+    if _q > r.wend: _x = r.bits(6)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
     if _x >> 5:
         r.pos -= 6
         if r.bit():
@@ -10467,12 +11774,12 @@ def _ds_f101(r: BitReader) -> Any:
 
 def _es_f103(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f103(r: BitReader) -> Any:
@@ -10487,11 +11794,13 @@ def _ds_f103(r: BitReader) -> Any:
 def _es_f104(w: BitWriter, x: Any) -> None:
     _i = _I_FaultCode.get(x)
     if _i is None: raise bad_value('FaultCode', x, 'is not a value of FaultCode', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f104(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -10511,31 +11820,32 @@ def _ds_f104(r: BitReader) -> Any:
 
 def _es_f105(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 64: raise bad_value('FaultMsg', x, 'is not a str of at most 64 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f105(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 64: raise bad_value('FaultMsg', _x, 'is longer than 64 characters', r)
+        _x = r.string(64)
         expect_ee(r)
     return _x
 
 
 def _es_f106(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('FreeService', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f106(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10551,11 +11861,13 @@ def _ds_f106(r: BitReader) -> Any:
 
 def _es_f107(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('FullSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f107(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -10573,12 +11885,12 @@ def _ds_f107(r: BitReader) -> Any:
 
 def _es_f108(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f108(r: BitReader) -> Any:
@@ -10592,12 +11904,12 @@ def _ds_f108(r: BitReader) -> Any:
 
 def _es_f109(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('GenChallenge', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f109(r: BitReader) -> Any:
@@ -10610,10 +11922,10 @@ def _ds_f109(r: BitReader) -> Any:
 
 
 def _es_f110(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f110(r: BitReader) -> Any:
@@ -10627,12 +11939,12 @@ def _ds_f110(r: BitReader) -> Any:
 
 def _es_f112(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f112(r: BitReader) -> Any:
@@ -10646,12 +11958,12 @@ def _ds_f112(r: BitReader) -> Any:
 
 def _es_f114(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f114(r: BitReader) -> Any:
@@ -10665,29 +11977,28 @@ def _ds_f114(r: BitReader) -> Any:
 
 def _es_f118(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f118(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
+        _x = r.string(32)
         expect_ee(r)
     return _x
 
 
 def _es_f121(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f121(r: BitReader) -> Any:
@@ -10702,12 +12013,12 @@ def _ds_f121(r: BitReader) -> Any:
 
 def _es_f124(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f124(r: BitReader) -> Any:
@@ -10721,12 +12032,12 @@ def _ds_f124(r: BitReader) -> Any:
 
 def _es_f125(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f125(r: BitReader) -> Any:
@@ -10740,11 +12051,13 @@ def _ds_f125(r: BitReader) -> Any:
 
 def _es_f126(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not -3 <= x <= 3: raise bad_value('Multiplier', x, 'is not an integer in [-3, 3]', w)
-    w.bits(((x - -3) << 1), 5)
+    w.acc = (w.acc << 5) | ((x - -3) << 1)
 
 
 def _ds_f126(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -10761,10 +12074,10 @@ def _ds_f126(r: BitReader) -> Any:
 
 
 def _es_f128(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f128(r: BitReader) -> Any:
@@ -10779,11 +12092,13 @@ def _ds_f128(r: BitReader) -> Any:
 
 def _es_f129(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumEPriceLevels', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f129(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -10799,32 +12114,31 @@ def _ds_f129(r: BitReader) -> Any:
 
 def _es_f130(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 1200: raise bad_value('OEMProvisioningCert', x, 'is not a bytes of at most 1200 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f130(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 1200: raise bad_value('OEMProvisioningCert', _x, 'is longer than 1200 octets', r)
+        _x = r.binary(1200)
         expect_ee(r)
     return _x
 
 
 def _es_f132(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f132(r: BitReader) -> Any:
@@ -10838,12 +12152,12 @@ def _ds_f132(r: BitReader) -> Any:
 
 def _es_f134(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f134(r: BitReader) -> Any:
@@ -10857,12 +12171,12 @@ def _ds_f134(r: BitReader) -> Any:
 
 def _es_f135(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f135(r: BitReader) -> Any:
@@ -10875,10 +12189,10 @@ def _ds_f135(r: BitReader) -> Any:
 
 
 def _es_f136(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('PMax', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f136(r: BitReader) -> Any:
@@ -10892,10 +12206,10 @@ def _ds_f136(r: BitReader) -> Any:
 
 
 def _es_f139(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('PMaxScheduleID', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f139(r: BitReader) -> Any:
@@ -10909,10 +12223,10 @@ def _ds_f139(r: BitReader) -> Any:
 
 
 def _es_f142(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ParameterSetID', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f142(r: BitReader) -> Any:
@@ -10928,11 +12242,13 @@ def _ds_f142(r: BitReader) -> Any:
 def _es_f145(w: BitWriter, x: Any) -> None:
     _i = _I_PaymentOption.get(x)
     if _i is None: raise bad_value('PaymentOption', x, 'is not a value of PaymentOption', w)
-    w.bits((_i << 1), 3)
+    w.acc = (w.acc << 3) | (_i << 1)
 
 
 def _ds_f145(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10950,12 +12266,12 @@ def _ds_f145(r: BitReader) -> Any:
 
 def _es_f147(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f147(r: BitReader) -> Any:
@@ -10969,11 +12285,13 @@ def _ds_f147(r: BitReader) -> Any:
 
 def _es_f150(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('PowerSwitchClosed', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f150(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -10989,12 +12307,12 @@ def _ds_f150(r: BitReader) -> Any:
 
 def _es_f154(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f154(r: BitReader) -> Any:
@@ -11008,11 +12326,13 @@ def _ds_f154(r: BitReader) -> Any:
 
 def _es_f155(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('RCD', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f155(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -11028,11 +12348,13 @@ def _ds_f155(r: BitReader) -> Any:
 
 def _es_f157(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('ReadyToChargeState', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f157(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -11048,11 +12370,13 @@ def _ds_f157(r: BitReader) -> Any:
 
 def _es_f158(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('ReceiptRequired', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f158(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -11069,11 +12393,13 @@ def _ds_f158(r: BitReader) -> Any:
 def _es_f163(w: BitWriter, x: Any) -> None:
     _i = _I_ResponseCode.get(x)
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-    w.bits((_i << 1), 7)
+    w.acc = (w.acc << 7) | (_i << 1)
 
 
 def _ds_f163(r: BitReader) -> Any:
-    _x = r.bits(7)
+    _q = r.pos + 7
+    if _q > r.wend: _x = r.bits(7)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
     if _x >> 6:
         r.pos -= 7
         if r.bit():
@@ -11092,10 +12418,10 @@ def _ds_f163(r: BitReader) -> Any:
 
 
 def _es_f165(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('RetryCounter', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f165(r: BitReader) -> Any:
@@ -11110,29 +12436,28 @@ def _ds_f165(r: BitReader) -> Any:
 
 def _es_f166(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 40: raise bad_value('RootCertificateID', x, 'is not a str of at most 40 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f166(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 40: raise bad_value('RootCertificateID', _x, 'is longer than 40 characters', r)
+        _x = r.string(40)
         expect_ee(r)
     return _x
 
 
 def _es_f169(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f169(r: BitReader) -> Any:
@@ -11146,10 +12471,10 @@ def _ds_f169(r: BitReader) -> Any:
 
 
 def _es_f170(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f170(r: BitReader) -> Any:
@@ -11164,12 +12489,12 @@ def _ds_f170(r: BitReader) -> Any:
 
 def _es_f173(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f173(r: BitReader) -> Any:
@@ -11183,29 +12508,28 @@ def _ds_f173(r: BitReader) -> Any:
 
 def _es_f175(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 32: raise bad_value('SalesTariffDescription', x, 'is not a str of at most 32 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f175(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 32: raise bad_value('SalesTariffDescription', _x, 'is longer than 32 characters', r)
+        _x = r.string(32)
         expect_ee(r)
     return _x
 
 
 def _es_f177(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SalesTariffID', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f177(r: BitReader) -> Any:
@@ -11220,12 +12544,12 @@ def _ds_f177(r: BitReader) -> Any:
 
 def _es_f178(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f178(r: BitReader) -> Any:
@@ -11240,11 +12564,13 @@ def _ds_f178(r: BitReader) -> Any:
 def _es_f179(w: BitWriter, x: Any) -> None:
     _i = _I_PaymentOption.get(x)
     if _i is None: raise bad_value('SelectedPaymentOption', x, 'is not a value of PaymentOption', w)
-    w.bits((_i << 1), 3)
+    w.acc = (w.acc << 3) | (_i << 1)
 
 
 def _ds_f179(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -11263,11 +12589,13 @@ def _ds_f179(r: BitReader) -> Any:
 def _es_f183(w: BitWriter, x: Any) -> None:
     _i = _I_ServiceCategory.get(x)
     if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f183(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -11286,11 +12614,13 @@ def _ds_f183(r: BitReader) -> Any:
 def _es_f184(w: BitWriter, x: Any) -> None:
     _i = _I_ServiceCategory.get(x)
     if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f184(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -11307,10 +12637,10 @@ def _ds_f184(r: BitReader) -> Any:
 
 
 def _es_f190(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f190(r: BitReader) -> Any:
@@ -11324,10 +12654,10 @@ def _ds_f190(r: BitReader) -> Any:
 
 
 def _es_f191(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f191(r: BitReader) -> Any:
@@ -11342,129 +12672,123 @@ def _ds_f191(r: BitReader) -> Any:
 
 def _es_f193(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 32: raise bad_value('ServiceName', x, 'is not a str of at most 32 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f193(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 32: raise bad_value('ServiceName', _x, 'is longer than 32 characters', r)
+        _x = r.string(32)
         expect_ee(r)
     return _x
 
 
 def _es_f197(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 32: raise bad_value('ServiceScope', x, 'is not a str of at most 32 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f197(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 32: raise bad_value('ServiceScope', _x, 'is longer than 32 characters', r)
+        _x = r.string(32)
         expect_ee(r)
     return _x
 
 
 def _es_f198(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 32: raise bad_value('ServiceScope', x, 'is not a str of at most 32 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f198(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 32: raise bad_value('ServiceScope', _x, 'is longer than 32 characters', r)
+        _x = r.string(32)
         expect_ee(r)
     return _x
 
 
 def _es_f200(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f200(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+        _x = r.binary(8)
         expect_ee(r)
     return _x
 
 
 def _es_f201(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f201(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+        _x = r.binary(8)
         expect_ee(r)
     return _x
 
 
 def _es_f206(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 32: raise bad_value('SigMeterReading', x, 'is not a bytes of at most 32 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f206(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 32: raise bad_value('SigMeterReading', _x, 'is longer than 32 octets', r)
+        _x = r.binary(32)
         expect_ee(r)
     return _x
 
 
 def _es_f214(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('TMeter', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f214(r: BitReader) -> Any:
@@ -11480,11 +12804,13 @@ def _ds_f214(r: BitReader) -> Any:
 def _es_f218(w: BitWriter, x: Any) -> None:
     _i = _I_UnitSymbol.get(x)
     if _i is None: raise bad_value('Unit', x, 'is not a value of UnitSymbol', w)
-    w.bits((_i << 1), 6)
+    w.acc = (w.acc << 6) | (_i << 1)
 
 
 def _ds_f218(r: BitReader) -> Any:
-    _x = r.bits(6)
+    _q = r.pos + 6
+    if _q > r.wend: _x = r.bits(6)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
     if _x >> 5:
         r.pos -= 6
         if r.bit():
@@ -11503,10 +12829,10 @@ def _ds_f218(r: BitReader) -> Any:
 
 
 def _es_f220(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f220(r: BitReader) -> Any:
@@ -11521,12 +12847,12 @@ def _ds_f220(r: BitReader) -> Any:
 
 def _es_f223(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f223(r: BitReader) -> Any:
@@ -11540,12 +12866,12 @@ def _ds_f223(r: BitReader) -> Any:
 
 def _es_f224(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f224(r: BitReader) -> Any:
@@ -11559,12 +12885,12 @@ def _ds_f224(r: BitReader) -> Any:
 
 def _es_f226(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f226(r: BitReader) -> Any:
@@ -11578,12 +12904,12 @@ def _ds_f226(r: BitReader) -> Any:
 
 def _es_f228(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f228(r: BitReader) -> Any:
@@ -11596,10 +12922,10 @@ def _ds_f228(r: BitReader) -> Any:
 
 
 def _es_f229(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f229(r: BitReader) -> Any:
@@ -11613,12 +12939,12 @@ def _ds_f229(r: BitReader) -> Any:
 
 def _es_f230(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f230(r: BitReader) -> Any:
@@ -11632,12 +12958,12 @@ def _ds_f230(r: BitReader) -> Any:
 
 def _es_f231(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f231(r: BitReader) -> Any:
@@ -11651,12 +12977,12 @@ def _ds_f231(r: BitReader) -> Any:
 
 def _es_f232(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f232(r: BitReader) -> Any:
@@ -11669,10 +12995,10 @@ def _ds_f232(r: BitReader) -> Any:
 
 
 def _es_f233(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('amount', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f233(r: BitReader) -> Any:
@@ -11687,11 +13013,13 @@ def _ds_f233(r: BitReader) -> Any:
 
 def _es_f234(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not -3 <= x <= 3: raise bad_value('amountMultiplier', x, 'is not an integer in [-3, 3]', w)
-    w.bits(((x - -3) << 1), 5)
+    w.acc = (w.acc << 5) | ((x - -3) << 1)
 
 
 def _ds_f234(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -11709,11 +13037,13 @@ def _ds_f234(r: BitReader) -> Any:
 
 def _es_f235(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('boolValue', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f235(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -11729,11 +13059,13 @@ def _ds_f235(r: BitReader) -> Any:
 
 def _es_f236(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not -128 <= x <= 127: raise bad_value('byteValue', x, 'is not an integer in [-128, 127]', w)
-    w.bits(((x - -128) << 1), 10)
+    w.acc = (w.acc << 10) | ((x - -128) << 1)
 
 
 def _ds_f236(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -11750,11 +13082,13 @@ def _ds_f236(r: BitReader) -> Any:
 def _es_f237(w: BitWriter, x: Any) -> None:
     _i = _I_CostKind.get(x)
     if _i is None: raise bad_value('costKind', x, 'is not a value of CostKind', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f237(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -11773,10 +13107,10 @@ def _ds_f237(r: BitReader) -> Any:
 
 
 def _es_f238(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('duration', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f238(r: BitReader) -> Any:
@@ -11790,10 +13124,10 @@ def _ds_f238(r: BitReader) -> Any:
 
 
 def _es_f239(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -2147483648 or x > 2147483647: raise bad_value('intValue', x, 'is not an integer in [-2147483648, 2147483647]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f239(r: BitReader) -> Any:
@@ -11807,10 +13141,10 @@ def _ds_f239(r: BitReader) -> Any:
 
 
 def _es_f241(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('shortValue', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f241(r: BitReader) -> Any:
@@ -11824,10 +13158,10 @@ def _ds_f241(r: BitReader) -> Any:
 
 
 def _es_f242(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('start', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f242(r: BitReader) -> Any:
@@ -11841,10 +13175,10 @@ def _ds_f242(r: BitReader) -> Any:
 
 
 def _es_f243(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('startValue', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f243(r: BitReader) -> Any:
@@ -11859,12 +13193,12 @@ def _ds_f243(r: BitReader) -> Any:
 
 def _es_f244(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('stringValue', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f244(r: BitReader) -> Any:

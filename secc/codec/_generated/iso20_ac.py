@@ -620,7 +620,7 @@ def _e_CLReqControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -631,7 +631,10 @@ def _d_CLReqControlMode(r: BitReader) -> CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CLReqControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_CLReqControlMode)
@@ -649,7 +652,7 @@ def _e_CLResControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -660,7 +663,10 @@ def _d_CLResControlMode(r: BitReader) -> CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CLResControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_CLResControlMode)
@@ -684,7 +690,7 @@ def _e_AC_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -697,12 +703,12 @@ def _e_AC_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('AC_CPDReqEnergyTransferMode', x, 'is not a member of the substitution group', w)
             t = _ET_AC_ChargeParameterDiscoveryReq[st].get((1, m))
             if t is None: raise not_allowed('AC_CPDReqEnergyTransferMode', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('AC_CPDReqEnergyTransferMode', 'BPT_AC_CPDReqEnergyTransferMode')[m]
             _SE_AC_ChargeParameterDiscoveryReq_ac_cpd_req_energy_transfer_mode[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -715,14 +721,20 @@ def _d_AC_ChargeParameterDiscoveryReq(r: BitReader) -> AC_ChargeParameterDiscove
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AC_ChargeParameterDiscoveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AC_ChargeParameterDiscoveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_AC_ChargeParameterDiscoveryReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_ChargeParameterDiscoveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -732,7 +744,10 @@ def _d_AC_ChargeParameterDiscoveryReq(r: BitReader) -> AC_ChargeParameterDiscove
             _p = ('AC_CPDReqEnergyTransferMode', 'BPT_AC_CPDReqEnergyTransferMode')[m]
             _x = _SD_AC_ChargeParameterDiscoveryReq_ac_cpd_req_energy_transfer_mode[m](r)
             f1 = _x
-            fid, m, nst = e = _R_AC_ChargeParameterDiscoveryReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_ChargeParameterDiscoveryReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('AC_CPDReqEnergyTransferMode', r)
@@ -759,12 +774,12 @@ def _e_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -776,14 +791,20 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -809,12 +830,12 @@ def _e_V2GRequest(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -826,14 +847,20 @@ def _d_V2GRequest(r: BitReader) -> V2GRequest:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GRequest_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GRequest_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GRequest_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GRequest_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -859,12 +886,12 @@ def _e_V2GMessage(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -876,14 +903,20 @@ def _d_V2GMessage(r: BitReader) -> V2GMessage:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GMessage_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GMessage_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GMessage_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GMessage_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -912,37 +945,37 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
             raise missing('SessionID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'TimeStamp'
         x = v.time_stamp
         if x is None:
             raise missing('TimeStamp', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Signature'
         x = v.signature
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not Signature: raise bad_value('Signature', x, 'is not a Signature', w)
             _e_Signature(w, x)
         _p = None
         e = _EE_MessageHeader[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -956,7 +989,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MessageHeader_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MessageHeader_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SessionID'
         if fid == 0:
@@ -964,11 +1000,13 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+                _x = r.binary(8)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MessageHeader_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MessageHeader_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('SessionID', r)
@@ -982,7 +1020,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 if _x > 18446744073709551615: raise bad_value('TimeStamp', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_MessageHeader_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MessageHeader_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('TimeStamp', r)
@@ -991,7 +1032,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             st = nst
             _x = _d_Signature(r)
             f2 = _x
-            fid, m, nst = e = _R_MessageHeader_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MessageHeader_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -1021,7 +1065,7 @@ def _e_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1030,7 +1074,7 @@ def _e_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1039,10 +1083,9 @@ def _e_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AC_CPDReqEnergyTransferMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVMaximumChargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('EVMaximumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumChargePower'
@@ -1050,10 +1093,10 @@ def _e_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumChargePower', w)
         else:
-            t = _ET_AC_CPDReqEnergyTransferMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVMinimumChargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
+            else: raise not_allowed('EVMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumChargePower_L2'
@@ -1061,7 +1104,7 @@ def _e_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1070,16 +1113,15 @@ def _e_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AC_CPDReqEnergyTransferMode[st].get((5, 0))
-            if t is None: raise not_allowed('EVMinimumChargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 4: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 6: w.acc <<= 2; st = 5
+            else: raise not_allowed('EVMinimumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_AC_CPDReqEnergyTransferMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1096,14 +1138,20 @@ def _d_AC_CPDReqEnergyTransferMode(r: BitReader) -> AC_CPDReqEnergyTransferMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVMaximumChargePower'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVMaximumChargePower', r)
@@ -1112,7 +1160,10 @@ def _d_AC_CPDReqEnergyTransferMode(r: BitReader) -> AC_CPDReqEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -1121,7 +1172,10 @@ def _d_AC_CPDReqEnergyTransferMode(r: BitReader) -> AC_CPDReqEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -1130,7 +1184,10 @@ def _d_AC_CPDReqEnergyTransferMode(r: BitReader) -> AC_CPDReqEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVMinimumChargePower', r)
@@ -1139,7 +1196,10 @@ def _d_AC_CPDReqEnergyTransferMode(r: BitReader) -> AC_CPDReqEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f4 = None
@@ -1148,7 +1208,10 @@ def _d_AC_CPDReqEnergyTransferMode(r: BitReader) -> AC_CPDReqEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_CPDReqEnergyTransferMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f5 = None
@@ -1170,7 +1233,7 @@ _DT_RationalNumber = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0
 _N_RationalNumber = ('Exponent', 'Value')
 
 
-def _e_RationalNumber(w: BitWriter, v: Any) -> None:
+def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -1181,19 +1244,19 @@ def _e_RationalNumber(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
-            w.bits(((x - -128) << 1), 11)
+            w.acc = (w.acc << 11) | ((x - -128) << 1)
         _p = 'Value'
         x = v.value
         if x is None:
             raise missing('Value', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1202,16 +1265,21 @@ _R_RationalNumber_1 = _DT_RationalNumber[1][2]
 _R_RationalNumber_2 = _DT_RationalNumber[2][2]
 
 
-def _d_RationalNumber(r: BitReader) -> RationalNumber:
+def _dg_RationalNumber(r: BitReader) -> RationalNumber:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_RationalNumber_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_RationalNumber_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Exponent'
         if fid == 0:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -1223,7 +1291,10 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 255) + -128
             f0 = _x
-            fid, m, nst = e = _R_RationalNumber_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RationalNumber_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Exponent', r)
@@ -1237,7 +1308,10 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
                 if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_RationalNumber_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RationalNumber_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Value', r)
@@ -1250,6 +1324,77 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
     _S_RationalNumber_0(o, f0)
     _S_RationalNumber_1(o, f1)
     return o
+
+
+_EC_RationalNumber: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_RationalNumber(w: BitWriter, v: Any) -> None:
+    """Fused fast path (one write); the generic _eg_RationalNumber otherwise."""
+    _c = _EC_RationalNumber.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    x0 = v.exponent
+    x1 = v.value
+    if (type(x0) is int and -128 <= x0 <= 127) and (type(x1) is int and -32768 <= x1 and x1 <= 32767):
+        _u = (-x1 - 1 if x1 < 0 else x1)
+        if _u < 0x80:
+            _b = ((((x0 - -128) << 4) | (x1 < 0)) << 10) | (_u << 2) | 0
+            _n = 24
+        elif _u < 0x4000:
+            _b = ((((x0 - -128) << 4) | (x1 < 0)) << 18) | ((((_u & 0x7F) << 8) | 0x8000 | (_u >> 7)) << 2) | 0
+            _n = 32
+        else:
+            w.acc = (w.acc << 14) | ((x0 - -128) << 4) | (x1 < 0)
+            w.uint(_u)
+            w.acc <<= 2
+            return
+        if len(_EC_RationalNumber) >= 256: _EC_RationalNumber.clear()
+        _EC_RationalNumber[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
+        return
+    _eg_RationalNumber(w, v)
+
+_C_RationalNumber: dict[int, RationalNumber] = {}  # bit pattern -> decoded value
+
+
+def _d_RationalNumber(r: BitReader) -> RationalNumber:
+    """Fused fast path (one read); the generic _dg_RationalNumber otherwise."""
+    _s = r.pos
+    try:
+        _q = _s + 32
+        if _q > r.wend: _y = r.peek(32)
+        else: _y = (r.val >> (r.wend - _q)) & 0xffffffff
+        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 32
+        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 24
+        o = _C_RationalNumber.get(_k)
+        if o is not None and _q <= r.end:
+            r.pos = _q
+            return o
+        _x = _y >> 18
+        if _x & 0x300e == 0x0:
+            a0 = (_x >> 4) & 0xff
+            _v = (_y >> 10) & 0xFF
+            if _v < 0x80:
+                _t = (_y >> 8) & 0x3; _q = _s + 24
+            else:
+                _g = (_y >> 2) & 0xFF
+                _v = (_v & 0x7F) | (_g << 7)
+                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 32
+            if _x & 1: _v = -_v - 1
+            if _t == 0 and _q <= r.end and -32768 <= _v and _v <= 32767:
+                r.pos = _q
+                o = _new(RationalNumber)
+                _S_RationalNumber_0(o, a0 + -128)
+                _S_RationalNumber_1(o, _v)
+                if len(_C_RationalNumber) >= 256: _C_RationalNumber.clear()
+                _C_RationalNumber[_k] = o
+                return o
+    except CodecError:
+        pass
+    r.rewind(_s)
+    return _dg_RationalNumber(r)
 
 _DT_AC_ChargeParameterDiscoveryRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 2, ((2, 0, 3), (2, 1, 3), (-2, 0, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_AC_ChargeParameterDiscoveryRes = ('Header', 'ResponseCode', 'AC_CPDResEnergyTransferMode')
@@ -1266,7 +1411,7 @@ def _e_AC_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1278,7 +1423,7 @@ def _e_AC_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'AC_CPDResEnergyTransferMode'
         x = v.ac_cpd_res_energy_transfer_mode
         if x is None:
@@ -1288,12 +1433,12 @@ def _e_AC_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('AC_CPDResEnergyTransferMode', x, 'is not a member of the substitution group', w)
             t = _ET_AC_ChargeParameterDiscoveryRes[st].get((2, m))
             if t is None: raise not_allowed('AC_CPDResEnergyTransferMode', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('AC_CPDResEnergyTransferMode', 'BPT_AC_CPDResEnergyTransferMode')[m]
             _SE_AC_ChargeParameterDiscoveryRes_ac_cpd_res_energy_transfer_mode[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1307,21 +1452,29 @@ def _d_AC_ChargeParameterDiscoveryRes(r: BitReader) -> AC_ChargeParameterDiscove
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AC_ChargeParameterDiscoveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AC_ChargeParameterDiscoveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_AC_ChargeParameterDiscoveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_ChargeParameterDiscoveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1337,7 +1490,10 @@ def _d_AC_ChargeParameterDiscoveryRes(r: BitReader) -> AC_ChargeParameterDiscove
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_AC_ChargeParameterDiscoveryRes_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_ChargeParameterDiscoveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -1347,7 +1503,10 @@ def _d_AC_ChargeParameterDiscoveryRes(r: BitReader) -> AC_ChargeParameterDiscove
             _p = ('AC_CPDResEnergyTransferMode', 'BPT_AC_CPDResEnergyTransferMode')[m]
             _x = _SD_AC_ChargeParameterDiscoveryRes_ac_cpd_res_energy_transfer_mode[m](r)
             f2 = _x
-            fid, m, nst = e = _R_AC_ChargeParameterDiscoveryRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_ChargeParameterDiscoveryRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('AC_CPDResEnergyTransferMode', r)
@@ -1375,7 +1534,7 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1387,9 +1546,9 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1402,21 +1561,29 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1432,7 +1599,10 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -1459,7 +1629,7 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1471,9 +1641,9 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1486,21 +1656,29 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GResponse_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GResponse_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GResponse_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GResponse_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1516,7 +1694,10 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_V2GResponse_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GResponse_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -1545,7 +1726,7 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1554,7 +1735,7 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1563,10 +1744,9 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AC_CPDResEnergyTransferMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVSEMaximumChargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('EVSEMaximumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEMinimumChargePower'
@@ -1574,10 +1754,10 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumChargePower', w)
         else:
-            t = _ET_AC_CPDResEnergyTransferMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVSEMinimumChargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
+            else: raise not_allowed('EVSEMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEMinimumChargePower_L2'
@@ -1585,7 +1765,7 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 7
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1594,10 +1774,9 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AC_CPDResEnergyTransferMode[st].get((5, 0))
-            if t is None: raise not_allowed('EVSEMinimumChargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 4: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 7: w.acc <<= 2; st = 5
+            else: raise not_allowed('EVSEMinimumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSENominalFrequency'
@@ -1605,10 +1784,10 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSENominalFrequency', w)
         else:
-            t = _ET_AC_CPDResEnergyTransferMode[st].get((6, 0))
-            if t is None: raise not_allowed('EVSENominalFrequency', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 4: w.acc = (w.acc << 2) | 2; st = 6
+            elif st == 5: w.acc <<= 1; st = 6
+            elif st == 7: w.acc = (w.acc << 2) | 1; st = 6
+            else: raise not_allowed('EVSENominalFrequency', w)
             if type(x) is not RationalNumber: raise bad_value('EVSENominalFrequency', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'MaximumPowerAsymmetry'
@@ -1616,7 +1795,7 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 10
             if type(x) is not RationalNumber: raise bad_value('MaximumPowerAsymmetry', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1625,10 +1804,9 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AC_CPDResEnergyTransferMode[st].get((8, 0))
-            if t is None: raise not_allowed('EVSEPowerRampLimitation', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.acc = (w.acc << 3) | 1; st = 11
+            elif st == 10: w.acc <<= 3; st = 11
+            else: raise not_allowed('EVSEPowerRampLimitation', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEPowerRampLimitation', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEPresentActivePower'
@@ -1636,10 +1814,10 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AC_CPDResEnergyTransferMode[st].get((9, 0))
-            if t is None: raise not_allowed('EVSEPresentActivePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.acc = (w.acc << 3) | 2; st = 12
+            elif st == 10: w.acc = (w.acc << 3) | 1; st = 12
+            elif st == 11: w.acc <<= 3; st = 12
+            else: raise not_allowed('EVSEPresentActivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEPresentActivePower_L2'
@@ -1647,10 +1825,11 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AC_CPDResEnergyTransferMode[st].get((10, 0))
-            if t is None: raise not_allowed('EVSEPresentActivePower_L2', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.acc = (w.acc << 3) | 3; st = 8
+            elif st == 10: w.acc = (w.acc << 3) | 2; st = 8
+            elif st == 11: w.acc = (w.acc << 3) | 1; st = 8
+            elif st == 12: w.acc <<= 2; st = 8
+            else: raise not_allowed('EVSEPresentActivePower_L2', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEPresentActivePower_L3'
@@ -1660,14 +1839,14 @@ def _e_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_AC_CPDResEnergyTransferMode[st].get((11, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_AC_CPDResEnergyTransferMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1690,14 +1869,20 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEMaximumChargePower'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVSEMaximumChargePower', r)
@@ -1706,7 +1891,10 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -1715,7 +1903,10 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -1724,7 +1915,10 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVSEMinimumChargePower', r)
@@ -1733,7 +1927,10 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             f4 = None
@@ -1742,7 +1939,10 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f5 = None
@@ -1751,7 +1951,10 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('EVSENominalFrequency', r)
@@ -1760,7 +1963,10 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_10[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             f7 = None
@@ -1769,7 +1975,10 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_11[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             f8 = None
@@ -1778,7 +1987,10 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_12[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 1)
         else:
             f9 = None
@@ -1787,7 +1999,10 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f10 = None
@@ -1796,7 +2011,10 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
-            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_CPDResEnergyTransferMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f11 = None
@@ -1835,7 +2053,7 @@ def _e_AC_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1844,7 +2062,7 @@ def _e_AC_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not DisplayParameters: raise bad_value('DisplayParameters', x, 'is not a DisplayParameters', w)
             _e_DisplayParameters(w, x)
@@ -1853,12 +2071,11 @@ def _e_AC_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterInfoRequested', w)
         else:
-            t = _ET_AC_ChargeLoopReq[st].get((2, 0))
-            if t is None: raise not_allowed('MeterInfoRequested', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
+            else: raise not_allowed('MeterInfoRequested', w)
             if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'CLReqControlMode'
         x = v.cl_req_control_mode
         if x is None:
@@ -1868,12 +2085,12 @@ def _e_AC_ChargeLoopReq(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('CLReqControlMode', x, 'is not a member of the substitution group', w)
             t = _ET_AC_ChargeLoopReq[st].get((3, m))
             if t is None: raise not_allowed('CLReqControlMode', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('BPT_Dynamic_AC_CLReqControlMode', 'BPT_Scheduled_AC_CLReqControlMode', 'CLReqControlMode', 'Dynamic_AC_CLReqControlMode', 'Scheduled_AC_CLReqControlMode')[m]
             _SE_AC_ChargeLoopReq_cl_req_control_mode[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1888,14 +2105,20 @@ def _d_AC_ChargeLoopReq(r: BitReader) -> AC_ChargeLoopReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AC_ChargeLoopReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AC_ChargeLoopReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_AC_ChargeLoopReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AC_ChargeLoopReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -1904,14 +2127,19 @@ def _d_AC_ChargeLoopReq(r: BitReader) -> AC_ChargeLoopReq:
             st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
-            fid, m, nst = e = _R_AC_ChargeLoopReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_ChargeLoopReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -1923,7 +2151,10 @@ def _d_AC_ChargeLoopReq(r: BitReader) -> AC_ChargeLoopReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_AC_ChargeLoopReq_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_AC_ChargeLoopReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('MeterInfoRequested', r)
@@ -1933,7 +2164,10 @@ def _d_AC_ChargeLoopReq(r: BitReader) -> AC_ChargeLoopReq:
             _p = ('BPT_Dynamic_AC_CLReqControlMode', 'BPT_Scheduled_AC_CLReqControlMode', 'CLReqControlMode', 'Dynamic_AC_CLReqControlMode', 'Scheduled_AC_CLReqControlMode')[m]
             _x = _SD_AC_ChargeLoopReq_cl_req_control_mode[m](r)
             f3 = _x
-            fid, m, nst = e = _R_AC_ChargeLoopReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_ChargeLoopReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('CLReqControlMode', r)
@@ -1951,8 +2185,6 @@ def _d_AC_ChargeLoopReq(r: BitReader) -> AC_ChargeLoopReq:
 
 _DT_ChargeLoopReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_ChargeLoopReq = ('Header', 'DisplayParameters', 'MeterInfoRequested')
-_ET_ChargeLoopReq = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3)}, {(2, 0): (0, 1, 3)}, {},)
-_EE_ChargeLoopReq = (None, None, None, (0, 1),)
 
 
 def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
@@ -1964,7 +2196,7 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1973,7 +2205,7 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not DisplayParameters: raise bad_value('DisplayParameters', x, 'is not a DisplayParameters', w)
             _e_DisplayParameters(w, x)
@@ -1982,14 +2214,13 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterInfoRequested', w)
         else:
-            t = _ET_ChargeLoopReq[st].get((2, 0))
-            if t is None: raise not_allowed('MeterInfoRequested', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
+            else: raise not_allowed('MeterInfoRequested', w)
             if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2003,14 +2234,20 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeLoopReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeLoopReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -2019,14 +2256,19 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
             st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2038,7 +2280,10 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('MeterInfoRequested', r)
@@ -2070,40 +2315,40 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 13)
+            w.acc = (w.acc << 13) | (x << 1)
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 1; st = 2
+            elif st == 1: w.acc <<= 4; st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 4) | 1; st = 3
+            elif st == 2: w.acc <<= 4; st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'MaximumSOC'
         x = v.maximum_soc
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((3, 0))
-            if t is None: raise not_allowed('MaximumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 4) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 4) | 1; st = 4
+            elif st == 3: w.acc <<= 4; st = 4
+            else: raise not_allowed('MaximumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'RemainingTimeToMinimumSOC'
         x = v.remaining_time_to_minimum_soc
         if x is None:
@@ -2111,12 +2356,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((4, 0))
             if t is None: raise not_allowed('RemainingTimeToMinimumSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RemainingTimeToTargetSOC'
         x = v.remaining_time_to_target_soc
         if x is None:
@@ -2124,12 +2369,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((5, 0))
             if t is None: raise not_allowed('RemainingTimeToTargetSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RemainingTimeToMaximumSOC'
         x = v.remaining_time_to_maximum_soc
         if x is None:
@@ -2137,12 +2382,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((6, 0))
             if t is None: raise not_allowed('RemainingTimeToMaximumSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ChargingComplete'
         x = v.charging_complete
         if x is None:
@@ -2150,10 +2395,10 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((7, 0))
             if t is None: raise not_allowed('ChargingComplete', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'BatteryEnergyCapacity'
         x = v.battery_energy_capacity
         if x is None:
@@ -2161,7 +2406,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((8, 0))
             if t is None: raise not_allowed('BatteryEnergyCapacity', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('BatteryEnergyCapacity', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -2172,14 +2417,14 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((9, 0))
             if t is None: raise not_allowed('InletHot', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not bool: raise bad_value('InletHot', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = None
         e = _EE_DisplayParameters[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2200,12 +2445,17 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DisplayParameters_0[r.bits(4)]
+        _q = r.pos + 4
+        if _q > r.wend: _c = r.bits(4)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+        fid, m, nst = e = _R_DisplayParameters_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PresentSOC'
         if fid == 0:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2219,14 +2469,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
             f0 = _x
-            fid, m, nst = e = _R_DisplayParameters_1[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2240,14 +2495,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_DisplayParameters_2[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2261,14 +2521,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_DisplayParameters_3[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
         _p = 'MaximumSOC'
         if fid == 3:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2282,7 +2547,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
             f3 = _x
-            fid, m, nst = e = _R_DisplayParameters_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -2296,7 +2564,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_DisplayParameters_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -2310,7 +2581,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_DisplayParameters_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -2324,14 +2598,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_DisplayParameters_7[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
         _p = 'ChargingComplete'
         if fid == 7:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2343,7 +2622,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f7 = _x
-            fid, m, nst = e = _R_DisplayParameters_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DisplayParameters_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -2352,14 +2634,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_DisplayParameters_9[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DisplayParameters_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
         _p = 'InletHot'
         if fid == 9:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2371,7 +2658,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f9 = _x
-            fid, m, nst = e = _R_DisplayParameters_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DisplayParameters_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             f9 = None
@@ -2408,7 +2698,7 @@ def _e_AC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2420,13 +2710,13 @@ def _e_AC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
         x = v.evse_status
         if x is None:
             pass
         else:
-            w.bits(0, 4)
+            w.acc <<= 4
             st = 3
             if type(x) is not EVSEStatus: raise bad_value('EVSEStatus', x, 'is not a EVSEStatus', w)
             _e_EVSEStatus(w, x)
@@ -2435,10 +2725,9 @@ def _e_AC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AC_ChargeLoopRes[st].get((3, 0))
-            if t is None: raise not_allowed('MeterInfo', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 4) | 1; st = 4
+            elif st == 3: w.acc <<= 4; st = 4
+            else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
         _p = 'Receipt'
@@ -2446,10 +2735,10 @@ def _e_AC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AC_ChargeLoopRes[st].get((4, 0))
-            if t is None: raise not_allowed('Receipt', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 4) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 4) | 1; st = 5
+            elif st == 4: w.acc <<= 3; st = 5
+            else: raise not_allowed('Receipt', w)
             if type(x) is not Receipt: raise bad_value('Receipt', x, 'is not a Receipt', w)
             _e_Receipt(w, x)
         _p = 'EVSETargetFrequency'
@@ -2457,10 +2746,11 @@ def _e_AC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AC_ChargeLoopRes[st].get((5, 0))
-            if t is None: raise not_allowed('EVSETargetFrequency', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 4) | 3; st = 6
+            elif st == 3: w.acc = (w.acc << 4) | 2; st = 6
+            elif st == 4: w.acc = (w.acc << 3) | 1; st = 6
+            elif st == 5: w.acc <<= 3; st = 6
+            else: raise not_allowed('EVSETargetFrequency', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetFrequency', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'CLResControlMode'
@@ -2472,12 +2762,12 @@ def _e_AC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('CLResControlMode', x, 'is not a member of the substitution group', w)
             t = _ET_AC_ChargeLoopRes[st].get((6, m))
             if t is None: raise not_allowed('CLResControlMode', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('BPT_Dynamic_AC_CLResControlMode', 'BPT_Scheduled_AC_CLResControlMode', 'CLResControlMode', 'Dynamic_AC_CLResControlMode', 'Scheduled_AC_CLResControlMode')[m]
             _SE_AC_ChargeLoopRes_cl_res_control_mode[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2495,21 +2785,29 @@ def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AC_ChargeLoopRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AC_ChargeLoopRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_AC_ChargeLoopRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_ChargeLoopRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -2525,7 +2823,10 @@ def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_AC_ChargeLoopRes_2[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_AC_ChargeLoopRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -2534,7 +2835,10 @@ def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
             st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
-            fid, m, nst = e = _R_AC_ChargeLoopRes_3[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_AC_ChargeLoopRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -2543,7 +2847,10 @@ def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
             st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
-            fid, m, nst = e = _R_AC_ChargeLoopRes_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_AC_ChargeLoopRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -2552,7 +2859,10 @@ def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
             st = nst
             _x = _d_Receipt(r)
             f4 = _x
-            fid, m, nst = e = _R_AC_ChargeLoopRes_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_AC_ChargeLoopRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f4 = None
@@ -2561,7 +2871,10 @@ def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_AC_ChargeLoopRes_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_AC_ChargeLoopRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             f5 = None
@@ -2571,7 +2884,10 @@ def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
             _p = ('BPT_Dynamic_AC_CLResControlMode', 'BPT_Scheduled_AC_CLResControlMode', 'CLResControlMode', 'Dynamic_AC_CLResControlMode', 'Scheduled_AC_CLResControlMode')[m]
             _x = _SD_AC_ChargeLoopRes_cl_res_control_mode[m](r)
             f6 = _x
-            fid, m, nst = e = _R_AC_ChargeLoopRes_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AC_ChargeLoopRes_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             raise missing('CLResControlMode', r)
@@ -2605,7 +2921,7 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2617,13 +2933,13 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
         x = v.evse_status
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 3
             if type(x) is not EVSEStatus: raise bad_value('EVSEStatus', x, 'is not a EVSEStatus', w)
             _e_EVSEStatus(w, x)
@@ -2632,10 +2948,9 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ChargeLoopRes[st].get((3, 0))
-            if t is None: raise not_allowed('MeterInfo', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
+            else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
         _p = 'Receipt'
@@ -2643,16 +2958,16 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ChargeLoopRes[st].get((4, 0))
-            if t is None: raise not_allowed('Receipt', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
+            else: raise not_allowed('Receipt', w)
             if type(x) is not Receipt: raise bad_value('Receipt', x, 'is not a Receipt', w)
             _e_Receipt(w, x)
         _p = None
         e = _EE_ChargeLoopRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2668,21 +2983,29 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeLoopRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeLoopRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -2698,7 +3021,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_ChargeLoopRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -2707,7 +3033,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -2716,7 +3045,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -2725,7 +3057,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_Receipt(r)
             f4 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -2756,10 +3091,10 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('NotificationMaxDelay', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
         if x is None:
@@ -2768,9 +3103,9 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_EvseNotification.get(x)
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
-            w.bits((_i << 1), 6)
+            w.acc = (w.acc << 6) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2783,7 +3118,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVSEStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVSEStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NotificationMaxDelay'
         if fid == 0:
@@ -2795,14 +3133,19 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_EVSEStatus_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVSEStatus_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 1:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -2818,7 +3161,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 if _x >= 6: raise bad_value('EVSENotification', _x, 'is not an index of EvseNotification', r)
                 _x = _V_EvseNotification[_x]
             f1 = _x
-            fid, m, nst = e = _R_EVSEStatus_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVSEStatus_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVSENotification', r)
@@ -2848,76 +3194,76 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             raise missing('MeterID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ChargedEnergyReadingWh'
         x = v.charged_energy_reading_wh
         if x is None:
             raise missing('ChargedEnergyReadingWh', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'BPT_DischargedEnergyReadingWh'
         x = v.bpt_discharged_energy_reading_wh
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'CapacitiveEnergyReadingVARh'
         x = v.capacitive_energy_reading_va_rh
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((3, 0))
-            if t is None: raise not_allowed('CapacitiveEnergyReadingVARh', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
+            else: raise not_allowed('CapacitiveEnergyReadingVARh', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'BPT_InductiveEnergyReadingVARh'
         x = v.bpt_inductive_energy_reading_va_rh
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((4, 0))
-            if t is None: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 3; st = 5
+            else: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MeterSignature'
         x = v.meter_signature
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((5, 0))
-            if t is None: raise not_allowed('MeterSignature', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 3; st = 6
+            elif st == 3: w.acc = (w.acc << 3) | 2; st = 6
+            elif st == 4: w.acc = (w.acc << 3) | 1; st = 6
+            elif st == 5: w.acc <<= 3; st = 6
+            else: raise not_allowed('MeterSignature', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'MeterStatus'
         x = v.meter_status
         if x is None:
@@ -2925,12 +3271,12 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_MeterInfo[st].get((6, 0))
             if t is None: raise not_allowed('MeterStatus', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MeterTimestamp'
         x = v.meter_timestamp
         if x is None:
@@ -2938,16 +3284,16 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_MeterInfo[st].get((7, 0))
             if t is None: raise not_allowed('MeterTimestamp', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_MeterInfo[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2966,7 +3312,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MeterInfo_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MeterInfo_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'MeterID'
         if fid == 0:
@@ -2974,11 +3323,13 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
+                _x = r.string(32)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MeterInfo_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeterInfo_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('MeterID', r)
@@ -2992,7 +3343,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_MeterInfo_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ChargedEnergyReadingWh', r)
@@ -3006,7 +3360,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_MeterInfo_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -3020,7 +3377,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_MeterInfo_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -3034,7 +3394,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_MeterInfo_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -3044,11 +3407,13 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 64: raise bad_value('MeterSignature', _x, 'is longer than 64 octets', r)
+                _x = r.binary(64)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_MeterInfo_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -3062,7 +3427,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_MeterInfo_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -3076,7 +3444,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('MeterTimestamp', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f7 = _x
-            fid, m, nst = e = _R_MeterInfo_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeterInfo_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -3112,16 +3483,16 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
             raise missing('TimeAnchor', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EnergyCosts'
         x = v.energy_costs
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 2
             if type(x) is not DetailedCost: raise bad_value('EnergyCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
@@ -3130,10 +3501,9 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((2, 0))
-            if t is None: raise not_allowed('OccupancyCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 3; st = 3
+            else: raise not_allowed('OccupancyCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OccupancyCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'AdditionalServicesCosts'
@@ -3141,10 +3511,10 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((3, 0))
-            if t is None: raise not_allowed('AdditionalServicesCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
+            else: raise not_allowed('AdditionalServicesCosts', w)
             if type(x) is not DetailedCost: raise bad_value('AdditionalServicesCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'OverstayCosts'
@@ -3152,17 +3522,18 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((4, 0))
-            if t is None: raise not_allowed('OverstayCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 3) | 3; st = 5
+            elif st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
+            else: raise not_allowed('OverstayCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OverstayCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'TaxCosts'
         for x in v.tax_costs:
             t = _ET_Receipt[st].get((5, 0))
             if t is None: raise not_allowed('TaxCosts', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not DetailedTax: raise bad_value('TaxCosts', x, 'is not a DetailedTax', w)
             _e_DetailedTax(w, x)
@@ -3170,7 +3541,7 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_Receipt[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3186,7 +3557,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Receipt_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Receipt_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
@@ -3198,7 +3572,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
                 if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Receipt_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('TimeAnchor', r)
@@ -3207,7 +3584,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f1 = _x
-            fid, m, nst = e = _R_Receipt_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -3216,7 +3596,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f2 = _x
-            fid, m, nst = e = _R_Receipt_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -3225,7 +3608,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f3 = _x
-            fid, m, nst = e = _R_Receipt_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Receipt_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -3234,7 +3620,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f4 = _x
-            fid, m, nst = e = _R_Receipt_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Receipt_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -3272,7 +3661,7 @@ def _e_DetailedCost(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Amount', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('Amount', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3281,12 +3670,12 @@ def _e_DetailedCost(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('CostPerUnit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('CostPerUnit', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3299,14 +3688,20 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DetailedCost_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DetailedCost_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Amount'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_DetailedCost_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedCost_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Amount', r)
@@ -3315,7 +3710,10 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_DetailedCost_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedCost_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('CostPerUnit', r)
@@ -3343,21 +3741,21 @@ def _e_DetailedTax(w: BitWriter, v: Any) -> None:
             raise missing('TaxRuleID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Amount'
         x = v.amount
         if x is None:
             raise missing('Amount', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('Amount', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3370,7 +3768,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DetailedTax_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DetailedTax_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TaxRuleID'
         if fid == 0:
@@ -3382,7 +3783,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
                 if _x < 1 or _x > 4294967295: raise bad_value('TaxRuleID', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_DetailedTax_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedTax_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TaxRuleID', r)
@@ -3391,7 +3795,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_DetailedTax_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedTax_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Amount', r)
@@ -3420,7 +3827,7 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3429,7 +3836,7 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3438,10 +3845,9 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_AC_CPDReqEnergyTransferMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVMaximumChargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('EVMaximumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumChargePower'
@@ -3449,10 +3855,10 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumChargePower', w)
         else:
-            t = _ET_BPT_AC_CPDReqEnergyTransferMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVMinimumChargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
+            else: raise not_allowed('EVMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumChargePower_L2'
@@ -3460,7 +3866,7 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 7
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3469,10 +3875,9 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_AC_CPDReqEnergyTransferMode[st].get((5, 0))
-            if t is None: raise not_allowed('EVMinimumChargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 4: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 7: w.acc <<= 2; st = 5
+            else: raise not_allowed('EVMinimumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumDischargePower'
@@ -3480,10 +3885,10 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumDischargePower', w)
         else:
-            t = _ET_BPT_AC_CPDReqEnergyTransferMode[st].get((6, 0))
-            if t is None: raise not_allowed('EVMaximumDischargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 4: w.acc = (w.acc << 2) | 2; st = 6
+            elif st == 5: w.acc <<= 1; st = 6
+            elif st == 7: w.acc = (w.acc << 2) | 1; st = 6
+            else: raise not_allowed('EVMaximumDischargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumDischargePower_L2'
@@ -3491,7 +3896,7 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 8
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3500,10 +3905,9 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_AC_CPDReqEnergyTransferMode[st].get((8, 0))
-            if t is None: raise not_allowed('EVMaximumDischargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.acc = (w.acc << 2) | 1; st = 9
+            elif st == 8: w.acc <<= 2; st = 9
+            else: raise not_allowed('EVMaximumDischargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumDischargePower'
@@ -3511,10 +3915,10 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumDischargePower', w)
         else:
-            t = _ET_BPT_AC_CPDReqEnergyTransferMode[st].get((9, 0))
-            if t is None: raise not_allowed('EVMinimumDischargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.acc = (w.acc << 2) | 2; st = 10
+            elif st == 8: w.acc = (w.acc << 2) | 1; st = 10
+            elif st == 9: w.acc <<= 1; st = 10
+            else: raise not_allowed('EVMinimumDischargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumDischargePower_L2'
@@ -3522,7 +3926,7 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 11
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3531,16 +3935,15 @@ def _e_BPT_AC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_AC_CPDReqEnergyTransferMode[st].get((11, 0))
-            if t is None: raise not_allowed('EVMinimumDischargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 10: w.acc = (w.acc << 2) | 1; st = 12
+            elif st == 11: w.acc <<= 2; st = 12
+            else: raise not_allowed('EVMinimumDischargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_BPT_AC_CPDReqEnergyTransferMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3563,14 +3966,20 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVMaximumChargePower'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVMaximumChargePower', r)
@@ -3579,7 +3988,10 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -3588,7 +4000,10 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -3597,7 +4012,10 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVMinimumChargePower', r)
@@ -3606,7 +4024,10 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             f4 = None
@@ -3615,7 +4036,10 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f5 = None
@@ -3624,7 +4048,10 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVMaximumDischargePower', r)
@@ -3633,7 +4060,10 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             f7 = None
@@ -3642,7 +4072,10 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             f8 = None
@@ -3651,7 +4084,10 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_10[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             raise missing('EVMinimumDischargePower', r)
@@ -3660,7 +4096,10 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_11[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             f10 = None
@@ -3669,7 +4108,10 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_12[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_AC_CPDReqEnergyTransferMode_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 1)
         else:
             f11 = None
@@ -3708,7 +4150,7 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3717,7 +4159,7 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3726,10 +4168,9 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_AC_CPDResEnergyTransferMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVSEMaximumChargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('EVSEMaximumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEMinimumChargePower'
@@ -3737,10 +4178,10 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumChargePower', w)
         else:
-            t = _ET_BPT_AC_CPDResEnergyTransferMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVSEMinimumChargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
+            else: raise not_allowed('EVSEMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEMinimumChargePower_L2'
@@ -3748,7 +4189,7 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 7
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3757,10 +4198,9 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_AC_CPDResEnergyTransferMode[st].get((5, 0))
-            if t is None: raise not_allowed('EVSEMinimumChargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 4: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 7: w.acc <<= 2; st = 5
+            else: raise not_allowed('EVSEMinimumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSENominalFrequency'
@@ -3768,10 +4208,10 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSENominalFrequency', w)
         else:
-            t = _ET_BPT_AC_CPDResEnergyTransferMode[st].get((6, 0))
-            if t is None: raise not_allowed('EVSENominalFrequency', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 4: w.acc = (w.acc << 2) | 2; st = 6
+            elif st == 5: w.acc <<= 1; st = 6
+            elif st == 7: w.acc = (w.acc << 2) | 1; st = 6
+            else: raise not_allowed('EVSENominalFrequency', w)
             if type(x) is not RationalNumber: raise bad_value('EVSENominalFrequency', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'MaximumPowerAsymmetry'
@@ -3779,7 +4219,7 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 11
             if type(x) is not RationalNumber: raise bad_value('MaximumPowerAsymmetry', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3788,10 +4228,9 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_AC_CPDResEnergyTransferMode[st].get((8, 0))
-            if t is None: raise not_allowed('EVSEPowerRampLimitation', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.acc = (w.acc << 3) | 1; st = 12
+            elif st == 11: w.acc <<= 3; st = 12
+            else: raise not_allowed('EVSEPowerRampLimitation', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEPowerRampLimitation', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEPresentActivePower'
@@ -3799,10 +4238,10 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_AC_CPDResEnergyTransferMode[st].get((9, 0))
-            if t is None: raise not_allowed('EVSEPresentActivePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.acc = (w.acc << 3) | 2; st = 13
+            elif st == 11: w.acc = (w.acc << 3) | 1; st = 13
+            elif st == 12: w.acc <<= 3; st = 13
+            else: raise not_allowed('EVSEPresentActivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEPresentActivePower_L2'
@@ -3810,10 +4249,11 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_AC_CPDResEnergyTransferMode[st].get((10, 0))
-            if t is None: raise not_allowed('EVSEPresentActivePower_L2', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.acc = (w.acc << 3) | 3; st = 8
+            elif st == 11: w.acc = (w.acc << 3) | 2; st = 8
+            elif st == 12: w.acc = (w.acc << 3) | 1; st = 8
+            elif st == 13: w.acc <<= 2; st = 8
+            else: raise not_allowed('EVSEPresentActivePower_L2', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEPresentActivePower_L3'
@@ -3823,7 +4263,7 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_AC_CPDResEnergyTransferMode[st].get((11, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3834,7 +4274,7 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_AC_CPDResEnergyTransferMode[st].get((12, 0))
             if t is None: raise not_allowed('EVSEMaximumDischargePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3843,7 +4283,7 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 16
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumDischargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3852,10 +4292,9 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_AC_CPDResEnergyTransferMode[st].get((14, 0))
-            if t is None: raise not_allowed('EVSEMaximumDischargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 10: w.acc = (w.acc << 2) | 1; st = 14
+            elif st == 16: w.acc <<= 2; st = 14
+            else: raise not_allowed('EVSEMaximumDischargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumDischargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEMinimumDischargePower'
@@ -3863,10 +4302,10 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumDischargePower', w)
         else:
-            t = _ET_BPT_AC_CPDResEnergyTransferMode[st].get((15, 0))
-            if t is None: raise not_allowed('EVSEMinimumDischargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 10: w.acc = (w.acc << 2) | 2; st = 15
+            elif st == 14: w.acc <<= 1; st = 15
+            elif st == 16: w.acc = (w.acc << 2) | 1; st = 15
+            else: raise not_allowed('EVSEMinimumDischargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEMinimumDischargePower_L2'
@@ -3874,7 +4313,7 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 17
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumDischargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3883,16 +4322,15 @@ def _e_BPT_AC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_AC_CPDResEnergyTransferMode[st].get((17, 0))
-            if t is None: raise not_allowed('EVSEMinimumDischargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 15: w.acc = (w.acc << 2) | 1; st = 18
+            elif st == 17: w.acc <<= 2; st = 18
+            else: raise not_allowed('EVSEMinimumDischargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumDischargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_BPT_AC_CPDResEnergyTransferMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3921,14 +4359,20 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEMaximumChargePower'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVSEMaximumChargePower', r)
@@ -3937,7 +4381,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -3946,7 +4393,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -3955,7 +4405,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVSEMinimumChargePower', r)
@@ -3964,7 +4417,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             f4 = None
@@ -3973,7 +4429,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f5 = None
@@ -3982,7 +4441,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVSENominalFrequency', r)
@@ -3991,7 +4453,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_11[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 2)
         else:
             f7 = None
@@ -4000,7 +4465,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_12[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 2)
         else:
             f8 = None
@@ -4009,7 +4477,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_13[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_13[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 13, 2)
         else:
             f9 = None
@@ -4018,7 +4489,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             f10 = None
@@ -4027,7 +4501,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             f11 = None
@@ -4036,7 +4513,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_10[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 2)
         else:
             raise missing('EVSEMaximumDischargePower', r)
@@ -4045,7 +4525,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f13 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_16[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_16[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 16, 2)
         else:
             f13 = None
@@ -4054,7 +4537,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f14 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_14[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_14[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 14, 2)
         else:
             f14 = None
@@ -4063,7 +4549,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f15 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_15[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_15[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 15, 1)
         else:
             raise missing('EVSEMinimumDischargePower', r)
@@ -4072,7 +4561,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f16 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_17[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_17[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 17, 1)
         else:
             f16 = None
@@ -4081,7 +4573,10 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f17 = _x
-            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_18[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_AC_CPDResEnergyTransferMode_18[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 18, 1)
         else:
             f17 = None
@@ -4126,7 +4621,7 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 4)
+            w.acc <<= 4
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4135,10 +4630,9 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_AC_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVMaximumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 1; st = 2
+            elif st == 1: w.acc <<= 4; st = 2
+            else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumEnergyRequest'
@@ -4146,10 +4640,10 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_AC_CLReqControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVMinimumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 4) | 1; st = 3
+            elif st == 2: w.acc <<= 4; st = 3
+            else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumChargePower'
@@ -4157,10 +4651,11 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_AC_CLReqControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVMaximumChargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 4) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 4) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
+            else: raise not_allowed('EVMaximumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumChargePower_L2'
@@ -4170,7 +4665,7 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_AC_CLReqControlMode[st].get((4, 0))
             if t is None: raise not_allowed('EVMaximumChargePower_L2', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4181,7 +4676,7 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_AC_CLReqControlMode[st].get((5, 0))
             if t is None: raise not_allowed('EVMaximumChargePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4192,7 +4687,7 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_AC_CLReqControlMode[st].get((6, 0))
             if t is None: raise not_allowed('EVMinimumChargePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4203,7 +4698,7 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_AC_CLReqControlMode[st].get((7, 0))
             if t is None: raise not_allowed('EVMinimumChargePower_L2', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4214,7 +4709,7 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_AC_CLReqControlMode[st].get((8, 0))
             if t is None: raise not_allowed('EVMinimumChargePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4225,7 +4720,7 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_AC_CLReqControlMode[st].get((9, 0))
             if t is None: raise not_allowed('EVPresentActivePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4234,7 +4729,7 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 11
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4243,10 +4738,9 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_AC_CLReqControlMode[st].get((11, 0))
-            if t is None: raise not_allowed('EVPresentActivePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 10: w.acc = (w.acc << 3) | 1; st = 12
+            elif st == 11: w.acc <<= 3; st = 12
+            else: raise not_allowed('EVPresentActivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentReactivePower'
@@ -4254,10 +4748,10 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_AC_CLReqControlMode[st].get((12, 0))
-            if t is None: raise not_allowed('EVPresentReactivePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 10: w.acc = (w.acc << 3) | 2; st = 13
+            elif st == 11: w.acc = (w.acc << 3) | 1; st = 13
+            elif st == 12: w.acc <<= 3; st = 13
+            else: raise not_allowed('EVPresentReactivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentReactivePower_L2'
@@ -4265,10 +4759,11 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_AC_CLReqControlMode[st].get((13, 0))
-            if t is None: raise not_allowed('EVPresentReactivePower_L2', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 10: w.acc = (w.acc << 3) | 3; st = 14
+            elif st == 11: w.acc = (w.acc << 3) | 2; st = 14
+            elif st == 12: w.acc = (w.acc << 3) | 1; st = 14
+            elif st == 13: w.acc <<= 2; st = 14
+            else: raise not_allowed('EVPresentReactivePower_L2', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentReactivePower_L3'
@@ -4278,14 +4773,14 @@ def _e_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_AC_CLReqControlMode[st].get((14, 0))
             if t is None: raise not_allowed('EVPresentReactivePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_Scheduled_AC_CLReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4311,14 +4806,20 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_0[r.bits(4)]
+        _q = r.pos + 4
+        if _q > r.wend: _c = r.bits(4)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+        fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_1[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -4327,7 +4828,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_2[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -4336,7 +4840,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -4345,7 +4852,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -4354,7 +4864,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f4 = None
@@ -4363,7 +4876,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             f5 = None
@@ -4372,7 +4888,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             f6 = None
@@ -4381,7 +4900,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             f7 = None
@@ -4390,7 +4912,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             f8 = None
@@ -4399,7 +4924,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_10[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             raise missing('EVPresentActivePower', r)
@@ -4408,7 +4936,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_11[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             f10 = None
@@ -4417,7 +4948,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_12[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 1)
         else:
             f11 = None
@@ -4426,7 +4960,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_13[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_13[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 13, 1)
         else:
             f12 = None
@@ -4435,7 +4972,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f13 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_14[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_14[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 14, 1)
         else:
             f13 = None
@@ -4444,7 +4984,10 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f14 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_15[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_AC_CLReqControlMode_15[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 15, 1)
         else:
             f14 = None
@@ -4486,7 +5029,7 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4495,10 +5038,9 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVMaximumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 2; st = 2
+            else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumEnergyRequest'
@@ -4506,16 +5048,16 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_CLReqControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVMinimumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_Scheduled_CLReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4529,14 +5071,20 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_CLReqControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Scheduled_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -4545,7 +5093,10 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -4554,7 +5105,10 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -4584,7 +5138,7 @@ def _e_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 4)
+            w.acc <<= 4
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4593,10 +5147,9 @@ def _e_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_AC_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVSETargetActivePower_L2', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 1; st = 2
+            elif st == 1: w.acc <<= 4; st = 2
+            else: raise not_allowed('EVSETargetActivePower_L2', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSETargetActivePower_L3'
@@ -4604,10 +5157,10 @@ def _e_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_AC_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVSETargetActivePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 4) | 1; st = 3
+            elif st == 2: w.acc <<= 4; st = 3
+            else: raise not_allowed('EVSETargetActivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSETargetReactivePower'
@@ -4615,10 +5168,11 @@ def _e_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_AC_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVSETargetReactivePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 4) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 4) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
+            else: raise not_allowed('EVSETargetReactivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSETargetReactivePower_L2'
@@ -4628,7 +5182,7 @@ def _e_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_AC_CLResControlMode[st].get((4, 0))
             if t is None: raise not_allowed('EVSETargetReactivePower_L2', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4639,7 +5193,7 @@ def _e_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_AC_CLResControlMode[st].get((5, 0))
             if t is None: raise not_allowed('EVSETargetReactivePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4650,7 +5204,7 @@ def _e_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_AC_CLResControlMode[st].get((6, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4661,7 +5215,7 @@ def _e_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_AC_CLResControlMode[st].get((7, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower_L2', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4672,14 +5226,14 @@ def _e_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_AC_CLResControlMode[st].get((8, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_Scheduled_AC_CLResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4699,14 +5253,20 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_0[r.bits(4)]
+        _q = r.pos + 4
+        if _q > r.wend: _c = r.bits(4)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+        fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSETargetActivePower'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_1[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -4715,7 +5275,10 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_2[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -4724,7 +5287,10 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -4733,7 +5299,10 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -4742,7 +5311,10 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -4751,7 +5323,10 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -4760,7 +5335,10 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -4769,7 +5347,10 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -4778,7 +5359,10 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_AC_CLResControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
@@ -4808,7 +5392,7 @@ def _e_Scheduled_CLResControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4819,7 +5403,10 @@ def _d_Scheduled_CLResControlMode(r: BitReader) -> Scheduled_CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_CLResControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Scheduled_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_Scheduled_CLResControlMode)
@@ -4843,7 +5430,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 4)
+            w.acc <<= 4
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4852,10 +5439,9 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVMaximumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 1; st = 2
+            elif st == 1: w.acc <<= 4; st = 2
+            else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumEnergyRequest'
@@ -4863,10 +5449,10 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVMinimumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 4) | 1; st = 3
+            elif st == 2: w.acc <<= 4; st = 3
+            else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumChargePower'
@@ -4874,10 +5460,11 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVMaximumChargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 4) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 4) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
+            else: raise not_allowed('EVMaximumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumChargePower_L2'
@@ -4887,7 +5474,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((4, 0))
             if t is None: raise not_allowed('EVMaximumChargePower_L2', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4898,7 +5485,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((5, 0))
             if t is None: raise not_allowed('EVMaximumChargePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4909,7 +5496,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((6, 0))
             if t is None: raise not_allowed('EVMinimumChargePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4920,7 +5507,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((7, 0))
             if t is None: raise not_allowed('EVMinimumChargePower_L2', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4931,7 +5518,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((8, 0))
             if t is None: raise not_allowed('EVMinimumChargePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4942,7 +5529,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((9, 0))
             if t is None: raise not_allowed('EVPresentActivePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4951,7 +5538,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 4)
+            w.acc <<= 4
             st = 15
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4960,10 +5547,9 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((11, 0))
-            if t is None: raise not_allowed('EVPresentActivePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 10: w.acc = (w.acc << 4) | 1; st = 16
+            elif st == 15: w.acc <<= 4; st = 16
+            else: raise not_allowed('EVPresentActivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentReactivePower'
@@ -4971,10 +5557,10 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((12, 0))
-            if t is None: raise not_allowed('EVPresentReactivePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 10: w.acc = (w.acc << 4) | 2; st = 17
+            elif st == 15: w.acc = (w.acc << 4) | 1; st = 17
+            elif st == 16: w.acc <<= 4; st = 17
+            else: raise not_allowed('EVPresentReactivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentReactivePower_L2'
@@ -4982,10 +5568,11 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((13, 0))
-            if t is None: raise not_allowed('EVPresentReactivePower_L2', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 10: w.acc = (w.acc << 4) | 3; st = 18
+            elif st == 15: w.acc = (w.acc << 4) | 2; st = 18
+            elif st == 16: w.acc = (w.acc << 4) | 1; st = 18
+            elif st == 17: w.acc <<= 4; st = 18
+            else: raise not_allowed('EVPresentReactivePower_L2', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentReactivePower_L3'
@@ -4995,7 +5582,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((14, 0))
             if t is None: raise not_allowed('EVPresentReactivePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5006,7 +5593,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((15, 0))
             if t is None: raise not_allowed('EVMaximumDischargePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5017,7 +5604,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((16, 0))
             if t is None: raise not_allowed('EVMaximumDischargePower_L2', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5028,7 +5615,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((17, 0))
             if t is None: raise not_allowed('EVMaximumDischargePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5039,7 +5626,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((18, 0))
             if t is None: raise not_allowed('EVMinimumDischargePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5050,7 +5637,7 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((19, 0))
             if t is None: raise not_allowed('EVMinimumDischargePower_L2', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5061,14 +5648,14 @@ def _e_BPT_Scheduled_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((20, 0))
             if t is None: raise not_allowed('EVMinimumDischargePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_BPT_Scheduled_AC_CLReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5100,14 +5687,20 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_0[r.bits(4)]
+        _q = r.pos + 4
+        if _q > r.wend: _c = r.bits(4)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+        fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_1[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -5116,7 +5709,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_2[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -5125,7 +5721,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -5134,7 +5733,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -5143,7 +5745,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f4 = None
@@ -5152,7 +5757,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             f5 = None
@@ -5161,7 +5769,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             f6 = None
@@ -5170,7 +5781,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             f7 = None
@@ -5179,7 +5793,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             f8 = None
@@ -5188,7 +5805,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_10[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             raise missing('EVPresentActivePower', r)
@@ -5197,7 +5817,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_15[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_15[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 15, 1)
         else:
             f10 = None
@@ -5206,7 +5829,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_16[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_16[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 16, 1)
         else:
             f11 = None
@@ -5215,7 +5841,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_17[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_17[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 17, 1)
         else:
             f12 = None
@@ -5224,7 +5853,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f13 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_18[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_18[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 18, 1)
         else:
             f13 = None
@@ -5233,7 +5865,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f14 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_19[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_19[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 19, 1)
         else:
             f14 = None
@@ -5242,7 +5877,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f15 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_20[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_20[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 20, 1)
         else:
             f15 = None
@@ -5251,7 +5889,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f16 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_21[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_21[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 21, 1)
         else:
             f16 = None
@@ -5260,7 +5901,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f17 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_11[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             f17 = None
@@ -5269,7 +5913,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f18 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_12[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 1)
         else:
             f18 = None
@@ -5278,7 +5925,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f19 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_13[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_13[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 13, 1)
         else:
             f19 = None
@@ -5287,7 +5937,10 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f20 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_14[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLReqControlMode_14[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 14, 1)
         else:
             f20 = None
@@ -5335,7 +5988,7 @@ def _e_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 4)
+            w.acc <<= 4
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5344,10 +5997,9 @@ def _e_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_AC_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVSETargetActivePower_L2', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 1; st = 2
+            elif st == 1: w.acc <<= 4; st = 2
+            else: raise not_allowed('EVSETargetActivePower_L2', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSETargetActivePower_L3'
@@ -5355,10 +6007,10 @@ def _e_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_AC_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVSETargetActivePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 4) | 1; st = 3
+            elif st == 2: w.acc <<= 4; st = 3
+            else: raise not_allowed('EVSETargetActivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSETargetReactivePower'
@@ -5366,10 +6018,11 @@ def _e_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_AC_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVSETargetReactivePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 4) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 4) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
+            else: raise not_allowed('EVSETargetReactivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSETargetReactivePower_L2'
@@ -5379,7 +6032,7 @@ def _e_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLResControlMode[st].get((4, 0))
             if t is None: raise not_allowed('EVSETargetReactivePower_L2', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5390,7 +6043,7 @@ def _e_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLResControlMode[st].get((5, 0))
             if t is None: raise not_allowed('EVSETargetReactivePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5401,7 +6054,7 @@ def _e_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLResControlMode[st].get((6, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5412,7 +6065,7 @@ def _e_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLResControlMode[st].get((7, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower_L2', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5423,14 +6076,14 @@ def _e_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_AC_CLResControlMode[st].get((8, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_BPT_Scheduled_AC_CLResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5450,14 +6103,20 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_0[r.bits(4)]
+        _q = r.pos + 4
+        if _q > r.wend: _c = r.bits(4)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+        fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSETargetActivePower'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_1[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -5466,7 +6125,10 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_2[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -5475,7 +6137,10 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -5484,7 +6149,10 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -5493,7 +6161,10 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -5502,7 +6173,10 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -5511,7 +6185,10 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -5520,7 +6197,10 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -5529,7 +6209,10 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Scheduled_AC_CLResControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
@@ -5566,19 +6249,18 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            t = _ET_Dynamic_AC_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVTargetEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
+            else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumEnergyRequest'
@@ -5586,7 +6268,7 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5595,7 +6277,7 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5604,7 +6286,7 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5613,7 +6295,7 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 8
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5622,10 +6304,9 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_AC_CLReqControlMode[st].get((6, 0))
-            if t is None: raise not_allowed('EVMaximumChargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.acc = (w.acc << 2) | 1; st = 6
+            elif st == 8: w.acc <<= 2; st = 6
+            else: raise not_allowed('EVMaximumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumChargePower'
@@ -5633,10 +6314,10 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumChargePower', w)
         else:
-            t = _ET_Dynamic_AC_CLReqControlMode[st].get((7, 0))
-            if t is None: raise not_allowed('EVMinimumChargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.acc = (w.acc << 2) | 2; st = 7
+            elif st == 6: w.acc <<= 1; st = 7
+            elif st == 8: w.acc = (w.acc << 2) | 1; st = 7
+            else: raise not_allowed('EVMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumChargePower_L2'
@@ -5644,7 +6325,7 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 9
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5653,10 +6334,9 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_AC_CLReqControlMode[st].get((9, 0))
-            if t is None: raise not_allowed('EVMinimumChargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.acc = (w.acc << 2) | 1; st = 10
+            elif st == 9: w.acc <<= 2; st = 10
+            else: raise not_allowed('EVMinimumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentActivePower'
@@ -5664,10 +6344,10 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPresentActivePower', w)
         else:
-            t = _ET_Dynamic_AC_CLReqControlMode[st].get((10, 0))
-            if t is None: raise not_allowed('EVPresentActivePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.acc = (w.acc << 2) | 2; st = 11
+            elif st == 9: w.acc = (w.acc << 2) | 1; st = 11
+            elif st == 10: w.acc <<= 1; st = 11
+            else: raise not_allowed('EVPresentActivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentActivePower_L2'
@@ -5675,7 +6355,7 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 12
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5684,10 +6364,9 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_AC_CLReqControlMode[st].get((12, 0))
-            if t is None: raise not_allowed('EVPresentActivePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 11: w.acc = (w.acc << 2) | 1; st = 13
+            elif st == 12: w.acc <<= 2; st = 13
+            else: raise not_allowed('EVPresentActivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentReactivePower'
@@ -5695,10 +6374,10 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPresentReactivePower', w)
         else:
-            t = _ET_Dynamic_AC_CLReqControlMode[st].get((13, 0))
-            if t is None: raise not_allowed('EVPresentReactivePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 11: w.acc = (w.acc << 2) | 2; st = 14
+            elif st == 12: w.acc = (w.acc << 2) | 1; st = 14
+            elif st == 13: w.acc <<= 1; st = 14
+            else: raise not_allowed('EVPresentReactivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentReactivePower_L2'
@@ -5706,7 +6385,7 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 15
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5715,16 +6394,15 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_AC_CLReqControlMode[st].get((15, 0))
-            if t is None: raise not_allowed('EVPresentReactivePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 14: w.acc = (w.acc << 2) | 1; st = 16
+            elif st == 15: w.acc <<= 2; st = 16
+            else: raise not_allowed('EVPresentReactivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_Dynamic_AC_CLReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5751,7 +6429,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -5763,7 +6444,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -5772,7 +6456,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetEnergyRequest', r)
@@ -5781,7 +6468,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaximumEnergyRequest', r)
@@ -5790,7 +6480,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVMinimumEnergyRequest', r)
@@ -5799,7 +6492,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVMaximumChargePower', r)
@@ -5808,7 +6504,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             f5 = None
@@ -5817,7 +6516,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             f6 = None
@@ -5826,7 +6528,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('EVMinimumChargePower', r)
@@ -5835,7 +6540,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_9[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             f8 = None
@@ -5844,7 +6552,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 2)
         else:
             f9 = None
@@ -5853,7 +6564,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_11[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 2)
         else:
             raise missing('EVPresentActivePower', r)
@@ -5862,7 +6576,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_12[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 2)
         else:
             f11 = None
@@ -5871,7 +6588,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_13[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_13[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 13, 2)
         else:
             f12 = None
@@ -5880,7 +6600,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f13 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_14[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_14[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 14, 1)
         else:
             raise missing('EVPresentReactivePower', r)
@@ -5889,7 +6612,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f14 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_15[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_15[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 15, 1)
         else:
             f14 = None
@@ -5898,7 +6624,10 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f15 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_16[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_AC_CLReqControlMode_16[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 16, 1)
         else:
             f15 = None
@@ -5928,8 +6657,6 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
 
 _DT_Dynamic_CLReqControlMode = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_Dynamic_CLReqControlMode = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest')
-_ET_Dynamic_CLReqControlMode = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 1, 4)}, {},)
-_EE_Dynamic_CLReqControlMode = (None, None, None, None, (0, 1),)
 
 
 def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
@@ -5942,19 +6669,18 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            t = _ET_Dynamic_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVTargetEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
+            else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumEnergyRequest'
@@ -5962,7 +6688,7 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5971,12 +6697,12 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5991,7 +6717,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_CLReqControlMode_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_Dynamic_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -6003,7 +6732,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -6012,7 +6744,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetEnergyRequest', r)
@@ -6021,7 +6756,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaximumEnergyRequest', r)
@@ -6030,7 +6768,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVMinimumEnergyRequest', r)
@@ -6062,45 +6803,45 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_AC_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_AC_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_AC_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('AckMaxDelay', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
+            else: raise not_allowed('AckMaxDelay', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSETargetActivePower'
         x = v.evse_target_active_power
         if x is None:
@@ -6108,7 +6849,7 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Dynamic_AC_CLResControlMode[st].get((4, 0))
             if t is None: raise not_allowed('EVSETargetActivePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6117,7 +6858,7 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 4)
+            w.acc <<= 4
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6126,10 +6867,9 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_AC_CLResControlMode[st].get((6, 0))
-            if t is None: raise not_allowed('EVSETargetActivePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.acc = (w.acc << 4) | 1; st = 7
+            elif st == 6: w.acc <<= 4; st = 7
+            else: raise not_allowed('EVSETargetActivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSETargetReactivePower'
@@ -6137,10 +6877,10 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_AC_CLResControlMode[st].get((7, 0))
-            if t is None: raise not_allowed('EVSETargetReactivePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.acc = (w.acc << 4) | 2; st = 8
+            elif st == 6: w.acc = (w.acc << 4) | 1; st = 8
+            elif st == 7: w.acc <<= 3; st = 8
+            else: raise not_allowed('EVSETargetReactivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSETargetReactivePower_L2'
@@ -6148,10 +6888,11 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_AC_CLResControlMode[st].get((8, 0))
-            if t is None: raise not_allowed('EVSETargetReactivePower_L2', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.acc = (w.acc << 4) | 3; st = 9
+            elif st == 6: w.acc = (w.acc << 4) | 2; st = 9
+            elif st == 7: w.acc = (w.acc << 3) | 1; st = 9
+            elif st == 8: w.acc <<= 3; st = 9
+            else: raise not_allowed('EVSETargetReactivePower_L2', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSETargetReactivePower_L3'
@@ -6161,7 +6902,7 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Dynamic_AC_CLResControlMode[st].get((9, 0))
             if t is None: raise not_allowed('EVSETargetReactivePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6172,7 +6913,7 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Dynamic_AC_CLResControlMode[st].get((10, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6183,7 +6924,7 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Dynamic_AC_CLResControlMode[st].get((11, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower_L2', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6194,14 +6935,14 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Dynamic_AC_CLResControlMode[st].get((12, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_Dynamic_AC_CLResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6225,7 +6966,10 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -6237,14 +6981,19 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -6258,14 +7007,19 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -6279,7 +7033,10 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -6293,7 +7050,10 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
                 if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -6302,7 +7062,10 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_5[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('EVSETargetActivePower', r)
@@ -6311,7 +7074,10 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_6[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -6320,7 +7086,10 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_7[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -6329,7 +7098,10 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_8[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -6338,7 +7110,10 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_9[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
@@ -6347,7 +7122,10 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_10[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             f9 = None
@@ -6356,7 +7134,10 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_11[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             f10 = None
@@ -6365,7 +7146,10 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_12[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 1)
         else:
             f11 = None
@@ -6374,7 +7158,10 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
-            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_13[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_AC_CLResControlMode_13[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 13, 1)
         else:
             f12 = None
@@ -6415,49 +7202,49 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('AckMaxDelay', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
+            else: raise not_allowed('AckMaxDelay', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_Dynamic_CLResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6472,7 +7259,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_CLResControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Dynamic_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -6484,14 +7274,19 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -6505,14 +7300,19 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -6526,7 +7326,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -6540,7 +7343,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -6572,19 +7378,18 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVTargetEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
+            else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumEnergyRequest'
@@ -6592,7 +7397,7 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6601,7 +7406,7 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6610,7 +7415,7 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6619,7 +7424,7 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 8
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6628,10 +7433,9 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((6, 0))
-            if t is None: raise not_allowed('EVMaximumChargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.acc = (w.acc << 2) | 1; st = 6
+            elif st == 8: w.acc <<= 2; st = 6
+            else: raise not_allowed('EVMaximumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumChargePower'
@@ -6639,10 +7443,10 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumChargePower', w)
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((7, 0))
-            if t is None: raise not_allowed('EVMinimumChargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.acc = (w.acc << 2) | 2; st = 7
+            elif st == 6: w.acc <<= 1; st = 7
+            elif st == 8: w.acc = (w.acc << 2) | 1; st = 7
+            else: raise not_allowed('EVMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumChargePower_L2'
@@ -6650,7 +7454,7 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 9
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6659,10 +7463,9 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((9, 0))
-            if t is None: raise not_allowed('EVMinimumChargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.acc = (w.acc << 2) | 1; st = 10
+            elif st == 9: w.acc <<= 2; st = 10
+            else: raise not_allowed('EVMinimumChargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentActivePower'
@@ -6670,10 +7473,10 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPresentActivePower', w)
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((10, 0))
-            if t is None: raise not_allowed('EVPresentActivePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.acc = (w.acc << 2) | 2; st = 11
+            elif st == 9: w.acc = (w.acc << 2) | 1; st = 11
+            elif st == 10: w.acc <<= 1; st = 11
+            else: raise not_allowed('EVPresentActivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentActivePower_L2'
@@ -6681,7 +7484,7 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 12
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6690,10 +7493,9 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((12, 0))
-            if t is None: raise not_allowed('EVPresentActivePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 11: w.acc = (w.acc << 2) | 1; st = 13
+            elif st == 12: w.acc <<= 2; st = 13
+            else: raise not_allowed('EVPresentActivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentReactivePower'
@@ -6701,10 +7503,10 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPresentReactivePower', w)
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((13, 0))
-            if t is None: raise not_allowed('EVPresentReactivePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 11: w.acc = (w.acc << 2) | 2; st = 14
+            elif st == 12: w.acc = (w.acc << 2) | 1; st = 14
+            elif st == 13: w.acc <<= 1; st = 14
+            else: raise not_allowed('EVPresentReactivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVPresentReactivePower_L2'
@@ -6712,7 +7514,7 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 16
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6721,10 +7523,9 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((15, 0))
-            if t is None: raise not_allowed('EVPresentReactivePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 14: w.acc = (w.acc << 2) | 1; st = 17
+            elif st == 16: w.acc <<= 2; st = 17
+            else: raise not_allowed('EVPresentReactivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVPresentReactivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumDischargePower'
@@ -6732,10 +7533,10 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumDischargePower', w)
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((16, 0))
-            if t is None: raise not_allowed('EVMaximumDischargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 14: w.acc = (w.acc << 2) | 2; st = 15
+            elif st == 16: w.acc = (w.acc << 2) | 1; st = 15
+            elif st == 17: w.acc <<= 1; st = 15
+            else: raise not_allowed('EVMaximumDischargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumDischargePower_L2'
@@ -6743,7 +7544,7 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 18
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6752,10 +7553,9 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((18, 0))
-            if t is None: raise not_allowed('EVMaximumDischargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 15: w.acc = (w.acc << 2) | 1; st = 19
+            elif st == 18: w.acc <<= 2; st = 19
+            else: raise not_allowed('EVMaximumDischargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumDischargePower'
@@ -6763,10 +7563,10 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumDischargePower', w)
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((19, 0))
-            if t is None: raise not_allowed('EVMinimumDischargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 15: w.acc = (w.acc << 2) | 2; st = 20
+            elif st == 18: w.acc = (w.acc << 2) | 1; st = 20
+            elif st == 19: w.acc <<= 1; st = 20
+            else: raise not_allowed('EVMinimumDischargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumDischargePower_L2'
@@ -6774,7 +7574,7 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 21
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6783,10 +7583,9 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((21, 0))
-            if t is None: raise not_allowed('EVMinimumDischargePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 20: w.acc = (w.acc << 3) | 1; st = 22
+            elif st == 21: w.acc <<= 3; st = 22
+            else: raise not_allowed('EVMinimumDischargePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumV2XEnergyRequest'
@@ -6794,10 +7593,10 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((22, 0))
-            if t is None: raise not_allowed('EVMaximumV2XEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 20: w.acc = (w.acc << 3) | 2; st = 23
+            elif st == 21: w.acc = (w.acc << 3) | 1; st = 23
+            elif st == 22: w.acc <<= 2; st = 23
+            else: raise not_allowed('EVMaximumV2XEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumV2XEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumV2XEnergyRequest'
@@ -6805,16 +7604,17 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLReqControlMode[st].get((23, 0))
-            if t is None: raise not_allowed('EVMinimumV2XEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 20: w.acc = (w.acc << 3) | 3; st = 24
+            elif st == 21: w.acc = (w.acc << 3) | 2; st = 24
+            elif st == 22: w.acc = (w.acc << 2) | 1; st = 24
+            elif st == 23: w.acc <<= 2; st = 24
+            else: raise not_allowed('EVMinimumV2XEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumV2XEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_BPT_Dynamic_AC_CLReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6849,7 +7649,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -6861,7 +7664,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -6870,7 +7676,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetEnergyRequest', r)
@@ -6879,7 +7688,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaximumEnergyRequest', r)
@@ -6888,7 +7700,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVMinimumEnergyRequest', r)
@@ -6897,7 +7712,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVMaximumChargePower', r)
@@ -6906,7 +7724,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             f5 = None
@@ -6915,7 +7736,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             f6 = None
@@ -6924,7 +7748,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('EVMinimumChargePower', r)
@@ -6933,7 +7760,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_9[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             f8 = None
@@ -6942,7 +7772,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 2)
         else:
             f9 = None
@@ -6951,7 +7784,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_11[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 2)
         else:
             raise missing('EVPresentActivePower', r)
@@ -6960,7 +7796,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_12[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 2)
         else:
             f11 = None
@@ -6969,7 +7808,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_13[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_13[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 13, 2)
         else:
             f12 = None
@@ -6978,7 +7820,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f13 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_14[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_14[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 14, 2)
         else:
             raise missing('EVPresentReactivePower', r)
@@ -6987,7 +7832,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f14 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_16[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_16[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 16, 2)
         else:
             f14 = None
@@ -6996,7 +7844,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f15 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_17[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_17[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 17, 2)
         else:
             f15 = None
@@ -7005,7 +7856,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f16 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_15[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_15[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 15, 2)
         else:
             raise missing('EVMaximumDischargePower', r)
@@ -7014,7 +7868,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f17 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_18[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_18[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 18, 2)
         else:
             f17 = None
@@ -7023,7 +7880,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f18 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_19[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_19[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 19, 2)
         else:
             f18 = None
@@ -7032,7 +7892,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f19 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_20[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_20[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 20, 1)
         else:
             raise missing('EVMinimumDischargePower', r)
@@ -7041,7 +7904,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f20 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_21[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_21[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 21, 1)
         else:
             f20 = None
@@ -7050,7 +7916,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f21 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_22[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_22[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 22, 1)
         else:
             f21 = None
@@ -7059,7 +7928,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f22 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_23[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_23[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 23, 1)
         else:
             f22 = None
@@ -7068,7 +7940,10 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f23 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_24[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLReqControlMode_24[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 24, 1)
         else:
             f23 = None
@@ -7120,45 +7995,45 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('AckMaxDelay', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
+            else: raise not_allowed('AckMaxDelay', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSETargetActivePower'
         x = v.evse_target_active_power
         if x is None:
@@ -7166,7 +8041,7 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((4, 0))
             if t is None: raise not_allowed('EVSETargetActivePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7175,7 +8050,7 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 4)
+            w.acc <<= 4
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7184,10 +8059,9 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((6, 0))
-            if t is None: raise not_allowed('EVSETargetActivePower_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.acc = (w.acc << 4) | 1; st = 7
+            elif st == 6: w.acc <<= 4; st = 7
+            else: raise not_allowed('EVSETargetActivePower_L3', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSETargetReactivePower'
@@ -7195,10 +8069,10 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((7, 0))
-            if t is None: raise not_allowed('EVSETargetReactivePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.acc = (w.acc << 4) | 2; st = 8
+            elif st == 6: w.acc = (w.acc << 4) | 1; st = 8
+            elif st == 7: w.acc <<= 3; st = 8
+            else: raise not_allowed('EVSETargetReactivePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSETargetReactivePower_L2'
@@ -7206,10 +8080,11 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((8, 0))
-            if t is None: raise not_allowed('EVSETargetReactivePower_L2', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.acc = (w.acc << 4) | 3; st = 9
+            elif st == 6: w.acc = (w.acc << 4) | 2; st = 9
+            elif st == 7: w.acc = (w.acc << 3) | 1; st = 9
+            elif st == 8: w.acc <<= 3; st = 9
+            else: raise not_allowed('EVSETargetReactivePower_L2', w)
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSETargetReactivePower_L3'
@@ -7219,7 +8094,7 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((9, 0))
             if t is None: raise not_allowed('EVSETargetReactivePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSETargetReactivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7230,7 +8105,7 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((10, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7241,7 +8116,7 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((11, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower_L2', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7252,14 +8127,14 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((12, 0))
             if t is None: raise not_allowed('EVSEPresentActivePower_L3', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentActivePower_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_BPT_Dynamic_AC_CLResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7283,7 +8158,10 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -7295,14 +8173,19 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -7316,14 +8199,19 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -7337,7 +8225,10 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -7351,7 +8242,10 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
                 if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -7360,7 +8254,10 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_5[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('EVSETargetActivePower', r)
@@ -7369,7 +8266,10 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_6[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -7378,7 +8278,10 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_7[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -7387,7 +8290,10 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_8[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -7396,7 +8302,10 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_9[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
@@ -7405,7 +8314,10 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_10[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             f9 = None
@@ -7414,7 +8326,10 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_11[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             f10 = None
@@ -7423,7 +8338,10 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_12[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 1)
         else:
             f11 = None
@@ -7432,7 +8350,10 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_13[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_AC_CLResControlMode_13[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 13, 1)
         else:
             f12 = None
@@ -7471,7 +8392,7 @@ def _e_ListOfRootCertificateIDs(w: BitWriter, v: Any) -> None:
         for x in v.root_certificate_id:
             t = _ET_ListOfRootCertificateIDs[st].get((0, 0))
             if t is None: raise not_allowed('RootCertificateID', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not X509IssuerSerial: raise bad_value('RootCertificateID', x, 'is not a X509IssuerSerial', w)
             _e_X509IssuerSerial(w, x)
@@ -7479,7 +8400,7 @@ def _e_ListOfRootCertificateIDs(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_ListOfRootCertificateIDs[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7490,7 +8411,10 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'RootCertificateID'
         f0 = []
@@ -7895,12 +8819,12 @@ FIELDS.update(_SF); ENCODERS.update(_SEN); DECODERS.update(_SDE)
 
 def _es_g17(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g17(r: BitReader) -> Any:
@@ -7914,12 +8838,12 @@ def _ds_g17(r: BitReader) -> Any:
 
 def _es_g21(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g21(r: BitReader) -> Any:
@@ -7933,12 +8857,12 @@ def _ds_g21(r: BitReader) -> Any:
 
 def _es_g24(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g24(r: BitReader) -> Any:
@@ -7953,10 +8877,10 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:std:iso:15118:-20:AC', 'AC_C
 
 
 def _es_f6(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f6(r: BitReader) -> Any:
@@ -7970,10 +8894,10 @@ def _ds_f6(r: BitReader) -> Any:
 
 
 def _es_f11(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f11(r: BitReader) -> Any:
@@ -7987,10 +8911,10 @@ def _ds_f11(r: BitReader) -> Any:
 
 
 def _es_f14(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f14(r: BitReader) -> Any:
@@ -8004,10 +8928,10 @@ def _ds_f14(r: BitReader) -> Any:
 
 
 def _es_f21(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f21(r: BitReader) -> Any:
@@ -8021,10 +8945,10 @@ def _ds_f21(r: BitReader) -> Any:
 
 
 def _es_f22(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f22(r: BitReader) -> Any:
@@ -8039,11 +8963,13 @@ def _ds_f22(r: BitReader) -> Any:
 
 def _es_f23(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f23(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -8058,10 +8984,10 @@ def _ds_f23(r: BitReader) -> Any:
 
 
 def _es_f26(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f26(r: BitReader) -> Any:
@@ -8076,12 +9002,12 @@ def _ds_f26(r: BitReader) -> Any:
 
 def _es_f28(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f28(r: BitReader) -> Any:
@@ -8096,11 +9022,13 @@ def _ds_f28(r: BitReader) -> Any:
 def _es_f67(w: BitWriter, x: Any) -> None:
     _i = _I_EvseNotification.get(x)
     if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
-    w.bits((_i << 1), 5)
+    w.acc = (w.acc << 5) | (_i << 1)
 
 
 def _ds_f67(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -8120,12 +9048,12 @@ def _ds_f67(r: BitReader) -> Any:
 
 def _es_f82(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f82(r: BitReader) -> Any:
@@ -8139,11 +9067,13 @@ def _ds_f82(r: BitReader) -> Any:
 
 def _es_f83(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
-    w.bits(((x - -128) << 1), 10)
+    w.acc = (w.acc << 10) | ((x - -128) << 1)
 
 
 def _ds_f83(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -8159,12 +9089,12 @@ def _ds_f83(r: BitReader) -> Any:
 
 def _es_f84(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f84(r: BitReader) -> Any:
@@ -8177,10 +9107,10 @@ def _ds_f84(r: BitReader) -> Any:
 
 
 def _es_f85(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f85(r: BitReader) -> Any:
@@ -8194,11 +9124,13 @@ def _ds_f85(r: BitReader) -> Any:
 
 def _es_f87(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('InletHot', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f87(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -8214,12 +9146,12 @@ def _ds_f87(r: BitReader) -> Any:
 
 def _es_f88(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f88(r: BitReader) -> Any:
@@ -8233,12 +9165,12 @@ def _ds_f88(r: BitReader) -> Any:
 
 def _es_f90(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f90(r: BitReader) -> Any:
@@ -8252,11 +9184,13 @@ def _ds_f90(r: BitReader) -> Any:
 
 def _es_f94(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f94(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -8274,31 +9208,32 @@ def _ds_f94(r: BitReader) -> Any:
 
 def _es_f95(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f95(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
+        _x = r.string(32)
         expect_ee(r)
     return _x
 
 
 def _es_f97(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f97(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -8314,29 +9249,28 @@ def _ds_f97(r: BitReader) -> Any:
 
 def _es_f98(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f98(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 64: raise bad_value('MeterSignature', _x, 'is longer than 64 octets', r)
+        _x = r.binary(64)
         expect_ee(r)
     return _x
 
 
 def _es_f99(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f99(r: BitReader) -> Any:
@@ -8350,10 +9284,10 @@ def _ds_f99(r: BitReader) -> Any:
 
 
 def _es_f100(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f100(r: BitReader) -> Any:
@@ -8368,12 +9302,12 @@ def _ds_f100(r: BitReader) -> Any:
 
 def _es_f101(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f101(r: BitReader) -> Any:
@@ -8387,11 +9321,13 @@ def _ds_f101(r: BitReader) -> Any:
 
 def _es_f102(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f102(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -8409,12 +9345,12 @@ def _ds_f102(r: BitReader) -> Any:
 
 def _es_f103(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f103(r: BitReader) -> Any:
@@ -8427,10 +9363,10 @@ def _ds_f103(r: BitReader) -> Any:
 
 
 def _es_f104(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f104(r: BitReader) -> Any:
@@ -8445,12 +9381,12 @@ def _ds_f104(r: BitReader) -> Any:
 
 def _es_f108(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f108(r: BitReader) -> Any:
@@ -8464,12 +9400,12 @@ def _ds_f108(r: BitReader) -> Any:
 
 def _es_f110(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f110(r: BitReader) -> Any:
@@ -8483,12 +9419,12 @@ def _ds_f110(r: BitReader) -> Any:
 
 def _es_f111(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f111(r: BitReader) -> Any:
@@ -8502,12 +9438,12 @@ def _ds_f111(r: BitReader) -> Any:
 
 def _es_f112(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f112(r: BitReader) -> Any:
@@ -8521,11 +9457,13 @@ def _ds_f112(r: BitReader) -> Any:
 
 def _es_f113(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f113(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -8543,12 +9481,12 @@ def _ds_f113(r: BitReader) -> Any:
 
 def _es_f114(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f114(r: BitReader) -> Any:
@@ -8561,10 +9499,10 @@ def _ds_f114(r: BitReader) -> Any:
 
 
 def _es_f118(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f118(r: BitReader) -> Any:
@@ -8578,10 +9516,10 @@ def _ds_f118(r: BitReader) -> Any:
 
 
 def _es_f119(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f119(r: BitReader) -> Any:
@@ -8595,10 +9533,10 @@ def _ds_f119(r: BitReader) -> Any:
 
 
 def _es_f120(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f120(r: BitReader) -> Any:
@@ -8614,11 +9552,13 @@ def _ds_f120(r: BitReader) -> Any:
 def _es_f121(w: BitWriter, x: Any) -> None:
     _i = _I_ResponseCode.get(x)
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-    w.bits((_i << 1), 8)
+    w.acc = (w.acc << 8) | (_i << 1)
 
 
 def _ds_f121(r: BitReader) -> Any:
-    _x = r.bits(8)
+    _q = r.pos + 8
+    if _q > r.wend: _x = r.bits(8)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
     if _x >> 7:
         r.pos -= 8
         if r.bit():
@@ -8638,12 +9578,12 @@ def _ds_f121(r: BitReader) -> Any:
 
 def _es_f125(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f125(r: BitReader) -> Any:
@@ -8657,12 +9597,12 @@ def _ds_f125(r: BitReader) -> Any:
 
 def _es_f128(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f128(r: BitReader) -> Any:
@@ -8676,31 +9616,32 @@ def _ds_f128(r: BitReader) -> Any:
 
 def _es_f129(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f129(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+        _x = r.binary(8)
         expect_ee(r)
     return _x
 
 
 def _es_f136(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f136(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -8717,10 +9658,10 @@ def _ds_f136(r: BitReader) -> Any:
 
 
 def _es_f138(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f138(r: BitReader) -> Any:
@@ -8734,10 +9675,10 @@ def _ds_f138(r: BitReader) -> Any:
 
 
 def _es_f139(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f139(r: BitReader) -> Any:
@@ -8751,10 +9692,10 @@ def _ds_f139(r: BitReader) -> Any:
 
 
 def _es_f140(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f140(r: BitReader) -> Any:
@@ -8768,10 +9709,10 @@ def _ds_f140(r: BitReader) -> Any:
 
 
 def _es_f143(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f143(r: BitReader) -> Any:
@@ -8786,12 +9727,12 @@ def _ds_f143(r: BitReader) -> Any:
 
 def _es_f144(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f144(r: BitReader) -> Any:
@@ -8805,12 +9746,12 @@ def _ds_f144(r: BitReader) -> Any:
 
 def _es_f145(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f145(r: BitReader) -> Any:
@@ -8824,12 +9765,12 @@ def _ds_f145(r: BitReader) -> Any:
 
 def _es_f147(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f147(r: BitReader) -> Any:
@@ -8843,12 +9784,12 @@ def _ds_f147(r: BitReader) -> Any:
 
 def _es_f149(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f149(r: BitReader) -> Any:
@@ -8861,10 +9802,10 @@ def _ds_f149(r: BitReader) -> Any:
 
 
 def _es_f150(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f150(r: BitReader) -> Any:
@@ -8878,12 +9819,12 @@ def _ds_f150(r: BitReader) -> Any:
 
 def _es_f151(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f151(r: BitReader) -> Any:
@@ -8897,12 +9838,12 @@ def _ds_f151(r: BitReader) -> Any:
 
 def _es_f152(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f152(r: BitReader) -> Any:
@@ -8916,12 +9857,12 @@ def _ds_f152(r: BitReader) -> Any:
 
 def _es_f153(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f153(r: BitReader) -> Any:

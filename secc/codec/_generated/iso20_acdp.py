@@ -493,7 +493,7 @@ def _e_CLReqControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -504,7 +504,10 @@ def _d_CLReqControlMode(r: BitReader) -> CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CLReqControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_CLReqControlMode)
@@ -522,7 +525,7 @@ def _e_CLResControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -533,7 +536,10 @@ def _d_CLResControlMode(r: BitReader) -> CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CLResControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_CLResControlMode)
@@ -555,7 +561,7 @@ def _e_ACDP_VehiclePositioningReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -566,7 +572,7 @@ def _e_ACDP_VehiclePositioningReq(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not bool: raise bad_value('EVMobilityStatus', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVPositioningSupport'
         x = v.ev_positioning_support
         if x is None:
@@ -574,9 +580,9 @@ def _e_ACDP_VehiclePositioningReq(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             if type(x) is not bool: raise bad_value('EVPositioningSupport', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -590,21 +596,29 @@ def _d_ACDP_VehiclePositioningReq(r: BitReader) -> ACDP_VehiclePositioningReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ACDP_VehiclePositioningReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ACDP_VehiclePositioningReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ACDP_VehiclePositioningReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_VehiclePositioningReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'EVMobilityStatus'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -616,14 +630,19 @@ def _d_ACDP_VehiclePositioningReq(r: BitReader) -> ACDP_VehiclePositioningReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = e = _R_ACDP_VehiclePositioningReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_VehiclePositioningReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVMobilityStatus', r)
         _p = 'EVPositioningSupport'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -635,7 +654,10 @@ def _d_ACDP_VehiclePositioningReq(r: BitReader) -> ACDP_VehiclePositioningReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_ACDP_VehiclePositioningReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_VehiclePositioningReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVPositioningSupport', r)
@@ -663,12 +685,12 @@ def _e_V2GRequest(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -680,14 +702,20 @@ def _d_V2GRequest(r: BitReader) -> V2GRequest:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GRequest_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GRequest_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GRequest_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GRequest_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -713,12 +741,12 @@ def _e_V2GMessage(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -730,14 +758,20 @@ def _d_V2GMessage(r: BitReader) -> V2GMessage:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GMessage_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GMessage_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GMessage_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GMessage_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -766,37 +800,37 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
             raise missing('SessionID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'TimeStamp'
         x = v.time_stamp
         if x is None:
             raise missing('TimeStamp', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Signature'
         x = v.signature
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not Signature: raise bad_value('Signature', x, 'is not a Signature', w)
             _e_Signature(w, x)
         _p = None
         e = _EE_MessageHeader[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -810,7 +844,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MessageHeader_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MessageHeader_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SessionID'
         if fid == 0:
@@ -818,11 +855,13 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+                _x = r.binary(8)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MessageHeader_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MessageHeader_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('SessionID', r)
@@ -836,7 +875,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 if _x > 18446744073709551615: raise bad_value('TimeStamp', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_MessageHeader_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MessageHeader_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('TimeStamp', r)
@@ -845,7 +887,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             st = nst
             _x = _d_Signature(r)
             f2 = _x
-            fid, m, nst = e = _R_MessageHeader_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MessageHeader_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -873,7 +918,7 @@ def _e_ACDP_VehiclePositioningRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -885,7 +930,7 @@ def _e_ACDP_VehiclePositioningRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
         x = v.evse_processing
         if x is None:
@@ -894,7 +939,7 @@ def _e_ACDP_VehiclePositioningRes(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVSEPositioningSupport'
         x = v.evse_positioning_support
         if x is None:
@@ -902,47 +947,47 @@ def _e_ACDP_VehiclePositioningRes(w: BitWriter, v: Any) -> None:
         else:
             st = 4
             if type(x) is not bool: raise bad_value('EVSEPositioningSupport', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVRelativeXDeviation'
         x = v.ev_relative_x_deviation
         if x is None:
             raise missing('EVRelativeXDeviation', w)
         else:
             st = 5
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('EVRelativeXDeviation', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVRelativeYDeviation'
         x = v.ev_relative_y_deviation
         if x is None:
             raise missing('EVRelativeYDeviation', w)
         else:
             st = 6
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('EVRelativeYDeviation', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ContactWindowXc'
         x = v.contact_window_xc
         if x is None:
             raise missing('ContactWindowXc', w)
         else:
             st = 7
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ContactWindowXc', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ContactWindowYc'
         x = v.contact_window_yc
         if x is None:
             raise missing('ContactWindowYc', w)
         else:
             st = 8
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ContactWindowYc', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVInChargePosition'
         x = v.ev_in_charge_position
         if x is None:
@@ -950,9 +995,9 @@ def _e_ACDP_VehiclePositioningRes(w: BitWriter, v: Any) -> None:
         else:
             st = 9
             if type(x) is not bool: raise bad_value('EVInChargePosition', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -972,21 +1017,29 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ACDP_VehiclePositioningRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ACDP_VehiclePositioningRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1002,14 +1055,19 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -1025,14 +1083,19 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
                 if _x >= 3: raise bad_value('EVSEProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f2 = _x
-            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVSEProcessing', r)
         _p = 'EVSEPositioningSupport'
         if fid == 3:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -1044,7 +1107,10 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f3 = _x
-            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVSEPositioningSupport', r)
@@ -1058,7 +1124,10 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
                 if _x < -32768 or _x > 32767: raise bad_value('EVRelativeXDeviation', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVRelativeXDeviation', r)
@@ -1072,7 +1141,10 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
                 if _x < -32768 or _x > 32767: raise bad_value('EVRelativeYDeviation', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVRelativeYDeviation', r)
@@ -1086,7 +1158,10 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
                 if _x < -32768 or _x > 32767: raise bad_value('ContactWindowXc', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('ContactWindowXc', r)
@@ -1100,14 +1175,19 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
                 if _x < -32768 or _x > 32767: raise bad_value('ContactWindowYc', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f7 = _x
-            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             raise missing('ContactWindowYc', r)
         _p = 'EVInChargePosition'
         if fid == 8:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -1119,7 +1199,10 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f8 = _x
-            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_VehiclePositioningRes_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             raise missing('EVInChargePosition', r)
@@ -1153,7 +1236,7 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1165,9 +1248,9 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1180,21 +1263,29 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GResponse_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GResponse_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GResponse_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GResponse_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1210,7 +1301,10 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_V2GResponse_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GResponse_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -1237,7 +1331,7 @@ def _e_ACDP_ConnectReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1249,9 +1343,9 @@ def _e_ACDP_ConnectReq(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ElectricalChargingDeviceStatus.get(x)
             if _i is None: raise bad_value('EVElectricalChargingDeviceStatus', x, 'is not a value of ElectricalChargingDeviceStatus', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1264,21 +1358,29 @@ def _d_ACDP_ConnectReq(r: BitReader) -> ACDP_ConnectReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ACDP_ConnectReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ACDP_ConnectReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ACDP_ConnectReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_ConnectReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'EVElectricalChargingDeviceStatus'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -1292,7 +1394,10 @@ def _d_ACDP_ConnectReq(r: BitReader) -> ACDP_ConnectReq:
                 _x = (_x >> 1) & 3
                 _x = _V_ElectricalChargingDeviceStatus[_x]
             f1 = _x
-            fid, m, nst = e = _R_ACDP_ConnectReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_ConnectReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVElectricalChargingDeviceStatus', r)
@@ -1319,7 +1424,7 @@ def _e_ACDP_ConnectRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1331,7 +1436,7 @@ def _e_ACDP_ConnectRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
         x = v.evse_processing
         if x is None:
@@ -1340,7 +1445,7 @@ def _e_ACDP_ConnectRes(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVSEElectricalChargingDeviceStatus'
         x = v.evse_electrical_charging_device_status
         if x is None:
@@ -1349,7 +1454,7 @@ def _e_ACDP_ConnectRes(w: BitWriter, v: Any) -> None:
             st = 4
             _i = _I_ElectricalChargingDeviceStatus.get(x)
             if _i is None: raise bad_value('EVSEElectricalChargingDeviceStatus', x, 'is not a value of ElectricalChargingDeviceStatus', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVSEMechanicalChargingDeviceStatus'
         x = v.evse_mechanical_charging_device_status
         if x is None:
@@ -1358,9 +1463,9 @@ def _e_ACDP_ConnectRes(w: BitWriter, v: Any) -> None:
             st = 5
             _i = _I_MechanicalChargingDeviceStatus.get(x)
             if _i is None: raise bad_value('EVSEMechanicalChargingDeviceStatus', x, 'is not a value of MechanicalChargingDeviceStatus', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1376,21 +1481,29 @@ def _d_ACDP_ConnectRes(r: BitReader) -> ACDP_ConnectRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ACDP_ConnectRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ACDP_ConnectRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ACDP_ConnectRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_ConnectRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1406,14 +1519,19 @@ def _d_ACDP_ConnectRes(r: BitReader) -> ACDP_ConnectRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ACDP_ConnectRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_ConnectRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -1429,14 +1547,19 @@ def _d_ACDP_ConnectRes(r: BitReader) -> ACDP_ConnectRes:
                 if _x >= 3: raise bad_value('EVSEProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f2 = _x
-            fid, m, nst = e = _R_ACDP_ConnectRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_ConnectRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVSEProcessing', r)
         _p = 'EVSEElectricalChargingDeviceStatus'
         if fid == 3:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -1450,14 +1573,19 @@ def _d_ACDP_ConnectRes(r: BitReader) -> ACDP_ConnectRes:
                 _x = (_x >> 1) & 3
                 _x = _V_ElectricalChargingDeviceStatus[_x]
             f3 = _x
-            fid, m, nst = e = _R_ACDP_ConnectRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_ConnectRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVSEElectricalChargingDeviceStatus', r)
         _p = 'EVSEMechanicalChargingDeviceStatus'
         if fid == 4:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -1473,7 +1601,10 @@ def _d_ACDP_ConnectRes(r: BitReader) -> ACDP_ConnectRes:
                 if _x >= 3: raise bad_value('EVSEMechanicalChargingDeviceStatus', _x, 'is not an index of MechanicalChargingDeviceStatus', r)
                 _x = _V_MechanicalChargingDeviceStatus[_x]
             f4 = _x
-            fid, m, nst = e = _R_ACDP_ConnectRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_ConnectRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('EVSEMechanicalChargingDeviceStatus', r)
@@ -1503,7 +1634,7 @@ def _e_ACDP_SystemStatusReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1512,12 +1643,12 @@ def _e_ACDP_SystemStatusReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTechnicalStatus', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not EVTechnicalStatus: raise bad_value('EVTechnicalStatus', x, 'is not a EVTechnicalStatus', w)
             _e_EVTechnicalStatus(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1530,14 +1661,20 @@ def _d_ACDP_SystemStatusReq(r: BitReader) -> ACDP_SystemStatusReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ACDP_SystemStatusReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ACDP_SystemStatusReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -1546,7 +1683,10 @@ def _d_ACDP_SystemStatusReq(r: BitReader) -> ACDP_SystemStatusReq:
             st = nst
             _x = _d_EVTechnicalStatus(r)
             f1 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVTechnicalStatus', r)
@@ -1577,7 +1717,7 @@ def _e_EVTechnicalStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not bool: raise bad_value('EVReadyToCharge', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVImmobilizationRequest'
         x = v.ev_immobilization_request
         if x is None:
@@ -1585,7 +1725,7 @@ def _e_EVTechnicalStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not bool: raise bad_value('EVImmobilizationRequest', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVImmobilized'
         x = v.ev_immobilized
         if x is None:
@@ -1593,16 +1733,15 @@ def _e_EVTechnicalStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             if type(x) is not bool: raise bad_value('EVImmobilized', x, 'is not a bool', w)
-            w.bits((x << 1), 6)
+            w.acc = (w.acc << 6) | (x << 1)
         _p = 'EVWLANStrength'
         x = v.evwlan_strength
         if x is None:
             pass
         else:
-            t = _ET_EVTechnicalStatus[st].get((3, 0))
-            if t is None: raise not_allowed('EVWLANStrength', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
+            else: raise not_allowed('EVWLANStrength', w)
             if type(x) is not RationalNumber: raise bad_value('EVWLANStrength', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVCPStatus'
@@ -1610,24 +1749,25 @@ def _e_EVTechnicalStatus(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_EVTechnicalStatus[st].get((4, 0))
-            if t is None: raise not_allowed('EVCPStatus', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 3; st = 5
+            else: raise not_allowed('EVCPStatus', w)
             _i = _I_CpStatus.get(x)
             if _i is None: raise bad_value('EVCPStatus', x, 'is not a value of CpStatus', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVSOC'
         x = v.evsoc
         if x is None:
             pass
         else:
-            t = _ET_EVTechnicalStatus[st].get((5, 0))
-            if t is None: raise not_allowed('EVSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 3; st = 6
+            elif st == 3: w.acc = (w.acc << 3) | 2; st = 6
+            elif st == 4: w.acc = (w.acc << 3) | 1; st = 6
+            elif st == 5: w.acc <<= 3; st = 6
+            else: raise not_allowed('EVSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('EVSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'EVErrorCode'
         x = v.ev_error_code
         if x is None:
@@ -1635,11 +1775,11 @@ def _e_EVTechnicalStatus(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_EVTechnicalStatus[st].get((6, 0))
             if t is None: raise not_allowed('EVErrorCode', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _i = _I_ErrorCode.get(x)
             if _i is None: raise bad_value('EVErrorCode', x, 'is not a value of ErrorCode', w)
-            w.bits((_i << 1), 6)
+            w.acc = (w.acc << 6) | (_i << 1)
         _p = 'EVTimeout'
         x = v.ev_timeout
         if x is None:
@@ -1647,14 +1787,14 @@ def _e_EVTechnicalStatus(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_EVTechnicalStatus[st].get((7, 0))
             if t is None: raise not_allowed('EVTimeout', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not bool: raise bad_value('EVTimeout', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = None
         e = _EE_EVTechnicalStatus[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1673,12 +1813,17 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVTechnicalStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVTechnicalStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVReadyToCharge'
         if fid == 0:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -1690,14 +1835,19 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f0 = _x
-            fid, m, nst = e = _R_EVTechnicalStatus_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVTechnicalStatus_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVReadyToCharge', r)
         _p = 'EVImmobilizationRequest'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -1709,14 +1859,19 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = e = _R_EVTechnicalStatus_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_EVTechnicalStatus_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVImmobilizationRequest', r)
         _p = 'EVImmobilized'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -1728,7 +1883,10 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_EVTechnicalStatus_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_EVTechnicalStatus_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -1737,14 +1895,19 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_EVTechnicalStatus_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_EVTechnicalStatus_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
         _p = 'EVCPStatus'
         if fid == 4:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -1760,14 +1923,19 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
                 if _x >= 5: raise bad_value('EVCPStatus', _x, 'is not an index of CpStatus', r)
                 _x = _V_CpStatus[_x]
             f4 = _x
-            fid, m, nst = e = _R_EVTechnicalStatus_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_EVTechnicalStatus_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
         _p = 'EVSOC'
         if fid == 5:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -1781,14 +1949,19 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('EVSOC', _x, 'is above 100', r)
             f5 = _x
-            fid, m, nst = e = _R_EVTechnicalStatus_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_EVTechnicalStatus_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
         _p = 'EVErrorCode'
         if fid == 6:
             st = nst
-            _x = r.bits(6)
+            _q = r.pos + 6
+            if _q > r.wend: _x = r.bits(6)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
             if _x >> 5:
                 r.pos -= 6
                 if r.bit():
@@ -1804,14 +1977,19 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
                 if _x >= 10: raise bad_value('EVErrorCode', _x, 'is not an index of ErrorCode', r)
                 _x = _V_ErrorCode[_x]
             f6 = _x
-            fid, m, nst = e = _R_EVTechnicalStatus_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_EVTechnicalStatus_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
         _p = 'EVTimeout'
         if fid == 7:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -1823,7 +2001,10 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f7 = _x
-            fid, m, nst = e = _R_EVTechnicalStatus_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVTechnicalStatus_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -1847,7 +2028,7 @@ _DT_RationalNumber = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0
 _N_RationalNumber = ('Exponent', 'Value')
 
 
-def _e_RationalNumber(w: BitWriter, v: Any) -> None:
+def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -1858,19 +2039,19 @@ def _e_RationalNumber(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
-            w.bits(((x - -128) << 1), 11)
+            w.acc = (w.acc << 11) | ((x - -128) << 1)
         _p = 'Value'
         x = v.value
         if x is None:
             raise missing('Value', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1879,16 +2060,21 @@ _R_RationalNumber_1 = _DT_RationalNumber[1][2]
 _R_RationalNumber_2 = _DT_RationalNumber[2][2]
 
 
-def _d_RationalNumber(r: BitReader) -> RationalNumber:
+def _dg_RationalNumber(r: BitReader) -> RationalNumber:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_RationalNumber_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_RationalNumber_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Exponent'
         if fid == 0:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -1900,7 +2086,10 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 255) + -128
             f0 = _x
-            fid, m, nst = e = _R_RationalNumber_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RationalNumber_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Exponent', r)
@@ -1914,7 +2103,10 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
                 if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_RationalNumber_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RationalNumber_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Value', r)
@@ -1927,6 +2119,77 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
     _S_RationalNumber_0(o, f0)
     _S_RationalNumber_1(o, f1)
     return o
+
+
+_EC_RationalNumber: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_RationalNumber(w: BitWriter, v: Any) -> None:
+    """Fused fast path (one write); the generic _eg_RationalNumber otherwise."""
+    _c = _EC_RationalNumber.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    x0 = v.exponent
+    x1 = v.value
+    if (type(x0) is int and -128 <= x0 <= 127) and (type(x1) is int and -32768 <= x1 and x1 <= 32767):
+        _u = (-x1 - 1 if x1 < 0 else x1)
+        if _u < 0x80:
+            _b = ((((x0 - -128) << 4) | (x1 < 0)) << 10) | (_u << 2) | 0
+            _n = 24
+        elif _u < 0x4000:
+            _b = ((((x0 - -128) << 4) | (x1 < 0)) << 18) | ((((_u & 0x7F) << 8) | 0x8000 | (_u >> 7)) << 2) | 0
+            _n = 32
+        else:
+            w.acc = (w.acc << 14) | ((x0 - -128) << 4) | (x1 < 0)
+            w.uint(_u)
+            w.acc <<= 2
+            return
+        if len(_EC_RationalNumber) >= 256: _EC_RationalNumber.clear()
+        _EC_RationalNumber[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
+        return
+    _eg_RationalNumber(w, v)
+
+_C_RationalNumber: dict[int, RationalNumber] = {}  # bit pattern -> decoded value
+
+
+def _d_RationalNumber(r: BitReader) -> RationalNumber:
+    """Fused fast path (one read); the generic _dg_RationalNumber otherwise."""
+    _s = r.pos
+    try:
+        _q = _s + 32
+        if _q > r.wend: _y = r.peek(32)
+        else: _y = (r.val >> (r.wend - _q)) & 0xffffffff
+        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 32
+        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 24
+        o = _C_RationalNumber.get(_k)
+        if o is not None and _q <= r.end:
+            r.pos = _q
+            return o
+        _x = _y >> 18
+        if _x & 0x300e == 0x0:
+            a0 = (_x >> 4) & 0xff
+            _v = (_y >> 10) & 0xFF
+            if _v < 0x80:
+                _t = (_y >> 8) & 0x3; _q = _s + 24
+            else:
+                _g = (_y >> 2) & 0xFF
+                _v = (_v & 0x7F) | (_g << 7)
+                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 32
+            if _x & 1: _v = -_v - 1
+            if _t == 0 and _q <= r.end and -32768 <= _v and _v <= 32767:
+                r.pos = _q
+                o = _new(RationalNumber)
+                _S_RationalNumber_0(o, a0 + -128)
+                _S_RationalNumber_1(o, _v)
+                if len(_C_RationalNumber) >= 256: _C_RationalNumber.clear()
+                _C_RationalNumber[_k] = o
+                return o
+    except CodecError:
+        pass
+    r.rewind(_s)
+    return _dg_RationalNumber(r)
 
 _DT_ACDP_SystemStatusRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (1, 2, ((7, 0, 8), (-2, 0, 0))), (1, 2, ((8, 0, 9), (-2, 0, 0))), (1, 2, ((9, 0, 10), (-2, 0, 0))), (1, 2, ((10, 0, 11), (-2, 0, 0))), (1, 1, ((-1, 0, 11), (-2, 1, 0))),)
 _N_ACDP_SystemStatusRes = ('Header', 'ResponseCode', 'EVSEMechanicalChargingDeviceStatus', 'EVSEReadyToCharge', 'EVSEIsolationStatus', 'EVSEDisabled', 'EVSEUtilityInterruptEvent', 'EVSEEmergencyShutdown', 'EVSEMalfunction', 'EVInChargePosition', 'EVAssociationStatus')
@@ -1941,7 +2204,7 @@ def _e_ACDP_SystemStatusRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1953,7 +2216,7 @@ def _e_ACDP_SystemStatusRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEMechanicalChargingDeviceStatus'
         x = v.evse_mechanical_charging_device_status
         if x is None:
@@ -1962,7 +2225,7 @@ def _e_ACDP_SystemStatusRes(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_MechanicalChargingDeviceStatus.get(x)
             if _i is None: raise bad_value('EVSEMechanicalChargingDeviceStatus', x, 'is not a value of MechanicalChargingDeviceStatus', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVSEReadyToCharge'
         x = v.evse_ready_to_charge
         if x is None:
@@ -1970,7 +2233,7 @@ def _e_ACDP_SystemStatusRes(w: BitWriter, v: Any) -> None:
         else:
             st = 4
             if type(x) is not bool: raise bad_value('EVSEReadyToCharge', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVSEIsolationStatus'
         x = v.evse_isolation_status
         if x is None:
@@ -1979,7 +2242,7 @@ def _e_ACDP_SystemStatusRes(w: BitWriter, v: Any) -> None:
             st = 5
             _i = _I_IsolationStatus.get(x)
             if _i is None: raise bad_value('EVSEIsolationStatus', x, 'is not a value of IsolationStatus', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVSEDisabled'
         x = v.evse_disabled
         if x is None:
@@ -1987,7 +2250,7 @@ def _e_ACDP_SystemStatusRes(w: BitWriter, v: Any) -> None:
         else:
             st = 6
             if type(x) is not bool: raise bad_value('EVSEDisabled', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVSEUtilityInterruptEvent'
         x = v.evse_utility_interrupt_event
         if x is None:
@@ -1995,7 +2258,7 @@ def _e_ACDP_SystemStatusRes(w: BitWriter, v: Any) -> None:
         else:
             st = 7
             if type(x) is not bool: raise bad_value('EVSEUtilityInterruptEvent', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVSEEmergencyShutdown'
         x = v.evse_emergency_shutdown
         if x is None:
@@ -2003,7 +2266,7 @@ def _e_ACDP_SystemStatusRes(w: BitWriter, v: Any) -> None:
         else:
             st = 8
             if type(x) is not bool: raise bad_value('EVSEEmergencyShutdown', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVSEMalfunction'
         x = v.evse_malfunction
         if x is None:
@@ -2011,7 +2274,7 @@ def _e_ACDP_SystemStatusRes(w: BitWriter, v: Any) -> None:
         else:
             st = 9
             if type(x) is not bool: raise bad_value('EVSEMalfunction', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVInChargePosition'
         x = v.ev_in_charge_position
         if x is None:
@@ -2019,7 +2282,7 @@ def _e_ACDP_SystemStatusRes(w: BitWriter, v: Any) -> None:
         else:
             st = 10
             if type(x) is not bool: raise bad_value('EVInChargePosition', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVAssociationStatus'
         x = v.ev_association_status
         if x is None:
@@ -2027,9 +2290,9 @@ def _e_ACDP_SystemStatusRes(w: BitWriter, v: Any) -> None:
         else:
             st = 11
             if type(x) is not bool: raise bad_value('EVAssociationStatus', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2051,21 +2314,29 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ACDP_SystemStatusRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ACDP_SystemStatusRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -2081,14 +2352,19 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEMechanicalChargingDeviceStatus'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -2104,14 +2380,19 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
                 if _x >= 3: raise bad_value('EVSEMechanicalChargingDeviceStatus', _x, 'is not an index of MechanicalChargingDeviceStatus', r)
                 _x = _V_MechanicalChargingDeviceStatus[_x]
             f2 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVSEMechanicalChargingDeviceStatus', r)
         _p = 'EVSEReadyToCharge'
         if fid == 3:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2123,14 +2404,19 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f3 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVSEReadyToCharge', r)
         _p = 'EVSEIsolationStatus'
         if fid == 4:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -2144,14 +2430,19 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
                 _x = (_x >> 1) & 3
                 _x = _V_IsolationStatus[_x]
             f4 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVSEIsolationStatus', r)
         _p = 'EVSEDisabled'
         if fid == 5:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2163,14 +2454,19 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f5 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusRes_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVSEDisabled', r)
         _p = 'EVSEUtilityInterruptEvent'
         if fid == 6:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2182,14 +2478,19 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f6 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusRes_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusRes_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('EVSEUtilityInterruptEvent', r)
         _p = 'EVSEEmergencyShutdown'
         if fid == 7:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2201,14 +2502,19 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f7 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusRes_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusRes_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             raise missing('EVSEEmergencyShutdown', r)
         _p = 'EVSEMalfunction'
         if fid == 8:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2220,14 +2526,19 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f8 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusRes_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusRes_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             raise missing('EVSEMalfunction', r)
         _p = 'EVInChargePosition'
         if fid == 9:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2239,14 +2550,19 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f9 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusRes_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusRes_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 2)
         else:
             raise missing('EVInChargePosition', r)
         _p = 'EVAssociationStatus'
         if fid == 10:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2258,7 +2574,10 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f10 = _x
-            fid, m, nst = e = _R_ACDP_SystemStatusRes_11[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ACDP_SystemStatusRes_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             raise missing('EVAssociationStatus', r)
@@ -2294,12 +2613,12 @@ def _e_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2311,14 +2630,20 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -2344,7 +2669,7 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2356,9 +2681,9 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2371,21 +2696,29 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -2401,7 +2734,10 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -2417,8 +2753,6 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
 
 _DT_ChargeLoopReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_ChargeLoopReq = ('Header', 'DisplayParameters', 'MeterInfoRequested')
-_ET_ChargeLoopReq = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3)}, {(2, 0): (0, 1, 3)}, {},)
-_EE_ChargeLoopReq = (None, None, None, (0, 1),)
 
 
 def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
@@ -2430,7 +2764,7 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2439,7 +2773,7 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not DisplayParameters: raise bad_value('DisplayParameters', x, 'is not a DisplayParameters', w)
             _e_DisplayParameters(w, x)
@@ -2448,14 +2782,13 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterInfoRequested', w)
         else:
-            t = _ET_ChargeLoopReq[st].get((2, 0))
-            if t is None: raise not_allowed('MeterInfoRequested', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
+            else: raise not_allowed('MeterInfoRequested', w)
             if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2469,14 +2802,20 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeLoopReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeLoopReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -2485,14 +2824,19 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
             st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2504,7 +2848,10 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('MeterInfoRequested', r)
@@ -2536,40 +2883,40 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 13)
+            w.acc = (w.acc << 13) | (x << 1)
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 1; st = 2
+            elif st == 1: w.acc <<= 4; st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 4) | 1; st = 3
+            elif st == 2: w.acc <<= 4; st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'MaximumSOC'
         x = v.maximum_soc
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((3, 0))
-            if t is None: raise not_allowed('MaximumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 4) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 4) | 1; st = 4
+            elif st == 3: w.acc <<= 4; st = 4
+            else: raise not_allowed('MaximumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'RemainingTimeToMinimumSOC'
         x = v.remaining_time_to_minimum_soc
         if x is None:
@@ -2577,12 +2924,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((4, 0))
             if t is None: raise not_allowed('RemainingTimeToMinimumSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RemainingTimeToTargetSOC'
         x = v.remaining_time_to_target_soc
         if x is None:
@@ -2590,12 +2937,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((5, 0))
             if t is None: raise not_allowed('RemainingTimeToTargetSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RemainingTimeToMaximumSOC'
         x = v.remaining_time_to_maximum_soc
         if x is None:
@@ -2603,12 +2950,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((6, 0))
             if t is None: raise not_allowed('RemainingTimeToMaximumSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ChargingComplete'
         x = v.charging_complete
         if x is None:
@@ -2616,10 +2963,10 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((7, 0))
             if t is None: raise not_allowed('ChargingComplete', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'BatteryEnergyCapacity'
         x = v.battery_energy_capacity
         if x is None:
@@ -2627,7 +2974,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((8, 0))
             if t is None: raise not_allowed('BatteryEnergyCapacity', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('BatteryEnergyCapacity', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -2638,14 +2985,14 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((9, 0))
             if t is None: raise not_allowed('InletHot', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not bool: raise bad_value('InletHot', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = None
         e = _EE_DisplayParameters[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2666,12 +3013,17 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DisplayParameters_0[r.bits(4)]
+        _q = r.pos + 4
+        if _q > r.wend: _c = r.bits(4)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+        fid, m, nst = e = _R_DisplayParameters_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PresentSOC'
         if fid == 0:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2685,14 +3037,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
             f0 = _x
-            fid, m, nst = e = _R_DisplayParameters_1[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2706,14 +3063,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_DisplayParameters_2[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2727,14 +3089,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_DisplayParameters_3[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
         _p = 'MaximumSOC'
         if fid == 3:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2748,7 +3115,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
             f3 = _x
-            fid, m, nst = e = _R_DisplayParameters_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -2762,7 +3132,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_DisplayParameters_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -2776,7 +3149,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_DisplayParameters_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -2790,14 +3166,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_DisplayParameters_7[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
         _p = 'ChargingComplete'
         if fid == 7:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2809,7 +3190,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f7 = _x
-            fid, m, nst = e = _R_DisplayParameters_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DisplayParameters_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -2818,14 +3202,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_DisplayParameters_9[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DisplayParameters_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
         _p = 'InletHot'
         if fid == 9:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2837,7 +3226,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f9 = _x
-            fid, m, nst = e = _R_DisplayParameters_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DisplayParameters_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             f9 = None
@@ -2874,7 +3266,7 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2886,13 +3278,13 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
         x = v.evse_status
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 3
             if type(x) is not EVSEStatus: raise bad_value('EVSEStatus', x, 'is not a EVSEStatus', w)
             _e_EVSEStatus(w, x)
@@ -2901,10 +3293,9 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ChargeLoopRes[st].get((3, 0))
-            if t is None: raise not_allowed('MeterInfo', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
+            else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
         _p = 'Receipt'
@@ -2912,16 +3303,16 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ChargeLoopRes[st].get((4, 0))
-            if t is None: raise not_allowed('Receipt', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
+            else: raise not_allowed('Receipt', w)
             if type(x) is not Receipt: raise bad_value('Receipt', x, 'is not a Receipt', w)
             _e_Receipt(w, x)
         _p = None
         e = _EE_ChargeLoopRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2937,21 +3328,29 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeLoopRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeLoopRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -2967,7 +3366,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_ChargeLoopRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -2976,7 +3378,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -2985,7 +3390,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -2994,7 +3402,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_Receipt(r)
             f4 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -3025,10 +3436,10 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('NotificationMaxDelay', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
         if x is None:
@@ -3037,9 +3448,9 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_EvseNotification.get(x)
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
-            w.bits((_i << 1), 6)
+            w.acc = (w.acc << 6) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3052,7 +3463,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVSEStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVSEStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NotificationMaxDelay'
         if fid == 0:
@@ -3064,14 +3478,19 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_EVSEStatus_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVSEStatus_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 1:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -3087,7 +3506,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 if _x >= 6: raise bad_value('EVSENotification', _x, 'is not an index of EvseNotification', r)
                 _x = _V_EvseNotification[_x]
             f1 = _x
-            fid, m, nst = e = _R_EVSEStatus_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVSEStatus_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVSENotification', r)
@@ -3117,76 +3539,76 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             raise missing('MeterID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ChargedEnergyReadingWh'
         x = v.charged_energy_reading_wh
         if x is None:
             raise missing('ChargedEnergyReadingWh', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'BPT_DischargedEnergyReadingWh'
         x = v.bpt_discharged_energy_reading_wh
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'CapacitiveEnergyReadingVARh'
         x = v.capacitive_energy_reading_va_rh
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((3, 0))
-            if t is None: raise not_allowed('CapacitiveEnergyReadingVARh', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
+            else: raise not_allowed('CapacitiveEnergyReadingVARh', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'BPT_InductiveEnergyReadingVARh'
         x = v.bpt_inductive_energy_reading_va_rh
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((4, 0))
-            if t is None: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 3; st = 5
+            else: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MeterSignature'
         x = v.meter_signature
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((5, 0))
-            if t is None: raise not_allowed('MeterSignature', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 3; st = 6
+            elif st == 3: w.acc = (w.acc << 3) | 2; st = 6
+            elif st == 4: w.acc = (w.acc << 3) | 1; st = 6
+            elif st == 5: w.acc <<= 3; st = 6
+            else: raise not_allowed('MeterSignature', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'MeterStatus'
         x = v.meter_status
         if x is None:
@@ -3194,12 +3616,12 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_MeterInfo[st].get((6, 0))
             if t is None: raise not_allowed('MeterStatus', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MeterTimestamp'
         x = v.meter_timestamp
         if x is None:
@@ -3207,16 +3629,16 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_MeterInfo[st].get((7, 0))
             if t is None: raise not_allowed('MeterTimestamp', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_MeterInfo[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3235,7 +3657,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MeterInfo_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MeterInfo_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'MeterID'
         if fid == 0:
@@ -3243,11 +3668,13 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
+                _x = r.string(32)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MeterInfo_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeterInfo_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('MeterID', r)
@@ -3261,7 +3688,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_MeterInfo_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ChargedEnergyReadingWh', r)
@@ -3275,7 +3705,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_MeterInfo_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -3289,7 +3722,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_MeterInfo_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -3303,7 +3739,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_MeterInfo_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -3313,11 +3752,13 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 64: raise bad_value('MeterSignature', _x, 'is longer than 64 octets', r)
+                _x = r.binary(64)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_MeterInfo_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -3331,7 +3772,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_MeterInfo_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -3345,7 +3789,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('MeterTimestamp', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f7 = _x
-            fid, m, nst = e = _R_MeterInfo_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeterInfo_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -3381,16 +3828,16 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
             raise missing('TimeAnchor', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EnergyCosts'
         x = v.energy_costs
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 2
             if type(x) is not DetailedCost: raise bad_value('EnergyCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
@@ -3399,10 +3846,9 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((2, 0))
-            if t is None: raise not_allowed('OccupancyCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 3; st = 3
+            else: raise not_allowed('OccupancyCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OccupancyCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'AdditionalServicesCosts'
@@ -3410,10 +3856,10 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((3, 0))
-            if t is None: raise not_allowed('AdditionalServicesCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
+            else: raise not_allowed('AdditionalServicesCosts', w)
             if type(x) is not DetailedCost: raise bad_value('AdditionalServicesCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'OverstayCosts'
@@ -3421,17 +3867,18 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((4, 0))
-            if t is None: raise not_allowed('OverstayCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 3) | 3; st = 5
+            elif st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
+            else: raise not_allowed('OverstayCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OverstayCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'TaxCosts'
         for x in v.tax_costs:
             t = _ET_Receipt[st].get((5, 0))
             if t is None: raise not_allowed('TaxCosts', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not DetailedTax: raise bad_value('TaxCosts', x, 'is not a DetailedTax', w)
             _e_DetailedTax(w, x)
@@ -3439,7 +3886,7 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_Receipt[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3455,7 +3902,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Receipt_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Receipt_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
@@ -3467,7 +3917,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
                 if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Receipt_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('TimeAnchor', r)
@@ -3476,7 +3929,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f1 = _x
-            fid, m, nst = e = _R_Receipt_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -3485,7 +3941,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f2 = _x
-            fid, m, nst = e = _R_Receipt_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -3494,7 +3953,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f3 = _x
-            fid, m, nst = e = _R_Receipt_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Receipt_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -3503,7 +3965,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f4 = _x
-            fid, m, nst = e = _R_Receipt_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Receipt_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -3541,7 +4006,7 @@ def _e_DetailedCost(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Amount', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('Amount', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3550,12 +4015,12 @@ def _e_DetailedCost(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('CostPerUnit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('CostPerUnit', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3568,14 +4033,20 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DetailedCost_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DetailedCost_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Amount'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_DetailedCost_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedCost_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Amount', r)
@@ -3584,7 +4055,10 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_DetailedCost_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedCost_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('CostPerUnit', r)
@@ -3612,21 +4086,21 @@ def _e_DetailedTax(w: BitWriter, v: Any) -> None:
             raise missing('TaxRuleID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Amount'
         x = v.amount
         if x is None:
             raise missing('Amount', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('Amount', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3639,7 +4113,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DetailedTax_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DetailedTax_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TaxRuleID'
         if fid == 0:
@@ -3651,7 +4128,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
                 if _x < 1 or _x > 4294967295: raise bad_value('TaxRuleID', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_DetailedTax_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedTax_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TaxRuleID', r)
@@ -3660,7 +4140,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_DetailedTax_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedTax_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Amount', r)
@@ -3689,7 +4172,7 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3698,10 +4181,9 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVMaximumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 2; st = 2
+            else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumEnergyRequest'
@@ -3709,16 +4191,16 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_CLReqControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVMinimumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_Scheduled_CLReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3732,14 +4214,20 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_CLReqControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Scheduled_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -3748,7 +4236,10 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -3757,7 +4248,10 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -3781,7 +4275,7 @@ def _e_Scheduled_CLResControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3792,7 +4286,10 @@ def _d_Scheduled_CLResControlMode(r: BitReader) -> Scheduled_CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_CLResControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Scheduled_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_Scheduled_CLResControlMode)
@@ -3803,8 +4300,6 @@ def _d_Scheduled_CLResControlMode(r: BitReader) -> Scheduled_CLResControlMode:
 
 _DT_Dynamic_CLReqControlMode = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_Dynamic_CLReqControlMode = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest')
-_ET_Dynamic_CLReqControlMode = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 1, 4)}, {},)
-_EE_Dynamic_CLReqControlMode = (None, None, None, None, (0, 1),)
 
 
 def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
@@ -3817,19 +4312,18 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            t = _ET_Dynamic_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVTargetEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
+            else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumEnergyRequest'
@@ -3837,7 +4331,7 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3846,12 +4340,12 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3866,7 +4360,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_CLReqControlMode_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_Dynamic_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -3878,7 +4375,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -3887,7 +4387,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetEnergyRequest', r)
@@ -3896,7 +4399,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaximumEnergyRequest', r)
@@ -3905,7 +4411,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVMinimumEnergyRequest', r)
@@ -3937,49 +4446,49 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('AckMaxDelay', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
+            else: raise not_allowed('AckMaxDelay', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_Dynamic_CLResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3994,7 +4503,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_CLResControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Dynamic_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -4006,14 +4518,19 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -4027,14 +4544,19 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -4048,7 +4570,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -4062,7 +4587,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -4092,7 +4620,7 @@ def _e_ListOfRootCertificateIDs(w: BitWriter, v: Any) -> None:
         for x in v.root_certificate_id:
             t = _ET_ListOfRootCertificateIDs[st].get((0, 0))
             if t is None: raise not_allowed('RootCertificateID', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not X509IssuerSerial: raise bad_value('RootCertificateID', x, 'is not a X509IssuerSerial', w)
             _e_X509IssuerSerial(w, x)
@@ -4100,7 +4628,7 @@ def _e_ListOfRootCertificateIDs(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_ListOfRootCertificateIDs[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4111,7 +4639,10 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'RootCertificateID'
         f0 = []
@@ -4333,12 +4864,12 @@ FIELDS.update(_SF); ENCODERS.update(_SEN); DECODERS.update(_SDE)
 
 def _es_g13(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g13(r: BitReader) -> Any:
@@ -4352,12 +4883,12 @@ def _ds_g13(r: BitReader) -> Any:
 
 def _es_g15(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g15(r: BitReader) -> Any:
@@ -4371,12 +4902,12 @@ def _ds_g15(r: BitReader) -> Any:
 
 def _es_g18(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g18(r: BitReader) -> Any:
@@ -4391,10 +4922,10 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:std:iso:15118:-20:ACDP', 'AC
 
 
 def _es_f8(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f8(r: BitReader) -> Any:
@@ -4408,10 +4939,10 @@ def _ds_f8(r: BitReader) -> Any:
 
 
 def _es_f11(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f11(r: BitReader) -> Any:
@@ -4425,10 +4956,10 @@ def _ds_f11(r: BitReader) -> Any:
 
 
 def _es_f12(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f12(r: BitReader) -> Any:
@@ -4442,10 +4973,10 @@ def _ds_f12(r: BitReader) -> Any:
 
 
 def _es_f17(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f17(r: BitReader) -> Any:
@@ -4459,10 +4990,10 @@ def _ds_f17(r: BitReader) -> Any:
 
 
 def _es_f18(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f18(r: BitReader) -> Any:
@@ -4477,11 +5008,13 @@ def _ds_f18(r: BitReader) -> Any:
 
 def _es_f19(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f19(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -4496,10 +5029,10 @@ def _ds_f19(r: BitReader) -> Any:
 
 
 def _es_f20(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ContactWindowXc', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f20(r: BitReader) -> Any:
@@ -4513,10 +5046,10 @@ def _ds_f20(r: BitReader) -> Any:
 
 
 def _es_f21(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ContactWindowYc', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f21(r: BitReader) -> Any:
@@ -4530,10 +5063,10 @@ def _ds_f21(r: BitReader) -> Any:
 
 
 def _es_f24(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f24(r: BitReader) -> Any:
@@ -4548,12 +5081,12 @@ def _ds_f24(r: BitReader) -> Any:
 
 def _es_f26(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f26(r: BitReader) -> Any:
@@ -4567,11 +5100,13 @@ def _ds_f26(r: BitReader) -> Any:
 
 def _es_f28(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVAssociationStatus', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f28(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -4588,11 +5123,13 @@ def _ds_f28(r: BitReader) -> Any:
 def _es_f29(w: BitWriter, x: Any) -> None:
     _i = _I_CpStatus.get(x)
     if _i is None: raise bad_value('EVCPStatus', x, 'is not a value of CpStatus', w)
-    w.bits((_i << 1), 5)
+    w.acc = (w.acc << 5) | (_i << 1)
 
 
 def _ds_f29(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -4613,11 +5150,13 @@ def _ds_f29(r: BitReader) -> Any:
 def _es_f30(w: BitWriter, x: Any) -> None:
     _i = _I_ElectricalChargingDeviceStatus.get(x)
     if _i is None: raise bad_value('EVElectricalChargingDeviceStatus', x, 'is not a value of ElectricalChargingDeviceStatus', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f30(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -4636,11 +5175,13 @@ def _ds_f30(r: BitReader) -> Any:
 def _es_f31(w: BitWriter, x: Any) -> None:
     _i = _I_ErrorCode.get(x)
     if _i is None: raise bad_value('EVErrorCode', x, 'is not a value of ErrorCode', w)
-    w.bits((_i << 1), 6)
+    w.acc = (w.acc << 6) | (_i << 1)
 
 
 def _ds_f31(r: BitReader) -> Any:
-    _x = r.bits(6)
+    _q = r.pos + 6
+    if _q > r.wend: _x = r.bits(6)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
     if _x >> 5:
         r.pos -= 6
         if r.bit():
@@ -4660,11 +5201,13 @@ def _ds_f31(r: BitReader) -> Any:
 
 def _es_f32(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVImmobilizationRequest', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f32(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -4680,11 +5223,13 @@ def _ds_f32(r: BitReader) -> Any:
 
 def _es_f33(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVImmobilized', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f33(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -4700,11 +5245,13 @@ def _ds_f33(r: BitReader) -> Any:
 
 def _es_f34(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVInChargePosition', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f34(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -4720,11 +5267,13 @@ def _ds_f34(r: BitReader) -> Any:
 
 def _es_f37(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVMobilityStatus', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f37(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -4740,11 +5289,13 @@ def _ds_f37(r: BitReader) -> Any:
 
 def _es_f38(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVPositioningSupport', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f38(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -4760,11 +5311,13 @@ def _ds_f38(r: BitReader) -> Any:
 
 def _es_f39(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVReadyToCharge', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f39(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -4779,10 +5332,10 @@ def _ds_f39(r: BitReader) -> Any:
 
 
 def _es_f40(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('EVRelativeXDeviation', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f40(r: BitReader) -> Any:
@@ -4796,10 +5349,10 @@ def _ds_f40(r: BitReader) -> Any:
 
 
 def _es_f41(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('EVRelativeYDeviation', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f41(r: BitReader) -> Any:
@@ -4814,11 +5367,13 @@ def _ds_f41(r: BitReader) -> Any:
 
 def _es_f42(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVSEDisabled', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f42(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -4835,11 +5390,13 @@ def _ds_f42(r: BitReader) -> Any:
 def _es_f43(w: BitWriter, x: Any) -> None:
     _i = _I_ElectricalChargingDeviceStatus.get(x)
     if _i is None: raise bad_value('EVSEElectricalChargingDeviceStatus', x, 'is not a value of ElectricalChargingDeviceStatus', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f43(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -4857,11 +5414,13 @@ def _ds_f43(r: BitReader) -> Any:
 
 def _es_f44(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVSEEmergencyShutdown', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f44(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -4878,11 +5437,13 @@ def _ds_f44(r: BitReader) -> Any:
 def _es_f45(w: BitWriter, x: Any) -> None:
     _i = _I_IsolationStatus.get(x)
     if _i is None: raise bad_value('EVSEIsolationStatus', x, 'is not a value of IsolationStatus', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f45(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -4900,11 +5461,13 @@ def _ds_f45(r: BitReader) -> Any:
 
 def _es_f46(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVSEMalfunction', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f46(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -4921,11 +5484,13 @@ def _ds_f46(r: BitReader) -> Any:
 def _es_f47(w: BitWriter, x: Any) -> None:
     _i = _I_MechanicalChargingDeviceStatus.get(x)
     if _i is None: raise bad_value('EVSEMechanicalChargingDeviceStatus', x, 'is not a value of MechanicalChargingDeviceStatus', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f47(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -4946,11 +5511,13 @@ def _ds_f47(r: BitReader) -> Any:
 def _es_f48(w: BitWriter, x: Any) -> None:
     _i = _I_EvseNotification.get(x)
     if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
-    w.bits((_i << 1), 5)
+    w.acc = (w.acc << 5) | (_i << 1)
 
 
 def _ds_f48(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -4970,11 +5537,13 @@ def _ds_f48(r: BitReader) -> Any:
 
 def _es_f49(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVSEPositioningSupport', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f49(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -4991,11 +5560,13 @@ def _ds_f49(r: BitReader) -> Any:
 def _es_f50(w: BitWriter, x: Any) -> None:
     _i = _I_Processing.get(x)
     if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f50(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -5015,11 +5586,13 @@ def _ds_f50(r: BitReader) -> Any:
 
 def _es_f51(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVSEReadyToCharge', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f51(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -5035,11 +5608,13 @@ def _ds_f51(r: BitReader) -> Any:
 
 def _es_f53(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVSEUtilityInterruptEvent', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f53(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -5055,11 +5630,13 @@ def _ds_f53(r: BitReader) -> Any:
 
 def _es_f54(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('EVSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f54(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -5077,11 +5654,13 @@ def _ds_f54(r: BitReader) -> Any:
 
 def _es_f57(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVTimeout', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f57(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -5097,12 +5676,12 @@ def _ds_f57(r: BitReader) -> Any:
 
 def _es_f60(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f60(r: BitReader) -> Any:
@@ -5116,11 +5695,13 @@ def _ds_f60(r: BitReader) -> Any:
 
 def _es_f61(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
-    w.bits(((x - -128) << 1), 10)
+    w.acc = (w.acc << 10) | ((x - -128) << 1)
 
 
 def _ds_f61(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -5136,12 +5717,12 @@ def _ds_f61(r: BitReader) -> Any:
 
 def _es_f62(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f62(r: BitReader) -> Any:
@@ -5154,10 +5735,10 @@ def _ds_f62(r: BitReader) -> Any:
 
 
 def _es_f63(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f63(r: BitReader) -> Any:
@@ -5171,11 +5752,13 @@ def _ds_f63(r: BitReader) -> Any:
 
 def _es_f65(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('InletHot', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f65(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -5191,12 +5774,12 @@ def _ds_f65(r: BitReader) -> Any:
 
 def _es_f66(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f66(r: BitReader) -> Any:
@@ -5210,12 +5793,12 @@ def _ds_f66(r: BitReader) -> Any:
 
 def _es_f68(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f68(r: BitReader) -> Any:
@@ -5229,11 +5812,13 @@ def _ds_f68(r: BitReader) -> Any:
 
 def _es_f71(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f71(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -5251,31 +5836,32 @@ def _ds_f71(r: BitReader) -> Any:
 
 def _es_f72(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f72(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
+        _x = r.string(32)
         expect_ee(r)
     return _x
 
 
 def _es_f74(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f74(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -5291,29 +5877,28 @@ def _ds_f74(r: BitReader) -> Any:
 
 def _es_f75(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f75(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 64: raise bad_value('MeterSignature', _x, 'is longer than 64 octets', r)
+        _x = r.binary(64)
         expect_ee(r)
     return _x
 
 
 def _es_f76(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f76(r: BitReader) -> Any:
@@ -5327,10 +5912,10 @@ def _ds_f76(r: BitReader) -> Any:
 
 
 def _es_f77(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f77(r: BitReader) -> Any:
@@ -5345,12 +5930,12 @@ def _ds_f77(r: BitReader) -> Any:
 
 def _es_f78(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f78(r: BitReader) -> Any:
@@ -5364,11 +5949,13 @@ def _ds_f78(r: BitReader) -> Any:
 
 def _es_f79(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f79(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -5386,12 +5973,12 @@ def _ds_f79(r: BitReader) -> Any:
 
 def _es_f80(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f80(r: BitReader) -> Any:
@@ -5404,10 +5991,10 @@ def _ds_f80(r: BitReader) -> Any:
 
 
 def _es_f81(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f81(r: BitReader) -> Any:
@@ -5422,12 +6009,12 @@ def _ds_f81(r: BitReader) -> Any:
 
 def _es_f85(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f85(r: BitReader) -> Any:
@@ -5441,12 +6028,12 @@ def _ds_f85(r: BitReader) -> Any:
 
 def _es_f87(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f87(r: BitReader) -> Any:
@@ -5460,12 +6047,12 @@ def _ds_f87(r: BitReader) -> Any:
 
 def _es_f88(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f88(r: BitReader) -> Any:
@@ -5479,12 +6066,12 @@ def _ds_f88(r: BitReader) -> Any:
 
 def _es_f89(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f89(r: BitReader) -> Any:
@@ -5498,11 +6085,13 @@ def _ds_f89(r: BitReader) -> Any:
 
 def _es_f90(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f90(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -5520,12 +6109,12 @@ def _ds_f90(r: BitReader) -> Any:
 
 def _es_f91(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f91(r: BitReader) -> Any:
@@ -5538,10 +6127,10 @@ def _ds_f91(r: BitReader) -> Any:
 
 
 def _es_f95(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f95(r: BitReader) -> Any:
@@ -5555,10 +6144,10 @@ def _ds_f95(r: BitReader) -> Any:
 
 
 def _es_f96(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f96(r: BitReader) -> Any:
@@ -5572,10 +6161,10 @@ def _ds_f96(r: BitReader) -> Any:
 
 
 def _es_f97(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f97(r: BitReader) -> Any:
@@ -5591,11 +6180,13 @@ def _ds_f97(r: BitReader) -> Any:
 def _es_f98(w: BitWriter, x: Any) -> None:
     _i = _I_ResponseCode.get(x)
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-    w.bits((_i << 1), 8)
+    w.acc = (w.acc << 8) | (_i << 1)
 
 
 def _ds_f98(r: BitReader) -> Any:
-    _x = r.bits(8)
+    _q = r.pos + 8
+    if _q > r.wend: _x = r.bits(8)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
     if _x >> 7:
         r.pos -= 8
         if r.bit():
@@ -5615,12 +6206,12 @@ def _ds_f98(r: BitReader) -> Any:
 
 def _es_f102(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f102(r: BitReader) -> Any:
@@ -5634,12 +6225,12 @@ def _ds_f102(r: BitReader) -> Any:
 
 def _es_f103(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f103(r: BitReader) -> Any:
@@ -5653,31 +6244,32 @@ def _ds_f103(r: BitReader) -> Any:
 
 def _es_f104(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f104(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+        _x = r.binary(8)
         expect_ee(r)
     return _x
 
 
 def _es_f111(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f111(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -5694,10 +6286,10 @@ def _ds_f111(r: BitReader) -> Any:
 
 
 def _es_f113(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f113(r: BitReader) -> Any:
@@ -5711,10 +6303,10 @@ def _ds_f113(r: BitReader) -> Any:
 
 
 def _es_f114(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f114(r: BitReader) -> Any:
@@ -5728,10 +6320,10 @@ def _ds_f114(r: BitReader) -> Any:
 
 
 def _es_f115(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f115(r: BitReader) -> Any:
@@ -5745,10 +6337,10 @@ def _ds_f115(r: BitReader) -> Any:
 
 
 def _es_f118(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f118(r: BitReader) -> Any:
@@ -5763,12 +6355,12 @@ def _ds_f118(r: BitReader) -> Any:
 
 def _es_f119(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f119(r: BitReader) -> Any:
@@ -5782,12 +6374,12 @@ def _ds_f119(r: BitReader) -> Any:
 
 def _es_f120(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f120(r: BitReader) -> Any:
@@ -5801,12 +6393,12 @@ def _ds_f120(r: BitReader) -> Any:
 
 def _es_f122(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f122(r: BitReader) -> Any:
@@ -5820,12 +6412,12 @@ def _ds_f122(r: BitReader) -> Any:
 
 def _es_f124(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f124(r: BitReader) -> Any:
@@ -5838,10 +6430,10 @@ def _ds_f124(r: BitReader) -> Any:
 
 
 def _es_f125(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f125(r: BitReader) -> Any:
@@ -5855,12 +6447,12 @@ def _ds_f125(r: BitReader) -> Any:
 
 def _es_f126(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f126(r: BitReader) -> Any:
@@ -5874,12 +6466,12 @@ def _ds_f126(r: BitReader) -> Any:
 
 def _es_f127(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f127(r: BitReader) -> Any:
@@ -5893,12 +6485,12 @@ def _ds_f127(r: BitReader) -> Any:
 
 def _es_f128(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f128(r: BitReader) -> Any:

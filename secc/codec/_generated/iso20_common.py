@@ -1197,7 +1197,7 @@ def _e_CLReqControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1208,7 +1208,10 @@ def _d_CLReqControlMode(r: BitReader) -> CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CLReqControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_CLReqControlMode)
@@ -1226,7 +1229,7 @@ def _e_CLResControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1237,7 +1240,10 @@ def _d_CLResControlMode(r: BitReader) -> CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CLResControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_CLResControlMode)
@@ -1259,7 +1265,7 @@ def _e_SessionSetupReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1269,16 +1275,16 @@ def _e_SessionSetupReq(w: BitWriter, v: Any) -> None:
             raise missing('EVCCID', w)
         else:
             st = 2
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 255: raise bad_value('EVCCID', x, 'is not a str of at most 255 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1291,14 +1297,20 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SessionSetupReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SessionSetupReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_SessionSetupReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionSetupReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -1308,11 +1320,13 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 255: raise bad_value('EVCCID', _x, 'is longer than 255 characters', r)
+                _x = r.string(255)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_SessionSetupReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionSetupReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVCCID', r)
@@ -1339,12 +1353,12 @@ def _e_V2GRequest(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1356,14 +1370,20 @@ def _d_V2GRequest(r: BitReader) -> V2GRequest:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GRequest_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GRequest_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GRequest_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GRequest_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -1389,12 +1409,12 @@ def _e_V2GMessage(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1406,14 +1426,20 @@ def _d_V2GMessage(r: BitReader) -> V2GMessage:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GMessage_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GMessage_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GMessage_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GMessage_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -1442,37 +1468,37 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
             raise missing('SessionID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'TimeStamp'
         x = v.time_stamp
         if x is None:
             raise missing('TimeStamp', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Signature'
         x = v.signature
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not Signature: raise bad_value('Signature', x, 'is not a Signature', w)
             _e_Signature(w, x)
         _p = None
         e = _EE_MessageHeader[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1486,7 +1512,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MessageHeader_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MessageHeader_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SessionID'
         if fid == 0:
@@ -1494,11 +1523,13 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+                _x = r.binary(8)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MessageHeader_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MessageHeader_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('SessionID', r)
@@ -1512,7 +1543,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 if _x > 18446744073709551615: raise bad_value('TimeStamp', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_MessageHeader_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MessageHeader_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('TimeStamp', r)
@@ -1521,7 +1555,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             st = nst
             _x = _d_Signature(r)
             f2 = _x
-            fid, m, nst = e = _R_MessageHeader_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MessageHeader_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -1549,7 +1586,7 @@ def _e_SessionSetupRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1561,23 +1598,23 @@ def _e_SessionSetupRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEID'
         x = v.evseid
         if x is None:
             raise missing('EVSEID', w)
         else:
             st = 3
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 255: raise bad_value('EVSEID', x, 'is not a str of at most 255 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1591,21 +1628,29 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SessionSetupRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SessionSetupRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_SessionSetupRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionSetupRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1621,7 +1666,10 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_SessionSetupRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionSetupRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -1631,11 +1679,13 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 255: raise bad_value('EVSEID', _x, 'is longer than 255 characters', r)
+                _x = r.string(255)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_SessionSetupRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionSetupRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEID', r)
@@ -1663,7 +1713,7 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1675,9 +1725,9 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1690,21 +1740,29 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GResponse_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GResponse_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GResponse_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GResponse_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1720,7 +1778,10 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_V2GResponse_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GResponse_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -1747,12 +1808,12 @@ def _e_AuthorizationSetupReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1764,14 +1825,20 @@ def _d_AuthorizationSetupReq(r: BitReader) -> AuthorizationSetupReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AuthorizationSetupReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AuthorizationSetupReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_AuthorizationSetupReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationSetupReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -1799,7 +1866,7 @@ def _e_AuthorizationSetupRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1811,34 +1878,33 @@ def _e_AuthorizationSetupRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'AuthorizationServices'
         for x in v.authorization_services:
             t = _ET_AuthorizationSetupRes[st].get((2, 0))
             if t is None: raise not_allowed('AuthorizationServices', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _i = _I_Authorization.get(x)
             if _i is None: raise bad_value('AuthorizationServices', x, 'is not a value of Authorization', w)
-            w.bits((_i << 1), 3)
+            w.acc = (w.acc << 3) | (_i << 1)
         if len(v.authorization_services) > 2: raise bad_value('AuthorizationServices', len(v.authorization_services), 'occurrences, more than 2', w)
         _p = 'CertificateInstallationService'
         x = v.certificate_installation_service
         if x is None:
             raise missing('CertificateInstallationService', w)
         else:
-            t = _ET_AuthorizationSetupRes[st].get((3, 0))
-            if t is None: raise not_allowed('CertificateInstallationService', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 1; st = 5
+            else: raise not_allowed('CertificateInstallationService', w)
             if type(x) is not bool: raise bad_value('CertificateInstallationService', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'EIM_ASResAuthorizationMode'
         x = v.eim_as_res_authorization_mode
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 6
             if type(x) is not EIM_ASResAuthorizationMode: raise bad_value('EIM_ASResAuthorizationMode', x, 'is not a EIM_ASResAuthorizationMode', w)
             _e_EIM_ASResAuthorizationMode(w, x)
@@ -1847,16 +1913,15 @@ def _e_AuthorizationSetupRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AuthorizationSetupRes[st].get((5, 0))
-            if t is None: raise not_allowed('PnC_ASResAuthorizationMode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.acc = (w.acc << 2) | 1; st = 7
+            elif st == 6: raise not_allowed('PnC_ASResAuthorizationMode', w)
+            else: raise not_allowed('PnC_ASResAuthorizationMode', w)
             if type(x) is not PnC_ASResAuthorizationMode: raise bad_value('PnC_ASResAuthorizationMode', x, 'is not a PnC_ASResAuthorizationMode', w)
             _e_PnC_ASResAuthorizationMode(w, x)
         _p = None
         e = _EE_AuthorizationSetupRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1872,21 +1937,29 @@ def _d_AuthorizationSetupRes(r: BitReader) -> AuthorizationSetupRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AuthorizationSetupRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AuthorizationSetupRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_AuthorizationSetupRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationSetupRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1902,7 +1975,10 @@ def _d_AuthorizationSetupRes(r: BitReader) -> AuthorizationSetupRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_AuthorizationSetupRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationSetupRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -1910,7 +1986,9 @@ def _d_AuthorizationSetupRes(r: BitReader) -> AuthorizationSetupRes:
         f2 = []
         while fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -1929,7 +2007,9 @@ def _d_AuthorizationSetupRes(r: BitReader) -> AuthorizationSetupRes:
         _p = 'CertificateInstallationService'
         if fid == 3:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -1941,7 +2021,10 @@ def _d_AuthorizationSetupRes(r: BitReader) -> AuthorizationSetupRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f3 = _x
-            fid, m, nst = e = _R_AuthorizationSetupRes_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AuthorizationSetupRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('CertificateInstallationService', r)
@@ -1950,7 +2033,10 @@ def _d_AuthorizationSetupRes(r: BitReader) -> AuthorizationSetupRes:
             st = nst
             _x = _d_EIM_ASResAuthorizationMode(r)
             f4 = _x
-            fid, m, nst = e = _R_AuthorizationSetupRes_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationSetupRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f4 = None
@@ -1959,7 +2045,10 @@ def _d_AuthorizationSetupRes(r: BitReader) -> AuthorizationSetupRes:
             st = nst
             _x = _d_PnC_ASResAuthorizationMode(r)
             f5 = _x
-            fid, m, nst = e = _R_AuthorizationSetupRes_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationSetupRes_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f5 = None
@@ -1986,7 +2075,7 @@ def _e_EIM_ASResAuthorizationMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1997,7 +2086,10 @@ def _d_EIM_ASResAuthorizationMode(r: BitReader) -> EIM_ASResAuthorizationMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EIM_ASResAuthorizationMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EIM_ASResAuthorizationMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_EIM_ASResAuthorizationMode)
@@ -2022,27 +2114,27 @@ def _e_PnC_ASResAuthorizationMode(w: BitWriter, v: Any) -> None:
             raise missing('GenChallenge', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 16: raise bad_value('GenChallenge', x, 'is not a bytes of at most 16 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'SupportedProviders'
         x = v.supported_providers
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not SupportedProvidersList: raise bad_value('SupportedProviders', x, 'is not a SupportedProvidersList', w)
             _e_SupportedProvidersList(w, x)
         _p = None
         e = _EE_PnC_ASResAuthorizationMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2055,7 +2147,10 @@ def _d_PnC_ASResAuthorizationMode(r: BitReader) -> PnC_ASResAuthorizationMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PnC_ASResAuthorizationMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PnC_ASResAuthorizationMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'GenChallenge'
         if fid == 0:
@@ -2063,11 +2158,13 @@ def _d_PnC_ASResAuthorizationMode(r: BitReader) -> PnC_ASResAuthorizationMode:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 16: raise bad_value('GenChallenge', _x, 'is longer than 16 octets', r)
+                _x = r.binary(16)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_PnC_ASResAuthorizationMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PnC_ASResAuthorizationMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('GenChallenge', r)
@@ -2076,7 +2173,10 @@ def _d_PnC_ASResAuthorizationMode(r: BitReader) -> PnC_ASResAuthorizationMode:
             st = nst
             _x = _d_SupportedProvidersList(r)
             f1 = _x
-            fid, m, nst = e = _R_PnC_ASResAuthorizationMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PnC_ASResAuthorizationMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -2104,20 +2204,20 @@ def _e_SupportedProvidersList(w: BitWriter, v: Any) -> None:
         for x in v.provider_id:
             t = _ET_SupportedProvidersList[st].get((0, 0))
             if t is None: raise not_allowed('ProviderID', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 80: raise bad_value('ProviderID', x, 'is not a str of at most 80 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.provider_id) > 128: raise bad_value('ProviderID', len(v.provider_id), 'occurrences, more than 128', w)
         _p = None
         e = _EE_SupportedProvidersList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2128,7 +2228,10 @@ def _d_SupportedProvidersList(r: BitReader) -> SupportedProvidersList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SupportedProvidersList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SupportedProvidersList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ProviderID'
         f0 = []
@@ -2137,8 +2240,7 @@ def _d_SupportedProvidersList(r: BitReader) -> SupportedProvidersList:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 80: raise bad_value('ProviderID', _x, 'is longer than 80 characters', r)
+                _x = r.string(80)
                 expect_ee(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_SupportedProvidersList, st)
@@ -2167,7 +2269,7 @@ def _e_AuthorizationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2179,13 +2281,13 @@ def _e_AuthorizationReq(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_Authorization.get(x)
             if _i is None: raise bad_value('SelectedAuthorizationService', x, 'is not a value of Authorization', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = 'EIM_AReqAuthorizationMode'
         x = v.eim_a_req_authorization_mode
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not EIM_AReqAuthorizationMode: raise bad_value('EIM_AReqAuthorizationMode', x, 'is not a EIM_AReqAuthorizationMode', w)
             _e_EIM_AReqAuthorizationMode(w, x)
@@ -2194,16 +2296,15 @@ def _e_AuthorizationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AuthorizationReq[st].get((3, 0))
-            if t is None: raise not_allowed('PnC_AReqAuthorizationMode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: raise not_allowed('PnC_AReqAuthorizationMode', w)
+            else: raise not_allowed('PnC_AReqAuthorizationMode', w)
             if type(x) is not PnC_AReqAuthorizationMode: raise bad_value('PnC_AReqAuthorizationMode', x, 'is not a PnC_AReqAuthorizationMode', w)
             _e_PnC_AReqAuthorizationMode(w, x)
         _p = None
         e = _EE_AuthorizationReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2218,21 +2319,29 @@ def _d_AuthorizationReq(r: BitReader) -> AuthorizationReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AuthorizationReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AuthorizationReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_AuthorizationReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'SelectedAuthorizationService'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2246,7 +2355,10 @@ def _d_AuthorizationReq(r: BitReader) -> AuthorizationReq:
                 _x = (_x >> 1) & 1
                 _x = _V_Authorization[_x]
             f1 = _x
-            fid, m, nst = e = _R_AuthorizationReq_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AuthorizationReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('SelectedAuthorizationService', r)
@@ -2255,7 +2367,10 @@ def _d_AuthorizationReq(r: BitReader) -> AuthorizationReq:
             st = nst
             _x = _d_EIM_AReqAuthorizationMode(r)
             f2 = _x
-            fid, m, nst = e = _R_AuthorizationReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -2264,7 +2379,10 @@ def _d_AuthorizationReq(r: BitReader) -> AuthorizationReq:
             st = nst
             _x = _d_PnC_AReqAuthorizationMode(r)
             f3 = _x
-            fid, m, nst = e = _R_AuthorizationReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -2289,7 +2407,7 @@ def _e_EIM_AReqAuthorizationMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2300,7 +2418,10 @@ def _d_EIM_AReqAuthorizationMode(r: BitReader) -> EIM_AReqAuthorizationMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EIM_AReqAuthorizationMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EIM_AReqAuthorizationMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_EIM_AReqAuthorizationMode)
@@ -2322,7 +2443,7 @@ def _e_PnC_AReqAuthorizationMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Id', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -2332,25 +2453,25 @@ def _e_PnC_AReqAuthorizationMode(w: BitWriter, v: Any) -> None:
             raise missing('GenChallenge', w)
         else:
             st = 2
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 16: raise bad_value('GenChallenge', x, 'is not a bytes of at most 16 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ContractCertificateChain'
         x = v.contract_certificate_chain
         if x is None:
             raise missing('ContractCertificateChain', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not ContractCertificateChain: raise bad_value('ContractCertificateChain', x, 'is not a ContractCertificateChain', w)
             _e_ContractCertificateChain(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2364,14 +2485,20 @@ def _d_PnC_AReqAuthorizationMode(r: BitReader) -> PnC_AReqAuthorizationMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PnC_AReqAuthorizationMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PnC_AReqAuthorizationMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_PnC_AReqAuthorizationMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PnC_AReqAuthorizationMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Id', r)
@@ -2381,11 +2508,13 @@ def _d_PnC_AReqAuthorizationMode(r: BitReader) -> PnC_AReqAuthorizationMode:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 16: raise bad_value('GenChallenge', _x, 'is longer than 16 octets', r)
+                _x = r.binary(16)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_PnC_AReqAuthorizationMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PnC_AReqAuthorizationMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('GenChallenge', r)
@@ -2394,7 +2523,10 @@ def _d_PnC_AReqAuthorizationMode(r: BitReader) -> PnC_AReqAuthorizationMode:
             st = nst
             _x = _d_ContractCertificateChain(r)
             f2 = _x
-            fid, m, nst = e = _R_PnC_AReqAuthorizationMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PnC_AReqAuthorizationMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('ContractCertificateChain', r)
@@ -2423,25 +2555,25 @@ def _e_ContractCertificateChain(w: BitWriter, v: Any) -> None:
             raise missing('Certificate', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 1600: raise bad_value('Certificate', x, 'is not a bytes of at most 1600 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'SubCertificates'
         x = v.sub_certificates
         if x is None:
             raise missing('SubCertificates', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not SubCertificates: raise bad_value('SubCertificates', x, 'is not a SubCertificates', w)
             _e_SubCertificates(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2454,7 +2586,10 @@ def _d_ContractCertificateChain(r: BitReader) -> ContractCertificateChain:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ContractCertificateChain_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ContractCertificateChain_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Certificate'
         if fid == 0:
@@ -2462,11 +2597,13 @@ def _d_ContractCertificateChain(r: BitReader) -> ContractCertificateChain:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 1600: raise bad_value('Certificate', _x, 'is longer than 1600 octets', r)
+                _x = r.binary(1600)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ContractCertificateChain_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ContractCertificateChain_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Certificate', r)
@@ -2475,7 +2612,10 @@ def _d_ContractCertificateChain(r: BitReader) -> ContractCertificateChain:
             st = nst
             _x = _d_SubCertificates(r)
             f1 = _x
-            fid, m, nst = e = _R_ContractCertificateChain_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ContractCertificateChain_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('SubCertificates', r)
@@ -2503,20 +2643,20 @@ def _e_SubCertificates(w: BitWriter, v: Any) -> None:
         for x in v.certificate:
             t = _ET_SubCertificates[st].get((0, 0))
             if t is None: raise not_allowed('Certificate', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 1600: raise bad_value('Certificate', x, 'is not a bytes of at most 1600 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.certificate) > 3: raise bad_value('Certificate', len(v.certificate), 'occurrences, more than 3', w)
         _p = None
         e = _EE_SubCertificates[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2527,7 +2667,10 @@ def _d_SubCertificates(r: BitReader) -> SubCertificates:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SubCertificates_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SubCertificates_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Certificate'
         f0 = []
@@ -2536,8 +2679,7 @@ def _d_SubCertificates(r: BitReader) -> SubCertificates:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 1600: raise bad_value('Certificate', _x, 'is longer than 1600 octets', r)
+                _x = r.binary(1600)
                 expect_ee(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_SubCertificates, st)
@@ -2564,7 +2706,7 @@ def _e_AuthorizationRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2576,7 +2718,7 @@ def _e_AuthorizationRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
         x = v.evse_processing
         if x is None:
@@ -2585,9 +2727,9 @@ def _e_AuthorizationRes(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2601,21 +2743,29 @@ def _d_AuthorizationRes(r: BitReader) -> AuthorizationRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AuthorizationRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AuthorizationRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_AuthorizationRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -2631,14 +2781,19 @@ def _d_AuthorizationRes(r: BitReader) -> AuthorizationRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_AuthorizationRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -2654,7 +2809,10 @@ def _d_AuthorizationRes(r: BitReader) -> AuthorizationRes:
                 if _x >= 3: raise bad_value('EVSEProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f2 = _x
-            fid, m, nst = e = _R_AuthorizationRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AuthorizationRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEProcessing', r)
@@ -2684,7 +2842,7 @@ def _e_ServiceDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2693,14 +2851,14 @@ def _e_ServiceDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not ServiceIDList: raise bad_value('SupportedServiceIDs', x, 'is not a ServiceIDList', w)
             _e_ServiceIDList(w, x)
         _p = None
         e = _EE_ServiceDiscoveryReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2713,14 +2871,20 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceDiscoveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceDiscoveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ServiceDiscoveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -2729,7 +2893,10 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
             st = nst
             _x = _d_ServiceIDList(r)
             f1 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDiscoveryReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -2757,17 +2924,17 @@ def _e_ServiceIDList(w: BitWriter, v: Any) -> None:
         for x in v.service_id:
             t = _ET_ServiceIDList[st].get((0, 0))
             if t is None: raise not_allowed('ServiceID', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         if len(v.service_id) > 16: raise bad_value('ServiceID', len(v.service_id), 'occurrences, more than 16', w)
         _p = None
         e = _EE_ServiceIDList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2778,7 +2945,10 @@ def _d_ServiceIDList(r: BitReader) -> ServiceIDList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceIDList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceIDList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         f0 = []
@@ -2817,7 +2987,7 @@ def _e_ServiceDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2829,7 +2999,7 @@ def _e_ServiceDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'ServiceRenegotiationSupported'
         x = v.service_renegotiation_supported
         if x is None:
@@ -2837,13 +3007,13 @@ def _e_ServiceDiscoveryRes(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             if type(x) is not bool: raise bad_value('ServiceRenegotiationSupported', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EnergyTransferServiceList'
         x = v.energy_transfer_service_list
         if x is None:
             raise missing('EnergyTransferServiceList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not ServiceList: raise bad_value('EnergyTransferServiceList', x, 'is not a ServiceList', w)
             _e_ServiceList(w, x)
@@ -2852,14 +3022,14 @@ def _e_ServiceDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 5
             if type(x) is not ServiceList: raise bad_value('VASList', x, 'is not a ServiceList', w)
             _e_ServiceList(w, x)
         _p = None
         e = _EE_ServiceDiscoveryRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2875,21 +3045,29 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceDiscoveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceDiscoveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDiscoveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -2905,14 +3083,19 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDiscoveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'ServiceRenegotiationSupported'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2924,7 +3107,10 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDiscoveryRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('ServiceRenegotiationSupported', r)
@@ -2933,7 +3119,10 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             st = nst
             _x = _d_ServiceList(r)
             f3 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryRes_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ServiceDiscoveryRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EnergyTransferServiceList', r)
@@ -2942,7 +3131,10 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             st = nst
             _x = _d_ServiceList(r)
             f4 = _x
-            fid, m, nst = e = _R_ServiceDiscoveryRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDiscoveryRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -2973,7 +3165,7 @@ def _e_ServiceList(w: BitWriter, v: Any) -> None:
         for x in v.service:
             t = _ET_ServiceList[st].get((0, 0))
             if t is None: raise not_allowed('Service', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not Service: raise bad_value('Service', x, 'is not a Service', w)
             _e_Service(w, x)
@@ -2981,7 +3173,7 @@ def _e_ServiceList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_ServiceList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2992,7 +3184,10 @@ def _d_ServiceList(r: BitReader) -> ServiceList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Service'
         f0 = []
@@ -3025,10 +3220,10 @@ def _e_Service(w: BitWriter, v: Any) -> None:
             raise missing('ServiceID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'FreeService'
         x = v.free_service
         if x is None:
@@ -3036,9 +3231,9 @@ def _e_Service(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not bool: raise bad_value('FreeService', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3051,7 +3246,10 @@ def _d_Service(r: BitReader) -> Service:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Service_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Service_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
@@ -3063,14 +3261,19 @@ def _d_Service(r: BitReader) -> Service:
                 if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Service_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Service_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ServiceID', r)
         _p = 'FreeService'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -3082,7 +3285,10 @@ def _d_Service(r: BitReader) -> Service:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = e = _R_Service_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Service_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('FreeService', r)
@@ -3109,7 +3315,7 @@ def _e_ServiceDetailReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -3119,12 +3325,12 @@ def _e_ServiceDetailReq(w: BitWriter, v: Any) -> None:
             raise missing('ServiceID', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3137,14 +3343,20 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceDetailReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceDetailReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ServiceDetailReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDetailReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -3158,7 +3370,10 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
                 if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_ServiceDetailReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDetailReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ServiceID', r)
@@ -3185,7 +3400,7 @@ def _e_ServiceDetailRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -3197,28 +3412,28 @@ def _e_ServiceDetailRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'ServiceID'
         x = v.service_id
         if x is None:
             raise missing('ServiceID', w)
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ServiceParameterList'
         x = v.service_parameter_list
         if x is None:
             raise missing('ServiceParameterList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not ServiceParameterList: raise bad_value('ServiceParameterList', x, 'is not a ServiceParameterList', w)
             _e_ServiceParameterList(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3233,21 +3448,29 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceDetailRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceDetailRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ServiceDetailRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDetailRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -3263,7 +3486,10 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ServiceDetailRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDetailRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -3277,7 +3503,10 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
                 if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_ServiceDetailRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDetailRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('ServiceID', r)
@@ -3286,7 +3515,10 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
             st = nst
             _x = _d_ServiceParameterList(r)
             f3 = _x
-            fid, m, nst = e = _R_ServiceDetailRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceDetailRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('ServiceParameterList', r)
@@ -3316,7 +3548,7 @@ def _e_ServiceParameterList(w: BitWriter, v: Any) -> None:
         for x in v.parameter_set:
             t = _ET_ServiceParameterList[st].get((0, 0))
             if t is None: raise not_allowed('ParameterSet', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not ParameterSet: raise bad_value('ParameterSet', x, 'is not a ParameterSet', w)
             _e_ParameterSet(w, x)
@@ -3324,7 +3556,7 @@ def _e_ServiceParameterList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_ServiceParameterList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3335,7 +3567,10 @@ def _d_ServiceParameterList(r: BitReader) -> ServiceParameterList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceParameterList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceParameterList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ParameterSet'
         f0 = []
@@ -3370,15 +3605,15 @@ def _e_ParameterSet(w: BitWriter, v: Any) -> None:
             raise missing('ParameterSetID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ParameterSetID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Parameter'
         for x in v.parameter:
             t = _ET_ParameterSet[st].get((1, 0))
             if t is None: raise not_allowed('Parameter', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not Parameter: raise bad_value('Parameter', x, 'is not a Parameter', w)
             _e_Parameter(w, x)
@@ -3386,7 +3621,7 @@ def _e_ParameterSet(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_ParameterSet[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3398,7 +3633,10 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ParameterSet_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ParameterSet_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ParameterSetID'
         if fid == 0:
@@ -3410,7 +3648,10 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
                 if _x > 65535: raise bad_value('ParameterSetID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ParameterSet_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ParameterSet_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ParameterSetID', r)
@@ -3447,7 +3688,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Name', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str) or len(x) > 80: raise bad_value('@Name', x, 'is not a str of at most 80 characters', w)
             w.string(x)
@@ -3458,44 +3699,44 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not bool: raise bad_value('boolValue', x, 'is not a bool', w)
-            w.bits((x << 1), 6)
+            w.acc = (w.acc << 6) | (x << 1)
         _p = 'byteValue'
         x = v.byte_value
         if x is None:
             pass
         else:
-            t = _ET_Parameter[st].get((2, 0))
-            if t is None: raise not_allowed('byteValue', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: raise not_allowed('byteValue', w)
+            else: raise not_allowed('byteValue', w)
             if type(x) is not int or not -128 <= x <= 127: raise bad_value('byteValue', x, 'is not an integer in [-128, 127]', w)
-            w.bits(((x - -128) << 1), 10)
+            w.acc = (w.acc << 10) | ((x - -128) << 1)
         _p = 'shortValue'
         x = v.short_value
         if x is None:
             pass
         else:
-            t = _ET_Parameter[st].get((3, 0))
-            if t is None: raise not_allowed('shortValue', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: raise not_allowed('shortValue', w)
+            elif st == 3: raise not_allowed('shortValue', w)
+            else: raise not_allowed('shortValue', w)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('shortValue', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'intValue'
         x = v.int_value
         if x is None:
             pass
         else:
-            t = _ET_Parameter[st].get((4, 0))
-            if t is None: raise not_allowed('intValue', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 1: w.acc = (w.acc << 3) | 3; st = 5
+            elif st == 2: raise not_allowed('intValue', w)
+            elif st == 3: raise not_allowed('intValue', w)
+            elif st == 4: raise not_allowed('intValue', w)
+            else: raise not_allowed('intValue', w)
+            w.acc <<= 1
             if type(x) is not int or x < -2147483648 or x > 2147483647: raise bad_value('intValue', x, 'is not an integer in [-2147483648, 2147483647]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'rationalNumber'
         x = v.rational_number
         if x is None:
@@ -3503,7 +3744,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Parameter[st].get((5, 0))
             if t is None: raise not_allowed('rationalNumber', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('rationalNumber', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3514,19 +3755,19 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Parameter[st].get((6, 0))
             if t is None: raise not_allowed('finiteString', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 80: raise bad_value('finiteString', x, 'is not a str of at most 80 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_Parameter[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3544,22 +3785,29 @@ def _d_Parameter(r: BitReader) -> Parameter:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Parameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Parameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Name'
         if fid == 0:
             st = nst
-            _x = r.string()
-            if len(_x) > 80: raise bad_value('@Name', _x, 'is longer than 80 characters', r)
+            _x = r.string(80)
             f0 = _x
-            fid, m, nst = e = _R_Parameter_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Parameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Name', r)
         _p = 'boolValue'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -3571,14 +3819,19 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f1 = _x
-            fid, m, nst = e = _R_Parameter_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'byteValue'
         if fid == 2:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -3590,7 +3843,10 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 255) + -128
             f2 = _x
-            fid, m, nst = e = _R_Parameter_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -3604,7 +3860,10 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 if _x < -32768 or _x > 32767: raise bad_value('shortValue', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_Parameter_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -3618,7 +3877,10 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 if _x < -2147483648 or _x > 2147483647: raise bad_value('intValue', _x, 'is outside [-2147483648, 2147483647]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_Parameter_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -3627,7 +3889,10 @@ def _d_Parameter(r: BitReader) -> Parameter:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_Parameter_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -3637,11 +3902,13 @@ def _d_Parameter(r: BitReader) -> Parameter:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 80: raise bad_value('finiteString', _x, 'is longer than 80 characters', r)
+                _x = r.string(80)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_Parameter_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Parameter_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -3664,7 +3931,7 @@ _DT_RationalNumber = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0
 _N_RationalNumber = ('Exponent', 'Value')
 
 
-def _e_RationalNumber(w: BitWriter, v: Any) -> None:
+def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -3675,19 +3942,19 @@ def _e_RationalNumber(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
-            w.bits(((x - -128) << 1), 11)
+            w.acc = (w.acc << 11) | ((x - -128) << 1)
         _p = 'Value'
         x = v.value
         if x is None:
             raise missing('Value', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3696,16 +3963,21 @@ _R_RationalNumber_1 = _DT_RationalNumber[1][2]
 _R_RationalNumber_2 = _DT_RationalNumber[2][2]
 
 
-def _d_RationalNumber(r: BitReader) -> RationalNumber:
+def _dg_RationalNumber(r: BitReader) -> RationalNumber:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_RationalNumber_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_RationalNumber_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Exponent'
         if fid == 0:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -3717,7 +3989,10 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 255) + -128
             f0 = _x
-            fid, m, nst = e = _R_RationalNumber_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RationalNumber_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Exponent', r)
@@ -3731,7 +4006,10 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
                 if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_RationalNumber_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RationalNumber_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Value', r)
@@ -3744,6 +4022,77 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
     _S_RationalNumber_0(o, f0)
     _S_RationalNumber_1(o, f1)
     return o
+
+
+_EC_RationalNumber: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_RationalNumber(w: BitWriter, v: Any) -> None:
+    """Fused fast path (one write); the generic _eg_RationalNumber otherwise."""
+    _c = _EC_RationalNumber.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    x0 = v.exponent
+    x1 = v.value
+    if (type(x0) is int and -128 <= x0 <= 127) and (type(x1) is int and -32768 <= x1 and x1 <= 32767):
+        _u = (-x1 - 1 if x1 < 0 else x1)
+        if _u < 0x80:
+            _b = ((((x0 - -128) << 4) | (x1 < 0)) << 10) | (_u << 2) | 0
+            _n = 24
+        elif _u < 0x4000:
+            _b = ((((x0 - -128) << 4) | (x1 < 0)) << 18) | ((((_u & 0x7F) << 8) | 0x8000 | (_u >> 7)) << 2) | 0
+            _n = 32
+        else:
+            w.acc = (w.acc << 14) | ((x0 - -128) << 4) | (x1 < 0)
+            w.uint(_u)
+            w.acc <<= 2
+            return
+        if len(_EC_RationalNumber) >= 256: _EC_RationalNumber.clear()
+        _EC_RationalNumber[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
+        return
+    _eg_RationalNumber(w, v)
+
+_C_RationalNumber: dict[int, RationalNumber] = {}  # bit pattern -> decoded value
+
+
+def _d_RationalNumber(r: BitReader) -> RationalNumber:
+    """Fused fast path (one read); the generic _dg_RationalNumber otherwise."""
+    _s = r.pos
+    try:
+        _q = _s + 32
+        if _q > r.wend: _y = r.peek(32)
+        else: _y = (r.val >> (r.wend - _q)) & 0xffffffff
+        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 32
+        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 24
+        o = _C_RationalNumber.get(_k)
+        if o is not None and _q <= r.end:
+            r.pos = _q
+            return o
+        _x = _y >> 18
+        if _x & 0x300e == 0x0:
+            a0 = (_x >> 4) & 0xff
+            _v = (_y >> 10) & 0xFF
+            if _v < 0x80:
+                _t = (_y >> 8) & 0x3; _q = _s + 24
+            else:
+                _g = (_y >> 2) & 0xFF
+                _v = (_v & 0x7F) | (_g << 7)
+                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 32
+            if _x & 1: _v = -_v - 1
+            if _t == 0 and _q <= r.end and -32768 <= _v and _v <= 32767:
+                r.pos = _q
+                o = _new(RationalNumber)
+                _S_RationalNumber_0(o, a0 + -128)
+                _S_RationalNumber_1(o, _v)
+                if len(_C_RationalNumber) >= 256: _C_RationalNumber.clear()
+                _C_RationalNumber[_k] = o
+                return o
+    except CodecError:
+        pass
+    r.rewind(_s)
+    return _dg_RationalNumber(r)
 
 _DT_ServiceSelectionReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_ServiceSelectionReq = ('Header', 'SelectedEnergyTransferService', 'SelectedVASList')
@@ -3760,7 +4109,7 @@ def _e_ServiceSelectionReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -3769,7 +4118,7 @@ def _e_ServiceSelectionReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SelectedEnergyTransferService', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not SelectedService: raise bad_value('SelectedEnergyTransferService', x, 'is not a SelectedService', w)
             _e_SelectedService(w, x)
@@ -3778,14 +4127,14 @@ def _e_ServiceSelectionReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not SelectedServiceList: raise bad_value('SelectedVASList', x, 'is not a SelectedServiceList', w)
             _e_SelectedServiceList(w, x)
         _p = None
         e = _EE_ServiceSelectionReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3799,14 +4148,20 @@ def _d_ServiceSelectionReq(r: BitReader) -> ServiceSelectionReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceSelectionReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceSelectionReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ServiceSelectionReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceSelectionReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -3815,7 +4170,10 @@ def _d_ServiceSelectionReq(r: BitReader) -> ServiceSelectionReq:
             st = nst
             _x = _d_SelectedService(r)
             f1 = _x
-            fid, m, nst = e = _R_ServiceSelectionReq_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ServiceSelectionReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('SelectedEnergyTransferService', r)
@@ -3824,7 +4182,10 @@ def _d_ServiceSelectionReq(r: BitReader) -> ServiceSelectionReq:
             st = nst
             _x = _d_SelectedServiceList(r)
             f2 = _x
-            fid, m, nst = e = _R_ServiceSelectionReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceSelectionReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -3853,22 +4214,22 @@ def _e_SelectedService(w: BitWriter, v: Any) -> None:
             raise missing('ServiceID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ParameterSetID'
         x = v.parameter_set_id
         if x is None:
             raise missing('ParameterSetID', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('ParameterSetID', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3881,7 +4242,10 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SelectedService_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SelectedService_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
@@ -3893,7 +4257,10 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
                 if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_SelectedService_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SelectedService_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ServiceID', r)
@@ -3907,7 +4274,10 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
                 if _x > 65535: raise bad_value('ParameterSetID', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_SelectedService_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SelectedService_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ParameterSetID', r)
@@ -3935,7 +4305,7 @@ def _e_SelectedServiceList(w: BitWriter, v: Any) -> None:
         for x in v.selected_service:
             t = _ET_SelectedServiceList[st].get((0, 0))
             if t is None: raise not_allowed('SelectedService', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not SelectedService: raise bad_value('SelectedService', x, 'is not a SelectedService', w)
             _e_SelectedService(w, x)
@@ -3943,7 +4313,7 @@ def _e_SelectedServiceList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_SelectedServiceList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3954,7 +4324,10 @@ def _d_SelectedServiceList(r: BitReader) -> SelectedServiceList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SelectedServiceList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SelectedServiceList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SelectedService'
         f0 = []
@@ -3986,7 +4359,7 @@ def _e_ServiceSelectionRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -3998,9 +4371,9 @@ def _e_ServiceSelectionRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4013,21 +4386,29 @@ def _d_ServiceSelectionRes(r: BitReader) -> ServiceSelectionRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ServiceSelectionRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ServiceSelectionRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ServiceSelectionRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceSelectionRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -4043,7 +4424,10 @@ def _d_ServiceSelectionRes(r: BitReader) -> ServiceSelectionRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ServiceSelectionRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ServiceSelectionRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -4072,7 +4456,7 @@ def _e_ScheduleExchangeReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -4083,13 +4467,13 @@ def _e_ScheduleExchangeReq(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not int or not 12 <= x <= 1024: raise bad_value('MaximumSupportingPoints', x, 'is not an integer in [12, 1024]', w)
-            w.bits(((x - 12) << 1), 13)
+            w.acc = (w.acc << 13) | ((x - 12) << 1)
         _p = 'Dynamic_SEReqControlMode'
         x = v.dynamic_se_req_control_mode
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not Dynamic_SEReqControlMode: raise bad_value('Dynamic_SEReqControlMode', x, 'is not a Dynamic_SEReqControlMode', w)
             _e_Dynamic_SEReqControlMode(w, x)
@@ -4098,16 +4482,15 @@ def _e_ScheduleExchangeReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ScheduleExchangeReq[st].get((3, 0))
-            if t is None: raise not_allowed('Scheduled_SEReqControlMode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: raise not_allowed('Scheduled_SEReqControlMode', w)
+            else: raise not_allowed('Scheduled_SEReqControlMode', w)
             if type(x) is not Scheduled_SEReqControlMode: raise bad_value('Scheduled_SEReqControlMode', x, 'is not a Scheduled_SEReqControlMode', w)
             _e_Scheduled_SEReqControlMode(w, x)
         _p = None
         e = _EE_ScheduleExchangeReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4122,21 +4505,29 @@ def _d_ScheduleExchangeReq(r: BitReader) -> ScheduleExchangeReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ScheduleExchangeReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ScheduleExchangeReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ScheduleExchangeReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ScheduleExchangeReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'MaximumSupportingPoints'
         if fid == 1:
             st = nst
-            _x = r.bits(12)
+            _q = r.pos + 12
+            if _q > r.wend: _x = r.bits(12)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xfff
             if _x >> 11:
                 r.pos -= 12
                 if r.bit():
@@ -4150,7 +4541,10 @@ def _d_ScheduleExchangeReq(r: BitReader) -> ScheduleExchangeReq:
                 _x = ((_x >> 1) & 1023) + 12
                 if _x > 1024: raise bad_value('MaximumSupportingPoints', _x, 'is above 1024', r)
             f1 = _x
-            fid, m, nst = e = _R_ScheduleExchangeReq_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ScheduleExchangeReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('MaximumSupportingPoints', r)
@@ -4159,7 +4553,10 @@ def _d_ScheduleExchangeReq(r: BitReader) -> ScheduleExchangeReq:
             st = nst
             _x = _d_Dynamic_SEReqControlMode(r)
             f2 = _x
-            fid, m, nst = e = _R_ScheduleExchangeReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ScheduleExchangeReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -4168,7 +4565,10 @@ def _d_ScheduleExchangeReq(r: BitReader) -> ScheduleExchangeReq:
             st = nst
             _x = _d_Scheduled_SEReqControlMode(r)
             f3 = _x
-            fid, m, nst = e = _R_ScheduleExchangeReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ScheduleExchangeReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -4200,10 +4600,10 @@ def _e_Dynamic_SEReqControlMode(w: BitWriter, v: Any) -> None:
             raise missing('DepartureTime', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
@@ -4211,27 +4611,26 @@ def _e_Dynamic_SEReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 11)
+            w.acc = (w.acc << 11) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_SEReqControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            t = _ET_Dynamic_SEReqControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVTargetEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
+            else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumEnergyRequest'
@@ -4239,7 +4638,7 @@ def _e_Dynamic_SEReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4248,7 +4647,7 @@ def _e_Dynamic_SEReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4257,7 +4656,7 @@ def _e_Dynamic_SEReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 7
             if type(x) is not RationalNumber: raise bad_value('EVMaximumV2XEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4266,16 +4665,15 @@ def _e_Dynamic_SEReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_SEReqControlMode[st].get((7, 0))
-            if t is None: raise not_allowed('EVMinimumV2XEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.acc = (w.acc << 2) | 1; st = 8
+            elif st == 7: w.acc <<= 2; st = 8
+            else: raise not_allowed('EVMinimumV2XEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumV2XEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_Dynamic_SEReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4294,7 +4692,10 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_SEReqControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Dynamic_SEReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -4306,14 +4707,19 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_SEReqControlMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_SEReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('DepartureTime', r)
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -4327,14 +4733,19 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_SEReqControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_SEReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -4348,7 +4759,10 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_SEReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_SEReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -4357,7 +4771,10 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_SEReqControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_SEReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVTargetEnergyRequest', r)
@@ -4366,7 +4783,10 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_Dynamic_SEReqControlMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_SEReqControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVMaximumEnergyRequest', r)
@@ -4375,7 +4795,10 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_Dynamic_SEReqControlMode_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_SEReqControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('EVMinimumEnergyRequest', r)
@@ -4384,7 +4807,10 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_Dynamic_SEReqControlMode_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_SEReqControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -4393,7 +4819,10 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_Dynamic_SEReqControlMode_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_SEReqControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -4429,19 +4858,18 @@ def _e_Scheduled_SEReqControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_SEReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVTargetEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
+            else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumEnergyRequest'
@@ -4449,10 +4877,10 @@ def _e_Scheduled_SEReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_SEReqControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVMaximumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 3; st = 3
+            else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumEnergyRequest'
@@ -4460,10 +4888,11 @@ def _e_Scheduled_SEReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_SEReqControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVMinimumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
+            else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVEnergyOffer'
@@ -4473,14 +4902,14 @@ def _e_Scheduled_SEReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_SEReqControlMode[st].get((4, 0))
             if t is None: raise not_allowed('EVEnergyOffer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not EVEnergyOffer: raise bad_value('EVEnergyOffer', x, 'is not a EVEnergyOffer', w)
             _e_EVEnergyOffer(w, x)
         _p = None
         e = _EE_Scheduled_SEReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4496,7 +4925,10 @@ def _d_Scheduled_SEReqControlMode(r: BitReader) -> Scheduled_SEReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_SEReqControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Scheduled_SEReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -4508,7 +4940,10 @@ def _d_Scheduled_SEReqControlMode(r: BitReader) -> Scheduled_SEReqControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Scheduled_SEReqControlMode_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_SEReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -4517,7 +4952,10 @@ def _d_Scheduled_SEReqControlMode(r: BitReader) -> Scheduled_SEReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Scheduled_SEReqControlMode_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_SEReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -4526,7 +4964,10 @@ def _d_Scheduled_SEReqControlMode(r: BitReader) -> Scheduled_SEReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Scheduled_SEReqControlMode_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_SEReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -4535,7 +4976,10 @@ def _d_Scheduled_SEReqControlMode(r: BitReader) -> Scheduled_SEReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Scheduled_SEReqControlMode_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_SEReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -4544,7 +4988,10 @@ def _d_Scheduled_SEReqControlMode(r: BitReader) -> Scheduled_SEReqControlMode:
             st = nst
             _x = _d_EVEnergyOffer(r)
             f4 = _x
-            fid, m, nst = e = _R_Scheduled_SEReqControlMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_SEReqControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -4574,7 +5021,7 @@ def _e_EVEnergyOffer(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPowerSchedule', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not EVPowerSchedule: raise bad_value('EVPowerSchedule', x, 'is not a EVPowerSchedule', w)
             _e_EVPowerSchedule(w, x)
@@ -4583,12 +5030,12 @@ def _e_EVEnergyOffer(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVAbsolutePriceSchedule', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not EVAbsolutePriceSchedule: raise bad_value('EVAbsolutePriceSchedule', x, 'is not a EVAbsolutePriceSchedule', w)
             _e_EVAbsolutePriceSchedule(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4601,14 +5048,20 @@ def _d_EVEnergyOffer(r: BitReader) -> EVEnergyOffer:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVEnergyOffer_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVEnergyOffer_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVPowerSchedule'
         if fid == 0:
             st = nst
             _x = _d_EVPowerSchedule(r)
             f0 = _x
-            fid, m, nst = e = _R_EVEnergyOffer_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVEnergyOffer_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVPowerSchedule', r)
@@ -4617,7 +5070,10 @@ def _d_EVEnergyOffer(r: BitReader) -> EVEnergyOffer:
             st = nst
             _x = _d_EVAbsolutePriceSchedule(r)
             f1 = _x
-            fid, m, nst = e = _R_EVEnergyOffer_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVEnergyOffer_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVAbsolutePriceSchedule', r)
@@ -4645,21 +5101,21 @@ def _e_EVPowerSchedule(w: BitWriter, v: Any) -> None:
             raise missing('TimeAnchor', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVPowerScheduleEntries'
         x = v.ev_power_schedule_entries
         if x is None:
             raise missing('EVPowerScheduleEntries', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not EVPowerScheduleEntryList: raise bad_value('EVPowerScheduleEntries', x, 'is not a EVPowerScheduleEntryList', w)
             _e_EVPowerScheduleEntryList(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4672,7 +5128,10 @@ def _d_EVPowerSchedule(r: BitReader) -> EVPowerSchedule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVPowerSchedule_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVPowerSchedule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
@@ -4684,7 +5143,10 @@ def _d_EVPowerSchedule(r: BitReader) -> EVPowerSchedule:
                 if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_EVPowerSchedule_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVPowerSchedule_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TimeAnchor', r)
@@ -4693,7 +5155,10 @@ def _d_EVPowerSchedule(r: BitReader) -> EVPowerSchedule:
             st = nst
             _x = _d_EVPowerScheduleEntryList(r)
             f1 = _x
-            fid, m, nst = e = _R_EVPowerSchedule_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVPowerSchedule_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVPowerScheduleEntries', r)
@@ -4721,7 +5186,7 @@ def _e_EVPowerScheduleEntryList(w: BitWriter, v: Any) -> None:
         for x in v.ev_power_schedule_entry:
             t = _ET_EVPowerScheduleEntryList[st].get((0, 0))
             if t is None: raise not_allowed('EVPowerScheduleEntry', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not EVPowerScheduleEntry: raise bad_value('EVPowerScheduleEntry', x, 'is not a EVPowerScheduleEntry', w)
             _e_EVPowerScheduleEntry(w, x)
@@ -4729,7 +5194,7 @@ def _e_EVPowerScheduleEntryList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_EVPowerScheduleEntryList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4740,7 +5205,10 @@ def _d_EVPowerScheduleEntryList(r: BitReader) -> EVPowerScheduleEntryList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVPowerScheduleEntryList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVPowerScheduleEntryList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVPowerScheduleEntry'
         f0 = []
@@ -4773,21 +5241,21 @@ def _e_EVPowerScheduleEntry(w: BitWriter, v: Any) -> None:
             raise missing('Duration', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('Duration', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Power'
         x = v.power
         if x is None:
             raise missing('Power', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('Power', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4800,7 +5268,10 @@ def _d_EVPowerScheduleEntry(r: BitReader) -> EVPowerScheduleEntry:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVPowerScheduleEntry_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVPowerScheduleEntry_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Duration'
         if fid == 0:
@@ -4812,7 +5283,10 @@ def _d_EVPowerScheduleEntry(r: BitReader) -> EVPowerScheduleEntry:
                 if _x > 4294967295: raise bad_value('Duration', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_EVPowerScheduleEntry_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVPowerScheduleEntry_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Duration', r)
@@ -4821,7 +5295,10 @@ def _d_EVPowerScheduleEntry(r: BitReader) -> EVPowerScheduleEntry:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_EVPowerScheduleEntry_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVPowerScheduleEntry_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Power', r)
@@ -4849,49 +5326,49 @@ def _e_EVAbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
             raise missing('TimeAnchor', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Currency'
         x = v.currency
         if x is None:
             raise missing('Currency', w)
         else:
             st = 2
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 3: raise bad_value('Currency', x, 'is not a str of at most 3 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'PriceAlgorithm'
         x = v.price_algorithm
         if x is None:
             raise missing('PriceAlgorithm', w)
         else:
             st = 3
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 255: raise bad_value('PriceAlgorithm', x, 'is not a str of at most 255 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'EVPriceRuleStacks'
         x = v.ev_price_rule_stacks
         if x is None:
             raise missing('EVPriceRuleStacks', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not EVPriceRuleStackList: raise bad_value('EVPriceRuleStacks', x, 'is not a EVPriceRuleStackList', w)
             _e_EVPriceRuleStackList(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4906,7 +5383,10 @@ def _d_EVAbsolutePriceSchedule(r: BitReader) -> EVAbsolutePriceSchedule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVAbsolutePriceSchedule_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVAbsolutePriceSchedule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
@@ -4918,7 +5398,10 @@ def _d_EVAbsolutePriceSchedule(r: BitReader) -> EVAbsolutePriceSchedule:
                 if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_EVAbsolutePriceSchedule_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVAbsolutePriceSchedule_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TimeAnchor', r)
@@ -4928,11 +5411,13 @@ def _d_EVAbsolutePriceSchedule(r: BitReader) -> EVAbsolutePriceSchedule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 3: raise bad_value('Currency', _x, 'is longer than 3 characters', r)
+                _x = r.string(3)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_EVAbsolutePriceSchedule_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVAbsolutePriceSchedule_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('Currency', r)
@@ -4942,11 +5427,13 @@ def _d_EVAbsolutePriceSchedule(r: BitReader) -> EVAbsolutePriceSchedule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 255: raise bad_value('PriceAlgorithm', _x, 'is longer than 255 characters', r)
+                _x = r.string(255)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_EVAbsolutePriceSchedule_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVAbsolutePriceSchedule_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('PriceAlgorithm', r)
@@ -4955,7 +5442,10 @@ def _d_EVAbsolutePriceSchedule(r: BitReader) -> EVAbsolutePriceSchedule:
             st = nst
             _x = _d_EVPriceRuleStackList(r)
             f3 = _x
-            fid, m, nst = e = _R_EVAbsolutePriceSchedule_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVAbsolutePriceSchedule_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVPriceRuleStacks', r)
@@ -4985,7 +5475,7 @@ def _e_EVPriceRuleStackList(w: BitWriter, v: Any) -> None:
         for x in v.ev_price_rule_stack:
             t = _ET_EVPriceRuleStackList[st].get((0, 0))
             if t is None: raise not_allowed('EVPriceRuleStack', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not EVPriceRuleStack: raise bad_value('EVPriceRuleStack', x, 'is not a EVPriceRuleStack', w)
             _e_EVPriceRuleStack(w, x)
@@ -4993,7 +5483,7 @@ def _e_EVPriceRuleStackList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_EVPriceRuleStackList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5004,7 +5494,10 @@ def _d_EVPriceRuleStackList(r: BitReader) -> EVPriceRuleStackList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVPriceRuleStackList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVPriceRuleStackList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVPriceRuleStack'
         f0 = []
@@ -5039,15 +5532,15 @@ def _e_EVPriceRuleStack(w: BitWriter, v: Any) -> None:
             raise missing('Duration', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('Duration', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVPriceRule'
         for x in v.ev_price_rule:
             t = _ET_EVPriceRuleStack[st].get((1, 0))
             if t is None: raise not_allowed('EVPriceRule', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not EVPriceRule: raise bad_value('EVPriceRule', x, 'is not a EVPriceRule', w)
             _e_EVPriceRule(w, x)
@@ -5055,7 +5548,7 @@ def _e_EVPriceRuleStack(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_EVPriceRuleStack[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5067,7 +5560,10 @@ def _d_EVPriceRuleStack(r: BitReader) -> EVPriceRuleStack:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVPriceRuleStack_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVPriceRuleStack_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Duration'
         if fid == 0:
@@ -5079,7 +5575,10 @@ def _d_EVPriceRuleStack(r: BitReader) -> EVPriceRuleStack:
                 if _x > 4294967295: raise bad_value('Duration', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_EVPriceRuleStack_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVPriceRuleStack_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Duration', r)
@@ -5114,7 +5613,7 @@ def _e_EVPriceRule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EnergyFee', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EnergyFee', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5123,12 +5622,12 @@ def _e_EVPriceRule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('PowerRangeStart', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('PowerRangeStart', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5141,14 +5640,20 @@ def _d_EVPriceRule(r: BitReader) -> EVPriceRule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVPriceRule_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVPriceRule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EnergyFee'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_EVPriceRule_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVPriceRule_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EnergyFee', r)
@@ -5157,7 +5662,10 @@ def _d_EVPriceRule(r: BitReader) -> EVPriceRule:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_EVPriceRule_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVPriceRule_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('PowerRangeStart', r)
@@ -5186,7 +5694,7 @@ def _e_ScheduleExchangeRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -5198,7 +5706,7 @@ def _e_ScheduleExchangeRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
         x = v.evse_processing
         if x is None:
@@ -5207,7 +5715,7 @@ def _e_ScheduleExchangeRes(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'GoToPause'
         x = v.go_to_pause
         if x is None:
@@ -5215,16 +5723,15 @@ def _e_ScheduleExchangeRes(w: BitWriter, v: Any) -> None:
         else:
             st = 6
             if type(x) is not bool: raise bad_value('GoToPause', x, 'is not a bool', w)
-            w.bits((x << 1), 5)
+            w.acc = (w.acc << 5) | (x << 1)
         _p = 'Dynamic_SEResControlMode'
         x = v.dynamic_se_res_control_mode
         if x is None:
             pass
         else:
-            t = _ET_ScheduleExchangeRes[st].get((4, 0))
-            if t is None: raise not_allowed('Dynamic_SEResControlMode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 6: w.acc <<= 2; st = 4
+            else: raise not_allowed('Dynamic_SEResControlMode', w)
             if type(x) is not Dynamic_SEResControlMode: raise bad_value('Dynamic_SEResControlMode', x, 'is not a Dynamic_SEResControlMode', w)
             _e_Dynamic_SEResControlMode(w, x)
         _p = 'Scheduled_SEResControlMode'
@@ -5232,16 +5739,16 @@ def _e_ScheduleExchangeRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ScheduleExchangeRes[st].get((5, 0))
-            if t is None: raise not_allowed('Scheduled_SEResControlMode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.acc = (w.acc << 2) | 2; st = 5
+            elif st == 4: raise not_allowed('Scheduled_SEResControlMode', w)
+            elif st == 6: w.acc = (w.acc << 2) | 1; st = 5
+            else: raise not_allowed('Scheduled_SEResControlMode', w)
             if type(x) is not Scheduled_SEResControlMode: raise bad_value('Scheduled_SEResControlMode', x, 'is not a Scheduled_SEResControlMode', w)
             _e_Scheduled_SEResControlMode(w, x)
         _p = None
         e = _EE_ScheduleExchangeRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5258,21 +5765,29 @@ def _d_ScheduleExchangeRes(r: BitReader) -> ScheduleExchangeRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ScheduleExchangeRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ScheduleExchangeRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ScheduleExchangeRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ScheduleExchangeRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -5288,14 +5803,19 @@ def _d_ScheduleExchangeRes(r: BitReader) -> ScheduleExchangeRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ScheduleExchangeRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ScheduleExchangeRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -5311,14 +5831,19 @@ def _d_ScheduleExchangeRes(r: BitReader) -> ScheduleExchangeRes:
                 if _x >= 3: raise bad_value('EVSEProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f2 = _x
-            fid, m, nst = e = _R_ScheduleExchangeRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ScheduleExchangeRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVSEProcessing', r)
         _p = 'GoToPause'
         if fid == 3:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -5330,7 +5855,10 @@ def _d_ScheduleExchangeRes(r: BitReader) -> ScheduleExchangeRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f3 = _x
-            fid, m, nst = e = _R_ScheduleExchangeRes_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ScheduleExchangeRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             f3 = None
@@ -5339,7 +5867,10 @@ def _d_ScheduleExchangeRes(r: BitReader) -> ScheduleExchangeRes:
             st = nst
             _x = _d_Dynamic_SEResControlMode(r)
             f4 = _x
-            fid, m, nst = e = _R_ScheduleExchangeRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ScheduleExchangeRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f4 = None
@@ -5348,7 +5879,10 @@ def _d_ScheduleExchangeRes(r: BitReader) -> ScheduleExchangeRes:
             st = nst
             _x = _d_Scheduled_SEResControlMode(r)
             f5 = _x
-            fid, m, nst = e = _R_ScheduleExchangeRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ScheduleExchangeRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f5 = None
@@ -5382,41 +5916,41 @@ def _e_Dynamic_SEResControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_SEResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_SEResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 3; st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'AbsolutePriceSchedule'
         x = v.absolute_price_schedule
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_SEResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('AbsolutePriceSchedule', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
+            else: raise not_allowed('AbsolutePriceSchedule', w)
             if type(x) is not AbsolutePriceSchedule: raise bad_value('AbsolutePriceSchedule', x, 'is not a AbsolutePriceSchedule', w)
             _e_AbsolutePriceSchedule(w, x)
         _p = 'PriceLevelSchedule'
@@ -5426,14 +5960,14 @@ def _e_Dynamic_SEResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Dynamic_SEResControlMode[st].get((4, 0))
             if t is None: raise not_allowed('PriceLevelSchedule', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not PriceLevelSchedule: raise bad_value('PriceLevelSchedule', x, 'is not a PriceLevelSchedule', w)
             _e_PriceLevelSchedule(w, x)
         _p = None
         e = _EE_Dynamic_SEResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5449,7 +5983,10 @@ def _d_Dynamic_SEResControlMode(r: BitReader) -> Dynamic_SEResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_SEResControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Dynamic_SEResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -5461,14 +5998,19 @@ def _d_Dynamic_SEResControlMode(r: BitReader) -> Dynamic_SEResControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_SEResControlMode_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_SEResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -5482,14 +6024,19 @@ def _d_Dynamic_SEResControlMode(r: BitReader) -> Dynamic_SEResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_SEResControlMode_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_SEResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -5503,7 +6050,10 @@ def _d_Dynamic_SEResControlMode(r: BitReader) -> Dynamic_SEResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_SEResControlMode_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_SEResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -5512,7 +6062,10 @@ def _d_Dynamic_SEResControlMode(r: BitReader) -> Dynamic_SEResControlMode:
             st = nst
             _x = _d_AbsolutePriceSchedule(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_SEResControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_SEResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -5521,7 +6074,10 @@ def _d_Dynamic_SEResControlMode(r: BitReader) -> Dynamic_SEResControlMode:
             st = nst
             _x = _d_PriceLevelSchedule(r)
             f4 = _x
-            fid, m, nst = e = _R_Dynamic_SEResControlMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_SEResControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -5553,7 +6109,7 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -5562,88 +6118,86 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('TimeAnchor', w)
         else:
-            t = _ET_AbsolutePriceSchedule[st].get((1, 0))
-            if t is None: raise not_allowed('TimeAnchor', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
+            else: raise not_allowed('TimeAnchor', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PriceScheduleID'
         x = v.price_schedule_id
         if x is None:
             raise missing('PriceScheduleID', w)
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('PriceScheduleID', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PriceScheduleDescription'
         x = v.price_schedule_description
         if x is None:
             pass
         else:
             st = 4
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 160: raise bad_value('PriceScheduleDescription', x, 'is not a str of at most 160 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'Currency'
         x = v.currency
         if x is None:
             raise missing('Currency', w)
         else:
-            t = _ET_AbsolutePriceSchedule[st].get((4, 0))
-            if t is None: raise not_allowed('Currency', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 1; st = 5
+            else: raise not_allowed('Currency', w)
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 3: raise bad_value('Currency', x, 'is not a str of at most 3 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'Language'
         x = v.language
         if x is None:
             raise missing('Language', w)
         else:
             st = 6
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 3: raise bad_value('Language', x, 'is not a str of at most 3 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'PriceAlgorithm'
         x = v.price_algorithm
         if x is None:
             raise missing('PriceAlgorithm', w)
         else:
             st = 7
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 255: raise bad_value('PriceAlgorithm', x, 'is not a str of at most 255 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'MinimumCost'
         x = v.minimum_cost
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 8
             if type(x) is not RationalNumber: raise bad_value('MinimumCost', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5652,10 +6206,9 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AbsolutePriceSchedule[st].get((8, 0))
-            if t is None: raise not_allowed('MaximumCost', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.acc = (w.acc << 3) | 1; st = 9
+            elif st == 8: w.acc <<= 2; st = 9
+            else: raise not_allowed('MaximumCost', w)
             if type(x) is not RationalNumber: raise bad_value('MaximumCost', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'TaxRules'
@@ -5663,10 +6216,10 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AbsolutePriceSchedule[st].get((9, 0))
-            if t is None: raise not_allowed('TaxRules', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.acc = (w.acc << 3) | 2; st = 10
+            elif st == 8: w.acc = (w.acc << 2) | 1; st = 10
+            elif st == 9: w.acc <<= 2; st = 10
+            else: raise not_allowed('TaxRules', w)
             if type(x) is not TaxRuleList: raise bad_value('TaxRules', x, 'is not a TaxRuleList', w)
             _e_TaxRuleList(w, x)
         _p = 'PriceRuleStacks'
@@ -5674,10 +6227,11 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('PriceRuleStacks', w)
         else:
-            t = _ET_AbsolutePriceSchedule[st].get((10, 0))
-            if t is None: raise not_allowed('PriceRuleStacks', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 7: w.acc = (w.acc << 3) | 3; st = 11
+            elif st == 8: w.acc = (w.acc << 2) | 2; st = 11
+            elif st == 9: w.acc = (w.acc << 2) | 1; st = 11
+            elif st == 10: w.acc <<= 1; st = 11
+            else: raise not_allowed('PriceRuleStacks', w)
             if type(x) is not PriceRuleStackList: raise bad_value('PriceRuleStacks', x, 'is not a PriceRuleStackList', w)
             _e_PriceRuleStackList(w, x)
         _p = 'OverstayRules'
@@ -5685,7 +6239,7 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 12
             if type(x) is not OverstayRuleList: raise bad_value('OverstayRules', x, 'is not a OverstayRuleList', w)
             _e_OverstayRuleList(w, x)
@@ -5694,16 +6248,15 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_AbsolutePriceSchedule[st].get((12, 0))
-            if t is None: raise not_allowed('AdditionalSelectedServices', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 11: w.acc = (w.acc << 2) | 1; st = 13
+            elif st == 12: w.acc <<= 2; st = 13
+            else: raise not_allowed('AdditionalSelectedServices', w)
             if type(x) is not AdditionalServiceList: raise bad_value('AdditionalSelectedServices', x, 'is not a AdditionalServiceList', w)
             _e_AdditionalServiceList(w, x)
         _p = None
         e = _EE_AbsolutePriceSchedule[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5727,14 +6280,20 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AbsolutePriceSchedule_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_AbsolutePriceSchedule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AbsolutePriceSchedule_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -5748,7 +6307,10 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
                 if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AbsolutePriceSchedule_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('TimeAnchor', r)
@@ -5762,7 +6324,10 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
                 if _x < 1 or _x > 4294967295: raise bad_value('PriceScheduleID', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AbsolutePriceSchedule_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('PriceScheduleID', r)
@@ -5772,11 +6337,13 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 160: raise bad_value('PriceScheduleDescription', _x, 'is longer than 160 characters', r)
+                _x = r.string(160)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AbsolutePriceSchedule_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -5786,11 +6353,13 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 3: raise bad_value('Currency', _x, 'is longer than 3 characters', r)
+                _x = r.string(3)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AbsolutePriceSchedule_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('Currency', r)
@@ -5800,11 +6369,13 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 3: raise bad_value('Language', _x, 'is longer than 3 characters', r)
+                _x = r.string(3)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AbsolutePriceSchedule_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('Language', r)
@@ -5814,11 +6385,13 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 255: raise bad_value('PriceAlgorithm', _x, 'is longer than 255 characters', r)
+                _x = r.string(255)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_7[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_AbsolutePriceSchedule_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('PriceAlgorithm', r)
@@ -5827,7 +6400,10 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AbsolutePriceSchedule_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             f7 = None
@@ -5836,7 +6412,10 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_9[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AbsolutePriceSchedule_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             f8 = None
@@ -5845,7 +6424,10 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             st = nst
             _x = _d_TaxRuleList(r)
             f9 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AbsolutePriceSchedule_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 2)
         else:
             f9 = None
@@ -5854,7 +6436,10 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             st = nst
             _x = _d_PriceRuleStackList(r)
             f10 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_11[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AbsolutePriceSchedule_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             raise missing('PriceRuleStacks', r)
@@ -5863,7 +6448,10 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             st = nst
             _x = _d_OverstayRuleList(r)
             f11 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_12[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AbsolutePriceSchedule_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 1)
         else:
             f11 = None
@@ -5872,7 +6460,10 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             st = nst
             _x = _d_AdditionalServiceList(r)
             f12 = _x
-            fid, m, nst = e = _R_AbsolutePriceSchedule_13[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AbsolutePriceSchedule_13[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 13, 1)
         else:
             f12 = None
@@ -5913,38 +6504,38 @@ def _e_PriceSchedule(w: BitWriter, v: Any) -> None:
             raise missing('TimeAnchor', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PriceScheduleID'
         x = v.price_schedule_id
         if x is None:
             raise missing('PriceScheduleID', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('PriceScheduleID', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PriceScheduleDescription'
         x = v.price_schedule_description
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 160: raise bad_value('PriceScheduleDescription', x, 'is not a str of at most 160 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_PriceSchedule[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5958,7 +6549,10 @@ def _d_PriceSchedule(r: BitReader) -> PriceSchedule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PriceSchedule_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PriceSchedule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
@@ -5970,7 +6564,10 @@ def _d_PriceSchedule(r: BitReader) -> PriceSchedule:
                 if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_PriceSchedule_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PriceSchedule_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TimeAnchor', r)
@@ -5984,7 +6581,10 @@ def _d_PriceSchedule(r: BitReader) -> PriceSchedule:
                 if _x < 1 or _x > 4294967295: raise bad_value('PriceScheduleID', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_PriceSchedule_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PriceSchedule_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('PriceScheduleID', r)
@@ -5994,11 +6594,13 @@ def _d_PriceSchedule(r: BitReader) -> PriceSchedule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 160: raise bad_value('PriceScheduleDescription', _x, 'is longer than 160 characters', r)
+                _x = r.string(160)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_PriceSchedule_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PriceSchedule_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -6027,7 +6629,7 @@ def _e_TaxRuleList(w: BitWriter, v: Any) -> None:
         for x in v.tax_rule:
             t = _ET_TaxRuleList[st].get((0, 0))
             if t is None: raise not_allowed('TaxRule', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not TaxRule: raise bad_value('TaxRule', x, 'is not a TaxRule', w)
             _e_TaxRule(w, x)
@@ -6035,7 +6637,7 @@ def _e_TaxRuleList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_TaxRuleList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6046,7 +6648,10 @@ def _d_TaxRuleList(r: BitReader) -> TaxRuleList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_TaxRuleList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_TaxRuleList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TaxRule'
         f0 = []
@@ -6067,8 +6672,6 @@ def _d_TaxRuleList(r: BitReader) -> TaxRuleList:
 
 _DT_TaxRule = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (2, 2, ((3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (1, 2, ((7, 0, 8), (-2, 0, 0))), (1, 1, ((-1, 0, 8), (-2, 1, 0))),)
 _N_TaxRule = ('TaxRuleID', 'TaxRuleName', 'TaxRate', 'TaxIncludedInPrice', 'AppliesToEnergyFee', 'AppliesToParkingFee', 'AppliesToOverstayFee', 'AppliesMinimumMaximumCost')
-_ET_TaxRule = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 2, 4), (4, 0): (1, 2, 5)}, {(4, 0): (0, 1, 5)}, {(5, 0): (0, 1, 6)}, {(6, 0): (0, 1, 7)}, {(7, 0): (0, 1, 8)}, {},)
-_EE_TaxRule = (None, None, None, None, None, None, None, None, (0, 1),)
 
 
 def _e_TaxRule(w: BitWriter, v: Any) -> None:
@@ -6081,33 +6684,32 @@ def _e_TaxRule(w: BitWriter, v: Any) -> None:
             raise missing('TaxRuleID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'TaxRuleName'
         x = v.tax_rule_name
         if x is None:
             pass
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 80: raise bad_value('TaxRuleName', x, 'is not a str of at most 80 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'TaxRate'
         x = v.tax_rate
         if x is None:
             raise missing('TaxRate', w)
         else:
-            t = _ET_TaxRule[st].get((2, 0))
-            if t is None: raise not_allowed('TaxRate', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
+            else: raise not_allowed('TaxRate', w)
             if type(x) is not RationalNumber: raise bad_value('TaxRate', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'TaxIncludedInPrice'
@@ -6117,18 +6719,17 @@ def _e_TaxRule(w: BitWriter, v: Any) -> None:
         else:
             st = 4
             if type(x) is not bool: raise bad_value('TaxIncludedInPrice', x, 'is not a bool', w)
-            w.bits((x << 1), 5)
+            w.acc = (w.acc << 5) | (x << 1)
         _p = 'AppliesToEnergyFee'
         x = v.applies_to_energy_fee
         if x is None:
             raise missing('AppliesToEnergyFee', w)
         else:
-            t = _ET_TaxRule[st].get((4, 0))
-            if t is None: raise not_allowed('AppliesToEnergyFee', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 1; st = 5
+            else: raise not_allowed('AppliesToEnergyFee', w)
             if type(x) is not bool: raise bad_value('AppliesToEnergyFee', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'AppliesToParkingFee'
         x = v.applies_to_parking_fee
         if x is None:
@@ -6136,7 +6737,7 @@ def _e_TaxRule(w: BitWriter, v: Any) -> None:
         else:
             st = 6
             if type(x) is not bool: raise bad_value('AppliesToParkingFee', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'AppliesToOverstayFee'
         x = v.applies_to_overstay_fee
         if x is None:
@@ -6144,7 +6745,7 @@ def _e_TaxRule(w: BitWriter, v: Any) -> None:
         else:
             st = 7
             if type(x) is not bool: raise bad_value('AppliesToOverstayFee', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'AppliesMinimumMaximumCost'
         x = v.applies_minimum_maximum_cost
         if x is None:
@@ -6152,9 +6753,9 @@ def _e_TaxRule(w: BitWriter, v: Any) -> None:
         else:
             st = 8
             if type(x) is not bool: raise bad_value('AppliesMinimumMaximumCost', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6173,7 +6774,10 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_TaxRule_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_TaxRule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TaxRuleID'
         if fid == 0:
@@ -6185,7 +6789,10 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
                 if _x < 1 or _x > 4294967295: raise bad_value('TaxRuleID', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_TaxRule_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_TaxRule_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TaxRuleID', r)
@@ -6195,11 +6802,13 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 80: raise bad_value('TaxRuleName', _x, 'is longer than 80 characters', r)
+                _x = r.string(80)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_TaxRule_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_TaxRule_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -6208,14 +6817,19 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_TaxRule_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_TaxRule_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('TaxRate', r)
         _p = 'TaxIncludedInPrice'
         if fid == 3:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -6227,14 +6841,19 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f3 = _x
-            fid, m, nst = e = _R_TaxRule_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_TaxRule_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
         _p = 'AppliesToEnergyFee'
         if fid == 4:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -6246,14 +6865,19 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f4 = _x
-            fid, m, nst = e = _R_TaxRule_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_TaxRule_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('AppliesToEnergyFee', r)
         _p = 'AppliesToParkingFee'
         if fid == 5:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -6265,14 +6889,19 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f5 = _x
-            fid, m, nst = e = _R_TaxRule_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_TaxRule_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('AppliesToParkingFee', r)
         _p = 'AppliesToOverstayFee'
         if fid == 6:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -6284,14 +6913,19 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f6 = _x
-            fid, m, nst = e = _R_TaxRule_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_TaxRule_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('AppliesToOverstayFee', r)
         _p = 'AppliesMinimumMaximumCost'
         if fid == 7:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -6303,7 +6937,10 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f7 = _x
-            fid, m, nst = e = _R_TaxRule_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_TaxRule_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             raise missing('AppliesMinimumMaximumCost', r)
@@ -6337,7 +6974,7 @@ def _e_PriceRuleStackList(w: BitWriter, v: Any) -> None:
         for x in v.price_rule_stack:
             t = _ET_PriceRuleStackList[st].get((0, 0))
             if t is None: raise not_allowed('PriceRuleStack', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not PriceRuleStack: raise bad_value('PriceRuleStack', x, 'is not a PriceRuleStack', w)
             _e_PriceRuleStack(w, x)
@@ -6345,7 +6982,7 @@ def _e_PriceRuleStackList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_PriceRuleStackList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6356,7 +6993,10 @@ def _d_PriceRuleStackList(r: BitReader) -> PriceRuleStackList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PriceRuleStackList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PriceRuleStackList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PriceRuleStack'
         f0 = []
@@ -6391,15 +7031,15 @@ def _e_PriceRuleStack(w: BitWriter, v: Any) -> None:
             raise missing('Duration', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('Duration', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PriceRule'
         for x in v.price_rule:
             t = _ET_PriceRuleStack[st].get((1, 0))
             if t is None: raise not_allowed('PriceRule', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not PriceRule: raise bad_value('PriceRule', x, 'is not a PriceRule', w)
             _e_PriceRule(w, x)
@@ -6407,7 +7047,7 @@ def _e_PriceRuleStack(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_PriceRuleStack[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6419,7 +7059,10 @@ def _d_PriceRuleStack(r: BitReader) -> PriceRuleStack:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PriceRuleStack_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PriceRuleStack_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Duration'
         if fid == 0:
@@ -6431,7 +7074,10 @@ def _d_PriceRuleStack(r: BitReader) -> PriceRuleStack:
                 if _x > 4294967295: raise bad_value('Duration', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_PriceRuleStack_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PriceRuleStack_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Duration', r)
@@ -6468,7 +7114,7 @@ def _e_PriceRule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EnergyFee', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EnergyFee', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6477,7 +7123,7 @@ def _e_PriceRule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 2
             if type(x) is not RationalNumber: raise bad_value('ParkingFee', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6486,38 +7132,38 @@ def _e_PriceRule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_PriceRule[st].get((2, 0))
-            if t is None: raise not_allowed('ParkingFeePeriod', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 3; st = 3
+            else: raise not_allowed('ParkingFeePeriod', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('ParkingFeePeriod', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'CarbonDioxideEmission'
         x = v.carbon_dioxide_emission
         if x is None:
             pass
         else:
-            t = _ET_PriceRule[st].get((3, 0))
-            if t is None: raise not_allowed('CarbonDioxideEmission', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
+            else: raise not_allowed('CarbonDioxideEmission', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('CarbonDioxideEmission', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RenewableGenerationPercentage'
         x = v.renewable_generation_percentage
         if x is None:
             pass
         else:
-            t = _ET_PriceRule[st].get((4, 0))
-            if t is None: raise not_allowed('RenewableGenerationPercentage', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 3) | 3; st = 5
+            elif st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
+            else: raise not_allowed('RenewableGenerationPercentage', w)
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('RenewableGenerationPercentage', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 10)
+            w.acc = (w.acc << 10) | (x << 1)
         _p = 'PowerRangeStart'
         x = v.power_range_start
         if x is None:
@@ -6525,12 +7171,12 @@ def _e_PriceRule(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_PriceRule[st].get((5, 0))
             if t is None: raise not_allowed('PowerRangeStart', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('PowerRangeStart', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6547,14 +7193,20 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PriceRule_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PriceRule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EnergyFee'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_PriceRule_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_PriceRule_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EnergyFee', r)
@@ -6563,7 +7215,10 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_PriceRule_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_PriceRule_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -6577,7 +7232,10 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
                 if _x > 4294967295: raise bad_value('ParkingFeePeriod', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_PriceRule_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PriceRule_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -6591,14 +7249,19 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
                 if _x > 65535: raise bad_value('CarbonDioxideEmission', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_PriceRule_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PriceRule_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
         _p = 'RenewableGenerationPercentage'
         if fid == 4:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -6610,7 +7273,10 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f4 = _x
-            fid, m, nst = e = _R_PriceRule_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PriceRule_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f4 = None
@@ -6619,7 +7285,10 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_PriceRule_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PriceRule_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('PowerRangeStart', r)
@@ -6653,26 +7322,25 @@ def _e_OverstayRuleList(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('OverstayTimeThreshold', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'OverstayPowerThreshold'
         x = v.overstay_power_threshold
         if x is None:
             pass
         else:
-            t = _ET_OverstayRuleList[st].get((1, 0))
-            if t is None: raise not_allowed('OverstayPowerThreshold', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 2; st = 2
+            else: raise not_allowed('OverstayPowerThreshold', w)
             if type(x) is not RationalNumber: raise bad_value('OverstayPowerThreshold', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'OverstayRule'
         for x in v.overstay_rule:
             t = _ET_OverstayRuleList[st].get((2, 0))
             if t is None: raise not_allowed('OverstayRule', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not OverstayRule: raise bad_value('OverstayRule', x, 'is not a OverstayRule', w)
             _e_OverstayRule(w, x)
@@ -6680,7 +7348,7 @@ def _e_OverstayRuleList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_OverstayRuleList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6693,7 +7361,10 @@ def _d_OverstayRuleList(r: BitReader) -> OverstayRuleList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_OverstayRuleList_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_OverstayRuleList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'OverstayTimeThreshold'
         if fid == 0:
@@ -6705,7 +7376,10 @@ def _d_OverstayRuleList(r: BitReader) -> OverstayRuleList:
                 if _x > 4294967295: raise bad_value('OverstayTimeThreshold', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_OverstayRuleList_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_OverstayRuleList_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -6714,7 +7388,10 @@ def _d_OverstayRuleList(r: BitReader) -> OverstayRuleList:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_OverstayRuleList_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_OverstayRuleList_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -6739,8 +7416,6 @@ def _d_OverstayRuleList(r: BitReader) -> OverstayRuleList:
 
 _DT_OverstayRule = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_OverstayRule = ('OverstayRuleDescription', 'StartTime', 'OverstayFee', 'OverstayFeePeriod')
-_ET_OverstayRule = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 1, 4)}, {},)
-_EE_OverstayRule = (None, None, None, None, (0, 1),)
 
 
 def _e_OverstayRule(w: BitWriter, v: Any) -> None:
@@ -6753,33 +7428,32 @@ def _e_OverstayRule(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 160: raise bad_value('OverstayRuleDescription', x, 'is not a str of at most 160 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'StartTime'
         x = v.start_time
         if x is None:
             raise missing('StartTime', w)
         else:
-            t = _ET_OverstayRule[st].get((1, 0))
-            if t is None: raise not_allowed('StartTime', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
+            else: raise not_allowed('StartTime', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('StartTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'OverstayFee'
         x = v.overstay_fee
         if x is None:
             raise missing('OverstayFee', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('OverstayFee', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6789,12 +7463,12 @@ def _e_OverstayRule(w: BitWriter, v: Any) -> None:
             raise missing('OverstayFeePeriod', w)
         else:
             st = 4
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('OverstayFeePeriod', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6809,7 +7483,10 @@ def _d_OverstayRule(r: BitReader) -> OverstayRule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_OverstayRule_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_OverstayRule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'OverstayRuleDescription'
         if fid == 0:
@@ -6817,11 +7494,13 @@ def _d_OverstayRule(r: BitReader) -> OverstayRule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 160: raise bad_value('OverstayRuleDescription', _x, 'is longer than 160 characters', r)
+                _x = r.string(160)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_OverstayRule_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_OverstayRule_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -6835,7 +7514,10 @@ def _d_OverstayRule(r: BitReader) -> OverstayRule:
                 if _x > 4294967295: raise bad_value('StartTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_OverstayRule_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_OverstayRule_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('StartTime', r)
@@ -6844,7 +7526,10 @@ def _d_OverstayRule(r: BitReader) -> OverstayRule:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_OverstayRule_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_OverstayRule_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('OverstayFee', r)
@@ -6858,7 +7543,10 @@ def _d_OverstayRule(r: BitReader) -> OverstayRule:
                 if _x > 4294967295: raise bad_value('OverstayFeePeriod', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_OverstayRule_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_OverstayRule_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('OverstayFeePeriod', r)
@@ -6888,7 +7576,7 @@ def _e_AdditionalServiceList(w: BitWriter, v: Any) -> None:
         for x in v.additional_service:
             t = _ET_AdditionalServiceList[st].get((0, 0))
             if t is None: raise not_allowed('AdditionalService', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not AdditionalService: raise bad_value('AdditionalService', x, 'is not a AdditionalService', w)
             _e_AdditionalService(w, x)
@@ -6896,7 +7584,7 @@ def _e_AdditionalServiceList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_AdditionalServiceList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6907,7 +7595,10 @@ def _d_AdditionalServiceList(r: BitReader) -> AdditionalServiceList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AdditionalServiceList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AdditionalServiceList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'AdditionalService'
         f0 = []
@@ -6940,25 +7631,25 @@ def _e_AdditionalService(w: BitWriter, v: Any) -> None:
             raise missing('ServiceName', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 80: raise bad_value('ServiceName', x, 'is not a str of at most 80 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ServiceFee'
         x = v.service_fee
         if x is None:
             raise missing('ServiceFee', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('ServiceFee', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6971,7 +7662,10 @@ def _d_AdditionalService(r: BitReader) -> AdditionalService:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AdditionalService_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AdditionalService_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceName'
         if fid == 0:
@@ -6979,11 +7673,13 @@ def _d_AdditionalService(r: BitReader) -> AdditionalService:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 80: raise bad_value('ServiceName', _x, 'is longer than 80 characters', r)
+                _x = r.string(80)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_AdditionalService_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AdditionalService_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ServiceName', r)
@@ -6992,7 +7688,10 @@ def _d_AdditionalService(r: BitReader) -> AdditionalService:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_AdditionalService_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AdditionalService_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ServiceFee', r)
@@ -7008,8 +7707,6 @@ def _d_AdditionalService(r: BitReader) -> AdditionalService:
 
 _DT_PriceLevelSchedule = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (2, 2, ((3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 1, ((-1, 0, 6), (-2, 1, 0))),)
 _N_PriceLevelSchedule = ('@Id', 'TimeAnchor', 'PriceScheduleID', 'PriceScheduleDescription', 'NumberOfPriceLevels', 'PriceLevelScheduleEntries')
-_ET_PriceLevelSchedule = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 2, 4), (4, 0): (1, 2, 5)}, {(4, 0): (0, 1, 5)}, {(5, 0): (0, 1, 6)}, {},)
-_EE_PriceLevelSchedule = (None, None, None, None, None, None, (0, 1),)
 
 
 def _e_PriceLevelSchedule(w: BitWriter, v: Any) -> None:
@@ -7021,7 +7718,7 @@ def _e_PriceLevelSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -7030,60 +7727,58 @@ def _e_PriceLevelSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('TimeAnchor', w)
         else:
-            t = _ET_PriceLevelSchedule[st].get((1, 0))
-            if t is None: raise not_allowed('TimeAnchor', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
+            else: raise not_allowed('TimeAnchor', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PriceScheduleID'
         x = v.price_schedule_id
         if x is None:
             raise missing('PriceScheduleID', w)
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('PriceScheduleID', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PriceScheduleDescription'
         x = v.price_schedule_description
         if x is None:
             pass
         else:
             st = 4
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 160: raise bad_value('PriceScheduleDescription', x, 'is not a str of at most 160 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'NumberOfPriceLevels'
         x = v.number_of_price_levels
         if x is None:
             raise missing('NumberOfPriceLevels', w)
         else:
-            t = _ET_PriceLevelSchedule[st].get((4, 0))
-            if t is None: raise not_allowed('NumberOfPriceLevels', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 1; st = 5
+            else: raise not_allowed('NumberOfPriceLevels', w)
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumberOfPriceLevels', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 10)
+            w.acc = (w.acc << 10) | (x << 1)
         _p = 'PriceLevelScheduleEntries'
         x = v.price_level_schedule_entries
         if x is None:
             raise missing('PriceLevelScheduleEntries', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not PriceLevelScheduleEntryList: raise bad_value('PriceLevelScheduleEntries', x, 'is not a PriceLevelScheduleEntryList', w)
             _e_PriceLevelScheduleEntryList(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7100,14 +7795,20 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PriceLevelSchedule_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_PriceLevelSchedule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_PriceLevelSchedule_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PriceLevelSchedule_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -7121,7 +7822,10 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
                 if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_PriceLevelSchedule_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PriceLevelSchedule_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('TimeAnchor', r)
@@ -7135,7 +7839,10 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
                 if _x < 1 or _x > 4294967295: raise bad_value('PriceScheduleID', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_PriceLevelSchedule_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PriceLevelSchedule_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('PriceScheduleID', r)
@@ -7145,18 +7852,22 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 160: raise bad_value('PriceScheduleDescription', _x, 'is longer than 160 characters', r)
+                _x = r.string(160)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_PriceLevelSchedule_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PriceLevelSchedule_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
         _p = 'NumberOfPriceLevels'
         if fid == 4:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -7168,7 +7879,10 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f4 = _x
-            fid, m, nst = e = _R_PriceLevelSchedule_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PriceLevelSchedule_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('NumberOfPriceLevels', r)
@@ -7177,7 +7891,10 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
             st = nst
             _x = _d_PriceLevelScheduleEntryList(r)
             f5 = _x
-            fid, m, nst = e = _R_PriceLevelSchedule_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PriceLevelSchedule_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('PriceLevelScheduleEntries', r)
@@ -7209,7 +7926,7 @@ def _e_PriceLevelScheduleEntryList(w: BitWriter, v: Any) -> None:
         for x in v.price_level_schedule_entry:
             t = _ET_PriceLevelScheduleEntryList[st].get((0, 0))
             if t is None: raise not_allowed('PriceLevelScheduleEntry', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not PriceLevelScheduleEntry: raise bad_value('PriceLevelScheduleEntry', x, 'is not a PriceLevelScheduleEntry', w)
             _e_PriceLevelScheduleEntry(w, x)
@@ -7217,7 +7934,7 @@ def _e_PriceLevelScheduleEntryList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_PriceLevelScheduleEntryList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7228,7 +7945,10 @@ def _d_PriceLevelScheduleEntryList(r: BitReader) -> PriceLevelScheduleEntryList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PriceLevelScheduleEntryList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PriceLevelScheduleEntryList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PriceLevelScheduleEntry'
         f0 = []
@@ -7261,10 +7981,10 @@ def _e_PriceLevelScheduleEntry(w: BitWriter, v: Any) -> None:
             raise missing('Duration', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('Duration', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PriceLevel'
         x = v.price_level
         if x is None:
@@ -7272,9 +7992,9 @@ def _e_PriceLevelScheduleEntry(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('PriceLevel', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 11)
+            w.acc = (w.acc << 11) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7287,7 +8007,10 @@ def _d_PriceLevelScheduleEntry(r: BitReader) -> PriceLevelScheduleEntry:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PriceLevelScheduleEntry_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PriceLevelScheduleEntry_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Duration'
         if fid == 0:
@@ -7299,14 +8022,19 @@ def _d_PriceLevelScheduleEntry(r: BitReader) -> PriceLevelScheduleEntry:
                 if _x > 4294967295: raise bad_value('Duration', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_PriceLevelScheduleEntry_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PriceLevelScheduleEntry_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Duration', r)
         _p = 'PriceLevel'
         if fid == 1:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -7318,7 +8046,10 @@ def _d_PriceLevelScheduleEntry(r: BitReader) -> PriceLevelScheduleEntry:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f1 = _x
-            fid, m, nst = e = _R_PriceLevelScheduleEntry_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PriceLevelScheduleEntry_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('PriceLevel', r)
@@ -7346,7 +8077,7 @@ def _e_Scheduled_SEResControlMode(w: BitWriter, v: Any) -> None:
         for x in v.schedule_tuple:
             t = _ET_Scheduled_SEResControlMode[st].get((0, 0))
             if t is None: raise not_allowed('ScheduleTuple', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not ScheduleTuple: raise bad_value('ScheduleTuple', x, 'is not a ScheduleTuple', w)
             _e_ScheduleTuple(w, x)
@@ -7354,7 +8085,7 @@ def _e_Scheduled_SEResControlMode(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_Scheduled_SEResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7365,7 +8096,10 @@ def _d_Scheduled_SEResControlMode(r: BitReader) -> Scheduled_SEResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_SEResControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Scheduled_SEResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ScheduleTuple'
         f0 = []
@@ -7400,16 +8134,16 @@ def _e_ScheduleTuple(w: BitWriter, v: Any) -> None:
             raise missing('ScheduleTupleID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('ScheduleTupleID', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ChargingSchedule'
         x = v.charging_schedule
         if x is None:
             raise missing('ChargingSchedule', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not ChargingSchedule: raise bad_value('ChargingSchedule', x, 'is not a ChargingSchedule', w)
             _e_ChargingSchedule(w, x)
@@ -7418,14 +8152,14 @@ def _e_ScheduleTuple(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not ChargingSchedule: raise bad_value('DischargingSchedule', x, 'is not a ChargingSchedule', w)
             _e_ChargingSchedule(w, x)
         _p = None
         e = _EE_ScheduleTuple[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7439,7 +8173,10 @@ def _d_ScheduleTuple(r: BitReader) -> ScheduleTuple:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ScheduleTuple_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ScheduleTuple_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ScheduleTupleID'
         if fid == 0:
@@ -7451,7 +8188,10 @@ def _d_ScheduleTuple(r: BitReader) -> ScheduleTuple:
                 if _x < 1 or _x > 4294967295: raise bad_value('ScheduleTupleID', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_ScheduleTuple_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ScheduleTuple_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('ScheduleTupleID', r)
@@ -7460,7 +8200,10 @@ def _d_ScheduleTuple(r: BitReader) -> ScheduleTuple:
             st = nst
             _x = _d_ChargingSchedule(r)
             f1 = _x
-            fid, m, nst = e = _R_ScheduleTuple_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ScheduleTuple_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ChargingSchedule', r)
@@ -7469,7 +8212,10 @@ def _d_ScheduleTuple(r: BitReader) -> ScheduleTuple:
             st = nst
             _x = _d_ChargingSchedule(r)
             f2 = _x
-            fid, m, nst = e = _R_ScheduleTuple_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ScheduleTuple_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -7499,7 +8245,7 @@ def _e_ChargingSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('PowerSchedule', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not PowerSchedule: raise bad_value('PowerSchedule', x, 'is not a PowerSchedule', w)
             _e_PowerSchedule(w, x)
@@ -7508,7 +8254,7 @@ def _e_ChargingSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not AbsolutePriceSchedule: raise bad_value('AbsolutePriceSchedule', x, 'is not a AbsolutePriceSchedule', w)
             _e_AbsolutePriceSchedule(w, x)
@@ -7517,16 +8263,15 @@ def _e_ChargingSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ChargingSchedule[st].get((2, 0))
-            if t is None: raise not_allowed('PriceLevelSchedule', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: raise not_allowed('PriceLevelSchedule', w)
+            else: raise not_allowed('PriceLevelSchedule', w)
             if type(x) is not PriceLevelSchedule: raise bad_value('PriceLevelSchedule', x, 'is not a PriceLevelSchedule', w)
             _e_PriceLevelSchedule(w, x)
         _p = None
         e = _EE_ChargingSchedule[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7540,14 +8285,20 @@ def _d_ChargingSchedule(r: BitReader) -> ChargingSchedule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargingSchedule_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargingSchedule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PowerSchedule'
         if fid == 0:
             st = nst
             _x = _d_PowerSchedule(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargingSchedule_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargingSchedule_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('PowerSchedule', r)
@@ -7556,7 +8307,10 @@ def _d_ChargingSchedule(r: BitReader) -> ChargingSchedule:
             st = nst
             _x = _d_AbsolutePriceSchedule(r)
             f1 = _x
-            fid, m, nst = e = _R_ChargingSchedule_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargingSchedule_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -7565,7 +8319,10 @@ def _d_ChargingSchedule(r: BitReader) -> ChargingSchedule:
             st = nst
             _x = _d_PriceLevelSchedule(r)
             f2 = _x
-            fid, m, nst = e = _R_ChargingSchedule_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargingSchedule_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -7582,8 +8339,6 @@ def _d_ChargingSchedule(r: BitReader) -> ChargingSchedule:
 
 _DT_PowerSchedule = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_PowerSchedule = ('TimeAnchor', 'AvailableEnergy', 'PowerTolerance', 'PowerScheduleEntries')
-_ET_PowerSchedule = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3), (3, 0): (2, 2, 4)}, {(2, 0): (0, 2, 3), (3, 0): (1, 2, 4)}, {(3, 0): (0, 1, 4)}, {},)
-_EE_PowerSchedule = (None, None, None, None, (0, 1),)
 
 
 def _e_PowerSchedule(w: BitWriter, v: Any) -> None:
@@ -7596,16 +8351,16 @@ def _e_PowerSchedule(w: BitWriter, v: Any) -> None:
             raise missing('TimeAnchor', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'AvailableEnergy'
         x = v.available_energy
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not RationalNumber: raise bad_value('AvailableEnergy', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7614,10 +8369,9 @@ def _e_PowerSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_PowerSchedule[st].get((2, 0))
-            if t is None: raise not_allowed('PowerTolerance', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('PowerTolerance', w)
             if type(x) is not RationalNumber: raise bad_value('PowerTolerance', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'PowerScheduleEntries'
@@ -7625,14 +8379,14 @@ def _e_PowerSchedule(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('PowerScheduleEntries', w)
         else:
-            t = _ET_PowerSchedule[st].get((3, 0))
-            if t is None: raise not_allowed('PowerScheduleEntries', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
+            else: raise not_allowed('PowerScheduleEntries', w)
             if type(x) is not PowerScheduleEntryList: raise bad_value('PowerScheduleEntries', x, 'is not a PowerScheduleEntryList', w)
             _e_PowerScheduleEntryList(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7647,7 +8401,10 @@ def _d_PowerSchedule(r: BitReader) -> PowerSchedule:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PowerSchedule_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PowerSchedule_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
@@ -7659,7 +8416,10 @@ def _d_PowerSchedule(r: BitReader) -> PowerSchedule:
                 if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_PowerSchedule_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PowerSchedule_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TimeAnchor', r)
@@ -7668,7 +8428,10 @@ def _d_PowerSchedule(r: BitReader) -> PowerSchedule:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_PowerSchedule_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PowerSchedule_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -7677,7 +8440,10 @@ def _d_PowerSchedule(r: BitReader) -> PowerSchedule:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_PowerSchedule_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerSchedule_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -7686,7 +8452,10 @@ def _d_PowerSchedule(r: BitReader) -> PowerSchedule:
             st = nst
             _x = _d_PowerScheduleEntryList(r)
             f3 = _x
-            fid, m, nst = e = _R_PowerSchedule_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerSchedule_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('PowerScheduleEntries', r)
@@ -7716,7 +8485,7 @@ def _e_PowerScheduleEntryList(w: BitWriter, v: Any) -> None:
         for x in v.power_schedule_entry:
             t = _ET_PowerScheduleEntryList[st].get((0, 0))
             if t is None: raise not_allowed('PowerScheduleEntry', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not PowerScheduleEntry: raise bad_value('PowerScheduleEntry', x, 'is not a PowerScheduleEntry', w)
             _e_PowerScheduleEntry(w, x)
@@ -7724,7 +8493,7 @@ def _e_PowerScheduleEntryList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_PowerScheduleEntryList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7735,7 +8504,10 @@ def _d_PowerScheduleEntryList(r: BitReader) -> PowerScheduleEntryList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PowerScheduleEntryList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PowerScheduleEntryList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PowerScheduleEntry'
         f0 = []
@@ -7770,16 +8542,16 @@ def _e_PowerScheduleEntry(w: BitWriter, v: Any) -> None:
             raise missing('Duration', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('Duration', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Power'
         x = v.power
         if x is None:
             raise missing('Power', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('Power', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7788,7 +8560,7 @@ def _e_PowerScheduleEntry(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not RationalNumber: raise bad_value('Power_L2', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7797,16 +8569,15 @@ def _e_PowerScheduleEntry(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_PowerScheduleEntry[st].get((3, 0))
-            if t is None: raise not_allowed('Power_L3', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
+            else: raise not_allowed('Power_L3', w)
             if type(x) is not RationalNumber: raise bad_value('Power_L3', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_PowerScheduleEntry[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7821,7 +8592,10 @@ def _d_PowerScheduleEntry(r: BitReader) -> PowerScheduleEntry:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PowerScheduleEntry_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PowerScheduleEntry_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Duration'
         if fid == 0:
@@ -7833,7 +8607,10 @@ def _d_PowerScheduleEntry(r: BitReader) -> PowerScheduleEntry:
                 if _x > 4294967295: raise bad_value('Duration', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_PowerScheduleEntry_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerScheduleEntry_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Duration', r)
@@ -7842,7 +8619,10 @@ def _d_PowerScheduleEntry(r: BitReader) -> PowerScheduleEntry:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_PowerScheduleEntry_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PowerScheduleEntry_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Power', r)
@@ -7851,7 +8631,10 @@ def _d_PowerScheduleEntry(r: BitReader) -> PowerScheduleEntry:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_PowerScheduleEntry_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PowerScheduleEntry_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -7860,7 +8643,10 @@ def _d_PowerScheduleEntry(r: BitReader) -> PowerScheduleEntry:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_PowerScheduleEntry_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerScheduleEntry_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -7891,7 +8677,7 @@ def _e_PowerDeliveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -7903,7 +8689,7 @@ def _e_PowerDeliveryReq(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'ChargeProgress'
         x = v.charge_progress
         if x is None:
@@ -7912,13 +8698,13 @@ def _e_PowerDeliveryReq(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_ChargeProgress.get(x)
             if _i is None: raise bad_value('ChargeProgress', x, 'is not a value of ChargeProgress', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVPowerProfile'
         x = v.ev_power_profile
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 4
             if type(x) is not EVPowerProfile: raise bad_value('EVPowerProfile', x, 'is not a EVPowerProfile', w)
             _e_EVPowerProfile(w, x)
@@ -7927,17 +8713,16 @@ def _e_PowerDeliveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_PowerDeliveryReq[st].get((4, 0))
-            if t is None: raise not_allowed('BPT_ChannelSelection', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
+            else: raise not_allowed('BPT_ChannelSelection', w)
             _i = _I_ChannelSelection.get(x)
             if _i is None: raise bad_value('BPT_ChannelSelection', x, 'is not a value of ChannelSelection', w)
-            w.bits((_i << 1), 3)
+            w.acc = (w.acc << 3) | (_i << 1)
         _p = None
         e = _EE_PowerDeliveryReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7953,21 +8738,29 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PowerDeliveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PowerDeliveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_PowerDeliveryReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerDeliveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'EVProcessing'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -7983,14 +8776,19 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
                 if _x >= 3: raise bad_value('EVProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f1 = _x
-            fid, m, nst = e = _R_PowerDeliveryReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerDeliveryReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVProcessing', r)
         _p = 'ChargeProgress'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -8004,7 +8802,10 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
                 _x = (_x >> 1) & 3
                 _x = _V_ChargeProgress[_x]
             f2 = _x
-            fid, m, nst = e = _R_PowerDeliveryReq_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PowerDeliveryReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('ChargeProgress', r)
@@ -8013,14 +8814,19 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
             st = nst
             _x = _d_EVPowerProfile(r)
             f3 = _x
-            fid, m, nst = e = _R_PowerDeliveryReq_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PowerDeliveryReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
         _p = 'BPT_ChannelSelection'
         if fid == 4:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -8034,7 +8840,10 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
                 _x = (_x >> 1) & 1
                 _x = _V_ChannelSelection[_x]
             f4 = _x
-            fid, m, nst = e = _R_PowerDeliveryReq_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerDeliveryReq_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -8053,8 +8862,6 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
 
 _DT_EVPowerProfile = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_EVPowerProfile = ('TimeAnchor', 'Dynamic_EVPPTControlMode', 'Scheduled_EVPPTControlMode', 'EVPowerProfileEntries')
-_ET_EVPowerProfile = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3)}, {(3, 0): (0, 1, 4)}, {(3, 0): (0, 1, 4)}, {},)
-_EE_EVPowerProfile = (None, None, None, None, (0, 1),)
 
 
 def _e_EVPowerProfile(w: BitWriter, v: Any) -> None:
@@ -8067,16 +8874,16 @@ def _e_EVPowerProfile(w: BitWriter, v: Any) -> None:
             raise missing('TimeAnchor', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Dynamic_EVPPTControlMode'
         x = v.dynamic_evppt_control_mode
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not Dynamic_EVPPTControlMode: raise bad_value('Dynamic_EVPPTControlMode', x, 'is not a Dynamic_EVPPTControlMode', w)
             _e_Dynamic_EVPPTControlMode(w, x)
@@ -8085,10 +8892,9 @@ def _e_EVPowerProfile(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_EVPowerProfile[st].get((2, 0))
-            if t is None: raise not_allowed('Scheduled_EVPPTControlMode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: raise not_allowed('Scheduled_EVPPTControlMode', w)
+            else: raise not_allowed('Scheduled_EVPPTControlMode', w)
             if type(x) is not Scheduled_EVPPTControlMode: raise bad_value('Scheduled_EVPPTControlMode', x, 'is not a Scheduled_EVPPTControlMode', w)
             _e_Scheduled_EVPPTControlMode(w, x)
         _p = 'EVPowerProfileEntries'
@@ -8096,14 +8902,14 @@ def _e_EVPowerProfile(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPowerProfileEntries', w)
         else:
-            t = _ET_EVPowerProfile[st].get((3, 0))
-            if t is None: raise not_allowed('EVPowerProfileEntries', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: raise not_allowed('EVPowerProfileEntries', w)
+            elif st == 2: w.acc <<= 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
+            else: raise not_allowed('EVPowerProfileEntries', w)
             if type(x) is not EVPowerProfileEntryList: raise bad_value('EVPowerProfileEntries', x, 'is not a EVPowerProfileEntryList', w)
             _e_EVPowerProfileEntryList(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8118,7 +8924,10 @@ def _d_EVPowerProfile(r: BitReader) -> EVPowerProfile:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVPowerProfile_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVPowerProfile_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
@@ -8130,7 +8939,10 @@ def _d_EVPowerProfile(r: BitReader) -> EVPowerProfile:
                 if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_EVPowerProfile_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_EVPowerProfile_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TimeAnchor', r)
@@ -8139,7 +8951,10 @@ def _d_EVPowerProfile(r: BitReader) -> EVPowerProfile:
             st = nst
             _x = _d_Dynamic_EVPPTControlMode(r)
             f1 = _x
-            fid, m, nst = e = _R_EVPowerProfile_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVPowerProfile_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -8148,7 +8963,10 @@ def _d_EVPowerProfile(r: BitReader) -> EVPowerProfile:
             st = nst
             _x = _d_Scheduled_EVPPTControlMode(r)
             f2 = _x
-            fid, m, nst = e = _R_EVPowerProfile_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVPowerProfile_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -8157,7 +8975,10 @@ def _d_EVPowerProfile(r: BitReader) -> EVPowerProfile:
             st = nst
             _x = _d_EVPowerProfileEntryList(r)
             f3 = _x
-            fid, m, nst = e = _R_EVPowerProfile_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVPowerProfile_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVPowerProfileEntries', r)
@@ -8182,7 +9003,7 @@ def _e_Dynamic_EVPPTControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8193,7 +9014,10 @@ def _d_Dynamic_EVPPTControlMode(r: BitReader) -> Dynamic_EVPPTControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_EVPPTControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Dynamic_EVPPTControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_Dynamic_EVPPTControlMode)
@@ -8218,10 +9042,10 @@ def _e_Scheduled_EVPPTControlMode(w: BitWriter, v: Any) -> None:
             raise missing('SelectedScheduleTupleID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('SelectedScheduleTupleID', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PowerToleranceAcceptance'
         x = v.power_tolerance_acceptance
         if x is None:
@@ -8230,11 +9054,11 @@ def _e_Scheduled_EVPPTControlMode(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_PowerToleranceAcceptance.get(x)
             if _i is None: raise bad_value('PowerToleranceAcceptance', x, 'is not a value of PowerToleranceAcceptance', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = None
         e = _EE_Scheduled_EVPPTControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8247,7 +9071,10 @@ def _d_Scheduled_EVPPTControlMode(r: BitReader) -> Scheduled_EVPPTControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_EVPPTControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Scheduled_EVPPTControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SelectedScheduleTupleID'
         if fid == 0:
@@ -8259,14 +9086,19 @@ def _d_Scheduled_EVPPTControlMode(r: BitReader) -> Scheduled_EVPPTControlMode:
                 if _x < 1 or _x > 4294967295: raise bad_value('SelectedScheduleTupleID', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Scheduled_EVPPTControlMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_EVPPTControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('SelectedScheduleTupleID', r)
         _p = 'PowerToleranceAcceptance'
         if fid == 1:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -8280,7 +9112,10 @@ def _d_Scheduled_EVPPTControlMode(r: BitReader) -> Scheduled_EVPPTControlMode:
                 _x = (_x >> 1) & 1
                 _x = _V_PowerToleranceAcceptance[_x]
             f1 = _x
-            fid, m, nst = e = _R_Scheduled_EVPPTControlMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_EVPPTControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -8308,7 +9143,7 @@ def _e_EVPowerProfileEntryList(w: BitWriter, v: Any) -> None:
         for x in v.ev_power_profile_entry:
             t = _ET_EVPowerProfileEntryList[st].get((0, 0))
             if t is None: raise not_allowed('EVPowerProfileEntry', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not PowerScheduleEntry: raise bad_value('EVPowerProfileEntry', x, 'is not a PowerScheduleEntry', w)
             _e_PowerScheduleEntry(w, x)
@@ -8316,7 +9151,7 @@ def _e_EVPowerProfileEntryList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_EVPowerProfileEntryList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8327,7 +9162,10 @@ def _d_EVPowerProfileEntryList(r: BitReader) -> EVPowerProfileEntryList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVPowerProfileEntryList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVPowerProfileEntryList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVPowerProfileEntry'
         f0 = []
@@ -8361,7 +9199,7 @@ def _e_PowerDeliveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -8373,20 +9211,20 @@ def _e_PowerDeliveryRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
         x = v.evse_status
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not EVSEStatus: raise bad_value('EVSEStatus', x, 'is not a EVSEStatus', w)
             _e_EVSEStatus(w, x)
         _p = None
         e = _EE_PowerDeliveryRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8400,21 +9238,29 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PowerDeliveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_PowerDeliveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_PowerDeliveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerDeliveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -8430,7 +9276,10 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_PowerDeliveryRes_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PowerDeliveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -8439,7 +9288,10 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
             st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
-            fid, m, nst = e = _R_PowerDeliveryRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_PowerDeliveryRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -8468,10 +9320,10 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('NotificationMaxDelay', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
         if x is None:
@@ -8480,9 +9332,9 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_EvseNotification.get(x)
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
-            w.bits((_i << 1), 6)
+            w.acc = (w.acc << 6) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8495,7 +9347,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVSEStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVSEStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NotificationMaxDelay'
         if fid == 0:
@@ -8507,14 +9362,19 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_EVSEStatus_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVSEStatus_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 1:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -8530,7 +9390,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 if _x >= 6: raise bad_value('EVSENotification', _x, 'is not an index of EvseNotification', r)
                 _x = _V_EvseNotification[_x]
             f1 = _x
-            fid, m, nst = e = _R_EVSEStatus_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVSEStatus_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVSENotification', r)
@@ -8557,7 +9420,7 @@ def _e_MeteringConfirmationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -8566,12 +9429,12 @@ def _e_MeteringConfirmationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SignedMeteringData', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not SignedMeteringData: raise bad_value('SignedMeteringData', x, 'is not a SignedMeteringData', w)
             _e_SignedMeteringData(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8584,14 +9447,20 @@ def _d_MeteringConfirmationReq(r: BitReader) -> MeteringConfirmationReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MeteringConfirmationReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MeteringConfirmationReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_MeteringConfirmationReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeteringConfirmationReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -8600,7 +9469,10 @@ def _d_MeteringConfirmationReq(r: BitReader) -> MeteringConfirmationReq:
             st = nst
             _x = _d_SignedMeteringData(r)
             f1 = _x
-            fid, m, nst = e = _R_MeteringConfirmationReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeteringConfirmationReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('SignedMeteringData', r)
@@ -8629,7 +9501,7 @@ def _e_SignedMeteringData(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Id', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -8639,20 +9511,20 @@ def _e_SignedMeteringData(w: BitWriter, v: Any) -> None:
             raise missing('SessionID', w)
         else:
             st = 2
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'MeterInfo'
         x = v.meter_info
         if x is None:
             raise missing('MeterInfo', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
@@ -8661,7 +9533,7 @@ def _e_SignedMeteringData(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 6
             if type(x) is not Receipt: raise bad_value('Receipt', x, 'is not a Receipt', w)
             _e_Receipt(w, x)
@@ -8670,10 +9542,9 @@ def _e_SignedMeteringData(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_SignedMeteringData[st].get((4, 0))
-            if t is None: raise not_allowed('Dynamic_SMDTControlMode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 6: w.acc <<= 2; st = 4
+            else: raise not_allowed('Dynamic_SMDTControlMode', w)
             if type(x) is not Dynamic_SMDTControlMode: raise bad_value('Dynamic_SMDTControlMode', x, 'is not a Dynamic_SMDTControlMode', w)
             _e_Dynamic_SMDTControlMode(w, x)
         _p = 'Scheduled_SMDTControlMode'
@@ -8681,16 +9552,16 @@ def _e_SignedMeteringData(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_SignedMeteringData[st].get((5, 0))
-            if t is None: raise not_allowed('Scheduled_SMDTControlMode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.acc = (w.acc << 2) | 2; st = 5
+            elif st == 4: raise not_allowed('Scheduled_SMDTControlMode', w)
+            elif st == 6: w.acc = (w.acc << 2) | 1; st = 5
+            else: raise not_allowed('Scheduled_SMDTControlMode', w)
             if type(x) is not Scheduled_SMDTControlMode: raise bad_value('Scheduled_SMDTControlMode', x, 'is not a Scheduled_SMDTControlMode', w)
             _e_Scheduled_SMDTControlMode(w, x)
         _p = None
         e = _EE_SignedMeteringData[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8707,14 +9578,20 @@ def _d_SignedMeteringData(r: BitReader) -> SignedMeteringData:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SignedMeteringData_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SignedMeteringData_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_SignedMeteringData_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedMeteringData_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Id', r)
@@ -8724,11 +9601,13 @@ def _d_SignedMeteringData(r: BitReader) -> SignedMeteringData:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+                _x = r.binary(8)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_SignedMeteringData_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedMeteringData_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('SessionID', r)
@@ -8737,7 +9616,10 @@ def _d_SignedMeteringData(r: BitReader) -> SignedMeteringData:
             st = nst
             _x = _d_MeterInfo(r)
             f2 = _x
-            fid, m, nst = e = _R_SignedMeteringData_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SignedMeteringData_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('MeterInfo', r)
@@ -8746,7 +9628,10 @@ def _d_SignedMeteringData(r: BitReader) -> SignedMeteringData:
             st = nst
             _x = _d_Receipt(r)
             f3 = _x
-            fid, m, nst = e = _R_SignedMeteringData_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SignedMeteringData_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             f3 = None
@@ -8755,7 +9640,10 @@ def _d_SignedMeteringData(r: BitReader) -> SignedMeteringData:
             st = nst
             _x = _d_Dynamic_SMDTControlMode(r)
             f4 = _x
-            fid, m, nst = e = _R_SignedMeteringData_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedMeteringData_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f4 = None
@@ -8764,7 +9652,10 @@ def _d_SignedMeteringData(r: BitReader) -> SignedMeteringData:
             st = nst
             _x = _d_Scheduled_SMDTControlMode(r)
             f5 = _x
-            fid, m, nst = e = _R_SignedMeteringData_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedMeteringData_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f5 = None
@@ -8798,76 +9689,76 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             raise missing('MeterID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ChargedEnergyReadingWh'
         x = v.charged_energy_reading_wh
         if x is None:
             raise missing('ChargedEnergyReadingWh', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'BPT_DischargedEnergyReadingWh'
         x = v.bpt_discharged_energy_reading_wh
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'CapacitiveEnergyReadingVARh'
         x = v.capacitive_energy_reading_va_rh
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((3, 0))
-            if t is None: raise not_allowed('CapacitiveEnergyReadingVARh', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
+            else: raise not_allowed('CapacitiveEnergyReadingVARh', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'BPT_InductiveEnergyReadingVARh'
         x = v.bpt_inductive_energy_reading_va_rh
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((4, 0))
-            if t is None: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 3; st = 5
+            else: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MeterSignature'
         x = v.meter_signature
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((5, 0))
-            if t is None: raise not_allowed('MeterSignature', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 3; st = 6
+            elif st == 3: w.acc = (w.acc << 3) | 2; st = 6
+            elif st == 4: w.acc = (w.acc << 3) | 1; st = 6
+            elif st == 5: w.acc <<= 3; st = 6
+            else: raise not_allowed('MeterSignature', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'MeterStatus'
         x = v.meter_status
         if x is None:
@@ -8875,12 +9766,12 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_MeterInfo[st].get((6, 0))
             if t is None: raise not_allowed('MeterStatus', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MeterTimestamp'
         x = v.meter_timestamp
         if x is None:
@@ -8888,16 +9779,16 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_MeterInfo[st].get((7, 0))
             if t is None: raise not_allowed('MeterTimestamp', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_MeterInfo[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -8916,7 +9807,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MeterInfo_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MeterInfo_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'MeterID'
         if fid == 0:
@@ -8924,11 +9818,13 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
+                _x = r.string(32)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MeterInfo_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeterInfo_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('MeterID', r)
@@ -8942,7 +9838,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_MeterInfo_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ChargedEnergyReadingWh', r)
@@ -8956,7 +9855,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_MeterInfo_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -8970,7 +9872,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_MeterInfo_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -8984,7 +9889,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_MeterInfo_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -8994,11 +9902,13 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 64: raise bad_value('MeterSignature', _x, 'is longer than 64 octets', r)
+                _x = r.binary(64)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_MeterInfo_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -9012,7 +9922,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_MeterInfo_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -9026,7 +9939,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('MeterTimestamp', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f7 = _x
-            fid, m, nst = e = _R_MeterInfo_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeterInfo_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -9062,16 +9978,16 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
             raise missing('TimeAnchor', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EnergyCosts'
         x = v.energy_costs
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 2
             if type(x) is not DetailedCost: raise bad_value('EnergyCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
@@ -9080,10 +9996,9 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((2, 0))
-            if t is None: raise not_allowed('OccupancyCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 3; st = 3
+            else: raise not_allowed('OccupancyCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OccupancyCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'AdditionalServicesCosts'
@@ -9091,10 +10006,10 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((3, 0))
-            if t is None: raise not_allowed('AdditionalServicesCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
+            else: raise not_allowed('AdditionalServicesCosts', w)
             if type(x) is not DetailedCost: raise bad_value('AdditionalServicesCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'OverstayCosts'
@@ -9102,17 +10017,18 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((4, 0))
-            if t is None: raise not_allowed('OverstayCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 3) | 3; st = 5
+            elif st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
+            else: raise not_allowed('OverstayCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OverstayCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'TaxCosts'
         for x in v.tax_costs:
             t = _ET_Receipt[st].get((5, 0))
             if t is None: raise not_allowed('TaxCosts', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not DetailedTax: raise bad_value('TaxCosts', x, 'is not a DetailedTax', w)
             _e_DetailedTax(w, x)
@@ -9120,7 +10036,7 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_Receipt[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9136,7 +10052,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Receipt_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Receipt_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
@@ -9148,7 +10067,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
                 if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Receipt_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('TimeAnchor', r)
@@ -9157,7 +10079,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f1 = _x
-            fid, m, nst = e = _R_Receipt_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -9166,7 +10091,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f2 = _x
-            fid, m, nst = e = _R_Receipt_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -9175,7 +10103,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f3 = _x
-            fid, m, nst = e = _R_Receipt_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Receipt_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -9184,7 +10115,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f4 = _x
-            fid, m, nst = e = _R_Receipt_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Receipt_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -9222,7 +10156,7 @@ def _e_DetailedCost(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Amount', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('Amount', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -9231,12 +10165,12 @@ def _e_DetailedCost(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('CostPerUnit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('CostPerUnit', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9249,14 +10183,20 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DetailedCost_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DetailedCost_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Amount'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_DetailedCost_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedCost_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Amount', r)
@@ -9265,7 +10205,10 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_DetailedCost_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedCost_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('CostPerUnit', r)
@@ -9293,21 +10236,21 @@ def _e_DetailedTax(w: BitWriter, v: Any) -> None:
             raise missing('TaxRuleID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Amount'
         x = v.amount
         if x is None:
             raise missing('Amount', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('Amount', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9320,7 +10263,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DetailedTax_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DetailedTax_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TaxRuleID'
         if fid == 0:
@@ -9332,7 +10278,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
                 if _x < 1 or _x > 4294967295: raise bad_value('TaxRuleID', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_DetailedTax_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedTax_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TaxRuleID', r)
@@ -9341,7 +10290,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_DetailedTax_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedTax_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Amount', r)
@@ -9364,7 +10316,7 @@ def _e_Dynamic_SMDTControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9375,7 +10327,10 @@ def _d_Dynamic_SMDTControlMode(r: BitReader) -> Dynamic_SMDTControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_SMDTControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Dynamic_SMDTControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_Dynamic_SMDTControlMode)
@@ -9388,7 +10343,7 @@ _DT_Scheduled_SMDTControlMode = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0
 _N_Scheduled_SMDTControlMode = ('SelectedScheduleTupleID',)
 
 
-def _e_Scheduled_SMDTControlMode(w: BitWriter, v: Any) -> None:
+def _eg_Scheduled_SMDTControlMode(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -9398,12 +10353,12 @@ def _e_Scheduled_SMDTControlMode(w: BitWriter, v: Any) -> None:
             raise missing('SelectedScheduleTupleID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('SelectedScheduleTupleID', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9411,11 +10366,14 @@ _R_Scheduled_SMDTControlMode_0 = _DT_Scheduled_SMDTControlMode[0][2]
 _R_Scheduled_SMDTControlMode_1 = _DT_Scheduled_SMDTControlMode[1][2]
 
 
-def _d_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
+def _dg_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_SMDTControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Scheduled_SMDTControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SelectedScheduleTupleID'
         if fid == 0:
@@ -9427,7 +10385,10 @@ def _d_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
                 if _x < 1 or _x > 4294967295: raise bad_value('SelectedScheduleTupleID', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Scheduled_SMDTControlMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_SMDTControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('SelectedScheduleTupleID', r)
@@ -9439,6 +10400,73 @@ def _d_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
     o = _new(Scheduled_SMDTControlMode)
     _S_Scheduled_SMDTControlMode_0(o, f0)
     return o
+
+
+_EC_Scheduled_SMDTControlMode: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_Scheduled_SMDTControlMode(w: BitWriter, v: Any) -> None:
+    """Fused fast path (one write); the generic _eg_Scheduled_SMDTControlMode otherwise."""
+    _c = _EC_Scheduled_SMDTControlMode.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    x0 = v.selected_schedule_tuple_id
+    if (type(x0) is int and 1 <= x0 and x0 <= 4294967295):
+        _u = x0
+        if _u < 0x80:
+            _b = ((0) << 10) | (_u << 2) | 0
+            _n = 12
+        elif _u < 0x4000:
+            _b = ((0) << 18) | ((((_u & 0x7F) << 8) | 0x8000 | (_u >> 7)) << 2) | 0
+            _n = 20
+        else:
+            w.acc <<= 2
+            w.uint(_u)
+            w.acc <<= 2
+            return
+        if len(_EC_Scheduled_SMDTControlMode) >= 256: _EC_Scheduled_SMDTControlMode.clear()
+        _EC_Scheduled_SMDTControlMode[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
+        return
+    _eg_Scheduled_SMDTControlMode(w, v)
+
+_C_Scheduled_SMDTControlMode: dict[int, Scheduled_SMDTControlMode] = {}  # bit pattern -> decoded value
+
+
+def _d_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
+    """Fused fast path (one read); the generic _dg_Scheduled_SMDTControlMode otherwise."""
+    _s = r.pos
+    try:
+        _q = _s + 20
+        if _q > r.wend: _y = r.peek(20)
+        else: _y = (r.val >> (r.wend - _q)) & 0xfffff
+        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 20
+        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 12
+        o = _C_Scheduled_SMDTControlMode.get(_k)
+        if o is not None and _q <= r.end:
+            r.pos = _q
+            return o
+        _x = _y >> 18
+        if _x & 0x3 == 0x0:
+            _v = (_y >> 10) & 0xFF
+            if _v < 0x80:
+                _t = (_y >> 8) & 0x3; _q = _s + 12
+            else:
+                _g = (_y >> 2) & 0xFF
+                _v = (_v & 0x7F) | (_g << 7)
+                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 20
+            if _t == 0 and _q <= r.end and 1 <= _v and _v <= 4294967295:
+                r.pos = _q
+                o = _new(Scheduled_SMDTControlMode)
+                _S_Scheduled_SMDTControlMode_0(o, _v)
+                if len(_C_Scheduled_SMDTControlMode) >= 256: _C_Scheduled_SMDTControlMode.clear()
+                _C_Scheduled_SMDTControlMode[_k] = o
+                return o
+    except CodecError:
+        pass
+    r.rewind(_s)
+    return _dg_Scheduled_SMDTControlMode(r)
 
 _DT_MeteringConfirmationRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_MeteringConfirmationRes = ('Header', 'ResponseCode')
@@ -9453,7 +10481,7 @@ def _e_MeteringConfirmationRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -9465,9 +10493,9 @@ def _e_MeteringConfirmationRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9480,21 +10508,29 @@ def _d_MeteringConfirmationRes(r: BitReader) -> MeteringConfirmationRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MeteringConfirmationRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MeteringConfirmationRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_MeteringConfirmationRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeteringConfirmationRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -9510,7 +10546,10 @@ def _d_MeteringConfirmationRes(r: BitReader) -> MeteringConfirmationRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_MeteringConfirmationRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeteringConfirmationRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -9539,7 +10578,7 @@ def _e_SessionStopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -9551,41 +10590,40 @@ def _e_SessionStopReq(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ChargingSession.get(x)
             if _i is None: raise bad_value('ChargingSession', x, 'is not a value of ChargingSession', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVTerminationCode'
         x = v.ev_termination_code
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 80: raise bad_value('EVTerminationCode', x, 'is not a str of at most 80 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'EVTerminationExplanation'
         x = v.ev_termination_explanation
         if x is None:
             pass
         else:
-            t = _ET_SessionStopReq[st].get((3, 0))
-            if t is None: raise not_allowed('EVTerminationExplanation', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
+            else: raise not_allowed('EVTerminationExplanation', w)
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 160: raise bad_value('EVTerminationExplanation', x, 'is not a str of at most 160 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_SessionStopReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9600,21 +10638,29 @@ def _d_SessionStopReq(r: BitReader) -> SessionStopReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SessionStopReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SessionStopReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_SessionStopReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionStopReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ChargingSession'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -9630,7 +10676,10 @@ def _d_SessionStopReq(r: BitReader) -> SessionStopReq:
                 if _x >= 3: raise bad_value('ChargingSession', _x, 'is not an index of ChargingSession', r)
                 _x = _V_ChargingSession[_x]
             f1 = _x
-            fid, m, nst = e = _R_SessionStopReq_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SessionStopReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ChargingSession', r)
@@ -9640,11 +10689,13 @@ def _d_SessionStopReq(r: BitReader) -> SessionStopReq:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 80: raise bad_value('EVTerminationCode', _x, 'is longer than 80 characters', r)
+                _x = r.string(80)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_SessionStopReq_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SessionStopReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -9654,11 +10705,13 @@ def _d_SessionStopReq(r: BitReader) -> SessionStopReq:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 160: raise bad_value('EVTerminationExplanation', _x, 'is longer than 160 characters', r)
+                _x = r.string(160)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_SessionStopReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionStopReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -9687,7 +10740,7 @@ def _e_SessionStopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -9699,9 +10752,9 @@ def _e_SessionStopRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9714,21 +10767,29 @@ def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SessionStopRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SessionStopRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_SessionStopRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionStopRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -9744,7 +10805,10 @@ def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_SessionStopRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SessionStopRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -9773,7 +10837,7 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -9782,7 +10846,7 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('OEMProvisioningCertificateChain', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not SignedCertificateChain: raise bad_value('OEMProvisioningCertificateChain', x, 'is not a SignedCertificateChain', w)
             _e_SignedCertificateChain(w, x)
@@ -9791,7 +10855,7 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ListOfRootCertificateIDs', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not ListOfRootCertificateIDs: raise bad_value('ListOfRootCertificateIDs', x, 'is not a ListOfRootCertificateIDs', w)
             _e_ListOfRootCertificateIDs(w, x)
@@ -9802,20 +10866,20 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
         else:
             st = 4
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('MaximumContractCertificateChains', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 11)
+            w.acc = (w.acc << 11) | (x << 1)
         _p = 'PrioritizedEMAIDs'
         x = v.prioritized_emai_ds
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 5
             if type(x) is not EMAIDList: raise bad_value('PrioritizedEMAIDs', x, 'is not a EMAIDList', w)
             _e_EMAIDList(w, x)
         _p = None
         e = _EE_CertificateInstallationReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9831,14 +10895,20 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CertificateInstallationReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CertificateInstallationReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_CertificateInstallationReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -9847,7 +10917,10 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             st = nst
             _x = _d_SignedCertificateChain(r)
             f1 = _x
-            fid, m, nst = e = _R_CertificateInstallationReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('OEMProvisioningCertificateChain', r)
@@ -9856,14 +10929,19 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             st = nst
             _x = _d_ListOfRootCertificateIDs(r)
             f2 = _x
-            fid, m, nst = e = _R_CertificateInstallationReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('ListOfRootCertificateIDs', r)
         _p = 'MaximumContractCertificateChains'
         if fid == 3:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -9875,7 +10953,10 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f3 = _x
-            fid, m, nst = e = _R_CertificateInstallationReq_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CertificateInstallationReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('MaximumContractCertificateChains', r)
@@ -9884,7 +10965,10 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             st = nst
             _x = _d_EMAIDList(r)
             f4 = _x
-            fid, m, nst = e = _R_CertificateInstallationReq_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationReq_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -9916,7 +11000,7 @@ def _e_SignedCertificateChain(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Id', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -9926,27 +11010,27 @@ def _e_SignedCertificateChain(w: BitWriter, v: Any) -> None:
             raise missing('Certificate', w)
         else:
             st = 2
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 1600: raise bad_value('Certificate', x, 'is not a bytes of at most 1600 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'SubCertificates'
         x = v.sub_certificates
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not SubCertificates: raise bad_value('SubCertificates', x, 'is not a SubCertificates', w)
             _e_SubCertificates(w, x)
         _p = None
         e = _EE_SignedCertificateChain[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -9960,14 +11044,20 @@ def _d_SignedCertificateChain(r: BitReader) -> SignedCertificateChain:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SignedCertificateChain_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SignedCertificateChain_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_SignedCertificateChain_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedCertificateChain_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Id', r)
@@ -9977,11 +11067,13 @@ def _d_SignedCertificateChain(r: BitReader) -> SignedCertificateChain:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 1600: raise bad_value('Certificate', _x, 'is longer than 1600 octets', r)
+                _x = r.binary(1600)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_SignedCertificateChain_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SignedCertificateChain_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Certificate', r)
@@ -9990,7 +11082,10 @@ def _d_SignedCertificateChain(r: BitReader) -> SignedCertificateChain:
             st = nst
             _x = _d_SubCertificates(r)
             f2 = _x
-            fid, m, nst = e = _R_SignedCertificateChain_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedCertificateChain_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -10019,7 +11114,7 @@ def _e_ListOfRootCertificateIDs(w: BitWriter, v: Any) -> None:
         for x in v.root_certificate_id:
             t = _ET_ListOfRootCertificateIDs[st].get((0, 0))
             if t is None: raise not_allowed('RootCertificateID', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not X509IssuerSerial: raise bad_value('RootCertificateID', x, 'is not a X509IssuerSerial', w)
             _e_X509IssuerSerial(w, x)
@@ -10027,7 +11122,7 @@ def _e_ListOfRootCertificateIDs(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_ListOfRootCertificateIDs[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10038,7 +11133,10 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'RootCertificateID'
         f0 = []
@@ -10071,20 +11169,20 @@ def _e_EMAIDList(w: BitWriter, v: Any) -> None:
         for x in v.emaid:
             t = _ET_EMAIDList[st].get((0, 0))
             if t is None: raise not_allowed('EMAID', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 255: raise bad_value('EMAID', x, 'is not a str of at most 255 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.emaid) > 8: raise bad_value('EMAID', len(v.emaid), 'occurrences, more than 8', w)
         _p = None
         e = _EE_EMAIDList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10095,7 +11193,10 @@ def _d_EMAIDList(r: BitReader) -> EMAIDList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EMAIDList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EMAIDList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EMAID'
         f0 = []
@@ -10104,8 +11205,7 @@ def _d_EMAIDList(r: BitReader) -> EMAIDList:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 255: raise bad_value('EMAID', _x, 'is longer than 255 characters', r)
+                _x = r.string(255)
                 expect_ee(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_EMAIDList, st)
@@ -10132,7 +11232,7 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -10144,7 +11244,7 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
         x = v.evse_processing
         if x is None:
@@ -10153,13 +11253,13 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'CPSCertificateChain'
         x = v.cps_certificate_chain
         if x is None:
             raise missing('CPSCertificateChain', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not CertificateChain: raise bad_value('CPSCertificateChain', x, 'is not a CertificateChain', w)
             _e_CertificateChain(w, x)
@@ -10168,7 +11268,7 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SignedInstallationData', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not SignedInstallationData: raise bad_value('SignedInstallationData', x, 'is not a SignedInstallationData', w)
             _e_SignedInstallationData(w, x)
@@ -10179,9 +11279,9 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
         else:
             st = 6
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('RemainingContractCertificateChains', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 11)
+            w.acc = (w.acc << 11) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10198,21 +11298,29 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CertificateInstallationRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CertificateInstallationRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -10228,14 +11336,19 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -10251,7 +11364,10 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
                 if _x >= 3: raise bad_value('EVSEProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f2 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVSEProcessing', r)
@@ -10260,7 +11376,10 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             st = nst
             _x = _d_CertificateChain(r)
             f3 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('CPSCertificateChain', r)
@@ -10269,14 +11388,19 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             st = nst
             _x = _d_SignedInstallationData(r)
             f4 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('SignedInstallationData', r)
         _p = 'RemainingContractCertificateChains'
         if fid == 5:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -10288,7 +11412,10 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f5 = _x
-            fid, m, nst = e = _R_CertificateInstallationRes_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateInstallationRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('RemainingContractCertificateChains', r)
@@ -10322,27 +11449,27 @@ def _e_CertificateChain(w: BitWriter, v: Any) -> None:
             raise missing('Certificate', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 1600: raise bad_value('Certificate', x, 'is not a bytes of at most 1600 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'SubCertificates'
         x = v.sub_certificates
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not SubCertificates: raise bad_value('SubCertificates', x, 'is not a SubCertificates', w)
             _e_SubCertificates(w, x)
         _p = None
         e = _EE_CertificateChain[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10355,7 +11482,10 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CertificateChain_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CertificateChain_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Certificate'
         if fid == 0:
@@ -10363,11 +11493,13 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 1600: raise bad_value('Certificate', _x, 'is longer than 1600 octets', r)
+                _x = r.binary(1600)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_CertificateChain_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CertificateChain_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Certificate', r)
@@ -10376,7 +11508,10 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
             st = nst
             _x = _d_SubCertificates(r)
             f1 = _x
-            fid, m, nst = e = _R_CertificateChain_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_CertificateChain_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -10405,7 +11540,7 @@ def _e_SignedInstallationData(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Id', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -10414,7 +11549,7 @@ def _e_SignedInstallationData(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('ContractCertificateChain', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not ContractCertificateChain: raise bad_value('ContractCertificateChain', x, 'is not a ContractCertificateChain', w)
             _e_ContractCertificateChain(w, x)
@@ -10426,71 +11561,70 @@ def _e_SignedInstallationData(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_EcdhCurve.get(x)
             if _i is None: raise bad_value('ECDHCurve', x, 'is not a value of EcdhCurve', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = 'DHPublicKey'
         x = v.dh_public_key
         if x is None:
             raise missing('DHPublicKey', w)
         else:
             st = 4
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 133: raise bad_value('DHPublicKey', x, 'is not a bytes of at most 133 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'SECP521_EncryptedPrivateKey'
         x = v.secp521_encrypted_private_key
         if x is None:
             pass
         else:
             st = 7
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 94: raise bad_value('SECP521_EncryptedPrivateKey', x, 'is not a bytes of at most 94 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'X448_EncryptedPrivateKey'
         x = v.x448_encrypted_private_key
         if x is None:
             pass
         else:
-            t = _ET_SignedInstallationData[st].get((5, 0))
-            if t is None: raise not_allowed('X448_EncryptedPrivateKey', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 4: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 7: raise not_allowed('X448_EncryptedPrivateKey', w)
+            else: raise not_allowed('X448_EncryptedPrivateKey', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 84: raise bad_value('X448_EncryptedPrivateKey', x, 'is not a bytes of at most 84 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'TPM_EncryptedPrivateKey'
         x = v.tpm_encrypted_private_key
         if x is None:
             pass
         else:
-            t = _ET_SignedInstallationData[st].get((6, 0))
-            if t is None: raise not_allowed('TPM_EncryptedPrivateKey', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 4: w.acc = (w.acc << 2) | 2; st = 6
+            elif st == 5: raise not_allowed('TPM_EncryptedPrivateKey', w)
+            elif st == 7: raise not_allowed('TPM_EncryptedPrivateKey', w)
+            else: raise not_allowed('TPM_EncryptedPrivateKey', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 206: raise bad_value('TPM_EncryptedPrivateKey', x, 'is not a bytes of at most 206 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_SignedInstallationData[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10508,14 +11642,20 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SignedInstallationData_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SignedInstallationData_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_SignedInstallationData_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedInstallationData_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('@Id', r)
@@ -10524,14 +11664,19 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
             st = nst
             _x = _d_ContractCertificateChain(r)
             f1 = _x
-            fid, m, nst = e = _R_SignedInstallationData_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedInstallationData_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ContractCertificateChain', r)
         _p = 'ECDHCurve'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -10545,7 +11690,10 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
                 _x = (_x >> 1) & 1
                 _x = _V_EcdhCurve[_x]
             f2 = _x
-            fid, m, nst = e = _R_SignedInstallationData_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedInstallationData_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('ECDHCurve', r)
@@ -10555,11 +11703,13 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 133: raise bad_value('DHPublicKey', _x, 'is longer than 133 octets', r)
+                _x = r.binary(133)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_SignedInstallationData_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SignedInstallationData_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('DHPublicKey', r)
@@ -10569,11 +11719,13 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 94: raise bad_value('SECP521_EncryptedPrivateKey', _x, 'is longer than 94 octets', r)
+                _x = r.binary(94)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_SignedInstallationData_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedInstallationData_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f4 = None
@@ -10583,11 +11735,13 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 84: raise bad_value('X448_EncryptedPrivateKey', _x, 'is longer than 84 octets', r)
+                _x = r.binary(84)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_SignedInstallationData_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedInstallationData_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f5 = None
@@ -10597,11 +11751,13 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 206: raise bad_value('TPM_EncryptedPrivateKey', _x, 'is longer than 206 octets', r)
+                _x = r.binary(206)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_SignedInstallationData_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedInstallationData_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f6 = None
@@ -10635,7 +11791,7 @@ def _e_VehicleCheckInReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -10647,7 +11803,7 @@ def _e_VehicleCheckInReq(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_EvCheckInStatus.get(x)
             if _i is None: raise bad_value('EVCheckInStatus', x, 'is not a value of EvCheckInStatus', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'ParkingMethod'
         x = v.parking_method
         if x is None:
@@ -10656,47 +11812,46 @@ def _e_VehicleCheckInReq(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_ParkingMethod.get(x)
             if _i is None: raise bad_value('ParkingMethod', x, 'is not a value of ParkingMethod', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'VehicleFrame'
         x = v.vehicle_frame
         if x is None:
             pass
         else:
             st = 4
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('VehicleFrame', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'DeviceOffset'
         x = v.device_offset
         if x is None:
             pass
         else:
-            t = _ET_VehicleCheckInReq[st].get((4, 0))
-            if t is None: raise not_allowed('DeviceOffset', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
+            else: raise not_allowed('DeviceOffset', w)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('DeviceOffset', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'VehicleTravel'
         x = v.vehicle_travel
         if x is None:
             pass
         else:
-            t = _ET_VehicleCheckInReq[st].get((5, 0))
-            if t is None: raise not_allowed('VehicleTravel', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 3: w.acc = (w.acc << 3) | 2; st = 6
+            elif st == 4: w.acc = (w.acc << 2) | 1; st = 6
+            elif st == 5: w.acc <<= 2; st = 6
+            else: raise not_allowed('VehicleTravel', w)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('VehicleTravel', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_VehicleCheckInReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10713,21 +11868,29 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_VehicleCheckInReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_VehicleCheckInReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_VehicleCheckInReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_VehicleCheckInReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'EVCheckInStatus'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -10743,14 +11906,19 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
                 if _x >= 3: raise bad_value('EVCheckInStatus', _x, 'is not an index of EvCheckInStatus', r)
                 _x = _V_EvCheckInStatus[_x]
             f1 = _x
-            fid, m, nst = e = _R_VehicleCheckInReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_VehicleCheckInReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVCheckInStatus', r)
         _p = 'ParkingMethod'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -10766,7 +11934,10 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
                 if _x >= 3: raise bad_value('ParkingMethod', _x, 'is not an index of ParkingMethod', r)
                 _x = _V_ParkingMethod[_x]
             f2 = _x
-            fid, m, nst = e = _R_VehicleCheckInReq_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_VehicleCheckInReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('ParkingMethod', r)
@@ -10780,7 +11951,10 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
                 if _x < -32768 or _x > 32767: raise bad_value('VehicleFrame', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_VehicleCheckInReq_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_VehicleCheckInReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -10794,7 +11968,10 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
                 if _x < -32768 or _x > 32767: raise bad_value('DeviceOffset', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_VehicleCheckInReq_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_VehicleCheckInReq_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -10808,7 +11985,10 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
                 if _x < -32768 or _x > 32767: raise bad_value('VehicleTravel', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_VehicleCheckInReq_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_VehicleCheckInReq_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -10841,7 +12021,7 @@ def _e_VehicleCheckInRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -10853,47 +12033,46 @@ def _e_VehicleCheckInRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'ParkingSpace'
         x = v.parking_space
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ParkingSpace', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'DeviceLocation'
         x = v.device_location
         if x is None:
             pass
         else:
-            t = _ET_VehicleCheckInRes[st].get((3, 0))
-            if t is None: raise not_allowed('DeviceLocation', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
+            else: raise not_allowed('DeviceLocation', w)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('DeviceLocation', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'TargetDistance'
         x = v.target_distance
         if x is None:
             pass
         else:
-            t = _ET_VehicleCheckInRes[st].get((4, 0))
-            if t is None: raise not_allowed('TargetDistance', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
+            else: raise not_allowed('TargetDistance', w)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('TargetDistance', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_VehicleCheckInRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -10909,21 +12088,29 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_VehicleCheckInRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_VehicleCheckInRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_VehicleCheckInRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_VehicleCheckInRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -10939,7 +12126,10 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_VehicleCheckInRes_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_VehicleCheckInRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -10953,7 +12143,10 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
                 if _x < -32768 or _x > 32767: raise bad_value('ParkingSpace', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_VehicleCheckInRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_VehicleCheckInRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -10967,7 +12160,10 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
                 if _x < -32768 or _x > 32767: raise bad_value('DeviceLocation', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_VehicleCheckInRes_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_VehicleCheckInRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -10981,7 +12177,10 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
                 if _x < -32768 or _x > 32767: raise bad_value('TargetDistance', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_VehicleCheckInRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_VehicleCheckInRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -11011,7 +12210,7 @@ def _e_VehicleCheckOutReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -11023,19 +12222,19 @@ def _e_VehicleCheckOutReq(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_EvCheckOutStatus.get(x)
             if _i is None: raise bad_value('EVCheckOutStatus', x, 'is not a value of EvCheckOutStatus', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'CheckOutTime'
         x = v.check_out_time
         if x is None:
             raise missing('CheckOutTime', w)
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CheckOutTime', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -11049,21 +12248,29 @@ def _d_VehicleCheckOutReq(r: BitReader) -> VehicleCheckOutReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_VehicleCheckOutReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_VehicleCheckOutReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_VehicleCheckOutReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_VehicleCheckOutReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'EVCheckOutStatus'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -11079,7 +12286,10 @@ def _d_VehicleCheckOutReq(r: BitReader) -> VehicleCheckOutReq:
                 if _x >= 3: raise bad_value('EVCheckOutStatus', _x, 'is not an index of EvCheckOutStatus', r)
                 _x = _V_EvCheckOutStatus[_x]
             f1 = _x
-            fid, m, nst = e = _R_VehicleCheckOutReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_VehicleCheckOutReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVCheckOutStatus', r)
@@ -11093,7 +12303,10 @@ def _d_VehicleCheckOutReq(r: BitReader) -> VehicleCheckOutReq:
                 if _x > 18446744073709551615: raise bad_value('CheckOutTime', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_VehicleCheckOutReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_VehicleCheckOutReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('CheckOutTime', r)
@@ -11121,7 +12334,7 @@ def _e_VehicleCheckOutRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -11133,7 +12346,7 @@ def _e_VehicleCheckOutRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSECheckOutStatus'
         x = v.evse_check_out_status
         if x is None:
@@ -11142,9 +12355,9 @@ def _e_VehicleCheckOutRes(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_EvseCheckOutStatus.get(x)
             if _i is None: raise bad_value('EVSECheckOutStatus', x, 'is not a value of EvseCheckOutStatus', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -11158,21 +12371,29 @@ def _d_VehicleCheckOutRes(r: BitReader) -> VehicleCheckOutRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_VehicleCheckOutRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_VehicleCheckOutRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_VehicleCheckOutRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_VehicleCheckOutRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -11188,14 +12409,19 @@ def _d_VehicleCheckOutRes(r: BitReader) -> VehicleCheckOutRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_VehicleCheckOutRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_VehicleCheckOutRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSECheckOutStatus'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -11209,7 +12435,10 @@ def _d_VehicleCheckOutRes(r: BitReader) -> VehicleCheckOutRes:
                 _x = (_x >> 1) & 1
                 _x = _V_EvseCheckOutStatus[_x]
             f2 = _x
-            fid, m, nst = e = _R_VehicleCheckOutRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_VehicleCheckOutRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSECheckOutStatus', r)
@@ -11237,12 +12466,12 @@ def _e_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -11254,14 +12483,20 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -11287,7 +12522,7 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -11299,9 +12534,9 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -11314,21 +12549,29 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -11344,7 +12587,10 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -11360,8 +12606,6 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
 
 _DT_ChargeLoopReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_ChargeLoopReq = ('Header', 'DisplayParameters', 'MeterInfoRequested')
-_ET_ChargeLoopReq = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3)}, {(2, 0): (0, 1, 3)}, {},)
-_EE_ChargeLoopReq = (None, None, None, (0, 1),)
 
 
 def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
@@ -11373,7 +12617,7 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -11382,7 +12626,7 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not DisplayParameters: raise bad_value('DisplayParameters', x, 'is not a DisplayParameters', w)
             _e_DisplayParameters(w, x)
@@ -11391,14 +12635,13 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterInfoRequested', w)
         else:
-            t = _ET_ChargeLoopReq[st].get((2, 0))
-            if t is None: raise not_allowed('MeterInfoRequested', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
+            else: raise not_allowed('MeterInfoRequested', w)
             if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -11412,14 +12655,20 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeLoopReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeLoopReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -11428,14 +12677,19 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
             st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -11447,7 +12701,10 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('MeterInfoRequested', r)
@@ -11479,40 +12736,40 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 13)
+            w.acc = (w.acc << 13) | (x << 1)
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 1; st = 2
+            elif st == 1: w.acc <<= 4; st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 4) | 1; st = 3
+            elif st == 2: w.acc <<= 4; st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'MaximumSOC'
         x = v.maximum_soc
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((3, 0))
-            if t is None: raise not_allowed('MaximumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 4) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 4) | 1; st = 4
+            elif st == 3: w.acc <<= 4; st = 4
+            else: raise not_allowed('MaximumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'RemainingTimeToMinimumSOC'
         x = v.remaining_time_to_minimum_soc
         if x is None:
@@ -11520,12 +12777,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((4, 0))
             if t is None: raise not_allowed('RemainingTimeToMinimumSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RemainingTimeToTargetSOC'
         x = v.remaining_time_to_target_soc
         if x is None:
@@ -11533,12 +12790,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((5, 0))
             if t is None: raise not_allowed('RemainingTimeToTargetSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RemainingTimeToMaximumSOC'
         x = v.remaining_time_to_maximum_soc
         if x is None:
@@ -11546,12 +12803,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((6, 0))
             if t is None: raise not_allowed('RemainingTimeToMaximumSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ChargingComplete'
         x = v.charging_complete
         if x is None:
@@ -11559,10 +12816,10 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((7, 0))
             if t is None: raise not_allowed('ChargingComplete', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'BatteryEnergyCapacity'
         x = v.battery_energy_capacity
         if x is None:
@@ -11570,7 +12827,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((8, 0))
             if t is None: raise not_allowed('BatteryEnergyCapacity', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('BatteryEnergyCapacity', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -11581,14 +12838,14 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((9, 0))
             if t is None: raise not_allowed('InletHot', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not bool: raise bad_value('InletHot', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = None
         e = _EE_DisplayParameters[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -11609,12 +12866,17 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DisplayParameters_0[r.bits(4)]
+        _q = r.pos + 4
+        if _q > r.wend: _c = r.bits(4)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+        fid, m, nst = e = _R_DisplayParameters_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PresentSOC'
         if fid == 0:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -11628,14 +12890,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
             f0 = _x
-            fid, m, nst = e = _R_DisplayParameters_1[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -11649,14 +12916,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_DisplayParameters_2[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -11670,14 +12942,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_DisplayParameters_3[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
         _p = 'MaximumSOC'
         if fid == 3:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -11691,7 +12968,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
             f3 = _x
-            fid, m, nst = e = _R_DisplayParameters_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -11705,7 +12985,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_DisplayParameters_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -11719,7 +13002,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_DisplayParameters_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -11733,14 +13019,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_DisplayParameters_7[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
         _p = 'ChargingComplete'
         if fid == 7:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -11752,7 +13043,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f7 = _x
-            fid, m, nst = e = _R_DisplayParameters_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DisplayParameters_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -11761,14 +13055,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_DisplayParameters_9[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DisplayParameters_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
         _p = 'InletHot'
         if fid == 9:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -11780,7 +13079,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f9 = _x
-            fid, m, nst = e = _R_DisplayParameters_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DisplayParameters_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             f9 = None
@@ -11817,7 +13119,7 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -11829,13 +13131,13 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
         x = v.evse_status
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 3
             if type(x) is not EVSEStatus: raise bad_value('EVSEStatus', x, 'is not a EVSEStatus', w)
             _e_EVSEStatus(w, x)
@@ -11844,10 +13146,9 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ChargeLoopRes[st].get((3, 0))
-            if t is None: raise not_allowed('MeterInfo', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
+            else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
         _p = 'Receipt'
@@ -11855,16 +13156,16 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ChargeLoopRes[st].get((4, 0))
-            if t is None: raise not_allowed('Receipt', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
+            else: raise not_allowed('Receipt', w)
             if type(x) is not Receipt: raise bad_value('Receipt', x, 'is not a Receipt', w)
             _e_Receipt(w, x)
         _p = None
         e = _EE_ChargeLoopRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -11880,21 +13181,29 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeLoopRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeLoopRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -11910,7 +13219,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_ChargeLoopRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -11919,7 +13231,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -11928,7 +13243,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -11937,7 +13255,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_Receipt(r)
             f4 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -11969,7 +13290,7 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -11978,10 +13299,9 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVMaximumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 2; st = 2
+            else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumEnergyRequest'
@@ -11989,16 +13309,16 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_CLReqControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVMinimumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_Scheduled_CLReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -12012,14 +13332,20 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_CLReqControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Scheduled_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -12028,7 +13354,10 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -12037,7 +13366,10 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -12061,7 +13393,7 @@ def _e_Scheduled_CLResControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -12072,7 +13404,10 @@ def _d_Scheduled_CLResControlMode(r: BitReader) -> Scheduled_CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_CLResControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Scheduled_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_Scheduled_CLResControlMode)
@@ -12083,8 +13418,6 @@ def _d_Scheduled_CLResControlMode(r: BitReader) -> Scheduled_CLResControlMode:
 
 _DT_Dynamic_CLReqControlMode = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_Dynamic_CLReqControlMode = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest')
-_ET_Dynamic_CLReqControlMode = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 1, 4)}, {},)
-_EE_Dynamic_CLReqControlMode = (None, None, None, None, (0, 1),)
 
 
 def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
@@ -12097,19 +13430,18 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            t = _ET_Dynamic_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVTargetEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
+            else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumEnergyRequest'
@@ -12117,7 +13449,7 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -12126,12 +13458,12 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -12146,7 +13478,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_CLReqControlMode_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_Dynamic_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -12158,7 +13493,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -12167,7 +13505,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetEnergyRequest', r)
@@ -12176,7 +13517,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaximumEnergyRequest', r)
@@ -12185,7 +13529,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVMinimumEnergyRequest', r)
@@ -12217,49 +13564,49 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('AckMaxDelay', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
+            else: raise not_allowed('AckMaxDelay', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_Dynamic_CLResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -12274,7 +13621,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_CLResControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Dynamic_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -12286,14 +13636,19 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -12307,14 +13662,19 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -12328,7 +13688,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -12342,7 +13705,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -12372,22 +13738,22 @@ def _e_TargetPosition(w: BitWriter, v: Any) -> None:
             raise missing('TargetOffsetX', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('TargetOffsetX', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'TargetOffsetY'
         x = v.target_offset_y
         if x is None:
             raise missing('TargetOffsetY', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('TargetOffsetY', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -12400,7 +13766,10 @@ def _d_TargetPosition(r: BitReader) -> TargetPosition:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_TargetPosition_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_TargetPosition_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TargetOffsetX'
         if fid == 0:
@@ -12412,7 +13781,10 @@ def _d_TargetPosition(r: BitReader) -> TargetPosition:
                 if _x > 65535: raise bad_value('TargetOffsetX', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_TargetPosition_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_TargetPosition_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TargetOffsetX', r)
@@ -12426,7 +13798,10 @@ def _d_TargetPosition(r: BitReader) -> TargetPosition:
                 if _x > 65535: raise bad_value('TargetOffsetY', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_TargetPosition_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_TargetPosition_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('TargetOffsetY', r)
@@ -13085,12 +14460,12 @@ FIELDS.update(_SF); ENCODERS.update(_SEN); DECODERS.update(_SDE)
 
 def _es_g11(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g11(r: BitReader) -> Any:
@@ -13104,12 +14479,12 @@ def _ds_g11(r: BitReader) -> Any:
 
 def _es_g13(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g13(r: BitReader) -> Any:
@@ -13123,12 +14498,12 @@ def _ds_g13(r: BitReader) -> Any:
 
 def _es_g18(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g18(r: BitReader) -> Any:
@@ -13143,10 +14518,10 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:std:iso:15118:-20:CommonMess
 
 
 def _es_f1(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f1(r: BitReader) -> Any:
@@ -13161,11 +14536,13 @@ def _ds_f1(r: BitReader) -> Any:
 
 def _es_f6(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('AppliesMinimumMaximumCost', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f6(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -13181,11 +14558,13 @@ def _ds_f6(r: BitReader) -> Any:
 
 def _es_f7(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('AppliesToEnergyFee', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f7(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -13201,11 +14580,13 @@ def _ds_f7(r: BitReader) -> Any:
 
 def _es_f8(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('AppliesToOverstayFee', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f8(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -13221,11 +14602,13 @@ def _ds_f8(r: BitReader) -> Any:
 
 def _es_f9(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('AppliesToParkingFee', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f9(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -13242,11 +14625,13 @@ def _ds_f9(r: BitReader) -> Any:
 def _es_f12(w: BitWriter, x: Any) -> None:
     _i = _I_Authorization.get(x)
     if _i is None: raise bad_value('AuthorizationServices', x, 'is not a value of Authorization', w)
-    w.bits((_i << 1), 3)
+    w.acc = (w.acc << 3) | (_i << 1)
 
 
 def _ds_f12(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -13265,11 +14650,13 @@ def _ds_f12(r: BitReader) -> Any:
 def _es_f16(w: BitWriter, x: Any) -> None:
     _i = _I_ChannelSelection.get(x)
     if _i is None: raise bad_value('BPT_ChannelSelection', x, 'is not a value of ChannelSelection', w)
-    w.bits((_i << 1), 3)
+    w.acc = (w.acc << 3) | (_i << 1)
 
 
 def _ds_f16(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -13286,10 +14673,10 @@ def _ds_f16(r: BitReader) -> Any:
 
 
 def _es_f17(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f17(r: BitReader) -> Any:
@@ -13303,10 +14690,10 @@ def _ds_f17(r: BitReader) -> Any:
 
 
 def _es_f18(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f18(r: BitReader) -> Any:
@@ -13320,10 +14707,10 @@ def _ds_f18(r: BitReader) -> Any:
 
 
 def _es_f24(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f24(r: BitReader) -> Any:
@@ -13337,10 +14724,10 @@ def _ds_f24(r: BitReader) -> Any:
 
 
 def _es_f25(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('CarbonDioxideEmission', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f25(r: BitReader) -> Any:
@@ -13355,31 +14742,32 @@ def _ds_f25(r: BitReader) -> Any:
 
 def _es_f26(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 1600: raise bad_value('Certificate', x, 'is not a bytes of at most 1600 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f26(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 1600: raise bad_value('Certificate', _x, 'is longer than 1600 octets', r)
+        _x = r.binary(1600)
         expect_ee(r)
     return _x
 
 
 def _es_f29(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('CertificateInstallationService', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f29(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -13396,11 +14784,13 @@ def _ds_f29(r: BitReader) -> Any:
 def _es_f30(w: BitWriter, x: Any) -> None:
     _i = _I_ChargeProgress.get(x)
     if _i is None: raise bad_value('ChargeProgress', x, 'is not a value of ChargeProgress', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f30(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -13417,10 +14807,10 @@ def _ds_f30(r: BitReader) -> Any:
 
 
 def _es_f31(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f31(r: BitReader) -> Any:
@@ -13435,11 +14825,13 @@ def _ds_f31(r: BitReader) -> Any:
 
 def _es_f32(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f32(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -13456,11 +14848,13 @@ def _ds_f32(r: BitReader) -> Any:
 def _es_f34(w: BitWriter, x: Any) -> None:
     _i = _I_ChargingSession.get(x)
     if _i is None: raise bad_value('ChargingSession', x, 'is not a value of ChargingSession', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f34(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -13479,10 +14873,10 @@ def _ds_f34(r: BitReader) -> Any:
 
 
 def _es_f35(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CheckOutTime', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f35(r: BitReader) -> Any:
@@ -13497,49 +14891,47 @@ def _ds_f35(r: BitReader) -> Any:
 
 def _es_f38(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 3: raise bad_value('Currency', x, 'is not a str of at most 3 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f38(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 3: raise bad_value('Currency', _x, 'is longer than 3 characters', r)
+        _x = r.string(3)
         expect_ee(r)
     return _x
 
 
 def _es_f39(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 133: raise bad_value('DHPublicKey', x, 'is not a bytes of at most 133 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f39(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 133: raise bad_value('DHPublicKey', _x, 'is longer than 133 octets', r)
+        _x = r.binary(133)
         expect_ee(r)
     return _x
 
 
 def _es_f41(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f41(r: BitReader) -> Any:
@@ -13553,10 +14945,10 @@ def _ds_f41(r: BitReader) -> Any:
 
 
 def _es_f42(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f42(r: BitReader) -> Any:
@@ -13570,10 +14962,10 @@ def _ds_f42(r: BitReader) -> Any:
 
 
 def _es_f43(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('DeviceLocation', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f43(r: BitReader) -> Any:
@@ -13587,10 +14979,10 @@ def _ds_f43(r: BitReader) -> Any:
 
 
 def _es_f44(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('DeviceOffset', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f44(r: BitReader) -> Any:
@@ -13605,12 +14997,12 @@ def _ds_f44(r: BitReader) -> Any:
 
 def _es_f46(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f46(r: BitReader) -> Any:
@@ -13623,10 +15015,10 @@ def _ds_f46(r: BitReader) -> Any:
 
 
 def _es_f49(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('Duration', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f49(r: BitReader) -> Any:
@@ -13642,11 +15034,13 @@ def _ds_f49(r: BitReader) -> Any:
 def _es_f54(w: BitWriter, x: Any) -> None:
     _i = _I_EcdhCurve.get(x)
     if _i is None: raise bad_value('ECDHCurve', x, 'is not a value of EcdhCurve', w)
-    w.bits((_i << 1), 3)
+    w.acc = (w.acc << 3) | (_i << 1)
 
 
 def _ds_f54(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -13664,40 +15058,38 @@ def _ds_f54(r: BitReader) -> Any:
 
 def _es_f57(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 255: raise bad_value('EMAID', x, 'is not a str of at most 255 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f57(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 255: raise bad_value('EMAID', _x, 'is longer than 255 characters', r)
+        _x = r.string(255)
         expect_ee(r)
     return _x
 
 
 def _es_f59(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 255: raise bad_value('EVCCID', x, 'is not a str of at most 255 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f59(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 255: raise bad_value('EVCCID', _x, 'is longer than 255 characters', r)
+        _x = r.string(255)
         expect_ee(r)
     return _x
 
@@ -13705,11 +15097,13 @@ def _ds_f59(r: BitReader) -> Any:
 def _es_f60(w: BitWriter, x: Any) -> None:
     _i = _I_EvCheckInStatus.get(x)
     if _i is None: raise bad_value('EVCheckInStatus', x, 'is not a value of EvCheckInStatus', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f60(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -13730,11 +15124,13 @@ def _ds_f60(r: BitReader) -> Any:
 def _es_f61(w: BitWriter, x: Any) -> None:
     _i = _I_EvCheckOutStatus.get(x)
     if _i is None: raise bad_value('EVCheckOutStatus', x, 'is not a value of EvCheckOutStatus', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f61(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -13755,11 +15151,13 @@ def _ds_f61(r: BitReader) -> Any:
 def _es_f78(w: BitWriter, x: Any) -> None:
     _i = _I_Processing.get(x)
     if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f78(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -13780,11 +15178,13 @@ def _ds_f78(r: BitReader) -> Any:
 def _es_f79(w: BitWriter, x: Any) -> None:
     _i = _I_EvseCheckOutStatus.get(x)
     if _i is None: raise bad_value('EVSECheckOutStatus', x, 'is not a value of EvseCheckOutStatus', w)
-    w.bits((_i << 1), 3)
+    w.acc = (w.acc << 3) | (_i << 1)
 
 
 def _ds_f79(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -13802,20 +15202,19 @@ def _ds_f79(r: BitReader) -> Any:
 
 def _es_f80(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 255: raise bad_value('EVSEID', x, 'is not a str of at most 255 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f80(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 255: raise bad_value('EVSEID', _x, 'is longer than 255 characters', r)
+        _x = r.string(255)
         expect_ee(r)
     return _x
 
@@ -13823,11 +15222,13 @@ def _ds_f80(r: BitReader) -> Any:
 def _es_f81(w: BitWriter, x: Any) -> None:
     _i = _I_EvseNotification.get(x)
     if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
-    w.bits((_i << 1), 5)
+    w.acc = (w.acc << 5) | (_i << 1)
 
 
 def _ds_f81(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -13848,11 +15249,13 @@ def _ds_f81(r: BitReader) -> Any:
 def _es_f82(w: BitWriter, x: Any) -> None:
     _i = _I_Processing.get(x)
     if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f82(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -13872,52 +15275,50 @@ def _ds_f82(r: BitReader) -> Any:
 
 def _es_f87(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 80: raise bad_value('EVTerminationCode', x, 'is not a str of at most 80 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f87(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 80: raise bad_value('EVTerminationCode', _x, 'is longer than 80 characters', r)
+        _x = r.string(80)
         expect_ee(r)
     return _x
 
 
 def _es_f88(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 160: raise bad_value('EVTerminationExplanation', x, 'is not a str of at most 160 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f88(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 160: raise bad_value('EVTerminationExplanation', _x, 'is longer than 160 characters', r)
+        _x = r.string(160)
         expect_ee(r)
     return _x
 
 
 def _es_f92(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f92(r: BitReader) -> Any:
@@ -13931,11 +15332,13 @@ def _ds_f92(r: BitReader) -> Any:
 
 def _es_f93(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
-    w.bits(((x - -128) << 1), 10)
+    w.acc = (w.acc << 10) | ((x - -128) << 1)
 
 
 def _ds_f93(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -13951,11 +15354,13 @@ def _ds_f93(r: BitReader) -> Any:
 
 def _es_f94(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('FreeService', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f94(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -13971,12 +15376,12 @@ def _ds_f94(r: BitReader) -> Any:
 
 def _es_f95(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f95(r: BitReader) -> Any:
@@ -13990,31 +15395,32 @@ def _ds_f95(r: BitReader) -> Any:
 
 def _es_f96(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 16: raise bad_value('GenChallenge', x, 'is not a bytes of at most 16 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f96(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 16: raise bad_value('GenChallenge', _x, 'is longer than 16 octets', r)
+        _x = r.binary(16)
         expect_ee(r)
     return _x
 
 
 def _es_f97(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('GoToPause', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f97(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -14029,10 +15435,10 @@ def _ds_f97(r: BitReader) -> Any:
 
 
 def _es_f98(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f98(r: BitReader) -> Any:
@@ -14046,11 +15452,13 @@ def _ds_f98(r: BitReader) -> Any:
 
 def _es_f100(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('InletHot', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f100(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -14066,12 +15474,12 @@ def _ds_f100(r: BitReader) -> Any:
 
 def _es_f101(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f101(r: BitReader) -> Any:
@@ -14085,12 +15493,12 @@ def _ds_f101(r: BitReader) -> Any:
 
 def _es_f103(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f103(r: BitReader) -> Any:
@@ -14104,31 +15512,32 @@ def _ds_f103(r: BitReader) -> Any:
 
 def _es_f105(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 3: raise bad_value('Language', x, 'is not a str of at most 3 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f105(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 3: raise bad_value('Language', _x, 'is longer than 3 characters', r)
+        _x = r.string(3)
         expect_ee(r)
     return _x
 
 
 def _es_f108(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('MaximumContractCertificateChains', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f108(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -14144,11 +15553,13 @@ def _ds_f108(r: BitReader) -> Any:
 
 def _es_f110(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f110(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -14166,11 +15577,13 @@ def _ds_f110(r: BitReader) -> Any:
 
 def _es_f111(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 12 <= x <= 1024: raise bad_value('MaximumSupportingPoints', x, 'is not an integer in [12, 1024]', w)
-    w.bits(((x - 12) << 1), 12)
+    w.acc = (w.acc << 12) | ((x - 12) << 1)
 
 
 def _ds_f111(r: BitReader) -> Any:
-    _x = r.bits(12)
+    _q = r.pos + 12
+    if _q > r.wend: _x = r.bits(12)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xfff
     if _x >> 11:
         r.pos -= 12
         if r.bit():
@@ -14188,31 +15601,32 @@ def _ds_f111(r: BitReader) -> Any:
 
 def _es_f112(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f112(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
+        _x = r.string(32)
         expect_ee(r)
     return _x
 
 
 def _es_f115(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f115(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -14228,29 +15642,28 @@ def _ds_f115(r: BitReader) -> Any:
 
 def _es_f116(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f116(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 64: raise bad_value('MeterSignature', _x, 'is longer than 64 octets', r)
+        _x = r.binary(64)
         expect_ee(r)
     return _x
 
 
 def _es_f117(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f117(r: BitReader) -> Any:
@@ -14264,10 +15677,10 @@ def _ds_f117(r: BitReader) -> Any:
 
 
 def _es_f118(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f118(r: BitReader) -> Any:
@@ -14282,12 +15695,12 @@ def _ds_f118(r: BitReader) -> Any:
 
 def _es_f121(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f121(r: BitReader) -> Any:
@@ -14301,11 +15714,13 @@ def _ds_f121(r: BitReader) -> Any:
 
 def _es_f123(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f123(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -14323,11 +15738,13 @@ def _ds_f123(r: BitReader) -> Any:
 
 def _es_f124(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f124(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -14345,12 +15762,12 @@ def _ds_f124(r: BitReader) -> Any:
 
 def _es_f125(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f125(r: BitReader) -> Any:
@@ -14363,10 +15780,10 @@ def _ds_f125(r: BitReader) -> Any:
 
 
 def _es_f126(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f126(r: BitReader) -> Any:
@@ -14381,11 +15798,13 @@ def _ds_f126(r: BitReader) -> Any:
 
 def _es_f127(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumberOfPriceLevels', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f127(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -14400,10 +15819,10 @@ def _ds_f127(r: BitReader) -> Any:
 
 
 def _es_f133(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('OverstayFeePeriod', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f133(r: BitReader) -> Any:
@@ -14418,29 +15837,28 @@ def _ds_f133(r: BitReader) -> Any:
 
 def _es_f136(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 160: raise bad_value('OverstayRuleDescription', x, 'is not a str of at most 160 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f136(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 160: raise bad_value('OverstayRuleDescription', _x, 'is longer than 160 characters', r)
+        _x = r.string(160)
         expect_ee(r)
     return _x
 
 
 def _es_f138(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('OverstayTimeThreshold', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f138(r: BitReader) -> Any:
@@ -14455,12 +15873,12 @@ def _ds_f138(r: BitReader) -> Any:
 
 def _es_f139(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f139(r: BitReader) -> Any:
@@ -14474,12 +15892,12 @@ def _ds_f139(r: BitReader) -> Any:
 
 def _es_f141(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f141(r: BitReader) -> Any:
@@ -14493,12 +15911,12 @@ def _ds_f141(r: BitReader) -> Any:
 
 def _es_f142(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f142(r: BitReader) -> Any:
@@ -14511,10 +15929,10 @@ def _ds_f142(r: BitReader) -> Any:
 
 
 def _es_f145(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('ParameterSetID', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f145(r: BitReader) -> Any:
@@ -14528,10 +15946,10 @@ def _ds_f145(r: BitReader) -> Any:
 
 
 def _es_f147(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('ParkingFeePeriod', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f147(r: BitReader) -> Any:
@@ -14547,11 +15965,13 @@ def _ds_f147(r: BitReader) -> Any:
 def _es_f148(w: BitWriter, x: Any) -> None:
     _i = _I_ParkingMethod.get(x)
     if _i is None: raise bad_value('ParkingMethod', x, 'is not a value of ParkingMethod', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f148(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -14570,10 +15990,10 @@ def _ds_f148(r: BitReader) -> Any:
 
 
 def _es_f149(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ParkingSpace', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f149(r: BitReader) -> Any:
@@ -14588,12 +16008,12 @@ def _ds_f149(r: BitReader) -> Any:
 
 def _es_f150(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f150(r: BitReader) -> Any:
@@ -14608,11 +16028,13 @@ def _ds_f150(r: BitReader) -> Any:
 def _es_f161(w: BitWriter, x: Any) -> None:
     _i = _I_PowerToleranceAcceptance.get(x)
     if _i is None: raise bad_value('PowerToleranceAcceptance', x, 'is not a value of PowerToleranceAcceptance', w)
-    w.bits((_i << 1), 3)
+    w.acc = (w.acc << 3) | (_i << 1)
 
 
 def _ds_f161(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -14630,11 +16052,13 @@ def _ds_f161(r: BitReader) -> Any:
 
 def _es_f164(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f164(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -14652,31 +16076,32 @@ def _ds_f164(r: BitReader) -> Any:
 
 def _es_f165(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 255: raise bad_value('PriceAlgorithm', x, 'is not a str of at most 255 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f165(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 255: raise bad_value('PriceAlgorithm', _x, 'is longer than 255 characters', r)
+        _x = r.string(255)
         expect_ee(r)
     return _x
 
 
 def _es_f166(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('PriceLevel', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f166(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -14692,29 +16117,28 @@ def _ds_f166(r: BitReader) -> Any:
 
 def _es_f173(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 160: raise bad_value('PriceScheduleDescription', x, 'is not a str of at most 160 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f173(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 160: raise bad_value('PriceScheduleDescription', _x, 'is longer than 160 characters', r)
+        _x = r.string(160)
         expect_ee(r)
     return _x
 
 
 def _es_f174(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('PriceScheduleID', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f174(r: BitReader) -> Any:
@@ -14729,32 +16153,31 @@ def _ds_f174(r: BitReader) -> Any:
 
 def _es_f176(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 80: raise bad_value('ProviderID', x, 'is not a str of at most 80 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f176(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 80: raise bad_value('ProviderID', _x, 'is longer than 80 characters', r)
+        _x = r.string(80)
         expect_ee(r)
     return _x
 
 
 def _es_f177(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f177(r: BitReader) -> Any:
@@ -14768,11 +16191,13 @@ def _ds_f177(r: BitReader) -> Any:
 
 def _es_f182(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('RemainingContractCertificateChains', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f182(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -14787,10 +16212,10 @@ def _ds_f182(r: BitReader) -> Any:
 
 
 def _es_f183(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f183(r: BitReader) -> Any:
@@ -14804,10 +16229,10 @@ def _ds_f183(r: BitReader) -> Any:
 
 
 def _es_f184(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f184(r: BitReader) -> Any:
@@ -14821,10 +16246,10 @@ def _ds_f184(r: BitReader) -> Any:
 
 
 def _es_f185(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f185(r: BitReader) -> Any:
@@ -14839,11 +16264,13 @@ def _ds_f185(r: BitReader) -> Any:
 
 def _es_f186(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('RenewableGenerationPercentage', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f186(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -14860,11 +16287,13 @@ def _ds_f186(r: BitReader) -> Any:
 def _es_f187(w: BitWriter, x: Any) -> None:
     _i = _I_ResponseCode.get(x)
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-    w.bits((_i << 1), 8)
+    w.acc = (w.acc << 8) | (_i << 1)
 
 
 def _ds_f187(r: BitReader) -> Any:
-    _x = r.bits(8)
+    _q = r.pos + 8
+    if _q > r.wend: _x = r.bits(8)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
     if _x >> 7:
         r.pos -= 8
         if r.bit():
@@ -14884,32 +16313,31 @@ def _ds_f187(r: BitReader) -> Any:
 
 def _es_f190(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 94: raise bad_value('SECP521_EncryptedPrivateKey', x, 'is not a bytes of at most 94 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f190(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 94: raise bad_value('SECP521_EncryptedPrivateKey', _x, 'is longer than 94 octets', r)
+        _x = r.binary(94)
         expect_ee(r)
     return _x
 
 
 def _es_f192(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f192(r: BitReader) -> Any:
@@ -14922,10 +16350,10 @@ def _ds_f192(r: BitReader) -> Any:
 
 
 def _es_f196(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('ScheduleTupleID', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f196(r: BitReader) -> Any:
@@ -14940,12 +16368,12 @@ def _ds_f196(r: BitReader) -> Any:
 
 def _es_f201(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f201(r: BitReader) -> Any:
@@ -14960,11 +16388,13 @@ def _ds_f201(r: BitReader) -> Any:
 def _es_f202(w: BitWriter, x: Any) -> None:
     _i = _I_Authorization.get(x)
     if _i is None: raise bad_value('SelectedAuthorizationService', x, 'is not a value of Authorization', w)
-    w.bits((_i << 1), 3)
+    w.acc = (w.acc << 3) | (_i << 1)
 
 
 def _ds_f202(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -14981,10 +16411,10 @@ def _ds_f202(r: BitReader) -> Any:
 
 
 def _es_f204(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('SelectedScheduleTupleID', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f204(r: BitReader) -> Any:
@@ -14998,10 +16428,10 @@ def _ds_f204(r: BitReader) -> Any:
 
 
 def _es_f213(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f213(r: BitReader) -> Any:
@@ -15016,31 +16446,32 @@ def _ds_f213(r: BitReader) -> Any:
 
 def _es_f214(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 80: raise bad_value('ServiceName', x, 'is not a str of at most 80 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f214(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 80: raise bad_value('ServiceName', _x, 'is longer than 80 characters', r)
+        _x = r.string(80)
         expect_ee(r)
     return _x
 
 
 def _es_f216(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('ServiceRenegotiationSupported', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f216(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -15056,49 +16487,47 @@ def _ds_f216(r: BitReader) -> Any:
 
 def _es_f219(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f219(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+        _x = r.binary(8)
         expect_ee(r)
     return _x
 
 
 def _es_f220(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f220(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+        _x = r.binary(8)
         expect_ee(r)
     return _x
 
 
 def _es_f233(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('StartTime', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f233(r: BitReader) -> Any:
@@ -15113,29 +16542,28 @@ def _ds_f233(r: BitReader) -> Any:
 
 def _es_f237(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 206: raise bad_value('TPM_EncryptedPrivateKey', x, 'is not a bytes of at most 206 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f237(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 206: raise bad_value('TPM_EncryptedPrivateKey', _x, 'is longer than 206 octets', r)
+        _x = r.binary(206)
         expect_ee(r)
     return _x
 
 
 def _es_f238(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('TargetDistance', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f238(r: BitReader) -> Any:
@@ -15149,10 +16577,10 @@ def _ds_f238(r: BitReader) -> Any:
 
 
 def _es_f239(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('TargetOffsetX', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f239(r: BitReader) -> Any:
@@ -15166,10 +16594,10 @@ def _ds_f239(r: BitReader) -> Any:
 
 
 def _es_f240(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('TargetOffsetY', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f240(r: BitReader) -> Any:
@@ -15184,11 +16612,13 @@ def _ds_f240(r: BitReader) -> Any:
 
 def _es_f241(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f241(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -15206,11 +16636,13 @@ def _ds_f241(r: BitReader) -> Any:
 
 def _es_f242(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f242(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -15228,11 +16660,13 @@ def _ds_f242(r: BitReader) -> Any:
 
 def _es_f244(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('TaxIncludedInPrice', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f244(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -15247,10 +16681,10 @@ def _ds_f244(r: BitReader) -> Any:
 
 
 def _es_f247(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f247(r: BitReader) -> Any:
@@ -15264,10 +16698,10 @@ def _ds_f247(r: BitReader) -> Any:
 
 
 def _es_f248(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f248(r: BitReader) -> Any:
@@ -15282,29 +16716,28 @@ def _ds_f248(r: BitReader) -> Any:
 
 def _es_f249(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 80: raise bad_value('TaxRuleName', x, 'is not a str of at most 80 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f249(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 80: raise bad_value('TaxRuleName', _x, 'is longer than 80 characters', r)
+        _x = r.string(80)
         expect_ee(r)
     return _x
 
 
 def _es_f251(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f251(r: BitReader) -> Any:
@@ -15318,10 +16751,10 @@ def _ds_f251(r: BitReader) -> Any:
 
 
 def _es_f252(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f252(r: BitReader) -> Any:
@@ -15335,10 +16768,10 @@ def _ds_f252(r: BitReader) -> Any:
 
 
 def _es_f253(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f253(r: BitReader) -> Any:
@@ -15352,10 +16785,10 @@ def _ds_f253(r: BitReader) -> Any:
 
 
 def _es_f257(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f257(r: BitReader) -> Any:
@@ -15369,10 +16802,10 @@ def _ds_f257(r: BitReader) -> Any:
 
 
 def _es_f262(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('VehicleFrame', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f262(r: BitReader) -> Any:
@@ -15386,10 +16819,10 @@ def _ds_f262(r: BitReader) -> Any:
 
 
 def _es_f263(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('VehicleTravel', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f263(r: BitReader) -> Any:
@@ -15404,32 +16837,31 @@ def _ds_f263(r: BitReader) -> Any:
 
 def _es_f264(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 84: raise bad_value('X448_EncryptedPrivateKey', x, 'is not a bytes of at most 84 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f264(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 84: raise bad_value('X448_EncryptedPrivateKey', _x, 'is longer than 84 octets', r)
+        _x = r.binary(84)
         expect_ee(r)
     return _x
 
 
 def _es_f265(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f265(r: BitReader) -> Any:
@@ -15443,12 +16875,12 @@ def _ds_f265(r: BitReader) -> Any:
 
 def _es_f266(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f266(r: BitReader) -> Any:
@@ -15462,12 +16894,12 @@ def _ds_f266(r: BitReader) -> Any:
 
 def _es_f268(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f268(r: BitReader) -> Any:
@@ -15481,12 +16913,12 @@ def _ds_f268(r: BitReader) -> Any:
 
 def _es_f270(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f270(r: BitReader) -> Any:
@@ -15499,10 +16931,10 @@ def _ds_f270(r: BitReader) -> Any:
 
 
 def _es_f271(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f271(r: BitReader) -> Any:
@@ -15516,12 +16948,12 @@ def _ds_f271(r: BitReader) -> Any:
 
 def _es_f272(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f272(r: BitReader) -> Any:
@@ -15535,12 +16967,12 @@ def _ds_f272(r: BitReader) -> Any:
 
 def _es_f273(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f273(r: BitReader) -> Any:
@@ -15554,12 +16986,12 @@ def _ds_f273(r: BitReader) -> Any:
 
 def _es_f274(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f274(r: BitReader) -> Any:
@@ -15573,11 +17005,13 @@ def _ds_f274(r: BitReader) -> Any:
 
 def _es_f275(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('boolValue', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f275(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -15593,11 +17027,13 @@ def _ds_f275(r: BitReader) -> Any:
 
 def _es_f276(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not -128 <= x <= 127: raise bad_value('byteValue', x, 'is not an integer in [-128, 127]', w)
-    w.bits(((x - -128) << 1), 10)
+    w.acc = (w.acc << 10) | ((x - -128) << 1)
 
 
 def _ds_f276(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -15613,29 +17049,28 @@ def _ds_f276(r: BitReader) -> Any:
 
 def _es_f277(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 80: raise bad_value('finiteString', x, 'is not a str of at most 80 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f277(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 80: raise bad_value('finiteString', _x, 'is longer than 80 characters', r)
+        _x = r.string(80)
         expect_ee(r)
     return _x
 
 
 def _es_f278(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -2147483648 or x > 2147483647: raise bad_value('intValue', x, 'is not an integer in [-2147483648, 2147483647]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f278(r: BitReader) -> Any:
@@ -15649,10 +17084,10 @@ def _ds_f278(r: BitReader) -> Any:
 
 
 def _es_f280(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('shortValue', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f280(r: BitReader) -> Any:

@@ -633,7 +633,7 @@ def _e_CLReqControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -644,7 +644,10 @@ def _d_CLReqControlMode(r: BitReader) -> CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CLReqControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_CLReqControlMode)
@@ -662,7 +665,7 @@ def _e_CLResControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -673,7 +676,10 @@ def _d_CLResControlMode(r: BitReader) -> CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CLResControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_CLResControlMode)
@@ -697,7 +703,7 @@ def _e_DC_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -710,12 +716,12 @@ def _e_DC_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('DC_CPDReqEnergyTransferMode', x, 'is not a member of the substitution group', w)
             t = _ET_DC_ChargeParameterDiscoveryReq[st].get((1, m))
             if t is None: raise not_allowed('DC_CPDReqEnergyTransferMode', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('BPT_DC_CPDReqEnergyTransferMode', 'DC_CPDReqEnergyTransferMode')[m]
             _SE_DC_ChargeParameterDiscoveryReq_dc_cpd_req_energy_transfer_mode[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -728,14 +734,20 @@ def _d_DC_ChargeParameterDiscoveryReq(r: BitReader) -> DC_ChargeParameterDiscove
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_ChargeParameterDiscoveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_ChargeParameterDiscoveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_ChargeParameterDiscoveryReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_ChargeParameterDiscoveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -745,7 +757,10 @@ def _d_DC_ChargeParameterDiscoveryReq(r: BitReader) -> DC_ChargeParameterDiscove
             _p = ('BPT_DC_CPDReqEnergyTransferMode', 'DC_CPDReqEnergyTransferMode')[m]
             _x = _SD_DC_ChargeParameterDiscoveryReq_dc_cpd_req_energy_transfer_mode[m](r)
             f1 = _x
-            fid, m, nst = e = _R_DC_ChargeParameterDiscoveryReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeParameterDiscoveryReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('DC_CPDReqEnergyTransferMode', r)
@@ -772,12 +787,12 @@ def _e_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -789,14 +804,20 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -822,12 +843,12 @@ def _e_V2GRequest(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -839,14 +860,20 @@ def _d_V2GRequest(r: BitReader) -> V2GRequest:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GRequest_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GRequest_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GRequest_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GRequest_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -872,12 +899,12 @@ def _e_V2GMessage(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -889,14 +916,20 @@ def _d_V2GMessage(r: BitReader) -> V2GMessage:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GMessage_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GMessage_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GMessage_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GMessage_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -925,37 +958,37 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
             raise missing('SessionID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'TimeStamp'
         x = v.time_stamp
         if x is None:
             raise missing('TimeStamp', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Signature'
         x = v.signature
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not Signature: raise bad_value('Signature', x, 'is not a Signature', w)
             _e_Signature(w, x)
         _p = None
         e = _EE_MessageHeader[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -969,7 +1002,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MessageHeader_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MessageHeader_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SessionID'
         if fid == 0:
@@ -977,11 +1013,13 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+                _x = r.binary(8)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MessageHeader_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MessageHeader_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('SessionID', r)
@@ -995,7 +1033,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 if _x > 18446744073709551615: raise bad_value('TimeStamp', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_MessageHeader_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MessageHeader_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('TimeStamp', r)
@@ -1004,7 +1045,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             st = nst
             _x = _d_Signature(r)
             f2 = _x
-            fid, m, nst = e = _R_MessageHeader_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MessageHeader_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -1034,7 +1078,7 @@ def _e_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1043,7 +1087,7 @@ def _e_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1052,7 +1096,7 @@ def _e_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumChargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1061,7 +1105,7 @@ def _e_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumChargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1070,7 +1114,7 @@ def _e_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1079,7 +1123,7 @@ def _e_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVMinimumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1090,11 +1134,11 @@ def _e_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         else:
             st = 7
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 11)
+            w.acc = (w.acc << 11) | (x << 1)
         _p = None
         e = _EE_DC_CPDReqEnergyTransferMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1112,14 +1156,20 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVMaximumChargePower'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVMaximumChargePower', r)
@@ -1128,7 +1178,10 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVMinimumChargePower', r)
@@ -1137,7 +1190,10 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaximumChargeCurrent', r)
@@ -1146,7 +1202,10 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVMinimumChargeCurrent', r)
@@ -1155,7 +1214,10 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVMaximumVoltage', r)
@@ -1164,14 +1226,19 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('EVMinimumVoltage', r)
         _p = 'TargetSOC'
         if fid == 6:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -1185,7 +1252,10 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f6 = _x
-            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CPDReqEnergyTransferMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -1208,7 +1278,7 @@ _DT_RationalNumber = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0
 _N_RationalNumber = ('Exponent', 'Value')
 
 
-def _e_RationalNumber(w: BitWriter, v: Any) -> None:
+def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -1219,19 +1289,19 @@ def _e_RationalNumber(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
-            w.bits(((x - -128) << 1), 11)
+            w.acc = (w.acc << 11) | ((x - -128) << 1)
         _p = 'Value'
         x = v.value
         if x is None:
             raise missing('Value', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1240,16 +1310,21 @@ _R_RationalNumber_1 = _DT_RationalNumber[1][2]
 _R_RationalNumber_2 = _DT_RationalNumber[2][2]
 
 
-def _d_RationalNumber(r: BitReader) -> RationalNumber:
+def _dg_RationalNumber(r: BitReader) -> RationalNumber:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_RationalNumber_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_RationalNumber_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Exponent'
         if fid == 0:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -1261,7 +1336,10 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 255) + -128
             f0 = _x
-            fid, m, nst = e = _R_RationalNumber_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RationalNumber_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Exponent', r)
@@ -1275,7 +1353,10 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
                 if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_RationalNumber_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RationalNumber_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Value', r)
@@ -1288,6 +1369,77 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
     _S_RationalNumber_0(o, f0)
     _S_RationalNumber_1(o, f1)
     return o
+
+
+_EC_RationalNumber: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_RationalNumber(w: BitWriter, v: Any) -> None:
+    """Fused fast path (one write); the generic _eg_RationalNumber otherwise."""
+    _c = _EC_RationalNumber.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    x0 = v.exponent
+    x1 = v.value
+    if (type(x0) is int and -128 <= x0 <= 127) and (type(x1) is int and -32768 <= x1 and x1 <= 32767):
+        _u = (-x1 - 1 if x1 < 0 else x1)
+        if _u < 0x80:
+            _b = ((((x0 - -128) << 4) | (x1 < 0)) << 10) | (_u << 2) | 0
+            _n = 24
+        elif _u < 0x4000:
+            _b = ((((x0 - -128) << 4) | (x1 < 0)) << 18) | ((((_u & 0x7F) << 8) | 0x8000 | (_u >> 7)) << 2) | 0
+            _n = 32
+        else:
+            w.acc = (w.acc << 14) | ((x0 - -128) << 4) | (x1 < 0)
+            w.uint(_u)
+            w.acc <<= 2
+            return
+        if len(_EC_RationalNumber) >= 256: _EC_RationalNumber.clear()
+        _EC_RationalNumber[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
+        return
+    _eg_RationalNumber(w, v)
+
+_C_RationalNumber: dict[int, RationalNumber] = {}  # bit pattern -> decoded value
+
+
+def _d_RationalNumber(r: BitReader) -> RationalNumber:
+    """Fused fast path (one read); the generic _dg_RationalNumber otherwise."""
+    _s = r.pos
+    try:
+        _q = _s + 32
+        if _q > r.wend: _y = r.peek(32)
+        else: _y = (r.val >> (r.wend - _q)) & 0xffffffff
+        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 32
+        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 24
+        o = _C_RationalNumber.get(_k)
+        if o is not None and _q <= r.end:
+            r.pos = _q
+            return o
+        _x = _y >> 18
+        if _x & 0x300e == 0x0:
+            a0 = (_x >> 4) & 0xff
+            _v = (_y >> 10) & 0xFF
+            if _v < 0x80:
+                _t = (_y >> 8) & 0x3; _q = _s + 24
+            else:
+                _g = (_y >> 2) & 0xFF
+                _v = (_v & 0x7F) | (_g << 7)
+                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 32
+            if _x & 1: _v = -_v - 1
+            if _t == 0 and _q <= r.end and -32768 <= _v and _v <= 32767:
+                r.pos = _q
+                o = _new(RationalNumber)
+                _S_RationalNumber_0(o, a0 + -128)
+                _S_RationalNumber_1(o, _v)
+                if len(_C_RationalNumber) >= 256: _C_RationalNumber.clear()
+                _C_RationalNumber[_k] = o
+                return o
+    except CodecError:
+        pass
+    r.rewind(_s)
+    return _dg_RationalNumber(r)
 
 _DT_DC_ChargeParameterDiscoveryRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 2, ((2, 0, 3), (2, 1, 3), (-2, 0, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_DC_ChargeParameterDiscoveryRes = ('Header', 'ResponseCode', 'DC_CPDResEnergyTransferMode')
@@ -1304,7 +1456,7 @@ def _e_DC_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1316,7 +1468,7 @@ def _e_DC_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'DC_CPDResEnergyTransferMode'
         x = v.dc_cpd_res_energy_transfer_mode
         if x is None:
@@ -1326,12 +1478,12 @@ def _e_DC_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('DC_CPDResEnergyTransferMode', x, 'is not a member of the substitution group', w)
             t = _ET_DC_ChargeParameterDiscoveryRes[st].get((2, m))
             if t is None: raise not_allowed('DC_CPDResEnergyTransferMode', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('BPT_DC_CPDResEnergyTransferMode', 'DC_CPDResEnergyTransferMode')[m]
             _SE_DC_ChargeParameterDiscoveryRes_dc_cpd_res_energy_transfer_mode[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1345,21 +1497,29 @@ def _d_DC_ChargeParameterDiscoveryRes(r: BitReader) -> DC_ChargeParameterDiscove
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_ChargeParameterDiscoveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_ChargeParameterDiscoveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_ChargeParameterDiscoveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeParameterDiscoveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1375,7 +1535,10 @@ def _d_DC_ChargeParameterDiscoveryRes(r: BitReader) -> DC_ChargeParameterDiscove
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_DC_ChargeParameterDiscoveryRes_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_ChargeParameterDiscoveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -1385,7 +1548,10 @@ def _d_DC_ChargeParameterDiscoveryRes(r: BitReader) -> DC_ChargeParameterDiscove
             _p = ('BPT_DC_CPDResEnergyTransferMode', 'DC_CPDResEnergyTransferMode')[m]
             _x = _SD_DC_ChargeParameterDiscoveryRes_dc_cpd_res_energy_transfer_mode[m](r)
             f2 = _x
-            fid, m, nst = e = _R_DC_ChargeParameterDiscoveryRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeParameterDiscoveryRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('DC_CPDResEnergyTransferMode', r)
@@ -1413,7 +1579,7 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1425,9 +1591,9 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1440,21 +1606,29 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1470,7 +1644,10 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -1497,7 +1674,7 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1509,9 +1686,9 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1524,21 +1701,29 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GResponse_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GResponse_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GResponse_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GResponse_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1554,7 +1739,10 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_V2GResponse_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GResponse_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -1583,7 +1771,7 @@ def _e_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1592,7 +1780,7 @@ def _e_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1601,7 +1789,7 @@ def _e_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumChargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1610,7 +1798,7 @@ def _e_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumChargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1619,7 +1807,7 @@ def _e_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1628,7 +1816,7 @@ def _e_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1637,14 +1825,14 @@ def _e_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 7
             if type(x) is not RationalNumber: raise bad_value('EVSEPowerRampLimitation', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_DC_CPDResEnergyTransferMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1662,14 +1850,20 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEMaximumChargePower'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVSEMaximumChargePower', r)
@@ -1678,7 +1872,10 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSEMinimumChargePower', r)
@@ -1687,7 +1884,10 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVSEMaximumChargeCurrent', r)
@@ -1696,7 +1896,10 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVSEMinimumChargeCurrent', r)
@@ -1705,7 +1908,10 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVSEMaximumVoltage', r)
@@ -1714,7 +1920,10 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('EVSEMinimumVoltage', r)
@@ -1723,7 +1932,10 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CPDResEnergyTransferMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -1755,12 +1967,12 @@ def _e_DC_CableCheckReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1772,14 +1984,20 @@ def _d_DC_CableCheckReq(r: BitReader) -> DC_CableCheckReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_CableCheckReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_CableCheckReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_CableCheckReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CableCheckReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -1805,7 +2023,7 @@ def _e_DC_CableCheckRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1817,7 +2035,7 @@ def _e_DC_CableCheckRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
         x = v.evse_processing
         if x is None:
@@ -1826,9 +2044,9 @@ def _e_DC_CableCheckRes(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1842,21 +2060,29 @@ def _d_DC_CableCheckRes(r: BitReader) -> DC_CableCheckRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_CableCheckRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_CableCheckRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_CableCheckRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CableCheckRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -1872,14 +2098,19 @@ def _d_DC_CableCheckRes(r: BitReader) -> DC_CableCheckRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_DC_CableCheckRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CableCheckRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -1895,7 +2126,10 @@ def _d_DC_CableCheckRes(r: BitReader) -> DC_CableCheckRes:
                 if _x >= 3: raise bad_value('EVSEProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f2 = _x
-            fid, m, nst = e = _R_DC_CableCheckRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_CableCheckRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEProcessing', r)
@@ -1923,7 +2157,7 @@ def _e_DC_PreChargeReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -1935,13 +2169,13 @@ def _e_DC_PreChargeReq(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVPresentVoltage'
         x = v.ev_present_voltage
         if x is None:
             raise missing('EVPresentVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVPresentVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1950,12 +2184,12 @@ def _e_DC_PreChargeReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVTargetVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1970,21 +2204,29 @@ def _d_DC_PreChargeReq(r: BitReader) -> DC_PreChargeReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_PreChargeReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_PreChargeReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_PreChargeReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_PreChargeReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'EVProcessing'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -2000,7 +2242,10 @@ def _d_DC_PreChargeReq(r: BitReader) -> DC_PreChargeReq:
                 if _x >= 3: raise bad_value('EVProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f1 = _x
-            fid, m, nst = e = _R_DC_PreChargeReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_PreChargeReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVProcessing', r)
@@ -2009,7 +2254,10 @@ def _d_DC_PreChargeReq(r: BitReader) -> DC_PreChargeReq:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_DC_PreChargeReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_PreChargeReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVPresentVoltage', r)
@@ -2018,7 +2266,10 @@ def _d_DC_PreChargeReq(r: BitReader) -> DC_PreChargeReq:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_DC_PreChargeReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_PreChargeReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVTargetVoltage', r)
@@ -2047,7 +2298,7 @@ def _e_DC_PreChargeRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2059,18 +2310,18 @@ def _e_DC_PreChargeRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEPresentVoltage'
         x = v.evse_present_voltage
         if x is None:
             raise missing('EVSEPresentVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2084,21 +2335,29 @@ def _d_DC_PreChargeRes(r: BitReader) -> DC_PreChargeRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_PreChargeRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_PreChargeRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_PreChargeRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_PreChargeRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -2114,7 +2373,10 @@ def _d_DC_PreChargeRes(r: BitReader) -> DC_PreChargeRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_DC_PreChargeRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_PreChargeRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -2123,7 +2385,10 @@ def _d_DC_PreChargeRes(r: BitReader) -> DC_PreChargeRes:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_DC_PreChargeRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_PreChargeRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEPresentVoltage', r)
@@ -2153,7 +2418,7 @@ def _e_DC_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2162,7 +2427,7 @@ def _e_DC_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not DisplayParameters: raise bad_value('DisplayParameters', x, 'is not a DisplayParameters', w)
             _e_DisplayParameters(w, x)
@@ -2171,18 +2436,17 @@ def _e_DC_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterInfoRequested', w)
         else:
-            t = _ET_DC_ChargeLoopReq[st].get((2, 0))
-            if t is None: raise not_allowed('MeterInfoRequested', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
+            else: raise not_allowed('MeterInfoRequested', w)
             if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'EVPresentVoltage'
         x = v.ev_present_voltage
         if x is None:
             raise missing('EVPresentVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVPresentVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -2195,12 +2459,12 @@ def _e_DC_ChargeLoopReq(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('CLReqControlMode', x, 'is not a member of the substitution group', w)
             t = _ET_DC_ChargeLoopReq[st].get((4, m))
             if t is None: raise not_allowed('CLReqControlMode', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('BPT_Dynamic_DC_CLReqControlMode', 'BPT_Scheduled_DC_CLReqControlMode', 'CLReqControlMode', 'Dynamic_DC_CLReqControlMode', 'Scheduled_DC_CLReqControlMode')[m]
             _SE_DC_ChargeLoopReq_cl_req_control_mode[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2216,14 +2480,20 @@ def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_ChargeLoopReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_ChargeLoopReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_ChargeLoopReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -2232,14 +2502,19 @@ def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
             st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeLoopReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2251,7 +2526,10 @@ def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeLoopReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('MeterInfoRequested', r)
@@ -2260,7 +2538,10 @@ def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopReq_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DC_ChargeLoopReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVPresentVoltage', r)
@@ -2270,7 +2551,10 @@ def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
             _p = ('BPT_Dynamic_DC_CLReqControlMode', 'BPT_Scheduled_DC_CLReqControlMode', 'CLReqControlMode', 'Dynamic_DC_CLReqControlMode', 'Scheduled_DC_CLReqControlMode')[m]
             _x = _SD_DC_ChargeLoopReq_cl_req_control_mode[m](r)
             f4 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopReq_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeLoopReq_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('CLReqControlMode', r)
@@ -2289,8 +2573,6 @@ def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
 
 _DT_ChargeLoopReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_ChargeLoopReq = ('Header', 'DisplayParameters', 'MeterInfoRequested')
-_ET_ChargeLoopReq = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3)}, {(2, 0): (0, 1, 3)}, {},)
-_EE_ChargeLoopReq = (None, None, None, (0, 1),)
 
 
 def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
@@ -2302,7 +2584,7 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2311,7 +2593,7 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not DisplayParameters: raise bad_value('DisplayParameters', x, 'is not a DisplayParameters', w)
             _e_DisplayParameters(w, x)
@@ -2320,14 +2602,13 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterInfoRequested', w)
         else:
-            t = _ET_ChargeLoopReq[st].get((2, 0))
-            if t is None: raise not_allowed('MeterInfoRequested', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
+            else: raise not_allowed('MeterInfoRequested', w)
             if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2341,14 +2622,20 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeLoopReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeLoopReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -2357,14 +2644,19 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
             st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2376,7 +2668,10 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('MeterInfoRequested', r)
@@ -2408,40 +2703,40 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 13)
+            w.acc = (w.acc << 13) | (x << 1)
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 1; st = 2
+            elif st == 1: w.acc <<= 4; st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 4) | 1; st = 3
+            elif st == 2: w.acc <<= 4; st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'MaximumSOC'
         x = v.maximum_soc
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((3, 0))
-            if t is None: raise not_allowed('MaximumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 4) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 4) | 1; st = 4
+            elif st == 3: w.acc <<= 4; st = 4
+            else: raise not_allowed('MaximumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'RemainingTimeToMinimumSOC'
         x = v.remaining_time_to_minimum_soc
         if x is None:
@@ -2449,12 +2744,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((4, 0))
             if t is None: raise not_allowed('RemainingTimeToMinimumSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RemainingTimeToTargetSOC'
         x = v.remaining_time_to_target_soc
         if x is None:
@@ -2462,12 +2757,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((5, 0))
             if t is None: raise not_allowed('RemainingTimeToTargetSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RemainingTimeToMaximumSOC'
         x = v.remaining_time_to_maximum_soc
         if x is None:
@@ -2475,12 +2770,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((6, 0))
             if t is None: raise not_allowed('RemainingTimeToMaximumSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ChargingComplete'
         x = v.charging_complete
         if x is None:
@@ -2488,10 +2783,10 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((7, 0))
             if t is None: raise not_allowed('ChargingComplete', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'BatteryEnergyCapacity'
         x = v.battery_energy_capacity
         if x is None:
@@ -2499,7 +2794,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((8, 0))
             if t is None: raise not_allowed('BatteryEnergyCapacity', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('BatteryEnergyCapacity', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -2510,14 +2805,14 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((9, 0))
             if t is None: raise not_allowed('InletHot', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not bool: raise bad_value('InletHot', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = None
         e = _EE_DisplayParameters[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2538,12 +2833,17 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DisplayParameters_0[r.bits(4)]
+        _q = r.pos + 4
+        if _q > r.wend: _c = r.bits(4)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+        fid, m, nst = e = _R_DisplayParameters_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PresentSOC'
         if fid == 0:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2557,14 +2857,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
             f0 = _x
-            fid, m, nst = e = _R_DisplayParameters_1[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2578,14 +2883,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_DisplayParameters_2[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2599,14 +2909,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_DisplayParameters_3[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
         _p = 'MaximumSOC'
         if fid == 3:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -2620,7 +2935,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
             f3 = _x
-            fid, m, nst = e = _R_DisplayParameters_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -2634,7 +2952,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_DisplayParameters_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -2648,7 +2969,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_DisplayParameters_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -2662,14 +2986,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_DisplayParameters_7[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
         _p = 'ChargingComplete'
         if fid == 7:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2681,7 +3010,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f7 = _x
-            fid, m, nst = e = _R_DisplayParameters_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DisplayParameters_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -2690,14 +3022,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_DisplayParameters_9[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DisplayParameters_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
         _p = 'InletHot'
         if fid == 9:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2709,7 +3046,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f9 = _x
-            fid, m, nst = e = _R_DisplayParameters_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DisplayParameters_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             f9 = None
@@ -2746,7 +3086,7 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2758,13 +3098,13 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
         x = v.evse_status
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 4
             if type(x) is not EVSEStatus: raise bad_value('EVSEStatus', x, 'is not a EVSEStatus', w)
             _e_EVSEStatus(w, x)
@@ -2773,10 +3113,9 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DC_ChargeLoopRes[st].get((3, 0))
-            if t is None: raise not_allowed('MeterInfo', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
+            else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
         _p = 'Receipt'
@@ -2784,10 +3123,10 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_DC_ChargeLoopRes[st].get((4, 0))
-            if t is None: raise not_allowed('Receipt', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 6
+            elif st == 4: w.acc = (w.acc << 2) | 1; st = 6
+            elif st == 5: w.acc <<= 2; st = 6
+            else: raise not_allowed('Receipt', w)
             if type(x) is not Receipt: raise bad_value('Receipt', x, 'is not a Receipt', w)
             _e_Receipt(w, x)
         _p = 'EVSEPresentCurrent'
@@ -2795,10 +3134,11 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEPresentCurrent', w)
         else:
-            t = _ET_DC_ChargeLoopRes[st].get((5, 0))
-            if t is None: raise not_allowed('EVSEPresentCurrent', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 3; st = 3
+            elif st == 4: w.acc = (w.acc << 2) | 2; st = 3
+            elif st == 5: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 6: w.acc <<= 1; st = 3
+            else: raise not_allowed('EVSEPresentCurrent', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEPresentVoltage'
@@ -2806,7 +3146,7 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEPresentVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 7
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -2817,7 +3157,7 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         else:
             st = 8
             if type(x) is not bool: raise bad_value('EVSEPowerLimitAchieved', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVSECurrentLimitAchieved'
         x = v.evse_current_limit_achieved
         if x is None:
@@ -2825,7 +3165,7 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         else:
             st = 9
             if type(x) is not bool: raise bad_value('EVSECurrentLimitAchieved', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'EVSEVoltageLimitAchieved'
         x = v.evse_voltage_limit_achieved
         if x is None:
@@ -2833,7 +3173,7 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         else:
             st = 10
             if type(x) is not bool: raise bad_value('EVSEVoltageLimitAchieved', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'CLResControlMode'
         x = v.cl_res_control_mode
         if x is None:
@@ -2843,12 +3183,12 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             if m is None: raise bad_value('CLResControlMode', x, 'is not a member of the substitution group', w)
             t = _ET_DC_ChargeLoopRes[st].get((10, m))
             if t is None: raise not_allowed('CLResControlMode', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _p = ('BPT_Dynamic_DC_CLResControlMode', 'BPT_Scheduled_DC_CLResControlMode', 'CLResControlMode', 'Dynamic_DC_CLResControlMode', 'Scheduled_DC_CLResControlMode')[m]
             _SE_DC_ChargeLoopRes_cl_res_control_mode[m](w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2870,21 +3210,29 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_ChargeLoopRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_ChargeLoopRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeLoopRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -2900,7 +3248,10 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopRes_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DC_ChargeLoopRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -2909,7 +3260,10 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopRes_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_ChargeLoopRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f2 = None
@@ -2918,7 +3272,10 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopRes_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DC_ChargeLoopRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f3 = None
@@ -2927,7 +3284,10 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             st = nst
             _x = _d_Receipt(r)
             f4 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopRes_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeLoopRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             f4 = None
@@ -2936,7 +3296,10 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeLoopRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVSEPresentCurrent', r)
@@ -2945,14 +3308,19 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopRes_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeLoopRes_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('EVSEPresentVoltage', r)
         _p = 'EVSEPowerLimitAchieved'
         if fid == 7:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2964,14 +3332,19 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f7 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopRes_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeLoopRes_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             raise missing('EVSEPowerLimitAchieved', r)
         _p = 'EVSECurrentLimitAchieved'
         if fid == 8:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -2983,14 +3356,19 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f8 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopRes_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeLoopRes_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             raise missing('EVSECurrentLimitAchieved', r)
         _p = 'EVSEVoltageLimitAchieved'
         if fid == 9:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -3002,7 +3380,10 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f9 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopRes_10[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DC_ChargeLoopRes_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 2)
         else:
             raise missing('EVSEVoltageLimitAchieved', r)
@@ -3012,7 +3393,10 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             _p = ('BPT_Dynamic_DC_CLResControlMode', 'BPT_Scheduled_DC_CLResControlMode', 'CLResControlMode', 'Dynamic_DC_CLResControlMode', 'Scheduled_DC_CLResControlMode')[m]
             _x = _SD_DC_ChargeLoopRes_cl_res_control_mode[m](r)
             f10 = _x
-            fid, m, nst = e = _R_DC_ChargeLoopRes_11[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_ChargeLoopRes_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             raise missing('CLResControlMode', r)
@@ -3050,7 +3434,7 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -3062,13 +3446,13 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
         x = v.evse_status
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 3
             if type(x) is not EVSEStatus: raise bad_value('EVSEStatus', x, 'is not a EVSEStatus', w)
             _e_EVSEStatus(w, x)
@@ -3077,10 +3461,9 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ChargeLoopRes[st].get((3, 0))
-            if t is None: raise not_allowed('MeterInfo', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
+            else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
         _p = 'Receipt'
@@ -3088,16 +3471,16 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ChargeLoopRes[st].get((4, 0))
-            if t is None: raise not_allowed('Receipt', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
+            else: raise not_allowed('Receipt', w)
             if type(x) is not Receipt: raise bad_value('Receipt', x, 'is not a Receipt', w)
             _e_Receipt(w, x)
         _p = None
         e = _EE_ChargeLoopRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3113,21 +3496,29 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeLoopRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeLoopRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -3143,7 +3534,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_ChargeLoopRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -3152,7 +3546,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -3161,7 +3558,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -3170,7 +3570,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_Receipt(r)
             f4 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -3201,10 +3604,10 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('NotificationMaxDelay', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
         if x is None:
@@ -3213,9 +3616,9 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_EvseNotification.get(x)
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
-            w.bits((_i << 1), 6)
+            w.acc = (w.acc << 6) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3228,7 +3631,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVSEStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVSEStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NotificationMaxDelay'
         if fid == 0:
@@ -3240,14 +3646,19 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_EVSEStatus_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVSEStatus_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 1:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -3263,7 +3674,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 if _x >= 6: raise bad_value('EVSENotification', _x, 'is not an index of EvseNotification', r)
                 _x = _V_EvseNotification[_x]
             f1 = _x
-            fid, m, nst = e = _R_EVSEStatus_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVSEStatus_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVSENotification', r)
@@ -3293,76 +3707,76 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             raise missing('MeterID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ChargedEnergyReadingWh'
         x = v.charged_energy_reading_wh
         if x is None:
             raise missing('ChargedEnergyReadingWh', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'BPT_DischargedEnergyReadingWh'
         x = v.bpt_discharged_energy_reading_wh
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'CapacitiveEnergyReadingVARh'
         x = v.capacitive_energy_reading_va_rh
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((3, 0))
-            if t is None: raise not_allowed('CapacitiveEnergyReadingVARh', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
+            else: raise not_allowed('CapacitiveEnergyReadingVARh', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'BPT_InductiveEnergyReadingVARh'
         x = v.bpt_inductive_energy_reading_va_rh
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((4, 0))
-            if t is None: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 3; st = 5
+            else: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MeterSignature'
         x = v.meter_signature
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((5, 0))
-            if t is None: raise not_allowed('MeterSignature', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 3; st = 6
+            elif st == 3: w.acc = (w.acc << 3) | 2; st = 6
+            elif st == 4: w.acc = (w.acc << 3) | 1; st = 6
+            elif st == 5: w.acc <<= 3; st = 6
+            else: raise not_allowed('MeterSignature', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'MeterStatus'
         x = v.meter_status
         if x is None:
@@ -3370,12 +3784,12 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_MeterInfo[st].get((6, 0))
             if t is None: raise not_allowed('MeterStatus', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MeterTimestamp'
         x = v.meter_timestamp
         if x is None:
@@ -3383,16 +3797,16 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_MeterInfo[st].get((7, 0))
             if t is None: raise not_allowed('MeterTimestamp', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_MeterInfo[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3411,7 +3825,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MeterInfo_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MeterInfo_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'MeterID'
         if fid == 0:
@@ -3419,11 +3836,13 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
+                _x = r.string(32)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MeterInfo_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeterInfo_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('MeterID', r)
@@ -3437,7 +3856,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_MeterInfo_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ChargedEnergyReadingWh', r)
@@ -3451,7 +3873,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_MeterInfo_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -3465,7 +3890,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_MeterInfo_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -3479,7 +3907,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_MeterInfo_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -3489,11 +3920,13 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 64: raise bad_value('MeterSignature', _x, 'is longer than 64 octets', r)
+                _x = r.binary(64)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_MeterInfo_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -3507,7 +3940,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_MeterInfo_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -3521,7 +3957,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('MeterTimestamp', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f7 = _x
-            fid, m, nst = e = _R_MeterInfo_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeterInfo_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -3557,16 +3996,16 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
             raise missing('TimeAnchor', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EnergyCosts'
         x = v.energy_costs
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 2
             if type(x) is not DetailedCost: raise bad_value('EnergyCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
@@ -3575,10 +4014,9 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((2, 0))
-            if t is None: raise not_allowed('OccupancyCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 3; st = 3
+            else: raise not_allowed('OccupancyCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OccupancyCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'AdditionalServicesCosts'
@@ -3586,10 +4024,10 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((3, 0))
-            if t is None: raise not_allowed('AdditionalServicesCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
+            else: raise not_allowed('AdditionalServicesCosts', w)
             if type(x) is not DetailedCost: raise bad_value('AdditionalServicesCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'OverstayCosts'
@@ -3597,17 +4035,18 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((4, 0))
-            if t is None: raise not_allowed('OverstayCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 3) | 3; st = 5
+            elif st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
+            else: raise not_allowed('OverstayCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OverstayCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'TaxCosts'
         for x in v.tax_costs:
             t = _ET_Receipt[st].get((5, 0))
             if t is None: raise not_allowed('TaxCosts', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not DetailedTax: raise bad_value('TaxCosts', x, 'is not a DetailedTax', w)
             _e_DetailedTax(w, x)
@@ -3615,7 +4054,7 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_Receipt[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3631,7 +4070,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Receipt_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Receipt_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
@@ -3643,7 +4085,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
                 if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Receipt_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('TimeAnchor', r)
@@ -3652,7 +4097,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f1 = _x
-            fid, m, nst = e = _R_Receipt_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -3661,7 +4109,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f2 = _x
-            fid, m, nst = e = _R_Receipt_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -3670,7 +4121,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f3 = _x
-            fid, m, nst = e = _R_Receipt_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Receipt_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -3679,7 +4133,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f4 = _x
-            fid, m, nst = e = _R_Receipt_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Receipt_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -3717,7 +4174,7 @@ def _e_DetailedCost(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Amount', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('Amount', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -3726,12 +4183,12 @@ def _e_DetailedCost(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('CostPerUnit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('CostPerUnit', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3744,14 +4201,20 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DetailedCost_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DetailedCost_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Amount'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_DetailedCost_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedCost_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Amount', r)
@@ -3760,7 +4223,10 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_DetailedCost_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedCost_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('CostPerUnit', r)
@@ -3788,21 +4254,21 @@ def _e_DetailedTax(w: BitWriter, v: Any) -> None:
             raise missing('TaxRuleID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Amount'
         x = v.amount
         if x is None:
             raise missing('Amount', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('Amount', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3815,7 +4281,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DetailedTax_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DetailedTax_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TaxRuleID'
         if fid == 0:
@@ -3827,7 +4296,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
                 if _x < 1 or _x > 4294967295: raise bad_value('TaxRuleID', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_DetailedTax_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedTax_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TaxRuleID', r)
@@ -3836,7 +4308,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_DetailedTax_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedTax_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Amount', r)
@@ -3863,7 +4338,7 @@ def _e_DC_WeldingDetectionReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -3875,9 +4350,9 @@ def _e_DC_WeldingDetectionReq(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3890,21 +4365,29 @@ def _d_DC_WeldingDetectionReq(r: BitReader) -> DC_WeldingDetectionReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_WeldingDetectionReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_WeldingDetectionReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_WeldingDetectionReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_WeldingDetectionReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'EVProcessing'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -3920,7 +4403,10 @@ def _d_DC_WeldingDetectionReq(r: BitReader) -> DC_WeldingDetectionReq:
                 if _x >= 3: raise bad_value('EVProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f1 = _x
-            fid, m, nst = e = _R_DC_WeldingDetectionReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_WeldingDetectionReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVProcessing', r)
@@ -3947,7 +4433,7 @@ def _e_DC_WeldingDetectionRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -3959,18 +4445,18 @@ def _e_DC_WeldingDetectionRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEPresentVoltage'
         x = v.evse_present_voltage
         if x is None:
             raise missing('EVSEPresentVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVSEPresentVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3984,21 +4470,29 @@ def _d_DC_WeldingDetectionRes(r: BitReader) -> DC_WeldingDetectionRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DC_WeldingDetectionRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DC_WeldingDetectionRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_DC_WeldingDetectionRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_WeldingDetectionRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -4014,7 +4508,10 @@ def _d_DC_WeldingDetectionRes(r: BitReader) -> DC_WeldingDetectionRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_DC_WeldingDetectionRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_WeldingDetectionRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -4023,7 +4520,10 @@ def _d_DC_WeldingDetectionRes(r: BitReader) -> DC_WeldingDetectionRes:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_DC_WeldingDetectionRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DC_WeldingDetectionRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEPresentVoltage', r)
@@ -4040,8 +4540,6 @@ def _d_DC_WeldingDetectionRes(r: BitReader) -> DC_WeldingDetectionRes:
 
 _DT_BPT_DC_CPDReqEnergyTransferMode = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (2, 2, ((6, 0, 8), (7, 0, 7), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((8, 0, 9), (-2, 0, 0))), (1, 2, ((7, 0, 7), (-2, 0, 0))), (1, 2, ((9, 0, 10), (-2, 0, 0))), (1, 2, ((10, 0, 11), (-2, 0, 0))), (1, 1, ((-1, 0, 11), (-2, 1, 0))),)
 _N_BPT_DC_CPDReqEnergyTransferMode = ('EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMinimumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage', 'TargetSOC', 'EVMaximumDischargePower', 'EVMinimumDischargePower', 'EVMaximumDischargeCurrent', 'EVMinimumDischargeCurrent')
-_ET_BPT_DC_CPDReqEnergyTransferMode = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 1, 4)}, {(4, 0): (0, 1, 5)}, {(5, 0): (0, 1, 6)}, {(6, 0): (0, 2, 8), (7, 0): (1, 2, 7)}, {(8, 0): (0, 1, 9)}, {(7, 0): (0, 1, 7)}, {(9, 0): (0, 1, 10)}, {(10, 0): (0, 1, 11)}, {},)
-_EE_BPT_DC_CPDReqEnergyTransferMode = (None, None, None, None, None, None, None, None, None, None, None, (0, 1),)
 
 
 def _e_BPT_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
@@ -4053,7 +4551,7 @@ def _e_BPT_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4062,7 +4560,7 @@ def _e_BPT_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4071,7 +4569,7 @@ def _e_BPT_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumChargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4080,7 +4578,7 @@ def _e_BPT_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumChargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4089,7 +4587,7 @@ def _e_BPT_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4098,7 +4596,7 @@ def _e_BPT_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVMinimumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4109,16 +4607,15 @@ def _e_BPT_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         else:
             st = 8
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 11)
+            w.acc = (w.acc << 11) | (x << 1)
         _p = 'EVMaximumDischargePower'
         x = v.ev_maximum_discharge_power
         if x is None:
             raise missing('EVMaximumDischargePower', w)
         else:
-            t = _ET_BPT_DC_CPDReqEnergyTransferMode[st].get((7, 0))
-            if t is None: raise not_allowed('EVMaximumDischargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.acc = (w.acc << 2) | 1; st = 7
+            elif st == 8: w.acc <<= 1; st = 7
+            else: raise not_allowed('EVMaximumDischargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumDischargePower'
@@ -4126,7 +4623,7 @@ def _e_BPT_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumDischargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 9
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4135,7 +4632,7 @@ def _e_BPT_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumDischargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 10
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4144,12 +4641,12 @@ def _e_BPT_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumDischargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 11
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4171,14 +4668,20 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVMaximumChargePower'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVMaximumChargePower', r)
@@ -4187,7 +4690,10 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVMinimumChargePower', r)
@@ -4196,7 +4702,10 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaximumChargeCurrent', r)
@@ -4205,7 +4714,10 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVMinimumChargeCurrent', r)
@@ -4214,7 +4726,10 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVMaximumVoltage', r)
@@ -4223,14 +4738,19 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVMinimumVoltage', r)
         _p = 'TargetSOC'
         if fid == 6:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -4244,7 +4764,10 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f6 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             f6 = None
@@ -4253,7 +4776,10 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('EVMaximumDischargePower', r)
@@ -4262,7 +4788,10 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             raise missing('EVMinimumDischargePower', r)
@@ -4271,7 +4800,10 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 2)
         else:
             raise missing('EVMaximumDischargeCurrent', r)
@@ -4280,7 +4812,10 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_11[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDReqEnergyTransferMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             raise missing('EVMinimumDischargeCurrent', r)
@@ -4305,8 +4840,6 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
 
 _DT_BPT_DC_CPDResEnergyTransferMode = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (2, 2, ((6, 0, 8), (7, 0, 7), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((8, 0, 9), (-2, 0, 0))), (1, 2, ((7, 0, 7), (-2, 0, 0))), (1, 2, ((9, 0, 10), (-2, 0, 0))), (1, 2, ((10, 0, 11), (-2, 0, 0))), (1, 1, ((-1, 0, 11), (-2, 1, 0))),)
 _N_BPT_DC_CPDResEnergyTransferMode = ('EVSEMaximumChargePower', 'EVSEMinimumChargePower', 'EVSEMaximumChargeCurrent', 'EVSEMinimumChargeCurrent', 'EVSEMaximumVoltage', 'EVSEMinimumVoltage', 'EVSEPowerRampLimitation', 'EVSEMaximumDischargePower', 'EVSEMinimumDischargePower', 'EVSEMaximumDischargeCurrent', 'EVSEMinimumDischargeCurrent')
-_ET_BPT_DC_CPDResEnergyTransferMode = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 1, 4)}, {(4, 0): (0, 1, 5)}, {(5, 0): (0, 1, 6)}, {(6, 0): (0, 2, 8), (7, 0): (1, 2, 7)}, {(8, 0): (0, 1, 9)}, {(7, 0): (0, 1, 7)}, {(9, 0): (0, 1, 10)}, {(10, 0): (0, 1, 11)}, {},)
-_EE_BPT_DC_CPDResEnergyTransferMode = (None, None, None, None, None, None, None, None, None, None, None, (0, 1),)
 
 
 def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
@@ -4318,7 +4851,7 @@ def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4327,7 +4860,7 @@ def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4336,7 +4869,7 @@ def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumChargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4345,7 +4878,7 @@ def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumChargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4354,7 +4887,7 @@ def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4363,7 +4896,7 @@ def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4372,7 +4905,7 @@ def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 8
             if type(x) is not RationalNumber: raise bad_value('EVSEPowerRampLimitation', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4381,10 +4914,9 @@ def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumDischargePower', w)
         else:
-            t = _ET_BPT_DC_CPDResEnergyTransferMode[st].get((7, 0))
-            if t is None: raise not_allowed('EVSEMaximumDischargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.acc = (w.acc << 2) | 1; st = 7
+            elif st == 8: w.acc <<= 1; st = 7
+            else: raise not_allowed('EVSEMaximumDischargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEMinimumDischargePower'
@@ -4392,7 +4924,7 @@ def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumDischargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 9
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4401,7 +4933,7 @@ def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumDischargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 10
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumDischargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4410,12 +4942,12 @@ def _e_BPT_DC_CPDResEnergyTransferMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumDischargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 11
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumDischargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4437,14 +4969,20 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEMaximumChargePower'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVSEMaximumChargePower', r)
@@ -4453,7 +4991,10 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVSEMinimumChargePower', r)
@@ -4462,7 +5003,10 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVSEMaximumChargeCurrent', r)
@@ -4471,7 +5015,10 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVSEMinimumChargeCurrent', r)
@@ -4480,7 +5027,10 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVSEMaximumVoltage', r)
@@ -4489,7 +5039,10 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVSEMinimumVoltage', r)
@@ -4498,7 +5051,10 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             f6 = None
@@ -4507,7 +5063,10 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('EVSEMaximumDischargePower', r)
@@ -4516,7 +5075,10 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             raise missing('EVSEMinimumDischargePower', r)
@@ -4525,7 +5087,10 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 2)
         else:
             raise missing('EVSEMaximumDischargeCurrent', r)
@@ -4534,7 +5099,10 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_11[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_DC_CPDResEnergyTransferMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             raise missing('EVSEMinimumDischargeCurrent', r)
@@ -4572,7 +5140,7 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4581,10 +5149,9 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_DC_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVMaximumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 2; st = 2
+            else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumEnergyRequest'
@@ -4592,10 +5159,10 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_DC_CLReqControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVMinimumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVTargetCurrent'
@@ -4603,10 +5170,11 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetCurrent', w)
         else:
-            t = _ET_Scheduled_DC_CLReqControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVTargetCurrent', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 2) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
+            else: raise not_allowed('EVTargetCurrent', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVTargetVoltage'
@@ -4614,7 +5182,7 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVTargetVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4623,7 +5191,7 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 7
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4632,10 +5200,9 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_DC_CLReqControlMode[st].get((6, 0))
-            if t is None: raise not_allowed('EVMinimumChargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.acc = (w.acc << 3) | 1; st = 8
+            elif st == 7: w.acc <<= 3; st = 8
+            else: raise not_allowed('EVMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumChargeCurrent'
@@ -4643,10 +5210,10 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_DC_CLReqControlMode[st].get((7, 0))
-            if t is None: raise not_allowed('EVMaximumChargeCurrent', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.acc = (w.acc << 3) | 2; st = 9
+            elif st == 7: w.acc = (w.acc << 3) | 1; st = 9
+            elif st == 8: w.acc <<= 3; st = 9
+            else: raise not_allowed('EVMaximumChargeCurrent', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumVoltage'
@@ -4654,10 +5221,11 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_DC_CLReqControlMode[st].get((8, 0))
-            if t is None: raise not_allowed('EVMaximumVoltage', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.acc = (w.acc << 3) | 3; st = 10
+            elif st == 7: w.acc = (w.acc << 3) | 2; st = 10
+            elif st == 8: w.acc = (w.acc << 3) | 1; st = 10
+            elif st == 9: w.acc <<= 2; st = 10
+            else: raise not_allowed('EVMaximumVoltage', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumVoltage'
@@ -4667,14 +5235,14 @@ def _e_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Scheduled_DC_CLReqControlMode[st].get((9, 0))
             if t is None: raise not_allowed('EVMinimumVoltage', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMinimumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_Scheduled_DC_CLReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4695,14 +5263,20 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -4711,7 +5285,10 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -4720,7 +5297,10 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -4729,7 +5309,10 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVTargetCurrent', r)
@@ -4738,7 +5321,10 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('EVTargetVoltage', r)
@@ -4747,7 +5333,10 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_7[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f5 = None
@@ -4756,7 +5345,10 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_8[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f6 = None
@@ -4765,7 +5357,10 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_9[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f7 = None
@@ -4774,7 +5369,10 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_10[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             f8 = None
@@ -4783,7 +5381,10 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_DC_CLReqControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f9 = None
@@ -4820,7 +5421,7 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4829,10 +5430,9 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVMaximumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 2; st = 2
+            else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumEnergyRequest'
@@ -4840,16 +5440,16 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_CLReqControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVMinimumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_Scheduled_CLReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4863,14 +5463,20 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_CLReqControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Scheduled_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -4879,7 +5485,10 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -4888,7 +5497,10 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -4918,7 +5530,7 @@ def _e_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4927,10 +5539,9 @@ def _e_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_DC_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVSEMinimumChargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
+            else: raise not_allowed('EVSEMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEMaximumChargeCurrent'
@@ -4938,10 +5549,10 @@ def _e_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_DC_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVSEMaximumChargeCurrent', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('EVSEMaximumChargeCurrent', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEMaximumVoltage'
@@ -4949,16 +5560,17 @@ def _e_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_DC_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVSEMaximumVoltage', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
+            else: raise not_allowed('EVSEMaximumVoltage', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_Scheduled_DC_CLResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4973,14 +5585,20 @@ def _d_Scheduled_DC_CLResControlMode(r: BitReader) -> Scheduled_DC_CLResControlM
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_DC_CLResControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Scheduled_DC_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEMaximumChargePower'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLResControlMode_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Scheduled_DC_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -4989,7 +5607,10 @@ def _d_Scheduled_DC_CLResControlMode(r: BitReader) -> Scheduled_DC_CLResControlM
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLResControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_DC_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -4998,7 +5619,10 @@ def _d_Scheduled_DC_CLResControlMode(r: BitReader) -> Scheduled_DC_CLResControlM
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLResControlMode_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_DC_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -5007,7 +5631,10 @@ def _d_Scheduled_DC_CLResControlMode(r: BitReader) -> Scheduled_DC_CLResControlM
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Scheduled_DC_CLResControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_DC_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -5032,7 +5659,7 @@ def _e_Scheduled_CLResControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5043,7 +5670,10 @@ def _d_Scheduled_CLResControlMode(r: BitReader) -> Scheduled_CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_CLResControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Scheduled_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_Scheduled_CLResControlMode)
@@ -5067,7 +5697,7 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5076,10 +5706,9 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_DC_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVMaximumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 2; st = 2
+            else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumEnergyRequest'
@@ -5087,10 +5716,10 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_DC_CLReqControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVMinimumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVTargetCurrent'
@@ -5098,10 +5727,11 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetCurrent', w)
         else:
-            t = _ET_BPT_Scheduled_DC_CLReqControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVTargetCurrent', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 2) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
+            else: raise not_allowed('EVTargetCurrent', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVTargetVoltage'
@@ -5109,7 +5739,7 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVTargetVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVTargetVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5118,7 +5748,7 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 4)
+            w.acc <<= 4
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5127,10 +5757,9 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_DC_CLReqControlMode[st].get((6, 0))
-            if t is None: raise not_allowed('EVMinimumChargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.acc = (w.acc << 4) | 1; st = 7
+            elif st == 6: w.acc <<= 4; st = 7
+            else: raise not_allowed('EVMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumChargeCurrent'
@@ -5138,10 +5767,10 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_DC_CLReqControlMode[st].get((7, 0))
-            if t is None: raise not_allowed('EVMaximumChargeCurrent', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.acc = (w.acc << 4) | 2; st = 8
+            elif st == 6: w.acc = (w.acc << 4) | 1; st = 8
+            elif st == 7: w.acc <<= 3; st = 8
+            else: raise not_allowed('EVMaximumChargeCurrent', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumVoltage'
@@ -5149,10 +5778,11 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_DC_CLReqControlMode[st].get((8, 0))
-            if t is None: raise not_allowed('EVMaximumVoltage', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 5: w.acc = (w.acc << 4) | 3; st = 9
+            elif st == 6: w.acc = (w.acc << 4) | 2; st = 9
+            elif st == 7: w.acc = (w.acc << 3) | 1; st = 9
+            elif st == 8: w.acc <<= 3; st = 9
+            else: raise not_allowed('EVMaximumVoltage', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumVoltage'
@@ -5162,7 +5792,7 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_DC_CLReqControlMode[st].get((9, 0))
             if t is None: raise not_allowed('EVMinimumVoltage', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMinimumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5173,7 +5803,7 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_DC_CLReqControlMode[st].get((10, 0))
             if t is None: raise not_allowed('EVMaximumDischargePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5184,7 +5814,7 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_DC_CLReqControlMode[st].get((11, 0))
             if t is None: raise not_allowed('EVMinimumDischargePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5195,14 +5825,14 @@ def _e_BPT_Scheduled_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_DC_CLReqControlMode[st].get((12, 0))
             if t is None: raise not_allowed('EVMaximumDischargeCurrent', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_BPT_Scheduled_DC_CLReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5226,14 +5856,20 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -5242,7 +5878,10 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -5251,7 +5890,10 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -5260,7 +5902,10 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVTargetCurrent', r)
@@ -5269,7 +5914,10 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_5[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             raise missing('EVTargetVoltage', r)
@@ -5278,7 +5926,10 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_6[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -5287,7 +5938,10 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_7[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -5296,7 +5950,10 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_8[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -5305,7 +5962,10 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_9[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
@@ -5314,7 +5974,10 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_10[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             f9 = None
@@ -5323,7 +5986,10 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_11[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             f10 = None
@@ -5332,7 +5998,10 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_12[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 1)
         else:
             f11 = None
@@ -5341,7 +6010,10 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_13[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLReqControlMode_13[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 13, 1)
         else:
             f12 = None
@@ -5381,7 +6053,7 @@ def _e_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 4)
+            w.acc <<= 4
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5390,10 +6062,9 @@ def _e_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_DC_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVSEMinimumChargePower', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 1; st = 2
+            elif st == 1: w.acc <<= 4; st = 2
+            else: raise not_allowed('EVSEMinimumChargePower', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEMaximumChargeCurrent'
@@ -5401,10 +6072,10 @@ def _e_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_DC_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVSEMaximumChargeCurrent', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 4) | 1; st = 3
+            elif st == 2: w.acc <<= 3; st = 3
+            else: raise not_allowed('EVSEMaximumChargeCurrent', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEMaximumVoltage'
@@ -5412,10 +6083,11 @@ def _e_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Scheduled_DC_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('EVSEMaximumVoltage', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 4) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
+            else: raise not_allowed('EVSEMaximumVoltage', w)
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVSEMaximumDischargePower'
@@ -5425,7 +6097,7 @@ def _e_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_DC_CLResControlMode[st].get((4, 0))
             if t is None: raise not_allowed('EVSEMaximumDischargePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5436,7 +6108,7 @@ def _e_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_DC_CLResControlMode[st].get((5, 0))
             if t is None: raise not_allowed('EVSEMinimumDischargePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5447,7 +6119,7 @@ def _e_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_DC_CLResControlMode[st].get((6, 0))
             if t is None: raise not_allowed('EVSEMaximumDischargeCurrent', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumDischargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5458,14 +6130,14 @@ def _e_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Scheduled_DC_CLResControlMode[st].get((7, 0))
             if t is None: raise not_allowed('EVSEMinimumVoltage', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_BPT_Scheduled_DC_CLResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5484,14 +6156,20 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_0[r.bits(4)]
+        _q = r.pos + 4
+        if _q > r.wend: _c = r.bits(4)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+        fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEMaximumChargePower'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_1[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -5500,7 +6178,10 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -5509,7 +6190,10 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -5518,7 +6202,10 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -5527,7 +6214,10 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -5536,7 +6226,10 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -5545,7 +6238,10 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -5554,7 +6250,10 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Scheduled_DC_CLResControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -5576,8 +6275,6 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
 
 _DT_Dynamic_DC_CLReqControlMode = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (1, 2, ((7, 0, 8), (-2, 0, 0))), (1, 2, ((8, 0, 9), (-2, 0, 0))), (1, 1, ((-1, 0, 9), (-2, 1, 0))),)
 _N_Dynamic_DC_CLReqControlMode = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage')
-_ET_Dynamic_DC_CLReqControlMode = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 1, 4)}, {(4, 0): (0, 1, 5)}, {(5, 0): (0, 1, 6)}, {(6, 0): (0, 1, 7)}, {(7, 0): (0, 1, 8)}, {(8, 0): (0, 1, 9)}, {},)
-_EE_Dynamic_DC_CLReqControlMode = (None, None, None, None, None, None, None, None, None, (0, 1),)
 
 
 def _e_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
@@ -5590,19 +6287,18 @@ def _e_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            t = _ET_Dynamic_DC_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVTargetEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
+            else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumEnergyRequest'
@@ -5610,7 +6306,7 @@ def _e_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5619,7 +6315,7 @@ def _e_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5628,7 +6324,7 @@ def _e_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5637,7 +6333,7 @@ def _e_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5646,7 +6342,7 @@ def _e_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumChargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 7
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5655,7 +6351,7 @@ def _e_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 8
             if type(x) is not RationalNumber: raise bad_value('EVMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5664,12 +6360,12 @@ def _e_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 9
             if type(x) is not RationalNumber: raise bad_value('EVMinimumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5689,7 +6385,10 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -5701,7 +6400,10 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -5710,7 +6412,10 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetEnergyRequest', r)
@@ -5719,7 +6424,10 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaximumEnergyRequest', r)
@@ -5728,7 +6436,10 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVMinimumEnergyRequest', r)
@@ -5737,7 +6448,10 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVMaximumChargePower', r)
@@ -5746,7 +6460,10 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVMinimumChargePower', r)
@@ -5755,7 +6472,10 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('EVMaximumChargeCurrent', r)
@@ -5764,7 +6484,10 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             raise missing('EVMaximumVoltage', r)
@@ -5773,7 +6496,10 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLReqControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             raise missing('EVMinimumVoltage', r)
@@ -5796,8 +6522,6 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
 
 _DT_Dynamic_CLReqControlMode = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_Dynamic_CLReqControlMode = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest')
-_ET_Dynamic_CLReqControlMode = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 1, 4)}, {},)
-_EE_Dynamic_CLReqControlMode = (None, None, None, None, (0, 1),)
 
 
 def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
@@ -5810,19 +6534,18 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            t = _ET_Dynamic_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVTargetEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
+            else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumEnergyRequest'
@@ -5830,7 +6553,7 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5839,12 +6562,12 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5859,7 +6582,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_CLReqControlMode_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_Dynamic_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -5871,7 +6597,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -5880,7 +6609,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetEnergyRequest', r)
@@ -5889,7 +6621,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaximumEnergyRequest', r)
@@ -5898,7 +6633,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVMinimumEnergyRequest', r)
@@ -5930,45 +6668,45 @@ def _e_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_DC_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_DC_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_DC_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('AckMaxDelay', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
+            else: raise not_allowed('AckMaxDelay', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSEMaximumChargePower'
         x = v.evse_maximum_charge_power
         if x is None:
@@ -5976,7 +6714,7 @@ def _e_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Dynamic_DC_CLResControlMode[st].get((4, 0))
             if t is None: raise not_allowed('EVSEMaximumChargePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5985,7 +6723,7 @@ def _e_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5994,7 +6732,7 @@ def _e_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumChargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 7
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6003,12 +6741,12 @@ def _e_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 8
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6027,7 +6765,10 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -6039,14 +6780,19 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -6060,14 +6806,19 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -6081,7 +6832,10 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -6095,7 +6849,10 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
                 if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -6104,7 +6861,10 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVSEMaximumChargePower', r)
@@ -6113,7 +6873,10 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVSEMinimumChargePower', r)
@@ -6122,7 +6885,10 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('EVSEMaximumChargeCurrent', r)
@@ -6131,7 +6897,10 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_DC_CLResControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             raise missing('EVSEMaximumVoltage', r)
@@ -6167,49 +6936,49 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('AckMaxDelay', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
+            else: raise not_allowed('AckMaxDelay', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_Dynamic_CLResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6224,7 +6993,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_CLResControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Dynamic_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -6236,14 +7008,19 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -6257,14 +7034,19 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -6278,7 +7060,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -6292,7 +7077,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -6324,19 +7112,18 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            t = _ET_BPT_Dynamic_DC_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVTargetEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
+            else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumEnergyRequest'
@@ -6344,7 +7131,7 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6353,7 +7140,7 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6362,7 +7149,7 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6371,7 +7158,7 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6380,7 +7167,7 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumChargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 7
             if type(x) is not RationalNumber: raise bad_value('EVMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6389,7 +7176,7 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 8
             if type(x) is not RationalNumber: raise bad_value('EVMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6398,7 +7185,7 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 9
             if type(x) is not RationalNumber: raise bad_value('EVMinimumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6407,7 +7194,7 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumDischargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 10
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6416,7 +7203,7 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumDischargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 11
             if type(x) is not RationalNumber: raise bad_value('EVMinimumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6425,7 +7212,7 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumDischargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 12
             if type(x) is not RationalNumber: raise bad_value('EVMaximumDischargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6434,7 +7221,7 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 13
             if type(x) is not RationalNumber: raise bad_value('EVMaximumV2XEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6443,16 +7230,15 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_DC_CLReqControlMode[st].get((13, 0))
-            if t is None: raise not_allowed('EVMinimumV2XEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 12: w.acc = (w.acc << 2) | 1; st = 14
+            elif st == 13: w.acc <<= 2; st = 14
+            else: raise not_allowed('EVMinimumV2XEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumV2XEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_BPT_Dynamic_DC_CLReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6477,7 +7263,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -6489,7 +7278,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -6498,7 +7290,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetEnergyRequest', r)
@@ -6507,7 +7302,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaximumEnergyRequest', r)
@@ -6516,7 +7314,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVMinimumEnergyRequest', r)
@@ -6525,7 +7326,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVMaximumChargePower', r)
@@ -6534,7 +7338,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVMinimumChargePower', r)
@@ -6543,7 +7350,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('EVMaximumChargeCurrent', r)
@@ -6552,7 +7362,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             raise missing('EVMaximumVoltage', r)
@@ -6561,7 +7374,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             raise missing('EVMinimumVoltage', r)
@@ -6570,7 +7386,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 2)
         else:
             raise missing('EVMaximumDischargePower', r)
@@ -6579,7 +7398,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_11[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 2)
         else:
             raise missing('EVMinimumDischargePower', r)
@@ -6588,7 +7410,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_12[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 1)
         else:
             raise missing('EVMaximumDischargeCurrent', r)
@@ -6597,7 +7422,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_13[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_13[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 13, 1)
         else:
             f12 = None
@@ -6606,7 +7434,10 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             st = nst
             _x = _d_RationalNumber(r)
             f13 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_14[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLReqControlMode_14[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 14, 1)
         else:
             f13 = None
@@ -6648,45 +7479,45 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_DC_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_DC_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
         if x is None:
             pass
         else:
-            t = _ET_BPT_Dynamic_DC_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('AckMaxDelay', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
+            else: raise not_allowed('AckMaxDelay', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSEMaximumChargePower'
         x = v.evse_maximum_charge_power
         if x is None:
@@ -6694,7 +7525,7 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_BPT_Dynamic_DC_CLResControlMode[st].get((4, 0))
             if t is None: raise not_allowed('EVSEMaximumChargePower', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6703,7 +7534,7 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumChargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 6
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumChargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6712,7 +7543,7 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumChargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 7
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumChargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6721,7 +7552,7 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 8
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6730,7 +7561,7 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumDischargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 9
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6739,7 +7570,7 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumDischargePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 10
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumDischargePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6748,7 +7579,7 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMaximumDischargeCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 11
             if type(x) is not RationalNumber: raise bad_value('EVSEMaximumDischargeCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6757,12 +7588,12 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVSEMinimumVoltage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 12
             if type(x) is not RationalNumber: raise bad_value('EVSEMinimumVoltage', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6785,7 +7616,10 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -6797,14 +7631,19 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -6818,14 +7657,19 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -6839,7 +7683,10 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -6853,7 +7700,10 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
                 if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -6862,7 +7712,10 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVSEMaximumChargePower', r)
@@ -6871,7 +7724,10 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('EVSEMinimumChargePower', r)
@@ -6880,7 +7736,10 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('EVSEMaximumChargeCurrent', r)
@@ -6889,7 +7748,10 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             raise missing('EVSEMaximumVoltage', r)
@@ -6898,7 +7760,10 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             raise missing('EVSEMaximumDischargePower', r)
@@ -6907,7 +7772,10 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 2)
         else:
             raise missing('EVSEMinimumDischargePower', r)
@@ -6916,7 +7784,10 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_11[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 2)
         else:
             raise missing('EVSEMaximumDischargeCurrent', r)
@@ -6925,7 +7796,10 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
-            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_12[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_BPT_Dynamic_DC_CLResControlMode_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 1)
         else:
             raise missing('EVSEMinimumVoltage', r)
@@ -6963,7 +7837,7 @@ def _e_ListOfRootCertificateIDs(w: BitWriter, v: Any) -> None:
         for x in v.root_certificate_id:
             t = _ET_ListOfRootCertificateIDs[st].get((0, 0))
             if t is None: raise not_allowed('RootCertificateID', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not X509IssuerSerial: raise bad_value('RootCertificateID', x, 'is not a X509IssuerSerial', w)
             _e_X509IssuerSerial(w, x)
@@ -6971,7 +7845,7 @@ def _e_ListOfRootCertificateIDs(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_ListOfRootCertificateIDs[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6982,7 +7856,10 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'RootCertificateID'
         f0 = []
@@ -7372,12 +8249,12 @@ FIELDS.update(_SF); ENCODERS.update(_SEN); DECODERS.update(_SDE)
 
 def _es_g23(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g23(r: BitReader) -> Any:
@@ -7391,12 +8268,12 @@ def _ds_g23(r: BitReader) -> Any:
 
 def _es_g27(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g27(r: BitReader) -> Any:
@@ -7410,12 +8287,12 @@ def _ds_g27(r: BitReader) -> Any:
 
 def _es_g30(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g30(r: BitReader) -> Any:
@@ -7430,10 +8307,10 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:std:iso:15118:-20:DC', 'BPT_
 
 
 def _es_f0(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f0(r: BitReader) -> Any:
@@ -7447,10 +8324,10 @@ def _ds_f0(r: BitReader) -> Any:
 
 
 def _es_f5(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f5(r: BitReader) -> Any:
@@ -7464,10 +8341,10 @@ def _ds_f5(r: BitReader) -> Any:
 
 
 def _es_f8(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f8(r: BitReader) -> Any:
@@ -7481,10 +8358,10 @@ def _ds_f8(r: BitReader) -> Any:
 
 
 def _es_f15(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f15(r: BitReader) -> Any:
@@ -7498,10 +8375,10 @@ def _ds_f15(r: BitReader) -> Any:
 
 
 def _es_f16(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f16(r: BitReader) -> Any:
@@ -7516,11 +8393,13 @@ def _ds_f16(r: BitReader) -> Any:
 
 def _es_f17(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f17(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -7535,10 +8414,10 @@ def _ds_f17(r: BitReader) -> Any:
 
 
 def _es_f32(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f32(r: BitReader) -> Any:
@@ -7553,12 +8432,12 @@ def _ds_f32(r: BitReader) -> Any:
 
 def _es_f34(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f34(r: BitReader) -> Any:
@@ -7573,11 +8452,13 @@ def _ds_f34(r: BitReader) -> Any:
 def _es_f53(w: BitWriter, x: Any) -> None:
     _i = _I_Processing.get(x)
     if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f53(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -7597,11 +8478,13 @@ def _ds_f53(r: BitReader) -> Any:
 
 def _es_f54(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVSECurrentLimitAchieved', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f54(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -7618,11 +8501,13 @@ def _ds_f54(r: BitReader) -> Any:
 def _es_f65(w: BitWriter, x: Any) -> None:
     _i = _I_EvseNotification.get(x)
     if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
-    w.bits((_i << 1), 5)
+    w.acc = (w.acc << 5) | (_i << 1)
 
 
 def _ds_f65(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -7642,11 +8527,13 @@ def _ds_f65(r: BitReader) -> Any:
 
 def _es_f66(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVSEPowerLimitAchieved', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f66(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -7663,11 +8550,13 @@ def _ds_f66(r: BitReader) -> Any:
 def _es_f70(w: BitWriter, x: Any) -> None:
     _i = _I_Processing.get(x)
     if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f70(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -7687,11 +8576,13 @@ def _ds_f70(r: BitReader) -> Any:
 
 def _es_f72(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVSEVoltageLimitAchieved', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f72(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -7707,12 +8598,12 @@ def _ds_f72(r: BitReader) -> Any:
 
 def _es_f77(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f77(r: BitReader) -> Any:
@@ -7726,11 +8617,13 @@ def _ds_f77(r: BitReader) -> Any:
 
 def _es_f78(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
-    w.bits(((x - -128) << 1), 10)
+    w.acc = (w.acc << 10) | ((x - -128) << 1)
 
 
 def _ds_f78(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -7746,12 +8639,12 @@ def _ds_f78(r: BitReader) -> Any:
 
 def _es_f79(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f79(r: BitReader) -> Any:
@@ -7764,10 +8657,10 @@ def _ds_f79(r: BitReader) -> Any:
 
 
 def _es_f80(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f80(r: BitReader) -> Any:
@@ -7781,11 +8674,13 @@ def _ds_f80(r: BitReader) -> Any:
 
 def _es_f82(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('InletHot', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f82(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -7801,12 +8696,12 @@ def _ds_f82(r: BitReader) -> Any:
 
 def _es_f83(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f83(r: BitReader) -> Any:
@@ -7820,12 +8715,12 @@ def _ds_f83(r: BitReader) -> Any:
 
 def _es_f85(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f85(r: BitReader) -> Any:
@@ -7839,11 +8734,13 @@ def _ds_f85(r: BitReader) -> Any:
 
 def _es_f88(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f88(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -7861,31 +8758,32 @@ def _ds_f88(r: BitReader) -> Any:
 
 def _es_f89(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f89(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
+        _x = r.string(32)
         expect_ee(r)
     return _x
 
 
 def _es_f91(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f91(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -7901,29 +8799,28 @@ def _ds_f91(r: BitReader) -> Any:
 
 def _es_f92(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f92(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 64: raise bad_value('MeterSignature', _x, 'is longer than 64 octets', r)
+        _x = r.binary(64)
         expect_ee(r)
     return _x
 
 
 def _es_f93(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f93(r: BitReader) -> Any:
@@ -7937,10 +8834,10 @@ def _ds_f93(r: BitReader) -> Any:
 
 
 def _es_f94(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f94(r: BitReader) -> Any:
@@ -7955,12 +8852,12 @@ def _ds_f94(r: BitReader) -> Any:
 
 def _es_f95(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f95(r: BitReader) -> Any:
@@ -7974,11 +8871,13 @@ def _ds_f95(r: BitReader) -> Any:
 
 def _es_f96(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f96(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -7996,12 +8895,12 @@ def _ds_f96(r: BitReader) -> Any:
 
 def _es_f97(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f97(r: BitReader) -> Any:
@@ -8014,10 +8913,10 @@ def _ds_f97(r: BitReader) -> Any:
 
 
 def _es_f98(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f98(r: BitReader) -> Any:
@@ -8032,12 +8931,12 @@ def _ds_f98(r: BitReader) -> Any:
 
 def _es_f102(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f102(r: BitReader) -> Any:
@@ -8051,12 +8950,12 @@ def _ds_f102(r: BitReader) -> Any:
 
 def _es_f104(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f104(r: BitReader) -> Any:
@@ -8070,12 +8969,12 @@ def _ds_f104(r: BitReader) -> Any:
 
 def _es_f105(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f105(r: BitReader) -> Any:
@@ -8089,12 +8988,12 @@ def _ds_f105(r: BitReader) -> Any:
 
 def _es_f106(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f106(r: BitReader) -> Any:
@@ -8108,11 +9007,13 @@ def _ds_f106(r: BitReader) -> Any:
 
 def _es_f107(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f107(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -8130,12 +9031,12 @@ def _ds_f107(r: BitReader) -> Any:
 
 def _es_f108(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f108(r: BitReader) -> Any:
@@ -8148,10 +9049,10 @@ def _ds_f108(r: BitReader) -> Any:
 
 
 def _es_f112(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f112(r: BitReader) -> Any:
@@ -8165,10 +9066,10 @@ def _ds_f112(r: BitReader) -> Any:
 
 
 def _es_f113(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f113(r: BitReader) -> Any:
@@ -8182,10 +9083,10 @@ def _ds_f113(r: BitReader) -> Any:
 
 
 def _es_f114(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f114(r: BitReader) -> Any:
@@ -8201,11 +9102,13 @@ def _ds_f114(r: BitReader) -> Any:
 def _es_f115(w: BitWriter, x: Any) -> None:
     _i = _I_ResponseCode.get(x)
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-    w.bits((_i << 1), 8)
+    w.acc = (w.acc << 8) | (_i << 1)
 
 
 def _ds_f115(r: BitReader) -> Any:
-    _x = r.bits(8)
+    _q = r.pos + 8
+    if _q > r.wend: _x = r.bits(8)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
     if _x >> 7:
         r.pos -= 8
         if r.bit():
@@ -8225,12 +9128,12 @@ def _ds_f115(r: BitReader) -> Any:
 
 def _es_f119(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f119(r: BitReader) -> Any:
@@ -8244,12 +9147,12 @@ def _ds_f119(r: BitReader) -> Any:
 
 def _es_f122(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f122(r: BitReader) -> Any:
@@ -8263,31 +9166,32 @@ def _ds_f122(r: BitReader) -> Any:
 
 def _es_f123(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f123(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+        _x = r.binary(8)
         expect_ee(r)
     return _x
 
 
 def _es_f130(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f130(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -8305,11 +9209,13 @@ def _ds_f130(r: BitReader) -> Any:
 
 def _es_f131(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f131(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -8326,10 +9232,10 @@ def _ds_f131(r: BitReader) -> Any:
 
 
 def _es_f133(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f133(r: BitReader) -> Any:
@@ -8343,10 +9249,10 @@ def _ds_f133(r: BitReader) -> Any:
 
 
 def _es_f134(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f134(r: BitReader) -> Any:
@@ -8360,10 +9266,10 @@ def _ds_f134(r: BitReader) -> Any:
 
 
 def _es_f135(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f135(r: BitReader) -> Any:
@@ -8377,10 +9283,10 @@ def _ds_f135(r: BitReader) -> Any:
 
 
 def _es_f138(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f138(r: BitReader) -> Any:
@@ -8395,12 +9301,12 @@ def _ds_f138(r: BitReader) -> Any:
 
 def _es_f139(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f139(r: BitReader) -> Any:
@@ -8414,12 +9320,12 @@ def _ds_f139(r: BitReader) -> Any:
 
 def _es_f140(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f140(r: BitReader) -> Any:
@@ -8433,12 +9339,12 @@ def _ds_f140(r: BitReader) -> Any:
 
 def _es_f142(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f142(r: BitReader) -> Any:
@@ -8452,12 +9358,12 @@ def _ds_f142(r: BitReader) -> Any:
 
 def _es_f144(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f144(r: BitReader) -> Any:
@@ -8470,10 +9376,10 @@ def _ds_f144(r: BitReader) -> Any:
 
 
 def _es_f145(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f145(r: BitReader) -> Any:
@@ -8487,12 +9393,12 @@ def _ds_f145(r: BitReader) -> Any:
 
 def _es_f146(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f146(r: BitReader) -> Any:
@@ -8506,12 +9412,12 @@ def _ds_f146(r: BitReader) -> Any:
 
 def _es_f147(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f147(r: BitReader) -> Any:
@@ -8525,12 +9431,12 @@ def _ds_f147(r: BitReader) -> Any:
 
 def _es_f148(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f148(r: BitReader) -> Any:

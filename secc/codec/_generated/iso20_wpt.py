@@ -768,7 +768,7 @@ def _e_CLReqControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -779,7 +779,10 @@ def _d_CLReqControlMode(r: BitReader) -> CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CLReqControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_CLReqControlMode)
@@ -797,7 +800,7 @@ def _e_CLResControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -808,7 +811,10 @@ def _d_CLResControlMode(r: BitReader) -> CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CLResControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_CLResControlMode)
@@ -832,7 +838,7 @@ def _e_WPT_FinePositioningSetupReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -844,13 +850,13 @@ def _e_WPT_FinePositioningSetupReq(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVDeviceFinePositioningMethodList'
         x = v.ev_device_fine_positioning_method_list
         if x is None:
             raise missing('EVDeviceFinePositioningMethodList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not WPT_FinePositioningMethodList: raise bad_value('EVDeviceFinePositioningMethodList', x, 'is not a WPT_FinePositioningMethodList', w)
             _e_WPT_FinePositioningMethodList(w, x)
@@ -859,7 +865,7 @@ def _e_WPT_FinePositioningSetupReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVDevicePairingMethodList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not WPT_PairingMethodList: raise bad_value('EVDevicePairingMethodList', x, 'is not a WPT_PairingMethodList', w)
             _e_WPT_PairingMethodList(w, x)
@@ -868,7 +874,7 @@ def _e_WPT_FinePositioningSetupReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVDeviceAlignmentCheckMethodList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not WPT_AlignmentCheckMethodList: raise bad_value('EVDeviceAlignmentCheckMethodList', x, 'is not a WPT_AlignmentCheckMethodList', w)
             _e_WPT_AlignmentCheckMethodList(w, x)
@@ -878,23 +884,23 @@ def _e_WPT_FinePositioningSetupReq(w: BitWriter, v: Any) -> None:
             raise missing('NaturalOffset', w)
         else:
             st = 6
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('NaturalOffset', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'VendorSpecificDataContainer'
         for x in v.vendor_specific_data_container:
             t = _ET_WPT_FinePositioningSetupReq[st].get((6, 0))
             if t is None: raise not_allowed('VendorSpecificDataContainer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
         _p = 'LF_SystemSetupData'
         x = v.lf_system_setup_data
@@ -903,14 +909,14 @@ def _e_WPT_FinePositioningSetupReq(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_WPT_FinePositioningSetupReq[st].get((7, 0))
             if t is None: raise not_allowed('LF_SystemSetupData', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not WPT_LF_SystemSetupData: raise bad_value('LF_SystemSetupData', x, 'is not a WPT_LF_SystemSetupData', w)
             _e_WPT_LF_SystemSetupData(w, x)
         _p = None
         e = _EE_WPT_FinePositioningSetupReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -928,21 +934,29 @@ def _d_WPT_FinePositioningSetupReq(r: BitReader) -> WPT_FinePositioningSetupReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_FinePositioningSetupReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_FinePositioningSetupReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'EVProcessing'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -958,7 +972,10 @@ def _d_WPT_FinePositioningSetupReq(r: BitReader) -> WPT_FinePositioningSetupReq:
                 if _x >= 3: raise bad_value('EVProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f1 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVProcessing', r)
@@ -967,7 +984,10 @@ def _d_WPT_FinePositioningSetupReq(r: BitReader) -> WPT_FinePositioningSetupReq:
             st = nst
             _x = _d_WPT_FinePositioningMethodList(r)
             f2 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVDeviceFinePositioningMethodList', r)
@@ -976,7 +996,10 @@ def _d_WPT_FinePositioningSetupReq(r: BitReader) -> WPT_FinePositioningSetupReq:
             st = nst
             _x = _d_WPT_PairingMethodList(r)
             f3 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVDevicePairingMethodList', r)
@@ -985,7 +1008,10 @@ def _d_WPT_FinePositioningSetupReq(r: BitReader) -> WPT_FinePositioningSetupReq:
             st = nst
             _x = _d_WPT_AlignmentCheckMethodList(r)
             f4 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVDeviceAlignmentCheckMethodList', r)
@@ -999,7 +1025,10 @@ def _d_WPT_FinePositioningSetupReq(r: BitReader) -> WPT_FinePositioningSetupReq:
                 if _x > 65535: raise bad_value('NaturalOffset', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('NaturalOffset', r)
@@ -1010,8 +1039,7 @@ def _d_WPT_FinePositioningSetupReq(r: BitReader) -> WPT_FinePositioningSetupReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('VendorSpecificDataContainer', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f6.append(_x)
             fid, m, nst = ev(r, _DT_WPT_FinePositioningSetupReq, st)
@@ -1020,7 +1048,10 @@ def _d_WPT_FinePositioningSetupReq(r: BitReader) -> WPT_FinePositioningSetupReq:
             st = nst
             _x = _d_WPT_LF_SystemSetupData(r)
             f7 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningSetupReq_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -1053,12 +1084,12 @@ def _e_V2GRequest(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1070,14 +1101,20 @@ def _d_V2GRequest(r: BitReader) -> V2GRequest:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GRequest_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GRequest_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GRequest_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GRequest_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -1103,12 +1140,12 @@ def _e_V2GMessage(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1120,14 +1157,20 @@ def _d_V2GMessage(r: BitReader) -> V2GMessage:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GMessage_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GMessage_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GMessage_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GMessage_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -1156,37 +1199,37 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
             raise missing('SessionID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'TimeStamp'
         x = v.time_stamp
         if x is None:
             raise missing('TimeStamp', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Signature'
         x = v.signature
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not Signature: raise bad_value('Signature', x, 'is not a Signature', w)
             _e_Signature(w, x)
         _p = None
         e = _EE_MessageHeader[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1200,7 +1243,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MessageHeader_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MessageHeader_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SessionID'
         if fid == 0:
@@ -1208,11 +1254,13 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+                _x = r.binary(8)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MessageHeader_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MessageHeader_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('SessionID', r)
@@ -1226,7 +1274,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 if _x > 18446744073709551615: raise bad_value('TimeStamp', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_MessageHeader_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MessageHeader_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('TimeStamp', r)
@@ -1235,7 +1286,10 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             st = nst
             _x = _d_Signature(r)
             f2 = _x
-            fid, m, nst = e = _R_MessageHeader_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MessageHeader_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -1264,16 +1318,16 @@ def _e_WPT_FinePositioningMethodList(w: BitWriter, v: Any) -> None:
         for x in v.wpt_fine_positioning_method:
             t = _ET_WPT_FinePositioningMethodList[st].get((0, 0))
             if t is None: raise not_allowed('WPT_FinePositioningMethod', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _i = _I_WPT_FinePositioningMethod.get(x)
             if _i is None: raise bad_value('WPT_FinePositioningMethod', x, 'is not a value of WPT_FinePositioningMethod', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         if len(v.wpt_fine_positioning_method) > 8: raise bad_value('WPT_FinePositioningMethod', len(v.wpt_fine_positioning_method), 'occurrences, more than 8', w)
         _p = None
         e = _EE_WPT_FinePositioningMethodList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1284,13 +1338,18 @@ def _d_WPT_FinePositioningMethodList(r: BitReader) -> WPT_FinePositioningMethodL
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_FinePositioningMethodList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_FinePositioningMethodList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'WPT_FinePositioningMethod'
         f0 = []
         while fid == 0:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -1331,16 +1390,16 @@ def _e_WPT_PairingMethodList(w: BitWriter, v: Any) -> None:
         for x in v.wpt_pairing_method:
             t = _ET_WPT_PairingMethodList[st].get((0, 0))
             if t is None: raise not_allowed('WPT_PairingMethod', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _i = _I_WPT_PairingMethod.get(x)
             if _i is None: raise bad_value('WPT_PairingMethod', x, 'is not a value of WPT_PairingMethod', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         if len(v.wpt_pairing_method) > 8: raise bad_value('WPT_PairingMethod', len(v.wpt_pairing_method), 'occurrences, more than 8', w)
         _p = None
         e = _EE_WPT_PairingMethodList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1351,13 +1410,18 @@ def _d_WPT_PairingMethodList(r: BitReader) -> WPT_PairingMethodList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_PairingMethodList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_PairingMethodList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'WPT_PairingMethod'
         f0 = []
         while fid == 0:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -1398,16 +1462,16 @@ def _e_WPT_AlignmentCheckMethodList(w: BitWriter, v: Any) -> None:
         for x in v.wpt_alignment_check_method:
             t = _ET_WPT_AlignmentCheckMethodList[st].get((0, 0))
             if t is None: raise not_allowed('WPT_AlignmentCheckMethod', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             _i = _I_WPT_AlignmentCheckMethod.get(x)
             if _i is None: raise bad_value('WPT_AlignmentCheckMethod', x, 'is not a value of WPT_AlignmentCheckMethod', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         if len(v.wpt_alignment_check_method) > 8: raise bad_value('WPT_AlignmentCheckMethod', len(v.wpt_alignment_check_method), 'occurrences, more than 8', w)
         _p = None
         e = _EE_WPT_AlignmentCheckMethodList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1418,13 +1482,18 @@ def _d_WPT_AlignmentCheckMethodList(r: BitReader) -> WPT_AlignmentCheckMethodLis
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_AlignmentCheckMethodList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_AlignmentCheckMethodList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'WPT_AlignmentCheckMethod'
         f0 = []
         while fid == 0:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -1466,7 +1535,7 @@ def _e_WPT_LF_SystemSetupData(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if type(x) is not WPT_LF_TransmitterData: raise bad_value('LF_TransmitterSetupData', x, 'is not a WPT_LF_TransmitterData', w)
             _e_WPT_LF_TransmitterData(w, x)
@@ -1475,16 +1544,15 @@ def _e_WPT_LF_SystemSetupData(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_WPT_LF_SystemSetupData[st].get((1, 0))
-            if t is None: raise not_allowed('LF_ReceiverSetupData', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: raise not_allowed('LF_ReceiverSetupData', w)
+            else: raise not_allowed('LF_ReceiverSetupData', w)
             if type(x) is not WPT_LF_ReceiverData: raise bad_value('LF_ReceiverSetupData', x, 'is not a WPT_LF_ReceiverData', w)
             _e_WPT_LF_ReceiverData(w, x)
         _p = None
         e = _EE_WPT_LF_SystemSetupData[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1497,14 +1565,20 @@ def _d_WPT_LF_SystemSetupData(r: BitReader) -> WPT_LF_SystemSetupData:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_LF_SystemSetupData_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_WPT_LF_SystemSetupData_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'LF_TransmitterSetupData'
         if fid == 0:
             st = nst
             _x = _d_WPT_LF_TransmitterData(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_LF_SystemSetupData_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_SystemSetupData_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -1513,7 +1587,10 @@ def _d_WPT_LF_SystemSetupData(r: BitReader) -> WPT_LF_SystemSetupData:
             st = nst
             _x = _d_WPT_LF_ReceiverData(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_LF_SystemSetupData_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_SystemSetupData_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -1544,13 +1621,13 @@ def _e_WPT_LF_TransmitterData(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumberOfTransmitters', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 11)
+            w.acc = (w.acc << 11) | (x << 1)
         _p = 'SignalFrequency'
         x = v.signal_frequency
         if x is None:
             raise missing('SignalFrequency', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('SignalFrequency', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -1558,7 +1635,7 @@ def _e_WPT_LF_TransmitterData(w: BitWriter, v: Any) -> None:
         for x in v.tx_spec_data:
             t = _ET_WPT_LF_TransmitterData[st].get((2, 0))
             if t is None: raise not_allowed('TxSpecData', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not WPT_TxRxSpecData: raise bad_value('TxSpecData', x, 'is not a WPT_TxRxSpecData', w)
             _e_WPT_TxRxSpecData(w, x)
@@ -1570,14 +1647,14 @@ def _e_WPT_LF_TransmitterData(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_WPT_LF_TransmitterData[st].get((3, 0))
             if t is None: raise not_allowed('TxPackageSpecData', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not WPT_TxRxPackageSpecData: raise bad_value('TxPackageSpecData', x, 'is not a WPT_TxRxPackageSpecData', w)
             _e_WPT_TxRxPackageSpecData(w, x)
         _p = None
         e = _EE_WPT_LF_TransmitterData[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1591,12 +1668,17 @@ def _d_WPT_LF_TransmitterData(r: BitReader) -> WPT_LF_TransmitterData:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_LF_TransmitterData_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_LF_TransmitterData_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NumberOfTransmitters'
         if fid == 0:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -1608,7 +1690,10 @@ def _d_WPT_LF_TransmitterData(r: BitReader) -> WPT_LF_TransmitterData:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f0 = _x
-            fid, m, nst = e = _R_WPT_LF_TransmitterData_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_TransmitterData_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('NumberOfTransmitters', r)
@@ -1617,7 +1702,10 @@ def _d_WPT_LF_TransmitterData(r: BitReader) -> WPT_LF_TransmitterData:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_LF_TransmitterData_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_TransmitterData_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('SignalFrequency', r)
@@ -1634,7 +1722,10 @@ def _d_WPT_LF_TransmitterData(r: BitReader) -> WPT_LF_TransmitterData:
             st = nst
             _x = _d_WPT_TxRxPackageSpecData(r)
             f3 = _x
-            fid, m, nst = e = _R_WPT_LF_TransmitterData_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_TransmitterData_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f3 = None
@@ -1654,7 +1745,7 @@ _DT_RationalNumber = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0
 _N_RationalNumber = ('Exponent', 'Value')
 
 
-def _e_RationalNumber(w: BitWriter, v: Any) -> None:
+def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -1665,19 +1756,19 @@ def _e_RationalNumber(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
-            w.bits(((x - -128) << 1), 11)
+            w.acc = (w.acc << 11) | ((x - -128) << 1)
         _p = 'Value'
         x = v.value
         if x is None:
             raise missing('Value', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1686,16 +1777,21 @@ _R_RationalNumber_1 = _DT_RationalNumber[1][2]
 _R_RationalNumber_2 = _DT_RationalNumber[2][2]
 
 
-def _d_RationalNumber(r: BitReader) -> RationalNumber:
+def _dg_RationalNumber(r: BitReader) -> RationalNumber:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_RationalNumber_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_RationalNumber_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Exponent'
         if fid == 0:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -1707,7 +1803,10 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 255) + -128
             f0 = _x
-            fid, m, nst = e = _R_RationalNumber_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RationalNumber_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Exponent', r)
@@ -1721,7 +1820,10 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
                 if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_RationalNumber_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RationalNumber_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Value', r)
@@ -1734,6 +1836,77 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
     _S_RationalNumber_0(o, f0)
     _S_RationalNumber_1(o, f1)
     return o
+
+
+_EC_RationalNumber: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_RationalNumber(w: BitWriter, v: Any) -> None:
+    """Fused fast path (one write); the generic _eg_RationalNumber otherwise."""
+    _c = _EC_RationalNumber.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    x0 = v.exponent
+    x1 = v.value
+    if (type(x0) is int and -128 <= x0 <= 127) and (type(x1) is int and -32768 <= x1 and x1 <= 32767):
+        _u = (-x1 - 1 if x1 < 0 else x1)
+        if _u < 0x80:
+            _b = ((((x0 - -128) << 4) | (x1 < 0)) << 10) | (_u << 2) | 0
+            _n = 24
+        elif _u < 0x4000:
+            _b = ((((x0 - -128) << 4) | (x1 < 0)) << 18) | ((((_u & 0x7F) << 8) | 0x8000 | (_u >> 7)) << 2) | 0
+            _n = 32
+        else:
+            w.acc = (w.acc << 14) | ((x0 - -128) << 4) | (x1 < 0)
+            w.uint(_u)
+            w.acc <<= 2
+            return
+        if len(_EC_RationalNumber) >= 256: _EC_RationalNumber.clear()
+        _EC_RationalNumber[id(v)] = (v, _b, _n)
+        w.acc = (w.acc << _n) | _b
+        return
+    _eg_RationalNumber(w, v)
+
+_C_RationalNumber: dict[int, RationalNumber] = {}  # bit pattern -> decoded value
+
+
+def _d_RationalNumber(r: BitReader) -> RationalNumber:
+    """Fused fast path (one read); the generic _dg_RationalNumber otherwise."""
+    _s = r.pos
+    try:
+        _q = _s + 32
+        if _q > r.wend: _y = r.peek(32)
+        else: _y = (r.val >> (r.wend - _q)) & 0xffffffff
+        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 32
+        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 24
+        o = _C_RationalNumber.get(_k)
+        if o is not None and _q <= r.end:
+            r.pos = _q
+            return o
+        _x = _y >> 18
+        if _x & 0x300e == 0x0:
+            a0 = (_x >> 4) & 0xff
+            _v = (_y >> 10) & 0xFF
+            if _v < 0x80:
+                _t = (_y >> 8) & 0x3; _q = _s + 24
+            else:
+                _g = (_y >> 2) & 0xFF
+                _v = (_v & 0x7F) | (_g << 7)
+                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 32
+            if _x & 1: _v = -_v - 1
+            if _t == 0 and _q <= r.end and -32768 <= _v and _v <= 32767:
+                r.pos = _q
+                o = _new(RationalNumber)
+                _S_RationalNumber_0(o, a0 + -128)
+                _S_RationalNumber_1(o, _v)
+                if len(_C_RationalNumber) >= 256: _C_RationalNumber.clear()
+                _C_RationalNumber[_k] = o
+                return o
+    except CodecError:
+        pass
+    r.rewind(_s)
+    return _dg_RationalNumber(r)
 
 _DT_WPT_TxRxSpecData = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_WPT_TxRxSpecData = ('TxRxIdentifier', 'TxRxPosition', 'TxRxOrientation')
@@ -1749,16 +1922,16 @@ def _e_WPT_TxRxSpecData(w: BitWriter, v: Any) -> None:
             raise missing('TxRxIdentifier', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TxRxIdentifier', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'TxRxPosition'
         x = v.tx_rx_position
         if x is None:
             raise missing('TxRxPosition', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not WPT_CoordinateXYZ: raise bad_value('TxRxPosition', x, 'is not a WPT_CoordinateXYZ', w)
             _e_WPT_CoordinateXYZ(w, x)
@@ -1767,12 +1940,12 @@ def _e_WPT_TxRxSpecData(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('TxRxOrientation', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not WPT_CoordinateXYZ: raise bad_value('TxRxOrientation', x, 'is not a WPT_CoordinateXYZ', w)
             _e_WPT_CoordinateXYZ(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1786,7 +1959,10 @@ def _d_WPT_TxRxSpecData(r: BitReader) -> WPT_TxRxSpecData:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_TxRxSpecData_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_TxRxSpecData_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TxRxIdentifier'
         if fid == 0:
@@ -1798,7 +1974,10 @@ def _d_WPT_TxRxSpecData(r: BitReader) -> WPT_TxRxSpecData:
                 if _x < 1 or _x > 4294967295: raise bad_value('TxRxIdentifier', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_TxRxSpecData_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_TxRxSpecData_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TxRxIdentifier', r)
@@ -1807,7 +1986,10 @@ def _d_WPT_TxRxSpecData(r: BitReader) -> WPT_TxRxSpecData:
             st = nst
             _x = _d_WPT_CoordinateXYZ(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_TxRxSpecData_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_TxRxSpecData_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('TxRxPosition', r)
@@ -1816,7 +1998,10 @@ def _d_WPT_TxRxSpecData(r: BitReader) -> WPT_TxRxSpecData:
             st = nst
             _x = _d_WPT_CoordinateXYZ(r)
             f2 = _x
-            fid, m, nst = e = _R_WPT_TxRxSpecData_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_TxRxSpecData_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('TxRxOrientation', r)
@@ -1845,32 +2030,32 @@ def _e_WPT_CoordinateXYZ(w: BitWriter, v: Any) -> None:
             raise missing('Coord_X', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Coord_X', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Coord_Y'
         x = v.coord_y
         if x is None:
             raise missing('Coord_Y', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Coord_Y', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Coord_Z'
         x = v.coord_z
         if x is None:
             raise missing('Coord_Z', w)
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Coord_Z', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1884,7 +2069,10 @@ def _d_WPT_CoordinateXYZ(r: BitReader) -> WPT_CoordinateXYZ:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_CoordinateXYZ_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_CoordinateXYZ_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Coord_X'
         if fid == 0:
@@ -1896,7 +2084,10 @@ def _d_WPT_CoordinateXYZ(r: BitReader) -> WPT_CoordinateXYZ:
                 if _x < -32768 or _x > 32767: raise bad_value('Coord_X', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_CoordinateXYZ_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_CoordinateXYZ_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Coord_X', r)
@@ -1910,7 +2101,10 @@ def _d_WPT_CoordinateXYZ(r: BitReader) -> WPT_CoordinateXYZ:
                 if _x < -32768 or _x > 32767: raise bad_value('Coord_Y', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_CoordinateXYZ_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_CoordinateXYZ_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('Coord_Y', r)
@@ -1924,7 +2118,10 @@ def _d_WPT_CoordinateXYZ(r: BitReader) -> WPT_CoordinateXYZ:
                 if _x < -32768 or _x > 32767: raise bad_value('Coord_Z', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_WPT_CoordinateXYZ_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_CoordinateXYZ_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('Coord_Z', r)
@@ -1953,7 +2150,7 @@ def _e_WPT_TxRxPackageSpecData(w: BitWriter, v: Any) -> None:
         for x in v.pulse_sequence_order:
             t = _ET_WPT_TxRxPackageSpecData[st].get((0, 0))
             if t is None: raise not_allowed('PulseSequenceOrder', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not WPT_TxRxPulseOrder: raise bad_value('PulseSequenceOrder', x, 'is not a WPT_TxRxPulseOrder', w)
             _e_WPT_TxRxPulseOrder(w, x)
@@ -1965,34 +2162,34 @@ def _e_WPT_TxRxPackageSpecData(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_WPT_TxRxPackageSpecData[st].get((1, 0))
             if t is None: raise not_allowed('PulseSeparationTime', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('PulseSeparationTime', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PulseDuration'
         x = v.pulse_duration
         if x is None:
             raise missing('PulseDuration', w)
         else:
             st = 6
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('PulseDuration', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PackageSeparationTime'
         x = v.package_separation_time
         if x is None:
             raise missing('PackageSeparationTime', w)
         else:
             st = 8
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('PackageSeparationTime', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2006,7 +2203,10 @@ def _d_WPT_TxRxPackageSpecData(r: BitReader) -> WPT_TxRxPackageSpecData:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_TxRxPackageSpecData_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_TxRxPackageSpecData_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PulseSequenceOrder'
         f0 = []
@@ -2026,7 +2226,10 @@ def _d_WPT_TxRxPackageSpecData(r: BitReader) -> WPT_TxRxPackageSpecData:
                 if _x > 65535: raise bad_value('PulseSeparationTime', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_TxRxPackageSpecData_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_TxRxPackageSpecData_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('PulseSeparationTime', r)
@@ -2040,7 +2243,10 @@ def _d_WPT_TxRxPackageSpecData(r: BitReader) -> WPT_TxRxPackageSpecData:
                 if _x > 65535: raise bad_value('PulseDuration', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_WPT_TxRxPackageSpecData_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_TxRxPackageSpecData_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('PulseDuration', r)
@@ -2054,7 +2260,10 @@ def _d_WPT_TxRxPackageSpecData(r: BitReader) -> WPT_TxRxPackageSpecData:
                 if _x > 65535: raise bad_value('PackageSeparationTime', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_WPT_TxRxPackageSpecData_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_TxRxPackageSpecData_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             raise missing('PackageSeparationTime', r)
@@ -2084,22 +2293,22 @@ def _e_WPT_TxRxPulseOrder(w: BitWriter, v: Any) -> None:
             raise missing('IndexNumber', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('IndexNumber', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'TxRxIdentifier'
         x = v.tx_rx_identifier
         if x is None:
             raise missing('TxRxIdentifier', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TxRxIdentifier', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2112,7 +2321,10 @@ def _d_WPT_TxRxPulseOrder(r: BitReader) -> WPT_TxRxPulseOrder:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_TxRxPulseOrder_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_TxRxPulseOrder_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'IndexNumber'
         if fid == 0:
@@ -2124,7 +2336,10 @@ def _d_WPT_TxRxPulseOrder(r: BitReader) -> WPT_TxRxPulseOrder:
                 if _x > 65535: raise bad_value('IndexNumber', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_TxRxPulseOrder_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_TxRxPulseOrder_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('IndexNumber', r)
@@ -2138,7 +2353,10 @@ def _d_WPT_TxRxPulseOrder(r: BitReader) -> WPT_TxRxPulseOrder:
                 if _x < 1 or _x > 4294967295: raise bad_value('TxRxIdentifier', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_TxRxPulseOrder_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_TxRxPulseOrder_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('TxRxIdentifier', r)
@@ -2169,12 +2387,12 @@ def _e_WPT_LF_ReceiverData(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumberOfReceivers', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 11)
+            w.acc = (w.acc << 11) | (x << 1)
         _p = 'RxSpecData'
         for x in v.rx_spec_data:
             t = _ET_WPT_LF_ReceiverData[st].get((1, 0))
             if t is None: raise not_allowed('RxSpecData', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not WPT_TxRxSpecData: raise bad_value('RxSpecData', x, 'is not a WPT_TxRxSpecData', w)
             _e_WPT_TxRxSpecData(w, x)
@@ -2182,7 +2400,7 @@ def _e_WPT_LF_ReceiverData(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_WPT_LF_ReceiverData[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2194,12 +2412,17 @@ def _d_WPT_LF_ReceiverData(r: BitReader) -> WPT_LF_ReceiverData:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_LF_ReceiverData_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_LF_ReceiverData_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NumberOfReceivers'
         if fid == 0:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -2211,7 +2434,10 @@ def _d_WPT_LF_ReceiverData(r: BitReader) -> WPT_LF_ReceiverData:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f0 = _x
-            fid, m, nst = e = _R_WPT_LF_ReceiverData_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_ReceiverData_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('NumberOfReceivers', r)
@@ -2248,7 +2474,7 @@ def _e_WPT_FinePositioningSetupRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2260,13 +2486,13 @@ def _e_WPT_FinePositioningSetupRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'PrimaryDeviceFinePositioningMethodList'
         x = v.primary_device_fine_positioning_method_list
         if x is None:
             raise missing('PrimaryDeviceFinePositioningMethodList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not WPT_FinePositioningMethodList: raise bad_value('PrimaryDeviceFinePositioningMethodList', x, 'is not a WPT_FinePositioningMethodList', w)
             _e_WPT_FinePositioningMethodList(w, x)
@@ -2275,7 +2501,7 @@ def _e_WPT_FinePositioningSetupRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('PrimaryDevicePairingMethodList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not WPT_PairingMethodList: raise bad_value('PrimaryDevicePairingMethodList', x, 'is not a WPT_PairingMethodList', w)
             _e_WPT_PairingMethodList(w, x)
@@ -2284,7 +2510,7 @@ def _e_WPT_FinePositioningSetupRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('PrimaryDeviceAlignmentCheckMethodList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not WPT_AlignmentCheckMethodList: raise bad_value('PrimaryDeviceAlignmentCheckMethodList', x, 'is not a WPT_AlignmentCheckMethodList', w)
             _e_WPT_AlignmentCheckMethodList(w, x)
@@ -2294,23 +2520,23 @@ def _e_WPT_FinePositioningSetupRes(w: BitWriter, v: Any) -> None:
             raise missing('NaturalOffset', w)
         else:
             st = 6
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('NaturalOffset', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'VendorSpecificDataContainer'
         for x in v.vendor_specific_data_container:
             t = _ET_WPT_FinePositioningSetupRes[st].get((6, 0))
             if t is None: raise not_allowed('VendorSpecificDataContainer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
         _p = 'LF_SystemSetupData'
         x = v.lf_system_setup_data
@@ -2319,14 +2545,14 @@ def _e_WPT_FinePositioningSetupRes(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_WPT_FinePositioningSetupRes[st].get((7, 0))
             if t is None: raise not_allowed('LF_SystemSetupData', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not WPT_LF_SystemSetupData: raise bad_value('LF_SystemSetupData', x, 'is not a WPT_LF_SystemSetupData', w)
             _e_WPT_LF_SystemSetupData(w, x)
         _p = None
         e = _EE_WPT_FinePositioningSetupRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2344,21 +2570,29 @@ def _d_WPT_FinePositioningSetupRes(r: BitReader) -> WPT_FinePositioningSetupRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_FinePositioningSetupRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_FinePositioningSetupRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -2374,7 +2608,10 @@ def _d_WPT_FinePositioningSetupRes(r: BitReader) -> WPT_FinePositioningSetupRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -2383,7 +2620,10 @@ def _d_WPT_FinePositioningSetupRes(r: BitReader) -> WPT_FinePositioningSetupRes:
             st = nst
             _x = _d_WPT_FinePositioningMethodList(r)
             f2 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('PrimaryDeviceFinePositioningMethodList', r)
@@ -2392,7 +2632,10 @@ def _d_WPT_FinePositioningSetupRes(r: BitReader) -> WPT_FinePositioningSetupRes:
             st = nst
             _x = _d_WPT_PairingMethodList(r)
             f3 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('PrimaryDevicePairingMethodList', r)
@@ -2401,7 +2644,10 @@ def _d_WPT_FinePositioningSetupRes(r: BitReader) -> WPT_FinePositioningSetupRes:
             st = nst
             _x = _d_WPT_AlignmentCheckMethodList(r)
             f4 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('PrimaryDeviceAlignmentCheckMethodList', r)
@@ -2415,7 +2661,10 @@ def _d_WPT_FinePositioningSetupRes(r: BitReader) -> WPT_FinePositioningSetupRes:
                 if _x > 65535: raise bad_value('NaturalOffset', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('NaturalOffset', r)
@@ -2426,8 +2675,7 @@ def _d_WPT_FinePositioningSetupRes(r: BitReader) -> WPT_FinePositioningSetupRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('VendorSpecificDataContainer', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f6.append(_x)
             fid, m, nst = ev(r, _DT_WPT_FinePositioningSetupRes, st)
@@ -2436,7 +2684,10 @@ def _d_WPT_FinePositioningSetupRes(r: BitReader) -> WPT_FinePositioningSetupRes:
             st = nst
             _x = _d_WPT_LF_SystemSetupData(r)
             f7 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningSetupRes_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -2469,7 +2720,7 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2481,9 +2732,9 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2496,21 +2747,29 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_V2GResponse_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_V2GResponse_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_V2GResponse_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GResponse_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -2526,7 +2785,10 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_V2GResponse_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_V2GResponse_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -2555,7 +2817,7 @@ def _e_WPT_FinePositioningReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -2567,7 +2829,7 @@ def _e_WPT_FinePositioningReq(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVResultCode'
         x = v.ev_result_code
         if x is None:
@@ -2576,20 +2838,20 @@ def _e_WPT_FinePositioningReq(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_WPT_EVResult.get(x)
             if _i is None: raise bad_value('EVResultCode', x, 'is not a value of WPT_EVResult', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'VendorSpecificDataContainer'
         for x in v.vendor_specific_data_container:
             t = _ET_WPT_FinePositioningReq[st].get((3, 0))
             if t is None: raise not_allowed('VendorSpecificDataContainer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
         _p = 'WPT_LF_DataPackageList'
         x = v.wpt_lf_data_package_list
@@ -2598,14 +2860,14 @@ def _e_WPT_FinePositioningReq(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_WPT_FinePositioningReq[st].get((4, 0))
             if t is None: raise not_allowed('WPT_LF_DataPackageList', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not WPT_LF_DataPackageList: raise bad_value('WPT_LF_DataPackageList', x, 'is not a WPT_LF_DataPackageList', w)
             _e_WPT_LF_DataPackageList(w, x)
         _p = None
         e = _EE_WPT_FinePositioningReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2620,21 +2882,29 @@ def _d_WPT_FinePositioningReq(r: BitReader) -> WPT_FinePositioningReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_FinePositioningReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_FinePositioningReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'EVProcessing'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -2650,14 +2920,19 @@ def _d_WPT_FinePositioningReq(r: BitReader) -> WPT_FinePositioningReq:
                 if _x >= 3: raise bad_value('EVProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f1 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVProcessing', r)
         _p = 'EVResultCode'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -2673,7 +2948,10 @@ def _d_WPT_FinePositioningReq(r: BitReader) -> WPT_FinePositioningReq:
                 if _x >= 3: raise bad_value('EVResultCode', _x, 'is not an index of WPT_EVResult', r)
                 _x = _V_WPT_EVResult[_x]
             f2 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningReq_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_FinePositioningReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVResultCode', r)
@@ -2684,8 +2962,7 @@ def _d_WPT_FinePositioningReq(r: BitReader) -> WPT_FinePositioningReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('VendorSpecificDataContainer', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f3.append(_x)
             fid, m, nst = ev(r, _DT_WPT_FinePositioningReq, st)
@@ -2694,7 +2971,10 @@ def _d_WPT_FinePositioningReq(r: BitReader) -> WPT_FinePositioningReq:
             st = nst
             _x = _d_WPT_LF_DataPackageList(r)
             f4 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningReq_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningReq_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -2726,18 +3006,18 @@ def _e_WPT_LF_DataPackageList(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumPackages', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 11)
+            w.acc = (w.acc << 11) | (x << 1)
         _p = 'WPT_LF_DataPackage'
         x = v.wpt_lf_data_package
         if x is None:
             raise missing('WPT_LF_DataPackage', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not WPT_LF_DataPackage: raise bad_value('WPT_LF_DataPackage', x, 'is not a WPT_LF_DataPackage', w)
             _e_WPT_LF_DataPackage(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2750,12 +3030,17 @@ def _d_WPT_LF_DataPackageList(r: BitReader) -> WPT_LF_DataPackageList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_LF_DataPackageList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_LF_DataPackageList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NumPackages'
         if fid == 0:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -2767,7 +3052,10 @@ def _d_WPT_LF_DataPackageList(r: BitReader) -> WPT_LF_DataPackageList:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f0 = _x
-            fid, m, nst = e = _R_WPT_LF_DataPackageList_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_DataPackageList_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('NumPackages', r)
@@ -2776,7 +3064,10 @@ def _d_WPT_LF_DataPackageList(r: BitReader) -> WPT_LF_DataPackageList:
             st = nst
             _x = _d_WPT_LF_DataPackage(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_LF_DataPackageList_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_DataPackageList_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('WPT_LF_DataPackage', r)
@@ -2807,13 +3098,13 @@ def _e_WPT_LF_DataPackage(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not 0 <= x <= 255: raise bad_value('PackageIndex', x, 'is not an integer in [0, 255]', w)
-            w.bits((x << 1), 11)
+            w.acc = (w.acc << 11) | (x << 1)
         _p = 'LF_TxData'
         x = v.lf_tx_data
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not WPT_LF_TxDataList: raise bad_value('LF_TxData', x, 'is not a WPT_LF_TxDataList', w)
             _e_WPT_LF_TxDataList(w, x)
@@ -2822,16 +3113,15 @@ def _e_WPT_LF_DataPackage(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_WPT_LF_DataPackage[st].get((2, 0))
-            if t is None: raise not_allowed('LF_RxData', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: raise not_allowed('LF_RxData', w)
+            else: raise not_allowed('LF_RxData', w)
             if type(x) is not WPT_LF_RxDataList: raise bad_value('LF_RxData', x, 'is not a WPT_LF_RxDataList', w)
             _e_WPT_LF_RxDataList(w, x)
         _p = None
         e = _EE_WPT_LF_DataPackage[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2845,12 +3135,17 @@ def _d_WPT_LF_DataPackage(r: BitReader) -> WPT_LF_DataPackage:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_LF_DataPackage_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_LF_DataPackage_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PackageIndex'
         if fid == 0:
             st = nst
-            _x = r.bits(10)
+            _q = r.pos + 10
+            if _q > r.wend: _x = r.bits(10)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
             if _x >> 9:
                 r.pos -= 10
                 if r.bit():
@@ -2862,7 +3157,10 @@ def _d_WPT_LF_DataPackage(r: BitReader) -> WPT_LF_DataPackage:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 255
             f0 = _x
-            fid, m, nst = e = _R_WPT_LF_DataPackage_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_LF_DataPackage_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('PackageIndex', r)
@@ -2871,7 +3169,10 @@ def _d_WPT_LF_DataPackage(r: BitReader) -> WPT_LF_DataPackage:
             st = nst
             _x = _d_WPT_LF_TxDataList(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_LF_DataPackage_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_DataPackage_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -2880,7 +3181,10 @@ def _d_WPT_LF_DataPackage(r: BitReader) -> WPT_LF_DataPackage:
             st = nst
             _x = _d_WPT_LF_RxDataList(r)
             f2 = _x
-            fid, m, nst = e = _R_WPT_LF_DataPackage_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_DataPackage_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -2908,12 +3212,12 @@ def _e_WPT_LF_TxDataList(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('WPT_LF_TxDataList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not WPT_LF_TxData: raise bad_value('WPT_LF_TxDataList', x, 'is not a WPT_LF_TxData', w)
             _e_WPT_LF_TxData(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2925,14 +3229,20 @@ def _d_WPT_LF_TxDataList(r: BitReader) -> WPT_LF_TxDataList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_LF_TxDataList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_LF_TxDataList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'WPT_LF_TxDataList'
         if fid == 0:
             st = nst
             _x = _d_WPT_LF_TxData(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_LF_TxDataList_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_TxDataList_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('WPT_LF_TxDataList', r)
@@ -2959,21 +3269,21 @@ def _e_WPT_LF_TxData(w: BitWriter, v: Any) -> None:
             raise missing('TxIdentifier', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TxIdentifier', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EIRP'
         x = v.eirp
         if x is None:
             raise missing('EIRP', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('EIRP', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2986,7 +3296,10 @@ def _d_WPT_LF_TxData(r: BitReader) -> WPT_LF_TxData:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_LF_TxData_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_LF_TxData_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TxIdentifier'
         if fid == 0:
@@ -2998,7 +3311,10 @@ def _d_WPT_LF_TxData(r: BitReader) -> WPT_LF_TxData:
                 if _x < 1 or _x > 4294967295: raise bad_value('TxIdentifier', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_LF_TxData_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_TxData_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TxIdentifier', r)
@@ -3007,7 +3323,10 @@ def _d_WPT_LF_TxData(r: BitReader) -> WPT_LF_TxData:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_LF_TxData_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_TxData_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EIRP', r)
@@ -3034,12 +3353,12 @@ def _e_WPT_LF_RxDataList(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('WPT_LF_RxDataList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not WPT_LF_RxData: raise bad_value('WPT_LF_RxDataList', x, 'is not a WPT_LF_RxData', w)
             _e_WPT_LF_RxData(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3051,14 +3370,20 @@ def _d_WPT_LF_RxDataList(r: BitReader) -> WPT_LF_RxDataList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_LF_RxDataList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_LF_RxDataList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'WPT_LF_RxDataList'
         if fid == 0:
             st = nst
             _x = _d_WPT_LF_RxData(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_LF_RxDataList_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_RxDataList_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('WPT_LF_RxDataList', r)
@@ -3085,21 +3410,21 @@ def _e_WPT_LF_RxData(w: BitWriter, v: Any) -> None:
             raise missing('RxIdentifier', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('RxIdentifier', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RSSIData'
         x = v.rssi_data
         if x is None:
             raise missing('RSSIData', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not WPT_LF_RxRSSIList: raise bad_value('RSSIData', x, 'is not a WPT_LF_RxRSSIList', w)
             _e_WPT_LF_RxRSSIList(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3112,7 +3437,10 @@ def _d_WPT_LF_RxData(r: BitReader) -> WPT_LF_RxData:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_LF_RxData_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_LF_RxData_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'RxIdentifier'
         if fid == 0:
@@ -3124,7 +3452,10 @@ def _d_WPT_LF_RxData(r: BitReader) -> WPT_LF_RxData:
                 if _x < 1 or _x > 4294967295: raise bad_value('RxIdentifier', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_LF_RxData_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_RxData_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('RxIdentifier', r)
@@ -3133,7 +3464,10 @@ def _d_WPT_LF_RxData(r: BitReader) -> WPT_LF_RxData:
             st = nst
             _x = _d_WPT_LF_RxRSSIList(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_LF_RxData_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_RxData_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('RSSIData', r)
@@ -3160,12 +3494,12 @@ def _e_WPT_LF_RxRSSIList(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('RSSIDataList', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not WPT_LF_RxRSSI: raise bad_value('RSSIDataList', x, 'is not a WPT_LF_RxRSSI', w)
             _e_WPT_LF_RxRSSI(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3177,14 +3511,20 @@ def _d_WPT_LF_RxRSSIList(r: BitReader) -> WPT_LF_RxRSSIList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_LF_RxRSSIList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_LF_RxRSSIList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'RSSIDataList'
         if fid == 0:
             st = nst
             _x = _d_WPT_LF_RxRSSI(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_LF_RxRSSIList_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_RxRSSIList_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('RSSIDataList', r)
@@ -3211,21 +3551,21 @@ def _e_WPT_LF_RxRSSI(w: BitWriter, v: Any) -> None:
             raise missing('TxIdentifier', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TxIdentifier', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RSSI'
         x = v.rssi
         if x is None:
             raise missing('RSSI', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('RSSI', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3238,7 +3578,10 @@ def _d_WPT_LF_RxRSSI(r: BitReader) -> WPT_LF_RxRSSI:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_LF_RxRSSI_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_LF_RxRSSI_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TxIdentifier'
         if fid == 0:
@@ -3250,7 +3593,10 @@ def _d_WPT_LF_RxRSSI(r: BitReader) -> WPT_LF_RxRSSI:
                 if _x < 1 or _x > 4294967295: raise bad_value('TxIdentifier', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_LF_RxRSSI_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_RxRSSI_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TxIdentifier', r)
@@ -3259,7 +3605,10 @@ def _d_WPT_LF_RxRSSI(r: BitReader) -> WPT_LF_RxRSSI:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_LF_RxRSSI_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_LF_RxRSSI_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('RSSI', r)
@@ -3288,7 +3637,7 @@ def _e_WPT_FinePositioningRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -3300,7 +3649,7 @@ def _e_WPT_FinePositioningRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
         x = v.evse_processing
         if x is None:
@@ -3309,20 +3658,20 @@ def _e_WPT_FinePositioningRes(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'VendorSpecificDataContainer'
         for x in v.vendor_specific_data_container:
             t = _ET_WPT_FinePositioningRes[st].get((3, 0))
             if t is None: raise not_allowed('VendorSpecificDataContainer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
         _p = 'WPT_LF_DataPackageList'
         x = v.wpt_lf_data_package_list
@@ -3331,14 +3680,14 @@ def _e_WPT_FinePositioningRes(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_WPT_FinePositioningRes[st].get((4, 0))
             if t is None: raise not_allowed('WPT_LF_DataPackageList', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not WPT_LF_DataPackageList: raise bad_value('WPT_LF_DataPackageList', x, 'is not a WPT_LF_DataPackageList', w)
             _e_WPT_LF_DataPackageList(w, x)
         _p = None
         e = _EE_WPT_FinePositioningRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3353,21 +3702,29 @@ def _d_WPT_FinePositioningRes(r: BitReader) -> WPT_FinePositioningRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_FinePositioningRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_FinePositioningRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -3383,14 +3740,19 @@ def _d_WPT_FinePositioningRes(r: BitReader) -> WPT_FinePositioningRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -3406,7 +3768,10 @@ def _d_WPT_FinePositioningRes(r: BitReader) -> WPT_FinePositioningRes:
                 if _x >= 3: raise bad_value('EVSEProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f2 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_FinePositioningRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEProcessing', r)
@@ -3417,8 +3782,7 @@ def _d_WPT_FinePositioningRes(r: BitReader) -> WPT_FinePositioningRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('VendorSpecificDataContainer', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f3.append(_x)
             fid, m, nst = ev(r, _DT_WPT_FinePositioningRes, st)
@@ -3427,7 +3791,10 @@ def _d_WPT_FinePositioningRes(r: BitReader) -> WPT_FinePositioningRes:
             st = nst
             _x = _d_WPT_LF_DataPackageList(r)
             f4 = _x
-            fid, m, nst = e = _R_WPT_FinePositioningRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_FinePositioningRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -3459,7 +3826,7 @@ def _e_WPT_PairingReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -3471,47 +3838,46 @@ def _e_WPT_PairingReq(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'ObservedIDCode'
         x = v.observed_id_code
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('ObservedIDCode', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVResultCode'
         x = v.ev_result_code
         if x is None:
             raise missing('EVResultCode', w)
         else:
-            t = _ET_WPT_PairingReq[st].get((3, 0))
-            if t is None: raise not_allowed('EVResultCode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
+            else: raise not_allowed('EVResultCode', w)
             _i = _I_WPT_EVResult.get(x)
             if _i is None: raise bad_value('EVResultCode', x, 'is not a value of WPT_EVResult', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = 'VendorSpecificDataContainer'
         for x in v.vendor_specific_data_container:
             t = _ET_WPT_PairingReq[st].get((4, 0))
             if t is None: raise not_allowed('VendorSpecificDataContainer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
         _p = None
         e = _EE_WPT_PairingReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3526,21 +3892,29 @@ def _d_WPT_PairingReq(r: BitReader) -> WPT_PairingReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_PairingReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_PairingReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_PairingReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_PairingReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'EVProcessing'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -3556,7 +3930,10 @@ def _d_WPT_PairingReq(r: BitReader) -> WPT_PairingReq:
                 if _x >= 3: raise bad_value('EVProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f1 = _x
-            fid, m, nst = e = _R_WPT_PairingReq_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_PairingReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVProcessing', r)
@@ -3570,14 +3947,19 @@ def _d_WPT_PairingReq(r: BitReader) -> WPT_PairingReq:
                 if _x < 1 or _x > 4294967295: raise bad_value('ObservedIDCode', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_WPT_PairingReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_PairingReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
         _p = 'EVResultCode'
         if fid == 3:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -3593,7 +3975,10 @@ def _d_WPT_PairingReq(r: BitReader) -> WPT_PairingReq:
                 if _x >= 3: raise bad_value('EVResultCode', _x, 'is not an index of WPT_EVResult', r)
                 _x = _V_WPT_EVResult[_x]
             f3 = _x
-            fid, m, nst = e = _R_WPT_PairingReq_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_PairingReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVResultCode', r)
@@ -3604,8 +3989,7 @@ def _d_WPT_PairingReq(r: BitReader) -> WPT_PairingReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('VendorSpecificDataContainer', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f4.append(_x)
             fid, m, nst = ev(r, _DT_WPT_PairingReq, st)
@@ -3637,7 +4021,7 @@ def _e_WPT_PairingRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -3649,7 +4033,7 @@ def _e_WPT_PairingRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
         x = v.evse_processing
         if x is None:
@@ -3658,46 +4042,45 @@ def _e_WPT_PairingRes(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'ObservedIDCode'
         x = v.observed_id_code
         if x is None:
             pass
         else:
             st = 4
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('ObservedIDCode', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'AlternativeSECCList'
         x = v.alternative_secc_list
         if x is None:
             pass
         else:
-            t = _ET_WPT_PairingRes[st].get((4, 0))
-            if t is None: raise not_allowed('AlternativeSECCList', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
+            else: raise not_allowed('AlternativeSECCList', w)
             if type(x) is not AlternativeSECCList: raise bad_value('AlternativeSECCList', x, 'is not a AlternativeSECCList', w)
             _e_AlternativeSECCList(w, x)
         _p = 'VendorSpecificDataContainer'
         for x in v.vendor_specific_data_container:
             t = _ET_WPT_PairingRes[st].get((5, 0))
             if t is None: raise not_allowed('VendorSpecificDataContainer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
         _p = None
         e = _EE_WPT_PairingRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3713,21 +4096,29 @@ def _d_WPT_PairingRes(r: BitReader) -> WPT_PairingRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_PairingRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_PairingRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_PairingRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_PairingRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -3743,14 +4134,19 @@ def _d_WPT_PairingRes(r: BitReader) -> WPT_PairingRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_WPT_PairingRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_PairingRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -3766,7 +4162,10 @@ def _d_WPT_PairingRes(r: BitReader) -> WPT_PairingRes:
                 if _x >= 3: raise bad_value('EVSEProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f2 = _x
-            fid, m, nst = e = _R_WPT_PairingRes_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_WPT_PairingRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEProcessing', r)
@@ -3780,7 +4179,10 @@ def _d_WPT_PairingRes(r: BitReader) -> WPT_PairingRes:
                 if _x < 1 or _x > 4294967295: raise bad_value('ObservedIDCode', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_WPT_PairingRes_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_PairingRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -3789,7 +4191,10 @@ def _d_WPT_PairingRes(r: BitReader) -> WPT_PairingRes:
             st = nst
             _x = _d_AlternativeSECCList(r)
             f4 = _x
-            fid, m, nst = e = _R_WPT_PairingRes_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_PairingRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -3800,8 +4205,7 @@ def _d_WPT_PairingRes(r: BitReader) -> WPT_PairingRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('VendorSpecificDataContainer', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f5.append(_x)
             fid, m, nst = ev(r, _DT_WPT_PairingRes, st)
@@ -3833,7 +4237,7 @@ def _e_AlternativeSECCList(w: BitWriter, v: Any) -> None:
         for x in v.alternative_secc:
             t = _ET_AlternativeSECCList[st].get((0, 0))
             if t is None: raise not_allowed('AlternativeSECC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not AlternativeSECC: raise bad_value('AlternativeSECC', x, 'is not a AlternativeSECC', w)
             _e_AlternativeSECC(w, x)
@@ -3841,7 +4245,7 @@ def _e_AlternativeSECCList(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_AlternativeSECCList[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3852,7 +4256,10 @@ def _d_AlternativeSECCList(r: BitReader) -> AlternativeSECCList:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AlternativeSECCList_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_AlternativeSECCList_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'AlternativeSECC'
         f0 = []
@@ -3887,63 +4294,63 @@ def _e_AlternativeSECC(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 255: raise bad_value('SSID', x, 'is not a str of at most 255 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'BSSID'
         x = v.bssid
         if x is None:
             pass
         else:
-            t = _ET_AlternativeSECC[st].get((1, 0))
-            if t is None: raise not_allowed('BSSID', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
+            else: raise not_allowed('BSSID', w)
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 12: raise bad_value('BSSID', x, 'is not a str of at most 12 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'IPAddress'
         x = v.ip_address
         if x is None:
             pass
         else:
-            t = _ET_AlternativeSECC[st].get((2, 0))
-            if t is None: raise not_allowed('IPAddress', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('IPAddress', w)
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 39: raise bad_value('IPAddress', x, 'is not a str of at most 39 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'Port'
         x = v.port
         if x is None:
             pass
         else:
-            t = _ET_AlternativeSECC[st].get((3, 0))
-            if t is None: raise not_allowed('Port', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
+            else: raise not_allowed('Port', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('Port', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_AlternativeSECC[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -3958,7 +4365,10 @@ def _d_AlternativeSECC(r: BitReader) -> AlternativeSECC:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_AlternativeSECC_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_AlternativeSECC_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SSID'
         if fid == 0:
@@ -3966,11 +4376,13 @@ def _d_AlternativeSECC(r: BitReader) -> AlternativeSECC:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 255: raise bad_value('SSID', _x, 'is longer than 255 characters', r)
+                _x = r.string(255)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_AlternativeSECC_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_AlternativeSECC_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -3980,11 +4392,13 @@ def _d_AlternativeSECC(r: BitReader) -> AlternativeSECC:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 12: raise bad_value('BSSID', _x, 'is longer than 12 characters', r)
+                _x = r.string(12)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_AlternativeSECC_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AlternativeSECC_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -3994,11 +4408,13 @@ def _d_AlternativeSECC(r: BitReader) -> AlternativeSECC:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 39: raise bad_value('IPAddress', _x, 'is longer than 39 characters', r)
+                _x = r.string(39)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_AlternativeSECC_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_AlternativeSECC_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -4012,7 +4428,10 @@ def _d_AlternativeSECC(r: BitReader) -> AlternativeSECC:
                 if _x > 65535: raise bad_value('Port', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_AlternativeSECC_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_AlternativeSECC_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -4043,7 +4462,7 @@ def _e_WPT_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -4052,7 +4471,7 @@ def _e_WPT_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPCMaxReceivablePower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('EVPCMaxReceivablePower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4062,26 +4481,26 @@ def _e_WPT_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
             raise missing('SDMaxGroundClearence', w)
         else:
             st = 3
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('SDMaxGroundClearence', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'SDMinGroundClearence'
         x = v.sd_min_ground_clearence
         if x is None:
             raise missing('SDMinGroundClearence', w)
         else:
             st = 4
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('SDMinGroundClearence', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVPCNaturalFrequency'
         x = v.evpc_natural_frequency
         if x is None:
             raise missing('EVPCNaturalFrequency', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVPCNaturalFrequency', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4092,25 +4511,25 @@ def _e_WPT_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
         else:
             st = 6
             if type(x) is not bool: raise bad_value('EVPCDeviceLocalControl', x, 'is not a bool', w)
-            w.bits((x << 1), 4)
+            w.acc = (w.acc << 4) | (x << 1)
         _p = 'VendorSpecificDataContainer'
         for x in v.vendor_specific_data_container:
             t = _ET_WPT_ChargeParameterDiscoveryReq[st].get((6, 0))
             if t is None: raise not_allowed('VendorSpecificDataContainer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
         _p = None
         e = _EE_WPT_ChargeParameterDiscoveryReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4127,14 +4546,20 @@ def _d_WPT_ChargeParameterDiscoveryReq(r: BitReader) -> WPT_ChargeParameterDisco
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -4143,7 +4568,10 @@ def _d_WPT_ChargeParameterDiscoveryReq(r: BitReader) -> WPT_ChargeParameterDisco
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVPCMaxReceivablePower', r)
@@ -4157,7 +4585,10 @@ def _d_WPT_ChargeParameterDiscoveryReq(r: BitReader) -> WPT_ChargeParameterDisco
                 if _x > 65535: raise bad_value('SDMaxGroundClearence', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('SDMaxGroundClearence', r)
@@ -4171,7 +4602,10 @@ def _d_WPT_ChargeParameterDiscoveryReq(r: BitReader) -> WPT_ChargeParameterDisco
                 if _x > 65535: raise bad_value('SDMinGroundClearence', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('SDMinGroundClearence', r)
@@ -4180,14 +4614,19 @@ def _d_WPT_ChargeParameterDiscoveryReq(r: BitReader) -> WPT_ChargeParameterDisco
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVPCNaturalFrequency', r)
         _p = 'EVPCDeviceLocalControl'
         if fid == 5:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -4199,7 +4638,10 @@ def _d_WPT_ChargeParameterDiscoveryReq(r: BitReader) -> WPT_ChargeParameterDisco
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f5 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryReq_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('EVPCDeviceLocalControl', r)
@@ -4210,8 +4652,7 @@ def _d_WPT_ChargeParameterDiscoveryReq(r: BitReader) -> WPT_ChargeParameterDisco
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('VendorSpecificDataContainer', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f6.append(_x)
             fid, m, nst = ev(r, _DT_WPT_ChargeParameterDiscoveryReq, st)
@@ -4243,12 +4684,12 @@ def _e_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4260,14 +4701,20 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('Header', r)
@@ -4295,7 +4742,7 @@ def _e_WPT_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -4307,7 +4754,7 @@ def _e_WPT_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'PDInputPowerClass'
         x = v.pd_input_power_class
         if x is None:
@@ -4316,13 +4763,13 @@ def _e_WPT_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_WPT_PowerClass.get(x)
             if _i is None: raise bad_value('PDInputPowerClass', x, 'is not a value of WPT_PowerClass', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'SDMinOutputPower'
         x = v.sd_min_output_power
         if x is None:
             raise missing('SDMinOutputPower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('SDMinOutputPower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4331,7 +4778,7 @@ def _e_WPT_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SDMaxOutputPower', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('SDMaxOutputPower', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4341,26 +4788,26 @@ def _e_WPT_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('SDMaxGroundClearanceSupport', w)
         else:
             st = 6
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('SDMaxGroundClearanceSupport', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'SDMinGroundClearanceSupport'
         x = v.sd_min_ground_clearance_support
         if x is None:
             raise missing('SDMinGroundClearanceSupport', w)
         else:
             st = 7
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('SDMinGroundClearanceSupport', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'PDMinCoilCurrent'
         x = v.pd_min_coil_current
         if x is None:
             raise missing('PDMinCoilCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 8
             if type(x) is not RationalNumber: raise bad_value('PDMinCoilCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4369,7 +4816,7 @@ def _e_WPT_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('PDMaxCoilCurrent', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 9
             if type(x) is not RationalNumber: raise bad_value('PDMaxCoilCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4377,20 +4824,20 @@ def _e_WPT_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
         for x in v.sd_manufacturer_specific_data_container:
             t = _ET_WPT_ChargeParameterDiscoveryRes[st].get((9, 0))
             if t is None: raise not_allowed('SDManufacturerSpecificDataContainer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('SDManufacturerSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.sd_manufacturer_specific_data_container) > 16: raise bad_value('SDManufacturerSpecificDataContainer', len(v.sd_manufacturer_specific_data_container), 'occurrences, more than 16', w)
         _p = None
         e = _EE_WPT_ChargeParameterDiscoveryRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4410,21 +4857,29 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -4440,14 +4895,19 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'PDInputPowerClass'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -4461,7 +4921,10 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
                 _x = (_x >> 1) & 3
                 _x = _V_WPT_PowerClass[_x]
             f2 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('PDInputPowerClass', r)
@@ -4470,7 +4933,10 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('SDMinOutputPower', r)
@@ -4479,7 +4945,10 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('SDMaxOutputPower', r)
@@ -4493,7 +4962,10 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
                 if _x > 65535: raise bad_value('SDMaxGroundClearanceSupport', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             raise missing('SDMaxGroundClearanceSupport', r)
@@ -4507,7 +4979,10 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
                 if _x > 65535: raise bad_value('SDMinGroundClearanceSupport', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             raise missing('SDMinGroundClearanceSupport', r)
@@ -4516,7 +4991,10 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             raise missing('PDMinCoilCurrent', r)
@@ -4525,7 +5003,10 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_9[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_ChargeParameterDiscoveryRes_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             raise missing('PDMaxCoilCurrent', r)
@@ -4536,8 +5017,7 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('SDManufacturerSpecificDataContainer', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f9.append(_x)
             fid, m, nst = ev(r, _DT_WPT_ChargeParameterDiscoveryRes, st)
@@ -4572,7 +5052,7 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -4584,9 +5064,9 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4599,21 +5079,29 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeParameterDiscoveryRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -4629,7 +5117,10 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeParameterDiscoveryRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -4658,7 +5149,7 @@ def _e_WPT_AlignmentCheckReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -4670,13 +5161,13 @@ def _e_WPT_AlignmentCheckReq(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'TargetCoilCurrent'
         x = v.target_coil_current
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 3
             if type(x) is not RationalNumber: raise bad_value('TargetCoilCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4685,31 +5176,30 @@ def _e_WPT_AlignmentCheckReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVResultCode', w)
         else:
-            t = _ET_WPT_AlignmentCheckReq[st].get((3, 0))
-            if t is None: raise not_allowed('EVResultCode', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 1; st = 4
+            else: raise not_allowed('EVResultCode', w)
             _i = _I_WPT_EVResult.get(x)
             if _i is None: raise bad_value('EVResultCode', x, 'is not a value of WPT_EVResult', w)
-            w.bits((_i << 1), 4)
+            w.acc = (w.acc << 4) | (_i << 1)
         _p = 'VendorSpecificDataContainer'
         for x in v.vendor_specific_data_container:
             t = _ET_WPT_AlignmentCheckReq[st].get((4, 0))
             if t is None: raise not_allowed('VendorSpecificDataContainer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
         _p = None
         e = _EE_WPT_AlignmentCheckReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4724,21 +5214,29 @@ def _d_WPT_AlignmentCheckReq(r: BitReader) -> WPT_AlignmentCheckReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_AlignmentCheckReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_AlignmentCheckReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_AlignmentCheckReq_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_AlignmentCheckReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'EVProcessing'
         if fid == 1:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -4754,7 +5252,10 @@ def _d_WPT_AlignmentCheckReq(r: BitReader) -> WPT_AlignmentCheckReq:
                 if _x >= 3: raise bad_value('EVProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f1 = _x
-            fid, m, nst = e = _R_WPT_AlignmentCheckReq_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_AlignmentCheckReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVProcessing', r)
@@ -4763,14 +5264,19 @@ def _d_WPT_AlignmentCheckReq(r: BitReader) -> WPT_AlignmentCheckReq:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_WPT_AlignmentCheckReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_AlignmentCheckReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
         _p = 'EVResultCode'
         if fid == 3:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -4786,7 +5292,10 @@ def _d_WPT_AlignmentCheckReq(r: BitReader) -> WPT_AlignmentCheckReq:
                 if _x >= 3: raise bad_value('EVResultCode', _x, 'is not an index of WPT_EVResult', r)
                 _x = _V_WPT_EVResult[_x]
             f3 = _x
-            fid, m, nst = e = _R_WPT_AlignmentCheckReq_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_AlignmentCheckReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVResultCode', r)
@@ -4797,8 +5306,7 @@ def _d_WPT_AlignmentCheckReq(r: BitReader) -> WPT_AlignmentCheckReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('VendorSpecificDataContainer', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f4.append(_x)
             fid, m, nst = ev(r, _DT_WPT_AlignmentCheckReq, st)
@@ -4830,7 +5338,7 @@ def _e_WPT_AlignmentCheckRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -4842,7 +5350,7 @@ def _e_WPT_AlignmentCheckRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
         x = v.evse_processing
         if x is None:
@@ -4851,13 +5359,13 @@ def _e_WPT_AlignmentCheckRes(w: BitWriter, v: Any) -> None:
             st = 3
             _i = _I_Processing.get(x)
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'PowerTransmitted'
         x = v.power_transmitted
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 4
             if type(x) is not RationalNumber: raise bad_value('PowerTransmitted', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -4866,30 +5374,29 @@ def _e_WPT_AlignmentCheckRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_WPT_AlignmentCheckRes[st].get((4, 0))
-            if t is None: raise not_allowed('SupplyDeviceCurrent', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
+            else: raise not_allowed('SupplyDeviceCurrent', w)
             if type(x) is not RationalNumber: raise bad_value('SupplyDeviceCurrent', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'VendorSpecificDataContainer'
         for x in v.vendor_specific_data_container:
             t = _ET_WPT_AlignmentCheckRes[st].get((5, 0))
             if t is None: raise not_allowed('VendorSpecificDataContainer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
         _p = None
         e = _EE_WPT_AlignmentCheckRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -4905,21 +5412,29 @@ def _d_WPT_AlignmentCheckRes(r: BitReader) -> WPT_AlignmentCheckRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_AlignmentCheckRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_AlignmentCheckRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_AlignmentCheckRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_AlignmentCheckRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -4935,14 +5450,19 @@ def _d_WPT_AlignmentCheckRes(r: BitReader) -> WPT_AlignmentCheckRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_WPT_AlignmentCheckRes_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_AlignmentCheckRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -4958,7 +5478,10 @@ def _d_WPT_AlignmentCheckRes(r: BitReader) -> WPT_AlignmentCheckRes:
                 if _x >= 3: raise bad_value('EVSEProcessing', _x, 'is not an index of Processing', r)
                 _x = _V_Processing[_x]
             f2 = _x
-            fid, m, nst = e = _R_WPT_AlignmentCheckRes_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_WPT_AlignmentCheckRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('EVSEProcessing', r)
@@ -4967,7 +5490,10 @@ def _d_WPT_AlignmentCheckRes(r: BitReader) -> WPT_AlignmentCheckRes:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_WPT_AlignmentCheckRes_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_AlignmentCheckRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -4976,7 +5502,10 @@ def _d_WPT_AlignmentCheckRes(r: BitReader) -> WPT_AlignmentCheckRes:
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_WPT_AlignmentCheckRes_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_AlignmentCheckRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -4987,8 +5516,7 @@ def _d_WPT_AlignmentCheckRes(r: BitReader) -> WPT_AlignmentCheckRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('VendorSpecificDataContainer', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f5.append(_x)
             fid, m, nst = ev(r, _DT_WPT_AlignmentCheckRes, st)
@@ -5021,7 +5549,7 @@ def _e_WPT_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -5030,7 +5558,7 @@ def _e_WPT_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not DisplayParameters: raise bad_value('DisplayParameters', x, 'is not a DisplayParameters', w)
             _e_DisplayParameters(w, x)
@@ -5039,18 +5567,17 @@ def _e_WPT_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterInfoRequested', w)
         else:
-            t = _ET_WPT_ChargeLoopReq[st].get((2, 0))
-            if t is None: raise not_allowed('MeterInfoRequested', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
+            else: raise not_allowed('MeterInfoRequested', w)
             if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'EVPCPowerRequest'
         x = v.evpc_power_request
         if x is None:
             raise missing('EVPCPowerRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVPCPowerRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5059,7 +5586,7 @@ def _e_WPT_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPCPowerOutput', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 5
             if type(x) is not RationalNumber: raise bad_value('EVPCPowerOutput', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5071,13 +5598,13 @@ def _e_WPT_ChargeLoopReq(w: BitWriter, v: Any) -> None:
             st = 6
             _i = _I_WPT_EVPCChargeDiagnostics.get(x)
             if _i is None: raise bad_value('EVPCChargeDiagnostics', x, 'is not a value of WPT_EVPCChargeDiagnostics', w)
-            w.bits((_i << 1), 5)
+            w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVPCOperatingFrequency'
         x = v.evpc_operating_frequency
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 7
             if type(x) is not RationalNumber: raise bad_value('EVPCOperatingFrequency', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5086,30 +5613,29 @@ def _e_WPT_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_WPT_ChargeLoopReq[st].get((7, 0))
-            if t is None: raise not_allowed('EVPCPowerControlParameter', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 6: w.acc = (w.acc << 3) | 1; st = 8
+            elif st == 7: w.acc <<= 2; st = 8
+            else: raise not_allowed('EVPCPowerControlParameter', w)
             if type(x) is not WPT_EVPCPowerControlParameter: raise bad_value('EVPCPowerControlParameter', x, 'is not a WPT_EVPCPowerControlParameter', w)
             _e_WPT_EVPCPowerControlParameter(w, x)
         _p = 'ManufacturerSpecificDataContainer'
         for x in v.manufacturer_specific_data_container:
             t = _ET_WPT_ChargeLoopReq[st].get((8, 0))
             if t is None: raise not_allowed('ManufacturerSpecificDataContainer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('ManufacturerSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.manufacturer_specific_data_container) > 16: raise bad_value('ManufacturerSpecificDataContainer', len(v.manufacturer_specific_data_container), 'occurrences, more than 16', w)
         _p = None
         e = _EE_WPT_ChargeLoopReq[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5128,14 +5654,20 @@ def _d_WPT_ChargeLoopReq(r: BitReader) -> WPT_ChargeLoopReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_ChargeLoopReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_ChargeLoopReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_ChargeLoopReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -5144,14 +5676,19 @@ def _d_WPT_ChargeLoopReq(r: BitReader) -> WPT_ChargeLoopReq:
             st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeLoopReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -5163,7 +5700,10 @@ def _d_WPT_ChargeLoopReq(r: BitReader) -> WPT_ChargeLoopReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeLoopReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('MeterInfoRequested', r)
@@ -5172,7 +5712,10 @@ def _d_WPT_ChargeLoopReq(r: BitReader) -> WPT_ChargeLoopReq:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopReq_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeLoopReq_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             raise missing('EVPCPowerRequest', r)
@@ -5181,14 +5724,19 @@ def _d_WPT_ChargeLoopReq(r: BitReader) -> WPT_ChargeLoopReq:
             st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopReq_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeLoopReq_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('EVPCPowerOutput', r)
         _p = 'EVPCChargeDiagnostics'
         if fid == 5:
             st = nst
-            _x = r.bits(4)
+            _q = r.pos + 4
+            if _q > r.wend: _x = r.bits(4)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
             if _x >> 3:
                 r.pos -= 4
                 if r.bit():
@@ -5202,7 +5750,10 @@ def _d_WPT_ChargeLoopReq(r: BitReader) -> WPT_ChargeLoopReq:
                 _x = (_x >> 1) & 3
                 _x = _V_WPT_EVPCChargeDiagnostics[_x]
             f5 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopReq_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_WPT_ChargeLoopReq_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('EVPCChargeDiagnostics', r)
@@ -5211,7 +5762,10 @@ def _d_WPT_ChargeLoopReq(r: BitReader) -> WPT_ChargeLoopReq:
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopReq_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_ChargeLoopReq_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -5220,7 +5774,10 @@ def _d_WPT_ChargeLoopReq(r: BitReader) -> WPT_ChargeLoopReq:
             st = nst
             _x = _d_WPT_EVPCPowerControlParameter(r)
             f7 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopReq_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_ChargeLoopReq_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -5231,8 +5788,7 @@ def _d_WPT_ChargeLoopReq(r: BitReader) -> WPT_ChargeLoopReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('ManufacturerSpecificDataContainer', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f8.append(_x)
             fid, m, nst = ev(r, _DT_WPT_ChargeLoopReq, st)
@@ -5255,8 +5811,6 @@ def _d_WPT_ChargeLoopReq(r: BitReader) -> WPT_ChargeLoopReq:
 
 _DT_ChargeLoopReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_ChargeLoopReq = ('Header', 'DisplayParameters', 'MeterInfoRequested')
-_ET_ChargeLoopReq = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3)}, {(2, 0): (0, 1, 3)}, {},)
-_EE_ChargeLoopReq = (None, None, None, (0, 1),)
 
 
 def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
@@ -5268,7 +5822,7 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -5277,7 +5831,7 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 2
             if type(x) is not DisplayParameters: raise bad_value('DisplayParameters', x, 'is not a DisplayParameters', w)
             _e_DisplayParameters(w, x)
@@ -5286,14 +5840,13 @@ def _e_ChargeLoopReq(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('MeterInfoRequested', w)
         else:
-            t = _ET_ChargeLoopReq[st].get((2, 0))
-            if t is None: raise not_allowed('MeterInfoRequested', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 1; st = 3
+            else: raise not_allowed('MeterInfoRequested', w)
             if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5307,14 +5860,20 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeLoopReq_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeLoopReq_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopReq_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
@@ -5323,14 +5882,19 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
             st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopReq_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -5342,7 +5906,10 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f2 = _x
-            fid, m, nst = e = _R_ChargeLoopReq_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopReq_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('MeterInfoRequested', r)
@@ -5374,40 +5941,40 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 13)
+            w.acc = (w.acc << 13) | (x << 1)
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 1; st = 2
+            elif st == 1: w.acc <<= 4; st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 4) | 1; st = 3
+            elif st == 2: w.acc <<= 4; st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'MaximumSOC'
         x = v.maximum_soc
         if x is None:
             pass
         else:
-            t = _ET_DisplayParameters[st].get((3, 0))
-            if t is None: raise not_allowed('MaximumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 4) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 4) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 4) | 1; st = 4
+            elif st == 3: w.acc <<= 4; st = 4
+            else: raise not_allowed('MaximumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'RemainingTimeToMinimumSOC'
         x = v.remaining_time_to_minimum_soc
         if x is None:
@@ -5415,12 +5982,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((4, 0))
             if t is None: raise not_allowed('RemainingTimeToMinimumSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RemainingTimeToTargetSOC'
         x = v.remaining_time_to_target_soc
         if x is None:
@@ -5428,12 +5995,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((5, 0))
             if t is None: raise not_allowed('RemainingTimeToTargetSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'RemainingTimeToMaximumSOC'
         x = v.remaining_time_to_maximum_soc
         if x is None:
@@ -5441,12 +6008,12 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((6, 0))
             if t is None: raise not_allowed('RemainingTimeToMaximumSOC', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'ChargingComplete'
         x = v.charging_complete
         if x is None:
@@ -5454,10 +6021,10 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((7, 0))
             if t is None: raise not_allowed('ChargingComplete', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = 'BatteryEnergyCapacity'
         x = v.battery_energy_capacity
         if x is None:
@@ -5465,7 +6032,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((8, 0))
             if t is None: raise not_allowed('BatteryEnergyCapacity', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RationalNumber: raise bad_value('BatteryEnergyCapacity', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5476,14 +6043,14 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_DisplayParameters[st].get((9, 0))
             if t is None: raise not_allowed('InletHot', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not bool: raise bad_value('InletHot', x, 'is not a bool', w)
-            w.bits((x << 1), 3)
+            w.acc = (w.acc << 3) | (x << 1)
         _p = None
         e = _EE_DisplayParameters[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5504,12 +6071,17 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DisplayParameters_0[r.bits(4)]
+        _q = r.pos + 4
+        if _q > r.wend: _c = r.bits(4)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+        fid, m, nst = e = _R_DisplayParameters_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PresentSOC'
         if fid == 0:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -5523,14 +6095,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
             f0 = _x
-            fid, m, nst = e = _R_DisplayParameters_1[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -5544,14 +6121,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_DisplayParameters_2[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -5565,14 +6147,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_DisplayParameters_3[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_DisplayParameters_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
         _p = 'MaximumSOC'
         if fid == 3:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -5586,7 +6173,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
             f3 = _x
-            fid, m, nst = e = _R_DisplayParameters_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -5600,7 +6190,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_DisplayParameters_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -5614,7 +6207,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_DisplayParameters_6[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -5628,14 +6224,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_DisplayParameters_7[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_DisplayParameters_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
         _p = 'ChargingComplete'
         if fid == 7:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -5647,7 +6248,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f7 = _x
-            fid, m, nst = e = _R_DisplayParameters_8[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DisplayParameters_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -5656,14 +6260,19 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_DisplayParameters_9[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DisplayParameters_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 1)
         else:
             f8 = None
         _p = 'InletHot'
         if fid == 9:
             st = nst
-            _x = r.bits(3)
+            _q = r.pos + 3
+            if _q > r.wend: _x = r.bits(3)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
             if _x >> 2:
                 r.pos -= 3
                 if r.bit():
@@ -5675,7 +6284,10 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) == 1
             f9 = _x
-            fid, m, nst = e = _R_DisplayParameters_10[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DisplayParameters_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             f9 = None
@@ -5710,7 +6322,7 @@ def _e_WPT_EVPCPowerControlParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPCCoilCurrentRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVPCCoilCurrentRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5719,7 +6331,7 @@ def _e_WPT_EVPCPowerControlParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPCCoilCurrentInformation', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('EVPCCoilCurrentInformation', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5728,7 +6340,7 @@ def _e_WPT_EVPCPowerControlParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPCCurrentOutputInformation', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVPCCurrentOutputInformation', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5737,12 +6349,12 @@ def _e_WPT_EVPCPowerControlParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPCVoltageOutputInformation', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVPCVoltageOutputInformation', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5757,14 +6369,20 @@ def _d_WPT_EVPCPowerControlParameter(r: BitReader) -> WPT_EVPCPowerControlParame
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_EVPCPowerControlParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_EVPCPowerControlParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVPCCoilCurrentRequest'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_EVPCPowerControlParameter_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_EVPCPowerControlParameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('EVPCCoilCurrentRequest', r)
@@ -5773,7 +6391,10 @@ def _d_WPT_EVPCPowerControlParameter(r: BitReader) -> WPT_EVPCPowerControlParame
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_WPT_EVPCPowerControlParameter_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_EVPCPowerControlParameter_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVPCCoilCurrentInformation', r)
@@ -5782,7 +6403,10 @@ def _d_WPT_EVPCPowerControlParameter(r: BitReader) -> WPT_EVPCPowerControlParame
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_WPT_EVPCPowerControlParameter_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_EVPCPowerControlParameter_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVPCCurrentOutputInformation', r)
@@ -5791,7 +6415,10 @@ def _d_WPT_EVPCPowerControlParameter(r: BitReader) -> WPT_EVPCPowerControlParame
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_WPT_EVPCPowerControlParameter_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_EVPCPowerControlParameter_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVPCVoltageOutputInformation', r)
@@ -5822,7 +6449,7 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -5834,13 +6461,13 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
         x = v.evse_status
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 4
             if type(x) is not EVSEStatus: raise bad_value('EVSEStatus', x, 'is not a EVSEStatus', w)
             _e_EVSEStatus(w, x)
@@ -5849,10 +6476,9 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_WPT_ChargeLoopRes[st].get((3, 0))
-            if t is None: raise not_allowed('MeterInfo', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
+            else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
         _p = 'Receipt'
@@ -5860,10 +6486,10 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_WPT_ChargeLoopRes[st].get((4, 0))
-            if t is None: raise not_allowed('Receipt', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 6
+            elif st == 4: w.acc = (w.acc << 2) | 1; st = 6
+            elif st == 5: w.acc <<= 2; st = 6
+            else: raise not_allowed('Receipt', w)
             if type(x) is not Receipt: raise bad_value('Receipt', x, 'is not a Receipt', w)
             _e_Receipt(w, x)
         _p = 'EVPCPowerRequest'
@@ -5871,10 +6497,11 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVPCPowerRequest', w)
         else:
-            t = _ET_WPT_ChargeLoopRes[st].get((5, 0))
-            if t is None: raise not_allowed('EVPCPowerRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 3; st = 3
+            elif st == 4: w.acc = (w.acc << 2) | 2; st = 3
+            elif st == 5: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 6: w.acc <<= 1; st = 3
+            else: raise not_allowed('EVPCPowerRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVPCPowerRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'SDPowerInput'
@@ -5882,7 +6509,7 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 7
             if type(x) is not RationalNumber: raise bad_value('SDPowerInput', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5891,10 +6518,9 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SPCMaxOutputPowerLimit', w)
         else:
-            t = _ET_WPT_ChargeLoopRes[st].get((7, 0))
-            if t is None: raise not_allowed('SPCMaxOutputPowerLimit', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.acc = (w.acc << 2) | 1; st = 8
+            elif st == 7: w.acc <<= 1; st = 8
+            else: raise not_allowed('SPCMaxOutputPowerLimit', w)
             if type(x) is not RationalNumber: raise bad_value('SPCMaxOutputPowerLimit', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'SPCMinOutputPowerLimit'
@@ -5902,7 +6528,7 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SPCMinOutputPowerLimit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 9
             if type(x) is not RationalNumber: raise bad_value('SPCMinOutputPowerLimit', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5914,13 +6540,13 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             st = 10
             _i = _I_WPT_SPCChargeDiagnostics.get(x)
             if _i is None: raise bad_value('SPCChargeDiagnostics', x, 'is not a value of WPT_SPCChargeDiagnostics', w)
-            w.bits((_i << 1), 6)
+            w.acc = (w.acc << 6) | (_i << 1)
         _p = 'SPCOperatingFrequency'
         x = v.spc_operating_frequency
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 11
             if type(x) is not RationalNumber: raise bad_value('SPCOperatingFrequency', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -5929,30 +6555,29 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_WPT_ChargeLoopRes[st].get((11, 0))
-            if t is None: raise not_allowed('SPCPowerControlParameter', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 10: w.acc = (w.acc << 3) | 1; st = 12
+            elif st == 11: w.acc <<= 2; st = 12
+            else: raise not_allowed('SPCPowerControlParameter', w)
             if type(x) is not WPT_SPCPowerControlParameter: raise bad_value('SPCPowerControlParameter', x, 'is not a WPT_SPCPowerControlParameter', w)
             _e_WPT_SPCPowerControlParameter(w, x)
         _p = 'ManufacturerSpecificDataContainer'
         for x in v.manufacturer_specific_data_container:
             t = _ET_WPT_ChargeLoopRes[st].get((12, 0))
             if t is None: raise not_allowed('ManufacturerSpecificDataContainer', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('ManufacturerSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         if len(v.manufacturer_specific_data_container) > 16: raise bad_value('ManufacturerSpecificDataContainer', len(v.manufacturer_specific_data_container), 'occurrences, more than 16', w)
         _p = None
         e = _EE_WPT_ChargeLoopRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -5975,21 +6600,29 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_ChargeLoopRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_ChargeLoopRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeLoopRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -6005,7 +6638,10 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopRes_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_WPT_ChargeLoopRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('ResponseCode', r)
@@ -6014,7 +6650,10 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
             st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopRes_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_ChargeLoopRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f2 = None
@@ -6023,7 +6662,10 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
             st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopRes_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_ChargeLoopRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f3 = None
@@ -6032,7 +6674,10 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
             st = nst
             _x = _d_Receipt(r)
             f4 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopRes_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeLoopRes_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 2)
         else:
             f4 = None
@@ -6041,7 +6686,10 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
             st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_ChargeLoopRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVPCPowerRequest', r)
@@ -6050,7 +6698,10 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
             st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopRes_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeLoopRes_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 2)
         else:
             f6 = None
@@ -6059,7 +6710,10 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
             st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopRes_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeLoopRes_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 2)
         else:
             raise missing('SPCMaxOutputPowerLimit', r)
@@ -6068,14 +6722,19 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
             st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopRes_9[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_ChargeLoopRes_9[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 9, 2)
         else:
             raise missing('SPCMinOutputPowerLimit', r)
         _p = 'SPCChargeDiagnostics'
         if fid == 9:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -6091,7 +6750,10 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
                 if _x >= 6: raise bad_value('SPCChargeDiagnostics', _x, 'is not an index of WPT_SPCChargeDiagnostics', r)
                 _x = _V_WPT_SPCChargeDiagnostics[_x]
             f9 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopRes_10[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_WPT_ChargeLoopRes_10[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 10, 1)
         else:
             raise missing('SPCChargeDiagnostics', r)
@@ -6100,7 +6762,10 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
             st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopRes_11[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_ChargeLoopRes_11[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 11, 1)
         else:
             f10 = None
@@ -6109,7 +6774,10 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
             st = nst
             _x = _d_WPT_SPCPowerControlParameter(r)
             f11 = _x
-            fid, m, nst = e = _R_WPT_ChargeLoopRes_12[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_WPT_ChargeLoopRes_12[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 12, 1)
         else:
             f11 = None
@@ -6120,8 +6788,7 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 256: raise bad_value('ManufacturerSpecificDataContainer', _x, 'is longer than 256 octets', r)
+                _x = r.binary(256)
                 expect_ee(r)
             f12.append(_x)
             fid, m, nst = ev(r, _DT_WPT_ChargeLoopRes, st)
@@ -6161,7 +6828,7 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Header', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not MessageHeader: raise bad_value('Header', x, 'is not a MessageHeader', w)
             _e_MessageHeader(w, x)
@@ -6173,13 +6840,13 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_ResponseCode.get(x)
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-            w.bits((_i << 1), 9)
+            w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
         x = v.evse_status
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 3
             if type(x) is not EVSEStatus: raise bad_value('EVSEStatus', x, 'is not a EVSEStatus', w)
             _e_EVSEStatus(w, x)
@@ -6188,10 +6855,9 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ChargeLoopRes[st].get((3, 0))
-            if t is None: raise not_allowed('MeterInfo', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
+            else: raise not_allowed('MeterInfo', w)
             if type(x) is not MeterInfo: raise bad_value('MeterInfo', x, 'is not a MeterInfo', w)
             _e_MeterInfo(w, x)
         _p = 'Receipt'
@@ -6199,16 +6865,16 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_ChargeLoopRes[st].get((4, 0))
-            if t is None: raise not_allowed('Receipt', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
+            else: raise not_allowed('Receipt', w)
             if type(x) is not Receipt: raise bad_value('Receipt', x, 'is not a Receipt', w)
             _e_Receipt(w, x)
         _p = None
         e = _EE_ChargeLoopRes[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6224,21 +6890,29 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ChargeLoopRes_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ChargeLoopRes_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
             st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopRes_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
             st = nst
-            _x = r.bits(8)
+            _q = r.pos + 8
+            if _q > r.wend: _x = r.bits(8)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
             if _x >> 7:
                 r.pos -= 8
                 if r.bit():
@@ -6254,7 +6928,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
                 if _x >= 40: raise bad_value('ResponseCode', _x, 'is not an index of ResponseCode', r)
                 _x = _V_ResponseCode[_x]
             f1 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_ChargeLoopRes_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ResponseCode', r)
@@ -6263,7 +6940,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopRes_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -6272,7 +6952,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_ChargeLoopRes_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -6281,7 +6964,10 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             st = nst
             _x = _d_Receipt(r)
             f4 = _x
-            fid, m, nst = e = _R_ChargeLoopRes_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_ChargeLoopRes_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -6312,10 +6998,10 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('NotificationMaxDelay', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
         if x is None:
@@ -6324,9 +7010,9 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 2
             _i = _I_EvseNotification.get(x)
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
-            w.bits((_i << 1), 6)
+            w.acc = (w.acc << 6) | (_i << 1)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6339,7 +7025,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_EVSEStatus_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_EVSEStatus_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NotificationMaxDelay'
         if fid == 0:
@@ -6351,14 +7040,19 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_EVSEStatus_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVSEStatus_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 1:
             st = nst
-            _x = r.bits(5)
+            _q = r.pos + 5
+            if _q > r.wend: _x = r.bits(5)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
             if _x >> 4:
                 r.pos -= 5
                 if r.bit():
@@ -6374,7 +7068,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 if _x >= 6: raise bad_value('EVSENotification', _x, 'is not an index of EvseNotification', r)
                 _x = _V_EvseNotification[_x]
             f1 = _x
-            fid, m, nst = e = _R_EVSEStatus_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_EVSEStatus_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('EVSENotification', r)
@@ -6404,76 +7101,76 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             raise missing('MeterID', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'ChargedEnergyReadingWh'
         x = v.charged_energy_reading_wh
         if x is None:
             raise missing('ChargedEnergyReadingWh', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'BPT_DischargedEnergyReadingWh'
         x = v.bpt_discharged_energy_reading_wh
         if x is None:
             pass
         else:
             st = 3
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'CapacitiveEnergyReadingVARh'
         x = v.capacitive_energy_reading_va_rh
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((3, 0))
-            if t is None: raise not_allowed('CapacitiveEnergyReadingVARh', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
+            else: raise not_allowed('CapacitiveEnergyReadingVARh', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'BPT_InductiveEnergyReadingVARh'
         x = v.bpt_inductive_energy_reading_va_rh
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((4, 0))
-            if t is None: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 3; st = 5
+            else: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MeterSignature'
         x = v.meter_signature
         if x is None:
             pass
         else:
-            t = _ET_MeterInfo[st].get((5, 0))
-            if t is None: raise not_allowed('MeterSignature', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 2: w.acc = (w.acc << 3) | 3; st = 6
+            elif st == 3: w.acc = (w.acc << 3) | 2; st = 6
+            elif st == 4: w.acc = (w.acc << 3) | 1; st = 6
+            elif st == 5: w.acc <<= 3; st = 6
+            else: raise not_allowed('MeterSignature', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'MeterStatus'
         x = v.meter_status
         if x is None:
@@ -6481,12 +7178,12 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_MeterInfo[st].get((6, 0))
             if t is None: raise not_allowed('MeterStatus', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MeterTimestamp'
         x = v.meter_timestamp
         if x is None:
@@ -6494,16 +7191,16 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_MeterInfo[st].get((7, 0))
             if t is None: raise not_allowed('MeterTimestamp', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_MeterInfo[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6522,7 +7219,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_MeterInfo_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_MeterInfo_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'MeterID'
         if fid == 0:
@@ -6530,11 +7230,13 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string()
-                if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
+                _x = r.string(32)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_MeterInfo_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeterInfo_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('MeterID', r)
@@ -6548,7 +7250,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_MeterInfo_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('ChargedEnergyReadingWh', r)
@@ -6562,7 +7267,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_MeterInfo_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -6576,7 +7284,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_MeterInfo_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -6590,7 +7301,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_MeterInfo_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_MeterInfo_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -6600,11 +7314,13 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary()
-                if len(_x) > 64: raise bad_value('MeterSignature', _x, 'is longer than 64 octets', r)
+                _x = r.binary(64)
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_MeterInfo_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f5 = None
@@ -6618,7 +7334,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_MeterInfo_7[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_MeterInfo_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -6632,7 +7351,10 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 if _x > 18446744073709551615: raise bad_value('MeterTimestamp', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f7 = _x
-            fid, m, nst = e = _R_MeterInfo_8[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_MeterInfo_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         else:
             f7 = None
@@ -6668,16 +7390,16 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
             raise missing('TimeAnchor', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EnergyCosts'
         x = v.energy_costs
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 2
             if type(x) is not DetailedCost: raise bad_value('EnergyCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
@@ -6686,10 +7408,9 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((2, 0))
-            if t is None: raise not_allowed('OccupancyCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 3; st = 3
+            else: raise not_allowed('OccupancyCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OccupancyCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'AdditionalServicesCosts'
@@ -6697,10 +7418,10 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((3, 0))
-            if t is None: raise not_allowed('AdditionalServicesCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 3) | 1; st = 4
+            elif st == 3: w.acc <<= 3; st = 4
+            else: raise not_allowed('AdditionalServicesCosts', w)
             if type(x) is not DetailedCost: raise bad_value('AdditionalServicesCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'OverstayCosts'
@@ -6708,17 +7429,18 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Receipt[st].get((4, 0))
-            if t is None: raise not_allowed('OverstayCosts', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 1: w.acc = (w.acc << 3) | 3; st = 5
+            elif st == 2: w.acc = (w.acc << 3) | 2; st = 5
+            elif st == 3: w.acc = (w.acc << 3) | 1; st = 5
+            elif st == 4: w.acc <<= 2; st = 5
+            else: raise not_allowed('OverstayCosts', w)
             if type(x) is not DetailedCost: raise bad_value('OverstayCosts', x, 'is not a DetailedCost', w)
             _e_DetailedCost(w, x)
         _p = 'TaxCosts'
         for x in v.tax_costs:
             t = _ET_Receipt[st].get((5, 0))
             if t is None: raise not_allowed('TaxCosts', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not DetailedTax: raise bad_value('TaxCosts', x, 'is not a DetailedTax', w)
             _e_DetailedTax(w, x)
@@ -6726,7 +7448,7 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_Receipt[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6742,7 +7464,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Receipt_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Receipt_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
@@ -6754,7 +7479,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
                 if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Receipt_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('TimeAnchor', r)
@@ -6763,7 +7491,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f1 = _x
-            fid, m, nst = e = _R_Receipt_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -6772,7 +7503,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f2 = _x
-            fid, m, nst = e = _R_Receipt_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Receipt_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -6781,7 +7515,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f3 = _x
-            fid, m, nst = e = _R_Receipt_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Receipt_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -6790,7 +7527,10 @@ def _d_Receipt(r: BitReader) -> Receipt:
             st = nst
             _x = _d_DetailedCost(r)
             f4 = _x
-            fid, m, nst = e = _R_Receipt_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Receipt_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f4 = None
@@ -6828,7 +7568,7 @@ def _e_DetailedCost(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('Amount', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('Amount', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -6837,12 +7577,12 @@ def _e_DetailedCost(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('CostPerUnit', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('CostPerUnit', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6855,14 +7595,20 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DetailedCost_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DetailedCost_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Amount'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_DetailedCost_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedCost_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Amount', r)
@@ -6871,7 +7617,10 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_DetailedCost_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedCost_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('CostPerUnit', r)
@@ -6899,21 +7648,21 @@ def _e_DetailedTax(w: BitWriter, v: Any) -> None:
             raise missing('TaxRuleID', w)
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'Amount'
         x = v.amount
         if x is None:
             raise missing('Amount', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 2
             if type(x) is not RationalNumber: raise bad_value('Amount', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6926,7 +7675,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DetailedTax_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DetailedTax_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TaxRuleID'
         if fid == 0:
@@ -6938,7 +7690,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
                 if _x < 1 or _x > 4294967295: raise bad_value('TaxRuleID', _x, 'is outside [1, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_DetailedTax_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedTax_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('TaxRuleID', r)
@@ -6947,7 +7702,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_DetailedTax_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DetailedTax_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Amount', r)
@@ -6974,12 +7732,12 @@ def _e_WPT_SPCPowerControlParameter(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SPCPrimaryDeviceCoilCurrentInformation', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if type(x) is not RationalNumber: raise bad_value('SPCPrimaryDeviceCoilCurrentInformation', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -6991,14 +7749,20 @@ def _d_WPT_SPCPowerControlParameter(r: BitReader) -> WPT_SPCPowerControlParamete
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_WPT_SPCPowerControlParameter_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_WPT_SPCPowerControlParameter_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SPCPrimaryDeviceCoilCurrentInformation'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_WPT_SPCPowerControlParameter_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_WPT_SPCPowerControlParameter_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('SPCPrimaryDeviceCoilCurrentInformation', r)
@@ -7026,7 +7790,7 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 1
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7035,10 +7799,9 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVMaximumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 2; st = 2
+            else: raise not_allowed('EVMaximumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMinimumEnergyRequest'
@@ -7046,16 +7809,16 @@ def _e_Scheduled_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Scheduled_CLReqControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('EVMinimumEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('EVMinimumEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
         e = _EE_Scheduled_CLReqControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7069,14 +7832,20 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_CLReqControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Scheduled_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
             st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -7085,7 +7854,10 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -7094,7 +7866,10 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Scheduled_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Scheduled_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -7118,7 +7893,7 @@ def _e_Scheduled_CLResControlMode(w: BitWriter, v: Any) -> None:
     st = 0
     try:
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7129,7 +7904,10 @@ def _d_Scheduled_CLResControlMode(r: BitReader) -> Scheduled_CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Scheduled_CLResControlMode_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Scheduled_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_Scheduled_CLResControlMode)
@@ -7140,8 +7918,6 @@ def _d_Scheduled_CLResControlMode(r: BitReader) -> Scheduled_CLResControlMode:
 
 _DT_Dynamic_CLReqControlMode = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_Dynamic_CLReqControlMode = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest')
-_ET_Dynamic_CLReqControlMode = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1, 3)}, {(3, 0): (0, 1, 4)}, {},)
-_EE_Dynamic_CLReqControlMode = (None, None, None, None, (0, 1),)
 
 
 def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
@@ -7154,19 +7930,18 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 3)
+            w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
         if x is None:
             raise missing('EVTargetEnergyRequest', w)
         else:
-            t = _ET_Dynamic_CLReqControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('EVTargetEnergyRequest', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
+            else: raise not_allowed('EVTargetEnergyRequest', w)
             if type(x) is not RationalNumber: raise bad_value('EVTargetEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = 'EVMaximumEnergyRequest'
@@ -7174,7 +7949,7 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMaximumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not RationalNumber: raise bad_value('EVMaximumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
@@ -7183,12 +7958,12 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('EVMinimumEnergyRequest', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 4
             if type(x) is not RationalNumber: raise bad_value('EVMinimumEnergyRequest', x, 'is not a RationalNumber', w)
             _e_RationalNumber(w, x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7203,7 +7978,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_CLReqControlMode_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_Dynamic_CLReqControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -7215,7 +7993,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -7224,7 +8005,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('EVTargetEnergyRequest', r)
@@ -7233,7 +8017,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('EVMaximumEnergyRequest', r)
@@ -7242,7 +8029,10 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_CLReqControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLReqControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             raise missing('EVMinimumEnergyRequest', r)
@@ -7274,49 +8064,49 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((1, 0))
-            if t is None: raise not_allowed('MinimumSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
+            else: raise not_allowed('MinimumSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((2, 0))
-            if t is None: raise not_allowed('TargetSOC', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('TargetSOC', w)
             if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-            w.bits((x << 1), 9)
+            w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
         if x is None:
             pass
         else:
-            t = _ET_Dynamic_CLResControlMode[st].get((3, 0))
-            if t is None: raise not_allowed('AckMaxDelay', w)
-            w.bits(t[0], t[1])
-            st = t[2]
-            w.bits(0, 1)
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
+            else: raise not_allowed('AckMaxDelay', w)
+            w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
             w.uint(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_Dynamic_CLResControlMode[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7331,7 +8121,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Dynamic_CLResControlMode_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Dynamic_CLResControlMode_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
@@ -7343,14 +8136,19 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -7364,14 +8162,19 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
             f1 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
             st = nst
-            _x = r.bits(9)
+            _q = r.pos + 9
+            if _q > r.wend: _x = r.bits(9)
+            else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
             if _x >> 8:
                 r.pos -= 9
                 if r.bit():
@@ -7385,7 +8188,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = (_x >> 1) & 127
                 if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
             f2 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -7399,7 +8205,10 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_Dynamic_CLResControlMode_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Dynamic_CLResControlMode_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         else:
             f3 = None
@@ -7429,7 +8238,7 @@ def _e_ListOfRootCertificateIDs(w: BitWriter, v: Any) -> None:
         for x in v.root_certificate_id:
             t = _ET_ListOfRootCertificateIDs[st].get((0, 0))
             if t is None: raise not_allowed('RootCertificateID', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not X509IssuerSerial: raise bad_value('RootCertificateID', x, 'is not a X509IssuerSerial', w)
             _e_X509IssuerSerial(w, x)
@@ -7437,7 +8246,7 @@ def _e_ListOfRootCertificateIDs(w: BitWriter, v: Any) -> None:
         _p = None
         e = _EE_ListOfRootCertificateIDs[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -7448,7 +8257,10 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_ListOfRootCertificateIDs_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'RootCertificateID'
         f0 = []
@@ -7845,12 +8657,12 @@ FIELDS.update(_SF); ENCODERS.update(_SEN); DECODERS.update(_SDE)
 
 def _es_g5(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g5(r: BitReader) -> Any:
@@ -7864,12 +8676,12 @@ def _ds_g5(r: BitReader) -> Any:
 
 def _es_g7(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g7(r: BitReader) -> Any:
@@ -7883,12 +8695,12 @@ def _ds_g7(r: BitReader) -> Any:
 
 def _es_g10(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g10(r: BitReader) -> Any:
@@ -7903,10 +8715,10 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:std:iso:15118:-20:CommonType
 
 
 def _es_f0(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f0(r: BitReader) -> Any:
@@ -7920,10 +8732,10 @@ def _ds_f0(r: BitReader) -> Any:
 
 
 def _es_f5(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f5(r: BitReader) -> Any:
@@ -7937,10 +8749,10 @@ def _ds_f5(r: BitReader) -> Any:
 
 
 def _es_f6(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f6(r: BitReader) -> Any:
@@ -7955,29 +8767,28 @@ def _ds_f6(r: BitReader) -> Any:
 
 def _es_f7(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 12: raise bad_value('BSSID', x, 'is not a str of at most 12 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f7(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 12: raise bad_value('BSSID', _x, 'is longer than 12 characters', r)
+        _x = r.string(12)
         expect_ee(r)
     return _x
 
 
 def _es_f12(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f12(r: BitReader) -> Any:
@@ -7991,10 +8802,10 @@ def _ds_f12(r: BitReader) -> Any:
 
 
 def _es_f13(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f13(r: BitReader) -> Any:
@@ -8009,11 +8820,13 @@ def _ds_f13(r: BitReader) -> Any:
 
 def _es_f14(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('ChargingComplete', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f14(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -8028,10 +8841,10 @@ def _ds_f14(r: BitReader) -> Any:
 
 
 def _es_f15(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Coord_X', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f15(r: BitReader) -> Any:
@@ -8045,10 +8858,10 @@ def _ds_f15(r: BitReader) -> Any:
 
 
 def _es_f16(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Coord_Y', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f16(r: BitReader) -> Any:
@@ -8062,10 +8875,10 @@ def _ds_f16(r: BitReader) -> Any:
 
 
 def _es_f17(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Coord_Z', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f17(r: BitReader) -> Any:
@@ -8079,10 +8892,10 @@ def _ds_f17(r: BitReader) -> Any:
 
 
 def _es_f20(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f20(r: BitReader) -> Any:
@@ -8097,12 +8910,12 @@ def _ds_f20(r: BitReader) -> Any:
 
 def _es_f22(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f22(r: BitReader) -> Any:
@@ -8117,11 +8930,13 @@ def _ds_f22(r: BitReader) -> Any:
 def _es_f30(w: BitWriter, x: Any) -> None:
     _i = _I_WPT_EVPCChargeDiagnostics.get(x)
     if _i is None: raise bad_value('EVPCChargeDiagnostics', x, 'is not a value of WPT_EVPCChargeDiagnostics', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f30(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -8139,11 +8954,13 @@ def _ds_f30(r: BitReader) -> Any:
 
 def _es_f34(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('EVPCDeviceLocalControl', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f34(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -8160,11 +8977,13 @@ def _ds_f34(r: BitReader) -> Any:
 def _es_f42(w: BitWriter, x: Any) -> None:
     _i = _I_Processing.get(x)
     if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f42(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -8185,11 +9004,13 @@ def _ds_f42(r: BitReader) -> Any:
 def _es_f43(w: BitWriter, x: Any) -> None:
     _i = _I_WPT_EVResult.get(x)
     if _i is None: raise bad_value('EVResultCode', x, 'is not a value of WPT_EVResult', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f43(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -8210,11 +9031,13 @@ def _ds_f43(r: BitReader) -> Any:
 def _es_f44(w: BitWriter, x: Any) -> None:
     _i = _I_EvseNotification.get(x)
     if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
-    w.bits((_i << 1), 5)
+    w.acc = (w.acc << 5) | (_i << 1)
 
 
 def _ds_f44(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -8235,11 +9058,13 @@ def _ds_f44(r: BitReader) -> Any:
 def _es_f45(w: BitWriter, x: Any) -> None:
     _i = _I_Processing.get(x)
     if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f45(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -8259,12 +9084,12 @@ def _ds_f45(r: BitReader) -> Any:
 
 def _es_f49(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f49(r: BitReader) -> Any:
@@ -8278,11 +9103,13 @@ def _ds_f49(r: BitReader) -> Any:
 
 def _es_f50(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
-    w.bits(((x - -128) << 1), 10)
+    w.acc = (w.acc << 10) | ((x - -128) << 1)
 
 
 def _ds_f50(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -8298,12 +9125,12 @@ def _ds_f50(r: BitReader) -> Any:
 
 def _es_f51(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f51(r: BitReader) -> Any:
@@ -8316,10 +9143,10 @@ def _ds_f51(r: BitReader) -> Any:
 
 
 def _es_f52(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f52(r: BitReader) -> Any:
@@ -8333,29 +9160,28 @@ def _ds_f52(r: BitReader) -> Any:
 
 def _es_f54(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 39: raise bad_value('IPAddress', x, 'is not a str of at most 39 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f54(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 39: raise bad_value('IPAddress', _x, 'is longer than 39 characters', r)
+        _x = r.string(39)
         expect_ee(r)
     return _x
 
 
 def _es_f55(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('IndexNumber', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f55(r: BitReader) -> Any:
@@ -8370,11 +9196,13 @@ def _ds_f55(r: BitReader) -> Any:
 
 def _es_f56(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('InletHot', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f56(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -8390,12 +9218,12 @@ def _ds_f56(r: BitReader) -> Any:
 
 def _es_f57(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f57(r: BitReader) -> Any:
@@ -8409,12 +9237,12 @@ def _ds_f57(r: BitReader) -> Any:
 
 def _es_f59(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f59(r: BitReader) -> Any:
@@ -8428,31 +9256,32 @@ def _ds_f59(r: BitReader) -> Any:
 
 def _es_f67(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('ManufacturerSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f67(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 256: raise bad_value('ManufacturerSpecificDataContainer', _x, 'is longer than 256 octets', r)
+        _x = r.binary(256)
         expect_ee(r)
     return _x
 
 
 def _es_f68(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f68(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -8470,31 +9299,32 @@ def _ds_f68(r: BitReader) -> Any:
 
 def _es_f69(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f69(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 32: raise bad_value('MeterID', _x, 'is longer than 32 characters', r)
+        _x = r.string(32)
         expect_ee(r)
     return _x
 
 
 def _es_f71(w: BitWriter, x: Any) -> None:
     if type(x) is not bool: raise bad_value('MeterInfoRequested', x, 'is not a bool', w)
-    w.bits((x << 1), 3)
+    w.acc = (w.acc << 3) | (x << 1)
 
 
 def _ds_f71(r: BitReader) -> Any:
-    _x = r.bits(3)
+    _q = r.pos + 3
+    if _q > r.wend: _x = r.bits(3)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
     if _x >> 2:
         r.pos -= 3
         if r.bit():
@@ -8510,29 +9340,28 @@ def _ds_f71(r: BitReader) -> Any:
 
 def _es_f72(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f72(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 64: raise bad_value('MeterSignature', _x, 'is longer than 64 octets', r)
+        _x = r.binary(64)
         expect_ee(r)
     return _x
 
 
 def _es_f73(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f73(r: BitReader) -> Any:
@@ -8546,10 +9375,10 @@ def _ds_f73(r: BitReader) -> Any:
 
 
 def _es_f74(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f74(r: BitReader) -> Any:
@@ -8564,12 +9393,12 @@ def _ds_f74(r: BitReader) -> Any:
 
 def _es_f75(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f75(r: BitReader) -> Any:
@@ -8583,11 +9412,13 @@ def _ds_f75(r: BitReader) -> Any:
 
 def _es_f76(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f76(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -8605,12 +9436,12 @@ def _ds_f76(r: BitReader) -> Any:
 
 def _es_f77(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f77(r: BitReader) -> Any:
@@ -8623,10 +9454,10 @@ def _ds_f77(r: BitReader) -> Any:
 
 
 def _es_f78(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('NaturalOffset', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f78(r: BitReader) -> Any:
@@ -8640,10 +9471,10 @@ def _ds_f78(r: BitReader) -> Any:
 
 
 def _es_f79(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f79(r: BitReader) -> Any:
@@ -8658,11 +9489,13 @@ def _ds_f79(r: BitReader) -> Any:
 
 def _es_f80(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumPackages', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f80(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -8678,11 +9511,13 @@ def _ds_f80(r: BitReader) -> Any:
 
 def _es_f81(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumberOfReceivers', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f81(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -8698,11 +9533,13 @@ def _ds_f81(r: BitReader) -> Any:
 
 def _es_f82(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumberOfTransmitters', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f82(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -8717,10 +9554,10 @@ def _ds_f82(r: BitReader) -> Any:
 
 
 def _es_f84(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('ObservedIDCode', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f84(r: BitReader) -> Any:
@@ -8735,12 +9572,12 @@ def _ds_f84(r: BitReader) -> Any:
 
 def _es_f87(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f87(r: BitReader) -> Any:
@@ -8755,11 +9592,13 @@ def _ds_f87(r: BitReader) -> Any:
 def _es_f88(w: BitWriter, x: Any) -> None:
     _i = _I_WPT_PowerClass.get(x)
     if _i is None: raise bad_value('PDInputPowerClass', x, 'is not a value of WPT_PowerClass', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f88(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -8777,12 +9616,12 @@ def _ds_f88(r: BitReader) -> Any:
 
 def _es_f92(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f92(r: BitReader) -> Any:
@@ -8796,12 +9635,12 @@ def _ds_f92(r: BitReader) -> Any:
 
 def _es_f93(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f93(r: BitReader) -> Any:
@@ -8815,11 +9654,13 @@ def _ds_f93(r: BitReader) -> Any:
 
 def _es_f94(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 255: raise bad_value('PackageIndex', x, 'is not an integer in [0, 255]', w)
-    w.bits((x << 1), 10)
+    w.acc = (w.acc << 10) | (x << 1)
 
 
 def _ds_f94(r: BitReader) -> Any:
-    _x = r.bits(10)
+    _q = r.pos + 10
+    if _q > r.wend: _x = r.bits(10)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
     if _x >> 9:
         r.pos -= 10
         if r.bit():
@@ -8834,10 +9675,10 @@ def _ds_f94(r: BitReader) -> Any:
 
 
 def _es_f95(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('PackageSeparationTime', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f95(r: BitReader) -> Any:
@@ -8852,12 +9693,12 @@ def _ds_f95(r: BitReader) -> Any:
 
 def _es_f96(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f96(r: BitReader) -> Any:
@@ -8870,10 +9711,10 @@ def _ds_f96(r: BitReader) -> Any:
 
 
 def _es_f97(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('Port', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f97(r: BitReader) -> Any:
@@ -8888,11 +9729,13 @@ def _ds_f97(r: BitReader) -> Any:
 
 def _es_f99(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f99(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -8909,10 +9752,10 @@ def _ds_f99(r: BitReader) -> Any:
 
 
 def _es_f103(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('PulseDuration', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f103(r: BitReader) -> Any:
@@ -8926,10 +9769,10 @@ def _ds_f103(r: BitReader) -> Any:
 
 
 def _es_f104(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('PulseSeparationTime', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f104(r: BitReader) -> Any:
@@ -8944,12 +9787,12 @@ def _ds_f104(r: BitReader) -> Any:
 
 def _es_f106(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f106(r: BitReader) -> Any:
@@ -8962,10 +9805,10 @@ def _ds_f106(r: BitReader) -> Any:
 
 
 def _es_f113(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f113(r: BitReader) -> Any:
@@ -8979,10 +9822,10 @@ def _ds_f113(r: BitReader) -> Any:
 
 
 def _es_f114(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f114(r: BitReader) -> Any:
@@ -8996,10 +9839,10 @@ def _ds_f114(r: BitReader) -> Any:
 
 
 def _es_f115(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f115(r: BitReader) -> Any:
@@ -9015,11 +9858,13 @@ def _ds_f115(r: BitReader) -> Any:
 def _es_f116(w: BitWriter, x: Any) -> None:
     _i = _I_ResponseCode.get(x)
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
-    w.bits((_i << 1), 8)
+    w.acc = (w.acc << 8) | (_i << 1)
 
 
 def _ds_f116(r: BitReader) -> Any:
-    _x = r.bits(8)
+    _q = r.pos + 8
+    if _q > r.wend: _x = r.bits(8)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
     if _x >> 7:
         r.pos -= 8
         if r.bit():
@@ -9038,10 +9883,10 @@ def _ds_f116(r: BitReader) -> Any:
 
 
 def _es_f119(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('RxIdentifier', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f119(r: BitReader) -> Any:
@@ -9056,29 +9901,28 @@ def _ds_f119(r: BitReader) -> Any:
 
 def _es_f121(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('SDManufacturerSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f121(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 256: raise bad_value('SDManufacturerSpecificDataContainer', _x, 'is longer than 256 octets', r)
+        _x = r.binary(256)
         expect_ee(r)
     return _x
 
 
 def _es_f122(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('SDMaxGroundClearanceSupport', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f122(r: BitReader) -> Any:
@@ -9092,10 +9936,10 @@ def _ds_f122(r: BitReader) -> Any:
 
 
 def _es_f123(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('SDMaxGroundClearence', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f123(r: BitReader) -> Any:
@@ -9109,10 +9953,10 @@ def _ds_f123(r: BitReader) -> Any:
 
 
 def _es_f125(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('SDMinGroundClearanceSupport', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f125(r: BitReader) -> Any:
@@ -9126,10 +9970,10 @@ def _ds_f125(r: BitReader) -> Any:
 
 
 def _es_f126(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: raise bad_value('SDMinGroundClearence', x, 'is not an integer in [0, 65535]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f126(r: BitReader) -> Any:
@@ -9145,11 +9989,13 @@ def _ds_f126(r: BitReader) -> Any:
 def _es_f129(w: BitWriter, x: Any) -> None:
     _i = _I_WPT_SPCChargeDiagnostics.get(x)
     if _i is None: raise bad_value('SPCChargeDiagnostics', x, 'is not a value of WPT_SPCChargeDiagnostics', w)
-    w.bits((_i << 1), 5)
+    w.acc = (w.acc << 5) | (_i << 1)
 
 
 def _ds_f129(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -9169,12 +10015,12 @@ def _ds_f129(r: BitReader) -> Any:
 
 def _es_f136(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f136(r: BitReader) -> Any:
@@ -9188,32 +10034,31 @@ def _ds_f136(r: BitReader) -> Any:
 
 def _es_f137(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str) or len(x) > 255: raise bad_value('SSID', x, 'is not a str of at most 255 characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f137(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string()
-        if len(_x) > 255: raise bad_value('SSID', _x, 'is longer than 255 characters', r)
+        _x = r.string(255)
         expect_ee(r)
     return _x
 
 
 def _es_f138(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f138(r: BitReader) -> Any:
@@ -9227,31 +10072,32 @@ def _ds_f138(r: BitReader) -> Any:
 
 def _es_f139(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f139(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 8: raise bad_value('SessionID', _x, 'is longer than 8 octets', r)
+        _x = r.binary(8)
         expect_ee(r)
     return _x
 
 
 def _es_f149(w: BitWriter, x: Any) -> None:
     if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
-    w.bits((x << 1), 9)
+    w.acc = (w.acc << 9) | (x << 1)
 
 
 def _ds_f149(r: BitReader) -> Any:
-    _x = r.bits(9)
+    _q = r.pos + 9
+    if _q > r.wend: _x = r.bits(9)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
     if _x >> 8:
         r.pos -= 9
         if r.bit():
@@ -9268,10 +10114,10 @@ def _ds_f149(r: BitReader) -> Any:
 
 
 def _es_f151(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f151(r: BitReader) -> Any:
@@ -9285,10 +10131,10 @@ def _ds_f151(r: BitReader) -> Any:
 
 
 def _es_f152(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f152(r: BitReader) -> Any:
@@ -9302,10 +10148,10 @@ def _ds_f152(r: BitReader) -> Any:
 
 
 def _es_f153(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f153(r: BitReader) -> Any:
@@ -9319,10 +10165,10 @@ def _ds_f153(r: BitReader) -> Any:
 
 
 def _es_f156(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TxIdentifier', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f156(r: BitReader) -> Any:
@@ -9336,10 +10182,10 @@ def _ds_f156(r: BitReader) -> Any:
 
 
 def _es_f158(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TxRxIdentifier', x, 'is not an integer in [1, 4294967295]', w)
     w.uint(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f158(r: BitReader) -> Any:
@@ -9353,10 +10199,10 @@ def _ds_f158(r: BitReader) -> Any:
 
 
 def _es_f162(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f162(r: BitReader) -> Any:
@@ -9371,20 +10217,19 @@ def _ds_f162(r: BitReader) -> Any:
 
 def _es_f163(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f163(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary()
-        if len(_x) > 256: raise bad_value('VendorSpecificDataContainer', _x, 'is longer than 256 octets', r)
+        _x = r.binary(256)
         expect_ee(r)
     return _x
 
@@ -9392,11 +10237,13 @@ def _ds_f163(r: BitReader) -> Any:
 def _es_f164(w: BitWriter, x: Any) -> None:
     _i = _I_WPT_AlignmentCheckMethod.get(x)
     if _i is None: raise bad_value('WPT_AlignmentCheckMethod', x, 'is not a value of WPT_AlignmentCheckMethod', w)
-    w.bits((_i << 1), 4)
+    w.acc = (w.acc << 4) | (_i << 1)
 
 
 def _ds_f164(r: BitReader) -> Any:
-    _x = r.bits(4)
+    _q = r.pos + 4
+    if _q > r.wend: _x = r.bits(4)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
     if _x >> 3:
         r.pos -= 4
         if r.bit():
@@ -9417,11 +10264,13 @@ def _ds_f164(r: BitReader) -> Any:
 def _es_f171(w: BitWriter, x: Any) -> None:
     _i = _I_WPT_FinePositioningMethod.get(x)
     if _i is None: raise bad_value('WPT_FinePositioningMethod', x, 'is not a value of WPT_FinePositioningMethod', w)
-    w.bits((_i << 1), 5)
+    w.acc = (w.acc << 5) | (_i << 1)
 
 
 def _ds_f171(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -9442,11 +10291,13 @@ def _ds_f171(r: BitReader) -> Any:
 def _es_f180(w: BitWriter, x: Any) -> None:
     _i = _I_WPT_PairingMethod.get(x)
     if _i is None: raise bad_value('WPT_PairingMethod', x, 'is not a value of WPT_PairingMethod', w)
-    w.bits((_i << 1), 5)
+    w.acc = (w.acc << 5) | (_i << 1)
 
 
 def _ds_f180(r: BitReader) -> Any:
-    _x = r.bits(5)
+    _q = r.pos + 5
+    if _q > r.wend: _x = r.bits(5)
+    else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
     if _x >> 4:
         r.pos -= 5
         if r.bit():
@@ -9466,12 +10317,12 @@ def _ds_f180(r: BitReader) -> Any:
 
 def _es_f183(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f183(r: BitReader) -> Any:
@@ -9485,12 +10336,12 @@ def _ds_f183(r: BitReader) -> Any:
 
 def _es_f184(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f184(r: BitReader) -> Any:
@@ -9504,12 +10355,12 @@ def _ds_f184(r: BitReader) -> Any:
 
 def _es_f186(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f186(r: BitReader) -> Any:
@@ -9523,12 +10374,12 @@ def _ds_f186(r: BitReader) -> Any:
 
 def _es_f188(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f188(r: BitReader) -> Any:
@@ -9541,10 +10392,10 @@ def _ds_f188(r: BitReader) -> Any:
 
 
 def _es_f189(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f189(r: BitReader) -> Any:
@@ -9558,12 +10409,12 @@ def _ds_f189(r: BitReader) -> Any:
 
 def _es_f190(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f190(r: BitReader) -> Any:
@@ -9577,12 +10428,12 @@ def _ds_f190(r: BitReader) -> Any:
 
 def _es_f191(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f191(r: BitReader) -> Any:
@@ -9596,12 +10447,12 @@ def _ds_f191(r: BitReader) -> Any:
 
 def _es_f192(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f192(r: BitReader) -> Any:

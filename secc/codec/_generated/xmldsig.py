@@ -225,7 +225,7 @@ def _e_Signature(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -234,10 +234,9 @@ def _e_Signature(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SignedInfo', w)
         else:
-            t = _ET_Signature[st].get((1, 0))
-            if t is None: raise not_allowed('SignedInfo', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
+            else: raise not_allowed('SignedInfo', w)
             if type(x) is not SignedInfo: raise bad_value('SignedInfo', x, 'is not a SignedInfo', w)
             _e_SignedInfo(w, x)
         _p = 'SignatureValue'
@@ -245,7 +244,7 @@ def _e_Signature(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SignatureValue', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not SignatureValue: raise bad_value('SignatureValue', x, 'is not a SignatureValue', w)
             _e_SignatureValue(w, x)
@@ -254,7 +253,7 @@ def _e_Signature(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 5
             if type(x) is not KeyInfo: raise bad_value('KeyInfo', x, 'is not a KeyInfo', w)
             _e_KeyInfo(w, x)
@@ -262,14 +261,14 @@ def _e_Signature(w: BitWriter, v: Any) -> None:
         for x in v.object:
             t = _ET_Signature[st].get((4, 0))
             if t is None: raise not_allowed('Object', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not Object: raise bad_value('Object', x, 'is not a Object', w)
             _e_Object(w, x)
         _p = None
         e = _EE_Signature[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -284,14 +283,20 @@ def _d_Signature(r: BitReader) -> Signature:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Signature_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_Signature_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_Signature_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Signature_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -300,7 +305,10 @@ def _d_Signature(r: BitReader) -> Signature:
             st = nst
             _x = _d_SignedInfo(r)
             f1 = _x
-            fid, m, nst = e = _R_Signature_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Signature_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('SignedInfo', r)
@@ -309,7 +317,10 @@ def _d_Signature(r: BitReader) -> Signature:
             st = nst
             _x = _d_SignatureValue(r)
             f2 = _x
-            fid, m, nst = e = _R_Signature_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Signature_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('SignatureValue', r)
@@ -318,7 +329,10 @@ def _d_Signature(r: BitReader) -> Signature:
             st = nst
             _x = _d_KeyInfo(r)
             f3 = _x
-            fid, m, nst = e = _R_Signature_5[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Signature_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         else:
             f3 = None
@@ -357,7 +371,7 @@ def _e_SignedInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -366,10 +380,9 @@ def _e_SignedInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('CanonicalizationMethod', w)
         else:
-            t = _ET_SignedInfo[st].get((1, 0))
-            if t is None: raise not_allowed('CanonicalizationMethod', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
+            else: raise not_allowed('CanonicalizationMethod', w)
             if type(x) is not CanonicalizationMethod: raise bad_value('CanonicalizationMethod', x, 'is not a CanonicalizationMethod', w)
             _e_CanonicalizationMethod(w, x)
         _p = 'SignatureMethod'
@@ -377,7 +390,7 @@ def _e_SignedInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('SignatureMethod', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 3
             if type(x) is not SignatureMethod: raise bad_value('SignatureMethod', x, 'is not a SignatureMethod', w)
             _e_SignatureMethod(w, x)
@@ -385,14 +398,14 @@ def _e_SignedInfo(w: BitWriter, v: Any) -> None:
         for x in v.reference:
             t = _ET_SignedInfo[st].get((3, 0))
             if t is None: raise not_allowed('Reference', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not Reference: raise bad_value('Reference', x, 'is not a Reference', w)
             _e_Reference(w, x)
         _p = None
         e = _EE_SignedInfo[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -406,14 +419,20 @@ def _d_SignedInfo(r: BitReader) -> SignedInfo:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SignedInfo_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_SignedInfo_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_SignedInfo_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedInfo_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -422,7 +441,10 @@ def _d_SignedInfo(r: BitReader) -> SignedInfo:
             st = nst
             _x = _d_CanonicalizationMethod(r)
             f1 = _x
-            fid, m, nst = e = _R_SignedInfo_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedInfo_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('CanonicalizationMethod', r)
@@ -431,7 +453,10 @@ def _d_SignedInfo(r: BitReader) -> SignedInfo:
             st = nst
             _x = _d_SignatureMethod(r)
             f2 = _x
-            fid, m, nst = e = _R_SignedInfo_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignedInfo_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             raise missing('SignatureMethod', r)
@@ -468,12 +493,12 @@ def _e_CanonicalizationMethod(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Algorithm', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Algorithm', x, 'is not a str of at most None characters', w)
             w.string(x)
         _p = None
-        w.bits(1, 2)
+        w.acc = (w.acc << 2) | 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -485,14 +510,20 @@ def _d_CanonicalizationMethod(r: BitReader) -> CanonicalizationMethod:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_CanonicalizationMethod_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_CanonicalizationMethod_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Algorithm'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_CanonicalizationMethod_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_CanonicalizationMethod_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('@Algorithm', r)
@@ -520,7 +551,7 @@ def _e_SignatureMethod(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Algorithm', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Algorithm', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -530,14 +561,14 @@ def _e_SignatureMethod(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 2
-            w.bits(0, 4)
+            w.acc <<= 4
             if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
         e = _EE_SignatureMethod[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -550,14 +581,20 @@ def _d_SignatureMethod(r: BitReader) -> SignatureMethod:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SignatureMethod_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SignatureMethod_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Algorithm'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_SignatureMethod_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_SignatureMethod_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('@Algorithm', r)
@@ -570,7 +607,10 @@ def _d_SignatureMethod(r: BitReader) -> SignatureMethod:
                 _x = r.integer()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_SignatureMethod_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SignatureMethod_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -599,7 +639,7 @@ def _e_Reference(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -608,10 +648,9 @@ def _e_Reference(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Reference[st].get((1, 0))
-            if t is None: raise not_allowed('@Type', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
+            else: raise not_allowed('@Type', w)
             if not isinstance(x, str): raise bad_value('@Type', x, 'is not a str of at most None characters', w)
             w.string(x)
         _p = '@URI'
@@ -619,10 +658,10 @@ def _e_Reference(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Reference[st].get((2, 0))
-            if t is None: raise not_allowed('@URI', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('@URI', w)
             if not isinstance(x, str): raise bad_value('@URI', x, 'is not a str of at most None characters', w)
             w.string(x)
         _p = 'Transforms'
@@ -630,10 +669,11 @@ def _e_Reference(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Reference[st].get((3, 0))
-            if t is None: raise not_allowed('Transforms', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 3; st = 4
+            elif st == 1: w.acc = (w.acc << 3) | 2; st = 4
+            elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
+            elif st == 3: w.acc <<= 2; st = 4
+            else: raise not_allowed('Transforms', w)
             if type(x) is not Transforms: raise bad_value('Transforms', x, 'is not a Transforms', w)
             _e_Transforms(w, x)
         _p = 'DigestMethod'
@@ -643,7 +683,7 @@ def _e_Reference(w: BitWriter, v: Any) -> None:
         else:
             t = _ET_Reference[st].get((4, 0))
             if t is None: raise not_allowed('DigestMethod', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not DigestMethod: raise bad_value('DigestMethod', x, 'is not a DigestMethod', w)
             _e_DigestMethod(w, x)
@@ -653,16 +693,16 @@ def _e_Reference(w: BitWriter, v: Any) -> None:
             raise missing('DigestValue', w)
         else:
             st = 6
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -679,14 +719,20 @@ def _d_Reference(r: BitReader) -> Reference:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Reference_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Reference_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 4)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_Reference_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Reference_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 3)
         else:
             f0 = None
@@ -695,7 +741,10 @@ def _d_Reference(r: BitReader) -> Reference:
             st = nst
             _x = r.string()
             f1 = _x
-            fid, m, nst = e = _R_Reference_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Reference_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 3)
         else:
             f1 = None
@@ -704,7 +753,10 @@ def _d_Reference(r: BitReader) -> Reference:
             st = nst
             _x = r.string()
             f2 = _x
-            fid, m, nst = e = _R_Reference_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Reference_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 2)
         else:
             f2 = None
@@ -713,7 +765,10 @@ def _d_Reference(r: BitReader) -> Reference:
             st = nst
             _x = _d_Transforms(r)
             f3 = _x
-            fid, m, nst = e = _R_Reference_4[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Reference_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f3 = None
@@ -722,7 +777,10 @@ def _d_Reference(r: BitReader) -> Reference:
             st = nst
             _x = _d_DigestMethod(r)
             f4 = _x
-            fid, m, nst = e = _R_Reference_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Reference_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             raise missing('DigestMethod', r)
@@ -735,7 +793,10 @@ def _d_Reference(r: BitReader) -> Reference:
                 _x = r.binary()
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_Reference_6[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Reference_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             raise missing('DigestValue', r)
@@ -767,14 +828,14 @@ def _e_Transforms(w: BitWriter, v: Any) -> None:
         for x in v.transform:
             t = _ET_Transforms[st].get((0, 0))
             if t is None: raise not_allowed('Transform', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not Transform: raise bad_value('Transform', x, 'is not a Transform', w)
             _e_Transform(w, x)
         _p = None
         e = _EE_Transforms[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -785,7 +846,10 @@ def _d_Transforms(r: BitReader) -> Transforms:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Transforms_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Transforms_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Transform'
         f0 = []
@@ -819,7 +883,7 @@ def _e_Transform(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Algorithm', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Algorithm', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -827,19 +891,19 @@ def _e_Transform(w: BitWriter, v: Any) -> None:
         for x in v.x_path:
             t = _ET_Transform[st].get((1, 0))
             if t is None: raise not_allowed('XPath', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_Transform[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -852,14 +916,20 @@ def _d_Transform(r: BitReader) -> Transform:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Transform_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_Transform_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Algorithm'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_Transform_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Transform_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('@Algorithm', r)
@@ -873,7 +943,10 @@ def _d_Transform(r: BitReader) -> Transform:
                 _x = r.string()
                 expect_ee(r)
             f1.append(_x)
-            fid, m, nst = e = _R_Transform_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Transform_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_Transform)
@@ -898,12 +971,12 @@ def _e_DigestMethod(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Algorithm', w)
         else:
-            w.bits(0, 1)
+            w.acc <<= 1
             st = 1
             if not isinstance(x, str): raise bad_value('@Algorithm', x, 'is not a str of at most None characters', w)
             w.string(x)
         _p = None
-        w.bits(1, 2)
+        w.acc = (w.acc << 2) | 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -915,14 +988,20 @@ def _d_DigestMethod(r: BitReader) -> DigestMethod:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DigestMethod_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_DigestMethod_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Algorithm'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_DigestMethod_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DigestMethod_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             raise missing('@Algorithm', r)
@@ -938,8 +1017,6 @@ def _d_DigestMethod(r: BitReader) -> DigestMethod:
 _DT_SignatureValue = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_SignatureValue = ('@Id', 'value')
 _ESC_SignatureValue = ((2, 2, 3), (1, 1, 2), (1, 1, 1))
-_ET_SignatureValue = ({(0, 0): (0, 2, 1), (1, 0): (1, 2, 2)}, {(1, 0): (0, 1, 2)}, {},)
-_EE_SignatureValue = (None, None, (0, 1),)
 
 
 def _e_SignatureValue(w: BitWriter, v: Any) -> None:
@@ -951,7 +1028,7 @@ def _e_SignatureValue(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -962,16 +1039,15 @@ def _e_SignatureValue(w: BitWriter, v: Any) -> None:
         else:
             if type(x) is EmptyBytes:
                 e = _ESC_SignatureValue[st]
-                w.bits(e[0], e[1]); w.bits(0, e[2])
+                w.acc = (w.acc << e[1]) | e[0]; w.acc <<= e[2]
                 return
-            t = _ET_SignatureValue[st].get((1, 0))
-            if t is None: raise not_allowed('value', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
+            else: raise not_allowed('value', w)
             if not isinstance(x, (bytes, bytearray)): raise bad_value('value', x, 'is not a bytes of at most None octets', w)
             w.binary(x)
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -984,14 +1060,20 @@ def _d_SignatureValue(r: BitReader) -> SignatureValue:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SignatureValue_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_SignatureValue_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_SignatureValue_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignatureValue_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -1000,7 +1082,10 @@ def _d_SignatureValue(r: BitReader) -> SignatureValue:
             st = nst
             _x = r.binary()
             f1 = _x
-            fid, m, nst = e = _R_SignatureValue_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignatureValue_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         elif fid == -1:
             f1 = EmptyBytes(b'')
@@ -1031,7 +1116,7 @@ def _e_KeyInfo(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 4)
+            w.acc <<= 4
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -1039,20 +1124,20 @@ def _e_KeyInfo(w: BitWriter, v: Any) -> None:
         for x in v.key_name:
             t = _ET_KeyInfo[st].get((1, 0))
             if t is None: raise not_allowed('KeyName', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'KeyValue'
         for x in v.key_value:
             t = _ET_KeyInfo[st].get((2, 0))
             if t is None: raise not_allowed('KeyValue', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not KeyValue: raise bad_value('KeyValue', x, 'is not a KeyValue', w)
             _e_KeyValue(w, x)
@@ -1060,7 +1145,7 @@ def _e_KeyInfo(w: BitWriter, v: Any) -> None:
         for x in v.retrieval_method:
             t = _ET_KeyInfo[st].get((3, 0))
             if t is None: raise not_allowed('RetrievalMethod', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not RetrievalMethod: raise bad_value('RetrievalMethod', x, 'is not a RetrievalMethod', w)
             _e_RetrievalMethod(w, x)
@@ -1068,7 +1153,7 @@ def _e_KeyInfo(w: BitWriter, v: Any) -> None:
         for x in v.x509_data:
             t = _ET_KeyInfo[st].get((4, 0))
             if t is None: raise not_allowed('X509Data', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not X509Data: raise bad_value('X509Data', x, 'is not a X509Data', w)
             _e_X509Data(w, x)
@@ -1076,7 +1161,7 @@ def _e_KeyInfo(w: BitWriter, v: Any) -> None:
         for x in v.pgp_data:
             t = _ET_KeyInfo[st].get((5, 0))
             if t is None: raise not_allowed('PGPData', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not PGPData: raise bad_value('PGPData', x, 'is not a PGPData', w)
             _e_PGPData(w, x)
@@ -1084,7 +1169,7 @@ def _e_KeyInfo(w: BitWriter, v: Any) -> None:
         for x in v.spki_data:
             t = _ET_KeyInfo[st].get((6, 0))
             if t is None: raise not_allowed('SPKIData', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not SPKIData: raise bad_value('SPKIData', x, 'is not a SPKIData', w)
             _e_SPKIData(w, x)
@@ -1092,19 +1177,19 @@ def _e_KeyInfo(w: BitWriter, v: Any) -> None:
         for x in v.mgmt_data:
             t = _ET_KeyInfo[st].get((7, 0))
             if t is None: raise not_allowed('MgmtData', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_KeyInfo[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1123,14 +1208,20 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_KeyInfo_0[r.bits(4)]
+        _q = r.pos + 4
+        if _q > r.wend: _c = r.bits(4)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+        fid, m, nst = e = _R_KeyInfo_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_KeyInfo_1[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_KeyInfo_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -1144,7 +1235,10 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
                 _x = r.string()
                 expect_ee(r)
             f1.append(_x)
-            fid, m, nst = e = _R_KeyInfo_2[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_KeyInfo_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         _p = 'KeyValue'
         f2 = []
@@ -1152,7 +1246,10 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
             st = nst
             _x = _d_KeyValue(r)
             f2.append(_x)
-            fid, m, nst = e = _R_KeyInfo_3[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_KeyInfo_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         _p = 'RetrievalMethod'
         f3 = []
@@ -1160,7 +1257,10 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
             st = nst
             _x = _d_RetrievalMethod(r)
             f3.append(_x)
-            fid, m, nst = e = _R_KeyInfo_4[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_KeyInfo_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         _p = 'X509Data'
         f4 = []
@@ -1168,7 +1268,10 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
             st = nst
             _x = _d_X509Data(r)
             f4.append(_x)
-            fid, m, nst = e = _R_KeyInfo_5[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_KeyInfo_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         _p = 'PGPData'
         f5 = []
@@ -1176,7 +1279,10 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
             st = nst
             _x = _d_PGPData(r)
             f5.append(_x)
-            fid, m, nst = e = _R_KeyInfo_6[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_KeyInfo_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         _p = 'SPKIData'
         f6 = []
@@ -1184,7 +1290,10 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
             st = nst
             _x = _d_SPKIData(r)
             f6.append(_x)
-            fid, m, nst = e = _R_KeyInfo_7[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_KeyInfo_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         _p = 'MgmtData'
         f7 = []
@@ -1196,7 +1305,10 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
                 _x = r.string()
                 expect_ee(r)
             f7.append(_x)
-            fid, m, nst = e = _R_KeyInfo_8[r.bits(4)]
+            _q = r.pos + 4
+            if _q > r.wend: _c = r.bits(4)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0xf
+            fid, m, nst = e = _R_KeyInfo_8[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 8, 1)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_KeyInfo)
@@ -1229,7 +1341,7 @@ def _e_KeyValue(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 1
             if type(x) is not DSAKeyValue: raise bad_value('DSAKeyValue', x, 'is not a DSAKeyValue', w)
             _e_DSAKeyValue(w, x)
@@ -1238,16 +1350,15 @@ def _e_KeyValue(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_KeyValue[st].get((1, 0))
-            if t is None: raise not_allowed('RSAKeyValue', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: raise not_allowed('RSAKeyValue', w)
+            else: raise not_allowed('RSAKeyValue', w)
             if type(x) is not RSAKeyValue: raise bad_value('RSAKeyValue', x, 'is not a RSAKeyValue', w)
             _e_RSAKeyValue(w, x)
         _p = None
         e = _EE_KeyValue[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1260,14 +1371,20 @@ def _d_KeyValue(r: BitReader) -> KeyValue:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_KeyValue_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_KeyValue_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DSAKeyValue'
         if fid == 0:
             st = nst
             _x = _d_DSAKeyValue(r)
             f0 = _x
-            fid, m, nst = e = _R_KeyValue_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_KeyValue_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -1276,7 +1393,10 @@ def _d_KeyValue(r: BitReader) -> KeyValue:
             st = nst
             _x = _d_RSAKeyValue(r)
             f1 = _x
-            fid, m, nst = e = _R_KeyValue_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_KeyValue_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -1306,112 +1426,111 @@ def _e_DSAKeyValue(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'Q'
         x = v.q
         if x is None:
             pass
         else:
-            t = _ET_DSAKeyValue[st].get((1, 0))
-            if t is None: raise not_allowed('Q', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: raise not_allowed('Q', w)
+            elif st == 1: w.acc <<= 1; st = 4
+            else: raise not_allowed('Q', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'G'
         x = v.g
         if x is None:
             pass
         else:
-            t = _ET_DSAKeyValue[st].get((2, 0))
-            if t is None: raise not_allowed('G', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: raise not_allowed('G', w)
+            elif st == 4: w.acc <<= 2; st = 2
+            else: raise not_allowed('G', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'Y'
         x = v.y
         if x is None:
             raise missing('Y', w)
         else:
-            t = _ET_DSAKeyValue[st].get((3, 0))
-            if t is None: raise not_allowed('Y', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 2) | 2; st = 3
+            elif st == 1: raise not_allowed('Y', w)
+            elif st == 2: w.acc <<= 1; st = 3
+            elif st == 4: w.acc = (w.acc << 2) | 1; st = 3
+            else: raise not_allowed('Y', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'J'
         x = v.j
         if x is None:
             pass
         else:
             st = 6
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'Seed'
         x = v.seed
         if x is None:
             pass
         else:
-            t = _ET_DSAKeyValue[st].get((5, 0))
-            if t is None: raise not_allowed('Seed', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: w.acc = (w.acc << 2) | 1; st = 5
+            elif st == 6: w.acc <<= 2; st = 5
+            else: raise not_allowed('Seed', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'PgenCounter'
         x = v.pgen_counter
         if x is None:
             pass
         else:
-            t = _ET_DSAKeyValue[st].get((6, 0))
-            if t is None: raise not_allowed('PgenCounter', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 3: raise not_allowed('PgenCounter', w)
+            elif st == 5: w.acc <<= 1; st = 7
+            elif st == 6: raise not_allowed('PgenCounter', w)
+            else: raise not_allowed('PgenCounter', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_DSAKeyValue[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1429,7 +1548,10 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_DSAKeyValue_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_DSAKeyValue_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'P'
         if fid == 0:
@@ -1440,7 +1562,10 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_DSAKeyValue_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DSAKeyValue_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -1453,7 +1578,10 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_DSAKeyValue_4[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DSAKeyValue_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 2)
         else:
             f1 = None
@@ -1466,7 +1594,10 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_DSAKeyValue_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DSAKeyValue_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f2 = None
@@ -1479,7 +1610,10 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f3 = _x
-            fid, m, nst = e = _R_DSAKeyValue_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DSAKeyValue_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             raise missing('Y', r)
@@ -1492,7 +1626,10 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f4 = _x
-            fid, m, nst = e = _R_DSAKeyValue_6[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_DSAKeyValue_6[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 6, 1)
         else:
             f4 = None
@@ -1505,7 +1642,10 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f5 = _x
-            fid, m, nst = e = _R_DSAKeyValue_5[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DSAKeyValue_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 2)
         else:
             f5 = None
@@ -1518,7 +1658,10 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f6 = _x
-            fid, m, nst = e = _R_DSAKeyValue_7[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_DSAKeyValue_7[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 7, 1)
         else:
             f6 = None
@@ -1551,30 +1694,30 @@ def _e_RSAKeyValue(w: BitWriter, v: Any) -> None:
             raise missing('Modulus', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'Exponent'
         x = v.exponent
         if x is None:
             raise missing('Exponent', w)
         else:
             st = 2
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1587,7 +1730,10 @@ def _d_RSAKeyValue(r: BitReader) -> RSAKeyValue:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_RSAKeyValue_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_RSAKeyValue_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Modulus'
         if fid == 0:
@@ -1598,7 +1744,10 @@ def _d_RSAKeyValue(r: BitReader) -> RSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_RSAKeyValue_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RSAKeyValue_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('Modulus', r)
@@ -1611,7 +1760,10 @@ def _d_RSAKeyValue(r: BitReader) -> RSAKeyValue:
                 _x = r.binary()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_RSAKeyValue_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RSAKeyValue_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('Exponent', r)
@@ -1640,7 +1792,7 @@ def _e_RetrievalMethod(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 1
             if not isinstance(x, str): raise bad_value('@Type', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -1649,10 +1801,9 @@ def _e_RetrievalMethod(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_RetrievalMethod[st].get((1, 0))
-            if t is None: raise not_allowed('@URI', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 2; st = 2
+            else: raise not_allowed('@URI', w)
             if not isinstance(x, str): raise bad_value('@URI', x, 'is not a str of at most None characters', w)
             w.string(x)
         _p = 'Transforms'
@@ -1660,16 +1811,16 @@ def _e_RetrievalMethod(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_RetrievalMethod[st].get((2, 0))
-            if t is None: raise not_allowed('Transforms', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 2) | 1; st = 3
+            elif st == 2: w.acc <<= 2; st = 3
+            else: raise not_allowed('Transforms', w)
             if type(x) is not Transforms: raise bad_value('Transforms', x, 'is not a Transforms', w)
             _e_Transforms(w, x)
         _p = None
         e = _EE_RetrievalMethod[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1683,14 +1834,20 @@ def _d_RetrievalMethod(r: BitReader) -> RetrievalMethod:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_RetrievalMethod_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_RetrievalMethod_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Type'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_RetrievalMethod_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_RetrievalMethod_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -1699,7 +1856,10 @@ def _d_RetrievalMethod(r: BitReader) -> RetrievalMethod:
             st = nst
             _x = r.string()
             f1 = _x
-            fid, m, nst = e = _R_RetrievalMethod_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_RetrievalMethod_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f1 = None
@@ -1708,7 +1868,10 @@ def _d_RetrievalMethod(r: BitReader) -> RetrievalMethod:
             st = nst
             _x = _d_Transforms(r)
             f2 = _x
-            fid, m, nst = e = _R_RetrievalMethod_3[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_RetrievalMethod_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -1737,7 +1900,7 @@ def _e_X509Data(w: BitWriter, v: Any) -> None:
         for x in v.x509_issuer_serial:
             t = _ET_X509Data[st].get((0, 0))
             if t is None: raise not_allowed('X509IssuerSerial', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not X509IssuerSerial: raise bad_value('X509IssuerSerial', x, 'is not a X509IssuerSerial', w)
             _e_X509IssuerSerial(w, x)
@@ -1745,58 +1908,58 @@ def _e_X509Data(w: BitWriter, v: Any) -> None:
         for x in v.x509_ski:
             t = _ET_X509Data[st].get((1, 0))
             if t is None: raise not_allowed('X509SKI', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'X509SubjectName'
         for x in v.x509_subject_name:
             t = _ET_X509Data[st].get((2, 0))
             if t is None: raise not_allowed('X509SubjectName', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'X509Certificate'
         for x in v.x509_certificate:
             t = _ET_X509Data[st].get((3, 0))
             if t is None: raise not_allowed('X509Certificate', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'X509CRL'
         for x in v.x509_crl:
             t = _ET_X509Data[st].get((4, 0))
             if t is None: raise not_allowed('X509CRL', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_X509Data[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1812,7 +1975,10 @@ def _d_X509Data(r: BitReader) -> X509Data:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_X509Data_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_X509Data_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'X509IssuerSerial'
         f0 = []
@@ -1820,7 +1986,10 @@ def _d_X509Data(r: BitReader) -> X509Data:
             st = nst
             _x = _d_X509IssuerSerial(r)
             f0.append(_x)
-            fid, m, nst = e = _R_X509Data_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_X509Data_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         _p = 'X509SKI'
         f1 = []
@@ -1832,7 +2001,10 @@ def _d_X509Data(r: BitReader) -> X509Data:
                 _x = r.binary()
                 expect_ee(r)
             f1.append(_x)
-            fid, m, nst = e = _R_X509Data_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_X509Data_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         _p = 'X509SubjectName'
         f2 = []
@@ -1844,7 +2016,10 @@ def _d_X509Data(r: BitReader) -> X509Data:
                 _x = r.string()
                 expect_ee(r)
             f2.append(_x)
-            fid, m, nst = e = _R_X509Data_3[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_X509Data_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         _p = 'X509Certificate'
         f3 = []
@@ -1856,7 +2031,10 @@ def _d_X509Data(r: BitReader) -> X509Data:
                 _x = r.binary()
                 expect_ee(r)
             f3.append(_x)
-            fid, m, nst = e = _R_X509Data_4[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_X509Data_4[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 4, 1)
         _p = 'X509CRL'
         f4 = []
@@ -1868,7 +2046,10 @@ def _d_X509Data(r: BitReader) -> X509Data:
                 _x = r.binary()
                 expect_ee(r)
             f4.append(_x)
-            fid, m, nst = e = _R_X509Data_5[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_X509Data_5[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 5, 1)
         _p = None
         if fid != -1: raise unexpected(r, fid, _N_X509Data)
@@ -1897,26 +2078,26 @@ def _e_X509IssuerSerial(w: BitWriter, v: Any) -> None:
             raise missing('X509IssuerName', w)
         else:
             st = 1
-            w.bits(0, 1)
+            w.acc <<= 1
             if type(x) is EmptyStr:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
                 w.string(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'X509SerialNumber'
         x = v.x509_serial_number
         if x is None:
             raise missing('X509SerialNumber', w)
         else:
             st = 2
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
             w.integer(x)
-            w.bits(0, 1)
+            w.acc <<= 1
         _p = None
-        w.bits(0, 1)
+        w.acc <<= 1
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -1929,7 +2110,10 @@ def _d_X509IssuerSerial(r: BitReader) -> X509IssuerSerial:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_X509IssuerSerial_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_X509IssuerSerial_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'X509IssuerName'
         if fid == 0:
@@ -1940,7 +2124,10 @@ def _d_X509IssuerSerial(r: BitReader) -> X509IssuerSerial:
                 _x = r.string()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_X509IssuerSerial_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_X509IssuerSerial_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             raise missing('X509IssuerName', r)
@@ -1953,7 +2140,10 @@ def _d_X509IssuerSerial(r: BitReader) -> X509IssuerSerial:
                 _x = r.integer()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_X509IssuerSerial_2[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_X509IssuerSerial_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             raise missing('X509SerialNumber', r)
@@ -1983,50 +2173,49 @@ def _e_PGPData(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            w.bits(0, 2)
+            w.acc <<= 2
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'PGPKeyPacket'
         x = v.pgp_key_packet
         if x is None:
             pass
         else:
-            t = _ET_PGPData[st].get((1, 0))
-            if t is None: raise not_allowed('PGPKeyPacket', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: raise not_allowed('PGPKeyPacket', w)
+            elif st == 1: w.acc <<= 2; st = 3
+            else: raise not_allowed('PGPKeyPacket', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = 'PGPKeyPacket'
         x = v.pgp_key_packet_2
         if x is None:
             pass
         else:
-            t = _ET_PGPData[st].get((2, 0))
-            if t is None: raise not_allowed('PGPKeyPacket', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: raise not_allowed('PGPKeyPacket', w)
+            elif st == 3: raise not_allowed('PGPKeyPacket', w)
+            else: raise not_allowed('PGPKeyPacket', w)
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
         e = _EE_PGPData[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2040,7 +2229,10 @@ def _d_PGPData(r: BitReader) -> PGPData:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_PGPData_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_PGPData_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PGPKeyID'
         if fid == 0:
@@ -2051,7 +2243,10 @@ def _d_PGPData(r: BitReader) -> PGPData:
                 _x = r.binary()
                 expect_ee(r)
             f0 = _x
-            fid, m, nst = e = _R_PGPData_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PGPData_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         else:
             f0 = None
@@ -2064,7 +2259,10 @@ def _d_PGPData(r: BitReader) -> PGPData:
                 _x = r.binary()
                 expect_ee(r)
             f1 = _x
-            fid, m, nst = e = _R_PGPData_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PGPData_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f1 = None
@@ -2077,7 +2275,10 @@ def _d_PGPData(r: BitReader) -> PGPData:
                 _x = r.binary()
                 expect_ee(r)
             f2 = _x
-            fid, m, nst = e = _R_PGPData_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_PGPData_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 1)
         else:
             f2 = None
@@ -2106,17 +2307,17 @@ def _e_SPKIData(w: BitWriter, v: Any) -> None:
         for x in v.spki_sexp:
             t = _ET_SPKIData[st].get((0, 0))
             if t is None: raise not_allowed('SPKISexp', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is EmptyBytes:
-                w.bits(1, 1); w.bits(0, 3)
+                w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
-                w.bits(0, 1)
+                w.acc <<= 1
                 if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
                 w.binary(x)
-                w.bits(0, 1)
+                w.acc <<= 1
         _p = None
-        w.bits(2, 2)
+        w.acc = (w.acc << 2) | 2
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2128,7 +2329,10 @@ def _d_SPKIData(r: BitReader) -> SPKIData:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SPKIData_0[r.bits(1)]
+        _q = r.pos + 1
+        if _q > r.wend: _c = r.bits(1)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+        fid, m, nst = e = _R_SPKIData_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SPKISexp'
         f0 = []
@@ -2140,7 +2344,10 @@ def _d_SPKIData(r: BitReader) -> SPKIData:
                 _x = r.binary()
                 expect_ee(r)
             f0.append(_x)
-            fid, m, nst = e = _R_SPKIData_1[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SPKIData_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 1)
         if len(f0) < 1: raise missing('SPKISexp', r)
         _p = None
@@ -2167,7 +2374,7 @@ def _e_Object(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 3)
+            w.acc <<= 3
             st = 1
             if not isinstance(x, str): raise bad_value('@Encoding', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -2176,10 +2383,9 @@ def _e_Object(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Object[st].get((1, 0))
-            if t is None: raise not_allowed('@Id', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 1; st = 2
+            elif st == 1: w.acc <<= 3; st = 2
+            else: raise not_allowed('@Id', w)
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
         _p = '@MimeType'
@@ -2187,16 +2393,16 @@ def _e_Object(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            t = _ET_Object[st].get((2, 0))
-            if t is None: raise not_allowed('@MimeType', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 3) | 2; st = 3
+            elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
+            elif st == 2: w.acc <<= 3; st = 3
+            else: raise not_allowed('@MimeType', w)
             if not isinstance(x, str): raise bad_value('@MimeType', x, 'is not a str of at most None characters', w)
             w.string(x)
         _p = None
         e = _EE_Object[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2210,14 +2416,20 @@ def _d_Object(r: BitReader) -> Object:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Object_0[r.bits(3)]
+        _q = r.pos + 3
+        if _q > r.wend: _c = r.bits(3)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+        fid, m, nst = e = _R_Object_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Encoding'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_Object_1[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Object_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 3)
         else:
             f0 = None
@@ -2226,7 +2438,10 @@ def _d_Object(r: BitReader) -> Object:
             st = nst
             _x = r.string()
             f1 = _x
-            fid, m, nst = e = _R_Object_2[r.bits(3)]
+            _q = r.pos + 3
+            if _q > r.wend: _c = r.bits(3)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x7
+            fid, m, nst = e = _R_Object_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             f1 = None
@@ -2235,7 +2450,10 @@ def _d_Object(r: BitReader) -> Object:
             st = nst
             _x = r.string()
             f2 = _x
-            fid, m, nst = e = _R_Object_3[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_Object_3[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 3, 1)
         else:
             f2 = None
@@ -2265,7 +2483,7 @@ def _e_Manifest(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -2273,14 +2491,14 @@ def _e_Manifest(w: BitWriter, v: Any) -> None:
         for x in v.reference:
             t = _ET_Manifest[st].get((1, 0))
             if t is None: raise not_allowed('Reference', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not Reference: raise bad_value('Reference', x, 'is not a Reference', w)
             _e_Reference(w, x)
         _p = None
         e = _EE_Manifest[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2292,14 +2510,20 @@ def _d_Manifest(r: BitReader) -> Manifest:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_Manifest_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_Manifest_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_Manifest_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_Manifest_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -2336,7 +2560,7 @@ def _e_SignatureProperties(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -2344,14 +2568,14 @@ def _e_SignatureProperties(w: BitWriter, v: Any) -> None:
         for x in v.signature_property:
             t = _ET_SignatureProperties[st].get((1, 0))
             if t is None: raise not_allowed('SignatureProperty', w)
-            w.bits(t[0], t[1])
+            w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             if type(x) is not SignatureProperty: raise bad_value('SignatureProperty', x, 'is not a SignatureProperty', w)
             _e_SignatureProperty(w, x)
         _p = None
         e = _EE_SignatureProperties[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2363,14 +2587,20 @@ def _d_SignatureProperties(r: BitReader) -> SignatureProperties:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SignatureProperties_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_SignatureProperties_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_SignatureProperties_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignatureProperties_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 2)
         else:
             f0 = None
@@ -2407,7 +2637,7 @@ def _e_SignatureProperty(w: BitWriter, v: Any) -> None:
         if x is None:
             pass
         else:
-            w.bits(0, 2)
+            w.acc <<= 2
             st = 1
             if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
             w.string(x)
@@ -2416,16 +2646,15 @@ def _e_SignatureProperty(w: BitWriter, v: Any) -> None:
         if x is None:
             raise missing('@Target', w)
         else:
-            t = _ET_SignatureProperty[st].get((1, 0))
-            if t is None: raise not_allowed('@Target', w)
-            w.bits(t[0], t[1])
-            st = t[2]
+            if st == 0: w.acc = (w.acc << 2) | 1; st = 2
+            elif st == 1: w.acc <<= 1; st = 2
+            else: raise not_allowed('@Target', w)
             if not isinstance(x, str): raise bad_value('@Target', x, 'is not a str of at most None characters', w)
             w.string(x)
         _p = None
         e = _EE_SignatureProperty[st]
         if e is None: raise EncodeError('required content is missing', w.bit_position)
-        w.bits(e[0], e[1])
+        w.acc = (w.acc << e[1]) | e[0]
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
@@ -2438,14 +2667,20 @@ def _d_SignatureProperty(r: BitReader) -> SignatureProperty:
     _p = None
     st = 0
     try:
-        fid, m, nst = e = _R_SignatureProperty_0[r.bits(2)]
+        _q = r.pos + 2
+        if _q > r.wend: _c = r.bits(2)
+        else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+        fid, m, nst = e = _R_SignatureProperty_0[_c]
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
             st = nst
             _x = r.string()
             f0 = _x
-            fid, m, nst = e = _R_SignatureProperty_1[r.bits(1)]
+            _q = r.pos + 1
+            if _q > r.wend: _c = r.bits(1)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x1
+            fid, m, nst = e = _R_SignatureProperty_1[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 1, 3)
         else:
             f0 = None
@@ -2454,7 +2689,10 @@ def _d_SignatureProperty(r: BitReader) -> SignatureProperty:
             st = nst
             _x = r.string()
             f1 = _x
-            fid, m, nst = e = _R_SignatureProperty_2[r.bits(2)]
+            _q = r.pos + 2
+            if _q > r.wend: _c = r.bits(2)
+            else: r.pos = _q; _c = (r.val >> (r.wend - _q)) & 0x3
+            fid, m, nst = e = _R_SignatureProperty_2[_c]
             if fid < -1: fid, m, nst = ev_special(r, e, 2, 2)
         else:
             raise missing('@Target', r)
@@ -2612,12 +2850,12 @@ DECODERS: dict[type, Any] = {
 
 def _es_g3(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g3(r: BitReader) -> Any:
@@ -2631,12 +2869,12 @@ def _ds_g3(r: BitReader) -> Any:
 
 def _es_g5(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g5(r: BitReader) -> Any:
@@ -2650,12 +2888,12 @@ def _ds_g5(r: BitReader) -> Any:
 
 def _es_g8(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_g8(r: BitReader) -> Any:
@@ -2671,12 +2909,12 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('http://www.w3.org/2000/09/xmldsig#',
 
 def _es_f3(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f3(r: BitReader) -> Any:
@@ -2690,12 +2928,12 @@ def _ds_f3(r: BitReader) -> Any:
 
 def _es_f4(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f4(r: BitReader) -> Any:
@@ -2709,12 +2947,12 @@ def _ds_f4(r: BitReader) -> Any:
 
 def _es_f5(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f5(r: BitReader) -> Any:
@@ -2727,10 +2965,10 @@ def _ds_f5(r: BitReader) -> Any:
 
 
 def _es_f6(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f6(r: BitReader) -> Any:
@@ -2744,12 +2982,12 @@ def _ds_f6(r: BitReader) -> Any:
 
 def _es_f7(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f7(r: BitReader) -> Any:
@@ -2763,12 +3001,12 @@ def _ds_f7(r: BitReader) -> Any:
 
 def _es_f9(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f9(r: BitReader) -> Any:
@@ -2782,12 +3020,12 @@ def _ds_f9(r: BitReader) -> Any:
 
 def _es_f12(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f12(r: BitReader) -> Any:
@@ -2801,12 +3039,12 @@ def _ds_f12(r: BitReader) -> Any:
 
 def _es_f13(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f13(r: BitReader) -> Any:
@@ -2820,12 +3058,12 @@ def _ds_f13(r: BitReader) -> Any:
 
 def _es_f15(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f15(r: BitReader) -> Any:
@@ -2839,12 +3077,12 @@ def _ds_f15(r: BitReader) -> Any:
 
 def _es_f17(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f17(r: BitReader) -> Any:
@@ -2858,12 +3096,12 @@ def _ds_f17(r: BitReader) -> Any:
 
 def _es_f18(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f18(r: BitReader) -> Any:
@@ -2877,12 +3115,12 @@ def _ds_f18(r: BitReader) -> Any:
 
 def _es_f19(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f19(r: BitReader) -> Any:
@@ -2896,12 +3134,12 @@ def _ds_f19(r: BitReader) -> Any:
 
 def _es_f20(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f20(r: BitReader) -> Any:
@@ -2915,12 +3153,12 @@ def _ds_f20(r: BitReader) -> Any:
 
 def _es_f25(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f25(r: BitReader) -> Any:
@@ -2934,12 +3172,12 @@ def _ds_f25(r: BitReader) -> Any:
 
 def _es_f26(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f26(r: BitReader) -> Any:
@@ -2953,12 +3191,12 @@ def _ds_f26(r: BitReader) -> Any:
 
 def _es_f35(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f35(r: BitReader) -> Any:
@@ -2972,12 +3210,12 @@ def _ds_f35(r: BitReader) -> Any:
 
 def _es_f36(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f36(r: BitReader) -> Any:
@@ -2991,12 +3229,12 @@ def _ds_f36(r: BitReader) -> Any:
 
 def _es_f38(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f38(r: BitReader) -> Any:
@@ -3010,12 +3248,12 @@ def _ds_f38(r: BitReader) -> Any:
 
 def _es_f40(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f40(r: BitReader) -> Any:
@@ -3028,10 +3266,10 @@ def _ds_f40(r: BitReader) -> Any:
 
 
 def _es_f41(w: BitWriter, x: Any) -> None:
-    w.bits(0, 1)
+    w.acc <<= 1
     if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
     w.integer(x)
-    w.bits(0, 1)
+    w.acc <<= 1
 
 
 def _ds_f41(r: BitReader) -> Any:
@@ -3045,12 +3283,12 @@ def _ds_f41(r: BitReader) -> Any:
 
 def _es_f42(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f42(r: BitReader) -> Any:
@@ -3064,12 +3302,12 @@ def _ds_f42(r: BitReader) -> Any:
 
 def _es_f43(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyStr:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
         w.string(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f43(r: BitReader) -> Any:
@@ -3083,12 +3321,12 @@ def _ds_f43(r: BitReader) -> Any:
 
 def _es_f44(w: BitWriter, x: Any) -> None:
     if type(x) is EmptyBytes:
-        w.bits(1, 1); w.bits(0, 3)
+        w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
-        w.bits(0, 1)
+        w.acc <<= 1
         if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
         w.binary(x)
-        w.bits(0, 1)
+        w.acc <<= 1
 
 
 def _ds_f44(r: BitReader) -> Any:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import keyword
+import re
 from pathlib import Path
 
 from .grammar import Field, GrammarBuilder, State, TypeGrammar
-from .values import ValueEmitter
+from .values import ValueCodec, ValueEmitter, inline_bits
 from .xsd import UNBOUNDED, ComplexType, ElementDecl, QName, SchemaSet, SimpleType
 
 ESC, INVALID, ANY_, CHU_ = -2, -3, -4, -5
@@ -30,6 +31,25 @@ def _pyname_enum(value: str) -> str:
     if keyword.iskeyword(name) or name in {"name", "value"}:
         name += "_"
     return name
+
+
+_WRITE = re.compile(r"w\.bits\((.+?), (\d+|[et]\[\d\])\)")
+
+
+def _inline_writes(line: str) -> str:
+    """``w.bits(v, n)`` as the statement it stands for, ``w.acc = (w.acc << n) | v``: the
+    writer's pending bits are one integer, and a method call costs several times the
+    shift (first arguments never hold ", ", so the lazy match ends at the width)."""
+    if "w.bits(" not in line:
+        return line
+
+    def one(m: re.Match[str]) -> str:
+        value, n = m.group(1), m.group(2)
+        if value == "0":
+            return f"w.acc <<= {n}"
+        return f"w.acc = (w.acc << {n}) | {value}"
+
+    return _WRITE.sub(one, line)
 
 
 class Emitter(ValueEmitter):
@@ -288,6 +308,22 @@ class Emitter(ValueEmitter):
                 elif wbits:
                     body.append(f"{inner}w.bits({code}, {wbits})")
                 body.append(f"{inner}st = {tgt}")
+            elif (
+                len(f.decls) <= 1
+                and len(states) <= 4
+                and all(len(self._moves(g.states[s], fid)) <= 1 for s in states)
+            ):
+                # a few possible states: compare st instead of a table look-up
+                for i, s in enumerate(sorted(states)):
+                    moves = self._moves(g.states[s], fid)
+                    kw = "if" if i == 0 else "elif"
+                    if not moves:
+                        body.append(f"{inner}{kw} st == {s}: raise not_allowed({label!r}, w)")
+                        continue
+                    ((code, wbits, tgt),) = moves.values()
+                    write = f"w.bits({code}, {wbits}); " if wbits else ""
+                    body.append(f"{inner}{kw} st == {s}: {write}st = {tgt}")
+                body.append(f"{inner}else: raise not_allowed({label!r}, w)")
             else:
                 need_table = True
                 self._enc_event(g, fid, f, inner, body)
@@ -376,9 +412,14 @@ class Emitter(ValueEmitter):
         st = g.states[s]
         row = f"_R_{g.key}_{s}"
         self._rows.add((g.key, s))
-        read = f"r.bits({st.width})" if st.width else "0"
+        if not st.width:
+            return [
+                f"{ind}fid, m, nst = e = {row}[0]",
+                f"{ind}if fid < -1: fid, m, nst = ev_special(r, e, {s}, {st.ee2_width})",
+            ]
         return [
-            f"{ind}fid, m, nst = e = {row}[{read}]",
+            *inline_bits("_c", st.width, ind),
+            f"{ind}fid, m, nst = e = {row}[_c]",
             f"{ind}if fid < -1: fid, m, nst = ev_special(r, e, {s}, {st.ee2_width})",
         ]
 
@@ -484,6 +525,282 @@ class Emitter(ValueEmitter):
             assert d.simple is not None
             body.extend(self.dec_simple_elem(d.simple, label, ind))
 
+    def _add_fused(self, g: TypeGrammar) -> None:
+        """Where the type has a fixed layout, the generic functions just emitted become
+        ``_eg_X`` / ``_dg_X`` and fused ``_e_X`` / ``_d_X`` fall back to them."""
+        if self._fused_plan(g) is None:
+            return
+        for prefix in ("_e", "_d"):
+            head = f"def {prefix}_{g.key}("
+            i = max(i for i, ln in enumerate(self.lines) if ln.startswith(head))
+            self.lines[i] = self.lines[i].replace(head, f"def {prefix}g_{g.key}(", 1)
+        self.emit_fused_encoder(g)
+        self.emit_fused_decoder(g)
+
+    # -- fused fast paths for fixed-layout types ---------------------------------------
+    def _fused_plan(
+        self, g: TypeGrammar
+    ) -> tuple[list[tuple[int, Field, int, int, ValueCodec]], int, int] | None:
+        """The layout of a type made only of simple elements (all present, in order): per
+        field its event code and width and value codec, then the EE code and its width.
+
+        Only fixed-width values (nbit, enum, bool) qualify, and one integer (uint/sint) as
+        the last field.  Optional fields are taken as present: the fast path is for the
+        common case, the generic decoder/encoder handles every other stream and value.
+        """
+        if not g.fields:
+            return None
+        states = {0}
+        steps = []
+        for fid, f in enumerate(g.fields):
+            if f.repeated or f.kind != "elem" or len(f.decls) != 1 or f.decls[0].simple is None:
+                return None
+            if len(states) != 1:
+                return None
+            (s,) = states
+            moves = self._moves(g.states[s], fid)
+            if len(moves) != 1:
+                return None
+            code, wbits, tgt = next(iter(moves.values()))
+            vc = self.value_codec(f.decls[0].simple)
+            if vc.kind not in ("nbit", "enum", "bool", "uint", "sint"):
+                return None
+            if vc.kind in ("uint", "sint") and fid != len(g.fields) - 1:
+                return None
+            steps.append((fid, f, code, wbits, vc))
+            states = {tgt}
+        (s,) = states
+        ee = [i for i, p in enumerate(g.states[s].prods) if p.kind == "EE"]
+        if not ee:
+            return None
+        return steps, ee[0], g.states[s].width
+
+    @staticmethod
+    def _fixed_bits(vc: ValueCodec) -> int:
+        return 1 if vc.kind == "bool" else vc.nbits
+
+    def _fused_layout(
+        self, plan: tuple[list[tuple[int, Field, int, int, ValueCodec]], int, int]
+    ) -> tuple[int, int, int, list[tuple[int, int, ValueCodec]], bool]:
+        """(total bits, mask, expected, [(shift, width, vc) per field], integer tail)
+        of the first read: event codes, CH and EE bits are fixed (mask/expected), values
+        are extracted; an integer last field ends the read after its sign bit."""
+        steps, ee_code, ee_w = plan
+        items: list[tuple[str, int, int, ValueCodec | None]] = []  # (kind, width, value, vc)
+        tail = steps[-1][4].kind in ("uint", "sint")
+        for _fid, _f, code, wbits, vc in steps:
+            items.append(("fix", wbits, code, None))
+            items.append(("fix", 1, 0, None))  # CH
+            if vc.kind in ("uint", "sint"):
+                if vc.kind == "sint":
+                    items.append(("val", 1, 0, vc))  # the sign
+                else:
+                    items.append(("val", 0, 0, vc))
+                break
+            items.append(("val", self._fixed_bits(vc), 0, vc))
+            items.append(("fix", 1, 0, None))  # EE of the simple element
+        if not tail:
+            items.append(("fix", ee_w, ee_code, None))
+        total = sum(w for _, w, _, _ in items)
+        mask = expected = 0
+        fields: list[tuple[int, int, ValueCodec]] = []
+        pos = total
+        for kind, w, value, item_vc in items:
+            pos -= w
+            if kind == "fix":
+                mask |= ((1 << w) - 1) << pos
+                expected |= value << pos
+            else:
+                assert item_vc is not None
+                fields.append((pos, w, item_vc))
+        return total, mask, expected, fields, tail
+
+    FUSED_CACHE = 256  # decoded values kept per fixed-layout type (frozen, so shareable)
+
+    def emit_fused_decoder(self, g: TypeGrammar) -> bool:
+        """``_d_X``: one read for the whole fixed layout (an integer last field adds its
+        octets and the closing bits); anything else rewinds and runs ``_dg_X``."""
+        plan = self._fused_plan(g)
+        if plan is None:
+            return False
+        steps, ee_code, ee_w = plan
+        total, mask, expected, fields, tail = self._fused_layout(plan)
+        out = self.lines
+        out.append("")
+        out.append(f"_C_{g.key}: dict[int, {g.key}] = {{}}  # bit pattern -> decoded value")
+        out.append("")
+        out.append("")
+        out.append(f"def _d_{g.key}(r: BitReader) -> {g.key}:")
+        out.append(f'    """Fused fast path (one read); the generic _dg_{g.key} otherwise."""')
+        out.append("    _s = r.pos")
+        out.append("    try:")
+        k = 1 + ee_w  # after an integer: its EE (0) and the type's EE code
+        if tail:
+            # one peek: the fixed head, up to two octet groups of the integer, the EE bits
+            n = total + 16 + k
+            out.append(f"        _q = _s + {n}")
+            out.append(f"        if _q > r.wend: _y = r.peek({n})")
+            out.append(f"        else: _y = (r.val >> (r.wend - _q)) & {(1 << n) - 1:#x}")
+            # a bit pattern decoded before gives the same (frozen) object again
+            out.append(f"        if (_y >> {8 + k}) & 0x80: _k = _y << 1; _q = _s + {n}")
+            out.append(f"        else: _k = ((_y >> 8) << 1) | 1; _q = _s + {total + 8 + k}")
+            out.append(f"        o = _C_{g.key}.get(_k)")
+            out.append("        if o is not None and _q <= r.end:")
+            out.append("            r.pos = _q")
+            out.append("            return o")
+            out.append(f"        _x = _y >> {16 + k}")
+        else:
+            out.extend(inline_bits("_x", total, "        "))
+            out.append(f"        o = _C_{g.key}.get(_x)")
+            out.append("        if o is not None: return o")
+            out.append("        _k = _x")
+        out.append(f"        if _x & {mask:#x} == {expected:#x}:")
+        ind = "            "
+        conds = []
+        vals = []
+        for i, (shift, w, vc) in enumerate(fields):
+            if vc.kind in ("uint", "sint"):
+                continue
+            src = f"(_x >> {shift}) & {(1 << w) - 1:#x}" if w else "0"
+            out.append(f"{ind}a{i} = {src}")
+            if vc.kind == "nbit":
+                if (1 << vc.nbits) != vc.hi - vc.lo + 1:  # type: ignore[operator]
+                    conds.append(f"a{i} <= {vc.hi - vc.lo}")  # type: ignore[operator]
+                vals.append(f"a{i} + {vc.lo}" if vc.lo else f"a{i}")
+            elif vc.kind == "enum":
+                if (1 << vc.nbits) != vc.count:
+                    conds.append(f"a{i} < {vc.count}")
+                vals.append(f"_V_{vc.enum_cls}[a{i}]")
+            else:
+                vals.append(f"a{i} == 1")
+        if tail:
+            shift, w, vc = fields[-1]
+            km = (1 << k) - 1
+            out.append(f"{ind}_v = (_y >> {8 + k}) & 0xFF")
+            out.append(f"{ind}if _v < 0x80:")
+            out.append(f"{ind}    _t = (_y >> 8) & {km:#x}; _q = _s + {total + 8 + k}")
+            out.append(f"{ind}else:")
+            out.append(f"{ind}    _g = (_y >> {k}) & 0xFF")
+            out.append(f"{ind}    _v = (_v & 0x7F) | (_g << 7)")
+            out.append(
+                f"{ind}    _t = _y & {km:#x} if _g < 0x80 else -1; _q = _s + {total + 16 + k}"
+            )
+            if vc.kind == "sint":
+                out.append(f"{ind}if _x & 1: _v = -_v - 1")
+            conds.append(f"_t == {ee_code}")
+            conds.append("_q <= r.end")
+            if vc.lo is not None and (vc.kind == "sint" or vc.lo > 0):
+                conds.append(f"{vc.lo} <= _v")
+            if vc.hi is not None:
+                conds.append(f"_v <= {vc.hi}")
+            vals.append("_v")
+        if conds:
+            out.append(f"{ind}if {' and '.join(conds)}:")
+            ind += "    "
+        if tail:
+            out.append(f"{ind}r.pos = _q")
+        out.append(f"{ind}o = _new({g.key})")
+        for (fid, _f, _c, _w, _vc), val in zip(steps, vals, strict=True):
+            out.append(f"{ind}_S_{g.key}_{fid}(o, {val})")
+        out.append(f"{ind}if len(_C_{g.key}) >= {self.FUSED_CACHE}: _C_{g.key}.clear()")
+        out.append(f"{ind}_C_{g.key}[_k] = o")
+        out.append(f"{ind}return o")
+        out.append("    except CodecError:")
+        out.append("        pass")
+        out.append("    r.rewind(_s)")
+        out.append(f"    return _dg_{g.key}(r)")
+        return True
+
+    def emit_fused_encoder(self, g: TypeGrammar) -> bool:
+        """``_e_X``: every value checked, then one write for the fixed layout (an integer
+        last field adds its octets and the closing bits); anything else (an absent or
+        invalid value) runs the generic ``_eg_X``, which raises the precise error."""
+        plan = self._fused_plan(g)
+        if plan is None:
+            return False
+        steps, ee_code, ee_w = plan
+        total, _mask, expected, fields, tail = self._fused_layout(plan)
+        out = self.lines
+        out.append("")
+        out.append("")
+        out.append(f"def _e_{g.key}(w: BitWriter, v: Any) -> None:")
+        out.append(f'    """Fused fast path (one write); the generic _eg_{g.key} otherwise."""')
+        conds = []
+        parts = [f"{expected:#x}"] if expected else []
+        for i, ((_fid, f, _c, _w, vc), (shift, _fw, _)) in enumerate(
+            zip(steps, fields, strict=True)
+        ):
+            out.append(f"    x{i} = v.{f.name}")
+            if vc.kind == "nbit":
+                conds.append(f"type(x{i}) is int and {vc.lo} <= x{i} <= {vc.hi}")
+                val = f"(x{i} - {vc.lo})" if vc.lo else f"x{i}"
+            elif vc.kind == "enum":
+                out.append(f"    i{i} = _I_{vc.enum_cls}.get(x{i})")
+                conds.append(f"i{i} is not None")
+                val = f"i{i}"
+            elif vc.kind == "bool":
+                conds.append(f"type(x{i}) is bool")
+                val = f"x{i}"
+            else:
+                c = [f"type(x{i}) is int"]
+                if vc.lo is not None:
+                    c.append(f"{vc.lo} <= x{i}")
+                if vc.hi is not None:
+                    c.append(f"x{i} <= {vc.hi}")
+                conds.append(" and ".join(c))
+                val = f"(x{i} < 0)" if vc.kind == "sint" else ""
+            if val and (vc.kind != "nbit" or vc.nbits) and (vc.kind != "enum" or vc.nbits):
+                parts.append(f"({val} << {shift})" if shift else val)
+        head = " | ".join(parts) or "0"
+        cache = f"_EC_{g.key}"
+        store = [
+            f"        if len({cache}) >= {self.FUSED_CACHE}: {cache}.clear()",
+            f"        {cache}[id(v)] = (v, _b, _n)",
+            "        w.acc = (w.acc << _n) | _b",
+            "        return",
+        ]
+        out.append(f"    if {' and '.join(f'({c})' for c in conds)}:")
+        if tail:
+            i = len(steps) - 1
+            vc = steps[-1][4]
+            k = 1 + ee_w
+            u = f"(-x{i} - 1 if x{i} < 0 else x{i})" if vc.kind == "sint" else f"x{i}"
+            out.append(f"        _u = {u}")
+            out.append("        if _u < 0x80:")
+            out.append(f"            _b = (({head}) << {8 + k}) | (_u << {k}) | {ee_code}")
+            out.append(f"            _n = {total + 8 + k}")
+            out.append("        elif _u < 0x4000:")
+            out.append(
+                f"            _b = (({head}) << {16 + k}) | ((((_u & 0x7F) << 8) | 0x8000 | "
+                f"(_u >> 7)) << {k}) | {ee_code}"
+            )
+            out.append(f"            _n = {total + 16 + k}")
+            out.append("        else:")
+            out.append(f"            w.bits({head}, {total})")
+            out.append("            w.uint(_u)")
+            out.append(f"            w.bits({ee_code}, {k})")
+            out.append("            return")
+        else:
+            out.append(f"        _b = {head}")
+            out.append(f"        _n = {total}")
+        out.extend(store)
+        out.append(f"    _eg_{g.key}(w, v)")
+        # the encoder's cache: the bits of a value encoded before (held, so its id stays)
+        i = max(i for i, ln in enumerate(out) if ln.startswith(f"def _e_{g.key}("))
+        out[i:i] = [
+            f"{cache}: dict[int, tuple[Any, int, int]] = {{}}  # id -> (value, bits, width)",
+            "",
+            "",
+        ]
+        out.insert(
+            i + 5,
+            f"    _c = {cache}.get(id(v))\n"
+            "    if _c is not None and _c[0] is v:\n"
+            "        w.acc = (w.acc << _c[2]) | _c[1]\n"
+            "        return",
+        )
+        return True
+
     def emit_subst_tables(self, g: TypeGrammar) -> None:
         for fid, f in enumerate(g.fields):
             if len(f.decls) <= 1:
@@ -584,6 +901,7 @@ class Emitter(ValueEmitter):
             self.emit_tables(g)
             self.emit_encoder(g)
             self.emit_decoder(g)
+            self._add_fused(g)
         for g in own:
             self.emit_subst_tables(g)
         out.append("")
@@ -610,7 +928,7 @@ class Emitter(ValueEmitter):
             )
             out.append("FIELDS.update(_SF); ENCODERS.update(_SEN); DECODERS.update(_SDE)")
         self.emit_roots()
-        return "\n".join(out) + "\n"
+        return "\n".join(_inline_writes(ln) for ln in out) + "\n"
 
     def _elem_root(self, d: ElementDecl, ident: str) -> str:
         """RootInfo for a global or fragment element."""

@@ -9,6 +9,16 @@ from .grammar import width
 from .xsd import SimpleType
 
 
+def inline_bits(var: str, n: int, ind: str) -> list[str]:
+    """``var = r.bits(n)`` without the call where the window holds the bits (a method call
+    costs several times the shift and mask); ``r.bits`` moves the window or raises."""
+    return [
+        f"{ind}_q = r.pos + {n}",
+        f"{ind}if _q > r.wend: {var} = r.bits({n})",
+        f"{ind}else: r.pos = _q; {var} = (r.val >> (r.wend - _q)) & {(1 << n) - 1:#x}",
+    ]
+
+
 @dataclass
 class ValueCodec:
     kind: str  # nbit | uint | sint | bool | str | bytes | enum
@@ -133,14 +143,9 @@ class ValueEmitter:
         if vc.kind == "bool":
             return ["_x = r.bit() == 1"], "_x"
         if vc.kind in ("str", "bytes"):
-            lines = ["_x = r.string()" if vc.kind == "str" else "_x = r.binary()"]
-            if vc.maxl is not None:
-                what = "characters" if vc.kind == "str" else "octets"
-                lines.append(
-                    f"if len(_x) > {vc.maxl}: "
-                    f"raise bad_value({label!r}, _x, 'is longer than {vc.maxl} {what}', r)"
-                )
-            return lines, "_x"
+            # the reader checks maxLength before it reads a character
+            arg = "" if vc.maxl is None else str(vc.maxl)
+            return [f"_x = r.{'string' if vc.kind == 'str' else 'binary'}({arg})"], "_x"
         assert vc.kind == "enum"
         lines = [f"_x = r.bits({vc.nbits})" if vc.nbits else "_x = 0"]
         if (1 << vc.nbits) != vc.count:
@@ -216,7 +221,7 @@ class ValueEmitter:
         # fixed width: CH (1 bit 0), the value, EE (1 bit 0) in one read
         total = n + 2
         fast = [
-            f"{ind}_x = r.bits({total})",
+            *inline_bits("_x", total, ind),
             f"{ind}if _x >> {n + 1}:",
             f"{ind}    r.pos -= {total}",
         ]

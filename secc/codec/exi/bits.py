@@ -63,6 +63,18 @@ class BitWriter:
         if value < 0x80:
             self.acc = (self.acc << 8) | value
             return
+        if value < 0x4000:  # two groups, computed (no bytearray for small integers)
+            self.acc = (self.acc << 16) | ((value & 0x7F) << 8) | 0x8000 | (value >> 7)
+            return
+        if value < 0x200000:
+            self.acc = (
+                (self.acc << 24)
+                | ((value & 0x7F) << 16)
+                | 0x808000
+                | (((value >> 7) & 0x7F) << 8)
+                | (value >> 14)
+            )
+            return
         out = bytearray()
         while value >= 0x80:
             out.append((value & 0x7F) | 0x80)
@@ -128,17 +140,44 @@ class BitWriter:
 class BitReader:
     """Reads bits from ``data``; every read checks the remaining input first.
 
-    The whole input is also held as one integer: a read of n bits is a shift and a mask,
-    which in CPython costs less than slicing and converting bytes for each read.
+    A window of the input (``WINDOW`` octets from where a read starts) is held as one
+    integer: a read of n bits is a compare, a shift and a mask, which in CPython costs
+    less than slicing and converting bytes for each read.  The window moves forward when
+    a read runs past it, so every read costs the same wherever it is in the stream (a
+    whole-input integer made each read cost in proportion to the input's size, and the
+    decoding of a 64 kB message quadratic).  Moving ``pos`` back to the start of the
+    last read (as the generated fast paths do) stays inside the window.
     """
 
-    __slots__ = ("data", "end", "pos", "val")
+    __slots__ = ("data", "end", "pos", "val", "wend")
+
+    WINDOW = 128  # octets
 
     def __init__(self, data: bytes, bit_offset: int = 0) -> None:
-        self.data = bytes(data)
-        self.val = int.from_bytes(self.data, "big")
+        data = self.data = bytes(data)
+        n = len(data)
         self.pos = bit_offset
-        self.end = len(self.data) * 8
+        self.end = n << 3
+        if n <= self.WINDOW:  # most messages: the window is the whole input
+            self.val = int.from_bytes(data, "big")
+            self.wend = n << 3  # the bit position just after the window
+        else:
+            self.val = 0
+            self.wend = 0
+            if bit_offset <= self.end:
+                self._move(bit_offset)
+
+    def _move(self, q: int) -> None:
+        """Window from the octet of ``pos`` to at least the bit before ``q``."""
+        start = self.pos >> 3
+        stop = min(len(self.data), max(start + self.WINDOW, (q + 7) >> 3))
+        self.val = int.from_bytes(self.data[start:stop], "big")
+        self.wend = stop << 3
+
+    def rewind(self, p: int) -> None:
+        """Back to bit ``p`` (a fused fast path that did not match), window included."""
+        self.pos = p
+        self._move(p)
 
     def _short(self, n: int, what: str) -> DecodeError:
         return DecodeError(
@@ -147,21 +186,40 @@ class BitReader:
 
     def bits(self, n: int) -> int:
         q = self.pos + n
-        if q > self.end:
-            raise self._short(n, "an event code or value")
+        if q > self.wend:
+            if q > self.end:
+                raise self._short(n, "an event code or value")
+            self._move(q)
         self.pos = q
-        return (self.val >> (self.end - q)) & ((1 << n) - 1)
+        return (self.val >> (self.wend - q)) & ((1 << n) - 1)
+
+    def peek(self, n: int) -> int:
+        """The next n bits without moving ``pos``; zero bits past the end of the input
+        (a fused fast path checks ``pos + used <= end`` before it takes them)."""
+        q = self.pos + n
+        if q > self.wend:
+            if self.wend < self.end:
+                self._move(q)
+            if q > self.wend:
+                return (self.val << (q - self.wend)) & ((1 << n) - 1)
+        return (self.val >> (self.wend - q)) & ((1 << n) - 1)
 
     def bit(self) -> int:
         q = self.pos + 1
-        if q > self.end:
-            raise self._short(1, "an event code")
+        if q > self.wend:
+            if q > self.end:
+                raise self._short(1, "an event code")
+            self._move(q)
         self.pos = q
-        return (self.val >> (self.end - q)) & 1
+        return (self.val >> (self.wend - q)) & 1
 
     def uint(self) -> int:
-        result = 0
-        shift = 0
+        # the first group decides: most values (lengths, small integers) have one
+        b = self.bits(8)
+        if b < 0x80:
+            return b
+        result = b & 0x7F
+        shift = 7
         while True:
             b = self.bits(8)
             result |= (b & 0x7F) << shift
@@ -189,7 +247,9 @@ class BitReader:
         chunk = int.from_bytes(self.data[start : start + n + 1], "big")
         return ((chunk >> (8 - shift)) & ((1 << (n * 8)) - 1)).to_bytes(n, "big")
 
-    def string(self) -> str:
+    def string(self, maxlen: int | None = None) -> str:
+        """String: the length (checked against ``maxlen`` before any character is read),
+        then the code points."""
         n = self.uint()
         if n < 2:
             raise DecodeError(
@@ -197,6 +257,10 @@ class BitReader:
                 self.pos,
             )
         n -= 2
+        if maxlen is not None and n > maxlen:
+            raise DecodeError(
+                f"a string of {n} characters is longer than {maxlen} characters", self.pos
+            )
         if n * 8 > self.end - self.pos:
             raise self._short(n * 8, f"a string of {n} characters")
         # ASCII fast path: every code point below 128 is one octet with MSB 0.
@@ -218,8 +282,11 @@ class BitReader:
             raise _not_xml(text, save, DecodeError)
         return text
 
-    def binary(self) -> bytes:
+    def binary(self, maxlen: int | None = None) -> bytes:
+        """Binary: the length (checked against ``maxlen`` first), then the octets."""
         n = self.uint()
+        if maxlen is not None and n > maxlen:
+            raise DecodeError(f"a value of {n} octets is longer than {maxlen} octets", self.pos)
         return self.raw(n)
 
 

@@ -1,0 +1,236 @@
+"""x86 instructions per EXI decode / encode and per station round trip, counted by
+``valgrind --tool=callgrind`` (independent of the machine's load).  Prints figures next to
+the issue-17 targets and the figures before the work; asserts nothing.
+
+    .venv/bin/python bench/instructions.py [--number 200] [--only NAME ...]
+
+Each figure runs a child process twice under callgrind, once doing the work ``--number``
+times and once zero times after the same set-up (and one warm-up call); the difference
+divided by ``--number`` is the cost of one call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+# name -> (target, figure before issue 17: this script at commit 5710fd6, same machine)
+TARGETS: dict[str, tuple[int | None, int | None]] = {
+    "decode CurrentDemandReq": (116_000, 331_102),
+    "decode CurrentDemandReq, cold caches": (None, 331_102),
+    "encode CurrentDemandReq": (107_000, 195_913),
+    "decode CurrentDemandRes": (None, 409_492),
+    "encode CurrentDemandRes": (None, 254_565),
+    "decode SessionSetupReq": (None, 71_294),
+    "decode CertificateInstallationRes": (None, 1_175_917),
+    "encode CertificateInstallationRes": (None, 435_159),
+    "decode+core+encode": (200_000, 586_923),
+    "decode 64 kB": (None, 1_006_674_592),
+}
+
+
+def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
+    """name -> set-up returning the call to count (imports happen in the child only)."""
+    sys.path.insert(0, str(HERE))
+    from secc import codec
+
+    def cdreq() -> Any:
+        import exi  # bench/exi.py
+
+        return exi.message(exi.fill(exi.iso2.CurrentDemandReq))
+
+    def cdreq_distinct() -> Any:
+        """All optionals, every PhysicalValue different (no hit inside the message)."""
+        import dataclasses
+
+        import exi
+
+        body = exi.fill(exi.iso2.CurrentDemandReq)
+        pvs = {
+            f.name: dataclasses.replace(getattr(body, f.name), value=401 + i)
+            for i, f in enumerate(dataclasses.fields(body))
+            if type(getattr(body, f.name)) is exi.iso2.PhysicalValue
+        }
+        return exi.message(dataclasses.replace(body, **pvs))
+
+    def cdres() -> Any:
+        import exi
+
+        return exi.message(exi.fill(exi.iso2.CurrentDemandRes))
+
+    def setup_req() -> Any:
+        import exi
+
+        return exi.message(exi.fill(exi.iso2.SessionSetupReq))
+
+    def cert_res() -> Any:
+        import exi
+
+        return exi.message(exi.cert_installation_res())
+
+    def dec(build: Callable[[], Any]) -> Callable[[], Callable[[], Any]]:
+        def setup() -> Callable[[], Any]:
+            data = codec.encode(build())
+            return lambda: codec.decode(data, "iso2")
+
+        return setup
+
+    def enc(build: Callable[[], Any]) -> Callable[[], Callable[[], Any]]:
+        def setup() -> Callable[[], Any]:
+            msg = build()
+            return lambda: codec.encode(msg)
+
+        return setup
+
+    def cold(build: Callable[[], Any]) -> Callable[[], Callable[[], Any]]:
+        """Decoding with the fused decoders' value caches emptied before each call."""
+
+        def setup() -> Callable[[], Any]:
+            data = codec.encode(build())
+            caches = [
+                v
+                for s in ("iso2", "xmldsig")
+                for k, v in vars(codec.schema_module(s)).items()
+                if k.startswith("_C_") and isinstance(v, dict)
+            ]
+
+            def call() -> Any:
+                for c in caches:
+                    c.clear()
+                return codec.decode(data, "iso2")
+
+            return call
+
+        return setup
+
+    def round_trip() -> Callable[[], Any]:
+        import session as bench_session  # bench/session.py
+
+        from secc.core.actions import SendResponse
+        from secc.core.events import RequestReceived, Schema
+
+        sess, data = bench_session.charging_session()
+        assert sess.deadline is not None
+        now = sess.deadline - sess.config.timers.sequence_timeout + 0.1
+
+        def whole() -> bytes:
+            acts = sess.handle(RequestReceived(codec.decode(data, "iso2"), Schema.ISO2), now)
+            res = next(a for a in acts if isinstance(a, SendResponse))
+            return codec.encode(res.message)
+
+        return whole
+
+    def big() -> Callable[[], Any]:
+        data = big_message(64 * 1024)
+        return lambda: codec.decode(data, "iso2")
+
+    return {
+        "decode CurrentDemandReq": dec(cdreq),
+        "decode CurrentDemandReq, cold caches": cold(cdreq_distinct),
+        "encode CurrentDemandReq": enc(cdreq),
+        "decode CurrentDemandRes": dec(cdres),
+        "encode CurrentDemandRes": enc(cdres),
+        "decode SessionSetupReq": dec(setup_req),
+        "decode CertificateInstallationRes": dec(cert_res),
+        "encode CertificateInstallationRes": enc(cert_res),
+        "decode+core+encode": round_trip,
+        "decode 64 kB": big,
+    }
+
+
+def big_message(size: int) -> bytes:
+    """A valid ISO-2 message of at least ``size`` octets made of many small values: a
+    header Signature whose SignedInfo holds as many References (each a URI, a digest
+    method and a 32-octet digest) as needed; the schema leaves their number unbounded."""
+    from secc import codec
+
+    iso2 = codec.schema_module("iso2")
+    ds = codec.schema_module("xmldsig")
+    sha = "http://www.w3.org/2001/04/xmlenc#sha256"
+    ref = ds.Reference(
+        uri="#id1", digest_method=ds.DigestMethod(algorithm=sha), digest_value=bytes(32)
+    )
+    per_ref = 80  # octets, about
+    signature = ds.Signature(
+        signed_info=ds.SignedInfo(
+            canonicalization_method=ds.CanonicalizationMethod(
+                algorithm="http://www.w3.org/TR/canonical-exi/"
+            ),
+            signature_method=ds.SignatureMethod(
+                algorithm="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
+            ),
+            reference=(ref,) * (size // per_ref + 1),
+        ),
+        signature_value=ds.SignatureValue(value=bytes(64)),
+    )
+    msg = iso2.V2G_Message(
+        header=iso2.MessageHeader(session_id=bytes(8), signature=signature),
+        body=iso2.Body(
+            body_element=iso2.SessionStopReq(charging_session=next(iter(iso2.ChargingSession)))
+        ),
+    )
+    return codec.encode(msg)
+
+
+def child(name: str, number: int) -> None:
+    call = _workloads()[name]()
+    call()  # warm-up: lazy imports, caches
+    for _ in range(number):
+        call()
+
+
+def count(name: str, number: int) -> int:
+    """Instructions callgrind counts for the child doing ``name`` ``number`` times."""
+    cmd = [
+        "valgrind",
+        "--tool=callgrind",
+        "--callgrind-out-file=/dev/null",
+        sys.executable,
+        __file__,
+        "--child",
+        name,
+        str(number),
+    ]
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    m = re.search(r"Collected\s*:\s*(\d+)", out.stderr)
+    if out.returncode != 0 or m is None:
+        raise RuntimeError(f"callgrind failed for {name}: {out.stderr[-2000:]}")
+    return int(m.group(1))
+
+
+def per_call(name: str, number: int) -> int:
+    return round((count(name, number) - count(name, 0)) / number)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--number", type=int, default=200)
+    parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--child", nargs=2, metavar=("NAME", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], int(args.child[1]))
+        return 0
+    names = args.only or list(TARGETS)
+    print(f"{'instructions per call':36} {'now':>10} {'target':>10} {'before':>10}")
+    for name in names:
+        number = args.number if "64 kB" not in name and "Certificate" not in name else 5
+        n = per_call(name, number)
+        target, before = TARGETS.get(name, (None, None))
+        t = f"{target:,}" if target else "-"
+        b = f"{before:,}" if before else "-"
+        print(f"{name:36} {n:10,} {t:>10} {b:>10}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
