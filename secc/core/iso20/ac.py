@@ -17,9 +17,6 @@ from secc.core.iso20.common import rational as rn
 
 MIN_CURRENT = 6.0  # amperes per phase: IEC 61851-1's lowest PWM current
 
-_SCHEDULED = AC.Scheduled_AC_CLReqControlMode
-_DYNAMIC = AC.Dynamic_AC_CLReqControlMode
-
 
 def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
     ev = req.ac_cpd_req_energy_transfer_mode
@@ -48,7 +45,9 @@ def charge_loop(ctx: Context, req: Any, now: float) -> Reply:
     mode = req.cl_req_control_mode
     kind = type(mode)
     scheduled = ctx.control_mode == "Scheduled"
-    if kind is not (_SCHEDULED if scheduled else _DYNAMIC):
+    if kind is not (
+        AC.Scheduled_AC_CLReqControlMode if scheduled else AC.Dynamic_AC_CLReqControlMode
+    ):
         raise ServiceSelectionInvalid(f"{kind.__name__} in a {ctx.control_mode} session")
     target = power_cap(ctx)
     if scheduled:

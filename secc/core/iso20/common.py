@@ -16,16 +16,31 @@ from secc.core.context import Context
 from secc.core.events import Schema
 from secc.core.failures import failed_response
 
-COMMON: Any = codec.schema_module(Schema.ISO20_COMMON.value)
-AC: Any = codec.schema_module(Schema.ISO20_AC.value)
-DC: Any = codec.schema_module(Schema.ISO20_DC.value)
+
+class _LazySchema:
+    """A schema module imported at its first use: a station that offers no -20 never
+    loads the -20 codec (start-up time and memory).  Attributes are cached on the proxy,
+    so after the first look-up each costs what a module attribute costs."""
+
+    def __init__(self, schema: Schema) -> None:
+        self._schema = schema
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(codec.schema_module(self._schema.value), name)
+        setattr(self, name, value)
+        return value
+
+
+COMMON: Any = _LazySchema(Schema.ISO20_COMMON)
+AC: Any = _LazySchema(Schema.ISO20_AC)
+DC: Any = _LazySchema(Schema.ISO20_DC)
 
 # the schema a generated class belongs to: a response is sent with its own payload type
 ISO20_SCHEMAS = frozenset(
     {Schema.ISO20_COMMON, Schema.ISO20_AC, Schema.ISO20_DC, Schema.ISO20_ACDP, Schema.ISO20_WPT}
 )
 SCHEMA_OF_MODULE: dict[str, Schema] = {
-    codec.schema_module(s.value).__name__: s for s in ISO20_SCHEMAS
+    f"secc.codec._generated.{codec.SCHEMAS[s.value]}": s for s in ISO20_SCHEMAS
 }
 
 # Energy transfer services (ISO 15118-20 Table 204) this stack implements

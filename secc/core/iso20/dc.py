@@ -26,10 +26,6 @@ from secc.core.iso2.power import check_contactors
 from secc.core.iso20.common import DC, Iso20State, evse_status, header, number, power_cap
 from secc.core.iso20.common import rational as rn
 
-_SCHEDULED = DC.Scheduled_DC_CLReqControlMode
-_DYNAMIC = DC.Dynamic_DC_CLReqControlMode
-_SCHEDULED_RES = DC.Scheduled_DC_CLResControlMode()
-
 
 def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
     """The EV's limits must overlap the station's (voltage) and be of the selected,
@@ -112,7 +108,9 @@ def charge_loop(ctx: Context, req: Any, now: float) -> Reply:
     mode = req.cl_req_control_mode
     kind = type(mode)
     scheduled = ctx.control_mode == "Scheduled"
-    if kind is not (_SCHEDULED if scheduled else _DYNAMIC):
+    if kind is not (
+        DC.Scheduled_DC_CLReqControlMode if scheduled else DC.Dynamic_DC_CLReqControlMode
+    ):
         raise ServiceSelectionInvalid(f"{kind.__name__} in a {ctx.control_mode} session")
     cap = min(lim.max_power, power_cap(ctx))
     if scheduled:
@@ -132,7 +130,7 @@ def charge_loop(ctx: Context, req: Any, now: float) -> Reply:
     actions: tuple[Action, ...] = () if ctx.standby else _target(ctx, voltage, current)
     st = ctx.status
     if scheduled:
-        res_mode = _SCHEDULED_RES
+        res_mode = DC.Scheduled_DC_CLResControlMode()
     else:
         res_mode = DC.Dynamic_DC_CLResControlMode(
             evse_maximum_charge_power=rn(DC, cap),
