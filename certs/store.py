@@ -3,6 +3,7 @@
 Layout (``root`` is e.g. ``/var/lib/secc/certs``)::
 
     trust/<kind>/<sha256>.pem          trust anchors; kind = v2g | mo | oem | csms | manufacturer
+                                       (-2 and -20 roots side by side: Store.roots_for)
     trust/<kind>/<sha256>.ocsp.der     cached OCSP response for that certificate
     leaf/<use>/current -> g<n>         use = v2g (SECC chain) | csms (charging-station client)
                                        | v2g.<label> (further SECC chains, one per V2G root)
@@ -240,6 +241,13 @@ class Store:
 
     def roots(self, kind: str) -> list[x509.Certificate]:
         return [cert for _path, cert in self._root_files(kind)]
+
+    def roots_for(self, kind: str, *, iso20: bool) -> list[x509.Certificate]:
+        """The trust anchors of ``kind`` for one protocol family: ISO 15118-20 roots have
+        a P-521 or Ed448 key [V2G20-2674], the -2 ones (and OCPP's) anything else. Both
+        families share ``trust/<kind>/`` (an OEM or MO root is installed once, whatever
+        the protocol), so callers pick by key type."""
+        return [cert for cert in self.roots(kind) if is_iso20_certificate(cert) == iso20]
 
     def _root_files(self, kind: str) -> Iterator[tuple[Path, x509.Certificate]]:
         directory = self.root / "trust" / kind
@@ -498,6 +506,14 @@ def load_private_key(
     key = load_leaf_key(data, password, ISO2_KEYS, what=what)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     return key
+
+
+def is_iso20_certificate(cert: x509.Certificate) -> bool:
+    """Whether ``cert``'s key is of an ISO 15118-20 kind (ECDSA P-521 or Ed448)."""
+    key = cert.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return key.curve.name in ISO20_KEYS
+    return isinstance(key, ed448.Ed448PublicKey)
 
 
 def _kind(key: object) -> str | None:
