@@ -108,6 +108,10 @@ class Context:
     parameter_set_id: int | None = None
     control_mode: str | None = None  # "Scheduled" or "Dynamic" (config.CONTROL_MODES)
     standby: bool = False
+    # ISO 15118-20 MeteringConfirmation: the next ChargeLoopRes asks for one (set once
+    # the loop runs in a PnC session where configured; cleared by the EV's confirmation)
+    metering_due: bool = False
+    metering_asked: bool = False
 
     def new_session_id(self) -> bytes:
         """A fresh 8-byte SessionID: never all zeros, never the paused session's."""

@@ -12,7 +12,15 @@ from typing import Any
 from secc.core.context import Context, Reply
 from secc.core.failures import ServiceSelectionInvalid, WrongChargeParameter
 from secc.core.iso2.power import check_contactors
-from secc.core.iso20.common import AC, Iso20State, evse_status, header, number, power_cap
+from secc.core.iso20.common import (
+    AC,
+    Iso20State,
+    evse_status,
+    header,
+    loop_meter_info,
+    number,
+    power_cap,
+)
 from secc.core.iso20.common import rational as rn
 
 MIN_CURRENT = 6.0  # amperes per phase: IEC 61851-1's lowest PWM current
@@ -61,13 +69,7 @@ def charge_loop(ctx: Context, req: Any, now: float) -> Reply:
         res_mode = AC.Scheduled_AC_CLResControlMode(evse_target_active_power=rn(AC, target))
     else:
         res_mode = AC.Dynamic_AC_CLResControlMode(evse_target_active_power=rn(AC, target))
-    meter = None
-    if req.meter_info_requested and ctx.config.meter_id is not None:
-        meter = AC.MeterInfo(
-            meter_id=ctx.config.meter_id,
-            charged_energy_reading_wh=int(ctx.status.energy_wh),
-            meter_timestamp=int(ctx.utc_now().timestamp()),
-        )
+    meter = loop_meter_info(ctx, AC, bool(req.meter_info_requested))
     body = AC.AC_ChargeLoopRes(
         header=header(ctx, AC),
         response_code=AC.ResponseCode.OK,

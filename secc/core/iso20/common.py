@@ -46,6 +46,7 @@ class Iso20State(StrEnum):
     WAIT_SESSION_SETUP = "20:WaitSessionSetup"
     SESSION_SETUP = "20:SessionSetup"
     AUTHORIZATION_SETUP = "20:AuthorizationSetup"
+    CERTIFICATE_WAIT = "20:CertificateInstallationWait"  # the back end's answer is due
     AUTHORIZATION = "20:AuthorizationOngoing"
     AUTHORIZATION_RESELECT = "20:AuthorizationSelectionInvalid"  # one more AuthorizationReq
     AUTHORIZATION_REFUSED = "20:AuthorizationRefused"  # only SessionStop may follow
@@ -109,13 +110,45 @@ def header(ctx: Context, mod: Any) -> Any:
 
 def evse_status(ctx: Context, mod: Any) -> Any:
     """EVSEStatus only when the station has something to say: Terminate after a stop
-    request (-20 has no "None" notification; the element is left out instead)."""
-    if ctx.stop_requested is None:
+    request, MeteringConfirmation when a signed meter reading is due (-20 has no "None"
+    notification; the element is left out instead)."""
+    if ctx.stop_requested is not None:
+        notification = mod.EvseNotification.Terminate
+    elif ctx.metering_due:
+        notification = mod.EvseNotification.MeteringConfirmation
+    else:
         return None
     return mod.EVSEStatus(
         notification_max_delay=ctx.config.notification_max_delay,
-        evse_notification=mod.EvseNotification.Terminate,
+        evse_notification=notification,
     )
+
+
+def meter_info(ctx: Context, mod: Any) -> Any:
+    """MeterInfo from the EVSE's meter (None without a meter ID); with the export
+    register in a BPT session."""
+    if ctx.config.meter_id is None:
+        return None
+    exported = ctx.status.energy_export_wh if ctx.config.bpt else None
+    return mod.MeterInfo(
+        meter_id=ctx.config.meter_id,
+        charged_energy_reading_wh=int(ctx.status.energy_wh),
+        bpt_discharged_energy_reading_wh=None if exported is None else int(exported),
+        meter_timestamp=int(ctx.utc_now().timestamp()),
+    )
+
+
+def loop_meter_info(ctx: Context, mod: Any, requested: bool) -> Any:
+    """The ChargeLoopRes MeterInfo: when the EV asks for it, and with the
+    MeteringConfirmation notification (the EV signs what it gets).  A PnC session where
+    ``metering_confirmation`` is configured asks once, in its first loop response."""
+    cfg = ctx.config
+    if cfg.metering_confirmation and ctx.is_pnc and ctx.contract_chain and not ctx.metering_asked:
+        ctx.metering_asked = True
+        ctx.metering_due = cfg.meter_id is not None
+    if requested or ctx.metering_due:
+        return meter_info(ctx, mod)
+    return None
 
 
 def offered_service(ctx: Context) -> int:

@@ -23,7 +23,15 @@ from secc.core.failures import (
 )
 from secc.core.iso2.dc import PRECHARGE_MAX_CURRENT, _target
 from secc.core.iso2.power import check_contactors
-from secc.core.iso20.common import DC, Iso20State, evse_status, header, number, power_cap
+from secc.core.iso20.common import (
+    DC,
+    Iso20State,
+    evse_status,
+    header,
+    loop_meter_info,
+    number,
+    power_cap,
+)
 from secc.core.iso20.common import rational as rn
 
 _SCHEDULED = DC.Scheduled_DC_CLReqControlMode
@@ -131,6 +139,7 @@ def charge_loop(ctx: Context, req: Any, now: float) -> Reply:
         current = cap / reference
     actions: tuple[Action, ...] = () if ctx.standby else _target(ctx, voltage, current)
     st = ctx.status
+    meter = loop_meter_info(ctx, DC, bool(req.meter_info_requested))
     if scheduled:
         res_mode = _SCHEDULED_RES
     else:
@@ -144,7 +153,7 @@ def charge_loop(ctx: Context, req: Any, now: float) -> Reply:
         header=header(ctx, DC),
         response_code=DC.ResponseCode.OK,
         evse_status=evse_status(ctx, DC),
-        meter_info=_meter_info(ctx) if req.meter_info_requested else None,
+        meter_info=meter,
         evse_present_current=rn(DC, st.present_current),
         evse_present_voltage=rn(DC, st.present_voltage),
         evse_power_limit_achieved=power_limited,
@@ -153,16 +162,6 @@ def charge_loop(ctx: Context, req: Any, now: float) -> Reply:
         cl_res_control_mode=res_mode,
     )
     return Reply(body, Iso20State.STANDBY if ctx.standby else Iso20State.CHARGE_LOOP, actions)
-
-
-def _meter_info(ctx: Context) -> Any:
-    if ctx.config.meter_id is None:
-        return None
-    return DC.MeterInfo(
-        meter_id=ctx.config.meter_id,
-        charged_energy_reading_wh=int(ctx.status.energy_wh),
-        meter_timestamp=int(ctx.utc_now().timestamp()),
-    )
 
 
 def welding_detection(ctx: Context, req: Any, now: float) -> Reply:
