@@ -31,7 +31,7 @@ from secc.core.failures import (
     response_code,
     response_name,
 )
-from secc.core.states import TABLES
+from secc.core.iso2.states import TABLES
 from secc.testing.ev import EvFaults, EvScript
 from secc.testing.evse import FakeEvse
 from secc.testing.harness import Outcome, run_session
