@@ -237,7 +237,7 @@ class SessionDriver:
                 self._finish(action)
 
     async def _send(self, action: SendResponse, now: float) -> None:
-        payload = codec.encode(action.message)
+        payload = action.exi if action.exi is not None else codec.encode(action.message)
         payload_type = PAYLOAD_TYPES[action.schema]
         if not self.conn.closed:
             self.trace.packet("tx", encode_frame(payload, payload_type))

@@ -35,6 +35,10 @@ class SendResponse:
     message: object
     schema: Schema
     name: str  # the body element's name, for traces and logs
+    # when set, these bytes go out as the payload instead of ``message`` encoded: a
+    # message passed through from the back end unchanged (-20 CertificateInstallationRes);
+    # ``message`` is its decoded form, for traces
+    exi: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

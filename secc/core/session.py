@@ -331,20 +331,18 @@ class SeccSession:
         return response
 
     def _on_iso20_certificate(self, event: CertificateResult, now: float) -> list[Action]:
-        """-20: the CSMS's CertificateInstallationRes goes to the EV as it came (the same
-        EXI: the runtime re-encodes the decoded message, which the codec makes
-        byte-identical); a FAILED one ends the session."""
+        """-20: the CSMS's CertificateInstallationRes goes to the EV as it came
+        (``SendResponse.exi``); a FAILED one ends the session."""
         if self._state is not Iso20State.CERTIFICATE_WAIT:
             return []  # too late: the budget ran out and the session answered already
         self._timers.pop(CERTIFICATE_TIMER, None)
         request = "CertificateInstallationReq"
         try:
-            message, failed = iso20_pnc.certificate_result(self._ctx, event)
+            message, exi, failed = iso20_pnc.certificate_result(self._ctx, event)
         except PeerError as err:
             return self._fail(Schema.ISO20_COMMON, request, err)
-        response: list[Action] = [
-            SendResponse(message, Schema.ISO20_COMMON, type(message).__name__)
-        ]
+        name = type(message).__name__
+        response: list[Action] = [SendResponse(message, Schema.ISO20_COMMON, name, exi=exi)]
         if failed:
             detail = f"{message.response_code.value} from the back end"
             return self._end(EndReason.FAILED_RESPONSE, detail, response)

@@ -440,7 +440,7 @@ def test_certificate_installation_is_forwarded_and_passed_through(pki: Pki) -> N
     out = ev.feed(CertificateResult(exi_response=exi))
     sent = [a for a in out if isinstance(a, SendResponse)]
     assert len(sent) == 1 and sent[0].name == "CertificateInstallationRes"
-    assert codec.encode(sent[0].message) == exi  # unchanged
+    assert sent[0].exi == exi  # the CSMS's bytes, unchanged
     # then PnC with the (new) contract, against the same challenge
     res = ev.send(pnc_req(ev, pki.mo, challenge_of(setup)))
     assert res.evse_processing.value == "Ongoing"
@@ -481,8 +481,24 @@ def test_certificate_installation_failed_from_the_csms_is_passed_and_ends(pki: P
     exi = installation_res(ev, pki, "FAILED")
     out = ev.feed(CertificateResult(exi_response=exi))
     sent = [a for a in out if isinstance(a, SendResponse)]
-    assert codec.encode(sent[0].message) == exi
+    assert sent[0].exi == exi
     ended_safely(ev)
+
+
+def test_certificate_installation_answer_for_another_session_id_is_corrected(pki: Pki) -> None:
+    """Only the SessionID is put right; SignedInstallationData (what the CPS signed) stays."""
+    ev = Ev(cfg=pnc_config(pki))
+    to_setup(ev)
+    ev.send(install_req(ev, pki.oem))
+    ours, ev.session_id = ev.session_id, bytes(8)
+    exi = installation_res(ev, pki)
+    ev.session_id = ours
+    sent = [a for a in ev.feed(CertificateResult(exi_response=exi)) if isinstance(a, SendResponse)]
+    msg: Any = sent[0].message
+    assert sent[0].exi is None and bytes(msg.header.session_id) == ours
+    assert (
+        msg.signed_installation_data == codec.decode(exi, "iso20-common").signed_installation_data
+    )
 
 
 @pytest.mark.parametrize("what", ["another-key", "foreign-oem-root"])

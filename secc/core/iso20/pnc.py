@@ -17,6 +17,7 @@ them open.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from cryptography import x509
@@ -272,11 +273,14 @@ def certificate_installation(ctx: Context, req: Any, now: float) -> Reply:
     return Reply(None, Iso20State.CERTIFICATE_WAIT, (forward,), wait=wait)
 
 
-def certificate_result(ctx: Context, event: CertificateResult) -> tuple[Any, bool]:
-    """The back end's CertificateInstallationRes, passed through unchanged (its header
-    carries our SessionID: the EXI the EV gets is the one the CSMS made); (message,
-    failed).  Raises :class:`NoCertificateAvailable` when there is none, it does not
-    decode, or it is another message or another session's."""
+def certificate_result(ctx: Context, event: CertificateResult) -> tuple[Any, bytes | None, bool]:
+    """The back end's CertificateInstallationRes: (message, the EXI to send, failed).
+
+    The EXI goes to the EV unchanged when its header carries this session's ID (the
+    CSMS had the EV's whole request, header included); otherwise only the SessionID is
+    put right and the message re-encoded (the signature covers SignedInstallationData,
+    not the header).  Raises :class:`NoCertificateAvailable` when there is no answer, it
+    does not decode, or it is another message."""
     if event.exi_response is None:
         raise NoCertificateAvailable(event.reason or "the back end gave no certificate")
     try:
@@ -285,9 +289,13 @@ def certificate_result(ctx: Context, event: CertificateResult) -> tuple[Any, boo
         raise NoCertificateAvailable(f"the back end's EXI does not decode: {exc}") from exc
     if type(msg).__name__ != "CertificateInstallationRes":
         raise NoCertificateAvailable(f"the back end answered {type(msg).__name__}")
+    failed = msg.response_code.value.startswith("FAILED")
     if bytes(msg.header.session_id) != ctx.session_id:
-        raise NoCertificateAvailable("the back end's answer names another SessionID")
-    return msg, msg.response_code.value.startswith("FAILED")
+        msg = dataclasses.replace(
+            msg, header=dataclasses.replace(msg.header, session_id=ctx.session_id)
+        )
+        return msg, None, failed
+    return msg, bytes(event.exi_response), failed
 
 
 # --- metering confirmation ---------------------------------------------------------------
