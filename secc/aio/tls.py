@@ -28,8 +28,8 @@ so roots installed or deleted over OCPP apply to the next handshake); a chain th
 not verify fails the handshake with a TLS alert (unknown_ca, bad_certificate,
 certificate_expired, ...).  With no -20 OEM/V2G root installed no certificate is
 requested.  After the handshake the verified chain is read back and checked against the
--20 certificate profile (:func:`vehicle_chain_refusal`: P-521 or Ed448 keys, ECDSA with
-SHA-512 [V2G20-2674], at most two sub-CAs, a non-CA leaf); a chain outside it closes the
+-20 certificate rules (:func:`vehicle_chain_refusal`: P-521 or Ed448 keys, ECDSA with
+SHA-512 [V2G20-2674], at most three sub-CAs, the CA constraints); a chain outside them closes the
 connection before any session (Python's ``ssl`` cannot send an alert of its own choice
 after the handshake).  The verified chain, leaf first and without the trust anchor, goes
 to the session as ``SessionConfig.vehicle_chain``.
@@ -55,6 +55,7 @@ confidentiality of every session it records.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import ssl
@@ -64,10 +65,11 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from certs._util import CertsError
+from certs._util import CertsError, der
+from certs.validate import validate_chain
 from secc.aio.clienthello import ClientHello, IdentifierType, TrustedAuthority
 
 __all__ = [
@@ -84,6 +86,7 @@ __all__ = [
     "station_tls",
     "vehicle_chain_refusal",
     "verified_chain",
+    "without_anchor",
 ]
 
 log = logging.getLogger(__name__)
@@ -96,8 +99,6 @@ TLS13 = 0x0304  # supported_versions value of TLS 1.3
 # TLS_AES_128_GCM_SHA256, which Python's ssl cannot switch off: a connection that
 # negotiated it is closed right after the handshake (Selection.refusal)
 TLS13_SUITES = ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
-# ISO 15118-20 certificate chains: leaf, at most two sub-CAs, root [V2G20-2674 profiles]
-MAX_VEHICLE_CHAIN = 4
 VehicleRoots = Callable[[], Sequence[x509.Certificate]]
 _ENCODING_DER = 2  # _ssl.ENCODING_DER (not re-exported by ssl) for _ssl.Certificate
 
@@ -201,8 +202,8 @@ def _pem(certs: Sequence[x509.Certificate]) -> str:
 
 def verified_chain(ssl_object: Any) -> tuple[x509.Certificate, ...]:
     """The EV's certificate chain as OpenSSL verified it in the handshake, leaf first,
-    without the trust anchor; empty when the EV sent no certificate (see the module
-    docstring for how this works on Python 3.11)."""
+    ending with the station's trust anchor; empty when the EV sent no certificate (see
+    the module docstring for how this works on Python 3.11)."""
     if ssl_object is None or ssl_object.getpeercert(binary_form=True) is None:
         return ()
     getter = getattr(ssl_object, "get_verified_chain", None)  # Python >= 3.13
@@ -215,38 +216,38 @@ def verified_chain(ssl_object: Any) -> tuple[x509.Certificate, ...]:
     ders = [
         item if isinstance(item, bytes) else item.public_bytes(_ENCODING_DER) for item in getter()
     ]
-    chain = [x509.load_der_x509_certificate(d) for d in ders]
+    return tuple(x509.load_der_x509_certificate(d) for d in ders)
+
+
+def without_anchor(chain: Sequence[x509.Certificate]) -> tuple[x509.Certificate, ...]:
+    """``chain`` without its last certificate when that is self-signed (the trust anchor:
+    the station's own, not what the EV sent)."""
     if len(chain) > 1 and chain[-1].subject == chain[-1].issuer:
-        chain = chain[:-1]  # the trust anchor: the station's own, not the EV's
+        return tuple(chain[:-1])
     return tuple(chain)
 
 
-def vehicle_chain_refusal(chain: Sequence[x509.Certificate]) -> str | None:
-    """Why a vehicle certificate chain OpenSSL verified is outside ISO 15118-20's
-    certificate profile (None: it is inside): every certificate a P-521 key signed with
-    ECDSA-SHA-512 or an Ed448 one [V2G20-2674], at most two sub-CAs, a leaf that is no
-    CA.  ``chain`` is leaf first, without the root (whose key type the store's choice of
-    -20 roots already fixed)."""
-    if len(chain) + 1 > MAX_VEHICLE_CHAIN:
-        return f"vehicle chain of {len(chain) - 1} sub-CAs; ISO 15118-20 allows at most 2"
-    for cert in chain:
-        key = cert.public_key()
-        who = cert.subject.rfc4514_string()
-        if isinstance(key, ec.EllipticCurvePublicKey):
-            if key.curve.name != "secp521r1":
-                return f"{who}: {key.curve.name} key; ISO 15118-20 needs P-521 or Ed448"
-        elif not isinstance(key, ed448.Ed448PublicKey):
-            return f"{who}: {type(key).__name__}; ISO 15118-20 needs P-521 or Ed448"
-        algorithm = cert.signature_hash_algorithm
-        if algorithm is not None and not isinstance(algorithm, hashes.SHA512):
-            return f"{who}: signed with {algorithm.name}; ISO 15118-20 needs SHA-512 or Ed448"
-    try:
-        leaf_ca = chain[0].extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        leaf_ca = False
-    if leaf_ca:
-        return "the vehicle leaf certificate is a CA certificate"
-    return None
+def vehicle_chain_refusal(
+    chain: Sequence[x509.Certificate], utc_now: dt.datetime | None = None
+) -> str | None:
+    """Why a vehicle certificate chain OpenSSL verified (leaf first, ending with the trust
+    anchor) is outside ISO 15118-20's certificate rules (None: it is inside), judged by the
+    same check as the contract and provisioning chains (:func:`certs.validate.validate_chain`
+    with ``suite="iso20"``): P-521 keys signed with ECDSA-SHA-512, or Ed448, from the root
+    down [V2G20-2674], at most three sub-CAs, CA constraints, a leaf fit for signing."""
+    if not chain:
+        return None
+    if len(chain) < 2 or chain[-1].subject != chain[-1].issuer:
+        return "the verified vehicle chain does not end at a root"
+    verdict = validate_chain(
+        der(chain[0]),
+        [der(c) for c in chain[1:-1]],
+        [chain[-1]],
+        utc_now or dt.datetime.now(dt.UTC),
+        profile="oem",
+        suite="iso20",
+    )
+    return None if verdict.ok else f"vehicle chain: {verdict.response_code}: {verdict.reason}"
 
 
 def _chain_cas(certfile: Path) -> list[x509.Certificate]:
@@ -267,7 +268,8 @@ class Selection:
         vehicle_chain: Sequence[x509.Certificate] = (),
     ) -> str | None:
         """Why a completed handshake is outside the profile (None: it is not): a suite
-        outside ISO 15118-20's, or a vehicle chain outside its certificate profile."""
+        outside ISO 15118-20's, or a vehicle chain (as verified, ending with the trust
+        anchor) outside its certificate rules."""
         if self.tls13 and (cipher is None or cipher[0] not in TLS13_SUITES):
             name = cipher[0] if cipher else None
             return f"TLS 1.3 cipher suite {name} is not one of ISO 15118-20's {TLS13_SUITES}"

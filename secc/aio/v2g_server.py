@@ -64,7 +64,7 @@ from secc.aio.clienthello import (
     ClientHelloError,
     scan_client_hello,
 )
-from secc.aio.tls import Selection, TlsSelector, verified_chain
+from secc.aio.tls import Selection, TlsSelector, verified_chain, without_anchor
 from secc.core.events import ConnectionLost, RequestReceived, Schema
 from secc.v2gtp import DEFAULT_MAX_PAYLOAD, Framer, FramingError, PayloadType, encode_frame
 
@@ -485,9 +485,11 @@ class V2GServer:
         conn = V2GConnection(writer, peer, selection, hello)
         if selection is not None:
             conn.log.info("%s: TLS up, %s, chain %s", peer[0], conn.cipher, selection.chain.label())
+            verified: tuple[x509.Certificate, ...] = ()
             if selection.tls13:
                 try:
-                    conn.vehicle_chain = verified_chain(writer.get_extra_info("ssl_object"))
+                    verified = verified_chain(writer.get_extra_info("ssl_object"))
+                    conn.vehicle_chain = without_anchor(verified)
                 except (ValueError, TypeError, AttributeError) as exc:  # fail closed
                     conn.log.warning(
                         "%s: cannot read the vehicle chain (%s): closing", peer[0], exc
@@ -502,7 +504,7 @@ class V2GServer:
                         conn.vehicle_chain[0].subject.rfc4514_string(),
                         len(conn.vehicle_chain),
                     )
-            refusal = selection.refusal(conn.cipher, conn.vehicle_chain)
+            refusal = selection.refusal(conn.cipher, verified)
             if refusal is not None:  # a suite OpenSSL allows but the profile does not
                 conn.log.warning("%s: %s; closing the connection", peer[0], refusal)
                 conn._mark_closed(refusal)

@@ -234,7 +234,10 @@ def test_p256_leaf_under_a_20_root_is_closed_before_any_session(lab: Lab, tmp_pa
         key=key,
     )
     chain = [leaf.certificate, *lab.home.chain("oem20_sub2", "oem20_sub1")]
-    assert "secp256r1" in (vehicle_chain_refusal(chain) or "")
+    refusal = vehicle_chain_refusal([*chain, lab.home.cert("oem20_root")])
+    assert refusal is not None and "FAILED_CertChainError" in refusal, refusal
+    good = lab.home.chain(*CHAINS["vehicle20"], "oem20_root")
+    assert vehicle_chain_refusal(good) is None
     certfile, keyfile = _write_chain(tmp_path, "p256", chain, key)
 
     async def main() -> None:
