@@ -89,6 +89,9 @@ class Context:
     ev_max_current: float = 0.0
     ev_max_voltage: float = 0.0
     ev_max_power: float = 0.0
+    # ISO 15118-20 BPT: the EV's discharge limits (magnitudes) from ChargeParameterDiscovery
+    ev_max_discharge_power: float = 0.0
+    ev_max_discharge_current: float = 0.0
     # EVSE facts and commands
     status: EvseStatus = field(default_factory=EvseStatus)
     isolation_requested: bool = False

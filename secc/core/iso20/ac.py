@@ -15,8 +15,10 @@ from secc.core.iso2.power import check_contactors
 from secc.core.iso20.common import (
     AC,
     Iso20State,
+    discharge_request,
     evse_status,
     header,
+    is_bpt,
     loop_meter_info,
     number,
     power_cap,
@@ -25,24 +27,48 @@ from secc.core.iso20.common import rational as rn
 
 MIN_CURRENT = 6.0  # amperes per phase: IEC 61851-1's lowest PWM current
 
-_SCHEDULED = AC.Scheduled_AC_CLReqControlMode
-_DYNAMIC = AC.Dynamic_AC_CLReqControlMode
+# (scheduled?) -> the control mode class the EV must send, per service
+_MODES = {True: AC.Scheduled_AC_CLReqControlMode, False: AC.Dynamic_AC_CLReqControlMode}
+_BPT_MODES = {
+    True: AC.BPT_Scheduled_AC_CLReqControlMode,
+    False: AC.BPT_Dynamic_AC_CLReqControlMode,
+}
+_RES_MODES = {
+    (False, True): AC.Scheduled_AC_CLResControlMode,
+    (False, False): AC.Dynamic_AC_CLResControlMode,
+    (True, True): AC.BPT_Scheduled_AC_CLResControlMode,
+    (True, False): AC.BPT_Dynamic_AC_CLResControlMode,
+}
 
 
 def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
+    """The EV's parameters must be of the selected service (BPT_AC_CPD for AC_BPT, the
+    unidirectional ones otherwise) and fit the station's power; else
+    FAILED_WrongChargeParameter.  AC_BPT answers with the discharge limits too."""
     ev = req.ac_cpd_req_energy_transfer_mode
-    if type(ev) is not AC.AC_CPDReqEnergyTransferMode:
-        raise WrongChargeParameter("bidirectional parameters for the AC service")
+    bpt = is_bpt(ctx)
+    wanted = AC.BPT_AC_CPDReqEnergyTransferMode if bpt else AC.AC_CPDReqEnergyTransferMode
+    if type(ev) is not wanted:
+        raise WrongChargeParameter(f"{type(ev).__name__} for the selected service")
     ev_max, ev_min = number(ev.ev_maximum_charge_power), number(ev.ev_minimum_charge_power)
     lim = ctx.config.ac
     if ev_max <= 0 or ev_min > ev_max or ev_min > lim.max_power:
         raise WrongChargeParameter(f"EV power {ev_min}-{ev_max} W does not fit {lim.max_power} W")
     ctx.ev_max_power = ev_max
-    mode = AC.AC_CPDResEnergyTransferMode(
-        evse_maximum_charge_power=rn(AC, lim.max_power),
-        evse_minimum_charge_power=rn(AC, lim.nominal_voltage * MIN_CURRENT * lim.phases),
-        evse_nominal_frequency=rn(AC, lim.nominal_frequency),
-    )
+    common = {
+        "evse_maximum_charge_power": rn(AC, lim.max_power),
+        "evse_minimum_charge_power": rn(AC, lim.nominal_voltage * MIN_CURRENT * lim.phases),
+        "evse_nominal_frequency": rn(AC, lim.nominal_frequency),
+    }
+    if bpt:
+        ctx.ev_max_discharge_power = abs(number(ev.ev_maximum_discharge_power))
+        mode = AC.BPT_AC_CPDResEnergyTransferMode(
+            **common,
+            evse_maximum_discharge_power=rn(AC, lim.max_discharge_power),
+            evse_minimum_discharge_power=rn(AC, 0.0),
+        )
+    else:
+        mode = AC.AC_CPDResEnergyTransferMode(**common)
     body = AC.AC_ChargeParameterDiscoveryRes(
         header=header(ctx, AC),
         response_code=AC.ResponseCode.OK,
@@ -52,23 +78,32 @@ def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
 
 
 def charge_loop(ctx: Context, req: Any, now: float) -> Reply:
+    """EVSETargetActivePower: the station's charge power within the schedule and the EV's
+    maximum; in an AC_BPT session a discharge the station asks
+    (:func:`~secc.core.iso20.common.discharge_request`) is a negative target within the
+    station's and the EV's discharge limits; 0 in standby."""
     check_contactors(ctx, now)
     mode = req.cl_req_control_mode
     kind = type(mode)
     scheduled = ctx.control_mode == "Scheduled"
-    if kind is not (_SCHEDULED if scheduled else _DYNAMIC):
+    bpt = is_bpt(ctx)
+    modes = _BPT_MODES if bpt else _MODES
+    if kind is not modes[scheduled]:
         raise ServiceSelectionInvalid(f"{kind.__name__} in a {ctx.control_mode} session")
     target = power_cap(ctx)
     if scheduled:
         target = min(target, ctx.schedules.get(ctx.sa_schedule_tuple_id, target))
     else:
         target = min(target, number(mode.ev_maximum_charge_power))
+    if bpt:
+        if mode.ev_maximum_discharge_power is not None:
+            ctx.ev_max_discharge_power = abs(number(mode.ev_maximum_discharge_power))
+        discharge = discharge_request(ctx)
+        if discharge > 0:
+            target = -discharge
     if ctx.standby:
         target = 0.0
-    if scheduled:
-        res_mode = AC.Scheduled_AC_CLResControlMode(evse_target_active_power=rn(AC, target))
-    else:
-        res_mode = AC.Dynamic_AC_CLResControlMode(evse_target_active_power=rn(AC, target))
+    res_mode = _RES_MODES[(bpt, scheduled)](evse_target_active_power=rn(AC, target))
     meter = loop_meter_info(ctx, AC, bool(req.meter_info_requested))
     body = AC.AC_ChargeLoopRes(
         header=header(ctx, AC),

@@ -31,6 +31,13 @@ SCHEMA_OF_MODULE: dict[str, Schema] = {
 # Energy transfer services (ISO 15118-20 Table 204) this stack implements
 SERVICE_AC = 1
 SERVICE_DC = 2
+SERVICE_AC_BPT = 5
+SERVICE_DC_BPT = 6
+BPT_SERVICES = frozenset({SERVICE_AC_BPT, SERVICE_DC_BPT})
+# ServiceDetail parameters of the BPT services (Tables 206 / 208)
+BPT_CHANNEL_UNIFIED = 1
+GENERATOR_MODE_GRID_FOLLOWING = 1
+ISLANDING_DETECTION_ACTIVE = 1
 ENERGY_SERVICES = frozenset(range(1, 8))  # AC, DC, WPT, DC_ACDP and the BPT variants
 # ServiceDetail parameter set per control mode (ParameterSetID -> ControlMode)
 PARAMETER_SETS = {1: "Scheduled", 2: "Dynamic"}
@@ -156,17 +163,53 @@ def offered_service(ctx: Context) -> int:
     return SERVICE_DC if ctx.is_dc else SERVICE_AC
 
 
+def bpt_available(ctx: Context) -> bool:
+    """AC_BPT / DC_BPT is offered: ``bpt`` on and discharge limits above zero."""
+    cfg = ctx.config
+    if not cfg.bpt:
+        return False
+    if ctx.is_dc:
+        return cfg.dc.max_discharge_current > 0 and cfg.dc.max_discharge_power > 0
+    return cfg.ac.max_discharge_current > 0
+
+
+def offered_services(ctx: Context) -> tuple[int, ...]:
+    """The energy transfer services of this session: the namespace's one, and its BPT
+    variant where available."""
+    base = offered_service(ctx)
+    if bpt_available(ctx):
+        return (base, SERVICE_DC_BPT if ctx.is_dc else SERVICE_AC_BPT)
+    return (base,)
+
+
+def is_bpt(ctx: Context) -> bool:
+    """The selected service is bidirectional (AC_BPT or DC_BPT)."""
+    return ctx.service_id in BPT_SERVICES
+
+
+def discharge_request(ctx: Context) -> float:
+    """The discharge power (watts, positive) the station asks of a BPT session now: a CSMS
+    schedule whose first limit is negative (OCPP 2.1 style V2X: negative = discharge),
+    within the station's and the EV's discharge limits; 0 outside BPT."""
+    if not is_bpt(ctx) or not ctx.csms_schedule or ctx.csms_schedule[0].max_power >= 0:
+        return 0.0
+    cfg = ctx.config
+    station = cfg.dc.max_discharge_power if ctx.is_dc else cfg.ac.max_discharge_power
+    return min(-ctx.csms_schedule[0].max_power, station, ctx.ev_max_discharge_power)
+
+
 def offered_parameter_sets(ctx: Context) -> dict[int, str]:
     modes = ctx.config.iso20_control_modes
     return {pid: mode for pid, mode in PARAMETER_SETS.items() if mode in modes}
 
 
 def power_cap(ctx: Context) -> float:
-    """The station's power limit now: its own maximum, the CSMS schedule's first entry."""
+    """The station's charge power limit now: its own maximum, the CSMS schedule's first
+    entry (never below 0: a negative entry asks a discharge, :func:`discharge_request`)."""
     limit = ctx.config.dc.max_power if ctx.is_dc else ctx.config.ac.max_power
     if ctx.csms_schedule:
         limit = min(limit, ctx.csms_schedule[0].max_power)
-    return limit
+    return max(limit, 0.0)
 
 
 def failed_body(ctx: Context, schema: Schema, request: str, code: str) -> Any:

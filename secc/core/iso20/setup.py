@@ -29,15 +29,19 @@ from secc.core.failures import (
 from secc.core.iso2.setup import request_eim_authorization
 from secc.core.iso20 import pnc
 from secc.core.iso20.common import (
+    BPT_CHANNEL_UNIFIED,
+    BPT_SERVICES,
     COMMON,
     CONTROL_MODE_VALUE,
     ENERGY_SERVICES,
+    GENERATOR_MODE_GRID_FOLLOWING,
+    ISLANDING_DETECTION_ACTIVE,
     MOBILITY_NEEDS_BY_EVCC,
     NO_PRICING,
     Iso20State,
     header,
     offered_parameter_sets,
-    offered_service,
+    offered_services,
 )
 
 AUTH_TIMER_KEY = "Authorization"
@@ -168,12 +172,15 @@ def service_discovery(ctx: Context, req: Any, now: float) -> Reply:
     """The session's energy transfer service; no value-added services.  The EV's
     SupportedServiceIDs filter is a hint: the one service this session can run is listed
     whatever it says (the list must not be empty)."""
-    service = COMMON.Service(service_id=offered_service(ctx), free_service=ctx.config.free_service)
+    services = tuple(
+        COMMON.Service(service_id=sid, free_service=ctx.config.free_service)
+        for sid in offered_services(ctx)
+    )
     body = COMMON.ServiceDiscoveryRes(
         header=header(ctx, COMMON),
         response_code=COMMON.ResponseCode.OK,
         service_renegotiation_supported=ctx.config.iso20_service_renegotiation,
-        energy_transfer_service_list=COMMON.ServiceList(service=(service,)),
+        energy_transfer_service_list=COMMON.ServiceList(service=services),
     )
     return Reply(body, Iso20State.SERVICE_DISCOVERY)
 
@@ -181,10 +188,11 @@ def service_discovery(ctx: Context, req: Any, now: float) -> Reply:
 def service_detail(ctx: Context, req: Any, now: float) -> Reply:
     """The parameter sets of the offered service; any other ServiceID is
     FAILED_ServiceIDInvalid."""
-    if req.service_id != offered_service(ctx):
+    if req.service_id not in offered_services(ctx):
         raise ServiceIdInvalid(f"ServiceID {req.service_id} is not offered")
+    bpt = req.service_id in BPT_SERVICES
     sets = tuple(
-        COMMON.ParameterSet(parameter_set_id=pid, parameter=_parameters(ctx, mode))
+        COMMON.ParameterSet(parameter_set_id=pid, parameter=_parameters(ctx, mode, bpt))
         for pid, mode in offered_parameter_sets(ctx).items()
     )
     body = COMMON.ServiceDetailRes(
@@ -196,9 +204,11 @@ def service_detail(ctx: Context, req: Any, now: float) -> Reply:
     return Reply(body, Iso20State.SERVICE_DISCOVERY)
 
 
-def _parameters(ctx: Context, mode: str) -> tuple[Any, ...]:
+def _parameters(ctx: Context, mode: str, bpt: bool = False) -> tuple[Any, ...]:
     """Table 205 (AC) / 207 (DC): Connector, ControlMode, [EVSENominalVoltage],
-    MobilityNeedsMode, Pricing."""
+    MobilityNeedsMode, Pricing; the BPT services (Tables 206 / 208) add BPTChannel
+    (Unified: one channel both ways), GeneratorMode (GridFollowing) and, for AC,
+    GridCodeIslandingDetectionMethod (Active)."""
     p = COMMON.Parameter
     config = ctx.config
     if ctx.is_dc:
@@ -215,6 +225,15 @@ def _parameters(ctx: Context, mode: str) -> tuple[Any, ...]:
         p(name="MobilityNeedsMode", int_value=MOBILITY_NEEDS_BY_EVCC),
         p(name="Pricing", int_value=NO_PRICING),
     ]
+    if bpt:
+        params += [
+            p(name="BPTChannel", int_value=BPT_CHANNEL_UNIFIED),
+            p(name="GeneratorMode", int_value=GENERATOR_MODE_GRID_FOLLOWING),
+        ]
+        if not ctx.is_dc:
+            params.append(
+                p(name="GridCodeIslandingDetectionMethod", int_value=ISLANDING_DETECTION_ACTIVE)
+            )
     return tuple(params)
 
 
@@ -229,7 +248,7 @@ def service_selection(ctx: Context, req: Any, now: float) -> Reply:
             f"ServiceID {chosen.service_id} is not an energy transfer service",
             code="FAILED_NoEnergyTransferServiceSelected",
         )
-    if chosen.service_id != offered_service(ctx):
+    if chosen.service_id not in offered_services(ctx):
         raise ServiceSelectionInvalid(f"ServiceID {chosen.service_id} is not offered")
     mode = offered_parameter_sets(ctx).get(chosen.parameter_set_id)
     if mode is None:
