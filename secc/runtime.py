@@ -468,11 +468,11 @@ class Evse:
     async def read_status(self) -> EvseStatus:
         board = self.board
         closed = await board.contactors.feedback() is ContactorState.CLOSED
-        voltage = current = energy = power = 0.0
+        voltage = current = energy = power = export = 0.0
         isolation = "No_IMD" if board.isolation is None else "Invalid"
         if board.meter is not None:
             m = await board.meter.read()
-            energy, power = m.energy_wh, m.power_w
+            energy, power, export = m.energy_wh, m.power_w, m.energy_export_wh
             voltage = m.voltage_v[0] if m.voltage_v and closed else 0.0
             current = m.current_a[0] if m.current_a and closed else 0.0
         if board.dc_supply is not None:
@@ -489,6 +489,7 @@ class Evse:
             contactors_closed=closed,
             energy_wh=energy,
             power_w=power,
+            energy_export_wh=export,
         )
 
     async def _poll_loop(self) -> None:

@@ -440,9 +440,6 @@ class Bridge:
         if token is not None and token.remote_start_id is not None:
             tx["remoteStartId"] = token.remote_start_id
         self._remote_stop = self._deauthorized = self._authorized = False
-        if self._discharged and self._status is not None:  # a new transaction: as configured
-            self._discharged = False
-            self._meter = self._sample(self._status)
         await self._enqueue(
             "Started",
             "RemoteStart" if token and token.remote_start_id is not None else "CablePluggedIn",
@@ -515,6 +512,9 @@ class Bridge:
         self._token = None
         self._authorized = False
         self._soc = None
+        if self._discharged and self._status is not None:  # the next transaction: as configured
+            self._discharged = False
+            self._meter = self._sample(self._status)
         self._connector_changed("Available")
 
     async def _tx_receipt(self, receipt: MeteringReceipt) -> None:

@@ -323,3 +323,44 @@ def test_hash_algorithms_and_receipt_mapping(chain20: Chain20) -> None:
 
 def _fields(receipt: MeteringReceipt) -> dict[str, Any]:
     return {name: getattr(receipt, name) for name in MeteringReceipt.__dataclass_fields__}
+
+
+def test_runtime_hands_both_registers_to_the_bridge(
+    tmp_path: Path, pki_dir: Path, store: Store
+) -> None:
+    """`secc run`'s Evse reads the simulated board (a DC module sinking energy from the EV)
+    into an EvseStatus with the export register and negative power; the bridge of a
+    unidirectional EVSE then reports the export measurands for that transaction."""
+    from hal.backends.simulated import build_board
+    from hal.types import CpState
+    from secc.runtime import Station as Runtime
+    from tests.ocpp.test_e2e_pnc import EVSE_ID, _config
+
+    async def main() -> None:
+        csms = TestCsms()
+        await csms.start()
+        station = build(tmp_path, csms.url, config=BridgeConfig(link_retry=0.05))
+        board, plant = build_board()
+        async with running(station), Runtime(_config(pki_dir), boards={EVSE_ID: board}) as rt:
+            evse = rt.evse(EVSE_ID)
+            station.bridge.perform(SessionStarted(b"\x01" * 8, b"\x02" * 6, ISO20_NS))
+            plant.ev_state = CpState.C
+            await board.contactors.close()
+            assert board.dc_supply is not None
+            await board.dc_supply.set_target(400.0, -20.0)
+            await board.dc_supply.enable(True)
+            plant.advance(360.0)  # 8 kW from the EV for 0.1 h
+            status = await evse.read_status()
+            assert status.energy_export_wh == pytest.approx(800.0) and status.power_w < 0
+            assert status.present_current == -20.0
+            station.bridge.evse_status(status)
+            station.bridge.perform(SessionEnded(EndReason.EV_STOP))
+            await wait_for(lambda: any(e["eventType"] == "Ended" for _, e in csms.tx_raw))
+            await board.contactors.open()
+        await csms.stop()
+        ended = _sampled(csms.transaction_stream()[-1])
+        assert ended["Energy.Active.Export.Register"]["value"] == 800.0
+        assert ended["Power.Active.Export"]["value"] == 8000.0
+        assert ended["Power.Active.Import"]["value"] == 0.0
+
+    run(main())
