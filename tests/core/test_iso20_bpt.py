@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from secc import codec
 from secc.core.actions import CloseContactors, SetDcTarget
@@ -303,3 +305,38 @@ def test_ac_bpt_dynamic_target_goes_negative_when_the_csms_asks() -> None:
     # the EV's 5 kW discharge maximum holds (the station's is 230 V x 16 A x 3)
     assert num(res.cl_res_control_mode.evse_target_active_power) == -5_000
     assert res.meter_info is not None and res.meter_info.bpt_discharged_energy_reading_wh == 0
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    dynamic=st.booleans(),
+    requests=st.lists(
+        st.tuples(
+            st.floats(-500, 500, allow_nan=False),  # EV target current (scheduled)
+            st.sampled_from([0.0, 150.0, 250.0, 400.0, 450.0]),  # EV present voltage
+            st.sampled_from([None, -50_000.0, -8_000.0, -1.0, 5_000.0]),  # CSMS limit
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+)
+def test_dc_bpt_targets_stay_within_the_limits(
+    dynamic: bool, requests: list[tuple[float, float, float | None]]
+) -> None:
+    """Whatever the EV and the CSMS ask, every target is within the station's charge and
+    discharge current, and a discharge within the discharge power at the EV's voltage."""
+    ev = Ev(cfg=bpt_config())
+    to_bpt_loop(ev, dynamic)
+    for current, present, limit in requests:
+        if limit is not None:
+            ev.feed(ChargingScheduleUpdate(entries=((0, limit, None),)))
+        res = dc_bpt_loop(ev, dynamic, current=current, present=present, voltage=400)
+        if ev.session.state is State.ENDED:
+            assert res.response_code.value.startswith("FAILED")
+            break
+        for t in targets(ev):
+            assert -DC_LIMITS.max_discharge_current - 1e-9 <= t.current <= DC_LIMITS.max_current
+            if t.current < 0:
+                assert -t.current * max(present, 0 if dynamic else 400) <= (
+                    DC_LIMITS.max_discharge_power + 1e-6
+                )
