@@ -352,8 +352,10 @@ class Store:
         return self.root / "pending" / f"{check_use(use)}.key.pem"
 
     def new_pending_key(self, use: str) -> ec.EllipticCurvePrivateKey:
-        """A fresh P-256 key for a CSR, kept until the signed certificate arrives."""
-        key = ec.generate_private_key(ec.SECP256R1())
+        """A fresh key for a CSR, kept until the signed certificate arrives: P-256, or
+        P-521 for an ISO 15118-20 use (``v2g20``) [V2G20-2674]."""
+        curve: ec.EllipticCurve = ec.SECP521R1() if is_iso20_use(use) else ec.SECP256R1()
+        key = ec.generate_private_key(curve)
         path = self._pending_path(use)
         path.parent.mkdir(mode=0o700, exist_ok=True)
         atomic_write(path, self._key_bytes(key), mode=0o600)
@@ -361,7 +363,12 @@ class Store:
 
     def pending_key(self, use: str) -> ec.EllipticCurvePrivateKey | None:
         path = self._pending_path(use)
-        return self._load_key(path) if path.exists() else None
+        if not path.exists():
+            return None
+        key = self._load_any_key(path, use)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise StoreError(f"pending {use} key is not an ECDSA key")
+        return key
 
     def accept_signed_chain(
         self, use: str, chain_data: bytes, *, utc_now: dt.datetime | None
