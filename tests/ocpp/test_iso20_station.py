@@ -1,0 +1,159 @@
+"""ISO 15118-20 Plug & Charge at a whole station: the EV simulator (`secc ev --protocol
+iso20 --payment pnc`'s engine, written from the standard) over TLS 1.3 with its vehicle
+certificate (mutual TLS) against `secc run`'s Station (SDP → TLS → core → simulated
+board), whose backend is the OCPP bridge talking to the test CSMS.  The CSMS sees
+Authorize with the eMAID and SHA-512 hash data of the -20 contract chain, and the whole
+transaction with the eMAID, ending StoppedByEV; with Blocked the EV is refused and the
+contactors never close."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from certs.store import Store
+from hal.backends.simulated import build_board
+from secc.aio.ev_client import run_ev_sdp
+from secc.config import CertsSection, EvseSection, HalSection, StationConfig, StationSection
+from secc.core.config import Timers
+from secc.ev.iso20 import Ev20Script
+from secc.ev.pnc20 import load_credentials20
+from secc.ocpp_bridge.bridge import Bridge
+from secc.runtime import Station
+from secc.sdp import Security
+from tests.ocpp.csms import Behaviour, TestCsms, wait_for
+from tests.ocpp.station import build
+
+EVSE_ID = "DE*ABC*E1234567*1"
+
+
+@pytest.fixture(scope="module")
+def pki20(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("ocpp-pki20-station") / "pki"
+    make = [sys.executable, "-m", "secc.cli.main", "certs", "make-test-pki", str(directory)]
+    subprocess.run(make, check=True, capture_output=True)
+    return directory
+
+
+def _config(pki_dir: Path, store: Path) -> StationConfig:
+    section = EvseSection(
+        evse_id=EVSE_ID,
+        address="::1",
+        tls_port=0,
+        tcp_port=-1,
+        sdp_port=0,
+        energy_modes=("DC_extended",),
+        protocols=("iso20-dc",),
+        hal=HalSection(control="none"),
+        timers=Timers(sequence_timeout=10.0),
+    )
+    return StationConfig(
+        station=StationSection(trace_dir=None),
+        certs=CertsSection(store=store),
+        evse=(section,),
+    )
+
+
+async def _session(
+    pki_dir: Path, tmp_path: Path, behaviour: Behaviour
+) -> tuple[Any, TestCsms, Any]:
+    shutil.copytree(pki_dir / "station", tmp_path / "store", symlinks=True)
+    store = Store(tmp_path / "store")
+    store.initialize()
+    csms = TestCsms(behaviour=behaviour)
+    await csms.start()
+    bridges: list[Bridge] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    def factory(section: EvseSection, emit: Any) -> Bridge:
+        bridge = build(tmp_path, csms.url, store=store, emit=emit).bridge
+        bridges.append(bridge)
+        tasks.append(asyncio.ensure_future(bridge.run()))
+        return bridge
+
+    board, plant = build_board()
+    script = Ev20Script(
+        mode="dc",
+        payment="pnc",
+        install_certificate=False,
+        think_time=0.0,
+        poll_interval=0.05,
+        loop_interval=0.05,
+        charge_loops=3,
+    )
+    try:
+        async with Station(
+            _config(pki_dir, tmp_path / "store"), boards={EVSE_ID: board}, backend_factory=factory
+        ) as st:
+            await asyncio.wait_for(bridges[0].client.online.wait(), 10)
+            e = st.evse(EVSE_ID)
+            assert e.sdp is not None
+            result = await run_ev_sdp(
+                script,
+                security=Security.TLS,
+                address="::1",
+                sdp_port=e.sdp.port,
+                cafile=pki_dir / "v2g20" / "root.pem",
+                client_cert=(
+                    pki_dir / "oem20" / "vehicle_chain.pem",
+                    pki_dir / "oem20" / "vehicle.key",
+                ),
+                credentials=load_credentials20(pki_dir),
+            )
+            await wait_for(lambda: bridges[0].transaction is None and not len(bridges[0].queue))
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await csms.stop()
+    return result, csms, plant
+
+
+def test_iso20_pnc_at_the_station_authorized_by_the_csms(pki20: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        result, csms, plant = await _session(pki20, tmp_path, Behaviour())
+        names = [s.response for s in result.steps]
+        assert result.ended == "done", (result.ended, names)
+        assert all(not s.code.startswith(("FAILED", "WARNING")) for s in result.steps), [
+            (s.response, s.code) for s in result.steps
+        ]
+        emaid = (pki20 / "mo20" / "emaid.txt").read_text().strip()
+        (auth,) = [p for name, p in csms.calls if name == "Authorize"]
+        assert auth["idToken"] == {"idToken": emaid, "type": "eMAID"}
+        hash_data = auth["iso15118CertificateHashData"]
+        assert len(hash_data) == 3 and {h["hashAlgorithm"] for h in hash_data} == {"SHA512"}
+        stream = csms.transaction_stream()
+        assert [e["seqNo"] for e in stream] == list(range(len(stream)))
+        kinds = [(e["eventType"], e["triggerReason"]) for e in stream]
+        assert kinds[0] == ("Started", "CablePluggedIn")
+        assert ("Updated", "Authorized") in kinds
+        assert ("Updated", "ChargingStateChanged") in kinds
+        assert stream[-1]["eventType"] == "Ended"
+        assert stream[-1]["transactionInfo"]["stoppedReason"] == "StoppedByEV"
+        authorized = next(e for e in stream if e["triggerReason"] == "Authorized")
+        assert authorized["idToken"] == {"idToken": emaid, "type": "eMAID"}
+        assert names.count("DC_ChargeLoopRes") == 3 and "AuthorizationRes" in names
+        assert not plant.contactor_command  # opened at the end
+
+    asyncio.run(asyncio.wait_for(main(), 90))
+
+
+def test_iso20_pnc_blocked_by_the_csms(pki20: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        result, csms, plant = await _session(pki20, tmp_path, Behaviour(authorize_status="Blocked"))
+        codes = {s.response: s.code for s in result.steps}
+        assert codes.get("AuthorizationRes", "").startswith("WARNING"), codes
+        assert "PowerDeliveryRes" not in codes
+        assert not plant.contactor_command
+        stream = csms.transaction_stream()
+        assert stream[-1]["eventType"] == "Ended"
+        assert stream[-1]["transactionInfo"]["stoppedReason"] == "DeAuthorized"
+        assert not any(e["triggerReason"] == "Authorized" for e in stream)
+
+    asyncio.run(asyncio.wait_for(main(), 90))
