@@ -595,3 +595,41 @@ def test_eim_session_is_not_asked_for_metering_confirmation(pki: Pki) -> None:
     assert ev.dc_loop(False).evse_status is None
     assert service_id(ev) == 2
     assert not any(isinstance(a, OpenContactors) for a in ev.last)
+
+
+def test_unasked_metering_confirmation_is_a_sequence_error(pki: Pki) -> None:
+    ev = Ev(cfg=pnc_config(pki))  # metering confirmation not configured
+    loop = to_pnc_loop(ev, pki.mo)
+    assert loop.evse_status is None
+    meter = C.MeterInfo(meter_id="METER-1", charged_energy_reading_wh=0)
+    res = ev.send(metering_req(ev, meter, pki.mo.key))
+    assert res.response_code.value == "FAILED_SequenceError"
+    assert not any(isinstance(a, MeteringReceipt) for a in ev.actions)
+    assert ev.session.state is State.ENDED
+
+
+def test_resumed_pnc_session_keeps_its_contract(pki: Pki) -> None:
+    """A paused PnC session resumed: no new authorization, and the metering confirmation
+    is checked with the contract of the first part."""
+    cfg = pnc_config(pki, metering_confirmation=True)
+    ev = Ev(cfg=cfg)
+    authorize_ok(ev, pki.mo)
+    to_scheduled(ev, dynamic=False)
+    assert ev.session_stop("Pause").response_code.value == "OK"
+    paused = ev.session.paused
+    assert paused is not None and paused.payment_option == "Contract"
+    again = Ev(cfg=cfg, resume=paused)
+    again.session_id = paused.session_id
+    assert again.handshake().response_code.value == "OK_SuccessfulNegotiation"
+    assert again.session_setup().response_code.value == "OK_OldSessionJoined"
+    assert again.charge_parameters().response_code.value == "OK"
+    assert again.schedule_exchange(False).evse_processing.value == "Finished"
+    to_precharged(again)
+    assert start(again, dynamic=False).response_code.value == "OK"
+    loop = again.dc_loop(False)
+    assert loop.evse_status.evse_notification.value == "MeteringConfirmation"
+    meter = C.MeterInfo(
+        **{f.name: getattr(loop.meter_info, f.name) for f in dataclasses.fields(loop.meter_info)}
+    )
+    assert again.send(metering_req(again, meter, pki.mo.key)).response_code.value == "OK"
+    assert any(isinstance(a, MeteringReceipt) for a in again.last)

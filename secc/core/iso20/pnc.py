@@ -31,6 +31,7 @@ from secc.core.events import CertificateResult
 from secc.core.failures import (
     MeteringSignatureNotValid,
     PeerError,
+    SequenceError,
     SignatureError,
     UnknownSession,
 )
@@ -302,9 +303,13 @@ def certificate_result(ctx: Context, event: CertificateResult) -> tuple[Any, byt
 
 
 def metering_confirmation(ctx: Context, req: Any, now: float, state: Iso20State) -> Reply:
-    """The EV's signed meter reading: the SessionID must be ours and the signature the
-    contract key's; the receipt goes to the OCPP transaction (:class:`MeteringReceipt`)."""
+    """The EV's signed meter reading, after the station asked for it (EVSENotification
+    MeteringConfirmation; unasked it is a sequence error): the SessionID must be ours and
+    the signature the contract key's; the receipt goes to the OCPP transaction
+    (:class:`MeteringReceipt`)."""
     data = req.signed_metering_data
+    if not ctx.metering_due:
+        raise SequenceError("MeteringConfirmationReq without the station asking for one")
     if bytes(data.session_id) != ctx.session_id:
         raise UnknownSession("SignedMeteringData names another SessionID")
     if not ctx.contract_chain:

@@ -59,6 +59,8 @@ def session_setup(ctx: Context, req: Any, now: float) -> Reply:
     if paused is not None and asked == paused.session_id and paused.protocol == ctx.protocol:
         ctx.session_id = paused.session_id
         ctx.payment_option = paused.payment_option
+        ctx.emaid = paused.emaid
+        ctx.contract_chain = paused.contract_chain
         ctx.resumed = True
         code = rc.OK_OldSessionJoined
         if paused.authorized and paused.service_id is not None:
