@@ -9,6 +9,7 @@ contactors never close."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import shutil
 import subprocess
 import sys
@@ -16,12 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from certs.store import Store
 from hal.backends.simulated import build_board
+from secc import codec
 from secc.aio.ev_client import run_ev_sdp
 from secc.config import CertsSection, EvseSection, HalSection, StationConfig, StationSection
 from secc.core.config import Timers
+from secc.ev.install20 import pcid_of, seal_contract_key
 from secc.ev.iso20 import Ev20Script
 from secc.ev.pnc20 import load_credentials20
 from secc.ocpp_bridge.bridge import Bridge
@@ -60,8 +66,57 @@ def _config(pki_dir: Path, store: Path) -> StationConfig:
     )
 
 
+def _lab_cps(pki_dir: Path) -> Any:
+    """A lab CPS behind the test CSMS (ISO 15118-20 7.9.2.5, V2G20-2491..2502): seals the
+    test contract's key for the EV's OEM provisioning key; (schema, action, exiRequest) ->
+    exiResponse as Get15118EVCertificate carries them."""
+    contract_key = serialization.load_pem_private_key(
+        (pki_dir / "mo20" / "contract.key").read_bytes(), None
+    )
+    assert isinstance(contract_key, ec.EllipticCurvePrivateKey)
+
+    def der(name: str) -> list[bytes]:
+        certs = x509.load_pem_x509_certificates((pki_dir / name).read_bytes())
+        return [c.public_bytes(serialization.Encoding.DER) for c in certs]
+
+    chain = der("mo20/contract_chain.pem")
+    cps = der("v2g20/cps_chain.pem")
+    C = codec.schema_module("iso20-common")
+
+    def answer(schema: str, action: str, exi_request: str) -> str:
+        assert (schema, action) == ("urn:iso:std:iso:15118:-20:CommonMessages", "Install")
+        req = codec.decode(base64.b64decode(exi_request), "iso20-common")
+        oem = bytes(req.oem_provisioning_certificate_chain.certificate)
+        public = x509.load_der_x509_certificate(oem).public_key()
+        assert isinstance(public, ec.EllipticCurvePublicKey)
+        leaf = x509.load_der_x509_certificate(chain[0])
+        dh, sealed = seal_contract_key(contract_key, public, pcid_of(oem), leaf)
+        res = C.CertificateInstallationRes(
+            header=C.MessageHeader(session_id=bytes(req.header.session_id), time_stamp=1),
+            response_code=C.ResponseCode.OK,
+            evse_processing=C.Processing.Finished,
+            cps_certificate_chain=C.CertificateChain(
+                certificate=cps[0], sub_certificates=C.SubCertificates(certificate=tuple(cps[1:]))
+            ),
+            signed_installation_data=C.SignedInstallationData(
+                id="id1",
+                contract_certificate_chain=C.ContractCertificateChain(
+                    certificate=chain[0],
+                    sub_certificates=C.SubCertificates(certificate=tuple(chain[1:])),
+                ),
+                ecdh_curve=C.EcdhCurve.SECP521,
+                dh_public_key=dh,
+                secp521_encrypted_private_key=sealed,
+            ),
+            remaining_contract_certificate_chains=0,
+        )
+        return base64.b64encode(codec.encode(res)).decode()
+
+    return answer
+
+
 async def _session(
-    pki_dir: Path, tmp_path: Path, behaviour: Behaviour
+    pki_dir: Path, tmp_path: Path, behaviour: Behaviour, *, install: bool = False
 ) -> tuple[Any, TestCsms, Any]:
     shutil.copytree(pki_dir / "station", tmp_path / "store", symlinks=True)
     store = Store(tmp_path / "store")
@@ -81,7 +136,7 @@ async def _session(
     script = Ev20Script(
         mode="dc",
         payment="pnc",
-        install_certificate=False,
+        install_certificate=install,
         think_time=0.0,
         poll_interval=0.05,
         loop_interval=0.05,
@@ -104,7 +159,7 @@ async def _session(
                     pki_dir / "oem20" / "vehicle_chain.pem",
                     pki_dir / "oem20" / "vehicle.key",
                 ),
-                credentials=load_credentials20(pki_dir),
+                credentials=load_credentials20(pki_dir, with_contract=not install),
             )
             await wait_for(lambda: bridges[0].transaction is None and not len(bridges[0].queue))
     finally:
@@ -155,5 +210,28 @@ def test_iso20_pnc_blocked_by_the_csms(pki20: Path, tmp_path: Path) -> None:
         assert stream[-1]["eventType"] == "Ended"
         assert stream[-1]["transactionInfo"]["stoppedReason"] == "DeAuthorized"
         assert not any(e["triggerReason"] == "Authorized" for e in stream)
+
+    asyncio.run(asyncio.wait_for(main(), 90))
+
+
+def test_iso20_contract_installed_through_the_csms_then_pnc(pki20: Path, tmp_path: Path) -> None:
+    """M01 with -20: an EV without a contract sends CertificateInstallationReq; the station
+    asks Get15118EVCertificate with the -20 schema version; a lab CPS behind the test CSMS
+    seals the contract for the EV; the EV opens it and charges with Plug & Charge."""
+
+    async def main() -> None:
+        behaviour = Behaviour(ev_cert_answer=_lab_cps(pki20))
+        result, csms, _plant = await _session(pki20, tmp_path, behaviour, install=True)
+        names = [s.response for s in result.steps]
+        assert result.ended == "done", (result.ended, names)
+        codes = [(s.response, s.code) for s in result.steps]
+        assert ("CertificateInstallationRes", "OK") in codes
+        assert all(not c.startswith(("FAILED", "WARNING")) for _, c in codes), codes
+        ((schema, action, _exi),) = csms.ev_cert_requests
+        assert (schema, action) == ("urn:iso:std:iso:15118:-20:CommonMessages", "Install")
+        emaid = (pki20 / "mo20" / "emaid.txt").read_text().strip()
+        (auth,) = [p for name, p in csms.calls if name == "Authorize"]
+        assert auth["idToken"] == {"idToken": emaid, "type": "eMAID"}
+        assert csms.transaction_stream()[-1]["transactionInfo"]["stoppedReason"] == "StoppedByEV"
 
     asyncio.run(asyncio.wait_for(main(), 90))
