@@ -61,7 +61,7 @@ def config(
                     "sdp_port": 0,
                     "tcp_port": tcp_port,
                     "energy_modes": ["AC_three_phase_core"],
-                    "hal": {"control": "none", **(hal or {})},
+                    "hal": {"control": "none", "backend": "simulated", **(hal or {})},
                 }
             ],
         },
