@@ -633,3 +633,16 @@ def test_resumed_pnc_session_keeps_its_contract(pki: Pki) -> None:
     )
     assert again.send(metering_req(again, meter, pki.mo.key)).response_code.value == "OK"
     assert any(isinstance(a, MeteringReceipt) for a in again.last)
+
+
+def test_switching_between_pnc_and_eim_mid_authorization_is_a_sequence_error(pki: Pki) -> None:
+    ev = Ev(cfg=pnc_config(pki))
+    challenge = challenge_of(to_setup(ev))
+    assert ev.send(pnc_req(ev, pki.mo, challenge)).evse_processing.value == "Ongoing"
+    assert ev.authorization().response_code.value == "FAILED_SequenceError"  # now EIM
+    ended_safely(ev)
+    ev = Ev(cfg=pnc_config(pki))
+    challenge = challenge_of(to_setup(ev))
+    assert ev.authorization().evse_processing.value == "Ongoing_WaitingForCustomerInteraction"
+    assert ev.send(pnc_req(ev, pki.mo, challenge)).response_code.value == "FAILED_SequenceError"
+    ended_safely(ev)
