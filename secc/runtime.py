@@ -368,6 +368,9 @@ class Evse:
     def _make_trace(self, header: dict[str, Any], config: SessionConfig) -> Trace:
         header["config"] = config_record(config)  # this connection's (tls13 set per connection)
         header["trust"] = [c.public_bytes(Encoding.DER).hex() for c in self.config.trust.roots]
+        header["oem_trust"] = [
+            c.public_bytes(Encoding.DER).hex() for c in self.config.trust.oem_roots
+        ]
         path = None
         pcap = None
         if self.trace_dir is not None:
