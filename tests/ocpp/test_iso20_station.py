@@ -13,6 +13,7 @@ import base64
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,11 @@ from hal.backends.simulated import build_board
 from secc import codec
 from secc.aio.ev_client import run_ev_sdp
 from secc.config import CertsSection, EvseSection, HalSection, StationConfig, StationSection
-from secc.core.config import Timers
+from secc.core.config import DcLimits, Timers
 from secc.ev.install20 import pcid_of, seal_contract_key
 from secc.ev.iso20 import Ev20Script
 from secc.ev.pnc20 import load_credentials20
-from secc.ocpp_bridge.bridge import Bridge
+from secc.ocpp_bridge.bridge import Bridge, BridgeConfig
 from secc.runtime import Station
 from secc.sdp import Security
 from tests.ocpp.csms import Behaviour, TestCsms, wait_for
@@ -47,8 +48,17 @@ def pki20(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-def _config(pki_dir: Path, store: Path) -> StationConfig:
+def _config(pki_dir: Path, store: Path, *, bpt: bool = False) -> StationConfig:
     section = EvseSection(
+        dc=DcLimits(
+            max_voltage=500,
+            max_current=125,
+            max_power=50_000,
+            max_discharge_current=30 if bpt else 0,
+            max_discharge_power=12_000 if bpt else 0,
+        ),
+        bpt=bpt,
+        metering_confirmation=bpt,
         evse_id=EVSE_ID,
         address="::1",
         tls_port=0,
@@ -116,7 +126,12 @@ def _lab_cps(pki_dir: Path) -> Any:
 
 
 async def _session(
-    pki_dir: Path, tmp_path: Path, behaviour: Behaviour, *, install: bool = False
+    pki_dir: Path,
+    tmp_path: Path,
+    behaviour: Behaviour,
+    *,
+    install: bool = False,
+    bpt: bool = False,
 ) -> tuple[Any, TestCsms, Any]:
     shutil.copytree(pki_dir / "station", tmp_path / "store", symlinks=True)
     store = Store(tmp_path / "store")
@@ -127,24 +142,33 @@ async def _session(
     tasks: list[asyncio.Task[None]] = []
 
     def factory(section: EvseSection, emit: Any) -> Bridge:
-        bridge = build(tmp_path, csms.url, store=store, emit=emit).bridge
+        # as OcppBackends builds it: an EVSE with discharge limits is bidirectional
+        config = BridgeConfig(
+            link_retry=0.05, meter_interval=0.2 if bpt else 3600, bidirectional=bpt
+        )
+        bridge = build(tmp_path, csms.url, store=store, emit=emit, config=config).bridge
         bridges.append(bridge)
         tasks.append(asyncio.ensure_future(bridge.run()))
         return bridge
 
     board, plant = build_board()
+    plant.clock = time.monotonic  # the meter integrates at every read, as under `secc run`
     script = Ev20Script(
         mode="dc",
         payment="pnc",
         install_certificate=install,
+        bpt=bpt,
+        discharge_loops=8 if bpt else 0,
         think_time=0.0,
         poll_interval=0.05,
         loop_interval=0.05,
-        charge_loops=3,
+        charge_loops=8 if bpt else 3,
     )
     try:
         async with Station(
-            _config(pki_dir, tmp_path / "store"), boards={EVSE_ID: board}, backend_factory=factory
+            _config(pki_dir, tmp_path / "store", bpt=bpt),
+            boards={EVSE_ID: board},
+            backend_factory=factory,
         ) as st:
             await asyncio.wait_for(bridges[0].client.online.wait(), 10)
             e = st.evse(EVSE_ID)
@@ -233,5 +257,46 @@ def test_iso20_contract_installed_through_the_csms_then_pnc(pki20: Path, tmp_pat
         (auth,) = [p for name, p in csms.calls if name == "Authorize"]
         assert auth["idToken"] == {"idToken": emaid, "type": "eMAID"}
         assert csms.transaction_stream()[-1]["transactionInfo"]["stoppedReason"] == "StoppedByEV"
+
+    asyncio.run(asyncio.wait_for(main(), 90))
+
+
+def _sampled(event: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {v["measurand"]: v for mv in event.get("meterValue", []) for v in mv["sampledValue"]}
+
+
+def test_iso20_dc_bpt_pnc_meter_values_both_ways_and_signed_receipt(
+    pki20: Path, tmp_path: Path
+) -> None:
+    """DC_BPT with Plug & Charge and metering confirmation: the EV charges, then
+    discharges; the simulated plant sinks the energy; the CSMS sees meter values in both
+    directions and the EV's signed receipt as a signedMeterValue."""
+
+    async def main() -> None:
+        result, csms, plant = await _session(pki20, tmp_path, Behaviour(), bpt=True)
+        codes = [(s.response, s.code) for s in result.steps]
+        assert result.ended == "done", (result.ended, codes)
+        assert all(not c.startswith(("FAILED", "WARNING")) for _, c in codes), codes
+        assert plant.energy_wh > 0 and plant.energy_export_wh > 0
+        stream = csms.transaction_stream()
+        assert [e["seqNo"] for e in stream] == list(range(len(stream)))
+        samples = [_sampled(e) for e in stream]
+        # from the Started event on, every meter value has both registers
+        assert all("Energy.Active.Export.Register" in s for s in samples if s)
+        assert samples[0]["Energy.Active.Export.Register"]["context"] == "Transaction.Begin"
+        assert any(s.get("Power.Active.Import", {}).get("value", 0) > 0 for s in samples)
+        assert any(s.get("Power.Active.Export", {}).get("value", 0) > 0 for s in samples)
+        ended = samples[-1]
+        assert ended["Energy.Active.Export.Register"]["value"] > 0
+        assert ended["Energy.Active.Import.Register"]["value"] > 0
+        receipts = [e for e in stream if e["triggerReason"] == "SignedDataReceived"]
+        assert receipts, [e["triggerReason"] for e in stream]
+        signed = _sampled(receipts[0])["Energy.Active.Import.Register"]["signedMeterValue"]
+        assert signed["signingMethod"] == "ECDSAP521SHA512"
+        assert stream[-1]["transactionInfo"]["stoppedReason"] == "StoppedByEV"
+        print(
+            f"DC_BPT PnC: {plant.energy_wh:.1f} Wh to the EV, "
+            f"{plant.energy_export_wh:.1f} Wh back, {len(stream)} TransactionEvents"
+        )
 
     asyncio.run(asyncio.wait_for(main(), 90))
