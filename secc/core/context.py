@@ -115,6 +115,9 @@ class Context:
     # the loop runs in a PnC session where configured; cleared by the EV's confirmation)
     metering_due: bool = False
     metering_asked: bool = False
+    # the (MeterID, ChargedEnergyReadingWh) readings sent while it was due: the EV must
+    # confirm one of them
+    metering_offered: set[tuple[str, int]] = field(default_factory=set)
 
     def new_session_id(self) -> bytes:
         """A fresh 8-byte SessionID: never all zeros, never the paused session's."""

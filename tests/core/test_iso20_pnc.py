@@ -646,3 +646,16 @@ def test_switching_between_pnc_and_eim_mid_authorization_is_a_sequence_error(pki
     assert ev.authorization().evse_processing.value == "Ongoing_WaitingForCustomerInteraction"
     assert ev.send(pnc_req(ev, pki.mo, challenge)).response_code.value == "FAILED_SequenceError"
     ended_safely(ev)
+
+
+def test_metering_confirmation_of_another_reading_is_refused(pki: Pki) -> None:
+    """The EV signs correctly, but a reading the station never sent: no receipt."""
+    ev = Ev(cfg=pnc_config(pki, metering_confirmation=True))
+    loop = to_pnc_loop(ev, pki.mo)
+    sent = loop.meter_info
+    forged = C.MeterInfo(
+        meter_id=sent.meter_id, charged_energy_reading_wh=sent.charged_energy_reading_wh + 1
+    )
+    assert ev.send(metering_req(ev, forged, pki.mo.key)).response_code.value == "FAILED"
+    assert not any(isinstance(a, MeteringReceipt) for a in ev.actions)
+    assert ev.session.state is State.ENDED

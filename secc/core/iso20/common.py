@@ -153,9 +153,12 @@ def loop_meter_info(ctx: Context, mod: Any, requested: bool) -> Any:
     if cfg.metering_confirmation and ctx.is_pnc and ctx.contract_chain and not ctx.metering_asked:
         ctx.metering_asked = True
         ctx.metering_due = cfg.meter_id is not None
-    if requested or ctx.metering_due:
-        return meter_info(ctx, mod)
-    return None
+    if not (requested or ctx.metering_due):
+        return None
+    meter = meter_info(ctx, mod)
+    if ctx.metering_due and meter is not None:
+        ctx.metering_offered.add((meter.meter_id, meter.charged_energy_reading_wh))
+    return meter
 
 
 def offered_service(ctx: Context) -> int:

@@ -304,8 +304,9 @@ def certificate_result(ctx: Context, event: CertificateResult) -> tuple[Any, byt
 
 def metering_confirmation(ctx: Context, req: Any, now: float, state: Iso20State) -> Reply:
     """The EV's signed meter reading, after the station asked for it (EVSENotification
-    MeteringConfirmation; unasked it is a sequence error): the SessionID must be ours and
-    the signature the contract key's; the receipt goes to the OCPP transaction
+    MeteringConfirmation; unasked it is a sequence error): the SessionID must be ours, the
+    signature the contract key's (else FAILED_MeteringSignatureNotValid) and the reading
+    one the station sent (else FAILED); the receipt goes to the OCPP transaction
     (:class:`MeteringReceipt`)."""
     data = req.signed_metering_data
     if not ctx.metering_due:
@@ -317,8 +318,11 @@ def metering_confirmation(ctx: Context, req: Any, now: float, state: Iso20State)
     fragment, signed, method = check_signature(
         ctx, data, ctx.contract_chain[0], MeteringSignatureNotValid
     )
-    ctx.metering_due = False
     meter = data.meter_info
+    if (meter.meter_id, meter.charged_energy_reading_wh) not in ctx.metering_offered:
+        raise PeerError("SignedMeteringData confirms a reading the station did not send")
+    ctx.metering_due = False
+    ctx.metering_offered.clear()
     key = x509.load_der_x509_certificate(ctx.contract_chain[0]).public_key()
     receipt = MeteringReceipt(
         meter_id=meter.meter_id,
