@@ -108,8 +108,8 @@ def vehicle_chain_trusted(ctx: Context) -> bool:
 
 
 def pnc_offered(ctx: Context) -> bool:
-    """PnC is offered over TLS 1.3 with a vehicle certificate [V2G20-2643-style], where
-    enabled."""
+    """PnC is offered where enabled, over TLS 1.3 in which the EV authenticated with its
+    vehicle certificate (mutual TLS) from a root the station trusts."""
     cfg = ctx.config
     return cfg.pnc_enabled and cfg.tls13 and vehicle_chain_trusted(ctx)
 
