@@ -311,23 +311,24 @@ def test_rfid_card_at_the_reader_authorizes_an_eim_session(
     run(main())
 
 
-@pytest.mark.parametrize("discharge", [0, 30])
+@pytest.mark.parametrize(("discharge", "bpt"), [(0, False), (30, False), (30, True)])
 def test_an_evse_with_discharge_limits_reports_both_directions(
-    tmp_path: Path, store: Store, discharge: int
+    tmp_path: Path, store: Store, discharge: int, bpt: bool
 ) -> None:
-    """`secc run` builds the bridge of an EVSE whose [evse.dc] can take energy back as
-    bidirectional (export measurands from the Started event on); the others not."""
+    """`secc run` builds the bridge of an EVSE that offers BPT and whose [evse.dc] can take
+    energy back as bidirectional (export measurands from the Started event on); the
+    others not."""
 
     async def main() -> None:
         csms = TestCsms()
         await csms.start()
         dc = {"max_discharge_current": discharge, "max_discharge_power": 10 * discharge}
         try:
-            cfg = config(tmp_path, store.root, csms.url, extra={"dc": dc, "bpt": discharge > 0})
+            cfg = config(tmp_path, store.root, csms.url, extra={"dc": dc, "bpt": bpt})
             async with Station(cfg) as station:
                 bridge = station.evse(EVSE_ID).backend
                 assert isinstance(bridge, Bridge)
-                assert bridge.config.bidirectional is (discharge > 0)
+                assert bridge.config.bidirectional is (discharge > 0 and bpt)
         finally:
             await csms.stop()
 
