@@ -233,3 +233,29 @@ def test_iso2_only_ev_still_gets_iso2(
         problems += station.problems(verdict.log)
     _summary(mode, run, "ok" if not problems else "FAILED", ready, idle, after)
     assert not problems, "; ".join(problems) + "\n" + run.log[-3000:] + station.log()[-3000:]
+
+
+def test_vehicle_certificate_outside_the_iso20_pki_gets_a_tls_alert(
+    link: LinkPair, shared_pki: SharedPki, tmp_path: Path
+) -> None:
+    """The same peer presenting an ISO 15118-2 OEM chain (P-256, under the -2 OEM root:
+    no -20 trust anchor) in its TLS 1.3 handshake: the station refuses the handshake with
+    a TLS alert the peer reports, and no session starts."""
+    if station_kind() == "josev":
+        pytest.skip("about secc run's mutual TLS; not applicable to the reference SECC")
+    mode = _mode("AC", "dynamic")
+    run, station, _ready, _idle, _after = _run(mode, link, shared_pki, tmp_path, mode.control)
+    log = station.log()
+    problems = []
+    if "connection refused during setup" not in log or "certificate verify failed" not in log:
+        problems.append("the station log shows no refused handshake")
+    if "ALERT_UNKNOWN_CA" not in run.log.upper() and "UNKNOWN CA" not in run.log.upper():
+        problems.append("the peer did not report the unknown_ca alert")
+    sessions = [t for t in station.traces() if any(r.get("kind") == "rx" for r in t)]
+    if sessions:
+        problems.append(f"{len(sessions)} session(s) started")
+    SUMMARY.append(
+        f"{'iso20-foreign-vehicle-cert':30} vs secc run: "
+        f"{'refused with TLS alert' if not problems else 'FAILED'} (EVCC run {run.elapsed:.1f} s)"
+    )
+    assert not problems, "; ".join(problems) + "\n" + run.log[-3000:] + "\n" + log[-3000:]
