@@ -330,3 +330,42 @@ def _verify(signed: dict[str, str], contract_leaf: x509.Certificate) -> None:
     assert key.public_numbers() == contract_leaf.public_key().public_numbers()  # type: ignore[union-attr]
     r, s = int.from_bytes(signature[:66], "big"), int.from_bytes(signature[66:], "big")
     key.verify(encode_dss_signature(r, s), signed_info, ec.ECDSA(hashes.SHA512()))
+
+
+@pytest.mark.parametrize("foreign", [False, True])
+def test_iso20_contract_validated_offline_when_the_csms_is_down(
+    pki20: Path, tmp_path: Path, foreign: bool
+) -> None:
+    """The CSMS cannot be reached: a -20 contract chain is validated locally with -20's
+    rules against the MO roots in the store (ContractValidationOffline), then the offline
+    policy decides; a chain under a root the station does not have is refused."""
+    from secc.core.actions import RequestAuthorization as Ask
+    from tests.ocpp.iso20_pki import make_chain
+
+    shutil.copytree(pki20 / "station", tmp_path / "store", symlinks=True)
+    store = Store(tmp_path / "store")
+    store.initialize()
+    if foreign:
+        other = make_chain()
+        ask = Ask("eMAID", "DEABCC1234567X", other.der, "SHA512", "urn:iso:std:iso:15118:-20:DC")
+    else:
+        contract = _chain(pki20 / "mo20", "contract", "contract_chain.pem")
+        emaid = (pki20 / "mo20" / "emaid.txt").read_text().strip()
+        ask = Ask("eMAID", emaid, contract.ders, "SHA512", "urn:iso:std:iso:15118:-20:DC")
+
+    async def main() -> None:
+        station = build(
+            tmp_path,
+            "ws://127.0.0.1:9/ocpp",  # nothing listens: the CSMS is down
+            store=store,
+            variables={("AuthCtrlr", "OfflineTxForUnknownIdEnabled"): "true"},
+        )
+        async with running(station, online=False):
+            station.bridge.perform(ask)
+            result = await station.next_event(AuthorizationResult)
+        if foreign:
+            assert not result.accepted and result.certificate_status != "Accepted"
+        else:
+            assert result.accepted and result.certificate_status == "Accepted", result
+
+    asyncio.run(asyncio.wait_for(main(), 30))
