@@ -14,25 +14,37 @@ private key.  ISO 15118-20 7.9.2.5 (V2G20-2491..2502):
    certificate's SubjectKeyIdentifier as upper-case hex (V2G20-2492).
 
 :func:`seal_contract_key` is the back end's side (test peers), :func:`open_contract_key`
-the EV's.  The CPS signature over SignedInstallationData is the station's and the EV's
-business too; this simulator checks the contract chain's key matches the opened key.
+the EV's.  :func:`check_signature` is the EV's check of the header Signature over
+SignedInstallationData (SHA-512 digest of its EXI fragment, signed by the CPS leaf, whose
+chain must lead to a V2G root the EV trusts); the opened key must match the contract
+certificate.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed448
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.concatkdf import ConcatKDFHash
 
-from secc.ev.pnc20 import Ev20Credentials, emaid_of
+from secc import codec
+from secc.ev.pnc20 import (
+    DIGEST_SHA512,
+    SIGNATURE_ECDSA_SHA512,
+    SIGNATURE_ED448,
+    Ev20Credentials,
+    emaid_of,
+)
 
 OTHER_INFO = b"\x01\x55\x56"
 IV_LENGTH = 12
@@ -49,6 +61,7 @@ class Installed:
 
     emaid: str
     contract_chain: tuple[bytes, ...]
+    signed: bool  # the answer carried a CPS signature, and it checked
 
 
 def session_key(shared_secret: bytes) -> bytes:
@@ -116,8 +129,72 @@ def open_contract_key(
     return private
 
 
+def check_signature(res: Any, v2g_roots: Sequence[x509.Certificate]) -> None:
+    """The CPS signature of a CertificateInstallationRes, as the EV checks it: the
+    Reference to SignedInstallationData (SHA-512 of its fragment), the SignatureValue by
+    the CPS leaf (ECDSA secp521r1 / SHA-512 raw r||s, or Ed448), the CPS chain up to one
+    of ``v2g_roots``.  Raises :class:`InstallError`."""
+    signature = res.header.signature
+    if signature is None:
+        raise InstallError("CertificateInstallationRes is not signed")
+    data = res.signed_installation_data
+    info = signature.signed_info
+    refs = [r for r in info.reference if r.uri == "#" + data.id]
+    if len(refs) != 1 or refs[0].digest_method.algorithm != DIGEST_SHA512:
+        raise InstallError("the signature has no SHA-512 Reference to SignedInstallationData")
+    fragment = codec.encode_fragment(data, "iso20-common", name="SignedInstallationData")
+    if hashlib.sha512(fragment).digest() != bytes(refs[0].digest_value):
+        raise InstallError("SignedInstallationData does not match its digest")
+    chain = res.cps_certificate_chain
+    subs = chain.sub_certificates.certificate if chain.sub_certificates is not None else ()
+    certs = [x509.load_der_x509_certificate(bytes(d)) for d in (chain.certificate, *subs)]
+    key = certs[0].public_key()
+    value = bytes(signature.signature_value.value)
+    signed = codec.encode_fragment(info)
+    method = info.signature_method.algorithm
+    try:
+        if method == SIGNATURE_ED448 and isinstance(key, ed448.Ed448PublicKey):
+            key.verify(value, signed)
+        elif (
+            method == SIGNATURE_ECDSA_SHA512
+            and isinstance(key, ec.EllipticCurvePublicKey)
+            and key.curve.name == "secp521r1"
+            and len(value) == 2 * P521_LENGTH
+        ):
+            r, s_ = (
+                int.from_bytes(value[:P521_LENGTH], "big"),
+                int.from_bytes(value[P521_LENGTH:], "big"),
+            )
+            key.verify(encode_dss_signature(r, s_), signed, ec.ECDSA(hashes.SHA512()))
+        else:
+            raise InstallError(f"SignatureMethod {method} does not fit the CPS key")
+    except InvalidSignature as exc:
+        raise InstallError("the CPS signature does not verify") from exc
+    for cert, issuer in itertools.pairwise(certs):
+        _issued_by(cert, issuer)
+    top = certs[-1]
+    for root in v2g_roots:
+        if root.subject == top.issuer:
+            _issued_by(top, root)
+            return
+    raise InstallError(
+        f"the CPS chain does not lead to a trusted V2G root ({top.issuer.rfc4514_string()})"
+    )
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> None:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise InstallError(f"{cert.subject.rfc4514_string()} is not issued by its CA") from exc
+
+
 def take_installation(res: Any, credentials: Ev20Credentials) -> tuple[Ev20Credentials, Installed]:
-    """The EV's credentials with the contract a CertificateInstallationRes installs."""
+    """The EV's credentials with the contract a CertificateInstallationRes installs; its
+    CPS signature is checked where it has one (:attr:`Installed.signed`)."""
+    signed = res.header.signature is not None
+    if signed:
+        check_signature(res, credentials.v2g_roots)
     data = res.signed_installation_data
     curve = str(getattr(data.ecdh_curve, "value", data.ecdh_curve))
     if curve != "SECP521" or data.secp521_encrypted_private_key is None:
@@ -138,5 +215,5 @@ def take_installation(res: Any, credentials: Ev20Credentials) -> tuple[Ev20Crede
     emaid = emaid_of(der[0])
     return (
         replace(credentials, contract_chain=der, contract_key=key, emaid=emaid),
-        Installed(emaid, der),
+        Installed(emaid, der, signed),
     )

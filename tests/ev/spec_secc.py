@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cryptography import x509
@@ -64,6 +64,8 @@ class SpecSecc:
     pnc: bool = False
     eim: bool = True
     install: Any = None  # (contract chain DER tuple, contract key) to install
+    cps: Any = None  # (CPS chain DER tuple, CPS key): sign the installation; None: unsigned
+    cps_tamper: bool = False  # flip a bit of SignedInstallationData after signing
     challenge: bytes = b""
     verdicts: list[str] = field(default_factory=list)  # what each signature check said
     metering_at_loop: int | None = None
@@ -73,6 +75,7 @@ class SpecSecc:
     discharge_power: float = 11_000.0
     discharge_current: float = 30.0
     discharged_wh: int = 0
+    signature: Any = None  # the header Signature of the response being built
     charged_wh: int = 0
 
     def answer(self, req: Any, schema: Schema) -> tuple[Any, Schema]:
@@ -100,8 +103,10 @@ class SpecSecc:
             code = mod.ResponseCode(check)
         if name == "SessionSetupReq":
             code = mod.ResponseCode(self.fail.get(res_name, "OK_NewSessionEstablished"))
-        base = {"header": mod.MessageHeader(session_id=SID, time_stamp=1), "response_code": code}
+        self.signature = None
         fields = self._fields(res_name, req, n, mod)
+        header = mod.MessageHeader(session_id=SID, time_stamp=1, signature=self.signature)
+        base = {"header": header, "response_code": code}
         return getattr(mod, res_name)(**base, **fields), out_schema
 
     def _processing(self, mod: Any, n: int, ongoing: int) -> Any:
@@ -379,18 +384,33 @@ class SpecSecc:
         oem_public = x509.load_der_x509_certificate(oem).public_key()
         assert isinstance(oem_public, ec.EllipticCurvePublicKey)
         dh, sealed = seal_contract_key(key, oem_public, pcid_of(oem), leaf)
+        data = C.SignedInstallationData(
+            id="id1",
+            contract_certificate_chain=C.ContractCertificateChain(
+                certificate=chain[0], sub_certificates=C.SubCertificates(certificate=chain[1:])
+            ),
+            ecdh_curve=C.EcdhCurve.SECP521,
+            dh_public_key=dh,
+            secp521_encrypted_private_key=sealed,
+        )
+        cps_chain: tuple[bytes, ...] = (chain[-1],)
+        if self.cps is not None:
+            from secc.ev.pnc20 import sign
+
+            cps_chain, cps_key = self.cps
+            fragment = codec.encode_fragment(data, "iso20-common", name="SignedInstallationData")
+            self.signature = sign({data.id: fragment}, cps_key)
+            if self.cps_tamper:
+                data = replace(data, dh_public_key=bytes([dh[0]]) + bytes([dh[1] ^ 1]) + dh[2:])
         return {
             "evse_processing": self._processing(C, n, 1),
-            "cps_certificate_chain": C.CertificateChain(certificate=chain[-1]),
-            "signed_installation_data": C.SignedInstallationData(
-                id="id1",
-                contract_certificate_chain=C.ContractCertificateChain(
-                    certificate=chain[0], sub_certificates=C.SubCertificates(certificate=chain[1:])
-                ),
-                ecdh_curve=C.EcdhCurve.SECP521,
-                dh_public_key=dh,
-                secp521_encrypted_private_key=sealed,
+            "cps_certificate_chain": C.CertificateChain(
+                certificate=cps_chain[0],
+                sub_certificates=C.SubCertificates(certificate=cps_chain[1:])
+                if cps_chain[1:]
+                else None,
             ),
+            "signed_installation_data": data,
             "remaining_contract_certificate_chains": 0,
         }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -133,6 +134,56 @@ def test_certificate_installation_then_authorization_with_the_new_contract(
     req = secc.history[3][1]
     roots = req.list_of_root_certificate_i_ds.root_certificate_id
     assert [r.x509_serial_number for r in roots] == [c.serial_number for c in creds.v2g_roots]
+
+
+def _install_secc(pki_dir: Path, creds: Ev20Credentials, **kw: Any) -> SpecSecc:
+    contract_key = serialization.load_pem_private_key(
+        (pki_dir / "mo20" / "contract.key").read_bytes(), None
+    )
+    cps_key = serialization.load_pem_private_key((pki_dir / "v2g20" / "cps.key").read_bytes(), None)
+    cps = tuple(
+        c.public_bytes(serialization.Encoding.DER)
+        for c in x509.load_pem_x509_certificates((pki_dir / "v2g20" / "cps_chain.pem").read_bytes())
+    )
+    return SpecSecc(
+        pnc=True,
+        eim=False,
+        install=(creds.contract_chain, contract_key),
+        cps=(cps, cps_key),
+        authorization_ongoing=0,
+        **kw,
+    )
+
+
+def test_signed_installation_is_checked(pki_dir: Path, creds: Ev20Credentials) -> None:
+    """A CPS-signed CertificateInstallationRes (the chain to the -20 V2G root) is
+    verified by the EV before it takes the contract."""
+    no_contract = load_credentials20(pki_dir, with_contract=False)
+    ev = run(PNC, _install_secc(pki_dir, creds), credentials=no_contract)
+    assert ev.error is None, ev.error
+    assert ev.installed is not None and ev.installed.signed
+
+
+def test_tampered_installation_is_refused(pki_dir: Path, creds: Ev20Credentials) -> None:
+    no_contract = load_credentials20(pki_dir, with_contract=False)
+    secc = _install_secc(pki_dir, creds, cps_tamper=True)
+    ev = run(PNC, secc, credentials=no_contract)
+    assert (
+        ev.error == "CertificateInstallationRes: SignedInstallationData does not match its digest"
+    )
+    assert "AuthorizationReq" not in secc.seen
+
+
+def test_installation_from_an_untrusted_cps_is_refused(
+    pki_dir: Path, creds: Ev20Credentials
+) -> None:
+    other_root = x509.load_pem_x509_certificates((pki_dir / "v2g" / "root.pem").read_bytes())
+    no_contract = replace(
+        load_credentials20(pki_dir, with_contract=False), v2g_roots=tuple(other_root)
+    )
+    ev = run(PNC, _install_secc(pki_dir, creds), credentials=no_contract)
+    assert ev.error is not None
+    assert ev.error.startswith("CertificateInstallationRes: the CPS chain does not lead to")
 
 
 def test_installation_can_be_forced_and_needs_the_offer(creds: Ev20Credentials) -> None:
