@@ -21,7 +21,8 @@ the station's GenChallenge and its contract chain, signed with the contract key;
 the station notifies MeteringConfirmation it answers a MeteringConfirmationReq (the last
 MeterInfo, signed).  Bidirectional power (``bpt=True``): AC_BPT or DC_BPT with the
 discharge limits, ``discharge_loops`` loops discharging after the charging ones (negative
-target current / present power, as -20 counts discharge).
+target current / present power, as -20 counts discharge) on a Unified BPT channel; on a
+Separated one the EV names Charge in PowerDeliveryReq and only charges.
 
 Scheduled control picks the first ScheduleTuple the SECC offers and answers with a power
 profile within it; dynamic control follows the SECC's targets.  Every response's
@@ -51,6 +52,7 @@ apphand = codec.schema_module("apphand")
 SCHEMA_ID = 1
 SERVICE_AC, SERVICE_DC = 1, 2  # ISO 15118-20 Table 204
 SERVICE_AC_BPT, SERVICE_DC_BPT = 5, 6
+BPT_CHANNEL_UNIFIED = 1  # the BPTChannel service parameter (2: Separated)
 CONTROL_MODE = {"scheduled": 1, "dynamic": 2}  # the ControlMode service parameter
 MAX_SUPPORTING_POINTS = 1024  # maxSupportingPointsScheduleTupleType: 12..1024
 
@@ -187,6 +189,7 @@ class Ev20Simulator:
         self.evse_max_discharge_current: float | None = None
         self._resume: tuple[str, float] | None = None  # after MeteringConfirmationRes
         self._charge_done = False
+        self.bpt_channel: int | None = None  # the BPTChannel of the chosen parameter set
         self._discharge_start: int | None = None
         self.utc_now = utc_now
         self.common: Any = codec.schema_module(Schema.ISO20_COMMON.value)
@@ -386,14 +389,22 @@ class Ev20Simulator:
         raise Ev20Error(f"unexpected {name}")
 
     def _pick_parameter_set(self, res: Any) -> int:
+        """The first parameter set with the EV's ControlMode; for BPT one with a Unified
+        BPTChannel (1: one channel both ways) if offered, else Separated (2: the EV then
+        names the direction in PowerDeliveryReq's BPT_ChannelSelection)."""
         s = self.script
         wanted = CONTROL_MODE[s.control]
         modes = []
+        fitting: list[tuple[int, int | None]] = []
         for pset in res.service_parameter_list.parameter_set:
             values = {p.name: _param_int(p) for p in pset.parameter}
             modes.append(values.get("ControlMode"))
             if values.get("ControlMode") == wanted:
-                return int(pset.parameter_set_id)
+                fitting.append((int(pset.parameter_set_id), values.get("BPTChannel")))
+        if fitting:
+            unified = [f for f in fitting if f[1] in (None, BPT_CHANNEL_UNIFIED)]
+            set_id, self.bpt_channel = (unified or fitting)[0]
+            return set_id
         raise Ev20Error(
             f"service {res.service_id} offers ControlMode {modes}, not {s.control} ({wanted})"
         )
@@ -466,6 +477,8 @@ class Ev20Simulator:
     def discharging(self) -> bool:
         """Is the EV in its discharging loops (BPT) now?"""
         s = self.script
+        if self.bpt_channel not in (None, BPT_CHANNEL_UNIFIED):
+            return False  # Separated: a new PowerDelivery per direction (not simulated)
         return s.bpt and s.discharge_loops > 0 and self._charged_enough(self.loops)
 
     def _charged_enough(self, loops: int) -> bool:
@@ -699,11 +712,13 @@ class Ev20Simulator:
             ),
             **ctrl,
         )
+        separated = s.bpt and self.bpt_channel not in (None, BPT_CHANNEL_UNIFIED)
         return c.PowerDeliveryReq(
             header=self._header(c),
             ev_processing=c.Processing.Finished,
             charge_progress=c.ChargeProgress.Start,
             ev_power_profile=profile,
+            bpt_channel_selection=c.ChannelSelection.Charge if separated else None,
         )
 
     @property

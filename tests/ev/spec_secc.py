@@ -73,6 +73,7 @@ class SpecSecc:
     metering_at_stop: bool = False
     # BPT: the EVSE's discharge limits
     discharge_power: float = 11_000.0
+    bpt_channels: tuple[int, ...] = (2, 1)  # BPTChannel parameter sets: 1 Unified, 2 Separated
     discharge_current: float = 30.0
     discharged_wh: int = 0
     signature: Any = None  # the header Signature of the response being built
@@ -145,6 +146,10 @@ class SpecSecc:
                 ),
             }
         if res == "ServiceDetailRes":
+            bpt = req.service_id in (5, 6)  # Tables 206/208: BPTChannel, GeneratorMode
+            combos = [
+                (m, ch) for m in self.control_modes for ch in (self.bpt_channels if bpt else (0,))
+            ]
             sets = tuple(
                 C.ParameterSet(
                     parameter_set_id=k + 1,
@@ -153,9 +158,17 @@ class SpecSecc:
                         C.Parameter(name="ControlMode", int_value=m),
                         C.Parameter(name="MobilityNeedsMode", int_value=1),
                         C.Parameter(name="Pricing", int_value=0),
+                        *(
+                            (
+                                C.Parameter(name="BPTChannel", int_value=ch),
+                                C.Parameter(name="GeneratorMode", int_value=1),
+                            )
+                            if bpt
+                            else ()
+                        ),
                     ),
                 )
-                for k, m in enumerate(self.control_modes)
+                for k, (m, ch) in enumerate(combos)
             )
             return {
                 "service_id": req.service_id,

@@ -282,6 +282,23 @@ def test_bpt_session_charges_then_discharges(mode: str, control: str) -> None:
     assert ev.responses[-1] == ("SessionStopRes", "OK")
 
 
+def test_bpt_prefers_a_unified_channel_and_names_charge_on_a_separated_one() -> None:
+    script = Ev20Script(mode="dc", bpt=True, discharge_loops=2, think_time=0.01)
+    secc = SpecSecc()  # offers Separated first, then Unified
+    ev = run(script, secc)
+    assert ev.error is None and ev.bpt_channel == 1
+    sel = next(r for n, r in secc.history if n == "ServiceSelectionReq")
+    assert sel.selected_energy_transfer_service.parameter_set_id == 2  # (scheduled, Unified)
+    start = next(r for n, r in secc.history if n == "PowerDeliveryReq")
+    assert start.bpt_channel_selection is None
+    secc = SpecSecc(bpt_channels=(2,))
+    ev = run(script, secc)
+    assert ev.error is None and ev.bpt_channel == 2
+    start = next(r for n, r in secc.history if n == "PowerDeliveryReq")
+    assert start.bpt_channel_selection.value == "Charge"
+    assert secc.discharged_wh == 0  # Separated: this EV does not switch direction
+
+
 def test_bpt_needs_the_service() -> None:
     script = Ev20Script(mode="dc", bpt=True, think_time=0.01)
     ev = run(script, SpecSecc(services=(1, 2)))
