@@ -189,7 +189,13 @@ def main(argv: list[str], prog: str) -> int:
         "--fault",
         action="append",
         default=[],
-        choices=("tamper-signature", "wrong-challenge", "wrong-curve", "no-signature"),
+        choices=(
+            "tamper-signature",
+            "wrong-challenge",
+            "wrong-curve",
+            "no-signature",
+            "tamper-metering",
+        ),
         help="attack the station (tests): repeatable",
     )
     args = parser.parse_args(argv)

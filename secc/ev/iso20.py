@@ -36,6 +36,7 @@ one, or None when it is done (:attr:`~Ev20Simulator.error` says whether it faile
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -823,6 +824,14 @@ class Ev20Simulator:
         assert creds.contract_key is not None
         fragment = codec.encode_fragment(element, "iso20-common", name="SignedMeteringData")
         signature = pnc20.sign({element.id: fragment}, creds.contract_key, self.faults)
+        if self.faults.tamper_metering:  # the reading changed after signing
+            meter = element.meter_info
+            element = dataclasses.replace(
+                element,
+                meter_info=dataclasses.replace(
+                    meter, charged_energy_reading_wh=meter.charged_energy_reading_wh + 1000
+                ),
+            )
         self.metering_confirmations += 1
         return c.MeteringConfirmationReq(
             header=c.MessageHeader(
@@ -926,8 +935,6 @@ class Ev20Simulator:
 def _convert(value: Any, mod: Any) -> Any:
     """``value`` (a codec dataclass of one -20 schema module) as the same-named class of
     ``mod`` (the energy modules repeat CommonTypes' MeterInfo, Receipt, ...)."""
-    import dataclasses
-
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         cls = getattr(mod, type(value).__name__)
         return cls(

@@ -45,13 +45,16 @@ class Ev20Faults:
     - ``wrong_challenge``: sign and send a GenChallenge other than the station's;
     - ``wrong_curve``: sign with a fresh P-256 key (the SignatureMethod still says
       ecdsa-sha512, the contract certificate's key is P-521);
-    - ``no_signature``: send PnC_AReqAuthorizationMode without a header Signature.
+    - ``no_signature``: send PnC_AReqAuthorizationMode without a header Signature;
+    - ``tamper_metering``: sign MeteringConfirmationReq's SignedMeteringData, then change
+      its meter reading (the authorization itself stays valid).
     """
 
     tamper_signature: bool = False
     wrong_challenge: bool = False
     wrong_curve: bool = False
     no_signature: bool = False
+    tamper_metering: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -146,6 +146,21 @@ def test_metering_confirmation_with_the_core(creds: Ev20Credentials, cfg: Sessio
     assert receipts, [type(a).__name__ for _, a in out.actions]
 
 
+def test_tampered_metering_confirmation_is_refused_by_the_core(
+    creds: Ev20Credentials, cfg: SessionConfig
+) -> None:
+    out, ev = run(
+        replace(cfg, metering_confirmation=True),
+        script(charge_loops=4),
+        credentials=creds,
+        faults=Ev20Faults(tamper_metering=True),
+    )
+    codes = [c for n, c in out.responses if n == "MeteringConfirmationRes"]
+    assert codes and codes[0].startswith("FAILED"), out.responses
+    assert ev.error is not None and "MeteringConfirmationRes" in ev.error
+    assert not any(isinstance(a, MeteringReceipt) for _, a in out.actions)
+
+
 def test_certificate_installation_through_the_core(
     cfg: SessionConfig, creds: Ev20Credentials, pki_dir: Path
 ) -> None:

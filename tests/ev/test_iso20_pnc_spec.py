@@ -250,6 +250,10 @@ def test_tampered_metering_signature_is_refused(creds: Ev20Credentials) -> None:
     ev = run(PNC, secc, credentials=creds, faults=Ev20Faults(tamper_signature=True))
     # the authorization itself fails first: a tampered EV is refused at once
     assert ev.error == "AuthorizationRes: FAILED_SignatureError"
+    secc = SpecSecc(pnc=True, metering_at_loop=1, authorization_ongoing=0)
+    ev = run(PNC, secc, credentials=creds, faults=Ev20Faults(tamper_metering=True))
+    assert secc.verdicts == ["OK", "FAILED_MeteringSignatureNotValid"]
+    assert ev.error == "MeteringConfirmationRes: FAILED_MeteringSignatureNotValid"
 
 
 @pytest.mark.parametrize("control", ["scheduled", "dynamic"])
