@@ -45,7 +45,7 @@ from typing import Any
 from secc import codec
 from secc.core.config import ISO20_AC_NAMESPACE, ISO20_DC_NAMESPACE
 from secc.core.events import Schema
-from secc.ev import pnc20
+from secc.ev import install20, pnc20
 from secc.testing.ev import Outgoing
 
 apphand = codec.schema_module("apphand")
@@ -412,8 +412,6 @@ class Ev20Simulator:
 
     def _install(self, res: Any) -> None:
         """Take the contract a CertificateInstallationRes carries (see install20)."""
-        from secc.ev import install20
-
         try:
             self.credentials, self.installed = install20.take_installation(res, self.credentials)
         except install20.InstallError as exc:
