@@ -308,3 +308,32 @@ def test_tls13_presents_the_vehicle_certificate_when_asked(pki_dir: Path) -> Non
     result = run(main())
     assert result.ended == "done", result.ended
     assert secc.seen[-1] == "SessionStopReq"
+
+
+def test_secc_ev_cli_iso20_pnc_from_explicit_files(
+    pki_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The EV's material by option (no --pki: no root's key, no V2G root either, so the
+    SECC chain is not checked): contract, OEM provisioning and vehicle chains and keys."""
+    secc = SpecSecc(pnc=True, authorization_ongoing=0)
+    peer: list[Any] = []
+
+    async def main() -> int:
+        async with spec_server(secc, [], mutual_context(pki_dir), peer) as port:
+            argv = ["--protocol", "iso20", "--payment", "pnc", "--loops", "1"]
+            argv += ["--address", "::1", "--port", str(port)]
+            for opt, rel in (
+                ("--contract-chain", "mo20/contract_chain.pem"),
+                ("--contract-key", "mo20/contract.key"),
+                ("--oem-chain", "oem20/prov_chain.pem"),
+                ("--oem-key", "oem20/prov.key"),
+                ("--vehicle-chain", "oem20/vehicle_chain.pem"),
+                ("--vehicle-key", "oem20/vehicle.key"),
+            ):
+                argv += [opt, str(pki_dir / rel)]
+            return await asyncio.to_thread(ev_main, argv, "secc ev")
+
+    code = run(main())
+    assert code == 0, capsys.readouterr().out
+    assert secc.verdicts == ["OK"]
+    assert peer and peer[0]
