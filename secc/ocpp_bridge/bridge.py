@@ -20,8 +20,8 @@ which the runtime puts into the session's inbox.
   ``CertificateResult(None, reason)`` in time.
 * ``MeteringReceipt`` (ISO 15118-20 MeteringConfirmation) → TransactionEvent Updated,
   triggerReason SignedDataReceived, its energy registers with the signedMeterValue.
-* Bidirectional power: with ``BridgeConfig.bidirectional`` (an EVSE with discharge
-  limits), or once the meter shows the EV discharging in a transaction, meter values
+* Bidirectional power: with ``BridgeConfig.bidirectional`` (an EVSE offering BPT with
+  discharge limits), or once the meter shows the EV discharging in a transaction, meter values
   carry the export measurands (Energy.Active.Export.Register, Power.Active.Export,
   Current.Export) beside the import ones.
 * ``SessionStarted`` / authorization / ``ChargingStateChanged`` / periodic meter samples /
@@ -524,18 +524,21 @@ class Bridge:
         if tx is None:
             log.warning("metering receipt without an open transaction: dropped")
             return
-        export = receipt.discharged_energy_wh
-        if export is None and (self.config.bidirectional or self._discharged):
-            export = self._meter.energy_export_wh
-        sample = MeterSample(energy_wh=receipt.energy_wh, energy_export_wh=export)
+        # only what the EV signed: the charged energy and, in BPT, the discharged energy
+        sample = MeterSample(
+            energy_wh=receipt.energy_wh, energy_export_wh=receipt.discharged_energy_wh
+        )
         try:
             signed: dict[str, str] | None = mapping.signed_meter_value(receipt)
         except MappingError as exc:
             log.error("metering receipt sent unsigned: %s", exc)
             signed = None
-        when = (
-            dt.datetime.fromtimestamp(receipt.timestamp, dt.UTC) if receipt.timestamp > 0 else None
-        )
+        when: dt.datetime | None = None
+        if receipt.timestamp > 0:
+            try:
+                when = dt.datetime.fromtimestamp(receipt.timestamp, dt.UTC)
+            except (OverflowError, OSError, ValueError):
+                log.warning("metering receipt time stamp %d is out of range", receipt.timestamp)
         await self._enqueue(
             "Updated",
             "SignedDataReceived",
