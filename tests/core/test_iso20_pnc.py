@@ -659,3 +659,22 @@ def test_metering_confirmation_of_another_reading_is_refused(pki: Pki) -> None:
     assert ev.send(metering_req(ev, forged, pki.mo.key)).response_code.value == "FAILED"
     assert not any(isinstance(a, MeteringReceipt) for a in ev.actions)
     assert ev.session.state is State.ENDED
+
+
+def test_metering_confirmation_naming_another_schedule_is_refused(pki: Pki) -> None:
+    ev = Ev(cfg=pnc_config(pki, metering_confirmation=True))
+    loop = to_pnc_loop(ev, pki.mo)
+    meter = C.MeterInfo(
+        **{f.name: getattr(loop.meter_info, f.name) for f in dataclasses.fields(loop.meter_info)}
+    )
+    data = C.SignedMeteringData(
+        id="SMD1",
+        session_id=ev.session_id,
+        meter_info=meter,
+        dynamic_smdt_control_mode=C.Dynamic_SMDTControlMode(),  # the session is scheduled
+    )
+    req = C.MeteringConfirmationReq(
+        header=signed_header(ev.hdr(C), data, pki.mo.key), signed_metering_data=data
+    )
+    assert ev.send(req).response_code.value == "FAILED"
+    assert not any(isinstance(a, MeteringReceipt) for a in ev.actions)

@@ -321,6 +321,12 @@ def metering_confirmation(ctx: Context, req: Any, now: float, state: Iso20State)
     meter = data.meter_info
     if (meter.meter_id, meter.charged_energy_reading_wh) not in ctx.metering_offered:
         raise PeerError("SignedMeteringData confirms a reading the station did not send")
+    scheduled = data.scheduled_smdt_control_mode
+    if ctx.control_mode == "Scheduled":
+        if scheduled is None or scheduled.selected_schedule_tuple_id != ctx.sa_schedule_tuple_id:
+            raise PeerError("SignedMeteringData does not name the session's schedule")
+    elif data.dynamic_smdt_control_mode is None:
+        raise PeerError("SignedMeteringData is not of the dynamic control mode")
     ctx.metering_due = False
     ctx.metering_offered.clear()
     key = x509.load_der_x509_certificate(ctx.contract_chain[0]).public_key()
