@@ -86,3 +86,35 @@ def test_the_p521_order_constant() -> None:
     ec.derive_private_key(n - 1, ec.SECP521R1())
     with pytest.raises(ValueError):
         ec.derive_private_key(n, ec.SECP521R1())
+
+
+def test_iso20_chain_suite() -> None:
+    """certs.validate with suite iso20: P-521/SHA-512 and Ed448 chains pass, a P-256 one
+    is a chain error there (and a P-521 one in the -2 suite), a leaf not yet valid has its
+    own code."""
+    import datetime as dt
+
+    from certs import validate
+
+    from .iso20_pki import EMAID, make_chain
+
+    now = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
+    for kind in ("p521", "ed448"):
+        chain = make_chain(EMAID, now, kind)
+        ders = chain.ders
+        verdict = validate.validate_contract_chain(
+            ders[0], ders[1:], [chain.root], now, suite="iso20"
+        )
+        assert verdict.ok and verdict.emaid == EMAID, verdict.reason
+        old = validate.validate_contract_chain(ders[0], ders[1:], [chain.root], now)
+        assert old.response_code == validate.FAILED_CERT_CHAIN_ERROR
+    p256 = make_chain(EMAID, now, "p256")
+    ders = p256.ders
+    verdict = validate.validate_contract_chain(ders[0], ders[1:], [p256.root], now, suite="iso20")
+    assert verdict.response_code == validate.FAILED_CERT_CHAIN_ERROR
+    early = make_chain(EMAID, now, leaf_start=now + dt.timedelta(days=2))
+    ders = early.ders
+    verdict = validate.validate_contract_chain(ders[0], ders[1:], [early.root], now, suite="iso20")
+    assert verdict.response_code == validate.FAILED_CERTIFICATE_NOT_YET_VALID
+    with pytest.raises(ValueError):
+        validate.validate_chain(ders[0], ders[1:], [early.root], now, suite="iso21")
