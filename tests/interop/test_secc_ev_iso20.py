@@ -159,6 +159,8 @@ def _pnc_problems(code: int, out: str, station: SeccRunStation, loop: str) -> li
     pnc_req = [r for r in rx if r.get("name") == "AuthorizationReq"]
     if not pnc_req or "PnC" not in json.dumps(pnc_req[-1].get("summary")):
         problems.append(f"no PnC AuthorizationReq in the station's trace: {pnc_req[-1:]}")
+    if not any(r.get("action") == "CloseContactors" for t in traces for r in t):
+        problems.append("no CloseContactors in the station's trace")  # (the attacks' check)
     ends = [r.get("reason") for t in traces for r in t if r.get("kind") == "end"]
     if ends != ["ev_stop"]:
         problems.append(f"station ends {ends}")
@@ -223,4 +225,40 @@ def test_secc_ev_iso20_certificate_installation_through_the_test_csms(
     if "urn:iso:std:iso:15118:-20:CommonMessages" not in csms:
         problems.append("the test CSMS saw no Get15118EVCertificate with the -20 schema")
     _pnc_summary("iso20-ac-pnc-cert-install-mtls13", out, problems, elapsed, ready, idle, after)
+    assert not problems, "; ".join(problems) + "\n" + out[-3000:] + station.log()[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("fault", "code"),
+    [
+        ("tamper-signature", "FAILED_SignatureError"),
+        ("wrong-curve", "FAILED_SignatureError"),
+        ("wrong-challenge", "WARNING_ChallengeInvalid"),
+    ],
+)
+def test_secc_ev_iso20_pnc_attack_is_refused(
+    fault: str, code: str, link: LinkPair, shared_pki: SharedPki, tmp_path: Path
+) -> None:
+    """The signature really is verified across the wire: the same EV with a tampered
+    signature, one made with a P-256 key, or a stale GenChallenge gets its -20 response
+    code in AuthorizationRes, the station's contactors never close, and the session ends."""
+    if station_kind() == "josev":
+        pytest.skip("the reference SECC is not configured for -20 here")
+    out_code, out, _elapsed, station, _ready, _idle, _after = _pnc_run(
+        link, shared_pki, tmp_path, ("--mode", "dc", "--fault", fault)
+    )
+    steps = [m for m in map(_STEP.match, out.splitlines()) if m is not None]
+    auth = [m[3] for m in steps if m[2] == "AuthorizationRes"]
+    records = [r for t in station.traces() for r in t]
+    closed = [r for r in records if r.get("action") == "CloseContactors"]
+    problems = []
+    if auth[-1:] != [code]:
+        problems.append(f"AuthorizationRes {auth}, wanted {code}")
+    if closed:
+        problems.append(f"the contactors were closed: {closed}")
+    if any(m[2] in ("DC_PreChargeRes", "DC_ChargeLoopRes") for m in steps):
+        problems.append("the session went on to power transfer")
+    if not _VEHICLE_OK.search(station.log()):
+        problems.append("no mutual TLS (the refusal must be the signature's, not the TLS's)")
+    SUMMARY.append(f"iso20-dc-pnc-{fault} (secc ev) vs secc run: {auth[-1:]}, exit {out_code}")
     assert not problems, "; ".join(problems) + "\n" + out[-3000:] + station.log()[-3000:]
