@@ -296,3 +296,56 @@ def test_certificate_request_only_on_tls13(lab: Lab) -> None:
     out = run(main)
     assert "CertificateRequest" in out["-tls1_3"], out["-tls1_3"][-2000:]
     assert "CertificateRequest" not in out["-tls1_2"], out["-tls1_2"][-2000:]
+
+
+def test_ed448_vehicle_chain_is_verified(lab: Lab, tmp_path: Path) -> None:
+    """ISO 15118-20 allows Ed448 beside P-521 [V2G20-2674]: an Ed448 OEM root, sub-CA and
+    vehicle leaf pass the handshake (CertificateVerify signed with ed448) and the -20
+    rules, and reach the connection."""
+    from cryptography.hazmat.primitives.asymmetric import ed448
+
+    from certs._util import key_usage
+
+    keys = [ed448.Ed448PrivateKey.generate() for _ in range(3)]
+    names = [
+        make_name("OEM Root CA Ed448", "Test OEM", "DE", "V2G"),
+        make_name("OEM Sub-CA Ed448", "Test OEM", "DE", "V2G"),
+        make_name(lab.home.options.vin, "Test OEM", "DE", "OEM"),
+    ]
+
+    def build(i: int, issuer: int, ca: bool, path_len: int | None) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(names[i])
+            .issuer_name(names[issuer])
+            .public_key(keys[i].public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - dt.timedelta(hours=1))
+            .not_valid_after(NOW + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=path_len), critical=True)
+            .add_extension(
+                key_usage(*(("key_cert_sign", "crl_sign") if ca else VEHICLE_USAGE)), critical=True
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(keys[i].public_key()), False)
+        )
+        if i != issuer:
+            builder = builder.add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(keys[issuer].public_key()),
+                False,
+            )
+        return builder.sign(keys[issuer], None)
+
+    root, sub, leaf = build(0, 0, True, 1), build(1, 0, True, 0), build(2, 1, False, None)
+    assert vehicle_chain_refusal([leaf, sub, root]) is None
+    certfile, keyfile = _write_chain(tmp_path, "ed448", [leaf, sub], keys[2])
+    selector = TlsSelector(
+        [lab.secc2], iso20_chains=[lab.secc20], vehicle_roots=lambda: [*lab.vehicle_roots(), root]
+    )
+
+    async def main() -> tuple[str, tuple[x509.Certificate, ...]]:
+        handlers = Handlers()
+        async with V2GServer(handlers, tls=selector) as server:
+            return await _sap(server, lab.ev(certfile, keyfile), handlers)
+
+    version, chain = run(main)
+    assert version == "TLSv1.3" and list(chain) == [leaf, sub]
