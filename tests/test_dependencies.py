@@ -78,7 +78,7 @@ def test_demo_charges_without_lxml(tmp_path: Path) -> None:
     )
     done = _python(code, timeout=300.0)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "both sessions charged and ended normally" in done.stdout
+    assert "all 4 sessions charged and ended normally" in done.stdout
 
 
 def test_exi_without_lxml_names_the_extra() -> None:
