@@ -59,7 +59,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     mk.add_argument(
         "--no-iso20",
         action="store_true",
-        help="leave out the ISO 15118-20 V2G hierarchy (P-521) and its SECC chain",
+        help="leave out the ISO 15118-20 hierarchies (P-521: V2G/SECC/CPS, MO, OEM/vehicle)",
     )
     mk.add_argument("--ocsp-url", default="http://127.0.0.1:8888", help="AIA OCSP base URL")
     mk.add_argument("--no-station-store", action="store_true")
@@ -159,7 +159,11 @@ def _cmd_make_test_pki(args: argparse.Namespace) -> int:
     print(f"test PKI in {args.dir}: {len(pki.items)} certificates, {len(written)} files")
     print(f"  SECC leaf CN {opts.evse_id}, contract eMAID {pki.options.emaid}")
     if opts.iso20:
-        print("  ISO 15118-20: V2G root and SECC chain (P-521, SHA-512) in v2g20/")
+        print(
+            "  ISO 15118-20 (P-521, SHA-512): V2G root, SECC and CPS chains in v2g20/, "
+            "MO root and contract chain in mo20/, OEM root, provisioning and vehicle "
+            "(TLS client) chains in oem20/"
+        )
     if not args.no_station_store:
         print(f"  station store: {args.dir / 'station'}")
     return 0

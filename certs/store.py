@@ -3,6 +3,7 @@
 Layout (``root`` is e.g. ``/var/lib/secc/certs``)::
 
     trust/<kind>/<sha256>.pem          trust anchors; kind = v2g | mo | oem | csms | manufacturer
+                                       (-2 and -20 roots side by side: Store.roots_for)
     trust/<kind>/<sha256>.ocsp.der     cached OCSP response for that certificate
     leaf/<use>/current -> g<n>         use = v2g (SECC chain) | csms (charging-station client)
                                        | v2g.<label> (further SECC chains, one per V2G root)
@@ -241,6 +242,13 @@ class Store:
     def roots(self, kind: str) -> list[x509.Certificate]:
         return [cert for _path, cert in self._root_files(kind)]
 
+    def roots_for(self, kind: str, *, iso20: bool) -> list[x509.Certificate]:
+        """The trust anchors of ``kind`` for one protocol family: ISO 15118-20 roots have
+        a P-521 or Ed448 key [V2G20-2674], the -2 ones (and OCPP's) anything else. Both
+        families share ``trust/<kind>/`` (an OEM or MO root is installed once, whatever
+        the protocol), so callers pick by key type."""
+        return [cert for cert in self.roots(kind) if is_iso20_certificate(cert) == iso20]
+
     def _root_files(self, kind: str) -> Iterator[tuple[Path, x509.Certificate]]:
         directory = self.root / "trust" / kind
         if not directory.is_dir():
@@ -344,8 +352,10 @@ class Store:
         return self.root / "pending" / f"{check_use(use)}.key.pem"
 
     def new_pending_key(self, use: str) -> ec.EllipticCurvePrivateKey:
-        """A fresh P-256 key for a CSR, kept until the signed certificate arrives."""
-        key = ec.generate_private_key(ec.SECP256R1())
+        """A fresh key for a CSR, kept until the signed certificate arrives: P-256, or
+        P-521 for an ISO 15118-20 use (``v2g20``) [V2G20-2674]."""
+        curve: ec.EllipticCurve = ec.SECP521R1() if is_iso20_use(use) else ec.SECP256R1()
+        key = ec.generate_private_key(curve)
         path = self._pending_path(use)
         path.parent.mkdir(mode=0o700, exist_ok=True)
         atomic_write(path, self._key_bytes(key), mode=0o600)
@@ -353,7 +363,12 @@ class Store:
 
     def pending_key(self, use: str) -> ec.EllipticCurvePrivateKey | None:
         path = self._pending_path(use)
-        return self._load_key(path) if path.exists() else None
+        if not path.exists():
+            return None
+        key = self._load_any_key(path, use)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise StoreError(f"pending {use} key is not an ECDSA key")
+        return key
 
     def accept_signed_chain(
         self, use: str, chain_data: bytes, *, utc_now: dt.datetime | None
@@ -498,6 +513,14 @@ def load_private_key(
     key = load_leaf_key(data, password, ISO2_KEYS, what=what)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     return key
+
+
+def is_iso20_certificate(cert: x509.Certificate) -> bool:
+    """Whether ``cert``'s key is of an ISO 15118-20 kind (ECDSA P-521 or Ed448)."""
+    key = cert.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return key.curve.name in ISO20_KEYS
+    return isinstance(key, ed448.Ed448PublicKey)
 
 
 def _kind(key: object) -> str | None:

@@ -18,8 +18,16 @@ SHA-512 (or Ed448) from the root down [V2G20-2674], so a P-256 -2 root cannot an
     V2G root (-20) ─► CPO Sub-CA 1 ─► CPO Sub-CA 2 ─► SECC leaf (P-521, SHA-512; served over
                                                        TLS 1.3 to -20 EVs)
 
-(-20 OEM and contract chains are not made yet.)  Optionally a second V2G root with its own
-CPO sub-CAs and SECC leaf (multi-root stations).
+             └► CPS Sub-CA 1 ─► CPS Sub-CA 2 ─► CPS leaf (signs -20 CertificateInstallationRes)
+    MO root (-20) ─► MO Sub-CA 1 ─► MO Sub-CA 2 ─► contract leaf (CN = eMAID, DC=MO)
+    OEM root (-20) ─► OEM Sub-CA 1 ─► OEM Sub-CA 2 ─► OEM provisioning leaf (CN = PCID)
+                                                   └► vehicle leaf (CN = VIN; the EV's TLS 1.3
+                                                      client certificate, mutual TLS)
+
+All -20 certificates are P-521 keys signed ECDSA-with-SHA-512 (Ed448 chains are made ad
+hoc by the tests that need them).  The -20 contract leaf carries the same eMAID as the -2
+one (one contract, two protocols).  Optionally a second V2G root with its own CPO sub-CAs
+and SECC leaf (multi-root stations).
 :func:`build_test_pki` is pure (time injected); :func:`write_test_pki` writes the files and
 a ready station store.
 """
@@ -46,6 +54,7 @@ SECC_USAGE = ("digital_signature", "key_agreement")
 CONTRACT_USAGE = ("digital_signature", "content_commitment")  # content_commitment = nonRepudiation
 OEM_PROV_USAGE = ("digital_signature", "key_agreement")
 CPS_USAGE = ("digital_signature",)
+VEHICLE_USAGE = ("digital_signature", "key_agreement")  # -20 vehicle (TLS client) leaf
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +66,7 @@ class TestPkiOptions:
     evse_id: str = "DE*ABC*E1234567*1"
     emaid: str = make_emaid("DE", "8AA", "CA2B3C4D5")
     pcid: str = "WMIV1234567890ABC"
+    vin: str = "WVWZZZ1JZXW000001"  # CN of the -20 vehicle (TLS client) certificate
     station_serial: str = "CS-SECC-0001"
     country: str = "DE"
     cpo_name: str = "Test CPO"
@@ -103,6 +113,10 @@ CHAINS: dict[str, tuple[str, ...]] = {
     "cs_client": ("cs_client",),
     "secc2": ("secc2", "cpo2_sub2", "cpo2_sub1"),
     "secc20": ("secc20", "cpo20_sub2", "cpo20_sub1"),
+    "cps20": ("cps20", "cps20_sub2", "cps20_sub1"),
+    "contract20": ("contract20", "mo20_sub2", "mo20_sub1"),
+    "oem20_prov": ("oem20_prov", "oem20_sub2", "oem20_sub1"),
+    "vehicle20": ("vehicle20", "oem20_sub2", "oem20_sub1"),
 }
 ROOT_OF: dict[str, str] = {
     "secc": "v2g_root",
@@ -113,6 +127,10 @@ ROOT_OF: dict[str, str] = {
     "cs_client": "csms_root",
     "secc2": "v2g_root2",
     "secc20": "v2g20_root",
+    "cps20": "v2g20_root",
+    "contract20": "mo20_root",
+    "oem20_prov": "oem20_root",
+    "vehicle20": "oem20_root",
 }
 
 
@@ -298,6 +316,46 @@ def build_test_pki(utc_now: dt.datetime, options: TestPkiOptions | None = None) 
             opt.leaf_days,
             **p521(),
         )
+        c1 = sub_ca("cps20_sub1", "CPS Sub-CA 1 20", opt.v2g_name, "V2G", r20, 1, **p521())
+        c2 = sub_ca("cps20_sub2", "CPS Sub-CA 2 20", opt.v2g_name, "V2G", c1, 2, **p521())
+        leaf(
+            "cps20",
+            make_name("CPS Leaf 20", opt.v2g_name, opt.country, "CPS"),
+            c2,
+            CPS_USAGE,
+            opt.leaf_days,
+            **p521(),
+        )
+        m20 = root("mo20_root", "MO Root CA 20", opt.mo_name, "V2G", 2, **p521())
+        m1 = sub_ca("mo20_sub1", "MO Sub-CA 1 20", opt.mo_name, "V2G", m20, 1, **p521())
+        m2 = sub_ca("mo20_sub2", "MO Sub-CA 2 20", opt.mo_name, "V2G", m1, 2, **p521())
+        leaf(
+            "contract20",
+            make_name(emaid, opt.mo_name, opt.country, "MO"),
+            m2,
+            CONTRACT_USAGE,
+            opt.contract_days,
+            **p521(),
+        )
+        o20 = root("oem20_root", "OEM Root CA 20", opt.oem_name, "V2G", 2, **p521())
+        o1 = sub_ca("oem20_sub1", "OEM Sub-CA 1 20", opt.oem_name, "V2G", o20, 1, **p521())
+        o2 = sub_ca("oem20_sub2", "OEM Sub-CA 2 20", opt.oem_name, "V2G", o1, 2, **p521())
+        leaf(
+            "oem20_prov",
+            make_name(opt.pcid, opt.oem_name, opt.country, "OEM"),
+            o2,
+            OEM_PROV_USAGE,
+            opt.contract_days,
+            **p521(),
+        )
+        leaf(
+            "vehicle20",
+            make_name(opt.vin, opt.oem_name, opt.country, "OEM"),
+            o2,
+            VEHICLE_USAGE,
+            opt.leaf_days,
+            **p521(),
+        )
 
     cps1 = sub_ca("cps_sub1", "CPS Sub-CA 1", opt.v2g_name, "V2G", v2g, 1)
     cps2 = sub_ca("cps_sub2", "CPS Sub-CA 2", opt.v2g_name, "V2G", cps1, 2)
@@ -367,7 +425,28 @@ LAYOUT: dict[str, dict[str, str]] = {
         "cps": "cps",
     },
     "v2g2": {"root": "v2g_root2", "sub1": "cpo2_sub1", "sub2": "cpo2_sub2", "secc": "secc2"},
-    "v2g20": {"root": "v2g20_root", "sub1": "cpo20_sub1", "sub2": "cpo20_sub2", "secc": "secc20"},
+    "v2g20": {
+        "root": "v2g20_root",
+        "sub1": "cpo20_sub1",
+        "sub2": "cpo20_sub2",
+        "secc": "secc20",
+        "cps_sub1": "cps20_sub1",
+        "cps_sub2": "cps20_sub2",
+        "cps": "cps20",
+    },
+    "mo20": {
+        "root": "mo20_root",
+        "sub1": "mo20_sub1",
+        "sub2": "mo20_sub2",
+        "contract": "contract20",
+    },
+    "oem20": {
+        "root": "oem20_root",
+        "sub1": "oem20_sub1",
+        "sub2": "oem20_sub2",
+        "prov": "oem20_prov",
+        "vehicle": "vehicle20",
+    },
     "mo": {"root": "mo_root", "sub1": "mo_sub1", "sub2": "mo_sub2", "contract": "contract"},
     "oem": {"root": "oem_root", "sub1": "oem_sub1", "sub2": "oem_sub2", "prov": "oem_prov"},
     "csms": {"root": "csms_root", "server": "csms_server", "cs": "cs_client"},
@@ -378,6 +457,10 @@ CHAIN_FILES: dict[str, tuple[str, str]] = {
     "v2g/cps_chain.pem": ("v2g", "cps"),
     "v2g2/secc_chain.pem": ("v2g2", "secc2"),
     "v2g20/secc_chain.pem": ("v2g20", "secc20"),
+    "v2g20/cps_chain.pem": ("v2g20", "cps20"),
+    "mo20/contract_chain.pem": ("mo20", "contract20"),
+    "oem20/prov_chain.pem": ("oem20", "oem20_prov"),
+    "oem20/vehicle_chain.pem": ("oem20", "vehicle20"),
     "mo/contract_chain.pem": ("mo", "contract"),
     "oem/prov_chain.pem": ("oem", "oem_prov"),
     "csms/server_chain.pem": ("csms", "csms_server"),
@@ -422,6 +505,10 @@ def write_test_pki(pki: TestPki, directory: Path, *, station_store: bool = True)
         path = directory / rel
         store_mod.atomic_write(path, pem(pki.chain(*CHAINS[chain_name])), mode=0o644)
         written.append(path)
+    if "contract20" in pki.items:  # the -20 contract's eMAID, for EV simulators and tests
+        path = directory / "mo20" / "emaid.txt"
+        store_mod.atomic_write(path, f"{pki.options.emaid}\n".encode(), mode=0o644)
+        written.append(path)
     if station_store:
         station = store_mod.Store(directory / "station")
         station.initialize()
@@ -430,7 +517,9 @@ def write_test_pki(pki: TestPki, directory: Path, *, station_store: bool = True)
             ("v2g", "v2g_root2"),
             ("v2g", "v2g20_root"),
             ("mo", "mo_root"),
+            ("mo", "mo20_root"),
             ("oem", "oem_root"),
+            ("oem", "oem20_root"),
             ("csms", "csms_root"),
             ("manufacturer", "manufacturer_root"),
         ):

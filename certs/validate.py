@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
 from certs._util import PARSE_ERRORS, fingerprint, require_aware
@@ -41,7 +41,14 @@ FAILED_CERT_CHAIN_ERROR = "FAILED_CertChainError"
 FAILED_CERTIFICATE_EXPIRED = "FAILED_CertificateExpired"
 FAILED_CERTIFICATE_REVOKED = "FAILED_CertificateRevoked"
 FAILED_SIGNATURE_ERROR = "FAILED_SignatureError"
+# ISO 15118-20 only: a certificate of the path not yet valid (-2 reports it as expired)
+FAILED_CERTIFICATE_NOT_YET_VALID = "FAILED_CertificateNotYetValid"
 MAX_SUB_CAS = 2
+# ISO 15118-20's SubCertificatesType allows three
+MAX_SUB_CAS_ISO20 = 3
+# the security suites: ISO 15118-2 (ECDSA P-256, ecdsa-with-SHA256) and ISO 15118-20
+# (ECDSA secp521r1 with ecdsa-with-SHA512, or Ed448)
+SUITES = ("iso2", "iso20")
 MAX_DER = 2048 * 4  # far above the 800 bytes the schema allows a certificate; bounds parsing
 
 
@@ -102,13 +109,25 @@ def _parse(data: bytes, what: str) -> x509.Certificate:
     return cert
 
 
-def _check_algorithms(cert: x509.Certificate) -> None:
+def _check_algorithms(cert: x509.Certificate, suite: str = "iso2") -> None:
     try:
         key = cert.public_key()
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise _Failed(
             FAILED_CERT_CHAIN_ERROR, f"{_describe(cert)}: unreadable key ({exc})"
         ) from exc
+    if suite == "iso20":
+        p521 = isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp521r1"
+        if p521 and cert.signature_algorithm_oid == SignatureAlgorithmOID.ECDSA_WITH_SHA512:
+            return
+        if isinstance(key, ed448.Ed448PublicKey) and (
+            cert.signature_algorithm_oid == SignatureAlgorithmOID.ED448
+        ):
+            return
+        raise _Failed(
+            FAILED_CERT_CHAIN_ERROR,
+            f"{_describe(cert)}: neither secp521r1 with ecdsa-with-SHA512 nor Ed448 (ISO 15118-20)",
+        )
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
         raise _Failed(FAILED_CERT_CHAIN_ERROR, f"{_describe(cert)}: key is not ECDSA P-256")
     if cert.signature_algorithm_oid != SignatureAlgorithmOID.ECDSA_WITH_SHA256:
@@ -118,7 +137,7 @@ def _check_algorithms(cert: x509.Certificate) -> None:
         )
 
 
-def _check_validity(cert: x509.Certificate, utc_now: dt.datetime) -> None:
+def _check_validity(cert: x509.Certificate, utc_now: dt.datetime, suite: str = "iso2") -> None:
     if utc_now > cert.not_valid_after_utc:
         raise _Failed(
             FAILED_CERTIFICATE_EXPIRED,
@@ -126,7 +145,7 @@ def _check_validity(cert: x509.Certificate, utc_now: dt.datetime) -> None:
         )
     if utc_now < cert.not_valid_before_utc:
         raise _Failed(
-            FAILED_CERTIFICATE_EXPIRED,
+            FAILED_CERTIFICATE_NOT_YET_VALID if suite == "iso20" else FAILED_CERTIFICATE_EXPIRED,
             f"{_describe(cert)} is not valid before "
             f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC",
         )
@@ -244,33 +263,39 @@ def validate_chain(
     profile: LeafProfile | str = "contract",
     claimed_emaid: str | None = None,
     revoked: Collection[str] = frozenset(),
+    suite: str = "iso2",
 ) -> ChainVerdict:
     """Validate leaf + sub-CAs (DER, leaf's issuer first) against ``roots``.
 
     ``revoked`` holds SHA-256 fingerprints (hex) of certificates known revoked, e.g. from
-    the store's OCSP cache; ``claimed_emaid`` is PaymentDetailsReq.eMAID.
+    the store's OCSP cache; ``claimed_emaid`` is PaymentDetailsReq.eMAID.  ``suite``
+    ``iso20`` wants ISO 15118-20's algorithms (secp521r1/SHA-512 or Ed448), allows three
+    sub-CAs and reports a certificate not yet valid as FAILED_CertificateNotYetValid.
     """
     require_aware(utc_now)
+    if suite not in SUITES:
+        raise ValueError(f"suite {suite!r}: one of {', '.join(SUITES)}")
     prof = PROFILES[profile] if isinstance(profile, str) else profile
+    max_subs = MAX_SUB_CAS_ISO20 if suite == "iso20" else MAX_SUB_CAS
     try:
         if not leaf_der:
             raise _Failed(FAILED_NO_CERTIFICATE_AVAILABLE, "no leaf certificate was presented")
-        if len(sub_ca_ders) > MAX_SUB_CAS:
+        if len(sub_ca_ders) > max_subs:
             raise _Failed(
                 FAILED_CERT_CHAIN_ERROR,
-                f"{len(sub_ca_ders)} sub-CA certificates; at most {MAX_SUB_CAS} are allowed",
+                f"{len(sub_ca_ders)} sub-CA certificates; at most {max_subs} are allowed",
             )
         chain = [_parse(leaf_der, "leaf")]
         chain += [_parse(d, f"sub-CA {i + 1}") for i, d in enumerate(sub_ca_ders)]
         for cert in chain:
-            _check_algorithms(cert)
+            _check_algorithms(cert, suite)
         for cert in chain:
-            _check_validity(cert, utc_now)
+            _check_validity(cert, utc_now, suite)
         for cert, issuer in itertools.pairwise(chain):
             _check_signature(cert, issuer)
         root = _find_root(chain[-1], roots)
-        _check_algorithms(root)
-        _check_validity(root, utc_now)
+        _check_algorithms(root, suite)
+        _check_validity(root, utc_now, suite)
         path = [*chain, root]
         _check_constraints(path, prof)
         emaid = _check_emaid(chain[0], claimed_emaid) if prof.emaid_in_cn else None
@@ -292,8 +317,10 @@ def validate_contract_chain(
     *,
     claimed_emaid: str | None = None,
     revoked: Collection[str] = frozenset(),
+    suite: str = "iso2",
 ) -> ChainVerdict:
-    """PaymentDetailsReq: the contract chain against the MO (and V2G) roots."""
+    """PaymentDetailsReq (-2) / PnC_AReqAuthorizationMode (-20): the contract chain
+    against the MO (and V2G) roots."""
     return validate_chain(
         leaf_der,
         sub_ca_ders,
@@ -302,4 +329,5 @@ def validate_contract_chain(
         profile="contract",
         claimed_emaid=claimed_emaid,
         revoked=revoked,
+        suite=suite,
     )

@@ -86,7 +86,9 @@ class Lock(Protocol):
 
 @runtime_checkable
 class Meter(Protocol):
-    async def read(self) -> MeterReading: ...
+    async def read(self) -> MeterReading:
+        """The registers (import and export) and the signed power/current now."""
+        ...
 
 
 @runtime_checkable
@@ -101,7 +103,13 @@ class IsolationMonitor(Protocol):
 @runtime_checkable
 class DcSupply(Protocol):
     async def set_target(self, voltage_v: float, current_a: float) -> None:
-        """Request an output; raises OperationFailedError when outside :meth:`limits`."""
+        """Request an output; raises OperationFailedError when outside :meth:`limits`.
+
+        A negative ``current_a`` is a discharge target (bidirectional power): the module
+        sinks ``-current_a`` from the EV at ``voltage_v``, within
+        ``max_discharge_current_a``/``max_discharge_power_w``; a module whose limits allow
+        no discharge refuses it with OperationFailedError.
+        """
         ...
 
     async def enable(self, on: bool) -> None: ...

@@ -27,6 +27,7 @@ from hal.types import (
     ContactorStuckError,
     ContactorWeldedError,
     CpState,
+    DcLimits,
     Duty,
     HalError,
     IsolationStatus,
@@ -189,6 +190,7 @@ async def check_meter(h: Harness) -> None:
     reading = await h.board.meter.read()
     expect(isinstance(reading, MeterReading), "meter must return a MeterReading")
     expect(reading.energy_wh >= 0 and len(reading.voltage_v) >= 1, f"odd reading {reading}")
+    expect(reading.energy_export_wh >= 0, f"negative export register {reading}")
 
 
 async def check_dc_supply(h: Harness) -> None:
@@ -211,6 +213,33 @@ async def check_dc_supply(h: Harness) -> None:
     expect(present.enabled and abs(present.voltage_v - volts) < 0.05 * volts, f"{present}")
     await dc.enable(False)
     expect(not (await dc.present()).enabled, "enable(False): still enabled")
+    await _check_dc_discharge(h, lim, volts)
+
+
+async def _check_dc_discharge(h: Harness, lim: DcLimits, volts: float) -> None:
+    """A negative target current is a discharge: a bidirectional module follows it within
+    its discharge limits; a unidirectional one (no discharge limits) refuses it."""
+    dc = h.board.dc_supply
+    assert dc is not None
+    if not lim.bidirectional:
+        try:
+            await dc.set_target(volts, -1.0)
+        except OperationFailedError:
+            return
+        raise CheckFailedError("a module without discharge limits must refuse a negative target")
+    try:
+        await dc.set_target(volts, -(lim.max_discharge_current_a + 1))
+    except OperationFailedError:
+        pass
+    else:
+        raise CheckFailedError("a discharge above max_discharge_current_a must be refused")
+    amps = min(lim.max_discharge_current_a, lim.max_discharge_power_w / volts) / 2
+    await dc.set_target(volts, -amps)
+    await dc.enable(True)
+    await h.settle()
+    present = await dc.present()
+    expect(present.enabled and present.current_a < 0, f"discharge {-amps} A: {present}")
+    await dc.enable(False)
 
 
 async def check_isolation(h: Harness) -> None:

@@ -188,11 +188,25 @@ class LockState(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class MeterReading:
+    """One reading of the station's meter, in the EV's frame of reference.
+
+    ``energy_wh`` is the import register (energy delivered to the EV, OCPP
+    Energy.Active.Import.Register), ``energy_export_wh`` the export register (energy the
+    EV fed back in a bidirectional session, Energy.Active.Export.Register); both only
+    grow.  ``power_w`` and ``current_a`` are signed: negative while the EV discharges.
+    """
+
     energy_wh: float
     power_w: float
     voltage_v: tuple[float, ...]  # per phase (L1, L2, L3) or a single DC value
     current_a: tuple[float, ...]
     signed: bytes | None = None  # optional signed meter value (e.g. OCMF), opaque here
+    energy_export_wh: float = 0.0
+
+    @property
+    def energy_import_wh(self) -> float:
+        """The import register (the same value as ``energy_wh``)."""
+        return self.energy_wh
 
 
 # OCPP 2.0.1 IdTokenEnumType values a reader at the station can produce
@@ -246,15 +260,30 @@ class IsolationReading:
 
 @dataclass(frozen=True, slots=True)
 class DcLimits:
+    """What a DC power module can do.  Charging (current from the station into the EV)
+    uses ``max_current_a``/``max_power_w``; discharging (bidirectional power, DC_BPT:
+    current from the EV into the station) ``max_discharge_current_a`` and
+    ``max_discharge_power_w``, both given as positive magnitudes; 0 means the module
+    cannot sink energy (a unidirectional module, the default)."""
+
     max_voltage_v: float
     min_voltage_v: float
     max_current_a: float
     min_current_a: float
     max_power_w: float
+    max_discharge_current_a: float = 0.0
+    max_discharge_power_w: float = 0.0
+
+    @property
+    def bidirectional(self) -> bool:
+        """Whether the module can take energy from the EV."""
+        return self.max_discharge_current_a > 0 and self.max_discharge_power_w > 0
 
 
 @dataclass(frozen=True, slots=True)
 class DcPresent:
+    """The module's output now; ``current_a`` is negative while the EV discharges."""
+
     voltage_v: float
     current_a: float
     enabled: bool

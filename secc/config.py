@@ -125,6 +125,8 @@ class EvseSection:
     # the -20 control modes offered (ServiceDetail parameter sets), in this order
     iso20_control_modes: tuple[Literal["scheduled", "dynamic"], ...] = ("scheduled", "dynamic")
     meter_id: str | None = "METER-1"
+    bpt: bool = False  # ISO 15118-20 AC_BPT / DC_BPT with the ac / dc discharge limits
+    metering_confirmation: bool = False  # ISO 15118-20: ask the EV to sign the meter reading
     timers: Timers = field(default_factory=Timers)
     limits: Limits = field(default_factory=Limits)  # [evse.limits]: docs/security.md
     hal: HalSection = field(default_factory=HalSection)
@@ -370,4 +372,6 @@ def session_config(evse: EvseSection, *, tls: bool, trust: PncTrust) -> SessionC
         meter_id=evse.meter_id,
         timers=evse.timers,
         trust=trust,
+        bpt=evse.bpt,
+        metering_confirmation=evse.metering_confirmation,
     )

@@ -14,6 +14,15 @@ stays until a new one has been
    that fails, the previous chain and key are put back.
 
 A refused or malformed CertificateSigned is answered ``Rejected`` and changes nothing.
+
+The ISO 15118-20 SECC leaf (store slot ``v2g20``) has its own renewal path, named
+``V2GCertificate20`` here: a fresh P-521 key and a CSR signed with SHA-512, sent as
+OCPP SignCertificate with certificateType ``V2GCertificate`` (OCPP 2.0.1 has no separate
+type; the key type in the CSR tells the CA).  The CertificateSigned(V2GCertificate) that
+answers it is told apart from a -2 one by its leaf key: the chain whose leaf carries the
+pending ``v2g20`` key goes to ``v2g20``, checked with the -20 rules (a path to a -20 V2G
+root, P-521/SHA-512 or Ed448 throughout, DC=CPO) and loaded into a TLS 1.3 server context
+after installation.
 """
 
 from __future__ import annotations
@@ -27,9 +36,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from certs import csr as csr_mod
-from certs._util import CertsError, der, domain_component, key_pem, load_certificates, pem
+from certs._util import (
+    CertsError,
+    der,
+    domain_component,
+    key_pem,
+    key_usage,
+    load_certificates,
+    pem,
+)
 from certs.expiry import ExpiryEntry, expiry_report
 from certs.ocsp import OcspRequestData, hash_data, judge_response, responder_url
 from certs.store import Store, StoreError
@@ -37,8 +57,45 @@ from certs.validate import validate_chain
 from secc.ocpp_bridge.client import CallFailed, NotConnected, OcppClient, Reply
 
 log = logging.getLogger(__name__)
-USE_OF_TYPE = {"V2GCertificate": "v2g", "ChargingStationCertificate": "csms"}
-TYPE_OF_LABEL = {"leaf/v2g[0]": "V2GCertificate", "leaf/csms[0]": "ChargingStationCertificate"}
+ISO20_V2G = "V2GCertificate20"  # the -20 SECC leaf's renewal (OCPP type V2GCertificate)
+USE_OF_TYPE = {"V2GCertificate": "v2g", "ChargingStationCertificate": "csms", ISO20_V2G: "v2g20"}
+TYPE_OF_LABEL = {
+    "leaf/v2g[0]": "V2GCertificate",
+    "leaf/csms[0]": "ChargingStationCertificate",
+    "leaf/v2g20[0]": ISO20_V2G,
+}
+
+
+def ocpp_type(name: str) -> str:
+    """The OCPP CertificateSigningUseEnumType of a renewal name."""
+    return "V2GCertificate" if name == ISO20_V2G else name
+
+
+def iso20_csr(
+    key: ec.EllipticCurvePrivateKey, *, common_name: str, organization: str, country: str | None
+) -> bytes:
+    """The PEM CSR of the ISO 15118-20 SECC certificate: the subject and extensions of a
+    V2GCertificate CSR (CN = SECC ID, O, C, DC=CPO; digitalSignature + keyAgreement),
+    with a P-521 key and signed with SHA-512."""
+    if not common_name or not organization:
+        raise csr_mod.CsrError("common name and organization are required")
+    attrs = [
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+    ]
+    if country:
+        if len(country) != 2:
+            raise csr_mod.CsrError(f"country must be a 2-letter code, got {country!r}")
+        attrs.append(x509.NameAttribute(NameOID.COUNTRY_NAME, country.upper()))
+    attrs.append(x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "CPO"))
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name(attrs))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(key_usage("digital_signature", "key_agreement"), critical=True)
+        .sign(key, hashes.SHA512())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +120,26 @@ class SignedInstaller:
         self._waiters[certificate_type] = future
         return future
 
+    def renewal_of(self, certificate_type: str, chain_pem: str) -> str:
+        """The renewal a CertificateSigned answers: a V2GCertificate whose leaf carries
+        the pending ``v2g20`` key is the ISO 15118-20 one (:data:`ISO20_V2G`)."""
+        if certificate_type != "V2GCertificate":
+            return certificate_type
+        try:
+            pending = self.store.pending_key("v2g20")
+            leaf = load_certificates(chain_pem.encode())[0]
+        except (CertsError, StoreError, IndexError):
+            return certificate_type
+        if pending is not None and leaf.public_key() == pending.public_key():
+            return ISO20_V2G
+        return certificate_type
+
     def __call__(self, payload: dict[str, object]) -> Reply:
-        kind = str(payload.get("certificateType") or "ChargingStationCertificate")
-        outcome = self.install(kind, str(payload.get("certificateChain", "")))
+        chain_pem = str(payload.get("certificateChain", ""))
+        outcome = self.install(
+            str(payload.get("certificateType") or "ChargingStationCertificate"), chain_pem
+        )
+        kind = outcome.certificate_type
         self.outcomes.append(outcome)
         waiter = self._waiters.pop(kind, None)
         if waiter is not None and not waiter.done():
@@ -77,6 +151,10 @@ class SignedInstaller:
         return Reply({"status": "Rejected", "statusInfo": info})
 
     def install(self, certificate_type: str, chain_pem: str) -> SignedOutcome:
+        """Install a CertificateSigned chain of ``certificate_type`` (the OCPP type; a
+        V2GCertificate for the pending -20 key goes to ``v2g20``, see :meth:`renewal_of`);
+        the outcome names the renewal it answered."""
+        certificate_type = self.renewal_of(certificate_type, chain_pem)
         use = USE_OF_TYPE.get(certificate_type)
         if use is None:
             return SignedOutcome(certificate_type, False, f"unknown type {certificate_type!r}")
@@ -84,11 +162,17 @@ class SignedInstaller:
         if problem:
             return SignedOutcome(certificate_type, False, problem)
         previous = self._current(use)
-        result = csr_mod.accept_certificate_signed(
-            self.store, certificate_type, chain_pem.encode(), utc_now=self.utc_now()
-        )
-        if result.status != "Accepted":
-            return SignedOutcome(certificate_type, False, result.reason)
+        if use == "v2g20":
+            try:
+                self.store.accept_signed_chain(use, chain_pem.encode(), utc_now=self.utc_now())
+            except (CertsError, StoreError) as exc:
+                return SignedOutcome(certificate_type, False, str(exc))
+        else:
+            result = csr_mod.accept_certificate_signed(
+                self.store, certificate_type, chain_pem.encode(), utc_now=self.utc_now()
+            )
+            if result.status != "Accepted":
+                return SignedOutcome(certificate_type, False, result.reason)
         problem = self._postcheck(use)
         if problem:
             if previous is not None:
@@ -107,23 +191,25 @@ class SignedInstaller:
             return f"malformed chain: {exc}"
         if not chain:
             return "malformed chain: no certificate"
-        if use != "v2g":
+        if use not in ("v2g", "v2g20"):
             return None
         if domain_component(chain[0].subject) != "CPO":
             return "the SECC certificate lacks DC=CPO"
+        iso20 = use == "v2g20"
         verdict = validate_chain(
             der(chain[0]),
             [der(c) for c in chain[1:]],
-            self.store.roots("v2g"),
+            self.store.roots_for("v2g", iso20=iso20),
             self.utc_now(),
             profile="secc",
+            suite="iso20" if iso20 else "iso2",
         )
         return None if verdict.ok else f"{verdict.response_code}: {verdict.reason}"
 
     def _current(self, use: str) -> tuple[bytes, bytes] | None:
         try:
             chain = self.store.leaf_chain(use)
-            key = self.store.leaf_key(use)
+            key = self.store.leaf_key_any(use)
         except StoreError:
             return None
         return pem(chain), key_pem(key)
@@ -136,6 +222,9 @@ class SignedInstaller:
 
                 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
                 ctx.set_ciphers(CIPHERS)
+            elif use == "v2g20":  # the ISO 15118-20 server profile: TLS 1.3 only
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                ctx.minimum_version = ssl.TLSVersion.TLSv1_3
             else:
                 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.load_cert_chain(str(certfile), str(keyfile), password=self.store.key_password())
@@ -155,22 +244,31 @@ async def request_certificate(
     country: str | None = None,
     timeout: float = 120.0,
 ) -> SignedOutcome:
-    """SignCertificate with a fresh key, then wait for CertificateSigned (A02/A03)."""
+    """SignCertificate with a fresh key, then wait for CertificateSigned (A02/A03);
+    ``certificate_type`` may be :data:`ISO20_V2G` (the -20 SECC leaf: P-521 key)."""
     try:
-        request = csr_mod.request_certificate(
-            store,
-            certificate_type,
-            common_name=common_name,
-            organization=organization,
-            country=country,
-        )
+        if certificate_type == ISO20_V2G:
+            request = iso20_csr(
+                store.new_pending_key("v2g20"),
+                common_name=common_name,
+                organization=organization,
+                country=country,
+            )
+        else:
+            request = csr_mod.request_certificate(
+                store,
+                certificate_type,
+                common_name=common_name,
+                organization=organization,
+                country=country,
+            )
     except csr_mod.CsrError as exc:
         return SignedOutcome(certificate_type, False, f"CSR not made: {exc}")
     waiter = installer.expect(certificate_type)
     try:
         answer = await client.call(
             "SignCertificate",
-            {"csr": request.decode("ascii"), "certificateType": certificate_type},
+            {"csr": request.decode("ascii"), "certificateType": ocpp_type(certificate_type)},
         )
     except (CallFailed, NotConnected, TimeoutError) as exc:
         return SignedOutcome(certificate_type, False, f"SignCertificate failed: {exc}")
@@ -302,7 +400,9 @@ class CsrSubject:
     country: str | None = None
 
     def common_name(self, certificate_type: str) -> str:
-        return self.secc_id if certificate_type == "V2GCertificate" else self.station_id
+        return (
+            self.secc_id if certificate_type in ("V2GCertificate", ISO20_V2G) else self.station_id
+        )
 
 
 @dataclass(slots=True)

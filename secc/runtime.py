@@ -140,21 +140,49 @@ def load_credentials(config: StationConfig, utc_now: dt.datetime) -> Credentials
             )
     except StoreError as exc:
         raise ConfigError(f"certs.store: {section.store}: {exc}") from exc
-    return Credentials(tuple(chains), PncTrust(roots=(*mo_roots, *v2g_roots)), tuple(iso20_chains))
+    return Credentials(tuple(chains), _trust_of(store, mo_roots, v2g_roots), tuple(iso20_chains))
+
+
+def _trust_of(
+    store: Store, mo_roots: list[x509.Certificate], v2g_roots: list[x509.Certificate]
+) -> PncTrust:
+    """The Plug & Charge trust anchors: contracts chain to an MO or V2G root (-2 and -20
+    alike; the core checks the key types per protocol); a -20 OEM provisioning chain to a
+    -20 OEM or V2G root."""
+    return PncTrust(
+        roots=(*mo_roots, *v2g_roots),
+        oem_roots=(*store.roots_for("oem", iso20=True), *store.roots_for("v2g", iso20=True)),
+    )
 
 
 def load_trust(config: StationConfig) -> PncTrust | None:
-    """The contract trust anchors as the store holds them now: read for every new
-    session, so roots installed or deleted over OCPP (M04, M05) apply to the next one.
-    ``None`` (keep the previous trust) when the store cannot be read."""
+    """The contract and OEM provisioning trust anchors as the store holds them now: read
+    for every new session, so roots installed or deleted over OCPP (M04, M05) apply to the
+    next one (-2 and -20 alike).  ``None`` (keep the previous trust) when the store cannot
+    be read."""
     if config.certs.store is None:
         return None
     try:
         store = Store(config.certs.store, key_password_file=config.certs.key_password_file)
-        return PncTrust(roots=(*store.roots("mo"), *store.roots("v2g")))
+        return _trust_of(store, store.roots("mo"), store.roots("v2g"))
     except (StoreError, OSError) as exc:
         log.error("certs.store: cannot read the trust anchors (%s); keeping the last ones", exc)
         return None
+
+
+def load_vehicle_roots(config: StationConfig) -> tuple[x509.Certificate, ...]:
+    """The -20 OEM and V2G roots a vehicle certificate (mutual TLS 1.3) is verified
+    against, as the store holds them now: asked for every TLS 1.3 handshake, so roots
+    installed or deleted over OCPP apply to the next connection.  Empty when there is no
+    store or it cannot be read (then no vehicle certificate is requested)."""
+    if config.certs.store is None:
+        return ()
+    try:
+        store = Store(config.certs.store, key_password_file=config.certs.key_password_file)
+        return (*store.roots_for("oem", iso20=True), *store.roots_for("v2g", iso20=True))
+    except (StoreError, OSError) as exc:
+        log.error("certs.store: cannot read the vehicle trust anchors (%s)", exc)
+        return ()
 
 
 def _root_of(
@@ -207,6 +235,9 @@ def connection_config(config: SessionConfig, conn: V2GConnection, backend: Any) 
     # ISO 15118-20 may be chosen only on a TLS 1.3 connection (or TCP in a lab)
     if config.tls13 != (conn.tls_version == "TLSv1.3"):
         changes["tls13"] = conn.tls_version == "TLSv1.3"
+    # the vehicle chain the TLS 1.3 handshake verified (mutual TLS) goes with it
+    if config.vehicle_chain != conn.vehicle_chain:
+        changes["vehicle_chain"] = conn.vehicle_chain
     if (
         config.certificate_installation
         and isinstance(backend, LocalBackend)
@@ -426,6 +457,9 @@ class Evse:
     def _make_trace(self, header: dict[str, Any], config: SessionConfig | None = None) -> Trace:
         header["config"] = config_record(config or self.config)
         header["trust"] = [c.public_bytes(Encoding.DER).hex() for c in self.config.trust.roots]
+        header["oem_trust"] = [
+            c.public_bytes(Encoding.DER).hex() for c in self.config.trust.oem_roots
+        ]
         path = None
         pcap = None
         if self.trace_dir is not None:
@@ -530,11 +564,11 @@ class Evse:
     async def read_status(self) -> EvseStatus:
         board = self.board
         closed = await board.contactors.feedback() is ContactorState.CLOSED
-        voltage = current = energy = power = 0.0
+        voltage = current = energy = power = export = 0.0
         isolation = "No_IMD" if board.isolation is None else "Invalid"
         if board.meter is not None:
             m = await board.meter.read()
-            energy, power = m.energy_wh, m.power_w
+            energy, power, export = m.energy_wh, m.power_w, m.energy_export_wh
             voltage = m.voltage_v[0] if m.voltage_v and closed else 0.0
             current = m.current_a[0] if m.current_a and closed else 0.0
         if board.dc_supply is not None:
@@ -551,6 +585,7 @@ class Evse:
             contactors_closed=closed,
             energy_wh=energy,
             power_w=power,
+            energy_export_wh=export,
         )
 
     async def _poll_loop(self) -> None:
@@ -650,7 +685,12 @@ class Station:
             self.backend_factory = ocpp
         creds = load_credentials(self.config, self.utc_now())
         st = self.config.station
-        tls = station_tls(creds.chains, keylog_file=st.tls_keylog, iso20_chains=creds.iso20_chains)
+        tls = station_tls(
+            creds.chains,
+            keylog_file=st.tls_keylog,
+            iso20_chains=creds.iso20_chains,
+            vehicle_roots=functools.partial(load_vehicle_roots, self.config),
+        )
         try:
             for section in self.config.evse:
                 board = self._boards.get(section.evse_id)

@@ -36,6 +36,8 @@ from ipaddress import IPv6Address
 from pathlib import Path
 from typing import IO, Any
 
+from cryptography.hazmat.primitives.serialization import Encoding
+
 from secc.core.config import SessionConfig
 from secc.limits import TraceLimits
 
@@ -115,8 +117,13 @@ def config_record(config: SessionConfig) -> dict[str, Any]:
         "tls13",
         "iso20_allow_tcp",
         "iso20_control_modes",
+        "bpt",
+        "metering_confirmation",
     )
-    return {k: jsonable(getattr(config, k)) for k in keep}
+    out = {k: jsonable(getattr(config, k)) for k in keep}
+    # the vehicle chain mutual TLS verified (DER, hex): -20 Plug & Charge depends on it
+    out["vehicle_chain"] = [c.public_bytes(Encoding.DER).hex() for c in config.vehicle_chain]
+    return out
 
 
 # records that make a connection worth a trace file (it carried a message)

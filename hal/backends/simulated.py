@@ -53,8 +53,9 @@ class Plant:
     isolation_ohm: float = 10e6
     dc_target: tuple[float, float] = (0.0, 0.0)
     dc_enabled: bool = False
-    load_w: float = 7400.0
-    energy_wh: float = 0.0
+    load_w: float = 7400.0  # AC: what the EV draws while ready; negative: it discharges
+    energy_wh: float = 0.0  # import register: energy delivered to the EV
+    energy_export_wh: float = 0.0  # export register: energy the EV fed back
     # None: the meter integrates only in advance() (tests, the demo drive the clock);
     # a monotonic clock (``open_board``, i.e. `secc run`): every meter read integrates
     # the power delivered since the previous read
@@ -88,8 +89,8 @@ class Plant:
 
     @property
     def power_w(self) -> float:
-        """The power flowing now: the DC supply's output while it is enabled, else the
-        AC load while the contactors are closed and the EV is ready."""
+        """The power flowing now (negative: from the EV): the DC supply's output while it
+        is enabled, else the AC load while the contactors are closed and the EV is ready."""
         if self.contactor_feedback is not ContactorState.CLOSED:
             return 0.0
         if self.dc_enabled:
@@ -97,8 +98,13 @@ class Plant:
         return self.load_w if self.ev_state.ready else 0.0
 
     def advance(self, seconds: float) -> None:
-        """Integrate the meter over ``seconds`` at the power flowing now."""
-        self.energy_wh += self.power_w * max(0.0, seconds) / 3600.0
+        """Integrate the meter over ``seconds`` at the power flowing now: into the import
+        register while the EV charges, into the export register while it discharges."""
+        wh = self.power_w * max(0.0, seconds) / 3600.0
+        if wh >= 0:
+            self.energy_wh += wh
+        else:
+            self.energy_export_wh -= wh
 
     def tick(self) -> None:
         """With a ``clock``: integrate the meter up to now."""
@@ -185,6 +191,7 @@ class SimMeter:
                 power_w=p.power_w,
                 voltage_v=(p.dc_target[0],),
                 current_a=(round(p.dc_target[1], 2),),
+                energy_export_wh=p.energy_export_wh,
             )
         amps = p.load_w / 230.0 if on else 0.0
         return MeterReading(
@@ -192,6 +199,7 @@ class SimMeter:
             power_w=p.load_w if on else 0.0,
             voltage_v=(230.0,),
             current_a=(round(amps, 2),),
+            energy_export_wh=p.energy_export_wh,
         )
 
 
@@ -239,18 +247,27 @@ class SimDcSupply:
         max_current_a=200.0,
         min_current_a=0.0,
         max_power_w=150e3,
+        max_discharge_current_a=100.0,
+        max_discharge_power_w=50e3,
     )
 
-    def __init__(self, plant: Plant) -> None:
+    def __init__(self, plant: Plant, limits: DcLimits | None = None) -> None:
         self._plant = plant
+        self._limits = limits or self.LIMITS
 
     async def set_target(self, voltage_v: float, current_a: float) -> None:
-        lim = self.LIMITS
-        if not (lim.min_voltage_v <= voltage_v <= lim.max_voltage_v) or not (
-            lim.min_current_a <= current_a <= lim.max_current_a
-        ):
+        """Charge at ``current_a`` >= 0; discharge (sink from the EV) when it is negative.
+        The current is cut to the power limit of its direction."""
+        lim = self._limits
+        charge = lim.min_current_a <= current_a <= lim.max_current_a
+        discharge = current_a < 0 and -current_a <= lim.max_discharge_current_a
+        if not (lim.min_voltage_v <= voltage_v <= lim.max_voltage_v) or not (charge or discharge):
             raise OperationFailedError(f"target {voltage_v} V / {current_a} A outside limits")
-        self._plant.dc_target = (voltage_v, min(current_a, lim.max_power_w / voltage_v))
+        if current_a >= 0:
+            amps = min(current_a, lim.max_power_w / voltage_v)
+        else:
+            amps = max(current_a, -lim.max_discharge_power_w / voltage_v)
+        self._plant.dc_target = (voltage_v, amps)
 
     async def enable(self, on: bool) -> None:
         self._plant.dc_enabled = on
@@ -260,7 +277,7 @@ class SimDcSupply:
         return DcPresent(voltage_v=v, current_a=i, enabled=self._plant.dc_enabled)
 
     async def limits(self) -> DcLimits:
-        return self.LIMITS
+        return self._limits
 
 
 class SimTokenReader:

@@ -110,7 +110,13 @@ class OcppBackends:
 
         evse_id = self.evse_number(evse)
         dc = any(mode.startswith("DC") for mode in evse.energy_modes)
-        bridge_config = BridgeConfig(evse_id=evse_id, connector_type="cCCS2" if dc else "cType2")
+        discharge = evse.ac.max_discharge_current > 0 or evse.dc.max_discharge_current > 0
+        bidirectional = evse.bpt and discharge  # ISO 15118-20 BPT offered
+        bridge_config = BridgeConfig(
+            evse_id=evse_id,
+            connector_type="cCCS2" if dc else "cType2",
+            bidirectional=bidirectional,
+        )
         primary = self._primary
         if primary is None:
             bridge = self._primary = self._station_bridge(bridge_config, emit)

@@ -294,7 +294,7 @@ class SessionDriver:
 
     async def _send(self, action: SendResponse, now: float) -> None:
         try:
-            payload = codec.encode(action.message)
+            payload = action.exi if action.exi is not None else codec.encode(action.message)
         except codec.EncodeError as exc:
             await self._unencodable(action, exc)
             return

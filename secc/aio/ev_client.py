@@ -7,7 +7,8 @@ for ISO 15118-2 / DIN SPEC 70121 (an :class:`~secc.testing.ev.EvScript`),
 
 For lab engineers (``secc ev``), the demo, the station tests and the benches.  For -2
 the TLS client offers TLS 1.2 with the ISO 15118-2 suite only; for -20 it speaks TLS 1.3
-only (as -20 requires) and may present a vehicle certificate (``client_cert``).  Either way
+only (as -20 requires) and may present a vehicle certificate (``client_cert``: mutual TLS
+for -20 Plug & Charge; ``credentials`` give the -20 EV its contract and OEM material).  Either way
 it checks the SECC chain against the V2G root it is given (``cafile``); Python's ssl
 cannot send ``trusted_ca_keys``.  -20 messages travel in the payload type of their
 schema (0x8002 CommonMessages, 0x8003 AC, 0x8004 DC; the handshake stays 0x8001) and each
@@ -30,6 +31,7 @@ from secc import codec
 from secc.aio.tls import CIPHERS
 from secc.core.events import Schema
 from secc.ev.iso20 import Ev20Script, Ev20Simulator
+from secc.ev.pnc20 import Ev20Credentials, Ev20Faults
 from secc.sdp import (
     SDP_MULTICAST_ADDRESS,
     SDP_PORT,
@@ -61,9 +63,16 @@ AnyScript = EvScript | Ev20Script
 AnyEv = EvSimulator | Ev20Simulator
 
 
-def make_ev(script: AnyScript) -> AnyEv:
-    """The sans-I/O EV for ``script``: -20 for an Ev20Script, else -2 / DIN."""
-    return Ev20Simulator(script) if isinstance(script, Ev20Script) else EvSimulator(script)
+def make_ev(
+    script: AnyScript,
+    credentials: Ev20Credentials | None = None,
+    faults: Ev20Faults | None = None,
+) -> AnyEv:
+    """The sans-I/O EV for ``script``: -20 for an Ev20Script (with its Plug & Charge
+    ``credentials`` and ``faults``), else -2 / DIN."""
+    if isinstance(script, Ev20Script):
+        return Ev20Simulator(script, credentials=credentials, faults=faults)
+    return EvSimulator(script)
 
 
 class EvError(Exception):
@@ -205,9 +214,11 @@ async def run_ev(
     on_step: Callable[[Step], None] | None = None,
     result: EvResult | None = None,
     client_cert: tuple[Path, Path] | None = None,
+    credentials: Ev20Credentials | None = None,
+    faults: Ev20Faults | None = None,
 ) -> EvResult:
     """Run one V2G session against ``[host]:port``; returns what the EV saw."""
-    ev = make_ev(script)
+    ev = make_ev(script, credentials, faults)
     iso20 = isinstance(ev, Ev20Simulator)
     out = result or EvResult(ev)
     out.ev, out.tls = ev, tls
@@ -312,6 +323,8 @@ async def run_ev_sdp(
     on_step: Callable[[Step], None] | None = None,
     on_sdp: Callable[[SdpResponse], None] | None = None,
     client_cert: tuple[Path, Path] | None = None,
+    credentials: Ev20Credentials | None = None,
+    faults: Ev20Faults | None = None,
 ) -> EvResult:
     """SDP, then :func:`run_ev` to the address and port the station offered."""
     answer = await discover(security, interface=interface, address=address, port=sdp_port)
@@ -320,7 +333,7 @@ async def run_ev_sdp(
     host = str(answer.address)
     if interface and answer.address.is_link_local:
         host = f"{host}%{interface}"
-    result = EvResult(make_ev(script), sdp=answer)
+    result = EvResult(make_ev(script, credentials, faults), sdp=answer)
     return await run_ev(
         script,
         host=host,
@@ -330,4 +343,6 @@ async def run_ev_sdp(
         on_step=on_step,
         result=result,
         client_cert=client_cert,
+        credentials=credentials,
+        faults=faults,
     )

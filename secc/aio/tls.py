@@ -18,8 +18,31 @@ OpenSSL's defaults stay (suites AES-256-GCM, ChaCha20-Poly1305, AES-128-GCM with
 server's order preferred, i.e. AES-256-GCM first; groups x25519, secp256r1, x448,
 secp521r1, secp384r1; the signature follows from the leaf key: a P-521 leaf signs with
 ecdsa_secp521r1_sha512); a connection that ends up with TLS_AES_128_GCM_SHA256 (an EV
-offering only that suite) is closed right after the handshake.  No client certificate is
-requested yet: mutual authentication with the EV's OEM chain comes with the -20 OEM PKI.
+offering only that suite) is closed right after the handshake.
+
+Mutual authentication (ISO 15118-20 §7.7.3, Plug & Charge): on TLS 1.3 connections the
+station requests the EV's certificate (``CERT_OPTIONAL``: an EIM-only EV may send none)
+and OpenSSL verifies the chain the EV sends against the -20 OEM and V2G roots the
+certificate store holds *now* (``TlsSelector.vehicle_roots``, asked for every connection,
+so roots installed or deleted over OCPP apply to the next handshake); a chain that does
+not verify fails the handshake with a TLS alert (unknown_ca, bad_certificate,
+certificate_expired, ...).  With no -20 OEM/V2G root installed no certificate is
+requested.  After the handshake the verified chain is read back and checked against the
+-20 certificate rules (:func:`vehicle_chain_refusal`: P-521 or Ed448 keys, ECDSA with
+SHA-512 [V2G20-2674], at most three sub-CAs, the CA constraints); a chain outside them closes the
+connection before any session (Python's ``ssl`` cannot send an alert of its own choice
+after the handshake).  The verified chain, leaf first and without the trust anchor, goes
+to the session as ``SessionConfig.vehicle_chain``.
+
+Reading the chain on Python 3.11: ``getpeercert(binary_form=True)`` gives only the leaf,
+and ``SSLObject.get_verified_chain()`` is public from 3.13 on; but the C object under an
+``SSLObject`` (``_sslobj``) has had ``get_verified_chain()`` since 3.10 (CPython
+bpo-18233, internal until 3.13), returning the chain OpenSSL built and verified
+(``SSL_get0_verified_chain``), sub-CAs included.  :func:`verified_chain` uses the public
+method where it exists and the internal one otherwise; only when neither is there does
+it fall back to the leaf alone (and says so in the log).  Rebuilding the chain from the
+store instead cannot work: the EV's OEM sub-CAs are in its Certificate message, not in
+the store, and that message is encrypted in TLS 1.3.
 
 A station may hold SECC chains under several V2G roots.  The EV may name the roots it
 trusts in the ClientHello's ``trusted_ca_keys`` extension; :class:`TlsSelector` picks the
@@ -32,18 +55,21 @@ confidentiality of every session it records.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from certs._util import CertsError
+from certs._util import CertsError, der
+from certs.validate import validate_chain
 from secc.aio.clienthello import ClientHello, IdentifierType, TrustedAuthority
 
 __all__ = [
@@ -58,6 +84,9 @@ __all__ = [
     "secc_context",
     "secc_context13",
     "station_tls",
+    "vehicle_chain_refusal",
+    "verified_chain",
+    "without_anchor",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,6 +99,8 @@ TLS13 = 0x0304  # supported_versions value of TLS 1.3
 # TLS_AES_128_GCM_SHA256, which Python's ssl cannot switch off: a connection that
 # negotiated it is closed right after the handshake (Selection.refusal)
 TLS13_SUITES = ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
+VehicleRoots = Callable[[], Sequence[x509.Certificate]]
+_ENCODING_DER = 2  # _ssl.ENCODING_DER (not re-exported by ssl) for _ssl.Certificate
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,12 +166,24 @@ def secc_context(chain: SeccChain, *, keylog_file: Path | None = None) -> ssl.SS
     return ctx
 
 
-def secc_context13(chain: SeccChain, *, keylog_file: Path | None = None) -> ssl.SSLContext:
-    """A server context for ISO 15118-20: TLS 1.3 only, serving the -20 ``chain``."""
+def secc_context13(
+    chain: SeccChain,
+    *,
+    keylog_file: Path | None = None,
+    vehicle_roots: Sequence[x509.Certificate] = (),
+) -> ssl.SSLContext:
+    """A server context for ISO 15118-20: TLS 1.3 only, serving the -20 ``chain``; with
+    ``vehicle_roots`` it requests the EV's certificate (optional) and verifies it
+    against them (strict X.509 checks, no partial chains)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.maximum_version = ssl.TLSVersion.TLSv1_3
-    ctx.verify_mode = ssl.CERT_NONE  # the EV's OEM chain is not checked yet (see above)
+    if vehicle_roots:
+        ctx.load_verify_locations(cadata=_pem(vehicle_roots))
+        ctx.verify_mode = ssl.CERT_OPTIONAL  # EIM works without a vehicle certificate
+        ctx.verify_flags |= ssl.VERIFY_X509_STRICT
+    else:
+        ctx.verify_mode = ssl.CERT_NONE  # nothing to verify a vehicle certificate with
     ctx.options |= (
         ssl.OP_NO_COMPRESSION
         | ssl.OP_NO_RENEGOTIATION
@@ -151,6 +194,60 @@ def secc_context13(chain: SeccChain, *, keylog_file: Path | None = None) -> ssl.
     if keylog_file is not None:
         ctx.keylog_filename = str(keylog_file)
     return ctx
+
+
+def _pem(certs: Sequence[x509.Certificate]) -> str:
+    return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs)
+
+
+def verified_chain(ssl_object: Any) -> tuple[x509.Certificate, ...]:
+    """The EV's certificate chain as OpenSSL verified it in the handshake, leaf first,
+    ending with the station's trust anchor; empty when the EV sent no certificate (see
+    the module docstring for how this works on Python 3.11)."""
+    if ssl_object is None or ssl_object.getpeercert(binary_form=True) is None:
+        return ()
+    getter = getattr(ssl_object, "get_verified_chain", None)  # Python >= 3.13
+    if getter is None:  # 3.10-3.12: the same method, internal
+        getter = getattr(getattr(ssl_object, "_sslobj", None), "get_verified_chain", None)
+    if getter is None:
+        log.warning("this Python cannot read the verified TLS chain: keeping the leaf only")
+        leaf = x509.load_der_x509_certificate(ssl_object.getpeercert(binary_form=True))
+        return (leaf,)
+    ders = [
+        item if isinstance(item, bytes) else item.public_bytes(_ENCODING_DER) for item in getter()
+    ]
+    return tuple(x509.load_der_x509_certificate(d) for d in ders)
+
+
+def without_anchor(chain: Sequence[x509.Certificate]) -> tuple[x509.Certificate, ...]:
+    """``chain`` without its last certificate when that is self-signed (the trust anchor:
+    the station's own, not what the EV sent)."""
+    if len(chain) > 1 and chain[-1].subject == chain[-1].issuer:
+        return tuple(chain[:-1])
+    return tuple(chain)
+
+
+def vehicle_chain_refusal(
+    chain: Sequence[x509.Certificate], utc_now: dt.datetime | None = None
+) -> str | None:
+    """Why a vehicle certificate chain OpenSSL verified (leaf first, ending with the trust
+    anchor) is outside ISO 15118-20's certificate rules (None: it is inside), judged by the
+    same check as the contract and provisioning chains (:func:`certs.validate.validate_chain`
+    with ``suite="iso20"``): P-521 keys signed with ECDSA-SHA-512, or Ed448, from the root
+    down [V2G20-2674], at most three sub-CAs, CA constraints, a leaf fit for signing."""
+    if not chain:
+        return None
+    if len(chain) < 2 or chain[-1].subject != chain[-1].issuer:
+        return "the verified vehicle chain does not end at a root"
+    verdict = validate_chain(
+        der(chain[0]),
+        [der(c) for c in chain[1:-1]],
+        [chain[-1]],
+        utc_now or dt.datetime.now(dt.UTC),
+        profile="oem",
+        suite="iso20",
+    )
+    return None if verdict.ok else f"vehicle chain: {verdict.response_code}: {verdict.reason}"
 
 
 def _chain_cas(certfile: Path) -> list[x509.Certificate]:
@@ -165,11 +262,19 @@ class Selection:
     reason: str
     tls13: bool = False  # the ISO 15118-20 context (TLS 1.3 only, -20 chain)
 
-    def refusal(self, cipher: tuple[str, str, int] | None) -> str | None:
-        """Why a completed handshake is outside the profile (None: it is not)."""
+    def refusal(
+        self,
+        cipher: tuple[str, str, int] | None,
+        vehicle_chain: Sequence[x509.Certificate] = (),
+    ) -> str | None:
+        """Why a completed handshake is outside the profile (None: it is not): a suite
+        outside ISO 15118-20's, or a vehicle chain (as verified, ending with the trust
+        anchor) outside its certificate rules."""
         if self.tls13 and (cipher is None or cipher[0] not in TLS13_SUITES):
             name = cipher[0] if cipher else None
             return f"TLS 1.3 cipher suite {name} is not one of ISO 15118-20's {TLS13_SUITES}"
+        if self.tls13 and vehicle_chain:
+            return vehicle_chain_refusal(vehicle_chain)
         return None
 
 
@@ -193,6 +298,9 @@ class TlsSelector:
     keylog_file: Path | None = None
     iso20_chains: Sequence[SeccChain] = ()
     offer_tls13: bool = True
+    # the -20 OEM and V2G roots a vehicle certificate is verified against, asked for
+    # every TLS 1.3 connection (None or empty: no client certificate is requested)
+    vehicle_roots: VehicleRoots | None = None
     _contexts: list[ssl.SSLContext] = field(init=False)
     _ids: list[set[TrustedAuthority]] = field(init=False)
     _contexts13: list[ssl.SSLContext] = field(init=False)
@@ -203,8 +311,10 @@ class TlsSelector:
             raise ValueError("TLS needs at least one SECC chain")
         self._contexts = [secc_context(c, keylog_file=self.keylog_file) for c in self.chains]
         self._ids = _ids_of(self.chains)
+        roots = self._vehicle_roots_now()
         self._contexts13 = [
-            secc_context13(c, keylog_file=self.keylog_file) for c in self.iso20_chains
+            secc_context13(c, keylog_file=self.keylog_file, vehicle_roots=roots)
+            for c in self.iso20_chains
         ]
         self._ids13 = _ids_of(self.iso20_chains)
 
@@ -212,7 +322,9 @@ class TlsSelector:
         """The same chains for an EVSE that does (not) offer ISO 15118-20."""
         if offer_tls13 == self.offer_tls13:
             return self
-        return TlsSelector(self.chains, self.keylog_file, self.iso20_chains, offer_tls13)
+        return TlsSelector(
+            self.chains, self.keylog_file, self.iso20_chains, offer_tls13, self.vehicle_roots
+        )
 
     @property
     def tls13(self) -> bool:
@@ -236,8 +348,18 @@ class TlsSelector:
             out += [f"{c.label()} (TLS 1.3)" for c in self.iso20_chains]
         return out
 
+    def _vehicle_roots_now(self) -> tuple[x509.Certificate, ...]:
+        if self.vehicle_roots is None:
+            return ()
+        try:
+            return tuple(self.vehicle_roots())
+        except (OSError, ValueError, CertsError) as e:
+            log.error("reading the vehicle trust anchors failed (%s): none this time", e)
+            return ()
+
     def _fresh13(self, index: int, reason: str) -> Selection:
-        """As :meth:`_fresh`, for the ISO 15118-20 chains (TLS 1.3)."""
+        """As :meth:`_fresh`, for the ISO 15118-20 chains (TLS 1.3), with the vehicle
+        trust anchors of this moment."""
         chain = self.iso20_chains[index]
         try:
             if chain.locate is not None:
@@ -245,7 +367,9 @@ class TlsSelector:
                 if (certfile, keyfile) != (chain.certfile, chain.keyfile):
                     log.info("SECC chain %s: serving the renewed %s", chain.label(), certfile)
                     chain = replace(chain, certfile=certfile, keyfile=keyfile)
-            ctx = secc_context13(chain, keylog_file=self.keylog_file)
+            ctx = secc_context13(
+                chain, keylog_file=self.keylog_file, vehicle_roots=self._vehicle_roots_now()
+            )
         except (OSError, ssl.SSLError, ValueError, CertsError) as e:
             log.warning(
                 "reloading SECC chain %s failed (%s): serving the one loaded at start",
@@ -319,6 +443,7 @@ def station_tls(
     *,
     keylog_file: Path | None = None,
     iso20_chains: Sequence[SeccChain] = (),
+    vehicle_roots: VehicleRoots | None = None,
 ) -> TlsSelector | None:
     """The station's TLS offer at start: a :class:`TlsSelector` over its SECC chains, or
     ``None`` (and a warning saying so) when it holds no SECC certificate: then it offers
@@ -329,7 +454,9 @@ def station_tls(
             "(SDP answers Security=none; EIM only)"
         )
         return None
-    selector = TlsSelector(chains, keylog_file=keylog_file, iso20_chains=iso20_chains)
+    selector = TlsSelector(
+        chains, keylog_file=keylog_file, iso20_chains=iso20_chains, vehicle_roots=vehicle_roots
+    )
     if chains:
         log.info(
             "TLS 1.2 (%s, %s) with %d SECC chain(s) under: %s",
@@ -343,6 +470,14 @@ def station_tls(
             "TLS 1.3 for ISO 15118-20 with %d SECC chain(s): %s",
             len(iso20_chains),
             ", ".join(c.label() for c in iso20_chains),
+        )
+        n = len(selector._vehicle_roots_now())
+        log.info(
+            "TLS 1.3: %s",
+            f"vehicle certificates requested (optional) and verified against {n} -20 "
+            "OEM/V2G root(s)"
+            if n
+            else "no -20 OEM/V2G root installed: no vehicle certificate requested",
         )
     if keylog_file is not None:
         log.warning(

@@ -50,8 +50,11 @@ import logging
 import random
 import socket
 import ssl
+from asyncio import sslproto
 from collections.abc import Callable
 from typing import Any, Protocol
+
+from cryptography import x509
 
 from secc import codec
 from secc.aio.admission import Admission, Ticket, duplicate, send_alert
@@ -62,7 +65,7 @@ from secc.aio.clienthello import (
     ClientHelloError,
     scan_client_hello,
 )
-from secc.aio.tls import Selection, TlsSelector
+from secc.aio.tls import Selection, TlsSelector, verified_chain, without_anchor
 from secc.core.events import ConnectionLost, RequestReceived, Schema
 from secc.v2gtp import DEFAULT_MAX_PAYLOAD, Framer, FramingError, PayloadType, encode_frame
 
@@ -154,6 +157,9 @@ class V2GConnection:
         self.close_reason = ""
         self.last_payload = b""  # the EXI payload of the request being handled (traces)
         self.last_payload_type = int(PayloadType.EXI)
+        # ISO 15118-20 mutual TLS: the EV's chain OpenSSL verified, leaf first, without
+        # the trust anchor (empty: no client certificate, or TLS 1.2 / TCP)
+        self.vehicle_chain: tuple[x509.Certificate, ...] = ()
         self._last_sap_request: Any = None
         self.log = logging.LoggerAdapter(log, {"peer": peer})
 
@@ -224,6 +230,33 @@ class V2GConnection:
         with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
             async with asyncio.timeout(2.0):
                 await self._writer.wait_closed()
+
+
+def _alerting_ssl_protocol() -> type[Any] | None:
+    """asyncio's server-side TLS protocol, made to send OpenSSL's alert when the handshake
+    fails: asyncio (3.11-3.13) closes the socket right after a failed handshake without
+    writing out what OpenSSL put in the outgoing buffer, so an EV whose certificate the
+    station refuses (mutual TLS 1.3) would see a bare EOF instead of the alert saying why
+    (unknown_ca, certificate_expired, ...).  Built on asyncio's internal SSLProtocol; if
+    that ever lacks the two methods used, None: the plain asyncio path (no alert)."""
+    base = getattr(sslproto, "SSLProtocol", None)
+    if base is None or not all(
+        hasattr(base, name)
+        for name in ("_on_handshake_complete", "_process_outgoing", "_get_app_transport")
+    ):
+        return None
+
+    class AlertingSSLProtocol(base):  # type: ignore[misc, valid-type]
+        def _on_handshake_complete(self, handshake_exc: BaseException | None) -> None:
+            if handshake_exc is not None:
+                with contextlib.suppress(Exception):
+                    self._process_outgoing()  # the alert, before asyncio closes
+            super()._on_handshake_complete(handshake_exc)
+
+    return AlertingSSLProtocol
+
+
+_AlertingSSLProtocol = _alerting_ssl_protocol()
 
 
 async def _readable(sock: socket.socket) -> None:
@@ -472,12 +505,32 @@ class V2GServer:
             )
         reader = asyncio.StreamReader(limit=READ_SIZE)
         protocol = asyncio.StreamReaderProtocol(reader)
-        transport, _ = await loop.connect_accepted_socket(
-            lambda: protocol,
-            sock,
-            ssl=selection.context if selection else None,
-            ssl_handshake_timeout=self._handshake_timeout if selection else None,
-        )
+        transport: asyncio.BaseTransport
+        if selection is not None and _AlertingSSLProtocol is not None:
+            waiter: asyncio.Future[None] = loop.create_future()
+            ssl_protocol = _AlertingSSLProtocol(
+                loop,
+                protocol,
+                selection.context,
+                waiter,
+                server_side=True,
+                ssl_handshake_timeout=self._handshake_timeout,
+            )
+            raw, _ = await loop.connect_accepted_socket(lambda: ssl_protocol, sock)
+            try:
+                await waiter
+            except BaseException:
+                raw.close()
+                raise
+            transport = ssl_protocol._get_app_transport()
+        else:
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: protocol,
+                sock,
+                ssl=selection.context if selection else None,
+                ssl_handshake_timeout=self._handshake_timeout if selection else None,
+            )
+        assert isinstance(transport, asyncio.WriteTransport)
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         return reader, writer, selection, hello
 
@@ -497,7 +550,26 @@ class V2GServer:
         conn = V2GConnection(writer, peer, selection, hello)
         if selection is not None:
             conn.log.info("%s: TLS up, %s, chain %s", peer[0], conn.cipher, selection.chain.label())
-            refusal = selection.refusal(conn.cipher)
+            verified: tuple[x509.Certificate, ...] = ()
+            if selection.tls13:
+                try:
+                    verified = verified_chain(writer.get_extra_info("ssl_object"))
+                    conn.vehicle_chain = without_anchor(verified)
+                except (ValueError, TypeError, AttributeError) as exc:  # fail closed
+                    conn.log.warning(
+                        "%s: cannot read the vehicle chain (%s): closing", peer[0], exc
+                    )
+                    conn._mark_closed("unreadable vehicle certificate chain")
+                    await conn._shutdown()
+                    return
+                if conn.vehicle_chain:
+                    conn.log.info(
+                        "%s: vehicle certificate %s verified (%d certificate(s))",
+                        peer[0],
+                        conn.vehicle_chain[0].subject.rfc4514_string(),
+                        len(conn.vehicle_chain),
+                    )
+            refusal = selection.refusal(conn.cipher, verified)
             if refusal is not None:  # a suite OpenSSL allows but the profile does not
                 conn.log.warning("%s: %s; closing the connection", peer[0], refusal)
                 conn._mark_closed(refusal)

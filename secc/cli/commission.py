@@ -28,6 +28,8 @@ SIGN_ALIASES = {
     "V2GCertificate": "V2GCertificate",
     "csms": "ChargingStationCertificate",
     "ChargingStationCertificate": "ChargingStationCertificate",
+    "v2g20": "V2GCertificate20",  # the ISO 15118-20 SECC leaf (P-521)
+    "V2GCertificate20": "V2GCertificate20",
 }
 COLOURS = {Status.PASS: "32", Status.WARN: "33", Status.FAIL: "31", Status.SKIP: "90"}
 

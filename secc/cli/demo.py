@@ -3,10 +3,12 @@
 Unprivileged, over loopback: a test PKI is generated into a temporary directory and
 installed into a certificate store; a station with three EVSEs starts on ``::1`` (EVSE 1:
 ISO 15118-2 AC over TLS 1.2 with Plug & Charge, EVSE 2: ISO 15118-2 DC over plain TCP
-with EIM, EVSE 3: ISO 15118-20 DC over TLS 1.3 with EIM and dynamic control), each on
-the simulated HAL board; the built-in EV plugs in (CP B), waits for the 5 % duty, finds
-the station by SDP and charges; the timeline of every exchange is printed, then where
-the session traces are.  Exit 0 when every session ran to a normal end.
+with EIM, EVSE 3: ISO 15118-20 DC over TLS 1.3 with EIM and dynamic control, EVSE 4:
+ISO 15118-20 DC_BPT with Plug & Charge over mutual TLS 1.3 and a metering confirmation,
+charging then discharging), each on the simulated HAL board; the built-in EV plugs in
+(CP B), waits for the 5 % duty, finds the station by SDP and charges; the timeline of
+every exchange is printed, then where the session traces are and a summary with the
+energy each way.  Exit 0 when every session ran to a normal end.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from certs import testpki
@@ -32,12 +35,21 @@ from secc.config import CertsSection, EvseSection, HalSection, StationConfig, St
 from secc.core.actions import EndReason
 from secc.core.config import DcLimits
 from secc.ev.iso20 import Ev20Script
+from secc.ev.pnc20 import Ev20Credentials, load_credentials20
 from secc.runtime import Evse, Station
 from secc.sdp import Security
 from secc.testing.ev import EvScript
 
+BPT_DC = DcLimits(
+    max_voltage=500,
+    max_current=125,
+    max_power=50_000,
+    max_discharge_current=30,
+    max_discharge_power=12_000,
+)
 
-def demo_config(directory: Path, evse_ids: tuple[str, str, str]) -> StationConfig:
+
+def demo_config(directory: Path, evse_ids: tuple[str, ...]) -> StationConfig:
     hal = HalSection(backend="simulated", control="iec61851")
     return StationConfig(
         station=StationSection(name="secc-demo", trace_dir=directory / "traces"),
@@ -71,6 +83,20 @@ def demo_config(directory: Path, evse_ids: tuple[str, str, str]) -> StationConfi
                 energy_modes=("DC_extended",),
                 protocols=("iso20-dc",),
                 dc=DcLimits(max_voltage=500, max_current=125, max_power=50_000),
+                hal=hal,
+            ),
+            EvseSection(
+                evse_id=evse_ids[3],
+                address="::1",
+                tls_port=0,
+                tcp_port=-1,
+                sdp_port=0,
+                energy_modes=("DC_extended",),
+                protocols=("iso20-dc",),
+                dc=BPT_DC,
+                bpt=True,
+                metering_confirmation=True,
+                certificate_installation=False,  # no CSMS in the demo
                 hal=hal,
             ),
         ),
@@ -108,6 +134,7 @@ async def _session(
     out: list[str],
     summary: list[str],
     iso20_control: str | None = None,
+    bpt: bool = False,
 ) -> bool:
     def say(line: str) -> None:
         print(line, flush=True)
@@ -127,10 +154,23 @@ async def _session(
     root = pki_dir / "v2g" / "root.pem"
     if creds is not None:
         say(f"  EV: Plug & Charge with contract {creds.emaid}, trusting {root}")
+    creds20: Ev20Credentials | None = None
+    vehicle: tuple[Path, Path] | None = None
     if iso20_control is not None:
-        script = script20_for(mode, iso20_control)
+        script = replace(
+            script20_for(mode, iso20_control),
+            payment=payment,
+            bpt=bpt,
+            discharge_loops=5 if bpt else 0,
+        )
         root = pki_dir / "v2g20" / "root.pem"
         say(f"  EV: ISO 15118-20 {mode.upper()}, {iso20_control} control, trusting {root}")
+        if payment == "pnc":
+            creds20 = load_credentials20(pki_dir)
+            vehicle = (pki_dir / "oem20" / "vehicle_chain.pem", pki_dir / "oem20" / "vehicle.key")
+            say(f"  EV: Plug & Charge, contract {creds20.emaid}, vehicle chain {vehicle[0]}")
+        if bpt:
+            say("  EV: bidirectional (DC_BPT): 5 loops charging, then 5 discharging")
     assert evse.sdp is not None
     try:
         result = await run_ev_sdp(
@@ -139,6 +179,8 @@ async def _session(
             address=evse.section.address,
             sdp_port=evse.sdp.port,
             cafile=root,
+            client_cert=vehicle,
+            credentials=creds20,
             on_step=lambda step: say(format_step(step)),
             on_sdp=lambda a: say(
                 f"  SDP: {a.security.name} offered at [{a.address}]:{a.port}\n{HEADER}"
@@ -146,7 +188,7 @@ async def _session(
         )
     except EvError as exc:
         say(f"  EV failed: {exc}")
-        summary.append(f"  {title:<40} EVSE {evse.evse_id}  FAILED: {exc}")
+        summary.append(f"  {title:<46} EVSE {evse.evse_id}  FAILED: {exc}")
         return False
     tls = f"{(result.tls_version or 'TLS').replace('v', ' ')} {result.cipher}"
     say(f"  EV: {result.ended}, over {tls if result.tls else 'TCP'}")
@@ -155,12 +197,17 @@ async def _session(
     reason = f"{ended.reason.value} {ended.detail}".strip() if ended else "?"
     plant.ev_state = CpState.A
     say(f"  session ended: {reason}; contactors {'closed' if plant.contactor_command else 'open'}")
-    say(f"  energy {plant.energy_wh:.1f} Wh; EV unplugged: CP state A")
+    energy = f"{plant.energy_wh:.1f} Wh"
+    if bpt:
+        energy = f"{plant.energy_wh:.1f} Wh to the EV, {plant.energy_export_wh:.1f} Wh back"
+    say(f"  energy {energy}; EV unplugged: CP state A")
     out.extend(str(p) for p in evse.trace_files)
     ok = ended is not None and ended.reason is EndReason.EV_STOP and result.ended == "done"
+    if bpt and not (plant.energy_wh > 0 and plant.energy_export_wh > 0):
+        ok = False  # a bidirectional session must move energy both ways
     summary.append(
-        f"  {title:<40} EVSE {evse.evse_id}  {'ok' if ok else 'FAILED'}: {reason}, "
-        f"{len(result.steps)} exchanges, {plant.energy_wh:.1f} Wh"
+        f"  {title:<46} EVSE {evse.evse_id}  {'ok' if ok else 'FAILED'}: {reason}, "
+        f"{len(result.steps)} exchanges, {energy}"
     )
     return ok
 
@@ -174,16 +221,15 @@ async def demo(directory: Path) -> int:
     print(f"secc demo: test PKI, station and EV in {directory}", flush=True)
     pki = testpki.build_test_pki(dt.datetime.now(dt.UTC))
     testpki.write_test_pki(pki, directory / "pki")
-    evse_ids = (pki.options.evse_id, pki.options.evse_id[:-1] + "2", pki.options.evse_id[:-1] + "3")
+    evse_ids = (pki.options.evse_id, *(pki.options.evse_id[:-1] + str(n) for n in (2, 3, 4)))
     config = demo_config(directory, evse_ids)
     (board_ac, plant_ac), (board_dc, plant_dc) = build_board(), build_board()
-    board_20, plant_20 = build_board()
-    station = Station(
-        config, boards={evse_ids[0]: board_ac, evse_ids[1]: board_dc, evse_ids[2]: board_20}
-    )
+    (board_20, plant_20), (board_bpt, plant_bpt) = build_board(), build_board()
+    boards = (board_ac, board_dc, board_20, board_bpt)
+    station = Station(config, boards=dict(zip(evse_ids, boards, strict=True)))
     await station.start()
     print(f"station ready in {_ms(start)} (PKI generated and installed included)", flush=True)
-    physics = asyncio.create_task(_physics([plant_ac, plant_dc, plant_20]))
+    physics = asyncio.create_task(_physics([plant_ac, plant_dc, plant_20, plant_bpt]))
     traces: list[str] = []
     summary: list[str] = []
     try:
@@ -221,6 +267,19 @@ async def demo(directory: Path) -> int:
             summary=summary,
             iso20_control="dynamic",
         )
+        ok_bpt = await _session(
+            "ISO 15118-20: DC_BPT, Plug & Charge, mTLS 1.3",
+            station.evse(evse_ids[3]),
+            plant_bpt,
+            mode="dc",
+            payment="pnc",
+            security=Security.TLS,
+            pki_dir=directory / "pki",
+            out=traces,
+            summary=summary,
+            iso20_control="scheduled",
+            bpt=True,
+        )
     finally:
         physics.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -232,8 +291,8 @@ async def demo(directory: Path) -> int:
     print("\nsummary:")
     for line in summary:
         print(line)
-    ok = ok_ac and ok_dc and ok_20
-    print(f"\n{'all 3 sessions charged and ended normally' if ok else 'a session FAILED'}")
+    ok = ok_ac and ok_dc and ok_20 and ok_bpt
+    print(f"\n{'all 4 sessions charged and ended normally' if ok else 'a session FAILED'}")
     return 0 if ok else 1
 
 

@@ -2,11 +2,15 @@
 
 SDP by multicast on ``--interface`` (or unicast to ``--address``), then TLS or TCP to
 the offered port, one full AC or DC session, EIM or Plug & Charge, ISO 15118-2, DIN
-SPEC 70121 or ISO 15118-20 (``--protocol iso20``: EIM, ``--control scheduled|dynamic``,
-TLS 1.3); prints a timeline of every exchange.  ``--pki DIR`` is a directory written by
-``secc certs make-test-pki``: the EV trusts its V2G root (``v2g20/root.pem`` for -20)
-and holds its contract chain and key (and OEM provisioning chain for certificate
-installation).  Exit 0 when the session ran to SessionStopRes, 1 otherwise.
+SPEC 70121 or ISO 15118-20 (``--protocol iso20``: ``--control scheduled|dynamic``, TLS
+1.3; ``--payment pnc`` with mutual TLS (the vehicle chain and key), the contract signature,
+``--install-certificate`` and metering confirmation; ``--bpt`` for bidirectional power
+with ``--discharge-loops``); prints a timeline of every exchange.  ``--pki DIR`` is a
+directory written by ``secc certs make-test-pki``: the EV trusts its V2G root
+(``v2g20/root.pem`` for -20) and holds its contract chain and key, its OEM provisioning
+chain and key (certificate installation) and for -20 its vehicle TLS chain and key; the
+``--vehicle-*``, ``--contract-*`` and ``--oem-*`` options take other files (an EV never
+holds a root's private key).  Exit 0 when the session ran to SessionStopRes, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from secc.aio.ev_client import EvError, EvResult, Step, run_ev, run_ev_sdp
 from secc.cli._help import summary
 from secc.core.config import PncTrust
 from secc.ev.iso20 import Ev20Script
+from secc.ev.pnc20 import Ev20Credentials, Ev20Faults, load_credentials20
 from secc.sdp import SDP_PORT, Security
 from secc.testing.ev import EvScript
 from secc.testing.pki import Credentials, der
@@ -62,6 +67,8 @@ def format_step(step: Step) -> str:
         facts.append(f"{nested['meter_reading']} Wh")
     if "charged_energy_reading_wh" in nested:
         facts.append(f"{nested['charged_energy_reading_wh']} Wh")
+    if nested.get("bpt_discharged_energy_reading_wh") is not None:
+        facts.append(f"{nested['bpt_discharged_energy_reading_wh']} Wh back")
     if "evse_notification" in nested and nested["evse_notification"] != "ExitStandby":
         facts.append(str(nested["evse_notification"]))
     if "evse_isolation_status" in nested and step.response.startswith("CableCheck"):
@@ -158,36 +165,92 @@ def main(argv: list[str], prog: str) -> int:
     parser.add_argument(
         "--energy", type=float, help="ISO 15118-20: charge until the meter shows this many Wh"
     )
+    iso20_pnc = parser.add_argument_group("ISO 15118-20 Plug & Charge and BPT")
+    iso20_pnc.add_argument("--vehicle-chain", type=Path, help="vehicle TLS chain (PEM, leaf first)")
+    iso20_pnc.add_argument("--vehicle-key", type=Path, help="vehicle TLS key (PEM)")
+    iso20_pnc.add_argument("--contract-chain", type=Path, help="contract chain (PEM, leaf first)")
+    iso20_pnc.add_argument("--contract-key", type=Path, help="contract key (PEM)")
+    iso20_pnc.add_argument("--oem-chain", type=Path, help="OEM provisioning chain (PEM)")
+    iso20_pnc.add_argument("--oem-key", type=Path, help="OEM provisioning key (PEM)")
+    iso20_pnc.add_argument(
+        "--no-contract", action="store_true", help="start without a contract (install one)"
+    )
+    iso20_pnc.add_argument(
+        "--install-certificate",
+        action="store_true",
+        help="ask CertificateInstallation even with a contract",
+    )
+    iso20_pnc.add_argument("--no-client-cert", action="store_true", help="no mutual TLS")
+    iso20_pnc.add_argument("--bpt", action="store_true", help="AC_BPT / DC_BPT service")
+    iso20_pnc.add_argument(
+        "--discharge-loops", type=int, default=0, help="with --bpt: loops discharging"
+    )
+    iso20_pnc.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        choices=(
+            "tamper-signature",
+            "wrong-challenge",
+            "wrong-curve",
+            "no-signature",
+            "tamper-metering",
+        ),
+        help="attack the station (tests): repeatable",
+    )
     args = parser.parse_args(argv)
     if args.interface is None and args.address is None:
         parser.error("give --interface (SDP multicast) or --address")
     if args.din:
         args.protocol = "din"
     iso20 = args.protocol == "iso20"
-    if iso20 and args.payment == "pnc":
-        parser.error("--protocol iso20 supports --payment eim only (no -20 Plug & Charge yet)")
-    if args.payment == "pnc" and (args.pki is None or not args.tls):
-        parser.error("--payment pnc needs --tls and --pki")
+    if args.payment == "pnc" and not args.tls:
+        parser.error("--payment pnc needs --tls")
+    if args.payment == "pnc" and args.pki is None and not (iso20 and args.contract_chain):
+        parser.error("--payment pnc needs --pki (or for -20 the --contract-* files)")
+    if (args.bpt or args.discharge_loops or args.fault) and not iso20:
+        parser.error("--bpt, --discharge-loops and --fault need --protocol iso20")
+    if args.discharge_loops and not args.bpt:
+        parser.error("--discharge-loops needs --bpt")
     if args.port is not None and args.address is None:
         parser.error("--port needs --address")
     if args.energy is not None and (not iso20 or args.energy <= 0):
         parser.error("--energy needs --protocol iso20 and a positive number of Wh")
     creds = None
+    creds20: Ev20Credentials | None = None
     cafile = None
-    if args.pki is not None:
-        cafile = args.pki / ("v2g20" if iso20 else "v2g") / "root.pem"
+    client_cert: tuple[Path, Path] | None = None
+    if args.pki is not None or args.contract_chain is not None:
+        pki = args.pki or Path(".")
+        cafile = pki / ("v2g20" if iso20 else "v2g") / "root.pem" if args.pki else None
         try:
-            if iso20:  # EIM only: the EV needs just the -20 V2G root
-                cafile.read_bytes()
+            if iso20:
+                if cafile is not None:
+                    cafile.read_bytes()
+                if args.payment == "pnc":
+                    creds20 = load_credentials20(
+                        pki,
+                        contract_chain=args.contract_chain,
+                        contract_key=args.contract_key,
+                        oem_chain=args.oem_chain,
+                        oem_key=args.oem_key,
+                        with_contract=not args.no_contract,
+                    )
+                    client_cert = _vehicle_cert(args, pki)
             else:
-                creds = load_credentials(args.pki, dt.datetime.now(dt.UTC))
+                creds = load_credentials(pki, dt.datetime.now(dt.UTC))
         except (OSError, ValueError, IndexError, StoreError) as exc:
-            print(f"{prog}: cannot read the PKI in {args.pki}: {exc}", file=sys.stderr)
+            print(f"{prog}: cannot read the PKI in {pki}: {exc}", file=sys.stderr)
             return 1
     script: EvScript | Ev20Script
     if iso20:
         script = replace(
-            script20_for(args.mode, args.control, loops=args.loops), energy_wh=args.energy
+            script20_for(args.mode, args.control, loops=args.loops),
+            energy_wh=args.energy,
+            payment=args.payment,
+            install_certificate=True if args.install_certificate else None,
+            bpt=args.bpt,
+            discharge_loops=args.discharge_loops,
         )
     else:
         script = replace(
@@ -196,7 +259,18 @@ def main(argv: list[str], prog: str) -> int:
         )
     try:
         print(HEADER)
-        result = asyncio.run(_run(args, script, cafile, lambda s: print(format_step(s))))
+        faults = Ev20Faults(**{f.replace("-", "_"): True for f in args.fault})
+        result = asyncio.run(
+            _run(
+                args,
+                script,
+                cafile,
+                lambda s: print(format_step(s)),
+                client_cert=client_cert,
+                credentials=creds20,
+                faults=faults,
+            )
+        )
     except EvError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
@@ -211,6 +285,10 @@ async def _run(
     script: EvScript | Ev20Script,
     cafile: Path | None,
     show: Callable[[Step], None],
+    *,
+    client_cert: tuple[Path, Path] | None = None,
+    credentials: Ev20Credentials | None = None,
+    faults: Ev20Faults | None = None,
 ) -> EvResult:
     if args.port is not None:
         return await run_ev(
@@ -221,6 +299,9 @@ async def _run(
             cafile=cafile,
             interface=args.interface,
             on_step=show,
+            client_cert=client_cert,
+            credentials=credentials,
+            faults=faults,
         )
     return await run_ev_sdp(
         script,
@@ -230,4 +311,20 @@ async def _run(
         sdp_port=args.sdp_port,
         cafile=cafile,
         on_step=show,
+        client_cert=client_cert,
+        credentials=credentials,
+        faults=faults,
     )
+
+
+def _vehicle_cert(args: argparse.Namespace, pki: Path) -> tuple[Path, Path] | None:
+    """The vehicle TLS chain and key for mutual TLS: the options, else the test PKI's."""
+    if args.no_client_cert:
+        return None
+    chain = args.vehicle_chain or pki / "oem20" / "vehicle_chain.pem"
+    key = args.vehicle_key or pki / "oem20" / "vehicle.key"
+    if not chain.exists() or not key.exists():
+        if args.vehicle_chain or args.vehicle_key:
+            raise OSError(f"no vehicle chain/key at {chain} / {key}")
+        return None  # no vehicle certificate: PnC without mutual TLS
+    return chain, key

@@ -1,8 +1,9 @@
 """``secc renew``: certificate maintenance (the secc-renew.timer job).
 
-Renews the SECC and charging-station certificates when due (SignCertificate through the
-CSMS, then CertificateSigned, verified before and after installation; the old chain stays
-in service otherwise), refreshes the SECC chain's OCSP answers, warns ahead of
+Renews the SECC certificates (the ISO 15118-2 one and the ISO 15118-20 one, with a P-521
+key) and the charging-station certificate when due (SignCertificate through the CSMS,
+then CertificateSigned, verified before and after installation; the old chain stays in
+service otherwise), refreshes the SECC chain's OCSP answers, warns ahead of
 trust-anchor expiry.  ``--local-only`` does not connect to the CSMS (for stations where
 ``secc run`` owns the OCPP link and renews in-process): it reports and warns.
 

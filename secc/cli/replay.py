@@ -74,8 +74,13 @@ def _config(header: Record) -> SessionConfig:
     c["protocols"] = tuple(c["protocols"])
     if "iso20_control_modes" in c:  # traces before ISO 15118-20 lack the -20 keys
         c["iso20_control_modes"] = tuple(c["iso20_control_modes"])
-    roots = tuple(x509.load_der_x509_certificate(bytes.fromhex(h)) for h in header.get("trust", []))
-    return SessionConfig(**c, trust=PncTrust(roots=roots))
+
+    def certs(hexes: list[str]) -> tuple[x509.Certificate, ...]:
+        return tuple(x509.load_der_x509_certificate(bytes.fromhex(h)) for h in hexes)
+
+    c["vehicle_chain"] = certs(c.get("vehicle_chain", []))  # -20 mutual TLS (newer traces)
+    roots, oem_roots = certs(header.get("trust", [])), certs(header.get("oem_trust", []))
+    return SessionConfig(**c, trust=PncTrust(roots=roots, oem_roots=oem_roots))
 
 
 def _resume(data: Any) -> PausedSession | None:

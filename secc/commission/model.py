@@ -147,7 +147,9 @@ class Answers:
     use_case: UseCase = UseCase.PUBLIC
     state_dir: Path | None = None  # device model, local list (default: beside the OCPP db)
     install_roots: tuple[tuple[str, Path], ...] = ()  # (kind, PEM file) to install
-    sign: tuple[str, ...] = ()  # "V2GCertificate", "ChargingStationCertificate"
+    # "V2GCertificate", "ChargingStationCertificate", "V2GCertificate20" (the ISO 15118-20
+    # SECC leaf: a P-521 CSR sent as SignCertificate(V2GCertificate))
+    sign: tuple[str, ...] = ()
     apply_preset: bool = False  # set the ISO15118Ctrlr variables of the use case
     seccid: str | None = None  # ISO15118Ctrlr.SeccId for the CSR (default: the EVSE ID)
     organization: str | None = None  # OrganizationName for the CSRs

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cryptography import x509
 
 from certs._util import der, domain_component
-from certs.store import StoreError
+from certs.store import StoreError, is_iso20_use
 from certs.validate import validate_chain
 from secc.commission.context import Context
 from secc.commission.model import Check, Result, UseCase
@@ -20,6 +20,10 @@ NO_STORE = Result.fail(
 
 # without a CSMS the station's certificates come from files: a CSR, your CA, the chain
 NEW_SECC_LOCALLY = "`secc certs csr`, have it signed, then `secc certs install --leaf v2g`"
+NEW_SECC20_LOCALLY = (
+    "a P-521 key and CSR, have it signed under your ISO 15118-20 V2G root, then "
+    "`secc certs install --leaf v2g20 chain.pem --key key.pem`"
+)
 
 
 def _fix(ctx: Context, csms: str, local: str) -> str:
@@ -152,7 +156,7 @@ async def check_secc_certificate(ctx: Context) -> Result:
     store = ctx.store
     if store is None:
         return NO_STORE
-    uses = [u for u in store.leaf_uses() if u == "v2g" or u.startswith("v2g.")]
+    uses = [u for u in store.leaf_uses() if u != "csms"]  # v2g, v2g.<label>, v2g20[.<label>]
     if not uses:
         return Result.fail(
             "no SECC certificate installed: no TLS, no Plug & Charge",
@@ -163,16 +167,21 @@ async def check_secc_certificate(ctx: Context) -> Result:
             ),
         )
     summaries = []
-    due = []
+    due: list[str] = []
+    locals_due: list[str] = []
     for use in uses:
         chain = store.leaf_chain(use)
         leaf = chain[0]
+        iso20 = is_iso20_use(use)  # the -20 chain: a -20 V2G root, P-521/SHA-512 or Ed448
+        sign = "V2GCertificate20" if iso20 else "V2GCertificate"
+        local = NEW_SECC20_LOCALLY if iso20 else NEW_SECC_LOCALLY
         verdict = validate_chain(
             der(leaf),
             [der(c) for c in chain[1:]],
-            store.roots("v2g"),
+            store.roots_for("v2g", iso20=iso20),
             ctx.utc_now(),
             profile="secc",
+            suite="iso20" if iso20 else "iso2",
         )
         if verdict.response_code == "FAILED_CertificateExpired":
             expired = [c for c in chain if c.not_valid_after_utc < ctx.utc_now()]
@@ -180,31 +189,31 @@ async def check_secc_certificate(ctx: Context) -> Result:
             return Result.fail(
                 f"SECC certificate ({use}) expired on {when:%Y-%m-%d}: {verdict.reason}",
                 "renew it: "
-                + _fix(
-                    ctx, "secc commission --sign V2GCertificate (or `secc renew`)", NEW_SECC_LOCALLY
-                )
+                + _fix(ctx, f"secc commission --sign {sign} (or `secc renew`)", local)
                 + "; if the date looks wrong, fix the clock first",
             )
         if not verdict.ok:
             return Result.fail(
                 f"SECC chain ({use}) does not validate: {verdict.response_code}: {verdict.reason}",
-                "install a chain (leaf + sub-CAs) that ends at an installed V2G root",
+                "install a chain (leaf + sub-CAs) that ends at an installed "
+                + ("ISO 15118-20 V2G root (P-521/SHA-512 or Ed448)" if iso20 else "V2G root"),
             )
         if domain_component(leaf.subject) != "CPO":
             return Result.fail(
                 f"SECC certificate ({use}) lacks DC=CPO: {leaf.subject.rfc4514_string()}",
                 "request a SECC certificate with DC=CPO: "
-                + _fix(ctx, "secc commission --sign V2GCertificate", NEW_SECC_LOCALLY),
+                + _fix(ctx, f"secc commission --sign {sign}", local),
             )
         days = _days(ctx, leaf)
         if days <= ctx.answers.renew_before_days:
             due.append(f"{use} expires in {days} days")
+            locals_due.append(local)
         summaries.append(f"{use}: {leaf.subject.rfc4514_string()}, {days} days left")
     if due:
         return Result.warn(
             "; ".join(summaries),
             f"renewal due ({', '.join(due)}): "
-            + ("`secc renew`" if ctx.has_csms else NEW_SECC_LOCALLY),
+            + ("`secc renew`" if ctx.has_csms else "; ".join(dict.fromkeys(locals_due))),
         )
     return Result.ok("; ".join(summaries))
 

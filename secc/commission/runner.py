@@ -111,7 +111,9 @@ async def provision(ctx: Context, progress: Progress | None = None) -> list[Outc
         title = f"SignCertificate({certificate_type})"
         progress.start(0, 0, title)
         if not ctx.has_csms:
-            leaf = "v2g" if certificate_type == "V2GCertificate" else "csms"
+            leaf = {"V2GCertificate": "v2g", "V2GCertificate20": "v2g20"}.get(
+                certificate_type, "csms"
+            )
             note(
                 f"provision.sign[{certificate_type}]",
                 title,

@@ -35,6 +35,10 @@ class SendResponse:
     message: object
     schema: Schema
     name: str  # the body element's name, for traces and logs
+    # when set, these bytes go out as the payload instead of ``message`` encoded: a
+    # message passed through from the back end unchanged (-20 CertificateInstallationRes);
+    # ``message`` is its decoded form, for traces
+    exi: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +65,18 @@ class StartIsolationTest:
 
 @dataclass(frozen=True, slots=True)
 class SetDcTarget:
-    """DC PreCharge / CurrentDemand: the power module's target."""
+    """DC PreCharge / CurrentDemand: the power module's target.
+
+    ISO 15118-20 DC_BPT: a negative ``current`` is a discharge (energy from the EV into
+    the station); the core sends one only in a BPT session, never beyond
+    ``DcLimits.max_discharge_current``."""
 
     voltage: float
     current: float
+
+    @property
+    def discharge(self) -> bool:
+        return self.current < 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +96,11 @@ class RequestAuthorization:
     kind: str
     id_token: str
     certificate_chain: tuple[bytes, ...] = ()
+    # the hashAlgorithm of OCPP's iso15118CertificateHashData for this chain (SHA256,
+    # SHA384 or SHA512): ISO 15118-20 P-521 / Ed448 chains ask SHA512
+    hash_algorithm: str = "SHA256"
+    # the negotiated protocol's namespace ("" before one is known)
+    protocol: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +112,29 @@ class RequestCertificate:
     action: str
     exi_request: bytes
     schema_version: str = "urn:iso:15118:2:2013:MsgDef"
+
+
+@dataclass(frozen=True, slots=True)
+class MeteringReceipt:
+    """A meter reading the EV signed (ISO 15118-20 MeteringConfirmationReq, verified by
+    the core with the contract key), for the OCPP transaction's signedMeterValue.
+
+    ``signed_meter_data`` is the EXI fragment of the SignedMeteringData element (the bytes
+    the signature's digest covers); ``signature_value`` the raw SignatureValue;
+    ``signed_info`` the EXI fragment of the xmldsig SignedInfo that was signed;
+    ``signing_method`` the xmldsig SignatureMethod URI; ``public_key`` the contract
+    certificate's SubjectPublicKeyInfo (DER)."""
+
+    meter_id: str
+    energy_wh: float
+    timestamp: int  # the meter's time stamp, seconds since the epoch
+    signed_meter_data: bytes
+    signed_info: bytes
+    signature_value: bytes
+    signing_method: str
+    public_key: bytes
+    emaid: str | None = None
+    discharged_energy_wh: float | None = None  # BPT: energy from the EV
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +168,7 @@ Action = (
     | StopDcOutput
     | RequestAuthorization
     | RequestCertificate
+    | MeteringReceipt
     | SessionStarted
     | ChargingStateChanged
     | SessionEnded

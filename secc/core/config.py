@@ -103,10 +103,17 @@ class AcLimits:
     max_current: float = 32.0  # per phase
     phases: int = 3
     nominal_frequency: float = 50.0  # hertz (ISO 15118-20 EVSENominalFrequency)
+    # ISO 15118-20 AC_BPT: the largest current per phase the station takes back from the
+    # EV (0: no discharge); used only where SessionConfig.bpt is on.
+    max_discharge_current: float = 0.0
 
     @property
     def max_power(self) -> float:
         return self.nominal_voltage * self.max_current * self.phases
+
+    @property
+    def max_discharge_power(self) -> float:
+        return self.nominal_voltage * self.max_discharge_current * self.phases
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +126,11 @@ class DcLimits:
     peak_current_ripple: float = 2.0
     current_regulation_tolerance: float = 1.0
     precharge_tolerance: float = 20.0  # |present - target| volts to count as "reached"
+    # ISO 15118-20 DC_BPT: what the power module can sink from the EV (0: no discharge);
+    # used only where SessionConfig.bpt is on.  Magnitudes, positive numbers.
+    max_discharge_current: float = 0.0
+    min_discharge_current: float = 0.0
+    max_discharge_power: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +171,10 @@ class PncTrust:
 
     roots: tuple[x509.Certificate, ...] = ()
     revoked: frozenset[str] = frozenset()  # SHA-256 fingerprints (hex)
+    # OEM provisioning roots (and the V2G roots) an ISO 15118-20 CertificateInstallationReq's
+    # OEMProvisioningCertificateChain is checked against; empty: only its signature is
+    # checked, with the provisioning certificate's own key (the back end validates it).
+    oem_roots: tuple[x509.Certificate, ...] = ()
 
 
 _DIN_EVSE_ID = re.compile(r"[0-9*]{1,32}")
@@ -208,6 +224,16 @@ class SessionConfig:
     iso20_service_renegotiation: bool = True
     # PowerDelivery(Standby) in the charge loop; off: WARNING_StandbyNotAllowed.
     iso20_standby: bool = True
+    # ISO 15118-20 Plug & Charge: the EV's certificate chain (leaf first) the transport
+    # verified in the mutual TLS 1.3 handshake, set per connection like ``tls13``; empty:
+    # the EV sent none (EIM only, or PnC without vehicle authentication).
+    vehicle_chain: tuple[x509.Certificate, ...] = ()
+    # ISO 15118-20: ask the EV for a signed MeteringConfirmation in the charge loop (the
+    # receipt goes to the OCPP transaction as :class:`secc.core.actions.MeteringReceipt`).
+    metering_confirmation: bool = False
+    # ISO 15118-20 bidirectional power transfer: offer AC_BPT / DC_BPT (services 5 and 6)
+    # with the discharge limits of ``ac`` / ``dc``.
+    bpt: bool = False
 
     def __post_init__(self) -> None:
         if not 7 <= len(self.evse_id) <= 37:

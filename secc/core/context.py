@@ -89,6 +89,9 @@ class Context:
     ev_max_current: float = 0.0
     ev_max_voltage: float = 0.0
     ev_max_power: float = 0.0
+    # ISO 15118-20 BPT: the EV's discharge limits (magnitudes) from ChargeParameterDiscovery
+    ev_max_discharge_power: float = 0.0
+    ev_max_discharge_current: float = 0.0
     # EVSE facts and commands
     status: EvseStatus = field(default_factory=EvseStatus)
     isolation_requested: bool = False
@@ -108,6 +111,13 @@ class Context:
     parameter_set_id: int | None = None
     control_mode: str | None = None  # "Scheduled" or "Dynamic" (config.CONTROL_MODES)
     standby: bool = False
+    # ISO 15118-20 MeteringConfirmation: the next ChargeLoopRes asks for one (set once
+    # the loop runs in a PnC session where configured; cleared by the EV's confirmation)
+    metering_due: bool = False
+    metering_asked: bool = False
+    # the (MeterID, ChargedEnergyReadingWh) readings sent while it was due: the EV must
+    # confirm one of them
+    metering_offered: set[tuple[str, int]] = field(default_factory=set)
 
     def new_session_id(self) -> bytes:
         """A fresh 8-byte SessionID: never all zeros, never the paused session's."""

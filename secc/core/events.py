@@ -92,7 +92,9 @@ class EvseStatus:
     isolation: str = "Invalid"
     contactors_closed: bool = False
     energy_wh: float = 0.0
-    power_w: float = 0.0
+    power_w: float = 0.0  # negative while the EV discharges (BPT)
+    # ISO 15118-20 BPT: the meter's export register (energy from the EV), watt-hours
+    energy_export_wh: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

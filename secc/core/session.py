@@ -69,6 +69,7 @@ from secc.core.events import (
 from secc.core.failures import PeerError, SequenceError, UnknownSession, failed_response
 from secc.core.iso2 import pnc
 from secc.core.iso2.states import handler_for
+from secc.core.iso20 import pnc as iso20_pnc
 from secc.core.iso20 import states as iso20_states
 from secc.core.iso20.common import BEFORE_SESSION as ISO20_BEFORE_SESSION
 from secc.core.iso20.common import ISO20_SCHEMAS, SCHEMA_OF_MODULE, Iso20State
@@ -313,6 +314,8 @@ class SeccSession:
     # --- outside results and timers -------------------------------------------------------
 
     def _on_certificate(self, event: CertificateResult, now: float) -> list[Action]:
+        if self._iso20:
+            return self._on_iso20_certificate(event, now)
         ctx = self._ctx
         if self._state is not State.CERTIFICATE_WAIT:
             return []  # too late: the budget ran out and the session answered already
@@ -330,16 +333,38 @@ class SeccSession:
         self._timers[SEQUENCE_TIMER] = now + self.config.timers.sequence_timeout
         return response
 
+    def _on_iso20_certificate(self, event: CertificateResult, now: float) -> list[Action]:
+        """-20: the CSMS's CertificateInstallationRes goes to the EV as it came
+        (``SendResponse.exi``); a FAILED one ends the session."""
+        if self._state is not Iso20State.CERTIFICATE_WAIT:
+            return []  # too late: the budget ran out and the session answered already
+        self._timers.pop(CERTIFICATE_TIMER, None)
+        request = "CertificateInstallationReq"
+        try:
+            message, exi, failed = iso20_pnc.certificate_result(self._ctx, event)
+        except PeerError as err:
+            return self._fail(Schema.ISO20_COMMON, request, err)
+        name = type(message).__name__
+        response: list[Action] = [SendResponse(message, Schema.ISO20_COMMON, name, exi=exi)]
+        if failed:
+            detail = f"{message.response_code.value} from the back end"
+            return self._end(EndReason.FAILED_RESPONSE, detail, response)
+        self._state = Iso20State.AUTHORIZATION_SETUP
+        self._timers[SEQUENCE_TIMER] = now + self.config.timers.sequence_timeout
+        return response
+
     def _due(self, now: float) -> str | None:
         due = [(t, name) for name, t in self._timers.items() if t <= now]
         return min(due)[1] if due else None
 
     def _on_timer(self, name: str, now: float) -> list[Action]:
         ctx = self._ctx
-        if name == CERTIFICATE_TIMER and self._state is State.CERTIFICATE_WAIT:
-            body = self._failed_body(
-                ctx.schema, ctx.pending_request or "", "FAILED_NoCertificateAvailable"
-            )
+        if name == CERTIFICATE_TIMER and self._state in (
+            State.CERTIFICATE_WAIT,
+            Iso20State.CERTIFICATE_WAIT,
+        ):
+            code = "FAILED" if self._iso20 else "FAILED_NoCertificateAvailable"
+            body = self._failed_body(ctx.schema, ctx.pending_request or "", code)
             actions: list[Action] = [self._send(body, ctx.schema)] if body is not None else []
             return self._end(EndReason.TIMEOUT, f"{name} ran out", actions)
         if name == SEQUENCE_TIMER:

@@ -13,6 +13,17 @@ Written from ISO 15118-20's message sequence (and the XSDs in
     → [DC: DC_WeldingDetection (Ongoing until the EVSE voltage is safe, then Finished)]
     → SessionStop(Terminate)
 
+Plug & Charge (``payment="pnc"``, with :class:`~secc.ev.pnc20.Ev20Credentials`): the EV
+chooses PnC when AuthorizationSetupRes offers it, optionally first installs a contract
+(CertificateInstallationReq signed with its OEM provisioning key, again while Ongoing;
+:mod:`secc.ev.install20` opens the contract key), then sends PnC_AReqAuthorizationMode with
+the station's GenChallenge and its contract chain, signed with the contract key; whenever
+the station notifies MeteringConfirmation it answers a MeteringConfirmationReq (the last
+MeterInfo, signed).  Bidirectional power (``bpt=True``): AC_BPT or DC_BPT with the
+discharge limits, ``discharge_loops`` loops discharging after the charging ones (negative
+target current / present power, as -20 counts discharge) on a Unified BPT channel; on a
+Separated one the EV names Charge in PowerDeliveryReq and only charges.
+
 Scheduled control picks the first ScheduleTuple the SECC offers and answers with a power
 profile within it; dynamic control follows the SECC's targets.  Every response's
 ResponseCode is checked (FAILED* ends the session), every Ongoing loop and the PreCharge
@@ -25,6 +36,7 @@ one, or None when it is done (:attr:`~Ev20Simulator.error` says whether it faile
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,12 +45,15 @@ from typing import Any
 from secc import codec
 from secc.core.config import ISO20_AC_NAMESPACE, ISO20_DC_NAMESPACE
 from secc.core.events import Schema
+from secc.ev import install20, pnc20
 from secc.testing.ev import Outgoing
 
 apphand = codec.schema_module("apphand")
 
 SCHEMA_ID = 1
 SERVICE_AC, SERVICE_DC = 1, 2  # ISO 15118-20 Table 204
+SERVICE_AC_BPT, SERVICE_DC_BPT = 5, 6
+BPT_CHANNEL_UNIFIED = 1  # the BPTChannel service parameter (2: Separated)
 CONTROL_MODE = {"scheduled": 1, "dynamic": 2}  # the ControlMode service parameter
 MAX_SUPPORTING_POINTS = 1024  # maxSupportingPointsScheduleTupleType: 12..1024
 
@@ -53,6 +68,15 @@ class Ev20Script:
 
     mode: str = "dc"  # "ac" or "dc"
     control: str = "scheduled"  # or "dynamic"
+    payment: str = "eim"  # or "pnc" (needs Ev20Credentials)
+    install_certificate: bool | None = None  # None: when offered and without a contract
+    max_contract_chains: int = 1
+    bpt: bool = False  # AC_BPT / DC_BPT
+    discharge_loops: int = 0  # with bpt: loops discharging after the charging ones
+    max_discharge_power: float = 10_000.0
+    min_discharge_power: float = 0.0
+    max_discharge_current: float = 25.0  # DC
+    discharge_current: float = 20.0  # DC scheduled: |EVTargetCurrent| while discharging
     charge_loops: int = 3
     energy_wh: float | None = None  # stop once the meter shows this much charged
     stop: str = "Terminate"  # SessionStopReq ChargingSession when the EV ends
@@ -93,6 +117,16 @@ class Ev20Script:
             raise ValueError(f"stop {self.stop!r}: use 'Terminate' or 'Pause'")
         if self.charge_loops < 1:
             raise ValueError("charge_loops must be at least 1")
+        if self.payment not in ("eim", "pnc"):
+            raise ValueError(f"payment {self.payment!r}: use 'eim' or 'pnc'")
+        if self.discharge_loops and not self.bpt:
+            raise ValueError("discharge_loops needs bpt")
+
+    @property
+    def service_id(self) -> int:
+        if self.bpt:
+            return SERVICE_DC_BPT if self.dc else SERVICE_AC_BPT
+        return SERVICE_DC if self.dc else SERVICE_AC
 
     @property
     def dc(self) -> bool:
@@ -133,8 +167,31 @@ class Ev20Simulator:
 
     protocol = "iso20"
 
-    def __init__(self, script: Ev20Script, *, utc_now: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        script: Ev20Script,
+        *,
+        credentials: pnc20.Ev20Credentials | None = None,
+        faults: pnc20.Ev20Faults | None = None,
+        utc_now: Callable[[], float] = time.time,
+    ) -> None:
+        if script.payment == "pnc" and credentials is None:
+            raise ValueError("a Plug & Charge EV needs its credentials")
         self.script = script
+        self.credentials = credentials or pnc20.Ev20Credentials()
+        self.faults = faults or pnc20.Ev20Faults()
+        self.gen_challenge: bytes | None = None
+        self.installed: Any = None  # the contract installed in this session (install20)
+        self.metering_confirmations = 0
+        self.last_meter: Any = None  # the last MeterInfo (and Receipt) the station sent
+        self.last_receipt: Any = None
+        self.discharged_wh: int | None = None
+        self.evse_max_discharge_power: float | None = None
+        self.evse_max_discharge_current: float | None = None
+        self._resume: tuple[str, float] | None = None  # after MeteringConfirmationRes
+        self._charge_done = False
+        self.bpt_channel: int | None = None  # the BPTChannel of the chosen parameter set
+        self._discharge_start: int | None = None
         self.utc_now = utc_now
         self.common: Any = codec.schema_module(Schema.ISO20_COMMON.value)
         self.energy_schema = Schema.ISO20_DC if script.dc else Schema.ISO20_AC
@@ -230,9 +287,38 @@ class Ev20Simulator:
             return "AuthorizationSetupReq", think
         if name == "AuthorizationSetupRes":
             offered = [a.value for a in res.authorization_services]
-            if "EIM" not in offered:
-                raise Ev20Error(f"the station offers {offered} but not EIM authorization")
+            wanted = "PnC" if s.payment == "pnc" else "EIM"
+            if wanted not in offered:
+                raise Ev20Error(f"the station offers {offered} but not {wanted} authorization")
+            if wanted == "PnC":
+                mode = res.pn_c_as_res_authorization_mode
+                if mode is None:
+                    raise Ev20Error("AuthorizationSetupRes offers PnC without a GenChallenge")
+                self.gen_challenge = bytes(mode.gen_challenge)
+                install = s.install_certificate
+                if install is None:
+                    install = not self.credentials.has_contract
+                if install:
+                    if not res.certificate_installation_service:
+                        raise Ev20Error(
+                            "the EV needs a contract; the station offers no installation"
+                        )
+                    if not self.credentials.oem_chain or self.credentials.oem_key is None:
+                        raise Ev20Error("certificate installation needs an OEM provisioning chain")
+                    return "CertificateInstallationReq", think
+                if not self.credentials.has_contract:
+                    raise Ev20Error("Plug & Charge without a contract certificate")
             return "AuthorizationReq", think
+        if name == "CertificateInstallationRes":
+            if finished != "Finished":
+                return self._poll(
+                    "CertificateInstallation", s.ongoing_timeout, "CertificateInstallationReq", poll
+                )
+            self._install(res)
+            return "AuthorizationReq", think
+        if name == "MeteringConfirmationRes":
+            step, self._resume = self._resume, None
+            return step
         if name == "AuthorizationRes":
             if res.response_code.value.startswith("WARNING"):
                 raise Ev20Error(f"authorization refused: {res.response_code.value}")
@@ -240,10 +326,12 @@ class Ev20Simulator:
                 return self._poll("Authorization", s.ongoing_timeout, "AuthorizationReq", poll)
             return "ServiceDiscoveryReq", think
         if name == "ServiceDiscoveryRes":
-            wanted = SERVICE_DC if s.dc else SERVICE_AC
             offered = [x.service_id for x in res.energy_transfer_service_list.service]
-            if wanted not in offered:
-                raise Ev20Error(f"the station offers services {offered}, not {s.mode.upper()}")
+            if s.service_id not in offered:
+                kind = s.mode.upper() + ("_BPT" if s.bpt else "")
+                raise Ev20Error(
+                    f"the station offers services {offered}, not {kind} ({s.service_id})"
+                )
             return "ServiceDetailReq", think
         if name == "ServiceDetailRes":
             self.parameter_set_id = self._pick_parameter_set(res)
@@ -275,6 +363,10 @@ class Ev20Simulator:
                 "PreCharge", s.precharge_timeout, "DC_PreChargeReq", s.precharge_interval
             )
         if name == "PowerDeliveryRes":
+            if self.stopping and self._metering_asked(res.evse_status):
+                after = "DC_WeldingDetectionReq" if s.dc else "SessionStopReq"
+                self._resume = (after, think)
+                return "MeteringConfirmationReq", think
             if not self.stopping:
                 self._notice(res.evse_status)
                 if self.stopping:  # Terminate or Pause already with the start: stop again
@@ -298,19 +390,52 @@ class Ev20Simulator:
         raise Ev20Error(f"unexpected {name}")
 
     def _pick_parameter_set(self, res: Any) -> int:
+        """The first parameter set with the EV's ControlMode; for BPT one with a Unified
+        BPTChannel (1: one channel both ways) if offered, else Separated (2: the EV then
+        names the direction in PowerDeliveryReq's BPT_ChannelSelection)."""
         s = self.script
         wanted = CONTROL_MODE[s.control]
         modes = []
+        fitting: list[tuple[int, int | None]] = []
         for pset in res.service_parameter_list.parameter_set:
             values = {p.name: _param_int(p) for p in pset.parameter}
             modes.append(values.get("ControlMode"))
             if values.get("ControlMode") == wanted:
-                return int(pset.parameter_set_id)
+                fitting.append((int(pset.parameter_set_id), values.get("BPTChannel")))
+        if fitting:
+            unified = [f for f in fitting if f[1] in (None, BPT_CHANNEL_UNIFIED)]
+            set_id, self.bpt_channel = (unified or fitting)[0]
+            return set_id
         raise Ev20Error(
             f"service {res.service_id} offers ControlMode {modes}, not {s.control} ({wanted})"
         )
 
+    def _install(self, res: Any) -> None:
+        """Take the contract a CertificateInstallationRes carries (see install20)."""
+        try:
+            self.credentials, self.installed = install20.take_installation(res, self.credentials)
+        except install20.InstallError as exc:
+            raise Ev20Error(f"CertificateInstallationRes: {exc}") from exc
+
+    def _metering_asked(self, status: Any) -> bool:
+        """Does the station ask for a MeteringConfirmationReq (and can this EV sign one)?"""
+        if status is None or status.evse_notification.value != "MeteringConfirmation":
+            return False
+        return self.script.payment == "pnc" and self.last_meter is not None
+
     def _take_limits(self, res: Any) -> None:
+        if self.script.bpt:
+            if self.script.dc:
+                bpt = res.dc_cpd_res_energy_transfer_mode
+            else:
+                bpt = res.ac_cpd_res_energy_transfer_mode
+            limit = getattr(bpt, "evse_maximum_discharge_power", None)
+            if limit is None:
+                raise Ev20Error("the station answered BPT without discharge limits")
+            self.evse_max_discharge_power = abs(value_of(limit))
+            current = getattr(bpt, "evse_maximum_discharge_current", None)
+            if current is not None:
+                self.evse_max_discharge_current = abs(value_of(current))
         if self.script.dc:
             mode = res.dc_cpd_res_energy_transfer_mode
             self.evse_max_current = value_of(mode.evse_maximum_charge_current)
@@ -347,11 +472,32 @@ class Ev20Simulator:
             self.stopping = True
             self.stop_kind = note
 
+    @property
+    def discharging(self) -> bool:
+        """Is the EV in its discharging loops (BPT) now?"""
+        s = self.script
+        if self.bpt_channel not in (None, BPT_CHANNEL_UNIFIED):
+            return False  # Separated: a new PowerDelivery per direction (not simulated)
+        return s.bpt and s.discharge_loops > 0 and self._charged_enough(self.loops)
+
+    def _charged_enough(self, loops: int) -> bool:
+        s = self.script
+        if s.energy_wh is not None:
+            return self._charge_done
+        return loops >= s.charge_loops
+
     def _charge_loop(self, res: Any) -> tuple[str, float]:
         s = self.script
         self.loops += 1
         if res.meter_info is not None:
+            self.last_meter = res.meter_info
             self.charged_wh = int(res.meter_info.charged_energy_reading_wh)
+            if res.meter_info.bpt_discharged_energy_reading_wh is not None:
+                self.discharged_wh = int(res.meter_info.bpt_discharged_energy_reading_wh)
+        if res.receipt is not None:
+            self.last_receipt = res.receipt
+        if s.energy_wh is not None and (self.charged_wh or 0) >= s.energy_wh:
+            self._charge_done = True
         if s.dc:
             self.evse_voltage = value_of(res.evse_present_voltage)
             self.evse_current = value_of(res.evse_present_current)
@@ -360,14 +506,22 @@ class Ev20Simulator:
             target = getattr(ctrl, "evse_target_active_power", None)
             if target is not None:
                 self.evse_target_power = value_of(target)
+        asked = self._metering_asked(res.evse_status)
         self._notice(res.evse_status)
-        enough = s.energy_wh is not None and (self.charged_wh or 0) >= s.energy_wh
-        if s.energy_wh is None and self.loops >= s.charge_loops:
-            enough = True
+        enough = self._charged_enough(self.loops)
+        if enough and s.bpt and s.discharge_loops:
+            if self._discharge_start is None:
+                self._discharge_start = self.loops
+            enough = self.loops - self._discharge_start >= s.discharge_loops
         if enough or self.stopping:
             self.stopping = True
-            return "PowerDeliveryReq", s.think_time
-        return ("DC" if s.dc else "AC") + "_ChargeLoopReq", s.loop_interval
+            step: tuple[str, float] = ("PowerDeliveryReq", s.think_time)
+        else:
+            step = (("DC" if s.dc else "AC") + "_ChargeLoopReq", s.loop_interval)
+        if asked:
+            self._resume = step
+            return "MeteringConfirmationReq", s.think_time
+        return step
 
     # --- messages ------------------------------------------------------------------------
 
@@ -422,44 +576,67 @@ class Ev20Simulator:
         if name == "AuthorizationSetupReq":
             return c.AuthorizationSetupReq(header=self._header(c)), common
         if name == "AuthorizationReq":
+            if s.payment == "pnc":
+                return self._pnc_authorization(), common
             return c.AuthorizationReq(
                 header=self._header(c),
                 selected_authorization_service=c.Authorization.EIM,
                 eim_a_req_authorization_mode=c.EIM_AReqAuthorizationMode(),
             ), common
+        if name == "CertificateInstallationReq":
+            return self._installation_req(), common
+        if name == "MeteringConfirmationReq":
+            return self._metering_confirmation(), common
         if name == "ServiceDiscoveryReq":
             return c.ServiceDiscoveryReq(header=self._header(c)), common
         if name == "ServiceDetailReq":
-            service = SERVICE_DC if s.dc else SERVICE_AC
-            return c.ServiceDetailReq(header=self._header(c), service_id=service), common
+            return c.ServiceDetailReq(header=self._header(c), service_id=s.service_id), common
         if name == "ServiceSelectionReq":
             return c.ServiceSelectionReq(
                 header=self._header(c),
                 selected_energy_transfer_service=c.SelectedService(
-                    service_id=SERVICE_DC if s.dc else SERVICE_AC,
+                    service_id=s.service_id,
                     parameter_set_id=self.parameter_set_id or 0,
                 ),
             ), common
         if name == "DC_ChargeParameterDiscoveryReq":
+            dc: dict[str, Any] = {
+                "ev_maximum_charge_power": rational(e, s.max_power),
+                "ev_minimum_charge_power": rational(e, s.min_power),
+                "ev_maximum_charge_current": rational(e, s.max_current),
+                "ev_minimum_charge_current": rational(e, 0),
+                "ev_maximum_voltage": rational(e, s.max_voltage),
+                "ev_minimum_voltage": rational(e, s.min_voltage),
+                "target_soc": s.target_soc,
+            }
+            if s.bpt:
+                dc_mode: Any = e.BPT_DC_CPDReqEnergyTransferMode(
+                    **dc,
+                    ev_maximum_discharge_power=rational(e, s.max_discharge_power),
+                    ev_minimum_discharge_power=rational(e, s.min_discharge_power),
+                    ev_maximum_discharge_current=rational(e, s.max_discharge_current),
+                    ev_minimum_discharge_current=rational(e, 0),
+                )
+            else:
+                dc_mode = e.DC_CPDReqEnergyTransferMode(**dc)
             return e.DC_ChargeParameterDiscoveryReq(
-                header=self._header(e),
-                dc_cpd_req_energy_transfer_mode=e.DC_CPDReqEnergyTransferMode(
-                    ev_maximum_charge_power=rational(e, s.max_power),
-                    ev_minimum_charge_power=rational(e, s.min_power),
-                    ev_maximum_charge_current=rational(e, s.max_current),
-                    ev_minimum_charge_current=rational(e, 0),
-                    ev_maximum_voltage=rational(e, s.max_voltage),
-                    ev_minimum_voltage=rational(e, s.min_voltage),
-                    target_soc=s.target_soc,
-                ),
+                header=self._header(e), dc_cpd_req_energy_transfer_mode=dc_mode
             ), self.energy_schema
         if name == "AC_ChargeParameterDiscoveryReq":
+            ac: dict[str, Any] = {
+                "ev_maximum_charge_power": rational(e, s.ac_max_power),
+                "ev_minimum_charge_power": rational(e, s.ac_min_power),
+            }
+            if s.bpt:
+                ac_mode: Any = e.BPT_AC_CPDReqEnergyTransferMode(
+                    **ac,
+                    ev_maximum_discharge_power=rational(e, s.max_discharge_power),
+                    ev_minimum_discharge_power=rational(e, s.min_discharge_power),
+                )
+            else:
+                ac_mode = e.AC_CPDReqEnergyTransferMode(**ac)
             return e.AC_ChargeParameterDiscoveryReq(
-                header=self._header(e),
-                ac_cpd_req_energy_transfer_mode=e.AC_CPDReqEnergyTransferMode(
-                    ev_maximum_charge_power=rational(e, s.ac_max_power),
-                    ev_minimum_charge_power=rational(e, s.ac_min_power),
-                ),
+                header=self._header(e), ac_cpd_req_energy_transfer_mode=ac_mode
             ), self.energy_schema
         if name == "ScheduleExchangeReq":
             if s.control == "dynamic":
@@ -534,11 +711,131 @@ class Ev20Simulator:
             ),
             **ctrl,
         )
+        separated = s.bpt and self.bpt_channel not in (None, BPT_CHANNEL_UNIFIED)
         return c.PowerDeliveryReq(
             header=self._header(c),
             ev_processing=c.Processing.Finished,
             charge_progress=c.ChargeProgress.Start,
             ev_power_profile=profile,
+            bpt_channel_selection=c.ChannelSelection.Charge if separated else None,
+        )
+
+    @property
+    def _meter_wanted(self) -> bool:
+        """Ask MeterInfo when the EV stops on energy, counts discharge or may have to
+        confirm the reading (Plug & Charge); once at the start otherwise."""
+        s = self.script
+        return s.energy_wh is not None or s.bpt or s.payment == "pnc" or self.loops == 0
+
+    def _discharge_power(self) -> float:
+        s = self.script
+        cap = self.evse_max_discharge_power
+        return min(s.max_discharge_power, cap) if cap is not None else s.max_discharge_power
+
+    def _discharge_current_limit(self) -> float:
+        s = self.script
+        cap = self.evse_max_discharge_current
+        return min(s.max_discharge_current, cap) if cap is not None else s.max_discharge_current
+
+    def _pnc_authorization(self) -> Any:
+        """AuthorizationReq with PnC_AReqAuthorizationMode, signed with the contract key."""
+        c, creds = self.common, self.credentials
+        challenge = self.gen_challenge or bytes(16)
+        if self.faults.wrong_challenge:
+            challenge = bytes(b ^ 0xFF for b in challenge)
+        chain = creds.contract_chain
+        element = c.PnC_AReqAuthorizationMode(
+            id="id1",
+            gen_challenge=challenge,
+            contract_certificate_chain=c.ContractCertificateChain(
+                certificate=chain[0], sub_certificates=c.SubCertificates(certificate=chain[1:])
+            ),
+        )
+        header = self._header(c)
+        if not self.faults.no_signature:
+            assert creds.contract_key is not None
+            fragment = codec.encode_fragment(
+                element, "iso20-common", name="PnC_AReqAuthorizationMode"
+            )
+            signature = pnc20.sign({element.id: fragment}, creds.contract_key, self.faults)
+            header = c.MessageHeader(
+                session_id=header.session_id, time_stamp=header.time_stamp, signature=signature
+            )
+        return c.AuthorizationReq(
+            header=header,
+            selected_authorization_service=c.Authorization.PnC,
+            pn_c_a_req_authorization_mode=element,
+        )
+
+    def _installation_req(self) -> Any:
+        """CertificateInstallationReq: the OEM provisioning chain, signed with its key."""
+        c, creds, xd = self.common, self.credentials, codec.schema_module("xmldsig")
+        chain = creds.oem_chain
+        element = c.SignedCertificateChain(
+            id="id1",
+            certificate=chain[0],
+            sub_certificates=c.SubCertificates(certificate=chain[1:]) if chain[1:] else None,
+        )
+        assert creds.oem_key is not None
+        fragment = codec.encode_fragment(
+            element, "iso20-common", name="OEMProvisioningCertificateChain"
+        )
+        signature = pnc20.sign({element.id: fragment}, creds.oem_key, self.faults)
+        roots = tuple(
+            xd.X509IssuerSerial(
+                x509_issuer_name=root.issuer.rfc4514_string(),
+                x509_serial_number=root.serial_number,
+            )
+            for root in creds.v2g_roots
+        )
+        if not roots:
+            raise Ev20Error("certificate installation needs the V2G roots the EV trusts")
+        return c.CertificateInstallationReq(
+            header=c.MessageHeader(
+                session_id=self.session_id, time_stamp=int(self.utc_now()), signature=signature
+            ),
+            oem_provisioning_certificate_chain=element,
+            list_of_root_certificate_i_ds=c.ListOfRootCertificateIDs(root_certificate_id=roots),
+            maximum_contract_certificate_chains=self.script.max_contract_chains,
+        )
+
+    def _metering_confirmation(self) -> Any:
+        """MeteringConfirmationReq: the last MeterInfo (and Receipt) signed with the
+        contract key."""
+        c, creds = self.common, self.credentials
+        ctrl: dict[str, Any]
+        if self.script.control == "scheduled":
+            ctrl = {
+                "scheduled_smdt_control_mode": c.Scheduled_SMDTControlMode(
+                    selected_schedule_tuple_id=self.schedule_tuple_id or 0
+                )
+            }
+        else:
+            ctrl = {"dynamic_smdt_control_mode": c.Dynamic_SMDTControlMode()}
+        element = c.SignedMeteringData(
+            id="id1",
+            session_id=self.session_id,
+            meter_info=_convert(self.last_meter, c),
+            receipt=_convert(self.last_receipt, c) if self.last_receipt is not None else None,
+            **ctrl,
+        )
+        assert creds.contract_key is not None
+        fragment = codec.encode_fragment(element, "iso20-common", name="SignedMeteringData")
+        signature = pnc20.sign({element.id: fragment}, creds.contract_key, self.faults)
+        if self.faults.tamper_metering:  # the reading changed after signing
+            meter = element.meter_info
+            element = dataclasses.replace(
+                element,
+                meter_info=dataclasses.replace(
+                    meter, charged_energy_reading_wh=meter.charged_energy_reading_wh + 1000
+                ),
+            )
+        self.metering_confirmations += 1
+        return c.MeteringConfirmationReq(
+            header=c.MessageHeader(
+                session_id=self.session_id, time_stamp=int(self.utc_now()), signature=signature
+            ),
+            signed_metering_data=element,
         )
 
     def _display(self, mod: Any) -> Any:
@@ -550,25 +847,45 @@ class Ev20Simulator:
     def _dc_loop(self) -> Any:
         e, s = self.energy, self.script
         current = min(s.target_current, self.evse_max_current or s.target_current)
+        if self.discharging:  # -20 counts discharge current as negative
+            current = -min(s.discharge_current, self._discharge_current_limit())
         if s.control == "scheduled":
-            ctrl: Any = e.Scheduled_DC_CLReqControlMode(
-                ev_target_current=rational(e, current),
-                ev_target_voltage=rational(e, s.target_voltage),
-            )
+            target = {
+                "ev_target_current": rational(e, current),
+                "ev_target_voltage": rational(e, s.target_voltage),
+            }
+            if s.bpt:
+                ctrl: Any = e.BPT_Scheduled_DC_CLReqControlMode(
+                    **target,
+                    ev_maximum_discharge_power=rational(e, self._discharge_power()),
+                    ev_minimum_discharge_power=rational(e, s.min_discharge_power),
+                    ev_maximum_discharge_current=rational(e, self._discharge_current_limit()),
+                )
+            else:
+                ctrl = e.Scheduled_DC_CLReqControlMode(**target)
         else:
-            ctrl = e.Dynamic_DC_CLReqControlMode(
-                departure_time=s.departure_time,
-                ev_maximum_charge_power=rational(e, self._charge_power()),
-                ev_minimum_charge_power=rational(e, s.min_power),
-                ev_maximum_charge_current=rational(e, s.max_current),
-                ev_maximum_voltage=rational(e, s.max_voltage),
-                ev_minimum_voltage=rational(e, s.min_voltage),
+            dynamic: dict[str, Any] = {
+                "departure_time": s.departure_time,
+                "ev_maximum_charge_power": rational(e, self._charge_power()),
+                "ev_minimum_charge_power": rational(e, s.min_power),
+                "ev_maximum_charge_current": rational(e, s.max_current),
+                "ev_maximum_voltage": rational(e, s.max_voltage),
+                "ev_minimum_voltage": rational(e, s.min_voltage),
                 **self._energy_requests(e),
-            )
+            }
+            if s.bpt:
+                ctrl = e.BPT_Dynamic_DC_CLReqControlMode(
+                    **dynamic,
+                    ev_maximum_discharge_power=rational(e, self._discharge_power()),
+                    ev_minimum_discharge_power=rational(e, s.min_discharge_power),
+                    ev_maximum_discharge_current=rational(e, self._discharge_current_limit()),
+                )
+            else:
+                ctrl = e.Dynamic_DC_CLReqControlMode(**dynamic)
         return e.DC_ChargeLoopReq(
             header=self._header(e),
             display_parameters=self._display(e),
-            meter_info_requested=s.energy_wh is not None or self.loops == 0,
+            meter_info_requested=self._meter_wanted,
             ev_present_voltage=rational(e, self.evse_voltage or s.target_voltage),
             cl_req_control_mode=ctrl,
         )
@@ -578,21 +895,51 @@ class Ev20Simulator:
         present = self.evse_target_power if self.evse_target_power is not None else 0.0
         if s.control == "scheduled":
             present = self._charge_power() if self.loops else 0.0
-            ctrl: Any = e.Scheduled_AC_CLReqControlMode(
-                ev_present_active_power=rational(e, present)
-            )
+            if self.discharging:  # -20 counts discharge power as negative
+                present = -self._discharge_power()
+            if s.bpt:
+                ctrl: Any = e.BPT_Scheduled_AC_CLReqControlMode(
+                    ev_present_active_power=rational(e, present),
+                    ev_maximum_discharge_power=rational(e, self._discharge_power()),
+                    ev_minimum_discharge_power=rational(e, s.min_discharge_power),
+                )
+            else:
+                ctrl = e.Scheduled_AC_CLReqControlMode(ev_present_active_power=rational(e, present))
         else:
-            ctrl = e.Dynamic_AC_CLReqControlMode(
-                departure_time=s.departure_time,
-                ev_maximum_charge_power=rational(e, self._charge_power()),
-                ev_minimum_charge_power=rational(e, s.ac_min_power),
-                ev_present_active_power=rational(e, present),
-                ev_present_reactive_power=rational(e, 0),
+            dynamic: dict[str, Any] = {
+                "departure_time": s.departure_time,
+                "ev_maximum_charge_power": rational(e, self._charge_power()),
+                "ev_minimum_charge_power": rational(e, s.ac_min_power),
+                "ev_present_active_power": rational(e, present),
+                "ev_present_reactive_power": rational(e, 0),
                 **self._energy_requests(e),
-            )
+            }
+            if s.bpt:
+                ctrl = e.BPT_Dynamic_AC_CLReqControlMode(
+                    **dynamic,
+                    ev_maximum_discharge_power=rational(e, self._discharge_power()),
+                    ev_minimum_discharge_power=rational(e, s.min_discharge_power),
+                )
+            else:
+                ctrl = e.Dynamic_AC_CLReqControlMode(**dynamic)
         return e.AC_ChargeLoopReq(
             header=self._header(e),
             display_parameters=self._display(e),
-            meter_info_requested=s.energy_wh is not None or self.loops == 0,
+            meter_info_requested=self._meter_wanted,
             cl_req_control_mode=ctrl,
         )
+
+
+def _convert(value: Any, mod: Any) -> Any:
+    """``value`` (a codec dataclass of one -20 schema module) as the same-named class of
+    ``mod`` (the energy modules repeat CommonTypes' MeterInfo, Receipt, ...)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        cls = getattr(mod, type(value).__name__)
+        return cls(
+            **{f.name: _convert(getattr(value, f.name), mod) for f in dataclasses.fields(value)}
+        )
+    if isinstance(value, tuple):
+        return tuple(_convert(v, mod) for v in value)
+    if hasattr(value, "value") and hasattr(type(value), "__members__"):  # an enum
+        return getattr(mod, type(value).__name__)(value.value)
+    return value

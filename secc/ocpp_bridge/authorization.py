@@ -48,6 +48,7 @@ CERT_STATUS = {
     validate.FAILED_NO_CERTIFICATE_AVAILABLE: "NoCertificateAvailable",
     validate.FAILED_CERT_CHAIN_ERROR: "CertChainError",
     validate.FAILED_CERTIFICATE_EXPIRED: "CertificateExpired",
+    validate.FAILED_CERTIFICATE_NOT_YET_VALID: "CertificateExpired",
     validate.FAILED_CERTIFICATE_REVOKED: "CertificateRevoked",
     validate.FAILED_SIGNATURE_ERROR: "SignatureError",
 }
@@ -177,6 +178,7 @@ def offline_decision(
             mo_roots,
             utc_now,
             claimed_emaid=request.id_token,
+            suite="iso20" if request.protocol.startswith("urn:iso:std:iso:15118:-20") else "iso2",
         )
         if not verdict.ok:
             status = CERT_STATUS.get(verdict.response_code, "CertChainError")

@@ -8,13 +8,22 @@ meter snapshots with :meth:`Bridge.evse_status`; the bridge answers through the 
 callback it was given (``AuthorizationResult``, ``CertificateResult``, ``StopRequested``),
 which the runtime puts into the session's inbox.
 
-* ``RequestAuthorization`` → Authorize (eMAID + iso15118CertificateHashData, or the PEM
-  chain) with a deadline; when the CSMS cannot be reached in time the offline policy of
+* ``RequestAuthorization`` → Authorize (eMAID + iso15118CertificateHashData with the
+  request's hashAlgorithm — SHA512 for ISO 15118-20 chains —, or the PEM chain) with a
+  deadline; when the CSMS cannot be reached in time the offline policy of
   :mod:`secc.ocpp_bridge.authorization` decides.  EIM requests wait for a token: one
   presented by the HAL (:meth:`Bridge.present_token`) or a RequestStartTransaction.
-* ``RequestCertificate`` → Get15118EVCertificate with a deadline inside the EV's budget
-  (``ev_certificate_budget``, default 4.0 s of the core's 4.5 s); a late, failed or
-  malformed answer becomes ``CertificateResult(None, reason)`` in time.
+* ``RequestCertificate`` → Get15118EVCertificate (iso15118SchemaVersion as the core gives
+  it: ISO 15118-2's or -20's namespace) with a deadline inside the EV's budget
+  (``ev_certificate_budget``, default 4.0 s of the core's 4.5 s); the CSMS's exiResponse
+  goes back unchanged; a late, failed or malformed answer becomes
+  ``CertificateResult(None, reason)`` in time.
+* ``MeteringReceipt`` (ISO 15118-20 MeteringConfirmation) → TransactionEvent Updated,
+  triggerReason SignedDataReceived, its energy registers with the signedMeterValue.
+* Bidirectional power: with ``BridgeConfig.bidirectional`` (an EVSE offering BPT with
+  discharge limits), or once the meter shows the EV discharging in a transaction, meter values
+  carry the export measurands (Energy.Active.Export.Register, Power.Active.Export,
+  Current.Export) beside the import ones.
 * ``SessionStarted`` / authorization / ``ChargingStateChanged`` / periodic meter samples /
   ``SessionEnded`` → TransactionEvent Started / Updated / Ended, each written to the
   durable outbox first (seqNo and the open transaction committed with it) and delivered
@@ -57,6 +66,7 @@ from certs.store import Store, StoreError
 from secc.core.actions import (
     Action,
     ChargingStateChanged,
+    MeteringReceipt,
     RequestAuthorization,
     RequestCertificate,
     SessionEnded,
@@ -91,6 +101,9 @@ class BridgeConfig:
     renew_before_days: int = 30
     link_retry: float = 1.0  # pause after a timeout / lost link before resending
     connector_type: str = "cType2"  # ConnectorEnumType-like label for the Connector report
+    # the EVSE can take energy back (ISO 15118-20 BPT): meter values carry the export
+    # measurands in every transaction (from the Started event on)
+    bidirectional: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +158,8 @@ class Bridge:
         self._work: asyncio.Queue[Callable[[], object]] = asyncio.Queue()
         self._meter_wake = asyncio.Event()
         self._meter = MeterSample()
+        self._status: EvseStatus | None = None
+        self._discharged = False  # the open transaction has seen the EV discharge
         self._soc: int | None = None
         self._token: _Token | None = None
         self._authorized = False  # the open transaction's token is authorized
@@ -225,15 +240,25 @@ class Bridge:
             self._work.put_nowait(lambda: self._tx_charging(action))
         elif isinstance(action, SessionEnded):
             self._work.put_nowait(lambda: self._tx_ended(action))
+        elif isinstance(action, MeteringReceipt):
+            self._work.put_nowait(lambda: self._tx_receipt(action))
 
     def evse_status(self, status: EvseStatus) -> None:
         """A meter snapshot from the HAL (used for the transaction's meter values)."""
-        self._meter = MeterSample(
-            energy_wh=status.energy_wh,
-            power_w=status.power_w,
-            current_a=status.present_current,
-            voltage_v=status.present_voltage,
-            soc=self._soc,
+        self._status = status
+        if status.power_w < 0 or status.present_current < 0:
+            self._discharged = True
+        self._meter = self._sample(status)
+
+    def _sample(self, status: EvseStatus) -> MeterSample:
+        both = self.config.bidirectional or self._discharged
+        return MeterSample.of(
+            status.energy_wh,
+            status.power_w,
+            status.present_current,
+            status.present_voltage,
+            self._soc,
+            energy_export_wh=status.energy_export_wh if both else None,
         )
 
     def present_token(self, id_token: str, kind: str = "ISO14443") -> None:
@@ -272,7 +297,7 @@ class Bridge:
         central = self.dm.flag(ISO, "CentralContractValidationAllowed")
         if self.config.authorize_with == "pem" and central:
             return mapping.authorize_request(request, certificate_pem=mapping.pem_chain(chain))
-        entries = mapping.contract_hash_data(chain, self._mo_roots())
+        entries = mapping.contract_hash_data(chain, self._mo_roots(), request.hash_algorithm)
         return mapping.authorize_request(request, hash_data_entries=entries)
 
     async def _authorize(self, request: RequestAuthorization) -> None:
@@ -487,7 +512,43 @@ class Bridge:
         self._token = None
         self._authorized = False
         self._soc = None
+        if self._discharged and self._status is not None:  # the next transaction: as configured
+            self._discharged = False
+            self._meter = self._sample(self._status)
         self._connector_changed("Available")
+
+    async def _tx_receipt(self, receipt: MeteringReceipt) -> None:
+        """The EV's signed meter receipt: an Updated event (SignedDataReceived) whose
+        energy registers are the receipt's, each with the signedMeterValue."""
+        tx = self.transaction
+        if tx is None:
+            log.warning("metering receipt without an open transaction: dropped")
+            return
+        # only what the EV signed: the charged energy and, in BPT, the discharged energy
+        sample = MeterSample(
+            energy_wh=receipt.energy_wh, energy_export_wh=receipt.discharged_energy_wh
+        )
+        try:
+            signed: dict[str, str] | None = mapping.signed_meter_value(receipt)
+        except MappingError as exc:
+            log.error("metering receipt sent unsigned: %s", exc)
+            signed = None
+        when: dt.datetime | None = None
+        if receipt.timestamp > 0:
+            try:
+                when = dt.datetime.fromtimestamp(receipt.timestamp, dt.UTC)
+            except (OverflowError, OSError, ValueError):
+                log.warning("metering receipt time stamp %d is out of range", receipt.timestamp)
+        await self._enqueue(
+            "Updated",
+            "SignedDataReceived",
+            tx=tx,
+            meter=sample,
+            meter_context="Other",
+            measurands=None,
+            signed=signed,
+            meter_time=when,
+        )
 
     async def tx_triggered(self) -> None:
         """TriggerMessage(TransactionEvent): an Updated event with trigger ``Trigger``."""

@@ -55,13 +55,17 @@ def _s(c: str, v: str, default: str, mut: str = "ReadWrite", **kw: object) -> Va
     return VariableSpec(c, v, "string", default, mut, **kw)  # type: ignore[arg-type]
 
 
-# the measurands the station can sample (secc.ocpp_bridge.mapping.meter_value)
+# the measurands the station can sample (secc.ocpp_bridge.mapping.meter_value); the
+# export ones are sent only by a bidirectional EVSE / a transaction that discharged
 MEASURANDS = (
     "Energy.Active.Import.Register",
     "Power.Active.Import",
     "Current.Import",
     "Voltage",
     "SoC",
+    "Energy.Active.Export.Register",
+    "Power.Active.Export",
+    "Current.Export",
 )
 ISO = "ISO15118Ctrlr"
 SEC = "SecurityCtrlr"

@@ -19,16 +19,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
+from cryptography.hazmat.primitives.serialization import Encoding, load_der_public_key
 
 from certs.ocsp import OcspRequestData, hash_data, responder_url
-from secc.core.actions import EndReason, RequestAuthorization, RequestCertificate
+from secc.core.actions import (
+    EndReason,
+    MeteringReceipt,
+    RequestAuthorization,
+    RequestCertificate,
+)
 from secc.core.events import AuthorizationResult, CertificateResult
 
 MAX_ID_TOKEN = 36  # IdTokenType.idToken maxLength
 MAX_EXI_REQUEST = 5600  # Get15118EVCertificateRequest.exiRequest maxLength (base64 chars)
 MAX_PEM_CHAIN = 5500  # AuthorizeRequest.certificate maxLength
 MAX_HASH_ENTRIES = 4  # AuthorizeRequest.iso15118CertificateHashData maxItems
+MAX_SIGNED_DATA = 2500  # SignedMeterValueType.signedMeterData / publicKey maxLength
+MAX_SIGNED_LABEL = 50  # SignedMeterValueType.signingMethod / encodingMethod maxLength
+ISO20_SCHEMA = "urn:iso:std:iso:15118:-20:CommonMessages"  # Get15118EVCertificate, -20
+HASH_ALGORITHMS = ("SHA256", "SHA384", "SHA512")  # OCPP HashAlgorithmEnumType
 
 
 class MappingError(ValueError):
@@ -110,21 +120,27 @@ def load_chain(chain_der: Sequence[bytes]) -> list[x509.Certificate]:
 
 
 def contract_hash_data(
-    chain: Sequence[x509.Certificate], roots: Sequence[x509.Certificate]
+    chain: Sequence[x509.Certificate],
+    roots: Sequence[x509.Certificate],
+    algorithm: str = "SHA256",
 ) -> list[dict[str, str]]:
     """``iso15118CertificateHashData`` for a contract chain (leaf first).
 
     Each certificate is paired with its issuer: the next certificate of the chain, or for
     the topmost one a root from ``roots`` whose subject matches.  Certificates without an
     OCSP responder URL, or whose issuer is unknown, are left out (OCPP requires both).
+    ``algorithm`` is OCPP's hashAlgorithm (SHA256, SHA384, SHA512; ISO 15118-20 chains on
+    P-521 / Ed448 use SHA512).
     """
+    if algorithm not in HASH_ALGORITHMS:
+        raise MappingError(f"hashAlgorithm must be one of {HASH_ALGORITHMS}: {algorithm!r}")
     out: list[dict[str, str]] = []
     for i, cert in enumerate(chain):
         issuer = chain[i + 1] if i + 1 < len(chain) else _root_for(cert, roots)
         url = responder_url(cert)
         if issuer is None or not url:
             continue
-        out.append(OcspRequestData(hash_data(cert, issuer), url).to_ocpp())
+        out.append(OcspRequestData(hash_data(cert, issuer, algorithm), url).to_ocpp())
     return out[:MAX_HASH_ENTRIES]
 
 
@@ -269,13 +285,46 @@ def end_trigger(reason: EndReason, *, remote: bool = False) -> str:
 
 @dataclass(frozen=True, slots=True)
 class MeterSample:
-    """What the meter and the EV said at one instant (None: not known)."""
+    """What the meter and the EV said at one instant (None: not known).
+
+    Import values are energy into the EV, export values energy from the EV (bidirectional
+    power); every value is a magnitude.  The export ones are None for a station or
+    transaction that does not discharge, so such transactions report as before."""
 
     energy_wh: float | None = None
     power_w: float | None = None
     current_a: float | None = None
     voltage_v: float | None = None
     soc: int | None = None
+    energy_export_wh: float | None = None
+    power_export_w: float | None = None
+    current_export_a: float | None = None
+
+    @classmethod
+    def of(
+        cls,
+        energy_wh: float,
+        power_w: float,
+        current_a: float,
+        voltage_v: float,
+        soc: int | None = None,
+        *,
+        energy_export_wh: float | None = None,
+    ) -> MeterSample:
+        """From signed readings (negative power/current: the EV discharges).  With
+        ``energy_export_wh`` (a bidirectional transaction) the export measurands are
+        filled too; without it a negative reading counts as zero import."""
+        bidirectional = energy_export_wh is not None
+        return cls(
+            energy_wh=energy_wh,
+            power_w=max(power_w, 0.0),
+            current_a=max(current_a, 0.0),
+            voltage_v=voltage_v,
+            soc=soc,
+            energy_export_wh=energy_export_wh,
+            power_export_w=max(-power_w, 0.0) if bidirectional else None,
+            current_export_a=max(-current_a, 0.0) if bidirectional else None,
+        )
 
 
 _MEASURANDS = (
@@ -284,7 +333,11 @@ _MEASURANDS = (
     ("current_a", "Current.Import", "A"),
     ("voltage_v", "Voltage", "V"),
     ("soc", "SoC", "Percent"),
+    ("energy_export_wh", "Energy.Active.Export.Register", "Wh"),
+    ("power_export_w", "Power.Active.Export", "W"),
+    ("current_export_a", "Current.Export", "A"),
 )
+SIGNED_MEASURANDS = frozenset({"Energy.Active.Import.Register", "Energy.Active.Export.Register"})
 
 
 def meter_value(
@@ -292,9 +345,11 @@ def meter_value(
     when: dt.datetime,
     context: str,
     measurands: frozenset[str] | None = None,
+    signed: Mapping[str, str] | None = None,
 ) -> dict[str, object] | None:
     """MeterValueType for one sample (``None`` when nothing is known); ``measurands``
-    selects (SampledDataCtrlr.Tx*Measurands), ``None`` sends all known."""
+    selects (SampledDataCtrlr.Tx*Measurands), ``None`` sends all known.  ``signed`` (a
+    SignedMeterValueType) goes with the energy registers it covers."""
     sampled: list[dict[str, object]] = []
     for attr, measurand, unit in _MEASURANDS:
         value = getattr(sample, attr)
@@ -308,6 +363,8 @@ def meter_value(
         }
         if measurand == "SoC":
             entry["location"] = "EV"
+        if signed is not None and measurand in SIGNED_MEASURANDS:
+            entry["signedMeterValue"] = dict(signed)
         sampled.append(entry)
     if not sampled:
         return None
@@ -334,6 +391,8 @@ class TxEvent:
     meter_context: str = "Sample.Periodic"
     measurands: frozenset[str] | None = None  # None: every known measurand
     offline: bool = False
+    signed: Mapping[str, str] | None = None  # SignedMeterValueType for the energy registers
+    meter_time: dt.datetime | None = None  # the meter value's own time stamp (else when)
 
 
 def transaction_event(event: TxEvent) -> dict[str, object]:
@@ -363,10 +422,68 @@ def transaction_event(event: TxEvent) -> dict[str, object]:
     if event.id_token is not None:
         payload["idToken"] = id_token(event.id_token, event.id_token_type)
     if event.meter is not None:
-        value = meter_value(event.meter, event.when, event.meter_context, event.measurands)
+        value = meter_value(
+            event.meter,
+            event.meter_time or event.when,
+            event.meter_context,
+            event.measurands,
+            event.signed,
+        )
         if value is not None:
             payload["meterValue"] = [value]
     return payload
+
+
+# --- signed meter values (ISO 15118-20 MeteringConfirmation) --------------------------------
+
+SIGNED_ENCODING = "ISO15118-20-SignedMeteringData-EXI"
+
+
+def _signing_method(uri: str, public_key: bytes) -> str:
+    """A short signingMethod (maxLength 50) for the xmldsig SignatureMethod URI and key:
+    ``ECDSAP521SHA512`` style as OCPP's own ``ECDSAP256SHA256``, ``Ed448`` for EdDSA."""
+    try:
+        key = load_der_public_key(public_key)
+    except ValueError as exc:
+        raise MappingError(f"receipt public key does not parse: {exc}") from exc
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "Ed448"
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "Ed25519"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        bits = {"secp256r1": "256", "secp384r1": "384", "secp521r1": "521"}.get(key.curve.name)
+        digest = next((d for d in ("512", "384", "256") if uri.lower().endswith(d)), None)
+        if bits is not None and digest is not None:
+            return f"ECDSAP{bits}SHA{digest}"
+    return uri.rsplit("#", 1)[-1][:MAX_SIGNED_LABEL] or "unknown"
+
+
+def _lv(data: bytes) -> bytes:
+    if len(data) > 0xFFFF:
+        raise MappingError("signed receipt part longer than 65535 bytes")
+    return len(data).to_bytes(2, "big") + data
+
+
+def signed_meter_value(receipt: MeteringReceipt) -> dict[str, str]:
+    """SignedMeterValueType for an EV-signed meter receipt (ISO 15118-20).
+
+    ``signedMeterData`` is base64 of three length-prefixed parts (2-byte big-endian length
+    each): the EXI fragment of SignedMeteringData, the EXI fragment of the SignedInfo the
+    EV signed (it holds the SHA-512 digest of the first part) and the raw SignatureValue,
+    so a CSMS can check the digest and the signature with ``publicKey`` (the contract
+    certificate's SubjectPublicKeyInfo, base64 DER); ``encodingMethod`` names that layout.
+    """
+    blob = _lv(receipt.signed_meter_data) + _lv(receipt.signed_info) + _lv(receipt.signature_value)
+    data = base64.b64encode(blob).decode("ascii")
+    key = base64.b64encode(receipt.public_key).decode("ascii")
+    if len(data) > MAX_SIGNED_DATA or len(key) > MAX_SIGNED_DATA:
+        raise MappingError(f"signed receipt of {len(data)} base64 characters does not fit")
+    return {
+        "signedMeterData": data,
+        "signingMethod": _signing_method(receipt.signing_method, receipt.public_key),
+        "encodingMethod": SIGNED_ENCODING,
+        "publicKey": key,
+    }
 
 
 def transaction_event_response_status(response: object) -> str | None:

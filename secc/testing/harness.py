@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from secc import codec
 from secc.core.actions import Action, SendResponse, SessionEnded
@@ -77,6 +78,7 @@ def run_session(
     events: Sequence[tuple[float, Event | ChargingScheduleUpdate]] = (),
     check: Check | None = None,
     max_time: float = 3600.0,
+    ev20: dict[str, Any] | None = None,
 ) -> Outcome:
     clock = clock or FakeClock()
     t0 = clock.now
@@ -85,7 +87,9 @@ def run_session(
     )
     ev: EvSimulator | Ev20Simulator
     if isinstance(script, Ev20Script):  # ISO 15118-20: the EV's time stamps follow the clock
-        ev = Ev20Simulator(script, utc_now=lambda: clock.utc_now().timestamp())
+        ev = Ev20Simulator(
+            script, utc_now=lambda: clock.utc_now().timestamp(), **(ev20 or {})
+        )  # ev20: credentials / faults of a Plug & Charge EV
     else:
         ev = EvSimulator(script)
     out = Outcome(session, ev, evse or FakeEvse(), station or FakeStation(), clock)

@@ -27,6 +27,10 @@ CHAINS = [
     ("oem/prov_chain.pem", "oem/root.pem"),
     ("csms/server_chain.pem", "csms/root.pem"),
     ("csms/cs_chain.pem", "csms/root.pem"),
+    ("v2g20/cps_chain.pem", "v2g20/root.pem"),
+    ("mo20/contract_chain.pem", "mo20/root.pem"),
+    ("oem20/prov_chain.pem", "oem20/root.pem"),
+    ("oem20/vehicle_chain.pem", "oem20/root.pem"),
 ]
 
 
@@ -102,7 +106,11 @@ def _ku(cert: x509.Certificate) -> x509.KeyUsage:
     return ext.value
 
 
-ISO20_ITEMS = ("v2g20_root", "cpo20_sub1", "cpo20_sub2", "secc20")
+ISO20_ITEMS = (
+    *("v2g20_root", "cpo20_sub1", "cpo20_sub2", "secc20", "cps20_sub1", "cps20_sub2", "cps20"),
+    *("mo20_root", "mo20_sub1", "mo20_sub2", "contract20"),
+    *("oem20_root", "oem20_sub1", "oem20_sub2", "oem20_prov", "vehicle20"),
+)
 
 
 def test_profiles(pki: TestPki) -> None:
@@ -116,13 +124,16 @@ def test_profiles(pki: TestPki) -> None:
         assert cert.signature_hash_algorithm.name == digest, name
         assert cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
     assert set(ISO20_ITEMS) <= set(pki.items)
-    for prefix in ("cpo", "mo", "oem", "cps", "cpo2", "cpo20"):
+    for prefix in ("cpo", "mo", "oem", "cps", "cpo2", "cpo20", "cps20", "mo20", "oem20"):
         assert _bc(pki.cert(f"{prefix}_sub1")).path_length == 1
         assert _bc(pki.cert(f"{prefix}_sub2")).path_length == 0
         for level in ("sub1", "sub2"):
             ku = _ku(pki.cert(f"{prefix}_{level}"))
             assert ku.key_cert_sign and ku.crl_sign and not ku.digital_signature
-    for root in ("v2g_root", "mo_root", "oem_root", "v2g_root2", "v2g20_root"):
+    for root in (
+        *("v2g_root", "mo_root", "oem_root", "v2g_root2"),
+        *("v2g20_root", "mo20_root", "oem20_root"),
+    ):
         assert _bc(pki.cert(root)).ca and _bc(pki.cert(root)).path_length == 2
     secc = pki.cert("secc")
     assert not _bc(secc).ca

@@ -99,6 +99,8 @@ class Monitor:
         for a in actions:
             if isinstance(a, SetDcTarget) and a.current > PRECHARGE_MAX_CURRENT:
                 assert self.powered, f"power without a Start: {a}"
+            # these sessions are unidirectional (bpt off): never a discharge target
+            assert not (isinstance(a, SetDcTarget) and a.current < 0), f"discharge: {a}"
         if SessionEnded in kinds:
             i_open = kinds.index(OpenContactors)
             assert i_open < kinds.index(CloseConnection) < kinds.index(SessionEnded)

@@ -42,12 +42,18 @@ def server_context(pki_dir: Path, version: ssl.TLSVersion) -> ssl.SSLContext:
 
 @asynccontextmanager
 async def spec_server(
-    secc: SpecSecc, frames: list[int], tls: ssl.SSLContext | None = None
+    secc: SpecSecc,
+    frames: list[int],
+    tls: ssl.SSLContext | None = None,
+    peer: list[Any] | None = None,
 ) -> AsyncIterator[int]:
     """A V2GTP server on [::1] answering with ``secc``; ``frames`` gets each request's
-    payload type.  Yields the port."""
+    payload type, ``peer`` the client certificate each TLS connection showed.  Yields the
+    port."""
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if peer is not None:
+            peer.append(writer.get_extra_info("peercert"))
         framer = Framer(allowed_types=[int(t) for t in TYPES.values()])
         try:
             while data := await reader.read(65536):
@@ -204,10 +210,81 @@ def test_secc_ev_cli_energy_is_for_iso20_only() -> None:
         ev_main(["--address", "::1", "--energy", "100"], "secc ev")
 
 
-def test_secc_ev_cli_iso20_is_eim_only(capsys: pytest.CaptureFixture[str]) -> None:
+def test_secc_ev_cli_iso20_pnc_needs_its_material(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         ev_main(["--address", "::1", "--protocol", "iso20", "--payment", "pnc"], "secc ev")
-    assert "supports --payment eim only" in capsys.readouterr().err
+    assert "--payment pnc needs --pki" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        ev_main(["--address", "::1", "--bpt"], "secc ev")
+    assert "need --protocol iso20" in capsys.readouterr().err
+
+
+def mutual_context(pki_dir: Path) -> ssl.SSLContext:
+    """A -20 server that requires the vehicle certificate (from the -20 OEM root)."""
+    ctx = server_context(pki_dir, ssl.TLSVersion.TLSv1_3)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(pki_dir / "oem20" / "root.pem")
+    return ctx
+
+
+@pytest.mark.parametrize("mode", ["ac", "dc"])
+def test_secc_ev_cli_iso20_pnc_over_mutual_tls(
+    pki_dir: Path, mode: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``secc ev --protocol iso20 --payment pnc --pki DIR``: mutual TLS 1.3 with the test
+    PKI's vehicle chain, the contract signature checked by the standard's rules, a
+    metering confirmation asked in the second loop."""
+    secc = SpecSecc(pnc=True, metering_at_loop=2)
+    peer: list[Any] = []
+
+    async def main() -> int:
+        ctx = mutual_context(pki_dir)
+        async with spec_server(secc, [], ctx, peer) as port:
+            argv = ["--protocol", "iso20", "--mode", mode, "--payment", "pnc"]
+            argv += ["--address", "::1", "--port", str(port), "--pki", str(pki_dir)]
+            argv += ["--loops", "3"]
+            return await asyncio.to_thread(ev_main, argv, "secc ev")
+
+    code = run(main())
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert secc.verdicts == ["OK", "OK", "OK"]  # Authorization x2, MeteringConfirmation
+    assert "MeteringConfirmationRes" in out and "EV: done (TLSv1.3 " in out
+    vin = "WVWZZZ1JZXW000001"  # the test PKI's vehicle certificate
+    assert peer and any(vin in str(v) for rdn in peer[0]["subject"] for v in rdn)
+
+
+def test_secc_ev_cli_iso20_fault_is_refused(
+    pki_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secc = SpecSecc(pnc=True)
+
+    async def main() -> int:
+        async with spec_server(secc, [], mutual_context(pki_dir)) as port:
+            argv = ["--protocol", "iso20", "--payment", "pnc", "--fault", "tamper-signature"]
+            argv += ["--address", "::1", "--port", str(port), "--pki", str(pki_dir)]
+            return await asyncio.to_thread(ev_main, argv, "secc ev")
+
+    assert run(main()) == 1
+    assert secc.verdicts == ["FAILED_SignatureError"]
+    assert "EV gave up: AuthorizationRes: FAILED_SignatureError" in capsys.readouterr().out
+
+
+def test_secc_ev_cli_iso20_bpt(capsys: pytest.CaptureFixture[str]) -> None:
+    secc = SpecSecc()
+
+    async def main() -> int:
+        async with spec_server(secc, []) as port:
+            argv = ["--protocol", "iso20", "--mode", "dc", "--tcp", "--bpt"]
+            argv += ["--discharge-loops", "2", "--loops", "2"]
+            argv += ["--address", "::1", "--port", str(port)]
+            return await asyncio.to_thread(ev_main, argv, "secc ev")
+
+    assert run(main()) == 0
+    out = capsys.readouterr().out
+    assert out.count("DC_ChargeLoopRes") == 4
+    assert secc.discharged_wh == 2 * secc.energy_per_loop
+    assert secc.charged_wh == 2 * secc.energy_per_loop
 
 
 def test_tls13_presents_the_vehicle_certificate_when_asked(pki_dir: Path) -> None:
@@ -231,3 +308,32 @@ def test_tls13_presents_the_vehicle_certificate_when_asked(pki_dir: Path) -> Non
     result = run(main())
     assert result.ended == "done", result.ended
     assert secc.seen[-1] == "SessionStopReq"
+
+
+def test_secc_ev_cli_iso20_pnc_from_explicit_files(
+    pki_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The EV's material by option (no --pki: no root's key, no V2G root either, so the
+    SECC chain is not checked): contract, OEM provisioning and vehicle chains and keys."""
+    secc = SpecSecc(pnc=True, authorization_ongoing=0)
+    peer: list[Any] = []
+
+    async def main() -> int:
+        async with spec_server(secc, [], mutual_context(pki_dir), peer) as port:
+            argv = ["--protocol", "iso20", "--payment", "pnc", "--loops", "1"]
+            argv += ["--address", "::1", "--port", str(port)]
+            for opt, rel in (
+                ("--contract-chain", "mo20/contract_chain.pem"),
+                ("--contract-key", "mo20/contract.key"),
+                ("--oem-chain", "oem20/prov_chain.pem"),
+                ("--oem-key", "oem20/prov.key"),
+                ("--vehicle-chain", "oem20/vehicle_chain.pem"),
+                ("--vehicle-key", "oem20/vehicle.key"),
+            ):
+                argv += [opt, str(pki_dir / rel)]
+            return await asyncio.to_thread(ev_main, argv, "secc ev")
+
+    code = run(main())
+    assert code == 0, capsys.readouterr().out
+    assert secc.verdicts == ["OK"]
+    assert peer and peer[0]

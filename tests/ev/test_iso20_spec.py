@@ -4,6 +4,8 @@ clock: AC and DC, scheduled and dynamic, and each way a station can let the EV d
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from secc import codec
@@ -13,10 +15,12 @@ from secc.testing.ev import Outgoing
 from tests.ev.spec_secc import AC, DC, SID, C, SpecSecc
 
 
-def run(script: Ev20Script, secc: SpecSecc, max_messages: int = 2000) -> Ev20Simulator:
+def run(
+    script: Ev20Script, secc: SpecSecc, max_messages: int = 2000, **kwargs: Any
+) -> Ev20Simulator:
     """Drive the EV against ``secc``: encode, decode, answer, encode, decode, repeat."""
     now = 0.0
-    ev = Ev20Simulator(script, utc_now=lambda: 1_700_000_000 + now)
+    ev = Ev20Simulator(script, utc_now=lambda: 1_700_000_000 + now, **kwargs)
     step: Outgoing | None = ev.start()
     for _ in range(max_messages):
         if step is None:
@@ -151,7 +155,7 @@ def test_authorization_ongoing_forever_is_bounded() -> None:
 @pytest.mark.parametrize(
     ("secc", "error"),
     [
-        (SpecSecc(services=(1,)), "the station offers services [1], not DC"),
+        (SpecSecc(services=(1,)), "the station offers services [1], not DC (2)"),
         (SpecSecc(control_modes=(2,)), "service 2 offers ControlMode [2], not scheduled (1)"),
         (SpecSecc(fail={"DC_CableCheckRes": "FAILED"}), "DC_CableCheckRes: FAILED"),
         (

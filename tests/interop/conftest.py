@@ -57,6 +57,13 @@ def shared_pki(peer_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Sh
     return josev_pki(base / "testpki", base / "josev")
 
 
+@pytest.fixture(scope="session")
+def shared_pki20(shared_pki: SharedPki) -> SharedPki:
+    """The same make-test-pki tree in the peer's layout with the ISO 15118-20 MO and OEM
+    material (P-521): the vehicle chain it presents in mutual TLS 1.3, the -20 contract."""
+    return josev_pki(shared_pki.source, shared_pki.josev.parent / "josev20", iso20=True)
+
+
 @pytest.fixture
 def link(peer_ready: None) -> Iterator[LinkPair]:
     with link_pair() as pair:

@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from cryptography import x509
@@ -66,11 +67,85 @@ def credentials(pki_dir: Path) -> Credentials:
     )
 
 
+ISO20_SCHEMA = "urn:iso:std:iso:15118:-20:CommonMessages"
+
+
+def iso20_installation(pki_dir: Path, exi_request: bytes) -> bytes:
+    """A -20 CertificateInstallationRes as the lab CPS makes it (ISO 15118-20 §8.3.4.3.6):
+    the -20 contract chain of ``mo20/``, its private key sealed for the OEM provisioning
+    key of the request (ECDH on secp521r1, ConcatKDF SHA-512, AES-GCM-256, with PCID and
+    the contract SKI as associated data), SignedInstallationData signed by the -20 CPS
+    leaf (ECDSA P-521, SHA-512), the CPS chain.  The sealing and the signature use the EV
+    simulator's implementations of those two algorithms (secc.ev.install20 / pnc20),
+    which the station never uses: to the station the answer is opaque bytes it passes
+    through."""
+    from secc import codec
+    from secc.ev.install20 import pcid_of, seal_contract_key
+    from secc.ev.pnc20 import sign
+
+    c = codec.schema_module("iso20-common")
+    request = codec.decode(exi_request, "iso20-common")
+    oem_der = bytes(request.oem_provisioning_certificate_chain.certificate)
+    oem_public = x509.load_der_x509_certificate(oem_der).public_key()
+    assert isinstance(oem_public, ec.EllipticCurvePublicKey)
+
+    def pem_key(rel: str) -> ec.EllipticCurvePrivateKey:
+        loaded = serialization.load_pem_private_key((pki_dir / rel).read_bytes(), None)
+        assert isinstance(loaded, ec.EllipticCurvePrivateKey)
+        return loaded
+
+    def ders(rel: str) -> tuple[bytes, ...]:
+        return tuple(der(x) for x in x509.load_pem_x509_certificates((pki_dir / rel).read_bytes()))
+
+    contract = ders("mo20/contract_chain.pem")
+    dh, sealed = seal_contract_key(
+        pem_key("mo20/contract.key"),
+        oem_public,
+        pcid_of(oem_der),
+        x509.load_der_x509_certificate(contract[0]),
+    )
+    data = c.SignedInstallationData(
+        id="id1",
+        contract_certificate_chain=c.ContractCertificateChain(
+            certificate=contract[0], sub_certificates=c.SubCertificates(certificate=contract[1:])
+        ),
+        ecdh_curve=c.EcdhCurve.SECP521,
+        dh_public_key=dh,
+        secp521_encrypted_private_key=sealed,
+    )
+    fragment = codec.encode_fragment(data, "iso20-common", name="SignedInstallationData")
+    cps = ders("v2g20/cps_chain.pem")
+    res = c.CertificateInstallationRes(
+        header=c.MessageHeader(
+            session_id=request.header.session_id,
+            time_stamp=int(time.time()),
+            signature=sign({"id1": fragment}, pem_key("v2g20/cps.key")),
+        ),
+        response_code=c.ResponseCode("OK"),
+        evse_processing=c.Processing.Finished,
+        cps_certificate_chain=c.CertificateChain(
+            certificate=cps[0], sub_certificates=c.SubCertificates(certificate=cps[1:])
+        ),
+        signed_installation_data=data,
+        remaining_contract_certificate_chains=0,
+    )
+    return codec.encode(res)
+
+
 async def serve(port: int, pki_dir: Path) -> int:
     backend = certificate_backend(credentials(pki_dir), os.urandom)
     log = logging.getLogger("csms")
 
     def answer(schema: str, action: str, exi_request: str) -> str:
+        if schema == ISO20_SCHEMA:
+            exi = iso20_installation(pki_dir, base64.b64decode(exi_request))
+            log.info(
+                "Get15118EVCertificate %s answered for %s (%d bytes of EXI)",
+                action,
+                schema,
+                len(exi),
+            )
+            return base64.b64encode(exi).decode()
         exi = backend(RequestCertificate(action, base64.b64decode(exi_request), schema))
         if exi is None:
             raise RuntimeError("the lab CPS made no answer")

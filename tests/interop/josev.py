@@ -121,18 +121,37 @@ def make_test_pki(directory: Path) -> None:
     )
 
 
-def josev_pki(source: Path, target: Path) -> SharedPki:
+# For ISO 15118-20 the peer reads the same file names (its CertPath/KeyPath always point
+# into ``iso15118_2/``; iso15118.shared.security says "TODO: Make filepath flexible"), so
+# a -20 layout puts the -20 material under those names: the MO (contract) hierarchy from
+# ``mo20/`` and, as its one OEM leaf (its TLS 1.3 client certificate and its provisioning
+# certificate alike), the -20 vehicle chain from ``oem20/``.
+_CERTS20: dict[str, tuple[str, bool]] = {
+    "moRootCA": ("mo20/root", True),
+    "moSubCA1": ("mo20/sub1", True),
+    "moSubCA2": ("mo20/sub2", True),
+    "contractLeaf": ("mo20/contract", True),
+    "oemRootCA": ("oem20/root", True),
+    "oemSubCA1": ("oem20/sub1", True),
+    "oemSubCA2": ("oem20/sub2", True),
+    "oemLeaf": ("oem20/vehicle", True),
+}
+
+
+def josev_pki(source: Path, target: Path, *, iso20: bool = False) -> SharedPki:
     """Copy the make-test-pki tree in ``source`` into the peer's layout under ``target``.
 
     Certificates go in as DER and PEM, keys as unencrypted PKCS#8 PEM with empty password
     files (the peer then loads them without a password), plus the chains it hands to TLS
-    (``cpoCertChain.pem``: SECC leaf, CPO sub-CA 2, sub-CA 1; ``oemCertChain.pem``)."""
+    (``cpoCertChain.pem``: SECC leaf, CPO sub-CA 2, sub-CA 1; ``oemCertChain.pem``).
+    ``iso20``: the MO and OEM files are the -20 ones (see :data:`_CERTS20`)."""
     certs = target / "iso15118_2" / "certs"
     keys = target / "iso15118_2" / "private_keys"
     certs.mkdir(parents=True, exist_ok=True)
     keys.mkdir(parents=True, exist_ok=True)
     pems: dict[str, bytes] = {}
-    for stem, (name, has_key) in _CERTS.items():
+    layout = {**_CERTS, **_CERTS20} if iso20 else _CERTS
+    for stem, (name, has_key) in layout.items():
         cert = x509.load_pem_x509_certificate((source / f"{name}.pem").read_bytes())
         pem = cert.public_bytes(serialization.Encoding.PEM)
         pems[stem] = pem
@@ -183,6 +202,9 @@ class Mode:
     # what the EV offers (its priority order); empty: just ``protocol``
     offered: tuple[str, ...] = ()
     tls13: bool = False  # the EV offers TLS 1.3 (ENABLE_TLS_1_3): needed for -20
+    # the station's [[evse]] pnc switch (ISO 15118-20: PnC is offered to an EV that
+    # presented a vehicle certificate, and this peer always presents one over TLS 1.3)
+    station_pnc: bool = True
     # ISO 15118-20 control mode the station offers (the peer takes the first offered)
     control: str | None = None
     # the station's [[evse]] protocols

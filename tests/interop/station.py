@@ -126,6 +126,7 @@ def station_toml(
     evse_id: str,
     protocols: tuple[str, ...] = ("iso2", "din"),
     control_modes: tuple[str, ...] = ("scheduled", "dynamic"),
+    pnc: bool = True,
 ) -> str:
     """The ``secc run`` configuration for the interop station."""
     offered = ", ".join(f'"{p}"' for p in protocols)
@@ -155,7 +156,7 @@ tcp_port = {TCP_PORT}
 energy_modes = ["AC_three_phase_core", "DC_extended"]
 protocols = [{offered}]
 iso20_control_modes = [{modes}]
-pnc = true
+pnc = {"true" if pnc else "false"}
 # certificate_installation: on with the [ocpp] section (the CSMS delivers), off without
 
 [evse.hal]
@@ -214,6 +215,7 @@ class SeccRunStation:
     name: str = "secc run"
     protocols: tuple[str, ...] = ("iso2", "din")
     control_modes: tuple[str, ...] = ("scheduled", "dynamic")
+    pnc: bool = True
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -221,7 +223,13 @@ class SeccRunStation:
         python = os.environ.get("SECC_PYTHON", str(REPO / ".venv/bin/python"))
         env = {k: v for k, v in os.environ.items() if k not in {"NOTIFY_SOCKET"}}
         toml = station_toml(
-            self.pair, self.pki, self.workdir, self.evse_id, self.protocols, self.control_modes
+            self.pair,
+            self.pki,
+            self.workdir,
+            self.evse_id,
+            self.protocols,
+            self.control_modes,
+            self.pnc,
         )
         self.csms: subprocess.Popen[bytes] | None = None
         if self.ocpp:

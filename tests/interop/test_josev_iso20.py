@@ -41,21 +41,27 @@ STATION_PROTOCOLS = ("iso20-dc", "iso20-ac", "iso2", "din")
 EV_ALL = ("ISO_15118_20_AC", "ISO_15118_2", "DIN_SPEC_70121")
 
 
-def _mode(energy: str, control: str) -> Mode:
+def _mode(energy: str, control: str, pnc: bool = False) -> Mode:
     return Mode(
-        f"iso20-{energy.lower()}-{control}-eim-tls13",
+        f"iso20-{energy.lower()}-{control}-{'pnc' if pnc else 'eim'}-mtls13",
         f"ISO_15118_20_{energy}",
         energy,
         tls=True,
         tls13=True,
+        pnc=pnc,
         control=control,
         offered=(f"ISO_15118_20_{energy}", "ISO_15118_2", "DIN_SPEC_70121"),
         station_protocols=STATION_PROTOCOLS,
         hash_seed=14 if energy == "AC" else 5,  # the peer then puts -20 first
+        # the peer always presents its vehicle certificate over TLS 1.3 and always takes
+        # PnC when offered: the EIM modes run at an EVSE with pnc = false
+        station_pnc=pnc,
     )
 
 
 MODES = [_mode(e, c) for e in ("AC", "DC") for c in ("dynamic", "scheduled")]
+PNC_MODES = [_mode(e, "dynamic", pnc=True) for e in ("AC", "DC")]
+_VEHICLE_OK = re.compile(r"vehicle certificate (.+?) verified \((\d) certificate")
 
 _TLS_UP = re.compile(r"TLS up, \('([\w-]+)', '(TLSv1\.[23])', \d+\), chain (\S+)")
 _SCHEDULE_REFUSED = (
@@ -68,6 +74,17 @@ def _peer_limitation(mode: Mode, run: EvccRun) -> str | None:
     """The peer's known limitation that ended this run, or None."""
     log = evcc_verdict(run).log
     reason = log.reason or ""
+    if mode.pnc and "AuthorizationSetupRes" in run.log and _P521_SIGNING in run.log:
+        return (
+            "peer limitation: the iso15118 0.31.2 EVCC cannot make an ISO 15118-20 "
+            "signature: iso15118.shared.security.create_signature always signs "
+            "ecdsa-sha256 with SHA-256 digests (its TODO: 'Need a signature for ISO "
+            "15118-20, not ISO 15118-2') and packs r and s into 32 bytes each, which "
+            "overflows for the -20 P-521 contract key (OverflowError); it got our PnC "
+            "offer (AuthorizationSetupRes with a GenChallenge) over mutual TLS 1.3 and "
+            "failed building its PnC_AReqAuthorizationMode signature. Its -20 "
+            "CertificateInstallation state is NotImplementedError as well"
+        )
     if _SCHEDULE_REFUSED in reason and '"ScheduleExchangeRes":{' in run.log:
         return (
             "peer limitation: the iso15118 0.31.2 EVCC refuses a ScheduleExchangeRes without "
@@ -89,6 +106,8 @@ def _peer_limitation(mode: Mode, run: EvccRun) -> str | None:
 
 
 _SAP = re.compile(r'\{"supportedAppProtocolReq": (\{.*\})\}')
+# what the peer's log shows when its create_signature meets the P-521 contract key
+_P521_SIGNING = "int too big to convert"
 
 
 def _ev_priorities(run: EvccRun) -> list[str]:
@@ -114,6 +133,7 @@ def _run(
         workdir(tmp_path, "station"),
         protocols=mode.station_protocols,
         control_modes=(control,) if control else ("scheduled", "dynamic"),
+        pnc=mode.station_pnc,
     )
     try:
         ready = station.wait_ready(READY_BOUND)
@@ -138,20 +158,24 @@ def _summary(
     )
 
 
-@pytest.mark.parametrize("mode", MODES, ids=[m.name for m in MODES])
+@pytest.mark.parametrize("mode", MODES + PNC_MODES, ids=[m.name for m in MODES + PNC_MODES])
 def test_josev_evcc_iso20(
-    mode: Mode, link: LinkPair, shared_pki: SharedPki, tmp_path: Path
+    mode: Mode, link: LinkPair, shared_pki20: SharedPki, tmp_path: Path
 ) -> None:
     """An EV offering -20, -2 and DIN (in that priority) gets -20 over TLS 1.3 with the
-    -20 chain and charges to SessionStop (where the peer can)."""
+    -20 chain, mutual authentication with its -20 vehicle certificate, and charges to
+    SessionStop (where the peer can)."""
     if station_kind() == "josev":
         pytest.skip("about secc run's -20; the reference SECC is not configured for it here")
-    run, station, ready, idle, after = _run(mode, link, shared_pki, tmp_path, mode.control)
+    run, station, ready, idle, after = _run(mode, link, shared_pki20, tmp_path, mode.control)
     verdict = evcc_verdict(run)
     tls = _station_tls(station)
     early: list[str] = []  # transport and handshake: must hold whatever the peer does later
     if tls is None or tls[1:] != ("TLSv1.3", "v2g20"):
         early.append(f"station TLS {tls}, wanted TLSv1.3 with chain v2g20")
+    vehicle = _VEHICLE_OK.search(station.log())
+    if vehicle is None or vehicle[2] != "3":  # leaf, OEM sub-CA 2, sub-CA 1
+        early.append(f"the station did not verify the EV's 3-certificate vehicle chain: {vehicle}")
     offered = _ev_priorities(run)
     if not offered or not offered[0].startswith("urn:iso:std:iso:15118:-20:") or len(offered) < 2:
         early.append(f"the EV offered {offered}, wanted -20 first, then -2")
@@ -163,6 +187,10 @@ def test_josev_evcc_iso20(
         # everything before the peer's own refusal must have gone right
         failing = [e for e in verdict.log.exchanges if e.code and not e.code.startswith("OK")]
         allowed = {"DC_PreChargeReq"} if "20 kV" in limitation else set()
+        if mode.pnc:  # it got as far as our PnC offer, then could not sign
+            setup = [e for e in verdict.log.exchanges if e.request == "AuthorizationSetupReq"]
+            assert setup and setup[0].code == "OK", verdict.log.exchanges
+            assert "GenChallenge" in run.log, "no GenChallenge in the offer the EV decoded"
         assert not early and {e.request for e in failing} <= allowed, (early, failing)
         _summary(mode, run, "SKIPPED (peer)", ready, idle, after)
         pytest.skip(limitation)
@@ -205,3 +233,29 @@ def test_iso2_only_ev_still_gets_iso2(
         problems += station.problems(verdict.log)
     _summary(mode, run, "ok" if not problems else "FAILED", ready, idle, after)
     assert not problems, "; ".join(problems) + "\n" + run.log[-3000:] + station.log()[-3000:]
+
+
+def test_vehicle_certificate_outside_the_iso20_pki_gets_a_tls_alert(
+    link: LinkPair, shared_pki: SharedPki, tmp_path: Path
+) -> None:
+    """The same peer presenting an ISO 15118-2 OEM chain (P-256, under the -2 OEM root:
+    no -20 trust anchor) in its TLS 1.3 handshake: the station refuses the handshake with
+    a TLS alert the peer reports, and no session starts."""
+    if station_kind() == "josev":
+        pytest.skip("about secc run's mutual TLS; not applicable to the reference SECC")
+    mode = _mode("AC", "dynamic")
+    run, station, _ready, _idle, _after = _run(mode, link, shared_pki, tmp_path, mode.control)
+    log = station.log()
+    problems = []
+    if "connection refused during setup" not in log or "certificate verify failed" not in log:
+        problems.append("the station log shows no refused handshake")
+    if "ALERT_UNKNOWN_CA" not in run.log.upper() and "UNKNOWN CA" not in run.log.upper():
+        problems.append("the peer did not report the unknown_ca alert")
+    sessions = [t for t in station.traces() if any(r.get("kind") == "rx" for r in t)]
+    if sessions:
+        problems.append(f"{len(sessions)} session(s) started")
+    SUMMARY.append(
+        f"{'iso20-foreign-vehicle-cert':30} vs secc run: "
+        f"{'refused with TLS alert' if not problems else 'FAILED'} (EVCC run {run.elapsed:.1f} s)"
+    )
+    assert not problems, "; ".join(problems) + "\n" + run.log[-3000:] + "\n" + log[-3000:]

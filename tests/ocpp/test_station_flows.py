@@ -12,6 +12,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography import x509
 from ocpp.v201 import call
 
@@ -41,6 +42,7 @@ def config(
     ocpp: dict[str, object] | None = None,
     hal: dict[str, object] | None = None,
     tcp_port: int = -1,
+    extra: dict[str, object] | None = None,
 ) -> StationConfig:
     password = tmp_path / "password"
     password.write_text("s3cret-password\n")
@@ -61,7 +63,8 @@ def config(
                     "sdp_port": 0,
                     "tcp_port": tcp_port,
                     "energy_modes": ["AC_three_phase_core"],
-                    "hal": {"backend": "simulated", "control": "none", **(hal or {})},
+                    "hal": {"control": "none", "backend": "simulated", **(hal or {})},
+                    **(extra or {}),
                 }
             ],
         },
@@ -304,5 +307,29 @@ def test_rfid_card_at_the_reader_authorizes_an_eim_session(
         ]
         tokens = [e["idToken"] for e in csms.transaction_stream() if "idToken" in e]
         assert tokens == [{"idToken": card, "type": "ISO14443"}]
+
+    run(main())
+
+
+@pytest.mark.parametrize(("discharge", "bpt"), [(0, False), (30, False), (30, True)])
+def test_an_evse_with_discharge_limits_reports_both_directions(
+    tmp_path: Path, store: Store, discharge: int, bpt: bool
+) -> None:
+    """`secc run` builds the bridge of an EVSE that offers BPT and whose [evse.dc] can take
+    energy back as bidirectional (export measurands from the Started event on); the
+    others not."""
+
+    async def main() -> None:
+        csms = TestCsms()
+        await csms.start()
+        dc = {"max_discharge_current": discharge, "max_discharge_power": 10 * discharge}
+        try:
+            cfg = config(tmp_path, store.root, csms.url, extra={"dc": dc, "bpt": bpt})
+            async with Station(cfg) as station:
+                bridge = station.evse(EVSE_ID).backend
+                assert isinstance(bridge, Bridge)
+                assert bridge.config.bidirectional is (discharge > 0 and bpt)
+        finally:
+            await csms.stop()
 
     run(main())

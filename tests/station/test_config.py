@@ -160,9 +160,8 @@ def test_iso20_protocols_map_onto_the_core() -> None:
     assert core.protocols == (ISO20_DC_NAMESPACE, ISO20_AC_NAMESPACE, ISO2_NAMESPACE, DIN_NAMESPACE)
     assert core.iso20_control_modes == ("Dynamic", "Scheduled")
     assert core.iso20_allow_tcp and not core.tls13  # tls13 is set per connection
-    (plain,) = parse(
-        {"evse": [{**BASE["evse"][0], "hal": {"backend": "simulated"}}]}, "secc.toml"
-    ).evse
+    plain_data = {"evse": [{"evse_id": "DE*ABC*E1*1", "hal": {"backend": "simulated"}}]}
+    (plain,) = parse(plain_data, "secc.toml").evse
     assert (
         not plain.offers_iso20
         and not session_config(plain, tls=True, trust=PncTrust()).iso20_allow_tcp

@@ -143,17 +143,18 @@ def test_secc_demo(tmp_path: Path) -> None:
         [sys.executable, "-m", "secc.cli.main", "demo", "--dir", str(tmp_path)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "AC, Plug & Charge, TLS" in out and "DC, EIM, TCP" in out
     assert "PaymentDetailsRes" in out and "CurrentDemandRes" in out
-    assert out.count("session ended: ev_stop; contactors open") == 3  # -2 AC, -2 DC, -20 DC
-    assert "all 3 sessions charged and ended normally" in out
+    # -2 AC, -2 DC, -20 DC, -20 DC_BPT PnC
+    assert out.count("session ended: ev_stop; contactors open") == 4
+    assert "all 4 sessions charged and ended normally" in out
     traces = sorted((tmp_path / "traces").glob("*.jsonl"))
-    assert len(traces) == 3 and all(str(t) in out for t in traces)
+    assert len(traces) == 4 and all(str(t) in out for t in traces)
     for t in traces:
         assert replay([str(t)], prog="secc replay") == 0
 

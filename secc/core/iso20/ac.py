@@ -12,26 +12,72 @@ from typing import Any
 from secc.core.context import Context, Reply
 from secc.core.failures import ServiceSelectionInvalid, WrongChargeParameter
 from secc.core.iso2.power import check_contactors
-from secc.core.iso20.common import AC, Iso20State, evse_status, header, number, power_cap
+from secc.core.iso20.common import (
+    AC,
+    Iso20State,
+    discharge_request,
+    evse_status,
+    header,
+    is_bpt,
+    loop_meter_info,
+    number,
+    power_cap,
+)
 from secc.core.iso20.common import rational as rn
 
 MIN_CURRENT = 6.0  # amperes per phase: IEC 61851-1's lowest PWM current
 
 
+def _req_mode(bpt: bool, scheduled: bool) -> Any:
+    """The control mode class the EV must send in this service and control mode."""
+    if bpt:
+        return (
+            AC.BPT_Scheduled_AC_CLReqControlMode
+            if scheduled
+            else AC.BPT_Dynamic_AC_CLReqControlMode
+        )
+    return AC.Scheduled_AC_CLReqControlMode if scheduled else AC.Dynamic_AC_CLReqControlMode
+
+
+def _res_mode(bpt: bool, scheduled: bool) -> Any:
+    """The control mode class of the station's answer."""
+    if bpt:
+        return (
+            AC.BPT_Scheduled_AC_CLResControlMode
+            if scheduled
+            else AC.BPT_Dynamic_AC_CLResControlMode
+        )
+    return AC.Scheduled_AC_CLResControlMode if scheduled else AC.Dynamic_AC_CLResControlMode
+
+
 def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
+    """The EV's parameters must be of the selected service (BPT_AC_CPD for AC_BPT, the
+    unidirectional ones otherwise) and fit the station's power; else
+    FAILED_WrongChargeParameter.  AC_BPT answers with the discharge limits too."""
     ev = req.ac_cpd_req_energy_transfer_mode
-    if type(ev) is not AC.AC_CPDReqEnergyTransferMode:
-        raise WrongChargeParameter("bidirectional parameters for the AC service")
+    bpt = is_bpt(ctx)
+    wanted = AC.BPT_AC_CPDReqEnergyTransferMode if bpt else AC.AC_CPDReqEnergyTransferMode
+    if type(ev) is not wanted:
+        raise WrongChargeParameter(f"{type(ev).__name__} for the selected service")
     ev_max, ev_min = number(ev.ev_maximum_charge_power), number(ev.ev_minimum_charge_power)
     lim = ctx.config.ac
     if ev_max <= 0 or ev_min > ev_max or ev_min > lim.max_power:
         raise WrongChargeParameter(f"EV power {ev_min}-{ev_max} W does not fit {lim.max_power} W")
     ctx.ev_max_power = ev_max
-    mode = AC.AC_CPDResEnergyTransferMode(
-        evse_maximum_charge_power=rn(AC, lim.max_power),
-        evse_minimum_charge_power=rn(AC, lim.nominal_voltage * MIN_CURRENT * lim.phases),
-        evse_nominal_frequency=rn(AC, lim.nominal_frequency),
-    )
+    common = {
+        "evse_maximum_charge_power": rn(AC, lim.max_power),
+        "evse_minimum_charge_power": rn(AC, lim.nominal_voltage * MIN_CURRENT * lim.phases),
+        "evse_nominal_frequency": rn(AC, lim.nominal_frequency),
+    }
+    if bpt:
+        ctx.ev_max_discharge_power = abs(number(ev.ev_maximum_discharge_power))
+        mode = AC.BPT_AC_CPDResEnergyTransferMode(
+            **common,
+            evse_maximum_discharge_power=rn(AC, lim.max_discharge_power),
+            evse_minimum_discharge_power=rn(AC, 0.0),
+        )
+    else:
+        mode = AC.AC_CPDResEnergyTransferMode(**common)
     body = AC.AC_ChargeParameterDiscoveryRes(
         header=header(ctx, AC),
         response_code=AC.ResponseCode.OK,
@@ -41,32 +87,32 @@ def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
 
 
 def charge_loop(ctx: Context, req: Any, now: float) -> Reply:
+    """EVSETargetActivePower: the station's charge power within the schedule and the EV's
+    maximum; in an AC_BPT session a discharge the station asks
+    (:func:`~secc.core.iso20.common.discharge_request`) is a negative target within the
+    station's and the EV's discharge limits; 0 in standby."""
     check_contactors(ctx, now)
     mode = req.cl_req_control_mode
     kind = type(mode)
     scheduled = ctx.control_mode == "Scheduled"
-    if kind is not (
-        AC.Scheduled_AC_CLReqControlMode if scheduled else AC.Dynamic_AC_CLReqControlMode
-    ):
+    bpt = is_bpt(ctx)
+    if kind is not _req_mode(bpt, scheduled):
         raise ServiceSelectionInvalid(f"{kind.__name__} in a {ctx.control_mode} session")
     target = power_cap(ctx)
     if scheduled:
         target = min(target, ctx.schedules.get(ctx.sa_schedule_tuple_id, target))
     else:
         target = min(target, number(mode.ev_maximum_charge_power))
+    if bpt:
+        if mode.ev_maximum_discharge_power is not None:
+            ctx.ev_max_discharge_power = abs(number(mode.ev_maximum_discharge_power))
+        discharge = discharge_request(ctx)
+        if discharge > 0:
+            target = -discharge
     if ctx.standby:
         target = 0.0
-    if scheduled:
-        res_mode = AC.Scheduled_AC_CLResControlMode(evse_target_active_power=rn(AC, target))
-    else:
-        res_mode = AC.Dynamic_AC_CLResControlMode(evse_target_active_power=rn(AC, target))
-    meter = None
-    if req.meter_info_requested and ctx.config.meter_id is not None:
-        meter = AC.MeterInfo(
-            meter_id=ctx.config.meter_id,
-            charged_energy_reading_wh=int(ctx.status.energy_wh),
-            meter_timestamp=int(ctx.utc_now().timestamp()),
-        )
+    res_mode = _res_mode(bpt, scheduled)(evse_target_active_power=rn(AC, target))
+    meter = loop_meter_info(ctx, AC, bool(req.meter_info_requested))
     body = AC.AC_ChargeLoopRes(
         header=header(ctx, AC),
         response_code=AC.ResponseCode.OK,

@@ -46,6 +46,13 @@ SCHEMA_OF_MODULE: dict[str, Schema] = {
 # Energy transfer services (ISO 15118-20 Table 204) this stack implements
 SERVICE_AC = 1
 SERVICE_DC = 2
+SERVICE_AC_BPT = 5
+SERVICE_DC_BPT = 6
+BPT_SERVICES = frozenset({SERVICE_AC_BPT, SERVICE_DC_BPT})
+# ServiceDetail parameters of the BPT services (Tables 206 / 208)
+BPT_CHANNEL_UNIFIED = 1
+GENERATOR_MODE_GRID_FOLLOWING = 1
+ISLANDING_DETECTION_ACTIVE = 1
 ENERGY_SERVICES = frozenset(range(1, 8))  # AC, DC, WPT, DC_ACDP and the BPT variants
 # ServiceDetail parameter set per control mode (ParameterSetID -> ControlMode)
 PARAMETER_SETS = {1: "Scheduled", 2: "Dynamic"}
@@ -61,6 +68,7 @@ class Iso20State(StrEnum):
     WAIT_SESSION_SETUP = "20:WaitSessionSetup"
     SESSION_SETUP = "20:SessionSetup"
     AUTHORIZATION_SETUP = "20:AuthorizationSetup"
+    CERTIFICATE_WAIT = "20:CertificateInstallationWait"  # the back end's answer is due
     AUTHORIZATION = "20:AuthorizationOngoing"
     AUTHORIZATION_RESELECT = "20:AuthorizationSelectionInvalid"  # one more AuthorizationReq
     AUTHORIZATION_REFUSED = "20:AuthorizationRefused"  # only SessionStop may follow
@@ -124,18 +132,88 @@ def header(ctx: Context, mod: Any) -> Any:
 
 def evse_status(ctx: Context, mod: Any) -> Any:
     """EVSEStatus only when the station has something to say: Terminate after a stop
-    request (-20 has no "None" notification; the element is left out instead)."""
-    if ctx.stop_requested is None:
+    request, MeteringConfirmation when a signed meter reading is due (-20 has no "None"
+    notification; the element is left out instead)."""
+    if ctx.stop_requested is not None:
+        notification = mod.EvseNotification.Terminate
+    elif ctx.metering_due:
+        notification = mod.EvseNotification.MeteringConfirmation
+    else:
         return None
     return mod.EVSEStatus(
         notification_max_delay=ctx.config.notification_max_delay,
-        evse_notification=mod.EvseNotification.Terminate,
+        evse_notification=notification,
     )
+
+
+def meter_info(ctx: Context, mod: Any) -> Any:
+    """MeterInfo from the EVSE's meter (None without a meter ID); with the export
+    register in a BPT session."""
+    if ctx.config.meter_id is None:
+        return None
+    exported = ctx.status.energy_export_wh if ctx.config.bpt else None
+    return mod.MeterInfo(
+        meter_id=ctx.config.meter_id,
+        charged_energy_reading_wh=int(ctx.status.energy_wh),
+        bpt_discharged_energy_reading_wh=None if exported is None else int(exported),
+        meter_timestamp=int(ctx.utc_now().timestamp()),
+    )
+
+
+def loop_meter_info(ctx: Context, mod: Any, requested: bool) -> Any:
+    """The ChargeLoopRes MeterInfo: when the EV asks for it, and with the
+    MeteringConfirmation notification (the EV signs what it gets).  A PnC session where
+    ``metering_confirmation`` is configured asks once, in its first loop response."""
+    cfg = ctx.config
+    if cfg.metering_confirmation and ctx.is_pnc and ctx.contract_chain and not ctx.metering_asked:
+        ctx.metering_asked = True
+        ctx.metering_due = cfg.meter_id is not None
+    if not (requested or ctx.metering_due):
+        return None
+    meter = meter_info(ctx, mod)
+    if ctx.metering_due and meter is not None:
+        ctx.metering_offered.add((meter.meter_id, meter.charged_energy_reading_wh))
+    return meter
 
 
 def offered_service(ctx: Context) -> int:
     """The energy transfer service of this session: AC or DC, by the negotiated namespace."""
     return SERVICE_DC if ctx.is_dc else SERVICE_AC
+
+
+def bpt_available(ctx: Context) -> bool:
+    """AC_BPT / DC_BPT is offered: ``bpt`` on and discharge limits above zero."""
+    cfg = ctx.config
+    if not cfg.bpt:
+        return False
+    if ctx.is_dc:
+        return cfg.dc.max_discharge_current > 0 and cfg.dc.max_discharge_power > 0
+    return cfg.ac.max_discharge_current > 0
+
+
+def offered_services(ctx: Context) -> tuple[int, ...]:
+    """The energy transfer services of this session: the namespace's one, and its BPT
+    variant where available."""
+    base = offered_service(ctx)
+    if bpt_available(ctx):
+        return (base, SERVICE_DC_BPT if ctx.is_dc else SERVICE_AC_BPT)
+    return (base,)
+
+
+def is_bpt(ctx: Context) -> bool:
+    """The selected service is bidirectional (AC_BPT or DC_BPT)."""
+    return ctx.service_id in BPT_SERVICES
+
+
+def discharge_request(ctx: Context) -> float:
+    """The discharge power (watts, positive) the station asks of a BPT session now: a CSMS
+    schedule whose first limit is negative (OCPP 2.1 style V2X: negative = discharge),
+    within the station's and the EV's discharge limits; 0 outside BPT."""
+    if not is_bpt(ctx) or not ctx.csms_schedule or ctx.csms_schedule[0].max_power >= 0:
+        return 0.0
+    cfg = ctx.config
+    station = cfg.dc.max_discharge_power if ctx.is_dc else cfg.ac.max_discharge_power
+    return min(-ctx.csms_schedule[0].max_power, station, ctx.ev_max_discharge_power)
 
 
 def offered_parameter_sets(ctx: Context) -> dict[int, str]:
@@ -144,11 +222,12 @@ def offered_parameter_sets(ctx: Context) -> dict[int, str]:
 
 
 def power_cap(ctx: Context) -> float:
-    """The station's power limit now: its own maximum, the CSMS schedule's first entry."""
+    """The station's charge power limit now: its own maximum, the CSMS schedule's first
+    entry (never below 0: a negative entry asks a discharge, :func:`discharge_request`)."""
     limit = ctx.config.dc.max_power if ctx.is_dc else ctx.config.ac.max_power
     if ctx.csms_schedule:
         limit = min(limit, ctx.csms_schedule[0].max_power)
-    return limit
+    return max(limit, 0.0)
 
 
 def failed_body(ctx: Context, schema: Schema, request: str, code: str) -> Any:

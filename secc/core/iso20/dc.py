@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from secc.core.actions import Action, StartIsolationTest
+from secc.core.actions import Action, SetDcTarget, StartIsolationTest
 from secc.core.context import Context, Reply
 from secc.core.failures import (
     PeerError,
@@ -23,16 +23,40 @@ from secc.core.failures import (
 )
 from secc.core.iso2.dc import PRECHARGE_MAX_CURRENT, _target
 from secc.core.iso2.power import check_contactors
-from secc.core.iso20.common import DC, Iso20State, evse_status, header, number, power_cap
+from secc.core.iso20.common import (
+    DC,
+    Iso20State,
+    discharge_request,
+    evse_status,
+    header,
+    is_bpt,
+    loop_meter_info,
+    number,
+    power_cap,
+)
 from secc.core.iso20.common import rational as rn
 
 
+def _req_mode(bpt: bool, scheduled: bool) -> Any:
+    """The control mode class the EV must send in this service and control mode."""
+    if bpt:
+        return (
+            DC.BPT_Scheduled_DC_CLReqControlMode
+            if scheduled
+            else DC.BPT_Dynamic_DC_CLReqControlMode
+        )
+    return DC.Scheduled_DC_CLReqControlMode if scheduled else DC.Dynamic_DC_CLReqControlMode
+
+
 def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
-    """The EV's limits must overlap the station's (voltage) and be of the selected,
-    unidirectional service; else FAILED_WrongChargeParameter."""
+    """The EV's limits must overlap the station's (voltage) and be of the selected service
+    (BPT_DC_CPD for DC_BPT); else FAILED_WrongChargeParameter.  DC_BPT answers with the
+    station's discharge limits too."""
     ev = req.dc_cpd_req_energy_transfer_mode
-    if type(ev) is not DC.DC_CPDReqEnergyTransferMode:
-        raise WrongChargeParameter("bidirectional parameters for the DC service")
+    bpt = is_bpt(ctx)
+    wanted = DC.BPT_DC_CPDReqEnergyTransferMode if bpt else DC.DC_CPDReqEnergyTransferMode
+    if type(ev) is not wanted:
+        raise WrongChargeParameter(f"{type(ev).__name__} for the selected service")
     lim = ctx.config.dc
     ev_max_v, ev_min_v = number(ev.ev_maximum_voltage), number(ev.ev_minimum_voltage)
     if ev_max_v < lim.min_voltage or ev_min_v > lim.max_voltage or ev_max_v < ev_min_v:
@@ -42,14 +66,26 @@ def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
     ctx.ev_max_voltage = ev_max_v
     ctx.ev_max_current = number(ev.ev_maximum_charge_current)
     ctx.ev_max_power = number(ev.ev_maximum_charge_power)
-    mode = DC.DC_CPDResEnergyTransferMode(
-        evse_maximum_charge_power=rn(DC, lim.max_power),
-        evse_minimum_charge_power=rn(DC, 0.0),
-        evse_maximum_charge_current=rn(DC, lim.max_current),
-        evse_minimum_charge_current=rn(DC, lim.min_current),
-        evse_maximum_voltage=rn(DC, lim.max_voltage),
-        evse_minimum_voltage=rn(DC, lim.min_voltage),
-    )
+    common = {
+        "evse_maximum_charge_power": rn(DC, lim.max_power),
+        "evse_minimum_charge_power": rn(DC, 0.0),
+        "evse_maximum_charge_current": rn(DC, lim.max_current),
+        "evse_minimum_charge_current": rn(DC, lim.min_current),
+        "evse_maximum_voltage": rn(DC, lim.max_voltage),
+        "evse_minimum_voltage": rn(DC, lim.min_voltage),
+    }
+    if bpt:
+        ctx.ev_max_discharge_power = abs(number(ev.ev_maximum_discharge_power))
+        ctx.ev_max_discharge_current = abs(number(ev.ev_maximum_discharge_current))
+        mode = DC.BPT_DC_CPDResEnergyTransferMode(
+            **common,
+            evse_maximum_discharge_power=rn(DC, lim.max_discharge_power),
+            evse_minimum_discharge_power=rn(DC, 0.0),
+            evse_maximum_discharge_current=rn(DC, lim.max_discharge_current),
+            evse_minimum_discharge_current=rn(DC, lim.min_discharge_current),
+        )
+    else:
+        mode = DC.DC_CPDResEnergyTransferMode(**common)
     body = DC.DC_ChargeParameterDiscoveryRes(
         header=header(ctx, DC),
         response_code=DC.ResponseCode.OK,
@@ -102,17 +138,28 @@ def pre_charge(ctx: Context, req: Any, now: float) -> Reply:
 
 def charge_loop(ctx: Context, req: Any, now: float) -> Reply:
     """The power module's new target (none in standby) and the present values.  A loop
-    request of the other control mode (or a BPT one) is FAILED_ServiceSelectionInvalid."""
+    request of the other control mode (or of the other direction family: BPT in a
+    unidirectional session and back) is FAILED_ServiceSelectionInvalid.
+
+    DC_BPT: a discharge is a negative target current (:class:`SetDcTarget`), never beyond
+    the station's or the EV's discharge current and power.  In the scheduled mode the EV
+    asks it with a negative EVTargetCurrent; in the dynamic mode the station asks it
+    (:func:`~secc.core.iso20.common.discharge_request`)."""
     check_contactors(ctx, now)
     lim = ctx.config.dc
     mode = req.cl_req_control_mode
     kind = type(mode)
     scheduled = ctx.control_mode == "Scheduled"
-    if kind is not (
-        DC.Scheduled_DC_CLReqControlMode if scheduled else DC.Dynamic_DC_CLReqControlMode
-    ):
+    bpt = is_bpt(ctx)
+    if kind is not _req_mode(bpt, scheduled):
         raise ServiceSelectionInvalid(f"{kind.__name__} in a {ctx.control_mode} session")
+    if bpt:
+        if mode.ev_maximum_discharge_power is not None:
+            ctx.ev_max_discharge_power = abs(number(mode.ev_maximum_discharge_power))
+        if mode.ev_maximum_discharge_current is not None:
+            ctx.ev_max_discharge_current = abs(number(mode.ev_maximum_discharge_current))
     cap = min(lim.max_power, power_cap(ctx))
+    present = number(req.ev_present_voltage)
     if scheduled:
         voltage = number(mode.ev_target_voltage)
         current = number(mode.ev_target_current)
@@ -121,46 +168,96 @@ def charge_loop(ctx: Context, req: Any, now: float) -> Reply:
         voltage = min(number(mode.ev_maximum_voltage), lim.max_voltage)
         current = number(mode.ev_maximum_charge_current)
         cap = min(cap, number(mode.ev_maximum_charge_power))
-    current_limited = current >= lim.max_current
-    current = min(current, lim.max_current)
-    reference = max(number(req.ev_present_voltage), voltage if scheduled else 0.0)
-    power_limited = reference > 0 and reference * current >= cap
-    if power_limited:
-        current = cap / reference
-    actions: tuple[Action, ...] = () if ctx.standby else _target(ctx, voltage, current)
-    st = ctx.status
-    if scheduled:
-        res_mode = DC.Scheduled_DC_CLResControlMode()
+        wanted = discharge_request(ctx)
+        if wanted > 0 and present > 0:
+            current = -wanted / present
+    reference = max(present, voltage if scheduled else 0.0)
+    if current < 0:
+        current, current_limited, power_limited = _discharge(ctx, current, reference)
     else:
-        res_mode = DC.Dynamic_DC_CLResControlMode(
-            evse_maximum_charge_power=rn(DC, cap),
-            evse_minimum_charge_power=rn(DC, 0.0),
-            evse_maximum_charge_current=rn(DC, lim.max_current),
-            evse_maximum_voltage=rn(DC, lim.max_voltage),
-        )
+        current_limited = current >= lim.max_current
+        current = min(current, lim.max_current)
+        power_limited = reference > 0 and reference * current >= cap
+        if power_limited:
+            current = cap / reference
+    actions: tuple[Action, ...] = () if ctx.standby else _bpt_target(ctx, voltage, current)
+    st = ctx.status
+    meter = loop_meter_info(ctx, DC, bool(req.meter_info_requested))
     body = DC.DC_ChargeLoopRes(
         header=header(ctx, DC),
         response_code=DC.ResponseCode.OK,
         evse_status=evse_status(ctx, DC),
-        meter_info=_meter_info(ctx) if req.meter_info_requested else None,
+        meter_info=meter,
         evse_present_current=rn(DC, st.present_current),
         evse_present_voltage=rn(DC, st.present_voltage),
         evse_power_limit_achieved=power_limited,
         evse_current_limit_achieved=current_limited,
         evse_voltage_limit_achieved=voltage >= lim.max_voltage,
-        cl_res_control_mode=res_mode,
+        cl_res_control_mode=_res_mode(ctx, scheduled, bpt, cap),
     )
     return Reply(body, Iso20State.STANDBY if ctx.standby else Iso20State.CHARGE_LOOP, actions)
 
 
-def _meter_info(ctx: Context) -> Any:
-    if ctx.config.meter_id is None:
-        return None
-    return DC.MeterInfo(
-        meter_id=ctx.config.meter_id,
-        charged_energy_reading_wh=int(ctx.status.energy_wh),
-        meter_timestamp=int(ctx.utc_now().timestamp()),
-    )
+def _discharge(ctx: Context, current: float, reference: float) -> tuple[float, bool, bool]:
+    """A discharge current (negative) cut to the station's and the EV's limits:
+    (current, current limited, power limited).  Outside BPT: FAILED_WrongChargeParameter
+    (a unidirectional session never sinks energy)."""
+    if not is_bpt(ctx):
+        raise WrongChargeParameter(f"a negative target current {current} A without BPT")
+    lim = ctx.config.dc
+    max_current = min(lim.max_discharge_current, ctx.ev_max_discharge_current)
+    magnitude = -current
+    current_limited = magnitude >= max_current
+    magnitude = min(magnitude, max_current)
+    max_power = min(lim.max_discharge_power, ctx.ev_max_discharge_power)
+    power_limited = reference > 0 and reference * magnitude >= max_power
+    if power_limited:
+        magnitude = max_power / reference
+    if reference <= 0:
+        magnitude = 0.0  # no voltage to discharge against
+    return -magnitude, current_limited, power_limited
+
+
+def _bpt_target(ctx: Context, voltage: float, current: float) -> tuple[Action, ...]:
+    """SetDcTarget within the voltage limits; a negative current only in a BPT session
+    and within the station's discharge current."""
+    if current >= 0:
+        return _target(ctx, voltage, current)
+    lim = ctx.config.dc
+    if not is_bpt(ctx) or -current > lim.max_discharge_current + 1e-9:
+        raise WrongChargeParameter(f"discharge {current} A outside the limits")
+    if voltage > lim.max_voltage or voltage > ctx.ev_max_voltage or voltage < 0:
+        raise WrongChargeParameter(f"target {voltage} V is outside the limits")
+    return (SetDcTarget(voltage=voltage, current=current),)
+
+
+def _res_mode(ctx: Context, scheduled: bool, bpt: bool, cap: float) -> Any:
+    lim = ctx.config.dc
+    if not bpt:
+        if scheduled:
+            return DC.Scheduled_DC_CLResControlMode()
+        return DC.Dynamic_DC_CLResControlMode(
+            evse_maximum_charge_power=rn(DC, cap),
+            evse_minimum_charge_power=rn(DC, 0.0),
+            evse_maximum_charge_current=rn(DC, lim.max_current),
+            evse_maximum_voltage=rn(DC, lim.max_voltage),
+        )
+    discharge = {
+        "evse_maximum_discharge_power": rn(DC, lim.max_discharge_power),
+        "evse_minimum_discharge_power": rn(DC, 0.0),
+        "evse_maximum_discharge_current": rn(DC, lim.max_discharge_current),
+    }
+    limits = {
+        "evse_maximum_charge_power": rn(DC, cap),
+        "evse_minimum_charge_power": rn(DC, 0.0),
+        "evse_maximum_charge_current": rn(DC, lim.max_current),
+        "evse_maximum_voltage": rn(DC, lim.max_voltage),
+        "evse_minimum_voltage": rn(DC, lim.min_voltage),
+        **discharge,
+    }
+    if scheduled:
+        return DC.BPT_Scheduled_DC_CLResControlMode(**limits)
+    return DC.BPT_Dynamic_DC_CLResControlMode(**limits)
 
 
 def welding_detection(ctx: Context, req: Any, now: float) -> Reply:

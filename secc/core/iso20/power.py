@@ -19,7 +19,15 @@ from secc.core.actions import Action, ChargingStateChanged, OpenContactors, Stop
 from secc.core.context import Context, Reply
 from secc.core.failures import PeerError, PowerDeliveryNotApplied, SequenceError, Timeout
 from secc.core.iso2.power import POWER_TOLERANCE, start_actions, stop_actions
-from secc.core.iso20.common import COMMON, Iso20State, evse_status, header, number, power_cap
+from secc.core.iso20.common import (
+    COMMON,
+    Iso20State,
+    evse_status,
+    header,
+    is_bpt,
+    number,
+    power_cap,
+)
 from secc.core.iso20.common import rational as rn
 
 SCHEDULE_TUPLE_ID = 1
@@ -173,7 +181,7 @@ def _standby(ctx: Context) -> tuple[Action, ...]:
 def _start_checks(ctx: Context, req: Any) -> None:
     """The schedule and profile (scheduled mode), then what the EVSE must be ready for."""
     profile = req.ev_power_profile
-    if req.bpt_channel_selection is COMMON.ChannelSelection.Discharge:
+    if req.bpt_channel_selection is COMMON.ChannelSelection.Discharge and not is_bpt(ctx):
         raise PowerDeliveryNotApplied("bidirectional power transfer was not selected")
     if ctx.control_mode == "Scheduled":
         chosen = ctx.sa_schedule_tuple_id

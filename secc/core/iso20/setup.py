@@ -1,10 +1,11 @@
 """-20 SessionSetup, AuthorizationSetup, Authorization (EIM), ServiceDiscovery,
 ServiceDetail, ServiceSelection and SessionStop.
 
-Authorization offers EIM only (Plug & Charge over -20 comes with PnC_AReq signatures and
-certificate installation later): AuthorizationSetupRes lists EIM, and an AuthorizationReq
-selecting PnC is answered WARNING_AuthorizationSelectionInvalid; the EV may then select
-EIM (the same invalid choice again is a sequence error) or stop.  A refused EIM
+Authorization offers EIM, and Plug & Charge where :func:`secc.core.iso20.pnc.pnc_offered`
+(TLS 1.3 with a vehicle certificate, PnC enabled; the PnC checks are in
+:mod:`secc.core.iso20.pnc`).  An AuthorizationReq selecting a service not offered is
+answered WARNING_AuthorizationSelectionInvalid; the EV may then select an offered one
+(the same invalid choice again is a sequence error) or stop.  A refused EIM
 authorization is WARNING_EIMAuthorizationFailure, after which only SessionStop is legal.
 A paused session the EV resumes keeps its authorization and service selection.
 ServiceDiscovery offers the one energy transfer service of the negotiated namespace (AC
@@ -26,16 +27,21 @@ from secc.core.failures import (
     Timeout,
 )
 from secc.core.iso2.setup import request_eim_authorization
+from secc.core.iso20 import pnc
 from secc.core.iso20.common import (
+    BPT_CHANNEL_UNIFIED,
+    BPT_SERVICES,
     COMMON,
     CONTROL_MODE_VALUE,
     ENERGY_SERVICES,
+    GENERATOR_MODE_GRID_FOLLOWING,
+    ISLANDING_DETECTION_ACTIVE,
     MOBILITY_NEEDS_BY_EVCC,
     NO_PRICING,
     Iso20State,
     header,
     offered_parameter_sets,
-    offered_service,
+    offered_services,
 )
 
 AUTH_TIMER_KEY = "Authorization"
@@ -53,6 +59,8 @@ def session_setup(ctx: Context, req: Any, now: float) -> Reply:
     if paused is not None and asked == paused.session_id and paused.protocol == ctx.protocol:
         ctx.session_id = paused.session_id
         ctx.payment_option = paused.payment_option
+        ctx.emaid = paused.emaid
+        ctx.contract_chain = paused.contract_chain
         ctx.resumed = True
         code = rc.OK_OldSessionJoined
         if paused.authorized and paused.service_id is not None:
@@ -74,32 +82,41 @@ def session_setup(ctx: Context, req: Any, now: float) -> Reply:
 
 
 def authorization_setup(ctx: Context, req: Any, now: float) -> Reply:
-    """EIM is the one authorization service offered (no certificate installation)."""
+    """EIM, and PnC with a fresh GenChallenge (and the certificate installation service
+    where enabled) where PnC is offered (:func:`secc.core.iso20.pnc.setup_fields`)."""
     ctx.payment_option = "ExternalPayment"
     body = COMMON.AuthorizationSetupRes(
         header=header(ctx, COMMON),
         response_code=COMMON.ResponseCode.OK,
-        authorization_services=(COMMON.Authorization.EIM,),
-        certificate_installation_service=False,
-        eim_as_res_authorization_mode=COMMON.EIM_ASResAuthorizationMode(),
+        **pnc.setup_fields(ctx),
     )
     return Reply(body, Iso20State.AUTHORIZATION_SETUP)
+
+
+def _selection_valid(ctx: Context, req: Any) -> bool:
+    a = COMMON.Authorization
+    if req.selected_authorization_service is a.EIM:
+        return req.eim_a_req_authorization_mode is not None
+    if req.selected_authorization_service is a.PnC and ctx.gen_challenge is not None:
+        return req.pn_c_a_req_authorization_mode is not None
+    return False
 
 
 def authorization(ctx: Context, req: Any, now: float) -> Reply:
     """EIM: Ongoing_WaitingForCustomerInteraction until the AuthorizationResult arrives,
     for at most ``timers.ongoing`` seconds; then OK, or WARNING_EIMAuthorizationFailure
-    (Finished) when refused.  A service not offered (PnC, for now) is
+    (Finished) when refused.  PnC: :func:`_pnc_authorization`.  A service not offered is
     WARNING_AuthorizationSelectionInvalid, after which the next request must be an
     AuthorizationReq selecting an offered service [V2G20-2209]."""
     rc = COMMON.ResponseCode
     processing = COMMON.Processing
-    if (
-        req.selected_authorization_service is not COMMON.Authorization.EIM
-        or req.eim_a_req_authorization_mode is None
-    ):
+    if not _selection_valid(ctx, req):
         body = _authorization_res(ctx, rc.WARNING_AuthorizationSelectionInvalid)
         return Reply(body, Iso20State.AUTHORIZATION_RESELECT)
+    if req.selected_authorization_service is COMMON.Authorization.PnC:
+        return _pnc_authorization(ctx, req, now)
+    if ctx.payment_option == "Contract":
+        raise SequenceError("EIM after a PnC AuthorizationReq")
     actions = request_eim_authorization(ctx)
     if ctx.authorized:
         return Reply(_authorization_res(ctx, rc.OK), Iso20State.AUTHORIZED, actions)
@@ -117,12 +134,32 @@ def authorization_reselect(ctx: Context, req: Any, now: float) -> Reply:
     """The AuthorizationReq after WARNING_AuthorizationSelectionInvalid: the same invalid
     selection again is a sequence error, so that an EV stuck on it cannot hold the
     station."""
-    if (
-        req.selected_authorization_service is not COMMON.Authorization.EIM
-        or req.eim_a_req_authorization_mode is None
-    ):
+    if not _selection_valid(ctx, req):
         raise SequenceError("the authorization service was not offered, again")
     return authorization(ctx, req, now)
+
+
+def _pnc_authorization(ctx: Context, req: Any, now: float) -> Reply:
+    """PnC: signature, GenChallenge, contract chain, then the back end (Ongoing until its
+    answer, at most ``timers.ongoing``).  A refusal is its WARNING code with Finished,
+    and only SessionStop may follow; a bad signature is FAILED_SignatureError."""
+    rc = COMMON.ResponseCode
+    if ctx.payment_option == "ExternalPayment" and ctx.auth_requested:
+        raise SequenceError("PnC after an EIM AuthorizationReq")
+    try:
+        outcome, actions = pnc.authorize(ctx, req, now)
+    except pnc.PncRefused as refused:
+        ctx.auth_requested = False
+        body = _authorization_res(ctx, rc[refused.code])
+        return Reply(body, Iso20State.AUTHORIZATION_REFUSED)
+    ctx.payment_option = "Contract"
+    if outcome is None:
+        return Reply(_authorization_res(ctx, rc.OK), Iso20State.AUTHORIZED, actions)
+    started = ctx.started_at.setdefault(AUTH_TIMER_KEY, now)
+    if now - started > ctx.config.timers.ongoing:
+        raise Timeout("no authorization within the Ongoing limit")
+    body = _authorization_res(ctx, rc.OK, COMMON.Processing.Ongoing)
+    return Reply(body, Iso20State.AUTHORIZATION, actions)
 
 
 def _authorization_res(ctx: Context, code: Any, processing: Any = None) -> Any:
@@ -137,12 +174,15 @@ def service_discovery(ctx: Context, req: Any, now: float) -> Reply:
     """The session's energy transfer service; no value-added services.  The EV's
     SupportedServiceIDs filter is a hint: the one service this session can run is listed
     whatever it says (the list must not be empty)."""
-    service = COMMON.Service(service_id=offered_service(ctx), free_service=ctx.config.free_service)
+    services = tuple(
+        COMMON.Service(service_id=sid, free_service=ctx.config.free_service)
+        for sid in offered_services(ctx)
+    )
     body = COMMON.ServiceDiscoveryRes(
         header=header(ctx, COMMON),
         response_code=COMMON.ResponseCode.OK,
         service_renegotiation_supported=ctx.config.iso20_service_renegotiation,
-        energy_transfer_service_list=COMMON.ServiceList(service=(service,)),
+        energy_transfer_service_list=COMMON.ServiceList(service=services),
     )
     return Reply(body, Iso20State.SERVICE_DISCOVERY)
 
@@ -150,10 +190,11 @@ def service_discovery(ctx: Context, req: Any, now: float) -> Reply:
 def service_detail(ctx: Context, req: Any, now: float) -> Reply:
     """The parameter sets of the offered service; any other ServiceID is
     FAILED_ServiceIDInvalid."""
-    if req.service_id != offered_service(ctx):
+    if req.service_id not in offered_services(ctx):
         raise ServiceIdInvalid(f"ServiceID {req.service_id} is not offered")
+    bpt = req.service_id in BPT_SERVICES
     sets = tuple(
-        COMMON.ParameterSet(parameter_set_id=pid, parameter=_parameters(ctx, mode))
+        COMMON.ParameterSet(parameter_set_id=pid, parameter=_parameters(ctx, mode, bpt))
         for pid, mode in offered_parameter_sets(ctx).items()
     )
     body = COMMON.ServiceDetailRes(
@@ -165,9 +206,11 @@ def service_detail(ctx: Context, req: Any, now: float) -> Reply:
     return Reply(body, Iso20State.SERVICE_DISCOVERY)
 
 
-def _parameters(ctx: Context, mode: str) -> tuple[Any, ...]:
+def _parameters(ctx: Context, mode: str, bpt: bool = False) -> tuple[Any, ...]:
     """Table 205 (AC) / 207 (DC): Connector, ControlMode, [EVSENominalVoltage],
-    MobilityNeedsMode, Pricing."""
+    MobilityNeedsMode, Pricing; the BPT services (Tables 206 / 208) add BPTChannel
+    (Unified: one channel both ways), GeneratorMode (GridFollowing) and, for AC,
+    GridCodeIslandingDetectionMethod (Active)."""
     p = COMMON.Parameter
     config = ctx.config
     if ctx.is_dc:
@@ -184,6 +227,15 @@ def _parameters(ctx: Context, mode: str) -> tuple[Any, ...]:
         p(name="MobilityNeedsMode", int_value=MOBILITY_NEEDS_BY_EVCC),
         p(name="Pricing", int_value=NO_PRICING),
     ]
+    if bpt:
+        params += [
+            p(name="BPTChannel", int_value=BPT_CHANNEL_UNIFIED),
+            p(name="GeneratorMode", int_value=GENERATOR_MODE_GRID_FOLLOWING),
+        ]
+        if not ctx.is_dc:
+            params.append(
+                p(name="GridCodeIslandingDetectionMethod", int_value=ISLANDING_DETECTION_ACTIVE)
+            )
     return tuple(params)
 
 
@@ -198,7 +250,7 @@ def service_selection(ctx: Context, req: Any, now: float) -> Reply:
             f"ServiceID {chosen.service_id} is not an energy transfer service",
             code="FAILED_NoEnergyTransferServiceSelected",
         )
-    if chosen.service_id != offered_service(ctx):
+    if chosen.service_id not in offered_services(ctx):
         raise ServiceSelectionInvalid(f"ServiceID {chosen.service_id} is not offered")
     mode = offered_parameter_sets(ctx).get(chosen.parameter_set_id)
     if mode is None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from secc.core.context import Context, Reply
 from secc.core.events import Schema
-from secc.core.iso20 import ac, dc, power, setup
+from secc.core.iso20 import ac, dc, pnc, power, setup
 from secc.core.iso20.common import Iso20State as S
 
 Handler = Callable[[Context, Any, float], Reply]
@@ -31,13 +31,24 @@ def _power_delivery(state: S) -> Entry:
     return (C, handler)
 
 
+def _metering(state: S) -> Entry:
+    def handler(ctx: Context, req: Any, now: float) -> Reply:
+        return pnc.metering_confirmation(ctx, req, now, state)
+
+    return (C, handler)
+
+
 STOP: dict[str, Entry] = {"SessionStopReq": (C, setup.session_stop)}
 SCHEDULE: dict[str, Entry] = {"ScheduleExchangeReq": (C, power.schedule_exchange)}
 
 _COMMON: dict[S, dict[str, Entry]] = {
     S.WAIT_SESSION_SETUP: {"SessionSetupReq": (C, setup.session_setup)},
     S.SESSION_SETUP: {"AuthorizationSetupReq": (C, setup.authorization_setup), **STOP},
-    S.AUTHORIZATION_SETUP: {"AuthorizationReq": (C, setup.authorization), **STOP},
+    S.AUTHORIZATION_SETUP: {
+        "AuthorizationReq": (C, setup.authorization),
+        "CertificateInstallationReq": (C, pnc.certificate_installation),
+        **STOP,
+    },
     S.AUTHORIZATION: {"AuthorizationReq": (C, setup.authorization), **STOP},
     S.AUTHORIZATION_RESELECT: {"AuthorizationReq": (C, setup.authorization_reselect), **STOP},
     S.AUTHORIZATION_REFUSED: STOP,
@@ -51,8 +62,14 @@ _COMMON: dict[S, dict[str, Entry]] = {
     S.SCHEDULE_ONGOING: {**SCHEDULE, **STOP},
     S.RENEGOTIATION: SCHEDULE,
     S.RESCHEDULED: {"PowerDeliveryReq": _power_delivery(S.RESCHEDULED)},
-    S.STANDBY: {"PowerDeliveryReq": _power_delivery(S.STANDBY)},
-    S.CHARGE_LOOP: {"PowerDeliveryReq": _power_delivery(S.CHARGE_LOOP)},
+    S.STANDBY: {
+        "PowerDeliveryReq": _power_delivery(S.STANDBY),
+        "MeteringConfirmationReq": _metering(S.STANDBY),
+    },
+    S.CHARGE_LOOP: {
+        "PowerDeliveryReq": _power_delivery(S.CHARGE_LOOP),
+        "MeteringConfirmationReq": _metering(S.CHARGE_LOOP),
+    },
     S.STOPPED: STOP,
 }
 
