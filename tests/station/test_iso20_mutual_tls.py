@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 
@@ -28,6 +29,12 @@ def _ev(pki_dir: Path, with_certificate: bool) -> ssl.SSLContext:
     return ctx
 
 
+def _open_driver(e: Any) -> Any:
+    """The driver of the EVSE's one open connection (before SessionSetup too), or None."""
+    open_ = [d for d in e.drivers if d.ended is None]
+    return open_[0] if open_ else None
+
+
 def test_vehicle_chain_reaches_the_session_per_connection(pki_dir: Path) -> None:
     board, _ = build_board()
     section = evse(protocols=ALL)
@@ -39,12 +46,14 @@ def test_vehicle_chain_reaches_the_session_per_connection(pki_dir: Path) -> None
             "::1", e.ports["tls"], ssl=_ev(pki_dir, with_certificate), server_hostname=None
         )
         await _exchange(reader, writer, _sap_iso20_only())
-        await wait_until(lambda: e.active is not None)
-        assert e.active is not None
-        assert e.active.config.tls13
-        chain = e.active.config.vehicle_chain
+        # a connection gets the EVSE only with its SessionSetupReq: look at its driver
+        await wait_until(lambda: _open_driver(e) is not None)
+        driver = _open_driver(e)
+        assert driver is not None
+        assert driver.config.tls13
+        chain = driver.config.vehicle_chain
         writer.close()
-        await wait_until(lambda: e.active is None or e.active.ended is not None, timeout=10)
+        await wait_until(lambda: _open_driver(e) is None, timeout=10)
         return chain
 
     async def main() -> tuple[tuple[x509.Certificate, ...], ...]:
@@ -110,9 +119,10 @@ def test_tls12_asks_for_no_client_certificate(pki_dir: Path) -> None:
             )
             version = writer.get_extra_info("ssl_object").version()
             await _exchange(reader, writer, _sap_iso20_only())
-            await wait_until(lambda: e.active is not None)
-            assert e.active is not None
-            chain = e.active.config.vehicle_chain
+            await wait_until(lambda: _open_driver(e) is not None)
+            driver = _open_driver(e)
+            assert driver is not None
+            chain = driver.config.vehicle_chain
             writer.close()
             return version, chain
 
