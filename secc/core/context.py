@@ -85,6 +85,9 @@ class Context:
     # charge parameters
     schedules: dict[int, float] = field(default_factory=dict)  # SAScheduleTupleID -> PMax
     csms_schedule: tuple[ScheduleEntry, ...] | None = None
+    # a new CSMS schedule while charging (-2): EVSENotification ReNegotiation until the
+    # EV's next ChargeParameterDiscovery takes it
+    renegotiation_requested: bool = False
     sa_schedule_tuple_id: int = 1
     ev_max_current: float = 0.0
     ev_max_voltage: float = 0.0
@@ -144,7 +147,9 @@ class Context:
 
     def evse_notification(self) -> Any:
         n = self.mod.EVSENotification
-        return n.StopCharging if self.stop_requested is not None else n.None_
+        if self.stop_requested is not None:
+            return n.StopCharging
+        return n.ReNegotiation if self.renegotiation_requested else n.None_
 
     def ac_evse_status(self) -> Any:
         mod = self.mod

@@ -74,6 +74,7 @@ from secc.ocpp_bridge.client import CallFailed, NotConnected, OcppClient
 from secc.ocpp_bridge.device_model import COMM, ISO, SEC, DeviceModel, apply_device_model
 from secc.ocpp_bridge.mapping import MappingError, MeterSample, TxEvent
 from secc.ocpp_bridge.queue import DurableQueue, QueuedMessage, Rejected, Sender, SenderPolicy
+from secc.ocpp_bridge.smart_charging import SmartCharging
 
 log = logging.getLogger(__name__)
 TX_KEY = "tx"
@@ -158,6 +159,8 @@ class Bridge:
         if primary is not None:
             return  # the station-level parts belong to the primary
         client.handlers.update(make_handlers(self))
+        self.smart = SmartCharging(self)  # K: the CSMS's charging profiles (station-wide)
+        client.handlers.update(self.smart.handlers())
         # the device model is in force from the first connection on (A01, B05)
         client.config = apply_device_model(client.config, device_model)
         device_model.on_change.append(self._variable_changed)
@@ -221,9 +224,11 @@ class Bridge:
             self.client.spawn(self._ev_certificate(action), "Get15118EVCertificate")
         elif isinstance(action, SessionStarted):
             self._work.put_nowait(self._tx_started)
+            self._work.put_nowait(lambda: self.primary.smart.session_started(self.config.evse_id))
         elif isinstance(action, ChargingStateChanged):
             self._work.put_nowait(lambda: self._tx_charging(action))
         elif isinstance(action, SessionEnded):
+            self._work.put_nowait(lambda: self.primary.smart.session_ended(self.config.evse_id))
             self._work.put_nowait(lambda: self._tx_ended(action))
 
     def evse_status(self, status: EvseStatus) -> None:

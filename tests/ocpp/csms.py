@@ -288,6 +288,21 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
         self.csms.reports.append(kw)
         return call_result.NotifyReport()
 
+    @on("ReportChargingProfiles")
+    def on_report_profiles(self, **kw: Any) -> Any:  # K09
+        self.csms.profile_reports.append(kw)
+        return call_result.ReportChargingProfiles()
+
+    @on("NotifyEVChargingNeeds")
+    def on_ev_needs(self, **kw: Any) -> Any:  # K15
+        self.csms.ev_needs.append(kw)
+        return call_result.NotifyEVChargingNeeds(status="Accepted")
+
+    @on("NotifyEVChargingSchedule")
+    def on_ev_schedule(self, **kw: Any) -> Any:  # K15/K17
+        self.csms.ev_schedules.append(kw)
+        return call_result.NotifyEVChargingSchedule(status="Accepted")
+
 
 class TestCsms:
     __test__ = False
@@ -318,6 +333,9 @@ class TestCsms:
         self.ocsp_requests: list[dict[str, Any]] = []
         self.rejected_auth = 0
         self.reports: list[dict[str, Any]] = []
+        self.profile_reports: list[dict[str, Any]] = []  # ReportChargingProfiles (K09)
+        self.ev_needs: list[dict[str, Any]] = []  # NotifyEVChargingNeeds (K15)
+        self.ev_schedules: list[dict[str, Any]] = []  # NotifyEVChargingSchedule
         self.peer_certs: list[dict[str, Any]] = []
         self.violations: list[str] = []
         TestCsms.instances.append(self)

@@ -88,6 +88,7 @@ def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
         evse = ac_evse_charge_parameter(ctx)
         schedules = sa_schedule_list(ctx, ac.max_power, max_entries)
         state = State.AC_READY
+    ctx.renegotiation_requested = False  # the EV has the schedule in force now
     body = mod.ChargeParameterDiscoveryRes(
         response_code=mod.ResponseCode.OK,
         evse_processing=mod.EVSEProcessing.Finished,
