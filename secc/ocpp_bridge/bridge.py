@@ -224,7 +224,7 @@ class Bridge:
             self.client.spawn(self._ev_certificate(action), "Get15118EVCertificate")
         elif isinstance(action, SessionStarted):
             self._work.put_nowait(self._tx_started)
-            self._work.put_nowait(lambda: self.primary.smart.session_started(self.config.evse_id))
+            self.primary.smart.session_started(self.config.evse_id)
         elif isinstance(action, ChargingStateChanged):
             self._work.put_nowait(lambda: self._tx_charging(action))
         elif isinstance(action, SessionEnded):

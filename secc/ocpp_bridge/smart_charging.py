@@ -401,19 +401,21 @@ class SmartCharging:
         tx = b.transaction if b is not None else None
         return str(tx["id"]) if tx is not None else None
 
-    def push(self, evse_id: int | None = None) -> None:
-        """Give the running session(s) the composite now in force."""
+    def push(self, evse_id: int | None = None, *, starting: bool = False) -> None:
+        """Give the running session(s) the composite now in force (``starting``: the
+        session of ``evse_id`` has just begun, its transaction is still being opened)."""
         now = self.bridge.utc_now()
         for number, b in self.bridge.evses.items():
-            if evse_id not in (None, 0, number) or b.transaction is None:
+            if evse_id not in (None, 0, number) or (b.transaction is None and not starting):
                 continue
             entries = self.book.session_entries(number, now)
             if entries:
                 b.emit(cast(Event, ChargingScheduleUpdate(entries)))
 
     def session_started(self, evse_id: int) -> None:
+        """A session began: its schedule before the EV asks for charge parameters."""
         self.book.tx_started[evse_id] = self.bridge.utc_now()
-        self.push(evse_id)
+        self.push(evse_id, starting=True)
 
     def session_ended(self, evse_id: int) -> None:
         self.book.end_transaction(evse_id)

@@ -1,0 +1,147 @@
+"""End to end: ISO 15118-2 AC and DC EIM sessions of the EV simulator against the real
+station runtime whose backend is the OCPP bridge talking to the test CSMS.  The CSMS's
+TxDefaultProfile is the SAScheduleList the EV is offered (capped by the EVSE's own
+maximum); a TxProfile the CSMS sets while the EV charges makes the station ask for a
+renegotiation (EVSENotification ReNegotiation), after which the EV is offered the new
+limit and charges on under it."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ocpp.v201 import call
+
+from hal.backends.simulated import build_board
+from secc.aio.ev_client import run_ev_sdp
+from secc.config import EvseSection, HalSection, StationConfig, StationSection
+from secc.core.config import Timers
+from secc.ocpp_bridge.bridge import Bridge
+from secc.runtime import Station
+from secc.sdp import Security
+from secc.testing.ev import EvScript, EvSimulator
+from tests.ocpp.csms import TestCsms, wait_for
+from tests.ocpp.station import STATION, build
+from tests.ocpp.test_smart_profiles import profile
+
+EVSE_ID = "DE*ABC*E1234567*1"
+
+
+def _config(mode: str) -> StationConfig:
+    section = EvseSection(
+        evse_id=EVSE_ID,
+        address="::1",
+        tls_port=-1,
+        tcp_port=0,
+        sdp_port=0,
+        energy_modes=(mode,),
+        hal=HalSection(control="none"),
+        timers=Timers(sequence_timeout=10.0),
+    )
+    return StationConfig(station=StationSection(trace_dir=None), evse=(section,))
+
+
+async def _charge(tmp_path: Path, mode: str, renegotiate_to: float | None) -> tuple[Any, TestCsms]:
+    csms = TestCsms()
+    await csms.start()
+    bridges: list[Bridge] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    def factory(section: EvseSection, emit: Any) -> Bridge:
+        bridge = build(tmp_path, csms.url, emit=emit).bridge
+        bridge.present_token("04A1B2C3D4E5F6")  # the RFID card of this EIM session
+        bridges.append(bridge)
+        tasks.append(asyncio.ensure_future(bridge.run()))
+        return bridge
+
+    board, _plant = build_board()
+    script = EvScript(
+        energy_mode=mode,
+        think_time=0.0,
+        poll_interval=0.05,
+        loop_interval=0.05,
+        charge_loops=120 if renegotiate_to is not None else 3,
+    )
+    try:
+        async with Station(_config(mode), boards={EVSE_ID: board}, backend_factory=factory) as st:
+            bridge = bridges[0]
+            await asyncio.wait_for(bridge.client.online.wait(), 10)
+            cp = await csms.station(STATION)
+            now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+            default = profile(1, "TxDefaultProfile", 0, [(0, 11000.0), (3600, 7000.0)], start=now)
+            answer = await cp.call(call.SetChargingProfile(evse_id=1, charging_profile=default))
+            assert answer.status == "Accepted"
+            e = st.evse(EVSE_ID)
+            assert e.sdp is not None
+            ev_task = asyncio.ensure_future(
+                run_ev_sdp(script, security=Security.NONE, address="::1", sdp_port=e.sdp.port)
+            )
+            if renegotiate_to is not None:
+
+                def charging() -> bool:
+                    return any(
+                        p.get("transactionInfo", {}).get("chargingState") == "Charging"
+                        for _, p in csms.tx_raw
+                    )
+
+                await wait_for(charging)
+                assert bridge.transaction is not None
+                tx = profile(
+                    2,
+                    "TxProfile",
+                    0,
+                    [(0, renegotiate_to)],
+                    kind="Relative",
+                    transaction_id=str(bridge.transaction["id"]),
+                )
+                answer = await cp.call(call.SetChargingProfile(evse_id=1, charging_profile=tx))
+                assert answer.status == "Accepted"
+            result = await asyncio.wait_for(ev_task, 60)
+            await wait_for(lambda: bridge.transaction is None and not len(bridge.queue))
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await csms.stop()
+    return result, csms
+
+
+@pytest.mark.parametrize("mode", ["AC_three_phase_core", "DC_extended"])
+def test_the_csms_profile_is_the_sa_schedule_list(tmp_path: Path, mode: str) -> None:
+    async def main() -> None:
+        result, csms = await _charge(tmp_path, mode, None)
+        ev = result.ev
+        assert isinstance(ev, EvSimulator)
+        assert result.ended == "done", result.codes
+        assert all(code.startswith("OK") for _, code in result.codes), result.codes
+        assert len(ev.offers) == 1
+        (first, second) = ev.offers[0]
+        assert first == (0, 11000.0)
+        assert second[1] == 7000.0 and 3590 <= second[0] <= 3600
+        states = [p["triggerReason"] for _, p in csms.tx_raw]
+        assert states[0] == "CablePluggedIn" and "ChargingStateChanged" in states
+
+    asyncio.run(asyncio.wait_for(main(), 120))
+
+
+@pytest.mark.parametrize("mode", ["AC_three_phase_core", "DC_extended"])
+def test_a_new_profile_while_charging_renegotiates(tmp_path: Path, mode: str) -> None:
+    async def main() -> None:
+        result, _csms = await _charge(tmp_path, mode, 5000.0)
+        ev = result.ev
+        assert isinstance(ev, EvSimulator)
+        assert result.ended == "done", result.codes
+        assert all(code.startswith("OK") for _, code in result.codes), result.codes
+        assert ev.renegotiated
+        assert len(ev.offers) == 2, ev.offers
+        assert ev.offers[0][0] == (0, 11000.0)
+        assert [pmax for _, pmax in ev.offers[1]] == [5000.0]
+        sent = ev.sent
+        renegotiation = [i for i, n in enumerate(sent) if n == "ChargeParameterDiscoveryReq"]
+        assert len(renegotiation) >= 2  # again after PowerDelivery Renegotiate
+        assert "PowerDeliveryReq" in sent[renegotiation[0] : renegotiation[-1]]
+
+    asyncio.run(asyncio.wait_for(main(), 120))
