@@ -242,6 +242,7 @@ class OcppClient:
         self.heartbeat_interval = 0
         self._heartbeat_changed = asyncio.Event()
         self._booted = False  # a BootNotification was accepted since the process started
+        self.boot_reason = "PowerUp"  # the first boot's reason (RemoteReset after a Reset)
         self.boot_status = ""
         self.connects = 0
         self.last_error = ""
@@ -421,7 +422,7 @@ class OcppClient:
     async def _boot_and_heartbeat(self) -> None:
         while True:
             # PowerUp once per process; a reconnect is no boot (BootReasonEnumType)
-            reason = "Unknown" if self._booted else "PowerUp"
+            reason = "Unknown" if self._booted else self.boot_reason
             response = await self.call(
                 "BootNotification",
                 {"chargingStation": dict(self.config.charging_station), "reason": reason},
@@ -430,6 +431,7 @@ class OcppClient:
             self.boot_status = answer.status
             if answer.status == "Accepted":
                 self._booted = True
+                self.boot_reason = reason
                 self.heartbeat_interval = answer.interval or 300
                 break
             wait = answer.interval or self.config.boot_retry_default

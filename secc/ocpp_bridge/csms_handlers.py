@@ -202,10 +202,9 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
 
             async def follow() -> None:
                 for b in targets:
-                    status = "Occupied" if b.transaction else "Available"
-                    await client.status_notification(
-                        b.config.evse_id, b.config.connector_id, status
-                    )
+                    evse, connector = b.config.evse_id, b.config.connector_id
+                    status = client.connector_status(evse, connector)
+                    await client.status_notification(evse, connector, status)
 
         elif what == "TransactionEvent":
             open_tx = [b for b in targets if b.transaction is not None]

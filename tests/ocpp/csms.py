@@ -283,6 +283,11 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
         status = "Accepted" if result else "Failed"
         return call_result.GetCertificateStatus(status=status, ocsp_result=result)
 
+    @on("SecurityEventNotification")
+    def on_security_event(self, type: str, timestamp: str, **kw: Any) -> Any:
+        self.csms.security_events.append({"type": type, "timestamp": timestamp, **kw})
+        return call_result.SecurityEventNotification()
+
     @on("NotifyReport")
     def on_notify_report(self, **kw: Any) -> Any:
         self.csms.reports.append(kw)
@@ -336,6 +341,7 @@ class TestCsms:
         self.profile_reports: list[dict[str, Any]] = []  # ReportChargingProfiles (K09)
         self.ev_needs: list[dict[str, Any]] = []  # NotifyEVChargingNeeds (K15)
         self.ev_schedules: list[dict[str, Any]] = []  # NotifyEVChargingSchedule
+        self.security_events: list[dict[str, Any]] = []
         self.peer_certs: list[dict[str, Any]] = []
         self.violations: list[str] = []
         TestCsms.instances.append(self)
