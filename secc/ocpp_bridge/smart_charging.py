@@ -36,6 +36,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
+from secc.core.actions import EvChargingNeeds, EvChargingSchedule
 from secc.core.events import ChargingScheduleUpdate, Event
 from secc.ocpp_bridge import mapping
 from secc.ocpp_bridge.client import Reply
@@ -53,6 +54,11 @@ HORIZON = 86400  # seconds of composite schedule handed to a session
 UNLIMITED = 1e9  # watts where no profile limits (the core caps it at the EVSE's maximum)
 PURPOSES = ("ChargingStationMaxProfile", "TxDefaultProfile", "TxProfile")
 RECURRENCE = {"Daily": 86400, "Weekly": 7 * 86400}
+ENERGY_TRANSFER = {  # ISO 15118 EnergyTransferMode -> OCPP EnergyTransferModeEnumType
+    "AC_single_phase_core": "AC_single_phase",
+    "AC_three_phase_core": "AC_three_phase",
+    "AC": "AC_three_phase",
+}
 Payload = dict[str, Any]
 
 
@@ -420,6 +426,42 @@ class SmartCharging:
     def session_ended(self, evse_id: int) -> None:
         self.book.end_transaction(evse_id)
 
+    # --- what the EV said (K15, K17) --------------------------------------------------------
+
+    def ev_reported(self, evse_id: int, action: EvChargingNeeds | EvChargingSchedule) -> None:
+        """NotifyEVChargingNeeds / NotifyEVChargingSchedule, as a follow-up task (the CSMS
+        may answer the needs with SetChargingProfile while the EV waits, Ongoing)."""
+        now = self.bridge.utc_now()
+        if isinstance(action, EvChargingNeeds):
+            payload = {"evseId": evse_id, "chargingNeeds": charging_needs(action, now)}
+            if action.max_schedule_tuples:
+                payload["maxScheduleTuples"] = action.max_schedule_tuples
+            name = "NotifyEVChargingNeeds"
+        else:
+            periods = []
+            for start, watts, phases in action.entries:
+                period: Payload = {"startPeriod": start, "limit": round(watts, 1)}
+                if phases:
+                    period["numberPhases"] = phases
+                periods.append(period)
+            payload = {
+                "evseId": evse_id,
+                "timeBase": mapping.ocpp_timestamp(now),
+                "chargingSchedule": {
+                    "id": action.schedule_id,
+                    "chargingRateUnit": "W",
+                    "chargingSchedulePeriod": periods,
+                },
+            }
+            name = "NotifyEVChargingSchedule"
+        client = self.bridge.client
+
+        async def notify() -> None:
+            answer = await client.call(name, payload)
+            log.info("%s: %s", name, answer.get("status"))
+
+        client.spawn(notify(), name)
+
     # --- CSMS calls ------------------------------------------------------------------------
 
     def set_charging_profile(self, p: Payload) -> Reply:
@@ -503,6 +545,39 @@ class SmartCharging:
             "GetChargingProfiles": self.get_charging_profiles,
             "GetCompositeSchedule": self.get_composite_schedule,
         }
+
+
+def charging_needs(needs: EvChargingNeeds, now: dt.datetime) -> Payload:
+    """ChargingNeedsType of OCPP 2.0.1 from the EV's charge parameters."""
+    mode = needs.energy_transfer
+    out: Payload = {"requestedEnergyTransfer": ENERGY_TRANSFER.get(mode, "DC")}
+    if needs.departure_time is not None:
+        out["departureTime"] = mapping.ocpp_timestamp(
+            now + dt.timedelta(seconds=needs.departure_time)
+        )
+    if out["requestedEnergyTransfer"] == "DC":
+        dc: Payload = {
+            "evMaxCurrent": int(needs.max_current),
+            "evMaxVoltage": int(needs.max_voltage),
+        }
+        optional = {
+            "energyAmount": needs.energy_amount,
+            "evMaxPower": needs.max_power,
+            "stateOfCharge": needs.soc,
+            "evEnergyCapacity": needs.energy_capacity,
+            "fullSoC": needs.full_soc,
+            "bulkSoC": needs.bulk_soc,
+        }
+        dc.update({k: int(v) for k, v in optional.items() if v is not None})
+        out["dcChargingParameters"] = dc
+    else:
+        out["acChargingParameters"] = {
+            "energyAmount": int(needs.energy_amount or 0),
+            "evMinCurrent": int(needs.min_current or 0),
+            "evMaxCurrent": int(needs.max_current),
+            "evMaxVoltage": int(needs.max_voltage),
+        }
+    return out
 
 
 def _info(reason: str) -> dict[str, object]:

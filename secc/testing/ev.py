@@ -193,9 +193,7 @@ class EvSimulator:
                 offer = res.sa_schedules.sa_schedule_tuple[0]
                 self.schedule_id = offer.sa_schedule_tuple_id
                 entries = offer.p_max_schedule.p_max_schedule_entry
-                self.offers.append(
-                    tuple((e.time_interval.start, value_of(e.p_max)) for e in entries)
-                )
+                self.offers.append(tuple((e.time_interval.start, _watts(e.p_max)) for e in entries))
                 if self.schema is Schema.ISO2:
                     self.pmax = min(value_of(e.p_max) for e in entries)
             if self.renegotiated or not s.dc:
@@ -519,3 +517,8 @@ class EvSimulator:
 
 def _status(res: Any) -> Any:
     return getattr(res, "dc_evse_status", None)
+
+
+def _watts(pmax: Any) -> float:
+    """PMax as watts: a PhysicalValue (-2) or a bare number (DIN's PMaxType)."""
+    return float(pmax) if isinstance(pmax, int) else value_of(pmax)

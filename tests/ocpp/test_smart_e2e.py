@@ -30,8 +30,9 @@ from tests.ocpp.test_smart_profiles import profile
 EVSE_ID = "DE*ABC*E1234567*1"
 
 
-def _config(mode: str) -> StationConfig:
+def _config(mode: str, schedule_wait: float = 0.0) -> StationConfig:
     section = EvseSection(
+        schedule_wait=schedule_wait,
         evse_id=EVSE_ID,
         address="::1",
         tls_port=-1,
@@ -44,7 +45,18 @@ def _config(mode: str) -> StationConfig:
     return StationConfig(station=StationSection(trace_dir=None), evse=(section,))
 
 
-async def _charge(tmp_path: Path, mode: str, renegotiate_to: float | None) -> tuple[Any, TestCsms]:
+async def _charge(
+    tmp_path: Path,
+    mode: str,
+    renegotiate_to: float | None,
+    *,
+    default: bool = True,
+    schedule_wait: float = 0.0,
+    answer_needs: list[tuple[int, float]] | None = None,
+) -> tuple[Any, TestCsms]:
+    """One EIM session; ``default``: a TxDefaultProfile before the EV comes;
+    ``answer_needs``: the CSMS answers NotifyEVChargingNeeds with a TxProfile of these
+    periods; ``renegotiate_to``: a TxProfile of this many watts once the EV charges."""
     csms = TestCsms()
     await csms.start()
     bridges: list[Bridge] = []
@@ -66,19 +78,29 @@ async def _charge(tmp_path: Path, mode: str, renegotiate_to: float | None) -> tu
         charge_loops=120 if renegotiate_to is not None else 3,
     )
     try:
-        async with Station(_config(mode), boards={EVSE_ID: board}, backend_factory=factory) as st:
+        config = _config(mode, schedule_wait)
+        async with Station(config, boards={EVSE_ID: board}, backend_factory=factory) as st:
             bridge = bridges[0]
             await asyncio.wait_for(bridge.client.online.wait(), 10)
             cp = await csms.station(STATION)
             now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-            default = profile(1, "TxDefaultProfile", 0, [(0, 11000.0), (3600, 7000.0)], start=now)
-            answer = await cp.call(call.SetChargingProfile(evse_id=1, charging_profile=default))
-            assert answer.status == "Accepted"
+            if default:
+                base = profile(1, "TxDefaultProfile", 0, [(0, 11000.0), (3600, 7000.0)], start=now)
+                answer = await cp.call(call.SetChargingProfile(evse_id=1, charging_profile=base))
+                assert answer.status == "Accepted"
             e = st.evse(EVSE_ID)
             assert e.sdp is not None
             ev_task = asyncio.ensure_future(
                 run_ev_sdp(script, security=Security.NONE, address="::1", sdp_port=e.sdp.port)
             )
+            if answer_needs is not None:  # K15: the CSMS's answer to the EV's needs
+                await wait_for(lambda: bool(csms.ev_needs))
+                started = csms.tx_raw[0][1]["transactionInfo"]["transactionId"]
+                tx = profile(
+                    3, "TxProfile", 0, answer_needs, kind="Relative", transaction_id=started
+                )
+                answer = await cp.call(call.SetChargingProfile(evse_id=1, charging_profile=tx))
+                assert answer.status == "Accepted"
             if renegotiate_to is not None:
 
                 def charging() -> bool:
@@ -143,5 +165,67 @@ def test_a_new_profile_while_charging_renegotiates(tmp_path: Path, mode: str) ->
         renegotiation = [i for i, n in enumerate(sent) if n == "ChargeParameterDiscoveryReq"]
         assert len(renegotiation) >= 2  # again after PowerDelivery Renegotiate
         assert "PowerDeliveryReq" in sent[renegotiation[0] : renegotiation[-1]]
+
+    asyncio.run(asyncio.wait_for(main(), 120))
+
+
+@pytest.mark.parametrize("mode", ["AC_three_phase_core", "DC_extended"])
+def test_the_ev_needs_go_to_the_csms_and_its_profile_comes_back_in_time(
+    tmp_path: Path, mode: str
+) -> None:
+    """K15: NotifyEVChargingNeeds with the EV's charge parameters at its first
+    ChargeParameterDiscovery; the EV is answered Ongoing until the CSMS's TxProfile is
+    there (within ``schedule_wait``), which is then its SAScheduleList; the EV's
+    ChargingProfile from PowerDelivery goes to the CSMS as NotifyEVChargingSchedule."""
+
+    async def main() -> None:
+        result, csms = await _charge(
+            tmp_path,
+            mode,
+            None,
+            default=False,
+            schedule_wait=20.0,
+            answer_needs=[(0, 9000.0), (600, 6000.0)],
+        )
+        ev = result.ev
+        assert isinstance(ev, EvSimulator)
+        assert result.ended == "done", result.codes
+        assert len(ev.offers) == 1  # the Relative profile runs from the session's start
+        (first, second) = ev.offers[0]
+        assert first == (0, 9000.0)
+        assert second[1] == 6000.0 and 590 <= second[0] <= 600
+        assert len(csms.ev_needs) == 1
+        needs = csms.ev_needs[0]
+        assert needs["evse_id"] == 1
+        wanted = needs["charging_needs"]
+        if mode.startswith("DC"):
+            assert wanted["requested_energy_transfer"] == "DC"
+            assert wanted["dc_charging_parameters"]["ev_max_voltage"] > 0
+        else:
+            assert wanted["requested_energy_transfer"] == "AC_three_phase"
+            assert wanted["ac_charging_parameters"]["ev_max_current"] > 0
+        await wait_for(lambda: bool(csms.ev_schedules))
+        schedule = csms.ev_schedules[0]["charging_schedule"]
+        assert schedule["charging_rate_unit"] == "W"
+        limits = [p["limit"] for p in schedule["charging_schedule_period"]]
+        assert limits and max(limits) <= 9000.0
+
+    asyncio.run(asyncio.wait_for(main(), 120))
+
+
+def test_without_a_csms_profile_the_station_limits_after_the_wait(tmp_path: Path) -> None:
+    """The CSMS takes the needs but sets no profile: after ``schedule_wait`` the EV is
+    offered the station's own limit (32 A * 3 * 230 V) and charges."""
+
+    async def main() -> None:
+        result, csms = await _charge(
+            tmp_path, "AC_three_phase_core", None, default=False, schedule_wait=1.0
+        )
+        ev = result.ev
+        assert isinstance(ev, EvSimulator)
+        assert result.ended == "done", result.codes
+        assert ev.offers == [((0, 22080.0),)]
+        assert len(csms.ev_needs) == 1
+        assert ev.sent.count("ChargeParameterDiscoveryReq") >= 2  # Ongoing at first
 
     asyncio.run(asyncio.wait_for(main(), 120))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from secc.core.actions import EvChargingNeeds
 from secc.core.config import ScheduleEntry
 from secc.core.context import Context, Reply, State, value_of
 from secc.core.failures import WrongChargeParameter, WrongEnergyTransferMode
@@ -64,9 +65,13 @@ def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
         raise WrongChargeParameter(f"{type(param).__name__} does not fit {mode}")
     ctx.energy_mode = mode
     renegotiating = ctx.contactors_closed
+    first = "ChargeParameterDiscovery" not in ctx.started_at
     waited = now - ctx.started_at.setdefault("ChargeParameterDiscovery", now)
+    needs = (charging_needs(mode, param, req.max_entries_sa_schedule_tuple),) if first else ()
     if ctx.csms_schedule is None and waited < ctx.config.schedule_wait:
-        return _ongoing(ctx, dc)
+        reply = _ongoing(ctx, dc)
+        reply.actions = needs
+        return reply
     max_entries = req.max_entries_sa_schedule_tuple
     if dc:
         lim = ctx.config.dc
@@ -95,7 +100,39 @@ def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
         sa_schedules=schedules,
         evse_charge_parameter=evse,
     )
-    return Reply(body, state)
+    return Reply(body, state, needs)
+
+
+def charging_needs(mode: str, param: Any, max_tuples: int | None) -> EvChargingNeeds:
+    """The EV's charge parameters as the CSMS wants them (OCPP NotifyEVChargingNeeds)."""
+
+    def si(pv: Any) -> float | None:
+        return None if pv is None else value_of(pv)
+
+    if mode.startswith("DC"):
+        status = getattr(param, "dc_ev_status", None)
+        return EvChargingNeeds(
+            energy_transfer=mode,
+            max_current=value_of(param.ev_maximum_current_limit),
+            max_voltage=value_of(param.ev_maximum_voltage_limit),
+            max_power=si(param.ev_maximum_power_limit),
+            energy_amount=si(param.ev_energy_request),
+            energy_capacity=si(param.ev_energy_capacity),
+            soc=getattr(status, "evress_soc", None),
+            full_soc=param.full_soc,
+            bulk_soc=param.bulk_soc,
+            departure_time=getattr(param, "departure_time", None),
+            max_schedule_tuples=max_tuples,
+        )
+    return EvChargingNeeds(
+        energy_transfer=mode,
+        max_current=value_of(param.ev_max_current),
+        max_voltage=value_of(param.ev_max_voltage),
+        min_current=value_of(param.ev_min_current),
+        energy_amount=value_of(param.e_amount),
+        departure_time=param.departure_time,
+        max_schedule_tuples=max_tuples,
+    )
 
 
 def _ongoing(ctx: Context, dc: bool) -> Reply:

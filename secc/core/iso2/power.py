@@ -13,6 +13,7 @@ from secc.core.actions import (
     Action,
     ChargingStateChanged,
     CloseContactors,
+    EvChargingSchedule,
     OpenContactors,
     StopDcOutput,
 )
@@ -105,13 +106,29 @@ def stop_actions(ctx: Context, reason: str) -> tuple[Action, ...]:
     return tuple(actions)
 
 
+def ev_schedule(schedule_id: int, req: Any) -> tuple[Action, ...]:
+    """The EV's ChargingProfile for the CSMS (nothing when the EV sent none)."""
+    profile = getattr(req, "charging_profile", None)
+    if profile is None:
+        return ()
+    entries = tuple(
+        (
+            e.charging_profile_entry_start,
+            value_of(e.charging_profile_entry_max_power),
+            e.charging_profile_entry_max_number_of_phases_in_use,
+        )
+        for e in profile.profile_entry
+    )
+    return (EvChargingSchedule(schedule_id, entries),)
+
+
 def power_delivery(ctx: Context, req: Any, now: float) -> Reply:
     mod = ctx.mod
     progress = req.charge_progress.value
     if progress == "Start":
         start_checks(ctx, req.sa_schedule_tuple_id, req.charging_profile)
         ctx.sa_schedule_tuple_id = req.sa_schedule_tuple_id
-        actions = start_actions(ctx, now)
+        actions = start_actions(ctx, now) + ev_schedule(req.sa_schedule_tuple_id, req)
         state = State.DC_CHARGING if ctx.is_dc else State.AC_CHARGING
     elif progress == "Stop":
         actions = stop_actions(ctx, "PowerDelivery Stop")
