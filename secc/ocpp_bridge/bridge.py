@@ -231,6 +231,8 @@ class Bridge:
                 self.security.record(RECONFIGURATION, f"{key[0]}.{key[1]} set by the CSMS"),
                 "SecurityEventNotification",
             )
+        if key == ("AlignedDataCtrlr", "Interval"):
+            self.ops.aligned_wake.set()
         if key == ("SampledDataCtrlr", "TxUpdatedInterval"):
             for bridge in self.evses.values():
                 bridge._meter_wake.set()
@@ -246,6 +248,7 @@ class Bridge:
                 group.create_task(self.client.run())
                 group.create_task(self.sender.run())
                 group.create_task(self._maintenance_loop())
+                group.create_task(self.ops.aligned_loop())
             group.create_task(self._worker())
             group.create_task(self._meter_loop())
 
@@ -572,6 +575,19 @@ class Bridge:
         tx = self.transaction
         if tx is not None and tx["id"] == tx_id:
             await self._enqueue("Updated", "MeterValuePeriodic", tx=tx, meter=self._meter)
+
+    async def _aligned_tx(self, tx_id: str, measurands: frozenset[str]) -> None:
+        """J01: the clock-aligned sample of an open transaction (TransactionEvent)."""
+        tx = self.transaction
+        if tx is not None and tx["id"] == tx_id:
+            await self._enqueue(
+                "Updated",
+                "MeterValueClock",
+                tx=tx,
+                meter=self._meter,
+                meter_context="Sample.Clock",
+                measurands=measurands,
+            )
 
     async def _send_queued(
         self, action: str, payload: dict[str, object], message_id: str

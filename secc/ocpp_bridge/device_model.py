@@ -105,6 +105,8 @@ SPECS: tuple[VariableSpec, ...] = (
         )
         for name in ("TxStartedMeasurands", "TxUpdatedMeasurands", "TxEndedMeasurands")
     ),
+    _i("AlignedDataCtrlr", "Interval", 0),  # J01: seconds from midnight UTC; 0: off
+    VariableSpec("AlignedDataCtrlr", "Measurands", "MemberList", MEASURANDS[0], options=MEASURANDS),
     _b("TxCtrlr", "StopTxOnInvalidId", True),
     _s("TxCtrlr", "TxStartPoint", "EVConnected", "ReadOnly"),
     _s("TxCtrlr", "TxStopPoint", "EVConnected", "ReadOnly"),

@@ -18,20 +18,24 @@ reset of one EVSE is Rejected (the station restarts as a whole).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import functools
 import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from hal.hooks import StationHooks
 from secc.core.events import StopRequested
+from secc.ocpp_bridge import mapping
 from secc.ocpp_bridge import security_events as sec
-from secc.ocpp_bridge.client import Handler, Reply
+from secc.ocpp_bridge.client import CallFailed, Handler, Reply
 from secc.ocpp_bridge.security_events import SecurityEvents
 
 if TYPE_CHECKING:
     from secc.ocpp_bridge.bridge import Bridge
 
 log = logging.getLogger(__name__)
+ALIGNED = "AlignedDataCtrlr"
 AVAILABILITY_KEY = "availability"
 BOOT_REASON_KEY = "boot_reason"
 Payload = dict[str, object]
@@ -59,6 +63,10 @@ class Operations:
             {str(k): str(v) for k, v in stored.items()} if isinstance(stored, dict) else {}
         )
         self.reset_pending: str | None = None
+        # what TriggerMessage reports while no log upload / firmware update runs
+        self.log_status: dict[str, object] = {"status": "Idle"}
+        self.firmware_status: dict[str, object] = {"status": "Idle"}
+        self.aligned_wake = asyncio.Event()
         self._reset_task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         reason = bridge.queue.get_state(BOOT_REASON_KEY)
@@ -217,13 +225,174 @@ class Operations:
             assert start is not None
             return start(p)
 
+        trigger = wrapped.get("TriggerMessage")
+
+        def trigger_message(p: Payload) -> Reply | Awaitable[Reply]:
+            reply = self._trigger(p)
+            if reply is not None:
+                return reply
+            assert trigger is not None
+            return trigger(p)
+
         out: dict[str, Handler] = {
             "Reset": self._reset,
             "ChangeAvailability": self._change_availability,
+            "UnlockConnector": self._unlock_connector,
+            "DataTransfer": self._data_transfer,
+            "SetDisplayMessage": _no_display,
+            "GetDisplayMessages": _no_display,
+            "ClearDisplayMessage": _no_display,
         }
         if start is not None:
             out["RequestStartTransaction"] = request_start
+        if trigger is not None:
+            out["TriggerMessage"] = trigger_message
         return out
+
+    # --- TriggerMessage (F06) for the messages the CSMS handlers do not know ----------------
+
+    def _trigger(self, p: Payload) -> Reply | None:
+        what = p.get("requestedMessage")
+        evse = p.get("evse")
+        wanted = evse.get("id") if isinstance(evse, dict) else None
+        evses = self.bridge.evses
+        if wanted is not None and wanted not in evses:
+            return None  # the CSMS handler answers an unknown EVSE
+        client = self.bridge.client
+        if what == "MeterValues":
+            targets = [evses[wanted]] if isinstance(wanted, int) else list(evses.values())
+            now = self.bridge.utc_now()
+            values = [
+                (b.config.evse_id, mv)
+                for b in targets
+                if (mv := mapping.meter_value(b._meter, now, "Trigger", self._measurands()))
+                is not None
+            ]
+            if not values:
+                return Reply({"status": "Rejected", "statusInfo": _info("NoMeterData")})
+
+            async def meter_values() -> None:
+                for evse_id, mv in values:
+                    await client.call("MeterValues", {"evseId": evse_id, "meterValue": [mv]})
+
+            return Reply({"status": "Accepted"}, after=meter_values)
+        if what == "LogStatusNotification":
+
+            async def log_status() -> None:  # F06: Idle when no upload runs
+                await client.call("LogStatusNotification", dict(self.log_status))
+
+            return Reply({"status": "Accepted"}, after=log_status)
+        if what == "FirmwareStatusNotification":
+
+            async def firmware_status() -> None:  # F06: Idle when no update runs
+                await client.call("FirmwareStatusNotification", dict(self.firmware_status))
+
+            return Reply({"status": "Accepted"}, after=firmware_status)
+        if what == "SignCombinedCertificate":  # no combined V2G/CSMS certificate here
+            return Reply({"status": "Rejected", "statusInfo": _info("NoCombinedCertificate")})
+        return None  # PublishFirmwareStatusNotification: not a local controller
+
+    # --- clock-aligned meter values (J01) ---------------------------------------------------
+
+    def _measurands(self) -> frozenset[str]:
+        return self.bridge.dm.members(ALIGNED, "Measurands")
+
+    @staticmethod
+    def next_aligned(now: dt.datetime, interval: int) -> dt.datetime:
+        """The next instant after ``now`` that is a multiple of ``interval`` seconds
+        from midnight UTC (J01: clock-aligned)."""
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        elapsed = (now - midnight).total_seconds()
+        return midnight + dt.timedelta(seconds=(int(elapsed // interval) + 1) * interval)
+
+    async def aligned_loop(self) -> None:
+        """J01: every AlignedDataCtrlr.Interval, aligned to the clock: MeterValues
+        (context Sample.Clock) for each EVSE without a transaction, a TransactionEvent
+        Updated (triggerReason MeterValueClock) into the outbox for one with a transaction.
+        MeterValues outside a transaction are not queued while offline."""
+        while True:
+            interval = self.bridge.dm.number(ALIGNED, "Interval")
+            self.aligned_wake.clear()
+            if interval <= 0:
+                await self.aligned_wake.wait()
+                continue
+            now = self.bridge.utc_now()
+            due = self.next_aligned(now, interval)
+            try:  # a new Interval starts a new wait
+                await asyncio.wait_for(self.aligned_wake.wait(), (due - now).total_seconds())
+                continue
+            except TimeoutError:
+                pass
+            await self.send_aligned(due)
+
+    async def send_aligned(self, when: dt.datetime) -> None:
+        """The samples of the aligned instant ``when`` (their timestamp)."""
+        measurands = self._measurands()
+        for b in list(self.bridge.evses.values()):
+            tx = b.transaction
+            if tx is not None:
+                b._work.put_nowait(functools.partial(b._aligned_tx, str(tx["id"]), measurands))
+                continue
+            mv = mapping.meter_value(b._meter, when, "Sample.Clock", measurands)
+            if mv is None or not self.bridge.client.online.is_set():
+                continue
+            try:
+                await self.bridge.client.call(
+                    "MeterValues", {"evseId": b.config.evse_id, "meterValue": [mv]}
+                )
+            except (CallFailed, TimeoutError, ConnectionError) as exc:
+                log.info("aligned MeterValues for EVSE %d: %s", b.config.evse_id, exc)
+
+    # --- UnlockConnector (F05) ---------------------------------------------------------------
+
+    async def _unlock_connector(self, p: Payload) -> Reply:
+        evse_id, connector_id = p.get("evseId"), p.get("connectorId")
+        target = self.bridge.evses.get(evse_id) if isinstance(evse_id, int) else None
+        if target is None or connector_id != target.config.connector_id:
+            return Reply({"status": "UnknownConnector"})
+        if target.transaction is not None and target._authorized:  # F05.FR.02
+            return Reply({"status": "OngoingAuthorizedTransaction"})
+        hook = self.hooks.connector_lock
+        if hook is None:
+            return Reply({"status": "UnlockFailed", "statusInfo": _info("NoConnectorLock")})
+        assert isinstance(evse_id, int) and isinstance(connector_id, int)
+        unlocked = await hook.unlock(evse_id, connector_id)
+        return Reply({"status": "Unlocked" if unlocked else "UnlockFailed"})
+
+    # --- DataTransfer (P01 from the CSMS, P02 to it) -----------------------------------------
+
+    def _data_transfer(self, p: Payload) -> Reply:
+        hook = self.hooks.data_transfer
+        if hook is None:
+            return Reply({"status": "UnknownVendorId"})
+        message_id = p.get("messageId")
+        status, data = hook.data_transfer(
+            str(p.get("vendorId")),
+            message_id if isinstance(message_id, str) else None,
+            p.get("data"),
+        )
+        answer: dict[str, object] = {"status": status}
+        if data is not None:
+            answer["data"] = data
+        return Reply(answer)
+
+    async def data_transfer(
+        self, vendor_id: str, message_id: str | None = None, data: object = None
+    ) -> dict[str, object]:
+        """P02: a DataTransfer to the CSMS; its answer (status, data) as sent."""
+        payload: dict[str, object] = {"vendorId": vendor_id}
+        if message_id is not None:
+            payload["messageId"] = message_id
+        if data is not None:
+            payload["data"] = data
+        return await self.bridge.client.call("DataTransfer", payload)
+
+
+def _no_display(p: Payload) -> Reply:
+    """O01-O06 on a station without a display: nothing is shown, nothing is stored."""
+    if "message" in p:  # SetDisplayMessage
+        return Reply({"status": "Rejected", "statusInfo": _info("NoDisplay")})
+    return Reply({"status": "Unknown"})  # GetDisplayMessages / ClearDisplayMessage
 
 
 def _info(reason: str) -> dict[str, object]:

@@ -288,6 +288,21 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
         self.csms.security_events.append({"type": type, "timestamp": timestamp, **kw})
         return call_result.SecurityEventNotification()
 
+    @on("MeterValues")
+    def on_meter_values(self, evse_id: int, meter_value: list[Any], **_: Any) -> Any:
+        self.csms.meter_values.append((evse_id, meter_value))
+        return call_result.MeterValues()
+
+    @on("LogStatusNotification")
+    def on_log_status(self, status: str, **kw: Any) -> Any:
+        self.csms.log_statuses.append({"status": status, **kw})
+        return call_result.LogStatusNotification()
+
+    @on("FirmwareStatusNotification")
+    def on_firmware_status(self, status: str, **kw: Any) -> Any:
+        self.csms.firmware_statuses.append({"status": status, **kw})
+        return call_result.FirmwareStatusNotification()
+
     @on("NotifyReport")
     def on_notify_report(self, **kw: Any) -> Any:
         self.csms.reports.append(kw)
@@ -342,6 +357,9 @@ class TestCsms:
         self.ev_needs: list[dict[str, Any]] = []  # NotifyEVChargingNeeds (K15)
         self.ev_schedules: list[dict[str, Any]] = []  # NotifyEVChargingSchedule
         self.security_events: list[dict[str, Any]] = []
+        self.meter_values: list[tuple[int, list[Any]]] = []  # MeterValues (J01, F06)
+        self.log_statuses: list[dict[str, Any]] = []  # LogStatusNotification (N01)
+        self.firmware_statuses: list[dict[str, Any]] = []  # FirmwareStatusNotification (L01)
         self.peer_certs: list[dict[str, Any]] = []
         self.violations: list[str] = []
         TestCsms.instances.append(self)
