@@ -374,8 +374,8 @@ def structure_variables(
     all ReadOnly."""
     out: list[tuple[str, int, int | None, str, str, str]] = []
     for evse_id, b in sorted(bridge.evses.items()):
-        state = "Occupied" if b.transaction is not None else "Available"
         connector = b.config.connector_id
+        state = bridge.client.connector_status(evse_id, connector)
         out += [
             ("EVSE", evse_id, None, "AvailabilityState", state, "OptionList"),
             ("EVSE", evse_id, None, "Available", "true", "boolean"),

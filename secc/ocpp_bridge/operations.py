@@ -29,6 +29,7 @@ from secc.core.events import StopRequested
 from secc.ocpp_bridge import mapping
 from secc.ocpp_bridge import security_events as sec
 from secc.ocpp_bridge.client import CallFailed, Handler, Reply
+from secc.ocpp_bridge.logs import LogUploads
 from secc.ocpp_bridge.security_events import SecurityEvents
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class Operations:
         self.log_status: dict[str, object] = {"status": "Idle"}
         self.firmware_status: dict[str, object] = {"status": "Idle"}
         self.aligned_wake = asyncio.Event()
+        self.logs = LogUploads(bridge)
         self._reset_task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         reason = bridge.queue.get_state(BOOT_REASON_KEY)
@@ -239,6 +241,8 @@ class Operations:
             "ChangeAvailability": self._change_availability,
             "UnlockConnector": self._unlock_connector,
             "DataTransfer": self._data_transfer,
+            "GetLog": self.logs.get_log,
+            "GetReport": self._get_report,
             "SetDisplayMessage": _no_display,
             "GetDisplayMessages": _no_display,
             "ClearDisplayMessage": _no_display,
@@ -343,6 +347,41 @@ class Operations:
             except (CallFailed, TimeoutError, ConnectionError) as exc:
                 log.info("aligned MeterValues for EVSE %d: %s", b.config.evse_id, exc)
 
+    # --- GetReport (B08) ---------------------------------------------------------------------
+
+    def _get_report(self, p: Payload) -> Reply:
+        """B08: NotifyReport with the variables matching ``componentVariable`` and
+        ``componentCriteria``.  Every component of this station is available, enabled and
+        active and none reports a problem: Active/Available/Enabled match all, Problem
+        none.  No match: EmptyResultSet."""
+        from secc.ocpp_bridge.csms_handlers import structure_report
+
+        bridge = self.bridge
+        criteria = p.get("componentCriteria")
+        wanted = p.get("componentVariable")
+        data = bridge.dm.report_data() + structure_report(bridge)
+        if isinstance(criteria, list) and criteria and set(criteria) <= {"Problem"}:
+            data = []
+        if isinstance(wanted, list) and wanted:
+            data = [d for d in data if any(_matches(d, w) for w in wanted if isinstance(w, dict))]
+        if not data:
+            return Reply({"status": "EmptyResultSet"})
+        request_id = p.get("requestId")
+
+        async def notify() -> None:
+            await bridge.client.call(
+                "NotifyReport",
+                {
+                    "requestId": request_id,
+                    "generatedAt": mapping.ocpp_timestamp(bridge.utc_now()),
+                    "seqNo": 0,
+                    "tbc": False,
+                    "reportData": data,
+                },
+            )
+
+        return Reply({"status": "Accepted"}, after=notify)
+
     # --- UnlockConnector (F05) ---------------------------------------------------------------
 
     async def _unlock_connector(self, p: Payload) -> Reply:
@@ -386,6 +425,30 @@ class Operations:
         if data is not None:
             payload["data"] = data
         return await self.bridge.client.call("DataTransfer", payload)
+
+
+def _matches(entry: dict[str, object], wanted: dict[str, object]) -> bool:
+    """A reportData entry against one ComponentVariableType (absent fields match all)."""
+    have_c, want_c = entry.get("component"), wanted.get("component")
+    have_v, want_v = entry.get("variable"), wanted.get("variable")
+    assert isinstance(have_c, dict) and isinstance(have_v, dict)
+    if not isinstance(want_c, dict) or have_c.get("name") != want_c.get("name"):
+        return False
+    if "instance" in want_c and have_c.get("instance") != want_c["instance"]:
+        return False
+    want_evse = want_c.get("evse")
+    if isinstance(want_evse, dict):
+        have_evse = have_c.get("evse")
+        if not isinstance(have_evse, dict) or have_evse.get("id") != want_evse.get("id"):
+            return False
+        if "connectorId" in want_evse and have_evse.get("connectorId") != want_evse["connectorId"]:
+            return False
+    if isinstance(want_v, dict):
+        if have_v.get("name") != want_v.get("name"):
+            return False
+        if "instance" in want_v and have_v.get("instance") != want_v["instance"]:
+            return False
+    return True
 
 
 def _no_display(p: Payload) -> Reply:
