@@ -88,6 +88,7 @@ class Context:
     # a new CSMS schedule while charging (-2): EVSENotification ReNegotiation until the
     # EV's next ChargeParameterDiscovery takes it
     renegotiation_requested: bool = False
+    schedule_origin: float = 0.0  # session time the csms_schedule's starts count from
     sa_schedule_tuple_id: int = 1
     ev_max_current: float = 0.0
     ev_max_voltage: float = 0.0
@@ -139,6 +140,28 @@ class Context:
         if self.config.free_service and not self.is_pnc:
             return True
         return self.auth_result is not None and self.auth_result.accepted
+
+    def csms_entries(self, now: float) -> list[ScheduleEntry] | None:
+        """The CSMS schedule as seen from ``now``: ended entries dropped, starts moved
+        (the schedule counts from when it arrived); None without one."""
+        if self.csms_schedule is None:
+            return None
+        shift = max(int(now - self.schedule_origin), 0)
+        out: list[ScheduleEntry] = []
+        for e in self.csms_schedule:
+            end = None if e.duration is None else e.start + e.duration
+            if end is not None and end <= shift:
+                continue
+            start = max(e.start - shift, 0)
+            out.append(
+                ScheduleEntry(start, e.max_power, None if end is None else end - shift - start)
+            )
+        return out or None
+
+    def scheduled_power(self, now: float) -> float | None:
+        """The CSMS schedule's limit (W) in force now; None without a CSMS schedule."""
+        entries = self.csms_entries(now)
+        return entries[0].max_power if entries else None
 
     # --- values -------------------------------------------------------------------------
 

@@ -183,6 +183,7 @@ class SeccSession:
                 return self._end(EndReason.STATION_STOP, reason)
             case ChargingScheduleUpdate(entries=entries):
                 ctx.csms_schedule = tuple(ScheduleEntry(s, p, d) for s, p, d in entries) or None
+                ctx.schedule_origin = now
                 if ctx.charging and ctx.schema is Schema.ISO2:  # EVSENotification ReNegotiation
                     ctx.renegotiation_requested = True
                 return []

@@ -19,9 +19,10 @@ SCHEDULE_TUPLE_ID = 1
 
 
 def schedule_entries(
-    ctx: Context, max_power: float, max_entries: int | None
+    ctx: Context, max_power: float, max_entries: int | None, now: float | None = None
 ) -> list[ScheduleEntry]:
-    entries = list(ctx.csms_schedule or (ScheduleEntry(0, max_power, DAY),))
+    csms = ctx.csms_entries(now) if now is not None else ctx.csms_schedule
+    entries = list(csms or (ScheduleEntry(0, max_power, DAY),))
     entries = [ScheduleEntry(e.start, min(e.max_power, max_power), e.duration) for e in entries]
     if max_entries:
         entries = entries[:max_entries]
@@ -31,9 +32,11 @@ def schedule_entries(
     return entries
 
 
-def sa_schedule_list(ctx: Context, max_power: float, max_entries: int | None) -> Any:
+def sa_schedule_list(
+    ctx: Context, max_power: float, max_entries: int | None, now: float | None = None
+) -> Any:
     mod = ctx.mod
-    entries = schedule_entries(ctx, max_power, max_entries)
+    entries = schedule_entries(ctx, max_power, max_entries, now)
     ctx.schedules = {SCHEDULE_TUPLE_ID: max(e.max_power for e in entries)}
     pmax = mod.PMaxSchedule(
         p_max_schedule_entry=tuple(
@@ -82,7 +85,7 @@ def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
                 f"EV limits {ctx.ev_max_voltage} V / {ctx.ev_max_current} A cannot be served"
             )
         evse = dc_evse_charge_parameter(ctx, tolerance=True)
-        schedules = sa_schedule_list(ctx, lim.max_power, max_entries)
+        schedules = sa_schedule_list(ctx, lim.max_power, max_entries, now)
         state = State.PRE_CHARGE if renegotiating else State.DC_READY
     else:
         ac = ctx.config.ac
@@ -91,7 +94,7 @@ def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
         if ctx.ev_max_current <= 0 or value_of(param.ev_min_current) > ac.max_current:
             raise WrongChargeParameter("the EV's current range does not meet the EVSE's")
         evse = ac_evse_charge_parameter(ctx)
-        schedules = sa_schedule_list(ctx, ac.max_power, max_entries)
+        schedules = sa_schedule_list(ctx, ac.max_power, max_entries, now)
         state = State.AC_READY
     ctx.renegotiation_requested = False  # the EV has the schedule in force now
     body = mod.ChargeParameterDiscoveryRes(

@@ -143,6 +143,16 @@ def power_delivery(ctx: Context, req: Any, now: float) -> Reply:
     return Reply(body, state, actions)
 
 
+def ac_max_current(ctx: Context, now: float) -> float:
+    """The EVSE's AC current limit per phase now: its own, bounded by the CSMS's limit in
+    force (watts over the nominal voltage and the phases)."""
+    ac = ctx.config.ac
+    scheduled = ctx.scheduled_power(now)
+    if scheduled is None:
+        return ac.max_current
+    return min(ac.max_current, round(scheduled / (ac.nominal_voltage * ac.phases), 1))
+
+
 def charging_status(ctx: Context, req: Any, now: float) -> Reply:
     mod = ctx.mod
     check_contactors(ctx, now)
@@ -150,7 +160,7 @@ def charging_status(ctx: Context, req: Any, now: float) -> Reply:
         response_code=mod.ResponseCode.OK,
         evseid=ctx.config.evse_id,
         sa_schedule_tuple_id=ctx.sa_schedule_tuple_id,
-        evse_max_current=ctx.pv(ctx.config.ac.max_current, "A"),
+        evse_max_current=ctx.pv(ac_max_current(ctx, now), "A"),
         meter_info=meter_info(ctx),
         receipt_required=receipt_required(ctx, now),
         ac_evse_status=ctx.ac_evse_status(),
