@@ -13,6 +13,9 @@ is a small Protocol with a simulated implementation used by the tests and the si
 * :class:`VendorDataTransfer` (P01 DataTransfer from the CSMS): the station maker's own
   messages.  Without one every vendorId is unknown; :class:`EchoDataTransfer` is the
   simulated one.
+* :class:`FirmwareInstallHook` (L01 UpdateFirmware): install a downloaded image whose
+  signature the bridge has verified.  Without one UpdateFirmware is Rejected;
+  :class:`SimulatedFirmwareInstall` stands in for the tests and the simulator.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from hal.api import Lock
@@ -120,6 +124,29 @@ class EchoDataTransfer:
         return "Accepted", data
 
 
+@runtime_checkable
+class FirmwareInstallHook(Protocol):
+    """Install ``image`` (downloaded, signature verified against the Manufacturer root,
+    every transaction ended).  Return the FirmwareStatusEnumType it ended in:
+    ``Installed``; ``InstallRebooting`` when the station now restarts into it (the hook
+    may then not return); ``InstallVerificationFailed`` when the station's own check of
+    the image fails; ``InstallationFailed`` (also when it raises)."""
+
+    async def install(self, image: Path) -> str: ...
+
+
+@dataclass
+class SimulatedFirmwareInstall:
+    """Records the images it is given (their bytes); ``outcome`` is what it reports."""
+
+    outcome: str = "Installed"
+    installed: list[bytes] = field(default_factory=list)
+
+    async def install(self, image: Path) -> str:
+        self.installed.append(image.read_bytes())
+        return self.outcome
+
+
 @dataclass
 class StationHooks:
     """The hooks a station gives the OCPP bridge (defaults: production behaviour)."""
@@ -127,3 +154,4 @@ class StationHooks:
     reset: ResetHook = field(default_factory=ExitForRestart)
     connector_lock: ConnectorLockHook | None = None  # None: UnlockConnector UnlockFailed
     data_transfer: VendorDataTransfer | None = None  # None: every vendorId is unknown
+    firmware: FirmwareInstallHook | None = None  # None: UpdateFirmware is Rejected

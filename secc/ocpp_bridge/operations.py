@@ -29,6 +29,7 @@ from secc.core.events import StopRequested
 from secc.ocpp_bridge import mapping
 from secc.ocpp_bridge import security_events as sec
 from secc.ocpp_bridge.client import CallFailed, Handler, Reply
+from secc.ocpp_bridge.firmware import FirmwareUpdates
 from secc.ocpp_bridge.logs import LogUploads
 from secc.ocpp_bridge.security_events import SecurityEvents
 
@@ -69,6 +70,7 @@ class Operations:
         self.firmware_status: dict[str, object] = {"status": "Idle"}
         self.aligned_wake = asyncio.Event()
         self.logs = LogUploads(bridge)
+        self.firmware = FirmwareUpdates(bridge)
         self._reset_task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         reason = bridge.queue.get_state(BOOT_REASON_KEY)
@@ -80,7 +82,7 @@ class Operations:
 
     def operative(self, evse_id: int, connector_id: int | None = None) -> bool:
         """New sessions may start here (no Inoperative level above, no reset pending)."""
-        if self.reset_pending is not None:
+        if self.reset_pending is not None or self.firmware.installing:
             return False
         keys = ["0", str(evse_id)]
         if connector_id is not None:
@@ -171,6 +173,12 @@ class Operations:
         """An EVSE's transaction ended (its Ended event is in the outbox)."""
         self._idle.set()
 
+    async def wait_idle(self) -> None:
+        """Until no EVSE has a transaction open."""
+        while any(b.transaction is not None for b in self.bridge.evses.values()):
+            self._idle.clear()
+            await self._idle.wait()
+
     async def _reset_when_idle(self, kind: str) -> None:
         bridges = list(self.bridge.evses.values())
 
@@ -242,6 +250,7 @@ class Operations:
             "UnlockConnector": self._unlock_connector,
             "DataTransfer": self._data_transfer,
             "GetLog": self.logs.get_log,
+            "UpdateFirmware": self.firmware.update_firmware,
             "GetReport": self._get_report,
             "SetDisplayMessage": _no_display,
             "GetDisplayMessages": _no_display,
