@@ -152,6 +152,8 @@ class Ev20Simulator:
         self.parameter_set_id: int | None = None
         self.schedule_tuple_id: int | None = None
         self.schedule_power: float | None = None  # first entry of the chosen schedule (W)
+        self.schedule_offers: list[list[float]] = []  # each ScheduleExchange's entries (W)
+        self.renegotiating = False  # the EVSE asked for ScheduleRenegotiation
         self.evse_max_power: float | None = None
         self.evse_max_current: float | None = None
         self.evse_max_voltage: float | None = None
@@ -259,6 +261,9 @@ class Ev20Simulator:
                     "ScheduleExchange", s.ongoing_timeout, "ScheduleExchangeReq", poll
                 )
             self._take_schedule(res)
+            if self.renegotiating:  # the new schedule: back to the loop with a Start
+                self.renegotiating = False
+                return "PowerDeliveryReq", think
             return ("DC_CableCheckReq" if s.dc else "PowerDeliveryReq"), think
         if name == "DC_CableCheckRes":
             if finished != "Finished":
@@ -275,6 +280,8 @@ class Ev20Simulator:
                 "PreCharge", s.precharge_timeout, "DC_PreChargeReq", s.precharge_interval
             )
         if name == "PowerDeliveryRes":
+            if self.renegotiating and not self.stopping:
+                return "ScheduleExchangeReq", think
             if not self.stopping:
                 self._notice(res.evse_status)
                 if self.stopping:  # Terminate or Pause already with the start: stop again
@@ -334,6 +341,7 @@ class Ev20Simulator:
             entries = chosen.charging_schedule.power_schedule.power_schedule_entries
             powers = [value_of(e.power) for e in entries.power_schedule_entry]
             self.schedule_power = powers[0] if powers else None
+            self.schedule_offers.append(powers)
         elif res.dynamic_se_res_control_mode is None:
             raise Ev20Error("ScheduleExchangeRes Finished without Dynamic_SEResControlMode")
 
@@ -346,6 +354,8 @@ class Ev20Simulator:
         if note in ("Terminate", "Pause") and not self.stopping:
             self.stopping = True
             self.stop_kind = note
+        elif note == "ScheduleRenegotiation" and not self.stopping:
+            self.renegotiating = self.script.control == "scheduled"
 
     def _charge_loop(self, res: Any) -> tuple[str, float]:
         s = self.script
@@ -366,6 +376,8 @@ class Ev20Simulator:
             enough = True
         if enough or self.stopping:
             self.stopping = True
+            return "PowerDeliveryReq", s.think_time
+        if self.renegotiating:  # PowerDelivery ScheduleRenegotiation, then ScheduleExchange
             return "PowerDeliveryReq", s.think_time
         return ("DC" if s.dc else "AC") + "_ChargeLoopReq", s.loop_interval
 
@@ -514,6 +526,12 @@ class Ev20Simulator:
                 header=self._header(c),
                 ev_processing=c.Processing.Finished,
                 charge_progress=c.ChargeProgress.Stop,
+            )
+        if self.renegotiating:
+            return c.PowerDeliveryReq(
+                header=self._header(c),
+                ev_processing=c.Processing.Finished,
+                charge_progress=c.ChargeProgress.ScheduleRenegotiation,
             )
         if s.control == "scheduled":
             ctrl: dict[str, Any] = {

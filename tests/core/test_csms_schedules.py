@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from secc.core.actions import EvChargingNeeds, EvChargingSchedule, SendResponse, SetDcTarget
-from secc.core.config import SessionConfig
+from secc.core.config import ISO20_AC_NAMESPACE, ISO20_DC_NAMESPACE, SessionConfig
 from secc.core.context import value_of
 from secc.core.events import ChargingScheduleUpdate
+from secc.ev.iso20 import Ev20Script, Ev20Simulator
 from secc.testing.ev import EvScript, EvSimulator
 from secc.testing.harness import Outcome, run_session
 
@@ -114,3 +115,38 @@ def test_the_ev_needs_and_its_profile_are_reported() -> None:
         schedules = [a for _, a in out.actions if isinstance(a, EvChargingSchedule)]
         assert len(schedules) == 1 and schedules[0].schedule_id == 1
         assert schedules[0].entries and schedules[0].entries[0][0] == 0
+
+
+CONFIG20 = SessionConfig(protocols=(ISO20_DC_NAMESPACE, ISO20_AC_NAMESPACE), iso20_allow_tcp=True)
+
+
+def script20(mode: str, **changes: Any) -> Ev20Script:
+    base: dict[str, Any] = {"think_time": 0.01, "poll_interval": 0.2, "loop_interval": 0.2}
+    return Ev20Script(mode=mode, control="scheduled", **(base | changes))
+
+
+def test_iso20_scheduled_offer_needs_and_renegotiation() -> None:
+    """-20 scheduled mode: the CSMS schedule is the ScheduleTuple, the EV's needs are
+    reported once, and a new schedule while charging asks the EV (EVSEStatus
+    ScheduleRenegotiation) for PowerDelivery ScheduleRenegotiation and a new
+    ScheduleExchange, contactors closed throughout."""
+    for mode in ("ac", "dc"):
+        first = ChargingScheduleUpdate(((0, 9000.0, 600), (600, 7000.0, None)))
+        second = ChargingScheduleUpdate(((0, 4000.0, None),))
+        out = run_session(
+            CONFIG20,
+            script20(mode, charge_loops=40),
+            events=[(0.0, first), (6.0, second)],
+        )
+        ev = out.ev
+        assert isinstance(ev, Ev20Simulator)
+        assert ev.error is None, (ev.error, out.responses)
+        assert all(not c.startswith(("FAILED", "WARNING")) for _, c in out.responses)
+        assert ev.schedule_offers[0] == [9000.0, 7000.0]
+        assert ev.schedule_offers[1] == [4000.0]
+        assert ev.notifications.count("ScheduleRenegotiation") >= 1
+        assert out.requests.count("ScheduleExchangeReq") >= 2
+        assert out.kinds().count("CloseContactors") == 1
+        needs = [a for _, a in out.actions if isinstance(a, EvChargingNeeds)]
+        assert len(needs) == 1 and needs[0].energy_transfer == mode.upper()
+        assert needs[0].max_current > 0 and needs[0].departure_time == 7200
