@@ -205,3 +205,49 @@ def test_get_report_with_criteria(tmp_path: Path) -> None:
         assert all(d["component"]["evse"]["connector_id"] == 1 for d in by_id[22])
 
     run(main())
+
+
+def test_a_new_get_log_cancels_the_running_upload(tmp_path: Path) -> None:
+    """N01: GetLog while an upload runs: AcceptedCanceled; the old request's status is
+    AcceptedCanceled and it never reports Uploaded; the new one is uploaded."""
+    release = threading.Event()
+
+    class Slow(_Store):
+        def do_PUT(self) -> None:
+            if "first" in self.path:
+                release.wait(20)  # hold the first upload until the test lets it go
+            super().do_PUT()
+
+    async def main() -> None:
+        stored: dict[str, bytes] = {}
+        handler = type("Handler", (Slow,), {"stored": stored, "status": 201})
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        csms = TestCsms()
+        await csms.start()
+        station = build(tmp_path, csms.url, config=FAST)
+        try:
+            async with running(station):
+                cp = await csms.station(STATION)
+                first = await cp.call(get_log("SecurityLog", f"{base}/first/", 31))
+                assert first.status == "Accepted"
+                await wait_for(lambda: len(csms.log_statuses) == 1)
+                second = await cp.call(get_log("SecurityLog", f"{base}/second/", 32))
+                assert second.status == "AcceptedCanceled"
+                await wait_for(lambda: len(csms.log_statuses) == 4)
+                release.set()
+                await asyncio.sleep(0.3)
+        finally:
+            release.set()
+            server.shutdown()
+            server.server_close()
+        await csms.stop()
+        assert [(s["status"], s["request_id"]) for s in csms.log_statuses] == [
+            ("Uploading", 31),
+            ("AcceptedCanceled", 31),
+            ("Uploading", 32),
+            ("Uploaded", 32),
+        ]
+
+    run(main())
