@@ -19,6 +19,7 @@ from hal.backends.simulated import build_board
 from secc.aio.ev_client import run_ev_sdp
 from secc.config import EvseSection, HalSection, StationConfig, StationSection
 from secc.core.config import Timers
+from secc.ev.iso20 import Ev20Script, Ev20Simulator
 from secc.ocpp_bridge.bridge import Bridge
 from secc.runtime import Station
 from secc.sdp import Security
@@ -30,8 +31,13 @@ from tests.ocpp.test_smart_profiles import profile
 EVSE_ID = "DE*ABC*E1234567*1"
 
 
-def _config(mode: str, schedule_wait: float = 0.0) -> StationConfig:
+def _config(mode: str, schedule_wait: float = 0.0, iso20: bool = False) -> StationConfig:
+    protocols: Any = ("iso2",)
+    if iso20:
+        protocols = ("iso20-dc",) if mode.startswith("DC") else ("iso20-ac",)
     section = EvseSection(
+        protocols=protocols,
+        iso20_allow_tcp=iso20,
         schedule_wait=schedule_wait,
         evse_id=EVSE_ID,
         address="::1",
@@ -53,6 +59,7 @@ async def _charge(
     default: bool = True,
     schedule_wait: float = 0.0,
     answer_needs: list[tuple[int, float]] | None = None,
+    iso20: bool = False,
 ) -> tuple[Any, TestCsms]:
     """One EIM session; ``default``: a TxDefaultProfile before the EV comes;
     ``answer_needs``: the CSMS answers NotifyEVChargingNeeds with a TxProfile of these
@@ -70,15 +77,21 @@ async def _charge(
         return bridge
 
     board, _plant = build_board()
-    script = EvScript(
-        energy_mode=mode,
-        think_time=0.0,
-        poll_interval=0.05,
-        loop_interval=0.05,
-        charge_loops=120 if renegotiate_to is not None else 3,
+    loops = 120 if renegotiate_to is not None else 3
+    script: EvScript | Ev20Script = EvScript(
+        energy_mode=mode, think_time=0.0, poll_interval=0.05, loop_interval=0.05, charge_loops=loops
     )
+    if iso20:
+        script = Ev20Script(
+            mode="dc" if mode.startswith("DC") else "ac",
+            control="scheduled",
+            think_time=0.0,
+            poll_interval=0.05,
+            loop_interval=0.05,
+            charge_loops=loops,
+        )
     try:
-        config = _config(mode, schedule_wait)
+        config = _config(mode, schedule_wait, iso20)
         async with Station(config, boards={EVSE_ID: board}, backend_factory=factory) as st:
             bridge = bridges[0]
             await asyncio.wait_for(bridge.client.online.wait(), 10)
@@ -227,5 +240,28 @@ def test_without_a_csms_profile_the_station_limits_after_the_wait(tmp_path: Path
         assert ev.offers == [((0, 22080.0),)]
         assert len(csms.ev_needs) == 1
         assert ev.sent.count("ChargeParameterDiscoveryReq") >= 2  # Ongoing at first
+
+    asyncio.run(asyncio.wait_for(main(), 120))
+
+
+@pytest.mark.parametrize("mode", ["AC_three_phase_core", "DC_extended"])
+def test_iso20_scheduled_takes_the_csms_profile_and_renegotiates(tmp_path: Path, mode: str) -> None:
+    """ISO 15118-20 scheduled mode (over TCP with the lab switch): the TxDefaultProfile is
+    the ScheduleExchange schedule, NotifyEVChargingNeeds goes out, and a TxProfile while
+    charging brings EVSEStatus ScheduleRenegotiation and a second ScheduleExchange with
+    the new limit."""
+
+    async def main() -> None:
+        result, csms = await _charge(tmp_path, mode, 5000.0, iso20=True)
+        ev = result.ev
+        assert isinstance(ev, Ev20Simulator)
+        assert ev.error is None, (ev.error, result.codes)
+        assert not any(c.startswith(("FAILED", "WARNING")) for _, c in result.codes)
+        assert ev.schedule_offers[0] == [11000.0, 7000.0]
+        assert ev.schedule_offers[-1] == [5000.0]
+        assert "ScheduleRenegotiation" in ev.notifications
+        assert len(csms.ev_needs) == 1
+        transfer = csms.ev_needs[0]["charging_needs"]["requested_energy_transfer"]
+        assert transfer == ("DC" if mode.startswith("DC") else "AC_three_phase")
 
     asyncio.run(asyncio.wait_for(main(), 120))
