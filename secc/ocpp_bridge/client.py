@@ -234,6 +234,7 @@ class OcppClient:
         self.connector_status = connector_status or (lambda _e, _c: "Available")
         self.online = asyncio.Event()
         self.on_online: list[Callable[[], None]] = []
+        self.on_connect_failed: list[Callable[[], None]] = []  # a connection attempt failed
         self._cp: _StationCp | None = None
         self._closed: asyncio.Future[None] | None = None
         self._ws: ClientConnection | None = None
@@ -385,6 +386,8 @@ class OcppClient:
                     "CSMS %s unreachable (%s); retry in %.1f s", self.config.url(), exc, delay
                 )
                 attempt += 1
+                for callback in list(self.on_connect_failed):
+                    callback()  # may switch ``config`` (network profile fallback, B09)
                 await asyncio.sleep(delay)
                 continue
             attempt = 0

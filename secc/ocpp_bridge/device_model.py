@@ -89,6 +89,8 @@ SPECS: tuple[VariableSpec, ...] = (
     _i("OCPPCommCtrlr", "RetryBackOffWaitMinimum", 1),
     _i("OCPPCommCtrlr", "RetryBackOffRandomRange", 10),
     _i("OCPPCommCtrlr", "RetryBackOffRepeatTimes", 8),
+    _s(COMM, "NetworkConfigurationPriority", "", max_len=100),  # slots, e.g. "1,0"
+    _i(COMM, "NetworkProfileConnectionAttempts", 3),
     _b("AuthCtrlr", "Enabled", True),
     _b("AuthCtrlr", "AuthorizeRemoteStart", False),
     _b("AuthCtrlr", "LocalAuthorizeOffline", True),

@@ -18,17 +18,21 @@ reset of one EVSE is Rejected (the station restarts as a whole).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import functools
 import logging
+import sqlite3
+import urllib.parse
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
+from certs.store import StoreError
 from hal.hooks import StationHooks
 from secc.core.events import StopRequested
 from secc.ocpp_bridge import mapping
 from secc.ocpp_bridge import security_events as sec
-from secc.ocpp_bridge.client import CallFailed, Handler, Reply
+from secc.ocpp_bridge.client import CallFailed, ClientConfig, Handler, Reply
 from secc.ocpp_bridge.firmware import FirmwareUpdates
 from secc.ocpp_bridge.logs import LogUploads
 from secc.ocpp_bridge.security_events import SecurityEvents
@@ -39,6 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 ALIGNED = "AlignedDataCtrlr"
 AVAILABILITY_KEY = "availability"
+NETWORK_KEY = "network_profiles"  # configurationSlot -> NetworkConnectionProfileType
+FLOOR_KEY = "security_profile_floor"  # the highest security profile connected with
 BOOT_REASON_KEY = "boot_reason"
 Payload = dict[str, object]
 
@@ -71,6 +77,10 @@ class Operations:
         self.aligned_wake = asyncio.Event()
         self.logs = LogUploads(bridge)
         self.firmware = FirmwareUpdates(bridge)
+        self._base_config = bridge.client.config  # the station file's link (the last resort)
+        self._failures = 0
+        self._select_network_profile(first=True)
+        bridge.client.on_connect_failed.append(self._connect_failed)
         self._reset_task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         reason = bridge.queue.get_state(BOOT_REASON_KEY)
@@ -210,7 +220,13 @@ class Operations:
         self.reset_pending = None  # a simulated reset returns: the station serves on
 
     def booted(self) -> None:
-        """The BootNotification with the persisted reason was accepted: forget it."""
+        """The BootNotification with the persisted reason was accepted: forget it.
+        The security profile connected with is the floor from now on (A05)."""
+        self._failures = 0
+        profile = self.bridge.client.config.security_profile
+        floor = self.bridge.queue.get_state(FLOOR_KEY)
+        if not isinstance(floor, int) or profile > floor:
+            self.bridge.queue.set_state({FLOOR_KEY: profile})
         if self._boot_reason_stored:
             self._boot_reason_stored = False
             self.bridge.queue.set_state({BOOT_REASON_KEY: None})
@@ -251,6 +267,7 @@ class Operations:
             "DataTransfer": self._data_transfer,
             "GetLog": self.logs.get_log,
             "UpdateFirmware": self.firmware.update_firmware,
+            "SetNetworkProfile": self._set_network_profile,
             "GetReport": self._get_report,
             "SetDisplayMessage": _no_display,
             "GetDisplayMessages": _no_display,
@@ -355,6 +372,112 @@ class Operations:
                 )
             except (CallFailed, TimeoutError, ConnectionError) as exc:
                 log.info("aligned MeterValues for EVSE %d: %s", b.config.evse_id, exc)
+
+    # --- SetNetworkProfile (A05, B09) -------------------------------------------------------
+
+    def _profiles(self) -> dict[str, dict[str, object]]:
+        stored = self.bridge.queue.get_state(NETWORK_KEY)
+        return dict(stored) if isinstance(stored, dict) else {}
+
+    def _floor(self) -> int:
+        floor = self.bridge.queue.get_state(FLOOR_KEY)
+        return floor if isinstance(floor, int) else 1
+
+    def _profile_problem(self, data: dict[str, object]) -> str:
+        """Why this NetworkConnectionProfileType cannot be used ("" when it can)."""
+        level = data.get("securityProfile")
+        url = str(data.get("ocppCsmsUrl", ""))
+        parts = urllib.parse.urlsplit(url)
+        if data.get("ocppVersion") != "OCPP20" or data.get("ocppTransport") != "JSON":
+            return "only OCPP 2.0.1 over JSON"
+        if level not in (1, 2, 3):
+            return f"security profile {level} unknown"
+        assert isinstance(level, int)
+        if parts.scheme != ("ws" if level == 1 else "wss") or not parts.hostname:
+            return f"{url!r} is not a {'ws' if level == 1 else 'wss'} URL"
+        if level < max(self._floor(), self.bridge.client.config.security_profile):
+            return "no downgrade of the security profile"  # A05
+        store = self.bridge.store
+        if level > 1 and (store is None or not store.roots("csms")):
+            return "no CSMS root certificate installed"
+        if level == 3:
+            try:
+                assert store is not None
+                store.leaf_paths("csms")
+            except (AssertionError, StoreError):
+                return "no charging-station certificate installed"
+        return ""
+
+    async def _set_network_profile(self, p: Payload) -> Reply:
+        """B09: check and store the profile in its slot; it is used once
+        NetworkConfigurationPriority names the slot, from the next connection on (a
+        Reset).  A05: a higher security profile needs its certificates first."""
+        slot = p.get("configurationSlot")
+        data = p.get("connectionData")
+        if not isinstance(slot, int) or not isinstance(data, dict):
+            return Reply({"status": "Rejected"})
+        problem = self._profile_problem(data)
+        if problem:
+            return Reply({"status": "Rejected", "statusInfo": _info("InvalidProfile", problem)})
+        profiles = self._profiles()
+        profiles[str(slot)] = data
+        queue = self.bridge.queue
+        try:
+            await queue.off_loop(queue.set_state, {NETWORK_KEY: profiles})
+        except (OSError, sqlite3.Error) as exc:
+            return Reply({"status": "Failed", "statusInfo": _info("Storage", str(exc))})
+        return Reply({"status": "Accepted"})
+
+    def _candidates(self) -> list[ClientConfig]:
+        """The links to try, best first: the slots of NetworkConfigurationPriority that
+        hold a usable profile, then the station file's, none below the floor (A05)."""
+        base = self._base_config
+        profiles = self._profiles()
+        out: list[ClientConfig] = []
+        for name in self.bridge.dm.value("OCPPCommCtrlr", "NetworkConfigurationPriority").split(
+            ","
+        ):
+            data = profiles.get(name.strip())
+            if isinstance(data, dict) and isinstance(level := data.get("securityProfile"), int):
+                url = str(data.get("ocppCsmsUrl"))
+                out.append(dataclasses.replace(base, csms_url=url, security_profile=level))
+        out.append(base)
+        floor = self._floor()
+        return [c for c in out if c.security_profile >= floor] or out[:1]
+
+    def _select_network_profile(self, *, first: bool = False, step: int = 0) -> None:
+        client = self.bridge.client
+        candidates = self._candidates()
+        current = next(
+            (
+                i
+                for i, c in enumerate(candidates)
+                if (c.csms_url, c.security_profile)
+                == (client.config.csms_url, client.config.security_profile)
+            ),
+            -1,
+        )
+        chosen = (
+            candidates[0]
+            if first or current < 0
+            else candidates[(current + step) % len(candidates)]
+        )
+        client.config = dataclasses.replace(
+            client.config, csms_url=chosen.csms_url, security_profile=chosen.security_profile
+        )
+
+    def _connect_failed(self) -> None:
+        """B09: after NetworkProfileConnectionAttempts failures, the next profile."""
+        self._failures += 1
+        if self._failures >= max(
+            1, self.bridge.dm.number("OCPPCommCtrlr", "NetworkProfileConnectionAttempts")
+        ):
+            self._failures = 0
+            before = self.bridge.client.config.csms_url
+            self._select_network_profile(step=1)
+            log.warning(
+                "CSMS unreachable through %s: trying %s", before, self.bridge.client.config.csms_url
+            )
 
     # --- GetReport (B08) ---------------------------------------------------------------------
 
@@ -467,5 +590,5 @@ def _no_display(p: Payload) -> Reply:
     return Reply({"status": "Unknown"})  # GetDisplayMessages / ClearDisplayMessage
 
 
-def _info(reason: str) -> dict[str, object]:
-    return {"reasonCode": reason[:20], "additionalInfo": reason[:512]}
+def _info(reason: str, detail: str | None = None) -> dict[str, object]:
+    return {"reasonCode": reason[:20], "additionalInfo": (detail or reason)[:512]}
