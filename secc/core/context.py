@@ -172,7 +172,7 @@ class Context:
         n = self.mod.EVSENotification
         if self.stop_requested is not None:
             return n.StopCharging
-        return n.ReNegotiation if self.renegotiation_requested else n.None_
+        return n.ReNegotiation if self.renegotiation_requested and self.charging else n.None_
 
     def ac_evse_status(self) -> Any:
         mod = self.mod

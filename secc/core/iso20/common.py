@@ -111,7 +111,7 @@ def evse_status(ctx: Context, mod: Any) -> Any:
     """EVSEStatus only when the station has something to say: Terminate after a stop
     request (-20 has no "None" notification; the element is left out instead)."""
     if ctx.stop_requested is None:
-        if ctx.renegotiation_requested:  # a new CSMS schedule while charging (scheduled)
+        if ctx.renegotiation_requested and ctx.charging:  # a new CSMS schedule (scheduled)
             return mod.EVSEStatus(
                 notification_max_delay=ctx.config.notification_max_delay,
                 evse_notification=mod.EvseNotification.ScheduleRenegotiation,
