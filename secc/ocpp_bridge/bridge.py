@@ -81,6 +81,7 @@ from secc.ocpp_bridge.queue import DurableQueue, QueuedMessage, Rejected, Sender
 from secc.ocpp_bridge.security_events import (
     RECONFIGURATION,
     SECURITY_LOG,
+    STARTUP,
     SecurityEvents,
     SecurityLog,
 )
@@ -243,6 +244,8 @@ class Bridge:
         """Run this EVSE's transaction work (and, on the primary, the link, the outbox
         sender and the certificate maintenance) until cancelled."""
         await self._recover()
+        if self.primary is self:  # A04: the station (re)started
+            await self.security.record(STARTUP, f"boot reason {self.client.boot_reason}")
         async with asyncio.TaskGroup() as group:
             if self.primary is self:
                 group.create_task(self.client.run())

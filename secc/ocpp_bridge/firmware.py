@@ -247,13 +247,13 @@ class FirmwareUpdates:
             except Exception as exc:  # the maker's hook: report it and serve on
                 log.error("firmware installation failed: %s", exc)
                 outcome = "InstallationFailed"
-            if outcome not in {"Installed", "InstallRebooting", "InstallVerificationFailed"}:
-                outcome = "InstallationFailed"
-            if outcome in {"Installed", "InstallRebooting"}:
-                await self.bridge.security.record(sec.FIRMWARE_UPDATED, image.name)
-            await self._status(outcome)
         finally:
-            self.installing = False
+            self.installing = False  # sessions again before the outcome is reported
+        if outcome not in {"Installed", "InstallRebooting", "InstallVerificationFailed"}:
+            outcome = "InstallationFailed"
+        if outcome in {"Installed", "InstallRebooting"}:
+            await self.bridge.security.record(sec.FIRMWARE_UPDATED, image.name)
+        await self._status(outcome)
 
     async def _download(self, url: str, image: Path, retries: int, interval: float) -> bool:
         await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)

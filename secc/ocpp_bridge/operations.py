@@ -79,6 +79,7 @@ class Operations:
         self.firmware = FirmwareUpdates(bridge)
         self._base_config = bridge.client.config  # the station file's link (the last resort)
         self._failures = 0
+        self._link_events: set[str] = set()  # raised since the link was last up
         self._select_network_profile(first=True)
         bridge.client.on_connect_failed.append(self._connect_failed)
         self._reset_task: asyncio.Task[None] | None = None
@@ -223,6 +224,7 @@ class Operations:
         """The BootNotification with the persisted reason was accepted: forget it.
         The security profile connected with is the floor from now on (A05)."""
         self._failures = 0
+        self._link_events.clear()
         profile = self.bridge.client.config.security_profile
         floor = self.bridge.queue.get_state(FLOOR_KEY)
         if not isinstance(floor, int) or profile > floor:
@@ -467,7 +469,22 @@ class Operations:
         )
 
     def _connect_failed(self) -> None:
-        """B09: after NetworkProfileConnectionAttempts failures, the next profile."""
+        """B09: after NetworkProfileConnectionAttempts failures, the next profile.
+        A04: a refused password or CSMS certificate is a security event (once until the
+        link is up again)."""
+        error = self.bridge.client.last_error
+        kind = (
+            sec.FAILED_TO_AUTHENTICATE
+            if "HTTP 401" in error
+            else sec.INVALID_CSMS_CERTIFICATE
+            if "CERTIFICATE_VERIFY_FAILED" in error
+            else None
+        )
+        if kind is not None and kind not in self._link_events:
+            self._link_events.add(kind)
+            self.bridge.client.spawn(
+                self.security.record(kind, error[:255]), "SecurityEventNotification"
+            )
         self._failures += 1
         if self._failures >= max(
             1, self.bridge.dm.number("OCPPCommCtrlr", "NetworkProfileConnectionAttempts")

@@ -429,6 +429,10 @@ class TestCsms:
 
         return await asyncio.wait_for(wait(), timeout)
 
+    def raised_events(self) -> list[dict[str, Any]]:
+        """The SecurityEventNotifications past StartupOfTheDevice (sent at every start)."""
+        return [e for e in self.security_events if e["type"] != "StartupOfTheDevice"]
+
     def transaction_stream(self) -> list[dict[str, Any]]:
         """Deduplicated TransactionEvents (by transactionId, seqNo); repeats must be identical."""
         seen: dict[tuple[str, int], tuple[str, dict[str, Any]]] = {}

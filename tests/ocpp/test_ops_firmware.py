@@ -152,7 +152,7 @@ def test_signed_firmware_is_downloaded_verified_and_installed(
                 await wait_for(lambda: states(csms, 5)[-1:] == ["Installed"])
                 assert len(hits) == 2  # the first attempt failed, the retry succeeded
             await wait_for(
-                lambda: any(e["type"] == "FirmwareUpdated" for e in csms.security_events)
+                lambda: any(e["type"] == "FirmwareUpdated" for e in csms.raised_events())
             )
             trigger = await cp.call(
                 call.TriggerMessage(requested_message="FirmwareStatusNotification")
@@ -180,7 +180,7 @@ def test_signature_mismatch_is_never_installed(tmp_path: Path, pki_dir: Path, st
                 assert answer.status == "Accepted"
                 await wait_for(lambda: states(csms, 6)[-1:] == ["InvalidSignature"])
             await wait_for(
-                lambda: [e["type"] for e in csms.security_events] == ["InvalidFirmwareSignature"]
+                lambda: [e["type"] for e in csms.raised_events()] == ["InvalidFirmwareSignature"]
             )
             station.bridge.perform(PLUG)  # the station serves on
             await wait_for(lambda: len(csms.tx_raw) == 1)
@@ -208,7 +208,7 @@ def test_bad_requests_get_a_clear_status(tmp_path: Path, pki_dir: Path, store: S
                 wrong = await cp.call(update(8, url, stranger, sign(stranger_key, IMAGE)))
                 assert wrong.status == "InvalidCertificate"
                 assert hits == []  # nothing downloaded
-            await wait_for(lambda: len(csms.security_events) == 1)
+            await wait_for(lambda: len(csms.raised_events()) == 1)
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
                 dead = f"http://127.0.0.1:{s.getsockname()[1]}/fw.bin"
@@ -218,7 +218,7 @@ def test_bad_requests_get_a_clear_status(tmp_path: Path, pki_dir: Path, store: S
             assert answer.status == "Accepted"
             await wait_for(lambda: states(csms, 9)[-1:] == ["DownloadFailed"])
         await csms.stop()
-        assert csms.security_events[0]["type"] == "InvalidFirmwareSigningCertificate"
+        assert csms.raised_events()[0]["type"] == "InvalidFirmwareSigningCertificate"
         assert states(csms, 7) == states(csms, 8) == []
         assert states(csms, 9) == ["Downloading", "DownloadFailed"]
         assert hook.installed == []

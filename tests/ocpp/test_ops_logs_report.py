@@ -96,7 +96,10 @@ def test_security_log_is_uploaded(tmp_path: Path) -> None:
             {"status": "Uploaded", "request_id": 12},
         ]
         security = stored[f"/logs/{answer.filename}"].decode().splitlines()
-        assert [json.loads(line)["type"] for line in security] == ["TamperDetectionActivated"]
+        assert [json.loads(line)["type"] for line in security] == [
+            "StartupOfTheDevice",
+            "TamperDetectionActivated",
+        ]
         snapshot = json.loads(stored[f"/logs/{diag.filename}"])
         assert snapshot["station"] == STATION and snapshot["evses"]["1"]["status"] == "Available"
 

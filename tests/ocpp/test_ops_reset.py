@@ -67,7 +67,7 @@ def test_immediate_reset_when_idle_restarts_with_remote_reset(tmp_path: Path) ->
             assert answer.status == "Accepted"
             await wait_for(lambda: hook.resets == ["Immediate"])
             # B11: the security event is delivered before the restart
-            assert [e["type"] for e in csms.security_events] == ["ResetOrReboot"]
+            assert [e["type"] for e in csms.raised_events()] == ["ResetOrReboot"]
             assert len(station.bridge.queue) == 0
         # the process restarts on the same state: BootNotification says RemoteReset once
         again, _ = _station(tmp_path, csms)
@@ -163,6 +163,6 @@ def test_reset_of_one_evse_is_rejected_and_nothing_changes(tmp_path: Path) -> No
             await wait_for(lambda: len(csms.tx_raw) == 1)
         await csms.stop()
         assert hook.resets == []
-        assert csms.security_events == []
+        assert csms.raised_events() == []
 
     run(main())

@@ -2,18 +2,23 @@
 the CSMS raises ReconfigurationOfSecurityParameters, written to the security log on disk
 and sent as SecurityEventNotification (schema-checked by the CSMS); an event raised while
 the CSMS is unreachable survives a restart and is delivered exactly once (A04: queued
-like transaction events).  The log rotates at its bound and survives a torn line."""
+like transaction events).  StartupOfTheDevice at every start, FailedToAuthenticateAtCsms
+and InvalidCsmsCertificate when the link is refused.  The log rotates at its bound and
+survives a torn line."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable
 from pathlib import Path
 
 from ocpp.v201 import call
 
+from certs.store import Store
 from secc.ocpp_bridge.bridge import BridgeConfig
 from secc.ocpp_bridge.security_events import SECURITY_LOG, SecurityLog
+from tests.ocpp.conftest import server_context
 from tests.ocpp.csms import TestCsms, wait_for
 from tests.ocpp.station import STATION, build, running
 
@@ -43,7 +48,7 @@ def test_security_setting_change_is_logged_and_notified(tmp_path: Path) -> None:
                 )
             )
             assert answer.set_variable_result[0]["attribute_status"] == "Accepted"
-            await wait_for(lambda: len(csms.security_events) == 1)
+            await wait_for(lambda: len(csms.raised_events()) == 1)
             # a non-security setting raises none
             await cp.call(
                 call.SetVariables(
@@ -59,13 +64,16 @@ def test_security_setting_change_is_logged_and_notified(tmp_path: Path) -> None:
             await cp.call(call.TriggerMessage(requested_message="Heartbeat"))
             await wait_for(lambda: csms.heartbeats >= 1 and len(station.bridge.queue) == 0)
         await csms.stop()
-        event = csms.security_events[0]
+        event = csms.raised_events()[0]
         assert event["type"] == "ReconfigurationOfSecurityParameters"
         assert "CertSigningRepeatTimes" in event["tech_info"]
-        assert len(csms.security_events) == 1
+        assert len(csms.raised_events()) == 1
         logged = SecurityLog(tmp_path / SECURITY_LOG).entries()
-        assert [e["type"] for e in logged] == ["ReconfigurationOfSecurityParameters"]
-        assert logged[0]["timestamp"] == event["timestamp"]
+        assert [e["type"] for e in logged] == [
+            "StartupOfTheDevice",
+            "ReconfigurationOfSecurityParameters",
+        ]
+        assert logged[1]["timestamp"] == event["timestamp"]
 
     run(main())
 
@@ -78,6 +86,7 @@ def test_event_raised_offline_survives_a_restart_and_arrives_once(tmp_path: Path
         station = build(tmp_path, csms.url, config=FAST)
         async with running(station):
             await csms.station(STATION)
+            await wait_for(lambda: len(station.bridge.queue) == 0)  # StartupOfTheDevice sent
             await csms.stop()
             await wait_for(lambda: not station.client.online.is_set())
             await station.bridge.security.record("TamperDetectionActivated", "lid opened")
@@ -87,7 +96,7 @@ def test_event_raised_offline_survives_a_restart_and_arrives_once(tmp_path: Path
         async with running(again):
             await wait_for(lambda: len(again.bridge.queue) == 0)
         await csms.stop()
-        assert [(e["type"], e.get("tech_info")) for e in csms.security_events] == [
+        assert [(e["type"], e.get("tech_info")) for e in csms.raised_events()] == [
             ("TamperDetectionActivated", "lid opened")
         ]
 
@@ -108,3 +117,61 @@ def test_security_log_rotates_and_skips_a_torn_line(tmp_path: Path) -> None:
     assert stamps == sorted(stamps, key=lambda s: int(s[1:]))  # oldest first, no gap inside
     assert stamps[-1] == "t11"
     assert len(entries) >= 6  # the rotated file is read too
+
+
+def test_startup_refused_password_and_untrusted_csms_certificate(
+    tmp_path: Path, pki_dir: Path, store: Store
+) -> None:
+    """A04: StartupOfTheDevice at every start; a CSMS refusing the password (HTTP 401)
+    raises FailedToAuthenticateAtCsms, a CSMS certificate not under the station's CSMS
+    roots InvalidCsmsCertificate: each once however often the connection is retried,
+    delivered once the link is up."""
+
+    async def main() -> None:
+        wrong = TestCsms(password="not-the-stations-password")
+        await wrong.start()
+        port = wrong.port
+        station = build(tmp_path, wrong.url, config=FAST)
+        failures: list[int] = []
+        station.client.on_connect_failed.append(lambda: failures.append(1))
+        async with running(station, online=False):
+            await wait_for(lambda: len(failures) >= 3)
+            await wrong.stop()
+            right = TestCsms()
+            await right.start(port)
+            await wait_for(
+                lambda: len(station.bridge.queue) == 0 and len(right.security_events) == 2
+            )
+        await right.stop()
+        assert [e["type"] for e in right.security_events] == [
+            "StartupOfTheDevice",
+            "FailedToAuthenticateAtCsms",
+        ]
+        assert "401" in right.security_events[1]["tech_info"]
+
+        # profile 2 against a CSMS whose certificate (the SECC's) no CSMS root vouches for
+        untrusted = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        untrusted.load_cert_chain(pki_dir / "v2g" / "secc_chain.pem", pki_dir / "v2g" / "secc.key")
+        bad = TestCsms(ssl_context=untrusted)
+        await bad.start()
+        port = bad.port
+        tls_dir = tmp_path / "tls"
+        station = build(tls_dir, bad.url, config=FAST, store=store, client={"security_profile": 2})
+        failures.clear()
+        station.client.on_connect_failed.append(lambda: failures.append(1))
+        async with running(station, online=False):
+            await wait_for(lambda: len(failures) >= 3)
+            await bad.stop()
+            good = TestCsms(ssl_context=server_context(pki_dir, client_auth=False))
+            await good.start(port)
+            await wait_for(
+                lambda: len(station.bridge.queue) == 0 and len(good.security_events) == 2
+            )
+        await good.stop()
+        assert [e["type"] for e in good.security_events] == [
+            "StartupOfTheDevice",
+            "InvalidCsmsCertificate",
+        ]
+        assert bad.boots == []
+
+    run(main())
