@@ -132,9 +132,12 @@ class Operations:
                 levels.pop(key, None)
             else:
                 levels[key] = wanted
-            await self.bridge.queue.off_loop(
-                self.bridge.queue.set_state, {AVAILABILITY_KEY: levels or None}
-            )
+            try:  # persisted first: the answer is only Accepted for what survives
+                await self.bridge.queue.off_loop(
+                    self.bridge.queue.set_state, {AVAILABILITY_KEY: levels or None}
+                )
+            except (OSError, sqlite3.Error) as exc:
+                return Reply({"status": "Rejected", "statusInfo": _info("Storage", str(exc))})
             self._levels = levels
         busy = wanted == "Inoperative" and any(b.transaction is not None for b in affected)
         changed = [b for b in affected if self._reported(b) != before[b.config.evse_id]]
@@ -207,7 +210,10 @@ class Operations:
             log.error("Reset: transactions still open after %g s; resetting", self.stop_timeout)
         await self.security.record(sec.RESET, f"Reset {kind} by the CSMS")
         queue = self.bridge.queue
-        await queue.off_loop(queue.set_state, {BOOT_REASON_KEY: "RemoteReset"})
+        try:
+            await queue.off_loop(queue.set_state, {BOOT_REASON_KEY: "RemoteReset"})
+        except (OSError, sqlite3.Error) as exc:  # the reset goes ahead (reason: PowerUp)
+            log.error("Reset: boot reason not stored: %s", exc)
 
         async def drained() -> None:
             while await queue.off_loop(len, queue) > 0:
@@ -225,13 +231,19 @@ class Operations:
         The security profile connected with is the floor from now on (A05)."""
         self._failures = 0
         self._link_events.clear()
+        state: dict[str, object | None] = {}
         profile = self.bridge.client.config.security_profile
         floor = self.bridge.queue.get_state(FLOOR_KEY)
         if not isinstance(floor, int) or profile > floor:
-            self.bridge.queue.set_state({FLOOR_KEY: profile})
+            state[FLOOR_KEY] = profile
         if self._boot_reason_stored:
             self._boot_reason_stored = False
-            self.bridge.queue.set_state({BOOT_REASON_KEY: None})
+            state[BOOT_REASON_KEY] = None
+        if state:
+            try:
+                self.bridge.queue.set_state(state)
+            except (OSError, sqlite3.Error) as exc:  # the link stays up regardless
+                log.error("operation state not stored: %s", exc)
 
     # --- wiring ------------------------------------------------------------------------------
 

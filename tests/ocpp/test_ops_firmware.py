@@ -253,3 +253,53 @@ def test_installation_waits_for_the_transaction(
         assert hook.installed == [IMAGE]
 
     run(main())
+
+
+def test_a_new_update_cancels_a_running_download(
+    tmp_path: Path, pki_dir: Path, store: Store
+) -> None:
+    """L01: UpdateFirmware while a download runs is AcceptedCanceled; the old request
+    reports nothing more, the new one is installed."""
+    release = threading.Event()
+
+    class Held(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/held.bin":
+                release.wait(20)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(IMAGE)))
+            self.end_headers()
+            self.wfile.write(IMAGE)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    async def main() -> None:
+        key, cert = signer(pki_dir)
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Held)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        csms = TestCsms()
+        await csms.start()
+        station, hook = _station(tmp_path, csms, store)
+        try:
+            async with running(station):
+                cp = await csms.station(STATION)
+                first = await cp.call(update(41, f"{base}/held.bin", cert, sign(key, IMAGE)))
+                assert first.status == "Accepted"
+                await wait_for(lambda: states(csms, 41) == ["Downloading"])
+                second = await cp.call(update(42, f"{base}/fw.bin", cert, sign(key, IMAGE)))
+                assert second.status == "AcceptedCanceled"
+                await wait_for(lambda: states(csms, 42)[-1:] == ["Installed"])
+                release.set()
+                await asyncio.sleep(0.3)
+        finally:
+            release.set()
+            server.shutdown()
+            server.server_close()
+        await csms.stop()
+        assert states(csms, 41) == ["Downloading"]
+        assert states(csms, 42) == ALL_STATES
+        assert hook.installed == [IMAGE]
+
+    run(main())
