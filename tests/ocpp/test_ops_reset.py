@@ -166,3 +166,32 @@ def test_reset_of_one_evse_is_rejected_and_nothing_changes(tmp_path: Path) -> No
         assert csms.raised_events() == []
 
     run(main())
+
+
+def test_immediate_reset_when_the_session_does_not_end(tmp_path: Path) -> None:
+    """A session that does not end within the stop timeout does not block the reset;
+    its transaction is ended at the restart (PowerLoss), nothing is lost."""
+
+    async def main() -> None:
+        csms = TestCsms()
+        await csms.start()
+        station, hook = _station(tmp_path, csms)
+        station.bridge.ops.stop_timeout = 0.5
+        async with running(station):
+            cp = await csms.station(STATION)
+            station.bridge.perform(PLUG)
+            await wait_for(lambda: len(csms.tx_raw) == 1)
+            answer = await cp.call(call.Reset(type="Immediate"))
+            assert answer.status == "Accepted"
+            await station.next_event(StopRequested)  # the core never answers
+            await wait_for(lambda: hook.resets == ["Immediate"])
+        again, _ = _station(tmp_path, csms)
+        async with running(again):
+            await wait_for(lambda: len(csms.tx_raw) == 2 and len(again.bridge.queue) == 0)
+        await csms.stop()
+        stream = csms.transaction_stream()
+        assert [e["eventType"] for e in stream] == ["Started", "Ended"]
+        assert stream[1]["transactionInfo"]["stoppedReason"] == "PowerLoss"
+        assert _boot_reasons(csms) == ["PowerUp", "RemoteReset"]
+
+    run(main())
