@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
+import sqlite3
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -415,7 +416,7 @@ class SmartCharging:
             if evse_id not in (None, 0, number) or (b.transaction is None and not starting):
                 continue
             entries = self.book.session_entries(number, now)
-            if entries:
+            if entries or not starting:  # empty: no CSMS limit any more (profiles cleared)
                 b.emit(cast(Event, ChargingScheduleUpdate(entries)))
 
     def session_started(self, evse_id: int) -> None:
@@ -468,14 +469,18 @@ class SmartCharging:
         evse_id = p.get("evseId")
         profile = p.get("chargingProfile")
         if not isinstance(profile, dict):
-            return Reply({"status": "Rejected", "statusInfo": _info("no chargingProfile")})
+            return Reply({"status": "Rejected", "statusInfo": _info("no chargingProfile", "Other")})
         try:
             self.book.check(evse_id, profile, self.bridge.utc_now())
             assert isinstance(evse_id, int)
             self.book.install(evse_id, profile)
         except ProfileRefusedError as exc:
             log.warning("SetChargingProfile %s refused: %s", profile.get("id"), exc)
-            return Reply({"status": "Rejected", "statusInfo": _info(str(exc))})
+            code = "UnknownEvse" if str(exc).startswith("unknown EVSE") else "InvalidProfile"
+            return Reply({"status": "Rejected", "statusInfo": _info(str(exc), code)})
+        except (sqlite3.Error, OSError) as exc:  # e.g. a full disk: nothing was changed
+            log.error("SetChargingProfile %s not stored: %s", profile.get("id"), exc)
+            return Reply({"status": "Rejected", "statusInfo": _info(f"not stored: {exc}", "Other")})
         self.push(evse_id)
         return Reply({"status": "Accepted"})
 
@@ -516,16 +521,24 @@ class SmartCharging:
         duration = p.get("duration")
         unit = p.get("chargingRateUnit") or "W"
         if not isinstance(evse_id, int) or (evse_id != 0 and evse_id not in self.bridge.evses):
-            return Reply({"status": "Rejected", "statusInfo": _info(f"unknown EVSE {evse_id}")})
+            return Reply(
+                {
+                    "status": "Rejected",
+                    "statusInfo": _info(f"unknown EVSE {evse_id}", "UnknownEvse"),
+                }
+            )
         if not isinstance(duration, int) or duration <= 0:
-            return Reply({"status": "Rejected", "statusInfo": _info("duration")})
+            return Reply({"status": "Rejected", "statusInfo": _info("duration", "Other")})
         now = self.bridge.utc_now().replace(microsecond=0)
         periods = []
         for start, limit in self.book.composite(evse_id, now, duration):
             watts = limit if limit is not None else self.local_limit_w
             if watts is None:
                 return Reply(
-                    {"status": "Rejected", "statusInfo": _info("no limit known for the window")}
+                    {
+                        "status": "Rejected",
+                        "statusInfo": _info("no limit known for the window", "Other"),
+                    }
                 )
             value = watts if unit == "W" else watts / (VOLTAGE * PHASES)
             periods.append({"startPeriod": start, "limit": round(value, 1)})
@@ -580,5 +593,5 @@ def charging_needs(needs: EvChargingNeeds, now: dt.datetime) -> Payload:
     return out
 
 
-def _info(reason: str) -> dict[str, object]:
-    return {"reasonCode": "InvalidProfile" if reason else "Other", "additionalInfo": reason[:512]}
+def _info(reason: str, code: str = "InvalidProfile") -> dict[str, object]:
+    return {"reasonCode": code, "additionalInfo": reason[:512]}

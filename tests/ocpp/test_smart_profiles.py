@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sqlite3
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from ocpp.v201 import call
 
 from secc.core.actions import EndReason, SessionEnded, SessionStarted
@@ -254,6 +256,72 @@ def test_profiles_survive_a_restart_and_clear_removes_them(tmp_path: Path) -> No
             assert listed.status == "NoProfiles"
             ids = sorted(e["profile"]["id"] for e in station.bridge.smart.book.entries)
             assert ids == [1]
+        await csms.stop()
+
+    run(main())
+
+
+def test_a_full_disk_rejects_the_profile_and_keeps_the_old_one(tmp_path: Path) -> None:
+    """A profile that cannot be stored (SQLite full, as on a full filesystem) is Rejected
+    with the reason; the profiles in force stay as they were, in memory and on disk, and
+    the next profile is accepted once there is room.  An unknown EVSE says UnknownEvse."""
+
+    async def main() -> None:
+        csms = TestCsms()
+        await csms.start()
+        station = build(tmp_path, csms.url, config=FAST)
+        queue = station.bridge.queue
+        async with running(station):
+            cp = await csms.station(STATION)
+            one = profile(1, "TxDefaultProfile", 0, [(0, 5000.0)])
+            assert (await set_profile(cp, 1, one)).status == "Accepted"
+            unknown = await set_profile(cp, 3, profile(9, "TxDefaultProfile", 0, [(0, 1.0)]))
+            assert unknown.status_info["reason_code"] == "UnknownEvse"
+            pages = queue._db.execute("PRAGMA page_count").fetchone()[0]
+            queue._db.execute(f"PRAGMA max_page_count = {pages + 2}")
+            pads = []
+            with pytest.raises(sqlite3.OperationalError, match="full"):
+                for i in range(1000):  # fill the database up, as a full filesystem would
+                    queue.set_state({f"pad{i}": "x" * 3000})
+                    pads.append(f"pad{i}")
+            big = profile(2, "TxDefaultProfile", 1, [(i * 60, 1000.0 + i) for i in range(24)])
+            answer = await set_profile(cp, 1, big)
+            assert answer.status == "Rejected"
+            assert "not stored" in answer.status_info["additional_info"]
+            assert [e["profile"]["id"] for e in station.bridge.smart.book.entries] == [1]
+            queue._db.execute("PRAGMA max_page_count = 1000000")
+            queue.set_state(dict.fromkeys(pads))
+            assert [e["profile"]["id"] for e in queue.get_state("charging_profiles")] == [1]
+            retry = await set_profile(cp, 1, big)
+            assert retry.status == "Accepted"
+        await csms.stop()
+
+    run(main())
+
+
+def test_clearing_every_profile_lifts_the_session_limit(tmp_path: Path) -> None:
+    """After ClearChargingProfile removes the last profile, the running session gets an
+    empty ChargingScheduleUpdate: no CSMS limit any more (the core offers its own)."""
+
+    async def main() -> None:
+        csms = TestCsms()
+        await csms.start()
+        station = build(tmp_path, csms.url, config=FAST)
+        bridge = station.bridge
+        async with running(station):
+            cp = await csms.station(STATION)
+            p = profile(1, "TxDefaultProfile", 0, [(0, 5000.0)])
+            assert (await set_profile(cp, 1, p)).status == "Accepted"
+            bridge.perform(PLUG)
+            first = await station.next_event(ChargingScheduleUpdate)
+            assert [e[1] for e in first.entries] == [5000.0]
+            await wait_for(lambda: bridge.transaction is not None)
+            cleared = await cp.call(call.ClearChargingProfile(charging_profile_id=1))
+            assert cleared.status == "Accepted"
+            update = await station.next_event(ChargingScheduleUpdate)
+            assert update.entries == ()
+            bridge.perform(SessionEnded(EndReason.EV_STOP))
+            await wait_for(lambda: bridge.transaction is None and len(bridge.queue) == 0)
         await csms.stop()
 
     run(main())
