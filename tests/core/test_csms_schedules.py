@@ -150,3 +150,6 @@ def test_iso20_scheduled_offer_needs_and_renegotiation() -> None:
         needs = [a for _, a in out.actions if isinstance(a, EvChargingNeeds)]
         assert len(needs) == 1 and needs[0].energy_transfer == mode.upper()
         assert needs[0].max_current > 0 and needs[0].departure_time == 7200
+        ev_profiles = [a for _, a in out.actions if isinstance(a, EvChargingSchedule)]
+        assert len(ev_profiles) == 2  # the first Start and the one after renegotiation
+        assert all(p.entries[0][0] == 0 and p.entries[0][1] > 0 for p in ev_profiles)

@@ -263,5 +263,8 @@ def test_iso20_scheduled_takes_the_csms_profile_and_renegotiates(tmp_path: Path,
         assert len(csms.ev_needs) == 1
         transfer = csms.ev_needs[0]["charging_needs"]["requested_energy_transfer"]
         assert transfer == ("DC" if mode.startswith("DC") else "AC_three_phase")
+        await wait_for(lambda: len(csms.ev_schedules) == 2)  # Start, and Start again
+        periods = csms.ev_schedules[0]["charging_schedule"]["charging_schedule_period"]
+        assert periods[0]["start_period"] == 0 and periods[0]["limit"] > 0
 
     asyncio.run(asyncio.wait_for(main(), 120))

@@ -19,6 +19,7 @@ from secc.core.actions import (
     Action,
     ChargingStateChanged,
     EvChargingNeeds,
+    EvChargingSchedule,
     OpenContactors,
     StopDcOutput,
 )
@@ -168,6 +169,7 @@ def power_delivery(ctx: Context, req: Any, now: float, state: Iso20State) -> Rep
             actions = start_actions(ctx, now)
             if was_charging:
                 actions = tuple(a for a in actions if not isinstance(a, ChargingStateChanged))
+            actions += _ev_schedule(ctx, req)
             ctx.standby = False
             next_state = Iso20State.CHARGE_LOOP
     else:
@@ -176,6 +178,22 @@ def power_delivery(ctx: Context, req: Any, now: float, state: Iso20State) -> Rep
         header=header(ctx, COMMON), response_code=code, evse_status=evse_status(ctx, COMMON)
     )
     return Reply(body, next_state, actions)
+
+
+def _ev_schedule(ctx: Context, req: Any) -> tuple[Action, ...]:
+    """The EV's power profile (scheduled or dynamic) for the CSMS as EvChargingSchedule:
+    its entries' durations become start offsets (OCPP NotifyEVChargingSchedule)."""
+    profile = getattr(req, "ev_power_profile", None)
+    if profile is None:
+        return ()
+    entries: list[tuple[int, float, int | None]] = []
+    start = 0
+    for e in profile.ev_power_profile_entries.ev_power_profile_entry:
+        entries.append((start, number(e.power), None))
+        start += int(e.duration)
+    if not entries:
+        return ()
+    return (EvChargingSchedule(ctx.sa_schedule_tuple_id, tuple(entries)),)
 
 
 _STANDBY_FROM = frozenset({Iso20State.CHARGE_LOOP, Iso20State.PRE_CHARGE})
