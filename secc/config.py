@@ -119,6 +119,9 @@ class EvseSection:
     pnc: bool = True
     certificate_installation: bool = True  # from a file: false without [ocpp] (no back end)
     free_service: bool = False
+    # seconds ChargeParameterDiscovery / ScheduleExchange answer Ongoing while the CSMS's
+    # charging profile is awaited (OCPP K15); 0: offer the station's limits at once
+    schedule_wait: float = 0.0
     protocols: tuple[Literal["iso20-dc", "iso20-ac", "iso2", "din"], ...] = ("iso2", "din")
     # ISO 15118-20 runs over TLS 1.3 only; true lets it run over plain TCP too (lab use)
     iso20_allow_tcp: bool = False
@@ -141,6 +144,8 @@ class EvseSection:
     def __post_init__(self) -> None:
         if not 7 <= len(self.evse_id) <= 37:
             raise ValueError(f"evse_id {self.evse_id!r}: ISO 15118-2 wants 7 to 37 characters")
+        if not 0 <= self.schedule_wait <= 55:
+            raise ValueError("schedule_wait must be between 0 and 55 seconds (EV patience)")
         for name in ("tls_port", "tcp_port"):
             port = getattr(self, name)
             if not -1 <= port <= 65535:
@@ -369,6 +374,7 @@ def session_config(evse: EvseSection, *, tls: bool, trust: PncTrust) -> SessionC
         pnc_enabled=evse.pnc,
         certificate_installation=evse.certificate_installation,
         free_service=evse.free_service,
+        schedule_wait=evse.schedule_wait,
         meter_id=evse.meter_id,
         timers=evse.timers,
         trust=trust,

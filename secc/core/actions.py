@@ -153,6 +153,37 @@ class ChargingStateChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class EvChargingNeeds:
+    """The EV's charge parameters, once per session at its first ChargeParameterDiscovery
+    (-2, DIN) or ScheduleExchange (-20), for the CSMS (OCPP NotifyEVChargingNeeds, K15):
+    ``energy_transfer`` the EV's requested mode (-2 EnergyTransferModeType, or ``DC`` /
+    ``AC`` for -20); amounts in SI units; ``departure_time`` seconds from now."""
+
+    energy_transfer: str
+    max_current: float
+    max_voltage: float
+    min_current: float | None = None
+    max_power: float | None = None
+    energy_amount: float | None = None  # Wh the EV asks for
+    energy_capacity: float | None = None
+    soc: int | None = None
+    full_soc: int | None = None
+    bulk_soc: int | None = None
+    departure_time: int | None = None
+    max_schedule_tuples: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EvChargingSchedule:
+    """The charging profile the EV sent with PowerDelivery Start (-2): ``entries`` are
+    (start seconds, max watts, phases or None); ``schedule_id`` the SAScheduleTupleID it
+    follows.  For the CSMS (OCPP NotifyEVChargingSchedule, K15/K17)."""
+
+    schedule_id: int
+    entries: tuple[tuple[int, float, int | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SessionEnded:
     reason: EndReason
     detail: str = ""
@@ -171,5 +202,7 @@ Action = (
     | MeteringReceipt
     | SessionStarted
     | ChargingStateChanged
+    | EvChargingNeeds
+    | EvChargingSchedule
     | SessionEnded
 )

@@ -85,6 +85,10 @@ class Context:
     # charge parameters
     schedules: dict[int, float] = field(default_factory=dict)  # SAScheduleTupleID -> PMax
     csms_schedule: tuple[ScheduleEntry, ...] | None = None
+    # a new CSMS schedule while charging (-2): EVSENotification ReNegotiation until the
+    # EV's next ChargeParameterDiscovery takes it
+    renegotiation_requested: bool = False
+    schedule_origin: float = 0.0  # session time the csms_schedule's starts count from
     sa_schedule_tuple_id: int = 1
     ev_max_current: float = 0.0
     ev_max_voltage: float = 0.0
@@ -147,6 +151,28 @@ class Context:
             return True
         return self.auth_result is not None and self.auth_result.accepted
 
+    def csms_entries(self, now: float) -> list[ScheduleEntry] | None:
+        """The CSMS schedule as seen from ``now``: ended entries dropped, starts moved
+        (the schedule counts from when it arrived); None without one."""
+        if self.csms_schedule is None:
+            return None
+        shift = max(int(now - self.schedule_origin), 0)
+        out: list[ScheduleEntry] = []
+        for e in self.csms_schedule:
+            end = None if e.duration is None else e.start + e.duration
+            if end is not None and end <= shift:
+                continue
+            start = max(e.start - shift, 0)
+            out.append(
+                ScheduleEntry(start, e.max_power, None if end is None else end - shift - start)
+            )
+        return out or None
+
+    def scheduled_power(self, now: float) -> float | None:
+        """The CSMS schedule's limit (W) in force now; None without a CSMS schedule."""
+        entries = self.csms_entries(now)
+        return entries[0].max_power if entries else None
+
     # --- values -------------------------------------------------------------------------
 
     def pv(self, value: float, unit: str) -> Any:
@@ -154,7 +180,9 @@ class Context:
 
     def evse_notification(self) -> Any:
         n = self.mod.EVSENotification
-        return n.StopCharging if self.stop_requested is not None else n.None_
+        if self.stop_requested is not None:
+            return n.StopCharging
+        return n.ReNegotiation if self.renegotiation_requested and self.charging else n.None_
 
     def ac_evse_status(self) -> Any:
         mod = self.mod

@@ -184,6 +184,10 @@ class SeccSession:
                 return self._end(EndReason.STATION_STOP, reason)
             case ChargingScheduleUpdate(entries=entries):
                 ctx.csms_schedule = tuple(ScheduleEntry(s, p, d) for s, p, d in entries) or None
+                ctx.schedule_origin = now
+                scheduled20 = self._iso20 and ctx.control_mode == "Scheduled"
+                if ctx.charging and (ctx.schema is Schema.ISO2 or scheduled20):
+                    ctx.renegotiation_requested = True  # ReNegotiation / ScheduleRenegotiation
                 return []
         raise TypeError(f"not a session event: {event!r}")
 

@@ -209,6 +209,8 @@ class Ev20Simulator:
         self.parameter_set_id: int | None = None
         self.schedule_tuple_id: int | None = None
         self.schedule_power: float | None = None  # first entry of the chosen schedule (W)
+        self.schedule_offers: list[list[float]] = []  # each ScheduleExchange's entries (W)
+        self.renegotiating = False  # the EVSE asked for ScheduleRenegotiation
         self.evse_max_power: float | None = None
         self.evse_max_current: float | None = None
         self.evse_max_voltage: float | None = None
@@ -347,6 +349,9 @@ class Ev20Simulator:
                     "ScheduleExchange", s.ongoing_timeout, "ScheduleExchangeReq", poll
                 )
             self._take_schedule(res)
+            if self.renegotiating:  # the new schedule: back to the loop with a Start
+                self.renegotiating = False
+                return "PowerDeliveryReq", think
             return ("DC_CableCheckReq" if s.dc else "PowerDeliveryReq"), think
         if name == "DC_CableCheckRes":
             if finished != "Finished":
@@ -367,6 +372,8 @@ class Ev20Simulator:
                 after = "DC_WeldingDetectionReq" if s.dc else "SessionStopReq"
                 self._resume = (after, think)
                 return "MeteringConfirmationReq", think
+            if self.renegotiating and not self.stopping:
+                return "ScheduleExchangeReq", think
             if not self.stopping:
                 self._notice(res.evse_status)
                 if self.stopping:  # Terminate or Pause already with the start: stop again
@@ -459,6 +466,7 @@ class Ev20Simulator:
             entries = chosen.charging_schedule.power_schedule.power_schedule_entries
             powers = [value_of(e.power) for e in entries.power_schedule_entry]
             self.schedule_power = powers[0] if powers else None
+            self.schedule_offers.append(powers)
         elif res.dynamic_se_res_control_mode is None:
             raise Ev20Error("ScheduleExchangeRes Finished without Dynamic_SEResControlMode")
 
@@ -471,6 +479,8 @@ class Ev20Simulator:
         if note in ("Terminate", "Pause") and not self.stopping:
             self.stopping = True
             self.stop_kind = note
+        elif note == "ScheduleRenegotiation" and not self.stopping:
+            self.renegotiating = self.script.control == "scheduled"
 
     @property
     def discharging(self) -> bool:
@@ -516,6 +526,8 @@ class Ev20Simulator:
         if enough or self.stopping:
             self.stopping = True
             step: tuple[str, float] = ("PowerDeliveryReq", s.think_time)
+        elif self.renegotiating:  # PowerDelivery ScheduleRenegotiation, then ScheduleExchange
+            step = ("PowerDeliveryReq", s.think_time)
         else:
             step = (("DC" if s.dc else "AC") + "_ChargeLoopReq", s.loop_interval)
         if asked:
@@ -691,6 +703,12 @@ class Ev20Simulator:
                 header=self._header(c),
                 ev_processing=c.Processing.Finished,
                 charge_progress=c.ChargeProgress.Stop,
+            )
+        if self.renegotiating:
+            return c.PowerDeliveryReq(
+                header=self._header(c),
+                ev_processing=c.Processing.Finished,
+                charge_progress=c.ChargeProgress.ScheduleRenegotiation,
             )
         if s.control == "scheduled":
             ctrl: dict[str, Any] = {

@@ -56,6 +56,7 @@ import sqlite3
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 
@@ -63,9 +64,12 @@ from certs import csr as csr_mod
 from certs.expiry import expiry_report
 from certs.ocsp import OcspRequestData, hash_data, judge_response, responder_url
 from certs.store import Store, StoreError
+from hal.hooks import StationHooks
 from secc.core.actions import (
     Action,
     ChargingStateChanged,
+    EvChargingNeeds,
+    EvChargingSchedule,
     MeteringReceipt,
     RequestAuthorization,
     RequestCertificate,
@@ -84,6 +88,17 @@ from secc.ocpp_bridge.client import CallFailed, NotConnected, OcppClient
 from secc.ocpp_bridge.device_model import COMM, ISO, SEC, DeviceModel, apply_device_model
 from secc.ocpp_bridge.mapping import MappingError, MeterSample, TxEvent
 from secc.ocpp_bridge.queue import DurableQueue, QueuedMessage, Rejected, Sender, SenderPolicy
+from secc.ocpp_bridge.security_events import (
+    RECONFIGURATION,
+    SECURITY_LOG,
+    STARTUP,
+    SecurityEvents,
+    SecurityLog,
+)
+from secc.ocpp_bridge.smart_charging import SmartCharging
+
+if TYPE_CHECKING:
+    from secc.ocpp_bridge.operations import Operations
 
 log = logging.getLogger(__name__)
 TX_KEY = "tx"
@@ -127,8 +142,10 @@ class Bridge:
         store: Store | None = None,
         utc_now: Callable[[], dt.datetime] | None = None,
         primary: Bridge | None = None,
+        hooks: StationHooks | None = None,
     ) -> None:
         from secc.ocpp_bridge.csms_handlers import make_handlers
+        from secc.ocpp_bridge.operations import Operations
 
         self.config = config
         self.client = client
@@ -166,13 +183,26 @@ class Bridge:
         self._waiting_eim: RequestAuthorization | None = None
         self._remote_stop = False
         self._deauthorized = False
+        self._stop_override: tuple[str, str] | None = None  # (stoppedReason, triggerReason)
         self._signed: dict[str, asyncio.Event] = {}
         self.signing: set[str] = set()
         stored = queue.get_state(self._tx_key)
         self._tx: dict[str, object] | None = stored if isinstance(stored, dict) else None
         if primary is not None:
+            self.security: SecurityEvents = primary.security
+            self.ops: Operations = primary.ops
             return  # the station-level parts belong to the primary
         client.handlers.update(make_handlers(self))
+        self.smart = SmartCharging(self)  # K: the CSMS's charging profiles (station-wide)
+        client.handlers.update(self.smart.handlers())
+        self.security = SecurityEvents(
+            queue,
+            SecurityLog(queue.path.parent / SECURITY_LOG),
+            self.sender.wake,
+            self.utc_now,
+        )
+        self.ops = Operations(self, hooks or StationHooks(), self.security)  # B11/B12, G03/G04
+        client.handlers.update(self.ops.handlers(client.handlers))
         # the device model is in force from the first connection on (A01, B05)
         client.config = apply_device_model(client.config, device_model)
         device_model.on_change.append(self._variable_changed)
@@ -191,10 +221,12 @@ class Bridge:
                 len(store.all_certificates())
             )
         client.on_online.append(self._on_online)
-        client.connector_status = lambda evse, _connector: (
+        client.connector_status = lambda evse, connector: self.ops.status(
+            evse,
+            connector,
             "Occupied"
             if (b := self.evses.get(evse)) is not None and b.transaction is not None
-            else "Available"
+            else "Available",
         )
 
     def _sender_policy(self) -> SenderPolicy:
@@ -210,6 +242,13 @@ class Bridge:
             self.client.config = apply_device_model(self.client.config, self.dm)
         if key == (COMM, "HeartbeatInterval"):
             self.client.set_heartbeat_interval(int(value))
+        if key[0] == SEC:  # A04: a security setting changed
+            self.client.spawn(
+                self.security.record(RECONFIGURATION, f"{key[0]}.{key[1]} set by the CSMS"),
+                "SecurityEventNotification",
+            )
+        if key == ("AlignedDataCtrlr", "Interval"):
+            self.ops.aligned_wake.set()
         if key == ("SampledDataCtrlr", "TxUpdatedInterval"):
             for bridge in self.evses.values():
                 bridge._meter_wake.set()
@@ -220,28 +259,46 @@ class Bridge:
         """Run this EVSE's transaction work (and, on the primary, the link, the outbox
         sender and the certificate maintenance) until cancelled."""
         await self._recover()
+        if self.primary is self:  # A04: the station (re)started
+            await self.security.record(STARTUP, f"boot reason {self.client.boot_reason}")
         async with asyncio.TaskGroup() as group:
             if self.primary is self:
                 group.create_task(self.client.run())
                 group.create_task(self.sender.run())
                 group.create_task(self._maintenance_loop())
+                group.create_task(self.ops.aligned_loop())
             group.create_task(self._worker())
             group.create_task(self._meter_loop())
 
     def perform(self, action: Action) -> None:
         """Take a core action (non-blocking); actions not meant for OCPP are ignored."""
+        if isinstance(action, (RequestAuthorization, SessionStarted)) and self._refused():
+            if isinstance(action, RequestAuthorization):  # G03/G04: no new session here
+                reason = "EVSE unavailable (ChangeAvailability or Reset)"
+                self._emit(AuthorizationResult(False, action.id_token, None, reason))
+            return
         if isinstance(action, RequestAuthorization):
             self.client.spawn(self._authorize(action), "authorization")
         elif isinstance(action, RequestCertificate):
             self.client.spawn(self._ev_certificate(action), "Get15118EVCertificate")
         elif isinstance(action, SessionStarted):
             self._work.put_nowait(self._tx_started)
+            self.primary.smart.session_started(self.config.evse_id)
         elif isinstance(action, ChargingStateChanged):
             self._work.put_nowait(lambda: self._tx_charging(action))
+        elif isinstance(action, (EvChargingNeeds, EvChargingSchedule)):
+            self.primary.smart.ev_reported(self.config.evse_id, action)  # K15, K17
         elif isinstance(action, SessionEnded):
+            self._work.put_nowait(lambda: self.primary.smart.session_ended(self.config.evse_id))
             self._work.put_nowait(lambda: self._tx_ended(action))
         elif isinstance(action, MeteringReceipt):
             self._work.put_nowait(lambda: self._tx_receipt(action))
+
+    def _refused(self) -> bool:
+        """No new session on this EVSE (inoperative, or a reset is pending)."""
+        return self.transaction is None and not self.ops.operative(
+            self.config.evse_id, self.config.connector_id
+        )
 
     def evse_status(self, status: EvseStatus) -> None:
         """A meter snapshot from the HAL (used for the transaction's meter values)."""
@@ -452,6 +509,7 @@ class Bridge:
         self._connector_changed("Occupied")
 
     def _connector_changed(self, status: str) -> None:
+        status = self.ops.status(self.config.evse_id, self.config.connector_id, status)
         if self.client.online.is_set():
             self.client.spawn(
                 self.client.status_notification(
@@ -500,6 +558,8 @@ class Bridge:
         trigger = mapping.end_trigger(action.reason, remote=remote)
         if self._deauthorized and not remote:  # E05: the CSMS (or Authorize) refused the id
             reason, trigger = "DeAuthorized", "Deauthorized"
+        if self._stop_override is not None:  # B12: Reset Immediate
+            (reason, trigger), self._stop_override = self._stop_override, None
         await self._enqueue(
             "Ended",
             trigger,
@@ -516,6 +576,7 @@ class Bridge:
             self._discharged = False
             self._meter = self._sample(self._status)
         self._connector_changed("Available")
+        self.ops.transaction_ended()
 
     async def _tx_receipt(self, receipt: MeteringReceipt) -> None:
         """The EV's signed meter receipt: an Updated event (SignedDataReceived) whose
@@ -579,6 +640,19 @@ class Bridge:
         if tx is not None and tx["id"] == tx_id:
             await self._enqueue("Updated", "MeterValuePeriodic", tx=tx, meter=self._meter)
 
+    async def _aligned_tx(self, tx_id: str, measurands: frozenset[str]) -> None:
+        """J01: the clock-aligned sample of an open transaction (TransactionEvent)."""
+        tx = self.transaction
+        if tx is not None and tx["id"] == tx_id:
+            await self._enqueue(
+                "Updated",
+                "MeterValueClock",
+                tx=tx,
+                meter=self._meter,
+                meter_context="Sample.Clock",
+                measurands=measurands,
+            )
+
     async def _send_queued(
         self, action: str, payload: dict[str, object], message_id: str
     ) -> dict[str, object]:
@@ -588,6 +662,8 @@ class Bridge:
             raise Rejected(str(exc)) from exc
 
     def _on_tx_response(self, message: QueuedMessage, response: dict[str, object]) -> None:
+        if message.action != "TransactionEvent":
+            return
         try:
             status = mapping.transaction_event_response_status(response)
         except MappingError as exc:
@@ -621,6 +697,7 @@ class Bridge:
         interval = str(self.client.heartbeat_interval)
         if self.dm.value(COMM, "HeartbeatInterval") != interval:
             self.dm.set_local(COMM, "HeartbeatInterval", interval)
+        self.ops.booted()
         self.sender.wake()
 
     async def sign_certificate(self, certificate_type: str) -> bool:

@@ -234,6 +234,7 @@ class OcppClient:
         self.connector_status = connector_status or (lambda _e, _c: "Available")
         self.online = asyncio.Event()
         self.on_online: list[Callable[[], None]] = []
+        self.on_connect_failed: list[Callable[[], None]] = []  # a connection attempt failed
         self._cp: _StationCp | None = None
         self._closed: asyncio.Future[None] | None = None
         self._ws: ClientConnection | None = None
@@ -242,6 +243,7 @@ class OcppClient:
         self.heartbeat_interval = 0
         self._heartbeat_changed = asyncio.Event()
         self._booted = False  # a BootNotification was accepted since the process started
+        self.boot_reason = "PowerUp"  # the first boot's reason (RemoteReset after a Reset)
         self.boot_status = ""
         self.connects = 0
         self.last_error = ""
@@ -384,6 +386,8 @@ class OcppClient:
                     "CSMS %s unreachable (%s); retry in %.1f s", self.config.url(), exc, delay
                 )
                 attempt += 1
+                for callback in list(self.on_connect_failed):
+                    callback()  # may switch ``config`` (network profile fallback, B09)
                 await asyncio.sleep(delay)
                 continue
             attempt = 0
@@ -421,7 +425,7 @@ class OcppClient:
     async def _boot_and_heartbeat(self) -> None:
         while True:
             # PowerUp once per process; a reconnect is no boot (BootReasonEnumType)
-            reason = "Unknown" if self._booted else "PowerUp"
+            reason = "Unknown" if self._booted else self.boot_reason
             response = await self.call(
                 "BootNotification",
                 {"chargingStation": dict(self.config.charging_station), "reason": reason},
@@ -430,6 +434,7 @@ class OcppClient:
             self.boot_status = answer.status
             if answer.status == "Accepted":
                 self._booted = True
+                self.boot_reason = reason
                 self.heartbeat_interval = answer.interval or 300
                 break
             wait = answer.interval or self.config.boot_retry_default

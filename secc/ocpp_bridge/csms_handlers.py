@@ -202,10 +202,9 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
 
             async def follow() -> None:
                 for b in targets:
-                    status = "Occupied" if b.transaction else "Available"
-                    await client.status_notification(
-                        b.config.evse_id, b.config.connector_id, status
-                    )
+                    evse, connector = b.config.evse_id, b.config.connector_id
+                    status = client.connector_status(evse, connector)
+                    await client.status_notification(evse, connector, status)
 
         elif what == "TransactionEvent":
             open_tx = [b for b in targets if b.transaction is not None]
@@ -375,8 +374,8 @@ def structure_variables(
     all ReadOnly."""
     out: list[tuple[str, int, int | None, str, str, str]] = []
     for evse_id, b in sorted(bridge.evses.items()):
-        state = "Occupied" if b.transaction is not None else "Available"
         connector = b.config.connector_id
+        state = bridge.client.connector_status(evse_id, connector)
         out += [
             ("EVSE", evse_id, None, "AvailabilityState", state, "OptionList"),
             ("EVSE", evse_id, None, "Available", "true", "boolean"),

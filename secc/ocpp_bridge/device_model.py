@@ -93,6 +93,8 @@ SPECS: tuple[VariableSpec, ...] = (
     _i("OCPPCommCtrlr", "RetryBackOffWaitMinimum", 1),
     _i("OCPPCommCtrlr", "RetryBackOffRandomRange", 10),
     _i("OCPPCommCtrlr", "RetryBackOffRepeatTimes", 8),
+    _s(COMM, "NetworkConfigurationPriority", "", max_len=100),  # slots, e.g. "1,0"
+    _i(COMM, "NetworkProfileConnectionAttempts", 3),
     _b("AuthCtrlr", "Enabled", True),
     _b("AuthCtrlr", "AuthorizeRemoteStart", False),
     _b("AuthCtrlr", "LocalAuthorizeOffline", True),
@@ -109,6 +111,8 @@ SPECS: tuple[VariableSpec, ...] = (
         )
         for name in ("TxStartedMeasurands", "TxUpdatedMeasurands", "TxEndedMeasurands")
     ),
+    _i("AlignedDataCtrlr", "Interval", 0),  # J01: seconds from midnight UTC; 0: off
+    VariableSpec("AlignedDataCtrlr", "Measurands", "MemberList", MEASURANDS[0], options=MEASURANDS),
     _b("TxCtrlr", "StopTxOnInvalidId", True),
     _s("TxCtrlr", "TxStartPoint", "EVConnected", "ReadOnly"),
     _s("TxCtrlr", "TxStopPoint", "EVConnected", "ReadOnly"),

@@ -107,6 +107,7 @@ class EvSimulator:
         self.stopping = False
         self.renegotiating = False
         self.renegotiated = False
+        self.offers: list[tuple[tuple[int, float], ...]] = []  # (start, PMax) per SAScheduleList
         self.gen_challenge: bytes | None = None
         self.schedule_id = 1
         self.meter_info: Any = None
@@ -192,6 +193,7 @@ class EvSimulator:
                 offer = res.sa_schedules.sa_schedule_tuple[0]
                 self.schedule_id = offer.sa_schedule_tuple_id
                 entries = offer.p_max_schedule.p_max_schedule_entry
+                self.offers.append(tuple((e.time_interval.start, _watts(e.p_max)) for e in entries))
                 if self.schema is Schema.ISO2:
                     self.pmax = min(value_of(e.p_max) for e in entries)
             if self.renegotiated or not s.dc:
@@ -223,6 +225,10 @@ class EvSimulator:
                     return "MeteringReceiptReq", think
             status = res.ac_evse_status if name == "ChargingStatusRes" else _status(res)
             stop_asked = status is not None and status.evse_notification.value == "StopCharging"
+            asked = status is not None and status.evse_notification.value == "ReNegotiation"
+            if asked and not self.renegotiating and self.schema is Schema.ISO2:
+                self.renegotiating = self.renegotiated = True  # the EVSE asked: renegotiate
+                return "PowerDeliveryReq", think
             if s.renegotiate and not self.renegotiated and self.loops * 2 >= s.charge_loops:
                 self.renegotiating = self.renegotiated = True
                 return "PowerDeliveryReq", think
@@ -511,3 +517,8 @@ class EvSimulator:
 
 def _status(res: Any) -> Any:
     return getattr(res, "dc_evse_status", None)
+
+
+def _watts(pmax: Any) -> float:
+    """PMax as watts: a PhysicalValue (-2) or a bare number (DIN's PMaxType)."""
+    return float(pmax) if isinstance(pmax, int) else value_of(pmax)

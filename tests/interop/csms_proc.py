@@ -132,7 +132,62 @@ def iso20_installation(pki_dir: Path, exi_request: bytes) -> bytes:
     return codec.encode(res)
 
 
-async def serve(port: int, pki_dir: Path) -> int:
+async def smart_charging(csms: TestCsms, profile_w: float, renegotiate_w: float | None) -> None:
+    """The smart-charging interop: remote start (F02, so an EIM session is authorized),
+    a TxDefaultProfile of ``profile_w`` for EVSE 1, and once the EV charges a TxProfile
+    of ``renegotiate_w`` for its transaction (K01, K16).  Each step is logged."""
+    from ocpp.v201 import call
+
+    log = logging.getLogger("csms")
+    cp = await csms.station("interop-station", timeout=60)
+    started = await cp.remote_start("INTEROP-REMOTE-1", "Central", 1)
+    log.info("RequestStartTransaction: %s", started.status)
+    default = {
+        "id": 1,
+        "stack_level": 0,
+        "charging_profile_purpose": "TxDefaultProfile",
+        "charging_profile_kind": "Relative",
+        "charging_schedule": [
+            {
+                "id": 1,
+                "charging_rate_unit": "W",
+                "charging_schedule_period": [{"start_period": 0, "limit": profile_w}],
+            }
+        ],
+    }
+    answer = await cp.call(call.SetChargingProfile(evse_id=1, charging_profile=default))
+    log.info("SetChargingProfile TxDefaultProfile %s W: %s", profile_w, answer.status)
+    if renegotiate_w is None:
+        return
+    while True:
+        charging = [
+            p["transactionInfo"]["transactionId"]
+            for _, p in csms.tx_raw
+            if p.get("transactionInfo", {}).get("chargingState") == "Charging"
+        ]
+        if charging:
+            break
+        await asyncio.sleep(0.05)
+    tx = {
+        **default,
+        "id": 2,
+        "charging_profile_purpose": "TxProfile",
+        "transaction_id": charging[0],
+    }
+    tx["charging_schedule"] = [
+        {
+            "id": 2,
+            "charging_rate_unit": "W",
+            "charging_schedule_period": [{"start_period": 0, "limit": renegotiate_w}],
+        }
+    ]
+    answer = await cp.call(call.SetChargingProfile(evse_id=1, charging_profile=tx))
+    log.info("SetChargingProfile TxProfile %s W: %s", renegotiate_w, answer.status)
+
+
+async def serve(
+    port: int, pki_dir: Path, profile_w: float | None = None, renegotiate_w: float | None = None
+) -> int:
     backend = certificate_backend(credentials(pki_dir), os.urandom)
     log = logging.getLogger("csms")
 
@@ -155,6 +210,9 @@ async def serve(port: int, pki_dir: Path) -> int:
     csms = TestCsms(password=PASSWORD, behaviour=Behaviour(ev_cert_answer=answer))
     await csms.start(port)
     log.info("CSMS listening on %s", csms.url)
+    tasks = []
+    if profile_w is not None:
+        tasks.append(asyncio.ensure_future(smart_charging(csms, profile_w, renegotiate_w)))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -171,13 +229,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.interop.csms_proc")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--pki", type=Path, required=True, help="a make-test-pki directory")
+    parser.add_argument("--profile-watts", type=float, help="remote start + TxDefaultProfile")
+    parser.add_argument("--renegotiate-watts", type=float, help="TxProfile once charging")
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    return asyncio.run(serve(args.port, args.pki))
+    return asyncio.run(serve(args.port, args.pki, args.profile_watts, args.renegotiate_watts))
 
 
 if __name__ == "__main__":

@@ -216,6 +216,7 @@ class SeccRunStation:
     protocols: tuple[str, ...] = ("iso2", "din")
     control_modes: tuple[str, ...] = ("scheduled", "dynamic")
     pnc: bool = True
+    csms_args: tuple[str, ...] = ()  # more options for tests.interop.csms_proc
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -252,6 +253,7 @@ class SeccRunStation:
                         str(OCPP_PORT),
                         "--pki",
                         str(self.pki.source),
+                        *self.csms_args,
                     ],
                     cwd=REPO,
                     env=env,

@@ -283,10 +283,45 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
         status = "Accepted" if result else "Failed"
         return call_result.GetCertificateStatus(status=status, ocsp_result=result)
 
+    @on("SecurityEventNotification")
+    def on_security_event(self, type: str, timestamp: str, **kw: Any) -> Any:
+        self.csms.security_events.append({"type": type, "timestamp": timestamp, **kw})
+        return call_result.SecurityEventNotification()
+
+    @on("MeterValues")
+    def on_meter_values(self, evse_id: int, meter_value: list[Any], **_: Any) -> Any:
+        self.csms.meter_values.append((evse_id, meter_value))
+        return call_result.MeterValues()
+
+    @on("LogStatusNotification")
+    def on_log_status(self, status: str, **kw: Any) -> Any:
+        self.csms.log_statuses.append({"status": status, **kw})
+        return call_result.LogStatusNotification()
+
+    @on("FirmwareStatusNotification")
+    def on_firmware_status(self, status: str, **kw: Any) -> Any:
+        self.csms.firmware_statuses.append({"status": status, **kw})
+        return call_result.FirmwareStatusNotification()
+
     @on("NotifyReport")
     def on_notify_report(self, **kw: Any) -> Any:
         self.csms.reports.append(kw)
         return call_result.NotifyReport()
+
+    @on("ReportChargingProfiles")
+    def on_report_profiles(self, **kw: Any) -> Any:  # K09
+        self.csms.profile_reports.append(kw)
+        return call_result.ReportChargingProfiles()
+
+    @on("NotifyEVChargingNeeds")
+    def on_ev_needs(self, **kw: Any) -> Any:  # K15
+        self.csms.ev_needs.append(kw)
+        return call_result.NotifyEVChargingNeeds(status="Accepted")
+
+    @on("NotifyEVChargingSchedule")
+    def on_ev_schedule(self, **kw: Any) -> Any:  # K15/K17
+        self.csms.ev_schedules.append(kw)
+        return call_result.NotifyEVChargingSchedule(status="Accepted")
 
 
 class TestCsms:
@@ -318,6 +353,13 @@ class TestCsms:
         self.ocsp_requests: list[dict[str, Any]] = []
         self.rejected_auth = 0
         self.reports: list[dict[str, Any]] = []
+        self.profile_reports: list[dict[str, Any]] = []  # ReportChargingProfiles (K09)
+        self.ev_needs: list[dict[str, Any]] = []  # NotifyEVChargingNeeds (K15)
+        self.ev_schedules: list[dict[str, Any]] = []  # NotifyEVChargingSchedule
+        self.security_events: list[dict[str, Any]] = []
+        self.meter_values: list[tuple[int, list[Any]]] = []  # MeterValues (J01, F06)
+        self.log_statuses: list[dict[str, Any]] = []  # LogStatusNotification (N01)
+        self.firmware_statuses: list[dict[str, Any]] = []  # FirmwareStatusNotification (L01)
         self.peer_certs: list[dict[str, Any]] = []
         self.violations: list[str] = []
         TestCsms.instances.append(self)
@@ -386,6 +428,10 @@ class TestCsms:
             return self.stations[station_id]
 
         return await asyncio.wait_for(wait(), timeout)
+
+    def raised_events(self) -> list[dict[str, Any]]:
+        """The SecurityEventNotifications past StartupOfTheDevice (sent at every start)."""
+        return [e for e in self.security_events if e["type"] != "StartupOfTheDevice"]
 
     def transaction_stream(self) -> list[dict[str, Any]]:
         """Deduplicated TransactionEvents (by transactionId, seqNo); repeats must be identical."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from secc.core.actions import EvChargingNeeds
 from secc.core.config import ScheduleEntry
 from secc.core.context import Context, Reply, State, value_of
 from secc.core.failures import WrongChargeParameter, WrongEnergyTransferMode
@@ -18,9 +19,10 @@ SCHEDULE_TUPLE_ID = 1
 
 
 def schedule_entries(
-    ctx: Context, max_power: float, max_entries: int | None
+    ctx: Context, max_power: float, max_entries: int | None, now: float | None = None
 ) -> list[ScheduleEntry]:
-    entries = list(ctx.csms_schedule or (ScheduleEntry(0, max_power, DAY),))
+    csms = ctx.csms_entries(now) if now is not None else ctx.csms_schedule
+    entries = list(csms or (ScheduleEntry(0, max_power, DAY),))
     entries = [ScheduleEntry(e.start, min(e.max_power, max_power), e.duration) for e in entries]
     if max_entries:
         entries = entries[:max_entries]
@@ -30,9 +32,11 @@ def schedule_entries(
     return entries
 
 
-def sa_schedule_list(ctx: Context, max_power: float, max_entries: int | None) -> Any:
+def sa_schedule_list(
+    ctx: Context, max_power: float, max_entries: int | None, now: float | None = None
+) -> Any:
     mod = ctx.mod
-    entries = schedule_entries(ctx, max_power, max_entries)
+    entries = schedule_entries(ctx, max_power, max_entries, now)
     ctx.schedules = {SCHEDULE_TUPLE_ID: max(e.max_power for e in entries)}
     pmax = mod.PMaxSchedule(
         p_max_schedule_entry=tuple(
@@ -64,9 +68,13 @@ def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
         raise WrongChargeParameter(f"{type(param).__name__} does not fit {mode}")
     ctx.energy_mode = mode
     renegotiating = ctx.contactors_closed
+    first = "ChargeParameterDiscovery" not in ctx.started_at
     waited = now - ctx.started_at.setdefault("ChargeParameterDiscovery", now)
+    needs = (charging_needs(mode, param, req.max_entries_sa_schedule_tuple),) if first else ()
     if ctx.csms_schedule is None and waited < ctx.config.schedule_wait:
-        return _ongoing(ctx, dc)
+        reply = _ongoing(ctx, dc)
+        reply.actions = needs
+        return reply
     max_entries = req.max_entries_sa_schedule_tuple
     if dc:
         lim = ctx.config.dc
@@ -77,7 +85,7 @@ def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
                 f"EV limits {ctx.ev_max_voltage} V / {ctx.ev_max_current} A cannot be served"
             )
         evse = dc_evse_charge_parameter(ctx, tolerance=True)
-        schedules = sa_schedule_list(ctx, lim.max_power, max_entries)
+        schedules = sa_schedule_list(ctx, lim.max_power, max_entries, now)
         state = State.PRE_CHARGE if renegotiating else State.DC_READY
     else:
         ac = ctx.config.ac
@@ -86,15 +94,48 @@ def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
         if ctx.ev_max_current <= 0 or value_of(param.ev_min_current) > ac.max_current:
             raise WrongChargeParameter("the EV's current range does not meet the EVSE's")
         evse = ac_evse_charge_parameter(ctx)
-        schedules = sa_schedule_list(ctx, ac.max_power, max_entries)
+        schedules = sa_schedule_list(ctx, ac.max_power, max_entries, now)
         state = State.AC_READY
+    ctx.renegotiation_requested = False  # the EV has the schedule in force now
     body = mod.ChargeParameterDiscoveryRes(
         response_code=mod.ResponseCode.OK,
         evse_processing=mod.EVSEProcessing.Finished,
         sa_schedules=schedules,
         evse_charge_parameter=evse,
     )
-    return Reply(body, state)
+    return Reply(body, state, needs)
+
+
+def charging_needs(mode: str, param: Any, max_tuples: int | None) -> EvChargingNeeds:
+    """The EV's charge parameters as the CSMS wants them (OCPP NotifyEVChargingNeeds)."""
+
+    def si(pv: Any) -> float | None:
+        return None if pv is None else value_of(pv)
+
+    if mode.startswith("DC"):
+        status = getattr(param, "dc_ev_status", None)
+        return EvChargingNeeds(
+            energy_transfer=mode,
+            max_current=value_of(param.ev_maximum_current_limit),
+            max_voltage=value_of(param.ev_maximum_voltage_limit),
+            max_power=si(param.ev_maximum_power_limit),
+            energy_amount=si(param.ev_energy_request),
+            energy_capacity=si(param.ev_energy_capacity),
+            soc=getattr(status, "evress_soc", None),
+            full_soc=param.full_soc,
+            bulk_soc=param.bulk_soc,
+            departure_time=getattr(param, "departure_time", None),
+            max_schedule_tuples=max_tuples,
+        )
+    return EvChargingNeeds(
+        energy_transfer=mode,
+        max_current=value_of(param.ev_max_current),
+        max_voltage=value_of(param.ev_max_voltage),
+        min_current=value_of(param.ev_min_current),
+        energy_amount=value_of(param.e_amount),
+        departure_time=param.departure_time,
+        max_schedule_tuples=max_tuples,
+    )
 
 
 def _ongoing(ctx: Context, dc: bool) -> Reply:

@@ -81,9 +81,11 @@ def current_demand_fields(
     current = value_of(req.ev_target_current)
     current_limited = current >= lim.max_current
     current = min(current, lim.max_current)
-    power_limited = voltage * current >= lim.max_power
+    scheduled = ctx.scheduled_power(now)  # the CSMS's limit in force bounds the delivery
+    max_power = lim.max_power if scheduled is None else min(lim.max_power, scheduled)
+    power_limited = voltage * current >= max_power
     if power_limited and voltage > 0:
-        current = lim.max_power / voltage
+        current = max_power / voltage
     actions = _target(ctx, voltage, current)
     st = ctx.status
     fields = {
@@ -96,7 +98,7 @@ def current_demand_fields(
         "evse_power_limit_achieved": power_limited,
         "evse_maximum_voltage_limit": ctx.pv(lim.max_voltage, "V"),
         "evse_maximum_current_limit": ctx.pv(lim.max_current, "A"),
-        "evse_maximum_power_limit": ctx.pv(lim.max_power, "W"),
+        "evse_maximum_power_limit": ctx.pv(max_power, "W"),
     }
     return fields, actions
 

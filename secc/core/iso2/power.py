@@ -13,6 +13,7 @@ from secc.core.actions import (
     Action,
     ChargingStateChanged,
     CloseContactors,
+    EvChargingSchedule,
     OpenContactors,
     StopDcOutput,
 )
@@ -105,13 +106,29 @@ def stop_actions(ctx: Context, reason: str) -> tuple[Action, ...]:
     return tuple(actions)
 
 
+def ev_schedule(schedule_id: int, req: Any) -> tuple[Action, ...]:
+    """The EV's ChargingProfile for the CSMS (nothing when the EV sent none)."""
+    profile = getattr(req, "charging_profile", None)
+    if profile is None:
+        return ()
+    entries = tuple(
+        (
+            e.charging_profile_entry_start,
+            value_of(e.charging_profile_entry_max_power),
+            e.charging_profile_entry_max_number_of_phases_in_use,
+        )
+        for e in profile.profile_entry
+    )
+    return (EvChargingSchedule(schedule_id, entries),)
+
+
 def power_delivery(ctx: Context, req: Any, now: float) -> Reply:
     mod = ctx.mod
     progress = req.charge_progress.value
     if progress == "Start":
         start_checks(ctx, req.sa_schedule_tuple_id, req.charging_profile)
         ctx.sa_schedule_tuple_id = req.sa_schedule_tuple_id
-        actions = start_actions(ctx, now)
+        actions = start_actions(ctx, now) + ev_schedule(req.sa_schedule_tuple_id, req)
         state = State.DC_CHARGING if ctx.is_dc else State.AC_CHARGING
     elif progress == "Stop":
         actions = stop_actions(ctx, "PowerDelivery Stop")
@@ -126,6 +143,16 @@ def power_delivery(ctx: Context, req: Any, now: float) -> Reply:
     return Reply(body, state, actions)
 
 
+def ac_max_current(ctx: Context, now: float) -> float:
+    """The EVSE's AC current limit per phase now: its own, bounded by the CSMS's limit in
+    force (watts over the nominal voltage and the phases)."""
+    ac = ctx.config.ac
+    scheduled = ctx.scheduled_power(now)
+    if scheduled is None:
+        return ac.max_current
+    return min(ac.max_current, round(scheduled / (ac.nominal_voltage * ac.phases), 1))
+
+
 def charging_status(ctx: Context, req: Any, now: float) -> Reply:
     mod = ctx.mod
     check_contactors(ctx, now)
@@ -133,7 +160,7 @@ def charging_status(ctx: Context, req: Any, now: float) -> Reply:
         response_code=mod.ResponseCode.OK,
         evseid=ctx.config.evse_id,
         sa_schedule_tuple_id=ctx.sa_schedule_tuple_id,
-        evse_max_current=ctx.pv(ctx.config.ac.max_current, "A"),
+        evse_max_current=ctx.pv(ac_max_current(ctx, now), "A"),
         meter_info=meter_info(ctx),
         receipt_required=receipt_required(ctx, now),
         ac_evse_status=ctx.ac_evse_status(),

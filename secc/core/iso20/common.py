@@ -132,12 +132,15 @@ def header(ctx: Context, mod: Any) -> Any:
 
 def evse_status(ctx: Context, mod: Any) -> Any:
     """EVSEStatus only when the station has something to say: Terminate after a stop
-    request, MeteringConfirmation when a signed meter reading is due (-20 has no "None"
-    notification; the element is left out instead)."""
+    request, MeteringConfirmation when a signed meter reading is due, ScheduleRenegotiation
+    when a new CSMS schedule arrived while charging (scheduled mode); -20 has no "None"
+    notification: the element is left out instead."""
     if ctx.stop_requested is not None:
         notification = mod.EvseNotification.Terminate
     elif ctx.metering_due:
         notification = mod.EvseNotification.MeteringConfirmation
+    elif ctx.renegotiation_requested and ctx.charging:
+        notification = mod.EvseNotification.ScheduleRenegotiation
     else:
         return None
     return mod.EVSEStatus(

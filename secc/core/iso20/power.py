@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from secc.core.actions import Action, ChargingStateChanged, OpenContactors, StopDcOutput
+from secc.core.actions import (
+    Action,
+    ChargingStateChanged,
+    EvChargingNeeds,
+    EvChargingSchedule,
+    OpenContactors,
+    StopDcOutput,
+)
 from secc.core.context import Context, Reply
 from secc.core.failures import PeerError, PowerDeliveryNotApplied, SequenceError, Timeout
 from secc.core.iso2.power import POWER_TOLERANCE, start_actions, stop_actions
@@ -34,6 +41,7 @@ SCHEDULE_TUPLE_ID = 1
 DAY = 86400
 MAX_ENTRIES = 1024  # PowerScheduleEntry maxOccurs
 SCHEDULE_TIMER_KEY = "ScheduleExchange"
+NEEDS_KEY = "ChargingNeeds"  # set once the EV's needs went out (once per session)
 
 
 def schedule_exchange(ctx: Context, req: Any, now: float) -> Reply:
@@ -46,6 +54,7 @@ def schedule_exchange(ctx: Context, req: Any, now: float) -> Reply:
     if given is None:
         raise PeerError(f"ScheduleExchangeReq is not of the selected {ctx.control_mode} mode")
     renegotiating = ctx.charging or ctx.standby  # ScheduleRenegotiation from the loop
+    needs = () if NEEDS_KEY in ctx.started_at else (charging_needs(ctx, req, now),)
     started = ctx.started_at.setdefault(SCHEDULE_TIMER_KEY, now)
     if ctx.csms_schedule is None and now - started < ctx.config.schedule_wait:
         if now - started > ctx.config.timers.ongoing:
@@ -58,32 +67,60 @@ def schedule_exchange(ctx: Context, req: Any, now: float) -> Reply:
             **_control_mode(ctx, scheduled, req),
         )
         state = Iso20State.RENEGOTIATION if renegotiating else Iso20State.SCHEDULE_ONGOING
-        return Reply(body, state)
+        return Reply(body, state, needs)
     del ctx.started_at[SCHEDULE_TIMER_KEY]
+    ctx.renegotiation_requested = False  # the EV gets the schedule in force now
     body = COMMON.ScheduleExchangeRes(
         header=header(ctx, COMMON),
         response_code=rc.OK,
         evse_processing=COMMON.Processing.Finished,
-        **_control_mode(ctx, scheduled, req),
+        **_control_mode(ctx, scheduled, req, now),
     )
-    return Reply(body, Iso20State.RESCHEDULED if renegotiating else Iso20State.SCHEDULED)
+    state = Iso20State.RESCHEDULED if renegotiating else Iso20State.SCHEDULED
+    return Reply(body, state, needs)
 
 
-def _control_mode(ctx: Context, scheduled: bool, req: Any) -> dict[str, Any]:
+def charging_needs(ctx: Context, req: Any, now: float) -> EvChargingNeeds:
+    """The EV's parameters (ChargeParameterDiscovery and this first ScheduleExchangeReq)
+    for the CSMS (OCPP NotifyEVChargingNeeds).  AC -20 speaks in watts: the current is
+    the EV's maximum power over the EVSE's nominal voltage and phases."""
+    ctx.started_at[NEEDS_KEY] = now
+    mode = req.scheduled_se_req_control_mode or req.dynamic_se_req_control_mode
+    energy = getattr(mode, "ev_target_energy_request", None)
+    if ctx.is_dc:
+        max_current, max_voltage = ctx.ev_max_current, ctx.ev_max_voltage
+    else:
+        ac = ctx.config.ac
+        max_current = ctx.ev_max_power / (ac.nominal_voltage * ac.phases)
+        max_voltage = ac.nominal_voltage
+    return EvChargingNeeds(
+        energy_transfer="DC" if ctx.is_dc else "AC",
+        max_current=max_current,
+        max_voltage=max_voltage,
+        max_power=ctx.ev_max_power or None,
+        energy_amount=None if energy is None else number(energy),
+        departure_time=getattr(mode, "departure_time", None),
+        max_schedule_tuples=None,
+    )
+
+
+def _control_mode(
+    ctx: Context, scheduled: bool, req: Any, now: float | None = None
+) -> dict[str, Any]:
     if scheduled:
-        tuple_ = _schedule_tuple(ctx, min(req.maximum_supporting_points, MAX_ENTRIES))
+        tuple_ = _schedule_tuple(ctx, min(req.maximum_supporting_points, MAX_ENTRIES), now)
         mode = COMMON.Scheduled_SEResControlMode(schedule_tuple=(tuple_,))
         return {"scheduled_se_res_control_mode": mode}
     ctx.schedules = {}
     return {"dynamic_se_res_control_mode": COMMON.Dynamic_SEResControlMode()}
 
 
-def _schedule_tuple(ctx: Context, points: int) -> Any:
+def _schedule_tuple(ctx: Context, points: int, now: float | None = None) -> Any:
     """ScheduleTuple 1: the station's maximum power (cut by the CSMS schedule's entries)
     for 24 hours, at most ``points`` entries."""
     own = ctx.config.dc.max_power if ctx.is_dc else ctx.config.ac.max_power
     entries: list[tuple[int, float]] = []  # (duration, watts)
-    csms = ctx.csms_schedule or ()
+    csms = (ctx.csms_entries(now) if now is not None else ctx.csms_schedule) or ()
     for i, entry in enumerate(csms):
         if i + 1 < len(csms):
             duration = csms[i + 1].start - entry.start
@@ -140,6 +177,7 @@ def power_delivery(ctx: Context, req: Any, now: float, state: Iso20State) -> Rep
             actions = start_actions(ctx, now)
             if was_charging:
                 actions = tuple(a for a in actions if not isinstance(a, ChargingStateChanged))
+            actions += _ev_schedule(ctx, req)
             ctx.standby = False
             next_state = Iso20State.CHARGE_LOOP
     else:
@@ -148,6 +186,22 @@ def power_delivery(ctx: Context, req: Any, now: float, state: Iso20State) -> Rep
         header=header(ctx, COMMON), response_code=code, evse_status=evse_status(ctx, COMMON)
     )
     return Reply(body, next_state, actions)
+
+
+def _ev_schedule(ctx: Context, req: Any) -> tuple[Action, ...]:
+    """The EV's power profile (scheduled or dynamic) for the CSMS as EvChargingSchedule:
+    its entries' durations become start offsets (OCPP NotifyEVChargingSchedule)."""
+    profile = getattr(req, "ev_power_profile", None)
+    if profile is None:
+        return ()
+    entries: list[tuple[int, float, int | None]] = []
+    start = 0
+    for e in profile.ev_power_profile_entries.ev_power_profile_entry:
+        entries.append((start, number(e.power), None))
+        start += int(e.duration)
+    if not entries:
+        return ()
+    return (EvChargingSchedule(ctx.sa_schedule_tuple_id, tuple(entries)),)
 
 
 _STANDBY_FROM = frozenset({Iso20State.CHARGE_LOOP, Iso20State.PRE_CHARGE})

@@ -1,0 +1,157 @@
+"""Station hooks: what a station maker writes so the CSMS's operations reach the hardware.
+
+The OCPP bridge decides *when* (the use case's rules: transactions ended first, statuses
+reported, everything durable); a hook only *does* the station-specific part.  Each hook
+is a small Protocol with a simulated implementation used by the tests and the simulator.
+
+* :class:`ResetHook` (OCPP B11/B12): restart the station once its transactions have
+  ended and their events are on disk.  The default, :class:`ExitForRestart`, ends the
+  process with a failure status so systemd (``Restart=on-failure``) starts it again.
+* :class:`ConnectorLockHook` (F05 UnlockConnector): release a connector's cable lock.
+  :class:`HalConnectorLock` drives the boards' :class:`hal.api.Lock` (the simulated
+  backend's lock in tests); without one the answer is UnlockFailed.
+* :class:`VendorDataTransfer` (P01 DataTransfer from the CSMS): the station maker's own
+  messages.  Without one every vendorId is unknown; :class:`EchoDataTransfer` is the
+  simulated one.
+* :class:`FirmwareInstallHook` (L01 UpdateFirmware): install a downloaded image whose
+  signature the bridge has verified.  Without one UpdateFirmware is Rejected;
+  :class:`SimulatedFirmwareInstall` stands in for the tests and the simulator.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from hal.api import Lock
+from hal.types import HalError, LockState
+
+log = logging.getLogger(__name__)
+
+EXIT_FOR_RESTART = 75  # EX_TEMPFAIL: systemd's Restart=on-failure starts the service again
+
+
+@runtime_checkable
+class ResetHook(Protocol):
+    """Restart the charging station (the whole station: OCPP resets of one EVSE are refused).
+
+    Called after every transaction was ended (stoppedReason ImmediateReset, or the last
+    one ended by itself for OnIdle) and the outbox has been written; ``kind`` is the
+    ResetEnumType (``Immediate`` / ``OnIdle``).  It may return (a simulated reset) or
+    never return (a real one)."""
+
+    def reset(self, kind: str) -> None: ...
+
+
+class ExitForRestart:
+    """The production default: exit the process now with :data:`EXIT_FOR_RESTART`."""
+
+    def reset(self, kind: str) -> None:
+        log.warning("OCPP Reset (%s): exiting with status %d for a restart", kind, EXIT_FOR_RESTART)
+        logging.shutdown()
+        os._exit(EXIT_FOR_RESTART)
+
+
+@dataclass
+class SimulatedReset:
+    """Records the resets asked for (tests, simulator); the process keeps running."""
+
+    resets: list[str] = field(default_factory=list)
+
+    def reset(self, kind: str) -> None:
+        log.info("simulated reset (%s)", kind)
+        self.resets.append(kind)
+
+
+@runtime_checkable
+class ConnectorLockHook(Protocol):
+    """Unlock one connector's cable lock; True once the lock reports unlocked.  Called
+    only when no authorized transaction runs on that connector.  Must not raise."""
+
+    async def unlock(self, evse_id: int, connector_id: int) -> bool: ...
+
+
+@dataclass
+class HalConnectorLock:
+    """Connector locks through the HAL: ``locks`` maps (evseId, connectorId) to the
+    board's :class:`hal.api.Lock`."""
+
+    locks: Mapping[tuple[int, int], Lock]
+    timeout: float = 2.0
+
+    async def unlock(self, evse_id: int, connector_id: int) -> bool:
+        lock = self.locks.get((evse_id, connector_id))
+        if lock is None:
+            return False
+        try:
+            await lock.unlock(self.timeout)
+            return await lock.state() is LockState.UNLOCKED
+        except (HalError, TimeoutError, OSError) as exc:
+            log.warning("unlock of EVSE %d connector %d failed: %s", evse_id, connector_id, exc)
+            return False
+
+
+@runtime_checkable
+class VendorDataTransfer(Protocol):
+    """A DataTransfer from the CSMS: return (DataTransferStatusEnumType, data or None):
+    ``Accepted`` / ``Rejected`` / ``UnknownMessageId`` / ``UnknownVendorId``."""
+
+    def data_transfer(
+        self, vendor_id: str, message_id: str | None, data: object
+    ) -> tuple[str, object]: ...
+
+
+@dataclass
+class EchoDataTransfer:
+    """Simulated vendor extension: vendor ``vendor_id``, message ``Echo`` answers the
+    data back; other messages of that vendor are UnknownMessageId."""
+
+    vendor_id: str = "org.secc.simulated"
+    received: list[tuple[str | None, object]] = field(default_factory=list)
+
+    def data_transfer(
+        self, vendor_id: str, message_id: str | None, data: object
+    ) -> tuple[str, object]:
+        if vendor_id != self.vendor_id:
+            return "UnknownVendorId", None
+        self.received.append((message_id, data))
+        if message_id != "Echo":
+            return "UnknownMessageId", None
+        return "Accepted", data
+
+
+@runtime_checkable
+class FirmwareInstallHook(Protocol):
+    """Install ``image`` (downloaded, signature verified against the Manufacturer root,
+    every transaction ended).  Return the FirmwareStatusEnumType it ended in:
+    ``Installed``; ``InstallRebooting`` when the station now restarts into it (the hook
+    may then not return); ``InstallVerificationFailed`` when the station's own check of
+    the image fails; ``InstallationFailed`` (also when it raises)."""
+
+    async def install(self, image: Path) -> str: ...
+
+
+@dataclass
+class SimulatedFirmwareInstall:
+    """Records the images it is given (their bytes); ``outcome`` is what it reports."""
+
+    outcome: str = "Installed"
+    installed: list[bytes] = field(default_factory=list)
+
+    async def install(self, image: Path) -> str:
+        self.installed.append(image.read_bytes())
+        return self.outcome
+
+
+@dataclass
+class StationHooks:
+    """The hooks a station gives the OCPP bridge (defaults: production behaviour)."""
+
+    reset: ResetHook = field(default_factory=ExitForRestart)
+    connector_lock: ConnectorLockHook | None = None  # None: UnlockConnector UnlockFailed
+    data_transfer: VendorDataTransfer | None = None  # None: every vendorId is unknown
+    firmware: FirmwareInstallHook | None = None  # None: UpdateFirmware is Rejected

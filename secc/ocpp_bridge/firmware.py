@@ -1,0 +1,288 @@
+"""Secure firmware update (OCPP 2.0.1 L01): UpdateFirmware, download with retries,
+signature verified against the Manufacturer root in the certificate store, installation
+through the station's :class:`hal.hooks.FirmwareInstallHook`, and a
+FirmwareStatusNotification for every state it passes.
+
+Answer to UpdateFirmware: ``Rejected`` without an install hook or for a location that is
+not an http(s) URL; ``InvalidCertificate`` when ``signingCertificate`` does not lead to a
+Manufacturer root of the store or is outside its validity (security event
+InvalidFirmwareSigningCertificate); ``AcceptedCanceled`` when it replaces an update in
+progress (which ends there); else ``Accepted``.
+
+Then: DownloadScheduled (retrieveDateTime ahead) → Downloading → Downloaded, or
+DownloadFailed after ``retries`` more attempts ``retryInterval`` seconds apart →
+SignatureVerified, or InvalidSignature (security event InvalidFirmwareSignature) →
+InstallScheduled (installDateTime ahead) → the station waits for its transactions to end,
+taking no new sessions → Installing → what the hook reports (Installed, InstallRebooting,
+InstallationFailed, InstallVerificationFailed); Installed raises the security event
+FirmwareUpdated.  The image is downloaded into ``firmware/`` beside the outbox, bounded in
+size, and removed after a failed verification.  The station serves on throughout; an
+update in progress is not resumed after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import itertools
+import logging
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+from certs._util import signed_by
+from secc.ocpp_bridge import security_events as sec
+from secc.ocpp_bridge.client import CallFailed, Reply
+from secc.ocpp_bridge.logs import OPENER, valid_location
+
+if TYPE_CHECKING:
+    from secc.ocpp_bridge.bridge import Bridge
+
+log = logging.getLogger(__name__)
+Payload = dict[str, object]
+MAX_IMAGE = 512 * 1024 * 1024  # bytes
+DOWNLOAD_TIMEOUT = 60.0
+
+
+class FirmwareError(Exception):
+    """A step of the update failed; ``str()`` says why."""
+
+
+def http_get(url: str, target: Path, limit: int = MAX_IMAGE) -> int:
+    """Download ``url`` into ``target`` (at most ``limit`` bytes); returns the size."""
+    if not valid_location(url):
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    request = urllib.request.Request(url)  # noqa: S310 - the scheme is checked above
+    size = 0
+    with OPENER.open(request, timeout=DOWNLOAD_TIMEOUT) as response, target.open("wb") as out:
+        while chunk := response.read(65536):
+            size += len(chunk)
+            if size > limit:
+                raise OSError(f"firmware image larger than {limit} bytes")
+            out.write(chunk)
+    return size
+
+
+def signing_certificate_problem(pem: str, roots: list[x509.Certificate], now: dt.datetime) -> str:
+    """Why ``pem`` (the signing certificate, maybe followed by intermediates) may not sign
+    firmware ("" when it may): it must lead to one of the Manufacturer ``roots`` and every
+    certificate on the way must be valid now."""
+    try:
+        chain = x509.load_pem_x509_certificates(pem.encode())
+    except ValueError as exc:
+        return f"signingCertificate is not PEM: {exc}"
+    if not roots:
+        return "no Manufacturer root certificate installed"
+    for cert in chain:
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            return f"{cert.subject.rfc4514_string()} is outside its validity"
+    for cert, issuer in itertools.pairwise(chain):
+        if not signed_by(cert, issuer):
+            return "the signingCertificate chain is broken"
+    if not any(signed_by(chain[-1], root) for root in roots):
+        return "signingCertificate does not lead to a Manufacturer root"
+    return ""
+
+
+def verify_signature(cert_pem: str, signature_b64: str, image: Path) -> bool:
+    """The image's signature (base64; RSA PKCS#1 v1.5 or ECDSA, over SHA-256) by the
+    signing certificate's key."""
+    try:
+        cert = x509.load_pem_x509_certificates(cert_pem.encode())[0]
+        signature = base64.b64decode(signature_b64, validate=True)
+    except ValueError:
+        return False
+    data = image.read_bytes()
+    key = cert.public_key()
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+        else:
+            return False
+    except InvalidSignature:
+        return False
+    return True
+
+
+class FirmwareUpdates:
+    """UpdateFirmware handling (one update at a time)."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+        self.directory = bridge.queue.path.parent / "firmware"
+        self._task: asyncio.Task[None] | None = None
+        self._request_id: int | None = None
+        self.installing = False  # waiting for the transactions to end, or installing
+        self._pending: list[Payload] = []  # statuses not sent yet, in order
+
+    def update_firmware(self, p: Payload) -> Reply:
+        ops = self.bridge.ops
+        hook = ops.hooks.firmware
+        firmware = p.get("firmware")
+        firmware = firmware if isinstance(firmware, dict) else {}
+        location = str(firmware.get("location", ""))
+        request_id = p.get("requestId")
+        if hook is None:
+            return Reply({"status": "Rejected", "statusInfo": _info("NoInstaller", "")})
+        if not valid_location(location):
+            return Reply({"status": "Rejected", "statusInfo": _info("InvalidURL", location)})
+        cert_pem = firmware.get("signingCertificate")
+        signature = firmware.get("signature")
+        if not isinstance(cert_pem, str) or not isinstance(signature, str):
+            reason = "signingCertificate and signature are required"
+            return Reply({"status": "Rejected", "statusInfo": _info("UnsignedFirmware", reason)})
+        store = self.bridge.store
+        roots = store.roots("manufacturer") if store is not None else []
+        problem = signing_certificate_problem(cert_pem, roots, self.bridge.utc_now())
+        if problem:
+            self.bridge.client.spawn(
+                self.bridge.security.record(sec.INVALID_FIRMWARE_CERTIFICATE, problem),
+                "SecurityEventNotification",
+            )
+            return Reply({"status": "InvalidCertificate", "statusInfo": _info("Invalid", problem)})
+        status = "Accepted"
+        previous = self._request_id
+        if self._task is not None and not self._task.done():
+            if self.installing:  # an installation is not interrupted
+                reason = "an installation is in progress"
+                return Reply({"status": "Rejected", "statusInfo": _info("Installing", reason)})
+            self._task.cancel()
+            status = "AcceptedCanceled"
+        self._request_id = request_id if isinstance(request_id, int) else None
+        retries = p.get("retries")
+        interval = p.get("retryInterval")
+        job = self._run(
+            location,
+            cert_pem,
+            signature,
+            _time(firmware.get("retrieveDateTime")),
+            _time(firmware.get("installDateTime")),
+            retries if isinstance(retries, int) else 0,
+            float(interval) if isinstance(interval, int) else 0.0,
+        )
+
+        async def start() -> None:
+            if status == "AcceptedCanceled":
+                self._set_status("AcceptedCanceled", previous)  # the old request ends here
+            self._task = asyncio.ensure_future(job)
+
+        return Reply({"status": status}, after=start)
+
+    def _set_status(self, status: str, request_id: int | None = None) -> None:
+        payload: Payload = {"status": status}
+        rid = self._request_id if request_id is None else request_id
+        if rid is not None:
+            payload["requestId"] = rid
+        final = status not in {"Downloading", "DownloadScheduled", "Downloaded",
+                               "SignatureVerified", "InstallScheduled", "Installing"}  # fmt: skip
+        self.bridge.ops.firmware_status = {"status": "Idle"} if final else payload
+        if status == "AcceptedCanceled":
+            return  # no FirmwareStatusEnumType value: the new request's states follow
+        self._pending.append(payload)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            payload = self._pending.pop(0)
+            try:
+                await self.bridge.client.call("FirmwareStatusNotification", payload)
+            except (CallFailed, TimeoutError, ConnectionError) as exc:
+                log.warning("FirmwareStatusNotification %s: %s", payload["status"], exc)
+
+    async def _status(self, status: str) -> None:
+        self._set_status(status)
+        await self._flush()
+
+    async def _run(
+        self,
+        location: str,
+        cert_pem: str,
+        signature: str,
+        retrieve_at: dt.datetime | None,
+        install_at: dt.datetime | None,
+        retries: int,
+        interval: float,
+    ) -> None:
+        image = self.directory / f"firmware-{self._request_id or 0}.bin"
+        try:
+            if retrieve_at is not None and retrieve_at > self.bridge.utc_now():
+                await self._status("DownloadScheduled")
+                await self._until(retrieve_at)
+            await self._status("Downloading")
+            if not await self._download(location, image, retries, interval):
+                await self._status("DownloadFailed")
+                return
+            await self._status("Downloaded")
+            if not await asyncio.to_thread(verify_signature, cert_pem, signature, image):
+                image.unlink(missing_ok=True)
+                await self._status("InvalidSignature")
+                await self.bridge.security.record(
+                    sec.INVALID_FIRMWARE_SIGNATURE, f"firmware from {location}"
+                )
+                return
+            await self._status("SignatureVerified")
+            if install_at is not None and install_at > self.bridge.utc_now():
+                await self._status("InstallScheduled")
+                await self._until(install_at)
+            await self._install(image)
+        finally:
+            await self._flush()
+
+    async def _install(self, image: Path) -> None:
+        hook = self.bridge.ops.hooks.firmware
+        assert hook is not None
+        self.installing = True  # L01: no new session; wait for the running ones
+        try:
+            await self.bridge.ops.wait_idle()
+            await self._status("Installing")
+            try:
+                outcome = await hook.install(image)
+            except Exception as exc:  # the maker's hook: report it and serve on
+                log.error("firmware installation failed: %s", exc)
+                outcome = "InstallationFailed"
+        finally:
+            self.installing = False  # sessions again before the outcome is reported
+        if outcome not in {"Installed", "InstallRebooting", "InstallVerificationFailed"}:
+            outcome = "InstallationFailed"
+        if outcome in {"Installed", "InstallRebooting"}:
+            await self.bridge.security.record(sec.FIRMWARE_UPDATED, image.name)
+        await self._status(outcome)
+
+    async def _download(self, url: str, image: Path, retries: int, interval: float) -> bool:
+        await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
+        for attempt in range(retries + 1):
+            try:
+                size = await asyncio.to_thread(http_get, url, image)
+                log.info("firmware downloaded from %s (%d bytes)", url, size)
+                return True
+            except (OSError, ValueError) as exc:
+                log.warning("firmware download %s failed (attempt %d): %s", url, attempt + 1, exc)
+                image.unlink(missing_ok=True)
+                if attempt < retries:
+                    await asyncio.sleep(interval)
+        return False
+
+    async def _until(self, when: dt.datetime) -> None:
+        delay = (when - self.bridge.utc_now()).total_seconds()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+def _time(value: object) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _info(code: str, detail: str) -> dict[str, object]:
+    return {"reasonCode": code[:20], "additionalInfo": detail[:512]}
