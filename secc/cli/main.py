@@ -21,7 +21,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "commission": ("secc.cli.commission", "check and provision a station for Plug & Charge"),
     "renew": ("secc.cli.renew", "certificate maintenance: renew, refresh OCSP, warn on expiry"),
     "replay": ("secc.cli.replay", "feed a session trace back through the core, report differences"),
-    "exi": ("secc.cli.exi", "decode and encode ISO 15118-2 / DIN / appHandshake EXI"),
+    "exi": ("secc.cli.exi", "decode and encode ISO 15118-20 / -2 / DIN / appHandshake EXI"),
     "selfcheck": ("secc.cli.selfcheck", "run the codec over the public test vectors"),
     "certs": ("certs.cli", "certificate toolkit: test PKI, store, verify, CSR, expiry"),
     "hal": ("hal.cli", "hardware abstraction layer tools: backends, MCU simulator"),
@@ -33,7 +33,8 @@ _EXTRAS = {"lxml": "xml"}
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="secc", description="ISO 15118-2 SECC stack for Linux charge controllers"
+        prog="secc",
+        description="ISO 15118-20 / -2 / DIN SPEC 70121 SECC stack for Linux charge controllers",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
