@@ -26,6 +26,7 @@ from secc.core.config import (
     DcLimits,
     PncTrust,
     SessionConfig,
+    Tariff,
     Timers,
 )
 from secc.errors import ConfigError
@@ -130,6 +131,7 @@ class EvseSection:
     meter_id: str | None = "METER-1"
     bpt: bool = False  # ISO 15118-20 AC_BPT / DC_BPT with the ac / dc discharge limits
     metering_confirmation: bool = False  # ISO 15118-20: ask the EV to sign the meter reading
+    tariff: Tariff | None = None  # [evse.tariff]: the -20 scheduled-mode price schedule
     timers: Timers = field(default_factory=Timers)
     limits: Limits = field(default_factory=Limits)  # [evse.limits]: docs/security.md
     hal: HalSection = field(default_factory=HalSection)
@@ -380,4 +382,5 @@ def session_config(evse: EvseSection, *, tls: bool, trust: PncTrust) -> SessionC
         trust=trust,
         bpt=evse.bpt,
         metering_confirmation=evse.metering_confirmation,
+        tariff=evse.tariff,
     )

@@ -177,6 +177,41 @@ class PncTrust:
     oem_roots: tuple[x509.Certificate, ...] = ()
 
 
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_LANGUAGE = re.compile(r"[a-z]{2,3}")
+# the largest price a RationalNumber (int16 value) carries to the unit; smaller prices
+# go to 1/1000 where it fits
+_PRICE_MAX = 32767
+
+
+@dataclass(frozen=True, slots=True)
+class Tariff:
+    """The station's flat energy price, sent to an ISO 15118-20 EV in scheduled mode as
+    the AbsolutePriceSchedule of ScheduleExchangeRes (and announced as Pricing 1,
+    absolute prices, in ServiceDetail).  No tariff: no price schedule (Pricing 0).
+    A bad value raises ValueError (the config loader names the file and key)."""
+
+    currency: str  # ISO 4217 code, e.g. "EUR"
+    price_per_kwh: float  # energy fee in ``currency`` per kWh (to 1/1000 below 32.767)
+    language: str = "eng"  # ISO 639 code of the description (-20: at most 3 characters)
+    # VAT in percent (a TaxRule on the energy fee); 0: no tax rule is sent
+    tax_rate: float = 0.0
+    tax_included: bool = True  # price_per_kwh already includes tax_rate
+    description: str | None = None  # PriceScheduleDescription (at most 160 characters)
+
+    def __post_init__(self) -> None:
+        if not _CURRENCY.fullmatch(self.currency):
+            raise ValueError(f"tariff currency {self.currency!r}: an ISO 4217 code like EUR")
+        if not 0 <= self.price_per_kwh <= _PRICE_MAX:
+            raise ValueError(f"tariff price_per_kwh {self.price_per_kwh}: 0 to {_PRICE_MAX}")
+        if not _LANGUAGE.fullmatch(self.language):
+            raise ValueError(f"tariff language {self.language!r}: an ISO 639 code like eng")
+        if not 0 <= self.tax_rate <= 100:
+            raise ValueError(f"tariff tax_rate {self.tax_rate}: a percentage, 0 to 100")
+        if self.description is not None and not 0 < len(self.description) <= 160:
+            raise ValueError("tariff description: 1 to 160 characters")
+
+
 _DIN_EVSE_ID = re.compile(r"[0-9*]{1,32}")
 
 
@@ -234,6 +269,9 @@ class SessionConfig:
     # ISO 15118-20 bidirectional power transfer: offer AC_BPT / DC_BPT (services 5 and 6)
     # with the discharge limits of ``ac`` / ``dc``.
     bpt: bool = False
+    # ISO 15118-20 scheduled mode: the price schedule sent with the power schedule;
+    # None: none is sent.
+    tariff: Tariff | None = None
 
     def __post_init__(self) -> None:
         if not 7 <= len(self.evse_id) <= 37:

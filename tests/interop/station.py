@@ -127,8 +127,10 @@ def station_toml(
     protocols: tuple[str, ...] = ("iso2", "din"),
     control_modes: tuple[str, ...] = ("scheduled", "dynamic"),
     pnc: bool = True,
+    tariff: bool = False,
 ) -> str:
-    """The ``secc run`` configuration for the interop station."""
+    """The ``secc run`` configuration for the interop station; ``tariff``: a flat price
+    (``[evse.tariff]``) sent as the -20 scheduled mode's AbsolutePriceSchedule."""
     offered = ", ".join(f'"{p}"' for p in protocols)
     modes = ", ".join(f'"{m}"' for m in control_modes)
     return f"""\
@@ -169,6 +171,15 @@ control = "none"
 # loaded 2-core CI box, so the interop station waits longer (the 0.5 s default and its
 # expiry are tested in tests/core/test_iso20_failures.py)
 charge_loop_sequence_timeout = 20
+""" + (TARIFF_TOML if tariff else "")
+
+
+TARIFF_TOML = """
+[evse.tariff]
+currency = "EUR"
+price_per_kwh = 0.39
+tax_rate = 19
+description = "interop flat rate"
 """
 
 
@@ -217,6 +228,7 @@ class SeccRunStation:
     control_modes: tuple[str, ...] = ("scheduled", "dynamic")
     pnc: bool = True
     csms_args: tuple[str, ...] = ()  # more options for tests.interop.csms_proc
+    tariff: bool = False  # [evse.tariff]: TARIFF_TOML
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -231,6 +243,7 @@ class SeccRunStation:
             self.protocols,
             self.control_modes,
             self.pnc,
+            self.tariff,
         )
         self.csms: subprocess.Popen[bytes] | None = None
         if self.ocpp:

@@ -9,16 +9,17 @@ What this peer can and cannot do (iso15118 0.31.2, read from its code and logs):
   ``v2gRootCACert.pem``; it takes the first control mode the station offers;
 - **scheduled mode**: its pydantic model of ``ChargingSchedule`` requires exactly one of
   AbsolutePriceSchedule / PriceLevelSchedule, which the -20 XSD makes optional
-  (``<xs:choice minOccurs="0">``): it decodes our ScheduleExchangeRes (OK) with its own
-  EXI codec and then refuses it as a V2GMessageValidationError;
+  (``<xs:choice minOccurs="0">``); the station here has a tariff (``[evse.tariff]``), so
+  its ScheduleExchangeRes carries an AbsolutePriceSchedule, which the peer decodes and
+  takes (checked below in its log);
 - **DC**: its simulated EV asks for 20 kV (``get_target_voltage`` returns
   ``RationalNumber(exponent=3, value=20)``) in DC_PreChargeReq, which a station must
   refuse (FAILED_WrongChargeParameter; our simulated DC supply ends at 920 V).
 
-So the peer charges to SessionStop in -20 AC dynamic mode; the other three modes run as
-far as the peer can and are then skipped with the peer's limitation as the reason, after
-checking that everything up to it went right on both sides.  Our own -20 EV simulator
-covers all four modes over TLS 1.3 in tests/station/test_iso20_station.py.
+So the peer charges to SessionStop in -20 AC, scheduled and dynamic mode; the two DC
+modes run as far as the peer can and are then skipped with the peer's limitation as the
+reason, after checking that everything up to it went right on both sides.  Our own -20
+EV simulator covers all four modes over TLS 1.3 in tests/station/test_iso20_station.py.
 """
 
 from __future__ import annotations
@@ -64,9 +65,8 @@ PNC_MODES = [_mode(e, "dynamic", pnc=True) for e in ("AC", "DC")]
 _VEHICLE_OK = re.compile(r"vehicle certificate (.+?) verified \((\d) certificate")
 
 _TLS_UP = re.compile(r"TLS up, \('([\w-]+)', '(TLSv1\.[23])', \d+\), chain (\S+)")
-_SCHEDULE_REFUSED = (
-    "V2GMessageValidationError occurred while processing message  in state ScheduleExchange"
-)
+# the station's tariff as the peer's EXI codec decoded it (its log prints every message)
+_PRICE_SCHEDULE = '"AbsolutePriceSchedule":{"Id":"PriceSchedule1"'
 _TWENTY_KV = '"EVTargetVoltage": {"Exponent": 3, "Value": 20}'
 
 
@@ -84,13 +84,6 @@ def _peer_limitation(mode: Mode, run: EvccRun) -> str | None:
             "offer (AuthorizationSetupRes with a GenChallenge) over mutual TLS 1.3 and "
             "failed building its PnC_AReqAuthorizationMode signature. Its -20 "
             "CertificateInstallation state is NotImplementedError as well"
-        )
-    if _SCHEDULE_REFUSED in reason and '"ScheduleExchangeRes":{' in run.log:
-        return (
-            "peer limitation: the iso15118 0.31.2 EVCC refuses a ScheduleExchangeRes without "
-            "a price schedule (its ChargingSchedule model wants exactly one of "
-            "AbsolutePriceSchedule/PriceLevelSchedule; the -20 XSD makes the choice "
-            "optional); it decoded our answer (ResponseCode OK) before refusing it"
         )
     if (
         mode.energy == "DC"
@@ -134,6 +127,7 @@ def _run(
         protocols=mode.station_protocols,
         control_modes=(control,) if control else ("scheduled", "dynamic"),
         pnc=mode.station_pnc,
+        tariff=True,  # the scheduled mode's ScheduleExchangeRes carries a price schedule
     )
     try:
         ready = station.wait_ready(READY_BOUND)
@@ -181,6 +175,8 @@ def test_josev_evcc_iso20(
         early.append(f"the EV offered {offered}, wanted -20 first, then -2")
     if verdict.log.protocol != mode.protocol:
         early.append(f"chose {verdict.log.protocol}, wanted {mode.protocol}")
+    if mode.control == "scheduled" and _PRICE_SCHEDULE not in run.log:
+        early.append("the EV decoded no AbsolutePriceSchedule in a scheduled ScheduleExchangeRes")
     problems = early + list(verdict.problems)
     limitation = _peer_limitation(mode, run)
     if limitation is not None:

@@ -59,6 +59,7 @@ PARAMETER_SETS = {1: "Scheduled", 2: "Dynamic"}
 CONTROL_MODE_VALUE = {"Scheduled": 1, "Dynamic": 2}
 MOBILITY_NEEDS_BY_EVCC = 1
 NO_PRICING = 0
+ABSOLUTE_PRICING = 1  # ServiceDetail Pricing: an AbsolutePriceSchedule comes
 
 
 class Iso20State(StrEnum):

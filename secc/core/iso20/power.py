@@ -42,6 +42,11 @@ DAY = 86400
 MAX_ENTRIES = 1024  # PowerScheduleEntry maxOccurs
 SCHEDULE_TIMER_KEY = "ScheduleExchange"
 NEEDS_KEY = "ChargingNeeds"  # set once the EV's needs went out (once per session)
+# the station tariff's AbsolutePriceSchedule (secc.core.config.Tariff)
+PRICE_SCHEDULE_ID = 1
+PRICE_SCHEDULE_XML_ID = "PriceSchedule1"  # its Id attribute (what a signature would reference)
+PRICE_ALGORITHM = "urn:iso:std:iso:15118:-20:PriceAlgorithm:1-Power"  # fee per kWh
+TAX_RULE_ID = 1
 
 
 def schedule_exchange(ctx: Context, req: Any, now: float) -> Reply:
@@ -143,7 +148,48 @@ def _schedule_tuple(ctx: Context, points: int, now: float | None = None) -> Any:
     )
     return COMMON.ScheduleTuple(
         schedule_tuple_id=SCHEDULE_TUPLE_ID,
-        charging_schedule=COMMON.ChargingSchedule(power_schedule=schedule),
+        charging_schedule=COMMON.ChargingSchedule(
+            power_schedule=schedule, absolute_price_schedule=_price_schedule(ctx, schedule)
+        ),
+    )
+
+
+def _price_schedule(ctx: Context, power_schedule: Any) -> Any:
+    """The AbsolutePriceSchedule of the station's tariff (None without one): one price
+    rule stack over the whole power schedule (same TimeAnchor and length), whose one
+    rule charges the energy fee per kWh from 0 W on; with a tax rate, one TaxRule on
+    the energy fee."""
+    tariff = ctx.config.tariff
+    if tariff is None:
+        return None
+    duration = sum(e.duration for e in power_schedule.power_schedule_entries.power_schedule_entry)
+    rule = COMMON.PriceRule(
+        energy_fee=rn(COMMON, tariff.price_per_kwh), power_range_start=rn(COMMON, 0.0)
+    )
+    taxes = None
+    if tariff.tax_rate:
+        tax = COMMON.TaxRule(
+            tax_rule_id=TAX_RULE_ID,
+            tax_rate=rn(COMMON, tariff.tax_rate),
+            tax_included_in_price=tariff.tax_included,
+            applies_to_energy_fee=True,
+            applies_to_parking_fee=False,
+            applies_to_overstay_fee=False,
+            applies_minimum_maximum_cost=False,
+        )
+        taxes = COMMON.TaxRuleList(tax_rule=(tax,))
+    return COMMON.AbsolutePriceSchedule(
+        id=PRICE_SCHEDULE_XML_ID,
+        time_anchor=power_schedule.time_anchor,
+        price_schedule_id=PRICE_SCHEDULE_ID,
+        price_schedule_description=tariff.description,
+        currency=tariff.currency,
+        language=tariff.language,
+        price_algorithm=PRICE_ALGORITHM,
+        tax_rules=taxes,
+        price_rule_stacks=COMMON.PriceRuleStackList(
+            price_rule_stack=(COMMON.PriceRuleStack(duration=duration, price_rule=(rule,)),)
+        ),
     )
 
 

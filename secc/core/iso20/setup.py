@@ -29,6 +29,7 @@ from secc.core.failures import (
 from secc.core.iso2.setup import request_eim_authorization
 from secc.core.iso20 import pnc
 from secc.core.iso20.common import (
+    ABSOLUTE_PRICING,
     BPT_CHANNEL_UNIFIED,
     BPT_SERVICES,
     COMMON,
@@ -225,7 +226,7 @@ def _parameters(ctx: Context, mode: str, bpt: bool = False) -> tuple[Any, ...]:
         params.append(p(name="EVSENominalVoltage", int_value=int(config.ac.nominal_voltage)))
     params += [
         p(name="MobilityNeedsMode", int_value=MOBILITY_NEEDS_BY_EVCC),
-        p(name="Pricing", int_value=NO_PRICING),
+        p(name="Pricing", int_value=_pricing(ctx, mode)),
     ]
     if bpt:
         params += [
@@ -237,6 +238,12 @@ def _parameters(ctx: Context, mode: str, bpt: bool = False) -> tuple[Any, ...]:
                 p(name="GridCodeIslandingDetectionMethod", int_value=ISLANDING_DETECTION_ACTIVE)
             )
     return tuple(params)
+
+
+def _pricing(ctx: Context, mode: str) -> int:
+    """Pricing (Tables 205 / 207): absolute prices where the station has a tariff and
+    the parameter set is scheduled mode (the only one that carries a price schedule)."""
+    return ABSOLUTE_PRICING if ctx.config.tariff and mode == "Scheduled" else NO_PRICING
 
 
 def service_selection(ctx: Context, req: Any, now: float) -> Reply:
