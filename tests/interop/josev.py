@@ -214,6 +214,9 @@ class Mode:
     # so the order depends on the string hash seed; a fixed PYTHONHASHSEED makes it
     # deterministic (e.g. 14: -20 AC, -2, DIN; 5: -20 DC, -2, DIN).
     hash_seed: int | None = None
+    # ISO 15118-20 energy services the EV asks for (the peer's supportedEnergyServices,
+    # e.g. "AC_BPT"); empty: just ``energy``
+    energy_services: tuple[str, ...] = ()
 
     @property
     def iso20(self) -> bool:
@@ -233,7 +236,7 @@ class Mode:
             "chargeLoopCycle": loop_cycles,
         }
         if self.protocol == "ISO_15118_2" or self.iso20:
-            config["supportedEnergyServices"] = [self.energy]
+            config["supportedEnergyServices"] = list(self.energy_services or (self.energy,))
         return config
 
 

@@ -16,7 +16,11 @@ What this peer can and cannot do (iso15118 0.31.2, read from its code and logs):
   ``RationalNumber(exponent=3, value=20)``) in DC_PreChargeReq, which a station must
   refuse (FAILED_WrongChargeParameter; our simulated DC supply ends at 920 V).
 
-So the peer charges to SessionStop in -20 AC, scheduled and dynamic mode; the two DC
+- **AC_BPT**: with ``supportedEnergyServices = ["AC_BPT"]`` it selects service 5 and
+  sends the BPT charge parameters and charge-loop control modes (its simulator never
+  asks to discharge).
+
+So the peer charges to SessionStop in -20 AC and AC_BPT, scheduled and dynamic mode; the two DC
 modes run as far as the peer can and are then skipped with the peer's limitation as the
 reason, after checking that everything up to it went right on both sides.  Our own -20
 EV simulator covers all four modes over TLS 1.3 in tests/station/test_iso20_station.py.
@@ -24,6 +28,8 @@ EV simulator covers all four modes over TLS 1.3 in tests/station/test_iso20_stat
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -128,6 +134,7 @@ def _run(
         control_modes=(control,) if control else ("scheduled", "dynamic"),
         pnc=mode.station_pnc,
         tariff=True,  # the scheduled mode's ScheduleExchangeRes carries a price schedule
+        bpt=any(s.endswith("_BPT") for s in mode.energy_services),
     )
     try:
         ready = station.wait_ready(READY_BOUND)
@@ -255,3 +262,119 @@ def test_vehicle_certificate_outside_the_iso20_pki_gets_a_tls_alert(
         f"{'refused with TLS alert' if not problems else 'FAILED'} (EVCC run {run.elapsed:.1f} s)"
     )
     assert not problems, "; ".join(problems) + "\n" + run.log[-3000:] + "\n" + log[-3000:]
+
+
+def _bpt_mode(control: str) -> Mode:
+    """The AC mode with an EV that asks only for AC_BPT (the peer's
+    supportedEnergyServices), at an EVSE with ``bpt = true`` and AC discharge limits."""
+    base = _mode("AC", control)
+    return dataclasses.replace(
+        base, name=f"iso20-ac-bpt-{control}-eim-mtls13", energy_services=("AC_BPT",)
+    )
+
+
+BPT_MODES = [_bpt_mode(c) for c in ("dynamic", "scheduled")]
+SERVICE_AC_BPT = 5  # ISO 15118-20 Table 204 (AC 1, DC 2, WPT 3, DC_ACDP 4, AC_BPT 5)
+# BPT_TOML's AC discharge limit over the station's 3 phases at 230 V nominal
+AC_DISCHARGE_W = 3 * 230 * 16
+# every message the peer encoded or decoded, as JSON in its log (MESSAGE_LOG_JSON)
+_MESSAGE = re.compile(r"(?:Message to encode|Decoded message) \(ns=[^)]*\): (\{.*\})\s*$", re.M)
+
+
+def _messages(log: str, name: str) -> list[dict[str, object]]:
+    """The bodies of the messages called ``name`` the peer encoded or decoded, in order."""
+    found = []
+    for m in _MESSAGE.finditer(log):
+        with contextlib.suppress(ValueError):
+            body = json.loads(m[1]).get(name)
+            if isinstance(body, dict):
+                found.append(body)
+    return found
+
+
+def _bpt_problems(mode: Mode, run: EvccRun, station: SeccRunStation) -> list[str]:
+    """What the AC_BPT session must show in the peer's log (its own EXI codec) and in the
+    station's trace."""
+    problems: list[str] = []
+    discovery = _messages(run.log, "ServiceDiscoveryRes")
+    ids = [
+        s.get("ServiceID")
+        for res in discovery
+        for s in res.get("EnergyTransferServiceList", {}).get("Service", [])  # type: ignore[attr-defined]
+    ]
+    if SERVICE_AC_BPT not in ids:
+        problems.append(f"the station offered energy services {ids}, wanted AC_BPT (5) among them")
+    # the peer's name for SelectedEnergyService is "SelectedEnergyTransferService"
+    selected = [
+        req.get("SelectedEnergyTransferService", {}).get("ServiceID")  # type: ignore[attr-defined]
+        for req in _messages(run.log, "ServiceSelectionReq")
+    ]
+    if selected != [SERVICE_AC_BPT]:
+        problems.append(f"the EV selected energy service {selected}, wanted [5] (AC_BPT)")
+    cpd = [
+        res.get("BPT_AC_CPDResEnergyTransferMode")
+        for res in _messages(run.log, "AC_ChargeParameterDiscoveryRes")
+    ]
+    top = cpd[0].get("EVSEMaximumDischargePower", {}) if cpd and cpd[0] else {}  # type: ignore[attr-defined]
+    watts = top.get("Value", 0) * 10 ** top.get("Exponent", 0)
+    if len(cpd) != 1 or watts != AC_DISCHARGE_W:
+        problems.append(
+            f"AC_ChargeParameterDiscoveryRes BPT modes {cpd}: wanted one, with "
+            f"EVSEMaximumDischargePower {AC_DISCHARGE_W} W"
+        )
+    want = "BPT_Scheduled" if mode.control == "scheduled" else "BPT_Dynamic"
+    for name, mode_name in (
+        ("AC_ChargeLoopReq", f"{want}_AC_CLReqControlMode"),
+        ("AC_ChargeLoopRes", f"{want}_AC_CLResControlMode"),
+    ):
+        loop = _messages(run.log, name)
+        if not loop or any(mode_name not in m for m in loop):
+            kinds = sorted({k for m in loop for k in m if k.endswith("ControlMode")})
+            problems.append(f"{len(loop)} {name} with {kinds}, wanted {mode_name} in each")
+    starts = [
+        req
+        for req in _messages(run.log, "PowerDeliveryReq")
+        if req.get("ChargeProgress") == "Start" and req.get("EVProcessing") == "Finished"
+    ]
+    if not starts or any(req.get("BPT_ChannelSelection") != "Charge" for req in starts):
+        problems.append(f"PowerDeliveryReq Start {starts}, wanted BPT_ChannelSelection Charge")
+    selections = [
+        r.get("summary")
+        for t in station.traces()
+        for r in t
+        if r.get("kind") == "rx" and r.get("name") == "ServiceSelectionReq"
+    ]
+    got = [s.get("selected_energy_transfer_service") for s in selections if isinstance(s, dict)]
+    if [g.get("service_id") if isinstance(g, dict) else None for g in got] != [SERVICE_AC_BPT]:
+        problems.append(f"the station's trace has ServiceSelectionReq {got}, wanted service 5")
+    return problems
+
+
+@pytest.mark.parametrize("mode", BPT_MODES, ids=[m.name for m in BPT_MODES])
+def test_josev_evcc_iso20_ac_bpt(
+    mode: Mode, link: LinkPair, shared_pki20: SharedPki, tmp_path: Path
+) -> None:
+    """An EV asking for AC_BPT at an EVSE offering it (``bpt = true``, AC discharge
+    limits) selects service 5, gets the station's discharge limit in the BPT charge
+    parameters, runs the BPT charge-loop control mode over TLS 1.3, and charges to
+    SessionStop."""
+    if station_kind() == "josev":
+        pytest.skip("about secc run's -20 BPT; the reference SECC is not configured for it")
+    run, station, ready, idle, after = _run(mode, link, shared_pki20, tmp_path, mode.control)
+    verdict = evcc_verdict(run)
+    problems = list(verdict.problems)
+    tls = _station_tls(station)
+    if tls is None or tls[1:] != ("TLSv1.3", "v2g20"):
+        problems.append(f"station TLS {tls}, wanted TLSv1.3 with chain v2g20")
+    problems += _bpt_problems(mode, run, station)
+    if verdict.ok:
+        problems += station.problems(verdict.log)
+    _summary(mode, run, "ok" if not problems else "FAILED", ready, idle, after)
+    assert not problems, (
+        f"{mode.name}: "
+        + "; ".join(problems)
+        + f"\n--- EVCC log tail ({run.workdir}):\n"
+        + run.log[-4000:]
+        + f"\n--- station log tail ({station.workdir}):\n"
+        + station.log()[-4000:]
+    )
