@@ -228,6 +228,22 @@ _PV_CACHE: dict[tuple[int, float, str], Any] = {}
 _PV_CACHE_LIMIT = 4096
 
 
+def scale_int16(value: float, max_exponent: int) -> tuple[int, int]:
+    """``(exponent, v)`` with ``v * 10**exponent`` = ``value``: the smallest exponent (down
+    to -3) that keeps ``v`` an int16 and exact, raised (up to ``max_exponent``) while it
+    does not fit.  PhysicalValue (-2/DIN, multiplier up to 3) and RationalNumber (-20,
+    exponent up to 127) share it."""
+    exponent = 0
+    v = value
+    while abs(v) > 32767 and exponent < max_exponent:
+        exponent += 1
+        v = value / 10**exponent
+    while exponent > -3 and v != round(v) and abs(v * 10) <= 32767:
+        exponent -= 1
+        v = value / 10**exponent
+    return exponent, round(v)
+
+
 def physical_value(mod: Any, value: float, unit: str) -> Any:
     """A PhysicalValue with the smallest multiplier that fits ``value`` in an int16.
 
@@ -236,15 +252,8 @@ def physical_value(mod: Any, value: float, unit: str) -> Any:
     hit = _PV_CACHE.get(key)
     if hit is not None:
         return hit
-    multiplier = 0
-    v = value
-    while abs(v) > 32767 and multiplier < 3:
-        multiplier += 1
-        v = value / 10**multiplier
-    while multiplier > -3 and v != round(v) and abs(v * 10) <= 32767:
-        multiplier -= 1
-        v = value / 10**multiplier
-    pv = mod.PhysicalValue(multiplier=multiplier, unit=mod.UnitSymbol[unit], value=round(v))
+    multiplier, scaled = scale_int16(value, 3)
+    pv = mod.PhysicalValue(multiplier=multiplier, unit=mod.UnitSymbol[unit], value=scaled)
     if len(_PV_CACHE) >= _PV_CACHE_LIMIT:
         _PV_CACHE.clear()
     _PV_CACHE[key] = pv

@@ -19,8 +19,10 @@ from secc.core.iso2.power import check_contactors, meter_info, receipt_required
 PRECHARGE_MAX_CURRENT = 2.0  # amperes; IEC 61851-23 limits pre-charge current
 
 
-def cable_check(ctx: Context, req: Any, now: float) -> Reply:
-    mod = ctx.mod
+def isolation_step(ctx: Context, now: float, name: str) -> tuple[Action, ...]:
+    """One CableCheck request (any protocol): the first starts the isolation test at the
+    lower of the EV's and the EVSE's maximum voltage; later ones time out after
+    ``timers.cable_check``; a Fault refuses; Valid or Warning sets ``isolation_valid``."""
     actions: tuple[Action, ...] = ()
     if not ctx.isolation_requested:
         ctx.isolation_requested = True
@@ -28,11 +30,17 @@ def cable_check(ctx: Context, req: Any, now: float) -> Reply:
         voltage = min(ctx.ev_max_voltage, ctx.config.dc.max_voltage)
         actions = (StartIsolationTest(voltage=voltage),)
     elif now - ctx.started_at["CableCheck"] > ctx.config.timers.cable_check:
-        raise Timeout("CableCheck did not finish within its limit")
+        raise Timeout(f"{name} did not finish within its limit")
     isolation = ctx.status.isolation
     if isolation == "Fault":
         raise PeerError("isolation fault")
     ctx.isolation_valid = isolation in ("Valid", "Warning")
+    return actions
+
+
+def cable_check(ctx: Context, req: Any, now: float) -> Reply:
+    mod = ctx.mod
+    actions = isolation_step(ctx, now, "CableCheck")
     processing = mod.EVSEProcessing.Finished if ctx.isolation_valid else mod.EVSEProcessing.Ongoing
     body = mod.CableCheckRes(
         response_code=mod.ResponseCode.OK,

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from secc import codec
-from secc.core.context import Context
+from secc.core.context import Context, scale_int16
 from secc.core.events import Schema
 from secc.core.failures import failed_response
 
@@ -105,15 +105,8 @@ def rational(mod: Any, value: float) -> Any:
     hit = _RN_CACHE.get(key)
     if hit is not None:
         return hit
-    exponent = 0
-    v = value
-    while abs(v) > 32767 and exponent < 127:
-        exponent += 1
-        v = value / 10**exponent
-    while exponent > -3 and v != round(v) and abs(v * 10) <= 32767:
-        exponent -= 1
-        v = value / 10**exponent
-    rn = mod.RationalNumber(exponent=exponent, value=round(v))
+    exponent, scaled = scale_int16(value, 127)
+    rn = mod.RationalNumber(exponent=exponent, value=scaled)
     if len(_RN_CACHE) >= _RN_CACHE_LIMIT:
         _RN_CACHE.clear()
     _RN_CACHE[key] = rn

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from secc.core.actions import Action, SetDcTarget, StartIsolationTest
+from secc.core.actions import Action, SetDcTarget
 from secc.core.context import Context, Reply
 from secc.core.failures import (
-    PeerError,
     ServiceSelectionInvalid,
     Timeout,
     WrongChargeParameter,
 )
-from secc.core.iso2.dc import PRECHARGE_MAX_CURRENT, _target
+from secc.core.iso2.dc import PRECHARGE_MAX_CURRENT, _target, isolation_step
 from secc.core.iso2.power import check_contactors
 from secc.core.iso20.common import (
     DC,
@@ -95,18 +94,7 @@ def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
 
 
 def cable_check(ctx: Context, req: Any, now: float) -> Reply:
-    actions: tuple[Action, ...] = ()
-    if not ctx.isolation_requested:
-        ctx.isolation_requested = True
-        ctx.started_at["CableCheck"] = now
-        voltage = min(ctx.ev_max_voltage, ctx.config.dc.max_voltage)
-        actions = (StartIsolationTest(voltage=voltage),)
-    elif now - ctx.started_at["CableCheck"] > ctx.config.timers.cable_check:
-        raise Timeout("DC_CableCheck did not finish within its limit")
-    isolation = ctx.status.isolation
-    if isolation == "Fault":
-        raise PeerError("isolation fault")
-    ctx.isolation_valid = isolation in ("Valid", "Warning")
+    actions = isolation_step(ctx, now, "DC_CableCheck")
     processing = DC.Processing
     body = DC.DC_CableCheckRes(
         header=header(ctx, DC),
