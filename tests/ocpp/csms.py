@@ -81,6 +81,9 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
         self.csms = csms
         self.b = csms.behaviour
         self.outstanding: str | None = None  # the station's CALL being answered
+        # tx_delay as it was when the TransactionEvent being answered arrived: a test that
+        # raises tx_delay after seeing a message must not slow the answer to that message
+        self.tx_delay_at_receipt = 0.0
         self._handlers: set[asyncio.Future[None]] = set()
 
     async def _pause(self, seconds: float) -> None:
@@ -96,6 +99,7 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
         self.csms.calls.append((msg[2], msg[3]))
         if msg[2] == "TransactionEvent":
             self.csms.tx_raw.append((msg[1], msg[3]))
+            self.tx_delay_at_receipt = self.b.tx_delay
         if self.outstanding is not None:
             self.csms.violations.append(
                 f"{msg[2]} sent while {self.outstanding} is still unanswered"
@@ -222,8 +226,8 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
                 f"TransactionEvent {key} tried again after {failed} CallErrors "
                 f"(MessageAttemptsTransactionEvent {attempts})"
             )
-        if self.b.tx_delay:
-            await self._pause(self.b.tx_delay)
+        if self.tx_delay_at_receipt:
+            await self._pause(self.tx_delay_at_receipt)
         if self.b.tx_errors > 0:
             self.b.tx_errors -= 1
             self.csms.tx_failures[key] = failed + 1
