@@ -2,47 +2,66 @@
 
 ::
 
-    secc exi decode [--schema SCHEMA] [--json] HEX_OR_@FILE
-    secc exi encode [--schema SCHEMA] [--v2gtp] FILE_OR_-
+    secc exi decode [--schema SCHEMA] [--fragment ELEMENT] [--json] INPUT [INPUT ...]
+    secc exi encode [--schema SCHEMA] [--fragment] [--v2gtp] FILE_OR_- [FILE_OR_- ...]
 
 SCHEMA is one of ``apphand``, ``iso2``, ``din``, ``iso20-common``, ``iso20-ac``,
-``iso20-dc``, ``iso20-wpt``, ``iso20-acdp``.
+``iso20-dc``, ``iso20-wpt``, ``iso20-acdp`` (and ``xmldsig`` for fragments).
 
-``decode`` takes hex on the command line (whitespace allowed, also split over several
-arguments) or ``@FILE`` holding binary EXI or hex text.  A V2GTP header (``01 FE`` +
-payload type + 4-byte length) in front of the EXI is checked and removed, and its payload
-type names the schema: 0x8002 ``iso20-common``, 0x8003 ``iso20-ac``, 0x8004 ``iso20-dc``,
-0x8005 ``iso20-acdp``, 0x8006 ``iso20-wpt`` (ISO 15118-20 Table 13); 0x8001 carries the
-appHandshake, ISO-2 and DIN alike, so ``--schema`` must say which.  The schema used is
-reported on stderr; a ``--schema`` that contradicts the payload type is an error.  Without
-a header, ``--schema`` is required: the schema cannot be guessed by trial decoding (an
-18-byte AuthorizationReq also decodes as an ACDP message).
+Every argument is one message.  A ``decode`` INPUT is hex (whitespace allowed inside the
+argument: quote it), ``@FILE`` (binary EXI or hex text) or ``-`` (the same read from
+stdin).  A V2GTP header (``01 FE`` + payload type + 4-byte length) in front of the EXI is
+checked and removed; binary input may hold several V2GTP frames back to back (a TCP
+stream saved from Wireshark), each decoded as a message of its own.  The schema comes, in
+this order, from ``--schema``, from the V2GTP payload type (0x8002 ``iso20-common``,
+0x8003 ``iso20-ac``, 0x8004 ``iso20-dc``, 0x8005 ``iso20-acdp``, 0x8006 ``iso20-wpt``,
+ISO 15118-20 Table 13), or by trial decoding (0x8001 carries the appHandshake, ISO-2 and
+DIN alike: a trial among those three).  A trial keeps the schemas the stream decodes
+with and re-encodes to the same bytes; when several fit (an 18-byte -20
+AuthorizationReq is also a valid ACDP message) the first in the order of ``SCHEMAS`` is
+taken, and the stderr line names the others.  Every guess is reported on stderr.  When
+the stream does not decode with the ``--schema`` given, the error names the schemas it
+does decode with.
 
-``encode`` reads the XML (or the JSON form, when the text starts with ``{``) and prints the
-EXI as hex, with ``--v2gtp`` behind the V2GTP header of its payload type.  Without
-``--schema`` the schema is the one whose global elements include the root (the XML root's
+``--fragment ELEMENT`` decodes an EXI fragment (what an xmldsig digest or signature
+covers: ``SignedInfo``, ``AuthorizationReq``, ``SignedInstallationData``, ...); the
+element name picks the schemas to try (``*``: any element); a SignedInfo is a fragment of
+``xmldsig`` alone, as ISO 15118-2 and -20 sign it.  ``encode --fragment`` encodes the root
+element of the XML as a fragment.
+
+``encode`` reads XML (or the JSON form, when the text starts with ``{``) and prints the
+EXI as hex, one line per input, with ``--v2gtp`` behind the V2GTP header of its payload
+type.  Without ``--schema`` the schema is the one declaring the root (the XML root's
 namespace and name; the JSON form's root key).  For every valid stream, ``decode`` then
 ``encode`` gives back the same bytes.
 
-Exit codes: 0 ok, 1 the input is not a valid stream / document (one line on stderr),
-2 usage error.
+Several messages: XML documents are each preceded by a ``<!-- secc exi: message N ...
+-->`` line, JSON forms are printed one per line (JSON Lines); a message that fails is
+reported and the others are still processed.  Every error is one stderr line starting
+``secc exi: error:``.  Exit codes: 0 ok, 1 an input is not a valid stream or document,
+2 usage error.  A closed output pipe (``| head``) ends the command quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import string
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from lxml import etree
 
 from secc import codec
+from secc.codec.exi.meta import RootInfo
 from secc.codec.xml import from_json, from_xml, to_json, to_xml
 from secc.v2gtp import PayloadType, encode_frame
 
+# the document schemas, in the order a trial prefers them (the rarest last)
 SCHEMAS = (
     "apphand",
     "iso2",
@@ -53,6 +72,8 @@ SCHEMAS = (
     "iso20-wpt",
     "iso20-acdp",
 )
+# fragments: xmldsig first (a SignedInfo is signed as a fragment of xmldsig alone)
+FRAGMENT_SCHEMAS = ("xmldsig", *SCHEMAS)
 # V2GTP payload type -> schema (ISO 15118-20 Table 13); 0x8001 is ambiguous
 BY_PAYLOAD_TYPE: dict[int, str] = {
     PayloadType.ISO20_COMMON: "iso20-common",
@@ -63,7 +84,15 @@ BY_PAYLOAD_TYPE: dict[int, str] = {
 }
 PAYLOAD_TYPE_OF: dict[str, int] = {schema: int(t) for t, schema in BY_PAYLOAD_TYPE.items()}
 PAYLOAD_TYPE_OF.update(dict.fromkeys(("apphand", "iso2", "din"), int(PayloadType.EXI)))
+_EXI_8001 = ("apphand", "iso2", "din")
 _HEX = set(string.hexdigits)
+
+EPILOG = """\
+Every error is one line on stderr starting "secc exi: error:"; the schema used is
+reported on stderr whenever it was not given by --schema.
+exit codes: 0 ok, 1 an input is not a valid stream / document (the other inputs are
+still processed), 2 usage error (bad option, unreadable file, bad hex).
+A closed output pipe (secc exi decode ... | head -1) ends the command quietly."""
 
 
 class UsageError(Exception):
@@ -74,31 +103,81 @@ class InputError(Exception):
     """The input is not what it should be (exit 1)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors go out with the command's one prefix (``secc exi: error:``)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise UsageError(message)
+
+
 def _parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=prog,
         description="Decode EXI (ISO 15118-20, ISO 15118-2, DIN 70121, appHandshake) and back.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    dec = sub.add_parser("decode", help="EXI (hex or @FILE, V2GTP header allowed) -> XML/JSON")
+    dec = sub.add_parser(
+        "decode",
+        help="EXI (hex, @FILE or -; V2GTP frames allowed) -> XML/JSON",
+        description="Decode EXI streams (one per INPUT) to XML or JSON.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     dec.add_argument(
         "--schema",
-        choices=SCHEMAS,
-        help="required unless a V2GTP header with an ISO 15118-20 payload type names it",
+        choices=FRAGMENT_SCHEMAS,
+        metavar="SCHEMA",
+        help="one of " + ", ".join(FRAGMENT_SCHEMAS) + " (default: from the V2GTP payload "
+        "type, else guessed by trial decoding in the order " + ", ".join(SCHEMAS) + "; "
+        "the guess is reported on stderr)",
     )
-    dec.add_argument("--json", action="store_true", help="print the JSON form instead of XML")
     dec.add_argument(
-        "data", nargs="+", metavar="HEX_OR_@FILE", help="hex (whitespace allowed) or @FILE"
+        "--fragment",
+        metavar="ELEMENT",
+        help="decode an EXI fragment holding ELEMENT (e.g. SignedInfo, AuthorizationReq, "
+        "SignedInstallationData; * for any) instead of a whole message (default: whole "
+        "messages)",
     )
-    enc = sub.add_parser("encode", help="XML or JSON (FILE or - for stdin) -> EXI hex")
+    dec.add_argument("--json", action="store_true", help="print the JSON form (default: XML)")
+    dec.add_argument(
+        "data",
+        nargs="+",
+        metavar="INPUT",
+        help="one message each: hex (quote it if it holds spaces), @FILE (binary or hex "
+        "text) or - for stdin",
+    )
+    enc = sub.add_parser(
+        "encode",
+        help="XML or JSON (FILE or - for stdin) -> EXI hex",
+        description="Encode XML or JSON documents (one per FILE) to EXI hex, one line each.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     enc.add_argument(
-        "--schema", choices=SCHEMAS, help="default: the schema declaring the root element"
+        "--schema",
+        choices=FRAGMENT_SCHEMAS,
+        metavar="SCHEMA",
+        help="one of " + ", ".join(FRAGMENT_SCHEMAS) + " (default: the schema declaring the "
+        "root element, from its namespace)",
     )
     enc.add_argument(
-        "--v2gtp", action="store_true", help="print the V2GTP frame (header + EXI) instead"
+        "--fragment",
+        action="store_true",
+        help="encode the root element as an EXI fragment (default: a whole message)",
     )
-    enc.add_argument("source", metavar="FILE_OR_-", help="XML or JSON file, - for stdin")
+    enc.add_argument(
+        "--v2gtp",
+        action="store_true",
+        help="print the V2GTP frame, header + EXI (default: the EXI alone)",
+    )
+    enc.add_argument("source", nargs="+", metavar="FILE_OR_-", help="XML or JSON file, - for stdin")
     return parser
+
+
+# ----------------------------------------------------------------------------- input
 
 
 def _hex_bytes(text: str, what: str) -> bytes:
@@ -110,6 +189,8 @@ def _hex_bytes(text: str, what: str) -> bytes:
         raise UsageError(f"{what}: {bad!r} is not a hex digit")
     if len(compact) % 2:
         raise UsageError(f"{what}: odd number of hex digits ({len(compact)})")
+    if not compact:
+        raise UsageError(f"{what}: empty")
     return bytes.fromhex(compact)
 
 
@@ -129,32 +210,79 @@ def _read_file(path: str) -> bytes:
         raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
 
 
-def _input_bytes(args: list[str]) -> bytes:
-    if len(args) == 1 and args[0].startswith("@"):
-        raw = _read_file(args[0][1:])
-        return _hex_bytes(raw.decode("ascii"), args[0]) if _looks_like_hex(raw) else raw
-    if any(a.startswith("@") for a in args):
-        raise UsageError("@FILE must be the only input argument")
-    return _hex_bytes(" ".join(args), "hex input")
+@dataclass
+class Message:
+    """One EXI stream to decode: where it came from, its V2GTP payload type (None: no
+    header) and the EXI body."""
+
+    label: str
+    ptype: int | None
+    data: bytes
+
+
+def _inputs(args: list[str]) -> list[tuple[str, bytes]]:
+    """(label, raw bytes) per argument; usage errors before anything is decoded."""
+    if args.count("-") > 1:
+        raise UsageError("- (stdin) can be given only once")
+    out: list[tuple[str, bytes]] = []
+    for n, arg in enumerate(args, 1):
+        if arg == "-" or arg.startswith("@"):
+            label = "stdin" if arg == "-" else arg[1:]
+            raw = sys.stdin.buffer.read() if arg == "-" else _read_file(arg[1:])
+            if not raw:
+                raise UsageError(f"{label}: empty")
+            data = _hex_bytes(raw.decode("ascii"), label) if _looks_like_hex(raw) else raw
+        else:
+            label = f"argument {n}" if len(args) > 1 else "hex input"
+            data = _hex_bytes(arg, label)
+            if len(args) > 1 and len(data) == 1:
+                raise UsageError(
+                    f"argument {n} ({arg}) is a single octet: every argument is one message; "
+                    "quote a message that holds spaces ('80 98 02 ...')"
+                )
+        out.append((label, data))
+    return out
 
 
 def split_v2gtp(data: bytes) -> tuple[int | None, bytes]:
     """(payload type or None, the EXI body): a V2GTP header in front is checked and
     removed.  EXI streams start with 0x80, so ``01 FE`` can only be a header."""
+    frames = split_frames(data)
+    if len(frames) > 1:
+        raise InputError(f"{len(frames)} V2GTP frames where one was expected")
+    return frames[0]
+
+
+def split_frames(data: bytes) -> list[tuple[int | None, bytes]]:
+    """The (payload type, EXI body) of every V2GTP frame in ``data``, back to back; a
+    stream without a header is one body with payload type None.  Octets after the last
+    frame that are not a frame are an error, never dropped."""
     if data[:2] != b"\x01\xfe":
-        return None, data
-    if len(data) < 8:
-        raise InputError(f"V2GTP header truncated: {len(data)} octets")
-    ptype = int.from_bytes(data[2:4], "big")
-    if ptype != PayloadType.EXI and ptype not in BY_PAYLOAD_TYPE:
-        raise InputError(
-            f"V2GTP payload type {ptype:04x} is not an EXI message "
-            "(8001 SAP/ISO-2/DIN, 8002-8006 ISO 15118-20)"
-        )
-    length = int.from_bytes(data[4:8], "big")
-    if length > len(data) - 8:
-        raise InputError(f"V2GTP header announces {length} octets, {len(data) - 8} follow")
-    return ptype, data[8 : 8 + length]
+        return [(None, data)]
+    frames: list[tuple[int | None, bytes]] = []
+    offset = 0
+    while offset < len(data):
+        at = f" at octet {offset}" if offset else ""
+        head = data[offset : offset + 8]
+        if head[:2] != b"\x01\xfe":
+            raise InputError(
+                f"{len(data) - offset} octets after V2GTP frame {len(frames)} are not a frame"
+            )
+        if len(head) < 8:
+            raise InputError(f"V2GTP header truncated{at}: {len(head)} octets")
+        ptype = int.from_bytes(head[2:4], "big")
+        if ptype != PayloadType.EXI and ptype not in BY_PAYLOAD_TYPE:
+            raise InputError(
+                f"V2GTP payload type {ptype:04x}{at} is not an EXI message "
+                "(8001 SAP/ISO-2/DIN, 8002-8006 ISO 15118-20)"
+            )
+        length = int.from_bytes(head[4:8], "big")
+        body = data[offset + 8 : offset + 8 + length]
+        if len(body) < length:
+            raise InputError(f"V2GTP header{at} announces {length} octets, {len(body)} follow")
+        frames.append((ptype, body))
+        offset += 8 + length
+    return frames
 
 
 def strip_v2gtp(data: bytes) -> bytes:
@@ -162,87 +290,294 @@ def strip_v2gtp(data: bytes) -> bytes:
     return split_v2gtp(data)[1]
 
 
-def _schema_for_frame(ptype: int | None, given: str | None) -> str:
-    """The schema to decode with: the payload type's, checked against ``--schema``."""
-    if ptype is None:
-        if given is None:
-            raise UsageError(
-                f"--schema is required for EXI without a V2GTP header (one of {', '.join(SCHEMAS)})"
-            )
-        return given
-    implied = BY_PAYLOAD_TYPE.get(ptype)
-    if implied is None:  # 0x8001: appHandshake, ISO-2 or DIN
-        if given is None:
-            raise UsageError(
-                "V2GTP payload type 8001 carries the appHandshake, ISO-2 and DIN alike: "
-                "pass --schema apphand, iso2 or din"
-            )
-        if PAYLOAD_TYPE_OF[given] != ptype:
-            raise InputError(
-                f"V2GTP payload type 8001 does not carry {given} "
-                f"(that is {PAYLOAD_TYPE_OF[given]:04x})"
-            )
-        return given
-    if given is not None and given != implied:
-        raise InputError(f"V2GTP payload type {ptype:04x} carries {implied}, not {given}")
-    return implied
+def _messages(args: list[str]) -> list[Message | tuple[str, Exception]]:
+    """The messages of every argument, in order; an argument whose framing is broken is
+    kept as (label, error) so that it is reported in its place."""
+    out: list[Message | tuple[str, Exception]] = []
+    for label, raw in _inputs(args):
+        try:
+            frames = split_frames(raw)
+        except InputError as e:
+            out.append((label, e))
+            continue
+        for n, (ptype, body) in enumerate(frames, 1):
+            where = f"{label}, frame {n}" if len(frames) > 1 else label
+            out.append(Message(where, ptype, body))
+    return out
 
 
-def _decode(ns: argparse.Namespace, prog: str) -> int:
-    ptype, data = split_v2gtp(_input_bytes(ns.data))
-    schema = _schema_for_frame(ptype, ns.schema)
-    root, value = codec.decode_document(data, schema)
-    if ptype is not None:
-        how = "from --schema" if ptype == PayloadType.EXI else "from the payload type"
-        print(f"{prog}: V2GTP payload type {ptype:04x}: schema {schema} ({how})", file=sys.stderr)
-    if ns.json:
-        out: Any = to_json(value, root=root, schema=schema)
-        print(json.dumps(out, indent=2, ensure_ascii=False))
+# ---------------------------------------------------------------------------- decode
+
+
+@dataclass
+class Decoded:
+    schema: str
+    root: RootInfo
+    value: Any
+    how: str | None  # how the schema was chosen; None: --schema, nothing to report
+    frame: str = ""  # "V2GTP payload type 8001" when the stream came in a frame
+
+
+def _decode_with(data: bytes, schema: str, fragment: str | None) -> tuple[RootInfo, Any]:
+    if fragment is None:
+        return codec.decode_document(data, schema)
+    root, value = codec.decode_fragment(data, schema)
+    if fragment != "*" and fragment not in (root.local, f"{{{root.ns}}}{root.local}"):
+        raise InputError(f"the fragment holds {root.local}, not {fragment}")
+    return root, value
+
+
+def _round_trips(data: bytes, schema: str, root: RootInfo, value: Any, fragment: bool) -> bool:
+    name = f"{{{root.ns}}}{root.local}"
+    try:
+        enc = (codec.encode_fragment if fragment else codec.encode)(value, schema, name=name)
+    except codec.CodecError:
+        return False
+    # a trailing 00 after the padding (a Tesla does that) is accepted by the decoder
+    return data[: len(enc)] == enc and not data[len(enc) :].strip(b"\0")
+
+
+def _trial(
+    data: bytes, candidates: tuple[str, ...], fragment: str | None
+) -> list[tuple[str, RootInfo, Any]]:
+    """The schemas ``data`` decodes with and re-encodes to the same bytes, in the order
+    of ``candidates`` (those that only decode when none round-trips)."""
+    fits: list[tuple[str, RootInfo, Any, bool]] = []
+    for schema in candidates:
+        try:
+            root, value = _decode_with(data, schema, fragment)
+        except (codec.CodecError, InputError):
+            continue
+        exact = _round_trips(data, schema, root, value, fragment is not None)
+        fits.append((schema, root, value, exact))
+    exact_fits = [f for f in fits if f[3]]
+    return [(s, r, v) for s, r, v, _ in (exact_fits or fits)]
+
+
+def _fragment_schemas(element: str) -> tuple[str, ...]:
+    """The schemas with ``element`` (local or {ns}local; ``*`` any) among their fragment
+    elements, in the order of FRAGMENT_SCHEMAS."""
+    if element == "*":
+        return FRAGMENT_SCHEMAS
+    ns, _, local = element[1:].partition("}") if element.startswith("{") else ("", "", element)
+    hits = tuple(
+        s
+        for s in FRAGMENT_SCHEMAS
+        if any(r.local == local and (not ns or r.ns == ns) for r in codec.schema_module(s).FRAGMENT)
+    )
+    if not hits:
+        raise UsageError(f"{element} is a fragment element of no schema")
+    return hits
+
+
+def _guess(data: bytes, candidates: tuple[str, ...], fragment: str | None) -> Decoded:
+    fits = _trial(data, candidates, fragment)
+    if not fits:
+        raise InputError(
+            f"decodes with none of {', '.join(candidates)} (pass --schema to see why it fails)"
+        )
+    schema, root, value = fits[0]
+    others = [s for s, _, _ in fits[1:]]
+    if not others:
+        how = "guessed by trial decoding: the only schema that fits"
+        if len(candidates) == 1:
+            how = "the only schema with that fragment element"
     else:
-        sys.stdout.write(to_xml(value, root=root, schema=schema))
-    return 0
+        how = (
+            f"guessed by trial decoding: it also fits {', '.join(others)}; "
+            f"{schema} comes first in the order {', '.join(candidates)}; "
+            "pass --schema to choose"
+        )
+    return Decoded(schema, root, value, how)
 
 
-def schema_of_root(ns: str | None, local: str) -> str:
-    """The schema whose global elements include ``{ns}local`` (``ns`` None: any namespace)."""
+def _decode_given(
+    data: bytes, schema: str, candidates: tuple[str, ...], fragment: str | None
+) -> tuple[RootInfo, Any]:
+    """Decode with the schema the user named; when it fails, say which schemas fit."""
+    try:
+        return _decode_with(data, schema, fragment)
+    except (codec.CodecError, InputError) as e:
+        fits = [
+            s for s, _, _ in _trial(data, tuple(c for c in candidates if c != schema), fragment)
+        ]
+        if not fits:
+            raise
+        raise InputError(
+            f"does not decode as {schema} ({e}); it decodes as {', '.join(fits)}: "
+            f"pass --schema {fits[0]}"
+        ) from None
+
+
+def decode_message(msg: Message, schema: str | None, fragment: str | None) -> Decoded:
+    """Decode one message with the schema given, implied by its frame, or guessed."""
+    if fragment is not None:
+        if msg.ptype is not None:
+            raise InputError("a V2GTP frame carries a whole message, not a fragment")
+        candidates = _fragment_schemas(fragment)
+        if schema is not None:
+            if schema not in candidates:
+                raise UsageError(f"{fragment} is not a fragment element of {schema}")
+            root, value = _decode_given(msg.data, schema, candidates, fragment)
+            return Decoded(schema, root, value, None)
+        return _guess(msg.data, candidates, fragment)
+    if schema == "xmldsig":
+        raise UsageError("xmldsig has no messages, only fragments: use --fragment")
+    if msg.ptype is None:
+        if schema is not None:
+            root, value = _decode_given(msg.data, schema, SCHEMAS, None)
+            return Decoded(schema, root, value, None)
+        return _guess(msg.data, SCHEMAS, None)
+    frame = f"V2GTP payload type {msg.ptype:04x}"
+    implied = BY_PAYLOAD_TYPE.get(msg.ptype)
+    if implied is None:  # 0x8001: appHandshake, ISO-2 or DIN
+        if schema is None:
+            d = _guess(msg.data, _EXI_8001, None)
+            d.frame = frame
+            return d
+        if PAYLOAD_TYPE_OF[schema] != msg.ptype:
+            raise InputError(
+                f"{frame} does not carry {schema} (that is {PAYLOAD_TYPE_OF[schema]:04x}); "
+                f"it carries {', '.join(_EXI_8001)}"
+            )
+        root, value = _decode_given(msg.data, schema, _EXI_8001, None)
+        return Decoded(schema, root, value, "from --schema", frame)
+    if schema is not None and schema != implied:
+        raise InputError(f"{frame} carries {implied}, not {schema}")
+    root, value = codec.decode_document(msg.data, implied)
+    return Decoded(implied, root, value, "from the payload type", frame)
+
+
+def _decode(ns: argparse.Namespace, report: Callable[[str], None]) -> int:
+    messages = _messages(ns.data)
+    several = len(messages) > 1
+    failed = 0
+    for n, item in enumerate(messages, 1):
+        label = item[0] if isinstance(item, tuple) else item.label
+        prefix = f"message {n} ({label}): " if several else ""
+        try:
+            if isinstance(item, tuple):
+                raise item[1]
+            d = decode_message(item, ns.schema, ns.fragment)
+        except (InputError, codec.CodecError) as e:
+            report(f"error: {prefix}{e}")
+            failed += 1
+            continue
+        if d.how is not None:
+            frame = f"{d.frame}: " if d.frame else ""
+            report(f"{prefix}{frame}schema {d.schema} ({d.how})")
+        where: dict[str, Any] = {
+            "root": d.root,
+            "schema": d.schema,
+            "fragment": ns.fragment is not None,
+        }
+        if ns.json:
+            obj = to_json(d.value, **where)
+            text = (
+                json.dumps(obj, ensure_ascii=False)
+                if several
+                else json.dumps(obj, indent=2, ensure_ascii=False)
+            )
+            _write(text + "\n")
+        else:
+            head = f"<!-- secc exi: message {n} ({label}): {d.schema} -->\n" if several else ""
+            _write(("\n" if several and n > 1 else "") + head + to_xml(d.value, **where))
+    return 1 if failed else 0
+
+
+# ---------------------------------------------------------------------------- encode
+
+
+def schema_of_root(ns: str | None, local: str, *, fragment: bool = False) -> str:
+    """The schema whose global (or, with ``fragment``, fragment) elements include
+    ``{ns}local`` (``ns`` None: any namespace).  A document root several schemas declare
+    is a usage error (pass --schema); a fragment element takes the first in
+    FRAGMENT_SCHEMAS (xmldsig for SignedInfo, iso20-common for -20 CommonTypes)."""
+    order = FRAGMENT_SCHEMAS if fragment else SCHEMAS
     hits = [
         schema
-        for schema in SCHEMAS
+        for schema in order
         if any(
             r.local == local and (ns is None or r.ns == ns)
-            for r in codec.schema_module(schema).DOCUMENT
+            for r in (
+                codec.schema_module(schema).FRAGMENT
+                if fragment
+                else codec.schema_module(schema).DOCUMENT
+            )
         )
     ]
     shown = local if ns is None else f"{{{ns}}}{local}"
+    kind = "fragment" if fragment else "global"
     if not hits:
-        raise InputError(f"{shown} is not a global element of any schema ({', '.join(SCHEMAS)})")
-    if len(hits) > 1:
+        raise InputError(f"{shown} is not a {kind} element of any schema ({', '.join(order)})")
+    if len(hits) > 1 and not fragment:
         raise UsageError(f"{shown} is a global element of {', '.join(hits)}: pass --schema")
     return hits[0]
 
 
-def _encode(ns: argparse.Namespace) -> int:
-    raw = sys.stdin.buffer.read() if ns.source == "-" else _read_file(ns.source)
-    schema = ns.schema
+def _encode_one(raw: bytes, ns: argparse.Namespace, report: Callable[[str], None]) -> str:
+    schema: str | None = ns.schema
+    fragment: bool = ns.fragment
+    if schema == "xmldsig" and not fragment:
+        raise UsageError("xmldsig has no messages, only fragments: use --fragment")
+    if fragment and ns.v2gtp:
+        raise UsageError("a fragment is not sent in a V2GTP frame: --v2gtp with --fragment")
+    root_ns, local = "", ""
     if raw.lstrip()[:1] == b"{":
         try:
             obj = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise InputError(f"not valid JSON: {e}") from None
+        if not isinstance(obj, dict) or len(obj) != 1:
+            raise InputError("JSON form: expected an object with exactly one key, the root")
+        key = str(next(iter(obj)))
+        root_ns, _, local = key[1:].partition("}") if key.startswith("{") else ("", "", key)
         if schema is None:
-            if not isinstance(obj, dict) or len(obj) != 1:
-                raise InputError("JSON form: expected an object with exactly one key, the root")
-            key = str(next(iter(obj)))
-            root_ns, _, local = key[1:].partition("}") if key.startswith("{") else ("", "", key)
-            schema = schema_of_root(root_ns or None, local)
-        root, value = from_json(obj, schema)
+            schema = _schema_reported(root_ns or None, local, fragment, report)
+        root, value = _parse_checked(lambda s: from_json(obj, s, fragment=fragment), schema,
+                                     root_ns or None, local, fragment)  # fmt: skip
     else:
+        root_ns, local = _xml_root_name(raw)
         if schema is None:
-            schema = schema_of_root(*_xml_root_name(raw))
-        root, value = from_xml(raw, schema)
-    data = codec.encode(value, schema, name=f"{{{root.ns}}}{root.local}")
-    print((encode_frame(data, PAYLOAD_TYPE_OF[schema]) if ns.v2gtp else data).hex())
-    return 0
+            schema = _schema_reported(root_ns, local, fragment, report)
+        root, value = _parse_checked(
+            lambda s: from_xml(raw, s, fragment=fragment), schema, root_ns, local, fragment
+        )
+    name = f"{{{root.ns}}}{root.local}"
+    if fragment:
+        return codec.encode_fragment(value, schema, name=name).hex()
+    data = codec.encode(value, schema, name=name)
+    return (encode_frame(data, PAYLOAD_TYPE_OF[schema]) if ns.v2gtp else data).hex()
+
+
+def _schema_reported(
+    ns: str | None, local: str, fragment: bool, report: Callable[[str], None]
+) -> str:
+    schema = schema_of_root(ns, local, fragment=fragment)
+    if fragment:
+        report(f"fragment {local}: schema {schema} (from the root element)")
+    return schema
+
+
+def _parse_checked(
+    parse: Callable[[str], tuple[RootInfo, Any]],
+    schema: str,
+    ns: str | None,
+    local: str,
+    fragment: bool,
+) -> tuple[RootInfo, Any]:
+    """``parse(schema)``; when the root is not an element of that schema, the error
+    names the schema that declares it."""
+    try:
+        return parse(schema)
+    except codec.CodecError as e:
+        try:
+            right = schema_of_root(ns, local, fragment=fragment)
+        except (InputError, UsageError):
+            raise e from None
+        if right == schema:
+            raise
+        raise InputError(f"{e}; the root is an element of {right}: pass --schema {right}") from None
 
 
 def _xml_root_name(raw: bytes) -> tuple[str, str]:
@@ -255,18 +590,62 @@ def _xml_root_name(raw: bytes) -> tuple[str, str]:
     return q.namespace or "", q.localname
 
 
+def _encode(ns: argparse.Namespace, report: Callable[[str], None]) -> int:
+    sources: list[str] = ns.source
+    if sources.count("-") > 1:
+        raise UsageError("- (stdin) can be given only once")
+    raws = [sys.stdin.buffer.read() if s == "-" else _read_file(s) for s in sources]
+    several = len(sources) > 1
+    failed = 0
+    for n, (source, raw) in enumerate(zip(sources, raws, strict=True), 1):
+        label = "stdin" if source == "-" else source
+        prefix = f"message {n} ({label}): " if several else ""
+
+        def say(line: str, prefix: str = prefix) -> None:
+            report(prefix + line)
+
+        try:
+            out = _encode_one(raw, ns, say)
+        except (InputError, codec.CodecError) as e:
+            report(f"error: {prefix}{e}")
+            failed += 1
+            continue
+        _write(out + "\n")
+    return 1 if failed else 0
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _messages_out(prog: str) -> Callable[[str], None]:
+    def report(line: str) -> None:
+        print(f"{prog}: {line}", file=sys.stderr, flush=True)
+
+    return report
+
+
 def main(argv: list[str], prog: str) -> int:
-    parser = _parser(prog)
+    report = _messages_out(prog)
     try:
-        ns = parser.parse_args(argv)
-    except SystemExit as e:  # argparse: --help (0) or a usage error (2)
-        return e.code if isinstance(e.code, int) else 2
-    try:
-        result: int = _decode(ns, prog) if ns.action == "decode" else _encode(ns)
+        parser = _parser(prog)
+        try:
+            ns = parser.parse_args(argv)
+        except SystemExit as e:  # --help (0)
+            return e.code if isinstance(e.code, int) else 2
+        action = _decode if ns.action == "decode" else _encode
+        return action(ns, report)
     except UsageError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        report(f"error: {e}")
         return 2
-    except (InputError, codec.CodecError) as e:
-        print(f"{prog} {ns.action}: {e}", file=sys.stderr)
-        return 1
-    return result
+    except BrokenPipeError:
+        # the reader went away (| head): stop quietly, and keep the interpreter's final
+        # flush of stdout from raising again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 0
