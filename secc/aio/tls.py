@@ -71,6 +71,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from certs._util import CertsError, der
 from certs.validate import validate_chain
 from secc.aio.clienthello import ClientHello, IdentifierType, TrustedAuthority
+from secc.aio.keylog import enable_keylog
 
 __all__ = [
     "CIPHERS",
@@ -162,7 +163,7 @@ def secc_context(chain: SeccChain, *, keylog_file: Path | None = None) -> ssl.SS
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_TICKET
     ctx.load_cert_chain(str(chain.certfile), str(chain.keyfile), password=chain.password)
     if keylog_file is not None:
-        ctx.keylog_filename = str(keylog_file)
+        enable_keylog(ctx, keylog_file)  # 0600, appended per handshake
     return ctx
 
 
@@ -192,7 +193,7 @@ def secc_context13(
     )
     ctx.load_cert_chain(str(chain.certfile), str(chain.keyfile), password=chain.password)
     if keylog_file is not None:
-        ctx.keylog_filename = str(keylog_file)
+        enable_keylog(ctx, keylog_file)  # 0600, appended per handshake
     return ctx
 
 
