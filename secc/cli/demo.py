@@ -9,6 +9,11 @@ charging then discharging), each on the simulated HAL board; the built-in EV plu
 (CP B), waits for the 5 % duty, finds the station by SDP and charges; the timeline of
 every exchange is printed, then where the session traces are and a summary with the
 energy each way.  Exit 0 when every session ran to a normal end.
+
+``--tls-keylog FILE`` has the station append the TLS secrets of every session to FILE
+(created 0600), ``--pcap FILE`` writes the V2G connections as they went over the wire
+(TLS encrypted; see :mod:`secc.cli._capture`): together, Wireshark shows the sessions
+decrypted (docs/lab.md).
 """
 
 from __future__ import annotations
@@ -22,13 +27,17 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from certs import testpki
 from hal.backends.simulated import Plant, build_board
 from hal.types import CpState, Duty
-from secc.aio.ev_client import EvError, run_ev_sdp
+from secc.aio.ev_client import EvError, EvResult, discover, make_ev, run_ev, run_ev_sdp
+from secc.aio.keylog import KeylogError, prepare_keylog
+from secc.cli._capture import Capture
 from secc.cli._help import summary
 from secc.cli.ev import HEADER, format_step, load_credentials, script20_for, script_for
 from secc.config import CertsSection, EvseSection, HalSection, StationConfig, StationSection
@@ -37,7 +46,7 @@ from secc.core.config import DcLimits
 from secc.ev.iso20 import Ev20Script
 from secc.ev.pnc20 import Ev20Credentials, load_credentials20
 from secc.runtime import Evse, Station
-from secc.sdp import Security
+from secc.sdp import SdpResponse, Security
 from secc.testing.ev import EvScript
 
 BPT_DC = DcLimits(
@@ -49,10 +58,12 @@ BPT_DC = DcLimits(
 )
 
 
-def demo_config(directory: Path, evse_ids: tuple[str, ...]) -> StationConfig:
+def demo_config(
+    directory: Path, evse_ids: tuple[str, ...], keylog: Path | None = None
+) -> StationConfig:
     hal = HalSection(backend="simulated", control="iec61851")
     return StationConfig(
-        station=StationSection(name="secc-demo", trace_dir=directory / "traces"),
+        station=StationSection(name="secc-demo", trace_dir=directory / "traces", tls_keylog=keylog),
         certs=CertsSection(store=directory / "pki" / "station"),
         evse=(
             EvseSection(
@@ -135,6 +146,7 @@ async def _session(
     summary: list[str],
     iso20_control: str | None = None,
     bpt: bool = False,
+    capture: Capture | None = None,
 ) -> bool:
     def say(line: str) -> None:
         print(line, flush=True)
@@ -172,9 +184,17 @@ async def _session(
         if bpt:
             say("  EV: bidirectional (DC_BPT): 5 loops charging, then 5 discharging")
     assert evse.sdp is not None
+
+    def on_sdp(a: SdpResponse) -> None:
+        say(f"  SDP: {a.security.name} offered at [{a.address}]:{a.port}")
+        if capture is not None:
+            say(f"  capture: the EV connects through a relay that writes {capture.pcap.path}")
+        say(HEADER)
+
     try:
-        result = await run_ev_sdp(
+        result = await _run_ev(
             script,
+            capture,
             security=security,
             address=evse.section.address,
             sdp_port=evse.sdp.port,
@@ -182,9 +202,7 @@ async def _session(
             client_cert=vehicle,
             credentials=creds20,
             on_step=lambda step: say(format_step(step)),
-            on_sdp=lambda a: say(
-                f"  SDP: {a.security.name} offered at [{a.address}]:{a.port}\n{HEADER}"
-            ),
+            on_sdp=on_sdp,
         )
     except EvError as exc:
         say(f"  EV failed: {exc}")
@@ -212,17 +230,50 @@ async def _session(
     return ok
 
 
+async def _run_ev(
+    script: EvScript | Ev20Script,
+    capture: Capture | None,
+    *,
+    security: Security,
+    address: str,
+    sdp_port: int,
+    on_sdp: Callable[[SdpResponse], None],
+    **options: Any,
+) -> EvResult:
+    """SDP, then the session: straight to the station, or (``capture``) through a relay
+    in front of the port the station offered, which writes the connection to the pcap."""
+    if capture is None:
+        return await run_ev_sdp(
+            script, security=security, address=address, sdp_port=sdp_port, on_sdp=on_sdp, **options
+        )
+    answer = await discover(security, address=address, port=sdp_port)
+    on_sdp(answer)
+    host = str(answer.address)
+    port = await capture.relay(host, answer.port)
+    result = EvResult(make_ev(script, options.get("credentials"), None), sdp=answer)
+    return await run_ev(
+        script,
+        host=host,
+        port=port,
+        tls=answer.security is Security.TLS,
+        result=result,
+        **options,
+    )
+
+
 def _ms(t0: float) -> str:
     return f"{(time.monotonic() - t0) * 1000:.0f} ms"
 
 
-async def demo(directory: Path) -> int:
+async def demo(
+    directory: Path, *, keylog: Path | None = None, capture: Capture | None = None
+) -> int:
     start = time.monotonic()
     print(f"secc demo: test PKI, station and EV in {directory}", flush=True)
     pki = testpki.build_test_pki(dt.datetime.now(dt.UTC))
     testpki.write_test_pki(pki, directory / "pki")
     evse_ids = (pki.options.evse_id, *(pki.options.evse_id[:-1] + str(n) for n in (2, 3, 4)))
-    config = demo_config(directory, evse_ids)
+    config = demo_config(directory, evse_ids, keylog)
     (board_ac, plant_ac), (board_dc, plant_dc) = build_board(), build_board()
     (board_20, plant_20), (board_bpt, plant_bpt) = build_board(), build_board()
     boards = (board_ac, board_dc, board_20, board_bpt)
@@ -243,6 +294,7 @@ async def demo(directory: Path) -> int:
             pki_dir=directory / "pki",
             out=traces,
             summary=summary,
+            capture=capture,
         )
         ok_dc = await _session(
             "ISO 15118-2: DC, EIM, TCP",
@@ -254,6 +306,7 @@ async def demo(directory: Path) -> int:
             pki_dir=directory / "pki",
             out=traces,
             summary=summary,
+            capture=capture,
         )
         ok_20 = await _session(
             "ISO 15118-20: DC, EIM, TLS 1.3",
@@ -266,6 +319,7 @@ async def demo(directory: Path) -> int:
             out=traces,
             summary=summary,
             iso20_control="dynamic",
+            capture=capture,
         )
         ok_bpt = await _session(
             "ISO 15118-20: DC_BPT, Plug & Charge, mTLS 1.3",
@@ -279,15 +333,20 @@ async def demo(directory: Path) -> int:
             summary=summary,
             iso20_control="scheduled",
             bpt=True,
+            capture=capture,
         )
     finally:
         physics.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await physics
         await station.aclose()
+        if capture is not None:
+            await capture.aclose()
     print("\ntraces (JSON Lines; `secc replay FILE` feeds one back through the core):")
     for path in traces:
         print(f"  {path}")
+    if capture is not None or keylog is not None:
+        _print_wireshark(station, capture, keylog)
     print("\nsummary:")
     for line in summary:
         print(line)
@@ -296,14 +355,56 @@ async def demo(directory: Path) -> int:
     return 0 if ok else 1
 
 
+def _print_wireshark(station: Station, capture: Capture | None, keylog: Path | None) -> None:
+    tls_ports = sorted({e.ports["tls"] for e in station.evses if "tls" in e.ports})
+    print("\nWireshark (docs/lab.md):")
+    if capture is not None:
+        print(f"  pcap: {capture.pcap.path} ({capture.connections} V2G connections, as sent)")
+    if keylog is not None:
+        print(f"  TLS key log: {keylog} (mode 0600; TLS 1.2 and TLS 1.3 sessions)")
+        print("    Preferences > Protocols > TLS > (Pre)-Master-Secret log filename")
+    ports = ", ".join(map(str, tls_ports))
+    print(f"  Decode As: TCP port {ports} as TLS; V2GTP/EXI on top: the dsV2Gshark plugin")
+
+
 def main(argv: list[str], prog: str) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=summary(__doc__))
     parser.add_argument(
         "--dir", type=Path, help="work directory (default: a new temp dir, kept afterwards)"
     )
-    parser.add_argument("--clean", action="store_true", help="remove the work directory after")
-    parser.add_argument("-v", "--verbose", action="store_true", help="station logs on stderr")
+    parser.add_argument(
+        "--clean", action="store_true", help="remove the work directory after (default: keep it)"
+    )
+    parser.add_argument(
+        "--pcap",
+        type=Path,
+        metavar="FILE",
+        help="write the V2G connections as they went over the wire (TLS encrypted) to this "
+        "pcap (default: none)",
+    )
+    parser.add_argument(
+        "--tls-keylog",
+        type=Path,
+        metavar="FILE",
+        help="append the TLS secrets of every session to FILE, created 0600, for Wireshark "
+        "(default: none; lab only)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="station logs on stderr (default: errors)"
+    )
     args = parser.parse_args(argv)
+    capture: Capture | None = None
+    try:
+        if args.tls_keylog is not None:
+            prepare_keylog(args.tls_keylog)
+        if args.pcap is not None:
+            capture = Capture(args.pcap)
+    except KeylogError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{prog}: error: cannot write the pcap {args.pcap}: {exc.strerror}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.ERROR,
         format="%(levelname)s %(name)s: %(message)s",
@@ -312,7 +413,9 @@ def main(argv: list[str], prog: str) -> int:
     directory = args.dir or Path(tempfile.mkdtemp(prefix="secc-demo-"))
     directory.mkdir(parents=True, exist_ok=True)
     try:
-        return asyncio.run(demo(directory))
+        return asyncio.run(demo(directory, keylog=args.tls_keylog, capture=capture))
     finally:
+        if capture is not None:
+            capture.pcap.close()
         if args.clean:
             shutil.rmtree(directory, ignore_errors=True)
