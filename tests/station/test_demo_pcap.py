@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 import stat
 import struct
 import subprocess
@@ -19,6 +20,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
@@ -298,3 +300,17 @@ def test_demo_refuses_an_unsafe_key_log_and_an_unwritable_pcap(tmp_path: Path) -
         f"secc demo: error: cannot write the pcap {bad}: No such file or directory\n"
     )
     assert not (tmp_path / "w").exists()  # refused before anything was made
+
+
+def test_demo_help_gives_every_default(capsys: pytest.CaptureFixture[str]) -> None:
+    from secc.cli import demo
+
+    with pytest.raises(SystemExit) as info:
+        demo.main(["--help"], prog="secc demo")
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    options = re.split(r"\n  (?=-)", out.split("options:", 1)[1])[1:]
+    assert {o.split()[0] for o in options} >= {"-h,", "--dir", "--clean", "--pcap", "--tls-keylog"}
+    for option in options:
+        if not option.startswith("-h,"):
+            assert "(default: " in " ".join(option.split()), option
