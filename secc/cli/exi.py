@@ -444,7 +444,17 @@ def decode_message(msg: Message, schema: str | None, fragment: str | None) -> De
         return Decoded(schema, root, value, "from --schema", frame)
     if schema is not None and schema != implied:
         raise InputError(f"{frame} carries {implied}, not {schema}")
-    root, value = codec.decode_document(msg.data, implied)
+    try:
+        root, value = codec.decode_document(msg.data, implied)
+    except codec.CodecError as e:
+        fits = [s for s, _, _ in _trial(msg.data, tuple(c for c in SCHEMAS if c != implied), None)]
+        if not fits:
+            raise
+        raise InputError(
+            f"{frame} carries {implied}, and the body does not decode as {implied} ({e}); "
+            f"it decodes as {', '.join(fits)}: a wrong payload type? (the body alone, "
+            f"without the header, decodes with --schema {fits[0]})"
+        ) from None
     return Decoded(implied, root, value, "from the payload type", frame)
 
 

@@ -141,6 +141,12 @@ def test_a_wrong_schema_names_the_one_that_fits(
     rc, out, err = _run(capsys, "encode", "--schema", "iso2", str(path))
     assert (rc, out) == (1, "") and err.count("\n") == 1
     assert err.startswith("secc exi: error: ") and err.endswith("pass --schema din\n"), err
+    # a -20 frame with the wrong payload type: the body's schema is named
+    dc = _valid("iso20-dc", "DC_ChargeLoopReq", iso20=True)
+    rc, out, err = _run(capsys, "decode", _frame(0x8002, bytes.fromhex(dc["exi_hex"])).hex())
+    assert (rc, out) == (1, "") and err.count("\n") == 1
+    assert err.startswith("secc exi: error: V2GTP payload type 8002 carries iso20-common, ")
+    assert "it decodes as iso20-dc: a wrong payload type?" in err
     # a stream no schema decodes with says so, without a guess
     rc, out, err = _run(capsys, "decode", "80ff")
     assert (rc, out) == (1, "") and "decodes with none of apphand, iso2, din" in err
