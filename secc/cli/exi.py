@@ -257,32 +257,42 @@ def split_frames(data: bytes) -> list[tuple[int | None, bytes]]:
     """The (payload type, EXI body) of every V2GTP frame in ``data``, back to back; a
     stream without a header is one body with payload type None.  Octets after the last
     frame that are not a frame are an error, never dropped."""
+    frames, error = _split(data)
+    if error is not None:
+        raise error
+    return frames
+
+
+def _split(data: bytes) -> tuple[list[tuple[int | None, bytes]], InputError | None]:
+    """The frames up to the first broken one, and the error about that one (if any)."""
     if data[:2] != b"\x01\xfe":
-        return [(None, data)]
+        return [(None, data)], None
     frames: list[tuple[int | None, bytes]] = []
     offset = 0
     while offset < len(data):
         at = f" at octet {offset}" if offset else ""
         head = data[offset : offset + 8]
         if head[:2] != b"\x01\xfe":
-            raise InputError(
+            return frames, InputError(
                 f"{len(data) - offset} octets after V2GTP frame {len(frames)} are not a frame"
             )
         if len(head) < 8:
-            raise InputError(f"V2GTP header truncated{at}: {len(head)} octets")
+            return frames, InputError(f"V2GTP header truncated{at}: {len(head)} octets")
         ptype = int.from_bytes(head[2:4], "big")
         if ptype != PayloadType.EXI and ptype not in BY_PAYLOAD_TYPE:
-            raise InputError(
+            return frames, InputError(
                 f"V2GTP payload type {ptype:04x}{at} is not an EXI message "
                 "(8001 SAP/ISO-2/DIN, 8002-8006 ISO 15118-20)"
             )
         length = int.from_bytes(head[4:8], "big")
         body = data[offset + 8 : offset + 8 + length]
         if len(body) < length:
-            raise InputError(f"V2GTP header{at} announces {length} octets, {len(body)} follow")
+            return frames, InputError(
+                f"V2GTP header{at} announces {length} octets, {len(body)} follow"
+            )
         frames.append((ptype, body))
         offset += 8 + length
-    return frames
+    return frames, None
 
 
 def strip_v2gtp(data: bytes) -> bytes:
@@ -291,18 +301,16 @@ def strip_v2gtp(data: bytes) -> bytes:
 
 
 def _messages(args: list[str]) -> list[Message | tuple[str, Exception]]:
-    """The messages of every argument, in order; an argument whose framing is broken is
-    kept as (label, error) so that it is reported in its place."""
+    """The messages of every argument, in order; broken framing is kept as (label,
+    error) after the frames before it, so that it is reported in its place."""
     out: list[Message | tuple[str, Exception]] = []
     for label, raw in _inputs(args):
-        try:
-            frames = split_frames(raw)
-        except InputError as e:
-            out.append((label, e))
-            continue
+        frames, error = _split(raw)
+        several = len(frames) + (error is not None) > 1
         for n, (ptype, body) in enumerate(frames, 1):
-            where = f"{label}, frame {n}" if len(frames) > 1 else label
-            out.append(Message(where, ptype, body))
+            out.append(Message(f"{label}, frame {n}" if several else label, ptype, body))
+        if error is not None:
+            out.append((f"{label}, frame {len(frames) + 1}" if several else label, error))
     return out
 
 
