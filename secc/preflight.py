@@ -160,6 +160,21 @@ def _writable_dir(path: Path, user: User | None) -> str | None:
     return None
 
 
+def _keylog(path: Path, user: User | None) -> str | None:
+    """TLS appends to the key log file; nothing creates its directory."""
+    if path.exists():
+        if path.is_dir():
+            return "is a directory, not a file"
+        if not _may(path, os.W_OK, user):
+            return f"{_who(user)} cannot write it (permission denied)"
+        return None
+    if not path.parent.is_dir():
+        return f"no such directory {path.parent}"
+    if not _may(path.parent, os.W_OK | os.X_OK, user):
+        return f"{_who(user)} cannot create it in {path.parent}"
+    return None
+
+
 def _readable_file(path: Path, user: User | None, what: str = "") -> str | None:
     """Why the station cannot read file ``path``; None: it can."""
     prefix = f"{what} {path}: " if what else ""
@@ -482,11 +497,9 @@ def check_files(config: StationConfig, user: User | None = None) -> list[Problem
             if cause is not None:
                 problems.append(Problem(key, str(directory), cause))
     if st.tls_keylog is not None:
-        cause = _writable_dir(st.tls_keylog.parent, user)
+        cause = _keylog(st.tls_keylog, user)
         if cause is not None:
-            problems.append(
-                Problem("station.tls_keylog", str(st.tls_keylog), f"its directory {cause}")
-            )
+            problems.append(Problem("station.tls_keylog", str(st.tls_keylog), cause))
     if config.ocpp is not None:
         o = config.ocpp
         cause = _writable_dir(o.state_dir, user)
@@ -540,8 +553,11 @@ def _store(config: StationConfig, user: User | None) -> list[Problem]:
             return [Problem("certs.key_password_file", str(section.key_password_file), cause)]
         password = section.key_password_file.read_bytes().rstrip(b"\r\n")
     store = Store(root, key_password_file=section.key_password_file)
-    uses = [u for u in store.leaf_uses() if u == "v2g" or u.startswith("v2g.") or is_iso20_use(u)]
-    if config.ocpp is not None and config.ocpp.security_profile == 3:
+    installed = store.leaf_uses()
+    uses = [u for u in installed if u == "v2g" or u.startswith("v2g.") or is_iso20_use(u)]
+    # profile 3: the client certificate, if there is one (without it the station starts
+    # and its OCPP link waits; commission's certs.csms check says so)
+    if config.ocpp is not None and config.ocpp.security_profile == 3 and "csms" in installed:
         uses.append("csms")
     problems = []
     for use in uses:

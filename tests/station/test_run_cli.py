@@ -387,6 +387,24 @@ def test_a_store_or_password_file_that_is_not_there(tmp_path: Path, pki_dir: Pat
     )
 
 
+def test_directories_the_station_writes(tmp_path: Path) -> None:
+    keylog = tmp_path / "no-such-dir" / "keys.log"
+    assert_refused(
+        minimal(tmp_path, before=f'[station]\ntls_keylog = "{keylog}"\n'),
+        f'station.tls_keylog = "{keylog}": no such directory {keylog.parent}',
+    )
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    traces = a_file / "traces"
+    assert_refused(
+        minimal(tmp_path, before=f'[station]\ntrace_dir = "{traces}"\n'),
+        f'station.trace_dir = "{traces}": cannot be created: {a_file} is not a directory',
+    )
+    # a trace directory that does not exist yet is created by the station: fine
+    ok = minimal(tmp_path, before=f'[station]\ntrace_dir = "{tmp_path / "new" / "traces"}"\n')
+    assert secc_run(ok, "--check").returncode == 0
+
+
 def _leaf(store: Path) -> tuple[Path, Path]:
     from certs.store import Store
 
