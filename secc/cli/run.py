@@ -180,7 +180,13 @@ async def serve(config: StationConfig, source: str = "secc.toml") -> int:
 
 
 def main(argv: list[str], prog: str) -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=summary(__doc__))
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=summary(__doc__),
+        epilog="A start-up failure is one line on stderr: FILE: key = value (EVSE id): "
+        "cause. Exit status: 0 after a clean stop or when --check found nothing; 1 when "
+        "the configuration is invalid or the station cannot start; 2 on a usage error.",
+    )
     parser.add_argument(
         "--config", type=Path, default=DEFAULT_PATH, help=f"station TOML (default {DEFAULT_PATH})"
     )
