@@ -4,6 +4,7 @@ start and ``secc run --check`` print, and a station it passes does start."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -122,3 +123,20 @@ def test_what_commission_passes_starts(station: StationDir, tmp_path: Path) -> N
     finally:
         proc.terminate()
         assert proc.wait(timeout=20) == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="judging another user's access needs root")
+def test_commission_judges_files_as_the_service_user(station: StationDir) -> None:
+    """Run as root, commission looks at the files with the service user's eyes (--user,
+    or service_user in the answers): root's private store is no store for user nobody."""
+    station.write_config(extra_evse=EVSE + "tcp_port = 0\n")
+    assert "PASS secc run start-up checks" in commission_start(station).stdout
+    done = cli(station, "--only", "start", "--no-hal-self-test", "--no-sdp", "--user", "nobody")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "user nobody cannot read it" in done.stdout, done.stdout
+    answers = station.root / "answers.toml"
+    answers.write_text('service_user = "nobody"\nhal_self_test = false\nsdp_probe = false\n')
+    by_file = cli(station, "--only", "start", "--answers", str(answers))
+    assert by_file.returncode == 1 and "user nobody cannot read it" in by_file.stdout
+    unknown = cli(station, "--only", "start", "--user", "no-such-user-x")
+    assert unknown.returncode == 2 and "no such user" in unknown.stderr
