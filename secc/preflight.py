@@ -346,7 +346,9 @@ def _port_fix(port: int, proto: str) -> str:
 
 def _cause(exc: OSError, *, port: int | None = None, proto: str = "") -> str:
     """An OSError as a cause an installer understands (no ``[Errno ...]``)."""
-    if exc.errno == errno.EADDRINUSE and port is not None:
+    if exc.errno == errno.EADDRINUSE:
+        if port is None:
+            return "a port it binds is in use by another program"
         return f"{proto} port {port} is in use by another program"
     if exc.errno == errno.EACCES and port is not None and port < 1024:
         return f"{proto} port {port} is below 1024: it needs CAP_NET_BIND_SERVICE"

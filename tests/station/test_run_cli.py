@@ -569,6 +569,27 @@ def test_a_board_that_does_not_answer_is_one_line_and_debug_shows_the_traceback(
         os.close(slave)
 
 
+def test_a_port_taken_after_the_checks_still_fails_in_one_line(tmp_path: Path) -> None:
+    """A port taken between the checks and the start (a race no check can close): the
+    start's own failure names the file, the EVSE and the cause."""
+    from secc.cli.run import StartError, serve
+    from secc.config import load_file
+
+    config = minimal(tmp_path, tls_port=-1)
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as holder:
+        holder.bind(("::1", 0))
+        port = holder.getsockname()[1]
+        config.write_text(config.read_text().replace("tcp_port = 0", f"tcp_port = {port}"))
+        loaded = load_file(config)
+        holder.listen(1)  # taken after the checks would have run
+        with pytest.raises(StartError) as info:
+            asyncio.run(serve(loaded, str(config)))
+    assert str(info.value) == (
+        f"{config}: evse[0] (EVSE {EVSE}): cannot start: a port it binds is in use by another "
+        "program"
+    )
+
+
 def test_a_good_config_passes_the_check_and_starts(tmp_path: Path, pki_dir: Path) -> None:
     config = write_config(tmp_path, pki_dir)
     check = secc_run(config, "--check")
