@@ -32,7 +32,7 @@ import pwd
 import socket
 import ssl
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -457,7 +457,47 @@ def _hal(evse: EvseSection, i: int, user: User | None) -> list[Problem]:
                         evse.evse_id,
                     )
                 )
+            else:
+                cause = _raw_socket(interface)
+                if cause is not None:
+                    problems.append(Problem(f"{at}.plc", "slac", cause, evse.evse_id))
+        problems += [
+            Problem(f"{at}.plc_options.{name}", value, cause, evse.evse_id)
+            for name, value, cause in _slac_values(plc_options)
+        ]
     return problems
+
+
+def _slac_values(options: Mapping[str, object]) -> Iterator[tuple[str, object, str]]:
+    """The ranges the slac backend checks when it opens (hal.backends.slac.link)."""
+    init = options.get("slac_init_s", 50.0)
+    if isinstance(init, bool) or not isinstance(init, (int, float)) or not 20 <= init <= 50:
+        yield "slac_init_s", init, "must lie in 20..50 s (TT_EVSE_SLAC_init)"
+    modem = str(options.get("modem_mac", "00:b0:52:00:00:01"))
+    try:
+        size = len(bytes.fromhex(modem.replace(":", "")))
+    except ValueError:
+        size = 0
+    if size != 6:
+        yield "modem_mac", modem, "must be six hex bytes, e.g. 00:b0:52:00:00:01"
+    sessions = options.get("max_sessions", 8)
+    if isinstance(sessions, bool) or not isinstance(sessions, int) or not 1 <= sessions <= 64:
+        yield "max_sessions", sessions, "must lie in 1..64"
+
+
+def _raw_socket(interface: str) -> str | None:
+    """SLAC runs over AF_PACKET on the modem's interface: that needs CAP_NET_RAW."""
+    try:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88E1))
+    except PermissionError:
+        return (
+            f"SLAC on {interface} needs a raw socket (AF_PACKET): CAP_NET_RAW (the shipped "
+            "units grant it)"
+        )
+    except OSError as exc:
+        return f"SLAC on {interface}: cannot open a raw socket: {_cause(exc)}"
+    sock.close()
+    return None
 
 
 def _device(path: Path, user: User | None, what: str) -> str | None:

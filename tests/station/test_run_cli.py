@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -191,29 +192,45 @@ def minimal(
     return path
 
 
-def _drop_file_override() -> None:
-    """In the child, as root: give up CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (from the
-    bounding set, so the exec'd interpreter never has them): root then obeys file modes
-    like the service user does."""
-    import ctypes
+def _drop_caps(*caps: int) -> Callable[[], None]:
+    """For the child, as root: give up these capabilities (from the bounding set, so the
+    exec'd interpreter never has them)."""
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
-        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+    def drop() -> None:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        for cap in caps:
+            if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+    return drop
+
+
+# CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH: without them root obeys file modes like the
+# service user does
+_OBEY_MODES = _drop_caps(1, 2)
+CAP_NET_RAW = 13
 
 
 def secc_run(
-    config: Path, *extra: str, obey_modes: bool = False, timeout: float = 60
+    config: Path,
+    *extra: str,
+    obey_modes: bool = False,
+    drop: Callable[[], None] | None = None,
+    timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
-    """``secc run`` as a subprocess; ``obey_modes``: root without its file override."""
+    """``secc run`` as a subprocess; ``obey_modes``: root without its file override;
+    ``drop``: run this in the child first (``_drop_caps``)."""
+    if obey_modes and os.geteuid() == 0:
+        drop = _OBEY_MODES
     return subprocess.run(
         [sys.executable, "-m", "secc.cli.main", "run", "--config", str(config), *extra],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
-        preexec_fn=_drop_file_override if obey_modes and os.geteuid() == 0 else None,
+        preexec_fn=drop,
         stdin=subprocess.DEVNULL,
     )
 
@@ -236,13 +253,19 @@ def start_and_stop(config: Path, log: Path) -> None:
             proc.wait()
 
 
-def assert_refused(config: Path, expected: str, *, obey_modes: bool = False) -> None:
+def assert_refused(
+    config: Path,
+    expected: str,
+    *,
+    obey_modes: bool = False,
+    drop: Callable[[], None] | None = None,
+) -> None:
     """The start and --check both exit 1 with exactly this line."""
     line = f"secc run: error: {config}: {expected}"
-    start = secc_run(config, obey_modes=obey_modes)
+    start = secc_run(config, obey_modes=obey_modes, drop=drop)
     assert start.returncode == 1, start.stderr
     assert start.stderr.splitlines() == [line], start.stderr
-    check = secc_run(config, "--check", obey_modes=obey_modes)
+    check = secc_run(config, "--check", obey_modes=obey_modes, drop=drop)
     assert check.returncode == 1 and check.stdout == "", check.stdout
     assert check.stderr == start.stderr
 
@@ -338,6 +361,32 @@ def test_an_unknown_backend_and_an_unknown_option(tmp_path: Path) -> None:
         minimal(tmp_path, hal='[evse.hal.options]\nev_state = "Z"'),
         f'evse[0].hal.options.ev_state = "Z" (EVSE {EVSE}): not a control pilot state (one of '
         "A, B, C, D, E, F)",
+    )
+
+
+def test_the_slac_plc_link(tmp_path: Path) -> None:
+    assert_refused(
+        minimal(tmp_path, hal='plc = "slac"\n[evse.hal.plc_options]\ninterface = "nosuch3"'),
+        f'evse[0].hal.plc_options.interface = "nosuch3" (EVSE {EVSE}): no such network interface',
+    )
+    # without CAP_NET_RAW (a unit that lost AmbientCapabilities; a test run as a user)
+    unprivileged = os.geteuid() != 0
+    drop = None if unprivileged else _drop_caps(CAP_NET_RAW)
+    assert_refused(
+        minimal(tmp_path, hal='plc = "slac"\n[evse.hal.plc_options]\ninterface = "lo"'),
+        f'evse[0].hal.plc = "slac" (EVSE {EVSE}): SLAC on lo needs a raw socket (AF_PACKET): '
+        "CAP_NET_RAW (the shipped units grant it)",
+        drop=drop,
+    )
+    if unprivileged:
+        return  # the range checks below come after the raw socket's line
+    assert_refused(
+        minimal(
+            tmp_path,
+            hal='plc = "slac"\n[evse.hal.plc_options]\ninterface = "lo"\nslac_init_s = 5',
+        ),
+        f"evse[0].hal.plc_options.slac_init_s = 5 (EVSE {EVSE}): must lie in 20..50 s "
+        "(TT_EVSE_SLAC_init)",
     )
 
 
