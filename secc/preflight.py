@@ -422,6 +422,10 @@ def _hal(evse: EvseSection, i: int, user: User | None) -> list[Problem]:
             problems.append(
                 Problem(f"{at}.options.pwm_chip", str(pwm), "no such PWM chip", evse.evse_id)
             )
+        problems += [
+            Problem(f"{at}.options.{name}", value, cause, evse.evse_id)
+            for name, value, cause in _gpiod_values(options, user)
+        ]
     elif backend == "simulated" and "ev_state" in options:
         states = [s.value for s in CpState]
         if str(options["ev_state"]) not in states:
@@ -466,6 +470,38 @@ def _hal(evse: EvseSection, i: int, user: User | None) -> list[Problem]:
             for name, value, cause in _slac_values(plc_options)
         ]
     return problems
+
+
+def _gpiod_values(
+    options: Mapping[str, object], user: User | None
+) -> Iterator[tuple[str, object, str]]:
+    """The values the gpiod backend checks when it opens (hal.backends.gpiod_backend)."""
+    for name in ("contactor_out", "contactor_fb"):
+        if name not in options:
+            yield name, None, "the gpiod backend needs contactor_out and contactor_fb"
+    for name in (
+        "contactor_out",
+        "contactor_fb",
+        "lock_out",
+        "lock_fb",
+        "rcd_in",
+        "pwm_channel",
+        "pwm_period_ns",
+    ):
+        value = options.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            yield name, value, "must be an integer"
+    adc = options.get("cp_adc")
+    if not isinstance(adc, str):
+        yield "cp_adc", adc, "the gpiod backend needs cp_adc (the IIO file of the CP plateau)"
+    else:
+        cause = _readable_file(Path(adc), user)
+        if cause is not None:
+            yield "cp_adc", adc, cause
+    for name in ("cp_adc_scale", "cp_adc_offset"):
+        value = options.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            yield name, value, "must be a number"
 
 
 def _slac_values(options: Mapping[str, object]) -> Iterator[tuple[str, object, str]]:

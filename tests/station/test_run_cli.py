@@ -364,6 +364,30 @@ def test_an_unknown_backend_and_an_unknown_option(tmp_path: Path) -> None:
     )
 
 
+def test_the_gpiod_board(tmp_path: Path) -> None:
+    pwm = tmp_path / "pwmchip0"
+    pwm.mkdir()
+    adc = tmp_path / "in_voltage0_raw"
+    adc.write_text("0\n")
+    good = (
+        '[evse.hal.options]\nchip = "/dev/null"\ncontactor_out = 3\ncontactor_fb = 4\n'
+        f'pwm_chip = "{pwm}"\ncp_adc = "{adc}"\n'
+    )
+    assert_refused(
+        minimal(tmp_path, backend="gpiod", hal=good.replace("fb = 4", 'fb = "4"')),
+        f'evse[0].hal.options.contactor_fb = "4" (EVSE {EVSE}): must be an integer',
+    )
+    assert_refused(
+        minimal(tmp_path, backend="gpiod", hal=good.replace(str(adc), str(adc) + "x")),
+        f'evse[0].hal.options.cp_adc = "{adc}x" (EVSE {EVSE}): no such file',
+    )
+    assert_refused(
+        minimal(tmp_path, backend="gpiod", hal=good.replace("/dev/null", str(adc))),
+        f'evse[0].hal.options.chip = "{adc}" (EVSE {EVSE}): not a GPIO chip (not a character '
+        "device)",
+    )
+
+
 def test_the_slac_plc_link(tmp_path: Path) -> None:
     assert_refused(
         minimal(tmp_path, hal='plc = "slac"\n[evse.hal.plc_options]\ninterface = "nosuch3"'),
