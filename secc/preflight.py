@@ -196,23 +196,72 @@ def check_station(
     """Every problem that would stop ``secc run`` with ``config`` on this machine (file
     access as ``user``; ``ports``: also try the fixed ports)."""
     problems = [*check_files(config, user)]
+    chains = served_chains(config)
     for i in range(len(config.evse)):
-        problems += check_evse(config, i, user=user, ports=ports)
+        problems += check_evse(config, i, user=user, ports=ports, chains=chains)
     return problems
 
 
 def check_evse(
-    config: StationConfig, index: int, *, user: User | None = None, ports: bool = True
+    config: StationConfig,
+    index: int,
+    *,
+    user: User | None = None,
+    ports: bool = True,
+    chains: tuple[bool, bool] | None = None,
 ) -> list[Problem]:
-    """The problems of ``[[evse]]`` number ``index``: interface, address, ports, HAL."""
+    """The problems of ``[[evse]]`` number ``index``: interface, address, something to
+    serve, ports, HAL.  ``chains``: :func:`served_chains` (read when not given)."""
     evse = config.evse[index]
-    problems = list(_network(evse, index, tls=config.certs.store is not None, ports=ports))
+    iso2, iso20 = served_chains(config) if chains is None else chains
+    tls = iso2 or (iso20 and evse.offers_iso20)  # as secc.aio.tls.TlsSelector.usable
+    problems = list(_network(evse, index, tls=tls, ports=ports))
     problems += _hal(evse, index, user)
     return problems
 
 
+def served_chains(config: StationConfig) -> tuple[bool, bool]:
+    """Whether the station will serve TLS 1.2 (an ISO 15118-2 SECC chain) and TLS 1.3 (an
+    ISO 15118-20 one): a chain is served when an installed V2G root issued it, as the
+    runtime decides at start (unreadable chains are the store check's problems)."""
+    from certs._util import CertsError
+    from certs.store import Store, is_iso20_use
+
+    root = config.certs.store
+    if root is None or not root.is_dir():
+        return False, False
+    iso2 = iso20 = False
+    try:
+        store = Store(root, key_password_file=config.certs.key_password_file)
+        subjects = {r.subject for r in store.roots("v2g")}
+        for use in store.leaf_uses():
+            twenty = is_iso20_use(use)
+            if use != "v2g" and not use.startswith("v2g.") and not twenty:
+                continue
+            try:
+                chain = store.leaf_chain(use)
+            except (CertsError, OSError):
+                continue
+            if chain and chain[-1].issuer in subjects:
+                iso20 = iso20 or twenty
+                iso2 = iso2 or not twenty
+    except (CertsError, OSError):
+        return False, False
+    return iso2, iso20
+
+
 def _network(evse: EvseSection, i: int, *, tls: bool, ports: bool) -> Iterator[Problem]:
     at = f"evse[{i}]"
+    if not tls and evse.tcp_port < 0:
+        yield Problem(
+            f"{at}.tcp_port",
+            evse.tcp_port,
+            "nothing to serve: plain TCP is off and TLS needs a SECC chain under an installed "
+            "V2G root in certs.store (none)",
+            evse.evse_id,
+            "install the SECC chain (`secc certs install --leaf v2g CHAIN --key KEY`) and its "
+            "V2G root, or set tcp_port = 0 for plain TCP",
+        )
     name = evse.interface
     scope = 0
     if name is not None:

@@ -460,6 +460,27 @@ def test_a_store_or_password_file_that_is_not_there(tmp_path: Path, pki_dir: Pat
     )
 
 
+def test_nothing_to_serve(tmp_path: Path, pki_dir: Path) -> None:
+    """TLS only (tcp_port = -1, the default) needs a SECC chain under an installed V2G
+    root: without one the station would serve nothing."""
+    config = minimal(tmp_path)
+    config.write_text(config.read_text().replace("tcp_port = 0\n", ""))
+    assert_refused(
+        config,
+        f"evse[0].tcp_port = -1 (EVSE {EVSE}): nothing to serve: plain TCP is off and TLS "
+        "needs a SECC chain under an installed V2G root in certs.store (none)",
+    )
+    store = copy_store(pki_dir, tmp_path / "store")
+    for root in (store / "trust" / "v2g").iterdir():
+        root.unlink()  # the chains are there, but no root that issued them
+    config.write_text(with_store(store) + config.read_text())
+    assert_refused(
+        config,
+        f"evse[0].tcp_port = -1 (EVSE {EVSE}): nothing to serve: plain TCP is off and TLS "
+        "needs a SECC chain under an installed V2G root in certs.store (none)",
+    )
+
+
 def test_directories_the_station_writes(tmp_path: Path) -> None:
     keylog = tmp_path / "no-such-dir" / "keys.log"
     assert_refused(
