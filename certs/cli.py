@@ -7,10 +7,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
+import re
+import shutil
 import sys
 from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from certs import emaid as emaid_mod
 from certs._util import (
@@ -63,6 +70,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     mk.add_argument("--ocsp-url", default="http://127.0.0.1:8888", help="AIA OCSP base URL")
     mk.add_argument("--no-station-store", action="store_true")
+    mk.add_argument(
+        "--force", action="store_true", help="overwrite the files of a PKI already in DIR"
+    )
 
     ls = with_store(
         sub.add_parser("list", help="installed certificates (GetInstalledCertificateIds)")
@@ -70,7 +80,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     ls.add_argument("--type", action="append", help="OCPP certificate type filter")
     ls.add_argument("--json", action="store_true")
 
-    ins = sub.add_parser("inspect", help="human summary of a certificate file (PEM or DER)")
+    ins = sub.add_parser(
+        "inspect", help="human summary of a certificate or private key file (PEM or DER)"
+    )
     ins.add_argument("file", type=Path)
 
     ver = with_store(sub.add_parser("verify", help="verify a chain (leaf first) against the store"))
@@ -138,6 +150,24 @@ def _store(args: argparse.Namespace) -> Store:
     return Store(args.store, key_password_file=args.key_password_file)
 
 
+def _existing_store(args: argparse.Namespace) -> Store:
+    """The store ``--store`` names, which must exist: reading a mistyped path must not
+    look like an empty store ("no certificates")."""
+    root: Path = args.store
+    if not root.is_dir():
+        what = "is not a directory" if root.exists() else "does not exist"
+        raise CertsError(
+            f"the store {root} {what} (give --store DIR; `secc certs init --store DIR` "
+            "creates an empty one)"
+        )
+    if not (root / "trust").is_dir() and not (root / "leaf").is_dir():
+        raise CertsError(
+            f"{root} is not a certificate store (no trust/ or leaf/ in it; "
+            "`secc certs init --store DIR` creates one)"
+        )
+    return _store(args)
+
+
 def _cmd_make_test_pki(args: argparse.Namespace) -> int:
     from certs.testpki import TestPkiOptions, build_test_pki, write_test_pki
 
@@ -154,7 +184,19 @@ def _cmd_make_test_pki(args: argparse.Namespace) -> int:
     )
     if args.emaid and not emaid_mod.is_valid(args.emaid):
         print(f"warning: {args.emaid!r} has a wrong check digit", file=sys.stderr)
+    directory: Path = args.dir
+    if directory.exists() and not directory.is_dir():
+        raise CertsError(f"{directory} exists and is not a directory")
+    if not args.force and directory.is_dir() and any(directory.iterdir()):
+        raise CertsError(
+            f"{directory} is not empty (a PKI is there?): its keys would be replaced; "
+            "give --force to overwrite, or choose an empty directory"
+        )
     pki = build_test_pki(dt.datetime.now(dt.UTC), opts)
+    station = directory / "station"
+    if args.force and not args.no_station_store and (station / "trust").is_dir():
+        # the old hierarchy's roots and chains must not stay trusted beside the new ones
+        shutil.rmtree(station)
     written = write_test_pki(pki, args.dir, station_store=not args.no_station_store)
     print(f"test PKI in {args.dir}: {len(pki.items)} certificates, {len(written)} files")
     print(f"  SECC leaf CN {opts.evse_id}, contract eMAID {pki.options.emaid}")
@@ -170,7 +212,7 @@ def _cmd_make_test_pki(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    items = _store(args).list_installed(tuple(args.type) if args.type else None)
+    items = _existing_store(args).list_installed(tuple(args.type) if args.type else None)
     if args.json:
         print(json.dumps([i.to_ocpp() for i in items], indent=2))
         return 0
@@ -188,7 +230,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    certs = load_certificates(args.file.read_bytes())
+    data = args.file.read_bytes()
+    described = _describe_key(data)
+    if described is not None:
+        print("\n".join(described))
+        return 0
+    certs = load_certificates(data)
     for index, cert in enumerate(certs):
         issuer = certs[index + 1] if index + 1 < len(certs) else cert
         cn = common_name(cert.subject) or ""
@@ -217,10 +264,60 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+_KEY_PEM = re.compile(rb"-----BEGIN ((?:ENCRYPTED |EC |RSA |DSA )?PRIVATE KEY|PUBLIC KEY)-----")
+
+
+def _describe_key(data: bytes) -> list[str] | None:
+    """The lines ``inspect`` prints for a key file (its type and curve, the public key's
+    fingerprint; never the secret), or None when ``data`` is not a key."""
+    marker = _KEY_PEM.search(data)
+    key: Any
+    if marker is not None:
+        label = marker.group(1).decode()
+        if label == "ENCRYPTED PRIVATE KEY":
+            return [
+                "private key (encrypted PKCS#8), not a certificate",
+                "  type        unknown without the password",
+            ]
+        try:
+            if label == "PUBLIC KEY":
+                key = serialization.load_pem_public_key(data)
+            else:
+                key = serialization.load_pem_private_key(data, password=None)
+        except TypeError:  # a legacy PEM with Proc-Type: 4,ENCRYPTED
+            return [f"private key ({label}, encrypted), not a certificate"]
+        except ValueError as exc:
+            raise CertsError(f"a {label} block that does not parse: {exc}") from exc
+    elif data.startswith(b"-----"):
+        return None
+    else:
+        try:
+            key = serialization.load_der_private_key(data, password=None)
+        except TypeError:
+            return ["private key (DER, encrypted), not a certificate"]
+        except ValueError:
+            return None  # not a DER key: let the certificate reader say what it is
+    private = hasattr(key, "private_bytes")
+    public = key.public_key() if private else key
+    spki = public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        kind = f"EC {public.curve.name} ({public.curve.key_size} bit)"
+    else:
+        size = getattr(public, "key_size", None)
+        kind = f"{type(public).__name__.removesuffix('PublicKey').lstrip('_')} {size or ''}"
+    return [
+        f"{'private' if private else 'public'} key, not a certificate",
+        f"  type        {kind.strip()}",
+        f"  key sha256  {hashlib.sha256(spki).hexdigest()} (of the public key)",
+    ]
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     from certs.validate import validate_chain
 
-    store = _store(args)
+    store = _existing_store(args)
     chain = load_certificates(args.file.read_bytes())
     roots = [r for kind in _VERIFY_ROOTS[args.profile] for r in store.roots(kind)]
     now = _utc(args.at)
@@ -280,7 +377,7 @@ def _cmd_install(args: argparse.Namespace) -> int:
 
 
 def _cmd_delete(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = _existing_store(args)
     if bool(args.hash_data) == bool(args.sha256):
         print("give exactly one of --hash-data and --sha256", file=sys.stderr)
         return 2
@@ -307,7 +404,7 @@ def _cmd_expiry(args: argparse.Namespace) -> int:
     from certs.expiry import expiry_report
 
     entries = expiry_report(
-        _store(args).all_certificates(), _utc(args.at), renew_before_days=args.days
+        _existing_store(args).all_certificates(), _utc(args.at), renew_before_days=args.days
     )
     if args.json:
         print(json.dumps([e.to_json() for e in entries], indent=2))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field, replace
+from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any, Literal
 
@@ -146,6 +147,12 @@ class EvseSection:
     def __post_init__(self) -> None:
         if not 7 <= len(self.evse_id) <= 37:
             raise ValueError(f"evse_id {self.evse_id!r}: ISO 15118-2 wants 7 to 37 characters")
+        try:
+            IPv6Address(self.address)
+        except ValueError:
+            raise ValueError(
+                f"address {self.address!r} must be an IPv6 address (SDP offers only IPv6)"
+            ) from None
         if not 0 <= self.schedule_wait <= 55:
             raise ValueError("schedule_wait must be between 0 and 55 seconds (EV patience)")
         for name in ("tls_port", "tcp_port"):

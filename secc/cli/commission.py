@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import pwd
 import sys
 import tomllib
 from collections.abc import Callable
@@ -75,6 +76,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--only", action="append", default=[], metavar="NAME", help="run these checks")
     p.add_argument("--no-hal-self-test", action="store_true", help="do not switch contactors/lock")
     p.add_argument("--no-sdp", action="store_true", help="do not send SDP requests")
+    p.add_argument(
+        "--user",
+        dest="service_user",
+        metavar="NAME",
+        help="check file access as this user (default: as root, the service user 'secc' "
+        "if it exists; else the current user)",
+    )
     p.add_argument("--json", type=Path, metavar="FILE", help="write the JSON report")
     p.add_argument("--report", type=Path, metavar="FILE", help="write a .md or .html report")
     return p
@@ -112,7 +120,7 @@ def _typed(key: str, value: object, default: object) -> object:
 
 def build_answers(args: argparse.Namespace, data: dict[str, Any]) -> Answers:
     merged = dict(data)
-    for key in ("use_case", "seccid", "organization", "country", "state_dir"):
+    for key in ("use_case", "seccid", "organization", "country", "state_dir", "service_user"):
         value = getattr(args, key)
         if value is not None:
             merged[key] = value
@@ -125,7 +133,7 @@ def build_answers(args: argparse.Namespace, data: dict[str, Any]) -> Answers:
     sign = merged.get("sign", [])
     if not isinstance(sign, list | tuple) or not all(isinstance(x, str) for x in sign):
         raise UsageError(f"answers: sign must be a list of certificate types, not {sign!r}")
-    for key in ("use_case", "seccid", "organization", "country", "state_dir"):
+    for key in ("use_case", "seccid", "organization", "country", "state_dir", "service_user"):
         if merged.get(key) is not None and not isinstance(merged[key], str | Path):
             raise UsageError(f"answers: {key} must be a string, not {merged[key]!r}")
     roots = merged.get("install_roots", {})
@@ -157,7 +165,11 @@ def build_answers(args: argparse.Namespace, data: dict[str, Any]) -> Answers:
             merged["use_case"] = UseCase(merged["use_case"])
         if merged.get("state_dir") is not None:
             merged["state_dir"] = Path(merged["state_dir"])
+        if merged.get("service_user") is not None:
+            pwd.getpwnam(str(merged["service_user"]))
         return replace(Answers(), **merged)
+    except KeyError:
+        raise UsageError(f"service_user: no such user {merged['service_user']!r}") from None
     except (ValueError, TypeError) as exc:
         raise UsageError(f"answers: {exc}") from exc
 

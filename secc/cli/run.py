@@ -1,11 +1,20 @@
 """``secc run --config FILE``: the station.
 
-Reads and checks the TOML configuration (an unknown key or a bad value stops it here,
-naming the file, key and reason: exit 1), starts every EVSE, tells systemd it is ready
-(``READY=1`` on ``$NOTIFY_SOCKET``, ``WATCHDOG=1`` every half ``$WATCHDOG_USEC``) and runs
-until SIGTERM or SIGINT, then shuts down cleanly: contactors open, sessions closed,
-traces flushed.  Logs go to stderr, without time stamps under systemd (journald adds
-them: ``$JOURNAL_STREAM`` is set).
+Reads and checks the TOML configuration, then checks the machine (:mod:`secc.preflight`:
+interfaces and addresses, free ports, HAL devices, certificate store, keys and password
+files), starts every EVSE, tells systemd it is ready (``READY=1`` on ``$NOTIFY_SOCKET``,
+``WATCHDOG=1`` every half ``$WATCHDOG_USEC``) and runs until SIGTERM or SIGINT, then
+shuts down cleanly: contactors open, sessions closed, traces flushed.  Logs go to stderr,
+without time stamps under systemd (journald adds them: ``$JOURNAL_STREAM`` is set).
+
+A start-up failure is one line on stderr naming the file, the dotted key, the EVSE and
+the cause (``secc run: error: FILE: evse[0].interface = "eth9" (EVSE ...): no such
+network interface``), no traceback unless ``--debug``.  ``--check`` makes the same
+checks and starts nothing.
+
+Exit status: 0 after a clean stop (or ``--check`` found nothing wrong); 1 when the
+configuration is invalid or the station cannot start (the line says why); 2 on a usage
+error.
 """
 
 from __future__ import annotations
@@ -19,12 +28,19 @@ import logging
 import os
 import signal
 import sys
+import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from secc import preflight
 from secc.cli._help import summary
 from secc.config import DEFAULT_PATH, StationConfig, load_file
 from secc.errors import ConfigError
 from secc.sdnotify import Notifier, watchdog_loop
+
+if TYPE_CHECKING:
+    from hal.api import Board
+    from secc.runtime import Station
 
 log = logging.getLogger("secc.run")
 
@@ -72,22 +88,67 @@ def settle(config: StationConfig) -> None:
     gc.freeze()
 
 
-async def serve(config: StationConfig) -> int:
+class StartError(Exception):
+    """The station did not start; ``str()`` is the one line that says why."""
+
+
+async def open_boards(config: StationConfig, source: str) -> dict[str, Board]:
+    """Every EVSE's HAL board, opened here so that a failure names its EVSE and key."""
+    from hal import registry
+    from hal.types import HalError
+
+    boards: dict[str, Board] = {}
+    for i, section in enumerate(config.evse):
+        try:
+            boards[section.evse_id] = await registry.open_board(
+                section.hal.backend,
+                dict(section.hal_options),
+                plc=section.hal.plc,
+                plc_options=dict(section.hal_plc_options),
+            )
+        except (HalError, OSError, ValueError) as exc:
+            for board in boards.values():
+                await board.aclose()
+            problem = preflight.Problem(
+                f"evse[{i}].hal.backend",
+                section.hal.backend,
+                f"the board cannot be opened: {preflight.describe(exc)}",
+                section.evse_id,
+            )
+            raise StartError(problem.line(source)) from exc
+    return boards
+
+
+def _start_failure(exc: BaseException, station: Station, source: str) -> str:
+    """The line for a start-up failure the checks did not foresee (a race, a bug)."""
+    cause = preflight.describe(exc)
+    if isinstance(exc, ConfigError):
+        return f"{source}: {cause}"
+    starting = station.evses[-1] if station.evses else None
+    if starting is not None and starting.sdp is None:  # it failed in this EVSE's start
+        i = [e.evse_id for e in station.config.evse].index(starting.evse_id)
+        return f"{source}: evse[{i}] (EVSE {starting.evse_id}): cannot start: {cause}"
+    return f"{source}: cannot start the station: {cause}"
+
+
+async def serve(config: StationConfig, source: str = "secc.toml") -> int:
     from secc.runtime import Station
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    station = Station(config)
+    boards = await open_boards(config, source)
+    station = Station(config, boards=boards)
     try:
         await station.start()
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return 1
-    except OSError as exc:
-        log.error("cannot start the station: %s", exc)
-        return 1
+    except Exception as exc:
+        adopted = {e.evse_id for e in station.evses}
+        for evse_id, board in boards.items():
+            if evse_id not in adopted:
+                with contextlib.suppress(Exception):
+                    await board.aclose()
+        raise StartError(_start_failure(exc, station, source)) from exc
     for evse in station.evses:
         ports = ", ".join(f"{k} port {p}" for k, p in evse.ports.items())
         sdp = evse.sdp.port if evse.sdp is not None else "-"
@@ -119,24 +180,68 @@ async def serve(config: StationConfig) -> int:
 
 
 def main(argv: list[str], prog: str) -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=summary(__doc__))
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=summary(__doc__),
+        epilog="A start-up failure is one line on stderr: FILE: key = value (EVSE id): "
+        "cause. Exit status: 0 after a clean stop or when --check found nothing; 1 when "
+        "the configuration is invalid or the station cannot start; 2 on a usage error.",
+    )
     parser.add_argument(
         "--config", type=Path, default=DEFAULT_PATH, help=f"station TOML (default {DEFAULT_PATH})"
     )
     parser.add_argument(
-        "--check", action="store_true", help="only check the configuration and exit"
+        "--check",
+        action="store_true",
+        help="make the start-up checks (configuration, interfaces and addresses, free "
+        "ports, HAL devices, certificate store, keys, password files) and exit",
+    )
+    parser.add_argument(
+        "--config-only",
+        action="store_true",
+        help="with --check: check the file alone, not this machine (a file written for "
+        "another station)",
+    )
+    parser.add_argument(
+        "--user",
+        metavar="NAME",
+        help="with --check: check file access as this user (default: as root, the "
+        f"service user {preflight.SERVICE_USER!r} if it exists; else the current user)",
     )
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    parser.add_argument(
+        "--debug", action="store_true", help="log level debug, and a traceback on failure"
+    )
     args = parser.parse_args(argv)
+    source = str(args.config)
     try:
         config = load_file(args.config)
+        user = preflight.service_user(args.user) if args.check else None
     except ConfigError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyError:
+        print(f"{prog}: error: --user {args.user}: no such user", file=sys.stderr)
+        return 2
+    if args.check and args.config_only:
+        print(f"{source}: OK, {len(config.evse)} EVSE(s) (the file only: this machine unchecked)")
+        return 0
+    problems = preflight.check_station(config, user=user)
+    for problem in problems:
+        print(f"{prog}: error: {problem.line(source)}", file=sys.stderr)
+    if problems:
         return 1
     if args.check:
-        print(f"{args.config}: OK, {len(config.evse)} EVSE(s)")
+        who = f"as user {user.name}" if user is not None else "as this user"
+        print(f"{source}: OK, {len(config.evse)} EVSE(s); start-up checks passed ({who})")
         return 0
-    setup_logging(args.log_level or config.station.log_level)
+    setup_logging("debug" if args.debug else args.log_level or config.station.log_level)
     if not fix_mmap_threshold():
         log.debug("mallopt(M_MMAP_THRESHOLD) not available: glibc's dynamic threshold stays")
-    return asyncio.run(serve(config))
+    try:
+        return asyncio.run(serve(config, source))
+    except StartError as exc:
+        if args.debug and exc.__cause__ is not None:
+            traceback.print_exception(exc.__cause__, file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from certs.store import Store, StoreError
 from hal.api import Board
+from secc import preflight
 from secc.commission import system
 from secc.commission.csms import CsmsLink, LinkState, ocpp_state_dir
 from secc.commission.model import Answers
@@ -117,6 +118,14 @@ class Context:
 
     def utc_now(self) -> dt.datetime:
         return self.deps.utc_now()
+
+    def service_user(self) -> preflight.User | None:
+        """Whose file access the start-up checks look at: the answer ``service_user``;
+        else, as root, the service user ``secc`` if it exists; else this user."""
+        try:
+            return preflight.service_user(self.answers.service_user)
+        except KeyError:
+            return None  # the CLI refused an unknown --user already
 
     async def board(self, evse: EvseSection) -> Board:
         if evse.evse_id not in self._boards:

@@ -161,6 +161,9 @@ class Answers:
     ocsp_required: bool = False  # missing/stale OCSP answers FAIL instead of WARN
     hal_self_test: bool = True  # exercise contactors and lock (needs no vehicle plugged)
     sdp_probe: bool = True
+    # whose file access the start-up checks look at (None: as root the service user
+    # "secc" if it exists, else the user running the tool)
+    service_user: str | None = None
     extra: Mapping[str, object] = field(default_factory=dict)
 
     def preset(self) -> Preset:

@@ -16,6 +16,7 @@ from hal.types import (
     HalError,
     LockState,
 )
+from secc import preflight
 from secc.commission.context import Context
 from secc.commission.model import Check, Result
 from secc.config import EvseSection
@@ -46,6 +47,28 @@ async def check_config(ctx: Context) -> Result:
     if cfg.ocpp is not None:
         notes.append(f"CSMS {cfg.ocpp.url} as {cfg.ocpp.station_id}")
     return Result.ok("; ".join(notes), digest=ctx.config_digest)
+
+
+async def check_startup(ctx: Context) -> Result:
+    """What ``secc run`` checks before it starts (secc.preflight, the same code and the
+    same lines as ``secc run`` and ``secc run --check``)."""
+    assert ctx.config is not None
+    user = ctx.service_user()
+    problems = preflight.check_station(ctx.config, user=user)
+    who = f"user {user.name}" if user is not None else "this user"
+    if not problems:
+        return Result.ok(
+            "interfaces and addresses, free ports, HAL devices, certificate store, keys and "
+            f"files as {who}: `secc run` will start",
+            user=user.name if user is not None else "",
+        )
+    source = str(ctx.config_path)
+    fixes = dict.fromkeys(p.fix for p in problems if p.fix)
+    return Result.fail(
+        "; ".join(p.line(source) for p in problems),
+        "; ".join(fixes)
+        or "correct the configuration or the machine; `secc run --check` makes the same checks",
+    )
 
 
 def _span(delta: dt.timedelta) -> str:
@@ -287,6 +310,7 @@ async def check_network(ctx: Context, evse: EvseSection) -> Result:
 def station_checks(ctx: Context) -> list[Check]:
     checks = [
         Check("config", "Station configuration valid", check_config),
+        Check("start", "secc run start-up checks", check_startup),
         Check("clock", "System clock sane and synchronised", check_clock),
     ]
     for evse in ctx.config.evse if ctx.config else ():

@@ -266,7 +266,123 @@ def test_console_script_dispatch(tmp_path: Path) -> None:
         timeout=60,
         check=False,
     )
-    assert bad.returncode == 0 and "no certificates installed" in bad.stdout
+    assert bad.returncode == 1, bad.stdout
+    assert "does not exist" in bad.stderr and "no certificates" not in bad.stdout
+    again = subprocess.run(
+        [str(secc), "certs", "make-test-pki", str(tmp_path / "p")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert again.returncode == 1 and "--force" in again.stderr, again.stderr
+
+
+# --- a store that is not there, a key given to inspect, an existing PKI -------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["list"],
+        ["list", "--json"],
+        ["expiry"],
+        ["delete", "--sha256", "00"],
+        ["verify", "PLACEHOLDER"],
+    ],
+)
+def test_a_store_that_does_not_exist_is_an_error(
+    capsys: pytest.CaptureFixture[str], pki_root: Path, tmp_path: Path, argv: list[str]
+) -> None:
+    argv = [str(pki_root / "mo" / "contract_chain.pem") if a == "PLACEHOLDER" else a for a in argv]
+    missing = tmp_path / "no-such-store"
+    code, out, err = run(capsys, *argv, "--store", str(missing))
+    assert code == 1 and out == "", out
+    assert f"the store {missing} does not exist" in err and "secc certs init" in err
+    # a directory that is no store (a typo pointing one level up) is refused the same way
+    code, out, err = run(capsys, *argv, "--store", str(pki_root))
+    assert code == 1 and "is not a certificate store" in err, err
+    # an empty store that exists is a store without certificates, not an error
+    empty = tmp_path / "empty"
+    assert run(capsys, "init", "--store", str(empty))[0] == 0
+    if argv[0] == "list":
+        code, out, _ = run(capsys, *argv, "--store", str(empty))
+        assert code == 0 and ("no certificates installed" in out or out.strip() == "[]")
+
+
+def test_inspect_a_private_key_says_it_is_one(
+    capsys: pytest.CaptureFixture[str], pki_root: Path, tmp_path: Path
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448
+
+    for key, kind in (
+        (ec.generate_private_key(ec.SECP256R1()), "EC secp256r1 (256 bit)"),
+        (ec.generate_private_key(ec.SECP521R1()), "EC secp521r1 (521 bit)"),
+        (ed448.Ed448PrivateKey.generate(), "Ed448"),
+    ):
+        secret = key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        for encoding, name in ((serialization.Encoding.PEM, "k.pem"), (None, "k.der")):
+            path = tmp_path / name
+            path.write_bytes(
+                secret
+                if encoding is None
+                else key.private_bytes(
+                    encoding, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                )
+            )
+            code, out, err = run(capsys, "inspect", str(path))
+            assert code == 0, err
+            assert out.startswith("private key, not a certificate"), out
+            assert f"type        {kind}" in out
+            # no secret printed: neither the PEM body nor the DER's hex nor the scalar
+            assert "PRIVATE KEY" not in out and secret.hex() not in out
+            if isinstance(key, ec.EllipticCurvePrivateKey):
+                scalar = key.private_numbers().private_value
+                assert f"{scalar:x}" not in out and str(scalar) not in out
+    # the PKI's own SECC key (SEC1 "EC PRIVATE KEY" or PKCS#8, as make-test-pki wrote it)
+    code, out, _ = run(capsys, "inspect", str(pki_root / "v2g" / "secc.key"))
+    assert code == 0 and "private key" in out and "secp256r1" in out
+    # an encrypted key: said so, no type guessed, no password asked
+    encrypted = tmp_path / "enc.pem"
+    encrypted.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    code, out, _ = run(capsys, "inspect", str(encrypted))
+    assert code == 0 and "private key (encrypted PKCS#8)" in out
+
+
+def test_make_test_pki_refuses_to_overwrite_without_force(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pki = tmp_path / "pki"
+    assert run(capsys, "make-test-pki", str(pki), "--no-iso20")[0] == 0
+    root_key = (pki / "v2g" / "root.key").read_bytes()
+    code, _, err = run(capsys, "make-test-pki", str(pki), "--no-iso20")
+    assert code == 1 and "not empty" in err and "--force" in err
+    assert (pki / "v2g" / "root.key").read_bytes() == root_key  # nothing touched
+    code, _, err = run(capsys, "make-test-pki", str(pki), "--no-iso20", "--force")
+    assert code == 0, err
+    assert (pki / "v2g" / "root.key").read_bytes() != root_key
+    assert Store(pki / "station").leaf_uses() == ["csms", "v2g"]
+    # the station store holds the new hierarchy only (no root of the old one stays trusted)
+    assert len(Store(pki / "station").roots("v2g")) == 1
+    # an empty directory (e.g. made by mktemp) is fine without --force
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run(capsys, "make-test-pki", str(empty), "--no-iso20")[0] == 0
+    # a file in the way is an error, --force or not
+    (tmp_path / "file").write_text("x")
+    code, _, err = run(capsys, "make-test-pki", str(tmp_path / "file"), "--force")
+    assert code == 1 and "not a directory" in err
 
 
 def test_verify_uses_cached_ocsp(

@@ -290,7 +290,7 @@ def test_cli_exit_code_follows_readiness_and_writes_reports(station: StationDir)
     assert data["ready"] is False and data["verdict"] == "PARTIAL" and data["partial"] is True
     assert "clock" in data["notRun"] and "csms" in data["notRun"]
     assert "| PASS | SECC certificate and chain |" in md.read_text()
-    assert "- not run: csms, clock" in md.read_text()
+    assert "- not run: csms, start, clock" in md.read_text()
     _remove_v2g_roots(station)
     html = station.root / "report.html"
     bad = cli(station, *args, "--report", str(html))
