@@ -87,8 +87,16 @@ from secc.ocpp_bridge.authorization import AuthStore, OfflinePolicy, offline_dec
 from secc.ocpp_bridge.client import CallFailed, NotConnected, OcppClient
 from secc.ocpp_bridge.device_model import COMM, ISO, SEC, DeviceModel, apply_device_model
 from secc.ocpp_bridge.mapping import MappingError, MeterSample, TxEvent
-from secc.ocpp_bridge.queue import DurableQueue, QueuedMessage, Rejected, Sender, SenderPolicy
+from secc.ocpp_bridge.queue import (
+    DurableQueue,
+    QueuedMessage,
+    QueueError,
+    Rejected,
+    Sender,
+    SenderPolicy,
+)
 from secc.ocpp_bridge.security_events import (
+    MEMORY_EXHAUSTION,
     RECONFIGURATION,
     SECURITY_LOG,
     STARTUP,
@@ -444,7 +452,7 @@ class Bridge:
                 outcome = job()
                 if asyncio.iscoroutine(outcome):
                     await outcome
-            except (MappingError, sqlite3.Error, OSError) as exc:  # e.g. disk full
+            except (MappingError, sqlite3.Error, OSError, QueueError) as exc:
                 log.error("transaction event lost: %s", exc)
 
     async def _enqueue(
@@ -471,9 +479,13 @@ class Bridge:
         enqueue = functools.partial(
             self.queue.enqueue, "TransactionEvent", payload, state={self._tx_key: new_state}
         )
+        episodes = self.queue.full_episodes
         message = await self.queue.off_loop(enqueue)
         self._tx = new_state
         self.sender.wake()
+        if self.queue.full_episodes != episodes:  # the disk just filled up: A04 event
+            why = f"OCPP outbox: {self.queue.full}; events kept in memory"
+            self.client.spawn(self.security.record(MEMORY_EXHAUSTION, why), "security event")
         return message
 
     async def _recover(self) -> None:
