@@ -105,9 +105,10 @@ class LinkWatch:
         """Read the status once; report it when it changed."""
         try:
             status = await self.plc.status()
-        except HalError as exc:
+        except Exception as exc:  # HalError, or a backend bug: the watch goes on
             if not self._failing:
-                log.warning("%s: reading the PLC link failed: %s", self.name, exc)
+                kind = "" if isinstance(exc, HalError) else f"{type(exc).__name__}: "
+                log.warning("%s: reading the PLC link failed: %s%s", self.name, kind, exc)
             self._failing = True
             return
         self._failing = False

@@ -19,7 +19,7 @@ import pytest
 
 from hal.backends.simulated import build_board
 from hal.types import PlcState, PlcStatus
-from secc.aio.plc_watch import eui64_link_local
+from secc.aio.plc_watch import eui64_link_local, same_link
 from secc.core.actions import EndReason
 from secc.limits import Limits
 from secc.runtime import Station
@@ -131,3 +131,14 @@ def test_a_silent_session_is_replaced_only_from_the_same_link(
                 old.close()
 
     run_in_netns(pair.evse, main)
+
+
+def test_same_link_rules() -> None:
+    """Pure: the modified EUI-64 address (RFC 4291 appendix A's example) and the rule."""
+    assert str(eui64_link_local(bytes.fromhex("001122334455"))) == "fe80::211:22ff:fe33:4455"
+    mac = bytes.fromhex("001122334455")
+    assert same_link("fe80::2%veth0", "fe80::2%veth0", None)
+    assert same_link("fe80::2%veth0", "fe80::211:22ff:fe33:4455%veth0", mac)
+    assert not same_link("fe80::2%veth0", "fe80::211:22ff:fe33:4455%veth0", None)
+    assert not same_link("fe80::2%veth0", "fe80::3%veth0", mac)
+    assert not same_link("fe80::2", "not an address", mac)
