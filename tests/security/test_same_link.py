@@ -80,16 +80,17 @@ def _session_setup(pair: LinkPair, port: int, source: str, evcc_id: bytes) -> tu
 
 
 @pytest.mark.parametrize(
-    ("new_source", "slac", "replaced"),
+    ("new_source", "slac", "replaced", "evcc_id"),
     [
-        ("fe80::2", False, True),  # the same source address
-        (DERIVED, True, True),  # the address of the EV's MAC that SLAC matched
-        ("fe80::3", True, False),  # another host on the link
-        (DERIVED, False, False),  # that address, but no EV matched by SLAC
+        ("fe80::2", False, True, NEW_EVCCID),  # the same source address
+        ("fe80::2", False, True, b""),  # ... with an empty EVCCID
+        (DERIVED, True, True, NEW_EVCCID),  # the address of the EV's MAC SLAC matched
+        ("fe80::3", True, False, NEW_EVCCID),  # another host on the link
+        (DERIVED, False, False, NEW_EVCCID),  # that address, but no EV matched by SLAC
     ],
 )
 def test_a_silent_session_is_replaced_only_from_the_same_link(
-    pair: LinkPair, new_source: str, slac: bool, replaced: bool
+    pair: LinkPair, new_source: str, slac: bool, replaced: bool, evcc_id: bytes
 ) -> None:
     board, _plant = build_board()
     plc = StepPlc()
@@ -116,7 +117,7 @@ def test_a_silent_session_is_replaced_only_from_the_same_link(
                 await wait_until(lambda: e.active is not None and e.active.silent_for > 0.4)
                 old_driver = e.active
                 new, answered = await acall_in_netns(
-                    pair.ev, lambda: _session_setup(pair, port, new_source, NEW_EVCCID)
+                    pair.ev, lambda: _session_setup(pair, port, new_source, evcc_id)
                 )
                 new.close()
                 assert answered is replaced
