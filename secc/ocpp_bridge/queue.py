@@ -228,11 +228,13 @@ class DurableQueue:
         their message ids.  True when nothing is left in memory (under the lock)."""
         if self._gone:
             gone = sorted(self._gone)
-            if not self._try_write(
-                lambda: self._db.executemany(
-                    "DELETE FROM outbox WHERE seq = ?", [(g,) for g in gone]
-                )
-            ):
+
+            def delete() -> None:  # one transaction: all of them or none
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(g,) for g in gone])
+                self._db.execute("COMMIT")
+
+            if not self._try_write(delete):
                 return False
             self._gone.difference_update(gone)
             for g in gone:
@@ -263,14 +265,14 @@ class DurableQueue:
         return True
 
     def _try_write(self, write: Callable[[], object]) -> bool:
-        """One autocommit write; False when the storage refused it (under the lock)."""
+        """One write; False when the storage refused it (under the lock)."""
         try:
             write()
         except sqlite3.DatabaseError as exc:
-            if not _storage_error(exc):
-                raise
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
+            if not _storage_error(exc):
+                raise
             return False
         return True
 
