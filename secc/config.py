@@ -105,6 +105,12 @@ class HalSection:
     def __post_init__(self) -> None:
         if not 0.005 <= self.poll_interval <= 5.0:
             raise ValueError("hal.poll_interval must be between 0.005 and 5 seconds")
+        if not 0 <= self.slac_retries <= 10:
+            raise ValueError("hal.slac_retries must be between 0 and 10")
+        if not 0.1 <= self.slac_retry_pause <= 60.0:
+            raise ValueError("hal.slac_retry_pause must be between 0.1 and 60 seconds")
+        if not 1.0 <= self.slac_wait <= 300.0:
+            raise ValueError("hal.slac_wait must be between 1 and 300 seconds")
 
 
 @dataclass(frozen=True, slots=True)

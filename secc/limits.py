@@ -27,6 +27,10 @@ class Limits:
     # accept() failing (EMFILE, ENOBUFS, ...) this long makes the EVSE unhealthy, which
     # stops the systemd watchdog; the server keeps retrying with a backoff meanwhile
     accept_stall: float = 30.0
+    # log lines about connections without a session (connects, refused handshakes,
+    # undecodable streams, their ends) per window; the rest is counted in one line
+    connection_log_lines: int = 20
+    connection_log_window: float = 10.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_connections <= 1024:
@@ -39,6 +43,10 @@ class Limits:
             raise ValueError("limits.replace_after_silence must be between 0 and 600 seconds")
         if not 1.0 <= self.accept_stall <= 3600.0:
             raise ValueError("limits.accept_stall must be between 1 and 3600 seconds")
+        if not 1 <= self.connection_log_lines <= 10_000:
+            raise ValueError("limits.connection_log_lines must be between 1 and 10000")
+        if not 1.0 <= self.connection_log_window <= 3600.0:
+            raise ValueError("limits.connection_log_window must be between 1 and 3600 seconds")
 
 
 @dataclass(frozen=True, slots=True)

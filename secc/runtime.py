@@ -42,7 +42,7 @@ from certs.store import Store, StoreError, is_iso20_use
 from hal.api import Board
 from hal.charging import ChargingRunner
 from hal.control import ControlConfig
-from hal.types import ContactorState, HalError
+from hal.types import ContactorState, HalError, PlcStatus
 from secc.aio.admission import Admission
 from secc.aio.backends import (
     Backend,
@@ -52,6 +52,7 @@ from secc.aio.backends import (
     OcppBackends,
 )
 from secc.aio.driver import SessionDriver
+from secc.aio.plc_watch import LinkWatch, link_record, same_link
 from secc.aio.sdp_server import SdpServer
 from secc.aio.tls import SeccChain, TlsSelector, station_tls
 from secc.aio.v2g_server import V2GConnection, V2GServer
@@ -314,6 +315,10 @@ class Evse:
         self._ports: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._spawned: set[asyncio.Task[None]] = set()
+        # the PLC link (SLAC, D-LINK_READY): to the trace and the backend; which EV it is
+        self.link_watch: LinkWatch | None = None
+        if board.plc is not None:
+            self.link_watch = LinkWatch(board.plc, self._link_changed, name=section.evse_id)
 
     @property
     def evse_id(self) -> str:
@@ -361,6 +366,8 @@ class Evse:
             self._tasks.append(asyncio.create_task(self._fault_loop(), name=f"faults-{s.evse_id}"))
         if self.board.token_reader is not None:
             self._tasks.append(asyncio.create_task(self._token_loop(), name=f"tokens-{s.evse_id}"))
+        if self.link_watch is not None:
+            self._tasks.append(asyncio.create_task(self.link_watch.run(), name=f"plc-{s.evse_id}"))
 
     @property
     def ports(self) -> dict[str, int]:
@@ -415,18 +422,23 @@ class Evse:
 
     def claim(self, driver: SessionDriver, evcc_id: bytes) -> bool:
         """A SessionSetupReq asks for the EVSE: granted when no session runs, or when
-        the running one is the same EV's (EVCCID) and it has gone silent (a half-open
-        connection of an EV that reconnected); that one is then ended."""
+        the running one is the same EV's (its EVCCID, or the same link: the source
+        address, or the link-local address of the EV's MAC from SLAC) and it has gone
+        silent (a half-open connection of an EV that reconnected); that one is then
+        ended."""
         old = self.active
         if old is not None and old is not driver and old.ended is None:
             silence = self.section.limits.replace_after_silence
-            if old.evcc_id != evcc_id or old.silent_for < silence:
+            ev_mac = self.link_watch.ev_mac if self.link_watch is not None else None
+            link = same_link(str(old.conn.peer[0]), str(driver.conn.peer[0]), ev_mac)
+            if (old.evcc_id != evcc_id and not link) or old.silent_for < silence:
                 log.warning("%s: SessionSetupReq from %s (EVCCID %s) refused: the session "
                             "of EVCCID %s runs", self.evse_id, driver.conn.peer[0],
                             evcc_id.hex(), (old.evcc_id or b"").hex())  # fmt: skip
                 return False
-            log.warning("%s: EVCCID %s set up a new session: ending its silent one",
-                        self.evse_id, evcc_id.hex())  # fmt: skip
+            log.warning("%s: EVCCID %s (%s) set up a new session: ending the silent one "
+                        "of the same %s", self.evse_id, evcc_id.hex(), driver.conn.peer[0],
+                        "EV" if old.evcc_id == evcc_id else "link")  # fmt: skip
             self._spawn(old.aclose("replaced by a new session of the same EV"))
         self.paused = None  # the session took the paused one (or started afresh)
         driver.claimed = True
@@ -444,15 +456,16 @@ class Evse:
         except HalError as exc:
             driver.trace.write({"kind": "link", "error": str(exc)})
             return
-        driver.trace.write(
-            {
-                "kind": "link",
-                "state": status.state.value,
-                "ev_mac": status.ev_mac.hex(":") if status.ev_mac else None,
-                "nid": status.nid.hex() if status.nid else None,
-                "detail": status.detail,
-            }
-        )
+        driver.trace.write(link_record(status))
+
+    def _link_changed(self, status: PlcStatus) -> None:
+        """The PLC link changed: the running session's trace and the backend hear it."""
+        driver = self.active
+        if driver is not None and driver.ended is None:
+            driver.trace.write(link_record(status))
+        report = getattr(self.backend, "plc_link", None)
+        if report is not None:
+            report(status)
 
     def _make_trace(self, header: dict[str, Any], config: SessionConfig | None = None) -> Trace:
         header["config"] = config_record(config or self.config)

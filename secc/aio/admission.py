@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from secc.aio.logbudget import LogBudget
 from secc.limits import Limits
 
 __all__ = ["Admission", "Ticket"]
@@ -54,6 +55,13 @@ class Admission:
         self._last_log = 0.0
         self._trimmed_at = self._churn = 0  # connections ended, at the last collection
         self._trim_time = 0.0
+        # the lines about connections that have no session (secc.aio.logbudget)
+        self.log_budget = LogBudget(
+            self.limits.connection_log_lines,
+            self.limits.connection_log_window,
+            what="connection log line(s)",
+            logger=logging.getLogger("secc.aio.v2g_server"),
+        )
 
     @property
     def pending(self) -> int:

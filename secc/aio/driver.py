@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from secc import codec
+from secc.aio.logbudget import BudgetedLog, LogBudget
 from secc.aio.session_guard import root_error, session_setup_evcc_id
 from secc.aio.v2g_server import PAYLOAD_TYPES, V2GConnection
 from secc.core.actions import (
@@ -78,12 +79,25 @@ class SessionHost(Protocol):
     def session_ended(self, driver: SessionDriver) -> None: ...
 
 
-class SessionAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """Prefixes every line with the EVSE and the session id."""
+class SessionAdapter(BudgetedLog):
+    """Prefixes every line with the EVSE and the session id; until the session claims
+    the EVSE its lines spend the connection's log budget (secc.aio.logbudget)."""
 
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        extra = self.extra or {}
-        return f"[{extra.get('evse')} {extra.get('session')}] {msg}", kwargs
+    def __init__(
+        self,
+        logger: logging.Logger,
+        extra: dict[str, object],
+        budget: LogBudget | None = None,
+        *,
+        exempt: bool = False,
+    ) -> None:
+        super().__init__(
+            logger,
+            extra,
+            budget,
+            exempt=exempt,
+            prefix=lambda e: f"[{e.get('evse')} {e.get('session')}] ",
+        )
 
 
 class SessionDriver:
@@ -121,7 +135,11 @@ class SessionDriver:
         self.session = SeccSession(
             config, now=self.started, random_bytes=self._random, utc_now=self._utc, resume=resume
         )
-        self.log = SessionAdapter(log, {"evse": config.evse_id, "session": "-"})
+        self.log = SessionAdapter(log, {"evse": config.evse_id, "session": "-"}, conn.log_budget)
+        # the core's lines about this session spend the same budget until it claims
+        core_log = self.session.log
+        core_log.logger = BudgetedLog(core_log.logger, {}, conn.log_budget)
+        self._logs: tuple[BudgetedLog, ...] = (self.log, core_log.logger, conn.log)
         self.ended: SessionEnded | None = None
         self.done = asyncio.Event()
         self.last_status: EvseStatus | None = None
@@ -132,9 +150,22 @@ class SessionDriver:
         self._timer = asyncio.create_task(self._timer_loop(), name=f"timer-{config.evse_id}")
         # the EVSE's HAL and backend are this session's only once its SessionSetupReq
         # claimed the EVSE (Evse.claim); hosts without ``claim`` give them at once
+        self._claimed = False
         self.claimed = not hasattr(host, "claim")
         self.evcc_id: bytes | None = None
         self.log.info("connection from %s (%s)", conn.peer[0], "TLS" if conn.tls else "TCP")
+
+    @property
+    def claimed(self) -> bool:
+        """Whether this session holds the EVSE (its SessionSetupReq claimed it)."""
+        return self._claimed
+
+    @claimed.setter
+    def claimed(self, value: bool) -> None:
+        # a session that holds the EVSE is logged in full (no log budget)
+        self._claimed = value
+        for adapter in self._logs:
+            adapter.exempt = value
 
     # --- what the V2G server calls ------------------------------------------------------
 

@@ -6,8 +6,9 @@ interface (SO_BINDTODEVICE) and joins the all-nodes group ``ff02::1`` on it
 (IPV6_JOIN_GROUP with the interface index), so it hears the EV's multicast request and
 nothing from other interfaces.  Answers go by unicast to the request's source address
 and port (with its scope id).  Malformed or foreign datagrams are ignored and counted.
-Logging is rate-limited (:class:`LogBudget`): anyone on the link can send datagrams as
-fast as it likes, so at most a few lines per window are written and the rest summed up.
+Logging is rate-limited (:class:`secc.aio.logbudget.LogBudget`): anyone on the link can
+send datagrams as fast as it likes, so at most a few lines per window are written and
+the rest summed up.
 In tests ``interface=None, host="::1", port=<free port>`` serves a unicast request on
 loopback.
 """
@@ -20,6 +21,7 @@ import socket
 import struct
 from typing import Any, cast
 
+from secc.aio.logbudget import LogBudget
 from secc.sdp import (
     SDP_MULTICAST_ADDRESS,
     SDP_PORT,
@@ -60,28 +62,6 @@ def open_sdp_socket(
     return sock
 
 
-class LogBudget:
-    """At most ``lines`` log lines per ``window`` seconds; what is held back is counted
-    and reported in one line when the next window opens."""
-
-    def __init__(self, lines: int = 5, window: float = 10.0) -> None:
-        self.lines, self.window = lines, window
-        self._start = float("-inf")
-        self._used = 0
-        self.suppressed = 0
-
-    def allow(self, now: float) -> bool:
-        if now - self._start >= self.window:
-            if self.suppressed:
-                log.info("SDP: %d more datagram(s) in the last window not logged", self.suppressed)
-            self._start, self._used, self.suppressed = now, 0, 0
-        if self._used < self.lines:
-            self._used += 1
-            return True
-        self.suppressed += 1
-        return False
-
-
 class _Protocol(asyncio.DatagramProtocol):
     def __init__(self, server: SdpServer) -> None:
         self.server = server
@@ -113,7 +93,7 @@ class SdpServer:
         self.answered = 0
         self.ignored = 0
         self.last_ignored: str | None = None
-        self.log_budget = LogBudget()
+        self.log_budget = LogBudget(5, 10.0, what="SDP datagram(s)", logger=log)
         self._protocol: _Protocol | None = None
 
     @property

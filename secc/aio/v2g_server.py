@@ -65,6 +65,7 @@ from secc.aio.clienthello import (
     ClientHelloError,
     scan_client_hello,
 )
+from secc.aio.logbudget import BudgetedLog, LogBudget
 from secc.aio.tls import Selection, TlsSelector, verified_chain, without_anchor
 from secc.core.events import ConnectionLost, RequestReceived, Schema
 from secc.v2gtp import DEFAULT_MAX_PAYLOAD, Framer, FramingError, PayloadType, encode_frame
@@ -147,6 +148,7 @@ class V2GConnection:
         peer: tuple[Any, ...],
         selection: Selection | None,
         hello: ClientHello | None,
+        log_budget: LogBudget | None = None,
     ) -> None:
         self._writer = writer
         self.peer = peer
@@ -161,7 +163,10 @@ class V2GConnection:
         # the trust anchor (empty: no client certificate, or TLS 1.2 / TCP)
         self.vehicle_chain: tuple[x509.Certificate, ...] = ()
         self._last_sap_request: Any = None
-        self.log = logging.LoggerAdapter(log, {"peer": peer})
+        # lines about the connection spend the EVSE's budget until the connection's
+        # session claimed the EVSE (the driver sets ``log.exempt`` then)
+        self.log_budget = log_budget
+        self.log = BudgetedLog(log, {"peer": peer}, log_budget)
 
     @property
     def tls(self) -> bool:
@@ -366,6 +371,10 @@ class V2GServer:
         self._accept_stall = accept_stall
         self._accept_backoff = 0.05
         self.accept_failing_since: float | None = None  # loop time of the first failure
+        # per-connection lines before a session claims the EVSE: rate-limited (a flood of
+        # connects must not fill the journal), shared by the EVSE's servers
+        self.log_budget = self._admission.log_budget
+        self._log = BudgetedLog(log, {}, self.log_budget)
 
     @property
     def port(self) -> int:
@@ -499,7 +508,7 @@ class V2GServer:
                     selection = self._tls.select(hello)
                 except ClientHelloError as exc:
                     # not a TLS ClientHello: the handshake below fails and says so
-                    log.warning("%s: unreadable ClientHello: %s", peer[0], exc)
+                    self._log.warning("%s: unreadable ClientHello: %s", peer[0], exc)
             log.debug(
                 "%s: serving chain %s (%s)", peer[0], selection.chain.label(), selection.reason
             )
@@ -538,7 +547,7 @@ class V2GServer:
         try:
             reader, writer, selection, hello = await self._open(sock, peer)
         except (OSError, ssl.SSLError, ConnectionError, TimeoutError) as exc:
-            log.warning(
+            self._log.warning(
                 "%s: connection refused during setup: %s", peer[0], exc or type(exc).__name__
             )
             self._setup_failed(exc)
@@ -547,7 +556,7 @@ class V2GServer:
         except asyncio.CancelledError:
             sock.close()
             raise
-        conn = V2GConnection(writer, peer, selection, hello)
+        conn = V2GConnection(writer, peer, selection, hello, self.log_budget)
         if selection is not None:
             conn.log.info("%s: TLS up, %s, chain %s", peer[0], conn.cipher, selection.chain.label())
             verified: tuple[x509.Certificate, ...] = ()
@@ -584,7 +593,7 @@ class V2GServer:
         except asyncio.CancelledError:
             reason = "server shutdown"
         except Exception:  # a handler bug must still end in connection_lost
-            log.exception("%s: session handler failed", peer[0])
+            self._log.exception("%s: session handler failed", peer[0])
             reason = "internal error in the session handler"
         finally:
             self.connections.discard(conn)

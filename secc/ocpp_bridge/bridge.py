@@ -65,6 +65,7 @@ from certs.expiry import expiry_report
 from certs.ocsp import OcspRequestData, hash_data, judge_response, responder_url
 from certs.store import Store, StoreError
 from hal.hooks import StationHooks
+from hal.types import PlcStatus
 from secc.core.actions import (
     Action,
     ChargingStateChanged,
@@ -87,8 +88,17 @@ from secc.ocpp_bridge.authorization import AuthStore, OfflinePolicy, offline_dec
 from secc.ocpp_bridge.client import CallFailed, NotConnected, OcppClient
 from secc.ocpp_bridge.device_model import COMM, ISO, SEC, DeviceModel, apply_device_model
 from secc.ocpp_bridge.mapping import MappingError, MeterSample, TxEvent
-from secc.ocpp_bridge.queue import DurableQueue, QueuedMessage, Rejected, Sender, SenderPolicy
+from secc.ocpp_bridge.plc_link import link_event
+from secc.ocpp_bridge.queue import (
+    DurableQueue,
+    QueuedMessage,
+    QueueError,
+    Rejected,
+    Sender,
+    SenderPolicy,
+)
 from secc.ocpp_bridge.security_events import (
+    MEMORY_EXHAUSTION,
     RECONFIGURATION,
     SECURITY_LOG,
     STARTUP,
@@ -318,6 +328,22 @@ class Bridge:
             energy_export_wh=status.energy_export_wh if both else None,
         )
 
+    def plc_link(self, status: PlcStatus) -> None:
+        """The EVSE's PLC link changed (SLAC, D-LINK_READY): a NotifyEvent through the
+        outbox, in order with the transaction's events (:mod:`.plc_link`)."""
+        self._work.put_nowait(lambda: self._notify_link(status))
+
+    async def _notify_link(self, status: PlcStatus) -> None:
+        tx = self.transaction
+        payload = link_event(
+            status,
+            evse_id=self.config.evse_id,
+            now=self.utc_now(),
+            transaction_id=str(tx["id"]) if tx is not None else None,
+        )
+        await self.queue.off_loop(self.queue.enqueue, "NotifyEvent", payload)
+        self.sender.wake()
+
     def present_token(self, id_token: str, kind: str = "ISO14443") -> None:
         """An RFID card (or other EIM token) presented at the station."""
         self._token = _Token(id_token, kind)
@@ -444,7 +470,7 @@ class Bridge:
                 outcome = job()
                 if asyncio.iscoroutine(outcome):
                     await outcome
-            except (MappingError, sqlite3.Error, OSError) as exc:  # e.g. disk full
+            except (MappingError, sqlite3.Error, OSError, QueueError) as exc:
                 log.error("transaction event lost: %s", exc)
 
     async def _enqueue(
@@ -471,9 +497,13 @@ class Bridge:
         enqueue = functools.partial(
             self.queue.enqueue, "TransactionEvent", payload, state={self._tx_key: new_state}
         )
+        episodes = self.queue.full_episodes
         message = await self.queue.off_loop(enqueue)
         self._tx = new_state
         self.sender.wake()
+        if self.queue.full_episodes != episodes:  # the disk just filled up: A04 event
+            why = f"OCPP outbox: {self.queue.full}; events kept in memory"
+            self.client.spawn(self.security.record(MEMORY_EXHAUSTION, why), "security event")
         return message
 
     async def _recover(self) -> None:

@@ -34,6 +34,7 @@ TAMPER = "TamperDetectionActivated"
 FIRMWARE_UPDATED = "FirmwareUpdated"
 INVALID_FIRMWARE_SIGNATURE = "InvalidFirmwareSignature"
 INVALID_FIRMWARE_CERTIFICATE = "InvalidFirmwareSigningCertificate"
+MEMORY_EXHAUSTION = "MemoryExhaustion"  # flash or RAM getting full (the outbox's disk)
 SECURITY_LOG = "security.log"
 
 
@@ -94,7 +95,10 @@ class SecurityEvents:
 
     def _write(self, kind: str, tech_info: str) -> None:
         timestamp = mapping.ocpp_timestamp(self._utc_now())
-        self.log.append({"timestamp": timestamp, "type": kind, "techInfo": tech_info})
+        try:
+            self.log.append({"timestamp": timestamp, "type": kind, "techInfo": tech_info})
+        except OSError as exc:  # a full disk: the CSMS still hears of it (outbox in memory)
+            log.error("security log %s: %s", self.log.path, exc)
         payload: dict[str, object] = {"type": kind, "timestamp": timestamp}
         if tech_info:
             payload["techInfo"] = tech_info[:255]

@@ -317,6 +317,11 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
         self.csms.profile_reports.append(kw)
         return call_result.ReportChargingProfiles()
 
+    @on("NotifyEvent")
+    def on_notify_event(self, **kw: Any) -> Any:  # N07 (e.g. the PLC link of an EVSE)
+        self.csms.notify_events.append(kw)
+        return call_result.NotifyEvent()
+
     @on("NotifyEVChargingNeeds")
     def on_ev_needs(self, **kw: Any) -> Any:  # K15
         self.csms.ev_needs.append(kw)
@@ -361,6 +366,7 @@ class TestCsms:
         self.ev_needs: list[dict[str, Any]] = []  # NotifyEVChargingNeeds (K15)
         self.ev_schedules: list[dict[str, Any]] = []  # NotifyEVChargingSchedule
         self.security_events: list[dict[str, Any]] = []
+        self.notify_events: list[dict[str, Any]] = []  # NotifyEvent payloads (snake_case)
         self.meter_values: list[tuple[int, list[Any]]] = []  # MeterValues (J01, F06)
         self.log_statuses: list[dict[str, Any]] = []  # LogStatusNotification (N01)
         self.firmware_statuses: list[dict[str, Any]] = []  # FirmwareStatusNotification (L01)

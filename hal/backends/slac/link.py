@@ -23,6 +23,7 @@ from hal.backends.slac.matcher import (
     Failed,
     FrameIn,
     Ignored,
+    LinkLost,
     LinkReady,
     LinkUnconfirmed,
     Matched,
@@ -172,6 +173,8 @@ class SlacLink:
                          action.nid.hex())  # fmt: skip
             elif isinstance(action, LinkUnconfirmed):
                 log.warning("SLAC link not confirmed: %s", action.reason)
+            elif isinstance(action, LinkLost):
+                log.warning("SLAC link down: no station in NID %s any more", action.nid.hex())
             elif isinstance(action, Ignored):
                 log.debug("SLAC ignored a frame: %s", action.reason)
 
@@ -192,7 +195,7 @@ class SlacLink:
         state = self.matcher.state
         if state is State.MATCHED and self.last_match is not None:
             m = self.last_match
-            detail = f"link {self.matcher.link}"  # ready / unconfirmed / not confirmed
+            detail = f"link {self.matcher.link}"  # ready / unconfirmed / not confirmed / down
             return PlcStatus(PlcState.MATCHED, ev_mac=m.ev_mac, nid=m.nid, detail=detail)
         if state is State.FAILED:
             return PlcStatus(PlcState.FAILED, detail=self.last_failure)

@@ -32,7 +32,10 @@ After CM_SLAC_MATCH.CNF the matcher confirms that the EV joined (D-LINK_READY): 
 the modem for its network info (QCA VS_NW_INFO, every ``link_poll`` seconds) until a
 station shows up in the EVSE's NID (:class:`LinkReady`) or ``link_confirm`` runs out
 (:class:`LinkUnconfirmed`: the EV never joined, or the modem does not answer vendor
-requests).
+requests).  Once ready it keeps asking every ``link_watch`` seconds: an answer without
+a station in the NID is :class:`LinkLost` (link ``down``; the EV's modem left, e.g. the
+cable was pulled or the modem reset), a station showing up again :class:`LinkReady`.  A
+modem that stops answering changes nothing (silence proves nothing).
 """
 
 from __future__ import annotations
@@ -92,6 +95,7 @@ class SlacTimers:
     max_sessions: int = 8  # live (EV MAC, RunID) sessions at once
     link_confirm: float = 5.0  # after the match: the EV's modem must show up in the NID
     link_poll: float = 0.5  # VS_NW_INFO.REQ interval meanwhile
+    link_watch: float = 2.0  # VS_NW_INFO.REQ interval once the link is ready (lost link)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,13 +160,20 @@ class LinkUnconfirmed:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkLost:
+    """After D-LINK_READY: the modem reports no station in the EVSE's network any more."""
+
+    nid: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Ignored:
     """A frame that was not acted upon (bad bytes, wrong state); for the trace."""
 
     reason: str
 
 
-Action = Send | Matched | Failed | SessionDropped | Ignored | LinkReady | LinkUnconfirmed
+Action = Send | Matched | Failed | SessionDropped | Ignored | LinkReady | LinkUnconfirmed | LinkLost
 
 
 class State(enum.Enum):
@@ -221,9 +232,11 @@ class EvseMatcher:
         self._key_tries = 0
         self._nonce = b""
         self.modem_src: bytes | None = None  # the local modem's MAC, from CM_SET_KEY.CNF
-        self.link = "none"  # after a match: "unconfirmed", then "ready" or "not confirmed"
+        # after a match: "unconfirmed", then "ready" or "not confirmed"; "ready" <-> "down"
+        self.link = "none"
         self._link_deadline = float("inf")
         self._link_poll = float("inf")
+        self._watch_at = float("inf")  # the next VS_NW_INFO.REQ once the link was ready
 
     @property
     def deadline(self) -> float:
@@ -233,6 +246,8 @@ class EvseMatcher:
             times += [s.deadline for s in self.sessions.values()]
         if self.state is State.MATCHED and self.link == "unconfirmed":
             times += [self._link_poll, self._link_deadline]
+        if self.state is State.MATCHED and self.link in ("ready", "down"):
+            times.append(self._watch_at)
         return min(times)
 
     # ------------------------------------------------------------------ entry point
@@ -245,6 +260,7 @@ class EvseMatcher:
             if self.state is not State.IDLE:
                 self._rekey(out)
             self.state = State.IDLE
+            self.link = "none"
             self.sessions.clear()
             self.matched = None
         elif isinstance(event, FrameIn):
@@ -257,6 +273,7 @@ class EvseMatcher:
         self.nid = nid_from_nmk(self.nmk)
         self.sessions.clear()
         self.matched = None
+        self.link = "none"
         self._init_deadline = now + self.timers.evse_slac_init
         self.state = State.SET_KEY
         self._key_tries = 0
@@ -300,7 +317,7 @@ class EvseMatcher:
                     self._fail(f"modem refused CM_SET_KEY (result {msg.result})", out)
             return
         if isinstance(msg, VsNwInfoCnf):
-            self._nw_info(frame.src, msg, out)
+            self._nw_info(frame.src, msg, now, out)
             return
         if isinstance(msg, SlacMatchReq) and self.state is State.MATCHED:
             self._rematch(frame.src, msg, out)
@@ -466,17 +483,22 @@ class EvseMatcher:
         self._link_poll = now + self.timers.link_poll
         out.append(self._send(self.modem_mac, VsNwInfoReq()))
 
-    def _nw_info(self, src: bytes, msg: VsNwInfoCnf, out: list[Action]) -> None:
-        if self.state is not State.MATCHED or self.link != "unconfirmed":
+    def _nw_info(self, src: bytes, msg: VsNwInfoCnf, now: float, out: list[Action]) -> None:
+        if self.state is not State.MATCHED or self.link not in ("unconfirmed", "ready", "down"):
             return
         if self.modem_src is not None and src != self.modem_src:
             out.append(Ignored("VS_NW_INFO.CNF not from the EVSE's modem"))
             return
         for nid, stations in msg.networks:
             if nid == self.nid and stations:
-                self.link = "ready"
-                out.append(LinkReady(nid, stations))
+                if self.link != "ready":
+                    self.link = "ready"
+                    self._watch_at = now + self.timers.link_watch
+                    out.append(LinkReady(nid, stations))
                 return
+        if self.link == "ready":  # the modem answered: nobody in our network any more
+            self.link = "down"
+            out.append(LinkLost(self.nid))
 
     def _rematch(self, src: bytes, msg: SlacMatchReq, out: list[Action]) -> None:
         s = self.matched
@@ -506,6 +528,11 @@ class EvseMatcher:
                 )
             elif now >= self._link_poll:
                 self._ask_link(now, out)
+            return
+        if self.state is State.MATCHED and self.link in ("ready", "down"):
+            if now >= self._watch_at:
+                self._watch_at = now + self.timers.link_watch
+                out.append(self._send(self.modem_mac, VsNwInfoReq()))
             return
         if self.state is State.SET_KEY and now >= self._key_deadline:
             if self._key_tries >= self.timers.set_key_tries:
