@@ -1,7 +1,7 @@
 """The EV simulator over real sockets: SDP discovery (UDP, multicast to ``ff02::1`` on an
 interface or unicast to a given address), then TCP or TLS to the offered port, V2GTP
-framing, and a sans-I/O EV deciding each request: :class:`secc.testing.ev.EvSimulator`
-for ISO 15118-2 / DIN SPEC 70121 (an :class:`~secc.testing.ev.EvScript`),
+framing, and a sans-I/O EV deciding each request: :class:`secc.ev.iso2.EvSimulator`
+for ISO 15118-2 / DIN SPEC 70121 (an :class:`~secc.ev.iso2.EvScript`),
 :class:`secc.ev.iso20.Ev20Simulator` for ISO 15118-20 (an
 :class:`~secc.ev.iso20.Ev20Script`).
 
@@ -30,6 +30,7 @@ from typing import Any
 from secc import codec
 from secc.aio.tls import CIPHERS
 from secc.core.events import Schema
+from secc.ev.iso2 import EvScript, EvSimulator, Outgoing
 from secc.ev.iso20 import Ev20Script, Ev20Simulator
 from secc.ev.pnc20 import Ev20Credentials, Ev20Faults
 from secc.sdp import (
@@ -40,7 +41,6 @@ from secc.sdp import (
     SdpResponse,
     Security,
 )
-from secc.testing.ev import EvScript, EvSimulator, Outgoing
 from secc.trace import body_of, summarize
 from secc.v2gtp import Frame, Framer, FramingError, PayloadType, encode_frame
 
@@ -300,10 +300,7 @@ async def run_ev(
             out.steps.append(record)
             if on_step is not None:
                 on_step(record)
-            if isinstance(ev, Ev20Simulator):
-                step = ev.receive(message, schema, now)
-            else:
-                step = ev.receive(message, schema)
+            step = ev.receive(message, schema, now)
         error = getattr(ev, "error", None)
         out.ended = f"EV gave up: {error}" if error else "done"
         return out

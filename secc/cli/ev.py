@@ -32,10 +32,10 @@ from certs.store import StoreError, load_private_key
 from secc.aio.ev_client import EvError, EvResult, Step, run_ev, run_ev_sdp
 from secc.cli._help import summary
 from secc.core.config import PncTrust
+from secc.ev.iso2 import EvScript
 from secc.ev.iso20 import Ev20Script
 from secc.ev.pnc20 import Ev20Credentials, Ev20Faults, load_credentials20
 from secc.sdp import SDP_PORT, Security
-from secc.testing.ev import EvScript
 from secc.testing.pki import Credentials, der
 
 

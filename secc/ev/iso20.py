@@ -46,7 +46,7 @@ from secc import codec
 from secc.core.config import ISO20_AC_NAMESPACE, ISO20_DC_NAMESPACE
 from secc.core.events import Schema
 from secc.ev import install20, pnc20
-from secc.testing.ev import Outgoing
+from secc.ev.iso2 import Outgoing
 
 apphand = codec.schema_module("apphand")
 

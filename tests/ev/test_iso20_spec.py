@@ -10,8 +10,8 @@ import pytest
 
 from secc import codec
 from secc.core.events import Schema
+from secc.ev.iso2 import Outgoing
 from secc.ev.iso20 import Ev20Script, Ev20Simulator, rational, value_of
-from secc.testing.ev import Outgoing
 from tests.ev.spec_secc import AC, DC, SID, C, SpecSecc
 
 
