@@ -56,6 +56,12 @@ SERVICE_AC_BPT, SERVICE_DC_BPT = 5, 6
 BPT_CHANNEL_UNIFIED = 1  # the BPTChannel service parameter (2: Separated)
 CONTROL_MODE = {"scheduled": 1, "dynamic": 2}  # the ControlMode service parameter
 MAX_SUPPORTING_POINTS = 1024  # maxSupportingPointsScheduleTupleType: 12..1024
+MSG_TIMEOUT = {  # V2G_EVCC_Msg_Timeout (s) where it is not 2 s
+    "ServiceDetailReq": 5.0,
+    "CertificateInstallationReq": 5.0,
+    "AC_ChargeLoopReq": 0.5,
+    "DC_ChargeLoopReq": 0.5,
+}
 
 
 class Ev20Error(Exception):
@@ -103,9 +109,12 @@ class Ev20Script:
     target_soc: int = 80
     energy_request_wh: float = 40_000.0
     departure_time: int = 7200  # seconds from now
-    # timers: how long the EV waits for the SECC to finish a step
-    ongoing_timeout: float = 60.0  # Authorization, ScheduleExchange, WeldingDetection
-    cable_check_timeout: float = 40.0
+    # timers: how long the EV waits for the SECC to finish a step (ISO 15118-20's EVCC
+    # timers [V2G20-???]; the same names and, but for PreCharge, the values of -2)
+    # V2G_EVCC_Ongoing_Timeout: Authorization, CertificateInstallation, ScheduleExchange,
+    # WeldingDetection while EVSEProcessing=Ongoing
+    ongoing_timeout: float = 60.0
+    cable_check_timeout: float = 40.0  # V2G_EVCC_CableCheck_Timeout
     precharge_timeout: float = 10.0  # V2G_EVCC_PreCharge_Timeout of -20 (-2: 7 s)
 
     def __post_init__(self) -> None:
@@ -261,6 +270,12 @@ class Ev20Simulator:
     def request(self, name: str) -> Outgoing:
         """The request ``name`` as this EV would send it now (benches, lab tools)."""
         return self._out(name, 0.0)
+
+    def message_timeout(self, name: str) -> float:
+        """V2G_EVCC_Msg_Timeout for the request ``name`` (ISO 15118-20's message timeouts
+        [V2G20-???]): 5 s for ServiceDetail and CertificateInstallation (they may reach a
+        back end), 0.5 s in the charge loops, 2 s otherwise."""
+        return MSG_TIMEOUT.get(name, 2.0)
 
     @property
     def last_code(self) -> str | None:
