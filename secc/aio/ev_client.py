@@ -328,7 +328,7 @@ async def run_ev(
             now = loop.time()
             code = getattr(body, "response_code", None)
             summary = summarize(body)
-            if getattr(body, "evseid", None) is not None:  # DIN: hexBinary, -2/-20: a string
+            if type(body).__name__ == "SessionSetupRes":  # DIN: hexBinary, -2/-20: a string
                 summary["evse_id"] = evse_id_text(body.evseid)
             record = Step(
                 step.name,

@@ -82,7 +82,7 @@ def format_step(step: Step) -> str:
         facts.append(f"{nested['charged_energy_reading_wh']} Wh")
     if nested.get("bpt_discharged_energy_reading_wh") is not None:
         facts.append(f"{nested['bpt_discharged_energy_reading_wh']} Wh back")
-    if "evse_notification" in nested and nested["evse_notification"] != "ExitStandby":
+    if nested.get("evse_notification") not in (None, "ExitStandby", "None"):
         facts.append(str(nested["evse_notification"]))
     if "evse_isolation_status" in nested and step.response.startswith("CableCheck"):
         facts.append(f"isolation {nested['evse_isolation_status']}")

@@ -642,16 +642,24 @@ def _response_to(request: str) -> str:
 
 
 def evse_id_text(value: Any) -> str:
-    """SessionSetupRes's EVSEID for people: -2's string as it is; DIN's hexBinary as hex
-    (``0x00`` is DIN's "no EVSE ID"), with its text when every octet is printable."""
+    """SessionSetupRes's EVSEID for people: -2's (and -20's) string as it is; DIN's
+    hexBinary in hex, ``0x00`` being DIN's "no EVSE ID", with its reading when it is a
+    DIN SPEC 91286 ID packed one character per nibble ('*' as A, an odd count padded
+    with F: 49 A8 9A 63 60 is "49*89*6360"), or its text when every octet is printable
+    ASCII (as some stations send it)."""
     if isinstance(value, str):
         return value
     raw = bytes(value)
     text = f"0x{raw.hex().upper()}"
-    if raw == b"\x00":
+    if raw in (b"", b"\x00"):
         return f"{text} (none)"
-    if raw and all(0x20 < b < 0x7F for b in raw):
+    if all(0x20 < b < 0x7F for b in raw):  # printable text (a packed ID rarely is)
         return f"{text} ({raw.decode('ascii')})"
+    nibbles = raw.hex().upper()
+    if nibbles.endswith("F"):
+        nibbles = nibbles[:-1]
+    if all(c in "0123456789A" for c in nibbles):
+        return f"{text} ({nibbles.replace('A', '*')})"
     return text
 
 

@@ -80,8 +80,8 @@ def read_certificates(path: Path, what: str) -> list[x509.Certificate]:
     data = _bytes(path, what)
     try:
         certs = x509.load_pem_x509_certificates(data)
-    except ValueError as exc:
-        raise EvFileError(f"{what} {path}: not PEM certificates ({exc})") from None
+    except ValueError:
+        raise EvFileError(f"{what} {path}: not PEM certificates") from None
     if not certs:
         raise EvFileError(f"{what} {path}: no certificate in it")
     return certs

@@ -20,7 +20,7 @@ from secc.v2gtp import Framer, encode_frame
 apphand = codec.schema_module("apphand")
 NAMESPACE = {"iso2": "urn:iso:15118:2:2013:MsgDef", "din": "urn:din:70121:2012:MsgDef"}
 SESSION_ID = bytes.fromhex("0102030405060708")
-DIN_EVSEID = bytes.fromhex("0123456789")  # DIN: hexBinary
+DIN_EVSEID = bytes.fromhex("49A89A6360")  # DIN: hexBinary (DIN SPEC 91286 "49*89*6360")
 ISO2_EVSEID = "DE*ABC*E1234567*1"  # -2: a string
 
 

@@ -6,7 +6,9 @@ of every frame, and a TLS 1.2-only server refused."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import ssl
+import stat
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -252,6 +254,44 @@ def test_secc_ev_cli_iso20_pnc_over_mutual_tls(
     assert "MeteringConfirmationRes" in out and "EV: done (TLSv1.3 " in out
     vin = "WVWZZZ1JZXW000001"  # the test PKI's vehicle certificate
     assert peer and any(vin in str(v) for rdn in peer[0]["subject"] for v in rdn)
+
+
+def test_secc_ev_cli_iso20_pnc_with_the_evs_own_files_and_a_key_log(
+    pki_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--pki`` on a directory holding only the -20 EV's files (V2G root certificate,
+    contract, OEM provisioning and vehicle chains with their keys: no CA key);
+    ``--tls-keylog`` writes the TLS 1.3 secrets to a 0600 file."""
+    ev_dir = tmp_path / "ev"
+    for rel in (
+        "v2g20/root.pem",
+        "mo20/contract_chain.pem",
+        "mo20/contract.key",
+        "oem20/prov_chain.pem",
+        "oem20/prov.key",
+        "oem20/vehicle_chain.pem",
+        "oem20/vehicle.key",
+    ):
+        (ev_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(pki_dir / rel, ev_dir / rel)
+    keylog = tmp_path / "keys.log"
+    secc = SpecSecc(pnc=True)
+    peer: list[Any] = []
+
+    async def main() -> int:
+        async with spec_server(secc, [], mutual_context(pki_dir), peer) as port:
+            argv = ["--protocol", "iso20", "--payment", "pnc", "--loops", "2"]
+            argv += ["--address", "::1", "--port", str(port), "--pki", str(ev_dir)]
+            argv += ["--tls-keylog", str(keylog), "--msg-timeout", "10"]
+            return await asyncio.to_thread(ev_main, argv, "secc ev")
+
+    code = run(main())
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert secc.verdicts == ["OK", "OK"] and peer  # authorized; the vehicle chain presented
+    assert stat.S_IMODE(keylog.stat().st_mode) == 0o600
+    labels = {line.split()[0] for line in keylog.read_text().splitlines() if line[:1] != "#"}
+    assert {"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "CLIENT_TRAFFIC_SECRET_0"} <= labels
 
 
 def test_secc_ev_cli_iso20_fault_is_refused(

@@ -18,7 +18,7 @@ from secc import codec
 from secc.aio.ev_client import run_ev
 from secc.cli.ev import main as ev_main
 from secc.core.events import Schema
-from secc.ev.iso2 import EvScript, EvSimulator, Outgoing
+from secc.ev.iso2 import EvScript, EvSimulator, Outgoing, evse_id_text
 from tests.ev.spec_secc2 import BadSecc
 
 DC = EvScript(energy_mode="DC_extended", think_time=0.0, poll_interval=0.5, charge_loops=2)
@@ -117,6 +117,15 @@ def test_a_response_to_another_request_ends_the_session() -> None:
     assert ev.error == "expected SessionSetupRes, the station sent ServiceDiscoveryRes"
 
 
+def test_the_din_evse_id_is_read_as_hexbinary() -> None:
+    assert evse_id_text("DE*ABC*E1234567*1") == "DE*ABC*E1234567*1"  # -2: a string
+    assert evse_id_text(b"\x00") == "0x00 (none)"  # DIN: "no EVSE ID"
+    assert evse_id_text(bytes.fromhex("49A89A6360")) == "0x49A89A6360 (49*89*6360)"
+    assert evse_id_text(bytes.fromhex("49AF")) == "0x49AF (49*)"  # odd count: F padding
+    assert evse_id_text(b"DE*ABC*E1") == "0x44452A4142432A4531 (DE*ABC*E1)"
+    assert evse_id_text(bytes([0xDE, 0xAD])) == "0xDEAD"
+
+
 # --- over sockets ----------------------------------------------------------------------
 
 
@@ -153,7 +162,8 @@ def test_secc_ev_stops_precharge_against_a_station_at_1_volt(
     assert "PowerDeliveryReq" not in secc.seen
     assert secc.seen.count("PreChargeReq") >= 10
     # the EVSE ID as the standard types it: DIN hexBinary (shown in hex), -2 a string
-    shown = "EVSE ID 0x0123456789" if protocol == "din" else "EVSE ID DE*ABC*E1234567*1"
+    din = "EVSE ID 0x49A89A6360 (49*89*6360)"
+    shown = din if protocol == "din" else "EVSE ID DE*ABC*E1234567*1"
     assert shown in out
 
 
