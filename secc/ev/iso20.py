@@ -232,6 +232,7 @@ class Ev20Simulator:
         self._awaiting: str | None = None
         self._phase: str | None = None
         self._phase_start = 0.0
+        self._first_sent = 0.0  # when the first request of the current phase went out
         self._clock = 0.0
 
     # --- the sans-I/O interface ----------------------------------------------------------
@@ -284,10 +285,12 @@ class Ev20Simulator:
     # --- sequencing ----------------------------------------------------------------------
 
     def _poll(self, phase: str, timeout: float, name: str, delay: float) -> tuple[str, float]:
-        """Ask ``name`` again after ``delay`` unless ``phase`` has run past ``timeout``."""
+        """Ask ``name`` again after ``delay`` unless ``phase`` (timed from its first
+        request; a phase that comes back later, as a renegotiation's ScheduleExchange,
+        is timed afresh) would then have run past ``timeout``."""
         if self._phase != phase:
-            self._phase, self._phase_start = phase, self._clock
-        elif self._clock - self._phase_start + delay > timeout:
+            self._phase, self._phase_start = phase, self._first_sent
+        if self._clock - self._phase_start + delay > timeout:
             raise Ev20Error(f"{phase} not finished within {timeout:g} s: the EV gives up")
         return name, delay
 
@@ -554,6 +557,8 @@ class Ev20Simulator:
 
     def _out(self, name: str, delay: float) -> Outgoing:
         self._clock += delay
+        if not self.sent or self.sent[-1] != name:  # a new phase: its timer starts here
+            self._phase, self._first_sent = None, self._clock
         self.sent.append(name)
         self._awaiting = name[:-3] + "Res"
         if name == "supportedAppProtocolReq":

@@ -182,7 +182,16 @@ def test_secc_ev_cli_iso20(pki_dir: Path, control: str, capsys: pytest.CaptureFi
         ctx = server_context(pki_dir, ssl.TLSVersion.TLSv1_3)
         async with spec_server(secc, [], ctx) as port:
             argv = ["--protocol", "iso20", "--mode", "ac", "--control", control]
-            argv += ["--address", "::1", "--port", str(port), "--pki", str(pki_dir)]
+            argv += [
+                "--address",
+                "::1",
+                "--msg-timeout",
+                "10",
+                "--port",
+                str(port),
+                "--pki",
+                str(pki_dir),
+            ]
             argv += ["--loops", "2"]
             return await asyncio.to_thread(ev_main, argv, "secc ev")
 
@@ -198,7 +207,16 @@ def test_secc_ev_cli_charges_until_the_energy(capsys: pytest.CaptureFixture[str]
     async def main() -> int:
         async with spec_server(secc, []) as port:
             argv = ["--protocol", "iso20", "--mode", "dc", "--tcp", "--energy", "250"]
-            argv += ["--address", "::1", "--port", str(port), "--loops", "99"]
+            argv += [
+                "--address",
+                "::1",
+                "--msg-timeout",
+                "10",
+                "--port",
+                str(port),
+                "--loops",
+                "99",
+            ]
             return await asyncio.to_thread(ev_main, argv, "secc ev")
 
     assert run(main()) == 0
@@ -243,7 +261,16 @@ def test_secc_ev_cli_iso20_pnc_over_mutual_tls(
         ctx = mutual_context(pki_dir)
         async with spec_server(secc, [], ctx, peer) as port:
             argv = ["--protocol", "iso20", "--mode", mode, "--payment", "pnc"]
-            argv += ["--address", "::1", "--port", str(port), "--pki", str(pki_dir)]
+            argv += [
+                "--address",
+                "::1",
+                "--msg-timeout",
+                "10",
+                "--port",
+                str(port),
+                "--pki",
+                str(pki_dir),
+            ]
             argv += ["--loops", "3"]
             return await asyncio.to_thread(ev_main, argv, "secc ev")
 
@@ -302,7 +329,16 @@ def test_secc_ev_cli_iso20_fault_is_refused(
     async def main() -> int:
         async with spec_server(secc, [], mutual_context(pki_dir)) as port:
             argv = ["--protocol", "iso20", "--payment", "pnc", "--fault", "tamper-signature"]
-            argv += ["--address", "::1", "--port", str(port), "--pki", str(pki_dir)]
+            argv += [
+                "--address",
+                "::1",
+                "--msg-timeout",
+                "10",
+                "--port",
+                str(port),
+                "--pki",
+                str(pki_dir),
+            ]
             return await asyncio.to_thread(ev_main, argv, "secc ev")
 
     assert run(main()) == 1
@@ -317,7 +353,7 @@ def test_secc_ev_cli_iso20_bpt(capsys: pytest.CaptureFixture[str]) -> None:
         async with spec_server(secc, []) as port:
             argv = ["--protocol", "iso20", "--mode", "dc", "--tcp", "--bpt"]
             argv += ["--discharge-loops", "2", "--loops", "2"]
-            argv += ["--address", "::1", "--port", str(port)]
+            argv += ["--address", "::1", "--msg-timeout", "10", "--port", str(port)]
             return await asyncio.to_thread(ev_main, argv, "secc ev")
 
     assert run(main()) == 0
@@ -361,7 +397,7 @@ def test_secc_ev_cli_iso20_pnc_from_explicit_files(
     async def main() -> int:
         async with spec_server(secc, [], mutual_context(pki_dir), peer) as port:
             argv = ["--protocol", "iso20", "--payment", "pnc", "--loops", "1"]
-            argv += ["--address", "::1", "--port", str(port)]
+            argv += ["--address", "::1", "--msg-timeout", "10", "--port", str(port)]
             for opt, rel in (
                 ("--contract-chain", "mo20/contract_chain.pem"),
                 ("--contract-key", "mo20/contract.key"),

@@ -173,6 +173,7 @@ def test_secc_ev_target_voltage(capsys: pytest.CaptureFixture[str]) -> None:
 
     def body(port: int) -> int:
         argv = ["--address", "::1", "--port", str(port), "--tcp", "--mode", "dc", "--loops", "2"]
+        argv += ["--msg-timeout", "10"]  # the test is about the voltage, not timing
         return ev_main([*argv, "--target-voltage", "800"], "secc ev")
 
     code = _serve(secc, body)
