@@ -30,7 +30,7 @@ from certs import testpki
 from certs._util import Issued
 from certs.store import ISO20_KEYS, load_private_key
 from secc.aio.ev_client import EvError, EvResult, Step, run_ev, run_ev_sdp
-from secc.cli._help import summary
+from secc.cli._help import plain, summary
 from secc.core.config import PncTrust
 from secc.ev.iso2 import EvScript
 from secc.ev.iso20 import Ev20Script
@@ -158,15 +158,23 @@ def script20_for(mode: str, control: str, *, loops: int = 5) -> Ev20Script:
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=summary(__doc__))
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description=summary(__doc__),
+        epilog=plain(" ".join(__doc__.split("\n\n")[1].split())) if __doc__ else None,
+    )
     net = p.add_argument_group("the station")
-    net.add_argument("--interface", help="PLC interface for SDP multicast to ff02::1 (e.g. eth1)")
-    net.add_argument("--address", help="station address for unicast SDP (e.g. ::1)")
+    net.add_argument(
+        "--interface", help="PLC interface for SDP multicast to ff02::1, e.g. eth1 (default: none)"
+    )
+    net.add_argument("--address", help="station address for unicast SDP, e.g. ::1 (default: none)")
     net.add_argument(
         "--sdp-port", type=int, default=SDP_PORT, help="SDP UDP port (default: %(default)s)"
     )
     net.add_argument(
-        "--port", type=int, help="skip SDP: connect to this V2G port (needs --address)"
+        "--port",
+        type=int,
+        help="skip SDP: connect to this V2G port (needs --address; default: SDP)",
     )
     security = net.add_mutually_exclusive_group()
     security.add_argument(
@@ -195,7 +203,12 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         help="ISO 15118-2, DIN SPEC 70121 or ISO 15118-20 (default: %(default)s)",
     )
     ses.add_argument("--din", action="store_true", help="same as --protocol din")
-    ses.add_argument("--mode", choices=("ac", "dc"), default="ac", help="(default: %(default)s)")
+    ses.add_argument(
+        "--mode",
+        choices=("ac", "dc"),
+        default="ac",
+        help="AC or DC charging (default: %(default)s)",
+    )
     ses.add_argument(
         "--payment",
         choices=("eim", "pnc"),
@@ -209,11 +222,16 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         help="ISO 15118-20 control mode (default: %(default)s)",
     )
     ses.add_argument(
-        "--loops", type=int, default=5, help="charging loop iterations (default: %(default)s)"
+        "--loops",
+        type=int,
+        default=5,
+        metavar="N",
+        help="charging loop iterations (default: %(default)s)",
     )
     ses.add_argument(
         "--energy",
         type=float,
+        metavar="WH",
         help="ISO 15118-20: charge until the meter shows this many Wh (default: --loops)",
     )
     ses.add_argument(
@@ -245,16 +263,33 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "certificate installation/update; repeatable (default: from --pki; without "
         "either the station's TLS certificate is not checked)",
     )
-    pki.add_argument("--contract-chain", type=Path, metavar="FILE", help="contract chain")
-    pki.add_argument("--contract-key", type=Path, metavar="FILE", help="contract key")
     pki.add_argument(
-        "--oem-chain", type=Path, metavar="FILE", help="OEM provisioning chain (installation)"
+        "--contract-chain", type=Path, metavar="FILE", help="contract chain (default: from --pki)"
     )
-    pki.add_argument("--oem-key", type=Path, metavar="FILE", help="OEM provisioning key")
     pki.add_argument(
-        "--vehicle-chain", type=Path, metavar="FILE", help="-20: vehicle TLS chain (mutual TLS)"
+        "--contract-key", type=Path, metavar="FILE", help="contract key (default: from --pki)"
     )
-    pki.add_argument("--vehicle-key", type=Path, metavar="FILE", help="-20: vehicle TLS key")
+    pki.add_argument(
+        "--oem-chain",
+        type=Path,
+        metavar="FILE",
+        help="OEM provisioning chain, for installation (default: from --pki)",
+    )
+    pki.add_argument(
+        "--oem-key", type=Path, metavar="FILE", help="OEM provisioning key (default: from --pki)"
+    )
+    pki.add_argument(
+        "--vehicle-chain",
+        type=Path,
+        metavar="FILE",
+        help="-20: vehicle TLS chain for mutual TLS (default: from --pki)",
+    )
+    pki.add_argument(
+        "--vehicle-key",
+        type=Path,
+        metavar="FILE",
+        help="-20: vehicle TLS key (default: from --pki)",
+    )
     pki.add_argument(
         "--no-contract",
         action="store_true",
@@ -278,6 +313,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     bpt.add_argument(
         "--discharge-loops",
         type=int,
+        metavar="N",
         default=0,
         help="with --bpt: loops discharging after the charging ones (default: %(default)s)",
     )
@@ -421,6 +457,8 @@ def main(argv: list[str], prog: str) -> int:
             target_voltage=args.target_voltage,
             max_voltage=max(450.0, args.target_voltage),
         )
+    if args.tls and not roots:
+        print(f"{prog}: no --v2g-root/--pki: the station's certificate is not checked")
     try:
         print(HEADER)
         faults = Ev20Faults(**{f.replace("-", "_"): True for f in args.fault})
