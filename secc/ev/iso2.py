@@ -188,7 +188,8 @@ class EvSimulator:
         name = type(body).__name__
         code = body.response_code.value
         self.responses.append((name, code))
-        if code.upper().startswith("FAILED"):
+        if code.upper().startswith("FAILED"):  # the station refused: the session ends
+            self.error = f"{name}: {code}"
             self.done = True
             return None
         try:

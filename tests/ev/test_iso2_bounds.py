@@ -117,6 +117,14 @@ def test_a_response_to_another_request_ends_the_session() -> None:
     assert ev.error == "expected SessionSetupRes, the station sent ServiceDiscoveryRes"
 
 
+def test_a_refusal_ends_the_session_with_the_reason() -> None:
+    ev = EvSimulator(replace(DC, protocol="din"))  # offers DIN only
+    step = ev.start()
+    answer = BadSecc("iso2").answer(_roundtrip(step.message, "apphand"))  # speaks -2 only
+    assert ev.receive(_roundtrip(answer, "apphand"), Schema.APPHAND, 0.01) is None
+    assert ev.done and ev.error == "supportedAppProtocolRes: Failed_NoNegotiation"
+
+
 def test_the_din_evse_id_is_read_as_hexbinary() -> None:
     assert evse_id_text("DE*ABC*E1234567*1") == "DE*ABC*E1234567*1"  # -2: a string
     assert evse_id_text(b"\x00") == "0x00 (none)"  # DIN: "no EVSE ID"
