@@ -32,7 +32,8 @@ A FAILED ResponseCode, or a response that does not answer the request, ends it t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import datetime as dt
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +46,13 @@ from secc.core.config import DIN_NAMESPACE, ISO2_NAMESPACE
 from secc.core.context import physical_value, value_of
 from secc.core.events import Schema
 from secc.core.failures import minimal_element
-from secc.ev.pnc2 import EvCredentials, emaid_of, sign_elements
+from secc.ev.pnc2 import (
+    EvCredentials,
+    InstallationError,
+    check_installation,
+    emaid_of,
+    sign_elements,
+)
 
 apphand = codec.schema_module("apphand")
 ISO_SCHEMA_ID = 1
@@ -141,8 +148,12 @@ class Outgoing:
 class EvSimulator:
     """One -2 or DIN EV session, sans-I/O (see the module docstring)."""
 
-    def __init__(self, script: EvScript) -> None:
+    def __init__(
+        self, script: EvScript, *, utc_now: Callable[[], dt.datetime] | None = None
+    ) -> None:
         self.script = script
+        self.utc_now = utc_now or (lambda: dt.datetime.now(dt.UTC))  # certificate validity
+        self._signature: Any = None  # the header Signature of the last response
         self.schema = Schema.DIN if script.protocol == "din" else Schema.ISO2
         self.mod: Any = codec.schema_module(self.schema.value)
         self.session_id = script.resume_session_id or bytes(1)
@@ -195,6 +206,8 @@ class EvSimulator:
         try:
             if self._awaiting is not None and name != self._awaiting:
                 raise Ev2Error(f"expected {self._awaiting}, the station sent {name}")
+            if schema is not Schema.APPHAND:
+                self._signature = message.header.signature
             if schema is not Schema.APPHAND and name == "SessionSetupRes":
                 self.session_id = bytes(message.header.session_id)
                 self.evse_id = evse_id_text(body.evseid)
@@ -612,8 +625,13 @@ class EvSimulator:
         return self.contract_key
 
     def _install(self, res: Any, *, update: bool = False) -> None:
-        """Take the new contract chain and eMAID, and open the contract's private key with
-        the OEM provisioning key (for an update: the old contract key)."""
+        """Check the response (:func:`~secc.ev.pnc2.check_installation`), take the new
+        contract chain and eMAID, and open the contract's private key with the OEM
+        provisioning key (for an update: the old contract key)."""
+        try:
+            check_installation(res, self._signature, self._creds().v2g_roots, self.utc_now())
+        except InstallationError as exc:
+            raise Ev2Error(f"{type(res).__name__} not trusted: {exc}") from None
         chain = res.contract_signature_cert_chain
         subs = chain.sub_certificates.certificate if chain.sub_certificates else ()
         new_chain = (bytes(chain.certificate), *(bytes(c) for c in subs))

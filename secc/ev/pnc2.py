@@ -14,6 +14,7 @@ schema), the SignatureValue is ECDSA P-256 over the SignedInfo as an xmldsig fra
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +26,17 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from certs import xmldsig
 from certs.store import ISO2_KEYS, StoreError, load_leaf_key
+from certs.validate import validate_chain
 from secc import codec
+from secc.core.pnc_crypto import to_certs_signed_info
 
 
 class EvFileError(ValueError):
     """One of the EV's files is missing or unusable; the message names the file."""
+
+
+class InstallationError(ValueError):
+    """A CertificateInstallationRes / CertificateUpdateRes the EV must not trust."""
 
 
 class EvCredentials(Protocol):
@@ -195,3 +202,43 @@ def sign_elements(
     )
     value = xmldsig.sign_signed_info(codec.encode_fragment(info, schema="xmldsig"), key)
     return iso2.Signature(signed_info=info, signature_value=iso2.SignatureValue(value=value))
+
+
+def check_installation(
+    res: Any, signature: Any, v2g_roots: Sequence[x509.Certificate], utc_now: dt.datetime
+) -> None:
+    """What the EV checks in a CertificateInstallationRes / CertificateUpdateRes before it
+    takes the contract [V2G2-???]: the SA provisioning (CPS) chain leads to a V2G root it
+    trusts, and the CPS leaf signed the ContractSignatureCertChain, the encrypted private
+    key, the DHpublickey and the eMAID (the header Signature's References)."""
+    if signature is None:
+        raise InstallationError("the response carries no signature")
+    if not v2g_roots:
+        raise InstallationError("no V2G root certificate to check the CPS chain against")
+    sa = res.sa_provisioning_certificate_chain
+    subs = [bytes(c) for c in sa.sub_certificates.certificate] if sa.sub_certificates else []
+    verdict = validate_chain(bytes(sa.certificate), subs, v2g_roots, utc_now, profile="cps")
+    if not verdict.ok:
+        raise InstallationError(f"SA provisioning chain: {verdict.reason}")
+    fragments = {
+        el.id: codec.encode_fragment(el, schema="iso2", name=name)
+        for el, name in (
+            (res.contract_signature_cert_chain, "ContractSignatureCertChain"),
+            (res.contract_signature_encrypted_private_key, None),
+            (res.dh_public_key, "DHpublickey"),
+            (res.emaid, "eMAID"),
+        )
+    }
+    leaf_key = verdict.chain[0].public_key()
+    try:
+        info = to_certs_signed_info(signature.signed_info)
+        xmldsig.check_references(info, fragments, required_ids=tuple(fragments))
+        if not isinstance(leaf_key, ec.EllipticCurvePublicKey):
+            raise xmldsig.SignatureError("the CPS key is not an ECDSA key")
+        xmldsig.verify_signed_info(
+            codec.encode_fragment(signature.signed_info, schema="xmldsig"),
+            bytes(signature.signature_value.value),
+            leaf_key,
+        )
+    except xmldsig.SignatureError as exc:
+        raise InstallationError(f"the CPS signature: {exc}") from None
