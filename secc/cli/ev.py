@@ -178,7 +178,11 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     security = net.add_mutually_exclusive_group()
     security.add_argument(
-        "--tls", dest="tls", action="store_true", default=True, help="ask for TLS (the default)"
+        "--tls",
+        dest="tls",
+        action="store_true",
+        default=None,
+        help="ask for TLS (the default, but for DIN SPEC 70121, which has no TLS)",
     )
     security.add_argument("--tcp", dest="tls", action="store_false", help="ask for plain TCP")
     net.add_argument(
@@ -398,6 +402,8 @@ def main(argv: list[str], prog: str) -> int:
     args = parser.parse_args(argv)
     if args.din:
         args.protocol = "din"
+    if args.tls is None:  # DIN SPEC 70121 runs on plain TCP; -2 and -20 on TLS
+        args.tls = args.protocol != "din"
     _check(parser, args)
     iso20 = args.protocol == "iso20"
     files = ev_files(args, iso20)

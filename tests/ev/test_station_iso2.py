@@ -150,10 +150,11 @@ def test_din_shows_the_stations_evse_id(
 ) -> None:
     """DIN's EVSEID is hexBinary: the station's "DE*ABC*E1234567*1" is not a DIN SPEC
     91286 ID, so it sends 0x00 ("no EVSE ID"), and the EV says so."""
-    code, _ = _session(lab_pki, tmp_path, ["--din", "--tcp"], dc=True)
+    code, _ = _session(lab_pki, tmp_path, ["--din"], dc=True)
     out = capsys.readouterr().out
     assert code == 0, out
     assert "SessionSetupRes" in out and "EVSE ID 0x00 (none)" in out
+    assert out.rstrip().endswith("EV: done (TCP)")  # DIN has no TLS: TCP by default
 
 
 @pytest.mark.parametrize(
