@@ -382,9 +382,15 @@ class Ev20Simulator:
             if abs(self.evse_voltage - s.target_voltage) <= s.precharge_tolerance:
                 self.precharge_finished = True  # the next DC_PreChargeReq says Finished
                 return "DC_PreChargeReq", s.precharge_interval
-            return self._poll(
-                "PreCharge", s.precharge_timeout, "DC_PreChargeReq", s.precharge_interval
-            )
+            try:
+                return self._poll(
+                    "PreCharge", s.precharge_timeout, "DC_PreChargeReq", s.precharge_interval
+                )
+            except Ev20Error as exc:
+                raise Ev20Error(
+                    f"{exc} (the EVSE reports {self.evse_voltage:g} V, "
+                    f"the EV asked {s.target_voltage:g} V)"
+                ) from None
         if name == "PowerDeliveryRes":
             if self.stopping and self._metering_asked(res.evse_status):
                 after = "DC_WeldingDetectionReq" if s.dc else "SessionStopReq"

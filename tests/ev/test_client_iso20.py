@@ -171,7 +171,10 @@ def test_station_that_never_precharges_ends_the_ev_with_the_reason() -> None:
             return await run_ev(script, host="::1", port=port, tls=False)
 
     result = run(main())
-    assert result.ended == ("EV gave up: PreCharge not finished within 1 s: the EV gives up")
+    assert result.ended == (
+        "EV gave up: PreCharge not finished within 1 s: the EV gives up "
+        "(the EVSE reports 200 V, the EV asked 400 V)"
+    )
 
 
 @pytest.mark.parametrize("control", ["scheduled", "dynamic"])

@@ -133,7 +133,10 @@ def test_terminate_notification_ends_the_loop() -> None:
 def test_precharge_that_never_reaches_the_target_ends_with_a_clear_error() -> None:
     secc = SpecSecc(precharge_ceiling=300.0)
     ev = run(Ev20Script(mode="dc", precharge_timeout=7.0, precharge_interval=0.1), secc)
-    assert ev.done and ev.error == "PreCharge not finished within 7 s: the EV gives up"
+    assert ev.done and ev.error == (
+        "PreCharge not finished within 7 s: the EV gives up "
+        "(the EVSE reports 300 V, the EV asked 400 V)"
+    )
     n = secc.seen.count("DC_PreChargeReq")
     assert 50 <= n <= 80  # 7 s at one request per 0.1 s, then the EV stops
     assert "PowerDeliveryReq" not in secc.seen
