@@ -366,7 +366,7 @@ def _check(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             p.error("--payment pnc needs --pki DIR or --contract-chain/--contract-key")
         if (args.no_contract or args.install_certificate) and args.oem_chain is None:
             p.error("certificate installation needs --pki DIR or --oem-chain/--oem-key")
-        if not args.v2g_root and (certificate and not iso20):
+        if not args.v2g_root and certificate:  # to check the CPS chain and signature
             p.error("certificate installation and update need --v2g-root (or --pki DIR)")
     for chain, key in (("contract_chain", "contract_key"), ("oem_chain", "oem_key")):
         if args.pki is None and (getattr(args, chain) is None) != (getattr(args, key) is None):

@@ -196,6 +196,20 @@ def test_a_key_that_is_not_the_chains_is_refused(
     assert f"{pki_dir}/oem/prov.key is not the key of the leaf certificate in" in err
 
 
+@pytest.mark.parametrize("protocol", ["iso2", "iso20"])
+def test_installation_without_a_v2g_root_is_refused(
+    pki_dir: Path, protocol: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The EV checks the CPS chain against its V2G roots: no root, no installation."""
+    oem = "oem20" if protocol == "iso20" else "oem"
+    argv = ["--address", "::1", "--protocol", protocol, "--payment", "pnc", "--no-contract"]
+    argv += ["--oem-chain", str(pki_dir / oem / "prov_chain.pem")]
+    argv += ["--oem-key", str(pki_dir / oem / "prov.key")]
+    with pytest.raises(SystemExit):
+        ev_main(argv, "secc ev")
+    assert "need --v2g-root (or --pki DIR)" in capsys.readouterr().err
+
+
 def test_every_option_says_its_default(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         ev_main(["--help"], "secc ev")
