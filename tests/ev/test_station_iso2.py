@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import stat
 from pathlib import Path
 
@@ -208,6 +209,35 @@ def test_installation_without_a_v2g_root_is_refused(
     with pytest.raises(SystemExit):
         ev_main(argv, "secc ev")
     assert "need --v2g-root (or --pki DIR)" in capsys.readouterr().err
+
+
+def test_the_key_log_is_made_0600_and_never_followed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An existing key log is made 0600 before anything is written; a symlink is refused
+    (the secrets go to the file named, nowhere else); a bad path is named."""
+    closed = socket.socket(socket.AF_INET6)
+    closed.bind(("::1", 0))
+    port = closed.getsockname()[1]  # bound, not listening: the connection is refused
+    base = ["--address", "::1", "--port", str(port), "--tls-keylog"]
+    try:
+        existing = tmp_path / "keys.log"
+        existing.write_text("")
+        existing.chmod(0o644)
+        assert ev_main([*base, str(existing)], "secc ev") == 1
+        assert stat.S_IMODE(existing.stat().st_mode) == 0o600
+        assert "cannot connect to [::1]" in capsys.readouterr().err
+        link = tmp_path / "link.log"
+        link.symlink_to(tmp_path / "elsewhere.log")
+        assert ev_main([*base, str(link)], "secc ev") == 1
+        assert f"secc ev: TLS key log {link}: " in capsys.readouterr().err
+        assert not (tmp_path / "elsewhere.log").exists()
+        missing = tmp_path / "no" / "keys.log"
+        assert ev_main([*base, str(missing)], "secc ev") == 1
+        err = capsys.readouterr().err
+        assert f"secc ev: TLS key log {missing}: No such file or directory" in err
+    finally:
+        closed.close()
 
 
 def test_every_option_says_its_default(capsys: pytest.CaptureFixture[str]) -> None:
