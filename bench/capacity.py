@@ -86,7 +86,7 @@ async def ev(
 ) -> None:
     """One EV: a DC session up to the charging loop, then a CurrentDemandReq every 100 ms
     until the window's end; the round trips inside the window are recorded."""
-    from secc.testing.ev import EvScript, EvSimulator
+    from secc.ev.iso2 import EvScript, EvSimulator
 
     reader, writer = await asyncio.open_connection("::1", port, ssl=ctx)
     framer = Framer()

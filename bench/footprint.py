@@ -33,8 +33,8 @@ from pathlib import Path
 
 from certs import testpki
 from secc.aio.ev_client import discover, run_ev_sdp
+from secc.ev.iso2 import EvScript
 from secc.sdp import Security
-from secc.testing.ev import EvScript
 
 CONFIG = """
 [station]

@@ -142,8 +142,8 @@ async def measure_core(count: int, use_tls: bool, directory: Path, trace: bool) 
     from certs import testpki
     from hal.backends.simulated import build_board
     from secc.config import CertsSection, EvseSection, HalSection, StationConfig, StationSection
+    from secc.ev.iso2 import EvScript, EvSimulator
     from secc.runtime import Station
-    from secc.testing.ev import EvScript, EvSimulator
 
     pki = testpki.build_test_pki(dt.datetime.now(dt.UTC))
     testpki.write_test_pki(pki, directory)

@@ -26,8 +26,8 @@ from secc.core.actions import SendResponse
 from secc.core.config import ISO20_DC_NAMESPACE, SessionConfig
 from secc.core.events import RequestReceived, Schema
 from secc.core.session import SeccSession
+from secc.ev.iso2 import EvScript, EvSimulator
 from secc.ev.iso20 import Ev20Script, Ev20Simulator
-from secc.testing.ev import EvScript, EvSimulator
 from secc.testing.harness import run_session
 
 

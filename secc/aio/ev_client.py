@@ -1,7 +1,7 @@
 """The EV simulator over real sockets: SDP discovery (UDP, multicast to ``ff02::1`` on an
 interface or unicast to a given address), then TCP or TLS to the offered port, V2GTP
-framing, and a sans-I/O EV deciding each request: :class:`secc.testing.ev.EvSimulator`
-for ISO 15118-2 / DIN SPEC 70121 (an :class:`~secc.testing.ev.EvScript`),
+framing, and a sans-I/O EV deciding each request: :class:`secc.ev.iso2.EvSimulator`
+for ISO 15118-2 / DIN SPEC 70121 (an :class:`~secc.ev.iso2.EvScript`),
 :class:`secc.ev.iso20.Ev20Simulator` for ISO 15118-20 (an
 :class:`~secc.ev.iso20.Ev20Script`).
 
@@ -9,8 +9,15 @@ For lab engineers (``secc ev``), the demo, the station tests and the benches.  F
 the TLS client offers TLS 1.2 with the ISO 15118-2 suite only; for -20 it speaks TLS 1.3
 only (as -20 requires) and may present a vehicle certificate (``client_cert``: mutual TLS
 for -20 Plug & Charge; ``credentials`` give the -20 EV its contract and OEM material).  Either way
-it checks the SECC chain against the V2G root it is given (``cafile``); Python's ssl
-cannot send ``trusted_ca_keys``.  -20 messages travel in the payload type of their
+it checks the SECC chain against the V2G root(s) it is given (``cafile``: one PEM file or
+several); Python's ssl cannot send ``trusted_ca_keys``.  ``keylog`` writes the TLS secrets
+of the connection in the SSLKEYLOGFILE format (for Wireshark), to a file made 0600 first.
+
+Each response is awaited ``response_timeout`` seconds, or with ``response_timeout=None``
+for the standard's V2G_EVCC_Msg_Timeout of that request (ISO 15118-2 Table 109, DIN SPEC
+70121 Table 75, ISO 15118-20's message timeouts: the EV's ``message_timeout``); ``secc
+ev`` uses the standard's, the library's default is a lenient 10 s for loaded test
+machines.  -20 messages travel in the payload type of their
 schema (0x8002 CommonMessages, 0x8003 AC, 0x8004 DC; the handshake stays 0x8001) and each
 response is decoded with the schema of the payload type it arrived in.
 """
@@ -22,14 +29,16 @@ import contextlib
 import socket
 import ssl
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from secc import codec
+from secc.aio.keylog import KeylogError, enable_keylog
 from secc.aio.tls import CIPHERS
 from secc.core.events import Schema
+from secc.ev.iso2 import EvScript, EvSimulator, Outgoing, evse_id_text
 from secc.ev.iso20 import Ev20Script, Ev20Simulator
 from secc.ev.pnc20 import Ev20Credentials, Ev20Faults
 from secc.sdp import (
@@ -40,12 +49,15 @@ from secc.sdp import (
     SdpResponse,
     Security,
 )
-from secc.testing.ev import EvScript, EvSimulator, Outgoing
 from secc.trace import body_of, summarize
 from secc.v2gtp import Frame, Framer, FramingError, PayloadType, encode_frame
 
 SDP_TIMEOUT = 0.25  # ISO 15118-2 TT_SDP_Request [V2G2-???]: retry after 250 ms
 SDP_RETRIES = 50
+CONNECT_TIMEOUT = 20.0  # V2G_EVCC_CommunicationSetup_Timeout (ISO 15118-2 Table 111)
+STALL_WAIT = 70.0  # a stalled EV waits out the station's V2G_SECC_Sequence_Timeout (60 s)
+
+CaFiles = Path | Sequence[Path] | None
 
 
 # the V2GTP payload type each schema travels in (ISO 15118-20 Table 13), and back
@@ -143,14 +155,17 @@ async def discover(
 
 
 def tls_client_context(
-    cafile: Path | None,
+    cafile: CaFiles,
     *,
     iso20: bool = False,
     client_cert: tuple[Path, Path] | None = None,
+    keylog: Path | None = None,
 ) -> ssl.SSLContext:
     """TLS 1.2 with the ISO 15118-2 suite, or TLS 1.3 only for ISO 15118-20; trusts
-    ``cafile`` (the V2G root) or nothing is checked when it is None; ``client_cert``
-    (certificate chain PEM, key PEM) is presented when the station asks for one."""
+    ``cafile`` (the V2G root, or several) or nothing is checked when it is None;
+    ``client_cert`` (certificate chain PEM, key PEM) is presented when the station asks
+    for one; ``keylog``: the TLS secrets are appended there (created 0600 and checked by
+    :func:`secc.aio.keylog.enable_keylog`)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if iso20:
         ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_3
@@ -160,10 +175,16 @@ def tls_client_context(
     ctx.check_hostname = False  # the SECC certificate names the EVSE, not a host
     if client_cert is not None:
         ctx.load_cert_chain(str(client_cert[0]), str(client_cert[1]))
-    if cafile is None:
+    files = [cafile] if isinstance(cafile, Path) else list(cafile or ())
+    if not files:
         ctx.verify_mode = ssl.CERT_NONE
-    else:
-        ctx.load_verify_locations(cafile=str(cafile))
+    for path in files:
+        ctx.load_verify_locations(cafile=str(path))
+    if keylog is not None:
+        try:
+            enable_keylog(ctx, keylog)
+        except KeylogError as exc:
+            raise EvError(str(exc)) from None
     return ctx
 
 
@@ -208,16 +229,18 @@ async def run_ev(
     host: str,
     port: int,
     tls: bool,
-    cafile: Path | None = None,
+    cafile: CaFiles = None,
     interface: str | None = None,
-    response_timeout: float = 10.0,
+    response_timeout: float | None = 10.0,
     on_step: Callable[[Step], None] | None = None,
     result: EvResult | None = None,
     client_cert: tuple[Path, Path] | None = None,
     credentials: Ev20Credentials | None = None,
     faults: Ev20Faults | None = None,
+    keylog: Path | None = None,
 ) -> EvResult:
-    """Run one V2G session against ``[host]:port``; returns what the EV saw."""
+    """Run one V2G session against ``[host]:port``; returns what the EV saw.
+    ``response_timeout=None``: each response within the standard's message timeout."""
     ev = make_ev(script, credentials, faults)
     iso20 = isinstance(ev, Ev20Simulator)
     out = result or EvResult(ev)
@@ -226,11 +249,15 @@ async def run_ev(
     t0 = loop.time()
     if interface and host.startswith("fe80") and "%" not in host:
         host = f"{host}%{interface}"
-    ctx = tls_client_context(cafile, iso20=iso20, client_cert=client_cert) if tls else None
+    ctx = (
+        tls_client_context(cafile, iso20=iso20, client_cert=client_cert, keylog=keylog)
+        if tls
+        else None
+    )
     try:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host, port, ssl=ctx, server_hostname=None),
-            timeout=response_timeout,
+            timeout=response_timeout or CONNECT_TIMEOUT,
         )
     except (OSError, ssl.SSLError, TimeoutError) as exc:
         raise EvError(f"cannot connect to [{host}]:{port}: {exc or type(exc).__name__}") from exc
@@ -248,17 +275,17 @@ async def run_ev(
                 out.ended = f"vanished before {step.name}"
                 return out
             if step.kind == "stall":
-                await link.receive(response_timeout * 10)
+                await link.receive(response_timeout * 10 if response_timeout else STALL_WAIT)
                 out.ended = f"stalled before {step.name}; station closed the connection"
                 return out
             sent = loop.time()
             payload_type = int(PAYLOAD_TYPES[step.schema])
+            wait = response_timeout or ev.message_timeout(step.name)
             try:
-                frame = await link.exchange(
-                    codec.encode(step.message), response_timeout, payload_type
-                )
+                frame = await link.exchange(codec.encode(step.message), wait, payload_type)
             except TimeoutError:
-                out.ended = f"no answer to {step.name} within {response_timeout} s"
+                why = "" if response_timeout else " (V2G_EVCC_Msg_Timeout)"
+                out.ended = f"no answer to {step.name} within {wait:g} s{why}"
                 return out
             except FramingError as exc:
                 out.ended = f"bad V2GTP frame in answer to {step.name}: {exc}"
@@ -289,21 +316,21 @@ async def run_ev(
             body = body_of(message)
             now = loop.time()
             code = getattr(body, "response_code", None)
+            summary = summarize(body)
+            if type(body).__name__ == "SessionSetupRes":  # DIN: hexBinary, -2/-20: a string
+                summary["evse_id"] = evse_id_text(body.evseid)
             record = Step(
                 step.name,
                 type(body).__name__,
                 str(getattr(code, "value", code)),
                 (now - sent) * 1000,
                 now - t0,
-                summarize(body),
+                summary,
             )
             out.steps.append(record)
             if on_step is not None:
                 on_step(record)
-            if isinstance(ev, Ev20Simulator):
-                step = ev.receive(message, schema, now)
-            else:
-                step = ev.receive(message, schema)
+            step = ev.receive(message, schema, now)
         error = getattr(ev, "error", None)
         out.ended = f"EV gave up: {error}" if error else "done"
         return out
@@ -319,12 +346,14 @@ async def run_ev_sdp(
     interface: str | None = None,
     address: str | None = None,
     sdp_port: int = SDP_PORT,
-    cafile: Path | None = None,
+    cafile: CaFiles = None,
     on_step: Callable[[Step], None] | None = None,
     on_sdp: Callable[[SdpResponse], None] | None = None,
     client_cert: tuple[Path, Path] | None = None,
     credentials: Ev20Credentials | None = None,
     faults: Ev20Faults | None = None,
+    response_timeout: float | None = 10.0,
+    keylog: Path | None = None,
 ) -> EvResult:
     """SDP, then :func:`run_ev` to the address and port the station offered."""
     answer = await discover(security, interface=interface, address=address, port=sdp_port)
@@ -345,4 +374,6 @@ async def run_ev_sdp(
         client_cert=client_cert,
         credentials=credentials,
         faults=faults,
+        response_timeout=response_timeout,
+        keylog=keylog,
     )

@@ -43,11 +43,11 @@ from secc.cli.ev import HEADER, format_step, load_credentials, script20_for, scr
 from secc.config import CertsSection, EvseSection, HalSection, StationConfig, StationSection
 from secc.core.actions import EndReason
 from secc.core.config import DcLimits
+from secc.ev.iso2 import EvScript
 from secc.ev.iso20 import Ev20Script
 from secc.ev.pnc20 import Ev20Credentials, load_credentials20
 from secc.runtime import Evse, Station
 from secc.sdp import SdpResponse, Security
-from secc.testing.ev import EvScript
 
 BPT_DC = DcLimits(
     max_voltage=500,

@@ -2,15 +2,15 @@
 
 SDP by multicast on ``--interface`` (or unicast to ``--address``), then TLS or TCP to
 the offered port, one full AC or DC session, EIM or Plug & Charge, ISO 15118-2, DIN
-SPEC 70121 or ISO 15118-20 (``--protocol iso20``: ``--control scheduled|dynamic``, TLS
-1.3; ``--payment pnc`` with mutual TLS (the vehicle chain and key), the contract signature,
-``--install-certificate`` and metering confirmation; ``--bpt`` for bidirectional power
-with ``--discharge-loops``); prints a timeline of every exchange.  ``--pki DIR`` is a
-directory written by ``secc certs make-test-pki``: the EV trusts its V2G root
-(``v2g20/root.pem`` for -20) and holds its contract chain and key, its OEM provisioning
-chain and key (certificate installation) and for -20 its vehicle TLS chain and key; the
-``--vehicle-*``, ``--contract-*`` and ``--oem-*`` options take other files (an EV never
-holds a root's private key).  Exit 0 when the session ran to SessionStopRes, 1 otherwise.
+SPEC 70121 or ISO 15118-20, with a timeline of every exchange.  The EV holds only what a
+car holds: the V2G root certificate(s) it trusts (``--v2g-root``), its contract chain and
+key (``--contract-chain``/``--contract-key``), its OEM provisioning chain and key
+(``--oem-chain``/``--oem-key``, for certificate installation) and for -20 its vehicle TLS
+chain and key; ``--pki DIR`` takes those files from a ``secc certs make-test-pki``
+directory (and reads no other file of it).  Every wait is bounded as the standard bounds
+it: each response by V2G_EVCC_Msg_Timeout, EVSEProcessing=Ongoing, CableCheck and
+PreCharge by their EVCC timeouts.  Exit 0 when the session ran to SessionStopRes, 1
+otherwise.
 """
 
 from __future__ import annotations
@@ -28,14 +28,25 @@ from cryptography import x509
 
 from certs import testpki
 from certs._util import Issued
-from certs.store import StoreError, load_private_key
+from certs.store import ISO20_KEYS, load_private_key
 from secc.aio.ev_client import EvError, EvResult, Step, run_ev, run_ev_sdp
-from secc.cli._help import summary
+from secc.cli._help import plain, summary
 from secc.core.config import PncTrust
+from secc.ev.iso2 import EvScript
 from secc.ev.iso20 import Ev20Script
+from secc.ev.pnc2 import (
+    Ev2Credentials,
+    EvCredentials,
+    EvFileError,
+    check_pair,
+    load_credentials2,
+    pki_dir_files,
+    read_certificates,
+    read_chain,
+    read_key,
+)
 from secc.ev.pnc20 import Ev20Credentials, Ev20Faults, load_credentials20
 from secc.sdp import SDP_PORT, Security
-from secc.testing.ev import EvScript
 from secc.testing.pki import Credentials, der
 
 
@@ -53,6 +64,8 @@ def format_step(step: Step) -> str:
     s = step.summary
     nested = {k: v for part in s.values() if isinstance(part, dict) for k, v in part.items()}
     facts = []
+    if "evse_id" in s:
+        facts.append(f"EVSE ID {s['evse_id']}")
     if "evse_processing" in s:
         facts.append(s["evse_processing"])
     for key, unit in (
@@ -69,7 +82,7 @@ def format_step(step: Step) -> str:
         facts.append(f"{nested['charged_energy_reading_wh']} Wh")
     if nested.get("bpt_discharged_energy_reading_wh") is not None:
         facts.append(f"{nested['bpt_discharged_energy_reading_wh']} Wh back")
-    if "evse_notification" in nested and nested["evse_notification"] != "ExitStandby":
+    if nested.get("evse_notification") not in (None, "ExitStandby", "None"):
         facts.append(str(nested["evse_notification"]))
     if "evse_isolation_status" in nested and step.response.startswith("CableCheck"):
         facts.append(f"isolation {nested['evse_isolation_status']}")
@@ -80,7 +93,9 @@ def format_step(step: Step) -> str:
 
 
 def load_credentials(pki_dir: Path, utc_now: dt.datetime) -> Credentials:
-    """The EV's Plug & Charge material from a ``make-test-pki`` directory."""
+    """The test PKI's Plug & Charge material from a ``make-test-pki`` directory, for the
+    demo and the tests: the EV's files and what a lab back end holds (the V2G root and
+    CPS keys).  ``secc ev`` does not use it: an EV reads only its own files."""
 
     def cert(rel: str) -> x509.Certificate:
         return x509.load_pem_x509_certificate((pki_dir / rel).read_bytes())
@@ -114,8 +129,9 @@ def load_credentials(pki_dir: Path, utc_now: dt.datetime) -> Credentials:
 
 
 def script_for(
-    mode: str, payment: str, *, din: bool = False, credentials: Credentials | None = None
+    mode: str, payment: str, *, din: bool = False, credentials: EvCredentials | None = None
 ) -> EvScript:
+    """The -2/DIN EV of ``secc ev`` and the demo (lab pacing)."""
     return EvScript(
         protocol="din" if din else "iso2",
         energy_mode="DC_extended" if mode == "dc" else "AC_three_phase_core",
@@ -141,51 +157,171 @@ def script20_for(mode: str, control: str, *, loops: int = 5) -> Ev20Script:
     )
 
 
-def main(argv: list[str], prog: str) -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=summary(__doc__))
-    parser.add_argument("--interface", help="PLC interface for SDP multicast (e.g. eth1)")
-    parser.add_argument("--address", help="station address for unicast SDP (e.g. ::1)")
-    parser.add_argument("--sdp-port", type=int, default=SDP_PORT)
-    parser.add_argument("--port", type=int, help="skip SDP: connect to this V2G port")
-    security = parser.add_mutually_exclusive_group()
-    security.add_argument("--tls", dest="tls", action="store_true", default=True)
-    security.add_argument("--tcp", dest="tls", action="store_false")
-    parser.add_argument("--mode", choices=("ac", "dc"), default="ac")
-    parser.add_argument("--payment", choices=("eim", "pnc"), default="eim")
-    parser.add_argument("--protocol", choices=("iso2", "din", "iso20"), default="iso2")
-    parser.add_argument("--din", action="store_true", help="same as --protocol din")
-    parser.add_argument(
+def _parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description=summary(__doc__),
+        epilog=plain(" ".join(__doc__.split("\n\n")[1].split())) if __doc__ else None,
+    )
+    net = p.add_argument_group("the station")
+    net.add_argument(
+        "--interface", help="PLC interface for SDP multicast to ff02::1, e.g. eth1 (default: none)"
+    )
+    net.add_argument("--address", help="station address for unicast SDP, e.g. ::1 (default: none)")
+    net.add_argument(
+        "--sdp-port", type=int, default=SDP_PORT, help="SDP UDP port (default: %(default)s)"
+    )
+    net.add_argument(
+        "--port",
+        type=int,
+        help="skip SDP: connect to this V2G port (needs --address; default: SDP)",
+    )
+    security = net.add_mutually_exclusive_group()
+    security.add_argument(
+        "--tls",
+        dest="tls",
+        action="store_true",
+        default=None,
+        help="ask for TLS (the default, but for DIN SPEC 70121, which has no TLS)",
+    )
+    security.add_argument("--tcp", dest="tls", action="store_false", help="ask for plain TCP")
+    net.add_argument(
+        "--msg-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="wait this long for every response (default: the standard's "
+        "V2G_EVCC_Msg_Timeout of each request, e.g. 2 s, 0.25 s for CurrentDemand)",
+    )
+    net.add_argument(
+        "--tls-keylog",
+        type=Path,
+        metavar="FILE",
+        help="append the TLS secrets (SSLKEYLOGFILE format, for Wireshark) to FILE, "
+        "created 0600 (default: none)",
+    )
+    ses = p.add_argument_group("the session")
+    ses.add_argument(
+        "--protocol",
+        choices=("iso2", "din", "iso20"),
+        default="iso2",
+        help="ISO 15118-2, DIN SPEC 70121 or ISO 15118-20 (default: %(default)s)",
+    )
+    ses.add_argument("--din", action="store_true", help="same as --protocol din")
+    ses.add_argument(
+        "--mode",
+        choices=("ac", "dc"),
+        default="ac",
+        help="AC or DC charging (default: %(default)s)",
+    )
+    ses.add_argument(
+        "--payment",
+        choices=("eim", "pnc"),
+        default="eim",
+        help="external identification or Plug & Charge (default: %(default)s)",
+    )
+    ses.add_argument(
         "--control",
         choices=("scheduled", "dynamic"),
         default="scheduled",
-        help="ISO 15118-20 control mode",
+        help="ISO 15118-20 control mode (default: %(default)s)",
     )
-    parser.add_argument("--pki", type=Path, help="a `secc certs make-test-pki` directory")
-    parser.add_argument("--loops", type=int, default=5, help="charging loop iterations")
-    parser.add_argument(
-        "--energy", type=float, help="ISO 15118-20: charge until the meter shows this many Wh"
+    ses.add_argument(
+        "--loops",
+        type=int,
+        default=5,
+        metavar="N",
+        help="charging loop iterations (default: %(default)s)",
     )
-    iso20_pnc = parser.add_argument_group("ISO 15118-20 Plug & Charge and BPT")
-    iso20_pnc.add_argument("--vehicle-chain", type=Path, help="vehicle TLS chain (PEM, leaf first)")
-    iso20_pnc.add_argument("--vehicle-key", type=Path, help="vehicle TLS key (PEM)")
-    iso20_pnc.add_argument("--contract-chain", type=Path, help="contract chain (PEM, leaf first)")
-    iso20_pnc.add_argument("--contract-key", type=Path, help="contract key (PEM)")
-    iso20_pnc.add_argument("--oem-chain", type=Path, help="OEM provisioning chain (PEM)")
-    iso20_pnc.add_argument("--oem-key", type=Path, help="OEM provisioning key (PEM)")
-    iso20_pnc.add_argument(
-        "--no-contract", action="store_true", help="start without a contract (install one)"
+    ses.add_argument(
+        "--energy",
+        type=float,
+        metavar="WH",
+        help="ISO 15118-20: charge until the meter shows this many Wh (default: --loops)",
     )
-    iso20_pnc.add_argument(
+    ses.add_argument(
+        "--target-voltage",
+        type=float,
+        default=400.0,
+        metavar="V",
+        help="DC: the voltage PreCharge waits for and the charge loop asks (default: %(default)g)",
+    )
+    pki = p.add_argument_group(
+        "Plug & Charge and TLS trust (the EV's own files, PEM; chains leaf first)"
+    )
+    pki.add_argument(
+        "--pki",
+        type=Path,
+        metavar="DIR",
+        help="a `secc certs make-test-pki` directory: the EV's files in it "
+        "(v2g/root.pem, mo/contract_chain.pem + contract.key, oem/prov_chain.pem + "
+        "prov.key; for -20 v2g20/, mo20/, oem20/ and oem20/vehicle_chain.pem + "
+        "vehicle.key); the options below override single files (default: none)",
+    )
+    pki.add_argument(
+        "--v2g-root",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a V2G root certificate the EV trusts, to verify the station and to name in "
+        "certificate installation/update; repeatable (default: from --pki; without "
+        "either the station's TLS certificate is not checked)",
+    )
+    pki.add_argument(
+        "--contract-chain", type=Path, metavar="FILE", help="contract chain (default: from --pki)"
+    )
+    pki.add_argument(
+        "--contract-key", type=Path, metavar="FILE", help="contract key (default: from --pki)"
+    )
+    pki.add_argument(
+        "--oem-chain",
+        type=Path,
+        metavar="FILE",
+        help="OEM provisioning chain, for installation (default: from --pki)",
+    )
+    pki.add_argument(
+        "--oem-key", type=Path, metavar="FILE", help="OEM provisioning key (default: from --pki)"
+    )
+    pki.add_argument(
+        "--vehicle-chain",
+        type=Path,
+        metavar="FILE",
+        help="-20: vehicle TLS chain for mutual TLS (default: from --pki)",
+    )
+    pki.add_argument(
+        "--vehicle-key",
+        type=Path,
+        metavar="FILE",
+        help="-20: vehicle TLS key (default: from --pki)",
+    )
+    pki.add_argument(
+        "--no-contract",
+        action="store_true",
+        help="start without a contract and install one (needs the OEM files)",
+    )
+    pki.add_argument(
         "--install-certificate",
         action="store_true",
-        help="ask CertificateInstallation even with a contract",
+        help="CertificateInstallationReq even with a contract (default: only without one)",
     )
-    iso20_pnc.add_argument("--no-client-cert", action="store_true", help="no mutual TLS")
-    iso20_pnc.add_argument("--bpt", action="store_true", help="AC_BPT / DC_BPT service")
-    iso20_pnc.add_argument(
-        "--discharge-loops", type=int, default=0, help="with --bpt: loops discharging"
+    pki.add_argument(
+        "--update-certificate",
+        action="store_true",
+        help="ISO 15118-2: CertificateUpdateReq (renew the contract) before charging",
     )
-    iso20_pnc.add_argument(
+    pki.add_argument(
+        "--no-client-cert", action="store_true", help="-20: no mutual TLS (default: mutual TLS)"
+    )
+    bpt = p.add_argument_group("ISO 15118-20 bidirectional power and attacks")
+    bpt.add_argument("--bpt", action="store_true", help="AC_BPT / DC_BPT service")
+    bpt.add_argument(
+        "--discharge-loops",
+        type=int,
+        metavar="N",
+        default=0,
+        help="with --bpt: loops discharging after the charging ones (default: %(default)s)",
+    )
+    bpt.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -196,52 +332,116 @@ def main(argv: list[str], prog: str) -> int:
             "no-signature",
             "tamper-metering",
         ),
-        help="attack the station (tests): repeatable",
+        help="attack the station (tests); repeatable (default: none)",
     )
-    args = parser.parse_args(argv)
+    return p
+
+
+def _check(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse option combinations that cannot make a session, with the reason."""
+    iso20, din = args.protocol == "iso20", args.protocol == "din"
     if args.interface is None and args.address is None:
-        parser.error("give --interface (SDP multicast) or --address")
+        p.error("give --interface (SDP multicast) or --address")
+    if args.port is not None and args.address is None:
+        p.error("--port needs --address")
+    if args.msg_timeout is not None and args.msg_timeout <= 0:
+        p.error("--msg-timeout must be a positive number of seconds")
+    if not 0 < args.target_voltage <= 1500:
+        p.error("--target-voltage must be above 0 and at most 1500 V")
+    if args.loops < 1:
+        p.error("--loops must be at least 1")
+    if args.tls_keylog is not None and not args.tls:
+        p.error("--tls-keylog needs --tls")
+    if din and (args.payment == "pnc" or args.install_certificate or args.update_certificate):
+        p.error("DIN SPEC 70121 has no Plug & Charge nor certificate installation")
+    if args.payment == "pnc" and not args.tls:
+        p.error("--payment pnc needs --tls")
+    certificate = args.no_contract or args.install_certificate or args.update_certificate
+    if certificate and args.payment != "pnc":
+        p.error("--no-contract, --install-certificate and --update-certificate need --payment pnc")
+    if args.update_certificate and (iso20 or args.no_contract or args.install_certificate):
+        p.error("--update-certificate is ISO 15118-2's, with a contract, without installation")
+    if args.payment == "pnc" and args.pki is None:
+        if not args.no_contract and args.contract_chain is None:
+            p.error("--payment pnc needs --pki DIR or --contract-chain/--contract-key")
+        if (args.no_contract or args.install_certificate) and args.oem_chain is None:
+            p.error("certificate installation needs --pki DIR or --oem-chain/--oem-key")
+        if not args.v2g_root and certificate:  # to check the CPS chain and signature
+            p.error("certificate installation and update need --v2g-root (or --pki DIR)")
+    for chain, key in (("contract_chain", "contract_key"), ("oem_chain", "oem_key")):
+        if args.pki is None and (getattr(args, chain) is None) != (getattr(args, key) is None):
+            p.error(f"--{chain.replace('_', '-')} and --{key.replace('_', '-')} go together")
+    if (args.vehicle_chain is None) != (args.vehicle_key is None):
+        p.error("--vehicle-chain and --vehicle-key go together")
+    if (args.vehicle_chain or args.no_client_cert) and not iso20:
+        p.error("--vehicle-chain/--vehicle-key/--no-client-cert are ISO 15118-20's")
+    if (args.bpt or args.discharge_loops or args.fault) and not iso20:
+        p.error("--bpt, --discharge-loops and --fault need --protocol iso20")
+    if args.discharge_loops and not args.bpt:
+        p.error("--discharge-loops needs --bpt")
+    if args.energy is not None and (not iso20 or args.energy <= 0):
+        p.error("--energy needs --protocol iso20 and a positive number of Wh")
+
+
+def ev_files(args: argparse.Namespace, iso20: bool) -> dict[str, Path | None]:
+    """The EV's files: each option, else the --pki directory's (None: not given)."""
+    defaults: dict[str, Path] = (
+        pki_dir_files(args.pki, "iso20" if iso20 else "iso2") if args.pki else {}
+    )
+    names = ("contract_chain", "contract_key", "oem_chain", "oem_key")
+    files: dict[str, Path | None] = {n: getattr(args, n) or defaults.get(n) for n in names}
+    if iso20:
+        for n in ("vehicle_chain", "vehicle_key"):
+            files[n] = getattr(args, n) or defaults.get(n)
+    files["v2g_root"] = defaults.get("v2g_root")
+    return files
+
+
+def main(argv: list[str], prog: str) -> int:
+    parser = _parser(prog)
+    args = parser.parse_args(argv)
     if args.din:
         args.protocol = "din"
+    if args.tls is None:  # DIN SPEC 70121 runs on plain TCP; -2 and -20 on TLS
+        args.tls = args.protocol != "din"
+    _check(parser, args)
     iso20 = args.protocol == "iso20"
-    if args.payment == "pnc" and not args.tls:
-        parser.error("--payment pnc needs --tls")
-    if args.payment == "pnc" and args.pki is None and not (iso20 and args.contract_chain):
-        parser.error("--payment pnc needs --pki (or for -20 the --contract-* files)")
-    if (args.bpt or args.discharge_loops or args.fault) and not iso20:
-        parser.error("--bpt, --discharge-loops and --fault need --protocol iso20")
-    if args.discharge_loops and not args.bpt:
-        parser.error("--discharge-loops needs --bpt")
-    if args.port is not None and args.address is None:
-        parser.error("--port needs --address")
-    if args.energy is not None and (not iso20 or args.energy <= 0):
-        parser.error("--energy needs --protocol iso20 and a positive number of Wh")
-    creds = None
+    files = ev_files(args, iso20)
+    roots: list[Path] = list(args.v2g_root)
+    if not roots and files["v2g_root"] is not None:
+        roots.append(files["v2g_root"])
+    pnc = args.payment == "pnc"
+    creds2: Ev2Credentials | None = None
     creds20: Ev20Credentials | None = None
-    cafile = None
     client_cert: tuple[Path, Path] | None = None
-    if args.pki is not None or args.contract_chain is not None:
-        pki = args.pki or Path(".")
-        cafile = pki / ("v2g20" if iso20 else "v2g") / "root.pem" if args.pki else None
-        try:
-            if iso20:
-                if cafile is not None:
-                    cafile.read_bytes()
-                if args.payment == "pnc":
-                    creds20 = load_credentials20(
-                        pki,
-                        contract_chain=args.contract_chain,
-                        contract_key=args.contract_key,
-                        oem_chain=args.oem_chain,
-                        oem_key=args.oem_key,
-                        with_contract=not args.no_contract,
-                    )
-                    client_cert = _vehicle_cert(args, pki)
-            else:
-                creds = load_credentials(pki, dt.datetime.now(dt.UTC))
-        except (OSError, ValueError, IndexError, StoreError) as exc:
-            print(f"{prog}: cannot read the PKI in {pki}: {exc}", file=sys.stderr)
-            return 1
+    installing = args.no_contract or args.install_certificate
+    try:
+        for root in roots:
+            read_certificates(root, "V2G root certificate")
+        if pnc and iso20:
+            oem = installing or args.oem_chain is not None
+            creds20 = load_credentials20(
+                None,
+                contract_chain=None if args.no_contract else files["contract_chain"],
+                contract_key=None if args.no_contract else files["contract_key"],
+                oem_chain=files["oem_chain"] if oem else None,
+                oem_key=files["oem_key"] if oem else None,
+                v2g_roots=roots,
+                with_contract=not args.no_contract,
+            )
+            client_cert = _vehicle_cert(args, files)
+        elif pnc:
+            with_oem = installing
+            creds2 = load_credentials2(
+                v2g_roots=roots,
+                contract_chain=None if args.no_contract else files["contract_chain"],
+                contract_key=None if args.no_contract else files["contract_key"],
+                oem_chain=files["oem_chain"] if with_oem else None,
+                oem_key=files["oem_key"] if with_oem else None,
+            )
+    except EvFileError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
     script: EvScript | Ev20Script
     if iso20:
         script = replace(
@@ -251,12 +451,20 @@ def main(argv: list[str], prog: str) -> int:
             install_certificate=True if args.install_certificate else None,
             bpt=args.bpt,
             discharge_loops=args.discharge_loops,
+            target_voltage=args.target_voltage,
+            max_voltage=max(450.0, args.target_voltage),
         )
     else:
         script = replace(
-            script_for(args.mode, args.payment, din=args.protocol == "din", credentials=creds),
+            script_for(args.mode, args.payment, din=args.protocol == "din", credentials=creds2),
             charge_loops=args.loops,
+            install_certificate=bool(installing),
+            update_certificate=args.update_certificate,
+            target_voltage=args.target_voltage,
+            max_voltage=max(450.0, args.target_voltage),
         )
+    if args.tls and not roots:
+        print(f"{prog}: no --v2g-root/--pki: the station's certificate is not checked")
     try:
         print(HEADER)
         faults = Ev20Faults(**{f.replace("-", "_"): True for f in args.fault})
@@ -264,7 +472,7 @@ def main(argv: list[str], prog: str) -> int:
             _run(
                 args,
                 script,
-                cafile,
+                roots,
                 lambda s: print(format_step(s)),
                 client_cert=client_cert,
                 credentials=creds20,
@@ -283,7 +491,7 @@ def main(argv: list[str], prog: str) -> int:
 async def _run(
     args: argparse.Namespace,
     script: EvScript | Ev20Script,
-    cafile: Path | None,
+    cafile: list[Path],
     show: Callable[[Step], None],
     *,
     client_cert: tuple[Path, Path] | None = None,
@@ -302,6 +510,8 @@ async def _run(
             client_cert=client_cert,
             credentials=credentials,
             faults=faults,
+            response_timeout=args.msg_timeout,
+            keylog=args.tls_keylog,
         )
     return await run_ev_sdp(
         script,
@@ -314,17 +524,25 @@ async def _run(
         client_cert=client_cert,
         credentials=credentials,
         faults=faults,
+        response_timeout=args.msg_timeout,
+        keylog=args.tls_keylog,
     )
 
 
-def _vehicle_cert(args: argparse.Namespace, pki: Path) -> tuple[Path, Path] | None:
-    """The vehicle TLS chain and key for mutual TLS: the options, else the test PKI's."""
-    if args.no_client_cert:
+def _vehicle_cert(
+    args: argparse.Namespace, files: dict[str, Path | None]
+) -> tuple[Path, Path] | None:
+    """The vehicle TLS chain and key for mutual TLS: the options, else the test PKI's
+    (when it has them); each file is checked readable first."""
+    chain, key = files.get("vehicle_chain"), files.get("vehicle_key")
+    if args.no_client_cert or chain is None or key is None:
         return None
-    chain = args.vehicle_chain or pki / "oem20" / "vehicle_chain.pem"
-    key = args.vehicle_key or pki / "oem20" / "vehicle.key"
-    if not chain.exists() or not key.exists():
-        if args.vehicle_chain or args.vehicle_key:
-            raise OSError(f"no vehicle chain/key at {chain} / {key}")
-        return None  # no vehicle certificate: PnC without mutual TLS
+    if args.vehicle_chain is None and not (chain.exists() and key.exists()):
+        return None  # a test PKI without a vehicle certificate: PnC without mutual TLS
+    check_pair(
+        read_chain(chain, "vehicle TLS chain")[0],
+        read_key(key, "vehicle TLS key", ISO20_KEYS),
+        chain,
+        key,
+    )
     return chain, key

@@ -38,12 +38,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.concatkdf import ConcatKDFHash
 
 from secc import codec
+from secc.ev.pnc2 import emaid_of
 from secc.ev.pnc20 import (
     DIGEST_SHA512,
     SIGNATURE_ECDSA_SHA512,
     SIGNATURE_ED448,
     Ev20Credentials,
-    emaid_of,
 )
 
 OTHER_INFO = b"\x01\x55\x56"

@@ -46,7 +46,7 @@ from secc import codec
 from secc.core.config import ISO20_AC_NAMESPACE, ISO20_DC_NAMESPACE
 from secc.core.events import Schema
 from secc.ev import install20, pnc20
-from secc.testing.ev import Outgoing
+from secc.ev.iso2 import Outgoing
 
 apphand = codec.schema_module("apphand")
 
@@ -56,6 +56,12 @@ SERVICE_AC_BPT, SERVICE_DC_BPT = 5, 6
 BPT_CHANNEL_UNIFIED = 1  # the BPTChannel service parameter (2: Separated)
 CONTROL_MODE = {"scheduled": 1, "dynamic": 2}  # the ControlMode service parameter
 MAX_SUPPORTING_POINTS = 1024  # maxSupportingPointsScheduleTupleType: 12..1024
+MSG_TIMEOUT = {  # V2G_EVCC_Msg_Timeout (s) where it is not 2 s
+    "ServiceDetailReq": 5.0,
+    "CertificateInstallationReq": 5.0,
+    "AC_ChargeLoopReq": 0.5,
+    "DC_ChargeLoopReq": 0.5,
+}
 
 
 class Ev20Error(Exception):
@@ -103,9 +109,12 @@ class Ev20Script:
     target_soc: int = 80
     energy_request_wh: float = 40_000.0
     departure_time: int = 7200  # seconds from now
-    # timers: how long the EV waits for the SECC to finish a step
-    ongoing_timeout: float = 60.0  # Authorization, ScheduleExchange, WeldingDetection
-    cable_check_timeout: float = 40.0
+    # timers: how long the EV waits for the SECC to finish a step (ISO 15118-20's EVCC
+    # timers [V2G20-???]; the same names and, but for PreCharge, the values of -2)
+    # V2G_EVCC_Ongoing_Timeout: Authorization, CertificateInstallation, ScheduleExchange,
+    # WeldingDetection while EVSEProcessing=Ongoing
+    ongoing_timeout: float = 60.0
+    cable_check_timeout: float = 40.0  # V2G_EVCC_CableCheck_Timeout
     precharge_timeout: float = 10.0  # V2G_EVCC_PreCharge_Timeout of -20 (-2: 7 s)
 
     def __post_init__(self) -> None:
@@ -223,6 +232,7 @@ class Ev20Simulator:
         self._awaiting: str | None = None
         self._phase: str | None = None
         self._phase_start = 0.0
+        self._first_sent = 0.0  # when the first request of the current phase went out
         self._clock = 0.0
 
     # --- the sans-I/O interface ----------------------------------------------------------
@@ -262,6 +272,12 @@ class Ev20Simulator:
         """The request ``name`` as this EV would send it now (benches, lab tools)."""
         return self._out(name, 0.0)
 
+    def message_timeout(self, name: str) -> float:
+        """V2G_EVCC_Msg_Timeout for the request ``name`` (ISO 15118-20's message timeouts
+        [V2G20-???]): 5 s for ServiceDetail and CertificateInstallation (they may reach a
+        back end), 0.5 s in the charge loops, 2 s otherwise."""
+        return MSG_TIMEOUT.get(name, 2.0)
+
     @property
     def last_code(self) -> str | None:
         return self.responses[-1][1] if self.responses else None
@@ -269,10 +285,12 @@ class Ev20Simulator:
     # --- sequencing ----------------------------------------------------------------------
 
     def _poll(self, phase: str, timeout: float, name: str, delay: float) -> tuple[str, float]:
-        """Ask ``name`` again after ``delay`` unless ``phase`` has run past ``timeout``."""
+        """Ask ``name`` again after ``delay`` unless ``phase`` (timed from its first
+        request; a phase that comes back later, as a renegotiation's ScheduleExchange,
+        is timed afresh) would then have run past ``timeout``."""
         if self._phase != phase:
-            self._phase, self._phase_start = phase, self._clock
-        elif self._clock - self._phase_start + delay > timeout:
+            self._phase, self._phase_start = phase, self._first_sent
+        if self._clock - self._phase_start + delay > timeout:
             raise Ev20Error(f"{phase} not finished within {timeout:g} s: the EV gives up")
         return name, delay
 
@@ -364,9 +382,15 @@ class Ev20Simulator:
             if abs(self.evse_voltage - s.target_voltage) <= s.precharge_tolerance:
                 self.precharge_finished = True  # the next DC_PreChargeReq says Finished
                 return "DC_PreChargeReq", s.precharge_interval
-            return self._poll(
-                "PreCharge", s.precharge_timeout, "DC_PreChargeReq", s.precharge_interval
-            )
+            try:
+                return self._poll(
+                    "PreCharge", s.precharge_timeout, "DC_PreChargeReq", s.precharge_interval
+                )
+            except Ev20Error as exc:
+                raise Ev20Error(
+                    f"{exc} (the EVSE reports {self.evse_voltage:g} V, "
+                    f"the EV asked {s.target_voltage:g} V)"
+                ) from None
         if name == "PowerDeliveryRes":
             if self.stopping and self._metering_asked(res.evse_status):
                 after = "DC_WeldingDetectionReq" if s.dc else "SessionStopReq"
@@ -539,6 +563,8 @@ class Ev20Simulator:
 
     def _out(self, name: str, delay: float) -> Outgoing:
         self._clock += delay
+        if not self.sent or self.sent[-1] != name:  # a new phase: its timer starts here
+            self._phase, self._first_sent = None, self._clock
         self.sent.append(name)
         self._awaiting = name[:-3] + "Res"
         if name == "supportedAppProtocolReq":

@@ -17,17 +17,27 @@ with a key on the wrong curve.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from certs.store import ISO2_KEYS, ISO20_KEYS
 from secc import codec
+from secc.ev.pnc2 import (
+    EvFileError,
+    check_pair,
+    emaid_of,
+    pki_dir_files,
+    read_certificates,
+    read_chain,
+    read_key,
+)
 
 CANONICAL_EXI = "http://www.w3.org/TR/canonical-exi/"
 DIGEST_SHA512 = "http://www.w3.org/2001/04/xmlenc#sha512"
@@ -35,6 +45,8 @@ SIGNATURE_ECDSA_SHA512 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512"
 SIGNATURE_ED448 = "http://www.w3.org/2021/04/xmldsig-more#eddsa-ed448"
 
 Iso20Key = ec.EllipticCurvePrivateKey | ed448.Ed448PrivateKey
+# -20's keys, and P-256 too: a lab EV may present a -2 contract to see it refused
+KEY_KINDS = (*ISO20_KEYS, *ISO2_KEYS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,55 +87,52 @@ class Ev20Credentials:
         return bool(self.contract_chain) and self.contract_key is not None
 
 
-def _der_chain(path: Path) -> tuple[bytes, ...]:
-    certs = x509.load_pem_x509_certificates(path.read_bytes())
-    return tuple(c.public_bytes(serialization.Encoding.DER) for c in certs)
-
-
-def _key(path: Path) -> Iso20Key:
-    key = serialization.load_pem_private_key(path.read_bytes(), None)
-    if not isinstance(key, ec.EllipticCurvePrivateKey | ed448.Ed448PrivateKey):
-        raise ValueError(f"{path}: not an ECDSA or Ed448 private key")
-    return key
-
-
 def load_credentials20(
-    pki_dir: Path,
+    pki_dir: Path | None,
     *,
     contract_chain: Path | None = None,
     contract_key: Path | None = None,
     oem_chain: Path | None = None,
     oem_key: Path | None = None,
+    v2g_roots: Sequence[Path] | None = None,
     with_contract: bool = True,
 ) -> Ev20Credentials:
-    """The -20 EV's material, by default from a ``secc certs make-test-pki`` directory
+    """The -20 EV's material from its files; with ``pki_dir`` (a ``secc certs
+    make-test-pki`` directory) each file not given is taken from there
     (``mo20/contract_chain.pem`` + ``mo20/contract.key``, ``oem20/prov_chain.pem`` +
-    ``oem20/prov.key``, ``v2g20/root.pem``); each file can be given instead.  No root's
-    private key is read.  ``with_contract=False``: an EV without a contract yet."""
+    ``oem20/prov.key`` when present, ``v2g20/root.pem``).  No root's private key is read.
+    ``with_contract=False``: an EV without a contract yet.  A missing or unusable file is
+    an :class:`~secc.ev.pnc2.EvFileError` naming it."""
+    d = pki_dir_files(pki_dir, "iso20") if pki_dir is not None else {}
     contract: tuple[bytes, ...] = ()
     ckey: Iso20Key | None = None
     emaid = None
     if with_contract:
-        contract = _der_chain(contract_chain or pki_dir / "mo20" / "contract_chain.pem")
-        ckey = _key(contract_key or pki_dir / "mo20" / "contract.key")
+        chain_path, key_path = (
+            contract_chain or d.get("contract_chain"),
+            contract_key or d.get("contract_key"),
+        )
+        if chain_path is None or key_path is None:
+            raise EvFileError("Plug & Charge needs the contract chain and key")
+        contract = read_chain(chain_path, "contract chain")
+        ckey = read_key(key_path, "contract key", KEY_KINDS)
+        check_pair(contract[0], ckey, chain_path, key_path)
         emaid = emaid_of(contract[0])
-    oem_path = oem_chain or pki_dir / "oem20" / "prov_chain.pem"
+    oem_path = oem_chain or d.get("oem_chain")
+    okey_path = oem_key or d.get("oem_key")
     oem: tuple[bytes, ...] = ()
     okey: Iso20Key | None = None
-    if oem_path.exists():
-        oem = _der_chain(oem_path)
-        okey = _key(oem_key or pki_dir / "oem20" / "prov.key")
-    root_path = pki_dir / "v2g20" / "root.pem"
-    roots = (
-        tuple(x509.load_pem_x509_certificates(root_path.read_bytes())) if root_path.exists() else ()
-    )
+    if oem_path is not None and (oem_chain is not None or oem_path.exists()):
+        if okey_path is None:
+            raise EvFileError(f"the OEM provisioning chain {oem_path} needs its key")
+        oem = read_chain(oem_path, "OEM provisioning chain")
+        okey = read_key(okey_path, "OEM provisioning key", KEY_KINDS)
+        check_pair(oem[0], okey, oem_path, okey_path)
+    if v2g_roots is None:
+        root = d.get("v2g_root")
+        v2g_roots = [root] if root is not None and root.exists() else []
+    roots = tuple(c for p in v2g_roots for c in read_certificates(p, "V2G root certificate"))
     return Ev20Credentials(contract, ckey, emaid, oem, okey, roots)
-
-
-def emaid_of(leaf_der: bytes) -> str:
-    """The eMAID a contract certificate carries (its subject CN)."""
-    leaf = x509.load_der_x509_certificate(leaf_der)
-    return str(leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value)
 
 
 def signature_method(key: Iso20Key) -> str:

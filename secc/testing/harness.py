@@ -24,9 +24,9 @@ from secc.core.events import (
     TimerExpired,
 )
 from secc.core.session import SeccSession
+from secc.ev.iso2 import EvScript, EvSimulator, Outgoing
 from secc.ev.iso20 import Ev20Script, Ev20Simulator
 from secc.testing.clock import FakeClock
-from secc.testing.ev import EvScript, EvSimulator, Outgoing
 from secc.testing.evse import FakeEvse, FakeStation
 
 Check = Callable[[SeccSession, Event | ChargingScheduleUpdate, list[Action]], None]

@@ -4,7 +4,7 @@ as an EV or back end makes them, and a certificate back end for the fake station
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,10 +12,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from certs import install_crypto, testpki, xmldsig
+from certs import install_crypto, testpki
 from secc import codec
 from secc.core.actions import RequestCertificate
 from secc.core.config import PncTrust
+from secc.ev.pnc2 import sign_elements
 
 
 def der(cert: x509.Certificate) -> bytes:
@@ -35,6 +36,11 @@ class Credentials:
     oem_key: ec.EllipticCurvePrivateKey
     trust: PncTrust
 
+    @property
+    def v2g_roots(self) -> tuple[x509.Certificate, ...]:
+        """The V2G root the EV trusts (:class:`secc.ev.pnc2.EvCredentials`)."""
+        return (self.pki.cert("v2g_root"),)
+
 
 def make_credentials(
     utc_now: dt.datetime, options: testpki.TestPkiOptions | None = None
@@ -52,35 +58,6 @@ def make_credentials(
         oem_key=pki["oem_prov"].key,
         trust=trust,
     )
-
-
-def sign_elements(
-    elements: Sequence[tuple[Any, str | None]], key: ec.EllipticCurvePrivateKey
-) -> Any:
-    """A header Signature over ``(element, element name or None)`` pairs (each element with
-    an ``id``), as an EV or back end makes it: SHA-256 digests of the elements as ISO-2 EXI
-    fragments, ECDSA P-256 over the SignedInfo as an xmldsig fragment."""
-    iso2 = codec.schema_module("iso2")
-    refs = []
-    for el, name in elements:
-        digest = xmldsig.digest(codec.encode_fragment(el, schema="iso2", name=name))
-        refs.append(
-            iso2.Reference(
-                uri=f"#{el.id}",
-                transforms=iso2.Transforms(
-                    transform=(iso2.Transform(algorithm=xmldsig.CANONICALIZATION_EXI),)
-                ),
-                digest_method=iso2.DigestMethod(algorithm=xmldsig.DIGEST_SHA256),
-                digest_value=digest,
-            )
-        )
-    info = iso2.SignedInfo(
-        canonicalization_method=iso2.CanonicalizationMethod(algorithm=xmldsig.CANONICALIZATION_EXI),
-        signature_method=iso2.SignatureMethod(algorithm=xmldsig.SIGNATURE_ECDSA_SHA256),
-        reference=tuple(refs),
-    )
-    value = xmldsig.sign_signed_info(codec.encode_fragment(info, schema="xmldsig"), key)
-    return iso2.Signature(signed_info=info, signature_value=iso2.SignatureValue(value=value))
 
 
 def certificate_backend(

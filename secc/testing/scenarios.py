@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from secc.core.actions import EndReason
 from secc.core.config import SessionConfig, Timers
 from secc.core.events import ChargingScheduleUpdate, Event, EvseFault, StopRequested
+from secc.ev.iso2 import EvFaults, EvScript
 from secc.testing.clock import FakeClock
-from secc.testing.ev import EvFaults, EvScript
 from secc.testing.evse import FakeEvse, FakeStation
 from secc.testing.harness import Outcome, run_session
 from secc.testing.pki import Credentials, certificate_backend

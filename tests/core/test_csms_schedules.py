@@ -15,8 +15,8 @@ from secc.core.actions import EvChargingNeeds, EvChargingSchedule, SendResponse,
 from secc.core.config import ISO20_AC_NAMESPACE, ISO20_DC_NAMESPACE, SessionConfig
 from secc.core.context import value_of
 from secc.core.events import ChargingScheduleUpdate
+from secc.ev.iso2 import EvScript, EvSimulator
 from secc.ev.iso20 import Ev20Script, Ev20Simulator
-from secc.testing.ev import EvScript, EvSimulator
 from secc.testing.harness import Outcome, run_session
 
 AC = "AC_three_phase_core"

@@ -32,7 +32,7 @@ from secc.core.failures import (
     response_name,
 )
 from secc.core.iso2.states import TABLES
-from secc.testing.ev import EvFaults, EvScript
+from secc.ev.iso2 import EvFaults, EvScript
 from secc.testing.evse import FakeEvse
 from secc.testing.harness import Outcome, run_session
 from tests.core.test_legality import SNAPSHOTS, request_types

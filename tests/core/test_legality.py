@@ -24,8 +24,8 @@ from secc.core.events import RequestReceived, Schema
 from secc.core.failures import minimal_element, response_name
 from secc.core.iso2.states import TABLES
 from secc.core.session import SeccSession
+from secc.ev.iso2 import EvScript
 from secc.testing.clock import FakeClock
-from secc.testing.ev import EvScript
 from secc.testing.evse import FakeStation
 from secc.testing.harness import run_session
 from secc.testing.pki import certificate_backend, make_credentials

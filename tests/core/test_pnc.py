@@ -11,8 +11,8 @@ import pytest
 from certs import testpki
 from secc.core.actions import EndReason, RequestAuthorization, RequestCertificate
 from secc.core.config import PncTrust, SessionConfig
+from secc.ev.iso2 import EvFaults, EvScript
 from secc.testing.clock import FakeClock
-from secc.testing.ev import EvFaults, EvScript
 from secc.testing.evse import FakeStation
 from secc.testing.harness import Outcome, run_session
 from secc.testing.pki import Credentials, certificate_backend, make_credentials

@@ -41,8 +41,8 @@ from secc.core.events import (
 )
 from secc.core.failures import minimal_element
 from secc.core.session import SeccSession
+from secc.ev.iso2 import EvScript, EvSimulator, Outgoing
 from secc.testing.clock import FakeClock
-from secc.testing.ev import EvScript, EvSimulator, Outgoing
 from secc.testing.evse import FakeEvse, FakeStation
 from secc.testing.pki import make_credentials
 

@@ -18,8 +18,8 @@ from secc.core.actions import (
 from secc.core.config import DIN_NAMESPACE, ISO2_NAMESPACE, SessionConfig, Timers
 from secc.core.context import State
 from secc.core.events import ChargingScheduleUpdate, EvseFault, StopRequested
+from secc.ev.iso2 import EvFaults, EvScript, EvSimulator
 from secc.testing.clock import FakeClock
-from secc.testing.ev import EvFaults, EvScript, EvSimulator
 from secc.testing.evse import FakeEvse, FakeStation
 from secc.testing.harness import Outcome, run_session
 

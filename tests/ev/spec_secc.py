@@ -44,6 +44,8 @@ class SpecSecc:
     control_modes: tuple[int, ...] = (1, 2)  # parameter sets offered (ControlMode values)
     authorization_ongoing: int = 1  # AuthorizationRes Ongoing this many times
     schedule_ongoing: int = 1
+    renegotiation_ongoing: int = 0  # a renegotiation's ScheduleExchangeRes: Ongoing n times
+    renegotiation_seen: int = 0
     cable_check_ongoing: int = 2  # -1: forever
     precharge_step: float = 150.0  # volts per PreChargeRes towards the target
     precharge_ceiling: float | None = None  # the EVSE never gets above this
@@ -212,7 +214,12 @@ class SpecSecc:
                 }
             return {"ac_cpd_res_energy_transfer_mode": AC.AC_CPDResEnergyTransferMode(**ac)}
         if res == "ScheduleExchangeRes":
-            processing = self._processing(C, n, self.schedule_ongoing)
+            if self.loops:  # a renegotiation's exchange
+                self.renegotiation_seen += 1
+                ongoing = self.renegotiation_seen <= self.renegotiation_ongoing
+                processing = C.Processing.Ongoing if ongoing else C.Processing.Finished
+            else:
+                processing = self._processing(C, n, self.schedule_ongoing)
             out: dict[str, Any] = {"evse_processing": processing}  # the XSD wants a
             # control mode even while Ongoing: the EV must ignore it until Finished
             if req.scheduled_se_req_control_mode is not None:

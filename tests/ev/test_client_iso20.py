@@ -6,7 +6,9 @@ of every frame, and a TLS 1.2-only server refused."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import ssl
+import stat
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -169,7 +171,10 @@ def test_station_that_never_precharges_ends_the_ev_with_the_reason() -> None:
             return await run_ev(script, host="::1", port=port, tls=False)
 
     result = run(main())
-    assert result.ended == ("EV gave up: PreCharge not finished within 1 s: the EV gives up")
+    assert result.ended == (
+        "EV gave up: PreCharge not finished within 1 s: the EV gives up "
+        "(the EVSE reports 200 V, the EV asked 400 V)"
+    )
 
 
 @pytest.mark.parametrize("control", ["scheduled", "dynamic"])
@@ -180,7 +185,16 @@ def test_secc_ev_cli_iso20(pki_dir: Path, control: str, capsys: pytest.CaptureFi
         ctx = server_context(pki_dir, ssl.TLSVersion.TLSv1_3)
         async with spec_server(secc, [], ctx) as port:
             argv = ["--protocol", "iso20", "--mode", "ac", "--control", control]
-            argv += ["--address", "::1", "--port", str(port), "--pki", str(pki_dir)]
+            argv += [
+                "--address",
+                "::1",
+                "--msg-timeout",
+                "10",
+                "--port",
+                str(port),
+                "--pki",
+                str(pki_dir),
+            ]
             argv += ["--loops", "2"]
             return await asyncio.to_thread(ev_main, argv, "secc ev")
 
@@ -196,7 +210,16 @@ def test_secc_ev_cli_charges_until_the_energy(capsys: pytest.CaptureFixture[str]
     async def main() -> int:
         async with spec_server(secc, []) as port:
             argv = ["--protocol", "iso20", "--mode", "dc", "--tcp", "--energy", "250"]
-            argv += ["--address", "::1", "--port", str(port), "--loops", "99"]
+            argv += [
+                "--address",
+                "::1",
+                "--msg-timeout",
+                "10",
+                "--port",
+                str(port),
+                "--loops",
+                "99",
+            ]
             return await asyncio.to_thread(ev_main, argv, "secc ev")
 
     assert run(main()) == 0
@@ -241,7 +264,16 @@ def test_secc_ev_cli_iso20_pnc_over_mutual_tls(
         ctx = mutual_context(pki_dir)
         async with spec_server(secc, [], ctx, peer) as port:
             argv = ["--protocol", "iso20", "--mode", mode, "--payment", "pnc"]
-            argv += ["--address", "::1", "--port", str(port), "--pki", str(pki_dir)]
+            argv += [
+                "--address",
+                "::1",
+                "--msg-timeout",
+                "10",
+                "--port",
+                str(port),
+                "--pki",
+                str(pki_dir),
+            ]
             argv += ["--loops", "3"]
             return await asyncio.to_thread(ev_main, argv, "secc ev")
 
@@ -254,6 +286,44 @@ def test_secc_ev_cli_iso20_pnc_over_mutual_tls(
     assert peer and any(vin in str(v) for rdn in peer[0]["subject"] for v in rdn)
 
 
+def test_secc_ev_cli_iso20_pnc_with_the_evs_own_files_and_a_key_log(
+    pki_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--pki`` on a directory holding only the -20 EV's files (V2G root certificate,
+    contract, OEM provisioning and vehicle chains with their keys: no CA key);
+    ``--tls-keylog`` writes the TLS 1.3 secrets to a 0600 file."""
+    ev_dir = tmp_path / "ev"
+    for rel in (
+        "v2g20/root.pem",
+        "mo20/contract_chain.pem",
+        "mo20/contract.key",
+        "oem20/prov_chain.pem",
+        "oem20/prov.key",
+        "oem20/vehicle_chain.pem",
+        "oem20/vehicle.key",
+    ):
+        (ev_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(pki_dir / rel, ev_dir / rel)
+    keylog = tmp_path / "keys.log"
+    secc = SpecSecc(pnc=True)
+    peer: list[Any] = []
+
+    async def main() -> int:
+        async with spec_server(secc, [], mutual_context(pki_dir), peer) as port:
+            argv = ["--protocol", "iso20", "--payment", "pnc", "--loops", "2"]
+            argv += ["--address", "::1", "--port", str(port), "--pki", str(ev_dir)]
+            argv += ["--tls-keylog", str(keylog), "--msg-timeout", "10"]
+            return await asyncio.to_thread(ev_main, argv, "secc ev")
+
+    code = run(main())
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert secc.verdicts == ["OK", "OK"] and peer  # authorized; the vehicle chain presented
+    assert stat.S_IMODE(keylog.stat().st_mode) == 0o600
+    labels = {line.split()[0] for line in keylog.read_text().splitlines() if line[:1] != "#"}
+    assert {"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "CLIENT_TRAFFIC_SECRET_0"} <= labels
+
+
 def test_secc_ev_cli_iso20_fault_is_refused(
     pki_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -262,7 +332,16 @@ def test_secc_ev_cli_iso20_fault_is_refused(
     async def main() -> int:
         async with spec_server(secc, [], mutual_context(pki_dir)) as port:
             argv = ["--protocol", "iso20", "--payment", "pnc", "--fault", "tamper-signature"]
-            argv += ["--address", "::1", "--port", str(port), "--pki", str(pki_dir)]
+            argv += [
+                "--address",
+                "::1",
+                "--msg-timeout",
+                "10",
+                "--port",
+                str(port),
+                "--pki",
+                str(pki_dir),
+            ]
             return await asyncio.to_thread(ev_main, argv, "secc ev")
 
     assert run(main()) == 1
@@ -277,7 +356,7 @@ def test_secc_ev_cli_iso20_bpt(capsys: pytest.CaptureFixture[str]) -> None:
         async with spec_server(secc, []) as port:
             argv = ["--protocol", "iso20", "--mode", "dc", "--tcp", "--bpt"]
             argv += ["--discharge-loops", "2", "--loops", "2"]
-            argv += ["--address", "::1", "--port", str(port)]
+            argv += ["--address", "::1", "--msg-timeout", "10", "--port", str(port)]
             return await asyncio.to_thread(ev_main, argv, "secc ev")
 
     assert run(main()) == 0
@@ -321,7 +400,7 @@ def test_secc_ev_cli_iso20_pnc_from_explicit_files(
     async def main() -> int:
         async with spec_server(secc, [], mutual_context(pki_dir), peer) as port:
             argv = ["--protocol", "iso20", "--payment", "pnc", "--loops", "1"]
-            argv += ["--address", "::1", "--port", str(port)]
+            argv += ["--address", "::1", "--msg-timeout", "10", "--port", str(port)]
             for opt, rel in (
                 ("--contract-chain", "mo20/contract_chain.pem"),
                 ("--contract-key", "mo20/contract.key"),

@@ -10,8 +10,8 @@ import pytest
 
 from secc import codec
 from secc.core.events import Schema
+from secc.ev.iso2 import Outgoing
 from secc.ev.iso20 import Ev20Script, Ev20Simulator, rational, value_of
-from secc.testing.ev import Outgoing
 from tests.ev.spec_secc import AC, DC, SID, C, SpecSecc
 
 
@@ -133,7 +133,10 @@ def test_terminate_notification_ends_the_loop() -> None:
 def test_precharge_that_never_reaches_the_target_ends_with_a_clear_error() -> None:
     secc = SpecSecc(precharge_ceiling=300.0)
     ev = run(Ev20Script(mode="dc", precharge_timeout=7.0, precharge_interval=0.1), secc)
-    assert ev.done and ev.error == "PreCharge not finished within 7 s: the EV gives up"
+    assert ev.done and ev.error == (
+        "PreCharge not finished within 7 s: the EV gives up "
+        "(the EVSE reports 300 V, the EV asked 400 V)"
+    )
     n = secc.seen.count("DC_PreChargeReq")
     assert 50 <= n <= 80  # 7 s at one request per 0.1 s, then the EV stops
     assert "PowerDeliveryReq" not in secc.seen
@@ -150,6 +153,37 @@ def test_authorization_ongoing_forever_is_bounded() -> None:
     secc = SpecSecc(authorization_ongoing=-1)
     ev = run(Ev20Script(mode="ac", ongoing_timeout=60.0), secc)
     assert ev.error == "Authorization not finished within 60 s: the EV gives up"
+
+
+def test_the_defaults_are_the_standards_timers() -> None:
+    s = Ev20Script()
+    assert (s.ongoing_timeout, s.cable_check_timeout, s.precharge_timeout) == (60, 40, 10)
+    ev = Ev20Simulator(s)
+    assert ev.message_timeout("SessionSetupReq") == 2.0
+    assert ev.message_timeout("CertificateInstallationReq") == 5.0
+    assert ev.message_timeout("DC_ChargeLoopReq") == 0.5
+
+
+def test_a_renegotiation_long_after_the_first_exchange_has_its_own_ongoing_timer() -> None:
+    """The ScheduleExchange that a ScheduleRenegotiation brings, minutes into charging,
+    may be Ongoing again: its V2G_EVCC_Ongoing_Timeout starts with it."""
+    secc = SpecSecc(
+        notification="ScheduleRenegotiation", terminate_at_loop=3, renegotiation_ongoing=2
+    )
+    script = Ev20Script(mode="ac", charge_loops=5, loop_interval=40.0, poll_interval=0.5)
+    ev = run(script, secc)
+    assert ev.error is None and ev.responses[-1] == ("SessionStopRes", "OK")
+    assert secc.renegotiation_seen == 3  # Ongoing twice, then Finished
+    assert secc.seen.count("ScheduleExchangeReq") == 2 + 3
+
+
+def test_a_phase_times_out_from_its_first_request() -> None:
+    """CableCheck answered Ongoing forever, slowly: the timer runs from the first
+    DC_CableCheckReq, so the last one goes out no later than 40 s after it."""
+    secc = SpecSecc(cable_check_ongoing=-1)
+    ev = run(Ev20Script(mode="dc", poll_interval=3.0), secc)
+    assert ev.error == "CableCheck not finished within 40 s: the EV gives up"
+    assert secc.seen.count("DC_CableCheckReq") == 14  # at 0, 3.01, ..., 39.13 s
 
 
 @pytest.mark.parametrize(

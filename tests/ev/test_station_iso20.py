@@ -19,6 +19,7 @@ from tests.station.conftest import EVSE_ID, evse, run, station_config, wait_unti
 
 def _secc_ev(port: int, *args: str) -> int:
     argv = ["--address", "::1", "--sdp-port", str(port), "--tcp", "--loops", "2", *args]
+    argv += ["--msg-timeout", "10"]  # generous on a loaded test machine
     return ev_main(argv, "secc ev")
 
 
@@ -106,4 +107,5 @@ def test_secc_ev_iso20_pnc_over_mutual_tls(
 
 def _secc_ev_tls(port: int, pki_dir: Path, *args: str) -> int:
     argv = ["--address", "::1", "--sdp-port", str(port), "--loops", "2", "--pki", str(pki_dir)]
+    argv += ["--msg-timeout", "10"]  # generous on a loaded test machine
     return ev_main([*argv, *args], "secc ev")

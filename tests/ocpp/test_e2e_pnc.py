@@ -25,10 +25,10 @@ from secc.cli.ev import load_credentials
 from secc.config import CertsSection, EvseSection, HalSection, StationConfig, StationSection
 from secc.core.actions import RequestCertificate
 from secc.core.config import Timers
+from secc.ev.iso2 import EvScript
 from secc.ocpp_bridge.bridge import Bridge
 from secc.runtime import Station
 from secc.sdp import Security
-from secc.testing.ev import EvScript
 from secc.testing.pki import Credentials, certificate_backend
 from tests.ocpp.csms import Behaviour, TestCsms, wait_for
 from tests.ocpp.station import build

@@ -20,10 +20,10 @@ from certs.store import Store
 from secc.aio.ev_client import EvResult, run_ev_sdp
 from secc.cli.ev import load_credentials
 from secc.config import StationConfig, parse
+from secc.ev.iso2 import EvScript
 from secc.ocpp_bridge.bridge import Bridge
 from secc.runtime import Evse, Station
 from secc.sdp import Security
-from secc.testing.ev import EvScript
 from tests.ocpp.csms import Behaviour, TestCsms, wait_for
 
 STATION = "CS-SECC-0001"

@@ -18,8 +18,8 @@ from secc.aio.ev_client import run_ev
 from secc.cli.ev import load_credentials
 from secc.config import AuthorizationSection, HalSection
 from secc.core.actions import EndReason
+from secc.ev.iso2 import EvFaults
 from secc.runtime import Evse, Station
-from secc.testing.ev import EvFaults
 from tests.station.conftest import EVSE_ID, evse, run, script, station_config, wait_until
 
 

@@ -21,8 +21,8 @@ from secc.cli.ev import load_credentials
 from secc.codec._generated import xmldsig
 from secc.config import AuthorizationSection
 from secc.core.events import Schema
+from secc.ev.iso2 import EvSimulator, Outgoing
 from secc.runtime import Station
-from secc.testing.ev import EvSimulator, Outgoing
 from secc.v2gtp import encode_frame
 from tests.security.peers import exchange, tls_client
 from tests.station.conftest import EVSE_ID, evse, run, script, station_config

@@ -19,9 +19,9 @@ from secc import codec
 from secc.aio.ev_client import EvResult, run_ev
 from secc.cli.ev import load_credentials
 from secc.core.actions import EndReason
+from secc.ev.iso2 import EvFaults
 from secc.limits import Limits
 from secc.runtime import Station
-from secc.testing.ev import EvFaults
 from secc.v2gtp import encode_frame
 from tests.security.peers import (
     SAP_FRAME,

@@ -15,7 +15,7 @@ import pytest
 from certs import testpki
 from secc.config import CertsSection, EvseSection, HalSection, StationConfig, StationSection
 from secc.core.config import Timers
-from secc.testing.ev import EvScript
+from secc.ev.iso2 import EvScript
 
 T = TypeVar("T")
 EVSE_ID = "DE*ABC*E1234567*1"

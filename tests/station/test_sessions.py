@@ -21,10 +21,10 @@ from secc.cli.replay import main as replay_main
 from secc.config import AuthorizationSection, HalSection
 from secc.core.actions import EndReason
 from secc.core.config import Timers
+from secc.ev.iso2 import EvFaults, EvSimulator
 from secc.limits import Limits
 from secc.runtime import Evse, Station
 from secc.sdp import Security
-from secc.testing.ev import EvFaults, EvSimulator
 from secc.v2gtp import Framer, encode_frame
 from tests.station.conftest import EVSE_ID, evse, run, script, station_config, wait_until
 

@@ -1,20 +1,39 @@
-"""A scripted, sans-I/O EV: given a response, it returns the next request.
+"""A sans-I/O ISO 15118-2 / DIN SPEC 70121 EV: given a response, it returns the next request.
 
-The EV knows nothing of sockets or clocks: :meth:`EvSimulator.start` gives the first
-request, :meth:`EvSimulator.receive` consumes a decoded response and gives the next one
-(with the delay before it is sent), or None when the EV is done.  The harness
-(:mod:`secc.testing.harness`) runs it against the core through the codec; the runtime
-can run the same EV over real sockets.
+The EV knows nothing of sockets: :meth:`EvSimulator.start` gives the first request,
+:meth:`EvSimulator.receive` consumes a decoded response (with the current monotonic time,
+when known) and gives the next one with the delay before it is sent, or None when the EV
+is done (:attr:`EvSimulator.error` says why it gave up, if it did).  ``secc ev``, the demo
+and the benches run it over sockets (:mod:`secc.aio.ev_client`); the test harness
+(:mod:`secc.testing.harness`) runs it against the core through the codec.
 
 A script chooses the protocol (ISO 15118-2 or DIN SPEC 70121), AC or DC, EIM or
-Plug & Charge, certificate installation, pause/resume; :class:`EvFaults` injects faults:
-requests out of order, silence, a vanishing EV, slow requests, tampered signatures, a
-wrong GenChallenge, bad parameters.
+Plug & Charge (:mod:`secc.ev.pnc2`), certificate installation or update, pause/resume;
+:class:`EvFaults` injects faults: requests out of order, silence, a vanishing EV, slow
+requests, tampered signatures, a wrong GenChallenge, bad parameters.
+
+The EV bounds every loop as the standard bounds it (the defaults in :class:`EvScript`):
+
+- EVSEProcessing=Ongoing (Authorization / ContractAuthentication,
+  ChargeParameterDiscovery): V2G_EVCC_Ongoing_Timeout, 60 s (ISO 15118-2 Table 109,
+  [V2G2-710] [V2G2-711]; DIN SPEC 70121 §9.6 bounds them the same [V2G-DC-???]);
+- CableCheck: V2G_EVCC_CableCheck_Timeout, 40 s (ISO 15118-2 Table 111,
+  [V2G2-700]..[V2G2-703]; DIN SPEC 70121 Table 77);
+- PreCharge: V2G_EVCC_PreCharge_Timeout, 7 s (ISO 15118-2 Table 111,
+  [V2G2-704]..[V2G2-707]; DIN SPEC 70121 Table 77): the EV stops asking once the EVSE's
+  present voltage has not reached the target within it;
+- each response: V2G_EVCC_Msg_Timeout (:meth:`EvSimulator.message_timeout`, ISO 15118-2
+  Table 109 [V2G2-???], DIN SPEC 70121 Table 75), applied by the runner.
+
+Each timer runs from the first request of its phase; the EV gives up (and the runner
+closes the session, the TCP connection with it) rather than send a request past it.
+A FAILED ResponseCode, or a response that does not answer the request, ends it too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import datetime as dt
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,11 +46,36 @@ from secc.core.config import DIN_NAMESPACE, ISO2_NAMESPACE
 from secc.core.context import physical_value, value_of
 from secc.core.events import Schema
 from secc.core.failures import minimal_element
-from secc.testing.pki import Credentials, sign_elements
+from secc.ev.pnc2 import (
+    EvCredentials,
+    InstallationError,
+    check_installation,
+    emaid_of,
+    sign_elements,
+)
 
 apphand = codec.schema_module("apphand")
 ISO_SCHEMA_ID = 1
 DIN_SCHEMA_ID = 2
+
+# V2G_EVCC_Msg_Timeout (s): ISO 15118-2 Table 109, DIN SPEC 70121 Table 75; 2 s otherwise
+MSG_TIMEOUT_ISO2 = {
+    "ServiceDetailReq": 5.0,
+    "PaymentDetailsReq": 5.0,
+    "PowerDeliveryReq": 5.0,
+    "CertificateInstallationReq": 5.0,
+    "CertificateUpdateReq": 5.0,
+    "CurrentDemandReq": 0.25,
+}
+MSG_TIMEOUT_DIN = {"CurrentDemandReq": 0.25}
+MSG_TIMEOUT_DEFAULT = 2.0
+ONGOING_TIMEOUT = 60.0  # V2G_EVCC_Ongoing_Timeout [V2G2-710] [V2G2-711]
+CABLE_CHECK_TIMEOUT = 40.0  # V2G_EVCC_CableCheck_Timeout [V2G2-700]..[V2G2-703]
+PRECHARGE_TIMEOUT = 7.0  # V2G_EVCC_PreCharge_Timeout [V2G2-704]..[V2G2-707], DIN alike
+
+
+class Ev2Error(Exception):
+    """Why the EV ended the session (a timer, a response that answers something else)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +102,9 @@ class EvFaults:
 
 @dataclass(frozen=True, slots=True)
 class EvScript:
+    """What the EV wants and how patient it is (seconds, V, A); the timers default to
+    the standard's values (see the module docstring)."""
+
     protocol: str = "iso2"  # or "din"
     energy_mode: str = "AC_three_phase_core"
     payment: str = "ExternalPayment"
@@ -67,7 +114,7 @@ class EvScript:
     install_certificate: bool = False
     update_certificate: bool = False
     renegotiate: bool = False  # one PowerDelivery Renegotiate in the middle of charging
-    credentials: Credentials | None = None
+    credentials: EvCredentials | None = None
     evcc_id: bytes = bytes.fromhex("0a0b0c0d0e0f")
     think_time: float = 0.05
     poll_interval: float = 0.5
@@ -76,6 +123,10 @@ class EvScript:
     target_current: float = 100.0
     max_voltage: float = 450.0
     soc: int = 40
+    precharge_tolerance: float = 10.0  # |EVSE present voltage - target| that ends PreCharge
+    ongoing_timeout: float = ONGOING_TIMEOUT
+    cable_check_timeout: float = CABLE_CHECK_TIMEOUT
+    precharge_timeout: float = PRECHARGE_TIMEOUT
     faults: EvFaults = field(default_factory=EvFaults)
 
     @property
@@ -95,8 +146,14 @@ class Outgoing:
 
 
 class EvSimulator:
-    def __init__(self, script: EvScript) -> None:
+    """One -2 or DIN EV session, sans-I/O (see the module docstring)."""
+
+    def __init__(
+        self, script: EvScript, *, utc_now: Callable[[], dt.datetime] | None = None
+    ) -> None:
         self.script = script
+        self.utc_now = utc_now or (lambda: dt.datetime.now(dt.UTC))  # certificate validity
+        self._signature: Any = None  # the header Signature of the last response
         self.schema = Schema.DIN if script.protocol == "din" else Schema.ISO2
         self.mod: Any = codec.schema_module(self.schema.value)
         self.session_id = script.resume_session_id or bytes(1)
@@ -112,30 +169,64 @@ class EvSimulator:
         self.schedule_id = 1
         self.meter_info: Any = None
         self.pmax = 11000.0  # the profile the EV asks for, capped by the offered PMax
-        self.contract_chain = script.credentials.contract_chain if script.credentials else ()
-        self.contract_key = script.credentials.contract_key if script.credentials else None
+        creds = script.credentials
+        self.contract_chain = creds.contract_chain if creds else ()
+        self.contract_key = creds.contract_key if creds else None
+        self.emaid = creds.emaid if creds else None
+        self.installed = False  # a contract came with CertificateInstallation/UpdateRes
+        self.evse_id: str | None = None  # SessionSetupRes: -2 a string, DIN hexBinary as hex
+        self.error: str | None = None
+        self.evse_voltage: float | None = None
+        self._clock = 0.0  # the last time receive() was told
+        self._sent_at = 0.0  # when the last request goes out
+        self._awaiting: str | None = None  # the response the last request asks for
+        self._last_request: str | None = None
+        self._first_sent = 0.0  # when the first request of the current phase went out
+        self._phase: str | None = None
+        self._phase_start = 0.0
 
     # --- the sans-I/O interface ----------------------------------------------------------
 
     def start(self) -> Outgoing:
         return self._out("supportedAppProtocolReq", 0.0)
 
-    def receive(self, message: Any, schema: Schema) -> Outgoing | None:
+    def receive(self, message: Any, schema: Schema, now: float | None = None) -> Outgoing | None:
+        """The next request after ``message`` (decoded with ``schema``; ``now`` is the
+        monotonic time it arrived), or None when the EV is done."""
+        if now is not None:
+            self._clock = now
         body = message if schema is Schema.APPHAND else message.body.body_element
         name = type(body).__name__
         code = body.response_code.value
         self.responses.append((name, code))
-        if code.upper().startswith("FAILED"):
+        if code.upper().startswith("FAILED"):  # the station refused: the session ends
+            self.error = f"{name}: {code}"
             self.done = True
             return None
-        if schema is not Schema.APPHAND and name == "SessionSetupRes":
-            self.session_id = bytes(message.header.session_id)
-        step = self._after(name, body)
+        try:
+            if self._awaiting is not None and name != self._awaiting:
+                raise Ev2Error(f"expected {self._awaiting}, the station sent {name}")
+            if schema is not Schema.APPHAND:
+                self._signature = message.header.signature
+            if schema is not Schema.APPHAND and name == "SessionSetupRes":
+                self.session_id = bytes(message.header.session_id)
+                self.evse_id = evse_id_text(body.evseid)
+            step = self._after(name, body)
+        except Ev2Error as exc:
+            self.error = str(exc)
+            self.done = True
+            return None
         if step is None:
             self.done = True
             return None
         nxt, delay = step
         return self._out(nxt, delay)
+
+    def message_timeout(self, name: str) -> float:
+        """V2G_EVCC_Msg_Timeout for the request ``name``: how long the EV waits for its
+        response (ISO 15118-2 Table 109 [V2G2-???]; DIN SPEC 70121 Table 75)."""
+        table = MSG_TIMEOUT_DIN if self.schema is Schema.DIN else MSG_TIMEOUT_ISO2
+        return table.get(name, MSG_TIMEOUT_DEFAULT)
 
     def request(self, name: str) -> Outgoing:
         """The request ``name`` as this EV would send it now (benches, lab tools)."""
@@ -146,6 +237,15 @@ class EvSimulator:
         return self.responses[-1][1] if self.responses else None
 
     # --- sequencing ----------------------------------------------------------------------
+
+    def _poll(self, phase: str, timeout: float, name: str, delay: float) -> tuple[str, float]:
+        """Ask ``name`` again after ``delay`` unless ``phase`` (timed from its first
+        request) would then have run past ``timeout``: then the EV gives up."""
+        if self._phase is None:
+            self._phase, self._phase_start = phase, self._first_sent
+        if self._clock + delay - self._phase_start > timeout:
+            raise Ev2Error(f"{phase} not finished within {timeout:g} s: the EV gives up")
+        return name, delay
 
     def _after(self, name: str, res: Any) -> tuple[str, float] | None:
         s = self.script
@@ -183,12 +283,14 @@ class EvSimulator:
             self.gen_challenge = bytes(res.gen_challenge)
             return "AuthorizationReq", think
         if name in ("AuthorizationRes", "ContractAuthenticationRes"):
-            if res.evse_processing.value != "Finished":
-                return name[:-3] + "Req", poll
+            if res.evse_processing.value != "Finished":  # [V2G2-710] [V2G2-711]
+                return self._poll(name[:-3], s.ongoing_timeout, name[:-3] + "Req", poll)
             return "ChargeParameterDiscoveryReq", think
         if name == "ChargeParameterDiscoveryRes":
-            if res.evse_processing.value != "Finished":
-                return "ChargeParameterDiscoveryReq", poll
+            if res.evse_processing.value != "Finished":  # [V2G2-710] [V2G2-711]
+                return self._poll(
+                    "ChargeParameterDiscovery", s.ongoing_timeout, name[:-3] + "Req", poll
+                )
             if res.sa_schedules is not None:
                 offer = res.sa_schedules.sa_schedule_tuple[0]
                 self.schedule_id = offer.sa_schedule_tuple_id
@@ -200,13 +302,20 @@ class EvSimulator:
                 return "PowerDeliveryReq", think  # after a renegotiation: straight back
             return "CableCheckReq", think
         if name == "CableCheckRes":
-            if res.evse_processing.value != "Finished":
-                return "CableCheckReq", poll
+            if res.evse_processing.value != "Finished":  # [V2G2-700]..[V2G2-703]
+                return self._poll("CableCheck", s.cable_check_timeout, "CableCheckReq", poll)
             return "PreChargeReq", think
         if name == "PreChargeRes":
-            reached = abs(value_of(res.evse_present_voltage) - s.target_voltage) <= 10
+            self.evse_voltage = value_of(res.evse_present_voltage)
+            reached = abs(self.evse_voltage - s.target_voltage) <= s.precharge_tolerance
             if not reached and not s.faults.early_power_delivery:
-                return "PreChargeReq", 0.2
+                try:  # [V2G2-704]..[V2G2-707]
+                    return self._poll("PreCharge", s.precharge_timeout, "PreChargeReq", 0.2)
+                except Ev2Error as exc:
+                    raise Ev2Error(
+                        f"{exc} (the EVSE reports {self.evse_voltage:g} V, "
+                        f"the EV asked {s.target_voltage:g} V)"
+                    ) from None
             return "PowerDeliveryReq", think
         if name == "PowerDeliveryRes":
             if self.renegotiating:
@@ -251,6 +360,11 @@ class EvSimulator:
         actual = f.replace.get(name, name)
         delay += f.delay.get(name, 0.0)
         self.sent.append(actual)
+        self._sent_at = self._clock + delay
+        if actual != self._last_request:  # a new phase: its timer starts with this request
+            self._first_sent, self._phase = self._sent_at, None
+        self._last_request = actual
+        self._awaiting = _response_to(actual)
         if actual == "supportedAppProtocolReq":
             return Outgoing(self._handshake(), Schema.APPHAND, actual, delay)
         body, signature = self._build(actual)
@@ -320,26 +434,17 @@ class EvSimulator:
                 selected_service_list=mod.SelectedServiceList(selected_service=tuple(services)),
             ), None
         if name == "CertificateInstallationReq":
-            creds = self._creds()
-            root = creds.pki.cert("v2g_root")
+            oem_chain, oem_key = self._oem()
             req = mod.CertificateInstallationReq(
                 id="ID1",
-                oem_provisioning_cert=creds.oem_chain[0],
-                list_of_root_certificate_i_ds=mod.ListOfRootCertificateIDs(
-                    root_certificate_id=(
-                        mod.X509IssuerSerial(
-                            x509_issuer_name=root.issuer.rfc4514_string(),
-                            # the codec reads integers up to 140 bits; a 20-octet serial needs 160
-                            x509_serial_number=root.serial_number,
-                        ),
-                    )
-                ),
+                oem_provisioning_cert=oem_chain[0],
+                list_of_root_certificate_i_ds=self._root_ids(),
             )
-            return req, sign_elements([(req, None)], creds.oem_key)
+            return req, sign_elements([(req, None)], oem_key)
         if name == "CertificateUpdateReq":
-            creds = self._creds()
-            leaf, *subs = creds.contract_chain
-            root = creds.pki.cert("v2g_root")
+            if not self.contract_chain or self.contract_key is None or self.emaid is None:
+                raise Ev2Error("CertificateUpdateReq needs the contract chain and key")
+            leaf, *subs = self.contract_chain
             req = mod.CertificateUpdateReq(
                 id="ID1",
                 contract_signature_cert_chain=mod.CertificateChain(
@@ -347,25 +452,21 @@ class EvSimulator:
                     certificate=leaf,
                     sub_certificates=mod.SubCertificates(certificate=tuple(subs)),
                 ),
-                emaid=creds.emaid,
-                list_of_root_certificate_i_ds=mod.ListOfRootCertificateIDs(
-                    root_certificate_id=(
-                        mod.X509IssuerSerial(
-                            x509_issuer_name=root.issuer.rfc4514_string(),
-                            x509_serial_number=root.serial_number,
-                        ),
-                    )
-                ),
+                emaid=self.emaid,
+                list_of_root_certificate_i_ds=self._root_ids(),
             )
-            return req, sign_elements([(req, None)], creds.contract_key)
+            return req, sign_elements([(req, None)], self.contract_key)
         if name == "PaymentDetailsReq":
-            leaf, *subs = f.contract_chain or self.contract_chain or self._creds().contract_chain
+            chain_der = f.contract_chain or self.contract_chain
+            if not chain_der or self.emaid is None:
+                raise Ev2Error("Plug & Charge without a contract certificate")
+            leaf, *subs = chain_der
             chain = mod.CertificateChain(
                 certificate=leaf,
                 sub_certificates=mod.SubCertificates(certificate=tuple(subs)) if subs else None,
             )
             return mod.PaymentDetailsReq(
-                emaid=self._creds().emaid, contract_signature_cert_chain=chain
+                emaid=self.emaid, contract_signature_cert_chain=chain
             ), None
         if name == "AuthorizationReq":
             if s.payment != "Contract":
@@ -491,28 +592,94 @@ class EvSimulator:
 
     # --- Plug & Charge ---------------------------------------------------------------------
 
-    def _creds(self) -> Credentials:
+    def _creds(self) -> EvCredentials:
         if self.script.credentials is None:
-            raise ValueError("a Plug & Charge script needs credentials")
+            raise Ev2Error("Plug & Charge needs the EV's credentials")
         return self.script.credentials
 
+    def _oem(self) -> tuple[tuple[bytes, ...], ec.EllipticCurvePrivateKey]:
+        creds = self._creds()
+        if not creds.oem_chain or creds.oem_key is None:
+            raise Ev2Error("certificate installation needs the OEM provisioning chain and key")
+        return creds.oem_chain, creds.oem_key
+
+    def _root_ids(self) -> Any:
+        """ListOfRootCertificateIDs: issuer and serial of each V2G root the EV trusts."""
+        roots = self._creds().v2g_roots
+        if not roots:
+            raise Ev2Error("certificate installation and update need the V2G root certificate")
+        return self.mod.ListOfRootCertificateIDs(
+            root_certificate_id=tuple(
+                self.mod.X509IssuerSerial(
+                    x509_issuer_name=root.issuer.rfc4514_string(),
+                    # the codec reads integers up to 140 bits; a 20-octet serial needs 160
+                    x509_serial_number=root.serial_number,
+                )
+                for root in roots
+            )
+        )
+
     def _key(self) -> ec.EllipticCurvePrivateKey:
-        return self.contract_key or self._creds().contract_key
+        if self.contract_key is None:
+            raise Ev2Error("Plug & Charge without a contract key")
+        return self.contract_key
 
     def _install(self, res: Any, *, update: bool = False) -> None:
-        """Take the new contract chain and open its private key with the OEM key (or, for
-        an update, the old contract key)."""
+        """Check the response (:func:`~secc.ev.pnc2.check_installation`), take the new
+        contract chain and eMAID, and open the contract's private key with the OEM
+        provisioning key (for an update: the old contract key)."""
+        try:
+            check_installation(res, self._signature, self._creds().v2g_roots, self.utc_now())
+        except InstallationError as exc:
+            raise Ev2Error(f"{type(res).__name__} not trusted: {exc}") from None
         chain = res.contract_signature_cert_chain
         subs = chain.sub_certificates.certificate if chain.sub_certificates else ()
-        self.contract_chain = (bytes(chain.certificate), *(bytes(c) for c in subs))
-        leaf = x509.load_der_x509_certificate(self.contract_chain[0]).public_key()
-        assert isinstance(leaf, ec.EllipticCurvePublicKey)
-        self.contract_key = install_crypto.open_contract_key(
-            bytes(res.contract_signature_encrypted_private_key.value),
-            bytes(res.dh_public_key.value),
-            self._creds().contract_key if update else self._creds().oem_key,
-            expected_public_key=leaf,
-        )
+        new_chain = (bytes(chain.certificate), *(bytes(c) for c in subs))
+        leaf = x509.load_der_x509_certificate(new_chain[0]).public_key()
+        if not isinstance(leaf, ec.EllipticCurvePublicKey):
+            raise Ev2Error("the installed contract certificate has no ECDSA key")
+        opener = self._key() if update else self._oem()[1]
+        try:
+            key = install_crypto.open_contract_key(
+                bytes(res.contract_signature_encrypted_private_key.value),
+                bytes(res.dh_public_key.value),
+                opener,
+                expected_public_key=leaf,
+            )
+        except install_crypto.InstallCryptoError as exc:
+            raise Ev2Error(f"cannot open the installed contract key: {exc}") from None
+        self.contract_chain, self.contract_key = new_chain, key
+        self.emaid = str(res.emaid.value) if res.emaid is not None else emaid_of(new_chain[0])
+        self.installed = True
+
+
+def _response_to(request: str) -> str:
+    """The response element that answers ``request`` (DIN's SessionStop: SessionStopRes)."""
+    if request == "supportedAppProtocolReq":
+        return "supportedAppProtocolRes"
+    return request.removesuffix("Req") + "Res"
+
+
+def evse_id_text(value: Any) -> str:
+    """SessionSetupRes's EVSEID for people: -2's (and -20's) string as it is; DIN's
+    hexBinary in hex, ``0x00`` being DIN's "no EVSE ID", with its reading when it is a
+    DIN SPEC 91286 ID packed one character per nibble ('*' as A, an odd count padded
+    with F: 49 A8 9A 63 60 is "49*89*6360"), or its text when every octet is printable
+    ASCII (as some stations send it)."""
+    if isinstance(value, str):
+        return value
+    raw = bytes(value)
+    text = f"0x{raw.hex().upper()}"
+    if raw in (b"", b"\x00"):
+        return f"{text} (none)"
+    if all(0x20 < b < 0x7F for b in raw):  # printable text (a packed ID rarely is)
+        return f"{text} ({raw.decode('ascii')})"
+    nibbles = raw.hex().upper()
+    if nibbles.endswith("F"):
+        nibbles = nibbles[:-1]
+    if all(c in "0123456789A" for c in nibbles):
+        return f"{text} ({nibbles.replace('A', '*')})"
+    return text
 
 
 def _status(res: Any) -> Any:
