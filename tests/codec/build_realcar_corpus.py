@@ -1,0 +1,345 @@
+"""Rebuild ``realcar_corpus.jsonl.gz``: the EXI streams of public captures of real charging
+sessions (production cars and chargers), for ``test_realcar_corpus.py``.
+
+Not a test (the tests read the stored corpus and need no network).  Usage::
+
+    python tests/codec/build_realcar_corpus.py OWNER/NAME=GITDIR [OWNER/NAME=GITDIR ...]
+
+where each GITDIR is a git directory (a bare mirror or a checkout's ``.git``) of a public
+repository holding captures, e.g. ``uhi22/pyPLC`` and ``dspace-group/dsV2Gshark``.  Every
+``.pcap`` / ``.pcapng`` of the newest commit is read (TCP reassembled per connection,
+V2GTP frames cut out); a pyPLC ``*.decoded.txt`` (hex of each packet's EXI, written by
+pyPLC's converter) counts only when its capture is not in the repository.  The schema of
+a stream comes from its V2GTP payload type (ISO 15118-20) or from the
+supportedAppProtocol handshake of its connection (the SchemaID the charger chose), else
+from the root element code (DIN ``809a``, ISO-2 ``8098``, handshake ``80 0x/4x``).
+
+Identical streams of one file are stored once with their ``count``.  Only streams from
+public captures: nothing the project's own encoder produced.  TLS-protected sessions are
+skipped (their payloads are encrypted).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import struct
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "realcar_corpus.jsonl.gz"
+
+APPHAND_NS = {
+    "urn:din:70121:2012:MsgDef": "din",
+    "urn:iso:15118:2:2013:MsgDef": "iso2",
+    "urn:iso:15118:2:2010:MsgDef": "iso2-2010",
+    "urn:iso:std:iso:15118:-20:DC": "iso20-dc",
+    "urn:iso:std:iso:15118:-20:AC": "iso20-ac",
+}
+PAYLOAD_SCHEMA = {
+    0x8002: "iso20-common",
+    0x8003: "iso20-ac",
+    0x8004: "iso20-dc",
+    0x8005: "iso20-acdp",
+    0x8006: "iso20-wpt",
+}
+
+
+# --- capture files ---------------------------------------------------------------------
+
+
+def packets(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(link type, frame) of every packet in a pcap or pcapng file."""
+    if len(data) < 24:
+        return
+    magic = data[:4]
+    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
+        yield from _pcap(data, "<")
+    elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
+        yield from _pcap(data, ">")
+    elif magic == b"\x0a\x0d\x0d\x0a":
+        yield from _pcapng(data)
+
+
+def _pcap(data: bytes, e: str) -> Iterator[tuple[int, bytes]]:
+    link = struct.unpack_from(e + "I", data, 20)[0] & 0xFFFF
+    pos = 24
+    while pos + 16 <= len(data):
+        incl = struct.unpack_from(e + "I", data, pos + 8)[0]
+        yield link, data[pos + 16 : pos + 16 + incl]
+        pos += 16 + incl
+
+
+def _pcapng(data: bytes) -> Iterator[tuple[int, bytes]]:
+    pos = 0
+    e = "<"
+    links: list[int] = []
+    while pos + 12 <= len(data):
+        if data[pos : pos + 4] == b"\x0a\x0d\x0d\x0a":
+            e = "<" if data[pos + 8 : pos + 12] == b"\x4d\x3c\x2b\x1a" else ">"
+            links = []
+        btype, blen = struct.unpack_from(e + "II", data, pos)
+        if blen < 12 or pos + blen > len(data):
+            return
+        body = data[pos + 8 : pos + blen - 4]
+        if btype == 1:
+            links.append(struct.unpack_from(e + "H", body, 0)[0])
+        elif btype == 6 and len(body) >= 20:
+            iface, _, _, cap = struct.unpack_from(e + "IIII", body, 0)
+            if iface < len(links):
+                yield links[iface], body[20 : 20 + cap]
+        elif btype == 3 and links:
+            yield links[0], body[4:]
+        elif btype == 2 and len(body) >= 20:
+            iface = struct.unpack_from(e + "H", body, 0)[0]
+            cap = struct.unpack_from(e + "I", body, 12)[0]
+            if iface < len(links):
+                yield links[iface], body[20 : 20 + cap]
+        pos += blen
+
+
+Flow = tuple[bytes, int, bytes, int]
+
+
+def tcp_segment(link: int, frame: bytes) -> tuple[Flow, int, int, bytes] | None:
+    """((src, sport, dst, dport), seq, flags, payload) of a TCP segment, else None."""
+    if link == 1:  # Ethernet
+        et, off = struct.unpack_from(">H", frame, 12)[0] if len(frame) >= 14 else 0, 14
+        while et in (0x8100, 0x88A8) and len(frame) >= off + 4:
+            et = struct.unpack_from(">H", frame, off + 2)[0]
+            off += 4
+    elif link == 113:  # Linux cooked
+        et, off = (struct.unpack_from(">H", frame, 14)[0] if len(frame) >= 16 else 0), 16
+    elif link == 276:  # Linux cooked v2
+        et, off = (struct.unpack_from(">H", frame, 0)[0] if len(frame) >= 20 else 0), 20
+    elif link in (101, 228, 229, 12, 14):  # raw IP
+        et, off = (0x0800 if frame[:1] and frame[0] >> 4 == 4 else 0x86DD), 0
+    elif link in (0, 108):  # BSD loopback
+        et, off = (0x0800 if len(frame) > 4 and frame[4] >> 4 == 4 else 0x86DD), 4
+    else:
+        return None
+    if et == 0x86DD and len(frame) >= off + 40:
+        nxt, src, dst = frame[off + 6], frame[off + 8 : off + 24], frame[off + 24 : off + 40]
+        plen = struct.unpack_from(">H", frame, off + 4)[0]
+        end = off + 40 + plen
+        off += 40
+        while nxt in (0, 43, 60) and len(frame) >= off + 8:  # extension headers
+            nxt, off = frame[off], off + 8 + frame[off + 1] * 8
+    elif et == 0x0800 and len(frame) >= off + 20:
+        ihl = (frame[off] & 0x0F) * 4
+        nxt, src, dst = frame[off + 9], frame[off + 12 : off + 16], frame[off + 16 : off + 20]
+        end = off + struct.unpack_from(">H", frame, off + 2)[0]
+        off += ihl
+    else:
+        return None
+    if nxt != 6 or len(frame) < off + 20:
+        return None
+    sport, dport, seq = struct.unpack_from(">HHI", frame, off)
+    doff = (frame[off + 12] >> 4) * 4
+    flags = frame[off + 13]
+    payload = frame[off + doff : min(end, len(frame))]
+    return (src, sport, dst, dport), seq, flags, payload
+
+
+def streams_of(data: bytes) -> list[tuple[tuple[bytes, int, bytes, int], bytes]]:
+    """Each TCP direction's bytes in sequence order (retransmissions dropped)."""
+    flows: dict[tuple[bytes, int, bytes, int], dict[int, bytes]] = {}
+    order: list[tuple[bytes, int, bytes, int]] = []
+    for link, frame in packets(data):
+        seg = tcp_segment(link, frame)
+        if seg is None:
+            continue
+        key, seq, flags, payload = seg
+        if key not in flows:
+            flows[key] = {}
+            order.append(key)
+        if payload and not flags & 0x02:
+            flows[key].setdefault(seq, payload)
+    out = []
+    for key in order:
+        segs = flows.get(key)
+        if not segs:
+            continue
+        base = min(segs)
+        buf = bytearray()
+        for seq in sorted(segs, key=lambda s: (s - base) & 0xFFFFFFFF):
+            rel = (seq - base) & 0xFFFFFFFF
+            chunk = segs[seq]
+            if rel + len(chunk) <= len(buf):
+                continue  # retransmitted
+            # after a gap (a packet the capture missed) the frames are resynchronized
+            buf += chunk[len(buf) - rel :] if rel <= len(buf) else chunk
+        out.append((key, bytes(buf)))
+    return out
+
+
+_V2GTP = re.compile(rb"\x01\xfe(\x80[\x01-\x06])")
+
+
+def v2gtp_frames(buf: bytes) -> Iterator[tuple[int, bytes]]:
+    """(payload type, payload) of every V2GTP frame in one direction's bytes."""
+    pos = 0
+    while True:
+        m = _V2GTP.search(buf, pos)
+        if m is None or m.start() + 8 > len(buf):
+            return
+        ptype = int.from_bytes(m.group(1), "big")
+        n = int.from_bytes(buf[m.start() + 4 : m.start() + 8], "big")
+        body = buf[m.start() + 8 : m.start() + 8 + n]
+        if len(body) == n and n and body[0] == 0x80:
+            yield ptype, body
+            pos = m.start() + 8 + n
+        else:
+            pos = m.start() + 2
+
+
+# --- schemas ---------------------------------------------------------------------------
+
+
+def _by_root(exi: bytes) -> str | None:
+    if len(exi) < 2:
+        return None
+    if exi[1] < 0x80:
+        return "apphand"
+    return {0x9A: "din", 0x98: "iso2"}.get(exi[1] & 0xFE)
+
+
+def chosen_schema(req: bytes, res: bytes) -> str | None:
+    """The schema a handshake agreed on (needs the project's codec)."""
+    from secc import codec
+
+    try:
+        q = codec.decode(req, "apphand")
+        s = codec.decode(res, "apphand")
+    except codec.CodecError:
+        return None
+    sid = getattr(s, "schema_id", None)
+    for p in getattr(q, "app_protocol", ()):
+        if p.schema_id == sid:
+            return APPHAND_NS.get(p.protocol_namespace)
+    return None
+
+
+def session_streams(data: bytes) -> Iterator[tuple[str, bytes]]:
+    """(schema, EXI) of every V2GTP message of a capture, connection by connection."""
+    flows = streams_of(data)
+    frames = {key: list(v2gtp_frames(buf)) for key, buf in flows}
+    for key, msgs in frames.items():
+        src, sport, dst, dport = key
+        back = frames.get((dst, dport, src, sport), [])
+        agreed = None
+        hand = [exi for t, exi in msgs + back if t == 0x8001 and _by_root(exi) == "apphand"]
+        reqs = [e for e in hand if e[1] < 0x40]
+        ress = [e for e in hand if 0x40 <= e[1] < 0x80]
+        if reqs and ress:
+            agreed = chosen_schema(reqs[0], ress[0])
+        for ptype, exi in msgs:
+            if ptype in PAYLOAD_SCHEMA:
+                schema = PAYLOAD_SCHEMA[ptype]
+            else:
+                root = _by_root(exi)
+                if root == "apphand" or agreed is None or agreed.startswith("iso20"):
+                    schema = root or "unknown"
+                else:
+                    schema = agreed
+            yield schema, exi
+
+
+def decoded_txt_streams(text: str) -> Iterator[tuple[str, bytes]]:
+    """pyPLC's converter output: ``Packet #N [time] HEX means:`` then a JSON with the
+    schema it decoded with."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        m = re.match(r"Packet #\d+ \[[^\]]*\] ([0-9a-fA-F]+) means:", line)
+        if not m:
+            continue
+        exi = bytes.fromhex(m.group(1)) if len(m.group(1)) % 2 == 0 else b""
+        if not exi or exi[0] != 0x80:
+            continue
+        schema = _by_root(exi) or "unknown"
+        for follow in lines[i + 1 : i + 8]:
+            if '"schema": "ISO' in follow and schema == "din":
+                schema = "iso2"
+        yield schema, exi
+
+
+# --- the corpus ------------------------------------------------------------------------
+
+
+def git(gitdir: str, *args: str) -> bytes:
+    return subprocess.run(
+        ["git", "--git-dir", gitdir, *args], check=True, capture_output=True
+    ).stdout
+
+
+def _readable(gitdir: str, path: str) -> bool:
+    args = ["git", "--git-dir", gitdir, "cat-file", "-e", f"HEAD:{path}"]
+    done = subprocess.run(args, check=False, capture_output=True)
+    return done.returncode == 0
+
+
+def build(sources: list[tuple[str, str]]) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for repo, gitdir in sources:
+        commit = git(gitdir, "rev-parse", "HEAD").decode().strip()
+        names = git(gitdir, "ls-tree", "-r", "--name-only", "HEAD").decode().splitlines()
+        present = set(names)
+        for path in names:
+            low = path.lower()
+            if low.endswith((".pcap", ".pcapng")):
+                kind = "pcap"
+            elif low.endswith(".decoded.txt"):
+                stem = path[: -len(".decoded.txt")]
+                captures = {stem, stem + "ng", stem + ".pcapng", stem + ".pcap"} & present
+                if any(_readable(gitdir, c) for c in captures):
+                    continue  # the capture itself is read
+                kind = "txt"
+            else:
+                continue
+            try:
+                blob = git(gitdir, "cat-file", "blob", f"HEAD:{path}")
+            except subprocess.CalledProcessError:
+                continue  # listed but absent (a large file the mirror does not hold)
+            found = (
+                session_streams(blob)
+                if kind == "pcap"
+                else decoded_txt_streams(blob.decode("utf-8", "replace"))
+            )
+            counts: Counter[tuple[str, bytes]] = Counter(found)
+            for (schema, exi), n in counts.items():
+                if schema in ("unknown", "iso2-2010"):
+                    continue
+                rows.append(
+                    {
+                        "hex": exi.hex(),
+                        "schema": schema,
+                        "count": n,
+                        "repo": repo,
+                        "commit": commit,
+                        "path": path,
+                    }
+                )
+            print(f"{repo} {path}: {sum(counts.values())} streams", file=sys.stderr)
+    return rows
+
+
+def main(argv: list[str]) -> int:
+    sources = [tuple(a.split("=", 1)) for a in argv]
+    if not sources or any(len(s) != 2 for s in sources):
+        print(__doc__, file=sys.stderr)
+        return 2
+    rows = build(sources)  # type: ignore[arg-type]
+    with gzip.open(OUT, "wt", encoding="utf-8", compresslevel=9) as f:
+        for row in rows:
+            f.write(json.dumps(row, separators=(",", ":")) + "\n")
+    total = sum(int(r["count"]) for r in rows)  # type: ignore[call-overload]
+    print(f"{OUT.name}: {len(rows)} distinct streams ({total} in all)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
