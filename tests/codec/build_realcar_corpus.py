@@ -604,9 +604,9 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     rows = build(sources)  # type: ignore[arg-type]
-    with gzip.open(OUT, "wt", encoding="utf-8", compresslevel=9) as f:
-        for row in rows:
-            f.write(json.dumps(row, separators=(",", ":")) + "\n")
+    text = "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows)
+    with OUT.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+        f.write(text.encode("utf-8"))  # mtime 0: the same sources give the same file
     total = sum(int(r["count"]) for r in rows)  # type: ignore[call-overload]
     print(f"{OUT.name}: {len(rows)} distinct streams ({total} in all)", file=sys.stderr)
     return 0
