@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from secc import codec
+from secc.codec.exi.bits import BitWriter
 from secc.codec.exi.runtime import EmptyBytes, EmptyStr
 
 from . import strategies as S  # noqa: N812
@@ -225,3 +226,85 @@ def test_public_vectors_violate_only_min_length() -> None:
             codec.decode_checked(data, schema, fragment=fragment, strict=True)
     assert seen and all(v.facet == "minLength" for v in seen), [str(v) for v in seen]
     assert {v.element for v in seen} == {"EVSEID", "SessionID"}
+
+
+def test_too_many_violations_are_refused() -> None:
+    """Each violation costs a look at the decoder's stack: more than MAX_VIOLATIONS in one
+    message is refused (a guard on time, as the input limit is one on memory)."""
+    from secc.codec.exi.facets import MAX_VIOLATIONS
+
+    iso2 = codec.schema_module("iso2")
+
+    def schedule(i: int, multiplier: int) -> Any:
+        pmax = iso2.PhysicalValue(multiplier=multiplier, unit=iso2.UnitSymbol.W, value=1000)
+        entries = tuple(
+            iso2.PMaxScheduleEntry(
+                time_interval=iso2.RelativeTimeInterval(start=60 * k), p_max=pmax
+            )
+            for k in range(100)
+        )
+        return iso2.SAScheduleTuple(
+            sa_schedule_tuple_id=i + 1,
+            p_max_schedule=iso2.PMaxSchedule(p_max_schedule_entry=entries),
+        )
+
+    def stream(multiplier: int, tuples: int) -> bytes:
+        status = iso2.AC_EVSEStatus(
+            notification_max_delay=0, evse_notification=iso2.EVSENotification.None_, rcd=False
+        )
+        res = iso2.ChargeParameterDiscoveryRes(
+            response_code=iso2.ResponseCode.OK,
+            evse_processing=iso2.EVSEProcessing.Finished,
+            sa_schedules=iso2.SAScheduleList(
+                sa_schedule_tuple=tuple(schedule(i, multiplier) for i in range(tuples))
+            ),
+            evse_charge_parameter=iso2.AC_EVSEChargeParameter(
+                ac_evse_status=status,
+                evse_nominal_voltage=iso2.PhysicalValue(
+                    multiplier=0, unit=iso2.UnitSymbol.V, value=230
+                ),
+                evse_max_current=iso2.PhysicalValue(multiplier=0, unit=iso2.UnitSymbol.A, value=32),
+            ),
+        )
+        message = iso2.V2G_Message(
+            header=iso2.MessageHeader(session_id=bytes(8)), body=iso2.Body(body_element=res)
+        )
+        return codec.encode(message, lenient=True)
+
+    got = codec.decode_checked(stream(4, 2), "iso2")
+    assert len(got.violations) == 200
+    assert got.violations[-1].path.endswith(
+        "/SAScheduleTuple[1]/PMaxSchedule/PMaxScheduleEntry[99]/PMax/Multiplier"
+    )
+    assert MAX_VIOLATIONS < 3 * 100
+    with pytest.raises(codec.DecodeError, match=f"more than {MAX_VIOLATIONS} facet violations"):
+        codec.decode_checked(stream(4, 3), "iso2")
+    assert not codec.decode_checked(stream(3, 3), "iso2").violations
+
+
+def test_lengths_beyond_the_input_stay_refused() -> None:
+    """A string longer than its maxLength decodes (reported), but one longer than the input
+    that should hold it is refused before a character is read, in every mode."""
+    roots = codec.schema_module("iso2").FRAGMENT
+    width = (len(roots) + 1).bit_length()
+    index = next(i for i, r in enumerate(roots) if r.local == "EVSEID" and r.ns.endswith("MsgBody"))
+
+    def fragment(claimed: int, text: str) -> bytes:
+        w = BitWriter()
+        w.bits(0x80, 8)
+        w.bits(index, width)
+        w.bits(0, 1)  # CH
+        w.uint(claimed + 2)
+        for c in text:
+            w.uint(ord(c))
+        w.bits(0, 1)  # EE
+        w.bits(len(roots) + 1, width)  # ED
+        return w.getvalue()
+
+    long_ok = fragment(60, "E" * 60)  # maxLength 37
+    (v,) = codec.decode_checked(long_ok, "iso2", fragment=True).violations
+    assert (v.facet, v.limit, len(v.value)) == ("maxLength", 37, 60)  # type: ignore[arg-type]
+    claims_more = fragment(1_000_000, "E" * 60)
+    for strict in (False, True):
+        with pytest.raises(codec.DecodeError, match="input ends inside a string of 1000000"):
+            codec.decode_checked(claims_more, "iso2", fragment=True, strict=strict)
