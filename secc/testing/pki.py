@@ -63,7 +63,9 @@ def sign_elements(
     iso2 = codec.schema_module("iso2")
     refs = []
     for el, name in elements:
-        digest = xmldsig.digest(codec.encode_fragment(el, schema="iso2", name=name))
+        # lenient: a peer signs what it sends, values outside their facets included
+        fragment = codec.encode_fragment(el, schema="iso2", name=name, lenient=True)
+        digest = xmldsig.digest(fragment)
         refs.append(
             iso2.Reference(
                 uri=f"#{el.id}",

@@ -154,3 +154,55 @@ def test_certificate_installation_res_with_a_long_emaid_reaches_the_ev(
     # the EV opened the key and charged with the installed contract
     assert out.ev.contract_key is not None
     assert out.end is not None and out.end.reason is EndReason.EV_STOP
+
+
+def _big_oem_credentials(creds: Credentials) -> Credentials:
+    """The OEM provisioning leaf issued again with a 400-octet private extension: the
+    same key and issuer, 976 octets where certificateType allows 800."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    old = x509.load_der_x509_certificate(creds.oem_chain[0])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(old.subject)
+        .issuer_name(old.issuer)
+        .public_key(old.public_key())
+        .serial_number(old.serial_number + 1)
+        .not_valid_before(old.not_valid_before_utc)
+        .not_valid_after(old.not_valid_after_utc)
+    )
+    for ext in old.extensions:
+        builder = builder.add_extension(ext.value, ext.critical)
+    padding = x509.UnrecognizedExtension(
+        x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\x04\x82\x01\x90" + bytes(400)
+    )
+    builder = builder.add_extension(padding, critical=False)
+    big = builder.sign(creds.pki["oem_sub2"].key, hashes.SHA256()).public_bytes(Encoding.DER)
+    assert len(big) > 800
+    return dataclasses.replace(creds, oem_chain=(big, *creds.oem_chain[1:]))
+
+
+def test_certificate_installation_req_with_a_big_oem_certificate_is_forwarded_as_sent(
+    creds: Credentials, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The EV's CertificateInstallationReq carries an OEM provisioning certificate longer
+    than certificateType's 800 octets: the station forwards the request to the back end
+    byte for byte as the EV sent it (the EV's signature covers it) and the installation
+    goes on."""
+    big = _big_oem_credentials(creds)
+    clock = FakeClock(utc=START)
+    station = FakeStation(backend=certificate_backend(big, clock.random_bytes))
+    config = SessionConfig(tls=True, trust=creds.trust)
+    script = EvScript(payment="Contract", credentials=big, energy_mode=AC, install_certificate=True)
+    with caplog.at_level(logging.WARNING):
+        out = run_session(config, script, station=station, clock=clock)
+    (sent,) = [exi for _, d, n, exi in out.trace if n == "CertificateInstallationReq"]
+    (v,) = codec.decode_checked(sent, "iso2").violations
+    assert v.path.endswith("/CertificateInstallationReq/OEMProvisioningCert")
+    assert (v.facet, v.limit, v.value) == ("maxLength", 800, big.oem_chain[0])
+    (forward,) = [a for a in station.requests if isinstance(a, RequestCertificate)]
+    assert forward.exi_request == sent
+    assert ("CertificateInstallationRes", "OK") in out.responses
+    assert "CertificateInstallationReq: accepted a value outside its XSD facet" in caplog.text

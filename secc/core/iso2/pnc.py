@@ -138,7 +138,9 @@ def _certificate(ctx: Context, req: Any, action: str) -> Reply:
         raise NoCertificateAvailable("certificate installation is not enabled here")
     mod = ctx.mod
     whole = mod.V2G_Message(header=ctx.header, body=mod.Body(body_element=req))
-    forward = RequestCertificate(action=action, exi_request=codec.encode(whole))
+    # the EV's request as it sent it (values outside their facets included: the EV's
+    # signature covers them, and the back end decides)
+    forward = RequestCertificate(action=action, exi_request=codec.encode(whole, lenient=True))
     ctx.pending_request = type(req).__name__
     wait = (CERTIFICATE_TIMER, ctx.config.timers.certificate_installation)
     return Reply(None, State.CERTIFICATE_WAIT, (forward,), wait=wait)

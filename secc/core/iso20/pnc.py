@@ -267,7 +267,9 @@ def certificate_installation(ctx: Context, req: Any, now: float) -> Reply:
         if not verdict.ok:
             raise PeerError(f"OEM provisioning chain: {verdict.reason}", code="FAILED")
     forward = RequestCertificate(
-        action="Install", exi_request=codec.encode(req), schema_version=COMMON_NAMESPACE
+        action="Install",
+        exi_request=codec.encode(req, lenient=True),  # as the EV sent it, as in -2
+        schema_version=COMMON_NAMESPACE,
     )
     ctx.pending_request = "CertificateInstallationReq"
     wait = (CERTIFICATE_TIMER, ctx.config.timers.certificate_installation)
