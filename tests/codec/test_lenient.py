@@ -308,3 +308,42 @@ def test_lengths_beyond_the_input_stay_refused() -> None:
     for strict in (False, True):
         with pytest.raises(codec.DecodeError, match="input ends inside a string of 1000000"):
             codec.decode_checked(claims_more, "iso2", fragment=True, strict=strict)
+
+
+def test_xml_and_json_views_round_trip_violations_when_lenient() -> None:
+    """The XML / JSON of a stream decoded with violations parse back with ``lenient=True``
+    (and only then) into the same message, which re-encodes leniently to the same bytes."""
+    from secc.codec import xml as cx
+
+    iso2 = codec.schema_module("iso2")
+    entry = iso2.ProfileEntry(
+        charging_profile_entry_start=0,
+        charging_profile_entry_max_power=iso2.PhysicalValue(
+            multiplier=0, unit=iso2.UnitSymbol.W, value=11000
+        ),
+        charging_profile_entry_max_number_of_phases_in_use=4,
+    )
+    req = iso2.PowerDeliveryReq(
+        charge_progress=iso2.ChargeProgress.Start,
+        sa_schedule_tuple_id=1,
+        charging_profile=iso2.ChargingProfile(profile_entry=(entry,)),
+    )
+    message = iso2.V2G_Message(
+        header=iso2.MessageHeader(session_id=b"\x01" * 9), body=iso2.Body(body_element=req)
+    )
+    data = codec.encode(message, lenient=True)
+    got = codec.decode_checked(data, "iso2")
+    assert {v.element for v in got.violations} == {
+        "SessionID",
+        "ChargingProfileEntryMaxNumberOfPhasesInUse",
+    }
+    text = cx.to_xml(got.message)
+    with pytest.raises(cx.XmlError, match=r"outside 1\.\.3|at most 8"):
+        cx.from_xml(text, "iso2")
+    _, back = cx.from_xml(text, "iso2", lenient=True)
+    assert back == got.message
+    assert codec.encode(back, lenient=True) == data
+    as_json = cx.to_json(got.message)
+    with pytest.raises(cx.XmlError):
+        cx.from_json(as_json, "iso2")
+    assert cx.from_json(as_json, "iso2", lenient=True)[1] == got.message
