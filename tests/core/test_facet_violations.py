@@ -206,3 +206,38 @@ def test_certificate_installation_req_with_a_big_oem_certificate_is_forwarded_as
     assert forward.exi_request == sent
     assert ("CertificateInstallationRes", "OK") in out.responses
     assert "CertificateInstallationReq: accepted a value outside its XSD facet" in caplog.text
+
+
+def test_din_session_with_a_state_of_charge_above_100_charges(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """DIN: EVRESSSOC 120 (percentValueType 0..100 is coded in 7 bits) in every
+    DC_EVStatus: reported, logged, and the DC session charges to its normal end."""
+    with caplog.at_level(logging.WARNING):
+        out = run_session(
+            SessionConfig(), EvScript(protocol="din", energy_mode="DC_extended", soc=120)
+        )
+    assert out.end is not None and out.end.reason is EndReason.EV_STOP
+    assert out.code_of("CurrentDemandRes") and all(
+        not code.startswith("FAILED") for _, code in out.responses
+    )
+    sent = [exi for _, d, name, exi in out.trace if d == "->" and name == "CurrentDemandReq"]
+    (v,) = codec.decode_checked(sent[0], "din").violations
+    assert v.path.endswith("/CurrentDemandReq/DC_EVStatus/EVRESSSOC") and v.value == 120
+    assert "CurrentDemandReq: accepted a value outside its XSD facet" in caplog.text
+
+
+def test_iso20_session_setup_with_a_long_evcc_id_is_answered_ok() -> None:
+    """ISO 15118-20: an EVCCID of 300 characters (maxLength 255) is reported, and the
+    session is set up and charges."""
+    from secc.core.config import ISO20_AC_NAMESPACE, ISO20_DC_NAMESPACE
+    from secc.ev.iso20 import Ev20Script
+
+    config = SessionConfig(protocols=(ISO20_DC_NAMESPACE, ISO20_AC_NAMESPACE), iso20_allow_tcp=True)
+    script = Ev20Script(mode="ac", control="dynamic", evcc_id="W" * 300)
+    out = run_session(config, script)
+    (setup,) = [exi for _, d, n, exi in out.trace if d == "->" and n == "SessionSetupReq"]
+    (v,) = codec.decode_checked(setup, "iso20-common").violations
+    assert (v.path, v.facet, v.limit) == ("/SessionSetupReq/EVCCID", "maxLength", 255)
+    assert out.code_of("SessionSetupRes")[0].startswith("OK")
+    assert out.end is not None and out.end.reason is EndReason.EV_STOP
