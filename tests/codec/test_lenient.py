@@ -188,8 +188,8 @@ def test_invalid_public_vectors_stay_refused_in_both_modes() -> None:
     Several -20 ones also carry a 4-byte SessionID where the schema fixes 8, which is
     reported, not refused (see test_public_vectors_violate_only_min_length); alone it
     would decode, and after SessionSetup the session core answers FAILED_UnknownSession
-    (no session has that ID).  The one tolerated -20 stream (test_vectors.TOLERATED_ISO20: a trailing
-    zero octet) stays tolerated in both modes."""
+    (no session has that ID).  The one tolerated -20 stream (test_vectors.TOLERATED_ISO20:
+    a trailing zero octet) stays tolerated in both modes."""
     found = [v for v in require_vectors() if not v["valid"]]
     found += [v for v in require_vectors(ISO20_VECTORS) if not v["valid"]]
     refused = tolerated = 0
