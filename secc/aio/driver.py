@@ -221,6 +221,8 @@ class SessionDriver:
             "exi": conn.last_payload.hex(),
             "summary": summarize(body),
         }
+        if event.violations:  # values outside their XSD facets, accepted (secc.codec)
+            record["violations"] = [v.as_dict() for v in event.violations]
         await self.feed(event, record=record)
 
     async def connection_lost(self, conn: V2GConnection, event: ConnectionLost) -> None:

@@ -643,11 +643,11 @@ class V2GServer:
         conn.last_payload = payload
         conn.last_payload_type = payload_type
         try:
-            message = codec.decode(payload, schema.value)
+            _, message, violations = codec.decode_checked(payload, schema.value)
         except codec.DecodeError as exc:
             conn.log.warning("%s: undecodable %s payload: %s", conn.peer[0], schema.value, exc)
             await handler.undecodable(conn, payload, exc)
             return
         if schema is Schema.APPHAND:
             conn._last_sap_request = message
-        await handler.request_received(conn, RequestReceived(message, schema))
+        await handler.request_received(conn, RequestReceived(message, schema, violations))

@@ -8,19 +8,28 @@ that does the work is generated from the XSDs (``secc.codec.codegen``) into
     msg = decode(data, "iso2")          # -> V2G_Message
     data = encode(msg)                  # the same bytes for any valid stream
     frag = encode_fragment(element)     # EXI fragment for xmldsig digests
+    got = decode_checked(data, "iso2")  # -> Decoded(root, message, violations)
+    data = encode(got.message, lenient=True)  # the received bytes again
 
 Every malformed input raises :class:`DecodeError`; every message that cannot be encoded
 raises :class:`EncodeError`; both derive from :class:`CodecError`.
+
+Decoding is liberal: a value that fits its EXI representation but not the schema's
+facets (a range, a length) is decoded and reported as a :class:`Violation`
+(:func:`decode_checked` returns them; ``strict=True`` refuses them as a DecodeError).
+Encoding is strict: such a value is an EncodeError, unless ``lenient=True`` (round
+trips of received messages, tools).  See :mod:`secc.codec.exi.facets`.
 """
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 from secc.codec.errors import CodecError, DecodeError, EncodeError
 from secc.codec.exi.bits import BitReader, BitWriter
+from secc.codec.exi.facets import CheckedReader, LenientWriter, Violation, violations_of
 from secc.codec.exi.fragment import decode_relaxed, encode_relaxed
 from secc.codec.exi.meta import RootInfo
 
@@ -28,8 +37,11 @@ __all__ = [
     "SCHEMAS",
     "CodecError",
     "DecodeError",
+    "Decoded",
     "EncodeError",
+    "Violation",
     "decode",
+    "decode_checked",
     "decode_document",
     "decode_fragment",
     "encode",
@@ -82,7 +94,16 @@ def _code_width(n: int) -> int:
     return (n - 1).bit_length() if n > 1 else 0
 
 
-def _reader(data: bytes) -> BitReader:
+class Decoded(NamedTuple):
+    """What :func:`decode_checked` returns: the root element's info, its value, and the
+    facet violations found in it (empty for a valid message)."""
+
+    root: RootInfo
+    message: Any
+    violations: tuple[Violation, ...]
+
+
+def _reader(data: bytes, strict: bool = True) -> BitReader:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DecodeError(f"expected bytes, got {type(data).__name__}", 0)
     if len(data) == 0:
@@ -93,7 +114,7 @@ def _reader(data: bytes) -> BitReader:
             "(no cookie, no options, version 1)",
             0,
         )
-    return BitReader(bytes(data), 8)
+    return BitReader(bytes(data), 8) if strict else CheckedReader(bytes(data), 8)
 
 
 def _check_end(r: BitReader) -> None:
@@ -151,11 +172,24 @@ def _pick(
     )
 
 
-def decode_document(data: bytes, schema: str) -> tuple[RootInfo, Any]:
-    """Decode a whole EXI stream; returns the root element's info and its value."""
+def decode_checked(
+    data: bytes, schema: str, *, fragment: bool = False, strict: bool = False
+) -> Decoded:
+    """Decode a whole EXI stream (``fragment=True``: an EXI fragment) of ``schema`` and
+    report the facet violations in it, with their element paths.
+
+    ``strict=True`` refuses the first violation with a :class:`DecodeError` instead (the
+    codec's behaviour before violations were reported).  Zero octets after the padded
+    end are ignored, any other trailing content is a DecodeError.
+    """
+    r = _reader(data, strict)
+    root, value = _fragment(r, schema) if fragment else _document(r, schema)
+    return Decoded(root, value, violations_of(r, root.local))
+
+
+def _document(r: BitReader, schema: str) -> tuple[RootInfo, Any]:
     mod = schema_module(schema)
     roots: tuple[RootInfo, ...] = mod.DOCUMENT
-    r = _reader(data)
     code = r.bits(_code_width(len(roots) + 1))
     if code >= len(roots):
         raise DecodeError("document content SE(*) (an undeclared root) is not supported", 8)
@@ -169,18 +203,32 @@ def decode_document(data: bytes, schema: str) -> tuple[RootInfo, Any]:
     return root, value
 
 
-def decode(data: bytes, schema: str) -> Any:
+def decode_document(data: bytes, schema: str, *, strict: bool = False) -> tuple[RootInfo, Any]:
+    """Decode a whole EXI stream; returns the root element's info and its value (facet
+    violations are accepted and not reported: :func:`decode_checked` reports them)."""
+    return _document(_reader(data, strict), schema)
+
+
+def decode(data: bytes, schema: str, *, strict: bool = False) -> Any:
     """Decode an EXI stream of ``schema``; zero octets after the padded end are ignored,
-    any other trailing content is a :class:`DecodeError`."""
-    return decode_document(data, schema)[1]
+    any other trailing content is a :class:`DecodeError`.  Values outside their facets
+    are accepted (``strict=True``: refused); :func:`decode_checked` reports them."""
+    return _document(_reader(data, strict), schema)[1]
 
 
-def encode(message: object, schema: str | None = None, name: str | None = None) -> bytes:
-    """Encode ``message`` as a whole EXI stream (header 0x80, padded to the octet)."""
+def encode(
+    message: object, schema: str | None = None, name: str | None = None, *, lenient: bool = False
+) -> bytes:
+    """Encode ``message`` as a whole EXI stream (header 0x80, padded to the octet).
+
+    Values outside their facets are an :class:`EncodeError`; ``lenient=True`` writes
+    them when their EXI representation holds them (what a lenient decode accepted
+    re-encodes to the same bytes): for received messages and tools, never for the
+    station's own responses."""
     mod = schema_module(schema or _schema_of(message))
     roots: tuple[RootInfo, ...] = mod.DOCUMENT
     index, root = _pick(roots, message, name, "global")
-    w = BitWriter()
+    w = LenientWriter() if lenient else BitWriter()
     w.bits(HEADER, 8)
     w.bits(index, _code_width(len(roots) + 1))
     try:
@@ -191,20 +239,28 @@ def encode(message: object, schema: str | None = None, name: str | None = None) 
     return w.getvalue()
 
 
-def encode_fragment(element: object, schema: str | None = None, name: str | None = None) -> bytes:
+def encode_fragment(
+    element: object,
+    schema: str | None = None,
+    name: str | None = None,
+    *,
+    lenient: bool = False,
+) -> bytes:
     """Encode one element as an EXI fragment (what xmldsig digests and signatures cover).
 
     Signed ISO 15118-2 elements are fragments of the full ISO-2 schema set
     (``schema="iso2"``, the default for ISO-2 classes); a SignedInfo is a fragment of
     xmldsig alone (``schema="xmldsig"``, the default for xmldsig classes).  ``name`` picks
     the element where a class is the type of several (``"ContractSignatureCertChain"``).
+    ``lenient``: as for :func:`encode` (the digest of a received element covers what
+    was received, facet violations included).
     """
     mod = schema_module(schema or _schema_of(element))
     roots: tuple[RootInfo, ...] = mod.FRAGMENT
     index, root = _pick(roots, element, name, "fragment")
     n = len(roots)
     wbits = _code_width(n + 2)
-    w = BitWriter()
+    w = LenientWriter() if lenient else BitWriter()
     w.bits(HEADER, 8)
     w.bits(index, wbits)
     try:
@@ -219,13 +275,19 @@ def encode_fragment(element: object, schema: str | None = None, name: str | None
     return w.getvalue()
 
 
-def decode_fragment(data: bytes, schema: str = "iso2") -> tuple[RootInfo, Any]:
-    """Decode an EXI fragment holding one element; returns its info and value."""
+def decode_fragment(
+    data: bytes, schema: str = "iso2", *, strict: bool = False
+) -> tuple[RootInfo, Any]:
+    """Decode an EXI fragment holding one element; returns its info and value (facet
+    violations as in :func:`decode`)."""
+    return _fragment(_reader(data, strict), schema)
+
+
+def _fragment(r: BitReader, schema: str) -> tuple[RootInfo, Any]:
     mod = schema_module(schema)
     roots: tuple[RootInfo, ...] = mod.FRAGMENT
     n = len(roots)
     wbits = _code_width(n + 2)
-    r = _reader(data)
     code = r.bits(wbits)
     if code >= n:
         raise DecodeError("fragment holds no declared element", 8)

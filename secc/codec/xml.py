@@ -41,7 +41,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from enum import Enum
 from types import ModuleType
 from typing import Any
@@ -197,6 +199,21 @@ def _lexical(value: object, tinfo: tuple[Any, ...]) -> str:
     raise XmlError(f"{_brief(value)} is not a valid {kind} value")
 
 
+# set by from_xml / from_element / from_json(lenient=True): values outside their range
+# and maxLength facets are taken as they are written (a lenient encode then writes them
+# if their EXI representation holds them, as a decoded stream with violations had them)
+_LENIENT: ContextVar[bool] = ContextVar("secc_codec_xml_lenient", default=False)
+
+
+@contextmanager
+def _leniency(lenient: bool) -> Iterator[None]:
+    token = _LENIENT.set(lenient)
+    try:
+        yield
+    finally:
+        _LENIENT.reset(token)
+
+
 def _parse_value(text: str, tinfo: tuple[Any, ...]) -> Any:
     """The inverse of :func:`_lexical`, with the facets the encoder enforces."""
     kind = tinfo[0]
@@ -206,7 +223,7 @@ def _parse_value(text: str, tinfo: tuple[Any, ...]) -> Any:
             raise XmlError(f"{t[:40]!r} is not an integer of at most 100 digits")
         n = int(t)
         lo, hi = tinfo[1], tinfo[2]
-        if (lo is not None and n < lo) or (hi is not None and n > hi):
+        if ((lo is not None and n < lo) or (hi is not None and n > hi)) and not _LENIENT.get():
             raise XmlError(f"{n} is outside {lo}..{hi}")
         return n
     if kind == "bool":
@@ -225,7 +242,7 @@ def _parse_value(text: str, tinfo: tuple[Any, ...]) -> Any:
                 allowed = allowed[:117] + "..."
             raise XmlError(f"{text.strip()!r} is not one of {allowed}") from None
     if kind == "str":
-        if tinfo[2] is not None and len(text) > tinfo[2]:
+        if tinfo[2] is not None and len(text) > tinfo[2] and not _LENIENT.get():
             raise XmlError(f"{len(text)} characters, at most {tinfo[2]} allowed")
         return text
     if kind == "bytes":
@@ -237,7 +254,7 @@ def _parse_value(text: str, tinfo: tuple[Any, ...]) -> Any:
         except (ValueError, binascii.Error):
             form = "hexBinary" if tinfo[3] == "hex" else "base64Binary"
             raise XmlError(f"{text.strip()[:40]!r} is not valid {form}") from None
-        if tinfo[2] is not None and len(raw) > tinfo[2]:
+        if tinfo[2] is not None and len(raw) > tinfo[2] and not _LENIENT.get():
             raise XmlError(f"{len(raw)} octets, at most {tinfo[2]} allowed")
         return raw
     raise XmlError(f"values of type {kind} have no text form")
@@ -337,8 +354,12 @@ def _class_to(el: etree._Element, value: object, cls: type, mod: ModuleType) -> 
 # ----------------------------------------------------------------------- from XML
 
 
-def from_xml(text: str | bytes, schema: str, *, fragment: bool = False) -> tuple[RootInfo, Any]:
-    """Parse XML text (no DTD, no entities, no network) into (root info, value)."""
+def from_xml(
+    text: str | bytes, schema: str, *, fragment: bool = False, lenient: bool = False
+) -> tuple[RootInfo, Any]:
+    """Parse XML text (no DTD, no entities, no network) into (root info, value);
+    ``lenient``: values outside their range / maxLength facets are accepted (for
+    ``codec.encode(..., lenient=True)``: the XML of a stream decoded with violations)."""
     parser = etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
     )
@@ -347,13 +368,19 @@ def from_xml(text: str | bytes, schema: str, *, fragment: bool = False) -> tuple
         doc = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as e:
         raise XmlError(f"not well-formed XML: {e}") from None
-    return from_element(doc, schema, fragment=fragment)
+    return from_element(doc, schema, fragment=fragment, lenient=lenient)
 
 
 def from_element(
-    el: etree._Element, schema: str, *, fragment: bool = False
+    el: etree._Element, schema: str, *, fragment: bool = False, lenient: bool = False
 ) -> tuple[RootInfo, Any]:
-    """The value an element tree describes, checked against the schema's metadata."""
+    """The value an element tree describes, checked against the schema's metadata
+    (``lenient`` as in :func:`from_xml`)."""
+    with _leniency(lenient):
+        return _from_element(el, schema, fragment)
+
+
+def _from_element(el: etree._Element, schema: str, fragment: bool) -> tuple[RootInfo, Any]:
     mod = schema_module(schema)
     if not isinstance(el.tag, str):
         raise XmlError("the document has no root element")
@@ -555,8 +582,16 @@ def _json_class(value: object, cls: type, mod: ModuleType) -> dict[str, Any]:
     return out
 
 
-def from_json(obj: object, schema: str, *, fragment: bool = False) -> tuple[RootInfo, Any]:
-    """Parse the dict form (as :func:`to_json` writes it) into (root info, value)."""
+def from_json(
+    obj: object, schema: str, *, fragment: bool = False, lenient: bool = False
+) -> tuple[RootInfo, Any]:
+    """Parse the dict form (as :func:`to_json` writes it) into (root info, value)
+    (``lenient`` as in :func:`from_xml`)."""
+    with _leniency(lenient):
+        return _from_json(obj, schema, fragment)
+
+
+def _from_json(obj: object, schema: str, fragment: bool) -> tuple[RootInfo, Any]:
     mod = schema_module(schema)
     if not isinstance(obj, Mapping) or len(obj) != 1:
         raise XmlError("JSON form: expected an object with exactly one key, the root element")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class Schema(StrEnum):
@@ -32,6 +33,9 @@ class RequestReceived:
 
     message: object
     schema: Schema
+    # values outside their XSD facets that the codec decoded (secc.codec.Violation): the
+    # core logs them and decides (secc/core/session.py, _on_request)
+    violations: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -223,6 +223,14 @@ class SeccSession:
             name = type(body).__name__
             handler = handler_for(schema, self._state, name) if schema is ctx.schema else None
         self.log.debug("%s in %s", name, self._state.value)
+        # values outside their XSD facets that fit the EXI representation (a car's 4 in
+        # MaxNumberOfPhasesInUse): logged and accepted, as the deployed codecs accept
+        # them; the handlers use them as they can (power.ev_schedule passes 4 phases on
+        # as 3) and refuse the unusable ones with their own codes (a SAScheduleTupleID
+        # of 256 was never offered: FAILED_TariffSelectionInvalid); a value a response
+        # would echo stops at the strict encoder
+        for violation in event.violations:
+            self.log.warning("%s: accepted a value outside its XSD facet: %s", name, violation)
         try:
             if handler is None:
                 raise SequenceError(f"{name} is not expected in state {self._state}")
@@ -326,12 +334,18 @@ class SeccSession:
         self._timers.pop(CERTIFICATE_TIMER, None)
         request = ctx.pending_request or "CertificateInstallationReq"
         try:
-            message, state, end = pnc.certificate_result(ctx, event)
+            message, state, end, violations = pnc.certificate_result(ctx, event)
         except PeerError as err:
             return self._fail(ctx.schema, request, err)
         self._state = state
         body = message.body.body_element
-        response: list[Action] = [SendResponse(message, ctx.schema, type(body).__name__)]
+        name = type(body).__name__
+        exi = None
+        if violations:  # the back end's signed content goes to the EV as it came
+            for violation in violations:
+                self.log.warning("%s: a back-end value outside its XSD facet: %s", name, violation)
+            exi = codec.encode(message, lenient=True)
+        response: list[Action] = [SendResponse(message, ctx.schema, name, exi=exi)]
         if end is not None:
             return self._end(end, f"{body.response_code.value} from the back end", response)
         self._timers[SEQUENCE_TIMER] = now + self.config.timers.sequence_timeout

@@ -142,7 +142,10 @@ def check_signature(res: Any, v2g_roots: Sequence[x509.Certificate]) -> None:
     refs = [r for r in info.reference if r.uri == "#" + data.id]
     if len(refs) != 1 or refs[0].digest_method.algorithm != DIGEST_SHA512:
         raise InstallError("the signature has no SHA-512 Reference to SignedInstallationData")
-    fragment = codec.encode_fragment(data, "iso20-common", name="SignedInstallationData")
+    # lenient: the digest covers what was received, values outside their facets included
+    fragment = codec.encode_fragment(
+        data, "iso20-common", name="SignedInstallationData", lenient=True
+    )
     if hashlib.sha512(fragment).digest() != bytes(refs[0].digest_value):
         raise InstallError("SignedInstallationData does not match its digest")
     chain = res.cps_certificate_chain

@@ -184,7 +184,9 @@ def sign_elements(
     iso2 = codec.schema_module("iso2")
     refs = []
     for el, name in elements:
-        digest = xmldsig.digest(codec.encode_fragment(el, schema="iso2", name=name))
+        # lenient: a peer signs what it sends, values outside their facets included
+        fragment = codec.encode_fragment(el, schema="iso2", name=name, lenient=True)
+        digest = xmldsig.digest(fragment)
         refs.append(
             iso2.Reference(
                 uri=f"#{el.id}",
@@ -221,7 +223,8 @@ def check_installation(
     if not verdict.ok:
         raise InstallationError(f"SA provisioning chain: {verdict.reason}")
     fragments = {
-        el.id: codec.encode_fragment(el, schema="iso2", name=name)
+        # lenient: the digests cover what was received, values outside their facets included
+        el.id: codec.encode_fragment(el, schema="iso2", name=name, lenient=True)
         for el, name in (
             (res.contract_signature_cert_chain, "ContractSignatureCertChain"),
             (res.contract_signature_encrypted_private_key, None),

@@ -286,14 +286,28 @@ def test_relaxed_emaid_fragment_without_id_is_a_decode_error() -> None:
         codec.decode_fragment(data, "iso2")
 
 
-def test_oversized_session_id_is_refused() -> None:
+def test_oversized_session_id_is_reported_or_refused() -> None:
+    data = bytes.fromhex("80980274b1e264a3398e7a11900800")
     with pytest.raises(codec.DecodeError, match="longer than 8 octets"):
-        codec.decode(bytes.fromhex("80980274b1e264a3398e7a11900800"), "iso2")
+        codec.decode(data, "iso2", strict=True)
+    got = codec.decode_checked(data, "iso2")
+    (v,) = got.violations
+    assert (v.path, v.facet, v.limit) == ("/V2G_Message/Header/SessionID", "maxLength", 8)
+    assert len(v.value) > 8  # type: ignore[arg-type]
+    again = codec.encode(got.message, lenient=True)
+    assert data.startswith(again) and not data[len(again) :].strip(b"\0")
 
 
-def test_out_of_range_unsigned_short_is_refused() -> None:
+def test_out_of_range_unsigned_short_is_reported_or_refused() -> None:
+    data = bytes.fromhex("80980217bf2c4e29b7cece919323704c00")
     with pytest.raises(codec.DecodeError, match="outside"):
-        codec.decode(bytes.fromhex("80980217bf2c4e29b7cece919323704c00"), "iso2")
+        codec.decode(data, "iso2", strict=True)
+    got = codec.decode_checked(data, "iso2")
+    assert [v.facet for v in got.violations] == ["maxInclusive"]
+    assert got.violations[0].limit == 65535
+    with pytest.raises(codec.EncodeError):
+        codec.encode(got.message)
+    assert codec.encode(got.message, lenient=True) == data
 
 
 def test_missing_required_repeated_element_is_refused() -> None:
@@ -308,23 +322,34 @@ def test_decoded_mutants_reencode() -> None:
         pytest.skip("the vectors in ../shared are absent")
     rng = random.Random(7)
     others = [bytes.fromhex(v["exi_hex"]) for v in found]
-    checked = 0
+    checked = violated = 0
     for _ in range(4000):
         data, schema, fragment = _target(rng.choice(found))
         if fragment:
             continue
         mutated = _mutate(rng, data, others)
         try:
-            message = codec.decode(mutated, schema)
+            got = codec.decode_checked(mutated, schema)
         except codec.DecodeError:
             continue
         checked += 1
-        again = codec.encode(message)
+        message = got.message
+        # lenient decode + lenient encode round-trip; the strict encoder refuses exactly
+        # the messages with a violation the encoder checks (it does not check minLength)
+        again = codec.encode(message, lenient=True)
         assert codec.decode(again, schema) == message
-    assert checked > 100
+        if any(v.facet != "minLength" for v in got.violations):
+            violated += 1
+            with pytest.raises(codec.EncodeError):
+                codec.encode(message)
+            with pytest.raises(codec.DecodeError):
+                codec.decode(mutated, schema, strict=True)
+        else:
+            assert codec.encode(message) == again
+    assert checked > 100 and violated > 10
 
 
-def test_oversized_string_is_refused() -> None:
+def test_oversized_string_is_reported_or_refused() -> None:
     def write(w: BitWriter) -> None:
         w.string("DE*ABC*E" + "1" * 30)
         w.bits(0, 1)  # EE
@@ -338,8 +363,12 @@ def test_oversized_string_is_refused() -> None:
     w.bits(0, 1)
     write(w)
     w.bits(len(roots) + 1, width)
+    data = w.getvalue()
     with pytest.raises(codec.DecodeError, match="longer than 37 characters"):
-        codec.decode_fragment(w.getvalue(), "iso2")
+        codec.decode_fragment(data, "iso2", strict=True)
+    got = codec.decode_checked(data, "iso2", fragment=True)
+    assert [(v.path, v.facet, v.limit) for v in got.violations] == [("/EVSEID", "maxLength", 37)]
+    assert codec.encode_fragment(got.message, "iso2", name="EVSEID", lenient=True) == data
 
 
 # ------------------------------------------------------------------- ISO 15118-20

@@ -11,6 +11,7 @@ from typing import Any
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
 from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, missing, not_allowed, unexpected)
+from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 
 
 class ResponseCode(StrEnum):
@@ -67,7 +68,7 @@ def _e_AppProtocol(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 100: raise bad_value('ProtocolNamespace', x, 'is not a str of at most 100 characters', w)
+                if not isinstance(x, str) or len(x) > 100: encode_length(w, 'ProtocolNamespace', x, 100, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'VersionNumberMajor'
@@ -77,7 +78,7 @@ def _e_AppProtocol(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('VersionNumberMajor', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'VersionNumberMajor', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'VersionNumberMinor'
@@ -87,7 +88,7 @@ def _e_AppProtocol(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('VersionNumberMinor', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'VersionNumberMinor', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'SchemaID'
@@ -96,7 +97,7 @@ def _e_AppProtocol(w: BitWriter, v: Any) -> None:
             raise missing('SchemaID', w)
         else:
             st = 4
-            if type(x) is not int or not 0 <= x <= 255: raise bad_value('SchemaID', x, 'is not an integer in [0, 255]', w)
+            if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'SchemaID', x, 0, 255, 0, 255)
             w.acc = (w.acc << 11) | (x << 1)
         _p = 'Priority'
         x = v.priority
@@ -104,7 +105,7 @@ def _e_AppProtocol(w: BitWriter, v: Any) -> None:
             raise missing('Priority', w)
         else:
             st = 5
-            if type(x) is not int or not 1 <= x <= 20: raise bad_value('Priority', x, 'is not an integer in [1, 20]', w)
+            if type(x) is not int or not 1 <= x <= 20: encode_range(w, 'Priority', x, 1, 20, 1, 32)
             w.acc = (w.acc << 8) | ((x - 1) << 1)
         _p = None
         w.acc <<= 1
@@ -134,7 +135,8 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(100)
+                _x = r.string()
+                if len(_x) > 100: length_violation(r, 'ProtocolNamespace', _x, None, 100)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -151,7 +153,7 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('VersionNumberMajor', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'VersionNumberMajor', _x, 0, 4294967295)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -168,7 +170,7 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('VersionNumberMinor', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'VersionNumberMinor', _x, 0, 4294967295)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 1
@@ -214,12 +216,12 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(5) + 1
-                    if _x > 20: raise bad_value('Priority', _x, 'is above 20', r)
+                    if _x > 20: range_violation(r, 'Priority', _x, 1, 20)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 31) + 1
-                if _x > 20: raise bad_value('Priority', _x, 'is above 20', r)
+                if _x > 20: range_violation(r, 'Priority', _x, 1, 20)
             f4 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -321,7 +323,7 @@ def _eg_supportedAppProtocolRes(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 2
-            if type(x) is not int or not 0 <= x <= 255: raise bad_value('SchemaID', x, 'is not an integer in [0, 255]', w)
+            if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'SchemaID', x, 0, 255, 0, 255)
             w.acc = (w.acc << 12) | (x << 1)
         _p = None
         e = _EE_supportedAppProtocolRes[st]
@@ -456,6 +458,8 @@ def _d_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
     r.rewind(_s)
     return _dg_supportedAppProtocolRes(r)
 
+_REPEATED = {'_d_supportedAppProtocolReq': {'AppProtocol': 'f0'}, '_dg_supportedAppProtocolReq': {'AppProtocol': 'f0'}}
+
 _new = object.__new__
 _S_AppProtocol_0 = AppProtocol.protocol_namespace.__set__
 _S_AppProtocol_1 = AppProtocol.version_number_major.__set__
@@ -486,7 +490,7 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:15118:2:2010:AppProtocol', '
 
 
 def _es_f1(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 1 <= x <= 20: raise bad_value('Priority', x, 'is not an integer in [1, 20]', w)
+    if type(x) is not int or not 1 <= x <= 20: encode_range(w, 'Priority', x, 1, 20, 1, 32)
     w.acc = (w.acc << 7) | ((x - 1) << 1)
 
 
@@ -500,12 +504,12 @@ def _ds_f1(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(5) + 1
-            if _x > 20: raise bad_value('Priority', _x, 'is above 20', r)
+            if _x > 20: range_violation(r, 'Priority', _x, 1, 20)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = ((_x >> 1) & 31) + 1
-        if _x > 20: raise bad_value('Priority', _x, 'is above 20', r)
+        if _x > 20: range_violation(r, 'Priority', _x, 1, 20)
     return _x
 
 
@@ -514,7 +518,7 @@ def _es_f2(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 100: raise bad_value('ProtocolNamespace', x, 'is not a str of at most 100 characters', w)
+        if not isinstance(x, str) or len(x) > 100: encode_length(w, 'ProtocolNamespace', x, 100, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -523,7 +527,8 @@ def _ds_f2(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(100)
+        _x = r.string()
+        if len(_x) > 100: length_violation(r, 'ProtocolNamespace', _x, None, 100)
         expect_ee(r)
     return _x
 
@@ -556,7 +561,7 @@ def _ds_f3(r: BitReader) -> Any:
 
 
 def _es_f4(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 255: raise bad_value('SchemaID', x, 'is not an integer in [0, 255]', w)
+    if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'SchemaID', x, 0, 255, 0, 255)
     w.acc = (w.acc << 10) | (x << 1)
 
 
@@ -579,7 +584,7 @@ def _ds_f4(r: BitReader) -> Any:
 
 def _es_f5(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('VersionNumberMajor', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'VersionNumberMajor', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -589,14 +594,14 @@ def _ds_f5(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('VersionNumberMajor', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'VersionNumberMajor', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f6(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('VersionNumberMinor', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'VersionNumberMinor', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -606,7 +611,7 @@ def _ds_f6(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('VersionNumberMinor', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'VersionNumberMinor', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 

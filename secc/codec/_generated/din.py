@@ -11,6 +11,7 @@ from typing import Any
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
 from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, missing, not_allowed, unexpected)
+from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 from secc.codec._generated.xmldsig import (
     Signature,
     _e_Signature,
@@ -995,7 +996,7 @@ def _e_SessionSetupReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('EVCCID', x, 'is not a bytes of at most 8 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 8: encode_length(w, 'EVCCID', x, 8, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = None
@@ -1022,7 +1023,8 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(8)
+                _x = r.binary()
+                if len(_x) > 8: length_violation(r, 'EVCCID', _x, None, 8)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -1103,7 +1105,7 @@ def _e_SessionSetupRes(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 32: raise bad_value('EVSEID', x, 'is not a bytes of at most 32 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 32: encode_length(w, 'EVSEID', x, 32, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'DateTimeNow'
@@ -1113,7 +1115,7 @@ def _e_SessionSetupRes(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             w.acc <<= 3
-            if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('DateTimeNow', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
+            if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: encode_range(w, 'DateTimeNow', x, -9223372036854775808, 9223372036854775807, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = None
@@ -1172,7 +1174,8 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(32)
+                _x = r.binary()
+                if len(_x) > 32: length_violation(r, 'EVSEID', _x, None, 32)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 2
@@ -1189,7 +1192,7 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('DateTimeNow', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
+                if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'DateTimeNow', _x, -9223372036854775808, 9223372036854775807)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 1
@@ -1231,7 +1234,7 @@ def _e_ServiceDiscoveryReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 32: raise bad_value('ServiceScope', x, 'is not a str of at most 32 characters', w)
+                if not isinstance(x, str) or len(x) > 32: encode_length(w, 'ServiceScope', x, 32, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'ServiceCategory'
@@ -1272,7 +1275,8 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(32)
+                _x = r.string()
+                if len(_x) > 32: length_violation(r, 'ServiceScope', _x, None, 32)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 2
@@ -1768,7 +1772,7 @@ def _e_ServiceTag(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'ServiceName'
@@ -1782,7 +1786,7 @@ def _e_ServiceTag(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 32: raise bad_value('ServiceName', x, 'is not a str of at most 32 characters', w)
+                if not isinstance(x, str) or len(x) > 32: encode_length(w, 'ServiceName', x, 32, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'ServiceCategory'
@@ -1807,7 +1811,7 @@ def _e_ServiceTag(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 32: raise bad_value('ServiceScope', x, 'is not a str of at most 32 characters', w)
+                if not isinstance(x, str) or len(x) > 32: encode_length(w, 'ServiceScope', x, 32, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = None
@@ -1840,7 +1844,7 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 2
@@ -1856,7 +1860,8 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(32)
+                _x = r.string()
+                if len(_x) > 32: length_violation(r, 'ServiceName', _x, None, 32)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -1898,7 +1903,8 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(32)
+                _x = r.string()
+                if len(_x) > 32: length_violation(r, 'ServiceScope', _x, None, 32)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 1
@@ -1989,7 +1995,7 @@ def _eg_ServiceDetailReq(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = None
@@ -2017,7 +2023,7 @@ def _dg_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -2129,7 +2135,7 @@ def _e_ServiceDetailRes(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'ServiceParameterList'
@@ -2198,7 +2204,7 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 2
@@ -2302,7 +2308,7 @@ def _e_ParameterSet(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ParameterSetID', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ParameterSetID', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'Parameter'
@@ -2340,7 +2346,7 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('ParameterSetID', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'ParameterSetID', _x, -32768, 32767)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -2385,7 +2391,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 1
             st = 1
-            if not isinstance(x, str): raise bad_value('@Name', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Name', x, None, 'str')
             w.string(x)
         _p = '@ValueType'
         x = v.value_type
@@ -2413,7 +2419,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
             if st == 2: w.acc = (w.acc << 3) | 1; st = 4
             elif st == 3: raise not_allowed('byteValue', w)
             else: raise not_allowed('byteValue', w)
-            if type(x) is not int or not -128 <= x <= 127: raise bad_value('byteValue', x, 'is not an integer in [-128, 127]', w)
+            if type(x) is not int or not -128 <= x <= 127: encode_range(w, 'byteValue', x, -128, 127, -128, 127)
             w.acc = (w.acc << 10) | ((x - -128) << 1)
         _p = 'shortValue'
         x = v.short_value
@@ -2425,7 +2431,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
             elif st == 4: raise not_allowed('shortValue', w)
             else: raise not_allowed('shortValue', w)
             w.acc <<= 1
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('shortValue', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'shortValue', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'intValue'
@@ -2439,7 +2445,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
             elif st == 5: raise not_allowed('intValue', w)
             else: raise not_allowed('intValue', w)
             w.acc <<= 1
-            if type(x) is not int or x < -2147483648 or x > 2147483647: raise bad_value('intValue', x, 'is not an integer in [-2147483648, 2147483647]', w)
+            if type(x) is not int or x < -2147483648 or x > 2147483647: encode_range(w, 'intValue', x, -2147483648, 2147483647, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'physicalValue'
@@ -2466,7 +2472,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str): raise bad_value('stringValue', x, 'is not a str of at most None characters', w)
+                if not isinstance(x, str): encode_length(w, 'stringValue', x, None, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = None
@@ -2577,7 +2583,7 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('shortValue', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
                 expect_ee(r)
             f4 = _x
             _q = r.pos + 1
@@ -2594,7 +2600,7 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -2147483648 or _x > 2147483647: raise bad_value('intValue', _x, 'is outside [-2147483648, 2147483647]', r)
+                if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
                 expect_ee(r)
             f5 = _x
             _q = r.pos + 1
@@ -2662,7 +2668,7 @@ def _eg_PhysicalValue(w: BitWriter, v: Any) -> None:
             raise missing('Multiplier', w)
         else:
             st = 1
-            if type(x) is not int or not -3 <= x <= 3: raise bad_value('Multiplier', x, 'is not an integer in [-3, 3]', w)
+            if type(x) is not int or not -3 <= x <= 3: encode_range(w, 'Multiplier', x, -3, 3, -3, 4)
             w.acc = (w.acc << 6) | ((x - -3) << 1)
         _p = 'Unit'
         x = v.unit
@@ -2682,7 +2688,7 @@ def _eg_PhysicalValue(w: BitWriter, v: Any) -> None:
             elif st == 2: w.acc <<= 1; st = 3
             else: raise not_allowed('Value', w)
             w.acc <<= 1
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = None
@@ -2717,12 +2723,12 @@ def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(3) + -3
-                    if _x > 3: raise bad_value('Multiplier', _x, 'is above 3', r)
+                    if _x > 3: range_violation(r, 'Multiplier', _x, -3, 3)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 7) + -3
-                if _x > 3: raise bad_value('Multiplier', _x, 'is above 3', r)
+                if _x > 3: range_violation(r, 'Multiplier', _x, -3, 3)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -2766,7 +2772,7 @@ def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 1
@@ -3026,7 +3032,7 @@ def _e_SelectedService(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'ParameterSetID'
@@ -3036,7 +3042,7 @@ def _e_SelectedService(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 3
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ParameterSetID', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ParameterSetID', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = None
@@ -3067,7 +3073,7 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 2
@@ -3084,7 +3090,7 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('ParameterSetID', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'ParameterSetID', _x, -32768, 32767)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -3242,7 +3248,7 @@ def _e_PaymentDetailsReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 24: raise bad_value('ContractID', x, 'is not a str of at most 24 characters', w)
+                if not isinstance(x, str) or len(x) > 24: encode_length(w, 'ContractID', x, 24, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'ContractSignatureCertChain'
@@ -3279,7 +3285,8 @@ def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(24)
+                _x = r.string()
+                if len(_x) > 24: length_violation(r, 'ContractID', _x, None, 24)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -3332,7 +3339,7 @@ def _e_CertificateChain(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 1200: raise bad_value('Certificate', x, 'is not a bytes of at most 1200 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 1200: encode_length(w, 'Certificate', x, 1200, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'SubCertificates'
@@ -3371,7 +3378,8 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(1200)
+                _x = r.binary()
+                if len(_x) > 1200: length_violation(r, 'Certificate', _x, None, 1200)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 2
@@ -3423,7 +3431,7 @@ def _e_SubCertificates(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 1200: raise bad_value('Certificate', x, 'is not a bytes of at most 1200 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 1200: encode_length(w, 'Certificate', x, 1200, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = None
@@ -3452,7 +3460,8 @@ def _d_SubCertificates(r: BitReader) -> SubCertificates:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(1200)
+                _x = r.binary()
+                if len(_x) > 1200: length_violation(r, 'Certificate', _x, None, 1200)
                 expect_ee(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_SubCertificates, st)
@@ -3494,7 +3503,7 @@ def _e_PaymentDetailsRes(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str): raise bad_value('GenChallenge', x, 'is not a str of at most None characters', w)
+                if not isinstance(x, str): encode_length(w, 'GenChallenge', x, None, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'DateTimeNow'
@@ -3504,7 +3513,7 @@ def _e_PaymentDetailsRes(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             w.acc <<= 2
-            if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('DateTimeNow', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
+            if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: encode_range(w, 'DateTimeNow', x, -9223372036854775808, 9223372036854775807, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = None
@@ -3578,7 +3587,7 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('DateTimeNow', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
+                if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'DateTimeNow', _x, -9223372036854775808, 9223372036854775807)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 1
@@ -3616,7 +3625,7 @@ def _e_ContractAuthenticationReq(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 2
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'GenChallenge'
         x = v.gen_challenge
@@ -3630,7 +3639,7 @@ def _e_ContractAuthenticationReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str): raise bad_value('GenChallenge', x, 'is not a str of at most None characters', w)
+                if not isinstance(x, str): encode_length(w, 'GenChallenge', x, None, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = None
@@ -4356,7 +4365,7 @@ def _e_ChargingProfile(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'SAScheduleTupleID', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'ProfileEntry'
@@ -4394,7 +4403,7 @@ def _d_ChargingProfile(r: BitReader) -> ChargingProfile:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('SAScheduleTupleID', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -4437,7 +4446,7 @@ def _e_ProfileEntry(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('ChargingProfileEntryStart', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'ChargingProfileEntryStart', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'ChargingProfileEntryMaxPower'
@@ -4447,7 +4456,7 @@ def _e_ProfileEntry(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ChargingProfileEntryMaxPower', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ChargingProfileEntryMaxPower', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = None
@@ -4476,7 +4485,7 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('ChargingProfileEntryStart', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'ChargingProfileEntryStart', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -4493,7 +4502,7 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('ChargingProfileEntryMaxPower', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'ChargingProfileEntryMaxPower', _x, -32768, 32767)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -4739,7 +4748,7 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 32: raise bad_value('EVSEID', x, 'is not a bytes of at most 32 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 32: encode_length(w, 'EVSEID', x, 32, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'SAScheduleTupleID'
@@ -4749,7 +4758,7 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             w.acc <<= 2
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'SAScheduleTupleID', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'EVSEMaxCurrent'
@@ -4849,7 +4858,8 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(32)
+                _x = r.binary()
+                if len(_x) > 32: length_violation(r, 'EVSEID', _x, None, 32)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -4866,7 +4876,7 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('SAScheduleTupleID', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 2
@@ -4972,7 +4982,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
+                if not isinstance(x, str) or len(x) > 32: encode_length(w, 'MeterID', x, 32, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'MeterReading'
@@ -4996,7 +5006,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 32: raise bad_value('SigMeterReading', x, 'is not a bytes of at most 32 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 32: encode_length(w, 'SigMeterReading', x, 32, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'MeterStatus'
@@ -5009,7 +5019,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('MeterStatus', w)
             w.acc <<= 1
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'TMeter'
@@ -5023,7 +5033,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('TMeter', w)
             w.acc <<= 1
-            if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('TMeter', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
+            if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: encode_range(w, 'TMeter', x, -9223372036854775808, 9223372036854775807, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = None
@@ -5056,7 +5066,8 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(32)
+                _x = r.string()
+                if len(_x) > 32: length_violation(r, 'MeterID', _x, None, 32)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 3
@@ -5084,7 +5095,8 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(32)
+                _x = r.binary()
+                if len(_x) > 32: length_violation(r, 'SigMeterReading', _x, None, 32)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 2
@@ -5101,7 +5113,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 2
@@ -5118,7 +5130,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('TMeter', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
+                if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'TMeter', _x, -9223372036854775808, 9223372036854775807)
                 expect_ee(r)
             f4 = _x
             _q = r.pos + 1
@@ -5172,7 +5184,7 @@ def _e_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'NotificationMaxDelay', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVSENotification'
@@ -5260,7 +5272,7 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'NotificationMaxDelay', _x, 0, 4294967295)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 1
@@ -5325,7 +5337,7 @@ def _e_MeteringReceiptReq(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 2
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'SessionID'
         x = v.session_id
@@ -5339,7 +5351,7 @@ def _e_MeteringReceiptReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 8: encode_length(w, 'SessionID', x, 8, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'SAScheduleTupleID'
@@ -5349,7 +5361,7 @@ def _e_MeteringReceiptReq(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             w.acc <<= 3
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'SAScheduleTupleID', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'MeterInfo'
@@ -5401,7 +5413,8 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(8)
+                _x = r.binary()
+                if len(_x) > 8: length_violation(r, 'SessionID', _x, None, 8)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 2
@@ -5418,7 +5431,7 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('SAScheduleTupleID', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 1
@@ -5713,7 +5726,7 @@ def _e_CertificateUpdateReq(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 2
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'ContractSignatureCertChain'
         x = v.contract_signature_cert_chain
@@ -5736,7 +5749,7 @@ def _e_CertificateUpdateReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 24: raise bad_value('ContractID', x, 'is not a str of at most 24 characters', w)
+                if not isinstance(x, str) or len(x) > 24: encode_length(w, 'ContractID', x, 24, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'ListOfRootCertificateIDs'
@@ -5759,7 +5772,7 @@ def _e_CertificateUpdateReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('DHParams', x, 'is not a bytes of at most 256 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: encode_length(w, 'DHParams', x, 256, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = None
@@ -5814,7 +5827,8 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(24)
+                _x = r.string()
+                if len(_x) > 24: length_violation(r, 'ContractID', _x, None, 24)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 1
@@ -5842,7 +5856,8 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(256)
+                _x = r.binary()
+                if len(_x) > 256: length_violation(r, 'DHParams', _x, None, 256)
                 expect_ee(r)
             f4 = _x
             _q = r.pos + 1
@@ -5885,7 +5900,7 @@ def _e_ListOfRootCertificateIDs(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 40: raise bad_value('RootCertificateID', x, 'is not a str of at most 40 characters', w)
+                if not isinstance(x, str) or len(x) > 40: encode_length(w, 'RootCertificateID', x, 40, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = None
@@ -5914,7 +5929,8 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(40)
+                _x = r.string()
+                if len(_x) > 40: length_violation(r, 'RootCertificateID', _x, None, 40)
                 expect_ee(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_ListOfRootCertificateIDs, st)
@@ -5943,7 +5959,7 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 1
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'ResponseCode'
         x = v.response_code
@@ -5974,7 +5990,7 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 128: raise bad_value('ContractSignatureEncryptedPrivateKey', x, 'is not a bytes of at most 128 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 128: encode_length(w, 'ContractSignatureEncryptedPrivateKey', x, 128, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'DHParams'
@@ -5988,7 +6004,7 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('DHParams', x, 'is not a bytes of at most 256 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: encode_length(w, 'DHParams', x, 256, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'ContractID'
@@ -6002,7 +6018,7 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 24: raise bad_value('ContractID', x, 'is not a str of at most 24 characters', w)
+                if not isinstance(x, str) or len(x) > 24: encode_length(w, 'ContractID', x, 24, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'RetryCounter'
@@ -6012,7 +6028,7 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
         else:
             st = 7
             w.acc <<= 2
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('RetryCounter', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'RetryCounter', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = None
@@ -6097,7 +6113,8 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(128)
+                _x = r.binary()
+                if len(_x) > 128: length_violation(r, 'ContractSignatureEncryptedPrivateKey', _x, None, 128)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 1
@@ -6113,7 +6130,8 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(256)
+                _x = r.binary()
+                if len(_x) > 256: length_violation(r, 'DHParams', _x, None, 256)
                 expect_ee(r)
             f4 = _x
             _q = r.pos + 1
@@ -6129,7 +6147,8 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(24)
+                _x = r.string()
+                if len(_x) > 24: length_violation(r, 'ContractID', _x, None, 24)
                 expect_ee(r)
             f5 = _x
             _q = r.pos + 1
@@ -6146,7 +6165,7 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('RetryCounter', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'RetryCounter', _x, -32768, 32767)
                 expect_ee(r)
             f6 = _x
             _q = r.pos + 1
@@ -6186,7 +6205,7 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 2
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'OEMProvisioningCert'
         x = v.oem_provisioning_cert
@@ -6200,7 +6219,7 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 1200: raise bad_value('OEMProvisioningCert', x, 'is not a bytes of at most 1200 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 1200: encode_length(w, 'OEMProvisioningCert', x, 1200, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'ListOfRootCertificateIDs'
@@ -6223,7 +6242,7 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('DHParams', x, 'is not a bytes of at most 256 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: encode_length(w, 'DHParams', x, 256, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = None
@@ -6265,7 +6284,8 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(1200)
+                _x = r.binary()
+                if len(_x) > 1200: length_violation(r, 'OEMProvisioningCert', _x, None, 1200)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -6293,7 +6313,8 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(256)
+                _x = r.binary()
+                if len(_x) > 256: length_violation(r, 'DHParams', _x, None, 256)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 1
@@ -6330,7 +6351,7 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 1
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'ResponseCode'
         x = v.response_code
@@ -6361,7 +6382,7 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 128: raise bad_value('ContractSignatureEncryptedPrivateKey', x, 'is not a bytes of at most 128 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 128: encode_length(w, 'ContractSignatureEncryptedPrivateKey', x, 128, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'DHParams'
@@ -6375,7 +6396,7 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('DHParams', x, 'is not a bytes of at most 256 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: encode_length(w, 'DHParams', x, 256, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'ContractID'
@@ -6389,7 +6410,7 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 24: raise bad_value('ContractID', x, 'is not a str of at most 24 characters', w)
+                if not isinstance(x, str) or len(x) > 24: encode_length(w, 'ContractID', x, 24, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = None
@@ -6473,7 +6494,8 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(128)
+                _x = r.binary()
+                if len(_x) > 128: length_violation(r, 'ContractSignatureEncryptedPrivateKey', _x, None, 128)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 1
@@ -6489,7 +6511,8 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(256)
+                _x = r.binary()
+                if len(_x) > 256: length_violation(r, 'DHParams', _x, None, 256)
                 expect_ee(r)
             f4 = _x
             _q = r.pos + 1
@@ -6505,7 +6528,8 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(24)
+                _x = r.string()
+                if len(_x) > 24: length_violation(r, 'ContractID', _x, None, 24)
                 expect_ee(r)
             f5 = _x
             _q = r.pos + 1
@@ -6637,7 +6661,7 @@ def _eg_DC_EVStatus(w: BitWriter, v: Any) -> None:
             raise missing('EVRESSSOC', w)
         else:
             st = 5
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('EVRESSSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'EVRESSSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 10) | (x << 1)
         _p = None
         w.acc <<= 1
@@ -6773,12 +6797,12 @@ def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('EVRESSSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'EVRESSSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('EVRESSSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'EVRESSSOC', _x, 0, 100)
             f4 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7058,7 +7082,7 @@ def _e_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'NotificationMaxDelay', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVSENotification'
@@ -7152,7 +7176,7 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'NotificationMaxDelay', _x, 0, 4294967295)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 1
@@ -8286,7 +8310,7 @@ def _e_SAScheduleTuple(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'SAScheduleTupleID', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'PMaxSchedule'
@@ -8336,7 +8360,7 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('SAScheduleTupleID', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -8398,7 +8422,7 @@ def _e_PMaxSchedule(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('PMaxScheduleID', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'PMaxScheduleID', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'PMaxScheduleEntry'
@@ -8436,7 +8460,7 @@ def _d_PMaxSchedule(r: BitReader) -> PMaxSchedule:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('PMaxScheduleID', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'PMaxScheduleID', _x, -32768, 32767)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -8494,7 +8518,7 @@ def _e_PMaxScheduleEntry(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('PMax', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'PMax', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = None
@@ -8536,7 +8560,7 @@ def _d_PMaxScheduleEntry(r: BitReader) -> PMaxScheduleEntry:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('PMax', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'PMax', _x, -32768, 32767)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -8668,7 +8692,7 @@ def _e_SalesTariff(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 1
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'SalesTariffID'
         x = v.sales_tariff_id
@@ -8677,7 +8701,7 @@ def _e_SalesTariff(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SalesTariffID', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'SalesTariffID', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'SalesTariffDescription'
@@ -8691,7 +8715,7 @@ def _e_SalesTariff(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 32: raise bad_value('SalesTariffDescription', x, 'is not a str of at most 32 characters', w)
+                if not isinstance(x, str) or len(x) > 32: encode_length(w, 'SalesTariffDescription', x, 32, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'NumEPriceLevels'
@@ -8702,7 +8726,7 @@ def _e_SalesTariff(w: BitWriter, v: Any) -> None:
             if st == 2: w.acc = (w.acc << 2) | 1; st = 4
             elif st == 3: w.acc <<= 1; st = 4
             else: raise not_allowed('NumEPriceLevels', w)
-            if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumEPriceLevels', x, 'is not an integer in [0, 255]', w)
+            if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'NumEPriceLevels', x, 0, 255, 0, 255)
             w.acc = (w.acc << 10) | (x << 1)
         _p = 'SalesTariffEntry'
         for x in v.sales_tariff_entry:
@@ -8754,7 +8778,7 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('SalesTariffID', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'SalesTariffID', _x, -32768, 32767)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 2
@@ -8770,7 +8794,8 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(32)
+                _x = r.string()
+                if len(_x) > 32: length_violation(r, 'SalesTariffDescription', _x, None, 32)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 1
@@ -8854,7 +8879,7 @@ def _e_SalesTariffEntry(w: BitWriter, v: Any) -> None:
             raise missing('EPriceLevel', w)
         else:
             st = 2
-            if type(x) is not int or not 0 <= x <= 255: raise bad_value('EPriceLevel', x, 'is not an integer in [0, 255]', w)
+            if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'EPriceLevel', x, 0, 255, 0, 255)
             w.acc = (w.acc << 11) | (x << 1)
         _p = 'ConsumptionCost'
         for x in v.consumption_cost:
@@ -8957,7 +8982,7 @@ def _e_ConsumptionCost(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('startValue', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'startValue', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'Cost'
@@ -8995,7 +9020,7 @@ def _d_ConsumptionCost(r: BitReader) -> ConsumptionCost:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('startValue', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'startValue', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 2
@@ -9048,7 +9073,7 @@ def _e_Cost(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('amount', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'amount', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'amountMultiplier'
@@ -9057,7 +9082,7 @@ def _e_Cost(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 3
-            if type(x) is not int or not -3 <= x <= 3: raise bad_value('amountMultiplier', x, 'is not an integer in [-3, 3]', w)
+            if type(x) is not int or not -3 <= x <= 3: encode_range(w, 'amountMultiplier', x, -3, 3, -3, 4)
             w.acc = (w.acc << 7) | ((x - -3) << 1)
         _p = None
         e = _EE_Cost[st]
@@ -9116,7 +9141,7 @@ def _d_Cost(r: BitReader) -> Cost:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('amount', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'amount', _x, 0, 4294967295)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 2
@@ -9138,12 +9163,12 @@ def _d_Cost(r: BitReader) -> Cost:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(3) + -3
-                    if _x > 3: raise bad_value('amountMultiplier', _x, 'is above 3', r)
+                    if _x > 3: range_violation(r, 'amountMultiplier', _x, -3, 3)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 7) + -3
-                if _x > 3: raise bad_value('amountMultiplier', _x, 'is above 3', r)
+                if _x > 3: range_violation(r, 'amountMultiplier', _x, -3, 3)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -9180,7 +9205,7 @@ def _e_RelativeTimeInterval(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('start', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'start', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'duration'
@@ -9190,7 +9215,7 @@ def _e_RelativeTimeInterval(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 3
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('duration', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'duration', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = None
@@ -9221,7 +9246,7 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('start', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'start', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 2
@@ -9238,7 +9263,7 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('duration', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'duration', _x, 0, 4294967295)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -9273,7 +9298,7 @@ def _e_AC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EAmount'
@@ -9341,7 +9366,7 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -9487,7 +9512,7 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
             elif st == 5: w.acc = (w.acc << 3) | 1; st = 7
             elif st == 6: w.acc <<= 2; st = 7
             else: raise not_allowed('FullSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('FullSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'FullSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'BulkSOC'
         x = v.bulk_soc
@@ -9499,7 +9524,7 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
             elif st == 6: w.acc = (w.acc << 2) | 1; st = 8
             elif st == 7: w.acc <<= 2; st = 8
             else: raise not_allowed('BulkSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('BulkSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'BulkSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = None
         e = _EE_DC_EVChargeParameter[st]
@@ -9612,12 +9637,12 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('FullSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'FullSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('FullSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'FullSOC', _x, 0, 100)
             f6 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -9638,12 +9663,12 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('BulkSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'BulkSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('BulkSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'BulkSOC', _x, 0, 100)
             f7 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -10186,7 +10211,7 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 8: encode_length(w, 'SessionID', x, 8, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'Notification'
@@ -10236,7 +10261,8 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(8)
+                _x = r.binary()
+                if len(_x) > 8: length_violation(r, 'SessionID', _x, None, 8)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 2
@@ -10311,7 +10337,7 @@ def _e_Notification(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 64: raise bad_value('FaultMsg', x, 'is not a str of at most 64 characters', w)
+                if not isinstance(x, str) or len(x) > 64: encode_length(w, 'FaultMsg', x, 64, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = None
@@ -10369,7 +10395,8 @@ def _d_Notification(r: BitReader) -> Notification:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(64)
+                _x = r.string()
+                if len(_x) > 64: length_violation(r, 'FaultMsg', _x, None, 64)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -10559,6 +10586,8 @@ _SD_SalesTariffEntry_time_interval = (_d_RelativeTimeInterval, _d_Interval,)
 _SM_Body_0 = {BodyBase: 0, CableCheckReq: 1, CableCheckRes: 2, CertificateInstallationReq: 3, CertificateInstallationRes: 4, CertificateUpdateReq: 5, CertificateUpdateRes: 6, ChargeParameterDiscoveryReq: 7, ChargeParameterDiscoveryRes: 8, ChargingStatusReq: 9, ChargingStatusRes: 10, ContractAuthenticationReq: 11, ContractAuthenticationRes: 12, CurrentDemandReq: 13, CurrentDemandRes: 14, MeteringReceiptReq: 15, MeteringReceiptRes: 16, PaymentDetailsReq: 17, PaymentDetailsRes: 18, PowerDeliveryReq: 19, PowerDeliveryRes: 20, PreChargeReq: 21, PreChargeRes: 22, ServiceDetailReq: 23, ServiceDetailRes: 24, ServiceDiscoveryReq: 25, ServiceDiscoveryRes: 26, ServicePaymentSelectionReq: 27, ServicePaymentSelectionRes: 28, SessionSetupReq: 29, SessionSetupRes: 30, SessionStop: 31, SessionStopRes: 32, WeldingDetectionReq: 33, WeldingDetectionRes: 34}
 _SE_Body_body_element = (_e_BodyBase, _e_CableCheckReq, _e_CableCheckRes, _e_CertificateInstallationReq, _e_CertificateInstallationRes, _e_CertificateUpdateReq, _e_CertificateUpdateRes, _e_ChargeParameterDiscoveryReq, _e_ChargeParameterDiscoveryRes, _e_ChargingStatusReq, _e_ChargingStatusRes, _e_ContractAuthenticationReq, _e_ContractAuthenticationRes, _e_CurrentDemandReq, _e_CurrentDemandRes, _e_MeteringReceiptReq, _e_MeteringReceiptRes, _e_PaymentDetailsReq, _e_PaymentDetailsRes, _e_PowerDeliveryReq, _e_PowerDeliveryRes, _e_PreChargeReq, _e_PreChargeRes, _e_ServiceDetailReq, _e_ServiceDetailRes, _e_ServiceDiscoveryReq, _e_ServiceDiscoveryRes, _e_ServicePaymentSelectionReq, _e_ServicePaymentSelectionRes, _e_SessionSetupReq, _e_SessionSetupRes, _e_SessionStop, _e_SessionStopRes, _e_WeldingDetectionReq, _e_WeldingDetectionRes,)
 _SD_Body_body_element = (_d_BodyBase, _d_CableCheckReq, _d_CableCheckRes, _d_CertificateInstallationReq, _d_CertificateInstallationRes, _d_CertificateUpdateReq, _d_CertificateUpdateRes, _d_ChargeParameterDiscoveryReq, _d_ChargeParameterDiscoveryRes, _d_ChargingStatusReq, _d_ChargingStatusRes, _d_ContractAuthenticationReq, _d_ContractAuthenticationRes, _d_CurrentDemandReq, _d_CurrentDemandRes, _d_MeteringReceiptReq, _d_MeteringReceiptRes, _d_PaymentDetailsReq, _d_PaymentDetailsRes, _d_PowerDeliveryReq, _d_PowerDeliveryRes, _d_PreChargeReq, _d_PreChargeRes, _d_ServiceDetailReq, _d_ServiceDetailRes, _d_ServiceDiscoveryReq, _d_ServiceDiscoveryRes, _d_ServicePaymentSelectionReq, _d_ServicePaymentSelectionRes, _d_SessionSetupReq, _d_SessionSetupRes, _d_SessionStop, _d_SessionStopRes, _d_WeldingDetectionReq, _d_WeldingDetectionRes,)
+
+_REPEATED = {'_d_PaymentOptions': {'PaymentOption': 'f0'}, '_dg_PaymentOptions': {'PaymentOption': 'f0'}, '_d_ServiceTagList': {'Service': 'f0'}, '_dg_ServiceTagList': {'Service': 'f0'}, '_d_ServiceParameterList': {'ParameterSet': 'f0'}, '_dg_ServiceParameterList': {'ParameterSet': 'f0'}, '_d_ParameterSet': {'Parameter': 'f1'}, '_dg_ParameterSet': {'Parameter': 'f1'}, '_d_SelectedServiceList': {'SelectedService': 'f0'}, '_dg_SelectedServiceList': {'SelectedService': 'f0'}, '_d_SubCertificates': {'Certificate': 'f0'}, '_dg_SubCertificates': {'Certificate': 'f0'}, '_d_ChargingProfile': {'ProfileEntry': 'f1'}, '_dg_ChargingProfile': {'ProfileEntry': 'f1'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_d_SAScheduleList': {'SAScheduleTuple': 'f0'}, '_dg_SAScheduleList': {'SAScheduleTuple': 'f0'}, '_d_PMaxSchedule': {'PMaxScheduleEntry': 'f1'}, '_dg_PMaxSchedule': {'PMaxScheduleEntry': 'f1'}, '_d_SalesTariff': {'SalesTariffEntry': 'f4'}, '_dg_SalesTariff': {'SalesTariffEntry': 'f4'}, '_d_SalesTariffEntry': {'ConsumptionCost': 'f2'}, '_dg_SalesTariffEntry': {'ConsumptionCost': 'f2'}, '_d_ConsumptionCost': {'Cost': 'f1'}, '_dg_ConsumptionCost': {'Cost': 'f1'}}
 
 _new = object.__new__
 _S_SessionSetupReq_0 = SessionSetupReq.evccid.__set__
@@ -11042,7 +11071,7 @@ def _es_g26(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'DigestValue', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -11061,7 +11090,7 @@ def _es_g34(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'KeyName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -11080,7 +11109,7 @@ def _es_g39(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'MgmtData', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -11141,7 +11170,7 @@ def _ds_f7(r: BitReader) -> Any:
 
 
 def _es_f8(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('BulkSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'BulkSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -11155,12 +11184,12 @@ def _ds_f8(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('BulkSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'BulkSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('BulkSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'BulkSOC', _x, 0, 100)
     return _x
 
 
@@ -11169,7 +11198,7 @@ def _es_f12(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 1200: raise bad_value('Certificate', x, 'is not a bytes of at most 1200 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 1200: encode_length(w, 'Certificate', x, 1200, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -11178,7 +11207,8 @@ def _ds_f12(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(1200)
+        _x = r.binary()
+        if len(_x) > 1200: length_violation(r, 'Certificate', _x, None, 1200)
         expect_ee(r)
     return _x
 
@@ -11229,7 +11259,7 @@ def _ds_f21(r: BitReader) -> Any:
 
 def _es_f23(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ChargingProfileEntryMaxPower', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ChargingProfileEntryMaxPower', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -11239,14 +11269,14 @@ def _ds_f23(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('ChargingProfileEntryMaxPower', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'ChargingProfileEntryMaxPower', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
 
 def _es_f24(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('ChargingProfileEntryStart', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'ChargingProfileEntryStart', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -11256,7 +11286,7 @@ def _ds_f24(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('ChargingProfileEntryStart', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'ChargingProfileEntryStart', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
@@ -11266,7 +11296,7 @@ def _es_f30(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 24: raise bad_value('ContractID', x, 'is not a str of at most 24 characters', w)
+        if not isinstance(x, str) or len(x) > 24: encode_length(w, 'ContractID', x, 24, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -11275,7 +11305,8 @@ def _ds_f30(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(24)
+        _x = r.string()
+        if len(_x) > 24: length_violation(r, 'ContractID', _x, None, 24)
         expect_ee(r)
     return _x
 
@@ -11285,7 +11316,7 @@ def _es_f32(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 128: raise bad_value('ContractSignatureEncryptedPrivateKey', x, 'is not a bytes of at most 128 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 128: encode_length(w, 'ContractSignatureEncryptedPrivateKey', x, 128, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -11294,7 +11325,8 @@ def _ds_f32(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(128)
+        _x = r.binary()
+        if len(_x) > 128: length_violation(r, 'ContractSignatureEncryptedPrivateKey', _x, None, 128)
         expect_ee(r)
     return _x
 
@@ -11304,7 +11336,7 @@ def _es_f43(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('DHParams', x, 'is not a bytes of at most 256 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 256: encode_length(w, 'DHParams', x, 256, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -11313,14 +11345,15 @@ def _ds_f43(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(256)
+        _x = r.binary()
+        if len(_x) > 256: length_violation(r, 'DHParams', _x, None, 256)
         expect_ee(r)
     return _x
 
 
 def _es_f45(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('DateTimeNow', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
+    if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: encode_range(w, 'DateTimeNow', x, -9223372036854775808, 9223372036854775807, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -11330,14 +11363,14 @@ def _ds_f45(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('DateTimeNow', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
+        if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'DateTimeNow', _x, -9223372036854775808, 9223372036854775807)
         expect_ee(r)
     return _x
 
 
 def _es_f46(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -11347,7 +11380,7 @@ def _ds_f46(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
@@ -11357,7 +11390,7 @@ def _es_f48(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'DigestValue', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -11372,7 +11405,7 @@ def _ds_f48(r: BitReader) -> Any:
 
 
 def _es_f50(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 255: raise bad_value('EPriceLevel', x, 'is not an integer in [0, 255]', w)
+    if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'EPriceLevel', x, 0, 255, 0, 255)
     w.acc = (w.acc << 10) | (x << 1)
 
 
@@ -11398,7 +11431,7 @@ def _es_f51(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('EVCCID', x, 'is not a bytes of at most 8 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 8: encode_length(w, 'EVCCID', x, 8, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -11407,7 +11440,8 @@ def _ds_f51(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(8)
+        _x = r.binary()
+        if len(_x) > 8: length_violation(r, 'EVCCID', _x, None, 8)
         expect_ee(r)
     return _x
 
@@ -11484,7 +11518,7 @@ def _ds_f67(r: BitReader) -> Any:
 
 
 def _es_f68(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('EVRESSSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'EVRESSSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -11498,12 +11532,12 @@ def _ds_f68(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('EVRESSSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'EVRESSSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('EVRESSSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'EVRESSSOC', _x, 0, 100)
     return _x
 
 
@@ -11583,7 +11617,7 @@ def _es_f75(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 32: raise bad_value('EVSEID', x, 'is not a bytes of at most 32 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 32: encode_length(w, 'EVSEID', x, 32, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -11592,7 +11626,8 @@ def _ds_f75(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(32)
+        _x = r.binary()
+        if len(_x) > 32: length_violation(r, 'EVSEID', _x, None, 32)
         expect_ee(r)
     return _x
 
@@ -11777,7 +11812,7 @@ def _es_f103(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Exponent', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -11823,7 +11858,7 @@ def _es_f105(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 64: raise bad_value('FaultMsg', x, 'is not a str of at most 64 characters', w)
+        if not isinstance(x, str) or len(x) > 64: encode_length(w, 'FaultMsg', x, 64, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -11832,7 +11867,8 @@ def _ds_f105(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(64)
+        _x = r.string()
+        if len(_x) > 64: length_violation(r, 'FaultMsg', _x, None, 64)
         expect_ee(r)
     return _x
 
@@ -11860,7 +11896,7 @@ def _ds_f106(r: BitReader) -> Any:
 
 
 def _es_f107(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('FullSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'FullSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -11874,12 +11910,12 @@ def _ds_f107(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('FullSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'FullSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('FullSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'FullSOC', _x, 0, 100)
     return _x
 
 
@@ -11888,7 +11924,7 @@ def _es_f108(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'G', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -11907,7 +11943,7 @@ def _es_f109(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('GenChallenge', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'GenChallenge', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -11923,7 +11959,7 @@ def _ds_f109(r: BitReader) -> Any:
 
 def _es_f110(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
+    if type(x) is not int: encode_range(w, 'HMACOutputLength', x, None, None, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -11942,7 +11978,7 @@ def _es_f112(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'J', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -11961,7 +11997,7 @@ def _es_f114(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'KeyName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -11980,7 +12016,7 @@ def _es_f118(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
+        if not isinstance(x, str) or len(x) > 32: encode_length(w, 'MeterID', x, 32, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -11989,14 +12025,15 @@ def _ds_f118(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(32)
+        _x = r.string()
+        if len(_x) > 32: length_violation(r, 'MeterID', _x, None, 32)
         expect_ee(r)
     return _x
 
 
 def _es_f121(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -12006,7 +12043,7 @@ def _ds_f121(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
@@ -12016,7 +12053,7 @@ def _es_f124(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'MgmtData', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -12035,7 +12072,7 @@ def _es_f125(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Modulus', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12050,7 +12087,7 @@ def _ds_f125(r: BitReader) -> Any:
 
 
 def _es_f126(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not -3 <= x <= 3: raise bad_value('Multiplier', x, 'is not an integer in [-3, 3]', w)
+    if type(x) is not int or not -3 <= x <= 3: encode_range(w, 'Multiplier', x, -3, 3, -3, 4)
     w.acc = (w.acc << 5) | ((x - -3) << 1)
 
 
@@ -12064,18 +12101,18 @@ def _ds_f126(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(3) + -3
-            if _x > 3: raise bad_value('Multiplier', _x, 'is above 3', r)
+            if _x > 3: range_violation(r, 'Multiplier', _x, -3, 3)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = ((_x >> 1) & 7) + -3
-        if _x > 3: raise bad_value('Multiplier', _x, 'is above 3', r)
+        if _x > 3: range_violation(r, 'Multiplier', _x, -3, 3)
     return _x
 
 
 def _es_f128(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'NotificationMaxDelay', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -12085,13 +12122,13 @@ def _ds_f128(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'NotificationMaxDelay', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f129(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumEPriceLevels', x, 'is not an integer in [0, 255]', w)
+    if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'NumEPriceLevels', x, 0, 255, 0, 255)
     w.acc = (w.acc << 10) | (x << 1)
 
 
@@ -12117,7 +12154,7 @@ def _es_f130(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 1200: raise bad_value('OEMProvisioningCert', x, 'is not a bytes of at most 1200 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 1200: encode_length(w, 'OEMProvisioningCert', x, 1200, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12126,7 +12163,8 @@ def _ds_f130(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(1200)
+        _x = r.binary()
+        if len(_x) > 1200: length_violation(r, 'OEMProvisioningCert', _x, None, 1200)
         expect_ee(r)
     return _x
 
@@ -12136,7 +12174,7 @@ def _es_f132(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'P', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12155,7 +12193,7 @@ def _es_f134(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PGPKeyID', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12174,7 +12212,7 @@ def _es_f135(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PGPKeyPacket', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12190,7 +12228,7 @@ def _ds_f135(r: BitReader) -> Any:
 
 def _es_f136(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('PMax', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'PMax', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -12200,14 +12238,14 @@ def _ds_f136(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('PMax', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'PMax', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
 
 def _es_f139(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('PMaxScheduleID', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'PMaxScheduleID', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -12217,14 +12255,14 @@ def _ds_f139(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('PMaxScheduleID', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'PMaxScheduleID', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
 
 def _es_f142(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ParameterSetID', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ParameterSetID', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -12234,7 +12272,7 @@ def _ds_f142(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('ParameterSetID', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'ParameterSetID', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
@@ -12269,7 +12307,7 @@ def _es_f147(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PgenCounter', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12310,7 +12348,7 @@ def _es_f154(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Q', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12419,7 +12457,7 @@ def _ds_f163(r: BitReader) -> Any:
 
 def _es_f165(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('RetryCounter', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'RetryCounter', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -12429,7 +12467,7 @@ def _ds_f165(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('RetryCounter', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'RetryCounter', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
@@ -12439,7 +12477,7 @@ def _es_f166(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 40: raise bad_value('RootCertificateID', x, 'is not a str of at most 40 characters', w)
+        if not isinstance(x, str) or len(x) > 40: encode_length(w, 'RootCertificateID', x, 40, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -12448,14 +12486,15 @@ def _ds_f166(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(40)
+        _x = r.string()
+        if len(_x) > 40: length_violation(r, 'RootCertificateID', _x, None, 40)
         expect_ee(r)
     return _x
 
 
 def _es_f169(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'SAScheduleTupleID', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -12465,14 +12504,14 @@ def _ds_f169(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('SAScheduleTupleID', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
 
 def _es_f170(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'SAScheduleTupleID', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -12482,7 +12521,7 @@ def _ds_f170(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('SAScheduleTupleID', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
@@ -12492,7 +12531,7 @@ def _es_f173(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'SPKISexp', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12511,7 +12550,7 @@ def _es_f175(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 32: raise bad_value('SalesTariffDescription', x, 'is not a str of at most 32 characters', w)
+        if not isinstance(x, str) or len(x) > 32: encode_length(w, 'SalesTariffDescription', x, 32, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -12520,14 +12559,15 @@ def _ds_f175(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(32)
+        _x = r.string()
+        if len(_x) > 32: length_violation(r, 'SalesTariffDescription', _x, None, 32)
         expect_ee(r)
     return _x
 
 
 def _es_f177(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('SalesTariffID', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'SalesTariffID', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -12537,7 +12577,7 @@ def _ds_f177(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('SalesTariffID', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'SalesTariffID', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
@@ -12547,7 +12587,7 @@ def _es_f178(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Seed', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12638,7 +12678,7 @@ def _ds_f184(r: BitReader) -> Any:
 
 def _es_f190(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -12648,14 +12688,14 @@ def _ds_f190(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
         expect_ee(r)
     return _x
 
 
 def _es_f191(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -12665,7 +12705,7 @@ def _ds_f191(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
         expect_ee(r)
     return _x
 
@@ -12675,7 +12715,7 @@ def _es_f193(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 32: raise bad_value('ServiceName', x, 'is not a str of at most 32 characters', w)
+        if not isinstance(x, str) or len(x) > 32: encode_length(w, 'ServiceName', x, 32, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -12684,7 +12724,8 @@ def _ds_f193(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(32)
+        _x = r.string()
+        if len(_x) > 32: length_violation(r, 'ServiceName', _x, None, 32)
         expect_ee(r)
     return _x
 
@@ -12694,7 +12735,7 @@ def _es_f197(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 32: raise bad_value('ServiceScope', x, 'is not a str of at most 32 characters', w)
+        if not isinstance(x, str) or len(x) > 32: encode_length(w, 'ServiceScope', x, 32, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -12703,7 +12744,8 @@ def _ds_f197(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(32)
+        _x = r.string()
+        if len(_x) > 32: length_violation(r, 'ServiceScope', _x, None, 32)
         expect_ee(r)
     return _x
 
@@ -12713,7 +12755,7 @@ def _es_f198(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 32: raise bad_value('ServiceScope', x, 'is not a str of at most 32 characters', w)
+        if not isinstance(x, str) or len(x) > 32: encode_length(w, 'ServiceScope', x, 32, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -12722,7 +12764,8 @@ def _ds_f198(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(32)
+        _x = r.string()
+        if len(_x) > 32: length_violation(r, 'ServiceScope', _x, None, 32)
         expect_ee(r)
     return _x
 
@@ -12732,7 +12775,7 @@ def _es_f200(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 8: encode_length(w, 'SessionID', x, 8, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12741,7 +12784,8 @@ def _ds_f200(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(8)
+        _x = r.binary()
+        if len(_x) > 8: length_violation(r, 'SessionID', _x, None, 8)
         expect_ee(r)
     return _x
 
@@ -12751,7 +12795,7 @@ def _es_f201(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 8: encode_length(w, 'SessionID', x, 8, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12760,7 +12804,8 @@ def _ds_f201(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(8)
+        _x = r.binary()
+        if len(_x) > 8: length_violation(r, 'SessionID', _x, None, 8)
         expect_ee(r)
     return _x
 
@@ -12770,7 +12815,7 @@ def _es_f206(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 32: raise bad_value('SigMeterReading', x, 'is not a bytes of at most 32 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 32: encode_length(w, 'SigMeterReading', x, 32, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12779,14 +12824,15 @@ def _ds_f206(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(32)
+        _x = r.binary()
+        if len(_x) > 32: length_violation(r, 'SigMeterReading', _x, None, 32)
         expect_ee(r)
     return _x
 
 
 def _es_f214(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('TMeter', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
+    if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: encode_range(w, 'TMeter', x, -9223372036854775808, 9223372036854775807, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -12796,7 +12842,7 @@ def _ds_f214(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('TMeter', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
+        if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'TMeter', _x, -9223372036854775808, 9223372036854775807)
         expect_ee(r)
     return _x
 
@@ -12830,7 +12876,7 @@ def _ds_f218(r: BitReader) -> Any:
 
 def _es_f220(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -12840,7 +12886,7 @@ def _ds_f220(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
@@ -12850,7 +12896,7 @@ def _es_f223(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509CRL', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12869,7 +12915,7 @@ def _es_f224(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509Certificate', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12888,7 +12934,7 @@ def _es_f226(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'X509IssuerName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -12907,7 +12953,7 @@ def _es_f228(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509SKI', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12923,7 +12969,7 @@ def _ds_f228(r: BitReader) -> Any:
 
 def _es_f229(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
+    if type(x) is not int: encode_range(w, 'X509SerialNumber', x, None, None, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -12942,7 +12988,7 @@ def _es_f230(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'X509SubjectName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -12961,7 +13007,7 @@ def _es_f231(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'XPath', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -12980,7 +13026,7 @@ def _es_f232(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Y', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12996,7 +13042,7 @@ def _ds_f232(r: BitReader) -> Any:
 
 def _es_f233(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('amount', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'amount', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -13006,13 +13052,13 @@ def _ds_f233(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('amount', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'amount', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f234(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not -3 <= x <= 3: raise bad_value('amountMultiplier', x, 'is not an integer in [-3, 3]', w)
+    if type(x) is not int or not -3 <= x <= 3: encode_range(w, 'amountMultiplier', x, -3, 3, -3, 4)
     w.acc = (w.acc << 5) | ((x - -3) << 1)
 
 
@@ -13026,12 +13072,12 @@ def _ds_f234(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(3) + -3
-            if _x > 3: raise bad_value('amountMultiplier', _x, 'is above 3', r)
+            if _x > 3: range_violation(r, 'amountMultiplier', _x, -3, 3)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = ((_x >> 1) & 7) + -3
-        if _x > 3: raise bad_value('amountMultiplier', _x, 'is above 3', r)
+        if _x > 3: range_violation(r, 'amountMultiplier', _x, -3, 3)
     return _x
 
 
@@ -13058,7 +13104,7 @@ def _ds_f235(r: BitReader) -> Any:
 
 
 def _es_f236(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not -128 <= x <= 127: raise bad_value('byteValue', x, 'is not an integer in [-128, 127]', w)
+    if type(x) is not int or not -128 <= x <= 127: encode_range(w, 'byteValue', x, -128, 127, -128, 127)
     w.acc = (w.acc << 10) | ((x - -128) << 1)
 
 
@@ -13108,7 +13154,7 @@ def _ds_f237(r: BitReader) -> Any:
 
 def _es_f238(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('duration', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'duration', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -13118,14 +13164,14 @@ def _ds_f238(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('duration', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'duration', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f239(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -2147483648 or x > 2147483647: raise bad_value('intValue', x, 'is not an integer in [-2147483648, 2147483647]', w)
+    if type(x) is not int or x < -2147483648 or x > 2147483647: encode_range(w, 'intValue', x, -2147483648, 2147483647, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -13135,14 +13181,14 @@ def _ds_f239(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -2147483648 or _x > 2147483647: raise bad_value('intValue', _x, 'is outside [-2147483648, 2147483647]', r)
+        if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
         expect_ee(r)
     return _x
 
 
 def _es_f241(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('shortValue', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'shortValue', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -13152,14 +13198,14 @@ def _ds_f241(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('shortValue', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
 
 def _es_f242(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('start', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'start', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -13169,14 +13215,14 @@ def _ds_f242(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('start', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'start', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f243(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('startValue', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'startValue', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -13186,7 +13232,7 @@ def _ds_f243(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('startValue', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'startValue', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
@@ -13196,7 +13242,7 @@ def _es_f244(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('stringValue', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'stringValue', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 

@@ -11,6 +11,7 @@ from typing import Any
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
 from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, missing, not_allowed, unexpected)
+from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 from secc.codec._generated.xmldsig import (
     Signature,
     _e_Signature,
@@ -1104,7 +1105,7 @@ def _e_SAScheduleTuple(w: BitWriter, v: Any) -> None:
             raise missing('SAScheduleTupleID', w)
         else:
             st = 1
-            if type(x) is not int or not 1 <= x <= 255: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [1, 255]', w)
+            if type(x) is not int or not 1 <= x <= 255: encode_range(w, 'SAScheduleTupleID', x, 1, 255, 1, 256)
             w.acc = (w.acc << 11) | ((x - 1) << 1)
         _p = 'PMaxSchedule'
         x = v.p_max_schedule
@@ -1158,12 +1159,12 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(8) + 1
-                    if _x > 255: raise bad_value('SAScheduleTupleID', _x, 'is above 255', r)
+                    if _x > 255: range_violation(r, 'SAScheduleTupleID', _x, 1, 255)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 255) + 1
-                if _x > 255: raise bad_value('SAScheduleTupleID', _x, 'is above 255', r)
+                if _x > 255: range_violation(r, 'SAScheduleTupleID', _x, 1, 255)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -1457,7 +1458,7 @@ def _eg_PhysicalValue(w: BitWriter, v: Any) -> None:
             raise missing('Multiplier', w)
         else:
             st = 1
-            if type(x) is not int or not -3 <= x <= 3: raise bad_value('Multiplier', x, 'is not an integer in [-3, 3]', w)
+            if type(x) is not int or not -3 <= x <= 3: encode_range(w, 'Multiplier', x, -3, 3, -3, 4)
             w.acc = (w.acc << 6) | ((x - -3) << 1)
         _p = 'Unit'
         x = v.unit
@@ -1475,7 +1476,7 @@ def _eg_PhysicalValue(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             w.acc <<= 2
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = None
@@ -1510,12 +1511,12 @@ def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(3) + -3
-                    if _x > 3: raise bad_value('Multiplier', _x, 'is above 3', r)
+                    if _x > 3: range_violation(r, 'Multiplier', _x, -3, 3)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 7) + -3
-                if _x > 3: raise bad_value('Multiplier', _x, 'is above 3', r)
+                if _x > 3: range_violation(r, 'Multiplier', _x, -3, 3)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -1559,7 +1560,7 @@ def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 1
@@ -1672,7 +1673,7 @@ def _e_SalesTariff(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 2
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'SalesTariffID'
         x = v.sales_tariff_id
@@ -1682,7 +1683,7 @@ def _e_SalesTariff(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 2) | 1; st = 2
             elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('SalesTariffID', w)
-            if type(x) is not int or not 1 <= x <= 255: raise bad_value('SalesTariffID', x, 'is not an integer in [1, 255]', w)
+            if type(x) is not int or not 1 <= x <= 255: encode_range(w, 'SalesTariffID', x, 1, 255, 1, 256)
             w.acc = (w.acc << 10) | ((x - 1) << 1)
         _p = 'SalesTariffDescription'
         x = v.sales_tariff_description
@@ -1695,7 +1696,7 @@ def _e_SalesTariff(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 32: raise bad_value('SalesTariffDescription', x, 'is not a str of at most 32 characters', w)
+                if not isinstance(x, str) or len(x) > 32: encode_length(w, 'SalesTariffDescription', x, 32, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'NumEPriceLevels'
@@ -1706,7 +1707,7 @@ def _e_SalesTariff(w: BitWriter, v: Any) -> None:
             if st == 2: w.acc = (w.acc << 2) | 1; st = 4
             elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('NumEPriceLevels', w)
-            if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumEPriceLevels', x, 'is not an integer in [0, 255]', w)
+            if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'NumEPriceLevels', x, 0, 255, 0, 255)
             w.acc = (w.acc << 10) | (x << 1)
         _p = 'SalesTariffEntry'
         for x in v.sales_tariff_entry:
@@ -1764,12 +1765,12 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(8) + 1
-                    if _x > 255: raise bad_value('SalesTariffID', _x, 'is above 255', r)
+                    if _x > 255: range_violation(r, 'SalesTariffID', _x, 1, 255)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 255) + 1
-                if _x > 255: raise bad_value('SalesTariffID', _x, 'is above 255', r)
+                if _x > 255: range_violation(r, 'SalesTariffID', _x, 1, 255)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -1784,7 +1785,8 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(32)
+                _x = r.string()
+                if len(_x) > 32: length_violation(r, 'SalesTariffDescription', _x, None, 32)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 2
@@ -1868,7 +1870,7 @@ def _e_SalesTariffEntry(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 2
-            if type(x) is not int or not 0 <= x <= 255: raise bad_value('EPriceLevel', x, 'is not an integer in [0, 255]', w)
+            if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'EPriceLevel', x, 0, 255, 0, 255)
             w.acc = (w.acc << 12) | (x << 1)
         _p = 'ConsumptionCost'
         for x in v.consumption_cost:
@@ -2059,7 +2061,7 @@ def _e_Cost(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('amount', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'amount', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'amountMultiplier'
@@ -2068,7 +2070,7 @@ def _e_Cost(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 3
-            if type(x) is not int or not -3 <= x <= 3: raise bad_value('amountMultiplier', x, 'is not an integer in [-3, 3]', w)
+            if type(x) is not int or not -3 <= x <= 3: encode_range(w, 'amountMultiplier', x, -3, 3, -3, 4)
             w.acc = (w.acc << 7) | ((x - -3) << 1)
         _p = None
         e = _EE_Cost[st]
@@ -2127,7 +2129,7 @@ def _d_Cost(r: BitReader) -> Cost:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('amount', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'amount', _x, 0, 4294967295)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 2
@@ -2149,12 +2151,12 @@ def _d_Cost(r: BitReader) -> Cost:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(3) + -3
-                    if _x > 3: raise bad_value('amountMultiplier', _x, 'is above 3', r)
+                    if _x > 3: range_violation(r, 'amountMultiplier', _x, -3, 3)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 7) + -3
-                if _x > 3: raise bad_value('amountMultiplier', _x, 'is above 3', r)
+                if _x > 3: range_violation(r, 'amountMultiplier', _x, -3, 3)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2191,7 +2193,7 @@ def _e_RelativeTimeInterval(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 16777214: raise bad_value('start', x, 'is not an integer in [0, 16777214]', w)
+            if type(x) is not int or x < 0 or x > 16777214: encode_range(w, 'start', x, 0, 16777214, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'duration'
@@ -2201,7 +2203,7 @@ def _e_RelativeTimeInterval(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 3
-            if type(x) is not int or x < 0 or x > 86400: raise bad_value('duration', x, 'is not an integer in [0, 86400]', w)
+            if type(x) is not int or x < 0 or x > 86400: encode_range(w, 'duration', x, 0, 86400, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = None
@@ -2232,7 +2234,7 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 16777214: raise bad_value('start', _x, 'is outside [0, 16777214]', r)
+                if _x > 16777214: range_violation(r, 'start', _x, 0, 16777214)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 2
@@ -2249,7 +2251,7 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 86400: raise bad_value('duration', _x, 'is outside [0, 86400]', r)
+                if _x > 86400: range_violation(r, 'duration', _x, 0, 86400)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -2284,7 +2286,7 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVSENotification'
@@ -2322,7 +2324,7 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -2385,7 +2387,7 @@ def _e_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVSENotification'
@@ -2432,7 +2434,7 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -2552,7 +2554,7 @@ def _e_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVSENotification'
@@ -2612,7 +2614,7 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -2749,7 +2751,7 @@ def _eg_DC_EVStatus(w: BitWriter, v: Any) -> None:
             raise missing('EVRESSSOC', w)
         else:
             st = 3
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('EVRESSSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'EVRESSSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 10) | (x << 1)
         _p = None
         w.acc <<= 1
@@ -2835,12 +2837,12 @@ def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('EVRESSSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'EVRESSSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('EVRESSSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'EVRESSSOC', _x, 0, 100)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2930,7 +2932,7 @@ def _eg_EVChargeParameter(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 3
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = None
@@ -2960,7 +2962,7 @@ def _dg_EVChargeParameter(r: BitReader) -> EVChargeParameter:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -3061,7 +3063,7 @@ def _e_AC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 3
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EAmount'
@@ -3130,7 +3132,7 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -3218,7 +3220,7 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 3
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'DC_EVStatus'
@@ -3287,7 +3289,7 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
             elif st == 6: w.acc = (w.acc << 3) | 1; st = 8
             elif st == 7: w.acc <<= 2; st = 8
             else: raise not_allowed('FullSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('FullSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'FullSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'BulkSOC'
         x = v.bulk_soc
@@ -3299,7 +3301,7 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
             elif st == 7: w.acc = (w.acc << 2) | 1; st = 9
             elif st == 8: w.acc <<= 2; st = 9
             else: raise not_allowed('BulkSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('BulkSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'BulkSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = None
         e = _EE_DC_EVChargeParameter[st]
@@ -3336,7 +3338,7 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -3430,12 +3432,12 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('FullSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'FullSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('FullSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'FullSOC', _x, 0, 100)
             f7 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -3456,12 +3458,12 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('BulkSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'BulkSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('BulkSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'BulkSOC', _x, 0, 100)
             f8 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4075,7 +4077,7 @@ def _e_SessionSetupReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 6: raise bad_value('EVCCID', x, 'is not a bytes of at most 6 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 6: encode_length(w, 'EVCCID', x, 6, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = None
@@ -4102,7 +4104,8 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(6)
+                _x = r.binary()
+                if len(_x) > 6: length_violation(r, 'EVCCID', _x, None, 6)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -4151,7 +4154,7 @@ def _e_SessionSetupRes(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 37: raise bad_value('EVSEID', x, 'is not a str of at most 37 characters', w)
+                if not isinstance(x, str) or len(x) > 37: encode_length(w, 'EVSEID', x, 37, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'EVSETimeStamp'
@@ -4161,7 +4164,7 @@ def _e_SessionSetupRes(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             w.acc <<= 3
-            if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('EVSETimeStamp', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
+            if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: encode_range(w, 'EVSETimeStamp', x, -9223372036854775808, 9223372036854775807, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = None
@@ -4220,7 +4223,8 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(37)
+                _x = r.string()
+                if len(_x) < 7 or len(_x) > 37: length_violation(r, 'EVSEID', _x, 7, 37)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 2
@@ -4237,7 +4241,7 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('EVSETimeStamp', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
+                if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'EVSETimeStamp', _x, -9223372036854775808, 9223372036854775807)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 1
@@ -4279,7 +4283,7 @@ def _e_ServiceDiscoveryReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 64: raise bad_value('ServiceScope', x, 'is not a str of at most 64 characters', w)
+                if not isinstance(x, str) or len(x) > 64: encode_length(w, 'ServiceScope', x, 64, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'ServiceCategory'
@@ -4320,7 +4324,8 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(64)
+                _x = r.string()
+                if len(_x) > 64: length_violation(r, 'ServiceScope', _x, None, 64)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 2
@@ -4596,7 +4601,7 @@ def _e_ChargeService(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'ServiceName'
@@ -4610,7 +4615,7 @@ def _e_ChargeService(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 32: raise bad_value('ServiceName', x, 'is not a str of at most 32 characters', w)
+                if not isinstance(x, str) or len(x) > 32: encode_length(w, 'ServiceName', x, 32, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'ServiceCategory'
@@ -4635,7 +4640,7 @@ def _e_ChargeService(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 64: raise bad_value('ServiceScope', x, 'is not a str of at most 64 characters', w)
+                if not isinstance(x, str) or len(x) > 64: encode_length(w, 'ServiceScope', x, 64, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'FreeService'
@@ -4687,7 +4692,7 @@ def _d_ChargeService(r: BitReader) -> ChargeService:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 2
@@ -4703,7 +4708,8 @@ def _d_ChargeService(r: BitReader) -> ChargeService:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(32)
+                _x = r.string()
+                if len(_x) > 32: length_violation(r, 'ServiceName', _x, None, 32)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -4745,7 +4751,8 @@ def _d_ChargeService(r: BitReader) -> ChargeService:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(64)
+                _x = r.string()
+                if len(_x) > 64: length_violation(r, 'ServiceScope', _x, None, 64)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 1
@@ -4820,7 +4827,7 @@ def _e_Service(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'ServiceName'
@@ -4834,7 +4841,7 @@ def _e_Service(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 32: raise bad_value('ServiceName', x, 'is not a str of at most 32 characters', w)
+                if not isinstance(x, str) or len(x) > 32: encode_length(w, 'ServiceName', x, 32, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'ServiceCategory'
@@ -4859,7 +4866,7 @@ def _e_Service(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 64: raise bad_value('ServiceScope', x, 'is not a str of at most 64 characters', w)
+                if not isinstance(x, str) or len(x) > 64: encode_length(w, 'ServiceScope', x, 64, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'FreeService'
@@ -4901,7 +4908,7 @@ def _d_Service(r: BitReader) -> Service:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 2
@@ -4917,7 +4924,8 @@ def _d_Service(r: BitReader) -> Service:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(32)
+                _x = r.string()
+                if len(_x) > 32: length_violation(r, 'ServiceName', _x, None, 32)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -4959,7 +4967,8 @@ def _d_Service(r: BitReader) -> Service:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(64)
+                _x = r.string()
+                if len(_x) > 64: length_violation(r, 'ServiceScope', _x, None, 64)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 1
@@ -5148,7 +5157,7 @@ def _eg_ServiceDetailReq(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = None
@@ -5176,7 +5185,7 @@ def _dg_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -5288,7 +5297,7 @@ def _e_ServiceDetailRes(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'ServiceParameterList'
@@ -5357,7 +5366,7 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 2
@@ -5462,7 +5471,7 @@ def _e_ParameterSet(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ParameterSetID', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ParameterSetID', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'Parameter'
@@ -5501,7 +5510,7 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('ParameterSetID', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'ParameterSetID', _x, -32768, 32767)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -5546,7 +5555,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 1
             st = 1
-            if not isinstance(x, str): raise bad_value('@Name', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Name', x, None, 'str')
             w.string(x)
         _p = 'boolValue'
         x = v.bool_value
@@ -5564,7 +5573,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
             if st == 1: w.acc = (w.acc << 3) | 1; st = 3
             elif st == 2: raise not_allowed('byteValue', w)
             else: raise not_allowed('byteValue', w)
-            if type(x) is not int or not -128 <= x <= 127: raise bad_value('byteValue', x, 'is not an integer in [-128, 127]', w)
+            if type(x) is not int or not -128 <= x <= 127: encode_range(w, 'byteValue', x, -128, 127, -128, 127)
             w.acc = (w.acc << 10) | ((x - -128) << 1)
         _p = 'shortValue'
         x = v.short_value
@@ -5576,7 +5585,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
             elif st == 3: raise not_allowed('shortValue', w)
             else: raise not_allowed('shortValue', w)
             w.acc <<= 1
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('shortValue', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'shortValue', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'intValue'
@@ -5590,7 +5599,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
             elif st == 4: raise not_allowed('intValue', w)
             else: raise not_allowed('intValue', w)
             w.acc <<= 1
-            if type(x) is not int or x < -2147483648 or x > 2147483647: raise bad_value('intValue', x, 'is not an integer in [-2147483648, 2147483647]', w)
+            if type(x) is not int or x < -2147483648 or x > 2147483647: encode_range(w, 'intValue', x, -2147483648, 2147483647, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'physicalValue'
@@ -5617,7 +5626,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str): raise bad_value('stringValue', x, 'is not a str of at most None characters', w)
+                if not isinstance(x, str): encode_length(w, 'stringValue', x, None, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = None
@@ -5713,7 +5722,7 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('shortValue', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 1
@@ -5730,7 +5739,7 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -2147483648 or _x > 2147483647: raise bad_value('intValue', _x, 'is outside [-2147483648, 2147483647]', r)
+                if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
                 expect_ee(r)
             f4 = _x
             _q = r.pos + 1
@@ -5948,7 +5957,7 @@ def _e_SelectedService(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'ParameterSetID'
@@ -5958,7 +5967,7 @@ def _e_SelectedService(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 3
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ParameterSetID', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ParameterSetID', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = None
@@ -5989,7 +5998,7 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 2
@@ -6006,7 +6015,7 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('ParameterSetID', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'ParameterSetID', _x, -32768, 32767)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -6164,7 +6173,7 @@ def _e_PaymentDetailsReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 15: raise bad_value('eMAID', x, 'is not a str of at most 15 characters', w)
+                if not isinstance(x, str) or len(x) > 15: encode_length(w, 'eMAID', x, 15, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'ContractSignatureCertChain'
@@ -6201,7 +6210,8 @@ def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(15)
+                _x = r.string()
+                if len(_x) < 14 or len(_x) > 15: length_violation(r, 'eMAID', _x, 14, 15)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -6250,7 +6260,7 @@ def _e_CertificateChain(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 2
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'Certificate'
         x = v.certificate
@@ -6264,7 +6274,7 @@ def _e_CertificateChain(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 800: raise bad_value('Certificate', x, 'is not a bytes of at most 800 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 800: encode_length(w, 'Certificate', x, 800, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'SubCertificates'
@@ -6316,7 +6326,8 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(800)
+                _x = r.binary()
+                if len(_x) > 800: length_violation(r, 'Certificate', _x, None, 800)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 2
@@ -6369,7 +6380,7 @@ def _e_SubCertificates(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 800: raise bad_value('Certificate', x, 'is not a bytes of at most 800 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 800: encode_length(w, 'Certificate', x, 800, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         if len(v.certificate) > 4: raise bad_value('Certificate', len(v.certificate), 'occurrences, more than 4', w)
@@ -6399,7 +6410,8 @@ def _d_SubCertificates(r: BitReader) -> SubCertificates:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(800)
+                _x = r.binary()
+                if len(_x) > 800: length_violation(r, 'Certificate', _x, None, 800)
                 expect_ee(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_SubCertificates, st)
@@ -6441,7 +6453,7 @@ def _e_PaymentDetailsRes(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 16: raise bad_value('GenChallenge', x, 'is not a bytes of at most 16 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 16: encode_length(w, 'GenChallenge', x, 16, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'EVSETimeStamp'
@@ -6451,7 +6463,7 @@ def _e_PaymentDetailsRes(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             w.acc <<= 2
-            if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('EVSETimeStamp', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
+            if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: encode_range(w, 'EVSETimeStamp', x, -9223372036854775808, 9223372036854775807, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = None
@@ -6508,7 +6520,8 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(16)
+                _x = r.binary()
+                if len(_x) < 16 or len(_x) > 16: length_violation(r, 'GenChallenge', _x, 16, 16)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -6525,7 +6538,7 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('EVSETimeStamp', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
+                if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'EVSETimeStamp', _x, -9223372036854775808, 9223372036854775807)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 1
@@ -6563,7 +6576,7 @@ def _e_AuthorizationReq(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 2
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'GenChallenge'
         x = v.gen_challenge
@@ -6577,7 +6590,7 @@ def _e_AuthorizationReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 16: raise bad_value('GenChallenge', x, 'is not a bytes of at most 16 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 16: encode_length(w, 'GenChallenge', x, 16, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = None
@@ -6619,7 +6632,8 @@ def _d_AuthorizationReq(r: BitReader) -> AuthorizationReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(16)
+                _x = r.binary()
+                if len(_x) < 16 or len(_x) > 16: length_violation(r, 'GenChallenge', _x, 16, 16)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -6818,7 +6832,7 @@ def _e_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 3
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('MaxEntriesSAScheduleTuple', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'MaxEntriesSAScheduleTuple', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'RequestedEnergyTransferMode'
@@ -6872,7 +6886,7 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('MaxEntriesSAScheduleTuple', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'MaxEntriesSAScheduleTuple', _x, 0, 65535)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -7128,7 +7142,7 @@ def _e_PowerDeliveryReq(w: BitWriter, v: Any) -> None:
             raise missing('SAScheduleTupleID', w)
         else:
             st = 2
-            if type(x) is not int or not 1 <= x <= 255: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [1, 255]', w)
+            if type(x) is not int or not 1 <= x <= 255: encode_range(w, 'SAScheduleTupleID', x, 1, 255, 1, 256)
             w.acc = (w.acc << 11) | ((x - 1) << 1)
         _p = 'ChargingProfile'
         x = v.charging_profile
@@ -7215,12 +7229,12 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(8) + 1
-                    if _x > 255: raise bad_value('SAScheduleTupleID', _x, 'is above 255', r)
+                    if _x > 255: range_violation(r, 'SAScheduleTupleID', _x, 1, 255)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 255) + 1
-                if _x > 255: raise bad_value('SAScheduleTupleID', _x, 'is above 255', r)
+                if _x > 255: range_violation(r, 'SAScheduleTupleID', _x, 1, 255)
             f1 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -7338,7 +7352,7 @@ def _e_ProfileEntry(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('ChargingProfileEntryStart', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'ChargingProfileEntryStart', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'ChargingProfileEntryMaxPower'
@@ -7356,7 +7370,7 @@ def _e_ProfileEntry(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 3
-            if type(x) is not int or not 1 <= x <= 3: raise bad_value('ChargingProfileEntryMaxNumberOfPhasesInUse', x, 'is not an integer in [1, 3]', w)
+            if type(x) is not int or not 1 <= x <= 3: encode_range(w, 'ChargingProfileEntryMaxNumberOfPhasesInUse', x, 1, 3, 1, 4)
             w.acc = (w.acc << 6) | ((x - 1) << 1)
         _p = None
         e = _EE_ProfileEntry[st]
@@ -7387,7 +7401,7 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('ChargingProfileEntryStart', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'ChargingProfileEntryStart', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -7421,12 +7435,12 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(2) + 1
-                    if _x > 3: raise bad_value('ChargingProfileEntryMaxNumberOfPhasesInUse', _x, 'is above 3', r)
+                    if _x > 3: range_violation(r, 'ChargingProfileEntryMaxNumberOfPhasesInUse', _x, 1, 3)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 3) + 1
-                if _x > 3: raise bad_value('ChargingProfileEntryMaxNumberOfPhasesInUse', _x, 'is above 3', r)
+                if _x > 3: range_violation(r, 'ChargingProfileEntryMaxNumberOfPhasesInUse', _x, 1, 3)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7563,7 +7577,7 @@ def _e_MeteringReceiptReq(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 2
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'SessionID'
         x = v.session_id
@@ -7577,7 +7591,7 @@ def _e_MeteringReceiptReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 8: encode_length(w, 'SessionID', x, 8, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'SAScheduleTupleID'
@@ -7586,7 +7600,7 @@ def _e_MeteringReceiptReq(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 3
-            if type(x) is not int or not 1 <= x <= 255: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [1, 255]', w)
+            if type(x) is not int or not 1 <= x <= 255: encode_range(w, 'SAScheduleTupleID', x, 1, 255, 1, 256)
             w.acc = (w.acc << 12) | ((x - 1) << 1)
         _p = 'MeterInfo'
         x = v.meter_info
@@ -7637,7 +7651,8 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(8)
+                _x = r.binary()
+                if len(_x) > 8: length_violation(r, 'SessionID', _x, None, 8)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 2
@@ -7659,12 +7674,12 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(8) + 1
-                    if _x > 255: raise bad_value('SAScheduleTupleID', _x, 'is above 255', r)
+                    if _x > 255: range_violation(r, 'SAScheduleTupleID', _x, 1, 255)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 255) + 1
-                if _x > 255: raise bad_value('SAScheduleTupleID', _x, 'is above 255', r)
+                if _x > 255: range_violation(r, 'SAScheduleTupleID', _x, 1, 255)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7718,7 +7733,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
+                if not isinstance(x, str) or len(x) > 32: encode_length(w, 'MeterID', x, 32, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'MeterReading'
@@ -7728,7 +7743,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 4
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterReading', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterReading', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'SigMeterReading'
@@ -7743,7 +7758,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('SigMeterReading', x, 'is not a bytes of at most 64 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 64: encode_length(w, 'SigMeterReading', x, 64, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'MeterStatus'
@@ -7756,7 +7771,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('MeterStatus', w)
             w.acc <<= 1
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'TMeter'
@@ -7770,7 +7785,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('TMeter', w)
             w.acc <<= 1
-            if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('TMeter', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
+            if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: encode_range(w, 'TMeter', x, -9223372036854775808, 9223372036854775807, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = None
@@ -7803,7 +7818,8 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(32)
+                _x = r.string()
+                if len(_x) > 32: length_violation(r, 'MeterID', _x, None, 32)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 3
@@ -7820,7 +7836,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('MeterReading', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'MeterReading', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 3
@@ -7836,7 +7852,8 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(64)
+                _x = r.binary()
+                if len(_x) > 64: length_violation(r, 'SigMeterReading', _x, None, 64)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 2
@@ -7853,7 +7870,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 2
@@ -7870,7 +7887,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('TMeter', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
+                if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'TMeter', _x, -9223372036854775808, 9223372036854775807)
                 expect_ee(r)
             f4 = _x
             _q = r.pos + 1
@@ -8245,7 +8262,7 @@ def _e_CertificateUpdateReq(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 1
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'ContractSignatureCertChain'
         x = v.contract_signature_cert_chain
@@ -8267,7 +8284,7 @@ def _e_CertificateUpdateReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 15: raise bad_value('eMAID', x, 'is not a str of at most 15 characters', w)
+                if not isinstance(x, str) or len(x) > 15: encode_length(w, 'eMAID', x, 15, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'ListOfRootCertificateIDs'
@@ -8330,7 +8347,8 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(15)
+                _x = r.string()
+                if len(_x) < 14 or len(_x) > 15: length_violation(r, 'eMAID', _x, 14, 15)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 1
@@ -8490,7 +8508,7 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
         else:
             st = 7
             w.acc <<= 3
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('RetryCounter', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'RetryCounter', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = None
@@ -8614,7 +8632,7 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('RetryCounter', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'RetryCounter', _x, -32768, 32767)
                 expect_ee(r)
             f6 = _x
             _q = r.pos + 1
@@ -8655,7 +8673,7 @@ def _e_ContractSignatureEncryptedPrivateKey(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 1
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'value'
         x = v.value
@@ -8668,7 +8686,7 @@ def _e_ContractSignatureEncryptedPrivateKey(w: BitWriter, v: Any) -> None:
                 return
             w.acc <<= 1
             st = 2
-            if not isinstance(x, (bytes, bytearray)) or len(x) > 48: raise bad_value('value', x, 'is not a bytes of at most 48 octets', w)
+            if not isinstance(x, (bytes, bytearray)) or len(x) > 48: encode_length(w, 'value', x, 48, 'bytes')
             w.binary(x)
         _p = None
         w.acc <<= 1
@@ -8704,7 +8722,8 @@ def _d_ContractSignatureEncryptedPrivateKey(r: BitReader) -> ContractSignatureEn
         _p = 'value'
         if fid == 1:
             st = nst
-            _x = r.binary(48)
+            _x = r.binary()
+            if len(_x) > 48: length_violation(r, 'value', _x, None, 48)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -8741,7 +8760,7 @@ def _e_DiffieHellmanPublickey(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 1
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'value'
         x = v.value
@@ -8754,7 +8773,7 @@ def _e_DiffieHellmanPublickey(w: BitWriter, v: Any) -> None:
                 return
             w.acc <<= 1
             st = 2
-            if not isinstance(x, (bytes, bytearray)) or len(x) > 65: raise bad_value('value', x, 'is not a bytes of at most 65 octets', w)
+            if not isinstance(x, (bytes, bytearray)) or len(x) > 65: encode_length(w, 'value', x, 65, 'bytes')
             w.binary(x)
         _p = None
         w.acc <<= 1
@@ -8790,7 +8809,8 @@ def _d_DiffieHellmanPublickey(r: BitReader) -> DiffieHellmanPublickey:
         _p = 'value'
         if fid == 1:
             st = nst
-            _x = r.binary(65)
+            _x = r.binary()
+            if len(_x) > 65: length_violation(r, 'value', _x, None, 65)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -8827,7 +8847,7 @@ def _e_EMAID(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 1
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'value'
         x = v.value
@@ -8840,7 +8860,7 @@ def _e_EMAID(w: BitWriter, v: Any) -> None:
                 return
             w.acc <<= 1
             st = 2
-            if not isinstance(x, str) or len(x) > 15: raise bad_value('value', x, 'is not a str of at most 15 characters', w)
+            if not isinstance(x, str) or len(x) > 15: encode_length(w, 'value', x, 15, 'str')
             w.string(x)
         _p = None
         w.acc <<= 1
@@ -8876,7 +8896,8 @@ def _d_EMAID(r: BitReader) -> EMAID:
         _p = 'value'
         if fid == 1:
             st = nst
-            _x = r.string(15)
+            _x = r.string()
+            if len(_x) < 14 or len(_x) > 15: length_violation(r, 'value', _x, 14, 15)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -8912,7 +8933,7 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 1
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'OEMProvisioningCert'
         x = v.oem_provisioning_cert
@@ -8925,7 +8946,7 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 800: raise bad_value('OEMProvisioningCert', x, 'is not a bytes of at most 800 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 800: encode_length(w, 'OEMProvisioningCert', x, 800, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'ListOfRootCertificateIDs'
@@ -8975,7 +8996,8 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(800)
+                _x = r.binary()
+                if len(_x) > 800: length_violation(r, 'OEMProvisioningCert', _x, None, 800)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -9255,7 +9277,7 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 37: raise bad_value('EVSEID', x, 'is not a str of at most 37 characters', w)
+                if not isinstance(x, str) or len(x) > 37: encode_length(w, 'EVSEID', x, 37, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'SAScheduleTupleID'
@@ -9264,7 +9286,7 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
             raise missing('SAScheduleTupleID', w)
         else:
             st = 3
-            if type(x) is not int or not 1 <= x <= 255: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [1, 255]', w)
+            if type(x) is not int or not 1 <= x <= 255: encode_range(w, 'SAScheduleTupleID', x, 1, 255, 1, 256)
             w.acc = (w.acc << 11) | ((x - 1) << 1)
         _p = 'EVSEMaxCurrent'
         x = v.evse_max_current
@@ -9366,7 +9388,8 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(37)
+                _x = r.string()
+                if len(_x) < 7 or len(_x) > 37: length_violation(r, 'EVSEID', _x, 7, 37)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -9388,12 +9411,12 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(8) + 1
-                    if _x > 255: raise bad_value('SAScheduleTupleID', _x, 'is above 255', r)
+                    if _x > 255: range_violation(r, 'SAScheduleTupleID', _x, 1, 255)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 255) + 1
-                if _x > 255: raise bad_value('SAScheduleTupleID', _x, 'is above 255', r)
+                if _x > 255: range_violation(r, 'SAScheduleTupleID', _x, 1, 255)
             f2 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -10301,7 +10324,7 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 37: raise bad_value('EVSEID', x, 'is not a str of at most 37 characters', w)
+                if not isinstance(x, str) or len(x) > 37: encode_length(w, 'EVSEID', x, 37, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'SAScheduleTupleID'
@@ -10310,7 +10333,7 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
             raise missing('SAScheduleTupleID', w)
         else:
             st = 12
-            if type(x) is not int or not 1 <= x <= 255: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [1, 255]', w)
+            if type(x) is not int or not 1 <= x <= 255: encode_range(w, 'SAScheduleTupleID', x, 1, 255, 1, 256)
             w.acc = (w.acc << 11) | ((x - 1) << 1)
         _p = 'MeterInfo'
         x = v.meter_info
@@ -10542,7 +10565,8 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(37)
+                _x = r.string()
+                if len(_x) < 7 or len(_x) > 37: length_violation(r, 'EVSEID', _x, 7, 37)
                 expect_ee(r)
             f10 = _x
             _q = r.pos + 1
@@ -10564,12 +10588,12 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(8) + 1
-                    if _x > 255: raise bad_value('SAScheduleTupleID', _x, 'is above 255', r)
+                    if _x > 255: range_violation(r, 'SAScheduleTupleID', _x, 1, 255)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 255) + 1
-                if _x > 255: raise bad_value('SAScheduleTupleID', _x, 'is above 255', r)
+                if _x > 255: range_violation(r, 'SAScheduleTupleID', _x, 1, 255)
             f11 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -10831,7 +10855,7 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 8: encode_length(w, 'SessionID', x, 8, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'Notification'
@@ -10881,7 +10905,8 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(8)
+                _x = r.binary()
+                if len(_x) > 8: length_violation(r, 'SessionID', _x, None, 8)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 2
@@ -10956,7 +10981,7 @@ def _e_Notification(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 64: raise bad_value('FaultMsg', x, 'is not a str of at most 64 characters', w)
+                if not isinstance(x, str) or len(x) > 64: encode_length(w, 'FaultMsg', x, 64, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = None
@@ -11014,7 +11039,8 @@ def _d_Notification(r: BitReader) -> Notification:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(64)
+                _x = r.string()
+                if len(_x) > 64: length_violation(r, 'FaultMsg', _x, None, 64)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -11207,6 +11233,8 @@ _SD_MeteringReceiptRes_evse_status = (_d_AC_EVSEStatus, _d_DC_EVSEStatus, _d_EVS
 _SM_Body_0 = {AuthorizationReq: 0, AuthorizationRes: 1, BodyBase: 2, CableCheckReq: 3, CableCheckRes: 4, CertificateInstallationReq: 5, CertificateInstallationRes: 6, CertificateUpdateReq: 7, CertificateUpdateRes: 8, ChargeParameterDiscoveryReq: 9, ChargeParameterDiscoveryRes: 10, ChargingStatusReq: 11, ChargingStatusRes: 12, CurrentDemandReq: 13, CurrentDemandRes: 14, MeteringReceiptReq: 15, MeteringReceiptRes: 16, PaymentDetailsReq: 17, PaymentDetailsRes: 18, PaymentServiceSelectionReq: 19, PaymentServiceSelectionRes: 20, PowerDeliveryReq: 21, PowerDeliveryRes: 22, PreChargeReq: 23, PreChargeRes: 24, ServiceDetailReq: 25, ServiceDetailRes: 26, ServiceDiscoveryReq: 27, ServiceDiscoveryRes: 28, SessionSetupReq: 29, SessionSetupRes: 30, SessionStopReq: 31, SessionStopRes: 32, WeldingDetectionReq: 33, WeldingDetectionRes: 34}
 _SE_Body_body_element = (_e_AuthorizationReq, _e_AuthorizationRes, _e_BodyBase, _e_CableCheckReq, _e_CableCheckRes, _e_CertificateInstallationReq, _e_CertificateInstallationRes, _e_CertificateUpdateReq, _e_CertificateUpdateRes, _e_ChargeParameterDiscoveryReq, _e_ChargeParameterDiscoveryRes, _e_ChargingStatusReq, _e_ChargingStatusRes, _e_CurrentDemandReq, _e_CurrentDemandRes, _e_MeteringReceiptReq, _e_MeteringReceiptRes, _e_PaymentDetailsReq, _e_PaymentDetailsRes, _e_PaymentServiceSelectionReq, _e_PaymentServiceSelectionRes, _e_PowerDeliveryReq, _e_PowerDeliveryRes, _e_PreChargeReq, _e_PreChargeRes, _e_ServiceDetailReq, _e_ServiceDetailRes, _e_ServiceDiscoveryReq, _e_ServiceDiscoveryRes, _e_SessionSetupReq, _e_SessionSetupRes, _e_SessionStopReq, _e_SessionStopRes, _e_WeldingDetectionReq, _e_WeldingDetectionRes,)
 _SD_Body_body_element = (_d_AuthorizationReq, _d_AuthorizationRes, _d_BodyBase, _d_CableCheckReq, _d_CableCheckRes, _d_CertificateInstallationReq, _d_CertificateInstallationRes, _d_CertificateUpdateReq, _d_CertificateUpdateRes, _d_ChargeParameterDiscoveryReq, _d_ChargeParameterDiscoveryRes, _d_ChargingStatusReq, _d_ChargingStatusRes, _d_CurrentDemandReq, _d_CurrentDemandRes, _d_MeteringReceiptReq, _d_MeteringReceiptRes, _d_PaymentDetailsReq, _d_PaymentDetailsRes, _d_PaymentServiceSelectionReq, _d_PaymentServiceSelectionRes, _d_PowerDeliveryReq, _d_PowerDeliveryRes, _d_PreChargeReq, _d_PreChargeRes, _d_ServiceDetailReq, _d_ServiceDetailRes, _d_ServiceDiscoveryReq, _d_ServiceDiscoveryRes, _d_SessionSetupReq, _d_SessionSetupRes, _d_SessionStopReq, _d_SessionStopRes, _d_WeldingDetectionReq, _d_WeldingDetectionRes,)
+
+_REPEATED = {'_d_SAScheduleList': {'SAScheduleTuple': 'f0'}, '_dg_SAScheduleList': {'SAScheduleTuple': 'f0'}, '_d_PMaxSchedule': {'PMaxScheduleEntry': 'f0'}, '_dg_PMaxSchedule': {'PMaxScheduleEntry': 'f0'}, '_d_SalesTariff': {'SalesTariffEntry': 'f4'}, '_dg_SalesTariff': {'SalesTariffEntry': 'f4'}, '_d_SalesTariffEntry': {'ConsumptionCost': 'f2'}, '_dg_SalesTariffEntry': {'ConsumptionCost': 'f2'}, '_d_ConsumptionCost': {'Cost': 'f1'}, '_dg_ConsumptionCost': {'Cost': 'f1'}, '_d_PaymentOptionList': {'PaymentOption': 'f0'}, '_dg_PaymentOptionList': {'PaymentOption': 'f0'}, '_d_SupportedEnergyTransferMode': {'EnergyTransferMode': 'f0'}, '_dg_SupportedEnergyTransferMode': {'EnergyTransferMode': 'f0'}, '_d_ServiceList': {'Service': 'f0'}, '_dg_ServiceList': {'Service': 'f0'}, '_d_ServiceParameterList': {'ParameterSet': 'f0'}, '_dg_ServiceParameterList': {'ParameterSet': 'f0'}, '_d_ParameterSet': {'Parameter': 'f1'}, '_dg_ParameterSet': {'Parameter': 'f1'}, '_d_SelectedServiceList': {'SelectedService': 'f0'}, '_dg_SelectedServiceList': {'SelectedService': 'f0'}, '_d_SubCertificates': {'Certificate': 'f0'}, '_dg_SubCertificates': {'Certificate': 'f0'}, '_d_ChargingProfile': {'ProfileEntry': 'f0'}, '_dg_ChargingProfile': {'ProfileEntry': 'f0'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}}
 
 _new = object.__new__
 _S_SAScheduleList_0 = SAScheduleList.sa_schedule_tuple.__set__
@@ -11712,7 +11740,7 @@ def _es_g26(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'DigestValue', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -11731,7 +11759,7 @@ def _es_g34(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'KeyName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -11750,7 +11778,7 @@ def _es_g39(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'MgmtData', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -11811,7 +11839,7 @@ def _ds_f9(r: BitReader) -> Any:
 
 
 def _es_f10(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('BulkSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'BulkSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -11825,12 +11853,12 @@ def _ds_f10(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('BulkSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'BulkSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('BulkSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'BulkSOC', _x, 0, 100)
     return _x
 
 
@@ -11839,7 +11867,7 @@ def _es_f14(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 800: raise bad_value('Certificate', x, 'is not a bytes of at most 800 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 800: encode_length(w, 'Certificate', x, 800, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -11848,7 +11876,8 @@ def _ds_f14(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(800)
+        _x = r.binary()
+        if len(_x) > 800: length_violation(r, 'Certificate', _x, None, 800)
         expect_ee(r)
     return _x
 
@@ -11925,7 +11954,7 @@ def _ds_f24(r: BitReader) -> Any:
 
 
 def _es_f26(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 1 <= x <= 3: raise bad_value('ChargingProfileEntryMaxNumberOfPhasesInUse', x, 'is not an integer in [1, 3]', w)
+    if type(x) is not int or not 1 <= x <= 3: encode_range(w, 'ChargingProfileEntryMaxNumberOfPhasesInUse', x, 1, 3, 1, 4)
     w.acc = (w.acc << 4) | ((x - 1) << 1)
 
 
@@ -11939,18 +11968,18 @@ def _ds_f26(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(2) + 1
-            if _x > 3: raise bad_value('ChargingProfileEntryMaxNumberOfPhasesInUse', _x, 'is above 3', r)
+            if _x > 3: range_violation(r, 'ChargingProfileEntryMaxNumberOfPhasesInUse', _x, 1, 3)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = ((_x >> 1) & 3) + 1
-        if _x > 3: raise bad_value('ChargingProfileEntryMaxNumberOfPhasesInUse', _x, 'is above 3', r)
+        if _x > 3: range_violation(r, 'ChargingProfileEntryMaxNumberOfPhasesInUse', _x, 1, 3)
     return _x
 
 
 def _es_f28(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('ChargingProfileEntryStart', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'ChargingProfileEntryStart', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -11960,7 +11989,7 @@ def _ds_f28(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('ChargingProfileEntryStart', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'ChargingProfileEntryStart', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
@@ -11992,7 +12021,7 @@ def _ds_f29(r: BitReader) -> Any:
 
 def _es_f47(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -12002,7 +12031,7 @@ def _ds_f47(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
@@ -12012,7 +12041,7 @@ def _es_f49(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'DigestValue', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12027,7 +12056,7 @@ def _ds_f49(r: BitReader) -> Any:
 
 
 def _es_f51(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 255: raise bad_value('EPriceLevel', x, 'is not an integer in [0, 255]', w)
+    if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'EPriceLevel', x, 0, 255, 0, 255)
     w.acc = (w.acc << 10) | (x << 1)
 
 
@@ -12053,7 +12082,7 @@ def _es_f52(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 6: raise bad_value('EVCCID', x, 'is not a bytes of at most 6 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 6: encode_length(w, 'EVCCID', x, 6, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12062,7 +12091,8 @@ def _ds_f52(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(6)
+        _x = r.binary()
+        if len(_x) > 6: length_violation(r, 'EVCCID', _x, None, 6)
         expect_ee(r)
     return _x
 
@@ -12095,7 +12125,7 @@ def _ds_f56(r: BitReader) -> Any:
 
 
 def _es_f67(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('EVRESSSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'EVRESSSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -12109,12 +12139,12 @@ def _ds_f67(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('EVRESSSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'EVRESSSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('EVRESSSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'EVRESSSOC', _x, 0, 100)
     return _x
 
 
@@ -12167,7 +12197,7 @@ def _es_f73(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 37: raise bad_value('EVSEID', x, 'is not a str of at most 37 characters', w)
+        if not isinstance(x, str) or len(x) > 37: encode_length(w, 'EVSEID', x, 37, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -12176,7 +12206,8 @@ def _ds_f73(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(37)
+        _x = r.string()
+        if len(_x) < 7 or len(_x) > 37: length_violation(r, 'EVSEID', _x, 7, 37)
         expect_ee(r)
     return _x
 
@@ -12313,7 +12344,7 @@ def _ds_f93(r: BitReader) -> Any:
 
 def _es_f94(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('EVSETimeStamp', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
+    if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: encode_range(w, 'EVSETimeStamp', x, -9223372036854775808, 9223372036854775807, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -12323,7 +12354,7 @@ def _ds_f94(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('EVSETimeStamp', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
+        if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'EVSETimeStamp', _x, -9223372036854775808, 9223372036854775807)
         expect_ee(r)
     return _x
 
@@ -12382,7 +12413,7 @@ def _es_f101(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Exponent', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12428,7 +12459,7 @@ def _es_f103(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 64: raise bad_value('FaultMsg', x, 'is not a str of at most 64 characters', w)
+        if not isinstance(x, str) or len(x) > 64: encode_length(w, 'FaultMsg', x, 64, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -12437,7 +12468,8 @@ def _ds_f103(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(64)
+        _x = r.string()
+        if len(_x) > 64: length_violation(r, 'FaultMsg', _x, None, 64)
         expect_ee(r)
     return _x
 
@@ -12465,7 +12497,7 @@ def _ds_f104(r: BitReader) -> Any:
 
 
 def _es_f105(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('FullSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'FullSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -12479,12 +12511,12 @@ def _ds_f105(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('FullSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'FullSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('FullSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'FullSOC', _x, 0, 100)
     return _x
 
 
@@ -12493,7 +12525,7 @@ def _es_f106(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'G', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12512,7 +12544,7 @@ def _es_f107(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 16: raise bad_value('GenChallenge', x, 'is not a bytes of at most 16 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 16: encode_length(w, 'GenChallenge', x, 16, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12521,14 +12553,15 @@ def _ds_f107(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(16)
+        _x = r.binary()
+        if len(_x) < 16 or len(_x) > 16: length_violation(r, 'GenChallenge', _x, 16, 16)
         expect_ee(r)
     return _x
 
 
 def _es_f108(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
+    if type(x) is not int: encode_range(w, 'HMACOutputLength', x, None, None, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -12547,7 +12580,7 @@ def _es_f110(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'J', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12566,7 +12599,7 @@ def _es_f112(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'KeyName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -12582,7 +12615,7 @@ def _ds_f112(r: BitReader) -> Any:
 
 def _es_f116(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('MaxEntriesSAScheduleTuple', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'MaxEntriesSAScheduleTuple', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -12592,7 +12625,7 @@ def _ds_f116(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('MaxEntriesSAScheduleTuple', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'MaxEntriesSAScheduleTuple', _x, 0, 65535)
         expect_ee(r)
     return _x
 
@@ -12602,7 +12635,7 @@ def _es_f117(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
+        if not isinstance(x, str) or len(x) > 32: encode_length(w, 'MeterID', x, 32, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -12611,14 +12644,15 @@ def _ds_f117(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(32)
+        _x = r.string()
+        if len(_x) > 32: length_violation(r, 'MeterID', _x, None, 32)
         expect_ee(r)
     return _x
 
 
 def _es_f119(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterReading', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterReading', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -12628,14 +12662,14 @@ def _ds_f119(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('MeterReading', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'MeterReading', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f120(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -12645,7 +12679,7 @@ def _ds_f120(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
@@ -12655,7 +12689,7 @@ def _es_f123(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'MgmtData', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -12674,7 +12708,7 @@ def _es_f124(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Modulus', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12689,7 +12723,7 @@ def _ds_f124(r: BitReader) -> Any:
 
 
 def _es_f125(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not -3 <= x <= 3: raise bad_value('Multiplier', x, 'is not an integer in [-3, 3]', w)
+    if type(x) is not int or not -3 <= x <= 3: encode_range(w, 'Multiplier', x, -3, 3, -3, 4)
     w.acc = (w.acc << 5) | ((x - -3) << 1)
 
 
@@ -12703,18 +12737,18 @@ def _ds_f125(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(3) + -3
-            if _x > 3: raise bad_value('Multiplier', _x, 'is above 3', r)
+            if _x > 3: range_violation(r, 'Multiplier', _x, -3, 3)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = ((_x >> 1) & 7) + -3
-        if _x > 3: raise bad_value('Multiplier', _x, 'is above 3', r)
+        if _x > 3: range_violation(r, 'Multiplier', _x, -3, 3)
     return _x
 
 
 def _es_f127(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -12724,13 +12758,13 @@ def _ds_f127(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
         expect_ee(r)
     return _x
 
 
 def _es_f128(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumEPriceLevels', x, 'is not an integer in [0, 255]', w)
+    if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'NumEPriceLevels', x, 0, 255, 0, 255)
     w.acc = (w.acc << 10) | (x << 1)
 
 
@@ -12756,7 +12790,7 @@ def _es_f129(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 800: raise bad_value('OEMProvisioningCert', x, 'is not a bytes of at most 800 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 800: encode_length(w, 'OEMProvisioningCert', x, 800, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12765,7 +12799,8 @@ def _ds_f129(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(800)
+        _x = r.binary()
+        if len(_x) > 800: length_violation(r, 'OEMProvisioningCert', _x, None, 800)
         expect_ee(r)
     return _x
 
@@ -12775,7 +12810,7 @@ def _es_f131(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'P', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12794,7 +12829,7 @@ def _es_f133(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PGPKeyID', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12813,7 +12848,7 @@ def _es_f134(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PGPKeyPacket', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12829,7 +12864,7 @@ def _ds_f134(r: BitReader) -> Any:
 
 def _es_f140(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ParameterSetID', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ParameterSetID', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -12839,7 +12874,7 @@ def _ds_f140(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('ParameterSetID', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'ParameterSetID', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
@@ -12874,7 +12909,7 @@ def _es_f147(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PgenCounter', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -12893,7 +12928,7 @@ def _es_f153(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Q', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -13007,7 +13042,7 @@ def _ds_f162(r: BitReader) -> Any:
 
 def _es_f164(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('RetryCounter', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'RetryCounter', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -13017,13 +13052,13 @@ def _ds_f164(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('RetryCounter', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'RetryCounter', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
 
 def _es_f169(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 1 <= x <= 255: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [1, 255]', w)
+    if type(x) is not int or not 1 <= x <= 255: encode_range(w, 'SAScheduleTupleID', x, 1, 255, 1, 256)
     w.acc = (w.acc << 10) | ((x - 1) << 1)
 
 
@@ -13037,17 +13072,17 @@ def _ds_f169(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(8) + 1
-            if _x > 255: raise bad_value('SAScheduleTupleID', _x, 'is above 255', r)
+            if _x > 255: range_violation(r, 'SAScheduleTupleID', _x, 1, 255)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = ((_x >> 1) & 255) + 1
-        if _x > 255: raise bad_value('SAScheduleTupleID', _x, 'is above 255', r)
+        if _x > 255: range_violation(r, 'SAScheduleTupleID', _x, 1, 255)
     return _x
 
 
 def _es_f170(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 1 <= x <= 255: raise bad_value('SAScheduleTupleID', x, 'is not an integer in [1, 255]', w)
+    if type(x) is not int or not 1 <= x <= 255: encode_range(w, 'SAScheduleTupleID', x, 1, 255, 1, 256)
     w.acc = (w.acc << 10) | ((x - 1) << 1)
 
 
@@ -13061,12 +13096,12 @@ def _ds_f170(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(8) + 1
-            if _x > 255: raise bad_value('SAScheduleTupleID', _x, 'is above 255', r)
+            if _x > 255: range_violation(r, 'SAScheduleTupleID', _x, 1, 255)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = ((_x >> 1) & 255) + 1
-        if _x > 255: raise bad_value('SAScheduleTupleID', _x, 'is above 255', r)
+        if _x > 255: range_violation(r, 'SAScheduleTupleID', _x, 1, 255)
     return _x
 
 
@@ -13075,7 +13110,7 @@ def _es_f173(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'SPKISexp', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -13094,7 +13129,7 @@ def _es_f175(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 32: raise bad_value('SalesTariffDescription', x, 'is not a str of at most 32 characters', w)
+        if not isinstance(x, str) or len(x) > 32: encode_length(w, 'SalesTariffDescription', x, 32, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -13103,13 +13138,14 @@ def _ds_f175(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(32)
+        _x = r.string()
+        if len(_x) > 32: length_violation(r, 'SalesTariffDescription', _x, None, 32)
         expect_ee(r)
     return _x
 
 
 def _es_f177(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 1 <= x <= 255: raise bad_value('SalesTariffID', x, 'is not an integer in [1, 255]', w)
+    if type(x) is not int or not 1 <= x <= 255: encode_range(w, 'SalesTariffID', x, 1, 255, 1, 256)
     w.acc = (w.acc << 10) | ((x - 1) << 1)
 
 
@@ -13123,12 +13159,12 @@ def _ds_f177(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(8) + 1
-            if _x > 255: raise bad_value('SalesTariffID', _x, 'is above 255', r)
+            if _x > 255: range_violation(r, 'SalesTariffID', _x, 1, 255)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = ((_x >> 1) & 255) + 1
-        if _x > 255: raise bad_value('SalesTariffID', _x, 'is above 255', r)
+        if _x > 255: range_violation(r, 'SalesTariffID', _x, 1, 255)
     return _x
 
 
@@ -13137,7 +13173,7 @@ def _es_f178(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Seed', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -13228,7 +13264,7 @@ def _ds_f184(r: BitReader) -> Any:
 
 def _es_f189(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -13238,14 +13274,14 @@ def _ds_f189(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
         expect_ee(r)
     return _x
 
 
 def _es_f190(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -13255,7 +13291,7 @@ def _ds_f190(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
         expect_ee(r)
     return _x
 
@@ -13265,7 +13301,7 @@ def _es_f192(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 32: raise bad_value('ServiceName', x, 'is not a str of at most 32 characters', w)
+        if not isinstance(x, str) or len(x) > 32: encode_length(w, 'ServiceName', x, 32, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -13274,7 +13310,8 @@ def _ds_f192(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(32)
+        _x = r.string()
+        if len(_x) > 32: length_violation(r, 'ServiceName', _x, None, 32)
         expect_ee(r)
     return _x
 
@@ -13284,7 +13321,7 @@ def _es_f194(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 64: raise bad_value('ServiceScope', x, 'is not a str of at most 64 characters', w)
+        if not isinstance(x, str) or len(x) > 64: encode_length(w, 'ServiceScope', x, 64, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -13293,7 +13330,8 @@ def _ds_f194(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(64)
+        _x = r.string()
+        if len(_x) > 64: length_violation(r, 'ServiceScope', _x, None, 64)
         expect_ee(r)
     return _x
 
@@ -13303,7 +13341,7 @@ def _es_f195(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 64: raise bad_value('ServiceScope', x, 'is not a str of at most 64 characters', w)
+        if not isinstance(x, str) or len(x) > 64: encode_length(w, 'ServiceScope', x, 64, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -13312,7 +13350,8 @@ def _ds_f195(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(64)
+        _x = r.string()
+        if len(_x) > 64: length_violation(r, 'ServiceScope', _x, None, 64)
         expect_ee(r)
     return _x
 
@@ -13322,7 +13361,7 @@ def _es_f196(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 8: encode_length(w, 'SessionID', x, 8, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -13331,7 +13370,8 @@ def _ds_f196(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(8)
+        _x = r.binary()
+        if len(_x) > 8: length_violation(r, 'SessionID', _x, None, 8)
         expect_ee(r)
     return _x
 
@@ -13341,7 +13381,7 @@ def _es_f197(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 8: encode_length(w, 'SessionID', x, 8, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -13350,7 +13390,8 @@ def _ds_f197(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(8)
+        _x = r.binary()
+        if len(_x) > 8: length_violation(r, 'SessionID', _x, None, 8)
         expect_ee(r)
     return _x
 
@@ -13360,7 +13401,7 @@ def _es_f202(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('SigMeterReading', x, 'is not a bytes of at most 64 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 64: encode_length(w, 'SigMeterReading', x, 64, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -13369,14 +13410,15 @@ def _ds_f202(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(64)
+        _x = r.binary()
+        if len(_x) > 64: length_violation(r, 'SigMeterReading', _x, None, 64)
         expect_ee(r)
     return _x
 
 
 def _es_f211(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise bad_value('TMeter', x, 'is not an integer in [-9223372036854775808, 9223372036854775807]', w)
+    if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: encode_range(w, 'TMeter', x, -9223372036854775808, 9223372036854775807, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -13386,7 +13428,7 @@ def _ds_f211(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -9223372036854775808 or _x > 9223372036854775807: raise bad_value('TMeter', _x, 'is outside [-9223372036854775808, 9223372036854775807]', r)
+        if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'TMeter', _x, -9223372036854775808, 9223372036854775807)
         expect_ee(r)
     return _x
 
@@ -13420,7 +13462,7 @@ def _ds_f215(r: BitReader) -> Any:
 
 def _es_f217(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -13430,7 +13472,7 @@ def _ds_f217(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
@@ -13440,7 +13482,7 @@ def _es_f220(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509CRL', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -13459,7 +13501,7 @@ def _es_f221(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509Certificate', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -13478,7 +13520,7 @@ def _es_f223(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'X509IssuerName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -13497,7 +13539,7 @@ def _es_f225(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509SKI', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -13513,7 +13555,7 @@ def _ds_f225(r: BitReader) -> Any:
 
 def _es_f226(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
+    if type(x) is not int: encode_range(w, 'X509SerialNumber', x, None, None, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -13532,7 +13574,7 @@ def _es_f227(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'X509SubjectName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -13551,7 +13593,7 @@ def _es_f228(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'XPath', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -13570,7 +13612,7 @@ def _es_f229(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Y', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -13586,7 +13628,7 @@ def _ds_f229(r: BitReader) -> Any:
 
 def _es_f230(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('amount', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'amount', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -13596,13 +13638,13 @@ def _ds_f230(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('amount', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'amount', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f231(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not -3 <= x <= 3: raise bad_value('amountMultiplier', x, 'is not an integer in [-3, 3]', w)
+    if type(x) is not int or not -3 <= x <= 3: encode_range(w, 'amountMultiplier', x, -3, 3, -3, 4)
     w.acc = (w.acc << 5) | ((x - -3) << 1)
 
 
@@ -13616,12 +13658,12 @@ def _ds_f231(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(3) + -3
-            if _x > 3: raise bad_value('amountMultiplier', _x, 'is above 3', r)
+            if _x > 3: range_violation(r, 'amountMultiplier', _x, -3, 3)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = ((_x >> 1) & 7) + -3
-        if _x > 3: raise bad_value('amountMultiplier', _x, 'is above 3', r)
+        if _x > 3: range_violation(r, 'amountMultiplier', _x, -3, 3)
     return _x
 
 
@@ -13648,7 +13690,7 @@ def _ds_f232(r: BitReader) -> Any:
 
 
 def _es_f233(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not -128 <= x <= 127: raise bad_value('byteValue', x, 'is not an integer in [-128, 127]', w)
+    if type(x) is not int or not -128 <= x <= 127: encode_range(w, 'byteValue', x, -128, 127, -128, 127)
     w.acc = (w.acc << 10) | ((x - -128) << 1)
 
 
@@ -13698,7 +13740,7 @@ def _ds_f234(r: BitReader) -> Any:
 
 def _es_f235(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 86400: raise bad_value('duration', x, 'is not an integer in [0, 86400]', w)
+    if type(x) is not int or x < 0 or x > 86400: encode_range(w, 'duration', x, 0, 86400, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -13708,14 +13750,14 @@ def _ds_f235(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 86400: raise bad_value('duration', _x, 'is outside [0, 86400]', r)
+        if _x > 86400: range_violation(r, 'duration', _x, 0, 86400)
         expect_ee(r)
     return _x
 
 
 def _es_f237(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -2147483648 or x > 2147483647: raise bad_value('intValue', x, 'is not an integer in [-2147483648, 2147483647]', w)
+    if type(x) is not int or x < -2147483648 or x > 2147483647: encode_range(w, 'intValue', x, -2147483648, 2147483647, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -13725,14 +13767,14 @@ def _ds_f237(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -2147483648 or _x > 2147483647: raise bad_value('intValue', _x, 'is outside [-2147483648, 2147483647]', r)
+        if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
         expect_ee(r)
     return _x
 
 
 def _es_f239(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('shortValue', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'shortValue', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -13742,14 +13784,14 @@ def _ds_f239(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('shortValue', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
 
 def _es_f240(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 16777214: raise bad_value('start', x, 'is not an integer in [0, 16777214]', w)
+    if type(x) is not int or x < 0 or x > 16777214: encode_range(w, 'start', x, 0, 16777214, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -13759,7 +13801,7 @@ def _ds_f240(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 16777214: raise bad_value('start', _x, 'is outside [0, 16777214]', r)
+        if _x > 16777214: range_violation(r, 'start', _x, 0, 16777214)
         expect_ee(r)
     return _x
 
@@ -13769,7 +13811,7 @@ def _es_f242(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('stringValue', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'stringValue', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 

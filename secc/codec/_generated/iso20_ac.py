@@ -11,6 +11,7 @@ from typing import Any
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
 from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, missing, not_allowed, unexpected)
+from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 from secc.codec._generated.xmldsig import (
     Signature,
     _e_Signature,
@@ -950,7 +951,7 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 8: encode_length(w, 'SessionID', x, 8, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'TimeStamp'
@@ -960,7 +961,7 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeStamp', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'Signature'
@@ -1000,7 +1001,8 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(8)
+                _x = r.binary()
+                if len(_x) < 8 or len(_x) > 8: length_violation(r, 'SessionID', _x, 8, 8)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -1017,7 +1019,7 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('TimeStamp', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 2
@@ -1243,7 +1245,7 @@ def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
             raise missing('Exponent', w)
         else:
             st = 1
-            if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
+            if type(x) is not int or not -128 <= x <= 127: encode_range(w, 'Exponent', x, -128, 127, -128, 127)
             w.acc = (w.acc << 11) | ((x - -128) << 1)
         _p = 'Value'
         x = v.value
@@ -1252,7 +1254,7 @@ def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = None
@@ -1305,7 +1307,7 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -2314,7 +2316,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'PresentSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 13) | (x << 1)
         _p = 'MinimumSOC'
         x = v.minimum_soc
@@ -2324,7 +2326,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 4) | 1; st = 2
             elif st == 1: w.acc <<= 4; st = 2
             else: raise not_allowed('MinimumSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MinimumSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
@@ -2335,7 +2337,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             elif st == 1: w.acc = (w.acc << 4) | 1; st = 3
             elif st == 2: w.acc <<= 4; st = 3
             else: raise not_allowed('TargetSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'MaximumSOC'
         x = v.maximum_soc
@@ -2347,7 +2349,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             elif st == 2: w.acc = (w.acc << 4) | 1; st = 4
             elif st == 3: w.acc <<= 4; st = 4
             else: raise not_allowed('MaximumSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MaximumSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'RemainingTimeToMinimumSOC'
         x = v.remaining_time_to_minimum_soc
@@ -2359,7 +2361,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMinimumSOC', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'RemainingTimeToTargetSOC'
@@ -2372,7 +2374,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToTargetSOC', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'RemainingTimeToMaximumSOC'
@@ -2385,7 +2387,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMaximumSOC', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'ChargingComplete'
@@ -2462,12 +2464,12 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'PresentSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'PresentSOC', _x, 0, 100)
             f0 = _x
             _q = r.pos + 4
             if _q > r.wend: _c = r.bits(4)
@@ -2488,12 +2490,12 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
             f1 = _x
             _q = r.pos + 4
             if _q > r.wend: _c = r.bits(4)
@@ -2514,12 +2516,12 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             f2 = _x
             _q = r.pos + 4
             if _q > r.wend: _c = r.bits(4)
@@ -2540,12 +2542,12 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'MaximumSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'MaximumSOC', _x, 0, 100)
             f3 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -2561,7 +2563,7 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
                 expect_ee(r)
             f4 = _x
             _q = r.pos + 3
@@ -2578,7 +2580,7 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
                 expect_ee(r)
             f5 = _x
             _q = r.pos + 3
@@ -2595,7 +2597,7 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
                 expect_ee(r)
             f6 = _x
             _q = r.pos + 3
@@ -3092,7 +3094,7 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVSENotification'
@@ -3130,7 +3132,7 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -3199,7 +3201,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
+                if not isinstance(x, str) or len(x) > 32: encode_length(w, 'MeterID', x, 32, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'ChargedEnergyReadingWh'
@@ -3209,7 +3211,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'ChargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'BPT_DischargedEnergyReadingWh'
@@ -3219,7 +3221,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             w.acc <<= 4
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_DischargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'CapacitiveEnergyReadingVARh'
@@ -3231,7 +3233,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             elif st == 3: w.acc <<= 3; st = 4
             else: raise not_allowed('CapacitiveEnergyReadingVARh', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CapacitiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'BPT_InductiveEnergyReadingVARh'
@@ -3244,7 +3246,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             elif st == 4: w.acc <<= 3; st = 5
             else: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_InductiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'MeterSignature'
@@ -3261,7 +3263,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 64: encode_length(w, 'MeterSignature', x, 64, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'MeterStatus'
@@ -3274,7 +3276,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'MeterTimestamp'
@@ -3287,7 +3289,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterTimestamp', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = None
@@ -3323,7 +3325,8 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(32)
+                _x = r.string()
+                if len(_x) > 32: length_violation(r, 'MeterID', _x, None, 32)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -3340,7 +3343,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 3
@@ -3357,7 +3360,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 3
@@ -3374,7 +3377,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 3
@@ -3391,7 +3394,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f4 = _x
             _q = r.pos + 3
@@ -3407,7 +3410,8 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(64)
+                _x = r.binary()
+                if len(_x) > 64: length_violation(r, 'MeterSignature', _x, None, 64)
                 expect_ee(r)
             f5 = _x
             _q = r.pos + 2
@@ -3424,7 +3428,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
                 expect_ee(r)
             f6 = _x
             _q = r.pos + 2
@@ -3441,7 +3445,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('MeterTimestamp', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f7 = _x
             _q = r.pos + 1
@@ -3484,7 +3488,7 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EnergyCosts'
@@ -3569,7 +3573,7 @@ def _d_Receipt(r: BitReader) -> Receipt:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 3
@@ -3742,7 +3746,7 @@ def _e_DetailedTax(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
+            if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'Amount'
@@ -3780,7 +3784,7 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x < 1 or _x > 4294967295: raise bad_value('TaxRuleID', _x, 'is outside [1, 4294967295]', r)
+                if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -6250,7 +6254,7 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 3
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
@@ -6441,7 +6445,7 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -6670,7 +6674,7 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 3
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
@@ -6729,7 +6733,7 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -6804,7 +6808,7 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 4
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
@@ -6815,7 +6819,7 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 3) | 1; st = 2
             elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('MinimumSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MinimumSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
@@ -6826,7 +6830,7 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
             elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
             elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('TargetSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
@@ -6839,7 +6843,7 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
             elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('AckMaxDelay', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVSETargetActivePower'
@@ -6978,7 +6982,7 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 3
@@ -7000,12 +7004,12 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -7026,12 +7030,12 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             f2 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -7047,7 +7051,7 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 1
@@ -7203,7 +7207,7 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 4
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
@@ -7214,7 +7218,7 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 3) | 1; st = 2
             elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('MinimumSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MinimumSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
@@ -7225,7 +7229,7 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
             elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('TargetSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
@@ -7238,7 +7242,7 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('AckMaxDelay', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = None
@@ -7271,7 +7275,7 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 3
@@ -7293,12 +7297,12 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -7319,12 +7323,12 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             f2 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -7340,7 +7344,7 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 1
@@ -7379,7 +7383,7 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 3
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
@@ -7661,7 +7665,7 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -7996,7 +8000,7 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 4
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
@@ -8007,7 +8011,7 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 3) | 1; st = 2
             elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('MinimumSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MinimumSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
@@ -8018,7 +8022,7 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
             elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
             elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('TargetSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
@@ -8031,7 +8035,7 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
             elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('AckMaxDelay', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVSETargetActivePower'
@@ -8170,7 +8174,7 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 3
@@ -8192,12 +8196,12 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -8218,12 +8222,12 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             f2 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -8239,7 +8243,7 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 1
@@ -8444,6 +8448,8 @@ _SD_AC_ChargeLoopReq_cl_req_control_mode = (_d_BPT_Dynamic_AC_CLReqControlMode, 
 _SM_AC_ChargeLoopRes_6 = {BPT_Dynamic_AC_CLResControlMode: 0, BPT_Scheduled_AC_CLResControlMode: 1, CLResControlMode: 2, Dynamic_AC_CLResControlMode: 3, Scheduled_AC_CLResControlMode: 4}
 _SE_AC_ChargeLoopRes_cl_res_control_mode = (_e_BPT_Dynamic_AC_CLResControlMode, _e_BPT_Scheduled_AC_CLResControlMode, _e_CLResControlMode, _e_Dynamic_AC_CLResControlMode, _e_Scheduled_AC_CLResControlMode,)
 _SD_AC_ChargeLoopRes_cl_res_control_mode = (_d_BPT_Dynamic_AC_CLResControlMode, _d_BPT_Scheduled_AC_CLResControlMode, _d_CLResControlMode, _d_Dynamic_AC_CLResControlMode, _d_Scheduled_AC_CLResControlMode,)
+
+_REPEATED = {'_d_Receipt': {'TaxCosts': 'f5'}, '_dg_Receipt': {'TaxCosts': 'f5'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}}
 
 _new = object.__new__
 _S_AC_ChargeParameterDiscoveryReq_0 = AC_ChargeParameterDiscoveryReq.header.__set__
@@ -8822,7 +8828,7 @@ def _es_g17(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'DigestValue', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -8841,7 +8847,7 @@ def _es_g21(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'KeyName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -8860,7 +8866,7 @@ def _es_g24(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'MgmtData', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -8878,7 +8884,7 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:std:iso:15118:-20:AC', 'AC_C
 
 def _es_f6(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -8888,14 +8894,14 @@ def _ds_f6(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
         expect_ee(r)
     return _x
 
 
 def _es_f11(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_DischargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -8905,14 +8911,14 @@ def _ds_f11(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f14(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_InductiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -8922,14 +8928,14 @@ def _ds_f14(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f21(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CapacitiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -8939,14 +8945,14 @@ def _ds_f21(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f22(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'ChargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -8956,7 +8962,7 @@ def _ds_f22(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
@@ -8985,7 +8991,7 @@ def _ds_f23(r: BitReader) -> Any:
 
 def _es_f26(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -8995,7 +9001,7 @@ def _ds_f26(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
@@ -9005,7 +9011,7 @@ def _es_f28(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'DigestValue', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9051,7 +9057,7 @@ def _es_f82(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Exponent', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9066,7 +9072,7 @@ def _ds_f82(r: BitReader) -> Any:
 
 
 def _es_f83(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
+    if type(x) is not int or not -128 <= x <= 127: encode_range(w, 'Exponent', x, -128, 127, -128, 127)
     w.acc = (w.acc << 10) | ((x - -128) << 1)
 
 
@@ -9092,7 +9098,7 @@ def _es_f84(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'G', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9108,7 +9114,7 @@ def _ds_f84(r: BitReader) -> Any:
 
 def _es_f85(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
+    if type(x) is not int: encode_range(w, 'HMACOutputLength', x, None, None, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -9149,7 +9155,7 @@ def _es_f88(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'J', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9168,7 +9174,7 @@ def _es_f90(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'KeyName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -9183,7 +9189,7 @@ def _ds_f90(r: BitReader) -> Any:
 
 
 def _es_f94(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MaximumSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -9197,12 +9203,12 @@ def _ds_f94(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'MaximumSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'MaximumSOC', _x, 0, 100)
     return _x
 
 
@@ -9211,7 +9217,7 @@ def _es_f95(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
+        if not isinstance(x, str) or len(x) > 32: encode_length(w, 'MeterID', x, 32, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -9220,7 +9226,8 @@ def _ds_f95(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(32)
+        _x = r.string()
+        if len(_x) > 32: length_violation(r, 'MeterID', _x, None, 32)
         expect_ee(r)
     return _x
 
@@ -9252,7 +9259,7 @@ def _es_f98(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 64: encode_length(w, 'MeterSignature', x, 64, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9261,14 +9268,15 @@ def _ds_f98(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(64)
+        _x = r.binary()
+        if len(_x) > 64: length_violation(r, 'MeterSignature', _x, None, 64)
         expect_ee(r)
     return _x
 
 
 def _es_f99(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -9278,14 +9286,14 @@ def _ds_f99(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
 
 def _es_f100(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterTimestamp', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9295,7 +9303,7 @@ def _ds_f100(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('MeterTimestamp', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
@@ -9305,7 +9313,7 @@ def _es_f101(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'MgmtData', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -9320,7 +9328,7 @@ def _ds_f101(r: BitReader) -> Any:
 
 
 def _es_f102(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MinimumSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -9334,12 +9342,12 @@ def _ds_f102(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
     return _x
 
 
@@ -9348,7 +9356,7 @@ def _es_f103(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Modulus', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9364,7 +9372,7 @@ def _ds_f103(r: BitReader) -> Any:
 
 def _es_f104(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9374,7 +9382,7 @@ def _ds_f104(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
         expect_ee(r)
     return _x
 
@@ -9384,7 +9392,7 @@ def _es_f108(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'P', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9403,7 +9411,7 @@ def _es_f110(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PGPKeyID', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9422,7 +9430,7 @@ def _es_f111(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PGPKeyPacket', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9441,7 +9449,7 @@ def _es_f112(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PgenCounter', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9456,7 +9464,7 @@ def _ds_f112(r: BitReader) -> Any:
 
 
 def _es_f113(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'PresentSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -9470,12 +9478,12 @@ def _ds_f113(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'PresentSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'PresentSOC', _x, 0, 100)
     return _x
 
 
@@ -9484,7 +9492,7 @@ def _es_f114(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Q', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9500,7 +9508,7 @@ def _ds_f114(r: BitReader) -> Any:
 
 def _es_f118(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMaximumSOC', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9510,14 +9518,14 @@ def _ds_f118(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f119(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMinimumSOC', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9527,14 +9535,14 @@ def _ds_f119(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f120(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToTargetSOC', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9544,7 +9552,7 @@ def _ds_f120(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
@@ -9581,7 +9589,7 @@ def _es_f125(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'SPKISexp', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9600,7 +9608,7 @@ def _es_f128(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Seed', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9619,7 +9627,7 @@ def _es_f129(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 8: encode_length(w, 'SessionID', x, 8, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9628,13 +9636,14 @@ def _ds_f129(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(8)
+        _x = r.binary()
+        if len(_x) < 8 or len(_x) > 8: length_violation(r, 'SessionID', _x, 8, 8)
         expect_ee(r)
     return _x
 
 
 def _es_f136(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -9648,18 +9657,18 @@ def _ds_f136(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
     return _x
 
 
 def _es_f138(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
+    if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9669,14 +9678,14 @@ def _ds_f138(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x < 1 or _x > 4294967295: raise bad_value('TaxRuleID', _x, 'is outside [1, 4294967295]', r)
+        if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f139(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9686,14 +9695,14 @@ def _ds_f139(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f140(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeStamp', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9703,14 +9712,14 @@ def _ds_f140(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('TimeStamp', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f143(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -9720,7 +9729,7 @@ def _ds_f143(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
@@ -9730,7 +9739,7 @@ def _es_f144(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509CRL', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9749,7 +9758,7 @@ def _es_f145(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509Certificate', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9768,7 +9777,7 @@ def _es_f147(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'X509IssuerName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -9787,7 +9796,7 @@ def _es_f149(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509SKI', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9803,7 +9812,7 @@ def _ds_f149(r: BitReader) -> Any:
 
 def _es_f150(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
+    if type(x) is not int: encode_range(w, 'X509SerialNumber', x, None, None, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -9822,7 +9831,7 @@ def _es_f151(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'X509SubjectName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -9841,7 +9850,7 @@ def _es_f152(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'XPath', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -9860,7 +9869,7 @@ def _es_f153(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Y', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 

@@ -11,6 +11,7 @@ from typing import Any
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
 from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, missing, not_allowed, unexpected)
+from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 from secc.codec._generated.xmldsig import (
     Signature,
     _e_Signature,
@@ -805,7 +806,7 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 8: encode_length(w, 'SessionID', x, 8, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'TimeStamp'
@@ -815,7 +816,7 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeStamp', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'Signature'
@@ -855,7 +856,8 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(8)
+                _x = r.binary()
+                if len(_x) < 8 or len(_x) > 8: length_violation(r, 'SessionID', _x, 8, 8)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -872,7 +874,7 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('TimeStamp', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 2
@@ -955,7 +957,7 @@ def _e_ACDP_VehiclePositioningRes(w: BitWriter, v: Any) -> None:
         else:
             st = 5
             w.acc <<= 2
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('EVRelativeXDeviation', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'EVRelativeXDeviation', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'EVRelativeYDeviation'
@@ -965,7 +967,7 @@ def _e_ACDP_VehiclePositioningRes(w: BitWriter, v: Any) -> None:
         else:
             st = 6
             w.acc <<= 2
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('EVRelativeYDeviation', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'EVRelativeYDeviation', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'ContactWindowXc'
@@ -975,7 +977,7 @@ def _e_ACDP_VehiclePositioningRes(w: BitWriter, v: Any) -> None:
         else:
             st = 7
             w.acc <<= 2
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ContactWindowXc', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ContactWindowXc', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'ContactWindowYc'
@@ -985,7 +987,7 @@ def _e_ACDP_VehiclePositioningRes(w: BitWriter, v: Any) -> None:
         else:
             st = 8
             w.acc <<= 2
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ContactWindowYc', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ContactWindowYc', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'EVInChargePosition'
@@ -1121,7 +1123,7 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('EVRelativeXDeviation', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'EVRelativeXDeviation', _x, -32768, 32767)
                 expect_ee(r)
             f4 = _x
             _q = r.pos + 1
@@ -1138,7 +1140,7 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('EVRelativeYDeviation', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'EVRelativeYDeviation', _x, -32768, 32767)
                 expect_ee(r)
             f5 = _x
             _q = r.pos + 1
@@ -1155,7 +1157,7 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('ContactWindowXc', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'ContactWindowXc', _x, -32768, 32767)
                 expect_ee(r)
             f6 = _x
             _q = r.pos + 1
@@ -1172,7 +1174,7 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('ContactWindowYc', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'ContactWindowYc', _x, -32768, 32767)
                 expect_ee(r)
             f7 = _x
             _q = r.pos + 1
@@ -1766,7 +1768,7 @@ def _e_EVTechnicalStatus(w: BitWriter, v: Any) -> None:
             elif st == 4: w.acc = (w.acc << 3) | 1; st = 6
             elif st == 5: w.acc <<= 3; st = 6
             else: raise not_allowed('EVSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('EVSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'EVSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'EVErrorCode'
         x = v.ev_error_code
@@ -1942,12 +1944,12 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('EVSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'EVSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('EVSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'EVSOC', _x, 0, 100)
             f5 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -2038,7 +2040,7 @@ def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
             raise missing('Exponent', w)
         else:
             st = 1
-            if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
+            if type(x) is not int or not -128 <= x <= 127: encode_range(w, 'Exponent', x, -128, 127, -128, 127)
             w.acc = (w.acc << 11) | ((x - -128) << 1)
         _p = 'Value'
         x = v.value
@@ -2047,7 +2049,7 @@ def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = None
@@ -2100,7 +2102,7 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -2882,7 +2884,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'PresentSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 13) | (x << 1)
         _p = 'MinimumSOC'
         x = v.minimum_soc
@@ -2892,7 +2894,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 4) | 1; st = 2
             elif st == 1: w.acc <<= 4; st = 2
             else: raise not_allowed('MinimumSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MinimumSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
@@ -2903,7 +2905,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             elif st == 1: w.acc = (w.acc << 4) | 1; st = 3
             elif st == 2: w.acc <<= 4; st = 3
             else: raise not_allowed('TargetSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'MaximumSOC'
         x = v.maximum_soc
@@ -2915,7 +2917,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             elif st == 2: w.acc = (w.acc << 4) | 1; st = 4
             elif st == 3: w.acc <<= 4; st = 4
             else: raise not_allowed('MaximumSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MaximumSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'RemainingTimeToMinimumSOC'
         x = v.remaining_time_to_minimum_soc
@@ -2927,7 +2929,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMinimumSOC', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'RemainingTimeToTargetSOC'
@@ -2940,7 +2942,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToTargetSOC', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'RemainingTimeToMaximumSOC'
@@ -2953,7 +2955,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMaximumSOC', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'ChargingComplete'
@@ -3030,12 +3032,12 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'PresentSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'PresentSOC', _x, 0, 100)
             f0 = _x
             _q = r.pos + 4
             if _q > r.wend: _c = r.bits(4)
@@ -3056,12 +3058,12 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
             f1 = _x
             _q = r.pos + 4
             if _q > r.wend: _c = r.bits(4)
@@ -3082,12 +3084,12 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             f2 = _x
             _q = r.pos + 4
             if _q > r.wend: _c = r.bits(4)
@@ -3108,12 +3110,12 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'MaximumSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'MaximumSOC', _x, 0, 100)
             f3 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3129,7 +3131,7 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
                 expect_ee(r)
             f4 = _x
             _q = r.pos + 3
@@ -3146,7 +3148,7 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
                 expect_ee(r)
             f5 = _x
             _q = r.pos + 3
@@ -3163,7 +3165,7 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
                 expect_ee(r)
             f6 = _x
             _q = r.pos + 3
@@ -3437,7 +3439,7 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVSENotification'
@@ -3475,7 +3477,7 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -3544,7 +3546,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
+                if not isinstance(x, str) or len(x) > 32: encode_length(w, 'MeterID', x, 32, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'ChargedEnergyReadingWh'
@@ -3554,7 +3556,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'ChargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'BPT_DischargedEnergyReadingWh'
@@ -3564,7 +3566,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             w.acc <<= 4
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_DischargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'CapacitiveEnergyReadingVARh'
@@ -3576,7 +3578,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             elif st == 3: w.acc <<= 3; st = 4
             else: raise not_allowed('CapacitiveEnergyReadingVARh', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CapacitiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'BPT_InductiveEnergyReadingVARh'
@@ -3589,7 +3591,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             elif st == 4: w.acc <<= 3; st = 5
             else: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_InductiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'MeterSignature'
@@ -3606,7 +3608,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 64: encode_length(w, 'MeterSignature', x, 64, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'MeterStatus'
@@ -3619,7 +3621,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'MeterTimestamp'
@@ -3632,7 +3634,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterTimestamp', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = None
@@ -3668,7 +3670,8 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(32)
+                _x = r.string()
+                if len(_x) > 32: length_violation(r, 'MeterID', _x, None, 32)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -3685,7 +3688,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 3
@@ -3702,7 +3705,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 3
@@ -3719,7 +3722,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 3
@@ -3736,7 +3739,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f4 = _x
             _q = r.pos + 3
@@ -3752,7 +3755,8 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(64)
+                _x = r.binary()
+                if len(_x) > 64: length_violation(r, 'MeterSignature', _x, None, 64)
                 expect_ee(r)
             f5 = _x
             _q = r.pos + 2
@@ -3769,7 +3773,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
                 expect_ee(r)
             f6 = _x
             _q = r.pos + 2
@@ -3786,7 +3790,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('MeterTimestamp', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f7 = _x
             _q = r.pos + 1
@@ -3829,7 +3833,7 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EnergyCosts'
@@ -3914,7 +3918,7 @@ def _d_Receipt(r: BitReader) -> Receipt:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 3
@@ -4087,7 +4091,7 @@ def _e_DetailedTax(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
+            if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'Amount'
@@ -4125,7 +4129,7 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x < 1 or _x > 4294967295: raise bad_value('TaxRuleID', _x, 'is outside [1, 4294967295]', r)
+                if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -4313,7 +4317,7 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 3
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
@@ -4372,7 +4376,7 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -4447,7 +4451,7 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 4
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
@@ -4458,7 +4462,7 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 3) | 1; st = 2
             elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('MinimumSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MinimumSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
@@ -4469,7 +4473,7 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
             elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('TargetSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
@@ -4482,7 +4486,7 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('AckMaxDelay', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = None
@@ -4515,7 +4519,7 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 3
@@ -4537,12 +4541,12 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -4563,12 +4567,12 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             f2 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -4584,7 +4588,7 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 1
@@ -4660,6 +4664,8 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
     o = _new(ListOfRootCertificateIDs)
     _S_ListOfRootCertificateIDs_0(o, tuple(f0))
     return o
+
+_REPEATED = {'_d_Receipt': {'TaxCosts': 'f5'}, '_dg_Receipt': {'TaxCosts': 'f5'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}}
 
 _new = object.__new__
 _S_ACDP_VehiclePositioningReq_0 = ACDP_VehiclePositioningReq.header.__set__
@@ -4867,7 +4873,7 @@ def _es_g13(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'DigestValue', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -4886,7 +4892,7 @@ def _es_g15(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'KeyName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -4905,7 +4911,7 @@ def _es_g18(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'MgmtData', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -4923,7 +4929,7 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:std:iso:15118:-20:ACDP', 'AC
 
 def _es_f8(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -4933,14 +4939,14 @@ def _ds_f8(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
         expect_ee(r)
     return _x
 
 
 def _es_f11(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_DischargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -4950,14 +4956,14 @@ def _ds_f11(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f12(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_InductiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -4967,14 +4973,14 @@ def _ds_f12(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f17(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CapacitiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -4984,14 +4990,14 @@ def _ds_f17(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f18(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'ChargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -5001,7 +5007,7 @@ def _ds_f18(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
@@ -5030,7 +5036,7 @@ def _ds_f19(r: BitReader) -> Any:
 
 def _es_f20(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ContactWindowXc', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ContactWindowXc', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -5040,14 +5046,14 @@ def _ds_f20(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('ContactWindowXc', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'ContactWindowXc', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
 
 def _es_f21(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ContactWindowYc', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ContactWindowYc', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -5057,14 +5063,14 @@ def _ds_f21(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('ContactWindowYc', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'ContactWindowYc', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
 
 def _es_f24(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -5074,7 +5080,7 @@ def _ds_f24(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
@@ -5084,7 +5090,7 @@ def _es_f26(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'DigestValue', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -5333,7 +5339,7 @@ def _ds_f39(r: BitReader) -> Any:
 
 def _es_f40(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('EVRelativeXDeviation', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'EVRelativeXDeviation', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -5343,14 +5349,14 @@ def _ds_f40(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('EVRelativeXDeviation', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'EVRelativeXDeviation', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
 
 def _es_f41(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('EVRelativeYDeviation', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'EVRelativeYDeviation', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -5360,7 +5366,7 @@ def _ds_f41(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('EVRelativeYDeviation', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'EVRelativeYDeviation', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
@@ -5629,7 +5635,7 @@ def _ds_f53(r: BitReader) -> Any:
 
 
 def _es_f54(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('EVSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'EVSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -5643,12 +5649,12 @@ def _ds_f54(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('EVSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'EVSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('EVSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'EVSOC', _x, 0, 100)
     return _x
 
 
@@ -5679,7 +5685,7 @@ def _es_f60(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Exponent', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -5694,7 +5700,7 @@ def _ds_f60(r: BitReader) -> Any:
 
 
 def _es_f61(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
+    if type(x) is not int or not -128 <= x <= 127: encode_range(w, 'Exponent', x, -128, 127, -128, 127)
     w.acc = (w.acc << 10) | ((x - -128) << 1)
 
 
@@ -5720,7 +5726,7 @@ def _es_f62(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'G', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -5736,7 +5742,7 @@ def _ds_f62(r: BitReader) -> Any:
 
 def _es_f63(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
+    if type(x) is not int: encode_range(w, 'HMACOutputLength', x, None, None, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -5777,7 +5783,7 @@ def _es_f66(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'J', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -5796,7 +5802,7 @@ def _es_f68(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'KeyName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -5811,7 +5817,7 @@ def _ds_f68(r: BitReader) -> Any:
 
 
 def _es_f71(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MaximumSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -5825,12 +5831,12 @@ def _ds_f71(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'MaximumSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'MaximumSOC', _x, 0, 100)
     return _x
 
 
@@ -5839,7 +5845,7 @@ def _es_f72(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
+        if not isinstance(x, str) or len(x) > 32: encode_length(w, 'MeterID', x, 32, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -5848,7 +5854,8 @@ def _ds_f72(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(32)
+        _x = r.string()
+        if len(_x) > 32: length_violation(r, 'MeterID', _x, None, 32)
         expect_ee(r)
     return _x
 
@@ -5880,7 +5887,7 @@ def _es_f75(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 64: encode_length(w, 'MeterSignature', x, 64, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -5889,14 +5896,15 @@ def _ds_f75(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(64)
+        _x = r.binary()
+        if len(_x) > 64: length_violation(r, 'MeterSignature', _x, None, 64)
         expect_ee(r)
     return _x
 
 
 def _es_f76(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -5906,14 +5914,14 @@ def _ds_f76(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
 
 def _es_f77(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterTimestamp', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -5923,7 +5931,7 @@ def _ds_f77(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('MeterTimestamp', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
@@ -5933,7 +5941,7 @@ def _es_f78(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'MgmtData', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -5948,7 +5956,7 @@ def _ds_f78(r: BitReader) -> Any:
 
 
 def _es_f79(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MinimumSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -5962,12 +5970,12 @@ def _ds_f79(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
     return _x
 
 
@@ -5976,7 +5984,7 @@ def _es_f80(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Modulus', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -5992,7 +6000,7 @@ def _ds_f80(r: BitReader) -> Any:
 
 def _es_f81(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -6002,7 +6010,7 @@ def _ds_f81(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
         expect_ee(r)
     return _x
 
@@ -6012,7 +6020,7 @@ def _es_f85(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'P', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -6031,7 +6039,7 @@ def _es_f87(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PGPKeyID', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -6050,7 +6058,7 @@ def _es_f88(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PGPKeyPacket', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -6069,7 +6077,7 @@ def _es_f89(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PgenCounter', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -6084,7 +6092,7 @@ def _ds_f89(r: BitReader) -> Any:
 
 
 def _es_f90(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'PresentSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -6098,12 +6106,12 @@ def _ds_f90(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'PresentSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'PresentSOC', _x, 0, 100)
     return _x
 
 
@@ -6112,7 +6120,7 @@ def _es_f91(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Q', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -6128,7 +6136,7 @@ def _ds_f91(r: BitReader) -> Any:
 
 def _es_f95(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMaximumSOC', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -6138,14 +6146,14 @@ def _ds_f95(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f96(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMinimumSOC', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -6155,14 +6163,14 @@ def _ds_f96(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f97(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToTargetSOC', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -6172,7 +6180,7 @@ def _ds_f97(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
@@ -6209,7 +6217,7 @@ def _es_f102(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'SPKISexp', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -6228,7 +6236,7 @@ def _es_f103(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Seed', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -6247,7 +6255,7 @@ def _es_f104(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 8: encode_length(w, 'SessionID', x, 8, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -6256,13 +6264,14 @@ def _ds_f104(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(8)
+        _x = r.binary()
+        if len(_x) < 8 or len(_x) > 8: length_violation(r, 'SessionID', _x, 8, 8)
         expect_ee(r)
     return _x
 
 
 def _es_f111(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -6276,18 +6285,18 @@ def _ds_f111(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
     return _x
 
 
 def _es_f113(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
+    if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -6297,14 +6306,14 @@ def _ds_f113(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x < 1 or _x > 4294967295: raise bad_value('TaxRuleID', _x, 'is outside [1, 4294967295]', r)
+        if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f114(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -6314,14 +6323,14 @@ def _ds_f114(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f115(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeStamp', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -6331,14 +6340,14 @@ def _ds_f115(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('TimeStamp', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f118(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -6348,7 +6357,7 @@ def _ds_f118(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
@@ -6358,7 +6367,7 @@ def _es_f119(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509CRL', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -6377,7 +6386,7 @@ def _es_f120(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509Certificate', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -6396,7 +6405,7 @@ def _es_f122(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'X509IssuerName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -6415,7 +6424,7 @@ def _es_f124(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509SKI', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -6431,7 +6440,7 @@ def _ds_f124(r: BitReader) -> Any:
 
 def _es_f125(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
+    if type(x) is not int: encode_range(w, 'X509SerialNumber', x, None, None, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -6450,7 +6459,7 @@ def _es_f126(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'X509SubjectName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -6469,7 +6478,7 @@ def _es_f127(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'XPath', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -6488,7 +6497,7 @@ def _es_f128(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Y', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 

@@ -11,6 +11,7 @@ from typing import Any
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
 from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, missing, not_allowed, unexpected)
+from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 from secc.codec._generated.xmldsig import (
     Signature,
     _e_Signature,
@@ -1280,7 +1281,7 @@ def _e_SessionSetupReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 255: raise bad_value('EVCCID', x, 'is not a str of at most 255 characters', w)
+                if not isinstance(x, str) or len(x) > 255: encode_length(w, 'EVCCID', x, 255, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = None
@@ -1320,7 +1321,8 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(255)
+                _x = r.string()
+                if len(_x) > 255: length_violation(r, 'EVCCID', _x, None, 255)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -1473,7 +1475,7 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 8: encode_length(w, 'SessionID', x, 8, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'TimeStamp'
@@ -1483,7 +1485,7 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeStamp', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'Signature'
@@ -1523,7 +1525,8 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(8)
+                _x = r.binary()
+                if len(_x) < 8 or len(_x) > 8: length_violation(r, 'SessionID', _x, 8, 8)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -1540,7 +1543,7 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('TimeStamp', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 2
@@ -1610,7 +1613,7 @@ def _e_SessionSetupRes(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 255: raise bad_value('EVSEID', x, 'is not a str of at most 255 characters', w)
+                if not isinstance(x, str) or len(x) > 255: encode_length(w, 'EVSEID', x, 255, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = None
@@ -1679,7 +1682,8 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(255)
+                _x = r.string()
+                if len(_x) > 255: length_violation(r, 'EVSEID', _x, None, 255)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 1
@@ -2119,7 +2123,7 @@ def _e_PnC_ASResAuthorizationMode(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 16: raise bad_value('GenChallenge', x, 'is not a bytes of at most 16 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 16: encode_length(w, 'GenChallenge', x, 16, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'SupportedProviders'
@@ -2158,7 +2162,8 @@ def _d_PnC_ASResAuthorizationMode(r: BitReader) -> PnC_ASResAuthorizationMode:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(16)
+                _x = r.binary()
+                if len(_x) < 16 or len(_x) > 16: length_violation(r, 'GenChallenge', _x, 16, 16)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 2
@@ -2210,7 +2215,7 @@ def _e_SupportedProvidersList(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 80: raise bad_value('ProviderID', x, 'is not a str of at most 80 characters', w)
+                if not isinstance(x, str) or len(x) > 80: encode_length(w, 'ProviderID', x, 80, 'str')
                 w.string(x)
                 w.acc <<= 1
         if len(v.provider_id) > 128: raise bad_value('ProviderID', len(v.provider_id), 'occurrences, more than 128', w)
@@ -2240,7 +2245,8 @@ def _d_SupportedProvidersList(r: BitReader) -> SupportedProvidersList:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(80)
+                _x = r.string()
+                if len(_x) > 80: length_violation(r, 'ProviderID', _x, None, 80)
                 expect_ee(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_SupportedProvidersList, st)
@@ -2445,7 +2451,7 @@ def _e_PnC_AReqAuthorizationMode(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 1
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'GenChallenge'
         x = v.gen_challenge
@@ -2458,7 +2464,7 @@ def _e_PnC_AReqAuthorizationMode(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 16: raise bad_value('GenChallenge', x, 'is not a bytes of at most 16 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 16: encode_length(w, 'GenChallenge', x, 16, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'ContractCertificateChain'
@@ -2508,7 +2514,8 @@ def _d_PnC_AReqAuthorizationMode(r: BitReader) -> PnC_AReqAuthorizationMode:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(16)
+                _x = r.binary()
+                if len(_x) < 16 or len(_x) > 16: length_violation(r, 'GenChallenge', _x, 16, 16)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -2560,7 +2567,7 @@ def _e_ContractCertificateChain(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 1600: raise bad_value('Certificate', x, 'is not a bytes of at most 1600 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 1600: encode_length(w, 'Certificate', x, 1600, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'SubCertificates'
@@ -2597,7 +2604,8 @@ def _d_ContractCertificateChain(r: BitReader) -> ContractCertificateChain:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(1600)
+                _x = r.binary()
+                if len(_x) > 1600: length_violation(r, 'Certificate', _x, None, 1600)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -2649,7 +2657,7 @@ def _e_SubCertificates(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 1600: raise bad_value('Certificate', x, 'is not a bytes of at most 1600 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 1600: encode_length(w, 'Certificate', x, 1600, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         if len(v.certificate) > 3: raise bad_value('Certificate', len(v.certificate), 'occurrences, more than 3', w)
@@ -2679,7 +2687,8 @@ def _d_SubCertificates(r: BitReader) -> SubCertificates:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(1600)
+                _x = r.binary()
+                if len(_x) > 1600: length_violation(r, 'Certificate', _x, None, 1600)
                 expect_ee(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_SubCertificates, st)
@@ -2927,7 +2936,7 @@ def _e_ServiceIDList(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         if len(v.service_id) > 16: raise bad_value('ServiceID', len(v.service_id), 'occurrences, more than 16', w)
@@ -2958,7 +2967,7 @@ def _d_ServiceIDList(r: BitReader) -> ServiceIDList:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
                 expect_ee(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_ServiceIDList, st)
@@ -3221,7 +3230,7 @@ def _e_Service(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'FreeService'
@@ -3258,7 +3267,7 @@ def _d_Service(r: BitReader) -> Service:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -3326,7 +3335,7 @@ def _e_ServiceDetailReq(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = None
@@ -3367,7 +3376,7 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -3420,7 +3429,7 @@ def _e_ServiceDetailRes(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'ServiceParameterList'
@@ -3500,7 +3509,7 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 1
@@ -3606,7 +3615,7 @@ def _e_ParameterSet(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('ParameterSetID', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ParameterSetID', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'Parameter'
@@ -3645,7 +3654,7 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('ParameterSetID', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'ParameterSetID', _x, 0, 65535)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -3690,7 +3699,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 1
             st = 1
-            if not isinstance(x, str) or len(x) > 80: raise bad_value('@Name', x, 'is not a str of at most 80 characters', w)
+            if not isinstance(x, str) or len(x) > 80: encode_length(w, '@Name', x, 80, 'str')
             w.string(x)
         _p = 'boolValue'
         x = v.bool_value
@@ -3708,7 +3717,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
             if st == 1: w.acc = (w.acc << 3) | 1; st = 3
             elif st == 2: raise not_allowed('byteValue', w)
             else: raise not_allowed('byteValue', w)
-            if type(x) is not int or not -128 <= x <= 127: raise bad_value('byteValue', x, 'is not an integer in [-128, 127]', w)
+            if type(x) is not int or not -128 <= x <= 127: encode_range(w, 'byteValue', x, -128, 127, -128, 127)
             w.acc = (w.acc << 10) | ((x - -128) << 1)
         _p = 'shortValue'
         x = v.short_value
@@ -3720,7 +3729,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
             elif st == 3: raise not_allowed('shortValue', w)
             else: raise not_allowed('shortValue', w)
             w.acc <<= 1
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('shortValue', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'shortValue', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'intValue'
@@ -3734,7 +3743,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
             elif st == 4: raise not_allowed('intValue', w)
             else: raise not_allowed('intValue', w)
             w.acc <<= 1
-            if type(x) is not int or x < -2147483648 or x > 2147483647: raise bad_value('intValue', x, 'is not an integer in [-2147483648, 2147483647]', w)
+            if type(x) is not int or x < -2147483648 or x > 2147483647: encode_range(w, 'intValue', x, -2147483648, 2147483647, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'rationalNumber'
@@ -3761,7 +3770,7 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 80: raise bad_value('finiteString', x, 'is not a str of at most 80 characters', w)
+                if not isinstance(x, str) or len(x) > 80: encode_length(w, 'finiteString', x, 80, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = None
@@ -3793,7 +3802,8 @@ def _d_Parameter(r: BitReader) -> Parameter:
         _p = '@Name'
         if fid == 0:
             st = nst
-            _x = r.string(80)
+            _x = r.string()
+            if len(_x) > 80: length_violation(r, '@Name', _x, None, 80)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3857,7 +3867,7 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('shortValue', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 1
@@ -3874,7 +3884,7 @@ def _d_Parameter(r: BitReader) -> Parameter:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -2147483648 or _x > 2147483647: raise bad_value('intValue', _x, 'is outside [-2147483648, 2147483647]', r)
+                if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
                 expect_ee(r)
             f4 = _x
             _q = r.pos + 1
@@ -3902,7 +3912,8 @@ def _d_Parameter(r: BitReader) -> Parameter:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(80)
+                _x = r.string()
+                if len(_x) > 80: length_violation(r, 'finiteString', _x, None, 80)
                 expect_ee(r)
             f6 = _x
             _q = r.pos + 1
@@ -3941,7 +3952,7 @@ def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
             raise missing('Exponent', w)
         else:
             st = 1
-            if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
+            if type(x) is not int or not -128 <= x <= 127: encode_range(w, 'Exponent', x, -128, 127, -128, 127)
             w.acc = (w.acc << 11) | ((x - -128) << 1)
         _p = 'Value'
         x = v.value
@@ -3950,7 +3961,7 @@ def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = None
@@ -4003,7 +4014,7 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -4215,7 +4226,7 @@ def _e_SelectedService(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'ParameterSetID'
@@ -4225,7 +4236,7 @@ def _e_SelectedService(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('ParameterSetID', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ParameterSetID', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = None
@@ -4254,7 +4265,7 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -4271,7 +4282,7 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('ParameterSetID', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'ParameterSetID', _x, 0, 65535)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -4466,7 +4477,7 @@ def _e_ScheduleExchangeReq(w: BitWriter, v: Any) -> None:
             raise missing('MaximumSupportingPoints', w)
         else:
             st = 2
-            if type(x) is not int or not 12 <= x <= 1024: raise bad_value('MaximumSupportingPoints', x, 'is not an integer in [12, 1024]', w)
+            if type(x) is not int or not 12 <= x <= 1024: encode_range(w, 'MaximumSupportingPoints', x, 12, 1024, 12, 1035)
             w.acc = (w.acc << 13) | ((x - 12) << 1)
         _p = 'Dynamic_SEReqControlMode'
         x = v.dynamic_se_req_control_mode
@@ -4534,12 +4545,12 @@ def _d_ScheduleExchangeReq(r: BitReader) -> ScheduleExchangeReq:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(10) + 12
-                    if _x > 1024: raise bad_value('MaximumSupportingPoints', _x, 'is above 1024', r)
+                    if _x > 1024: range_violation(r, 'MaximumSupportingPoints', _x, 12, 1024)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = ((_x >> 1) & 1023) + 12
-                if _x > 1024: raise bad_value('MaximumSupportingPoints', _x, 'is above 1024', r)
+                if _x > 1024: range_violation(r, 'MaximumSupportingPoints', _x, 12, 1024)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -4601,7 +4612,7 @@ def _e_Dynamic_SEReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
@@ -4610,7 +4621,7 @@ def _e_Dynamic_SEReqControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 2
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MinimumSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 11) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
@@ -4620,7 +4631,7 @@ def _e_Dynamic_SEReqControlMode(w: BitWriter, v: Any) -> None:
             if st == 1: w.acc = (w.acc << 2) | 1; st = 3
             elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('TargetSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
@@ -4704,7 +4715,7 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 2
@@ -4726,12 +4737,12 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -4752,12 +4763,12 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4859,7 +4870,7 @@ def _e_Scheduled_SEReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 4
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
@@ -4937,7 +4948,7 @@ def _d_Scheduled_SEReqControlMode(r: BitReader) -> Scheduled_SEReqControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 3
@@ -5102,7 +5113,7 @@ def _e_EVPowerSchedule(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVPowerScheduleEntries'
@@ -5140,7 +5151,7 @@ def _d_EVPowerSchedule(r: BitReader) -> EVPowerSchedule:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -5242,7 +5253,7 @@ def _e_EVPowerScheduleEntry(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('Duration', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'Duration', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'Power'
@@ -5280,7 +5291,7 @@ def _d_EVPowerScheduleEntry(r: BitReader) -> EVPowerScheduleEntry:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('Duration', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -5327,7 +5338,7 @@ def _e_EVAbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'Currency'
@@ -5341,7 +5352,7 @@ def _e_EVAbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 3: raise bad_value('Currency', x, 'is not a str of at most 3 characters', w)
+                if not isinstance(x, str) or len(x) > 3: encode_length(w, 'Currency', x, 3, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'PriceAlgorithm'
@@ -5355,7 +5366,7 @@ def _e_EVAbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 255: raise bad_value('PriceAlgorithm', x, 'is not a str of at most 255 characters', w)
+                if not isinstance(x, str) or len(x) > 255: encode_length(w, 'PriceAlgorithm', x, 255, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'EVPriceRuleStacks'
@@ -5395,7 +5406,7 @@ def _d_EVAbsolutePriceSchedule(r: BitReader) -> EVAbsolutePriceSchedule:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -5411,7 +5422,8 @@ def _d_EVAbsolutePriceSchedule(r: BitReader) -> EVAbsolutePriceSchedule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(3)
+                _x = r.string()
+                if len(_x) > 3: length_violation(r, 'Currency', _x, None, 3)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -5427,7 +5439,8 @@ def _d_EVAbsolutePriceSchedule(r: BitReader) -> EVAbsolutePriceSchedule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(255)
+                _x = r.string()
+                if len(_x) > 255: length_violation(r, 'PriceAlgorithm', _x, None, 255)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 1
@@ -5533,7 +5546,7 @@ def _e_EVPriceRuleStack(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('Duration', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'Duration', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVPriceRule'
@@ -5572,7 +5585,7 @@ def _d_EVPriceRuleStack(r: BitReader) -> EVPriceRuleStack:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('Duration', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -5917,7 +5930,7 @@ def _e_Dynamic_SEResControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 4
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
@@ -5928,7 +5941,7 @@ def _e_Dynamic_SEResControlMode(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 3) | 1; st = 2
             elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('MinimumSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MinimumSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
@@ -5939,7 +5952,7 @@ def _e_Dynamic_SEResControlMode(w: BitWriter, v: Any) -> None:
             elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
             elif st == 2: w.acc <<= 3; st = 3
             else: raise not_allowed('TargetSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'AbsolutePriceSchedule'
         x = v.absolute_price_schedule
@@ -5995,7 +6008,7 @@ def _d_Dynamic_SEResControlMode(r: BitReader) -> Dynamic_SEResControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 3
@@ -6017,12 +6030,12 @@ def _d_Dynamic_SEResControlMode(r: BitReader) -> Dynamic_SEResControlMode:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
             f1 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -6043,12 +6056,12 @@ def _d_Dynamic_SEResControlMode(r: BitReader) -> Dynamic_SEResControlMode:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             f2 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -6111,7 +6124,7 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 2
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'TimeAnchor'
         x = v.time_anchor
@@ -6122,7 +6135,7 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
             elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('TimeAnchor', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'PriceScheduleID'
@@ -6132,7 +6145,7 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             w.acc <<= 2
-            if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('PriceScheduleID', x, 'is not an integer in [1, 4294967295]', w)
+            if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'PriceScheduleID', x, 1, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'PriceScheduleDescription'
@@ -6146,7 +6159,7 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 160: raise bad_value('PriceScheduleDescription', x, 'is not a str of at most 160 characters', w)
+                if not isinstance(x, str) or len(x) > 160: encode_length(w, 'PriceScheduleDescription', x, 160, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'Currency'
@@ -6161,7 +6174,7 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 3: raise bad_value('Currency', x, 'is not a str of at most 3 characters', w)
+                if not isinstance(x, str) or len(x) > 3: encode_length(w, 'Currency', x, 3, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'Language'
@@ -6175,7 +6188,7 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 3: raise bad_value('Language', x, 'is not a str of at most 3 characters', w)
+                if not isinstance(x, str) or len(x) > 3: encode_length(w, 'Language', x, 3, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'PriceAlgorithm'
@@ -6189,7 +6202,7 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 255: raise bad_value('PriceAlgorithm', x, 'is not a str of at most 255 characters', w)
+                if not isinstance(x, str) or len(x) > 255: encode_length(w, 'PriceAlgorithm', x, 255, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'MinimumCost'
@@ -6304,7 +6317,7 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -6321,7 +6334,7 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x < 1 or _x > 4294967295: raise bad_value('PriceScheduleID', _x, 'is outside [1, 4294967295]', r)
+                if _x < 1 or _x > 4294967295: range_violation(r, 'PriceScheduleID', _x, 1, 4294967295)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 2
@@ -6337,7 +6350,8 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(160)
+                _x = r.string()
+                if len(_x) > 160: length_violation(r, 'PriceScheduleDescription', _x, None, 160)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 1
@@ -6353,7 +6367,8 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(3)
+                _x = r.string()
+                if len(_x) > 3: length_violation(r, 'Currency', _x, None, 3)
                 expect_ee(r)
             f4 = _x
             _q = r.pos + 1
@@ -6369,7 +6384,8 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(3)
+                _x = r.string()
+                if len(_x) > 3: length_violation(r, 'Language', _x, None, 3)
                 expect_ee(r)
             f5 = _x
             _q = r.pos + 1
@@ -6385,7 +6401,8 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(255)
+                _x = r.string()
+                if len(_x) > 255: length_violation(r, 'PriceAlgorithm', _x, None, 255)
                 expect_ee(r)
             f6 = _x
             _q = r.pos + 3
@@ -6505,7 +6522,7 @@ def _e_PriceSchedule(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'PriceScheduleID'
@@ -6515,7 +6532,7 @@ def _e_PriceSchedule(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('PriceScheduleID', x, 'is not an integer in [1, 4294967295]', w)
+            if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'PriceScheduleID', x, 1, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'PriceScheduleDescription'
@@ -6529,7 +6546,7 @@ def _e_PriceSchedule(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 160: raise bad_value('PriceScheduleDescription', x, 'is not a str of at most 160 characters', w)
+                if not isinstance(x, str) or len(x) > 160: encode_length(w, 'PriceScheduleDescription', x, 160, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = None
@@ -6561,7 +6578,7 @@ def _d_PriceSchedule(r: BitReader) -> PriceSchedule:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -6578,7 +6595,7 @@ def _d_PriceSchedule(r: BitReader) -> PriceSchedule:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x < 1 or _x > 4294967295: raise bad_value('PriceScheduleID', _x, 'is outside [1, 4294967295]', r)
+                if _x < 1 or _x > 4294967295: range_violation(r, 'PriceScheduleID', _x, 1, 4294967295)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 2
@@ -6594,7 +6611,8 @@ def _d_PriceSchedule(r: BitReader) -> PriceSchedule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(160)
+                _x = r.string()
+                if len(_x) > 160: length_violation(r, 'PriceScheduleDescription', _x, None, 160)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 1
@@ -6685,7 +6703,7 @@ def _e_TaxRule(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
+            if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'TaxRuleName'
@@ -6699,7 +6717,7 @@ def _e_TaxRule(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 80: raise bad_value('TaxRuleName', x, 'is not a str of at most 80 characters', w)
+                if not isinstance(x, str) or len(x) > 80: encode_length(w, 'TaxRuleName', x, 80, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'TaxRate'
@@ -6786,7 +6804,7 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x < 1 or _x > 4294967295: raise bad_value('TaxRuleID', _x, 'is outside [1, 4294967295]', r)
+                if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 2
@@ -6802,7 +6820,8 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(80)
+                _x = r.string()
+                if len(_x) > 80: length_violation(r, 'TaxRuleName', _x, None, 80)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -7032,7 +7051,7 @@ def _e_PriceRuleStack(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('Duration', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'Duration', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'PriceRule'
@@ -7071,7 +7090,7 @@ def _d_PriceRuleStack(r: BitReader) -> PriceRuleStack:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('Duration', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -7136,7 +7155,7 @@ def _e_PriceRule(w: BitWriter, v: Any) -> None:
             elif st == 2: w.acc <<= 3; st = 3
             else: raise not_allowed('ParkingFeePeriod', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('ParkingFeePeriod', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'ParkingFeePeriod', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'CarbonDioxideEmission'
@@ -7149,7 +7168,7 @@ def _e_PriceRule(w: BitWriter, v: Any) -> None:
             elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('CarbonDioxideEmission', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('CarbonDioxideEmission', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'CarbonDioxideEmission', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'RenewableGenerationPercentage'
@@ -7162,7 +7181,7 @@ def _e_PriceRule(w: BitWriter, v: Any) -> None:
             elif st == 3: w.acc = (w.acc << 2) | 1; st = 5
             elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('RenewableGenerationPercentage', w)
-            if type(x) is not int or not 0 <= x <= 255: raise bad_value('RenewableGenerationPercentage', x, 'is not an integer in [0, 255]', w)
+            if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'RenewableGenerationPercentage', x, 0, 255, 0, 255)
             w.acc = (w.acc << 10) | (x << 1)
         _p = 'PowerRangeStart'
         x = v.power_range_start
@@ -7229,7 +7248,7 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('ParkingFeePeriod', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'ParkingFeePeriod', _x, 0, 4294967295)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 2
@@ -7246,7 +7265,7 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('CarbonDioxideEmission', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'CarbonDioxideEmission', _x, 0, 65535)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 2
@@ -7323,7 +7342,7 @@ def _e_OverstayRuleList(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 3
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('OverstayTimeThreshold', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'OverstayTimeThreshold', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'OverstayPowerThreshold'
@@ -7373,7 +7392,7 @@ def _d_OverstayRuleList(r: BitReader) -> OverstayRuleList:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('OverstayTimeThreshold', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'OverstayTimeThreshold', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 2
@@ -7433,7 +7452,7 @@ def _e_OverstayRule(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 160: raise bad_value('OverstayRuleDescription', x, 'is not a str of at most 160 characters', w)
+                if not isinstance(x, str) or len(x) > 160: encode_length(w, 'OverstayRuleDescription', x, 160, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'StartTime'
@@ -7445,7 +7464,7 @@ def _e_OverstayRule(w: BitWriter, v: Any) -> None:
             elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('StartTime', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('StartTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'StartTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'OverstayFee'
@@ -7464,7 +7483,7 @@ def _e_OverstayRule(w: BitWriter, v: Any) -> None:
         else:
             st = 4
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('OverstayFeePeriod', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'OverstayFeePeriod', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = None
@@ -7494,7 +7513,8 @@ def _d_OverstayRule(r: BitReader) -> OverstayRule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(160)
+                _x = r.string()
+                if len(_x) > 160: length_violation(r, 'OverstayRuleDescription', _x, None, 160)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -7511,7 +7531,7 @@ def _d_OverstayRule(r: BitReader) -> OverstayRule:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('StartTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'StartTime', _x, 0, 4294967295)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -7540,7 +7560,7 @@ def _d_OverstayRule(r: BitReader) -> OverstayRule:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('OverstayFeePeriod', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'OverstayFeePeriod', _x, 0, 4294967295)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 1
@@ -7636,7 +7656,7 @@ def _e_AdditionalService(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 80: raise bad_value('ServiceName', x, 'is not a str of at most 80 characters', w)
+                if not isinstance(x, str) or len(x) > 80: encode_length(w, 'ServiceName', x, 80, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'ServiceFee'
@@ -7673,7 +7693,8 @@ def _d_AdditionalService(r: BitReader) -> AdditionalService:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(80)
+                _x = r.string()
+                if len(_x) > 80: length_violation(r, 'ServiceName', _x, None, 80)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -7720,7 +7741,7 @@ def _e_PriceLevelSchedule(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 2
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'TimeAnchor'
         x = v.time_anchor
@@ -7731,7 +7752,7 @@ def _e_PriceLevelSchedule(w: BitWriter, v: Any) -> None:
             elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('TimeAnchor', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'PriceScheduleID'
@@ -7741,7 +7762,7 @@ def _e_PriceLevelSchedule(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             w.acc <<= 2
-            if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('PriceScheduleID', x, 'is not an integer in [1, 4294967295]', w)
+            if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'PriceScheduleID', x, 1, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'PriceScheduleDescription'
@@ -7755,7 +7776,7 @@ def _e_PriceLevelSchedule(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 160: raise bad_value('PriceScheduleDescription', x, 'is not a str of at most 160 characters', w)
+                if not isinstance(x, str) or len(x) > 160: encode_length(w, 'PriceScheduleDescription', x, 160, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'NumberOfPriceLevels'
@@ -7766,7 +7787,7 @@ def _e_PriceLevelSchedule(w: BitWriter, v: Any) -> None:
             if st == 3: w.acc = (w.acc << 2) | 1; st = 5
             elif st == 4: w.acc <<= 1; st = 5
             else: raise not_allowed('NumberOfPriceLevels', w)
-            if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumberOfPriceLevels', x, 'is not an integer in [0, 255]', w)
+            if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'NumberOfPriceLevels', x, 0, 255, 0, 255)
             w.acc = (w.acc << 10) | (x << 1)
         _p = 'PriceLevelScheduleEntries'
         x = v.price_level_schedule_entries
@@ -7819,7 +7840,7 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -7836,7 +7857,7 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x < 1 or _x > 4294967295: raise bad_value('PriceScheduleID', _x, 'is outside [1, 4294967295]', r)
+                if _x < 1 or _x > 4294967295: range_violation(r, 'PriceScheduleID', _x, 1, 4294967295)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 2
@@ -7852,7 +7873,8 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(160)
+                _x = r.string()
+                if len(_x) > 160: length_violation(r, 'PriceScheduleDescription', _x, None, 160)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 1
@@ -7982,7 +8004,7 @@ def _e_PriceLevelScheduleEntry(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('Duration', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'Duration', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'PriceLevel'
@@ -7991,7 +8013,7 @@ def _e_PriceLevelScheduleEntry(w: BitWriter, v: Any) -> None:
             raise missing('PriceLevel', w)
         else:
             st = 2
-            if type(x) is not int or not 0 <= x <= 255: raise bad_value('PriceLevel', x, 'is not an integer in [0, 255]', w)
+            if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'PriceLevel', x, 0, 255, 0, 255)
             w.acc = (w.acc << 11) | (x << 1)
         _p = None
         w.acc <<= 1
@@ -8019,7 +8041,7 @@ def _d_PriceLevelScheduleEntry(r: BitReader) -> PriceLevelScheduleEntry:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('Duration', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -8135,7 +8157,7 @@ def _e_ScheduleTuple(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('ScheduleTupleID', x, 'is not an integer in [1, 4294967295]', w)
+            if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'ScheduleTupleID', x, 1, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'ChargingSchedule'
@@ -8185,7 +8207,7 @@ def _d_ScheduleTuple(r: BitReader) -> ScheduleTuple:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x < 1 or _x > 4294967295: raise bad_value('ScheduleTupleID', _x, 'is outside [1, 4294967295]', r)
+                if _x < 1 or _x > 4294967295: range_violation(r, 'ScheduleTupleID', _x, 1, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -8352,7 +8374,7 @@ def _e_PowerSchedule(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'AvailableEnergy'
@@ -8413,7 +8435,7 @@ def _d_PowerSchedule(r: BitReader) -> PowerSchedule:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 2
@@ -8543,7 +8565,7 @@ def _e_PowerScheduleEntry(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('Duration', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'Duration', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'Power'
@@ -8604,7 +8626,7 @@ def _d_PowerScheduleEntry(r: BitReader) -> PowerScheduleEntry:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('Duration', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -8875,7 +8897,7 @@ def _e_EVPowerProfile(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'Dynamic_EVPPTControlMode'
@@ -8936,7 +8958,7 @@ def _d_EVPowerProfile(r: BitReader) -> EVPowerProfile:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 2
@@ -9043,7 +9065,7 @@ def _e_Scheduled_EVPPTControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('SelectedScheduleTupleID', x, 'is not an integer in [1, 4294967295]', w)
+            if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'SelectedScheduleTupleID', x, 1, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'PowerToleranceAcceptance'
@@ -9083,7 +9105,7 @@ def _d_Scheduled_EVPPTControlMode(r: BitReader) -> Scheduled_EVPPTControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x < 1 or _x > 4294967295: raise bad_value('SelectedScheduleTupleID', _x, 'is outside [1, 4294967295]', r)
+                if _x < 1 or _x > 4294967295: range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 2
@@ -9321,7 +9343,7 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVSENotification'
@@ -9359,7 +9381,7 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -9503,7 +9525,7 @@ def _e_SignedMeteringData(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 1
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'SessionID'
         x = v.session_id
@@ -9516,7 +9538,7 @@ def _e_SignedMeteringData(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 8: encode_length(w, 'SessionID', x, 8, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'MeterInfo'
@@ -9601,7 +9623,8 @@ def _d_SignedMeteringData(r: BitReader) -> SignedMeteringData:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(8)
+                _x = r.binary()
+                if len(_x) < 8 or len(_x) > 8: length_violation(r, 'SessionID', _x, 8, 8)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -9694,7 +9717,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
+                if not isinstance(x, str) or len(x) > 32: encode_length(w, 'MeterID', x, 32, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'ChargedEnergyReadingWh'
@@ -9704,7 +9727,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'ChargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'BPT_DischargedEnergyReadingWh'
@@ -9714,7 +9737,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             w.acc <<= 4
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_DischargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'CapacitiveEnergyReadingVARh'
@@ -9726,7 +9749,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             elif st == 3: w.acc <<= 3; st = 4
             else: raise not_allowed('CapacitiveEnergyReadingVARh', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CapacitiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'BPT_InductiveEnergyReadingVARh'
@@ -9739,7 +9762,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             elif st == 4: w.acc <<= 3; st = 5
             else: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_InductiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'MeterSignature'
@@ -9756,7 +9779,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 64: encode_length(w, 'MeterSignature', x, 64, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'MeterStatus'
@@ -9769,7 +9792,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'MeterTimestamp'
@@ -9782,7 +9805,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterTimestamp', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = None
@@ -9818,7 +9841,8 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(32)
+                _x = r.string()
+                if len(_x) > 32: length_violation(r, 'MeterID', _x, None, 32)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -9835,7 +9859,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 3
@@ -9852,7 +9876,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 3
@@ -9869,7 +9893,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 3
@@ -9886,7 +9910,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f4 = _x
             _q = r.pos + 3
@@ -9902,7 +9926,8 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(64)
+                _x = r.binary()
+                if len(_x) > 64: length_violation(r, 'MeterSignature', _x, None, 64)
                 expect_ee(r)
             f5 = _x
             _q = r.pos + 2
@@ -9919,7 +9944,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
                 expect_ee(r)
             f6 = _x
             _q = r.pos + 2
@@ -9936,7 +9961,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('MeterTimestamp', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f7 = _x
             _q = r.pos + 1
@@ -9979,7 +10004,7 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EnergyCosts'
@@ -10064,7 +10089,7 @@ def _d_Receipt(r: BitReader) -> Receipt:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 3
@@ -10237,7 +10262,7 @@ def _e_DetailedTax(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
+            if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'Amount'
@@ -10275,7 +10300,7 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x < 1 or _x > 4294967295: raise bad_value('TaxRuleID', _x, 'is outside [1, 4294967295]', r)
+                if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -10354,7 +10379,7 @@ def _eg_Scheduled_SMDTControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('SelectedScheduleTupleID', x, 'is not an integer in [1, 4294967295]', w)
+            if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'SelectedScheduleTupleID', x, 1, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = None
@@ -10382,7 +10407,7 @@ def _dg_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x < 1 or _x > 4294967295: raise bad_value('SelectedScheduleTupleID', _x, 'is outside [1, 4294967295]', r)
+                if _x < 1 or _x > 4294967295: range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -10602,7 +10627,7 @@ def _e_SessionStopReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 80: raise bad_value('EVTerminationCode', x, 'is not a str of at most 80 characters', w)
+                if not isinstance(x, str) or len(x) > 80: encode_length(w, 'EVTerminationCode', x, 80, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'EVTerminationExplanation'
@@ -10617,7 +10642,7 @@ def _e_SessionStopReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 160: raise bad_value('EVTerminationExplanation', x, 'is not a str of at most 160 characters', w)
+                if not isinstance(x, str) or len(x) > 160: encode_length(w, 'EVTerminationExplanation', x, 160, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = None
@@ -10689,7 +10714,8 @@ def _d_SessionStopReq(r: BitReader) -> SessionStopReq:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(80)
+                _x = r.string()
+                if len(_x) > 80: length_violation(r, 'EVTerminationCode', _x, None, 80)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 2
@@ -10705,7 +10731,8 @@ def _d_SessionStopReq(r: BitReader) -> SessionStopReq:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(160)
+                _x = r.string()
+                if len(_x) > 160: length_violation(r, 'EVTerminationExplanation', _x, None, 160)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 1
@@ -10865,7 +10892,7 @@ def _e_CertificateInstallationReq(w: BitWriter, v: Any) -> None:
             raise missing('MaximumContractCertificateChains', w)
         else:
             st = 4
-            if type(x) is not int or not 0 <= x <= 255: raise bad_value('MaximumContractCertificateChains', x, 'is not an integer in [0, 255]', w)
+            if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'MaximumContractCertificateChains', x, 0, 255, 0, 255)
             w.acc = (w.acc << 11) | (x << 1)
         _p = 'PrioritizedEMAIDs'
         x = v.prioritized_emai_ds
@@ -11002,7 +11029,7 @@ def _e_SignedCertificateChain(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 1
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'Certificate'
         x = v.certificate
@@ -11015,7 +11042,7 @@ def _e_SignedCertificateChain(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 1600: raise bad_value('Certificate', x, 'is not a bytes of at most 1600 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 1600: encode_length(w, 'Certificate', x, 1600, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'SubCertificates'
@@ -11067,7 +11094,8 @@ def _d_SignedCertificateChain(r: BitReader) -> SignedCertificateChain:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(1600)
+                _x = r.binary()
+                if len(_x) > 1600: length_violation(r, 'Certificate', _x, None, 1600)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 2
@@ -11175,7 +11203,7 @@ def _e_EMAIDList(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 255: raise bad_value('EMAID', x, 'is not a str of at most 255 characters', w)
+                if not isinstance(x, str) or len(x) > 255: encode_length(w, 'EMAID', x, 255, 'str')
                 w.string(x)
                 w.acc <<= 1
         if len(v.emaid) > 8: raise bad_value('EMAID', len(v.emaid), 'occurrences, more than 8', w)
@@ -11205,7 +11233,8 @@ def _d_EMAIDList(r: BitReader) -> EMAIDList:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(255)
+                _x = r.string()
+                if len(_x) > 255: length_violation(r, 'EMAID', _x, None, 255)
                 expect_ee(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_EMAIDList, st)
@@ -11278,7 +11307,7 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
             raise missing('RemainingContractCertificateChains', w)
         else:
             st = 6
-            if type(x) is not int or not 0 <= x <= 255: raise bad_value('RemainingContractCertificateChains', x, 'is not an integer in [0, 255]', w)
+            if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'RemainingContractCertificateChains', x, 0, 255, 0, 255)
             w.acc = (w.acc << 11) | (x << 1)
         _p = None
         w.acc <<= 1
@@ -11454,7 +11483,7 @@ def _e_CertificateChain(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 1600: raise bad_value('Certificate', x, 'is not a bytes of at most 1600 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 1600: encode_length(w, 'Certificate', x, 1600, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'SubCertificates'
@@ -11493,7 +11522,8 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(1600)
+                _x = r.binary()
+                if len(_x) > 1600: length_violation(r, 'Certificate', _x, None, 1600)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 2
@@ -11542,7 +11572,7 @@ def _e_SignedInstallationData(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 1
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'ContractCertificateChain'
         x = v.contract_certificate_chain
@@ -11573,7 +11603,7 @@ def _e_SignedInstallationData(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 133: raise bad_value('DHPublicKey', x, 'is not a bytes of at most 133 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 133: encode_length(w, 'DHPublicKey', x, 133, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'SECP521_EncryptedPrivateKey'
@@ -11587,7 +11617,7 @@ def _e_SignedInstallationData(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 94: raise bad_value('SECP521_EncryptedPrivateKey', x, 'is not a bytes of at most 94 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 94: encode_length(w, 'SECP521_EncryptedPrivateKey', x, 94, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'X448_EncryptedPrivateKey'
@@ -11602,7 +11632,7 @@ def _e_SignedInstallationData(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 84: raise bad_value('X448_EncryptedPrivateKey', x, 'is not a bytes of at most 84 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 84: encode_length(w, 'X448_EncryptedPrivateKey', x, 84, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'TPM_EncryptedPrivateKey'
@@ -11618,7 +11648,7 @@ def _e_SignedInstallationData(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 206: raise bad_value('TPM_EncryptedPrivateKey', x, 'is not a bytes of at most 206 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 206: encode_length(w, 'TPM_EncryptedPrivateKey', x, 206, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = None
@@ -11703,7 +11733,8 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(133)
+                _x = r.binary()
+                if len(_x) < 133 or len(_x) > 133: length_violation(r, 'DHPublicKey', _x, 133, 133)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 2
@@ -11719,7 +11750,8 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(94)
+                _x = r.binary()
+                if len(_x) < 94 or len(_x) > 94: length_violation(r, 'SECP521_EncryptedPrivateKey', _x, 94, 94)
                 expect_ee(r)
             f4 = _x
             _q = r.pos + 1
@@ -11735,7 +11767,8 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(84)
+                _x = r.binary()
+                if len(_x) < 84 or len(_x) > 84: length_violation(r, 'X448_EncryptedPrivateKey', _x, 84, 84)
                 expect_ee(r)
             f5 = _x
             _q = r.pos + 1
@@ -11751,7 +11784,8 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(206)
+                _x = r.binary()
+                if len(_x) < 206 or len(_x) > 206: length_violation(r, 'TPM_EncryptedPrivateKey', _x, 206, 206)
                 expect_ee(r)
             f6 = _x
             _q = r.pos + 1
@@ -11820,7 +11854,7 @@ def _e_VehicleCheckInReq(w: BitWriter, v: Any) -> None:
         else:
             st = 4
             w.acc <<= 4
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('VehicleFrame', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'VehicleFrame', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'DeviceOffset'
@@ -11832,7 +11866,7 @@ def _e_VehicleCheckInReq(w: BitWriter, v: Any) -> None:
             elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('DeviceOffset', w)
             w.acc <<= 1
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('DeviceOffset', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'DeviceOffset', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'VehicleTravel'
@@ -11845,7 +11879,7 @@ def _e_VehicleCheckInReq(w: BitWriter, v: Any) -> None:
             elif st == 5: w.acc <<= 2; st = 6
             else: raise not_allowed('VehicleTravel', w)
             w.acc <<= 1
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('VehicleTravel', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'VehicleTravel', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = None
@@ -11948,7 +11982,7 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('VehicleFrame', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'VehicleFrame', _x, -32768, 32767)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 2
@@ -11965,7 +11999,7 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('DeviceOffset', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'DeviceOffset', _x, -32768, 32767)
                 expect_ee(r)
             f4 = _x
             _q = r.pos + 2
@@ -11982,7 +12016,7 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('VehicleTravel', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'VehicleTravel', _x, -32768, 32767)
                 expect_ee(r)
             f5 = _x
             _q = r.pos + 1
@@ -12041,7 +12075,7 @@ def _e_VehicleCheckInRes(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             w.acc <<= 4
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ParkingSpace', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ParkingSpace', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'DeviceLocation'
@@ -12053,7 +12087,7 @@ def _e_VehicleCheckInRes(w: BitWriter, v: Any) -> None:
             elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('DeviceLocation', w)
             w.acc <<= 1
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('DeviceLocation', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'DeviceLocation', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'TargetDistance'
@@ -12066,7 +12100,7 @@ def _e_VehicleCheckInRes(w: BitWriter, v: Any) -> None:
             elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('TargetDistance', w)
             w.acc <<= 1
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('TargetDistance', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'TargetDistance', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = None
@@ -12140,7 +12174,7 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('ParkingSpace', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'ParkingSpace', _x, -32768, 32767)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 2
@@ -12157,7 +12191,7 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('DeviceLocation', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'DeviceLocation', _x, -32768, 32767)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 2
@@ -12174,7 +12208,7 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('TargetDistance', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'TargetDistance', _x, -32768, 32767)
                 expect_ee(r)
             f4 = _x
             _q = r.pos + 1
@@ -12230,7 +12264,7 @@ def _e_VehicleCheckOutReq(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CheckOutTime', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CheckOutTime', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = None
@@ -12300,7 +12334,7 @@ def _d_VehicleCheckOutReq(r: BitReader) -> VehicleCheckOutReq:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('CheckOutTime', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'CheckOutTime', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 1
@@ -12735,7 +12769,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'PresentSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 13) | (x << 1)
         _p = 'MinimumSOC'
         x = v.minimum_soc
@@ -12745,7 +12779,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 4) | 1; st = 2
             elif st == 1: w.acc <<= 4; st = 2
             else: raise not_allowed('MinimumSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MinimumSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
@@ -12756,7 +12790,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             elif st == 1: w.acc = (w.acc << 4) | 1; st = 3
             elif st == 2: w.acc <<= 4; st = 3
             else: raise not_allowed('TargetSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'MaximumSOC'
         x = v.maximum_soc
@@ -12768,7 +12802,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             elif st == 2: w.acc = (w.acc << 4) | 1; st = 4
             elif st == 3: w.acc <<= 4; st = 4
             else: raise not_allowed('MaximumSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MaximumSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'RemainingTimeToMinimumSOC'
         x = v.remaining_time_to_minimum_soc
@@ -12780,7 +12814,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMinimumSOC', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'RemainingTimeToTargetSOC'
@@ -12793,7 +12827,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToTargetSOC', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'RemainingTimeToMaximumSOC'
@@ -12806,7 +12840,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMaximumSOC', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'ChargingComplete'
@@ -12883,12 +12917,12 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'PresentSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'PresentSOC', _x, 0, 100)
             f0 = _x
             _q = r.pos + 4
             if _q > r.wend: _c = r.bits(4)
@@ -12909,12 +12943,12 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
             f1 = _x
             _q = r.pos + 4
             if _q > r.wend: _c = r.bits(4)
@@ -12935,12 +12969,12 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             f2 = _x
             _q = r.pos + 4
             if _q > r.wend: _c = r.bits(4)
@@ -12961,12 +12995,12 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'MaximumSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'MaximumSOC', _x, 0, 100)
             f3 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -12982,7 +13016,7 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
                 expect_ee(r)
             f4 = _x
             _q = r.pos + 3
@@ -12999,7 +13033,7 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
                 expect_ee(r)
             f5 = _x
             _q = r.pos + 3
@@ -13016,7 +13050,7 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
                 expect_ee(r)
             f6 = _x
             _q = r.pos + 3
@@ -13431,7 +13465,7 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 3
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
@@ -13490,7 +13524,7 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -13565,7 +13599,7 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 4
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
@@ -13576,7 +13610,7 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 3) | 1; st = 2
             elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('MinimumSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MinimumSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
@@ -13587,7 +13621,7 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
             elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('TargetSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
@@ -13600,7 +13634,7 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('AckMaxDelay', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = None
@@ -13633,7 +13667,7 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 3
@@ -13655,12 +13689,12 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -13681,12 +13715,12 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             f2 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -13702,7 +13736,7 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 1
@@ -13739,7 +13773,7 @@ def _e_TargetPosition(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('TargetOffsetX', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'TargetOffsetX', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'TargetOffsetY'
@@ -13749,7 +13783,7 @@ def _e_TargetPosition(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('TargetOffsetY', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'TargetOffsetY', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = None
@@ -13778,7 +13812,7 @@ def _d_TargetPosition(r: BitReader) -> TargetPosition:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('TargetOffsetX', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'TargetOffsetX', _x, 0, 65535)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -13795,7 +13829,7 @@ def _d_TargetPosition(r: BitReader) -> TargetPosition:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('TargetOffsetY', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'TargetOffsetY', _x, 0, 65535)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -13814,6 +13848,8 @@ def _d_TargetPosition(r: BitReader) -> TargetPosition:
     _S_TargetPosition_0(o, f0)
     _S_TargetPosition_1(o, f1)
     return o
+
+_REPEATED = {'_d_AuthorizationSetupRes': {'AuthorizationServices': 'f2'}, '_dg_AuthorizationSetupRes': {'AuthorizationServices': 'f2'}, '_d_SupportedProvidersList': {'ProviderID': 'f0'}, '_dg_SupportedProvidersList': {'ProviderID': 'f0'}, '_d_SubCertificates': {'Certificate': 'f0'}, '_dg_SubCertificates': {'Certificate': 'f0'}, '_d_ServiceIDList': {'ServiceID': 'f0'}, '_dg_ServiceIDList': {'ServiceID': 'f0'}, '_d_ServiceList': {'Service': 'f0'}, '_dg_ServiceList': {'Service': 'f0'}, '_d_ServiceParameterList': {'ParameterSet': 'f0'}, '_dg_ServiceParameterList': {'ParameterSet': 'f0'}, '_d_ParameterSet': {'Parameter': 'f1'}, '_dg_ParameterSet': {'Parameter': 'f1'}, '_d_SelectedServiceList': {'SelectedService': 'f0'}, '_dg_SelectedServiceList': {'SelectedService': 'f0'}, '_d_EVPowerScheduleEntryList': {'EVPowerScheduleEntry': 'f0'}, '_dg_EVPowerScheduleEntryList': {'EVPowerScheduleEntry': 'f0'}, '_d_EVPriceRuleStackList': {'EVPriceRuleStack': 'f0'}, '_dg_EVPriceRuleStackList': {'EVPriceRuleStack': 'f0'}, '_d_EVPriceRuleStack': {'EVPriceRule': 'f1'}, '_dg_EVPriceRuleStack': {'EVPriceRule': 'f1'}, '_d_TaxRuleList': {'TaxRule': 'f0'}, '_dg_TaxRuleList': {'TaxRule': 'f0'}, '_d_PriceRuleStackList': {'PriceRuleStack': 'f0'}, '_dg_PriceRuleStackList': {'PriceRuleStack': 'f0'}, '_d_PriceRuleStack': {'PriceRule': 'f1'}, '_dg_PriceRuleStack': {'PriceRule': 'f1'}, '_d_OverstayRuleList': {'OverstayRule': 'f2'}, '_dg_OverstayRuleList': {'OverstayRule': 'f2'}, '_d_AdditionalServiceList': {'AdditionalService': 'f0'}, '_dg_AdditionalServiceList': {'AdditionalService': 'f0'}, '_d_PriceLevelScheduleEntryList': {'PriceLevelScheduleEntry': 'f0'}, '_dg_PriceLevelScheduleEntryList': {'PriceLevelScheduleEntry': 'f0'}, '_d_Scheduled_SEResControlMode': {'ScheduleTuple': 'f0'}, '_dg_Scheduled_SEResControlMode': {'ScheduleTuple': 'f0'}, '_d_PowerScheduleEntryList': {'PowerScheduleEntry': 'f0'}, '_dg_PowerScheduleEntryList': {'PowerScheduleEntry': 'f0'}, '_d_EVPowerProfileEntryList': {'EVPowerProfileEntry': 'f0'}, '_dg_EVPowerProfileEntryList': {'EVPowerProfileEntry': 'f0'}, '_d_Receipt': {'TaxCosts': 'f5'}, '_dg_Receipt': {'TaxCosts': 'f5'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_d_EMAIDList': {'EMAID': 'f0'}, '_dg_EMAIDList': {'EMAID': 'f0'}}
 
 _new = object.__new__
 _S_SessionSetupReq_0 = SessionSetupReq.header.__set__
@@ -14463,7 +14499,7 @@ def _es_g11(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'DigestValue', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -14482,7 +14518,7 @@ def _es_g13(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'KeyName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -14501,7 +14537,7 @@ def _es_g18(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'MgmtData', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -14519,7 +14555,7 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:std:iso:15118:-20:CommonMess
 
 def _es_f1(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -14529,7 +14565,7 @@ def _ds_f1(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
         expect_ee(r)
     return _x
 
@@ -14674,7 +14710,7 @@ def _ds_f16(r: BitReader) -> Any:
 
 def _es_f17(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_DischargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -14684,14 +14720,14 @@ def _ds_f17(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f18(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_InductiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -14701,14 +14737,14 @@ def _ds_f18(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f24(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CapacitiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -14718,14 +14754,14 @@ def _ds_f24(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f25(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('CarbonDioxideEmission', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'CarbonDioxideEmission', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -14735,7 +14771,7 @@ def _ds_f25(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('CarbonDioxideEmission', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'CarbonDioxideEmission', _x, 0, 65535)
         expect_ee(r)
     return _x
 
@@ -14745,7 +14781,7 @@ def _es_f26(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 1600: raise bad_value('Certificate', x, 'is not a bytes of at most 1600 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 1600: encode_length(w, 'Certificate', x, 1600, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -14754,7 +14790,8 @@ def _ds_f26(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(1600)
+        _x = r.binary()
+        if len(_x) > 1600: length_violation(r, 'Certificate', _x, None, 1600)
         expect_ee(r)
     return _x
 
@@ -14808,7 +14845,7 @@ def _ds_f30(r: BitReader) -> Any:
 
 def _es_f31(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'ChargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -14818,7 +14855,7 @@ def _ds_f31(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
@@ -14874,7 +14911,7 @@ def _ds_f34(r: BitReader) -> Any:
 
 def _es_f35(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CheckOutTime', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CheckOutTime', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -14884,7 +14921,7 @@ def _ds_f35(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('CheckOutTime', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'CheckOutTime', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
@@ -14894,7 +14931,7 @@ def _es_f38(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 3: raise bad_value('Currency', x, 'is not a str of at most 3 characters', w)
+        if not isinstance(x, str) or len(x) > 3: encode_length(w, 'Currency', x, 3, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -14903,7 +14940,8 @@ def _ds_f38(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(3)
+        _x = r.string()
+        if len(_x) > 3: length_violation(r, 'Currency', _x, None, 3)
         expect_ee(r)
     return _x
 
@@ -14913,7 +14951,7 @@ def _es_f39(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 133: raise bad_value('DHPublicKey', x, 'is not a bytes of at most 133 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 133: encode_length(w, 'DHPublicKey', x, 133, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -14922,14 +14960,15 @@ def _ds_f39(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(133)
+        _x = r.binary()
+        if len(_x) < 133 or len(_x) > 133: length_violation(r, 'DHPublicKey', _x, 133, 133)
         expect_ee(r)
     return _x
 
 
 def _es_f41(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -14939,14 +14978,14 @@ def _ds_f41(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f42(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -14956,14 +14995,14 @@ def _ds_f42(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f43(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('DeviceLocation', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'DeviceLocation', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -14973,14 +15012,14 @@ def _ds_f43(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('DeviceLocation', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'DeviceLocation', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
 
 def _es_f44(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('DeviceOffset', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'DeviceOffset', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -14990,7 +15029,7 @@ def _ds_f44(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('DeviceOffset', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'DeviceOffset', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
@@ -15000,7 +15039,7 @@ def _es_f46(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'DigestValue', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -15016,7 +15055,7 @@ def _ds_f46(r: BitReader) -> Any:
 
 def _es_f49(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('Duration', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'Duration', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -15026,7 +15065,7 @@ def _ds_f49(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('Duration', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
@@ -15061,7 +15100,7 @@ def _es_f57(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 255: raise bad_value('EMAID', x, 'is not a str of at most 255 characters', w)
+        if not isinstance(x, str) or len(x) > 255: encode_length(w, 'EMAID', x, 255, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -15070,7 +15109,8 @@ def _ds_f57(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(255)
+        _x = r.string()
+        if len(_x) > 255: length_violation(r, 'EMAID', _x, None, 255)
         expect_ee(r)
     return _x
 
@@ -15080,7 +15120,7 @@ def _es_f59(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 255: raise bad_value('EVCCID', x, 'is not a str of at most 255 characters', w)
+        if not isinstance(x, str) or len(x) > 255: encode_length(w, 'EVCCID', x, 255, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -15089,7 +15129,8 @@ def _ds_f59(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(255)
+        _x = r.string()
+        if len(_x) > 255: length_violation(r, 'EVCCID', _x, None, 255)
         expect_ee(r)
     return _x
 
@@ -15205,7 +15246,7 @@ def _es_f80(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 255: raise bad_value('EVSEID', x, 'is not a str of at most 255 characters', w)
+        if not isinstance(x, str) or len(x) > 255: encode_length(w, 'EVSEID', x, 255, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -15214,7 +15255,8 @@ def _ds_f80(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(255)
+        _x = r.string()
+        if len(_x) > 255: length_violation(r, 'EVSEID', _x, None, 255)
         expect_ee(r)
     return _x
 
@@ -15278,7 +15320,7 @@ def _es_f87(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 80: raise bad_value('EVTerminationCode', x, 'is not a str of at most 80 characters', w)
+        if not isinstance(x, str) or len(x) > 80: encode_length(w, 'EVTerminationCode', x, 80, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -15287,7 +15329,8 @@ def _ds_f87(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(80)
+        _x = r.string()
+        if len(_x) > 80: length_violation(r, 'EVTerminationCode', _x, None, 80)
         expect_ee(r)
     return _x
 
@@ -15297,7 +15340,7 @@ def _es_f88(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 160: raise bad_value('EVTerminationExplanation', x, 'is not a str of at most 160 characters', w)
+        if not isinstance(x, str) or len(x) > 160: encode_length(w, 'EVTerminationExplanation', x, 160, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -15306,7 +15349,8 @@ def _ds_f88(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(160)
+        _x = r.string()
+        if len(_x) > 160: length_violation(r, 'EVTerminationExplanation', _x, None, 160)
         expect_ee(r)
     return _x
 
@@ -15316,7 +15360,7 @@ def _es_f92(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Exponent', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -15331,7 +15375,7 @@ def _ds_f92(r: BitReader) -> Any:
 
 
 def _es_f93(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
+    if type(x) is not int or not -128 <= x <= 127: encode_range(w, 'Exponent', x, -128, 127, -128, 127)
     w.acc = (w.acc << 10) | ((x - -128) << 1)
 
 
@@ -15379,7 +15423,7 @@ def _es_f95(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'G', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -15398,7 +15442,7 @@ def _es_f96(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 16: raise bad_value('GenChallenge', x, 'is not a bytes of at most 16 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 16: encode_length(w, 'GenChallenge', x, 16, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -15407,7 +15451,8 @@ def _ds_f96(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(16)
+        _x = r.binary()
+        if len(_x) < 16 or len(_x) > 16: length_violation(r, 'GenChallenge', _x, 16, 16)
         expect_ee(r)
     return _x
 
@@ -15436,7 +15481,7 @@ def _ds_f97(r: BitReader) -> Any:
 
 def _es_f98(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
+    if type(x) is not int: encode_range(w, 'HMACOutputLength', x, None, None, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -15477,7 +15522,7 @@ def _es_f101(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'J', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -15496,7 +15541,7 @@ def _es_f103(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'KeyName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -15515,7 +15560,7 @@ def _es_f105(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 3: raise bad_value('Language', x, 'is not a str of at most 3 characters', w)
+        if not isinstance(x, str) or len(x) > 3: encode_length(w, 'Language', x, 3, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -15524,13 +15569,14 @@ def _ds_f105(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(3)
+        _x = r.string()
+        if len(_x) > 3: length_violation(r, 'Language', _x, None, 3)
         expect_ee(r)
     return _x
 
 
 def _es_f108(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 255: raise bad_value('MaximumContractCertificateChains', x, 'is not an integer in [0, 255]', w)
+    if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'MaximumContractCertificateChains', x, 0, 255, 0, 255)
     w.acc = (w.acc << 10) | (x << 1)
 
 
@@ -15552,7 +15598,7 @@ def _ds_f108(r: BitReader) -> Any:
 
 
 def _es_f110(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MaximumSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -15566,17 +15612,17 @@ def _ds_f110(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'MaximumSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'MaximumSOC', _x, 0, 100)
     return _x
 
 
 def _es_f111(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 12 <= x <= 1024: raise bad_value('MaximumSupportingPoints', x, 'is not an integer in [12, 1024]', w)
+    if type(x) is not int or not 12 <= x <= 1024: encode_range(w, 'MaximumSupportingPoints', x, 12, 1024, 12, 1035)
     w.acc = (w.acc << 12) | ((x - 12) << 1)
 
 
@@ -15590,12 +15636,12 @@ def _ds_f111(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(10) + 12
-            if _x > 1024: raise bad_value('MaximumSupportingPoints', _x, 'is above 1024', r)
+            if _x > 1024: range_violation(r, 'MaximumSupportingPoints', _x, 12, 1024)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = ((_x >> 1) & 1023) + 12
-        if _x > 1024: raise bad_value('MaximumSupportingPoints', _x, 'is above 1024', r)
+        if _x > 1024: range_violation(r, 'MaximumSupportingPoints', _x, 12, 1024)
     return _x
 
 
@@ -15604,7 +15650,7 @@ def _es_f112(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
+        if not isinstance(x, str) or len(x) > 32: encode_length(w, 'MeterID', x, 32, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -15613,7 +15659,8 @@ def _ds_f112(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(32)
+        _x = r.string()
+        if len(_x) > 32: length_violation(r, 'MeterID', _x, None, 32)
         expect_ee(r)
     return _x
 
@@ -15645,7 +15692,7 @@ def _es_f116(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 64: encode_length(w, 'MeterSignature', x, 64, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -15654,14 +15701,15 @@ def _ds_f116(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(64)
+        _x = r.binary()
+        if len(_x) > 64: length_violation(r, 'MeterSignature', _x, None, 64)
         expect_ee(r)
     return _x
 
 
 def _es_f117(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -15671,14 +15719,14 @@ def _ds_f117(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
 
 def _es_f118(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterTimestamp', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -15688,7 +15736,7 @@ def _ds_f118(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('MeterTimestamp', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
@@ -15698,7 +15746,7 @@ def _es_f121(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'MgmtData', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -15713,7 +15761,7 @@ def _ds_f121(r: BitReader) -> Any:
 
 
 def _es_f123(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MinimumSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -15727,17 +15775,17 @@ def _ds_f123(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
     return _x
 
 
 def _es_f124(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MinimumSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -15751,12 +15799,12 @@ def _ds_f124(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
     return _x
 
 
@@ -15765,7 +15813,7 @@ def _es_f125(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Modulus', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -15781,7 +15829,7 @@ def _ds_f125(r: BitReader) -> Any:
 
 def _es_f126(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -15791,13 +15839,13 @@ def _ds_f126(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
         expect_ee(r)
     return _x
 
 
 def _es_f127(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumberOfPriceLevels', x, 'is not an integer in [0, 255]', w)
+    if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'NumberOfPriceLevels', x, 0, 255, 0, 255)
     w.acc = (w.acc << 10) | (x << 1)
 
 
@@ -15820,7 +15868,7 @@ def _ds_f127(r: BitReader) -> Any:
 
 def _es_f133(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('OverstayFeePeriod', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'OverstayFeePeriod', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -15830,7 +15878,7 @@ def _ds_f133(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('OverstayFeePeriod', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'OverstayFeePeriod', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
@@ -15840,7 +15888,7 @@ def _es_f136(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 160: raise bad_value('OverstayRuleDescription', x, 'is not a str of at most 160 characters', w)
+        if not isinstance(x, str) or len(x) > 160: encode_length(w, 'OverstayRuleDescription', x, 160, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -15849,14 +15897,15 @@ def _ds_f136(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(160)
+        _x = r.string()
+        if len(_x) > 160: length_violation(r, 'OverstayRuleDescription', _x, None, 160)
         expect_ee(r)
     return _x
 
 
 def _es_f138(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('OverstayTimeThreshold', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'OverstayTimeThreshold', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -15866,7 +15915,7 @@ def _ds_f138(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('OverstayTimeThreshold', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'OverstayTimeThreshold', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
@@ -15876,7 +15925,7 @@ def _es_f139(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'P', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -15895,7 +15944,7 @@ def _es_f141(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PGPKeyID', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -15914,7 +15963,7 @@ def _es_f142(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PGPKeyPacket', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -15930,7 +15979,7 @@ def _ds_f142(r: BitReader) -> Any:
 
 def _es_f145(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('ParameterSetID', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ParameterSetID', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -15940,14 +15989,14 @@ def _ds_f145(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('ParameterSetID', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'ParameterSetID', _x, 0, 65535)
         expect_ee(r)
     return _x
 
 
 def _es_f147(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('ParkingFeePeriod', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'ParkingFeePeriod', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -15957,7 +16006,7 @@ def _ds_f147(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('ParkingFeePeriod', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'ParkingFeePeriod', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
@@ -15991,7 +16040,7 @@ def _ds_f148(r: BitReader) -> Any:
 
 def _es_f149(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('ParkingSpace', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ParkingSpace', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -16001,7 +16050,7 @@ def _ds_f149(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('ParkingSpace', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'ParkingSpace', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
@@ -16011,7 +16060,7 @@ def _es_f150(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PgenCounter', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -16051,7 +16100,7 @@ def _ds_f161(r: BitReader) -> Any:
 
 
 def _es_f164(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'PresentSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -16065,12 +16114,12 @@ def _ds_f164(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'PresentSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'PresentSOC', _x, 0, 100)
     return _x
 
 
@@ -16079,7 +16128,7 @@ def _es_f165(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 255: raise bad_value('PriceAlgorithm', x, 'is not a str of at most 255 characters', w)
+        if not isinstance(x, str) or len(x) > 255: encode_length(w, 'PriceAlgorithm', x, 255, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -16088,13 +16137,14 @@ def _ds_f165(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(255)
+        _x = r.string()
+        if len(_x) > 255: length_violation(r, 'PriceAlgorithm', _x, None, 255)
         expect_ee(r)
     return _x
 
 
 def _es_f166(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 255: raise bad_value('PriceLevel', x, 'is not an integer in [0, 255]', w)
+    if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'PriceLevel', x, 0, 255, 0, 255)
     w.acc = (w.acc << 10) | (x << 1)
 
 
@@ -16120,7 +16170,7 @@ def _es_f173(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 160: raise bad_value('PriceScheduleDescription', x, 'is not a str of at most 160 characters', w)
+        if not isinstance(x, str) or len(x) > 160: encode_length(w, 'PriceScheduleDescription', x, 160, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -16129,14 +16179,15 @@ def _ds_f173(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(160)
+        _x = r.string()
+        if len(_x) > 160: length_violation(r, 'PriceScheduleDescription', _x, None, 160)
         expect_ee(r)
     return _x
 
 
 def _es_f174(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('PriceScheduleID', x, 'is not an integer in [1, 4294967295]', w)
+    if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'PriceScheduleID', x, 1, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -16146,7 +16197,7 @@ def _ds_f174(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x < 1 or _x > 4294967295: raise bad_value('PriceScheduleID', _x, 'is outside [1, 4294967295]', r)
+        if _x < 1 or _x > 4294967295: range_violation(r, 'PriceScheduleID', _x, 1, 4294967295)
         expect_ee(r)
     return _x
 
@@ -16156,7 +16207,7 @@ def _es_f176(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 80: raise bad_value('ProviderID', x, 'is not a str of at most 80 characters', w)
+        if not isinstance(x, str) or len(x) > 80: encode_length(w, 'ProviderID', x, 80, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -16165,7 +16216,8 @@ def _ds_f176(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(80)
+        _x = r.string()
+        if len(_x) > 80: length_violation(r, 'ProviderID', _x, None, 80)
         expect_ee(r)
     return _x
 
@@ -16175,7 +16227,7 @@ def _es_f177(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Q', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -16190,7 +16242,7 @@ def _ds_f177(r: BitReader) -> Any:
 
 
 def _es_f182(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 255: raise bad_value('RemainingContractCertificateChains', x, 'is not an integer in [0, 255]', w)
+    if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'RemainingContractCertificateChains', x, 0, 255, 0, 255)
     w.acc = (w.acc << 10) | (x << 1)
 
 
@@ -16213,7 +16265,7 @@ def _ds_f182(r: BitReader) -> Any:
 
 def _es_f183(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMaximumSOC', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -16223,14 +16275,14 @@ def _ds_f183(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f184(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMinimumSOC', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -16240,14 +16292,14 @@ def _ds_f184(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f185(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToTargetSOC', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -16257,13 +16309,13 @@ def _ds_f185(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f186(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 255: raise bad_value('RenewableGenerationPercentage', x, 'is not an integer in [0, 255]', w)
+    if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'RenewableGenerationPercentage', x, 0, 255, 0, 255)
     w.acc = (w.acc << 10) | (x << 1)
 
 
@@ -16316,7 +16368,7 @@ def _es_f190(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 94: raise bad_value('SECP521_EncryptedPrivateKey', x, 'is not a bytes of at most 94 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 94: encode_length(w, 'SECP521_EncryptedPrivateKey', x, 94, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -16325,7 +16377,8 @@ def _ds_f190(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(94)
+        _x = r.binary()
+        if len(_x) < 94 or len(_x) > 94: length_violation(r, 'SECP521_EncryptedPrivateKey', _x, 94, 94)
         expect_ee(r)
     return _x
 
@@ -16335,7 +16388,7 @@ def _es_f192(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'SPKISexp', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -16351,7 +16404,7 @@ def _ds_f192(r: BitReader) -> Any:
 
 def _es_f196(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('ScheduleTupleID', x, 'is not an integer in [1, 4294967295]', w)
+    if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'ScheduleTupleID', x, 1, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -16361,7 +16414,7 @@ def _ds_f196(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x < 1 or _x > 4294967295: raise bad_value('ScheduleTupleID', _x, 'is outside [1, 4294967295]', r)
+        if _x < 1 or _x > 4294967295: range_violation(r, 'ScheduleTupleID', _x, 1, 4294967295)
         expect_ee(r)
     return _x
 
@@ -16371,7 +16424,7 @@ def _es_f201(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Seed', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -16412,7 +16465,7 @@ def _ds_f202(r: BitReader) -> Any:
 
 def _es_f204(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('SelectedScheduleTupleID', x, 'is not an integer in [1, 4294967295]', w)
+    if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'SelectedScheduleTupleID', x, 1, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -16422,14 +16475,14 @@ def _ds_f204(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x < 1 or _x > 4294967295: raise bad_value('SelectedScheduleTupleID', _x, 'is outside [1, 4294967295]', r)
+        if _x < 1 or _x > 4294967295: range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f213(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('ServiceID', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -16439,7 +16492,7 @@ def _ds_f213(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('ServiceID', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
         expect_ee(r)
     return _x
 
@@ -16449,7 +16502,7 @@ def _es_f214(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 80: raise bad_value('ServiceName', x, 'is not a str of at most 80 characters', w)
+        if not isinstance(x, str) or len(x) > 80: encode_length(w, 'ServiceName', x, 80, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -16458,7 +16511,8 @@ def _ds_f214(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(80)
+        _x = r.string()
+        if len(_x) > 80: length_violation(r, 'ServiceName', _x, None, 80)
         expect_ee(r)
     return _x
 
@@ -16490,7 +16544,7 @@ def _es_f219(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 8: encode_length(w, 'SessionID', x, 8, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -16499,7 +16553,8 @@ def _ds_f219(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(8)
+        _x = r.binary()
+        if len(_x) < 8 or len(_x) > 8: length_violation(r, 'SessionID', _x, 8, 8)
         expect_ee(r)
     return _x
 
@@ -16509,7 +16564,7 @@ def _es_f220(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 8: encode_length(w, 'SessionID', x, 8, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -16518,14 +16573,15 @@ def _ds_f220(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(8)
+        _x = r.binary()
+        if len(_x) < 8 or len(_x) > 8: length_violation(r, 'SessionID', _x, 8, 8)
         expect_ee(r)
     return _x
 
 
 def _es_f233(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('StartTime', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'StartTime', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -16535,7 +16591,7 @@ def _ds_f233(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('StartTime', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'StartTime', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
@@ -16545,7 +16601,7 @@ def _es_f237(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 206: raise bad_value('TPM_EncryptedPrivateKey', x, 'is not a bytes of at most 206 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 206: encode_length(w, 'TPM_EncryptedPrivateKey', x, 206, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -16554,14 +16610,15 @@ def _ds_f237(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(206)
+        _x = r.binary()
+        if len(_x) < 206 or len(_x) > 206: length_violation(r, 'TPM_EncryptedPrivateKey', _x, 206, 206)
         expect_ee(r)
     return _x
 
 
 def _es_f238(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('TargetDistance', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'TargetDistance', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -16571,14 +16628,14 @@ def _ds_f238(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('TargetDistance', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'TargetDistance', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
 
 def _es_f239(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('TargetOffsetX', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'TargetOffsetX', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -16588,14 +16645,14 @@ def _ds_f239(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('TargetOffsetX', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'TargetOffsetX', _x, 0, 65535)
         expect_ee(r)
     return _x
 
 
 def _es_f240(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('TargetOffsetY', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'TargetOffsetY', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -16605,13 +16662,13 @@ def _ds_f240(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('TargetOffsetY', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'TargetOffsetY', _x, 0, 65535)
         expect_ee(r)
     return _x
 
 
 def _es_f241(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -16625,17 +16682,17 @@ def _ds_f241(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
     return _x
 
 
 def _es_f242(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -16649,12 +16706,12 @@ def _ds_f242(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
     return _x
 
 
@@ -16682,7 +16739,7 @@ def _ds_f244(r: BitReader) -> Any:
 
 def _es_f247(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
+    if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -16692,14 +16749,14 @@ def _ds_f247(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x < 1 or _x > 4294967295: raise bad_value('TaxRuleID', _x, 'is outside [1, 4294967295]', r)
+        if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f248(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
+    if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -16709,7 +16766,7 @@ def _ds_f248(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x < 1 or _x > 4294967295: raise bad_value('TaxRuleID', _x, 'is outside [1, 4294967295]', r)
+        if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
         expect_ee(r)
     return _x
 
@@ -16719,7 +16776,7 @@ def _es_f249(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 80: raise bad_value('TaxRuleName', x, 'is not a str of at most 80 characters', w)
+        if not isinstance(x, str) or len(x) > 80: encode_length(w, 'TaxRuleName', x, 80, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -16728,14 +16785,15 @@ def _ds_f249(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(80)
+        _x = r.string()
+        if len(_x) > 80: length_violation(r, 'TaxRuleName', _x, None, 80)
         expect_ee(r)
     return _x
 
 
 def _es_f251(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -16745,14 +16803,14 @@ def _ds_f251(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f252(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -16762,14 +16820,14 @@ def _ds_f252(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f253(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeStamp', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -16779,14 +16837,14 @@ def _ds_f253(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('TimeStamp', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f257(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -16796,14 +16854,14 @@ def _ds_f257(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
 
 def _es_f262(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('VehicleFrame', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'VehicleFrame', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -16813,14 +16871,14 @@ def _ds_f262(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('VehicleFrame', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'VehicleFrame', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
 
 def _es_f263(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('VehicleTravel', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'VehicleTravel', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -16830,7 +16888,7 @@ def _ds_f263(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('VehicleTravel', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'VehicleTravel', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
@@ -16840,7 +16898,7 @@ def _es_f264(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 84: raise bad_value('X448_EncryptedPrivateKey', x, 'is not a bytes of at most 84 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 84: encode_length(w, 'X448_EncryptedPrivateKey', x, 84, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -16849,7 +16907,8 @@ def _ds_f264(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(84)
+        _x = r.binary()
+        if len(_x) < 84 or len(_x) > 84: length_violation(r, 'X448_EncryptedPrivateKey', _x, 84, 84)
         expect_ee(r)
     return _x
 
@@ -16859,7 +16918,7 @@ def _es_f265(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509CRL', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -16878,7 +16937,7 @@ def _es_f266(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509Certificate', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -16897,7 +16956,7 @@ def _es_f268(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'X509IssuerName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -16916,7 +16975,7 @@ def _es_f270(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509SKI', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -16932,7 +16991,7 @@ def _ds_f270(r: BitReader) -> Any:
 
 def _es_f271(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
+    if type(x) is not int: encode_range(w, 'X509SerialNumber', x, None, None, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -16951,7 +17010,7 @@ def _es_f272(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'X509SubjectName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -16970,7 +17029,7 @@ def _es_f273(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'XPath', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -16989,7 +17048,7 @@ def _es_f274(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Y', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -17026,7 +17085,7 @@ def _ds_f275(r: BitReader) -> Any:
 
 
 def _es_f276(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not -128 <= x <= 127: raise bad_value('byteValue', x, 'is not an integer in [-128, 127]', w)
+    if type(x) is not int or not -128 <= x <= 127: encode_range(w, 'byteValue', x, -128, 127, -128, 127)
     w.acc = (w.acc << 10) | ((x - -128) << 1)
 
 
@@ -17052,7 +17111,7 @@ def _es_f277(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 80: raise bad_value('finiteString', x, 'is not a str of at most 80 characters', w)
+        if not isinstance(x, str) or len(x) > 80: encode_length(w, 'finiteString', x, 80, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -17061,14 +17120,15 @@ def _ds_f277(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(80)
+        _x = r.string()
+        if len(_x) > 80: length_violation(r, 'finiteString', _x, None, 80)
         expect_ee(r)
     return _x
 
 
 def _es_f278(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -2147483648 or x > 2147483647: raise bad_value('intValue', x, 'is not an integer in [-2147483648, 2147483647]', w)
+    if type(x) is not int or x < -2147483648 or x > 2147483647: encode_range(w, 'intValue', x, -2147483648, 2147483647, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -17078,14 +17138,14 @@ def _ds_f278(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -2147483648 or _x > 2147483647: raise bad_value('intValue', _x, 'is outside [-2147483648, 2147483647]', r)
+        if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
         expect_ee(r)
     return _x
 
 
 def _es_f280(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('shortValue', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'shortValue', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -17095,7 +17155,7 @@ def _ds_f280(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('shortValue', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
         expect_ee(r)
     return _x
 

@@ -11,6 +11,7 @@ from typing import Any
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
 from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, missing, not_allowed, unexpected)
+from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 from secc.codec._generated.xmldsig import (
     Signature,
     _e_Signature,
@@ -963,7 +964,7 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 8: encode_length(w, 'SessionID', x, 8, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'TimeStamp'
@@ -973,7 +974,7 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeStamp', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'Signature'
@@ -1013,7 +1014,8 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(8)
+                _x = r.binary()
+                if len(_x) < 8 or len(_x) > 8: length_violation(r, 'SessionID', _x, 8, 8)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -1030,7 +1032,7 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('TimeStamp', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 2
@@ -1133,7 +1135,7 @@ def _e_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 7
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 11) | (x << 1)
         _p = None
         e = _EE_DC_CPDReqEnergyTransferMode[st]
@@ -1245,12 +1247,12 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             f6 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -1288,7 +1290,7 @@ def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
             raise missing('Exponent', w)
         else:
             st = 1
-            if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
+            if type(x) is not int or not -128 <= x <= 127: encode_range(w, 'Exponent', x, -128, 127, -128, 127)
             w.acc = (w.acc << 11) | ((x - -128) << 1)
         _p = 'Value'
         x = v.value
@@ -1297,7 +1299,7 @@ def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = None
@@ -1350,7 +1352,7 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -2702,7 +2704,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'PresentSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 13) | (x << 1)
         _p = 'MinimumSOC'
         x = v.minimum_soc
@@ -2712,7 +2714,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 4) | 1; st = 2
             elif st == 1: w.acc <<= 4; st = 2
             else: raise not_allowed('MinimumSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MinimumSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
@@ -2723,7 +2725,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             elif st == 1: w.acc = (w.acc << 4) | 1; st = 3
             elif st == 2: w.acc <<= 4; st = 3
             else: raise not_allowed('TargetSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'MaximumSOC'
         x = v.maximum_soc
@@ -2735,7 +2737,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             elif st == 2: w.acc = (w.acc << 4) | 1; st = 4
             elif st == 3: w.acc <<= 4; st = 4
             else: raise not_allowed('MaximumSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MaximumSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'RemainingTimeToMinimumSOC'
         x = v.remaining_time_to_minimum_soc
@@ -2747,7 +2749,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMinimumSOC', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'RemainingTimeToTargetSOC'
@@ -2760,7 +2762,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToTargetSOC', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'RemainingTimeToMaximumSOC'
@@ -2773,7 +2775,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMaximumSOC', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'ChargingComplete'
@@ -2850,12 +2852,12 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'PresentSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'PresentSOC', _x, 0, 100)
             f0 = _x
             _q = r.pos + 4
             if _q > r.wend: _c = r.bits(4)
@@ -2876,12 +2878,12 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
             f1 = _x
             _q = r.pos + 4
             if _q > r.wend: _c = r.bits(4)
@@ -2902,12 +2904,12 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             f2 = _x
             _q = r.pos + 4
             if _q > r.wend: _c = r.bits(4)
@@ -2928,12 +2930,12 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'MaximumSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'MaximumSOC', _x, 0, 100)
             f3 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -2949,7 +2951,7 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
                 expect_ee(r)
             f4 = _x
             _q = r.pos + 3
@@ -2966,7 +2968,7 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
                 expect_ee(r)
             f5 = _x
             _q = r.pos + 3
@@ -2983,7 +2985,7 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
                 expect_ee(r)
             f6 = _x
             _q = r.pos + 3
@@ -3605,7 +3607,7 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVSENotification'
@@ -3643,7 +3645,7 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -3712,7 +3714,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
+                if not isinstance(x, str) or len(x) > 32: encode_length(w, 'MeterID', x, 32, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'ChargedEnergyReadingWh'
@@ -3722,7 +3724,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'ChargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'BPT_DischargedEnergyReadingWh'
@@ -3732,7 +3734,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             w.acc <<= 4
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_DischargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'CapacitiveEnergyReadingVARh'
@@ -3744,7 +3746,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             elif st == 3: w.acc <<= 3; st = 4
             else: raise not_allowed('CapacitiveEnergyReadingVARh', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CapacitiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'BPT_InductiveEnergyReadingVARh'
@@ -3757,7 +3759,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             elif st == 4: w.acc <<= 3; st = 5
             else: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_InductiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'MeterSignature'
@@ -3774,7 +3776,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 64: encode_length(w, 'MeterSignature', x, 64, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'MeterStatus'
@@ -3787,7 +3789,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'MeterTimestamp'
@@ -3800,7 +3802,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterTimestamp', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = None
@@ -3836,7 +3838,8 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(32)
+                _x = r.string()
+                if len(_x) > 32: length_violation(r, 'MeterID', _x, None, 32)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -3853,7 +3856,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 3
@@ -3870,7 +3873,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 3
@@ -3887,7 +3890,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 3
@@ -3904,7 +3907,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f4 = _x
             _q = r.pos + 3
@@ -3920,7 +3923,8 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(64)
+                _x = r.binary()
+                if len(_x) > 64: length_violation(r, 'MeterSignature', _x, None, 64)
                 expect_ee(r)
             f5 = _x
             _q = r.pos + 2
@@ -3937,7 +3941,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
                 expect_ee(r)
             f6 = _x
             _q = r.pos + 2
@@ -3954,7 +3958,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('MeterTimestamp', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f7 = _x
             _q = r.pos + 1
@@ -3997,7 +4001,7 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EnergyCosts'
@@ -4082,7 +4086,7 @@ def _d_Receipt(r: BitReader) -> Receipt:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 3
@@ -4255,7 +4259,7 @@ def _e_DetailedTax(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
+            if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'Amount'
@@ -4293,7 +4297,7 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x < 1 or _x > 4294967295: raise bad_value('TaxRuleID', _x, 'is outside [1, 4294967295]', r)
+                if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -4606,7 +4610,7 @@ def _e_BPT_DC_CPDReqEnergyTransferMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 8
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 11) | (x << 1)
         _p = 'EVMaximumDischargePower'
         x = v.ev_maximum_discharge_power
@@ -4757,12 +4761,12 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             f6 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -6288,7 +6292,7 @@ def _e_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 3
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
@@ -6397,7 +6401,7 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -6535,7 +6539,7 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 3
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
@@ -6594,7 +6598,7 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -6669,7 +6673,7 @@ def _e_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 4
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
@@ -6680,7 +6684,7 @@ def _e_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 3) | 1; st = 2
             elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('MinimumSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MinimumSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
@@ -6691,7 +6695,7 @@ def _e_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
             elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
             elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('TargetSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
@@ -6704,7 +6708,7 @@ def _e_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
             elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('AckMaxDelay', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVSEMaximumChargePower'
@@ -6777,7 +6781,7 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 3
@@ -6799,12 +6803,12 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -6825,12 +6829,12 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             f2 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -6846,7 +6850,7 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 1
@@ -6937,7 +6941,7 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 4
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
@@ -6948,7 +6952,7 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 3) | 1; st = 2
             elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('MinimumSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MinimumSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
@@ -6959,7 +6963,7 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
             elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('TargetSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
@@ -6972,7 +6976,7 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('AckMaxDelay', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = None
@@ -7005,7 +7009,7 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 3
@@ -7027,12 +7031,12 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -7053,12 +7057,12 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             f2 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -7074,7 +7078,7 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 1
@@ -7113,7 +7117,7 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 3
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
@@ -7275,7 +7279,7 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -7480,7 +7484,7 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 4
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
@@ -7491,7 +7495,7 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 3) | 1; st = 2
             elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('MinimumSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MinimumSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
@@ -7502,7 +7506,7 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
             elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
             elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('TargetSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
@@ -7515,7 +7519,7 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
             elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('AckMaxDelay', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVSEMaximumChargePower'
@@ -7628,7 +7632,7 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 3
@@ -7650,12 +7654,12 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -7676,12 +7680,12 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             f2 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -7697,7 +7701,7 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 1
@@ -7889,6 +7893,8 @@ _SD_DC_ChargeLoopReq_cl_req_control_mode = (_d_BPT_Dynamic_DC_CLReqControlMode, 
 _SM_DC_ChargeLoopRes_10 = {BPT_Dynamic_DC_CLResControlMode: 0, BPT_Scheduled_DC_CLResControlMode: 1, CLResControlMode: 2, Dynamic_DC_CLResControlMode: 3, Scheduled_DC_CLResControlMode: 4}
 _SE_DC_ChargeLoopRes_cl_res_control_mode = (_e_BPT_Dynamic_DC_CLResControlMode, _e_BPT_Scheduled_DC_CLResControlMode, _e_CLResControlMode, _e_Dynamic_DC_CLResControlMode, _e_Scheduled_DC_CLResControlMode,)
 _SD_DC_ChargeLoopRes_cl_res_control_mode = (_d_BPT_Dynamic_DC_CLResControlMode, _d_BPT_Scheduled_DC_CLResControlMode, _d_CLResControlMode, _d_Dynamic_DC_CLResControlMode, _d_Scheduled_DC_CLResControlMode,)
+
+_REPEATED = {'_d_Receipt': {'TaxCosts': 'f5'}, '_dg_Receipt': {'TaxCosts': 'f5'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}}
 
 _new = object.__new__
 _S_DC_ChargeParameterDiscoveryReq_0 = DC_ChargeParameterDiscoveryReq.header.__set__
@@ -8252,7 +8258,7 @@ def _es_g23(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'DigestValue', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -8271,7 +8277,7 @@ def _es_g27(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'KeyName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -8290,7 +8296,7 @@ def _es_g30(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'MgmtData', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -8308,7 +8314,7 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:std:iso:15118:-20:DC', 'BPT_
 
 def _es_f0(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -8318,14 +8324,14 @@ def _ds_f0(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
         expect_ee(r)
     return _x
 
 
 def _es_f5(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_DischargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -8335,14 +8341,14 @@ def _ds_f5(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f8(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_InductiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -8352,14 +8358,14 @@ def _ds_f8(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f15(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CapacitiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -8369,14 +8375,14 @@ def _ds_f15(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f16(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'ChargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -8386,7 +8392,7 @@ def _ds_f16(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
@@ -8415,7 +8421,7 @@ def _ds_f17(r: BitReader) -> Any:
 
 def _es_f32(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -8425,7 +8431,7 @@ def _ds_f32(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
@@ -8435,7 +8441,7 @@ def _es_f34(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'DigestValue', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -8601,7 +8607,7 @@ def _es_f77(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Exponent', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -8616,7 +8622,7 @@ def _ds_f77(r: BitReader) -> Any:
 
 
 def _es_f78(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
+    if type(x) is not int or not -128 <= x <= 127: encode_range(w, 'Exponent', x, -128, 127, -128, 127)
     w.acc = (w.acc << 10) | ((x - -128) << 1)
 
 
@@ -8642,7 +8648,7 @@ def _es_f79(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'G', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -8658,7 +8664,7 @@ def _ds_f79(r: BitReader) -> Any:
 
 def _es_f80(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
+    if type(x) is not int: encode_range(w, 'HMACOutputLength', x, None, None, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -8699,7 +8705,7 @@ def _es_f83(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'J', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -8718,7 +8724,7 @@ def _es_f85(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'KeyName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -8733,7 +8739,7 @@ def _ds_f85(r: BitReader) -> Any:
 
 
 def _es_f88(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MaximumSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -8747,12 +8753,12 @@ def _ds_f88(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'MaximumSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'MaximumSOC', _x, 0, 100)
     return _x
 
 
@@ -8761,7 +8767,7 @@ def _es_f89(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
+        if not isinstance(x, str) or len(x) > 32: encode_length(w, 'MeterID', x, 32, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -8770,7 +8776,8 @@ def _ds_f89(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(32)
+        _x = r.string()
+        if len(_x) > 32: length_violation(r, 'MeterID', _x, None, 32)
         expect_ee(r)
     return _x
 
@@ -8802,7 +8809,7 @@ def _es_f92(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 64: encode_length(w, 'MeterSignature', x, 64, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -8811,14 +8818,15 @@ def _ds_f92(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(64)
+        _x = r.binary()
+        if len(_x) > 64: length_violation(r, 'MeterSignature', _x, None, 64)
         expect_ee(r)
     return _x
 
 
 def _es_f93(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -8828,14 +8836,14 @@ def _ds_f93(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
 
 def _es_f94(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterTimestamp', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -8845,7 +8853,7 @@ def _ds_f94(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('MeterTimestamp', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
@@ -8855,7 +8863,7 @@ def _es_f95(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'MgmtData', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -8870,7 +8878,7 @@ def _ds_f95(r: BitReader) -> Any:
 
 
 def _es_f96(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MinimumSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -8884,12 +8892,12 @@ def _ds_f96(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
     return _x
 
 
@@ -8898,7 +8906,7 @@ def _es_f97(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Modulus', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -8914,7 +8922,7 @@ def _ds_f97(r: BitReader) -> Any:
 
 def _es_f98(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -8924,7 +8932,7 @@ def _ds_f98(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
         expect_ee(r)
     return _x
 
@@ -8934,7 +8942,7 @@ def _es_f102(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'P', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -8953,7 +8961,7 @@ def _es_f104(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PGPKeyID', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -8972,7 +8980,7 @@ def _es_f105(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PGPKeyPacket', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -8991,7 +8999,7 @@ def _es_f106(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PgenCounter', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9006,7 +9014,7 @@ def _ds_f106(r: BitReader) -> Any:
 
 
 def _es_f107(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'PresentSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -9020,12 +9028,12 @@ def _ds_f107(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'PresentSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'PresentSOC', _x, 0, 100)
     return _x
 
 
@@ -9034,7 +9042,7 @@ def _es_f108(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Q', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9050,7 +9058,7 @@ def _ds_f108(r: BitReader) -> Any:
 
 def _es_f112(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMaximumSOC', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9060,14 +9068,14 @@ def _ds_f112(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f113(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMinimumSOC', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9077,14 +9085,14 @@ def _ds_f113(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f114(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToTargetSOC', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9094,7 +9102,7 @@ def _ds_f114(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
@@ -9131,7 +9139,7 @@ def _es_f119(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'SPKISexp', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9150,7 +9158,7 @@ def _es_f122(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Seed', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9169,7 +9177,7 @@ def _es_f123(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 8: encode_length(w, 'SessionID', x, 8, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9178,13 +9186,14 @@ def _ds_f123(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(8)
+        _x = r.binary()
+        if len(_x) < 8 or len(_x) > 8: length_violation(r, 'SessionID', _x, 8, 8)
         expect_ee(r)
     return _x
 
 
 def _es_f130(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -9198,17 +9207,17 @@ def _ds_f130(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
     return _x
 
 
 def _es_f131(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -9222,18 +9231,18 @@ def _ds_f131(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
     return _x
 
 
 def _es_f133(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
+    if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9243,14 +9252,14 @@ def _ds_f133(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x < 1 or _x > 4294967295: raise bad_value('TaxRuleID', _x, 'is outside [1, 4294967295]', r)
+        if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f134(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9260,14 +9269,14 @@ def _ds_f134(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f135(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeStamp', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9277,14 +9286,14 @@ def _ds_f135(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('TimeStamp', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f138(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -9294,7 +9303,7 @@ def _ds_f138(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
@@ -9304,7 +9313,7 @@ def _es_f139(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509CRL', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9323,7 +9332,7 @@ def _es_f140(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509Certificate', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9342,7 +9351,7 @@ def _es_f142(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'X509IssuerName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -9361,7 +9370,7 @@ def _es_f144(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509SKI', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9377,7 +9386,7 @@ def _ds_f144(r: BitReader) -> Any:
 
 def _es_f145(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
+    if type(x) is not int: encode_range(w, 'X509SerialNumber', x, None, None, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -9396,7 +9405,7 @@ def _es_f146(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'X509SubjectName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -9415,7 +9424,7 @@ def _es_f147(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'XPath', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -9434,7 +9443,7 @@ def _es_f148(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Y', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 

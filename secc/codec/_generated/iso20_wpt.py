@@ -11,6 +11,7 @@ from typing import Any
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
 from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, missing, not_allowed, unexpected)
+from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 from secc.codec._generated.xmldsig import (
     Signature,
     _e_Signature,
@@ -885,7 +886,7 @@ def _e_WPT_FinePositioningSetupReq(w: BitWriter, v: Any) -> None:
         else:
             st = 6
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('NaturalOffset', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NaturalOffset', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'VendorSpecificDataContainer'
@@ -898,7 +899,7 @@ def _e_WPT_FinePositioningSetupReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: encode_length(w, 'VendorSpecificDataContainer', x, 256, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
@@ -1022,7 +1023,7 @@ def _d_WPT_FinePositioningSetupReq(r: BitReader) -> WPT_FinePositioningSetupReq:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('NaturalOffset', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'NaturalOffset', _x, 0, 65535)
                 expect_ee(r)
             f5 = _x
             _q = r.pos + 2
@@ -1039,7 +1040,8 @@ def _d_WPT_FinePositioningSetupReq(r: BitReader) -> WPT_FinePositioningSetupReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(256)
+                _x = r.binary()
+                if len(_x) > 256: length_violation(r, 'VendorSpecificDataContainer', _x, None, 256)
                 expect_ee(r)
             f6.append(_x)
             fid, m, nst = ev(r, _DT_WPT_FinePositioningSetupReq, st)
@@ -1204,7 +1206,7 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 8: encode_length(w, 'SessionID', x, 8, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'TimeStamp'
@@ -1214,7 +1216,7 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeStamp', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'Signature'
@@ -1254,7 +1256,8 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(8)
+                _x = r.binary()
+                if len(_x) < 8 or len(_x) > 8: length_violation(r, 'SessionID', _x, 8, 8)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -1271,7 +1274,7 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('TimeStamp', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 2
@@ -1620,7 +1623,7 @@ def _e_WPT_LF_TransmitterData(w: BitWriter, v: Any) -> None:
             raise missing('NumberOfTransmitters', w)
         else:
             st = 1
-            if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumberOfTransmitters', x, 'is not an integer in [0, 255]', w)
+            if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'NumberOfTransmitters', x, 0, 255, 0, 255)
             w.acc = (w.acc << 11) | (x << 1)
         _p = 'SignalFrequency'
         x = v.signal_frequency
@@ -1755,7 +1758,7 @@ def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
             raise missing('Exponent', w)
         else:
             st = 1
-            if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
+            if type(x) is not int or not -128 <= x <= 127: encode_range(w, 'Exponent', x, -128, 127, -128, 127)
             w.acc = (w.acc << 11) | ((x - -128) << 1)
         _p = 'Value'
         x = v.value
@@ -1764,7 +1767,7 @@ def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = None
@@ -1817,7 +1820,7 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -1923,7 +1926,7 @@ def _e_WPT_TxRxSpecData(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TxRxIdentifier', x, 'is not an integer in [1, 4294967295]', w)
+            if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TxRxIdentifier', x, 1, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'TxRxPosition'
@@ -1971,7 +1974,7 @@ def _d_WPT_TxRxSpecData(r: BitReader) -> WPT_TxRxSpecData:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x < 1 or _x > 4294967295: raise bad_value('TxRxIdentifier', _x, 'is outside [1, 4294967295]', r)
+                if _x < 1 or _x > 4294967295: range_violation(r, 'TxRxIdentifier', _x, 1, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -2031,7 +2034,7 @@ def _e_WPT_CoordinateXYZ(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Coord_X', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Coord_X', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'Coord_Y'
@@ -2041,7 +2044,7 @@ def _e_WPT_CoordinateXYZ(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Coord_Y', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Coord_Y', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'Coord_Z'
@@ -2051,7 +2054,7 @@ def _e_WPT_CoordinateXYZ(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             w.acc <<= 2
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Coord_Z', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Coord_Z', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = None
@@ -2081,7 +2084,7 @@ def _d_WPT_CoordinateXYZ(r: BitReader) -> WPT_CoordinateXYZ:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('Coord_X', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'Coord_X', _x, -32768, 32767)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -2098,7 +2101,7 @@ def _d_WPT_CoordinateXYZ(r: BitReader) -> WPT_CoordinateXYZ:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('Coord_Y', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'Coord_Y', _x, -32768, 32767)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -2115,7 +2118,7 @@ def _d_WPT_CoordinateXYZ(r: BitReader) -> WPT_CoordinateXYZ:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('Coord_Z', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'Coord_Z', _x, -32768, 32767)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 1
@@ -2165,7 +2168,7 @@ def _e_WPT_TxRxPackageSpecData(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('PulseSeparationTime', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'PulseSeparationTime', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'PulseDuration'
@@ -2175,7 +2178,7 @@ def _e_WPT_TxRxPackageSpecData(w: BitWriter, v: Any) -> None:
         else:
             st = 6
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('PulseDuration', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'PulseDuration', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'PackageSeparationTime'
@@ -2185,7 +2188,7 @@ def _e_WPT_TxRxPackageSpecData(w: BitWriter, v: Any) -> None:
         else:
             st = 8
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('PackageSeparationTime', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'PackageSeparationTime', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = None
@@ -2223,7 +2226,7 @@ def _d_WPT_TxRxPackageSpecData(r: BitReader) -> WPT_TxRxPackageSpecData:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('PulseSeparationTime', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'PulseSeparationTime', _x, 0, 65535)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -2240,7 +2243,7 @@ def _d_WPT_TxRxPackageSpecData(r: BitReader) -> WPT_TxRxPackageSpecData:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('PulseDuration', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'PulseDuration', _x, 0, 65535)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 1
@@ -2257,7 +2260,7 @@ def _d_WPT_TxRxPackageSpecData(r: BitReader) -> WPT_TxRxPackageSpecData:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('PackageSeparationTime', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'PackageSeparationTime', _x, 0, 65535)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 1
@@ -2294,7 +2297,7 @@ def _e_WPT_TxRxPulseOrder(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('IndexNumber', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'IndexNumber', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'TxRxIdentifier'
@@ -2304,7 +2307,7 @@ def _e_WPT_TxRxPulseOrder(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TxRxIdentifier', x, 'is not an integer in [1, 4294967295]', w)
+            if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TxRxIdentifier', x, 1, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = None
@@ -2333,7 +2336,7 @@ def _d_WPT_TxRxPulseOrder(r: BitReader) -> WPT_TxRxPulseOrder:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('IndexNumber', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'IndexNumber', _x, 0, 65535)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -2350,7 +2353,7 @@ def _d_WPT_TxRxPulseOrder(r: BitReader) -> WPT_TxRxPulseOrder:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x < 1 or _x > 4294967295: raise bad_value('TxRxIdentifier', _x, 'is outside [1, 4294967295]', r)
+                if _x < 1 or _x > 4294967295: range_violation(r, 'TxRxIdentifier', _x, 1, 4294967295)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 1
@@ -2386,7 +2389,7 @@ def _e_WPT_LF_ReceiverData(w: BitWriter, v: Any) -> None:
             raise missing('NumberOfReceivers', w)
         else:
             st = 1
-            if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumberOfReceivers', x, 'is not an integer in [0, 255]', w)
+            if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'NumberOfReceivers', x, 0, 255, 0, 255)
             w.acc = (w.acc << 11) | (x << 1)
         _p = 'RxSpecData'
         for x in v.rx_spec_data:
@@ -2521,7 +2524,7 @@ def _e_WPT_FinePositioningSetupRes(w: BitWriter, v: Any) -> None:
         else:
             st = 6
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('NaturalOffset', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NaturalOffset', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'VendorSpecificDataContainer'
@@ -2534,7 +2537,7 @@ def _e_WPT_FinePositioningSetupRes(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: encode_length(w, 'VendorSpecificDataContainer', x, 256, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
@@ -2658,7 +2661,7 @@ def _d_WPT_FinePositioningSetupRes(r: BitReader) -> WPT_FinePositioningSetupRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('NaturalOffset', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'NaturalOffset', _x, 0, 65535)
                 expect_ee(r)
             f5 = _x
             _q = r.pos + 2
@@ -2675,7 +2678,8 @@ def _d_WPT_FinePositioningSetupRes(r: BitReader) -> WPT_FinePositioningSetupRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(256)
+                _x = r.binary()
+                if len(_x) > 256: length_violation(r, 'VendorSpecificDataContainer', _x, None, 256)
                 expect_ee(r)
             f6.append(_x)
             fid, m, nst = ev(r, _DT_WPT_FinePositioningSetupRes, st)
@@ -2849,7 +2853,7 @@ def _e_WPT_FinePositioningReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: encode_length(w, 'VendorSpecificDataContainer', x, 256, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
@@ -2962,7 +2966,8 @@ def _d_WPT_FinePositioningReq(r: BitReader) -> WPT_FinePositioningReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(256)
+                _x = r.binary()
+                if len(_x) > 256: length_violation(r, 'VendorSpecificDataContainer', _x, None, 256)
                 expect_ee(r)
             f3.append(_x)
             fid, m, nst = ev(r, _DT_WPT_FinePositioningReq, st)
@@ -3005,7 +3010,7 @@ def _e_WPT_LF_DataPackageList(w: BitWriter, v: Any) -> None:
             raise missing('NumPackages', w)
         else:
             st = 1
-            if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumPackages', x, 'is not an integer in [0, 255]', w)
+            if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'NumPackages', x, 0, 255, 0, 255)
             w.acc = (w.acc << 11) | (x << 1)
         _p = 'WPT_LF_DataPackage'
         x = v.wpt_lf_data_package
@@ -3097,7 +3102,7 @@ def _e_WPT_LF_DataPackage(w: BitWriter, v: Any) -> None:
             raise missing('PackageIndex', w)
         else:
             st = 1
-            if type(x) is not int or not 0 <= x <= 255: raise bad_value('PackageIndex', x, 'is not an integer in [0, 255]', w)
+            if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'PackageIndex', x, 0, 255, 0, 255)
             w.acc = (w.acc << 11) | (x << 1)
         _p = 'LF_TxData'
         x = v.lf_tx_data
@@ -3270,7 +3275,7 @@ def _e_WPT_LF_TxData(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TxIdentifier', x, 'is not an integer in [1, 4294967295]', w)
+            if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TxIdentifier', x, 1, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EIRP'
@@ -3308,7 +3313,7 @@ def _d_WPT_LF_TxData(r: BitReader) -> WPT_LF_TxData:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x < 1 or _x > 4294967295: raise bad_value('TxIdentifier', _x, 'is outside [1, 4294967295]', r)
+                if _x < 1 or _x > 4294967295: range_violation(r, 'TxIdentifier', _x, 1, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -3411,7 +3416,7 @@ def _e_WPT_LF_RxData(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('RxIdentifier', x, 'is not an integer in [1, 4294967295]', w)
+            if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'RxIdentifier', x, 1, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'RSSIData'
@@ -3449,7 +3454,7 @@ def _d_WPT_LF_RxData(r: BitReader) -> WPT_LF_RxData:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x < 1 or _x > 4294967295: raise bad_value('RxIdentifier', _x, 'is outside [1, 4294967295]', r)
+                if _x < 1 or _x > 4294967295: range_violation(r, 'RxIdentifier', _x, 1, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -3552,7 +3557,7 @@ def _e_WPT_LF_RxRSSI(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TxIdentifier', x, 'is not an integer in [1, 4294967295]', w)
+            if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TxIdentifier', x, 1, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'RSSI'
@@ -3590,7 +3595,7 @@ def _d_WPT_LF_RxRSSI(r: BitReader) -> WPT_LF_RxRSSI:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x < 1 or _x > 4294967295: raise bad_value('TxIdentifier', _x, 'is outside [1, 4294967295]', r)
+                if _x < 1 or _x > 4294967295: range_violation(r, 'TxIdentifier', _x, 1, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -3669,7 +3674,7 @@ def _e_WPT_FinePositioningRes(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: encode_length(w, 'VendorSpecificDataContainer', x, 256, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
@@ -3782,7 +3787,8 @@ def _d_WPT_FinePositioningRes(r: BitReader) -> WPT_FinePositioningRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(256)
+                _x = r.binary()
+                if len(_x) > 256: length_violation(r, 'VendorSpecificDataContainer', _x, None, 256)
                 expect_ee(r)
             f3.append(_x)
             fid, m, nst = ev(r, _DT_WPT_FinePositioningRes, st)
@@ -3846,7 +3852,7 @@ def _e_WPT_PairingReq(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             w.acc <<= 3
-            if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('ObservedIDCode', x, 'is not an integer in [1, 4294967295]', w)
+            if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'ObservedIDCode', x, 1, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVResultCode'
@@ -3870,7 +3876,7 @@ def _e_WPT_PairingReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: encode_length(w, 'VendorSpecificDataContainer', x, 256, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
@@ -3944,7 +3950,7 @@ def _d_WPT_PairingReq(r: BitReader) -> WPT_PairingReq:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x < 1 or _x > 4294967295: raise bad_value('ObservedIDCode', _x, 'is outside [1, 4294967295]', r)
+                if _x < 1 or _x > 4294967295: range_violation(r, 'ObservedIDCode', _x, 1, 4294967295)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 1
@@ -3989,7 +3995,8 @@ def _d_WPT_PairingReq(r: BitReader) -> WPT_PairingReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(256)
+                _x = r.binary()
+                if len(_x) > 256: length_violation(r, 'VendorSpecificDataContainer', _x, None, 256)
                 expect_ee(r)
             f4.append(_x)
             fid, m, nst = ev(r, _DT_WPT_PairingReq, st)
@@ -4050,7 +4057,7 @@ def _e_WPT_PairingRes(w: BitWriter, v: Any) -> None:
         else:
             st = 4
             w.acc <<= 4
-            if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('ObservedIDCode', x, 'is not an integer in [1, 4294967295]', w)
+            if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'ObservedIDCode', x, 1, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'AlternativeSECCList'
@@ -4073,7 +4080,7 @@ def _e_WPT_PairingRes(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: encode_length(w, 'VendorSpecificDataContainer', x, 256, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
@@ -4176,7 +4183,7 @@ def _d_WPT_PairingRes(r: BitReader) -> WPT_PairingRes:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x < 1 or _x > 4294967295: raise bad_value('ObservedIDCode', _x, 'is outside [1, 4294967295]', r)
+                if _x < 1 or _x > 4294967295: range_violation(r, 'ObservedIDCode', _x, 1, 4294967295)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 2
@@ -4205,7 +4212,8 @@ def _d_WPT_PairingRes(r: BitReader) -> WPT_PairingRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(256)
+                _x = r.binary()
+                if len(_x) > 256: length_violation(r, 'VendorSpecificDataContainer', _x, None, 256)
                 expect_ee(r)
             f5.append(_x)
             fid, m, nst = ev(r, _DT_WPT_PairingRes, st)
@@ -4299,7 +4307,7 @@ def _e_AlternativeSECC(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 255: raise bad_value('SSID', x, 'is not a str of at most 255 characters', w)
+                if not isinstance(x, str) or len(x) > 255: encode_length(w, 'SSID', x, 255, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'BSSID'
@@ -4314,7 +4322,7 @@ def _e_AlternativeSECC(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 12: raise bad_value('BSSID', x, 'is not a str of at most 12 characters', w)
+                if not isinstance(x, str) or len(x) > 12: encode_length(w, 'BSSID', x, 12, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'IPAddress'
@@ -4330,7 +4338,7 @@ def _e_AlternativeSECC(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 39: raise bad_value('IPAddress', x, 'is not a str of at most 39 characters', w)
+                if not isinstance(x, str) or len(x) > 39: encode_length(w, 'IPAddress', x, 39, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'Port'
@@ -4344,7 +4352,7 @@ def _e_AlternativeSECC(w: BitWriter, v: Any) -> None:
             elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('Port', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('Port', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'Port', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = None
@@ -4376,7 +4384,8 @@ def _d_AlternativeSECC(r: BitReader) -> AlternativeSECC:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(255)
+                _x = r.string()
+                if len(_x) > 255: length_violation(r, 'SSID', _x, None, 255)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 3
@@ -4392,7 +4401,8 @@ def _d_AlternativeSECC(r: BitReader) -> AlternativeSECC:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(12)
+                _x = r.string()
+                if len(_x) > 12: length_violation(r, 'BSSID', _x, None, 12)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 2
@@ -4408,7 +4418,8 @@ def _d_AlternativeSECC(r: BitReader) -> AlternativeSECC:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(39)
+                _x = r.string()
+                if len(_x) > 39: length_violation(r, 'IPAddress', _x, None, 39)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 2
@@ -4425,7 +4436,7 @@ def _d_AlternativeSECC(r: BitReader) -> AlternativeSECC:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('Port', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'Port', _x, 0, 65535)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 1
@@ -4482,7 +4493,7 @@ def _e_WPT_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('SDMaxGroundClearence', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'SDMaxGroundClearence', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'SDMinGroundClearence'
@@ -4492,7 +4503,7 @@ def _e_WPT_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
         else:
             st = 4
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('SDMinGroundClearence', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'SDMinGroundClearence', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVPCNaturalFrequency'
@@ -4522,7 +4533,7 @@ def _e_WPT_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: encode_length(w, 'VendorSpecificDataContainer', x, 256, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
@@ -4582,7 +4593,7 @@ def _d_WPT_ChargeParameterDiscoveryReq(r: BitReader) -> WPT_ChargeParameterDisco
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('SDMaxGroundClearence', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'SDMaxGroundClearence', _x, 0, 65535)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 1
@@ -4599,7 +4610,7 @@ def _d_WPT_ChargeParameterDiscoveryReq(r: BitReader) -> WPT_ChargeParameterDisco
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('SDMinGroundClearence', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'SDMinGroundClearence', _x, 0, 65535)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 1
@@ -4652,7 +4663,8 @@ def _d_WPT_ChargeParameterDiscoveryReq(r: BitReader) -> WPT_ChargeParameterDisco
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(256)
+                _x = r.binary()
+                if len(_x) > 256: length_violation(r, 'VendorSpecificDataContainer', _x, None, 256)
                 expect_ee(r)
             f6.append(_x)
             fid, m, nst = ev(r, _DT_WPT_ChargeParameterDiscoveryReq, st)
@@ -4789,7 +4801,7 @@ def _e_WPT_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
         else:
             st = 6
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('SDMaxGroundClearanceSupport', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'SDMaxGroundClearanceSupport', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'SDMinGroundClearanceSupport'
@@ -4799,7 +4811,7 @@ def _e_WPT_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
         else:
             st = 7
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('SDMinGroundClearanceSupport', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'SDMinGroundClearanceSupport', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'PDMinCoilCurrent'
@@ -4830,7 +4842,7 @@ def _e_WPT_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('SDManufacturerSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: encode_length(w, 'SDManufacturerSpecificDataContainer', x, 256, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         if len(v.sd_manufacturer_specific_data_container) > 16: raise bad_value('SDManufacturerSpecificDataContainer', len(v.sd_manufacturer_specific_data_container), 'occurrences, more than 16', w)
@@ -4959,7 +4971,7 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('SDMaxGroundClearanceSupport', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'SDMaxGroundClearanceSupport', _x, 0, 65535)
                 expect_ee(r)
             f5 = _x
             _q = r.pos + 1
@@ -4976,7 +4988,7 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('SDMinGroundClearanceSupport', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'SDMinGroundClearanceSupport', _x, 0, 65535)
                 expect_ee(r)
             f6 = _x
             _q = r.pos + 1
@@ -5017,7 +5029,8 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(256)
+                _x = r.binary()
+                if len(_x) > 256: length_violation(r, 'SDManufacturerSpecificDataContainer', _x, None, 256)
                 expect_ee(r)
             f9.append(_x)
             fid, m, nst = ev(r, _DT_WPT_ChargeParameterDiscoveryRes, st)
@@ -5192,7 +5205,7 @@ def _e_WPT_AlignmentCheckReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: encode_length(w, 'VendorSpecificDataContainer', x, 256, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
@@ -5306,7 +5319,8 @@ def _d_WPT_AlignmentCheckReq(r: BitReader) -> WPT_AlignmentCheckReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(256)
+                _x = r.binary()
+                if len(_x) > 256: length_violation(r, 'VendorSpecificDataContainer', _x, None, 256)
                 expect_ee(r)
             f4.append(_x)
             fid, m, nst = ev(r, _DT_WPT_AlignmentCheckReq, st)
@@ -5389,7 +5403,7 @@ def _e_WPT_AlignmentCheckRes(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: encode_length(w, 'VendorSpecificDataContainer', x, 256, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         if len(v.vendor_specific_data_container) > 16: raise bad_value('VendorSpecificDataContainer', len(v.vendor_specific_data_container), 'occurrences, more than 16', w)
@@ -5516,7 +5530,8 @@ def _d_WPT_AlignmentCheckRes(r: BitReader) -> WPT_AlignmentCheckRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(256)
+                _x = r.binary()
+                if len(_x) > 256: length_violation(r, 'VendorSpecificDataContainer', _x, None, 256)
                 expect_ee(r)
             f5.append(_x)
             fid, m, nst = ev(r, _DT_WPT_AlignmentCheckRes, st)
@@ -5628,7 +5643,7 @@ def _e_WPT_ChargeLoopReq(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('ManufacturerSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: encode_length(w, 'ManufacturerSpecificDataContainer', x, 256, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         if len(v.manufacturer_specific_data_container) > 16: raise bad_value('ManufacturerSpecificDataContainer', len(v.manufacturer_specific_data_container), 'occurrences, more than 16', w)
@@ -5788,7 +5803,8 @@ def _d_WPT_ChargeLoopReq(r: BitReader) -> WPT_ChargeLoopReq:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(256)
+                _x = r.binary()
+                if len(_x) > 256: length_violation(r, 'ManufacturerSpecificDataContainer', _x, None, 256)
                 expect_ee(r)
             f8.append(_x)
             fid, m, nst = ev(r, _DT_WPT_ChargeLoopReq, st)
@@ -5940,7 +5956,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'PresentSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 13) | (x << 1)
         _p = 'MinimumSOC'
         x = v.minimum_soc
@@ -5950,7 +5966,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 4) | 1; st = 2
             elif st == 1: w.acc <<= 4; st = 2
             else: raise not_allowed('MinimumSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MinimumSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
@@ -5961,7 +5977,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             elif st == 1: w.acc = (w.acc << 4) | 1; st = 3
             elif st == 2: w.acc <<= 4; st = 3
             else: raise not_allowed('TargetSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'MaximumSOC'
         x = v.maximum_soc
@@ -5973,7 +5989,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             elif st == 2: w.acc = (w.acc << 4) | 1; st = 4
             elif st == 3: w.acc <<= 4; st = 4
             else: raise not_allowed('MaximumSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MaximumSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'RemainingTimeToMinimumSOC'
         x = v.remaining_time_to_minimum_soc
@@ -5985,7 +6001,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMinimumSOC', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'RemainingTimeToTargetSOC'
@@ -5998,7 +6014,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToTargetSOC', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'RemainingTimeToMaximumSOC'
@@ -6011,7 +6027,7 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMaximumSOC', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'ChargingComplete'
@@ -6088,12 +6104,12 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'PresentSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'PresentSOC', _x, 0, 100)
             f0 = _x
             _q = r.pos + 4
             if _q > r.wend: _c = r.bits(4)
@@ -6114,12 +6130,12 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
             f1 = _x
             _q = r.pos + 4
             if _q > r.wend: _c = r.bits(4)
@@ -6140,12 +6156,12 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             f2 = _x
             _q = r.pos + 4
             if _q > r.wend: _c = r.bits(4)
@@ -6166,12 +6182,12 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'MaximumSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'MaximumSOC', _x, 0, 100)
             f3 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -6187,7 +6203,7 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
                 expect_ee(r)
             f4 = _x
             _q = r.pos + 3
@@ -6204,7 +6220,7 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
                 expect_ee(r)
             f5 = _x
             _q = r.pos + 3
@@ -6221,7 +6237,7 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
                 expect_ee(r)
             f6 = _x
             _q = r.pos + 3
@@ -6570,7 +6586,7 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('ManufacturerSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 256: encode_length(w, 'ManufacturerSpecificDataContainer', x, 256, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         if len(v.manufacturer_specific_data_container) > 16: raise bad_value('ManufacturerSpecificDataContainer', len(v.manufacturer_specific_data_container), 'occurrences, more than 16', w)
@@ -6788,7 +6804,8 @@ def _d_WPT_ChargeLoopRes(r: BitReader) -> WPT_ChargeLoopRes:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(256)
+                _x = r.binary()
+                if len(_x) > 256: length_violation(r, 'ManufacturerSpecificDataContainer', _x, None, 256)
                 expect_ee(r)
             f12.append(_x)
             fid, m, nst = ev(r, _DT_WPT_ChargeLoopRes, st)
@@ -6999,7 +7016,7 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVSENotification'
@@ -7037,7 +7054,7 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -7106,7 +7123,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
+                if not isinstance(x, str) or len(x) > 32: encode_length(w, 'MeterID', x, 32, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'ChargedEnergyReadingWh'
@@ -7116,7 +7133,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'ChargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'BPT_DischargedEnergyReadingWh'
@@ -7126,7 +7143,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         else:
             st = 3
             w.acc <<= 4
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_DischargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'CapacitiveEnergyReadingVARh'
@@ -7138,7 +7155,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             elif st == 3: w.acc <<= 3; st = 4
             else: raise not_allowed('CapacitiveEnergyReadingVARh', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CapacitiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'BPT_InductiveEnergyReadingVARh'
@@ -7151,7 +7168,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             elif st == 4: w.acc <<= 3; st = 5
             else: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_InductiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'MeterSignature'
@@ -7168,7 +7185,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 64: encode_length(w, 'MeterSignature', x, 64, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'MeterStatus'
@@ -7181,7 +7198,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
+            if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = 'MeterTimestamp'
@@ -7194,7 +7211,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterTimestamp', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = None
@@ -7230,7 +7247,8 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
-                _x = r.string(32)
+                _x = r.string()
+                if len(_x) > 32: length_violation(r, 'MeterID', _x, None, 32)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -7247,7 +7265,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f1 = _x
             _q = r.pos + 3
@@ -7264,7 +7282,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f2 = _x
             _q = r.pos + 3
@@ -7281,7 +7299,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 3
@@ -7298,7 +7316,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f4 = _x
             _q = r.pos + 3
@@ -7314,7 +7332,8 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
-                _x = r.binary(64)
+                _x = r.binary()
+                if len(_x) > 64: length_violation(r, 'MeterSignature', _x, None, 64)
                 expect_ee(r)
             f5 = _x
             _q = r.pos + 2
@@ -7331,7 +7350,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.integer()
-                if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
+                if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
                 expect_ee(r)
             f6 = _x
             _q = r.pos + 2
@@ -7348,7 +7367,7 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('MeterTimestamp', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f7 = _x
             _q = r.pos + 1
@@ -7391,7 +7410,7 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
+            if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EnergyCosts'
@@ -7476,7 +7495,7 @@ def _d_Receipt(r: BitReader) -> Receipt:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
+                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 3
@@ -7649,7 +7668,7 @@ def _e_DetailedTax(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 2
-            if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
+            if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'Amount'
@@ -7687,7 +7706,7 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x < 1 or _x > 4294967295: raise bad_value('TaxRuleID', _x, 'is outside [1, 4294967295]', r)
+                if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -7931,7 +7950,7 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 3
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
@@ -7990,7 +8009,7 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 1
@@ -8065,7 +8084,7 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
         else:
             st = 1
             w.acc <<= 4
-            if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+            if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
@@ -8076,7 +8095,7 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 3) | 1; st = 2
             elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('MinimumSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MinimumSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'TargetSOC'
         x = v.target_soc
@@ -8087,7 +8106,7 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
             elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('TargetSOC', w)
-            if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+            if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
             w.acc = (w.acc << 9) | (x << 1)
         _p = 'AckMaxDelay'
         x = v.ack_max_delay
@@ -8100,7 +8119,7 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             elif st == 3: w.acc <<= 2; st = 4
             else: raise not_allowed('AckMaxDelay', w)
             w.acc <<= 1
-            if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
+            if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
             w.uint(x)
             w.acc <<= 1
         _p = None
@@ -8133,7 +8152,7 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
                 expect_ee(r)
             f0 = _x
             _q = r.pos + 3
@@ -8155,12 +8174,12 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -8181,12 +8200,12 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                     _x = empty_value(r, 3, 'int')
                 else:
                     _x = r.bits(7)
-                    if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                    if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
                     expect_ee(r)
             else:
                 if _x & 1: expect_ee_failed(r)
                 _x = (_x >> 1) & 127
-                if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+                if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             f2 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -8202,7 +8221,7 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
                 _x = empty_value(r, 3, 'int')
             else:
                 _x = r.uint()
-                if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
+                if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
                 expect_ee(r)
             f3 = _x
             _q = r.pos + 1
@@ -8278,6 +8297,8 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
     o = _new(ListOfRootCertificateIDs)
     _S_ListOfRootCertificateIDs_0(o, tuple(f0))
     return o
+
+_REPEATED = {'_d_WPT_FinePositioningSetupReq': {'VendorSpecificDataContainer': 'f6'}, '_dg_WPT_FinePositioningSetupReq': {'VendorSpecificDataContainer': 'f6'}, '_d_WPT_FinePositioningMethodList': {'WPT_FinePositioningMethod': 'f0'}, '_dg_WPT_FinePositioningMethodList': {'WPT_FinePositioningMethod': 'f0'}, '_d_WPT_PairingMethodList': {'WPT_PairingMethod': 'f0'}, '_dg_WPT_PairingMethodList': {'WPT_PairingMethod': 'f0'}, '_d_WPT_AlignmentCheckMethodList': {'WPT_AlignmentCheckMethod': 'f0'}, '_dg_WPT_AlignmentCheckMethodList': {'WPT_AlignmentCheckMethod': 'f0'}, '_d_WPT_LF_TransmitterData': {'TxSpecData': 'f2'}, '_dg_WPT_LF_TransmitterData': {'TxSpecData': 'f2'}, '_d_WPT_TxRxPackageSpecData': {'PulseSequenceOrder': 'f0'}, '_dg_WPT_TxRxPackageSpecData': {'PulseSequenceOrder': 'f0'}, '_d_WPT_LF_ReceiverData': {'RxSpecData': 'f1'}, '_dg_WPT_LF_ReceiverData': {'RxSpecData': 'f1'}, '_d_WPT_FinePositioningSetupRes': {'VendorSpecificDataContainer': 'f6'}, '_dg_WPT_FinePositioningSetupRes': {'VendorSpecificDataContainer': 'f6'}, '_d_WPT_FinePositioningReq': {'VendorSpecificDataContainer': 'f3'}, '_dg_WPT_FinePositioningReq': {'VendorSpecificDataContainer': 'f3'}, '_d_WPT_FinePositioningRes': {'VendorSpecificDataContainer': 'f3'}, '_dg_WPT_FinePositioningRes': {'VendorSpecificDataContainer': 'f3'}, '_d_WPT_PairingReq': {'VendorSpecificDataContainer': 'f4'}, '_dg_WPT_PairingReq': {'VendorSpecificDataContainer': 'f4'}, '_d_WPT_PairingRes': {'VendorSpecificDataContainer': 'f5'}, '_dg_WPT_PairingRes': {'VendorSpecificDataContainer': 'f5'}, '_d_AlternativeSECCList': {'AlternativeSECC': 'f0'}, '_dg_AlternativeSECCList': {'AlternativeSECC': 'f0'}, '_d_WPT_ChargeParameterDiscoveryReq': {'VendorSpecificDataContainer': 'f6'}, '_dg_WPT_ChargeParameterDiscoveryReq': {'VendorSpecificDataContainer': 'f6'}, '_d_WPT_ChargeParameterDiscoveryRes': {'SDManufacturerSpecificDataContainer': 'f9'}, '_dg_WPT_ChargeParameterDiscoveryRes': {'SDManufacturerSpecificDataContainer': 'f9'}, '_d_WPT_AlignmentCheckReq': {'VendorSpecificDataContainer': 'f4'}, '_dg_WPT_AlignmentCheckReq': {'VendorSpecificDataContainer': 'f4'}, '_d_WPT_AlignmentCheckRes': {'VendorSpecificDataContainer': 'f5'}, '_dg_WPT_AlignmentCheckRes': {'VendorSpecificDataContainer': 'f5'}, '_d_WPT_ChargeLoopReq': {'ManufacturerSpecificDataContainer': 'f8'}, '_dg_WPT_ChargeLoopReq': {'ManufacturerSpecificDataContainer': 'f8'}, '_d_WPT_ChargeLoopRes': {'ManufacturerSpecificDataContainer': 'f12'}, '_dg_WPT_ChargeLoopRes': {'ManufacturerSpecificDataContainer': 'f12'}, '_d_Receipt': {'TaxCosts': 'f5'}, '_dg_Receipt': {'TaxCosts': 'f5'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}}
 
 _new = object.__new__
 _S_WPT_FinePositioningSetupReq_0 = WPT_FinePositioningSetupReq.header.__set__
@@ -8660,7 +8681,7 @@ def _es_g5(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'DigestValue', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -8679,7 +8700,7 @@ def _es_g7(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'KeyName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -8698,7 +8719,7 @@ def _es_g10(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'MgmtData', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -8716,7 +8737,7 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:std:iso:15118:-20:CommonType
 
 def _es_f0(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('AckMaxDelay', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -8726,14 +8747,14 @@ def _ds_f0(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('AckMaxDelay', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
         expect_ee(r)
     return _x
 
 
 def _es_f5(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_DischargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -8743,14 +8764,14 @@ def _ds_f5(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('BPT_DischargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f6(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_InductiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -8760,7 +8781,7 @@ def _ds_f6(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('BPT_InductiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
@@ -8770,7 +8791,7 @@ def _es_f7(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 12: raise bad_value('BSSID', x, 'is not a str of at most 12 characters', w)
+        if not isinstance(x, str) or len(x) > 12: encode_length(w, 'BSSID', x, 12, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -8779,14 +8800,15 @@ def _ds_f7(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(12)
+        _x = r.string()
+        if len(_x) > 12: length_violation(r, 'BSSID', _x, None, 12)
         expect_ee(r)
     return _x
 
 
 def _es_f12(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CapacitiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -8796,14 +8818,14 @@ def _ds_f12(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('CapacitiveEnergyReadingVARh', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f13(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'ChargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -8813,7 +8835,7 @@ def _ds_f13(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('ChargedEnergyReadingWh', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
@@ -8842,7 +8864,7 @@ def _ds_f14(r: BitReader) -> Any:
 
 def _es_f15(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Coord_X', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Coord_X', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -8852,14 +8874,14 @@ def _ds_f15(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('Coord_X', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'Coord_X', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
 
 def _es_f16(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Coord_Y', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Coord_Y', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -8869,14 +8891,14 @@ def _ds_f16(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('Coord_Y', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'Coord_Y', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
 
 def _es_f17(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Coord_Z', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Coord_Z', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -8886,14 +8908,14 @@ def _ds_f17(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('Coord_Z', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'Coord_Z', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
 
 def _es_f20(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('DepartureTime', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -8903,7 +8925,7 @@ def _ds_f20(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('DepartureTime', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
@@ -8913,7 +8935,7 @@ def _es_f22(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'DigestValue', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9087,7 +9109,7 @@ def _es_f49(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Exponent', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9102,7 +9124,7 @@ def _ds_f49(r: BitReader) -> Any:
 
 
 def _es_f50(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not -128 <= x <= 127: raise bad_value('Exponent', x, 'is not an integer in [-128, 127]', w)
+    if type(x) is not int or not -128 <= x <= 127: encode_range(w, 'Exponent', x, -128, 127, -128, 127)
     w.acc = (w.acc << 10) | ((x - -128) << 1)
 
 
@@ -9128,7 +9150,7 @@ def _es_f51(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'G', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9144,7 +9166,7 @@ def _ds_f51(r: BitReader) -> Any:
 
 def _es_f52(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
+    if type(x) is not int: encode_range(w, 'HMACOutputLength', x, None, None, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -9163,7 +9185,7 @@ def _es_f54(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 39: raise bad_value('IPAddress', x, 'is not a str of at most 39 characters', w)
+        if not isinstance(x, str) or len(x) > 39: encode_length(w, 'IPAddress', x, 39, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -9172,14 +9194,15 @@ def _ds_f54(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(39)
+        _x = r.string()
+        if len(_x) > 39: length_violation(r, 'IPAddress', _x, None, 39)
         expect_ee(r)
     return _x
 
 
 def _es_f55(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('IndexNumber', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'IndexNumber', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9189,7 +9212,7 @@ def _ds_f55(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('IndexNumber', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'IndexNumber', _x, 0, 65535)
         expect_ee(r)
     return _x
 
@@ -9221,7 +9244,7 @@ def _es_f57(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'J', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9240,7 +9263,7 @@ def _es_f59(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'KeyName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -9259,7 +9282,7 @@ def _es_f67(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('ManufacturerSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 256: encode_length(w, 'ManufacturerSpecificDataContainer', x, 256, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9268,13 +9291,14 @@ def _ds_f67(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(256)
+        _x = r.binary()
+        if len(_x) > 256: length_violation(r, 'ManufacturerSpecificDataContainer', _x, None, 256)
         expect_ee(r)
     return _x
 
 
 def _es_f68(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('MaximumSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MaximumSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -9288,12 +9312,12 @@ def _ds_f68(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'MaximumSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('MaximumSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'MaximumSOC', _x, 0, 100)
     return _x
 
 
@@ -9302,7 +9326,7 @@ def _es_f69(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 32: raise bad_value('MeterID', x, 'is not a str of at most 32 characters', w)
+        if not isinstance(x, str) or len(x) > 32: encode_length(w, 'MeterID', x, 32, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -9311,7 +9335,8 @@ def _ds_f69(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(32)
+        _x = r.string()
+        if len(_x) > 32: length_violation(r, 'MeterID', _x, None, 32)
         expect_ee(r)
     return _x
 
@@ -9343,7 +9368,7 @@ def _es_f72(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise bad_value('MeterSignature', x, 'is not a bytes of at most 64 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 64: encode_length(w, 'MeterSignature', x, 64, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9352,14 +9377,15 @@ def _ds_f72(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(64)
+        _x = r.binary()
+        if len(_x) > 64: length_violation(r, 'MeterSignature', _x, None, 64)
         expect_ee(r)
     return _x
 
 
 def _es_f73(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('MeterStatus', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -9369,14 +9395,14 @@ def _ds_f73(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('MeterStatus', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
 
 def _es_f74(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('MeterTimestamp', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterTimestamp', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9386,7 +9412,7 @@ def _ds_f74(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('MeterTimestamp', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
@@ -9396,7 +9422,7 @@ def _es_f75(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'MgmtData', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -9411,7 +9437,7 @@ def _ds_f75(r: BitReader) -> Any:
 
 
 def _es_f76(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('MinimumSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'MinimumSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -9425,12 +9451,12 @@ def _ds_f76(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('MinimumSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'MinimumSOC', _x, 0, 100)
     return _x
 
 
@@ -9439,7 +9465,7 @@ def _es_f77(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Modulus', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9455,7 +9481,7 @@ def _ds_f77(r: BitReader) -> Any:
 
 def _es_f78(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('NaturalOffset', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NaturalOffset', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9465,14 +9491,14 @@ def _ds_f78(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('NaturalOffset', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'NaturalOffset', _x, 0, 65535)
         expect_ee(r)
     return _x
 
 
 def _es_f79(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('NotificationMaxDelay', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9482,13 +9508,13 @@ def _ds_f79(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('NotificationMaxDelay', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
         expect_ee(r)
     return _x
 
 
 def _es_f80(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumPackages', x, 'is not an integer in [0, 255]', w)
+    if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'NumPackages', x, 0, 255, 0, 255)
     w.acc = (w.acc << 10) | (x << 1)
 
 
@@ -9510,7 +9536,7 @@ def _ds_f80(r: BitReader) -> Any:
 
 
 def _es_f81(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumberOfReceivers', x, 'is not an integer in [0, 255]', w)
+    if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'NumberOfReceivers', x, 0, 255, 0, 255)
     w.acc = (w.acc << 10) | (x << 1)
 
 
@@ -9532,7 +9558,7 @@ def _ds_f81(r: BitReader) -> Any:
 
 
 def _es_f82(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 255: raise bad_value('NumberOfTransmitters', x, 'is not an integer in [0, 255]', w)
+    if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'NumberOfTransmitters', x, 0, 255, 0, 255)
     w.acc = (w.acc << 10) | (x << 1)
 
 
@@ -9555,7 +9581,7 @@ def _ds_f82(r: BitReader) -> Any:
 
 def _es_f84(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('ObservedIDCode', x, 'is not an integer in [1, 4294967295]', w)
+    if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'ObservedIDCode', x, 1, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9565,7 +9591,7 @@ def _ds_f84(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x < 1 or _x > 4294967295: raise bad_value('ObservedIDCode', _x, 'is outside [1, 4294967295]', r)
+        if _x < 1 or _x > 4294967295: range_violation(r, 'ObservedIDCode', _x, 1, 4294967295)
         expect_ee(r)
     return _x
 
@@ -9575,7 +9601,7 @@ def _es_f87(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'P', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9619,7 +9645,7 @@ def _es_f92(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PGPKeyID', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9638,7 +9664,7 @@ def _es_f93(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PGPKeyPacket', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9653,7 +9679,7 @@ def _ds_f93(r: BitReader) -> Any:
 
 
 def _es_f94(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 255: raise bad_value('PackageIndex', x, 'is not an integer in [0, 255]', w)
+    if type(x) is not int or not 0 <= x <= 255: encode_range(w, 'PackageIndex', x, 0, 255, 0, 255)
     w.acc = (w.acc << 10) | (x << 1)
 
 
@@ -9676,7 +9702,7 @@ def _ds_f94(r: BitReader) -> Any:
 
 def _es_f95(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('PackageSeparationTime', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'PackageSeparationTime', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9686,7 +9712,7 @@ def _ds_f95(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('PackageSeparationTime', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'PackageSeparationTime', _x, 0, 65535)
         expect_ee(r)
     return _x
 
@@ -9696,7 +9722,7 @@ def _es_f96(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PgenCounter', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9712,7 +9738,7 @@ def _ds_f96(r: BitReader) -> Any:
 
 def _es_f97(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('Port', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'Port', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9722,13 +9748,13 @@ def _ds_f97(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('Port', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'Port', _x, 0, 65535)
         expect_ee(r)
     return _x
 
 
 def _es_f99(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('PresentSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'PresentSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -9742,18 +9768,18 @@ def _ds_f99(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'PresentSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('PresentSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'PresentSOC', _x, 0, 100)
     return _x
 
 
 def _es_f103(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('PulseDuration', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'PulseDuration', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9763,14 +9789,14 @@ def _ds_f103(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('PulseDuration', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'PulseDuration', _x, 0, 65535)
         expect_ee(r)
     return _x
 
 
 def _es_f104(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('PulseSeparationTime', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'PulseSeparationTime', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9780,7 +9806,7 @@ def _ds_f104(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('PulseSeparationTime', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'PulseSeparationTime', _x, 0, 65535)
         expect_ee(r)
     return _x
 
@@ -9790,7 +9816,7 @@ def _es_f106(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Q', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9806,7 +9832,7 @@ def _ds_f106(r: BitReader) -> Any:
 
 def _es_f113(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMaximumSOC', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9816,14 +9842,14 @@ def _ds_f113(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('RemainingTimeToMaximumSOC', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f114(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMinimumSOC', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9833,14 +9859,14 @@ def _ds_f114(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('RemainingTimeToMinimumSOC', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f115(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', x, 'is not an integer in [0, 4294967295]', w)
+    if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToTargetSOC', x, 0, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9850,7 +9876,7 @@ def _ds_f115(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 4294967295: raise bad_value('RemainingTimeToTargetSOC', _x, 'is outside [0, 4294967295]', r)
+        if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
         expect_ee(r)
     return _x
 
@@ -9884,7 +9910,7 @@ def _ds_f116(r: BitReader) -> Any:
 
 def _es_f119(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('RxIdentifier', x, 'is not an integer in [1, 4294967295]', w)
+    if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'RxIdentifier', x, 1, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9894,7 +9920,7 @@ def _ds_f119(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x < 1 or _x > 4294967295: raise bad_value('RxIdentifier', _x, 'is outside [1, 4294967295]', r)
+        if _x < 1 or _x > 4294967295: range_violation(r, 'RxIdentifier', _x, 1, 4294967295)
         expect_ee(r)
     return _x
 
@@ -9904,7 +9930,7 @@ def _es_f121(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('SDManufacturerSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 256: encode_length(w, 'SDManufacturerSpecificDataContainer', x, 256, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -9913,14 +9939,15 @@ def _ds_f121(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(256)
+        _x = r.binary()
+        if len(_x) > 256: length_violation(r, 'SDManufacturerSpecificDataContainer', _x, None, 256)
         expect_ee(r)
     return _x
 
 
 def _es_f122(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('SDMaxGroundClearanceSupport', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'SDMaxGroundClearanceSupport', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9930,14 +9957,14 @@ def _ds_f122(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('SDMaxGroundClearanceSupport', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'SDMaxGroundClearanceSupport', _x, 0, 65535)
         expect_ee(r)
     return _x
 
 
 def _es_f123(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('SDMaxGroundClearence', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'SDMaxGroundClearence', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9947,14 +9974,14 @@ def _ds_f123(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('SDMaxGroundClearence', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'SDMaxGroundClearence', _x, 0, 65535)
         expect_ee(r)
     return _x
 
 
 def _es_f125(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('SDMinGroundClearanceSupport', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'SDMinGroundClearanceSupport', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9964,14 +9991,14 @@ def _ds_f125(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('SDMinGroundClearanceSupport', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'SDMinGroundClearanceSupport', _x, 0, 65535)
         expect_ee(r)
     return _x
 
 
 def _es_f126(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 65535: raise bad_value('SDMinGroundClearence', x, 'is not an integer in [0, 65535]', w)
+    if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'SDMinGroundClearence', x, 0, 65535, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -9981,7 +10008,7 @@ def _ds_f126(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 65535: raise bad_value('SDMinGroundClearence', _x, 'is outside [0, 65535]', r)
+        if _x > 65535: range_violation(r, 'SDMinGroundClearence', _x, 0, 65535)
         expect_ee(r)
     return _x
 
@@ -10018,7 +10045,7 @@ def _es_f136(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'SPKISexp', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -10037,7 +10064,7 @@ def _es_f137(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str) or len(x) > 255: raise bad_value('SSID', x, 'is not a str of at most 255 characters', w)
+        if not isinstance(x, str) or len(x) > 255: encode_length(w, 'SSID', x, 255, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -10046,7 +10073,8 @@ def _ds_f137(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'str')
     else:
-        _x = r.string(255)
+        _x = r.string()
+        if len(_x) > 255: length_violation(r, 'SSID', _x, None, 255)
         expect_ee(r)
     return _x
 
@@ -10056,7 +10084,7 @@ def _es_f138(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Seed', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -10075,7 +10103,7 @@ def _es_f139(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise bad_value('SessionID', x, 'is not a bytes of at most 8 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 8: encode_length(w, 'SessionID', x, 8, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -10084,13 +10112,14 @@ def _ds_f139(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(8)
+        _x = r.binary()
+        if len(_x) < 8 or len(_x) > 8: length_violation(r, 'SessionID', _x, 8, 8)
         expect_ee(r)
     return _x
 
 
 def _es_f149(w: BitWriter, x: Any) -> None:
-    if type(x) is not int or not 0 <= x <= 100: raise bad_value('TargetSOC', x, 'is not an integer in [0, 100]', w)
+    if type(x) is not int or not 0 <= x <= 100: encode_range(w, 'TargetSOC', x, 0, 100, 0, 127)
     w.acc = (w.acc << 9) | (x << 1)
 
 
@@ -10104,18 +10133,18 @@ def _ds_f149(r: BitReader) -> Any:
             _x = empty_value(r, 3, 'int')
         else:
             _x = r.bits(7)
-            if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+            if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
             expect_ee(r)
     else:
         if _x & 1: expect_ee_failed(r)
         _x = (_x >> 1) & 127
-        if _x > 100: raise bad_value('TargetSOC', _x, 'is above 100', r)
+        if _x > 100: range_violation(r, 'TargetSOC', _x, 0, 100)
     return _x
 
 
 def _es_f151(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TaxRuleID', x, 'is not an integer in [1, 4294967295]', w)
+    if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -10125,14 +10154,14 @@ def _ds_f151(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x < 1 or _x > 4294967295: raise bad_value('TaxRuleID', _x, 'is outside [1, 4294967295]', r)
+        if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f152(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeAnchor', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -10142,14 +10171,14 @@ def _ds_f152(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('TimeAnchor', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f153(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 0 or x > 18446744073709551615: raise bad_value('TimeStamp', x, 'is not an integer in [0, 18446744073709551615]', w)
+    if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeStamp', x, 0, 18446744073709551615, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -10159,14 +10188,14 @@ def _ds_f153(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x > 18446744073709551615: raise bad_value('TimeStamp', _x, 'is outside [0, 18446744073709551615]', r)
+        if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
         expect_ee(r)
     return _x
 
 
 def _es_f156(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TxIdentifier', x, 'is not an integer in [1, 4294967295]', w)
+    if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TxIdentifier', x, 1, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -10176,14 +10205,14 @@ def _ds_f156(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x < 1 or _x > 4294967295: raise bad_value('TxIdentifier', _x, 'is outside [1, 4294967295]', r)
+        if _x < 1 or _x > 4294967295: range_violation(r, 'TxIdentifier', _x, 1, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f158(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < 1 or x > 4294967295: raise bad_value('TxRxIdentifier', x, 'is not an integer in [1, 4294967295]', w)
+    if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TxRxIdentifier', x, 1, 4294967295, 0, None)
     w.uint(x)
     w.acc <<= 1
 
@@ -10193,14 +10222,14 @@ def _ds_f158(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.uint()
-        if _x < 1 or _x > 4294967295: raise bad_value('TxRxIdentifier', _x, 'is outside [1, 4294967295]', r)
+        if _x < 1 or _x > 4294967295: range_violation(r, 'TxRxIdentifier', _x, 1, 4294967295)
         expect_ee(r)
     return _x
 
 
 def _es_f162(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int or x < -32768 or x > 32767: raise bad_value('Value', x, 'is not an integer in [-32768, 32767]', w)
+    if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -10210,7 +10239,7 @@ def _ds_f162(r: BitReader) -> Any:
         _x = empty_value(r, 3, 'int')
     else:
         _x = r.integer()
-        if _x < -32768 or _x > 32767: raise bad_value('Value', _x, 'is outside [-32768, 32767]', r)
+        if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
         expect_ee(r)
     return _x
 
@@ -10220,7 +10249,7 @@ def _es_f163(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)) or len(x) > 256: raise bad_value('VendorSpecificDataContainer', x, 'is not a bytes of at most 256 octets', w)
+        if not isinstance(x, (bytes, bytearray)) or len(x) > 256: encode_length(w, 'VendorSpecificDataContainer', x, 256, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -10229,7 +10258,8 @@ def _ds_f163(r: BitReader) -> Any:
     if r.bit():
         _x = empty_value(r, 3, 'bytes')
     else:
-        _x = r.binary(256)
+        _x = r.binary()
+        if len(_x) > 256: length_violation(r, 'VendorSpecificDataContainer', _x, None, 256)
         expect_ee(r)
     return _x
 
@@ -10320,7 +10350,7 @@ def _es_f183(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509CRL', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -10339,7 +10369,7 @@ def _es_f184(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509Certificate', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -10358,7 +10388,7 @@ def _es_f186(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'X509IssuerName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -10377,7 +10407,7 @@ def _es_f188(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509SKI', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -10393,7 +10423,7 @@ def _ds_f188(r: BitReader) -> Any:
 
 def _es_f189(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
+    if type(x) is not int: encode_range(w, 'X509SerialNumber', x, None, None, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -10412,7 +10442,7 @@ def _es_f190(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'X509SubjectName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -10431,7 +10461,7 @@ def _es_f191(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'XPath', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -10450,7 +10480,7 @@ def _es_f192(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Y', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 

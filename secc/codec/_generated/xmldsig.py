@@ -11,6 +11,7 @@ from typing import Any
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
 from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, missing, not_allowed, unexpected)
+from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -227,7 +228,7 @@ def _e_Signature(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 2
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'SignedInfo'
         x = v.signed_info
@@ -373,7 +374,7 @@ def _e_SignedInfo(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 2
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'CanonicalizationMethod'
         x = v.canonicalization_method
@@ -495,7 +496,7 @@ def _e_CanonicalizationMethod(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 1
             st = 1
-            if not isinstance(x, str): raise bad_value('@Algorithm', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Algorithm', x, None, 'str')
             w.string(x)
         _p = None
         w.acc = (w.acc << 2) | 1
@@ -553,7 +554,7 @@ def _e_SignatureMethod(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 1
             st = 1
-            if not isinstance(x, str): raise bad_value('@Algorithm', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Algorithm', x, None, 'str')
             w.string(x)
         _p = 'HMACOutputLength'
         x = v.hmac_output_length
@@ -562,7 +563,7 @@ def _e_SignatureMethod(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 4
-            if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
+            if type(x) is not int: encode_range(w, 'HMACOutputLength', x, None, None, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = None
@@ -641,7 +642,7 @@ def _e_Reference(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 3
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = '@Type'
         x = v.type
@@ -651,7 +652,7 @@ def _e_Reference(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 3) | 1; st = 2
             elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('@Type', w)
-            if not isinstance(x, str): raise bad_value('@Type', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Type', x, None, 'str')
             w.string(x)
         _p = '@URI'
         x = v.uri
@@ -662,7 +663,7 @@ def _e_Reference(w: BitWriter, v: Any) -> None:
             elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
             elif st == 2: w.acc <<= 2; st = 3
             else: raise not_allowed('@URI', w)
-            if not isinstance(x, str): raise bad_value('@URI', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@URI', x, None, 'str')
             w.string(x)
         _p = 'Transforms'
         x = v.transforms
@@ -698,7 +699,7 @@ def _e_Reference(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
+                if not isinstance(x, (bytes, bytearray)): encode_length(w, 'DigestValue', x, None, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = None
@@ -885,7 +886,7 @@ def _e_Transform(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 1
             st = 1
-            if not isinstance(x, str): raise bad_value('@Algorithm', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Algorithm', x, None, 'str')
             w.string(x)
         _p = 'XPath'
         for x in v.x_path:
@@ -897,7 +898,7 @@ def _e_Transform(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
+                if not isinstance(x, str): encode_length(w, 'XPath', x, None, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = None
@@ -973,7 +974,7 @@ def _e_DigestMethod(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 1
             st = 1
-            if not isinstance(x, str): raise bad_value('@Algorithm', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Algorithm', x, None, 'str')
             w.string(x)
         _p = None
         w.acc = (w.acc << 2) | 1
@@ -1030,7 +1031,7 @@ def _e_SignatureValue(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 2
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'value'
         x = v.value
@@ -1044,7 +1045,7 @@ def _e_SignatureValue(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 2) | 1; st = 2
             elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('value', w)
-            if not isinstance(x, (bytes, bytearray)): raise bad_value('value', x, 'is not a bytes of at most None octets', w)
+            if not isinstance(x, (bytes, bytearray)): encode_length(w, 'value', x, None, 'bytes')
             w.binary(x)
         _p = None
         w.acc <<= 1
@@ -1118,7 +1119,7 @@ def _e_KeyInfo(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 4
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'KeyName'
         for x in v.key_name:
@@ -1130,7 +1131,7 @@ def _e_KeyInfo(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
+                if not isinstance(x, str): encode_length(w, 'KeyName', x, None, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'KeyValue'
@@ -1183,7 +1184,7 @@ def _e_KeyInfo(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
+                if not isinstance(x, str): encode_length(w, 'MgmtData', x, None, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = None
@@ -1431,7 +1432,7 @@ def _e_DSAKeyValue(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
+                if not isinstance(x, (bytes, bytearray)): encode_length(w, 'P', x, None, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'Q'
@@ -1446,7 +1447,7 @@ def _e_DSAKeyValue(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
+                if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Q', x, None, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'G'
@@ -1462,7 +1463,7 @@ def _e_DSAKeyValue(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
+                if not isinstance(x, (bytes, bytearray)): encode_length(w, 'G', x, None, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'Y'
@@ -1479,7 +1480,7 @@ def _e_DSAKeyValue(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
+                if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Y', x, None, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'J'
@@ -1493,7 +1494,7 @@ def _e_DSAKeyValue(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
+                if not isinstance(x, (bytes, bytearray)): encode_length(w, 'J', x, None, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'Seed'
@@ -1508,7 +1509,7 @@ def _e_DSAKeyValue(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
+                if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Seed', x, None, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'PgenCounter'
@@ -1524,7 +1525,7 @@ def _e_DSAKeyValue(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
+                if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PgenCounter', x, None, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = None
@@ -1699,7 +1700,7 @@ def _e_RSAKeyValue(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
+                if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Modulus', x, None, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'Exponent'
@@ -1713,7 +1714,7 @@ def _e_RSAKeyValue(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
+                if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Exponent', x, None, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = None
@@ -1794,7 +1795,7 @@ def _e_RetrievalMethod(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 3
             st = 1
-            if not isinstance(x, str): raise bad_value('@Type', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Type', x, None, 'str')
             w.string(x)
         _p = '@URI'
         x = v.uri
@@ -1804,7 +1805,7 @@ def _e_RetrievalMethod(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 3) | 1; st = 2
             elif st == 1: w.acc <<= 2; st = 2
             else: raise not_allowed('@URI', w)
-            if not isinstance(x, str): raise bad_value('@URI', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@URI', x, None, 'str')
             w.string(x)
         _p = 'Transforms'
         x = v.transforms
@@ -1914,7 +1915,7 @@ def _e_X509Data(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
+                if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509SKI', x, None, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'X509SubjectName'
@@ -1927,7 +1928,7 @@ def _e_X509Data(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
+                if not isinstance(x, str): encode_length(w, 'X509SubjectName', x, None, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'X509Certificate'
@@ -1940,7 +1941,7 @@ def _e_X509Data(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
+                if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509Certificate', x, None, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'X509CRL'
@@ -1953,7 +1954,7 @@ def _e_X509Data(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
+                if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509CRL', x, None, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = None
@@ -2083,7 +2084,7 @@ def _e_X509IssuerSerial(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
+                if not isinstance(x, str): encode_length(w, 'X509IssuerName', x, None, 'str')
                 w.string(x)
                 w.acc <<= 1
         _p = 'X509SerialNumber'
@@ -2093,7 +2094,7 @@ def _e_X509IssuerSerial(w: BitWriter, v: Any) -> None:
         else:
             st = 2
             w.acc <<= 2
-            if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
+            if type(x) is not int: encode_range(w, 'X509SerialNumber', x, None, None, None, None)
             w.integer(x)
             w.acc <<= 1
         _p = None
@@ -2178,7 +2179,7 @@ def _e_PGPData(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
+                if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PGPKeyID', x, None, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'PGPKeyPacket'
@@ -2193,7 +2194,7 @@ def _e_PGPData(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
+                if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PGPKeyPacket', x, None, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = 'PGPKeyPacket'
@@ -2209,7 +2210,7 @@ def _e_PGPData(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
+                if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PGPKeyPacket', x, None, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = None
@@ -2313,7 +2314,7 @@ def _e_SPKIData(w: BitWriter, v: Any) -> None:
                 w.acc = (w.acc << 1) | 1; w.acc <<= 3
             else:
                 w.acc <<= 1
-                if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
+                if not isinstance(x, (bytes, bytearray)): encode_length(w, 'SPKISexp', x, None, 'bytes')
                 w.binary(x)
                 w.acc <<= 1
         _p = None
@@ -2376,7 +2377,7 @@ def _e_Object(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 3
             st = 1
-            if not isinstance(x, str): raise bad_value('@Encoding', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Encoding', x, None, 'str')
             w.string(x)
         _p = '@Id'
         x = v.id
@@ -2386,7 +2387,7 @@ def _e_Object(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 3) | 1; st = 2
             elif st == 1: w.acc <<= 3; st = 2
             else: raise not_allowed('@Id', w)
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = '@MimeType'
         x = v.mime_type
@@ -2397,7 +2398,7 @@ def _e_Object(w: BitWriter, v: Any) -> None:
             elif st == 1: w.acc = (w.acc << 3) | 1; st = 3
             elif st == 2: w.acc <<= 3; st = 3
             else: raise not_allowed('@MimeType', w)
-            if not isinstance(x, str): raise bad_value('@MimeType', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@MimeType', x, None, 'str')
             w.string(x)
         _p = None
         e = _EE_Object[st]
@@ -2485,7 +2486,7 @@ def _e_Manifest(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 2
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'Reference'
         for x in v.reference:
@@ -2562,7 +2563,7 @@ def _e_SignatureProperties(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 2
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = 'SignatureProperty'
         for x in v.signature_property:
@@ -2639,7 +2640,7 @@ def _e_SignatureProperty(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 2
             st = 1
-            if not isinstance(x, str): raise bad_value('@Id', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Id', x, None, 'str')
             w.string(x)
         _p = '@Target'
         x = v.target
@@ -2649,7 +2650,7 @@ def _e_SignatureProperty(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 2) | 1; st = 2
             elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('@Target', w)
-            if not isinstance(x, str): raise bad_value('@Target', x, 'is not a str of at most None characters', w)
+            if not isinstance(x, str): encode_length(w, '@Target', x, None, 'str')
             w.string(x)
         _p = None
         e = _EE_SignatureProperty[st]
@@ -2705,6 +2706,8 @@ def _d_SignatureProperty(r: BitReader) -> SignatureProperty:
     _S_SignatureProperty_0(o, f0)
     _S_SignatureProperty_1(o, f1)
     return o
+
+_REPEATED = {'_d_Signature': {'Object': 'f4'}, '_dg_Signature': {'Object': 'f4'}, '_d_SignedInfo': {'Reference': 'f3'}, '_dg_SignedInfo': {'Reference': 'f3'}, '_d_Transforms': {'Transform': 'f0'}, '_dg_Transforms': {'Transform': 'f0'}, '_d_Transform': {'XPath': 'f1'}, '_dg_Transform': {'XPath': 'f1'}, '_d_KeyInfo': {'KeyName': 'f1', 'KeyValue': 'f2', 'RetrievalMethod': 'f3', 'X509Data': 'f4', 'PGPData': 'f5', 'SPKIData': 'f6', 'MgmtData': 'f7'}, '_dg_KeyInfo': {'KeyName': 'f1', 'KeyValue': 'f2', 'RetrievalMethod': 'f3', 'X509Data': 'f4', 'PGPData': 'f5', 'SPKIData': 'f6', 'MgmtData': 'f7'}, '_d_X509Data': {'X509IssuerSerial': 'f0', 'X509SKI': 'f1', 'X509SubjectName': 'f2', 'X509Certificate': 'f3', 'X509CRL': 'f4'}, '_dg_X509Data': {'X509IssuerSerial': 'f0', 'X509SKI': 'f1', 'X509SubjectName': 'f2', 'X509Certificate': 'f3', 'X509CRL': 'f4'}, '_d_SPKIData': {'SPKISexp': 'f0'}, '_dg_SPKIData': {'SPKISexp': 'f0'}, '_d_Manifest': {'Reference': 'f1'}, '_dg_Manifest': {'Reference': 'f1'}, '_d_SignatureProperties': {'SignatureProperty': 'f1'}, '_dg_SignatureProperties': {'SignatureProperty': 'f1'}}
 
 _new = object.__new__
 _S_Signature_0 = Signature.id.__set__
@@ -2853,7 +2856,7 @@ def _es_g3(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'DigestValue', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -2872,7 +2875,7 @@ def _es_g5(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'KeyName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -2891,7 +2894,7 @@ def _es_g8(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'MgmtData', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -2912,7 +2915,7 @@ def _es_f3(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('DigestValue', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'DigestValue', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -2931,7 +2934,7 @@ def _es_f4(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Exponent', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Exponent', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -2950,7 +2953,7 @@ def _es_f5(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('G', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'G', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -2966,7 +2969,7 @@ def _ds_f5(r: BitReader) -> Any:
 
 def _es_f6(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int: raise bad_value('HMACOutputLength', x, 'is not an integer in [None, None]', w)
+    if type(x) is not int: encode_range(w, 'HMACOutputLength', x, None, None, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -2985,7 +2988,7 @@ def _es_f7(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('J', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'J', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -3004,7 +3007,7 @@ def _es_f9(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('KeyName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'KeyName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -3023,7 +3026,7 @@ def _es_f12(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('MgmtData', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'MgmtData', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -3042,7 +3045,7 @@ def _es_f13(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Modulus', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Modulus', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -3061,7 +3064,7 @@ def _es_f15(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('P', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'P', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -3080,7 +3083,7 @@ def _es_f17(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyID', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PGPKeyID', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -3099,7 +3102,7 @@ def _es_f18(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('PGPKeyPacket', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PGPKeyPacket', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -3118,7 +3121,7 @@ def _es_f19(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('PgenCounter', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'PgenCounter', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -3137,7 +3140,7 @@ def _es_f20(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Q', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Q', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -3156,7 +3159,7 @@ def _es_f25(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('SPKISexp', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'SPKISexp', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -3175,7 +3178,7 @@ def _es_f26(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Seed', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Seed', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -3194,7 +3197,7 @@ def _es_f35(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('X509CRL', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509CRL', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -3213,7 +3216,7 @@ def _es_f36(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('X509Certificate', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509Certificate', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -3232,7 +3235,7 @@ def _es_f38(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('X509IssuerName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'X509IssuerName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -3251,7 +3254,7 @@ def _es_f40(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('X509SKI', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'X509SKI', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 
@@ -3267,7 +3270,7 @@ def _ds_f40(r: BitReader) -> Any:
 
 def _es_f41(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
-    if type(x) is not int: raise bad_value('X509SerialNumber', x, 'is not an integer in [None, None]', w)
+    if type(x) is not int: encode_range(w, 'X509SerialNumber', x, None, None, None, None)
     w.integer(x)
     w.acc <<= 1
 
@@ -3286,7 +3289,7 @@ def _es_f42(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('X509SubjectName', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'X509SubjectName', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -3305,7 +3308,7 @@ def _es_f43(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, str): raise bad_value('XPath', x, 'is not a str of at most None characters', w)
+        if not isinstance(x, str): encode_length(w, 'XPath', x, None, 'str')
         w.string(x)
         w.acc <<= 1
 
@@ -3324,7 +3327,7 @@ def _es_f44(w: BitWriter, x: Any) -> None:
         w.acc = (w.acc << 1) | 1; w.acc <<= 3
     else:
         w.acc <<= 1
-        if not isinstance(x, (bytes, bytearray)): raise bad_value('Y', x, 'is not a bytes of at most None octets', w)
+        if not isinstance(x, (bytes, bytearray)): encode_length(w, 'Y', x, None, 'bytes')
         w.binary(x)
         w.acc <<= 1
 

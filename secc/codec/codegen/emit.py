@@ -71,6 +71,7 @@ class Emitter(ValueEmitter):
         self.enum_names: dict[int, str] = {}
         self.lines: list[str] = []
         self._setters: list[str] = []
+        self._repeated: dict[str, dict[str, str]] = {}
         self._name_types()
 
     # -- naming ---------------------------------------------------------------------
@@ -446,6 +447,8 @@ class Emitter(ValueEmitter):
                     taken |= nxt
                     frontier = nxt
                 body.append(f"{ind}{var} = []")
+                # the list's length is the index of a violation's element (facets.py)
+                self._repeated.setdefault(g.key, {})[label] = var
                 body.append(f"{ind}while fid == {fid}:")
                 inner = ind + "    "
                 body.append(f"{inner}st = nst")
@@ -875,6 +878,10 @@ class Emitter(ValueEmitter):
             "EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, "
             "missing, not_allowed, unexpected)"
         )
+        out.append(
+            "from secc.codec.exi.facets import (encode_length, encode_range, length_violation, "
+            "range_violation)"
+        )
         own = [g for g in self.grammars if not self._is_shared(g.ctype)]  # type: ignore[arg-type]
         shared = [g for g in self.grammars if self._is_shared(g.ctype)]  # type: ignore[arg-type]
         if shared:
@@ -904,6 +911,14 @@ class Emitter(ValueEmitter):
             self._add_fused(g)
         for g in own:
             self.emit_subst_tables(g)
+        # decode function -> {label of a repeated field: its list}: element indices in
+        # the paths of facet violations
+        repeated = {}
+        for key, labels in self._repeated.items():
+            for fn in (f"_d_{key}", f"_dg_{key}"):
+                repeated[fn] = labels
+        out.append("")
+        out.append(f"_REPEATED = {repeated!r}")
         out.append("")
         out.append("_new = object.__new__")
         out.extend(self._setters)

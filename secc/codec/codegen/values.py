@@ -70,9 +70,11 @@ class ValueEmitter:
     def enc_value(self, vc: ValueCodec, x: str, label: str, ind: str) -> list[str]:
         out: list[str] = []
         if vc.kind == "nbit":
+            # outside the facets: a lenient writer takes what the n bits hold
+            rhi = vc.lo + (1 << vc.nbits) - 1  # type: ignore[operator]
             out.append(
                 f"{ind}if type({x}) is not int or not {vc.lo} <= {x} <= {vc.hi}: "
-                f"raise bad_value({label!r}, {x}, 'is not an integer in [{vc.lo}, {vc.hi}]', w)"
+                f"encode_range(w, {label!r}, {x}, {vc.lo}, {vc.hi}, {vc.lo}, {rhi})"
             )
             out.append(
                 f"{ind}w.bits({x} - {vc.lo}, {vc.nbits})"
@@ -85,9 +87,10 @@ class ValueEmitter:
                 conds.append(f"{x} < {vc.lo}")
             if vc.hi is not None:
                 conds.append(f"{x} > {vc.hi}")
+            rlo = 0 if vc.kind == "uint" else None  # a varint holds any integer above
             out.append(
                 f"{ind}if {' or '.join(conds)}: "
-                f"raise bad_value({label!r}, {x}, 'is not an integer in [{vc.lo}, {vc.hi}]', w)"
+                f"encode_range(w, {label!r}, {x}, {vc.lo}, {vc.hi}, {rlo}, None)"
             )
             out.append(f"{ind}w.{'uint' if vc.kind == 'uint' else 'integer'}({x})")
         elif vc.kind == "bool":
@@ -101,10 +104,9 @@ class ValueEmitter:
             conds = [f"not isinstance({x}, {t})"]
             if vc.maxl is not None:
                 conds.append(f"len({x}) > {vc.maxl}")
-            what = "characters" if vc.kind == "str" else "octets"
             out.append(
-                f"{ind}if {' or '.join(conds)}: raise bad_value({label!r}, {x}, "
-                f"'is not a {vc.kind} of at most {vc.maxl} {what}', w)"
+                f"{ind}if {' or '.join(conds)}: "
+                f"encode_length(w, {label!r}, {x}, {vc.maxl}, {vc.kind!r})"
             )
             out.append(f"{ind}w.{'string' if vc.kind == 'str' else 'binary'}({x})")
         elif vc.kind == "enum":
@@ -117,16 +119,20 @@ class ValueEmitter:
                 out.append(f"{ind}w.bits(_i, {vc.nbits})")
         return out
 
+    @staticmethod
+    def range_check(vc: ValueCodec, label: str) -> str:
+        """The statement for a decoded integer outside its facets: reported or refused."""
+        return f"range_violation(r, {label!r}, _x, {vc.lo}, {vc.hi})"
+
     def dec_value(self, vc: ValueCodec, label: str) -> tuple[list[str], str]:
         """Lines that leave the value in ``_x``."""
         if vc.kind == "nbit":
             lines = [f"_x = r.bits({vc.nbits}) + {vc.lo}" if vc.lo else f"_x = r.bits({vc.nbits})"]
             if (1 << vc.nbits) != vc.hi - vc.lo + 1:  # type: ignore[operator]
-                lines.append(
-                    f"if _x > {vc.hi}: raise bad_value({label!r}, _x, 'is above {vc.hi}', r)"
-                )
+                lines.append(f"if _x > {vc.hi}: {self.range_check(vc, label)}")
             return lines, "_x"
-        # what decodes must encode: the decoder checks the same facets as the encoder
+        # the decoder checks the encoder's facets: a value outside them is reported (a
+        # lenient reader) or refused (strict), and re-encodes with a lenient writer
         if vc.kind in ("uint", "sint"):
             lines = ["_x = r.uint()" if vc.kind == "uint" else "_x = r.integer()"]
             conds = []
@@ -135,17 +141,25 @@ class ValueEmitter:
             if vc.hi is not None:
                 conds.append(f"_x > {vc.hi}")
             if conds:
-                lines.append(
-                    f"if {' or '.join(conds)}: "
-                    f"raise bad_value({label!r}, _x, 'is outside [{vc.lo}, {vc.hi}]', r)"
-                )
+                lines.append(f"if {' or '.join(conds)}: {self.range_check(vc, label)}")
             return lines, "_x"
         if vc.kind == "bool":
             return ["_x = r.bit() == 1"], "_x"
         if vc.kind in ("str", "bytes"):
-            # the reader checks maxLength before it reads a character
-            arg = "" if vc.maxl is None else str(vc.maxl)
-            return [f"_x = r.{'string' if vc.kind == 'str' else 'binary'}({arg})"], "_x"
+            # any length the input holds (the reader checks that before the characters);
+            # the length facets are checked on the value
+            lines = [f"_x = r.{'string' if vc.kind == 'str' else 'binary'}()"]
+            conds = []
+            if vc.minl:
+                conds.append(f"len(_x) < {vc.minl}")
+            if vc.maxl is not None:
+                conds.append(f"len(_x) > {vc.maxl}")
+            if conds:
+                lines.append(
+                    f"if {' or '.join(conds)}: "
+                    f"length_violation(r, {label!r}, _x, {vc.minl}, {vc.maxl})"
+                )
+            return lines, "_x"
         assert vc.kind == "enum"
         lines = [f"_x = r.bits({vc.nbits})" if vc.nbits else "_x = 0"]
         if (1 << vc.nbits) != vc.count:
@@ -238,10 +252,7 @@ class ValueEmitter:
                 else f"{ind}    _x = (_x >> 1) & {mask}"
             )
             if (1 << vc.nbits) != vc.hi - vc.lo + 1:  # type: ignore[operator]
-                fast.append(
-                    f"{ind}    if _x > {vc.hi}: "
-                    f"raise bad_value({label!r}, _x, 'is above {vc.hi}', r)"
-                )
+                fast.append(f"{ind}    if _x > {vc.hi}: {self.range_check(vc, label)}")
         else:
             fast.append(f"{ind}    _x = (_x >> 1) & {mask}")
             if (1 << vc.nbits) != vc.count:

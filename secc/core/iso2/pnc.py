@@ -56,7 +56,8 @@ def check_signature(ctx: Context, element: Any, error: type[PeerError]) -> None:
         raise error("the message is not signed")
     if not ctx.contract_chain:
         raise error("no contract certificate to check the signature with")
-    fragments = {element.id: codec.encode_fragment(element, schema=ctx.schema.value)}
+    # the digest covers what the EV sent, values outside their facets included
+    fragments = {element.id: codec.encode_fragment(element, schema=ctx.schema.value, lenient=True)}
     reason = verifier(ctx).verify_signature(
         signature.signed_info,
         bytes(signature.signature_value.value),
@@ -137,7 +138,9 @@ def _certificate(ctx: Context, req: Any, action: str) -> Reply:
         raise NoCertificateAvailable("certificate installation is not enabled here")
     mod = ctx.mod
     whole = mod.V2G_Message(header=ctx.header, body=mod.Body(body_element=req))
-    forward = RequestCertificate(action=action, exi_request=codec.encode(whole))
+    # the EV's request as it sent it (values outside their facets included: the EV's
+    # signature covers them, and the back end decides)
+    forward = RequestCertificate(action=action, exi_request=codec.encode(whole, lenient=True))
     ctx.pending_request = type(req).__name__
     wait = (CERTIFICATE_TIMER, ctx.config.timers.certificate_installation)
     return Reply(None, State.CERTIFICATE_WAIT, (forward,), wait=wait)
@@ -153,8 +156,11 @@ def certificate_update(ctx: Context, req: Any, now: float) -> Reply:
 
 def certificate_result(
     ctx: Context, event: CertificateResult
-) -> tuple[Any, State, EndReason | None]:
-    """The back end's CertificateInstallation/UpdateRes as the message to send.
+) -> tuple[Any, State, EndReason | None, tuple[Any, ...]]:
+    """The back end's CertificateInstallation/UpdateRes as the message to send, and the
+    values outside their XSD facets it holds (an eMAID longer than 15 characters): the
+    back end's content goes to the EV as it was signed, so the session logs them and
+    encodes the message leniently.
 
     The back end's header Signature (CPS key over the new contract data) is kept; only the
     SessionID is ours.  Raises :class:`NoCertificateAvailable` when the back end failed or
@@ -164,7 +170,7 @@ def certificate_result(
     if event.exi_response is None:
         raise NoCertificateAvailable(event.reason or "the back end gave no certificate")
     try:
-        msg = codec.decode(event.exi_response, ctx.schema.value)
+        _, msg, violations = codec.decode_checked(event.exi_response, ctx.schema.value)
     except codec.DecodeError as exc:
         raise NoCertificateAvailable(f"the back end's EXI does not decode: {exc}") from exc
     body = msg.body.body_element
@@ -174,8 +180,8 @@ def certificate_result(
     header = mod.MessageHeader(session_id=ctx.session_id, signature=msg.header.signature)
     out = mod.V2G_Message(header=header, body=msg.body)
     if body.response_code.value.startswith("FAILED"):
-        return out, State.ENDED, EndReason.FAILED_RESPONSE
-    return out, State.CERTIFICATE_DONE, None
+        return out, State.ENDED, EndReason.FAILED_RESPONSE, violations
+    return out, State.CERTIFICATE_DONE, None, violations
 
 
 def metering_receipt(ctx: Context, req: Any, now: float) -> Reply:

@@ -106,8 +106,15 @@ def stop_actions(ctx: Context, reason: str) -> tuple[Action, ...]:
     return tuple(actions)
 
 
+MAX_PHASES = 3
+
+
 def ev_schedule(schedule_id: int, req: Any) -> tuple[Action, ...]:
-    """The EV's ChargingProfile for the CSMS (nothing when the EV sent none)."""
+    """The EV's ChargingProfile for the CSMS (nothing when the EV sent none).
+
+    A ChargingProfileEntryMaxNumberOfPhasesInUse above 3 (a production car sends 4, the
+    2-bit code the XSD's 1..3 leaves free; the decoder reports it as a facet violation)
+    means "no limit below all phases": it is passed on as 3, the most there are."""
     profile = getattr(req, "charging_profile", None)
     if profile is None:
         return ()
@@ -115,11 +122,15 @@ def ev_schedule(schedule_id: int, req: Any) -> tuple[Action, ...]:
         (
             e.charging_profile_entry_start,
             value_of(e.charging_profile_entry_max_power),
-            e.charging_profile_entry_max_number_of_phases_in_use,
+            _phases(e.charging_profile_entry_max_number_of_phases_in_use),
         )
         for e in profile.profile_entry
     )
     return (EvChargingSchedule(schedule_id, entries),)
+
+
+def _phases(n: int | None) -> int | None:
+    return n if n is None or n <= MAX_PHASES else MAX_PHASES
 
 
 def power_delivery(ctx: Context, req: Any, now: float) -> Reply:
