@@ -143,6 +143,12 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     dec.add_argument("--json", action="store_true", help="print the JSON form (default: XML)")
     dec.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse values outside the schema's facets (default: decode them as sent, "
+        "as the station does, with one warning line each on stderr)",
+    )
+    dec.add_argument(
         "data",
         nargs="+",
         metavar="INPUT",
@@ -172,6 +178,12 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "--v2gtp",
         action="store_true",
         help="print the V2GTP frame, header + EXI (default: the EXI alone)",
+    )
+    enc.add_argument(
+        "--lenient",
+        action="store_true",
+        help="write values outside the schema's facets as they are, to rebuild what a peer "
+        "sent (default: refused, as the station encodes its own messages)",
     )
     enc.add_argument("source", nargs="+", metavar="FILE_OR_-", help="XML or JSON file, - for stdin")
     return parser
@@ -338,7 +350,8 @@ def _decode_with(data: bytes, schema: str, fragment: str | None) -> tuple[RootIn
 def _round_trips(data: bytes, schema: str, root: RootInfo, value: Any, fragment: bool) -> bool:
     name = f"{{{root.ns}}}{root.local}"
     try:
-        enc = (codec.encode_fragment if fragment else codec.encode)(value, schema, name=name)
+        encode = codec.encode_fragment if fragment else codec.encode
+        enc = encode(value, schema, name=name, lenient=True)  # what a peer sent, as it is
     except codec.CodecError:
         return False
     # a trailing 00 after the padding (a Tesla does that) is accepted by the decoder
@@ -484,6 +497,14 @@ def _decode(ns: argparse.Namespace, report: Callable[[str], None]) -> int:
         if d.how is not None:
             frame = f"{d.frame}: " if d.frame else ""
             report(f"{prefix}{frame}schema {d.schema} ({d.how})")
+        checked = codec.decode_checked(item.data, d.schema, fragment=ns.fragment is not None)
+        for v in checked.violations:  # decoded as sent; the station's core decides
+            report(f"warning: {prefix}outside the schema's facets: {v}")
+        if checked.violations and ns.strict:
+            report(f"error: {prefix}refused (--strict): {len(checked.violations)} value(s) "
+                   "outside the schema's facets")  # fmt: skip
+            failed += 1
+            continue
         where: dict[str, Any] = {
             "root": d.root,
             "schema": d.schema,
@@ -552,19 +573,22 @@ def _encode_one(raw: bytes, ns: argparse.Namespace, report: Callable[[str], None
         root_ns, _, local = key[1:].partition("}") if key.startswith("{") else ("", "", key)
         if schema is None:
             schema = _schema_reported(root_ns or None, local, fragment, report)
-        root, value = _parse_checked(lambda s: from_json(obj, s, fragment=fragment), schema,
-                                     root_ns or None, local, fragment)  # fmt: skip
+        root, value = _parse_checked(
+            lambda s: from_json(obj, s, fragment=fragment, lenient=ns.lenient),
+            schema, root_ns or None, local, fragment,
+        )  # fmt: skip
     else:
         root_ns, local = _xml_root_name(raw)
         if schema is None:
             schema = _schema_reported(root_ns, local, fragment, report)
         root, value = _parse_checked(
-            lambda s: from_xml(raw, s, fragment=fragment), schema, root_ns, local, fragment
-        )
+            lambda s: from_xml(raw, s, fragment=fragment, lenient=ns.lenient),
+            schema, root_ns, local, fragment,
+        )  # fmt: skip
     name = f"{{{root.ns}}}{root.local}"
     if fragment:
-        return codec.encode_fragment(value, schema, name=name).hex()
-    data = codec.encode(value, schema, name=name)
+        return codec.encode_fragment(value, schema, name=name, lenient=ns.lenient).hex()
+    data = codec.encode(value, schema, name=name, lenient=ns.lenient)
     return (encode_frame(data, PAYLOAD_TYPE_OF[schema]) if ns.v2gtp else data).hex()
 
 

@@ -99,7 +99,8 @@ def _resume(data: Any) -> PausedSession | None:
 def _event(record: Record) -> Event:
     if record["kind"] == "rx":
         schema = Schema(record["schema"])
-        return RequestReceived(codec.decode(bytes.fromhex(record["exi"]), schema.value), schema)
+        _, message, violations = codec.decode_checked(bytes.fromhex(record["exi"]), schema.value)
+        return RequestReceived(message, schema, violations)  # as the station got it
     name, fields = record["event"], dict(record["fields"])
     if name == "CertificateResult":
         exi = fields.get("exi_response")

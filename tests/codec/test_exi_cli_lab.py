@@ -382,3 +382,50 @@ def test_every_option_says_its_default(capsys: pytest.CaptureFixture[str]) -> No
                 assert "default" in (action.help or ""), (name, action.option_strings)
         rc, out, _ = _run(capsys, name, "--help")
         assert rc == 0 and "exit codes: 0 ok, 1 " in out and "``" not in out
+
+
+def _four_phases() -> bytes:
+    """A PowerDeliveryReq whose ProfileEntry says 4 phases (the XSD allows 1-3; a
+    production car sends it), encoded as a car would: leniently."""
+    m = codec.schema_module("iso2")
+    entry = m.ProfileEntry(
+        charging_profile_entry_start=0,
+        charging_profile_entry_max_power=m.PhysicalValue(
+            multiplier=0, unit=m.UnitSymbol.W, value=11000
+        ),
+        charging_profile_entry_max_number_of_phases_in_use=4,
+    )
+    req = m.PowerDeliveryReq(
+        charge_progress=m.ChargeProgress.Start,
+        sa_schedule_tuple_id=1,
+        charging_profile=m.ChargingProfile(profile_entry=(entry,)),
+        ev_power_delivery_parameter=None,
+    )
+    msg = m.V2G_Message(
+        header=m.MessageHeader(session_id=b"\x01" * 8), body=m.Body(body_element=req)
+    )
+    return codec.encode(msg, "iso2", lenient=True)
+
+
+def test_values_outside_the_facets_are_decoded_with_a_warning_and_round_trip(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Decode is as liberal as the station (a warning per violation, --strict refuses);
+    encode is strict unless --lenient rebuilds what the peer sent byte for byte."""
+    data = _four_phases()
+    rc, out, err = _run(capsys, "decode", "--schema", "iso2", data.hex())
+    assert rc == 0
+    assert "ChargingProfileEntryMaxNumberOfPhasesInUse>4</" in out
+    assert "warning: outside the schema's facets: " in err
+    assert "ChargingProfileEntryMaxNumberOfPhasesInUse: 4 violates maxInclusive 3" in err
+    rc, _, err = _run(capsys, "decode", "--schema", "iso2", "--strict", data.hex())
+    assert rc == 1 and "error: refused (--strict)" in err
+    # the trial guess finds the schema although the stream violates a facet
+    rc, _, err = _run(capsys, "decode", data.hex())
+    assert rc == 0 and "schema iso2" in err
+    xml = tmp_path / "pd.xml"
+    xml.write_text(out)
+    rc, _, err = _run(capsys, "encode", str(xml))
+    assert rc == 1 and err.startswith("secc exi: error:")
+    rc, out, _ = _run(capsys, "encode", "--lenient", str(xml))
+    assert rc == 0 and out.strip() == data.hex()

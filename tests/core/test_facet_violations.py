@@ -17,12 +17,12 @@ import logging
 from typing import Any
 
 import pytest
+from secc.testing.ev import EvFaults, EvScript, EvSimulator
 
 from secc import codec
 from secc.core.actions import EndReason, EvChargingSchedule, RequestCertificate
 from secc.core.config import SessionConfig
 from secc.testing.clock import FakeClock
-from secc.testing.ev import EvFaults, EvScript, EvSimulator
 from secc.testing.evse import FakeStation
 from secc.testing.harness import run_session
 from secc.testing.pki import Credentials, certificate_backend, make_credentials, sign_elements
