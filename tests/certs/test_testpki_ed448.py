@@ -14,12 +14,22 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.x509.oid import SignatureAlgorithmOID
 
 from certs._util import der, load_certificates, pem, signed_by
 from certs.store import Store, is_iso20_certificate
-from certs.testpki import CHAINS, ROOT_OF, TestPki, TestPkiOptions, build_test_pki, read_issued
+from certs.testpki import (
+    CHAINS,
+    ROOT_OF,
+    TestPki,
+    TestPkiOptions,
+    build_test_pki,
+    issue_certificate,
+    new_iso20_key,
+    read_issued,
+)
 from certs.validate import OK, validate_chain, validate_contract_chain
 from tests.certs.conftest import openssl
 
@@ -167,3 +177,32 @@ def test_openssl_verifies_the_ed448_chains(ed_dir: Path, tmp_path: Path, chain_f
         capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
     assert done.returncode == 0 and f"{leaf}: OK" in done.stdout, done.stdout + done.stderr
+
+
+def test_the_ed448_secc_chain_fits_the_secc_profile(ed_pki: TestPki) -> None:
+    """The SECC profile asks keyAgreement of an ECDSA leaf, not of an Ed448 one (which
+    RFC 9295 forbids it): ``secc commission`` and the renewal check accept the chain."""
+    leaf, *subs = (der(c) for c in ed_pki.chain(*CHAINS["secc20"]))
+    roots = [ed_pki.cert("v2g20_root")]
+    verdict = validate_chain(leaf, subs, roots, NOW, profile="secc", suite="iso20")
+    assert verdict.response_code == OK, verdict.reason
+    # an ECDSA SECC leaf without keyAgreement is still refused
+    p521 = build_test_pki(NOW)
+    sub2 = p521["cpo20_sub2"]
+    bare = issue_certificate(
+        name="bare",
+        subject=p521.cert("secc20").subject,
+        issuer=sub2,
+        not_before=NOW - dt.timedelta(hours=1),
+        not_after=NOW + dt.timedelta(days=30),
+        ca=False,
+        usage=("digital_signature",),
+        key=new_iso20_key("p521"),
+        hash_algorithm=hashes.SHA512(),
+    )
+    subs20 = [der(c) for c in p521.chain("cpo20_sub2", "cpo20_sub1")]
+    refused = validate_chain(
+        der(bare.certificate), subs20, [p521.cert("v2g20_root")], NOW, profile="secc",
+        suite="iso20",
+    )  # fmt: skip
+    assert refused.response_code != OK and "missing key_agreement" in refused.reason
