@@ -1,8 +1,9 @@
 """``secc run`` with a test PKI made by ``secc certs make-test-pki --iso20-algorithm ed448``:
 the station serves the Ed448 -20 SECC chain over TLS 1.3 (a TLS client trusting only the
 Ed448 V2G root completes the handshake and receives the Ed448 leaf), and ``secc ev
---protocol iso20`` charges DC over it to SessionStop.  All real: subprocesses, loopback
-sockets, OpenSSL."""
+--protocol iso20`` charges DC over it to SessionStop, with EIM and with Plug & Charge over
+mutual TLS 1.3 (the Ed448 vehicle chain, the Ed448 contract chain and signature).  All
+real: subprocesses, loopback sockets, OpenSSL."""
 
 from __future__ import annotations
 
@@ -95,11 +96,11 @@ def test_secc_run_serves_the_ed448_iso20_chain_over_tls13(ed_dir: Path, tmp_path
         assert leaf == served[0]
         assert signed_by(leaf, served[1])
 
-        async def ev() -> tuple[int, str]:
+        async def ev(*extra: str) -> tuple[int, str]:
             child = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "secc.cli.main", "ev", "--address", "::1",
                 "--sdp-port", str(sdp_port), "--pki", str(ed_dir), "--loops", "3",
-                "--tls", "--protocol", "iso20", "--mode", "dc",
+                "--tls", "--protocol", "iso20", "--mode", "dc", *extra,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             )  # fmt: skip
             out, _ = await asyncio.wait_for(child.communicate(), 60)
@@ -109,10 +110,21 @@ def test_secc_run_serves_the_ed448_iso20_chain_over_tls13(ed_dir: Path, tmp_path
         assert code == 0, out
         assert "TLSv1.3" in out and "SessionStopRes" in out, out
         assert out.count("DC_ChargeLoopRes") == 3, out
+        # Plug & Charge over mutual TLS 1.3: the Ed448 vehicle chain, the Ed448 contract
+        # signature
+        code, out = asyncio.run(ev("--payment", "pnc"))
+        assert code == 0, out
+        assert "TLSv1.3" in out and "SessionStopRes" in out, out
+        assert out.count("DC_ChargeLoopRes") == 3, out
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert "TLS 1.3 for ISO 15118-20 with 1 SECC chain(s): v2g20" in log.read_text()
+    text = log.read_text()
+    assert "TLS 1.3 for ISO 15118-20 with 1 SECC chain(s): v2g20" in text
+    # the PnC session: the Ed448 vehicle chain verified in the handshake, the contract
+    # (Ed448 chain and signature) checked by the core before the local authorization
+    assert "vehicle certificate DC=OEM,C=DE,O=Test OEM,CN=WVWZZZ1JZXW000001 verified" in text
+    assert "local authorization of eMAID DE8AACA2B3C4D5L: accept" in text
