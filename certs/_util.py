@@ -190,4 +190,4 @@ class Issued:
 
     name: str
     certificate: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
+    key: PrivateKey  # ECDSA P-256 (-2), P-521 or Ed448 (-20)

@@ -68,6 +68,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         action="store_true",
         help="leave out the ISO 15118-20 hierarchies (P-521: V2G/SECC/CPS, MO, OEM/vehicle)",
     )
+    mk.add_argument(
+        "--iso20-algorithm",
+        choices=("p521", "ed448"),
+        default="p521",
+        help="the keys and signatures of the ISO 15118-20 hierarchies: ECDSA P-521 with "
+        "SHA-512 (default) or Ed448; the station serves the -20 SECC chain over TLS 1.3",
+    )
     mk.add_argument("--ocsp-url", default="http://127.0.0.1:8888", help="AIA OCSP base URL")
     mk.add_argument("--no-station-store", action="store_true")
     mk.add_argument(
@@ -179,6 +186,7 @@ def _cmd_make_test_pki(args: argparse.Namespace) -> int:
         root_days=args.root_days,
         second_v2g_root=args.second_v2g_root,
         iso20=not args.no_iso20,
+        iso20_algorithm=args.iso20_algorithm,
         ocsp_base_url=args.ocsp_url.rstrip("/"),
         **({"emaid": args.emaid} if args.emaid else {}),
     )
@@ -201,8 +209,9 @@ def _cmd_make_test_pki(args: argparse.Namespace) -> int:
     print(f"test PKI in {args.dir}: {len(pki.items)} certificates, {len(written)} files")
     print(f"  SECC leaf CN {opts.evse_id}, contract eMAID {pki.options.emaid}")
     if opts.iso20:
+        algorithm = "Ed448" if opts.iso20_algorithm == "ed448" else "P-521, SHA-512"
         print(
-            "  ISO 15118-20 (P-521, SHA-512): V2G root, SECC and CPS chains in v2g20/, "
+            f"  ISO 15118-20 ({algorithm}): V2G root, SECC and CPS chains in v2g20/, "
             "MO root and contract chain in mo20/, OEM root, provisioning and vehicle "
             "(TLS client) chains in oem20/"
         )
@@ -221,6 +230,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print(
             f"{item.certificate_type:28} {common_name(item.certificate.subject) or '-':30} "
             f"serial {h.serial_number}  until {item.certificate.not_valid_after_utc:%Y-%m-%d}"
+            f"  {key_description(item.certificate)}"
         )
         for child in item.child_hash_data:
             print(f"{'':28}   sub-CA serial {child.serial_number}")

@@ -24,8 +24,10 @@ SHA-512 (or Ed448) from the root down [V2G20-2674], so a P-256 -2 root cannot an
                                                    └► vehicle leaf (CN = VIN; the EV's TLS 1.3
                                                       client certificate, mutual TLS)
 
-All -20 certificates are P-521 keys signed ECDSA-with-SHA-512 (Ed448 chains are made ad
-hoc by the tests that need them).  The -20 contract leaf carries the same eMAID as the -2
+All -20 certificates are P-521 keys signed ECDSA-with-SHA-512, or with
+``iso20_algorithm="ed448"`` (``secc certs make-test-pki --iso20-algorithm ed448``) Ed448 keys
+signed Ed448 from every -20 root down; the Ed448 leaves carry no keyAgreement (RFC 9295
+forbids it for Ed448 keys: they sign only).  The -20 contract leaf carries the same eMAID as the -2
 one (one contract, two protocols).  Optionally a second V2G root with its own CPO sub-CAs
 and SECC leaf (multi-root stations).
 :func:`build_test_pki` is pure (time injected); :func:`write_test_pki` writes the files and
@@ -40,13 +42,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-from certs._util import Issued, key_pem, key_usage, load_certificate
+from certs._util import Issued, PrivateKey, key_pem, key_usage, load_certificate
 from certs.emaid import make_emaid, normalize
 
 CA_USAGE = ("key_cert_sign", "crl_sign")
@@ -55,6 +58,9 @@ CONTRACT_USAGE = ("digital_signature", "content_commitment")  # content_commitme
 OEM_PROV_USAGE = ("digital_signature", "key_agreement")
 CPS_USAGE = ("digital_signature",)
 VEHICLE_USAGE = ("digital_signature", "key_agreement")  # -20 vehicle (TLS client) leaf
+# the -20 algorithms: ECDSA P-521 with SHA-512, or Ed448 [V2G20-2674]
+ISO20_ALGORITHMS = ("p521", "ed448")
+Iso20Algorithm = Literal["p521", "ed448"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +86,15 @@ class TestPkiOptions:
     leaf_days: int = 365
     contract_days: int = 730
     second_v2g_root: bool = False
-    iso20: bool = True  # the ISO 15118-20 V2G hierarchy and SECC chain (P-521)
+    iso20: bool = True  # the ISO 15118-20 hierarchies (V2G/SECC/CPS, MO, OEM/vehicle)
+    iso20_algorithm: Iso20Algorithm = "p521"  # their keys and signatures: P-521 or Ed448
+
+    def __post_init__(self) -> None:
+        if self.iso20_algorithm not in ISO20_ALGORITHMS:
+            raise ValueError(
+                f"iso20_algorithm {self.iso20_algorithm!r}: one of {', '.join(ISO20_ALGORITHMS)}"
+            )
+
     ocsp_base_url: str = "http://127.0.0.1:8888"
 
 
@@ -101,6 +115,14 @@ class TestPki:
 
     def chain(self, *names: str) -> list[x509.Certificate]:
         return [self.items[n].certificate for n in names]
+
+    def ecdsa_key(self, name: str) -> ec.EllipticCurvePrivateKey:
+        """The key of ``name`` where an ECDSA key is needed (every -2 item; a -20 item of
+        a P-521 PKI); TypeError for an Ed448 key."""
+        key = self.items[name].key
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise TypeError(f"{name}: an Ed448 key, not ECDSA")
+        return key
 
 
 # The chains, leaf first, without the root (what travels on the wire).
@@ -139,6 +161,20 @@ def new_key(curve: ec.EllipticCurve | None = None) -> ec.EllipticCurvePrivateKey
     return ec.generate_private_key(curve or ec.SECP256R1())
 
 
+def new_iso20_key(algorithm: Iso20Algorithm = "p521") -> PrivateKey:
+    """An ISO 15118-20 key: ECDSA P-521 or Ed448."""
+    return ed448.Ed448PrivateKey.generate() if algorithm == "ed448" else new_key(ec.SECP521R1())
+
+
+def iso20_usage(usage: Sequence[str], algorithm: Iso20Algorithm) -> tuple[str, ...]:
+    """A -20 leaf's key usage: as given for P-521; for Ed448 without keyAgreement (and the
+    other encipherment bits), which RFC 9295 forbids for an Ed448 key."""
+    if algorithm != "ed448":
+        return tuple(usage)
+    return tuple(u for u in usage if u not in ("key_agreement", "key_encipherment",
+                                               "data_encipherment"))  # fmt: skip
+
+
 def make_name(
     cn: str, org: str | None = None, country: str | None = None, dc: str | None = None
 ) -> x509.Name:
@@ -162,7 +198,7 @@ def issue_certificate(
     ca: bool,
     path_len: int | None = None,
     usage: Sequence[str] = (),
-    key: ec.EllipticCurvePrivateKey | None = None,
+    key: PrivateKey | None = None,
     ocsp_url: str | None = None,
     extended_usage: Sequence[x509.ObjectIdentifier] = (),
     san: Sequence[x509.GeneralName] = (),
@@ -170,7 +206,10 @@ def issue_certificate(
     include_basic_constraints: bool = True,
     hash_algorithm: hashes.SHA256 | hashes.SHA384 | hashes.SHA512 | None = None,
 ) -> Issued:
-    """One certificate; ``issuer=None`` makes it self-signed. Tests use this for bad ones."""
+    """One certificate; ``issuer=None`` makes it self-signed. Tests use this for bad ones.
+
+    The signer's key chooses the signature: ECDSA with ``hash_algorithm`` (SHA-256 by
+    default), or Ed448 (no separate hash) when the signer's key is Ed448."""
     key = key or new_key()
     signer_key = issuer.key if issuer else key
     issuer_name = issuer.certificate.subject if issuer else subject
@@ -210,7 +249,10 @@ def issue_certificate(
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(extended_usage)), False)
     if san:
         builder = builder.add_extension(x509.SubjectAlternativeName(list(san)), False)
-    cert = builder.sign(signer_key, hash_algorithm or hashes.SHA256())
+    if isinstance(signer_key, ed448.Ed448PrivateKey):
+        cert = builder.sign(signer_key, None)
+    else:
+        cert = builder.sign(signer_key, hash_algorithm or hashes.SHA256())
     return Issued(name=name, certificate=cert, key=key)
 
 
@@ -301,60 +343,62 @@ def build_test_pki(utc_now: dt.datetime, options: TestPkiOptions | None = None) 
         cpo_branch("2", v2g2)
 
     if opt.iso20:
-        # ISO 15118-20: P-521 keys, ECDSA with SHA-512 at every level
-        def p521() -> dict[str, object]:
-            return {"key": new_key(ec.SECP521R1()), "hash_algorithm": hashes.SHA512()}
+        # ISO 15118-20: P-521 keys with ECDSA-SHA-512, or Ed448 keys, at every level
+        alg = opt.iso20_algorithm
 
-        r20 = root("v2g20_root", "V2G Root CA 20", f"{opt.v2g_name} 20", "V2G", 2, **p521())
-        s1 = sub_ca("cpo20_sub1", "CPO Sub-CA 1 20", opt.cpo_name, "V2G", r20, 1, **p521())
-        s2 = sub_ca("cpo20_sub2", "CPO Sub-CA 2 20", opt.cpo_name, "V2G", s1, 2, **p521())
+        def iso20() -> dict[str, object]:
+            return {"key": new_iso20_key(alg), "hash_algorithm": hashes.SHA512()}
+
+        r20 = root("v2g20_root", "V2G Root CA 20", f"{opt.v2g_name} 20", "V2G", 2, **iso20())
+        s1 = sub_ca("cpo20_sub1", "CPO Sub-CA 1 20", opt.cpo_name, "V2G", r20, 1, **iso20())
+        s2 = sub_ca("cpo20_sub2", "CPO Sub-CA 2 20", opt.cpo_name, "V2G", s1, 2, **iso20())
         leaf(
             "secc20",
             make_name(opt.evse_id, opt.cpo_name, opt.country, "CPO"),
             s2,
-            SECC_USAGE,
+            iso20_usage(SECC_USAGE, alg),
             opt.leaf_days,
-            **p521(),
+            **iso20(),
         )
-        c1 = sub_ca("cps20_sub1", "CPS Sub-CA 1 20", opt.v2g_name, "V2G", r20, 1, **p521())
-        c2 = sub_ca("cps20_sub2", "CPS Sub-CA 2 20", opt.v2g_name, "V2G", c1, 2, **p521())
+        c1 = sub_ca("cps20_sub1", "CPS Sub-CA 1 20", opt.v2g_name, "V2G", r20, 1, **iso20())
+        c2 = sub_ca("cps20_sub2", "CPS Sub-CA 2 20", opt.v2g_name, "V2G", c1, 2, **iso20())
         leaf(
             "cps20",
             make_name("CPS Leaf 20", opt.v2g_name, opt.country, "CPS"),
             c2,
             CPS_USAGE,
             opt.leaf_days,
-            **p521(),
+            **iso20(),
         )
-        m20 = root("mo20_root", "MO Root CA 20", opt.mo_name, "V2G", 2, **p521())
-        m1 = sub_ca("mo20_sub1", "MO Sub-CA 1 20", opt.mo_name, "V2G", m20, 1, **p521())
-        m2 = sub_ca("mo20_sub2", "MO Sub-CA 2 20", opt.mo_name, "V2G", m1, 2, **p521())
+        m20 = root("mo20_root", "MO Root CA 20", opt.mo_name, "V2G", 2, **iso20())
+        m1 = sub_ca("mo20_sub1", "MO Sub-CA 1 20", opt.mo_name, "V2G", m20, 1, **iso20())
+        m2 = sub_ca("mo20_sub2", "MO Sub-CA 2 20", opt.mo_name, "V2G", m1, 2, **iso20())
         leaf(
             "contract20",
             make_name(emaid, opt.mo_name, opt.country, "MO"),
             m2,
             CONTRACT_USAGE,
             opt.contract_days,
-            **p521(),
+            **iso20(),
         )
-        o20 = root("oem20_root", "OEM Root CA 20", opt.oem_name, "V2G", 2, **p521())
-        o1 = sub_ca("oem20_sub1", "OEM Sub-CA 1 20", opt.oem_name, "V2G", o20, 1, **p521())
-        o2 = sub_ca("oem20_sub2", "OEM Sub-CA 2 20", opt.oem_name, "V2G", o1, 2, **p521())
+        o20 = root("oem20_root", "OEM Root CA 20", opt.oem_name, "V2G", 2, **iso20())
+        o1 = sub_ca("oem20_sub1", "OEM Sub-CA 1 20", opt.oem_name, "V2G", o20, 1, **iso20())
+        o2 = sub_ca("oem20_sub2", "OEM Sub-CA 2 20", opt.oem_name, "V2G", o1, 2, **iso20())
         leaf(
             "oem20_prov",
             make_name(opt.pcid, opt.oem_name, opt.country, "OEM"),
             o2,
-            OEM_PROV_USAGE,
+            iso20_usage(OEM_PROV_USAGE, alg),
             opt.contract_days,
-            **p521(),
+            **iso20(),
         )
         leaf(
             "vehicle20",
             make_name(opt.vin, opt.oem_name, opt.country, "OEM"),
             o2,
-            VEHICLE_USAGE,
+            iso20_usage(VEHICLE_USAGE, alg),
             opt.leaf_days,
-            **p521(),
+            **iso20(),
         )
 
     cps1 = sub_ca("cps_sub1", "CPS Sub-CA 1", opt.v2g_name, "V2G", v2g, 1)
@@ -471,11 +515,10 @@ CHAIN_FILES: dict[str, tuple[str, str]] = {
 def read_issued(directory: Path, stem: str) -> Issued:
     """A certificate and its key as :func:`write_test_pki` wrote them (``v2g/sub2``:
     ``v2g/sub2.pem`` and ``v2g/sub2.key``), e.g. to issue more certificates from a CA."""
-    from certs.store import ISO2_KEYS, load_leaf_key
+    from certs.store import ISO2_KEYS, ISO20_KEYS, load_leaf_key
 
     cert = load_certificate((directory / f"{stem}.pem").read_bytes())
-    key = load_leaf_key((directory / f"{stem}.key").read_bytes(), None, (*ISO2_KEYS, "secp521r1"))
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    key = load_leaf_key((directory / f"{stem}.key").read_bytes(), None, (*ISO2_KEYS, *ISO20_KEYS))
     return Issued(stem, cert, key)
 
 

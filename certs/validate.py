@@ -204,7 +204,12 @@ def _check_constraints(path: list[x509.Certificate], profile: LeafProfile) -> No
     ku = _key_usage(path[0])
     if ku is None:
         raise _Failed(FAILED_CERT_CHAIN_ERROR, f"leaf {_describe(path[0])} has no key usage")
-    missing = [name for name in profile.key_usage if not getattr(ku, name)]
+    wanted = profile.key_usage
+    if isinstance(path[0].public_key(), ed448.Ed448PublicKey):
+        # an Ed448 key only signs: RFC 9295 forbids keyAgreement on it, so a -20 Ed448
+        # SECC (or vehicle) leaf carries digitalSignature without it
+        wanted = tuple(u for u in wanted if u != "key_agreement")
+    missing = [name for name in wanted if not getattr(ku, name)]
     if missing or ku.key_cert_sign:
         raise _Failed(
             FAILED_CERT_CHAIN_ERROR,

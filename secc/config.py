@@ -11,6 +11,7 @@ No I/O here except :func:`load_file` (the one reader of the file).
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv6Address
@@ -51,6 +52,11 @@ ENERGY_MODES = (
     "DC_combo_core",
     "DC_unique",
 )
+# DIN SPEC 70121's EVSEID is a DIN SPEC 91286 EVSE ID ("+49*89*6360": digit groups joined
+# by '*', the '+' optional), sent one character per half octet in an evseIDType
+# (hexBinary, maxLength 32 in the DIN XSD): at most 64 characters without the '+'
+_DIN_EVSE_ID = re.compile(r"\+?[0-9]+(?:\*[0-9]+)*")
+_DIN_EVSE_ID_MAX = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +122,9 @@ class HalSection:
 @dataclass(frozen=True, slots=True)
 class EvseSection:
     evse_id: str
+    # DIN SPEC 70121's EVSEID (DIN SPEC 91286 form); none: derived from evse_id when that
+    # is of the DIN form, else 0x00, DIN's "no EVSE ID" (docs/config.md says why)
+    din_evse_id: str | None = None
     interface: str | None = None  # PLC interface (eth1); none: loopback / test mode
     address: str = "::1"  # the address the V2G servers bind and SDP offers
     tls_port: int = 0  # 0: a free port; -1: no TLS
@@ -153,6 +162,15 @@ class EvseSection:
     def __post_init__(self) -> None:
         if not 7 <= len(self.evse_id) <= 37:
             raise ValueError(f"evse_id {self.evse_id!r}: ISO 15118-2 wants 7 to 37 characters")
+        din = self.din_evse_id
+        if din is not None and (
+            not _DIN_EVSE_ID.fullmatch(din) or len(din.lstrip("+")) > _DIN_EVSE_ID_MAX
+        ):
+            raise ValueError(
+                f"din_evse_id {din!r}: a DIN SPEC 91286 EVSE ID, digit groups joined by '*' "
+                f'(e.g. "+49*89*6360"), at most {_DIN_EVSE_ID_MAX} characters without the '
+                "'+' (DIN SPEC 70121 packs one per half octet into at most 32 octets)"
+            )
         try:
             IPv6Address(self.address)
         except ValueError:
@@ -379,6 +397,7 @@ def session_config(evse: EvseSection, *, tls: bool, trust: PncTrust) -> SessionC
     """The core's view of one EVSE section."""
     return SessionConfig(
         evse_id=evse.evse_id,
+        din_evse_id=evse.din_evse_id.lstrip("+") if evse.din_evse_id is not None else None,
         energy_modes=evse.energy_modes,
         ac=evse.ac,
         dc=evse.dc,

@@ -51,6 +51,9 @@ class Plant:
     residual_ma: float = 0.0
     ev_hlc: bool = True  # the EV answers SLAC (simulated PLC)
     isolation_ohm: float = 10e6
+    # an insulation test under way (SimIsolation.start); it ends at the next reading of
+    # the board, which then finds the output switched off and discharged (settle)
+    isolation_test: bool = False
     dc_target: tuple[float, float] = (0.0, 0.0)
     dc_enabled: bool = False
     load_w: float = 7400.0  # AC: what the EV draws while ready; negative: it discharges
@@ -114,6 +117,21 @@ class Plant:
         if self._last_read is not None:
             self.advance(now - self._last_read)
         self._last_read = now
+
+    def settle(self) -> None:
+        """Bring the physical side up to the moment of a reading.
+
+        An insulation test (the cable check) applies the module's voltage at once here,
+        so it is over at the first reading after it started: the IMD has its result and
+        keeps monitoring, and the board switches the module off and discharges the output
+        (bleeder), so the pre-charge that follows starts from a discharged output, as a
+        DC station does after its insulation test (IEC 61851-23), instead of answering the
+        first PreCharge request with the test voltage still on the output.  The next
+        target (``SimDcSupply.set_target`` / ``enable``) charges it up again."""
+        if self.isolation_test:
+            self.isolation_test = False
+            self.dc_enabled = False
+            self.dc_target = (0.0, 0.0)
 
     def present_token(self, id_token: str, kind: str = "ISO14443") -> None:
         """A customer holds a card (or types a code) at the reader."""
@@ -183,6 +201,7 @@ class SimMeter:
 
     async def read(self) -> MeterReading:
         p = self._plant
+        p.settle()
         p.tick()
         on = p.contactor_feedback is ContactorState.CLOSED and p.ev_state.ready
         if p.dc_enabled:
@@ -221,11 +240,14 @@ class SimIsolation:
 
     async def start(self) -> None:
         self._running = True
+        self._plant.isolation_test = True
 
     async def stop(self) -> None:
         self._running = False
+        self._plant.isolation_test = False
 
     async def read(self) -> IsolationReading:
+        self._plant.settle()
         if not self._running:
             return IsolationReading(IsolationStatus.INVALID)
         ohm = self._plant.isolation_ohm
@@ -273,6 +295,7 @@ class SimDcSupply:
         self._plant.dc_enabled = on
 
     async def present(self) -> DcPresent:
+        self._plant.settle()
         v, i = self._plant.dc_target if self._plant.dc_enabled else (0.0, 0.0)
         return DcPresent(voltage_v=v, current_a=i, enabled=self._plant.dc_enabled)
 

@@ -212,7 +212,7 @@ class Tariff:
             raise ValueError("tariff description: 1 to 160 characters")
 
 
-_DIN_EVSE_ID = re.compile(r"[0-9*]{1,32}")
+_DIN_EVSE_ID = re.compile(r"[0-9*]{1,64}")  # one per half octet, DIN XSD: <= 32 octets
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +279,7 @@ class SessionConfig:
         if self.din_evse_id is not None and not _DIN_EVSE_ID.fullmatch(self.din_evse_id):
             raise ConfigError(
                 f"din_evse_id {self.din_evse_id!r}: a DIN SPEC 91286 EVSE ID of digits and "
-                "'*' (at most 32 of them), e.g. 49*89*6360"
+                "'*' (at most 64 of them), e.g. 49*89*6360"
             )
         unknown = set(self.energy_modes) - ENERGY_MODES
         if unknown or not self.energy_modes:

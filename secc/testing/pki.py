@@ -53,9 +53,9 @@ def make_credentials(
         pki=pki,
         emaid=pki.options.emaid,
         contract_chain=chain,
-        contract_key=pki["contract"].key,
+        contract_key=pki.ecdsa_key("contract"),
         oem_chain=oem,
-        oem_key=pki["oem_prov"].key,
+        oem_key=pki.ecdsa_key("oem_prov"),
         trust=trust,
     )
 
@@ -118,7 +118,7 @@ def certificate_backend(
                 (dh, "DHpublickey"),
                 (emaid, "eMAID"),
             ],
-            pki["cps"].key,
+            pki.ecdsa_key("cps"),
         )
         out = iso2.V2G_Message(
             header=iso2.MessageHeader(session_id=bytes(msg.header.session_id), signature=signature),

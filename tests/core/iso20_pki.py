@@ -1,8 +1,10 @@
-"""A small ISO 15118-20 PKI for the core tests, made here with ``cryptography``: MO root ->
-two sub-CAs -> contract leaf (CN = eMAID), OEM root -> provisioning / vehicle leaves, on
-secp521r1 with ecdsa-with-SHA512 or on Ed448; plus the EV's signed -20 requests
-(PnC_AReqAuthorizationMode, SignedMeteringData, OEMProvisioningCertificateChain) built
-from the standard: SHA-512 digest of the element's EXI fragment (CommonMessages set),
+"""A small ISO 15118-20 PKI for the core tests: MO root -> two sub-CAs -> contract leaf
+(CN = eMAID), OEM root -> provisioning / vehicle leaves, on secp521r1 with
+ecdsa-with-SHA512 or on Ed448 (P-256 for the chains -20 must refuse), the certificates
+made by the project's test PKI code (:func:`certs.testpki.issue_certificate`, the key
+makers beside it); plus the EV's signed -20 requests (PnC_AReqAuthorizationMode,
+SignedMeteringData, OEMProvisioningCertificateChain) built here from the standard, not
+from ``certs.xmldsig``: SHA-512 digest of the element's EXI fragment (CommonMessages set),
 SignedInfo signed as an xmldsig fragment.  Test code.
 """
 
@@ -19,8 +21,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 
+from certs._util import Issued
+from certs.testpki import CA_USAGE, issue_certificate, make_name, new_iso20_key
+from certs.testpki import new_key as new_p256_key
 from secc import codec
 
 C = codec.schema_module("iso20-common")
@@ -34,65 +38,50 @@ SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 ED448 = "http://www.w3.org/2021/04/xmldsig-more#eddsa-ed448"
 
 Key = Any  # ec.EllipticCurvePrivateKey | ed448.Ed448PrivateKey
+# the leaf key usages: a signing leaf (contract, OEM provisioning), a TLS client leaf
+LEAF_USAGE = {"sign": ("digital_signature",), "tls": ("digital_signature", "key_agreement")}
 
 
 def new_key(kind: str) -> Key:
-    if kind == "ed448":
-        return ed448.Ed448PrivateKey.generate()
+    """``p521`` / ``ed448`` (the -20 algorithms) or ``p256`` (the -2 one, which -20 refuses)."""
     if kind == "p256":
-        return ec.generate_private_key(ec.SECP256R1())
-    return ec.generate_private_key(ec.SECP521R1())
+        return new_p256_key()
+    assert kind in ("p521", "ed448"), kind
+    return new_iso20_key(kind)  # type: ignore[arg-type]
 
 
-def _hash_for(key: Key) -> hashes.SHA256 | hashes.SHA512 | None:
-    if isinstance(key, ed448.Ed448PrivateKey):
-        return None
-    return hashes.SHA256() if key.curve.name == "secp256r1" else hashes.SHA512()
+def _hash_for(key: Key) -> hashes.SHA256 | hashes.SHA512:
+    """The ECDSA signer's hash: SHA-256 on P-256, SHA-512 on P-521 (unused for Ed448)."""
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1":
+        return hashes.SHA256()
+    return hashes.SHA512()
 
 
 def issue(
     cn: str,
     key: Key,
-    issuer: x509.Certificate | None,
-    issuer_key: Key,
+    issuer: Issued | None,
     *,
     ca: bool,
     start: dt.datetime,
     days: int = 365,
     path_len: int | None = None,
     leaf_usage: str = "sign",
-) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer.subject if issuer is not None else name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start - dt.timedelta(days=1))
-        .not_valid_after(start + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=path_len if ca else None), True)
+) -> Issued:
+    """One certificate (CN only), valid from a day before ``start`` for ``days`` after it,
+    signed by ``issuer`` (None: self-signed)."""
+    return issue_certificate(
+        name=cn,
+        subject=make_name(cn),
+        issuer=issuer,
+        not_before=start - dt.timedelta(days=1),
+        not_after=start + dt.timedelta(days=days),
+        ca=ca,
+        path_len=path_len,
+        usage=CA_USAGE if ca else LEAF_USAGE[leaf_usage],
+        key=key,
+        hash_algorithm=_hash_for(issuer.key if issuer is not None else key),
     )
-    usage = dict.fromkeys(
-        (
-            "digital_signature",
-            "content_commitment",
-            "key_encipherment",
-            "data_encipherment",
-            "key_agreement",
-            "key_cert_sign",
-            "crl_sign",
-            "encipher_only",
-            "decipher_only",
-        ),
-        False,
-    )
-    if ca:
-        usage.update(key_cert_sign=True, crl_sign=True)
-    else:
-        usage.update(digital_signature=True, key_agreement=leaf_usage == "tls")
-    builder = builder.add_extension(x509.KeyUsage(**usage), True)
-    return builder.sign(issuer_key, _hash_for(issuer_key))
 
 
 def der(cert: x509.Certificate) -> bytes:
@@ -125,24 +114,19 @@ def make_chain(
     root_cn: str = "MO Root",
 ) -> Chain:
     """root -> sub-CA 1 -> sub-CA 2 -> leaf."""
-    root_key = new_key(kind)
-    root = issue(root_cn, root_key, None, root_key, ca=True, start=start, days=3650, path_len=2)
-    k1 = new_key(kind)
-    sub1 = issue(root_cn + " Sub 1", k1, root, root_key, ca=True, start=start, path_len=1)
-    k2 = new_key(kind)
-    sub2 = issue(root_cn + " Sub 2", k2, sub1, k1, ca=True, start=start, path_len=0)
-    leaf_key = new_key(leaf_kind or kind)
+    root = issue(root_cn, new_key(kind), None, ca=True, start=start, days=3650, path_len=2)
+    sub1 = issue(root_cn + " Sub 1", new_key(kind), root, ca=True, start=start, path_len=1)
+    sub2 = issue(root_cn + " Sub 2", new_key(kind), sub1, ca=True, start=start, path_len=0)
     leaf = issue(
         cn,
-        leaf_key,
+        new_key(leaf_kind or kind),
         sub2,
-        k2,
         ca=False,
         start=leaf_start or start,
         days=leaf_days,
         leaf_usage=leaf_usage,
     )
-    return Chain(leaf, leaf_key, (sub2, sub1), root)
+    return Chain(leaf.certificate, leaf.key, (sub2.certificate, sub1.certificate), root.certificate)
 
 
 # --- the EV's signatures -----------------------------------------------------------------

@@ -16,6 +16,7 @@ from secc.errors import ConfigError
         ("+49*89*6360", None, "49a89a6360"),  # the example of the standard
         ("DE*ABC*E1234567*1", "49*89*6360", "49a89a6360"),
         ("DE*ABC*E1234567*1", "49*89*636", "49a89a636f"),  # odd count padded
+        ("DE*ABC*E1234567*1", "1" * 64, "1" * 64),  # 32 octets: the DIN XSD's maxLength
     ],
 )
 def test_din_evse_id(evse_id: str, din: str | None, expected: str) -> None:
@@ -23,7 +24,7 @@ def test_din_evse_id(evse_id: str, din: str | None, expected: str) -> None:
     assert din_evse_id(config).hex() == expected
 
 
-@pytest.mark.parametrize("bad", ["", "49-89", "DE*ABC", "1" * 33])
+@pytest.mark.parametrize("bad", ["", "49-89", "DE*ABC", "1" * 65])
 def test_bad_din_evse_id_is_refused(bad: str) -> None:
     with pytest.raises(ConfigError, match="din_evse_id"):
         SessionConfig(din_evse_id=bad)

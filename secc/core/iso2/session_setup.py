@@ -47,7 +47,7 @@ def din_evse_id(config: SessionConfig) -> bytes:
     text = config.din_evse_id
     if text is None:
         text = config.evse_id.lstrip("+")
-        if not text or len(text) > 32 or text.strip("0123456789*"):
+        if not text or len(text) > 64 or text.strip("0123456789*"):
             return b"\x00"
     nibbles = "".join("A" if c == "*" else c for c in text)
     if len(nibbles) % 2:

@@ -1,0 +1,89 @@
+"""The simulated power module around the cable check: the insulation test is over at the
+first reading after it started, and the board then has the module off and the output
+discharged (the IMD keeps monitoring), so a pre-charge starts from a discharged output;
+the next target charges the output again.  The board is driven as the runtime drives it
+(set_target, enable, isolation start for StartIsolationTest)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hal.backends.simulated import build_board
+from hal.types import IsolationStatus
+
+
+def test_the_output_is_discharged_after_the_insulation_test() -> None:
+    async def main() -> None:
+        board, _ = build_board()
+        dc, imd = board.dc_supply, board.isolation
+        assert dc is not None and imd is not None
+        # StartIsolationTest(450 V), as the runtime performs it
+        await dc.set_target(450.0, 0.0)
+        await dc.enable(True)
+        await imd.start()
+        reading = await imd.read()
+        assert reading.status is IsolationStatus.VALID
+        present = await dc.present()
+        assert not present.enabled and present.voltage_v == 0.0 and present.current_a == 0.0
+        # the IMD keeps monitoring after the test (PowerDelivery asks for a valid reading)
+        assert (await imd.read()).status is IsolationStatus.VALID
+        # pre-charge: the target brings the output up from the discharged state
+        await dc.set_target(400.0, 2.0)
+        await dc.enable(True)
+        present = await dc.present()
+        assert present.enabled and present.voltage_v == 400.0 and present.current_a == 2.0
+        assert (await dc.present()).voltage_v == 400.0  # later readings keep the target
+        assert (await imd.read()).status is IsolationStatus.VALID
+        await imd.stop()
+        assert (await imd.read()).status is IsolationStatus.INVALID
+        assert (await dc.present()).voltage_v == 400.0  # stopping the IMD leaves the output
+
+    asyncio.run(main())
+
+
+def test_any_reading_of_the_board_sees_the_discharged_output() -> None:
+    """The runtime reads the meter before the supply and the IMD: the same reading must
+    show the test's end (no reading with the result but the test voltage still on)."""
+
+    async def main() -> None:
+        board, plant = build_board()
+        assert board.dc_supply is not None and board.isolation is not None
+        assert board.meter is not None
+        await board.dc_supply.set_target(500.0, 0.0)
+        await board.dc_supply.enable(True)
+        await board.isolation.start()
+        assert plant.isolation_test
+        await board.meter.read()
+        assert not plant.isolation_test and not plant.dc_enabled
+        assert (await board.dc_supply.present()).voltage_v == 0.0
+        assert (await board.isolation.read()).status is IsolationStatus.VALID
+
+    asyncio.run(main())
+
+
+def test_a_failed_insulation_test_also_leaves_the_output_discharged() -> None:
+    async def main() -> None:
+        board, plant = build_board()
+        assert board.dc_supply is not None and board.isolation is not None
+        plant.isolation_ohm = 10e3  # 20 ohm/V at 500 V: a fault
+        await board.dc_supply.set_target(500.0, 0.0)
+        await board.dc_supply.enable(True)
+        await board.isolation.start()
+        assert (await board.isolation.read()).status is IsolationStatus.FAULT
+        present = await board.dc_supply.present()
+        assert not present.enabled and present.voltage_v == 0.0
+
+    asyncio.run(main())
+
+
+def test_without_an_insulation_test_the_module_holds_its_output() -> None:
+    async def main() -> None:
+        board, _ = build_board()
+        assert board.dc_supply is not None
+        await board.dc_supply.set_target(400.0, 10.0)
+        await board.dc_supply.enable(True)
+        for _ in range(3):
+            present = await board.dc_supply.present()
+            assert present.enabled and present.voltage_v == 400.0
+
+    asyncio.run(main())
