@@ -16,19 +16,30 @@ is a small Protocol with a simulated implementation used by the tests and the si
 * :class:`FirmwareInstallHook` (L01 UpdateFirmware): install a downloaded image whose
   signature the bridge has verified.  Without one UpdateFirmware is Rejected;
   :class:`SimulatedFirmwareInstall` stands in for the tests and the simulator.
+* :class:`TamperSource` (A04 TamperDetectionActivated): the enclosure's tamper switch.
+  Without one no tamper event is ever reported; :class:`SimulatedTamper` is triggered
+  by hand (tests, lab).
+
+Where they come from under ``secc run``: a board's backend offers the station-level ones
+as :attr:`hal.api.Board.hooks` (a :class:`BoardHooks`; the simulated backend offers the
+simulated hooks, see docs/hal.md); the connector locks are the boards' own
+:class:`hal.api.Lock` (:class:`HalConnectorLock`).  :func:`station_hooks` combines them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from hal.api import Lock
 from hal.types import HalError, LockState
+
+if TYPE_CHECKING:
+    from hal.api import Board, Lock
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +69,15 @@ class ExitForRestart:
 
 @dataclass
 class SimulatedReset:
-    """Records the resets asked for (tests, simulator); the process keeps running."""
+    """Records the resets asked for (tests, simulator); the process keeps running.
+
+    With ``reboots_link`` (the simulated backend under ``secc run``) the OCPP bridge then
+    behaves as a rebooted station towards the CSMS: it closes the link and boots again
+    (BootNotification reason RemoteReset, StatusNotifications); without it the stored
+    boot reason waits for the next real start."""
 
     resets: list[str] = field(default_factory=list)
+    reboots_link: bool = False
 
     def reset(self, kind: str) -> None:
         log.info("simulated reset (%s)", kind)
@@ -147,6 +164,51 @@ class SimulatedFirmwareInstall:
         return self.outcome
 
 
+@runtime_checkable
+class TamperSource(Protocol):
+    """The station's tamper detection (enclosure switch, tilt sensor).  ``wait`` returns
+    once per detection, with a short description of what was detected (it goes to the
+    CSMS as the techInfo of SecurityEventNotification TamperDetectionActivated)."""
+
+    async def wait(self) -> str: ...
+
+
+class SimulatedTamper:
+    """A tamper switch triggered by :meth:`trigger` (tests, lab); detections are queued,
+    none is lost while nobody waits."""
+
+    def __init__(self) -> None:
+        self._detections: asyncio.Queue[str] = asyncio.Queue()
+
+    def trigger(self, detail: str = "enclosure opened") -> None:
+        self._detections.put_nowait(detail)
+
+    async def wait(self) -> str:
+        return await self._detections.get()
+
+
+@dataclass
+class BoardHooks:
+    """The station-level hooks a board's backend offers (:attr:`hal.api.Board.hooks`);
+    None where it has none (the production default of :class:`StationHooks` applies)."""
+
+    reset: ResetHook | None = None
+    firmware: FirmwareInstallHook | None = None
+    data_transfer: VendorDataTransfer | None = None
+    tamper: TamperSource | None = None
+
+
+def simulated_board_hooks() -> BoardHooks:
+    """What the simulated backend offers: every hook simulated; its reset reboots the
+    OCPP link in-process (the process keeps running)."""
+    return BoardHooks(
+        reset=SimulatedReset(reboots_link=True),
+        firmware=SimulatedFirmwareInstall(),
+        data_transfer=EchoDataTransfer(),
+        tamper=SimulatedTamper(),
+    )
+
+
 @dataclass
 class StationHooks:
     """The hooks a station gives the OCPP bridge (defaults: production behaviour)."""
@@ -155,3 +217,34 @@ class StationHooks:
     connector_lock: ConnectorLockHook | None = None  # None: UnlockConnector UnlockFailed
     data_transfer: VendorDataTransfer | None = None  # None: every vendorId is unknown
     firmware: FirmwareInstallHook | None = None  # None: UpdateFirmware is Rejected
+    tamper: TamperSource | None = None  # None: no tamper detection
+    # the station-level hooks already taken from a board (the first offering one wins)
+    _offered: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
+
+    def add_board(self, evse_id: int, connector_id: int, board: Board) -> None:
+        """Take what ``board`` (EVSE ``evse_id``'s) offers: its lock becomes that
+        connector's lock (when :attr:`connector_lock` is a :class:`HalConnectorLock` or
+        None); each station-level hook comes from the first board offering it."""
+        if board.lock is not None:
+            if self.connector_lock is None:
+                self.connector_lock = HalConnectorLock({})
+            if isinstance(self.connector_lock, HalConnectorLock):
+                locks = dict(self.connector_lock.locks)
+                locks[(evse_id, connector_id)] = board.lock
+                self.connector_lock.locks = locks
+        offered = board.hooks
+        if offered is None:
+            return
+        for name in ("reset", "firmware", "data_transfer", "tamper"):
+            hook = getattr(offered, name)
+            if hook is not None and name not in self._offered:
+                self._offered.add(name)
+                setattr(self, name, hook)
+
+
+def station_hooks(boards: Sequence[tuple[int, int, Board]]) -> StationHooks:
+    """The hooks of a station whose boards are ``(evseId, connectorId, board)``."""
+    hooks = StationHooks()
+    for evse_id, connector_id, board in boards:
+        hooks.add_board(evse_id, connector_id, board)
+    return hooks

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from hal.api import Board
 from hal.backends.feedback import wait_feedback
+from hal.hooks import simulated_board_hooks
 from hal.registry import check_options
 from hal.types import (
     ContactorState,
@@ -338,6 +339,7 @@ def build_board(plant: Plant | None = None, name: str = "simulated") -> tuple[Bo
         plc=SimPlc(plant),
         token_reader=SimTokenReader(plant),
         firmware_version="simulated",
+        hooks=simulated_board_hooks(),
     )
     return board, plant
 

@@ -119,6 +119,9 @@ class BridgeConfig:
     # the EVSE can take energy back (ISO 15118-20 BPT): meter values carry the export
     # measurands in every transaction (from the Started event on)
     bidirectional: bool = False
+    # the most the EVSE delivers (watts, its configured limits): the base of the composite
+    # schedule (K08); None: unknown (GetCompositeSchedule needs a profile then)
+    max_power_w: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +270,7 @@ class Bridge:
                 group.create_task(self.sender.run())
                 group.create_task(self._maintenance_loop())
                 group.create_task(self.ops.aligned_loop())
+                group.create_task(self.ops.tamper_loop())
             group.create_task(self._worker())
             group.create_task(self._meter_loop())
 

@@ -1,4 +1,7 @@
-"""Station operations the CSMS asks for: Reset (B11/B12) and ChangeAvailability (G03/G04).
+"""Station operations the CSMS asks for: Reset (B11/B12) and ChangeAvailability (G03/G04),
+UnlockConnector (F05), DataTransfer (P01/P02), SetNetworkProfile (A05/B09), GetReport (B08),
+TriggerMessage of the station-level messages, clock-aligned meter values (J01) and the
+tamper events of the HAL (A04), through the station's hooks (:mod:`hal.hooks`).
 
 Availability is kept per level (``"0"`` the station, ``"<evse>"`` an EVSE,
 ``"<evse>/<connector>"`` a connector) in the outbox's state table, so it survives a
@@ -83,6 +86,7 @@ class Operations:
         self._select_network_profile(first=True)
         bridge.client.on_connect_failed.append(self._connect_failed)
         self._reset_task: asyncio.Task[None] | None = None
+        self.hooks_changed = asyncio.Event()  # a board added hooks (hal.hooks.StationHooks)
         self._idle = asyncio.Event()
         reason = bridge.queue.get_state(BOOT_REASON_KEY)
         self._boot_reason_stored = isinstance(reason, str)
@@ -225,6 +229,11 @@ class Operations:
             log.warning("Reset: %d messages stay in the outbox for after the restart", len(queue))
         self.hooks.reset.reset(kind)
         self.reset_pending = None  # a simulated reset returns: the station serves on
+        if getattr(self.hooks.reset, "reboots_link", False):
+            # a simulated reboot as the CSMS sees one: the link goes down and the station
+            # boots again with reason RemoteReset (the stored reason is then cleared)
+            self._boot_reason_stored = True
+            await self.bridge.client.reboot("RemoteReset")
 
     def booted(self) -> None:
         """The BootNotification with the persisted reason was accepted: forget it.
@@ -244,6 +253,24 @@ class Operations:
                 self.bridge.queue.set_state(state)
             except (OSError, sqlite3.Error) as exc:  # the link stays up regardless
                 log.error("operation state not stored: %s", exc)
+
+    # --- tamper detection (A04) ----------------------------------------------------------
+
+    async def tamper_loop(self) -> None:
+        """Every detection of the station's :class:`hal.hooks.TamperSource` becomes the
+        security event TamperDetectionActivated (logged, queued durably for the CSMS)."""
+        while True:
+            source = self.hooks.tamper
+            if source is None:
+                self.hooks_changed.clear()
+                await self.hooks_changed.wait()
+                continue
+            try:
+                detail = await source.wait()
+            except Exception:  # a broken source must not end the station's other work
+                log.exception("tamper source failed; no more tamper detection")
+                return
+            await self.security.record(sec.TAMPER, detail)
 
     # --- wiring ------------------------------------------------------------------------------
 

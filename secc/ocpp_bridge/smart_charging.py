@@ -401,7 +401,19 @@ class SmartCharging:
             bridge.evses.keys,
             self._transaction_of,
         )
-        self.local_limit_w: float | None = None  # the station's own maximum, when known
+        # the station's own maximum (watts) when set; else the EVSEs' configured limits
+        self.local_limit_w: float | None = None
+
+    def local_limit(self, evse_id: int) -> float | None:
+        """The EVSE's own limit in watts (``BridgeConfig.max_power_w``, from its configured
+        power limits), for evseId 0 the sum over the station's EVSEs; None when unknown."""
+        if self.local_limit_w is not None:
+            return self.local_limit_w
+        configs = [b.config for n, b in self.bridge.evses.items() if evse_id in (0, n)]
+        limits = [c.max_power_w for c in configs]
+        if not limits or any(w is None for w in limits):
+            return None
+        return float(sum(w for w in limits if w is not None))
 
     def _transaction_of(self, evse_id: int) -> str | None:
         b = self.bridge.evses.get(evse_id)
@@ -530,9 +542,10 @@ class SmartCharging:
         if not isinstance(duration, int) or duration <= 0:
             return Reply({"status": "Rejected", "statusInfo": _info("duration", "Other")})
         now = self.bridge.utc_now().replace(microsecond=0)
-        periods = []
+        periods: list[dict[str, object]] = []
+        local = self.local_limit(evse_id)  # K08: the EVSE's own limits are the base
         for start, limit in self.book.composite(evse_id, now, duration):
-            watts = limit if limit is not None else self.local_limit_w
+            watts = local if limit is None else limit if local is None else min(limit, local)
             if watts is None:
                 return Reply(
                     {
@@ -540,8 +553,9 @@ class SmartCharging:
                         "statusInfo": _info("no limit known for the window", "Other"),
                     }
                 )
-            value = watts if unit == "W" else watts / (VOLTAGE * PHASES)
-            periods.append({"startPeriod": start, "limit": round(value, 1)})
+            value = round(watts if unit == "W" else watts / (VOLTAGE * PHASES), 1)
+            if not periods or periods[-1]["limit"] != value:  # capped periods may repeat
+                periods.append({"startPeriod": start, "limit": value})
         schedule = {
             "evseId": evse_id,
             "duration": duration,
