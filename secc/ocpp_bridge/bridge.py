@@ -130,6 +130,8 @@ class _Token:
     kind: str
     remote_start_id: int | None = None
     preauthorized: bool = False
+    # K05: RequestStartTransaction's TxProfile, installed once the transaction exists
+    profile: dict[str, object] | None = None
 
 
 class Bridge:
@@ -188,6 +190,7 @@ class Bridge:
         self._deauthorized = False
         self._stop_override: tuple[str, str] | None = None  # (stoppedReason, triggerReason)
         self._signed: dict[str, asyncio.Event] = {}
+        self.opening: str | None = None  # the transactionId being opened (K05)
         self.signing: set[str] = set()
         stored = queue.get_state(self._tx_key)
         self._tx: dict[str, object] | None = stored if isinstance(stored, dict) else None
@@ -501,15 +504,24 @@ class Bridge:
         if token is not None and token.remote_start_id is not None:
             tx["remoteStartId"] = token.remote_start_id
         self._remote_stop = self._deauthorized = self._authorized = False
-        await self._enqueue(
-            "Started",
-            "RemoteStart" if token and token.remote_start_id is not None else "CablePluggedIn",
-            tx=tx,
-            charging_state="EVConnected",
-            remote_start_id=token.remote_start_id if token else None,
-            meter=self._meter,
-            meter_context="Transaction.Begin",
-        )
+        self.opening = str(tx["id"])  # until the Started event is committed
+        if token is not None and token.profile is not None:  # K05, before the EV asks
+            self.primary.smart.apply_start_profile(
+                self.config.evse_id, token.profile, self.opening, starting=True
+            )
+            self._token = token = dataclasses.replace(token, profile=None)
+        try:
+            await self._enqueue(
+                "Started",
+                "RemoteStart" if token and token.remote_start_id is not None else "CablePluggedIn",
+                tx=tx,
+                charging_state="EVConnected",
+                remote_start_id=token.remote_start_id if token else None,
+                meter=self._meter,
+                meter_context="Transaction.Begin",
+            )
+        finally:
+            self.opening = None
         self._connector_changed("Occupied")
 
     def _connector_changed(self, status: str) -> None:
