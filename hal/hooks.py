@@ -145,9 +145,12 @@ class EchoDataTransfer:
 class FirmwareInstallHook(Protocol):
     """Install ``image`` (downloaded, signature verified against the Manufacturer root,
     every transaction ended).  Return the FirmwareStatusEnumType it ended in:
-    ``Installed``; ``InstallRebooting`` when the station now restarts into it (the hook
-    may then not return); ``InstallVerificationFailed`` when the station's own check of
-    the image fails; ``InstallationFailed`` (also when it raises)."""
+    ``Installed``; ``InstallRebooting`` when the new image runs only after a restart (the
+    bridge reports it, then restarts the station through the :class:`ResetHook`, and
+    reports Installed once it runs again; the hook itself must not restart);
+    ``InstallVerificationFailed`` when the station's own check of the image fails;
+    ``InstallationFailed`` (also when it raises).  A process that ends while the hook
+    runs is reported InstallationFailed after the restart."""
 
     async def install(self, image: Path) -> str: ...
 

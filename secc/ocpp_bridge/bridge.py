@@ -211,6 +211,7 @@ class Bridge:
         client.handlers.update(self.ops.handlers(client.handlers))
         # the device model is in force from the first connection on (A01, B05)
         client.config = apply_device_model(client.config, device_model)
+        self.ops.keep_profile_timeout()
         device_model.on_change.append(self._variable_changed)
         identity = client.config.charging_station
         device_model.computed[("ChargingStation", "Model")] = lambda: str(identity.get("model"))
@@ -246,6 +247,7 @@ class Bridge:
         """A variable the CSMS set: apply what the running station uses."""
         if key[0] in (COMM, SEC):
             self.client.config = apply_device_model(self.client.config, self.dm)
+            self.ops.keep_profile_timeout()
         if key == (COMM, "HeartbeatInterval"):
             self.client.set_heartbeat_interval(int(value))
         if key[0] == SEC:  # A04: a security setting changed
