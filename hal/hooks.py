@@ -29,6 +29,7 @@ simulated hooks, see docs/hal.md); the connector locks are the boards' own
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -157,13 +158,17 @@ class FirmwareInstallHook(Protocol):
 
 @dataclass
 class SimulatedFirmwareInstall:
-    """Records the images it is given (their bytes); ``outcome`` is what it reports."""
+    """Records the images it is given (their bytes; with ``keep_images`` off only their
+    SHA-256, as under ``secc run``, where images may be large); ``outcome`` is what it
+    reports."""
 
     outcome: str = "Installed"
     installed: list[bytes] = field(default_factory=list)
+    keep_images: bool = True
 
     async def install(self, image: Path) -> str:
-        self.installed.append(image.read_bytes())
+        data = await asyncio.to_thread(image.read_bytes)
+        self.installed.append(data if self.keep_images else hashlib.sha256(data).digest())
         return self.outcome
 
 
@@ -206,7 +211,7 @@ def simulated_board_hooks() -> BoardHooks:
     OCPP link in-process (the process keeps running)."""
     return BoardHooks(
         reset=SimulatedReset(reboots_link=True),
-        firmware=SimulatedFirmwareInstall(),
+        firmware=SimulatedFirmwareInstall(keep_images=False),
         data_transfer=EchoDataTransfer(),
         tamper=SimulatedTamper(),
     )

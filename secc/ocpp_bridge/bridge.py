@@ -507,6 +507,7 @@ class Bridge:
             tx["remoteStartId"] = token.remote_start_id
         self._remote_stop = self._deauthorized = self._authorized = False
         self.opening = str(tx["id"])  # until the Started event is committed
+        applied = token is not None and token.profile is not None
         if token is not None and token.profile is not None:  # K05, before the EV asks
             self.primary.smart.apply_start_profile(
                 self.config.evse_id, token.profile, self.opening, starting=True
@@ -522,6 +523,10 @@ class Bridge:
                 meter=self._meter,
                 meter_context="Transaction.Begin",
             )
+        except BaseException:
+            if applied:  # no transaction: its TxProfile goes too
+                self.primary.smart.session_ended(self.config.evse_id)
+            raise
         finally:
             self.opening = None
         self._connector_changed("Occupied")
