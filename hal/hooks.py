@@ -182,17 +182,41 @@ class TamperSource(Protocol):
 
 
 class SimulatedTamper:
-    """A tamper switch triggered by :meth:`trigger` (tests, lab); detections are queued,
+    """A tamper switch triggered by :meth:`trigger` (tests, lab) or, with ``path``, by a
+    file appearing there (``secc run`` with the simulated backend's ``tamper_file``
+    option: its text is the detail; it is removed when taken).  Detections are queued,
     none is lost while nobody waits."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: Path | None = None, poll: float = 0.2) -> None:
         self._detections: asyncio.Queue[str] = asyncio.Queue()
+        self.path = path
+        self.poll = poll
 
     def trigger(self, detail: str = "enclosure opened") -> None:
         self._detections.put_nowait(detail)
 
+    def _take(self) -> str | None:
+        assert self.path is not None
+        try:
+            text = self.path.read_text(errors="replace").strip()
+            self.path.unlink()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.warning("tamper file %s: %s", self.path, exc)
+            return None
+        return text[:255] or "tamper switch (simulated)"
+
     async def wait(self) -> str:
-        return await self._detections.get()
+        while True:
+            if self.path is not None and (detail := await asyncio.to_thread(self._take)):
+                return detail
+            try:
+                return await asyncio.wait_for(
+                    self._detections.get(), self.poll if self.path is not None else None
+                )
+            except TimeoutError:
+                continue
 
 
 @dataclass
@@ -206,14 +230,15 @@ class BoardHooks:
     tamper: TamperSource | None = None
 
 
-def simulated_board_hooks() -> BoardHooks:
+def simulated_board_hooks(tamper_file: Path | None = None) -> BoardHooks:
     """What the simulated backend offers: every hook simulated; its reset reboots the
-    OCPP link in-process (the process keeps running)."""
+    OCPP link in-process (the process keeps running); its tamper switch is also
+    ``tamper_file`` appearing, when given."""
     return BoardHooks(
         reset=SimulatedReset(reboots_link=True),
         firmware=SimulatedFirmwareInstall(keep_images=False),
         data_transfer=EchoDataTransfer(),
-        tamper=SimulatedTamper(),
+        tamper=SimulatedTamper(tamper_file),
     )
 
 

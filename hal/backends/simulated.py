@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hal.api import Board
 from hal.backends.feedback import wait_feedback
@@ -346,7 +347,8 @@ def build_board(plant: Plant | None = None, name: str = "simulated") -> tuple[Bo
 
 async def open_board(options: Mapping[str, object]) -> Board:
     """Registry entry point (`secc run`).  Options: ``ev_state`` (A..F), ``ev_hlc``
-    (bool).  The meter runs on the monotonic clock."""
+    (bool), ``tamper_file`` (a path: a file appearing there trips the simulated tamper
+    switch, hal.hooks.SimulatedTamper).  The meter runs on the monotonic clock."""
     check_options("simulated", options)
     plant = Plant(clock=time.monotonic)
     if "ev_state" in options:
@@ -354,4 +356,6 @@ async def open_board(options: Mapping[str, object]) -> Board:
     if "ev_hlc" in options:
         plant.ev_hlc = bool(options["ev_hlc"])
     board, _ = build_board(plant)
+    if "tamper_file" in options:
+        board.hooks = simulated_board_hooks(Path(str(options["tamper_file"])))
     return board

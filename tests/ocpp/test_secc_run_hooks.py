@@ -11,6 +11,7 @@ What the CSMS may expect, from OCPP 2.0.1 part 2:
 * P01 DataTransfer of a vendor the station knows (the simulated vendor
   ``org.secc.simulated``, message ``Echo``): Accepted with the data; another vendor:
   UnknownVendorId.
+* A04: the simulated tamper switch (``tamper_file``) raises TamperDetectionActivated.
 * K08 GetCompositeSchedule without any charging profile: Accepted, the EVSE's own limit
   (its configured AC limits: 230 V x 32 A x 3 phases) for the whole duration.
 * B11/B12 Reset: Immediate during a transaction ends it (stoppedReason ImmediateReset,
@@ -66,6 +67,8 @@ phases = 3
 [evse.hal]
 backend = "simulated"
 control = "none"
+[evse.hal.options]
+tamper_file = "{tamper}"
 """
 
 
@@ -88,7 +91,12 @@ async def secc_run(tmp_path: Path, pki_dir: Path, csms: TestCsms) -> AsyncIterat
     config = tmp_path / "secc.toml"
     config.write_text(
         CONFIG.format(
-            store=store, url=csms.url, station=STATION, password=password, state=tmp_path / "ocpp"
+            store=store,
+            url=csms.url,
+            station=STATION,
+            password=password,
+            state=tmp_path / "ocpp",
+            tamper=tmp_path / "tamper",
         )
     )
     log = tmp_path / "stderr.txt"
@@ -177,6 +185,16 @@ def test_unlock_firmware_data_transfer_and_composite_schedule(
                 await wait_for(
                     lambda: any(e["type"] == "FirmwareUpdated" for e in csms.raised_events())
                 )
+                # A04: the simulated tamper switch (the backend's tamper_file option)
+                (tmp_path / "tamper").write_text("enclosure door opened\n")
+                await wait_for(
+                    lambda: any(
+                        e["type"] == "TamperDetectionActivated"
+                        and e.get("tech_info") == "enclosure door opened"
+                        for e in csms.raised_events()
+                    )
+                )
+                assert not (tmp_path / "tamper").exists()  # taken once
                 # the station serves on: a second vendor call is still answered
                 again = await cp.call(
                     call.DataTransfer(vendor_id="org.secc.simulated", message_id="Nope")
