@@ -184,20 +184,26 @@ def _price_levels(tariff: SalesTariffFacts, power_schedule: Any, shift: int) -> 
     """A CSMS SalesTariff as the -20 PriceLevelSchedule, where that mapping is sound:
     every entry has an ePriceLevel and numEPriceLevels is given (the levels mean the same
     in both: a higher level is dearer).  Its ConsumptionCosts have no -20 counterpart in
-    a PriceLevelSchedule and are left out; a tariff without levels is not sent (None):
-    an AbsolutePriceSchedule needs currency amounts, which an OCPP SalesTariff does not
-    carry.  Seen ``shift`` seconds after it arrived, over the power schedule's span."""
+    a PriceLevelSchedule and are left out; a tariff without levels, or with a stretch
+    no entry covers, is not sent (None): an AbsolutePriceSchedule needs currency amounts,
+    which an OCPP SalesTariff does not carry, and -20 level entries cannot leave a gap.
+    Seen ``shift`` seconds after it arrived, over the power schedule's span."""
     if tariff.price_levels is None or any(e.price_level is None for e in tariff.entries):
         return None
     total = sum(e.duration for e in power_schedule.power_schedule_entries.power_schedule_entry)
     out: list[tuple[int, int]] = []  # (duration, level)
+    cursor = shift  # -20 entries follow each other: a gap in the tariff has no level
     for i, e in enumerate(tariff.entries):
         following = tariff.entries[i + 1].start if i + 1 < len(tariff.entries) else None
         end = e.start + e.duration if e.duration is not None else following
         end = total + shift if end is None else min(end, total + shift)
         start = max(e.start, shift)
-        if end > start and e.price_level is not None:
-            out.append((end - start, e.price_level))
+        if end <= start or e.price_level is None:
+            continue
+        if start != cursor:
+            return None
+        out.append((end - start, e.price_level))
+        cursor = end
     if not out:
         return None
     return COMMON.PriceLevelSchedule(
