@@ -474,3 +474,41 @@ def test_remote_start_with_a_profile_it_cannot_use_is_rejected(tmp_path: Path) -
         await csms.stop()
 
     run(main())
+
+
+def test_remote_start_profile_on_a_running_transaction(tmp_path: Path) -> None:
+    """F01 (the cable first): the transaction runs when RequestStartTransaction comes;
+    its TxProfile applies to that transaction at once and the session gets it."""
+
+    async def main() -> None:
+        from secc.core.actions import SessionStarted
+        from secc.core.events import ChargingScheduleUpdate
+
+        csms = TestCsms()
+        await csms.start()
+        station = build(tmp_path, csms.url, config=FAST)
+        bridge = station.bridge
+        async with running(station):
+            cp = await csms.station(STATION)
+            bridge.perform(SessionStarted(b"\x01" * 8, b"\x02" * 6, "urn:iso:15118:2:2013:MsgDef"))
+            await wait_for(lambda: bridge.transaction is not None and bool(csms.tx_raw))
+            assert bridge.transaction is not None
+            tx_id = str(bridge.transaction["id"])
+            station.events.clear()
+            p = profile(40, "TxProfile", 1, [(0, 3500.0)], kind="Relative")
+            answer = await cp.call(
+                call.RequestStartTransaction(
+                    id_token={"id_token": "APP-USER-4", "type": "Central"},
+                    remote_start_id=79,
+                    evse_id=1,
+                    charging_profile=p,
+                )
+            )
+            assert answer.status == "Accepted" and answer.transaction_id == tx_id
+            update = await station.next_event(ChargingScheduleUpdate)
+            assert update.entries[0][:2] == (0, 3500.0)
+            (entry,) = bridge.smart.book.entries
+            assert entry["profile"]["transactionId"] == tx_id
+        await csms.stop()
+
+    run(main())
