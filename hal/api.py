@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from hal.types import (
     ContactorState,
@@ -26,6 +26,9 @@ from hal.types import (
     RcdStatus,
     TokenRead,
 )
+
+if TYPE_CHECKING:
+    from hal.hooks import BoardHooks
 
 __all__ = [
     "Board",
@@ -174,6 +177,9 @@ class Board:
     # the board controller's firmware as it reports it (serial-mcu: the MCU's INFO answer),
     # None when the backend has no such controller or it does not say
     firmware_version: str | None = None
+    # station-level hooks for the OCPP bridge (reset, firmware installation, vendor
+    # DataTransfer, tamper detection: hal.hooks); None: the production defaults
+    hooks: BoardHooks | None = None
 
     async def aclose(self) -> None:
         """Release the hardware; contactors are opened first where possible."""

@@ -16,19 +16,31 @@ is a small Protocol with a simulated implementation used by the tests and the si
 * :class:`FirmwareInstallHook` (L01 UpdateFirmware): install a downloaded image whose
   signature the bridge has verified.  Without one UpdateFirmware is Rejected;
   :class:`SimulatedFirmwareInstall` stands in for the tests and the simulator.
+* :class:`TamperSource` (A04 TamperDetectionActivated): the enclosure's tamper switch.
+  Without one no tamper event is ever reported; :class:`SimulatedTamper` is triggered
+  by hand (tests, lab).
+
+Where they come from under ``secc run``: a board's backend offers the station-level ones
+as :attr:`hal.api.Board.hooks` (a :class:`BoardHooks`; the simulated backend offers the
+simulated hooks, see docs/hal.md); the connector locks are the boards' own
+:class:`hal.api.Lock` (:class:`HalConnectorLock`).  :func:`station_hooks` combines them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from hal.api import Lock
 from hal.types import HalError, LockState
+
+if TYPE_CHECKING:
+    from hal.api import Board, Lock
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +70,15 @@ class ExitForRestart:
 
 @dataclass
 class SimulatedReset:
-    """Records the resets asked for (tests, simulator); the process keeps running."""
+    """Records the resets asked for (tests, simulator); the process keeps running.
+
+    With ``reboots_link`` (the simulated backend under ``secc run``) the OCPP bridge then
+    behaves as a rebooted station towards the CSMS: it closes the link and boots again
+    (BootNotification reason RemoteReset, StatusNotifications); without it the stored
+    boot reason waits for the next real start."""
 
     resets: list[str] = field(default_factory=list)
+    reboots_link: bool = False
 
     def reset(self, kind: str) -> None:
         log.info("simulated reset (%s)", kind)
@@ -128,23 +146,100 @@ class EchoDataTransfer:
 class FirmwareInstallHook(Protocol):
     """Install ``image`` (downloaded, signature verified against the Manufacturer root,
     every transaction ended).  Return the FirmwareStatusEnumType it ended in:
-    ``Installed``; ``InstallRebooting`` when the station now restarts into it (the hook
-    may then not return); ``InstallVerificationFailed`` when the station's own check of
-    the image fails; ``InstallationFailed`` (also when it raises)."""
+    ``Installed``; ``InstallRebooting`` when the new image runs only after a restart (the
+    bridge reports it, then restarts the station through the :class:`ResetHook`, and
+    reports Installed once it runs again; the hook itself must not restart);
+    ``InstallVerificationFailed`` when the station's own check of the image fails;
+    ``InstallationFailed`` (also when it raises).  A process that ends while the hook
+    runs is reported InstallationFailed after the restart."""
 
     async def install(self, image: Path) -> str: ...
 
 
 @dataclass
 class SimulatedFirmwareInstall:
-    """Records the images it is given (their bytes); ``outcome`` is what it reports."""
+    """Records the images it is given (their bytes; with ``keep_images`` off only their
+    SHA-256, as under ``secc run``, where images may be large); ``outcome`` is what it
+    reports."""
 
     outcome: str = "Installed"
     installed: list[bytes] = field(default_factory=list)
+    keep_images: bool = True
 
     async def install(self, image: Path) -> str:
-        self.installed.append(image.read_bytes())
+        data = await asyncio.to_thread(image.read_bytes)
+        self.installed.append(data if self.keep_images else hashlib.sha256(data).digest())
         return self.outcome
+
+
+@runtime_checkable
+class TamperSource(Protocol):
+    """The station's tamper detection (enclosure switch, tilt sensor).  ``wait`` returns
+    once per detection, with a short description of what was detected (it goes to the
+    CSMS as the techInfo of SecurityEventNotification TamperDetectionActivated)."""
+
+    async def wait(self) -> str: ...
+
+
+class SimulatedTamper:
+    """A tamper switch triggered by :meth:`trigger` (tests, lab) or, with ``path``, by a
+    file appearing there (``secc run`` with the simulated backend's ``tamper_file``
+    option: its text is the detail; it is removed when taken).  Detections are queued,
+    none is lost while nobody waits."""
+
+    def __init__(self, path: Path | None = None, poll: float = 0.2) -> None:
+        self._detections: asyncio.Queue[str] = asyncio.Queue()
+        self.path = path
+        self.poll = poll
+
+    def trigger(self, detail: str = "enclosure opened") -> None:
+        self._detections.put_nowait(detail)
+
+    def _take(self) -> str | None:
+        assert self.path is not None
+        try:
+            text = self.path.read_text(errors="replace").strip()
+            self.path.unlink()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.warning("tamper file %s: %s", self.path, exc)
+            return None
+        return text[:255] or "tamper switch (simulated)"
+
+    async def wait(self) -> str:
+        while True:
+            if self.path is not None and (detail := await asyncio.to_thread(self._take)):
+                return detail
+            try:
+                return await asyncio.wait_for(
+                    self._detections.get(), self.poll if self.path is not None else None
+                )
+            except TimeoutError:
+                continue
+
+
+@dataclass
+class BoardHooks:
+    """The station-level hooks a board's backend offers (:attr:`hal.api.Board.hooks`);
+    None where it has none (the production default of :class:`StationHooks` applies)."""
+
+    reset: ResetHook | None = None
+    firmware: FirmwareInstallHook | None = None
+    data_transfer: VendorDataTransfer | None = None
+    tamper: TamperSource | None = None
+
+
+def simulated_board_hooks(tamper_file: Path | None = None) -> BoardHooks:
+    """What the simulated backend offers: every hook simulated; its reset reboots the
+    OCPP link in-process (the process keeps running); its tamper switch is also
+    ``tamper_file`` appearing, when given."""
+    return BoardHooks(
+        reset=SimulatedReset(reboots_link=True),
+        firmware=SimulatedFirmwareInstall(keep_images=False),
+        data_transfer=EchoDataTransfer(),
+        tamper=SimulatedTamper(tamper_file),
+    )
 
 
 @dataclass
@@ -155,3 +250,34 @@ class StationHooks:
     connector_lock: ConnectorLockHook | None = None  # None: UnlockConnector UnlockFailed
     data_transfer: VendorDataTransfer | None = None  # None: every vendorId is unknown
     firmware: FirmwareInstallHook | None = None  # None: UpdateFirmware is Rejected
+    tamper: TamperSource | None = None  # None: no tamper detection
+    # the station-level hooks already taken from a board (the first offering one wins)
+    _offered: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
+
+    def add_board(self, evse_id: int, connector_id: int, board: Board) -> None:
+        """Take what ``board`` (EVSE ``evse_id``'s) offers: its lock becomes that
+        connector's lock (when :attr:`connector_lock` is a :class:`HalConnectorLock` or
+        None); each station-level hook comes from the first board offering it."""
+        if board.lock is not None:
+            if self.connector_lock is None:
+                self.connector_lock = HalConnectorLock({})
+            if isinstance(self.connector_lock, HalConnectorLock):
+                locks = dict(self.connector_lock.locks)
+                locks[(evse_id, connector_id)] = board.lock
+                self.connector_lock.locks = locks
+        offered = board.hooks
+        if offered is None:
+            return
+        for name in ("reset", "firmware", "data_transfer", "tamper"):
+            hook = getattr(offered, name)
+            if hook is not None and name not in self._offered:
+                self._offered.add(name)
+                setattr(self, name, hook)
+
+
+def station_hooks(boards: Sequence[tuple[int, int, Board]]) -> StationHooks:
+    """The hooks of a station whose boards are ``(evseId, connectorId, board)``."""
+    hooks = StationHooks()
+    for evse_id, connector_id, board in boards:
+        hooks.add_board(evse_id, connector_id, board)
+    return hooks

@@ -46,7 +46,7 @@ BUILTIN: dict[str, BackendInfo] = {
         "simulated",
         "hal.backends.simulated:open_board",
         "simulated plant (EV, relays, meter, RCD, PLC) for demo, tests and lab work",
-        options=frozenset({"ev_state", "ev_hlc"}),
+        options=frozenset({"ev_state", "ev_hlc", "tamper_file"}),
     ),
     "serial-mcu": BackendInfo(
         "serial-mcu",

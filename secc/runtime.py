@@ -714,6 +714,8 @@ class Station:
                         plc=section.hal.plc,
                         plc_options=dict(section.hal_plc_options),
                     )
+                if self._ocpp is not None:  # its lock and station hooks (hal.hooks)
+                    self._ocpp.add_board(section, board)
                 # TLS 1.3 (ISO 15118-20) only for an EVSE offering -20
                 evse_tls = None if tls is None else tls.for_evse(offer_tls13=section.offers_iso20)
                 if evse_tls is not None and not evse_tls.usable:

@@ -14,9 +14,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hal.api import Board
 from hal.backends.feedback import wait_feedback
+from hal.hooks import simulated_board_hooks
 from hal.registry import check_options
 from hal.types import (
     ContactorState,
@@ -361,13 +363,15 @@ def build_board(plant: Plant | None = None, name: str = "simulated") -> tuple[Bo
         plc=SimPlc(plant),
         token_reader=SimTokenReader(plant),
         firmware_version="simulated",
+        hooks=simulated_board_hooks(),
     )
     return board, plant
 
 
 async def open_board(options: Mapping[str, object]) -> Board:
     """Registry entry point (`secc run`).  Options: ``ev_state`` (A..F), ``ev_hlc``
-    (bool).  The meter runs on the monotonic clock."""
+    (bool), ``tamper_file`` (a path: a file appearing there trips the simulated tamper
+    switch, hal.hooks.SimulatedTamper).  The meter runs on the monotonic clock."""
     check_options("simulated", options)
     plant = Plant(clock=time.monotonic)
     if "ev_state" in options:
@@ -375,4 +379,6 @@ async def open_board(options: Mapping[str, object]) -> Board:
     if "ev_hlc" in options:
         plant.ev_hlc = bool(options["ev_hlc"])
     board, _ = build_board(plant)
+    if "tamper_file" in options:
+        board.hooks = simulated_board_hooks(Path(str(options["tamper_file"])))
     return board

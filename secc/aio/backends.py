@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from certs.store import Store
+from hal.api import Board
+from hal.hooks import StationHooks
 from secc.config import AuthorizationSection, EvseSection, StationConfig
 from secc.core.actions import Action, RequestAuthorization, RequestCertificate
 from secc.core.events import AuthorizationResult, CertificateResult, Event, EvseStatus
@@ -82,12 +84,28 @@ class LocalBackend:
         pass
 
 
+def max_power_w(evse: EvseSection) -> float:
+    """The most an EVSE delivers in any of its energy modes (watts): its configured AC
+    limits (single or three phase) or DC power and current limits."""
+    out = 0.0
+    for mode in evse.energy_modes:
+        if mode.startswith("DC"):
+            out = max(out, min(evse.dc.max_power, evse.dc.max_voltage * evse.dc.max_current))
+        elif mode.startswith("AC_single"):
+            out = max(out, evse.ac.nominal_voltage * evse.ac.max_current)
+        else:
+            out = max(out, evse.ac.max_power)
+    return out
+
+
 class OcppBackends:
     """The ``[ocpp]`` section: one OCPP 2.0.1 connection (:mod:`secc.ocpp_bridge`) for the
     whole station, one bridge per ``[[evse]]`` as its backend.  The ``[[evse]]`` sections
     are OCPP evseId 1..n in config order (connectorId 1 each); the first bridge built
     owns the link, the outbox, the device model, the auth cache and the certificate
-    store, the others share them (``Bridge(primary=...)``)."""
+    store, the others share them (``Bridge(primary=...)``).  The station hooks (reset,
+    connector locks, firmware installation, vendor DataTransfer, tamper: :mod:`hal.hooks`)
+    come from the boards (:meth:`add_board`)."""
 
     def __init__(self, config: StationConfig) -> None:
         assert config.ocpp is not None
@@ -97,6 +115,15 @@ class OcppBackends:
         self._primary: Bridge | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closers: list[Callable[[], None]] = []
+        self.hooks = StationHooks()  # filled by add_board, shared with the primary bridge
+
+    def add_board(self, evse: EvseSection, board: Board) -> None:
+        """The board of ``evse``: its lock is that connector's (UnlockConnector), the
+        station-level hooks it offers (:attr:`hal.api.Board.hooks`) are the station's
+        where no earlier board offered one."""
+        self.hooks.add_board(self.evse_number(evse), 1, board)
+        if self._primary is not None:
+            self._primary.ops.hooks_changed.set()
 
     def evse_number(self, evse: EvseSection) -> int:
         """The OCPP evseId of an ``[[evse]]`` section: its place in the config, from 1."""
@@ -116,6 +143,7 @@ class OcppBackends:
             evse_id=evse_id,
             connector_type="cCCS2" if dc else "cType2",
             bidirectional=bidirectional,
+            max_power_w=max_power_w(evse),
         )
         primary = self._primary
         if primary is None:
@@ -180,6 +208,7 @@ class OcppBackends:
             DeviceModel(s.state_dir / "device_model.json", initial=iso15118_defaults(s)),
             emit,
             store=store,
+            hooks=self.hooks,
         )
         log.info(
             "OCPP 2.0.1 to %s as %s (security profile %d, %d EVSE)",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from secc import codec
 from secc.core.actions import Action, EndReason
 from secc.core.config import PausedSession, ScheduleEntry, SessionConfig
-from secc.core.events import AuthorizationResult, EvseStatus, Schema
+from secc.core.events import AuthorizationResult, EvseStatus, ScheduleOffer, Schema
 
 if TYPE_CHECKING:
     from secc.core.iso20.common import Iso20State
@@ -89,6 +89,8 @@ class Context:
     # EV's next ChargeParameterDiscovery takes it
     renegotiation_requested: bool = False
     schedule_origin: float = 0.0  # session time the csms_schedule's starts count from
+    # the CSMS's alternatives (ScheduleOffer; the first is csms_schedule); () for one
+    csms_offers: tuple[ScheduleOffer, ...] = ()
     sa_schedule_tuple_id: int = 1
     ev_max_current: float = 0.0
     ev_max_voltage: float = 0.0
@@ -156,9 +158,23 @@ class Context:
         (the schedule counts from when it arrived); None without one."""
         if self.csms_schedule is None:
             return None
+        return self.offer_entries(self.chosen_schedule(), now)
+
+    def chosen_schedule(self) -> tuple[ScheduleEntry, ...]:
+        """The CSMS schedule of the tuple the EV chose (the first before it chose)."""
+        assert self.csms_schedule is not None
+        for offer in self.csms_offers:
+            if offer.tuple_id == self.sa_schedule_tuple_id:
+                return tuple(ScheduleEntry(s, p, d) for s, p, d in offer.entries)
+        return self.csms_schedule
+
+    def offer_entries(
+        self, schedule: tuple[ScheduleEntry, ...], now: float
+    ) -> list[ScheduleEntry] | None:
+        """``schedule`` as seen from ``now`` (see :meth:`csms_entries`)."""
         shift = max(int(now - self.schedule_origin), 0)
         out: list[ScheduleEntry] = []
-        for e in self.csms_schedule:
+        for e in schedule:
             end = None if e.duration is None else e.start + e.duration
             if end is not None and end <= shift:
                 continue

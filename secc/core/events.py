@@ -132,10 +132,55 @@ Event = (
 
 
 @dataclass(frozen=True, slots=True)
+class TariffCost:
+    """One Cost of a ConsumptionCost (ISO 15118-2 CostType, OCPP CostType): ``kind`` is
+    relativePricePercentage / RenewableGenerationPercentage / CarbonDioxideEmission."""
+
+    kind: str
+    amount: int
+    multiplier: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TariffEntry:
+    """One SalesTariffEntry: from ``start`` seconds (for ``duration`` or until the next),
+    its price level and consumption costs (``start_watts``, costs) from that power on."""
+
+    start: int
+    duration: int | None = None
+    price_level: int | None = None
+    consumption: tuple[tuple[float, tuple[TariffCost, ...]], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SalesTariffFacts:
+    """A SalesTariff from the CSMS (OCPP chargingSchedule.salesTariff), checked against
+    the ISO 15118-2 schema's limits by the bridge."""
+
+    tariff_id: int
+    entries: tuple[TariffEntry, ...]
+    description: str | None = None
+    price_levels: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleOffer:
+    """One schedule the EV may choose (an OCPP chargingSchedule: SAScheduleTupleID = its
+    id): entries as in :class:`ChargingScheduleUpdate`, and its SalesTariff if any."""
+
+    tuple_id: int
+    entries: tuple[tuple[int, float, int | None], ...]
+    sales_tariff: SalesTariffFacts | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ChargingScheduleUpdate:
     """A charging schedule from the CSMS (OCPP SetChargingProfile / TxProfile) for the next
     ChargeParameterDiscoveryRes: ``entries`` are (start seconds, max watts, duration
-    seconds or None), ordered by start.  Added by the session core; not part of
-    :data:`Event` so that existing exhaustive matches stay valid."""
+    seconds or None), ordered by start.  ``offers`` (when given, up to 3; the first has
+    ``entries``) are the alternatives the EV chooses from, each with its own tuple id and
+    SalesTariff.  Added by the session core; not part of :data:`Event` so that existing
+    exhaustive matches stay valid."""
 
     entries: tuple[tuple[int, float, int | None], ...]
+    offers: tuple[ScheduleOffer, ...] = ()

@@ -182,8 +182,9 @@ class SeccSession:
                 if ctx.contactors_closed:
                     return self._stop(reason, now)
                 return self._end(EndReason.STATION_STOP, reason)
-            case ChargingScheduleUpdate(entries=entries):
+            case ChargingScheduleUpdate(entries=entries, offers=offers):
                 ctx.csms_schedule = tuple(ScheduleEntry(s, p, d) for s, p, d in entries) or None
+                ctx.csms_offers = offers if ctx.csms_schedule is not None else ()
                 ctx.schedule_origin = now
                 scheduled20 = self._iso20 and ctx.control_mode == "Scheduled"
                 if ctx.charging and (ctx.schema is Schema.ISO2 or scheduled20):

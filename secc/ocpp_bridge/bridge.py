@@ -129,6 +129,9 @@ class BridgeConfig:
     # the EVSE can take energy back (ISO 15118-20 BPT): meter values carry the export
     # measurands in every transaction (from the Started event on)
     bidirectional: bool = False
+    # the most the EVSE delivers (watts, its configured limits): the base of the composite
+    # schedule (K08); None: unknown (GetCompositeSchedule needs a profile then)
+    max_power_w: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +140,8 @@ class _Token:
     kind: str
     remote_start_id: int | None = None
     preauthorized: bool = False
+    # K05: RequestStartTransaction's TxProfile, installed once the transaction exists
+    profile: dict[str, object] | None = None
 
 
 class Bridge:
@@ -195,6 +200,7 @@ class Bridge:
         self._deauthorized = False
         self._stop_override: tuple[str, str] | None = None  # (stoppedReason, triggerReason)
         self._signed: dict[str, asyncio.Event] = {}
+        self.opening: str | None = None  # the transactionId being opened (K05)
         self.signing: set[str] = set()
         stored = queue.get_state(self._tx_key)
         self._tx: dict[str, object] | None = stored if isinstance(stored, dict) else None
@@ -215,6 +221,7 @@ class Bridge:
         client.handlers.update(self.ops.handlers(client.handlers))
         # the device model is in force from the first connection on (A01, B05)
         client.config = apply_device_model(client.config, device_model)
+        self.ops.keep_profile_timeout()
         device_model.on_change.append(self._variable_changed)
         identity = client.config.charging_station
         device_model.computed[("ChargingStation", "Model")] = lambda: str(identity.get("model"))
@@ -250,6 +257,7 @@ class Bridge:
         """A variable the CSMS set: apply what the running station uses."""
         if key[0] in (COMM, SEC):
             self.client.config = apply_device_model(self.client.config, self.dm)
+            self.ops.keep_profile_timeout()
         if key == (COMM, "HeartbeatInterval"):
             self.client.set_heartbeat_interval(int(value))
         if key[0] == SEC:  # A04: a security setting changed
@@ -277,6 +285,7 @@ class Bridge:
                 group.create_task(self.sender.run())
                 group.create_task(self._maintenance_loop())
                 group.create_task(self.ops.aligned_loop())
+                group.create_task(self.ops.tamper_loop())
             group.create_task(self._worker())
             group.create_task(self._meter_loop())
 
@@ -527,15 +536,29 @@ class Bridge:
         if token is not None and token.remote_start_id is not None:
             tx["remoteStartId"] = token.remote_start_id
         self._remote_stop = self._deauthorized = self._authorized = False
-        await self._enqueue(
-            "Started",
-            "RemoteStart" if token and token.remote_start_id is not None else "CablePluggedIn",
-            tx=tx,
-            charging_state="EVConnected",
-            remote_start_id=token.remote_start_id if token else None,
-            meter=self._meter,
-            meter_context="Transaction.Begin",
-        )
+        self.opening = str(tx["id"])  # until the Started event is committed
+        applied = token is not None and token.profile is not None
+        if token is not None and token.profile is not None:  # K05, before the EV asks
+            self.primary.smart.apply_start_profile(
+                self.config.evse_id, token.profile, self.opening, starting=True
+            )
+            self._token = token = dataclasses.replace(token, profile=None)
+        try:
+            await self._enqueue(
+                "Started",
+                "RemoteStart" if token and token.remote_start_id is not None else "CablePluggedIn",
+                tx=tx,
+                charging_state="EVConnected",
+                remote_start_id=token.remote_start_id if token else None,
+                meter=self._meter,
+                meter_context="Transaction.Begin",
+            )
+        except BaseException:
+            if applied:  # no transaction: its TxProfile goes too
+                self.primary.smart.session_ended(self.config.evse_id)
+            raise
+        finally:
+            self.opening = None
         self._connector_changed("Occupied")
 
     def _connector_changed(self, status: str) -> None:

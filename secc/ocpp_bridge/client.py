@@ -325,6 +325,13 @@ class OcppClient:
         if self._ws is not None:
             await self._ws.close()
 
+    async def reboot(self, reason: str) -> None:
+        """A simulated restart of the station: close the connection; the run loop
+        reconnects and sends BootNotification with ``reason`` as after a real start."""
+        self._booted = False
+        self.boot_reason = reason
+        await self.close()
+
     # --- incoming calls --------------------------------------------------------------------
 
     async def _dispatch(self, cp: _StationCp, msg: Call) -> None:

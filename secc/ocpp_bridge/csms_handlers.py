@@ -166,10 +166,28 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
             return Reply({"status": "Rejected", "statusInfo": _info("TxInProgress")})
         from secc.ocpp_bridge.bridge import _Token
 
+        profile = p.get("chargingProfile")  # K05: a TxProfile for the transaction
+        if profile is not None:
+            problem = bridge.smart.start_profile_problem(target.config.evse_id, profile)
+            if problem:
+                return Reply(
+                    {
+                        "status": "Rejected",
+                        "statusInfo": {"reasonCode": "InvalidProfile", "additionalInfo": problem},
+                    }
+                )
         preauthorized = not dm.flag("AuthCtrlr", "AuthorizeRemoteStart")
         target._token = _Token(
-            str(token.get("idToken")), str(token.get("type")), remote_id, preauthorized
+            str(token.get("idToken")),
+            str(token.get("type")),
+            remote_id,
+            preauthorized,
+            profile if isinstance(profile, dict) and target.transaction is None else None,
         )
+        if isinstance(profile, dict) and target.transaction is not None:  # F01: running
+            bridge.smart.apply_start_profile(
+                target.config.evse_id, profile, str(target.transaction["id"])
+            )
         if target._waiting_eim is not None:
             request, target._waiting_eim = target._waiting_eim, None
             client.spawn(target._authorize(request), "authorization")

@@ -1,7 +1,7 @@
 """Secure firmware update (OCPP 2.0.1 L01): UpdateFirmware, download with retries,
 signature verified against the Manufacturer root in the certificate store, installation
 through the station's :class:`hal.hooks.FirmwareInstallHook`, and a
-FirmwareStatusNotification for every state it passes.
+FirmwareStatusNotification for every state it passes, queued in the durable outbox.
 
 Answer to UpdateFirmware: ``Rejected`` without an install hook or for a location that is
 not an http(s) URL; ``InvalidCertificate`` when ``signingCertificate`` does not lead to a
@@ -16,8 +16,18 @@ InstallScheduled (installDateTime ahead) → the station waits for its transacti
 taking no new sessions → Installing → what the hook reports (Installed, InstallRebooting,
 InstallationFailed, InstallVerificationFailed); Installed raises the security event
 FirmwareUpdated.  The image is downloaded into ``firmware/`` beside the outbox, bounded in
-size, and removed after a failed verification.  The station serves on throughout; an
-update in progress is not resumed after a restart.
+size, and removed after a failed verification.  The station serves on throughout.
+
+Across a restart (the job is kept in the outbox's state, key ``firmware_job``, from the
+Accepted answer until its last status): an update whose download or wait had not ended
+is resumed with the same requestId (Downloading again: the image is fetched anew and
+verified); one whose image was verified verifies it again and goes on to install; one
+whose installation was running when the process ended reports InstallationFailed (its
+outcome is unknown); one that reported InstallRebooting reports Installed (and the
+security event FirmwareUpdated, L01.FR.31) once the station runs again, booting with
+reason FirmwareUpdate.  InstallRebooting: the bridge restarts the station through the
+:class:`hal.hooks.ResetHook` once the status is out.  A TriggerMessage reports the last
+status sent, Idle after Installed or when no update ever ran (L01.FR.25/26).
 """
 
 from __future__ import annotations
@@ -27,7 +37,9 @@ import base64
 import datetime as dt
 import itertools
 import logging
+import sqlite3
 import urllib.request
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,7 +50,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from certs._util import signed_by
 from secc.ocpp_bridge import security_events as sec
-from secc.ocpp_bridge.client import CallFailed, Reply
+from secc.ocpp_bridge.client import Reply
 from secc.ocpp_bridge.logs import OPENER, valid_location
 
 if TYPE_CHECKING:
@@ -46,6 +58,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 Payload = dict[str, object]
+JOB_KEY = "firmware_job"  # outbox state: the update in progress (survives a restart)
 MAX_IMAGE = 512 * 1024 * 1024  # bytes
 DOWNLOAD_TIMEOUT = 60.0
 
@@ -150,24 +163,32 @@ class FirmwareUpdates:
             return Reply({"status": "InvalidCertificate", "statusInfo": _info("Invalid", problem)})
         status = "Accepted"
         previous = self._request_id
-        if self._task is not None and not self._task.done():
-            if self.installing:  # an installation is not interrupted
-                reason = "an installation is in progress"
-                return Reply({"status": "Rejected", "statusInfo": _info("Installing", reason)})
-            self._task.cancel()
-            status = "AcceptedCanceled"
-        self._request_id = request_id if isinstance(request_id, int) else None
+        running = self._task is not None and not self._task.done()
+        if running and self.installing:  # an installation is not interrupted
+            reason = "an installation is in progress"
+            return Reply({"status": "Rejected", "statusInfo": _info("Installing", reason)})
         retries = p.get("retries")
         interval = p.get("retryInterval")
-        job = self._run(
-            location,
-            cert_pem,
-            signature,
-            _time(firmware.get("retrieveDateTime")),
-            _time(firmware.get("installDateTime")),
-            retries if isinstance(retries, int) else 0,
-            float(interval) if isinstance(interval, int) else 0.0,
-        )
+        record: Payload = {
+            "requestId": request_id if isinstance(request_id, int) else None,
+            "location": location,
+            "signingCertificate": cert_pem,
+            "signature": signature,
+            "retrieveDateTime": firmware.get("retrieveDateTime"),
+            "installDateTime": firmware.get("installDateTime"),
+            "retries": retries if isinstance(retries, int) else 0,
+            "retryInterval": interval if isinstance(interval, int) else 0,
+            "stage": "download",
+        }
+        try:  # Accepted only for what survives a restart
+            self._save(record)
+        except (OSError, sqlite3.Error) as exc:
+            return Reply({"status": "Rejected", "statusInfo": _info("Storage", str(exc))})
+        if running and self._task is not None:
+            self._task.cancel()  # the new request replaces the download in progress
+            status = "AcceptedCanceled"
+        self._request_id = request_id if isinstance(request_id, int) else None
+        job = self._job(record)
 
         async def start() -> None:
             if status == "AcceptedCanceled":
@@ -176,25 +197,77 @@ class FirmwareUpdates:
 
         return Reply({"status": status}, after=start)
 
+    def _save(self, record: Payload | None) -> None:
+        self.bridge.queue.set_state({JOB_KEY: record})
+
+    async def _stage(self, record: Payload, stage: str | None) -> None:
+        """Keep how far the job got (None: it ended); a storage failure is logged."""
+        if stage is not None:
+            record["stage"] = stage
+        try:
+            await self.bridge.queue.off_loop(self._save, record if stage is not None else None)
+        except (OSError, sqlite3.Error) as exc:
+            log.error("firmware job state not stored: %s", exc)
+
+    def _job(self, record: Payload) -> Coroutine[None, None, None]:
+        retries, interval = record.get("retries"), record.get("retryInterval")
+        return self._run(
+            record,
+            str(record["location"]),
+            str(record["signingCertificate"]),
+            str(record["signature"]),
+            _time(record.get("retrieveDateTime")),
+            _time(record.get("installDateTime")),
+            retries if isinstance(retries, int) else 0,
+            float(interval) if isinstance(interval, int) else 0.0,
+        )
+
+    async def resume(self) -> None:
+        """At start-up, once the link is up: what a restart left of an update (see the
+        module docstring)."""
+        record = self.bridge.queue.get_state(JOB_KEY)
+        if not isinstance(record, dict) or (self._task is not None and not self._task.done()):
+            return
+        rid = record.get("requestId")
+        self._request_id = rid if isinstance(rid, int) else None
+        stage = record.get("stage")
+        log.warning("firmware update %s found at stage %s after a restart", rid, stage)
+        if stage == "rebooting":
+            await self._rebooted(record)
+        elif stage == "installing":
+            await self._status("InstallationFailed")
+            await self._stage(record, None)
+        else:
+            self._task = asyncio.ensure_future(self._job(record))
+
+    async def _rebooted(self, record: Payload) -> None:
+        """The station runs again after InstallRebooting: the image is installed."""
+        await self.bridge.security.record(sec.FIRMWARE_UPDATED, str(record.get("location")))
+        await self._status("Installed")
+        await self._stage(record, None)
+
     def _set_status(self, status: str, request_id: int | None = None) -> None:
         payload: Payload = {"status": status}
         rid = self._request_id if request_id is None else request_id
         if rid is not None:
             payload["requestId"] = rid
-        final = status not in {"Downloading", "DownloadScheduled", "Downloaded",
-                               "SignatureVerified", "InstallScheduled", "Installing"}  # fmt: skip
-        self.bridge.ops.firmware_status = {"status": "Idle"} if final else payload
+        # L01.FR.25/26: a TriggerMessage reports the last status sent, Idle after Installed
+        self.bridge.ops.firmware_status = {"status": "Idle"} if status == "Installed" else payload
         if status == "AcceptedCanceled":
             return  # no FirmwareStatusEnumType value: the new request's states follow
         self._pending.append(payload)
 
     async def _flush(self) -> None:
+        """Queue the statuses in the durable outbox (in order with the other queued
+        messages: they reach the CSMS after a lost link or a restart too)."""
+        queue = self.bridge.queue
         while self._pending:
             payload = self._pending.pop(0)
             try:
-                await self.bridge.client.call("FirmwareStatusNotification", payload)
-            except (CallFailed, TimeoutError, ConnectionError) as exc:
-                log.warning("FirmwareStatusNotification %s: %s", payload["status"], exc)
+                await queue.off_loop(queue.enqueue, "FirmwareStatusNotification", payload)
+            except (OSError, sqlite3.Error) as exc:
+                log.error("FirmwareStatusNotification %s not queued: %s", payload["status"], exc)
+        self.bridge.sender.wake()
 
     async def _status(self, status: str) -> None:
         self._set_status(status)
@@ -202,6 +275,7 @@ class FirmwareUpdates:
 
     async def _run(
         self,
+        record: Payload,
         location: str,
         cert_pem: str,
         signature: str,
@@ -218,29 +292,38 @@ class FirmwareUpdates:
             await self._status("Downloading")
             if not await self._download(location, image, retries, interval):
                 await self._status("DownloadFailed")
+                await self._stage(record, None)
                 return
             await self._status("Downloaded")
             if not await asyncio.to_thread(verify_signature, cert_pem, signature, image):
                 image.unlink(missing_ok=True)
                 await self._status("InvalidSignature")
+                await self._stage(record, None)
                 await self.bridge.security.record(
                     sec.INVALID_FIRMWARE_SIGNATURE, f"firmware from {location}"
                 )
                 return
+            await self._stage(record, "verified")
             await self._status("SignatureVerified")
             if install_at is not None and install_at > self.bridge.utc_now():
                 await self._status("InstallScheduled")
                 await self._until(install_at)
-            await self._install(image)
+            await self._install(image, record)
+        except asyncio.CancelledError:
+            raise  # a new request replaces this one (or the station stops: resumed later)
+        except BaseException:
+            await self._stage(record, None)
+            raise
         finally:
             await self._flush()
 
-    async def _install(self, image: Path) -> None:
+    async def _install(self, image: Path, record: Payload) -> None:
         hook = self.bridge.ops.hooks.firmware
         assert hook is not None
         self.installing = True  # L01: no new session; wait for the running ones
         try:
             await self.bridge.ops.wait_idle()
+            await self._stage(record, "installing")
             await self._status("Installing")
             try:
                 outcome = await hook.install(image)
@@ -251,9 +334,16 @@ class FirmwareUpdates:
             self.installing = False  # sessions again before the outcome is reported
         if outcome not in {"Installed", "InstallRebooting", "InstallVerificationFailed"}:
             outcome = "InstallationFailed"
-        if outcome in {"Installed", "InstallRebooting"}:
+        if outcome == "InstallRebooting":  # Installed and FirmwareUpdated after the restart
+            await self._stage(record, "rebooting")
+            await self._status(outcome)
+            if await self.bridge.ops.restart("FirmwareUpdate"):
+                await self._rebooted(record)  # a simulated restart returned
+            return
+        if outcome == "Installed":
             await self.bridge.security.record(sec.FIRMWARE_UPDATED, image.name)
         await self._status(outcome)
+        await self._stage(record, None)
 
     async def _download(self, url: str, image: Path, retries: int, interval: float) -> bool:
         await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)

@@ -7,6 +7,10 @@ A location that is not an http(s) URL with a host is Rejected in the GetLog answ
 unreachable or refusing server ends in UploadFailure; a new GetLog cancels a running
 upload (AcceptedCanceled, N01.FR.?: the old request's last status is AcceptedCanceled).
 The station serves on meanwhile: the upload runs in a thread, off the event loop.
+LogStatusNotifications go through the durable outbox.  The request is kept in the
+outbox's state (key ``log_job``) until its last status: an upload a restart interrupted
+is taken up again with the same requestId (Uploading, the log as it is then, the same
+file name and retries), as the CSMS still waits for that request's outcome.
 
 SecurityLog: the entries of :mod:`secc.ocpp_bridge.security_events` between
 ``oldestTimestamp`` and ``latestTimestamp``, one JSON object a line.  DiagnosticsLog: a
@@ -17,14 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import logging
+import sqlite3
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING
 
-from secc.ocpp_bridge.client import CallFailed, Reply
+from secc.ocpp_bridge.client import Reply
 
 if TYPE_CHECKING:
     from secc.ocpp_bridge.bridge import Bridge
@@ -32,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 Payload = dict[str, object]
 UPLOAD_TIMEOUT = 30.0
+JOB_KEY = "log_job"  # outbox state: the upload in progress (survives a restart)
 
 
 def _parse_time(value: object) -> dt.datetime | None:
@@ -121,25 +129,67 @@ class LogUploads:
         interval = p.get("retryInterval")
         name = self.filename(log_type)
         url = location + name if location.endswith("/") else location
-        body = self.content(log_type, params.get("oldestTimestamp"), params.get("latestTimestamp"))
+        record: Payload = {
+            "requestId": request_id if isinstance(request_id, int) else None,
+            "logType": log_type,
+            "url": url,
+            "oldestTimestamp": params.get("oldestTimestamp"),
+            "latestTimestamp": params.get("latestTimestamp"),
+            "retries": retries if isinstance(retries, int) else 0,
+            "retryInterval": interval if isinstance(interval, int) else 0,
+        }
+        try:  # Accepted only for what survives a restart
+            self.bridge.queue.set_state({JOB_KEY: record})
+        except (OSError, sqlite3.Error) as exc:
+            return Reply({"status": "Rejected", "statusInfo": _info("Storage", str(exc))})
         status = "Accepted"
         if self._task is not None and not self._task.done():
             self._task.cancel()  # N01: the running upload is cancelled for the new one
             status = "AcceptedCanceled"
         previous = self._request_id
         self._request_id = request_id if isinstance(request_id, int) else None
-        upload = self._upload(
-            url,
-            body,
-            retries if isinstance(retries, int) else 0,
-            float(interval) if isinstance(interval, int) else 0.0,
-            previous if status == "AcceptedCanceled" else None,
-        )
+        upload = self._job(record, previous if status == "AcceptedCanceled" else None)
 
         async def start() -> None:
             self._task = asyncio.ensure_future(upload)
 
         return Reply({"status": status, "filename": name}, after=start)
+
+    def _job(self, record: Payload, canceled: int | None = None) -> Coroutine[None, None, None]:
+        retries, interval = record.get("retries"), record.get("retryInterval")
+        body = self.content(
+            str(record.get("logType")), record.get("oldestTimestamp"), record.get("latestTimestamp")
+        )
+        return self._upload(
+            str(record.get("url")),
+            body,
+            retries if isinstance(retries, int) else 0,
+            float(interval) if isinstance(interval, int) else 0.0,
+            canceled,
+        )
+
+    async def resume(self) -> None:
+        """At start-up, once the link is up: an upload a restart interrupted goes on."""
+        record = self.bridge.queue.get_state(JOB_KEY)
+        if not isinstance(record, dict) or (self._task is not None and not self._task.done()):
+            return
+        rid = record.get("requestId")
+        self._request_id = rid if isinstance(rid, int) else None
+        log.warning("log upload %s interrupted by a restart: uploading again", rid)
+        self._task = asyncio.ensure_future(self._job(record))
+
+    async def _queue(self, payload: Payload, *, final: bool = False) -> None:
+        """LogStatusNotification through the durable outbox (``final``: the job ends,
+        in the same transaction)."""
+        queue = self.bridge.queue
+        state = {JOB_KEY: None} if final else None
+        try:
+            await queue.off_loop(
+                functools.partial(queue.enqueue, "LogStatusNotification", payload, state=state)
+            )
+        except (OSError, sqlite3.Error) as exc:
+            log.error("LogStatusNotification %s not queued: %s", payload["status"], exc)
+        self.bridge.sender.wake()
 
     async def _notify(self, status: str) -> None:
         payload: Payload = {"status": status}
@@ -148,20 +198,13 @@ class LogUploads:
         self.bridge.ops.log_status = (
             payload if status == "Uploading" else {"status": "Idle"}
         )  # what a TriggerMessage reports meanwhile
-        try:
-            await self.bridge.client.call("LogStatusNotification", payload)
-        except (CallFailed, TimeoutError, ConnectionError) as exc:
-            log.warning("LogStatusNotification %s not delivered: %s", status, exc)
+        await self._queue(payload, final=status != "Uploading")
 
     async def _upload(
         self, url: str, body: bytes, retries: int, interval: float, canceled: int | None
     ) -> None:
         if canceled is not None:
-            payload: Payload = {"status": "AcceptedCanceled", "requestId": canceled}
-            try:
-                await self.bridge.client.call("LogStatusNotification", payload)
-            except (CallFailed, TimeoutError, ConnectionError) as exc:
-                log.warning("LogStatusNotification AcceptedCanceled: %s", exc)
+            await self._queue({"status": "AcceptedCanceled", "requestId": canceled})
         await self._notify("Uploading")
         for attempt in range(retries + 1):
             try:

@@ -1,4 +1,7 @@
-"""Station operations the CSMS asks for: Reset (B11/B12) and ChangeAvailability (G03/G04).
+"""Station operations the CSMS asks for: Reset (B11/B12) and ChangeAvailability (G03/G04),
+UnlockConnector (F05), DataTransfer (P01/P02), SetNetworkProfile (A05/B09), GetReport (B08),
+TriggerMessage of the station-level messages, clock-aligned meter values (J01) and the
+tamper events of the HAL (A04), through the station's hooks (:mod:`hal.hooks`).
 
 Availability is kept per level (``"0"`` the station, ``"<evse>"`` an EVSE,
 ``"<evse>/<connector>"`` a connector) in the outbox's state table, so it survives a
@@ -83,6 +86,8 @@ class Operations:
         self._select_network_profile(first=True)
         bridge.client.on_connect_failed.append(self._connect_failed)
         self._reset_task: asyncio.Task[None] | None = None
+        self._resumed = False  # the jobs a restart left were taken up
+        self.hooks_changed = asyncio.Event()  # a board added hooks (hal.hooks.StationHooks)
         self._idle = asyncio.Event()
         reason = bridge.queue.get_state(BOOT_REASON_KEY)
         self._boot_reason_stored = isinstance(reason, str)
@@ -209,11 +214,19 @@ class Operations:
         except TimeoutError:
             log.error("Reset: transactions still open after %g s; resetting", self.stop_timeout)
         await self.security.record(sec.RESET, f"Reset {kind} by the CSMS")
+        await self.restart("RemoteReset", kind)
+        self.reset_pending = None  # a simulated reset returns: the station serves on
+
+    async def restart(self, reason: str, kind: str = "Immediate") -> bool:
+        """Restart the station through the ResetHook: the next boot reason (``reason``,
+        BootReasonEnumType) persisted, the outbox given ``drain_timeout`` to empty.
+        True when the hook returned (a simulated restart: the station serves on; with
+        ``reboots_link`` it boots again on a new connection with ``reason``)."""
         queue = self.bridge.queue
         try:
-            await queue.off_loop(queue.set_state, {BOOT_REASON_KEY: "RemoteReset"})
-        except (OSError, sqlite3.Error) as exc:  # the reset goes ahead (reason: PowerUp)
-            log.error("Reset: boot reason not stored: %s", exc)
+            await queue.off_loop(queue.set_state, {BOOT_REASON_KEY: reason})
+        except (OSError, sqlite3.Error) as exc:  # the restart goes ahead (reason: PowerUp)
+            log.error("restart: boot reason not stored: %s", exc)
 
         async def drained() -> None:
             while await queue.off_loop(len, queue) > 0:
@@ -222,13 +235,23 @@ class Operations:
         try:
             await asyncio.wait_for(drained(), self.drain_timeout)
         except TimeoutError:
-            log.warning("Reset: %d messages stay in the outbox for after the restart", len(queue))
+            log.warning("restart: %d messages stay in the outbox for after it", len(queue))
         self.hooks.reset.reset(kind)
-        self.reset_pending = None  # a simulated reset returns: the station serves on
+        if getattr(self.hooks.reset, "reboots_link", False):
+            # a simulated reboot as the CSMS sees one: the link goes down and the station
+            # boots again with ``reason`` (the stored reason is then cleared)
+            self._boot_reason_stored = True
+            await self.bridge.client.reboot(reason)
+        return True
 
     def booted(self) -> None:
         """The BootNotification with the persisted reason was accepted: forget it.
-        The security profile connected with is the floor from now on (A05)."""
+        The security profile connected with is the floor from now on (A05).  The first
+        time: what a restart left of a firmware update or log upload goes on."""
+        if not self._resumed:
+            self._resumed = True
+            self.bridge.client.spawn(self.firmware.resume(), "firmware update after a restart")
+            self.bridge.client.spawn(self.logs.resume(), "log upload after a restart")
         self._failures = 0
         self._link_events.clear()
         state: dict[str, object | None] = {}
@@ -244,6 +267,24 @@ class Operations:
                 self.bridge.queue.set_state(state)
             except (OSError, sqlite3.Error) as exc:  # the link stays up regardless
                 log.error("operation state not stored: %s", exc)
+
+    # --- tamper detection (A04) ----------------------------------------------------------
+
+    async def tamper_loop(self) -> None:
+        """Every detection of the station's :class:`hal.hooks.TamperSource` becomes the
+        security event TamperDetectionActivated (logged, queued durably for the CSMS)."""
+        while True:
+            source = self.hooks.tamper
+            if source is None:
+                self.hooks_changed.clear()
+                await self.hooks_changed.wait()
+                continue
+            try:
+                detail = await source.wait()
+            except Exception:  # a broken source must not end the station's other work
+                log.exception("tamper source failed; no more tamper detection")
+                return
+            await self.security.record(sec.TAMPER, detail)
 
     # --- wiring ------------------------------------------------------------------------------
 
@@ -398,12 +439,22 @@ class Operations:
         return floor if isinstance(floor, int) else 1
 
     def _profile_problem(self, data: dict[str, object]) -> str:
-        """Why this NetworkConnectionProfileType cannot be used ("" when it can)."""
+        """Why this NetworkConnectionProfileType cannot be used ("" when it can).  Only
+        what the station applies is accepted: the URL, the security profile and the
+        messageTimeout (the call timeout on that link).  A VPN or an APN it would have to
+        set up is refused (this station has neither: its link is the host's network);
+        ocppInterface is taken as given (the host's routing picks the interface)."""
         level = data.get("securityProfile")
         url = str(data.get("ocppCsmsUrl", ""))
         parts = urllib.parse.urlsplit(url)
         if data.get("ocppVersion") != "OCPP20" or data.get("ocppTransport") != "JSON":
             return "only OCPP 2.0.1 over JSON"
+        for unsupported in ("vpn", "apn"):
+            if unsupported in data:
+                return f"{unsupported} is not supported: the link is the host's network"
+        timeout = data.get("messageTimeout")
+        if not isinstance(timeout, int) or timeout < 1:
+            return f"messageTimeout {timeout} must be at least 1 s"
         if level not in (1, 2, 3):
             return f"security profile {level} unknown"
         assert isinstance(level, int)
@@ -454,8 +505,19 @@ class Operations:
             data = profiles.get(name.strip())
             if isinstance(data, dict) and isinstance(level := data.get("securityProfile"), int):
                 url = str(data.get("ocppCsmsUrl"))
-                out.append(dataclasses.replace(base, csms_url=url, security_profile=level))
-        out.append(base)
+                timeout = data.get("messageTimeout")
+                out.append(
+                    dataclasses.replace(
+                        base,
+                        csms_url=url,
+                        security_profile=level,
+                        call_timeout=float(timeout)
+                        if isinstance(timeout, int) and timeout > 0
+                        else base.call_timeout,
+                    )
+                )
+        own = float(max(1, self.bridge.dm.number("OCPPCommCtrlr", "MessageTimeout")))
+        out.append(dataclasses.replace(base, call_timeout=own))
         floor = self._floor()
         return [c for c in out if c.security_profile >= floor] or out[:1]
 
@@ -477,8 +539,23 @@ class Operations:
             else candidates[(current + step) % len(candidates)]
         )
         client.config = dataclasses.replace(
-            client.config, csms_url=chosen.csms_url, security_profile=chosen.security_profile
+            client.config,
+            csms_url=chosen.csms_url,
+            security_profile=chosen.security_profile,
+            call_timeout=chosen.call_timeout,
         )
+
+    def keep_profile_timeout(self) -> None:
+        """The device model was applied to the link: a network profile in use keeps its
+        messageTimeout (B09)."""
+        client = self.bridge.client
+        for c in self._candidates():
+            if (c.csms_url, c.security_profile) == (
+                client.config.csms_url,
+                client.config.security_profile,
+            ):
+                client.config = dataclasses.replace(client.config, call_timeout=c.call_timeout)
+                return
 
     def _connect_failed(self) -> None:
         """B09: after NetworkProfileConnectionAttempts failures, the next profile.

@@ -38,7 +38,14 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from secc.core.actions import EvChargingNeeds, EvChargingSchedule
-from secc.core.events import ChargingScheduleUpdate, Event
+from secc.core.events import (
+    ChargingScheduleUpdate,
+    Event,
+    SalesTariffFacts,
+    ScheduleOffer,
+    TariffCost,
+    TariffEntry,
+)
 from secc.ocpp_bridge import mapping
 from secc.ocpp_bridge.client import Reply
 
@@ -109,9 +116,12 @@ class ProfileBook:
 
     # --- K01 ---------------------------------------------------------------------------
 
-    def check(self, evse_id: object, profile: Payload, now: dt.datetime) -> None:
+    def check(
+        self, evse_id: object, profile: Payload, now: dt.datetime, *, starting: bool = False
+    ) -> None:
         """Raise :class:`ProfileRefusedError` when ``profile`` may not be installed on
-        ``evse_id`` at ``now``."""
+        ``evse_id`` at ``now`` (``starting``: a TxProfile for a transaction yet to start,
+        K05)."""
         if not isinstance(evse_id, int) or (evse_id != 0 and evse_id not in set(self._evse_ids())):
             raise ProfileRefusedError(f"unknown EVSE {evse_id}")
         purpose = profile.get("chargingProfilePurpose")
@@ -126,7 +136,7 @@ class ProfileBook:
                 raise ProfileRefusedError("a TxProfile needs an EVSE")
             wanted = profile.get("transactionId")
             running = self._transaction_of(evse_id)
-            if wanted is None or running is None or wanted != running:
+            if not starting and (wanted is None or running is None or wanted != running):
                 raise ProfileRefusedError(f"no transaction {wanted} on EVSE {evse_id}")
         level = profile.get("stackLevel")
         if not isinstance(level, int) or not 0 <= level <= self.max_stack_level:
@@ -137,6 +147,18 @@ class ProfileBook:
             raise ProfileRefusedError("no chargingSchedule")
         for schedule in schedules:
             self._check_schedule(kind, profile, schedule, now)
+        if len(schedules) > 1 or any("salesTariff" in x for x in schedules):
+            # ISO 15118 alternatives: each chargingSchedule id is an SAScheduleTupleID
+            ids = [x.get("id") for x in schedules]
+            if any(not isinstance(i, int) or not 1 <= i <= 255 for i in ids):
+                raise ProfileRefusedError(
+                    f"chargingSchedule ids {ids}: SAScheduleTupleIDs must be 1..255"
+                )
+            if len(set(ids)) != len(ids):
+                raise ProfileRefusedError(f"chargingSchedule ids {ids} repeat")
+            for x in schedules:
+                if isinstance(x.get("salesTariff"), dict):
+                    check_sales_tariff(x["salesTariff"])
         valid_from = parse_time(profile["validFrom"]) if "validFrom" in profile else None
         valid_to = parse_time(profile["validTo"]) if "validTo" in profile else None
         if valid_to is not None:
@@ -259,15 +281,18 @@ class ProfileBook:
 
     # --- composite (K08) -----------------------------------------------------------------
 
-    def _limit(self, entry: Payload, t: dt.datetime, origin: dt.datetime) -> float | None:
-        """The profile's limit (W) at ``t``, None where it does not apply."""
+    def _limit(
+        self, entry: Payload, t: dt.datetime, origin: dt.datetime, alt: int = 0
+    ) -> float | None:
+        """The profile's limit (W) at ``t``, None where it does not apply; ``alt``: which
+        of its chargingSchedules (the last one where it has fewer)."""
         p = entry["profile"]
         if "validFrom" in p and t < parse_time(p["validFrom"]):
             return None
         if "validTo" in p and t >= parse_time(p["validTo"]):
             return None
-        s = p["chargingSchedule"][0]
-        start = self._start(entry, t, origin)
+        s = _schedule(p, alt)
+        start = self._start(entry, t, origin, alt)
         if start is None or t < start:
             return None
         elapsed = (t - start).total_seconds()
@@ -282,9 +307,11 @@ class ProfileBook:
             return None
         return _watts(chosen["limit"], s["chargingRateUnit"], chosen.get("numberPhases"))
 
-    def _start(self, entry: Payload, t: dt.datetime, origin: dt.datetime) -> dt.datetime | None:
+    def _start(
+        self, entry: Payload, t: dt.datetime, origin: dt.datetime, alt: int = 0
+    ) -> dt.datetime | None:
         p = entry["profile"]
-        s = p["chargingSchedule"][0]
+        s = _schedule(p, alt)
         kind = p["chargingProfileKind"]
         if kind == "Relative":
             return self.tx_started.get(entry["evseId"], origin)
@@ -294,13 +321,15 @@ class ProfileBook:
             start += dt.timedelta(seconds=step * ((t - start).total_seconds() // step))
         return start
 
-    def _edges(self, entry: Payload, t0: dt.datetime, t1: dt.datetime) -> set[dt.datetime]:
+    def _edges(
+        self, entry: Payload, t0: dt.datetime, t1: dt.datetime, alt: int = 0
+    ) -> set[dt.datetime]:
         """The moments in [t0, t1) where this profile's limit may change."""
         p = entry["profile"]
-        s = p["chargingSchedule"][0]
+        s = _schedule(p, alt)
         out = {parse_time(p[k]) for k in ("validFrom", "validTo") if k in p}
         starts = []
-        first = self._start(entry, t0, t0)
+        first = self._start(entry, t0, t0, alt)
         if first is not None:
             starts.append(first)
             if p["chargingProfileKind"] == "Recurring":
@@ -329,11 +358,13 @@ class ProfileBook:
                 out.append(e)
         return out
 
-    def limit_at(self, evse_id: int, t: dt.datetime, origin: dt.datetime) -> float | None:
+    def limit_at(
+        self, evse_id: int, t: dt.datetime, origin: dt.datetime, alt: int = 0
+    ) -> float | None:
         """The composite limit (W) of ``evse_id`` at ``t``; None: no profile limits."""
         best: dict[tuple[str, bool], tuple[int, float]] = {}
         for e in self._applicable(evse_id):
-            limit = self._limit(e, t, origin)
+            limit = self._limit(e, t, origin, alt)
             if limit is None:
                 continue
             p = e["profile"]
@@ -352,26 +383,27 @@ class ProfileBook:
         return min(limits) if limits else None
 
     def composite(
-        self, evse_id: int, t0: dt.datetime, seconds: int
+        self, evse_id: int, t0: dt.datetime, seconds: int, alt: int = 0
     ) -> list[tuple[int, float | None]]:
-        """(offset seconds, limit W or None) where the composite changes, from offset 0."""
+        """(offset seconds, limit W or None) where the composite changes, from offset 0;
+        ``alt``: with each profile's chargingSchedule ``alt`` (ISO 15118 alternatives)."""
         t1 = t0 + dt.timedelta(seconds=seconds)
         edges = {t0}
         for e in self._applicable(evse_id):
-            edges |= self._edges(e, t0, t1)
+            edges |= self._edges(e, t0, t1, alt)
         out: list[tuple[int, float | None]] = []
         for t in sorted(edges):
-            limit = self.limit_at(evse_id, t, t0)
+            limit = self.limit_at(evse_id, t, t0, alt)
             if not out or out[-1][1] != limit:
                 out.append((int((t - t0).total_seconds()), limit))
         return out
 
     def session_entries(
-        self, evse_id: int, now: dt.datetime
+        self, evse_id: int, now: dt.datetime, alt: int = 0
     ) -> tuple[tuple[int, float, int | None], ...]:
         """The composite for the next 24 h as ChargingScheduleUpdate entries; empty when
         no profile limits anything."""
-        periods = self.composite(evse_id, now, HORIZON)
+        periods = self.composite(evse_id, now, HORIZON, alt)
         if all(limit is None for _, limit in periods):
             return ()
         out = []
@@ -379,6 +411,113 @@ class ProfileBook:
             end = periods[i + 1][0] if i + 1 < len(periods) else HORIZON
             out.append((start, UNLIMITED if limit is None else limit, end - start))
         return tuple(out)
+
+    def leading(self, evse_id: int, now: dt.datetime) -> Payload | None:
+        """The profile that sets the EVSE's transaction limit now (TxProfile over the
+        EVSE's TxDefaultProfile over evseId 0's, the highest stack level in force)."""
+        rank = {"TxProfile": 2, "TxDefaultProfile": 0}
+        best: tuple[int, int, int] | None = None
+        found = None
+        for e in self._applicable(evse_id):
+            p = e["profile"]
+            purpose = p["chargingProfilePurpose"]
+            if purpose not in rank or self._limit(e, now, now) is None:
+                continue
+            key = (rank[purpose] + (e["evseId"] != 0), p["stackLevel"], len(p["chargingSchedule"]))
+            if best is None or key > best:
+                best, found = key, p
+        return found
+
+    def session_offers(self, evse_id: int, now: dt.datetime) -> tuple[ScheduleOffer, ...]:
+        """ISO 15118 alternatives: when the leading profile has more than one
+        chargingSchedule or a salesTariff, one offer per chargingSchedule (its id as the
+        SAScheduleTupleID, the composite with that schedule, its salesTariff); else ()."""
+        lead = self.leading(evse_id, now)
+        if lead is None:
+            return ()
+        schedules = lead["chargingSchedule"]
+        if len(schedules) < 2 and not any("salesTariff" in s for s in schedules):
+            return ()
+        out = []
+        for alt, schedule in enumerate(schedules):
+            entries = self.session_entries(evse_id, now, alt)
+            tariff = schedule.get("salesTariff")
+            out.append(
+                ScheduleOffer(
+                    int(schedule["id"]),
+                    entries,
+                    sales_tariff(tariff) if isinstance(tariff, dict) else None,
+                )
+            )
+        return tuple(out)
+
+
+def _schedule(profile: Payload, alt: int) -> Payload:
+    """chargingSchedule ``alt`` of a profile (its last where it has fewer)."""
+    schedules = profile["chargingSchedule"]
+    return cast(Payload, schedules[min(alt, len(schedules) - 1)])
+
+
+def sales_tariff(t: Payload) -> SalesTariffFacts:
+    """An OCPP SalesTariffType (checked by :func:`check_sales_tariff`) as session facts."""
+    entries = []
+    for e in t["salesTariffEntry"]:
+        interval = e["relativeTimeInterval"]
+        consumption = tuple(
+            (
+                float(c["startValue"]),
+                tuple(
+                    TariffCost(k["costKind"], int(k["amount"]), k.get("amountMultiplier"))
+                    for k in c["cost"]
+                ),
+            )
+            for c in e.get("consumptionCost", ())
+        )
+        entries.append(
+            TariffEntry(
+                int(interval["start"]),
+                interval.get("duration"),
+                e.get("ePriceLevel"),
+                consumption,
+            )
+        )
+    return SalesTariffFacts(
+        int(t["id"]), tuple(entries), t.get("salesTariffDescription"), t.get("numEPriceLevels")
+    )
+
+
+def check_sales_tariff(t: Payload) -> None:
+    """Refuse a salesTariff ISO 15118-2 cannot carry (SalesTariffID and ePriceLevel /
+    numEPriceLevels 0..255 as unsignedByte, SalesTariffID at least 1, entry starts
+    rising from 0 within 16777214 s, durations at most 86400 s, amounts unsignedInt,
+    startValues not negative, no price level above numEPriceLevels when given)."""
+    tariff_id = t.get("id")
+    if not isinstance(tariff_id, int) or not 1 <= tariff_id <= 255:
+        raise ProfileRefusedError(f"salesTariff id {tariff_id} outside ISO 15118-2's 1..255")
+    levels = t.get("numEPriceLevels")
+    if levels is not None and not 0 <= levels <= 255:
+        raise ProfileRefusedError(f"numEPriceLevels {levels} outside 0..255")
+    last = -1
+    for e in t.get("salesTariffEntry", ()):
+        interval = e.get("relativeTimeInterval", {})
+        start, duration = interval.get("start"), interval.get("duration")
+        if not isinstance(start, int) or not last < start <= 16777214 or (last < 0 < start):
+            raise ProfileRefusedError(
+                "salesTariffEntry starts must rise from 0 (at most 16777214 s)"
+            )
+        last = start
+        if duration is not None and not 0 <= duration <= 86400:
+            raise ProfileRefusedError(f"salesTariffEntry duration {duration} outside 0..86400")
+        level = e.get("ePriceLevel")
+        most = 255 if levels is None else levels
+        if level is not None and not 0 <= level <= most:
+            raise ProfileRefusedError(f"ePriceLevel {level} outside 0..{most}")
+        for c in e.get("consumptionCost", ()):
+            if float(c.get("startValue", -1)) < 0:
+                raise ProfileRefusedError("a consumptionCost startValue below 0")
+            for k in c.get("cost", ()):
+                if not 0 <= k.get("amount", -1) <= 0xFFFFFFFF:
+                    raise ProfileRefusedError(f"cost amount {k.get('amount')} not unsignedInt")
 
 
 def _overlap(p: Payload, valid_from: dt.datetime | None, valid_to: dt.datetime | None) -> bool:
@@ -401,12 +540,26 @@ class SmartCharging:
             bridge.evses.keys,
             self._transaction_of,
         )
-        self.local_limit_w: float | None = None  # the station's own maximum, when known
+        # the station's own maximum (watts) when set; else the EVSEs' configured limits
+        self.local_limit_w: float | None = None
+
+    def local_limit(self, evse_id: int) -> float | None:
+        """The EVSE's own limit in watts (``BridgeConfig.max_power_w``, from its configured
+        power limits), for evseId 0 the sum over the station's EVSEs; None when unknown."""
+        if self.local_limit_w is not None:
+            return self.local_limit_w
+        configs = [b.config for n, b in self.bridge.evses.items() if evse_id in (0, n)]
+        limits = [c.max_power_w for c in configs]
+        if not limits or any(w is None for w in limits):
+            return None
+        return float(sum(w for w in limits if w is not None))
 
     def _transaction_of(self, evse_id: int) -> str | None:
         b = self.bridge.evses.get(evse_id)
-        tx = b.transaction if b is not None else None
-        return str(tx["id"]) if tx is not None else None
+        if b is None:
+            return None
+        tx = b.transaction
+        return str(tx["id"]) if tx is not None else b.opening
 
     def push(self, evse_id: int | None = None, *, starting: bool = False) -> None:
         """Give the running session(s) the composite now in force (``starting``: the
@@ -416,8 +569,11 @@ class SmartCharging:
             if evse_id not in (None, 0, number) or (b.transaction is None and not starting):
                 continue
             entries = self.book.session_entries(number, now)
+            offers = self.book.session_offers(number, now) if entries else ()
+            if offers:
+                entries = offers[0].entries
             if entries or not starting:  # empty: no CSMS limit any more (profiles cleared)
-                b.emit(cast(Event, ChargingScheduleUpdate(entries)))
+                b.emit(cast(Event, ChargingScheduleUpdate(entries, offers)))
 
     def session_started(self, evse_id: int) -> None:
         """A session began: its schedule before the EV asks for charge parameters."""
@@ -462,6 +618,43 @@ class SmartCharging:
             log.info("%s: %s", name, answer.get("status"))
 
         client.spawn(notify(), name)
+
+    # --- K05: the chargingProfile of RequestStartTransaction ---------------------------------
+
+    def start_profile_problem(self, evse_id: int, profile: object) -> str:
+        """Why RequestStartTransaction's chargingProfile cannot be used on ``evse_id``
+        ("" when it can): it must be a TxProfile (F01.FR.09 / F02), carry no transactionId
+        other than the EVSE's running one, and pass K01's checks."""
+        if not isinstance(profile, dict):
+            return "chargingProfile is not an object"
+        if profile.get("chargingProfilePurpose") != "TxProfile":
+            purpose = profile.get("chargingProfilePurpose")
+            return f"chargingProfilePurpose {purpose} is not TxProfile"
+        running = self._transaction_of(evse_id)
+        wanted = profile.get("transactionId")
+        if wanted is not None and wanted != running:
+            return f"transactionId {wanted} is not a running transaction here"
+        try:
+            self.book.check(evse_id, profile, self.bridge.utc_now(), starting=True)
+        except ProfileRefusedError as exc:
+            return str(exc)
+        return ""
+
+    def apply_start_profile(
+        self, evse_id: int, profile: Payload, transaction_id: str, *, starting: bool = False
+    ) -> None:
+        """Install a RequestStartTransaction's TxProfile for the transaction it started
+        (``starting``: being opened now) and give it to the session; checked again, as
+        time has passed since the request."""
+        profile = {**profile, "transactionId": transaction_id}
+        try:
+            self.book.check(evse_id, profile, self.bridge.utc_now(), starting=starting)
+            self.book.install(evse_id, profile)
+        except (ProfileRefusedError, sqlite3.Error, OSError) as exc:
+            log.error("RequestStartTransaction profile %s not applied: %s", profile.get("id"), exc)
+            return
+        log.info("remote start TxProfile %s applies to %s", profile.get("id"), transaction_id)
+        self.push(evse_id, starting=starting)
 
     # --- CSMS calls ------------------------------------------------------------------------
 
@@ -529,10 +722,11 @@ class SmartCharging:
             )
         if not isinstance(duration, int) or duration <= 0:
             return Reply({"status": "Rejected", "statusInfo": _info("duration", "Other")})
-        now = self.bridge.utc_now().replace(microsecond=0)
-        periods = []
+        now = self.bridge.utc_now()  # exact: a profile that began this second applies
+        periods: list[dict[str, object]] = []
+        local = self.local_limit(evse_id)  # K08: the EVSE's own limits are the base
         for start, limit in self.book.composite(evse_id, now, duration):
-            watts = limit if limit is not None else self.local_limit_w
+            watts = local if limit is None else limit if local is None else min(limit, local)
             if watts is None:
                 return Reply(
                     {
@@ -540,8 +734,9 @@ class SmartCharging:
                         "statusInfo": _info("no limit known for the window", "Other"),
                     }
                 )
-            value = watts if unit == "W" else watts / (VOLTAGE * PHASES)
-            periods.append({"startPeriod": start, "limit": round(value, 1)})
+            value = round(watts if unit == "W" else watts / (VOLTAGE * PHASES), 1)
+            if not periods or periods[-1]["limit"] != value:  # capped periods may repeat
+                periods.append({"startPeriod": start, "limit": value})
         schedule = {
             "evseId": evse_id,
             "duration": duration,

@@ -19,6 +19,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -132,10 +133,46 @@ def iso20_installation(pki_dir: Path, exi_request: bytes) -> bytes:
     return codec.encode(res)
 
 
-async def smart_charging(csms: TestCsms, profile_w: float, renegotiate_w: float | None) -> None:
+def sales_tariff(tariff_id: int, levels: bool) -> dict[str, object]:
+    """An OCPP SalesTariffType: two price levels over the first hour and after it, or
+    one entry with consumption costs (relative price, CO2)."""
+    if levels:
+        entries: list[dict[str, object]] = [
+            {"relative_time_interval": {"start": 0, "duration": 3600}, "e_price_level": 1},
+            {"relative_time_interval": {"start": 3600}, "e_price_level": 2},
+        ]
+        return {
+            "id": tariff_id,
+            "sales_tariff_description": "interop levels",
+            "num_e_price_levels": 2,
+            "sales_tariff_entry": entries,
+        }
+    cost = [
+        {"cost_kind": "RelativePricePercentage", "amount": 90},
+        {"cost_kind": "CarbonDioxideEmission", "amount": 150, "amount_multiplier": -1},
+    ]
+    return {
+        "id": tariff_id,
+        "sales_tariff_entry": [
+            {
+                "relative_time_interval": {"start": 0},
+                "consumption_cost": [{"start_value": 0, "cost": cost}],
+            }
+        ],
+    }
+
+
+async def smart_charging(
+    csms: TestCsms,
+    profile_w: float,
+    renegotiate_w: float | None,
+    alternative_w: float | None = None,
+) -> None:
     """The smart-charging interop: remote start (F02, so an EIM session is authorized),
     a TxDefaultProfile of ``profile_w`` for EVSE 1, and once the EV charges a TxProfile
-    of ``renegotiate_w`` for its transaction (K01, K16).  Each step is logged."""
+    of ``renegotiate_w`` for its transaction (K01, K16).  With ``alternative_w`` the
+    TxDefaultProfile has a second chargingSchedule (id 2) of that power, each with a
+    salesTariff (ISO 15118 alternatives).  Each step is logged."""
     from ocpp.v201 import call
 
     log = logging.getLogger("csms")
@@ -155,6 +192,17 @@ async def smart_charging(csms: TestCsms, profile_w: float, renegotiate_w: float 
             }
         ],
     }
+    if alternative_w is not None:
+        schedules: Any = default["charging_schedule"]
+        schedules[0]["sales_tariff"] = sales_tariff(5, levels=True)
+        schedules.append(
+            {
+                "id": 2,
+                "charging_rate_unit": "W",
+                "charging_schedule_period": [{"start_period": 0, "limit": alternative_w}],
+                "sales_tariff": sales_tariff(6, levels=False),
+            }
+        )
     answer = await cp.call(call.SetChargingProfile(evse_id=1, charging_profile=default))
     log.info("SetChargingProfile TxDefaultProfile %s W: %s", profile_w, answer.status)
     if renegotiate_w is None:
@@ -186,7 +234,11 @@ async def smart_charging(csms: TestCsms, profile_w: float, renegotiate_w: float 
 
 
 async def serve(
-    port: int, pki_dir: Path, profile_w: float | None = None, renegotiate_w: float | None = None
+    port: int,
+    pki_dir: Path,
+    profile_w: float | None = None,
+    renegotiate_w: float | None = None,
+    alternative_w: float | None = None,
 ) -> int:
     backend = certificate_backend(credentials(pki_dir), os.urandom)
     log = logging.getLogger("csms")
@@ -212,7 +264,9 @@ async def serve(
     log.info("CSMS listening on %s", csms.url)
     tasks = []
     if profile_w is not None:
-        tasks.append(asyncio.ensure_future(smart_charging(csms, profile_w, renegotiate_w)))
+        tasks.append(
+            asyncio.ensure_future(smart_charging(csms, profile_w, renegotiate_w, alternative_w))
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -231,13 +285,20 @@ def main() -> int:
     parser.add_argument("--pki", type=Path, required=True, help="a make-test-pki directory")
     parser.add_argument("--profile-watts", type=float, help="remote start + TxDefaultProfile")
     parser.add_argument("--renegotiate-watts", type=float, help="TxProfile once charging")
+    parser.add_argument(
+        "--alternative-watts", type=float, help="a second chargingSchedule, with salesTariffs"
+    )
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    return asyncio.run(serve(args.port, args.pki, args.profile_watts, args.renegotiate_watts))
+    return asyncio.run(
+        serve(
+            args.port, args.pki, args.profile_watts, args.renegotiate_watts, args.alternative_watts
+        )
+    )
 
 
 if __name__ == "__main__":

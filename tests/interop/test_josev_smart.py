@@ -119,3 +119,76 @@ def test_josev_takes_the_csms_schedule_and_renegotiates(
         return
     assert progress[:2] == ["Start", "Renegotiate"] and progress[-1] == "Stop", progress
     assert offers[-1] == [SECOND_W], offers
+
+
+ALTERNATIVE_W = 3000.0
+
+
+def test_josev_takes_alternatives_with_sales_tariffs(
+    link: LinkPair, shared_pki: SharedPki, tmp_path: Path
+) -> None:
+    """The CSMS's TxDefaultProfile has two chargingSchedules (ids 1 and 2), each with a
+    salesTariff: the station offers two SAScheduleTuples with those IDs and SalesTariffs
+    (price levels; consumption costs); the independent EV decodes them, chooses one in
+    PowerDelivery and charges to the end under that tuple's limit."""
+    if station_kind() == "josev":
+        pytest.skip("about secc run with [ocpp]; the reference SECC has no CSMS here")
+    mode = next(m for m in MODES if m.name == "iso2-ac-eim")
+    where = workdir(tmp_path, "station")
+    station = SeccRunStation(
+        link,
+        shared_pki,
+        where,
+        evse_id=mode.evse_id,
+        ocpp=True,
+        csms_args=("--profile-watts", str(FIRST_W), "--alternative-watts", str(ALTERNATIVE_W)),
+    )
+    try:
+        station.wait_ready(15.0)
+        _wait_for(where / "csms.log", "SetChargingProfile TxDefaultProfile", 30.0)
+        run = run_evcc(link.ev, link.ev_if, mode, shared_pki, workdir(tmp_path, "ev"), 90.0)
+    finally:
+        station.stop()
+    verdict = evcc_verdict(run)
+    problems = list(verdict.problems)
+    traces = [t for t in station.traces() if any(r.get("kind") == "rx" for r in t)]
+    assert len(traces) == 1, (problems, station.log()[-3000:])
+    tuples: list[Any] = []
+    chosen = []
+    limits = []
+    for record in traces[0]:
+        name_ = record.get("name")
+        if record.get("kind") == "tx" and name_ == "ChargeParameterDiscoveryRes":
+            body = _decoded(record)
+            if body.sa_schedules is not None and not tuples:
+                tuples = list(body.sa_schedules.sa_schedule_tuple)
+        if record.get("kind") == "rx" and name_ == "PowerDeliveryReq":
+            chosen.append(_decoded(record).sa_schedule_tuple_id)
+        if record.get("kind") == "tx" and name_ == "ChargingStatusRes":
+            body = _decoded(record)
+            if body.evse_max_current is not None:
+                limits.append(value_of(body.evse_max_current))
+    SUMMARY.append(
+        f"{mode.name} + CSMS alternatives with SalesTariffs: tuples "
+        f"{[t.sa_schedule_tuple_id for t in tuples]}, EV chose {sorted(set(chosen))}; "
+        f"{'ok' if not problems else 'FAILED: ' + '; '.join(problems)}"
+    )
+    assert not problems, "; ".join(problems) + "\n" + run.log[-3000:]
+    assert [t.sa_schedule_tuple_id for t in tuples] == [1, 2]
+    first, second = tuples
+    assert [value_of(e.p_max) for e in first.p_max_schedule.p_max_schedule_entry] == [FIRST_W]
+    assert [value_of(e.p_max) for e in second.p_max_schedule.p_max_schedule_entry] == [
+        ALTERNATIVE_W
+    ]
+    assert first.sales_tariff.sales_tariff_id == 5
+    assert [e.e_price_level for e in first.sales_tariff.sales_tariff_entry] == [1, 2]
+    assert second.sales_tariff.sales_tariff_id == 6
+    costs = second.sales_tariff.sales_tariff_entry[0].consumption_cost[0].cost
+    assert [(c.cost_kind.value, c.amount) for c in costs] == [
+        ("relativePricePercentage", 90),
+        ("CarbonDioxideEmission", 150),
+    ]
+    assert chosen and set(chosen) <= {1, 2}, chosen
+    watts = FIRST_W if chosen[0] == 1 else ALTERNATIVE_W
+    # AC: the chosen tuple's limit bounds EVSEMaxCurrent (W / (230 V x 3 phases))
+    assert limits and max(limits) <= watts / (230.0 * 3) + 0.5, (limits, chosen)

@@ -7,13 +7,20 @@ import shutil
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from certs.store import Store
-from tests.ocpp.csms import TestCsms
+from hal.hooks import StationHooks
+from secc.ocpp_bridge.bridge import Bridge, BridgeConfig
+from tests.ocpp.csms import Behaviour, CsmsStation, TestCsms
+from tests.ocpp.station import STATION, Station, build, running
+
+FAST = BridgeConfig(link_retry=0.05, meter_interval=3600)  # no periodic meter samples
 
 
 @pytest.fixture(autouse=True)
@@ -54,3 +61,53 @@ def server_context(pki_dir: Path, *, client_auth: bool) -> ssl.SSLContext:
         ctx.verify_mode = ssl.CERT_REQUIRED
         ctx.load_verify_locations(pki_dir / "csms" / "root.pem")
     return ctx
+
+
+@dataclass
+class Linked:
+    """A running station and the test CSMS it is connected to (``cp``: the CSMS's side
+    of the connection)."""
+
+    csms: TestCsms
+    station: Station
+    cp: CsmsStation
+
+    @property
+    def bridge(self) -> Bridge:
+        return self.station.bridge
+
+
+OpsLink = Callable[..., AbstractAsyncContextManager[Linked]]
+
+
+@pytest.fixture
+def ops_link(tmp_path: Path) -> OpsLink:
+    """The set-up of the operation tests (``tests/ocpp/test_ops_*.py``): a fresh test
+    CSMS and the real bridge on ``tmp_path`` (fast retries, no periodic meter samples)
+    with the given station hooks and certificate store, running and connected::
+
+        async with ops_link(hooks=StationHooks(...), store=store) as link:
+            answer = await link.cp.call(...)
+
+    The CSMS is stopped at the end; what it recorded stays readable."""
+
+    @asynccontextmanager
+    async def link(
+        *,
+        hooks: StationHooks | None = None,
+        store: Store | None = None,
+        config: BridgeConfig = FAST,
+        behaviour: Behaviour | None = None,
+    ) -> AsyncIterator[Linked]:
+        csms = TestCsms(behaviour=behaviour)
+        await csms.start()
+        try:
+            station = build(tmp_path, csms.url, config=config, store=store)
+            if hooks is not None:
+                station.bridge.ops.hooks = hooks
+            async with running(station):
+                yield Linked(csms, station, await csms.station(STATION))
+        finally:
+            await csms.stop()
+
+    return link

@@ -22,6 +22,7 @@ from ocpp.v201 import call
 from secc.core.actions import EndReason, RequestAuthorization, SessionEnded, SessionStarted
 from secc.core.events import AuthorizationResult
 from secc.ocpp_bridge.bridge import BridgeConfig
+from tests.ocpp.conftest import OpsLink
 from tests.ocpp.csms import TestCsms, wait_for
 from tests.ocpp.station import STATION, build, running
 
@@ -89,14 +90,11 @@ def test_inoperative_evse_refuses_sessions_and_stays_so_after_a_restart(tmp_path
     run(main())
 
 
-def test_inoperative_during_a_transaction_is_scheduled(tmp_path: Path) -> None:
+def test_inoperative_during_a_transaction_is_scheduled(ops_link: OpsLink) -> None:
     async def main() -> None:
-        csms = TestCsms()
-        await csms.start()
-        station = build(tmp_path, csms.url, config=FAST)
-        bridge = station.bridge
-        async with running(station):
-            cp = await csms.station(STATION)
+        async with ops_link() as link:
+            csms, station, cp = link.csms, link.station, link.cp
+            bridge = station.bridge
             bridge.perform(PLUG)
             await wait_for(lambda: statuses(csms)[-1:] == [(1, 1, "Occupied")])
             answer = await cp.call(change("Inoperative", {"id": 1, "connector_id": 1}))
@@ -106,7 +104,8 @@ def test_inoperative_during_a_transaction_is_scheduled(tmp_path: Path) -> None:
             assert (await station.next_event(AuthorizationResult)).accepted  # it goes on
             bridge.perform(SessionEnded(EndReason.EV_STOP))
             await wait_for(lambda: statuses(csms)[-1] == (1, 1, "Unavailable"))
-        await csms.stop()
+            # the Ended event comes through the outbox, the status directly: wait for both
+            await wait_for(lambda: len(csms.transaction_stream()) == 3)
         assert (1, 1, "Available") not in statuses(csms)[1:]
         assert [p["eventType"] for p in csms.transaction_stream()] == [
             "Started",
@@ -117,13 +116,10 @@ def test_inoperative_during_a_transaction_is_scheduled(tmp_path: Path) -> None:
     run(main())
 
 
-def test_station_level_change_and_bad_targets(tmp_path: Path) -> None:
+def test_station_level_change_and_bad_targets(ops_link: OpsLink) -> None:
     async def main() -> None:
-        csms = TestCsms()
-        await csms.start()
-        station = build(tmp_path, csms.url, config=FAST)
-        async with running(station):
-            cp = await csms.station(STATION)
+        async with ops_link() as link:
+            csms, station, cp = link.csms, link.station, link.cp
             await wait_for(lambda: len(statuses(csms)) == 1)
             for evse in ({"id": 7}, {"id": 1, "connector_id": 2}):
                 answer = await cp.call(change("Inoperative", evse))
@@ -139,7 +135,6 @@ def test_station_level_change_and_bad_targets(tmp_path: Path) -> None:
             answer = await cp.call(change("Operative"))
             assert answer.status == "Accepted"
             await wait_for(lambda: statuses(csms)[-1] == (1, 1, "Available"))
-        await csms.stop()
         assert statuses(csms) == [(1, 1, "Available"), (1, 1, "Unavailable"), (1, 1, "Available")]
 
     run(main())

@@ -34,6 +34,7 @@ from certs.store import Store
 from hal.hooks import SimulatedFirmwareInstall, StationHooks
 from secc.core.actions import EndReason, SessionEnded, SessionStarted
 from secc.ocpp_bridge.bridge import BridgeConfig
+from tests.ocpp.conftest import OpsLink
 from tests.ocpp.csms import TestCsms, wait_for
 from tests.ocpp.station import STATION, Station, build, running
 
@@ -135,15 +136,13 @@ def states(csms: TestCsms, request_id: int) -> list[str]:
 
 
 def test_signed_firmware_is_downloaded_verified_and_installed(
-    tmp_path: Path, pki_dir: Path, store: Store
+    pki_dir: Path, store: Store, ops_link: OpsLink
 ) -> None:
     async def main() -> None:
         key, cert = signer(pki_dir)
-        csms = TestCsms()
-        await csms.start()
-        station, hook = _station(tmp_path, csms, store)
-        async with running(station):
-            cp = await csms.station(STATION)
+        hook = SimulatedFirmwareInstall()
+        async with ops_link(hooks=StationHooks(firmware=hook), store=store) as link:
+            csms, cp = link.csms, link.cp
             with image_server(IMAGE, failures=1) as (url, hits):
                 answer = await cp.call(
                     update(5, url, cert, sign(key, IMAGE), retries=2, retry_interval=0)
@@ -159,21 +158,20 @@ def test_signed_firmware_is_downloaded_verified_and_installed(
             )
             assert trigger.status == "Accepted"
             await wait_for(lambda: csms.firmware_statuses[-1] == {"status": "Idle"})
-        await csms.stop()
         assert states(csms, 5) == ALL_STATES
         assert hook.installed == [IMAGE]
 
     run(main())
 
 
-def test_signature_mismatch_is_never_installed(tmp_path: Path, pki_dir: Path, store: Store) -> None:
+def test_signature_mismatch_is_never_installed(
+    tmp_path: Path, pki_dir: Path, store: Store, ops_link: OpsLink
+) -> None:
     async def main() -> None:
         key, cert = signer(pki_dir)
-        csms = TestCsms()
-        await csms.start()
-        station, hook = _station(tmp_path, csms, store)
-        async with running(station):
-            cp = await csms.station(STATION)
+        hook = SimulatedFirmwareInstall()
+        async with ops_link(hooks=StationHooks(firmware=hook), store=store) as link:
+            csms, station, cp = link.csms, link.station, link.cp
             tampered = IMAGE[:-1] + b"\x00"  # one byte changed
             with image_server(tampered) as (url, _hits):
                 answer = await cp.call(update(6, url, cert, sign(key, IMAGE)))
@@ -184,7 +182,6 @@ def test_signature_mismatch_is_never_installed(tmp_path: Path, pki_dir: Path, st
             )
             station.bridge.perform(PLUG)  # the station serves on
             await wait_for(lambda: len(csms.tx_raw) == 1)
-        await csms.stop()
         assert states(csms, 6) == ["Downloading", "Downloaded", "InvalidSignature"]
         assert hook.installed == []
         assert list((tmp_path / "firmware").iterdir()) == []
@@ -192,15 +189,13 @@ def test_signature_mismatch_is_never_installed(tmp_path: Path, pki_dir: Path, st
     run(main())
 
 
-def test_bad_requests_get_a_clear_status(tmp_path: Path, pki_dir: Path, store: Store) -> None:
+def test_bad_requests_get_a_clear_status(pki_dir: Path, store: Store, ops_link: OpsLink) -> None:
     async def main() -> None:
         key, cert = signer(pki_dir)
         stranger_key, stranger = signer(pki_dir, under_manufacturer=False)
-        csms = TestCsms()
-        await csms.start()
-        station, hook = _station(tmp_path, csms, store)
-        async with running(station):
-            cp = await csms.station(STATION)
+        hook = SimulatedFirmwareInstall()
+        async with ops_link(hooks=StationHooks(firmware=hook), store=store) as link:
+            csms, cp = link.csms, link.cp
             bad_url = await cp.call(update(7, "htp:/firmware", cert, sign(key, IMAGE)))
             assert bad_url.status == "Rejected"
             assert bad_url.status_info["reason_code"] == "InvalidURL"
@@ -217,7 +212,6 @@ def test_bad_requests_get_a_clear_status(tmp_path: Path, pki_dir: Path, store: S
             )
             assert answer.status == "Accepted"
             await wait_for(lambda: states(csms, 9)[-1:] == ["DownloadFailed"])
-        await csms.stop()
         assert csms.raised_events()[0]["type"] == "InvalidFirmwareSigningCertificate"
         assert states(csms, 7) == states(csms, 8) == []
         assert states(csms, 9) == ["Downloading", "DownloadFailed"]
@@ -227,16 +221,14 @@ def test_bad_requests_get_a_clear_status(tmp_path: Path, pki_dir: Path, store: S
 
 
 def test_installation_waits_for_the_transaction(
-    tmp_path: Path, pki_dir: Path, store: Store
+    pki_dir: Path, store: Store, ops_link: OpsLink
 ) -> None:
     async def main() -> None:
         key, cert = signer(pki_dir)
-        csms = TestCsms()
-        await csms.start()
-        station, hook = _station(tmp_path, csms, store)
-        bridge = station.bridge
-        async with running(station):
-            cp = await csms.station(STATION)
+        hook = SimulatedFirmwareInstall()
+        async with ops_link(hooks=StationHooks(firmware=hook), store=store) as link:
+            csms, station, cp = link.csms, link.station, link.cp
+            bridge = station.bridge
             bridge.perform(PLUG)
             await wait_for(lambda: len(csms.tx_raw) == 1)
             with image_server(IMAGE) as (url, _hits):
@@ -248,7 +240,6 @@ def test_installation_waits_for_the_transaction(
             bridge.perform(SessionEnded(EndReason.EV_STOP))
             await wait_for(lambda: states(csms, 10)[-1:] == ["Installed"])
             assert bridge.ops.operative(1)
-        await csms.stop()
         assert states(csms, 10) == ALL_STATES
         assert hook.installed == [IMAGE]
 

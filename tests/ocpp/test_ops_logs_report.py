@@ -22,6 +22,7 @@ from pathlib import Path
 from ocpp.v201 import call
 
 from secc.ocpp_bridge.bridge import BridgeConfig
+from tests.ocpp.conftest import OpsLink
 from tests.ocpp.csms import TestCsms, wait_for
 from tests.ocpp.station import STATION, build, running
 
@@ -73,13 +74,10 @@ def get_log(kind: str, url: str, request_id: int, **kw: object) -> call.GetLog:
     return call.GetLog(log={"remote_location": url}, log_type=kind, request_id=request_id, **kw)
 
 
-def test_security_log_is_uploaded(tmp_path: Path) -> None:
+def test_security_log_is_uploaded(ops_link: OpsLink) -> None:
     async def main() -> None:
-        csms = TestCsms()
-        await csms.start()
-        station = build(tmp_path, csms.url, config=FAST)
-        async with running(station):
-            cp = await csms.station(STATION)
+        async with ops_link() as link:
+            csms, station, cp = link.csms, link.station, link.cp
             await station.bridge.security.record("TamperDetectionActivated", "lid opened")
             with upload_server() as (url, stored):
                 answer = await cp.call(get_log("SecurityLog", url, 11))
@@ -88,7 +86,6 @@ def test_security_log_is_uploaded(tmp_path: Path) -> None:
                 diag = await cp.call(get_log("DiagnosticsLog", url, 12))
                 assert diag.status == "Accepted"
                 await wait_for(lambda: len(csms.log_statuses) == 4)
-        await csms.stop()
         assert csms.log_statuses == [
             {"status": "Uploading", "request_id": 11},
             {"status": "Uploaded", "request_id": 11},
@@ -106,13 +103,10 @@ def test_security_log_is_uploaded(tmp_path: Path) -> None:
     run(main())
 
 
-def test_unreachable_or_refusing_log_server_ends_in_upload_failure(tmp_path: Path) -> None:
+def test_unreachable_or_refusing_log_server_ends_in_upload_failure(ops_link: OpsLink) -> None:
     async def main() -> None:
-        csms = TestCsms()
-        await csms.start()
-        station = build(tmp_path, csms.url, config=FAST)
-        async with running(station):
-            cp = await csms.station(STATION)
+        async with ops_link() as link:
+            csms, cp = link.csms, link.cp
             dead = f"http://127.0.0.1:{free_port()}/logs/"
             answer = await cp.call(get_log("SecurityLog", dead, 1, retries=2, retry_interval=0))
             assert answer.status == "Accepted"
@@ -125,7 +119,6 @@ def test_unreachable_or_refusing_log_server_ends_in_upload_failure(tmp_path: Pat
             beats = csms.heartbeats  # the station serves on
             await cp.call(call.TriggerMessage(requested_message="Heartbeat"))
             await wait_for(lambda: csms.heartbeats > beats)
-        await csms.stop()
         assert [(s["status"], s["request_id"]) for s in csms.log_statuses] == [
             ("Uploading", 1),
             ("UploadFailure", 1),
@@ -136,13 +129,10 @@ def test_unreachable_or_refusing_log_server_ends_in_upload_failure(tmp_path: Pat
     run(main())
 
 
-def test_malformed_log_location_is_rejected(tmp_path: Path) -> None:
+def test_malformed_log_location_is_rejected(ops_link: OpsLink) -> None:
     async def main() -> None:
-        csms = TestCsms()
-        await csms.start()
-        station = build(tmp_path, csms.url, config=FAST)
-        async with running(station):
-            cp = await csms.station(STATION)
+        async with ops_link() as link:
+            csms, cp = link.csms, link.cp
             for bad in ("not a url", "ftp://127.0.0.1/logs/", "http:///nohost"):
                 answer = await cp.call(get_log("SecurityLog", bad, 3))
                 assert answer.status == "Rejected", bad
@@ -150,19 +140,15 @@ def test_malformed_log_location_is_rejected(tmp_path: Path) -> None:
             trigger = await cp.call(call.TriggerMessage(requested_message="LogStatusNotification"))
             assert trigger.status == "Accepted"
             await wait_for(lambda: len(csms.log_statuses) == 1)
-        await csms.stop()
         assert csms.log_statuses == [{"status": "Idle"}]
 
     run(main())
 
 
-def test_get_report_with_criteria(tmp_path: Path) -> None:
+def test_get_report_with_criteria(ops_link: OpsLink) -> None:
     async def main() -> None:
-        csms = TestCsms()
-        await csms.start()
-        station = build(tmp_path, csms.url, config=FAST)
-        async with running(station):
-            cp = await csms.station(STATION)
+        async with ops_link() as link:
+            csms, cp = link.csms, link.cp
             one = await cp.call(
                 call.GetReport(
                     request_id=21,
@@ -195,7 +181,6 @@ def test_get_report_with_criteria(tmp_path: Path) -> None:
                     )
                 )
                 assert empty.status == "EmptyResultSet", (criteria, wanted)
-        await csms.stop()
         by_id = {r["request_id"]: r["report_data"] for r in csms.reports}
         assert [(d["component"]["name"], d["variable"]["name"]) for d in by_id[21]] == [
             ("OCPPCommCtrlr", "HeartbeatInterval")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Awaitable
-from pathlib import Path
 
 from ocpp.v201 import call
 
@@ -23,12 +22,10 @@ from hal.backends.simulated import build_board
 from hal.hooks import EchoDataTransfer, HalConnectorLock, StationHooks
 from secc.core.actions import RequestAuthorization, SessionStarted
 from secc.core.events import AuthorizationResult, EvseStatus
-from secc.ocpp_bridge.bridge import BridgeConfig
 from secc.ocpp_bridge.operations import Operations
-from tests.ocpp.csms import TestCsms, wait_for
-from tests.ocpp.station import STATION, build, running
+from tests.ocpp.conftest import OpsLink
+from tests.ocpp.csms import wait_for
 
-FAST = BridgeConfig(link_retry=0.05, meter_interval=3600)
 PLUG = SessionStarted(b"\x01" * 8, b"\x02" * 6, "urn:iso:15118:2:2013:MsgDef")
 METER = EvseStatus(400.0, 16.0, "Valid", True, 1234.0, 6400.0)
 # MessageTriggerEnumType of OCPP 2.0.1 and what this station answers with no transaction
@@ -51,14 +48,11 @@ def run(coro: Awaitable[None]) -> None:
     asyncio.run(asyncio.wait_for(coro, 90))  # type: ignore[arg-type]
 
 
-def test_trigger_message_for_every_triggerable_message(tmp_path: Path) -> None:
+def test_trigger_message_for_every_triggerable_message(ops_link: OpsLink) -> None:
     async def main() -> None:
-        csms = TestCsms()
-        await csms.start()
-        station = build(tmp_path, csms.url, config=FAST)
-        station.bridge.evse_status(METER)
-        async with running(station):
-            cp = await csms.station(STATION)
+        async with ops_link() as link:
+            csms, cp = link.csms, link.cp
+            link.bridge.evse_status(METER)
             for message, expected in TRIGGERS.items():
                 answer = await cp.call(call.TriggerMessage(requested_message=message))
                 assert answer.status == expected, (message, answer)
@@ -71,7 +65,6 @@ def test_trigger_message_for_every_triggerable_message(tmp_path: Path) -> None:
                 call.TriggerMessage(requested_message="MeterValues", evse={"id": 9})
             )
             assert unknown.status == "Rejected"
-        await csms.stop()
         assert csms.log_statuses == [{"status": "Idle"}]
         assert csms.firmware_statuses == [{"status": "Idle"}]
         evse_id, values = csms.meter_values[0]
@@ -85,19 +78,14 @@ def test_trigger_message_for_every_triggerable_message(tmp_path: Path) -> None:
     run(main())
 
 
-def test_unlock_connector_through_the_hal_lock(tmp_path: Path) -> None:
+def test_unlock_connector_through_the_hal_lock(ops_link: OpsLink) -> None:
     async def main() -> None:
         board, plant = build_board()
         assert board.lock is not None
         await board.lock.lock()
-        csms = TestCsms()
-        await csms.start()
-        station = build(tmp_path, csms.url, config=FAST)
-        bridge = station.bridge
         lock_hook = HalConnectorLock({(1, 1): board.lock}, timeout=0.5)
-        bridge.ops.hooks = StationHooks(connector_lock=lock_hook)
-        async with running(station):
-            cp = await csms.station(STATION)
+        async with ops_link(hooks=StationHooks(connector_lock=lock_hook)) as link:
+            station, bridge, cp = link.station, link.bridge, link.cp
             unknown = await cp.call(call.UnlockConnector(evse_id=1, connector_id=2))
             assert unknown.status == "UnknownConnector"
             answer = await cp.call(call.UnlockConnector(evse_id=1, connector_id=1))
@@ -117,35 +105,25 @@ def test_unlock_connector_through_the_hal_lock(tmp_path: Path) -> None:
             busy = await cp.call(call.UnlockConnector(evse_id=1, connector_id=1))
             assert busy.status == "OngoingAuthorizedTransaction"
             assert plant.lock_command is True  # the cable stays locked
-        await csms.stop()
 
     run(main())
 
 
-def test_unlock_without_a_lock_hook_fails_clearly(tmp_path: Path) -> None:
+def test_unlock_without_a_lock_hook_fails_clearly(ops_link: OpsLink) -> None:
     async def main() -> None:
-        csms = TestCsms()
-        await csms.start()
-        station = build(tmp_path, csms.url, config=FAST)
-        async with running(station):
-            cp = await csms.station(STATION)
-            answer = await cp.call(call.UnlockConnector(evse_id=1, connector_id=1))
+        async with ops_link() as link:
+            answer = await link.cp.call(call.UnlockConnector(evse_id=1, connector_id=1))
             assert answer.status == "UnlockFailed"
             assert answer.status_info["reason_code"] == "NoConnectorLock"
-        await csms.stop()
 
     run(main())
 
 
-def test_data_transfer_both_ways(tmp_path: Path) -> None:
+def test_data_transfer_both_ways(ops_link: OpsLink) -> None:
     async def main() -> None:
-        csms = TestCsms()
-        await csms.start()
-        station = build(tmp_path, csms.url, config=FAST)
         vendor = EchoDataTransfer()
-        station.bridge.ops.hooks = StationHooks(data_transfer=vendor)
-        async with running(station):
-            cp = await csms.station(STATION)
+        async with ops_link(hooks=StationHooks(data_transfer=vendor)) as link:
+            csms, station, cp = link.csms, link.station, link.cp
             echo = await cp.call(
                 call.DataTransfer(
                     vendor_id="org.secc.simulated", message_id="Echo", data={"n": [1, 2]}
@@ -161,7 +139,6 @@ def test_data_transfer_both_ways(tmp_path: Path) -> None:
             # P02: the station's own DataTransfer; this CSMS knows no vendor
             answer = await station.bridge.ops.data_transfer("org.secc.simulated", "Hello", 5)
             assert answer["status"] == "UnknownVendorId"
-        await csms.stop()
         assert vendor.received == [("Echo", {"n": [1, 2]}), ("Nope", None)]
         assert (
             "DataTransfer",
@@ -171,15 +148,11 @@ def test_data_transfer_both_ways(tmp_path: Path) -> None:
     run(main())
 
 
-def test_clock_aligned_meter_values_inside_and_outside_a_transaction(tmp_path: Path) -> None:
+def test_clock_aligned_meter_values_inside_and_outside_a_transaction(ops_link: OpsLink) -> None:
     async def main() -> None:
-        csms = TestCsms()
-        await csms.start()
-        station = build(tmp_path, csms.url, config=FAST)
-        bridge = station.bridge
-        bridge.evse_status(METER)
-        async with running(station):
-            cp = await csms.station(STATION)
+        async with ops_link() as link:
+            csms, bridge, cp = link.csms, link.bridge, link.cp
+            bridge.evse_status(METER)
             answer = await cp.call(
                 call.SetVariables(
                     set_variable_data=[
@@ -197,7 +170,6 @@ def test_clock_aligned_meter_values_inside_and_outside_a_transaction(tmp_path: P
             await wait_for(
                 lambda: any(p["triggerReason"] == "MeterValueClock" for _, p in csms.tx_raw)
             )
-        await csms.stop()
         for evse_id, values in csms.meter_values:
             assert evse_id == 1
             stamp = dt.datetime.fromisoformat(values[0]["timestamp"])
@@ -219,13 +191,10 @@ def test_next_aligned_instant() -> None:
     assert Operations.next_aligned(end, 3600) == dt.datetime(2026, 5, 2, tzinfo=dt.UTC)
 
 
-def test_display_messages_without_a_display(tmp_path: Path) -> None:
+def test_display_messages_without_a_display(ops_link: OpsLink) -> None:
     async def main() -> None:
-        csms = TestCsms()
-        await csms.start()
-        station = build(tmp_path, csms.url, config=FAST)
-        async with running(station):
-            cp = await csms.station(STATION)
+        async with ops_link() as link:
+            cp = link.cp
             message = {
                 "id": 1,
                 "priority": "NormalCycle",
@@ -237,6 +206,5 @@ def test_display_messages_without_a_display(tmp_path: Path) -> None:
             assert got.status == "Unknown"
             cleared = await cp.call(call.ClearDisplayMessage(id=1))
             assert cleared.status == "Unknown"
-        await csms.stop()
 
     run(main())

@@ -82,6 +82,23 @@ def test_profiles_are_checked_before_they_are_stored(tmp_path: Path) -> None:
                 (1, profile("ws://127.0.0.1:1/ocpp", 2)),  # profile 2 is TLS
                 (1, profile("wss://127.0.0.1:1/ocpp", 2)),  # no CSMS root to verify with
                 (1, profile("not a url", 1)),
+                # what the station cannot set up is refused, not dropped
+                (
+                    1,
+                    profile(
+                        csms.url,
+                        1,
+                        vpn={
+                            "server": "vpn.example",
+                            "user": "u",
+                            "password": "p",
+                            "key": "k",
+                            "type": "IPSec",
+                        },
+                    ),
+                ),
+                (1, profile(csms.url, 1, apn={"apn": "internet", "apn_authentication": "AUTO"})),
+                (1, profile(csms.url, 1, message_timeout=0)),
             ):
                 answer = await cp.call(
                     call.SetNetworkProfile(configuration_slot=slot, connection_data=data)
@@ -92,6 +109,8 @@ def test_profiles_are_checked_before_they_are_stored(tmp_path: Path) -> None:
                 call.SetNetworkProfile(configuration_slot=2, connection_data=profile(csms.url, 1))
             )
             assert ok.status == "Accepted"
+            stored = station.bridge.ops._profiles()
+            assert list(stored) == ["2"]  # the refused ones left nothing behind
         await csms.stop()
 
     run(main())
@@ -110,9 +129,12 @@ def test_security_profile_upgrade_and_no_fallback_below_it(
         async with running(station):
             cp = await plain.station(STATION)
             answer = await cp.call(
-                call.SetNetworkProfile(configuration_slot=1, connection_data=profile(tls.url, 2))
+                call.SetNetworkProfile(
+                    configuration_slot=1, connection_data=profile(tls.url, 2, message_timeout=17)
+                )
             )
             assert answer.status == "Accepted"
+            assert station.client.config.call_timeout == 30.0  # in force from the next link
             result = await cp.call(
                 call.SetVariables(set_variable_data=[_set("NetworkConfigurationPriority", "1")])
             )
@@ -135,6 +157,7 @@ def test_security_profile_upgrade_and_no_fallback_below_it(
                 )
             )
             assert got.get_variable_result[0]["attribute_value"] == "2"
+            assert again.client.config.call_timeout == 17.0  # the profile's messageTimeout
             # a downgrade is refused from now on
             down = await cp.call(
                 call.SetNetworkProfile(configuration_slot=3, connection_data=profile(plain.url, 1))

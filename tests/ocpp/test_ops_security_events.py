@@ -18,7 +18,7 @@ from ocpp.v201 import call
 from certs.store import Store
 from secc.ocpp_bridge.bridge import BridgeConfig
 from secc.ocpp_bridge.security_events import SECURITY_LOG, SecurityLog
-from tests.ocpp.conftest import server_context
+from tests.ocpp.conftest import OpsLink, server_context
 from tests.ocpp.csms import TestCsms, wait_for
 from tests.ocpp.station import STATION, build, running
 
@@ -29,13 +29,10 @@ def run(coro: Awaitable[None]) -> None:
     asyncio.run(asyncio.wait_for(coro, 90))  # type: ignore[arg-type]
 
 
-def test_security_setting_change_is_logged_and_notified(tmp_path: Path) -> None:
+def test_security_setting_change_is_logged_and_notified(tmp_path: Path, ops_link: OpsLink) -> None:
     async def main() -> None:
-        csms = TestCsms()
-        await csms.start()
-        station = build(tmp_path, csms.url, config=FAST)
-        async with running(station):
-            cp = await csms.station(STATION)
+        async with ops_link() as link:
+            csms, station, cp = link.csms, link.station, link.cp
             answer = await cp.call(
                 call.SetVariables(
                     set_variable_data=[
@@ -63,7 +60,6 @@ def test_security_setting_change_is_logged_and_notified(tmp_path: Path) -> None:
             )
             await cp.call(call.TriggerMessage(requested_message="Heartbeat"))
             await wait_for(lambda: csms.heartbeats >= 1 and len(station.bridge.queue) == 0)
-        await csms.stop()
         event = csms.raised_events()[0]
         assert event["type"] == "ReconfigurationOfSecurityParameters"
         assert "CertSigningRepeatTimes" in event["tech_info"]

@@ -2,16 +2,20 @@
 
 The schedule is the CSMS's (``ChargingScheduleUpdate`` facts) when one is known, else one
 PMax entry of the EVSE's maximum power for 24 h; a configured SalesTariff is passed
-through unchanged.  The EV's MaxEntriesSAScheduleTuple caps the entries sent.
+through unchanged.  CSMS offers (up to 3 alternatives) become one SAScheduleTuple each,
+with the CSMS's tuple IDs and SalesTariffs.  The EV's MaxEntriesSAScheduleTuple caps the
+entries sent (PMaxSchedule and SalesTariff entries of each tuple).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from secc.core.actions import EvChargingNeeds
 from secc.core.config import ScheduleEntry
 from secc.core.context import Context, Reply, State, value_of
+from secc.core.events import SalesTariffFacts
 from secc.core.failures import WrongChargeParameter, WrongEnergyTransferMode
 
 DAY = 86400
@@ -22,6 +26,12 @@ def schedule_entries(
     ctx: Context, max_power: float, max_entries: int | None, now: float | None = None
 ) -> list[ScheduleEntry]:
     csms = ctx.csms_entries(now) if now is not None else ctx.csms_schedule
+    return _cut(csms, max_power, max_entries)
+
+
+def _cut(
+    csms: Sequence[ScheduleEntry] | None, max_power: float, max_entries: int | None
+) -> list[ScheduleEntry]:
     entries = list(csms or (ScheduleEntry(0, max_power, DAY),))
     entries = [ScheduleEntry(e.start, min(e.max_power, max_power), e.duration) for e in entries]
     if max_entries:
@@ -35,24 +45,98 @@ def schedule_entries(
 def sa_schedule_list(
     ctx: Context, max_power: float, max_entries: int | None, now: float | None = None
 ) -> Any:
+    """The SAScheduleList: one tuple (ID 1, the configured SalesTariff) from the CSMS
+    schedule or the EVSE's maximum, or one tuple per CSMS offer (its ID and SalesTariff)."""
     mod = ctx.mod
-    entries = schedule_entries(ctx, max_power, max_entries, now)
-    ctx.schedules = {SCHEDULE_TUPLE_ID: max(e.max_power for e in entries)}
-    pmax = mod.PMaxSchedule(
-        p_max_schedule_entry=tuple(
-            mod.PMaxScheduleEntry(
-                time_interval=mod.RelativeTimeInterval(start=e.start, duration=e.duration),
-                p_max=ctx.pv(e.max_power, "W"),
+    tuples: list[tuple[int, list[ScheduleEntry], SalesTariffFacts | None]] = []
+    for offer in ctx.csms_offers:
+        schedule = tuple(ScheduleEntry(s, p, d) for s, p, d in offer.entries)
+        seen = ctx.offer_entries(schedule, now) if now is not None else list(schedule)
+        tuples.append((offer.tuple_id, _cut(seen, max_power, max_entries), offer.sales_tariff))
+    if not tuples:
+        tuples.append((SCHEDULE_TUPLE_ID, schedule_entries(ctx, max_power, max_entries, now), None))
+    ctx.schedules = {tid: max(e.max_power for e in entries) for tid, entries, _ in tuples}
+    shift = 0 if now is None else max(int(now - ctx.schedule_origin), 0)
+    out = []
+    for tid, entries, tariff in tuples:
+        pmax = mod.PMaxSchedule(
+            p_max_schedule_entry=tuple(
+                mod.PMaxScheduleEntry(
+                    time_interval=mod.RelativeTimeInterval(start=e.start, duration=e.duration),
+                    p_max=ctx.pv(e.max_power, "W"),
+                )
+                for e in entries
             )
-            for e in entries
         )
+        sales_tariff = (
+            ctx.config.sales_tariff
+            if not ctx.csms_offers
+            else None
+            if tariff is None
+            else sales_tariff_of(ctx, tariff, shift, max_entries)
+        )
+        out.append(
+            mod.SAScheduleTuple(
+                sa_schedule_tuple_id=tid, p_max_schedule=pmax, sales_tariff=sales_tariff
+            )
+        )
+    return mod.SAScheduleList(sa_schedule_tuple=tuple(out))
+
+
+COST_KINDS = {  # OCPP CostKindEnumType -> ISO 15118-2 costKind
+    "RelativePricePercentage": "relativePricePercentage",
+    "RenewableGenerationPercentage": "RenewableGenerationPercentage",
+    "CarbonDioxideEmission": "CarbonDioxideEmission",
+}
+
+
+def sales_tariff_of(
+    ctx: Context, tariff: SalesTariffFacts, shift: int, max_entries: int | None
+) -> Any:
+    """The -2 SalesTariff of a CSMS tariff seen ``shift`` seconds after it arrived (ended
+    entries dropped, starts moved, as the PMaxSchedule), at most ``max_entries`` entries;
+    None when nothing of it is left.  Sent without a signature: OCPP 2.0.1 carries none
+    from the secondary actor."""
+    mod = ctx.mod
+    entries = []
+    for i, e in enumerate(tariff.entries):
+        following = tariff.entries[i + 1].start if i + 1 < len(tariff.entries) else None
+        end = e.start + e.duration if e.duration is not None else following
+        if end is not None and end <= shift:
+            continue
+        start = max(e.start - shift, 0)
+        duration = None if e.duration is None else e.start + e.duration - shift - start
+        costs = tuple(
+            mod.ConsumptionCost(
+                start_value=ctx.pv(watts, "W"),
+                cost=tuple(
+                    mod.Cost(
+                        cost_kind=mod.CostKind(COST_KINDS.get(c.kind, c.kind)),
+                        amount=c.amount,
+                        amount_multiplier=c.multiplier,
+                    )
+                    for c in kinds
+                ),
+            )
+            for watts, kinds in e.consumption
+        )
+        entries.append(
+            mod.SalesTariffEntry(
+                time_interval=mod.RelativeTimeInterval(start=start, duration=duration),
+                e_price_level=e.price_level,
+                consumption_cost=costs,
+            )
+        )
+    if max_entries:
+        entries = entries[:max_entries]
+    if not entries:
+        return None
+    return mod.SalesTariff(
+        sales_tariff_id=tariff.tariff_id,
+        sales_tariff_description=tariff.description,
+        num_e_price_levels=tariff.price_levels,
+        sales_tariff_entry=tuple(entries),
     )
-    tuple_ = mod.SAScheduleTuple(
-        sa_schedule_tuple_id=SCHEDULE_TUPLE_ID,
-        p_max_schedule=pmax,
-        sales_tariff=ctx.config.sales_tariff,
-    )
-    return mod.SAScheduleList(sa_schedule_tuple=(tuple_,))
 
 
 def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:

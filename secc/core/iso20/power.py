@@ -1,7 +1,9 @@
 """-20 ScheduleExchange and PowerDelivery (Start, Stop, Standby, ScheduleRenegotiation).
 
 Scheduled mode offers one ScheduleTuple (ID 1) built from the station's limits, cut by
-the CSMS schedule when one is known; dynamic mode leaves the power to the charge loop.
+the CSMS schedule when one is known, or one per CSMS offer (up to 3: its tuple ID, its
+entries, its SalesTariff as a PriceLevelSchedule where that maps); dynamic mode leaves
+the power to the charge loop.
 Contactors close only on a PowerDelivery Start that passed every check (the offered
 schedule, a profile within it, authorization, no station stop pending, for DC a valid
 isolation and the pre-charge voltage reached), the same rule as ISO 15118-2.
@@ -13,6 +15,7 @@ while the EV runs ScheduleExchange again; a PowerDelivery Start returns to the l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from secc.core.actions import (
@@ -23,7 +26,9 @@ from secc.core.actions import (
     OpenContactors,
     StopDcOutput,
 )
+from secc.core.config import ScheduleEntry
 from secc.core.context import Context, Reply
+from secc.core.events import SalesTariffFacts, ScheduleOffer
 from secc.core.failures import PeerError, PowerDeliveryNotApplied, SequenceError, Timeout
 from secc.core.iso2.power import POWER_TOLERANCE, start_actions, stop_actions
 from secc.core.iso20.common import (
@@ -38,6 +43,8 @@ from secc.core.iso20.common import (
 from secc.core.iso20.common import rational as rn
 
 SCHEDULE_TUPLE_ID = 1
+MAX_TUPLES = 3  # ScheduleTuple maxOccurs
+PRICE_LEVEL_XML_ID = "PriceLevelSchedule1"
 DAY = 86400
 MAX_ENTRIES = 1024  # PowerScheduleEntry maxOccurs
 SCHEDULE_TIMER_KEY = "ScheduleExchange"
@@ -113,19 +120,33 @@ def _control_mode(
     ctx: Context, scheduled: bool, req: Any, now: float | None = None
 ) -> dict[str, Any]:
     if scheduled:
-        tuple_ = _schedule_tuple(ctx, min(req.maximum_supporting_points, MAX_ENTRIES), now)
-        mode = COMMON.Scheduled_SEResControlMode(schedule_tuple=(tuple_,))
+        points = min(req.maximum_supporting_points, MAX_ENTRIES)
+        offers = ctx.csms_offers[:MAX_TUPLES] or (None,)
+        built = [_schedule_tuple(ctx, points, now, offer) for offer in offers]
+        ctx.schedules = {t.schedule_tuple_id: most for t, most in built}
+        ctx.sa_schedule_tuple_id = built[0][0].schedule_tuple_id
+        tuples = tuple(t for t, _ in built)
+        mode = COMMON.Scheduled_SEResControlMode(schedule_tuple=tuples)
         return {"scheduled_se_res_control_mode": mode}
     ctx.schedules = {}
     return {"dynamic_se_res_control_mode": COMMON.Dynamic_SEResControlMode()}
 
 
-def _schedule_tuple(ctx: Context, points: int, now: float | None = None) -> Any:
+def _schedule_tuple(
+    ctx: Context, points: int, now: float | None = None, offer: ScheduleOffer | None = None
+) -> tuple[Any, float]:
     """ScheduleTuple 1: the station's maximum power (cut by the CSMS schedule's entries)
-    for 24 hours, at most ``points`` entries."""
+    for 24 hours, at most ``points`` entries; with a CSMS ``offer``: its tuple ID, its
+    entries and, where its SalesTariff maps, a PriceLevelSchedule.  With the tuple, its
+    largest power."""
     own = ctx.config.dc.max_power if ctx.is_dc else ctx.config.ac.max_power
     entries: list[tuple[int, float]] = []  # (duration, watts)
-    csms = (ctx.csms_entries(now) if now is not None else ctx.csms_schedule) or ()
+    csms: Sequence[ScheduleEntry]
+    if offer is not None:
+        schedule = tuple(ScheduleEntry(s, p, d) for s, p, d in offer.entries)
+        csms = (ctx.offer_entries(schedule, now) if now is not None else list(schedule)) or []
+    else:
+        csms = (ctx.csms_entries(now) if now is not None else ctx.csms_schedule) or ()
     for i, entry in enumerate(csms):
         if i + 1 < len(csms):
             duration = csms[i + 1].start - entry.start
@@ -136,8 +157,6 @@ def _schedule_tuple(ctx: Context, points: int, now: float | None = None) -> Any:
     if not entries:
         entries = [(DAY, own)]
     entries = entries[:points]
-    ctx.schedules = {SCHEDULE_TUPLE_ID: max(w for _, w in entries)}
-    ctx.sa_schedule_tuple_id = SCHEDULE_TUPLE_ID
     schedule = COMMON.PowerSchedule(
         time_anchor=int(ctx.utc_now().timestamp()),
         power_schedule_entries=COMMON.PowerScheduleEntryList(
@@ -146,10 +165,58 @@ def _schedule_tuple(ctx: Context, points: int, now: float | None = None) -> Any:
             )
         ),
     )
-    return COMMON.ScheduleTuple(
-        schedule_tuple_id=SCHEDULE_TUPLE_ID,
+    levels = None
+    if offer is not None and offer.sales_tariff is not None:
+        shift = 0 if now is None else max(int(now - ctx.schedule_origin), 0)
+        levels = _price_levels(offer.sales_tariff, schedule, shift)
+    tuple_ = COMMON.ScheduleTuple(
+        schedule_tuple_id=SCHEDULE_TUPLE_ID if offer is None else offer.tuple_id,
         charging_schedule=COMMON.ChargingSchedule(
-            power_schedule=schedule, absolute_price_schedule=_price_schedule(ctx, schedule)
+            power_schedule=schedule,
+            absolute_price_schedule=_price_schedule(ctx, schedule) if levels is None else None,
+            price_level_schedule=levels,
+        ),
+    )
+    return tuple_, max(w for _, w in entries)
+
+
+def _price_levels(tariff: SalesTariffFacts, power_schedule: Any, shift: int) -> Any:
+    """A CSMS SalesTariff as the -20 PriceLevelSchedule, where that mapping is sound:
+    every entry has an ePriceLevel and numEPriceLevels is given (the levels mean the same
+    in both: a higher level is dearer).  Its ConsumptionCosts have no -20 counterpart in
+    a PriceLevelSchedule and are left out; a tariff without levels, or with a stretch
+    no entry covers, is not sent (None): an AbsolutePriceSchedule needs currency amounts,
+    which an OCPP SalesTariff does not carry, and -20 level entries cannot leave a gap.
+    Seen ``shift`` seconds after it arrived, over the power schedule's span."""
+    if tariff.price_levels is None or any(e.price_level is None for e in tariff.entries):
+        return None
+    total = sum(e.duration for e in power_schedule.power_schedule_entries.power_schedule_entry)
+    out: list[tuple[int, int]] = []  # (duration, level)
+    cursor = shift  # -20 entries follow each other: a gap in the tariff has no level
+    for i, e in enumerate(tariff.entries):
+        following = tariff.entries[i + 1].start if i + 1 < len(tariff.entries) else None
+        end = e.start + e.duration if e.duration is not None else following
+        end = total + shift if end is None else min(end, total + shift)
+        start = max(e.start, shift)
+        if end <= start or e.price_level is None:
+            continue
+        if start != cursor:
+            return None
+        out.append((end - start, e.price_level))
+        cursor = end
+    if not out:
+        return None
+    return COMMON.PriceLevelSchedule(
+        id=PRICE_LEVEL_XML_ID,
+        time_anchor=power_schedule.time_anchor,
+        price_schedule_id=tariff.tariff_id,
+        price_schedule_description=tariff.description,
+        number_of_price_levels=tariff.price_levels,
+        price_level_schedule_entries=COMMON.PriceLevelScheduleEntryList(
+            price_level_schedule_entry=tuple(
+                COMMON.PriceLevelScheduleEntry(duration=d, price_level=level)
+                for d, level in out[:MAX_ENTRIES]
+            )
         ),
     )
 
