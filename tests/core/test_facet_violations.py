@@ -17,11 +17,11 @@ import logging
 from typing import Any
 
 import pytest
-from secc.testing.ev import EvFaults, EvScript, EvSimulator
 
 from secc import codec
 from secc.core.actions import EndReason, EvChargingSchedule, RequestCertificate
 from secc.core.config import SessionConfig
+from secc.ev.iso2 import EvFaults, EvScript, EvSimulator
 from secc.testing.clock import FakeClock
 from secc.testing.evse import FakeStation
 from secc.testing.harness import run_session

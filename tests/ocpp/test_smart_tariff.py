@@ -32,11 +32,11 @@ from secc import codec
 from secc.aio.ev_client import run_ev_sdp
 from secc.config import EvseSection, HalSection, StationConfig, StationSection
 from secc.core.config import Timers
+from secc.ev.iso2 import EvScript, EvSimulator
 from secc.ev.iso20 import Ev20Script, Ev20Simulator
 from secc.ocpp_bridge.bridge import Bridge, BridgeConfig
 from secc.runtime import Station
 from secc.sdp import Security
-from secc.testing.ev import EvScript, EvSimulator
 from secc.trace import read_trace
 from tests.ocpp.csms import TestCsms, wait_for
 from tests.ocpp.station import STATION, build, running

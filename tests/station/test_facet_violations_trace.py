@@ -7,10 +7,9 @@ import asyncio
 import json
 from pathlib import Path
 
-from secc.testing.ev import EvSimulator
-
 from hal.backends.simulated import build_board
 from secc import codec
+from secc.ev.iso2 import EvSimulator
 from secc.runtime import Station
 from secc.v2gtp import Framer, encode_frame
 from tests.station.conftest import EVSE_ID, evse, run, script, station_config
