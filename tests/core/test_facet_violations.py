@@ -99,7 +99,7 @@ def creds() -> Credentials:
     return make_credentials(START)
 
 
-LONG_EMAID = "DE-ABC-C123456789-X"  # 19 characters; eMAIDType allows 14..15
+LONG_EMAID = "DE-8AA-CA2B3C4D5-L"  # 18: the contract certificate's eMAID with its separators
 
 
 def _long_emaid_backend(creds: Credentials, clock: FakeClock) -> Any:
