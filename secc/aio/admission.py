@@ -111,7 +111,11 @@ class Admission:
             self.tickets.remove(ticket)
         self._churn += 1
         now = time.monotonic()
-        if self._churn - self._trimmed_at >= 8 and now - self._trim_time >= 0.5:
+        burst = self._churn - self._trimmed_at
+        # the last of a burst gone (more than one connection since the last trim; one
+        # session ending alone is no reason to stop the loop for a collection)
+        settled = not self.tickets and burst > 1
+        if settled or (burst >= 8 and now - self._trim_time >= 0.5):
             # under a flood: dropped connections sit in reference cycles (a cancelled
             # task's traceback holds its transport and the transport's 256 KiB TLS
             # buffer) until the cyclic GC runs; collect them and give the heap back
