@@ -412,6 +412,9 @@ class SeccSession:
                 service_id=ctx.service_id,
                 parameter_set_id=ctx.parameter_set_id,
                 control_mode=ctx.control_mode,
+                vehicle_certificate=ctx.config.vehicle_chain[0]
+                if ctx.config.vehicle_chain
+                else None,
             )
         self.log.info("ended: %s %s", reason.value, detail)
         return actions

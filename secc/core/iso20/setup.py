@@ -48,8 +48,18 @@ from secc.core.iso20.common import (
 AUTH_TIMER_KEY = "Authorization"
 
 
+def _same_ev(ctx: Context, paused: Any) -> bool:
+    """The resuming EV is the one that paused [V2G20-2545]: the same EVCCID and, where
+    either connection had mutual TLS, the same vehicle leaf certificate.  Otherwise a
+    second EV that learnt the SessionID would inherit the first one's authorization."""
+    chain = ctx.config.vehicle_chain
+    leaf = chain[0] if chain else None
+    return bool(paused.evcc_id == ctx.evcc_id and paused.vehicle_certificate == leaf)
+
+
 def session_setup(ctx: Context, req: Any, now: float) -> Reply:
-    """A new SessionID, or the paused one when the EV presents it (OK_OldSessionJoined);
+    """A new SessionID, or the paused one when the same EV presents it
+    (OK_OldSessionJoined; any other EV gets a new session, [V2G20-2626] [V2G20-2627]);
     a joined session that was authorized with a service selected resumes at
     ChargeParameterDiscovery."""
     rc = COMMON.ResponseCode
@@ -57,7 +67,12 @@ def session_setup(ctx: Context, req: Any, now: float) -> Reply:
     asked = bytes(req.header.session_id)
     paused = ctx.resume
     state = Iso20State.SESSION_SETUP
-    if paused is not None and asked == paused.session_id and paused.protocol == ctx.protocol:
+    if (
+        paused is not None
+        and asked == paused.session_id
+        and paused.protocol == ctx.protocol
+        and _same_ev(ctx, paused)
+    ):
         ctx.session_id = paused.session_id
         ctx.payment_option = paused.payment_option
         ctx.emaid = paused.emaid

@@ -1,0 +1,93 @@
+"""ISO 15118-20 conformance of the station, rule by rule: each test is written from one
+requirement of the standard (its ID where known) as an independent EV would meet it,
+through the real codec (tests/core/iso20_peer.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from secc.core.actions import EndReason
+from secc.core.iso20.common import Iso20State
+
+from .iso20_peer import START, C, Ev, config, to_loop
+from .iso20_pki import make_chain
+
+
+def _pause(ev: Ev) -> Any:
+    """Charge, stop, pause: the PausedSession the runtime keeps."""
+    to_loop(ev, dynamic=False)
+    ev.power_delivery("Stop")
+    if ev.dc:
+        ev.welding()
+    assert ev.session_stop("Pause").response_code.value == "OK"
+    assert ev.session.end_reason is EndReason.EV_PAUSE
+    paused = ev.session.paused
+    assert paused is not None
+    return paused
+
+
+def _resume(paused: Any, evccid: str, **cfg: Any) -> tuple[Ev, Any]:
+    """A new connection whose SessionSetupReq presents the paused SessionID."""
+    again = Ev(cfg=config(**cfg), dc=True, resume=paused)
+    again.handshake()
+    again.session_id = paused.session_id
+    return again, again.send(C.SessionSetupReq(header=again.hdr(C), evccid=evccid))
+
+
+# --- SessionSetup: resuming a paused session ----------------------------------------------
+
+
+def test_resume_from_another_evccid_is_a_new_session() -> None:
+    """[V2G20-2545]: the SECC joins a paused session only for the EV that paused it; a
+    SessionSetupReq with that SessionID from another EVCC gets a new session
+    (OK_NewSessionEstablished, a new SessionID, [V2G20-2626] [V2G20-2627]) and must
+    authorize again, not inherit the first EV's authorization."""
+    paused = _pause(Ev(dc=True))
+    same, res = _resume(paused, "WMIV1234567890ABCDEF")  # the EVCCID the peer pauses with
+    assert res.response_code.value == "OK_OldSessionJoined"
+    assert same.session.state is Iso20State.SERVICE_SELECTED
+    other, res = _resume(paused, "WMIV0000000000OTHER")
+    assert res.response_code.value == "OK_NewSessionEstablished"
+    assert bytes(res.header.session_id) not in (paused.session_id, bytes(8))
+    assert other.session.state is Iso20State.SESSION_SETUP
+    assert not other.session.context.authorized
+
+
+def test_resume_with_another_vehicle_certificate_is_a_new_session() -> None:
+    """[V2G20-2545]: with mutual TLS the vehicle certificate identifies the EV (the
+    standard's own example binds the SessionID to the vehicle's leaf certificate): the
+    same SessionID and EVCCID over a connection with another vehicle certificate (or none)
+    is a new session; the same certificate joins."""
+    vehicle = make_chain("WMIV1234567890ABCDEF", START, root_cn="OEM Root", leaf_usage="tls")
+    thief = make_chain("WMIV1234567890ABCDEF", START, root_cn="OEM Root", leaf_usage="tls")
+    first = Ev(cfg=config(vehicle_chain=(vehicle.leaf, *vehicle.subs)), dc=True)
+    paused = _pause(first)
+    chain = (vehicle.leaf, *vehicle.subs)
+    _, res = _resume(paused, "WMIV1234567890ABCDEF", vehicle_chain=chain)
+    assert res.response_code.value == "OK_OldSessionJoined"
+    other_chain = (thief.leaf, *thief.subs)
+    _, res = _resume(paused, "WMIV1234567890ABCDEF", vehicle_chain=other_chain)
+    assert res.response_code.value == "OK_NewSessionEstablished"
+    _, res = _resume(paused, "WMIV1234567890ABCDEF")  # plain TCP / no client certificate
+    assert res.response_code.value == "OK_NewSessionEstablished"
+
+
+@pytest.mark.parametrize("dc", [False, True], ids=["AC", "DC"])
+def test_resumed_session_starts_at_charge_parameter_discovery(dc: bool) -> None:
+    """[V2G20-1032] with [V2G20-2097] (AC) / [V2G20-2098] (DC): after OK_OldSessionJoined
+    the EV goes on with its ChargeParameterDiscoveryReq (no authorization, no service
+    discovery) and the station answers it OK."""
+    ev = Ev(dc=dc)
+    to_loop(ev, dynamic=False)
+    ev.power_delivery("Stop")
+    if dc:
+        ev.welding()
+    ev.session_stop("Pause")
+    paused = ev.session.paused
+    again = Ev(dc=dc, resume=paused)
+    again.handshake()
+    again.session_id = paused.session_id
+    assert again.session_setup().response_code.value == "OK_OldSessionJoined"
+    assert again.charge_parameters().response_code.value == "OK"
