@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from secc.core.actions import EndReason
+from secc.core.actions import EndReason, SetDcTarget
+from secc.core.events import StopRequested
 from secc.core.iso20.common import Iso20State
 
-from .iso20_peer import START, C, Ev, config, to_loop
+from .iso20_peer import START, C, Ev, config, loop, num, to_loop
 from .iso20_pki import make_chain
 
 
@@ -91,3 +92,29 @@ def test_resumed_session_starts_at_charge_parameter_discovery(dc: bool) -> None:
     again.session_id = paused.session_id
     assert again.session_setup().response_code.value == "OK_OldSessionJoined"
     assert again.charge_parameters().response_code.value == "OK"
+
+
+# --- the charge loop: the station ends the session ----------------------------------------
+
+
+@pytest.mark.parametrize("dc", [False, True], ids=["AC", "DC"])
+def test_dynamic_terminate_comes_with_the_power_decreasing(dc: bool) -> None:
+    """[V2G20-1959]: in dynamic control mode the station that wants to stop sets
+    EVSENotification=Terminate and decreases the power at the same time (the EV follows the
+    station's limits in this mode; [V2G20-1698] the notification alone is not enough).
+    AC: EVSETargetActivePower 0; DC: EVSEMaximumChargePower 0 and the power module's
+    target current 0."""
+    ev = Ev(dc=dc)
+    to_loop(ev, dynamic=True)
+    res = loop(ev, dynamic=True)
+    assert res.evse_status is None
+    ev.feed(StopRequested(reason="remote stop"))
+    res = loop(ev, dynamic=True)
+    assert res.response_code.value == "OK"
+    assert res.evse_status.evse_notification.value == "Terminate"
+    if dc:
+        assert num(res.cl_res_control_mode.evse_maximum_charge_power) == 0.0
+        targets = [a for a in ev.last if isinstance(a, SetDcTarget)]
+        assert targets and all(t.current == 0.0 for t in targets)
+    else:
+        assert num(res.cl_res_control_mode.evse_target_active_power) == 0.0

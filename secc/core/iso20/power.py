@@ -279,7 +279,10 @@ def _standby(ctx: Context) -> tuple[Action, ...]:
 
 
 def _start_checks(ctx: Context, req: Any) -> None:
-    """The schedule and profile (scheduled mode), then what the EVSE must be ready for."""
+    """The schedule and profile (scheduled mode), then what the EVSE must be ready for;
+    a station that is stopping refuses first (its dynamic power cap is 0 by then)."""
+    if ctx.stop_requested is not None:
+        raise PowerDeliveryNotApplied(f"the station is stopping: {ctx.stop_requested}")
     profile = req.ev_power_profile
     if req.bpt_channel_selection is COMMON.ChannelSelection.Discharge and not is_bpt(ctx):
         raise PowerDeliveryNotApplied("bidirectional power transfer was not selected")
@@ -312,8 +315,6 @@ def _start_checks(ctx: Context, req: Any) -> None:
                 )
     if not ctx.authorized:
         raise PowerDeliveryNotApplied("charging is not authorized")
-    if ctx.stop_requested is not None:
-        raise PowerDeliveryNotApplied(f"the station is stopping: {ctx.stop_requested}")
     if ctx.is_dc and not ctx.contactors_closed:
         if not ctx.isolation_valid or ctx.status.isolation not in ("Valid", "Warning"):
             raise PowerDeliveryNotApplied("isolation is not valid")
