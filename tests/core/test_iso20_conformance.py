@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from secc.core.actions import EndReason, SetDcTarget
+from secc.core.actions import EndReason, OpenContactors, SetDcTarget, StopDcOutput
 from secc.core.events import StopRequested
 from secc.core.iso20.common import Iso20State
 
@@ -118,3 +118,37 @@ def test_dynamic_terminate_comes_with_the_power_decreasing(dc: bool) -> None:
         assert targets and all(t.current == 0.0 for t in targets)
     else:
         assert num(res.cl_res_control_mode.evse_target_active_power) == 0.0
+
+
+# --- PowerDelivery ------------------------------------------------------------------------
+
+
+def _power_delivery(ev: Ev, progress: str, processing: str) -> Any:
+    return ev.send(
+        C.PowerDeliveryReq(
+            header=ev.hdr(C),
+            ev_processing=C.Processing(processing),
+            charge_progress=C.ChargeProgress(progress),
+        )
+    )
+
+
+@pytest.mark.parametrize("dc", [False, True], ids=["AC", "DC"])
+def test_power_delivery_ongoing_is_ignored_whatever_its_charge_progress(dc: bool) -> None:
+    """[V2G20-2007]: a PowerDeliveryReq with EVProcessing=Ongoing is answered OK with the
+    rest of its content ignored, and the next request is PowerDeliveryReq again: an EV
+    that announces its Stop with Ongoing before Finished keeps its power until the
+    Finished one, and that one is not a sequence error."""
+    ev = Ev(dc=dc)
+    to_loop(ev, dynamic=False)
+    res = _power_delivery(ev, "Stop", "Ongoing")
+    assert res.response_code.value == "OK"
+    assert not any(isinstance(a, (OpenContactors, StopDcOutput)) for a in ev.last)
+    assert ev.session.state is Iso20State.CHARGE_LOOP
+    res = _power_delivery(ev, "Stop", "Finished")
+    assert res.response_code.value == "OK"
+    assert any(isinstance(a, OpenContactors) for a in ev.last)
+    if dc:
+        assert ev.welding().response_code.value == "OK"
+    assert ev.session_stop().response_code.value == "OK"
+    assert ev.session.end_reason is EndReason.EV_STOP

@@ -195,13 +195,17 @@ def _price_schedule(ctx: Context, power_schedule: Any) -> Any:
 
 def power_delivery(ctx: Context, req: Any, now: float, state: Iso20State) -> Reply:
     """The four ChargeProgress values; which may come depends on ``state`` (the table
-    lists PowerDeliveryReq wherever one of them is legal)."""
+    lists PowerDeliveryReq wherever one of them is legal).  EVProcessing=Ongoing: the EV is
+    not ready yet, whatever the ChargeProgress; the rest of the request is ignored, the
+    answer is OK and the EV asks again [V2G20-2007]."""
     progress = req.charge_progress.value
     cp = COMMON.ChargeProgress
     rc = COMMON.ResponseCode
     code = rc.OK
     actions: tuple[Action, ...] = ()
-    if progress == "Stop":
+    if req.ev_processing is COMMON.Processing.Ongoing:
+        next_state = state
+    elif progress == "Stop":
         actions = stop_actions(ctx, "PowerDelivery Stop")
         ctx.standby = False
         next_state = Iso20State.STOPPED
@@ -215,17 +219,14 @@ def power_delivery(ctx: Context, req: Any, now: float, state: Iso20State) -> Rep
     elif req.charge_progress is cp.ScheduleRenegotiation and state in _RENEGOTIATE_FROM:
         next_state = Iso20State.RENEGOTIATION
     elif progress == "Start" and state is not Iso20State.CHARGE_LOOP:
-        if req.ev_processing is COMMON.Processing.Ongoing:
-            next_state = state  # the EV is not ready yet: it asks again
-        else:
-            _start_checks(ctx, req)
-            was_charging = ctx.charging  # back from a schedule renegotiation
-            actions = start_actions(ctx, now)
-            if was_charging:
-                actions = tuple(a for a in actions if not isinstance(a, ChargingStateChanged))
-            actions += _ev_schedule(ctx, req)
-            ctx.standby = False
-            next_state = Iso20State.CHARGE_LOOP
+        _start_checks(ctx, req)
+        was_charging = ctx.charging  # back from a schedule renegotiation
+        actions = start_actions(ctx, now)
+        if was_charging:
+            actions = tuple(a for a in actions if not isinstance(a, ChargingStateChanged))
+        actions += _ev_schedule(ctx, req)
+        ctx.standby = False
+        next_state = Iso20State.CHARGE_LOOP
     else:
         raise SequenceError(f"PowerDelivery {progress} in {state}")
     body = COMMON.PowerDeliveryRes(
