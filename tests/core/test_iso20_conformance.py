@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from secc.core.actions import EndReason, OpenContactors, SetDcTarget, StopDcOutput
-from secc.core.events import StopRequested
+from secc.core.config import PncTrust
+from secc.core.events import AuthorizationResult, StopRequested
 from secc.core.iso20.common import Iso20State
 
 from .iso20_peer import START, C, Ev, config, loop, num, to_loop
-from .iso20_pki import make_chain
+from .iso20_pki import EMAID, make_chain, pnc_mode, signed_header
 
 
 def _pause(ev: Ev) -> Any:
@@ -152,3 +153,43 @@ def test_power_delivery_ongoing_is_ignored_whatever_its_charge_progress(dc: bool
         assert ev.welding().response_code.value == "OK"
     assert ev.session_stop().response_code.value == "OK"
     assert ev.session.end_reason is EndReason.EV_STOP
+
+
+# --- Authorization ------------------------------------------------------------------------
+
+
+def _pnc_authorized(leaf_days: int) -> Any:
+    """A PnC authorization with a contract certificate valid ``leaf_days`` from now,
+    accepted by the back end: the final AuthorizationRes."""
+    contract = make_chain(EMAID, START, leaf_days=leaf_days)
+    vehicle = make_chain("WMIV1234567890ABCDEF", START, root_cn="OEM Root", leaf_usage="tls")
+    trust = PncTrust(roots=(contract.root,), oem_roots=(vehicle.root,))
+    ev = Ev(cfg=config(vehicle_chain=(vehicle.leaf, *vehicle.subs), trust=trust))
+    assert ev.handshake().response_code.value == "OK_SuccessfulNegotiation"
+    assert ev.session_setup().response_code.value == "OK_NewSessionEstablished"
+    setup = ev.authorization_setup()
+    challenge = bytes(setup.pn_c_as_res_authorization_mode.gen_challenge)
+    assert len(challenge) == 16
+
+    def request() -> Any:
+        mode = pnc_mode(challenge, contract)
+        return C.AuthorizationReq(
+            header=signed_header(ev.hdr(C), mode, contract.key),
+            selected_authorization_service=C.Authorization.PnC,
+            pn_c_a_req_authorization_mode=mode,
+        )
+
+    assert ev.send(request()).evse_processing.value == "Ongoing"
+    ev.feed(AuthorizationResult(accepted=True, id_token=EMAID, certificate_status="Accepted"))
+    res = ev.send(request())
+    assert res.evse_processing.value == "Finished"
+    assert ev.session.state is Iso20State.AUTHORIZED
+    return res
+
+
+def test_pnc_contract_expiring_within_14_days_is_ok_certificate_expires_soon() -> None:
+    """[V2G20-1979]: a successful PnC authorization is answered OK when the contract
+    certificate expires in more than 14 days; one that expires sooner is answered
+    OK_CertificateExpiresSoon (still authorized), so that the EV can renew it."""
+    assert _pnc_authorized(leaf_days=365).response_code.value == "OK"
+    assert _pnc_authorized(leaf_days=10).response_code.value == "OK_CertificateExpiresSoon"

@@ -18,6 +18,7 @@ them open.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import Any
 
 from cryptography import x509
@@ -225,6 +226,21 @@ def authorize(ctx: Context, req: Any, now: float) -> tuple[str | None, tuple[Any
         protocol=ctx.protocol,
     )
     return _backend_state(ctx, now), (ask,)
+
+
+EXPIRES_SOON = dt.timedelta(days=14)
+
+
+def contract_expires_soon(ctx: Context) -> bool:
+    """The accepted contract certificate ends within 14 days: the PnC AuthorizationRes says
+    OK_CertificateExpiresSoon instead of OK [V2G20-1979], so that the EV can renew it."""
+    if not ctx.contract_chain:
+        return False
+    try:
+        leaf = x509.load_der_x509_certificate(ctx.contract_chain[0])
+    except ValueError:
+        return False
+    return bool(leaf.not_valid_after_utc - ctx.utc_now() < EXPIRES_SOON)
 
 
 def _backend_state(ctx: Context, now: float) -> str | None:

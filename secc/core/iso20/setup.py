@@ -170,7 +170,9 @@ def _pnc_authorization(ctx: Context, req: Any, now: float) -> Reply:
         return Reply(body, Iso20State.AUTHORIZATION_REFUSED)
     ctx.payment_option = "Contract"
     if outcome is None:
-        return Reply(_authorization_res(ctx, rc.OK), Iso20State.AUTHORIZED, actions)
+        # OK only for a contract certificate valid for more than 14 more days [V2G20-1979]
+        code = rc.OK_CertificateExpiresSoon if pnc.contract_expires_soon(ctx) else rc.OK
+        return Reply(_authorization_res(ctx, code), Iso20State.AUTHORIZED, actions)
     started = ctx.started_at.setdefault(AUTH_TIMER_KEY, now)
     if now - started > ctx.config.timers.ongoing:
         raise Timeout("no authorization within the Ongoing limit")
