@@ -346,6 +346,8 @@ class SeccSession:
         request = "CertificateInstallationReq"
         try:
             message, exi, failed = iso20_pnc.certificate_result(self._ctx, event)
+        except iso20_pnc.NoCertificateAvailable as err:
+            return self._iso20_no_certificate(str(err), now)
         except PeerError as err:
             return self._fail(Schema.ISO20_COMMON, request, err)
         name = type(message).__name__
@@ -357,6 +359,18 @@ class SeccSession:
         self._timers[SEQUENCE_TIMER] = now + self.config.timers.sequence_timeout
         return response
 
+    def _iso20_no_certificate(self, detail: str, now: float) -> list[Action]:
+        """-20: the back end gave no certificate within the budget (or none at all):
+        CertificateInstallationRes WARNING_NoCertificateAvailable (Finished), and the
+        session goes on with AuthorizationReq [V2G20-2207] [V2G20-2225]."""
+        self.log.info(
+            "CertificateInstallationReq answered WARNING_NoCertificateAvailable: %s", detail
+        )
+        self._timers.pop(CERTIFICATE_TIMER, None)
+        self._state = Iso20State.AUTHORIZATION_SETUP
+        self._timers[SEQUENCE_TIMER] = now + self.config.timers.sequence_timeout
+        return [self._send(iso20_pnc.no_certificate(self._ctx), Schema.ISO20_COMMON)]
+
     def _due(self, now: float) -> str | None:
         due = [(t, name) for name, t in self._timers.items() if t <= now]
         return min(due)[1] if due else None
@@ -367,7 +381,9 @@ class SeccSession:
             State.CERTIFICATE_WAIT,
             Iso20State.CERTIFICATE_WAIT,
         ):
-            code = "FAILED" if self._iso20 else "FAILED_NoCertificateAvailable"
+            if self._iso20:
+                return self._iso20_no_certificate(f"{name} ran out", now)
+            code = "FAILED_NoCertificateAvailable"
             body = self._failed_body(ctx.schema, ctx.pending_request or "", code)
             actions: list[Action] = [self._send(body, ctx.schema)] if body is not None else []
             return self._end(EndReason.TIMEOUT, f"{name} ran out", actions)

@@ -8,9 +8,17 @@ from typing import Any
 
 import pytest
 
-from secc.core.actions import EndReason, OpenContactors, SetDcTarget, StopDcOutput
+from secc import codec
+from secc.core.actions import (
+    CloseConnection,
+    EndReason,
+    OpenContactors,
+    SendResponse,
+    SetDcTarget,
+    StopDcOutput,
+)
 from secc.core.config import PncTrust
-from secc.core.events import AuthorizationResult, StopRequested
+from secc.core.events import AuthorizationResult, CertificateResult, StopRequested, TimerExpired
 from secc.core.iso20.common import Iso20State
 
 from .iso20_peer import START, C, Ev, config, loop, num, to_loop
@@ -193,3 +201,57 @@ def test_pnc_contract_expiring_within_14_days_is_ok_certificate_expires_soon() -
     OK_CertificateExpiresSoon (still authorized), so that the EV can renew it."""
     assert _pnc_authorized(leaf_days=365).response_code.value == "OK"
     assert _pnc_authorized(leaf_days=10).response_code.value == "OK_CertificateExpiresSoon"
+
+
+# --- CertificateInstallation --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["budget-ran-out", "back-end-failed"])
+def test_no_certificate_in_time_is_a_warning_and_the_session_goes_on(how: str) -> None:
+    """[V2G20-2225] with [V2G20-2207]: when the new contract certificate cannot be had
+    from the back end within the budget, the station answers CertificateInstallationRes
+    with WARNING_NoCertificateAvailable and EVSEProcessing=Finished, and the next request
+    is AuthorizationReq (not the end of the session): the EV may still charge with EIM."""
+    contract = make_chain(EMAID, START)
+    vehicle = make_chain("WMIV1234567890ABCDEF", START, root_cn="OEM Root", leaf_usage="tls")
+    oem = make_chain("WMIV1234567890ABCDEF", START, root_cn="OEM Prov Root")
+    trust = PncTrust(roots=(contract.root,), oem_roots=(vehicle.root, oem.root))
+    ev = Ev(cfg=config(vehicle_chain=(vehicle.leaf, *vehicle.subs), trust=trust))
+    assert ev.handshake().response_code.value == "OK_SuccessfulNegotiation"
+    assert ev.session_setup().response_code.value == "OK_NewSessionEstablished"
+    assert ev.authorization_setup().certificate_installation_service is True
+    signed = C.SignedCertificateChain(
+        id="OEM1",
+        certificate=oem.ders[0],
+        sub_certificates=C.SubCertificates(certificate=oem.ders[1:]),
+    )
+    req = C.CertificateInstallationReq(
+        header=signed_header(ev.hdr(C), signed, oem.key),
+        oem_provisioning_certificate_chain=signed,
+        list_of_root_certificate_i_ds=C.ListOfRootCertificateIDs(
+            root_certificate_id=(
+                C.X509IssuerSerial(
+                    x509_issuer_name=contract.root.subject.rfc4514_string(),
+                    x509_serial_number=contract.root.serial_number,
+                ),
+            )
+        ),
+        maximum_contract_certificate_chains=1,
+    )
+    assert ev.send(req) is None  # the answer waits for the back end
+    if how == "budget-ran-out":
+        deadline = ev.session.deadline
+        assert deadline is not None
+        ev.clock.advance_to(deadline)
+        out = ev.feed(TimerExpired("deadline"))
+    else:
+        out = ev.feed(CertificateResult(exi_response=None, reason="CSMS said Failed"))
+    sent = [a for a in out if isinstance(a, SendResponse)]
+    assert len(sent) == 1 and sent[0].name == "CertificateInstallationRes"
+    res = codec.decode(codec.encode(sent[0].message), "iso20-common")
+    assert res.response_code.value == "WARNING_NoCertificateAvailable"
+    assert res.evse_processing.value == "Finished"
+    assert not any(isinstance(a, CloseConnection) for a in out)
+    ev.feed(AuthorizationResult(accepted=True, id_token="TAG1"))
+    res = ev.authorization()  # EIM
+    assert (res.response_code.value, res.evse_processing.value) == ("OK", "Finished")

@@ -28,7 +28,7 @@ from certs import validate, xmldsig
 from secc import codec
 from secc.core.actions import MeteringReceipt, RequestAuthorization, RequestCertificate
 from secc.core.context import Context, Reply
-from secc.core.events import CertificateResult
+from secc.core.events import CertificateResult, Schema
 from secc.core.failures import (
     MeteringSignatureNotValid,
     PeerError,
@@ -36,7 +36,7 @@ from secc.core.failures import (
     SignatureError,
     UnknownSession,
 )
-from secc.core.iso20.common import COMMON, Iso20State, header
+from secc.core.iso20.common import COMMON, Iso20State, failed_body, header
 
 
 class NoCertificateAvailable(PeerError):  # noqa: N818 - named after the -2 failure
@@ -313,6 +313,15 @@ def certificate_result(ctx: Context, event: CertificateResult) -> tuple[Any, byt
         )
         return msg, None, failed
     return msg, bytes(event.exi_response), failed
+
+
+def no_certificate(ctx: Context) -> Any:
+    """The CertificateInstallationRes when the back end gave no certificate in time:
+    WARNING_NoCertificateAvailable, Finished, every mandatory field minimal
+    [V2G20-2207] [V2G20-2225]; the session goes on (AuthorizationReq next)."""
+    return failed_body(
+        ctx, Schema.ISO20_COMMON, "CertificateInstallationReq", "WARNING_NoCertificateAvailable"
+    )
 
 
 # --- metering confirmation ---------------------------------------------------------------
