@@ -11,6 +11,7 @@ import pytest
 from secc import codec
 from secc.core.actions import (
     CloseConnection,
+    CloseContactors,
     EndReason,
     OpenContactors,
     SendResponse,
@@ -21,7 +22,19 @@ from secc.core.config import PncTrust
 from secc.core.events import AuthorizationResult, CertificateResult, StopRequested, TimerExpired
 from secc.core.iso20.common import Iso20State
 
-from .iso20_peer import START, C, Ev, config, loop, num, to_loop
+from .iso20_peer import (
+    START,
+    C,
+    Ev,
+    config,
+    loop,
+    num,
+    rn,
+    to_authorized,
+    to_loop,
+    to_precharged,
+    to_scheduled,
+)
 from .iso20_pki import EMAID, make_chain, pnc_mode, signed_header
 
 
@@ -255,3 +268,39 @@ def test_no_certificate_in_time_is_a_warning_and_the_session_goes_on(how: str) -
     ev.feed(AuthorizationResult(accepted=True, id_token="TAG1"))
     res = ev.authorization()  # EIM
     assert (res.response_code.value, res.evse_processing.value) == ("OK", "Finished")
+
+
+@pytest.mark.parametrize("dc", [False, True], ids=["AC", "DC"])
+def test_power_tolerance_confirmed_is_answered_ok_power_tolerance_confirmed(dc: bool) -> None:
+    """[V2G20-1944]: a PowerDeliveryReq whose EVPowerProfile carries
+    PowerToleranceAcceptance=PowerToleranceConfirmed is answered
+    OK_PowerToleranceConfirmed (and charging starts); without the element it stays OK."""
+    ev = Ev(dc=dc)
+    to_authorized(ev)
+    to_scheduled(ev, dynamic=False)
+    if dc:
+        to_precharged(ev)
+    profile = C.EVPowerProfile(
+        time_anchor=0,
+        scheduled_evppt_control_mode=C.Scheduled_EVPPTControlMode(
+            selected_schedule_tuple_id=1,
+            power_tolerance_acceptance=C.PowerToleranceAcceptance.PowerToleranceConfirmed,
+        ),
+        ev_power_profile_entries=C.EVPowerProfileEntryList(
+            ev_power_profile_entry=(C.PowerScheduleEntry(duration=3600, power=rn(C, 10_000)),)
+        ),
+    )
+    res = ev.send(
+        C.PowerDeliveryReq(
+            header=ev.hdr(C),
+            ev_processing=C.Processing.Finished,
+            charge_progress=C.ChargeProgress.Start,
+            ev_power_profile=profile,
+        )
+    )
+    assert res.response_code.value == "OK_PowerToleranceConfirmed"
+    assert ev.session.state is Iso20State.CHARGE_LOOP
+    assert any(isinstance(a, CloseContactors) for a in ev.last)
+    other = Ev(dc=dc)
+    to_loop(other, dynamic=False)  # a profile without PowerToleranceAcceptance
+    assert other.session.state is Iso20State.CHARGE_LOOP

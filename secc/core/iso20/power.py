@@ -227,12 +227,23 @@ def power_delivery(ctx: Context, req: Any, now: float, state: Iso20State) -> Rep
         actions += _ev_schedule(ctx, req)
         ctx.standby = False
         next_state = Iso20State.CHARGE_LOOP
+        if _tolerance_confirmed(req):
+            code = rc.OK_PowerToleranceConfirmed  # [V2G20-1944]
     else:
         raise SequenceError(f"PowerDelivery {progress} in {state}")
     body = COMMON.PowerDeliveryRes(
         header=header(ctx, COMMON), response_code=code, evse_status=evse_status(ctx, COMMON)
     )
     return Reply(body, next_state, actions)
+
+
+def _tolerance_confirmed(req: Any) -> bool:
+    """The EV's scheduled EVPowerProfile says PowerToleranceAcceptance=Confirmed: the
+    answer is then OK_PowerToleranceConfirmed, not OK [V2G20-1944]."""
+    profile = req.ev_power_profile
+    mode = profile.scheduled_evppt_control_mode if profile is not None else None
+    accepted = mode.power_tolerance_acceptance if mode is not None else None
+    return accepted is COMMON.PowerToleranceAcceptance.PowerToleranceConfirmed
 
 
 def _ev_schedule(ctx: Context, req: Any) -> tuple[Action, ...]:
