@@ -24,12 +24,14 @@ from secc.core.iso20.common import Iso20State
 
 from .iso20_peer import (
     START,
+    A,
     C,
     Ev,
     config,
     loop,
     num,
     rn,
+    start,
     to_authorized,
     to_loop,
     to_precharged,
@@ -304,3 +306,51 @@ def test_power_tolerance_confirmed_is_answered_ok_power_tolerance_confirmed(dc: 
     other = Ev(dc=dc)
     to_loop(other, dynamic=False)  # a profile without PowerToleranceAcceptance
     assert other.session.state is Iso20State.CHARGE_LOOP
+
+
+# --- AC: per-phase values -----------------------------------------------------------------
+
+
+def test_ac_ev_powers_with_l2_l3_are_per_phase() -> None:
+    """[V2G20-1818] [V2G20-1819]: where the EV sends the _L2/_L3 elements, its base
+    EVMaximumChargePower is phase L1's alone; the EV's power is the sum over the phases.
+    A three-phase EV announcing 3.68 kW per phase takes 11.04 kW in dynamic mode, not
+    3.68 kW (the station's 22 kW is not the limit here)."""
+    ev = Ev(dc=False)
+    to_authorized(ev)
+    assert ev.service_discovery().response_code.value == "OK"
+    assert ev.service_selection(1, 2).response_code.value == "OK"  # AC, dynamic
+    phase = rn(A, 3680)
+    res = ev.send(
+        A.AC_ChargeParameterDiscoveryReq(
+            header=ev.hdr(A),
+            ac_cpd_req_energy_transfer_mode=A.AC_CPDReqEnergyTransferMode(
+                ev_maximum_charge_power=phase,
+                ev_maximum_charge_power_l2=phase,
+                ev_maximum_charge_power_l3=phase,
+                ev_minimum_charge_power=rn(A, 1380),
+                ev_minimum_charge_power_l2=rn(A, 1380),
+                ev_minimum_charge_power_l3=rn(A, 1380),
+            ),
+        )
+    )
+    assert res.response_code.value == "OK"
+    assert ev.session.context.ev_max_power == pytest.approx(11_040)
+    assert ev.schedule_exchange(dynamic=True).evse_processing.value == "Finished"
+    assert start(ev, dynamic=True).response_code.value == "OK"
+    mode = A.Dynamic_AC_CLReqControlMode(
+        ev_target_energy_request=rn(A, 40_000, 1),
+        ev_maximum_energy_request=rn(A, 60_000, 1),
+        ev_minimum_energy_request=rn(A, 5_000, 1),
+        ev_maximum_charge_power=phase,
+        ev_maximum_charge_power_l2=phase,
+        ev_maximum_charge_power_l3=phase,
+        ev_minimum_charge_power=rn(A, 1380),
+        ev_present_active_power=rn(A, 0),
+        ev_present_reactive_power=rn(A, 0),
+    )
+    res = ev.send(
+        A.AC_ChargeLoopReq(header=ev.hdr(A), meter_info_requested=False, cl_req_control_mode=mode)
+    )
+    assert res.response_code.value == "OK"
+    assert num(res.cl_res_control_mode.evse_target_active_power) == pytest.approx(11_040)
