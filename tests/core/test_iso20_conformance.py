@@ -354,3 +354,46 @@ def test_ac_ev_powers_with_l2_l3_are_per_phase() -> None:
     )
     assert res.response_code.value == "OK"
     assert num(res.cl_res_control_mode.evse_target_active_power) == pytest.approx(11_040)
+
+
+# --- Standby ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dc", [False, True], ids=["AC", "DC"])
+def test_standby_keeps_the_contactors_closed(dc: bool) -> None:
+    """-20 standby is a communication state only: "during standby both EV and EVSE
+    contactors are to stay closed"; the power is 0 ([V2G20-2116]: the EV draws none) and
+    the Start that ends it needs no contactor switching."""
+    ev = Ev(dc=dc)
+    to_loop(ev, dynamic=True)
+    assert loop(ev, dynamic=True).response_code.value == "OK"
+    assert ev.power_delivery("Standby").response_code.value == "OK"
+    assert not any(isinstance(a, OpenContactors) for a in ev.last)
+    res = loop(ev, dynamic=True)
+    if dc:
+        assert not any(isinstance(a, SetDcTarget) for a in ev.last)
+    else:
+        assert num(res.cl_res_control_mode.evse_target_active_power) == 0.0
+    assert ev.power_delivery("Start").response_code.value == "OK"
+    assert not any(isinstance(a, (OpenContactors, CloseContactors)) for a in ev.last)
+    assert ev.session.context.contactors_closed
+
+
+def test_ac_standby_right_after_schedule_exchange() -> None:
+    """[V2G20-1390] with [V2G20-2192]: an EV may enter standby right after the finished
+    ScheduleExchangeRes (AC: PowerDeliveryReq Standby is the next request there); the next
+    request is AC_ChargeLoopReq (power 0), and a later Start closes the contactors."""
+    ev = Ev(dc=False)
+    to_authorized(ev)
+    to_scheduled(ev, dynamic=True)
+    res = ev.power_delivery("Standby")
+    assert res.response_code.value == "OK"
+    assert ev.session.state is Iso20State.STANDBY
+    assert not any(isinstance(a, CloseContactors) for a in ev.actions)
+    res = loop(ev, dynamic=True)
+    assert res.response_code.value == "OK"
+    assert num(res.cl_res_control_mode.evse_target_active_power) == 0.0
+    assert start(ev, dynamic=True).response_code.value == "OK"
+    assert any(isinstance(a, CloseContactors) for a in ev.last)
+    res = loop(ev, dynamic=True)
+    assert num(res.cl_res_control_mode.evse_target_active_power) > 0.0

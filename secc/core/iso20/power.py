@@ -5,8 +5,9 @@ the CSMS schedule when one is known; dynamic mode leaves the power to the charge
 Contactors close only on a PowerDelivery Start that passed every check (the offered
 schedule, a profile within it, authorization, no station stop pending, for DC a valid
 isolation and the pre-charge voltage reached), the same rule as ISO 15118-2.
-Standby (from the loop, or for DC right after pre-charge) stops the power (DC output
-off; AC contactors open) until a new Start.
+Standby (from the loop, or before the power flows: AC right after ScheduleExchange, DC
+right after pre-charge) stops the power until a new Start; the contactors stay as they
+are (DC output off; AC target power 0).
 ScheduleRenegotiation leaves the power as it is (contactors closed, the last DC target)
 while the EV runs ScheduleExchange again; a PowerDelivery Start returns to the loop.
 """
@@ -20,7 +21,6 @@ from secc.core.actions import (
     ChargingStateChanged,
     EvChargingNeeds,
     EvChargingSchedule,
-    OpenContactors,
     StopDcOutput,
 )
 from secc.core.context import Context, Reply
@@ -211,7 +211,7 @@ def power_delivery(ctx: Context, req: Any, now: float, state: Iso20State) -> Rep
         next_state = Iso20State.STOPPED
     elif req.charge_progress is cp.Standby and state in _STANDBY_FROM:
         if ctx.config.iso20_standby:
-            actions = _standby(ctx) if state is Iso20State.CHARGE_LOOP else _standby_precharged(ctx)
+            actions = _standby(ctx) if ctx.charging else _standby_precharged(ctx)
             next_state = Iso20State.STANDBY
         else:
             code = rc.WARNING_StandbyNotAllowed
@@ -262,27 +262,32 @@ def _ev_schedule(ctx: Context, req: Any) -> tuple[Action, ...]:
     return (EvChargingSchedule(ctx.sa_schedule_tuple_id, tuple(entries)),)
 
 
-_STANDBY_FROM = frozenset({Iso20State.CHARGE_LOOP, Iso20State.PRE_CHARGE})
+# the loop, and right after a finished ScheduleExchange [V2G20-1390]: for AC that is
+# SCHEDULED, for DC the pre-charge (cable check and pre-charge come first); RESCHEDULED
+# after a schedule renegotiation
+_STANDBY_FROM = frozenset(
+    {Iso20State.CHARGE_LOOP, Iso20State.PRE_CHARGE, Iso20State.SCHEDULED, Iso20State.RESCHEDULED}
+)
 _RENEGOTIATE_FROM = frozenset({Iso20State.CHARGE_LOOP, Iso20State.STANDBY})
 
 
 def _standby_precharged(ctx: Context) -> tuple[Action, ...]:
-    """DC standby straight after pre-charge: the contactors were never closed, and the
-    pre-charge output (at most its current limit, into open contactors) keeps the voltage
-    the next Start needs."""
+    """Standby before the power flows (DC after pre-charge, AC after ScheduleExchange,
+    or again after a renegotiation out of standby): nothing to switch.  DC straight after
+    pre-charge: the contactors were never closed, and the pre-charge output (at most its
+    current limit, into open contactors) keeps the voltage the next Start needs."""
     ctx.standby = True
     return ()
 
 
 def _standby(ctx: Context) -> tuple[Action, ...]:
-    """No power in standby: DC output off (contactors stay closed, so no new pre-charge is
-    needed to resume); AC contactors open (the next Start closes them again)."""
+    """No power in standby, contactors closed: "during standby both EV and EVSE
+    contactors are to stay closed" (ISO 15118-20: standby is a communication state
+    only).  DC: output off; AC: EVSETargetActivePower 0 (the EV draws none,
+    [V2G20-2116]).  The next Start needs no new pre-charge and no contactor switching."""
     actions: list[Action] = []
     if ctx.is_dc:
         actions.append(StopDcOutput())
-    else:
-        actions.append(OpenContactors("PowerDelivery Standby"))
-        ctx.contactors_closed = False
     if ctx.charging:
         actions.append(ChargingStateChanged(charging=False))
         ctx.charging = False
