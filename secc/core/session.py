@@ -70,6 +70,7 @@ from secc.core.failures import PeerError, SequenceError, UnknownSession, failed_
 from secc.core.iso2 import pnc
 from secc.core.iso2.states import handler_for
 from secc.core.iso20 import pnc as iso20_pnc
+from secc.core.iso20 import setup as iso20_setup
 from secc.core.iso20 import states as iso20_states
 from secc.core.iso20.common import BEFORE_SESSION as ISO20_BEFORE_SESSION
 from secc.core.iso20.common import ISO20_SCHEMAS, SCHEMA_OF_MODULE, Iso20State
@@ -428,9 +429,7 @@ class SeccSession:
                 service_id=ctx.service_id,
                 parameter_set_id=ctx.parameter_set_id,
                 control_mode=ctx.control_mode,
-                vehicle_certificate=ctx.config.vehicle_chain[0]
-                if ctx.config.vehicle_chain
-                else None,
+                vehicle_certificate=iso20_setup.vehicle_leaf(ctx.config),
             )
         self.log.info("ended: %s %s", reason.value, detail)
         return actions

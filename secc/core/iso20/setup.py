@@ -16,7 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from cryptography.hazmat.primitives.serialization import Encoding
+
 from secc.core.actions import Action, EndReason, SessionStarted, StopDcOutput
+from secc.core.config import SessionConfig
 from secc.core.context import Context, Reply, State
 from secc.core.events import AuthorizationResult
 from secc.core.failures import (
@@ -48,12 +51,17 @@ from secc.core.iso20.common import (
 AUTH_TIMER_KEY = "Authorization"
 
 
+def vehicle_leaf(config: SessionConfig) -> bytes | None:
+    """The DER of the vehicle's TLS leaf certificate (mutual TLS 1.3), or None."""
+    chain = config.vehicle_chain
+    return chain[0].public_bytes(Encoding.DER) if chain else None
+
+
 def _same_ev(ctx: Context, paused: Any) -> bool:
     """The resuming EV is the one that paused [V2G20-2545]: the same EVCCID and, where
     either connection had mutual TLS, the same vehicle leaf certificate.  Otherwise a
     second EV that learnt the SessionID would inherit the first one's authorization."""
-    chain = ctx.config.vehicle_chain
-    leaf = chain[0] if chain else None
+    leaf = vehicle_leaf(ctx.config)
     return bool(paused.evcc_id == ctx.evcc_id and paused.vehicle_certificate == leaf)
 
 
