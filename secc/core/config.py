@@ -330,3 +330,6 @@ class PausedSession:
     service_id: int | None = None
     parameter_set_id: int | None = None
     control_mode: str | None = None
+    # ISO 15118-20 [V2G20-2545]: a resume must come from the same EV; the vehicle's TLS
+    # leaf certificate (DER, mutual TLS) binds the paused session to it where there was one
+    vehicle_certificate: bytes | None = None

@@ -70,6 +70,7 @@ from secc.core.failures import PeerError, SequenceError, UnknownSession, failed_
 from secc.core.iso2 import pnc
 from secc.core.iso2.states import handler_for
 from secc.core.iso20 import pnc as iso20_pnc
+from secc.core.iso20 import setup as iso20_setup
 from secc.core.iso20 import states as iso20_states
 from secc.core.iso20.common import BEFORE_SESSION as ISO20_BEFORE_SESSION
 from secc.core.iso20.common import ISO20_SCHEMAS, SCHEMA_OF_MODULE, Iso20State
@@ -361,6 +362,8 @@ class SeccSession:
         request = "CertificateInstallationReq"
         try:
             message, exi, failed = iso20_pnc.certificate_result(self._ctx, event)
+        except iso20_pnc.NoCertificateAvailable as err:
+            return self._iso20_no_certificate(str(err), now)
         except PeerError as err:
             return self._fail(Schema.ISO20_COMMON, request, err)
         name = type(message).__name__
@@ -372,6 +375,18 @@ class SeccSession:
         self._timers[SEQUENCE_TIMER] = now + self.config.timers.sequence_timeout
         return response
 
+    def _iso20_no_certificate(self, detail: str, now: float) -> list[Action]:
+        """-20: the back end gave no certificate within the budget (or none at all):
+        CertificateInstallationRes WARNING_NoCertificateAvailable (Finished), and the
+        session goes on with AuthorizationReq [V2G20-2207] [V2G20-2225]."""
+        self.log.info(
+            "CertificateInstallationReq answered WARNING_NoCertificateAvailable: %s", detail
+        )
+        self._timers.pop(CERTIFICATE_TIMER, None)
+        self._state = Iso20State.AUTHORIZATION_SETUP
+        self._timers[SEQUENCE_TIMER] = now + self.config.timers.sequence_timeout
+        return [self._send(iso20_pnc.no_certificate(self._ctx), Schema.ISO20_COMMON)]
+
     def _due(self, now: float) -> str | None:
         due = [(t, name) for name, t in self._timers.items() if t <= now]
         return min(due)[1] if due else None
@@ -382,7 +397,9 @@ class SeccSession:
             State.CERTIFICATE_WAIT,
             Iso20State.CERTIFICATE_WAIT,
         ):
-            code = "FAILED" if self._iso20 else "FAILED_NoCertificateAvailable"
+            if self._iso20:
+                return self._iso20_no_certificate(f"{name} ran out", now)
+            code = "FAILED_NoCertificateAvailable"
             body = self._failed_body(ctx.schema, ctx.pending_request or "", code)
             actions: list[Action] = [self._send(body, ctx.schema)] if body is not None else []
             return self._end(EndReason.TIMEOUT, f"{name} ran out", actions)
@@ -427,6 +444,7 @@ class SeccSession:
                 service_id=ctx.service_id,
                 parameter_set_id=ctx.parameter_set_id,
                 control_mode=ctx.control_mode,
+                vehicle_certificate=iso20_setup.vehicle_leaf(ctx.config),
             )
         self.log.info("ended: %s %s", reason.value, detail)
         return actions

@@ -265,15 +265,15 @@ def test_dc_standby_stops_the_power_and_start_resumes() -> None:
     assert isinstance(ev.last[0], SetDcTarget) and ev.last[0].current > 0
 
 
-def test_ac_standby_opens_the_contactors() -> None:
+def test_ac_standby_keeps_the_contactors_closed() -> None:
     ev = Ev(dc=False)
     to_loop(ev, dynamic=True)
     ev.power_delivery("Standby")
-    assert kinds(ev.last) == [OpenContactors, ChargingStateChanged, SendResponse]
+    assert kinds(ev.last) == [ChargingStateChanged, SendResponse]
     res = loop(ev, True)
     assert num(res.cl_res_control_mode.evse_target_active_power) == 0.0
     ev.power_delivery("Start")
-    assert kinds(ev.last) == [CloseContactors, ChargingStateChanged, SendResponse]
+    assert kinds(ev.last) == [ChargingStateChanged, SendResponse]
 
 
 def test_standby_not_allowed_is_a_warning_and_the_loop_goes_on() -> None:
@@ -461,4 +461,4 @@ def test_schedule_renegotiation_out_of_standby() -> None:
     assert ev.session.state is Iso20State.RESCHEDULED
     res = ev.power_delivery("Start", 1, 10_000)
     assert res.response_code.value == "OK"
-    assert kinds(ev.last) == [CloseContactors, ChargingStateChanged, SendResponse]
+    assert kinds(ev.last) == [ChargingStateChanged, SendResponse]  # closed all along

@@ -39,6 +39,16 @@ def _req_mode(bpt: bool, scheduled: bool) -> Any:
     return AC.Scheduled_AC_CLReqControlMode if scheduled else AC.Dynamic_AC_CLReqControlMode
 
 
+def _total(mode: Any, name: str) -> float:
+    """An EV power over all phases: where its _L2/_L3 elements are present, the base
+    element is phase L1's alone [V2G20-1818] [V2G20-1819]."""
+    total = number(getattr(mode, name))
+    for phase in (getattr(mode, name + "_l2", None), getattr(mode, name + "_l3", None)):
+        if phase is not None:
+            total += number(phase)
+    return total
+
+
 def _res_mode(bpt: bool, scheduled: bool) -> Any:
     """The control mode class of the station's answer."""
     if bpt:
@@ -59,7 +69,8 @@ def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
     wanted = AC.BPT_AC_CPDReqEnergyTransferMode if bpt else AC.AC_CPDReqEnergyTransferMode
     if type(ev) is not wanted:
         raise WrongChargeParameter(f"{type(ev).__name__} for the selected service")
-    ev_max, ev_min = number(ev.ev_maximum_charge_power), number(ev.ev_minimum_charge_power)
+    ev_max = _total(ev, "ev_maximum_charge_power")
+    ev_min = _total(ev, "ev_minimum_charge_power")
     lim = ctx.config.ac
     if ev_max <= 0 or ev_min > ev_max or ev_min > lim.max_power:
         raise WrongChargeParameter(f"EV power {ev_min}-{ev_max} W does not fit {lim.max_power} W")
@@ -70,7 +81,7 @@ def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
         "evse_nominal_frequency": rn(AC, lim.nominal_frequency),
     }
     if bpt:
-        ctx.ev_max_discharge_power = abs(number(ev.ev_maximum_discharge_power))
+        ctx.ev_max_discharge_power = abs(_total(ev, "ev_maximum_discharge_power"))
         mode = AC.BPT_AC_CPDResEnergyTransferMode(
             **common,
             evse_maximum_discharge_power=rn(AC, lim.max_discharge_power),
@@ -102,10 +113,10 @@ def charge_loop(ctx: Context, req: Any, now: float) -> Reply:
     if scheduled:
         target = min(target, ctx.schedules.get(ctx.sa_schedule_tuple_id, target))
     else:
-        target = min(target, number(mode.ev_maximum_charge_power))
+        target = min(target, _total(mode, "ev_maximum_charge_power"))
     if bpt:
         if mode.ev_maximum_discharge_power is not None:
-            ctx.ev_max_discharge_power = abs(number(mode.ev_maximum_discharge_power))
+            ctx.ev_max_discharge_power = abs(_total(mode, "ev_maximum_discharge_power"))
         discharge = discharge_request(ctx)
         if discharge > 0:
             target = -discharge

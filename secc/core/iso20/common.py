@@ -205,8 +205,11 @@ def is_bpt(ctx: Context) -> bool:
 def discharge_request(ctx: Context) -> float:
     """The discharge power (watts, positive) the station asks of a BPT session now: a CSMS
     schedule whose first limit is negative (OCPP 2.1 style V2X: negative = discharge),
-    within the station's and the EV's discharge limits; 0 outside BPT."""
+    within the station's and the EV's discharge limits; 0 outside BPT and once the station
+    wants to stop (the power decreases with the Terminate notification [V2G20-1959])."""
     if not is_bpt(ctx) or not ctx.csms_schedule or ctx.csms_schedule[0].max_power >= 0:
+        return 0.0
+    if ctx.stop_requested is not None:
         return 0.0
     cfg = ctx.config
     station = cfg.dc.max_discharge_power if ctx.is_dc else cfg.ac.max_discharge_power
@@ -220,7 +223,11 @@ def offered_parameter_sets(ctx: Context) -> dict[int, str]:
 
 def power_cap(ctx: Context) -> float:
     """The station's charge power limit now: its own maximum, the CSMS schedule's first
-    entry (never below 0: a negative entry asks a discharge, :func:`discharge_request`)."""
+    entry (never below 0: a negative entry asks a discharge, :func:`discharge_request`).
+    0 in dynamic mode once the station wants to stop: there the EV follows the station's
+    limits, and Terminate comes with the power decreasing [V2G20-1959]."""
+    if ctx.stop_requested is not None and ctx.control_mode == "Dynamic":
+        return 0.0
     limit = ctx.config.dc.max_power if ctx.is_dc else ctx.config.ac.max_power
     if ctx.csms_schedule:
         limit = min(limit, ctx.csms_schedule[0].max_power)

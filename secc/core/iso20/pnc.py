@@ -18,6 +18,7 @@ them open.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import Any
 
 from cryptography import x509
@@ -27,7 +28,7 @@ from certs import validate, xmldsig
 from secc import codec
 from secc.core.actions import MeteringReceipt, RequestAuthorization, RequestCertificate
 from secc.core.context import Context, Reply
-from secc.core.events import CertificateResult
+from secc.core.events import CertificateResult, Schema
 from secc.core.failures import (
     MeteringSignatureNotValid,
     PeerError,
@@ -35,7 +36,7 @@ from secc.core.failures import (
     SignatureError,
     UnknownSession,
 )
-from secc.core.iso20.common import COMMON, Iso20State, header
+from secc.core.iso20.common import COMMON, Iso20State, failed_body, header
 
 
 class NoCertificateAvailable(PeerError):  # noqa: N818 - named after the -2 failure
@@ -227,6 +228,21 @@ def authorize(ctx: Context, req: Any, now: float) -> tuple[str | None, tuple[Any
     return _backend_state(ctx, now), (ask,)
 
 
+EXPIRES_SOON = dt.timedelta(days=14)
+
+
+def contract_expires_soon(ctx: Context) -> bool:
+    """The accepted contract certificate ends within 14 days: the PnC AuthorizationRes says
+    OK_CertificateExpiresSoon instead of OK [V2G20-1979], so that the EV can renew it."""
+    if not ctx.contract_chain:
+        return False
+    try:
+        leaf = x509.load_der_x509_certificate(ctx.contract_chain[0])
+    except ValueError:
+        return False
+    return bool(leaf.not_valid_after_utc - ctx.utc_now() < EXPIRES_SOON)
+
+
 def _backend_state(ctx: Context, now: float) -> str | None:
     if ctx.authorized:
         return None
@@ -300,6 +316,15 @@ def certificate_result(ctx: Context, event: CertificateResult) -> tuple[Any, byt
         # the back end's values outside their facets (an over-long eMAID) pass as they came
         return msg, codec.encode(msg, lenient=True) if violations else None, failed
     return msg, bytes(event.exi_response), failed
+
+
+def no_certificate(ctx: Context) -> Any:
+    """The CertificateInstallationRes when the back end gave no certificate in time:
+    WARNING_NoCertificateAvailable, Finished, every mandatory field minimal
+    [V2G20-2207] [V2G20-2225]; the session goes on (AuthorizationReq next)."""
+    return failed_body(
+        ctx, Schema.ISO20_COMMON, "CertificateInstallationReq", "WARNING_NoCertificateAvailable"
+    )
 
 
 # --- metering confirmation ---------------------------------------------------------------

@@ -7,8 +7,9 @@ the power to the charge loop.
 Contactors close only on a PowerDelivery Start that passed every check (the offered
 schedule, a profile within it, authorization, no station stop pending, for DC a valid
 isolation and the pre-charge voltage reached), the same rule as ISO 15118-2.
-Standby (from the loop, or for DC right after pre-charge) stops the power (DC output
-off; AC contactors open) until a new Start.
+Standby (from the loop, or before the power flows: AC right after ScheduleExchange, DC
+right after pre-charge) stops the power until a new Start; the contactors stay as they
+are (DC output off; AC target power 0).
 ScheduleRenegotiation leaves the power as it is (contactors closed, the last DC target)
 while the EV runs ScheduleExchange again; a PowerDelivery Start returns to the loop.
 """
@@ -23,7 +24,6 @@ from secc.core.actions import (
     ChargingStateChanged,
     EvChargingNeeds,
     EvChargingSchedule,
-    OpenContactors,
     StopDcOutput,
 )
 from secc.core.config import ScheduleEntry
@@ -262,19 +262,23 @@ def _price_schedule(ctx: Context, power_schedule: Any) -> Any:
 
 def power_delivery(ctx: Context, req: Any, now: float, state: Iso20State) -> Reply:
     """The four ChargeProgress values; which may come depends on ``state`` (the table
-    lists PowerDeliveryReq wherever one of them is legal)."""
+    lists PowerDeliveryReq wherever one of them is legal).  EVProcessing=Ongoing: the EV is
+    not ready yet, whatever the ChargeProgress; the rest of the request is ignored, the
+    answer is OK and the EV asks again [V2G20-2007]."""
     progress = req.charge_progress.value
     cp = COMMON.ChargeProgress
     rc = COMMON.ResponseCode
     code = rc.OK
     actions: tuple[Action, ...] = ()
-    if progress == "Stop":
+    if req.ev_processing is COMMON.Processing.Ongoing:
+        next_state = state
+    elif progress == "Stop":
         actions = stop_actions(ctx, "PowerDelivery Stop")
         ctx.standby = False
         next_state = Iso20State.STOPPED
     elif req.charge_progress is cp.Standby and state in _STANDBY_FROM:
         if ctx.config.iso20_standby:
-            actions = _standby(ctx) if state is Iso20State.CHARGE_LOOP else _standby_precharged(ctx)
+            actions = _standby(ctx) if ctx.charging else _standby_precharged(ctx)
             next_state = Iso20State.STANDBY
         else:
             code = rc.WARNING_StandbyNotAllowed
@@ -282,23 +286,31 @@ def power_delivery(ctx: Context, req: Any, now: float, state: Iso20State) -> Rep
     elif req.charge_progress is cp.ScheduleRenegotiation and state in _RENEGOTIATE_FROM:
         next_state = Iso20State.RENEGOTIATION
     elif progress == "Start" and state is not Iso20State.CHARGE_LOOP:
-        if req.ev_processing is COMMON.Processing.Ongoing:
-            next_state = state  # the EV is not ready yet: it asks again
-        else:
-            _start_checks(ctx, req)
-            was_charging = ctx.charging  # back from a schedule renegotiation
-            actions = start_actions(ctx, now)
-            if was_charging:
-                actions = tuple(a for a in actions if not isinstance(a, ChargingStateChanged))
-            actions += _ev_schedule(ctx, req)
-            ctx.standby = False
-            next_state = Iso20State.CHARGE_LOOP
+        _start_checks(ctx, req)
+        was_charging = ctx.charging  # back from a schedule renegotiation
+        actions = start_actions(ctx, now)
+        if was_charging:
+            actions = tuple(a for a in actions if not isinstance(a, ChargingStateChanged))
+        actions += _ev_schedule(ctx, req)
+        ctx.standby = False
+        next_state = Iso20State.CHARGE_LOOP
+        if _tolerance_confirmed(req):
+            code = rc.OK_PowerToleranceConfirmed  # [V2G20-1944]
     else:
         raise SequenceError(f"PowerDelivery {progress} in {state}")
     body = COMMON.PowerDeliveryRes(
         header=header(ctx, COMMON), response_code=code, evse_status=evse_status(ctx, COMMON)
     )
     return Reply(body, next_state, actions)
+
+
+def _tolerance_confirmed(req: Any) -> bool:
+    """The EV's scheduled EVPowerProfile says PowerToleranceAcceptance=Confirmed: the
+    answer is then OK_PowerToleranceConfirmed, not OK [V2G20-1944]."""
+    profile = req.ev_power_profile
+    mode = profile.scheduled_evppt_control_mode if profile is not None else None
+    accepted = mode.power_tolerance_acceptance if mode is not None else None
+    return accepted is COMMON.PowerToleranceAcceptance.PowerToleranceConfirmed
 
 
 def _ev_schedule(ctx: Context, req: Any) -> tuple[Action, ...]:
@@ -317,27 +329,32 @@ def _ev_schedule(ctx: Context, req: Any) -> tuple[Action, ...]:
     return (EvChargingSchedule(ctx.sa_schedule_tuple_id, tuple(entries)),)
 
 
-_STANDBY_FROM = frozenset({Iso20State.CHARGE_LOOP, Iso20State.PRE_CHARGE})
+# the loop, and right after a finished ScheduleExchange [V2G20-1390]: for AC that is
+# SCHEDULED, for DC the pre-charge (cable check and pre-charge come first); RESCHEDULED
+# after a schedule renegotiation
+_STANDBY_FROM = frozenset(
+    {Iso20State.CHARGE_LOOP, Iso20State.PRE_CHARGE, Iso20State.SCHEDULED, Iso20State.RESCHEDULED}
+)
 _RENEGOTIATE_FROM = frozenset({Iso20State.CHARGE_LOOP, Iso20State.STANDBY})
 
 
 def _standby_precharged(ctx: Context) -> tuple[Action, ...]:
-    """DC standby straight after pre-charge: the contactors were never closed, and the
-    pre-charge output (at most its current limit, into open contactors) keeps the voltage
-    the next Start needs."""
+    """Standby before the power flows (DC after pre-charge, AC after ScheduleExchange,
+    or again after a renegotiation out of standby): nothing to switch.  DC straight after
+    pre-charge: the contactors were never closed, and the pre-charge output (at most its
+    current limit, into open contactors) keeps the voltage the next Start needs."""
     ctx.standby = True
     return ()
 
 
 def _standby(ctx: Context) -> tuple[Action, ...]:
-    """No power in standby: DC output off (contactors stay closed, so no new pre-charge is
-    needed to resume); AC contactors open (the next Start closes them again)."""
+    """No power in standby, contactors closed: "during standby both EV and EVSE
+    contactors are to stay closed" (ISO 15118-20: standby is a communication state
+    only).  DC: output off; AC: EVSETargetActivePower 0 (the EV draws none,
+    [V2G20-2116]).  The next Start needs no new pre-charge and no contactor switching."""
     actions: list[Action] = []
     if ctx.is_dc:
         actions.append(StopDcOutput())
-    else:
-        actions.append(OpenContactors("PowerDelivery Standby"))
-        ctx.contactors_closed = False
     if ctx.charging:
         actions.append(ChargingStateChanged(charging=False))
         ctx.charging = False
@@ -346,7 +363,10 @@ def _standby(ctx: Context) -> tuple[Action, ...]:
 
 
 def _start_checks(ctx: Context, req: Any) -> None:
-    """The schedule and profile (scheduled mode), then what the EVSE must be ready for."""
+    """The schedule and profile (scheduled mode), then what the EVSE must be ready for;
+    a station that is stopping refuses first (its dynamic power cap is 0 by then)."""
+    if ctx.stop_requested is not None:
+        raise PowerDeliveryNotApplied(f"the station is stopping: {ctx.stop_requested}")
     profile = req.ev_power_profile
     if req.bpt_channel_selection is COMMON.ChannelSelection.Discharge and not is_bpt(ctx):
         raise PowerDeliveryNotApplied("bidirectional power transfer was not selected")
@@ -379,8 +399,6 @@ def _start_checks(ctx: Context, req: Any) -> None:
                 )
     if not ctx.authorized:
         raise PowerDeliveryNotApplied("charging is not authorized")
-    if ctx.stop_requested is not None:
-        raise PowerDeliveryNotApplied(f"the station is stopping: {ctx.stop_requested}")
     if ctx.is_dc and not ctx.contactors_closed:
         if not ctx.isolation_valid or ctx.status.isolation not in ("Valid", "Warning"):
             raise PowerDeliveryNotApplied("isolation is not valid")

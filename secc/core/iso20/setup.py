@@ -16,7 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from cryptography.hazmat.primitives.serialization import Encoding
+
 from secc.core.actions import Action, EndReason, SessionStarted, StopDcOutput
+from secc.core.config import SessionConfig
 from secc.core.context import Context, Reply, State
 from secc.core.events import AuthorizationResult
 from secc.core.failures import (
@@ -48,8 +51,23 @@ from secc.core.iso20.common import (
 AUTH_TIMER_KEY = "Authorization"
 
 
+def vehicle_leaf(config: SessionConfig) -> bytes | None:
+    """The DER of the vehicle's TLS leaf certificate (mutual TLS 1.3), or None."""
+    chain = config.vehicle_chain
+    return chain[0].public_bytes(Encoding.DER) if chain else None
+
+
+def _same_ev(ctx: Context, paused: Any) -> bool:
+    """The resuming EV is the one that paused [V2G20-2545]: the same EVCCID and, where
+    either connection had mutual TLS, the same vehicle leaf certificate.  Otherwise a
+    second EV that learnt the SessionID would inherit the first one's authorization."""
+    leaf = vehicle_leaf(ctx.config)
+    return bool(paused.evcc_id == ctx.evcc_id and paused.vehicle_certificate == leaf)
+
+
 def session_setup(ctx: Context, req: Any, now: float) -> Reply:
-    """A new SessionID, or the paused one when the EV presents it (OK_OldSessionJoined);
+    """A new SessionID, or the paused one when the same EV presents it
+    (OK_OldSessionJoined; any other EV gets a new session, [V2G20-2626] [V2G20-2627]);
     a joined session that was authorized with a service selected resumes at
     ChargeParameterDiscovery."""
     rc = COMMON.ResponseCode
@@ -57,7 +75,12 @@ def session_setup(ctx: Context, req: Any, now: float) -> Reply:
     asked = bytes(req.header.session_id)
     paused = ctx.resume
     state = Iso20State.SESSION_SETUP
-    if paused is not None and asked == paused.session_id and paused.protocol == ctx.protocol:
+    if (
+        paused is not None
+        and asked == paused.session_id
+        and paused.protocol == ctx.protocol
+        and _same_ev(ctx, paused)
+    ):
         ctx.session_id = paused.session_id
         ctx.payment_option = paused.payment_option
         ctx.emaid = paused.emaid
@@ -155,7 +178,9 @@ def _pnc_authorization(ctx: Context, req: Any, now: float) -> Reply:
         return Reply(body, Iso20State.AUTHORIZATION_REFUSED)
     ctx.payment_option = "Contract"
     if outcome is None:
-        return Reply(_authorization_res(ctx, rc.OK), Iso20State.AUTHORIZED, actions)
+        # OK only for a contract certificate valid for more than 14 more days [V2G20-1979]
+        code = rc.OK_CertificateExpiresSoon if pnc.contract_expires_soon(ctx) else rc.OK
+        return Reply(_authorization_res(ctx, code), Iso20State.AUTHORIZED, actions)
     started = ctx.started_at.setdefault(AUTH_TIMER_KEY, now)
     if now - started > ctx.config.timers.ongoing:
         raise Timeout("no authorization within the Ongoing limit")
