@@ -55,6 +55,8 @@ from secc.core.session import SeccSession
 from secc.trace import Trace, body_of, jsonable, summarize
 from secc.v2gtp import encode_frame
 
+SESSION_STOP_LINGER = 5.0  # s, [V2G20-1633]: the -20 SECC's wait before it closes
+
 log = logging.getLogger(__name__)
 
 HAL_ACTIONS = frozenset(
@@ -147,6 +149,7 @@ class SessionDriver:
         self._wake = asyncio.Event()
         self._received_at = self.started
         self._tasks: set[asyncio.Task[None]] = set()
+        self._linger: asyncio.Task[None] | None = None  # the -20 close after SessionStop
         self._timer = asyncio.create_task(self._timer_loop(), name=f"timer-{config.evse_id}")
         # the EVSE's HAL and backend are this session's only once its SessionSetupReq
         # claimed the EVSE (Evse.claim); hosts without ``claim`` give them at once
@@ -311,7 +314,11 @@ class SessionDriver:
                 )
             name = type(action).__name__
             if isinstance(action, CloseConnection):
-                if not self.conn.closed:
+                if self.conn.closed:
+                    pass
+                elif self._lingers(action.reason):
+                    self._close_later(action.reason)
+                else:
                     await self.conn.close(action.reason)
             elif not self.claimed:
                 pass  # a connection that never set up a session leaves the EVSE alone
@@ -324,6 +331,25 @@ class SessionDriver:
                 self.host.perform_backend(action)
             if isinstance(action, SessionEnded):
                 self._finish(action)
+
+    def _lingers(self, reason: str) -> bool:
+        """ISO 15118-20 [V2G20-1633]: after a SessionStopRes (Terminate or Pause) the SECC
+        waits at least 5 s before it closes the TCP connection; the EV closes first."""
+        return self.session.schema.value.startswith("iso20") and reason in (
+            EndReason.EV_STOP.value,
+            EndReason.EV_PAUSE.value,
+        )
+
+    def _close_later(self, reason: str) -> None:
+        """Close after SESSION_STOP_LINGER unless the EV closed first; requests that
+        arrive meanwhile are not answered (the session has ended)."""
+
+        async def close() -> None:
+            await asyncio.sleep(SESSION_STOP_LINGER)
+            if not self.conn.closed:
+                await self.conn.close(reason)
+
+        self._linger = asyncio.create_task(close())
 
     async def _send(self, action: SendResponse, now: float) -> None:
         try:
@@ -418,5 +444,7 @@ class SessionDriver:
         if not self.conn.closed:
             await self.conn.close(reason)
         self._timer.cancel()
+        if self._linger is not None:
+            self._linger.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._timer

@@ -7,6 +7,7 @@ the same EV TLS 1.2 and so never -20; a -2 EV at a -20 EVSE still gets -2."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
 import sys
@@ -315,3 +316,45 @@ def test_the_ev_priorities_choose_among_what_the_evse_offers(
     assert isinstance(res, apphand.supportedAppProtocolRes)
     assert res.response_code is apphand.ResponseCode.OK_SuccessfulNegotiation
     assert res.schema_id == chosen
+
+
+def test_after_session_stop_the_station_waits_for_the_ev_to_close(pki_dir: Path) -> None:
+    """[V2G20-1633]: after SessionStopRes the SECC waits at least 5 s before it closes
+    the TCP connection (the EV closes first); requests meanwhile get no answer.  An EV
+    that keeps the connection open sees it still open 3 s later (a loaded machine can
+    only make the station later), and closed by the station afterwards."""
+    board, _ = build_board()
+    section = evse(protocols=ALL, iso20_allow_tcp=True)
+
+    async def main() -> tuple[object, bytes, bytes]:
+        async with Station(station_config(pki_dir, None, section), boards={EVSE_ID: board}) as st:
+            e = st.evse(EVSE_ID)
+            reader, writer = await asyncio.open_connection("::1", e.ports["tcp"])
+            await _exchange(reader, writer, _sap_iso20_only())
+            setup = iso20_common.SessionSetupReq(
+                header=iso20_common.MessageHeader(session_id=b"\x00", time_stamp=1),
+                evccid="WMIV1234567890ABC",
+            )
+            _, payload = await _exchange(reader, writer, encode_frame(codec.encode(setup), 0x8002))
+            sid = codec.decode(payload, "iso20-common").header.session_id
+            stop = iso20_common.SessionStopReq(
+                header=iso20_common.MessageHeader(session_id=sid, time_stamp=2),
+                charging_session=iso20_common.ChargingSession.Terminate,
+            )
+            _, payload = await _exchange(reader, writer, encode_frame(codec.encode(stop), 0x8002))
+            res = codec.decode(payload, "iso20-common")
+            await wait_until(lambda: bool(e.ended), timeout=20)
+            # still open: a read times out instead of returning EOF
+            early = b""
+            with contextlib.suppress(TimeoutError):
+                early = await asyncio.wait_for(reader.read(65536), 3.0) or b"EOF"
+            writer.write(encode_frame(codec.encode(stop), 0x8002))  # not answered
+            late = await asyncio.wait_for(reader.read(65536), 30.0)
+            writer.close()
+            return res, early, late
+
+    res, early, late = run(main, timeout=60)
+    assert isinstance(res, iso20_common.SessionStopRes)
+    assert res.response_code is iso20_common.ResponseCode.OK
+    assert early == b""  # neither closed nor answered within 3 s of SessionStopRes
+    assert late == b""  # then the station closed it, without answering the late request
