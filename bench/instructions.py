@@ -33,6 +33,7 @@ TARGETS: dict[str, tuple[int | None, int | None]] = {
     "decode CertificateInstallationRes": (None, 1_175_917),
     "encode CertificateInstallationRes": (None, 435_159),
     "decode+core+encode": (200_000, 586_923),
+    "-20 DC_ChargeLoop decode+core+encode": (200_000, None),
     "decode 64 kB": (None, 1_006_674_592),
 }
 
@@ -111,22 +112,29 @@ def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
 
         return setup
 
-    def round_trip() -> Callable[[], Any]:
-        import session as bench_session  # bench/session.py
+    def loop(index: int) -> Callable[[], Callable[[], Any]]:
+        """decode + core + encode of one charge-loop request (bench/session.py's cases:
+        0 = ISO 15118-2 CurrentDemandReq, 1 = ISO 15118-20 DC_ChargeLoopReq)."""
 
-        from secc.core.actions import SendResponse
-        from secc.core.events import RequestReceived, Schema
+        def setup() -> Callable[[], Any]:
+            import session as bench_session  # bench/session.py
 
-        sess, data = bench_session.charging_session()
-        assert sess.deadline is not None
-        now = sess.deadline - sess.config.timers.sequence_timeout + 0.1
+            from secc.core.actions import SendResponse
+            from secc.core.events import RequestReceived
 
-        def whole() -> bytes:
-            acts = sess.handle(RequestReceived(codec.decode(data, "iso2"), Schema.ISO2), now)
-            res = next(a for a in acts if isinstance(a, SendResponse))
-            return codec.encode(res.message)
+            sess, data, schema = bench_session.charging_session(bench_session.CASES[index])
+            assert sess.deadline is not None
+            now = sess.deadline - sess.config.timers.sequence_timeout + 0.1
+            name = schema.value
 
-        return whole
+            def whole() -> bytes:
+                acts = sess.handle(RequestReceived(codec.decode(data, name), schema), now)
+                res = next(a for a in acts if isinstance(a, SendResponse))
+                return codec.encode(res.message)
+
+            return whole
+
+        return setup
 
     def big() -> Callable[[], Any]:
         data = big_message(64 * 1024)
@@ -141,7 +149,8 @@ def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
         "decode SessionSetupReq": dec(setup_req),
         "decode CertificateInstallationRes": dec(cert_res),
         "encode CertificateInstallationRes": enc(cert_res),
-        "decode+core+encode": round_trip,
+        "decode+core+encode": loop(0),
+        "-20 DC_ChargeLoop decode+core+encode": loop(1),
         "decode 64 kB": big,
     }
 

@@ -175,14 +175,32 @@ def decode(data: bytes, schema: str) -> Any:
     return decode_document(data, schema)[1]
 
 
+# class -> (sentinel, header and root event code as the writer's first bits, the root):
+# a class that is the type of exactly one global element of its own schema
+_ROOT_BY_CLASS: dict[type, tuple[int, RootInfo]] = {}
+
+
 def encode(message: object, schema: str | None = None, name: str | None = None) -> bytes:
     """Encode ``message`` as a whole EXI stream (header 0x80, padded to the octet)."""
+    if schema is None and name is None:
+        known = _ROOT_BY_CLASS.get(type(message))
+        if known is not None:  # the usual call: no look-up of the schema and the root
+            w = BitWriter()
+            w.acc = known[0]
+            try:
+                known[1].encode(w, message)
+            except CodecError as e:
+                e.at(known[1].local)
+                raise
+            return w.getvalue()
     mod = schema_module(schema or _schema_of(message))
     roots: tuple[RootInfo, ...] = mod.DOCUMENT
     index, root = _pick(roots, message, name, "global")
     w = BitWriter()
     w.bits(HEADER, 8)
     w.bits(index, _code_width(len(roots) + 1))
+    if schema is None and name is None:
+        _ROOT_BY_CLASS[type(message)] = (w.acc, root)
     try:
         root.encode(w, message)
     except CodecError as e:

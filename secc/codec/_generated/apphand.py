@@ -456,6 +456,11 @@ def _d_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
     r.rewind(_s)
     return _dg_supportedAppProtocolRes(r)
 
+# class -> its identity cache of encodings (substitution-group members)
+_ECD: dict[type, dict[int, tuple[Any, int, int]]] = {
+    supportedAppProtocolRes: _EC_supportedAppProtocolRes,
+}
+
 _new = object.__new__
 _S_AppProtocol_0 = AppProtocol.protocol_namespace.__set__
 _S_AppProtocol_1 = AppProtocol.version_number_major.__set__

@@ -2706,6 +2706,10 @@ def _d_SignatureProperty(r: BitReader) -> SignatureProperty:
     _S_SignatureProperty_1(o, f1)
     return o
 
+# class -> its identity cache of encodings (substitution-group members)
+_ECD: dict[type, dict[int, tuple[Any, int, int]]] = {
+}
+
 _new = object.__new__
 _S_Signature_0 = Signature.id.__set__
 _S_Signature_1 = Signature.signed_info.__set__

@@ -801,6 +801,127 @@ class Emitter(ValueEmitter):
         )
         return True
 
+    # -- identity caches of whole encodings -------------------------------------------
+    # Types whose values the charging loop sends again and again (a header, a status,
+    # limits, a loop response the core keeps while nothing changed): the bits of a value
+    # encoded before are written again in one shift, found by the value's identity.
+    ENC_CACHED = frozenset(
+        {
+            "MessageHeader",
+            "MessageHeaderType",
+            "V2G_Message",
+            "Body",
+            "DC_EVSEStatus",
+            "AC_EVSEStatus",
+            "EVSEStatus",
+            "EVSEStatusType",
+            "MeterInfo",
+            "MeterInfoType",
+            "CurrentDemandRes",
+            "ChargingStatusRes",
+            "DC_ChargeLoopRes",
+            "AC_ChargeLoopRes",
+            "Scheduled_DC_CLResControlMode",
+            "Dynamic_DC_CLResControlMode",
+            "BPT_Scheduled_DC_CLResControlMode",
+            "BPT_Dynamic_DC_CLResControlMode",
+            "Scheduled_AC_CLResControlMode",
+            "Dynamic_AC_CLResControlMode",
+            "BPT_Scheduled_AC_CLResControlMode",
+            "BPT_Dynamic_AC_CLResControlMode",
+        }
+    )
+    ENC_CACHE = 256  # encodings kept per type
+
+    def _grammar(self, key: str) -> TypeGrammar | None:
+        for g in self.grammars:
+            if g.key == key and not self._is_shared(g.ctype):  # type: ignore[arg-type]
+                return g
+        return None
+
+    def _has_enc_cache(self, key: str) -> bool:
+        """The module keeps an identity cache (``_EC_key``) of the type's encodings."""
+        g = self._grammar(key)
+        if g is None:
+            return False
+        return self._fused_plan(g) is not None or self._enc_cache_checks(g) is not None
+
+    def _enc_cache_checks(self, g: TypeGrammar) -> list[str] | None:
+        """The conditions under which an encoded value of ``g`` may be kept (None: the
+        type is not cached): its octet strings are ``bytes`` (immutable), each complex
+        field absent or a value its own type's cache holds, no repeated field."""
+        if g.key not in self.ENC_CACHED or self._fused_plan(g) is not None or g.mixed:
+            return None
+        checks: list[str] = []
+        for f in g.fields:
+            if f.repeated:
+                return None
+            x = f"v.{f.name}"
+            if f.kind in ("attr", "value"):
+                if self.value_codec(f.simple).kind == "bytes":  # type: ignore[arg-type]
+                    checks.append(f"({x} is None or type({x}) is bytes)")
+                continue
+            if len(f.decls) == 1 and f.decls[0].simple is not None:
+                if self.value_codec(f.decls[0].simple).kind == "bytes":
+                    checks.append(f"({x} is None or type({x}) is bytes)")
+                continue
+            if len(f.decls) == 1:
+                key = self.cls(f.decls[0].complex)  # type: ignore[arg-type]
+                if key != g.key and self._has_enc_cache(key):
+                    held = f"((_h := _EC_{key}.get(id({x}))) is not None and _h[0] is {x})"
+                    checks.append(f"({x} is None or {held})")
+                    continue
+            else:  # a substitution group: the member's own cache, when it has one
+                held = (
+                    f"((_t := _ECD.get(type({x}))) is not None and "
+                    f"(_h := _t.get(id({x}))) is not None and _h[0] is {x})"
+                )
+                checks.append(f"({x} is None or {held})")
+                continue
+            checks.append(f"{x} is None")
+        return checks
+
+    def _add_enc_cache(self, g: TypeGrammar) -> None:
+        """``_e_X`` as an identity cache in front of the generic encoder (now ``_eu_X``):
+        a value kept before is one shift; otherwise it is encoded into a writer of its
+        own and kept when its bits are few and it is immutable.  An error is raised by
+        encoding again into the real writer, so its offset is the stream's."""
+        checks = self._enc_cache_checks(g)
+        if checks is None:
+            return
+        head = f"def _e_{g.key}("
+        i = max(i for i, ln in enumerate(self.lines) if ln.startswith(head))
+        self.lines[i] = self.lines[i].replace(head, f"def _eu_{g.key}(", 1)
+        cache = f"_EC_{g.key}"
+        cond = " and ".join(["not _s.buf", *checks])
+        out = self.lines
+        out += [
+            "",
+            f"{cache}: dict[int, tuple[Any, int, int]] = {{}}  # id -> (value, bits, width)",
+            "",
+            "",
+            f"def _e_{g.key}(w: BitWriter, v: Any) -> None:",
+            f'    """The bits of a value encoded before; else _eu_{g.key} (and keep them)."""',
+            f"    _c = {cache}.get(id(v))",
+            "    if _c is not None and _c[0] is v:",
+            "        w.acc = (w.acc << _c[2]) | _c[1]",
+            "        return",
+            "    _s = BitWriter()",
+            "    try:",
+            f"        _eu_{g.key}(_s, v)",
+            "    except CodecError:",
+            f"        _eu_{g.key}(w, v)  # the same error, with its offset in the stream",
+            "        return",
+            f"    if {cond}:",
+            "        _n = _s.acc.bit_length() - 1",
+            "        _b = _s.acc ^ (1 << _n)",
+            f"        if len({cache}) >= {self.ENC_CACHE}: {cache}.clear()",
+            f"        {cache}[id(v)] = (v, _b, _n)",
+            "        w.acc = (w.acc << _n) | _b",
+            "        return",
+            "    w.append(_s)",
+        ]
+
     def emit_subst_tables(self, g: TypeGrammar) -> None:
         for fid, f in enumerate(g.fields):
             if len(f.decls) <= 1:
@@ -902,8 +1023,15 @@ class Emitter(ValueEmitter):
             self.emit_encoder(g)
             self.emit_decoder(g)
             self._add_fused(g)
+            self._add_enc_cache(g)
         for g in own:
             self.emit_subst_tables(g)
+        cached = [g.key for g in own if self._has_enc_cache(g.key)]
+        out.append("")
+        out.append("# class -> its identity cache of encodings (substitution-group members)")
+        out.append("_ECD: dict[type, dict[int, tuple[Any, int, int]]] = {")
+        out.extend(f"    {k}: _EC_{k}," for k in cached)
+        out.append("}")
         out.append("")
         out.append("_new = object.__new__")
         out.extend(self._setters)
