@@ -175,9 +175,13 @@ def decode(data: bytes, schema: str) -> Any:
     return decode_document(data, schema)[1]
 
 
-# class -> (sentinel, header and root event code as the writer's first bits, the root):
-# a class that is the type of exactly one global element of its own schema
-_ROOT_BY_CLASS: dict[type, tuple[int, RootInfo]] = {}
+# class -> (the writer's first bits: sentinel, header and root event code; the root; the
+# class's identity cache of encodings, if it has one): a class that is the type of
+# exactly one global element of its own schema
+_ROOT_BY_CLASS: dict[type, tuple[int, RootInfo, dict[int, Any] | None]] = {}
+# id -> (message, its stream): the last messages encoded whose encodings the class's
+# identity cache holds (frozen, verified immutable), sent again by the charging loop
+_STREAMS: dict[int, tuple[object, bytes]] = {}
 
 
 def encode(message: object, schema: str | None = None, name: str | None = None) -> bytes:
@@ -185,6 +189,9 @@ def encode(message: object, schema: str | None = None, name: str | None = None) 
     if schema is None and name is None:
         known = _ROOT_BY_CLASS.get(type(message))
         if known is not None:  # the usual call: no look-up of the schema and the root
+            done = _STREAMS.get(id(message))
+            if done is not None and done[0] is message:
+                return done[1]
             w = BitWriter()
             w.acc = known[0]
             try:
@@ -192,7 +199,15 @@ def encode(message: object, schema: str | None = None, name: str | None = None) 
             except CodecError as e:
                 e.at(known[1].local)
                 raise
-            return w.getvalue()
+            data = w.getvalue()
+            kept = known[2]
+            if kept is not None:
+                entry = kept.get(id(message))
+                if entry is not None and entry[0] is message:
+                    if len(_STREAMS) >= 64:
+                        _STREAMS.clear()
+                    _STREAMS[id(message)] = (message, data)
+            return data
     mod = schema_module(schema or _schema_of(message))
     roots: tuple[RootInfo, ...] = mod.DOCUMENT
     index, root = _pick(roots, message, name, "global")
@@ -200,7 +215,8 @@ def encode(message: object, schema: str | None = None, name: str | None = None) 
     w.bits(HEADER, 8)
     w.bits(index, _code_width(len(roots) + 1))
     if schema is None and name is None:
-        _ROOT_BY_CLASS[type(message)] = (w.acc, root)
+        caches = getattr(mod, "_ECD", {})
+        _ROOT_BY_CLASS[type(message)] = (w.acc, root, caches.get(type(message)))
     try:
         root.encode(w, message)
     except CodecError as e:

@@ -226,6 +226,31 @@ class Context:
         return status
 
 
+def loop_response(ctx: Context, cls: type, fields: dict[str, Any]) -> Any:
+    """The loop response ``cls(**fields)``: the last one again when none of its fields
+    changed (they are frozen values, compared by identity first), so the charging loop
+    builds no response object and the encoder finds its bits by identity."""
+    key = (cls, *fields.values())
+    memo = ctx.loop_memo
+    if memo is not None and memo[0] == key:
+        ctx.loop_memo = (key, memo[1])  # equal parts that are other objects: compare
+        return memo[1]  # by identity next time
+    body = cls(**fields)
+    ctx.loop_memo = (key, body)
+    return body
+
+
+def frozen(cache: dict[tuple[Any, ...], Any], key: tuple[Any, ...], make: Any) -> Any:
+    """``cache[key]``, made by ``make()`` the first time: one frozen object per distinct
+    value for what the loop sends again and again (at most 64 kept)."""
+    hit = cache.get(key)
+    if hit is None:
+        if len(cache) >= 64:
+            cache.clear()
+        hit = cache[key] = make()
+    return hit
+
+
 def value_of(pv: Any) -> float:
     """A PhysicalValue as a float."""
     return float(pv.value) * 10.0 ** int(pv.multiplier)

@@ -276,11 +276,16 @@ class SeccSession:
     def _send(self, body: Any, schema: Schema) -> SendResponse:
         if schema is Schema.APPHAND:
             return SendResponse(body, schema, type(body).__name__)
-        if self._iso20:  # a root element with its header, in the schema of its own set
-            return SendResponse(body, SCHEMA_OF_MODULE[type(body).__module__], type(body).__name__)
         last_body, message, send = self._sent
+        if self._iso20:  # a root element with its header, in the schema of its own set
+            if body is not last_body:
+                module_schema = SCHEMA_OF_MODULE[type(body).__module__]
+                send = SendResponse(body, module_schema, type(body).__name__)
+                self._sent = (body, None, send)
+            return send  # type: ignore[no-any-return]
         if (
             body is last_body
+            and message is not None
             and send.schema is schema
             and message.header.session_id == self._ctx.session_id
         ):

@@ -43,17 +43,18 @@ def cached(mod: ModuleType) -> list[str]:
     )
 
 
-class _NoStrings(dict[str, tuple[int, int]]):
-    """A string cache that never keeps anything (the writer's plain path every time)."""
+class _NoStrings(dict[Any, Any]):
+    """A cache that never keeps anything (the plain path every time)."""
 
-    def __setitem__(self, key: str, value: tuple[int, int]) -> None:
+    def __setitem__(self, key: Any, value: Any) -> None:
         pass
 
 
 @contextmanager
 def plain() -> Iterator[None]:
     """Every cached encoder swapped for the plain one (in every module that holds it,
-    looked up as module globals at call time), and no string cache."""
+    looked up as module globals at call time), no string cache and no cache of whole
+    streams (``codec.encode``)."""
     saved: list[tuple[Any, str, Any]] = []
     mods = [codec.schema_module(s) for s in SCHEMAS]
     for mod in mods:
@@ -66,6 +67,8 @@ def plain() -> Iterator[None]:
                     setattr(m, f"_e_{key}", slow)
     saved.append((bits, "_STRINGS", bits._STRINGS))
     bits._STRINGS = _NoStrings()
+    saved.append((codec, "_STREAMS", codec._STREAMS))
+    codec._STREAMS = _NoStrings()  # type: ignore[attr-defined]
     try:
         yield
     finally:
