@@ -38,6 +38,11 @@ TARGETS: dict[str, tuple[int | None, int | None]] = {
 }
 
 
+# the station process per CurrentDemand round trip (V2GTP, asyncio, driver, codec, core,
+# HAL, TLS records where set), the EV in another process: name -> TLS
+STATION = {"station per round trip, TCP": False, "station per round trip, TLS": True}
+
+
 def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
     """name -> set-up returning the call to count (imports happen in the child only)."""
     sys.path.insert(0, str(HERE))
@@ -189,6 +194,113 @@ def big_message(size: int) -> bytes:
     return codec.encode(msg)
 
 
+# --- the station's own instructions per CurrentDemand round trip --------------------------
+
+STATION_TARGET = 500_000
+
+
+async def _ev_loops(port: int, ctx: Any, loops: int) -> None:
+    """An EV (this process, not counted): a DC session up to its first CurrentDemandReq,
+    then that request ``loops`` times back to back, each after the previous answer."""
+    import asyncio
+
+    from secc import codec
+    from secc.core.events import Schema
+    from secc.testing.ev import EvScript, EvSimulator
+    from secc.v2gtp import Framer, encode_frame
+
+    reader, writer = await asyncio.open_connection("::1", port, ssl=ctx)
+    framer = Framer()
+
+    async def exchange(frame: bytes) -> bytes:
+        writer.write(frame)
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                raise ConnectionError("the station closed the connection")
+            got = framer.feed(data)
+            if got:
+                return got[0].payload
+
+    sim = EvSimulator(
+        EvScript(energy_mode="DC_extended", think_time=0, poll_interval=0.02, charge_loops=2)
+    )
+    step = sim.start()
+    while step.name != "CurrentDemandReq":
+        await asyncio.sleep(step.delay)
+        payload = await exchange(encode_frame(codec.encode(step.message)))
+        schema = Schema.APPHAND if step.schema is Schema.APPHAND else sim.schema
+        nxt = sim.receive(codec.decode(payload, schema.value), schema)
+        if nxt is None:
+            raise SystemExit(f"session ended before CurrentDemandReq: {sim.responses[-1]}")
+        step = nxt
+    frame = encode_frame(codec.encode(step.message))
+    for _ in range(loops):
+        await exchange(frame)
+    writer.close()
+
+
+def station_count(loops: int, use_tls: bool, directory: Path) -> int:
+    """Instructions of a whole station process (``bench/capacity.py``'s station: one
+    EVSE, simulated HAL) under callgrind that serves one DC session with ``loops``
+    CurrentDemand round trips; the EV runs in this process."""
+    import asyncio
+    import json
+    import signal
+    import time
+
+    (directory / "ports.json").unlink(missing_ok=True)
+    cmd = [
+        "valgrind",
+        "--tool=callgrind",
+        "--callgrind-out-file=/dev/null",
+        sys.executable,
+        str(HERE / "capacity.py"),
+        "--station",
+        "1",
+        str(directory),
+    ] + ([] if use_tls else ["--tcp"])
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 600
+        while not (directory / "ports.json").exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the station did not start under callgrind")
+            time.sleep(0.2)
+        (port,) = json.loads((directory / "ports.json").read_text())
+        ctx = None
+        if use_tls:
+            from secc.aio.ev_client import tls_client_context
+
+            ctx = tls_client_context(directory / "v2g" / "root.pem")
+        asyncio.run(_ev_loops(port, ctx, loops))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=600)
+    m = re.search(r"Collected\s*:\s*(\d+)", err)
+    if m is None:
+        raise RuntimeError(f"callgrind failed for the station: {err[-2000:]}")
+    return int(m.group(1))
+
+
+def station_per_round_trip(use_tls: bool, loops: tuple[int, int] = (20, 220)) -> int:
+    """(station with many round trips - station with few) / the difference: start-up,
+    session set-up and shutdown cancel out."""
+    import datetime as dt
+    import tempfile
+
+    from certs import testpki
+
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        pki = testpki.build_test_pki(dt.datetime.now(dt.UTC))
+        testpki.write_test_pki(pki, directory)
+        few = station_count(loops[0], use_tls, directory)
+        many = station_count(loops[1], use_tls, directory)
+    return round((many - few) / (loops[1] - loops[0]))
+
+
 def child(name: str, number: int) -> None:
     call = _workloads()[name]()
     call()  # warm-up: lazy imports, caches
@@ -229,9 +341,13 @@ def main() -> int:
     if args.child:
         child(args.child[0], int(args.child[1]))
         return 0
-    names = args.only or list(TARGETS)
+    names = args.only or [*TARGETS, *STATION]
     print(f"{'instructions per call':36} {'now':>10} {'target':>10} {'before':>10}")
     for name in names:
+        if name in STATION:
+            n = station_per_round_trip(STATION[name])
+            print(f"{name:36} {n:10,} {STATION_TARGET:>10,} {'-':>10}", flush=True)
+            continue
         number = args.number if "64 kB" not in name and "Certificate" not in name else 5
         n = per_call(name, number)
         target, before = TARGETS.get(name, (None, None))
