@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import os
 import signal
@@ -49,10 +47,20 @@ def fix_mmap_threshold(threshold: int = 128 * 1024) -> bool:
     TLS sessions (bench/footprint.py).  With the threshold fixed they are mapped and given
     back to the system when the session ends, and the resident size stays flat.
     """
+    import ctypes  # (imported here: only `secc run` calls this)
+
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL("libc.so.6")  # glibc's soname: no ldconfig run to find it
+    except OSError:
+        import ctypes.util
+
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        except OSError:
+            return False
+    try:
         return bool(libc.mallopt(M_MMAP_THRESHOLD, threshold))
-    except (OSError, AttributeError):
+    except AttributeError:
         return False
 
 
@@ -63,6 +71,7 @@ def settle(config: StationConfig) -> None:
     collection during a session walks the generated codec's classes and tables."""
     import gc
 
+    import secc.aio.driver  # noqa: F401  (the session core: the first connection's)
     from secc import codec
 
     for name in ["apphand", *sorted({p for e in config.evse for p in e.protocols})]:
