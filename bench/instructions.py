@@ -34,6 +34,8 @@ TARGETS: dict[str, tuple[int | None, int | None]] = {
     "encode CertificateInstallationRes": (None, 435_159),
     "decode+core+encode": (200_000, 586_923),
     "-20 DC_ChargeLoop decode+core+encode": (200_000, None),
+    "decode+core+encode, values changing": (None, None),
+    "-20 DC_ChargeLoop, values changing": (None, None),
     "decode 64 kB": (None, 1_006_674_592),
     "decode 4 kB dense (largest inline)": (None, None),
     "decode 60 kB dense (in a thread)": (None, None),
@@ -119,11 +121,18 @@ def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
 
         return setup
 
-    def loop(index: int) -> Callable[[], Callable[[], Any]]:
+    def loop(index: int, vary: bool = False) -> Callable[[], Callable[[], Any]]:
         """decode + core + encode of one charge-loop request (bench/session.py's cases:
-        0 = ISO 15118-2 CurrentDemandReq, 1 = ISO 15118-20 DC_ChargeLoopReq)."""
+        0 = ISO 15118-2 CurrentDemandReq, 1 = ISO 15118-20 DC_ChargeLoopReq).
+
+        ``vary``: every call a different request (the EV's target current and present
+        voltage) and different measured values (the EVSE's present voltage, current and
+        meter reading), from 1,000 prepared ones in turn: no cache finds a whole
+        message or response, only the parts that stay (limits, status, header)."""
 
         def setup() -> Callable[[], Any]:
+            import dataclasses
+
             import session as bench_session  # bench/session.py
 
             from secc.core.actions import SendResponse
@@ -133,13 +142,50 @@ def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
             assert sess.deadline is not None
             now = sess.deadline - sess.config.timers.sequence_timeout + 0.1
             name = schema.value
+            if not vary:
 
-            def whole() -> bytes:
-                acts = sess.handle(RequestReceived(codec.decode(data, name), schema), now)
+                def whole() -> bytes:
+                    acts = sess.handle(RequestReceived(codec.decode(data, name), schema), now)
+                    res = next(a for a in acts if isinstance(a, SendResponse))
+                    return codec.encode(res.message)
+
+                return whole
+
+            ctx = sess._ctx
+            msg = codec.decode(data, name)
+            body = msg.body.body_element if index == 0 else msg
+            inputs = []
+            for i in range(1000):
+                if index == 0:
+                    pv = body.ev_target_current
+                    new = dataclasses.replace(
+                        body, ev_target_current=dataclasses.replace(pv, value=20 + i % 97)
+                    )
+                    req = dataclasses.replace(
+                        msg, body=dataclasses.replace(msg.body, body_element=new)
+                    )
+                else:
+                    rn = body.ev_present_voltage
+                    req = dataclasses.replace(
+                        body, ev_present_voltage=dataclasses.replace(rn, value=300 + i % 97)
+                    )
+                status = dataclasses.replace(
+                    ctx.status,
+                    present_voltage=350.0 + i % 89,
+                    present_current=10.0 + i % 83,
+                    energy_wh=float(i),
+                )
+                inputs.append((codec.encode(req), status))
+            turn = iter(range(10**9))
+
+            def varying() -> bytes:
+                req_data, status = inputs[next(turn) % 1000]
+                ctx.status = status
+                acts = sess.handle(RequestReceived(codec.decode(req_data, name), schema), now)
                 res = next(a for a in acts if isinstance(a, SendResponse))
                 return codec.encode(res.message)
 
-            return whole
+            return varying
 
         return setup
 
@@ -165,6 +211,8 @@ def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
         "encode CertificateInstallationRes": enc(cert_res),
         "decode+core+encode": loop(0),
         "-20 DC_ChargeLoop decode+core+encode": loop(1),
+        "decode+core+encode, values changing": loop(0, vary=True),
+        "-20 DC_ChargeLoop, values changing": loop(1, vary=True),
         "decode 64 kB": big,
         "decode 4 kB dense (largest inline)": dense(4096),
         "decode 60 kB dense (in a thread)": dense(60_000),
