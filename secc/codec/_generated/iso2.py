@@ -9588,7 +9588,7 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
     except CodecError:
         _eu_ChargingStatusRes(w, v)  # the same error, with its offset in the stream
         return
-    if not _s.buf and (v.evse_max_current is None or ((_h := _EC_PhysicalValue.get(id(v.evse_max_current))) is not None and _h[0] is v.evse_max_current)) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)) and (v.ac_evse_status is None or ((_h := _EC_AC_EVSEStatus.get(id(v.ac_evse_status))) is not None and _h[0] is v.ac_evse_status)):
+    if not _s.buf and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
         _n = _s.acc.bit_length() - 1
         _b = _s.acc ^ (1 << _n)
         if len(_EC_ChargingStatusRes) >= 256: _EC_ChargingStatusRes.clear()
@@ -10771,7 +10771,7 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
     except CodecError:
         _eu_CurrentDemandRes(w, v)  # the same error, with its offset in the stream
         return
-    if not _s.buf and (v.dc_evse_status is None or ((_h := _EC_DC_EVSEStatus.get(id(v.dc_evse_status))) is not None and _h[0] is v.dc_evse_status)) and (v.evse_present_voltage is None or ((_h := _EC_PhysicalValue.get(id(v.evse_present_voltage))) is not None and _h[0] is v.evse_present_voltage)) and (v.evse_present_current is None or ((_h := _EC_PhysicalValue.get(id(v.evse_present_current))) is not None and _h[0] is v.evse_present_current)) and (v.evse_maximum_voltage_limit is None or ((_h := _EC_PhysicalValue.get(id(v.evse_maximum_voltage_limit))) is not None and _h[0] is v.evse_maximum_voltage_limit)) and (v.evse_maximum_current_limit is None or ((_h := _EC_PhysicalValue.get(id(v.evse_maximum_current_limit))) is not None and _h[0] is v.evse_maximum_current_limit)) and (v.evse_maximum_power_limit is None or ((_h := _EC_PhysicalValue.get(id(v.evse_maximum_power_limit))) is not None and _h[0] is v.evse_maximum_power_limit)) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
+    if not _s.buf and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
         _n = _s.acc.bit_length() - 1
         _b = _s.acc ^ (1 << _n)
         if len(_EC_CurrentDemandRes) >= 256: _EC_CurrentDemandRes.clear()
@@ -11085,7 +11085,7 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
     except CodecError:
         _eu_MessageHeader(w, v)  # the same error, with its offset in the stream
         return
-    if not _s.buf and (v.session_id is None or type(v.session_id) is bytes) and v.notification is None and v.signature is None:
+    if not _s.buf and (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
         _n = _s.acc.bit_length() - 1
         _b = _s.acc ^ (1 << _n)
         if len(_EC_MessageHeader) >= 256: _EC_MessageHeader.clear()

@@ -3458,7 +3458,7 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
     except CodecError:
         _eu_DC_ChargeLoopRes(w, v)  # the same error, with its offset in the stream
         return
-    if not _s.buf and (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.evse_status is None or ((_h := _EC_EVSEStatus.get(id(v.evse_status))) is not None and _h[0] is v.evse_status)) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)) and v.receipt is None and (v.evse_present_current is None or ((_h := _EC_RationalNumber.get(id(v.evse_present_current))) is not None and _h[0] is v.evse_present_current)) and (v.evse_present_voltage is None or ((_h := _EC_RationalNumber.get(id(v.evse_present_voltage))) is not None and _h[0] is v.evse_present_voltage)) and (v.cl_res_control_mode is None or ((_t := _ECD.get(type(v.cl_res_control_mode))) is not None and (_h := _t.get(id(v.cl_res_control_mode))) is not None and _h[0] is v.cl_res_control_mode)):
+    if not _s.buf and (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)) and v.receipt is None and (v.cl_res_control_mode is None or ((_t := _ECD.get(type(v.cl_res_control_mode))) is not None and (_h := _t.get(id(v.cl_res_control_mode))) is not None and _h[0] is v.cl_res_control_mode)):
         _n = _s.acc.bit_length() - 1
         _b = _s.acc ^ (1 << _n)
         if len(_EC_DC_ChargeLoopRes) >= 256: _EC_DC_ChargeLoopRes.clear()
@@ -5761,7 +5761,7 @@ def _e_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
     except CodecError:
         _eu_Scheduled_DC_CLResControlMode(w, v)  # the same error, with its offset in the stream
         return
-    if not _s.buf and (v.evse_maximum_charge_power is None or ((_h := _EC_RationalNumber.get(id(v.evse_maximum_charge_power))) is not None and _h[0] is v.evse_maximum_charge_power)) and (v.evse_minimum_charge_power is None or ((_h := _EC_RationalNumber.get(id(v.evse_minimum_charge_power))) is not None and _h[0] is v.evse_minimum_charge_power)) and (v.evse_maximum_charge_current is None or ((_h := _EC_RationalNumber.get(id(v.evse_maximum_charge_current))) is not None and _h[0] is v.evse_maximum_charge_current)) and (v.evse_maximum_voltage is None or ((_h := _EC_RationalNumber.get(id(v.evse_maximum_voltage))) is not None and _h[0] is v.evse_maximum_voltage)):
+    if not _s.buf:
         _n = _s.acc.bit_length() - 1
         _b = _s.acc ^ (1 << _n)
         if len(_EC_Scheduled_DC_CLResControlMode) >= 256: _EC_Scheduled_DC_CLResControlMode.clear()
@@ -6408,7 +6408,7 @@ def _e_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
     except CodecError:
         _eu_BPT_Scheduled_DC_CLResControlMode(w, v)  # the same error, with its offset in the stream
         return
-    if not _s.buf and (v.evse_maximum_charge_power is None or ((_h := _EC_RationalNumber.get(id(v.evse_maximum_charge_power))) is not None and _h[0] is v.evse_maximum_charge_power)) and (v.evse_minimum_charge_power is None or ((_h := _EC_RationalNumber.get(id(v.evse_minimum_charge_power))) is not None and _h[0] is v.evse_minimum_charge_power)) and (v.evse_maximum_charge_current is None or ((_h := _EC_RationalNumber.get(id(v.evse_maximum_charge_current))) is not None and _h[0] is v.evse_maximum_charge_current)) and (v.evse_maximum_voltage is None or ((_h := _EC_RationalNumber.get(id(v.evse_maximum_voltage))) is not None and _h[0] is v.evse_maximum_voltage)) and (v.evse_maximum_discharge_power is None or ((_h := _EC_RationalNumber.get(id(v.evse_maximum_discharge_power))) is not None and _h[0] is v.evse_maximum_discharge_power)) and (v.evse_minimum_discharge_power is None or ((_h := _EC_RationalNumber.get(id(v.evse_minimum_discharge_power))) is not None and _h[0] is v.evse_minimum_discharge_power)) and (v.evse_maximum_discharge_current is None or ((_h := _EC_RationalNumber.get(id(v.evse_maximum_discharge_current))) is not None and _h[0] is v.evse_maximum_discharge_current)) and (v.evse_minimum_voltage is None or ((_h := _EC_RationalNumber.get(id(v.evse_minimum_voltage))) is not None and _h[0] is v.evse_minimum_voltage)):
+    if not _s.buf:
         _n = _s.acc.bit_length() - 1
         _b = _s.acc ^ (1 << _n)
         if len(_EC_BPT_Scheduled_DC_CLResControlMode) >= 256: _EC_BPT_Scheduled_DC_CLResControlMode.clear()
@@ -7079,7 +7079,7 @@ def _e_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
     except CodecError:
         _eu_Dynamic_DC_CLResControlMode(w, v)  # the same error, with its offset in the stream
         return
-    if not _s.buf and (v.evse_maximum_charge_power is None or ((_h := _EC_RationalNumber.get(id(v.evse_maximum_charge_power))) is not None and _h[0] is v.evse_maximum_charge_power)) and (v.evse_minimum_charge_power is None or ((_h := _EC_RationalNumber.get(id(v.evse_minimum_charge_power))) is not None and _h[0] is v.evse_minimum_charge_power)) and (v.evse_maximum_charge_current is None or ((_h := _EC_RationalNumber.get(id(v.evse_maximum_charge_current))) is not None and _h[0] is v.evse_maximum_charge_current)) and (v.evse_maximum_voltage is None or ((_h := _EC_RationalNumber.get(id(v.evse_maximum_voltage))) is not None and _h[0] is v.evse_maximum_voltage)):
+    if not _s.buf:
         _n = _s.acc.bit_length() - 1
         _b = _s.acc ^ (1 << _n)
         if len(_EC_Dynamic_DC_CLResControlMode) >= 256: _EC_Dynamic_DC_CLResControlMode.clear()
@@ -8006,7 +8006,7 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
     except CodecError:
         _eu_BPT_Dynamic_DC_CLResControlMode(w, v)  # the same error, with its offset in the stream
         return
-    if not _s.buf and (v.evse_maximum_charge_power is None or ((_h := _EC_RationalNumber.get(id(v.evse_maximum_charge_power))) is not None and _h[0] is v.evse_maximum_charge_power)) and (v.evse_minimum_charge_power is None or ((_h := _EC_RationalNumber.get(id(v.evse_minimum_charge_power))) is not None and _h[0] is v.evse_minimum_charge_power)) and (v.evse_maximum_charge_current is None or ((_h := _EC_RationalNumber.get(id(v.evse_maximum_charge_current))) is not None and _h[0] is v.evse_maximum_charge_current)) and (v.evse_maximum_voltage is None or ((_h := _EC_RationalNumber.get(id(v.evse_maximum_voltage))) is not None and _h[0] is v.evse_maximum_voltage)) and (v.evse_maximum_discharge_power is None or ((_h := _EC_RationalNumber.get(id(v.evse_maximum_discharge_power))) is not None and _h[0] is v.evse_maximum_discharge_power)) and (v.evse_minimum_discharge_power is None or ((_h := _EC_RationalNumber.get(id(v.evse_minimum_discharge_power))) is not None and _h[0] is v.evse_minimum_discharge_power)) and (v.evse_maximum_discharge_current is None or ((_h := _EC_RationalNumber.get(id(v.evse_maximum_discharge_current))) is not None and _h[0] is v.evse_maximum_discharge_current)) and (v.evse_minimum_voltage is None or ((_h := _EC_RationalNumber.get(id(v.evse_minimum_voltage))) is not None and _h[0] is v.evse_minimum_voltage)):
+    if not _s.buf:
         _n = _s.acc.bit_length() - 1
         _b = _s.acc ^ (1 << _n)
         if len(_EC_BPT_Dynamic_DC_CLResControlMode) >= 256: _EC_BPT_Dynamic_DC_CLResControlMode.clear()

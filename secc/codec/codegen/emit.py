@@ -846,6 +846,28 @@ class Emitter(ValueEmitter):
             return False
         return self._fused_plan(g) is not None or self._enc_cache_checks(g) is not None
 
+    def _immutable(self, key: str, seen: frozenset[str] = frozenset()) -> bool:
+        """Every value of the type is immutable whatever it was given: its fields are
+        strings, integers, enumerations, booleans or values of such types (no octet
+        string, which could be a bytearray; no repeated field, which could be a list)."""
+        g = self._grammar(key)
+        if g is None or key in seen or g.mixed:
+            return False
+        for f in g.fields:
+            if f.repeated:
+                return False
+            if f.kind in ("attr", "value"):
+                if self.value_codec(f.simple).kind == "bytes":  # type: ignore[arg-type]
+                    return False
+                continue
+            for d in f.decls:
+                if d.simple is not None:
+                    if self.value_codec(d.simple).kind == "bytes":
+                        return False
+                elif not self._immutable(self.cls(d.complex), seen | {key}):  # type: ignore[arg-type]
+                    return False
+        return True
+
     def _enc_cache_checks(self, g: TypeGrammar) -> list[str] | None:
         """The conditions under which an encoded value of ``g`` may be kept (None: the
         type is not cached): its octet strings are ``bytes`` (immutable), each complex
@@ -867,6 +889,8 @@ class Emitter(ValueEmitter):
                 continue
             if len(f.decls) == 1:
                 key = self.cls(f.decls[0].complex)  # type: ignore[arg-type]
+                if self._immutable(key):
+                    continue  # nothing in it can change
                 if key != g.key and self._has_enc_cache(key):
                     held = f"((_h := _EC_{key}.get(id({x}))) is not None and _h[0] is {x})"
                     checks.append(f"({x} is None or {held})")
