@@ -301,8 +301,10 @@ async def _ev_loops(port: int, ctx: Any, loops: int) -> None:
 
 def station_count(loops: int, use_tls: bool, directory: Path) -> int:
     """Instructions of a whole station process (``bench/capacity.py``'s station: one
-    EVSE, simulated HAL) under callgrind that serves one DC session with ``loops``
-    CurrentDemand round trips; the EV runs in this process."""
+    EVSE, simulated HAL polled every 5 s, so that the count does not depend on how long
+    the run takes; the status read after each SetDcTarget stays) under callgrind that
+    serves one DC session with ``loops`` CurrentDemand round trips; the EV runs in this
+    process."""
     import asyncio
     import json
     import signal
@@ -318,6 +320,8 @@ def station_count(loops: int, use_tls: bool, directory: Path) -> int:
         "--station",
         "1",
         str(directory),
+        "--poll",
+        "5",
     ] + ([] if use_tls else ["--tcp"])
     env = dict(os.environ, PYTHONHASHSEED="0")
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
