@@ -301,8 +301,9 @@ async def _ev_loops(port: int, ctx: Any, loops: int) -> None:
 
 def station_count(loops: int, use_tls: bool, directory: Path) -> int:
     """Instructions of a whole station process (``bench/capacity.py``'s station: one
-    EVSE, simulated HAL polled every 5 s, so that the count does not depend on how long
-    the run takes; the status read after each SetDcTarget stays) under callgrind that
+    EVSE, simulated HAL polled every 5 s and no over-budget warnings, so that the count
+    does not depend on how long the run takes under callgrind; the status read after
+    each SetDcTarget stays) under callgrind that
     serves one DC session with ``loops`` CurrentDemand round trips; the EV runs in this
     process."""
     import asyncio
@@ -322,6 +323,7 @@ def station_count(loops: int, use_tls: bool, directory: Path) -> int:
         str(directory),
         "--poll",
         "5",
+        "--quiet",
     ] + ([] if use_tls else ["--tcp"])
     env = dict(os.environ, PYTHONHASHSEED="0")
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
