@@ -240,8 +240,7 @@ def test_unsigned_integers_of_every_length() -> None:
             assert w.getvalue() == ref.getvalue(), (v, lead)
 
 
-def test_strings_from_the_cache_and_writer_append() -> None:
-    rng = random.Random(7)
+def test_strings_from_the_cache() -> None:
     words = ["", "a", "DE*ABC*E1234567*1", "x" * 15, "y" * 16, "z" * 63, "w" * 64, "µ"]
     for lead in range(8):
         for word in words:
@@ -258,17 +257,3 @@ def test_strings_from_the_cache_and_writer_append() -> None:
             finally:
                 bits._STRINGS = saved
             assert outs[0] == outs[1], (word, lead)
-    # a writer's bits after another's: the same as writing them all into one
-    for _ in range(200):
-        pieces = [(rng.getrandbits(n), n) for n in (rng.randint(0, 40) for _ in range(9))]
-        octets = bytes(rng.getrandbits(8) for _ in range(rng.choice([0, 3, 20, 600])))
-        split = rng.randint(0, 9)
-        one, a, b = BitWriter(), BitWriter(), BitWriter()
-        for i, (v, n) in enumerate(pieces):
-            one.bits(v, n)
-            (a if i < split else b).bits(v, n)
-            if i == 6:
-                one.raw(octets)
-                (a if i < split else b).raw(octets)
-        a.append(b)
-        assert a.getvalue() == one.getvalue()

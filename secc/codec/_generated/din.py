@@ -4689,19 +4689,19 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
     _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
     try:
         _eu_EVSEStatus(_s, v)
     except CodecError:
         _eu_EVSEStatus(w, v)  # the same error, with its offset in the stream
         return
-    if not _s.buf:
-        _n = _s.acc.bit_length() - 1
-        _b = _s.acc ^ (1 << _n)
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif True:
+        _n = _s.acc.bit_length() - _a.bit_length()
         if len(_EC_EVSEStatus) >= 256: _EC_EVSEStatus.clear()
-        _EC_EVSEStatus[id(v)] = (v, _b, _n)
-        w.acc = (w.acc << _n) | _b
-        return
-    w.append(_s)
+        _EC_EVSEStatus[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_ChargingStatusReq = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
 _N_ChargingStatusReq = ()
@@ -4985,19 +4985,19 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
     _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
     try:
         _eu_ChargingStatusRes(_s, v)
     except CodecError:
         _eu_ChargingStatusRes(w, v)  # the same error, with its offset in the stream
         return
-    if not _s.buf and (v.evseid is None or type(v.evseid) is bytes) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
-        _n = _s.acc.bit_length() - 1
-        _b = _s.acc ^ (1 << _n)
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif (v.evseid is None or type(v.evseid) is bytes) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
+        _n = _s.acc.bit_length() - _a.bit_length()
         if len(_EC_ChargingStatusRes) >= 256: _EC_ChargingStatusRes.clear()
-        _EC_ChargingStatusRes[id(v)] = (v, _b, _n)
-        w.acc = (w.acc << _n) | _b
-        return
-    w.append(_s)
+        _EC_ChargingStatusRes[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_MeterInfo = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (3, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((3, 0, 4), (4, 0, 5), (-1, 0, 3), (-2, 1, 0))), (2, 1, ((4, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
 _N_MeterInfo = ('MeterID', 'MeterReading', 'SigMeterReading', 'MeterStatus', 'TMeter')
@@ -5199,19 +5199,19 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
     _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
     try:
         _eu_MeterInfo(_s, v)
     except CodecError:
         _eu_MeterInfo(w, v)  # the same error, with its offset in the stream
         return
-    if not _s.buf and (v.sig_meter_reading is None or type(v.sig_meter_reading) is bytes):
-        _n = _s.acc.bit_length() - 1
-        _b = _s.acc ^ (1 << _n)
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif (v.sig_meter_reading is None or type(v.sig_meter_reading) is bytes):
+        _n = _s.acc.bit_length() - _a.bit_length()
         if len(_EC_MeterInfo) >= 256: _EC_MeterInfo.clear()
-        _EC_MeterInfo[id(v)] = (v, _b, _n)
-        w.acc = (w.acc << _n) | _b
-        return
-    w.append(_s)
+        _EC_MeterInfo[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_AC_EVSEStatus = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_AC_EVSEStatus = ('PowerSwitchClosed', 'RCD', 'NotificationMaxDelay', 'EVSENotification')
@@ -5392,19 +5392,19 @@ def _e_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
     _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
     try:
         _eu_AC_EVSEStatus(_s, v)
     except CodecError:
         _eu_AC_EVSEStatus(w, v)  # the same error, with its offset in the stream
         return
-    if not _s.buf:
-        _n = _s.acc.bit_length() - 1
-        _b = _s.acc ^ (1 << _n)
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif True:
+        _n = _s.acc.bit_length() - _a.bit_length()
         if len(_EC_AC_EVSEStatus) >= 256: _EC_AC_EVSEStatus.clear()
-        _EC_AC_EVSEStatus[id(v)] = (v, _b, _n)
-        w.acc = (w.acc << _n) | _b
-        return
-    w.append(_s)
+        _EC_AC_EVSEStatus[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_MeteringReceiptReq = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_MeteringReceiptReq = ('@Id', 'SessionID', 'SAScheduleTupleID', 'MeterInfo')
@@ -7308,19 +7308,19 @@ def _e_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
     _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
     try:
         _eu_DC_EVSEStatus(_s, v)
     except CodecError:
         _eu_DC_EVSEStatus(w, v)  # the same error, with its offset in the stream
         return
-    if not _s.buf:
-        _n = _s.acc.bit_length() - 1
-        _b = _s.acc ^ (1 << _n)
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif True:
+        _n = _s.acc.bit_length() - _a.bit_length()
         if len(_EC_DC_EVSEStatus) >= 256: _EC_DC_EVSEStatus.clear()
-        _EC_DC_EVSEStatus[id(v)] = (v, _b, _n)
-        w.acc = (w.acc << _n) | _b
-        return
-    w.append(_s)
+        _EC_DC_EVSEStatus[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_PreChargeReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_PreChargeReq = ('DC_EVStatus', 'EVTargetVoltage', 'EVTargetCurrent')
@@ -8171,19 +8171,19 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
     _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
     try:
         _eu_CurrentDemandRes(_s, v)
     except CodecError:
         _eu_CurrentDemandRes(w, v)  # the same error, with its offset in the stream
         return
-    if not _s.buf:
-        _n = _s.acc.bit_length() - 1
-        _b = _s.acc ^ (1 << _n)
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif True:
+        _n = _s.acc.bit_length() - _a.bit_length()
         if len(_EC_CurrentDemandRes) >= 256: _EC_CurrentDemandRes.clear()
-        _EC_CurrentDemandRes[id(v)] = (v, _b, _n)
-        w.acc = (w.acc << _n) | _b
-        return
-    w.append(_s)
+        _EC_CurrentDemandRes[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_WeldingDetectionReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
 _N_WeldingDetectionReq = ('DC_EVStatus',)
@@ -10435,19 +10435,19 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
     _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
     try:
         _eu_MessageHeader(_s, v)
     except CodecError:
         _eu_MessageHeader(w, v)  # the same error, with its offset in the stream
         return
-    if not _s.buf and (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
-        _n = _s.acc.bit_length() - 1
-        _b = _s.acc ^ (1 << _n)
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
+        _n = _s.acc.bit_length() - _a.bit_length()
         if len(_EC_MessageHeader) >= 256: _EC_MessageHeader.clear()
-        _EC_MessageHeader[id(v)] = (v, _b, _n)
-        w.acc = (w.acc << _n) | _b
-        return
-    w.append(_s)
+        _EC_MessageHeader[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_Notification = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((1, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_Notification = ('FaultCode', 'FaultMsg')
@@ -10632,19 +10632,19 @@ def _e_Body(w: BitWriter, v: Any) -> None:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
     _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
     try:
         _eu_Body(_s, v)
     except CodecError:
         _eu_Body(w, v)  # the same error, with its offset in the stream
         return
-    if not _s.buf and (v.body_element is None or ((_t := _ECD.get(type(v.body_element))) is not None and (_h := _t.get(id(v.body_element))) is not None and _h[0] is v.body_element)):
-        _n = _s.acc.bit_length() - 1
-        _b = _s.acc ^ (1 << _n)
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif (v.body_element is None or ((_t := _ECD.get(type(v.body_element))) is not None and (_h := _t.get(id(v.body_element))) is not None and _h[0] is v.body_element)):
+        _n = _s.acc.bit_length() - _a.bit_length()
         if len(_EC_Body) >= 256: _EC_Body.clear()
-        _EC_Body[id(v)] = (v, _b, _n)
-        w.acc = (w.acc << _n) | _b
-        return
-    w.append(_s)
+        _EC_Body[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_V2G_Message = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_V2G_Message = ('Header', 'Body')
@@ -10735,19 +10735,19 @@ def _e_V2G_Message(w: BitWriter, v: Any) -> None:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
     _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
     try:
         _eu_V2G_Message(_s, v)
     except CodecError:
         _eu_V2G_Message(w, v)  # the same error, with its offset in the stream
         return
-    if not _s.buf and (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.body is None or ((_h := _EC_Body.get(id(v.body))) is not None and _h[0] is v.body)):
-        _n = _s.acc.bit_length() - 1
-        _b = _s.acc ^ (1 << _n)
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.body is None or ((_h := _EC_Body.get(id(v.body))) is not None and _h[0] is v.body)):
+        _n = _s.acc.bit_length() - _a.bit_length()
         if len(_EC_V2G_Message) >= 256: _EC_V2G_Message.clear()
-        _EC_V2G_Message[id(v)] = (v, _b, _n)
-        w.acc = (w.acc << _n) | _b
-        return
-    w.append(_s)
+        _EC_V2G_Message[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 _SM_ChargeParameterDiscoveryReq_1 = {AC_EVChargeParameter: 0, DC_EVChargeParameter: 1, EVChargeParameter: 2}
 _SE_ChargeParameterDiscoveryReq_ev_charge_parameter = (_e_AC_EVChargeParameter, _e_DC_EVChargeParameter, _e_EVChargeParameter,)
 _SD_ChargeParameterDiscoveryReq_ev_charge_parameter = (_d_AC_EVChargeParameter, _d_DC_EVChargeParameter, _d_EVChargeParameter,)

@@ -908,8 +908,10 @@ class Emitter(ValueEmitter):
     def _add_enc_cache(self, g: TypeGrammar) -> None:
         """``_e_X`` as an identity cache in front of the generic encoder (now ``_eu_X``):
         a value kept before is one shift; otherwise it is encoded into a writer of its
-        own and kept when its bits are few and it is immutable.  An error is raised by
-        encoding again into the real writer, so its offset is the stream's."""
+        own that starts with the stream's pending bits (so octets it flushes are the
+        stream's, appended as they are), and kept when it stayed in the pending bits and
+        is immutable.  An error is raised by encoding again into the real writer, so its
+        offset is the stream's."""
         checks = self._enc_cache_checks(g)
         if checks is None:
             return
@@ -917,7 +919,7 @@ class Emitter(ValueEmitter):
         i = max(i for i, ln in enumerate(self.lines) if ln.startswith(head))
         self.lines[i] = self.lines[i].replace(head, f"def _eu_{g.key}(", 1)
         cache = f"_EC_{g.key}"
-        cond = " and ".join(["not _s.buf", *checks])
+        cond = " and ".join(checks) or "True"
         out = self.lines
         out += [
             "",
@@ -931,19 +933,19 @@ class Emitter(ValueEmitter):
             "        w.acc = (w.acc << _c[2]) | _c[1]",
             "        return",
             "    _s = BitWriter()",
+            "    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned",
             "    try:",
             f"        _eu_{g.key}(_s, v)",
             "    except CodecError:",
             f"        _eu_{g.key}(w, v)  # the same error, with its offset in the stream",
             "        return",
-            f"    if {cond}:",
-            "        _n = _s.acc.bit_length() - 1",
-            "        _b = _s.acc ^ (1 << _n)",
+            "    if _s.buf:  # a large value (octets flushed): not kept",
+            "        w.buf += _s.buf",
+            f"    elif {cond}:",
+            "        _n = _s.acc.bit_length() - _a.bit_length()",
             f"        if len({cache}) >= {self.ENC_CACHE}: {cache}.clear()",
-            f"        {cache}[id(v)] = (v, _b, _n)",
-            "        w.acc = (w.acc << _n) | _b",
-            "        return",
-            "    w.append(_s)",
+            f"        {cache}[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)",
+            "    w.acc = _s.acc",
         ]
 
     def emit_subst_tables(self, g: TypeGrammar) -> None:

@@ -150,14 +150,6 @@ class BitWriter:
         self.uint(len(value))
         self.raw(value)
 
-    def append(self, other: BitWriter) -> None:
-        """The bits ``other`` holds, after this writer's."""
-        if other.buf:
-            other._flush()
-            self.raw(bytes(other.buf))
-        n = other.acc.bit_length() - 1
-        self.acc = (self.acc << n) | (other.acc ^ (1 << n))
-
     def getvalue(self) -> bytes:
         acc = self.acc
         if not self.buf:  # a small message: every bit is still pending
