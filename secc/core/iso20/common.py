@@ -122,7 +122,10 @@ def header(ctx: Context, mod: Any) -> Any:
     """The response MessageHeader: the session's ID and the station's time (seconds)."""
     sid = ctx.session_id if len(ctx.session_id) == 8 else bytes(8)
     key = (mod, sid, int(ctx.utc_now().timestamp()))
-    return frozen(_HEADERS, key, lambda: mod.MessageHeader(session_id=sid, time_stamp=key[2]))
+    hit = _HEADERS.get(key)  # (the same header within a second: every loop response)
+    if hit is None:
+        hit = frozen(_HEADERS, key, lambda: mod.MessageHeader(session_id=sid, time_stamp=key[2]))
+    return hit
 
 
 _HEADERS: dict[tuple[Any, ...], Any] = {}

@@ -229,7 +229,10 @@ def _res_mode(ctx: Context, scheduled: bool, bpt: bool, cap: float) -> Any:
     key: tuple[Any, ...] = (scheduled, bpt, cap, lim.max_current, lim.max_voltage)
     if bpt:
         key += (lim.min_voltage, lim.max_discharge_power, lim.max_discharge_current)
-    return frozen(_RES_MODES, key, lambda: _make_res_mode(lim, scheduled, bpt, cap))
+    hit = _RES_MODES.get(key)
+    if hit is None:
+        hit = frozen(_RES_MODES, key, lambda: _make_res_mode(lim, scheduled, bpt, cap))
+    return hit
 
 
 def _make_res_mode(lim: Any, scheduled: bool, bpt: bool, cap: float) -> Any:
