@@ -158,11 +158,14 @@ async def run_evs(
     return samples, (cpu_seconds(pid) - cpu0) / elapsed
 
 
-def measure(n: int, seconds: float, use_tls: bool, directory: Path) -> dict[str, Any]:
+def measure(
+    n: int, seconds: float, use_tls: bool, directory: Path, use_uvloop: bool = False
+) -> dict[str, Any]:
     (directory / "ports.json").unlink(missing_ok=True)
     proc = subprocess.Popen(
         [sys.executable, __file__, "--station", str(n), str(directory)]
         + (["--tcp"] if not use_tls else [])
+        + (["--uvloop"] if use_uvloop else [])
     )
     try:
         deadline = time.monotonic() + 120
@@ -205,9 +208,14 @@ def main() -> int:
     # no time-driven poll falls into a counted round trip)
     parser.add_argument("--poll", type=float, default=0.1, help=argparse.SUPPRESS)
     parser.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--uvloop", action="store_true", help="the station on uvloop (PyPI)")
     args = parser.parse_args()
     if args.station:
         station = int(args.station[0]), Path(args.station[1])
+        if args.uvloop:
+            import uvloop
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         asyncio.run(station_main(*station, not args.tcp, args.poll, args.quiet))
         return 0
     from certs import testpki
@@ -224,7 +232,7 @@ def main() -> int:
         pki = testpki.build_test_pki(dt.datetime.now(dt.UTC))
         testpki.write_test_pki(pki, directory)
         for n in args.evses:
-            r = measure(n, args.seconds, not args.tcp, directory)
+            r = measure(n, args.seconds, not args.tcp, directory, args.uvloop)
             print(
                 f"{r['n']:6d} {r['round_trips']:12d} {r['p50_us'] / 1e3:8.2f} "
                 f"{r['p99_us'] / 1e3:8.2f} {r['cpu_per_evse'] * 100:8.2f}% "

@@ -43,8 +43,12 @@ TARGETS: dict[str, tuple[int | None, int | None]] = {
 
 
 # the station process per CurrentDemand round trip (V2GTP, asyncio, driver, codec, core,
-# HAL, TLS records where set), the EV in another process: name -> TLS
-STATION = {"station per round trip, TCP": False, "station per round trip, TLS": True}
+# HAL, TLS records where set), the EV in another process: name -> (TLS, uvloop)
+STATION = {
+    "station per round trip, TCP": (False, False),
+    "station per round trip, TLS": (True, False),
+    "station per round trip, TLS, uvloop": (True, True),  # needs uvloop importable
+}
 
 
 def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
@@ -299,7 +303,7 @@ async def _ev_loops(port: int, ctx: Any, loops: int) -> None:
     writer.close()
 
 
-def station_count(loops: int, use_tls: bool, directory: Path) -> int:
+def station_count(loops: int, use_tls: bool, directory: Path, use_uvloop: bool = False) -> int:
     """Instructions of a whole station process (``bench/capacity.py``'s station: one
     EVSE, simulated HAL polled every 5 s and no over-budget warnings, so that the count
     does not depend on how long the run takes under callgrind; the status read after
@@ -324,7 +328,8 @@ def station_count(loops: int, use_tls: bool, directory: Path) -> int:
         "--poll",
         "5",
         "--quiet",
-    ] + ([] if use_tls else ["--tcp"])
+    ]
+    cmd += ([] if use_tls else ["--tcp"]) + (["--uvloop"] if use_uvloop else [])
     env = dict(os.environ, PYTHONHASHSEED="0")
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
     try:
@@ -349,7 +354,9 @@ def station_count(loops: int, use_tls: bool, directory: Path) -> int:
     return int(m.group(1))
 
 
-def station_per_round_trip(use_tls: bool, loops: tuple[int, int] = (20, 220)) -> int:
+def station_per_round_trip(
+    use_tls: bool, use_uvloop: bool = False, loops: tuple[int, int] = (20, 220)
+) -> int:
     """(station with many round trips - station with few) / the difference: start-up,
     session set-up and shutdown cancel out."""
     import datetime as dt
@@ -361,8 +368,8 @@ def station_per_round_trip(use_tls: bool, loops: tuple[int, int] = (20, 220)) ->
         directory = Path(tmp)
         pki = testpki.build_test_pki(dt.datetime.now(dt.UTC))
         testpki.write_test_pki(pki, directory)
-        few = station_count(loops[0], use_tls, directory)
-        many = station_count(loops[1], use_tls, directory)
+        few = station_count(loops[0], use_tls, directory, use_uvloop)
+        many = station_count(loops[1], use_tls, directory, use_uvloop)
     return round((many - few) / (loops[1] - loops[0]))
 
 
@@ -456,11 +463,11 @@ def main() -> int:
     if args.child:
         child(args.child[0], int(args.child[1]))
         return 0
-    names = args.only or [*TARGETS, *STATION]
+    names = args.only or [*TARGETS, *(n for n in STATION if "uvloop" not in n)]
     print(f"{'instructions per call':36} {'now':>10} {'target':>10} {'before':>10}")
     for name in names:
         if name in STATION:
-            n = station_per_round_trip(STATION[name])
+            n = station_per_round_trip(*STATION[name])
             print(f"{name:36} {n:10,} {STATION_TARGET:>10,} {'-':>10}", flush=True)
             continue
         big = ("64 kB", "60 kB", "Certificate")
