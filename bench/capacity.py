@@ -45,7 +45,9 @@ def evse_ids(n: int) -> list[str]:
 # --- the station (child process) ---------------------------------------------------------
 
 
-async def station_main(n: int, directory: Path, use_tls: bool) -> None:
+async def station_main(
+    n: int, directory: Path, use_tls: bool, poll: float = 0.1, quiet: bool = False
+) -> None:
     from hal.backends.simulated import build_board
     from secc.cli.run import settle
     from secc.config import CertsSection, EvseSection, HalSection, StationConfig, StationSection
@@ -63,11 +65,15 @@ async def station_main(n: int, directory: Path, use_tls: bool) -> None:
                 sdp_port=0,
                 energy_modes=("DC_extended",),
                 protocols=("iso2",),
-                hal=HalSection(control="none"),
+                hal=HalSection(control="none", poll_interval=poll),
             )
             for evse_id in evse_ids(n)
         ),
     )
+    if quiet:  # counted by callgrind, every answer is late: no over-budget warning each
+        import logging
+
+        logging.getLogger("secc").setLevel(logging.ERROR)
     boards = {e.evse_id: build_board()[0] for e in config.evse}
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -152,11 +158,14 @@ async def run_evs(
     return samples, (cpu_seconds(pid) - cpu0) / elapsed
 
 
-def measure(n: int, seconds: float, use_tls: bool, directory: Path) -> dict[str, Any]:
+def measure(
+    n: int, seconds: float, use_tls: bool, directory: Path, use_uvloop: bool = False
+) -> dict[str, Any]:
     (directory / "ports.json").unlink(missing_ok=True)
     proc = subprocess.Popen(
         [sys.executable, __file__, "--station", str(n), str(directory)]
         + (["--tcp"] if not use_tls else [])
+        + (["--uvloop"] if use_uvloop else [])
     )
     try:
         deadline = time.monotonic() + 120
@@ -195,9 +204,19 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--tcp", action="store_true", help="plain TCP instead of TLS")
     parser.add_argument("--station", nargs=2, help=argparse.SUPPRESS)
+    # the HAL's status poll period in the station (bench/instructions.py: 5 s, so that
+    # no time-driven poll falls into a counted round trip)
+    parser.add_argument("--poll", type=float, default=0.1, help=argparse.SUPPRESS)
+    parser.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--uvloop", action="store_true", help="the station on uvloop (PyPI)")
     args = parser.parse_args()
     if args.station:
-        asyncio.run(station_main(int(args.station[0]), Path(args.station[1]), not args.tcp))
+        station = int(args.station[0]), Path(args.station[1])
+        if args.uvloop:
+            import uvloop
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        asyncio.run(station_main(*station, not args.tcp, args.poll, args.quiet))
         return 0
     from certs import testpki
 
@@ -213,7 +232,7 @@ def main() -> int:
         pki = testpki.build_test_pki(dt.datetime.now(dt.UTC))
         testpki.write_test_pki(pki, directory)
         for n in args.evses:
-            r = measure(n, args.seconds, not args.tcp, directory)
+            r = measure(n, args.seconds, not args.tcp, directory, args.uvloop)
             print(
                 f"{r['n']:6d} {r['round_trips']:12d} {r['p50_us'] / 1e3:8.2f} "
                 f"{r['p99_us'] / 1e3:8.2f} {r['cpu_per_evse'] * 100:8.2f}% "

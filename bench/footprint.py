@@ -1,14 +1,16 @@
 """The station process's footprint: time from start to SDP-ready, resident memory after
-start and while it serves 100 sessions.  Prints figures; asserts nothing.
+start and while it serves 1,000 sessions.  Prints figures; asserts nothing.
 
-    .venv/bin/python bench/footprint.py [--sessions 100] [--tcp] [--cold]
+    .venv/bin/python bench/footprint.py [--sessions 1000] [--tcp] [--cold]
 
 Spawns ``secc run --config FILE`` as a subprocess with a generated configuration (a test
 PKI and certificate store in a temporary directory, TLS and TCP, one EVSE on ``::1``,
 the simulated HAL board, traces on), polls its SDP port until it answers (ready time,
 measured from the spawn, interpreter start-up included), reads VmRSS from
 /proc/PID/status, then drives the sessions with the EV client (alternating AC and DC;
-TLS unless ``--tcp``) and reads VmRSS again after each tenth.
+TLS unless ``--tcp``) and reads VmRSS again after each tenth; the last line gives the
+lowest and highest reading from the 100th session on (after the warm-up: lazily loaded
+paths, caches, the allocator) and the change from the first to the last hundred.
 
 Bytecode: an installed station has its modules compiled (pip does it), so the station
 runs with a bytecode cache in the temporary directory (``PYTHONPYCACHEPREFIX``), filled
@@ -80,7 +82,9 @@ async def wait_ready(port: int, deadline: float) -> None:
     raise SystemExit("the station did not answer SDP in time")
 
 
-async def sessions(count: int, port: int, cafile: Path, tls: bool, pid: int) -> list[str]:
+async def sessions(
+    count: int, port: int, cafile: Path, tls: bool, pid: int, readings: list[tuple[int, int]]
+) -> list[str]:
     lines = []
     for i in range(count):
         script = EvScript(
@@ -100,7 +104,8 @@ async def sessions(count: int, port: int, cafile: Path, tls: bool, pid: int) -> 
         if result.ended != "done":
             raise SystemExit(f"session {i + 1}: {result.ended}")
         if (i + 1) % 10 == 0:
-            lines.append(f"  after {i + 1:3d} sessions: VmRSS {rss_kib(pid) / 1024:6.1f} MiB")
+            readings.append((i + 1, rss_kib(pid)))
+            lines.append(f"  after {i + 1:4d} sessions: VmRSS {readings[-1][1] / 1024:6.1f} MiB")
     return lines
 
 
@@ -125,7 +130,7 @@ def stop(proc: subprocess.Popen[str]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=100)
+    parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--tcp", action="store_true", help="sessions over TCP instead of TLS")
     parser.add_argument("--cold", action="store_true", help="no bytecode cache")
     args = parser.parse_args()
@@ -149,10 +154,10 @@ def main() -> int:
         try:
             rss_start = rss_kib(proc.pid)
             t0 = time.monotonic()
+            readings: list[tuple[int, int]] = []
+            cafile = directory / "v2g" / "root.pem"
             lines = asyncio.run(
-                sessions(
-                    args.sessions, port, directory / "v2g" / "root.pem", not args.tcp, proc.pid
-                )
+                sessions(args.sessions, port, cafile, not args.tcp, proc.pid, readings)
             )
             took = time.monotonic() - t0
             traces = len(list((directory / "traces").glob("*.jsonl")))
@@ -163,6 +168,14 @@ def main() -> int:
     print(f"`secc run` ready (SDP answers) {ready * 1000:.0f} ms after spawn, {cache}")
     print(f"VmRSS after start: {rss_start / 1024:.1f} MiB")
     print("\n".join(lines))
+    warm = [kib for n, kib in readings if n >= 100]
+    if len(warm) >= 20:
+        first, last = warm[:10], warm[-10:]
+        print(
+            f"from session 100 to {readings[-1][0]}: VmRSS {min(warm) / 1024:.1f}-"
+            f"{max(warm) / 1024:.1f} MiB; mean of the last ten readings minus the first ten: "
+            f"{(sum(last) - sum(first)) / 10 / 1024:+.2f} MiB"
+        )
     print(
         f"{args.sessions} sessions ({'TCP' if args.tcp else 'TLS'}, AC/DC alternating, "
         f"5 charge loops each) in {took:.1f} s; {traces} traces written; "

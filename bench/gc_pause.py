@@ -33,8 +33,8 @@ def station_loop() -> Callable[[], Any]:
     from secc.core.actions import SendResponse
     from secc.core.events import RequestReceived, Schema
 
-    sess, data = bench_session.charging_session()
-    assert sess.deadline is not None
+    sess, data, schema = bench_session.charging_session(bench_session.CASES[0])  # ISO-2 DC
+    assert sess.deadline is not None and schema is Schema.ISO2
     now = sess.deadline - sess.config.timers.sequence_timeout + 0.1
 
     def whole() -> bytes:

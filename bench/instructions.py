@@ -33,7 +33,21 @@ TARGETS: dict[str, tuple[int | None, int | None]] = {
     "decode CertificateInstallationRes": (None, 1_175_917),
     "encode CertificateInstallationRes": (None, 435_159),
     "decode+core+encode": (200_000, 586_923),
+    "-20 DC_ChargeLoop decode+core+encode": (200_000, None),
+    "decode+core+encode, values changing": (None, None),
+    "-20 DC_ChargeLoop, values changing": (None, None),
     "decode 64 kB": (None, 1_006_674_592),
+    "decode 4 kB dense (largest inline)": (None, None),
+    "decode 60 kB dense (in a thread)": (None, None),
+}
+
+
+# the station process per CurrentDemand round trip (V2GTP, asyncio, driver, codec, core,
+# HAL, TLS records where set), the EV in another process: name -> (TLS, uvloop)
+STATION = {
+    "station per round trip, TCP": (False, False),
+    "station per round trip, TLS": (True, False),
+    "station per round trip, TLS, uvloop": (True, True),  # needs uvloop importable
 }
 
 
@@ -111,26 +125,84 @@ def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
 
         return setup
 
-    def round_trip() -> Callable[[], Any]:
-        import session as bench_session  # bench/session.py
+    def loop(index: int, vary: bool = False) -> Callable[[], Callable[[], Any]]:
+        """decode + core + encode of one charge-loop request (bench/session.py's cases:
+        0 = ISO 15118-2 CurrentDemandReq, 1 = ISO 15118-20 DC_ChargeLoopReq).
 
-        from secc.core.actions import SendResponse
-        from secc.core.events import RequestReceived, Schema
+        ``vary``: every call a different request (the EV's target current and present
+        voltage) and different measured values (the EVSE's present voltage, current and
+        meter reading), from 1,000 prepared ones in turn: no cache finds a whole
+        message or response, only the parts that stay (limits, status, header)."""
 
-        sess, data = bench_session.charging_session()
-        assert sess.deadline is not None
-        now = sess.deadline - sess.config.timers.sequence_timeout + 0.1
+        def setup() -> Callable[[], Any]:
+            import dataclasses
 
-        def whole() -> bytes:
-            acts = sess.handle(RequestReceived(codec.decode(data, "iso2"), Schema.ISO2), now)
-            res = next(a for a in acts if isinstance(a, SendResponse))
-            return codec.encode(res.message)
+            import session as bench_session  # bench/session.py
 
-        return whole
+            from secc.core.actions import SendResponse
+            from secc.core.events import RequestReceived
+
+            sess, data, schema = bench_session.charging_session(bench_session.CASES[index])
+            assert sess.deadline is not None
+            now = sess.deadline - sess.config.timers.sequence_timeout + 0.1
+            name = schema.value
+            if not vary:
+
+                def whole() -> bytes:
+                    acts = sess.handle(RequestReceived(codec.decode(data, name), schema), now)
+                    res = next(a for a in acts if isinstance(a, SendResponse))
+                    return codec.encode(res.message)
+
+                return whole
+
+            ctx = sess._ctx
+            msg = codec.decode(data, name)
+            body = msg.body.body_element if index == 0 else msg
+            inputs = []
+            for i in range(1000):
+                if index == 0:
+                    pv = body.ev_target_current
+                    new = dataclasses.replace(
+                        body, ev_target_current=dataclasses.replace(pv, value=20 + i % 97)
+                    )
+                    req = dataclasses.replace(
+                        msg, body=dataclasses.replace(msg.body, body_element=new)
+                    )
+                else:
+                    rn = body.ev_present_voltage
+                    req = dataclasses.replace(
+                        body, ev_present_voltage=dataclasses.replace(rn, value=300 + i % 97)
+                    )
+                status = dataclasses.replace(
+                    ctx.status,
+                    present_voltage=350.0 + i % 89,
+                    present_current=10.0 + i % 83,
+                    energy_wh=float(i),
+                )
+                inputs.append((codec.encode(req), status))
+            turn = iter(range(10**9))
+
+            def varying() -> bytes:
+                req_data, status = inputs[next(turn) % 1000]
+                ctx.status = status
+                acts = sess.handle(RequestReceived(codec.decode(req_data, name), schema), now)
+                res = next(a for a in acts if isinstance(a, SendResponse))
+                return codec.encode(res.message)
+
+            return varying
+
+        return setup
 
     def big() -> Callable[[], Any]:
         data = big_message(64 * 1024)
         return lambda: codec.decode(data, "iso2")
+
+    def dense(size: int) -> Callable[[], Callable[[], Any]]:
+        def setup() -> Callable[[], Any]:
+            data = dense_message(size)
+            return lambda: codec.decode(data, "iso2")
+
+        return setup
 
     return {
         "decode CurrentDemandReq": dec(cdreq),
@@ -141,8 +213,13 @@ def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
         "decode SessionSetupReq": dec(setup_req),
         "decode CertificateInstallationRes": dec(cert_res),
         "encode CertificateInstallationRes": enc(cert_res),
-        "decode+core+encode": round_trip,
+        "decode+core+encode": loop(0),
+        "-20 DC_ChargeLoop decode+core+encode": loop(1),
+        "decode+core+encode, values changing": loop(0, vary=True),
+        "-20 DC_ChargeLoop, values changing": loop(1, vary=True),
         "decode 64 kB": big,
+        "decode 4 kB dense (largest inline)": dense(4096),
+        "decode 60 kB dense (in a thread)": dense(60_000),
     }
 
 
@@ -178,6 +255,172 @@ def big_message(size: int) -> bytes:
         ),
     )
     return codec.encode(msg)
+
+
+# --- the station's own instructions per CurrentDemand round trip --------------------------
+
+STATION_TARGET = 500_000
+
+
+async def _ev_loops(port: int, ctx: Any, loops: int) -> None:
+    """An EV (this process, not counted): a DC session up to its first CurrentDemandReq,
+    then that request ``loops`` times back to back, each after the previous answer."""
+    import asyncio
+
+    from secc import codec
+    from secc.core.events import Schema
+    from secc.ev.iso2 import EvScript, EvSimulator
+    from secc.v2gtp import Framer, encode_frame
+
+    reader, writer = await asyncio.open_connection("::1", port, ssl=ctx)
+    framer = Framer()
+
+    async def exchange(frame: bytes) -> bytes:
+        writer.write(frame)
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                raise ConnectionError("the station closed the connection")
+            got = framer.feed(data)
+            if got:
+                return got[0].payload
+
+    sim = EvSimulator(
+        EvScript(energy_mode="DC_extended", think_time=0, poll_interval=0.02, charge_loops=2)
+    )
+    step = sim.start()
+    while step.name != "CurrentDemandReq":
+        await asyncio.sleep(step.delay)
+        payload = await exchange(encode_frame(codec.encode(step.message)))
+        schema = Schema.APPHAND if step.schema is Schema.APPHAND else sim.schema
+        nxt = sim.receive(codec.decode(payload, schema.value), schema)
+        if nxt is None:
+            raise SystemExit(f"session ended before CurrentDemandReq: {sim.responses[-1]}")
+        step = nxt
+    frame = encode_frame(codec.encode(step.message))
+    for _ in range(loops):
+        await exchange(frame)
+    writer.close()
+
+
+def station_count(loops: int, use_tls: bool, directory: Path, use_uvloop: bool = False) -> int:
+    """Instructions of a whole station process (``bench/capacity.py``'s station: one
+    EVSE, simulated HAL polled every 5 s and no over-budget warnings, so that the count
+    does not depend on how long the run takes under callgrind; the status read after
+    each SetDcTarget stays) under callgrind that
+    serves one DC session with ``loops`` CurrentDemand round trips; the EV runs in this
+    process."""
+    import asyncio
+    import json
+    import signal
+    import time
+
+    (directory / "ports.json").unlink(missing_ok=True)
+    cmd = [
+        "valgrind",
+        "--tool=callgrind",
+        "--callgrind-out-file=/dev/null",
+        sys.executable,
+        str(HERE / "capacity.py"),
+        "--station",
+        "1",
+        str(directory),
+        "--poll",
+        "5",
+        "--quiet",
+    ]
+    cmd += ([] if use_tls else ["--tcp"]) + (["--uvloop"] if use_uvloop else [])
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 600
+        while not (directory / "ports.json").exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the station did not start under callgrind")
+            time.sleep(0.2)
+        (port,) = json.loads((directory / "ports.json").read_text())
+        ctx = None
+        if use_tls:
+            from secc.aio.ev_client import tls_client_context
+
+            ctx = tls_client_context(directory / "v2g" / "root.pem")
+        asyncio.run(_ev_loops(port, ctx, loops))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=600)
+    m = re.search(r"Collected\s*:\s*(\d+)", err)
+    if m is None:
+        raise RuntimeError(f"callgrind failed for the station: {err[-2000:]}")
+    return int(m.group(1))
+
+
+def station_per_round_trip(
+    use_tls: bool, use_uvloop: bool = False, loops: tuple[int, int] = (20, 220)
+) -> int:
+    """(station with many round trips - station with few) / the difference: start-up,
+    session set-up and shutdown cancel out."""
+    import datetime as dt
+    import tempfile
+
+    from certs import testpki
+
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        pki = testpki.build_test_pki(dt.datetime.now(dt.UTC))
+        testpki.write_test_pki(pki, directory)
+        few = station_count(loops[0], use_tls, directory, use_uvloop)
+        many = station_count(loops[1], use_tls, directory, use_uvloop)
+    return round((many - few) / (loops[1] - loops[0]))
+
+
+def dense_message(size: int) -> bytes:
+    """A valid ISO-2 message of at most ``size`` octets, as dense in decoder work as the
+    schema allows: a header Signature with one Reference whose Transform holds empty
+    XPath elements (unbounded), about 1.5 octets and one grammar step each.  Requests up
+    to ``secc.aio.v2g_server.INLINE_DECODE_MAX`` octets are decoded on the event loop."""
+    from secc import codec
+
+    iso2 = codec.schema_module("iso2")
+    ds = codec.schema_module("xmldsig")
+
+    def build(xpaths: int) -> bytes:
+        transform = ds.Transform(
+            algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116", x_path=("",) * xpaths
+        )
+        ref = ds.Reference(
+            uri="#id1",
+            transforms=ds.Transforms(transform=(transform,)),
+            digest_method=ds.DigestMethod(algorithm="http://www.w3.org/2001/04/xmlenc#sha256"),
+            digest_value=bytes(32),
+        )
+        signature = ds.Signature(
+            signed_info=ds.SignedInfo(
+                canonicalization_method=ds.CanonicalizationMethod(
+                    algorithm="http://www.w3.org/TR/canonical-exi/"
+                ),
+                signature_method=ds.SignatureMethod(
+                    algorithm="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
+                ),
+                reference=(ref,),
+            ),
+            signature_value=ds.SignatureValue(value=bytes(64)),
+        )
+        msg = iso2.V2G_Message(
+            header=iso2.MessageHeader(session_id=bytes(8), signature=signature),
+            body=iso2.Body(
+                body_element=iso2.SessionStopReq(charging_session=iso2.ChargingSession.Terminate)
+            ),
+        )
+        return codec.encode(msg)
+
+    lo, hi = 0, size * 8
+    while lo < hi:  # the most XPath elements that fit in ``size`` octets
+        mid = (lo + hi + 1) // 2
+        if len(build(mid)) <= size:
+            lo = mid
+        else:
+            hi = mid - 1
+    return build(lo)
 
 
 def child(name: str, number: int) -> None:
@@ -220,10 +463,15 @@ def main() -> int:
     if args.child:
         child(args.child[0], int(args.child[1]))
         return 0
-    names = args.only or list(TARGETS)
+    names = args.only or [*TARGETS, *(n for n in STATION if "uvloop" not in n)]
     print(f"{'instructions per call':36} {'now':>10} {'target':>10} {'before':>10}")
     for name in names:
-        number = args.number if "64 kB" not in name and "Certificate" not in name else 5
+        if name in STATION:
+            n = station_per_round_trip(*STATION[name])
+            print(f"{name:36} {n:10,} {STATION_TARGET:>10,} {'-':>10}", flush=True)
+            continue
+        big = ("64 kB", "60 kB", "Certificate")
+        number = 5 if any(b in name for b in big) else args.number
         n = per_call(name, number)
         target, before = TARGETS.get(name, (None, None))
         t = f"{target:,}" if target else "-"

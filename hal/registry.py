@@ -15,7 +15,6 @@ names live here, so the configuration loader checks them without importing the b
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import cast
@@ -115,6 +114,8 @@ def check_options(name: str, options: Mapping[str, object]) -> None:
 
 
 def _entry_points() -> dict[str, BackendInfo]:
+    import importlib.metadata  # (here: scanning the installed distributions is slow)
+
     found: dict[str, BackendInfo] = {}
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist.name if ep.dist is not None else "?"
@@ -154,7 +155,7 @@ def load_plc(name: str) -> OpenPlc:
 
 
 def _load(name: str, kind: str) -> object:
-    info = available().get(name)
+    info = BUILTIN.get(name) or available().get(name)  # a built-in needs no plug-in scan
     if info is None:
         known = ", ".join(sorted(available()))
         raise UnavailableError(f"unknown HAL backend {name!r} (known: {known})")

@@ -330,12 +330,18 @@ def _check_hal(config: StationConfig, raw: Any, source: str) -> None:
     station on the simulated plant), a known one, with options it takes."""
     from hal import registry
 
-    known = registry.available()
+    known = dict(registry.BUILTIN)  # the installed plug-ins only when a name is not built in
     for i, evse in enumerate(config.evse):
         for key, name, kind, table, options in (
             ("backend", _explicit(raw, i, "hal", "backend"), "board", "options", evse.hal_options),
             ("plc", evse.hal.plc, "plc", "plc_options", evse.hal_plc_options),
         ):
+            info = known.get(name) if name is not None else None
+            if (key == "backend" and name is None) or (
+                name is not None and (info is None or info.kind != kind)
+            ):
+                known = registry.available()
+                info = known.get(name) if name is not None else None
             names = ", ".join(sorted(n for n, b in known.items() if b.kind == kind))
             if key == "backend" and name is None:
                 raise ConfigError(
@@ -344,7 +350,6 @@ def _check_hal(config: StationConfig, raw: Any, source: str) -> None:
                 )
             if name is None:
                 continue
-            info = known.get(name)
             if info is None or info.kind != kind:
                 raise ConfigError(
                     f"{source}: evse[{i}].hal.{key}: no {kind} backend {name!r} (known: {names})"

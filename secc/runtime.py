@@ -33,7 +33,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import IPv6Address
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -51,7 +51,6 @@ from secc.aio.backends import (
     LocalBackend,
     OcppBackends,
 )
-from secc.aio.driver import SessionDriver
 from secc.aio.plc_watch import LinkWatch, link_record, same_link
 from secc.aio.sdp_server import SdpServer
 from secc.aio.tls import SeccChain, TlsSelector, station_tls
@@ -79,6 +78,9 @@ from secc.errors import ConfigError
 from secc.limits import TraceLimits
 from secc.sdp import SdpOffer, SdpResponder
 from secc.trace import Pcap, Record, Trace, config_record, trace_name
+
+if TYPE_CHECKING:  # the driver (and the session core) load after SDP-ready (cli.run.settle)
+    from secc.aio.driver import SessionDriver
 
 log = logging.getLogger(__name__)
 __all__ = [
@@ -408,6 +410,8 @@ class Evse:
         if trust is not None and trust != self.config.trust:
             self.config = replace(self.config, trust=trust)
         config = connection_config(self.config, conn, self.backend)
+        from secc.aio.driver import SessionDriver
+
         driver = SessionDriver(
             conn,
             config,

@@ -150,12 +150,15 @@ class SessionDriver:
         self._received_at = self.started
         self._tasks: set[asyncio.Task[None]] = set()
         self._linger: asyncio.Task[None] | None = None  # the -20 close after SessionStop
+        self._armed: float | None = None  # the deadline the timer task waits for
         self._timer = asyncio.create_task(self._timer_loop(), name=f"timer-{config.evse_id}")
         # the EVSE's HAL and backend are this session's only once its SessionSetupReq
         # claimed the EVSE (Evse.claim); hosts without ``claim`` give them at once
         self._claimed = False
         self.claimed = not hasattr(host, "claim")
         self.evcc_id: bytes | None = None
+        self._logged_sid: bytes | None = None
+        self._budgets: dict[str, float] = {}  # response name -> its answer-time budget
         self.log.info("connection from %s (%s)", conn.peer[0], "TLS" if conn.tls else "TCP")
 
     @property
@@ -268,13 +271,18 @@ class SessionDriver:
                 self.last_status = event
             try:
                 actions = self.session.handle(event, now)
-                if self.session.session_id and self.log.extra is not None:
-                    self.log.extra["session"] = self.session.session_id.hex()  # type: ignore[index]
+                sid = self.session.session_id
+                if sid and sid is not self._logged_sid and self.log.extra is not None:
+                    self._logged_sid = sid  # (no hex per message)
+                    self.log.extra["session"] = sid.hex()  # type: ignore[index]
                 await self._perform(actions, now)
             except Exception as exc:  # a bug must still end in open contactors
                 self.log.exception("internal error handling %s", type(event).__name__)
                 await self._fail_safe(f"internal error: {type(exc).__name__}: {exc}", now)
-            self._wake.set()
+            deadline = self.session.deadline
+            if deadline is not None and (self._armed is None or deadline < self._armed):
+                self._wake.set()  # an earlier deadline than the timer waits for (a later
+                # one, as every response re-arms the sequence timer, is found when it wakes)
 
     async def _fail_safe(self, reason: str, now: float) -> None:
         """End the session after an internal error: through the core if it still can,
@@ -380,7 +388,10 @@ class SessionDriver:
                     "ms": round(took * 1000, 3),
                 }
             )
-        budget = self.config.timers.budget(action.name.removesuffix("Res") + "Req")
+        budget = self._budgets.get(action.name)
+        if budget is None:  # (per response name, once)
+            budget = self.config.timers.budget(action.name.removesuffix("Res") + "Req")
+            self._budgets[action.name] = budget
         if took > budget:
             self.log.warning(
                 "%s took %.1f ms, over the %.0f ms budget", action.name, took * 1e3, budget * 1e3
@@ -398,12 +409,14 @@ class SessionDriver:
 
     def _random(self, n: int) -> bytes:
         data = self._random_source(n)
-        self.trace.write({"kind": "random", "n": n, "hex": data.hex()})
+        if self._traced():  # (the record is for `secc replay`: none without a consumer)
+            self.trace.write({"kind": "random", "n": n, "hex": data.hex()})
         return data
 
     def _utc(self) -> dt.datetime:
         now = self._utc_source()
-        self.trace.write({"kind": "utc", "iso": now.isoformat()})
+        if self._traced():  # (the charging loop asks the time for every response)
+            self.trace.write({"kind": "utc", "iso": now.isoformat()})
         return now
 
     def _finish(self, ended: SessionEnded) -> None:
@@ -428,13 +441,14 @@ class SessionDriver:
         loop = asyncio.get_running_loop()
         while self.ended is None:
             self._wake.clear()
-            deadline = self.session.deadline
+            deadline = self._armed = self.session.deadline
             timeout = None if deadline is None else max(0.0, deadline - loop.time())
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
                 continue
-            if self.ended is None:
+            deadline = self.session.deadline  # it may have moved later meanwhile
+            if self.ended is None and deadline is not None and deadline <= loop.time():
                 await self.feed(TimerExpired("deadline"))
 
     async def aclose(self, reason: str = "station shutdown") -> None:

@@ -105,6 +105,13 @@ ISO20_SCHEMAS: dict[int, Schema] = {
     int(t): s for s, t in PAYLOAD_TYPES.items() if t is not PayloadType.EXI
 }
 READ_SIZE = 65536
+# Requests up to this size are decoded on the event loop (every charging-loop message is
+# a few hundred octets); larger ones in a worker thread, so that no input the V2GTP
+# layer accepts holds the loop for longer than one interpreter switch interval (5 ms)
+# at a time.  A lower payload limit is no way out: ISO 15118-20 lets an EV send
+# ScheduleExchangeReq / PowerDeliveryReq with schedules of up to 1024 entries (beyond
+# 64 kB at the schemas' bounds, bench/request_bound.py).  Dense 4 kB: about 8 ms here.
+INLINE_DECODE_MAX = 4096
 _EXI_ONLY = frozenset({int(PayloadType.EXI)})
 _ISO20_TYPES = frozenset(
     int(t) for t in (PayloadType.ISO20_COMMON, PayloadType.ISO20_AC, PayloadType.ISO20_DC,
@@ -643,7 +650,13 @@ class V2GServer:
         conn.last_payload = payload
         conn.last_payload_type = payload_type
         try:
-            _, message, violations = codec.decode_checked(payload, schema.value)
+            if len(payload) <= INLINE_DECODE_MAX:
+                _, message, violations = codec.decode_checked(payload, schema.value)
+            else:  # a large request: decoded off the loop (the loop runs every 5 ms)
+                loop = asyncio.get_running_loop()
+                _, message, violations = await loop.run_in_executor(
+                    None, codec.decode_checked, payload, schema.value
+                )
         except codec.DecodeError as exc:
             conn.log.warning("%s: undecodable %s payload: %s", conn.peer[0], schema.value, exc)
             await handler.undecodable(conn, payload, exc)

@@ -124,6 +124,8 @@ class Context:
     # the (MeterID, ChargedEnergyReadingWh) readings sent while it was due: the EV must
     # confirm one of them
     metering_offered: set[tuple[str, int]] = field(default_factory=set)
+    # the last charge-loop response and what it was made of (iso2.dc.loop_body)
+    loop_memo: tuple[Any, Any] | None = None
 
     def new_session_id(self) -> bytes:
         """A fresh 8-byte SessionID: never all zeros, never the paused session's."""
@@ -210,6 +212,17 @@ class Context:
 
     def dc_evse_status(self, *, isolation: bool = True) -> Any:
         mod = self.mod
+        key = (
+            mod,
+            self.config.notification_max_delay,
+            self.stop_requested is not None,
+            self.renegotiation_requested and self.charging,
+            self.isolation_requested and not self.isolation_valid,
+            self.status.isolation if isolation else None,
+        )
+        hit = _DC_STATUS.get(key)
+        if hit is not None:  # frozen: the same status object again (no churn, and the
+            return hit  # encoder finds its bits by identity)
         code = mod.DC_EVSEStatusCode
         status_code = code.EVSE_Ready
         if self.stop_requested is not None:
@@ -217,12 +230,41 @@ class Context:
         elif self.isolation_requested and not self.isolation_valid:
             status_code = code.EVSE_IsolationMonitoringActive
         level = mod.IsolationLevel._value2member_map_.get(self.status.isolation)
-        return mod.DC_EVSEStatus(
+        status = mod.DC_EVSEStatus(
             notification_max_delay=self.config.notification_max_delay,
             evse_notification=self.evse_notification(),
             evse_isolation_status=level if isolation else None,
             evse_status_code=status_code,
         )
+        if len(_DC_STATUS) >= 256:
+            _DC_STATUS.clear()
+        _DC_STATUS[key] = status
+        return status
+
+
+def loop_response(ctx: Context, cls: type, fields: dict[str, Any]) -> Any:
+    """The loop response ``cls(**fields)``: the last one again when none of its fields
+    changed (they are frozen values, compared by identity first), so the charging loop
+    builds no response object and the encoder finds its bits by identity."""
+    key = (cls, *fields.values())
+    memo = ctx.loop_memo
+    if memo is not None and memo[0] == key:
+        ctx.loop_memo = (key, memo[1])  # equal parts that are other objects: compare
+        return memo[1]  # by identity next time
+    body = cls(**fields)
+    ctx.loop_memo = (key, body)
+    return body
+
+
+def frozen(cache: dict[tuple[Any, ...], Any], key: tuple[Any, ...], make: Any) -> Any:
+    """``cache[key]``, made by ``make()`` the first time: one frozen object per distinct
+    value for what the loop sends again and again (at most 64 kept)."""
+    hit = cache.get(key)
+    if hit is None:
+        if len(cache) >= 64:
+            cache.clear()
+        hit = cache[key] = make()
+    return hit
 
 
 def value_of(pv: Any) -> float:
@@ -241,6 +283,7 @@ class _Modules(dict[Schema, Any]):
 
 _MODULES: dict[Schema, Any] = _Modules()
 _PV_CACHE: dict[tuple[int, float, str], Any] = {}
+_DC_STATUS: dict[tuple[Any, ...], Any] = {}
 _PV_CACHE_LIMIT = 4096
 
 

@@ -119,6 +119,9 @@ class SeccSession:
         )
         self._state: State | Iso20State = State.WAIT_HANDSHAKE
         self._iso20 = False  # ISO 15118-20 negotiated: its table and message shape
+        # the last -2/DIN V2G_Message sent and its body: the charging loop's unchanged
+        # response goes out as the same (frozen) message, which the encoder keeps
+        self._sent: tuple[Any, Any, Any] = (None, None, None)  # body, message, action
         self._timers: dict[str, float] = {SETUP_TIMER: now + config.timers.communication_setup}
         self.paused: PausedSession | None = None
         self.end_reason: EndReason | None = None
@@ -224,7 +227,8 @@ class SeccSession:
                 body, header = msg.body.body_element, msg.header
             name = type(body).__name__
             handler = handler_for(schema, self._state, name) if schema is ctx.schema else None
-        self.log.debug("%s in %s", name, self._state.value)
+        if log.isEnabledFor(logging.DEBUG):  # (no adapter call per loop message)
+            self.log.debug("%s in %s", name, self._state.value)
         # values outside their XSD facets that fit the EXI representation (a car's 4 in
         # MaxNumberOfPhasesInUse): logged and accepted, as the deployed codecs accept
         # them; the handlers use them as they can (power.ev_schedule passes 4 phases on
@@ -282,14 +286,32 @@ class SeccSession:
     def _send(self, body: Any, schema: Schema) -> SendResponse:
         if schema is Schema.APPHAND:
             return SendResponse(body, schema, type(body).__name__)
+        last_body, message, send = self._sent
         if self._iso20:  # a root element with its header, in the schema of its own set
-            return SendResponse(body, SCHEMA_OF_MODULE[type(body).__module__], type(body).__name__)
+            if body is not last_body:
+                module_schema = SCHEMA_OF_MODULE[type(body).__module__]
+                send = SendResponse(body, module_schema, type(body).__name__)
+                self._sent = (body, None, send)
+            return send  # type: ignore[no-any-return]
+        if (
+            body is last_body
+            and message is not None
+            and send.schema is schema
+            and message.header.session_id == self._ctx.session_id
+        ):
+            return send  # type: ignore[no-any-return]
         mod = self._ctx.mod
-        message = mod.V2G_Message(
-            header=mod.MessageHeader(session_id=self._ctx.session_id),
-            body=mod.Body(body_element=body),
-        )
-        return SendResponse(message, schema, type(body).__name__)
+        header = message.header if message is not None else None
+        if (
+            header is None
+            or type(header) is not mod.MessageHeader
+            or header.session_id != self._ctx.session_id
+        ):
+            header = mod.MessageHeader(session_id=self._ctx.session_id)
+        message = mod.V2G_Message(header=header, body=mod.Body(body_element=body))
+        send = SendResponse(message, schema, type(body).__name__)
+        self._sent = (body, message, send)
+        return send
 
     def _fail(self, schema: Schema, request: str, err: PeerError) -> list[Action]:
         """The minimal FAILED response (when the request type has one), then the end.

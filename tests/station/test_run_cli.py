@@ -355,7 +355,8 @@ def test_an_unknown_backend_and_an_unknown_option(tmp_path: Path) -> None:
     )
     assert_refused(
         minimal(tmp_path, hal='[evse.hal.options]\nev_stat = "C"'),
-        "unknown key evse[0].hal.options.ev_stat (the simulated backend takes: ev_hlc, ev_state, tamper_file)",
+        "unknown key evse[0].hal.options.ev_stat "
+        "(the simulated backend takes: ev_hlc, ev_state, tamper_file)",
     )
     assert_refused(
         minimal(tmp_path, hal='[evse.hal.options]\nev_state = "Z"'),

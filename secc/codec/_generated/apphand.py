@@ -460,6 +460,11 @@ def _d_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
 
 _REPEATED = {'_d_supportedAppProtocolReq': {'AppProtocol': 'f0'}, '_dg_supportedAppProtocolReq': {'AppProtocol': 'f0'}}
 
+# class -> its identity cache of encodings (substitution-group members)
+_ECD: dict[type, dict[int, tuple[Any, int, int]]] = {
+    supportedAppProtocolRes: _EC_supportedAppProtocolRes,
+}
+
 _new = object.__new__
 _S_AppProtocol_0 = AppProtocol.protocol_namespace.__set__
 _S_AppProtocol_1 = AppProtocol.version_number_major.__set__

@@ -2275,7 +2275,7 @@ _DT_EVSEStatus = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0)
 _N_EVSEStatus = ('NotificationMaxDelay', 'EVSENotification')
 
 
-def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
+def _eu_EVSEStatus(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -2372,11 +2372,35 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _S_EVSEStatus_1(o, f1)
     return o
 
+_EC_EVSEStatus: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_EVSEStatus (and keep them)."""
+    _c = _EC_EVSEStatus.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_EVSEStatus(_s, v)
+    except CodecError:
+        _eu_EVSEStatus(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif True:
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_EVSEStatus) >= 256: _EC_EVSEStatus.clear()
+        _EC_EVSEStatus[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
+
 _DT_AC_EVSEStatus = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_AC_EVSEStatus = ('NotificationMaxDelay', 'EVSENotification', 'RCD')
 
 
-def _e_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
+def _eu_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -2507,6 +2531,30 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
     _S_AC_EVSEStatus_2(o, f2)
     return o
 
+_EC_AC_EVSEStatus: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_AC_EVSEStatus (and keep them)."""
+    _c = _EC_AC_EVSEStatus.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_AC_EVSEStatus(_s, v)
+    except CodecError:
+        _eu_AC_EVSEStatus(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif True:
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_AC_EVSEStatus) >= 256: _EC_AC_EVSEStatus.clear()
+        _EC_AC_EVSEStatus[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
+
 _DT_EVStatus = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
 _N_EVStatus = ()
 
@@ -2543,7 +2591,7 @@ _DT_DC_EVSEStatus = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0,
 _N_DC_EVSEStatus = ('NotificationMaxDelay', 'EVSENotification', 'EVSEIsolationStatus', 'EVSEStatusCode')
 
 
-def _e_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
+def _eu_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -2719,6 +2767,30 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
     _S_DC_EVSEStatus_2(o, f2)
     _S_DC_EVSEStatus_3(o, f3)
     return o
+
+_EC_DC_EVSEStatus: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_DC_EVSEStatus (and keep them)."""
+    _c = _EC_DC_EVSEStatus.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_DC_EVSEStatus(_s, v)
+    except CodecError:
+        _eu_DC_EVSEStatus(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif True:
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_DC_EVSEStatus) >= 256: _EC_DC_EVSEStatus.clear()
+        _EC_DC_EVSEStatus[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_DC_EVStatus = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_DC_EVStatus = ('EVReady', 'EVErrorCode', 'EVRESSSOC')
@@ -7718,7 +7790,7 @@ _ET_MeterInfo = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 3, 2), (2, 0): (1, 3, 3), (3,
 _EE_MeterInfo = (None, (4, 3), (3, 3), (2, 2), (1, 2), (0, 1),)
 
 
-def _e_MeterInfo(w: BitWriter, v: Any) -> None:
+def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -7909,6 +7981,30 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _S_MeterInfo_3(o, f3)
     _S_MeterInfo_4(o, f4)
     return o
+
+_EC_MeterInfo: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_MeterInfo(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_MeterInfo (and keep them)."""
+    _c = _EC_MeterInfo.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_MeterInfo(_s, v)
+    except CodecError:
+        _eu_MeterInfo(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif (v.sig_meter_reading is None or type(v.sig_meter_reading) is bytes):
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_MeterInfo) >= 256: _EC_MeterInfo.clear()
+        _EC_MeterInfo[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_MeteringReceiptRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (1, 1, 2), (1, 2, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_MeteringReceiptRes = ('ResponseCode', 'EVSEStatus')
@@ -9253,7 +9349,7 @@ _DT_ChargingStatusRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2
 _N_ChargingStatusRes = ('ResponseCode', 'EVSEID', 'SAScheduleTupleID', 'EVSEMaxCurrent', 'MeterInfo', 'ReceiptRequired', 'AC_EVSEStatus')
 
 
-def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
+def _eu_ChargingStatusRes(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -9499,6 +9595,30 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
     _S_ChargingStatusRes_5(o, f5)
     _S_ChargingStatusRes_6(o, f6)
     return o
+
+_EC_ChargingStatusRes: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_ChargingStatusRes (and keep them)."""
+    _c = _EC_ChargingStatusRes.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_ChargingStatusRes(_s, v)
+    except CodecError:
+        _eu_ChargingStatusRes(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_ChargingStatusRes) >= 256: _EC_ChargingStatusRes.clear()
+        _EC_ChargingStatusRes[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_CableCheckReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
 _N_CableCheckReq = ('DC_EVStatus',)
@@ -10216,7 +10336,7 @@ _ET_CurrentDemandRes = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 1
 _EE_CurrentDemandRes = (None, None, None, None, None, None, None, None, None, None, None, None, (2, 2), (1, 2), (0, 1),)
 
 
-def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
+def _eu_CurrentDemandRes(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -10660,6 +10780,30 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
     _S_CurrentDemandRes_13(o, f13)
     return o
 
+_EC_CurrentDemandRes: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_CurrentDemandRes (and keep them)."""
+    _c = _EC_CurrentDemandRes.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_CurrentDemandRes(_s, v)
+    except CodecError:
+        _eu_CurrentDemandRes(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_CurrentDemandRes) >= 256: _EC_CurrentDemandRes.clear()
+        _EC_CurrentDemandRes[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
+
 _DT_WeldingDetectionReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
 _N_WeldingDetectionReq = ('DC_EVStatus',)
 
@@ -10840,7 +10984,7 @@ _ET_MessageHeader = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 2, 2), (2, 0): (1, 2, 3)}
 _EE_MessageHeader = (None, (2, 2), (1, 2), (0, 1),)
 
 
-def _e_MessageHeader(w: BitWriter, v: Any) -> None:
+def _eu_MessageHeader(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -10950,6 +11094,30 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _S_MessageHeader_1(o, f1)
     _S_MessageHeader_2(o, f2)
     return o
+
+_EC_MessageHeader: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_MessageHeader(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_MessageHeader (and keep them)."""
+    _c = _EC_MessageHeader.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_MessageHeader(_s, v)
+    except CodecError:
+        _eu_MessageHeader(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_MessageHeader) >= 256: _EC_MessageHeader.clear()
+        _EC_MessageHeader[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_Notification = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((1, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_Notification = ('FaultCode', 'FaultMsg')
@@ -11066,7 +11234,7 @@ _ET_Body = ({(0, 0): (0, 6, 1), (0, 1): (1, 6, 1), (0, 2): (2, 6, 1), (0, 3): (3
 _EE_Body = ((35, 6), (0, 1),)
 
 
-def _e_Body(w: BitWriter, v: Any) -> None:
+def _eu_Body(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -11125,11 +11293,35 @@ def _d_Body(r: BitReader) -> Body:
     _S_Body_0(o, f0)
     return o
 
+_EC_Body: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_Body(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_Body (and keep them)."""
+    _c = _EC_Body.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_Body(_s, v)
+    except CodecError:
+        _eu_Body(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif (v.body_element is None or ((_t := _ECD.get(type(v.body_element))) is not None and (_h := _t.get(id(v.body_element))) is not None and _h[0] is v.body_element)):
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_Body) >= 256: _EC_Body.clear()
+        _EC_Body[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
+
 _DT_V2G_Message = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_V2G_Message = ('Header', 'Body')
 
 
-def _e_V2G_Message(w: BitWriter, v: Any) -> None:
+def _eu_V2G_Message(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -11203,6 +11395,30 @@ def _d_V2G_Message(r: BitReader) -> V2G_Message:
     _S_V2G_Message_0(o, f0)
     _S_V2G_Message_1(o, f1)
     return o
+
+_EC_V2G_Message: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_V2G_Message(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_V2G_Message (and keep them)."""
+    _c = _EC_V2G_Message.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_V2G_Message(_s, v)
+    except CodecError:
+        _eu_V2G_Message(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.body is None or ((_h := _EC_Body.get(id(v.body))) is not None and _h[0] is v.body)):
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_V2G_Message) >= 256: _EC_V2G_Message.clear()
+        _EC_V2G_Message[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 _SM_PMaxScheduleEntry_0 = {RelativeTimeInterval: 0, Interval: 1}
 _SE_PMaxScheduleEntry_time_interval = (_e_RelativeTimeInterval, _e_Interval,)
 _SD_PMaxScheduleEntry_time_interval = (_d_RelativeTimeInterval, _d_Interval,)
@@ -11235,6 +11451,27 @@ _SE_Body_body_element = (_e_AuthorizationReq, _e_AuthorizationRes, _e_BodyBase, 
 _SD_Body_body_element = (_d_AuthorizationReq, _d_AuthorizationRes, _d_BodyBase, _d_CableCheckReq, _d_CableCheckRes, _d_CertificateInstallationReq, _d_CertificateInstallationRes, _d_CertificateUpdateReq, _d_CertificateUpdateRes, _d_ChargeParameterDiscoveryReq, _d_ChargeParameterDiscoveryRes, _d_ChargingStatusReq, _d_ChargingStatusRes, _d_CurrentDemandReq, _d_CurrentDemandRes, _d_MeteringReceiptReq, _d_MeteringReceiptRes, _d_PaymentDetailsReq, _d_PaymentDetailsRes, _d_PaymentServiceSelectionReq, _d_PaymentServiceSelectionRes, _d_PowerDeliveryReq, _d_PowerDeliveryRes, _d_PreChargeReq, _d_PreChargeRes, _d_ServiceDetailReq, _d_ServiceDetailRes, _d_ServiceDiscoveryReq, _d_ServiceDiscoveryRes, _d_SessionSetupReq, _d_SessionSetupRes, _d_SessionStopReq, _d_SessionStopRes, _d_WeldingDetectionReq, _d_WeldingDetectionRes,)
 
 _REPEATED = {'_d_SAScheduleList': {'SAScheduleTuple': 'f0'}, '_dg_SAScheduleList': {'SAScheduleTuple': 'f0'}, '_d_PMaxSchedule': {'PMaxScheduleEntry': 'f0'}, '_dg_PMaxSchedule': {'PMaxScheduleEntry': 'f0'}, '_d_SalesTariff': {'SalesTariffEntry': 'f4'}, '_dg_SalesTariff': {'SalesTariffEntry': 'f4'}, '_d_SalesTariffEntry': {'ConsumptionCost': 'f2'}, '_dg_SalesTariffEntry': {'ConsumptionCost': 'f2'}, '_d_ConsumptionCost': {'Cost': 'f1'}, '_dg_ConsumptionCost': {'Cost': 'f1'}, '_d_PaymentOptionList': {'PaymentOption': 'f0'}, '_dg_PaymentOptionList': {'PaymentOption': 'f0'}, '_d_SupportedEnergyTransferMode': {'EnergyTransferMode': 'f0'}, '_dg_SupportedEnergyTransferMode': {'EnergyTransferMode': 'f0'}, '_d_ServiceList': {'Service': 'f0'}, '_dg_ServiceList': {'Service': 'f0'}, '_d_ServiceParameterList': {'ParameterSet': 'f0'}, '_dg_ServiceParameterList': {'ParameterSet': 'f0'}, '_d_ParameterSet': {'Parameter': 'f1'}, '_dg_ParameterSet': {'Parameter': 'f1'}, '_d_SelectedServiceList': {'SelectedService': 'f0'}, '_dg_SelectedServiceList': {'SelectedService': 'f0'}, '_d_SubCertificates': {'Certificate': 'f0'}, '_dg_SubCertificates': {'Certificate': 'f0'}, '_d_ChargingProfile': {'ProfileEntry': 'f0'}, '_dg_ChargingProfile': {'ProfileEntry': 'f0'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}}
+
+# class -> its identity cache of encodings (substitution-group members)
+_ECD: dict[type, dict[int, tuple[Any, int, int]]] = {
+    PhysicalValue: _EC_PhysicalValue,
+    EVSEStatus: _EC_EVSEStatus,
+    AC_EVSEStatus: _EC_AC_EVSEStatus,
+    DC_EVSEStatus: _EC_DC_EVSEStatus,
+    DC_EVStatus: _EC_DC_EVStatus,
+    EVChargeParameter: _EC_EVChargeParameter,
+    ServiceDetailReq: _EC_ServiceDetailReq,
+    PaymentServiceSelectionRes: _EC_PaymentServiceSelectionRes,
+    AuthorizationRes: _EC_AuthorizationRes,
+    MeterInfo: _EC_MeterInfo,
+    SessionStopReq: _EC_SessionStopReq,
+    SessionStopRes: _EC_SessionStopRes,
+    ChargingStatusRes: _EC_ChargingStatusRes,
+    CurrentDemandRes: _EC_CurrentDemandRes,
+    MessageHeader: _EC_MessageHeader,
+    Body: _EC_Body,
+    V2G_Message: _EC_V2G_Message,
+}
 
 _new = object.__new__
 _S_SAScheduleList_0 = SAScheduleList.sa_schedule_tuple.__set__

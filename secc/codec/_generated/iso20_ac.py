@@ -936,7 +936,7 @@ _ET_MessageHeader = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 2, 3
 _EE_MessageHeader = (None, None, (1, 2), (0, 1),)
 
 
-def _e_MessageHeader(w: BitWriter, v: Any) -> None:
+def _eu_MessageHeader(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -1051,6 +1051,30 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _S_MessageHeader_1(o, f1)
     _S_MessageHeader_2(o, f2)
     return o
+
+_EC_MessageHeader: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_MessageHeader(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_MessageHeader (and keep them)."""
+    _c = _EC_MessageHeader.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_MessageHeader(_s, v)
+    except CodecError:
+        _eu_MessageHeader(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_MessageHeader) >= 256: _EC_MessageHeader.clear()
+        _EC_MessageHeader[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_AC_CPDReqEnergyTransferMode = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (2, 1, ((4, 0, 6), (5, 0, 5), (-1, 0, 4), (-2, 1, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))), (2, 1, ((5, 0, 5), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))),)
 _N_AC_CPDReqEnergyTransferMode = ('EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3')
@@ -2691,7 +2715,7 @@ _ET_AC_ChargeLoopRes = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 4
 _EE_AC_ChargeLoopRes = (None, None, None, None, None, None, None, (0, 1),)
 
 
-def _e_AC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
+def _eu_AC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -2908,6 +2932,30 @@ def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
     _S_AC_ChargeLoopRes_6(o, f6)
     return o
 
+_EC_AC_ChargeLoopRes: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_AC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_AC_ChargeLoopRes (and keep them)."""
+    _c = _EC_AC_ChargeLoopRes.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_AC_ChargeLoopRes(_s, v)
+    except CodecError:
+        _eu_AC_ChargeLoopRes(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)) and v.receipt is None and (v.cl_res_control_mode is None or ((_t := _ECD.get(type(v.cl_res_control_mode))) is not None and (_h := _t.get(id(v.cl_res_control_mode))) is not None and _h[0] is v.cl_res_control_mode)):
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_AC_ChargeLoopRes) >= 256: _EC_AC_ChargeLoopRes.clear()
+        _EC_AC_ChargeLoopRes[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
+
 _DT_ChargeLoopRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((3, 0, 4), (4, 0, 5), (-1, 0, 3), (-2, 1, 0))), (2, 1, ((4, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
 _N_ChargeLoopRes = ('Header', 'ResponseCode', 'EVSEStatus', 'MeterInfo', 'Receipt')
 _ET_ChargeLoopRes = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 3, 3), (3, 0): (1, 3, 4), (4, 0): (2, 3, 5)}, {(3, 0): (0, 2, 4), (4, 0): (1, 2, 5)}, {(4, 0): (0, 2, 5)}, {},)
@@ -3083,7 +3131,7 @@ _DT_EVSEStatus = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0)
 _N_EVSEStatus = ('NotificationMaxDelay', 'EVSENotification')
 
 
-def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
+def _eu_EVSEStatus(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -3180,13 +3228,37 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _S_EVSEStatus_1(o, f1)
     return o
 
+_EC_EVSEStatus: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_EVSEStatus (and keep them)."""
+    _c = _EC_EVSEStatus.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_EVSEStatus(_s, v)
+    except CodecError:
+        _eu_EVSEStatus(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif True:
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_EVSEStatus) >= 256: _EC_EVSEStatus.clear()
+        _EC_EVSEStatus[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
+
 _DT_MeterInfo = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 2), (-2, 1, 0))), (3, 1, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((6, 0, 7), (7, 0, 8), (-1, 0, 6), (-2, 1, 0))), (2, 1, ((7, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 8), (-2, 1, 0))),)
 _N_MeterInfo = ('MeterID', 'ChargedEnergyReadingWh', 'BPT_DischargedEnergyReadingWh', 'CapacitiveEnergyReadingVARh', 'BPT_InductiveEnergyReadingVARh', 'MeterSignature', 'MeterStatus', 'MeterTimestamp')
 _ET_MeterInfo = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 3, 3), (3, 0): (1, 3, 4), (4, 0): (2, 3, 5), (5, 0): (3, 3, 6), (6, 0): (4, 3, 7), (7, 0): (5, 3, 8)}, {(3, 0): (0, 3, 4), (4, 0): (1, 3, 5), (5, 0): (2, 3, 6), (6, 0): (3, 3, 7), (7, 0): (4, 3, 8)}, {(4, 0): (0, 3, 5), (5, 0): (1, 3, 6), (6, 0): (2, 3, 7), (7, 0): (3, 3, 8)}, {(5, 0): (0, 3, 6), (6, 0): (1, 3, 7), (7, 0): (2, 3, 8)}, {(6, 0): (0, 2, 7), (7, 0): (1, 2, 8)}, {(7, 0): (0, 2, 8)}, {},)
 _EE_MeterInfo = (None, None, (6, 3), (5, 3), (4, 3), (3, 3), (2, 2), (1, 2), (0, 1),)
 
 
-def _e_MeterInfo(w: BitWriter, v: Any) -> None:
+def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -3470,6 +3542,30 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _S_MeterInfo_6(o, f6)
     _S_MeterInfo_7(o, f7)
     return o
+
+_EC_MeterInfo: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_MeterInfo(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_MeterInfo (and keep them)."""
+    _c = _EC_MeterInfo.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_MeterInfo(_s, v)
+    except CodecError:
+        _eu_MeterInfo(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif (v.meter_signature is None or type(v.meter_signature) is bytes):
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_MeterInfo) >= 256: _EC_MeterInfo.clear()
+        _EC_MeterInfo[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_Receipt = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (3, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((4, 0, 5), (5, 0, 6), (-1, 0, 4), (-2, 1, 0))), (2, 1, ((5, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 15), (-2, 1, 0))),)
 _N_Receipt = ('TimeAnchor', 'EnergyCosts', 'OccupancyCosts', 'AdditionalServicesCosts', 'OverstayCosts', 'TaxCosts')
@@ -5133,7 +5229,7 @@ _ET_Scheduled_AC_CLResControlMode = ({(0, 0): (0, 4, 1), (1, 0): (1, 4, 2), (2, 
 _EE_Scheduled_AC_CLResControlMode = ((9, 4), (8, 4), (7, 4), (6, 3), (5, 3), (4, 3), (3, 3), (2, 2), (1, 2), (0, 1),)
 
 
-def _e_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
+def _eu_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -5386,6 +5482,30 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
     _S_Scheduled_AC_CLResControlMode_7(o, f7)
     _S_Scheduled_AC_CLResControlMode_8(o, f8)
     return o
+
+_EC_Scheduled_AC_CLResControlMode: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_Scheduled_AC_CLResControlMode (and keep them)."""
+    _c = _EC_Scheduled_AC_CLResControlMode.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_Scheduled_AC_CLResControlMode(_s, v)
+    except CodecError:
+        _eu_Scheduled_AC_CLResControlMode(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif True:
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_Scheduled_AC_CLResControlMode) >= 256: _EC_Scheduled_AC_CLResControlMode.clear()
+        _EC_Scheduled_AC_CLResControlMode[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_Scheduled_CLResControlMode = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
 _N_Scheduled_CLResControlMode = ()
@@ -5983,7 +6103,7 @@ _ET_BPT_Scheduled_AC_CLResControlMode = ({(0, 0): (0, 4, 1), (1, 0): (1, 4, 2), 
 _EE_BPT_Scheduled_AC_CLResControlMode = ((9, 4), (8, 4), (7, 4), (6, 3), (5, 3), (4, 3), (3, 3), (2, 2), (1, 2), (0, 1),)
 
 
-def _e_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
+def _eu_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -6236,6 +6356,30 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
     _S_BPT_Scheduled_AC_CLResControlMode_7(o, f7)
     _S_BPT_Scheduled_AC_CLResControlMode_8(o, f8)
     return o
+
+_EC_BPT_Scheduled_AC_CLResControlMode: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_BPT_Scheduled_AC_CLResControlMode (and keep them)."""
+    _c = _EC_BPT_Scheduled_AC_CLResControlMode.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_BPT_Scheduled_AC_CLResControlMode(_s, v)
+    except CodecError:
+        _eu_BPT_Scheduled_AC_CLResControlMode(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif True:
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_BPT_Scheduled_AC_CLResControlMode) >= 256: _EC_BPT_Scheduled_AC_CLResControlMode.clear()
+        _EC_BPT_Scheduled_AC_CLResControlMode[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_Dynamic_AC_CLReqControlMode = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (2, 2, ((5, 0, 8), (6, 0, 6), (7, 0, 7), (-2, 0, 0))), (1, 2, ((7, 0, 7), (-2, 0, 0))), (2, 2, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (-2, 0, 0))), (2, 2, ((6, 0, 6), (7, 0, 7), (-2, 0, 0), (-3, 0, 0))), (2, 2, ((9, 0, 10), (10, 0, 11), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((10, 0, 11), (-2, 0, 0))), (2, 2, ((11, 0, 12), (12, 0, 13), (13, 0, 14), (-2, 0, 0))), (2, 2, ((12, 0, 13), (13, 0, 14), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((13, 0, 14), (-2, 0, 0))), (2, 1, ((14, 0, 15), (15, 0, 16), (-1, 0, 14), (-2, 1, 0))), (2, 1, ((15, 0, 16), (-1, 0, 15), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 16), (-2, 1, 0))),)
 _N_Dynamic_AC_CLReqControlMode = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3', 'EVPresentActivePower', 'EVPresentActivePower_L2', 'EVPresentActivePower_L3', 'EVPresentReactivePower', 'EVPresentReactivePower_L2', 'EVPresentReactivePower_L3')
@@ -6797,7 +6941,7 @@ _ET_Dynamic_AC_CLResControlMode = ({(0, 0): (0, 3, 1), (1, 0): (1, 3, 2), (2, 0)
 _EE_Dynamic_AC_CLResControlMode = (None, None, None, None, None, (8, 4), (7, 4), (6, 3), (5, 3), (4, 3), (3, 3), (2, 2), (1, 2), (0, 1),)
 
 
-def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
+def _eu_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -7189,6 +7333,30 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
     _S_Dynamic_AC_CLResControlMode_11(o, f11)
     _S_Dynamic_AC_CLResControlMode_12(o, f12)
     return o
+
+_EC_Dynamic_AC_CLResControlMode: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_Dynamic_AC_CLResControlMode (and keep them)."""
+    _c = _EC_Dynamic_AC_CLResControlMode.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_Dynamic_AC_CLResControlMode(_s, v)
+    except CodecError:
+        _eu_Dynamic_AC_CLResControlMode(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif True:
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_Dynamic_AC_CLResControlMode) >= 256: _EC_Dynamic_AC_CLResControlMode.clear()
+        _EC_Dynamic_AC_CLResControlMode[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_Dynamic_CLResControlMode = ((3, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, 0), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((2, 0, 3), (3, 0, 4), (-1, 0, 2), (-2, 1, 0))), (2, 1, ((3, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_Dynamic_CLResControlMode = ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AckMaxDelay')
@@ -7989,7 +8157,7 @@ _ET_BPT_Dynamic_AC_CLResControlMode = ({(0, 0): (0, 3, 1), (1, 0): (1, 3, 2), (2
 _EE_BPT_Dynamic_AC_CLResControlMode = (None, None, None, None, None, (8, 4), (7, 4), (6, 3), (5, 3), (4, 3), (3, 3), (2, 2), (1, 2), (0, 1),)
 
 
-def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
+def _eu_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -8382,6 +8550,30 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
     _S_BPT_Dynamic_AC_CLResControlMode_12(o, f12)
     return o
 
+_EC_BPT_Dynamic_AC_CLResControlMode: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_BPT_Dynamic_AC_CLResControlMode (and keep them)."""
+    _c = _EC_BPT_Dynamic_AC_CLResControlMode.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_BPT_Dynamic_AC_CLResControlMode(_s, v)
+    except CodecError:
+        _eu_BPT_Dynamic_AC_CLResControlMode(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif True:
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_BPT_Dynamic_AC_CLResControlMode) >= 256: _EC_BPT_Dynamic_AC_CLResControlMode.clear()
+        _EC_BPT_Dynamic_AC_CLResControlMode[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
+
 _DT_ListOfRootCertificateIDs = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 16), (-1, 0, 15), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 17), (-1, 0, 16), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 18), (-1, 0, 17), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 19), (-1, 0, 18), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 20), (-1, 0, 19), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 20), (-2, 1, 0))),)
 _N_ListOfRootCertificateIDs = ('RootCertificateID',)
 _ET_ListOfRootCertificateIDs = ({(0, 0): (0, 1, 1)}, {(0, 0): (0, 2, 2)}, {(0, 0): (0, 2, 3)}, {(0, 0): (0, 2, 4)}, {(0, 0): (0, 2, 5)}, {(0, 0): (0, 2, 6)}, {(0, 0): (0, 2, 7)}, {(0, 0): (0, 2, 8)}, {(0, 0): (0, 2, 9)}, {(0, 0): (0, 2, 10)}, {(0, 0): (0, 2, 11)}, {(0, 0): (0, 2, 12)}, {(0, 0): (0, 2, 13)}, {(0, 0): (0, 2, 14)}, {(0, 0): (0, 2, 15)}, {(0, 0): (0, 2, 16)}, {(0, 0): (0, 2, 17)}, {(0, 0): (0, 2, 18)}, {(0, 0): (0, 2, 19)}, {(0, 0): (0, 2, 20)}, {},)
@@ -8450,6 +8642,19 @@ _SE_AC_ChargeLoopRes_cl_res_control_mode = (_e_BPT_Dynamic_AC_CLResControlMode, 
 _SD_AC_ChargeLoopRes_cl_res_control_mode = (_d_BPT_Dynamic_AC_CLResControlMode, _d_BPT_Scheduled_AC_CLResControlMode, _d_CLResControlMode, _d_Dynamic_AC_CLResControlMode, _d_Scheduled_AC_CLResControlMode,)
 
 _REPEATED = {'_d_Receipt': {'TaxCosts': 'f5'}, '_dg_Receipt': {'TaxCosts': 'f5'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}}
+
+# class -> its identity cache of encodings (substitution-group members)
+_ECD: dict[type, dict[int, tuple[Any, int, int]]] = {
+    MessageHeader: _EC_MessageHeader,
+    RationalNumber: _EC_RationalNumber,
+    AC_ChargeLoopRes: _EC_AC_ChargeLoopRes,
+    EVSEStatus: _EC_EVSEStatus,
+    MeterInfo: _EC_MeterInfo,
+    Scheduled_AC_CLResControlMode: _EC_Scheduled_AC_CLResControlMode,
+    BPT_Scheduled_AC_CLResControlMode: _EC_BPT_Scheduled_AC_CLResControlMode,
+    Dynamic_AC_CLResControlMode: _EC_Dynamic_AC_CLResControlMode,
+    BPT_Dynamic_AC_CLResControlMode: _EC_BPT_Dynamic_AC_CLResControlMode,
+}
 
 _new = object.__new__
 _S_AC_ChargeParameterDiscoveryReq_0 = AC_ChargeParameterDiscoveryReq.header.__set__

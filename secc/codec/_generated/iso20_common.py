@@ -1460,7 +1460,7 @@ _ET_MessageHeader = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 2, 3
 _EE_MessageHeader = (None, None, (1, 2), (0, 1),)
 
 
-def _e_MessageHeader(w: BitWriter, v: Any) -> None:
+def _eu_MessageHeader(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -1575,6 +1575,30 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _S_MessageHeader_1(o, f1)
     _S_MessageHeader_2(o, f2)
     return o
+
+_EC_MessageHeader: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_MessageHeader(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_MessageHeader (and keep them)."""
+    _c = _EC_MessageHeader.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_MessageHeader(_s, v)
+    except CodecError:
+        _eu_MessageHeader(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_MessageHeader) >= 256: _EC_MessageHeader.clear()
+        _EC_MessageHeader[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_SessionSetupRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_SessionSetupRes = ('Header', 'ResponseCode', 'EVSEID')
@@ -9332,7 +9356,7 @@ _DT_EVSEStatus = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0)
 _N_EVSEStatus = ('NotificationMaxDelay', 'EVSENotification')
 
 
-def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
+def _eu_EVSEStatus(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -9428,6 +9452,30 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _S_EVSEStatus_0(o, f0)
     _S_EVSEStatus_1(o, f1)
     return o
+
+_EC_EVSEStatus: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_EVSEStatus (and keep them)."""
+    _c = _EC_EVSEStatus.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_EVSEStatus(_s, v)
+    except CodecError:
+        _eu_EVSEStatus(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif True:
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_EVSEStatus) >= 256: _EC_EVSEStatus.clear()
+        _EC_EVSEStatus[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_MeteringConfirmationReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_MeteringConfirmationReq = ('Header', 'SignedMeteringData')
@@ -9702,7 +9750,7 @@ _ET_MeterInfo = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 3, 3), (
 _EE_MeterInfo = (None, None, (6, 3), (5, 3), (4, 3), (3, 3), (2, 2), (1, 2), (0, 1),)
 
 
-def _e_MeterInfo(w: BitWriter, v: Any) -> None:
+def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -9986,6 +10034,30 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _S_MeterInfo_6(o, f6)
     _S_MeterInfo_7(o, f7)
     return o
+
+_EC_MeterInfo: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_MeterInfo(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_MeterInfo (and keep them)."""
+    _c = _EC_MeterInfo.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_MeterInfo(_s, v)
+    except CodecError:
+        _eu_MeterInfo(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif (v.meter_signature is None or type(v.meter_signature) is bytes):
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_MeterInfo) >= 256: _EC_MeterInfo.clear()
+        _EC_MeterInfo[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_Receipt = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (3, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((4, 0, 5), (5, 0, 6), (-1, 0, 4), (-2, 1, 0))), (2, 1, ((5, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 15), (-2, 1, 0))),)
 _N_Receipt = ('TimeAnchor', 'EnergyCosts', 'OccupancyCosts', 'AdditionalServicesCosts', 'OverstayCosts', 'TaxCosts')
@@ -13850,6 +13922,15 @@ def _d_TargetPosition(r: BitReader) -> TargetPosition:
     return o
 
 _REPEATED = {'_d_AuthorizationSetupRes': {'AuthorizationServices': 'f2'}, '_dg_AuthorizationSetupRes': {'AuthorizationServices': 'f2'}, '_d_SupportedProvidersList': {'ProviderID': 'f0'}, '_dg_SupportedProvidersList': {'ProviderID': 'f0'}, '_d_SubCertificates': {'Certificate': 'f0'}, '_dg_SubCertificates': {'Certificate': 'f0'}, '_d_ServiceIDList': {'ServiceID': 'f0'}, '_dg_ServiceIDList': {'ServiceID': 'f0'}, '_d_ServiceList': {'Service': 'f0'}, '_dg_ServiceList': {'Service': 'f0'}, '_d_ServiceParameterList': {'ParameterSet': 'f0'}, '_dg_ServiceParameterList': {'ParameterSet': 'f0'}, '_d_ParameterSet': {'Parameter': 'f1'}, '_dg_ParameterSet': {'Parameter': 'f1'}, '_d_SelectedServiceList': {'SelectedService': 'f0'}, '_dg_SelectedServiceList': {'SelectedService': 'f0'}, '_d_EVPowerScheduleEntryList': {'EVPowerScheduleEntry': 'f0'}, '_dg_EVPowerScheduleEntryList': {'EVPowerScheduleEntry': 'f0'}, '_d_EVPriceRuleStackList': {'EVPriceRuleStack': 'f0'}, '_dg_EVPriceRuleStackList': {'EVPriceRuleStack': 'f0'}, '_d_EVPriceRuleStack': {'EVPriceRule': 'f1'}, '_dg_EVPriceRuleStack': {'EVPriceRule': 'f1'}, '_d_TaxRuleList': {'TaxRule': 'f0'}, '_dg_TaxRuleList': {'TaxRule': 'f0'}, '_d_PriceRuleStackList': {'PriceRuleStack': 'f0'}, '_dg_PriceRuleStackList': {'PriceRuleStack': 'f0'}, '_d_PriceRuleStack': {'PriceRule': 'f1'}, '_dg_PriceRuleStack': {'PriceRule': 'f1'}, '_d_OverstayRuleList': {'OverstayRule': 'f2'}, '_dg_OverstayRuleList': {'OverstayRule': 'f2'}, '_d_AdditionalServiceList': {'AdditionalService': 'f0'}, '_dg_AdditionalServiceList': {'AdditionalService': 'f0'}, '_d_PriceLevelScheduleEntryList': {'PriceLevelScheduleEntry': 'f0'}, '_dg_PriceLevelScheduleEntryList': {'PriceLevelScheduleEntry': 'f0'}, '_d_Scheduled_SEResControlMode': {'ScheduleTuple': 'f0'}, '_dg_Scheduled_SEResControlMode': {'ScheduleTuple': 'f0'}, '_d_PowerScheduleEntryList': {'PowerScheduleEntry': 'f0'}, '_dg_PowerScheduleEntryList': {'PowerScheduleEntry': 'f0'}, '_d_EVPowerProfileEntryList': {'EVPowerProfileEntry': 'f0'}, '_dg_EVPowerProfileEntryList': {'EVPowerProfileEntry': 'f0'}, '_d_Receipt': {'TaxCosts': 'f5'}, '_dg_Receipt': {'TaxCosts': 'f5'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_d_EMAIDList': {'EMAID': 'f0'}, '_dg_EMAIDList': {'EMAID': 'f0'}}
+
+# class -> its identity cache of encodings (substitution-group members)
+_ECD: dict[type, dict[int, tuple[Any, int, int]]] = {
+    MessageHeader: _EC_MessageHeader,
+    RationalNumber: _EC_RationalNumber,
+    EVSEStatus: _EC_EVSEStatus,
+    MeterInfo: _EC_MeterInfo,
+    Scheduled_SMDTControlMode: _EC_Scheduled_SMDTControlMode,
+}
 
 _new = object.__new__
 _S_SessionSetupReq_0 = SessionSetupReq.header.__set__

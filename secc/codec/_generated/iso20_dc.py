@@ -949,7 +949,7 @@ _ET_MessageHeader = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 2, 3
 _EE_MessageHeader = (None, None, (1, 2), (0, 1),)
 
 
-def _e_MessageHeader(w: BitWriter, v: Any) -> None:
+def _eu_MessageHeader(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -1064,6 +1064,30 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _S_MessageHeader_1(o, f1)
     _S_MessageHeader_2(o, f2)
     return o
+
+_EC_MessageHeader: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_MessageHeader(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_MessageHeader (and keep them)."""
+    _c = _EC_MessageHeader.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_MessageHeader(_s, v)
+    except CodecError:
+        _eu_MessageHeader(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_MessageHeader) >= 256: _EC_MessageHeader.clear()
+        _EC_MessageHeader[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_DC_CPDReqEnergyTransferMode = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (2, 1, ((6, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 7), (-2, 1, 0))),)
 _N_DC_CPDReqEnergyTransferMode = ('EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMinimumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage', 'TargetSOC')
@@ -3079,7 +3103,7 @@ _ET_DC_ChargeLoopRes = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 3
 _EE_DC_ChargeLoopRes = (None, None, None, None, None, None, None, None, None, None, None, (0, 1),)
 
 
-def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
+def _eu_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -3421,6 +3445,30 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
     _S_DC_ChargeLoopRes_10(o, f10)
     return o
 
+_EC_DC_ChargeLoopRes: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_DC_ChargeLoopRes (and keep them)."""
+    _c = _EC_DC_ChargeLoopRes.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_DC_ChargeLoopRes(_s, v)
+    except CodecError:
+        _eu_DC_ChargeLoopRes(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)) and v.receipt is None and (v.cl_res_control_mode is None or ((_t := _ECD.get(type(v.cl_res_control_mode))) is not None and (_h := _t.get(id(v.cl_res_control_mode))) is not None and _h[0] is v.cl_res_control_mode)):
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_DC_ChargeLoopRes) >= 256: _EC_DC_ChargeLoopRes.clear()
+        _EC_DC_ChargeLoopRes[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
+
 _DT_ChargeLoopRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((3, 0, 4), (4, 0, 5), (-1, 0, 3), (-2, 1, 0))), (2, 1, ((4, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
 _N_ChargeLoopRes = ('Header', 'ResponseCode', 'EVSEStatus', 'MeterInfo', 'Receipt')
 _ET_ChargeLoopRes = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 3, 3), (3, 0): (1, 3, 4), (4, 0): (2, 3, 5)}, {(3, 0): (0, 2, 4), (4, 0): (1, 2, 5)}, {(4, 0): (0, 2, 5)}, {},)
@@ -3596,7 +3644,7 @@ _DT_EVSEStatus = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0)
 _N_EVSEStatus = ('NotificationMaxDelay', 'EVSENotification')
 
 
-def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
+def _eu_EVSEStatus(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -3693,13 +3741,37 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _S_EVSEStatus_1(o, f1)
     return o
 
+_EC_EVSEStatus: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_EVSEStatus (and keep them)."""
+    _c = _EC_EVSEStatus.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_EVSEStatus(_s, v)
+    except CodecError:
+        _eu_EVSEStatus(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif True:
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_EVSEStatus) >= 256: _EC_EVSEStatus.clear()
+        _EC_EVSEStatus[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
+
 _DT_MeterInfo = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 2), (-2, 1, 0))), (3, 1, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((6, 0, 7), (7, 0, 8), (-1, 0, 6), (-2, 1, 0))), (2, 1, ((7, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 8), (-2, 1, 0))),)
 _N_MeterInfo = ('MeterID', 'ChargedEnergyReadingWh', 'BPT_DischargedEnergyReadingWh', 'CapacitiveEnergyReadingVARh', 'BPT_InductiveEnergyReadingVARh', 'MeterSignature', 'MeterStatus', 'MeterTimestamp')
 _ET_MeterInfo = ({(0, 0): (0, 1, 1)}, {(1, 0): (0, 1, 2)}, {(2, 0): (0, 3, 3), (3, 0): (1, 3, 4), (4, 0): (2, 3, 5), (5, 0): (3, 3, 6), (6, 0): (4, 3, 7), (7, 0): (5, 3, 8)}, {(3, 0): (0, 3, 4), (4, 0): (1, 3, 5), (5, 0): (2, 3, 6), (6, 0): (3, 3, 7), (7, 0): (4, 3, 8)}, {(4, 0): (0, 3, 5), (5, 0): (1, 3, 6), (6, 0): (2, 3, 7), (7, 0): (3, 3, 8)}, {(5, 0): (0, 3, 6), (6, 0): (1, 3, 7), (7, 0): (2, 3, 8)}, {(6, 0): (0, 2, 7), (7, 0): (1, 2, 8)}, {(7, 0): (0, 2, 8)}, {},)
 _EE_MeterInfo = (None, None, (6, 3), (5, 3), (4, 3), (3, 3), (2, 2), (1, 2), (0, 1),)
 
 
-def _e_MeterInfo(w: BitWriter, v: Any) -> None:
+def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -3983,6 +4055,30 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _S_MeterInfo_6(o, f6)
     _S_MeterInfo_7(o, f7)
     return o
+
+_EC_MeterInfo: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_MeterInfo(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_MeterInfo (and keep them)."""
+    _c = _EC_MeterInfo.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_MeterInfo(_s, v)
+    except CodecError:
+        _eu_MeterInfo(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif (v.meter_signature is None or type(v.meter_signature) is bytes):
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_MeterInfo) >= 256: _EC_MeterInfo.clear()
+        _EC_MeterInfo[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_Receipt = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (3, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((4, 0, 5), (5, 0, 6), (-1, 0, 4), (-2, 1, 0))), (2, 1, ((5, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 15), (-2, 1, 0))),)
 _N_Receipt = ('TimeAnchor', 'EnergyCosts', 'OccupancyCosts', 'AdditionalServicesCosts', 'OverstayCosts', 'TaxCosts')
@@ -5525,7 +5621,7 @@ _ET_Scheduled_DC_CLResControlMode = ({(0, 0): (0, 3, 1), (1, 0): (1, 3, 2), (2, 
 _EE_Scheduled_DC_CLResControlMode = ((4, 3), (3, 3), (2, 2), (1, 2), (0, 1),)
 
 
-def _e_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
+def _eu_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -5653,6 +5749,30 @@ def _d_Scheduled_DC_CLResControlMode(r: BitReader) -> Scheduled_DC_CLResControlM
     _S_Scheduled_DC_CLResControlMode_2(o, f2)
     _S_Scheduled_DC_CLResControlMode_3(o, f3)
     return o
+
+_EC_Scheduled_DC_CLResControlMode: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_Scheduled_DC_CLResControlMode (and keep them)."""
+    _c = _EC_Scheduled_DC_CLResControlMode.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_Scheduled_DC_CLResControlMode(_s, v)
+    except CodecError:
+        _eu_Scheduled_DC_CLResControlMode(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif True:
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_Scheduled_DC_CLResControlMode) >= 256: _EC_Scheduled_DC_CLResControlMode.clear()
+        _EC_Scheduled_DC_CLResControlMode[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_Scheduled_CLResControlMode = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
 _N_Scheduled_CLResControlMode = ()
@@ -6048,7 +6168,7 @@ _ET_BPT_Scheduled_DC_CLResControlMode = ({(0, 0): (0, 4, 1), (1, 0): (1, 4, 2), 
 _EE_BPT_Scheduled_DC_CLResControlMode = ((8, 4), (7, 4), (6, 3), (5, 3), (4, 3), (3, 3), (2, 2), (1, 2), (0, 1),)
 
 
-def _e_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
+def _eu_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -6276,6 +6396,30 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
     _S_BPT_Scheduled_DC_CLResControlMode_6(o, f6)
     _S_BPT_Scheduled_DC_CLResControlMode_7(o, f7)
     return o
+
+_EC_BPT_Scheduled_DC_CLResControlMode: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_BPT_Scheduled_DC_CLResControlMode (and keep them)."""
+    _c = _EC_BPT_Scheduled_DC_CLResControlMode.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_BPT_Scheduled_DC_CLResControlMode(_s, v)
+    except CodecError:
+        _eu_BPT_Scheduled_DC_CLResControlMode(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif True:
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_BPT_Scheduled_DC_CLResControlMode) >= 256: _EC_BPT_Scheduled_DC_CLResControlMode.clear()
+        _EC_BPT_Scheduled_DC_CLResControlMode[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_Dynamic_DC_CLReqControlMode = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (1, 2, ((7, 0, 8), (-2, 0, 0))), (1, 2, ((8, 0, 9), (-2, 0, 0))), (1, 1, ((-1, 0, 9), (-2, 1, 0))),)
 _N_Dynamic_DC_CLReqControlMode = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage')
@@ -6662,7 +6806,7 @@ _ET_Dynamic_DC_CLResControlMode = ({(0, 0): (0, 3, 1), (1, 0): (1, 3, 2), (2, 0)
 _EE_Dynamic_DC_CLResControlMode = (None, None, None, None, None, None, None, None, (0, 1),)
 
 
-def _e_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
+def _eu_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -6923,6 +7067,30 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
     _S_Dynamic_DC_CLResControlMode_6(o, f6)
     _S_Dynamic_DC_CLResControlMode_7(o, f7)
     return o
+
+_EC_Dynamic_DC_CLResControlMode: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_Dynamic_DC_CLResControlMode (and keep them)."""
+    _c = _EC_Dynamic_DC_CLResControlMode.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_Dynamic_DC_CLResControlMode(_s, v)
+    except CodecError:
+        _eu_Dynamic_DC_CLResControlMode(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif True:
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_Dynamic_DC_CLResControlMode) >= 256: _EC_Dynamic_DC_CLResControlMode.clear()
+        _EC_Dynamic_DC_CLResControlMode[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
 
 _DT_Dynamic_CLResControlMode = ((3, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, 0), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((2, 0, 3), (3, 0, 4), (-1, 0, 2), (-2, 1, 0))), (2, 1, ((3, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_Dynamic_CLResControlMode = ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AckMaxDelay')
@@ -7473,7 +7641,7 @@ _ET_BPT_Dynamic_DC_CLResControlMode = ({(0, 0): (0, 3, 1), (1, 0): (1, 3, 2), (2
 _EE_BPT_Dynamic_DC_CLResControlMode = (None, None, None, None, None, None, None, None, None, None, None, None, (0, 1),)
 
 
-def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
+def _eu_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
     _p = None
     st = 0
     try:
@@ -7827,6 +7995,30 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
     _S_BPT_Dynamic_DC_CLResControlMode_11(o, f11)
     return o
 
+_EC_BPT_Dynamic_DC_CLResControlMode: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
+
+
+def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
+    """The bits of a value encoded before; else _eu_BPT_Dynamic_DC_CLResControlMode (and keep them)."""
+    _c = _EC_BPT_Dynamic_DC_CLResControlMode.get(id(v))
+    if _c is not None and _c[0] is v:
+        w.acc = (w.acc << _c[2]) | _c[1]
+        return
+    _s = BitWriter()
+    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
+    try:
+        _eu_BPT_Dynamic_DC_CLResControlMode(_s, v)
+    except CodecError:
+        _eu_BPT_Dynamic_DC_CLResControlMode(w, v)  # the same error, with its offset in the stream
+        return
+    if _s.buf:  # a large value (octets flushed): not kept
+        w.buf += _s.buf
+    elif True:
+        _n = _s.acc.bit_length() - _a.bit_length()
+        if len(_EC_BPT_Dynamic_DC_CLResControlMode) >= 256: _EC_BPT_Dynamic_DC_CLResControlMode.clear()
+        _EC_BPT_Dynamic_DC_CLResControlMode[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
+    w.acc = _s.acc
+
 _DT_ListOfRootCertificateIDs = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 16), (-1, 0, 15), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 17), (-1, 0, 16), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 18), (-1, 0, 17), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 19), (-1, 0, 18), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 20), (-1, 0, 19), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 20), (-2, 1, 0))),)
 _N_ListOfRootCertificateIDs = ('RootCertificateID',)
 _ET_ListOfRootCertificateIDs = ({(0, 0): (0, 1, 1)}, {(0, 0): (0, 2, 2)}, {(0, 0): (0, 2, 3)}, {(0, 0): (0, 2, 4)}, {(0, 0): (0, 2, 5)}, {(0, 0): (0, 2, 6)}, {(0, 0): (0, 2, 7)}, {(0, 0): (0, 2, 8)}, {(0, 0): (0, 2, 9)}, {(0, 0): (0, 2, 10)}, {(0, 0): (0, 2, 11)}, {(0, 0): (0, 2, 12)}, {(0, 0): (0, 2, 13)}, {(0, 0): (0, 2, 14)}, {(0, 0): (0, 2, 15)}, {(0, 0): (0, 2, 16)}, {(0, 0): (0, 2, 17)}, {(0, 0): (0, 2, 18)}, {(0, 0): (0, 2, 19)}, {(0, 0): (0, 2, 20)}, {},)
@@ -7895,6 +8087,19 @@ _SE_DC_ChargeLoopRes_cl_res_control_mode = (_e_BPT_Dynamic_DC_CLResControlMode, 
 _SD_DC_ChargeLoopRes_cl_res_control_mode = (_d_BPT_Dynamic_DC_CLResControlMode, _d_BPT_Scheduled_DC_CLResControlMode, _d_CLResControlMode, _d_Dynamic_DC_CLResControlMode, _d_Scheduled_DC_CLResControlMode,)
 
 _REPEATED = {'_d_Receipt': {'TaxCosts': 'f5'}, '_dg_Receipt': {'TaxCosts': 'f5'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}}
+
+# class -> its identity cache of encodings (substitution-group members)
+_ECD: dict[type, dict[int, tuple[Any, int, int]]] = {
+    MessageHeader: _EC_MessageHeader,
+    RationalNumber: _EC_RationalNumber,
+    DC_ChargeLoopRes: _EC_DC_ChargeLoopRes,
+    EVSEStatus: _EC_EVSEStatus,
+    MeterInfo: _EC_MeterInfo,
+    Scheduled_DC_CLResControlMode: _EC_Scheduled_DC_CLResControlMode,
+    BPT_Scheduled_DC_CLResControlMode: _EC_BPT_Scheduled_DC_CLResControlMode,
+    Dynamic_DC_CLResControlMode: _EC_Dynamic_DC_CLResControlMode,
+    BPT_Dynamic_DC_CLResControlMode: _EC_BPT_Dynamic_DC_CLResControlMode,
+}
 
 _new = object.__new__
 _S_DC_ChargeParameterDiscoveryReq_0 = DC_ChargeParameterDiscoveryReq.header.__set__

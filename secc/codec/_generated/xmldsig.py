@@ -2709,6 +2709,10 @@ def _d_SignatureProperty(r: BitReader) -> SignatureProperty:
 
 _REPEATED = {'_d_Signature': {'Object': 'f4'}, '_dg_Signature': {'Object': 'f4'}, '_d_SignedInfo': {'Reference': 'f3'}, '_dg_SignedInfo': {'Reference': 'f3'}, '_d_Transforms': {'Transform': 'f0'}, '_dg_Transforms': {'Transform': 'f0'}, '_d_Transform': {'XPath': 'f1'}, '_dg_Transform': {'XPath': 'f1'}, '_d_KeyInfo': {'KeyName': 'f1', 'KeyValue': 'f2', 'RetrievalMethod': 'f3', 'X509Data': 'f4', 'PGPData': 'f5', 'SPKIData': 'f6', 'MgmtData': 'f7'}, '_dg_KeyInfo': {'KeyName': 'f1', 'KeyValue': 'f2', 'RetrievalMethod': 'f3', 'X509Data': 'f4', 'PGPData': 'f5', 'SPKIData': 'f6', 'MgmtData': 'f7'}, '_d_X509Data': {'X509IssuerSerial': 'f0', 'X509SKI': 'f1', 'X509SubjectName': 'f2', 'X509Certificate': 'f3', 'X509CRL': 'f4'}, '_dg_X509Data': {'X509IssuerSerial': 'f0', 'X509SKI': 'f1', 'X509SubjectName': 'f2', 'X509Certificate': 'f3', 'X509CRL': 'f4'}, '_d_SPKIData': {'SPKISexp': 'f0'}, '_dg_SPKIData': {'SPKISexp': 'f0'}, '_d_Manifest': {'Reference': 'f1'}, '_dg_Manifest': {'Reference': 'f1'}, '_d_SignatureProperties': {'SignatureProperty': 'f1'}, '_dg_SignatureProperties': {'SignatureProperty': 'f1'}}
 
+# class -> its identity cache of encodings (substitution-group members)
+_ECD: dict[type, dict[int, tuple[Any, int, int]]] = {
+}
+
 _new = object.__new__
 _S_Signature_0 = Signature.id.__set__
 _S_Signature_1 = Signature.signed_info.__set__

@@ -804,6 +804,153 @@ class Emitter(ValueEmitter):
         )
         return True
 
+    # -- identity caches of whole encodings -------------------------------------------
+    # Types whose values the charging loop sends again and again (a header, a status,
+    # limits, a loop response the core keeps while nothing changed): the bits of a value
+    # encoded before are written again in one shift, found by the value's identity.
+    ENC_CACHED = frozenset(
+        {
+            "MessageHeader",
+            "MessageHeaderType",
+            "V2G_Message",
+            "Body",
+            "DC_EVSEStatus",
+            "AC_EVSEStatus",
+            "EVSEStatus",
+            "EVSEStatusType",
+            "MeterInfo",
+            "MeterInfoType",
+            "CurrentDemandRes",
+            "ChargingStatusRes",
+            "DC_ChargeLoopRes",
+            "AC_ChargeLoopRes",
+            "Scheduled_DC_CLResControlMode",
+            "Dynamic_DC_CLResControlMode",
+            "BPT_Scheduled_DC_CLResControlMode",
+            "BPT_Dynamic_DC_CLResControlMode",
+            "Scheduled_AC_CLResControlMode",
+            "Dynamic_AC_CLResControlMode",
+            "BPT_Scheduled_AC_CLResControlMode",
+            "BPT_Dynamic_AC_CLResControlMode",
+        }
+    )
+    ENC_CACHE = 256  # encodings kept per type
+
+    def _grammar(self, key: str) -> TypeGrammar | None:
+        for g in self.grammars:
+            if g.key == key and not self._is_shared(g.ctype):  # type: ignore[arg-type]
+                return g
+        return None
+
+    def _has_enc_cache(self, key: str) -> bool:
+        """The module keeps an identity cache (``_EC_key``) of the type's encodings."""
+        g = self._grammar(key)
+        if g is None:
+            return False
+        return self._fused_plan(g) is not None or self._enc_cache_checks(g) is not None
+
+    def _immutable(self, key: str, seen: frozenset[str] = frozenset()) -> bool:
+        """Every value of the type is immutable whatever it was given: its fields are
+        strings, integers, enumerations, booleans or values of such types (no octet
+        string, which could be a bytearray; no repeated field, which could be a list)."""
+        g = self._grammar(key)
+        if g is None or key in seen or g.mixed:
+            return False
+        for f in g.fields:
+            if f.repeated:
+                return False
+            if f.kind in ("attr", "value"):
+                if self.value_codec(f.simple).kind == "bytes":  # type: ignore[arg-type]
+                    return False
+                continue
+            for d in f.decls:
+                if d.simple is not None:
+                    if self.value_codec(d.simple).kind == "bytes":
+                        return False
+                elif not self._immutable(self.cls(d.complex), seen | {key}):  # type: ignore[arg-type]
+                    return False
+        return True
+
+    def _enc_cache_checks(self, g: TypeGrammar) -> list[str] | None:
+        """The conditions under which an encoded value of ``g`` may be kept (None: the
+        type is not cached): its octet strings are ``bytes`` (immutable), each complex
+        field absent or a value its own type's cache holds, no repeated field."""
+        if g.key not in self.ENC_CACHED or self._fused_plan(g) is not None or g.mixed:
+            return None
+        checks: list[str] = []
+        for f in g.fields:
+            if f.repeated:
+                return None
+            x = f"v.{f.name}"
+            if f.kind in ("attr", "value"):
+                if self.value_codec(f.simple).kind == "bytes":  # type: ignore[arg-type]
+                    checks.append(f"({x} is None or type({x}) is bytes)")
+                continue
+            if len(f.decls) == 1 and f.decls[0].simple is not None:
+                if self.value_codec(f.decls[0].simple).kind == "bytes":
+                    checks.append(f"({x} is None or type({x}) is bytes)")
+                continue
+            if len(f.decls) == 1:
+                key = self.cls(f.decls[0].complex)  # type: ignore[arg-type]
+                if self._immutable(key):
+                    continue  # nothing in it can change
+                if key != g.key and self._has_enc_cache(key):
+                    held = f"((_h := _EC_{key}.get(id({x}))) is not None and _h[0] is {x})"
+                    checks.append(f"({x} is None or {held})")
+                    continue
+            else:  # a substitution group: the member's own cache, when it has one
+                held = (
+                    f"((_t := _ECD.get(type({x}))) is not None and "
+                    f"(_h := _t.get(id({x}))) is not None and _h[0] is {x})"
+                )
+                checks.append(f"({x} is None or {held})")
+                continue
+            checks.append(f"{x} is None")
+        return checks
+
+    def _add_enc_cache(self, g: TypeGrammar) -> None:
+        """``_e_X`` as an identity cache in front of the generic encoder (now ``_eu_X``):
+        a value kept before is one shift; otherwise it is encoded into a writer of its
+        own that starts with the stream's pending bits (so octets it flushes are the
+        stream's, appended as they are), and kept when it stayed in the pending bits and
+        is immutable.  An error is raised by encoding again into the real writer, so its
+        offset is the stream's."""
+        checks = self._enc_cache_checks(g)
+        if checks is None:
+            return
+        head = f"def _e_{g.key}("
+        i = max(i for i, ln in enumerate(self.lines) if ln.startswith(head))
+        self.lines[i] = self.lines[i].replace(head, f"def _eu_{g.key}(", 1)
+        cache = f"_EC_{g.key}"
+        cond = " and ".join(checks) or "True"
+        out = self.lines
+        out += [
+            "",
+            f"{cache}: dict[int, tuple[Any, int, int]] = {{}}  # id -> (value, bits, width)",
+            "",
+            "",
+            f"def _e_{g.key}(w: BitWriter, v: Any) -> None:",
+            f'    """The bits of a value encoded before; else _eu_{g.key} (and keep them)."""',
+            f"    _c = {cache}.get(id(v))",
+            "    if _c is not None and _c[0] is v:",
+            "        w.acc = (w.acc << _c[2]) | _c[1]",
+            "        return",
+            "    _s = BitWriter()",
+            "    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned",
+            "    try:",
+            f"        _eu_{g.key}(_s, v)",
+            "    except CodecError:",
+            f"        _eu_{g.key}(w, v)  # the same error, with its offset in the stream",
+            "        return",
+            "    if _s.buf:  # a large value (octets flushed): not kept",
+            "        w.buf += _s.buf",
+            f"    elif {cond}:",
+            "        _n = _s.acc.bit_length() - _a.bit_length()",
+            f"        if len({cache}) >= {self.ENC_CACHE}: {cache}.clear()",
+            f"        {cache}[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)",
+            "    w.acc = _s.acc",
+        ]
+
     def emit_subst_tables(self, g: TypeGrammar) -> None:
         for fid, f in enumerate(g.fields):
             if len(f.decls) <= 1:
@@ -909,6 +1056,7 @@ class Emitter(ValueEmitter):
             self.emit_encoder(g)
             self.emit_decoder(g)
             self._add_fused(g)
+            self._add_enc_cache(g)
         for g in own:
             self.emit_subst_tables(g)
         # decode function -> {label of a repeated field: its list}: element indices in
@@ -919,6 +1067,12 @@ class Emitter(ValueEmitter):
                 repeated[fn] = labels
         out.append("")
         out.append(f"_REPEATED = {repeated!r}")
+        cached = [g.key for g in own if self._has_enc_cache(g.key)]
+        out.append("")
+        out.append("# class -> its identity cache of encodings (substitution-group members)")
+        out.append("_ECD: dict[type, dict[int, tuple[Any, int, int]]] = {")
+        out.extend(f"    {k}: _EC_{k}," for k in cached)
+        out.append("}")
         out.append("")
         out.append("_new = object.__new__")
         out.extend(self._setters)

@@ -17,6 +17,9 @@ from secc.codec.errors import DecodeError, EncodeError
 _NOT_XML_ASCII = re.compile(b"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _NOT_XML_ASCII_STR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# short ASCII strings the writer wrote before -> (length and octets as bits, width): the
+# charging loop sends the same EVSEID and meter id in every response
+_STRINGS: dict[str, tuple[int, int]] = {}
 
 
 def not_xml_char(value: str) -> str | None:
@@ -75,12 +78,16 @@ class BitWriter:
                 | (value >> 14)
             )
             return
-        out = bytearray()
+        # more groups: built as one integer (no bytearray, no bytes object)
+        b = 0
+        n = 0
         while value >= 0x80:
-            out.append((value & 0x7F) | 0x80)
+            b = (b << 8) | 0x80 | (value & 0x7F)
             value >>= 7
-        out.append(value)
-        self.raw(bytes(out))
+            n += 8
+        self.acc = (self.acc << (n + 8)) | (b << 8) | value
+        if self.acc.bit_length() > self._FLUSH_BITS:
+            self._flush()
 
     def integer(self, value: int) -> None:
         """Integer: sign bit, then the magnitude (negative values store -v-1)."""
@@ -113,10 +120,24 @@ class BitWriter:
         Characters outside the XML 1.0 Char production are refused: the decoder refuses
         them too, and no XML peer could represent them.
         """
+        hit = _STRINGS.get(value)
+        if hit is not None and self.acc.bit_length() < self._FLUSH_BITS:
+            # a short string written before (an EVSEID, a meter id)
+            self.acc = (self.acc << hit[1]) | hit[0]
+            return
         if value.isascii():
             if _NOT_XML_ASCII_STR.search(value):
                 raise _not_xml(value, self.bit_position, EncodeError)
-            self.uint(len(value) + 2)
+            n = len(value)
+            if n < 64 and self.acc.bit_length() < self._FLUSH_BITS:
+                # the length and the octets as one integer, kept for the next time
+                bits = ((n + 2) << (n << 3)) | int.from_bytes(value.encode("ascii"), "big")
+                if len(_STRINGS) >= 256:
+                    _STRINGS.clear()
+                _STRINGS[value] = (bits, (n + 1) << 3)
+                self.acc = (self.acc << ((n + 1) << 3)) | bits
+                return
+            self.uint(n + 2)
             self.raw(value.encode("ascii"))
         else:
             if _NOT_XML.search(value):
@@ -130,6 +151,11 @@ class BitWriter:
         self.raw(value)
 
     def getvalue(self) -> bytes:
+        acc = self.acc
+        if not self.buf:  # a small message: every bit is still pending
+            pending = acc.bit_length() - 1
+            pad = -pending & 7
+            return ((acc ^ (1 << pending)) << pad).to_bytes((pending + pad) >> 3, "big")
         self._flush()
         rem = self.acc.bit_length() - 1
         if rem:

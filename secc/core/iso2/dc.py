@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from secc.core.actions import Action, SetDcTarget, StartIsolationTest
-from secc.core.context import Context, Reply, State, value_of
+from secc.core.context import Context, Reply, State, physical_value, value_of
 from secc.core.failures import PeerError, Timeout, WrongChargeParameter
 from secc.core.iso2.power import check_contactors, meter_info, receipt_required
 
@@ -56,7 +56,16 @@ def _target(ctx: Context, voltage: float, current: float) -> tuple[Action, ...]:
     lim = ctx.config.dc
     if voltage > lim.max_voltage or voltage > ctx.ev_max_voltage or voltage < 0 or current < 0:
         raise WrongChargeParameter(f"target {voltage} V / {current} A is outside the limits")
-    return (SetDcTarget(voltage=voltage, current=current),)
+    key = (voltage, current)
+    hit = _TARGETS.get(key)
+    if hit is None:  # the loop asks the same target again and again: one frozen action
+        if len(_TARGETS) >= 256:
+            _TARGETS.clear()
+        hit = _TARGETS[key] = (SetDcTarget(voltage=voltage, current=current),)
+    return hit
+
+
+_TARGETS: dict[tuple[float, float], tuple[Action, ...]] = {}
 
 
 def pre_charge(ctx: Context, req: Any, now: float) -> Reply:
@@ -78,10 +87,23 @@ def pre_charge(ctx: Context, req: Any, now: float) -> Reply:
     return Reply(body, State.PRE_CHARGE, actions)
 
 
-def current_demand_fields(
-    ctx: Context, req: Any, now: float
-) -> tuple[dict[str, Any], tuple[Action, ...]]:
-    """The CurrentDemandRes fields ISO and DIN share, and the power module's new target."""
+_LOOP_FIELDS = (
+    "response_code",
+    "dc_evse_status",
+    "evse_present_voltage",
+    "evse_present_current",
+    "evse_current_limit_achieved",
+    "evse_voltage_limit_achieved",
+    "evse_power_limit_achieved",
+    "evse_maximum_voltage_limit",
+    "evse_maximum_current_limit",
+    "evse_maximum_power_limit",
+)
+
+
+def _loop_values(ctx: Context, req: Any, now: float) -> tuple[tuple[Any, ...], tuple[Action, ...]]:
+    """The CurrentDemandRes values ISO and DIN share (in ``_LOOP_FIELDS`` order), and the
+    power module's new target."""
     mod = ctx.mod
     check_contactors(ctx, now)
     lim = ctx.config.dc
@@ -96,31 +118,54 @@ def current_demand_fields(
         current = max_power / voltage
     actions = _target(ctx, voltage, current)
     st = ctx.status
-    fields = {
-        "response_code": mod.ResponseCode.OK,
-        "dc_evse_status": ctx.dc_evse_status(),
-        "evse_present_voltage": ctx.pv(st.present_voltage, "V"),
-        "evse_present_current": ctx.pv(st.present_current, "A"),
-        "evse_current_limit_achieved": current_limited,
-        "evse_voltage_limit_achieved": voltage >= lim.max_voltage,
-        "evse_power_limit_achieved": power_limited,
-        "evse_maximum_voltage_limit": ctx.pv(lim.max_voltage, "V"),
-        "evse_maximum_current_limit": ctx.pv(lim.max_current, "A"),
-        "evse_maximum_power_limit": ctx.pv(max_power, "W"),
-    }
-    return fields, actions
+    values = (
+        mod.ResponseCode.OK,
+        ctx.dc_evse_status(),
+        physical_value(mod, st.present_voltage, "V"),
+        physical_value(mod, st.present_current, "A"),
+        current_limited,
+        voltage >= lim.max_voltage,
+        power_limited,
+        physical_value(mod, lim.max_voltage, "V"),
+        physical_value(mod, lim.max_current, "A"),
+        physical_value(mod, max_power, "W"),
+    )
+    return values, actions
+
+
+def current_demand_fields(
+    ctx: Context, req: Any, now: float
+) -> tuple[dict[str, Any], tuple[Action, ...]]:
+    """The CurrentDemandRes fields ISO and DIN share, and the power module's new target."""
+    values, actions = _loop_values(ctx, req, now)
+    return dict(zip(_LOOP_FIELDS, values, strict=True)), actions
+
+
+def loop_body(ctx: Context, cls: type, values: tuple[Any, ...], extra: dict[str, Any]) -> Any:
+    """The loop response ``cls`` of ``values`` and ``extra`` (named fields): the last
+    one again when nothing in it changed (values are frozen, compared by identity first),
+    so the charging loop builds no response object and the encoder finds its bits."""
+    key = (cls, values, *extra.values())
+    memo = ctx.loop_memo
+    if memo is not None and memo[0] == key:
+        ctx.loop_memo = (key, memo[1])  # equal parts that are other objects: compare
+        return memo[1]  # by identity next time
+    body = cls(**dict(zip(_LOOP_FIELDS, values, strict=True)), **extra)
+    ctx.loop_memo = (key, body)
+    return body
 
 
 def current_demand(ctx: Context, req: Any, now: float) -> Reply:
-    fields, actions = current_demand_fields(ctx, req, now)
-    body = ctx.mod.CurrentDemandRes(
-        **fields,
-        evseid=ctx.config.evse_id,
-        sa_schedule_tuple_id=ctx.sa_schedule_tuple_id,
-        meter_info=meter_info(ctx),
-        receipt_required=receipt_required(ctx, now),
+    values, actions = _loop_values(ctx, req, now)
+    extra = {
+        "evseid": ctx.config.evse_id,
+        "sa_schedule_tuple_id": ctx.sa_schedule_tuple_id,
+        "meter_info": meter_info(ctx),
+        "receipt_required": receipt_required(ctx, now),
+    }
+    return Reply(
+        loop_body(ctx, ctx.mod.CurrentDemandRes, values, extra), State.DC_CHARGING, actions
     )
-    return Reply(body, State.DC_CHARGING, actions)
 
 
 def welding_detection(ctx: Context, req: Any, now: float) -> Reply:

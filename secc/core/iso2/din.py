@@ -129,5 +129,7 @@ def power_delivery(ctx: Context, req: Any, now: float) -> Reply:
 
 def current_demand(ctx: Context, req: Any, now: float) -> Reply:
     """DIN's CurrentDemandRes: the ISO fields without EVSEID, schedule and meter."""
-    fields, actions = dc.current_demand_fields(ctx, req, now)
-    return Reply(ctx.mod.CurrentDemandRes(**fields), State.DC_CHARGING, actions)
+    values, actions = dc._loop_values(ctx, req, now)
+    return Reply(
+        dc.loop_body(ctx, ctx.mod.CurrentDemandRes, values, {}), State.DC_CHARGING, actions
+    )

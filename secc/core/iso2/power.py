@@ -44,14 +44,25 @@ def receipt_required(ctx: Context, now: float) -> bool | None:
     return ctx.receipt_due_at is not None and now >= ctx.receipt_due_at
 
 
+_METER_INFO: dict[tuple[Any, ...], Any] = {}
+
+
 def meter_info(ctx: Context) -> Any:
-    if ctx.config.meter_id is None:
+    """The MeterInfo of now; the same (frozen) object for the same reading in the same
+    second, so the encoder finds its bits by identity."""
+    meter_id = ctx.config.meter_id
+    if meter_id is None:
         return None
-    return ctx.mod.MeterInfo(
-        meter_id=ctx.config.meter_id,
-        meter_reading=int(ctx.status.energy_wh),
-        t_meter=int(ctx.utc_now().timestamp()),
-    )
+    mod = ctx.mod
+    key = (mod, meter_id, int(ctx.status.energy_wh), int(ctx.utc_now().timestamp()))
+    info = _METER_INFO.get(key)
+    if info is None:
+        if len(_METER_INFO) >= 64:
+            _METER_INFO.clear()
+        info = _METER_INFO[key] = mod.MeterInfo(
+            meter_id=meter_id, meter_reading=key[2], t_meter=key[3]
+        )
+    return info
 
 
 def start_checks(ctx: Context, schedule_id: int, profile: Any) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from secc.core.context import Context, Reply
+from secc.core.context import Context, Reply, frozen, loop_response
 from secc.core.failures import ServiceSelectionInvalid, WrongChargeParameter
 from secc.core.iso2.power import check_contactors
 from secc.core.iso20.common import (
@@ -97,6 +97,9 @@ def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
     return Reply(body, Iso20State.CHARGE_PARAMETERS)
 
 
+_RES_MODES: dict[tuple[Any, ...], Any] = {}  # one frozen control mode per target
+
+
 def charge_loop(ctx: Context, req: Any, now: float) -> Reply:
     """EVSETargetActivePower: the station's charge power within the schedule and the EV's
     maximum; in an AC_BPT session a discharge the station asks
@@ -122,13 +125,18 @@ def charge_loop(ctx: Context, req: Any, now: float) -> Reply:
             target = -discharge
     if ctx.standby:
         target = 0.0
-    res_mode = _res_mode(bpt, scheduled)(evse_target_active_power=rn(AC, target))
-    meter = loop_meter_info(ctx, AC, bool(req.meter_info_requested))
-    body = AC.AC_ChargeLoopRes(
-        header=header(ctx, AC),
-        response_code=AC.ResponseCode.OK,
-        evse_status=evse_status(ctx, AC),
-        meter_info=meter,
-        cl_res_control_mode=res_mode,
+    res_mode = frozen(
+        _RES_MODES,
+        (bpt, scheduled, target),
+        lambda: _res_mode(bpt, scheduled)(evse_target_active_power=rn(AC, target)),
     )
+    meter = loop_meter_info(ctx, AC, bool(req.meter_info_requested))
+    fields = {
+        "header": header(ctx, AC),
+        "response_code": AC.ResponseCode.OK,
+        "evse_status": evse_status(ctx, AC),
+        "meter_info": meter,
+        "cl_res_control_mode": res_mode,
+    }
+    body = loop_response(ctx, AC.AC_ChargeLoopRes, fields)
     return Reply(body, Iso20State.STANDBY if ctx.standby else Iso20State.CHARGE_LOOP)

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from secc import codec
-from secc.core.context import Context, scale_int16
+from secc.core.context import Context, frozen, scale_int16
 from secc.core.events import Schema
 from secc.core.failures import failed_response
 
@@ -121,7 +121,16 @@ def number(rn: Any) -> float:
 def header(ctx: Context, mod: Any) -> Any:
     """The response MessageHeader: the session's ID and the station's time (seconds)."""
     sid = ctx.session_id if len(ctx.session_id) == 8 else bytes(8)
-    return mod.MessageHeader(session_id=sid, time_stamp=int(ctx.utc_now().timestamp()))
+    key = (mod, sid, int(ctx.utc_now().timestamp()))
+    hit = _HEADERS.get(key)  # (the same header within a second: every loop response)
+    if hit is None:
+        hit = frozen(_HEADERS, key, lambda: mod.MessageHeader(session_id=sid, time_stamp=key[2]))
+    return hit
+
+
+_HEADERS: dict[tuple[Any, ...], Any] = {}
+_STATUSES: dict[tuple[Any, ...], Any] = {}
+_METERS: dict[tuple[Any, ...], Any] = {}
 
 
 def evse_status(ctx: Context, mod: Any) -> Any:
@@ -137,9 +146,11 @@ def evse_status(ctx: Context, mod: Any) -> Any:
         notification = mod.EvseNotification.ScheduleRenegotiation
     else:
         return None
-    return mod.EVSEStatus(
-        notification_max_delay=ctx.config.notification_max_delay,
-        evse_notification=notification,
+    delay = ctx.config.notification_max_delay
+    return frozen(
+        _STATUSES,
+        (mod, delay, notification),
+        lambda: mod.EVSEStatus(notification_max_delay=delay, evse_notification=notification),
     )
 
 
@@ -149,11 +160,22 @@ def meter_info(ctx: Context, mod: Any) -> Any:
     if ctx.config.meter_id is None:
         return None
     exported = ctx.status.energy_export_wh if ctx.config.bpt else None
-    return mod.MeterInfo(
-        meter_id=ctx.config.meter_id,
-        charged_energy_reading_wh=int(ctx.status.energy_wh),
-        bpt_discharged_energy_reading_wh=None if exported is None else int(exported),
-        meter_timestamp=int(ctx.utc_now().timestamp()),
+    key = (
+        mod,
+        ctx.config.meter_id,
+        int(ctx.status.energy_wh),
+        None if exported is None else int(exported),
+        int(ctx.utc_now().timestamp()),
+    )
+    return frozen(
+        _METERS,
+        key,
+        lambda: mod.MeterInfo(
+            meter_id=key[1],
+            charged_energy_reading_wh=key[2],
+            bpt_discharged_energy_reading_wh=key[3],
+            meter_timestamp=key[4],
+        ),
     )
 
 

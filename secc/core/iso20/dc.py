@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from secc.core.actions import Action, SetDcTarget
-from secc.core.context import Context, Reply
+from secc.core.context import Context, Reply, frozen, loop_response
 from secc.core.failures import (
     ServiceSelectionInvalid,
     Timeout,
@@ -171,18 +171,19 @@ def charge_loop(ctx: Context, req: Any, now: float) -> Reply:
     actions: tuple[Action, ...] = () if ctx.standby else _bpt_target(ctx, voltage, current)
     st = ctx.status
     meter = loop_meter_info(ctx, DC, bool(req.meter_info_requested))
-    body = DC.DC_ChargeLoopRes(
-        header=header(ctx, DC),
-        response_code=DC.ResponseCode.OK,
-        evse_status=evse_status(ctx, DC),
-        meter_info=meter,
-        evse_present_current=rn(DC, st.present_current),
-        evse_present_voltage=rn(DC, st.present_voltage),
-        evse_power_limit_achieved=power_limited,
-        evse_current_limit_achieved=current_limited,
-        evse_voltage_limit_achieved=voltage >= lim.max_voltage,
-        cl_res_control_mode=_res_mode(ctx, scheduled, bpt, cap),
-    )
+    fields = {
+        "header": header(ctx, DC),
+        "response_code": DC.ResponseCode.OK,
+        "evse_status": evse_status(ctx, DC),
+        "meter_info": meter,
+        "evse_present_current": rn(DC, st.present_current),
+        "evse_present_voltage": rn(DC, st.present_voltage),
+        "evse_power_limit_achieved": power_limited,
+        "evse_current_limit_achieved": current_limited,
+        "evse_voltage_limit_achieved": voltage >= lim.max_voltage,
+        "cl_res_control_mode": _res_mode(ctx, scheduled, bpt, cap),
+    }
+    body = loop_response(ctx, DC.DC_ChargeLoopRes, fields)
     return Reply(body, Iso20State.STANDBY if ctx.standby else Iso20State.CHARGE_LOOP, actions)
 
 
@@ -219,8 +220,22 @@ def _bpt_target(ctx: Context, voltage: float, current: float) -> tuple[Action, .
     return (SetDcTarget(voltage=voltage, current=current),)
 
 
+_RES_MODES: dict[tuple[Any, ...], Any] = {}
+
+
 def _res_mode(ctx: Context, scheduled: bool, bpt: bool, cap: float) -> Any:
+    """The loop response's control mode: one frozen object per distinct set of limits."""
     lim = ctx.config.dc
+    key: tuple[Any, ...] = (scheduled, bpt, cap, lim.max_current, lim.max_voltage)
+    if bpt:
+        key += (lim.min_voltage, lim.max_discharge_power, lim.max_discharge_current)
+    hit = _RES_MODES.get(key)
+    if hit is None:
+        hit = frozen(_RES_MODES, key, lambda: _make_res_mode(lim, scheduled, bpt, cap))
+    return hit
+
+
+def _make_res_mode(lim: Any, scheduled: bool, bpt: bool, cap: float) -> Any:
     if not bpt:
         if scheduled:
             return DC.Scheduled_DC_CLResControlMode()
