@@ -329,6 +329,9 @@ class Evse:
         # straddle a start (they predate the test: not its result)
         self._isolation_test: str | None = None
         self._isolation_starts = 0
+        # a test passed in the running session: the IMD's Valid / Warning is that test's
+        # (a monitor reading Valid before any test has not tested this cable)
+        self._isolation_passed = False
         self._ports: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._spawned: set[asyncio.Task[None]] = set()
@@ -524,6 +527,7 @@ class Evse:
             )
         if self.active is not driver:
             return  # never claimed the EVSE, or replaced: the running session owns it
+        self._isolation_passed = False  # the next session tests its cable again
         if driver.session.paused is not None:
             self.paused = driver.session.paused
         self.active = None
@@ -572,6 +576,7 @@ class Evse:
                         return EvseFault("isolation", "no isolation monitor / DC supply")
                     self._isolation_test = "starting"
                     self._isolation_starts += 1
+                    self._isolation_passed = False
                     await board.dc_supply.set_target(v, 0.0)
                     await board.dc_supply.enable(True)
                     await board.isolation.start()
@@ -624,13 +629,18 @@ class Evse:
             before = (self._isolation_starts, self._isolation_test)
             reading = await board.isolation.read()
             isolation = reading.status.value
-            if before[1] == "starting" or (self._isolation_starts, self._isolation_test) != before:
+            passed = reading.status in (IsolationStatus.VALID, IsolationStatus.WARNING)
+            straddled = (self._isolation_starts, self._isolation_test) != before
+            if passed and (straddled or before[1] == "starting"):
                 isolation = "Invalid"  # read while the test was starting: not its result
-            elif before[1] == "running" and reading.status in TEST_RESULTS:
+            elif before[1] == "running" and not straddled and reading.status in TEST_RESULTS:
                 try:
                     await self._output_off(f"insulation test {isolation}")
                 except HalError as exc:
                     raise OutputNotSafeError(f"after the insulation test: {exc}") from exc
+                self._isolation_passed = passed
+            elif passed and not self._isolation_passed:
+                isolation = "Invalid"  # no test of this cable yet (Fault is never hidden)
         closed = await board.contactors.feedback() is ContactorState.CLOSED
         voltage = current = energy = power = export = 0.0
         if board.meter is not None:

@@ -9,6 +9,7 @@ session before the cable check is reported finished."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,10 @@ import pytest
 
 from hal.api import Board
 from hal.backends.simulated import Plant, SimDcSupply, build_board
-from hal.types import DcLimits, DcPresent, HalTimeoutError, IsolationReading
+from hal.types import DcLimits, DcPresent, HalTimeoutError, IsolationReading, IsolationStatus
 from secc.aio.ev_client import EvResult, run_ev
 from secc.core.actions import EndReason
+from secc.core.config import Timers
 from secc.ev.iso20 import Ev20Script
 from secc.runtime import Evse, Station
 from tests.station.conftest import EVSE_ID, evse, run, script, station_config, wait_until
@@ -80,11 +82,29 @@ class RecordingImd:
         return await self.inner.read()  # type: ignore[no-any-return]
 
 
-def _board(log: Log, supply: type[RecordingSupply], **kw: Any) -> tuple[Board, Plant]:
+class SilentImd(RecordingImd):
+    """An IMD whose test never gives a result (the station's CableCheck limit runs out)."""
+
+    async def read(self) -> IsolationReading:
+        return IsolationReading(IsolationStatus.INVALID)
+
+
+class ContinuousImd(RecordingImd):
+    """An IMD that monitors all the time: it reads Valid before any test was started
+    too, and each reading takes a little while (so readings may straddle a start)."""
+
+    async def read(self) -> IsolationReading:
+        await asyncio.sleep(0.003)
+        return IsolationReading(IsolationStatus.VALID, 10e6)
+
+
+def _board(
+    log: Log, supply: type[RecordingSupply], imd: type[RecordingImd] = RecordingImd, **kw: Any
+) -> tuple[Board, Plant]:
     board, plant = build_board()
     assert isinstance(board.dc_supply, SimDcSupply)
     board.dc_supply = supply(board.dc_supply, log, **kw)
-    board.isolation = RecordingImd(board.isolation, log)
+    board.isolation = imd(board.isolation, log)
     return board, plant
 
 
@@ -111,8 +131,10 @@ def _ev_script(protocol: str) -> Any:
     return script("dc", protocol="din" if protocol == "din" else "iso2")
 
 
-def _session(board: Board, tmp_path: Path, protocol: str, log: Log) -> tuple[EvResult, Evse]:
-    section = evse(protocols=("iso20-dc", "iso2", "din"), iso20_allow_tcp=True)
+def _session(
+    board: Board, tmp_path: Path, protocol: str, log: Log, **changes: Any
+) -> tuple[EvResult, Evse]:
+    section = evse(protocols=("iso20-dc", "iso2", "din"), iso20_allow_tcp=True, **changes)
 
     async def main() -> tuple[EvResult, Evse]:
         config = station_config(tmp_path / "no-pki", None, section)
@@ -218,3 +240,36 @@ def test_a_failing_discharge_ends_the_session_before_precharge(tmp_path: Path) -
     _first(log, lambda x: x == ("hal", "discharge_output"))
     assert not [x for x in log if _finished(x) or x == ("action", "SetDcTarget")]
     assert not plant.dc_enabled
+
+
+def test_a_session_ending_during_the_test_switches_off_and_discharges(tmp_path: Path) -> None:
+    """The IMD never gives a result: the station's CableCheck limit ends the session, and
+    the end of the aborted test switches the module off and discharges the output."""
+    log: Log = []
+    board, plant = _board(log, DischargingSupply, SilentImd)
+    timers = Timers(sequence_timeout=5.0, cable_check=0.5)
+    _, e = _session(board, tmp_path, "iso2-dc", log, timers=timers)
+    assert e.ended[-1].end.reason is EndReason.TIMEOUT, e.ended[-1]
+    start = _first(log, lambda x: x == ("hal", "imd_start"))
+    off = _first(log, lambda x: x == ("hal", "enable", False), start)
+    assert start < off < _first(log, lambda x: x == ("hal", "discharge_output"), start)
+    assert not [x for x in log if _finished(x) or x == ("action", "SetDcTarget")]
+    assert not plant.dc_enabled and plant.output_discharges == 1
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_monitor_valid_before_the_test_is_not_its_result(tmp_path: Path, protocol: str) -> None:
+    """An IMD reading Valid before the cable check (and while it is being started) is
+    reported Invalid: only a reading after the start is the test's result, so the cable
+    check is not reported finished before the module was switched off and discharged."""
+    log: Log = []
+    board, plant = _board(log, DischargingSupply, ContinuousImd)
+    _, e = _session(board, tmp_path, protocol, log)
+    assert e.ended[-1].end.reason is EndReason.EV_STOP, e.ended[-1]
+    discharge = _first(log, lambda x: x == ("hal", "discharge_output"))
+    valid = _first(log, lambda x: x[0] == "status" and x[1] == "Valid")
+    assert _first(log, lambda x: x == ("hal", "imd_start")) < discharge < valid
+    assert (
+        discharge < _first(log, _finished) < _first(log, lambda x: x == ("action", "SetDcTarget"))
+    )
+    assert plant.output_discharges == 1
