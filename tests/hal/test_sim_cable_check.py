@@ -8,10 +8,14 @@ target charges the output again.  The board is driven as the runtime drives it
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+import pytest
 
 from hal.api import DcOutputDischarge, DcSupply
-from hal.backends.simulated import build_board
-from hal.types import IsolationStatus
+from hal.backends.simulated import SimDcSupply, build_board
+from hal.testing import HARNESSES, Harness, run_check
+from hal.types import DcPresent, IsolationStatus
 
 
 def test_the_output_is_discharged_when_commanded_after_the_insulation_test() -> None:
@@ -78,3 +82,45 @@ def test_without_an_insulation_test_the_module_holds_its_output() -> None:
             assert present.enabled and present.voltage_v == 400.0
 
     asyncio.run(main())
+
+
+class _HeldCharge(SimDcSupply):
+    """A module whose output keeps its voltage after it is switched off (capacitance),
+    until ``discharge_output`` (which ``works`` or, broken, does nothing)."""
+
+    def __init__(self, plant: Any, works: bool) -> None:
+        super().__init__(plant)
+        self.works = works
+        self.held = 0.0
+
+    async def enable(self, on: bool) -> None:
+        if not on:
+            self.held = (await self.present()).voltage_v or self.held
+        await super().enable(on)
+
+    async def present(self) -> DcPresent:
+        present = await super().present()
+        return present if present.enabled else DcPresent(self.held, 0.0, False)
+
+    async def discharge_output(self, timeout: float = 5.0) -> None:
+        if self.works:
+            await super().discharge_output(timeout)
+            self.held = 0.0
+
+
+@pytest.mark.parametrize("works", [True, False])
+def test_the_conformance_suite_checks_the_output_discharge(works: bool) -> None:
+    """dc_supply passes on a module whose ``discharge_output`` brings a charged output
+    down, and fails on one whose ``discharge_output`` leaves the charge on it."""
+
+    async def factory() -> Harness:
+        h = await HARNESSES["simulated"]()
+        assert isinstance(h.board.dc_supply, SimDcSupply)
+        h.board.dc_supply = _HeldCharge(h.board.dc_supply._plant, works)
+        return h
+
+    result = asyncio.run(run_check("dc_supply", factory))
+    if works:
+        assert result.outcome == "passed", result
+    else:
+        assert result.outcome == "failed" and "discharge_output" in result.detail, result
