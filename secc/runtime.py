@@ -527,7 +527,8 @@ class Evse:
             )
         if self.active is not driver:
             return  # never claimed the EVSE, or replaced: the running session owns it
-        self._isolation_passed = False  # the next session tests its cable again
+        # the next session tests its cable again (the core stopped the DC output already)
+        self._isolation_test, self._isolation_passed = None, False
         if driver.session.paused is not None:
             self.paused = driver.session.paused
         self.active = None
