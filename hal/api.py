@@ -34,6 +34,7 @@ __all__ = [
     "Board",
     "Contactors",
     "ControlPilot",
+    "DcOutputDischarge",
     "DcSupply",
     "IsolationMonitor",
     "Lock",
@@ -120,6 +121,22 @@ class DcSupply(Protocol):
     async def present(self) -> DcPresent: ...
 
     async def limits(self) -> DcLimits: ...
+
+
+@runtime_checkable
+class DcOutputDischarge(Protocol):
+    """Optional part of a :class:`DcSupply`: discharging the output after the module is off.
+
+    The runtime calls it at the end of the DC insulation test (cable check, pass or fail;
+    IEC 61851-23: the output is switched off and discharged before pre-charge).  A module
+    without it is only switched off (``enable(False)``).  Not to be confused with a
+    discharge *target* (a negative ``set_target`` current, bidirectional power).
+    """
+
+    async def discharge_output(self, timeout: float = 5.0) -> None:
+        """Module off, output discharged (bleeder / active discharge) below 60 V; returns
+        once it is, HalTimeoutError if not within ``timeout`` seconds."""
+        ...
 
 
 @runtime_checkable

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from hal.api import Board
+from hal.api import Board, DcOutputDischarge
 from hal.backends.simulated import Plant, build_board
 from hal.types import (
     ContactorState,
@@ -213,7 +213,24 @@ async def check_dc_supply(h: Harness) -> None:
     expect(present.enabled and abs(present.voltage_v - volts) < 0.05 * volts, f"{present}")
     await dc.enable(False)
     expect(not (await dc.present()).enabled, "enable(False): still enabled")
+    await _check_output_discharge(h, volts)
     await _check_dc_discharge(h, lim, volts)
+
+
+async def _check_output_discharge(h: Harness, volts: float) -> None:
+    """A module with ``discharge_output`` (run after the insulation test): from an output
+    at ``volts``, switched off and discharged below 60 V when it returns."""
+    dc = h.board.dc_supply
+    if not isinstance(dc, DcOutputDischarge):
+        return  # optional: such a module is only switched off
+    assert dc is not None
+    await dc.set_target(volts, 0.0)
+    await dc.enable(True)
+    await h.settle()
+    await dc.enable(False)
+    await dc.discharge_output(5.0)
+    present = await dc.present()
+    expect(not present.enabled and present.voltage_v < 60.0, f"discharge_output: {present}")
 
 
 async def _check_dc_discharge(h: Harness, lim: DcLimits, volts: float) -> None:

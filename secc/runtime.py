@@ -39,10 +39,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from certs.store import Store, StoreError, is_iso20_use
-from hal.api import Board
+from hal.api import Board, DcOutputDischarge
 from hal.charging import ChargingRunner
 from hal.control import ControlConfig
-from hal.types import ContactorState, HalError, PlcStatus
+from hal.types import ContactorState, HalError, IsolationStatus, PlcStatus
 from secc.aio.admission import Admission
 from secc.aio.backends import (
     Backend,
@@ -83,6 +83,7 @@ if TYPE_CHECKING:  # the driver (and the session core) load after SDP-ready (cli
     from secc.aio.driver import SessionDriver
 
 log = logging.getLogger(__name__)
+
 __all__ = [
     "Backend",
     "BackendFactory",
@@ -94,6 +95,16 @@ __all__ = [
     "Station",
     "load_credentials",
 ]
+
+# IMD readings that are an insulation test's result (pass: Valid / Warning; fail: Fault)
+TEST_RESULTS = frozenset({IsolationStatus.VALID, IsolationStatus.WARNING, IsolationStatus.FAULT})
+DISCHARGE_TIMEOUT_S = 5.0  # the power module's output discharge after the insulation test
+
+
+class OutputNotSafeError(HalError):
+    """The power module could not be switched off / discharged after the insulation test."""
+
+
 HISTORY = 16  # ended sessions an EVSE remembers (tests, demo, status)
 
 Observer = Callable[[str, Record], None]  # (evse_id, trace record)
@@ -314,6 +325,15 @@ class Evse:
         self.ended: deque[EndedSession] = deque(maxlen=HISTORY)
         self.trace_files: deque[Path] = deque(maxlen=HISTORY)
         self._poke = asyncio.Event()
+        # a DC insulation test (cable check): None, "starting" (being started), "running"
+        # (started, no result read yet); the first result read switches the power module
+        # off and discharges the output.  _isolation_starts tells readings apart that
+        # straddle a start (they predate the test: not its result)
+        self._isolation_test: str | None = None
+        self._isolation_starts = 0
+        # a test passed in the running session: the IMD's Valid / Warning is that test's
+        # (a monitor reading Valid before any test has not tested this cable)
+        self._isolation_passed = False
         self._ports: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._spawned: set[asyncio.Task[None]] = set()
@@ -511,6 +531,8 @@ class Evse:
             )
         if self.active is not driver:
             return  # never claimed the EVSE, or replaced: the running session owns it
+        # the next session tests its cable again (the core stopped the DC output already)
+        self._isolation_test, self._isolation_passed = None, False
         if driver.session.paused is not None:
             self.paused = driver.session.paused
         self.active = None
@@ -557,19 +579,27 @@ class Evse:
                 case StartIsolationTest(voltage=v):
                     if board.isolation is None or board.dc_supply is None:
                         return EvseFault("isolation", "no isolation monitor / DC supply")
+                    self._isolation_test = "starting"
+                    self._isolation_starts += 1
+                    self._isolation_passed = False
                     await board.dc_supply.set_target(v, 0.0)
                     await board.dc_supply.enable(True)
                     await board.isolation.start()
+                    self._isolation_test = "running"
                 case SetDcTarget(voltage=v, current=i):
                     if board.dc_supply is None:
                         return EvseFault("dc_supply", "the board has no DC supply")
                     await board.dc_supply.set_target(v, i)
                     await board.dc_supply.enable(True)
                 case StopDcOutput():
-                    if board.dc_supply is not None:
-                        await board.dc_supply.enable(False)
-                    if board.isolation is not None:
-                        await board.isolation.stop()
+                    try:
+                        if self._isolation_test:  # the session ends during the cable check
+                            await self._output_off("insulation test aborted")
+                        elif board.dc_supply is not None:
+                            await board.dc_supply.enable(False)
+                    finally:
+                        if board.isolation is not None:
+                            await board.isolation.stop()
                 case _:
                     pass
         except HalError as exc:
@@ -578,11 +608,46 @@ class Evse:
             self._poke.set()
         return None
 
+    async def _output_off(self, why: str) -> None:
+        """The end of the insulation test (pass, fail or abort): power module off and its
+        output discharged (a module without ``discharge_output``: off only), so that
+        pre-charge starts from a discharged output (IEC 61851-23)."""
+        self._isolation_test = None
+        dc = self.board.dc_supply
+        if dc is None:
+            return
+        await dc.enable(False)
+        if isinstance(dc, DcOutputDischarge):
+            await dc.discharge_output(DISCHARGE_TIMEOUT_S)
+            log.info("%s: %s: power module off, output discharged", self.evse_id, why)
+        else:
+            log.info("%s: %s: power module off (no output discharge)", self.evse_id, why)
+
     async def read_status(self) -> EvseStatus:
+        """The EVSE's facts now.  The IMD is read first: the first result of an insulation
+        test switches the power module off and discharges the output before anything
+        else is read, so no status with the result (hence no CableCheck Finished) is
+        fed before that command; OutputNotSafeError if it fails."""
         board = self.board
+        isolation = "No_IMD" if board.isolation is None else "Invalid"
+        if board.isolation is not None:
+            before = (self._isolation_starts, self._isolation_test)
+            reading = await board.isolation.read()
+            isolation = reading.status.value
+            passed = reading.status in (IsolationStatus.VALID, IsolationStatus.WARNING)
+            straddled = (self._isolation_starts, self._isolation_test) != before
+            if passed and (straddled or before[1] == "starting"):
+                isolation = "Invalid"  # read while the test was starting: not its result
+            elif before[1] == "running" and not straddled and reading.status in TEST_RESULTS:
+                try:
+                    await self._output_off(f"insulation test {isolation}")
+                except HalError as exc:
+                    raise OutputNotSafeError(f"after the insulation test: {exc}") from exc
+                self._isolation_passed = passed
+            elif passed and not self._isolation_passed:
+                isolation = "Invalid"  # no test of this cable yet (Fault is never hidden)
         closed = await board.contactors.feedback() is ContactorState.CLOSED
         voltage = current = energy = power = export = 0.0
-        isolation = "No_IMD" if board.isolation is None else "Invalid"
         if board.meter is not None:
             m = await board.meter.read()
             energy, power, export = m.energy_wh, m.power_w, m.energy_export_wh
@@ -593,8 +658,6 @@ class Evse:
             if present.enabled:
                 voltage = present.voltage_v
                 current = present.current_a if closed else 0.0
-        if board.isolation is not None:
-            isolation = (await board.isolation.read()).status.value
         return EvseStatus(
             present_voltage=voltage,
             present_current=current,
@@ -617,6 +680,10 @@ class Evse:
             self._poke.clear()
             try:
                 status = await self.read_status()
+            except OutputNotSafeError as exc:
+                log.error("%s: %s", self.evse_id, exc)
+                if self.active is not None:
+                    await self.active.feed(EvseFault("dc_supply", str(exc)))
             except HalError as exc:
                 log.warning("%s: reading the board failed: %s", self.evse_id, exc)
             except Exception:  # a backend bug must not stop the status polls

@@ -54,8 +54,10 @@ class Plant:
     ev_hlc: bool = True  # the EV answers SLAC (simulated PLC)
     isolation_ohm: float = 10e6
     # an insulation test under way (SimIsolation.start); it ends at the next reading of
-    # the board, which then finds the output switched off and discharged (settle)
+    # the board (settle), the module still on at the test voltage until commanded off
     isolation_test: bool = False
+    # how often the output was discharged (SimDcSupply.discharge_output)
+    output_discharges: int = 0
     dc_target: tuple[float, float] = (0.0, 0.0)
     dc_enabled: bool = False
     load_w: float = 7400.0  # AC: what the EV draws while ready; negative: it discharges
@@ -125,15 +127,12 @@ class Plant:
 
         An insulation test (the cable check) applies the module's voltage at once here,
         so it is over at the first reading after it started: the IMD has its result and
-        keeps monitoring, and the board switches the module off and discharges the output
-        (bleeder), so the pre-charge that follows starts from a discharged output, as a
-        DC station does after its insulation test (IEC 61851-23), instead of answering the
-        first PreCharge request with the test voltage still on the output.  The next
-        target (``SimDcSupply.set_target`` / ``enable``) charges it up again."""
+        keeps monitoring.  The module stays on at the test voltage, as a real one does,
+        until it is commanded off and its output discharged
+        (``SimDcSupply.discharge_output``, which the runtime sends at the end of the
+        test), so that the pre-charge that follows starts from a discharged output."""
         if self.isolation_test:
             self.isolation_test = False
-            self.dc_enabled = False
-            self.dc_target = (0.0, 0.0)
 
     def present_token(self, id_token: str, kind: str = "ISO14443") -> None:
         """A customer holds a card (or types a code) at the reader."""
@@ -295,6 +294,13 @@ class SimDcSupply:
 
     async def enable(self, on: bool) -> None:
         self._plant.dc_enabled = on
+
+    async def discharge_output(self, timeout: float = 5.0) -> None:
+        """Module off and the output discharged at once (the simulated module keeps no
+        charge on its output: off reads 0 V with or without this)."""
+        self._plant.dc_enabled = False
+        self._plant.dc_target = (0.0, 0.0)
+        self._plant.output_discharges += 1
 
     async def present(self) -> DcPresent:
         self._plant.settle()

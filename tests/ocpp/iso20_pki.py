@@ -1,7 +1,10 @@
 """A small ISO 15118-20 contract PKI for the OCPP tests: an MO root, two sub-CAs and a
 contract leaf on P-521 (ECDSA with SHA-512), the leaf with an OCSP responder URL and the
-eMAID as common name; plus an independent computation of OCPP's CertificateHashData
-(RFC 6960 CertID: hash of the issuer's DER name and of its public key's bit string)."""
+eMAID as common name, the certificates made by the project's test PKI code
+(:func:`certs.testpki.issue_certificate`, :func:`certs.testpki.new_key`); plus an
+independent computation of OCPP's CertificateHashData (RFC 6960 CertID: hash of the
+issuer's DER name and of its public key's bit string), written here from the RFC, not
+taken from the station's mapping."""
 
 from __future__ import annotations
 
@@ -13,7 +16,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
+
+from certs._util import Issued
+from certs.testpki import CA_USAGE, CONTRACT_USAGE, issue_certificate, make_name, new_key
 
 EMAID = "DEABCC1234567X"
 OCSP_URL = "http://ocsp.mo.example/"
@@ -30,45 +35,42 @@ class Chain20:
         return tuple(c.public_bytes(Encoding.DER) for c in self.chain)
 
 
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _cert(
-    subject: str,
+def _issue(
+    cn: str,
     key: ec.EllipticCurvePrivateKey,
-    issuer: str,
-    issuer_key: ec.EllipticCurvePrivateKey,
+    issuer: Issued | None,
     *,
     ca: bool,
-    ocsp: bool,
-) -> x509.Certificate:
+    path_len: int | None = None,
+    ocsp: bool = True,
+) -> Issued:
+    """One certificate (CN only), valid from a day ago for a year, ECDSA with SHA-512,
+    signed by ``issuer`` (None: self-signed)."""
     now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(_name(issuer))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    return issue_certificate(
+        name=cn,
+        subject=make_name(cn),
+        issuer=issuer,
+        not_before=now - dt.timedelta(days=1),
+        not_after=now + dt.timedelta(days=365),
+        ca=ca,
+        path_len=path_len,
+        usage=CA_USAGE if ca else CONTRACT_USAGE,
+        key=key,
+        ocsp_url=OCSP_URL if ocsp else None,
+        hash_algorithm=hashes.SHA512(),
     )
-    if ocsp:
-        desc = x509.AccessDescription(
-            AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(OCSP_URL)
-        )
-        builder = builder.add_extension(x509.AuthorityInformationAccess([desc]), critical=False)
-    return builder.sign(issuer_key, hashes.SHA512())
 
 
 def make_chain(emaid: str = EMAID) -> Chain20:
-    keys = [ec.generate_private_key(ec.SECP521R1()) for _ in range(4)]
-    root = _cert("MO Root 20", keys[0], "MO Root 20", keys[0], ca=True, ocsp=False)
-    sub1 = _cert("MO Sub1 20", keys[1], "MO Root 20", keys[0], ca=True, ocsp=True)
-    sub2 = _cert("MO Sub2 20", keys[2], "MO Sub1 20", keys[1], ca=True, ocsp=True)
-    leaf = _cert(emaid, keys[3], "MO Sub2 20", keys[2], ca=False, ocsp=True)
-    return Chain20(root, (leaf, sub2, sub1), keys[3])
+    """MO root -> sub-CA 1 -> sub-CA 2 -> contract leaf (CN = ``emaid``), all P-521."""
+    leaf_key = new_key(ec.SECP521R1())
+    root = _issue("MO Root 20", new_key(ec.SECP521R1()), None, ca=True, path_len=2, ocsp=False)
+    sub1 = _issue("MO Sub1 20", new_key(ec.SECP521R1()), root, ca=True, path_len=1)
+    sub2 = _issue("MO Sub2 20", new_key(ec.SECP521R1()), sub1, ca=True, path_len=0)
+    leaf = _issue(emaid, leaf_key, sub2, ca=False)
+    chain = (leaf.certificate, sub2.certificate, sub1.certificate)
+    return Chain20(root.certificate, chain, leaf_key)
 
 
 def cert_id(cert: x509.Certificate, issuer: x509.Certificate, algorithm: str) -> dict[str, str]:
