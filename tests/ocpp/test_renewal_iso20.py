@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from ocpp.v201 import call
 
-from certs.csr import load_csr, sign_csr
+from certs.csr import CsrError, load_csr, sign_csr
 from certs.store import Store
 from certs.testpki import read_issued
 from hal.backends.simulated import build_board
@@ -288,3 +288,45 @@ def test_trigger_sign_v2g_renews_both_leaves_told_apart_by_key(
         await csms.stop()
 
     run(main())
+
+
+@pytest.mark.parametrize("algorithm", ["secp521r1", "ed448"])
+def test_iso20_csr_and_the_test_ca(
+    algorithm: str, pki_p521: Path, pki_ed448: Path, tmp_path: Path
+) -> None:
+    """The -20 CSR (P-521 signed with SHA-512, or Ed448 without keyAgreement) verifies as
+    a CA reads it, and the test CA's certificate for it passes the -20 SECC checks
+    (certs.validate suite iso20) under the -20 V2G root of the same algorithm."""
+    from certs._util import der
+    from certs.csr import request_iso20_certificate
+    from certs.validate import validate_chain
+
+    pki = pki_ed448 if algorithm == "ed448" else pki_p521
+    store = _store(pki, tmp_path)
+    request = request_iso20_certificate(
+        store, algorithm, common_name=EVSE_ID, organization="Test CPO", country="de"
+    )
+    csr = load_csr(request)
+    pending = store.pending_key("v2g20")
+    assert pending is not None and csr.public_key() == pending.public_key()
+    if algorithm == "ed448":
+        assert csr.signature_hash_algorithm is None
+    else:
+        assert csr.signature_hash_algorithm is not None
+        assert csr.signature_hash_algorithm.name == "sha512"
+    sub2, sub1 = read_issued(pki, "v2g20/sub2"), read_issued(pki, "v2g20/sub1")
+    leaf = sign_csr(request, sub2, NOW)
+    if algorithm != "ed448":
+        assert leaf.signature_hash_algorithm is not None
+        assert leaf.signature_hash_algorithm.name == "sha512"
+    verdict = validate_chain(
+        der(leaf),
+        [der(sub2.certificate), der(sub1.certificate)],
+        store.roots_for("v2g", iso20=True),
+        NOW,
+        profile="secc",
+        suite="iso20",
+    )
+    assert verdict.ok, verdict.reason
+    with pytest.raises(CsrError, match="ISO 15118-20 key"):
+        request_iso20_certificate(store, "secp256r1", common_name="x", organization="y")
