@@ -8,6 +8,12 @@
 The fresh P-256 key stays in the store (``pending/``) until CertificateSigned brings the
 chain; :func:`accept_certificate_signed` checks the chain against that key and installs both
 atomically. :func:`sign_csr` is a tiny CA for tests and labs (the CSMS side).
+
+The ISO 15118-20 SECC leaf (store slot ``v2g20``, renewal name :data:`ISO20_V2G`) is asked
+for with the same OCPP type ``V2GCertificate`` (OCPP 2.0.1 has no other) and a CSR of the
+-20 kind (:func:`build_iso20_csr`): the key algorithm of the leaf it renews, P-521 signed
+with SHA-512 or Ed448 [V2G20-2674, V2G20-2319].  The CertificateSigned that answers it is
+told apart from a -2 one by the leaf's public key: only the pending ``v2g20`` key fits it.
 """
 
 from __future__ import annotations
@@ -17,14 +23,15 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.x509.oid import NameOID
 
-from certs._util import PARSE_ERRORS, CertsError, Issued, key_usage
+from certs._util import PARSE_ERRORS, CertsError, Issued, PrivateKey, key_usage
 from certs.store import InstallRefused, Store, StoreError
 
 CERTIFICATE_TYPES = {"V2GCertificate": "v2g", "ChargingStationCertificate": "csms"}
 MAX_CSR = 16 * 1024
+ISO20_V2G = "V2GCertificate20"  # the -20 SECC leaf's renewal; on the wire: V2GCertificate
 
 
 class CsrError(CertsError):
@@ -62,6 +69,74 @@ def build_csr(
     )
     csr = builder.sign(key, hashes.SHA256())
     return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def iso20_algorithm(key: object) -> str:
+    """The -20 key kind of a P-521 or Ed448 key (public or private): the store's name."""
+    if isinstance(key, (ed448.Ed448PrivateKey, ed448.Ed448PublicKey)):
+        return "ed448"
+    if (
+        isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey))
+        and key.curve.name == "secp521r1"
+    ):
+        return "secp521r1"
+    raise CsrError("an ISO 15118-20 key is ECDSA P-521 or Ed448")
+
+
+def build_iso20_csr(
+    key: PrivateKey,
+    *,
+    common_name: str,
+    organization: str,
+    country: str | None = None,
+) -> bytes:
+    """The PEM CSR of the ISO 15118-20 SECC leaf: the subject of a V2GCertificate CSR
+    (CN = SECC ID, O, C, DC=CPO), a P-521 key signed with SHA-512 (key usage
+    digitalSignature + keyAgreement) or an Ed448 key (digitalSignature only: RFC 9295
+    forbids keyAgreement on an Ed448 key)."""
+    algorithm = iso20_algorithm(key)
+    if not common_name or not organization:
+        raise CsrError("common name and organization are required")
+    attrs = [
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+    ]
+    if country:
+        if len(country) != 2:
+            raise CsrError(f"country must be a 2-letter code, got {country!r}")
+        attrs.append(x509.NameAttribute(NameOID.COUNTRY_NAME, country.upper()))
+    attrs.append(x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "CPO"))
+    usage = (
+        ("digital_signature",) if algorithm == "ed448" else ("digital_signature", "key_agreement")
+    )
+    builder = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name(attrs))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(key_usage(*usage), critical=True)
+    )
+    if isinstance(key, ed448.Ed448PrivateKey):
+        csr = builder.sign(key, None)
+    else:
+        csr = builder.sign(key, hashes.SHA512())
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def request_iso20_certificate(
+    store: Store,
+    algorithm: str,
+    *,
+    common_name: str,
+    organization: str,
+    country: str | None = None,
+) -> bytes:
+    """SignCertificate for the -20 SECC leaf: a fresh ``algorithm`` key (``secp521r1`` or
+    ``ed448``) kept as the pending ``v2g20`` key, and the PEM CSR to send."""
+    try:
+        key = store.new_pending_iso20_key(algorithm)
+    except StoreError as exc:
+        raise CsrError(str(exc)) from exc
+    return build_iso20_csr(key, common_name=common_name, organization=organization, country=country)
 
 
 def load_csr(data: bytes) -> x509.CertificateSigningRequest:
@@ -128,11 +203,12 @@ def sign_csr(
     days: int = 365,
     ocsp_url: str | None = None,
 ) -> x509.Certificate:
-    """Test/lab CA: issue the leaf a CSR asks for (subject and extensions from the CSR)."""
+    """Test/lab CA: issue the leaf a CSR asks for (subject and extensions from the CSR;
+    ECDSA P-256/P-521 or Ed448 keys)."""
     csr = load_csr(csr_data)
     key = csr.public_key()
-    if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise CsrError("only EC keys are signed")
+    if not isinstance(key, (ec.EllipticCurvePublicKey, ed448.Ed448PublicKey)):
+        raise CsrError("only EC and Ed448 keys are signed")
     builder = (
         x509.CertificateBuilder()
         .subject_name(csr.subject)
@@ -161,4 +237,10 @@ def sign_csr(
             ),
             False,
         )
+    # the issuer's key chooses the signature: Ed448, ECDSA-SHA-512 from a P-521 CA (the
+    # ISO 15118-20 hierarchies [V2G20-2674]), ECDSA-SHA-256 otherwise (ISO 15118-2, OCPP)
+    if isinstance(issuer.key, ed448.Ed448PrivateKey):
+        return builder.sign(issuer.key, None)
+    if issuer.key.curve.name == "secp521r1":
+        return builder.sign(issuer.key, hashes.SHA512())
     return builder.sign(issuer.key, hashes.SHA256())

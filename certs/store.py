@@ -361,14 +361,27 @@ class Store:
         atomic_write(path, self._key_bytes(key), mode=0o600)
         return key
 
-    def pending_key(self, use: str) -> ec.EllipticCurvePrivateKey | None:
+    def new_pending_iso20_key(self, algorithm: str) -> PrivateKey:
+        """A fresh ``v2g20`` CSR key of the -20 kind the renewed leaf keeps:
+        ``"secp521r1"`` (ECDSA P-521) or ``"ed448"`` [V2G20-2674, V2G20-2319]."""
+        if algorithm not in ISO20_KEYS:
+            raise StoreError(f"an ISO 15118-20 key is one of {ISO20_KEYS}, not {algorithm!r}")
+        key: PrivateKey = (
+            ed448.Ed448PrivateKey.generate()
+            if algorithm == "ed448"
+            else ec.generate_private_key(ec.SECP521R1())
+        )
+        path = self._pending_path("v2g20")
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        atomic_write(path, self._key_bytes(key), mode=0o600)
+        return key
+
+    def pending_key(self, use: str) -> PrivateKey | None:
+        """The key of the outstanding CSR of ``use`` (ECDSA; Ed448 for ``v2g20``)."""
         path = self._pending_path(use)
         if not path.exists():
             return None
-        key = self._load_any_key(path, use)
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise StoreError(f"pending {use} key is not an ECDSA key")
-        return key
+        return self._load_any_key(path, use)
 
     def accept_signed_chain(
         self, use: str, chain_data: bytes, *, utc_now: dt.datetime | None

@@ -5,13 +5,19 @@ ECDHCurve (SECP521 or X448), the back end's ephemeral DHPublicKey and the encryp
 private key.  ISO 15118-20 7.9.2.5 (V2G20-2491..2502):
 
 1. ECDH between the EV's OEM provisioning private key and DHPublicKey gives a shared secret;
-2. a session key of 256 bits is derived from it with the NIST SP 800-56A concatenation KDF
-   (SHA-512; OtherInfo as in ISO 15118-2: AlgorithmID 0x01, PartyUInfo "U", PartyVInfo "V"
-   — an assumption of this simulator: the text at hand does not spell -20's OtherInfo);
-3. AES-GCM-256 decrypts: the field is IV (12 bytes) || ciphertext || tag (16 bytes), the
-   ciphertext the private scalar (66 bytes for secp521r1, the 521 bits with 7 leading zero
-   bits; 56 for X448); the AAD is the PCID (18 characters) followed by the contract
-   certificate's SubjectKeyIdentifier as upper-case hex (V2G20-2492).
+2. a session key of exactly 256 bits is derived from it with the NIST SP 800-56A
+   concatenation KDF, hash SHA-512 (V2G20-2535: one-pass DH C(1e, 1s), the back end is
+   party U, the EV party V; OtherInfo = AlgorithmID 0x01 || PartyUInfo "U" (0x55) ||
+   PartyVInfo "V" (0x56), one byte each, no length prefixes — the -2 OtherInfo of
+   V2G2-818 with SHA-512 instead of SHA-256).  For secp521r1 the shared secret Z is the
+   x-coordinate, 66 bytes big-endian; for X448 the 56-byte RFC 7748 output;
+3. AES-GCM-256 decrypts (V2G20-2497..2499, 2505): the field is IV (12 random bytes) ||
+   ciphertext || tag (16 bytes), the ciphertext the private scalar (66 bytes big-endian for
+   secp521r1: the 521 bits after 7 leading zero bits; 56 for X448); the AAD is the PCID
+   (18 characters) followed by the contract certificate's SubjectKeyIdentifier as
+   upper-case hex (V2G20-2492).  The EV refuses a plaintext whose 7 top bits are not zero
+   (V2G20-2678) or whose value is not a private key of the contract certificate
+   (V2G20-2507).
 
 :func:`seal_contract_key` is the back end's side (test peers), :func:`open_contract_key`
 the EV's.  :func:`check_signature` is the EV's check of the header Signature over
@@ -49,6 +55,12 @@ from secc.ev.pnc20 import (
 OTHER_INFO = b"\x01\x55\x56"
 IV_LENGTH = 12
 P521_LENGTH = 66
+# the order of secp521r1's base point (SEC 2 / FIPS 186-4)
+P521_ORDER = int(
+    "01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+    "a51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409",
+    16,
+)
 
 
 class InstallError(Exception):
@@ -119,7 +131,12 @@ def open_contract_key(
         )
     except InvalidTag as exc:
         raise InstallError("the encrypted contract key does not decrypt (tag)") from exc
-    private = ec.derive_private_key(int.from_bytes(scalar, "big"), ec.SECP521R1())
+    if scalar[0] & 0xFE:
+        raise InstallError("the decrypted contract key has non-zero padding bits (V2G20-2678)")
+    value = int.from_bytes(scalar, "big")
+    if not 0 < value < P521_ORDER:
+        raise InstallError("the decrypted contract key is out of range (V2G20-2507)")
+    private = ec.derive_private_key(value, ec.SECP521R1())
     leaf_key = contract_leaf.public_key()
     if (
         not isinstance(leaf_key, ec.EllipticCurvePublicKey)

@@ -753,13 +753,25 @@ class Bridge:
         self.ops.booted()
         self.sender.wake()
 
+    def v2g_renewals(self) -> list[str]:
+        """The SECC leaves a TriggerMessage(SignV2GCertificate) renews: the ISO 15118-2
+        one, and the ISO 15118-20 one (:data:`certs.csr.ISO20_V2G`) when the store serves
+        a ``v2g20`` chain."""
+        kinds = ["V2GCertificate"]
+        if self.store is not None and "v2g20" in self.store.leaf_uses():
+            kinds.append(csr_mod.ISO20_V2G)
+        return kinds
+
     async def sign_certificate(self, certificate_type: str) -> bool:
-        """SignCertificate until CertificateSigned installs a chain (A02/A03, M03)."""
+        """SignCertificate until CertificateSigned installs a chain (A02/A03, M03).
+
+        ``certificate_type`` is an OCPP CertificateSigningUseEnumType or
+        :data:`certs.csr.ISO20_V2G` (the -20 SECC leaf: a CSR with the current ``v2g20``
+        leaf's key algorithm, sent as ``V2GCertificate``)."""
         if self.store is None or certificate_type in self.signing:
             return False
-        if certificate_type == "V2GCertificate" and not self.dm.flag(
-            ISO, "V2GCertificateInstallationEnabled"
-        ):
+        v2g = certificate_type in ("V2GCertificate", csr_mod.ISO20_V2G)
+        if v2g and not self.dm.flag(ISO, "V2GCertificateInstallationEnabled"):
             log.warning("V2GCertificateInstallationEnabled is false: no SignCertificate")
             return False
         self.signing.add(certificate_type)
@@ -767,9 +779,14 @@ class Bridge:
             wait = float(max(1, self.dm.number(SEC, "CertSigningWaitMinimum")))
             for _attempt in range(self.dm.number(SEC, "CertSigningRepeatTimes") + 1):
                 event = self._signed[certificate_type] = asyncio.Event()
-                request = await asyncio.to_thread(self._csr, certificate_type)
+                try:
+                    request = await asyncio.to_thread(self._csr, certificate_type)
+                except (csr_mod.CsrError, StoreError) as exc:
+                    log.warning("%s: no CSR made: %s", certificate_type, exc)
+                    return False
+                ocpp_type = "V2GCertificate" if v2g else certificate_type
                 response = await self.client.call(
-                    "SignCertificate", {"csr": request, "certificateType": certificate_type}
+                    "SignCertificate", {"csr": request, "certificateType": ocpp_type}
                 )
                 if response.get("status") == "Accepted":
                     try:
@@ -786,12 +803,22 @@ class Bridge:
 
     def _csr(self, certificate_type: str) -> str:
         assert self.store is not None
-        if certificate_type == "V2GCertificate":
+        if certificate_type in ("V2GCertificate", csr_mod.ISO20_V2G):
             cn = self.dm.value(ISO, "SeccId") or self.client.config.station_id
             org = self.dm.value(ISO, "OrganizationName")
         else:
             cn = self.client.config.station_id
             org = self.dm.value(SEC, "OrganizationName")
+        if certificate_type == csr_mod.ISO20_V2G:
+            # the renewed leaf keeps the algorithm of the one in service (P-521 or Ed448)
+            algorithm = csr_mod.iso20_algorithm(self.store.leaf_chain("v2g20")[0].public_key())
+            return csr_mod.request_iso20_certificate(
+                self.store,
+                algorithm,
+                common_name=cn,
+                organization=org or "unknown",
+                country=self.dm.value(ISO, "CountryName") or None,
+            ).decode("ascii")
         return csr_mod.request_certificate(
             self.store,
             certificate_type,
@@ -808,9 +835,11 @@ class Bridge:
 
         if self.store is None:
             return csr_mod.SignedResult("Rejected", "no certificate store")
+        # a V2GCertificate chain whose leaf carries the pending v2g20 key answers the -20
+        # renewal and goes to slot v2g20; any other goes the -2 way (docs/ocpp.md)
         outcome = SignedInstaller(self.store, self.utc_now).install(certificate_type, chain_pem)
-        if outcome.accepted and certificate_type in self._signed:
-            self._signed[certificate_type].set()
+        if outcome.accepted and outcome.certificate_type in self._signed:
+            self._signed[outcome.certificate_type].set()
         return csr_mod.SignedResult("Accepted" if outcome.accepted else "Rejected", outcome.reason)
 
     async def refresh_ocsp(self) -> int:
@@ -855,7 +884,11 @@ class Bridge:
         if self.store is None:
             return []
         due = []
-        labels = {"leaf/v2g[0]": "V2GCertificate", "leaf/csms[0]": "ChargingStationCertificate"}
+        labels = {
+            "leaf/v2g[0]": "V2GCertificate",
+            "leaf/v2g20[0]": csr_mod.ISO20_V2G,
+            "leaf/csms[0]": "ChargingStationCertificate",
+        }
         report = expiry_report(
             self.store.all_certificates(),
             self.utc_now(),

@@ -238,12 +238,16 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
             )
             if bridge.store is None or v2g_off:
                 return Reply({"status": "Rejected"})
-            kind = (
-                "V2GCertificate" if what == "SignV2GCertificate" else "ChargingStationCertificate"
+            # SignV2GCertificate renews every SECC leaf the station serves: the -2 one and,
+            # with a v2g20 chain, the -20 one (its own CSR, told apart by key on return)
+            kinds = (
+                bridge.v2g_renewals()
+                if what == "SignV2GCertificate"
+                else ["ChargingStationCertificate"]
             )
 
             async def follow() -> None:
-                await bridge.sign_certificate(kind)
+                await asyncio.gather(*(bridge.sign_certificate(k) for k in kinds))
 
         elif what == "BootNotification":
             return Reply({"status": "Rejected", "statusInfo": _info("already accepted")})
