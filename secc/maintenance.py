@@ -16,7 +16,8 @@ stays until a new one has been
 A refused or malformed CertificateSigned is answered ``Rejected`` and changes nothing.
 
 The ISO 15118-20 SECC leaf (store slot ``v2g20``) has its own renewal path, named
-``V2GCertificate20`` here: a fresh P-521 key and a CSR signed with SHA-512, sent as
+``V2GCertificate20`` here: a fresh key of the algorithm in service (P-521 with a CSR
+signed with SHA-512, or Ed448), sent as
 OCPP SignCertificate with certificateType ``V2GCertificate`` (OCPP 2.0.1 has no separate
 type; the key type in the CSR tells the CA).  The CertificateSigned(V2GCertificate) that
 answers it is told apart from a -2 one by its leaf key: the chain whose leaf carries the
@@ -36,9 +37,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from certs import csr as csr_mod
 from certs._util import (
@@ -46,7 +44,6 @@ from certs._util import (
     der,
     domain_component,
     key_pem,
-    key_usage,
     load_certificates,
     pem,
 )
@@ -69,33 +66,6 @@ TYPE_OF_LABEL = {
 def ocpp_type(name: str) -> str:
     """The OCPP CertificateSigningUseEnumType of a renewal name."""
     return "V2GCertificate" if name == ISO20_V2G else name
-
-
-def iso20_csr(
-    key: ec.EllipticCurvePrivateKey, *, common_name: str, organization: str, country: str | None
-) -> bytes:
-    """The PEM CSR of the ISO 15118-20 SECC certificate: the subject and extensions of a
-    V2GCertificate CSR (CN = SECC ID, O, C, DC=CPO; digitalSignature + keyAgreement),
-    with a P-521 key and signed with SHA-512."""
-    if not common_name or not organization:
-        raise csr_mod.CsrError("common name and organization are required")
-    attrs = [
-        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
-    ]
-    if country:
-        if len(country) != 2:
-            raise csr_mod.CsrError(f"country must be a 2-letter code, got {country!r}")
-        attrs.append(x509.NameAttribute(NameOID.COUNTRY_NAME, country.upper()))
-    attrs.append(x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "CPO"))
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name(attrs))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(key_usage("digital_signature", "key_agreement"), critical=True)
-        .sign(key, hashes.SHA512())
-    )
-    return csr.public_bytes(serialization.Encoding.PEM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,11 +215,18 @@ async def request_certificate(
     timeout: float = 120.0,
 ) -> SignedOutcome:
     """SignCertificate with a fresh key, then wait for CertificateSigned (A02/A03);
-    ``certificate_type`` may be :data:`ISO20_V2G` (the -20 SECC leaf: P-521 key)."""
+    ``certificate_type`` may be :data:`ISO20_V2G` (the -20 SECC leaf: a key of the
+    algorithm in service, P-521 or Ed448)."""
     try:
         if certificate_type == ISO20_V2G:
-            request = iso20_csr(
-                store.new_pending_key("v2g20"),
+            # the renewed leaf keeps the algorithm of the one in service (P-521 or Ed448)
+            try:
+                algorithm = csr_mod.iso20_algorithm(store.leaf_chain("v2g20")[0].public_key())
+            except (StoreError, OSError, IndexError, ValueError):  # none in service yet: P-521
+                algorithm = "secp521r1"
+            request = csr_mod.request_iso20_certificate(
+                store,
+                algorithm,
                 common_name=common_name,
                 organization=organization,
                 country=country,

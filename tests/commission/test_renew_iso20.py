@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed448
 
 from certs.csr import load_csr, sign_csr
 from certs.testpki import TestPkiOptions, build_test_pki, read_issued, write_test_pki
@@ -220,3 +220,42 @@ def test_commission_signs_the_iso20_leaf(station20: StationDir) -> None:
     assert leaf.public_key().curve.name == "secp521r1"  # type: ignore[union-attr]
     assert results["certs.secc"].status is Status.PASS
     assert "v2g20: " in results["certs.secc"].reason
+
+
+def test_an_ed448_leaf_is_renewed_with_an_ed448_key(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """`secc renew` keeps the -20 leaf's algorithm: an Ed448 leaf gets an Ed448 CSR, and
+    the Ed448 CPO sub-CA's answer is installed and served over TLS 1.3."""
+    pki = tmp_path_factory.mktemp("commission-pki20-ed448") / "pki"
+    write_test_pki(
+        build_test_pki(dt.datetime.now(dt.UTC), TestPkiOptions(iso20_algorithm="ed448")), pki
+    )
+    station = StationDir(tmp_path / "station", pki)
+    station.root.mkdir()
+    shutil.copytree(pki / "station", station.store_path, symlinks=True)
+    station.state.mkdir()
+    station.device_model().set_local("SecurityCtrlr", "BasicAuthPassword", PASSWORD)
+    station.write_config()
+
+    def answer(kind: str | None, csr: str) -> str:
+        key = load_csr(csr.encode()).public_key()
+        if isinstance(key, ed448.Ed448PublicKey):
+            sub2, sub1 = read_issued(pki, "v2g20/sub2"), read_issued(pki, "v2g20/sub1")
+            leaf = sign_csr(csr.encode(), sub2, dt.datetime.now(dt.UTC))
+            return pem(leaf, sub2.certificate, sub1.certificate)
+        return cpo_ca(pki, csr, kind)
+
+    async def main() -> tuple[Any, ...]:
+        old20 = station.store().leaf_chain("v2g20")[0]
+        report, _, csms = await maintain(station, answer=answer)
+        return report, csms, old20, await serve13(station)
+
+    report, csms, old20, served = run(main())
+    outcomes = {o.certificate_type: o for o in report.renewals}
+    assert outcomes[ISO20_V2G].accepted, outcomes
+    keys = [load_csr(csr.encode()).public_key() for kind, csr in csms.csrs]
+    assert sum(isinstance(k, ed448.Ed448PublicKey) for k in keys) == 1
+    new20 = station.store().leaf_chain("v2g20")[0]
+    assert new20 != old20 and isinstance(new20.public_key(), ed448.Ed448PublicKey)
+    assert served == new20
