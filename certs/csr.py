@@ -38,6 +38,25 @@ class CsrError(CertsError):
     """A CSR that cannot be made or read."""
 
 
+def _subject(
+    common_name: str, organization: str, country: str | None, *, cpo: bool
+) -> list[x509.NameAttribute[str]]:
+    """CN, O, C (two letters) and, for a V2G SECC leaf, DC=CPO."""
+    if not common_name or not organization:
+        raise CsrError("common name and organization are required")
+    attrs = [
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+    ]
+    if country:
+        if len(country) != 2:
+            raise CsrError(f"country must be a 2-letter code, got {country!r}")
+        attrs.append(x509.NameAttribute(NameOID.COUNTRY_NAME, country.upper()))
+    if cpo:
+        attrs.append(x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "CPO"))
+    return attrs
+
+
 def build_csr(
     key: ec.EllipticCurvePrivateKey,
     certificate_type: str,
@@ -49,18 +68,7 @@ def build_csr(
     """A PEM CSR for ``certificate_type`` (OCPP CertificateSigningUseEnumType)."""
     if certificate_type not in CERTIFICATE_TYPES:
         raise CsrError(f"certificate type must be one of {sorted(CERTIFICATE_TYPES)}")
-    if not common_name or not organization:
-        raise CsrError("common name and organization are required")
-    attrs = [
-        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
-    ]
-    if country:
-        if len(country) != 2:
-            raise CsrError(f"country must be a 2-letter code, got {country!r}")
-        attrs.append(x509.NameAttribute(NameOID.COUNTRY_NAME, country.upper()))
-    if certificate_type == "V2GCertificate":
-        attrs.append(x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "CPO"))
+    attrs = _subject(common_name, organization, country, cpo=certificate_type == "V2GCertificate")
     builder = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(x509.Name(attrs))
@@ -95,17 +103,7 @@ def build_iso20_csr(
     digitalSignature + keyAgreement) or an Ed448 key (digitalSignature only: RFC 9295
     forbids keyAgreement on an Ed448 key)."""
     algorithm = iso20_algorithm(key)
-    if not common_name or not organization:
-        raise CsrError("common name and organization are required")
-    attrs = [
-        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
-    ]
-    if country:
-        if len(country) != 2:
-            raise CsrError(f"country must be a 2-letter code, got {country!r}")
-        attrs.append(x509.NameAttribute(NameOID.COUNTRY_NAME, country.upper()))
-    attrs.append(x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "CPO"))
+    attrs = _subject(common_name, organization, country, cpo=True)
     usage = (
         ("digital_signature",) if algorithm == "ed448" else ("digital_signature", "key_agreement")
     )
