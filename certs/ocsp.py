@@ -18,7 +18,6 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from asn1crypto import keys
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -319,6 +318,8 @@ def _responder_is(response: ocsp.OCSPResponse, cert: x509.Certificate) -> bool:
 
 
 def _spki_bit_string(spki: bytes) -> bytes:
+    from asn1crypto import keys  # (here: only OCSP responder checks need it; 1.4 MiB)
+
     info = keys.PublicKeyInfo.load(spki)
     bits: bytes = info["public_key"].contents[1:]  # drop the unused-bits octet
     return bits

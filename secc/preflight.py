@@ -417,7 +417,10 @@ def _hal(evse: EvseSection, i: int, user: User | None) -> list[Problem]:
 
     at = f"evse[{i}].hal"
     problems: list[Problem] = []
-    known = registry.available()
+    names = [n for n in (evse.hal.backend, evse.hal.plc) if n is not None]
+    # the installed plug-ins are scanned (slow: importlib.metadata) only for a name that
+    # is not built in; a plug-in cannot shadow a built-in, so the answer is the same
+    known = registry.BUILTIN if set(names) <= registry.BUILTIN.keys() else registry.available()
     for key, name in (("backend", evse.hal.backend), ("plc", evse.hal.plc)):
         info = known.get(name) if name is not None else None
         if info is None:

@@ -7,6 +7,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+
+from tests.station.conftest import EVSE_ID
 
 
 def _run(code: str) -> str:
@@ -48,3 +51,49 @@ def test_settle_imports_the_offered_protocols_and_freezes() -> None:
         """
     )
     assert out == "['apphand', 'iso2', 'xmldsig'] True"
+
+
+# imported by nothing the start needs (the checks included); a station that loads them
+# before it is ready starts slower and resides bigger (issue 17, bench/footprint.py)
+DEFERRED = ("asn1crypto", "importlib.metadata", "secc.ocpp_bridge", "ocpp", "websockets")
+
+
+def test_secc_run_is_ready_without_the_deferred_modules(pki_dir: Path, tmp_path: Path) -> None:
+    """The real ``secc run`` (checks, TLS and TCP servers, SDP) up to SDP-ready: the
+    post-ready ``settle`` step is replaced by a report of what is imported by then."""
+    config = tmp_path / "secc.toml"
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            [station]
+            log_level = "warning"
+            [certs]
+            store = "{pki_dir / "station"}"
+            [[evse]]
+            evse_id = "{EVSE_ID}"
+            address = "::1"
+            tls_port = 0
+            tcp_port = 0
+            sdp_port = 0
+            energy_modes = ["AC_three_phase_core", "DC_extended"]
+            [evse.hal]
+            backend = "simulated"
+            """
+        )
+    )
+    out = _run(
+        f"""
+        import os, sys
+        import secc.cli.run as run
+
+        def report(config):
+            deferred = {DEFERRED!r}
+            print("ready", sorted(m for m in sys.modules if m.split(".")[0] in deferred
+                                  or m.startswith(deferred)), flush=True)
+            os._exit(0)
+
+        run.settle = report
+        sys.exit(run.main(["--config", {str(config)!r}], prog="secc run"))
+        """
+    )
+    assert out == "ready []"
