@@ -55,7 +55,14 @@ def test_settle_imports_the_offered_protocols_and_freezes() -> None:
 
 # imported by nothing the start needs (the checks included); a station that loads them
 # before it is ready starts slower and resides bigger (issue 17, bench/footprint.py)
-DEFERRED = ("asn1crypto", "importlib.metadata", "secc.ocpp_bridge", "ocpp", "websockets")
+DEFERRED = (
+    "asn1crypto",
+    "importlib.metadata",
+    "certs.validate",
+    "secc.ocpp_bridge",
+    "ocpp",
+    "websockets",
+)
 
 
 def test_secc_run_is_ready_without_the_deferred_modules(pki_dir: Path, tmp_path: Path) -> None:
