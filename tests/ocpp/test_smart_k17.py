@@ -1,0 +1,150 @@
+"""K17 (OCPP 2.0.1 part 2, "Renegotiation initiated by the EV") end to end: an ISO 15118-2
+AC EV simulator that renegotiates by itself (PowerDelivery ChargeProgress=Renegotiate, then
+a new ChargeParameterDiscovery) against the real station runtime whose backend is the OCPP
+bridge talking to the test CSMS.  Per K17 the station sends NotifyEVChargingNeeds with the
+EV's new needs, the CSMS may answer with a TxProfile, which the EV is then offered (the
+EV waits Ongoing, at most ``schedule_wait``), and after the EV's PowerDelivery Start the
+station sends NotifyEVChargingSchedule again."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from ocpp.v201 import call
+
+from hal.backends.simulated import build_board
+from secc.aio.ev_client import run_ev_sdp
+from secc.config import EvseSection
+from secc.ev.iso2 import EvScript, EvSimulator
+from secc.ocpp_bridge.bridge import Bridge
+from secc.runtime import Station
+from secc.sdp import Security
+from tests.ocpp.csms import TestCsms, wait_for
+from tests.ocpp.station import STATION, build
+from tests.ocpp.test_smart_e2e import EVSE_ID, _config
+from tests.ocpp.test_smart_profiles import profile
+
+MODE = "AC_three_phase_core"
+
+
+async def _ev_renegotiates(
+    tmp_path: Path, *, schedule_wait: float, answer: float | None
+) -> tuple[Any, TestCsms]:
+    """One EIM session under a TxDefaultProfile (11 kW, 7 kW after an hour) whose EV
+    renegotiates half way; ``answer``: the CSMS answers the second NotifyEVChargingNeeds
+    with a TxProfile of this many watts (None: it sets nothing)."""
+    csms = TestCsms()
+    await csms.start()
+    bridges: list[Bridge] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    def factory(section: EvseSection, emit: Any) -> Bridge:
+        bridge = build(tmp_path, csms.url, emit=emit).bridge
+        bridge.present_token("04A1B2C3D4E5F6")
+        bridges.append(bridge)
+        tasks.append(asyncio.ensure_future(bridge.run()))
+        return bridge
+
+    board, _plant = build_board()
+    script = EvScript(
+        energy_mode=MODE,
+        think_time=0.0,
+        poll_interval=0.05,
+        loop_interval=0.05,
+        charge_loops=60,
+        renegotiate=True,
+    )
+    try:
+        config = _config(MODE, schedule_wait)
+        async with Station(config, boards={EVSE_ID: board}, backend_factory=factory) as st:
+            bridge = bridges[0]
+            await asyncio.wait_for(bridge.client.online.wait(), 10)
+            cp = await csms.station(STATION)
+            now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+            base = profile(1, "TxDefaultProfile", 0, [(0, 11000.0), (3600, 7000.0)], start=now)
+            reply = await cp.call(call.SetChargingProfile(evse_id=1, charging_profile=base))
+            assert reply.status == "Accepted"
+            e = st.evse(EVSE_ID)
+            assert e.sdp is not None
+            ev_task = asyncio.ensure_future(
+                run_ev_sdp(script, security=Security.NONE, address="::1", sdp_port=e.sdp.port)
+            )
+            if answer is not None:  # the CSMS answers the EV's new needs (K17)
+                await wait_for(lambda: len(csms.ev_needs) == 2, 40)
+                assert bridge.transaction is not None
+                tx = profile(
+                    2,
+                    "TxProfile",
+                    0,
+                    [(0, answer)],
+                    kind="Relative",
+                    transaction_id=str(bridge.transaction["id"]),
+                )
+                reply = await cp.call(call.SetChargingProfile(evse_id=1, charging_profile=tx))
+                assert reply.status == "Accepted"
+            result = await asyncio.wait_for(ev_task, 60)
+            await wait_for(lambda: bridge.transaction is None and not len(bridge.queue))
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await csms.stop()
+    return result, csms
+
+
+def _renegotiated(result: Any) -> EvSimulator:
+    ev = result.ev
+    assert isinstance(ev, EvSimulator)
+    assert result.ended == "done", result.codes
+    assert all(code.startswith("OK") for _, code in result.codes), result.codes
+    assert ev.renegotiated
+    sent = ev.sent
+    discoveries = [i for i, n in enumerate(sent) if n == "ChargeParameterDiscoveryReq"]
+    assert "PowerDeliveryReq" in sent[discoveries[0] : discoveries[-1]]
+    return ev
+
+
+def test_the_ev_renegotiation_sends_its_needs_and_gets_the_csms_answer(tmp_path: Path) -> None:
+    """K17: the second NotifyEVChargingNeeds comes with the EV's renegotiation; the EV
+    waits Ongoing (contactors closed) until the CSMS's TxProfile is there and is offered
+    it; NotifyEVChargingSchedule follows each PowerDelivery Start."""
+
+    async def main() -> None:
+        result, csms = await _ev_renegotiates(tmp_path, schedule_wait=30.0, answer=4000.0)
+        ev = _renegotiated(result)
+        assert len(ev.offers) == 2, ev.offers
+        assert ev.offers[0][0] == (0, 11000.0)
+        assert [pmax for _, pmax in ev.offers[1]] == [4000.0]
+        assert len(csms.ev_needs) == 2
+        for needs in csms.ev_needs:
+            wanted = needs["charging_needs"]
+            assert needs["evse_id"] == 1
+            assert wanted["requested_energy_transfer"] == "AC_three_phase"
+            assert wanted["ac_charging_parameters"]["ev_max_current"] > 0
+        # the renegotiation's discovery was answered Ongoing at least once (it waited)
+        after = ev.sent[ev.sent.index("PowerDeliveryReq", ev.sent.index("ChargingStatusReq")) :]
+        assert after.count("ChargeParameterDiscoveryReq") >= 2, after
+        await wait_for(lambda: len(csms.ev_schedules) == 2)
+        last = csms.ev_schedules[-1]["charging_schedule"]["charging_schedule_period"]
+        assert last and max(p["limit"] for p in last) <= 4000.0
+
+    asyncio.run(asyncio.wait_for(main(), 120))
+
+
+def test_without_an_answer_the_ev_gets_the_composite_in_force(tmp_path: Path) -> None:
+    """K17 with a CSMS that takes the needs but sets nothing: after ``schedule_wait`` the
+    renegotiating EV is offered the composite in force (the TxDefaultProfile)."""
+
+    async def main() -> None:
+        result, csms = await _ev_renegotiates(tmp_path, schedule_wait=1.0, answer=None)
+        ev = _renegotiated(result)
+        assert len(ev.offers) == 2, ev.offers
+        assert ev.offers[1][0] == (0, 11000.0)
+        assert ev.offers[1][1][1] == 7000.0
+        assert len(csms.ev_needs) == 2
+        await wait_for(lambda: len(csms.ev_schedules) == 2)
+
+    asyncio.run(asyncio.wait_for(main(), 120))
