@@ -13,12 +13,14 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import pytest
 from ocpp.v201 import call
 
 from hal.backends.simulated import build_board
 from secc.aio.ev_client import run_ev_sdp
 from secc.config import EvseSection
 from secc.ev.iso2 import EvScript, EvSimulator
+from secc.ev.iso20 import Ev20Script, Ev20Simulator
 from secc.ocpp_bridge.bridge import Bridge
 from secc.runtime import Station
 from secc.sdp import Security
@@ -31,11 +33,12 @@ MODE = "AC_three_phase_core"
 
 
 async def _ev_renegotiates(
-    tmp_path: Path, *, schedule_wait: float, answer: float | None
+    tmp_path: Path, *, schedule_wait: float, answer: float | None, iso20: str | None = None
 ) -> tuple[Any, TestCsms]:
     """One EIM session under a TxDefaultProfile (11 kW, 7 kW after an hour) whose EV
     renegotiates half way; ``answer``: the CSMS answers the second NotifyEVChargingNeeds
-    with a TxProfile of this many watts (None: it sets nothing)."""
+    with a TxProfile of this many watts (None: it sets nothing); ``iso20``: an ISO
+    15118-20 EV in scheduled mode of this kind ("ac" or "dc") instead, over TCP."""
     csms = TestCsms()
     await csms.start()
     bridges: list[Bridge] = []
@@ -49,7 +52,7 @@ async def _ev_renegotiates(
         return bridge
 
     board, _plant = build_board()
-    script = EvScript(
+    script: EvScript | Ev20Script = EvScript(
         energy_mode=MODE,
         think_time=0.0,
         poll_interval=0.05,
@@ -57,8 +60,20 @@ async def _ev_renegotiates(
         charge_loops=60,
         renegotiate=True,
     )
+    mode = MODE
+    if iso20 is not None:
+        mode = "DC_extended" if iso20 == "dc" else MODE
+        script = Ev20Script(
+            mode=iso20,
+            control="scheduled",
+            think_time=0.0,
+            poll_interval=0.05,
+            loop_interval=0.05,
+            charge_loops=60,
+            renegotiate=True,
+        )
     try:
-        config = _config(MODE, schedule_wait)
+        config = _config(mode, schedule_wait, iso20 is not None)
         async with Station(config, boards={EVSE_ID: board}, backend_factory=factory) as st:
             bridge = bridges[0]
             await asyncio.wait_for(bridge.client.online.wait(), 10)
@@ -145,6 +160,40 @@ def test_without_an_answer_the_ev_gets_the_composite_in_force(tmp_path: Path) ->
         assert ev.offers[1][0] == (0, 11000.0)
         assert ev.offers[1][1][1] == 7000.0
         assert len(csms.ev_needs) == 2
+        await wait_for(lambda: len(csms.ev_schedules) == 2)
+
+    asyncio.run(asyncio.wait_for(main(), 120))
+
+
+@pytest.mark.parametrize("kind", ["ac", "dc"])
+def test_iso20_ev_renegotiation_sends_its_needs_and_gets_the_csms_answer(
+    tmp_path: Path, kind: str
+) -> None:
+    """K17 with ISO 15118-20 scheduled mode: the EV's own PowerDelivery
+    ScheduleRenegotiation and ScheduleExchange bring the second NotifyEVChargingNeeds; the
+    ScheduleExchange waits Ongoing for the CSMS's TxProfile, which is the new schedule;
+    NotifyEVChargingSchedule follows each PowerDelivery Start."""
+
+    async def main() -> None:
+        result, csms = await _ev_renegotiates(
+            tmp_path, schedule_wait=30.0, answer=4000.0, iso20=kind
+        )
+        ev = result.ev
+        assert isinstance(ev, Ev20Simulator)
+        assert ev.error is None, (ev.error, result.codes)
+        assert not any(c.startswith(("FAILED", "WARNING")) for _, c in result.codes)
+        assert ev.renegotiated
+        assert "ScheduleRenegotiation" not in ev.notifications  # the EV's own
+        assert ev.schedule_offers[0] == [11000.0, 7000.0]
+        assert ev.schedule_offers[-1] == [4000.0]
+        assert len(csms.ev_needs) == 2
+        transfer = "DC" if kind == "dc" else "AC_three_phase"
+        assert [n["charging_needs"]["requested_energy_transfer"] for n in csms.ev_needs] == [
+            transfer,
+            transfer,
+        ]
+        exchanges = ev.sent[ev.sent.index("ScheduleExchangeReq") :]
+        assert exchanges.count("ScheduleExchangeReq") >= 3  # one, then Ongoing at least once
         await wait_for(lambda: len(csms.ev_schedules) == 2)
 
     asyncio.run(asyncio.wait_for(main(), 120))
