@@ -1,10 +1,11 @@
-"""K17 (OCPP 2.0.1 part 2, "Renegotiation initiated by the EV") end to end: an ISO 15118-2
-AC EV simulator that renegotiates by itself (PowerDelivery ChargeProgress=Renegotiate, then
-a new ChargeParameterDiscovery) against the real station runtime whose backend is the OCPP
-bridge talking to the test CSMS.  Per K17 the station sends NotifyEVChargingNeeds with the
-EV's new needs, the CSMS may answer with a TxProfile, which the EV is then offered (the
-EV waits Ongoing, at most ``schedule_wait``), and after the EV's PowerDelivery Start the
-station sends NotifyEVChargingSchedule again."""
+"""K17 (OCPP 2.0.1 part 2, "Renegotiation initiated by the EV") end to end: EV simulators
+that renegotiate by themselves (ISO 15118-2 AC/DC: PowerDelivery ChargeProgress=Renegotiate,
+then a new ChargeParameterDiscovery; ISO 15118-20 scheduled AC/DC: PowerDelivery
+ScheduleRenegotiation, then a new ScheduleExchange) against the real station runtime whose
+backend is the OCPP bridge talking to the test CSMS.  Per K17 the station sends
+NotifyEVChargingNeeds with the EV's new needs, the CSMS may answer with a TxProfile, which
+the EV is then offered (the EV waits Ongoing, at most ``schedule_wait``), and after the EV's
+PowerDelivery Start the station sends NotifyEVChargingSchedule again."""
 
 from __future__ import annotations
 
@@ -33,7 +34,12 @@ MODE = "AC_three_phase_core"
 
 
 async def _ev_renegotiates(
-    tmp_path: Path, *, schedule_wait: float, answer: float | None, iso20: str | None = None
+    tmp_path: Path,
+    *,
+    schedule_wait: float,
+    answer: float | None,
+    iso20: str | None = None,
+    mode: str = MODE,
 ) -> tuple[Any, TestCsms]:
     """One EIM session under a TxDefaultProfile (11 kW, 7 kW after an hour) whose EV
     renegotiates half way; ``answer``: the CSMS answers the second NotifyEVChargingNeeds
@@ -53,14 +59,13 @@ async def _ev_renegotiates(
 
     board, _plant = build_board()
     script: EvScript | Ev20Script = EvScript(
-        energy_mode=MODE,
+        energy_mode=mode,
         think_time=0.0,
         poll_interval=0.05,
         loop_interval=0.05,
         charge_loops=60,
         renegotiate=True,
     )
-    mode = MODE
     if iso20 is not None:
         mode = "DC_extended" if iso20 == "dc" else MODE
         script = Ev20Script(
@@ -122,13 +127,18 @@ def _renegotiated(result: Any) -> EvSimulator:
     return ev
 
 
-def test_the_ev_renegotiation_sends_its_needs_and_gets_the_csms_answer(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", [MODE, "DC_extended"])
+def test_the_ev_renegotiation_sends_its_needs_and_gets_the_csms_answer(
+    tmp_path: Path, mode: str
+) -> None:
     """K17: the second NotifyEVChargingNeeds comes with the EV's renegotiation; the EV
     waits Ongoing (contactors closed) until the CSMS's TxProfile is there and is offered
     it; NotifyEVChargingSchedule follows each PowerDelivery Start."""
 
     async def main() -> None:
-        result, csms = await _ev_renegotiates(tmp_path, schedule_wait=30.0, answer=4000.0)
+        result, csms = await _ev_renegotiates(
+            tmp_path, schedule_wait=30.0, answer=4000.0, mode=mode
+        )
         ev = _renegotiated(result)
         assert len(ev.offers) == 2, ev.offers
         assert ev.offers[0][0] == (0, 11000.0)
@@ -137,10 +147,15 @@ def test_the_ev_renegotiation_sends_its_needs_and_gets_the_csms_answer(tmp_path:
         for needs in csms.ev_needs:
             wanted = needs["charging_needs"]
             assert needs["evse_id"] == 1
-            assert wanted["requested_energy_transfer"] == "AC_three_phase"
-            assert wanted["ac_charging_parameters"]["ev_max_current"] > 0
+            if mode.startswith("DC"):
+                assert wanted["requested_energy_transfer"] == "DC"
+                assert wanted["dc_charging_parameters"]["ev_max_voltage"] > 0
+            else:
+                assert wanted["requested_energy_transfer"] == "AC_three_phase"
+                assert wanted["ac_charging_parameters"]["ev_max_current"] > 0
         # the renegotiation's discovery was answered Ongoing at least once (it waited)
-        after = ev.sent[ev.sent.index("PowerDeliveryReq", ev.sent.index("ChargingStatusReq")) :]
+        loop = "CurrentDemandReq" if mode.startswith("DC") else "ChargingStatusReq"
+        after = ev.sent[ev.sent.index("PowerDeliveryReq", ev.sent.index(loop)) :]
         assert after.count("ChargeParameterDiscoveryReq") >= 2, after
         await wait_for(lambda: len(csms.ev_schedules) == 2)
         last = csms.ev_schedules[-1]["charging_schedule"]["charging_schedule_period"]
