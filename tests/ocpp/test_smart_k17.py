@@ -212,3 +212,106 @@ def test_iso20_ev_renegotiation_sends_its_needs_and_gets_the_csms_answer(
         await wait_for(lambda: len(csms.ev_schedules) == 2)
 
     asyncio.run(asyncio.wait_for(main(), 120))
+
+
+# --- K06 / K07: the CSMS unreachable -----------------------------------------------------
+
+
+async def _offline_session(tmp_path: Path, *, k07: bool) -> tuple[Any, Bridge]:
+    """One -2 AC EIM session with the CSMS going down.  ``k07``: a TxDefaultProfile
+    (8 kW) is set, then the CSMS stops before the EV comes (the card is taken offline by
+    OfflineTxForUnknownIdEnabled).  Else (K06): the CSMS answers the EV's first needs
+    with a TxProfile of 5 kW and stops when the EV's own renegotiation sends its needs
+    again; the renegotiating EV gets its schedule from the station alone."""
+    csms = TestCsms()
+    await csms.start()
+    bridges: list[Bridge] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    def factory(section: EvseSection, emit: Any) -> Bridge:
+        bridge = build(tmp_path, csms.url, emit=emit).bridge
+        bridge.present_token("04A1B2C3D4E5F6")
+        bridges.append(bridge)
+        tasks.append(asyncio.ensure_future(bridge.run()))
+        return bridge
+
+    board, _plant = build_board()
+    script = EvScript(
+        energy_mode=MODE,
+        think_time=0.0,
+        poll_interval=0.05,
+        loop_interval=0.05,
+        charge_loops=3 if k07 else 60,
+        renegotiate=not k07,
+    )
+    try:
+        config = _config(MODE, 0.0 if k07 else 10.0)
+        async with Station(config, boards={EVSE_ID: board}, backend_factory=factory) as st:
+            bridge = bridges[0]
+            await asyncio.wait_for(bridge.client.online.wait(), 10)
+            cp = await csms.station(STATION)
+            if k07:
+                now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+                base = profile(1, "TxDefaultProfile", 0, [(0, 8000.0)], start=now)
+                reply = await cp.call(call.SetChargingProfile(evse_id=0, charging_profile=base))
+                assert reply.status == "Accepted"
+                bridge.dm.set_local("AuthCtrlr", "OfflineTxForUnknownIdEnabled", "true")
+                await csms.stop()
+                await wait_for(lambda: not bridge.client.online.is_set())
+            e = st.evse(EVSE_ID)
+            assert e.sdp is not None
+            ev_task = asyncio.ensure_future(
+                run_ev_sdp(script, security=Security.NONE, address="::1", sdp_port=e.sdp.port)
+            )
+            if not k07:
+                await wait_for(lambda: bool(csms.ev_needs))
+                assert bridge.transaction is not None
+                tx = profile(
+                    2,
+                    "TxProfile",
+                    0,
+                    [(0, 5000.0)],
+                    kind="Relative",
+                    transaction_id=str(bridge.transaction["id"]),
+                )
+                reply = await cp.call(call.SetChargingProfile(evse_id=1, charging_profile=tx))
+                assert reply.status == "Accepted"
+                await wait_for(lambda: len(csms.ev_needs) == 2, 40)
+                await csms.stop()
+            result = await asyncio.wait_for(ev_task, 60)
+            await wait_for(lambda: bridge.transaction is None)
+            assert not bridge.client.online.is_set()
+            assert len(bridge.queue)  # the transaction's events wait for the CSMS
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await csms.stop()
+    return result, bridges[0]
+
+
+def test_k07_offline_start_uses_the_stored_tx_default_profile(tmp_path: Path) -> None:
+    """K07: the CSMS is unreachable when the transaction starts: the EV is offered the
+    TxDefaultProfile (evseId 0) stored while online, not the station's own limit."""
+
+    async def main() -> None:
+        result, _bridge = await _offline_session(tmp_path, k07=True)
+        ev = result.ev
+        assert isinstance(ev, EvSimulator)
+        assert result.ended == "done", result.codes
+        assert ev.offers == [((0, 8000.0),)]
+
+    asyncio.run(asyncio.wait_for(main(), 120))
+
+
+def test_k06_offline_during_the_transaction_keeps_the_tx_profile(tmp_path: Path) -> None:
+    """K06: the CSMS goes down while the EV charges under its TxProfile (5 kW); the EV's
+    renegotiation then gets no answer and, after ``schedule_wait``, is offered the same
+    TxProfile limit again (not the station's 22 kW); the session ends normally."""
+
+    async def main() -> None:
+        result, _bridge = await _offline_session(tmp_path, k07=False)
+        ev = _renegotiated(result)
+        assert ev.offers == [((0, 5000.0),), ((0, 5000.0),)]
+
+    asyncio.run(asyncio.wait_for(main(), 120))
