@@ -89,6 +89,9 @@ class Context:
     # EV's next ChargeParameterDiscovery takes it
     renegotiation_requested: bool = False
     schedule_origin: float = 0.0  # session time the csms_schedule's starts count from
+    schedule_updates: int = 0  # ChargingScheduleUpdates so far (a fresh one ends a wait)
+    # K17: schedule_updates when the EV's renegotiation sent its needs again; None else
+    needs_mark: int | None = None
     # the CSMS's alternatives (ScheduleOffer; the first is csms_schedule); () for one
     csms_offers: tuple[ScheduleOffer, ...] = ()
     sa_schedule_tuple_id: int = 1

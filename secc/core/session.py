@@ -190,6 +190,7 @@ class SeccSession:
                 ctx.csms_schedule = tuple(ScheduleEntry(s, p, d) for s, p, d in entries) or None
                 ctx.csms_offers = offers if ctx.csms_schedule is not None else ()
                 ctx.schedule_origin = now
+                ctx.schedule_updates += 1
                 scheduled20 = self._iso20 and ctx.control_mode == "Scheduled"
                 if ctx.charging and (ctx.schema is Schema.ISO2 or scheduled20):
                     ctx.renegotiation_requested = True  # ReNegotiation / ScheduleRenegotiation

@@ -84,6 +84,7 @@ class Ev20Script:
     max_discharge_current: float = 25.0  # DC
     discharge_current: float = 20.0  # DC scheduled: |EVTargetCurrent| while discharging
     charge_loops: int = 3
+    renegotiate: bool = False  # scheduled: one ScheduleRenegotiation of its own half way
     energy_wh: float | None = None  # stop once the meter shows this much charged
     stop: str = "Terminate"  # SessionStopReq ChargingSession when the EV ends
     evcc_id: str = "WMI0SECCEV0000001"
@@ -220,6 +221,7 @@ class Ev20Simulator:
         self.schedule_power: float | None = None  # first entry of the chosen schedule (W)
         self.schedule_offers: list[list[float]] = []  # each ScheduleExchange's entries (W)
         self.renegotiating = False  # the EVSE asked for ScheduleRenegotiation
+        self.renegotiated = False  # the EV renegotiated by itself (Ev20Script.renegotiate)
         self.evse_max_power: float | None = None
         self.evse_max_current: float | None = None
         self.evse_max_voltage: float | None = None
@@ -542,6 +544,9 @@ class Ev20Simulator:
                 self.evse_target_power = value_of(target)
         asked = self._metering_asked(res.evse_status)
         self._notice(res.evse_status)
+        own = s.renegotiate and s.control == "scheduled" and not self.renegotiated
+        if own and self.loops * 2 >= s.charge_loops:
+            self.renegotiating = self.renegotiated = True
         enough = self._charged_enough(self.loops)
         if enough and s.bpt and s.discharge_loops:
             if self._discharge_start is None:

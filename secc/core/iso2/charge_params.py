@@ -154,7 +154,15 @@ def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
     renegotiating = ctx.contactors_closed
     first = "ChargeParameterDiscovery" not in ctx.started_at
     waited = now - ctx.started_at.setdefault("ChargeParameterDiscovery", now)
-    needs = (charging_needs(mode, param, req.max_entries_sa_schedule_tuple),) if first else ()
+    needs: tuple[EvChargingNeeds, ...] = ()
+    if first:
+        needs = (charging_needs(mode, param, req.max_entries_sa_schedule_tuple),)
+    if renegotiating and not first:
+        needs, waiting = _ev_renegotiation(ctx, mode, param, req, now)
+        if waiting:
+            reply = _ongoing(ctx, dc)
+            reply.actions = needs
+            return reply
     if ctx.csms_schedule is None and waited < ctx.config.schedule_wait:
         reply = _ongoing(ctx, dc)
         reply.actions = needs
@@ -188,6 +196,34 @@ def charge_parameter_discovery(ctx: Context, req: Any, now: float) -> Reply:
         evse_charge_parameter=evse,
     )
     return Reply(body, state, needs)
+
+
+RENEGOTIATION_KEY = "RenegotiationChargeParameterDiscovery"
+
+
+def _ev_renegotiation(
+    ctx: Context, mode: str, param: Any, req: Any, now: float
+) -> tuple[tuple[EvChargingNeeds, ...], bool]:
+    """K17 (OCPP 2.0.1): a renegotiation the EV started (the station did not ask for it)
+    sends the EV's charging needs again (once) and answers Ongoing until the CSMS's answer
+    (a fresh schedule) is there, at most ``schedule_wait`` seconds; then the schedule in
+    force.  A renegotiation the station asked for (K16) already has its schedule.
+    Returns (the needs to send, whether to answer Ongoing)."""
+    if RENEGOTIATION_KEY not in ctx.started_at:
+        if ctx.renegotiation_requested:
+            return (), False
+        needs = (charging_needs(mode, param, req.max_entries_sa_schedule_tuple),)
+        if ctx.config.schedule_wait <= 0:
+            return needs, False
+        ctx.started_at[RENEGOTIATION_KEY] = now
+        ctx.needs_mark = ctx.schedule_updates
+        return needs, True
+    waited = now - ctx.started_at[RENEGOTIATION_KEY]
+    if ctx.schedule_updates == ctx.needs_mark and waited < ctx.config.schedule_wait:
+        return (), True
+    del ctx.started_at[RENEGOTIATION_KEY]
+    ctx.needs_mark = None
+    return (), False
 
 
 def charging_needs(mode: str, param: Any, max_tuples: int | None) -> EvChargingNeeds:

@@ -57,7 +57,8 @@ TAX_RULE_ID = 1
 
 
 def schedule_exchange(ctx: Context, req: Any, now: float) -> Reply:
-    """Ongoing while the CSMS schedule is awaited (``schedule_wait``), then the
+    """Ongoing while the CSMS schedule is awaited (``schedule_wait``; in a renegotiation
+    the EV started, K17, a fresh one after its needs went out again), then the
     schedule of the selected control mode.  A request of the other control mode is
     FAILED (the EV must keep to the parameter set it selected)."""
     rc = COMMON.ResponseCode
@@ -67,8 +68,13 @@ def schedule_exchange(ctx: Context, req: Any, now: float) -> Reply:
         raise PeerError(f"ScheduleExchangeReq is not of the selected {ctx.control_mode} mode")
     renegotiating = ctx.charging or ctx.standby  # ScheduleRenegotiation from the loop
     needs = () if NEEDS_KEY in ctx.started_at else (charging_needs(ctx, req, now),)
+    new_round = SCHEDULE_TIMER_KEY not in ctx.started_at
+    if renegotiating and not needs and new_round and not ctx.renegotiation_requested:
+        needs = (charging_needs(ctx, req, now),)  # K17: the EV renegotiates: its needs again
+        ctx.needs_mark = ctx.schedule_updates  # and waits for a fresh CSMS schedule
     started = ctx.started_at.setdefault(SCHEDULE_TIMER_KEY, now)
-    if ctx.csms_schedule is None and now - started < ctx.config.schedule_wait:
+    unanswered = ctx.needs_mark is not None and ctx.schedule_updates == ctx.needs_mark
+    if (ctx.csms_schedule is None or unanswered) and now - started < ctx.config.schedule_wait:
         if now - started > ctx.config.timers.ongoing:
             raise Timeout("no schedule within the Ongoing limit")
         # the control mode is a required choice even while Ongoing: a provisional one
@@ -81,6 +87,7 @@ def schedule_exchange(ctx: Context, req: Any, now: float) -> Reply:
         state = Iso20State.RENEGOTIATION if renegotiating else Iso20State.SCHEDULE_ONGOING
         return Reply(body, state, needs)
     del ctx.started_at[SCHEDULE_TIMER_KEY]
+    ctx.needs_mark = None
     ctx.renegotiation_requested = False  # the EV gets the schedule in force now
     body = COMMON.ScheduleExchangeRes(
         header=header(ctx, COMMON),
