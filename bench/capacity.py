@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,11 +88,11 @@ async def station_main(
 # --- the EVs (this process) --------------------------------------------------------------
 
 
-async def ev(
-    port: int, ctx: ssl.SSLContext | None, window: dict[str, float], out: list[float]
-) -> None:
-    """One EV: a DC session up to the charging loop, then a CurrentDemandReq every 100 ms
-    until the window's end; the round trips inside the window are recorded."""
+async def dc_ev_at_loop(
+    port: int, ctx: ssl.SSLContext | None
+) -> tuple[Callable[[bytes], Awaitable[bytes]], bytes, asyncio.StreamWriter]:
+    """One DC EV brought up to its charging loop: the exchange function (one V2GTP frame
+    out, the answer's payload back), its first CurrentDemandReq frame, the writer."""
     from secc.ev.iso2 import EvScript, EvSimulator
 
     reader, writer = await asyncio.open_connection("::1", port, ssl=ctx)
@@ -119,7 +120,15 @@ async def ev(
         if nxt is None:
             raise SystemExit(f"session ended before CurrentDemandReq: {sim.responses[-1]}")
         step = nxt
-    frame = encode_frame(codec.encode(step.message))
+    return exchange, encode_frame(codec.encode(step.message)), writer
+
+
+async def ev(
+    port: int, ctx: ssl.SSLContext | None, window: dict[str, float], out: list[float]
+) -> None:
+    """One EV: a DC session up to the charging loop, then a CurrentDemandReq every 100 ms
+    until the window's end; the round trips inside the window are recorded."""
+    exchange, frame, writer = await dc_ev_at_loop(port, ctx)
     loop = asyncio.get_running_loop()
     nxt_t = loop.time()
     while True:

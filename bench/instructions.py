@@ -265,39 +265,11 @@ STATION_TARGET = 500_000
 async def _ev_loops(port: int, ctx: Any, loops: int) -> None:
     """An EV (this process, not counted): a DC session up to its first CurrentDemandReq,
     then that request ``loops`` times back to back, each after the previous answer."""
-    import asyncio
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    import capacity  # bench/capacity.py
 
-    from secc import codec
-    from secc.core.events import Schema
-    from secc.ev.iso2 import EvScript, EvSimulator
-    from secc.v2gtp import Framer, encode_frame
-
-    reader, writer = await asyncio.open_connection("::1", port, ssl=ctx)
-    framer = Framer()
-
-    async def exchange(frame: bytes) -> bytes:
-        writer.write(frame)
-        while True:
-            data = await reader.read(65536)
-            if not data:
-                raise ConnectionError("the station closed the connection")
-            got = framer.feed(data)
-            if got:
-                return got[0].payload
-
-    sim = EvSimulator(
-        EvScript(energy_mode="DC_extended", think_time=0, poll_interval=0.02, charge_loops=2)
-    )
-    step = sim.start()
-    while step.name != "CurrentDemandReq":
-        await asyncio.sleep(step.delay)
-        payload = await exchange(encode_frame(codec.encode(step.message)))
-        schema = Schema.APPHAND if step.schema is Schema.APPHAND else sim.schema
-        nxt = sim.receive(codec.decode(payload, schema.value), schema)
-        if nxt is None:
-            raise SystemExit(f"session ended before CurrentDemandReq: {sim.responses[-1]}")
-        step = nxt
-    frame = encode_frame(codec.encode(step.message))
+    exchange, frame, writer = await capacity.dc_ev_at_loop(port, ctx)
     for _ in range(loops):
         await exchange(frame)
     writer.close()
