@@ -336,15 +336,15 @@ class Decoded:
     value: Any
     how: str | None  # how the schema was chosen; None: --schema, nothing to report
     frame: str = ""  # "V2GTP payload type 8001" when the stream came in a frame
+    violations: tuple[Any, ...] = ()  # values outside their facets, decoded as sent
 
 
-def _decode_with(data: bytes, schema: str, fragment: str | None) -> tuple[RootInfo, Any]:
-    if fragment is None:
-        return codec.decode_document(data, schema)
-    root, value = codec.decode_fragment(data, schema)
-    if fragment != "*" and fragment not in (root.local, f"{{{root.ns}}}{root.local}"):
+def _decode_with(data: bytes, schema: str, fragment: str | None) -> codec.Decoded:
+    got = codec.decode_checked(data, schema, fragment=fragment is not None)
+    root = got.root
+    if fragment not in (None, "*", root.local, f"{{{root.ns}}}{root.local}"):
         raise InputError(f"the fragment holds {root.local}, not {fragment}")
-    return root, value
+    return got
 
 
 def _round_trips(data: bytes, schema: str, root: RootInfo, value: Any, fragment: bool) -> bool:
@@ -360,19 +360,19 @@ def _round_trips(data: bytes, schema: str, root: RootInfo, value: Any, fragment:
 
 def _trial(
     data: bytes, candidates: tuple[str, ...], fragment: str | None
-) -> list[tuple[str, RootInfo, Any]]:
+) -> list[tuple[str, codec.Decoded]]:
     """The schemas ``data`` decodes with and re-encodes to the same bytes, in the order
     of ``candidates`` (those that only decode when none round-trips)."""
-    fits: list[tuple[str, RootInfo, Any, bool]] = []
+    fits: list[tuple[str, codec.Decoded, bool]] = []
     for schema in candidates:
         try:
-            root, value = _decode_with(data, schema, fragment)
+            got = _decode_with(data, schema, fragment)
         except (codec.CodecError, InputError):
             continue
-        exact = _round_trips(data, schema, root, value, fragment is not None)
-        fits.append((schema, root, value, exact))
-    exact_fits = [f for f in fits if f[3]]
-    return [(s, r, v) for s, r, v, _ in (exact_fits or fits)]
+        exact = _round_trips(data, schema, got.root, got.message, fragment is not None)
+        fits.append((schema, got, exact))
+    exact_fits = [f for f in fits if f[2]]
+    return [(s, got) for s, got, _ in (exact_fits or fits)]
 
 
 def _fragment_schemas(element: str) -> tuple[str, ...]:
@@ -397,8 +397,8 @@ def _guess(data: bytes, candidates: tuple[str, ...], fragment: str | None) -> De
         raise InputError(
             f"decodes with none of {', '.join(candidates)} (pass --schema to see why it fails)"
         )
-    schema, root, value = fits[0]
-    others = [s for s, _, _ in fits[1:]]
+    schema, got = fits[0]
+    others = [s for s, _ in fits[1:]]
     if not others:
         how = "guessed by trial decoding: the only schema that fits"
         if len(candidates) == 1:
@@ -409,19 +409,17 @@ def _guess(data: bytes, candidates: tuple[str, ...], fragment: str | None) -> De
             f"{schema} comes first in the order {', '.join(candidates)}; "
             "pass --schema to choose"
         )
-    return Decoded(schema, root, value, how)
+    return Decoded(schema, got.root, got.message, how, violations=got.violations)
 
 
 def _decode_given(
     data: bytes, schema: str, candidates: tuple[str, ...], fragment: str | None
-) -> tuple[RootInfo, Any]:
+) -> codec.Decoded:
     """Decode with the schema the user named; when it fails, say which schemas fit."""
     try:
         return _decode_with(data, schema, fragment)
     except (codec.CodecError, InputError) as e:
-        fits = [
-            s for s, _, _ in _trial(data, tuple(c for c in candidates if c != schema), fragment)
-        ]
+        fits = [s for s, _ in _trial(data, tuple(c for c in candidates if c != schema), fragment)]
         if not fits:
             raise
         raise InputError(
@@ -439,15 +437,15 @@ def decode_message(msg: Message, schema: str | None, fragment: str | None) -> De
         if schema is not None:
             if schema not in candidates:
                 raise UsageError(f"{fragment} is not a fragment element of {schema}")
-            root, value = _decode_given(msg.data, schema, candidates, fragment)
-            return Decoded(schema, root, value, None)
+            got = _decode_given(msg.data, schema, candidates, fragment)
+            return Decoded(schema, got.root, got.message, None, violations=got.violations)
         return _guess(msg.data, candidates, fragment)
     if schema == "xmldsig":
         raise UsageError("xmldsig has no messages, only fragments: use --fragment")
     if msg.ptype is None:
         if schema is not None:
-            root, value = _decode_given(msg.data, schema, SCHEMAS, None)
-            return Decoded(schema, root, value, None)
+            got = _decode_given(msg.data, schema, SCHEMAS, None)
+            return Decoded(schema, got.root, got.message, None, violations=got.violations)
         return _guess(msg.data, SCHEMAS, None)
     frame = f"V2GTP payload type {msg.ptype:04x}"
     implied = BY_PAYLOAD_TYPE.get(msg.ptype)
@@ -461,14 +459,14 @@ def decode_message(msg: Message, schema: str | None, fragment: str | None) -> De
                 f"{frame} does not carry {schema} (that is {PAYLOAD_TYPE_OF[schema]:04x}); "
                 f"it carries {', '.join(_EXI_8001)}"
             )
-        root, value = _decode_given(msg.data, schema, _EXI_8001, None)
-        return Decoded(schema, root, value, "from --schema", frame)
+        got = _decode_given(msg.data, schema, _EXI_8001, None)
+        return Decoded(schema, got.root, got.message, "from --schema", frame, got.violations)
     if schema is not None and schema != implied:
         raise InputError(f"{frame} carries {implied}, not {schema}")
     try:
-        root, value = codec.decode_document(msg.data, implied)
+        got = codec.decode_checked(msg.data, implied)
     except codec.CodecError as e:
-        fits = [s for s, _, _ in _trial(msg.data, tuple(c for c in SCHEMAS if c != implied), None)]
+        fits = [s for s, _ in _trial(msg.data, tuple(c for c in SCHEMAS if c != implied), None)]
         if not fits:
             raise
         raise InputError(
@@ -476,7 +474,7 @@ def decode_message(msg: Message, schema: str | None, fragment: str | None) -> De
             f"it decodes as {', '.join(fits)}: a wrong payload type? (the body alone, "
             f"without the header, decodes with --schema {fits[0]})"
         ) from None
-    return Decoded(implied, root, value, "from the payload type", frame)
+    return Decoded(implied, got.root, got.message, "from the payload type", frame, got.violations)
 
 
 def _decode(ns: argparse.Namespace, report: Callable[[str], None]) -> int:
@@ -497,11 +495,10 @@ def _decode(ns: argparse.Namespace, report: Callable[[str], None]) -> int:
         if d.how is not None:
             frame = f"{d.frame}: " if d.frame else ""
             report(f"{prefix}{frame}schema {d.schema} ({d.how})")
-        checked = codec.decode_checked(item.data, d.schema, fragment=ns.fragment is not None)
-        for v in checked.violations:  # decoded as sent; the station's core decides
+        for v in d.violations:  # decoded as sent; the station's core decides
             report(f"warning: {prefix}outside the schema's facets: {v}")
-        if checked.violations and ns.strict:
-            report(f"error: {prefix}refused (--strict): {len(checked.violations)} value(s) "
+        if d.violations and ns.strict:
+            report(f"error: {prefix}refused (--strict): {len(d.violations)} value(s) "
                    "outside the schema's facets")  # fmt: skip
             failed += 1
             continue
