@@ -247,6 +247,47 @@ class Trace:
                 log.error("session trace %s: %s", self.path, exc)
 
 
+def pcap_header(linktype: int) -> bytes:
+    """The pcap file header: microsecond timestamps, snapshot length 65535."""
+    return struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype)
+
+
+def pcap_record(packet: bytes) -> bytes:
+    """One pcap record: the packet stamped with the time now."""
+    now = time.time()
+    return struct.pack("<IIII", int(now), int(now % 1 * 1e6), len(packet), len(packet)) + packet
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return int(~total & 0xFFFF)
+
+
+def ipv6_tcp(
+    src: bytes,
+    sport: int,
+    dst: bytes,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    payload: bytes,
+    *,
+    checksum: bool,
+) -> bytes:
+    """An IPv6 packet holding one TCP segment (``checksum``: the TCP checksum filled in,
+    else 0, which Wireshark does not check by default)."""
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0)
+    if checksum:
+        pseudo = src + dst + struct.pack("!I3xB", len(tcp) + len(payload), 6)
+        tcp = tcp[:16] + struct.pack("!H", _checksum(pseudo + tcp + payload)) + tcp[18:]
+    return struct.pack("!IHBB", 6 << 28, len(tcp) + len(payload), 6, 64) + src + dst + tcp + payload
+
+
 class Pcap:
     """A pcap beside the trace: every V2GTP message as one IPv6/TCP segment between the
     EV and the station (synthetic headers, sequence numbers counted per direction, no
@@ -270,7 +311,7 @@ class Pcap:
             self._opened = True
             try:
                 self._file = self.path.open("wb")
-                self._file.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 229))
+                self._file.write(pcap_header(self.LINKTYPE_IPV6))
             except OSError as exc:
                 log.error("cannot write the pcap %s: %s", self.path, exc)
                 self._file = None
@@ -280,13 +321,9 @@ class Pcap:
         other = "rx" if direction == "tx" else "tx"
         seq, ack = self._seq[direction], self._seq[other]
         self._seq[direction] = (seq + len(data)) % 2**32
-        tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, 0x18, 65535, 0, 0)
-        ip6 = struct.pack("!IHBB", 6 << 28, len(tcp) + len(data), 6, 64) + src + dst
-        packet = ip6 + tcp + data
-        now = time.time()
-        header = struct.pack("<IIII", int(now), int(now % 1 * 1e6), len(packet), len(packet))
+        packet = ipv6_tcp(src, sport, dst, dport, seq, ack, 0x18, data, checksum=False)
         try:
-            self._file.write(header + packet)
+            self._file.write(pcap_record(packet))
         except OSError as exc:
             log.error("pcap %s: %s; no further packets", self.path, exc)
             self.close()

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import IO
 
+from secc.trace import ipv6_tcp, pcap_header, pcap_record
+
 LINKTYPE_ETHERNET = 1
 ETHERTYPE_IPV6 = 0x86DD
 MAX_SEGMENT = 16384  # payload per synthetic segment (a loopback MTU holds 65476)
@@ -30,22 +32,13 @@ STATION_MAC = bytes.fromhex("020000000002")
 _SYN, _ACK, _PSH, _FIN = 0x02, 0x10, 0x08, 0x01
 
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return int(~total & 0xFFFF)
-
-
 class PcapWriter:
     """A pcap file (microsecond timestamps, Ethernet), written packet by packet."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file: IO[bytes] | None = path.open("wb")
-        self._file.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, LINKTYPE_ETHERNET))
+        self._file.write(pcap_header(LINKTYPE_ETHERNET))
         self._file.flush()
 
     def tcp(
@@ -62,15 +55,8 @@ class PcapWriter:
             return
         smac, sip, sport = src
         dmac, dip, dport = dst
-        header = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0)
-        pseudo = sip + dip + struct.pack("!I3xB", len(header) + len(payload), 6)
-        csum = _checksum(pseudo + header + payload)
-        segment = header[:16] + struct.pack("!H", csum) + header[18:] + payload
-        ip6 = struct.pack("!IHBB", 6 << 28, len(segment), 6, 64) + sip + dip
-        frame = dmac + smac + struct.pack("!H", ETHERTYPE_IPV6) + ip6 + segment
-        now = time.time()
-        usec = int(now % 1 * 1_000_000)
-        self._file.write(struct.pack("<IIII", int(now), usec, len(frame), len(frame)) + frame)
+        ip6 = ipv6_tcp(sip, sport, dip, dport, seq, ack, flags, payload, checksum=True)
+        self._file.write(pcap_record(dmac + smac + struct.pack("!H", ETHERTYPE_IPV6) + ip6))
         self._file.flush()
 
     def close(self) -> None:
