@@ -13,6 +13,37 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.x509.oid import NameOID
 
+# (defined without cryptography, for the start-up path: certs.files)
+from certs.files import MAX_CERT_FILE, CertificateFormatError, CertsError
+
+__all__ = [  # (the errors and MAX_CERT_FILE are defined in certs.files: no cryptography)
+    "MAX_CERT_FILE",
+    "PARSE_ERRORS",
+    "PEM_MARKER",
+    "CertificateFormatError",
+    "CertsError",
+    "Issued",
+    "PrivateKey",
+    "basic_constraints",
+    "common_name",
+    "der",
+    "domain_component",
+    "fingerprint",
+    "is_ca",
+    "is_self_signed",
+    "key_description",
+    "key_pem",
+    "key_usage",
+    "load_certificate",
+    "load_certificates",
+    "not_after",
+    "not_before",
+    "pem",
+    "public_key_fingerprint",
+    "require_aware",
+    "signed_by",
+]
+
 PEM_MARKER = b"-----BEGIN CERTIFICATE-----"
 # What cryptography raises on certificate bytes it cannot make sense of.
 PARSE_ERRORS: tuple[type[Exception], ...] = (
@@ -23,15 +54,6 @@ PARSE_ERRORS: tuple[type[Exception], ...] = (
     x509.UnsupportedGeneralNameType,
     x509.InvalidVersion,
 )
-MAX_CERT_FILE = 1 << 20  # a certificate file (PEM chain) larger than 1 MiB is refused
-
-
-class CertsError(Exception):
-    """Base of the errors this package raises on bad input."""
-
-
-class CertificateFormatError(CertsError):
-    """Bytes that are not a certificate (or chain) in PEM or DER form."""
 
 
 def load_certificates(data: bytes) -> list[x509.Certificate]:

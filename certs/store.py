@@ -26,7 +26,6 @@ import contextlib
 import datetime as dt
 import itertools
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -40,7 +39,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448
 
 from certs._util import (
     CertificateFormatError,
-    CertsError,
     PrivateKey,
     fingerprint,
     is_ca,
@@ -50,15 +48,47 @@ from certs._util import (
     pem,
     signed_by,
 )
+from certs.files import (
+    ISO2_KEYS,
+    ISO20_KEYS,
+    LEAF_USES,
+    ROOT_KINDS,
+    InstallRefused,
+    StoreError,
+    StoreFiles,
+    check_use,
+    is_iso20_use,
+    key_kinds,
+)
 from certs.ocsp import CertificateHashData, hash_data, judge_response
 
-ROOT_KINDS = ("v2g", "mo", "oem", "csms", "manufacturer")
-LEAF_USES = ("v2g", "csms", "v2g20")
-_EXTRA_V2G = re.compile(r"v2g(20)?\.[A-Za-z0-9_-]{1,32}")
-# the keys a leaf of each use may have: ISO 15118-2 (and OCPP) P-256; ISO 15118-20 P-521
-# or Ed448 [V2G20-2674, V2G20-2319]
-ISO2_KEYS = ("secp256r1",)
-ISO20_KEYS = ("secp521r1", "ed448")
+# the layout, the errors and the use names are defined in certs.files (no cryptography)
+__all__ = [
+    "ISO2_KEYS",
+    "ISO20_KEYS",
+    "KIND_OF_OCPP_TYPE",
+    "LEAF_USES",
+    "MAX_KEY_FILE",
+    "MAX_SUB_CAS",
+    "OCPP_LEAF_TYPES",
+    "OCPP_ROOT_TYPES",
+    "ROOT_KINDS",
+    "InstallRefused",
+    "InstalledCertificate",
+    "Store",
+    "StoreError",
+    "atomic_write",
+    "check_installable_root",
+    "check_leaf_chain",
+    "check_use",
+    "is_iso20_certificate",
+    "is_iso20_use",
+    "key_kinds",
+    "load_leaf_key",
+    "load_private_key",
+    "ocpp_leaf_type",
+]
+
 # OCPP 2.0.1 GetCertificateIdUseEnumType / InstallCertificateUseEnumType names.
 OCPP_ROOT_TYPES = {
     "v2g": "V2GRootCertificate",
@@ -71,34 +101,6 @@ OCPP_LEAF_TYPES = {"v2g": "V2GCertificateChain", "csms": "ChargingStationCertifi
 KIND_OF_OCPP_TYPE = {v: k for k, v in OCPP_ROOT_TYPES.items()}
 MAX_KEY_FILE = 64 * 1024
 MAX_SUB_CAS = 2
-
-
-class StoreError(CertsError):
-    """A store operation that cannot be done (missing item, bad key, wrong password)."""
-
-
-class InstallRefused(StoreError):  # noqa: N818 - reads as the event it is
-    """A certificate the store will not install; ``str()`` says why."""
-
-
-def check_use(use: str) -> str:
-    """``v2g``, ``csms``, ``v2g.<label>`` (a further SECC chain for another V2G root),
-    ``v2g20`` or ``v2g20.<label>`` (ISO 15118-20 SECC chains)."""
-    if use in LEAF_USES or _EXTRA_V2G.fullmatch(use):
-        return use
-    raise InstallRefused(
-        f"unknown leaf use {use!r} (v2g, csms, v2g.<label>, v2g20 or v2g20.<label>)"
-    )
-
-
-def is_iso20_use(use: str) -> bool:
-    """An ISO 15118-20 SECC chain (``v2g20``, ``v2g20.<label>``)."""
-    return use == "v2g20" or use.startswith("v2g20.")
-
-
-def key_kinds(use: str) -> tuple[str, ...]:
-    """The key kinds a leaf of ``use`` may have (curve names, ``ed448``)."""
-    return ISO20_KEYS if is_iso20_use(use) else ISO2_KEYS
 
 
 def ocpp_leaf_type(use: str) -> str:
@@ -172,12 +174,9 @@ def check_installable_root(data: bytes, utc_now: dt.datetime | None) -> x509.Cer
     return cert
 
 
-class Store:
-    """A station's certificates and keys under one directory."""
-
-    def __init__(self, root: Path, *, key_password_file: Path | None = None) -> None:
-        self.root = Path(root)
-        self._password_file = key_password_file
+class Store(StoreFiles):
+    """A station's certificates and keys under one directory (its layout and the
+    cryptography-free readers: :class:`certs.files.StoreFiles`)."""
 
     # --- setup -------------------------------------------------------------------------------
 
@@ -205,15 +204,6 @@ class Store:
                     shutil.rmtree(gen)
 
     # --- keys --------------------------------------------------------------------------------
-
-    def key_password(self) -> bytes | None:
-        """The key password (from the password file), or None; e.g. for ssl.load_cert_chain."""
-        if self._password_file is None:
-            return None
-        secret = self._password_file.read_bytes().rstrip(b"\r\n")
-        if not secret:
-            raise StoreError(f"key password file {self._password_file} is empty")
-        return secret
 
     def _key_bytes(self, key: PrivateKey) -> bytes:
         return key_pem(key, self.key_password())
@@ -250,51 +240,13 @@ class Store:
         return [cert for cert in self.roots(kind) if is_iso20_certificate(cert) == iso20]
 
     def _root_files(self, kind: str) -> Iterator[tuple[Path, x509.Certificate]]:
-        directory = self.root / "trust" / kind
-        if not directory.is_dir():
-            return
-        for path in sorted(directory.glob("[!.]*.pem")):
+        for path in self.root_paths(kind):
             try:
                 yield path, load_certificate(path.read_bytes())
             except CertificateFormatError:
                 continue  # a damaged file is skipped (and shown by `secc certs list`)
 
     # --- leaf chains -------------------------------------------------------------------------
-
-    def leaf_uses(self, *, installed_only: bool = True) -> list[str]:
-        """The leaf slots present (``v2g``, ``csms``, ``v2g.<label>`` …), sorted."""
-        base = self.root / "leaf"
-        if not base.is_dir():
-            return []
-        out = []
-        for entry in sorted(base.iterdir()):
-            try:
-                use = check_use(entry.name)
-            except InstallRefused:
-                continue
-            if not installed_only or self._current_generation(use) is not None:
-                out.append(use)
-        return out
-
-    def _current_generation(self, use: str) -> Path | None:
-        link = self.root / "leaf" / use / "current"
-        if not link.is_symlink():
-            if link.exists():
-                # a store copied without its symlinks (cp -r, copytree): refuse loudly
-                # rather than run without the chain (a station would offer no TLS)
-                raise StoreError(
-                    f"{link} is not a symlink: the store was copied without symlinks; "
-                    "copy it with `cp -a` or `rsync -a`, or re-install the leaf"
-                )
-            return None
-        return link.parent / os.readlink(link)
-
-    def leaf_paths(self, use: str) -> tuple[Path, Path]:
-        """(chain.pem, key.pem) of the current leaf, e.g. for ``ssl.load_cert_chain``."""
-        gen = self._current_generation(use)
-        if gen is None:
-            raise StoreError(f"no {use} leaf certificate installed")
-        return gen / "chain.pem", gen / "key.pem"
 
     def leaf_chain(self, use: str) -> list[x509.Certificate]:
         chain_path, _ = self.leaf_paths(use)
