@@ -36,9 +36,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
 from secc.config import EvseSection, StationConfig
 
 SERVICE_USER = "secc"  # User= of systemd/secc.service
@@ -224,22 +221,21 @@ def served_chains(config: StationConfig) -> tuple[bool, bool]:
     """Whether the station will serve TLS 1.2 (an ISO 15118-2 SECC chain) and TLS 1.3 (an
     ISO 15118-20 one): a chain is served when an installed V2G root issued it, as the
     runtime decides at start (unreadable chains are the store check's problems)."""
-    from certs._util import CertsError
-    from certs.store import Store, is_iso20_use
+    from certs.files import CertsError, StoreFiles, is_iso20_use, is_secc_use
 
     root = config.certs.store
     if root is None or not root.is_dir():
         return False, False
     iso2 = iso20 = False
-    try:
-        store = Store(root, key_password_file=config.certs.key_password_file)
-        subjects = {r.subject for r in store.roots("v2g")}
+    try:  # (read without cryptography: certs.der)
+        store = StoreFiles(root, key_password_file=config.certs.key_password_file)
+        subjects = {r.subject for r in store.root_certs("v2g")}
         for use in store.leaf_uses():
             twenty = is_iso20_use(use)
-            if use != "v2g" and not use.startswith("v2g.") and not twenty:
+            if not is_secc_use(use):
                 continue
             try:
-                chain = store.leaf_chain(use)
+                chain = store.leaf_certs(use)
             except (CertsError, OSError):
                 continue
             if chain and chain[-1].issuer in subjects:
@@ -658,7 +654,7 @@ def _secret_file(path: Path, user: User | None) -> str | None:
 
 
 def _store(config: StationConfig, user: User | None) -> list[Problem]:
-    from certs.store import Store, StoreError, is_iso20_use
+    from certs.files import StoreError, StoreFiles, is_secc_use
 
     section = config.certs
     if section.store is None:
@@ -682,9 +678,9 @@ def _store(config: StationConfig, user: User | None) -> list[Problem]:
         if cause is not None:
             return [Problem("certs.key_password_file", str(section.key_password_file), cause)]
         password = section.key_password_file.read_bytes().rstrip(b"\r\n")
-    store = Store(root, key_password_file=section.key_password_file)
+    store = StoreFiles(root, key_password_file=section.key_password_file)
     installed = store.leaf_uses()
-    uses = [u for u in installed if u == "v2g" or u.startswith("v2g.") or is_iso20_use(u)]
+    uses = [u for u in installed if is_secc_use(u)]
     # profile 3: the client certificate, if there is one (without it the station starts
     # and its OCPP link waits; commission's certs.csms check says so)
     if config.ocpp is not None and config.ocpp.security_profile == 3 and "csms" in installed:
@@ -719,45 +715,55 @@ def _leaf(
         cause = _readable_file(path, user, what)
         if cause is not None:
             return cause
+    # no cryptography here (issue 17: it costs more than the start-up budget): the chain
+    # is read with certs.der, and ssl.load_cert_chain decrypts the key and proves that it
+    # matches the leaf (OpenSSL's KEY_VALUES_MISMATCH), as the TLS server will load it
+    from certs.der import Cert, pem_blocks
+    from certs.files import CertsError
+
     try:
         data = keyfile.read_bytes()
-        chain = x509.load_pem_x509_certificates(certfile.read_bytes())
+        blocks = pem_blocks(certfile.read_bytes())
+        if not blocks:
+            return f"certificate {certfile}: not a PEM certificate chain (no certificate in it)"
+        for block in blocks:
+            Cert(block)
     except OSError as exc:
         return f"{exc.filename}: {_cause(exc)}"
-    except ValueError as exc:
+    except CertsError as exc:
         return f"certificate {certfile}: not a PEM certificate chain ({exc})"
-    load = (
-        serialization.load_pem_private_key
-        if b"-----BEGIN" in data
-        else serialization.load_der_private_key
-    )
+    asked = False
+
+    def key_password() -> bytes:
+        nonlocal asked
+        asked = True
+        if password is None:
+            raise _Encrypted
+        return password
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
-        try:
-            key = load(data, password)
-        except TypeError:
-            if password is None:
-                return (
-                    f"private key {keyfile}: it is encrypted and certs.key_password_file is not set"
-                )
-            key = load(data, None)  # not encrypted: TLS takes it without the password too
-    except ValueError:
-        if password is not None:
+        context.load_cert_chain(str(certfile), str(keyfile), password=key_password)
+    except _Encrypted:
+        return f"private key {keyfile}: it is encrypted and certs.key_password_file is not set"
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            return f"private key {keyfile} does not match the certificate {certfile}"
+        if asked or (password is not None and b"-----BEGIN" in data):
             return (
                 f"private key {keyfile}: does not decrypt with the password in {secret} "
                 "(wrong password, or not a key)"
             )
-        return f"private key {keyfile}: not a private key in PEM or DER form"
-    if not chain:
-        return f"certificate {certfile}: no certificate in it"
-    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    if key.public_key().public_bytes(*spki) != chain[0].public_key().public_bytes(*spki):
-        return f"private key {keyfile} does not match the certificate {certfile}"
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        context.load_cert_chain(str(certfile), str(keyfile), password=password)
-    except ssl.SSLError as exc:
+        if b"-----BEGIN" not in data and data:
+            return f"private key {keyfile}: not in PEM form (TLS needs a PEM key)"
+        if b"PRIVATE KEY-----" in data or not data:
+            return f"private key {keyfile}: not a private key in PEM or DER form"
         return f"TLS cannot load {certfile} with {keyfile}: {exc.reason or exc}"
     return None
+
+
+class _Encrypted(Exception):  # noqa: N818 - raised by the password callback of _leaf
+    """The key is encrypted and no password is configured."""
 
 
 def describe(exc: BaseException) -> str:

@@ -35,13 +35,9 @@ from ipaddress import IPv6Address
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-
-from certs.store import Store, StoreError, is_iso20_use
+from certs.der import Cert
+from certs.files import CertsError, StoreFiles, is_iso20_use, is_secc_use
 from hal.api import Board, DcOutputDischarge
-from hal.charging import ChargingRunner
-from hal.control import ControlConfig
 from hal.types import ContactorState, HalError, IsolationStatus, PlcStatus
 from secc.aio.admission import Admission
 from secc.aio.backends import (
@@ -56,31 +52,21 @@ from secc.aio.sdp_server import SdpServer
 from secc.aio.tls import SeccChain, TlsSelector, station_tls
 from secc.aio.v2g_server import V2GConnection, V2GServer
 from secc.config import EvseSection, StationConfig, session_config
-from secc.core.actions import (
-    Action,
-    CloseContactors,
-    EndReason,
-    OpenContactors,
-    SessionEnded,
-    SessionStarted,
-    SetDcTarget,
-    StartIsolationTest,
-    StopDcOutput,
-)
 from secc.core.config import PausedSession, PncTrust, SessionConfig
-from secc.core.events import (
-    Event,
-    EvseFault,
-    EvseStatus,
-    StopRequested,
-)
 from secc.errors import ConfigError
 from secc.limits import TraceLimits
 from secc.sdp import SdpOffer, SdpResponder
-from secc.trace import Pcap, Record, Trace, config_record, trace_name
 
-if TYPE_CHECKING:  # the driver (and the session core) load after SDP-ready (cli.run.settle)
+if TYPE_CHECKING:
+    # the driver, the session core's actions and events, the traces, IEC 61851 control
+    # and cryptography load after SDP-ready (cli.run.settle) or when first needed
+    from cryptography import x509
+
+    from hal.charging import ChargingRunner
     from secc.aio.driver import SessionDriver
+    from secc.core.actions import Action, SessionEnded
+    from secc.core.events import Event, EvseStatus
+    from secc.trace import Record, Trace
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +93,7 @@ class OutputNotSafeError(HalError):
 
 HISTORY = 16  # ended sessions an EVSE remembers (tests, demo, status)
 
-Observer = Callable[[str, Record], None]  # (evse_id, trace record)
+Observer = Callable[[str, "Record"], None]  # (evse_id, trace record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,24 +106,26 @@ class Credentials:
 
 
 def load_credentials(config: StationConfig, utc_now: dt.datetime) -> Credentials:
+    """The SECC chains to serve and the Plug & Charge trust anchors, read with the small
+    DER reader (no cryptography before SDP-ready: :mod:`certs.der`)."""
     section = config.certs
     if section.store is None:
         log.warning("no certificate store configured: no TLS, no Plug & Charge")
         return Credentials((), PncTrust())
     if not section.store.is_dir():
         raise ConfigError(f"certs.store: {section.store} is not a directory")
-    store = Store(section.store, key_password_file=section.key_password_file)
+    store = StoreFiles(section.store, key_password_file=section.key_password_file)
     try:
-        v2g_roots = store.roots("v2g")
-        mo_roots = store.roots("mo")
+        v2g_roots = store.root_certs("v2g")
+        mo_roots = store.root_certs("mo")
         chains: list[SeccChain] = []
         iso20_chains: list[SeccChain] = []
         for use in store.leaf_uses():
-            iso20 = is_iso20_use(use)
-            if use != "v2g" and not use.startswith("v2g.") and not iso20:
+            if not is_secc_use(use):
                 continue
+            iso20 = is_iso20_use(use)
             certfile, keyfile = store.leaf_paths(use)
-            chain = store.leaf_chain(use)
+            chain = store.leaf_certs(use)
             root = _root_of(chain, v2g_roots)
             if root is None:
                 log.error("SECC chain %s: no installed V2G root issued it; not served", use)
@@ -152,20 +140,99 @@ def load_credentials(config: StationConfig, utc_now: dt.datetime) -> Credentials
                     locate=functools.partial(store.leaf_paths, use),
                 )
             )
-    except StoreError as exc:
+    except CertsError as exc:
         raise ConfigError(f"certs.store: {section.store}: {exc}") from exc
     return Credentials(tuple(chains), _trust_of(store, mo_roots, v2g_roots), tuple(iso20_chains))
 
 
-def _trust_of(
-    store: Store, mo_roots: list[x509.Certificate], v2g_roots: list[x509.Certificate]
-) -> PncTrust:
+class StoreTrust(PncTrust):
+    """The Plug & Charge trust anchors as the store's DER: cryptography parses them only
+    when the core first reads ``roots`` or ``oem_roots`` (a contract or provisioning
+    chain check), so that EIM sessions never load it (issue 17: about 10 MiB).  Equal
+    when the DER is."""
+
+    __slots__ = ("_ders", "_oem_ders", "_parsed")
+    _ders: tuple[bytes, ...]
+    _oem_ders: tuple[bytes, ...]
+    _parsed: tuple[tuple[x509.Certificate, ...], tuple[x509.Certificate, ...]] | None
+
+    def __init__(self, ders: tuple[bytes, ...], oem_ders: tuple[bytes, ...]) -> None:
+        object.__setattr__(self, "_ders", ders)
+        object.__setattr__(self, "_oem_ders", oem_ders)
+        object.__setattr__(self, "_parsed", None)
+        object.__setattr__(self, "revoked", frozenset())
+
+    @property
+    def ders(self) -> tuple[bytes, ...]:
+        return self._ders
+
+    @property
+    def oem_ders(self) -> tuple[bytes, ...]:
+        return self._oem_ders
+
+    def _load(self) -> tuple[tuple[x509.Certificate, ...], tuple[x509.Certificate, ...]]:
+        parsed: tuple[tuple[x509.Certificate, ...], tuple[x509.Certificate, ...]] | None
+        parsed = self._parsed
+        if parsed is None:
+            from certs._util import CertificateFormatError, load_certificate
+
+            def certs(ders: tuple[bytes, ...]) -> tuple[x509.Certificate, ...]:
+                out = []
+                for d in ders:
+                    try:
+                        out.append(load_certificate(d))
+                    except CertificateFormatError:
+                        continue  # skipped, as Store.roots skips a damaged file
+                return tuple(out)
+
+            parsed = (certs(self._ders), certs(self._oem_ders))
+            object.__setattr__(self, "_parsed", parsed)
+        return parsed
+
+    @property
+    def roots(self) -> tuple[x509.Certificate, ...]:
+        return self._load()[0]
+
+    @property
+    def oem_roots(self) -> tuple[x509.Certificate, ...]:
+        return self._load()[1]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, StoreTrust):
+            return (self._ders, self._oem_ders, self.revoked) == (
+                other._ders,
+                other._oem_ders,
+                other.revoked,
+            )
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self._ders, self._oem_ders, self.revoked))
+
+    def __repr__(self) -> str:
+        return f"StoreTrust({len(self._ders)} roots, {len(self._oem_ders)} OEM roots)"
+
+
+def trust_ders(trust: PncTrust) -> tuple[list[bytes], list[bytes]]:
+    """The DER of ``trust``'s roots and OEM roots (for the trace header)."""
+    if isinstance(trust, StoreTrust):
+        return list(trust.ders), list(trust.oem_ders)
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return (
+        [c.public_bytes(Encoding.DER) for c in trust.roots],
+        [c.public_bytes(Encoding.DER) for c in trust.oem_roots],
+    )
+
+
+def _trust_of(store: StoreFiles, mo_roots: list[Cert], v2g_roots: list[Cert]) -> PncTrust:
     """The Plug & Charge trust anchors: contracts chain to an MO or V2G root (-2 and -20
     alike; the core checks the key types per protocol); a -20 OEM provisioning chain to a
     -20 OEM or V2G root."""
-    return PncTrust(
-        roots=(*mo_roots, *v2g_roots),
-        oem_roots=(*store.roots_for("oem", iso20=True), *store.roots_for("v2g", iso20=True)),
+    oem = [c for c in (*store.root_certs("oem"), *v2g_roots) if c.is_iso20]
+    return StoreTrust(
+        tuple(c.der for c in (*mo_roots, *v2g_roots)),
+        tuple(c.der for c in oem if c.is_iso20),
     )
 
 
@@ -177,14 +244,14 @@ def load_trust(config: StationConfig) -> PncTrust | None:
     if config.certs.store is None:
         return None
     try:
-        store = Store(config.certs.store, key_password_file=config.certs.key_password_file)
-        return _trust_of(store, store.roots("mo"), store.roots("v2g"))
-    except (StoreError, OSError) as exc:
+        store = StoreFiles(config.certs.store, key_password_file=config.certs.key_password_file)
+        return _trust_of(store, store.root_certs("mo"), store.root_certs("v2g"))
+    except (CertsError, OSError) as exc:
         log.error("certs.store: cannot read the trust anchors (%s); keeping the last ones", exc)
         return None
 
 
-def load_vehicle_roots(config: StationConfig) -> tuple[x509.Certificate, ...]:
+def load_vehicle_roots(config: StationConfig) -> tuple[Cert, ...]:
     """The -20 OEM and V2G roots a vehicle certificate (mutual TLS 1.3) is verified
     against, as the store holds them now: asked for every TLS 1.3 handshake, so roots
     installed or deleted over OCPP apply to the next connection.  Empty when there is no
@@ -192,16 +259,14 @@ def load_vehicle_roots(config: StationConfig) -> tuple[x509.Certificate, ...]:
     if config.certs.store is None:
         return ()
     try:
-        store = Store(config.certs.store, key_password_file=config.certs.key_password_file)
-        return (*store.roots_for("oem", iso20=True), *store.roots_for("v2g", iso20=True))
-    except (StoreError, OSError) as exc:
+        store = StoreFiles(config.certs.store, key_password_file=config.certs.key_password_file)
+        return tuple(c for k in ("oem", "v2g") for c in store.root_certs(k) if c.is_iso20)
+    except (CertsError, OSError) as exc:
         log.error("certs.store: cannot read the vehicle trust anchors (%s)", exc)
         return ()
 
 
-def _root_of(
-    chain: list[x509.Certificate], roots: list[x509.Certificate]
-) -> x509.Certificate | None:
+def _root_of(chain: list[Cert], roots: list[Cert]) -> Cert | None:
     top = chain[-1]
     for root in roots:
         if root.subject == top.issuer:
@@ -209,14 +274,8 @@ def _root_of(
     return None
 
 
-TECHNICAL_ENDS = frozenset(
-    {
-        EndReason.CONNECTION_LOST,
-        EndReason.SEQUENCE_TIMEOUT,
-        EndReason.SEQUENCE_ERROR,
-        EndReason.TIMEOUT,
-    }
-)
+# EndReason values (a StrEnum is equal to its value; the core loads after SDP-ready)
+TECHNICAL_ENDS = frozenset({"connection_lost", "sequence_timeout", "sequence_error", "timeout"})
 
 
 def technical_failure(ended: SessionEnded) -> bool:
@@ -305,6 +364,9 @@ class Evse:
         self.trust_source: Callable[[], PncTrust | None] | None = None  # per-session roots
         self.runner: ChargingRunner | None = None
         if section.hal.control == "iec61851":
+            from hal.charging import ChargingRunner
+            from hal.control import ControlConfig
+
             dc = any(m.startswith("DC") for m in section.energy_modes)
             control = ControlConfig(
                 basic_fallback=section.hal.basic_fallback and not dc,
@@ -396,6 +458,8 @@ class Evse:
         return dict(self._ports)
 
     async def aclose(self) -> None:
+        from secc.core.events import StopRequested
+
         self._closing = True
         if self.sdp is not None:
             await self.sdp.aclose()
@@ -492,11 +556,12 @@ class Evse:
             report(status)
 
     def _make_trace(self, header: dict[str, Any], config: SessionConfig | None = None) -> Trace:
+        from secc.trace import Pcap, Trace, config_record, trace_name
+
         header["config"] = config_record(config or self.config)
-        header["trust"] = [c.public_bytes(Encoding.DER).hex() for c in self.config.trust.roots]
-        header["oem_trust"] = [
-            c.public_bytes(Encoding.DER).hex() for c in self.config.trust.oem_roots
-        ]
+        roots, oem_roots = trust_ders(self.config.trust)
+        header["trust"] = [d.hex() for d in roots]
+        header["oem_trust"] = [d.hex() for d in oem_roots]
         path = None
         pcap = None
         if self.trace_dir is not None:
@@ -537,7 +602,7 @@ class Evse:
             self.paused = driver.session.paused
         self.active = None
         if self.runner is not None and driver.ended is not None and not self._closing:
-            ok = driver.ended.reason in (EndReason.EV_STOP, EndReason.EV_PAUSE)
+            ok = driver.ended.reason in ("ev_stop", "ev_pause")  # EndReason values
             refused = not technical_failure(driver.ended)
             self._spawn(
                 self.runner.hlc_finished()
@@ -559,11 +624,22 @@ class Evse:
     # --- HAL ------------------------------------------------------------------------------
 
     def perform_backend(self, action: Action) -> None:
+        from secc.core.actions import SessionStarted
+
         if isinstance(action, SessionStarted) and self.runner is not None:
             self._spawn(self.runner.hlc_started())
         self.backend.perform(action)
 
     async def perform_hal(self, action: Action) -> Event | None:
+        from secc.core.actions import (
+            CloseContactors,
+            OpenContactors,
+            SetDcTarget,
+            StartIsolationTest,
+            StopDcOutput,
+        )
+        from secc.core.events import EvseFault
+
         board = self.board
         try:
             match action:
@@ -628,6 +704,8 @@ class Evse:
         test switches the power module off and discharges the output before anything
         else is read, so no status with the result (hence no CableCheck Finished) is
         fed before that command; OutputNotSafeError if it fails."""
+        from secc.core.events import EvseStatus
+
         board = self.board
         isolation = "No_IMD" if board.isolation is None else "Invalid"
         if board.isolation is not None:
@@ -669,6 +747,8 @@ class Evse:
         )
 
     async def _poll_loop(self) -> None:
+        from secc.core.events import EvseFault
+
         interval = self.section.hal.poll_interval
         last: EvseStatus | None = None
         while True:
@@ -699,6 +779,8 @@ class Evse:
                     await self._poke.wait()
 
     async def _fault_loop(self) -> None:
+        from secc.core.events import EvseFault
+
         assert self.runner is not None
         while True:
             fault = await self.runner.faults.get()

@@ -14,8 +14,6 @@ idle connections cannot keep a real EV out: its connection pushes them out.
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import gc
 import logging
 import socket
@@ -23,9 +21,13 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from secc.aio.logbudget import LogBudget
 from secc.limits import Limits
+
+if TYPE_CHECKING:
+    import ctypes
 
 __all__ = ["Admission", "Ticket"]
 
@@ -141,7 +143,14 @@ def trim_heap() -> bool:
     global _libc
     try:
         if _libc is None:
-            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            import ctypes  # (here: ctypes.util pulls shutil, tempfile, subprocess)
+
+            try:
+                _libc = ctypes.CDLL("libc.so.6")  # glibc's soname: no ldconfig run
+            except OSError:
+                import ctypes.util
+
+                _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         return bool(_libc.malloc_trim(0))
     except (OSError, AttributeError):
         return False

@@ -10,20 +10,19 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from certs.store import Store
-from hal.api import Board
-from hal.hooks import StationHooks
 from secc.config import AuthorizationSection, EvseSection, StationConfig
-from secc.core.actions import Action, RequestAuthorization, RequestCertificate
-from secc.core.events import AuthorizationResult, CertificateResult, Event, EvseStatus
 from secc.errors import ConfigError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (the core's vocabulary loads after SDP-ready, with the driver)
+    from hal.api import Board
+    from hal.hooks import StationHooks
+    from secc.core.actions import Action, RequestCertificate
+    from secc.core.events import Event, EvseStatus
     from secc.ocpp_bridge.bridge import Bridge, BridgeConfig
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[Event], None]
+Emit = Callable[["Event"], None]
 
 
 class Backend(Protocol):
@@ -37,7 +36,7 @@ class Backend(Protocol):
 
 
 BackendFactory = Callable[[EvseSection, Emit], Backend]
-CertificateBackend = Callable[[RequestCertificate], bytes | None]
+CertificateBackend = Callable[["RequestCertificate"], bytes | None]
 
 
 class LocalBackend:
@@ -57,6 +56,9 @@ class LocalBackend:
         self.certificates = certificates
 
     def perform(self, action: Action) -> None:
+        from secc.core.actions import RequestAuthorization, RequestCertificate
+        from secc.core.events import AuthorizationResult, CertificateResult
+
         match action:
             case RequestAuthorization(kind=kind, id_token=token):
                 rule = self.policy.pnc if kind == "eMAID" else self.policy.eim
@@ -115,7 +117,10 @@ class OcppBackends:
         self._primary: Bridge | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closers: list[Callable[[], None]] = []
-        self.hooks = StationHooks()  # filled by add_board, shared with the primary bridge
+        from hal.hooks import StationHooks
+
+        # filled by add_board, shared with the primary bridge
+        self.hooks: StationHooks = StationHooks()
 
     def add_board(self, evse: EvseSection, board: Board) -> None:
         """The board of ``evse``: its lock is that connector's (UnlockConnector), the
@@ -163,6 +168,7 @@ class OcppBackends:
         return bridge
 
     def _station_bridge(self, bridge_config: BridgeConfig, emit: Emit) -> Bridge:
+        from certs.store import Store
         from secc.ocpp_bridge.authorization import AuthStore
         from secc.ocpp_bridge.bridge import Bridge
         from secc.ocpp_bridge.client import ClientConfig, OcppClient, StoreTls

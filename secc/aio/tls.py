@@ -62,15 +62,20 @@ import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-
-from certs._util import CertsError, der
+from certs.der import Cert, read_certificates
+from certs.files import CertsError
 from secc.aio.clienthello import ClientHello, IdentifierType, TrustedAuthority
 from secc.aio.keylog import enable_keylog
+
+if TYPE_CHECKING:  # cryptography loads with the first vehicle chain (mutual TLS 1.3)
+    from cryptography import x509
+
+    # a certificate as the station's start-up path reads it (certs.der, no
+    # cryptography), or as cryptography reads it (tests, tools)
+    AnyCert = Cert | x509.Certificate
+    VehicleRoots = Callable[[], Sequence[AnyCert]]
 
 __all__ = [
     "CIPHERS",
@@ -99,7 +104,6 @@ TLS13 = 0x0304  # supported_versions value of TLS 1.3
 # TLS_AES_128_GCM_SHA256, which Python's ssl cannot switch off: a connection that
 # negotiated it is closed right after the handshake (Selection.refusal)
 TLS13_SUITES = ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
-VehicleRoots = Callable[[], Sequence[x509.Certificate]]
 _ENCODING_DER = 2  # _ssl.ENCODING_DER (not re-exported by ssl) for _ssl.Certificate
 
 
@@ -108,11 +112,12 @@ class SeccChain:
     """One SECC credential: ``certfile`` is PEM with the SECC leaf first, then its
     sub-CAs (what is sent to the EV); ``keyfile`` the leaf's private key (PEM);
     ``root`` the V2G root the chain ends under (not sent; used to match
-    trusted_ca_keys).  ``cas`` are read from ``certfile`` to match sub-CA identifiers."""
+    trusted_ca_keys; a :class:`certs.der.Cert` or a cryptography certificate).
+    ``cas`` are read from ``certfile`` to match sub-CA identifiers."""
 
     certfile: Path
     keyfile: Path
-    root: x509.Certificate
+    root: AnyCert
     password: bytes | None = None
     name: str = ""  # for logs, e.g. the root's CN
     # where the chain's current files are (the certificate store's current generation),
@@ -122,32 +127,36 @@ class SeccChain:
     def label(self) -> str:
         if self.name:
             return self.name
-        cns = self.root.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-        return str(cns[0].value) if cns else self.root.subject.rfc4514_string()
+        root = light(self.root)
+        return root.common_name or root.subject_der.hex()
 
 
-def authority_ids(cert: x509.Certificate) -> set[TrustedAuthority]:
-    """The trusted_ca_keys identifiers that name ``cert`` (RFC 6066 §6)."""
-    spki = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    # the subjectPublicKey BIT STRING's content: for EC keys the encoded point, which is
-    # the tail of the SubjectPublicKeyInfo DER after its algorithm identifier
-    key = cert.public_key()
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        point = key.public_bytes(
-            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-        )
-    else:  # Ed448 (ISO 15118-20): the raw public key is the BIT STRING's content
-        point = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    assert spki.endswith(point)
+def light(cert: AnyCert) -> Cert:
+    """``cert`` as :class:`certs.der.Cert` (a cryptography certificate is re-read)."""
+    if isinstance(cert, Cert):
+        return cert
+    return Cert(cert.public_bytes(_der_encoding()))
+
+
+def cert_der(cert: AnyCert) -> bytes:
+    return cert.der if isinstance(cert, Cert) else cert.public_bytes(_der_encoding())
+
+
+def _der_encoding() -> Any:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return Encoding.DER
+
+
+def authority_ids(cert: AnyCert) -> set[TrustedAuthority]:
+    """The trusted_ca_keys identifiers that name ``cert`` (RFC 6066 §6): the SHA-1 of the
+    subjectPublicKey BIT STRING's content (for EC keys the encoded point, for Ed448 the
+    raw key), of the certificate's DER, and the subject Name's DER."""
+    c = light(cert)
     return {
-        TrustedAuthority(IdentifierType.KEY_SHA1_HASH, hashlib.sha1(point).digest()),  # noqa: S324
-        TrustedAuthority(
-            IdentifierType.CERT_SHA1_HASH,
-            hashlib.sha1(cert.public_bytes(serialization.Encoding.DER)).digest(),  # noqa: S324
-        ),
-        TrustedAuthority(IdentifierType.X509_NAME, cert.subject.public_bytes()),
+        TrustedAuthority(IdentifierType.KEY_SHA1_HASH, hashlib.sha1(c.public_key_bits).digest()),  # noqa: S324
+        TrustedAuthority(IdentifierType.CERT_SHA1_HASH, hashlib.sha1(c.der).digest()),  # noqa: S324
+        TrustedAuthority(IdentifierType.X509_NAME, c.subject_der),
     }
 
 
@@ -170,7 +179,7 @@ def secc_context13(
     chain: SeccChain,
     *,
     keylog_file: Path | None = None,
-    vehicle_roots: Sequence[x509.Certificate] = (),
+    vehicle_roots: Sequence[AnyCert] = (),
 ) -> ssl.SSLContext:
     """A server context for ISO 15118-20: TLS 1.3 only, serving the -20 ``chain``; with
     ``vehicle_roots`` it requests the EV's certificate (optional) and verifies it
@@ -179,7 +188,7 @@ def secc_context13(
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.maximum_version = ssl.TLSVersion.TLSv1_3
     if vehicle_roots:
-        ctx.load_verify_locations(cadata=_pem(vehicle_roots))
+        ctx.load_verify_locations(cadata=b"".join(cert_der(c) for c in vehicle_roots))
         ctx.verify_mode = ssl.CERT_OPTIONAL  # EIM works without a vehicle certificate
         ctx.verify_flags |= ssl.VERIFY_X509_STRICT
     else:
@@ -196,14 +205,12 @@ def secc_context13(
     return ctx
 
 
-def _pem(certs: Sequence[x509.Certificate]) -> str:
-    return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs)
-
-
 def verified_chain(ssl_object: Any) -> tuple[x509.Certificate, ...]:
     """The EV's certificate chain as OpenSSL verified it in the handshake, leaf first,
     ending with the station's trust anchor; empty when the EV sent no certificate (see
     the module docstring for how this works on Python 3.11)."""
+    from cryptography import x509
+
     if ssl_object is None or ssl_object.getpeercert(binary_form=True) is None:
         return ()
     getter = getattr(ssl_object, "get_verified_chain", None)  # Python >= 3.13
@@ -239,6 +246,7 @@ def vehicle_chain_refusal(
         return None
     if len(chain) < 2 or chain[-1].subject != chain[-1].issuer:
         return "the verified vehicle chain does not end at a root"
+    from certs._util import der
     from certs.validate import validate_chain  # (here: only -20 mutual TLS needs it)
 
     verdict = validate_chain(
@@ -252,8 +260,8 @@ def vehicle_chain_refusal(
     return None if verdict.ok else f"vehicle chain: {verdict.response_code}: {verdict.reason}"
 
 
-def _chain_cas(certfile: Path) -> list[x509.Certificate]:
-    certs = x509.load_pem_x509_certificates(certfile.read_bytes())
+def _chain_cas(certfile: Path) -> list[Cert]:
+    certs = read_certificates(certfile.read_bytes())
     return certs[1:]  # the leaf is not a CA the EV could name
 
 
@@ -350,7 +358,7 @@ class TlsSelector:
             out += [f"{c.label()} (TLS 1.3)" for c in self.iso20_chains]
         return out
 
-    def _vehicle_roots_now(self) -> tuple[x509.Certificate, ...]:
+    def _vehicle_roots_now(self) -> tuple[AnyCert, ...]:
         if self.vehicle_roots is None:
             return ()
         try:

@@ -52,9 +52,7 @@ import socket
 import ssl
 from asyncio import sslproto
 from collections.abc import Callable
-from typing import Any, Protocol
-
-from cryptography import x509
+from typing import TYPE_CHECKING, Any, Protocol
 
 from secc import codec
 from secc.aio.admission import Admission, Ticket, duplicate, send_alert
@@ -69,6 +67,9 @@ from secc.aio.logbudget import BudgetedLog, LogBudget
 from secc.aio.tls import Selection, TlsSelector, verified_chain, without_anchor
 from secc.core.events import ConnectionLost, RequestReceived, Schema
 from secc.v2gtp import DEFAULT_MAX_PAYLOAD, Framer, FramingError, PayloadType, encode_frame
+
+if TYPE_CHECKING:  # annotations only (issue 17: no cryptography before SDP-ready)
+    from cryptography import x509
 
 __all__ = [
     "ISO20_SCHEMAS",
@@ -328,7 +329,8 @@ def _listen_socket(host: str, port: int, interface: str | None) -> socket.socket
 
 
 def _bind(host: str, port: int, interface: str | None) -> socket.socket:
-    infos = socket.getaddrinfo(host, port, socket.AF_INET6, socket.SOCK_STREAM)
+    # (bytes: a str host is IDNA-encoded, which imports encodings.idna and stringprep)
+    infos = socket.getaddrinfo(host.encode(), port, socket.AF_INET6, socket.SOCK_STREAM)
     sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -81,10 +81,13 @@ def fix_mmap_threshold(threshold: int = 128 * 1024) -> bool:
 
 
 def settle(config: StationConfig) -> None:
-    """After SDP-ready: import the codec of each protocol an EVSE offers (and no other:
-    the core imports schema modules lazily), then move every object that lives as long
-    as the process out of the garbage collector's reach (``gc.freeze``), so that no
-    collection during a session walks the generated codec's classes and tables."""
+    """After SDP-ready: import the session driver and core and the codec of each protocol
+    an EVSE offers (and no other: the core imports schema modules lazily), then move
+    every object that lives as long as the process out of the garbage collector's reach
+    (``gc.freeze``), so that no collection during a session walks the generated codec's
+    classes and tables.  ``secc run`` calls it in a worker thread (:func:`serve`): the
+    imports take ~100 ms, during which the event loop keeps answering SDP and accepting
+    connections (a connection that needs a module being imported waits for it)."""
     import gc
 
     import secc.aio.driver  # noqa: F401  (the session core: the first connection's)
@@ -171,7 +174,7 @@ async def serve(config: StationConfig, source: str = "secc.toml") -> int:
         )
     notifier = Notifier.from_environment()
     notifier.ready("serving " + ", ".join(e.evse_id for e in station.evses))
-    settle(config)
+    settling = asyncio.create_task(asyncio.to_thread(settle, config), name="settle")
     # the watchdog is fed only while every EVSE serves: a wedged station gets restarted
     watchdog = asyncio.create_task(watchdog_loop(notifier, healthy=lambda: station.healthy))
     try:
@@ -179,6 +182,9 @@ async def serve(config: StationConfig, source: str = "secc.toml") -> int:
         log.info("stopping: opening contactors, closing sessions")
         notifier.stopping()
     finally:
+        if not settling.done():
+            with contextlib.suppress(Exception):
+                await settling  # (a thread cannot be cancelled: let the imports finish)
         watchdog.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watchdog
@@ -188,9 +194,33 @@ async def serve(config: StationConfig, source: str = "secc.toml") -> int:
     return 0
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter without ``shutil`` (which it imports for the terminal
+    width, and which imports bz2 and lzma: a few ms of ``secc run``'s start)."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        if width is None:
+            try:
+                width = int(os.environ.get("COLUMNS", "")) - 2
+            except ValueError:
+                out = sys.__stdout__
+                try:
+                    width = os.get_terminal_size(out.fileno()).columns - 2 if out else 78
+                except (AttributeError, ValueError, OSError):
+                    width = 78
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
 def main(argv: list[str], prog: str) -> int:
     parser = argparse.ArgumentParser(
         prog=prog,
+        formatter_class=_Formatter,
         description=summary(__doc__),
         epilog="A start-up failure is one line on stderr: FILE: key = value (EVSE id): "
         "cause. Exit status: 0 after a clean stop or when --check found nothing; 1 when "

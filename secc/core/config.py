@@ -11,11 +11,12 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
-
-from cryptography import x509
+from typing import TYPE_CHECKING, Protocol
 
 from secc.errors import ConfigError
+
+if TYPE_CHECKING:  # annotations only: `secc run` starts without cryptography (issue 17)
+    from cryptography import x509
 
 ISO2_NAMESPACE = "urn:iso:15118:2:2013:MsgDef"
 ENERGY_MODES = frozenset(

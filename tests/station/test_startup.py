@@ -4,6 +4,7 @@ and freezes the start-up objects out of the garbage collector's reach."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -62,6 +63,21 @@ DEFERRED = (
     "secc.ocpp_bridge",
     "ocpp",
     "websockets",
+    # the start-up checks and the SECC chains are read with certs.der (no cryptography:
+    # ~40 ms and ~10 MiB); cryptography loads with the first Plug & Charge check
+    "cryptography",
+    "certs._util",
+    "certs.store",
+    "certs.ocsp",
+    # the session driver and core, the traces, IEC 61851 control: after SDP-ready
+    "secc.aio.driver",
+    "secc.core.actions",
+    "secc.core.session",
+    "secc.trace",
+    "hal.charging",
+    "hal.control",
+    # argparse's help formatter imports shutil (and with it bz2 and lzma)
+    "shutil",
 )
 
 
@@ -104,3 +120,93 @@ def test_secc_run_is_ready_without_the_deferred_modules(pki_dir: Path, tmp_path:
         """
     )
     assert out == "ready []"
+
+
+def _store_config(tmp_path: Path, store: Path) -> Path:
+    config = tmp_path / "secc.toml"
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            [certs]
+            store = "{store}"
+            [[evse]]
+            evse_id = "{EVSE_ID}"
+            address = "::1"
+            tls_port = 0
+            sdp_port = 0
+            [evse.hal]
+            backend = "simulated"
+            """
+        )
+    )
+    return config
+
+
+# ``secc run`` (and --check) with cryptography made unimportable: the checks must not
+# need it, and a misconfigured store must still stop the start with its one line
+_NO_CRYPTOGRAPHY = """
+import sys
+
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "cryptography":
+            raise ImportError("cryptography imported before SDP-ready")
+        return None
+
+sys.meta_path.insert(0, Refuse())
+from secc.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _secc_run_without_cryptography(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _NO_CRYPTOGRAPHY, "run", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_a_misconfigured_store_fails_fast_with_its_line(pki_dir: Path, tmp_path: Path) -> None:
+    """A broken chain file and a key of another certificate: ``secc run`` and ``--check``
+    exit 1 with the one line naming the store, the chain and the file, without loading
+    cryptography (the checks read the chain with certs.der and let OpenSSL match the
+    key), and a good store passes ``--check`` the same way."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from certs.files import StoreFiles
+
+    store = tmp_path / "store"
+    shutil.copytree(pki_dir / "station", store, symlinks=True)
+    config = _store_config(tmp_path, store)
+    ok = _secc_run_without_cryptography("--config", str(config), "--check")
+    assert ok.returncode == 0, ok.stderr
+    chain, key = StoreFiles(store).leaf_paths("v2g")
+    good_chain, good_key = chain.read_bytes(), key.read_bytes()
+
+    def refused(expected: str) -> None:
+        line = f'secc run: error: {config}: certs.store = "{store}": v2g chain: {expected}'
+        for extra in ((), ("--check",)):
+            done = _secc_run_without_cryptography("--config", str(config), *extra)
+            assert done.returncode == 1, done.stderr
+            assert done.stderr.splitlines() == [line], done.stderr
+
+    # a PEM block whose content is not a certificate
+    chain.write_bytes(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    refused(f"certificate {chain}: not a PEM certificate chain (truncated DER)")
+    chain.write_bytes(b"no PEM here")
+    refused(f"certificate {chain}: not a PEM certificate chain (no certificate in it)")
+    chain.write_bytes(good_chain)
+    other = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    key.write_bytes(other)
+    refused(f"private key {key} does not match the certificate {chain}")
+    key.write_bytes(good_key)
+    assert _secc_run_without_cryptography("--config", str(config), "--check").returncode == 0
