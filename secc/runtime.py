@@ -92,6 +92,7 @@ class OutputNotSafeError(HalError):
 
 
 HISTORY = 16  # ended sessions an EVSE remembers (tests, demo, status)
+HANDOVER_WAIT_S = 10.0  # Evse.attach_backend: the longest wait for the bridge's link
 
 Observer = Callable[[str, "Record"], None]  # (evse_id, trace record)
 
@@ -407,6 +408,29 @@ class Evse:
     @property
     def evse_id(self) -> str:
         return self.section.evse_id
+
+    def attach_backend(self, factory: BackendFactory) -> None:
+        """Replace the :class:`PendingBackend` by the backend ``factory`` builds, which
+        gets everything the stand-in kept, in order.  When the stand-in kept something
+        (a session started meanwhile) and the backend is an OCPP bridge, that is handed
+        over once the bridge is online (at most ``HANDOVER_WAIT_S`` later; until then
+        the stand-in keeps what comes next), so that a session started in the first
+        moments is not judged offline only because its bridge had no time to connect."""
+        pending = self.backend
+        backend = factory(self.section, self._emit)
+        if not isinstance(pending, PendingBackend) or not pending.calls:
+            self.backend = backend
+            return
+        self._spawn(self._hand_over(pending, backend))
+
+    async def _hand_over(self, pending: PendingBackend, backend: Backend) -> None:
+        online = getattr(getattr(backend, "client", None), "online", None)
+        if isinstance(online, asyncio.Event):
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(HANDOVER_WAIT_S):
+                    await online.wait()
+        self.backend = backend
+        pending.hand_over(backend)
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -806,6 +830,36 @@ class Evse:
             present(token.id_token, token.kind)
 
 
+class PendingBackend:
+    """Stands in for an EVSE's OCPP bridge until it is built (``secc run`` builds it
+    after SDP-ready: importing ocpp, jsonschema and websockets costs more than the whole
+    start-up budget).  Keeps everything the EVSE hands its backend, in order, and gives
+    it to the bridge when it is attached (:meth:`Evse.attach_backend`): a session that
+    starts in that window is authorized and reported as if the bridge had been there."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def perform(self, action: Action) -> None:
+        self.calls.append(("perform", (action,)))
+
+    def evse_status(self, status: EvseStatus) -> None:
+        self.calls.append(("evse_status", (status,)))
+
+    def present_token(self, id_token: str, kind: str) -> None:
+        self.calls.append(("present_token", (id_token, kind)))
+
+    def plc_link(self, status: PlcStatus) -> None:
+        self.calls.append(("plc_link", (status,)))
+
+    def hand_over(self, backend: Backend) -> None:
+        calls, self.calls = self.calls, []
+        for name, args in calls:
+            method = getattr(backend, name, None)
+            if method is not None:
+                method(*args)
+
+
 class Station:
     """Every EVSE of one configuration, started and stopped together."""
 
@@ -842,13 +896,19 @@ class Station:
                 return e
         raise KeyError(evse_id)
 
-    async def start(self) -> None:
+    async def start(self, *, defer_ocpp: bool = False) -> None:
+        """Start every EVSE.  ``defer_ocpp``: with an ``[ocpp]`` section, the EVSEs start
+        with a :class:`PendingBackend` and the bridges are built by :meth:`start_ocpp`
+        (``secc run`` calls it right after SDP-ready)."""
         from hal import registry
 
+        factory = self.backend_factory
         if self.config.ocpp is not None and not self._custom_backend:
             ocpp = OcppBackends(self.config)
             self._ocpp = ocpp
-            self.backend_factory = ocpp
+            self.backend_factory = factory = ocpp
+            if defer_ocpp:
+                factory = lambda section, emit: PendingBackend()  # noqa: E731
         creds = load_credentials(self.config, self.utc_now())
         st = self.config.station
         tls = station_tls(
@@ -892,7 +952,7 @@ class Station:
                     session_config(section, tls=evse_tls is not None, trust=creds.trust),
                     board,
                     evse_tls,
-                    backend_factory=self.backend_factory,
+                    backend_factory=factory,
                     trace_dir=st.trace_dir,
                     pcap=st.pcap,
                     observer=self.observer,
@@ -906,6 +966,15 @@ class Station:
         except BaseException:
             await self.aclose()
             raise
+
+    def start_ocpp(self) -> None:
+        """Build the OCPP bridge of every EVSE still waiting for it (``start(defer_ocpp=
+        True)``) and hand it what the EVSE gave its stand-in meanwhile."""
+        if self._ocpp is None:
+            return
+        for evse in self.evses:
+            if isinstance(evse.backend, PendingBackend):
+                evse.attach_backend(self._ocpp)
 
     async def aclose(self) -> None:
         for evse in self.evses:

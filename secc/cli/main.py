@@ -45,9 +45,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    parser = _parser()
     if not args or args[0] in {"-h", "--help"}:
-        parser.print_help()
+        _parser().print_help()
         return 0 if args else 2
     if args[0] == "--version":
         from secc import __version__
@@ -55,8 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"secc {__version__}")
         return 0
     name, rest = args[0], args[1:]
-    if name not in _COMMANDS:
-        parser.print_usage(sys.stderr)
+    if name not in _COMMANDS:  # (the parser only here: building it costs `secc run` ms)
+        _parser().print_usage(sys.stderr)
         print(f"secc: error: unknown command {name!r}", file=sys.stderr)
         return 2
     try:

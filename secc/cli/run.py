@@ -90,14 +90,29 @@ def settle(config: StationConfig) -> None:
     connections (a connection that needs a module being imported waits for it)."""
     import gc
 
-    import secc.aio.driver  # noqa: F401  (the session core: the first connection's)
+    import secc.aio.driver
     from secc import codec
 
     for name in ["apphand", *sorted({p for e in config.evse for p in e.protocols})]:
         if name in codec.SCHEMAS:
             codec.schema_module(name)
+    if config.ocpp is not None:  # the bridge (built on the loop once this is done)
+        import secc.ocpp_bridge.authorization
+        import secc.ocpp_bridge.bridge
+        import secc.ocpp_bridge.client
+        import secc.ocpp_bridge.device_model
+        import secc.ocpp_bridge.queue  # noqa: F401
     gc.collect()
     gc.freeze()
+
+
+async def _after_ready(config: StationConfig, station: Station) -> None:
+    """What ``secc run`` does once SDP answers: :func:`settle` in a worker thread, then
+    the OCPP bridges on the loop (their modules are imported by then)."""
+    try:
+        await asyncio.to_thread(settle, config)
+    finally:
+        station.start_ocpp()
 
 
 class StartError(Exception):
@@ -153,7 +168,7 @@ async def serve(config: StationConfig, source: str = "secc.toml") -> int:
     boards = await open_boards(config, source)
     station = Station(config, boards=boards)
     try:
-        await station.start()
+        await station.start(defer_ocpp=True)
     except Exception as exc:
         adopted = {e.evse_id for e in station.evses}
         for evse_id, board in boards.items():
@@ -174,7 +189,7 @@ async def serve(config: StationConfig, source: str = "secc.toml") -> int:
         )
     notifier = Notifier.from_environment()
     notifier.ready("serving " + ", ".join(e.evse_id for e in station.evses))
-    settling = asyncio.create_task(asyncio.to_thread(settle, config), name="settle")
+    settling = asyncio.create_task(_after_ready(config, station), name="settle")
     # the watchdog is fed only while every EVSE serves: a wedged station gets restarted
     watchdog = asyncio.create_task(watchdog_loop(notifier, healthy=lambda: station.healthy))
     try:

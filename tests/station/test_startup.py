@@ -69,13 +69,11 @@ DEFERRED = (
     "certs._util",
     "certs.store",
     "certs.ocsp",
-    # the session driver and core, the traces, IEC 61851 control: after SDP-ready
+    # the session driver and core, the traces: after SDP-ready
     "secc.aio.driver",
     "secc.core.actions",
     "secc.core.session",
     "secc.trace",
-    "hal.charging",
-    "hal.control",
     # argparse's help formatter imports shutil (and with it bz2 and lzma)
     "shutil",
 )
@@ -133,6 +131,7 @@ def _store_config(tmp_path: Path, store: Path) -> Path:
             evse_id = "{EVSE_ID}"
             address = "::1"
             tls_port = 0
+            tcp_port = 0
             sdp_port = 0
             [evse.hal]
             backend = "simulated"
@@ -197,7 +196,9 @@ def test_a_misconfigured_store_fails_fast_with_its_line(pki_dir: Path, tmp_path:
 
     # a PEM block whose content is not a certificate
     chain.write_bytes(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
-    refused(f"certificate {chain}: not a PEM certificate chain (truncated DER)")
+    refused(
+        f"certificate {chain}: not a PEM certificate chain (Certificate: tag 0x00, expected 0x30)"
+    )
     chain.write_bytes(b"no PEM here")
     refused(f"certificate {chain}: not a PEM certificate chain (no certificate in it)")
     chain.write_bytes(good_chain)
