@@ -169,7 +169,7 @@ def start(
     return proc, ready, cpu_ms(proc.pid)
 
 
-def installed_like(directory: Path) -> Path:
+def installed_like(directory: Path, source: Path) -> Path:
     """A console script in a throw-away venv that imports secc as an installed station
     would: no editable-install finder (see the module docstring)."""
     import sysconfig
@@ -183,9 +183,8 @@ def installed_like(directory: Path) -> Path:
         text=True,
         check=True,
     ).stdout.strip()
-    here = Path(__file__).resolve().parent.parent
     project = sysconfig.get_paths()["purelib"]
-    (Path(purelib) / "secc-footprint.pth").write_text(f"{here}\n{project}\n")
+    (Path(purelib) / "secc-footprint.pth").write_text(f"{source}\n{project}\n")
     script = venv / "bin" / "secc"
     script.write_text(
         f"#!{python}\n"
@@ -224,6 +223,13 @@ def main() -> int:
     parser.add_argument("--ocpp", action="store_true", help="with an [ocpp] section")
     parser.add_argument("--pnc", action="store_true", help="the first session Plug & Charge")
     parser.add_argument("--editable", action="store_true", help="the worktree's secc script")
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=Path(__file__).resolve().parent.parent,
+        help="the tree whose secc, hal and certs run (default: this one; e.g. an older "
+        "commit's `git archive` for a comparison on the same machine)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -238,7 +244,7 @@ def main() -> int:
         if args.editable:
             secc = Path(sys.executable).with_name("secc")
         else:
-            secc = installed_like(directory)
+            secc = installed_like(directory, args.source.resolve())
         command = [str(secc), "run", "--config", str(config)]
         env = dict(os.environ)
         if args.cold:
@@ -281,7 +287,7 @@ def main() -> int:
             err = stop(proc)
     print(f"python {sys.version.split()[0]} on {platform.machine()}, {os.cpu_count()} CPUs")
     cache = "no bytecode (cold)" if args.cold else "bytecode cached"
-    how = "editable install" if args.editable else "installed-like (no editable finder)"
+    how = "editable install" if args.editable else f"installed-like from {args.source}"
     extra = ", [ocpp]" if args.ocpp else ""
     print(f"station: {how}, {cache}{extra}; load average {loads[0]:.2f} -> {loads[1]:.2f}")
     print(f"before (issue 17, idle machine): {BEFORE}")

@@ -1,4 +1,6 @@
-"""The station's certificate store on disk: the only module of ``certs`` that does file I/O.
+"""The station's certificate store on disk: with its base :class:`certs.files.StoreFiles`
+(the layout and the readers ``secc run`` uses before it is ready, without cryptography)
+the only module of ``certs`` that does file I/O.
 
 Layout (``root`` is e.g. ``/var/lib/secc/certs``)::
 
