@@ -32,17 +32,19 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
+from certs import codes
 from certs._util import PARSE_ERRORS, fingerprint, require_aware
 from certs.emaid import EmaidError, normalize
 
-OK = "OK"
-FAILED_NO_CERTIFICATE_AVAILABLE = "FAILED_NoCertificateAvailable"
-FAILED_CERT_CHAIN_ERROR = "FAILED_CertChainError"
-FAILED_CERTIFICATE_EXPIRED = "FAILED_CertificateExpired"
-FAILED_CERTIFICATE_REVOKED = "FAILED_CertificateRevoked"
-FAILED_SIGNATURE_ERROR = "FAILED_SignatureError"
+# the response codes (defined without cryptography in certs.codes)
+OK = codes.OK
+FAILED_NO_CERTIFICATE_AVAILABLE = codes.FAILED_NO_CERTIFICATE_AVAILABLE
+FAILED_CERT_CHAIN_ERROR = codes.FAILED_CERT_CHAIN_ERROR
+FAILED_CERTIFICATE_EXPIRED = codes.FAILED_CERTIFICATE_EXPIRED
+FAILED_CERTIFICATE_REVOKED = codes.FAILED_CERTIFICATE_REVOKED
+FAILED_SIGNATURE_ERROR = codes.FAILED_SIGNATURE_ERROR
 # ISO 15118-20 only: a certificate of the path not yet valid (-2 reports it as expired)
-FAILED_CERTIFICATE_NOT_YET_VALID = "FAILED_CertificateNotYetValid"
+FAILED_CERTIFICATE_NOT_YET_VALID = codes.FAILED_CERTIFICATE_NOT_YET_VALID
 MAX_SUB_CAS = 2
 # ISO 15118-20's SubCertificatesType allows three
 MAX_SUB_CAS_ISO20 = 3

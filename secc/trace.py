@@ -36,8 +36,6 @@ from ipaddress import IPv6Address
 from pathlib import Path
 from typing import IO, Any
 
-from cryptography.hazmat.primitives.serialization import Encoding
-
 from secc.core.config import SessionConfig
 from secc.limits import TraceLimits
 
@@ -122,8 +120,16 @@ def config_record(config: SessionConfig) -> dict[str, Any]:
     )
     out = {k: jsonable(getattr(config, k)) for k in keep}
     # the vehicle chain mutual TLS verified (DER, hex): -20 Plug & Charge depends on it
-    out["vehicle_chain"] = [c.public_bytes(Encoding.DER).hex() for c in config.vehicle_chain]
+    out["vehicle_chain"] = [c.public_bytes(_der()).hex() for c in config.vehicle_chain]
     return out
+
+
+def _der() -> Any:
+    """cryptography's DER encoding, imported when a vehicle chain is there (issue 17: a
+    station without Plug & Charge sessions does not load cryptography)."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return Encoding.DER
 
 
 # records that make a connection worth a trace file (it carried a message)

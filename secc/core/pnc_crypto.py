@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
-
-from certs import validate, xmldsig
 from secc import codec
 from secc.core.config import ContractVerdict, PncTrust
+
+if TYPE_CHECKING:  # loaded with the first Plug & Charge check (issue 17)
+    from certs import xmldsig
 
 
 class CertsVerifier:
@@ -28,6 +27,8 @@ class CertsVerifier:
     def verify_contract_chain(
         self, leaf: bytes, sub_cas: Sequence[bytes], emaid: str, utc_now: dt.datetime
     ) -> ContractVerdict:
+        from certs import validate
+
         verdict = validate.validate_contract_chain(
             leaf,
             sub_cas,
@@ -41,6 +42,11 @@ class CertsVerifier:
     def verify_signature(
         self, signed_info: object, signature_value: bytes, fragments: dict[str, bytes], leaf: bytes
     ) -> str | None:
+        from cryptography import x509
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        from certs import xmldsig
+
         try:
             info = to_certs_signed_info(signed_info)
             xmldsig.check_references(info, fragments, required_ids=tuple(fragments))
@@ -58,6 +64,8 @@ class CertsVerifier:
 
 def to_certs_signed_info(signed_info: Any) -> xmldsig.SignedInfo:
     """The generated xmldsig SignedInfo as :class:`certs.xmldsig.SignedInfo`."""
+    from certs import xmldsig
+
     refs = tuple(
         xmldsig.Reference(
             uri=ref.uri or "",

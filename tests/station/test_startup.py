@@ -211,3 +211,28 @@ def test_a_misconfigured_store_fails_fast_with_its_line(pki_dir: Path, tmp_path:
     refused(f"private key {key} does not match the certificate {chain}")
     key.write_bytes(good_key)
     assert _secc_run_without_cryptography("--config", str(config), "--check").returncode == 0
+
+
+def test_the_settled_station_has_no_cryptography() -> None:
+    """After the post-ready imports (the session core, the codecs of every protocol) an
+    idle station or one serving EIM sessions holds no cryptography (~9 MiB resident):
+    the core loads it with its first Plug & Charge check (issue 17)."""
+    out = _run(
+        f"""
+        import sys
+        from secc.cli.run import settle
+        from secc.config import parse
+
+        section = {{
+            "evse_id": {EVSE_ID!r},
+            "address": "::1",
+            "protocols": ["iso20-dc", "iso20-ac", "iso2", "din"],
+            "energy_modes": ["AC_three_phase_core", "DC_extended"],
+            "hal": {{"backend": "simulated"}},
+        }}
+        settle(parse({{"evse": [section]}}, "secc.toml"))
+        print(sorted(m for m in sys.modules if m.split(".")[0] == "cryptography"
+                     or m in ("certs.validate", "certs.xmldsig", "certs._util")))
+        """
+    )
+    assert out == "[]"

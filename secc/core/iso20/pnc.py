@@ -19,12 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-from certs import validate, xmldsig
+from certs import codes  # (cryptography, certs.validate, certs.xmldsig: in the functions)
 from secc import codec
 from secc.core.actions import MeteringReceipt, RequestAuthorization, RequestCertificate
 from secc.core.context import Context, Reply
@@ -37,6 +34,9 @@ from secc.core.failures import (
     UnknownSession,
 )
 from secc.core.iso20.common import COMMON, Iso20State, failed_body, header
+
+if TYPE_CHECKING:
+    from certs import xmldsig
 
 
 class NoCertificateAvailable(PeerError):  # noqa: N818 - named after the -2 failure
@@ -54,12 +54,12 @@ AUTH_TIMER_KEY = "Authorization"
 # certs.validate codes -> -20 AuthorizationRes codes (the -20 enumeration has no FAILED_
 # certificate codes: a refused contract is a WARNING with EVSEProcessing Finished)
 _CHAIN_CODE = {
-    validate.FAILED_CERTIFICATE_EXPIRED: "WARNING_CertificateExpired",
-    validate.FAILED_CERTIFICATE_NOT_YET_VALID: "WARNING_CertificateNotYetValid",
-    validate.FAILED_CERTIFICATE_REVOKED: "WARNING_CertificateRevoked",
-    validate.FAILED_CERT_CHAIN_ERROR: "WARNING_CertificateValidationError",
-    validate.FAILED_SIGNATURE_ERROR: "WARNING_CertificateValidationError",
-    validate.FAILED_NO_CERTIFICATE_AVAILABLE: "WARNING_eMSPUnknown",
+    codes.FAILED_CERTIFICATE_EXPIRED: "WARNING_CertificateExpired",
+    codes.FAILED_CERTIFICATE_NOT_YET_VALID: "WARNING_CertificateNotYetValid",
+    codes.FAILED_CERTIFICATE_REVOKED: "WARNING_CertificateRevoked",
+    codes.FAILED_CERT_CHAIN_ERROR: "WARNING_CertificateValidationError",
+    codes.FAILED_SIGNATURE_ERROR: "WARNING_CertificateValidationError",
+    codes.FAILED_NO_CERTIFICATE_AVAILABLE: "WARNING_eMSPUnknown",
 }
 # OCPP AuthorizeCertificateStatusEnumType -> -20 AuthorizationRes code
 _CERT_STATUS = {
@@ -95,6 +95,10 @@ def vehicle_chain_trusted(ctx: Context) -> bool:
     roots = cfg.trust.oem_roots
     if not roots:
         return True
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from certs import validate
+
     ders = [c.public_bytes(Encoding.DER) for c in chain]
     verdict = validate.validate_chain(
         ders[0],
@@ -155,6 +159,10 @@ def check_signature(
     if signature is None or not element.id:
         raise error("the message is not signed")
     fragment = codec.encode_fragment(element, schema=SCHEMA, lenient=True)  # as received
+    from cryptography import x509
+
+    from certs import xmldsig
+
     try:
         info = _signed_info(signature)
         xmldsig.check_references(
@@ -200,6 +208,8 @@ def authorize(ctx: Context, req: Any, now: float) -> tuple[str | None, tuple[Any
     if ctx.gen_challenge is None or bytes(mode.gen_challenge) != ctx.gen_challenge:
         raise PncRefused("WARNING_ChallengeInvalid", "GenChallenge differs from the offered one")
     cfg = ctx.config
+    from certs import validate
+
     verdict = validate.validate_contract_chain(
         chain[0],
         chain[1:],
@@ -236,6 +246,8 @@ def contract_expires_soon(ctx: Context) -> bool:
     OK_CertificateExpiresSoon instead of OK [V2G20-1979], so that the EV can renew it."""
     if not ctx.contract_chain:
         return False
+    from cryptography import x509
+
     try:
         leaf = x509.load_der_x509_certificate(ctx.contract_chain[0])
     except ValueError:
@@ -271,6 +283,8 @@ def certificate_installation(ctx: Context, req: Any, now: float) -> Reply:
     check_signature(ctx, oem, chain[0])
     trust = ctx.config.trust
     if trust.oem_roots:
+        from certs import validate
+
         verdict = validate.validate_chain(
             chain[0],
             chain[1:],
@@ -357,6 +371,9 @@ def metering_confirmation(ctx: Context, req: Any, now: float, state: Iso20State)
         raise PeerError("SignedMeteringData is not of the dynamic control mode")
     ctx.metering_due = False
     ctx.metering_offered.clear()
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
     key = x509.load_der_x509_certificate(ctx.contract_chain[0]).public_key()
     receipt = MeteringReceipt(
         meter_id=meter.meter_id,

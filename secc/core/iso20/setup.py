@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from cryptography.hazmat.primitives.serialization import Encoding
-
 from secc.core.actions import Action, EndReason, SessionStarted, StopDcOutput
 from secc.core.config import SessionConfig
 from secc.core.context import Context, Reply, State
@@ -54,7 +52,11 @@ AUTH_TIMER_KEY = "Authorization"
 def vehicle_leaf(config: SessionConfig) -> bytes | None:
     """The DER of the vehicle's TLS leaf certificate (mutual TLS 1.3), or None."""
     chain = config.vehicle_chain
-    return chain[0].public_bytes(Encoding.DER) if chain else None
+    if not chain:
+        return None
+    from cryptography.hazmat.primitives.serialization import Encoding  # (issue 17: lazy)
+
+    return chain[0].public_bytes(Encoding.DER)
 
 
 def _same_ev(ctx: Context, paused: Any) -> bool:
