@@ -82,28 +82,38 @@ def fix_mmap_threshold(threshold: int = 128 * 1024) -> bool:
 
 def settle(config: StationConfig) -> None:
     """After SDP-ready: import the session driver and core and the codec of each protocol
-    an EVSE offers (and no other: the core imports schema modules lazily), then move
-    every object that lives as long as the process out of the garbage collector's reach
-    (``gc.freeze``), so that no collection during a session walks the generated codec's
-    classes and tables.  ``secc run`` calls it in a worker thread (:func:`serve`): the
-    imports take ~100 ms, during which the event loop keeps answering SDP and accepting
-    connections (a connection that needs a module being imported waits for it)."""
+    an EVSE offers (and no other: the core imports schema modules lazily), and the OCPP
+    bridge's modules with ``[ocpp]``, then move every object that lives as long as the
+    process out of the garbage collector's reach (``gc.freeze``), so that no collection
+    during a session walks the generated codec's classes and tables.  ``secc run`` calls
+    it in a worker thread (:func:`serve`): the imports take ~100 ms, during which the
+    event loop keeps answering SDP and accepting connections (a connection that needs a
+    module being imported waits for it)."""
     import gc
 
-    import secc.aio.driver
-    from secc import codec
+    # no collection while the imports run, and none before the freeze: a full collection
+    # holds the GIL for its whole walk (tens of ms over ~40k objects), which would stall
+    # the event loop this thread shares it with; the start leaves no cyclic garbage
+    # worth collecting (gc.collect() finds none at this point)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        import secc.aio.driver
+        from secc import codec
 
-    for name in ["apphand", *sorted({p for e in config.evse for p in e.protocols})]:
-        if name in codec.SCHEMAS:
-            codec.schema_module(name)
-    if config.ocpp is not None:  # the bridge (built on the loop once this is done)
-        import secc.ocpp_bridge.authorization
-        import secc.ocpp_bridge.bridge
-        import secc.ocpp_bridge.client
-        import secc.ocpp_bridge.device_model
-        import secc.ocpp_bridge.queue  # noqa: F401
-    gc.collect()
-    gc.freeze()
+        for name in ["apphand", *sorted({p for e in config.evse for p in e.protocols})]:
+            if name in codec.SCHEMAS:
+                codec.schema_module(name)
+        if config.ocpp is not None:  # the bridge (built on the loop once this is done)
+            import secc.ocpp_bridge.authorization
+            import secc.ocpp_bridge.bridge
+            import secc.ocpp_bridge.client
+            import secc.ocpp_bridge.device_model
+            import secc.ocpp_bridge.queue  # noqa: F401
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
 
 
 async def _after_ready(config: StationConfig, station: Station) -> None:
