@@ -26,7 +26,6 @@ import contextlib
 import errno
 import grp
 import ipaddress
-import json
 import os
 import pwd
 import socket
@@ -65,6 +64,8 @@ def _toml(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return str(value)
+    import json  # (here: only a problem line needs it; not on the start path)
+
     return json.dumps(str(value), ensure_ascii=False)
 
 
