@@ -35,7 +35,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import functools
 import inspect
+import json
 import logging
 import random
 import ssl
@@ -44,10 +46,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import ocpp.v201
 import websockets
-from ocpp.exceptions import InternalError, OCPPError
-from ocpp.exceptions import NotImplementedError as OcppNotImplemented
-from ocpp.messages import Call, CallError, MessageType, unpack, validate_payload
+from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
+from ocpp.exceptions import OCPPError
+from ocpp.messages import Call, MessageType, get_validator, unpack, validate_payload
 from ocpp.v201 import ChargePoint
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -173,6 +176,85 @@ def ssl_context(config: ClientConfig, material: TlsMaterial | None) -> ssl.SSLCo
     return ctx
 
 
+@functools.cache
+def ocpp_actions() -> frozenset[str]:
+    """Every action of OCPP 2.0.1 (the request schemas the ``ocpp`` package ships)."""
+    schemas = Path(ocpp.v201.__file__).parent / "schemas"
+    return frozenset(p.name.removesuffix("Request.json") for p in schemas.glob("*Request.json"))
+
+
+# jsonschema keyword -> OCPP-J 2.0.1 CALLERROR code (part 4, "RPC Framework Error Codes")
+_SCHEMA_ERRORS = {
+    "type": "TypeConstraintViolation",  # "somestring": 12
+    "maxLength": "TypeConstraintViolation",  # string[n] is the field's data type
+    "minLength": "TypeConstraintViolation",
+    "required": "OccurrenceConstraintViolation",  # a 1..1 field missing
+    "minItems": "OccurrenceConstraintViolation",
+    "maxItems": "OccurrenceConstraintViolation",
+    "enum": "PropertyConstraintViolation",  # a value outside the field's range
+    "minimum": "PropertyConstraintViolation",
+    "maximum": "PropertyConstraintViolation",
+    "exclusiveMinimum": "PropertyConstraintViolation",
+    "exclusiveMaximum": "PropertyConstraintViolation",
+    "pattern": "PropertyConstraintViolation",
+    "format": "PropertyConstraintViolation",
+    "additionalProperties": "FormatViolation",  # a field the action does not have
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RpcError:
+    """A CALLERROR to answer with (OCPP-J 2.0.1 part 4 §4.2.3 / §4.3)."""
+
+    code: str
+    description: str
+
+    def frame(self, message_id: str) -> str:
+        details = {"cause": self.description[:255]}
+        return json.dumps([4, message_id, self.code, self.description[:255], details])
+
+
+def check_call(action: str, payload: object) -> RpcError | None:
+    """The CALLERROR a CALL of a supported ``action`` earns by its payload (None: valid).
+    The code says what is wrong, as OCPP-J defines them: a field of the wrong type
+    TypeConstraintViolation, a required one missing OccurrenceConstraintViolation, a
+    value out of its range or enumeration PropertyConstraintViolation, an unknown field
+    or a payload that is no object FormatViolation."""
+    if not isinstance(payload, dict):
+        return RpcError("FormatViolation", f"{action}: the payload is not a JSON object")
+    validator = get_validator(MessageType.Call, action, OCPP_VERSION)
+    error = best_match(validator.iter_errors(payload))
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "payload"
+    code = _SCHEMA_ERRORS.get(str(error.validator), "FormatViolation")
+    return RpcError(code, f"{action} {where}: {error.message}"[:255])
+
+
+def frame_error(raw: str | bytes) -> tuple[str, RpcError] | None:
+    """A message that is no well-formed OCPP-J CALL, CALLRESULT or CALLERROR: the id to
+    answer (``"-1"`` when it cannot be read) and the CALLERROR; None for a message of
+    the expected shape (and for answers, which are never answered)."""
+    try:
+        msg = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return "-1", RpcError("RpcFrameworkError", "the message is not valid JSON")
+    if not isinstance(msg, list) or not msg or not isinstance(msg[0], int):
+        return "-1", RpcError("RpcFrameworkError", "the message is no OCPP-J array")
+    message_id = msg[1] if len(msg) > 1 and isinstance(msg[1], str) and msg[1] else None
+    if msg[0] in (MessageType.CallResult, MessageType.CallError):
+        return None
+    if msg[0] != MessageType.Call:
+        return message_id or "-1", RpcError(
+            "MessageTypeNotSupported", f"message type {msg[0]} is not supported"
+        )
+    if message_id is None or len(message_id) > 36:
+        return "-1", RpcError("RpcFrameworkError", "the CALL's message id cannot be read")
+    if len(msg) != 4 or not isinstance(msg[2], str):
+        return message_id, RpcError("RpcFrameworkError", "a CALL is [2, id, action, payload]")
+    return None
+
+
 class _StationCp(ChargePoint):  # type: ignore[misc]
     """The ``ocpp`` package's ChargePoint with wire-form calls and a handler table."""
 
@@ -202,6 +284,18 @@ class _StationCp(ChargePoint):  # type: ignore[misc]
         return body
 
     async def route_message(self, raw_msg: str) -> None:
+        broken = frame_error(raw_msg)
+        if broken is not None:  # answered, never dropped in silence; the link stays up
+            message_id, error = broken
+            log.warning(
+                "%s: answering a malformed message with CallError %s (%s): %.200s",
+                self.id,
+                error.code,
+                error.description,
+                raw_msg,
+            )
+            await self._send(error.frame(message_id))
+            return
         try:
             msg = unpack(raw_msg)
         except OCPPError as exc:
@@ -335,23 +429,33 @@ class OcppClient:
     # --- incoming calls --------------------------------------------------------------------
 
     async def _dispatch(self, cp: _StationCp, msg: Call) -> None:
+        """Answer a CSMS CALL: NotImplemented for an action OCPP 2.0.1 does not have,
+        NotSupported for one of its actions this station does not handle, the schema
+        error's code for a payload that does not validate (:func:`check_call`),
+        InternalError when the handler fails or gives an answer that does not validate;
+        else the handler's answer.  Nothing of this closes the link."""
         handler = self.handlers.get(msg.action)
+        if handler is None:
+            known = isinstance(msg.action, str) and msg.action in ocpp_actions()
+            error: RpcError | None = RpcError(
+                "NotSupported" if known else "NotImplemented",
+                f"{msg.action} is {'not supported by this station' if known else 'unknown'}",
+            )
+        else:
+            error = check_call(msg.action, msg.payload)
+        if error is not None:
+            log.warning("%s: answering %s with CallError %s", cp.id, msg.action, error.code)
+            await cp._send(error.frame(msg.unique_id))
+            return
+        assert handler is not None
         try:
-            if handler is None:
-                raise OcppNotImplemented(details={"cause": f"{msg.action} is not supported"})
-            await validate_payload(msg, OCPP_VERSION)
             result = handler(dict(msg.payload))
             reply = await result if inspect.isawaitable(result) else result
             response = msg.create_call_result(reply.payload)
             await validate_payload(response, OCPP_VERSION)
-        except OCPPError as exc:
-            log.warning("%s: answering %s with CallError %s", cp.id, msg.action, exc.code)
-            await cp._send(msg.create_call_error(exc).to_json())
-            return
         except Exception as exc:  # a handler bug answers InternalError; the link stays up
             log.exception("%s: handler for %s failed", cp.id, msg.action)
-            error = InternalError(description=str(exc)[:200])
-            await cp._send(CallError(msg.unique_id, error.code, error.description, {}).to_json())
+            await cp._send(RpcError("InternalError", str(exc)[:200]).frame(msg.unique_id))
             return
         await cp._send(response.to_json())
         if reply.after is not None:

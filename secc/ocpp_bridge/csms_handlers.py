@@ -5,8 +5,8 @@ message, SignCertificate) go into ``Reply.after`` and never run inside the handl
 Supported: GetVariables, SetVariables, GetBaseReport (→ NotifyReport), RequestStartTransaction,
 RequestStopTransaction, TriggerMessage, InstallCertificate, DeleteCertificate,
 GetInstalledCertificateIds, CertificateSigned, SendLocalList, GetLocalListVersion,
-ClearCache, GetTransactionStatus.  Anything else is answered with CallError NotImplemented
-by the client.
+ClearCache, GetTransactionStatus.  Anything else is answered by the client with CallError
+NotSupported (an OCPP 2.0.1 action) or NotImplemented (none).
 
 ``bridge`` is the station's primary bridge; per-EVSE commands are routed to
 ``bridge.evses`` by evseId (RequestStartTransaction, TriggerMessage's ``evse``) or by
