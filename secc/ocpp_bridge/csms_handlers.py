@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -306,9 +307,13 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
         return Reply({"status": "Accepted"})
 
     def send_local_list(p: Payload) -> Reply:
+        if not dm.flag("LocalAuthListCtrlr", "Enabled"):  # no list in use: none is taken
+            return Reply({"status": "Failed", "statusInfo": _info("LocalListDisabled")})
         return Reply(bridge.auth.send_local_list(p))
 
     def get_local_list_version(p: Payload) -> Reply:
+        if not dm.flag("LocalAuthListCtrlr", "Enabled"):  # D02.FR.03
+            return Reply({"versionNumber": 0})
         return Reply({"versionNumber": bridge.auth.list_version})
 
     def get_transaction_status(p: Payload) -> Reply:
@@ -325,7 +330,12 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
         return Reply({"ongoingIndicator": ongoing, "messagesInQueue": queued})
 
     def clear_cache(p: Payload) -> Reply:
-        bridge.auth.clear_cache()
+        if not dm.flag("AuthCacheCtrlr", "Enabled"):  # C11.FR.04
+            return Reply({"status": "Rejected", "statusInfo": _info("AuthCacheDisabled")})
+        try:
+            bridge.auth.clear_cache()
+        except sqlite3.Error as exc:  # not cleared: not Accepted
+            return Reply({"status": "Rejected", "statusInfo": _info(str(exc))})
         return Reply({"status": "Accepted"})
 
     def data_transfer(p: Payload) -> Reply:
