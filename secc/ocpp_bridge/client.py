@@ -546,7 +546,8 @@ class OcppClient:
             if answer.status == "Accepted":
                 self._booted = True
                 self.boot_reason = reason
-                self.heartbeat_interval = answer.interval or 300
+                # an interval that is no positive number: the default
+                self.heartbeat_interval = answer.interval if answer.interval > 0 else 300
                 break
             wait = answer.interval or self.config.boot_retry_default
             log.info("BootNotification %s; retry in %d s", answer.status, wait)

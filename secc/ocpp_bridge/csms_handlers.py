@@ -72,6 +72,42 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
         waiting = [b for b in free if b._waiting_eim is not None or b.transaction is not None]
         return (waiting or free)[0] if free else None
 
+    def structure_entry(entry: dict[str, object], *, setting: bool) -> dict[str, object]:
+        """The answer to one Get/SetVariables entry on an EVSE or Connector component:
+        its value (all are ReadOnly: a set is Rejected), or why there is none."""
+        component = entry.get("component", {})
+        evse = component.get("evse") if isinstance(component, dict) else None
+        evse = evse if isinstance(evse, dict) else {}
+        variable = entry.get("variable", {})
+        key = (
+            _component_name(entry),
+            evse.get("id"),
+            evse.get("connectorId"),
+            variable.get("name") if isinstance(variable, dict) else None,
+        )
+        known = {(c, ev, cn, v): value for c, ev, cn, v, value, *_ in structure_variables(bridge)}
+        out: dict[str, object] = {
+            "attributeStatus": "Accepted",
+            "component": entry.get("component"),
+            "variable": entry.get("variable"),
+        }
+        if "attributeType" in entry:
+            out["attributeType"] = entry["attributeType"]
+        if not any(k[:3] == key[:3] for k in known) or (
+            isinstance(component, dict) and "instance" in component
+        ):
+            out["attributeStatus"] = "UnknownComponent"
+        elif key not in known or (isinstance(variable, dict) and "instance" in variable):
+            out["attributeStatus"] = "UnknownVariable"
+        elif entry.get("attributeType", "Actual") != "Actual":
+            out["attributeStatus"] = "NotSupportedAttributeType"
+        elif setting:
+            out["attributeStatus"] = "Rejected"
+            out["attributeStatusInfo"] = {"reasonCode": "ReadOnly", "additionalInfo": "ReadOnly"}
+        else:
+            out["attributeValue"] = known[key]
+        return out
+
     def get_variables(p: Payload) -> Reply:
         entries = p.get("getVariableData")
         entries = entries if isinstance(entries, list) else []
@@ -79,32 +115,7 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
         answer = dm.get_variables({"getVariableData": [e for e in entries if e not in ours]})
         results = answer["getVariableResult"]
         assert isinstance(results, list)
-        known = {(c, ev, cn, v): value for c, ev, cn, v, value, *_ in structure_variables(bridge)}
-        for entry in ours:
-            component = entry.get("component", {})
-            evse = component.get("evse") if isinstance(component, dict) else None
-            evse = evse if isinstance(evse, dict) else {}
-            variable = entry.get("variable", {})
-            key = (
-                _component_name(entry),
-                evse.get("id"),
-                evse.get("connectorId"),
-                variable.get("name") if isinstance(variable, dict) else None,
-            )
-            out: dict[str, object] = {
-                "attributeStatus": "Accepted",
-                "component": entry.get("component"),
-                "variable": entry.get("variable"),
-            }
-            if entry.get("attributeType", "Actual") != "Actual":
-                out["attributeStatus"] = "NotSupportedAttributeType"
-            elif key in known:
-                out["attributeValue"] = known[key]
-            elif not any(k[:3] == key[:3] for k in known):
-                out["attributeStatus"] = "UnknownComponent"
-            else:
-                out["attributeStatus"] = "UnknownVariable"
-            results.append(out)
+        results += [structure_entry(e, setting=False) for e in ours]
         return Reply(answer)
 
     def set_variables(p: Payload) -> Reply:
@@ -114,14 +125,7 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
         answer = dm.set_variables({"setVariableData": [e for e in entries if e not in ours]})
         results = answer["setVariableResult"]
         assert isinstance(results, list)
-        for entry in ours:  # the EVSE / Connector variables are ReadOnly
-            results.append(
-                {
-                    "attributeStatus": "Rejected",
-                    "component": entry.get("component"),
-                    "variable": entry.get("variable"),
-                }
-            )
+        results += [structure_entry(e, setting=True) for e in ours]
         changed = any(
             r["attributeStatus"] == "Accepted" and r["variable"] == {"name": "BasicAuthPassword"}
             for r in results

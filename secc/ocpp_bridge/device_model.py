@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +26,8 @@ from secc.ocpp_bridge.client import ClientConfig
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (component name, variable name)
+INT_MAX = 2**31 - 1  # OCPP integers are 32-bit; no interval or count of this station is more
+_INTEGER = re.compile(r"-?[0-9]+")  # OCPP's integer form: no sign +, blanks, _ or other digits
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,8 @@ class VariableSpec:
     min_len: int = 0
     max_len: int = 1000
     options: tuple[str, ...] = ()
+    min_value: int = 0  # integers: the range a value must be in (variableCharacteristics)
+    max_value: int = INT_MAX
 
     @property
     def key(self) -> Key:
@@ -47,8 +52,10 @@ def _b(c: str, v: str, default: bool, mut: str = "ReadWrite") -> VariableSpec:
     return VariableSpec(c, v, "boolean", "true" if default else "false", mut)
 
 
-def _i(c: str, v: str, default: int, mut: str = "ReadWrite") -> VariableSpec:
-    return VariableSpec(c, v, "integer", str(default), mut)
+def _i(c: str, v: str, default: int, mut: str = "ReadWrite", *, least: int = 0) -> VariableSpec:
+    """An integer variable; ``least`` the smallest value that means something (0 where
+    0 switches the function off, 1 where the station cannot work with 0)."""
+    return VariableSpec(c, v, "integer", str(default), mut, min_value=least)
 
 
 def _s(c: str, v: str, default: str, mut: str = "ReadWrite", **kw: object) -> VariableSpec:
@@ -86,15 +93,15 @@ SPECS: tuple[VariableSpec, ...] = (
     _s(SEC, "OrganizationName", ""),
     _i(SEC, "CertSigningWaitMinimum", 60),
     _i(SEC, "CertSigningRepeatTimes", 3),
-    _i("OCPPCommCtrlr", "HeartbeatInterval", 300),
-    _i("OCPPCommCtrlr", "MessageTimeout", 30),
-    _i("OCPPCommCtrlr", "MessageAttemptsTransactionEvent", 3),
+    _i("OCPPCommCtrlr", "HeartbeatInterval", 300, least=1),
+    _i("OCPPCommCtrlr", "MessageTimeout", 30, least=1),
+    _i("OCPPCommCtrlr", "MessageAttemptsTransactionEvent", 3, least=1),
     _i("OCPPCommCtrlr", "MessageAttemptIntervalTransactionEvent", 60),
     _i("OCPPCommCtrlr", "RetryBackOffWaitMinimum", 1),
     _i("OCPPCommCtrlr", "RetryBackOffRandomRange", 10),
     _i("OCPPCommCtrlr", "RetryBackOffRepeatTimes", 8),
     _s(COMM, "NetworkConfigurationPriority", "", max_len=100),  # slots, e.g. "1,0"
-    _i(COMM, "NetworkProfileConnectionAttempts", 3),
+    _i(COMM, "NetworkProfileConnectionAttempts", 3, least=1),
     _b("AuthCtrlr", "Enabled", True),
     _b("AuthCtrlr", "AuthorizeRemoteStart", False),
     _b("AuthCtrlr", "LocalAuthorizeOffline", True),
@@ -202,10 +209,14 @@ class DeviceModel:
         variable = entry.get("variable")
         cname = component.get("name") if isinstance(component, Mapping) else None
         vname = variable.get("name") if isinstance(variable, Mapping) else None
-        if cname not in self.components:
+        # the controllers are station-wide and have no instances: an EVSE or an
+        # instance names a component this station does not have
+        if cname not in self.components or (
+            isinstance(component, Mapping) and ("evse" in component or "instance" in component)
+        ):
             return None, "UnknownComponent"
         spec = self.specs.get((str(cname), str(vname)))
-        if spec is None:
+        if spec is None or (isinstance(variable, Mapping) and "instance" in variable):
             return None, "UnknownVariable"
         attr = entry.get("attributeType", "Actual")
         if attr != "Actual":
@@ -242,10 +253,10 @@ class DeviceModel:
         if spec.data_type == "boolean" and value not in {"true", "false"}:
             return "expected true or false"
         if spec.data_type == "integer":
-            try:
-                int(value)
-            except ValueError:
+            if not _INTEGER.fullmatch(value):
                 return "expected an integer"
+            if not spec.min_value <= int(value) <= spec.max_value:
+                return f"must be {spec.min_value}..{spec.max_value}"
         if spec.data_type == "string" and not spec.min_len <= len(value) <= spec.max_len:
             return f"length must be {spec.min_len}..{spec.max_len}"
         if spec.data_type == "MemberList":
@@ -264,20 +275,42 @@ class DeviceModel:
             if spec is None:
                 results.append(self._echo(entry, problem or "Rejected"))
                 continue
-            if (
-                spec.mutability == "ReadOnly"
-                or spec.key in self.computed
-                or not isinstance(value, str)
-                or self._check(spec, value) is not None
-            ):
-                results.append(self._echo(entry, "Rejected"))
+            if spec.mutability == "ReadOnly" or spec.key in self.computed:
+                reason = "ReadOnly"
+            elif not isinstance(value, str):
+                reason = "no attributeValue"
+            else:
+                reason = self._check(spec, value) or ""
+            if reason:
+                out = self._echo(entry, "Rejected")
+                out["attributeStatusInfo"] = {
+                    "reasonCode": "ReadOnly" if reason == "ReadOnly" else "InvalidValue",
+                    "additionalInfo": reason[:512],
+                }
+                results.append(out)
                 continue
-            self._values[spec.key] = value
-            self._explicit.add(spec.key)
+            assert isinstance(value, str)
             changed.append((spec.key, value))
             results.append(self._echo(entry, "Accepted"))
         if changed:
-            self._save()
+            before = (dict(self._values), set(self._explicit))
+            for key, value in changed:
+                self._values[key] = value
+                self._explicit.add(key)
+            try:  # Accepted only for what survives a restart (B05)
+                self._save()
+            except OSError as exc:
+                log.error("%s: device model not stored (%s): SetVariables Rejected", self.path, exc)
+                self._values, self._explicit = before
+                saved = {id(r) for r in results if r["attributeStatus"] == "Accepted"}
+                for r in results:
+                    if id(r) in saved:
+                        r["attributeStatus"] = "Rejected"
+                        r["attributeStatusInfo"] = {
+                            "reasonCode": "WriteFailed",
+                            "additionalInfo": str(exc)[:512],
+                        }
+                return {"setVariableResult": results}
             for key, value in changed:
                 for callback in self.on_change:
                     callback(key, value)
@@ -295,12 +328,23 @@ class DeviceModel:
                     "component": {"name": spec.component},
                     "variable": {"name": spec.variable},
                     "variableAttribute": [attribute],
-                    "variableCharacteristics": {
-                        "dataType": spec.data_type,
-                        "supportsMonitoring": False,
-                    },
+                    "variableCharacteristics": self._characteristics(spec),
                 }
             )
+        return out
+
+    @staticmethod
+    def _characteristics(spec: VariableSpec) -> dict[str, object]:
+        """VariableCharacteristicsType: the data type and the limits SetVariables keeps
+        (integers: minLimit / maxLimit; strings: maxLimit the length; lists: the values)."""
+        out: dict[str, object] = {"dataType": spec.data_type, "supportsMonitoring": False}
+        if spec.data_type == "integer":
+            out["minLimit"] = spec.min_value
+            out["maxLimit"] = spec.max_value
+        elif spec.data_type == "string":
+            out["maxLimit"] = spec.max_len
+        if spec.options:
+            out["valuesList"] = ",".join(spec.options)
         return out
 
 
