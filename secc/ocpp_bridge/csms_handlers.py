@@ -28,6 +28,7 @@ from secc.core.events import StopRequested
 from secc.ocpp_bridge import mapping
 from secc.ocpp_bridge.client import Handler, Reply
 from secc.ocpp_bridge.device_model import apply_device_model
+from secc.ocpp_bridge.security_events import INVALID_STATION_CERTIFICATE
 
 if TYPE_CHECKING:
     from secc.ocpp_bridge.bridge import Bridge
@@ -48,6 +49,11 @@ Payload = dict[str, object]
 
 def _info(reason: str) -> dict[str, object]:
     return {"reasonCode": "Other" if not reason else reason[:20], "additionalInfo": reason[:512]}
+
+
+def _bad(reason: str) -> dict[str, object]:
+    """statusInfo of a refused certificate."""
+    return {"reasonCode": "InvalidCertificate", "additionalInfo": reason[:512]}
 
 
 def _evse_of(p: Payload) -> int | None:
@@ -269,7 +275,7 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
                 kind, str(p.get("certificate")).encode(), utc_now=bridge.utc_now()
             )
         except InstallRefused as exc:
-            return Reply({"status": "Rejected", "statusInfo": _info(str(exc))})
+            return Reply({"status": "Rejected", "statusInfo": _bad(str(exc))})
         except (StoreError, OSError) as exc:
             return Reply({"status": "Failed", "statusInfo": _info(str(exc))})
         return Reply({"status": "Accepted"})
@@ -307,7 +313,15 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
         result = bridge.certificate_signed(kind, str(p.get("certificateChain")))
         if result.status != "Accepted":
             log.warning("CertificateSigned refused: %s", result.reason)
-            return Reply({"status": "Rejected", "statusInfo": _info(result.reason)})
+            # A02/A03 (appendix "Security events"): a refused certificate from
+            # CertificateSigned is the critical event InvalidChargingStationCertificate
+            client.spawn(
+                bridge.security.record(
+                    INVALID_STATION_CERTIFICATE, f"{kind}: {result.reason}"[:255]
+                ),
+                "SecurityEventNotification",
+            )
+            return Reply({"status": "Rejected", "statusInfo": _bad(result.reason)})
         return Reply({"status": "Accepted"})
 
     def send_local_list(p: Payload) -> Reply:
