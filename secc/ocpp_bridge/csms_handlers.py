@@ -228,6 +228,13 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
                 await client.call("Heartbeat", {})
 
         elif what == "StatusNotification":
+            # F06.FR.12: a StatusNotification is about one connector: evse.id and
+            # evse.connectorId are required, and must name a connector of this station
+            evse = p.get("evse")
+            connector = evse.get("connectorId") if isinstance(evse, dict) else None
+            if wanted is None or connector != evses[wanted].config.connector_id:
+                reason = "no such connector" if wanted is not None else "evse and connectorId"
+                return Reply({"status": "Rejected", "statusInfo": _info(reason)})
 
             async def follow() -> None:
                 for b in targets:
