@@ -74,7 +74,10 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
     def start_target(evse_id: object) -> Bridge | None:
         if isinstance(evse_id, int):
             return evses.get(evse_id)
+        # no evseId: an EV waiting for authorization first, else a free EVSE that takes
+        # sessions (an inoperative one would hold the token for a car it refuses)
         free = [b for b in evses.values() if startable(b)]
+        free.sort(key=lambda b: not bridge.ops.operative(b.config.evse_id))
         waiting = [b for b in free if b._waiting_eim is not None or b.transaction is not None]
         return (waiting or free)[0] if free else None
 
@@ -188,13 +191,17 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
                     }
                 )
         preauthorized = not dm.flag("AuthCtrlr", "AuthorizeRemoteStart")
-        target._token = _Token(
+        held = _Token(
             str(token.get("idToken")),
             str(token.get("type")),
             remote_id,
             preauthorized,
             profile if isinstance(profile, dict) and target.transaction is None else None,
         )
+        if target.transaction is None and target._waiting_eim is None and not target._plugged:
+            target.hold_remote_token(held, float(dm.number("TxCtrlr", "EVConnectionTimeOut")))
+        else:
+            target._token = held
         if isinstance(profile, dict) and target.transaction is not None:  # F01: running
             bridge.smart.apply_start_profile(
                 target.config.evse_id, profile, str(target.transaction["id"])

@@ -121,6 +121,7 @@ SPECS: tuple[VariableSpec, ...] = (
     _i("AlignedDataCtrlr", "Interval", 0),  # J01: seconds from midnight UTC; 0: off
     VariableSpec("AlignedDataCtrlr", "Measurands", "MemberList", MEASURANDS[0], options=MEASURANDS),
     _b("TxCtrlr", "StopTxOnInvalidId", True),
+    _i("TxCtrlr", "EVConnectionTimeOut", 120),  # F02: how long a remote start waits for the EV
     _s("TxCtrlr", "TxStartPoint", "EVConnected", "ReadOnly"),
     _s("TxCtrlr", "TxStopPoint", "EVConnected", "ReadOnly"),
     _s("ChargingStation", "Model", "secc", "ReadOnly"),
