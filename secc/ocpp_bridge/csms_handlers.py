@@ -152,7 +152,17 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
         return Reply(answer, after=reconnect)
 
     def get_base_report(p: Payload) -> Reply:
+        """B07: FullInventory every variable; ConfigurationInventory those the operator
+        can set (ReadWrite, WriteOnly); SummaryInventory the charging availability (the
+        EVSE and Connector AvailabilityState / Available; no component reports a
+        problem)."""
         request_id = p.get("requestId")
+        base = p.get("reportBase")
+        data = dm.report_data() + structure_report(bridge)
+        if base == "ConfigurationInventory":
+            data = [d for d in data if _mutability(d) in ("ReadWrite", "WriteOnly")]
+        elif base == "SummaryInventory":
+            data = [d for d in structure_report(bridge) if _variable_name(d) in SUMMARY]
 
         async def notify() -> None:
             await client.call(
@@ -162,7 +172,7 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
                     "generatedAt": mapping.ocpp_timestamp(bridge.utc_now()),
                     "seqNo": 0,
                     "tbc": False,
-                    "reportData": dm.report_data() + structure_report(bridge),
+                    "reportData": data,
                 },
             )
 
@@ -394,6 +404,18 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
 
 
 STRUCTURE = ("EVSE", "Connector")
+SUMMARY = ("AvailabilityState", "Available")  # what SummaryInventory reports
+
+
+def _mutability(entry: dict[str, object]) -> object:
+    attributes = entry.get("variableAttribute")
+    first = attributes[0] if isinstance(attributes, list) and attributes else {}
+    return first.get("mutability") if isinstance(first, dict) else None
+
+
+def _variable_name(entry: dict[str, object]) -> object:
+    variable = entry.get("variable")
+    return variable.get("name") if isinstance(variable, dict) else None
 
 
 def _in_use(bridge: Bridge, wanted: CertificateHashData) -> str:

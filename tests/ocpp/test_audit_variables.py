@@ -230,3 +230,47 @@ def test_accepted_values_survive_a_restart_and_unstorable_ones_are_rejected(
             await csms.stop()
 
     run(main())
+
+
+def test_base_reports_hold_what_their_base_names(ops_link: OpsLink) -> None:
+    """B07: FullInventory every variable; ConfigurationInventory the ones the operator
+    can set (ReadWrite / WriteOnly, no value for WriteOnly); SummaryInventory the
+    charging availability (EVSE / Connector AvailabilityState and Available)."""
+
+    async def main() -> None:
+        async with ops_link() as link:
+            cp, csms = link.cp, link.csms
+            for n, base in enumerate(
+                ("FullInventory", "ConfigurationInventory", "SummaryInventory")
+            ):
+                answer = await cp.call(call.GetBaseReport(request_id=n, report_base=base))
+                assert answer.status == "Accepted"
+            await wait_for(lambda: len(csms.reports) == 3)
+            by_id = {r["request_id"]: r["report_data"] for r in csms.reports}
+            full, config, summary = by_id[0], by_id[1], by_id[2]
+
+            def key(d: dict[str, Any]) -> tuple[str, str, Any]:
+                return (
+                    d["component"]["name"],
+                    d["variable"]["name"],
+                    str(d["component"].get("evse")),
+                )
+
+            mutability = {key(d): d["variable_attribute"][0]["mutability"] for d in full}
+            assert {key(d) for d in config} == {
+                k for k, m in mutability.items() if m in ("ReadWrite", "WriteOnly")
+            }
+            assert (COMM, "HeartbeatInterval", "None") in {key(d) for d in config}
+            assert ("SecurityCtrlr", "Identity", "None") not in {key(d) for d in config}
+            password = next(d for d in config if d["variable"]["name"] == "BasicAuthPassword")
+            assert "value" not in password["variable_attribute"][0]
+            assert summary and {d["component"]["name"] for d in summary} == {"EVSE", "Connector"}
+            assert {d["variable"]["name"] for d in summary} == {"AvailabilityState", "Available"}
+            states = {
+                d["variable_attribute"][0]["value"]
+                for d in summary
+                if d["variable"]["name"] == "AvailabilityState"
+            }
+            assert states == {"Available"}
+
+    run(main())
