@@ -360,7 +360,8 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
 
     def get_transaction_status(p: Payload) -> Reply:
         wanted = p.get("transactionId")
-        pending = bridge.queue.pending()
+        # E14: transaction-related messages (a queued security event or status is not)
+        pending = [m for m in bridge.queue.pending() if m.action == "TransactionEvent"]
         if wanted is None:
             return Reply({"messagesInQueue": bool(pending)})
         queued = any(

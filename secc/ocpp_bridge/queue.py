@@ -413,7 +413,13 @@ class DurableQueue:
             ).fetchall()
             rows = [r for r in rows if int(r[0]) not in self._gone]
             spilled = list(self._spilled)
-        stored = [QueuedMessage(int(r[0]), r[1], r[2], json.loads(r[3]), int(r[4])) for r in rows]
+        stored = []
+        for r in rows:
+            try:
+                payload = json.loads(r[3])
+            except ValueError:  # damaged: head() logs and drops it; it is no message to send
+                continue
+            stored.append(QueuedMessage(int(r[0]), r[1], r[2], payload, int(r[4])))
         return stored + spilled
 
     def __len__(self) -> int:

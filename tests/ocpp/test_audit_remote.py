@@ -26,6 +26,7 @@ from ocpp.v201 import call
 
 from secc.core.actions import RequestAuthorization, SessionStarted
 from secc.core.events import AuthorizationResult, StopRequested
+from secc.ocpp_bridge import security_events as sec
 from secc.ocpp_bridge.bridge import Bridge, BridgeConfig
 from tests.ocpp.conftest import OpsLink
 from tests.ocpp.csms import Behaviour, TestCsms, wait_for
@@ -193,5 +194,49 @@ def test_remote_start_without_evse_avoids_an_inoperative_evse(tmp_path: Path) ->
                 await asyncio.gather(task, return_exceptions=True)
         finally:
             await csms.stop()
+
+    run(main())
+
+
+def test_transaction_status_counts_transaction_messages(ops_link: OpsLink) -> None:
+    """E14: messagesInQueue says whether transaction-related messages wait for delivery:
+    a queued security event is none; a TransactionEvent not yet answered is one."""
+
+    async def main() -> None:
+        behaviour = Behaviour()
+        async with ops_link(behaviour=behaviour) as link:
+            cp, csms, bridge = link.cp, link.csms, link.bridge
+            await wait_for(lambda: bool(csms.security_events) and len(bridge.queue) == 0)
+            gate = asyncio.Event()
+            original = cp.route_map["SecurityEventNotification"]["_on_action"]
+
+            async def slow(**kw: Any) -> Any:  # this CSMS answers security events late
+                await gate.wait()
+                return original(**kw)
+
+            cp.route_map["SecurityEventNotification"]["_on_action"] = slow
+            await bridge.security.record(sec.TAMPER, "queued, not transaction-related")
+            await wait_for(
+                lambda: any(
+                    a == "SecurityEventNotification" and p["type"] == sec.TAMPER
+                    for a, p in csms.calls
+                )
+            )
+            assert len(bridge.queue) >= 1
+            status = await cp.call(call.GetTransactionStatus())
+            assert status.messages_in_queue is False
+            unknown = await cp.call(call.GetTransactionStatus(transaction_id="no-such-tx"))
+            assert (unknown.ongoing_indicator, unknown.messages_in_queue) == (False, False)
+            gate.set()
+            await wait_for(lambda: len(bridge.queue) == 0)
+            behaviour.tx_delay = 60.0  # the next TransactionEvent stays unanswered
+            bridge.perform(PLUG)
+            await wait_for(lambda: len(csms.tx_raw) == 1)
+            assert bridge.transaction is not None
+            tx_id = str(bridge.transaction["id"])
+            status = await cp.call(call.GetTransactionStatus())
+            assert status.messages_in_queue is True
+            mine = await cp.call(call.GetTransactionStatus(transaction_id=tx_id))
+            assert (mine.ongoing_indicator, mine.messages_in_queue) == (True, True)
 
     run(main())
