@@ -74,6 +74,7 @@ MEASURANDS = (
     "Power.Active.Export",
     "Current.Export",
 )
+NETWORK_SLOTS = tuple(str(slot) for slot in range(8))  # SetNetworkProfile configurationSlot
 ISO = "ISO15118Ctrlr"
 SEC = "SecurityCtrlr"
 COMM = "OCPPCommCtrlr"
@@ -100,7 +101,8 @@ SPECS: tuple[VariableSpec, ...] = (
     _i("OCPPCommCtrlr", "RetryBackOffWaitMinimum", 1),
     _i("OCPPCommCtrlr", "RetryBackOffRandomRange", 10),
     _i("OCPPCommCtrlr", "RetryBackOffRepeatTimes", 8),
-    _s(COMM, "NetworkConfigurationPriority", "", max_len=100),  # slots, e.g. "1,0"
+    # the configuration slots to connect through, best first, e.g. "1,0" (B09, B10)
+    _s(COMM, "NetworkConfigurationPriority", "", max_len=100, options=NETWORK_SLOTS),
     _i(COMM, "NetworkProfileConnectionAttempts", 3, least=1),
     _b("AuthCtrlr", "Enabled", True),
     _b("AuthCtrlr", "AuthorizeRemoteStart", False),
@@ -144,6 +146,8 @@ class DeviceModel:
         self.specs = {s.key: s for s in specs}
         self.components = {s.component for s in specs}
         self.computed = dict(computed or {})
+        # checks of a value against the station's state (a variable naming other data)
+        self.validators: dict[Key, Callable[[str], str]] = {}
         self.on_change: list[Callable[[Key, str], None]] = []
         self._values = {s.key: s.default for s in specs}
         for key, value in (initial or {}).items():
@@ -282,6 +286,8 @@ class DeviceModel:
                 reason = "no attributeValue"
             else:
                 reason = self._check(spec, value) or ""
+                if not reason and spec.key in self.validators:
+                    reason = self.validators[spec.key](value)
             if reason:
                 out = self._echo(entry, "Rejected")
                 out["attributeStatusInfo"] = {
