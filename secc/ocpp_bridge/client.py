@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import datetime as dt
 import functools
 import inspect
@@ -60,6 +61,9 @@ from secc.ocpp_bridge import mapping
 
 log = logging.getLogger(__name__)
 SUBPROTOCOL = "ocpp2.0.1"
+# set in the follow-ups of CSMS requests: a message the CSMS asked for may be sent while
+# the BootNotification is Pending (B02.FR.02: NotifyReport after GetBaseReport, ...)
+_REQUESTED: contextvars.ContextVar[bool] = contextvars.ContextVar("requested", default=False)
 OCPP_VERSION = "2.0.1"
 
 
@@ -339,6 +343,7 @@ class OcppClient:
         self._booted = False  # a BootNotification was accepted since the process started
         self.boot_reason = "PowerUp"  # the first boot's reason (RemoteReset after a Reset)
         self.boot_status = ""
+        self._boot_now = asyncio.Event()  # TriggerMessage BootNotification while Pending
         self.connects = 0
         self.last_error = ""
 
@@ -356,7 +361,8 @@ class OcppClient:
         cp, closed = self._cp, self._closed
         if cp is None or closed is None or closed.done():
             raise NotConnected(f"{action}: not connected to the CSMS")
-        if action != "BootNotification" and not self.online.is_set():
+        pending_ok = _REQUESTED.get() and self.boot_status == "Pending"
+        if action != "BootNotification" and not self.online.is_set() and not pending_ok:
             raise NotConnected(f"{action}: BootNotification not accepted yet")
         limit = self.config.call_timeout if timeout is None else timeout
         wire = max(limit, self.config.call_timeout)  # how long the CALL stays outstanding
@@ -459,7 +465,11 @@ class OcppClient:
             return
         await cp._send(response.to_json())
         if reply.after is not None:
-            self.spawn(reply.after(), f"follow-up of {msg.action}")
+            requested = _REQUESTED.set(True)  # the follow-up's task inherits it
+            try:
+                self.spawn(reply.after(), f"follow-up of {msg.action}")
+            finally:
+                _REQUESTED.reset(requested)
 
     # --- connection life cycle -------------------------------------------------------------
 
@@ -534,12 +544,17 @@ class OcppClient:
             await asyncio.gather(receiver, worker, return_exceptions=True)
 
     async def _boot_and_heartbeat(self) -> None:
+        triggered = False
+        self._boot_now.clear()
         while True:
             # PowerUp once per process; a reconnect is no boot (BootReasonEnumType)
             reason = "Unknown" if self._booted else self.boot_reason
             response = await self.call(
                 "BootNotification",
-                {"chargingStation": dict(self.config.charging_station), "reason": reason},
+                {
+                    "chargingStation": dict(self.config.charging_station),
+                    "reason": "Triggered" if triggered else reason,
+                },
             )
             answer = mapping.boot_answer(response)
             self.boot_status = answer.status
@@ -551,7 +566,12 @@ class OcppClient:
                 break
             wait = answer.interval or self.config.boot_retry_default
             log.info("BootNotification %s; retry in %d s", answer.status, wait)
-            await asyncio.sleep(wait)
+            try:  # F06: a TriggerMessage BootNotification (while Pending) sends it now
+                await asyncio.wait_for(self._boot_now.wait(), wait)
+                triggered = True
+            except TimeoutError:
+                triggered = False
+            self._boot_now.clear()
         self.online.set()
         for callback in list(self.on_online):
             callback()
@@ -570,6 +590,15 @@ class OcppClient:
                 await self.call("Heartbeat", {})
             except TimeoutError as exc:
                 log.warning("Heartbeat: %s", exc)
+
+    def trigger_boot(self) -> bool:
+        """TriggerMessage BootNotification: True (and sent at once, reason Triggered)
+        while the CSMS holds the station Pending; False once it was Accepted
+        (F06.FR.17) or while no link is up."""
+        if self._cp is None or self.boot_status != "Pending" or self.online.is_set():
+            return False
+        self._boot_now.set()
+        return True
 
     def set_heartbeat_interval(self, seconds: int) -> None:
         """OCPPCommCtrlr.HeartbeatInterval changed: heartbeat at the new interval now."""

@@ -285,6 +285,8 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
                 await asyncio.gather(*(bridge.sign_certificate(k) for k in kinds))
 
         elif what == "BootNotification":
+            if client.trigger_boot():  # Pending: the boot loop sends it now
+                return Reply({"status": "Accepted"})
             return Reply({"status": "Rejected", "statusInfo": _info("already accepted")})
         else:
             return Reply({"status": "NotImplemented"})
