@@ -86,7 +86,14 @@ from secc.core.events import (
 from secc.ocpp_bridge import mapping
 from secc.ocpp_bridge.authorization import AuthStore, OfflinePolicy, offline_decision
 from secc.ocpp_bridge.client import CallFailed, NotConnected, OcppClient
-from secc.ocpp_bridge.device_model import COMM, ISO, SEC, DeviceModel, apply_device_model
+from secc.ocpp_bridge.device_model import (
+    COMM,
+    ISO,
+    SEC,
+    DeviceModel,
+    apply_device_model,
+    message_limits,
+)
 from secc.ocpp_bridge.mapping import MappingError, MeterSample, TxEvent
 from secc.ocpp_bridge.plc_link import link_event
 from secc.ocpp_bridge.queue import (
@@ -239,6 +246,7 @@ class Bridge:
                 len(store.all_certificates())
             )
         client.on_online.append(self._on_online)
+        client.call_limits = functools.partial(message_limits, device_model)
         client.connector_status = lambda evse, connector: self.ops.status(
             evse,
             connector,

@@ -308,7 +308,7 @@ class _StationCp(ChargePoint):  # type: ignore[misc]
         if msg.message_type_id in (MessageType.CallResult, MessageType.CallError):
             self._response_queue.put_nowait(msg)
             return
-        await self._client._dispatch(self, msg)
+        await self._client._dispatch(self, msg, len(raw_msg.encode()))
 
 
 class OcppClient:
@@ -344,6 +344,8 @@ class OcppClient:
         self.boot_reason = "PowerUp"  # the first boot's reason (RemoteReset after a Reset)
         self.boot_status = ""
         self._boot_now = asyncio.Event()  # TriggerMessage BootNotification while Pending
+        # action -> (list field, most entries, most octets) the station takes in one CALL
+        self.call_limits: Callable[[str], tuple[str, int, int] | None] = lambda _action: None
         self.connects = 0
         self.last_error = ""
 
@@ -434,7 +436,7 @@ class OcppClient:
 
     # --- incoming calls --------------------------------------------------------------------
 
-    async def _dispatch(self, cp: _StationCp, msg: Call) -> None:
+    async def _dispatch(self, cp: _StationCp, msg: Call, size: int = 0) -> None:
         """Answer a CSMS CALL: NotImplemented for an action OCPP 2.0.1 does not have,
         NotSupported for one of its actions this station does not handle, the schema
         error's code for a payload that does not validate (:func:`check_call`),
@@ -448,7 +450,7 @@ class OcppClient:
                 f"{msg.action} is {'not supported by this station' if known else 'unknown'}",
             )
         else:
-            error = check_call(msg.action, msg.payload)
+            error = check_call(msg.action, msg.payload) or self._over_limit(msg, size)
         if error is not None:
             log.warning("%s: answering %s with CallError %s", cp.id, msg.action, error.code)
             await cp._send(error.frame(msg.unique_id))
@@ -470,6 +472,25 @@ class OcppClient:
                 self.spawn(reply.after(), f"follow-up of {msg.action}")
             finally:
                 _REQUESTED.reset(requested)
+
+    def _over_limit(self, msg: Call, size: int) -> RpcError | None:
+        """B06.FR.16/17 (and B05, B08 alike): more entries than ItemsPerMessage:
+        OccurrenceConstraintViolation; more octets than BytesPerMessage: FormatViolation."""
+        limits = self.call_limits(str(msg.action))
+        if limits is None:
+            return None
+        field, items, octets = limits
+        entries = msg.payload.get(field) if isinstance(msg.payload, dict) else None
+        if isinstance(entries, list) and len(entries) > items:
+            return RpcError(
+                "OccurrenceConstraintViolation",
+                f"{msg.action}: {len(entries)} entries, ItemsPerMessage is {items}",
+            )
+        if size > octets:
+            return RpcError(
+                "FormatViolation", f"{msg.action}: {size} octets, BytesPerMessage is {octets}"
+            )
+        return None
 
     # --- connection life cycle -------------------------------------------------------------
 

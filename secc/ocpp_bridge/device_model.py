@@ -74,6 +74,14 @@ MEASURANDS = (
     "Power.Active.Export",
     "Current.Export",
 )
+DEVICE = "DeviceDataCtrlr"
+LIMITED = {  # the CSMS actions with a per-message limit -> their list field
+    "GetVariables": "getVariableData",
+    "SetVariables": "setVariableData",
+    "GetReport": "componentVariable",
+}
+ITEMS_PER_MESSAGE = 64
+BYTES_PER_MESSAGE = 65536
 NETWORK_SLOTS = tuple(str(slot) for slot in range(8))  # SetNetworkProfile configurationSlot
 ISO = "ISO15118Ctrlr"
 SEC = "SecurityCtrlr"
@@ -127,6 +135,16 @@ SPECS: tuple[VariableSpec, ...] = (
     _s("TxCtrlr", "TxStartPoint", "EVConnected", "ReadOnly"),
     _s("TxCtrlr", "TxStopPoint", "EVConnected", "ReadOnly"),
     _s("ChargingStation", "Model", "secc", "ReadOnly"),
+    # B05/B06/B08: how many entries and octets one Get/SetVariables or GetReport may have
+    # (more: CALLERROR OccurrenceConstraintViolation / FormatViolation); "<name>/<instance>"
+    *(
+        _i(DEVICE, f"{name}/{action}", limit, "ReadOnly")
+        for action in LIMITED
+        for name, limit in (
+            ("ItemsPerMessage", ITEMS_PER_MESSAGE),
+            ("BytesPerMessage", BYTES_PER_MESSAGE),
+        )
+    ),
     _s("ChargingStation", "VendorName", "secc", "ReadOnly"),
 )
 
@@ -220,8 +238,10 @@ class DeviceModel:
             isinstance(component, Mapping) and ("evse" in component or "instance" in component)
         ):
             return None, "UnknownComponent"
-        spec = self.specs.get((str(cname), str(vname)))
-        if spec is None or (isinstance(variable, Mapping) and "instance" in variable):
+        instance = variable.get("instance") if isinstance(variable, Mapping) else None
+        name = f"{vname}/{instance}" if instance is not None else str(vname)
+        spec = self.specs.get((str(cname), name))
+        if spec is None or "/" in str(vname):
             return None, "UnknownVariable"
         attr = entry.get("attributeType", "Actual")
         if attr != "Actual":
@@ -330,10 +350,14 @@ class DeviceModel:
             attribute: dict[str, object] = {"type": "Actual", "mutability": spec.mutability}
             if spec.mutability != "WriteOnly":
                 attribute["value"] = self.value(spec.component, spec.variable)
+            name, _, instance = spec.variable.partition("/")
+            variable: dict[str, object] = {"name": name}
+            if instance:
+                variable["instance"] = instance
             out.append(
                 {
                     "component": {"name": spec.component},
-                    "variable": {"name": spec.variable},
+                    "variable": variable,
                     "variableAttribute": [attribute],
                     "variableCharacteristics": self._characteristics(spec),
                 }
@@ -353,6 +377,19 @@ class DeviceModel:
         if spec.options:
             out["valuesList"] = ",".join(spec.options)
         return out
+
+
+def message_limits(dm: DeviceModel, action: str) -> tuple[str, int, int] | None:
+    """The list field, ItemsPerMessage and BytesPerMessage that bound a CSMS ``action``
+    (DeviceDataCtrlr, instance the action), None for an unbounded one."""
+    field = LIMITED.get(action)
+    if field is None:
+        return None
+    return (
+        field,
+        dm.number(DEVICE, f"ItemsPerMessage/{action}"),
+        dm.number(DEVICE, f"BytesPerMessage/{action}"),
+    )
 
 
 def iso15118_defaults(section: object) -> dict[Key, str]:

@@ -14,6 +14,7 @@ what the station then holds, written from OCPP 2.0.1 part 2:
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from ocpp.v201 import call
 from tests.ocpp.conftest import FAST, OpsLink
 from tests.ocpp.csms import TestCsms, wait_for
 from tests.ocpp.station import STATION, build, running
+from tests.ocpp.test_audit_rpc import raw
 
 COMM = "OCPPCommCtrlr"
 
@@ -272,5 +274,76 @@ def test_base_reports_hold_what_their_base_names(ops_link: OpsLink) -> None:
                 if d["variable"]["name"] == "AvailabilityState"
             }
             assert states == {"Available"}
+
+    run(main())
+
+
+def test_per_message_limits_reported_and_kept(ops_link: OpsLink) -> None:
+    """B06.FR.16/17 (B05, B08 alike): the station reports DeviceDataCtrlr ItemsPerMessage
+    and BytesPerMessage per action (variable instance); a CALL with more entries is a
+    CALLERROR OccurrenceConstraintViolation, one with more octets FormatViolation, and
+    nothing of it is done."""
+
+    async def main() -> None:
+        async with ops_link() as link:
+            cp, dm = link.cp, link.bridge.dm
+            limits = {}
+            for name in ("ItemsPerMessage", "BytesPerMessage"):
+                for action in ("GetVariables", "SetVariables", "GetReport"):
+                    got = await get_one(
+                        cp, item("DeviceDataCtrlr", {"name": name, "instance": action})
+                    )
+                    assert got["attribute_status"] == "Accepted", (name, action)
+                    limits[(name, action)] = int(got["attribute_value"])
+            bare = await get_one(cp, item("DeviceDataCtrlr", "ItemsPerMessage"))
+            assert bare["attribute_status"] == "UnknownVariable"  # it has instances only
+
+            items = limits[("ItemsPerMessage", "GetVariables")]
+            entry = {"component": {"name": COMM}, "variable": {"name": "MessageTimeout"}}
+            ok = await raw(
+                cp,
+                json.dumps([2, "g-ok", "GetVariables", {"getVariableData": [entry] * items}]),
+                "g-ok",
+            )
+            assert ok[0] == 3 and len(ok[2]["getVariableResult"]) == items
+            over = await raw(
+                cp,
+                json.dumps(
+                    [2, "g-over", "GetVariables", {"getVariableData": [entry] * (items + 1)}]
+                ),
+                "g-over",
+            )
+            assert over[:3] == [4, "g-over", "OccurrenceConstraintViolation"]
+
+            octets = limits[("BytesPerMessage", "SetVariables")]
+            count = min(limits[("ItemsPerMessage", "SetVariables")], octets // 900 + 1)
+            big = {
+                "setVariableData": [
+                    {
+                        "attributeValue": "7" * 1000,
+                        "component": {"name": "ISO15118Ctrlr"},
+                        "variable": {"name": "OrganizationName"},
+                    }
+                ]
+                * count
+            }
+            frame = json.dumps([2, "s-big", "SetVariables", big])
+            assert len(frame) > octets
+            over = await raw(cp, frame, "s-big")
+            assert over[:3] == [4, "s-big", "FormatViolation"]
+            assert dm.value("ISO15118Ctrlr", "OrganizationName") == ""
+
+            wanted = [{"component": {"name": COMM}}] * (
+                limits[("ItemsPerMessage", "GetReport")] + 1
+            )
+            over = await raw(
+                cp,
+                json.dumps(
+                    [2, "r-over", "GetReport", {"requestId": 3, "componentVariable": wanted}]
+                ),
+                "r-over",
+            )
+            assert over[:3] == [4, "r-over", "OccurrenceConstraintViolation"]
+            assert not link.csms.reports
 
     run(main())
