@@ -136,6 +136,11 @@ class FirmwareUpdates:
         self.installing = False  # waiting for the transactions to end, or installing
         self._pending: list[Payload] = []  # statuses not sent yet, in order
 
+    @property
+    def busy(self) -> bool:
+        """A request is being carried out (Reset OnIdle waits for it)."""
+        return self._task is not None and not self._task.done()
+
     def update_firmware(self, p: Payload) -> Reply:
         ops = self.bridge.ops
         hook = ops.hooks.firmware

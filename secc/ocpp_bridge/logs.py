@@ -81,6 +81,11 @@ class LogUploads:
         self._task: asyncio.Task[None] | None = None
         self._request_id: int | None = None
 
+    @property
+    def busy(self) -> bool:
+        """A request is being carried out (Reset OnIdle waits for it)."""
+        return self._task is not None and not self._task.done()
+
     def filename(self, log_type: str) -> str:
         stamp = self.bridge.utc_now().strftime("%Y%m%dT%H%M%SZ")
         station = self.bridge.client.config.station_id

@@ -21,6 +21,7 @@ reset of one EVSE is Rejected (the station restarts as a whole).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -170,8 +171,11 @@ class Operations:
         if p.get("evseId") not in (None, 0):
             return Reply({"status": "Rejected", "statusInfo": _info("EVSE reset unsupported")})
         running = [b for b in self.bridge.evses.values() if b.transaction is not None]
+        # OnIdle: the station is not idle while a transaction runs, nor while a firmware
+        # update or a log upload goes on (B11 remark, errata 2025-06)
+        busy = bool(running) or self.firmware.busy or self.logs.busy
         if self.reset_pending == "Immediate" or (self.reset_pending == kind == "OnIdle"):
-            return Reply({"status": "Scheduled" if running else "Accepted"})
+            return Reply({"status": "Scheduled" if busy and kind == "OnIdle" else "Accepted"})
         self.reset_pending = kind
         idle = [b for b in self.bridge.evses.values() if b.transaction is None]
         if self._reset_task is not None:
@@ -189,7 +193,7 @@ class Operations:
                     b.config.evse_id, b.config.connector_id, self._reported(b)
                 )
 
-        status = "Scheduled" if running and kind == "OnIdle" else "Accepted"
+        status = "Scheduled" if busy and kind == "OnIdle" else "Accepted"
         return Reply({"status": status}, after=notify)
 
     def transaction_ended(self) -> None:
@@ -210,11 +214,19 @@ class Operations:
                 self._idle.clear()
                 await self._idle.wait()
 
+        async def idle() -> None:  # OnIdle: the jobs too (they end without a signal here)
+            while any(b.transaction is not None for b in bridges) or (
+                self.firmware.busy or self.logs.busy
+            ):
+                self._idle.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._idle.wait(), 0.5)
+
         try:
             if kind == "Immediate":
                 await asyncio.wait_for(all_ended(), self.stop_timeout)
             else:
-                await all_ended()
+                await idle()
         except TimeoutError:
             log.error("Reset: transactions still open after %g s; resetting", self.stop_timeout)
         await self.security.record(sec.RESET, f"Reset {kind} by the CSMS")

@@ -11,19 +11,22 @@ L01: an update that rebooted reports Installed).  A damaged record of another ki
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
 from ocpp.v201 import call
 
+from hal.hooks import SimulatedReset, StationHooks
 from secc.ocpp_bridge.queue import DurableQueue
 from tests.ocpp.conftest import OpsLink
 from tests.ocpp.csms import wait_for
-from tests.ocpp.test_ops_logs_report import upload_server
+from tests.ocpp.test_ops_logs_report import _Store, get_log, upload_server
 
 DB = "ocpp.sqlite"
 
@@ -183,5 +186,44 @@ def test_unreadable_log_record_keeps_the_firmware_update(
             )
             assert answer.status == "Accepted"
             await wait_for(lambda: csms.log_statuses == [{"status": "Idle"}])
+
+    run(main())
+
+
+def test_reset_on_idle_waits_for_a_log_upload(ops_link: OpsLink) -> None:
+    """B11 (remark, errata 2025-06): OnIdle means no use case runs, a log upload
+    included: Scheduled while it runs; the reset comes once it ended (Uploaded first).
+    Immediate does not wait."""
+    release = threading.Event()
+
+    class Held(_Store):
+        def do_PUT(self) -> None:
+            release.wait(30)  # the upload runs until the test lets it go
+            super().do_PUT()
+
+    async def main() -> None:
+        stored: dict[str, bytes] = {}
+        handler = type("Handler", (Held,), {"stored": stored, "status": 201})
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = f"http://127.0.0.1:{server.server_address[1]}/logs/"
+        hook = SimulatedReset()
+        try:
+            async with ops_link(hooks=StationHooks(reset=hook)) as link:
+                cp, csms = link.cp, link.csms
+                answer = await cp.call(get_log("SecurityLog", base, 51))
+                assert answer.status == "Accepted"
+                await wait_for(lambda: [s["status"] for s in csms.log_statuses] == ["Uploading"])
+                reset = await cp.call(call.Reset(type="OnIdle"))
+                assert reset.status == "Scheduled"
+                assert hook.resets == []
+                release.set()
+                await wait_for(lambda: hook.resets == ["OnIdle"])
+                assert [s["status"] for s in csms.log_statuses] == ["Uploading", "Uploaded"]
+                assert [name for name in stored if name.startswith("/logs/")]
+        finally:
+            release.set()
+            server.shutdown()
+            server.server_close()
 
     run(main())
