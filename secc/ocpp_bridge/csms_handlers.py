@@ -348,7 +348,16 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
                 "SecurityEventNotification",
             )
             return Reply({"status": "Rejected", "statusInfo": _bad(result.reason)})
-        return Reply({"status": "Accepted"})
+        if kind != "ChargingStationCertificate" or client.config.security_profile != 3:
+            return Reply({"status": "Accepted"})
+
+        async def switch() -> None:
+            # A02.FR.08 / A03.FR.08: the new client certificate is used by reconnecting
+            # the websocket and TLS connection now (after the answer is out)
+            await asyncio.sleep(RECONNECT_GRACE)
+            await client.close()
+
+        return Reply({"status": "Accepted"}, after=switch)
 
     def send_local_list(p: Payload) -> Reply:
         if not dm.flag("LocalAuthListCtrlr", "Enabled"):  # no list in use: none is taken
