@@ -41,14 +41,17 @@ import inspect
 import json
 import logging
 import random
+import re
 import ssl
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import ocpp.v201
 import websockets
+from jsonschema import FormatChecker  # type: ignore[import-untyped]
 from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
 from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, MessageType, get_validator, unpack, validate_payload
@@ -218,6 +221,31 @@ class RpcError:
         return json.dumps([4, message_id, self.code, self.description[:255], details])
 
 
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+_FORMATS = FormatChecker(formats=())
+
+
+def _date_time(value: object) -> bool:
+    """RFC 3339 date-time (OCPP's dateTime): the schemas say ``format: date-time``, which
+    jsonschema does not check without an extra package; a CSMS's "tomorrow" must not
+    pass as a time."""
+    if not isinstance(value, str):
+        return True  # the type keyword reports it
+    if not _DATE_TIME.fullmatch(value):
+        raise ValueError(f"{value!r} is no RFC 3339 date-time")
+    dt.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))  # ranges: month 13 ...
+    return True
+
+
+_FORMATS.checks("date-time", raises=ValueError)(_date_time)
+
+
+@functools.cache
+def _validator(action: str) -> Any:
+    """The action's request schema validator, with date-time formats checked."""
+    return get_validator(MessageType.Call, action, OCPP_VERSION).evolve(format_checker=_FORMATS)
+
+
 def check_call(action: str, payload: object) -> RpcError | None:
     """The CALLERROR a CALL of a supported ``action`` earns by its payload (None: valid).
     The code says what is wrong, as OCPP-J defines them: a field of the wrong type
@@ -226,8 +254,7 @@ def check_call(action: str, payload: object) -> RpcError | None:
     or a payload that is no object FormatViolation."""
     if not isinstance(payload, dict):
         return RpcError("FormatViolation", f"{action}: the payload is not a JSON object")
-    validator = get_validator(MessageType.Call, action, OCPP_VERSION)
-    error = best_match(validator.iter_errors(payload))
+    error = best_match(_validator(action).iter_errors(payload))
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "payload"

@@ -192,3 +192,66 @@ def test_large_and_oversize_messages(ops_link: OpsLink) -> None:
             assert again.version_number == 0
 
     run(main())
+
+
+def test_times_that_are_no_date_time(ops_link: OpsLink) -> None:
+    """OCPP's dateTime is RFC 3339 (the schemas' ``format: date-time``): a CSMS's
+    "tomorrow" or 30 February is PropertyConstraintViolation, and nothing is installed,
+    scheduled or uploaded for it."""
+    schedule = {
+        "id": 1,
+        "chargingRateUnit": "W",
+        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 11000.0}],
+    }
+
+    def profile(valid_from: str) -> dict[str, Any]:
+        return {
+            "evseId": 0,
+            "chargingProfile": {
+                "id": 7,
+                "stackLevel": 0,
+                "chargingProfilePurpose": "TxDefaultProfile",
+                "chargingProfileKind": "Absolute",
+                "validFrom": valid_from,
+                "chargingSchedule": [{**schedule, "startSchedule": "2026-01-01T00:00:00Z"}],
+            },
+        }
+
+    cases = [
+        ("SetChargingProfile", profile("tomorrow")),
+        ("SetChargingProfile", profile("2026-02-30T00:00:00Z")),
+        (
+            "UpdateFirmware",
+            {
+                "requestId": 3,
+                "firmware": {"location": "http://127.0.0.1:9/fw.bin", "retrieveDateTime": "soon"},
+            },
+        ),
+        (
+            "GetLog",
+            {
+                "requestId": 4,
+                "logType": "SecurityLog",
+                "log": {"remoteLocation": "http://127.0.0.1:9/", "oldestTimestamp": "yesterday"},
+            },
+        ),
+    ]
+
+    async def main() -> None:
+        async with ops_link() as link:
+            cp, bridge = link.cp, link.bridge
+            for n, (action, payload) in enumerate(cases):
+                uid = f"time-{n}"
+                answer = await raw(cp, json.dumps([2, uid, action, payload]), uid)
+                assert answer[:3] == [4, uid, "PropertyConstraintViolation"], (action, answer)
+            assert bridge.smart.book.entries == []
+            assert bridge.queue.get_state("firmware_job") is None
+            assert bridge.queue.get_state("log_job") is None
+            ok = await raw(
+                cp,
+                json.dumps([2, "time-ok", *cases[0][:1], profile("2026-01-01T00:00:00.5+01:00")]),
+                "time-ok",
+            )
+            assert ok[0] == 3 and ok[2]["status"] == "Accepted"
+
+    run(main())
