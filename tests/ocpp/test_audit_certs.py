@@ -180,3 +180,35 @@ def test_no_certificate_of_a_type_is_not_found(ops_link: OpsLink, store: Store) 
             assert answer.status == "NotFound"
 
     run(main())
+
+
+def test_certificate_signed_without_type_goes_where_its_key_belongs(
+    ops_link: OpsLink, pki_dir: Path, store: Store
+) -> None:
+    """CertificateSignedRequest.certificateType is optional: a V2G leaf sent without it
+    (for the key of the station's V2G CSR) is installed as the SECC certificate, not
+    refused as a charging-station certificate for a key it does not have."""
+
+    async def main() -> None:
+        async with ops_link(store=store) as link:
+            cp, csms, dm = link.cp, link.csms, link.bridge.dm
+            dm.set_local("ISO15118Ctrlr", "SeccId", "DE*ABC*E1234567*1")
+            dm.set_local("ISO15118Ctrlr", "OrganizationName", "Test CPO")
+            old_leaf = store.leaf_chain("v2g")[0]
+            answer = await cp.call(call.TriggerMessage(requested_message="SignV2GCertificate"))
+            assert answer.status == "Accepted"
+            await wait_for(lambda: len(csms.csrs) == 1)
+            kind, csr = csms.csrs[0]
+            assert kind == "V2GCertificate"
+            sub2, sub1 = read_issued(pki_dir, "v2g/sub2"), read_issued(pki_dir, "v2g/sub1")
+            leaf = sign_csr(csr.encode(), sub2, NOW)
+            signed = await cp.call(
+                call.CertificateSigned(
+                    certificate_chain=pem(leaf, sub2.certificate, sub1.certificate)
+                )
+            )
+            assert signed.status == "Accepted", signed
+            assert store.leaf_chain("v2g")[0] == leaf != old_leaf
+            assert not invalid_certificate_events(csms)
+
+    run(main())
