@@ -117,26 +117,39 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
             out["attributeValue"] = known[key]
         return out
 
+    def in_order(entries: list[object], device: list[object], setting: bool) -> list[object]:
+        """The results in the order of the request's entries (a CSMS may pair them by
+        position): the device model's for its entries, the EVSE/Connector ones' own."""
+        mine = iter(device)
+        return [
+            structure_entry(e, setting=setting)
+            if isinstance(e, dict) and _component_name(e) in STRUCTURE
+            else next(mine)
+            for e in entries
+        ]
+
     def get_variables(p: Payload) -> Reply:
         entries = p.get("getVariableData")
         entries = entries if isinstance(entries, list) else []
-        ours = [e for e in entries if _component_name(e) in STRUCTURE]
-        answer = dm.get_variables({"getVariableData": [e for e in entries if e not in ours]})
+        rest = [e for e in entries if _component_name(e) not in STRUCTURE]
+        answer = dm.get_variables({"getVariableData": rest})
         results = answer["getVariableResult"]
         assert isinstance(results, list)
-        results += [structure_entry(e, setting=False) for e in ours]
+        answer["getVariableResult"] = in_order(entries, results, setting=False)
         return Reply(answer)
 
     def set_variables(p: Payload) -> Reply:
         entries = p.get("setVariableData")
         entries = entries if isinstance(entries, list) else []
-        ours = [e for e in entries if _component_name(e) in STRUCTURE]
-        answer = dm.set_variables({"setVariableData": [e for e in entries if e not in ours]})
-        results = answer["setVariableResult"]
-        assert isinstance(results, list)
-        results += [structure_entry(e, setting=True) for e in ours]
+        rest = [e for e in entries if _component_name(e) not in STRUCTURE]
+        answer = dm.set_variables({"setVariableData": rest})
+        device = answer["setVariableResult"]
+        assert isinstance(device, list)
+        results = answer["setVariableResult"] = in_order(entries, device, setting=True)
         changed = any(
-            r["attributeStatus"] == "Accepted" and r["variable"] == {"name": "BasicAuthPassword"}
+            isinstance(r, dict)
+            and r["attributeStatus"] == "Accepted"
+            and r["variable"] == {"name": "BasicAuthPassword"}
             for r in results
         )
         if not changed:

@@ -347,3 +347,44 @@ def test_per_message_limits_reported_and_kept(ops_link: OpsLink) -> None:
             assert not link.csms.reports
 
     run(main())
+
+
+def test_results_follow_the_order_of_the_request(ops_link: OpsLink) -> None:
+    """B05/B06: one result per entry; a CSMS may pair them by position, so EVSE /
+    Connector entries between controller ones keep their place."""
+
+    async def main() -> None:
+        async with ops_link() as link:
+            cp = link.cp
+            evse = {"name": "EVSE", "evse": {"id": 1}}
+            asked = [
+                item(COMM, "MessageTimeout"),
+                item(evse, "AvailabilityState"),
+                item("AuthCtrlr", "Enabled"),
+                item(evse, "Power"),
+                item("FooCtrlr", "X"),
+            ]
+            answer = await cp.call(call.GetVariables(get_variable_data=asked))
+            got = answer.get_variable_result
+            assert [(r["component"]["name"], r["variable"]["name"]) for r in got] == [
+                (a["component"]["name"], a["variable"]["name"]) for a in asked
+            ]
+            assert [r["attribute_status"] for r in got] == [
+                "Accepted",
+                "Accepted",
+                "Accepted",
+                "UnknownVariable",
+                "UnknownComponent",
+            ]
+            setting = [
+                item(evse, "AvailabilityState", "Faulted"),
+                item(COMM, "MessageTimeout", "25"),
+            ]
+            answer = await cp.call(call.SetVariables(set_variable_data=setting))
+            assert [r["attribute_status"] for r in answer.set_variable_result] == [
+                "Rejected",
+                "Accepted",
+            ]
+            assert link.bridge.dm.value(COMM, "MessageTimeout") == "25"
+
+    run(main())
