@@ -42,6 +42,7 @@ class VariableSpec:
     options: tuple[str, ...] = ()
     min_value: int = 0  # integers: the range a value must be in (variableCharacteristics)
     max_value: int = INT_MAX
+    reboot: bool = False  # a new value takes effect at the next start: RebootRequired
 
     @property
     def key(self) -> Key:
@@ -110,7 +111,16 @@ SPECS: tuple[VariableSpec, ...] = (
     _i("OCPPCommCtrlr", "RetryBackOffRandomRange", 10),
     _i("OCPPCommCtrlr", "RetryBackOffRepeatTimes", 8),
     # the configuration slots to connect through, best first, e.g. "1,0" (B09, B10)
-    _s(COMM, "NetworkConfigurationPriority", "", max_len=100, options=NETWORK_SLOTS),
+    # the link is chosen at start: a new priority is RebootRequired (B10: then a Reset)
+    VariableSpec(
+        COMM,
+        "NetworkConfigurationPriority",
+        "string",
+        "",
+        max_len=100,
+        options=NETWORK_SLOTS,
+        reboot=True,
+    ),
     _i(COMM, "NetworkProfileConnectionAttempts", 3, least=1),
     _b("AuthCtrlr", "Enabled", True),
     _b("AuthCtrlr", "AuthorizeRemoteStart", False),
@@ -318,7 +328,7 @@ class DeviceModel:
                 continue
             assert isinstance(value, str)
             changed.append((spec.key, value))
-            results.append(self._echo(entry, "Accepted"))
+            results.append(self._echo(entry, "RebootRequired" if spec.reboot else "Accepted"))
         if changed:
             before = (dict(self._values), set(self._explicit))
             for key, value in changed:
@@ -329,7 +339,9 @@ class DeviceModel:
             except OSError as exc:
                 log.error("%s: device model not stored (%s): SetVariables Rejected", self.path, exc)
                 self._values, self._explicit = before
-                saved = {id(r) for r in results if r["attributeStatus"] == "Accepted"}
+                saved = {
+                    id(r) for r in results if r["attributeStatus"] in ("Accepted", "RebootRequired")
+                }
                 for r in results:
                     if id(r) in saved:
                         r["attributeStatus"] = "Rejected"
