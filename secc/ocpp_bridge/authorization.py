@@ -83,12 +83,17 @@ class AuthStore:
 
     def send_local_list(self, payload: Mapping[str, object]) -> dict[str, object]:
         """SendLocalList: Full replaces, Differential updates (entries without
-        idTokenInfo are removed); a Differential not newer than ours is VersionMismatch."""
+        idTokenInfo are removed); a Differential not newer than ours is VersionMismatch.
+        Failed, nothing changed: versionNumber 0 or less (D01.FR.18: 0 means "no list"),
+        a token twice in the list (which entry would hold?), a Full entry without
+        idTokenInfo (a Full list states every token's status)."""
         version = payload.get("versionNumber")
         update = payload.get("updateType")
         entries = payload.get("localAuthorizationList") or []
         if not isinstance(version, int) or update not in {"Full", "Differential"}:
             return {"status": "Failed"}
+        if version <= 0:
+            return {"status": "Failed", "statusInfo": _info("versionNumber must be > 0")}
         if update == "Differential" and version <= self.list_version:
             return {"status": "VersionMismatch"}
         rows: list[tuple[str, str, str | None]] = []
@@ -96,7 +101,11 @@ class AuthStore:
             token = entry.get("idToken", {})
             info = entry.get("idTokenInfo")
             status = info.get("status") if isinstance(info, Mapping) else None
+            if status is None and update == "Full":
+                return {"status": "Failed", "statusInfo": _info("Full entry without idTokenInfo")}
             rows.append((str(token.get("idToken")), str(token.get("type")), status))
+        if len({row[:2] for row in rows}) != len(rows):
+            return {"status": "Failed", "statusInfo": _info("an idToken is in the list twice")}
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             if update == "Full":
@@ -202,3 +211,8 @@ def offline_decision(
     if policy.offline_unknown_allowed:
         return AuthorizationResult(True, token, cert_status, "offline: unknown id allowed")
     return AuthorizationResult(False, token, cert_status, "offline: id not in list or cache")
+
+
+def _info(detail: str) -> dict[str, object]:
+    """statusInfo of a refused SendLocalList."""
+    return {"reasonCode": "InvalidList", "additionalInfo": detail}

@@ -86,7 +86,14 @@ from secc.core.events import (
 from secc.ocpp_bridge import mapping
 from secc.ocpp_bridge.authorization import AuthStore, OfflinePolicy, offline_decision
 from secc.ocpp_bridge.client import CallFailed, NotConnected, OcppClient
-from secc.ocpp_bridge.device_model import COMM, ISO, SEC, DeviceModel, apply_device_model
+from secc.ocpp_bridge.device_model import (
+    COMM,
+    ISO,
+    SEC,
+    DeviceModel,
+    apply_device_model,
+    message_limits,
+)
 from secc.ocpp_bridge.mapping import MappingError, MeterSample, TxEvent
 from secc.ocpp_bridge.plc_link import link_event
 from secc.ocpp_bridge.queue import (
@@ -194,6 +201,7 @@ class Bridge:
         self._discharged = False  # the open transaction has seen the EV discharge
         self._soc: int | None = None
         self._token: _Token | None = None
+        self._plugged = False  # a session runs on this EVSE (SessionStarted .. SessionEnded)
         self._authorized = False  # the open transaction's token is authorized
         self._waiting_eim: RequestAuthorization | None = None
         self._remote_stop = False
@@ -238,6 +246,7 @@ class Bridge:
                 len(store.all_certificates())
             )
         client.on_online.append(self._on_online)
+        client.call_limits = functools.partial(message_limits, device_model)
         client.connector_status = lambda evse, connector: self.ops.status(
             evse,
             connector,
@@ -301,6 +310,7 @@ class Bridge:
         elif isinstance(action, RequestCertificate):
             self.client.spawn(self._ev_certificate(action), "Get15118EVCertificate")
         elif isinstance(action, SessionStarted):
+            self._plugged = True
             self._work.put_nowait(self._tx_started)
             self.primary.smart.session_started(self.config.evse_id)
         elif isinstance(action, ChargingStateChanged):
@@ -308,10 +318,29 @@ class Bridge:
         elif isinstance(action, (EvChargingNeeds, EvChargingSchedule)):
             self.primary.smart.ev_reported(self.config.evse_id, action)  # K15, K17
         elif isinstance(action, SessionEnded):
+            self._plugged = False
             self._work.put_nowait(lambda: self.primary.smart.session_ended(self.config.evse_id))
             self._work.put_nowait(lambda: self._tx_ended(action))
         elif isinstance(action, MeteringReceipt):
             self._work.put_nowait(lambda: self._tx_receipt(action))
+
+    def hold_remote_token(self, token: _Token, timeout: float) -> None:
+        """F02 (remote start first): the token waits for the EV at most ``timeout``
+        seconds (TxCtrlr.EVConnectionTimeOut); a car plugged in later is not charged on
+        it.  A session that started meanwhile keeps it."""
+        self._token = token
+
+        def expire() -> None:
+            if self._token is token and not self._plugged and self.transaction is None:
+                log.info(
+                    "EVSE %d: no EV within EVConnectionTimeOut (%g s): remote start %s ends",
+                    self.config.evse_id,
+                    timeout,
+                    token.remote_start_id,
+                )
+                self._token = None
+
+        asyncio.get_running_loop().call_later(max(0.0, timeout), expire)
 
     def _refused(self) -> bool:
         """No new session on this EVSE (inoperative, or a reset is pending)."""

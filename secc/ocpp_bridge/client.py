@@ -34,20 +34,27 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import datetime as dt
+import functools
 import inspect
+import json
 import logging
 import random
+import re
 import ssl
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import ocpp.v201
 import websockets
-from ocpp.exceptions import InternalError, OCPPError
-from ocpp.exceptions import NotImplementedError as OcppNotImplemented
-from ocpp.messages import Call, CallError, MessageType, unpack, validate_payload
+from jsonschema import FormatChecker  # type: ignore[import-untyped]
+from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
+from ocpp.exceptions import OCPPError
+from ocpp.messages import Call, MessageType, get_validator, unpack, validate_payload
 from ocpp.v201 import ChargePoint
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -57,6 +64,9 @@ from secc.ocpp_bridge import mapping
 
 log = logging.getLogger(__name__)
 SUBPROTOCOL = "ocpp2.0.1"
+# set in the follow-ups of CSMS requests: a message the CSMS asked for may be sent while
+# the BootNotification is Pending (B02.FR.02: NotifyReport after GetBaseReport, ...)
+_REQUESTED: contextvars.ContextVar[bool] = contextvars.ContextVar("requested", default=False)
 OCPP_VERSION = "2.0.1"
 
 
@@ -173,6 +183,109 @@ def ssl_context(config: ClientConfig, material: TlsMaterial | None) -> ssl.SSLCo
     return ctx
 
 
+@functools.cache
+def ocpp_actions() -> frozenset[str]:
+    """Every action of OCPP 2.0.1 (the request schemas the ``ocpp`` package ships)."""
+    schemas = Path(ocpp.v201.__file__).parent / "schemas"
+    return frozenset(p.name.removesuffix("Request.json") for p in schemas.glob("*Request.json"))
+
+
+# jsonschema keyword -> OCPP-J 2.0.1 CALLERROR code (part 4, "RPC Framework Error Codes")
+_SCHEMA_ERRORS = {
+    "type": "TypeConstraintViolation",  # "somestring": 12
+    "maxLength": "TypeConstraintViolation",  # string[n] is the field's data type
+    "minLength": "TypeConstraintViolation",
+    "required": "OccurrenceConstraintViolation",  # a 1..1 field missing
+    "minItems": "OccurrenceConstraintViolation",
+    "maxItems": "OccurrenceConstraintViolation",
+    "enum": "PropertyConstraintViolation",  # a value outside the field's range
+    "minimum": "PropertyConstraintViolation",
+    "maximum": "PropertyConstraintViolation",
+    "exclusiveMinimum": "PropertyConstraintViolation",
+    "exclusiveMaximum": "PropertyConstraintViolation",
+    "pattern": "PropertyConstraintViolation",
+    "format": "PropertyConstraintViolation",
+    "additionalProperties": "FormatViolation",  # a field the action does not have
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RpcError:
+    """A CALLERROR to answer with (OCPP-J 2.0.1 part 4 §4.2.3 / §4.3)."""
+
+    code: str
+    description: str
+
+    def frame(self, message_id: str) -> str:
+        details = {"cause": self.description[:255]}
+        return json.dumps([4, message_id, self.code, self.description[:255], details])
+
+
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+_FORMATS = FormatChecker(formats=())
+
+
+def _date_time(value: object) -> bool:
+    """RFC 3339 date-time (OCPP's dateTime): the schemas say ``format: date-time``, which
+    jsonschema does not check without an extra package; a CSMS's "tomorrow" must not
+    pass as a time."""
+    if not isinstance(value, str):
+        return True  # the type keyword reports it
+    if not _DATE_TIME.fullmatch(value):
+        raise ValueError(f"{value!r} is no RFC 3339 date-time")
+    dt.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))  # ranges: month 13 ...
+    return True
+
+
+_FORMATS.checks("date-time", raises=ValueError)(_date_time)
+
+
+@functools.cache
+def _validator(action: str) -> Any:
+    """The action's request schema validator, with date-time formats checked."""
+    return get_validator(MessageType.Call, action, OCPP_VERSION).evolve(format_checker=_FORMATS)
+
+
+def check_call(action: str, payload: object) -> RpcError | None:
+    """The CALLERROR a CALL of a supported ``action`` earns by its payload (None: valid).
+    The code says what is wrong, as OCPP-J defines them: a field of the wrong type
+    TypeConstraintViolation, a required one missing OccurrenceConstraintViolation, a
+    value out of its range or enumeration PropertyConstraintViolation, an unknown field
+    or a payload that is no object FormatViolation."""
+    if not isinstance(payload, dict):
+        return RpcError("FormatViolation", f"{action}: the payload is not a JSON object")
+    error = best_match(_validator(action).iter_errors(payload))
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "payload"
+    code = _SCHEMA_ERRORS.get(str(error.validator), "FormatViolation")
+    return RpcError(code, f"{action} {where}: {error.message}"[:255])
+
+
+def frame_error(raw: str | bytes) -> tuple[str, RpcError] | None:
+    """A message that is no well-formed OCPP-J CALL, CALLRESULT or CALLERROR: the id to
+    answer (``"-1"`` when it cannot be read) and the CALLERROR; None for a message of
+    the expected shape (and for answers, which are never answered)."""
+    try:
+        msg = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return "-1", RpcError("RpcFrameworkError", "the message is not valid JSON")
+    if not isinstance(msg, list) or not msg or not isinstance(msg[0], int):
+        return "-1", RpcError("RpcFrameworkError", "the message is no OCPP-J array")
+    message_id = msg[1] if len(msg) > 1 and isinstance(msg[1], str) and msg[1] else None
+    if msg[0] in (MessageType.CallResult, MessageType.CallError):
+        return None
+    if msg[0] != MessageType.Call:
+        return message_id or "-1", RpcError(
+            "MessageTypeNotSupported", f"message type {msg[0]} is not supported"
+        )
+    if message_id is None or len(message_id) > 36:
+        return "-1", RpcError("RpcFrameworkError", "the CALL's message id cannot be read")
+    if len(msg) != 4 or not isinstance(msg[2], str):
+        return message_id, RpcError("RpcFrameworkError", "a CALL is [2, id, action, payload]")
+    return None
+
+
 class _StationCp(ChargePoint):  # type: ignore[misc]
     """The ``ocpp`` package's ChargePoint with wire-form calls and a handler table."""
 
@@ -202,6 +315,18 @@ class _StationCp(ChargePoint):  # type: ignore[misc]
         return body
 
     async def route_message(self, raw_msg: str) -> None:
+        broken = frame_error(raw_msg)
+        if broken is not None:  # answered, never dropped in silence; the link stays up
+            message_id, error = broken
+            log.warning(
+                "%s: answering a malformed message with CallError %s (%s): %.200s",
+                self.id,
+                error.code,
+                error.description,
+                raw_msg,
+            )
+            await self._send(error.frame(message_id))
+            return
         try:
             msg = unpack(raw_msg)
         except OCPPError as exc:
@@ -210,7 +335,7 @@ class _StationCp(ChargePoint):  # type: ignore[misc]
         if msg.message_type_id in (MessageType.CallResult, MessageType.CallError):
             self._response_queue.put_nowait(msg)
             return
-        await self._client._dispatch(self, msg)
+        await self._client._dispatch(self, msg, len(raw_msg.encode()))
 
 
 class OcppClient:
@@ -245,6 +370,9 @@ class OcppClient:
         self._booted = False  # a BootNotification was accepted since the process started
         self.boot_reason = "PowerUp"  # the first boot's reason (RemoteReset after a Reset)
         self.boot_status = ""
+        self._boot_now = asyncio.Event()  # TriggerMessage BootNotification while Pending
+        # action -> (list field, most entries, most octets) the station takes in one CALL
+        self.call_limits: Callable[[str], tuple[str, int, int] | None] = lambda _action: None
         self.connects = 0
         self.last_error = ""
 
@@ -262,7 +390,8 @@ class OcppClient:
         cp, closed = self._cp, self._closed
         if cp is None or closed is None or closed.done():
             raise NotConnected(f"{action}: not connected to the CSMS")
-        if action != "BootNotification" and not self.online.is_set():
+        pending_ok = _REQUESTED.get() and self.boot_status == "Pending"
+        if action != "BootNotification" and not self.online.is_set() and not pending_ok:
             raise NotConnected(f"{action}: BootNotification not accepted yet")
         limit = self.config.call_timeout if timeout is None else timeout
         wire = max(limit, self.config.call_timeout)  # how long the CALL stays outstanding
@@ -334,28 +463,61 @@ class OcppClient:
 
     # --- incoming calls --------------------------------------------------------------------
 
-    async def _dispatch(self, cp: _StationCp, msg: Call) -> None:
+    async def _dispatch(self, cp: _StationCp, msg: Call, size: int = 0) -> None:
+        """Answer a CSMS CALL: NotImplemented for an action OCPP 2.0.1 does not have,
+        NotSupported for one of its actions this station does not handle, the schema
+        error's code for a payload that does not validate (:func:`check_call`),
+        InternalError when the handler fails or gives an answer that does not validate;
+        else the handler's answer.  Nothing of this closes the link."""
         handler = self.handlers.get(msg.action)
+        if handler is None:
+            known = isinstance(msg.action, str) and msg.action in ocpp_actions()
+            error: RpcError | None = RpcError(
+                "NotSupported" if known else "NotImplemented",
+                f"{msg.action} is {'not supported by this station' if known else 'unknown'}",
+            )
+        else:
+            error = check_call(msg.action, msg.payload) or self._over_limit(msg, size)
+        if error is not None:
+            log.warning("%s: answering %s with CallError %s", cp.id, msg.action, error.code)
+            await cp._send(error.frame(msg.unique_id))
+            return
+        assert handler is not None
         try:
-            if handler is None:
-                raise OcppNotImplemented(details={"cause": f"{msg.action} is not supported"})
-            await validate_payload(msg, OCPP_VERSION)
             result = handler(dict(msg.payload))
             reply = await result if inspect.isawaitable(result) else result
             response = msg.create_call_result(reply.payload)
             await validate_payload(response, OCPP_VERSION)
-        except OCPPError as exc:
-            log.warning("%s: answering %s with CallError %s", cp.id, msg.action, exc.code)
-            await cp._send(msg.create_call_error(exc).to_json())
-            return
         except Exception as exc:  # a handler bug answers InternalError; the link stays up
             log.exception("%s: handler for %s failed", cp.id, msg.action)
-            error = InternalError(description=str(exc)[:200])
-            await cp._send(CallError(msg.unique_id, error.code, error.description, {}).to_json())
+            await cp._send(RpcError("InternalError", str(exc)[:200]).frame(msg.unique_id))
             return
         await cp._send(response.to_json())
         if reply.after is not None:
-            self.spawn(reply.after(), f"follow-up of {msg.action}")
+            requested = _REQUESTED.set(True)  # the follow-up's task inherits it
+            try:
+                self.spawn(reply.after(), f"follow-up of {msg.action}")
+            finally:
+                _REQUESTED.reset(requested)
+
+    def _over_limit(self, msg: Call, size: int) -> RpcError | None:
+        """B06.FR.16/17 (and B05, B08 alike): more entries than ItemsPerMessage:
+        OccurrenceConstraintViolation; more octets than BytesPerMessage: FormatViolation."""
+        limits = self.call_limits(str(msg.action))
+        if limits is None:
+            return None
+        field, items, octets = limits
+        entries = msg.payload.get(field) if isinstance(msg.payload, dict) else None
+        if isinstance(entries, list) and len(entries) > items:
+            return RpcError(
+                "OccurrenceConstraintViolation",
+                f"{msg.action}: {len(entries)} entries, ItemsPerMessage is {items}",
+            )
+        if size > octets:
+            return RpcError(
+                "FormatViolation", f"{msg.action}: {size} octets, BytesPerMessage is {octets}"
+            )
+        return None
 
     # --- connection life cycle -------------------------------------------------------------
 
@@ -430,23 +592,34 @@ class OcppClient:
             await asyncio.gather(receiver, worker, return_exceptions=True)
 
     async def _boot_and_heartbeat(self) -> None:
+        triggered = False
+        self._boot_now.clear()
         while True:
             # PowerUp once per process; a reconnect is no boot (BootReasonEnumType)
             reason = "Unknown" if self._booted else self.boot_reason
             response = await self.call(
                 "BootNotification",
-                {"chargingStation": dict(self.config.charging_station), "reason": reason},
+                {
+                    "chargingStation": dict(self.config.charging_station),
+                    "reason": "Triggered" if triggered else reason,
+                },
             )
             answer = mapping.boot_answer(response)
             self.boot_status = answer.status
             if answer.status == "Accepted":
                 self._booted = True
                 self.boot_reason = reason
-                self.heartbeat_interval = answer.interval or 300
+                # an interval that is no positive number: the default
+                self.heartbeat_interval = answer.interval if answer.interval > 0 else 300
                 break
             wait = answer.interval or self.config.boot_retry_default
             log.info("BootNotification %s; retry in %d s", answer.status, wait)
-            await asyncio.sleep(wait)
+            try:  # F06: a TriggerMessage BootNotification (while Pending) sends it now
+                await asyncio.wait_for(self._boot_now.wait(), wait)
+                triggered = True
+            except TimeoutError:
+                triggered = False
+            self._boot_now.clear()
         self.online.set()
         for callback in list(self.on_online):
             callback()
@@ -465,6 +638,15 @@ class OcppClient:
                 await self.call("Heartbeat", {})
             except TimeoutError as exc:
                 log.warning("Heartbeat: %s", exc)
+
+    def trigger_boot(self) -> bool:
+        """TriggerMessage BootNotification: True (and sent at once, reason Triggered)
+        while the CSMS holds the station Pending; False once it was Accepted
+        (F06.FR.17) or while no link is up."""
+        if self._cp is None or self.boot_status != "Pending" or self.online.is_set():
+            return False
+        self._boot_now.set()
+        return True
 
     def set_heartbeat_interval(self, seconds: int) -> None:
         """OCPPCommCtrlr.HeartbeatInterval changed: heartbeat at the new interval now."""

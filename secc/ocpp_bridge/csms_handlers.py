@@ -5,8 +5,8 @@ message, SignCertificate) go into ``Reply.after`` and never run inside the handl
 Supported: GetVariables, SetVariables, GetBaseReport (→ NotifyReport), RequestStartTransaction,
 RequestStopTransaction, TriggerMessage, InstallCertificate, DeleteCertificate,
 GetInstalledCertificateIds, CertificateSigned, SendLocalList, GetLocalListVersion,
-ClearCache, GetTransactionStatus.  Anything else is answered with CallError NotImplemented
-by the client.
+ClearCache, GetTransactionStatus.  Anything else is answered by the client with CallError
+NotSupported (an OCPP 2.0.1 action) or NotImplemented (none).
 
 ``bridge`` is the station's primary bridge; per-EVSE commands are routed to
 ``bridge.evses`` by evseId (RequestStartTransaction, TriggerMessage's ``evse``) or by
@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from certs._util import signed_by
+from certs._util import CertsError, load_certificates, signed_by
 from certs.ocsp import CertificateHashData, OcspError
 from certs.store import KIND_OF_OCPP_TYPE, InstallRefused, StoreError
 from secc.core.events import StopRequested
 from secc.ocpp_bridge import mapping
 from secc.ocpp_bridge.client import Handler, Reply
 from secc.ocpp_bridge.device_model import apply_device_model
+from secc.ocpp_bridge.security_events import INVALID_STATION_CERTIFICATE
 
 if TYPE_CHECKING:
     from secc.ocpp_bridge.bridge import Bridge
@@ -49,6 +51,11 @@ def _info(reason: str) -> dict[str, object]:
     return {"reasonCode": "Other" if not reason else reason[:20], "additionalInfo": reason[:512]}
 
 
+def _bad(reason: str) -> dict[str, object]:
+    """statusInfo of a refused certificate."""
+    return {"reasonCode": "InvalidCertificate", "additionalInfo": reason[:512]}
+
+
 def _evse_of(p: Payload) -> int | None:
     evse = p.get("evse")
     evse_id = evse.get("id") if isinstance(evse, dict) else None
@@ -67,62 +74,82 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
     def start_target(evse_id: object) -> Bridge | None:
         if isinstance(evse_id, int):
             return evses.get(evse_id)
+        # no evseId: an EV waiting for authorization first, else a free EVSE that takes
+        # sessions (an inoperative one would hold the token for a car it refuses)
         free = [b for b in evses.values() if startable(b)]
+        free.sort(key=lambda b: not bridge.ops.operative(b.config.evse_id))
         waiting = [b for b in free if b._waiting_eim is not None or b.transaction is not None]
         return (waiting or free)[0] if free else None
+
+    def structure_entry(entry: dict[str, object], *, setting: bool) -> dict[str, object]:
+        """The answer to one Get/SetVariables entry on an EVSE or Connector component:
+        its value (all are ReadOnly: a set is Rejected), or why there is none."""
+        component = entry.get("component", {})
+        evse = component.get("evse") if isinstance(component, dict) else None
+        evse = evse if isinstance(evse, dict) else {}
+        variable = entry.get("variable", {})
+        key = (
+            _component_name(entry),
+            evse.get("id"),
+            evse.get("connectorId"),
+            variable.get("name") if isinstance(variable, dict) else None,
+        )
+        known = {(c, ev, cn, v): value for c, ev, cn, v, value, *_ in structure_variables(bridge)}
+        out: dict[str, object] = {
+            "attributeStatus": "Accepted",
+            "component": entry.get("component"),
+            "variable": entry.get("variable"),
+        }
+        if "attributeType" in entry:
+            out["attributeType"] = entry["attributeType"]
+        if not any(k[:3] == key[:3] for k in known) or (
+            isinstance(component, dict) and "instance" in component
+        ):
+            out["attributeStatus"] = "UnknownComponent"
+        elif key not in known or (isinstance(variable, dict) and "instance" in variable):
+            out["attributeStatus"] = "UnknownVariable"
+        elif entry.get("attributeType", "Actual") != "Actual":
+            out["attributeStatus"] = "NotSupportedAttributeType"
+        elif setting:
+            out["attributeStatus"] = "Rejected"
+            out["attributeStatusInfo"] = {"reasonCode": "ReadOnly", "additionalInfo": "ReadOnly"}
+        else:
+            out["attributeValue"] = known[key]
+        return out
+
+    def in_order(entries: list[object], device: list[object], setting: bool) -> list[object]:
+        """The results in the order of the request's entries (a CSMS may pair them by
+        position): the device model's for its entries, the EVSE/Connector ones' own."""
+        mine = iter(device)
+        return [
+            structure_entry(e, setting=setting)
+            if isinstance(e, dict) and _component_name(e) in STRUCTURE
+            else next(mine)
+            for e in entries
+        ]
 
     def get_variables(p: Payload) -> Reply:
         entries = p.get("getVariableData")
         entries = entries if isinstance(entries, list) else []
-        ours = [e for e in entries if _component_name(e) in STRUCTURE]
-        answer = dm.get_variables({"getVariableData": [e for e in entries if e not in ours]})
+        rest = [e for e in entries if _component_name(e) not in STRUCTURE]
+        answer = dm.get_variables({"getVariableData": rest})
         results = answer["getVariableResult"]
         assert isinstance(results, list)
-        known = {(c, ev, cn, v): value for c, ev, cn, v, value, *_ in structure_variables(bridge)}
-        for entry in ours:
-            component = entry.get("component", {})
-            evse = component.get("evse") if isinstance(component, dict) else None
-            evse = evse if isinstance(evse, dict) else {}
-            variable = entry.get("variable", {})
-            key = (
-                _component_name(entry),
-                evse.get("id"),
-                evse.get("connectorId"),
-                variable.get("name") if isinstance(variable, dict) else None,
-            )
-            out: dict[str, object] = {
-                "attributeStatus": "Accepted",
-                "component": entry.get("component"),
-                "variable": entry.get("variable"),
-            }
-            if entry.get("attributeType", "Actual") != "Actual":
-                out["attributeStatus"] = "NotSupportedAttributeType"
-            elif key in known:
-                out["attributeValue"] = known[key]
-            elif not any(k[:3] == key[:3] for k in known):
-                out["attributeStatus"] = "UnknownComponent"
-            else:
-                out["attributeStatus"] = "UnknownVariable"
-            results.append(out)
+        answer["getVariableResult"] = in_order(entries, results, setting=False)
         return Reply(answer)
 
     def set_variables(p: Payload) -> Reply:
         entries = p.get("setVariableData")
         entries = entries if isinstance(entries, list) else []
-        ours = [e for e in entries if _component_name(e) in STRUCTURE]
-        answer = dm.set_variables({"setVariableData": [e for e in entries if e not in ours]})
-        results = answer["setVariableResult"]
-        assert isinstance(results, list)
-        for entry in ours:  # the EVSE / Connector variables are ReadOnly
-            results.append(
-                {
-                    "attributeStatus": "Rejected",
-                    "component": entry.get("component"),
-                    "variable": entry.get("variable"),
-                }
-            )
+        rest = [e for e in entries if _component_name(e) not in STRUCTURE]
+        answer = dm.set_variables({"setVariableData": rest})
+        device = answer["setVariableResult"]
+        assert isinstance(device, list)
+        results = answer["setVariableResult"] = in_order(entries, device, setting=True)
         changed = any(
-            r["attributeStatus"] == "Accepted" and r["variable"] == {"name": "BasicAuthPassword"}
+            isinstance(r, dict)
+            and r["attributeStatus"] == "Accepted"
+            and r["variable"] == {"name": "BasicAuthPassword"}
             for r in results
         )
         if not changed:
@@ -138,7 +165,17 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
         return Reply(answer, after=reconnect)
 
     def get_base_report(p: Payload) -> Reply:
+        """B07: FullInventory every variable; ConfigurationInventory those the operator
+        can set (ReadWrite, WriteOnly); SummaryInventory the charging availability (the
+        EVSE and Connector AvailabilityState / Available; no component reports a
+        problem)."""
         request_id = p.get("requestId")
+        base = p.get("reportBase")
+        data = dm.report_data() + structure_report(bridge)
+        if base == "ConfigurationInventory":
+            data = [d for d in data if _mutability(d) in ("ReadWrite", "WriteOnly")]
+        elif base == "SummaryInventory":
+            data = [d for d in structure_report(bridge) if _variable_name(d) in SUMMARY]
 
         async def notify() -> None:
             await client.call(
@@ -148,7 +185,7 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
                     "generatedAt": mapping.ocpp_timestamp(bridge.utc_now()),
                     "seqNo": 0,
                     "tbc": False,
-                    "reportData": dm.report_data() + structure_report(bridge),
+                    "reportData": data,
                 },
             )
 
@@ -177,13 +214,17 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
                     }
                 )
         preauthorized = not dm.flag("AuthCtrlr", "AuthorizeRemoteStart")
-        target._token = _Token(
+        held = _Token(
             str(token.get("idToken")),
             str(token.get("type")),
             remote_id,
             preauthorized,
             profile if isinstance(profile, dict) and target.transaction is None else None,
         )
+        if target.transaction is None and target._waiting_eim is None and not target._plugged:
+            target.hold_remote_token(held, float(dm.number("TxCtrlr", "EVConnectionTimeOut")))
+        else:
+            target._token = held
         if isinstance(profile, dict) and target.transaction is not None:  # F01: running
             bridge.smart.apply_start_profile(
                 target.config.evse_id, profile, str(target.transaction["id"])
@@ -217,6 +258,13 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
                 await client.call("Heartbeat", {})
 
         elif what == "StatusNotification":
+            # F06.FR.12: a StatusNotification is about one connector: evse.id and
+            # evse.connectorId are required, and must name a connector of this station
+            evse = p.get("evse")
+            connector = evse.get("connectorId") if isinstance(evse, dict) else None
+            if wanted is None or connector != evses[wanted].config.connector_id:
+                reason = "no such connector" if wanted is not None else "evse and connectorId"
+                return Reply({"status": "Rejected", "statusInfo": _info(reason)})
 
             async def follow() -> None:
                 for b in targets:
@@ -250,6 +298,8 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
                 await asyncio.gather(*(bridge.sign_certificate(k) for k in kinds))
 
         elif what == "BootNotification":
+            if client.trigger_boot():  # Pending: the boot loop sends it now
+                return Reply({"status": "Accepted"})
             return Reply({"status": "Rejected", "statusInfo": _info("already accepted")})
         else:
             return Reply({"status": "NotImplemented"})
@@ -264,7 +314,7 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
                 kind, str(p.get("certificate")).encode(), utc_now=bridge.utc_now()
             )
         except InstallRefused as exc:
-            return Reply({"status": "Rejected", "statusInfo": _info(str(exc))})
+            return Reply({"status": "Rejected", "statusInfo": _bad(str(exc))})
         except (StoreError, OSError) as exc:
             return Reply({"status": "Failed", "statusInfo": _info(str(exc))})
         return Reply({"status": "Accepted"})
@@ -298,22 +348,44 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
         return Reply({"status": "Accepted", "certificateHashDataChain": items})
 
     def certificate_signed(p: Payload) -> Reply:
-        kind = str(p.get("certificateType") or "ChargingStationCertificate")
+        kind = str(p.get("certificateType") or _signed_type(bridge, str(p.get("certificateChain"))))
         result = bridge.certificate_signed(kind, str(p.get("certificateChain")))
         if result.status != "Accepted":
             log.warning("CertificateSigned refused: %s", result.reason)
-            return Reply({"status": "Rejected", "statusInfo": _info(result.reason)})
-        return Reply({"status": "Accepted"})
+            # A02/A03 (appendix "Security events"): a refused certificate from
+            # CertificateSigned is the critical event InvalidChargingStationCertificate
+            client.spawn(
+                bridge.security.record(
+                    INVALID_STATION_CERTIFICATE, f"{kind}: {result.reason}"[:255]
+                ),
+                "SecurityEventNotification",
+            )
+            return Reply({"status": "Rejected", "statusInfo": _bad(result.reason)})
+        if kind != "ChargingStationCertificate" or client.config.security_profile != 3:
+            return Reply({"status": "Accepted"})
+
+        async def switch() -> None:
+            # A02.FR.08 / A03.FR.08: the new client certificate is used by reconnecting
+            # the websocket and TLS connection now (after the answer is out)
+            await asyncio.sleep(RECONNECT_GRACE)
+            await client.close()
+
+        return Reply({"status": "Accepted"}, after=switch)
 
     def send_local_list(p: Payload) -> Reply:
+        if not dm.flag("LocalAuthListCtrlr", "Enabled"):  # no list in use: none is taken
+            return Reply({"status": "Failed", "statusInfo": _info("LocalListDisabled")})
         return Reply(bridge.auth.send_local_list(p))
 
     def get_local_list_version(p: Payload) -> Reply:
+        if not dm.flag("LocalAuthListCtrlr", "Enabled"):  # D02.FR.03
+            return Reply({"versionNumber": 0})
         return Reply({"versionNumber": bridge.auth.list_version})
 
     def get_transaction_status(p: Payload) -> Reply:
         wanted = p.get("transactionId")
-        pending = bridge.queue.pending()
+        # E14: transaction-related messages (a queued security event or status is not)
+        pending = [m for m in bridge.queue.pending() if m.action == "TransactionEvent"]
         if wanted is None:
             return Reply({"messagesInQueue": bool(pending)})
         queued = any(
@@ -325,7 +397,12 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
         return Reply({"ongoingIndicator": ongoing, "messagesInQueue": queued})
 
     def clear_cache(p: Payload) -> Reply:
-        bridge.auth.clear_cache()
+        if not dm.flag("AuthCacheCtrlr", "Enabled"):  # C11.FR.04
+            return Reply({"status": "Rejected", "statusInfo": _info("AuthCacheDisabled")})
+        try:
+            bridge.auth.clear_cache()
+        except sqlite3.Error as exc:  # not cleared: not Accepted
+            return Reply({"status": "Rejected", "statusInfo": _info(str(exc))})
         return Reply({"status": "Accepted"})
 
     def data_transfer(p: Payload) -> Reply:
@@ -351,7 +428,38 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
     }
 
 
+def _signed_type(bridge: Bridge, chain_pem: str) -> str:
+    """CertificateSigned without certificateType ("to be used for both" connections in
+    OCPP 2.0.1, which this station keeps apart): the request it answers, told by the
+    key: a leaf for the pending V2G key is a V2GCertificate, any other is taken as the
+    ChargingStationCertificate."""
+    store = bridge.store
+    if store is None:
+        return "ChargingStationCertificate"
+    try:
+        leaf = load_certificates(chain_pem.encode())[0]
+        pending = [store.pending_key(use) for use in ("v2g", "v2g20")]
+    except (CertsError, StoreError, IndexError):
+        return "ChargingStationCertificate"
+    key = leaf.public_key()
+    if any(k is not None and k.public_key() == key for k in pending):
+        return "V2GCertificate"
+    return "ChargingStationCertificate"
+
+
 STRUCTURE = ("EVSE", "Connector")
+SUMMARY = ("AvailabilityState", "Available")  # what SummaryInventory reports
+
+
+def _mutability(entry: dict[str, object]) -> object:
+    attributes = entry.get("variableAttribute")
+    first = attributes[0] if isinstance(attributes, list) and attributes else {}
+    return first.get("mutability") if isinstance(first, dict) else None
+
+
+def _variable_name(entry: dict[str, object]) -> object:
+    variable = entry.get("variable")
+    return variable.get("name") if isinstance(variable, dict) else None
 
 
 def _in_use(bridge: Bridge, wanted: CertificateHashData) -> str:

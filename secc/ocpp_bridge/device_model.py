@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +26,8 @@ from secc.ocpp_bridge.client import ClientConfig
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (component name, variable name)
+INT_MAX = 2**31 - 1  # OCPP integers are 32-bit; no interval or count of this station is more
+_INTEGER = re.compile(r"-?[0-9]+")  # OCPP's integer form: no sign +, blanks, _ or other digits
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,9 @@ class VariableSpec:
     min_len: int = 0
     max_len: int = 1000
     options: tuple[str, ...] = ()
+    min_value: int = 0  # integers: the range a value must be in (variableCharacteristics)
+    max_value: int = INT_MAX
+    reboot: bool = False  # a new value takes effect at the next start: RebootRequired
 
     @property
     def key(self) -> Key:
@@ -47,8 +53,10 @@ def _b(c: str, v: str, default: bool, mut: str = "ReadWrite") -> VariableSpec:
     return VariableSpec(c, v, "boolean", "true" if default else "false", mut)
 
 
-def _i(c: str, v: str, default: int, mut: str = "ReadWrite") -> VariableSpec:
-    return VariableSpec(c, v, "integer", str(default), mut)
+def _i(c: str, v: str, default: int, mut: str = "ReadWrite", *, least: int = 0) -> VariableSpec:
+    """An integer variable; ``least`` the smallest value that means something (0 where
+    0 switches the function off, 1 where the station cannot work with 0)."""
+    return VariableSpec(c, v, "integer", str(default), mut, min_value=least)
 
 
 def _s(c: str, v: str, default: str, mut: str = "ReadWrite", **kw: object) -> VariableSpec:
@@ -67,6 +75,15 @@ MEASURANDS = (
     "Power.Active.Export",
     "Current.Export",
 )
+DEVICE = "DeviceDataCtrlr"
+LIMITED = {  # the CSMS actions with a per-message limit -> their list field
+    "GetVariables": "getVariableData",
+    "SetVariables": "setVariableData",
+    "GetReport": "componentVariable",
+}
+ITEMS_PER_MESSAGE = 64
+BYTES_PER_MESSAGE = 65536
+NETWORK_SLOTS = tuple(str(slot) for slot in range(8))  # SetNetworkProfile configurationSlot
 ISO = "ISO15118Ctrlr"
 SEC = "SecurityCtrlr"
 COMM = "OCPPCommCtrlr"
@@ -86,15 +103,25 @@ SPECS: tuple[VariableSpec, ...] = (
     _s(SEC, "OrganizationName", ""),
     _i(SEC, "CertSigningWaitMinimum", 60),
     _i(SEC, "CertSigningRepeatTimes", 3),
-    _i("OCPPCommCtrlr", "HeartbeatInterval", 300),
-    _i("OCPPCommCtrlr", "MessageTimeout", 30),
-    _i("OCPPCommCtrlr", "MessageAttemptsTransactionEvent", 3),
+    _i("OCPPCommCtrlr", "HeartbeatInterval", 300, least=1),
+    _i("OCPPCommCtrlr", "MessageTimeout", 30, least=1),
+    _i("OCPPCommCtrlr", "MessageAttemptsTransactionEvent", 3, least=1),
     _i("OCPPCommCtrlr", "MessageAttemptIntervalTransactionEvent", 60),
     _i("OCPPCommCtrlr", "RetryBackOffWaitMinimum", 1),
     _i("OCPPCommCtrlr", "RetryBackOffRandomRange", 10),
     _i("OCPPCommCtrlr", "RetryBackOffRepeatTimes", 8),
-    _s(COMM, "NetworkConfigurationPriority", "", max_len=100),  # slots, e.g. "1,0"
-    _i(COMM, "NetworkProfileConnectionAttempts", 3),
+    # the configuration slots to connect through, best first, e.g. "1,0" (B09, B10)
+    # the link is chosen at start: a new priority is RebootRequired (B10: then a Reset)
+    VariableSpec(
+        COMM,
+        "NetworkConfigurationPriority",
+        "string",
+        "",
+        max_len=100,
+        options=NETWORK_SLOTS,
+        reboot=True,
+    ),
+    _i(COMM, "NetworkProfileConnectionAttempts", 3, least=1),
     _b("AuthCtrlr", "Enabled", True),
     _b("AuthCtrlr", "AuthorizeRemoteStart", False),
     _b("AuthCtrlr", "LocalAuthorizeOffline", True),
@@ -114,9 +141,20 @@ SPECS: tuple[VariableSpec, ...] = (
     _i("AlignedDataCtrlr", "Interval", 0),  # J01: seconds from midnight UTC; 0: off
     VariableSpec("AlignedDataCtrlr", "Measurands", "MemberList", MEASURANDS[0], options=MEASURANDS),
     _b("TxCtrlr", "StopTxOnInvalidId", True),
+    _i("TxCtrlr", "EVConnectionTimeOut", 120),  # F02: how long a remote start waits for the EV
     _s("TxCtrlr", "TxStartPoint", "EVConnected", "ReadOnly"),
     _s("TxCtrlr", "TxStopPoint", "EVConnected", "ReadOnly"),
     _s("ChargingStation", "Model", "secc", "ReadOnly"),
+    # B05/B06/B08: how many entries and octets one Get/SetVariables or GetReport may have
+    # (more: CALLERROR OccurrenceConstraintViolation / FormatViolation); "<name>/<instance>"
+    *(
+        _i(DEVICE, f"{name}/{action}", limit, "ReadOnly")
+        for action in LIMITED
+        for name, limit in (
+            ("ItemsPerMessage", ITEMS_PER_MESSAGE),
+            ("BytesPerMessage", BYTES_PER_MESSAGE),
+        )
+    ),
     _s("ChargingStation", "VendorName", "secc", "ReadOnly"),
 )
 
@@ -136,6 +174,8 @@ class DeviceModel:
         self.specs = {s.key: s for s in specs}
         self.components = {s.component for s in specs}
         self.computed = dict(computed or {})
+        # checks of a value against the station's state (a variable naming other data)
+        self.validators: dict[Key, Callable[[str], str]] = {}
         self.on_change: list[Callable[[Key, str], None]] = []
         self._values = {s.key: s.default for s in specs}
         for key, value in (initial or {}).items():
@@ -202,10 +242,16 @@ class DeviceModel:
         variable = entry.get("variable")
         cname = component.get("name") if isinstance(component, Mapping) else None
         vname = variable.get("name") if isinstance(variable, Mapping) else None
-        if cname not in self.components:
+        # the controllers are station-wide and have no instances: an EVSE or an
+        # instance names a component this station does not have
+        if cname not in self.components or (
+            isinstance(component, Mapping) and ("evse" in component or "instance" in component)
+        ):
             return None, "UnknownComponent"
-        spec = self.specs.get((str(cname), str(vname)))
-        if spec is None:
+        instance = variable.get("instance") if isinstance(variable, Mapping) else None
+        name = f"{vname}/{instance}" if instance is not None else str(vname)
+        spec = self.specs.get((str(cname), name))
+        if spec is None or "/" in str(vname):
             return None, "UnknownVariable"
         attr = entry.get("attributeType", "Actual")
         if attr != "Actual":
@@ -242,10 +288,10 @@ class DeviceModel:
         if spec.data_type == "boolean" and value not in {"true", "false"}:
             return "expected true or false"
         if spec.data_type == "integer":
-            try:
-                int(value)
-            except ValueError:
+            if not _INTEGER.fullmatch(value):
                 return "expected an integer"
+            if not spec.min_value <= int(value) <= spec.max_value:
+                return f"must be {spec.min_value}..{spec.max_value}"
         if spec.data_type == "string" and not spec.min_len <= len(value) <= spec.max_len:
             return f"length must be {spec.min_len}..{spec.max_len}"
         if spec.data_type == "MemberList":
@@ -264,20 +310,46 @@ class DeviceModel:
             if spec is None:
                 results.append(self._echo(entry, problem or "Rejected"))
                 continue
-            if (
-                spec.mutability == "ReadOnly"
-                or spec.key in self.computed
-                or not isinstance(value, str)
-                or self._check(spec, value) is not None
-            ):
-                results.append(self._echo(entry, "Rejected"))
+            if spec.mutability == "ReadOnly" or spec.key in self.computed:
+                reason = "ReadOnly"
+            elif not isinstance(value, str):
+                reason = "no attributeValue"
+            else:
+                reason = self._check(spec, value) or ""
+                if not reason and spec.key in self.validators:
+                    reason = self.validators[spec.key](value)
+            if reason:
+                out = self._echo(entry, "Rejected")
+                out["attributeStatusInfo"] = {
+                    "reasonCode": "ReadOnly" if reason == "ReadOnly" else "InvalidValue",
+                    "additionalInfo": reason[:512],
+                }
+                results.append(out)
                 continue
-            self._values[spec.key] = value
-            self._explicit.add(spec.key)
+            assert isinstance(value, str)
             changed.append((spec.key, value))
-            results.append(self._echo(entry, "Accepted"))
+            results.append(self._echo(entry, "RebootRequired" if spec.reboot else "Accepted"))
         if changed:
-            self._save()
+            before = (dict(self._values), set(self._explicit))
+            for key, value in changed:
+                self._values[key] = value
+                self._explicit.add(key)
+            try:  # Accepted only for what survives a restart (B05)
+                self._save()
+            except OSError as exc:
+                log.error("%s: device model not stored (%s): SetVariables Rejected", self.path, exc)
+                self._values, self._explicit = before
+                saved = {
+                    id(r) for r in results if r["attributeStatus"] in ("Accepted", "RebootRequired")
+                }
+                for r in results:
+                    if id(r) in saved:
+                        r["attributeStatus"] = "Rejected"
+                        r["attributeStatusInfo"] = {
+                            "reasonCode": "WriteFailed",
+                            "additionalInfo": str(exc)[:512],
+                        }
+                return {"setVariableResult": results}
             for key, value in changed:
                 for callback in self.on_change:
                     callback(key, value)
@@ -290,18 +362,46 @@ class DeviceModel:
             attribute: dict[str, object] = {"type": "Actual", "mutability": spec.mutability}
             if spec.mutability != "WriteOnly":
                 attribute["value"] = self.value(spec.component, spec.variable)
+            name, _, instance = spec.variable.partition("/")
+            variable: dict[str, object] = {"name": name}
+            if instance:
+                variable["instance"] = instance
             out.append(
                 {
                     "component": {"name": spec.component},
-                    "variable": {"name": spec.variable},
+                    "variable": variable,
                     "variableAttribute": [attribute],
-                    "variableCharacteristics": {
-                        "dataType": spec.data_type,
-                        "supportsMonitoring": False,
-                    },
+                    "variableCharacteristics": self._characteristics(spec),
                 }
             )
         return out
+
+    @staticmethod
+    def _characteristics(spec: VariableSpec) -> dict[str, object]:
+        """VariableCharacteristicsType: the data type and the limits SetVariables keeps
+        (integers: minLimit / maxLimit; strings: maxLimit the length; lists: the values)."""
+        out: dict[str, object] = {"dataType": spec.data_type, "supportsMonitoring": False}
+        if spec.data_type == "integer":
+            out["minLimit"] = spec.min_value
+            out["maxLimit"] = spec.max_value
+        elif spec.data_type == "string":
+            out["maxLimit"] = spec.max_len
+        if spec.options:
+            out["valuesList"] = ",".join(spec.options)
+        return out
+
+
+def message_limits(dm: DeviceModel, action: str) -> tuple[str, int, int] | None:
+    """The list field, ItemsPerMessage and BytesPerMessage that bound a CSMS ``action``
+    (DeviceDataCtrlr, instance the action), None for an unbounded one."""
+    field = LIMITED.get(action)
+    if field is None:
+        return None
+    return (
+        field,
+        dm.number(DEVICE, f"ItemsPerMessage/{action}"),
+        dm.number(DEVICE, f"BytesPerMessage/{action}"),
+    )
 
 
 def iso15118_defaults(section: object) -> dict[Key, str]:

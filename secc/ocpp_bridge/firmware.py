@@ -136,6 +136,11 @@ class FirmwareUpdates:
         self.installing = False  # waiting for the transactions to end, or installing
         self._pending: list[Payload] = []  # statuses not sent yet, in order
 
+    @property
+    def busy(self) -> bool:
+        """A request is being carried out (Reset OnIdle waits for it)."""
+        return self._task is not None and not self._task.done()
+
     def update_firmware(self, p: Payload) -> Reply:
         ops = self.bridge.ops
         hook = ops.hooks.firmware
@@ -225,11 +230,26 @@ class FirmwareUpdates:
     async def resume(self) -> None:
         """At start-up, once the link is up: what a restart left of an update (see the
         module docstring)."""
-        record = self.bridge.queue.get_state(JOB_KEY)
-        if not isinstance(record, dict) or (self._task is not None and not self._task.done()):
+        queue = self.bridge.queue
+        record = queue.get_state(JOB_KEY)
+        if record is None or (self._task is not None and not self._task.done()):
             return
-        rid = record.get("requestId")
+        problem = job_problem(record)
+        rid = record.get("requestId") if isinstance(record, dict) else None
         self._request_id = rid if isinstance(rid, int) else None
+        if problem:  # no update to go on with: the CSMS hears the request failed
+            log.error(
+                "%s: firmware job record %r is damaged (%s); update %s dropped",
+                queue.path,
+                JOB_KEY,
+                problem,
+                rid,
+            )
+            if self._request_id is not None:
+                await self._status("DownloadFailed")
+            await self.bridge.queue.off_loop(self._save, None)
+            return
+        assert isinstance(record, dict)
         stage = record.get("stage")
         log.warning("firmware update %s found at stage %s after a restart", rid, stage)
         if stage == "rebooting":
@@ -363,6 +383,27 @@ class FirmwareUpdates:
         delay = (when - self.bridge.utc_now()).total_seconds()
         if delay > 0:
             await asyncio.sleep(delay)
+
+
+STAGES = ("download", "verified", "installing", "rebooting")
+
+
+def job_problem(record: object) -> str:
+    """What makes a stored update record unusable ("" when it is whole): what
+    :meth:`FirmwareUpdates.update_firmware` stores, read back after a restart."""
+    if not isinstance(record, dict):
+        return f"not an object but {type(record).__name__}"
+    for name in ("location", "signingCertificate", "signature"):
+        if not isinstance(record.get(name), str):
+            return f"{name} missing"
+    if not valid_location(str(record["location"])):
+        return "location is no http(s) URL"
+    if record.get("stage") not in STAGES:
+        return f"unknown stage {record.get('stage')!r}"
+    for name in ("requestId", "retries", "retryInterval"):
+        if record.get(name) is not None and not isinstance(record.get(name), int):
+            return f"{name} is not an integer"
+    return ""
 
 
 def _time(value: object) -> dt.datetime | None:

@@ -81,6 +81,11 @@ class LogUploads:
         self._task: asyncio.Task[None] | None = None
         self._request_id: int | None = None
 
+    @property
+    def busy(self) -> bool:
+        """A request is being carried out (Reset OnIdle waits for it)."""
+        return self._task is not None and not self._task.done()
+
     def filename(self, log_type: str) -> str:
         stamp = self.bridge.utc_now().strftime("%Y%m%dT%H%M%SZ")
         station = self.bridge.client.config.station_id
@@ -170,11 +175,27 @@ class LogUploads:
 
     async def resume(self) -> None:
         """At start-up, once the link is up: an upload a restart interrupted goes on."""
-        record = self.bridge.queue.get_state(JOB_KEY)
-        if not isinstance(record, dict) or (self._task is not None and not self._task.done()):
+        queue = self.bridge.queue
+        record = queue.get_state(JOB_KEY)
+        if record is None or (self._task is not None and not self._task.done()):
             return
-        rid = record.get("requestId")
+        problem = job_problem(record)
+        rid = record.get("requestId") if isinstance(record, dict) else None
         self._request_id = rid if isinstance(rid, int) else None
+        if problem:  # nothing to upload again: the request ends as failed
+            log.error(
+                "%s: log upload record %r is damaged (%s); upload %s dropped",
+                queue.path,
+                JOB_KEY,
+                problem,
+                rid,
+            )
+            if self._request_id is not None:
+                await self._notify("UploadFailure")  # also clears the record
+            else:
+                await queue.off_loop(queue.set_state, {JOB_KEY: None})
+            return
+        assert isinstance(record, dict)
         log.warning("log upload %s interrupted by a restart: uploading again", rid)
         self._task = asyncio.ensure_future(self._job(record))
 
@@ -221,3 +242,18 @@ class LogUploads:
 
 def _info(code: str, detail: str) -> dict[str, object]:
     return {"reasonCode": code[:20], "additionalInfo": detail[:512]}
+
+
+def job_problem(record: object) -> str:
+    """What makes a stored upload record unusable ("" when it is whole): what
+    :meth:`LogUploads.get_log` stores, read back after a restart."""
+    if not isinstance(record, dict):
+        return f"not an object but {type(record).__name__}"
+    if record.get("logType") not in ("SecurityLog", "DiagnosticsLog"):
+        return f"unknown logType {record.get('logType')!r}"
+    if not isinstance(record.get("url"), str) or not valid_location(str(record["url"])):
+        return "url is no http(s) URL"
+    for name in ("requestId", "retries", "retryInterval"):
+        if record.get(name) is not None and not isinstance(record.get(name), int):
+            return f"{name} is not an integer"
+    return ""

@@ -21,6 +21,7 @@ reset of one EVSE is Rejected (the station restarts as a whole).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -36,6 +37,7 @@ from secc.core.events import StopRequested
 from secc.ocpp_bridge import mapping
 from secc.ocpp_bridge import security_events as sec
 from secc.ocpp_bridge.client import CallFailed, ClientConfig, Handler, Reply
+from secc.ocpp_bridge.device_model import NETWORK_SLOTS
 from secc.ocpp_bridge.firmware import FirmwareUpdates
 from secc.ocpp_bridge.logs import LogUploads
 from secc.ocpp_bridge.security_events import SecurityEvents
@@ -84,6 +86,9 @@ class Operations:
         self._failures = 0
         self._link_events: set[str] = set()  # raised since the link was last up
         self._select_network_profile(first=True)
+        bridge.dm.validators[("OCPPCommCtrlr", "NetworkConfigurationPriority")] = (
+            self.priority_problem
+        )
         bridge.client.on_connect_failed.append(self._connect_failed)
         self._reset_task: asyncio.Task[None] | None = None
         self._resumed = False  # the jobs a restart left were taken up
@@ -166,8 +171,11 @@ class Operations:
         if p.get("evseId") not in (None, 0):
             return Reply({"status": "Rejected", "statusInfo": _info("EVSE reset unsupported")})
         running = [b for b in self.bridge.evses.values() if b.transaction is not None]
+        # OnIdle: the station is not idle while a transaction runs, nor while a firmware
+        # update or a log upload goes on (B11 remark, errata 2025-06)
+        busy = bool(running) or self.firmware.busy or self.logs.busy
         if self.reset_pending == "Immediate" or (self.reset_pending == kind == "OnIdle"):
-            return Reply({"status": "Scheduled" if running else "Accepted"})
+            return Reply({"status": "Scheduled" if busy and kind == "OnIdle" else "Accepted"})
         self.reset_pending = kind
         idle = [b for b in self.bridge.evses.values() if b.transaction is None]
         if self._reset_task is not None:
@@ -185,7 +193,7 @@ class Operations:
                     b.config.evse_id, b.config.connector_id, self._reported(b)
                 )
 
-        status = "Scheduled" if running and kind == "OnIdle" else "Accepted"
+        status = "Scheduled" if busy and kind == "OnIdle" else "Accepted"
         return Reply({"status": status}, after=notify)
 
     def transaction_ended(self) -> None:
@@ -206,11 +214,19 @@ class Operations:
                 self._idle.clear()
                 await self._idle.wait()
 
+        async def idle() -> None:  # OnIdle: the jobs too (they end without a signal here)
+            while any(b.transaction is not None for b in bridges) or (
+                self.firmware.busy or self.logs.busy
+            ):
+                self._idle.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._idle.wait(), 0.5)
+
         try:
             if kind == "Immediate":
                 await asyncio.wait_for(all_ended(), self.stop_timeout)
             else:
-                await all_ended()
+                await idle()
         except TimeoutError:
             log.error("Reset: transactions still open after %g s; resetting", self.stop_timeout)
         await self.security.record(sec.RESET, f"Reset {kind} by the CSMS")
@@ -481,9 +497,14 @@ class Operations:
         data = p.get("connectionData")
         if not isinstance(slot, int) or not isinstance(data, dict):
             return Reply({"status": "Rejected"})
+        if str(slot) not in NETWORK_SLOTS:  # B09.FR.05: not in NetworkConfigurationPriority's list
+            slots = ",".join(NETWORK_SLOTS)
+            info = _info("InvalidConfSlot", f"configurationSlot {slot} is none of {slots}")
+            return Reply({"status": "Rejected", "statusInfo": info})
         problem = self._profile_problem(data)
-        if problem:
-            return Reply({"status": "Rejected", "statusInfo": _info("InvalidProfile", problem)})
+        if problem:  # B09.FR.02 / B09.FR.04
+            code = "NoSecurityDowngrade" if "downgrade" in problem else "InvalidNetworkConf"
+            return Reply({"status": "Rejected", "statusInfo": _info(code, problem)})
         profiles = self._profiles()
         profiles[str(slot)] = data
         queue = self.bridge.queue
@@ -492,6 +513,26 @@ class Operations:
         except (OSError, sqlite3.Error) as exc:
             return Reply({"status": "Failed", "statusInfo": _info("Storage", str(exc))})
         return Reply({"status": "Accepted"})
+
+    def priority_problem(self, value: str) -> str:
+        """Why NetworkConfigurationPriority cannot be ``value`` ("" when it can): every
+        member a configuration slot holding a profile (SetNetworkProfile first: B10),
+        none twice, none below the security profile in use (A05)."""
+        members = [m.strip() for m in value.split(",")] if value else []
+        if len(set(members)) != len(members):
+            return "a slot is named twice"
+        profiles = self._profiles()
+        floor = max(self._floor(), self.bridge.client.config.security_profile)
+        for member in members:
+            data = profiles.get(member)
+            if member not in NETWORK_SLOTS:
+                return f"{member!r} is none of the slots {','.join(NETWORK_SLOTS)}"
+            if not isinstance(data, dict):
+                return f"slot {member} holds no network profile"
+            level = data.get("securityProfile")
+            if not isinstance(level, int) or level < floor:
+                return f"slot {member}: security profile {level} is below {floor}"
+        return ""
 
     def _candidates(self) -> list[ClientConfig]:
         """The links to try, best first: the slots of NetworkConfigurationPriority that

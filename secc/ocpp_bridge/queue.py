@@ -353,11 +353,29 @@ class DurableQueue:
     # --- reading ---------------------------------------------------------------------------
 
     def get_state(self, key: str) -> object | None:
+        """The value stored under ``key`` (None: none).  A value that no longer parses
+        (storage damage: only ``json.dumps`` output is ever stored) is logged as an error
+        naming the file and the key, and removed, so one damaged record cannot keep the
+        station from starting or block the other records."""
         with self._lock:
             if key in self._spill_state:  # advanced by a spilled message
                 return self._spill_state[key]
             row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
-        return None if row is None else json.loads(row[0])
+            if row is None:
+                return None
+            try:
+                value: object = json.loads(row[0])
+            except (ValueError, TypeError) as exc:
+                log.error(
+                    "%s: state record %r is damaged (%s): %.80r; dropped",
+                    self.path,
+                    key,
+                    exc,
+                    row[0],
+                )
+                self._try_write(lambda: self._db.execute("DELETE FROM state WHERE key = ?", (key,)))
+                return None
+        return value
 
     def head(self) -> QueuedMessage | None:
         """The oldest unsent message.  A row whose payload no longer parses (storage
@@ -395,7 +413,13 @@ class DurableQueue:
             ).fetchall()
             rows = [r for r in rows if int(r[0]) not in self._gone]
             spilled = list(self._spilled)
-        stored = [QueuedMessage(int(r[0]), r[1], r[2], json.loads(r[3]), int(r[4])) for r in rows]
+        stored = []
+        for r in rows:
+            try:
+                payload = json.loads(r[3])
+            except ValueError:  # damaged: head() logs and drops it; it is no message to send
+                continue
+            stored.append(QueuedMessage(int(r[0]), r[1], r[2], payload, int(r[4])))
         return stored + spilled
 
     def __len__(self) -> int:

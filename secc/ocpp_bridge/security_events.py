@@ -29,6 +29,8 @@ RESET = "ResetOrReboot"
 RECONFIGURATION = "ReconfigurationOfSecurityParameters"
 FAILED_TO_AUTHENTICATE = "FailedToAuthenticateAtCsms"
 INVALID_CSMS_CERTIFICATE = "InvalidCsmsCertificate"
+# A02/A03: a certificate sent with CertificateSigned that is refused (any certificateType)
+INVALID_STATION_CERTIFICATE = "InvalidChargingStationCertificate"
 INVALID_MESSAGES = "InvalidMessages"
 TAMPER = "TamperDetectionActivated"
 FIRMWARE_UPDATED = "FirmwareUpdated"

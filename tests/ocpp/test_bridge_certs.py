@@ -170,7 +170,8 @@ def test_charging_station_certificate_renewal_switches_tls(
     tmp_path: Path, pki_dir: Path, store: Store
 ) -> None:
     """Renewal is due (renew_before_days beyond the leaf's life): the station asks by itself;
-    the signed certificate is used for TLS from the next reconnect on (profile 3)."""
+    once it answered Accepted it reconnects with the signed certificate (profile 3,
+    A03.FR.08)."""
 
     async def main() -> None:
         b = Behaviour()
@@ -201,7 +202,7 @@ def test_charging_station_certificate_renewal_switches_tls(
             )
             assert answer.status == "Accepted"
             first_serial = csms.peer_certs[0]["serialNumber"]
-            await station.client.close()  # reconnect: the new certificate is presented
+            # A03.FR.08: the station reconnects by itself and presents the new certificate
             await wait_for(lambda: len(csms.peer_certs) == 2)
             await asyncio.wait_for(station.client.online.wait(), 10)
         assert csms.peer_certs[1]["serialNumber"] == format(leaf.serial_number, "X").zfill(

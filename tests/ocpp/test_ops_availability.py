@@ -66,7 +66,11 @@ def test_inoperative_evse_refuses_sessions_and_stays_so_after_a_restart(tmp_path
             bridge.perform(SessionEnded(EndReason.EV_STOP))
             start = await cp.remote_start("REMOTE-1", "Central", 1)
             assert start.status == "Rejected"
-            trigger = await cp.call(call.TriggerMessage(requested_message="StatusNotification"))
+            trigger = await cp.call(
+                call.TriggerMessage(
+                    requested_message="StatusNotification", evse={"id": 1, "connector_id": 1}
+                )
+            )
             assert trigger.status == "Accepted"
             await wait_for(lambda: len(statuses(csms)) == 3)
             assert statuses(csms)[-1] == (1, 1, "Unavailable")

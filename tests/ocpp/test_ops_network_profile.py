@@ -138,7 +138,8 @@ def test_security_profile_upgrade_and_no_fallback_below_it(
             result = await cp.call(
                 call.SetVariables(set_variable_data=[_set("NetworkConfigurationPriority", "1")])
             )
-            assert result.set_variable_result[0]["attribute_status"] == "Accepted"
+            # the link is chosen at start (B10: a Reset follows)
+            assert result.set_variable_result[0]["attribute_status"] == "RebootRequired"
             reset = await cp.call(call.Reset(type="Immediate"))
             assert reset.status == "Accepted"
             await wait_for(lambda: station.bridge.ops.hooks.reset.resets == ["Immediate"])  # type: ignore[attr-defined]
@@ -203,7 +204,10 @@ def test_unreachable_profile_falls_back_to_the_next(tmp_path: Path) -> None:
                     ]
                 )
             )
-            assert all(r["attribute_status"] == "Accepted" for r in result.set_variable_result)
+            assert [r["attribute_status"] for r in result.set_variable_result] == [
+                "RebootRequired",
+                "Accepted",
+            ]
         boots = len(csms.boots)
         again, failures = _station(tmp_path, csms.url, None)
         async with running(again, online=False):

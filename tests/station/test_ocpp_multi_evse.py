@@ -197,7 +197,9 @@ def test_evses_are_numbered_in_config_order(pki_dir: Path, tmp_path: Path) -> No
                 assert bridges[0]._token is None  # type: ignore[attr-defined]
                 before = len(csms.calls)
                 ok = await cp.call(
-                    call.TriggerMessage(requested_message="StatusNotification", evse={"id": 2})
+                    call.TriggerMessage(
+                        requested_message="StatusNotification", evse={"id": 2, "connector_id": 1}
+                    )
                 )
                 assert ok.status == "Accepted"
                 await wait_until(
