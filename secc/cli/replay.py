@@ -117,8 +117,8 @@ class _RandomExhaustedError(Exception):
 def _event(record: Record) -> Event:
     if record["kind"] == "rx":
         schema = Schema(record["schema"])
-        _, message, violations = codec.decode_checked(bytes.fromhex(record["exi"]), schema.value)
-        return RequestReceived(message, schema, violations)  # as the station got it
+        root, message, violations = codec.decode_checked(bytes.fromhex(record["exi"]), schema.value)
+        return RequestReceived(message, schema, violations, root.local)  # as the station got it
     name, fields = record["event"], dict(record["fields"])
     if name == "CertificateResult":
         exi = fields.get("exi_response")
@@ -130,8 +130,9 @@ def _event(record: Record) -> Event:
 
 
 def _output(action: Action) -> tuple[str, str, Any]:
-    if isinstance(action, SendResponse):
-        return ("tx", action.name, codec.encode(action.message).hex())
+    if isinstance(action, SendResponse):  # the bytes the station sends (exi when given)
+        exi = action.exi if action.exi is not None else codec.encode(action.message)
+        return ("tx", action.name, exi.hex())
     return ("action", type(action).__name__, jsonable(action))
 
 
