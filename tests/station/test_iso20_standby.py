@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from hal.backends.simulated import build_board
+from secc import codec
 from secc.aio.ev_client import EvResult, run_ev
 from secc.core.actions import EndReason
 from secc.ev.pnc2 import pki_dir_files
@@ -77,3 +78,48 @@ def test_dc_start_from_standby_at_the_station(pki_dir: Path, tmp_path: Path) -> 
         if r["kind"] == "fact" and r["event"] == "EvseStatus" and r["fields"]["contactors_closed"]
     ]
     assert facts and set(facts) <= {"Valid", "Warning"}, facts
+
+
+def test_ac_standby_and_start_at_the_station(pki_dir: Path, tmp_path: Path) -> None:
+    """AC: the same pause, no DC output to keep: the contactors stay closed, the EV is
+    told EVSETargetActivePower 0 in dynamic mode [V2G20-2116], and the Start needs no
+    new switching."""
+    board, plant = build_board()
+    closed: list[bool] = []
+
+    async def main() -> tuple[EvResult, EndReason]:
+        section = evse(protocols=ISO20, iso20_control_modes=("dynamic",))
+        config = station_config(pki_dir, tmp_path, section)
+        async with Station(config, boards={EVSE_ID: board}) as st:
+            e = st.evse(EVSE_ID)
+            result = await run_ev(
+                ev20("ac", control="dynamic", standby_after=1, standby_loops=2, charge_loops=3),
+                host="::1",
+                port=e.ports["tls"],
+                tls=True,
+                cafile=pki_dir_files(pki_dir, "iso20")["v2g_root"],
+                client_cert=vehicle_tls(pki_dir),
+                on_step=lambda s: closed.append(plant.contactor_command),
+            )
+            await wait_until(lambda: bool(e.ended) and e.active is None, timeout=20)
+            return result, e.ended[-1].end.reason
+
+    result, reason = run(main, timeout=60)
+    steps = result.steps
+    assert result.ended == "done", (result.ended, [(s.response, s.code) for s in steps])
+    assert reason is EndReason.EV_STOP
+    start, standby, restart, stop = [
+        i for i, s in enumerate(steps) if s.response == "PowerDeliveryRes"
+    ]
+    assert all(steps[i].code == "OK" for i in (start, standby, restart, stop))
+    assert all(closed[start:stop]), closed
+    assert [s.response for s in steps[standby + 1 : restart]] == ["AC_ChargeLoopRes"] * 2
+    # the station's own record of what it sent in standby: target power 0
+    (path,) = tmp_path.glob("*.jsonl")
+    tx = [json.loads(x) for x in path.read_text().splitlines()]
+    tx = [r for r in tx if r["kind"] == "tx"]
+    pds = [i for i, r in enumerate(tx) if r["name"] == "PowerDeliveryRes"]
+    for r in tx[pds[1] + 1 : pds[2]]:
+        res = codec.decode(bytes.fromhex(r["exi"]), "iso20-ac")
+        target = res.cl_res_control_mode.evse_target_active_power
+        assert target.value == 0, res
