@@ -403,7 +403,9 @@ class Evse:
         # the PLC link (SLAC, D-LINK_READY): to the trace and the backend; which EV it is
         self.link_watch: LinkWatch | None = None
         if board.plc is not None:
-            self.link_watch = LinkWatch(board.plc, self._link_changed, name=section.evse_id)
+            self.link_watch = LinkWatch(
+                board.plc, self._link_changed, name=section.evse_id, lost=self._link_lost
+            )
 
     @property
     def evse_id(self) -> str:
@@ -578,6 +580,28 @@ class Evse:
         report = getattr(self.backend, "plc_link", None)
         if report is not None:
             report(status)
+
+    def _link_lost(self, status: PlcStatus) -> None:
+        """The PLC link stayed down past its grace (D-LINK_ERROR, secc.aio.plc_watch): the
+        session over it ends as a lost connection (the core's safe end: DC output off,
+        then the contactors open, then the TCP connection closes; the backend hears the
+        end), and the EVSE leaves the logical network so that the next EV matches
+        afresh (with a charging control, the runner hears the failed session)."""
+        from secc.core.events import ConnectionLost
+
+        driver = self.active
+        reason = f"PLC link lost (D-LINK_ERROR): {status.detail or status.state.value}"
+        if driver is not None and driver.ended is None:
+            self._spawn(driver.feed(ConnectionLost(reason)))
+        if self.runner is None and self.board.plc is not None:
+            self._spawn(self._leave_link(reason))
+
+    async def _leave_link(self, reason: str) -> None:
+        assert self.board.plc is not None
+        try:
+            await self.board.plc.stop()
+        except HalError as exc:
+            log.warning("%s: %s; leaving the PLC link failed: %s", self.evse_id, reason, exc)
 
     def _make_trace(self, header: dict[str, Any], config: SessionConfig | None = None) -> Trace:
         from secc.trace import Pcap, Trace, config_record, trace_name

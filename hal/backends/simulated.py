@@ -9,6 +9,7 @@ simulator reuses it, so the serial backend and this one behave alike.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from collections import deque
@@ -52,6 +53,9 @@ class Plant:
     rcd_tripped: bool = False
     residual_ma: float = 0.0
     ev_hlc: bool = True  # the EV answers SLAC (simulated PLC)
+    # the matched EV's modem has left the logical network (what the SLAC backend reports
+    # as "link down" from the modem's network info) until cleared
+    plc_link_down: bool = False
     isolation_ohm: float = 10e6
     # an insulation test under way (SimIsolation.start); it ends at the next reading of
     # the board (settle), the module still on at the test voltage until commanded off
@@ -346,6 +350,8 @@ class SimPlc:
         self._status = PlcStatus(PlcState.IDLE)
 
     async def status(self) -> PlcStatus:
+        if self._status.state is PlcState.MATCHED and self._plant.plc_link_down:
+            return dataclasses.replace(self._status, detail="link down")
         return self._status
 
     async def wait_outcome(self, timeout: float) -> PlcStatus:

@@ -8,6 +8,17 @@ NotifyEvent, :mod:`secc.ocpp_bridge.plc_link`).  Its last reading also tells
 :meth:`secc.runtime.Evse.claim` which EV is on the link (:func:`same_link`): a new
 session from the same link may replace a silent one even when its EVCCID differs (DIN
 cars may send another or an empty one).
+
+A lost link (ISO 15118-3 D-LINK_ERROR: the EV's modem left the logical network, or the
+match is gone) ends the V2G session that runs over it: nothing the EV sends can reach
+the station any more, and the TCP connection would only end with the session's
+sequence timeout, with the power still on.  The standard's loss detection comes from
+the modem's network info, one reading at a time, and a modem busy (re-keying, a burst of
+noise) may miss one: a link counts as lost once it has stayed down for
+``LINK_LOSS_GRACE`` seconds (more than two network-info polls of the SLAC matcher,
+``SlacTimers.link_watch``), so one bad reading never ends a session.  ``lost(status)``
+is then called once; the runtime ends the session safely and leaves the logical network
+so that the next EV matches afresh.
 """
 
 from __future__ import annotations
@@ -21,9 +32,18 @@ from typing import Any
 from hal.api import PlcLink
 from hal.types import HalError, PlcState, PlcStatus
 
-__all__ = ["LinkWatch", "eui64_link_local", "link_record", "link_up", "same_link"]
+__all__ = [
+    "LINK_LOSS_GRACE",
+    "LinkWatch",
+    "eui64_link_local",
+    "link_record",
+    "link_up",
+    "same_link",
+]
 
 log = logging.getLogger(__name__)
+
+LINK_LOSS_GRACE = 4.5  # seconds a link stays down before it counts as lost
 
 
 def eui64_link_local(mac: bytes) -> IPv6Address:
@@ -79,7 +99,8 @@ def link_record(status: PlcStatus) -> dict[str, Any]:
 
 class LinkWatch:
     """Polls a :class:`PlcLink`'s status and reports changes (see the module docstring).
-    ``changed(status)`` is called for each new status but the first idle one."""
+    ``changed(status)`` is called for each new status but the first idle one;
+    ``lost(status)`` once a link that was up has stayed down for ``grace`` seconds."""
 
     def __init__(
         self,
@@ -88,13 +109,19 @@ class LinkWatch:
         *,
         interval: float = 0.5,
         name: str = "",
+        lost: Callable[[PlcStatus], None] | None = None,
+        grace: float = LINK_LOSS_GRACE,
     ) -> None:
         self.plc = plc
         self.changed = changed
         self.interval = interval
         self.name = name
+        self.lost = lost
+        self.grace = grace
         self.status = PlcStatus(PlcState.IDLE)
         self._failing = False
+        self._was_up = False  # the link was up since the last loss
+        self._down_since: float | None = None
 
     @property
     def ev_mac(self) -> bytes | None:
@@ -112,6 +139,7 @@ class LinkWatch:
             self._failing = True
             return
         self._failing = False
+        self._watch_loss(status)
         if status == self.status:
             return
         self.status = status
@@ -126,6 +154,38 @@ class LinkWatch:
             self.changed(status)
         except Exception:  # a reporting bug must not stop the watch
             log.exception("%s: reporting the PLC link failed", self.name)
+
+    def _watch_loss(self, status: PlcStatus) -> None:
+        """A link that was up and has read down for ``grace`` seconds is lost: reported
+        once (a reading up again before that was a hiccup: forgotten).  A match the
+        station ended or restarts itself (idle, matching) is no loss."""
+        if link_up(status):
+            self._was_up, self._down_since = True, None
+            return
+        if status.state is not PlcState.MATCHED:
+            self._was_up, self._down_since = False, None
+            return
+        if not self._was_up:
+            return
+        now = asyncio.get_running_loop().time()
+        if self._down_since is None:
+            self._down_since = now
+            return
+        if now - self._down_since < self.grace:
+            return
+        self._was_up, self._down_since = False, None
+        log.warning(
+            "%s: PLC link lost (D-LINK_ERROR): down for %.1f s (%s%s)",
+            self.name,
+            self.grace,
+            status.state.value,
+            f", {status.detail}" if status.detail else "",
+        )
+        if self.lost is not None:
+            try:
+                self.lost(status)
+            except Exception:  # a reporting bug must not stop the watch
+                log.exception("%s: handling the lost PLC link failed", self.name)
 
     async def run(self) -> None:
         while True:

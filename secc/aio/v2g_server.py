@@ -653,10 +653,10 @@ class V2GServer:
         conn.last_payload_type = payload_type
         try:
             if len(payload) <= INLINE_DECODE_MAX:
-                _, message, violations = codec.decode_checked(payload, schema.value)
+                root, message, violations = codec.decode_checked(payload, schema.value)
             else:  # a large request: decoded off the loop (the loop runs every 5 ms)
                 loop = asyncio.get_running_loop()
-                _, message, violations = await loop.run_in_executor(
+                root, message, violations = await loop.run_in_executor(
                     None, codec.decode_checked, payload, schema.value
                 )
         except codec.DecodeError as exc:
@@ -665,4 +665,6 @@ class V2GServer:
             return
         if schema is Schema.APPHAND:
             conn._last_sap_request = message
-        await handler.request_received(conn, RequestReceived(message, schema, violations))
+        await handler.request_received(
+            conn, RequestReceived(message, schema, violations, root.local)
+        )

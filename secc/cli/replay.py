@@ -84,8 +84,16 @@ def _config(header: Record) -> SessionConfig:
 
 
 def _resume(data: Any) -> PausedSession | None:
+    """The paused session the recorded one could join, as the station held it: with the
+    ISO 15118-20 fields (authorization, service and control mode carried over, the
+    vehicle certificate that binds it to the EV); traces before them lack these keys."""
     if not data:
         return None
+
+    def octets(key: str) -> bytes | None:
+        value = data.get(key)
+        return None if value is None else bytes.fromhex(value)
+
     return PausedSession(
         session_id=bytes.fromhex(data["session_id"]),
         evcc_id=bytes.fromhex(data["evcc_id"]),
@@ -93,14 +101,24 @@ def _resume(data: Any) -> PausedSession | None:
         payment_option=data["payment_option"],
         emaid=data["emaid"],
         contract_chain=tuple(bytes.fromhex(c) for c in data["contract_chain"]),
+        authorized=bool(data.get("authorized", False)),
+        service_id=data.get("service_id"),
+        parameter_set_id=data.get("parameter_set_id"),
+        control_mode=data.get("control_mode"),
+        vehicle_certificate=octets("vehicle_certificate"),
     )
+
+
+class _RandomExhaustedError(Exception):
+    """The core drew more random bytes than the trace recorded: the replay diverged (and
+    the core may draw again until it gets a usable value, so it must stop here)."""
 
 
 def _event(record: Record) -> Event:
     if record["kind"] == "rx":
         schema = Schema(record["schema"])
-        _, message, violations = codec.decode_checked(bytes.fromhex(record["exi"]), schema.value)
-        return RequestReceived(message, schema, violations)  # as the station got it
+        root, message, violations = codec.decode_checked(bytes.fromhex(record["exi"]), schema.value)
+        return RequestReceived(message, schema, violations, root.local)  # as the station got it
     name, fields = record["event"], dict(record["fields"])
     if name == "CertificateResult":
         exi = fields.get("exi_response")
@@ -112,8 +130,9 @@ def _event(record: Record) -> Event:
 
 
 def _output(action: Action) -> tuple[str, str, Any]:
-    if isinstance(action, SendResponse):
-        return ("tx", action.name, codec.encode(action.message).hex())
+    if isinstance(action, SendResponse):  # the bytes the station sends (exi when given)
+        exi = action.exi if action.exi is not None else codec.encode(action.message)
+        return ("tx", action.name, exi.hex())
     return ("action", type(action).__name__, jsonable(action))
 
 
@@ -135,7 +154,7 @@ def replay(records: list[Record]) -> Report:
     def random_bytes(n: int) -> bytes:
         if not randoms:
             report.differences.append(f"the core drew {n} random bytes more than recorded")
-            return bytes(n)
+            raise _RandomExhaustedError
         data = randoms.popleft()
         return data[:n].ljust(n, b"\0")
 
@@ -161,7 +180,12 @@ def replay(records: list[Record]) -> Report:
             event = _event(record)
             where = f"t={record['t']:.3f} s after {record.get('name') or record.get('event')}"
             report.inputs += 1
-            produced.extend(_output(a) for a in session.handle(event, float(record["t"])))
+            try:
+                actions = session.handle(event, float(record["t"]))
+            except _RandomExhaustedError:
+                report.differences[-1] = f"{where}: {report.differences[-1]}"
+                return report
+            produced.extend(_output(a) for a in actions)
         elif kind in ("tx", "action"):
             expected.append(_recorded(record))
     _compare(expected, produced, where, report)

@@ -36,6 +36,10 @@ class RequestReceived:
     # values outside their XSD facets that the codec decoded (secc.codec.Violation): the
     # core logs them and decides (secc/core/session.py, _on_request)
     violations: tuple[Any, ...] = ()
+    # the root element's name (codec RootInfo.local): ISO 15118-20 ACDP gives one type to
+    # two elements (ACDP_ConnectReq, ACDP_DisconnectReq), so the class alone cannot say
+    # which request came, nor which response answers it
+    element: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

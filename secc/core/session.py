@@ -66,14 +66,20 @@ from secc.core.events import (
     StopRequested,
     TimerExpired,
 )
-from secc.core.failures import PeerError, SequenceError, UnknownSession, failed_response
+from secc.core.failures import (
+    PeerError,
+    SequenceError,
+    UnknownSession,
+    failed_response,
+    response_name,
+)
 from secc.core.iso2 import pnc
 from secc.core.iso2.states import handler_for
 from secc.core.iso20 import pnc as iso20_pnc
 from secc.core.iso20 import setup as iso20_setup
 from secc.core.iso20 import states as iso20_states
 from secc.core.iso20.common import BEFORE_SESSION as ISO20_BEFORE_SESSION
-from secc.core.iso20.common import ISO20_SCHEMAS, SCHEMA_OF_MODULE, Iso20State
+from secc.core.iso20.common import ISO20_SCHEMAS, ISO20_UNRUN, SCHEMA_OF_MODULE, Iso20State
 from secc.core.iso20.common import LOOP_RESPONSES as ISO20_LOOP_RESPONSES
 from secc.core.iso20.common import failed_body as iso20_failed_body
 
@@ -219,7 +225,7 @@ class SeccSession:
             )
         if self._iso20 and not apphand:
             body, header = msg, msg.header
-            name = type(body).__name__
+            name = event.element or type(body).__name__
             handler = iso20_states.handler_for(ctx.is_dc, schema, self._state, name)
         else:
             if apphand:
@@ -329,7 +335,14 @@ class SeccSession:
             answered = res.response_code.value
         else:
             body = self._failed_body(schema, request, err.code)
-            if body is not None:
+            if body is not None and schema in ISO20_UNRUN:
+                # a request of a -20 service this station runs none of (WPT, ACDP): its
+                # response element by name (ACDP gives one type to two elements)
+                res_name = response_name(request)
+                exi = codec.encode(body, schema.value, name=res_name)
+                actions.append(SendResponse(body, schema, res_name, exi=exi))
+                answered = body.response_code.value
+            elif body is not None:
                 saved, self._ctx.schema = self._ctx.schema, schema
                 actions.append(self._send(body, schema))
                 self._ctx.schema = saved

@@ -87,6 +87,14 @@ class Ev20Script:
     renegotiate: bool = False  # scheduled: one ScheduleRenegotiation of its own half way
     energy_wh: float | None = None  # stop once the meter shows this much charged
     stop: str = "Terminate"  # SessionStopReq ChargingSession when the EV ends
+    # resume a paused session: SessionSetupReq carries its SessionID; after
+    # OK_OldSessionJoined the EV goes on with ChargeParameterDiscovery ([V2G20-2097] AC,
+    # [V2G20-2098] DC: authorization and service selection hold for the service session)
+    resume_session: bytes | None = None
+    # standby: after ``standby_after`` charging loops PowerDelivery Standby, then
+    # ``standby_loops`` charge loops without power, then PowerDelivery Start (0: never)
+    standby_after: int = 0
+    standby_loops: int = 2
     evcc_id: str = "WMI0SECCEV0000001"
     think_time: float = 0.05
     poll_interval: float = 0.5
@@ -131,6 +139,10 @@ class Ev20Script:
             raise ValueError(f"payment {self.payment!r}: use 'eim' or 'pnc'")
         if self.discharge_loops and not self.bpt:
             raise ValueError("discharge_loops needs bpt")
+        if self.resume_session is not None and len(self.resume_session) != 8:
+            raise ValueError("resume_session: a -20 SessionID has 8 octets")
+        if self.standby_after < 0 or self.standby_loops < 0:
+            raise ValueError("standby_after and standby_loops must not be negative")
 
     @property
     def service_id(self) -> int:
@@ -207,7 +219,12 @@ class Ev20Simulator:
         self.energy_schema = Schema.ISO20_DC if script.dc else Schema.ISO20_AC
         self.energy: Any = codec.schema_module(self.energy_schema.value)
         self.schema = self.energy_schema  # the protocol's schema, as EvSimulator.schema
-        self.session_id = bytes(8)
+        self.session_id = script.resume_session or bytes(8)
+        self.resumed = False  # the station joined the paused session (OK_OldSessionJoined)
+        self.standby = False  # in standby (PowerDelivery Standby answered OK)
+        self.standby_done = False
+        self._standby_loops = 0
+        self._standby_step: str | None = None  # the PowerDelivery Standby / Start sent
         self.responses: list[tuple[str, str]] = []
         self.sent: list[str] = []
         self.notifications: list[str] = []
@@ -306,6 +323,11 @@ class Ev20Simulator:
                 raise Ev20Error(f"the station does not speak {s.namespace} ({code})")
             return "SessionSetupReq", think
         if name == "SessionSetupRes":
+            if res.response_code.value == "OK_OldSessionJoined":
+                if s.resume_session is None:
+                    raise Ev20Error("OK_OldSessionJoined, but the EV asked for a new session")
+                self.resumed = True
+                return ("DC" if s.dc else "AC") + "_ChargeParameterDiscoveryReq", think
             return "AuthorizationSetupReq", think
         if name == "AuthorizationSetupRes":
             offered = [a.value for a in res.authorization_services]
@@ -394,6 +416,8 @@ class Ev20Simulator:
                     f"the EV asked {s.target_voltage:g} V)"
                 ) from None
         if name == "PowerDeliveryRes":
+            if self._standby_step is not None and not self.stopping:
+                return self._after_standby_step(res)
             if self.stopping and self._metering_asked(res.evse_status):
                 after = "DC_WeldingDetectionReq" if s.dc else "SessionStopReq"
                 self._resume = (after, think)
@@ -421,6 +445,20 @@ class Ev20Simulator:
         if name == "SessionStopRes":
             return None
         raise Ev20Error(f"unexpected {name}")
+
+    def _after_standby_step(self, res: Any) -> tuple[str, float]:
+        """The answer to PowerDelivery Standby (OK: standby; WARNING_StandbyNotAllowed:
+        the loop goes on with power) or to the Start that ends the standby."""
+        s = self.script
+        step, self._standby_step = self._standby_step, None
+        if step == "Standby" and res.response_code.value == "OK":
+            self.standby, self._standby_loops = True, 0
+        else:
+            self.standby, self.standby_done = False, True
+        self._notice(res.evse_status)
+        if self.stopping:
+            return "PowerDeliveryReq", s.think_time
+        return ("DC" if s.dc else "AC") + "_ChargeLoopReq", s.think_time
 
     def _pick_parameter_set(self, res: Any) -> int:
         """The first parameter set with the EV's ControlMode; for BPT one with a Unified
@@ -524,6 +562,18 @@ class Ev20Simulator:
 
     def _charge_loop(self, res: Any) -> tuple[str, float]:
         s = self.script
+        if self.standby:  # loops without power: they keep the session; not counted
+            self._standby_loops += 1
+            if s.dc:
+                self.evse_voltage = value_of(res.evse_present_voltage)
+                self.evse_current = value_of(res.evse_present_current)
+            self._notice(res.evse_status)
+            if self.stopping:
+                return "PowerDeliveryReq", s.think_time
+            if self._standby_loops >= s.standby_loops:
+                self._standby_step = "Start"
+                return "PowerDeliveryReq", s.think_time
+            return ("DC" if s.dc else "AC") + "_ChargeLoopReq", s.loop_interval
         self.loops += 1
         if res.meter_info is not None:
             self.last_meter = res.meter_info
@@ -556,6 +606,9 @@ class Ev20Simulator:
             self.stopping = True
             step: tuple[str, float] = ("PowerDeliveryReq", s.think_time)
         elif self.renegotiating:  # PowerDelivery ScheduleRenegotiation, then ScheduleExchange
+            step = ("PowerDeliveryReq", s.think_time)
+        elif s.standby_after and not self.standby_done and self.loops >= s.standby_after:
+            self._standby_step = "Standby"
             step = ("PowerDeliveryReq", s.think_time)
         else:
             step = (("DC" if s.dc else "AC") + "_ChargeLoopReq", s.loop_interval)
@@ -741,6 +794,12 @@ class Ev20Simulator:
                 ev_processing=c.Processing.Finished,
                 charge_progress=c.ChargeProgress.ScheduleRenegotiation,
             )
+        if self._standby_step == "Standby":
+            return c.PowerDeliveryReq(
+                header=self._header(c),
+                ev_processing=c.Processing.Finished,
+                charge_progress=c.ChargeProgress.Standby,
+            )
         if s.control == "scheduled":
             ctrl: dict[str, Any] = {
                 "scheduled_evppt_control_mode": c.Scheduled_EVPPTControlMode(
@@ -896,7 +955,9 @@ class Ev20Simulator:
     def _dc_loop(self) -> Any:
         e, s = self.energy, self.script
         current = min(s.target_current, self.evse_max_current or s.target_current)
-        if self.discharging:  # -20 counts discharge current as negative
+        if self.standby:
+            current = 0.0
+        elif self.discharging:  # -20 counts discharge current as negative
             current = -min(s.discharge_current, self._discharge_current_limit())
         if s.control == "scheduled":
             target = {
@@ -943,7 +1004,7 @@ class Ev20Simulator:
         e, s = self.energy, self.script
         present = self.evse_target_power if self.evse_target_power is not None else 0.0
         if s.control == "scheduled":
-            present = self._charge_power() if self.loops else 0.0
+            present = self._charge_power() if self.loops and not self.standby else 0.0
             if self.discharging:  # -20 counts discharge power as negative
                 present = -self._discharge_power()
             if s.bpt:

@@ -138,24 +138,52 @@ def test_absent_transition_is_a_sequence_error(
     assert session.handle(RequestReceived(msg, schema), now) == []
 
 
-@pytest.mark.parametrize("schema", [Schema.ISO20_ACDP, Schema.ISO20_WPT])
-def test_requests_of_schemas_not_run_here_close_without_answer(schema: Schema) -> None:
-    original = SNAPSHOTS[(True, next(s for (dc, s) in SNAPSHOTS if dc and "Loop" in s.value))]
+UNRUN = [
+    (schema, r[1])
+    for schema in (Schema.ISO20_ACDP, Schema.ISO20_WPT)
+    for r in codec.schema_module(schema.value).DOCUMENT
+    if r[1].endswith("Req") and r[2] is not None
+]
+
+
+@pytest.mark.parametrize("dc", [False, True], ids=["AC", "DC"])
+@pytest.mark.parametrize(("schema", "element"), UNRUN, ids=str)
+@pytest.mark.parametrize("where", ["loop", "service discovery"])
+def test_requests_of_services_not_offered_get_failed_sequence_error(
+    schema: Schema, element: str, dc: bool, where: str
+) -> None:
+    """WPT and ACDP are never offered (ServiceDiscovery lists the namespace's AC or DC
+    service only): any of their requests is not expected in any state, so it gets its
+    own response element (in its own schema, by element name: ACDP_ConnectReq and
+    ACDP_DisconnectReq share one type) with FAILED_SequenceError and the session's ID,
+    and the session ends with the contactors open first."""
+    state = next(
+        s
+        for (d, s) in SNAPSHOTS
+        if d == dc and ("Loop" if where == "loop" else "ServiceDisc") in s.value
+    )
+    original = SNAPSHOTS[(dc, state)]
     session = copy.deepcopy(original, {id(original.config): original.config})
     mod = codec.schema_module(schema.value)
-    name = next(
-        r[1]
-        for r in mod.DOCUMENT
-        if r[1].endswith("Req") and r[2] is not None and r[2].__name__ == r[1]
-    )
+    cls = next(r[2] for r in mod.DOCUMENT if r[1] == element)
     msg = dataclasses.replace(
-        minimal_element(schema.value, name),
+        minimal_element(schema.value, cls.__name__),
         header=mod.MessageHeader(session_id=session.session_id, time_stamp=1),
     )
-    actions = session.handle(
-        RequestReceived(codec.decode(codec.encode(msg, name=name), schema.value), schema), 1.0
-    )
+    root, decoded, _ = codec.decode_checked(codec.encode(msg, name=element), schema.value)
+    assert root.local == element
+    actions = session.handle(RequestReceived(decoded, schema, (), root.local), 1.0)
+    sends = [a for a in actions if isinstance(a, SendResponse)]
+    assert len(sends) == 1
+    res = sends[0]
+    wanted = element[:-3] + "Res"
+    assert res.schema is schema and res.name == wanted
+    payload = res.exi if res.exi is not None else codec.encode(res.message)
+    back_root, back, _ = codec.decode_checked(payload, schema.value)
+    assert back_root.local == wanted
+    assert back.response_code.value == "FAILED_SequenceError"
+    assert bytes(back.header.session_id) == session.session_id
     kinds = [type(a) for a in actions]
-    assert SendResponse not in kinds
-    assert kinds.index(OpenContactors) < kinds.index(CloseConnection) < kinds.index(SessionEnded)
+    assert kinds.index(OpenContactors) < kinds.index(SendResponse) < kinds.index(CloseConnection)
+    assert actions[-1] == SessionEnded(EndReason.SEQUENCE_ERROR, actions[-1].detail)
     assert session.state is State.ENDED

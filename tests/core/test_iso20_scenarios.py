@@ -253,7 +253,11 @@ def test_dc_standby_stops_the_power_and_start_resumes() -> None:
     loop(ev, True)
     res = ev.power_delivery("Standby")
     assert res.response_code.value == "OK"
-    assert kinds(ev.last) == [StopDcOutput, ChargingStateChanged, SendResponse]
+    # no current, the contactors and the insulation monitor stay: no StopDcOutput (it
+    # stops the monitor) before the session's end
+    assert kinds(ev.last) == [SetDcTarget, ChargingStateChanged, SendResponse]
+    target = ev.last[0]
+    assert isinstance(target, SetDcTarget) and target.current == 0.0
     assert ev.session.state is Iso20State.STANDBY
     for _ in range(2):
         assert loop(ev, True).response_code.value == "OK"

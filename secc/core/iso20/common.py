@@ -257,14 +257,17 @@ def power_cap(ctx: Context) -> float:
 
 
 def failed_body(ctx: Context, schema: Schema, request: str, code: str) -> Any:
-    """The minimal response of ``request`` with ResponseCode ``code``, or None when there
-    is none to give (a request of a schema this station does not run: ACDP, WPT).
+    """The minimal response of ``request`` with ResponseCode ``code``.
 
     The generic filler of :mod:`secc.core.failures` knows required fields; a few -20
-    responses also require one branch of a choice, which it cannot see: added here."""
-    if schema not in _ANSWERED:
-        return None
+    responses also require one branch of a choice, which it cannot see: added here.
+    A request of a -20 service this station runs none of (WPT, ACDP: never offered in
+    ServiceDiscovery) is answered too, with its own response type in its own schema:
+    ISO 15118-20 answers a request that is not expected in the session's state with
+    that request's response and FAILED_SequenceError, whatever service it belongs to."""
     mod = codec.schema_module(schema.value)
+    if schema in ISO20_UNRUN:
+        return _unrun_failed(ctx, mod, schema, request, code)
     body = failed_response(
         schema.value,
         request,
@@ -292,4 +295,24 @@ def failed_body(ctx: Context, schema: Schema, request: str, code: str) -> Any:
     return body
 
 
-_ANSWERED = frozenset({Schema.ISO20_COMMON, Schema.ISO20_AC, Schema.ISO20_DC})
+def _unrun_failed(ctx: Context, mod: Any, schema: Schema, request: str, code: str) -> Any:
+    """The WPT / ACDP response element of ``request`` (by element name: ACDP_ConnectRes
+    and ACDP_DisconnectRes share one type), minimal, with ``code``."""
+    wanted = request[:-3] + "Res" if request.endswith("Req") else None
+    cls = next((r[2] for r in mod.DOCUMENT if r[1] == wanted and r[2] is not None), None)
+    if cls is None:
+        raise ValueError(f"{request} is not a request of {schema.value}")
+    body = failed_response(
+        schema.value,
+        cls.__name__[:-3] + "Req",
+        code,
+        dc=ctx.is_dc,
+        evse_id=ctx.config.evse_id,
+        header=header(ctx, mod),
+    )
+    return body
+
+
+# the -20 schemas of services this station never offers: their requests are answered
+# FAILED (common.failed_body), never handled
+ISO20_UNRUN = frozenset({Schema.ISO20_ACDP, Schema.ISO20_WPT})

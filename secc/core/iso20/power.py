@@ -9,7 +9,7 @@ schedule, a profile within it, authorization, no station stop pending, for DC a 
 isolation and the pre-charge voltage reached), the same rule as ISO 15118-2.
 Standby (from the loop, or before the power flows: AC right after ScheduleExchange, DC
 right after pre-charge) stops the power until a new Start; the contactors stay as they
-are (DC output off; AC target power 0).
+are (DC: 0 A at the present voltage, the insulation monitor still on; AC: target power 0).
 ScheduleRenegotiation leaves the power as it is (contactors closed, the last DC target)
 while the EV runs ScheduleExchange again; a PowerDelivery Start returns to the loop.
 """
@@ -24,7 +24,7 @@ from secc.core.actions import (
     ChargingStateChanged,
     EvChargingNeeds,
     EvChargingSchedule,
-    StopDcOutput,
+    SetDcTarget,
 )
 from secc.core.config import ScheduleEntry
 from secc.core.context import Context, Reply
@@ -357,11 +357,16 @@ def _standby_precharged(ctx: Context) -> tuple[Action, ...]:
 def _standby(ctx: Context) -> tuple[Action, ...]:
     """No power in standby, contactors closed: "during standby both EV and EVSE
     contactors are to stay closed" (ISO 15118-20: standby is a communication state
-    only).  DC: output off; AC: EVSETargetActivePower 0 (the EV draws none,
-    [V2G20-2116]).  The next Start needs no new pre-charge and no contactor switching."""
+    only).  DC: the power module's current limit goes to 0 A at the present voltage,
+    and nothing else changes: no energy flows, the circuit stays connected to the EV's
+    battery, so the insulation monitor keeps monitoring it (IEC 61851-23 monitors the
+    insulation for as long as the EV is connected, :class:`StopDcOutput` would stop it
+    and a Start from standby would find no valid isolation); only the session's end
+    stops it.  AC: EVSETargetActivePower 0 (the EV draws none, [V2G20-2116]).  The next
+    Start needs no new cable check, pre-charge or contactor switching."""
     actions: list[Action] = []
     if ctx.is_dc:
-        actions.append(StopDcOutput())
+        actions.append(SetDcTarget(voltage=ctx.status.present_voltage, current=0.0))
     if ctx.charging:
         actions.append(ChargingStateChanged(charging=False))
         ctx.charging = False
