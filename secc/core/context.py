@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from secc import codec
 from secc.core.actions import Action, EndReason
 from secc.core.config import PausedSession, ScheduleEntry, SessionConfig
+from secc.core.construct import builder
 from secc.core.events import AuthorizationResult, EvseStatus, ScheduleOffer, Schema
 
 if TYPE_CHECKING:
@@ -127,8 +128,14 @@ class Context:
     # the (MeterID, ChargedEnergyReadingWh) readings sent while it was due: the EV must
     # confirm one of them
     metering_offered: set[tuple[str, int]] = field(default_factory=set)
-    # the last charge-loop response and what it was made of (iso2.dc.loop_body)
-    loop_memo: tuple[Any, Any] | None = None
+    # the last charge-loop response and what it was made of: (class, field names,
+    # values, response) (loop_built)
+    loop_memo: tuple[type, tuple[str, ...], tuple[Any, ...], Any] | None = None
+    # the loop's limits as sent, made once per change of what they depend on
+    # (iso2.dc: (PhysicalValue class, max power, PhysicalValues))
+    limits_memo: tuple[Any, ...] | None = None
+    # the last MeterInfo and what it was made of (iso2.power.meter_info)
+    meter_memo: tuple[Any, ...] | None = None
 
     def new_session_id(self) -> bytes:
         """A fresh 8-byte SessionID: never all zeros, never the paused session's."""
@@ -247,15 +254,22 @@ class Context:
 
 def loop_response(ctx: Context, cls: type, fields: dict[str, Any]) -> Any:
     """The loop response ``cls(**fields)``: the last one again when none of its fields
-    changed (they are frozen values, compared by identity first), so the charging loop
-    builds no response object and the encoder finds its bits by identity."""
-    key = (cls, *fields.values())
+    changed (see :func:`loop_built`)."""
+    return loop_built(ctx, cls, tuple(fields), tuple(fields.values()))
+
+
+def loop_built(ctx: Context, cls: type, names: tuple[str, ...], values: tuple[Any, ...]) -> Any:
+    """The loop response ``cls`` with the fields ``names`` set to ``values`` (the others
+    default): the last one again when none of them changed (they are frozen values,
+    compared by identity first), so an unchanged charging loop builds no response
+    object and the encoder finds its bits by identity; else built directly
+    (:func:`secc.core.construct.builder`), as the loop does with every value changing."""
     memo = ctx.loop_memo
-    if memo is not None and memo[0] == key:
-        ctx.loop_memo = (key, memo[1])  # equal parts that are other objects: compare
-        return memo[1]  # by identity next time
-    body = cls(**fields)
-    ctx.loop_memo = (key, body)
+    if memo is not None and memo[0] is cls and memo[2] == values and memo[1] == names:
+        ctx.loop_memo = (cls, names, values, memo[3])  # equal parts that are other
+        return memo[3]  # objects: compare by identity next time
+    body = builder(cls, *names)(*values)
+    ctx.loop_memo = (cls, names, values, body)
     return body
 
 
@@ -309,13 +323,20 @@ def scale_int16(value: float, max_exponent: int) -> tuple[int, int]:
 def physical_value(mod: Any, value: float, unit: str) -> Any:
     """A PhysicalValue with the smallest multiplier that fits ``value`` in an int16.
 
-    Cached: PhysicalValues are frozen, and the same limits are sent in every loop."""
+    Cached: PhysicalValues are frozen, and the same limits are sent in every loop; a
+    whole number that fits (most measured values) is built without the search."""
     key = (id(mod), value, unit)
     hit = _PV_CACHE.get(key)
     if hit is not None:
         return hit
-    multiplier, scaled = scale_int16(value, 3)
-    pv = mod.PhysicalValue(multiplier=multiplier, unit=mod.UnitSymbol[unit], value=scaled)
+    scaled = int(value) if -32768 < value < 32768 else None
+    if scaled is not None and scaled == value:
+        multiplier = 0
+    else:
+        multiplier, scaled = scale_int16(value, 3)
+    pv = builder(mod.PhysicalValue, "multiplier", "unit", "value")(
+        multiplier, mod.UnitSymbol[unit], scaled
+    )
     if len(_PV_CACHE) >= _PV_CACHE_LIMIT:
         _PV_CACHE.clear()
     _PV_CACHE[key] = pv

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from secc.core.actions import Action, SetDcTarget, StartIsolationTest
-from secc.core.context import Context, Reply, State, physical_value, value_of
+from secc.core.context import Context, Reply, State, loop_built, physical_value, value_of
 from secc.core.failures import PeerError, Timeout, WrongChargeParameter
 from secc.core.iso2.power import check_contactors, meter_info, receipt_required
 
@@ -99,25 +99,50 @@ _LOOP_FIELDS = (
     "evse_maximum_current_limit",
     "evse_maximum_power_limit",
 )
+# ISO 15118-2 adds these (DIN has none of them)
+_ISO_FIELDS = (*_LOOP_FIELDS, "evseid", "sa_schedule_tuple_id", "meter_info", "receipt_required")
 
 
-def _loop_values(ctx: Context, req: Any, now: float) -> tuple[tuple[Any, ...], tuple[Action, ...]]:
+def _limits(ctx: Context, mod: Any, max_power: float) -> tuple[Any, Any, Any]:
+    """The EVSE's maximum voltage, current and power as PhysicalValues: made again only
+    when the power limit in force (or the module) changes, not per loop message."""
+    memo = ctx.limits_memo
+    if memo is not None and memo[0] is mod.PhysicalValue and memo[1] == max_power:
+        return memo[2]  # type: ignore[no-any-return]
+    lim = ctx.config.dc
+    pvs = (
+        physical_value(mod, lim.max_voltage, "V"),
+        physical_value(mod, lim.max_current, "A"),
+        physical_value(mod, max_power, "W"),
+    )
+    ctx.limits_memo = (mod.PhysicalValue, max_power, pvs)
+    return pvs
+
+
+def _loop_values(
+    ctx: Context, mod: Any, req: Any, now: float
+) -> tuple[tuple[Any, ...], tuple[Action, ...]]:
     """The CurrentDemandRes values ISO and DIN share (in ``_LOOP_FIELDS`` order), and the
     power module's new target."""
-    mod = ctx.mod
     check_contactors(ctx, now)
     lim = ctx.config.dc
-    voltage = value_of(req.ev_target_voltage)
-    current = value_of(req.ev_target_current)
+    pv = req.ev_target_voltage
+    voltage = float(pv.value) * 10.0 ** int(pv.multiplier)  # (value_of, inline)
+    pv = req.ev_target_current
+    current = float(pv.value) * 10.0 ** int(pv.multiplier)
     current_limited = current >= lim.max_current
     current = min(current, lim.max_current)
-    scheduled = ctx.scheduled_power(now)  # the CSMS's limit in force bounds the delivery
-    max_power = lim.max_power if scheduled is None else min(lim.max_power, scheduled)
+    max_power = lim.max_power
+    if ctx.csms_schedule is not None:  # the CSMS's limit in force bounds the delivery
+        scheduled = ctx.scheduled_power(now)
+        if scheduled is not None:
+            max_power = min(max_power, scheduled)
     power_limited = voltage * current >= max_power
     if power_limited and voltage > 0:
         current = max_power / voltage
     actions = _target(ctx, voltage, current)
     st = ctx.status
+    max_v, max_i, max_p = _limits(ctx, mod, max_power)
     values = (
         mod.ResponseCode.OK,
         ctx.dc_evse_status(),
@@ -126,46 +151,24 @@ def _loop_values(ctx: Context, req: Any, now: float) -> tuple[tuple[Any, ...], t
         current_limited,
         voltage >= lim.max_voltage,
         power_limited,
-        physical_value(mod, lim.max_voltage, "V"),
-        physical_value(mod, lim.max_current, "A"),
-        physical_value(mod, max_power, "W"),
+        max_v,
+        max_i,
+        max_p,
     )
     return values, actions
 
 
-def current_demand_fields(
-    ctx: Context, req: Any, now: float
-) -> tuple[dict[str, Any], tuple[Action, ...]]:
-    """The CurrentDemandRes fields ISO and DIN share, and the power module's new target."""
-    values, actions = _loop_values(ctx, req, now)
-    return dict(zip(_LOOP_FIELDS, values, strict=True)), actions
-
-
-def loop_body(ctx: Context, cls: type, values: tuple[Any, ...], extra: dict[str, Any]) -> Any:
-    """The loop response ``cls`` of ``values`` and ``extra`` (named fields): the last
-    one again when nothing in it changed (values are frozen, compared by identity first),
-    so the charging loop builds no response object and the encoder finds its bits."""
-    key = (cls, values, *extra.values())
-    memo = ctx.loop_memo
-    if memo is not None and memo[0] == key:
-        ctx.loop_memo = (key, memo[1])  # equal parts that are other objects: compare
-        return memo[1]  # by identity next time
-    body = cls(**dict(zip(_LOOP_FIELDS, values, strict=True)), **extra)
-    ctx.loop_memo = (key, body)
-    return body
-
-
 def current_demand(ctx: Context, req: Any, now: float) -> Reply:
-    values, actions = _loop_values(ctx, req, now)
-    extra = {
-        "evseid": ctx.config.evse_id,
-        "sa_schedule_tuple_id": ctx.sa_schedule_tuple_id,
-        "meter_info": meter_info(ctx),
-        "receipt_required": receipt_required(ctx, now),
-    }
-    return Reply(
-        loop_body(ctx, ctx.mod.CurrentDemandRes, values, extra), State.DC_CHARGING, actions
+    mod = ctx.mod
+    values, actions = _loop_values(ctx, mod, req, now)
+    values += (
+        ctx.config.evse_id,
+        ctx.sa_schedule_tuple_id,
+        meter_info(ctx),
+        receipt_required(ctx, now),
     )
+    body = loop_built(ctx, mod.CurrentDemandRes, _ISO_FIELDS, values)
+    return Reply(body, State.DC_CHARGING, actions)
 
 
 def welding_detection(ctx: Context, req: Any, now: float) -> Reply:

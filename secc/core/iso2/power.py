@@ -17,6 +17,7 @@ from secc.core.actions import (
     OpenContactors,
     StopDcOutput,
 )
+from secc.core.construct import builder
 from secc.core.context import Context, Reply, State, value_of
 from secc.core.failures import (
     ChargingProfileInvalid,
@@ -44,9 +45,6 @@ def receipt_required(ctx: Context, now: float) -> bool | None:
     return ctx.receipt_due_at is not None and now >= ctx.receipt_due_at
 
 
-_METER_INFO: dict[tuple[Any, ...], Any] = {}
-
-
 def meter_info(ctx: Context) -> Any:
     """The MeterInfo of now; the same (frozen) object for the same reading in the same
     second, so the encoder finds its bits by identity."""
@@ -54,14 +52,20 @@ def meter_info(ctx: Context) -> Any:
     if meter_id is None:
         return None
     mod = ctx.mod
-    key = (mod, meter_id, int(ctx.status.energy_wh), int(ctx.utc_now().timestamp()))
-    info = _METER_INFO.get(key)
-    if info is None:
-        if len(_METER_INFO) >= 64:
-            _METER_INFO.clear()
-        info = _METER_INFO[key] = mod.MeterInfo(
-            meter_id=meter_id, meter_reading=key[2], t_meter=key[3]
-        )
+    reading = int(ctx.status.energy_wh)
+    stamp = int(ctx.utc_now().timestamp())
+    memo = ctx.meter_memo
+    if (
+        memo is not None
+        and memo[1] == reading
+        and memo[2] == stamp
+        and memo[0] is mod.MeterInfo
+        and memo[3] == meter_id
+    ):
+        return memo[4]
+    cls = mod.MeterInfo
+    info = builder(cls, "meter_id", "meter_reading", "t_meter")(meter_id, reading, stamp)
+    ctx.meter_memo = (cls, reading, stamp, meter_id, info)
     return info
 
 
