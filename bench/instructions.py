@@ -146,7 +146,11 @@ def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
             import session as bench_session  # bench/session.py
 
             from secc.core.actions import SendResponse
+            from secc.core.construct import builder
             from secc.core.events import RequestReceived
+
+            # as the V2G server makes it (secc.aio.v2g_server._received)
+            received = builder(RequestReceived, "message", "schema", "violations")
 
             sess, data, schema = bench_session.charging_session(bench_session.CASES[index])
             assert sess.deadline is not None
@@ -155,7 +159,7 @@ def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
             if not vary:
 
                 def whole() -> bytes:
-                    acts = sess.handle(RequestReceived(codec.decode(data, name), schema), now)
+                    acts = sess.handle(received(codec.decode(data, name), schema, ()), now)
                     res = next(a for a in acts if isinstance(a, SendResponse))
                     return codec.encode(res.message)
 
@@ -192,7 +196,7 @@ def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
             def core() -> Any:
                 req, status = inputs[next(turn) % 1000]
                 ctx.status = status
-                return sess.handle(RequestReceived(req, schema), now)
+                return sess.handle(received(req, schema, ()), now)
 
             if core_only:
                 return core
@@ -200,7 +204,7 @@ def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
             def varying() -> bytes:
                 req_data, status = inputs[next(turn) % 1000]
                 ctx.status = status
-                acts = sess.handle(RequestReceived(codec.decode(req_data, name), schema), now)
+                acts = sess.handle(received(codec.decode(req_data, name), schema, ()), now)
                 res = next(a for a in acts if isinstance(a, SendResponse))
                 return codec.encode(res.message)
 

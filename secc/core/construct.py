@@ -32,6 +32,20 @@ def builder(cls: type, *names: str) -> Callable[..., Any]:
     return hit
 
 
+class Builders(dict[type, Callable[..., Any]]):
+    """The builders of ``names`` by class (``Builders(*names)[cls](*values)``): for a
+    response that has the same fields in several schema modules (-2 and DIN), looked up
+    by the class alone on the hot path."""
+
+    def __init__(self, *names: str) -> None:
+        super().__init__()
+        self.names = names
+
+    def __missing__(self, cls: type) -> Callable[..., Any]:
+        build = self[cls] = builder(cls, *self.names)
+        return build
+
+
 def _make(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [n for n in names if n not in fields]

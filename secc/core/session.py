@@ -52,7 +52,7 @@ from secc.core.actions import (
     StopDcOutput,
 )
 from secc.core.config import PausedSession, ScheduleEntry, SessionConfig
-from secc.core.construct import builder
+from secc.core.construct import Builders, builder
 from secc.core.context import Context, Reply, State
 from secc.core.events import (
     AuthorizationResult,
@@ -101,6 +101,8 @@ STOP_TIMER = "StopCharging_Grace"
 NO_SESSION = b"\x00"
 _DEBUG = logging.DEBUG
 _build_send = builder(SendResponse, "message", "schema", "name")
+_MESSAGE = Builders("header", "body")
+_BODY = Builders("body_element")
 _BEFORE_SESSION = frozenset({State.WAIT_HANDSHAKE, State.WAIT_SESSION_SETUP}) | ISO20_BEFORE_SESSION
 
 
@@ -160,6 +162,7 @@ class SeccSession:
     def handle(self, event: Event | ChargingScheduleUpdate, now: float) -> list[Action]:
         if self._state is State.ENDED:
             return []
+        self._ctx.now = now
         timers = self._timers
         if timers and min(timers.values()) <= now:
             due = self._due(now)
@@ -324,9 +327,7 @@ class SeccSession:
             or header.session_id != session_id
         ):
             header = mod.MessageHeader(session_id=session_id)
-        message = builder(mod.V2G_Message, "header", "body")(
-            header, builder(mod.Body, "body_element")(body)
-        )
+        message = _MESSAGE[mod.V2G_Message](header, _BODY[mod.Body](body))
         send = _build_send(message, schema, type(body).__name__)
         self._sent = (body, message, send)
         return send  # type: ignore[no-any-return]

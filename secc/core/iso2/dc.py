@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from secc.core.actions import Action, SetDcTarget, StartIsolationTest
+from secc.core.construct import Builders, builder
 from secc.core.context import Context, Reply, State, loop_built, physical_value, value_of
 from secc.core.failures import PeerError, Timeout, WrongChargeParameter
 from secc.core.iso2.power import check_contactors, meter_info, receipt_required
@@ -56,16 +57,15 @@ def _target(ctx: Context, voltage: float, current: float) -> tuple[Action, ...]:
     lim = ctx.config.dc
     if voltage > lim.max_voltage or voltage > ctx.ev_max_voltage or voltage < 0 or current < 0:
         raise WrongChargeParameter(f"target {voltage} V / {current} A is outside the limits")
-    key = (voltage, current)
-    hit = _TARGETS.get(key)
-    if hit is None:  # the loop asks the same target again and again: one frozen action
-        if len(_TARGETS) >= 256:
-            _TARGETS.clear()
-        hit = _TARGETS[key] = (SetDcTarget(voltage=voltage, current=current),)
-    return hit
+    last = ctx.target_memo
+    if last is not None and last[0] == voltage and last[1] == current:
+        return last[2]  # the loop asks the same target again and again: the same action
+    actions = (_set_dc_target(voltage, current),)
+    ctx.target_memo = (voltage, current, actions)
+    return actions
 
 
-_TARGETS: dict[tuple[float, float], tuple[Action, ...]] = {}
+_set_dc_target = builder(SetDcTarget, "voltage", "current")
 
 
 def pre_charge(ctx: Context, req: Any, now: float) -> Reply:
@@ -101,6 +101,8 @@ _LOOP_FIELDS = (
 )
 # ISO 15118-2 adds these (DIN has none of them)
 _ISO_FIELDS = (*_LOOP_FIELDS, "evseid", "sa_schedule_tuple_id", "meter_info", "receipt_required")
+_DIN_RES = Builders(*_LOOP_FIELDS)
+_ISO_RES = Builders(*_ISO_FIELDS)
 
 
 def _limits(ctx: Context, mod: Any, max_power: float) -> tuple[Any, Any, Any]:
@@ -119,19 +121,37 @@ def _limits(ctx: Context, mod: Any, max_power: float) -> tuple[Any, Any, Any]:
     return pvs
 
 
+def _present(ctx: Context, mod: Any) -> tuple[Any, Any]:
+    """The EVSE's present voltage and current as PhysicalValues, made once per status
+    report (the HAL's status after each target), not per loop message."""
+    st = ctx.status
+    memo = ctx.present_memo
+    if memo is not None and memo[0] is st and memo[1] is mod.PhysicalValue:
+        return memo[2]  # type: ignore[no-any-return]
+    pvs = (
+        physical_value(mod, st.present_voltage, "V"),
+        physical_value(mod, st.present_current, "A"),
+    )
+    ctx.present_memo = (st, mod.PhysicalValue, pvs)
+    return pvs
+
+
 def _loop_values(
     ctx: Context, mod: Any, req: Any, now: float
 ) -> tuple[tuple[Any, ...], tuple[Action, ...]]:
     """The CurrentDemandRes values ISO and DIN share (in ``_LOOP_FIELDS`` order), and the
     power module's new target."""
-    check_contactors(ctx, now)
+    if ctx.contactors_closed and not ctx.status.contactors_closed:
+        check_contactors(ctx, now)
     lim = ctx.config.dc
     pv = req.ev_target_voltage
     voltage = float(pv.value) * 10.0 ** int(pv.multiplier)  # (value_of, inline)
     pv = req.ev_target_current
     current = float(pv.value) * 10.0 ** int(pv.multiplier)
-    current_limited = current >= lim.max_current
-    current = min(current, lim.max_current)
+    max_current = lim.max_current
+    current_limited = current >= max_current
+    if current_limited:
+        current = max_current
     max_power = lim.max_power
     if ctx.csms_schedule is not None:  # the CSMS's limit in force bounds the delivery
         scheduled = ctx.scheduled_power(now)
@@ -141,13 +161,13 @@ def _loop_values(
     if power_limited and voltage > 0:
         current = max_power / voltage
     actions = _target(ctx, voltage, current)
-    st = ctx.status
+    present_v, present_i = _present(ctx, mod)
     max_v, max_i, max_p = _limits(ctx, mod, max_power)
     values = (
         mod.ResponseCode.OK,
         ctx.dc_evse_status(),
-        physical_value(mod, st.present_voltage, "V"),
-        physical_value(mod, st.present_current, "A"),
+        present_v,
+        present_i,
         current_limited,
         voltage >= lim.max_voltage,
         power_limited,
@@ -161,13 +181,14 @@ def _loop_values(
 def current_demand(ctx: Context, req: Any, now: float) -> Reply:
     mod = ctx.mod
     values, actions = _loop_values(ctx, mod, req, now)
+    cfg = ctx.config
     values += (
-        ctx.config.evse_id,
+        cfg.evse_id,
         ctx.sa_schedule_tuple_id,
-        meter_info(ctx),
-        receipt_required(ctx, now),
+        None if cfg.meter_id is None else meter_info(ctx),
+        receipt_required(ctx, now) if cfg.metering_receipts else None,
     )
-    body = loop_built(ctx, mod.CurrentDemandRes, _ISO_FIELDS, values)
+    body = loop_built(ctx, _ISO_RES, mod.CurrentDemandRes, values)
     return Reply(body, State.DC_CHARGING, actions)
 
 

@@ -131,5 +131,5 @@ def current_demand(ctx: Context, req: Any, now: float) -> Reply:
     """DIN's CurrentDemandRes: the ISO fields without EVSEID, schedule and meter."""
     mod = ctx.mod
     values, actions = dc._loop_values(ctx, mod, req, now)
-    body = loop_built(ctx, mod.CurrentDemandRes, dc._LOOP_FIELDS, values)
+    body = loop_built(ctx, dc._DIN_RES, mod.CurrentDemandRes, values)
     return Reply(body, State.DC_CHARGING, actions)

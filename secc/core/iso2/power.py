@@ -17,7 +17,7 @@ from secc.core.actions import (
     OpenContactors,
     StopDcOutput,
 )
-from secc.core.construct import builder
+from secc.core.construct import Builders
 from secc.core.context import Context, Reply, State, value_of
 from secc.core.failures import (
     ChargingProfileInvalid,
@@ -45,6 +45,9 @@ def receipt_required(ctx: Context, now: float) -> bool | None:
     return ctx.receipt_due_at is not None and now >= ctx.receipt_due_at
 
 
+_METER = Builders("meter_id", "meter_reading", "t_meter")
+
+
 def meter_info(ctx: Context) -> Any:
     """The MeterInfo of now; the same (frozen) object for the same reading in the same
     second, so the encoder finds its bits by identity."""
@@ -53,7 +56,7 @@ def meter_info(ctx: Context) -> Any:
         return None
     mod = ctx.mod
     reading = int(ctx.status.energy_wh)
-    stamp = int(ctx.utc_now().timestamp())
+    stamp = ctx.unix_seconds()
     memo = ctx.meter_memo
     if (
         memo is not None
@@ -64,7 +67,7 @@ def meter_info(ctx: Context) -> Any:
     ):
         return memo[4]
     cls = mod.MeterInfo
-    info = builder(cls, "meter_id", "meter_reading", "t_meter")(meter_id, reading, stamp)
+    info = _METER[cls](meter_id, reading, stamp)
     ctx.meter_memo = (cls, reading, stamp, meter_id, info)
     return info
 
