@@ -34,8 +34,8 @@ TARGETS: dict[str, tuple[int | None, int | None]] = {
     "encode CertificateInstallationRes": (None, 435_159),
     "decode+core+encode": (200_000, 586_923),
     "-20 DC_ChargeLoop decode+core+encode": (200_000, None),
-    "decode+core+encode, values changing": (None, None),
-    "-20 DC_ChargeLoop, values changing": (None, None),
+    "decode+core+encode, values changing": (200_000, None),
+    "-20 DC_ChargeLoop, values changing": (200_000, None),
     "core, values changing": (60_000, None),
     "-20 DC_ChargeLoop core, values changing": (None, None),
     "decode 64 kB": (None, 1_006_674_592),
@@ -327,11 +327,12 @@ def station_count(loops: int, use_tls: bool, directory: Path, use_uvloop: bool =
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 600
-        while not (directory / "ports.json").exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the station did not start under callgrind")
+        ports = directory / "ports.json"
+        while not (ports.exists() and ports.read_text().strip().endswith("]")):
+            if proc.poll() is not None or time.monotonic() > deadline:  # (written, not
+                raise RuntimeError("the station did not start under callgrind")  # half)
             time.sleep(0.2)
-        (port,) = json.loads((directory / "ports.json").read_text())
+        (port,) = json.loads(ports.read_text())
         ctx = None
         if use_tls:
             from secc.aio.ev_client import tls_client_context
