@@ -149,12 +149,21 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
         _p = 'VersionNumberMajor'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'VersionNumberMajor', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'VersionNumberMajor', _x, 0, 4294967295)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -166,12 +175,21 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
         _p = 'VersionNumberMinor'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'VersionNumberMinor', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'VersionNumberMinor', _x, 0, 4294967295)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -591,12 +609,21 @@ def _es_f5(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f5(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'VersionNumberMajor', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'VersionNumberMajor', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -608,12 +635,21 @@ def _es_f6(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f6(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'VersionNumberMinor', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'VersionNumberMinor', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 FRAGMENT: tuple[RootInfo, ...] = (RootInfo('', 'AppProtocol', AppProtocol, _e_AppProtocol, _d_AppProtocol, None), RootInfo('', 'Priority', None, _es_f1, _ds_f1, ('int', 1, 20)), RootInfo('', 'ProtocolNamespace', None, _es_f2, _ds_f2, ('str', None, 100)), RootInfo('', 'ResponseCode', None, _es_f3, _ds_f3, ('enum', ResponseCode)), RootInfo('', 'SchemaID', None, _es_f4, _ds_f4, ('int', 0, 255)), RootInfo('', 'VersionNumberMajor', None, _es_f5, _ds_f5, ('int', 0, 4294967295)), RootInfo('', 'VersionNumberMinor', None, _es_f6, _ds_f6, ('int', 0, 4294967295)), RootInfo('urn:iso:15118:2:2010:AppProtocol', 'supportedAppProtocolReq', supportedAppProtocolReq, _e_supportedAppProtocolReq, _d_supportedAppProtocolReq, None), RootInfo('urn:iso:15118:2:2010:AppProtocol', 'supportedAppProtocolRes', supportedAppProtocolRes, _e_supportedAppProtocolRes, _d_supportedAppProtocolRes, None),)

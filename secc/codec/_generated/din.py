@@ -1189,12 +1189,21 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
         _p = 'DateTimeNow'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'DateTimeNow', _x, -9223372036854775808, 9223372036854775807)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'DateTimeNow', _x, -9223372036854775808, 9223372036854775807)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -1847,12 +1856,21 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
         _p = 'ServiceID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -2028,12 +2046,21 @@ def _dg_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
         _p = 'ServiceID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2211,12 +2238,21 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
         _p = 'ServiceID'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -2355,12 +2391,21 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
         _p = 'ParameterSetID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'ParameterSetID', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'ParameterSetID', _x, -32768, 32767)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2593,12 +2638,21 @@ def _d_Parameter(r: BitReader) -> Parameter:
         _p = 'shortValue'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2610,12 +2664,21 @@ def _d_Parameter(r: BitReader) -> Parameter:
         _p = 'intValue'
         if fid == 5:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
+                    expect_ee(r)
             f5 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2783,12 +2846,21 @@ def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
         _p = 'Value'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3088,12 +3160,21 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
         _p = 'ServiceID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -3105,12 +3186,21 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
         _p = 'ParameterSetID'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'ParameterSetID', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'ParameterSetID', _x, -32768, 32767)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3608,12 +3698,21 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
         _p = 'DateTimeNow'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'DateTimeNow', _x, -9223372036854775808, 9223372036854775807)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'DateTimeNow', _x, -9223372036854775808, 9223372036854775807)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4431,12 +4530,21 @@ def _d_ChargingProfile(r: BitReader) -> ChargingProfile:
         _p = 'SAScheduleTupleID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4514,12 +4622,21 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
         _p = 'ChargingProfileEntryStart'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'ChargingProfileEntryStart', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'ChargingProfileEntryStart', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4531,12 +4648,21 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
         _p = 'ChargingProfileEntryMaxPower'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'ChargingProfileEntryMaxPower', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'ChargingProfileEntryMaxPower', _x, -32768, 32767)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4931,12 +5057,21 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
         _p = 'SAScheduleTupleID'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -5193,12 +5328,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'MeterStatus'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -5210,12 +5354,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'TMeter'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'TMeter', _x, -9223372036854775808, 9223372036854775807)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'TMeter', _x, -9223372036854775808, 9223372036854775807)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -5377,12 +5530,21 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
         _p = 'NotificationMaxDelay'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'NotificationMaxDelay', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'NotificationMaxDelay', _x, 0, 4294967295)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -5561,12 +5723,21 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
         _p = 'SAScheduleTupleID'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -6301,12 +6472,21 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
         _p = 'RetryCounter'
         if fid == 6:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'RetryCounter', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'RetryCounter', _x, -32768, 32767)
+                    expect_ee(r)
             f6 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7319,12 +7499,21 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
         _p = 'NotificationMaxDelay'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'NotificationMaxDelay', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'NotificationMaxDelay', _x, 0, 4294967295)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -8559,12 +8748,21 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
         _p = 'SAScheduleTupleID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -8660,12 +8858,21 @@ def _d_PMaxSchedule(r: BitReader) -> PMaxSchedule:
         _p = 'PMaxScheduleID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'PMaxScheduleID', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'PMaxScheduleID', _x, -32768, 32767)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -8761,12 +8968,21 @@ def _d_PMaxScheduleEntry(r: BitReader) -> PMaxScheduleEntry:
         _p = 'PMax'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'PMax', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'PMax', _x, -32768, 32767)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -8981,12 +9197,21 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
         _p = 'SalesTariffID'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'SalesTariffID', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'SalesTariffID', _x, -32768, 32767)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -9225,12 +9450,21 @@ def _d_ConsumptionCost(r: BitReader) -> ConsumptionCost:
         _p = 'startValue'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'startValue', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'startValue', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -9347,12 +9581,21 @@ def _d_Cost(r: BitReader) -> Cost:
         _p = 'amount'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'amount', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'amount', _x, 0, 4294967295)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -9453,12 +9696,21 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
         _p = 'start'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'start', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'start', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -9470,12 +9722,21 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
         _p = 'duration'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'duration', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'duration', _x, 0, 4294967295)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -9574,12 +9835,21 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -11355,12 +11625,21 @@ def _es_f23(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f23(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'ChargingProfileEntryMaxPower', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'ChargingProfileEntryMaxPower', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -11372,12 +11651,21 @@ def _es_f24(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f24(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'ChargingProfileEntryStart', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'ChargingProfileEntryStart', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -11449,12 +11737,21 @@ def _es_f45(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f45(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'DateTimeNow', _x, -9223372036854775808, 9223372036854775807)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'DateTimeNow', _x, -9223372036854775808, 9223372036854775807)
+            expect_ee(r)
     return _x
 
 
@@ -11466,12 +11763,21 @@ def _es_f46(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f46(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -12055,11 +12361,20 @@ def _es_f110(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f110(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            expect_ee(r)
     return _x
 
 
@@ -12129,12 +12444,21 @@ def _es_f121(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f121(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -12208,12 +12532,21 @@ def _es_f128(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f128(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'NotificationMaxDelay', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'NotificationMaxDelay', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -12324,12 +12657,21 @@ def _es_f136(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f136(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'PMax', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'PMax', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -12341,12 +12683,21 @@ def _es_f139(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f139(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'PMaxScheduleID', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'PMaxScheduleID', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -12358,12 +12709,21 @@ def _es_f142(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f142(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'ParameterSetID', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'ParameterSetID', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -12553,12 +12913,21 @@ def _es_f165(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f165(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'RetryCounter', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'RetryCounter', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -12590,12 +12959,21 @@ def _es_f169(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f169(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -12607,12 +12985,21 @@ def _es_f170(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f170(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -12663,12 +13050,21 @@ def _es_f177(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f177(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'SalesTariffID', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'SalesTariffID', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -12774,12 +13170,21 @@ def _es_f190(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f190(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -12791,12 +13196,21 @@ def _es_f191(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f191(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -12928,12 +13342,21 @@ def _es_f214(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f214(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'TMeter', _x, -9223372036854775808, 9223372036854775807)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'TMeter', _x, -9223372036854775808, 9223372036854775807)
+            expect_ee(r)
     return _x
 
 
@@ -12972,12 +13395,21 @@ def _es_f220(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f220(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -13065,11 +13497,20 @@ def _es_f229(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f229(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            expect_ee(r)
     return _x
 
 
@@ -13138,12 +13579,21 @@ def _es_f233(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f233(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'amount', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'amount', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -13250,12 +13700,21 @@ def _es_f238(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f238(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'duration', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'duration', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -13267,12 +13726,21 @@ def _es_f239(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f239(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
+            expect_ee(r)
     return _x
 
 
@@ -13284,12 +13752,21 @@ def _es_f241(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f241(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -13301,12 +13778,21 @@ def _es_f242(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f242(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'start', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'start', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -13318,12 +13804,21 @@ def _es_f243(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f243(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'startValue', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'startValue', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 

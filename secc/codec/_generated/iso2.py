@@ -1561,12 +1561,21 @@ def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
         _p = 'Value'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2135,12 +2144,21 @@ def _d_Cost(r: BitReader) -> Cost:
         _p = 'amount'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'amount', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'amount', _x, 0, 4294967295)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -2241,12 +2259,21 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
         _p = 'start'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 16777214: range_violation(r, 'start', _x, 0, 16777214)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 16777214: range_violation(r, 'start', _x, 0, 16777214)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -2258,12 +2285,21 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
         _p = 'duration'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 86400: range_violation(r, 'duration', _x, 0, 86400)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 86400: range_violation(r, 'duration', _x, 0, 86400)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2332,12 +2368,21 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
         _p = 'NotificationMaxDelay'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2467,12 +2512,21 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
         _p = 'NotificationMaxDelay'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2672,12 +2726,21 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
         _p = 'NotificationMaxDelay'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3047,12 +3110,21 @@ def _dg_EVChargeParameter(r: BitReader) -> EVChargeParameter:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3219,12 +3291,21 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3426,12 +3507,21 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4334,12 +4424,21 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
         _p = 'EVSETimeStamp'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'EVSETimeStamp', _x, -9223372036854775808, 9223372036854775807)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'EVSETimeStamp', _x, -9223372036854775808, 9223372036854775807)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4789,12 +4888,21 @@ def _d_ChargeService(r: BitReader) -> ChargeService:
         _p = 'ServiceID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -5006,12 +5114,21 @@ def _d_Service(r: BitReader) -> Service:
         _p = 'ServiceID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -5286,12 +5403,21 @@ def _dg_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
         _p = 'ServiceID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -5469,12 +5595,21 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
         _p = 'ServiceID'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -5615,12 +5750,21 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
         _p = 'ParameterSetID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'ParameterSetID', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'ParameterSetID', _x, -32768, 32767)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -5828,12 +5972,21 @@ def _d_Parameter(r: BitReader) -> Parameter:
         _p = 'shortValue'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -5845,12 +5998,21 @@ def _d_Parameter(r: BitReader) -> Parameter:
         _p = 'intValue'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -6107,12 +6269,21 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
         _p = 'ServiceID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -6124,12 +6295,21 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
         _p = 'ParameterSetID'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'ParameterSetID', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'ParameterSetID', _x, -32768, 32767)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -6653,12 +6833,21 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
         _p = 'EVSETimeStamp'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'EVSETimeStamp', _x, -9223372036854775808, 9223372036854775807)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'EVSETimeStamp', _x, -9223372036854775808, 9223372036854775807)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7005,12 +7194,21 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
         _p = 'MaxEntriesSAScheduleTuple'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'MaxEntriesSAScheduleTuple', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'MaxEntriesSAScheduleTuple', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7524,12 +7722,21 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
         _p = 'ChargingProfileEntryStart'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'ChargingProfileEntryStart', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'ChargingProfileEntryStart', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7962,12 +8169,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'MeterReading'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'MeterReading', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'MeterReading', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -7996,12 +8212,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'MeterStatus'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -8013,12 +8238,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'TMeter'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'TMeter', _x, -9223372036854775808, 9223372036854775807)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'TMeter', _x, -9223372036854775808, 9223372036854775807)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -8790,12 +9024,21 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
         _p = 'RetryCounter'
         if fid == 6:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'RetryCounter', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'RetryCounter', _x, -32768, 32767)
+                    expect_ee(r)
             f6 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -12072,12 +12315,21 @@ def _es_f28(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f28(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'ChargingProfileEntryStart', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'ChargingProfileEntryStart', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -12114,12 +12366,21 @@ def _es_f47(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f47(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -12437,12 +12698,21 @@ def _es_f94(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f94(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'EVSETimeStamp', _x, -9223372036854775808, 9223372036854775807)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'EVSETimeStamp', _x, -9223372036854775808, 9223372036854775807)
+            expect_ee(r)
     return _x
 
 
@@ -12654,11 +12924,20 @@ def _es_f108(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f108(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            expect_ee(r)
     return _x
 
 
@@ -12708,12 +12987,21 @@ def _es_f116(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f116(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'MaxEntriesSAScheduleTuple', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'MaxEntriesSAScheduleTuple', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -12745,12 +13033,21 @@ def _es_f119(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f119(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'MeterReading', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'MeterReading', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -12762,12 +13059,21 @@ def _es_f120(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f120(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -12841,12 +13147,21 @@ def _es_f127(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f127(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -12957,12 +13272,21 @@ def _es_f140(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f140(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'ParameterSetID', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'ParameterSetID', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -13135,12 +13459,21 @@ def _es_f164(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f164(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'RetryCounter', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'RetryCounter', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -13357,12 +13690,21 @@ def _es_f189(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f189(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -13374,12 +13716,21 @@ def _es_f190(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f190(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -13511,12 +13862,21 @@ def _es_f211(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f211(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'TMeter', _x, -9223372036854775808, 9223372036854775807)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'TMeter', _x, -9223372036854775808, 9223372036854775807)
+            expect_ee(r)
     return _x
 
 
@@ -13555,12 +13915,21 @@ def _es_f217(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f217(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -13648,11 +14017,20 @@ def _es_f226(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f226(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            expect_ee(r)
     return _x
 
 
@@ -13721,12 +14099,21 @@ def _es_f230(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f230(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'amount', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'amount', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -13833,12 +14220,21 @@ def _es_f235(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f235(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 86400: range_violation(r, 'duration', _x, 0, 86400)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 86400: range_violation(r, 'duration', _x, 0, 86400)
+            expect_ee(r)
     return _x
 
 
@@ -13850,12 +14246,21 @@ def _es_f237(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f237(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
+            expect_ee(r)
     return _x
 
 
@@ -13867,12 +14272,21 @@ def _es_f239(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f239(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -13884,12 +14298,21 @@ def _es_f240(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f240(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 16777214: range_violation(r, 'start', _x, 0, 16777214)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 16777214: range_violation(r, 'start', _x, 0, 16777214)
+            expect_ee(r)
     return _x
 
 

@@ -1542,12 +1542,21 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
         _p = 'TimeStamp'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -3003,12 +3012,21 @@ def _d_ServiceIDList(r: BitReader) -> ServiceIDList:
         f0 = []
         while fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+                    expect_ee(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_ServiceIDList, st)
         if len(f0) < 1: raise missing('ServiceID', r)
@@ -3306,12 +3324,21 @@ def _d_Service(r: BitReader) -> Service:
         _p = 'ServiceID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3416,12 +3443,21 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
         _p = 'ServiceID'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3550,12 +3586,21 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
         _p = 'ServiceID'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3697,12 +3742,21 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
         _p = 'ParameterSetID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ParameterSetID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ParameterSetID', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3911,12 +3965,21 @@ def _d_Parameter(r: BitReader) -> Parameter:
         _p = 'shortValue'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3928,12 +3991,21 @@ def _d_Parameter(r: BitReader) -> Parameter:
         _p = 'intValue'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4059,12 +4131,21 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
         _p = 'Value'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4313,12 +4394,21 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
         _p = 'ServiceID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4330,12 +4420,21 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
         _p = 'ParameterSetID'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ParameterSetID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ParameterSetID', _x, 0, 65535)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4767,12 +4866,21 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -5001,12 +5109,21 @@ def _d_Scheduled_SEReqControlMode(r: BitReader) -> Scheduled_SEReqControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -5206,12 +5323,21 @@ def _d_EVPowerSchedule(r: BitReader) -> EVPowerSchedule:
         _p = 'TimeAnchor'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -5348,12 +5474,21 @@ def _d_EVPowerScheduleEntry(r: BitReader) -> EVPowerScheduleEntry:
         _p = 'Duration'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -5464,12 +5599,21 @@ def _d_EVAbsolutePriceSchedule(r: BitReader) -> EVAbsolutePriceSchedule:
         _p = 'TimeAnchor'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -5645,12 +5789,21 @@ def _d_EVPriceRuleStack(r: BitReader) -> EVPriceRuleStack:
         _p = 'Duration'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -6071,12 +6224,21 @@ def _d_Dynamic_SEResControlMode(r: BitReader) -> Dynamic_SEResControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -6381,12 +6543,21 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
         _p = 'TimeAnchor'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -6398,12 +6569,23 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
         _p = 'PriceScheduleID'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'PriceScheduleID', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'PriceScheduleID', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'PriceScheduleID', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'PriceScheduleID', _x, 1, 4294967295)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -6643,12 +6825,21 @@ def _d_PriceSchedule(r: BitReader) -> PriceSchedule:
         _p = 'TimeAnchor'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -6660,12 +6851,23 @@ def _d_PriceSchedule(r: BitReader) -> PriceSchedule:
         _p = 'PriceScheduleID'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'PriceScheduleID', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'PriceScheduleID', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'PriceScheduleID', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'PriceScheduleID', _x, 1, 4294967295)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -6871,12 +7073,23 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
         _p = 'TaxRuleID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -7159,12 +7372,21 @@ def _d_PriceRuleStack(r: BitReader) -> PriceRuleStack:
         _p = 'Duration'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7318,12 +7540,21 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
         _p = 'ParkingFeePeriod'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'ParkingFeePeriod', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'ParkingFeePeriod', _x, 0, 4294967295)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -7335,12 +7566,21 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
         _p = 'CarbonDioxideEmission'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'CarbonDioxideEmission', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'CarbonDioxideEmission', _x, 0, 65535)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -7463,12 +7703,21 @@ def _d_OverstayRuleList(r: BitReader) -> OverstayRuleList:
         _p = 'OverstayTimeThreshold'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'OverstayTimeThreshold', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'OverstayTimeThreshold', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -7603,12 +7852,21 @@ def _d_OverstayRule(r: BitReader) -> OverstayRule:
         _p = 'StartTime'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'StartTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'StartTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7632,12 +7890,21 @@ def _d_OverstayRule(r: BitReader) -> OverstayRule:
         _p = 'OverstayFeePeriod'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'OverstayFeePeriod', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'OverstayFeePeriod', _x, 0, 4294967295)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7915,12 +8182,21 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
         _p = 'TimeAnchor'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7932,12 +8208,23 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
         _p = 'PriceScheduleID'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'PriceScheduleID', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'PriceScheduleID', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'PriceScheduleID', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'PriceScheduleID', _x, 1, 4294967295)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -8118,12 +8405,21 @@ def _d_PriceLevelScheduleEntry(r: BitReader) -> PriceLevelScheduleEntry:
         _p = 'Duration'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -8286,12 +8582,23 @@ def _d_ScheduleTuple(r: BitReader) -> ScheduleTuple:
         _p = 'ScheduleTupleID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'ScheduleTupleID', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'ScheduleTupleID', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'ScheduleTupleID', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'ScheduleTupleID', _x, 1, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -8516,12 +8823,21 @@ def _d_PowerSchedule(r: BitReader) -> PowerSchedule:
         _p = 'TimeAnchor'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -8709,12 +9025,21 @@ def _d_PowerScheduleEntry(r: BitReader) -> PowerScheduleEntry:
         _p = 'Duration'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -9043,12 +9368,21 @@ def _d_EVPowerProfile(r: BitReader) -> EVPowerProfile:
         _p = 'TimeAnchor'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -9191,12 +9525,23 @@ def _d_Scheduled_EVPPTControlMode(r: BitReader) -> Scheduled_EVPPTControlMode:
         _p = 'SelectedScheduleTupleID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -9470,12 +9815,21 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
         _p = 'NotificationMaxDelay'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -9975,12 +10329,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'ChargedEnergyReadingWh'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -9992,12 +10355,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'BPT_DischargedEnergyReadingWh'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -10009,12 +10381,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'CapacitiveEnergyReadingVARh'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -10026,12 +10407,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'BPT_InductiveEnergyReadingVARh'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -10060,12 +10450,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'MeterStatus'
         if fid == 6:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
+                    expect_ee(r)
             f6 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -10077,12 +10476,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'MeterTimestamp'
         if fid == 7:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f7 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -10230,12 +10638,21 @@ def _d_Receipt(r: BitReader) -> Receipt:
         _p = 'TimeAnchor'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -10443,12 +10860,23 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
         _p = 'TaxRuleID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -10551,12 +10979,23 @@ def _dg_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
         _p = 'SelectedScheduleTupleID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -12138,12 +12577,21 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
         _p = 'VehicleFrame'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'VehicleFrame', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'VehicleFrame', _x, -32768, 32767)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -12155,12 +12603,21 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
         _p = 'DeviceOffset'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'DeviceOffset', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'DeviceOffset', _x, -32768, 32767)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -12172,12 +12629,21 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
         _p = 'VehicleTravel'
         if fid == 5:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'VehicleTravel', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'VehicleTravel', _x, -32768, 32767)
+                    expect_ee(r)
             f5 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -12331,12 +12797,21 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
         _p = 'ParkingSpace'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'ParkingSpace', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'ParkingSpace', _x, -32768, 32767)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -12348,12 +12823,21 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
         _p = 'DeviceLocation'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'DeviceLocation', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'DeviceLocation', _x, -32768, 32767)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -12365,12 +12849,21 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
         _p = 'TargetDistance'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'TargetDistance', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'TargetDistance', _x, -32768, 32767)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -12492,12 +12985,21 @@ def _d_VehicleCheckOutReq(r: BitReader) -> VehicleCheckOutReq:
         _p = 'CheckOutTime'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'CheckOutTime', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'CheckOutTime', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -13179,12 +13681,21 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         _p = 'RemainingTimeToMinimumSOC'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -13196,12 +13707,21 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         _p = 'RemainingTimeToTargetSOC'
         if fid == 5:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
+                    expect_ee(r)
             f5 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -13213,12 +13733,21 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         _p = 'RemainingTimeToMaximumSOC'
         if fid == 6:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
+                    expect_ee(r)
             f6 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -13690,12 +14219,21 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -13834,12 +14372,21 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -13903,12 +14450,21 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
         _p = 'AckMaxDelay'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -13980,12 +14536,21 @@ def _d_TargetPosition(r: BitReader) -> TargetPosition:
         _p = 'TargetOffsetX'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'TargetOffsetX', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'TargetOffsetX', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -13997,12 +14562,21 @@ def _d_TargetPosition(r: BitReader) -> TargetPosition:
         _p = 'TargetOffsetY'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'TargetOffsetY', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'TargetOffsetY', _x, 0, 65535)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -14430,12 +15004,21 @@ def _es_f1(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f1(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -14585,12 +15168,21 @@ def _es_f17(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f17(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -14602,12 +15194,21 @@ def _es_f18(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f18(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -14619,12 +15220,21 @@ def _es_f24(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f24(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -14636,12 +15246,21 @@ def _es_f25(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f25(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'CarbonDioxideEmission', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'CarbonDioxideEmission', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -14720,12 +15339,21 @@ def _es_f31(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f31(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -14786,12 +15414,21 @@ def _es_f35(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f35(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'CheckOutTime', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'CheckOutTime', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -14843,12 +15480,21 @@ def _es_f41(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f41(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -14860,12 +15506,21 @@ def _es_f42(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f42(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -14877,12 +15532,21 @@ def _es_f43(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f43(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'DeviceLocation', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'DeviceLocation', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -14894,12 +15558,21 @@ def _es_f44(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f44(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'DeviceOffset', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'DeviceOffset', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -14930,12 +15603,21 @@ def _es_f49(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f49(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -15356,11 +16038,20 @@ def _es_f98(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f98(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            expect_ee(r)
     return _x
 
 
@@ -15584,12 +16275,21 @@ def _es_f117(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f117(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -15601,12 +16301,21 @@ def _es_f118(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f118(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -15704,12 +16413,21 @@ def _es_f126(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f126(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -15743,12 +16461,21 @@ def _es_f133(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f133(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'OverstayFeePeriod', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'OverstayFeePeriod', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -15780,12 +16507,21 @@ def _es_f138(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f138(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'OverstayTimeThreshold', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'OverstayTimeThreshold', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -15854,12 +16590,21 @@ def _es_f145(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f145(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'ParameterSetID', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'ParameterSetID', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -15871,12 +16616,21 @@ def _es_f147(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f147(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'ParkingFeePeriod', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'ParkingFeePeriod', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -15915,12 +16669,21 @@ def _es_f149(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f149(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'ParkingSpace', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'ParkingSpace', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -16062,12 +16825,23 @@ def _es_f174(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f174(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'PriceScheduleID', _x, 1, 4294967295); r.pos += 1
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'PriceScheduleID', _x, 1, 4294967295); r.pos += 1
     else:
-        _x = r.uint()
-        if _x < 1 or _x > 4294967295: range_violation(r, 'PriceScheduleID', _x, 1, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x < 1 or _x > 4294967295: range_violation(r, 'PriceScheduleID', _x, 1, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -16140,12 +16914,21 @@ def _es_f183(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f183(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -16157,12 +16940,21 @@ def _es_f184(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f184(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -16174,12 +16966,21 @@ def _es_f185(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f185(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -16279,12 +17080,23 @@ def _es_f196(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f196(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'ScheduleTupleID', _x, 1, 4294967295); r.pos += 1
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'ScheduleTupleID', _x, 1, 4294967295); r.pos += 1
     else:
-        _x = r.uint()
-        if _x < 1 or _x > 4294967295: range_violation(r, 'ScheduleTupleID', _x, 1, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x < 1 or _x > 4294967295: range_violation(r, 'ScheduleTupleID', _x, 1, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -16340,12 +17152,23 @@ def _es_f204(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f204(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295); r.pos += 1
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295); r.pos += 1
     else:
-        _x = r.uint()
-        if _x < 1 or _x > 4294967295: range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x < 1 or _x > 4294967295: range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -16357,12 +17180,21 @@ def _es_f213(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f213(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -16456,12 +17288,21 @@ def _es_f233(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f233(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'StartTime', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'StartTime', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -16493,12 +17334,21 @@ def _es_f238(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f238(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'TargetDistance', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'TargetDistance', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -16510,12 +17360,21 @@ def _es_f239(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f239(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'TargetOffsetX', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'TargetOffsetX', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -16527,12 +17386,21 @@ def _es_f240(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f240(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'TargetOffsetY', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'TargetOffsetY', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -16614,12 +17482,23 @@ def _es_f247(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f247(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
     else:
-        _x = r.uint()
-        if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -16631,12 +17510,23 @@ def _es_f248(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f248(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
     else:
-        _x = r.uint()
-        if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -16668,12 +17558,21 @@ def _es_f251(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f251(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -16685,12 +17584,21 @@ def _es_f252(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f252(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -16702,12 +17610,21 @@ def _es_f253(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f253(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -16719,12 +17636,21 @@ def _es_f257(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f257(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -16736,12 +17662,21 @@ def _es_f262(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f262(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'VehicleFrame', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'VehicleFrame', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -16753,12 +17688,21 @@ def _es_f263(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f263(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'VehicleTravel', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'VehicleTravel', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -16866,11 +17810,20 @@ def _es_f271(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f271(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            expect_ee(r)
     return _x
 
 
@@ -17003,12 +17956,21 @@ def _es_f278(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f278(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
+            expect_ee(r)
     return _x
 
 
@@ -17020,12 +17982,21 @@ def _es_f280(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f280(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 FRAGMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AbsolutePriceSchedule', AbsolutePriceSchedule, _e_AbsolutePriceSchedule, _d_AbsolutePriceSchedule, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'AckMaxDelay', None, _es_f1, _ds_f1, ('int', 0, 65535)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AdditionalSelectedServices', AdditionalServiceList, _e_AdditionalServiceList, _d_AdditionalServiceList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AdditionalService', AdditionalService, _e_AdditionalService, _d_AdditionalService, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'AdditionalServicesCosts', DetailedCost, _e_DetailedCost, _d_DetailedCost, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'Amount', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AppliesMinimumMaximumCost', None, _es_f6, _ds_f6, ('bool',)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AppliesToEnergyFee', None, _es_f7, _ds_f7, ('bool',)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AppliesToOverstayFee', None, _es_f8, _ds_f8, ('bool',)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AppliesToParkingFee', None, _es_f9, _ds_f9, ('bool',)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationReq', AuthorizationReq, _e_AuthorizationReq, _d_AuthorizationReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationRes', AuthorizationRes, _e_AuthorizationRes, _d_AuthorizationRes, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationServices', None, _es_f12, _ds_f12, ('enum', Authorization)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationSetupReq', AuthorizationSetupReq, _e_AuthorizationSetupReq, _d_AuthorizationSetupReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationSetupRes', AuthorizationSetupRes, _e_AuthorizationSetupRes, _d_AuthorizationSetupRes, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AvailableEnergy', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'BPT_ChannelSelection', None, _es_f16, _ds_f16, ('enum', ChannelSelection)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'BPT_DischargedEnergyReadingWh', None, _es_f17, _ds_f17, ('int', 0, 18446744073709551615)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'BPT_InductiveEnergyReadingVARh', None, _es_f18, _ds_f18, ('int', 0, 18446744073709551615)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'BatteryEnergyCapacity', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode', CLReqControlMode, _e_CLReqControlMode, _d_CLReqControlMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode', CLResControlMode, _e_CLResControlMode, _d_CLResControlMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'CPSCertificateChain', CertificateChain, _e_CertificateChain, _d_CertificateChain, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod', CanonicalizationMethod, _e_CanonicalizationMethod, _d_CanonicalizationMethod, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'CapacitiveEnergyReadingVARh', None, _es_f24, _ds_f24, ('int', 0, 18446744073709551615)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'CarbonDioxideEmission', None, _es_f25, _ds_f25, ('int', 0, 65535)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Certificate', None, _es_f26, _ds_f26, ('bytes', None, 1600, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'CertificateInstallationReq', CertificateInstallationReq, _e_CertificateInstallationReq, _d_CertificateInstallationReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'CertificateInstallationRes', CertificateInstallationRes, _e_CertificateInstallationRes, _d_CertificateInstallationRes, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'CertificateInstallationService', None, _es_f29, _ds_f29, ('bool',)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ChargeProgress', None, _es_f30, _ds_f30, ('enum', ChargeProgress)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargedEnergyReadingWh', None, _es_f31, _ds_f31, ('int', 0, 18446744073709551615)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargingComplete', None, _es_f32, _ds_f32, ('bool',)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ChargingSchedule', ChargingSchedule, _e_ChargingSchedule, _d_ChargingSchedule, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ChargingSession', None, _es_f34, _ds_f34, ('enum', ChargingSession)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'CheckOutTime', None, _es_f35, _ds_f35, ('int', 0, 18446744073709551615)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ContractCertificateChain', ContractCertificateChain, _e_ContractCertificateChain, _d_ContractCertificateChain, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'CostPerUnit', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Currency', None, _es_f38, _ds_f38, ('str', None, 3)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'DHPublicKey', None, _es_f39, _ds_f39, ('bytes', 133, 133, 'b64')), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue', DSAKeyValue, _e_DSAKeyValue, _d_DSAKeyValue, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'DepartureTime', None, _es_f41, _ds_f41, ('int', 0, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'DepartureTime', None, _es_f42, _ds_f42, ('int', 0, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'DeviceLocation', None, _es_f43, _ds_f43, ('int', -32768, 32767)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'DeviceOffset', None, _es_f44, _ds_f44, ('int', -32768, 32767)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod', DigestMethod, _e_DigestMethod, _d_DigestMethod, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'DigestValue', None, _es_f46, _ds_f46, ('bytes', None, None, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'DischargingSchedule', ChargingSchedule, _e_ChargingSchedule, _d_ChargingSchedule, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'DisplayParameters', DisplayParameters, _e_DisplayParameters, _d_DisplayParameters, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Duration', None, _es_f49, _ds_f49, ('int', 0, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_EVPPTControlMode', Dynamic_EVPPTControlMode, _e_Dynamic_EVPPTControlMode, _d_Dynamic_EVPPTControlMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_SEReqControlMode', Dynamic_SEReqControlMode, _e_Dynamic_SEReqControlMode, _d_Dynamic_SEReqControlMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_SEResControlMode', Dynamic_SEResControlMode, _e_Dynamic_SEResControlMode, _d_Dynamic_SEResControlMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_SMDTControlMode', Dynamic_SMDTControlMode, _e_Dynamic_SMDTControlMode, _d_Dynamic_SMDTControlMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ECDHCurve', None, _es_f54, _ds_f54, ('enum', EcdhCurve)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EIM_AReqAuthorizationMode', EIM_AReqAuthorizationMode, _e_EIM_AReqAuthorizationMode, _d_EIM_AReqAuthorizationMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EIM_ASResAuthorizationMode', EIM_ASResAuthorizationMode, _e_EIM_ASResAuthorizationMode, _d_EIM_ASResAuthorizationMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EMAID', None, _es_f57, _ds_f57, ('str', None, 255)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVAbsolutePriceSchedule', EVAbsolutePriceSchedule, _e_EVAbsolutePriceSchedule, _d_EVAbsolutePriceSchedule, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVCCID', None, _es_f59, _ds_f59, ('str', None, 255)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVCheckInStatus', None, _es_f60, _ds_f60, ('enum', EvCheckInStatus)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVCheckOutStatus', None, _es_f61, _ds_f61, ('enum', EvCheckOutStatus)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVEnergyOffer', EVEnergyOffer, _e_EVEnergyOffer, _d_EVEnergyOffer, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVMaximumEnergyRequest', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMaximumEnergyRequest', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVMaximumV2XEnergyRequest', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVMinimumEnergyRequest', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMinimumEnergyRequest', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVMinimumV2XEnergyRequest', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerProfile', EVPowerProfile, _e_EVPowerProfile, _d_EVPowerProfile, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerProfileEntries', EVPowerProfileEntryList, _e_EVPowerProfileEntryList, _d_EVPowerProfileEntryList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerProfileEntry', PowerScheduleEntry, _e_PowerScheduleEntry, _d_PowerScheduleEntry, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerSchedule', EVPowerSchedule, _e_EVPowerSchedule, _d_EVPowerSchedule, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerScheduleEntries', EVPowerScheduleEntryList, _e_EVPowerScheduleEntryList, _d_EVPowerScheduleEntryList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerScheduleEntry', EVPowerScheduleEntry, _e_EVPowerScheduleEntry, _d_EVPowerScheduleEntry, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPriceRule', EVPriceRule, _e_EVPriceRule, _d_EVPriceRule, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPriceRuleStack', EVPriceRuleStack, _e_EVPriceRuleStack, _d_EVPriceRuleStack, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPriceRuleStacks', EVPriceRuleStackList, _e_EVPriceRuleStackList, _d_EVPriceRuleStackList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVProcessing', None, _es_f78, _ds_f78, ('enum', Processing)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVSECheckOutStatus', None, _es_f79, _ds_f79, ('enum', EvseCheckOutStatus)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVSEID', None, _es_f80, _ds_f80, ('str', None, 255)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSENotification', None, _es_f81, _ds_f81, ('enum', EvseNotification)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVSEProcessing', None, _es_f82, _ds_f82, ('enum', Processing)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVSEStatus', EVSEStatus, _e_EVSEStatus, _d_EVSEStatus, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSEStatus', EVSEStatus, _e_EVSEStatus, _d_EVSEStatus, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVTargetEnergyRequest', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'EVTargetEnergyRequest', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVTerminationCode', None, _es_f87, _ds_f87, ('str', None, 80)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVTerminationExplanation', None, _es_f88, _ds_f88, ('str', None, 160)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'EnergyCosts', DetailedCost, _e_DetailedCost, _d_DetailedCost, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EnergyFee', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EnergyTransferServiceList', ServiceList, _e_ServiceList, _d_ServiceList, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'Exponent', None, _es_f92, _ds_f92, ('bytes', None, None, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'Exponent', None, _es_f93, _ds_f93, ('int', -128, 127)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'FreeService', None, _es_f94, _ds_f94, ('bool',)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'G', None, _es_f95, _ds_f95, ('bytes', None, None, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'GenChallenge', None, _es_f96, _ds_f96, ('bytes', 16, 16, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'GoToPause', None, _es_f97, _ds_f97, ('bool',)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'HMACOutputLength', None, _es_f98, _ds_f98, ('int', None, None)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'Header', MessageHeader, _e_MessageHeader, _d_MessageHeader, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'InletHot', None, _es_f100, _ds_f100, ('bool',)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'J', None, _es_f101, _ds_f101, ('bytes', None, None, 'b64')), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo', KeyInfo, _e_KeyInfo, _d_KeyInfo, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'KeyName', None, _es_f103, _ds_f103, ('str', None, None)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'KeyValue', KeyValue, _e_KeyValue, _d_KeyValue, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Language', None, _es_f105, _ds_f105, ('str', None, 3)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ListOfRootCertificateIDs', ListOfRootCertificateIDs, _e_ListOfRootCertificateIDs, _d_ListOfRootCertificateIDs, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'Manifest', Manifest, _e_Manifest, _d_Manifest, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'MaximumContractCertificateChains', None, _es_f108, _ds_f108, ('int', 0, 255)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'MaximumCost', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'MaximumSOC', None, _es_f110, _ds_f110, ('int', 0, 100)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'MaximumSupportingPoints', None, _es_f111, _ds_f111, ('int', 12, 1024)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterID', None, _es_f112, _ds_f112, ('str', None, 32)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'MeterInfo', MeterInfo, _e_MeterInfo, _d_MeterInfo, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfo', MeterInfo, _e_MeterInfo, _d_MeterInfo, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfoRequested', None, _es_f115, _ds_f115, ('bool',)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterSignature', None, _es_f116, _ds_f116, ('bytes', None, 64, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterStatus', None, _es_f117, _ds_f117, ('int', -32768, 32767)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterTimestamp', None, _es_f118, _ds_f118, ('int', 0, 18446744073709551615)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'MeteringConfirmationReq', MeteringConfirmationReq, _e_MeteringConfirmationReq, _d_MeteringConfirmationReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'MeteringConfirmationRes', MeteringConfirmationRes, _e_MeteringConfirmationRes, _d_MeteringConfirmationRes, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'MgmtData', None, _es_f121, _ds_f121, ('str', None, None)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'MinimumCost', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'MinimumSOC', None, _es_f123, _ds_f123, ('int', 0, 100)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'MinimumSOC', None, _es_f124, _ds_f124, ('int', 0, 100)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'Modulus', None, _es_f125, _ds_f125, ('bytes', None, None, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'NotificationMaxDelay', None, _es_f126, _ds_f126, ('int', 0, 65535)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'NumberOfPriceLevels', None, _es_f127, _ds_f127, ('int', 0, 255)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'OEMProvisioningCertificateChain', SignedCertificateChain, _e_SignedCertificateChain, _d_SignedCertificateChain, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'Object', Object, _e_Object, _d_Object, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'OccupancyCosts', DetailedCost, _e_DetailedCost, _d_DetailedCost, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'OverstayCosts', DetailedCost, _e_DetailedCost, _d_DetailedCost, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayFee', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayFeePeriod', None, _es_f133, _ds_f133, ('int', 0, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayPowerThreshold', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayRule', OverstayRule, _e_OverstayRule, _d_OverstayRule, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayRuleDescription', None, _es_f136, _ds_f136, ('str', None, 160)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayRules', OverstayRuleList, _e_OverstayRuleList, _d_OverstayRuleList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayTimeThreshold', None, _es_f138, _ds_f138, ('int', 0, 4294967295)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'P', None, _es_f139, _ds_f139, ('bytes', None, None, 'b64')), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'PGPData', PGPData, _e_PGPData, _d_PGPData, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyID', None, _es_f141, _ds_f141, ('bytes', None, None, 'b64')), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyPacket', None, _es_f142, _ds_f142, ('bytes', None, None, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Parameter', Parameter, _e_Parameter, _d_Parameter, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ParameterSet', ParameterSet, _e_ParameterSet, _d_ParameterSet, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ParameterSetID', None, _es_f145, _ds_f145, ('int', 0, 65535)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ParkingFee', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ParkingFeePeriod', None, _es_f147, _ds_f147, ('int', 0, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ParkingMethod', None, _es_f148, _ds_f148, ('enum', ParkingMethod)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ParkingSpace', None, _es_f149, _ds_f149, ('int', -32768, 32767)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'PgenCounter', None, _es_f150, _ds_f150, ('bytes', None, None, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PnC_AReqAuthorizationMode', PnC_AReqAuthorizationMode, _e_PnC_AReqAuthorizationMode, _d_PnC_AReqAuthorizationMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PnC_ASResAuthorizationMode', PnC_ASResAuthorizationMode, _e_PnC_ASResAuthorizationMode, _d_PnC_ASResAuthorizationMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Power', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerDeliveryReq', PowerDeliveryReq, _e_PowerDeliveryReq, _d_PowerDeliveryReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerDeliveryRes', PowerDeliveryRes, _e_PowerDeliveryRes, _d_PowerDeliveryRes, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerRangeStart', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerSchedule', PowerSchedule, _e_PowerSchedule, _d_PowerSchedule, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerScheduleEntries', PowerScheduleEntryList, _e_PowerScheduleEntryList, _d_PowerScheduleEntryList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerScheduleEntry', PowerScheduleEntry, _e_PowerScheduleEntry, _d_PowerScheduleEntry, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerTolerance', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerToleranceAcceptance', None, _es_f161, _ds_f161, ('enum', PowerToleranceAcceptance)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Power_L2', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Power_L3', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'PresentSOC', None, _es_f164, _ds_f164, ('int', 0, 100)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceAlgorithm', None, _es_f165, _ds_f165, ('str', None, 255)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevel', None, _es_f166, _ds_f166, ('int', 0, 255)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevelSchedule', PriceLevelSchedule, _e_PriceLevelSchedule, _d_PriceLevelSchedule, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevelScheduleEntries', PriceLevelScheduleEntryList, _e_PriceLevelScheduleEntryList, _d_PriceLevelScheduleEntryList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevelScheduleEntry', PriceLevelScheduleEntry, _e_PriceLevelScheduleEntry, _d_PriceLevelScheduleEntry, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceRule', PriceRule, _e_PriceRule, _d_PriceRule, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceRuleStack', PriceRuleStack, _e_PriceRuleStack, _d_PriceRuleStack, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceRuleStacks', PriceRuleStackList, _e_PriceRuleStackList, _d_PriceRuleStackList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceScheduleDescription', None, _es_f173, _ds_f173, ('str', None, 160)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceScheduleID', None, _es_f174, _ds_f174, ('int', 1, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PrioritizedEMAIDs', EMAIDList, _e_EMAIDList, _d_EMAIDList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ProviderID', None, _es_f176, _ds_f176, ('str', None, 80)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'Q', None, _es_f177, _ds_f177, ('bytes', None, None, 'b64')), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue', RSAKeyValue, _e_RSAKeyValue, _d_RSAKeyValue, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Receipt', Receipt, _e_Receipt, _d_Receipt, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'Receipt', Receipt, _e_Receipt, _d_Receipt, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'Reference', Reference, _e_Reference, _d_Reference, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'RemainingContractCertificateChains', None, _es_f182, _ds_f182, ('int', 0, 255)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToMaximumSOC', None, _es_f183, _ds_f183, ('int', 0, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToMinimumSOC', None, _es_f184, _ds_f184, ('int', 0, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToTargetSOC', None, _es_f185, _ds_f185, ('int', 0, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'RenewableGenerationPercentage', None, _es_f186, _ds_f186, ('int', 0, 255)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'ResponseCode', None, _es_f187, _ds_f187, ('enum', ResponseCode)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod', RetrievalMethod, _e_RetrievalMethod, _d_RetrievalMethod, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'RootCertificateID', X509IssuerSerial, _e_X509IssuerSerial, _d_X509IssuerSerial, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SECP521_EncryptedPrivateKey', None, _es_f190, _ds_f190, ('bytes', 94, 94, 'b64')), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'SPKIData', SPKIData, _e_SPKIData, _d_SPKIData, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'SPKISexp', None, _es_f192, _ds_f192, ('bytes', None, None, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleExchangeReq', ScheduleExchangeReq, _e_ScheduleExchangeReq, _d_ScheduleExchangeReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleExchangeRes', ScheduleExchangeRes, _e_ScheduleExchangeRes, _d_ScheduleExchangeRes, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleTuple', ScheduleTuple, _e_ScheduleTuple, _d_ScheduleTuple, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleTupleID', None, _es_f196, _ds_f196, ('int', 1, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_EVPPTControlMode', Scheduled_EVPPTControlMode, _e_Scheduled_EVPPTControlMode, _d_Scheduled_EVPPTControlMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_SEReqControlMode', Scheduled_SEReqControlMode, _e_Scheduled_SEReqControlMode, _d_Scheduled_SEReqControlMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_SEResControlMode', Scheduled_SEResControlMode, _e_Scheduled_SEResControlMode, _d_Scheduled_SEResControlMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_SMDTControlMode', Scheduled_SMDTControlMode, _e_Scheduled_SMDTControlMode, _d_Scheduled_SMDTControlMode, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'Seed', None, _es_f201, _ds_f201, ('bytes', None, None, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedAuthorizationService', None, _es_f202, _ds_f202, ('enum', Authorization)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedEnergyTransferService', SelectedService, _e_SelectedService, _d_SelectedService, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedScheduleTupleID', None, _es_f204, _ds_f204, ('int', 1, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedService', SelectedService, _e_SelectedService, _d_SelectedService, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedVASList', SelectedServiceList, _e_SelectedServiceList, _d_SelectedServiceList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Service', Service, _e_Service, _d_Service, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDetailReq', ServiceDetailReq, _e_ServiceDetailReq, _d_ServiceDetailReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDetailRes', ServiceDetailRes, _e_ServiceDetailRes, _d_ServiceDetailRes, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDiscoveryReq', ServiceDiscoveryReq, _e_ServiceDiscoveryReq, _d_ServiceDiscoveryReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDiscoveryRes', ServiceDiscoveryRes, _e_ServiceDiscoveryRes, _d_ServiceDiscoveryRes, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceFee', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceID', None, _es_f213, _ds_f213, ('int', 0, 65535)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceName', None, _es_f214, _ds_f214, ('str', None, 80)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceParameterList', ServiceParameterList, _e_ServiceParameterList, _d_ServiceParameterList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceRenegotiationSupported', None, _es_f216, _ds_f216, ('bool',)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceSelectionReq', ServiceSelectionReq, _e_ServiceSelectionReq, _d_ServiceSelectionReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceSelectionRes', ServiceSelectionRes, _e_ServiceSelectionRes, _d_ServiceSelectionRes, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionID', None, _es_f219, _ds_f219, ('bytes', 8, 8, 'hex')), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'SessionID', None, _es_f220, _ds_f220, ('bytes', 8, 8, 'hex')), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionSetupReq', SessionSetupReq, _e_SessionSetupReq, _d_SessionSetupReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionSetupRes', SessionSetupRes, _e_SessionSetupRes, _d_SessionSetupRes, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionStopReq', SessionStopReq, _e_SessionStopReq, _d_SessionStopReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionStopRes', SessionStopRes, _e_SessionStopRes, _d_SessionStopRes, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'Signature', Signature, _e_Signature, _d_Signature, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethod', SignatureMethod, _e_SignatureMethod, _d_SignatureMethod, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperties', SignatureProperties, _e_SignatureProperties, _d_SignatureProperties, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty', SignatureProperty, _e_SignatureProperty, _d_SignatureProperty, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue', SignatureValue, _e_SignatureValue, _d_SignatureValue, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo', SignedInfo, _e_SignedInfo, _d_SignedInfo, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SignedInstallationData', SignedInstallationData, _e_SignedInstallationData, _d_SignedInstallationData, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SignedMeteringData', SignedMeteringData, _e_SignedMeteringData, _d_SignedMeteringData, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'StartTime', None, _es_f233, _ds_f233, ('int', 0, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SubCertificates', SubCertificates, _e_SubCertificates, _d_SubCertificates, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SupportedProviders', SupportedProvidersList, _e_SupportedProvidersList, _d_SupportedProvidersList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SupportedServiceIDs', ServiceIDList, _e_ServiceIDList, _d_ServiceIDList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'TPM_EncryptedPrivateKey', None, _es_f237, _ds_f237, ('bytes', 206, 206, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'TargetDistance', None, _es_f238, _ds_f238, ('int', -32768, 32767)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'TargetOffsetX', None, _es_f239, _ds_f239, ('int', 0, 65535)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'TargetOffsetY', None, _es_f240, _ds_f240, ('int', 0, 65535)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'TargetSOC', None, _es_f241, _ds_f241, ('int', 0, 100)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'TargetSOC', None, _es_f242, _ds_f242, ('int', 0, 100)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'TaxCosts', DetailedTax, _e_DetailedTax, _d_DetailedTax, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxIncludedInPrice', None, _es_f244, _ds_f244, ('bool',)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRate', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRule', TaxRule, _e_TaxRule, _d_TaxRule, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRuleID', None, _es_f247, _ds_f247, ('int', 1, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'TaxRuleID', None, _es_f248, _ds_f248, ('int', 1, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRuleName', None, _es_f249, _ds_f249, ('str', None, 80)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRules', TaxRuleList, _e_TaxRuleList, _d_TaxRuleList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'TimeAnchor', None, _es_f251, _ds_f251, ('int', 0, 18446744073709551615)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'TimeAnchor', None, _es_f252, _ds_f252, ('int', 0, 18446744073709551615)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'TimeStamp', None, _es_f253, _ds_f253, ('int', 0, 18446744073709551615)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'Transform', Transform, _e_Transform, _d_Transform, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'Transforms', Transforms, _e_Transforms, _d_Transforms, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'VASList', ServiceList, _e_ServiceList, _d_ServiceList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'Value', None, _es_f257, _ds_f257, ('int', -32768, 32767)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckInReq', VehicleCheckInReq, _e_VehicleCheckInReq, _d_VehicleCheckInReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckInRes', VehicleCheckInRes, _e_VehicleCheckInRes, _d_VehicleCheckInRes, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckOutReq', VehicleCheckOutReq, _e_VehicleCheckOutReq, _d_VehicleCheckOutReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckOutRes', VehicleCheckOutRes, _e_VehicleCheckOutRes, _d_VehicleCheckOutRes, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleFrame', None, _es_f262, _ds_f262, ('int', -32768, 32767)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleTravel', None, _es_f263, _ds_f263, ('int', -32768, 32767)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'X448_EncryptedPrivateKey', None, _es_f264, _ds_f264, ('bytes', 84, 84, 'b64')), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'X509CRL', None, _es_f265, _ds_f265, ('bytes', None, None, 'b64')), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'X509Certificate', None, _es_f266, _ds_f266, ('bytes', None, None, 'b64')), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'X509Data', X509Data, _e_X509Data, _d_X509Data, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerName', None, _es_f268, _ds_f268, ('str', None, None)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial', X509IssuerSerial, _e_X509IssuerSerial, _d_X509IssuerSerial, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'X509SKI', None, _es_f270, _ds_f270, ('bytes', None, None, 'b64')), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'X509SerialNumber', None, _es_f271, _ds_f271, ('int', None, None)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'X509SubjectName', None, _es_f272, _ds_f272, ('str', None, None)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'XPath', None, _es_f273, _ds_f273, ('str', None, None)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'Y', None, _es_f274, _ds_f274, ('bytes', None, None, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'boolValue', None, _es_f275, _ds_f275, ('bool',)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'byteValue', None, _es_f276, _ds_f276, ('int', -128, 127)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'finiteString', None, _es_f277, _ds_f277, ('str', None, 80)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'intValue', None, _es_f278, _ds_f278, ('int', -2147483648, 2147483647)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'rationalNumber', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'shortValue', None, _es_f280, _ds_f280, ('int', -32768, 32767)),)

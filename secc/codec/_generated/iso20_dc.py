@@ -1032,12 +1032,21 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
         _p = 'TimeStamp'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -1378,12 +1387,21 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
         _p = 'Value'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2989,12 +3007,21 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         _p = 'RemainingTimeToMinimumSOC'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3006,12 +3033,21 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         _p = 'RemainingTimeToTargetSOC'
         if fid == 5:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
+                    expect_ee(r)
             f5 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3023,12 +3059,21 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         _p = 'RemainingTimeToMaximumSOC'
         if fid == 6:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
+                    expect_ee(r)
             f6 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3710,12 +3755,21 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
         _p = 'NotificationMaxDelay'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3946,12 +4000,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'ChargedEnergyReadingWh'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3963,12 +4026,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'BPT_DischargedEnergyReadingWh'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3980,12 +4052,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'CapacitiveEnergyReadingVARh'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3997,12 +4078,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'BPT_InductiveEnergyReadingVARh'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -4031,12 +4121,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'MeterStatus'
         if fid == 6:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
+                    expect_ee(r)
             f6 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -4048,12 +4147,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'MeterTimestamp'
         if fid == 7:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f7 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4201,12 +4309,21 @@ def _d_Receipt(r: BitReader) -> Receipt:
         _p = 'TimeAnchor'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -4414,12 +4531,23 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
         _p = 'TaxRuleID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -6576,12 +6704,21 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -6774,12 +6911,21 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -6958,12 +7104,21 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -7027,12 +7182,21 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
         _p = 'AckMaxDelay'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7211,12 +7375,21 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -7280,12 +7453,21 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
         _p = 'AckMaxDelay'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7482,12 +7664,21 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7836,12 +8027,21 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -7905,12 +8105,21 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
         _p = 'AckMaxDelay'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -8354,12 +8563,21 @@ def _es_f0(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f0(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -8371,12 +8589,21 @@ def _es_f5(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f5(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -8388,12 +8615,21 @@ def _es_f8(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f8(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -8405,12 +8641,21 @@ def _es_f15(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f15(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -8422,12 +8667,21 @@ def _es_f16(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f16(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -8461,12 +8715,21 @@ def _es_f32(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f32(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -8704,11 +8967,20 @@ def _es_f80(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f80(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            expect_ee(r)
     return _x
 
 
@@ -8866,12 +9138,21 @@ def _es_f93(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f93(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -8883,12 +9164,21 @@ def _es_f94(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f94(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -8962,12 +9252,21 @@ def _es_f98(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f98(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -9098,12 +9397,21 @@ def _es_f112(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f112(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -9115,12 +9423,21 @@ def _es_f113(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f113(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -9132,12 +9449,21 @@ def _es_f114(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f114(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -9282,12 +9608,23 @@ def _es_f133(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f133(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
     else:
-        _x = r.uint()
-        if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -9299,12 +9636,21 @@ def _es_f134(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f134(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -9316,12 +9662,21 @@ def _es_f135(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f135(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -9333,12 +9688,21 @@ def _es_f138(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f138(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -9426,11 +9790,20 @@ def _es_f145(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f145(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            expect_ee(r)
     return _x
 
 

@@ -1019,12 +1019,21 @@ def _d_WPT_FinePositioningSetupReq(r: BitReader) -> WPT_FinePositioningSetupReq:
         _p = 'NaturalOffset'
         if fid == 5:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'NaturalOffset', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'NaturalOffset', _x, 0, 65535)
+                    expect_ee(r)
             f5 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -1273,12 +1282,21 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
         _p = 'TimeStamp'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -1849,12 +1867,21 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
         _p = 'Value'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2005,12 +2032,23 @@ def _d_WPT_TxRxSpecData(r: BitReader) -> WPT_TxRxSpecData:
         _p = 'TxRxIdentifier'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TxRxIdentifier', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TxRxIdentifier', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'TxRxIdentifier', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'TxRxIdentifier', _x, 1, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2116,12 +2154,21 @@ def _d_WPT_CoordinateXYZ(r: BitReader) -> WPT_CoordinateXYZ:
         _p = 'Coord_X'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'Coord_X', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'Coord_X', _x, -32768, 32767)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2133,12 +2180,21 @@ def _d_WPT_CoordinateXYZ(r: BitReader) -> WPT_CoordinateXYZ:
         _p = 'Coord_Y'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'Coord_Y', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'Coord_Y', _x, -32768, 32767)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2150,12 +2206,21 @@ def _d_WPT_CoordinateXYZ(r: BitReader) -> WPT_CoordinateXYZ:
         _p = 'Coord_Z'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'Coord_Z', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'Coord_Z', _x, -32768, 32767)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2259,12 +2324,21 @@ def _d_WPT_TxRxPackageSpecData(r: BitReader) -> WPT_TxRxPackageSpecData:
         _p = 'PulseSeparationTime'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'PulseSeparationTime', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'PulseSeparationTime', _x, 0, 65535)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2276,12 +2350,21 @@ def _d_WPT_TxRxPackageSpecData(r: BitReader) -> WPT_TxRxPackageSpecData:
         _p = 'PulseDuration'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'PulseDuration', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'PulseDuration', _x, 0, 65535)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2293,12 +2376,21 @@ def _d_WPT_TxRxPackageSpecData(r: BitReader) -> WPT_TxRxPackageSpecData:
         _p = 'PackageSeparationTime'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'PackageSeparationTime', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'PackageSeparationTime', _x, 0, 65535)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2370,12 +2462,21 @@ def _d_WPT_TxRxPulseOrder(r: BitReader) -> WPT_TxRxPulseOrder:
         _p = 'IndexNumber'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'IndexNumber', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'IndexNumber', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2387,12 +2488,23 @@ def _d_WPT_TxRxPulseOrder(r: BitReader) -> WPT_TxRxPulseOrder:
         _p = 'TxRxIdentifier'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TxRxIdentifier', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TxRxIdentifier', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'TxRxIdentifier', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'TxRxIdentifier', _x, 1, 4294967295)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2697,12 +2809,21 @@ def _d_WPT_FinePositioningSetupRes(r: BitReader) -> WPT_FinePositioningSetupRes:
         _p = 'NaturalOffset'
         if fid == 5:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'NaturalOffset', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'NaturalOffset', _x, 0, 65535)
+                    expect_ee(r)
             f5 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -3355,12 +3476,23 @@ def _d_WPT_LF_TxData(r: BitReader) -> WPT_LF_TxData:
         _p = 'TxIdentifier'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TxIdentifier', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TxIdentifier', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'TxIdentifier', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'TxIdentifier', _x, 1, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3498,12 +3630,23 @@ def _d_WPT_LF_RxData(r: BitReader) -> WPT_LF_RxData:
         _p = 'RxIdentifier'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'RxIdentifier', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'RxIdentifier', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'RxIdentifier', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'RxIdentifier', _x, 1, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3641,12 +3784,23 @@ def _d_WPT_LF_RxRSSI(r: BitReader) -> WPT_LF_RxRSSI:
         _p = 'TxIdentifier'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TxIdentifier', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TxIdentifier', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'TxIdentifier', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'TxIdentifier', _x, 1, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3998,12 +4152,23 @@ def _d_WPT_PairingReq(r: BitReader) -> WPT_PairingReq:
         _p = 'ObservedIDCode'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'ObservedIDCode', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'ObservedIDCode', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'ObservedIDCode', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'ObservedIDCode', _x, 1, 4294967295)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4232,12 +4397,23 @@ def _d_WPT_PairingRes(r: BitReader) -> WPT_PairingRes:
         _p = 'ObservedIDCode'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'ObservedIDCode', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'ObservedIDCode', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'ObservedIDCode', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'ObservedIDCode', _x, 1, 4294967295)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -4487,12 +4663,21 @@ def _d_AlternativeSECC(r: BitReader) -> AlternativeSECC:
         _p = 'Port'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'Port', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'Port', _x, 0, 65535)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4645,12 +4830,21 @@ def _d_WPT_ChargeParameterDiscoveryReq(r: BitReader) -> WPT_ChargeParameterDisco
         _p = 'SDMaxGroundClearence'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'SDMaxGroundClearence', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'SDMaxGroundClearence', _x, 0, 65535)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4662,12 +4856,21 @@ def _d_WPT_ChargeParameterDiscoveryReq(r: BitReader) -> WPT_ChargeParameterDisco
         _p = 'SDMinGroundClearence'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'SDMinGroundClearence', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'SDMinGroundClearence', _x, 0, 65535)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -5025,12 +5228,21 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
         _p = 'SDMaxGroundClearanceSupport'
         if fid == 5:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'SDMaxGroundClearanceSupport', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'SDMaxGroundClearanceSupport', _x, 0, 65535)
+                    expect_ee(r)
             f5 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -5042,12 +5254,21 @@ def _d_WPT_ChargeParameterDiscoveryRes(r: BitReader) -> WPT_ChargeParameterDisco
         _p = 'SDMinGroundClearanceSupport'
         if fid == 6:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'SDMinGroundClearanceSupport', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'SDMinGroundClearanceSupport', _x, 0, 65535)
+                    expect_ee(r)
             f6 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -6263,12 +6484,21 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         _p = 'RemainingTimeToMinimumSOC'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -6280,12 +6510,21 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         _p = 'RemainingTimeToTargetSOC'
         if fid == 5:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
+                    expect_ee(r)
             f5 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -6297,12 +6536,21 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         _p = 'RemainingTimeToMaximumSOC'
         if fid == 6:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
+                    expect_ee(r)
             f6 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -7118,12 +7366,21 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
         _p = 'NotificationMaxDelay'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7354,12 +7611,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'ChargedEnergyReadingWh'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -7371,12 +7637,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'BPT_DischargedEnergyReadingWh'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -7388,12 +7663,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'CapacitiveEnergyReadingVARh'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -7405,12 +7689,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'BPT_InductiveEnergyReadingVARh'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -7439,12 +7732,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'MeterStatus'
         if fid == 6:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
+                    expect_ee(r)
             f6 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -7456,12 +7758,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'MeterTimestamp'
         if fid == 7:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f7 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7609,12 +7920,21 @@ def _d_Receipt(r: BitReader) -> Receipt:
         _p = 'TimeAnchor'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -7822,12 +8142,23 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
         _p = 'TaxRuleID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -8128,12 +8459,21 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -8272,12 +8612,21 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -8341,12 +8690,21 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
         _p = 'AckMaxDelay'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -8681,12 +9039,21 @@ def _es_f0(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f0(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -8698,12 +9065,21 @@ def _es_f5(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f5(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -8715,12 +9091,21 @@ def _es_f6(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f6(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -8752,12 +9137,21 @@ def _es_f12(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f12(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -8769,12 +9163,21 @@ def _es_f13(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f13(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -8808,12 +9211,21 @@ def _es_f15(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f15(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'Coord_X', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'Coord_X', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -8825,12 +9237,21 @@ def _es_f16(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f16(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'Coord_Y', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'Coord_Y', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -8842,12 +9263,21 @@ def _es_f17(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f17(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'Coord_Z', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'Coord_Z', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -8859,12 +9289,21 @@ def _es_f20(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f20(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -9110,11 +9549,20 @@ def _es_f52(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f52(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            expect_ee(r)
     return _x
 
 
@@ -9146,12 +9594,21 @@ def _es_f55(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f55(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'IndexNumber', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'IndexNumber', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -9329,12 +9786,21 @@ def _es_f73(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f73(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -9346,12 +9812,21 @@ def _es_f74(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f74(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -9425,12 +9900,21 @@ def _es_f78(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f78(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'NaturalOffset', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'NaturalOffset', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -9442,12 +9926,21 @@ def _es_f79(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f79(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -9525,12 +10018,23 @@ def _es_f84(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f84(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'ObservedIDCode', _x, 1, 4294967295); r.pos += 1
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'ObservedIDCode', _x, 1, 4294967295); r.pos += 1
     else:
-        _x = r.uint()
-        if _x < 1 or _x > 4294967295: range_violation(r, 'ObservedIDCode', _x, 1, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x < 1 or _x > 4294967295: range_violation(r, 'ObservedIDCode', _x, 1, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -9646,12 +10150,21 @@ def _es_f95(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f95(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'PackageSeparationTime', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'PackageSeparationTime', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -9682,12 +10195,21 @@ def _es_f97(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f97(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'Port', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'Port', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -9723,12 +10245,21 @@ def _es_f103(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f103(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'PulseDuration', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'PulseDuration', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -9740,12 +10271,21 @@ def _es_f104(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f104(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'PulseSeparationTime', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'PulseSeparationTime', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -9776,12 +10316,21 @@ def _es_f113(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f113(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -9793,12 +10342,21 @@ def _es_f114(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f114(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -9810,12 +10368,21 @@ def _es_f115(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f115(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -9854,12 +10421,23 @@ def _es_f119(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f119(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'RxIdentifier', _x, 1, 4294967295); r.pos += 1
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'RxIdentifier', _x, 1, 4294967295); r.pos += 1
     else:
-        _x = r.uint()
-        if _x < 1 or _x > 4294967295: range_violation(r, 'RxIdentifier', _x, 1, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x < 1 or _x > 4294967295: range_violation(r, 'RxIdentifier', _x, 1, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -9891,12 +10469,21 @@ def _es_f122(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f122(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'SDMaxGroundClearanceSupport', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'SDMaxGroundClearanceSupport', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -9908,12 +10495,21 @@ def _es_f123(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f123(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'SDMaxGroundClearence', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'SDMaxGroundClearence', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -9925,12 +10521,21 @@ def _es_f125(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f125(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'SDMinGroundClearanceSupport', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'SDMinGroundClearanceSupport', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -9942,12 +10547,21 @@ def _es_f126(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f126(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'SDMinGroundClearence', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'SDMinGroundClearence', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -10088,12 +10702,23 @@ def _es_f151(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f151(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
     else:
-        _x = r.uint()
-        if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -10105,12 +10730,21 @@ def _es_f152(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f152(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -10122,12 +10756,21 @@ def _es_f153(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f153(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -10139,12 +10782,23 @@ def _es_f156(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f156(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TxIdentifier', _x, 1, 4294967295); r.pos += 1
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TxIdentifier', _x, 1, 4294967295); r.pos += 1
     else:
-        _x = r.uint()
-        if _x < 1 or _x > 4294967295: range_violation(r, 'TxIdentifier', _x, 1, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x < 1 or _x > 4294967295: range_violation(r, 'TxIdentifier', _x, 1, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -10156,12 +10810,23 @@ def _es_f158(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f158(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TxRxIdentifier', _x, 1, 4294967295); r.pos += 1
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TxRxIdentifier', _x, 1, 4294967295); r.pos += 1
     else:
-        _x = r.uint()
-        if _x < 1 or _x > 4294967295: range_violation(r, 'TxRxIdentifier', _x, 1, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x < 1 or _x > 4294967295: range_violation(r, 'TxRxIdentifier', _x, 1, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -10173,12 +10838,21 @@ def _es_f162(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f162(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -10367,11 +11041,20 @@ def _es_f189(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f189(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            expect_ee(r)
     return _x
 
 

@@ -605,11 +605,20 @@ def _d_SignatureMethod(r: BitReader) -> SignatureMethod:
         _p = 'HMACOutputLength'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -2150,11 +2159,20 @@ def _d_X509IssuerSerial(r: BitReader) -> X509IssuerSerial:
         _p = 'X509SerialNumber'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2935,11 +2953,20 @@ def _es_f6(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f6(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            expect_ee(r)
     return _x
 
 
@@ -3236,11 +3263,20 @@ def _es_f41(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f41(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            expect_ee(r)
     return _x
 
 
