@@ -26,6 +26,10 @@ HERE = Path(__file__).resolve().parent
 TARGETS: dict[str, tuple[int | None, int | None]] = {
     "decode CurrentDemandReq": (116_000, 331_102),
     "decode CurrentDemandReq, cold caches": (None, 331_102),
+    "decode CurrentDemandReq, values changing": (80_000, 171_000),
+    "decode DC_ChargeLoopReq, values changing": (None, None),
+    "encode CurrentDemandRes, new values": (50_000, None),
+    "encode DC_ChargeLoopRes, new values": (50_000, None),
     "encode CurrentDemandReq": (107_000, 195_913),
     "decode CurrentDemandRes": (None, 409_492),
     "encode CurrentDemandRes": (None, 254_565),
@@ -76,6 +80,107 @@ def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
             if type(getattr(body, f.name)) is exi.iso2.PhysicalValue
         }
         return exi.message(dataclasses.replace(body, **pvs))
+
+    def changing(build: Callable[[int], Any], schema: str) -> Callable[[], Callable[[], Any]]:
+        """Decoding 1,000 prepared messages in turn whose values all differ (every
+        PhysicalValue / RationalNumber, the SoC, times): no value cache finds one."""
+
+        def setup() -> Callable[[], Any]:
+            streams = [codec.encode(build(i)) for i in range(1000)]
+            turn = iter(range(10**9))
+            return lambda: codec.decode(streams[next(turn) % 1000], schema)
+
+        return setup
+
+    def new_values(build: Callable[[int], Any]) -> Callable[[], Callable[[], Any]]:
+        """Encoding 1,000 prepared responses in turn, each a new object whose measured
+        values differ (present voltage and current, the meter reading); what the core
+        keeps between responses (status, limits, EVSEID) is the same object."""
+
+        def setup() -> Callable[[], Any]:
+            msgs = [build(i) for i in range(1000)]
+            turn = iter(range(10**9))
+            return lambda: codec.encode(msgs[next(turn) % 1000])
+
+        return setup
+
+    def vary(value: Any, i: int, salt: int = 0) -> Any:
+        """``value`` with every PhysicalValue / RationalNumber value, SoC and remaining
+        time in it set from ``i`` (each field a different number)."""
+        import dataclasses
+
+        if not dataclasses.is_dataclass(value):
+            return value
+        name = type(value).__name__
+        if name in ("PhysicalValue", "RationalNumber"):
+            return dataclasses.replace(value, value=100 + (i * 13 + salt * 101) % 20000)
+        changes = {}
+        for n, f in enumerate(dataclasses.fields(value)):
+            x = getattr(value, f.name)
+            if dataclasses.is_dataclass(x):
+                changes[f.name] = vary(x, i, salt * 16 + n + 1)
+            elif type(x) is int and ("soc" in f.name or "remaining" in f.name):
+                changes[f.name] = (i + n) % 101
+            elif f.name == "time_stamp":
+                changes[f.name] = 1_700_000_000 + i
+        return dataclasses.replace(value, **changes)
+
+    def cdreq_changing(i: int) -> Any:
+        import exi
+
+        return exi.message(vary(exi.fill(exi.iso2.CurrentDemandReq), i))
+
+    def clreq_changing(i: int) -> Any:
+        import exi
+
+        sch = {"CLReqControlMode": "Scheduled_DC_CLReqControlMode"}
+        return vary(exi.fill(exi.iso20_dc.DC_ChargeLoopReq, prefer=sch, mod=exi.iso20_dc), i)
+
+    cdres_base: list[Any] = []
+
+    def cdres_new(i: int) -> Any:
+        import dataclasses
+
+        import exi
+
+        if not cdres_base:
+            body = exi.fill(exi.iso2.CurrentDemandRes)
+            header = exi.iso2.MessageHeader(session_id=bytes.fromhex("0102030405060708"))
+            cdres_base.extend((body, header))
+        body, header = cdres_base
+        pv = exi.iso2.PhysicalValue
+        new = dataclasses.replace(
+            body,
+            evse_present_voltage=pv(multiplier=-1, unit=exi.iso2.UnitSymbol.V, value=3500 + i),
+            evse_present_current=pv(multiplier=-1, unit=exi.iso2.UnitSymbol.A, value=100 + i),
+            meter_info=dataclasses.replace(body.meter_info, meter_reading=10_000 + i),
+        )
+        return exi.iso2.V2G_Message(header=header, body=exi.iso2.Body(body_element=new))
+
+    clres_base: list[Any] = []
+
+    def clres_new(i: int) -> Any:
+        import dataclasses
+
+        import exi
+
+        dcm = exi.iso20_dc
+        if not clres_base:
+            res = {"CLResControlMode": "Scheduled_DC_CLResControlMode"}
+            clres_base.append(
+                dataclasses.replace(
+                    exi.fill(dcm.DC_ChargeLoopRes, prefer=res, mod=dcm), receipt=None
+                )
+            )
+        (body,) = clres_base
+        rn = dcm.RationalNumber
+        return dataclasses.replace(
+            body,
+            header=dataclasses.replace(body.header, time_stamp=1_700_000_000 + i),
+            evse_present_voltage=rn(exponent=-1, value=3500 + i),
+            evse_present_current=rn(exponent=-1, value=100 + i),
+            meter_info=dataclasses.replace(body.meter_info, charged_energy_reading_wh=10_000 + i),
+        )
 
     def cdres() -> Any:
         import exi
@@ -227,6 +332,10 @@ def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
         "decode CurrentDemandReq": dec(cdreq),
         "decode CurrentDemandReq, cold caches": cold(cdreq_distinct),
         "encode CurrentDemandReq": enc(cdreq),
+        "decode CurrentDemandReq, values changing": changing(cdreq_changing, "iso2"),
+        "decode DC_ChargeLoopReq, values changing": changing(clreq_changing, "iso20-dc"),
+        "encode CurrentDemandRes, new values": new_values(cdres_new),
+        "encode DC_ChargeLoopRes, new values": new_values(clres_new),
         "decode CurrentDemandRes": dec(cdres),
         "encode CurrentDemandRes": enc(cdres),
         "decode SessionSetupReq": dec(setup_req),
