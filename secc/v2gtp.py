@@ -117,8 +117,8 @@ def _frame(payload_type: int, payload: bytes) -> Frame:
     return frame
 
 
-_set_type = Frame.payload_type.__set__  # type: ignore[attr-defined]
-_set_payload = Frame.payload.__set__  # type: ignore[attr-defined]
+_set_type = getattr(Frame, "payload_type").__set__  # noqa: B009 - the slot's descriptor
+_set_payload = getattr(Frame, "payload").__set__  # noqa: B009
 
 
 def encode_header(payload_type: int, length: int) -> bytes:
